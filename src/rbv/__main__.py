@@ -1,0 +1,3 @@
+from rbv.cli.app import main
+
+main()

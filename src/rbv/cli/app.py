@@ -1,0 +1,84 @@
+"""The ``rbv`` command: root options, command registration, error handling."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from rbv import __version__
+from rbv.cli import migrate, stats
+from rbv.config import Settings
+from rbv.errors import RbvError
+
+
+class _RbvGroup(TyperGroup):
+    """Turns :class:`RbvError` into one ``Error: …`` line and its exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RbvError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("Interrupted; work committed so far is kept. Re-run to continue.", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    name="rbv",
+    cls=_RbvGroup,
+    help="Find every face in a photo library and group faces into persons.\n\n"
+    "Data lives in PostgreSQL + pgvector: rbv's own embedded server by default, "
+    "or the server named by --database / DATABASE_URL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # never print locals (they may hold secrets)
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rbv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            help="PostgreSQL URL. Default: $DATABASE_URL, else the embedded server.",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the embedded database lives. Default: $RBV_DATA_DIR or "
+            "~/.local/share/rbv.",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    ctx.obj = Settings.from_env(os.environ, database_url=database, data_dir=data_dir)
+
+
+app.command("migrate")(migrate.migrate)
+app.command("stats")(stats.stats)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,47 @@
+"""``rbv stats``: what is in the database."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.store import open_database
+from rbv.store.stats import library_stats
+
+
+def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Show images, faces, persons and unassigned faces per model pack, and the last runs.
+
+    Examples:
+
+        rbv stats
+
+        rbv stats --json | jq '.packs[0].unassigned_faces'
+    """
+    db = open_database(settings_of(ctx, database_url=database))
+    with db.connect() as conn:
+        report = library_stats(conn)
+    if as_json:
+        print_json(report)
+        return
+    console = Console()
+    im = report["images"]
+    console.print(
+        f"Images: {im['images']:,} ({im['catalogued']:,} catalogued, {im['failed']:,} failed), "
+        f"{im['paths']:,} paths, {im['bytes'] / 1e9:.2f} GB ({db.display})"
+    )
+    packs = Table("pack", "dim", "scanned", "scan failures", "faces", "unassigned", "persons",
+                  "named", title="Per model pack")
+    for p in report["packs"]:
+        packs.add_row(p["pack"], str(p["embedding_dim"]), f"{p['images_scanned']:,}",
+                      f"{p['scan_failures']:,}", f"{p['faces']:,}", f"{p['unassigned_faces']:,}",
+                      f"{p['persons']:,}", f"{p['named_persons']:,}")
+    console.print(packs)
+    if report["last_runs"]:
+        runs = Table("command", "status", "started", "finished", title="Last runs")
+        for r in report["last_runs"]:
+            runs.add_row(r["command"], r["status"], f"{r['started_at']:%Y-%m-%d %H:%M}",
+                         f"{r['finished_at']:%H:%M:%S}" if r["finished_at"] else "-")
+        console.print(runs)

@@ -1,0 +1,57 @@
+"""One typed settings object, built once at the CLI root and passed down.
+
+Core code never reads ``os.environ``: the CLI calls :meth:`Settings.from_env` with the
+process environment and command-line overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV_PREFIX = "RBV_"
+
+
+def default_data_dir() -> Path:
+    """Where rbv keeps its embedded database and caches (XDG data dir on Linux)."""
+    return Path(platformdirs.user_data_dir("rbv", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know about its environment.
+
+    ``database_url`` None means: use the embedded PostgreSQL under ``data_dir / "pg"``.
+    """
+
+    database_url: str | None = None
+    data_dir: Path = Path()
+    model_pack: str = "buffalo_l"
+    device: str = "auto"
+    connect_timeout_s: int = 10
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build settings from ``RBV_*`` / ``DATABASE_URL`` variables, then apply
+        non-None ``overrides`` (command-line options win over the environment)."""
+        values: dict[str, Any] = {
+            "database_url": environ.get(ENV_PREFIX + "DATABASE_URL")
+            or environ.get("DATABASE_URL")
+            or None,
+            "data_dir": Path(environ[ENV_PREFIX + "DATA_DIR"]).expanduser()
+            if environ.get(ENV_PREFIX + "DATA_DIR")
+            else default_data_dir(),
+        }
+        for name in ("model_pack", "device"):
+            if environ.get(ENV_PREFIX + name.upper()):
+                values[name] = environ[ENV_PREFIX + name.upper()]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the non-None ``overrides`` applied."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})

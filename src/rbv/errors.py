@@ -1,0 +1,48 @@
+"""Errors users see. Each message says what went wrong and what to do about it.
+
+Core code raises these and never prints or exits; the CLI turns them into one
+``Error: …`` line on stderr and the exit code below.
+"""
+
+from __future__ import annotations
+
+EXIT_ERROR = 1
+"""A user-fixable problem (bad option, unreachable database, missing schema)."""
+EXIT_UNAVAILABLE = 2
+"""A server needed for the run is down; state was saved, re-run later to resume."""
+EXIT_PARTIAL = 3
+"""The run finished, but some items failed; they are retried on the next run."""
+
+
+class RbvError(Exception):
+    """Base of every error shown to users as one line."""
+
+    exit_code = EXIT_ERROR
+
+
+class ConfigError(RbvError):
+    """An option or environment variable has a value rbv cannot use."""
+
+
+class DatabaseUnavailable(RbvError):
+    """The PostgreSQL server cannot be reached or refuses the connection."""
+
+
+class PgvectorMissing(RbvError):
+    """The PostgreSQL server has no pgvector extension."""
+
+
+class SchemaNotReady(RbvError):
+    """The database schema is missing or older than this rbv; run `rbv migrate`."""
+
+
+class SchemaTooNew(RbvError):
+    """The database was migrated by a newer rbv."""
+
+
+class MigrationError(RbvError):
+    """A migration file failed to apply; nothing of it was kept."""
+
+
+class EmbeddedServerError(RbvError):
+    """The embedded PostgreSQL server could not be started."""

