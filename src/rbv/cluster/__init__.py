@@ -1,0 +1,1 @@
+"""Grouping faces into persons: k-NN graph, clustering methods, assignment, metrics."""

@@ -1,0 +1,1 @@
+"""Dedup report, export-swap, contact sheets."""

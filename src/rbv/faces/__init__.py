@@ -1,0 +1,1 @@
+"""Face engine: providers, model packs, detection, alignment, recognition, quality."""

@@ -1,0 +1,48 @@
+"""The face layer's contract with the rest of rbv (local ONNX or a remote server)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rbv.media.types import DecodedImage
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected and embedded face, in the pixels of the oriented original."""
+
+    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2
+    landmarks: NDArray[np.float32] | None  # (5, 2): eyes, nose, mouth corners
+    det_score: float
+    embedding: NDArray[np.float32]  # L2-normalised, width = the pack's
+    blur: float | None = None  # Laplacian variance of the aligned 112×112 crop
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    """Identity of a model pack: faces of different packs are never compared."""
+
+    name: str
+    files: dict[str, str]  # file name -> sha256
+    embedding_dim: int
+
+
+@dataclass(frozen=True)
+class ImageFaces:
+    """Everything one image yielded."""
+
+    faces: list[Face]
+    clip_embedding: NDArray[np.float32] | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class FaceAnalyzer(Protocol):
+    """Detect + embed faces of one image (local ONNX Runtime or a remote server)."""
+
+    pack: PackInfo
+
+    def analyze(self, image: DecodedImage) -> ImageFaces: ...

@@ -1,0 +1,1 @@
+"""Immich REST client and staging."""

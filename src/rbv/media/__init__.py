@@ -1,0 +1,1 @@
+"""Discovery (galleries, chunks, roots, globs), decoding, EXIF and hashing."""

@@ -1,0 +1,1 @@
+"""Client for a remote inference server speaking the Immich machine-learning protocol."""
