@@ -46,3 +46,15 @@ class MigrationError(RbvError):
 
 class EmbeddedServerError(RbvError):
     """The embedded PostgreSQL server could not be started."""
+
+
+class ClusterBusy(RbvError):
+    """Another clustering run or person edit holds the pack's lock."""
+
+
+class PackNotFound(RbvError):
+    """No faces were stored for the model pack named."""
+
+
+class PersonNotFound(RbvError):
+    """A person reference (uuid, uuid prefix or name) matches no person, or several."""
