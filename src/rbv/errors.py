@@ -46,3 +46,11 @@ class MigrationError(RbvError):
 
 class EmbeddedServerError(RbvError):
     """The embedded PostgreSQL server could not be started."""
+
+
+class ImageUnreadable(RbvError):
+    """One file cannot be catalogued or decoded (recorded, retried on the next run)."""
+
+
+class ImageTooLarge(ImageUnreadable):
+    """An image has more pixels than the decompression-bomb guard allows."""
