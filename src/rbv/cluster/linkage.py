@@ -19,8 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import coo_matrix
-from scipy.spatial.distance import squareform
 from scipy.sparse.csgraph import connected_components as sparse_components
+from scipy.spatial.distance import squareform
 
 from rbv.cluster.constraints import NO_ANCHOR, Constraints, enforce
 from rbv.cluster.knn import KnnGraph, normalize
@@ -102,7 +102,7 @@ def _blocks(labels: NDArray[np.int64], edges: Edges, threshold: float,
 
 def _average_linkage(x: NDArray[np.float32], threshold: float,
                      constraints: Constraints) -> NDArray[np.int64]:
-    m = x.shape[0]
+
     dist = np.clip(1.0 - (x @ x.T).astype(np.float64), 0.0, 2.0)
     if len(constraints.cannot):
         c = constraints.cannot

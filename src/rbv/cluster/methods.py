@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,7 +16,7 @@ DEFAULT_THRESHOLD = 0.65
 """Cosine similarity users know from buffalo_l; packs may carry a calibrated one."""
 
 
-class Method(str, Enum):
+class Method(StrEnum):
     """How faces are grouped."""
 
     connected = "connected"

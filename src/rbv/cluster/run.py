@@ -40,9 +40,9 @@ from rbv.store.assignments import (
     write_assignments,
 )
 from rbv.store.connection import Database
+from rbv.store.locks import person_lock
 from rbv.store.pack_lookup import find_pack, pack_settings
 from rbv.store.packs import PackRow
-from rbv.store.locks import person_lock
 from rbv.store.runs import finish_run, start_run
 
 HNSW_BATCH_LIMIT = 5_000
@@ -103,11 +103,15 @@ def resolve_threshold(settings: dict[str, Any], method: Method,
 
 
 def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
-                 progress: Progress = lambda _: None) -> ClusterReport:
-    """Run one clustering of the pack's faces and return what it did."""
+                 progress: Progress = lambda _: None, *,
+                 sole_fallback: bool = False) -> ClusterReport:
+    """Run one clustering of the pack's faces and return what it did.
+
+    ``sole_fallback``: when no pack has that name, use the database's only pack.
+    """
     started = time.perf_counter()
     with db.connect() as conn:
-        pack = find_pack(conn, pack_name)
+        pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
         threshold, source = resolve_threshold(pack_settings(conn, pack.id), options.method,
                                               options.threshold)
     match = options.match_threshold or min(0.99, threshold + MATCH_MARGIN)
@@ -261,9 +265,9 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     position = {f: i for i, f in enumerate(faces.ids.tolist())}
     evicted = 0
     for face, person in facts.rejections:
-        i = position.get(face)
-        if i is not None and not faces.manual[i] and person_of[int(labels[i])] == person:
-            fresh[i] = uuid.uuid4()
+        at = position.get(face)
+        if at is not None and not faces.manual[at] and person_of[int(labels[at])] == person:
+            fresh[at] = uuid.uuid4()
             evicted += 1
     new_ids = [p for p in set(person_of.values()) if p not in _existing(faces)] + list(
         fresh.values())

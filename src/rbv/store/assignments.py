@@ -61,7 +61,7 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
             images.append(image_id)
             persons.append(person_id)
             manual.append(is_manual)
-            vectors.append(vec)
+            vectors.append(vec.to_numpy())
     emb = (np.stack(vectors).astype(np.float32) if vectors
            else np.empty((0, pack.embedding_dim), np.float32))
     return PackFaces(np.array(ids, np.int64), np.array(images, np.int64), persons,
@@ -94,8 +94,15 @@ def assigned_neighbors(
 ) -> dict[int, list[Neighbor]]:
     """For each face, its ``k`` most similar faces that have a person, found with the
     pack's HNSW index (pgvector iterative scan skips the unassigned ones)."""
-    conn.execute("SET LOCAL hnsw.ef_search = %s", (max(ef_search, k),))
-    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    out: dict[int, list[Neighbor]] = {int(f): [] for f in face_ids}
+    any_assigned = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM face_detections WHERE pack_id = %s "
+        "AND person_id IS NOT NULL)", (pack.id,)).fetchone()
+    if not face_ids or not any_assigned or not any_assigned[0]:
+        return out
+    conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
+                 "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                 (str(max(ef_search, k)),))
     vec = vector_expr(pack)
     query = sql.SQL(
         """
@@ -111,7 +118,6 @@ def assigned_neighbors(
         WHERE q.id = ANY(%s)
         """
     ).format(vec=vec, pack=sql.Literal(pack.id), k=sql.Literal(k))
-    out: dict[int, list[Neighbor]] = {int(f): [] for f in face_ids}
     for q, f, p, img, s in conn.execute(query, (list(face_ids),)):
         out[int(q)].append(Neighbor(int(f), p, int(img), float(s)))
     return out

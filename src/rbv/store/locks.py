@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+
 from rbv.errors import ClusterBusy
 from rbv.store.connection import Database
 

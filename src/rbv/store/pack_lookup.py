@@ -12,10 +12,12 @@ from rbv.errors import PackNotFound
 from rbv.store.packs import PackRow
 
 
-def find_pack(conn: psycopg.Connection, name_or_path: str | None) -> PackRow:
+def find_pack(conn: psycopg.Connection, name_or_path: str | None, *,
+              sole_fallback: bool = False) -> PackRow:
     """The pack registered under this name (a path counts by its folder name).
 
-    With ``None``, the only pack in the database; an error lists the choices.
+    With ``None`` (or ``sole_fallback`` and no such name), the only pack in the
+    database; otherwise an error that lists the choices.
     """
     rows = [PackRow(*r) for r in conn.execute(
         "SELECT id, name, fingerprint, embedding_dim FROM model_packs ORDER BY id")]
@@ -24,7 +26,7 @@ def find_pack(conn: psycopg.Connection, name_or_path: str | None) -> PackRow:
         matches = [p for p in rows if p.name in (name, name_or_path)]
         if matches:
             return matches[-1]
-    elif len(rows) == 1:
+    if (name_or_path is None or sole_fallback) and len(rows) == 1:
         return rows[0]
     known = ", ".join(sorted({p.name for p in rows})) or "none yet; run `rbv index` first"
     wanted = f"no faces for model pack {name_or_path!r}" if name_or_path else "several packs"
