@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import cluster, embed, index, migrate, stats
+from rbv.cli import cluster, embed, index, migrate, persons, stats
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -80,6 +80,7 @@ app.command("stats")(stats.stats)
 app.command("index")(index.index)
 app.command("embed")(embed.embed)
 app.command("cluster")(cluster.cluster)
+app.add_typer(persons.app, name="persons")
 
 
 def main() -> None:
