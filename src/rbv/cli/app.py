@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import cluster, embed, index, migrate, persons, stats
+from rbv.cli import cluster, embed, eval, index, migrate, persons, stats
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -81,6 +81,7 @@ app.command("index")(index.index)
 app.command("embed")(embed.embed)
 app.command("cluster")(cluster.cluster)
 app.add_typer(persons.app, name="persons")
+app.command("eval")(eval.eval_)
 
 
 def main() -> None:

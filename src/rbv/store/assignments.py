@@ -181,3 +181,15 @@ def delete_empty_persons(conn: psycopg.Connection, pack: PackRow) -> int:
         (pack.id,),
     )
     return cur.rowcount
+
+
+def faces_with_paths(conn: psycopg.Connection, pack: PackRow) -> list[tuple[int, str, float]]:
+    """(face id, every path of its photo, box area) for the pack's faces."""
+    return [(int(f), str(p), float(a)) for f, p, a in conn.execute(
+        """
+        SELECT f.id, ip.path, (f.x2 - f.x1) * (f.y2 - f.y1)
+        FROM face_detections f JOIN image_paths ip ON ip.image_id = f.image_id
+        WHERE f.pack_id = %s
+        """,
+        (pack.id,),
+    )]
