@@ -66,3 +66,11 @@ class PackNotFound(RbvError):
 
 class PersonNotFound(RbvError):
     """A person reference (uuid, uuid prefix or name) matches no person, or several."""
+
+
+class ModelPackError(RbvError):
+    """A model pack is missing, incomplete or unreadable; the message says where to put it."""
+
+
+class DeviceUnavailable(RbvError):
+    """The requested inference device is not offered by the installed ONNX Runtime."""
