@@ -70,13 +70,12 @@ def _print(report: EvalReport) -> None:
     console.print(f"Pack {report.pack}: {report.labelled_faces} labelled faces of "
                   f"{report.identities} identities ({report.images} photos, "
                   f"{report.photos_without_face} without a detected face); {report.database}")
-    table = Table("method", "threshold", "clusters", "pairwise P", "pairwise R", "pairwise F",
-                  "BCubed P", "BCubed R", "BCubed F", title="At the configured thresholds")
+    table = Table("method", "threshold", "clusters", "pairwise P / R / F", "BCubed P / R / F",
+                  title="At the configured thresholds")
     for s in report.scores:
         table.add_row(s.method, f"{s.threshold:.2f}", str(s.clusters),
-                      *(f"{v:.3f}" for v in (s.pairwise.precision, s.pairwise.recall,
-                                             s.pairwise.f1, s.bcubed.precision, s.bcubed.recall,
-                                             s.bcubed.f1)))
+                      f"{s.pairwise.precision:.3f} / {s.pairwise.recall:.3f} / {s.pairwise.f1:.3f}",
+                      f"{s.bcubed.precision:.3f} / {s.bcubed.recall:.3f} / {s.bcubed.f1:.3f}")
     console.print(table)
     if not report.calibration:
         return

@@ -11,7 +11,7 @@ def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
 
     Raises the face engine's errors (pack missing, device unavailable) unchanged.
     """
-    from rbv.faces.engine import load_analyzer  # heavy import: only when embedding
+    from rbv.faces.analyzer import load_analyzer  # heavy import: only when embedding
 
     analyzer: FaceAnalyzer = load_analyzer(settings.model_pack, device=settings.device)
     return analyzer
