@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 DEFAULT_K = 30
 EXACT_LIMIT = 60_000
-_BLOCK_BYTES = 256 * 2**20  # one block of similarities at a time
+_BLOCK_BYTES = 32 * 2**20  # one block of similarities at a time (plus its top-k index)
 
 
 @dataclass(frozen=True)
