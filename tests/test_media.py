@@ -18,7 +18,8 @@ from rbv.media.hashing import digest_file
 from rbv.media.sniff import sniff_format
 from tests.conftest import FACES, MISC, SHARED
 
-MANIFEST = {row["path"]: row for row in csv.DictReader(open(SHARED / "data" / "manifest.csv"))}
+MANIFEST = {row["path"]: row for row in
+            csv.DictReader((SHARED / "data" / "manifest.csv").read_text().splitlines())}
 
 
 def _format_of(path: Path) -> str:
