@@ -22,7 +22,7 @@ import psycopg
 from rbv.config import Settings
 from rbv.errors import ImageUnreadable
 from rbv.faces.types import Face, FaceAnalyzer, ImageFaces
-from rbv.jobs.recording import recorded_run
+from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import decode_for_detection
 from rbv.media.types import DecodedImage
@@ -79,16 +79,6 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> PackRow:
     """Register the analyzer's pack, queue every catalogued image it has not scanned,
     and take back claims of dead workers."""
@@ -96,7 +86,7 @@ def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> Pa
         pack = register_pack(conn, analyzer.pack.name, analyzer.pack.files,
                              analyzer.pack.embedding_dim)
         enqueue_catalogued(conn, pack.id)
-        release_dead_claims(conn, pack.id, socket.gethostname(), _pid_alive,
+        release_dead_claims(conn, pack.id, socket.gethostname(), process_alive,
                             settings.stale_claim_minutes)
     return pack
 
