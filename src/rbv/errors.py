@@ -54,3 +54,11 @@ class ImageUnreadable(RbvError):
 
 class ImageTooLarge(ImageUnreadable):
     """An image has more pixels than the decompression-bomb guard allows."""
+
+
+class ModelPackError(RbvError):
+    """A model pack is missing, incomplete or unreadable; the message says where to put it."""
+
+
+class DeviceUnavailable(RbvError):
+    """The requested inference device is not offered by the installed ONNX Runtime."""
