@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from rbv.store import Database
-from rbv.store.runs import finish_run, start_run
+from rbv.store.runs import close_dead_runs, finish_run, start_run
 
 
 @dataclass
@@ -20,11 +22,23 @@ class RunRecord:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with that id still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
 @contextmanager
 def recorded_run(db: Database, command: str, parameters: Mapping[str, Any]) -> Iterator[RunRecord]:
     """Record the run as ``running`` now, and its outcome when the block ends
     (``interrupted`` on Ctrl-C, ``failed`` on an error)."""
     with db.transaction() as conn:
+        close_dead_runs(conn, socket.gethostname(), process_alive)
         record = RunRecord(start_run(conn, command, parameters))
     try:
         yield record

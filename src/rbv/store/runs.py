@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -35,3 +35,18 @@ def finish_run(
         "UPDATE runs SET status = %s, counts = %s, finished_at = now() WHERE id = %s",
         (status, json.dumps(dict(counts), default=str), run_id),
     )
+
+
+def close_dead_runs(conn: psycopg.Connection, host: str, is_alive: Callable[[int], bool]) -> int:
+    """Mark ``interrupted`` the runs of this host still ``running`` whose process is gone
+    (killed or crashed); returns how many."""
+    rows = conn.execute(
+        "SELECT id, pid FROM runs WHERE status = 'running' AND host = %s", (host,)
+    ).fetchall()
+    dead = [int(r[0]) for r in rows if r[1] is None or not is_alive(int(r[1]))]
+    if dead:
+        conn.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = now() WHERE id = ANY(%s)",
+            (dead,),
+        )
+    return len(dead)
