@@ -10,7 +10,7 @@ many in few), and a share of photos hold two faces of different identities
 For each size × dimension it builds the k-NN graph once, then times each method on it
 in a child process (peak memory: the child's, which includes the inherited data and
 graph); a method's time is graph + clustering, i.e. a full re-cluster. It also times
-1,000 new faces matched into the rest (incremental, exact numpy search). It then runs scikit-learn's
+1,000 new faces matched into the rest (incremental, exact search). It then runs scikit-learn's
 AgglomerativeClustering (cosine, average linkage, the same threshold) on the same data
 where it fits (``--sklearn-max``, default 20k; it needs O(n²) memory) and prints the
 time ratio and the BCubed F of each against the true identities.
@@ -104,11 +104,17 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float) 
           "process's, or the child's own pages for methods)")
     results: dict[str, dict[str, Any]] = {}
 
-    started = time.perf_counter()
-    graph = build_knn_graph(x, DEFAULT_K)  # once; each method's child inherits it
-    graph_s = time.perf_counter() - started
-    print(f"{'k-NN graph (k=' + str(DEFAULT_K) + ')':<28}{graph_s:>10.2f}{_peak_mb():>10.0f}"
-          f"{'-':>10}  {'exact' if n <= EXACT_LIMIT else 'faiss IVF'}; added to each method")
+    # The graph is built once, in a child: faiss's OpenMP threads must never start in
+    # this process, or forked children that use faiss would hang. Children of the
+    # methods inherit the graph.
+    built = measure(lambda: {"graph": build_knn_graph(x, DEFAULT_K)}, timeout)
+    if "graph" not in built:
+        print(f"k-NN graph: {built.get('error')}")
+        return
+    graph, graph_s = built["graph"], built["seconds"]
+    print(f"{'k-NN graph (k=' + str(DEFAULT_K) + ')':<28}{graph_s:>10.2f}"
+          f"{built['peak_mb']:>10.0f}{'-':>10}  "
+          f"{'exact' if n <= EXACT_LIMIT else 'faiss IVF'}; added to each method")
 
     def method_job(method: Method) -> Callable[[], dict[str, Any]]:
         def job() -> dict[str, Any]:
