@@ -136,7 +136,7 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float) 
                               rejections={}, taken=set())
         right = sum(m.person == truth[m.face] for m in matches)
         return {"note": f"{new} new faces: {len(matches)} matched ({right} right) in "
-                        f"{time.perf_counter() - t:.2f} s (numpy exact; the DB path uses "
+                        f"{time.perf_counter() - t:.2f} s (exact, faiss flat; the DB path uses "
                         "pgvector HNSW)"}
 
     def sklearn_job() -> dict[str, Any]:
