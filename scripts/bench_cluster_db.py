@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--faces", type=_size, default=20_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--new", type=_size, default=1_000)
+    parser.add_argument("--vacuum", action="store_true", help="VACUUM between the runs")
     parser.add_argument("--database", default=None, help="a server URL (default: a "
                         "scratch embedded server)")
     args = parser.parse_args()
@@ -71,11 +72,24 @@ def main() -> None:
     print(f"{args.faces:,} faces × {args.dim}-d on {db.display}: load {load_s:.1f} s, "
           f"HNSW build {index_s:.1f} s")
 
-    full = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD, full=True))
+    clock = [time.perf_counter()]
+
+    def stage(text: str) -> None:
+        now = time.perf_counter()
+        print(f"  +{now - clock[0]:6.2f} s  {text}")
+        clock[0] = now
+
+    full = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD, full=True), stage)
     print(f"rbv cluster --full: {full.seconds:.1f} s for {full.faces:,} faces "
           f"({full.new_persons:,} persons)")
+    if args.vacuum:
+        t = time.perf_counter()
+        with db.connect(autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE) face_detections")
+        print(f"VACUUM (ANALYZE) after the full run: {time.perf_counter() - t:.1f} s")
     load(new, pack.id)
-    inc = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD))
+    clock[0] = time.perf_counter()
+    inc = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD), stage)
     print(f"rbv cluster (incremental): {inc.seconds:.2f} s for {inc.considered:,} new faces "
           f"({inc.matched:,} matched, {inc.new_persons:,} new persons)")
     per_full = full.seconds / max(1, full.faces)

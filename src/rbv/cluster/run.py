@@ -37,6 +37,7 @@ from rbv.store.assignments import (
     load_faces,
     load_manual_facts,
     person_images,
+    vacuum_faces,
     write_assignments,
 )
 from rbv.store.connection import Database
@@ -45,6 +46,10 @@ from rbv.store.pack_lookup import find_pack, pack_settings
 from rbv.store.packs import PackRow
 from rbv.store.runs import finish_run, start_run
 
+MATCH_NEIGHBORS = 10
+"""Assigned faces fetched per new face for matching (HNSW ef_search 40)."""
+VACUUM_AFTER = 5_000
+"""A run that rewrote at least this many faces vacuums face_detections afterwards."""
 HNSW_BATCH_LIMIT = 5_000
 """Above this many new faces, matching loads the embeddings and works in numpy."""
 
@@ -134,6 +139,12 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
                 report.seconds = round(time.perf_counter() - started, 3)
                 finish_run(conn, run_id, "ok", _counts(report))
                 conn.commit()
+                written = report.matched + (report.reassigned if report.full
+                                            else report.clustered)
+                if written >= VACUUM_AFTER:
+                    progress("vacuuming face_detections")
+                    vacuum_faces(db)
+                    report.notes.append(f"vacuumed face_detections after {written:,} updates")
             except BaseException as exc:
                 conn.rollback()
                 status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -175,7 +186,8 @@ def _incremental(conn: psycopg.Connection, pack: PackRow, options: ClusterOption
     image_of = dict(zip(new.ids.tolist(), new.image_ids.tolist(), strict=True))
 
     progress(f"matching {len(new):,} new faces to known persons")
-    candidates = _candidates(conn, pack, new, options.k)
+    candidates = _candidates(conn, pack, new, MATCH_NEIGHBORS)
+    progress(f"writing matches of {len(new):,} new faces")
     known = sorted({c.person for cands in candidates.values() for c in cands})
     matches = match_faces(candidates, match, image_of=image_of, rejections=rejections,
                           taken=person_images(conn, known))

@@ -11,6 +11,7 @@ import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
 
+from rbv.store.connection import Database
 from rbv.store.packs import PackRow, vector_expr
 
 
@@ -90,7 +91,7 @@ class Neighbor:
 
 
 def assigned_neighbors(
-    conn: psycopg.Connection, pack: PackRow, face_ids: Sequence[int], k: int, ef_search: int = 100
+    conn: psycopg.Connection, pack: PackRow, face_ids: Sequence[int], k: int, ef_search: int = 40
 ) -> dict[int, list[Neighbor]]:
     """For each face, its ``k`` most similar faces that have a person, found with the
     pack's HNSW index (pgvector iterative scan skips the unassigned ones)."""
@@ -100,8 +101,11 @@ def assigned_neighbors(
         "AND person_id IS NOT NULL)", (pack.id,)).fetchone()
     if not face_ids or not any_assigned or not any_assigned[0]:
         return out
+    # The planner prices the per-face index scan of a LATERAL join poorly and may sort
+    # the whole pack per face instead; this transaction only runs the query below.
     conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
-                 "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                 "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                 "set_config('enable_seqscan', 'off', true)",
                  (str(max(ef_search, k)),))
     vec = vector_expr(pack)
     query = sql.SQL(
@@ -193,3 +197,12 @@ def faces_with_paths(conn: psycopg.Connection, pack: PackRow) -> list[tuple[int,
         """,
         (pack.id,),
     )]
+
+
+def vacuum_faces(db: Database) -> None:
+    """VACUUM (ANALYZE) face_detections. Every person_id update leaves a dead row
+    version in the pack's HNSW index; until vacuumed, the matching queries of the next
+    incremental run wade through them (measured: 1k matches 13 s before, 0.5 s after,
+    at 20k faces)."""
+    with db.connect(autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) face_detections")
