@@ -82,6 +82,10 @@ def main() -> None:
     full = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD, full=True), stage)
     print(f"rbv cluster --full: {full.seconds:.1f} s for {full.faces:,} faces "
           f"({full.new_persons:,} persons)")
+    clock[0] = time.perf_counter()
+    again = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD, full=True), stage)
+    print(f"rbv cluster --full again (nightly case): {again.seconds:.1f} s, "
+          f"{again.reassigned:,} faces changed person")
     if args.vacuum:
         t = time.perf_counter()
         with db.connect(autocommit=True) as conn:
