@@ -73,17 +73,25 @@ def main() -> None:
           f"HNSW build {index_s:.1f} s")
 
     clock = [time.perf_counter()]
+    current = [""]
 
     def stage(text: str) -> None:
+        """Print the stage that just ended with its duration."""
         now = time.perf_counter()
-        print(f"  +{now - clock[0]:6.2f} s  {text}")
-        clock[0] = now
+        if current[0]:
+            print(f"  {now - clock[0]:7.2f} s  {current[0]}")
+        clock[0], current[0] = now, text
+
+    def end_stages() -> None:
+        stage("")
 
     full = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD, full=True), stage)
+    end_stages()
     print(f"rbv cluster --full: {full.seconds:.1f} s for {full.faces:,} faces "
           f"({full.new_persons:,} persons)")
     clock[0] = time.perf_counter()
     again = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD, full=True), stage)
+    end_stages()
     print(f"rbv cluster --full again (nightly case): {again.seconds:.1f} s, "
           f"{again.reassigned:,} faces changed person")
     if args.vacuum:
@@ -94,6 +102,7 @@ def main() -> None:
     load(new, pack.id)
     clock[0] = time.perf_counter()
     inc = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD), stage)
+    end_stages()
     print(f"rbv cluster (incremental): {inc.seconds:.2f} s for {inc.considered:,} new faces "
           f"({inc.matched:,} matched, {inc.new_persons:,} new persons)")
     per_full = full.seconds / max(1, full.faces)

@@ -282,8 +282,8 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
         if at is not None and not faces.manual[at] and person_of[int(labels[at])] == person:
             fresh[at] = uuid.uuid4()
             evicted += 1
-    new_ids = [p for p in set(person_of.values()) if p not in _existing(faces)] + list(
-        fresh.values())
+    existing = _existing(faces)
+    new_ids = [p for p in set(person_of.values()) if p not in existing] + list(fresh.values())
     if new_ids:
         conn.execute("INSERT INTO persons (id, pack_id, source) "
                      "SELECT unnest(%s::uuid[]), %s, 'cluster'", (new_ids, pack.id))

@@ -157,6 +157,7 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
         copy.set_types(["int8", "uuid"])
         for f, p in zip(face_ids, person_ids, strict=True):
             copy.write_row((int(f), p))
+    conn.execute("ANALYZE _assign")  # else the planner guesses a tiny table: nested loops
     cur2 = conn.execute(
         """
         UPDATE face_detections f SET person_id = a.person_id, assigned_by = %s,
