@@ -46,3 +46,11 @@ class MigrationError(RbvError):
 
 class EmbeddedServerError(RbvError):
     """The embedded PostgreSQL server could not be started."""
+
+
+class ModelPackError(RbvError):
+    """A model pack is missing, incomplete or unreadable; the message says where to put it."""
+
+
+class DeviceUnavailable(RbvError):
+    """The requested inference device is not offered by the installed ONNX Runtime."""
