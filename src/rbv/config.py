@@ -41,6 +41,9 @@ class Settings:
     scan_batch_size: int = 16  # images per claimed and committed batch
     max_scan_attempts: int = 5  # a failing image is retried on later runs up to this
     stale_claim_minutes: int = 30  # a claim older than this is presumed dead
+    det_size: int = 640  # detector input long edge (pixels)
+    det_threshold: float = 0.5  # minimum detection score
+    min_face: int = 16  # minimum face short edge, original pixels
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -57,15 +60,19 @@ class Settings:
         for name in ("model_pack", "device"):
             if environ.get(ENV_PREFIX + name.upper()):
                 values[name] = environ[ENV_PREFIX + name.upper()]
-        for name in ("concurrency", "max_image_pixels", "scan_batch_size", "max_scan_attempts",
-                     "stale_claim_minutes"):
+        numbers: dict[str, type] = {
+            "concurrency": int, "max_image_pixels": int, "scan_batch_size": int,
+            "max_scan_attempts": int, "stale_claim_minutes": int, "det_size": int,
+            "det_threshold": float, "min_face": int}
+        for name, kind in numbers.items():
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:
                 try:
-                    values[name] = int(raw)
+                    values[name] = kind(raw)
                 except ValueError:
                     raise ConfigError(
-                        f"{ENV_PREFIX + name.upper()}={raw!r} is not a whole number"
+                        f"{ENV_PREFIX + name.upper()}={raw!r} is not a "
+                        f"{'whole ' if kind is int else ''}number"
                     ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

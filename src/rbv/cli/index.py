@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.analyzer_options import ConcurrencyOption, DeviceOption, ModelPackOption
+from rbv.cli.analyzer_options import (
+    ConcurrencyOption,
+    DetThresholdOption,
+    DeviceOption,
+    MinFaceOption,
+    ModelPackOption,
+)
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL
@@ -32,6 +38,8 @@ def index(
     concurrency: ConcurrencyOption = None,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
+    det_threshold: DetThresholdOption = None,
+    min_face: MinFaceOption = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Say how many files would be catalogued; read and write nothing.")
     ] = False,
@@ -59,7 +67,8 @@ def index(
         RBV_MODEL_PACK=../shared/models/scrfd_sface rbv index ../shared/data/faces
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
-                           model_pack=model_pack, device=device)
+                           model_pack=model_pack, device=device, det_threshold=det_threshold,
+                           min_face=min_face)
     db = open_database(settings)
     reporter = ProgressReporter(enabled=not as_json)
     analyzer = None

@@ -44,6 +44,7 @@ from rbv.store.scans import (
 
 DEFAULT_DECODE_LONG_EDGE = 1280
 _DECODE_NICENESS = 10
+_PREPARE_LOCK = 0x7262_7645  # one advisory lock id for pack registration + enqueueing
 
 
 @dataclass
@@ -94,6 +95,8 @@ def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> Pa
     """Register the analyzer's pack, queue every catalogued image it has not scanned,
     and take back claims of dead workers."""
     with db.transaction() as conn:
+        # Workers starting together would race to create the pack's index.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PREPARE_LOCK,))
         pack = register_pack(conn, analyzer.pack.name, analyzer.pack.files,
                              analyzer.pack.embedding_dim)
         enqueue_catalogued(conn, pack.id)
