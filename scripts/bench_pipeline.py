@@ -19,6 +19,7 @@ import argparse
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -53,10 +54,13 @@ def main() -> None:
     parser.add_argument("--pack", default="../shared/models/scrfd_sface")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--inference-workers", type=int, default=1,
+                        help="threads running the analyzer (sessions get 1 thread each)")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the b legs")
     args = parser.parse_args()
 
-    analyzer = load_analyzer(args.pack, device="cpu")
+    threads = None if args.inference_workers == 1 else 1
+    analyzer = load_analyzer(args.pack, device="cpu", threads=threads)
     files = [f for f in discover(args.targets) if isinstance(f, FoundFile)]
     images = []
     for f in files:
@@ -73,16 +77,20 @@ def main() -> None:
     t_decode = time.perf_counter() - t
     analyzer.analyze_many(decoded[:2])  # warm-up
     t = time.perf_counter()
-    faces = 0
-    for start in range(0, len(decoded), 16):
-        faces += sum(len(r.faces) for r in analyzer.analyze_many(decoded[start:start + 16]))
+    k = args.inference_workers
+    step = -(-16 // k)
+    slices = [decoded[i:i + step] for i in range(0, len(decoded), step)]
+    with ThreadPoolExecutor(k) as pool:
+        faces = sum(len(r.faces) for found in pool.map(analyzer.analyze_many, slices)
+                    for r in found)
     t_pure = time.perf_counter() - t
     del decoded
 
     base = Settings.from_env(os.environ)
     legs: dict[int, list[EmbedSummary]] = {}
     for n, conc in enumerate((1, args.concurrency) * args.rounds):
-        settings = _fresh_settings(base, n).with_overrides(concurrency=conc)
+        settings = _fresh_settings(base, n).with_overrides(
+            concurrency=conc, inference_workers=args.inference_workers)
         db = open_database(settings, require_schema=False)
         apply_pending(db)
         run_catalogue(db, settings, [p for p, _ in images])
@@ -90,7 +98,7 @@ def main() -> None:
         legs.setdefault(conc, []).append(summary)
     n_img = len(images)
     print(f"(d) decode only, 1 thread : {n_img / t_decode:6.1f} images/s")
-    print(f"(c) pure inference        : {n_img / t_pure:6.1f} images/s, {faces / t_pure:6.1f} "
+    print(f"(c) pure inference, {k}x    : {n_img / t_pure:6.1f} images/s, {faces / t_pure:6.1f} "
           "faces/s")
     for conc, runs in legs.items():
         for s in runs:

@@ -41,6 +41,9 @@ class Settings:
     scan_batch_size: int = 16  # images per claimed and committed batch
     max_scan_attempts: int = 5  # a failing image is retried on later runs up to this
     stale_claim_minutes: int = 30  # a claim older than this is presumed dead
+    # Threads running the analyzer at once, each session with cpu_count / N intra-op
+    # threads (on 2 cores, 2 × 1 beat 1 × 2 by 10-50 %). 0: one per core, at most 4.
+    inference_workers: int = 0
     det_size: int = 640  # detector input long edge (pixels)
     det_threshold: float = 0.5  # minimum detection score
     min_face: int = 16  # minimum face short edge, original pixels
@@ -63,7 +66,7 @@ class Settings:
         numbers: dict[str, type] = {
             "concurrency": int, "max_image_pixels": int, "scan_batch_size": int,
             "max_scan_attempts": int, "stale_claim_minutes": int, "det_size": int,
-            "det_threshold": float, "min_face": int}
+            "inference_workers": int, "det_threshold": float, "min_face": int}
         for name, kind in numbers.items():
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:

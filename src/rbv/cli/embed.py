@@ -16,7 +16,7 @@ from rbv.cli.analyzer_options import (
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.analyzer import load_face_analyzer
+from rbv.jobs.analyzer import load_face_analyzer, with_inference_workers
 from rbv.jobs.embed import run_embed
 from rbv.store import open_database
 
@@ -51,6 +51,7 @@ def embed(
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
                            model_pack=model_pack, device=device, det_threshold=det_threshold,
                            min_face=min_face)
+    settings = with_inference_workers(settings)
     db = open_database(settings)
     analyzer = load_face_analyzer(settings)
     reporter = ProgressReporter(enabled=not as_json)

@@ -141,10 +141,11 @@ def run_embed(
     long_edge = int(getattr(analyzer, "decode_long_edge", DEFAULT_DECODE_LONG_EDGE))
     me = worker_id()
     batch_size = max(1, settings.scan_batch_size)
+    workers = max(1, settings.inference_workers)
     with db.connect(autocommit=True) as conn, ThreadPoolExecutor(
         max(1, settings.concurrency), thread_name_prefix="rbv-decode",
         initializer=_yield_to_inference,
-    ) as pool:
+    ) as pool, ThreadPoolExecutor(workers, thread_name_prefix="rbv-infer") as inference:
         todo = remaining_scans(conn, pack.id, settings.max_scan_attempts)
         report.stage("embed", todo if limit is None else min(todo, limit))
         run_start = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
@@ -171,7 +172,8 @@ def run_embed(
             current = claim_next()
             while current is not None:
                 upcoming = claim_next()  # decodes while `current` is analyzed
-                _finish_batch(conn, pack, me, analyzer, current, summary, report)
+                _finish_batch(conn, pack, me, analyzer, inference, workers, current, summary,
+                              report)
                 in_hand.remove(current)
                 current = upcoming
         finally:
@@ -227,6 +229,8 @@ def _finish_batch(
     pack: PackRow,
     me: str,
     analyzer: FaceAnalyzer,
+    inference: ThreadPoolExecutor,
+    workers: int,
     batch: _Batch,
     summary: EmbedSummary,
     report: Reporter,
@@ -243,7 +247,16 @@ def _finish_batch(
             failures.append(ScanFailure(claim.image_id, f"{type(exc).__name__}: {exc}"))
     for image in images:
         first_path[image.image_id] = str(image.path)
-    results = _analyze(analyzer, images, failures)
+    results: dict[int, ImageFaces] = {}
+    if workers > 1 and len(images) > 1:
+        # One slice per inference thread (sessions opened with fewer intra-op threads).
+        step = -(-len(images) // workers)
+        slices = [images[i:i + step] for i in range(0, len(images), step)]
+        for found, errors in inference.map(_analyze_slice, [analyzer] * len(slices), slices):
+            results.update(found)
+            failures.extend(errors)
+    else:
+        results = _analyze(analyzer, images, failures)
     faces_by_image = {
         image_id: [_new_face(image_id, pack.id, f) for f in found.faces]
         for image_id, found in results.items()
@@ -262,6 +275,12 @@ def _finish_batch(
     summary.no_faces += sum(1 for v in faces_by_image.values() if not v)
     summary.failed += len(failures)
     report.advance(len(batch.claims), faces=n_faces, errors=len(failures))
+
+
+def _analyze_slice(analyzer: FaceAnalyzer, images: list[DecodedImage]
+                   ) -> tuple[dict[int, ImageFaces], list[ScanFailure]]:
+    failures: list[ScanFailure] = []
+    return _analyze(analyzer, images, failures), failures
 
 
 def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
