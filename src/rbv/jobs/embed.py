@@ -122,16 +122,27 @@ def run_embed(
     (``DecodedImage.data``); by default the analyzer's ``wants_original_bytes``
     attribute decides. With ``record`` the run is recorded in ``runs``.
     """
-    if record:
-        parameters = {"pack": analyzer.pack.name, "limit": limit,
-                      "concurrency": settings.concurrency,
-                      "providers": list(getattr(analyzer, "providers", []))}
-        with recorded_run(db, "embed", parameters) as run:
-            summary = run_embed(db, settings, analyzer, limit=limit, reporter=reporter,
-                                keep_bytes=keep_bytes, record=False)
-            run.counts = summary.as_dict()
-            run.status = "partial" if summary.failed else "ok"
-        return summary
+    if not record:
+        return _embed_pass(db, settings, analyzer, limit, reporter, keep_bytes)
+    parameters = {"pack": analyzer.pack.name, "limit": limit,
+                  "concurrency": settings.concurrency,
+                  "inference_workers": settings.inference_workers,
+                  "providers": list(getattr(analyzer, "providers", []))}
+    with recorded_run(db, "embed", parameters) as run:
+        summary = _embed_pass(db, settings, analyzer, limit, reporter, keep_bytes)
+        run.counts = summary.as_dict()
+        run.status = "partial" if summary.failed else "ok"
+    return summary
+
+
+def _embed_pass(
+    db: Database,
+    settings: Settings,
+    analyzer: FaceAnalyzer,
+    limit: int | None,
+    reporter: Reporter | None,
+    keep_bytes: bool | None,
+) -> EmbedSummary:
     report = reporter or SilentReporter()
     started = time.perf_counter()
     pack = prepare_pack(db, settings, analyzer)
