@@ -180,3 +180,18 @@ def test_mobilefacenet_pack_uses_arcface_normalisation() -> None:
     images.append(decode(FACES / "Joe_Biden" / "fr_biden.jpg"))
     e = [largest(r.faces).embedding for r in mbf.analyze_many(images)]
     assert float(e[0] @ e[1]) > float(e[0] @ e[2]) + 0.2
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (20, 5000, 3), (4000, 12, 3)])
+def test_degenerate_images_yield_no_faces_without_error(analyzer: LocalFaceAnalyzer,
+                                                        shape: tuple[int, int, int]) -> None:
+    pixels = np.full(shape, 200, np.uint8)
+    image = DecodedImage(0, Path("x"), pixels, 1.0, (shape[1], shape[0]))
+    assert analyzer.analyze(image).faces == []
+
+
+def test_grey_pixels_are_accepted(analyzer: LocalFaceAnalyzer) -> None:
+    image = decode(MISC / "fr_two_people.jpg")
+    grey = np.asarray(Image.fromarray(image.rgb).convert("L"))
+    faces = analyzer.analyze(DecodedImage(0, image.path, grey, 1.0, image.original_size)).faces
+    assert len(faces) == 2
