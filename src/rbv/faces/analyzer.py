@@ -142,6 +142,7 @@ def load_analyzer(
         raise ConfigError(f"--min-face must be ≥ 0 pixels, not {min_face}")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be ≥ 1, not {threads}")
+    device = device.strip().lower()
     providers = choose_providers(device, available_providers())
     model_pack = load_pack(pack, insightface_root=insightface_root, hash_cache=hash_cache)
     session = open_session(model_pack.detector.path, providers, threads=threads,
