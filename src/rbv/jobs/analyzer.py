@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rbv.config import Settings
 from rbv.faces.types import FaceAnalyzer
 
@@ -35,6 +37,8 @@ def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
     analyzer: FaceAnalyzer = load_analyzer(
         settings.model_pack, device=settings.device, det_size=settings.det_size,
         det_threshold=settings.det_threshold, min_face=settings.min_face, threads=threads,
-        hash_cache=settings.data_dir / "model-hashes.json",
+        # Settings built in code may leave data_dir unset ("."): no cache file then.
+        hash_cache=settings.data_dir / "model-hashes.json" if settings.data_dir != Path()
+        else None,
     )
     return analyzer
