@@ -259,3 +259,18 @@ def test_any_face_analyzer_works_and_can_ask_for_original_bytes(
     with db.connect() as conn:
         assert conn.execute("SELECT command, status, counts->>'images' FROM runs ORDER BY id"
                             ).fetchall() == [("embed", "ok", "4"), ("embed", "ok", "2")]
+
+
+def test_embed_dry_run_counts_the_work_and_writes_nothing(cli, settings: Settings) -> None:
+    url = str(settings.database_url)
+    photos = [FACES / who / names[0] for who, names in PEOPLE.items()]
+    assert run_cli(cli, "index", "-d", url, "--no-embed", *map(str, photos)).exit_code == 0
+    dry = run_cli(cli, "embed", "-d", url, "--dry-run", env=_env(settings))
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.strip() == "Would scan 3 images with scrfd_sface; nothing was written."
+    assert _rows(url, "SELECT count(*) FROM model_packs") == [(0,)]
+    one = run_cli(cli, "embed", "-d", url, "--limit", "1", env=_env(settings))
+    assert one.exit_code == 0, one.output
+    assert one.stdout.startswith("Scanned 1 images with scrfd_sface: 1 faces")
+    dry = run_cli(cli, "embed", "-d", url, "--dry-run", "--json", env=_env(settings))
+    assert json.loads(dry.stdout) == {"pack": "scrfd_sface", "would_scan": 2}

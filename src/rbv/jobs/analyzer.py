@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rbv.config import Settings
-from rbv.faces.types import FaceAnalyzer
+from rbv.faces.types import FaceAnalyzer, PackInfo
 
 _MAX_AUTO_WORKERS = 4
 
@@ -20,6 +20,11 @@ def with_inference_workers(settings: Settings) -> Settings:
 
     return settings.with_overrides(
         inference_workers=max(1, min(default_threads(), _MAX_AUTO_WORKERS)))
+
+
+def _hash_cache(settings: Settings) -> Path | None:
+    # Settings built in code may leave data_dir unset ("."): no cache file then.
+    return settings.data_dir / "model-hashes.json" if settings.data_dir != Path() else None
 
 
 def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
@@ -37,8 +42,14 @@ def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
     analyzer: FaceAnalyzer = load_analyzer(
         settings.model_pack, device=settings.device, det_size=settings.det_size,
         det_threshold=settings.det_threshold, min_face=settings.min_face, threads=threads,
-        # Settings built in code may leave data_dir unset ("."): no cache file then.
-        hash_cache=settings.data_dir / "model-hashes.json" if settings.data_dir != Path()
-        else None,
+        hash_cache=_hash_cache(settings),
     )
     return analyzer
+
+
+def load_pack_info(settings: Settings) -> PackInfo:
+    """The identity of ``settings.model_pack`` (files and hashes) without opening any
+    model session: enough to tell which images it has scanned."""
+    from rbv.faces.packs import load_pack
+
+    return load_pack(settings.model_pack, hash_cache=_hash_cache(settings)).info

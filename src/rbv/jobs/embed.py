@@ -22,7 +22,7 @@ import psycopg
 
 from rbv.config import Settings
 from rbv.errors import ImageUnreadable
-from rbv.faces.types import Face, FaceAnalyzer, ImageFaces
+from rbv.faces.types import Face, FaceAnalyzer, ImageFaces, PackInfo
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import decode_for_detection
@@ -30,12 +30,13 @@ from rbv.media.types import DecodedImage
 from rbv.store import Database
 from rbv.store.faces import NewFace
 from rbv.store.images import image_formats, image_paths_of
-from rbv.store.packs import PackRow, register_pack
+from rbv.store.packs import PackRow, pack_fingerprint, register_pack
 from rbv.store.scans import (
     ScanClaim,
     ScanFailure,
     claim_pending_images,
     complete_scans,
+    count_unscanned,
     enqueue_catalogued,
     release_claims,
     release_dead_claims,
@@ -89,6 +90,12 @@ def _yield_to_inference() -> None:
     fills the cores' idle moments instead."""
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _DECODE_NICENESS)
+
+
+def count_embed_work(db: Database, settings: Settings, pack: PackInfo) -> int:
+    """How many images ``embed`` would scan with ``pack`` now (for ``--dry-run``)."""
+    with db.connect() as conn:
+        return count_unscanned(conn, pack_fingerprint(pack.files), settings.max_scan_attempts)
 
 
 def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> PackRow:
