@@ -48,6 +48,14 @@ class EmbeddedServerError(RbvError):
     """The embedded PostgreSQL server could not be started."""
 
 
+class ImageUnreadable(RbvError):
+    """One file cannot be catalogued or decoded (recorded, retried on the next run)."""
+
+
+class ImageTooLarge(ImageUnreadable):
+    """An image has more pixels than the decompression-bomb guard allows."""
+
+
 class ModelPackError(RbvError):
     """A model pack is missing, incomplete or unreadable; the message says where to put it."""
 

@@ -46,9 +46,11 @@ class FoundFaces:
 class LocalFaceAnalyzer:
     """Detects and embeds faces with a model pack on local ONNX Runtime sessions.
 
-    Satisfies :class:`rbv.faces.types.FaceAnalyzer`. Sessions are thread-safe, so one
-    analyzer may serve several threads; on a CPU one inference thread is best, since
-    each session already uses every core.
+    Satisfies :class:`rbv.faces.types.FaceAnalyzer`. Its sessions are thread-safe and
+    it keeps no per-call state, so one analyzer may serve several threads. On a CPU,
+    ``threads=1`` with one calling thread per core beat one caller with multi-threaded
+    sessions in ``scripts/bench_embed.py``: these small models scale poorly across
+    intra-op threads, and decoding then overlaps inference.
     """
 
     def __init__(self, pack: PackInfo, detector: FaceDetector, recognizer: FaceRecognizer,
@@ -70,13 +72,12 @@ class LocalFaceAnalyzer:
         """Faces of each image: detection per image, recognition batched across all."""
         found = [self.find_faces(image) for image in images]
         crops = [crop for f in found for crop in f.crops]
-        embeddings = self.recognizer.embed(crops) if crops else None
+        embeddings = self.recognizer.embed(crops)
         results: list[ImageFaces] = []
         offset = 0
         for f in found:
             faces = []
             for i, crop in enumerate(f.crops):
-                assert embeddings is not None  # crops exist, so embeddings do
                 x1, y1, x2, y2 = (float(v) for v in f.detections.boxes[i])
                 faces.append(Face(
                     bbox=(x1, y1, x2, y2),
@@ -141,6 +142,7 @@ def load_analyzer(
         raise ConfigError(f"--min-face must be ≥ 0 pixels, not {min_face}")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be ≥ 1, not {threads}")
+    device = device.strip().lower()
     providers = choose_providers(device, available_providers())
     model_pack = load_pack(pack, insightface_root=insightface_root, hash_cache=hash_cache)
     session = open_session(model_pack.detector.path, providers, threads=threads,
