@@ -139,7 +139,8 @@ def test_same_person_embeds_closer_than_different_people(analyzer: LocalFaceAnal
                 for (person, _), r in zip(
                     ((p, n) for p, names in photos.items() for n in names), results,
                     strict=True)]
-    same, different = [], []
+    same: list[float] = []
+    different: list[float] = []
     for (p1, e1), (p2, e2) in itertools.combinations(labelled, 2):
         (same if p1 == p2 else different).append(float(e1 @ e2))
     assert min(same) > max(different)

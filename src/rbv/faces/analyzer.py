@@ -11,6 +11,11 @@ from numpy.typing import NDArray
 
 from rbv.errors import ConfigError, DeviceUnavailable
 from rbv.faces.alignment import align_face
+from rbv.faces.defaults import (
+    DEFAULT_DET_SIZE,
+    DEFAULT_DET_THRESHOLD,
+    DEFAULT_MIN_FACE,
+)
 from rbv.faces.detection import Detections, FaceDetector
 from rbv.faces.packs import DEFAULT_INSIGHTFACE_ROOT, load_pack
 from rbv.faces.providers import CPU, DEVICES, available_providers, choose_providers
@@ -20,9 +25,6 @@ from rbv.faces.sessions import open_session
 from rbv.faces.types import Face, ImageFaces, PackInfo
 from rbv.media.types import DecodedImage
 
-DEFAULT_DET_SIZE = 640
-DEFAULT_DET_THRESHOLD = 0.5
-DEFAULT_MIN_FACE = 16
 DECODE_FACTOR = 3
 """``decode_long_edge = DECODE_FACTOR × det_size``: the detector only ever sees
 ``det_size`` pixels, but alignment, the 112×112 recognizer crop and the blur measure
