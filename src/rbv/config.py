@@ -14,6 +14,7 @@ from typing import Any
 import platformdirs
 
 from rbv.errors import ConfigError
+from rbv.faces.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MIN_FACE
 
 ENV_PREFIX = "RBV_"
 
@@ -44,9 +45,9 @@ class Settings:
     # Threads running the analyzer at once, each session with cpu_count / N intra-op
     # threads (on 2 cores, 2 × 1 beat 1 × 2 by 10-50 %). 0: one per core, at most 4.
     inference_workers: int = 0
-    det_size: int = 640  # detector input long edge (pixels)
-    det_threshold: float = 0.5  # minimum detection score
-    min_face: int = 16  # minimum face short edge, original pixels
+    det_size: int = DEFAULT_DET_SIZE  # detector input long edge (pixels)
+    det_threshold: float = DEFAULT_DET_THRESHOLD  # minimum detection score
+    min_face: int = DEFAULT_MIN_FACE  # minimum face short edge, original pixels
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
