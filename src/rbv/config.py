@@ -7,7 +7,7 @@ process environment and command-line overrides.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,10 @@ class Settings:
     model_pack: str = "buffalo_l"
     device: str = "auto"
     connect_timeout_s: int = 10
+    immich_url: str | None = None
+    immich_api_key: str | None = field(default=None, repr=False)  # never shown
+    ml_uri: str | None = None
+    ml_backoff_s: float = 5.0  # remote inference retries wait 5, 10, 20 s
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -46,6 +50,12 @@ class Settings:
             if environ.get(ENV_PREFIX + "DATA_DIR")
             else default_data_dir(),
         }
+        if environ.get("IMMICH_URL"):
+            values["immich_url"] = environ["IMMICH_URL"]
+        if environ.get("IMMICH_API_KEY"):
+            values["immich_api_key"] = environ["IMMICH_API_KEY"]
+        if environ.get(ENV_PREFIX + "ML_URI"):
+            values["ml_uri"] = environ[ENV_PREFIX + "ML_URI"]
         for name in ("model_pack", "device"):
             if environ.get(ENV_PREFIX + name.upper()):
                 values[name] = environ[ENV_PREFIX + name.upper()]

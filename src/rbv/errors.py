@@ -46,3 +46,24 @@ class MigrationError(RbvError):
 
 class EmbeddedServerError(RbvError):
     """The embedded PostgreSQL server could not be started."""
+
+
+class ImmichUnavailable(RbvError):
+    """The Immich server does not answer; staging state was saved, re-run to resume."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class ImmichError(RbvError):
+    """The Immich server refused a request or answered something rbv cannot use."""
+
+
+class InferenceUnavailable(RbvError):
+    """The remote inference server did not answer after its retries; the image is left
+    not-done and retried on the next run."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class InferenceError(RbvError):
+    """The remote inference server answered something rbv cannot use."""
