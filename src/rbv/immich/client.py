@@ -151,12 +151,16 @@ class ImmichClient:
                     if expected is not None and int(expected) > self.max_download_bytes:
                         raise ImmichError(self._too_big(asset_id))
                     with open(dest, "wb") as out:
-                        for chunk in resp.iter_bytes(_CHUNK):
-                            size += len(chunk)
-                            if size > self.max_download_bytes:
-                                raise ImmichError(self._too_big(asset_id))
-                            digest.update(chunk)
-                            out.write(chunk)
+                        try:
+                            for chunk in resp.iter_bytes(_CHUNK):
+                                size += len(chunk)
+                                if size > self.max_download_bytes:
+                                    raise ImmichError(self._too_big(asset_id))
+                                digest.update(chunk)
+                                out.write(chunk)
+                        except httpx.TransportError as exc:
+                            raise _Retryable(f"truncated download ({size} of {expected or '?'} "
+                                             f"bytes; {_describe(exc)})") from None
                         out.flush()
                         os.fsync(out.fileno())
                     if expected is not None and int(expected) != size:
