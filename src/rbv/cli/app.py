@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import immich_stage, migrate, stats
+from rbv.cli import embed, immich_stage, index, migrate, stats
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -77,6 +77,8 @@ def root(
 
 app.command("migrate")(migrate.migrate)
 app.command("stats")(stats.stats)
+app.command("index")(index.index)
+app.command("embed")(embed.embed)
 app.command("immich-stage")(immich_stage.immich_stage)
 
 
