@@ -93,3 +93,23 @@ def fake_immich(immich_library, immich_spec):  # type: ignore[no-untyped-def]
     server = FakeImmich(immich_library, IMMICH_KEY, immich_spec).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def _inference_server():  # type: ignore[no-untyped-def]
+    from tests.fakes.ml_server import FakeInference
+
+    server = FakeInference(PACK).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_ml(_inference_server):  # type: ignore[no-untyped-def]
+    """The fake Immich-ML server (real detections from PACK), with faults reset."""
+    from tests.fakes.ml_server import MlFaults
+
+    if _inference_server._server is None:
+        _inference_server.start()
+    _inference_server.faults = MlFaults()
+    return _inference_server

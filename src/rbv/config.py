@@ -45,6 +45,8 @@ class Settings:
     immich_api_key: str | None = field(default=None, repr=False)  # never shown
     ml_uri: str | None = None
     ml_backoff_s: float = 5.0  # remote inference retries wait 5, 10, 20 s
+    ml_embedding_dim: int | None = None  # for model names rbv does not know
+    ml_clip_model: str | None = None  # also ask the server for CLIP image embeddings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -62,13 +64,19 @@ class Settings:
             values["immich_url"] = environ["IMMICH_URL"]
         if environ.get("IMMICH_API_KEY"):
             values["immich_api_key"] = environ["IMMICH_API_KEY"]
-        if environ.get(ENV_PREFIX + "ML_URI"):
-            values["ml_uri"] = environ[ENV_PREFIX + "ML_URI"]
+        if environ.get(ENV_PREFIX + "ML_BACKOFF_S"):
+            try:
+                values["ml_backoff_s"] = float(environ[ENV_PREFIX + "ML_BACKOFF_S"])
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}ML_BACKOFF_S is not a number") from None
+        for name in ("ml_uri", "ml_clip_model"):
+            if environ.get(ENV_PREFIX + name.upper()):
+                values[name] = environ[ENV_PREFIX + name.upper()]
         for name in ("model_pack", "device"):
             if environ.get(ENV_PREFIX + name.upper()):
                 values[name] = environ[ENV_PREFIX + name.upper()]
         for name in ("concurrency", "max_image_pixels", "scan_batch_size", "max_scan_attempts",
-                     "stale_claim_minutes"):
+                     "stale_claim_minutes", "ml_embedding_dim"):
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:
                 try:

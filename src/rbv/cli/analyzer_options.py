@@ -22,3 +22,9 @@ ConcurrencyOption = Annotated[
                  "while faces are analyzed. Default: $RBV_CONCURRENCY, else 4.",
                  show_default=False),
 ]
+MlUriOption = Annotated[
+    str | None,
+    typer.Option("--ml-uri", help="Send images to this Immich machine-learning server "
+                 "(POST URL/predict) instead of running models here; the model is "
+                 "--model-pack's name. Default: $RBV_ML_URI.", show_default=False),
+]

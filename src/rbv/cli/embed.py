@@ -6,7 +6,12 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.analyzer_options import ConcurrencyOption, DeviceOption, ModelPackOption
+from rbv.cli.analyzer_options import (
+    ConcurrencyOption,
+    DeviceOption,
+    MlUriOption,
+    ModelPackOption,
+)
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL
@@ -19,6 +24,7 @@ def embed(
     ctx: typer.Context,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
+    ml_uri: MlUriOption = None,
     concurrency: ConcurrencyOption = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, help="Stop after this many images.", show_default=False)] = None,
@@ -41,7 +47,7 @@ def embed(
         rbv embed --database postgresql://me@dbhost/photos --json   # on each worker
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
-                           model_pack=model_pack, device=device)
+                           model_pack=model_pack, device=device, ml_uri=ml_uri)
     db = open_database(settings)
     analyzer = load_face_analyzer(settings)
     reporter = ProgressReporter(enabled=not as_json)

@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.analyzer_options import ConcurrencyOption, DeviceOption, ModelPackOption
+from rbv.cli.analyzer_options import (
+    ConcurrencyOption,
+    DeviceOption,
+    MlUriOption,
+    ModelPackOption,
+)
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL
@@ -32,6 +37,7 @@ def index(
     concurrency: ConcurrencyOption = None,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
+    ml_uri: MlUriOption = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Say how many files would be catalogued; read and write nothing.")
     ] = False,
@@ -59,7 +65,7 @@ def index(
         RBV_MODEL_PACK=../shared/models/scrfd_sface rbv index ../shared/data/faces
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
-                           model_pack=model_pack, device=device)
+                           model_pack=model_pack, device=device, ml_uri=ml_uri)
     db = open_database(settings)
     reporter = ProgressReporter(enabled=not as_json)
     analyzer = None

@@ -27,6 +27,7 @@ from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import decode_for_detection
 from rbv.media.types import DecodedImage
 from rbv.store import Database
+from rbv.store.clip import store_clip_embeddings
 from rbv.store.faces import NewFace
 from rbv.store.images import image_formats, image_paths_of
 from rbv.store.packs import PackRow, register_pack
@@ -233,6 +234,10 @@ def _finish_batch(
         image_id: [_new_face(image_id, pack.id, f) for f in found.faces]
         for image_id, found in results.items()
     }
+    store_clip_embeddings(conn, [  # before the scans are marked done: a crash redoes both
+        (image_id, str(found.extra.get("clip_model", "clip")), found.clip_embedding)
+        for image_id, found in results.items() if found.clip_embedding is not None
+    ])
     complete_scans(conn, pack.id, me, faces_by_image, failures)
     paths = image_paths_of(conn, [f.image_id for f in failures]) if failures else {}
     for failure in failures:
