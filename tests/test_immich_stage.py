@@ -231,3 +231,31 @@ def test_api_key_appears_in_no_output_log_or_state(cli, settings, fake_immich,
         assert IMMICH_KEY not in text
     for exc in (r1.exception, r2.exception):
         assert exc is None or IMMICH_KEY not in repr(exc)
+
+
+def test_stage_then_index_catalogues_and_embeds_the_staged_files(
+        cli, settings, immich_library, immich_spec, tmp_path: Path) -> None:
+    from tests.conftest import PACK
+    from tests.fakes.immich_server import FakeImmich
+
+    big = [a for a in immich_library if a.truth == "big_face"][:6]
+    small = [a for a in immich_library if a.truth == "small_face"][:2]
+    server = FakeImmich(big + small, IMMICH_KEY, immich_spec).start()
+    try:
+        out = tmp_path / "staging"
+        env = {"IMMICH_API_KEY": IMMICH_KEY, "RBV_MODEL_PACK": str(PACK),
+               "RBV_DATA_DIR": str(settings.data_dir)}
+        result = run_cli(cli, "--database", str(settings.database_url), "immich-stage",
+                         "--out", str(out), "--url", server.url, "--json", *FAST, env=env)
+    finally:
+        server.stop()
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["staged"] == len({a.sha256 for a in big})
+    assert got["index"]["catalogue"]["new_images"] == got["staged"]
+    assert got["index"]["embed"]["images"] == got["staged"]
+    with psycopg.connect(str(settings.database_url)) as conn:
+        digests = {r[0] for r in conn.execute("SELECT sha256 FROM images")}
+        faces = conn.execute("SELECT count(*) FROM face_detections").fetchone()[0]
+    assert digests == {a.sha256 for a in big}
+    assert faces >= len(digests)  # each kept asset has a big face, found again locally

@@ -56,10 +56,15 @@ class Detector:
     """SCRFD from the real test pack, run as Immich would (min score 0.7)."""
 
     def __init__(self, pack: Path) -> None:
+        import onnxruntime as ort
         from insightface.model_zoo.scrfd import SCRFD
 
-        self._model = SCRFD(model_file=str(pack / "det_500m.onnx"))
-        self._model.prepare(ctx_id=-1, input_size=(640, 640), det_thresh=0.7)
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        path = str(pack / "det_500m.onnx")
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self._model = SCRFD(model_file=path, session=session)
+        self._model.prepare(ctx_id=-1, input_size=(480, 480), det_thresh=0.7)
 
     def boxes(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         det, _ = self._model.detect(np.ascontiguousarray(rgb[:, :, ::-1]))
@@ -74,11 +79,15 @@ def _describe(data: bytes, detector: Detector) -> tuple:  # type: ignore[type-ar
     with Image.open(io.BytesIO(data)) as im:
         stored = im.size
         orientation = im.getexif().get(0x0112)
+        full = stored[::-1] if orientation in (5, 6, 7, 8) else stored
+        im.draft("RGB", (max(1, stored[0] // 2), max(1, stored[1] // 2)))  # JPEG: cheap
         upright = ImageOps.exif_transpose(im).convert("RGB")
-    w, h = upright.size
+    w, h = full
     scale = min(1.0, PREVIEW_LONG_EDGE / max(w, h))
     preview = (max(1, round(w * scale)), max(1, round(h * scale)))
-    boxes = detector.boxes(np.asarray(upright))
+    k = w / upright.width  # detection ran on a reduced decode: back to full pixels
+    boxes = [(x1 * k, y1 * k, x2 * k, y2 * k)
+             for x1, y1, x2, y2 in detector.boxes(np.asarray(upright))]
     shorts = [min(x2 - x1, y2 - y1) for x1, y1, x2, y2 in boxes]
     sx, sy = preview[0] / w, preview[1] / h
     preview_faces = [(round(x1 * sx), round(y1 * sy), round(x2 * sx), round(y2 * sy))

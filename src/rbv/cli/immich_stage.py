@@ -10,8 +10,11 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rbv.cli.analyzer_options import DeviceOption, MlUriOption, ModelPackOption
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.errors import ConfigError
+from rbv.cli.progress import ProgressReporter
+from rbv.config import Settings
+from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.immich.client import ImmichClient
 from rbv.immich.stage import (
     BREAKER_THRESHOLD,
@@ -21,7 +24,9 @@ from rbv.immich.stage import (
     StageSummary,
     stage_library,
 )
-from rbv.store import open_database
+from rbv.jobs.analyzer import load_face_analyzer
+from rbv.jobs.index import IndexSummary, run_index
+from rbv.store import Database, open_database
 
 
 def immich_stage(
@@ -48,6 +53,9 @@ def immich_stage(
     = 4096,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="List and check faces, but download and write nothing.")] = False,
+    model_pack: ModelPackOption = None,
+    device: DeviceOption = None,
+    ml_uri: MlUriOption = None,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -68,8 +76,11 @@ def immich_stage(
         rbv immich-stage --out ~/staging --user alice
 
         rbv immich-stage --out ~/staging --user alice --no-index --json
+
+        rbv immich-stage --out ~/staging --ml-uri http://gpu-box:3003   # embed remotely
     """
-    settings = settings_of(ctx, database_url=database, immich_url=url)
+    settings = settings_of(ctx, database_url=database, immich_url=url, model_pack=model_pack,
+                           device=device, ml_uri=ml_uri)
     if not settings.immich_url:
         raise ConfigError("no Immich server: pass --url or set IMMICH_URL")
     if not settings.immich_api_key:
@@ -92,19 +103,29 @@ def immich_stage(
 
         summary = stage_library(client, db, options, on_progress=show)
     indexed = None
-    if not no_index and not dry_run and summary.staged:
-        indexed = _index_staged(ctx, options.user_dir)
+    if not no_index and not dry_run and options.user_dir.is_dir():
+        indexed = _index_staged(settings, db, options.user_dir, as_json)
     if as_json:
-        print_json({**summary.as_dict(), "out": options.user_dir, "indexed": indexed})
+        print_json({**summary.as_dict(), "out": options.user_dir,
+                    "index": indexed.as_dict() if indexed else None})
     else:
         _print_summary(summary, options, dry_run)
-    if summary.failed:
-        raise typer.Exit(3)
+        if indexed is not None:
+            e = indexed.embed
+            typer.echo(f"Indexed {options.user_dir}: {indexed.catalogue.new_images:,} new "
+                       f"images" + (f", {e.faces:,} faces" if e else "") + ".")
+    if summary.failed or (indexed is not None and indexed.failed):
+        raise typer.Exit(EXIT_PARTIAL)
 
 
-def _index_staged(ctx: typer.Context, folder: Path) -> object:
-    """Index the staged folder with the same settings (``rbv index FOLDER``)."""
-    return None
+def _index_staged(settings: Settings, db: Database, folder: Path,
+                  as_json: bool) -> IndexSummary:
+    """``rbv index FOLDER`` with this run's settings (every run: it is incremental, and
+    picks up files staged by a run that stopped before indexing)."""
+    analyzer = load_face_analyzer(settings)
+    reporter = ProgressReporter(enabled=not as_json)
+    with reporter:
+        return run_index(db, settings, [folder], None, analyzer, reporter=reporter)
 
 
 def _print_summary(s: StageSummary, options: StageOptions, dry_run: bool) -> None:
