@@ -20,12 +20,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import FACES, PACK  # noqa: E402
+from tests.fakes.ml_server import FakeInference  # noqa: E402
+
 from rbv.faces.analyzer import load_analyzer  # noqa: E402
 from rbv.media.decode import decode_for_detection  # noqa: E402
 from rbv.media.sniff import sniff_format  # noqa: E402
 from rbv.mlapi.client import RemoteFaceAnalyzer  # noqa: E402
-from tests.conftest import FACES, PACK  # noqa: E402
-from tests.fakes.ml_server import FakeInference  # noqa: E402
 
 
 def main() -> None:

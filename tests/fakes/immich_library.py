@@ -13,6 +13,7 @@ import base64
 import hashlib
 import io
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +64,10 @@ class Detector:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = str(pack / "det_500m.onnx")
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        self._model = SCRFD(model_file=path, session=session)
-        self._model.prepare(ctx_id=-1, input_size=(480, 480), det_thresh=0.7)
+        with warnings.catch_warnings():  # insightface asks for CUDA, then falls back
+            warnings.simplefilter("ignore", UserWarning)
+            self._model = SCRFD(model_file=path, session=session)
+            self._model.prepare(ctx_id=-1, input_size=(480, 480), det_thresh=0.7)
 
     def boxes(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
         det, _ = self._model.detect(np.ascontiguousarray(rgb[:, :, ::-1]))
