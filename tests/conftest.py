@@ -112,4 +112,6 @@ def fake_ml(_inference_server):  # type: ignore[no-untyped-def]
     if _inference_server._server is None:
         _inference_server.start()
     _inference_server.faults = MlFaults()
+    _inference_server.requests = _inference_server.predictions = 0
+    _inference_server.entries = []
     return _inference_server

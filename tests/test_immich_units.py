@@ -69,3 +69,15 @@ def test_state_survives_a_torn_journal_and_refuses_another_server(tmp_path: Path
     assert state.journal_path.read_text() == ""
     with pytest.raises(ConfigError, match="another import"):
         StageState.load(path, "http://b", "u")
+
+
+def test_the_api_key_is_not_in_the_settings_repr_and_is_required(cli) -> None:
+    from rbv.config import Settings
+    from tests.conftest import run_cli
+
+    settings = Settings.from_env({"IMMICH_API_KEY": "very-secret-key", "IMMICH_URL": "http://x"})
+    assert settings.immich_api_key == "very-secret-key"
+    assert "very-secret-key" not in repr(settings)
+    result = run_cli(cli, "--database", "postgresql://u@127.0.0.1:1/x", "immich-stage",
+                     "--out", "/tmp/unused", "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 1 and "IMMICH_API_KEY" in result.stderr

@@ -123,16 +123,16 @@ def test_malformed_json_and_a_wrong_model_are_errors(fake_ml) -> None:
 def test_images_that_exhausted_retries_are_retried_next_run(cli, settings, fake_ml) -> None:
     url = str(settings.database_url)
     env = _env(settings, RBV_ML_BACKOFF_S="0.001", RBV_ML_CLIP_MODEL="ViT-B-32__openai")
-    args = ("index", "-d", url, str(FACES), "--include", "*Barack_Obama*", "--ml-uri",
+    args = ("index", "-d", url, str(FACES), "--include", "*/Barack_Obama/*", "--ml-uri",
             fake_ml.url, "--json")
-    fake_ml.faults.fail_5xx = 10_000
+    n = len(list((FACES / "Barack_Obama").iterdir()))
+    fake_ml.faults.fail_5xx = 4  # the first image fails all 4 attempts, then all is well
 
     first = run_cli(cli, *args, env=env)
 
     assert first.exit_code == 3, first.output
-    n = len(list((FACES / "Barack_Obama").iterdir()))
-    assert _scan_status(url, remote=True).get("done", 0) == 0
-    fake_ml.faults.fail_5xx = 0
+    assert json.loads(first.stdout)["embed"]["failed"] == 1
+    assert _scan_status(url, remote=True) == {"done": n - 1, "failed": 1}
 
     second = run_cli(cli, *args, env=env)
 
@@ -142,6 +142,29 @@ def test_images_that_exhausted_retries_are_retried_next_run(cli, settings, fake_
         clips = conn.execute("SELECT model, vector_dims(embedding), count(*) FROM "
                              "clip_embeddings GROUP BY 1, 2").fetchall()
     assert clips == [("ViT-B-32__openai", 512, n)]
+
+
+def test_a_server_down_mid_run_stops_with_exit_2_and_the_rerun_finishes(
+        cli, settings, fake_ml) -> None:
+    url = str(settings.database_url)
+    env = _env(settings, RBV_ML_BACKOFF_S="0.001")
+    args = ("index", "-d", url, str(FACES), "--include", "*/Madonna/*", "--ml-uri",
+            fake_ml.url)
+    n = len(list((FACES / "Madonna").iterdir()))
+    fake_ml.faults.fail_5xx = 10_000
+
+    first = run_cli(cli, *args, env=env)
+
+    assert first.exit_code == 2, first.output
+    assert "3 images in a row" in first.stderr and "re-run" in first.stderr
+    assert fake_ml.requests == 3 * 4  # three images, four attempts each, then stop
+    assert _scan_status(url, remote=True).get("done", 0) == 0
+    fake_ml.faults.fail_5xx = 0
+
+    second = run_cli(cli, *args, env=env)
+
+    assert second.exit_code == 0, second.output
+    assert _scan_status(url, remote=True) == {"done": n}
 
 
 def test_unreachable_ml_server_fails_fast_with_exit_2(cli, settings, fake_ml) -> None:

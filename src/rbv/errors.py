@@ -81,5 +81,10 @@ class InferenceUnavailable(RbvError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class InferenceServerDown(InferenceUnavailable):
+    """Several images in a row exhausted their retries: the run stops (exit code 2) and
+    leaves the images it did not finish for the next run."""
+
+
 class InferenceError(RbvError):
     """The remote inference server answered something rbv cannot use."""

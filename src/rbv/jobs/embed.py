@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 from rbv.config import Settings
-from rbv.errors import ImageUnreadable
+from rbv.errors import ImageUnreadable, InferenceServerDown
 from rbv.faces.types import Face, FaceAnalyzer, ImageFaces
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
@@ -265,12 +265,16 @@ def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
         try:
             found = many(images)
             return {im.image_id: f for im, f in zip(images, found, strict=True)}
+        except InferenceServerDown:  # stop the run; the claims are handed back
+            raise
         except Exception:  # isolate the culprit below
             pass
     results = {}
     for image in images:
         try:
             results[image.image_id] = analyzer.analyze(image)
+        except InferenceServerDown:
+            raise
         except Exception as exc:
             failures.append(ScanFailure(image.image_id, f"face analysis failed: {exc}"))
     return results

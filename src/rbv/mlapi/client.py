@@ -20,12 +20,16 @@ from PIL import Image
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rbv.config import Settings
-from rbv.errors import ConfigError, InferenceError, InferenceUnavailable
+from rbv.errors import ConfigError, InferenceError, InferenceServerDown, InferenceUnavailable
 from rbv.faces.types import ImageFaces, PackInfo
 from rbv.media.types import DecodedImage
 from rbv.mlapi.protocol import parse_prediction, predict_entries
 
 RETRIES = 3
+STOP_AFTER_FAILED_IMAGES = 3
+"""Images in a row that exhausted their retries before the run stops: one such image
+is skipped (the server may choke on it), a row of them means the server is down, and
+going on would only spend 35 s of backoff per image to mark them all failed."""
 DEFAULT_MIN_SCORE = 0.5  # the local analyzer's detection threshold, so results agree
 DEFAULT_TIMEOUT_S = 120.0
 KNOWN_EMBEDDING_DIMS = {"buffalo_l": 512, "buffalo_m": 512, "buffalo_s": 512,
@@ -87,6 +91,7 @@ class RemoteFaceAnalyzer:
         self._backoff_s = backoff_s
         self._sleep = sleep
         self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0))
+        self._failed_in_a_row = 0
 
     def __repr__(self) -> str:
         return f"RemoteFaceAnalyzer({self.url!r}, {self.model!r})"
@@ -135,10 +140,18 @@ class RemoteFaceAnalyzer:
         try:
             body = retrying(attempt)
         except _Transient as exc:
+            self._failed_in_a_row += 1
+            if self._failed_in_a_row >= STOP_AFTER_FAILED_IMAGES:
+                raise InferenceServerDown(
+                    f"the inference server at {self.url} failed {self._failed_in_a_row} "
+                    f"images in a row, each after {RETRIES} retries ({exc}); stopped. "
+                    "Images not done are left for the next run: re-run when it is back"
+                ) from None
             raise InferenceUnavailable(
                 f"the inference server at {self.url} failed {RETRIES + 1} times ({exc}); "
                 "the image is retried on the next run"
             ) from None
+        self._failed_in_a_row = 0
         found = parse_prediction(body, image.original_size, self.pack.embedding_dim)
         if found.clip_embedding is not None:
             found.extra["clip_model"] = self.clip_model or "clip"
