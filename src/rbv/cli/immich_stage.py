@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from rbv.cli.analyzer_options import DeviceOption, MlUriOption, ModelPackOption
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
@@ -130,8 +130,8 @@ def _index_staged(settings: Settings, db: Database, folder: Path,
 
 def _print_summary(s: StageSummary, options: StageOptions, dry_run: bool) -> None:
     console = Console()
-    table = Table("assets", "count", title=f"Immich staging into {options.user_dir}"
-                  + (" (dry run)" if dry_run else ""))
+    title = f"Immich staging into {options.user_dir}" + (" (dry run)" if dry_run else "")
+    table = Table("assets", Column("count", justify="right"), title=title)
     rows = [("seen", s.seen), ("finished in earlier runs", s.resumed), ("staged", s.staged),
             ("duplicate of an image in the database", s.dup_db),
             ("duplicate of a file staged earlier", s.dup_run), ("no face", s.no_face),
@@ -144,4 +144,4 @@ def _print_summary(s: StageSummary, options: StageOptions, dry_run: bool) -> Non
     for asset, error in s.errors[:10]:
         console.print(f"  failed {asset}: {error}", style="red", markup=False)
     if s.failed:
-        console.print(f"{s.failed:,} assets failed; re-run the same command to retry them.")
+        console.print(f"{s.failed:,} asset(s) failed; re-run the same command to retry them.")

@@ -40,6 +40,7 @@ DEFAULT_MIN_FACE = 90.0
 BREAKER_THRESHOLD = 12
 _USER_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WOULD_DOWNLOAD = "would_download"
+_COMPACT_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ class _Run:
         setattr(s, status, getattr(s, status) + 1)
         self.state.record(asset.id, status, sha256=outcome.sha256, size=outcome.size,
                           path=path, face_short=outcome.face_short)
+        self.state.save(min_interval_s=_COMPACT_EVERY_S)  # keeps the journal short
 
     def _place(self, asset: ImmichAsset, part: Path, sha256: str) -> tuple[str, str | None]:
         if self.conn is not None and known_sha256(self.conn, [sha256]):
