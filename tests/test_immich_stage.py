@@ -138,7 +138,7 @@ def test_outage_mid_run_exits_2_with_state_saved_then_resumes(
     result = stage(cli, settings, fake_immich.url, out, "--workers", "4")
 
     assert result.exit_code == 2, result.output
-    assert "consecutive errors" in result.stderr and "re-run" in result.stderr
+    assert "12 consecutive errors" in result.stderr and "re-run" in result.stderr
     assert "does not answer" in result.stderr
     state = json.loads((out / ".rbv-immich-immich.json").read_text())
     staged = {i for i, r in state["assets"].items() if r["status"] == "staged"}

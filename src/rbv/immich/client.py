@@ -118,14 +118,18 @@ class ImmichClient:
                 raise ImmichError(
                     f"unexpected search response from {self.url} (page {page})"
                 ) from None
-            yield [ImmichAsset.from_json(i) for i in items if i.get("type", "IMAGE") == "IMAGE"]
-            if next_page is None:
-                page = None
-            else:
-                following = int(next_page)
-                if following <= page:  # a server bug must not make us loop forever
-                    raise ImmichError(f"{self.url} returned nextPage {following} after {page}")
-                page = following
+            try:
+                assets_here = [ImmichAsset.from_json(i) for i in items
+                               if i.get("type", "IMAGE") == "IMAGE"]
+                following = None if next_page is None else int(next_page)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise ImmichError(
+                    f"unexpected asset list from {self.url} (page {page})"
+                ) from None
+            yield assets_here
+            if following is not None and following <= page:  # never loop forever
+                raise ImmichError(f"{self.url} returned nextPage {following} after {page}")
+            page = following
 
     def faces(self, asset_id: str) -> list[FaceBox]:
         """Immich's own face boxes for one asset (in preview pixels)."""
