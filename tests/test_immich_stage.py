@@ -90,7 +90,7 @@ def test_full_stage_matches_the_server(cli, settings, fake_immich, immich_librar
 def test_kill_9_mid_stage_then_rerun_finishes_without_redownloads(
         cli, settings, fake_immich, immich_library, tmp_path: Path) -> None:
     out = tmp_path / "staging"
-    fake_immich.faults.download_delay_s = 0.05
+    fake_immich.faults.download_delay_s = 0.1  # slow enough to be killed mid-stage
     env = {**os.environ, "IMMICH_API_KEY": IMMICH_KEY, "DATABASE_URL": ""}
     proc = subprocess.Popen(
         [sys.executable, "-m", "rbv", "--database", str(settings.database_url), "immich-stage",

@@ -15,6 +15,7 @@ from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.config import Settings
 from rbv.errors import EXIT_PARTIAL, ConfigError
+from rbv.faces.types import FaceAnalyzer
 from rbv.immich.client import ImmichClient
 from rbv.immich.stage import (
     BREAKER_THRESHOLD,
@@ -87,6 +88,8 @@ def immich_stage(
         raise ConfigError("no API key: set IMMICH_API_KEY (create one in Immich under "
                           "Account Settings → API Keys)")
     db = open_database(settings)
+    indexing = not no_index and not dry_run
+    analyzer = load_face_analyzer(settings) if indexing else None  # fail fast: bad pack
     options = StageOptions(out_dir=out, user=user, min_face=min_face, workers=workers,
                            page_size=page_size, breaker_threshold=BREAKER_THRESHOLD,
                            dry_run=dry_run)
@@ -103,8 +106,8 @@ def immich_stage(
 
         summary = stage_library(client, db, options, on_progress=show)
     indexed = None
-    if not no_index and not dry_run and options.user_dir.is_dir():
-        indexed = _index_staged(settings, db, options.user_dir, as_json)
+    if analyzer is not None and options.user_dir.is_dir():
+        indexed = _index_staged(settings, db, analyzer, options.user_dir, as_json)
     if as_json:
         print_json({**summary.as_dict(), "out": options.user_dir,
                     "index": indexed.as_dict() if indexed else None})
@@ -118,11 +121,10 @@ def immich_stage(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _index_staged(settings: Settings, db: Database, folder: Path,
+def _index_staged(settings: Settings, db: Database, analyzer: FaceAnalyzer, folder: Path,
                   as_json: bool) -> IndexSummary:
     """``rbv index FOLDER`` with this run's settings (every run: it is incremental, and
     picks up files staged by a run that stopped before indexing)."""
-    analyzer = load_face_analyzer(settings)
     reporter = ProgressReporter(enabled=not as_json)
     with reporter:
         return run_index(db, settings, [folder], None, analyzer, reporter=reporter)
