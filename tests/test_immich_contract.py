@@ -77,3 +77,13 @@ def test_unreachable_server_is_unavailable(fake_immich) -> None:
         client.server_version()
     assert ImmichUnavailable.exit_code == 2
     assert fake_immich.url in str(caught.value)
+
+
+def test_a_server_that_pages_in_a_loop_is_an_error_not_a_hang(fake_immich) -> None:
+    from rbv.errors import ImmichError
+
+    fake_immich.faults.stuck_paging = True
+    with ImmichClient(fake_immich.url, IMMICH_KEY) as client,\
+            pytest.raises(ImmichError, match="nextPage 1 after 1"):
+        list(client.image_pages(page_size=50))
+    assert len(fake_immich.search_bodies) == 1

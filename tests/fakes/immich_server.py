@@ -39,6 +39,7 @@ class Faults:
     truncated: set[str] = field(default_factory=set)  # originals cut in half, every time
     padded: dict[str, int] = field(default_factory=dict)  # id -> extra bytes streamed
     down_after_downloads: int | None = None  # outage after this many downloads
+    stuck_paging: bool = False  # nextPage keeps naming the page just served
 
 
 class FakeImmich:
@@ -182,7 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, {
             "albums": {"total": 0, "count": 0, "items": [], "facets": []},
             "assets": {"total": len(items), "count": len(items), "items": items,
-                       "facets": [], "nextPage": str(page + 1) if more else None},
+                       "facets": [],
+                       "nextPage": str(page if self.fake.faults.stuck_paging else page + 1)
+                       if more else None},
         }, "searchAssets")
 
     def _faces(self, query: dict[str, list[str]]) -> None:
