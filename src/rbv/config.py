@@ -41,6 +41,9 @@ class Settings:
     scan_batch_size: int = 16  # images per claimed and committed batch
     max_scan_attempts: int = 5  # a failing image is retried on later runs up to this
     stale_claim_minutes: int = 30  # a claim older than this is presumed dead
+    det_size: int = 640  # detector input long edge (pixels)
+    det_threshold: float = 0.5  # minimum detection score
+    min_face: int = 16  # minimum face short edge, original pixels
     immich_url: str | None = None
     immich_api_key: str | None = field(default=None, repr=False)  # never shown
     ml_uri: str | None = None
@@ -64,26 +67,26 @@ class Settings:
             values["immich_url"] = environ["IMMICH_URL"]
         if environ.get("IMMICH_API_KEY"):
             values["immich_api_key"] = environ["IMMICH_API_KEY"]
-        if environ.get(ENV_PREFIX + "ML_BACKOFF_S"):
-            try:
-                values["ml_backoff_s"] = float(environ[ENV_PREFIX + "ML_BACKOFF_S"])
-            except ValueError:
-                raise ConfigError(f"{ENV_PREFIX}ML_BACKOFF_S is not a number") from None
         for name in ("ml_uri", "ml_clip_model"):
             if environ.get(ENV_PREFIX + name.upper()):
                 values[name] = environ[ENV_PREFIX + name.upper()]
         for name in ("model_pack", "device"):
             if environ.get(ENV_PREFIX + name.upper()):
                 values[name] = environ[ENV_PREFIX + name.upper()]
-        for name in ("concurrency", "max_image_pixels", "scan_batch_size", "max_scan_attempts",
-                     "stale_claim_minutes", "ml_embedding_dim"):
+        numbers: dict[str, type] = {
+            "concurrency": int, "max_image_pixels": int, "scan_batch_size": int,
+            "max_scan_attempts": int, "stale_claim_minutes": int, "det_size": int,
+            "det_threshold": float, "min_face": int,
+            "ml_embedding_dim": int, "ml_backoff_s": float}
+        for name, kind in numbers.items():
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:
                 try:
-                    values[name] = int(raw)
+                    values[name] = kind(raw)
                 except ValueError:
                     raise ConfigError(
-                        f"{ENV_PREFIX + name.upper()}={raw!r} is not a whole number"
+                        f"{ENV_PREFIX + name.upper()}={raw!r} is not a "
+                        f"{'whole ' if kind is int else ''}number"
                     ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

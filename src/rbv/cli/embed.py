@@ -8,7 +8,9 @@ import typer
 
 from rbv.cli.analyzer_options import (
     ConcurrencyOption,
+    DetThresholdOption,
     DeviceOption,
+    MinFaceOption,
     MlUriOption,
     ModelPackOption,
 )
@@ -24,6 +26,8 @@ def embed(
     ctx: typer.Context,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
+    det_threshold: DetThresholdOption = None,
+    min_face: MinFaceOption = None,
     ml_uri: MlUriOption = None,
     concurrency: ConcurrencyOption = None,
     limit: Annotated[int | None, typer.Option(
@@ -47,7 +51,8 @@ def embed(
         rbv embed --database postgresql://me@dbhost/photos --json   # on each worker
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
-                           model_pack=model_pack, device=device, ml_uri=ml_uri)
+                           model_pack=model_pack, device=device, det_threshold=det_threshold,
+                           min_face=min_face, ml_uri=ml_uri)
     db = open_database(settings)
     analyzer = load_face_analyzer(settings)
     reporter = ProgressReporter(enabled=not as_json)

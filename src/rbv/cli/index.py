@@ -9,7 +9,9 @@ import typer
 
 from rbv.cli.analyzer_options import (
     ConcurrencyOption,
+    DetThresholdOption,
     DeviceOption,
+    MinFaceOption,
     MlUriOption,
     ModelPackOption,
 )
@@ -37,6 +39,8 @@ def index(
     concurrency: ConcurrencyOption = None,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
+    det_threshold: DetThresholdOption = None,
+    min_face: MinFaceOption = None,
     ml_uri: MlUriOption = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Say how many files would be catalogued; read and write nothing.")
@@ -65,7 +69,8 @@ def index(
         RBV_MODEL_PACK=../shared/models/scrfd_sface rbv index ../shared/data/faces
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
-                           model_pack=model_pack, device=device, ml_uri=ml_uri)
+                           model_pack=model_pack, device=device, det_threshold=det_threshold,
+                           min_face=min_face, ml_uri=ml_uri)
     db = open_database(settings)
     reporter = ProgressReporter(enabled=not as_json)
     analyzer = None

@@ -34,8 +34,9 @@ crops, which lowers embedding quality and makes sharp faces measure as blurry.""
 
 
 @dataclass
-class _Found:
-    """One image's detections, kept after the size filter, mapped to original pixels."""
+class FoundFaces:
+    """One image's detections after the size filter (boxes and landmarks in original
+    pixels) and their aligned crops, before recognition."""
 
     image: DecodedImage
     detections: Detections
@@ -67,7 +68,7 @@ class LocalFaceAnalyzer:
 
     def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
         """Faces of each image: detection per image, recognition batched across all."""
-        found = [self._detect(image) for image in images]
+        found = [self.find_faces(image) for image in images]
         crops = [crop for f in found for crop in f.crops]
         embeddings = self.recognizer.embed(crops) if crops else None
         results: list[ImageFaces] = []
@@ -88,7 +89,8 @@ class LocalFaceAnalyzer:
             results.append(ImageFaces(faces=faces))
         return results
 
-    def _detect(self, image: DecodedImage) -> _Found:
+    def find_faces(self, image: DecodedImage) -> FoundFaces:
+        """Detect, drop faces under ``min_face`` original pixels, align: no recognition."""
         rgb = _as_rgb(image.rgb)
         detections = self.detector.detect(rgb, self.det_threshold)
         sides = np.minimum(detections.boxes[:, 2] - detections.boxes[:, 0],
@@ -99,7 +101,7 @@ class LocalFaceAnalyzer:
         scale = np.float32(image.scale)
         original = Detections(detections.boxes * scale, detections.scores,
                               detections.keypoints * scale)
-        return _Found(image, original, crops)
+        return FoundFaces(image, original, crops)
 
 
 def _as_rgb(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

@@ -20,7 +20,8 @@ def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
     from rbv.faces.analyzer import load_analyzer  # heavy import: only when embedding
 
     analyzer: FaceAnalyzer = load_analyzer(
-        settings.model_pack, device=settings.device,
+        settings.model_pack, device=settings.device, det_size=settings.det_size,
+        det_threshold=settings.det_threshold, min_face=settings.min_face,
         hash_cache=settings.data_dir / "model-hashes.json",
     )
     return analyzer

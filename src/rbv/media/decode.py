@@ -145,8 +145,8 @@ def _orientation(im: Image.Image) -> int:
 
 def _reason(exc: BaseException, fmt: str) -> str:
     text = str(exc).strip() or type(exc).__name__
-    if "truncated" in text:
-        return f"the {fmt} file is truncated ({text})"
+    if "truncated" in text or "broken data stream" in text:
+        return f"the {fmt} file is truncated or damaged"
     if "cannot identify image file" in text:
         return f"not a readable {fmt} image"
     return f"cannot decode {fmt}: {text}"

@@ -48,6 +48,8 @@ def remote_analyzer(settings: Settings) -> RemoteFaceAnalyzer:
     analyzer = RemoteFaceAnalyzer(settings.ml_uri, model,
                                   embedding_dim=settings.ml_embedding_dim,
                                   clip_model=settings.ml_clip_model,
+                                  min_score=settings.det_threshold,
+                                  min_face=settings.min_face,
                                   backoff_s=settings.ml_backoff_s)
     analyzer.ping()
     return analyzer
@@ -69,6 +71,7 @@ class RemoteFaceAnalyzer:
         *,
         embedding_dim: int | None = None,
         min_score: float = DEFAULT_MIN_SCORE,
+        min_face: float = 0.0,
         clip_model: str | None = None,
         backoff_s: float = 5.0,
         timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -84,6 +87,7 @@ class RemoteFaceAnalyzer:
         self.model = model
         self.clip_model = clip_model
         self.min_score = min_score
+        self.min_face = min_face  # as the local analyzer: smaller faces are dropped
         # Identity: the server's model name (the files are on the server, not here).
         self.pack = PackInfo(name=model, files={"immich-ml:facial-recognition": model},
                              embedding_dim=dim)
@@ -153,6 +157,9 @@ class RemoteFaceAnalyzer:
             ) from None
         self._failed_in_a_row = 0
         found = parse_prediction(body, image.original_size, self.pack.embedding_dim)
+        if self.min_face > 0:
+            found.faces[:] = [f for f in found.faces if min(
+                f.bbox[2] - f.bbox[0], f.bbox[3] - f.bbox[1]) >= self.min_face]
         if found.clip_embedding is not None:
             found.extra["clip_model"] = self.clip_model or "clip"
         return found
