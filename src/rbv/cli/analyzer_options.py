@@ -32,3 +32,9 @@ MinFaceOption = Annotated[
     typer.Option("--min-face", min=0, help="Ignore faces whose short edge is smaller (original "
                  "pixels). Default: $RBV_MIN_FACE, else 16.", show_default=False),
 ]
+MlUriOption = Annotated[
+    str | None,
+    typer.Option("--ml-uri", help="Send images to this Immich machine-learning server "
+                 "(POST URL/predict) instead of running models here; the model is "
+                 "--model-pack's name. Default: $RBV_ML_URI.", show_default=False),
+]

@@ -11,6 +11,7 @@ from rbv.cli.analyzer_options import (
     DetThresholdOption,
     DeviceOption,
     MinFaceOption,
+    MlUriOption,
     ModelPackOption,
 )
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
@@ -27,6 +28,7 @@ def embed(
     device: DeviceOption = None,
     det_threshold: DetThresholdOption = None,
     min_face: MinFaceOption = None,
+    ml_uri: MlUriOption = None,
     concurrency: ConcurrencyOption = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, help="Stop after this many images.", show_default=False)] = None,
@@ -53,7 +55,7 @@ def embed(
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
                            model_pack=model_pack, device=device, det_threshold=det_threshold,
-                           min_face=min_face)
+                           min_face=min_face, ml_uri=ml_uri)
     settings = with_inference_workers(settings)
     db = open_database(settings)
     if dry_run:

@@ -12,6 +12,7 @@ from rbv.cli.analyzer_options import (
     DetThresholdOption,
     DeviceOption,
     MinFaceOption,
+    MlUriOption,
     ModelPackOption,
 )
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
@@ -40,6 +41,7 @@ def index(
     device: DeviceOption = None,
     det_threshold: DetThresholdOption = None,
     min_face: MinFaceOption = None,
+    ml_uri: MlUriOption = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Say how many files would be catalogued; read and write nothing.")
     ] = False,
@@ -68,7 +70,7 @@ def index(
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
                            model_pack=model_pack, device=device, det_threshold=det_threshold,
-                           min_face=min_face)
+                           min_face=min_face, ml_uri=ml_uri)
     settings = with_inference_workers(settings)
     db = open_database(settings)
     reporter = ProgressReporter(enabled=not as_json)

@@ -29,11 +29,16 @@ def _hash_cache(settings: Settings) -> Path | None:
 
 def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
     """The local ONNX Runtime analyzer for ``settings.model_pack`` on ``settings.device``,
-    its sessions' threads sized for ``settings.inference_workers`` concurrent callers.
+    its sessions' threads sized for ``settings.inference_workers`` concurrent callers
+    (or, with ``settings.ml_uri``, the remote server's analyzer for that model).
 
     Model file hashes are remembered in the data directory, so a run does not re-hash
     the pack. Raises the face engine's errors (pack missing, device unavailable).
     """
+    if settings.ml_uri:  # a remote Immich-ML server does the work
+        from rbv.mlapi.client import remote_analyzer
+
+        return remote_analyzer(settings)
     from rbv.faces.analyzer import load_analyzer  # heavy import: only when embedding
     from rbv.faces.sessions import default_threads
 

@@ -21,13 +21,14 @@ from pathlib import Path
 import psycopg
 
 from rbv.config import Settings
-from rbv.errors import ImageUnreadable
+from rbv.errors import ImageUnreadable, InferenceServerDown
 from rbv.faces.types import Face, FaceAnalyzer, ImageFaces, PackInfo
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import decode_for_detection
 from rbv.media.types import DecodedImage
 from rbv.store import Database
+from rbv.store.clip import store_clip_embeddings
 from rbv.store.faces import NewFace
 from rbv.store.images import image_formats, image_paths_of
 from rbv.store.packs import PackRow, pack_fingerprint, register_pack
@@ -279,6 +280,10 @@ def _finish_batch(
         image_id: [_new_face(image_id, pack.id, f) for f in found.faces]
         for image_id, found in results.items()
     }
+    store_clip_embeddings(conn, [  # before the scans are marked done: a crash redoes both
+        (image_id, str(found.extra.get("clip_model", "clip")), found.clip_embedding)
+        for image_id, found in results.items() if found.clip_embedding is not None
+    ])
     complete_scans(conn, pack.id, me, faces_by_image, failures)
     paths = image_paths_of(conn, [f.image_id for f in failures]) if failures else {}
     for failure in failures:
@@ -312,12 +317,16 @@ def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
         try:
             found = many(images)
             return {im.image_id: f for im, f in zip(images, found, strict=True)}
+        except InferenceServerDown:  # stop the run; the claims are handed back
+            raise
         except Exception:  # isolate the culprit below
             pass
     results = {}
     for image in images:
         try:
             results[image.image_id] = analyzer.analyze(image)
+        except InferenceServerDown:
+            raise
         except Exception as exc:
             failures.append(ScanFailure(image.image_id, f"face analysis failed: {exc}"))
     return results
