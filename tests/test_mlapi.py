@@ -122,7 +122,9 @@ def test_malformed_json_and_a_wrong_model_are_errors(fake_ml) -> None:
 
 def test_images_that_exhausted_retries_are_retried_next_run(cli, settings, fake_ml) -> None:
     url = str(settings.database_url)
-    env = _env(settings, RBV_ML_BACKOFF_S="0.001", RBV_ML_CLIP_MODEL="ViT-B-32__openai")
+    # One inference worker, so the 4 failing answers all go to the same image.
+    env = _env(settings, RBV_ML_BACKOFF_S="0.001", RBV_ML_CLIP_MODEL="ViT-B-32__openai",
+               RBV_INFERENCE_WORKERS="1")
     args = ("index", "-d", url, str(FACES), "--include", "*/Barack_Obama/*", "--ml-uri",
             fake_ml.url, "--json")
     n = len(list((FACES / "Barack_Obama").iterdir()))
@@ -147,7 +149,8 @@ def test_images_that_exhausted_retries_are_retried_next_run(cli, settings, fake_
 def test_a_server_down_mid_run_stops_with_exit_2_and_the_rerun_finishes(
         cli, settings, fake_ml) -> None:
     url = str(settings.database_url)
-    env = _env(settings, RBV_ML_BACKOFF_S="0.001")
+    # One inference worker, so the request count is exact (no image in flight beside).
+    env = _env(settings, RBV_ML_BACKOFF_S="0.001", RBV_INFERENCE_WORKERS="1")
     args = ("index", "-d", url, str(FACES), "--include", "*/Madonna/*", "--ml-uri",
             fake_ml.url)
     n = len(list((FACES / "Madonna").iterdir()))
