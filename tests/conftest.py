@@ -117,3 +117,55 @@ def faces_settings(pg_server: PasswordServer, faces_template: str, tmp_path: Pat
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{faces_template}"')
     return Settings(database_url=pg_server.url(name), data_dir=tmp_path / "data",
                     model_pack="scrfd_sface")
+
+
+# -- immich-stage / --ml-uri: local fake servers (tests/fakes) -------------------------
+
+IMMICH_SPEC = SHARED / "immich" / "immich-openapi-specs.json"
+IMMICH_KEY = "rbv-test-key-5f3c9a71e2d84b06aa0c"  # a secret: must never appear in output
+
+
+@pytest.fixture(scope="session")
+def immich_spec():  # type: ignore[no-untyped-def]
+    from tests.fakes.openapi import OpenApi
+
+    return OpenApi(IMMICH_SPEC)
+
+
+@pytest.fixture(scope="session")
+def immich_library():  # type: ignore[no-untyped-def]
+    """~214 real-photo assets with real detector face boxes (built once, ~15 s)."""
+    from tests.fakes.immich_library import build_library
+
+    return build_library(SHARED, PACK)
+
+
+@pytest.fixture
+def fake_immich(immich_library, immich_spec):  # type: ignore[no-untyped-def]
+    from tests.fakes.immich_server import FakeImmich
+
+    server = FakeImmich(immich_library, IMMICH_KEY, immich_spec).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _inference_server():  # type: ignore[no-untyped-def]
+    from tests.fakes.ml_server import FakeInference
+
+    server = FakeInference(PACK).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_ml(_inference_server):  # type: ignore[no-untyped-def]
+    """The fake Immich-ML server (real detections from PACK), with faults reset."""
+    from tests.fakes.ml_server import MlFaults
+
+    if _inference_server._server is None:
+        _inference_server.start()
+    _inference_server.faults = MlFaults()
+    _inference_server.requests = _inference_server.predictions = 0
+    _inference_server.entries = []
+    return _inference_server

@@ -139,7 +139,8 @@ def test_same_person_embeds_closer_than_different_people(analyzer: LocalFaceAnal
                 for (person, _), r in zip(
                     ((p, n) for p, names in photos.items() for n in names), results,
                     strict=True)]
-    same, different = [], []
+    same: list[float] = []
+    different: list[float] = []
     for (p1, e1), (p2, e2) in itertools.combinations(labelled, 2):
         (same if p1 == p2 else different).append(float(e1 @ e2))
     assert min(same) > max(different)
@@ -180,3 +181,39 @@ def test_mobilefacenet_pack_uses_arcface_normalisation() -> None:
     images.append(decode(FACES / "Joe_Biden" / "fr_biden.jpg"))
     e = [largest(r.faces).embedding for r in mbf.analyze_many(images)]
     assert float(e[0] @ e[1]) > float(e[0] @ e[2]) + 0.2
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (20, 5000, 3), (4000, 12, 3)])
+def test_degenerate_images_yield_no_faces_without_error(analyzer: LocalFaceAnalyzer,
+                                                        shape: tuple[int, int, int]) -> None:
+    pixels = np.full(shape, 200, np.uint8)
+    image = DecodedImage(0, Path("x"), pixels, 1.0, (shape[1], shape[0]))
+    assert analyzer.analyze(image).faces == []
+
+
+def test_grey_pixels_are_accepted(analyzer: LocalFaceAnalyzer) -> None:
+    image = decode(MISC / "fr_two_people.jpg")
+    grey = np.asarray(Image.fromarray(image.rgb).convert("L"))
+    faces = analyzer.analyze(DecodedImage(0, image.path, grey, 1.0, image.original_size)).faces
+    assert len(faces) == 2
+
+
+def test_one_analyzer_serves_several_threads(analyzer: LocalFaceAnalyzer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [decode(MISC / n) for n in ("insightface_t1.jpg", "fr_two_people.jpg")] * 3
+    alone = [analyzer.analyze(i) for i in images]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(analyzer.analyze, images))
+    for a, b in zip(alone, together, strict=True):
+        assert [f.bbox for f in a.faces] == [f.bbox for f in b.faces]
+
+
+def test_another_scrfd_detector(tmp_path: Path) -> None:
+    # SCRFD-2.5GF (buffalo_m's detector) declares a batch axis on its outputs.
+    (tmp_path / "det_2.5g.onnx").symlink_to(SHARED / "models" / "extra" / "det_2.5g.onnx")
+    (tmp_path / "rec.onnx").symlink_to(next(PACK.glob("face_recognition_*.onnx")))
+    bigger = load_analyzer(str(tmp_path), device="cpu")
+    faces = bigger.analyze(decode(MISC / "insightface_t1.jpg")).faces
+    assert len(faces) == 6
+    assert "det_2.5g.onnx" in bigger.pack.files

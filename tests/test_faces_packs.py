@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import onnxruntime
@@ -10,7 +11,7 @@ import pytest
 from rbv.errors import ConfigError, DeviceUnavailable, ModelPackError
 from rbv.faces.analyzer import load_analyzer
 from rbv.faces.hashing import cached_sha256, sha256_file
-from rbv.faces.packs import ModelRole, classify_model, load_pack
+from rbv.faces.packs import ModelRole, Shape, classify_model, load_pack
 from rbv.faces.providers import available_providers, choose_providers
 from tests.conftest import PACK, SHARED
 
@@ -19,8 +20,11 @@ SFACE = PACK / "face_recognition_sface_2021dec_int8bq_ort.onnx"
 CPU, CUDA, DML = "CPUExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider"
 
 
+Offer = Callable[..., None]
+
+
 @pytest.fixture
-def fake_runtime(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def fake_runtime(monkeypatch: pytest.MonkeyPatch) -> Offer:
     """Make the installed onnxruntime report the given providers."""
     def offer(*providers: str) -> None:
         monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(providers))
@@ -29,7 +33,7 @@ def fake_runtime(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-de
 
 # ----- providers ---------------------------------------------------------------------
 
-def test_auto_prefers_cuda_then_directml_then_cpu(fake_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_auto_prefers_cuda_then_directml_then_cpu(fake_runtime: Offer) -> None:
     fake_runtime("TensorrtExecutionProvider", CUDA, CPU)
     assert choose_providers("auto", available_providers()) == [CUDA, CPU]
     fake_runtime(DML, CPU)
@@ -38,13 +42,13 @@ def test_auto_prefers_cuda_then_directml_then_cpu(fake_runtime) -> None:  # type
     assert choose_providers("auto", available_providers()) == [CPU]
 
 
-def test_explicit_device(fake_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_explicit_device(fake_runtime: Offer) -> None:
     fake_runtime(CUDA, CPU)
     assert choose_providers("cuda", available_providers()) == [CUDA, CPU]
     assert choose_providers("CPU", available_providers()) == [CPU]
 
 
-def test_missing_device_says_which_extra_to_install(fake_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_missing_device_says_which_extra_to_install(fake_runtime: Offer) -> None:
     fake_runtime(CPU)
     with pytest.raises(DeviceUnavailable, match=r"rbv\[gpu\]"):
         choose_providers("cuda", available_providers())
@@ -54,7 +58,7 @@ def test_missing_device_says_which_extra_to_install(fake_runtime) -> None:  # ty
         choose_providers("tpu", available_providers())
 
 
-def test_gpu_that_fails_to_start_is_not_silently_replaced_by_cpu(fake_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_gpu_that_fails_to_start_is_not_silently_replaced_by_cpu(fake_runtime: Offer) -> None:
     # The runtime claims CUDA, but this CPU build cannot start it: ONNX Runtime would
     # quietly run on CPU; an explicit --device cuda must fail instead.
     fake_runtime(CUDA, CPU)
@@ -77,7 +81,8 @@ def test_gpu_that_fails_to_start_is_not_silently_replaced_by_cpu(fake_runtime) -
     ((1, 3, 128, 128), [(1, 3, 128, 128)], None),  # inswapper-like: not a role rbv uses
     ((1, 10), [(1, 2)], None),
 ])
-def test_roles_from_documented_shapes(inp, outs, role) -> None:  # type: ignore[no-untyped-def]
+def test_roles_from_documented_shapes(inp: Shape, outs: list[Shape], role: ModelRole | None
+                                      ) -> None:
     assert classify_model(inp, outs) is role
 
 

@@ -80,7 +80,7 @@ def test_recognizer_input_normalisation_and_l2() -> None:
     assert to_blob([crop], ARCFACE).max() == pytest.approx(1.0)
     assert to_blob([crop], RAW_PIXELS).max() == pytest.approx(255.0)
     v = l2_normalise(np.array([[3, 4], [0, 0]], np.float32))
-    np.testing.assert_allclose(v, [[0.6, 0.8], [0, 0]])
+    np.testing.assert_allclose(v, np.array([[0.6, 0.8], [0.0, 0.0]]))
 
 
 def test_blur_is_lower_for_a_blurred_crop() -> None:

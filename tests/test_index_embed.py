@@ -17,6 +17,11 @@ import numpy as np
 import psycopg
 
 from rbv.config import Settings
+from rbv.faces.analyzer import load_analyzer
+from rbv.faces.types import FaceAnalyzer, ImageFaces
+from rbv.jobs.catalogue import run_catalogue
+from rbv.jobs.embed import run_embed
+from rbv.media.types import DecodedImage
 from rbv.store import Database
 from tests.conftest import FACES, MISC, PACK, run_cli
 from tests.pgserver import PasswordServer
@@ -222,3 +227,50 @@ def test_kill_9_during_index_then_rerun_equals_an_uninterrupted_run(
     assert _rows(url, "SELECT status FROM runs ORDER BY id DESC LIMIT 1") == [("ok",)]
 
 
+
+
+class _WantsBytes:
+    """The real analyzer behind the interface of a remote one: it asks for each file's
+    original bytes and has no ``analyze_many``."""
+
+    wants_original_bytes = True
+
+    def __init__(self, inner: FaceAnalyzer) -> None:
+        self.inner = inner
+        self.pack = inner.pack
+        self.got_original: list[bool] = []
+
+    def analyze(self, image: DecodedImage) -> ImageFaces:
+        self.got_original.append(image.data == image.path.read_bytes())
+        return self.inner.analyze(image)
+
+
+def test_any_face_analyzer_works_and_can_ask_for_original_bytes(
+    settings: Settings, db: Database
+) -> None:
+    photos = [FACES / who / name for who, names in PEOPLE.items() for name in names]
+    run_catalogue(db, settings, photos)
+    analyzer = _WantsBytes(load_analyzer(str(PACK), device="cpu"))
+    first = run_embed(db, settings, analyzer, limit=4)
+    assert (first.images, first.faces) == (4, 4)
+    rest = run_embed(db, settings, analyzer)
+    assert (rest.images, rest.faces) == (2, 2)
+    assert analyzer.got_original == [True] * 6
+    with db.connect() as conn:
+        assert conn.execute("SELECT command, status, counts->>'images' FROM runs ORDER BY id"
+                            ).fetchall() == [("embed", "ok", "4"), ("embed", "ok", "2")]
+
+
+def test_embed_dry_run_counts_the_work_and_writes_nothing(cli, settings: Settings) -> None:
+    url = str(settings.database_url)
+    photos = [FACES / who / names[0] for who, names in PEOPLE.items()]
+    assert run_cli(cli, "index", "-d", url, "--no-embed", *map(str, photos)).exit_code == 0
+    dry = run_cli(cli, "embed", "-d", url, "--dry-run", env=_env(settings))
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.strip() == "Would scan 3 images with scrfd_sface; nothing was written."
+    assert _rows(url, "SELECT count(*) FROM model_packs") == [(0,)]
+    one = run_cli(cli, "embed", "-d", url, "--limit", "1", env=_env(settings))
+    assert one.exit_code == 0, one.output
+    assert one.stdout.startswith("Scanned 1 images with scrfd_sface: 1 faces")
+    dry = run_cli(cli, "embed", "-d", url, "--dry-run", "--json", env=_env(settings))
+    assert json.loads(dry.stdout) == {"pack": "scrfd_sface", "would_scan": 2}

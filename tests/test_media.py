@@ -165,3 +165,28 @@ def test_missing_target_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     items = list(discover([tmp_path / "nope", MISC / "fr_two_people.jpg"]))
     assert isinstance(items[0], WalkProblem) and "No such file" in items[0].reason
     assert isinstance(items[1], FoundFile)
+
+
+@pytest.mark.parametrize("fmt,mode,suffix", [
+    ("WEBP", "RGB", ".jpg"), ("TIFF", "RGB", ".tif"), ("BMP", "RGB", ".bmp"),
+    ("GIF", "P", ".gif"), ("PNG", "I;16", ".png"), ("PNG", "LA", ".png"),
+    ("JPEG", "CMYK", ".jpeg"),
+])
+def test_every_supported_format_and_mode_decodes_to_8_bit_rgb(
+    tmp_path: Path, fmt: str, mode: str, suffix: str
+) -> None:
+    source = Image.open(FACES / "Barack_Obama" / "fr_obama.jpg").convert("RGB")
+    source = source.resize((120, 90))
+    if mode == "I;16":  # 16-bit grey, full range
+        image = Image.fromarray(np.asarray(source.convert("L"), np.uint16) * 257)
+    else:
+        image = source.convert("L").convert(mode) if mode == "LA" else source.convert(mode)
+    path = tmp_path / f"photo{suffix}"
+    image.save(path, format=fmt)
+    assert _format_of(path) == fmt
+    probe = probe_image(path, fmt, max_pixels=10**9)
+    assert (probe.width, probe.height) == (120, 90)
+    decoded = decode_for_detection(path, fmt, image_id=1, long_edge=640, max_pixels=10**9)
+    assert decoded.rgb.shape == (90, 120, 3) and decoded.rgb.dtype == np.uint8
+    # The picture survives the conversion (not blank, not saturated).
+    assert 40 < decoded.rgb.mean() < 215

@@ -237,3 +237,12 @@ def test_embedded_database_is_created_and_shared_by_concurrent_processes(tmp_pat
     out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
     assert re.search(r"0001_init\.sql\s+applied", out)
+
+
+def test_psql_runs_sql_on_the_database(settings: Settings) -> None:
+    assert settings.database_url
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+    proc = _rbv("psql", "-c", "SELECT count(*) AS n FROM persons", env=env)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert re.search(r"^\s*n\s*$", out, re.M) and re.search(r"^\s*0\s*$", out, re.M)

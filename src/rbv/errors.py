@@ -74,3 +74,29 @@ class ModelPackError(RbvError):
 
 class DeviceUnavailable(RbvError):
     """The requested inference device is not offered by the installed ONNX Runtime."""
+
+
+class ImmichUnavailable(RbvError):
+    """The Immich server does not answer; staging state was saved, re-run to resume."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class ImmichError(RbvError):
+    """The Immich server refused a request or answered something rbv cannot use."""
+
+
+class InferenceUnavailable(RbvError):
+    """The remote inference server did not answer after its retries; the image is left
+    not-done and retried on the next run."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class InferenceServerDown(InferenceUnavailable):
+    """Several images in a row exhausted their retries: the run stops (exit code 2) and
+    leaves the images it did not finish for the next run."""
+
+
+class InferenceError(RbvError):
+    """The remote inference server answered something rbv cannot use."""

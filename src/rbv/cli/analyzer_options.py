@@ -22,3 +22,19 @@ ConcurrencyOption = Annotated[
                  "while faces are analyzed. Default: $RBV_CONCURRENCY, else 4.",
                  show_default=False),
 ]
+DetThresholdOption = Annotated[
+    float | None,
+    typer.Option("--det-threshold", min=0.0, max=1.0, help="Minimum face detection score. "
+                 "Default: $RBV_DET_THRESHOLD, else 0.5.", show_default=False),
+]
+MinFaceOption = Annotated[
+    int | None,
+    typer.Option("--min-face", min=0, help="Ignore faces whose short edge is smaller (original "
+                 "pixels). Default: $RBV_MIN_FACE, else 16.", show_default=False),
+]
+MlUriOption = Annotated[
+    str | None,
+    typer.Option("--ml-uri", help="Send images to this Immich machine-learning server "
+                 "(POST URL/predict) instead of running models here; the model is "
+                 "--model-pack's name. Default: $RBV_ML_URI.", show_default=False),
+]

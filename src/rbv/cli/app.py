@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import cluster, embed, eval, index, migrate, persons, stats
+from rbv.cli import cluster, embed, eval, immich_stage, index, migrate, persons, psql, stats
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -77,11 +77,13 @@ def root(
 
 app.command("migrate")(migrate.migrate)
 app.command("stats")(stats.stats)
+app.command("psql")(psql.psql)
 app.command("index")(index.index)
 app.command("embed")(embed.embed)
 app.command("cluster")(cluster.cluster)
 app.add_typer(persons.app, name="persons")
 app.command("eval")(eval.eval_)
+app.command("immich-stage")(immich_stage.immich_stage)
 
 
 def main() -> None:

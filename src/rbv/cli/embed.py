@@ -6,12 +6,19 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.analyzer_options import ConcurrencyOption, DeviceOption, ModelPackOption
+from rbv.cli.analyzer_options import (
+    ConcurrencyOption,
+    DetThresholdOption,
+    DeviceOption,
+    MinFaceOption,
+    MlUriOption,
+    ModelPackOption,
+)
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.analyzer import load_face_analyzer
-from rbv.jobs.embed import run_embed
+from rbv.jobs.analyzer import load_face_analyzer, load_pack_info, with_inference_workers
+from rbv.jobs.embed import count_embed_work, run_embed
 from rbv.store import open_database
 
 
@@ -19,9 +26,15 @@ def embed(
     ctx: typer.Context,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
+    det_threshold: DetThresholdOption = None,
+    min_face: MinFaceOption = None,
+    ml_uri: MlUriOption = None,
     concurrency: ConcurrencyOption = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, help="Stop after this many images.", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Say how many images would be scanned; load no model, write "
+        "nothing.")] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -41,8 +54,18 @@ def embed(
         rbv embed --database postgresql://me@dbhost/photos --json   # on each worker
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
-                           model_pack=model_pack, device=device)
+                           model_pack=model_pack, device=device, det_threshold=det_threshold,
+                           min_face=min_face, ml_uri=ml_uri)
+    settings = with_inference_workers(settings)
     db = open_database(settings)
+    if dry_run:
+        pack = load_pack_info(settings)
+        todo = count_embed_work(db, settings, pack)
+        if as_json:
+            print_json({"pack": pack.name, "would_scan": todo})
+        else:
+            typer.echo(f"Would scan {todo:,} images with {pack.name}; nothing was written.")
+        return
     analyzer = load_face_analyzer(settings)
     reporter = ProgressReporter(enabled=not as_json)
     providers = ", ".join(getattr(analyzer, "providers", [])) or "unknown provider"

@@ -7,11 +7,18 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.analyzer_options import ConcurrencyOption, DeviceOption, ModelPackOption
+from rbv.cli.analyzer_options import (
+    ConcurrencyOption,
+    DetThresholdOption,
+    DeviceOption,
+    MinFaceOption,
+    MlUriOption,
+    ModelPackOption,
+)
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.analyzer import load_face_analyzer
+from rbv.jobs.analyzer import load_face_analyzer, with_inference_workers
 from rbv.jobs.index import IndexSummary, run_index
 from rbv.media.discovery import PathFilter
 from rbv.store import open_database
@@ -32,6 +39,9 @@ def index(
     concurrency: ConcurrencyOption = None,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
+    det_threshold: DetThresholdOption = None,
+    min_face: MinFaceOption = None,
+    ml_uri: MlUriOption = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Say how many files would be catalogued; read and write nothing.")
     ] = False,
@@ -59,7 +69,9 @@ def index(
         RBV_MODEL_PACK=../shared/models/scrfd_sface rbv index ../shared/data/faces
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
-                           model_pack=model_pack, device=device)
+                           model_pack=model_pack, device=device, det_threshold=det_threshold,
+                           min_face=min_face, ml_uri=ml_uri)
+    settings = with_inference_workers(settings)
     db = open_database(settings)
     reporter = ProgressReporter(enabled=not as_json)
     analyzer = None

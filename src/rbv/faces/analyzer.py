@@ -11,6 +11,11 @@ from numpy.typing import NDArray
 
 from rbv.errors import ConfigError, DeviceUnavailable
 from rbv.faces.alignment import align_face
+from rbv.faces.defaults import (
+    DEFAULT_DET_SIZE,
+    DEFAULT_DET_THRESHOLD,
+    DEFAULT_MIN_FACE,
+)
 from rbv.faces.detection import Detections, FaceDetector
 from rbv.faces.packs import DEFAULT_INSIGHTFACE_ROOT, load_pack
 from rbv.faces.providers import CPU, DEVICES, available_providers, choose_providers
@@ -20,9 +25,6 @@ from rbv.faces.sessions import open_session
 from rbv.faces.types import Face, ImageFaces, PackInfo
 from rbv.media.types import DecodedImage
 
-DEFAULT_DET_SIZE = 640
-DEFAULT_DET_THRESHOLD = 0.5
-DEFAULT_MIN_FACE = 16
 DECODE_FACTOR = 3
 """``decode_long_edge = DECODE_FACTOR × det_size``: the detector only ever sees
 ``det_size`` pixels, but alignment, the 112×112 recognizer crop and the blur measure
@@ -34,8 +36,9 @@ crops, which lowers embedding quality and makes sharp faces measure as blurry.""
 
 
 @dataclass
-class _Found:
-    """One image's detections, kept after the size filter, mapped to original pixels."""
+class FoundFaces:
+    """One image's detections after the size filter (boxes and landmarks in original
+    pixels) and their aligned crops, before recognition."""
 
     image: DecodedImage
     detections: Detections
@@ -45,9 +48,11 @@ class _Found:
 class LocalFaceAnalyzer:
     """Detects and embeds faces with a model pack on local ONNX Runtime sessions.
 
-    Satisfies :class:`rbv.faces.types.FaceAnalyzer`. Sessions are thread-safe, so one
-    analyzer may serve several threads; on a CPU one inference thread is best, since
-    each session already uses every core.
+    Satisfies :class:`rbv.faces.types.FaceAnalyzer`. Its sessions are thread-safe and
+    it keeps no per-call state, so one analyzer may serve several threads. On a CPU,
+    ``threads=1`` with one calling thread per core beat one caller with multi-threaded
+    sessions in ``scripts/bench_embed.py``: these small models scale poorly across
+    intra-op threads, and decoding then overlaps inference.
     """
 
     def __init__(self, pack: PackInfo, detector: FaceDetector, recognizer: FaceRecognizer,
@@ -67,15 +72,14 @@ class LocalFaceAnalyzer:
 
     def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
         """Faces of each image: detection per image, recognition batched across all."""
-        found = [self._detect(image) for image in images]
+        found = [self.find_faces(image) for image in images]
         crops = [crop for f in found for crop in f.crops]
-        embeddings = self.recognizer.embed(crops) if crops else None
+        embeddings = self.recognizer.embed(crops)
         results: list[ImageFaces] = []
         offset = 0
         for f in found:
             faces = []
             for i, crop in enumerate(f.crops):
-                assert embeddings is not None  # crops exist, so embeddings do
                 x1, y1, x2, y2 = (float(v) for v in f.detections.boxes[i])
                 faces.append(Face(
                     bbox=(x1, y1, x2, y2),
@@ -88,7 +92,8 @@ class LocalFaceAnalyzer:
             results.append(ImageFaces(faces=faces))
         return results
 
-    def _detect(self, image: DecodedImage) -> _Found:
+    def find_faces(self, image: DecodedImage) -> FoundFaces:
+        """Detect, drop faces under ``min_face`` original pixels, align: no recognition."""
         rgb = _as_rgb(image.rgb)
         detections = self.detector.detect(rgb, self.det_threshold)
         sides = np.minimum(detections.boxes[:, 2] - detections.boxes[:, 0],
@@ -99,7 +104,7 @@ class LocalFaceAnalyzer:
         scale = np.float32(image.scale)
         original = Detections(detections.boxes * scale, detections.scores,
                               detections.keypoints * scale)
-        return _Found(image, original, crops)
+        return FoundFaces(image, original, crops)
 
 
 def _as_rgb(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -139,6 +144,7 @@ def load_analyzer(
         raise ConfigError(f"--min-face must be ≥ 0 pixels, not {min_face}")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be ≥ 1, not {threads}")
+    device = device.strip().lower()
     providers = choose_providers(device, available_providers())
     model_pack = load_pack(pack, insightface_root=insightface_root, hash_cache=hash_cache)
     session = open_session(model_pack.detector.path, providers, threads=threads,

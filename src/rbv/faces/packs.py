@@ -22,7 +22,6 @@ from rbv.errors import ModelPackError
 from rbv.faces.hashing import cached_sha256
 from rbv.faces.types import PackInfo
 
-DEFAULT_PACK = "buffalo_l"
 DEFAULT_INSIGHTFACE_ROOT = Path("~/.insightface")
 """InsightFace's own cache root; named packs live in ``<root>/models/<name>/``."""
 

@@ -1,1 +1,1 @@
-"""Immich REST client and staging."""
+"""Immich REST client and staging of an Immich library into a folder rbv indexes."""

@@ -164,6 +164,9 @@ def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: Catalo
         elif s.new_image:
             summary.new_images += 1
             report.advance()
+        elif s.same_path:
+            summary.unchanged += 1  # touched (new mtime), same content
+            report.advance()
         else:
             summary.aliases += 1
             report.advance()

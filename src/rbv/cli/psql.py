@@ -1,0 +1,48 @@
+"""``rbv psql``: an interactive SQL shell on rbv's database."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Annotated
+
+import typer
+
+from rbv.cli.common import DatabaseOption, settings_of
+from rbv.errors import ConfigError
+from rbv.store import open_database
+from rbv.store.embedded import bundled_psql
+
+
+def psql(
+    ctx: typer.Context,
+    command: Annotated[
+        str | None, typer.Option("--command", "-c", help="Run one SQL command and exit.")
+    ] = None,
+    print_url: Annotated[
+        bool, typer.Option("--url", help="Print the connection URL instead (for other tools).")
+    ] = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Open psql on rbv's database (the embedded server or --database / DATABASE_URL).
+
+    The embedded server keeps running while the shell is open. The URL printed by
+    --url contains the password of a server given by URL: keep it private.
+
+    Examples:
+
+        rbv psql
+
+        rbv psql -c "SELECT count(*) FROM face_detections WHERE person_id IS NULL"
+
+        rbv psql --url
+    """
+    db = open_database(settings_of(ctx, database_url=database), require_schema=False)
+    if print_url:
+        typer.echo(db.url)
+        return
+    client = bundled_psql() or shutil.which("psql")
+    if not client:
+        raise ConfigError("no psql client found; install postgresql-client")
+    args = [str(client), db.url] + (["-c", command] if command else [])
+    raise typer.Exit(subprocess.run(args, check=False).returncode)

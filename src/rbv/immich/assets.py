@@ -1,0 +1,94 @@
+"""What rbv reads from Immich about one asset, and the pure geometry on it.
+
+Immich reports face boxes in the pixel space of the asset's *preview*
+(``imageWidth`` × ``imageHeight``, already upright); rbv's minimum face size is in the
+pixels of the upright *original*, whose size comes from EXIF (``exifImageWidth`` ×
+``exifImageHeight``, as stored in the file: before orientation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# EXIF orientations 5..8 turn the image by 90°, so width and height trade places.
+_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+@dataclass(frozen=True)
+class ImmichAsset:
+    """An image asset as listed by ``POST /api/search/metadata``."""
+
+    id: str
+    original_path: str
+    original_file_name: str
+    stored_size: tuple[int, int] | None  # EXIF width × height as stored, if known
+    orientation: int | None
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> ImmichAsset:
+        exif = item.get("exifInfo") or {}
+        width, height = exif.get("exifImageWidth"), exif.get("exifImageHeight")
+        stored = (int(width), int(height)) if width and height else None
+        return cls(
+            id=str(item["id"]),
+            original_path=str(item.get("originalPath") or ""),
+            original_file_name=str(item.get("originalFileName") or item["id"]),
+            stored_size=stored,
+            orientation=_orientation(exif.get("orientation")),
+        )
+
+    @property
+    def upright_size(self) -> tuple[int, int] | None:
+        """The original's (width, height) once turned upright by its orientation."""
+        if self.stored_size is None:
+            return None
+        width, height = self.stored_size
+        if self.orientation in _SWAPPING_ORIENTATIONS:
+            return height, width
+        return width, height
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """One face box from ``GET /api/faces`` in preview pixels."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    image_width: int
+    image_height: int
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> FaceBox:
+        return cls(
+            float(item["boundingBoxX1"]), float(item["boundingBoxY1"]),
+            float(item["boundingBoxX2"]), float(item["boundingBoxY2"]),
+            int(item["imageWidth"]), int(item["imageHeight"]),
+        )
+
+
+def face_short_edge(face: FaceBox, original: tuple[int, int] | None) -> float:
+    """The face box's short edge in pixels of the upright original.
+
+    With no known original size the preview's pixels are the best estimate.
+    """
+    sx = sy = 1.0
+    if original is not None and face.image_width > 0 and face.image_height > 0:
+        sx = original[0] / face.image_width
+        sy = original[1] / face.image_height
+    return min((face.x2 - face.x1) * sx, (face.y2 - face.y1) * sy)
+
+
+def largest_face_short_edge(faces: list[FaceBox], original: tuple[int, int] | None) -> float:
+    """The largest short edge over ``faces`` (0 when there are none)."""
+    return max((face_short_edge(f, original) for f in faces), default=0.0)
+
+
+def _orientation(value: object) -> int | None:
+    try:
+        number = int(str(value))
+    except ValueError:
+        return None
+    return number if 1 <= number <= 8 else None

@@ -1,0 +1,243 @@
+"""A small Immich REST client: version probe, metadata search paging, faces, originals.
+
+Transient failures (connection errors, timeouts, truncated bodies, HTTP 5xx) are
+retried with exponential backoff; what still fails becomes :class:`ImmichTransient`
+(the staging run counts it toward its circuit breaker). The API key travels only in
+the ``x-api-key`` header and is never part of a message, URL or ``repr``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from rbv.errors import ImmichError, ImmichUnavailable
+from rbv.immich.assets import FaceBox, ImmichAsset
+
+MAX_PAGE_SIZE = 1000
+_CHUNK = 1 << 20
+
+
+class ImmichTransient(ImmichError):
+    """A request that kept failing the way an unhealthy server fails (no answer, 5xx)."""
+
+
+class _Retryable(Exception):
+    """Internal: one attempt failed in a way worth retrying."""
+
+
+@dataclass(frozen=True)
+class Download:
+    """An original streamed to ``path`` (a temporary file the caller renames or removes)."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+class ImmichClient:
+    """Talks to one Immich server with one API key."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        retry_wait_s: float = 2.0,
+        max_download_bytes: int = 4 << 30,
+    ) -> None:
+        self.url = url.rstrip("/")
+        if not self.url.startswith(("http://", "https://")):
+            raise ImmichError(f"Immich URL must start with http:// or https://, got {self.url!r}")
+        self._http = httpx.Client(
+            base_url=self.url + "/api",
+            headers={"x-api-key": api_key, "accept": "application/json"},
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+        self._retries = retries
+        self._retry_wait_s = retry_wait_s
+        self.max_download_bytes = max_download_bytes
+
+    def __repr__(self) -> str:
+        return f"ImmichClient({self.url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ImmichClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def server_version(self, *, retry: bool = True) -> str:
+        """``major.minor.patch`` from ``GET /api/server/version``; raises
+        :class:`ImmichUnavailable` if the server does not answer."""
+        try:
+            body = self._json("GET", "/server/version", retry=retry)
+            return f"{body['major']}.{body['minor']}.{body['patch']}"
+        except (ImmichTransient, KeyError, TypeError) as exc:
+            raise ImmichUnavailable(
+                f"the Immich server at {self.url} does not answer ({exc}); check --url / "
+                "IMMICH_URL and that the server is up, then re-run"
+            ) from None
+
+    def image_pages(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[list[ImmichAsset]]:
+        """Every image asset, one page at a time, until ``assets.nextPage`` is null."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ImmichError(f"page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        page: int | None = 1
+        while page is not None:
+            body = self._json("POST", "/search/metadata", json={
+                "type": "IMAGE", "page": page, "size": page_size, "withExif": True,
+                "order": "asc",
+            })
+            try:
+                assets = body["assets"]
+                items = assets["items"]
+                next_page = assets["nextPage"]
+            except (KeyError, TypeError):
+                raise ImmichError(
+                    f"unexpected search response from {self.url} (page {page})"
+                ) from None
+            try:
+                assets_here = [ImmichAsset.from_json(i) for i in items
+                               if i.get("type", "IMAGE") == "IMAGE"]
+                following = None if next_page is None else int(next_page)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise ImmichError(
+                    f"unexpected asset list from {self.url} (page {page})"
+                ) from None
+            yield assets_here
+            if following is not None and following <= page:  # never loop forever
+                raise ImmichError(f"{self.url} returned nextPage {following} after {page}")
+            page = following
+
+    def faces(self, asset_id: str) -> list[FaceBox]:
+        """Immich's own face boxes for one asset (in preview pixels)."""
+        body = self._json("GET", "/faces", params={"id": asset_id})
+        if not isinstance(body, list):
+            raise ImmichError(f"unexpected faces response for asset {asset_id}")
+        try:
+            return [FaceBox.from_json(f) for f in body]
+        except (KeyError, TypeError, ValueError):
+            raise ImmichError(f"malformed face box for asset {asset_id}") from None
+
+    def download_original(self, asset_id: str, dest: Path) -> Download:
+        """Stream the original to ``dest`` (overwritten), hashing it on the way."""
+
+        def attempt() -> Download:
+            digest = hashlib.sha256()
+            size = 0
+            try:
+                with self._http.stream("GET", f"/assets/{asset_id}/original",
+                                       headers={"accept": "application/octet-stream"}) as resp:
+                    self._check_status(resp, f"original of asset {asset_id}")
+                    expected = resp.headers.get("content-length")
+                    if expected is not None and int(expected) > self.max_download_bytes:
+                        raise ImmichError(self._too_big(asset_id))
+                    with open(dest, "wb") as out:
+                        try:
+                            for chunk in resp.iter_bytes(_CHUNK):
+                                size += len(chunk)
+                                if size > self.max_download_bytes:
+                                    raise ImmichError(self._too_big(asset_id))
+                                digest.update(chunk)
+                                out.write(chunk)
+                        except httpx.TransportError as exc:
+                            raise _Retryable(f"truncated download ({size} of {expected or '?'} "
+                                             f"bytes; {_describe(exc)})") from None
+                        out.flush()
+                        os.fsync(out.fileno())
+                    if expected is not None and int(expected) != size:
+                        raise _Retryable(f"truncated download ({size} of {expected} bytes)")
+            except httpx.TransportError as exc:
+                raise _Retryable(_describe(exc)) from None
+            return Download(dest, digest.hexdigest(), size)
+
+        try:
+            return self._retrying(attempt)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                dest.unlink()
+            raise
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _too_big(self, asset_id: str) -> str:
+        return (f"original of asset {asset_id} is larger than the download limit "
+                f"({self.max_download_bytes:,} bytes)")
+
+    def _json(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        def attempt() -> Any:
+            try:
+                resp = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise _Retryable(_describe(exc)) from None
+            self._check_status(resp, f"{method} {path}")
+            try:
+                return resp.json()
+            except ValueError:
+                raise ImmichError(f"{method} {path}: the server sent malformed JSON") from None
+
+        return self._retrying(attempt) if retry else self._once(attempt)
+
+    def _check_status(self, resp: httpx.Response, what: str) -> None:
+        if resp.status_code >= 500:
+            raise _Retryable(f"HTTP {resp.status_code}")
+        if resp.status_code in (401, 403):
+            raise ImmichAuthError(
+                f"the Immich server at {self.url} refused the API key (HTTP "
+                f"{resp.status_code}); check IMMICH_API_KEY"
+            )
+        if resp.status_code >= 400:
+            raise ImmichError(f"{what}: HTTP {resp.status_code}")
+
+    def _once(self, attempt: Any) -> Any:
+        try:
+            return attempt()
+        except _Retryable as exc:
+            raise ImmichTransient(str(exc)) from None
+
+    def _retrying(self, attempt: Any) -> Any:
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(self._retries + 1),
+            wait=wait_exponential(multiplier=self._retry_wait_s, min=self._retry_wait_s),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Retryable as exc:
+            raise ImmichTransient(f"{exc} (after {self._retries} retries)") from None
+
+
+class ImmichAuthError(ImmichError):
+    """The server refused the API key: no point in going on."""
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    kind = type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or host unreachable"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({kind})"
+    return f"connection failed ({kind})"

@@ -1,0 +1,270 @@
+"""Stage an Immich library: keep image assets with a big enough face, download their
+originals, drop byte-duplicates, and save the rest under ``OUT/<user>/…``.
+
+The main thread pages through the library and hands each asset to a pool of workers;
+a worker does the whole network chain for one asset (faces → size check → download →
+sha256) and returns an outcome; the main thread alone dedups, renames the file into
+place and records the outcome in the resumable :class:`StageState`. After
+``breaker_threshold`` consecutive failed assets the server is probed: if it is down,
+the run stops, saves its state and raises :class:`ImmichUnavailable` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from rbv.errors import ConfigError, ImmichError, ImmichUnavailable
+from rbv.immich.assets import ImmichAsset, largest_face_short_edge
+from rbv.immich.client import ImmichAuthError, ImmichClient, ImmichTransient
+from rbv.immich.paths import resolve_inside, safe_relative_path, with_suffix_tag
+from rbv.immich.state import (
+    DUP_DB,
+    DUP_RUN,
+    FAILED,
+    NO_FACE,
+    SMALL_FACE,
+    STAGED,
+    StageState,
+)
+from rbv.store import Database
+from rbv.store.image_hashes import known_sha256
+
+DEFAULT_WORKERS = 8
+DEFAULT_MIN_FACE = 90.0
+BREAKER_THRESHOLD = 12
+_USER_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_WOULD_DOWNLOAD = "would_download"
+_COMPACT_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """What to stage and how."""
+
+    out_dir: Path
+    user: str = "immich"
+    min_face: float = DEFAULT_MIN_FACE
+    workers: int = DEFAULT_WORKERS
+    page_size: int = 1000
+    breaker_threshold: int = BREAKER_THRESHOLD
+    dry_run: bool = False
+
+    @property
+    def user_dir(self) -> Path:
+        return self.out_dir / self.user
+
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / f".rbv-immich-{self.user}.json"
+
+    @property
+    def partial_dir(self) -> Path:
+        return self.out_dir / ".rbv-partial"
+
+
+@dataclass
+class StageSummary:
+    """Counts of one run; ``seen`` = the sum of the others."""
+
+    seen: int = 0
+    resumed: int = 0  # already finished by an earlier run
+    staged: int = 0
+    dup_db: int = 0
+    dup_run: int = 0
+    no_face: int = 0
+    small_face: int = 0
+    failed: int = 0
+    would_download: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (asset id, message)
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "errors"} | {
+            "errors": [{"asset": a, "error": e} for a, e in self.errors]
+        }
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str
+    error: str | None = None
+    face_short: float | None = None
+    part: Path | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+def check_user_label(user: str) -> None:
+    if not _USER_LABEL.match(user) or user in (".", ".."):
+        raise ConfigError(f"--user must be a simple folder name (letters, digits, . _ -), "
+                          f"got {user!r}")
+
+
+def stage_library(
+    client: ImmichClient,
+    db: Database | None,
+    options: StageOptions,
+    on_progress: Callable[[StageSummary], None] | None = None,
+) -> StageSummary:
+    """Stage every image asset of the server; see the module docstring."""
+    check_user_label(options.user)
+    if options.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    client.server_version()  # startup probe: ImmichUnavailable (exit 2) if down
+    state = StageState.load(options.state_path, client.url, options.user)
+    return _Run(client, db, options, state, on_progress).run()
+
+
+class _Run:
+    def __init__(self, client: ImmichClient, db: Database | None, options: StageOptions,
+                 state: StageState, on_progress: Callable[[StageSummary], None] | None) -> None:
+        self.client = client
+        self.db = db
+        self.options = options
+        self.state = state
+        self.on_progress = on_progress
+        self.summary = StageSummary()
+        self.by_sha = state.staged_by_sha()
+        self.claimed = state.claimed_paths()
+        self.consecutive_errors = 0
+        self.pending: dict[Future[_Outcome], ImmichAsset] = {}
+        self.conn = db.connect(autocommit=True) if db is not None else None
+
+    def run(self) -> StageSummary:
+        if not self.options.dry_run:
+            self.options.partial_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.options.partial_dir.glob("*.part"):
+                stale.unlink()
+        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="immich-stage")
+        try:
+            for page in self._pages():
+                for asset in page:
+                    self.summary.seen += 1
+                    if self.state.is_final(asset.id):
+                        self.summary.resumed += 1
+                        continue
+                    while len(self.pending) >= 2 * self.options.workers:
+                        self._collect(FIRST_COMPLETED)
+                    self.pending[pool.submit(self._examine, asset)] = asset
+            while self.pending:
+                self._collect(FIRST_COMPLETED)
+        finally:
+            # Stopping early (breaker, auth failure, Ctrl-C): finish what is running,
+            # drop what never started, and keep every recorded outcome.
+            for future in list(self.pending):
+                if future.cancel():
+                    del self.pending[future]
+            pool.shutdown(wait=True, cancel_futures=True)
+            with contextlib.suppress(Exception):
+                while self.pending:
+                    self._collect(FIRST_COMPLETED, breaker=False)
+            if not self.options.dry_run:
+                self.state.save()
+            if self.conn is not None:
+                self.conn.close()
+        return self.summary
+
+    def _pages(self):  # type: ignore[no-untyped-def]
+        try:
+            yield from self.client.image_pages(self.options.page_size)
+        except ImmichTransient as exc:
+            self._probe_or_stop(f"listing assets failed: {exc}")
+            raise ImmichError(f"listing assets on {self.client.url} failed ({exc}); "
+                              "re-run to resume") from None
+
+    # -- workers -----------------------------------------------------------------------
+
+    def _examine(self, asset: ImmichAsset) -> _Outcome:
+        try:
+            faces = self.client.faces(asset.id)
+            if not faces:
+                return _Outcome(NO_FACE)
+            short = largest_face_short_edge(faces, asset.upright_size)
+            if short < self.options.min_face:
+                return _Outcome(SMALL_FACE, face_short=round(short, 1))
+            if self.options.dry_run:
+                return _Outcome(_WOULD_DOWNLOAD, face_short=round(short, 1))
+            part = self.options.partial_dir / f"{asset.id}.part"
+            got = self.client.download_original(asset.id, part)
+            return _Outcome("downloaded", face_short=round(short, 1), part=got.path,
+                            sha256=got.sha256, size=got.size)
+        except ImmichAuthError:
+            raise
+        except (ImmichError, OSError) as exc:
+            return _Outcome(FAILED, error=str(exc))
+
+    # -- main thread -------------------------------------------------------------------
+
+    def _collect(self, mode: str, *, breaker: bool = True) -> None:
+        done, _ = wait(list(self.pending), return_when=mode)
+        for future in done:
+            asset = self.pending.pop(future)
+            outcome = future.result()  # re-raises ImmichAuthError
+            self._finish(asset, outcome)
+            if outcome.status == FAILED:
+                self.consecutive_errors += 1
+                if breaker and self.consecutive_errors >= self.options.breaker_threshold:
+                    self._probe_or_stop(f"{self.consecutive_errors} consecutive errors")
+                    self.consecutive_errors = 0
+            else:
+                self.consecutive_errors = 0
+            if self.on_progress:
+                self.on_progress(self.summary)
+
+    def _probe_or_stop(self, why: str) -> None:
+        try:
+            self.client.server_version(retry=False)
+        except ImmichUnavailable:
+            if not self.options.dry_run:
+                self.state.save()
+            s = self.summary
+            raise ImmichUnavailable(
+                f"{why}, and the Immich server at {self.client.url} does not answer; "
+                f"stopped after {s.seen} assets ({s.staged} staged this run). State saved in "
+                f"{self.options.state_path}; re-run the same command to resume"
+            ) from None
+
+    def _finish(self, asset: ImmichAsset, outcome: _Outcome) -> None:
+        s = self.summary
+        if outcome.status == FAILED:
+            s.failed += 1
+            s.errors.append((asset.id, outcome.error or "failed"))
+            if not self.options.dry_run:
+                self.state.record(asset.id, FAILED, error=outcome.error)
+            return
+        if outcome.status == _WOULD_DOWNLOAD:
+            s.would_download += 1
+            return
+        if outcome.status in (NO_FACE, SMALL_FACE):
+            setattr(s, outcome.status, getattr(s, outcome.status) + 1)
+            if not self.options.dry_run:
+                self.state.record(asset.id, outcome.status, face_short=outcome.face_short)
+            return
+        assert outcome.part is not None and outcome.sha256 is not None
+        status, path = self._place(asset, outcome.part, outcome.sha256)
+        setattr(s, status, getattr(s, status) + 1)
+        self.state.record(asset.id, status, sha256=outcome.sha256, size=outcome.size,
+                          path=path, face_short=outcome.face_short)
+        self.state.save(min_interval_s=_COMPACT_EVERY_S)  # keeps the journal short
+
+    def _place(self, asset: ImmichAsset, part: Path, sha256: str) -> tuple[str, str | None]:
+        if self.conn is not None and known_sha256(self.conn, [sha256]):
+            part.unlink()
+            return DUP_DB, None
+        if sha256 in self.by_sha:
+            part.unlink()
+            return DUP_RUN, self.by_sha[sha256]
+        relative = safe_relative_path(asset.original_path, asset.original_file_name, asset.id)
+        if str(relative) in self.claimed:
+            relative = with_suffix_tag(relative, asset.id[:8])
+        target = resolve_inside(self.options.user_dir, PurePosixPath(relative))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, target)
+        self.by_sha[sha256] = str(relative)
+        self.claimed.add(str(relative))
+        return STAGED, str(relative)

@@ -1,0 +1,81 @@
+"""The Immich machine-learning protocol as pure functions: the ``entries`` document rbv
+sends to ``POST /predict`` and the parsing of what comes back.
+
+A response looks like::
+
+    {"facial-recognition": [{"boundingBox": {"x1": .., "y1": .., "x2": .., "y2": ..},
+                             "embedding": "[0.01, ...]", "score": 0.98}, ...],
+     "clip": "[0.02, ...]", "imageWidth": 1280, "imageHeight": 960}
+
+Embeddings arrive as JSON arrays *inside strings*. Boxes are in the pixels of the image
+the server decoded (``imageWidth`` × ``imageHeight``) and are scaled to the original.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rbv.errors import InferenceError
+from rbv.faces.types import Face, ImageFaces
+
+FACIAL_RECOGNITION = "facial-recognition"
+CLIP = "clip"
+
+
+def predict_entries(face_model: str, min_score: float, clip_model: str | None) -> str:
+    """The ``entries`` form field: which models to run, with their options."""
+    entries: dict[str, Any] = {
+        FACIAL_RECOGNITION: {
+            "detection": {"modelName": face_model, "options": {"minScore": min_score}},
+            "recognition": {"modelName": face_model},
+        }
+    }
+    if clip_model:
+        entries[CLIP] = {"visual": {"modelName": clip_model}}
+    return json.dumps(entries)
+
+
+def parse_prediction(body: Any, original_size: tuple[int, int],
+                     embedding_dim: int) -> ImageFaces:
+    """Faces (boxes in original pixels) and the optional CLIP embedding of a response.
+
+    Raises :class:`InferenceError` for anything that is not a well-formed answer.
+    """
+    if not isinstance(body, dict):
+        raise InferenceError("the inference server's answer is not a JSON object")
+    try:
+        width, height = float(body["imageWidth"]), float(body["imageHeight"])
+        found = body.get(FACIAL_RECOGNITION, [])
+        sx = original_size[0] / width if width > 0 else 1.0
+        sy = original_size[1] / height if height > 0 else 1.0
+        faces = []
+        for item in found:
+            box = item["boundingBox"]
+            vector = _vector(item["embedding"], "face embedding")
+            if vector.shape[0] != embedding_dim:
+                raise InferenceError(
+                    f"the server's face embeddings have {vector.shape[0]} dimensions, "
+                    f"the pack expects {embedding_dim}; set RBV_ML_EMBEDDING_DIM="
+                    f"{vector.shape[0]}")
+            faces.append(Face(
+                bbox=(float(box["x1"]) * sx, float(box["y1"]) * sy,
+                      float(box["x2"]) * sx, float(box["y2"]) * sy),
+                landmarks=None, det_score=float(item["score"]), embedding=vector,
+            ))
+        clip = _vector(body[CLIP], "CLIP embedding") if body.get(CLIP) else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InferenceError(f"malformed answer from the inference server ({exc!r})") from None
+    return ImageFaces(faces=faces, clip_embedding=clip)
+
+
+def _vector(value: Any, what: str) -> NDArray[np.float32]:
+    """A float32 vector from a JSON-array string (or, leniently, a JSON array)."""
+    items = json.loads(value) if isinstance(value, str) else value
+    vector = np.asarray(items, dtype=np.float32)
+    if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
+        raise InferenceError(f"malformed {what} from the inference server")
+    return vector

@@ -1,0 +1,1 @@
+"""Local HTTP servers that stand in for Immich and an Immich-ML inference server."""

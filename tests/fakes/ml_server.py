@@ -1,0 +1,200 @@
+"""A local Immich machine-learning server (127.0.0.1) for tests.
+
+``POST /predict`` takes the multipart form Immich sends (``entries`` JSON + ``image``),
+validates it, and answers with real detections and embeddings from the local model
+pack, run through rbv's own face engine on the bytes it received. ``GET /ping`` answers
+``pong``. No CLIP model exists offline, so a requested ``clip`` embedding is a
+deterministic stand-in computed from the pixels (its storage is what tests check).
+Faults: 5xx bursts, slow answers, malformed JSON, and outages (socket closed).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import default as email_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass
+class MlFaults:
+    fail_5xx: int = 0
+    delay_s: float = 0.0
+    malformed: int = 0  # the next N answers are cut-off JSON
+
+
+class FakeInference:
+    def __init__(self, pack: Path, model: str = "scrfd_sface") -> None:
+        from rbv.faces.analyzer import load_analyzer
+
+        self.model = model
+        self.analyzer = load_analyzer(str(pack), device="cpu")
+        self.faults = MlFaults()
+        self.predictions = 0
+        self.requests = 0
+        self.entries: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeInference:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def predict(self, entries: dict[str, Any], data: bytes) -> dict[str, Any]:
+        from rbv.media.decode import decode_for_detection
+        from rbv.media.sniff import sniff_format
+
+        fmt = sniff_format(data[:32])
+        if fmt is None:
+            raise ValueError("image could not be decoded")
+        with tempfile.NamedTemporaryFile(suffix=".img") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            image = decode_for_detection(Path(tmp.name), fmt, image_id=0,
+                                         long_edge=self.analyzer.decode_long_edge,
+                                         max_pixels=200_000_000)
+        answer: dict[str, Any] = {"imageWidth": image.original_size[0],
+                                  "imageHeight": image.original_size[1]}
+        if "facial-recognition" in entries:
+            min_score = float(entries["facial-recognition"]["detection"]
+                              .get("options", {}).get("minScore", 0.7))
+            with self.lock:  # the threshold is per request
+                self.analyzer.det_threshold = min_score
+                found = self.analyzer.analyze(image)
+            answer["facial-recognition"] = [
+                {"boundingBox": dict(zip(("x1", "y1", "x2", "y2"), map(float, f.bbox),
+                                         strict=True)),
+                 "embedding": json.dumps([float(v) for v in f.embedding]),
+                 "score": float(f.det_score)}
+                for f in found.faces
+            ]
+        if "clip" in entries:
+            small = Image.fromarray(image.rgb).convert("RGB").resize((16, 16))
+            vector = np.asarray(small, np.float32).ravel()[:512] - 127.5
+            vector /= np.linalg.norm(vector) or 1.0
+            answer["clip"] = json.dumps([float(v) for v in vector])
+        return answer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeInference
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, body: Any) -> None:
+        self._send(status, json.dumps(body).encode())
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/ping":
+            self._send(200, b'"pong"')
+        else:
+            self._json(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        fake = self.fake
+        with fake.lock:
+            fake.requests += 1
+            burst = fake.faults.fail_5xx > 0
+            if burst:
+                fake.faults.fail_5xx -= 1
+            malformed = fake.faults.malformed > 0
+            if malformed:
+                fake.faults.malformed -= 1
+        if fake.faults.delay_s:
+            time.sleep(fake.faults.delay_s)
+        if self.path != "/predict":
+            self._json(404, {"detail": "Not Found"})
+            return
+        if burst:
+            self._json(503, {"detail": "Service Unavailable"})
+            return
+        form = _parse_form(self.headers.get("content-type", ""), raw)
+        problem = self._validate(form)
+        if problem:
+            self._json(422, {"detail": problem})
+            return
+        entries = json.loads(form["entries"])
+        with fake.lock:
+            fake.entries.append(entries)
+        try:
+            answer = fake.predict(entries, form["image"])
+        except Exception as exc:  # what the real server does with an undecodable image
+            self._json(422, {"detail": str(exc)})
+            return
+        with fake.lock:
+            fake.predictions += 1
+        body = json.dumps(answer).encode()
+        self._send(200, body[: len(body) // 2] if malformed else body)
+
+    def _validate(self, form: dict[str, bytes]) -> str:
+        if "entries" not in form or "image" not in form:
+            return "form fields 'entries' and 'image' are required"
+        try:
+            entries = json.loads(form["entries"])
+        except ValueError:
+            return "entries is not JSON"
+        if not isinstance(entries, dict) or not entries:
+            return "entries must be a non-empty object"
+        unknown = set(entries) - {"facial-recognition", "clip"}
+        if unknown:
+            return f"unknown tasks {sorted(unknown)}"
+        fr = entries.get("facial-recognition")
+        if fr is not None:
+            try:
+                names = {fr["detection"]["modelName"], fr["recognition"]["modelName"]}
+            except (KeyError, TypeError):
+                return "facial-recognition needs detection and recognition modelName"
+            if names != {self.fake.model}:
+                return f"model {sorted(names)} not available (serving {self.fake.model})"
+        if "clip" in entries and not entries["clip"].get("visual", {}).get("modelName"):
+            return "clip needs visual.modelName"
+        return ""
+
+
+def _parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
+    if not content_type.startswith("multipart/form-data"):
+        return {}
+    message = BytesParser(policy=email_policy).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    fields: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[str(name)] = part.get_payload(decode=True) or b""
+    return fields

@@ -1,0 +1,83 @@
+"""Pure logic of immich-stage: box scaling, safe paths, the crash-safe state file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from rbv.errors import ConfigError
+from rbv.immich.assets import FaceBox, ImmichAsset, face_short_edge
+from rbv.immich.paths import resolve_inside, safe_relative_path
+from rbv.immich.state import FAILED, STAGED, StageState
+
+
+def _asset(width: int, height: int, orientation: str | None) -> ImmichAsset:
+    return ImmichAsset.from_json({"id": "a", "originalPath": "x.jpg", "exifInfo": {
+        "exifImageWidth": width, "exifImageHeight": height, "orientation": orientation}})
+
+
+def test_preview_boxes_scale_to_the_upright_original() -> None:
+    # A 4000×3000 sensor image stored sideways (orientation 6): upright it is 3000×4000,
+    # and Immich's preview is 1080×1440 (upright too).
+    asset = _asset(4000, 3000, "6")
+    assert asset.upright_size == (3000, 4000)
+    face = FaceBox(100, 200, 136, 236, image_width=1080, image_height=1440)
+    assert face_short_edge(face, asset.upright_size) == pytest.approx(36 * 3000 / 1080)
+    # Without the swap the box would be scaled by 4000/1080 and 3000/1440: wrong.
+    assert _asset(4000, 3000, "1").upright_size == (4000, 3000)
+    assert _asset(4000, 3000, None).upright_size == (4000, 3000)
+    assert face_short_edge(face, None) == 36  # unknown size: preview pixels
+
+
+@pytest.mark.parametrize("server_path", [
+    "../../etc/passwd", "/usr/src/app/upload/library/admin/../../../../root/.ssh/id_rsa",
+    "..\\..\\Windows\\system32\\x.jpg", "C:\\photos\\a.jpg", "a/./b/../../../c.jpg",
+    "/", "", "dir/\x00evil\x1b.jpg", "....//....//x.jpg",
+])
+def test_server_paths_never_leave_the_staging_folder(server_path: str, tmp_path: Path) -> None:
+    relative = safe_relative_path(server_path, "fallback.jpg", "id1")
+    assert not relative.is_absolute() and ".." not in relative.parts
+    target = resolve_inside(tmp_path, relative)
+    assert target.is_relative_to(tmp_path.resolve())
+    assert "\x00" not in str(target)
+
+
+def test_immich_library_layout_is_shortened() -> None:
+    path = "/usr/src/app/upload/library/admin/2023/2023-06-01/IMG_0001.jpg"
+    assert safe_relative_path(path, "IMG_0001.jpg", "x") == PurePosixPath(
+        "2023/2023-06-01/IMG_0001.jpg")
+    assert safe_relative_path("/mnt/photos/trip/a.jpg", "a.jpg", "x") == PurePosixPath(
+        "mnt/photos/trip/a.jpg")
+
+
+def test_state_survives_a_torn_journal_and_refuses_another_server(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state = StageState.load(path, "http://a", "u")
+    state.record("1", STAGED, path="x.jpg", sha256="f" * 64)
+    state.save()
+    state.record("2", FAILED, error="boom")
+    state.record("3", STAGED, path="y.jpg", sha256="e" * 64)
+    with open(state.journal_path, "a") as journal:  # a crash mid-write
+        journal.write('{"id": "4", "rec')
+    again = StageState.load(path, "http://a", "u")
+    assert again.is_final("1") and again.is_final("3") and not again.is_final("2")
+    assert again.assets["2"]["attempts"] == 1 and "4" not in again.assets
+    again.save()
+    assert json.loads(path.read_text())["assets"].keys() == {"1", "2", "3"}
+    assert state.journal_path.read_text() == ""
+    with pytest.raises(ConfigError, match="another import"):
+        StageState.load(path, "http://b", "u")
+
+
+def test_the_api_key_is_not_in_the_settings_repr_and_is_required(cli) -> None:
+    from rbv.config import Settings
+    from tests.conftest import run_cli
+
+    settings = Settings.from_env({"IMMICH_API_KEY": "very-secret-key", "IMMICH_URL": "http://x"})
+    assert settings.immich_api_key == "very-secret-key"
+    assert "very-secret-key" not in repr(settings)
+    result = run_cli(cli, "--database", "postgresql://u@127.0.0.1:1/x", "immich-stage",
+                     "--out", "/tmp/unused", "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 1 and "IMMICH_API_KEY" in result.stderr

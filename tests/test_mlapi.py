@@ -1,0 +1,183 @@
+"""`--ml-uri`: index and embed through a local Immich-ML server that runs the real
+model pack; results equal the local run's, retries follow 5/10/20 s, failures retry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from rbv.config import Settings
+from rbv.errors import InferenceError, InferenceUnavailable
+from rbv.media.decode import decode_for_detection
+from rbv.mlapi.client import RemoteFaceAnalyzer
+from tests.conftest import FACES, PACK, run_cli
+
+REMOTE = "files ? 'immich-ml:facial-recognition'"
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {"RBV_MODEL_PACK": str(PACK), "RBV_DATA_DIR": str(settings.data_dir), **extra}
+
+
+def _faces(url: str, remote: bool) -> dict[int, list[tuple]]:  # type: ignore[type-arg]
+    where = REMOTE if remote else f"NOT ({REMOTE})"
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT f.image_id, f.x1, f.y1, f.x2, f.y2, f.det_score, f.embedding::text "
+            f"FROM face_detections f JOIN model_packs p ON p.id = f.pack_id WHERE {where} "
+            "ORDER BY f.image_id, f.x1").fetchall()
+    found: dict[int, list[tuple]] = {}  # type: ignore[type-arg]
+    for image_id, *box, score, vector in rows:
+        found.setdefault(image_id, []).append(
+            (np.array(box), score, np.array(json.loads(vector), np.float32)))
+    return found
+
+
+def _scan_status(url: str, remote: bool) -> dict[str, int]:
+    where = REMOTE if remote else f"NOT ({REMOTE})"
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT s.status, count(*) FROM face_scans s JOIN model_packs p "
+            f"ON p.id = s.pack_id WHERE {where} GROUP BY s.status").fetchall()
+    return dict(rows)
+
+
+def test_index_through_ml_uri_stores_what_the_local_run_stores(cli, settings, fake_ml) -> None:
+    url = str(settings.database_url)
+    # Five people (~40 photos) keep the test short; scripts/ml_uri_parity.py does all 200.
+    people = ("Barack_Obama", "Angelina_Jolie", "Joe_Biden", "Madonna", "Elon_Musk")
+    include = [arg for who in people for arg in ("--include", f"*/{who}/*")]
+    n = sum(len(list((FACES / who).iterdir())) for who in people)
+    remote = run_cli(cli, "index", "-d", url, str(FACES), *include, "--ml-uri", fake_ml.url,
+                     "--json", env=_env(settings))
+    assert remote.exit_code == 0, remote.output
+    local = run_cli(cli, "embed", "-d", url, "--json", env=_env(settings))
+    assert local.exit_code == 0, local.output
+
+    got, want = _faces(url, remote=True), _faces(url, remote=False)
+    assert fake_ml.predictions >= n
+    assert sum(map(len, want.values())) >= n
+    assert set(got) == set(want)
+    for image_id, faces in want.items():
+        assert len(got[image_id]) == len(faces), image_id
+        for (box_r, score_r, emb_r), (box_l, score_l, emb_l) in zip(got[image_id], faces,
+                                                                    strict=True):
+            np.testing.assert_allclose(box_r, box_l, atol=0.01)
+            assert score_r == pytest.approx(score_l, abs=1e-5)
+            np.testing.assert_allclose(emb_r, emb_l, atol=1e-5)
+    assert _scan_status(url, remote=True) == {"done": n}
+    # What was sent is Immich's protocol, with the pack's model name.
+    fr = fake_ml.entries[0]["facial-recognition"]
+    assert fr["detection"]["modelName"] == fr["recognition"]["modelName"] == "scrfd_sface"
+
+
+def test_a_5xx_burst_is_survived_on_the_5_10_20_schedule(fake_ml) -> None:
+    waits: list[float] = []
+    analyzer = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", sleep=waits.append)
+    image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
+    fake_ml.faults.fail_5xx = 3
+
+    found = analyzer.analyze(image)
+
+    assert waits == [5.0, 10.0, 20.0]
+    assert len(found.faces) == 1 and found.faces[0].embedding.shape == (128,)
+
+    waits.clear()
+    fake_ml.faults.fail_5xx = 4  # one more than the retries
+    with pytest.raises(InferenceUnavailable, match="retried on the next run"):
+        analyzer.analyze(image)
+    assert waits == [5.0, 10.0, 20.0]
+
+
+def test_timeouts_and_refused_connections_are_retried_then_unavailable(fake_ml) -> None:
+    waits: list[float] = []
+    image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
+    slow = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", timeout_s=0.2, sleep=waits.append)
+    fake_ml.faults.delay_s = 0.5
+    with pytest.raises(InferenceUnavailable, match="ReadTimeout"):
+        slow.analyze(image)
+    assert waits == [5.0, 10.0, 20.0]
+    fake_ml.faults.delay_s = 0.0
+    fake_ml.stop()
+    waits.clear()
+    with pytest.raises(InferenceUnavailable, match="ConnectError"):
+        slow.analyze(image)
+    assert waits == [5.0, 10.0, 20.0]
+    with pytest.raises(InferenceUnavailable, match="does not answer"):
+        slow.ping()
+
+
+def test_malformed_json_and_a_wrong_model_are_errors(fake_ml) -> None:
+    image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
+    fake_ml.faults.malformed = 1
+    with pytest.raises(InferenceError, match="malformed JSON"):
+        RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface").analyze(image)
+    with pytest.raises(InferenceError, match="HTTP 422"):
+        RemoteFaceAnalyzer(fake_ml.url, "buffalo_l").analyze(image)
+
+
+def test_images_that_exhausted_retries_are_retried_next_run(cli, settings, fake_ml) -> None:
+    url = str(settings.database_url)
+    # One inference worker, so the 4 failing answers all go to the same image.
+    env = _env(settings, RBV_ML_BACKOFF_S="0.001", RBV_ML_CLIP_MODEL="ViT-B-32__openai",
+               RBV_INFERENCE_WORKERS="1")
+    args = ("index", "-d", url, str(FACES), "--include", "*/Barack_Obama/*", "--ml-uri",
+            fake_ml.url, "--json")
+    n = len(list((FACES / "Barack_Obama").iterdir()))
+    fake_ml.faults.fail_5xx = 4  # the first image fails all 4 attempts, then all is well
+
+    first = run_cli(cli, *args, env=env)
+
+    assert first.exit_code == 3, first.output
+    assert json.loads(first.stdout)["embed"]["failed"] == 1
+    assert _scan_status(url, remote=True) == {"done": n - 1, "failed": 1}
+
+    second = run_cli(cli, *args, env=env)
+
+    assert second.exit_code == 0, second.output
+    assert _scan_status(url, remote=True) == {"done": n}
+    with psycopg.connect(url) as conn:  # CLIP embeddings stored when returned
+        clips = conn.execute("SELECT model, vector_dims(embedding), count(*) FROM "
+                             "clip_embeddings GROUP BY 1, 2").fetchall()
+    assert clips == [("ViT-B-32__openai", 512, n)]
+
+
+def test_a_server_down_mid_run_stops_with_exit_2_and_the_rerun_finishes(
+        cli, settings, fake_ml) -> None:
+    url = str(settings.database_url)
+    # One inference worker, so the request count is exact (no image in flight beside).
+    env = _env(settings, RBV_ML_BACKOFF_S="0.001", RBV_INFERENCE_WORKERS="1")
+    args = ("index", "-d", url, str(FACES), "--include", "*/Madonna/*", "--ml-uri",
+            fake_ml.url)
+    n = len(list((FACES / "Madonna").iterdir()))
+    fake_ml.faults.fail_5xx = 10_000
+
+    first = run_cli(cli, *args, env=env)
+
+    assert first.exit_code == 2, first.output
+    assert "3 images in a row" in first.stderr and "re-run" in first.stderr
+    assert fake_ml.requests == 3 * 4  # three images, four attempts each, then stop
+    assert _scan_status(url, remote=True).get("done", 0) == 0
+    fake_ml.faults.fail_5xx = 0
+
+    second = run_cli(cli, *args, env=env)
+
+    assert second.exit_code == 0, second.output
+    assert _scan_status(url, remote=True) == {"done": n}
+
+
+def test_unreachable_ml_server_fails_fast_with_exit_2(cli, settings, fake_ml) -> None:
+    fake_ml.stop()
+    result = run_cli(cli, "embed", "-d", str(settings.database_url), "--ml-uri", fake_ml.url,
+                     env=_env(settings))
+    assert result.exit_code == 2
+    assert "does not answer" in result.stderr and "--ml-uri" in result.stderr
+
+
+def _decoded(path: Path):  # type: ignore[no-untyped-def]
+    return decode_for_detection(path, "JPEG", image_id=1, long_edge=1920,
+                                max_pixels=10**9, keep_bytes=True)

@@ -1,0 +1,56 @@
+"""Pure logic of the Immich-ML protocol: the request document and response parsing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rbv.errors import InferenceError
+from rbv.mlapi.protocol import parse_prediction, predict_entries
+
+
+def _answer(width: int, height: int, dim: int = 4, **extra: object) -> dict[str, object]:
+    vector = json.dumps([0.5] * dim)
+    return {"imageWidth": width, "imageHeight": height, "facial-recognition": [
+        {"boundingBox": {"x1": 10, "y1": 20, "x2": 60, "y2": 90}, "embedding": vector,
+         "score": 0.91}], **extra}
+
+
+def test_entries_name_the_models_and_options() -> None:
+    entries = json.loads(predict_entries("buffalo_l", 0.7, "ViT-B-32__openai"))
+    assert entries == {
+        "facial-recognition": {
+            "detection": {"modelName": "buffalo_l", "options": {"minScore": 0.7}},
+            "recognition": {"modelName": "buffalo_l"}},
+        "clip": {"visual": {"modelName": "ViT-B-32__openai"}}}
+    assert "clip" not in json.loads(predict_entries("buffalo_l", 0.7, None))
+
+
+def test_boxes_are_scaled_from_the_servers_pixels_to_the_original() -> None:
+    found = parse_prediction(_answer(500, 400), original_size=(1000, 800), embedding_dim=4)
+    (face,) = found.faces
+    assert face.bbox == (20.0, 40.0, 120.0, 180.0)
+    assert face.det_score == pytest.approx(0.91)
+    assert face.embedding.dtype == np.float32 and face.embedding.tolist() == [0.5] * 4
+    assert face.landmarks is None and found.clip_embedding is None
+
+
+def test_clip_embedding_string_is_parsed() -> None:
+    found = parse_prediction(_answer(10, 10, clip=json.dumps([0.1, 0.2, 0.3])), (10, 10), 4)
+    assert found.clip_embedding is not None
+    np.testing.assert_allclose(found.clip_embedding, [0.1, 0.2, 0.3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("body", [
+    [], {"facial-recognition": []},  # not an object; no image size
+    _answer(10, 10, dim=3),  # wrong width for the pack
+    {**_answer(10, 10), "facial-recognition": [{"boundingBox": {}, "embedding": "[1]",
+                                                "score": 1}]},
+    {**_answer(10, 10), "clip": "[1, 2"},  # truncated JSON string
+    {**_answer(10, 10), "clip": "[NaN]"},
+])
+def test_malformed_answers_are_inference_errors(body: object) -> None:
+    with pytest.raises(InferenceError):
+        parse_prediction(body, (10, 10), embedding_dim=4)
