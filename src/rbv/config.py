@@ -13,6 +13,8 @@ from typing import Any
 
 import platformdirs
 
+from rbv.errors import ConfigError
+
 ENV_PREFIX = "RBV_"
 
 
@@ -33,6 +35,12 @@ class Settings:
     model_pack: str = "buffalo_l"
     device: str = "auto"
     connect_timeout_s: int = 10
+    # index / embed
+    concurrency: int = 4  # decode/IO threads feeding the face analyzer
+    max_image_pixels: int = 200_000_000  # decompression-bomb guard (width × height)
+    scan_batch_size: int = 16  # images per claimed and committed batch
+    max_scan_attempts: int = 5  # a failing image is retried on later runs up to this
+    stale_claim_minutes: int = 30  # a claim older than this is presumed dead
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -49,6 +57,16 @@ class Settings:
         for name in ("model_pack", "device"):
             if environ.get(ENV_PREFIX + name.upper()):
                 values[name] = environ[ENV_PREFIX + name.upper()]
+        for name in ("concurrency", "max_image_pixels", "scan_batch_size", "max_scan_attempts",
+                     "stale_claim_minutes"):
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw:
+                try:
+                    values[name] = int(raw)
+                except ValueError:
+                    raise ConfigError(
+                        f"{ENV_PREFIX + name.upper()}={raw!r} is not a whole number"
+                    ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

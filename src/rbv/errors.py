@@ -46,3 +46,19 @@ class MigrationError(RbvError):
 
 class EmbeddedServerError(RbvError):
     """The embedded PostgreSQL server could not be started."""
+
+
+class ImageUnreadable(RbvError):
+    """One file cannot be catalogued or decoded (recorded, retried on the next run)."""
+
+
+class ImageTooLarge(ImageUnreadable):
+    """An image has more pixels than the decompression-bomb guard allows."""
+
+
+class ModelPackError(RbvError):
+    """A model pack is missing, incomplete or unreadable; the message says where to put it."""
+
+
+class DeviceUnavailable(RbvError):
+    """The requested inference device is not offered by the installed ONNX Runtime."""

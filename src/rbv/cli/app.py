@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import migrate, psql, stats
+from rbv.cli import embed, index, migrate, psql, stats
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -78,6 +78,8 @@ def root(
 app.command("migrate")(migrate.migrate)
 app.command("stats")(stats.stats)
 app.command("psql")(psql.psql)
+app.command("index")(index.index)
+app.command("embed")(embed.embed)
 
 
 def main() -> None:

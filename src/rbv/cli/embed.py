@@ -1,0 +1,63 @@
+"""``rbv embed``: detect and embed faces of catalogued images (one of N workers)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rbv.cli.analyzer_options import ConcurrencyOption, DeviceOption, ModelPackOption
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.progress import ProgressReporter
+from rbv.errors import EXIT_PARTIAL
+from rbv.jobs.analyzer import load_face_analyzer
+from rbv.jobs.embed import run_embed
+from rbv.store import open_database
+
+
+def embed(
+    ctx: typer.Context,
+    model_pack: ModelPackOption = None,
+    device: DeviceOption = None,
+    concurrency: ConcurrencyOption = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, help="Stop after this many images.", show_default=False)] = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Detect and embed faces of catalogued images that the model pack has not scanned.
+
+    Work is claimed in the database, so any number of `rbv embed` processes on any
+    number of machines can share one PostgreSQL: no image is done twice. Results are
+    committed in batches; after a crash, re-run and only the lost batch is redone.
+    Images that fail are recorded and retried on later runs (exit code 3).
+
+    Examples:
+
+        rbv embed
+
+        rbv embed --model-pack ../shared/models/scrfd_sface --device cpu --limit 1000
+
+        rbv embed --database postgresql://me@dbhost/photos --json   # on each worker
+    """
+    settings = settings_of(ctx, database_url=database, concurrency=concurrency,
+                           model_pack=model_pack, device=device)
+    db = open_database(settings)
+    analyzer = load_face_analyzer(settings)
+    reporter = ProgressReporter(enabled=not as_json)
+    providers = ", ".join(getattr(analyzer, "providers", [])) or "unknown provider"
+    reporter.errors.print(f"Model pack {analyzer.pack.name} on {providers}", markup=False,
+                          highlight=False)
+    with reporter:
+        summary = run_embed(db, settings, analyzer, limit=limit, reporter=reporter)
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        typer.echo(
+            f"Scanned {summary.images:,} images with {summary.pack}: {summary.faces:,} faces, "
+            f"{summary.no_faces:,} without faces, {summary.failed:,} failed "
+            f"({summary.images_per_s:.1f} images/s)."
+            + (" Failed images are retried on the next run." if summary.failed else "")
+        )
+    if summary.failed:
+        raise typer.Exit(EXIT_PARTIAL)

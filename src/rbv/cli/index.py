@@ -1,0 +1,96 @@
+"""``rbv index``: catalogue photos under folders, then detect and embed their faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rbv.cli.analyzer_options import ConcurrencyOption, DeviceOption, ModelPackOption
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.progress import ProgressReporter
+from rbv.errors import EXIT_PARTIAL
+from rbv.jobs.analyzer import load_face_analyzer
+from rbv.jobs.index import IndexSummary, run_index
+from rbv.media.discovery import PathFilter
+from rbv.store import open_database
+
+
+def index(
+    ctx: typer.Context,
+    targets: Annotated[list[Path], typer.Argument(
+        help="Folders (galleries, chunks, roots, any folder) or files.", show_default=False)],
+    no_embed: Annotated[bool, typer.Option(
+        "--no-embed", help="Only catalogue; leave face detection to `rbv embed`.")] = False,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="Only files whose path or name matches this glob (repeatable).",
+        show_default=False)] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Skip files and folders matching this glob (repeatable).",
+        show_default=False)] = None,
+    concurrency: ConcurrencyOption = None,
+    model_pack: ModelPackOption = None,
+    device: DeviceOption = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Say how many files would be catalogued; read and write nothing.")
+    ] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Catalogue photos under TARGETS, then detect and embed every face.
+
+    Incremental: files already catalogued (same size and modification time) are
+    skipped, images already scanned with the model pack are not scanned again. A file
+    that fails is reported on one line, recorded with its reason, and retried on the
+    next run; the exit code is then 3.
+
+    Image types are told by content, not by file name. In a gallery (a folder with
+    index.json and tn/) the tn/ thumbnails are skipped.
+
+    Examples:
+
+        rbv index ~/Pictures
+
+        rbv index /photos/2023 /photos/2024 --exclude '*/Screenshots/*'
+
+        rbv index ~/Pictures --no-embed --json
+
+        RBV_MODEL_PACK=../shared/models/scrfd_sface rbv index ../shared/data/faces
+    """
+    settings = settings_of(ctx, database_url=database, concurrency=concurrency,
+                           model_pack=model_pack, device=device)
+    db = open_database(settings)
+    reporter = ProgressReporter(enabled=not as_json)
+    analyzer = None
+    if not no_embed and not dry_run:
+        analyzer = load_face_analyzer(settings)  # fail fast on a bad pack or device
+        providers = ", ".join(getattr(analyzer, "providers", [])) or "unknown provider"
+        reporter.errors.print(f"Model pack {analyzer.pack.name} on {providers}",
+                              markup=False, highlight=False)
+    with reporter:
+        summary = run_index(db, settings, targets, PathFilter(include or (), exclude or ()),
+                            analyzer, dry_run=dry_run, reporter=reporter)
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        typer.echo(_one_line(summary, dry_run))
+    if summary.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _one_line(s: IndexSummary, dry_run: bool) -> str:
+    c = s.catalogue
+    if dry_run:
+        return (f"Would catalogue {c.new_images:,} of {c.files:,} files "
+                f"({c.unchanged:,} unchanged); nothing was written.")
+    text = (f"Catalogued {c.files:,} files: {c.new_images:,} new images, {c.aliases:,} aliases, "
+            f"{c.unchanged:,} unchanged, {c.not_images:,} not images, {c.failed:,} failed.")
+    if s.embed is not None:
+        e = s.embed
+        text += (f" Scanned {e.images:,} images: {e.faces:,} faces, "
+                 f"{e.no_faces:,} without faces, {e.failed:,} failed "
+                 f"({e.images_per_s:.1f} images/s).")
+    if s.failed:
+        text += f" {s.failed:,} item(s) failed; they are retried on the next run."
+    return text

@@ -1,0 +1,161 @@
+"""The local face analyzer: detect, align, measure blur and embed, on ONNX Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rbv.errors import ConfigError, DeviceUnavailable
+from rbv.faces.alignment import align_face
+from rbv.faces.detection import Detections, FaceDetector
+from rbv.faces.packs import DEFAULT_INSIGHTFACE_ROOT, load_pack
+from rbv.faces.providers import CPU, DEVICES, available_providers, choose_providers
+from rbv.faces.quality import laplacian_variance
+from rbv.faces.recognition import FaceRecognizer, open_recognizer
+from rbv.faces.sessions import open_session
+from rbv.faces.types import Face, ImageFaces, PackInfo
+from rbv.media.types import DecodedImage
+
+DEFAULT_DET_SIZE = 640
+DEFAULT_DET_THRESHOLD = 0.5
+DEFAULT_MIN_FACE = 16
+DECODE_FACTOR = 3
+"""``decode_long_edge = DECODE_FACTOR × det_size``: the detector only ever sees
+``det_size`` pixels, but alignment, the 112×112 recognizer crop and the blur measure
+are cut from the decoded pixels. A face must span ≥112 decoded pixels for a crop at
+native resolution; at 3× det_size (1920 px) that holds for faces down to ~6 % of the
+photo's long edge, i.e. the faces of a group photo, while a 24-Mpx JPEG still decodes
+at 1/2 scale in draft mode (~4× cheaper than full). Smaller factors upsample those
+crops, which lowers embedding quality and makes sharp faces measure as blurry."""
+
+
+@dataclass
+class _Found:
+    """One image's detections, kept after the size filter, mapped to original pixels."""
+
+    image: DecodedImage
+    detections: Detections
+    crops: list[NDArray[np.uint8]]
+
+
+class LocalFaceAnalyzer:
+    """Detects and embeds faces with a model pack on local ONNX Runtime sessions.
+
+    Satisfies :class:`rbv.faces.types.FaceAnalyzer`. Sessions are thread-safe, so one
+    analyzer may serve several threads; on a CPU one inference thread is best, since
+    each session already uses every core.
+    """
+
+    def __init__(self, pack: PackInfo, detector: FaceDetector, recognizer: FaceRecognizer,
+                 *, det_threshold: float = DEFAULT_DET_THRESHOLD,
+                 min_face: int = DEFAULT_MIN_FACE) -> None:
+        self.pack = pack
+        self.detector = detector
+        self.recognizer = recognizer
+        self.det_threshold = det_threshold
+        self.min_face = min_face
+        self.providers: list[str] = list(detector.session.get_providers())
+        self.decode_long_edge = DECODE_FACTOR * detector.det_size
+
+    def analyze(self, image: DecodedImage) -> ImageFaces:
+        """Faces of one image, boxes and landmarks in original (oriented) pixels."""
+        return self.analyze_many([image])[0]
+
+    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
+        """Faces of each image: detection per image, recognition batched across all."""
+        found = [self._detect(image) for image in images]
+        crops = [crop for f in found for crop in f.crops]
+        embeddings = self.recognizer.embed(crops) if crops else None
+        results: list[ImageFaces] = []
+        offset = 0
+        for f in found:
+            faces = []
+            for i, crop in enumerate(f.crops):
+                assert embeddings is not None  # crops exist, so embeddings do
+                x1, y1, x2, y2 = (float(v) for v in f.detections.boxes[i])
+                faces.append(Face(
+                    bbox=(x1, y1, x2, y2),
+                    landmarks=f.detections.keypoints[i].astype(np.float32),
+                    det_score=float(f.detections.scores[i]),
+                    embedding=embeddings[offset + i],
+                    blur=laplacian_variance(crop),
+                ))
+            offset += len(f.crops)
+            results.append(ImageFaces(faces=faces))
+        return results
+
+    def _detect(self, image: DecodedImage) -> _Found:
+        rgb = _as_rgb(image.rgb)
+        detections = self.detector.detect(rgb, self.det_threshold)
+        sides = np.minimum(detections.boxes[:, 2] - detections.boxes[:, 0],
+                           detections.boxes[:, 3] - detections.boxes[:, 1]) * image.scale
+        detections = detections.select(sides >= self.min_face)
+        crops = [align_face(rgb, kps, self.recognizer.input_size)
+                 for kps in detections.keypoints]
+        scale = np.float32(image.scale)
+        original = Detections(detections.boxes * scale, detections.scores,
+                              detections.keypoints * scale)
+        return _Found(image, original, crops)
+
+
+def _as_rgb(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """H×W×3 uint8: grey and RGBA inputs are converted rather than rejected."""
+    if pixels.ndim == 2:
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    if pixels.shape[2] == 4:
+        return np.ascontiguousarray(pixels[:, :, :3])
+    return pixels
+
+
+def load_analyzer(
+    pack: str,
+    *,
+    device: str = "auto",
+    det_size: int = DEFAULT_DET_SIZE,
+    det_threshold: float = DEFAULT_DET_THRESHOLD,
+    min_face: int = DEFAULT_MIN_FACE,
+    threads: int | None = None,
+    insightface_root: Path = DEFAULT_INSIGHTFACE_ROOT,
+    hash_cache: Path | None = None,
+) -> LocalFaceAnalyzer:
+    """Resolve ``pack`` (name or path), open its detector and recognizer sessions on
+    ``device`` (auto|cuda|directml|cpu) and return the analyzer.
+
+    ``det_size``: the detector's input long edge; ``det_threshold``: minimum detection
+    score; ``min_face``: minimum face short edge in original pixels; ``threads``:
+    intra-op threads per session (default: all CPUs); ``hash_cache``: a JSON file that
+    remembers model hashes across runs. Raises ModelPackError, DeviceUnavailable or
+    ConfigError with a message that says what to do.
+    """
+    if det_size < 32 or det_size % 32:
+        raise ConfigError(f"--det-size must be a positive multiple of 32, not {det_size}")
+    if not 0.0 < det_threshold < 1.0:
+        raise ConfigError(f"--det-threshold must be between 0 and 1, not {det_threshold}")
+    if min_face < 0:
+        raise ConfigError(f"--min-face must be ≥ 0 pixels, not {min_face}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be ≥ 1, not {threads}")
+    providers = choose_providers(device, available_providers())
+    model_pack = load_pack(pack, insightface_root=insightface_root, hash_cache=hash_cache)
+    session = open_session(model_pack.detector.path, providers, threads=threads,
+                           name=str(model_pack.detector.path))
+    _check_device(device, providers, session.get_providers())
+    detector = FaceDetector(session, det_size)
+    recognizer = open_recognizer(model_pack.recognizer, providers, threads)
+    return LocalFaceAnalyzer(model_pack.info, detector, recognizer,
+                             det_threshold=det_threshold, min_face=min_face)
+
+
+def _check_device(device: str, wanted: Sequence[str], actual: Sequence[str]) -> None:
+    # ONNX Runtime silently falls back to CPU when a GPU provider fails to initialise
+    # (missing CUDA/cuDNN libraries); an explicit --device must not be ignored quietly.
+    if device in DEVICES and DEVICES[device] != CPU and wanted[0] not in actual:
+        raise DeviceUnavailable(
+            f"--device {device}: ONNX Runtime offers {wanted[0]} but could not start it "
+            "(are the CUDA/cuDNN or DirectML runtime libraries installed?); "
+            "use --device cpu or --device auto"
+        )

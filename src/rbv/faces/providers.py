@@ -1,0 +1,66 @@
+"""Which ONNX Runtime execution providers to run on.
+
+One pure function over an ordered preference list, filtered by what the installed
+ONNX Runtime build reports (as Immich ML does); the CLI prints the choice once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import onnxruntime as ort
+
+from rbv.errors import ConfigError, DeviceUnavailable
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+DIRECTML = "DmlExecutionProvider"
+
+PREFERENCE: tuple[str, ...] = (CUDA, DIRECTML, CPU)
+"""``--device auto`` takes the first of these the runtime offers."""
+
+DEVICES: dict[str, str] = {"cuda": CUDA, "directml": DIRECTML, "cpu": CPU}
+DEVICE_CHOICES: tuple[str, ...] = ("auto", *DEVICES)
+
+# The pip extra that installs the ONNX Runtime build carrying each provider.
+_EXTRA = {CUDA: "gpu", DIRECTML: "directml"}
+
+
+def available_providers() -> list[str]:
+    """What the installed ONNX Runtime build offers, in its own order."""
+    return list(ort.get_available_providers())
+
+
+def choose_providers(device: str, available: Sequence[str]) -> list[str]:
+    """Providers for ``device`` (auto|cuda|directml|cpu), best first, CPU last.
+
+    CPU always closes the list so that operators a GPU provider lacks still run.
+    Raises :class:`DeviceUnavailable` when the runtime lacks the requested device
+    and :class:`ConfigError` for an unknown device name.
+    """
+    device = device.strip().lower()
+    if device == "auto":
+        chosen = [p for p in PREFERENCE if p in available]
+        return chosen if chosen and chosen[-1] == CPU else [*chosen, CPU]
+    if device not in DEVICES:
+        raise ConfigError(
+            f"unknown device {device!r}; use one of: {', '.join(DEVICE_CHOICES)}"
+        )
+    wanted = DEVICES[device]
+    if wanted == CPU:
+        return [CPU]
+    if wanted not in available:
+        offered = ", ".join(available) or "nothing"
+        raise DeviceUnavailable(
+            f"--device {device} needs {wanted}, but the installed ONNX Runtime offers "
+            f"only {offered}. Install the matching build with `uv sync --extra "
+            f"{_EXTRA[wanted]}` (or `pip install 'rbv[{_EXTRA[wanted]}]'`), or use "
+            "--device auto"
+        )
+    return [wanted, CPU]
+
+
+def device_label(providers: Sequence[str]) -> str:
+    """A short human name for the first provider: ``cuda``, ``directml`` or ``cpu``."""
+    names = {v: k for k, v in DEVICES.items()}
+    return names.get(providers[0], providers[0]) if providers else "cpu"

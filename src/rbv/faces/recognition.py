@@ -1,0 +1,109 @@
+"""ArcFace-style recognition: aligned 112×112 crops in, L2-normalised embeddings out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from rbv.faces.packs import ModelFile
+from rbv.faces.sessions import open_session
+
+MAX_BATCH = 32
+"""Faces per recognizer call when the model takes batches: enough to fill a GPU,
+small enough to bound memory on a group photo."""
+
+
+@dataclass(frozen=True)
+class InputNormalisation:
+    """``(pixel - mean) / std`` applied by rbv before the model (RGB, 0–255 pixels)."""
+
+    mean: float
+    std: float
+
+
+RAW_PIXELS = InputNormalisation(0.0, 1.0)  # the graph normalises itself (SFace, MXNet)
+ARCFACE = InputNormalisation(127.5, 127.5)  # PyTorch exports, e.g. buffalo_l w600k_r50
+
+
+def normalisation_for(model: ModelFile) -> InputNormalisation:
+    """InsightFace's rule: graphs that start with Sub+Mul normalise themselves."""
+    return RAW_PIXELS if model.graph_normalises_input else ARCFACE
+
+
+def to_blob(crops: Sequence[NDArray[np.uint8]], norm: InputNormalisation) -> NDArray[np.float32]:
+    """N×3×H×W float input from N aligned RGB crops."""
+    batch = np.stack(crops).astype(np.float32)
+    if norm.mean:
+        batch -= norm.mean
+    if norm.std != 1.0:
+        batch /= norm.std
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def l2_normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class FaceRecognizer:
+    """Embeds aligned crops with a session it is given."""
+
+    def __init__(self, session: ort.InferenceSession, norm: InputNormalisation,
+                 max_batch: int = MAX_BATCH) -> None:
+        self.session = session
+        self.norm = norm
+        self.max_batch = max_batch
+        inp = session.get_inputs()[0]
+        self.input_name = inp.name
+        size = inp.shape[2]
+        self.input_size = size if isinstance(size, int) else 112
+        self.output_name = session.get_outputs()[0].name
+
+    def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """(len(crops), D) L2-normalised embeddings, in batches of ``max_batch``."""
+        parts = [
+            self.session.run([self.output_name], {
+                self.input_name: to_blob(crops[i:i + self.max_batch], self.norm)
+            })[0]
+            for i in range(0, len(crops), self.max_batch)
+        ]
+        if not parts:
+            return np.zeros((0, 0), np.float32)
+        return l2_normalise(np.concatenate(parts).astype(np.float32))
+
+
+def open_recognizer(model: ModelFile, providers: Sequence[str],
+                    threads: int | None = None) -> FaceRecognizer:
+    """A recognizer that batches when the model allows it.
+
+    Some exports fix the batch axis to 1 (SFace, MobileFaceNet). rbv then declares that
+    axis symbolic in an in-memory copy (the file is never rewritten) and keeps the copy
+    only if a 2-face probe returns 2 embeddings; graphs that reshape to a fixed batch
+    (MobileFaceNet's flatten) fall back to one face per call.
+    """
+    norm = normalisation_for(model)
+    if not isinstance(model.input_shape[0], int):
+        session = open_session(model.path, providers, threads=threads, name=str(model.path))
+        return FaceRecognizer(session, norm)
+    graph = onnx.load(str(model.path))
+    initializers = {i.name for i in graph.graph.initializer}
+    first_input = next(i for i in graph.graph.input if i.name not in initializers)
+    for value in (first_input, *graph.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    try:
+        session = open_session(graph.SerializeToString(), providers, threads=threads,
+                               name=str(model.path))
+        recognizer = FaceRecognizer(session, norm)
+        probe = np.zeros((2, recognizer.input_size, recognizer.input_size, 3), np.uint8)
+        if recognizer.embed(list(probe)).shape[0] == 2:
+            return recognizer
+    except Exception:  # noqa: S110 - any failure means "this graph does not batch"
+        pass
+    session = open_session(model.path, providers, threads=threads, name=str(model.path))
+    return FaceRecognizer(session, norm, max_batch=1)

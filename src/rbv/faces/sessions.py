@@ -1,0 +1,74 @@
+"""ONNX Runtime sessions, configured on purpose rather than by default.
+
+rbv owns every session (InsightFace's model classes would build their own): the
+providers come from :mod:`rbv.faces.providers`, and the options below are what made
+the difference when measured on a 2-core CPU (``docs/FACTS.md``):
+
+- ``session.intra_op.allow_spinning = 0``: a detector and a recognizer session each
+  own a thread pool; spinning pools fight over the cores while the other model runs
+  (10.4 → 16.2 images/s for a plain InsightFace loop).
+- ``session.disable_quant_qdq = 1``: weight-only int8 models (SFace int8bq) run their
+  DequantizeLinear once at load and then plain float kernels: 2× faster on CPU, the
+  same embeddings (max abs difference ~1e-6). Float models (buffalo_l) are unaffected.
+- intra-op threads = the CPU count by default (one model runs at a time per analyzer),
+  one inter-op thread, full graph optimisation, warnings muted (SFace's graph triggers
+  hundreds of harmless "initializer in graph inputs" lines).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnxruntime as ort
+
+from rbv.errors import ModelPackError
+from rbv.faces.providers import DIRECTML
+
+
+def default_threads() -> int:
+    """Intra-op threads when the caller does not choose: every CPU rbv may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int | None, providers: Sequence[str]) -> ort.SessionOptions:
+    """The SessionOptions rbv uses for every model (see the module docstring)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    if DIRECTML in providers:
+        # DirectML cannot run with memory patterns or parallel execution.
+        options.enable_mem_pattern = False
+    return options
+
+
+def open_session(
+    model: Path | bytes,
+    providers: Sequence[str],
+    *,
+    threads: int | None = None,
+    name: str = "",
+) -> ort.InferenceSession:
+    """An InferenceSession for ``model`` (a file, or serialized ONNX bytes).
+
+    Raises :class:`ModelPackError` when ONNX Runtime refuses the model.
+    """
+    source = str(model) if isinstance(model, Path) else model
+    try:
+        return ort.InferenceSession(
+            source, sess_options=session_options(threads, providers), providers=list(providers)
+        )
+    except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
+        label = name or (str(model) if isinstance(model, Path) else "model")
+        raise ModelPackError(
+            f"ONNX Runtime cannot load {label}: {str(exc).splitlines()[0][:300]}"
+        ) from None

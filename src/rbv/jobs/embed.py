@@ -1,0 +1,277 @@
+"""Detect + embed: claim images from the queue, decode them on worker threads while
+the analyzer runs, and commit faces and scan status per batch.
+
+The pipeline keeps one batch decoding ahead of the one being analyzed, so file I/O and
+decoding (threads; Pillow and hashlib release the GIL) overlap inference (ONNX Runtime
+in this thread, with its own intra-op threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from rbv.config import Settings
+from rbv.errors import ImageUnreadable
+from rbv.faces.types import Face, FaceAnalyzer, ImageFaces
+from rbv.jobs.recording import process_alive, recorded_run
+from rbv.jobs.reporting import Problem, Reporter, SilentReporter
+from rbv.media.decode import decode_for_detection
+from rbv.media.types import DecodedImage
+from rbv.store import Database
+from rbv.store.faces import NewFace
+from rbv.store.images import image_formats, image_paths_of
+from rbv.store.packs import PackRow, register_pack
+from rbv.store.scans import (
+    ScanClaim,
+    ScanFailure,
+    claim_pending_images,
+    complete_scans,
+    enqueue_catalogued,
+    release_claims,
+    release_dead_claims,
+    remaining_scans,
+)
+
+DEFAULT_DECODE_LONG_EDGE = 1280
+
+
+@dataclass
+class EmbedSummary:
+    """What one embed pass did (this worker only)."""
+
+    pack: str = ""
+    images: int = 0  # scanned and stored (with any number of faces)
+    faces: int = 0
+    no_faces: int = 0  # images scanned with zero faces
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[Problem] = field(default_factory=list)
+
+    @property
+    def images_per_s(self) -> float:
+        return (self.images + self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"pack": self.pack, "images": self.images, "faces": self.faces,
+                "images_without_faces": self.no_faces, "failed": self.failed,
+                "seconds": round(self.seconds, 3),
+                "images_per_s": round(self.images_per_s, 2),
+                "failures": [str(p) for p in self.failures]}
+
+
+@dataclass
+class _Batch:
+    claims: list[ScanClaim]
+    decoded: list[Future[DecodedImage]]
+
+
+def worker_id() -> str:
+    """``host:pid``: what a claim records, so dead claims of this host can be found."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> PackRow:
+    """Register the analyzer's pack, queue every catalogued image it has not scanned,
+    and take back claims of dead workers."""
+    with db.transaction() as conn:
+        pack = register_pack(conn, analyzer.pack.name, analyzer.pack.files,
+                             analyzer.pack.embedding_dim)
+        enqueue_catalogued(conn, pack.id)
+        release_dead_claims(conn, pack.id, socket.gethostname(), process_alive,
+                            settings.stale_claim_minutes)
+    return pack
+
+
+def run_embed(
+    db: Database,
+    settings: Settings,
+    analyzer: FaceAnalyzer,
+    *,
+    limit: int | None = None,
+    reporter: Reporter | None = None,
+    keep_bytes: bool | None = None,
+    record: bool = True,
+) -> EmbedSummary:
+    """Detect and embed faces of every queued image of the analyzer's pack (at most
+    ``limit`` images), as one of possibly many workers sharing the database.
+
+    ``keep_bytes`` hands the analyzer each file's original bytes too
+    (``DecodedImage.data``); by default the analyzer's ``wants_original_bytes``
+    attribute decides. With ``record`` the run is recorded in ``runs``.
+    """
+    if record:
+        parameters = {"pack": analyzer.pack.name, "limit": limit,
+                      "concurrency": settings.concurrency,
+                      "providers": list(getattr(analyzer, "providers", []))}
+        with recorded_run(db, "embed", parameters) as run:
+            summary = run_embed(db, settings, analyzer, limit=limit, reporter=reporter,
+                                keep_bytes=keep_bytes, record=False)
+            run.counts = summary.as_dict()
+            run.status = "partial" if summary.failed else "ok"
+        return summary
+    report = reporter or SilentReporter()
+    started = time.perf_counter()
+    pack = prepare_pack(db, settings, analyzer)
+    summary = EmbedSummary(pack=pack.name)
+    if keep_bytes is None:
+        keep_bytes = bool(getattr(analyzer, "wants_original_bytes", False))
+    long_edge = int(getattr(analyzer, "decode_long_edge", DEFAULT_DECODE_LONG_EDGE))
+    me = worker_id()
+    batch_size = max(1, settings.scan_batch_size)
+    with db.connect(autocommit=True) as conn, ThreadPoolExecutor(
+        max(1, settings.concurrency), thread_name_prefix="rbv-decode"
+    ) as pool:
+        todo = remaining_scans(conn, pack.id, settings.max_scan_attempts)
+        report.stage("embed", todo if limit is None else min(todo, limit))
+        run_start = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        claimed = 0
+        in_hand: list[_Batch] = []
+
+        def claim_next() -> _Batch | None:
+            nonlocal claimed
+            want = batch_size if limit is None else min(batch_size, limit - claimed)
+            if want <= 0:
+                return None
+            claims = claim_pending_images(conn, pack.id, me, want,
+                                          max_attempts=settings.max_scan_attempts,
+                                          failed_before=run_start)
+            if not claims:
+                return None
+            claimed += len(claims)
+            batch = _Batch(claims, _submit_decodes(conn, pool, claims, long_edge,
+                                                   settings.max_image_pixels, keep_bytes))
+            in_hand.append(batch)
+            return batch
+
+        try:
+            current = claim_next()
+            while current is not None:
+                upcoming = claim_next()  # decodes while `current` is analyzed
+                _finish_batch(conn, pack, me, analyzer, current, summary, report)
+                in_hand.remove(current)
+                current = upcoming
+        finally:
+            for batch in in_hand:  # interrupted: hand the claims back
+                for future in batch.decoded:
+                    future.cancel()
+                # If the connection is gone, the claims are taken back as dead ones later.
+                with contextlib.suppress(psycopg.Error):
+                    release_claims(conn, pack.id, me, [c.image_id for c in batch.claims])
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _submit_decodes(
+    conn: psycopg.Connection,
+    pool: ThreadPoolExecutor,
+    claims: Sequence[ScanClaim],
+    long_edge: int,
+    max_pixels: int,
+    keep_bytes: bool,
+) -> list[Future[DecodedImage]]:
+    ids = [c.image_id for c in claims]
+    paths = image_paths_of(conn, ids)
+    formats = image_formats(conn, ids)
+    return [
+        pool.submit(_decode, c.image_id, paths.get(c.image_id, []), formats.get(c.image_id),
+                    long_edge, max_pixels, keep_bytes)
+        for c in claims
+    ]
+
+
+def _decode(image_id: int, paths: list[str], fmt: str | None, long_edge: int,
+            max_pixels: int, keep_bytes: bool) -> DecodedImage:
+    """Decode the image from the first of its paths that can still be read."""
+    if not paths or fmt is None:
+        raise ImageUnreadable("no readable path is catalogued for this image")
+    missing = []
+    for path in paths:
+        try:
+            return decode_for_detection(Path(path), fmt, image_id=image_id, long_edge=long_edge,
+                                        max_pixels=max_pixels, keep_bytes=keep_bytes)
+        except FileNotFoundError:
+            missing.append(path)
+        except PermissionError as exc:
+            raise ImageUnreadable(f"cannot read: {exc.strerror}") from None
+        except OSError as exc:
+            raise ImageUnreadable(f"cannot read: {exc.strerror or exc}") from None
+    raise ImageUnreadable(f"file no longer exists ({', '.join(missing)}); re-run index")
+
+
+def _finish_batch(
+    conn: psycopg.Connection,
+    pack: PackRow,
+    me: str,
+    analyzer: FaceAnalyzer,
+    batch: _Batch,
+    summary: EmbedSummary,
+    report: Reporter,
+) -> None:
+    failures: list[ScanFailure] = []
+    images: list[DecodedImage] = []
+    first_path: dict[int, str] = {}
+    for claim, future in zip(batch.claims, batch.decoded, strict=True):
+        try:
+            images.append(future.result())
+        except ImageUnreadable as exc:
+            failures.append(ScanFailure(claim.image_id, str(exc)))
+        except Exception as exc:  # a decoder bug must not stop the run: record it
+            failures.append(ScanFailure(claim.image_id, f"{type(exc).__name__}: {exc}"))
+    for image in images:
+        first_path[image.image_id] = str(image.path)
+    results = _analyze(analyzer, images, failures)
+    faces_by_image = {
+        image_id: [_new_face(image_id, pack.id, f) for f in found.faces]
+        for image_id, found in results.items()
+    }
+    complete_scans(conn, pack.id, me, faces_by_image, failures)
+    paths = image_paths_of(conn, [f.image_id for f in failures]) if failures else {}
+    for failure in failures:
+        where = first_path.get(failure.image_id) or next(
+            iter(paths.get(failure.image_id, [])), f"image {failure.image_id}")
+        problem = Problem(where, failure.error)
+        summary.failures.append(problem)
+        report.problem(problem)
+    n_faces = sum(len(v) for v in faces_by_image.values())
+    summary.images += len(faces_by_image)
+    summary.faces += n_faces
+    summary.no_faces += sum(1 for v in faces_by_image.values() if not v)
+    summary.failed += len(failures)
+    report.advance(len(batch.claims), faces=n_faces, errors=len(failures))
+
+
+def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
+             failures: list[ScanFailure]) -> dict[int, ImageFaces]:
+    """Faces per image; a batch call first (recognition batched across images), then
+    one image at a time if the batch fails, so one bad image fails alone."""
+    if not images:
+        return {}
+    many = getattr(analyzer, "analyze_many", None)
+    if many is not None and len(images) > 1:
+        try:
+            found = many(images)
+            return {im.image_id: f for im, f in zip(images, found, strict=True)}
+        except Exception:  # isolate the culprit below
+            pass
+    results = {}
+    for image in images:
+        try:
+            results[image.image_id] = analyzer.analyze(image)
+        except Exception as exc:
+            failures.append(ScanFailure(image.image_id, f"face analysis failed: {exc}"))
+    return results
+
+
+def _new_face(image_id: int, pack_id: int, face: Face) -> NewFace:
+    landmarks = None if face.landmarks is None else [float(v) for v in face.landmarks.ravel()]
+    return NewFace(image_id=image_id, pack_id=pack_id, bbox=face.bbox, landmarks=landmarks,
+                   det_score=face.det_score, blur=face.blur, embedding=face.embedding)

@@ -1,0 +1,53 @@
+"""Provenance of a run: a ``runs`` row that says what ran, how it ended, and its counts."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rbv.store import Database
+from rbv.store.runs import close_dead_runs, finish_run, start_run
+
+
+@dataclass
+class RunRecord:
+    """Filled in by the job: its final status (``ok``/``partial``) and counts."""
+
+    id: int
+    status: str = "ok"
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with that id still runs."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def recorded_run(db: Database, command: str, parameters: Mapping[str, Any]) -> Iterator[RunRecord]:
+    """Record the run as ``running`` now, and its outcome when the block ends
+    (``interrupted`` on Ctrl-C, ``failed`` on an error)."""
+    with db.transaction() as conn:
+        close_dead_runs(conn, socket.gethostname(), process_alive)
+        record = RunRecord(start_run(conn, command, parameters))
+    try:
+        yield record
+    except KeyboardInterrupt:
+        record.status = "interrupted"
+        raise
+    except BaseException:
+        record.status = "failed"
+        raise
+    finally:
+        with db.transaction() as conn:
+            finish_run(conn, record.id, record.status, record.counts)

@@ -1,0 +1,156 @@
+"""Finding candidate photo files under the targets a user names.
+
+A target may be a file, a *gallery* (a folder with ``index.json`` and ``tn/``; the
+``tn/`` thumbnails are not photos), a *chunk* (its children are galleries), a *root*
+(its children are chunks) or any folder. All four are walked the same way: recursively,
+recognising galleries wherever they sit, so a mixed tree works too. Symlinks are
+followed once; a loop or an unreadable folder is reported and the walk goes on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+GALLERY_INDEX = "index.json"
+GALLERY_THUMBS = "tn"
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A regular file to consider, with the gallery folder it belongs to (if any)."""
+
+    path: Path  # absolute, as reached (symlinks in the path are kept)
+    gallery: Path | None
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class WalkProblem:
+    """A folder or file the walk could not enter; reported, not fatal."""
+
+    path: Path
+    reason: str
+
+
+def is_gallery(folder: Path) -> bool:
+    """A gallery is a folder with ``index.json`` and a ``tn/`` thumbnail folder."""
+    return (folder / GALLERY_INDEX).is_file() and (folder / GALLERY_THUMBS).is_dir()
+
+
+class PathFilter:
+    """``--include`` / ``--exclude`` globs, matched against the full path and the name.
+
+    With includes, a file must match one; a file matching any exclude is dropped.
+    Excludes also prune folders (``--exclude '*/.thumbnails'``).
+    """
+
+    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        self.include = list(include)
+        self.exclude = list(exclude)
+
+    @staticmethod
+    def _matches(path: Path, patterns: Sequence[str]) -> bool:
+        text = path.as_posix()
+        return any(fnmatch.fnmatch(text, p) or fnmatch.fnmatch(path.name, p) for p in patterns)
+
+    def wants_file(self, path: Path) -> bool:
+        if self.exclude and self._matches(path, self.exclude):
+            return False
+        return not self.include or self._matches(path, self.include)
+
+    def wants_folder(self, path: Path) -> bool:
+        return not (self.exclude and self._matches(path, self.exclude))
+
+
+def discover(
+    targets: Sequence[Path], path_filter: PathFilter | None = None
+) -> Iterator[FoundFile | WalkProblem]:
+    """Every regular file under ``targets`` (in a stable order), and every problem met.
+
+    Which of them are images is decided later, by content.
+    """
+    keep = path_filter or PathFilter()
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()
+    for target in targets:
+        target = Path(os.path.abspath(target.expanduser()))
+        try:
+            st = target.stat()
+        except OSError as exc:
+            yield WalkProblem(target, _why(exc, "cannot open target"))
+            continue
+        if target.is_dir():
+            gallery = _gallery_of(target)
+            yield from _walk(target, gallery, keep, seen_dirs, seen_files)
+        elif target.is_file():
+            if str(target) not in seen_files:
+                seen_files.add(str(target))
+                yield FoundFile(target, _gallery_of(target.parent), st.st_size, st.st_mtime)
+        else:
+            yield WalkProblem(target, "not a file or folder")
+
+
+def _gallery_of(folder: Path) -> Path | None:
+    """The gallery a folder is (or is inside, for a file named directly)."""
+    return folder if is_gallery(folder) else None
+
+
+def _walk(
+    folder: Path,
+    gallery: Path | None,
+    keep: PathFilter,
+    seen_dirs: set[tuple[int, int]],
+    seen_files: set[str],
+) -> Iterator[FoundFile | WalkProblem]:
+    try:
+        st = folder.stat()
+    except OSError as exc:
+        yield WalkProblem(folder, _why(exc, "cannot open folder"))
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen_dirs:
+        if folder.is_symlink() or any(p.is_symlink() for p in folder.parents):
+            yield WalkProblem(folder, "symlink loop (folder already visited); skipped")
+        return
+    seen_dirs.add(key)
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        yield WalkProblem(folder, _why(exc, "cannot list folder"))
+        return
+    subfolders: list[Path] = []
+    for entry in entries:
+        path = folder / entry.name
+        try:
+            if entry.is_dir():
+                if gallery == folder and entry.name == GALLERY_THUMBS:
+                    continue  # a gallery's thumbnails are not photos
+                if keep.wants_folder(path):
+                    subfolders.append(path)
+                continue
+            if not entry.is_file():
+                if entry.is_symlink():
+                    yield WalkProblem(path, "broken symlink or symlink loop")
+                continue
+            if not keep.wants_file(path) or entry.name.startswith("."):
+                continue
+            if str(path) in seen_files:
+                continue
+            seen_files.add(str(path))
+            info = entry.stat()
+        except OSError as exc:
+            yield WalkProblem(path, _why(exc, "cannot stat"))
+            continue
+        yield FoundFile(path, gallery, info.st_size, info.st_mtime)
+    for sub in subfolders:
+        yield from _walk(sub, sub if is_gallery(sub) else gallery, keep, seen_dirs, seen_files)
+
+
+def _why(exc: OSError, what: str) -> str:
+    return f"{what}: {exc.strerror or exc}"

@@ -1,0 +1,37 @@
+"""Content identity: a streaming sha256 that also keeps the first bytes for sniffing."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from rbv.media.sniff import HEAD_BYTES
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """What one read of a file tells: its hash, size and leading bytes."""
+
+    sha256: str
+    size: int
+    head: bytes
+
+
+def digest_file(path: Path) -> FileDigest:
+    """Hash ``path`` in 1 MiB chunks (memory stays flat for any file size).
+
+    Raises OSError when the file cannot be read.
+    """
+    h = hashlib.sha256()
+    size = 0
+    head = b""
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            if not head:
+                head = chunk[:HEAD_BYTES]
+            h.update(chunk)
+            size += len(chunk)
+    return FileDigest(h.hexdigest(), size, head)

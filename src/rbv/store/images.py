@@ -1,0 +1,184 @@
+"""Queries on ``images``, ``image_paths`` and ``catalogue_failures``: the catalogue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+_MTIME_TOLERANCE_S = 1e-3  # timestamptz keeps microseconds; file systems may keep ns
+
+
+@dataclass(frozen=True)
+class KnownPath:
+    """What the catalogue remembers about a path."""
+
+    image_id: int
+    size_bytes: int | None
+    mtime: datetime | None
+    status: str  # of its image: ok | failed | pending
+
+    def unchanged(self, size: int, mtime: float) -> bool:
+        """Same size and modification time as on disk, and catalogued fine."""
+        return (
+            self.status == "ok"
+            and self.size_bytes == size
+            and self.mtime is not None
+            and abs(self.mtime.timestamp() - mtime) < _MTIME_TOLERANCE_S
+        )
+
+
+@dataclass(frozen=True)
+class CataloguedFile:
+    """A file that was read: its content hash and either its metadata or its error."""
+
+    path: str
+    gallery: str | None
+    size: int
+    mtime: float
+    sha256: str
+    format: str | None
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None
+    gps: tuple[float | None, float | None, float | None] = (None, None, None)
+    camera: tuple[str | None, str | None] = (None, None)
+    orientation: int | None = None
+    exif: dict[str, Any] | None = None
+    error: str | None = None  # set: the content is not a usable image
+
+
+@dataclass(frozen=True)
+class SavedFile:
+    image_id: int
+    new_image: bool  # False: the content was already catalogued (an alias or a re-run)
+
+
+def known_paths(conn: psycopg.Connection, paths: Sequence[str]) -> dict[str, KnownPath]:
+    """The catalogue's record of each of ``paths`` that it knows."""
+    rows = conn.execute(
+        """
+        SELECT p.path, p.image_id, p.size_bytes, p.mtime, i.status
+        FROM image_paths p JOIN images i ON i.id = p.image_id
+        WHERE p.path = ANY(%s)
+        """,
+        (list(paths),),
+    ).fetchall()
+    return {r[0]: KnownPath(r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -> list[SavedFile]:
+    """Store images (one per content) and their paths. A failed image's attempts are
+    counted; an image that was failed and now reads fine becomes ``ok``."""
+    saved = []
+    for f in files:
+        image_id, new = _upsert_image(conn, f)
+        previous = conn.execute(
+            "SELECT image_id FROM image_paths WHERE path = %s", (f.path,)
+        ).fetchone()
+        conn.execute(
+            """
+            INSERT INTO image_paths (image_id, path, gallery, mtime, size_bytes)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (path) DO UPDATE SET image_id = EXCLUDED.image_id,
+                gallery = EXCLUDED.gallery, mtime = EXCLUDED.mtime,
+                size_bytes = EXCLUDED.size_bytes, last_seen = now()
+            """,
+            (image_id, f.path, f.gallery, _timestamp(f.mtime), f.size),
+        )
+        if previous and previous[0] != image_id:
+            # The file's content changed. A failed image nobody points to any more is
+            # dropped; a catalogued one keeps its faces (a person may hold them).
+            conn.execute(
+                """
+                DELETE FROM images i WHERE i.id = %s AND i.status <> 'ok'
+                  AND NOT EXISTS (SELECT 1 FROM image_paths p WHERE p.image_id = i.id)
+                """,
+                (previous[0],),
+            )
+        conn.execute("DELETE FROM catalogue_failures WHERE path = %s", (f.path,))
+        saved.append(SavedFile(image_id, new))
+    return saved
+
+
+def _upsert_image(conn: psycopg.Connection, f: CataloguedFile) -> tuple[int, bool]:
+    row = conn.execute(
+        """
+        INSERT INTO images (sha256, size_bytes, format, status, error, attempts)
+        VALUES (%s, %s, %s, 'pending', NULL, 0)
+        ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256
+        RETURNING id, status, (xmax = 0) AS inserted
+        """,
+        (f.sha256, f.size, f.format),
+    ).fetchone()
+    assert row is not None  # INSERT … ON CONFLICT DO UPDATE … RETURNING yields a row
+    image_id, status, inserted = int(row[0]), str(row[1]), bool(row[2])
+    if status == "ok":
+        return image_id, False
+    if f.error is not None:
+        conn.execute(
+            """
+            UPDATE images SET status = 'failed', error = %s, attempts = attempts + 1,
+                format = %s, updated_at = now()
+            WHERE id = %s
+            """,
+            (f.error, f.format, image_id),
+        )
+        return image_id, inserted
+    lat, lon, alt = f.gps
+    make, model = f.camera
+    conn.execute(
+        """
+        UPDATE images SET status = 'ok', error = NULL, attempts = attempts + 1,
+            format = %s, width = %s, height = %s, taken_at = %s, gps_lat = %s, gps_lon = %s,
+            gps_alt = %s, camera_make = %s, camera_model = %s, orientation = %s,
+            exif = %s, updated_at = now()
+        WHERE id = %s
+        """,
+        (f.format, f.width, f.height, f.taken_at, lat, lon, alt, make, model, f.orientation,
+         json.dumps(f.exif) if f.exif else None, image_id),
+    )
+    return image_id, True
+
+
+def record_unreadable(
+    conn: psycopg.Connection, path: str, error: str, size: int | None, mtime: float | None
+) -> None:
+    """Remember a file that could not be read at all (no content, so no image row)."""
+    conn.execute(
+        """
+        INSERT INTO catalogue_failures (path, error, size_bytes, mtime)
+        VALUES (%s, %s, %s, %s)
+        ON CONFLICT (path) DO UPDATE SET error = EXCLUDED.error,
+            attempts = catalogue_failures.attempts + 1, size_bytes = EXCLUDED.size_bytes,
+            mtime = EXCLUDED.mtime, last_seen = now()
+        """,
+        (path, error, size, None if mtime is None else _timestamp(mtime)),
+    )
+
+
+def image_paths_of(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Every known path of each image, oldest first (aliases in order of discovery)."""
+    rows = conn.execute(
+        "SELECT image_id, path FROM image_paths WHERE image_id = ANY(%s) ORDER BY id",
+        (list(image_ids),),
+    ).fetchall()
+    found: dict[int, list[str]] = {}
+    for image_id, path in rows:
+        found.setdefault(int(image_id), []).append(str(path))
+    return found
+
+
+def image_formats(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int, str]:
+    rows = conn.execute(
+        "SELECT id, format FROM images WHERE id = ANY(%s)", (list(image_ids),)
+    ).fetchall()
+    return {int(r[0]): str(r[1]) for r in rows if r[1]}
+
+
+def _timestamp(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)

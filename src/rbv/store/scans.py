@@ -1,0 +1,196 @@
+"""The work queue of ``embed``: ``face_scans`` rows per (image, pack).
+
+Workers on any number of machines claim rows with ``FOR UPDATE SKIP LOCKED``, so no two
+ever hold the same image. A claim is marked ``running`` with the worker's ``host:pid``
+and time; results are committed per batch together with the scan status, so a crash
+loses at most the batch in hand. Claims of dead workers (same host, process gone) and
+claims older than a deadline are taken back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from rbv.store.faces import NewFace, insert_faces
+
+
+@dataclass(frozen=True)
+class ScanClaim:
+    """One image handed to this worker."""
+
+    image_id: int
+    attempts: int  # including this one
+
+
+@dataclass(frozen=True)
+class ScanFailure:
+    image_id: int
+    error: str
+
+
+def enqueue_catalogued(conn: psycopg.Connection, pack_id: int) -> int:
+    """Create a pending scan for every catalogued image that has none for the pack."""
+    cur = conn.execute(
+        """
+        INSERT INTO face_scans (image_id, pack_id)
+        SELECT i.id, %s FROM images i
+        WHERE i.status = 'ok'
+          AND NOT EXISTS (SELECT 1 FROM face_scans s
+                          WHERE s.image_id = i.id AND s.pack_id = %s)
+        ON CONFLICT DO NOTHING
+        """,
+        (pack_id, pack_id),
+    )
+    return cur.rowcount
+
+
+def release_dead_claims(
+    conn: psycopg.Connection,
+    pack_id: int,
+    host: str,
+    is_alive: Callable[[int], bool],
+    stale_minutes: int,
+) -> int:
+    """Put back claims whose worker is gone: a process of this host that no longer
+    runs (killed, crashed), or any claim older than ``stale_minutes``."""
+    rows = conn.execute(
+        """
+        SELECT image_id, worker, claimed_at < now() - make_interval(mins => %s)
+        FROM face_scans WHERE pack_id = %s AND status = 'running'
+        """,
+        (stale_minutes, pack_id),
+    ).fetchall()
+    dead = []
+    for image_id, worker, stale in rows:
+        who_host, _, pid = str(worker or "").rpartition(":")
+        if stale or (who_host == host and pid.isdigit() and not is_alive(int(pid))):
+            dead.append(int(image_id))
+    if dead:
+        conn.execute(
+            """
+            UPDATE face_scans SET status = 'pending', worker = NULL, claimed_at = NULL
+            WHERE pack_id = %s AND image_id = ANY(%s) AND status = 'running'
+            """,
+            (pack_id, dead),
+        )
+    return len(dead)
+
+
+def claim_pending_images(
+    conn: psycopg.Connection,
+    pack_id: int,
+    worker: str,
+    limit: int,
+    *,
+    max_attempts: int,
+    failed_before: datetime,
+    only: Sequence[int] | None = None,
+) -> list[ScanClaim]:
+    """Claim up to ``limit`` images for this worker and commit the claim.
+
+    Pending rows come first in image order; failed rows are retried if they failed
+    before ``failed_before`` (the start of this run: not twice in one run) and have
+    fewer than ``max_attempts`` attempts. ``only`` restricts the claim to given images.
+    """
+    with conn.transaction():
+        rows = conn.execute(
+            """
+            WITH picked AS (
+                SELECT image_id FROM face_scans
+                WHERE pack_id = %(pack)s
+                  AND (status = 'pending'
+                       OR (status = 'failed' AND attempts < %(max)s
+                           AND finished_at < %(before)s))
+                  AND (%(only)s::bigint[] IS NULL OR image_id = ANY(%(only)s::bigint[]))
+                ORDER BY image_id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE face_scans s
+            SET status = 'running', worker = %(worker)s, claimed_at = now(),
+                attempts = s.attempts + 1
+            FROM picked
+            WHERE s.pack_id = %(pack)s AND s.image_id = picked.image_id
+            RETURNING s.image_id, s.attempts
+            """,
+            {"pack": pack_id, "max": max_attempts, "before": failed_before,
+             "only": None if only is None else list(only), "limit": limit, "worker": worker},
+        ).fetchall()
+    return sorted((ScanClaim(int(r[0]), int(r[1])) for r in rows), key=lambda c: c.image_id)
+
+
+def complete_scans(
+    conn: psycopg.Connection,
+    pack_id: int,
+    worker: str,
+    faces_by_image: dict[int, list[NewFace]],
+    failures: Sequence[ScanFailure],
+) -> int:
+    """Store one batch in ONE transaction: faces (binary COPY), scans ``done`` with
+    their face count, failures ``failed`` with their reason. Only rows this worker
+    still holds are written (a claim taken back meanwhile is left to its new owner).
+    Returns the number of faces written."""
+    with conn.transaction():
+        ids = list(faces_by_image) + [f.image_id for f in failures]
+        held = {int(r[0]) for r in conn.execute(
+            """
+            SELECT image_id FROM face_scans
+            WHERE pack_id = %s AND image_id = ANY(%s) AND status = 'running' AND worker = %s
+            FOR UPDATE
+            """,
+            (pack_id, ids, worker),
+        )}
+        done = [i for i in faces_by_image if i in held]
+        # A scan redone after a crash must not leave the first attempt's rows behind.
+        conn.execute("DELETE FROM face_detections WHERE pack_id = %s AND image_id = ANY(%s)",
+                      (pack_id, done))
+        written = insert_faces(conn, (f for i in done for f in faces_by_image[i]))
+        with conn.cursor() as cur:
+            cur.executemany(
+                """
+                UPDATE face_scans SET status = 'done', error = NULL, face_count = %s,
+                    finished_at = now(), worker = NULL, claimed_at = NULL
+                WHERE pack_id = %s AND image_id = %s
+                """,
+                [(len(faces_by_image[i]), pack_id, i) for i in done],
+            )
+            cur.executemany(
+                """
+                UPDATE face_scans SET status = 'failed', error = %s, finished_at = now(),
+                    worker = NULL, claimed_at = NULL
+                WHERE pack_id = %s AND image_id = %s
+                """,
+                [(f.error, pack_id, f.image_id) for f in failures if f.image_id in held],
+            )
+    return written
+
+
+def release_claims(conn: psycopg.Connection, pack_id: int, worker: str,
+                   image_ids: Sequence[int]) -> None:
+    """Hand back claims this worker will not finish (interrupted run); the attempt
+    is not counted."""
+    if image_ids:
+        conn.execute(
+            """
+            UPDATE face_scans SET status = 'pending', worker = NULL, claimed_at = NULL,
+                attempts = greatest(attempts - 1, 0)
+            WHERE pack_id = %s AND image_id = ANY(%s) AND status = 'running' AND worker = %s
+            """,
+            (pack_id, list(image_ids), worker),
+        )
+
+
+def remaining_scans(conn: psycopg.Connection, pack_id: int, max_attempts: int) -> int:
+    """Scans still to do for the pack (pending, or failed and still retryable)."""
+    row = conn.execute(
+        """
+        SELECT count(*) FROM face_scans WHERE pack_id = %s
+          AND (status = 'pending' OR (status = 'failed' AND attempts < %s))
+        """,
+        (pack_id, max_attempts),
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,182 @@
+"""The face engine on the real test pack and real photos."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from rbv.faces.analyzer import LocalFaceAnalyzer, load_analyzer
+from rbv.faces.types import Face
+from rbv.media.types import DecodedImage
+from tests.conftest import FACES, MISC, PACK, SHARED
+
+MBF_PACK = SHARED / "models" / "scrfd_mbf128"
+
+
+def decode(path: Path, reduce: int = 1) -> DecodedImage:
+    """Upright RGB pixels of ``path``, optionally shrunk by an integer factor."""
+    with Image.open(path) as im:
+        upright = ImageOps.exif_transpose(im).convert("RGB")
+    size = upright.size
+    if reduce > 1:
+        upright = upright.resize((size[0] // reduce, size[1] // reduce), Image.Resampling.BOX)
+    return DecodedImage(image_id=0, path=path, rgb=np.asarray(upright),
+                        scale=size[0] / upright.size[0], original_size=size)
+
+
+def annotated_boxes(name: str) -> list[tuple[float, float, float, float]]:
+    with (MISC / "annotations.csv").open() as f:
+        row = next(r for r in csv.DictReader(f) if r["path"] == f"misc/{name}")
+    boxes = []
+    for part in filter(None, row["face_boxes"].split(";")):
+        x1, y1, x2, y2 = map(float, part.split(":")[1].split(","))
+        boxes.append((x1, y1, x2, y2))
+    return boxes
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+def largest(faces: list[Face]) -> Face:
+    return max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> LocalFaceAnalyzer:
+    return load_analyzer(str(PACK), device="cpu")
+
+
+def test_pack_identity_and_providers(analyzer: LocalFaceAnalyzer) -> None:
+    assert analyzer.pack.name == "scrfd_sface"
+    assert analyzer.pack.embedding_dim == 128
+    assert set(analyzer.pack.files) == {
+        "det_500m.onnx", "face_recognition_sface_2021dec_int8bq_ort.onnx"}
+    # PROVENANCE.md's published hash of the detector.
+    assert analyzer.pack.files["det_500m.onnx"] == (
+        "5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a")
+    assert analyzer.providers == ["CPUExecutionProvider"]
+    assert analyzer.decode_long_edge >= 2 * 640
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("insightface_t1.jpg", 6),
+    ("fr_two_people.jpg", 2),
+    ("fr_obama_and_biden.jpg", 3),  # Biden, Obama, the child; the cut-off person is not
+    ("deepface_couple.jpg", 2),
+    ("insightface_bulk_view.jpg", 0),
+    ("immich_prairie_falcon.jpg", 0),
+])
+def test_detection_counts_and_boxes(analyzer: LocalFaceAnalyzer, name: str, expected: int
+                                    ) -> None:
+    image = decode(MISC / name)
+    faces = analyzer.analyze(image).faces
+    assert len(faces) == expected
+    for annotated in annotated_boxes(name):
+        assert max(iou(annotated, f.bbox) for f in faces) >= 0.5, annotated
+    width, height = image.original_size
+    for f in faces:
+        assert f.det_score >= 0.5
+        assert f.landmarks is not None and f.landmarks.shape == (5, 2)
+        x1, y1, x2, y2 = f.bbox
+        # The eyes, nose and mouth lie inside the box, and the box inside the photo
+        # (give or take a few pixels for faces at the border).
+        assert np.all((f.landmarks[:, 0] >= x1) & (f.landmarks[:, 0] <= x2))
+        assert np.all((f.landmarks[:, 1] >= y1) & (f.landmarks[:, 1] <= y2))
+        assert -5 <= x1 < x2 <= width + 5 and -5 <= y1 < y2 <= height + 5
+        assert f.embedding.shape == (128,) and f.embedding.dtype == np.float32
+        assert np.linalg.norm(f.embedding) == pytest.approx(1.0, abs=1e-4)
+        assert f.blur is not None and f.blur > 0
+
+
+def test_reduced_decode_maps_back_to_original_pixels(analyzer: LocalFaceAnalyzer) -> None:
+    full = analyzer.analyze(decode(MISC / "insightface_t1.jpg")).faces
+    half = decode(MISC / "insightface_t1.jpg", reduce=2)
+    assert half.scale == pytest.approx(2.0, abs=0.01)
+    reduced = analyzer.analyze(half).faces
+    assert len(reduced) == len(full) == 6
+    for f in reduced:
+        match = max(full, key=lambda g: iou(f.bbox, g.bbox))
+        assert iou(f.bbox, match.bbox) > 0.85
+        assert match.landmarks is not None and f.landmarks is not None
+        assert np.abs(match.landmarks - f.landmarks).max() < 8  # px of the original
+        assert float(f.embedding @ match.embedding) > 0.8
+
+
+def test_minimum_face_size_is_in_original_pixels(analyzer: LocalFaceAnalyzer) -> None:
+    image = decode(MISC / "insightface_t1.jpg", reduce=2)
+    faces = analyzer.analyze(image).faces
+    shorts = sorted(min(f.bbox[2] - f.bbox[0], f.bbox[3] - f.bbox[1]) for f in faces)
+    # A threshold between the smallest and the next face drops exactly the smallest,
+    # although in the reduced pixels both are below it.
+    threshold = int((shorts[0] + shorts[1]) / 2)
+    strict = LocalFaceAnalyzer(analyzer.pack, analyzer.detector, analyzer.recognizer,
+                               min_face=threshold)
+    assert len(strict.analyze(image).faces) == len(faces) - 1
+
+
+def test_same_person_embeds_closer_than_different_people(analyzer: LocalFaceAnalyzer
+                                                         ) -> None:
+    photos = {
+        "Barack_Obama": ["fr_obama.jpg", "fr_obama1.jpg"],
+        "Joe_Biden": ["fr_biden.jpg", "fr_biden2_exif8.jpg"],
+        "Angelina_Jolie": ["deepface_img1.jpg", "deepface_img2.jpg"],
+        "Scarlett_Johansson": ["deepface_img47.jpg", "deepface_img48.jpg"],
+    }
+    images = [decode(FACES / person / name) for person, names in photos.items()
+              for name in names]
+    results = analyzer.analyze_many(images)  # recognition batched across the images
+    labelled = [(person, largest(r.faces).embedding)
+                for (person, _), r in zip(
+                    ((p, n) for p, names in photos.items() for n in names), results,
+                    strict=True)]
+    same, different = [], []
+    for (p1, e1), (p2, e2) in itertools.combinations(labelled, 2):
+        (same if p1 == p2 else different).append(float(e1 @ e2))
+    assert min(same) > max(different)
+    assert np.mean(same) - np.mean(different) > 0.3
+
+
+def test_analyze_many_equals_analyze(analyzer: LocalFaceAnalyzer) -> None:
+    images = [decode(MISC / n) for n in ("fr_two_people.jpg", "insightface_bulk_view.jpg",
+                                         "insightface_t1.jpg")]
+    batched = analyzer.analyze_many(images)
+    for image, together in zip(images, batched, strict=True):
+        alone = analyzer.analyze(image)
+        assert [f.bbox for f in alone.faces] == [f.bbox for f in together.faces]
+        for a, b in zip(alone.faces, together.faces, strict=True):
+            assert float(a.embedding @ b.embedding) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_matches_insightface_on_the_same_pixels(analyzer: LocalFaceAnalyzer) -> None:
+    from insightface.app import FaceAnalysis
+
+    reference = FaceAnalysis(name=str(PACK), providers=["CPUExecutionProvider"])
+    reference.prepare(ctx_id=-1, det_size=(640, 640))
+    image = decode(MISC / "insightface_t1.jpg")
+    theirs = reference.get(np.ascontiguousarray(image.rgb[:, :, ::-1]))  # BGR
+    ours = analyzer.analyze(image).faces
+    assert len(ours) == len(theirs) == 6
+    for f in ours:
+        match = max(theirs, key=lambda g: iou(f.bbox, tuple(g.bbox)))
+        assert np.abs(np.asarray(f.bbox) - match.bbox).max() < 2.0
+        assert float(f.embedding @ match.normed_embedding) > 0.98
+
+
+def test_mobilefacenet_pack_uses_arcface_normalisation() -> None:
+    mbf = load_analyzer(str(MBF_PACK), device="cpu")
+    assert mbf.pack.embedding_dim == 128
+    assert (mbf.recognizer.norm.mean, mbf.recognizer.norm.std) == (127.5, 127.5)
+    images = [decode(FACES / "Barack_Obama" / n) for n in ("fr_obama.jpg", "fr_obama1.jpg")]
+    images.append(decode(FACES / "Joe_Biden" / "fr_biden.jpg"))
+    e = [largest(r.faces).embedding for r in mbf.analyze_many(images)]
+    assert float(e[0] @ e[1]) > float(e[0] @ e[2]) + 0.2

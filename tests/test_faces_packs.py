@@ -1,0 +1,181 @@
+"""Model packs, providers and sessions: resolving, roles, hashes, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime
+import pytest
+
+from rbv.errors import ConfigError, DeviceUnavailable, ModelPackError
+from rbv.faces.analyzer import load_analyzer
+from rbv.faces.hashing import cached_sha256, sha256_file
+from rbv.faces.packs import ModelRole, classify_model, load_pack
+from rbv.faces.providers import available_providers, choose_providers
+from tests.conftest import PACK, SHARED
+
+DETECTOR = PACK / "det_500m.onnx"
+SFACE = PACK / "face_recognition_sface_2021dec_int8bq_ort.onnx"
+CPU, CUDA, DML = "CPUExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider"
+
+
+@pytest.fixture
+def fake_runtime(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Make the installed onnxruntime report the given providers."""
+    def offer(*providers: str) -> None:
+        monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: list(providers))
+    return offer
+
+
+# ----- providers ---------------------------------------------------------------------
+
+def test_auto_prefers_cuda_then_directml_then_cpu(fake_runtime) -> None:  # type: ignore[no-untyped-def]
+    fake_runtime("TensorrtExecutionProvider", CUDA, CPU)
+    assert choose_providers("auto", available_providers()) == [CUDA, CPU]
+    fake_runtime(DML, CPU)
+    assert choose_providers("auto", available_providers()) == [DML, CPU]
+    fake_runtime("AzureExecutionProvider", CPU)
+    assert choose_providers("auto", available_providers()) == [CPU]
+
+
+def test_explicit_device(fake_runtime) -> None:  # type: ignore[no-untyped-def]
+    fake_runtime(CUDA, CPU)
+    assert choose_providers("cuda", available_providers()) == [CUDA, CPU]
+    assert choose_providers("CPU", available_providers()) == [CPU]
+
+
+def test_missing_device_says_which_extra_to_install(fake_runtime) -> None:  # type: ignore[no-untyped-def]
+    fake_runtime(CPU)
+    with pytest.raises(DeviceUnavailable, match=r"rbv\[gpu\]"):
+        choose_providers("cuda", available_providers())
+    with pytest.raises(DeviceUnavailable, match=r"rbv\[directml\]"):
+        choose_providers("directml", available_providers())
+    with pytest.raises(ConfigError, match="auto, cuda, directml, cpu"):
+        choose_providers("tpu", available_providers())
+
+
+def test_gpu_that_fails_to_start_is_not_silently_replaced_by_cpu(fake_runtime) -> None:  # type: ignore[no-untyped-def]
+    # The runtime claims CUDA, but this CPU build cannot start it: ONNX Runtime would
+    # quietly run on CPU; an explicit --device cuda must fail instead.
+    fake_runtime(CUDA, CPU)
+    with pytest.raises(DeviceUnavailable, match="could not start"):
+        load_analyzer(str(PACK), device="cuda")
+    # auto accepts the fallback and reports what actually runs.
+    assert load_analyzer(str(PACK), device="auto").providers == [CPU]
+
+
+# ----- roles -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("inp", "outs", "role"), [
+    ((1, 3, "?", "?"), [(12800, 1)] * 3 + [(12800, 4)] * 3 + [(12800, 10)] * 3,
+     ModelRole.DETECTOR),
+    ((1, 3, 640, 640), [(1, 12800, 1)] * 15, ModelRole.DETECTOR),
+    (("None", 3, 112, 112), [("None", 512)], ModelRole.RECOGNIZER),  # w600k_r50
+    ((1, 3, 192, 192), [(1, 212)], ModelRole.LANDMARK_2D106),
+    ((1, 3, 192, 192), [(1, 3309)], ModelRole.LANDMARK_3D68),
+    ((1, 3, 96, 96), [(1, 3)], ModelRole.GENDER_AGE),
+    ((1, 3, 128, 128), [(1, 3, 128, 128)], None),  # inswapper-like: not a role rbv uses
+    ((1, 10), [(1, 2)], None),
+])
+def test_roles_from_documented_shapes(inp, outs, role) -> None:  # type: ignore[no-untyped-def]
+    assert classify_model(inp, outs) is role
+
+
+def test_real_packs_roles_and_widths() -> None:
+    pack = load_pack(str(PACK))
+    assert pack.detector.path == DETECTOR
+    assert pack.recognizer.path == SFACE
+    assert pack.recognizer.graph_normalises_input  # SFace: raw 0–255 pixels
+    assert pack.embedding_dim == 128
+    mbf = load_pack(str(SHARED / "models" / "scrfd_mbf128"))
+    assert not mbf.recognizer.graph_normalises_input  # (x - 127.5) / 127.5
+    assert mbf.embedding_dim == 128
+    assert mbf.info.files["det_500m.onnx"] == pack.info.files["det_500m.onnx"]
+
+
+# ----- bad packs ---------------------------------------------------------------------
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelPackError, match="does not exist"):
+        load_pack(str(tmp_path / "nope"))
+
+
+def test_pack_without_recognizer(tmp_path: Path) -> None:
+    (tmp_path / "det_500m.onnx").symlink_to(DETECTOR)
+    with pytest.raises(ModelPackError, match="no face recognizer"):
+        load_pack(str(tmp_path))
+
+
+def test_pack_without_detector(tmp_path: Path) -> None:
+    (tmp_path / "rec.onnx").symlink_to(SFACE)
+    with pytest.raises(ModelPackError, match="no face detector"):
+        load_pack(str(tmp_path))
+
+
+def test_detector_without_keypoints_is_refused(tmp_path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(DETECTOR))
+    del model.graph.output[6:]  # keep scores and boxes, drop the keypoint heads
+    onnx.save(model, str(tmp_path / "det.onnx"))
+    (tmp_path / "rec.onnx").symlink_to(SFACE)
+    with pytest.raises(ModelPackError, match="no keypoints"):
+        load_pack(str(tmp_path))
+
+
+def test_two_detectors_are_ambiguous(tmp_path: Path) -> None:
+    (tmp_path / "a.onnx").symlink_to(DETECTOR)
+    (tmp_path / "b.onnx").symlink_to(SHARED / "models" / "extra" / "det_2.5g.onnx")
+    (tmp_path / "rec.onnx").symlink_to(SFACE)
+    with pytest.raises(ModelPackError, match="two detector models"):
+        load_pack(str(tmp_path))
+
+
+def test_corrupt_onnx(tmp_path: Path) -> None:
+    (tmp_path / "det_500m.onnx").write_bytes(DETECTOR.read_bytes()[:50_000])
+    with pytest.raises(ModelPackError, match="not a readable ONNX model"):
+        load_pack(str(tmp_path))
+
+
+def test_unknown_name_goes_through_insightface_download_and_says_where_to_put_it(
+        tmp_path: Path) -> None:
+    # No internet here: insightface's own download fails; the error names the folder.
+    with pytest.raises(ModelPackError) as err:
+        load_pack("rbv_no_such_pack", insightface_root=tmp_path)
+    message = str(err.value)
+    assert str(tmp_path / "models" / "rbv_no_such_pack") in message
+    assert "rbv_no_such_pack.zip" in message and "--model-pack" in message
+    assert not (tmp_path / "models" / "rbv_no_such_pack").exists()
+
+
+def test_named_pack_under_the_insightface_root(tmp_path: Path) -> None:
+    folder = tmp_path / "models" / "mine"
+    folder.mkdir(parents=True)
+    for f in (DETECTOR, SFACE):
+        (folder / f.name).symlink_to(f)
+    pack = load_pack("mine", insightface_root=tmp_path)
+    assert pack.name == "mine" and pack.path == folder
+
+
+def test_bad_analyzer_options() -> None:
+    with pytest.raises(ConfigError, match="det-size"):
+        load_analyzer(str(PACK), det_size=500)
+    with pytest.raises(ConfigError, match="det-threshold"):
+        load_analyzer(str(PACK), det_threshold=1.5)
+
+
+# ----- hashes ------------------------------------------------------------------------
+
+def test_hash_cache_survives_processes_and_notices_changes(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"one")
+    cache = tmp_path / "cache" / "hashes.json"
+    assert cached_sha256(model, cache) == sha256_file(model)
+    assert cache.exists()
+    # A changed file (size and mtime differ) is re-hashed, not served from the cache.
+    model.write_bytes(b"two!")
+    assert cached_sha256(model, cache) == sha256_file(model)
+    # A corrupt cache is ignored, never an error.
+    cache.write_text("{not json")
+    model.write_bytes(b"three")
+    assert cached_sha256(model, cache) == sha256_file(model)

@@ -1,0 +1,208 @@
+"""`rbv index` / `rbv embed` end to end with the real model pack on real photos:
+faces found, re-runs do nothing, failures retried, parallel workers, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from rbv.config import Settings
+from tests.conftest import FACES, MISC, PACK, run_cli
+from tests.pgserver import PasswordServer
+
+PEOPLE = {
+    "Barack_Obama": ["fr_obama.jpg", "fr_obama2.jpg"],
+    "Joe_Biden": ["fr_biden.jpg", "fr_biden2_exif8.jpg"],
+    "Angelina_Jolie": ["deepface_img1.jpg", "deepface_img2.jpg"],
+}
+HARD = ["immich_IMG_2682.heic", "insightface_bulk_image_T1.jpeg", "insightface_rotate_rot_90.jpg",
+        "fr_32bit.png", "insightface_bulk_view.jpg", "immich_portrait.jpg",
+        "immich_portrait-orientation-6.jpg", "insightface_t1.jpg"]
+
+
+def _photos() -> list[Path]:
+    return [FACES / who / name for who, names in PEOPLE.items() for name in names] + [
+        MISC / name for name in HARD]
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {"RBV_MODEL_PACK": str(PACK), "RBV_DATA_DIR": str(settings.data_dir), **extra}
+
+
+def _rows(url: str, sql: str, *params: object) -> list[tuple]:  # type: ignore[type-arg]
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _scans_by_name(url: str) -> dict[str, tuple]:  # type: ignore[type-arg]
+    rows = _rows(url, "SELECT p.path, s.status, s.face_count, s.attempts, s.error "
+                      "FROM face_scans s JOIN image_paths p ON p.image_id = s.image_id")
+    return {Path(r[0]).name: r[1:] for r in rows}
+
+
+def test_index_finds_faces_and_a_second_run_does_no_detection_work(
+    cli, settings: Settings
+) -> None:
+    url = str(settings.database_url)
+    first = run_cli(cli, "index", "-d", url, *map(str, _photos()), "--json",
+                    env=_env(settings))
+    assert first.exit_code == 0, first.output
+    assert "Model pack scrfd_sface on CPUExecutionProvider" in first.stderr
+    report = json.loads(first.stdout)
+    assert report["embed"]["images"] == len(_photos()) and report["failed"] == 0
+    scans = _scans_by_name(url)
+    for names in PEOPLE.values():
+        for name in names:
+            assert scans[name][:2] == ("done", 1), name
+    assert scans["immich_IMG_2682.heic"][:2] == ("done", 0)  # HEIC, machinery only
+    assert scans["insightface_bulk_view.jpg"][:2] == ("done", 0)  # landscape
+    assert scans["insightface_bulk_image_T1.jpeg"][:2] == ("done", 1)  # EXIF-rotated
+    assert scans["insightface_rotate_rot_90.jpg"][0] == "done"  # PNG named .jpg
+    assert scans["fr_32bit.png"][:2] == ("done", 1)  # RGBA
+    assert scans["insightface_t1.jpg"][1] >= 5  # group photo
+    # The EXIF-rotated copy yields the faces of the upright one, at the same places.
+    boxes = {}
+    for name in ("immich_portrait.jpg", "immich_portrait-orientation-6.jpg"):
+        boxes[name] = np.array(sorted(_rows(
+            url, "SELECT f.x1, f.y1, f.x2, f.y2 FROM face_detections f JOIN image_paths p "
+                 "ON p.image_id = f.image_id WHERE p.path LIKE %s", f"%/{name}")))
+    assert boxes["immich_portrait.jpg"].shape == (2, 4)
+    np.testing.assert_allclose(boxes["immich_portrait-orientation-6.jpg"],
+                               boxes["immich_portrait.jpg"], atol=12)
+
+    faces_before = _rows(url, "SELECT id FROM face_detections ORDER BY id")
+    again = run_cli(cli, "index", "-d", url, *map(str, _photos()), "--json", env=_env(settings))
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout)
+    assert report["catalogue"]["unchanged"] == len(_photos())
+    assert report["embed"]["images"] == 0
+    assert _rows(url, "SELECT id FROM face_detections ORDER BY id") == faces_before
+    assert _rows(url, "SELECT command, status FROM runs ORDER BY id") == [("index", "ok")] * 2
+
+
+def test_same_person_embeds_closer_than_different_people(cli, settings: Settings) -> None:
+    url = str(settings.database_url)
+    paths = [FACES / who / name for who, names in PEOPLE.items() for name in names]
+    assert run_cli(cli, "index", "-d", url, *map(str, paths), env=_env(settings)).exit_code == 0
+    rows = _rows(url, "SELECT p.path, f.embedding FROM face_detections f JOIN image_paths p "
+                      "ON p.image_id = f.image_id")
+    who = [Path(r[0]).parent.name for r in rows]
+    emb = np.stack([r[1].to_numpy() for r in rows])
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+    sim = emb @ emb.T
+    same = [sim[i, j] for i in range(len(who)) for j in range(i) if who[i] == who[j]]
+    diff = [sim[i, j] for i in range(len(who)) for j in range(i) if who[i] != who[j]]
+    assert len(same) == 3
+    assert min(same) > max(diff), (same, diff)
+
+
+def test_undecodable_image_is_recorded_retried_and_done_once_fixed(
+    cli, settings: Settings, tmp_path: Path
+) -> None:
+    url = str(settings.database_url)
+    good = FACES / "Barack_Obama" / "fr_obama.jpg"
+    shutil.copy(good, tmp_path / "ok.jpg")
+    data = (MISC / "fr_two_people.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])
+    first = run_cli(cli, "index", "-d", url, str(tmp_path), env=_env(settings))
+    assert first.exit_code == 3, first.output
+    assert f"Error: {tmp_path / 'cut.jpg'}: the JPEG file is truncated" in first.stderr
+    scans = _scans_by_name(url)
+    assert scans["ok.jpg"][:2] == ("done", 1)
+    assert scans["cut.jpg"][0] == "failed" and scans["cut.jpg"][2] == 1
+    assert "truncated" in scans["cut.jpg"][3]
+
+    shutil.copy(MISC / "fr_two_people.jpg", tmp_path / "cut.jpg")  # the file is restored
+    second = run_cli(cli, "index", "-d", url, str(tmp_path), "--json", env=_env(settings))
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["embed"]["images"] == 1  # only the fixed one
+    scans = _scans_by_name(url)
+    assert scans["cut.jpg"][:2] == ("done", 2)
+
+
+def _rbv(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    full = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
+    return subprocess.Popen([sys.executable, "-m", "rbv", *args], env={**full, **env},
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_two_embed_processes_share_the_queue_and_never_repeat_an_image(
+    cli, settings: Settings
+) -> None:
+    url = str(settings.database_url)
+    photos = sorted(FACES.glob("*/*"))[:24]
+    assert run_cli(cli, "index", "-d", url, "--no-embed", *map(str, photos)).exit_code == 0
+    env = _env(settings, RBV_SCAN_BATCH_SIZE="2", RBV_CONCURRENCY="2")
+    workers = [_rbv(env, "embed", "-d", url, "--json") for _ in range(2)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    reports = [json.loads(out) for out, _ in outputs]
+    assert sum(r["images"] for r in reports) == len(photos)  # each image exactly once
+    assert all(r["images"] > 0 for r in reports)  # both did work
+    assert _rows(url, "SELECT status, count(*), sum(attempts) FROM face_scans GROUP BY 1") == [
+        ("done", len(photos), len(photos))]
+    faces = _rows(url, "SELECT count(*) FROM face_detections")[0][0]
+    assert faces == sum(r["faces"] for r in reports)
+
+
+def _face_rows(url: str) -> list[tuple]:  # type: ignore[type-arg]
+    return _rows(url, "SELECT i.sha256, round(f.x1), round(f.y1), round(f.x2), round(f.y2) "
+                      "FROM face_detections f JOIN images i ON i.id = f.image_id ORDER BY 1, 2, 3")
+
+
+def test_kill_9_during_index_then_rerun_equals_an_uninterrupted_run(
+    cli, settings: Settings, pg_server: PasswordServer, tmp_path: Path
+) -> None:
+    photos = sorted(FACES.glob("*/*"))[::8][:20]
+    for p in photos:
+        shutil.copy(p, tmp_path / f"{p.parent.name}_{p.name}")
+    reference = str(settings.database_url)
+    env = _env(settings, RBV_SCAN_BATCH_SIZE="2")
+    assert run_cli(cli, "index", "-d", reference, str(tmp_path), env=env).exit_code == 0
+    expected = _face_rows(reference)
+
+    name = f"rbv_kill_{os.getpid()}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_server.url(name)
+    assert run_cli(cli, "migrate", "-d", url).exit_code == 0
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        proc = _rbv(env, "index", "-d", url, str(tmp_path))
+        time.sleep(rng.uniform(1.5, 5.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate()
+    assert kills >= 2
+    final = _rbv(env, "index", "-d", url, str(tmp_path), "--json")
+    out, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    assert _face_rows(url) == expected
+    assert _rows(url, "SELECT count(*) FROM face_scans WHERE status <> 'done'") == [(0,)]
+    # Each kill lost at most the batch being analyzed and the one decoding ahead of it.
+    redone = _rows(url, "SELECT sum(attempts) - count(*) FROM face_scans")[0][0]
+    assert redone <= kills * 2 * 2
+    dupes = _rows(url, "SELECT count(*) FROM (SELECT sha256 FROM images GROUP BY 1 "
+                       "HAVING count(*) > 1) d")
+    assert dupes == [(0,)]
+    statuses = [r[0] for r in _rows(url, "SELECT status FROM runs ORDER BY id")]
+    assert statuses.count("interrupted") == kills  # killed runs are marked by the next one
+    assert _rows(url, "SELECT status FROM runs ORDER BY id DESC LIMIT 1") == [("ok",)]
+
+
+@pytest.fixture(autouse=True)
+def _engine_available() -> None:
+    pytest.importorskip("rbv.faces.analyzer")
