@@ -63,3 +63,57 @@ def run_cli(runner: CliRunner, *args: str, env: dict[str, str] | None = None):  
     """Invoke rbv in-process with a clean environment (no DATABASE_URL leaks in)."""
     base = {"DATABASE_URL": "", "RBV_DATABASE_URL": ""}
     return runner.invoke(app, list(args), env={**base, **(env or {})})
+
+
+# --- clustering: a session-wide template database with real faces indexed once ---------
+
+CLUSTER_IDENTITIES = ("Angelina_Jolie", "Katy_Perry", "Scarlett_Johansson", "Jennifer_Aniston",
+                      "Barack_Obama", "Matt_Damon")
+CLUSTER_GROUP_PHOTOS = ("fr_two_people.jpg", "fr_obama_and_biden.jpg", "insightface_t1.jpg",
+                        "deepface_selfie-many-people.jpg", "fr_kit_with_rose.jpg",
+                        "deepface_couple.jpg", "immich_portrait.jpg")
+SFACE_THRESHOLD = 0.46  # connected components' calibrated value on data/faces (rbv eval)
+
+
+def cluster_photos(later: bool = False) -> list[Path]:
+    """Photos of CLUSTER_IDENTITIES: all but the last two of each (``later`` False),
+    or those last two (``later`` True: the photos of a second index run)."""
+    out: list[Path] = []
+    for identity in CLUSTER_IDENTITIES:
+        photos = sorted((FACES / identity).iterdir())
+        out.extend(photos[-2:] if later else photos[:-2])
+    return out
+
+
+@pytest.fixture(scope="session")
+def sface_analyzer():  # type: ignore[no-untyped-def]
+    from rbv.faces.analyzer import load_analyzer
+
+    return load_analyzer(str(PACK), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def faces_template(pg_server: PasswordServer, sface_analyzer, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+    """Name of a database with the earlier cluster photos and the group photos indexed."""
+    from rbv.jobs.index import run_index
+
+    name = f"rbv_faces_template_{os.getpid()}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    s = Settings(database_url=pg_server.url(name),
+                 data_dir=tmp_path_factory.mktemp("template"))
+    db = open_database(s, require_schema=False)
+    apply_pending(db)
+    run_index(db, s, [*cluster_photos(), *(MISC / p for p in CLUSTER_GROUP_PHOTOS)],
+              analyzer=sface_analyzer)
+    return name
+
+
+@pytest.fixture
+def faces_settings(pg_server: PasswordServer, faces_template: str, tmp_path: Path) -> Settings:
+    """Settings for a fresh copy of the indexed template database."""
+    name = f"rbv_test_{os.getpid()}_{next(_db_numbers)}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{faces_template}"')
+    return Settings(database_url=pg_server.url(name), data_dir=tmp_path / "data",
+                    model_pack="scrfd_sface")

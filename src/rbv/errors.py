@@ -56,6 +56,18 @@ class ImageTooLarge(ImageUnreadable):
     """An image has more pixels than the decompression-bomb guard allows."""
 
 
+class ClusterBusy(RbvError):
+    """Another clustering run or person edit holds the pack's lock."""
+
+
+class PackNotFound(RbvError):
+    """No faces were stored for the model pack named."""
+
+
+class PersonNotFound(RbvError):
+    """A person reference (uuid, uuid prefix or name) matches no person, or several."""
+
+
 class ModelPackError(RbvError):
     """A model pack is missing, incomplete or unreadable; the message says where to put it."""
 

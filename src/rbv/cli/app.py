@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import embed, index, migrate, psql, stats
+from rbv.cli import cluster, embed, eval, index, migrate, persons, psql, stats
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -80,6 +80,9 @@ app.command("stats")(stats.stats)
 app.command("psql")(psql.psql)
 app.command("index")(index.index)
 app.command("embed")(embed.embed)
+app.command("cluster")(cluster.cluster)
+app.add_typer(persons.app, name="persons")
+app.command("eval")(eval.eval_)
 
 
 def main() -> None:

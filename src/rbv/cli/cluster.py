@@ -1,0 +1,93 @@
+"""``rbv cluster``: group faces into persons."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cluster.knn import DEFAULT_K
+from rbv.cluster.methods import Method
+from rbv.cluster.run import ClusterOptions, cluster_pack
+from rbv.store import open_database
+
+ModelPackOption = Annotated[
+    str | None,
+    typer.Option("--model-pack", help="Which pack's faces (name or folder). Default: "
+                 "$RBV_MODEL_PACK, else buffalo_l, else the database's only pack.",
+                 show_default=False),
+]
+
+
+def cluster(
+    ctx: typer.Context,
+    method: Annotated[Method, typer.Option(help="connected components, agglomerative "
+                                           "(average linkage) or hdbscan.")] = Method.connected,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Cosine similarity (0-1, higher = stricter). Default: the pack's "
+                     "calibrated value (see `rbv eval --calibrate --store`), else 0.65.",
+                     show_default=False),
+    ] = None,
+    match_threshold: Annotated[
+        float | None,
+        typer.Option(help="Similarity a new face needs to join a known person. "
+                     "Default: threshold + 0.05.", show_default=False),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-cluster every face; manual names, "
+                                       "merges, moves and rejections are kept.")] = False,
+    neighbors: Annotated[int, typer.Option("--neighbors", "-k", min=2,
+                                           help="k of the k-NN graph.")] = DEFAULT_K,
+    model_pack: ModelPackOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute and report; write "
+                                          "nothing.")] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Group faces into persons (incremental by default).
+
+    Faces that already have a person keep it; new faces join a known person when
+    similar enough, the rest are clustered among themselves into new persons. Two
+    faces of one photo never share a person. --full re-clusters everything but keeps
+    names, merges, manual moves and "not this person" decisions; person ids stay.
+
+    Examples:
+
+        rbv cluster
+
+        rbv cluster --full --method agglomerative --threshold 0.4
+
+        rbv cluster --model-pack scrfd_sface --dry-run --json
+    """
+    settings = settings_of(ctx, database_url=database)
+    db = open_database(settings)
+    console = Console(stderr=True)
+    options = ClusterOptions(method=method, threshold=threshold,
+                             match_threshold=match_threshold, full=full, dry_run=dry_run,
+                             k=neighbors)
+    if as_json or not console.is_terminal:
+        report = cluster_pack(db, model_pack or settings.model_pack, options,
+                              sole_fallback=not model_pack)
+    else:
+        with console.status("clustering") as status:
+            report = cluster_pack(db, model_pack or settings.model_pack, options,
+                                  lambda stage: status.update(stage), sole_fallback=not model_pack)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    typer.echo(f"Pack {report.pack}: {report.method}, threshold {report.threshold:g} "
+               f"({report.threshold_source}), match threshold {report.match_threshold:g}.")
+    would = "Would assign" if dry_run else "Assigned"
+    if report.full:
+        typer.echo(f"{would} {report.clustered:,} of {report.faces:,} faces "
+                   f"({report.reassigned:,} changed person, {report.new_persons:,} new "
+                   f"persons, {report.removed_persons:,} emptied persons removed).")
+    else:
+        typer.echo(f"{report.considered:,} new faces: {report.matched:,} joined known persons, "
+                   f"{report.clustered:,} clustered into {report.new_persons:,} new persons.")
+    for note in report.notes:
+        typer.echo(note)
+    if dry_run:
+        typer.echo("Dry run: nothing was written.")

@@ -1,0 +1,199 @@
+"""``rbv persons …``: list, name, merge, split, move faces, hide, "not this person"."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cluster import editing
+from rbv.cluster.methods import Method
+from rbv.store import open_database
+from rbv.store.pack_lookup import find_pack
+from rbv.store.persons import faces_of, list_persons, resolve_person
+
+app = typer.Typer(help="List, name, merge, split and fix persons. A PERSON is a uuid, a "
+                  "unique uuid prefix, or a name.", no_args_is_help=True)
+
+PersonArg = Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")]
+FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons show`).")]
+
+
+def _db(ctx: typer.Context, database: str | None):  # type: ignore[no-untyped-def]
+    return open_database(settings_of(ctx, database_url=database))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    model_pack: Annotated[str | None, typer.Option("--model-pack",
+                                                   help="Only this pack's persons.")] = None,
+    hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden persons.")] = False,
+    min_faces: Annotated[int, typer.Option(min=1, help="Only persons with this many faces "
+                                           "(named persons always show).")] = 1,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many rows (0 = all).")] = 50,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Persons with names and face counts, most faces first.
+
+    Examples:
+
+        rbv persons list
+
+        rbv persons list --min-faces 5 --json
+    """
+    db = _db(ctx, database)
+    with db.connect() as conn:
+        pack_id = find_pack(conn, model_pack).id if model_pack else None
+        rows = list_persons(conn, pack_id, include_hidden=hidden, min_faces=min_faces)
+    total = len(rows)
+    rows = rows[:limit] if limit else rows
+    if as_json:
+        print_json([r.as_dict() for r in rows])
+        return
+    table = Table("id", "name", "faces", "photos", "pack", "hidden",
+                  title=f"{total:,} persons" + (f" (first {len(rows)})" if len(rows) < total
+                                                else ""))
+    for r in rows:
+        table.add_row(str(r.id), r.name or "-", f"{r.faces:,}", f"{r.images:,}", r.pack,
+                      "yes" if r.hidden else "")
+    Console().print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, person: PersonArg,
+         limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 100,
+         database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """A person's faces: face id, photo path, box, how it was assigned.
+
+    Example:
+
+        rbv persons show "Ada Lovelace"
+    """
+    db = _db(ctx, database)
+    with db.connect() as conn:
+        pid = resolve_person(conn, person)
+        faces = faces_of(conn, pid, limit)
+    if as_json:
+        print_json({"person": str(pid), "faces": [f.as_dict() for f in faces]})
+        return
+    table = Table("face", "photo", "box", "score", "assigned", title=str(pid))
+    for f in faces:
+        table.add_row(str(f.id), f.path or "-", ",".join(f"{v:.0f}" for v in f.bbox),
+                      f"{f.det_score:.2f}", f.assigned_by or "-")
+    Console().print(table)
+
+
+@app.command("name")
+def name(ctx: typer.Context, person: PersonArg,
+         new_name: Annotated[str, typer.Argument(metavar="NAME")],
+         database: DatabaseOption = None) -> None:
+    """Name or rename a person. Names survive `rbv cluster --full`.
+
+    Example:
+
+        rbv persons name 3f2a9c "Ada Lovelace"
+    """
+    pid = editing.name(_db(ctx, database), person, new_name)
+    typer.echo(f"Person {pid} is now named {new_name.strip()!r}.")
+
+
+app.command("rename", help="Same as `name`.")(name)
+
+
+@app.command("merge")
+def merge(ctx: typer.Context, target: PersonArg,
+          sources: Annotated[list[str], typer.Argument(help="Persons merged into TARGET.")],
+          database: DatabaseOption = None) -> None:
+    """Merge persons into TARGET (their faces move; TARGET keeps its id and name).
+
+    Example:
+
+        rbv persons merge "Ada Lovelace" 77c1 9e0b
+    """
+    pid, moved = editing.merge(_db(ctx, database), target, sources)
+    typer.echo(f"Merged {len(sources)} person(s) into {pid}: {moved:,} faces moved.")
+
+
+@app.command("split")
+def split(
+    ctx: typer.Context, person: PersonArg,
+    threshold: Annotated[float | None, typer.Option(
+        help="Similarity for the re-clustering. Default: the pack's threshold + 0.1.",
+        show_default=False)] = None,
+    method: Annotated[Method, typer.Option(help="How to re-cluster.")] = Method.agglomerative,
+    database: DatabaseOption = None, as_json: JsonOption = False,
+) -> None:
+    """Re-cluster one person more strictly; the largest group keeps the person and its
+    name, the other groups become new persons.
+
+    Example:
+
+        rbv persons split "Ada Lovelace" --threshold 0.5
+    """
+    result = editing.split(_db(ctx, database), person, threshold, method)
+    if as_json:
+        print_json({"person": str(result.person), "kept": result.kept,
+                    "new_persons": [str(p) for p in result.new_persons], "sizes": result.sizes,
+                    "threshold": result.threshold})
+        return
+    if not result.new_persons:
+        typer.echo(f"Person {result.person} stays whole at threshold {result.threshold:g}.")
+        return
+    typer.echo(f"Split {result.person} at threshold {result.threshold:g}: kept "
+               f"{result.kept} faces; new persons: "
+               + ", ".join(f"{p} ({n})" for p, n in zip(result.new_persons, result.sizes[1:],
+                                                        strict=True)))
+
+
+@app.command("move")
+def move(
+    ctx: typer.Context, faces: FacesArg,
+    to: Annotated[str | None, typer.Option("--to", help="Target person. Default: a new "
+                                           "person.", show_default=False)] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Move faces to a person by hand (kept by every re-cluster).
+
+    Examples:
+
+        rbv persons move 1201 1202 --to "Ada Lovelace"
+
+        rbv persons move 1203           # into a new person of its own
+    """
+    pid, moved = editing.move(_db(ctx, database), faces, to)
+    typer.echo(f"Moved {moved} face(s) to {pid}.")
+
+
+@app.command("not-this-person")
+def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
+                    database: DatabaseOption = None) -> None:
+    """Take faces out of a person for good: they are never assigned to it again (the
+    next `rbv cluster` places them elsewhere).
+
+    Example:
+
+        rbv persons not-this-person "Ada Lovelace" 1207 1311
+    """
+    pid, count = editing.reject(_db(ctx, database), person, faces)
+    typer.echo(f"{count} face(s) removed from {pid}; they will not be assigned to it again.")
+
+
+@app.command("hide")
+def hide(ctx: typer.Context, persons: Annotated[list[str], typer.Argument()],
+         database: DatabaseOption = None) -> None:
+    """Hide persons from `persons list` (faces stay assigned). Example: rbv persons hide 77c1"""
+    n = editing.hide(_db(ctx, database), persons, True)
+    typer.echo(f"Hid {n} person(s).")
+
+
+@app.command("unhide")
+def unhide(ctx: typer.Context, persons: Annotated[list[str], typer.Argument()],
+           database: DatabaseOption = None) -> None:
+    """Show hidden persons again. Example: rbv persons unhide 77c1"""
+    n = editing.hide(_db(ctx, database), persons, False)
+    typer.echo(f"Unhid {n} person(s).")

@@ -1,0 +1,111 @@
+"""Manual person edits as transactions under the pack's lock (``rbv persons …``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+
+from rbv.cluster.constraints import Constraints
+from rbv.cluster.methods import Method, cluster_embeddings
+from rbv.cluster.run import resolve_threshold
+from rbv.errors import PersonNotFound
+from rbv.store import persons as store
+from rbv.store.assignments import load_faces
+from rbv.store.connection import Database
+from rbv.store.locks import person_lock
+from rbv.store.pack_lookup import pack_settings
+from rbv.store.packs import PackRow
+
+SPLIT_STEP = 0.1
+"""``persons split`` re-clusters this much stricter than the pack's threshold."""
+
+
+@contextmanager
+def editing(db: Database, ref: str) -> Iterator[tuple[psycopg.Connection, uuid.UUID]]:
+    """A transaction on the person ``ref`` resolves to, under its pack's lock."""
+    with db.connect() as conn:
+        person = store.resolve_person(conn, ref)
+        pack_id = store.pack_of(conn, person)
+    with person_lock(db, pack_id, f"#{pack_id}"), db.transaction() as conn:
+        yield conn, person
+
+
+def name(db: Database, ref: str, new_name: str) -> uuid.UUID:
+    with editing(db, ref) as (conn, person):
+        store.set_name(conn, person, new_name)
+    return person
+
+
+def merge(db: Database, target_ref: str, source_refs: Sequence[str]) -> tuple[uuid.UUID, int]:
+    with editing(db, target_ref) as (conn, target):
+        sources = [store.resolve_person(conn, r) for r in source_refs]
+        moved = store.merge_persons(conn, target, sources)
+    return target, moved
+
+
+def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
+         pack_name: str | None = None) -> tuple[uuid.UUID, int]:
+    """Move faces to a person, or to a new person when ``target_ref`` is None."""
+    if target_ref is None:
+        with db.connect() as conn:
+            row = conn.execute("SELECT pack_id FROM face_detections WHERE id = %s",
+                               (face_ids[0],)).fetchone()
+        if row is None:
+            raise PersonNotFound(f"no face with id {face_ids[0]}")
+        with person_lock(db, int(row[0]), f"#{row[0]}"), db.transaction() as conn:
+            person = store.new_person(conn, int(row[0]))
+            return person, store.move_faces(conn, face_ids, person)
+    with editing(db, target_ref) as (conn, person):
+        return person, store.move_faces(conn, face_ids, person)
+
+
+def reject(db: Database, ref: str, face_ids: Sequence[int]) -> tuple[uuid.UUID, int]:
+    with editing(db, ref) as (conn, person):
+        return person, store.reject_faces(conn, person, face_ids)
+
+
+def hide(db: Database, refs: Sequence[str], hidden: bool) -> int:
+    count = 0
+    for ref in refs:
+        with editing(db, ref) as (conn, person):
+            count += store.set_hidden(conn, [person], hidden)
+    return count
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    person: uuid.UUID
+    kept: int
+    new_persons: list[uuid.UUID]
+    sizes: list[int]
+    threshold: float
+
+
+def split(db: Database, ref: str, threshold: float | None = None,
+          method: Method = Method.agglomerative) -> SplitResult:
+    """Re-cluster one person more strictly; the largest group keeps the person (and its
+    name), the others become new persons. The result is manual, so it stays."""
+    with editing(db, ref) as (conn, person):
+        pack_id = store.pack_of(conn, person)
+        row = conn.execute("SELECT id, name, fingerprint, embedding_dim FROM model_packs "
+                           "WHERE id = %s", (pack_id,)).fetchone()
+        assert row is not None  # persons.pack_id references model_packs
+        pack = PackRow(*row)
+        if threshold is None:
+            base, _ = resolve_threshold(pack_settings(conn, pack_id), Method.connected, None)
+            threshold = min(0.95, base + SPLIT_STEP)
+        faces = load_faces(conn, pack, person=person)
+        if len(faces) < 2:
+            return SplitResult(person, len(faces), [], [len(faces)], threshold)
+        constraints = Constraints.build(len(faces), image_ids=faces.image_ids)
+        labels = cluster_embeddings(faces.embeddings, method, threshold, constraints)
+        sizes = np.bincount(labels)
+        order = np.argsort(-sizes, kind="stable")
+        groups = [faces.ids[labels == g].tolist() for g in order.tolist()]
+        created = store.assign_split(conn, groups, person, pack_id) if len(groups) > 1 else []
+        return SplitResult(person, len(groups[0]), created, sizes[order].tolist(), threshold)

@@ -1,0 +1,113 @@
+"""Measuring clustering quality on labelled photos (``rbv eval``).
+
+Labels name the main (largest) face of each photo: either ``<identity>/<image>``
+folders or a ``labels.csv`` with ``path`` and ``identity`` columns (paths relative to
+the CSV). Every face of the pack is clustered (background faces too, as in real use);
+scores count the labelled faces only.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rbv.cluster.constraints import Constraints
+from rbv.cluster.knn import DEFAULT_K, KnnGraph, build_knn_graph
+from rbv.cluster.methods import Method, baseline_labels, cluster_embeddings
+from rbv.cluster.metrics import Scores, bcubed, pairwise
+from rbv.errors import ConfigError
+from rbv.store.assignments import PackFaces
+
+BASELINE = "immich-baseline"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".bmp", ".tif", ".tiff"}
+DEFAULT_GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.02))
+
+
+def read_labels(folder: Path, labels_csv: Path | None = None) -> dict[Path, str]:
+    """Resolved image path → identity."""
+    if labels_csv is None and (folder / "labels.csv").is_file():
+        labels_csv = folder / "labels.csv"
+    labels: dict[Path, str] = {}
+    if labels_csv is not None:
+        with labels_csv.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"path", "identity"} <= set(reader.fieldnames):
+                raise ConfigError(f"{labels_csv} needs the columns path and identity")
+            for row in reader:
+                if row["identity"].strip():
+                    labels[(labels_csv.parent / row["path"]).resolve()] = row["identity"].strip()
+    else:
+        for path in sorted(folder.glob("*/*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                labels[path.resolve()] = path.parent.name
+    if not labels:
+        raise ConfigError(f"no labelled images in {folder}: expected <identity>/<image> "
+                          "folders or a labels.csv with path,identity")
+    return labels
+
+
+def label_main_faces(faces: PackFaces, face_paths: Iterable[tuple[int, str, float]],
+                     labels: Mapping[Path, str]) -> tuple[NDArray[np.object_], int]:
+    """Per face row: the identity of its photo if it is the photo's largest face, else
+    None. Also returns how many labelled photos had no face at all."""
+    best: dict[Path, tuple[float, int]] = {}
+    for face_id, path, area in face_paths:
+        p = Path(path).resolve()
+        if p in labels and (p not in best or area > best[p][0]):
+            best[p] = (area, face_id)
+    row_of = {f: i for i, f in enumerate(faces.ids.tolist())}
+    out = np.full(len(faces), None, dtype=object)
+    for p, (_, face_id) in best.items():
+        if face_id in row_of:
+            out[row_of[face_id]] = labels[p]
+    return out, len(set(labels) - set(best))
+
+
+@dataclass(frozen=True)
+class MethodScores:
+    method: str
+    threshold: float
+    pairwise: Scores
+    bcubed: Scores
+    clusters: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"method": self.method, "threshold": self.threshold, "clusters": self.clusters,
+                "pairwise": self.pairwise.as_dict(), "bcubed": self.bcubed.as_dict()}
+
+
+class Evaluation:
+    """Clusters one set of faces repeatedly (one k-NN graph) and scores the result."""
+
+    def __init__(self, faces: PackFaces, truth: NDArray[np.object_], k: int = DEFAULT_K):
+        self.faces = faces
+        self.labelled = np.flatnonzero(truth != None)  # noqa: E711 (element-wise)
+        self.truth = truth[self.labelled].astype(str)
+        self.graph: KnnGraph = build_knn_graph(faces.embeddings, k)
+        self.constraints = Constraints.build(len(faces), image_ids=faces.image_ids)
+
+    def score(self, method: str, threshold: float) -> MethodScores:
+        if method == BASELINE:
+            labels = baseline_labels(self.faces.embeddings, threshold, graph=self.graph)
+        else:
+            labels = cluster_embeddings(self.faces.embeddings, Method(method), threshold,
+                                        self.constraints, graph=self.graph)
+        mine = labels[self.labelled]
+        return MethodScores(method, threshold, pairwise(mine, self.truth),
+                            bcubed(mine, self.truth), len(np.unique(mine)))
+
+    def sweep(self, method: str, grid: Iterable[float] = DEFAULT_GRID) -> list[MethodScores]:
+        return [self.score(method, float(t)) for t in grid]
+
+
+def best_of(sweep: list[MethodScores]) -> MethodScores:
+    """Highest BCubed F; among ties the stricter threshold (fewer wrong merges)."""
+    return max(sweep, key=lambda s: (round(s.bcubed.f1, 6), s.threshold))
+
+
+ALL_METHODS = (*(m.value for m in Method), BASELINE)

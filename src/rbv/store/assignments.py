@@ -1,0 +1,195 @@
+"""What clustering reads (faces, embeddings, manual constraints) and writes (persons)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+from psycopg import sql
+
+from rbv.store.packs import PackRow, vector_expr
+
+
+@dataclass(frozen=True)
+class PackFaces:
+    """Faces of one pack, row-aligned arrays."""
+
+    ids: NDArray[np.int64]
+    image_ids: NDArray[np.int64]
+    person_ids: list[uuid.UUID | None]
+    manual: NDArray[np.bool_]
+    embeddings: NDArray[np.float32]  # (n, dim)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class ManualFacts:
+    """Manual decisions over a pack's faces (face ids, not positions)."""
+
+    must: list[tuple[int, int]]
+    cannot: list[tuple[int, int]]
+    rejections: list[tuple[int, uuid.UUID]]
+
+
+def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool = False,
+               person: uuid.UUID | None = None) -> PackFaces:
+    """The pack's faces with embeddings, read with binary COPY."""
+    where = sql.SQL("pack_id = {}").format(sql.Literal(pack.id))
+    if unassigned_only:
+        where += sql.SQL(" AND person_id IS NULL")
+    if person is not None:
+        where += sql.SQL(" AND person_id = {}").format(sql.Literal(str(person)))
+    query = sql.SQL(
+        "COPY (SELECT id, image_id, person_id, coalesce(assigned_by = 'manual', false), "
+        "{vec} FROM face_detections WHERE {where} ORDER BY id) TO STDOUT (FORMAT BINARY)"
+    ).format(vec=vector_expr(pack), where=where)
+    ids: list[int] = []
+    images: list[int] = []
+    persons: list[uuid.UUID | None] = []
+    manual: list[bool] = []
+    vectors: list[NDArray[np.float32]] = []
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        copy.set_types(["int8", "int8", "uuid", "bool", "vector"])
+        for face_id, image_id, person_id, is_manual, vec in copy.rows():
+            ids.append(face_id)
+            images.append(image_id)
+            persons.append(person_id)
+            manual.append(is_manual)
+            vectors.append(vec.to_numpy())
+    emb = (np.stack(vectors).astype(np.float32) if vectors
+           else np.empty((0, pack.embedding_dim), np.float32))
+    return PackFaces(np.array(ids, np.int64), np.array(images, np.int64), persons,
+                     np.array(manual, bool), emb)
+
+
+def load_manual_facts(conn: psycopg.Connection, pack: PackRow) -> ManualFacts:
+    """must_links, cannot_links and person_rejections among the pack's faces."""
+    def pairs(table: str) -> list[tuple[int, int]]:
+        return [(int(a), int(b)) for a, b in conn.execute(sql.SQL(
+            "SELECT t.face_a, t.face_b FROM {} t JOIN face_detections f ON f.id = t.face_a "
+            "WHERE f.pack_id = %s").format(sql.Identifier(table)), (pack.id,))]
+
+    rejections = [(int(f), p) for f, p in conn.execute(
+        "SELECT r.face_id, r.person_id FROM person_rejections r "
+        "JOIN face_detections f ON f.id = r.face_id WHERE f.pack_id = %s", (pack.id,))]
+    return ManualFacts(pairs("must_links"), pairs("cannot_links"), rejections)
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    face_id: int
+    person_id: uuid.UUID
+    image_id: int
+    similarity: float
+
+
+def assigned_neighbors(
+    conn: psycopg.Connection, pack: PackRow, face_ids: Sequence[int], k: int, ef_search: int = 100
+) -> dict[int, list[Neighbor]]:
+    """For each face, its ``k`` most similar faces that have a person, found with the
+    pack's HNSW index (pgvector iterative scan skips the unassigned ones)."""
+    out: dict[int, list[Neighbor]] = {int(f): [] for f in face_ids}
+    any_assigned = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM face_detections WHERE pack_id = %s "
+        "AND person_id IS NOT NULL)", (pack.id,)).fetchone()
+    if not face_ids or not any_assigned or not any_assigned[0]:
+        return out
+    conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
+                 "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                 (str(max(ef_search, k)),))
+    vec = vector_expr(pack)
+    query = sql.SQL(
+        """
+        SELECT q.id, m.id, m.person_id, m.image_id, 1 - m.dist
+        FROM face_detections q
+        CROSS JOIN LATERAL (
+            SELECT f.id, f.person_id, f.image_id, f.{vec} <=> q.{vec} AS dist
+            FROM face_detections f
+            WHERE f.pack_id = {pack} AND f.person_id IS NOT NULL
+            ORDER BY f.{vec} <=> q.{vec}
+            LIMIT {k}
+        ) m
+        WHERE q.id = ANY(%s)
+        """
+    ).format(vec=vec, pack=sql.Literal(pack.id), k=sql.Literal(k))
+    for q, f, p, img, s in conn.execute(query, (list(face_ids),)):
+        out[int(q)].append(Neighbor(int(f), p, int(img), float(s)))
+    return out
+
+
+def person_images(conn: psycopg.Connection, person_ids: Sequence[uuid.UUID]
+                  ) -> set[tuple[uuid.UUID, int]]:
+    """(person, image) pairs for these persons: a person appears once per photo."""
+    return {(p, int(i)) for p, i in conn.execute(
+        "SELECT DISTINCT person_id, image_id FROM face_detections WHERE person_id = ANY(%s)",
+        (list(person_ids),))}
+
+
+def create_persons(conn: psycopg.Connection, pack: PackRow, count: int,
+                   source: str = "cluster") -> list[uuid.UUID]:
+    """``count`` new person rows; returns their ids."""
+    ids = [uuid.uuid4() for _ in range(count)]
+    if ids:
+        conn.execute("INSERT INTO persons (id, pack_id, source) "
+                     "SELECT unnest(%s::uuid[]), %s, %s", (ids, pack.id, source))
+    return ids
+
+
+def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
+                      person_ids: Sequence[uuid.UUID], assigned_by: str) -> int:
+    """Set ``person_id`` of each face (never touching manual ones); returns rows changed."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _assign (face_id bigint, person_id uuid) "
+                 "ON COMMIT DROP")
+    conn.execute("TRUNCATE _assign")
+    with conn.cursor() as cur, cur.copy(
+        "COPY _assign (face_id, person_id) FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int8", "uuid"])
+        for f, p in zip(face_ids, person_ids, strict=True):
+            copy.write_row((int(f), p))
+    cur2 = conn.execute(
+        """
+        UPDATE face_detections f SET person_id = a.person_id, assigned_by = %s,
+               assigned_at = now()
+        FROM _assign a
+        WHERE f.id = a.face_id AND f.assigned_by IS DISTINCT FROM 'manual'
+          AND f.person_id IS DISTINCT FROM a.person_id
+        """,
+        (assigned_by,),
+    )
+    return cur2.rowcount
+
+
+def delete_empty_persons(conn: psycopg.Connection, pack: PackRow) -> int:
+    """Remove automatic persons left with no faces (named, hidden, manual, merged-into
+    and merged persons stay: they hold a user's decision)."""
+    cur = conn.execute(
+        """
+        DELETE FROM persons p
+        WHERE p.pack_id = %s AND p.source = 'cluster' AND NOT p.hidden
+          AND p.merged_into IS NULL
+          AND NOT EXISTS (SELECT 1 FROM face_detections f WHERE f.person_id = p.id)
+          AND NOT EXISTS (SELECT 1 FROM person_names n WHERE n.person_id = p.id)
+          AND NOT EXISTS (SELECT 1 FROM persons m WHERE m.merged_into = p.id)
+        """,
+        (pack.id,),
+    )
+    return cur.rowcount
+
+
+def faces_with_paths(conn: psycopg.Connection, pack: PackRow) -> list[tuple[int, str, float]]:
+    """(face id, every path of its photo, box area) for the pack's faces."""
+    return [(int(f), str(p), float(a)) for f, p, a in conn.execute(
+        """
+        SELECT f.id, ip.path, (f.x2 - f.x1) * (f.y2 - f.y1)
+        FROM face_detections f JOIN image_paths ip ON ip.image_id = f.image_id
+        WHERE f.pack_id = %s
+        """,
+        (pack.id,),
+    )]

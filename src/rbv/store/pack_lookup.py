@@ -1,0 +1,45 @@
+"""Finding a registered model pack by name, and its calibrated settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from rbv.errors import PackNotFound
+from rbv.store.packs import PackRow
+
+
+def find_pack(conn: psycopg.Connection, name_or_path: str | None, *,
+              sole_fallback: bool = False) -> PackRow:
+    """The pack registered under this name (a path counts by its folder name).
+
+    With ``None`` (or ``sole_fallback`` and no such name), the only pack in the
+    database; otherwise an error that lists the choices.
+    """
+    rows = [PackRow(*r) for r in conn.execute(
+        "SELECT id, name, fingerprint, embedding_dim FROM model_packs ORDER BY id")]
+    if name_or_path is not None:
+        name = Path(name_or_path).name or name_or_path
+        matches = [p for p in rows if p.name in (name, name_or_path)]
+        if matches:
+            return matches[-1]
+    if (name_or_path is None or sole_fallback) and len(rows) == 1:
+        return rows[0]
+    known = ", ".join(sorted({p.name for p in rows})) or "none yet; run `rbv index` first"
+    wanted = f"no faces for model pack {name_or_path!r}" if name_or_path else "several packs"
+    raise PackNotFound(f"{wanted} in this database (packs: {known}); pass --model-pack NAME")
+
+
+def pack_settings(conn: psycopg.Connection, pack_id: int) -> dict[str, Any]:
+    """The pack's stored settings (calibrated thresholds etc.)."""
+    row = conn.execute("SELECT settings FROM model_packs WHERE id = %s", (pack_id,)).fetchone()
+    return dict(row[0]) if row and row[0] else {}
+
+
+def update_pack_settings(conn: psycopg.Connection, pack_id: int, values: dict[str, Any]) -> None:
+    """Merge ``values`` into the pack's settings."""
+    conn.execute("UPDATE model_packs SET settings = settings || %s::jsonb WHERE id = %s",
+                 (json.dumps(values), pack_id))

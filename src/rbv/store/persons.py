@@ -1,0 +1,221 @@
+"""Queries on ``persons`` and ``person_names``, and the manual edits users make.
+
+Every edit that places faces by hand marks them ``assigned_by = 'manual'``, which an
+automatic re-cluster never undoes (they become anchors of ``rbv cluster --full``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+from rbv.errors import ConfigError, PersonNotFound
+
+_UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    """A person as listed to users."""
+
+    id: uuid.UUID
+    pack: str
+    name: str | None
+    faces: int
+    images: int
+    hidden: bool
+    source: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": str(self.id), "pack": self.pack, "name": self.name, "faces": self.faces,
+                "images": self.images, "hidden": self.hidden, "source": self.source}
+
+
+def list_persons(conn: psycopg.Connection, pack_id: int | None = None, *,
+                 include_hidden: bool = False, min_faces: int = 1) -> list[PersonRow]:
+    """Persons with their face counts and names, most faces first (merged ones never)."""
+    rows = conn.execute(
+        """
+        SELECT p.id, m.name, n.name, count(f.id), count(DISTINCT f.image_id), p.hidden, p.source
+        FROM persons p
+        JOIN model_packs m ON m.id = p.pack_id
+        LEFT JOIN person_names n ON n.person_id = p.id
+        LEFT JOIN face_detections f ON f.person_id = p.id
+        WHERE p.merged_into IS NULL AND (%(pack)s::int IS NULL OR p.pack_id = %(pack)s)
+          AND (%(hidden)s OR NOT p.hidden)
+        GROUP BY p.id, m.name, n.name
+        HAVING count(f.id) >= %(min)s OR n.name IS NOT NULL
+        ORDER BY count(f.id) DESC, n.name NULLS LAST, p.id
+        """,
+        {"pack": pack_id, "hidden": include_hidden, "min": min_faces},
+    ).fetchall()
+    return [PersonRow(*r) for r in rows]
+
+
+def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
+    """A person by uuid, unique uuid prefix (≥ 4 characters) or name (any case).
+
+    A merged person resolves to the person it was merged into."""
+    ref = ref.strip()
+    found: list[uuid.UUID] = []
+    if _UUID_PREFIX.match(ref.lower()):
+        found = [r[0] for r in conn.execute(
+            "SELECT id FROM persons WHERE id::text LIKE %s LIMIT 3", (ref.lower() + "%",))]
+    if not found:
+        found = [r[0] for r in conn.execute(
+            "SELECT person_id FROM person_names WHERE lower(name) = lower(%s) LIMIT 3", (ref,))]
+    if not found:
+        raise PersonNotFound(f"no person matches {ref!r}; see `rbv persons list`")
+    if len(found) > 1:
+        raise PersonNotFound(f"{ref!r} matches several persons; give more of the uuid")
+    person = found[0]
+    for _ in range(100):  # follow merges to the surviving person
+        row = conn.execute("SELECT merged_into FROM persons WHERE id = %s", (person,)).fetchone()
+        if not row or row[0] is None:
+            break
+        person = row[0]
+    return person
+
+
+def pack_of(conn: psycopg.Connection, person: uuid.UUID) -> int:
+    row = conn.execute("SELECT pack_id FROM persons WHERE id = %s", (person,)).fetchone()
+    if row is None:
+        raise PersonNotFound(f"person {person} no longer exists")
+    return int(row[0])
+
+
+def set_name(conn: psycopg.Connection, person: uuid.UUID, name: str) -> None:
+    """Name (or rename) a person."""
+    if not name.strip():
+        raise ConfigError("a name cannot be empty")
+    conn.execute(
+        """
+        INSERT INTO person_names (person_id, name) VALUES (%s, %s)
+        ON CONFLICT (person_id) DO UPDATE SET name = excluded.name, named_at = now()
+        """,
+        (person, name.strip()),
+    )
+    conn.execute("UPDATE persons SET updated_at = now() WHERE id = %s", (person,))
+
+
+def merge_persons(conn: psycopg.Connection, target: uuid.UUID,
+                  sources: Sequence[uuid.UUID]) -> int:
+    """Move every face of ``sources`` into ``target`` (all marked manual, so the merge
+    survives re-clustering); sources remember ``merged_into``. Returns faces moved."""
+    sources = [s for s in sources if s != target]
+    packs = {pack_of(conn, p) for p in [target, *sources]}
+    if len(packs) > 1:
+        raise ConfigError("persons of different model packs cannot be merged")
+    moved = conn.execute(
+        "UPDATE face_detections SET person_id = %s, assigned_by = 'manual', assigned_at = now() "
+        "WHERE person_id = ANY(%s)", (target, sources)).rowcount
+    conn.execute("UPDATE face_detections SET assigned_by = 'manual', assigned_at = now() "
+                 "WHERE person_id = %s", (target,))
+    if not conn.execute("SELECT 1 FROM person_names WHERE person_id = %s", (target,)).fetchone():
+        conn.execute(
+            "INSERT INTO person_names (person_id, name) SELECT %s, name FROM person_names "
+            "WHERE person_id = ANY(%s) ORDER BY named_at LIMIT 1", (target, sources))
+    conn.execute("UPDATE persons SET merged_into = %s, updated_at = now() WHERE id = ANY(%s)",
+                 (target, sources))
+    conn.execute("UPDATE persons SET merged_into = %s WHERE merged_into = ANY(%s)",
+                 (target, sources))
+    return moved
+
+
+def move_faces(conn: psycopg.Connection, face_ids: Sequence[int],
+               target: uuid.UUID) -> int:
+    """Put faces in ``target`` by hand (manual), lifting any rejection of that person."""
+    pack = pack_of(conn, target)
+    bad = conn.execute("SELECT id FROM face_detections WHERE id = ANY(%s) AND pack_id <> %s",
+                       (list(face_ids), pack)).fetchall()
+    if bad:
+        raise ConfigError(f"face {bad[0][0]} belongs to another model pack than the person")
+    conn.execute("DELETE FROM person_rejections WHERE person_id = %s AND face_id = ANY(%s)",
+                 (target, list(face_ids)))
+    return conn.execute(
+        "UPDATE face_detections SET person_id = %s, assigned_by = 'manual', assigned_at = now() "
+        "WHERE id = ANY(%s)", (target, list(face_ids))).rowcount
+
+
+def new_person(conn: psycopg.Connection, pack_id: int, source: str = "manual") -> uuid.UUID:
+    person = uuid.uuid4()
+    conn.execute("INSERT INTO persons (id, pack_id, source) VALUES (%s, %s, %s)",
+                 (person, pack_id, source))
+    return person
+
+
+def reject_faces(conn: psycopg.Connection, person: uuid.UUID,
+                 face_ids: Sequence[int]) -> int:
+    """"Not this person": the faces leave ``person`` for good. Each becomes a
+    cannot-link with the person's remaining faces and is unassigned (the next
+    ``rbv cluster`` places it elsewhere). Returns faces rejected."""
+    ids = [int(f) for f in face_ids]
+    conn.execute(
+        "INSERT INTO person_rejections (face_id, person_id) SELECT unnest(%s::bigint[]), %s "
+        "ON CONFLICT DO NOTHING", (ids, person))
+    conn.execute(
+        """
+        INSERT INTO cannot_links (face_a, face_b)
+        SELECT least(r, f.id), greatest(r, f.id)
+        FROM unnest(%s::bigint[]) AS r
+        CROSS JOIN LATERAL (SELECT id FROM face_detections WHERE person_id = %s
+                            AND NOT id = ANY(%s) ORDER BY assigned_by = 'manual' DESC, id
+                            LIMIT 1000) f
+        ON CONFLICT DO NOTHING
+        """,
+        (ids, person, ids),
+    )
+    return conn.execute(
+        "UPDATE face_detections SET person_id = NULL, assigned_by = NULL, assigned_at = now() "
+        "WHERE person_id = %s AND id = ANY(%s)", (person, ids)).rowcount
+
+
+def set_hidden(conn: psycopg.Connection, persons: Sequence[uuid.UUID], hidden: bool) -> int:
+    return conn.execute("UPDATE persons SET hidden = %s, updated_at = now() WHERE id = ANY(%s)",
+                        (hidden, list(persons))).rowcount
+
+
+def assign_split(conn: psycopg.Connection, groups: Sequence[Sequence[int]],
+                 person: uuid.UUID, pack_id: int) -> list[uuid.UUID]:
+    """The first group stays in ``person``; each other group becomes a new person. All
+    faces are marked manual so a re-cluster keeps the split. Returns the new ids."""
+    created: list[uuid.UUID] = []
+    for i, group in enumerate(groups):
+        target = person if i == 0 else new_person(conn, pack_id)
+        if i:
+            created.append(target)
+        conn.execute(
+            "UPDATE face_detections SET person_id = %s, assigned_by = 'manual', "
+            "assigned_at = now() WHERE id = ANY(%s)", (target, list(group)))
+    return created
+
+
+@dataclass(frozen=True)
+class PersonFace:
+    id: int
+    path: str | None
+    bbox: tuple[float, float, float, float]
+    det_score: float
+    assigned_by: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "path": self.path, "bbox": list(self.bbox),
+                "det_score": self.det_score, "assigned_by": self.assigned_by}
+
+
+def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> list[PersonFace]:
+    """A person's faces with one path of each photo, best detections first."""
+    rows = conn.execute(
+        """
+        SELECT f.id, (SELECT min(p.path) FROM image_paths p WHERE p.image_id = f.image_id),
+               f.x1, f.y1, f.x2, f.y2, f.det_score, f.assigned_by
+        FROM face_detections f WHERE f.person_id = %s
+        ORDER BY f.det_score DESC, f.id LIMIT %s
+        """,
+        (person, limit),
+    ).fetchall()
+    return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows]

@@ -1,0 +1,165 @@
+"""Clustering algorithms and metrics on small synthetic arrays (pure logic)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.cluster import AgglomerativeClustering
+
+from rbv.cluster.assign import Candidate, best_person, match_faces
+from rbv.cluster.constraints import NO_ANCHOR, Constraints
+from rbv.cluster.density import immich_baseline
+from rbv.cluster.knn import build_knn_graph, nearest
+from rbv.cluster.linkage import agglomerative
+from rbv.cluster.methods import Method, cluster_embeddings
+from rbv.cluster.metrics import bcubed, pairwise
+
+
+def _identities(ids: int, per: int, dim: int = 128, noise: float = 0.08,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around ``ids`` random centres (same-identity cosine ≈ 0.6)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(ids, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(ids), per)
+    x = centres[truth] + rng.normal(size=(len(truth), dim)) * noise
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), truth
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    return pairwise(a, b).f1 == 1.0 and len(np.unique(a)) == len(np.unique(b))
+
+
+def test_exact_knn_graph_matches_brute_force() -> None:
+    x, _ = _identities(10, 20)
+    graph = build_knn_graph(x, 5)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    expected = np.sort(sims, axis=1)[:, ::-1][:, :5]
+    np.testing.assert_allclose(graph.similarities, expected, atol=1e-5)
+    assert not (graph.neighbors == np.arange(len(x))[:, None]).any()  # never itself
+
+
+def test_approximate_knn_graph_finds_the_true_neighbours() -> None:
+    x, _ = _identities(40, 50, dim=128)
+    exact = build_knn_graph(x, 10)
+    approx = build_knn_graph(x, 10, exact_limit=0)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx.neighbors,
+                                                                 exact.neighbors, strict=True)])
+    assert recall >= 0.9
+    assert not (approx.neighbors == np.arange(len(x))[:, None]).any()
+
+
+def test_nearest_handles_an_empty_base() -> None:
+    graph = nearest(np.ones((2, 4)), np.empty((0, 4)), 3)
+    assert (graph.neighbors == -1).all()
+
+
+@pytest.mark.parametrize("method", list(Method))
+def test_every_method_recovers_well_separated_identities(method: Method) -> None:
+    x, truth = _identities(12, 15)
+    labels = cluster_embeddings(x, method, 0.35)
+    assert bcubed(labels, truth).f1 > 0.97
+    assert len(labels) == len(x) and labels.min() == 0
+
+
+@pytest.mark.parametrize("method", list(Method))
+def test_faces_of_one_photo_are_never_together(method: Method) -> None:
+    x, _ = _identities(3, 10)
+    x[1] = x[0]  # the same face twice in one photo (a mirror, a poster)
+    images = np.arange(len(x))
+    images[1] = images[0]
+    images[12] = images[2]  # and two faces of one identity share a photo
+    labels = cluster_embeddings(x, method, 0.3, Constraints.build(len(x), image_ids=images))
+    assert labels[0] != labels[1]
+    assert labels[2] != labels[12]
+
+
+@pytest.mark.parametrize("method", list(Method))
+def test_anchors_keep_manual_persons_apart_and_together(method: Method) -> None:
+    x, truth = _identities(4, 10)
+    anchors = np.full(len(x), NO_ANCHOR)
+    anchors[[0, 1]] = 7  # identity 0 split by hand into two persons...
+    anchors[[2, 3]] = 8
+    anchors[10] = 9  # ...and one face of identity 1 placed with identity 2's anchor
+    anchors[20] = 9
+    labels = cluster_embeddings(x, method, 0.3, Constraints.build(len(x), anchors=anchors))
+    assert labels[0] == labels[1] and labels[2] == labels[3]
+    assert labels[0] != labels[2]
+    assert labels[10] == labels[20]
+
+
+def test_must_link_joins_faces_the_threshold_would_keep_apart() -> None:
+    x, truth = _identities(3, 5)
+    labels = cluster_embeddings(x, Method.connected, 0.3,
+                                Constraints.build(len(x), must=[(0, 5)]))
+    assert labels[0] == labels[5]
+    # Nothing else changed: identity 2 is still on its own.
+    assert len(set(labels[truth == 2]) & set(labels[truth != 2])) == 0
+
+
+def test_average_linkage_does_not_chain_where_single_linkage_does() -> None:
+    # Points on an arc: neighbours are similar, the ends are not.
+    angles = np.linspace(0, 2.2, 12)
+    x = np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], 1).astype(np.float32)
+    chained = cluster_embeddings(x, Method.connected, 0.9)
+    average = cluster_embeddings(x, Method.agglomerative, 0.9)
+    assert len(np.unique(chained)) == 1
+    assert len(np.unique(average)) > 1
+
+
+def test_agglomerative_equals_sklearn_without_constraints() -> None:
+    x, _ = _identities(8, 12, noise=0.12)
+    ours = cluster_embeddings(x, Method.agglomerative, 0.35, k=len(x) - 1)
+    theirs = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                     distance_threshold=0.65).fit_predict(x)
+    assert _same_partition(ours, theirs)
+
+
+def test_agglomerative_splits_oversized_components_into_bounded_blocks() -> None:
+    x, truth = _identities(6, 30)
+    images = np.arange(len(x))
+    images[1] = images[0]
+    constraints = Constraints.build(len(x), image_ids=images)
+    graph = build_knn_graph(x, 10)
+    labels = agglomerative(x, graph, 0.25, constraints, max_block=20)
+    assert labels[0] != labels[1]
+    assert bcubed(labels, truth).precision > 0.97
+
+
+def test_immich_baseline_needs_core_faces_and_joins_the_nearest_person() -> None:
+    x, truth = _identities(3, 6)
+    lone = np.array([[1.0] + [0.0] * 127], np.float32)
+    labels = immich_baseline(build_knn_graph(np.vstack([x, lone]), 5), 0.3)
+    assert bcubed(labels[:-1], truth).f1 > 0.97
+    assert (labels[:-1] != labels[-1]).all()  # an outlier stays alone
+
+
+def test_matching_honours_rejections_photos_and_the_threshold() -> None:
+    cands = [Candidate("ada", 0.9, 1), Candidate("ada", 0.86, 2), Candidate("bob", 0.85, 3)]
+    assert best_person(cands, 0.5) == ("ada", pytest.approx(0.88))  # mean of ada's top faces
+    assert best_person(cands, 0.5, rejected={"ada"}) == ("bob", 0.85)
+    assert best_person(cands, 0.5, image_id=1) == ("bob", 0.85)  # ada is in that photo
+    assert best_person(cands, 0.95) is None
+    matches = match_faces({10: cands, 11: cands}, 0.5, image_of={10: 7, 11: 7},
+                          rejections={}, taken=set())
+    # Two new faces of one photo never both join ada: the second is left to clustering.
+    assert [(m.face, m.person) for m in matches] == [(10, "ada")]
+
+
+def test_pairwise_and_bcubed_on_hand_made_labels() -> None:
+    truth = ["a", "a", "a", "b", "b", "c"]
+    assert pairwise(truth, truth).f1 == 1.0 and bcubed(truth, truth).f1 == 1.0
+    predicted = [1, 1, 2, 2, 2, 3]
+    # Same-cluster pairs: (0,1) right, (2,3) (2,4) wrong, (3,4) right → P = 2/4.
+    # Same-label pairs: (0,1) (0,2) (1,2) (3,4) → found (0,1) (3,4) → R = 2/4.
+    p = pairwise(predicted, truth)
+    assert (p.precision, p.recall) == (0.5, 0.5)
+    # BCubed precision: items 0,1: 1; items 2,3,4: 1/3, 2/3, 2/3; item 5: 1 → 14/3 / 6.
+    # BCubed recall: 0,1: 2/3; 2: 1/3; 3,4: 1; 5: 1 → 14/3 / 6.
+    b = bcubed(predicted, truth)
+    assert b.precision == pytest.approx(14 / 18) and b.recall == pytest.approx(14 / 18)
+    one = bcubed([0] * 6, truth)
+    assert one.recall == 1.0 and one.precision == pytest.approx((9 + 4 + 1) / 36)
+    singletons = pairwise(list(range(6)), truth)
+    assert singletons.precision == 1.0 and singletons.recall == 0.0

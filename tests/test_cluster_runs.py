@@ -1,0 +1,189 @@
+"""`rbv cluster` on real faces in a real database: incremental stability, manual
+decisions surviving --full, same-photo constraints, SQL resets, the run lock."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rbv.config import Settings
+from rbv.jobs.index import run_index
+from rbv.store import open_database
+from rbv.store.locks import person_lock
+from tests.conftest import FACES, SFACE_THRESHOLD, cluster_photos, run_cli
+
+
+def _cluster(cli, settings: Settings, *args: str) -> dict:  # type: ignore[no-untyped-def]
+    result = run_cli(cli, "-d", str(settings.database_url), "cluster", "--model-pack",
+                     "scrfd_sface", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _assignments(settings: Settings) -> dict[int, str | None]:
+    with open_database(settings).connect() as conn:
+        return {f: (str(p) if p else None) for f, p in conn.execute(
+            "SELECT id, person_id FROM face_detections ORDER BY id")}
+
+
+def _main_faces(settings: Settings) -> dict[int, str]:
+    """face id → identity for the largest face of each photo under data/faces."""
+    with open_database(settings).connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT DISTINCT ON (f.image_id) f.id, p.path FROM face_detections f
+            JOIN image_paths p ON p.image_id = f.image_id
+            ORDER BY f.image_id, (f.x2 - f.x1) * (f.y2 - f.y1) DESC
+            """).fetchall()
+    return {f: Path(p).parent.name for f, p in rows if Path(p).is_relative_to(FACES)}
+
+
+def test_incremental_run_keeps_person_ids_and_joins_new_faces_to_known_people(
+    cli, faces_settings: Settings, sface_analyzer
+) -> None:
+    first = _cluster(cli, faces_settings, "--threshold", str(SFACE_THRESHOLD))
+    assert first["new_persons"] > 0 and first["matched"] == 0
+    before = _assignments(faces_settings)
+    assert None not in before.values()
+
+    db = open_database(faces_settings)
+    run_index(db, faces_settings, cluster_photos(later=True), analyzer=sface_analyzer)
+    second = _cluster(cli, faces_settings, "--threshold", str(SFACE_THRESHOLD))
+    after = _assignments(faces_settings)
+
+    assert {f: after[f] for f in before} == before  # earlier faces kept their person
+    new_faces = set(after) - set(before)
+    assert second["considered"] == len(new_faces) > 0
+    identity = _main_faces(faces_settings)
+    # The person of each identity: where most of its earlier faces are.
+    person_of = {
+        name: Counter(before[f] for f in before if identity.get(f) == name).most_common(1)[0][0]
+        for name in set(identity.values())
+    }
+    new_labelled = [f for f in new_faces if f in identity]
+    joined = [f for f in new_labelled if after[f] == person_of[identity[f]]]
+    assert second["matched"] >= len(joined)
+    # Most new photos of known people join their person; none joins a wrong one.
+    assert len(joined) >= 0.75 * len(new_labelled), (len(joined), len(new_labelled))
+    known_persons = set(before.values())
+    wrong = [f for f in new_labelled if after[f] in known_persons
+             and after[f] != person_of[identity[f]]]
+    assert wrong == []
+
+
+def test_manual_name_merge_and_not_this_person_survive_full_recluster(
+    cli, faces_settings: Settings
+) -> None:
+    url = str(faces_settings.database_url)
+    # A strict threshold splits some identities: a realistic reason to merge by hand.
+    _cluster(cli, faces_settings, "--threshold", "0.7")
+    identity = _main_faces(faces_settings)
+    before = _assignments(faces_settings)
+    by_person: dict[str, list[int]] = {}
+    for f, p in before.items():
+        by_person.setdefault(str(p), []).append(f)
+    split = [sorted({str(before[f]) for f in identity if identity[f] == name},
+                    key=lambda p: -len(by_person[p]))
+             for name in sorted(set(identity.values()))]
+    parts = next(p for p in split if len(p) >= 2)  # some identity is split at 0.7
+    target, source = parts[0], parts[1]
+
+    assert run_cli(cli, "-d", url, "persons", "name", target, "Angelina").exit_code == 0
+    merged = run_cli(cli, "-d", url, "persons", "merge", "Angelina", source)
+    assert merged.exit_code == 0, merged.output
+    merged_faces = set(by_person[target]) | set(by_person[source])
+    # Reject one of Obama's faces from his person.
+    obama_face = next(f for f in sorted(identity) if identity[f] == "Barack_Obama")
+    obama = str(before[obama_face])
+    rejected = run_cli(cli, "-d", url, "persons", "not-this-person", obama, str(obama_face))
+    assert rejected.exit_code == 0, rejected.output
+
+    for method in ("connected", "agglomerative", "hdbscan"):
+        report = _cluster(cli, faces_settings, "--full", "--method", method,
+                          "--threshold", str(SFACE_THRESHOLD))
+        assert report["faces"] == len(before)
+        after = _assignments(faces_settings)
+        assert {after[f] for f in merged_faces} == {target}, method
+        assert after[obama_face] != obama, method
+        listed = run_cli(cli, "-d", url, "persons", "list", "--json", "--limit", "0")
+        names = {p["id"]: p["name"] for p in json.loads(listed.stdout)}
+        assert names[target] == "Angelina", method
+        assert source not in names  # merged away, never listed again
+
+
+@pytest.mark.parametrize("method", ["connected", "agglomerative", "hdbscan"])
+def test_no_person_holds_two_faces_of_one_photo(cli, faces_settings: Settings,
+                                                 method: str) -> None:
+    # A threshold so loose that similarity alone would lump the group photos together.
+    _cluster(cli, faces_settings, "--full", "--method", method, "--threshold", "0.05")
+    with open_database(faces_settings).connect() as conn:
+        groups = conn.execute("SELECT count(*) FROM (SELECT image_id FROM face_detections "
+                              "GROUP BY image_id HAVING count(*) >= 3) g").fetchone()
+        doubles = conn.execute(
+            "SELECT person_id, image_id, count(*) FROM face_detections "
+            "GROUP BY person_id, image_id HAVING count(*) > 1").fetchall()
+    assert groups and groups[0] >= 3  # the group photos are really there
+    assert doubles == []
+
+
+def test_sql_reset_then_cluster_rebuilds_persons_without_touching_embeddings(
+    cli, faces_settings: Settings
+) -> None:
+    _cluster(cli, faces_settings, "--threshold", str(SFACE_THRESHOLD))
+    db = open_database(faces_settings)
+    with db.transaction() as conn:
+        embeddings = conn.execute("SELECT id, embedding FROM face_detections ORDER BY id"
+                                  ).fetchall()
+        conn.execute("UPDATE face_detections SET person_id = NULL")
+        conn.execute("DELETE FROM persons")
+    report = _cluster(cli, faces_settings, "--threshold", str(SFACE_THRESHOLD))
+    assert report["considered"] == len(embeddings) and report["new_persons"] > 0
+    with db.connect() as conn:
+        unassigned = conn.execute("SELECT count(*) FROM face_detections WHERE person_id IS NULL"
+                                  ).fetchone()
+        again = conn.execute("SELECT id, embedding FROM face_detections ORDER BY id").fetchall()
+    assert unassigned == (0,)
+    for (a, x), (b, y) in zip(embeddings, again, strict=True):
+        assert a == b
+        np.testing.assert_array_equal(x.to_numpy(), y.to_numpy())
+
+
+def test_second_run_exits_with_a_clear_message_while_one_holds_the_lock(
+    cli, faces_settings: Settings
+) -> None:
+    db = open_database(faces_settings)
+    with db.connect() as conn:
+        pack_id = conn.execute("SELECT id FROM model_packs").fetchone()[0]  # type: ignore[index]
+    with person_lock(db, pack_id, "scrfd_sface"):
+        result = run_cli(cli, "-d", str(faces_settings.database_url), "cluster")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: another rbv cluster or persons edit is running "
+                                    "on pack scrfd_sface")
+    ok = run_cli(cli, "-d", str(faces_settings.database_url), "cluster")
+    assert ok.exit_code == 0, ok.output
+    with db.connect() as conn:
+        runs = conn.execute("SELECT command, status, parameters->>'method', counts->>'faces' "
+                            "FROM runs WHERE command = 'cluster'").fetchall()
+    assert len(runs) == 1 and runs[0][:3] == ("cluster", "ok", "connected")
+    assert int(runs[0][3]) > 0
+
+
+def test_dry_run_writes_nothing_and_threshold_comes_from_the_pack(
+    cli, faces_settings: Settings
+) -> None:
+    url = str(faces_settings.database_url)
+    plain = run_cli(cli, "-d", url, "cluster", "--dry-run")
+    assert plain.exit_code == 0, plain.output
+    assert "threshold 0.65 (the default (buffalo_l's))" in plain.output
+    assert "Dry run: nothing was written." in plain.output
+    with open_database(faces_settings).transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM persons").fetchone() == (0,)
+        conn.execute("UPDATE model_packs SET settings = %s",
+                     (json.dumps({"thresholds": {"connected": 0.42}}),))
+    calibrated = run_cli(cli, "-d", url, "cluster")
+    assert calibrated.exit_code == 0, calibrated.output
+    assert "threshold 0.42 (the pack's calibrated value)" in calibrated.output

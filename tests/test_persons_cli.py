@@ -1,0 +1,75 @@
+"""`rbv persons …` through the CLI runner on real clustered faces."""
+
+from __future__ import annotations
+
+import json
+
+from rbv.config import Settings
+from rbv.store import open_database
+from tests.conftest import SFACE_THRESHOLD, run_cli
+
+
+def _setup(cli, settings: Settings) -> tuple[str, list[dict]]:  # type: ignore[no-untyped-def]
+    url = str(settings.database_url)
+    done = run_cli(cli, "-d", url, "cluster", "--threshold", str(SFACE_THRESHOLD))
+    assert done.exit_code == 0, done.output
+    listed = run_cli(cli, "-d", url, "persons", "list", "--json", "--limit", "0")
+    assert listed.exit_code == 0, listed.output
+    return url, json.loads(listed.stdout)
+
+
+def test_list_name_show_hide_and_unhide(cli, faces_settings: Settings) -> None:
+    url, persons = _setup(cli, faces_settings)
+    assert persons == sorted(persons, key=lambda p: -p["faces"])
+    top = persons[0]
+    named = run_cli(cli, "-d", url, "persons", "name", top["id"][:8], "Ada Lovelace")
+    assert named.exit_code == 0, named.output
+    renamed = run_cli(cli, "-d", url, "persons", "rename", "ada lovelace", "Ada")
+    assert renamed.exit_code == 0, renamed.output
+    shown = run_cli(cli, "-d", url, "persons", "show", "Ada", "--json")
+    assert shown.exit_code == 0, shown.output
+    faces = json.loads(shown.stdout)["faces"]
+    assert len(faces) == top["faces"] and all(f["path"] for f in faces)
+
+    assert run_cli(cli, "-d", url, "persons", "hide", "Ada").exit_code == 0
+    visible = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json", "--limit", "0"
+                                 ).stdout)
+    assert top["id"] not in {p["id"] for p in visible}
+    everyone = json.loads(run_cli(cli, "-d", url, "persons", "list", "--hidden", "--json",
+                                  "--limit", "0").stdout)
+    assert {p["id"]: p["name"] for p in everyone}[top["id"]] == "Ada"
+    assert run_cli(cli, "-d", url, "persons", "unhide", "Ada").exit_code == 0
+
+
+def test_unknown_person_is_one_clear_error_line(cli, faces_settings: Settings) -> None:
+    url, _ = _setup(cli, faces_settings)
+    result = run_cli(cli, "-d", url, "persons", "name", "Nobody Atall", "X")
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: no person matches 'Nobody Atall'; "
+                                     "see `rbv persons list`")
+
+
+def test_move_and_split_are_manual_and_kept_by_full_recluster(cli,
+                                                               faces_settings: Settings) -> None:
+    url, persons = _setup(cli, faces_settings)
+    big = persons[0]
+    split = run_cli(cli, "-d", url, "persons", "split", big["id"], "--threshold", "0.9",
+                    "--json")
+    assert split.exit_code == 0, split.output
+    result = json.loads(split.stdout)
+    assert result["new_persons"] and sum(result["sizes"]) == big["faces"]
+    moved_face = json.loads(run_cli(cli, "-d", url, "persons", "show", big["id"], "--json"
+                                    ).stdout)["faces"][0]["id"]
+    moved = run_cli(cli, "-d", url, "persons", "move", str(moved_face))
+    assert moved.exit_code == 0, moved.output
+
+    def snapshot() -> dict[int, str]:
+        with open_database(faces_settings).connect() as conn:
+            return {f: str(p) for f, p in conn.execute(
+                "SELECT id, person_id FROM face_detections WHERE assigned_by = 'manual'")}
+
+    before = snapshot()
+    assert moved_face in before and len(before) == big["faces"]
+    full = run_cli(cli, "-d", url, "cluster", "--full", "--threshold", str(SFACE_THRESHOLD))
+    assert full.exit_code == 0, full.output
+    assert snapshot() == before
