@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import cluster, embed, eval, index, migrate, persons, psql, stats
+from rbv.cli import cluster, embed, enrich, eval, index, migrate, persons, psql, refine, stats
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -83,6 +83,8 @@ app.command("embed")(embed.embed)
 app.command("cluster")(cluster.cluster)
 app.add_typer(persons.app, name="persons")
 app.command("eval")(eval.eval_)
+app.command("enrich")(enrich.enrich)
+app.command("refine")(refine.refine)
 
 
 def main() -> None:
