@@ -10,7 +10,19 @@ import typer
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import cluster, embed, enrich, eval, index, migrate, persons, psql, refine, stats
+from rbv.cli import (
+    cluster,
+    dedup,
+    embed,
+    enrich,
+    eval,
+    index,
+    migrate,
+    persons,
+    psql,
+    refine,
+    stats,
+)
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -85,6 +97,7 @@ app.add_typer(persons.app, name="persons")
 app.command("eval")(eval.eval_)
 app.command("enrich")(enrich.enrich)
 app.command("refine")(refine.refine)
+app.command("dedup")(dedup.dedup)
 
 
 def main() -> None:

@@ -61,7 +61,8 @@ def faces_to_enrich(conn: psycopg.Connection, pack_id: int, *, redo: bool = Fals
 
 def save_quality(conn: psycopg.Connection, rows: Iterable[FaceQuality]) -> int:
     """Insert or replace quality rows (COPY into a temp table, then upsert)."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _quality (LIKE face_quality INCLUDING DEFAULTS) ON COMMIT DROP")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _quality "
+                 "(LIKE face_quality INCLUDING DEFAULTS) ON COMMIT DROP")
     conn.execute("TRUNCATE _quality")
     count = 0
     with conn.cursor() as cur, cur.copy(
