@@ -16,6 +16,7 @@ from rbv.cli import (
     embed,
     enrich,
     eval,
+    export_swap,
     index,
     migrate,
     persons,
@@ -98,6 +99,7 @@ app.command("eval")(eval.eval_)
 app.command("enrich")(enrich.enrich)
 app.command("refine")(refine.refine)
 app.command("dedup")(dedup.dedup)
+app.command("export-swap")(export_swap.export_swap_command)
 
 
 def main() -> None:
