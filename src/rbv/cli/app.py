@@ -17,6 +17,7 @@ from rbv.cli import (
     enrich,
     eval,
     export_swap,
+    import_folders,
     index,
     migrate,
     persons,
@@ -100,6 +101,7 @@ app.command("enrich")(enrich.enrich)
 app.command("refine")(refine.refine)
 app.command("dedup")(dedup.dedup)
 app.command("export-swap")(export_swap.export_swap_command)
+app.command("import-folders")(import_folders.import_folders_command)
 
 
 def main() -> None:
