@@ -23,6 +23,7 @@ from rbv.cli import (
     persons,
     psql,
     refine,
+    show,
     stats,
 )
 from rbv.config import Settings
@@ -102,6 +103,7 @@ app.command("refine")(refine.refine)
 app.command("dedup")(dedup.dedup)
 app.command("export-swap")(export_swap.export_swap_command)
 app.command("import-folders")(import_folders.import_folders_command)
+app.command("show")(show.show)
 
 
 def main() -> None:

@@ -131,3 +131,18 @@ def first_paths(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int,
     return {int(i): str(p) for i, p in conn.execute(
         "SELECT DISTINCT ON (image_id) image_id, path FROM image_paths "
         "WHERE image_id = ANY(%s) ORDER BY image_id, id", (list(image_ids),))}
+
+
+def face_boxes(conn: psycopg.Connection, face_ids: Sequence[int]
+               ) -> list[tuple[int, int, tuple[float, float, float, float]]]:
+    """(face id, image id, box) of these faces, in the order given."""
+    rows = {int(r[0]): (int(r[1]), (r[2], r[3], r[4], r[5])) for r in conn.execute(
+        "SELECT id, image_id, x1, y1, x2, y2 FROM face_detections WHERE id = ANY(%s)",
+        (list(face_ids),))}
+    return [(f, *rows[f]) for f in face_ids if f in rows]
+
+
+def pack_of_faceset(conn: psycopg.Connection, number: int) -> list[int]:
+    """Packs that have a faceset with this number."""
+    return [int(r[0]) for r in conn.execute(
+        "SELECT pack_id FROM facesets WHERE number = %s ORDER BY pack_id", (number,))]
