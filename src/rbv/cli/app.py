@@ -15,6 +15,7 @@ from rbv.cli import (
     dedup,
     embed,
     enrich,
+    era,
     eval,
     export_swap,
     import_folders,
@@ -104,6 +105,7 @@ app.command("dedup")(dedup.dedup)
 app.command("export-swap")(export_swap.export_swap_command)
 app.command("import-folders")(import_folders.import_folders_command)
 app.command("show")(show.show)
+app.command("eras")(era.eras)
 
 
 def main() -> None:
