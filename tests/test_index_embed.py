@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-import pytest
 
 from rbv.config import Settings
+from rbv.store import Database
 from tests.conftest import FACES, MISC, PACK, run_cli
 from tests.pgserver import PasswordServer
 
@@ -91,12 +91,15 @@ def test_index_finds_faces_and_a_second_run_does_no_detection_work(
     assert _rows(url, "SELECT command, status FROM runs ORDER BY id") == [("index", "ok")] * 2
 
 
-def test_same_person_embeds_closer_than_different_people(cli, settings: Settings) -> None:
+def test_same_person_embeds_closer_than_different_people(
+    cli, settings: Settings, db: Database
+) -> None:
     url = str(settings.database_url)
     paths = [FACES / who / name for who, names in PEOPLE.items() for name in names]
     assert run_cli(cli, "index", "-d", url, *map(str, paths), env=_env(settings)).exit_code == 0
-    rows = _rows(url, "SELECT p.path, f.embedding FROM face_detections f JOIN image_paths p "
-                      "ON p.image_id = f.image_id")
+    with db.connect() as conn:  # pgvector registered: embeddings come back as vectors
+        rows = conn.execute("SELECT p.path, f.embedding FROM face_detections f "
+                            "JOIN image_paths p ON p.image_id = f.image_id").fetchall()
     who = [Path(r[0]).parent.name for r in rows]
     emb = np.stack([r[1].to_numpy() for r in rows])
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
@@ -123,12 +126,20 @@ def test_undecodable_image_is_recorded_retried_and_done_once_fixed(
     assert scans["cut.jpg"][0] == "failed" and scans["cut.jpg"][2] == 1
     assert "truncated" in scans["cut.jpg"][3]
 
+    retry = run_cli(cli, "index", "-d", url, str(tmp_path), "--json", env=_env(settings))
+    assert retry.exit_code == 3
+    assert json.loads(retry.stdout)["embed"]["failed"] == 1  # retried, still broken
+    assert _scans_by_name(url)["cut.jpg"][2] == 2  # attempts
+
     shutil.copy(MISC / "fr_two_people.jpg", tmp_path / "cut.jpg")  # the file is restored
     second = run_cli(cli, "index", "-d", url, str(tmp_path), "--json", env=_env(settings))
     assert second.exit_code == 0, second.output
-    assert json.loads(second.stdout)["embed"]["images"] == 1  # only the fixed one
+    report = json.loads(second.stdout)
+    assert report["catalogue"]["unchanged"] == 1  # ok.jpg is not read again
+    assert report["embed"]["images"] == 1 and report["embed"]["faces"] == 2
     scans = _scans_by_name(url)
     assert scans["cut.jpg"][:2] == ("done", 2)
+    assert _rows(url, "SELECT count(*) FROM face_scans WHERE status <> 'done'") == [(0,)]
 
 
 def _rbv(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -179,9 +190,17 @@ def test_kill_9_during_index_then_rerun_equals_an_uninterrupted_run(
     assert run_cli(cli, "migrate", "-d", url).exit_code == 0
     rng = random.Random(7)
     kills = 0
-    for _ in range(4):
+    done_sql = "SELECT count(*) FROM face_scans WHERE status = 'done'"
+    for _ in range(3):
+        # Kill at a random point after this process has committed some new work.
+        target = _rows(url, done_sql)[0][0] + rng.randint(1, 4) if kills else 1
         proc = _rbv(env, "index", "-d", url, str(tmp_path))
-        time.sleep(rng.uniform(1.5, 5.0))
+        deadline = time.time() + 120
+        while proc.poll() is None and time.time() < deadline:
+            if _rows(url, done_sql)[0][0] >= target:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.4))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -203,6 +222,3 @@ def test_kill_9_during_index_then_rerun_equals_an_uninterrupted_run(
     assert _rows(url, "SELECT status FROM runs ORDER BY id DESC LIMIT 1") == [("ok",)]
 
 
-@pytest.fixture(autouse=True)
-def _engine_available() -> None:
-    pytest.importorskip("rbv.faces.analyzer")

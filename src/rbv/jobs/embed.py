@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +43,7 @@ from rbv.store.scans import (
 )
 
 DEFAULT_DECODE_LONG_EDGE = 1280
+_DECODE_NICENESS = 10
 
 
 @dataclass
@@ -77,6 +79,15 @@ class _Batch:
 def worker_id() -> str:
     """``host:pid``: what a claim records, so dead claims of this host can be found."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _yield_to_inference() -> None:
+    """Lower a decode thread's CPU priority (Linux: per thread). ONNX Runtime's
+    intra-op threads wait for each other at every parallel step, so a decode thread
+    that takes a core from one of them stalls them all; at a lower priority decoding
+    fills the cores' idle moments instead."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _DECODE_NICENESS)
 
 
 def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> PackRow:
@@ -128,7 +139,8 @@ def run_embed(
     me = worker_id()
     batch_size = max(1, settings.scan_batch_size)
     with db.connect(autocommit=True) as conn, ThreadPoolExecutor(
-        max(1, settings.concurrency), thread_name_prefix="rbv-decode"
+        max(1, settings.concurrency), thread_name_prefix="rbv-decode",
+        initializer=_yield_to_inference,
     ) as pool:
         todo = remaining_scans(conn, pack.id, settings.max_scan_attempts)
         report.stage("embed", todo if limit is None else min(todo, limit))

@@ -91,12 +91,13 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
             (image_id, f.path, f.gallery, _timestamp(f.mtime), f.size),
         )
         if previous and previous[0] != image_id:
-            # The file's content changed. A failed image nobody points to any more is
-            # dropped; a catalogued one keeps its faces (a person may hold them).
+            # The file's content changed. The old content, if no path shows it any
+            # more, is dropped unless it has faces (a person may hold them).
             conn.execute(
                 """
-                DELETE FROM images i WHERE i.id = %s AND i.status <> 'ok'
+                DELETE FROM images i WHERE i.id = %s
                   AND NOT EXISTS (SELECT 1 FROM image_paths p WHERE p.image_id = i.id)
+                  AND NOT EXISTS (SELECT 1 FROM face_detections f WHERE f.image_id = i.id)
                 """,
                 (previous[0],),
             )

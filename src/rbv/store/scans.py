@@ -88,13 +88,12 @@ def claim_pending_images(
     *,
     max_attempts: int,
     failed_before: datetime,
-    only: Sequence[int] | None = None,
 ) -> list[ScanClaim]:
     """Claim up to ``limit`` images for this worker and commit the claim.
 
     Pending rows come first in image order; failed rows are retried if they failed
     before ``failed_before`` (the start of this run: not twice in one run) and have
-    fewer than ``max_attempts`` attempts. ``only`` restricts the claim to given images.
+    fewer than ``max_attempts`` attempts.
     """
     with conn.transaction():
         rows = conn.execute(
@@ -105,7 +104,8 @@ def claim_pending_images(
                   AND (status = 'pending'
                        OR (status = 'failed' AND attempts < %(max)s
                            AND finished_at < %(before)s))
-                  AND (%(only)s::bigint[] IS NULL OR image_id = ANY(%(only)s::bigint[]))
+                  AND EXISTS (SELECT 1 FROM image_paths p
+                              WHERE p.image_id = face_scans.image_id)
                 ORDER BY image_id
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
@@ -118,7 +118,7 @@ def claim_pending_images(
             RETURNING s.image_id, s.attempts
             """,
             {"pack": pack_id, "max": max_attempts, "before": failed_before,
-             "only": None if only is None else list(only), "limit": limit, "worker": worker},
+             "limit": limit, "worker": worker},
         ).fetchall()
     return sorted((ScanClaim(int(r[0]), int(r[1])) for r in rows), key=lambda c: c.image_id)
 

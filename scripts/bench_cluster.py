@@ -1,0 +1,189 @@
+"""Clustering benchmark on synthetic identity-like embeddings.
+
+Faces are drawn around random identity centres on the unit sphere (von Mises–Fisher-
+like: centre + isotropic Gaussian noise, renormalised), tuned so that two faces of one
+identity have cosine similarity ≈ 0.6 and faces of different identities ≈ 0, as with
+real recognizers. Identity sizes follow a Zipf-like law (a few people in many photos,
+many in few), and a share of photos hold two faces of different identities
+(same-photo cannot-links).
+
+For each size × dimension it times, in a child process each (so peak memory is that
+method's own): the k-NN graph + each method (full re-cluster), and 1,000 new faces
+matched into the rest (incremental). It then runs scikit-learn's
+AgglomerativeClustering (cosine, average linkage, the same threshold) on the same data
+where it fits (``--sklearn-max``, default 20k; it needs O(n²) memory) and prints the
+time ratio and the BCubed F of each against the true identities.
+
+    uv run python scripts/bench_cluster.py                      # 10k × 128-d, quick
+    uv run python scripts/bench_cluster.py --sizes 10k,100k,1M --dims 128,512
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rbv.cluster.assign import Candidate, match_faces
+from rbv.cluster.constraints import Constraints
+from rbv.cluster.knn import DEFAULT_K, build_knn_graph, nearest
+from rbv.cluster.methods import Method, cluster_embeddings
+from rbv.cluster.metrics import bcubed
+
+THRESHOLD = 0.45
+SAME_SIM = 0.6
+
+
+def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings, identity per face, image per face)."""
+    rng = np.random.default_rng(seed)
+    sizes = np.maximum(1, (rng.zipf(1.6, size=n) * 3).clip(max=2000))
+    sizes = sizes[np.cumsum(sizes) <= n]
+    sizes = np.r_[sizes, np.ones(n - sizes.sum(), int)].astype(int)
+    truth = np.repeat(np.arange(len(sizes)), sizes)[:n]
+    centres = rng.normal(size=(len(sizes), dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    sigma = np.sqrt((1 / SAME_SIM - 1) / dim)
+    x = centres[truth]
+    # Per-face quality varies (blur, pose): some faces sit far from their identity.
+    spread = np.exp(rng.normal(0, 0.3, size=(n, 1))).astype(np.float32)
+    x += rng.normal(size=(n, dim)).astype(np.float32) * np.float32(sigma) * spread
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    perm = rng.permutation(n)
+    x, truth = x[perm], truth[perm]
+    images = np.arange(n)
+    # 10 % of faces share a photo with the next face, when that is another person
+    # (two faces of one photo are two people: the cannot-link every method honours).
+    pairs = rng.choice(n - 1, size=n // 10, replace=False)
+    pairs = pairs[truth[pairs] != truth[pairs + 1]]
+    images[pairs + 1] = images[pairs]
+    return x, truth, images
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(job: Callable[[], dict[str, Any]], conn: Any) -> None:
+    started = time.perf_counter()
+    result = job()
+    result["seconds"] = time.perf_counter() - started
+    result["peak_mb"] = _peak_mb()
+    conn.send(result)
+
+
+def measure(job: Callable[[], dict[str, Any]], timeout: float) -> dict[str, Any]:
+    """Run ``job`` in a forked child; its time, peak RSS (MB) and result."""
+    parent, child = mp.Pipe()
+    proc = mp.get_context("fork").Process(target=_child, args=(job, child))
+    proc.start()
+    if parent.poll(timeout):
+        out: dict[str, Any] = parent.recv()
+    else:
+        out = {"error": f"gave up after {timeout:.0f} s"}
+    proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+    if proc.exitcode not in (0, None) and "seconds" not in out:
+        out = {"error": f"died (exit {proc.exitcode}; out of memory?)"}
+    return out
+
+
+def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float) -> None:
+    x, truth, images = synthetic(n, dim)
+    base_mb = _peak_mb()
+    print(f"\n## {n:,} faces × {dim}-d, {len(np.unique(truth)):,} identities "
+          f"(data {x.nbytes / 2**20:.0f} MB, process before {base_mb:.0f} MB)")
+    print(f"{'method':<28}{'seconds':>10}{'peak MB':>10}{'BCubed F':>10}  note")
+    results: dict[str, dict[str, Any]] = {}
+
+    def graph_job() -> dict[str, Any]:
+        build_knn_graph(x, DEFAULT_K)
+        return {}
+
+    def method_job(method: Method) -> Callable[[], dict[str, Any]]:
+        def job() -> dict[str, Any]:
+            t = time.perf_counter()
+            graph = build_knn_graph(x, DEFAULT_K)
+            graph_s = time.perf_counter() - t
+            labels = cluster_embeddings(x, method, THRESHOLD,
+                                        Constraints.build(n, image_ids=images), graph=graph)
+            return {"f1": bcubed(labels, truth).f1, "note": f"graph {graph_s:.1f} s"}
+        return job
+
+    def incremental_job() -> dict[str, Any]:
+        new = min(1000, n // 10)
+        t = time.perf_counter()
+        found = nearest(x[:new], x[new:], DEFAULT_K)
+        person = truth[new:]
+        cands = {i: [Candidate(int(person[j]), float(s), int(images[new + j]))
+                     for j, s in zip(found.neighbors[i], found.similarities[i], strict=True)]
+                 for i in range(new)}
+        matches = match_faces(cands, THRESHOLD + 0.05,
+                              image_of={i: int(images[i]) for i in range(new)},
+                              rejections={}, taken=set())
+        right = sum(m.person == truth[m.face] for m in matches)
+        return {"note": f"{new} new faces: {len(matches)} matched ({right} right) in "
+                        f"{time.perf_counter() - t:.2f} s (numpy exact; the DB path uses "
+                        "pgvector HNSW)"}
+
+    def sklearn_job() -> dict[str, Any]:
+        from sklearn.cluster import AgglomerativeClustering
+
+        labels = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                         distance_threshold=1 - THRESHOLD).fit_predict(x)
+        return {"f1": bcubed(labels, truth).f1, "note": "O(n²) memory"}
+
+    jobs: list[tuple[str, Callable[[], dict[str, Any]]]] = [("k-NN graph only", graph_job)]
+    jobs += [(m, method_job(Method(m))) for m in methods]
+    jobs.append(("incremental 1k new", incremental_job))
+    if n <= sklearn_max:
+        jobs.append(("sklearn Agglomerative", sklearn_job))
+    for name, job in jobs:
+        r = measure(job, timeout)
+        results[name] = r
+        if "error" in r:
+            print(f"{name:<28}{'-':>10}{'-':>10}{'-':>10}  {r['error']}")
+            continue
+        f1 = f"{r['f1']:.3f}" if "f1" in r else "-"
+        print(f"{name:<28}{r['seconds']:>10.2f}{r['peak_mb']:>10.0f}{f1:>10}  "
+              f"{r.get('note', '')}")
+    sk = results.get("sklearn Agglomerative")
+    if sk and "seconds" in sk:
+        for m in methods:
+            mine = results.get(m, {})
+            if "seconds" in mine:
+                print(f"ratio sklearn / {m}: time {sk['seconds'] / mine['seconds']:.1f}×, "
+                      f"peak memory {sk['peak_mb'] / mine['peak_mb']:.1f}×")
+    else:
+        print(f"sklearn AgglomerativeClustering skipped at {n:,} faces "
+              f"(> --sklearn-max {sklearn_max:,}: needs ~{n * n * 8 * 1.5 / 2**30:.0f} GB)")
+
+
+def _size(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1], 1)
+    return int(float(text.rstrip("km")) * scale)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10k", help="comma-separated, e.g. 10k,100k,1M")
+    parser.add_argument("--dims", default="128", help="comma-separated, e.g. 128,512")
+    parser.add_argument("--methods", default="connected,agglomerative,hdbscan")
+    parser.add_argument("--sklearn-max", type=_size, default=20_000)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per job")
+    args = parser.parse_args()
+    print(f"threshold {THRESHOLD}, k = {DEFAULT_K}, same-identity similarity ≈ {SAME_SIM}")
+    for dim in (int(d) for d in args.dims.split(",")):
+        for n in (_size(s) for s in args.sizes.split(",")):
+            run(n, dim, args.methods.split(","), args.sklearn_max, args.timeout)
+
+
+if __name__ == "__main__":
+    main()
