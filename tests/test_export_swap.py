@@ -29,12 +29,18 @@ def refined(cli, faces_settings: Settings, tmp_path: Path) -> Path:
 
 
 def test_export_swap_bundles_single_face_pngs_ranked_by_score(
-    cli, faces_settings: Settings, refined: Path, tmp_path: Path, sface_analyzer
+    cli, faces_settings: Settings, tmp_path: Path, sface_analyzer
 ) -> None:
+    # Tight outlier and detection-score cuts leave faces of these identities outside
+    # every faceset: the ones --candidates should rescue.
+    result = run_cli(cli, "-d", str(faces_settings.database_url), "refine",
+                     str(tmp_path / "refined"), *RELAXED, "--outlier", "0.3", "--min-det", "0.8")
+    assert result.exit_code == 0, result.output
+    refined = tmp_path / "refined" / "refine_manifest.json"
     out = tmp_path / "swap"
     result = run_cli(cli, "-d", str(faces_settings.database_url), "export-swap", str(refined),
                      str(out), "--model-pack", str(PACK), "--min-face", "60", "--top", "3",
-                     "--json")
+                     "--candidates", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     written = [s for s in summary["facesets"] if s["written"]]
@@ -63,6 +69,19 @@ def test_export_swap_bundles_single_face_pngs_ranked_by_score(
             assert z.read("0.png") == (folder / "0.png").read_bytes() if faces else True
     top = json.loads((out / "manifest.json").read_text())
     assert [f["faceset"] for f in top["facesets"]] == [s["faceset"] for s in summary["facesets"]]
+
+    # --candidates: faces in no faceset that match an identity closely and score well
+    in_sets = {f["id"] for fs in json.loads(refined.read_text())["facesets"] for f in fs["faces"]}
+    rescued = [c for s in summary["facesets"]
+               for c in json.loads((out / s["faceset"] / "manifest.json").read_text())[
+                   "candidates"]]
+    assert rescued
+    for c in rescued:
+        assert c["face_id"] not in in_sets
+        assert c["distance"] <= 0.55 and c["score"] >= 0.40
+        png = Image.open(out / c["file"])
+        assert png.size == (512, 512)
+        assert len(sface_analyzer.detector.detect(np.asarray(png.convert("RGB")), 0.5)) == 1
 
 
 def test_export_swap_rejects_a_file_that_is_not_a_manifest(cli, faces_settings: Settings,

@@ -66,6 +66,22 @@ def test_import_names_persons_after_folders_and_routes_group_photos(
     assert sum(e["faces"] for e in doc["eras"]) == doc["faces"] == names["Angelina_Jolie"]
     assert all(e["faces"] >= 3 for e in doc["eras"] if not e["thin"])
 
+    # --apply: every anchored era after the largest becomes a new, named, manual person
+    split = run_cli(cli, "-d", str(faces_settings.database_url), "eras", "Angelina_Jolie",
+                    "--anchor-min", "1", "--sub-cluster", "0.05", "--apply", "--json")
+    assert split.exit_code == 0, split.output
+    applied = json.loads(split.stdout)
+    anchored = [e for e in applied["eras"] if not e["thin"]]
+    assert len(applied["new_persons"]) == len(anchored) - 1 > 0
+    with psycopg.connect(str(faces_settings.database_url)) as conn:
+        after = dict(conn.execute(
+            "SELECT n.name, count(f.id) FROM person_names n JOIN face_detections f "
+            "ON f.person_id = n.person_id WHERE n.name LIKE 'Angelina_Jolie%%' "
+            "GROUP BY n.name").fetchall())
+    assert sum(after.values()) == names["Angelina_Jolie"]  # no face lost
+    assert after["Angelina_Jolie"] == anchored[0]["faces"]
+    assert all(n.startswith("Angelina_Jolie (") for n in after if n != "Angelina_Jolie")
+
 
 def test_import_of_a_missing_folder_is_one_clear_error(cli, faces_settings: Settings,
                                                        tmp_path) -> None:  # type: ignore[no-untyped-def]
