@@ -119,3 +119,26 @@ def test_second_run_after_new_photos_keeps_numbers(cli, faces_settings: Settings
     for number in set(after) - set(before):
         assert number > max(before)
     assert not second["retired"]
+
+
+def test_refine_leaves_out_hidden_persons_and_dry_run_writes_nothing(
+    cli, faces_settings: Settings, tmp_path: Path
+) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.46").exit_code == 0
+    biggest = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)[0]
+    assert run_cli(cli, "-d", url, "persons", "hide", biggest["id"]).exit_code == 0
+    with psycopg.connect(url) as conn:
+        hidden = {r[0] for r in conn.execute(
+            "SELECT id FROM face_detections WHERE person_id = %s", (biggest["id"],))}
+
+    dry = _refine(cli, faces_settings, tmp_path / "dry", *RELAXED, "--dry-run")
+    assert dry["facesets"] and not (tmp_path / "dry").exists()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM facesets").fetchone()[0] == 0
+
+    report = _refine(cli, faces_settings, tmp_path / "out", *RELAXED)
+    assert report["facesets"]
+    for fs in report["facesets"]:
+        assert not hidden & set(fs["face_ids"])
+        assert fs["person_id"] != biggest["id"]
