@@ -1,9 +1,10 @@
 """Density-based grouping on the k-NN graph: HDBSCAN, and the Immich-style baseline.
 
-HDBSCAN (the ``hdbscan`` package, on the sparse graph's cosine distances;
-scikit-learn's fails on sparse input with an epsilon) needs a connected
-graph, so components of the k-NN graph are chained by edges of the largest distance
-(2.0), which no cluster can cross below ``1 - threshold``. Faces HDBSCAN calls noise
+HDBSCAN runs on the k-NN graph's cosine distances (mutual reachability, minimum
+spanning tree, then the ``hdbscan`` package's tree condensation; scikit-learn's HDBSCAN
+fails on sparse input with an epsilon). The spanning tree must span every face, so
+components of the k-NN graph are chained by edges of the largest distance (2.0), which
+no cluster can cross below ``1 - threshold``. Faces HDBSCAN calls noise
 become persons of their own.
 
 The baseline reproduces how Immich groups faces, for comparison only: faces in order;
@@ -21,6 +22,7 @@ import warnings
 import numpy as np
 from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import minimum_spanning_tree
 
 from rbv.cluster.constraints import Constraints, enforce
 from rbv.cluster.knn import KnnGraph
@@ -38,8 +40,15 @@ def hdbscan(
     min_samples: int = 1,
 ) -> NDArray[np.int64]:
     """HDBSCAN clusters; ``threshold`` (similarity) sets ``cluster_selection_epsilon``
-    so clusters closer than ``1 - threshold`` are not split further."""
-    import hdbscan as hdbscan_lib
+    so clusters closer than ``1 - threshold`` are not split further.
+
+    The mutual-reachability graph, its minimum spanning tree (scipy) and the single
+    linkage tree are built here from the k-NN graph in vectorised form; the ``hdbscan``
+    package then condenses the tree and selects clusters. (Its own sparse path fills a
+    LIL matrix element by element: ~50 s at 100k faces.)
+    """
+    from hdbscan._hdbscan_linkage import label as single_linkage
+    from hdbscan.hdbscan_ import _tree_to_labels
 
     n = graph.size
     constraints = constraints or Constraints(n)
@@ -47,23 +56,22 @@ def hdbscan(
     if n < 2 or len(edges[0]) == 0:
         return enforce(np.arange(n, dtype=np.int64), edges, constraints)
     a, b, s = edges
+    dist = np.clip(1.0 - s.astype(np.float64), 1e-9, 2.0)
+    core = np.clip(1.0 - graph.similarities[:, min(min_samples, graph.neighbors.shape[1]) - 1]
+                   .astype(np.float64), 1e-9, 2.0)
+    reach = np.maximum(dist, np.maximum(core[a], core[b]))
     comp = components(n, a, b)
     first = np.unique(comp, return_index=True)[1]
-    bridge_a, bridge_b = first[:-1], first[1:]
-    rows = np.r_[a, bridge_a]
-    cols = np.r_[b, bridge_b]
-    dist = np.r_[np.clip(1.0 - s, 1e-6, 2.0), np.full(len(bridge_a), 2.0)]
-    matrix = csr_matrix((dist, (rows, cols)), shape=(n, n))
-    matrix = matrix.maximum(matrix.T).tocsr()
+    rows, cols = np.r_[a, first[:-1]], np.r_[b, first[1:]]
+    weights = np.r_[reach, np.full(len(first) - 1, 2.0)]
+    tree = minimum_spanning_tree(csr_matrix((weights, (rows, cols)), shape=(n, n))).tocoo()
+    order = np.argsort(tree.data, kind="stable")
+    mst = np.column_stack([tree.row[order], tree.col[order], tree.data[order]]).astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        labels = hdbscan_lib.HDBSCAN(
-            metric="precomputed",
-            min_cluster_size=min_cluster_size,
-            min_samples=min_samples,
-            cluster_selection_epsilon=float(max(0.0, 1.0 - threshold)),
-        ).fit_predict(matrix)
-    labels = labels.astype(np.int64)
+        labels = _tree_to_labels(None, single_linkage(mst), min_cluster_size, "eom", False,
+                                 False, float(max(0.0, 1.0 - threshold)))[0]
+    labels = np.asarray(labels, np.int64)
     noise = labels < 0
     labels[noise] = labels.max() + 1 + np.arange(int(noise.sum()))
     return enforce(labels, edges, constraints)

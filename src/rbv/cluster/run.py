@@ -134,9 +134,10 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
                 report.seconds = round(time.perf_counter() - started, 3)
                 finish_run(conn, run_id, "ok", _counts(report))
                 conn.commit()
-            except BaseException:
+            except BaseException as exc:
                 conn.rollback()
-                finish_run(conn, run_id, "failed", _counts(report))
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                finish_run(conn, run_id, status, _counts(report))
                 conn.commit()
                 raise
     report.seconds = round(time.perf_counter() - started, 3)
