@@ -142,3 +142,15 @@ def test_refine_leaves_out_hidden_persons_and_dry_run_writes_nothing(
     for fs in report["facesets"]:
         assert not hidden & set(fs["face_ids"])
         assert fs["person_id"] != biggest["id"]
+
+
+def test_a_faceset_that_comes_back_gets_its_old_number(cli, faces_settings: Settings,
+                                                       tmp_path: Path) -> None:
+    first = _refine(cli, faces_settings, tmp_path / "a", *RELAXED)
+    strict = _refine(cli, faces_settings, tmp_path / "b")  # the defaults find none
+    assert strict["facesets"] == []
+    assert strict["retired"] == [f["number"] for f in first["facesets"]]
+    back = _refine(cli, faces_settings, tmp_path / "c", *RELAXED)
+    assert {f["number"]: f["face_ids"] for f in back["facesets"]} == {
+        f["number"]: f["face_ids"] for f in first["facesets"]}
+    assert not any(f["new"] for f in back["facesets"])

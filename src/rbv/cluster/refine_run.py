@@ -24,7 +24,7 @@ from rbv.cluster.refine import RefineInput, RefineParams, refine, stable_numbers
 from rbv.store import Database
 from rbv.store.facesets import (
     FaceFacts,
-    active_facesets,
+    known_facesets,
     load_face_facts,
     next_faceset_number,
     person_names,
@@ -82,7 +82,7 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
         pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
         progress("reading faces")
         facts = load_face_facts(conn, pack)
-        previous = active_facesets(conn, pack.id)
+        previous, active = known_facesets(conn, pack.id)
         next_number = next_faceset_number(conn, pack.id)
     progress(f"refining {len(facts):,} faces")
     result = refine(RefineInput(facts.embeddings, facts.image_ids, facts.face_short,
@@ -99,7 +99,7 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
             number, owner, names.get(owner) if owner else None,
             sorted(facts.ids[rows].tolist()), len(np.unique(facts.image_ids[rows])),
             new=number not in previous))
-    report.retired = sorted(set(previous) - set(numbers))
+    report.retired = sorted(active - set(numbers))
     if not dry_run:
         with db.transaction() as conn:
             report.run_id = start_run(conn, "refine", {"pack": pack.name, **params.as_dict()})

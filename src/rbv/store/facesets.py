@@ -71,14 +71,19 @@ def load_face_facts(conn: psycopg.Connection, pack: PackRow, *,
     )
 
 
-def active_facesets(conn: psycopg.Connection, pack_id: int) -> dict[int, set[int]]:
-    """number → face ids of the pack's active facesets."""
+def known_facesets(conn: psycopg.Connection, pack_id: int
+                   ) -> tuple[dict[int, set[int]], set[int]]:
+    """(number → face ids of every faceset the pack ever had, numbers of the active
+    ones). Retired facesets keep their last faces, so one that comes back (say after a
+    run with stricter thresholds) gets its old number again."""
     out: dict[int, set[int]] = {}
     for number, face in conn.execute(
         "SELECT s.number, m.face_id FROM facesets s JOIN faceset_faces m ON m.faceset_id = s.id "
-        "WHERE s.pack_id = %s AND s.active", (pack_id,)):
+        "WHERE s.pack_id = %s", (pack_id,)):
         out.setdefault(int(number), set()).add(int(face))
-    return out
+    active = {int(r[0]) for r in conn.execute(
+        "SELECT number FROM facesets WHERE pack_id = %s AND active", (pack_id,))}
+    return out, active
 
 
 def next_faceset_number(conn: psycopg.Connection, pack_id: int) -> int:
