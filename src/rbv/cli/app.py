@@ -10,7 +10,24 @@ import typer
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import cluster, embed, eval, immich_stage, index, migrate, persons, psql, stats
+from rbv.cli import (
+    cluster,
+    dedup,
+    embed,
+    enrich,
+    era,
+    eval,
+    export_swap,
+    immich_stage,
+    import_folders,
+    index,
+    migrate,
+    persons,
+    psql,
+    refine,
+    show,
+    stats,
+)
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -84,6 +101,13 @@ app.command("cluster")(cluster.cluster)
 app.add_typer(persons.app, name="persons")
 app.command("eval")(eval.eval_)
 app.command("immich-stage")(immich_stage.immich_stage)
+app.command("enrich")(enrich.enrich)
+app.command("refine")(refine.refine)
+app.command("dedup")(dedup.dedup)
+app.command("export-swap")(export_swap.export_swap_command)
+app.command("import-folders")(import_folders.import_folders_command)
+app.command("show")(show.show)
+app.command("eras")(era.eras)
 
 
 def main() -> None:

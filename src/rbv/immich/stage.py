@@ -33,7 +33,7 @@ from rbv.immich.state import (
     StageState,
 )
 from rbv.store import Database
-from rbv.store.image_hashes import known_sha256
+from rbv.store.images import known_sha256
 
 DEFAULT_WORKERS = 8
 DEFAULT_MIN_FACE = 90.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -184,3 +184,13 @@ def image_formats(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[in
 
 def _timestamp(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def known_sha256(conn: psycopg.Connection, digests: Collection[str]) -> set[str]:
+    """The subset of ``digests`` (hex sha256) that are images in the database."""
+    if not digests:
+        return set()
+    rows = conn.execute(
+        "SELECT sha256 FROM images WHERE sha256 = ANY(%s)", (list(digests),)
+    ).fetchall()
+    return {row[0] for row in rows}

@@ -1,0 +1,107 @@
+"""``rbv refine OUT``: quality-gated facesets with stable numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cluster.refine import RefineParams
+from rbv.cluster.refine_run import run_refine
+from rbv.errors import EXIT_PARTIAL
+from rbv.export.faceset_tree import write_tree
+from rbv.store import open_database
+
+_D = RefineParams()
+
+
+def refine(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Argument(help="Folder for faceset_NNN/ and "
+                                        "refine_manifest.json.")],
+    initial: Annotated[float, typer.Option(min=0.0, max=2.0, help="Cosine distance of the "
+                                           "initial average-linkage clusters.")] = _D.initial,
+    merge: Annotated[float, typer.Option(min=0.0, max=2.0, help="Merge clusters whose "
+                                         "centroids are this close.")] = _D.merge,
+    outlier: Annotated[float, typer.Option(min=0.0, max=2.0, help="Drop faces farther than "
+                                           "this from their centroid.")] = _D.outlier,
+    outlier_min_cluster: Annotated[int, typer.Option(
+        min=1, help="Outlier rejection only in clusters this big.")] = _D.outlier_min_cluster,
+    min_images: Annotated[int, typer.Option(min=1, help="Keep facesets with at least this "
+                                            "many different photos.")] = _D.min_images,
+    min_face: Annotated[float, typer.Option(min=0.0, help="Minimum face short edge (original "
+                                            "pixels).")] = _D.min_face_short,
+    min_blur: Annotated[float, typer.Option(min=0.0, help="Minimum sharpness (Laplacian "
+                                            "variance of the aligned crop).")] = _D.min_blur,
+    min_det: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detection "
+                                           "score.")] = _D.min_det_score,
+    crops: Annotated[bool, typer.Option("--crops/--no-crops", help="Write a JPEG crop of "
+                                        "every face into its faceset folder.")] = True,
+    model_pack: Annotated[str | None, typer.Option("--model-pack", help="Which pack's faces. "
+                                                   "Default: the database's only pack.",
+                                                   show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be built; "
+                                          "write nothing.")] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Build quality-gated facesets: OUT/faceset_NNN/ plus OUT/refine_manifest.json.
+
+    Pipeline (thresholds are cosine DISTANCES): initial average-linkage clusters at
+    0.55 → merge clusters whose centroids are within 0.40 → quality gate (face ≥ 90 px,
+    blur ≥ 40, detection score ≥ 0.6) → outlier rejection (> 0.55 from the centroid,
+    clusters of ≥ 4) → keep sets with ≥ 15 different photos. Facesets are recorded in
+    the database (tables facesets, faceset_faces) and each names the person holding
+    most of its faces. Numbers are stable: a re-run after new photos keeps every
+    faceset's number; new sets get numbers past the highest ever used.
+
+    Examples:
+
+        rbv refine ~/facesets
+
+        rbv refine ~/facesets --min-images 5 --no-crops --json
+
+        rbv refine /tmp/preview --dry-run
+    """
+    settings = settings_of(ctx, database_url=database)
+    db = open_database(settings)
+    params = RefineParams(initial=initial, merge=merge, outlier=outlier,
+                          outlier_min_cluster=outlier_min_cluster, min_images=min_images,
+                          min_face_short=min_face, min_blur=min_blur, min_det_score=min_det)
+    console = Console(stderr=True)
+    quiet = as_json or not console.is_terminal
+    report, facts = run_refine(db, model_pack or settings.model_pack, params, dry_run=dry_run,
+                               sole_fallback=not model_pack)
+    problems: list[str] = []
+    if not dry_run:
+        total = sum(len(f.face_ids) for f in report.facesets)
+        with Progress(console=console, disable=quiet) as bar:
+            task = bar.add_task("writing", total=total)
+            problems = write_tree(db, report, facts, out, crops=crops,
+                                  max_pixels=settings.max_image_pixels,
+                                  advance=lambda n: bar.advance(task, n))
+    for p in problems:
+        typer.echo(f"Error: {p}", err=True)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        c = report.counts
+        typer.echo(f"Pack {report.pack}: {c.get('faces', 0):,} faces → "
+                   f"{c.get('initial_clusters', 0):,} initial clusters → "
+                   f"{c.get('after_merge', 0):,} after merge; {c.get('failed_quality', 0):,} "
+                   f"faces failed the quality gate, {c.get('outliers', 0):,} outliers, "
+                   f"{c.get('too_small', 0):,} clusters too small.")
+        for fs in report.facesets:
+            typer.echo(f"  {fs.folder}  {fs.person_name or '-':<24} {len(fs.face_ids):>5} "
+                       f"faces {fs.image_count:>5} photos{'  (new)' if fs.new else ''}")
+        if report.retired:
+            typer.echo("Retired (no longer found): "
+                       + ", ".join(f"faceset_{n:03d}" for n in report.retired))
+        typer.echo("Dry run: nothing was written." if dry_run
+                   else f"Wrote {len(report.facesets)} facesets to {out}.")
+    if problems:
+        raise typer.Exit(EXIT_PARTIAL)

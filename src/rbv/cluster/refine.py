@@ -1,0 +1,181 @@
+"""``refine``'s pipeline over one pack's faces, as pure functions of arrays.
+
+initial clusters (average linkage, cosine distance 0.55) → centroid-level merge of
+over-split clusters (0.40) → quality gate (face short ≥ 90 px, blur ≥ 40, det ≥ 0.6) →
+outlier rejection (distance to the centroid > 0.55, clusters of ≥ 4 only) → size
+filter (≥ 15 unique photos). Thresholds here are cosine *distances* (1 − similarity),
+as users of face-set tools know them; :func:`stable_numbers` keeps faceset numbers
+across runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rbv.cluster.constraints import Constraints
+from rbv.cluster.knn import build_knn_graph, normalize
+from rbv.cluster.linkage import components
+from rbv.cluster.methods import Method, cluster_embeddings
+
+
+@dataclass(frozen=True)
+class RefineParams:
+    """Every threshold of the pipeline (distances are cosine distances)."""
+
+    initial: float = 0.55
+    merge: float = 0.40
+    outlier: float = 0.55
+    outlier_min_cluster: int = 4
+    min_images: int = 15
+    min_face_short: float = 90.0
+    min_blur: float = 40.0
+    min_det_score: float = 0.6
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RefineInput:
+    """Row-aligned arrays of the faces to refine."""
+
+    embeddings: NDArray[np.float32]
+    image_ids: NDArray[np.int64]
+    face_short: NDArray[np.float32]
+    blur: NDArray[np.float32]  # NaN: not measured (passes the gate)
+    det_score: NDArray[np.float32]
+
+
+@dataclass
+class RefineResult:
+    """Groups of row indices that became facesets (largest first), and stage counts."""
+
+    groups: list[NDArray[np.int64]]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def refine(data: RefineInput, params: RefineParams | None = None) -> RefineResult:
+    """Run the five stages; returns the surviving groups and what each stage did."""
+    params = params or RefineParams()
+    n = len(data.embeddings)
+    counts = {"faces": n}
+    if n == 0:
+        return RefineResult([], counts)
+    x = normalize(data.embeddings)
+    constraints = Constraints.build(n, image_ids=data.image_ids)
+    labels = cluster_embeddings(x, Method.agglomerative, 1.0 - params.initial, constraints)
+    counts["initial_clusters"] = int(labels.max()) + 1
+    labels = merge_by_centroid(x, labels, params.merge)
+    counts["after_merge"] = int(labels.max()) + 1
+
+    passed = quality_gate(data, params)
+    counts["failed_quality"] = int((~passed).sum())
+
+    groups: list[NDArray[np.int64]] = []
+    outliers = small = 0
+    for label in range(int(labels.max()) + 1):
+        members = np.flatnonzero((labels == label) & passed)
+        if len(members) >= params.outlier_min_cluster:
+            kept = reject_outliers(x[members], params.outlier)
+            outliers += len(members) - int(kept.sum())
+            members = members[kept]
+        members = one_face_per_image(x, members, data.image_ids)
+        if len(np.unique(data.image_ids[members])) < params.min_images:
+            small += 1 if len(members) else 0
+            continue
+        groups.append(members)
+    counts["outliers"] = outliers
+    counts["too_small"] = small
+    groups.sort(key=lambda g: (-len(g), int(g.min())))
+    counts["facesets"] = len(groups)
+    counts["faces_kept"] = int(sum(len(g) for g in groups))
+    return RefineResult(groups, counts)
+
+
+def centroids(x: NDArray[np.float32], labels: NDArray[np.int64]) -> NDArray[np.float32]:
+    """Unit-length mean embedding of each label ``0..max``."""
+    m = int(labels.max()) + 1
+    sums = np.zeros((m, x.shape[1]), np.float64)
+    np.add.at(sums, labels, x)
+    return normalize(sums)
+
+
+def merge_by_centroid(x: NDArray[np.float32], labels: NDArray[np.int64],
+                      max_distance: float) -> NDArray[np.int64]:
+    """Join clusters whose centroids are within ``max_distance`` (transitively), through
+    a k-NN graph of the centroids so the cost stays near-linear in clusters."""
+    cents = centroids(x, labels)
+    if len(cents) < 2:
+        return labels
+    graph = build_knn_graph(cents, k=min(30, len(cents) - 1))
+    a, b, _ = graph.edges(1.0 - max_distance)
+    merged = components(len(cents), a, b)
+    _, renumbered = np.unique(merged, return_inverse=True)
+    return renumbered[labels].astype(np.int64)
+
+
+def quality_gate(data: RefineInput, params: RefineParams) -> NDArray[np.bool_]:
+    """Faces big, sharp and confident enough (unmeasured blur passes)."""
+    blur_ok = np.isnan(data.blur) | (data.blur >= params.min_blur)
+    return ((data.face_short >= params.min_face_short) & blur_ok
+            & (data.det_score >= params.min_det_score))
+
+
+def reject_outliers(x: NDArray[np.float32], max_distance: float) -> NDArray[np.bool_]:
+    """Members within ``max_distance`` of the group's centroid (one re-centred pass:
+    the centroid is recomputed without the first pass's outliers)."""
+    keep = np.ones(len(x), bool)
+    for _ in range(2):
+        if not keep.any():
+            break
+        centre = normalize(x[keep].mean(axis=0, keepdims=True))[0]
+        keep = (1.0 - x @ centre) <= max_distance
+    return np.asarray(keep, bool)
+
+
+def one_face_per_image(x: NDArray[np.float32], members: NDArray[np.int64],
+                       image_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """A person appears once per photo: where a group holds two faces of one photo
+    (possible after the centroid merge), keep the one nearest the centroid."""
+    if len(members) == 0 or len(np.unique(image_ids[members])) == len(members):
+        return members
+    centre = normalize(x[members].mean(axis=0, keepdims=True))[0]
+    closeness = x[members] @ centre
+    best: dict[int, tuple[float, int]] = {}
+    for m, c in zip(members.tolist(), closeness.tolist(), strict=True):
+        img = int(image_ids[m])
+        if img not in best or c > best[img][0]:
+            best[img] = (c, m)
+    return np.array(sorted(m for _, m in best.values()), np.int64)
+
+
+def stable_numbers(new_groups: Sequence[set[int]], previous: Mapping[int, set[int]],
+                   next_number: int, min_share: float = 0.5) -> list[int]:
+    """A number per new group (of face ids): the previous faceset it shares most faces
+    with keeps its number (each once, greedy by overlap, only when the overlap is at
+    least ``min_share`` of the smaller of the two); the rest get numbers from
+    ``next_number`` up, in order."""
+    pairs = []
+    for i, group in enumerate(new_groups):
+        for number, old in previous.items():
+            shared = len(group & old)
+            if shared and shared >= min_share * min(len(group), len(old)):
+                pairs.append((shared, -number, i, number))
+    pairs.sort(reverse=True)
+    numbers: dict[int, int] = {}
+    used: set[int] = set()
+    for _, _, i, number in pairs:
+        if i not in numbers and number not in used:
+            numbers[i] = number
+            used.add(number)
+    out = []
+    for i in range(len(new_groups)):
+        if i not in numbers:
+            numbers[i] = next_number
+            next_number += 1
+        out.append(numbers[i])
+    return out

@@ -1,0 +1,77 @@
+"""Contact sheets: one PNG grid of face crops, each captioned with its face id, so a
+person can check a person or a faceset by looking instead of reading ids."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from rbv.errors import ImageUnreadable
+from rbv.export.pixels import PhotoSource, square_crop
+from rbv.store import Database
+
+HEADER = 28
+CAPTION = 16
+PAD = 0.3
+DECODE_LONG_EDGE = 1280
+
+
+@dataclass(frozen=True)
+class SheetFace:
+    face_id: int
+    image_id: int
+    bbox: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Sheet:
+    path: Path
+    tiles: int
+    columns: int
+    rows: int
+    width: int
+    height: int
+    missing: list[int]  # faces whose photo could not be read (grey tiles)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": str(self.path), "tiles": self.tiles, "columns": self.columns,
+                "rows": self.rows, "width": self.width, "height": self.height,
+                "missing": self.missing}
+
+
+def sheet_size(tiles: int, columns: int, tile: int) -> tuple[int, int, int, int]:
+    """(columns used, rows, width, height) of a sheet with ``tiles`` tiles."""
+    cols = max(1, min(columns, tiles))
+    rows = max(1, math.ceil(tiles / cols))
+    return cols, rows, cols * tile, HEADER + rows * (tile + CAPTION)
+
+
+def write_sheet(db: Database, faces: Sequence[SheetFace], title: str, out: Path, *,
+                tile: int = 128, columns: int = 8, max_pixels: int = 200_000_000) -> Sheet:
+    """Draw ``faces`` (in order) as a grid under ``title`` and save it as PNG at ``out``."""
+    cols, rows, width, height = sheet_size(len(faces), columns, tile)
+    sheet = Image.new("RGB", (width, height), (32, 32, 32))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    draw.text((6, 7), title, fill=(240, 240, 240), font=font)
+    missing: list[int] = []
+    with db.connect() as conn:
+        source = PhotoSource(conn, max_pixels, long_edge=DECODE_LONG_EDGE)
+        for i, face in enumerate(faces):
+            x, y = (i % cols) * tile, HEADER + (i // cols) * (tile + CAPTION)
+            try:
+                crop = Image.fromarray(square_crop(source.load(face.image_id), face.bbox,
+                                                   PAD, tile))
+            except ImageUnreadable:
+                missing.append(face.face_id)
+                crop = Image.new("RGB", (tile, tile), (90, 90, 90))
+            sheet.paste(crop, (x, y))
+            draw.text((x + 4, y + tile + 2), f"face {face.face_id}", fill=(220, 220, 220),
+                      font=font)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return Sheet(out, len(faces), cols, rows, width, height, missing)

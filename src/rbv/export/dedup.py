@@ -1,0 +1,246 @@
+"""``dedup``: byte-identical files and visual near-duplicates among catalogued photos.
+
+Two photos are near-duplicates (one was re-encoded, resized or slightly cropped from
+the other) when either
+
+- their perceptual hashes differ in at most ``strong_bits`` of 64 bits, or
+- they hold a face each that the recognizer finds very similar (cosine similarity ≥
+  ``face_similarity``) AND, warped onto each other by those two faces' landmarks, the
+  whole overlapping area correlates (≥ ``min_correlation``, see
+  :mod:`rbv.export.overlay`). A crop moves the hash far more than a re-encode does but
+  is still the same pixels; another photo of the same person can have a face just as
+  similar, but its hair, clothes and background do not line up.
+
+Measured on real photos (4 identities × 7 photos, each re-encoded at JPEG quality 35,
+halved, cropped 6 % per side, cropped 10 % top-left): variants differ from their source
+in 0–2 bits (re-encode, resize) and 6–28 bits (crops), with face similarity ≥ 0.85 and
+correlation ≥ 0.85; different photos of one person differ in ≥ 18 bits and correlate
+≤ 0.78 even when their faces score 0.88.
+
+Candidate pairs come from an exact all-pairs Hamming scan (fast up to ~50k photos) and,
+for face agreement, from each face's nearest neighbours in the pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rbv.cluster.knn import nearest
+from rbv.errors import ImageUnreadable, PackNotFound
+from rbv.export.overlay import overlay_correlation
+from rbv.export.phash import hamming, pairwise_within, phash
+from rbv.media.decode import decode_for_detection
+from rbv.media.types import DecodedImage
+from rbv.store import Database
+from rbv.store.assignments import load_faces
+from rbv.store.facesets import first_paths
+from rbv.store.image_hashes import all_hashes, byte_identical, images_without_hash, save_hashes
+from rbv.store.images import image_formats, image_paths_of
+from rbv.store.pack_lookup import find_pack
+
+HASH_LONG_EDGE = 256
+"""Photos are decoded this small for hashing (JPEG draft mode makes it almost free)."""
+
+
+@dataclass(frozen=True)
+class DedupParams:
+    strong_bits: int = 10
+    face_similarity: float = 0.80
+    min_correlation: float = 0.82
+
+
+@dataclass
+class ExactGroup:
+    image_id: int
+    sha256: str
+    paths: list[str]
+
+
+@dataclass
+class NearGroup:
+    image_ids: list[int]
+    paths: list[str]
+    max_bits: int
+    by_face: bool  # some pair was joined by face agreement
+
+
+@dataclass
+class DedupReport:
+    exact: list[ExactGroup] = field(default_factory=list)
+    near: list[NearGroup] = field(default_factory=list)
+    hashed: int = 0
+    images: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def hash_new_images(db: Database, max_pixels: int,
+                    advance: Callable[[int], None] = lambda n: None) -> tuple[int, list[str]]:
+    """Hash every catalogued image that has no hash yet (incremental)."""
+    with db.connect() as conn:
+        todo = images_without_hash(conn)
+        paths = image_paths_of(conn, [i for i, _ in todo])
+    done, failed = 0, []
+    batch: list[tuple[int, int]] = []
+    for image_id, fmt in todo:
+        img = _decode_small(paths.get(image_id, []), fmt, image_id, max_pixels)
+        value = None if img is None else phash(img.rgb)
+        if value is None:
+            failed.append(f"image {image_id} ({(paths.get(image_id) or ['?'])[0]}): "
+                          "no readable path; retried next run")
+        else:
+            batch.append((image_id, value))
+        advance(1)
+        if len(batch) >= 500:
+            with db.transaction() as conn:
+                save_hashes(conn, batch)
+            done += len(batch)
+            batch = []
+    if batch:
+        with db.transaction() as conn:
+            save_hashes(conn, batch)
+        done += len(batch)
+    return done, failed
+
+
+Agreement = dict[tuple[int, int], tuple[float, int, int]]
+
+
+def face_agreement(db: Database, pack_name: str | None, min_similarity: float) -> Agreement:
+    """(image a, image b) → (best face similarity, face in a, face in b), for photo
+    pairs sharing a face at or above ``min_similarity`` (a < b)."""
+    with db.connect() as conn:
+        try:
+            pack = find_pack(conn, pack_name, sole_fallback=True)
+        except PackNotFound:
+            return {}
+        faces = load_faces(conn, pack)
+    if len(faces) < 2:
+        return {}
+    graph = nearest(faces.embeddings, faces.embeddings, min(11, len(faces)))
+    out: Agreement = {}
+    for row in range(len(faces)):
+        a = int(faces.image_ids[row])
+        for j, s in zip(graph.neighbors[row].tolist(), graph.similarities[row].tolist(),
+                        strict=True):
+            if j < 0 or s < min_similarity:
+                continue
+            b = int(faces.image_ids[j])
+            if a != b:
+                key = (min(a, b), max(a, b))
+                pair = (int(faces.ids[row]), int(faces.ids[j]))
+                if a > b:
+                    pair = pair[::-1]
+                if key not in out or s > out[key][0]:
+                    out[key] = (float(s), *pair)
+    return out
+
+
+def near_pairs(ids: NDArray[np.int64], hashes: NDArray[np.int64], agree: Agreement,
+               params: DedupParams, pixels: PairPixels) -> list[tuple[int, int, int, bool]]:
+    """Accepted pairs (image a, image b, bits, joined by face) under the rule above."""
+    pairs = [(int(ids[i]), int(ids[j]), d, False)
+             for i, j, d in pairwise_within(hashes, params.strong_bits)]
+    seen = {(a, b) for a, b, _, _ in pairs}
+    position = {int(v): k for k, v in enumerate(ids.tolist())}
+    for (a, b), (_sim, face_a, face_b) in sorted(agree.items()):
+        if (a, b) in seen or a not in position or b not in position:
+            continue
+        if pixels(a, face_a, b, face_b) >= params.min_correlation:
+            d = hamming(int(hashes[position[a]]), int(hashes[position[b]]))
+            pairs.append((a, b, d, True))
+    return pairs
+
+
+PairPixels = Callable[[int, int, int, int], float]
+
+
+class FaceOverlay:
+    """Decodes photos small and correlates pairs aligned on one face each."""
+
+    def __init__(self, db: Database, max_pixels: int) -> None:
+        self._db = db
+        self._max_pixels = max_pixels
+
+    def __call__(self, image_a: int, face_a: int, image_b: int, face_b: int) -> float:
+        with self._db.connect() as conn:
+            points = {int(f): lm for f, lm in conn.execute(
+                "SELECT id, landmarks FROM face_detections WHERE id = ANY(%s)",
+                ([face_a, face_b],))}
+            paths = image_paths_of(conn, [image_a, image_b])
+            formats = image_formats(conn, [image_a, image_b])
+        if points.get(face_a) is None or points.get(face_b) is None:
+            return 0.0
+        decoded = []
+        for image in (image_a, image_b):
+            img = _decode_small(paths.get(image, []), formats.get(image, "JPEG"), image,
+                                self._max_pixels)
+            if img is None:
+                return 0.0
+            decoded.append(img)
+        (da, db_), (pa, pb) = decoded, (points[face_a], points[face_b])
+        return overlay_correlation(
+            da.rgb, np.asarray(pa, np.float32).reshape(5, 2) / da.scale,
+            db_.rgb, np.asarray(pb, np.float32).reshape(5, 2) / db_.scale)
+
+
+def _decode_small(paths: list[str], fmt: str, image_id: int,
+                  max_pixels: int) -> DecodedImage | None:
+    for path in paths:
+        try:
+            return decode_for_detection(Path(path), fmt, image_id=image_id,
+                                        long_edge=HASH_LONG_EDGE, max_pixels=max_pixels)
+        except (ImageUnreadable, OSError):
+            continue
+    return None
+
+
+def group_pairs(pairs: list[tuple[int, int, int, bool]]) -> list[tuple[list[int], int, bool]]:
+    """Connected groups of images (sorted ids), their largest distance, face-joined."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, _, _ in pairs:
+        parent[find(a)] = find(b)
+    groups: dict[int, list[int]] = {}
+    for x in list(parent):
+        groups.setdefault(find(x), []).append(x)
+    worst: dict[int, int] = {}
+    by_face: dict[int, bool] = {}
+    for a, _b, d, f in pairs:
+        root = find(a)
+        worst[root] = max(worst.get(root, 0), d)
+        by_face[root] = by_face.get(root, False) or f
+    return sorted(((sorted(m), worst[r], by_face[r]) for r, m in groups.items()),
+                  key=lambda g: g[0][0])
+
+
+def run_dedup(db: Database, pack_name: str | None, params: DedupParams, *,
+              max_pixels: int = 200_000_000,
+              advance: Callable[[int], None] = lambda n: None) -> DedupReport:
+    """Hash new photos, then report exact and near-duplicate groups."""
+    report = DedupReport()
+    report.hashed, report.failed = hash_new_images(db, max_pixels, advance)
+    with db.connect() as conn:
+        report.exact = [ExactGroup(i, s, p) for i, s, p in byte_identical(conn)]
+        ids, hashes = all_hashes(conn)
+    report.images = len(ids)
+    agree = face_agreement(db, pack_name, params.face_similarity)
+    groups = group_pairs(near_pairs(ids, hashes, agree, params, FaceOverlay(db, max_pixels)))
+    with db.connect() as conn:
+        paths = first_paths(conn, [i for g in groups for i in g[0]])
+    report.near = [NearGroup(m, [paths.get(i, "?") for i in m], d, f) for m, d, f in groups]
+    return report

@@ -1,0 +1,67 @@
+"""Pixels of catalogued photos and square face crops cut from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+
+from rbv.errors import ImageUnreadable
+from rbv.media.decode import decode_for_detection
+from rbv.media.types import DecodedImage
+from rbv.store.images import image_formats, image_paths_of
+
+Box = tuple[float, float, float, float]
+
+
+class PhotoSource:
+    """Decodes catalogued images by id (any of their paths that still exists), keeping
+    the last one decoded, since crops of one photo usually come together."""
+
+    def __init__(self, conn: psycopg.Connection, max_pixels: int = 200_000_000,
+                 long_edge: int = 0) -> None:
+        self._conn = conn
+        self._max_pixels = max_pixels
+        self._long_edge = long_edge
+        self._last: DecodedImage | None = None
+
+    def paths(self, image_id: int) -> list[str]:
+        return image_paths_of(self._conn, [image_id]).get(image_id, [])
+
+    def load(self, image_id: int) -> DecodedImage:
+        """Upright RGB of the image; raises :class:`ImageUnreadable` when no path of it
+        can be decoded any more."""
+        if self._last is not None and self._last.image_id == image_id:
+            return self._last
+        fmt = image_formats(self._conn, [image_id]).get(image_id)
+        reasons = []
+        for path in self.paths(image_id):
+            if not Path(path).is_file():
+                reasons.append(f"{path}: missing")
+                continue
+            try:
+                self._last = decode_for_detection(
+                    Path(path), fmt or "JPEG", image_id=image_id, long_edge=self._long_edge,
+                    max_pixels=self._max_pixels)
+                return self._last
+            except ImageUnreadable as exc:
+                reasons.append(f"{path}: {exc}")
+        why = "; ".join(reasons) or "no path"
+        raise ImageUnreadable(f"image {image_id} cannot be read ({why})")
+
+
+def square_crop(image: DecodedImage, bbox: Box, pad: float, size: int) -> NDArray[np.uint8]:
+    """A ``size``×``size`` crop centred on the face box (original pixels), its side
+    ``(1 + 2·pad)`` times the box's long edge; outside the photo is black."""
+    x1, y1, x2, y2 = (v / image.scale for v in bbox)
+    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * pad)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    k = size / max(side, 1e-6)
+    matrix = np.array([[k, 0.0, size / 2.0 - k * cx], [0.0, k, size / 2.0 - k * cy]])
+    interpolation = cv2.INTER_AREA if k < 1.0 else cv2.INTER_CUBIC
+    crop = cv2.warpAffine(image.rgb, matrix, (size, size), flags=interpolation,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return np.asarray(crop, np.uint8)

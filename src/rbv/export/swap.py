@@ -1,0 +1,309 @@
+"""``export-swap``: per identity, ranked single-face PNG crops and ``.fsz`` bundles for
+face-swap tools (roop-unleashed loads a ``.fsz``: a plain zip of ``0.png, 1.png, …``
+and averages every face it finds in them, hence one face per PNG).
+
+Per faceset of a refine manifest: tight outlier gate → faces with short edge ≥
+``min_face`` → visual duplicates collapsed (photos whose perceptual hashes are within
+``dup_bits``; the best-scoring face stays) → rank by the composite score → square crop
+(pad, out size) → re-detect: exactly one face, else a tighter crop is tried once and
+the face is dropped if that still shows more or fewer than one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from rbv.cluster.knn import normalize
+from rbv.cluster.refine import reject_outliers
+from rbv.errors import ConfigError, ImageUnreadable
+from rbv.export.dedup import (
+    DedupParams,
+    FaceOverlay,
+    face_agreement,
+    group_pairs,
+    hash_new_images,
+    near_pairs,
+)
+from rbv.export.pixels import PhotoSource, square_crop
+from rbv.faces.detection import FaceDetector
+from rbv.faces.pose import size_score
+from rbv.jobs.enrich import run_enrich
+from rbv.store import Database
+from rbv.store.facesets import FaceFacts, first_paths, load_face_facts
+from rbv.store.image_hashes import all_hashes
+from rbv.store.pack_lookup import find_pack
+from rbv.store.quality import FaceQuality, quality_of
+
+WEIGHTS = {"frontality": 0.30, "det_score": 0.20, "symmetry": 0.20, "size": 0.15,
+           "sharpness": 0.15}
+TRIM_PAD = 0.2
+"""A crop that shows a second face is retried once this tight around the face."""
+REDETECT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class SwapParams:
+    top: int = 30
+    outlier: float = 0.45
+    pad: float = 0.5
+    size: int = 512
+    min_face: float = 100.0
+    dup_bits: int = 10
+    candidates: bool = False
+    candidate_match: float = 0.55
+    candidate_min_score: float = 0.40
+
+
+def composite_score(q: FaceQuality | None, det_score: float, face_short: float
+                    ) -> dict[str, float]:
+    """The score's components (each in [0, 1]) and ``score`` =
+    0.30·frontality + 0.20·det_score + 0.20·symmetry + 0.15·size + 0.15·sharpness.
+    A face not enriched yet scores 0.5 on the pose terms."""
+    parts = {
+        "frontality": q.frontality if q else 0.5,
+        "det_score": float(min(1.0, max(0.0, det_score))),
+        "symmetry": q.symmetry if q else 0.5,
+        "size": size_score(face_short),
+        "sharpness": q.sharpness if q and q.sharpness is not None else 0.5,
+    }
+    parts = {k: round(float(v), 4) for k, v in parts.items()}
+    parts["score"] = round(sum(WEIGHTS[k] * parts[k] for k in WEIGHTS), 4)
+    return parts
+
+
+@dataclass
+class Ranked:
+    face_id: int
+    image_id: int
+    bbox: tuple[float, float, float, float]
+    parts: dict[str, float]
+    distance: float  # to the identity's centroid
+
+
+@dataclass
+class SetResult:
+    folder: str
+    name: str | None
+    faces_in: int
+    outliers: int = 0
+    too_small: int = 0
+    duplicates: int = 0
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+    written: list[dict[str, Any]] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"faceset": self.folder, "name": self.name, "faces_in": self.faces_in,
+                "outliers": self.outliers, "too_small": self.too_small,
+                "duplicates": self.duplicates, "dropped": len(self.dropped),
+                "written": len(self.written), "candidates": len(self.candidates)}
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the refine manifest {path}: {exc}; run "
+                          "`rbv refine OUT` and pass OUT/refine_manifest.json") from None
+    if not isinstance(manifest, dict) or "facesets" not in manifest:
+        raise ConfigError(f"{path} is not a refine manifest (no 'facesets'); run "
+                          "`rbv refine OUT` and pass OUT/refine_manifest.json")
+    return manifest
+
+
+def near_duplicate_groups(db: Database, pack_name: str, dup_bits: int,
+                          max_pixels: int) -> dict[int, int]:
+    """image id → its near-duplicate group (as ``rbv dedup`` finds them), for images
+    that have near-duplicates."""
+    hash_new_images(db, max_pixels)
+    with db.connect() as conn:
+        ids, hashes = all_hashes(conn)
+    params = DedupParams(strong_bits=dup_bits)
+    agree = face_agreement(db, pack_name, params.face_similarity)
+    groups = group_pairs(near_pairs(ids, hashes, agree, params, FaceOverlay(db, max_pixels)))
+    return {image: g for g, (members, _, _) in enumerate(groups) for image in members}
+
+
+def rank_faces(facts: FaceFacts, quality: dict[int, FaceQuality], params: SwapParams,
+               duplicate_of: dict[int, int]) -> tuple[list[Ranked], dict[str, int]]:
+    """Gate, collapse duplicates and rank one identity's faces (best first)."""
+    counts = {"outliers": 0, "too_small": 0, "duplicates": 0}
+    if len(facts) == 0:
+        return [], counts
+    x = normalize(facts.embeddings)
+    keep = reject_outliers(x, params.outlier)
+    counts["outliers"] = int((~keep).sum())
+    centre = normalize(x[keep].mean(axis=0, keepdims=True))[0] if keep.any() else x[0]
+    ranked = []
+    for i in np.flatnonzero(keep).tolist():
+        if facts.face_short[i] < params.min_face:
+            counts["too_small"] += 1
+            continue
+        fid = int(facts.ids[i])
+        ranked.append(Ranked(fid, int(facts.image_ids[i]),
+                             tuple(float(v) for v in facts.boxes[i]),  # type: ignore[arg-type]
+                             composite_score(quality.get(fid), float(facts.det_score[i]),
+                                             float(facts.face_short[i])),
+                             round(float(1.0 - x[i] @ centre), 4)))
+    ranked.sort(key=lambda r: (-r.parts["score"], r.face_id))
+    unique: list[Ranked] = []
+    seen: set[int] = set()
+    for r in ranked:  # best first, so the kept face of a duplicate group is its best
+        group = duplicate_of.get(r.image_id)
+        if group is not None and group in seen:
+            counts["duplicates"] += 1
+            continue
+        if group is not None:
+            seen.add(group)
+        unique.append(r)
+    return unique, counts
+
+
+def single_face_crop(image: Any, bbox: tuple[float, float, float, float], params: SwapParams,
+                     detector: FaceDetector) -> tuple[NDArray[np.uint8] | None, str]:
+    """The crop if the detector finds exactly one face in it (trying a tighter crop
+    once when it finds more), with what happened: ok | trimmed | no face | N faces."""
+    for pad, outcome in ((params.pad, "ok"), (min(params.pad, TRIM_PAD), "trimmed")):
+        crop = square_crop(image, bbox, pad, params.size)
+        found = len(detector.detect(crop, REDETECT_THRESHOLD))
+        if found == 1:
+            return crop, outcome
+        if found == 0:
+            return None, "no face"
+        if pad <= TRIM_PAD:
+            break
+    return None, f"{found} faces"
+
+
+def export_swap(db: Database, manifest_path: Path, out: Path, detector: FaceDetector,
+                params: SwapParams, *, max_pixels: int = 200_000_000,
+                advance: Callable[[int], None] = lambda n: None) -> list[SetResult]:
+    """Write every faceset of the manifest under ``out`` (see the module doc)."""
+    manifest = read_manifest(manifest_path)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "_candidates", ignore_errors=True)  # a re-run replaces them
+    with db.connect() as conn:
+        pack = find_pack(conn, manifest.get("pack"), sole_fallback=True)
+    run_enrich(db, pack.name)  # quality of faces indexed since the last `rbv enrich`
+    results: list[SetResult] = []
+    centroids: list[tuple[SetResult, NDArray[np.float32]]] = []
+    listed: set[int] = set()
+    duplicate_of = near_duplicate_groups(db, pack.name, params.dup_bits, max_pixels)
+    with db.connect() as conn:
+        source = PhotoSource(conn, max_pixels)
+        for fs in manifest["facesets"]:
+            ids = [int(f["id"]) for f in fs["faces"]]
+            listed.update(ids)
+            facts = load_face_facts(conn, pack, face_ids=ids, skip_hidden=False)
+            result = SetResult(fs["folder"], fs.get("name"), len(facts))
+            ranked, counts = rank_faces(facts, quality_of(conn, ids), params, duplicate_of)
+            result.outliers, result.too_small = counts["outliers"], counts["too_small"]
+            result.duplicates = counts["duplicates"]
+            _write_set(out / fs["folder"], ranked, result, source, detector, params, advance)
+            if len(facts):
+                centroids.append((result, normalize(facts.embeddings).mean(axis=0)))
+            results.append(result)
+        if params.candidates and centroids:
+            _rescue(conn, pack, out, listed, centroids, source, detector, params)
+        paths = first_paths(conn, [int(w["image_id"]) for r in results
+                                   for w in r.written + r.candidates])
+    for r in results:
+        for w in r.written + r.candidates:
+            w["path"] = paths.get(int(w["image_id"]))
+        folder = out / r.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "manifest.json").write_text(json.dumps(
+            {**r.summary(), "faces": r.written, "dropped_faces": r.dropped,
+             "candidates": r.candidates, "weights": WEIGHTS}, indent=2) + "\n")
+    (out / "manifest.json").write_text(json.dumps(
+        {"pack": pack.name, "refine_manifest": str(manifest_path),
+         "params": params.__dict__, "weights": WEIGHTS,
+         "facesets": [r.summary() | {"top": f"{r.folder}/{r.folder}_top{params.top}.fsz",
+                                     "all": f"{r.folder}/{r.folder}_all.fsz"}
+                      for r in results]}, indent=2) + "\n")
+    return results
+
+
+def _write_set(folder: Path, ranked: Sequence[Ranked], result: SetResult, source: PhotoSource,
+               detector: FaceDetector, params: SwapParams,
+               advance: Callable[[int], None]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    files: list[Path] = []
+    for r in ranked:
+        advance(1)
+        try:
+            image = source.load(r.image_id)
+        except ImageUnreadable as exc:
+            result.dropped.append({"face_id": r.face_id, "reason": str(exc)})
+            continue
+        crop, outcome = single_face_crop(image, r.bbox, params, detector)
+        if crop is None:
+            result.dropped.append({"face_id": r.face_id, "reason": outcome})
+            continue
+        path = folder / f"{len(files)}.png"
+        Image.fromarray(crop).save(path)
+        files.append(path)
+        result.written.append({"rank": len(files) - 1, "file": path.name, "face_id": r.face_id,
+                               "image_id": r.image_id, "distance": r.distance,
+                               "crop": outcome, **r.parts})
+    _zip(folder / f"{result.folder}_top{params.top}.fsz", files[:params.top])
+    _zip(folder / f"{result.folder}_all.fsz", files)
+
+
+def _zip(path: Path, files: Sequence[Path]) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for i, f in enumerate(files):
+            z.write(f, f"{i}.png")
+
+
+def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
+            centroids: list[tuple[SetResult, NDArray[np.float32]]], source: PhotoSource,
+            detector: FaceDetector, params: SwapParams) -> None:
+    """Faces in no faceset that match an identity within ``candidate_match`` and score
+    at least ``candidate_min_score`` → ``out/_candidates/<faceset>/`` for review."""
+    others = load_face_facts(conn, pack)
+    rows = np.array([i for i, f in enumerate(others.ids.tolist()) if f not in listed], np.int64)
+    if len(rows) == 0:
+        return
+    others = others.take(rows)
+    cents = normalize(np.stack([c for _, c in centroids]))
+    dist = 1.0 - normalize(others.embeddings) @ cents.T
+    best = dist.argmin(axis=1)
+    quality = quality_of(conn, others.ids.tolist())
+    for i in range(len(others)):
+        j = int(best[i])
+        if dist[i, j] > params.candidate_match or others.face_short[i] < params.min_face:
+            continue
+        fid = int(others.ids[i])
+        parts = composite_score(quality.get(fid), float(others.det_score[i]),
+                                float(others.face_short[i]))
+        if parts["score"] < params.candidate_min_score:
+            continue
+        result = centroids[j][0]
+        try:
+            image = source.load(int(others.image_ids[i]))
+        except ImageUnreadable:
+            continue
+        crop, outcome = single_face_crop(image, tuple(float(v) for v in others.boxes[i]),  # type: ignore[arg-type]
+                                         params, detector)
+        if crop is None:
+            continue
+        folder = out / "_candidates" / result.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(crop).save(folder / f"face_{fid}.png")
+        result.candidates.append({"file": f"_candidates/{result.folder}/face_{fid}.png",
+                                  "face_id": fid, "image_id": int(others.image_ids[i]),
+                                  "distance": round(float(dist[i, j]), 4), "crop": outcome,
+                                  **parts})

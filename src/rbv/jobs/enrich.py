@@ -1,0 +1,133 @@
+"""``enrich``: per-face quality inputs (pose, frontality, symmetry, sharpness, size).
+
+Incremental like ``index``: only faces without a ``face_quality`` row are scored. With
+only the detector's 5 landmarks (any pack) the scores are computed from stored columns,
+without decoding photos (method ``5pt``). Where the pack folder holds InsightFace's
+``2d106det.onnx`` / ``1k3d68.onnx``, photos are decoded, the 106/68 landmarks stored
+and the pose taken from the 3-D model (method ``3d68``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rbv.errors import ImageUnreadable, ModelPackError
+from rbv.export.pixels import PhotoSource
+from rbv.faces.landmarks import LandmarkModel, pose_from_68
+from rbv.faces.packs import DEFAULT_INSIGHTFACE_ROOT, ModelRole, load_pack
+from rbv.faces.pose import pose_from_5_points, pose_from_angles, sharpness
+from rbv.faces.sessions import open_session
+from rbv.store import Database
+from rbv.store.pack_lookup import find_pack
+from rbv.store.quality import FaceGeometry, FaceQuality, faces_to_enrich, save_quality
+
+BATCH = 2_000
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EnrichSummary:
+    pack: str
+    faces: int = 0
+    methods: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    dense_models: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"pack": self.pack, "faces": self.faces, "methods": self.methods,
+                "failed": self.failed, "dense_models": self.dense_models}
+
+
+def score_5pt(face: FaceGeometry, pack_id: int) -> FaceQuality:
+    """Quality of a face from its stored box, 5 landmarks and blur."""
+    x1, y1, x2, y2 = face.bbox
+    short = float(min(x2 - x1, y2 - y1))
+    if face.landmarks is not None and len(face.landmarks) >= 10:
+        pose = pose_from_5_points(np.asarray(face.landmarks[:10]))
+        angles: tuple[float | None, float | None, float | None] = (pose.yaw, pose.pitch,
+                                                                   pose.roll)
+        front, sym = pose.frontality, pose.symmetry
+    else:  # a face from a server that sent no landmarks: nothing to judge pose by
+        angles, front, sym = (None, None, None), 0.5, 0.5
+    return FaceQuality(face.id, pack_id, "5pt", *angles, front, sym, sharpness(face.blur),
+                       short)
+
+
+def dense_models(pack: str, insightface_root: Path = DEFAULT_INSIGHTFACE_ROOT
+                 ) -> dict[ModelRole, LandmarkModel]:
+    """The pack's 2d106/3d68 landmark models, if its folder is here and has them."""
+    here = Path(pack).expanduser()
+    if not here.is_dir():
+        here = insightface_root.expanduser() / "models" / pack
+        if not here.is_dir():
+            return {}
+    try:
+        loaded = load_pack(str(here))
+    except ModelPackError:
+        return {}
+    out: dict[ModelRole, LandmarkModel] = {}
+    for role, points in ((ModelRole.LANDMARK_2D106, 106), (ModelRole.LANDMARK_3D68, 68)):
+        model = loaded.models.get(role)
+        if model is not None:
+            session = open_session(model.path, ["CPUExecutionProvider"], name=str(model.path))
+            out[role] = LandmarkModel(session, points, model.graph_normalises_input)
+    return out
+
+
+def run_enrich(db: Database, pack_name: str | None, *, redo: bool = False,
+               models: dict[ModelRole, LandmarkModel] | None = None,
+               max_pixels: int = 200_000_000, progress: Progress = lambda done, total: None,
+               sole_fallback: bool = False) -> EnrichSummary:
+    """Score every face of the pack that has no quality row yet (all with ``redo``)."""
+    with db.connect() as conn:
+        pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
+        todo = faces_to_enrich(conn, pack.id, redo=redo)
+    summary = EnrichSummary(pack.name, dense_models=sorted(m.value for m in models or {}))
+    total = len(todo)
+    for start in range(0, total, BATCH):
+        batch = todo[start:start + BATCH]
+        with db.transaction() as conn:
+            rows = [score_5pt(f, pack.id) for f in batch]
+            if models:
+                rows = _with_dense(PhotoSource(conn, max_pixels), batch, rows, models,
+                                   summary.failed)
+            save_quality(conn, rows)
+        for r in rows:
+            summary.methods[r.method] = summary.methods.get(r.method, 0) + 1
+        summary.faces += len(rows)
+        progress(summary.faces, total)
+    return summary
+
+
+def _with_dense(source: PhotoSource, faces: Sequence[FaceGeometry], rows: list[FaceQuality],
+                models: dict[ModelRole, LandmarkModel], failed: list[str]) -> list[FaceQuality]:
+    out = []
+    for face, row in zip(faces, rows, strict=True):
+        try:
+            image = source.load(face.image_id)
+        except ImageUnreadable as exc:
+            failed.append(str(exc))
+            out.append(row)
+            continue
+        box = tuple(v / image.scale for v in face.bbox)
+        lm106 = lm68 = None
+        method, pose = row.method, None
+        if ModelRole.LANDMARK_2D106 in models:
+            pts = models[ModelRole.LANDMARK_2D106].predict(image.rgb, box)  # type: ignore[arg-type]
+            lm106 = (pts * image.scale).ravel().tolist()
+        if ModelRole.LANDMARK_3D68 in models:
+            pts = models[ModelRole.LANDMARK_3D68].predict(image.rgb, box)  # type: ignore[arg-type]
+            lm68 = (pts * image.scale).ravel().tolist()
+            pitch, yaw, roll = pose_from_68(pts)
+            pose = pose_from_angles(pitch, yaw, roll, np.asarray(face.landmarks or [0.0] * 10))
+            method = "3d68"
+        out.append(FaceQuality(
+            row.face_id, row.pack_id, method,
+            pose.yaw if pose else row.yaw, pose.pitch if pose else row.pitch,
+            pose.roll if pose else row.roll, pose.frontality if pose else row.frontality,
+            row.symmetry, row.sharpness, row.face_short, lm106, lm68))
+    return out
