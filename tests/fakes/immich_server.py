@@ -16,11 +16,12 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.immich_library import FakeAsset
+from tests.fakes.loopback import LoopbackServer
 from tests.fakes.openapi import OpenApi
 
 VERSION = {"major": 1, "minor": 132, "patch": 3}
@@ -42,8 +43,10 @@ class Faults:
     stuck_paging: bool = False  # nextPage keeps naming the page just served
 
 
-class FakeImmich:
+class FakeImmich(LoopbackServer):
     def __init__(self, assets: list[FakeAsset], api_key: str, spec: OpenApi) -> None:
+        super().__init__()
+        self.handler_class = _Handler
         self.assets = {a.id: a for a in assets}
         self.order = [a.id for a in assets]
         self.api_key = api_key
@@ -53,30 +56,6 @@ class FakeImmich:
         self.face_reads: Counter[str] = Counter()
         self.search_bodies: list[dict[str, Any]] = []
         self.responses: list[tuple[str, Any]] = []  # (operation, JSON body) for contracts
-        self.lock = threading.Lock()
-        self.port = 0
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeImmich:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        """Close the listening socket: new connections are refused."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
 
     def restart(self) -> None:
         self.faults.down_after_downloads = None

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import json
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import default as email_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from tests.fakes.loopback import LoopbackServer
 
 
 @dataclass
@@ -32,8 +33,10 @@ class MlFaults:
     malformed: int = 0  # the next N answers are cut-off JSON
 
 
-class FakeInference:
+class FakeInference(LoopbackServer):
     def __init__(self, pack: Path, model: str = "scrfd_sface") -> None:
+        super().__init__()
+        self.handler_class = _Handler
         from rbv.faces.analyzer import load_analyzer
 
         self.model = model
@@ -42,29 +45,6 @@ class FakeInference:
         self.predictions = 0
         self.requests = 0
         self.entries: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self.port = 0
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeInference:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
 
     def predict(self, entries: dict[str, Any], data: bytes) -> dict[str, Any]:
         from rbv.media.decode import decode_for_detection
