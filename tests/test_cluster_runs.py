@@ -178,7 +178,7 @@ def test_dry_run_writes_nothing_and_threshold_comes_from_the_pack(
     url = str(faces_settings.database_url)
     plain = run_cli(cli, "-d", url, "cluster", "--dry-run")
     assert plain.exit_code == 0, plain.output
-    assert "threshold 0.65 (the default (buffalo_l's))" in plain.output
+    assert "threshold 0.65 (buffalo_l's default; calibrate this pack with" in plain.output
     assert "Dry run: nothing was written." in plain.output
     with open_database(faces_settings).transaction() as conn:
         assert conn.execute("SELECT count(*) FROM persons").fetchone() == (0,)

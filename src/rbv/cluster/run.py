@@ -104,7 +104,8 @@ def resolve_threshold(settings: dict[str, Any], method: Method,
     stored = (settings.get("thresholds") or {}).get(method.value)
     if stored is not None:
         return float(stored), "the pack's calibrated value"
-    return DEFAULT_THRESHOLD, "the default (buffalo_l's)"
+    return DEFAULT_THRESHOLD, ("buffalo_l's default; calibrate this pack with "
+                               "`rbv eval --calibrate --store`")
 
 
 def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
