@@ -8,11 +8,7 @@ import numpy as np
 import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.cluster.editing import editing
-from rbv.cluster.eras import EraParams, split_eras
-from rbv.store import persons as store
-from rbv.store.assignments import load_faces
-from rbv.store.packs import PackRow
+from rbv.cluster.eras import EraParams
 
 _D = EraParams()
 
@@ -47,45 +43,24 @@ def eras(
 
         rbv eras 3f2a9c --apply --json
     """
+    from rbv.cluster.editing import split_person_eras
     from rbv.store import open_database
 
     db = open_database(settings_of(ctx, database_url=database))
     params = EraParams(sub_cluster=sub_cluster, anchor_min=anchor_min, attach=attach,
                        year_window=year_window)
-    with editing(db, person) as (conn, pid):
-        pack_id = store.pack_of(conn, pid)
-        row = conn.execute("SELECT id, name, fingerprint, embedding_dim FROM model_packs "
-                           "WHERE id = %s", (pack_id,)).fetchone()
-        assert row is not None
-        faces = load_faces(conn, PackRow(*row), person=pid)
-        taken = dict(conn.execute(
-            "SELECT f.id, extract(year FROM i.taken_at) FROM face_detections f "
-            "JOIN images i ON i.id = f.image_id WHERE f.person_id = %s", (pid,)).fetchall())
-        years = np.array([np.nan if taken.get(int(f)) is None else float(taken[int(f)])
-                          for f in faces.ids.tolist()], np.float64)
-        found = split_eras(faces.embeddings, years, faces.image_ids, params)
-        name_row = conn.execute("SELECT name FROM person_names WHERE person_id = %s",
-                                (pid,)).fetchone()
-        created: list[str] = []
-        anchored = [e for e in found if not e.thin]
-        if apply and len(anchored) > 1:
-            thin_rows = [r for e in found if e.thin for r in e.rows]
-            groups = [[int(faces.ids[r]) for r in anchored[0].rows + thin_rows]]
-            groups += [[int(faces.ids[r]) for r in e.rows] for e in anchored[1:]]
-            new_ids = store.assign_split(conn, groups, pid, pack_id)
-            for era, new in zip(anchored[1:], new_ids, strict=True):
-                label = f"{era.first_year}–{era.last_year}" if era.first_year else "era"
-                store.set_name(conn, new, f"{name_row[0] if name_row else 'person'} ({label})")
-                created.append(str(new))
-    document = {"person": str(pid), "faces": len(faces), "faces_with_year":
-                int((~np.isnan(years)).sum()), "applied": bool(created),
-                "new_persons": created, "eras": [e.as_dict(faces.ids) for e in found]}
+    result = split_person_eras(db, person, params, apply=apply)
+    pid, created = result.person, [str(p) for p in result.new_persons]
+    face_ids = np.array(result.face_ids, np.int64)
+    document = {"person": str(pid), "faces": len(result.face_ids), "faces_with_year":
+                sum(y is not None for y in result.years), "applied": bool(created),
+                "new_persons": created, "eras": [e.as_dict(face_ids) for e in result.eras]}
     if as_json:
         print_json(document)
         return
-    typer.echo(f"Person {pid}: {len(faces)} faces, {document['faces_with_year']} with an "
-               "EXIF year.")
-    for i, e in enumerate(found, 1):
+    typer.echo(f"Person {pid}: {len(result.face_ids)} faces, "
+               f"{document['faces_with_year']} with an EXIF year.")
+    for i, e in enumerate(result.eras, 1):
         years_text = (f"{e.first_year}–{e.last_year} (mostly {e.dominant_year})"
                       if e.first_year else "no year")
         typer.echo(f"  era {i}: {len(e.rows):>4} faces, {years_text}"

@@ -13,7 +13,7 @@ from rbv.errors import ConfigError
 from rbv.export.contact_sheet import SheetFace, write_sheet
 from rbv.store import open_database
 from rbv.store.facesets import face_boxes, faceset_faces, pack_of_faceset
-from rbv.store.persons import faces_of, resolve_person
+from rbv.store.persons import faces_of, name_of, resolve_person
 
 _FACESET = re.compile(r"^faceset_(\d+)$")
 
@@ -57,9 +57,7 @@ def show(
         else:
             person = resolve_person(conn, target)
             ids = [f.id for f in faces_of(conn, person, limit)]
-            name = conn.execute("SELECT name FROM person_names WHERE person_id = %s",
-                                (person,)).fetchone()
-            title = f"{name[0] if name else person}: {len(ids)} faces"
+            title = f"{name_of(conn, person) or person}: {len(ids)} faces"
         faces = [SheetFace(f, i, b) for f, i, b in face_boxes(conn, ids)]
     if not faces:
         raise ConfigError(f"{target} has no faces to show")

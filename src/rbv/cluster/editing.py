@@ -11,6 +11,7 @@ import numpy as np
 import psycopg
 
 from rbv.cluster.constraints import Constraints
+from rbv.cluster.eras import Era, EraParams, split_eras
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.run import resolve_threshold
 from rbv.errors import PersonNotFound
@@ -18,8 +19,7 @@ from rbv.store import persons as store
 from rbv.store.assignments import load_faces
 from rbv.store.connection import Database
 from rbv.store.locks import person_lock
-from rbv.store.pack_lookup import pack_settings
-from rbv.store.packs import PackRow
+from rbv.store.pack_lookup import pack_row, pack_settings
 
 SPLIT_STEP = 0.1
 """``persons split`` re-clusters this much stricter than the pack's threshold."""
@@ -92,10 +92,7 @@ def split(db: Database, ref: str, threshold: float | None = None,
     name), the others become new persons. The result is manual, so it stays."""
     with editing(db, ref) as (conn, person):
         pack_id = store.pack_of(conn, person)
-        row = conn.execute("SELECT id, name, fingerprint, embedding_dim FROM model_packs "
-                           "WHERE id = %s", (pack_id,)).fetchone()
-        assert row is not None  # persons.pack_id references model_packs
-        pack = PackRow(*row)
+        pack = pack_row(conn, pack_id)
         if threshold is None:
             base, _ = resolve_threshold(pack_settings(conn, pack_id), Method.connected, None)
             threshold = min(0.95, base + SPLIT_STEP)
@@ -109,3 +106,38 @@ def split(db: Database, ref: str, threshold: float | None = None,
         groups = [faces.ids[labels == g].tolist() for g in order.tolist()]
         created = store.assign_split(conn, groups, person, pack_id) if len(groups) > 1 else []
         return SplitResult(person, len(groups[0]), created, sizes[order].tolist(), threshold)
+
+
+@dataclass(frozen=True)
+class EraSplit:
+    person: uuid.UUID
+    face_ids: list[int]
+    years: list[float | None]  # row-aligned with face_ids
+    eras: list[Era]
+    new_persons: list[uuid.UUID]
+
+
+def split_person_eras(db: Database, ref: str, params: EraParams, *,
+                      apply: bool = False) -> EraSplit:
+    """Find a person's age eras by EXIF year; with ``apply``, every anchored era after
+    the first becomes a new person named "NAME (YEAR–YEAR)" (thin fragments stay)."""
+    with editing(db, ref) as (conn, person):
+        pack_id = store.pack_of(conn, person)
+        faces = load_faces(conn, pack_row(conn, pack_id), person=person)
+        taken = store.face_years(conn, person)
+        years = np.array([np.nan if taken.get(f) is None else taken[f]
+                          for f in faces.ids.tolist()], np.float64)
+        found = split_eras(faces.embeddings, years, faces.image_ids, params)
+        anchored = [e for e in found if not e.thin]
+        created: list[uuid.UUID] = []
+        if apply and len(anchored) > 1:
+            thin_rows = [r for e in found if e.thin for r in e.rows]
+            groups = [[int(faces.ids[r]) for r in anchored[0].rows + thin_rows]]
+            groups += [[int(faces.ids[r]) for r in e.rows] for e in anchored[1:]]
+            created = store.assign_split(conn, groups, person, pack_id)
+            base = store.name_of(conn, person) or "person"
+            for era, new in zip(anchored[1:], created, strict=True):
+                label = f"{era.first_year}–{era.last_year}" if era.first_year else "era"
+                store.set_name(conn, new, f"{base} ({label})")
+    return EraSplit(person, faces.ids.tolist(),
+                    [None if np.isnan(y) else float(y) for y in years], found, created)

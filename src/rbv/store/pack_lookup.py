@@ -33,6 +33,15 @@ def find_pack(conn: psycopg.Connection, name_or_path: str | None, *,
     raise PackNotFound(f"{wanted} in this database (packs: {known}); pass --model-pack NAME")
 
 
+def pack_row(conn: psycopg.Connection, pack_id: int) -> PackRow:
+    """The registered pack with this id (persons and faces reference it, so it exists)."""
+    row = conn.execute("SELECT id, name, fingerprint, embedding_dim FROM model_packs "
+                       "WHERE id = %s", (pack_id,)).fetchone()
+    if row is None:
+        raise PackNotFound(f"no model pack with id {pack_id} in this database")
+    return PackRow(*row)
+
+
 def pack_settings(conn: psycopg.Connection, pack_id: int) -> dict[str, Any]:
     """The pack's stored settings (calibrated thresholds etc.)."""
     row = conn.execute("SELECT settings FROM model_packs WHERE id = %s", (pack_id,)).fetchone()

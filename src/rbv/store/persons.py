@@ -88,6 +88,20 @@ def pack_of(conn: psycopg.Connection, person: uuid.UUID) -> int:
     return int(row[0])
 
 
+def name_of(conn: psycopg.Connection, person: uuid.UUID) -> str | None:
+    """The person's name, or None when unnamed."""
+    row = conn.execute("SELECT name FROM person_names WHERE person_id = %s",
+                       (person,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def face_years(conn: psycopg.Connection, person: uuid.UUID) -> dict[int, float | None]:
+    """Face id → EXIF year of its photo (None where the photo has no date)."""
+    return {int(f): None if y is None else float(y) for f, y in conn.execute(
+        "SELECT f.id, extract(year FROM i.taken_at) FROM face_detections f "
+        "JOIN images i ON i.id = f.image_id WHERE f.person_id = %s", (person,))}
+
+
 def set_name(conn: psycopg.Connection, person: uuid.UUID, name: str) -> None:
     """Name (or rename) a person."""
     if not name.strip():
