@@ -13,19 +13,17 @@ face against the full run's time per face.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cluster import THRESHOLD, _size, synthetic  # noqa: E402
-from rbv.cluster.run import ClusterOptions, cluster_pack  # noqa: E402
-from rbv.config import Settings  # noqa: E402
-from rbv.store import open_database  # noqa: E402
-from rbv.store.faces import NewFace, insert_faces  # noqa: E402
-from rbv.store.migrations import apply_pending  # noqa: E402
-from rbv.store.packs import ensure_pack_index, register_pack  # noqa: E402
+from bench_cluster import THRESHOLD, _size, synthetic
+from rbv.config import Settings
+from rbv.jobs.cluster import ClusterOptions, cluster_pack
+from rbv.store import open_database
+from rbv.store.faces import NewFace, insert_faces
+from rbv.store.migrations import apply_pending
+from rbv.store.packs import ensure_pack_index, register_pack
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ and prints images/s, faces/s and the ratios b/a and b/c.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,16 +33,15 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
+from rbv.faces.analyzer import LocalFaceAnalyzer, load_analyzer
+from rbv.faces.detection import prepare_input
+from rbv.faces.packs import load_pack
+from rbv.faces.recognition import to_blob
+from rbv.faces.sessions import default_threads
+from rbv.media.types import DecodedImage
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT / "src"))
-
-from rbv.faces.analyzer import LocalFaceAnalyzer, load_analyzer  # noqa: E402
-from rbv.faces.detection import prepare_input  # noqa: E402
-from rbv.faces.packs import load_pack  # noqa: E402
-from rbv.faces.recognition import to_blob  # noqa: E402
-from rbv.faces.sessions import default_threads  # noqa: E402
-from rbv.media.types import DecodedImage  # noqa: E402
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff", ".bmp"}
 

@@ -1,34 +1,32 @@
 """immich-stage throughput: 1 worker (baseline) vs 8 workers, same process, same
 library, against the fake Immich server with a simulated network round trip.
 
-    uv run python scripts/immich_stage_bench.py [--rtt-ms 30]
+    uv run python scripts/immich_stage_bench.py [--rtt-ms 30] [--shared ../shared]
 
 Prints assets/s and MB/s for each and the speed-up ratio. The library is the ~212-asset
-test library built from ../shared/data (real photos, real detector boxes).
+test library built from ../shared/data (real photos, real detector boxes), served by
+``rbv.testing``'s fake Immich with Immich's OpenAPI document from ../shared/immich.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rbv.immich.client import ImmichClient
+from rbv.immich.stage import StageOptions, stage_library
+from rbv.testing.immich_library import build_library
+from rbv.testing.immich_server import FakeImmich
+from rbv.testing.openapi import OpenApi
 
-from tests.conftest import IMMICH_KEY, IMMICH_SPEC, PACK, SHARED  # noqa: E402
-from tests.fakes.immich_library import build_library  # noqa: E402
-from tests.fakes.immich_server import FakeImmich  # noqa: E402
-from tests.fakes.openapi import OpenApi  # noqa: E402
-
-from rbv.immich.client import ImmichClient  # noqa: E402
-from rbv.immich.stage import StageOptions, stage_library  # noqa: E402
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+API_KEY = "rbv-bench-key"  # what the fake server expects and the client sends
 
 
 def run(server: FakeImmich, workers: int) -> tuple[float, int, int]:
-    with tempfile.TemporaryDirectory() as tmp, ImmichClient(server.url, IMMICH_KEY) as client:
+    with tempfile.TemporaryDirectory() as tmp, ImmichClient(server.url, API_KEY) as client:
         server.downloads.clear()
         started = time.perf_counter()
         summary = stage_library(client, None, StageOptions(Path(tmp), workers=workers,
@@ -39,11 +37,23 @@ def run(server: FakeImmich, workers: int) -> tuple[float, int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rtt-ms", type=float, default=30.0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rtt-ms", type=float, default=30.0,
+                        help="simulated network round trip added to every answer")
+    parser.add_argument("--shared", type=Path, default=SHARED,
+                        help="the shared folder with data/faces, data/misc, models/ and "
+                        f"immich/ (default: {SHARED})")
+    parser.add_argument("--pack", type=Path, default=None,
+                        help="model pack whose detector finds the library's face boxes "
+                        "(default: SHARED/models/scrfd_sface)")
+    parser.add_argument("--spec", type=Path, default=None,
+                        help="Immich's OpenAPI document "
+                        "(default: SHARED/immich/immich-openapi-specs.json)")
     args = parser.parse_args()
-    library = build_library(SHARED, PACK)
-    server = FakeImmich(library, IMMICH_KEY, OpenApi(IMMICH_SPEC)).start()
+    pack = args.pack or args.shared / "models" / "scrfd_sface"
+    spec = args.spec or args.shared / "immich" / "immich-openapi-specs.json"
+    library = build_library(args.shared, pack)
+    server = FakeImmich(library, API_KEY, OpenApi(spec)).start()
     server.faults.delay_s = args.rtt_ms / 1000
     try:
         results = {w: run(server, w) for w in (1, 8)}

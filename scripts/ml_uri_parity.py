@@ -6,34 +6,39 @@ process, and prints: faces found by each, the largest box and embedding differen
 and the remote/local time ratio (the protocol's overhead: multipart upload, JSON
 embeddings as strings, a second decode on the server).
 
-    uv run python scripts/ml_uri_parity.py
+    uv run python scripts/ml_uri_parity.py [--faces ../shared/data/faces]
+        [--pack ../shared/models/scrfd_sface]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rbv.faces.analyzer import load_analyzer
+from rbv.media.decode import decode_for_detection
+from rbv.media.sniff import sniff_format
+from rbv.mlapi.client import RemoteFaceAnalyzer
+from rbv.testing.ml_server import FakeInference
 
-from tests.conftest import FACES, PACK  # noqa: E402
-from tests.fakes.ml_server import FakeInference  # noqa: E402
-
-from rbv.faces.analyzer import load_analyzer  # noqa: E402
-from rbv.media.decode import decode_for_detection  # noqa: E402
-from rbv.media.sniff import sniff_format  # noqa: E402
-from rbv.mlapi.client import RemoteFaceAnalyzer  # noqa: E402
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def main() -> None:
-    local = load_analyzer(str(PACK), device="cpu")
-    server = FakeInference(PACK).start()
-    remote = RemoteFaceAnalyzer(server.url, "scrfd_sface")
-    paths = sorted(p for p in FACES.rglob("*") if p.is_file() and p.suffix != ".csv")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faces", type=Path, default=SHARED / "data" / "faces",
+                        help="folder of photos (searched recursively; .csv files skipped)")
+    parser.add_argument("--pack", type=Path, default=SHARED / "models" / "scrfd_sface",
+                        help="model pack run locally and by the fake server; its folder "
+                        "name is the model name the client asks for")
+    args = parser.parse_args()
+    local = load_analyzer(str(args.pack), device="cpu")
+    server = FakeInference(args.pack, model=args.pack.name).start()
+    remote = RemoteFaceAnalyzer(server.url, args.pack.name)
+    paths = sorted(p for p in args.faces.rglob("*") if p.is_file() and p.suffix != ".csv")
     images = []
     for i, path in enumerate(paths):
         fmt = sniff_format(path.read_bytes()[:32])

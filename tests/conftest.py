@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,7 +120,25 @@ def faces_settings(pg_server: PasswordServer, faces_template: str, tmp_path: Pat
                     model_pack="scrfd_sface")
 
 
-# -- immich-stage / --ml-uri: local fake servers (tests/fakes) -------------------------
+# --- import-folders: the identity folders of data/faces as named persons ---------------
+
+FOLDER_IDENTITIES = [*CLUSTER_IDENTITIES, "Joe_Biden", "Kit_Harington", "Rose_Leslie"]
+FOLDER_MIXED = ["fr_obama_and_biden.jpg", "fr_kit_with_rose.jpg", "deepface_couple.jpg"]
+
+
+def import_folders(cli, settings: Settings, *extra: str) -> dict:  # type: ignore[no-untyped-def]
+    """`rbv import-folders --json` of FOLDER_IDENTITIES (FOLDER_MIXED as group photos)."""
+    args = ["-d", str(settings.database_url), "import-folders",
+            *(str(FACES / name) for name in FOLDER_IDENTITIES), "--model-pack", str(PACK),
+            "--json"]
+    for photo in FOLDER_MIXED:
+        args += ["--mixed", str(MISC / photo)]
+    result = run_cli(cli, *args, *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# -- immich-stage / --ml-uri: local fake servers (rbv.testing) -------------------------
 
 IMMICH_SPEC = SHARED / "immich" / "immich-openapi-specs.json"
 IMMICH_KEY = "rbv-test-key-5f3c9a71e2d84b06aa0c"  # a secret: must never appear in output
@@ -127,7 +146,7 @@ IMMICH_KEY = "rbv-test-key-5f3c9a71e2d84b06aa0c"  # a secret: must never appear 
 
 @pytest.fixture(scope="session")
 def immich_spec():  # type: ignore[no-untyped-def]
-    from tests.fakes.openapi import OpenApi
+    from rbv.testing.openapi import OpenApi
 
     return OpenApi(IMMICH_SPEC)
 
@@ -135,14 +154,14 @@ def immich_spec():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def immich_library():  # type: ignore[no-untyped-def]
     """~214 real-photo assets with real detector face boxes (built once, ~15 s)."""
-    from tests.fakes.immich_library import build_library
+    from rbv.testing.immich_library import build_library
 
     return build_library(SHARED, PACK)
 
 
 @pytest.fixture
 def fake_immich(immich_library, immich_spec):  # type: ignore[no-untyped-def]
-    from tests.fakes.immich_server import FakeImmich
+    from rbv.testing.immich_server import FakeImmich
 
     server = FakeImmich(immich_library, IMMICH_KEY, immich_spec).start()
     yield server
@@ -151,7 +170,7 @@ def fake_immich(immich_library, immich_spec):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def _inference_server():  # type: ignore[no-untyped-def]
-    from tests.fakes.ml_server import FakeInference
+    from rbv.testing.ml_server import FakeInference
 
     server = FakeInference(PACK).start()
     yield server
@@ -161,7 +180,7 @@ def _inference_server():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def fake_ml(_inference_server):  # type: ignore[no-untyped-def]
     """The fake Immich-ML server (real detections from PACK), with faults reset."""
-    from tests.fakes.ml_server import MlFaults
+    from rbv.testing.ml_server import MlFaults
 
     if _inference_server._server is None:
         _inference_server.start()

@@ -235,8 +235,8 @@ def test_api_key_appears_in_no_output_log_or_state(cli, settings, fake_immich,
 
 def test_stage_then_index_catalogues_and_embeds_the_staged_files(
         cli, settings, immich_library, immich_spec, tmp_path: Path) -> None:
+    from rbv.testing.immich_server import FakeImmich
     from tests.conftest import PACK
-    from tests.fakes.immich_server import FakeImmich
 
     big = [a for a in immich_library if a.truth == "big_face"][:6]
     small = [a for a in immich_library if a.truth == "small_face"][:2]

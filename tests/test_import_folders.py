@@ -1,28 +1,12 @@
 """`rbv import-folders` on identity folders of data/faces: named persons, bystanders
-dropped, group photos routed to every known person in them, re-runs idempotent; and
-`rbv eras` on a real person."""
+dropped, group photos routed to every known person in them, re-runs idempotent."""
 
 from __future__ import annotations
-
-import json
 
 import psycopg
 
 from rbv.config import Settings
-from tests.conftest import CLUSTER_IDENTITIES, FACES, MISC, PACK, run_cli
-
-IDENTITIES = [*CLUSTER_IDENTITIES, "Joe_Biden", "Kit_Harington", "Rose_Leslie"]
-MIXED = ["fr_obama_and_biden.jpg", "fr_kit_with_rose.jpg", "deepface_couple.jpg"]
-
-
-def _import(cli, settings: Settings, *extra: str) -> dict:  # type: ignore[no-untyped-def]
-    args = ["-d", str(settings.database_url), "import-folders",
-            *(str(FACES / name) for name in IDENTITIES), "--model-pack", str(PACK), "--json"]
-    for photo in MIXED:
-        args += ["--mixed", str(MISC / photo)]
-    result = run_cli(cli, *args, *extra)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+from tests.conftest import FACES, FOLDER_IDENTITIES, MISC, PACK, import_folders, run_cli
 
 
 def _persons_of(conn: psycopg.Connection, photo: str) -> set[str]:
@@ -35,13 +19,13 @@ def _persons_of(conn: psycopg.Connection, photo: str) -> set[str]:
 def test_import_names_persons_after_folders_and_routes_group_photos(
     cli, faces_settings: Settings
 ) -> None:
-    report = _import(cli, faces_settings)
-    assert sorted(i["name"] for i in report["identities"]) == sorted(IDENTITIES)
+    report = import_folders(cli, faces_settings)
+    assert sorted(i["name"] for i in report["identities"]) == sorted(FOLDER_IDENTITIES)
     with psycopg.connect(str(faces_settings.database_url)) as conn:
         names = dict(conn.execute(
             "SELECT n.name, count(f.id) FROM person_names n JOIN persons p ON p.id = n.person_id "
             "LEFT JOIN face_detections f ON f.person_id = p.id GROUP BY n.name").fetchall())
-        for identity in IDENTITIES:
+        for identity in FOLDER_IDENTITIES:
             photos = [p for p in (FACES / identity).iterdir()]
             # every photo of the folder has its person's face, group photos add more
             assert names[identity] >= len(photos) - 1, (identity, names[identity])
@@ -53,34 +37,11 @@ def test_import_names_persons_after_folders_and_routes_group_photos(
         persons = conn.execute("SELECT count(*) FROM persons").fetchone()[0]
     assert manual == 0  # imported faces are manual: no re-cluster undoes them
 
-    again = _import(cli, faces_settings)
+    again = import_folders(cli, faces_settings)
     assert sum(i["assigned"] for i in again["identities"]) == 0
     assert not any(i["created"] for i in again["identities"])
     with psycopg.connect(str(faces_settings.database_url)) as conn:
         assert conn.execute("SELECT count(*) FROM persons").fetchone()[0] == persons
-
-    eras = run_cli(cli, "-d", str(faces_settings.database_url), "eras", "Angelina_Jolie",
-                   "--anchor-min", "3", "--json")
-    assert eras.exit_code == 0, eras.output
-    doc = json.loads(eras.stdout)
-    assert sum(e["faces"] for e in doc["eras"]) == doc["faces"] == names["Angelina_Jolie"]
-    assert all(e["faces"] >= 3 for e in doc["eras"] if not e["thin"])
-
-    # --apply: every anchored era after the largest becomes a new, named, manual person
-    split = run_cli(cli, "-d", str(faces_settings.database_url), "eras", "Angelina_Jolie",
-                    "--anchor-min", "1", "--sub-cluster", "0.05", "--apply", "--json")
-    assert split.exit_code == 0, split.output
-    applied = json.loads(split.stdout)
-    anchored = [e for e in applied["eras"] if not e["thin"]]
-    assert len(applied["new_persons"]) == len(anchored) - 1 > 0
-    with psycopg.connect(str(faces_settings.database_url)) as conn:
-        after = dict(conn.execute(
-            "SELECT n.name, count(f.id) FROM person_names n JOIN face_detections f "
-            "ON f.person_id = n.person_id WHERE n.name LIKE 'Angelina_Jolie%%' "
-            "GROUP BY n.name").fetchall())
-    assert sum(after.values()) == names["Angelina_Jolie"]  # no face lost
-    assert after["Angelina_Jolie"] == anchored[0]["faces"]
-    assert all(n.startswith("Angelina_Jolie (") for n in after if n != "Angelina_Jolie")
 
 
 def test_import_of_a_missing_folder_is_one_clear_error(cli, faces_settings: Settings,

@@ -11,10 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import psycopg
+from numpy.typing import NDArray
 
 from rbv.config import Settings
 from rbv.faces.analyzer import load_analyzer
@@ -231,18 +233,27 @@ def test_kill_9_during_index_then_rerun_equals_an_uninterrupted_run(
 
 class _WantsBytes:
     """The real analyzer behind the interface of a remote one: it asks for each file's
-    original bytes and has no ``analyze_many``."""
+    original bytes and analyzes one image at a time."""
 
     wants_original_bytes = True
 
     def __init__(self, inner: FaceAnalyzer) -> None:
         self.inner = inner
         self.pack = inner.pack
+        self.providers = ["wrapped"]
+        self.batches = False
+        self.decode_long_edge = inner.decode_long_edge
         self.got_original: list[bool] = []
 
     def analyze(self, image: DecodedImage) -> ImageFaces:
         self.got_original.append(image.data == image.path.read_bytes())
         return self.inner.analyze(image)
+
+    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
+        return [self.analyze(image) for image in images]
+
+    def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
+        return self.inner.count_faces(rgb, min_score)
 
 
 def test_any_face_analyzer_works_and_can_ask_for_original_bytes(

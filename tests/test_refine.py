@@ -1,5 +1,5 @@
-"""`rbv enrich` and `rbv refine` on real faces: the default gates, a faceset tree and
-manifest, and stable numbers after more photos are indexed."""
+"""`rbv refine` on real faces: the default gates, a faceset tree and manifest, and stable
+numbers after more photos are indexed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from rbv.config import Settings
 from rbv.jobs.index import run_index
@@ -29,26 +28,6 @@ def _identity(path: str | None) -> str:
     assert path is not None
     p = Path(path)
     return p.parent.name if p.is_relative_to(FACES) else p.name
-
-
-def test_enrich_scores_every_face_once(cli, faces_settings: Settings) -> None:
-    url = str(faces_settings.database_url)
-    first = run_cli(cli, "-d", url, "enrich", "--json")
-    assert first.exit_code == 0, first.output
-    report = json.loads(first.stdout)
-    with psycopg.connect(url) as conn:
-        faces = conn.execute("SELECT count(*) FROM face_detections").fetchone()[0]
-        rows = conn.execute("SELECT method, frontality, symmetry, sharpness, yaw, face_short, "
-                            "(SELECT least(x2 - x1, y2 - y1) FROM face_detections f "
-                            "WHERE f.id = q.face_id) FROM face_quality q").fetchall()
-    assert report["faces"] == faces == len(rows) > 0
-    assert {r[0] for r in rows} == {"5pt"}  # the test pack has no landmark models
-    for _, front, sym, sharp, yaw, short, box_short in rows:
-        assert 0.0 <= front <= 1.0 and 0.0 <= sym <= 1.0 and 0.0 <= sharp < 1.0
-        assert -90.0 < yaw < 90.0
-        assert short == pytest.approx(box_short)
-    again = json.loads(run_cli(cli, "-d", url, "enrich", "--json").stdout)
-    assert again["faces"] == 0  # incremental: nothing new to score
 
 
 def test_refine_with_the_defaults(cli, faces_settings: Settings, tmp_path: Path) -> None:

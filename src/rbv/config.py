@@ -15,6 +15,7 @@ import platformdirs
 
 from rbv.errors import ConfigError
 from rbv.faces.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MIN_FACE
+from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
 
 ENV_PREFIX = "RBV_"
 
@@ -38,7 +39,7 @@ class Settings:
     connect_timeout_s: int = 10
     # index / embed
     concurrency: int = 4  # decode/IO threads feeding the face analyzer
-    max_image_pixels: int = 200_000_000  # decompression-bomb guard (width × height)
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # decompression-bomb guard (width × height)
     scan_batch_size: int = 16  # images per claimed and committed batch
     max_scan_attempts: int = 5  # a failing image is retried on later runs up to this
     stale_claim_minutes: int = 30  # a claim older than this is presumed dead

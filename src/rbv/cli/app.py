@@ -28,6 +28,7 @@ from rbv.cli import (
     show,
     stats,
 )
+from rbv.cli.common import DatabaseOption
 from rbv.config import Settings
 from rbv.errors import RbvError
 
@@ -68,15 +69,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    database: Annotated[
-        str | None,
-        typer.Option(
-            "--database",
-            "-d",
-            help="PostgreSQL URL. Default: $DATABASE_URL, else the embedded server.",
-            show_default=False,
-        ),
-    ] = None,
+    database: DatabaseOption = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(

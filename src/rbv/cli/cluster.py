@@ -7,18 +7,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cluster.knn import DEFAULT_K
 from rbv.cluster.methods import Method
-from rbv.cluster.run import ClusterOptions, cluster_pack
+from rbv.jobs.cluster import ClusterOptions, cluster_pack
 from rbv.store import open_database
-
-ModelPackOption = Annotated[
-    str | None,
-    typer.Option("--model-pack", help="Which pack's faces (name or folder). Default: "
-                 "$RBV_MODEL_PACK, else buffalo_l, else the database's only pack.",
-                 show_default=False),
-]
 
 
 def cluster(

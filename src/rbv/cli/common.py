@@ -1,15 +1,19 @@
-"""What every command shares: the database option, settings lookup, output helpers."""
+"""What commands share: every option used by more than one command (each defined once,
+its help built from the default it names), settings lookup, output helpers."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from rbv.config import Settings
+from rbv.faces.defaults import DEFAULT_DET_THRESHOLD, DEFAULT_MIN_FACE
 
 DatabaseOption = Annotated[
     str | None,
@@ -21,7 +25,46 @@ DatabaseOption = Annotated[
         show_default=False,
     ),
 ]
+_DEFAULTS = Settings()
+_F = TypeVar("_F", bound=Callable[..., Any])
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document for scripts.")]
+ModelPackOption = Annotated[
+    str | None,
+    typer.Option("--model-pack", help="Model pack, by name (in ~/.insightface/models) or "
+                 "folder: the models a run uses, and whose faces it works on (faces of "
+                 "different packs are never compared). Default: $RBV_MODEL_PACK; else "
+                 "buffalo_l where models run, and the database's only pack where faces are "
+                 "only read.", show_default=False),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option("--device", help="auto | cuda | directml | cpu. Default: $RBV_DEVICE, else "
+                 "auto (CUDA, then DirectML, then CPU).", show_default=False),
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option("--concurrency", "-j", min=1, help="Threads reading and decoding images "
+                 "while faces are analyzed. Default: $RBV_CONCURRENCY, else "
+                 f"{_DEFAULTS.concurrency}.",
+                 show_default=False),
+]
+DetThresholdOption = Annotated[
+    float | None,
+    typer.Option("--det-threshold", min=0.0, max=1.0, help="Minimum face detection score. "
+                 f"Default: $RBV_DET_THRESHOLD, else {DEFAULT_DET_THRESHOLD}.",
+                 show_default=False),
+]
+MinFaceOption = Annotated[
+    int | None,
+    typer.Option("--min-face", min=0, help="Ignore faces whose short edge is smaller (original "
+                 f"pixels). Default: $RBV_MIN_FACE, else {DEFAULT_MIN_FACE}.", show_default=False),
+]
+MlUriOption = Annotated[
+    str | None,
+    typer.Option("--ml-uri", help="Send images to this Immich machine-learning server "
+                 "(POST URL/predict) instead of running models here; the model is "
+                 "--model-pack's name. Default: $RBV_ML_URI.", show_default=False),
+]
 
 
 def settings_of(ctx: typer.Context, **overrides: Any) -> Settings:
@@ -43,3 +86,23 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def help_from(*defaults: Any, **values: Any) -> Callable[[_F], _F]:
+    """Fill the ``{name}`` placeholders of a command's docstring (its ``--help``) from the
+    fields of the dataclass instances ``defaults`` and from ``values``, so a help text
+    never restates a number that is defined elsewhere."""
+    names: dict[str, Any] = {}
+    for d in defaults:
+        names.update(asdict(d))
+    names.update(values)
+
+    def fill(command: _F) -> _F:
+        doc = command.__doc__ or ""
+        for key, value in names.items():
+            doc = doc.replace("{" + key + "}", f"{value:g}" if isinstance(value, float)
+                              else str(value))
+        command.__doc__ = doc
+        return command
+
+    return fill

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.export.dedup import DedupParams, run_dedup
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.jobs.dedup import DedupParams, run_dedup
 from rbv.store import open_database
 
 _D = DedupParams()
@@ -27,9 +27,7 @@ def dedup(
     min_correlation: Annotated[float, typer.Option(min=0.0, max=1.0, help="...line up, "
                                                    "aligned on that face, with this pixel "
                                                    "correlation.")] = _D.min_correlation,
-    model_pack: Annotated[str | None, typer.Option("--model-pack", help="Pack whose faces "
-                                                   "are compared. Default: the only pack.",
-                                                   show_default=False)] = None,
+    model_pack: ModelPackOption = None,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:

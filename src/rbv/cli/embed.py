@@ -6,15 +6,18 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.analyzer_options import (
+from rbv.cli.common import (
     ConcurrencyOption,
+    DatabaseOption,
     DetThresholdOption,
     DeviceOption,
+    JsonOption,
     MinFaceOption,
     MlUriOption,
     ModelPackOption,
+    print_json,
+    settings_of,
 )
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL
 from rbv.jobs.analyzer import load_face_analyzer, load_pack_info, with_inference_workers
@@ -68,7 +71,7 @@ def embed(
         return
     analyzer = load_face_analyzer(settings)
     reporter = ProgressReporter(enabled=not as_json)
-    providers = ", ".join(getattr(analyzer, "providers", [])) or "unknown provider"
+    providers = ", ".join(analyzer.providers) or "unknown provider"
     reporter.errors.print(f"Model pack {analyzer.pack.name} on {providers}", markup=False,
                           highlight=False)
     with reporter:

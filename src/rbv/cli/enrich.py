@@ -8,15 +8,10 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.jobs.enrich import dense_models, run_enrich
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.jobs.analyzer import load_landmark_models
+from rbv.jobs.enrich import run_enrich
 from rbv.store import open_database
-
-ModelPackOption = Annotated[
-    str | None,
-    typer.Option("--model-pack", help="Which pack's faces (name or folder). Default: "
-                 "$RBV_MODEL_PACK, else the database's only pack.", show_default=False),
-]
 
 
 def enrich(
@@ -42,10 +37,10 @@ def enrich(
 
         rbv enrich --model-pack ~/.insightface/models/buffalo_l --redo --json
     """
-    settings = settings_of(ctx, database_url=database)
+    settings = settings_of(ctx, database_url=database, model_pack=model_pack)
     db = open_database(settings)
-    pack = model_pack or settings.model_pack
-    models = dense_models(pack)
+    pack = settings.model_pack
+    models = load_landmark_models(settings)
     console = Console(stderr=True)
     with Progress(console=console, disable=as_json or not console.is_terminal) as bar:
         task = bar.add_task("enrich", total=None)

@@ -7,12 +7,13 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, help_from, print_json, settings_of
 from rbv.cluster.eras import EraParams
 
 _D = EraParams()
 
 
+@help_from(_D)
 def eras(
     ctx: typer.Context,
     person: Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")],
@@ -32,10 +33,10 @@ def eras(
 ) -> None:
     """Split one person into age eras using the photos' EXIF years.
 
-    Sub-clusters at 0.35 cosine distance; those of ≥ 20 faces anchor eras; smaller
-    fragments join the nearest era if its centroid is within 0.40 and its dominant
-    year within ±5; the rest stay apart, marked thin. Years come from the catalogue's
-    EXIF (read once at index time). Without --apply nothing is written.
+    Sub-clusters at {sub_cluster} cosine distance; those of ≥ {anchor_min} faces anchor
+    eras; smaller fragments join the nearest era if its centroid is within {attach} and
+    its dominant year within ±{year_window}; the rest stay apart, marked thin. Years
+    come from the catalogue's EXIF (read once at index time). Without --apply nothing is written.
 
     Examples:
 
@@ -43,7 +44,7 @@ def eras(
 
         rbv eras 3f2a9c --apply --json
     """
-    from rbv.cluster.editing import split_person_eras
+    from rbv.jobs.persons import split_person_eras
     from rbv.store import open_database
 
     db = open_database(settings_of(ctx, database_url=database))

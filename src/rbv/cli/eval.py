@@ -9,12 +9,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rbv.cli.analyzer_options import DeviceOption, ModelPackOption
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import (
+    DatabaseOption,
+    DeviceOption,
+    JsonOption,
+    ModelPackOption,
+    print_json,
+    settings_of,
+)
 from rbv.cli.progress import ProgressReporter
-from rbv.cluster.eval_run import EvalReport, run_eval, scratch_settings, store_thresholds
 from rbv.cluster.evaluation import BASELINE
 from rbv.jobs.analyzer import load_face_analyzer
+from rbv.jobs.eval import EvalReport, run_eval, scratch_settings, store_thresholds
 from rbv.store import open_database
 
 

@@ -10,14 +10,24 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.export.swap import SwapParams, export_swap
-from rbv.faces.analyzer import load_analyzer
+from rbv.cli.common import (
+    DatabaseOption,
+    DeviceOption,
+    JsonOption,
+    MlUriOption,
+    ModelPackOption,
+    help_from,
+    print_json,
+    settings_of,
+)
+from rbv.jobs.analyzer import load_face_analyzer
+from rbv.jobs.export_swap import WEIGHTS, SwapParams, export_swap
 from rbv.store import open_database
 
 _D = SwapParams()
 
 
+@help_from(_D, **{k: f"{v:.2f}" for k, v in WEIGHTS.items()})
 def export_swap_command(
     ctx: typer.Context,
     manifest: Annotated[Path, typer.Argument(help="refine_manifest.json written by "
@@ -42,22 +52,20 @@ def export_swap_command(
     candidate_min_score: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum "
                                                        "composite score of a candidate.")
                                    ] = _D.candidate_min_score,
-    model_pack: Annotated[str | None, typer.Option("--model-pack", help="Pack whose detector "
-                                                   "re-checks every crop (name or folder). "
-                                                   "Default: $RBV_MODEL_PACK, else "
-                                                   "buffalo_l.", show_default=False)] = None,
-    device: Annotated[str | None, typer.Option(help="auto|cuda|directml|cpu",
-                                               show_default=False)] = None,
+    model_pack: ModelPackOption = None,
+    device: DeviceOption = None,
+    ml_uri: MlUriOption = None,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Per identity of a refine manifest: ranked 512×512 single-face PNGs and .fsz bundles.
 
-    For each faceset: tight outlier gate (0.45), visual duplicates collapsed, faces
-    ranked by 0.30·frontality + 0.20·det_score + 0.20·landmark symmetry + 0.15·face
-    size + 0.15·sharpness, square crops (pad 0.5) of faces ≥ 100 px, each re-detected
+    For each faceset: tight outlier gate ({outlier}), visual duplicates collapsed, faces
+    ranked by {frontality}·frontality + {det_score}·det_score + {symmetry}·landmark
+    symmetry + {size}·face size + {sharpness}·sharpness, square crops (pad {pad}) of
+    faces ≥ {min_face} px, each re-detected
     so it holds exactly one face (a crop with a second face is tightened once, else
-    dropped). Writes OUT/<faceset>/0.png, 1.png, … (best first), <faceset>_top30.fsz and
+    dropped). Writes OUT/<faceset>/0.png, 1.png, … (best first), <faceset>_top{top}.fsz and
     <faceset>_all.fsz (zips that roop-unleashed loads), <faceset>/manifest.json and
     OUT/manifest.json. Pose comes from `rbv enrich` (run automatically for new faces).
 
@@ -67,17 +75,17 @@ def export_swap_command(
 
         rbv export-swap out/refine_manifest.json swap --top 20 --candidates --json
     """
-    settings = settings_of(ctx, database_url=database)
+    settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device,
+                           ml_uri=ml_uri)
     db = open_database(settings)
-    analyzer = load_analyzer(model_pack or settings.model_pack,
-                             device=device or settings.device)
+    analyzer = load_face_analyzer(settings)
     params = SwapParams(top=top, outlier=outlier, pad=pad, size=size, min_face=min_face,
                         candidates=candidates, candidate_match=candidate_match,
                         candidate_min_score=candidate_min_score)
     console = Console(stderr=True)
     with Progress(console=console, disable=as_json or not console.is_terminal) as bar:
         task = bar.add_task("cropping", total=None)
-        results = export_swap(db, manifest, out, analyzer.detector, params,
+        results = export_swap(db, manifest, out, analyzer, params,
                               max_pixels=settings.max_image_pixels,
                               advance=lambda n: bar.advance(task, n))
     if as_json:

@@ -10,8 +10,15 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from rbv.cli.analyzer_options import DeviceOption, MlUriOption, ModelPackOption
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import (
+    DatabaseOption,
+    DeviceOption,
+    JsonOption,
+    MlUriOption,
+    ModelPackOption,
+    print_json,
+    settings_of,
+)
 from rbv.cli.progress import ProgressReporter
 from rbv.config import Settings
 from rbv.errors import EXIT_PARTIAL, ConfigError
@@ -19,8 +26,8 @@ from rbv.faces.types import FaceAnalyzer
 from rbv.immich.client import ImmichClient
 from rbv.immich.stage import (
     BREAKER_THRESHOLD,
-    DEFAULT_MIN_FACE,
     DEFAULT_WORKERS,
+    STAGE_MIN_FACE,
     StageOptions,
     StageSummary,
     stage_library,
@@ -40,7 +47,7 @@ def immich_stage(
     = "immich",
     min_face: Annotated[float, typer.Option(
         help="Keep an asset if some face's short edge, in original pixels, is at least this."
-    )] = DEFAULT_MIN_FACE,
+    )] = STAGE_MIN_FACE,
     workers: Annotated[int, typer.Option(help="Concurrent per-asset workers.")]
     = DEFAULT_WORKERS,
     page_size: Annotated[int, typer.Option(help="Assets per search page (1..1000).")] = 1000,

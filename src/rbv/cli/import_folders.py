@@ -9,17 +9,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rbv.cli.analyzer_options import DeviceOption, ModelPackOption
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import (
+    DatabaseOption,
+    DeviceOption,
+    JsonOption,
+    ModelPackOption,
+    help_from,
+    print_json,
+    settings_of,
+)
 from rbv.cli.progress import ProgressReporter
-from rbv.cluster.folder_import import ImportParams, import_folders
 from rbv.jobs.analyzer import load_face_analyzer
+from rbv.jobs.import_folders import ImportParams, import_folders
 from rbv.jobs.index import run_index
 from rbv.store import open_database
 
 _D = ImportParams()
 
 
+@help_from(_D)
 def import_folders_command(
     ctx: typer.Context,
     roots: Annotated[list[Path], typer.Argument(help="Folders whose sub-folders are named "
@@ -50,10 +58,11 @@ def import_folders_command(
     """Create or update one named person per hand-sorted folder.
 
     Each sub-folder of ROOTS is one person, named after the folder. Its faces give
-    the person's centroid in two passes (0.55, then 0.45 cosine distance), so
+    the person's centroid in two passes ({first_pass}, then {second_pass} cosine
+    distance), so
     bystanders in the folder's photos drop out; one face per photo is kept. Faces are
     placed by hand (manual), so `rbv cluster` never undoes them. --mixed photos (group
-    shots) send each face to the nearest identity within 0.45: a photo of two known
+    shots) send each face to the nearest identity within {route}: a photo of two known
     people lands in both. The folders are indexed first (incremental). Re-runs find the
     persons by name and duplicate nothing.
 

@@ -7,15 +7,18 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.analyzer_options import (
+from rbv.cli.common import (
     ConcurrencyOption,
+    DatabaseOption,
     DetThresholdOption,
     DeviceOption,
+    JsonOption,
     MinFaceOption,
     MlUriOption,
     ModelPackOption,
+    print_json,
+    settings_of,
 )
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL
 from rbv.jobs.analyzer import load_face_analyzer, with_inference_workers
@@ -77,7 +80,7 @@ def index(
     analyzer = None
     if not no_embed and not dry_run:
         analyzer = load_face_analyzer(settings)  # fail fast on a bad pack or device
-        providers = ", ".join(getattr(analyzer, "providers", [])) or "unknown provider"
+        providers = ", ".join(analyzer.providers) or "unknown provider"
         reporter.errors.print(f"Model pack {analyzer.pack.name} on {providers}",
                               markup=False, highlight=False)
     with reporter:

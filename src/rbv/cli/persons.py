@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.cluster import editing
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cluster.methods import Method
+from rbv.jobs import persons as editing
 from rbv.store import open_database
 from rbv.store.pack_lookup import find_pack
 from rbv.store.persons import faces_of, list_persons, resolve_person
@@ -29,8 +29,7 @@ def _db(ctx: typer.Context, database: str | None):  # type: ignore[no-untyped-de
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    model_pack: Annotated[str | None, typer.Option("--model-pack",
-                                                   help="Only this pack's persons.")] = None,
+    model_pack: ModelPackOption = None,
     hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden persons.")] = False,
     min_faces: Annotated[int, typer.Option(min=1, help="Only persons with this many faces "
                                            "(named persons always show).")] = 1,

@@ -9,16 +9,23 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    ModelPackOption,
+    help_from,
+    print_json,
+    settings_of,
+)
 from rbv.cluster.refine import RefineParams
-from rbv.cluster.refine_run import run_refine
 from rbv.errors import EXIT_PARTIAL
-from rbv.export.faceset_tree import write_tree
+from rbv.jobs.refine import run_refine, write_tree
 from rbv.store import open_database
 
 _D = RefineParams()
 
 
+@help_from(_D)
 def refine(
     ctx: typer.Context,
     out: Annotated[Path, typer.Argument(help="Folder for faceset_NNN/ and "
@@ -41,9 +48,7 @@ def refine(
                                            "score.")] = _D.min_det_score,
     crops: Annotated[bool, typer.Option("--crops/--no-crops", help="Write a JPEG crop of "
                                         "every face into its faceset folder.")] = True,
-    model_pack: Annotated[str | None, typer.Option("--model-pack", help="Which pack's faces. "
-                                                   "Default: the database's only pack.",
-                                                   show_default=False)] = None,
+    model_pack: ModelPackOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be built; "
                                           "write nothing.")] = False,
     database: DatabaseOption = None,
@@ -52,9 +57,10 @@ def refine(
     """Build quality-gated facesets: OUT/faceset_NNN/ plus OUT/refine_manifest.json.
 
     Pipeline (thresholds are cosine DISTANCES): initial average-linkage clusters at
-    0.55 → merge clusters whose centroids are within 0.40 → quality gate (face ≥ 90 px,
-    blur ≥ 40, detection score ≥ 0.6) → outlier rejection (> 0.55 from the centroid,
-    clusters of ≥ 4) → keep sets with ≥ 15 different photos. Facesets are recorded in
+    {initial} → merge clusters whose centroids are within {merge} → quality gate (face ≥
+    {min_face_short} px, blur ≥ {min_blur}, detection score ≥ {min_det_score}) → outlier
+    rejection (> {outlier} from the centroid, clusters of ≥ {outlier_min_cluster}) → keep
+    sets with ≥ {min_images} different photos. Facesets are recorded in
     the database (tables facesets, faceset_faces) and each names the person holding
     most of its faces. Numbers are stable: a re-run after new photos keeps every
     faceset's number; new sets get numbers past the highest ever used.

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from rbv.cluster.centroids import centroid, recentred_members
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.knn import build_knn_graph, normalize
 from rbv.cluster.linkage import components
@@ -128,13 +129,8 @@ def quality_gate(data: RefineInput, params: RefineParams) -> NDArray[np.bool_]:
 def reject_outliers(x: NDArray[np.float32], max_distance: float) -> NDArray[np.bool_]:
     """Members within ``max_distance`` of the group's centroid (one re-centred pass:
     the centroid is recomputed without the first pass's outliers)."""
-    keep = np.ones(len(x), bool)
-    for _ in range(2):
-        if not keep.any():
-            break
-        centre = normalize(x[keep].mean(axis=0, keepdims=True))[0]
-        keep = (1.0 - x @ centre) <= max_distance
-    return np.asarray(keep, bool)
+    kept, _ = recentred_members(x, [max_distance, max_distance], nested=False)
+    return kept[-1]
 
 
 def one_face_per_image(x: NDArray[np.float32], members: NDArray[np.int64],
@@ -143,8 +139,7 @@ def one_face_per_image(x: NDArray[np.float32], members: NDArray[np.int64],
     (possible after the centroid merge), keep the one nearest the centroid."""
     if len(members) == 0 or len(np.unique(image_ids[members])) == len(members):
         return members
-    centre = normalize(x[members].mean(axis=0, keepdims=True))[0]
-    closeness = x[members] @ centre
+    closeness = x[members] @ centroid(x[members])
     best: dict[int, tuple[float, int]] = {}
     for m, c in zip(members.tolist(), closeness.tolist(), strict=True):
         img = int(image_ids[m])

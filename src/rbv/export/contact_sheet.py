@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from rbv.errors import ImageUnreadable
 from rbv.export.pixels import PhotoSource, square_crop
+from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 
 HEADER = 28
@@ -51,7 +52,8 @@ def sheet_size(tiles: int, columns: int, tile: int) -> tuple[int, int, int, int]
 
 
 def write_sheet(db: Database, faces: Sequence[SheetFace], title: str, out: Path, *,
-                tile: int = 128, columns: int = 8, max_pixels: int = 200_000_000) -> Sheet:
+                tile: int = 128, columns: int = 8,
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Sheet:
     """Draw ``faces`` (in order) as a grid under ``title`` and save it as PNG at ``out``."""
     cols, rows, width, height = sheet_size(len(faces), columns, tile)
     sheet = Image.new("RGB", (width, height), (32, 32, 32))

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from rbv.errors import ImageUnreadable
 from rbv.media.decode import decode_for_detection
-from rbv.media.types import DecodedImage
+from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS, DecodedImage
 from rbv.store.images import image_formats, image_paths_of
 
 Box = tuple[float, float, float, float]
@@ -21,7 +21,7 @@ class PhotoSource:
     """Decodes catalogued images by id (any of their paths that still exists), keeping
     the last one decoded, since crops of one photo usually come together."""
 
-    def __init__(self, conn: psycopg.Connection, max_pixels: int = 200_000_000,
+    def __init__(self, conn: psycopg.Connection, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                  long_edge: int = 0) -> None:
         self._conn = conn
         self._max_pixels = max_pixels

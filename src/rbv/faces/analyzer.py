@@ -64,7 +64,13 @@ class LocalFaceAnalyzer:
         self.det_threshold = det_threshold
         self.min_face = min_face
         self.providers: list[str] = list(detector.session.get_providers())
+        self.wants_original_bytes = False
+        self.batches = True  # recognition runs batched across images
         self.decode_long_edge = DECODE_FACTOR * detector.det_size
+
+    def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
+        """How many faces scoring at least ``min_score`` the detector finds in ``rgb``."""
+        return len(self.detector.detect(_as_rgb(rgb), min_score))
 
     def analyze(self, image: DecodedImage) -> ImageFaces:
         """Faces of one image, boxes and landmarks in original (oriented) pixels."""

@@ -176,12 +176,13 @@ def _looks_like_path(pack: str) -> bool:
     return any(sep in pack for sep in ("/", "\\")) or pack.startswith((".", "~"))
 
 
-def resolve_pack_dir(pack: str, insightface_root: Path = DEFAULT_INSIGHTFACE_ROOT) -> Path:
+def resolve_pack_dir(pack: str, insightface_root: Path = DEFAULT_INSIGHTFACE_ROOT, *,
+                     download: bool = True) -> Path:
     """The folder of ``pack`` (a path, or a name under ``<root>/models/``).
 
     A name that is not there yet goes through InsightFace's own download
-    (``insightface.utils.storage.ensure_available``); when that fails (offline), the
-    error says where to put the pack by hand.
+    (``insightface.utils.storage.ensure_available``) when ``download`` is set; when that
+    fails (offline), the error says where to put the pack by hand.
     """
     if not pack.strip():
         raise ModelPackError("empty model pack name; pass --model-pack NAME|PATH")
@@ -197,6 +198,8 @@ def resolve_pack_dir(pack: str, insightface_root: Path = DEFAULT_INSIGHTFACE_ROO
     folder = root / "models" / pack
     if folder.is_dir():
         return folder
+    if not download:
+        raise ModelPackError(f"model pack {pack!r} is not in {root / 'models'}")
     return _download(pack, root, folder)
 
 
@@ -223,13 +226,14 @@ def load_pack(
     *,
     insightface_root: Path = DEFAULT_INSIGHTFACE_ROOT,
     hash_cache: Path | None = None,
+    download: bool = True,
 ) -> ModelPack:
     """Resolve ``pack``, classify its ONNX files and hash the detector and recognizer.
 
     Raises :class:`ModelPackError` for a missing folder, a corrupt file, a pack without
     a keypoint detector or recognizer, or a pack with two models of the same role.
     """
-    folder = resolve_pack_dir(pack, insightface_root)
+    folder = resolve_pack_dir(pack, insightface_root, download=download)
     files = sorted(p for p in folder.glob("*.onnx") if p.is_file())
     if not files:
         raise ModelPackError(

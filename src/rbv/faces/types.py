@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,8 +42,30 @@ class ImageFaces:
 
 
 class FaceAnalyzer(Protocol):
-    """Detect + embed faces of one image (local ONNX Runtime or a remote server)."""
+    """Detect + embed faces of one image (local ONNX Runtime or a remote server).
+
+    ``providers``: where inference runs, for the one line a run prints;
+    ``wants_original_bytes``: images must carry the file's bytes (a remote server
+    decodes them itself); ``decode_long_edge``: decode photos at least this large;
+    ``batches``: ``analyze_many`` does better than one ``analyze`` per image (else
+    callers send images one at a time, so one failing image fails alone).
+    """
 
     pack: PackInfo
+    providers: list[str]
+    wants_original_bytes: bool
+    decode_long_edge: int
+    batches: bool
 
-    def analyze(self, image: DecodedImage) -> ImageFaces: ...
+    def analyze(self, image: DecodedImage) -> ImageFaces:
+        """Faces of one image, boxes and landmarks in original (oriented) pixels."""
+        ...
+
+    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
+        """Faces of each image (an analyzer may batch the work across them)."""
+        ...
+
+    def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
+        """How many faces scoring at least ``min_score`` the pixels show (a check that
+        a crop holds one face)."""
+        ...

@@ -36,7 +36,7 @@ from rbv.store import Database
 from rbv.store.images import known_sha256
 
 DEFAULT_WORKERS = 8
-DEFAULT_MIN_FACE = 90.0
+STAGE_MIN_FACE = 90.0
 BREAKER_THRESHOLD = 12
 _USER_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WOULD_DOWNLOAD = "would_download"
@@ -49,7 +49,7 @@ class StageOptions:
 
     out_dir: Path
     user: str = "immich"
-    min_face: float = DEFAULT_MIN_FACE
+    min_face: float = STAGE_MIN_FACE
     workers: int = DEFAULT_WORKERS
     page_size: int = 1000
     breaker_threshold: int = BREAKER_THRESHOLD

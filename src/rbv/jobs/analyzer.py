@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rbv.config import Settings
+from rbv.errors import ModelPackError
 from rbv.faces.types import FaceAnalyzer, PackInfo
+
+if TYPE_CHECKING:
+    from rbv.faces.landmarks import LandmarkModel
+    from rbv.faces.packs import ModelRole
 
 _MAX_AUTO_WORKERS = 4
 
@@ -58,3 +64,28 @@ def load_pack_info(settings: Settings) -> PackInfo:
     from rbv.faces.packs import load_pack
 
     return load_pack(settings.model_pack, hash_cache=_hash_cache(settings)).info
+
+
+def load_landmark_models(settings: Settings) -> dict[ModelRole, LandmarkModel]:
+    """The 2d106/3d68 landmark models of ``settings.model_pack`` on ``settings.device``,
+    where the pack is a folder here and has them (none otherwise: a pack known only by
+    name to the database, or a remote server's model)."""
+    from rbv.faces.landmarks import LandmarkModel
+    from rbv.faces.packs import ModelRole, load_pack
+    from rbv.faces.providers import available_providers, choose_providers
+    from rbv.faces.sessions import open_session
+
+    if settings.ml_uri:
+        return {}
+    try:
+        pack = load_pack(settings.model_pack, hash_cache=_hash_cache(settings), download=False)
+    except ModelPackError:
+        return {}
+    providers = choose_providers(settings.device.strip().lower(), available_providers())
+    out: dict[ModelRole, LandmarkModel] = {}
+    for role, points in ((ModelRole.LANDMARK_2D106, 106), (ModelRole.LANDMARK_3D68, 68)):
+        model = pack.models.get(role)
+        if model is not None:
+            session = open_session(model.path, providers, name=str(model.path))
+            out[role] = LandmarkModel(session, points, model.graph_normalises_input)
+    return out

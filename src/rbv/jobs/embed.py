@@ -31,6 +31,7 @@ from rbv.store import Database
 from rbv.store.clip import store_clip_embeddings
 from rbv.store.faces import NewFace
 from rbv.store.images import image_formats, image_paths_of
+from rbv.store.locks import lock_pack_preparation, server_now
 from rbv.store.packs import PackRow, pack_fingerprint, register_pack
 from rbv.store.scans import (
     ScanClaim,
@@ -44,9 +45,7 @@ from rbv.store.scans import (
     remaining_scans,
 )
 
-DEFAULT_DECODE_LONG_EDGE = 1280
 _DECODE_NICENESS = 10
-_PREPARE_LOCK = 0x7262_7645  # one advisory lock id for pack registration + enqueueing
 
 
 @dataclass
@@ -103,8 +102,7 @@ def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> Pa
     """Register the analyzer's pack, queue every catalogued image it has not scanned,
     and take back claims of dead workers."""
     with db.transaction() as conn:
-        # Workers starting together would race to create the pack's index.
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PREPARE_LOCK,))
+        lock_pack_preparation(conn)
         pack = register_pack(conn, analyzer.pack.name, analyzer.pack.files,
                              analyzer.pack.embedding_dim)
         enqueue_catalogued(conn, pack.id)
@@ -135,7 +133,7 @@ def run_embed(
     parameters = {"pack": analyzer.pack.name, "limit": limit,
                   "concurrency": settings.concurrency,
                   "inference_workers": settings.inference_workers,
-                  "providers": list(getattr(analyzer, "providers", []))}
+                  "providers": list(analyzer.providers)}
     with recorded_run(db, "embed", parameters) as run:
         summary = _embed_pass(db, settings, analyzer, limit, reporter, keep_bytes)
         run.counts = summary.as_dict()
@@ -156,8 +154,8 @@ def _embed_pass(
     pack = prepare_pack(db, settings, analyzer)
     summary = EmbedSummary(pack=pack.name)
     if keep_bytes is None:
-        keep_bytes = bool(getattr(analyzer, "wants_original_bytes", False))
-    long_edge = int(getattr(analyzer, "decode_long_edge", DEFAULT_DECODE_LONG_EDGE))
+        keep_bytes = analyzer.wants_original_bytes
+    long_edge = analyzer.decode_long_edge
     me = worker_id()
     batch_size = max(1, settings.scan_batch_size)
     workers = max(1, settings.inference_workers)
@@ -167,7 +165,7 @@ def _embed_pass(
     ) as pool, ThreadPoolExecutor(workers, thread_name_prefix="rbv-infer") as inference:
         todo = remaining_scans(conn, pack.id, settings.max_scan_attempts)
         report.stage("embed", todo if limit is None else min(todo, limit))
-        run_start = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        run_start = server_now(conn)
         claimed = 0
         in_hand: list[_Batch] = []
 
@@ -312,10 +310,9 @@ def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
     one image at a time if the batch fails, so one bad image fails alone."""
     if not images:
         return {}
-    many = getattr(analyzer, "analyze_many", None)
-    if many is not None and len(images) > 1:
+    if analyzer.batches and len(images) > 1:
         try:
-            found = many(images)
+            found = analyzer.analyze_many(images)
             return {im.image_id: f for im, f in zip(images, found, strict=True)}
         except InferenceServerDown:  # stop the run; the claims are handed back
             raise

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from rbv.errors import ImageUnreadable, ModelPackError
+from rbv.errors import ImageUnreadable
 from rbv.export.pixels import PhotoSource
 from rbv.faces.landmarks import LandmarkModel, pose_from_68
-from rbv.faces.packs import DEFAULT_INSIGHTFACE_ROOT, ModelRole, load_pack
+from rbv.faces.packs import ModelRole
 from rbv.faces.pose import pose_from_5_points, pose_from_angles, sharpness
-from rbv.faces.sessions import open_session
+from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.pack_lookup import find_pack
 from rbv.store.quality import FaceGeometry, FaceQuality, faces_to_enrich, save_quality
@@ -57,30 +56,10 @@ def score_5pt(face: FaceGeometry, pack_id: int) -> FaceQuality:
                        short)
 
 
-def dense_models(pack: str, insightface_root: Path = DEFAULT_INSIGHTFACE_ROOT
-                 ) -> dict[ModelRole, LandmarkModel]:
-    """The pack's 2d106/3d68 landmark models, if its folder is here and has them."""
-    here = Path(pack).expanduser()
-    if not here.is_dir():
-        here = insightface_root.expanduser() / "models" / pack
-        if not here.is_dir():
-            return {}
-    try:
-        loaded = load_pack(str(here))
-    except ModelPackError:
-        return {}
-    out: dict[ModelRole, LandmarkModel] = {}
-    for role, points in ((ModelRole.LANDMARK_2D106, 106), (ModelRole.LANDMARK_3D68, 68)):
-        model = loaded.models.get(role)
-        if model is not None:
-            session = open_session(model.path, ["CPUExecutionProvider"], name=str(model.path))
-            out[role] = LandmarkModel(session, points, model.graph_normalises_input)
-    return out
-
-
 def run_enrich(db: Database, pack_name: str | None, *, redo: bool = False,
                models: dict[ModelRole, LandmarkModel] | None = None,
-               max_pixels: int = 200_000_000, progress: Progress = lambda done, total: None,
+               max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+               progress: Progress = lambda done, total: None,
                sole_fallback: bool = False) -> EnrichSummary:
     """Score every face of the pack that has no quality row yet (all with ``redo``)."""
     with db.connect() as conn:

@@ -15,9 +15,10 @@ from rbv.store.runs import close_dead_runs, finish_run, start_run
 
 @dataclass
 class RunRecord:
-    """Filled in by the job: its final status (``ok``/``partial``) and counts."""
+    """Filled in by the job: its final status (``ok``/``partial``) and counts. ``id`` is
+    None for a dry run (nothing is recorded)."""
 
-    id: int
+    id: int | None
     status: str = "ok"
     counts: dict[str, Any] = field(default_factory=dict)
 
@@ -34,12 +35,18 @@ def process_alive(pid: int) -> bool:
 
 
 @contextmanager
-def recorded_run(db: Database, command: str, parameters: Mapping[str, Any]) -> Iterator[RunRecord]:
+def recorded_run(db: Database, command: str, parameters: Mapping[str, Any], *,
+                 dry_run: bool = False) -> Iterator[RunRecord]:
     """Record the run as ``running`` now, and its outcome when the block ends
-    (``interrupted`` on Ctrl-C, ``failed`` on an error)."""
+    (``interrupted`` on Ctrl-C, ``failed`` on an error). Every command that changes the
+    database records itself through this; a dry run records nothing."""
+    if dry_run:
+        yield RunRecord(None)
+        return
     with db.transaction() as conn:
         close_dead_runs(conn, socket.gethostname(), process_alive)
-        record = RunRecord(start_run(conn, command, parameters))
+        run_id = start_run(conn, command, parameters)
+        record = RunRecord(run_id)
     try:
         yield record
     except KeyboardInterrupt:
@@ -50,4 +57,4 @@ def recorded_run(db: Database, command: str, parameters: Mapping[str, Any]) -> I
         raise
     finally:
         with db.transaction() as conn:
-            finish_run(conn, record.id, record.status, record.counts)
+            finish_run(conn, run_id, record.status, record.counts)

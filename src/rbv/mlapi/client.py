@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rbv.config import Settings
 from rbv.errors import ConfigError, InferenceError, InferenceServerDown, InferenceUnavailable
+from rbv.faces.defaults import DEFAULT_DECODE_LONG_EDGE
 from rbv.faces.types import ImageFaces, PackInfo
 from rbv.media.types import DecodedImage
 from rbv.mlapi.protocol import parse_prediction, predict_entries
@@ -63,6 +66,8 @@ class RemoteFaceAnalyzer:
     """Detects and embeds faces on a remote Immich-ML server."""
 
     wants_original_bytes = True
+    batches = False  # one request per image either way
+    decode_long_edge = DEFAULT_DECODE_LONG_EDGE  # only for formats sent as a PNG
 
     def __init__(
         self,
@@ -163,6 +168,17 @@ class RemoteFaceAnalyzer:
         if found.clip_embedding is not None:
             found.extra["clip_model"] = self.clip_model or "clip"
         return found
+
+
+    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
+        """Faces of each image, one request per image (the protocol has no batches)."""
+        return [self.analyze(image) for image in images]
+
+    def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
+        """How many faces scoring at least ``min_score`` the server finds in ``rgb``."""
+        height, width = rgb.shape[:2]
+        found = self.analyze(DecodedImage(0, Path("crop.png"), rgb, 1.0, (width, height)))
+        return sum(1 for f in found.faces if f.det_score >= min_score)
 
 
 def _payload(image: DecodedImage) -> tuple[str, bytes, str]:

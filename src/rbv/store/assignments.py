@@ -136,9 +136,11 @@ def person_images(conn: psycopg.Connection, person_ids: Sequence[uuid.UUID]
 
 
 def create_persons(conn: psycopg.Connection, pack: PackRow, count: int,
-                   source: str = "cluster") -> list[uuid.UUID]:
-    """``count`` new person rows; returns their ids."""
-    ids = [uuid.uuid4() for _ in range(count)]
+                   source: str = "cluster", *,
+                   ids: Sequence[uuid.UUID] | None = None) -> list[uuid.UUID]:
+    """``count`` new person rows (with the given ``ids``, else fresh ones); returns their
+    ids."""
+    ids = list(ids) if ids is not None else [uuid.uuid4() for _ in range(count)]
     if ids:
         conn.execute("INSERT INTO persons (id, pack_id, source) "
                      "SELECT unnest(%s::uuid[]), %s, %s", (ids, pack.id, source))
@@ -207,3 +209,10 @@ def vacuum_faces(db: Database) -> None:
     at 20k faces)."""
     with db.connect(autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) face_detections")
+
+
+def count_faces(conn: psycopg.Connection, pack: PackRow) -> int:
+    """How many faces the pack has."""
+    row = conn.execute("SELECT count(*) FROM face_detections WHERE pack_id = %s",
+                       (pack.id,)).fetchone()
+    return int(row[0]) if row else 0

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.conninfo import conninfo_to_dict
 
-from rbv.config import Settings
 from rbv.errors import ConfigError, DatabaseUnavailable
 
 
@@ -85,26 +83,3 @@ def _reason(exc: Exception, url: str) -> str:
     if password:
         text = text.replace(str(password), "***")
     return text
-
-
-def open_database(settings: Settings, *, require_schema: bool = True) -> Database:
-    """Resolve the settings to a database, check it answers, and (unless
-    ``require_schema`` is False) that its schema is current."""
-    if settings.database_url:
-        db = Database(
-            settings.database_url, describe_url(settings.database_url), settings.connect_timeout_s
-        )
-    else:
-        from rbv.store.embedded import embedded_url
-
-        db = Database(
-            embedded_url(settings.data_dir),
-            f"the embedded server in {Path(settings.data_dir) / 'pg'}",
-            settings.connect_timeout_s,
-        )
-    with db.connect() as conn:
-        if require_schema:
-            from rbv.store.migrations import check_schema_current
-
-            check_schema_current(conn)
-    return db

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,3 +42,17 @@ def insert_faces(conn: psycopg.Connection, faces: Iterable[NewFace]) -> int:
             )
             count += 1
     return count
+
+
+def pack_of_face(conn: psycopg.Connection, face_id: int) -> int | None:
+    """The pack a face belongs to, or None when there is no such face."""
+    row = conn.execute("SELECT pack_id FROM face_detections WHERE id = %s",
+                       (face_id,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def face_landmarks(conn: psycopg.Connection,
+                   face_ids: Sequence[int]) -> dict[int, list[float] | None]:
+    """Face id → its five detector landmarks (x, y pairs in original pixels)."""
+    return {int(f): lm for f, lm in conn.execute(
+        "SELECT id, landmarks FROM face_detections WHERE id = ANY(%s)", (list(face_ids),))}

@@ -194,3 +194,10 @@ def known_sha256(conn: psycopg.Connection, digests: Collection[str]) -> set[str]
         "SELECT sha256 FROM images WHERE sha256 = ANY(%s)", (list(digests),)
     ).fetchall()
     return {row[0] for row in rows}
+
+
+def scanned_paths(conn: psycopg.Connection, pack_id: int) -> list[tuple[int, str]]:
+    """(image id, path) of every path of the images the pack has scanned."""
+    return [(int(i), str(p)) for i, p in conn.execute(
+        "SELECT p.image_id, p.path FROM image_paths p JOIN face_scans s "
+        "ON s.image_id = p.image_id AND s.pack_id = %s", (pack_id,))]

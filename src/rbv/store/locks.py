@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+
+import psycopg
 
 from rbv.errors import ClusterBusy
 from rbv.store.connection import Database
 
 _CLUSTER_LOCK = 0x7262_7643  # "rbvC": (this, pack id) is one pack's person-editing lock
+_PREPARE_LOCK = 0x7262_7645  # one lock id for pack registration + enqueueing
+
+
+def lock_pack_preparation(conn: psycopg.Connection) -> None:
+    """Serialise pack registration until the transaction ends: workers starting together
+    would race to create the pack's index."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PREPARE_LOCK,))
+
+
+def server_now(conn: psycopg.Connection) -> datetime:
+    """The database server's clock (the one every timestamp column uses)."""
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
 
 
 @contextmanager

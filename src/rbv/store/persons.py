@@ -233,3 +233,28 @@ def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> 
         (person, limit),
     ).fetchall()
     return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows]
+
+
+def person_named(conn: psycopg.Connection, pack_id: int, name: str) -> uuid.UUID | None:
+    """The pack's oldest unmerged person with that name (any case), or None."""
+    row = conn.execute(
+        "SELECT p.id FROM persons p JOIN person_names n ON n.person_id = p.id "
+        "WHERE p.pack_id = %s AND p.merged_into IS NULL AND lower(n.name) = lower(%s) "
+        "ORDER BY p.created_at LIMIT 1", (pack_id, name)).fetchone()
+    return row[0] if row else None
+
+
+def place_faces(conn: psycopg.Connection, face_ids: Sequence[int], person: uuid.UUID) -> int:
+    """Place faces in ``person`` by hand, except faces a user rejected from it; returns
+    how many changed."""
+    return conn.execute(
+        """
+        UPDATE face_detections f SET person_id = %(p)s, assigned_by = 'manual',
+               assigned_at = now()
+        WHERE f.id = ANY(%(ids)s)
+          AND (f.person_id IS DISTINCT FROM %(p)s OR f.assigned_by IS DISTINCT FROM 'manual')
+          AND NOT EXISTS (SELECT 1 FROM person_rejections r
+                          WHERE r.face_id = f.id AND r.person_id = %(p)s)
+        """,
+        {"p": person, "ids": list(face_ids)},
+    ).rowcount

@@ -12,12 +12,12 @@ import psycopg
 
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.eras import Era, EraParams, split_eras
-from rbv.cluster.methods import Method, cluster_embeddings
-from rbv.cluster.run import resolve_threshold
+from rbv.cluster.methods import Method, cluster_embeddings, resolve_threshold
 from rbv.errors import PersonNotFound
 from rbv.store import persons as store
 from rbv.store.assignments import load_faces
 from rbv.store.connection import Database
+from rbv.store.faces import pack_of_face
 from rbv.store.locks import person_lock
 from rbv.store.pack_lookup import pack_row, pack_settings
 
@@ -53,12 +53,11 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
     """Move faces to a person, or to a new person when ``target_ref`` is None."""
     if target_ref is None:
         with db.connect() as conn:
-            row = conn.execute("SELECT pack_id FROM face_detections WHERE id = %s",
-                               (face_ids[0],)).fetchone()
-        if row is None:
+            pack_id = pack_of_face(conn, face_ids[0])
+        if pack_id is None:
             raise PersonNotFound(f"no face with id {face_ids[0]}")
-        with person_lock(db, int(row[0]), f"#{row[0]}"), db.transaction() as conn:
-            person = store.new_person(conn, int(row[0]))
+        with person_lock(db, pack_id, f"#{pack_id}"), db.transaction() as conn:
+            person = store.new_person(conn, pack_id)
             return person, store.move_faces(conn, face_ids, person)
     with editing(db, target_ref) as (conn, person):
         return person, store.move_faces(conn, face_ids, person)

@@ -35,9 +35,10 @@ from rbv.errors import ImageUnreadable, PackNotFound
 from rbv.export.overlay import overlay_correlation
 from rbv.export.phash import hamming, pairwise_within, phash
 from rbv.media.decode import decode_for_detection
-from rbv.media.types import DecodedImage
+from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS, DecodedImage
 from rbv.store import Database
 from rbv.store.assignments import load_faces
+from rbv.store.faces import face_landmarks
 from rbv.store.facesets import first_paths
 from rbv.store.image_hashes import all_hashes, byte_identical, images_without_hash, save_hashes
 from rbv.store.images import image_formats, image_paths_of
@@ -171,9 +172,7 @@ class FaceOverlay:
 
     def __call__(self, image_a: int, face_a: int, image_b: int, face_b: int) -> float:
         with self._db.connect() as conn:
-            points = {int(f): lm for f, lm in conn.execute(
-                "SELECT id, landmarks FROM face_detections WHERE id = ANY(%s)",
-                ([face_a, face_b],))}
+            points = face_landmarks(conn, [face_a, face_b])
             paths = image_paths_of(conn, [image_a, image_b])
             formats = image_formats(conn, [image_a, image_b])
         if points.get(face_a) is None or points.get(face_b) is None:
@@ -229,7 +228,7 @@ def group_pairs(pairs: list[tuple[int, int, int, bool]]) -> list[tuple[list[int]
 
 
 def run_dedup(db: Database, pack_name: str | None, params: DedupParams, *,
-              max_pixels: int = 200_000_000,
+              max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
               advance: Callable[[int], None] = lambda n: None) -> DedupReport:
     """Hash new photos, then report exact and near-duplicate groups."""
     report = DedupReport()

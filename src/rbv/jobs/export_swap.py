@@ -23,10 +23,13 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from rbv.cluster.centroids import centroid, distances, nearest_centroid, recentred_members
 from rbv.cluster.knn import normalize
-from rbv.cluster.refine import reject_outliers
 from rbv.errors import ConfigError, ImageUnreadable
-from rbv.export.dedup import (
+from rbv.export.pixels import PhotoSource, square_crop
+from rbv.faces.pose import size_score
+from rbv.faces.types import FaceAnalyzer
+from rbv.jobs.dedup import (
     DedupParams,
     FaceOverlay,
     face_agreement,
@@ -34,10 +37,8 @@ from rbv.export.dedup import (
     hash_new_images,
     near_pairs,
 )
-from rbv.export.pixels import PhotoSource, square_crop
-from rbv.faces.detection import FaceDetector
-from rbv.faces.pose import size_score
 from rbv.jobs.enrich import run_enrich
+from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.facesets import FaceFacts, first_paths, load_face_facts
 from rbv.store.image_hashes import all_hashes
@@ -141,9 +142,8 @@ def rank_faces(facts: FaceFacts, quality: dict[int, FaceQuality], params: SwapPa
     if len(facts) == 0:
         return [], counts
     x = normalize(facts.embeddings)
-    keep = reject_outliers(x, params.outlier)
+    (_, keep), centre = recentred_members(x, [params.outlier, params.outlier], nested=False)
     counts["outliers"] = int((~keep).sum())
-    centre = normalize(x[keep].mean(axis=0, keepdims=True))[0] if keep.any() else x[0]
     ranked = []
     for i in np.flatnonzero(keep).tolist():
         if facts.face_short[i] < params.min_face:
@@ -154,7 +154,7 @@ def rank_faces(facts: FaceFacts, quality: dict[int, FaceQuality], params: SwapPa
                              tuple(float(v) for v in facts.boxes[i]),  # type: ignore[arg-type]
                              composite_score(quality.get(fid), float(facts.det_score[i]),
                                              float(facts.face_short[i])),
-                             round(float(1.0 - x[i] @ centre), 4)))
+                             round(float(distances(x[i:i + 1], centre)[0]), 4)))
     ranked.sort(key=lambda r: (-r.parts["score"], r.face_id))
     unique: list[Ranked] = []
     seen: set[int] = set()
@@ -170,12 +170,12 @@ def rank_faces(facts: FaceFacts, quality: dict[int, FaceQuality], params: SwapPa
 
 
 def single_face_crop(image: Any, bbox: tuple[float, float, float, float], params: SwapParams,
-                     detector: FaceDetector) -> tuple[NDArray[np.uint8] | None, str]:
-    """The crop if the detector finds exactly one face in it (trying a tighter crop
+                     analyzer: FaceAnalyzer) -> tuple[NDArray[np.uint8] | None, str]:
+    """The crop if the analyzer finds exactly one face in it (trying a tighter crop
     once when it finds more), with what happened: ok | trimmed | no face | N faces."""
     for pad, outcome in ((params.pad, "ok"), (min(params.pad, TRIM_PAD), "trimmed")):
         crop = square_crop(image, bbox, pad, params.size)
-        found = len(detector.detect(crop, REDETECT_THRESHOLD))
+        found = analyzer.count_faces(crop, REDETECT_THRESHOLD)
         if found == 1:
             return crop, outcome
         if found == 0:
@@ -185,8 +185,8 @@ def single_face_crop(image: Any, bbox: tuple[float, float, float, float], params
     return None, f"{found} faces"
 
 
-def export_swap(db: Database, manifest_path: Path, out: Path, detector: FaceDetector,
-                params: SwapParams, *, max_pixels: int = 200_000_000,
+def export_swap(db: Database, manifest_path: Path, out: Path, analyzer: FaceAnalyzer,
+                params: SwapParams, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                 advance: Callable[[int], None] = lambda n: None) -> list[SetResult]:
     """Write every faceset of the manifest under ``out`` (see the module doc)."""
     manifest = read_manifest(manifest_path)
@@ -209,12 +209,12 @@ def export_swap(db: Database, manifest_path: Path, out: Path, detector: FaceDete
             ranked, counts = rank_faces(facts, quality_of(conn, ids), params, duplicate_of)
             result.outliers, result.too_small = counts["outliers"], counts["too_small"]
             result.duplicates = counts["duplicates"]
-            _write_set(out / fs["folder"], ranked, result, source, detector, params, advance)
+            _write_set(out / fs["folder"], ranked, result, source, analyzer, params, advance)
             if len(facts):
-                centroids.append((result, normalize(facts.embeddings).mean(axis=0)))
+                centroids.append((result, centroid(normalize(facts.embeddings))))
             results.append(result)
         if params.candidates and centroids:
-            _rescue(conn, pack, out, listed, centroids, source, detector, params)
+            _rescue(conn, pack, out, listed, centroids, source, analyzer, params)
         paths = first_paths(conn, [int(w["image_id"]) for r in results
                                    for w in r.written + r.candidates])
     for r in results:
@@ -235,7 +235,7 @@ def export_swap(db: Database, manifest_path: Path, out: Path, detector: FaceDete
 
 
 def _write_set(folder: Path, ranked: Sequence[Ranked], result: SetResult, source: PhotoSource,
-               detector: FaceDetector, params: SwapParams,
+               analyzer: FaceAnalyzer, params: SwapParams,
                advance: Callable[[int], None]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
@@ -248,7 +248,7 @@ def _write_set(folder: Path, ranked: Sequence[Ranked], result: SetResult, source
         except ImageUnreadable as exc:
             result.dropped.append({"face_id": r.face_id, "reason": str(exc)})
             continue
-        crop, outcome = single_face_crop(image, r.bbox, params, detector)
+        crop, outcome = single_face_crop(image, r.bbox, params, analyzer)
         if crop is None:
             result.dropped.append({"face_id": r.face_id, "reason": outcome})
             continue
@@ -270,7 +270,7 @@ def _zip(path: Path, files: Sequence[Path]) -> None:
 
 def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
             centroids: list[tuple[SetResult, NDArray[np.float32]]], source: PhotoSource,
-            detector: FaceDetector, params: SwapParams) -> None:
+            analyzer: FaceAnalyzer, params: SwapParams) -> None:
     """Faces in no faceset that match an identity within ``candidate_match`` and score
     at least ``candidate_min_score`` → ``out/_candidates/<faceset>/`` for review."""
     others = load_face_facts(conn, pack)
@@ -278,13 +278,12 @@ def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
     if len(rows) == 0:
         return
     others = others.take(rows)
-    cents = normalize(np.stack([c for _, c in centroids]))
-    dist = 1.0 - normalize(others.embeddings) @ cents.T
-    best = dist.argmin(axis=1)
+    best, dist = nearest_centroid(normalize(others.embeddings),
+                                  np.stack([c for _, c in centroids]))
     quality = quality_of(conn, others.ids.tolist())
     for i in range(len(others)):
         j = int(best[i])
-        if dist[i, j] > params.candidate_match or others.face_short[i] < params.min_face:
+        if dist[i] > params.candidate_match or others.face_short[i] < params.min_face:
             continue
         fid = int(others.ids[i])
         parts = composite_score(quality.get(fid), float(others.det_score[i]),
@@ -297,7 +296,7 @@ def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
         except ImageUnreadable:
             continue
         crop, outcome = single_face_crop(image, tuple(float(v) for v in others.boxes[i]),  # type: ignore[arg-type]
-                                         params, detector)
+                                         params, analyzer)
         if crop is None:
             continue
         folder = out / "_candidates" / result.folder
@@ -305,5 +304,5 @@ def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
         Image.fromarray(crop).save(folder / f"face_{fid}.png")
         result.candidates.append({"file": f"_candidates/{result.folder}/face_{fid}.png",
                                   "face_id": fid, "image_id": int(others.image_ids[i]),
-                                  "distance": round(float(dist[i, j]), 4), "crop": outcome,
+                                  "distance": round(float(dist[i]), 4), "crop": outcome,
                                   **parts})

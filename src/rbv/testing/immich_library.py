@@ -78,7 +78,13 @@ def _asset_id(n: int) -> str:
     return str(uuid.UUID(int=(0xA55E7 << 100) | n))
 
 
-def _describe(data: bytes, detector: Detector) -> tuple:  # type: ignore[type-arg]
+Box = tuple[int, int, int, int]
+Description = tuple[tuple[int, int], int | None, tuple[int, int], list[Box], float]
+
+
+def _describe(data: bytes, detector: Detector) -> Description:
+    """(stored size, EXIF orientation, preview size, boxes in preview pixels, short edge
+    of the largest face in upright-original pixels)."""
     with Image.open(io.BytesIO(data)) as im:
         stored = im.size
         orientation = im.getexif().get(0x0112)
@@ -144,7 +150,7 @@ def _shrunk(asset: FakeAsset, factor: float) -> bytes:
     with Image.open(io.BytesIO(asset.data)) as im:
         upright = ImageOps.exif_transpose(im).convert("RGB")
     small = upright.resize((max(8, round(upright.width / factor)),
-                            max(8, round(upright.height / factor))), Image.LANCZOS)
+                            max(8, round(upright.height / factor))), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     small.save(out, "JPEG", quality=90)
     return out.getvalue()

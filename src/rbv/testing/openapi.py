@@ -20,15 +20,18 @@ class OpenApi:
         self.doc = json.loads(path.read_text())
 
     def schema(self, name: str) -> dict[str, Any]:
-        return self.doc["components"]["schemas"][name]
+        found: dict[str, Any] = self.doc["components"]["schemas"][name]
+        return found
 
     def response_schema(self, path: str, method: str) -> dict[str, Any]:
         op = self.doc["paths"][path][method]
-        return op["responses"]["200"]["content"]["application/json"]["schema"]
+        found: dict[str, Any] = op["responses"]["200"]["content"]["application/json"]["schema"]
+        return found
 
     def request_schema(self, path: str, method: str) -> dict[str, Any]:
         op = self.doc["paths"][path][method]
-        return op["requestBody"]["content"]["application/json"]["schema"]
+        found: dict[str, Any] = op["requestBody"]["content"]["application/json"]["schema"]
+        return found
 
     def errors(self, value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
         """Every way ``value`` breaks ``schema`` (empty: it conforms)."""

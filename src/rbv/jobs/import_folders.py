@@ -22,15 +22,17 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
+from rbv.cluster.centroids import distances, nearest_centroid, nearest_per_image, recentred_members
 from rbv.cluster.knn import normalize
 from rbv.errors import ConfigError
+from rbv.jobs.recording import recorded_run
 from rbv.store import Database
 from rbv.store.assignments import PackFaces, delete_empty_persons, load_faces
+from rbv.store.images import scanned_paths
 from rbv.store.locks import person_lock
 from rbv.store.pack_lookup import find_pack
 from rbv.store.packs import PackRow
-from rbv.store.persons import new_person, set_name
-from rbv.store.runs import finish_run, start_run
+from rbv.store.persons import new_person, person_named, place_faces, set_name
 
 
 @dataclass(frozen=True)
@@ -86,30 +88,6 @@ def identity_folders(roots: Sequence[Path]) -> list[Path]:
     return out
 
 
-def two_pass_members(x: NDArray[np.float32], first: float, second: float
-                     ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.float32]]:
-    """(kept after pass 1, kept after pass 2, final centroid) for unit rows ``x``."""
-    centre = normalize(x.mean(axis=0, keepdims=True))[0]
-    one = (1.0 - x @ centre) <= first
-    if one.any():
-        centre = normalize(x[one].mean(axis=0, keepdims=True))[0]
-    two = one & ((1.0 - x @ centre) <= second)
-    if two.any():
-        centre = normalize(x[two].mean(axis=0, keepdims=True))[0]
-    return one, two, centre.astype(np.float32)
-
-
-def nearest_per_image(rows: NDArray[np.int64], image_ids: NDArray[np.int64],
-                      distance: NDArray[np.float32]) -> NDArray[np.int64]:
-    """Of ``rows``, the one nearest (smallest ``distance``) per image."""
-    best: dict[int, int] = {}
-    for r in rows.tolist():
-        img = int(image_ids[r])
-        if img not in best or distance[r] < distance[best[img]]:
-            best[img] = r
-    return np.array(sorted(best.values()), np.int64)
-
-
 def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
                    mixed: Sequence[Path] = (), params: ImportParams | None = None, *,
                    dry_run: bool = False, sole_fallback: bool = False) -> ImportReport:
@@ -120,15 +98,14 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
     with db.connect() as conn:
         pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
     report = ImportReport(pack.name, dry_run=dry_run)
-    with person_lock(db, pack.id, pack.name), db.connect() as conn:
+    parameters = {"pack": pack.name, "roots": [str(r) for r in roots],
+                  "mixed": [str(m) for m in mixed], **asdict(params)}
+    with person_lock(db, pack.id, pack.name), \
+            recorded_run(db, "import-folders", parameters, dry_run=dry_run) as run, \
+            db.connect() as conn:
         faces = load_faces(conn, pack)
         x = normalize(faces.embeddings)
-        path_rows = conn.execute(
-            "SELECT p.image_id, p.path FROM image_paths p JOIN face_scans s "
-            "ON s.image_id = p.image_id AND s.pack_id = %s", (pack.id,)).fetchall()
-        run_id = None if dry_run else start_run(conn, "import-folders", {
-            "pack": pack.name, "roots": [str(r) for r in roots],
-            "mixed": [str(m) for m in mixed], **asdict(params)})
+        path_rows = scanned_paths(conn, pack.id)
         centroids: list[tuple[IdentityResult, uuid.UUID | None, NDArray[np.float32]]] = []
         for folder in folders:
             result = IdentityResult(folder.name.strip(), str(folder))
@@ -139,17 +116,18 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
             report.identities.append(result)
             if len(rows) == 0:
                 continue
-            one, two, centre = two_pass_members(x[rows], params.first_pass, params.second_pass)
+            (one, two), centre = recentred_members(
+                x[rows], [params.first_pass, params.second_pass], nested=True)
             result.after_first_pass = int(one.sum())
             distance = np.full(len(faces), np.inf, np.float32)
-            distance[rows] = 1.0 - x[rows] @ centre
+            distance[rows] = distances(x[rows], centre)
             kept = nearest_per_image(rows[two], faces.image_ids, distance)
             result.kept = len(kept)
             person = None
             if not dry_run and len(kept):
                 person, result.created = _named_person(conn, pack, result.name)
                 result.person_id = str(person)
-                result.assigned = _assign(conn, faces.ids[kept].tolist(), person)
+                result.assigned = place_faces(conn, faces.ids[kept].tolist(), person)
             if len(kept):
                 centroids.append((result, person, centre))
         if mixed and centroids:
@@ -158,12 +136,10 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
             conn.rollback()
         else:
             delete_empty_persons(conn, pack)
-            assert run_id is not None
-            finish_run(conn, run_id, "ok", {
-                "identities": len(report.identities),
-                "assigned": sum(i.assigned for i in report.identities),
-                "routed": len(report.routed)})
             conn.commit()
+        run.counts = {"identities": len(report.identities),
+                      "assigned": sum(i.assigned for i in report.identities),
+                      "routed": len(report.routed)}
     return report
 
 
@@ -173,30 +149,12 @@ def _images_under(path_rows: Sequence[tuple[int, str]], folder: Path) -> set[int
 
 
 def _named_person(conn: psycopg.Connection, pack: PackRow, name: str) -> tuple[uuid.UUID, bool]:
-    row = conn.execute(
-        "SELECT p.id FROM persons p JOIN person_names n ON n.person_id = p.id "
-        "WHERE p.pack_id = %s AND p.merged_into IS NULL AND lower(n.name) = lower(%s) "
-        "ORDER BY p.created_at LIMIT 1", (pack.id, name)).fetchone()
-    if row:
-        return row[0], False
+    person = person_named(conn, pack.id, name)
+    if person is not None:
+        return person, False
     person = new_person(conn, pack.id, source="import")
     set_name(conn, person, name)
     return person, True
-
-
-def _assign(conn: psycopg.Connection, face_ids: Sequence[int], person: uuid.UUID) -> int:
-    """Place faces in ``person`` by hand, except faces a user rejected from it."""
-    return conn.execute(
-        """
-        UPDATE face_detections f SET person_id = %(p)s, assigned_by = 'manual',
-               assigned_at = now()
-        WHERE f.id = ANY(%(ids)s)
-          AND (f.person_id IS DISTINCT FROM %(p)s OR f.assigned_by IS DISTINCT FROM 'manual')
-          AND NOT EXISTS (SELECT 1 FROM person_rejections r
-                          WHERE r.face_id = f.id AND r.person_id = %(p)s)
-        """,
-        {"p": person, "ids": list(face_ids)},
-    ).rowcount
 
 
 def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
@@ -216,20 +174,19 @@ def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
     rows = np.flatnonzero(np.isin(faces.image_ids, list(wanted)))
     if len(rows) == 0:
         return
-    cents = np.stack([c for _, _, c in centroids])
-    dist = 1.0 - x[rows] @ cents.T
+    nearest, dist = nearest_centroid(x[rows], np.stack([c for _, _, c in centroids]))
     taken: set[tuple[int, int]] = set()  # (image, identity): one face per person per photo
-    order = np.argsort(dist.min(axis=1), kind="stable")
+    order = np.argsort(dist, kind="stable")
     for k in order.tolist():
-        j = int(dist[k].argmin())
+        j = int(nearest[k])
         r = int(rows[k])
         image = int(faces.image_ids[r])
-        if dist[k, j] > max_distance or (image, j) in taken:
+        if dist[k] > max_distance or (image, j) in taken:
             report.unrouted_faces += 1
             continue
         taken.add((image, j))
         result, person, _ = centroids[j]
         report.routed.append(Routed(int(faces.ids[r]), wanted[image], result.name,
-                                    round(float(dist[k, j]), 4)))
+                                    round(float(dist[k]), 4)))
         if not dry_run and person is not None:
-            result.assigned += _assign(conn, [int(faces.ids[r])], person)
+            result.assigned += place_faces(conn, [int(faces.ids[r])], person)

@@ -27,11 +27,12 @@ from numpy.typing import NDArray
 from rbv.cluster.assign import MATCH_MARGIN, Candidate, match_faces
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph, nearest
-from rbv.cluster.methods import DEFAULT_THRESHOLD, Method, cluster_embeddings
-from rbv.errors import ConfigError
+from rbv.cluster.methods import Method, cluster_embeddings, resolve_threshold
+from rbv.jobs.recording import recorded_run
 from rbv.store.assignments import (
     PackFaces,
     assigned_neighbors,
+    count_faces,
     create_persons,
     delete_empty_persons,
     load_faces,
@@ -44,7 +45,6 @@ from rbv.store.connection import Database
 from rbv.store.locks import person_lock
 from rbv.store.pack_lookup import find_pack, pack_settings
 from rbv.store.packs import PackRow
-from rbv.store.runs import finish_run, start_run
 
 MATCH_NEIGHBORS = 10
 """Assigned faces fetched per new face for matching (HNSW ef_search 40)."""
@@ -94,20 +94,6 @@ class ClusterReport:
         return asdict(self)
 
 
-def resolve_threshold(settings: dict[str, Any], method: Method,
-                      given: float | None) -> tuple[float, str]:
-    """The threshold to use and where it came from."""
-    if given is not None:
-        if not 0.0 < given < 1.0:
-            raise ConfigError(f"--threshold must be between 0 and 1 (got {given})")
-        return given, "--threshold"
-    stored = (settings.get("thresholds") or {}).get(method.value)
-    if stored is not None:
-        return float(stored), "the pack's calibrated value"
-    return DEFAULT_THRESHOLD, ("buffalo_l's default; calibrate this pack with "
-                               "`rbv eval --calibrate --store`")
-
-
 def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
                  progress: Progress = lambda _: None, *,
                  sole_fallback: bool = False) -> ClusterReport:
@@ -128,30 +114,24 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
             _cluster(conn, pack, options, threshold, match, report, progress)
             conn.rollback()
     else:
-        with person_lock(db, pack.id, pack.name), db.connect() as conn:
-            run_id = start_run(conn, "cluster", {
-                "pack": pack.name, "method": options.method.value, "threshold": threshold,
-                "threshold_source": source, "match_threshold": match, "full": options.full,
-                "k": options.k})
-            conn.commit()
-            report.run_id = run_id
+        parameters = {"pack": pack.name, "method": options.method.value,
+                      "threshold": threshold, "threshold_source": source,
+                      "match_threshold": match, "full": options.full, "k": options.k}
+        with person_lock(db, pack.id, pack.name), \
+                recorded_run(db, "cluster", parameters) as run:
+            report.run_id = run.id
             try:
-                _cluster(conn, pack, options, threshold, match, report, progress)
+                with db.connect() as conn:  # commits on success, rolls back on error
+                    _cluster(conn, pack, options, threshold, match, report, progress)
+            finally:
                 report.seconds = round(time.perf_counter() - started, 3)
-                finish_run(conn, run_id, "ok", _counts(report))
-                conn.commit()
-                written = report.matched + (report.reassigned if report.full
-                                            else report.clustered)
-                if written >= VACUUM_AFTER:
-                    progress("vacuuming face_detections")
-                    vacuum_faces(db)
-                    report.notes.append(f"vacuumed face_detections after {written:,} updates")
-            except BaseException as exc:
-                conn.rollback()
-                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                finish_run(conn, run_id, status, _counts(report))
-                conn.commit()
-                raise
+                run.counts = _counts(report)
+            written = report.matched + (report.reassigned if report.full
+                                        else report.clustered)
+            if written >= VACUUM_AFTER:
+                progress("vacuuming face_detections")
+                vacuum_faces(db)
+                report.notes.append(f"vacuumed face_detections after {written:,} updates")
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -176,7 +156,7 @@ def _incremental(conn: psycopg.Connection, pack: PackRow, options: ClusterOption
                  progress: Progress) -> None:
     progress("reading new faces")
     new = load_faces(conn, pack, unassigned_only=True)
-    report.faces = _count_faces(conn, pack)
+    report.faces = count_faces(conn, pack)
     report.considered = len(new)
     if len(new) == 0:
         return
@@ -232,12 +212,6 @@ def _candidates(conn: psycopg.Connection, pack: PackRow, new: PackFaces,
     return out
 
 
-def _count_faces(conn: psycopg.Connection, pack: PackRow) -> int:
-    row = conn.execute("SELECT count(*) FROM face_detections WHERE pack_id = %s",
-                       (pack.id,)).fetchone()
-    return int(row[0]) if row else 0
-
-
 def _constraints(faces: PackFaces, rows: NDArray[np.int64], must: list[tuple[int, int]],
                  cannot: list[tuple[int, int]],
                  anchors: NDArray[np.int64] | None = None) -> Constraints:
@@ -285,9 +259,7 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
             evicted += 1
     existing = _existing(faces)
     new_ids = [p for p in set(person_of.values()) if p not in existing] + list(fresh.values())
-    if new_ids:
-        conn.execute("INSERT INTO persons (id, pack_id, source) "
-                     "SELECT unnest(%s::uuid[]), %s, 'cluster'", (new_ids, pack.id))
+    create_persons(conn, pack, len(new_ids), ids=new_ids)
     targets = [fresh.get(i) or person_of[int(labels[i])] for i in range(len(faces))]
     auto = np.flatnonzero(~faces.manual)
     progress("writing assignments")

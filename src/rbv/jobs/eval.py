@@ -16,8 +16,7 @@ from rbv.cluster.evaluation import (
     label_main_faces,
     read_labels,
 )
-from rbv.cluster.methods import Method
-from rbv.cluster.run import resolve_threshold
+from rbv.cluster.methods import Method, resolve_threshold
 from rbv.config import Settings
 from rbv.errors import ConfigError
 from rbv.faces.types import FaceAnalyzer, PackInfo

@@ -11,19 +11,29 @@ live in ``facesets`` / ``faceset_faces``; the output tree is a rendering of thos
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from rbv.cluster.refine import RefineInput, RefineParams, refine, stable_numbers
+from rbv.errors import ImageUnreadable
+from rbv.export.pixels import PhotoSource, square_crop
+from rbv.jobs.recording import recorded_run
+from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.facesets import (
     FaceFacts,
+    first_paths,
     known_facesets,
     load_face_facts,
     next_faceset_number,
@@ -31,9 +41,11 @@ from rbv.store.facesets import (
     save_facesets,
 )
 from rbv.store.pack_lookup import find_pack
-from rbv.store.runs import finish_run, start_run
 
 MANIFEST_NAME = "refine_manifest.json"
+PREVIEW_SIZE = 256
+PREVIEW_PAD = 0.5
+_FOLDER = re.compile(r"^faceset_\d{3,}$")
 Progress = Callable[[str], None]
 
 
@@ -101,13 +113,13 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
             new=number not in previous))
     report.retired = sorted(active - set(numbers))
     if not dry_run:
-        with db.transaction() as conn:
-            report.run_id = start_run(conn, "refine", {"pack": pack.name, **params.as_dict()})
-            save_facesets(conn, pack.id, report.run_id,
-                          [(f.number, f.person_id, f.face_ids) for f in report.facesets])
-            report.seconds = round(time.perf_counter() - started, 3)
-            finish_run(conn, report.run_id, "ok", {**result.counts,
-                                                   "retired": len(report.retired)})
+        with recorded_run(db, "refine", {"pack": pack.name, **params.as_dict()}) as run:
+            assert run.id is not None
+            report.run_id = run.id
+            with db.transaction() as conn:
+                save_facesets(conn, pack.id, run.id,
+                              [(f.number, f.person_id, f.face_ids) for f in report.facesets])
+            run.counts = {**result.counts, "retired": len(report.retired)}
     report.seconds = round(time.perf_counter() - started, 3)
     return report, facts
 
@@ -115,3 +127,59 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
 def _majority(facts: FaceFacts, rows: np.ndarray) -> uuid.UUID | None:
     votes = Counter(facts.person_ids[i] for i in rows.tolist() if facts.person_ids[i])
     return votes.most_common(1)[0][0] if votes else None
+
+
+def write_tree(db: Database, report: RefineReport, facts: FaceFacts, out: Path, *,
+               crops: bool = True, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+               advance: Callable[[int], None] = lambda n: None) -> list[str]:
+    """Write each faceset's folder (crops unless ``crops`` is False) and the manifest;
+    folders of facesets that are no longer active are removed. Returns problems (photos
+    that could not be read; their crops are missing, the manifest still lists them)."""
+    out.mkdir(parents=True, exist_ok=True)
+    active = {fs.folder for fs in report.facesets}
+    for old in out.iterdir():
+        if old.is_dir() and _FOLDER.match(old.name) and old.name not in active:
+            shutil.rmtree(old)
+    row_of = {int(f): i for i, f in enumerate(facts.ids.tolist())}
+    problems: list[str] = []
+    with db.connect() as conn:
+        paths = first_paths(conn, facts.image_ids.tolist())
+        source = PhotoSource(conn, max_pixels)
+        sets: list[dict[str, Any]] = []
+        for fs in report.facesets:
+            folder = out / fs.folder
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir()
+            rows = sorted((row_of[f] for f in fs.face_ids),
+                          key=lambda r: (int(facts.image_ids[r]), int(facts.ids[r])))
+            faces = []
+            for r in rows:
+                face_id, image_id = int(facts.ids[r]), int(facts.image_ids[r])
+                entry = {"id": face_id, "image_id": image_id, "path": paths.get(image_id),
+                         "bbox": [round(float(v), 1) for v in facts.boxes[r]],
+                         "det_score": round(float(facts.det_score[r]), 4),
+                         "face_short": round(float(facts.face_short[r]), 1),
+                         "blur": None if np.isnan(facts.blur[r])
+                         else round(float(facts.blur[r]), 2)}
+                if crops:
+                    try:
+                        image = source.load(image_id)
+                        crop = square_crop(image, tuple(facts.boxes[r]), PREVIEW_PAD,  # type: ignore[arg-type]
+                                           PREVIEW_SIZE)
+                        name = f"face_{face_id}.jpg"
+                        Image.fromarray(crop).save(folder / name, quality=92)
+                        entry["file"] = f"{fs.folder}/{name}"
+                    except ImageUnreadable as exc:
+                        problems.append(str(exc))
+                faces.append(entry)
+                advance(1)
+            sets.append({"number": fs.number, "folder": fs.folder,
+                         "person_id": str(fs.person_id) if fs.person_id else None,
+                         "name": fs.person_name, "images": fs.image_count,
+                         "new": fs.new, "faces": faces})
+    manifest = {"pack": report.pack, "run_id": report.run_id, "dry_run": report.dry_run,
+                "params": report.params, "counts": report.counts,
+                "retired": report.retired, "facesets": sets}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    return problems

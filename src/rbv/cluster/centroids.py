@@ -1,0 +1,61 @@
+"""Centroids of unit embeddings: the one place that averages faces, measures distances to
+an average, drops members far from it and routes faces to the nearest one.
+
+Distances are cosine distances (1 − similarity) between unit rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rbv.cluster.knn import normalize
+
+
+def centroid(x: NDArray[np.floating]) -> NDArray[np.float32]:
+    """The unit-length mean direction of the rows of ``x``."""
+    return normalize(np.asarray(x, np.float32).mean(axis=0, keepdims=True))[0]
+
+
+def distances(x: NDArray[np.floating], centre: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Cosine distance of each unit row of ``x`` to ``centre``."""
+    return np.asarray(1.0 - x @ centre, np.float32)
+
+
+def recentred_members(x: NDArray[np.float32], passes: Sequence[float], *, nested: bool
+                      ) -> tuple[list[NDArray[np.bool_]], NDArray[np.float32]]:
+    """Drop rows far from the centroid in passes, re-centring each time: pass ``i``
+    measures against the centroid of the previous pass's members (of all rows at first)
+    and keeps the rows within ``passes[i]``; with ``nested`` only rows the previous pass
+    kept can stay. Returns each pass's kept mask and the centroid of the last kept set
+    (of all rows when none is kept)."""
+    keep = np.ones(len(x), bool)
+    kept: list[NDArray[np.bool_]] = []
+    for max_distance in passes:
+        if keep.any():  # an emptied set stays empty
+            near = distances(x, centroid(x[keep])) <= max_distance
+            keep = keep & near if nested else near
+        kept.append(keep)
+    return kept, centroid(x[keep]) if keep.any() else centroid(x)
+
+
+def nearest_per_image(rows: NDArray[np.int64], image_ids: NDArray[np.int64],
+                      distance: NDArray[np.floating]) -> NDArray[np.int64]:
+    """Of ``rows``, the one nearest (smallest ``distance``) per image."""
+    best: dict[int, int] = {}
+    for r in rows.tolist():
+        img = int(image_ids[r])
+        if img not in best or distance[r] < distance[best[img]]:
+            best[img] = r
+    return np.array(sorted(best.values()), np.int64)
+
+
+def nearest_centroid(x: NDArray[np.floating], centres: NDArray[np.floating]
+                     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """For each unit row of ``x``: the index of its nearest centre (centres need not be
+    unit length) and the distance to it."""
+    dist = np.asarray(1.0 - x @ normalize(centres).T, np.float32)
+    best = dist.argmin(axis=1).astype(np.int64)
+    return best, dist[np.arange(len(x)), best]

@@ -1,0 +1,30 @@
+"""Opening the database a command uses: the server named in the settings or the embedded
+one, checked to answer and (for most commands) to have a current schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rbv.config import Settings
+from rbv.store.connection import Database, describe_url
+from rbv.store.embedded import embedded_url
+from rbv.store.migrations import check_schema_current
+
+
+def open_database(settings: Settings, *, require_schema: bool = True) -> Database:
+    """Resolve the settings to a database, check it answers, and (unless
+    ``require_schema`` is False) that its schema is current."""
+    if settings.database_url:
+        db = Database(
+            settings.database_url, describe_url(settings.database_url), settings.connect_timeout_s
+        )
+    else:
+        db = Database(
+            embedded_url(settings.data_dir),
+            f"the embedded server in {Path(settings.data_dir) / 'pg'}",
+            settings.connect_timeout_s,
+        )
+    with db.connect() as conn:
+        if require_schema:
+            check_schema_current(conn)
+    return db

@@ -1,1 +1,0 @@
-"""Local HTTP servers that stand in for Immich and an Immich-ML inference server."""

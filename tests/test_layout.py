@@ -1,0 +1,105 @@
+"""The layers of ``src/rbv`` as DESIGN.md draws them: imports run downwards only, no
+module imports itself in a loop, and SQL is written in ``store/`` alone."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "rbv"
+
+# Lower layers first; a module may import its own package and any lower layer.
+LAYERS = {
+    "errors": 0, "media": 1, "faces": 2, "config": 3, "store": 4, "mlapi": 4, "cluster": 5,
+    "export": 6, "jobs": 7, "immich": 7, "cli": 8, "testing": 9, "__main__": 9,
+}
+SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in SRC.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        name = ".".join(("rbv", *parts))
+        out[name.removesuffix(".__init__")] = path
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    """Every rbv module ``path`` imports, deferred (in-function) imports included."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rbv"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("rbv"))
+    return found
+
+
+def _layer(module: str) -> str:
+    return module.split(".")[1] if "." in module else "__init__"
+
+
+def test_imports_run_from_higher_layers_to_lower_ones_only() -> None:
+    modules = _modules()
+    upward = []
+    for name, path in modules.items():
+        mine = _layer(name)
+        if mine == "__init__":
+            continue
+        for target in _imports(path) & set(modules):
+            theirs = _layer(target)
+            if theirs not in (mine, "__init__") and LAYERS[theirs] >= LAYERS[mine]:
+                upward.append(f"{name} -> {target}")
+    assert upward == []
+
+
+def test_no_import_cycles() -> None:
+    modules = _modules()
+    graph = {name: _imports(path) & set(modules) - {name} for name, path in modules.items()}
+    # A package's __init__ re-exporting its modules is not a loop.
+    graph = {n: {t for t in ts if not n.startswith(t + ".")} for n, ts in graph.items()}
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(trail[trail.index(nxt):] + [nxt] if nxt in trail else [nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+@pytest.mark.parametrize("folder", ["cluster"])
+def test_cluster_is_pure(folder: str) -> None:
+    """cluster/ takes arrays and returns arrays: no database, no files, no progress."""
+    for path in (SRC / folder).rglob("*.py"):
+        for target in _imports(path):
+            if target.startswith("rbv.store"):
+                # a data type only (PackFaces), never a query
+                assert target in {"rbv.store.assignments", "rbv.store.assignments.PackFaces"}, \
+                    f"{path.name} imports {target}"
+        assert "psycopg" not in path.read_text(), path.name
+
+
+def test_sql_lives_in_the_store_only() -> None:
+    outside = []
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] in ("store", "testing") or rel == Path("cli/psql.py"):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if SQL.search(line):
+                outside.append(f"{rel}:{number}: {line.strip()}")
+    assert outside == []
