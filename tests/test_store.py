@@ -189,7 +189,8 @@ def test_bad_database_input_gives_one_clear_error_line(
         url, expect = pg_server.url("no_pgvector"), "no pgvector extension"
     result = run_cli(cli, "--database", url, "migrate")
     lines = result.output.strip().splitlines()
-    assert result.exit_code == 1, result.output
+    # A server that does not answer may be back later (2); the rest is the user's to fix.
+    assert result.exit_code == (2 if case == "unreachable" else 1), result.output
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     assert expect in lines[0]
     assert PASSWORD not in result.output

@@ -14,6 +14,13 @@ EXIT_PARTIAL = 3
 """The run finished, but some items failed; they are retried on the next run."""
 
 
+def printable(text: str) -> str:
+    """``text`` safe to show on one line: bytes of a non-UTF-8 file name as ``\\xNN`` and
+    control characters (a newline in a file name) escaped, so one error stays one line."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 class RbvError(Exception):
     """Base of every error shown to users as one line."""
 
@@ -25,7 +32,10 @@ class ConfigError(RbvError):
 
 
 class DatabaseUnavailable(RbvError):
-    """The PostgreSQL server cannot be reached or refuses the connection."""
+    """The PostgreSQL server cannot be reached, or stopped in the middle of a command;
+    work committed before is kept, re-run when it is up."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 class PgvectorMissing(RbvError):

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+# Typer vendors click; its usage errors are not re-exported under a public name.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from rbv import __version__
@@ -18,11 +26,14 @@ from rbv.cli import (
     era,
     eval,
     export_swap,
+    export_xmp,
     immich_stage,
     import_folders,
+    import_xmp,
     index,
     migrate,
     persons,
+    photos,
     psql,
     refine,
     show,
@@ -30,21 +41,81 @@ from rbv.cli import (
 )
 from rbv.cli.common import DatabaseOption
 from rbv.config import Settings
-from rbv.errors import RbvError
+from rbv.errors import EXIT_ERROR, RbvError, printable
+from rbv.store.connection import database_error, redact
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that runs are closed as ``interrupted``, open
+    transactions roll back and the embedded server is stopped on the way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 class _RbvGroup(TyperGroup):
-    """Turns :class:`RbvError` into one ``Error: …`` line and its exit code."""
+    """Turns every failure into one ``Error: …`` line and an exit code cron can trust:
+    1 the user's input or setup (usage errors included), 2 a server needed by the run is
+    down or died, 3 finished with failed items (set by the commands), 130/143 Ctrl-C /
+    SIGTERM. A traceback is shown only with ``RBV_DEBUG=1``."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
+                     **extra: Any) -> Any:
+        with _one_line_errors():
+            return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _terminate)
         try:
-            return super().invoke(ctx)
-        except RbvError as exc:
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("Interrupted; work committed so far is kept. Re-run to continue.", err=True)
-            raise typer.Exit(130) from None
+            with _one_line_errors():
+                return super().invoke(ctx)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"Error: {printable(message)}", err=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except RbvError as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+    except NoArgsIsHelpError:
+        raise
+    except UsageError as exc:
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        raise _fail(exc.format_message() + where, EXIT_ERROR) from None
+    except Terminated:
+        typer.echo("Terminated; work committed so far is kept. Re-run to continue.", err=True)
+        raise typer.Exit(143) from None
+    except KeyboardInterrupt:
+        typer.echo("Interrupted; work committed so far is kept. Re-run to continue.", err=True)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if os.environ.get("RBV_DEBUG"):
+            raise
+        known = database_error(exc)
+        if known is not None:
+            raise _fail(str(known), known.exit_code) from None
+        if isinstance(exc, OSError):
+            what = exc.strerror or str(exc)
+            if exc.errno == errno.ENOSPC:
+                what = "no space left on the device; free space, then re-run"
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise _fail(f"{where}{what}", EXIT_ERROR) from None
+        raise _fail(f"unexpected {type(exc).__name__}: {redact(str(exc))} (a bug in rbv; "
+                    "run with RBV_DEBUG=1 for the traceback and report it)",
+                    EXIT_ERROR) from None
 
 
 app = typer.Typer(
@@ -101,6 +172,9 @@ app.command("export-swap")(export_swap.export_swap_command)
 app.command("import-folders")(import_folders.import_folders_command)
 app.command("show")(show.show)
 app.command("eras")(era.eras)
+app.command("export-xmp")(export_xmp.export_xmp_command)
+app.command("import-xmp")(import_xmp.import_xmp_command)
+app.command("photos")(photos.photos_command)
 
 
 def main() -> None:

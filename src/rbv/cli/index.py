@@ -20,10 +20,10 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.progress import ProgressReporter
-from rbv.errors import EXIT_PARTIAL
+from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.jobs.analyzer import load_face_analyzer, with_inference_workers
 from rbv.jobs.index import IndexSummary, run_index
-from rbv.media.discovery import PathFilter
+from rbv.media.discovery import PathFilter, missing_targets
 from rbv.store import open_database
 
 
@@ -75,6 +75,10 @@ def index(
                            model_pack=model_pack, device=device, det_threshold=det_threshold,
                            min_face=min_face, ml_uri=ml_uri)
     settings = with_inference_workers(settings)
+    missing = missing_targets(targets)
+    if missing:
+        raise ConfigError(f"no such file or folder: {missing[0]}; check the path (is the "
+                          "disk mounted?)")
     db = open_database(settings)
     reporter = ProgressReporter(enabled=not as_json)
     analyzer = None

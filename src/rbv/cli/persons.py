@@ -19,7 +19,8 @@ app = typer.Typer(help="List, name, merge, split and fix persons. A PERSON is a 
                   "unique uuid prefix, or a name.", no_args_is_help=True)
 
 PersonArg = Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")]
-FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons show`).")]
+FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons show`).",
+                                               min=1, max=2**63 - 1)]
 
 
 def _db(ctx: typer.Context, database: str | None):  # type: ignore[no-untyped-def]
@@ -122,7 +123,8 @@ def merge(ctx: typer.Context, target: PersonArg,
 def split(
     ctx: typer.Context, person: PersonArg,
     threshold: Annotated[float | None, typer.Option(
-        help="Similarity for the re-clustering. Default: the pack's threshold + 0.1.",
+        min=0.0, max=1.0,
+        help="Similarity for the re-clustering (0-1). Default: the pack's threshold + 0.1.",
         show_default=False)] = None,
     method: Annotated[Method, typer.Option(help="How to re-cluster.")] = Method.agglomerative,
     database: DatabaseOption = None, as_json: JsonOption = False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from typing import Annotated
@@ -11,6 +12,7 @@ import typer
 from rbv.cli.common import DatabaseOption, settings_of
 from rbv.errors import ConfigError
 from rbv.store import open_database
+from rbv.store.connection import libpq_environment
 from rbv.store.embedded import bundled_psql
 
 
@@ -44,5 +46,7 @@ def psql(
     client = bundled_psql() or shutil.which("psql")
     if not client:
         raise ConfigError("no psql client found; install postgresql-client")
-    args = [str(client), db.url] + (["-c", command] if command else [])
-    raise typer.Exit(subprocess.run(args, check=False).returncode)
+    # The URL goes in the environment, never on the command line (`ps` shows that).
+    args = [str(client)] + (["-c", command] if command else [])
+    env = {**os.environ, **libpq_environment(db.url)}
+    raise typer.Exit(subprocess.run(args, check=False, env=env).returncode)

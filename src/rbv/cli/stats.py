@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.jobs.recording import close_dead_runs_here
 from rbv.store import open_database
 from rbv.store.stats import library_stats
 
@@ -21,6 +22,7 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
         rbv stats --json | jq '.packs[0].unassigned_faces'
     """
     db = open_database(settings_of(ctx, database_url=database))
+    close_dead_runs_here(db)
     with db.connect() as conn:
         report = library_stats(conn)
     if as_json:

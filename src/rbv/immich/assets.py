@@ -8,8 +8,15 @@ pixels of the upright *original*, whose size comes from EXIF (``exifImageWidth``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from rbv.errors import printable
+
+ASSET_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
+"""What an asset id may look like (Immich's are uuids). Ids go into request URLs and file
+names, so one from a hostile server (``../../x``) is refused, never used."""
 
 # EXIF orientations 5..8 turn the image by 90°, so width and height trade places.
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -30,10 +37,13 @@ class ImmichAsset:
         exif = item.get("exifInfo") or {}
         width, height = exif.get("exifImageWidth"), exif.get("exifImageHeight")
         stored = (int(width), int(height)) if width and height else None
+        asset_id = item["id"]
+        if not isinstance(asset_id, str) or not ASSET_ID.fullmatch(asset_id):
+            raise ValueError(f"asset id {printable(repr(asset_id))[:80]} is not an Immich id")
         return cls(
-            id=str(item["id"]),
+            id=asset_id,
             original_path=str(item.get("originalPath") or ""),
-            original_file_name=str(item.get("originalFileName") or item["id"]),
+            original_file_name=str(item.get("originalFileName") or asset_id),
             stored_size=stored,
             orientation=_orientation(exif.get("orientation")),
         )

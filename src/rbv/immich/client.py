@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,11 @@ class Download:
     size: int
 
 
+def redact_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part."""
+    return re.sub(r"^([A-Za-z][\w+.-]*://)[^/]*@", r"\1***@", url)
+
+
 class ImmichClient:
     """Talks to one Immich server with one API key."""
 
@@ -61,11 +67,14 @@ class ImmichClient:
         retry_wait_s: float = 2.0,
         max_download_bytes: int = 4 << 30,
     ) -> None:
-        self.url = url.rstrip("/")
-        if not self.url.startswith(("http://", "https://")):
+        full_url = url.rstrip("/")
+        # Shown in messages and saved in the state file: never with its user:password.
+        self.url = redact_url(full_url)
+        if not full_url.startswith(("http://", "https://")):
             raise ImmichError(f"Immich URL must start with http:// or https://, got {self.url!r}")
+        self.refused_assets: list[str] = []
         self._http = httpx.Client(
-            base_url=self.url + "/api",
+            base_url=full_url + "/api",
             headers={"x-api-key": api_key, "accept": "application/json"},
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
@@ -118,9 +127,17 @@ class ImmichClient:
                 raise ImmichError(
                     f"unexpected search response from {self.url} (page {page})"
                 ) from None
+            assets_here = []
+            for item in items if isinstance(items, list) else []:
+                try:
+                    if item.get("type", "IMAGE") == "IMAGE":
+                        assets_here.append(ImmichAsset.from_json(item))
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    # One malformed asset is reported; the others are still staged.
+                    self.refused_assets.append(f"page {page}: malformed asset ({exc})")
             try:
-                assets_here = [ImmichAsset.from_json(i) for i in items
-                               if i.get("type", "IMAGE") == "IMAGE"]
+                if not isinstance(items, list):
+                    raise TypeError("items is not a list")
                 following = None if next_page is None else int(next_page)
             except (KeyError, TypeError, ValueError, AttributeError):
                 raise ImmichError(

@@ -167,6 +167,10 @@ class _Run:
                 self.state.save()
             if self.conn is not None:
                 self.conn.close()
+        for message in self.client.refused_assets:  # never staged, never given a path
+            self.summary.seen += 1
+            self.summary.failed += 1
+            self.summary.errors.append(("?", message))
         return self.summary
 
     def _pages(self):  # type: ignore[no-untyped-def]

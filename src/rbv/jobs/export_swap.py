@@ -12,6 +12,7 @@ the face is dropped if that still shows more or fewer than one.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from PIL import Image
 
 from rbv.cluster.centroids import centroid, distances, nearest_centroid, recentred_members
 from rbv.cluster.knn import normalize
-from rbv.errors import ConfigError, ImageUnreadable
+from rbv.errors import ConfigError, ImageUnreadable, printable
 from rbv.export.pixels import PhotoSource, square_crop
 from rbv.faces.pose import size_score
 from rbv.faces.types import FaceAnalyzer
@@ -38,6 +39,7 @@ from rbv.jobs.dedup import (
     near_pairs,
 )
 from rbv.jobs.enrich import run_enrich
+from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.facesets import FaceFacts, first_paths, load_face_facts
@@ -119,7 +121,43 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "facesets" not in manifest:
         raise ConfigError(f"{path} is not a refine manifest (no 'facesets'); run "
                           "`rbv refine OUT` and pass OUT/refine_manifest.json")
+    if not isinstance(manifest["facesets"], list):
+        raise ConfigError(f"{path}: 'facesets' must be a list; run `rbv refine OUT` again")
+    if manifest.get("pack") is not None and not isinstance(manifest["pack"], str):
+        raise ConfigError(f"{path}: 'pack' must be a model pack name")
+    manifest["facesets"] = [_checked_faceset(path, i, fs)
+                            for i, fs in enumerate(manifest["facesets"])]
     return manifest
+
+
+_SAFE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def _checked_faceset(path: Path, index: int, fs: Any) -> dict[str, Any]:
+    """One faceset entry, checked: the manifest is outside data, and its ``folder`` names
+    where files are written and deleted, so it must be one plain folder name."""
+    where = f"{path}: faceset #{index + 1}"
+    if not isinstance(fs, dict):
+        raise ConfigError(f"{where} is not an object; run `rbv refine OUT` again")
+    folder = fs.get("folder")
+    if not isinstance(folder, str) or not _SAFE_FOLDER.fullmatch(folder) or ".." in folder:
+        raise ConfigError(f"{where}: folder {printable(repr(folder))} is not a plain folder "
+                          "name (letters, digits, _ . -); nothing was written")
+    faces = fs.get("faces")
+    if not isinstance(faces, list):
+        raise ConfigError(f"{where} ({folder}) has no 'faces' list")
+    ids = []
+    for face in faces:
+        face_id = face.get("id") if isinstance(face, dict) else None
+        if isinstance(face_id, bool) or not isinstance(face_id, int) or \
+                not 0 < face_id < 2**63:
+            raise ConfigError(f"{where} ({folder}): face id {printable(repr(face_id))} is "
+                              "not a positive integer")
+        ids.append(face_id)
+    name = fs.get("name")
+    return {"folder": folder, "name": name if isinstance(name, str) else None,
+            "faces": [{"id": i} for i in ids]}
+
 
 
 def near_duplicate_groups(db: Database, pack_name: str, dup_bits: int,
@@ -190,7 +228,14 @@ def export_swap(db: Database, manifest_path: Path, out: Path, analyzer: FaceAnal
                 advance: Callable[[int], None] = lambda n: None) -> list[SetResult]:
     """Write every faceset of the manifest under ``out`` (see the module doc)."""
     manifest = read_manifest(manifest_path)
-    out.mkdir(parents=True, exist_ok=True)
+    with writing_folder(out, "export-swap"):
+        return _export_swap(db, manifest, manifest_path, out, analyzer, params,
+                            max_pixels=max_pixels, advance=advance)
+
+
+def _export_swap(db: Database, manifest: dict[str, Any], manifest_path: Path, out: Path,
+                 analyzer: FaceAnalyzer, params: SwapParams, *, max_pixels: int,
+                 advance: Callable[[int], None]) -> list[SetResult]:
     shutil.rmtree(out / "_candidates", ignore_errors=True)  # a re-run replaces them
     with db.connect() as conn:
         pack = find_pack(conn, manifest.get("pack"), sole_fallback=True)
@@ -225,7 +270,7 @@ def export_swap(db: Database, manifest_path: Path, out: Path, analyzer: FaceAnal
         (folder / "manifest.json").write_text(json.dumps(
             {**r.summary(), "faces": r.written, "dropped_faces": r.dropped,
              "candidates": r.candidates, "weights": WEIGHTS}, indent=2) + "\n")
-    (out / "manifest.json").write_text(json.dumps(
+    write_atomically(out / "manifest.json", json.dumps(
         {"pack": pack.name, "refine_manifest": str(manifest_path),
          "params": params.__dict__, "weights": WEIGHTS,
          "facesets": [r.summary() | {"top": f"{r.folder}/{r.folder}_top{params.top}.fsz",
@@ -263,9 +308,11 @@ def _write_set(folder: Path, ranked: Sequence[Ranked], result: SetResult, source
 
 
 def _zip(path: Path, files: Sequence[Path]) -> None:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+    tmp = path.with_name(f".{path.name}.tmp")  # a killed run leaves no half bundle
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
         for i, f in enumerate(files):
             z.write(f, f"{i}.png")
+    tmp.replace(path)
 
 
 def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],

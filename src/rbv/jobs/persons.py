@@ -13,7 +13,7 @@ import psycopg
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.eras import Era, EraParams, split_eras
 from rbv.cluster.methods import Method, cluster_embeddings, resolve_threshold
-from rbv.errors import PersonNotFound
+from rbv.errors import ConfigError, PersonNotFound
 from rbv.store import persons as store
 from rbv.store.assignments import load_faces
 from rbv.store.connection import Database
@@ -44,6 +44,9 @@ def name(db: Database, ref: str, new_name: str) -> uuid.UUID:
 def merge(db: Database, target_ref: str, source_refs: Sequence[str]) -> tuple[uuid.UUID, int]:
     with editing(db, target_ref) as (conn, target):
         sources = [store.resolve_person(conn, r) for r in source_refs]
+        if target in sources:
+            raise ConfigError(f"cannot merge person {target} into itself; name other persons "
+                              "to merge into it")
         moved = store.merge_persons(conn, target, sources)
     return target, moved
 
@@ -51,6 +54,8 @@ def merge(db: Database, target_ref: str, source_refs: Sequence[str]) -> tuple[uu
 def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
          pack_name: str | None = None) -> tuple[uuid.UUID, int]:
     """Move faces to a person, or to a new person when ``target_ref`` is None."""
+    with db.connect() as conn:
+        _require_faces(conn, face_ids)
     if target_ref is None:
         with db.connect() as conn:
             pack_id = pack_of_face(conn, face_ids[0])
@@ -65,7 +70,16 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
 
 def reject(db: Database, ref: str, face_ids: Sequence[int]) -> tuple[uuid.UUID, int]:
     with editing(db, ref) as (conn, person):
+        _require_faces(conn, face_ids)
         return person, store.reject_faces(conn, person, face_ids)
+
+
+def _require_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> None:
+    """Nothing is changed when a face id is unknown (a typo must not half-apply)."""
+    missing = store.missing_faces(conn, face_ids)
+    if missing:
+        raise PersonNotFound(f"no face with id {', '.join(map(str, missing[:5]))} in this "
+                             "database; see `rbv persons show PERSON` for face ids")
 
 
 def hide(db: Database, refs: Sequence[str], hidden: bool) -> int:

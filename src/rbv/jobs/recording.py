@@ -34,6 +34,13 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def close_dead_runs_here(db: Database) -> int:
+    """Mark ``interrupted`` this host's runs whose process is gone (``kill -9``, a crash),
+    so ``runs`` and ``stats`` never show a dead run as running; returns how many."""
+    with db.transaction() as conn:
+        return close_dead_runs(conn, socket.gethostname(), process_alive)
+
+
 @contextmanager
 def recorded_run(db: Database, command: str, parameters: Mapping[str, Any], *,
                  dry_run: bool = False) -> Iterator[RunRecord]:

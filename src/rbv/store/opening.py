@@ -23,6 +23,7 @@ def open_database(settings: Settings, *, require_schema: bool = True) -> Databas
             embedded_url(settings.data_dir),
             f"the embedded server in {Path(settings.data_dir) / 'pg'}",
             settings.connect_timeout_s,
+            embedded=True,
         )
     with db.connect() as conn:
         if require_schema:

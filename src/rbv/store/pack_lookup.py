@@ -24,8 +24,12 @@ def find_pack(conn: psycopg.Connection, name_or_path: str | None, *,
     if name_or_path is not None:
         name = Path(name_or_path).name or name_or_path
         matches = [p for p in rows if p.name in (name, name_or_path)]
+        if len(matches) > 1:  # e.g. `remote:x@host` and a folder named x@host
+            listed = ", ".join(f"{p.name} (id {p.id}, {p.fingerprint[:12]}…)" for p in matches)
+            raise PackNotFound(f"--model-pack {name_or_path!r} matches several packs: "
+                               f"{listed}; pass the full name of one")
         if matches:
-            return matches[-1]
+            return matches[0]
     if (name_or_path is None or sole_fallback) and len(rows) == 1:
         return rows[0]
     known = ", ".join(sorted({p.name for p in rows})) or "none yet; run `rbv index` first"

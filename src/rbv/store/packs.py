@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from rbv.errors import ModelPackError
+
 
 @dataclass(frozen=True)
 class PackRow:
@@ -33,6 +35,13 @@ def register_pack(
     """Insert the pack if its files are new (else return the existing row) and make
     sure its HNSW cosine index exists."""
     fingerprint = pack_fingerprint(files)
+    taken = conn.execute("SELECT fingerprint FROM model_packs WHERE name = %s",
+                         (name,)).fetchone()
+    if taken is not None and taken[0] != fingerprint:
+        raise ModelPackError(
+            f"another model pack is already registered as {name!r} (its files differ: "
+            f"{taken[0][:12]}… here {fingerprint[:12]}…); faces of different packs are never "
+            "mixed, so give this pack's folder another name")
     row = conn.execute(
         """
         INSERT INTO model_packs (name, fingerprint, files, embedding_dim)

@@ -140,6 +140,14 @@ def merge_persons(conn: psycopg.Connection, target: uuid.UUID,
     return moved
 
 
+def missing_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[int]:
+    """Those of ``face_ids`` that name no face (in the order given)."""
+    ids = [int(f) for f in face_ids]
+    found = {r[0] for r in conn.execute(
+        "SELECT id FROM face_detections WHERE id = ANY(%s::bigint[])", (ids,))}
+    return [f for f in ids if f not in found]
+
+
 def move_faces(conn: psycopg.Connection, face_ids: Sequence[int],
                target: uuid.UUID) -> int:
     """Put faces in ``target`` by hand (manual), lifting any rejection of that person."""

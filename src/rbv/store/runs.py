@@ -32,7 +32,10 @@ def finish_run(
 ) -> None:
     """Record how a run ended: ``ok``, ``partial``, ``failed`` or ``interrupted``."""
     conn.execute(
-        "UPDATE runs SET status = %s, counts = %s, finished_at = now() WHERE id = %s",
+        # clock_timestamp(): the moment it ended, even if the caller's transaction began
+        # when the run started.
+        "UPDATE runs SET status = %s, counts = %s, finished_at = clock_timestamp() "
+        "WHERE id = %s",
         (status, json.dumps(dict(counts), default=str), run_id),
     )
 
@@ -46,7 +49,8 @@ def close_dead_runs(conn: psycopg.Connection, host: str, is_alive: Callable[[int
     dead = [int(r[0]) for r in rows if r[1] is None or not is_alive(int(r[1]))]
     if dead:
         conn.execute(
-            "UPDATE runs SET status = 'interrupted', finished_at = now() WHERE id = ANY(%s)",
+            "UPDATE runs SET status = 'interrupted', finished_at = clock_timestamp() "
+            "WHERE id = ANY(%s)",
             (dead,),
         )
     return len(dead)
