@@ -188,3 +188,29 @@ def fake_ml(_inference_server):  # type: ignore[no-untyped-def]
     _inference_server.requests = _inference_server.predictions = 0
     _inference_server.entries = []
     return _inference_server
+
+
+# -- XMP: an independent reader -------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def exiftool() -> str:
+    """Path of Debian's exiftool, installed here (``apt-get install -y
+    libimage-exiftool-perl``) when it is missing; a failed install fails the tests."""
+    import shutil
+    import subprocess
+
+    found = shutil.which("exiftool")
+    if found:
+        return found
+    for command in (["apt-get", "install", "-y", "libimage-exiftool-perl"],
+                    ["apt-get", "update"],
+                    ["apt-get", "install", "-y", "libimage-exiftool-perl"]):
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if command[1] == "install" and done.returncode == 0:
+            break
+    found = shutil.which("exiftool")
+    if not found:
+        pytest.fail("exiftool is needed to read XMP back and could not be installed "
+                    f"(apt-get install -y libimage-exiftool-perl: {done.stderr.strip()[-500:]})")
+    return found

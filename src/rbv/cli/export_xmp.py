@@ -1,0 +1,77 @@
+"""``rbv export-xmp``: named faces out to XMP face regions (MWG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.progress import ProgressReporter
+from rbv.errors import EXIT_PARTIAL, printable
+from rbv.jobs.export_xmp import ExportXmpOptions, export_xmp
+from rbv.store import open_database
+
+
+def export_xmp_command(
+    ctx: typer.Context,
+    roots: Annotated[list[Path] | None, typer.Argument(
+        help="Only photos under these folders (default: every photo with a named face).",
+        show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write the sidecars under this folder, mirroring the photos' "
+        "tree (below each ROOT, else below /), instead of beside the photos.",
+        show_default=False)] = None,
+    write_into_files: Annotated[bool, typer.Option(
+        "--write-into-files", help="Write the regions into the photos themselves where "
+        "exiv2 can (JPEG, PNG, TIFF, WebP; others get a sidecar). The first original is "
+        "kept as NAME_original.")] = False,
+    model_pack: ModelPackOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be written; "
+                                          "write nothing.")] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the names of rbv's persons into XMP face regions, for other photo programs.
+
+    For every photo with a named face, an XMP sidecar PHOTO.EXT.xmp beside it (or an
+    existing PHOTO.xmp) gets one MWG face region per named face: the name, Type Face,
+    the area (centre and size, normalised to the photo as displayed, after EXIF
+    rotation) and AppliedToDimensions. What a sidecar holds already is kept: other
+    tags, other regions, and regions someone named differently (reported as
+    conflicts). A re-run changes nothing. Photos are never modified unless
+    --write-into-files is given. Hidden persons are left out.
+
+    Examples:
+
+        rbv export-xmp
+
+        rbv export-xmp ~/Pictures/2019 --dry-run
+
+        rbv export-xmp ~/Pictures --out ~/sidecars --json
+    """
+    settings = settings_of(ctx, database_url=database, model_pack=model_pack)
+    db = open_database(settings)
+    options = ExportXmpOptions(out, tuple(roots or ()), write_into_files, dry_run)
+    with ProgressReporter(enabled=not as_json) as reporter:
+        report = export_xmp(db, model_pack or settings.model_pack, options,
+                            sole_fallback=not model_pack, reporter=reporter)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        verb = "would be " if dry_run else ""
+        for f in report.files:
+            for c in f.conflicts:
+                typer.echo(printable(f"{f.target}: kept {c['other'] or c['name']!r} "
+                                     f"({c['reason']}); rbv has {c['name']!r}"))
+        summary = report.as_dict()
+        typer.echo(f"{summary['created']} sidecar(s) {verb}created, {summary['updated']} "
+                   f"{verb}updated, {summary['unchanged']} unchanged; "
+                   f"{summary['regions_added']} region(s) {verb}added, "
+                   f"{summary['conflicts']} conflict(s), {summary['failed']} failed "
+                   f"(pack {report.pack}).")
+        if dry_run:
+            typer.echo("Dry run: nothing was written.")
+    if report.problems:
+        raise typer.Exit(EXIT_PARTIAL)

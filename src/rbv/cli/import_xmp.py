@@ -1,0 +1,78 @@
+"""``rbv import-xmp``: names in from XMP face regions (MWG, Microsoft Photo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rbv.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    ModelPackOption,
+    help_from,
+    print_json,
+    settings_of,
+)
+from rbv.cli.progress import ProgressReporter
+from rbv.errors import EXIT_PARTIAL, printable
+from rbv.jobs.import_xmp import DEFAULT_MIN_IOU, ImportXmpOptions, import_xmp
+from rbv.store import open_database
+
+
+@help_from(min_iou=DEFAULT_MIN_IOU)
+def import_xmp_command(
+    ctx: typer.Context,
+    roots: Annotated[list[Path] | None, typer.Argument(
+        help="Only photos under these folders (default: every indexed photo).",
+        show_default=False)] = None,
+    sidecars_from: Annotated[Path | None, typer.Option(
+        "--from", help="Also read sidecars mirrored under this folder (what "
+        "`rbv export-xmp --out DIR` wrote).", show_default=False)] = None,
+    min_iou: Annotated[float, typer.Option(
+        min=0.05, max=1.0, help="A region names the detected face it overlaps at least "
+        "this much (intersection over union).")] = DEFAULT_MIN_IOU,
+    model_pack: ModelPackOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be named; "
+                                          "write nothing.")] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Name rbv's faces after the face regions other programs wrote.
+
+    Reads MWG face regions (digiKam, Lightroom, Picasa, rbv export-xmp) and Microsoft
+    Photo regions from the indexed photos and their sidecars (PHOTO.EXT.xmp,
+    PHOTO.xmp). Each named region names the detected face it overlaps most (IoU ≥
+    {min_iou}): the face is placed by hand in the person of that name (created when
+    there is none), so `rbv cluster` never undoes it. Two faces of one photo never
+    become one person; a face you placed in a person of another name, or rejected from
+    this one, is left alone and reported. Photos must be indexed first.
+
+    Examples:
+
+        rbv import-xmp ~/Pictures --dry-run
+
+        rbv import-xmp --from ~/sidecars --json
+    """
+    settings = settings_of(ctx, database_url=database, model_pack=model_pack)
+    db = open_database(settings)
+    options = ImportXmpOptions(tuple(roots or ()), sidecars_from, min_iou, dry_run)
+    with ProgressReporter(enabled=not as_json) as reporter:
+        report = import_xmp(db, model_pack or settings.model_pack, options,
+                            sole_fallback=not model_pack, reporter=reporter)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for c in report.conflicts:
+            typer.echo(printable(f"{c['path']}: {c['name']!r} not applied: {c['reason']}"))
+        verb = "would change" if dry_run else "changed"
+        typer.echo(f"{report.photos} photo(s) read: {report.regions} named face region(s), "
+                   f"{report.matched} matched to a face, {report.assigned} face(s) {verb}, "
+                   f"{len(report.persons_created)} new person(s), "
+                   f"{len(report.unmatched)} unmatched, {len(report.conflicts)} conflict(s) "
+                   f"(pack {report.pack}).")
+        if dry_run:
+            typer.echo("Dry run: nothing was written.")
+    if report.problems:
+        raise typer.Exit(EXIT_PARTIAL)

@@ -1,0 +1,73 @@
+"""``rbv photos``: find photos by who is in them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.errors import EXIT_PARTIAL, printable
+from rbv.jobs.photos import PhotoQuery, find_photos
+from rbv.store import open_database
+
+
+def photos_command(
+    ctx: typer.Context,
+    person: Annotated[list[str], typer.Option(
+        "--person", "-p", help="A person in the photo (name, uuid or uuid prefix); "
+        "repeat for photos with all of them.", show_default=False)],
+    without: Annotated[list[str] | None, typer.Option(
+        "--without", help="Leave out photos with this person (repeatable).",
+        show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        "--from", help="Taken on or after YYYY, YYYY-MM or YYYY-MM-DD (EXIF date; photos "
+        "without one drop out).", show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(
+        "--to", help="Taken up to and including YYYY, YYYY-MM or YYYY-MM-DD.",
+        show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many photos.",
+                                              show_default=False)] = None,
+    copy_to: Annotated[Path | None, typer.Option(
+        "--copy-to", help="Copy the photos into this folder (a quick album).",
+        show_default=False)] = None,
+    link_to: Annotated[Path | None, typer.Option(
+        "--link-to", help="Symlink the photos into this folder instead of copying.",
+        show_default=False)] = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the photos that show every given person, oldest first.
+
+    Each line: date, path, and who else rbv found in the photo. --without drops photos
+    with a person, --from/--to keep a date range (inclusive). --copy-to or --link-to
+    gathers the photos into a folder; re-runs leave what is there.
+
+    Examples:
+
+        rbv photos --person "Ada Lovelace"
+
+        rbv photos -p Ada -p Charles --without Mary --from 2019 --to 2021
+
+        rbv photos -p Ada --link-to ~/albums/ada --json
+    """
+    settings = settings_of(ctx, database_url=database)
+    db = open_database(settings)
+    query = PhotoQuery(tuple(person), tuple(without or ()), since, until, limit)
+    result = find_photos(db, query, copy_to=copy_to, link_to=link_to)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        for hit in result.photos:
+            when = hit.taken_at.strftime("%Y-%m-%d") if hit.taken_at else "----------"
+            others = f"  (with {', '.join(hit.others)})" if hit.others else ""
+            typer.echo(printable(f"{when}  {hit.paths[0] if hit.paths else '?'}{others}"))
+        placed = sum(a.action != "present" for a in result.album)
+        if result.album:
+            typer.echo(f"{placed} photo(s) placed in {copy_to or link_to}.")
+        typer.echo(f"{len(result.photos)} photo(s) with {' and '.join(result.persons)}.")
+    for error in result.album_errors:
+        typer.echo(printable(f"Error: {error}"), err=True)
+    if result.album_errors:
+        raise typer.Exit(EXIT_PARTIAL)

@@ -1,0 +1,75 @@
+"""A quick album: the photos a query found, copied or linked into one folder."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rbv.errors import RbvError
+
+
+class AlbumError(RbvError):
+    """A photo could not be copied or linked (reported per photo; the run goes on)."""
+
+
+@dataclass(frozen=True)
+class AlbumEntry:
+    source: str
+    target: str
+    action: str  # copied | linked | present
+
+
+def album_name(source: str, image_id: int, used: set[str]) -> str:
+    """The file name a photo gets in the album: its own name, with the image id added
+    when another photo of the album has it. Only the last component of the path is
+    used, so no name can lead outside the album."""
+    name = os.path.basename(source.rstrip("/"))
+    if name in ("", ".", ".."):
+        name = f"{image_id}"
+    if name in used:
+        stem, dot, ext = name.rpartition(".")
+        name = f"{stem}-{image_id}.{ext}" if dot and stem else f"{name}-{image_id}"
+    used.add(name)
+    return name
+
+
+def place_photo(source: str, folder: Path, name: str, *, link: bool) -> AlbumEntry:
+    """Copy (or symlink) ``source`` into ``folder`` as ``name``; a photo already there
+    (same link target, or same bytes) is left as it is, so re-runs are cheap."""
+    target = folder / name
+    try:
+        if link:
+            if target.is_symlink() and os.readlink(target) == source:
+                return AlbumEntry(source, str(target), "present")
+            if target.exists() or target.is_symlink():
+                raise AlbumError(f"{target}: exists and is not a link to {source}")
+            os.symlink(source, target)
+            return AlbumEntry(source, str(target), "linked")
+        if target.exists() and filecmp.cmp(source, target, shallow=False):
+            return AlbumEntry(source, str(target), "present")
+        if target.exists() or target.is_symlink():
+            raise AlbumError(f"{target}: exists with other content")
+        shutil.copy2(source, target)
+        return AlbumEntry(source, str(target), "copied")
+    except OSError as exc:
+        raise AlbumError(f"{source}: {exc.strerror or exc}") from None
+
+
+def make_album(photos: Sequence[tuple[int, str]], folder: Path, *,
+               link: bool) -> tuple[list[AlbumEntry], list[AlbumError]]:
+    """Place every (image id, path) in ``folder`` (created when missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    entries: list[AlbumEntry] = []
+    errors: list[AlbumError] = []
+    for image_id, source in photos:
+        try:
+            entries.append(place_photo(source, folder, album_name(source, image_id, used),
+                                       link=link))
+        except AlbumError as exc:
+            errors.append(exc)
+    return entries, errors

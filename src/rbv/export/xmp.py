@@ -1,0 +1,272 @@
+"""Reading and writing face regions in XMP, through exiv2 (the ``pyexiv2`` wheel).
+
+rbv never writes XML by hand: exiv2 parses what is there, rbv adds or names regions by
+their flattened keys, and exiv2 serialises the result, so every other tag of a sidecar
+or photo stays as it was. Files are read and written by Python (``open``), so names that
+are not UTF-8 work, and written atomically (a temporary file renamed over the old one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyexiv2
+
+from rbv.errors import RbvError
+from rbv.export.regions import Region, RegionPlan, from_top_left
+
+pyexiv2.set_log_level(4)  # exiv2 would print warnings itself; rbv reports through errors
+
+_EMPTY_PACKET = (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+                 b'<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+                 b' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/>\n'
+                 b'</x:xmpmeta>\n<?xpacket end="w"?>')
+_ROOT = "Xmp.mwg-rs.Regions"
+_LIST = f"{_ROOT}/mwg-rs:RegionList"
+_DIMS = f"{_ROOT}/mwg-rs:AppliedToDimensions"
+_MWG = re.compile(r"^Xmp\.mwg-rs\.Regions/mwg-rs:RegionList\[(\d+)\]/mwg-rs:"
+                  r"(Name|Type|Area/stArea:(?:x|y|w|h|unit))$")
+_MP = re.compile(r"^Xmp\.MP\.RegionInfo/MPRI:Regions\[(\d+)\]/MPReg:"
+                 r"(PersonDisplayName|Rectangle)$")
+WRITABLE_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "WEBP"})
+"""Formats exiv2 writes XMP into (HEIF, for one, it only reads)."""
+BACKUP_SUFFIX = "_original"  # exiftool's name for the untouched copy
+
+
+class XmpError(RbvError):
+    """One file's XMP cannot be read or written (reported per file; the run goes on)."""
+
+
+@dataclass(frozen=True)
+class RegionsOf:
+    """The regions one XMP packet holds (MWG first, then Microsoft Photo's), and whether
+    it has an MWG region list at all."""
+
+    mwg: list[Region]
+    mp: list[Region]
+    dims: tuple[int, int] | None
+    mwg_items: tuple[int, ...] = ()  # the RegionList item number of each ``mwg`` region
+
+    @property
+    def all(self) -> list[Region]:
+        return [*self.mwg, *self.mp]
+
+
+def sidecar_for(photo: Path) -> Path:
+    """The sidecar of a photo: ``photo.jpg.xmp`` (digiKam, darktable, Immich), or the
+    ``photo.xmp`` that is already there (Lightroom) when no other photo of the folder
+    shares its stem."""
+    full = photo.with_name(photo.name + ".xmp")
+    if full.exists():
+        return full
+    short = photo.with_suffix(".xmp")
+    if photo.suffix and short.exists() and not _stem_shared(photo):
+        return short
+    return full
+
+
+def _stem_shared(photo: Path) -> bool:
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(photo.parent):
+            if (entry.name != photo.name and Path(entry.name).stem == photo.stem
+                    and not entry.name.lower().endswith(".xmp")):
+                return True
+    return False
+
+
+def sidecars_of(photo: Path) -> list[Path]:
+    """Every sidecar name other programs use for ``photo`` that exists."""
+    names = [photo.with_name(photo.name + ".xmp")]
+    if photo.suffix:
+        names.append(photo.with_suffix(".xmp"))
+    return [p for p in names if p.is_file()]
+
+
+def _keys_of(data: bytes, what: Path) -> dict[str, object]:
+    try:
+        image = pyexiv2.ImageData(data)
+    except Exception as exc:  # exiv2 raises RuntimeError with its own message
+        raise XmpError(f"{what}: cannot read its metadata ({exc})") from None
+    try:
+        return dict(image.read_xmp())
+    except Exception as exc:
+        raise XmpError(f"{what}: cannot read its XMP ({exc})") from None
+    finally:
+        image.close()
+
+
+def read_regions(path: Path) -> RegionsOf:
+    """The regions of a photo's own XMP or of a sidecar file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise XmpError(f"{path}: {exc.strerror or exc}") from None
+    return regions_in(_keys_of(data, path))
+
+
+def regions_in(keys: dict[str, object]) -> RegionsOf:
+    """Parse MWG and Microsoft Photo regions out of exiv2's flattened XMP keys."""
+    mwg: dict[int, dict[str, str]] = {}
+    mp: dict[int, dict[str, str]] = {}
+    for key, value in keys.items():
+        if m := _MWG.match(key):
+            mwg.setdefault(int(m[1]), {})[m[2].rsplit(":", 1)[-1]] = str(value)
+        elif m := _MP.match(key):
+            mp.setdefault(int(m[1]), {})[m[2]] = str(value)
+    dims = _dims(keys)
+    parsed = [(item, r) for item, fields in sorted(mwg.items())
+              if (r := _mwg_region(fields, dims)) is not None]
+    out_mp = [r for _, fields in sorted(mp.items()) if (r := _mp_region(fields)) is not None]
+    return RegionsOf([r for _, r in parsed], out_mp, dims, tuple(i for i, _ in parsed))
+
+
+def _dims(keys: dict[str, object]) -> tuple[int, int] | None:
+    try:
+        return (int(float(str(keys[f"{_DIMS}/stDim:w"]))),
+                int(float(str(keys[f"{_DIMS}/stDim:h"]))))
+    except (KeyError, ValueError):
+        return None
+
+
+def _mwg_region(fields: dict[str, str], dims: tuple[int, int] | None) -> Region | None:
+    try:
+        x, y, w, h = (float(fields[k]) for k in ("x", "y", "w", "h"))
+    except (KeyError, ValueError):
+        return None
+    if fields.get("unit", "normalized").lower() == "pixel":
+        if not dims or not dims[0] or not dims[1]:
+            return None
+        x, w, y, h = x / dims[0], w / dims[0], y / dims[1], h / dims[1]
+    name = fields.get("Name", "").strip() or None
+    return Region(name, x, y, w, h, fields.get("Type", "Face") or "Face")
+
+
+def _mp_region(fields: dict[str, str]) -> Region | None:
+    try:
+        left, top, w, h = (float(v) for v in fields["Rectangle"].split(","))
+    except (KeyError, ValueError):
+        return None
+    return from_top_left(fields.get("PersonDisplayName", "").strip() or None, left, top, w, h)
+
+
+def _plan_keys(plan: RegionPlan, regions: RegionsOf, keys: dict[str, object],
+               size: tuple[int, int]) -> dict[str, str]:
+    """exiv2 keys that apply ``plan`` to a packet whose MWG regions are ``regions``."""
+    out: dict[str, str] = {}
+    if not any(k.startswith(_ROOT) for k in keys):
+        out[_ROOT] = 'type="Struct"'
+    if regions.dims is None:
+        if not any(k.startswith(_DIMS) for k in keys):
+            out[_DIMS] = 'type="Struct"'
+        out.update({f"{_DIMS}/stDim:w": str(size[0]), f"{_DIMS}/stDim:h": str(size[1]),
+                    f"{_DIMS}/stDim:unit": "pixel"})
+    indexes = sorted({int(m[1]) for k in keys if (m := _MWG.match(k))})
+    if not any(k.startswith(_LIST) for k in keys):
+        out[_LIST] = 'type="Bag"'
+    for position, name in plan.name.items():
+        out[f"{_LIST}[{regions.mwg_items[position]}]/mwg-rs:Name"] = name
+    start = max(indexes, default=0)
+    for k, region in enumerate(plan.add, start + 1):
+        item = f"{_LIST}[{k}]"
+        out.update({
+            item: 'type="Struct"',
+            f"{item}/mwg-rs:Name": region.name or "",
+            f"{item}/mwg-rs:Type": "Face",
+            f"{item}/mwg-rs:Area": 'type="Struct"',
+            f"{item}/mwg-rs:Area/stArea:x": _number(region.x),
+            f"{item}/mwg-rs:Area/stArea:y": _number(region.y),
+            f"{item}/mwg-rs:Area/stArea:w": _number(region.w),
+            f"{item}/mwg-rs:Area/stArea:h": _number(region.h),
+            f"{item}/mwg-rs:Area/stArea:unit": "normalized",
+        })
+    return out
+
+
+def _number(value: float) -> str:
+    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A file's XMP as read: its bytes (None: the sidecar does not exist yet), keys and
+    MWG regions (only those are matched: a program that wrote MP regions alone
+    gets MWG ones beside them)."""
+
+    data: bytes | None
+    keys: dict[str, object]
+    regions: RegionsOf
+
+
+def read_packet(path: Path, *, sidecar: bool) -> Packet:
+    """What ``path`` holds now: a sidecar (maybe missing) or a photo's own XMP."""
+    try:
+        data: bytes | None = path.read_bytes()
+    except FileNotFoundError:
+        if not sidecar:
+            raise XmpError(f"{path}: the photo is gone") from None
+        data = None
+    except OSError as exc:
+        raise XmpError(f"{path}: {exc.strerror or exc}") from None
+    keys = _keys_of(data, path) if data is not None else {}
+    return Packet(data, keys, regions_in(keys))
+
+
+def apply_plan(packet: Packet, plan: RegionPlan, size: tuple[int, int], where: Path) -> bytes:
+    """The bytes of ``packet`` with ``plan`` applied (the new sidecar or photo)."""
+    try:
+        image = pyexiv2.ImageData(packet.data if packet.data is not None else _EMPTY_PACKET)
+    except Exception as exc:
+        raise XmpError(f"{where}: cannot read its metadata ({exc})") from None
+    try:
+        image.modify_xmp(_plan_keys(plan, packet.regions, packet.keys, size))
+        return bytes(image.get_bytes())
+    except Exception as exc:
+        raise XmpError(f"{where}: exiv2 cannot write the regions ({exc})") from None
+    finally:
+        image.close()
+
+
+def write_atomically(path: Path, data: bytes, *, backup: bool = False) -> None:
+    """Replace ``path`` with ``data`` in one rename. With ``backup`` (a photo), the
+    file's first original is kept beside it as ``NAME_original`` (exiftool's name, so
+    ``exiftool -restore_original`` works too). A photo reached through a symlink is
+    written where the link points, so the link stays a link."""
+    target = Path(os.path.realpath(path)) if backup else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if backup:
+        original = target.with_name(target.name + BACKUP_SUFFIX)
+        if not original.exists():
+            shutil.copy2(target, original)
+    tmp = target.with_name(f".{target.name}.rbv-{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if backup:
+            shutil.copystat(target, tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise XmpError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def verify_photo(data: bytes, where: Path) -> None:
+    """Refuse to write a photo exiv2 produced unless exiv2 can read it back."""
+    _keys_of(data, where)
+
+
+def regions_everywhere(photo: Path, sidecars: Sequence[Path]) -> Iterator[tuple[Path, Region]]:
+    """Every named face region of the photo's own XMP and of its sidecars (unreadable
+    files raise :class:`XmpError`)."""
+    for source in (photo, *sidecars):
+        for region in read_regions(source).all:
+            if region.name and region.is_face:
+                yield source, region

@@ -1,0 +1,151 @@
+"""``export-xmp``: rbv's named faces as MWG face regions, in XMP sidecars (or in the
+photos themselves when asked), merged into what is there and never clobbering it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePath
+
+from rbv.errors import ConfigError
+from rbv.export.regions import Region, from_box, plan_regions
+from rbv.export.xmp import (
+    WRITABLE_FORMATS,
+    XmpError,
+    apply_plan,
+    read_packet,
+    sidecar_for,
+    verify_photo,
+    write_atomically,
+)
+from rbv.jobs.reporting import Problem, Reporter, SilentReporter
+from rbv.store import Database
+from rbv.store.images import image_paths_of
+from rbv.store.pack_lookup import find_pack
+from rbv.store.regions import named_faces, scanned_photos
+
+
+@dataclass(frozen=True)
+class ExportXmpOptions:
+    out: Path | None = None  # mirror the photos' tree under this folder
+    roots: tuple[Path, ...] = ()  # only photos under these folders (all when empty)
+    into_files: bool = False  # write into photos exiv2 can write (a backup is kept)
+    dry_run: bool = False
+
+
+@dataclass
+class XmpFile:
+    """What happened to one photo's regions."""
+
+    photo: str
+    target: str  # the sidecar or photo written (or that would be)
+    action: str  # created | updated | unchanged
+    added: int = 0
+    named: int = 0
+    unchanged: int = 0
+    conflicts: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ExportXmpReport:
+    pack: str
+    dry_run: bool
+    files: list[XmpFile] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def count(self, action: str) -> int:
+        return sum(f.action == action for f in self.files)
+
+    @property
+    def conflicts(self) -> int:
+        return sum(len(f.conflicts) for f in self.files)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"pack": self.pack, "dry_run": self.dry_run,
+                "created": self.count("created"), "updated": self.count("updated"),
+                "unchanged": self.count("unchanged"),
+                "regions_added": sum(f.added for f in self.files),
+                "regions_named": sum(f.named for f in self.files),
+                "conflicts": self.conflicts, "failed": len(self.problems),
+                "files": [asdict(f) for f in self.files],
+                "problems": [{"path": p.path, "reason": p.reason} for p in self.problems]}
+
+
+def mirrored(photo: str, roots: Sequence[str], out: Path) -> Path:
+    """Where ``photo``'s sidecar goes under ``out``: its path below the root it was
+    selected by (or below the file system's root), which may never leave ``out``."""
+    rel = next((photo[len(r):].lstrip("/") for r in roots if path_under(photo, r)), None)
+    parts = PurePath(rel if rel is not None else photo).parts
+    parts = tuple(p for p in parts if p not in ("/", "", ".") and not p.endswith(":\\"))
+    if not parts or any(p == ".." for p in parts):
+        raise XmpError(f"{photo}: no safe place for its sidecar under {out}")
+    return out.joinpath(*parts)
+
+
+def path_under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def as_given_roots(roots: Sequence[Path]) -> list[str]:
+    """Folders as rbv stores paths: absolute, symlinks kept (never resolved)."""
+    return [os.path.abspath(os.path.expanduser(r)) for r in roots]
+
+
+def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *,
+               sole_fallback: bool = False, reporter: Reporter | None = None) -> ExportXmpReport:
+    """Write every named face of the pack as an MWG face region of its photo(s)."""
+    reporter = reporter or SilentReporter()
+    roots = as_given_roots(options.roots)
+    for root in roots:
+        if not os.path.isdir(root):
+            raise ConfigError(f"{root} is not a folder; pass folders that hold indexed photos")
+    with db.connect() as conn:
+        pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
+        faces = named_faces(conn, pack.id)
+        photos = scanned_photos(conn, pack.id)
+        paths = image_paths_of(conn, list(faces))
+    report = ExportXmpReport(pack.name, options.dry_run)
+    work = [(image_id, path) for image_id in faces if image_id in photos
+            for path in paths.get(image_id, []) if not roots or any(path_under(path, r)
+                                                                    for r in roots)]
+    reporter.stage("export-xmp", len(work))
+    for image_id, path in work:
+        photo = photos[image_id]
+        ours = [from_box(f.name, f.box, photo.width, photo.height) for f in faces[image_id]]
+        try:
+            result = _export_one(path, photo.format, (photo.width, photo.height), ours,
+                                 roots, options)
+            report.files.append(result)
+        except XmpError as exc:
+            problem = Problem(path, str(exc).removeprefix(f"{path}: "))
+            report.problems.append(problem)
+            reporter.problem(problem)
+        reporter.advance(1, faces=len(ours), errors=0)
+    return report
+
+
+def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Region],
+                roots: Sequence[str], options: ExportXmpOptions) -> XmpFile:
+    photo = Path(path)
+    into = options.into_files and (fmt or "").upper() in WRITABLE_FORMATS
+    if into:
+        target = photo
+    elif options.out is not None:
+        target = sidecar_for(mirrored(path, roots, options.out))
+    else:
+        target = sidecar_for(photo)
+    packet = read_packet(target, sidecar=not into)
+    plan = plan_regions(packet.regions.mwg, ours)
+    result = XmpFile(path, str(target), "unchanged", len(plan.add), len(plan.name),
+                     plan.unchanged, [asdict(c) for c in plan.conflicts])
+    if plan.changes == 0:
+        return result  # nothing new: the file is left byte for byte as it is
+    result.action = "created" if packet.data is None else "updated"
+    if options.dry_run:
+        return result
+    data = apply_plan(packet, plan, size, target)
+    if into:
+        verify_photo(data, target)
+    write_atomically(target, data, backup=into)
+    return result
