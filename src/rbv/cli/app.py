@@ -27,10 +27,8 @@ from rbv.cli import (
     eval,
     export_swap,
     export_xmp,
-    export_xmp,
     immich_stage,
     import_folders,
-    import_xmp,
     import_xmp,
     index,
     migrate,
@@ -174,9 +172,6 @@ app.command("export-swap")(export_swap.export_swap_command)
 app.command("import-folders")(import_folders.import_folders_command)
 app.command("show")(show.show)
 app.command("eras")(era.eras)
-app.command("export-xmp")(export_xmp.export_xmp_command)
-app.command("import-xmp")(import_xmp.import_xmp_command)
-app.command("photos")(photos.photos_command)
 app.command("export-xmp")(export_xmp.export_xmp_command)
 app.command("import-xmp")(import_xmp.import_xmp_command)
 app.command("photos")(photos.photos_command)
