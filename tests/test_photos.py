@@ -1,0 +1,70 @@
+"""`rbv photos`: photos by who is in them (all given persons, none of --without, a date
+range), listed or gathered into a folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import psycopg
+
+from rbv.config import Settings
+from tests.conftest import FACES, MISC, import_folders, run_cli
+
+
+def _photos(cli, settings: Settings, *args: str) -> dict:  # type: ignore[no-untyped-def]
+    result = run_cli(cli, "-d", str(settings.database_url), "photos", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_photos_with_all_persons_without_others_in_a_date_range(
+        cli, faces_settings: Settings, tmp_path: Path) -> None:
+    import_folders(cli, faces_settings)
+    group = str(MISC / "fr_obama_and_biden.jpg")
+    both = _photos(cli, faces_settings, "-p", "Barack_Obama", "--person", "joe_biden")
+    assert [p["paths"] for p in both["photos"]] == [[group]]
+    assert both["persons"] == ["Barack_Obama", "Joe_Biden"]
+
+    obama = _photos(cli, faces_settings, "-p", "Barack_Obama")
+    paths = [p["paths"][0] for p in obama["photos"]]
+    assert group in paths and len(paths) >= len(list((FACES / "Barack_Obama").iterdir()))
+    assert next(p for p in obama["photos"] if p["paths"][0] == group)["others"] == ["Joe_Biden"]
+    alone = _photos(cli, faces_settings, "-p", "Barack_Obama", "--without", "Joe_Biden")
+    assert len(alone["photos"]) == len(paths) - 1 and group not in str(alone)
+
+    solo = sorted(p for p in paths if p != group)
+    with psycopg.connect(str(faces_settings.database_url)) as conn:
+        for path, when in zip(solo, ("2018-12-31 23:59", "2019-01-01 00:00",
+                                     "2021-12-31 20:00", "2022-01-01 00:00"), strict=False):
+            conn.execute("UPDATE images SET taken_at = %s WHERE id = (SELECT image_id FROM "
+                         "image_paths WHERE path = %s)", (when, path))
+    dated = _photos(cli, faces_settings, "-p", "Barack_Obama", "--from", "2019", "--to", "2021")
+    assert [p["paths"][0] for p in dated["photos"]] == solo[1:3]
+    day = _photos(cli, faces_settings, "-p", "Barack_Obama", "--from", "2021-12-31",
+                  "--to", "2021-12-31")
+    assert [p["paths"][0] for p in day["photos"]] == [solo[2]]
+
+    album = tmp_path / "album"
+    linked = _photos(cli, faces_settings, "-p", "Barack_Obama", "--link-to", str(album))
+    assert {a["action"] for a in linked["album"]} == {"linked"}
+    assert sorted(os.readlink(p) for p in album.iterdir()) == sorted(paths)
+    again = _photos(cli, faces_settings, "-p", "Barack_Obama", "--link-to", str(album))
+    assert {a["action"] for a in again["album"]} == {"present"}
+    copies = tmp_path / "copies"
+    copied = _photos(cli, faces_settings, "-p", "Joe_Biden", "--copy-to", str(copies))
+    assert {a["action"] for a in copied["album"]} == {"copied"}
+    assert all(not p.is_symlink() and p.stat().st_size > 0 for p in copies.iterdir())
+
+    text = run_cli(cli, "-d", str(faces_settings.database_url), "photos", "-p", "Joe_Biden")
+    assert text.exit_code == 0 and f"{group}  (with Barack_Obama)" in text.stdout
+
+
+def test_photos_errors_are_one_line(cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    unknown = run_cli(cli, "-d", url, "photos", "-p", "Nobody At All")
+    assert unknown.exit_code == 1 and unknown.stderr.startswith("Error: no person matches")
+    import_folders(cli, faces_settings)
+    bad = run_cli(cli, "-d", url, "photos", "-p", "Joe_Biden", "--from", "last year")
+    assert bad.exit_code == 1 and "is not a date" in bad.stderr
