@@ -33,16 +33,22 @@ def test_eval_scores_every_method_and_calibration_stores_thresholds(
     assert report["identities"] == len(IDENTITIES)
     assert report["labelled_faces"] >= 18
     methods = {s["method"] for s in report["scores"]}
-    assert methods == {"connected", "agglomerative", "hdbscan", "immich-baseline"}
+    assert methods == {"evidence", "connected", "agglomerative", "hdbscan", "immich-baseline"}
     for method, sweep in report["calibration"].items():
         best = max(s["bcubed"]["f1"] for s in sweep)
         assert best > 0.9, method  # four well-separated people
-        assert 0.2 <= report["recommended_thresholds"][method] <= 0.8
+        lo, hi = report["plateaus"][method]
+        assert lo <= report["recommended_thresholds"][method] <= hi
+        if method != "evidence":
+            assert 0.2 <= report["recommended_thresholds"][method] <= 0.8
     with open_database(settings).connect() as conn:
         stored = conn.execute("SELECT settings FROM model_packs").fetchone()[0]  # type: ignore[index]
     assert stored["thresholds"]["connected"] == report["recommended_thresholds"]["connected"]
+    assert stored["impostor"]["mu"] == report["impostor"]["mu"]
     again = run_cli(cli, "-d", url, "cluster", "--dry-run")
-    assert "the pack's calibrated value" in again.output
+    assert "labelled different-person pairs of" in again.output  # the stored model is used
+    connected = run_cli(cli, "-d", url, "cluster", "--dry-run", "--method", "connected")
+    assert "the pack's calibrated value" in connected.output
 
 
 def test_eval_of_a_folder_without_labels_says_what_it_expects(cli, settings: Settings,

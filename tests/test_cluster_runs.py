@@ -102,9 +102,10 @@ def test_manual_name_merge_and_not_this_person_survive_full_recluster(
     rejected = run_cli(cli, "-d", url, "persons", "not-this-person", obama, str(obama_face))
     assert rejected.exit_code == 0, rejected.output
 
-    for method in ("connected", "agglomerative", "hdbscan"):
-        report = _cluster(cli, faces_settings, "--full", "--method", method,
-                          "--threshold", str(SFACE_THRESHOLD))
+    for method in ("evidence", "connected", "agglomerative", "hdbscan"):
+        setting = (("--budget", "10") if method == "evidence"
+                   else ("--threshold", str(SFACE_THRESHOLD)))
+        report = _cluster(cli, faces_settings, "--full", "--method", method, *setting)
         assert report["faces"] == len(before)
         after = _assignments(faces_settings)
         assert {after[f] for f in merged_faces} == {target}, method
@@ -115,11 +116,12 @@ def test_manual_name_merge_and_not_this_person_survive_full_recluster(
         assert source not in names  # merged away, never listed again
 
 
-@pytest.mark.parametrize("method", ["connected", "agglomerative", "hdbscan"])
+@pytest.mark.parametrize("method", ["evidence", "connected", "agglomerative", "hdbscan"])
 def test_no_person_holds_two_faces_of_one_photo(cli, faces_settings: Settings,
                                                  method: str) -> None:
-    # A threshold so loose that similarity alone would lump the group photos together.
-    _cluster(cli, faces_settings, "--full", "--method", method, "--threshold", "0.05")
+    # A setting so loose that similarity alone would lump the group photos together.
+    loose = ("--budget", "1e12") if method == "evidence" else ("--threshold", "0.05")
+    _cluster(cli, faces_settings, "--full", "--method", method, *loose)
     with open_database(faces_settings).connect() as conn:
         groups = conn.execute("SELECT count(*) FROM (SELECT image_id FROM face_detections "
                               "GROUP BY image_id HAVING count(*) >= 3) g").fetchone()
@@ -168,7 +170,7 @@ def test_second_run_exits_with_a_clear_message_while_one_holds_the_lock(
     with db.connect() as conn:
         runs = conn.execute("SELECT command, status, parameters->>'method', counts->>'faces' "
                             "FROM runs WHERE command = 'cluster'").fetchall()
-    assert len(runs) == 1 and runs[0][:3] == ("cluster", "ok", "connected")
+    assert len(runs) == 1 and runs[0][:3] == ("cluster", "ok", "evidence")
     assert int(runs[0][3]) > 0
 
 
@@ -178,12 +180,16 @@ def test_dry_run_writes_nothing_and_threshold_comes_from_the_pack(
     url = str(faces_settings.database_url)
     plain = run_cli(cli, "-d", url, "cluster", "--dry-run")
     assert plain.exit_code == 0, plain.output
-    assert "threshold 0.65 (buffalo_l's default; calibrate this pack with" in plain.output
+    # No calibration stored: the built-in one for SFace, found by the recognizer's hash.
+    assert "evidence, budget 10 (rbv's default budget); impostor model mu 0.100" in plain.output
+    assert "built in for SFace" in plain.output
+    connected = run_cli(cli, "-d", url, "cluster", "--dry-run", "--method", "connected")
+    assert "connected at similarity 0.52 (built in for SFace" in connected.output
     assert "Dry run: nothing was written." in plain.output
     with open_database(faces_settings).transaction() as conn:
         assert conn.execute("SELECT count(*) FROM persons").fetchone() == (0,)
         conn.execute("UPDATE model_packs SET settings = %s",
                      (json.dumps({"thresholds": {"connected": 0.42}}),))
-    calibrated = run_cli(cli, "-d", url, "cluster")
+    calibrated = run_cli(cli, "-d", url, "cluster", "--method", "connected")
     assert calibrated.exit_code == 0, calibrated.output
-    assert "threshold 0.42 (the pack's calibrated value)" in calibrated.output
+    assert "connected at similarity 0.42 (the pack's calibrated value)" in calibrated.output

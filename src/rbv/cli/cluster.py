@@ -8,26 +8,38 @@ import typer
 from rich.console import Console
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cluster.assign import MATCH_MARGIN
+from rbv.cluster.evidence import DEFAULT_BUDGET
 from rbv.cluster.knn import DEFAULT_K
-from rbv.cluster.methods import Method
+from rbv.cluster.methods import DEFAULT_THRESHOLD, Method
 from rbv.jobs.cluster import ClusterOptions, cluster_pack
 from rbv.store import open_database
 
 
 def cluster(
     ctx: typer.Context,
-    method: Annotated[Method, typer.Option(help="connected components, agglomerative "
-                                           "(average linkage) or hdbscan.")] = Method.connected,
+    method: Annotated[Method | None, typer.Option(
+        help="evidence (linkage tested against the recognizer's different-person "
+        "similarities; the default), connected components, agglomerative (average "
+        "linkage) or hdbscan. Default: evidence, or connected when only --threshold is "
+        "given.", show_default=False)] = None,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Cosine similarity (0-1, higher = stricter). Default: the pack's "
-                     "calibrated value (see `rbv eval --calibrate --store`), else 0.65.",
+        typer.Option(help="Threshold methods: cosine similarity (0-1, higher = stricter). "
+                     "Default: the pack's calibrated value (`rbv eval --calibrate --store`), "
+                     f"else rbv's built-in one for the recognizer, else {DEFAULT_THRESHOLD}.",
                      show_default=False),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(help="Evidence method: how many chance (different-person) face pairs "
+                     "the whole library may let through; lower = stricter. Default: "
+                     f"{DEFAULT_BUDGET:g}.", show_default=False),
     ] = None,
     match_threshold: Annotated[
         float | None,
-        typer.Option(help="Similarity a new face needs to join a known person. "
-                     "Default: threshold + 0.05.", show_default=False),
+        typer.Option(help="Threshold methods: similarity a new face needs to join a known "
+                     f"person. Default: threshold + {MATCH_MARGIN}.", show_default=False),
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-cluster every face; manual names, "
                                        "merges, moves and rejections are kept.")] = False,
@@ -41,14 +53,19 @@ def cluster(
 ) -> None:
     """Group faces into persons (incremental by default).
 
-    Faces that already have a person keep it; new faces join a known person when
-    similar enough, the rest are clustered among themselves into new persons. Two
-    faces of one photo never share a person. --full re-clusters everything but keeps
-    names, merges, manual moves and "not this person" decisions; person ids stay.
+    Faces that already have a person keep it; new faces join a known person when the
+    evidence is strong enough (a whole new fragment of a known person can join it), the
+    rest form new persons. Two faces of one photo never share a person. --full
+    re-clusters everything but keeps names, merges, manual moves and "not this person"
+    decisions; person ids stay. The default method, evidence linkage, needs no
+    calibration: it tests each merge against the recognizer's different-person
+    similarities and asks more of a merge the bigger the library.
 
     Examples:
 
         rbv cluster
+
+        rbv cluster --full --budget 5
 
         rbv cluster --full --method agglomerative --threshold 0.4
 
@@ -57,7 +74,7 @@ def cluster(
     settings = settings_of(ctx, database_url=database)
     db = open_database(settings)
     console = Console(stderr=True)
-    options = ClusterOptions(method=method, threshold=threshold,
+    options = ClusterOptions(method=method, threshold=threshold, budget=budget,
                              match_threshold=match_threshold, full=full, dry_run=dry_run,
                              k=neighbors)
     if as_json or not console.is_terminal:
@@ -70,8 +87,9 @@ def cluster(
     if as_json:
         print_json(report.as_dict())
         return
-    typer.echo(f"Pack {report.pack}: {report.method}, threshold {report.threshold:g} "
-               f"({report.threshold_source}), match threshold {report.match_threshold:g}.")
+    match = ("" if report.match_threshold is None
+             else f", match threshold {report.match_threshold:g}")
+    typer.echo(f"Pack {report.pack}: {report.setting}{match}.")
     would = "Would assign" if dry_run else "Assigned"
     if report.full:
         typer.echo(f"{would} {report.clustered:,} of {report.faces:,} faces "

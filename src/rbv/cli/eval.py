@@ -18,10 +18,17 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.progress import ProgressReporter
+from rbv.cluster.calibrations import DEFAULT_METHOD
 from rbv.cluster.evaluation import BASELINE
+from rbv.errors import ConfigError
 from rbv.jobs.analyzer import load_face_analyzer
-from rbv.jobs.eval import EvalReport, run_eval, scratch_settings, store_thresholds
-from rbv.store import open_database
+from rbv.jobs.eval import (
+    EvalReport,
+    library_settings,
+    run_eval,
+    scratch_settings,
+    store_calibration,
+)
 
 
 def eval_(
@@ -31,13 +38,19 @@ def eval_(
     labels: Annotated[Path | None, typer.Option(help="A labels.csv elsewhere (paths "
                                                 "relative to it).", show_default=False)] = None,
     threshold: Annotated[float | None, typer.Option(
-        help="Similarity for every method. Default: the pack's calibrated value, else 0.65.",
+        help="Similarity for the threshold methods. Default: what `rbv cluster` would use.",
         show_default=False)] = None,
-    calibrate: Annotated[bool, typer.Option("--calibrate", help="Sweep thresholds "
-                                            "0.20-0.80 and recommend one per method.")] = False,
+    budget: Annotated[float | None, typer.Option(
+        help="Budget for the evidence method. Default: what `rbv cluster` would use.",
+        show_default=False)] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Sweep each method's "
+                                            "parameter and report the best and the range "
+                                            "within 0.005 pairwise F of it.")] = False,
     store: Annotated[bool, typer.Option("--store", help="With --calibrate: save the "
-                                        "recommended thresholds as the pack's defaults in "
-                                        "the database (used by `rbv cluster`).")] = False,
+                                        "recognizer's impostor model measured on these "
+                                        "labels (used by the evidence method) and each "
+                                        "threshold method's best threshold as the pack's "
+                                        "calibration in the library database.")] = False,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
     database: DatabaseOption = None,
@@ -47,8 +60,9 @@ def eval_(
     each method and for an Immich-style baseline, on the same embeddings.
 
     The photos are indexed into a scratch database under the data directory (kept, so
-    re-runs are fast) unless --database / DATABASE_URL names one. Labels name the main
-    (largest) face of each photo.
+    re-runs are fast) unless --database / DATABASE_URL names one; only the faces of
+    photos under FOLDER are scored. Labels name the main (largest) face of each photo.
+    Each method runs with the setting `rbv cluster` would use on the library.
 
     Examples:
 
@@ -56,15 +70,20 @@ def eval_(
 
         rbv eval ../shared/data/faces --calibrate --store --model-pack scrfd_sface
     """
+    if store and not calibrate:
+        raise ConfigError("--store saves what --calibrate measures; add --calibrate")
     settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device)
     work = settings if settings.database_url else scratch_settings(settings)
     analyzer = load_face_analyzer(settings)
+    # The library's database: where `rbv cluster` reads its settings and --store writes.
+    library, stored = library_settings(settings, analyzer.pack.name, required=store)
     reporter = ProgressReporter(enabled=not as_json)
     with reporter:
-        report = run_eval(work, folder, analyzer, labels_csv=labels, threshold=threshold,
-                          calibrate=calibrate, reporter=reporter)
-    if store and calibrate:
-        store_thresholds(open_database(settings), analyzer.pack, report, folder)
+        report = run_eval(work, folder, analyzer, stored=stored, labels_csv=labels,
+                          threshold=threshold, budget=budget, calibrate=calibrate,
+                          reporter=reporter)
+    if store and library is not None:
+        store_calibration(library, analyzer.pack, report, folder)
     if as_json:
         print_json(report.as_dict())
         return
@@ -76,33 +95,32 @@ def _print(report: EvalReport) -> None:
     console.print(f"Pack {report.pack}: {report.labelled_faces} labelled faces of "
                   f"{report.identities} identities ({report.images} photos, "
                   f"{report.photos_without_face} without a detected face); {report.database}")
-    table = Table("method", "threshold", "clusters", "pairwise P / R / F", "BCubed P / R / F",
-                  title="At the configured thresholds")
+    table = Table("method", "setting", "clusters", "pairwise P / R / F", "BCubed P / R / F",
+                  title="With the settings `rbv cluster` would use")
     for s in report.scores:
-        table.add_row(s.method, f"{s.threshold:.2f}", str(s.clusters),
+        table.add_row(s.method, report.settings[s.method], str(s.clusters),
                       f"{s.pairwise.precision:.3f} / {s.pairwise.recall:.3f} / {s.pairwise.f1:.3f}",
                       f"{s.bcubed.precision:.3f} / {s.bcubed.recall:.3f} / {s.bcubed.f1:.3f}")
     console.print(table)
+    m = report.impostor
+    console.print(f"Different-person similarity on these labels: mean {m['mu']:.3f}, "
+                  f"spread {m['sigma']:.3f} (the evidence method's impostor model).")
     if not report.calibration:
         return
-    best = Table("method", "best threshold", "clusters", "pairwise F", "BCubed F",
-                 title="Calibration (best BCubed F per method)")
+    best = Table("method", "parameter", "best", "range within 0.005 F", "clusters",
+                 "pairwise F", "BCubed F", title="Calibration (best pairwise F per method)")
     for method in report.calibration:
         s = report.best(method)
-        best.add_row(method, f"{s.threshold:.2f}", str(s.clusters), f"{s.pairwise.f1:.3f}",
-                     f"{s.bcubed.f1:.3f}")
+        lo, hi = report.plateaus[method]
+        best.add_row(method, s.parameter, f"{s.threshold:g}", f"{lo:g} – {hi:g}",
+                     str(s.clusters), f"{s.pairwise.f1:.3f}", f"{s.bcubed.f1:.3f}")
     console.print(best)
+    default = next(s for s in report.scores if s.method == DEFAULT_METHOD.value)
     base = report.best(BASELINE)
-    default = report.best("connected")
-    console.print(f"Default method (connected) vs {BASELINE}: BCubed F "
-                  f"{default.bcubed.f1:.3f} vs {base.bcubed.f1:.3f} "
-                  f"({default.bcubed.f1 - base.bcubed.f1:+.3f}), pairwise F "
-                  f"{default.pairwise.f1:.3f} vs {base.pairwise.f1:.3f} "
-                  f"({default.pairwise.f1 - base.pairwise.f1:+.3f}).")
-    same = next(s for s in report.calibration[BASELINE] if s.threshold == default.threshold)
-    console.print(f"At the same threshold {default.threshold:.2f}, {BASELINE}: BCubed F "
-                  f"{same.bcubed.f1:.3f}, pairwise F {same.pairwise.f1:.3f}.")
-    console.print(f"Recommended threshold for connected: {default.threshold:.2f} "
-                  f"(calibrated on {report.identities} identities; a library with many more "
-                  "people may need a stricter one)."
-                  + (" Stored as the pack's default." if report.stored else ""))
+    console.print(f"Default ({DEFAULT_METHOD.value}, as `rbv cluster` would run it) vs "
+                  f"{BASELINE} at its best threshold: pairwise F {default.pairwise.f1:.3f} vs "
+                  f"{base.pairwise.f1:.3f} ({default.pairwise.f1 - base.pairwise.f1:+.3f}), "
+                  f"BCubed F {default.bcubed.f1:.3f} vs {base.bcubed.f1:.3f}.")
+    console.print("Thresholds calibrated on one library do not transfer to one with many "
+                  "more people; the impostor model does (it belongs to the recognizer)."
+                  + (" Stored as the pack's calibration." if report.stored else ""))

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rbv.cluster.constraints import Constraints
+from rbv.cluster.evidence import ImpostorModel, labelled_impostor_similarities
 from rbv.cluster.knn import DEFAULT_K, KnnGraph, build_knn_graph
 from rbv.cluster.methods import Method, baseline_labels, cluster_embeddings
 from rbv.cluster.metrics import Scores, bcubed, pairwise
@@ -26,6 +27,9 @@ from rbv.store.assignments import PackFaces
 BASELINE = "immich-baseline"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.02))
+BUDGET_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
+PLATEAU = 0.005
+"""Settings within this pairwise F of the best count as equally good."""
 
 
 def read_labels(folder: Path, labels_csv: Path | None = None) -> dict[Path, str]:
@@ -70,44 +74,86 @@ def label_main_faces(faces: PackFaces, face_paths: Iterable[tuple[int, str, floa
 
 @dataclass(frozen=True)
 class MethodScores:
+    """One clustering's scores. ``threshold`` is the method's parameter: a similarity,
+    or for ``evidence`` the budget."""
+
     method: str
     threshold: float
     pairwise: Scores
     bcubed: Scores
     clusters: int
 
+    @property
+    def parameter(self) -> str:
+        return "budget" if self.method == Method.evidence.value else "threshold"
+
     def as_dict(self) -> dict[str, object]:
-        return {"method": self.method, "threshold": self.threshold, "clusters": self.clusters,
+        return {"method": self.method, "threshold": self.threshold,
+                "parameter": self.parameter, "clusters": self.clusters,
                 "pairwise": self.pairwise.as_dict(), "bcubed": self.bcubed.as_dict()}
 
 
 class Evaluation:
-    """Clusters one set of faces repeatedly (one k-NN graph) and scores the result."""
+    """Clusters one set of faces repeatedly (one k-NN graph) and scores the result.
+    ``impostor``: the recognizer's model for ``evidence`` (None: from the labels)."""
 
-    def __init__(self, faces: PackFaces, truth: NDArray[np.object_], k: int = DEFAULT_K):
+    def __init__(self, faces: PackFaces, truth: NDArray[np.object_], k: int = DEFAULT_K,
+                 impostor: ImpostorModel | None = None):
         self.faces = faces
         self.labelled = np.flatnonzero(truth != None)  # noqa: E711 (element-wise)
         self.truth = truth[self.labelled].astype(str)
         self.graph: KnnGraph = build_knn_graph(faces.embeddings, k)
         self.constraints = Constraints.build(len(faces), image_ids=faces.image_ids)
+        self.impostor = impostor or self.labelled_impostor()
 
-    def score(self, method: str, threshold: float) -> MethodScores:
+    def labelled_impostor(self) -> ImpostorModel:
+        """The recognizer's impostor model from the labelled faces of different people."""
+        pairs = labelled_impostor_similarities(self.faces.embeddings[self.labelled],
+                                               self.truth)
+        if len(pairs) < 2:
+            raise ConfigError("the labelled photos show fewer than two identities; "
+                              "evaluation needs different people")
+        return ImpostorModel.from_pairs(pairs, robust=False)
+
+    def labels(self, method: str, value: float) -> NDArray[np.int64]:
+        """Cluster labels of every face with ``method`` at ``value``."""
         if method == BASELINE:
-            labels = baseline_labels(self.faces.embeddings, threshold, graph=self.graph)
-        else:
-            labels = cluster_embeddings(self.faces.embeddings, Method(method), threshold,
-                                        self.constraints, graph=self.graph)
-        mine = labels[self.labelled]
-        return MethodScores(method, threshold, pairwise(mine, self.truth),
+            return baseline_labels(self.faces.embeddings, value, graph=self.graph)
+        return cluster_embeddings(self.faces.embeddings, Method(method), value,
+                                  self.constraints, graph=self.graph, impostor=self.impostor,
+                                  budget=value)
+
+    def score(self, method: str, value: float) -> MethodScores:
+        mine = self.labels(method, value)[self.labelled]
+        return MethodScores(method, value, pairwise(mine, self.truth),
                             bcubed(mine, self.truth), len(np.unique(mine)))
 
-    def sweep(self, method: str, grid: Iterable[float] = DEFAULT_GRID) -> list[MethodScores]:
+    def sweep(self, method: str, grid: Iterable[float] | None = None) -> list[MethodScores]:
+        if grid is None:
+            grid = BUDGET_GRID if method == Method.evidence.value else DEFAULT_GRID
         return [self.score(method, float(t)) for t in grid]
 
 
 def best_of(sweep: list[MethodScores]) -> MethodScores:
-    """Highest BCubed F; among ties the stricter threshold (fewer wrong merges)."""
-    return max(sweep, key=lambda s: (round(s.bcubed.f1, 6), s.threshold))
+    """Highest pairwise F (wrong merges weigh most there), then BCubed F; among ties the
+    stricter setting (fewer wrong merges)."""
+    def strictness(s: MethodScores) -> float:
+        return -s.threshold if s.method == Method.evidence.value else s.threshold
+    return max(sweep, key=lambda s: (round(s.pairwise.f1, 6), round(s.bcubed.f1, 6),
+                                     strictness(s)))
+
+
+def plateau(sweep: list[MethodScores], within: float = PLATEAU) -> tuple[float, float]:
+    """The lowest and highest parameter of the contiguous run of the sweep around the best
+    whose pairwise F is within ``within`` of the best: how fragile the setting is."""
+    best = best_of(sweep)
+    at = sweep.index(best)
+    lo = hi = at
+    while lo > 0 and sweep[lo - 1].pairwise.f1 >= best.pairwise.f1 - within:
+        lo -= 1
+    while hi < len(sweep) - 1 and sweep[hi + 1].pairwise.f1 >= best.pairwise.f1 - within:
+        hi += 1
+    return sweep[lo].threshold, sweep[hi].threshold
 
 
 ALL_METHODS = (*(m.value for m in Method), BASELINE)

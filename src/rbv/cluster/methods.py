@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.density import hdbscan, immich_baseline
+from rbv.cluster.evidence import (
+    DEFAULT_BUDGET,
+    ImpostorModel,
+    evidence_linkage,
+    random_pair_similarities,
+)
 from rbv.cluster.knn import DEFAULT_K, KnnGraph, build_knn_graph
 from rbv.cluster.linkage import agglomerative, connected_components
-from rbv.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.65
-"""Cosine similarity users know from buffalo_l; packs may carry a calibrated one."""
+"""Similarity of the threshold methods users know from buffalo_l, where nothing better
+is known (see :mod:`rbv.cluster.calibrations`)."""
 
 
 class Method(StrEnum):
     """How faces are grouped."""
 
+    evidence = "evidence"
     connected = "connected"
     agglomerative = "agglomerative"
     hdbscan = "hdbscan"
@@ -34,12 +40,26 @@ def cluster_embeddings(
     *,
     graph: KnnGraph | None = None,
     k: int = DEFAULT_K,
+    impostor: ImpostorModel | None = None,
+    budget: float = DEFAULT_BUDGET,
+    n_library: int | None = None,
 ) -> NDArray[np.int64]:
-    """Labels ``0..m-1`` for the rows of ``embeddings`` (every face gets one)."""
+    """Labels ``0..m-1`` for the rows of ``embeddings`` (every face gets one).
+
+    ``threshold`` is the similarity of the threshold methods; ``evidence`` ignores it and
+    takes ``impostor`` (estimated from ``embeddings`` when None), ``budget`` and
+    ``n_library`` (the library's size, when ``embeddings`` are part of it)."""
     n = len(embeddings)
     if n == 0:
         return np.empty(0, np.int64)
     graph = graph if graph is not None else build_knn_graph(embeddings, k)
+    if method is Method.evidence:
+        if impostor is None:
+            ids = np.arange(n, dtype=np.int64)
+            impostor = ImpostorModel.from_pairs(random_pair_similarities(embeddings, ids),
+                                                robust=True)
+        return evidence_linkage(embeddings, graph, impostor, budget, constraints,
+                                n_library=n_library)
     if method is Method.connected:
         return connected_components(graph, threshold, constraints)
     if method is Method.agglomerative:
@@ -58,17 +78,3 @@ def baseline_labels(
         return np.empty(0, np.int64)
     return immich_baseline(graph if graph is not None else build_knn_graph(embeddings, k),
                            threshold)
-
-
-def resolve_threshold(settings: dict[str, Any], method: Method,
-                      given: float | None) -> tuple[float, str]:
-    """The threshold to use and where it came from."""
-    if given is not None:
-        if not 0.0 < given < 1.0:
-            raise ConfigError(f"--threshold must be between 0 and 1 (got {given})")
-        return given, "--threshold"
-    stored = (settings.get("thresholds") or {}).get(method.value)
-    if stored is not None:
-        return float(stored), "the pack's calibrated value"
-    return DEFAULT_THRESHOLD, ("buffalo_l's default; calibrate this pack with "
-                               "`rbv eval --calibrate --store`")

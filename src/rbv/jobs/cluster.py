@@ -1,14 +1,20 @@
 """``rbv cluster``: group a pack's faces into persons, incrementally or in full.
 
-Incremental (default): faces with a person keep it; each new face is matched to a
-known person through the pack's HNSW index (:mod:`rbv.cluster.assign`); the rest are
-clustered among themselves into new persons.
+Incremental (default): faces with a person keep it. With evidence linkage (the default
+method) the new faces are clustered together with the known persons they are near (found
+through the pack's HNSW index): a known person may take in new faces, even a whole new
+fragment of itself, but two known persons never merge (:mod:`rbv.jobs.cluster_update`).
+With the threshold methods each new face is matched to a known person, and the rest are
+clustered among themselves.
 
 Full: every face is re-clustered, but manual decisions hold: manually placed faces are
 anchors (same person together, different persons apart), must/cannot-link rows and
 same-photo pairs are constraints, clusters take over the existing person id they
 overlap most (so ids and names stay), and a face never lands in a person it was
 rejected from.
+
+The setting used is recorded in the pack's settings (``last_clustering``); when a later
+run's setting differs, the report says so and what to run.
 """
 
 from __future__ import annotations
@@ -24,44 +30,44 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from rbv.cluster.assign import MATCH_MARGIN, Candidate, match_faces
+from rbv.cluster.assign import MATCH_MARGIN
+from rbv.cluster.calibrations import ClusterSetting, resolve_setting
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
-from rbv.cluster.knn import DEFAULT_K, build_knn_graph, nearest
-from rbv.cluster.methods import Method, cluster_embeddings, resolve_threshold
+from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
+from rbv.cluster.knn import DEFAULT_K, build_knn_graph
+from rbv.cluster.methods import Method, cluster_embeddings
+from rbv.jobs.cluster_update import UpdateContext, add_new_faces
 from rbv.jobs.recording import recorded_run
 from rbv.store.assignments import (
     PackFaces,
-    assigned_neighbors,
     count_faces,
     create_persons,
     delete_empty_persons,
     load_faces,
     load_manual_facts,
-    person_images,
     vacuum_faces,
     write_assignments,
 )
 from rbv.store.connection import Database
 from rbv.store.locks import person_lock
-from rbv.store.pack_lookup import find_pack, pack_settings
+from rbv.store.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
 from rbv.store.packs import PackRow
 
-MATCH_NEIGHBORS = 10
-"""Assigned faces fetched per new face for matching (HNSW ef_search 40)."""
 VACUUM_AFTER = 5_000
 """A run that rewrote at least this many faces vacuums face_detections afterwards."""
-HNSW_BATCH_LIMIT = 5_000
-"""Above this many new faces, matching loads the embeddings and works in numpy."""
+ESTIMATE_SAMPLE = 20_000
+"""Faces drawn to estimate an unknown recognizer's impostor model from the library."""
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class ClusterOptions:
-    """What the user asked for; ``threshold`` None means the pack's calibrated value."""
+    """What the user asked for; None means the pack's (or rbv's) setting."""
 
-    method: Method = Method.connected
+    method: Method | None = None
     threshold: float | None = None
+    budget: float | None = None
     match_threshold: float | None = None
     full: bool = False
     dry_run: bool = False
@@ -74,9 +80,10 @@ class ClusterReport:
 
     pack: str
     method: str
-    threshold: float
-    threshold_source: str
-    match_threshold: float
+    setting: str  # the setting in words, with where it came from
+    threshold: float | None
+    budget: float | None
+    match_threshold: float | None
     full: bool
     dry_run: bool
     faces: int = 0
@@ -104,25 +111,44 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
     started = time.perf_counter()
     with db.connect() as conn:
         pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
-        threshold, source = resolve_threshold(pack_settings(conn, pack.id), options.method,
-                                              options.threshold)
-    match = options.match_threshold or min(0.99, threshold + MATCH_MARGIN)
-    report = ClusterReport(pack.name, options.method.value, threshold, source, match,
-                           options.full, options.dry_run)
+        stored = pack_settings(conn, pack.id)
+        setting = resolve_setting(stored, pack_files(conn, pack.id), options.method,
+                                  threshold=options.threshold, budget=options.budget)
+        n_faces = count_faces(conn, pack)
+        if setting.method is Method.evidence and (
+                setting.needs_estimate or (options.full and _estimated(stored))):
+            progress("estimating the recognizer's impostor model from this library")
+            setting = _estimate(conn, pack, setting)
+    match = None
+    if setting.threshold is not None:
+        match = options.match_threshold or min(0.99, setting.threshold + MATCH_MARGIN)
+    report = ClusterReport(pack.name, setting.method.value, setting.describe(n_faces),
+                           setting.threshold, setting.budget, match, options.full,
+                           options.dry_run)
+    previous = stored.get("last_clustering")
+    if previous and previous != setting.key() and not options.full:
+        report.notes.append(
+            "The existing persons were made with another setting "
+            f"({_words(previous)}); new faces are grouped with the one above. Run "
+            "`rbv cluster --full` to re-cluster every face with it (names, merges and "
+            "other manual fixes are kept).")
     if options.dry_run:
         with db.connect() as conn:
-            _cluster(conn, pack, options, threshold, match, report, progress)
+            _cluster(conn, pack, options, setting, match, report, progress)
             conn.rollback()
     else:
-        parameters = {"pack": pack.name, "method": options.method.value,
-                      "threshold": threshold, "threshold_source": source,
-                      "match_threshold": match, "full": options.full, "k": options.k}
+        parameters = {"pack": pack.name, "method": setting.method.value,
+                      "setting": setting.key(), "threshold": setting.threshold,
+                      "source": setting.source, "match_threshold": match,
+                      "full": options.full, "k": options.k}
         with person_lock(db, pack.id, pack.name), \
                 recorded_run(db, "cluster", parameters) as run:
             report.run_id = run.id
             try:
                 with db.connect() as conn:  # commits on success, rolls back on error
-                    _cluster(conn, pack, options, threshold, match, report, progress)
+                    _cluster(conn, pack, options, setting, match, report, progress)
+                    update_pack_settings(conn, pack.id,
+                                         _recorded(setting, options.full or not previous))
             finally:
                 report.seconds = round(time.perf_counter() - started, 3)
                 run.counts = _counts(report)
@@ -136,6 +162,41 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
     return report
 
 
+def _estimated(stored: dict[str, Any]) -> bool:
+    return bool((stored.get("impostor") or {}).get("estimated"))
+
+
+def _estimate(conn: psycopg.Connection, pack: PackRow,
+              setting: ClusterSetting) -> ClusterSetting:
+    """The impostor model of an unknown recognizer, from random pairs of the library's
+    faces (nearly all are different people in a library of many)."""
+    sample = load_faces(conn, pack, sample=ESTIMATE_SAMPLE)
+    pairs = random_pair_similarities(sample.embeddings, sample.image_ids)
+    if len(pairs) < 100:
+        return setting.with_impostor(ImpostorModel(0.1, 0.09, 0.02),
+                                     "too few faces to estimate; a generic guess")
+    model = ImpostorModel.from_pairs(pairs, robust=True)
+    return setting.with_impostor(
+        model, f"estimated from {len(sample):,} faces of this library")
+
+
+def _recorded(setting: ClusterSetting, made_all: bool) -> dict[str, Any]:
+    """Pack settings to save after a run: the setting the persons were made with (when
+    this run made all of them: a full or first run), and an estimated impostor model (so
+    later runs use the same one)."""
+    out: dict[str, Any] = {"last_clustering": setting.key()} if made_all else {}
+    if setting.impostor is not None and setting.impostor_source.startswith("estimated"):
+        out["impostor"] = {**setting.impostor.as_dict(), "estimated": True,
+                           "source": setting.impostor_source}
+    return out
+
+
+def _words(key: dict[str, Any]) -> str:
+    if key.get("method") == Method.evidence.value:
+        return f"evidence, budget {key.get('budget')}"
+    return f"{key.get('method')} at similarity {key.get('threshold')}"
+
+
 def _counts(r: ClusterReport) -> dict[str, Any]:
     keys = ("faces", "considered", "matched", "clustered", "new_persons", "reassigned",
             "removed_persons", "seconds")
@@ -143,90 +204,20 @@ def _counts(r: ClusterReport) -> dict[str, Any]:
 
 
 def _cluster(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
-             threshold: float, match: float, report: ClusterReport, progress: Progress) -> None:
+             setting: ClusterSetting, match: float | None, report: ClusterReport,
+             progress: Progress) -> None:
     if options.full:
-        _full(conn, pack, options, threshold, report, progress)
+        _full(conn, pack, options, setting, report, progress)
     else:
-        _incremental(conn, pack, options, threshold, match, report, progress)
+        found = add_new_faces(UpdateContext(conn, pack, setting, match, options.k, progress))
+        report.faces, report.considered = found.faces, found.considered
+        report.matched, report.clustered = found.matched, found.clustered
+        report.new_persons = found.new_persons
     report.removed_persons = delete_empty_persons(conn, pack)
 
 
-def _incremental(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
-                 threshold: float, match: float, report: ClusterReport,
-                 progress: Progress) -> None:
-    progress("reading new faces")
-    new = load_faces(conn, pack, unassigned_only=True)
-    report.faces = count_faces(conn, pack)
-    report.considered = len(new)
-    if len(new) == 0:
-        return
-    facts = load_manual_facts(conn, pack)
-    rejections: dict[int, set[uuid.UUID]] = {}
-    for face, person in facts.rejections:
-        rejections.setdefault(face, set()).add(person)
-    image_of = dict(zip(new.ids.tolist(), new.image_ids.tolist(), strict=True))
-
-    progress(f"matching {len(new):,} new faces to known persons")
-    candidates = _candidates(conn, pack, new, MATCH_NEIGHBORS)
-    progress(f"writing matches of {len(new):,} new faces")
-    known = sorted({c.person for cands in candidates.values() for c in cands})
-    matches = match_faces(candidates, match, image_of=image_of, rejections=rejections,
-                          taken=person_images(conn, known))
-    if matches:
-        write_assignments(conn, [m.face for m in matches], [m.person for m in matches], "match")
-    report.matched = len(matches)
-
-    matched = {m.face for m in matches}
-    rest = np.array([i for i, f in enumerate(new.ids.tolist()) if f not in matched], np.int64)
-    if len(rest) == 0:
-        return
-    progress(f"clustering {len(rest):,} unmatched faces")
-    constraints = _constraints(new, rest, facts.must, facts.cannot)
-    labels = cluster_embeddings(new.embeddings[rest], options.method, threshold, constraints,
-                                k=options.k)
-    persons = create_persons(conn, pack, int(labels.max()) + 1)
-    write_assignments(conn, new.ids[rest].tolist(), [persons[i] for i in labels.tolist()],
-                      "cluster")
-    report.clustered = len(rest)
-    report.new_persons = len(persons)
-
-
-def _candidates(conn: psycopg.Connection, pack: PackRow, new: PackFaces,
-                k: int) -> dict[int, list[Candidate[uuid.UUID]]]:
-    """Each new face's nearest assigned faces, as (person, similarity, photo)."""
-    if len(new) <= HNSW_BATCH_LIMIT:
-        found = assigned_neighbors(conn, pack, new.ids.tolist(), k)
-        return {f: [Candidate(n.person_id, n.similarity, n.image_id) for n in ns]
-                for f, ns in found.items()}
-    every = load_faces(conn, pack)
-    has = np.array([p is not None for p in every.person_ids], bool)
-    base = np.flatnonzero(has)
-    graph = nearest(new.embeddings, every.embeddings[base], k)
-    out: dict[int, list[Candidate[uuid.UUID]]] = {}
-    for row, face in enumerate(new.ids.tolist()):
-        out[face] = [
-            Candidate(every.person_ids[base[j]], float(s), int(every.image_ids[base[j]]))  # type: ignore[arg-type]
-            for j, s in zip(graph.neighbors[row].tolist(), graph.similarities[row].tolist(),
-                            strict=True) if j >= 0
-        ]
-    return out
-
-
-def _constraints(faces: PackFaces, rows: NDArray[np.int64], must: list[tuple[int, int]],
-                 cannot: list[tuple[int, int]],
-                 anchors: NDArray[np.int64] | None = None) -> Constraints:
-    """Constraints over ``faces`` restricted to positions ``rows`` (renumbered)."""
-    pos = {f: i for i, f in enumerate(faces.ids[rows].tolist())}
-
-    def local(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return [(pos[a], pos[b]) for a, b in pairs if a in pos and b in pos]
-
-    return Constraints.build(len(rows), image_ids=faces.image_ids[rows], cannot=local(cannot),
-                             must=local(must), anchors=anchors)
-
-
 def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
-          threshold: float, report: ClusterReport, progress: Progress) -> None:
+          setting: ClusterSetting, report: ClusterReport, progress: Progress) -> None:
     progress("reading all faces")
     faces = load_faces(conn, pack)
     report.faces = report.considered = len(faces)
@@ -240,12 +231,13 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
         if person is not None:
             anchors[i] = anchor_of.setdefault(person, len(anchor_of))
     everything = np.arange(len(faces), dtype=np.int64)
-    constraints = _constraints(faces, everything, facts.must, facts.cannot, anchors)
+    constraints = constraints_among(faces, everything, facts.must, facts.cannot, anchors)
     progress(f"building the {options.k}-NN graph of {len(faces):,} faces")
     graph = build_knn_graph(faces.embeddings, options.k)
-    progress(f"clustering {len(faces):,} faces ({options.method.value})")
-    labels = cluster_embeddings(faces.embeddings, options.method, threshold, constraints,
-                                graph=graph)
+    progress(f"clustering {len(faces):,} faces ({setting.method.value})")
+    labels = cluster_embeddings(faces.embeddings, setting.method, setting.threshold or 0.0,
+                                constraints, graph=graph, impostor=setting.impostor,
+                                budget=setting.budget or 0.0)
     progress("keeping person ids stable")
     person_of = _map_to_persons(faces, labels, anchors, anchor_of)
     # "Not this person": evict a rejected face from that person into one of its own.
@@ -257,7 +249,7 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
         if at is not None and not faces.manual[at] and person_of[int(labels[at])] == person:
             fresh[at] = uuid.uuid4()
             evicted += 1
-    existing = _existing(faces)
+    existing = {p for p in faces.person_ids if p is not None}
     new_ids = [p for p in set(person_of.values()) if p not in existing] + list(fresh.values())
     create_persons(conn, pack, len(new_ids), ids=new_ids)
     targets = [fresh.get(i) or person_of[int(labels[i])] for i in range(len(faces))]
@@ -271,8 +263,17 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
         report.notes.append(f"{evicted} face(s) kept out of persons they were rejected from")
 
 
-def _existing(faces: PackFaces) -> set[uuid.UUID]:
-    return {p for p in faces.person_ids if p is not None}
+def constraints_among(faces: PackFaces, rows: NDArray[np.int64], must: list[tuple[int, int]],
+                      cannot: list[tuple[int, int]],
+                      anchors: NDArray[np.int64] | None = None) -> Constraints:
+    """Constraints over ``faces`` restricted to positions ``rows`` (renumbered)."""
+    pos = {f: i for i, f in enumerate(faces.ids[rows].tolist())}
+
+    def local(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [(pos[a], pos[b]) for a, b in pairs if a in pos and b in pos]
+
+    return Constraints.build(len(rows), image_ids=faces.image_ids[rows], cannot=local(cannot),
+                             must=local(must), anchors=anchors)
 
 
 def _map_to_persons(faces: PackFaces, labels: NDArray[np.int64], anchors: NDArray[np.int64],

@@ -1,24 +1,36 @@
 """``rbv eval``: index labelled photos (into a scratch database unless one is given),
-then score every method and the Immich-style baseline on the same embeddings."""
+then score every method and the Immich-style baseline on the same embeddings.
+
+Only the faces of photos under the evaluated folder count, so a result never depends on
+what was evaluated before in the same scratch database. Each method runs with the
+setting ``rbv cluster`` would use (the library's stored calibration, else rbv's built-in
+one for the recognizer, else the fallback); the baseline with its own (Immich's 0.5).
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from rbv.cluster.calibrations import BASELINE_THRESHOLD, known_recognizer, resolve_setting
 from rbv.cluster.evaluation import (
     ALL_METHODS,
-    DEFAULT_GRID,
+    BASELINE,
     Evaluation,
     MethodScores,
     best_of,
     label_main_faces,
+    plateau,
     read_labels,
 )
-from rbv.cluster.methods import Method, resolve_threshold
+from rbv.cluster.evidence import ImpostorModel
+from rbv.cluster.methods import Method
 from rbv.config import Settings
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, RbvError
 from rbv.faces.types import FaceAnalyzer, PackInfo
 from rbv.jobs.index import run_index
 from rbv.jobs.reporting import Reporter
@@ -37,9 +49,12 @@ class EvalReport:
     labelled_faces: int
     identities: int
     photos_without_face: int
+    impostor: dict[str, float]  # measured on the labelled faces
     scores: list[MethodScores] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)  # method → setting in words
     calibration: dict[str, list[MethodScores]] = field(default_factory=dict)
     recommended: dict[str, float] = field(default_factory=dict)
+    plateaus: dict[str, tuple[float, float]] = field(default_factory=dict)
     stored: bool = False
 
     def best(self, method: str) -> MethodScores:
@@ -49,10 +64,11 @@ class EvalReport:
         return {
             "pack": self.pack, "database": self.database, "images": self.images,
             "labelled_faces": self.labelled_faces, "identities": self.identities,
-            "photos_without_face": self.photos_without_face,
-            "scores": [s.as_dict() for s in self.scores],
+            "photos_without_face": self.photos_without_face, "impostor": self.impostor,
+            "scores": [s.as_dict() for s in self.scores], "settings": self.settings,
             "calibration": {m: [s.as_dict() for s in v] for m, v in self.calibration.items()},
-            "recommended_thresholds": self.recommended, "stored": self.stored,
+            "recommended_thresholds": self.recommended,
+            "plateaus": {m: list(v) for m, v in self.plateaus.items()}, "stored": self.stored,
         }
 
 
@@ -62,17 +78,40 @@ def scratch_settings(settings: Settings) -> Settings:
     return settings.with_overrides(data_dir=Path(settings.data_dir) / "eval")
 
 
+def library_settings(settings: Settings, pack_name: str, *, required: bool
+                     ) -> tuple[Database | None, dict[str, Any]]:
+    """The library database and its stored settings for the pack (what `rbv cluster`
+    reads). With ``required`` a library that is not ready is an error (before any work
+    is done); without, it just means nothing is stored."""
+    try:
+        db = open_database(settings)
+    except RbvError:
+        if required:
+            raise
+        return None, {}
+    try:
+        with db.connect() as conn:
+            return db, pack_settings(conn, find_pack(conn, pack_name).id)
+    except RbvError:  # the library has no faces of this pack yet
+        return db, {}
+
+
 def run_eval(
     settings: Settings,
     folder: Path,
     analyzer: FaceAnalyzer,
     *,
+    stored: dict[str, Any] | None = None,
     labels_csv: Path | None = None,
     threshold: float | None = None,
+    budget: float | None = None,
     calibrate: bool = False,
     reporter: Reporter | None = None,
 ) -> EvalReport:
-    """Index ``folder`` with ``analyzer``, cluster with every method, score."""
+    """Index ``folder`` with ``analyzer``, cluster its faces with every method, score.
+
+    ``stored``: the library's settings for this pack (what ``rbv cluster`` would use);
+    ``threshold``/``budget`` override them for the threshold methods / evidence."""
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder")
     labels = read_labels(folder, labels_csv)
@@ -81,30 +120,84 @@ def run_eval(
     run_index(db, settings, [folder], analyzer=analyzer, reporter=reporter)
     with db.connect() as conn:
         pack = find_pack(conn, analyzer.pack.name)
-        faces = load_faces(conn, pack)
-        truth, missing = label_main_faces(faces, faces_with_paths(conn, pack), labels)
-        stored_settings = pack_settings(conn, pack.id)
+        every = load_faces(conn, pack)
+        paths = faces_with_paths(conn, pack)
+    inside = faces_under(paths, folder)
+    faces = every.take(np.flatnonzero(np.isin(every.ids, sorted(inside))))
+    truth, missing = label_main_faces(faces, [p for p in paths if p[0] in inside], labels)
     evaluation = Evaluation(faces, truth)
+    measured = evaluation.impostor
     report = EvalReport(pack.name, db.display, len(labels), len(evaluation.labelled),
-                        len(set(evaluation.truth.tolist())), missing)
+                        len(set(evaluation.truth.tolist())), missing, measured.as_dict())
+    stored = stored or {}
     for method in ALL_METHODS:
-        as_method = Method(method) if method in Method.__members__ else Method.connected
-        t, _ = resolve_threshold(stored_settings, as_method, threshold)
-        report.scores.append(evaluation.score(method, t))
+        value, words = _configured(method, stored, analyzer.pack, threshold, budget,
+                                   evaluation, len(faces))
+        report.settings[method] = words
+        report.scores.append(evaluation.score(method, value))
     if calibrate:
+        evaluation.impostor = measured  # the sweep asks what this library's labels say
         for method in ALL_METHODS:
-            report.calibration[method] = evaluation.sweep(method, DEFAULT_GRID)
+            report.calibration[method] = evaluation.sweep(method)
             report.recommended[method] = report.best(method).threshold
+            report.plateaus[method] = plateau(report.calibration[method])
     return report
 
 
-def store_thresholds(db: Database, pack: PackInfo, report: EvalReport, folder: Path) -> None:
-    """Save the recommended thresholds as the pack's calibrated defaults in ``db``
-    (registering the pack there if it has no faces yet)."""
+def _configured(method: str, stored: dict[str, Any], pack: PackInfo, threshold: float | None,
+                budget: float | None, evaluation: Evaluation, n_faces: int
+                ) -> tuple[float, str]:
+    """The parameter ``rbv cluster`` would use for ``method`` here, and it in words."""
+    if method == BASELINE:
+        saved = (stored.get("thresholds") or {}).get(BASELINE)
+        known = known_recognizer(pack.files)
+        value = (threshold if threshold is not None else float(saved) if saved is not None
+                 else known.thresholds.get(BASELINE, BASELINE_THRESHOLD) if known
+                 else BASELINE_THRESHOLD)
+        return value, f"similarity {value:.2f}"
+    as_method = Method(method)
+    setting = resolve_setting(stored, pack.files, as_method,
+                              threshold=threshold if as_method is not Method.evidence else None,
+                              budget=budget if as_method is Method.evidence else None)
+    if as_method is not Method.evidence:
+        assert setting.threshold is not None
+        return setting.threshold, setting.describe()
+    if setting.impostor is None:  # unknown recognizer: estimate as `rbv cluster` would
+        from rbv.cluster.evidence import random_pair_similarities
+
+        pairs = random_pair_similarities(evaluation.faces.embeddings,
+                                         evaluation.faces.image_ids)
+        setting = setting.with_impostor(ImpostorModel.from_pairs(pairs, robust=True),
+                                        "estimated from the evaluated faces")
+    evaluation.impostor = setting.impostor or evaluation.impostor
+    return float(setting.budget or 0.0), setting.describe(n_faces)
+
+
+def faces_under(paths: list[tuple[int, str, float]], folder: Path) -> set[int]:
+    """Faces of photos with a path under ``folder`` (paths compared as given, and as
+    resolved, so a symlinked folder or library matches either way)."""
+    given = os.path.join(os.path.abspath(folder), "")
+    real = os.path.join(os.path.realpath(folder), "")
+    out: set[int] = set()
+    for face, path, _area in paths:
+        absolute = os.path.abspath(path)
+        if absolute.startswith((given, real)) or os.path.realpath(path).startswith(real):
+            out.add(face)
+    return out
+
+
+def store_calibration(db: Database, pack: PackInfo, report: EvalReport, folder: Path) -> None:
+    """Save what the labels measured as the pack's calibration in ``db`` (registering the
+    pack there if it has no faces yet): the recognizer's impostor model (used by the
+    evidence method; it transfers between libraries) and each threshold method's best
+    threshold on these photos (which does not transfer: see the README)."""
     with db.transaction() as conn:
         row = register_pack(conn, pack.name, pack.files, pack.embedding_dim)
         update_pack_settings(conn, row.id, {
-            "thresholds": {m.value: report.recommended[m.value] for m in Method},
+            "impostor": {**report.impostor, "estimated": False,
+                         "source": f"labelled different-person pairs of {folder}"},
+            "thresholds": {m: report.recommended[m] for m in ALL_METHODS
+                           if m != Method.evidence.value},
             "calibration": {"folder": str(folder), "identities": report.identities,
                             "labelled_faces": report.labelled_faces},
         })

@@ -10,16 +10,17 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
+from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.eras import Era, EraParams, split_eras
-from rbv.cluster.methods import Method, cluster_embeddings, resolve_threshold
+from rbv.cluster.methods import DEFAULT_THRESHOLD, Method, cluster_embeddings
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.store import persons as store
 from rbv.store.assignments import load_faces
 from rbv.store.connection import Database
 from rbv.store.faces import pack_of_face
 from rbv.store.locks import person_lock
-from rbv.store.pack_lookup import pack_row, pack_settings
+from rbv.store.pack_lookup import pack_files, pack_row, pack_settings
 
 SPLIT_STEP = 0.1
 """``persons split`` re-clusters this much stricter than the pack's threshold."""
@@ -107,8 +108,9 @@ def split(db: Database, ref: str, threshold: float | None = None,
         pack_id = store.pack_of(conn, person)
         pack = pack_row(conn, pack_id)
         if threshold is None:
-            base, _ = resolve_threshold(pack_settings(conn, pack_id), Method.connected, None)
-            threshold = min(0.95, base + SPLIT_STEP)
+            base = resolve_setting(pack_settings(conn, pack_id), pack_files(conn, pack_id),
+                                   Method.connected).threshold
+            threshold = min(0.95, (base or DEFAULT_THRESHOLD) + SPLIT_STEP)
         faces = load_faces(conn, pack, person=person)
         if len(faces) < 2:
             return SplitResult(person, len(faces), [], [len(faces)], threshold)

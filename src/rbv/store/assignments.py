@@ -28,6 +28,20 @@ class PackFaces:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def take(self, rows: NDArray[np.int64]) -> PackFaces:
+        """The faces at positions ``rows``."""
+        return PackFaces(self.ids[rows], self.image_ids[rows],
+                         [self.person_ids[i] for i in rows.tolist()], self.manual[rows],
+                         self.embeddings[rows])
+
+    def concat(self, other: PackFaces) -> PackFaces:
+        """These faces followed by ``other``'s."""
+        return PackFaces(np.concatenate([self.ids, other.ids]),
+                         np.concatenate([self.image_ids, other.image_ids]),
+                         self.person_ids + other.person_ids,
+                         np.concatenate([self.manual, other.manual]),
+                         np.concatenate([self.embeddings, other.embeddings]))
+
 
 @dataclass(frozen=True)
 class ManualFacts:
@@ -39,20 +53,29 @@ class ManualFacts:
 
 
 def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool = False,
-               person: uuid.UUID | None = None) -> PackFaces:
-    """The pack's faces with embeddings, read with binary COPY."""
+               person: uuid.UUID | None = None,
+               persons: Sequence[uuid.UUID] | None = None,
+               sample: int | None = None) -> PackFaces:
+    """The pack's faces with embeddings, read with binary COPY: all of them, the
+    unassigned ones, those of one ``person`` or of ``persons``, or a random ``sample``."""
     where = sql.SQL("pack_id = {}").format(sql.Literal(pack.id))
     if unassigned_only:
         where += sql.SQL(" AND person_id IS NULL")
     if person is not None:
         where += sql.SQL(" AND person_id = {}").format(sql.Literal(str(person)))
+    if persons is not None:
+        where += sql.SQL(" AND person_id = ANY({}::uuid[])").format(
+            sql.Literal([str(p) for p in persons]))
+    order = (sql.SQL("random() LIMIT {}").format(sql.Literal(int(sample)))
+             if sample is not None else sql.SQL("id"))
     query = sql.SQL(
         "COPY (SELECT id, image_id, person_id, coalesce(assigned_by = 'manual', false), "
-        "{vec} FROM face_detections WHERE {where} ORDER BY id) TO STDOUT (FORMAT BINARY)"
-    ).format(vec=vector_expr(pack), where=where)
+        "{vec} FROM face_detections WHERE {where} ORDER BY {order}) TO STDOUT "
+        "(FORMAT BINARY)"
+    ).format(vec=vector_expr(pack), where=where, order=order)
     ids: list[int] = []
     images: list[int] = []
-    persons: list[uuid.UUID | None] = []
+    owners: list[uuid.UUID | None] = []
     manual: list[bool] = []
     vectors: list[NDArray[np.float32]] = []
     with conn.cursor() as cur, cur.copy(query) as copy:
@@ -60,12 +83,12 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
         for face_id, image_id, person_id, is_manual, vec in copy.rows():
             ids.append(face_id)
             images.append(image_id)
-            persons.append(person_id)
+            owners.append(person_id)
             manual.append(is_manual)
             vectors.append(vec.to_numpy())
     emb = (np.stack(vectors).astype(np.float32) if vectors
            else np.empty((0, pack.embedding_dim), np.float32))
-    return PackFaces(np.array(ids, np.int64), np.array(images, np.int64), persons,
+    return PackFaces(np.array(ids, np.int64), np.array(images, np.int64), owners,
                      np.array(manual, bool), emb)
 
 

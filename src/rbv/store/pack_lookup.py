@@ -56,3 +56,9 @@ def update_pack_settings(conn: psycopg.Connection, pack_id: int, values: dict[st
     """Merge ``values`` into the pack's settings."""
     conn.execute("UPDATE model_packs SET settings = settings || %s::jsonb WHERE id = %s",
                  (json.dumps(values), pack_id))
+
+
+def pack_files(conn: psycopg.Connection, pack_id: int) -> dict[str, str]:
+    """The pack's model files: name → sha256 (how a recognizer is recognised)."""
+    row = conn.execute("SELECT files FROM model_packs WHERE id = %s", (pack_id,)).fetchone()
+    return {str(k): str(v) for k, v in (row[0] or {}).items()} if row else {}

@@ -1,0 +1,178 @@
+"""The incremental step of ``rbv cluster``: new faces join known persons or form new ones.
+
+Known persons are found near the new faces through the pack's HNSW index (or in memory
+when very many faces are new). With evidence linkage, the new faces and those persons'
+faces are clustered together, each known person starting as one cluster that may take
+in new faces (a whole new fragment of a known person included) but never merges with
+another known person, by the same rule a full run uses over the whole library. With the
+threshold methods each new face is matched to the best known person
+(:mod:`rbv.cluster.assign`), and the rest are clustered among themselves.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+
+from rbv.cluster.assign import Candidate, match_faces
+from rbv.cluster.calibrations import ClusterSetting
+from rbv.cluster.constraints import NO_ANCHOR, Constraints
+from rbv.cluster.knn import build_knn_graph, nearest
+from rbv.cluster.methods import Method, cluster_embeddings
+from rbv.store.assignments import (
+    ManualFacts,
+    PackFaces,
+    assigned_neighbors,
+    count_faces,
+    create_persons,
+    load_faces,
+    load_manual_facts,
+    person_images,
+    write_assignments,
+)
+from rbv.store.packs import PackRow
+
+MATCH_NEIGHBORS = 10
+"""Assigned faces fetched per new face to find known persons (HNSW ef_search 40)."""
+HNSW_BATCH_LIMIT = 5_000
+"""Above this many new faces, known persons are found in memory instead."""
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    conn: psycopg.Connection
+    pack: PackRow
+    setting: ClusterSetting
+    match: float | None  # threshold methods: similarity a new face needs to join
+    k: int
+    progress: Callable[[str], None]
+
+
+@dataclass
+class UpdateResult:
+    faces: int = 0
+    considered: int = 0
+    matched: int = 0  # new faces that joined a known person
+    clustered: int = 0  # new faces that formed new persons
+    new_persons: int = 0
+
+
+def add_new_faces(ctx: UpdateContext) -> UpdateResult:
+    """Give every face without a person one (see the module doc)."""
+    ctx.progress("reading new faces")
+    new = load_faces(ctx.conn, ctx.pack, unassigned_only=True)
+    result = UpdateResult(faces=count_faces(ctx.conn, ctx.pack), considered=len(new))
+    if len(new) == 0:
+        return result
+    facts = load_manual_facts(ctx.conn, ctx.pack)
+    ctx.progress(f"finding known persons near {len(new):,} new faces")
+    candidates = _candidates(ctx.conn, ctx.pack, new, MATCH_NEIGHBORS)
+    if ctx.setting.method is Method.evidence:
+        _grow(ctx, new, facts, candidates, result)
+    else:
+        _match_then_cluster(ctx, new, facts, candidates, result)
+    return result
+
+
+def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
+          candidates: dict[int, list[Candidate[uuid.UUID]]], result: UpdateResult) -> None:
+    """Evidence linkage over the new faces plus the known persons near them."""
+    known_persons = sorted({c.person for cands in candidates.values() for c in cands})
+    known = (load_faces(ctx.conn, ctx.pack, persons=known_persons) if known_persons
+             else new.take(np.empty(0, np.int64)))
+    faces = known.concat(new)
+    index_of = {p: i for i, p in enumerate(known_persons)}
+    anchors = np.full(len(faces), NO_ANCHOR, np.int64)
+    anchors[:len(known)] = [index_of[p] for p in known.person_ids if p is not None]
+    # A face rejected from a known person is cannot-linked to one of its faces: the
+    # person starts as one cluster, so that keeps the face out of all of it.
+    first_row = {p: r for r, p in reversed(list(enumerate(known.person_ids)))}
+    position = {f: i for i, f in enumerate(faces.ids.tolist())}
+    rejected = [(faces.ids[first_row[p]], f) for f, p in facts.rejections
+                if p in first_row and f in position]
+    constraints = Constraints.build(
+        len(faces), image_ids=faces.image_ids, anchors=anchors,
+        cannot=[(position[a], position[b]) for a, b in [*facts.cannot, *rejected]
+                if a in position and b in position],
+        must=[(position[a], position[b]) for a, b in facts.must
+              if a in position and b in position])
+    ctx.progress(f"clustering {len(new):,} new faces with {len(known_persons):,} known persons")
+    labels = cluster_embeddings(
+        faces.embeddings, Method.evidence, 0.0, constraints,
+        graph=build_knn_graph(faces.embeddings, ctx.k), impostor=ctx.setting.impostor,
+        budget=ctx.setting.budget or 0.0, n_library=result.faces)
+    person_of = {int(labels[r]): p for r, p in enumerate(known.person_ids) if p is not None}
+    new_labels = labels[len(known):]
+    fresh = sorted({int(lab) for lab in new_labels.tolist()} - set(person_of))
+    created = create_persons(ctx.conn, ctx.pack, len(fresh))
+    person_of.update(zip(fresh, created, strict=True))
+    joined = np.array([int(lab) not in fresh for lab in new_labels.tolist()], bool)
+    for rows, how in ((np.flatnonzero(joined), "match"), (np.flatnonzero(~joined), "cluster")):
+        if len(rows):
+            write_assignments(ctx.conn, new.ids[rows].tolist(),
+                              [person_of[int(new_labels[r])] for r in rows.tolist()], how)
+    result.matched, result.clustered = int(joined.sum()), int((~joined).sum())
+    result.new_persons = len(created)
+
+
+def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
+                        candidates: dict[int, list[Candidate[uuid.UUID]]],
+                        result: UpdateResult) -> None:
+    """Threshold methods: match each new face to a known person, cluster the rest."""
+    assert ctx.match is not None and ctx.setting.threshold is not None
+    rejections: dict[int, set[uuid.UUID]] = {}
+    for face, person in facts.rejections:
+        rejections.setdefault(face, set()).add(person)
+    image_of = dict(zip(new.ids.tolist(), new.image_ids.tolist(), strict=True))
+    ctx.progress(f"writing matches of {len(new):,} new faces")
+    known = sorted({c.person for cands in candidates.values() for c in cands})
+    matches = match_faces(candidates, ctx.match, image_of=image_of, rejections=rejections,
+                          taken=person_images(ctx.conn, known))
+    if matches:
+        write_assignments(ctx.conn, [m.face for m in matches], [m.person for m in matches],
+                          "match")
+    result.matched = len(matches)
+    matched = {m.face for m in matches}
+    rest = np.array([i for i, f in enumerate(new.ids.tolist()) if f not in matched], np.int64)
+    if len(rest) == 0:
+        return
+    ctx.progress(f"clustering {len(rest):,} unmatched faces")
+    sub = new.take(rest)
+    position = {f: i for i, f in enumerate(sub.ids.tolist())}
+    constraints = Constraints.build(
+        len(sub), image_ids=sub.image_ids,
+        cannot=[(position[a], position[b]) for a, b in facts.cannot
+                if a in position and b in position],
+        must=[(position[a], position[b]) for a, b in facts.must
+              if a in position and b in position])
+    labels = cluster_embeddings(sub.embeddings, ctx.setting.method, ctx.setting.threshold,
+                                constraints, k=ctx.k)
+    persons = create_persons(ctx.conn, ctx.pack, int(labels.max()) + 1)
+    write_assignments(ctx.conn, sub.ids.tolist(), [persons[i] for i in labels.tolist()],
+                      "cluster")
+    result.clustered = len(rest)
+    result.new_persons = len(persons)
+
+
+def _candidates(conn: psycopg.Connection, pack: PackRow, new: PackFaces,
+                k: int) -> dict[int, list[Candidate[uuid.UUID]]]:
+    """Each new face's nearest assigned faces, as (person, similarity, photo)."""
+    if len(new) <= HNSW_BATCH_LIMIT:
+        found = assigned_neighbors(conn, pack, new.ids.tolist(), k)
+        return {f: [Candidate(n.person_id, n.similarity, n.image_id) for n in ns]
+                for f, ns in found.items()}
+    every = load_faces(conn, pack)
+    base = np.flatnonzero(np.array([p is not None for p in every.person_ids], bool))
+    graph = nearest(new.embeddings, every.embeddings[base], k)
+    out: dict[int, list[Candidate[uuid.UUID]]] = {}
+    for row, face in enumerate(new.ids.tolist()):
+        out[face] = [
+            Candidate(every.person_ids[base[j]], float(s), int(every.image_ids[base[j]]))  # type: ignore[arg-type]
+            for j, s in zip(graph.neighbors[row].tolist(), graph.similarities[row].tolist(),
+                            strict=True) if j >= 0
+        ]
+    return out

@@ -1,0 +1,231 @@
+"""The default clustering (evidence linkage): its rule on small synthetic cases, and on
+real faces through the database: a plain `rbv cluster` with nothing calibrated,
+incremental runs that let a new fragment join its known person, a changed setting that
+is reported, and `rbv eval`'s own behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rbv.cluster.calibrations import KNOWN_RECOGNIZERS, resolve_setting
+from rbv.cluster.constraints import NO_ANCHOR, Constraints
+from rbv.cluster.evidence import ImpostorModel, evidence_linkage
+from rbv.cluster.knn import build_knn_graph
+from rbv.cluster.methods import Method
+from rbv.config import Settings
+from rbv.errors import ConfigError
+from rbv.jobs.index import run_index
+from rbv.store import open_database
+from tests.conftest import FACES, PACK, cluster_photos, run_cli
+
+MODEL = ImpostorModel(mu=0.1, sigma=0.087, tau=0.02)
+
+
+def _people(rng: np.random.Generator, sizes: list[int], spread: float, dim: int = 256
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around one random centre per person; returns (x, person labels)."""
+    centres = rng.normal(size=(len(sizes), dim))
+    rows, labels = [], []
+    for person, (centre, n) in enumerate(zip(centres, sizes, strict=True)):
+        centre /= np.linalg.norm(centre)
+        pts = centre + spread * rng.normal(size=(n, dim)) / np.sqrt(dim)
+        rows.append(pts / np.linalg.norm(pts, axis=1, keepdims=True))
+        labels += [person] * n
+    return np.vstack(rows).astype(np.float32), np.array(labels)
+
+
+def test_more_faces_in_the_library_ask_more_of_a_single_pair() -> None:
+    small, big = MODEL.pair_similarity(200, 10), MODEL.pair_similarity(100_000, 10)
+    assert 0.35 < small < big < 0.75
+    assert MODEL.z_threshold(1_000_000, 10) > MODEL.z_threshold(1_000, 10) >= 1.0
+
+
+def test_people_are_found_and_same_photo_faces_never_join() -> None:
+    rng = np.random.default_rng(1)
+    x, truth = _people(rng, [12, 9, 5, 2, 1, 1], spread=0.8)
+    images = np.arange(len(x))
+    images[1] = images[0]  # faces 0 and 1 (one person) share a photo: cannot-link
+    constraints = Constraints.build(len(x), image_ids=images)
+    labels = evidence_linkage(x, build_knn_graph(x, 10), MODEL, 10.0, constraints)
+    assert labels[0] != labels[1]
+    rest = np.arange(2, len(x))
+    pure = {int(lab): set(truth[rest][labels[rest] == lab].tolist()) for lab in labels[rest]}
+    assert all(len(people) == 1 for people in pure.values())  # no wrong merge
+    assert len(set(labels[truth == 1].tolist())) == 1  # a person of 9 is one cluster
+
+
+def test_known_persons_take_in_new_faces_but_never_merge_with_each_other() -> None:
+    rng = np.random.default_rng(2)
+    x, truth = _people(rng, [10, 10], spread=0.8)
+    anchors = np.full(len(x), NO_ANCHOR, np.int64)
+    anchors[:6] = 0  # person 0's first six faces are one known person...
+    anchors[10:13] = 1  # ...person 1's first three another
+    anchors[13:16] = 2  # ...and three more of person 1 a third: never merged with 1
+    labels = evidence_linkage(x, build_knn_graph(x, 10), MODEL, 10.0,
+                              Constraints.build(len(x), anchors=anchors))
+    assert len({labels[0], labels[10], labels[13]}) == 3
+    assert set(labels[6:10].tolist()) == {labels[0]}  # new faces joined their person
+
+
+def test_setting_resolution_prefers_user_then_stored_then_built_in() -> None:
+    sface = {"r.onnx": next(iter(KNOWN_RECOGNIZERS))}
+    assert resolve_setting({}, sface).method is Method.evidence
+    assert resolve_setting({}, sface).impostor == KNOWN_RECOGNIZERS[sface["r.onnx"]].impostor
+    assert resolve_setting({}, {}).needs_estimate  # unknown recognizer: estimate it
+    stored = {"impostor": {"mu": 0.2, "sigma": 0.1, "tau": 0.02, "source": "x"}}
+    assert resolve_setting(stored, sface).impostor == ImpostorModel(0.2, 0.1, 0.02)
+    assert resolve_setting({}, sface, threshold=0.5).method is Method.connected
+    with pytest.raises(ConfigError, match="evidence linkage takes --budget"):
+        resolve_setting({}, sface, Method.evidence, threshold=0.5)
+    with pytest.raises(ConfigError, match="--budget must be above 0"):
+        resolve_setting({}, sface, budget=-1)
+
+
+# --- through the database, real faces -------------------------------------------------
+
+def _cluster(cli, settings: Settings, *args: str) -> dict:  # type: ignore[no-untyped-def]
+    result = run_cli(cli, "-d", str(settings.database_url), "cluster", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _persons_of(settings: Settings) -> dict[int, tuple[str | None, str]]:
+    """face id → (person, identity folder of its photo, or '' for group photos)."""
+    with open_database(settings).connect() as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT ON (f.id) f.id, f.person_id, p.path FROM face_detections f "
+            "JOIN image_paths p ON p.image_id = f.image_id ORDER BY f.id").fetchall()
+    return {f: (str(p) if p else None,
+                Path(path).parent.name if Path(path).is_relative_to(FACES) else "")
+            for f, p, path in rows}
+
+
+def test_plain_cluster_with_nothing_calibrated_groups_real_faces_right(
+    cli, faces_settings: Settings
+) -> None:
+    report = _cluster(cli, faces_settings)
+    assert report["method"] == "evidence" and "built in for SFace" in report["setting"]
+    faces = _persons_of(faces_settings)
+    identities_of: dict[str, set[str]] = {}
+    for person, identity in faces.values():
+        if identity:
+            identities_of.setdefault(str(person), set()).add(identity)
+    assert all(len(ids) == 1 for ids in identities_of.values())  # no wrong merge
+    persons_per_identity = {i: {p for p, ii in faces.values() if ii == i}
+                            for i in {ii for _, ii in faces.values() if ii}}
+    # Six identities, 20 odd photos each: nearly all of each in one person.
+    assert sum(len(p) for p in persons_per_identity.values()) <= len(persons_per_identity) + 3
+
+
+def test_incremental_run_lets_new_faces_join_known_persons_and_keeps_ids(
+    cli, faces_settings: Settings, sface_analyzer
+) -> None:
+    _cluster(cli, faces_settings)
+    before = {f: p for f, (p, _) in _persons_of(faces_settings).items()}
+    run_index(open_database(faces_settings), faces_settings, cluster_photos(later=True),
+              analyzer=sface_analyzer)
+    second = _cluster(cli, faces_settings)
+    after = _persons_of(faces_settings)
+    assert {f: after[f][0] for f in before} == before  # earlier faces kept their person
+    new = [f for f in after if f not in before and after[f][1]]
+    assert second["considered"] >= len(new) > 0
+    home = {}
+    for f, (p, identity) in after.items():
+        if f in before and identity:
+            home.setdefault(identity, []).append(p)
+    person_of = {i: max(set(ps), key=ps.count) for i, ps in home.items()}
+    joined = [f for f in new if after[f][0] == person_of[after[f][1]]]
+    wrong = [f for f in new if after[f][0] in set(before.values())
+             and after[f][0] != person_of[after[f][1]]]
+    assert wrong == []
+    assert len(joined) >= 0.75 * len(new), (len(joined), len(new))
+
+
+def test_a_new_fragment_of_a_known_person_joins_it(cli, faces_settings: Settings,
+                                                   sface_analyzer) -> None:
+    """Two new photos of a known person arrive together: as a pair they could form a new
+    person of their own, but the evidence puts them in the known one."""
+    _cluster(cli, faces_settings)
+    before = {f: p for f, (p, _) in _persons_of(faces_settings).items()}
+    later = [p for p in cluster_photos(later=True) if p.parent.name == "Angelina_Jolie"]
+    run_index(open_database(faces_settings), faces_settings, later, analyzer=sface_analyzer)
+    report = _cluster(cli, faces_settings)
+    after = _persons_of(faces_settings)
+    angelina = {after[f][0] for f in before if after[f][1] == "Angelina_Jolie"}
+    new = [f for f in after if f not in before]
+    assert report["new_persons"] == 0 and report["matched"] == len(new) == len(later)
+    assert {after[f][0] for f in new} <= angelina
+
+
+def test_a_changed_setting_is_reported_with_what_to_run(cli, faces_settings: Settings,
+                                                        sface_analyzer) -> None:
+    first = run_cli(cli, "-d", str(faces_settings.database_url), "cluster")
+    assert first.exit_code == 0 and "another setting" not in first.output
+    run_index(open_database(faces_settings), faces_settings, cluster_photos(later=True),
+              analyzer=sface_analyzer)
+    changed = run_cli(cli, "-d", str(faces_settings.database_url), "cluster", "--budget", "3")
+    assert changed.exit_code == 0, changed.output
+    assert "made with another setting (evidence, budget 10.0)" in changed.output
+    assert "rbv cluster --full" in changed.output
+    full = run_cli(cli, "-d", str(faces_settings.database_url), "cluster", "--full",
+                   "--budget", "3")
+    again = run_cli(cli, "-d", str(faces_settings.database_url), "cluster", "--budget", "3")
+    assert "another setting" not in full.output + again.output
+
+
+# --- rbv eval ------------------------------------------------------------------------
+
+def _labelled(root: Path, identities: tuple[str, ...]) -> Path:
+    for name in identities:
+        (root / name).mkdir(parents=True)
+        for photo in sorted((FACES / name).iterdir()):
+            (root / name / photo.name).symlink_to(photo)
+    return root
+
+
+def _eval(cli, settings: Settings, *args: str):  # type: ignore[no-untyped-def]
+    env = {"RBV_DATA_DIR": str(settings.data_dir)}
+    return run_cli(cli, "eval", "--model-pack", str(PACK), *args, env=env)
+
+
+def test_eval_store_needs_calibrate_and_a_migrated_library(cli, tmp_path: Path) -> None:
+    folder = _labelled(tmp_path / "a", ("Matt_Damon", "Jack_Dorsey"))
+    settings = Settings(data_dir=tmp_path / "data")
+    alone = _eval(cli, settings, str(folder), "--store")
+    assert alone.exit_code == 1
+    assert alone.output.startswith("Error: --store saves what --calibrate measures")
+    unmigrated = _eval(cli, settings, str(folder), "--calibrate", "--store")
+    assert unmigrated.exit_code == 1
+    assert "rbv migrate" in unmigrated.output
+    assert not (tmp_path / "data" / "eval").exists()  # failed before indexing anything
+
+
+def test_eval_scores_only_its_folder_and_uses_the_stored_calibration(
+    cli, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    env = {"RBV_DATA_DIR": str(settings.data_dir)}
+    assert run_cli(cli, "migrate", env=env).exit_code == 0
+    a = _labelled(tmp_path / "a", ("Matt_Damon", "Jack_Dorsey"))
+    b = _labelled(tmp_path / "b", ("Barack_Obama", "Mark_Zuckerberg"))
+    first_b = json.loads(_eval(cli, settings, str(b), "--json").stdout)
+    stored = _eval(cli, settings, str(a), "--calibrate", "--store", "--json")
+    assert stored.exit_code == 0, stored.output
+    report_a = json.loads(stored.stdout)
+    assert report_a["stored"] and report_a["identities"] == 2
+    again_b = json.loads(_eval(cli, settings, str(b), "--json").stdout)
+    # Only b's photos count, however many folders the scratch database has seen.
+    assert again_b["labelled_faces"] == first_b["labelled_faces"]
+    assert again_b["identities"] == 2
+    # The library's stored calibration is what eval (like `rbv cluster`) uses now.
+    assert "labelled different-person pairs of" in again_b["settings"]["evidence"]
+    assert "built in for SFace" in first_b["settings"]["evidence"]
+    assert again_b["settings"]["connected"].startswith(
+        f"connected at similarity {report_a['recommended_thresholds']['connected']:.2f} "
+        "(the pack's calibrated value)")
+    # The Immich-style baseline runs at its own setting, not at connected's.
+    assert first_b["settings"]["immich-baseline"] == "similarity 0.50"
