@@ -229,3 +229,18 @@ def test_eval_scores_only_its_folder_and_uses_the_stored_calibration(
         "(the pack's calibrated value)")
     # The Immich-style baseline runs at its own setting, not at connected's.
     assert first_b["settings"]["immich-baseline"] == "similarity 0.50"
+
+
+def test_stats_checks_the_setting_against_faces_that_share_a_photo(
+    cli, faces_settings: Settings
+) -> None:
+    _cluster(cli, faces_settings)
+    result = run_cli(cli, "-d", str(faces_settings.database_url), "stats", "--json")
+    assert result.exit_code == 0, result.output
+    check = json.loads(result.stdout)["packs"][0]["clustering"]
+    assert check["setting"].startswith("evidence, budget 10")
+    assert check["same_photo_pairs"] >= 10  # the group photos' faces are different people
+    assert 0.3 < check["merge_bar"] < 0.6
+    assert check["above_merge_bar"] <= 1
+    text = run_cli(cli, "-d", str(faces_settings.database_url), "stats")
+    assert "Faces sharing a photo (different people)" in text.output

@@ -8,8 +8,8 @@ from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.jobs.recording import close_dead_runs_here
+from rbv.jobs.stats import library_report, looks_loose
 from rbv.store import open_database
-from rbv.store.stats import library_stats
 
 
 def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOption = False) -> None:
@@ -23,8 +23,7 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
     """
     db = open_database(settings_of(ctx, database_url=database))
     close_dead_runs_here(db)
-    with db.connect() as conn:
-        report = library_stats(conn)
+    report = library_report(db)
     if as_json:
         print_json(report)
         return
@@ -41,6 +40,19 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
                       f"{p['scan_failures']:,}", f"{p['faces']:,}", f"{p['unassigned_faces']:,}",
                       f"{p['persons']:,}", f"{p['named_persons']:,}")
     console.print(packs)
+    for p in report["packs"]:
+        check = p["clustering"]
+        line = f"{p['pack']}: {check['setting']}."
+        if "above_merge_bar" in check:
+            line += (f" Faces sharing a photo (different people): {check['same_photo_pairs']:,} "
+                     f"pairs, mean similarity {check['same_photo_mean']:.2f}, "
+                     f"{check['above_merge_bar']:,} at or above the merge bar "
+                     f"{check['merge_bar']:.2f}.")
+        console.print(line, soft_wrap=True)
+        if looks_loose(check):
+            console.print("  That is more than chance: the setting looks too loose for this "
+                          "library; try `rbv cluster --full --budget 1`, or calibrate with "
+                          "`rbv eval LABELLED --calibrate --store`.")
     if report["last_runs"]:
         runs = Table("command", "status", "started", "finished", title="Last runs")
         for r in report["last_runs"]:

@@ -239,3 +239,15 @@ def count_faces(conn: psycopg.Connection, pack: PackRow) -> int:
     row = conn.execute("SELECT count(*) FROM face_detections WHERE pack_id = %s",
                        (pack.id,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def same_photo_similarities(conn: psycopg.Connection, pack: PackRow,
+                            limit: int = 100_000) -> NDArray[np.float32]:
+    """Cosine similarities of face pairs that share a photo: pairs of different people
+    that every library has for free (group photos), up to ``limit`` of them."""
+    query = sql.SQL(
+        "SELECT 1 - (a.{vec} <=> b.{vec}) FROM face_detections a JOIN face_detections b "
+        "ON b.image_id = a.image_id AND b.id > a.id AND b.pack_id = a.pack_id "
+        "WHERE a.pack_id = %s LIMIT %s"
+    ).format(vec=sql.SQL("embedding::vector({})").format(sql.Literal(pack.embedding_dim)))
+    return np.array([r[0] for r in conn.execute(query, (pack.id, limit))], np.float32)
