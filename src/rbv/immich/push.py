@@ -1,0 +1,348 @@
+"""Push rbv's names to Immich: for each photo that came from Immich (recorded by
+``immich-stage``), put the Immich faces that match rbv's named faces into the Immich
+person of that name, found by name or created.
+
+Boxes are compared in one frame: rbv's are in upright original pixels, Immich's in the
+upright pixels of the image it detected on (``imageWidth`` × ``imageHeight``), so
+Immich's are scaled to the original before the IoU. A matched Immich face is
+
+- left alone when its person already has the name (any Immich person of that name);
+- put in the named person when it has no person, or an unnamed one (Immich's own
+  clustering);
+- left alone and reported as a *conflict* when its person has another name (a user
+  gave it), or when the photo already shows the name on another Immich face.
+
+Nothing is ever deleted, merged or renamed in Immich. Each finished asset is recorded
+with a signature of what was pushed, so a re-run (after an interruption, say) skips it
+without asking the server; ``recheck`` asks again anyway. Workers do one asset each;
+after ``breaker_threshold`` consecutive failed assets the server is probed, and if it
+is down the run stops with :class:`ImmichUnavailable` (exit code 2); what was finished
+is already recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+
+import psycopg
+
+from rbv.errors import ConfigError, ImmichError, ImmichUnavailable
+from rbv.export.regions import iou, same_name
+from rbv.immich.client import ImmichAuthError, ImmichTransient
+from rbv.immich.people import ImmichFace, ImmichPeopleClient, ImmichPerson
+from rbv.immich.stage import BREAKER_THRESHOLD
+from rbv.store import Database
+from rbv.store.immich_assets import (
+    AssetFaces,
+    named_faces_of_assets,
+    pushed_signatures,
+    record_person,
+    record_push,
+    recorded_people,
+)
+from rbv.store.pack_lookup import find_pack
+
+DEFAULT_PUSH_WORKERS = 4
+PUSH_MIN_IOU = 0.5
+"""Immich itself takes a re-detected face for the same face from IoU 0.5 on."""
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    user: str | None = None  # only assets staged with this --user label
+    min_iou: float = PUSH_MIN_IOU
+    workers: int = DEFAULT_PUSH_WORKERS
+    breaker_threshold: int = BREAKER_THRESHOLD
+    dry_run: bool = False
+    recheck: bool = False  # ask the server about assets finished by earlier runs too
+
+
+@dataclass(frozen=True)
+class Assignment:
+    face_id: int  # rbv's
+    immich_face_id: str
+    name: str
+    iou: float
+
+
+@dataclass(frozen=True)
+class Conflict:
+    asset_id: str
+    face_id: int
+    immich_face_id: str
+    name: str  # rbv's
+    immich_name: str  # what Immich shows
+    reason: str
+
+
+@dataclass
+class AssetPlan:
+    """What pushing one asset changes."""
+
+    assign: list[Assignment] = field(default_factory=list)
+    unchanged: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
+    unmatched: list[int] = field(default_factory=list)  # rbv face ids with no Immich face
+
+
+def scaled_box(face: ImmichFace, width: int, height: int) -> tuple[float, float, float, float]:
+    """An Immich face box in pixels of the upright original (``width`` × ``height``)."""
+    iw, ih = face.image_size
+    sx = width / iw if iw > 0 else 1.0
+    sy = height / ih if ih > 0 else 1.0
+    x1, y1, x2, y2 = face.box
+    return x1 * sx, y1 * sy, x2 * sx, y2 * sy
+
+
+def plan_asset(asset: AssetFaces, faces: Sequence[ImmichFace], min_iou: float) -> AssetPlan:
+    """Pair rbv's named faces with Immich's faces of the asset (best IoU first, one to
+    one) and decide, per pair, as the module docstring says."""
+    plan = AssetPlan()
+    boxes = [scaled_box(f, asset.width, asset.height) for f in faces]
+    pairs = sorted(((iou(ours.box, theirs), i, j) for i, ours in enumerate(asset.faces)
+                    for j, theirs in enumerate(boxes)), reverse=True)
+    matched: dict[int, tuple[int, float]] = {}
+    used: set[int] = set()
+    for score, i, j in pairs:
+        if score < min_iou:
+            break
+        if i not in matched and j not in used:
+            matched[i] = (j, score)
+            used.add(j)
+    shown = {f.person.name.strip().casefold(): f.id for f in faces if f.person and f.person.name}
+    for i, ours in enumerate(asset.faces):
+        if i not in matched:
+            plan.unmatched.append(ours.face_id)
+            continue
+        j, score = matched[i]
+        theirs = faces[j]
+        current = theirs.person.name if theirs.person else ""
+        if same_name(current, ours.name):
+            plan.unchanged += 1
+        elif current:
+            plan.conflicts.append(Conflict(asset.asset_id, ours.face_id, theirs.id, ours.name,
+                                           current, "the Immich face is named differently"))
+        elif shown.get(ours.name.strip().casefold(), theirs.id) != theirs.id:
+            plan.conflicts.append(Conflict(
+                asset.asset_id, ours.face_id, theirs.id, ours.name, ours.name,
+                "Immich shows the name on another face of this photo"))
+        else:
+            plan.assign.append(Assignment(ours.face_id, theirs.id, ours.name, round(score, 3)))
+            shown[ours.name.strip().casefold()] = theirs.id
+    return plan
+
+
+def signature(asset: AssetFaces, min_iou: float) -> str:
+    """What pushing this asset depends on in rbv: its named faces and the setting."""
+    doc = [min_iou, [(f.face_id, f.name) for f in asset.faces]]
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:32]
+
+
+@dataclass
+class PushSummary:
+    """Counts of one run. ``assigned`` counts faces put in a person (or that would be,
+    in a dry run)."""
+
+    server: str
+    pack: str
+    dry_run: bool
+    assets: int = 0  # assets whose photo has named faces in rbv
+    resumed: int = 0  # finished by an earlier run, nothing changed in rbv since
+    checked: int = 0
+    assigned: int = 0
+    unchanged: int = 0
+    unmatched: int = 0
+    failed: int = 0
+    people_found: list[str] = field(default_factory=list)
+    people_created: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (asset id, message)
+
+    def as_dict(self) -> dict[str, object]:
+        plain = {k: v for k, v in self.__dict__.items()
+                 if k not in ("conflicts", "errors")}
+        return {**plain, "conflicts": [asdict(c) for c in self.conflicts],
+                "errors": [{"asset": a, "error": e} for a, e in self.errors]}
+
+
+class _People:
+    """Name → Immich person id, creating a person the first time a name needs one."""
+
+    def __init__(self, client: ImmichPeopleClient, conn: psycopg.Connection | None,
+                 summary: PushSummary, dry_run: bool) -> None:
+        self.client = client
+        self.conn = conn
+        self.summary = summary
+        self.dry_run = dry_run
+        self.lock = threading.Lock()
+        self.by_name: dict[str, list[ImmichPerson]] = {}
+        self.resolved: dict[str, str] = {}
+        self.recorded: dict[str, str] = {}
+
+    def load(self) -> None:
+        for person in self.client.people():
+            if person.name:
+                self.by_name.setdefault(person.name, []).append(person)
+        if self.conn is not None:
+            self.recorded = recorded_people(self.conn, self.client.url)
+
+    def resolve(self, name: str) -> str:
+        with self.lock:
+            if name in self.resolved:
+                return self.resolved[name]
+            person_id, created = self._find(name), False
+            if person_id is None:
+                if self.dry_run:
+                    person_id = f"(new person {name})"
+                else:
+                    person_id = self.client.create_person(name).id
+                self.summary.people_created.append(name)
+                created = True
+            else:
+                self.summary.people_found.append(name)
+            if self.conn is not None and not self.dry_run:
+                record_person(self.conn, self.client.url, name, person_id, created)
+            self.resolved[name] = person_id
+            return person_id
+
+    def _find(self, name: str) -> str | None:
+        exact = self.by_name.get(name, [])
+        if not exact:  # "ada" in Immich for rbv's "Ada": the same person, not renamed
+            exact = [p for n, people in self.by_name.items() if same_name(n, name)
+                     for p in people]
+        recorded = self.recorded.get(name)
+        if recorded and (not exact or any(p.id == recorded for p in exact)):
+            # Ours from an earlier run: Immich does not list a person without faces,
+            # so one created just before an interruption is only known from here.
+            return recorded
+        return exact[0].id if exact else None
+
+
+def push_names(client: ImmichPeopleClient, db: Database, pack_name: str | None,
+               options: PushOptions, *, sole_fallback: bool = False,
+               on_progress: Callable[[PushSummary, int], None] | None = None) -> PushSummary:
+    """Push the pack's names to the Immich server; see the module docstring."""
+    if options.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if not 0.0 < options.min_iou <= 1.0:
+        raise ConfigError("--min-iou must be in (0, 1]")
+    client.server_version()  # startup probe: ImmichUnavailable (exit 2) if down
+    with db.connect(autocommit=True) as conn:
+        pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
+        work = named_faces_of_assets(conn, client.url, pack.id, options.user)
+        done = {} if options.recheck else pushed_signatures(conn, client.url)
+        summary = PushSummary(client.url, pack.name, options.dry_run, assets=len(work))
+        todo = []
+        for asset in work:
+            sig = signature(asset, options.min_iou)
+            if done.get(asset.asset_id) == sig:
+                summary.resumed += 1
+            else:
+                todo.append((asset, sig))
+        if not todo:
+            return summary
+        people = _People(client, conn, summary, options.dry_run)
+        try:
+            people.load()
+        except ImmichTransient as exc:
+            _probe_or_stop(client, summary, f"listing people failed: {exc}")
+            raise ImmichError(f"listing people on {client.url} failed ({exc}); "
+                              "re-run to resume") from None
+        return _Run(client, conn, people, options, summary, on_progress).run(todo)
+
+
+def _probe_or_stop(client: ImmichPeopleClient, s: PushSummary, why: str) -> None:
+    try:
+        client.server_version(retry=False)
+    except ImmichUnavailable:
+        raise ImmichUnavailable(
+            f"{why}, and the Immich server at {client.url} does not answer; stopped after "
+            f"{s.checked} of {s.assets - s.resumed} assets ({s.assigned} faces assigned this "
+            "run, each recorded); re-run the same command to resume"
+        ) from None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    plan: AssetPlan | None = None
+    error: str | None = None
+
+
+class _Run:
+    def __init__(self, client: ImmichPeopleClient, conn: psycopg.Connection, people: _People,
+                 options: PushOptions, summary: PushSummary,
+                 on_progress: Callable[[PushSummary, int], None] | None) -> None:
+        self.client = client
+        self.conn = conn
+        self.people = people
+        self.options = options
+        self.summary = summary
+        self.on_progress = on_progress
+        self.consecutive_errors = 0
+        self.total = 0
+
+    def run(self, todo: list[tuple[AssetFaces, str]]) -> PushSummary:
+        self.total = len(todo)
+        pending: dict[Future[_Outcome], tuple[AssetFaces, str]] = {}
+        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="immich-push")
+        try:
+            for item in todo:
+                while len(pending) >= 2 * self.options.workers:
+                    self._collect(pending)
+                pending[pool.submit(self._push, item[0])] = item
+            while pending:
+                self._collect(pending)
+        finally:
+            for future in list(pending):
+                if future.cancel():
+                    del pending[future]
+            pool.shutdown(wait=True, cancel_futures=True)
+        return self.summary
+
+    def _push(self, asset: AssetFaces) -> _Outcome:
+        """One asset, on a worker thread: read its faces, plan, assign."""
+        try:
+            plan = plan_asset(asset, self.client.asset_faces(asset.asset_id),
+                              self.options.min_iou)
+            for step in plan.assign:
+                person_id = self.people.resolve(step.name)
+                if not self.options.dry_run:
+                    self.client.assign_face(step.immich_face_id, person_id)
+            return _Outcome(plan)
+        except ImmichAuthError:
+            raise
+        except ImmichError as exc:
+            return _Outcome(error=str(exc))
+
+    def _collect(self, pending: dict[Future[_Outcome], tuple[AssetFaces, str]]) -> None:
+        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for future in done:
+            asset, sig = pending.pop(future)
+            outcome = future.result()  # re-raises ImmichAuthError
+            s = self.summary
+            s.checked += 1
+            if outcome.plan is None:
+                s.failed += 1
+                s.errors.append((asset.asset_id, outcome.error or "failed"))
+                self.consecutive_errors += 1
+                if self.consecutive_errors >= self.options.breaker_threshold:
+                    _probe_or_stop(self.client, s,
+                                   f"{self.consecutive_errors} consecutive errors")
+                    self.consecutive_errors = 0
+            else:
+                self.consecutive_errors = 0
+                plan = outcome.plan
+                s.assigned += len(plan.assign)
+                s.unchanged += plan.unchanged
+                s.unmatched += len(plan.unmatched)
+                s.conflicts.extend(plan.conflicts)
+                if not self.options.dry_run:
+                    record_push(self.conn, self.client.url, asset.asset_id, sig,
+                                len(plan.assign), len(plan.conflicts))
+            if self.on_progress:
+                self.on_progress(s, self.total)
