@@ -47,7 +47,8 @@ def _owner(asset: FakeAsset) -> str:
 def server(immich_library, immich_spec) -> Iterator[FakeImmich]:  # type: ignore[no-untyped-def]
     assets = [a for a in immich_library if a.truth == "big_face" and (
         a.file_name == ROTATED or any(f"/admin/{i}/" in a.original_path for i in IDENTITIES))]
-    assert any(a.file_name == ROTATED for a in assets)
+    assert any(a.file_name == ROTATED and a.orientation == 6 for a in assets)
+    assert any(max(a.preview_size) < max(a.stored_size) for a in assets)  # scaled boxes
     fake = FakeImmich(assets, IMMICH_KEY, immich_spec).start()
     yield fake
     fake.stop()

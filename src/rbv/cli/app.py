@@ -27,6 +27,7 @@ from rbv.cli import (
     eval,
     export_swap,
     export_xmp,
+    immich_push,
     immich_stage,
     import_folders,
     import_xmp,
@@ -165,6 +166,7 @@ app.command("cluster")(cluster.cluster)
 app.add_typer(persons.app, name="persons")
 app.command("eval")(eval.eval_)
 app.command("immich-stage")(immich_stage.immich_stage)
+app.command("immich-push")(immich_push.immich_push)
 app.command("enrich")(enrich.enrich)
 app.command("refine")(refine.refine)
 app.command("dedup")(dedup.dedup)

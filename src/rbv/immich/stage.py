@@ -34,6 +34,7 @@ from rbv.immich.state import (
 )
 from rbv.store import Database
 from rbv.store.images import known_sha256
+from rbv.store.immich_assets import asset_count, record_assets
 
 DEFAULT_WORKERS = 8
 STAGE_MIN_FACE = 90.0
@@ -137,6 +138,7 @@ class _Run:
 
     def run(self) -> StageSummary:
         if not self.options.dry_run:
+            self._record_asset_ids()
             self.options.partial_dir.mkdir(parents=True, exist_ok=True)
             for stale in self.options.partial_dir.glob("*.part"):
                 stale.unlink()
@@ -254,7 +256,19 @@ class _Run:
         setattr(s, status, getattr(s, status) + 1)
         self.state.record(asset.id, status, sha256=outcome.sha256, size=outcome.size,
                           path=path, face_short=outcome.face_short)
+        if self.conn is not None:  # which photo is which asset: for immich-push
+            record_assets(self.conn, self.client.url, self.options.user,
+                          [(asset.id, outcome.sha256)])
         self.state.save(min_interval_s=_COMPACT_EVERY_S)  # keeps the journal short
+
+    def _record_asset_ids(self) -> None:
+        """Assets finished by runs of an rbv that did not record asset ids yet."""
+        if self.conn is None:
+            return
+        known = {i: r["sha256"] for i, r in self.state.assets.items()
+                 if r.get("status") in (STAGED, DUP_DB, DUP_RUN) and r.get("sha256")}
+        if known and asset_count(self.conn, self.client.url, self.options.user) < len(known):
+            record_assets(self.conn, self.client.url, self.options.user, list(known.items()))
 
     def _place(self, asset: ImmichAsset, part: Path, sha256: str) -> tuple[str, str | None]:
         if self.conn is not None and known_sha256(self.conn, [sha256]):

@@ -1,5 +1,7 @@
-"""A local Immich server (127.0.0.1) for tests: the four endpoints rbv uses, with
-request validation as Immich does it, and faults a test can switch on.
+"""A local Immich server (127.0.0.1) for tests: the endpoints rbv uses (staging: version,
+search, faces, originals; pushing names: people, person, create person, assign a face,
+and reassign/merge as Immich does them), with request validation as Immich does it, and
+faults a test can switch on.
 
 Faults: 5xx bursts, slow answers (client timeouts), malformed JSON, truncated or
 oversized downloads, and outages (the listening socket is closed: connection refused)
@@ -26,6 +28,10 @@ from rbv.testing.openapi import OpenApi
 
 VERSION = {"major": 1, "minor": 132, "patch": 3}
 _ORIGINAL = re.compile(r"^/api/assets/([^/]+)/original$")
+_PERSON = re.compile(r"^/api/people/([^/]+)$")
+_PERSON_ACTION = re.compile(r"^/api/people/([^/]+)/(reassign|merge)$")
+_FACE = re.compile(r"^/api/faces/([^/]+)$")
+_LISTED_UNNAMED_MIN_FACES = 3  # Immich's default facialRecognition.minFaces
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Faults:
     padded: dict[str, int] = field(default_factory=dict)  # id -> extra bytes streamed
     down_after_downloads: int | None = None  # outage after this many downloads
     stuck_paging: bool = False  # nextPage keeps naming the page just served
+    down_after_writes: int | None = None  # outage after this many people/face writes
 
 
 class FakeImmich(LoopbackServer):
@@ -56,10 +63,51 @@ class FakeImmich(LoopbackServer):
         self.face_reads: Counter[str] = Counter()
         self.search_bodies: list[dict[str, Any]] = []
         self.responses: list[tuple[str, Any]] = []  # (operation, JSON body) for contracts
+        self.requests: list[tuple[str, Any]] = []  # (operation, JSON request body)
+        self.people: dict[str, dict[str, Any]] = {}  # id -> {"name", "isHidden"}
+        self.face_person: dict[str, str] = {}  # face id -> person id
+        self.face_asset = {f: a.id for a in assets for f in a.face_ids}
+        self.writes: list[tuple[str, Any]] = []  # (operation, what changed), in order
 
     def restart(self) -> None:
         self.faults.down_after_downloads = None
+        self.faults.down_after_writes = None
         self.start()
+
+    def add_person(self, name: str, *, hidden: bool = False) -> str:
+        """A person as if made in Immich (by its clustering, or named by a user)."""
+        person_id = str(uuid.uuid4())
+        with self.lock:
+            self.people[person_id] = {"name": name, "isHidden": hidden}
+        return person_id
+
+    def assign(self, face_id: str, person_id: str | None) -> None:
+        with self.lock:
+            if person_id is None:
+                self.face_person.pop(face_id, None)
+            else:
+                self.face_person[face_id] = person_id
+
+    def name_of_face(self, face_id: str) -> str | None:
+        """The name of the face's person ("" unnamed), None without a person."""
+        person = self.face_person.get(face_id)
+        return None if person is None else self.people[person]["name"]
+
+    def person_json(self, person_id: str) -> dict[str, Any]:
+        p = self.people[person_id]
+        return {"id": person_id, "name": p["name"], "birthDate": None,
+                "isHidden": p["isHidden"], "isFavorite": False, "color": "#a0a0a0",
+                "thumbnailPath": f"/usr/src/app/upload/thumbs/{person_id}.jpeg",
+                "updatedAt": "2024-01-15T14:30:00.000Z"}
+
+    def _take_write(self) -> bool:
+        """Count one write; False (and the server goes down) past the outage point."""
+        with self.lock:
+            limit = self.faults.down_after_writes
+            if limit is not None and len(self.writes) >= limit:
+                threading.Thread(target=self.stop, daemon=True).start()
+                return False
+        return True
 
     def _take_5xx(self, path: str) -> bool:
         with self.lock:
@@ -80,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, body: Any, operation: str = "") -> None:
         data = json.dumps(body).encode()
-        if operation and status == 200:
+        if operation and status in (200, 201):
             with self.fake.lock:
                 self.fake.responses.append((operation, body))
         self._send(status, data, "application/json; charset=utf-8")
@@ -124,6 +172,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._faces(parse_qs(parts.query))
         elif match := _ORIGINAL.match(parts.path):
             self._original(match[1])
+        elif parts.path == "/api/people":
+            self._people(parse_qs(parts.query))
+        elif match := _PERSON.match(parts.path):
+            self._get_person(match[1])
         else:
             self._error(404, f"Cannot GET {parts.path}")
 
@@ -133,15 +185,153 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         if not self._prelude(parts.path):
             return
-        if parts.path != "/api/search/metadata":
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self._error(400, "Unexpected token in JSON")
+            return
+        if parts.path == "/api/search/metadata":
+            self._search(body)
+        elif parts.path == "/api/people":
+            self._create_person(body)
+        elif (match := _PERSON_ACTION.match(parts.path)) and match[2] == "merge":
+            self._merge(match[1], body)
+        else:
             self._error(404, f"Cannot POST {parts.path}")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length)
+        if not self._prelude(parts.path):
             return
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
             self._error(400, "Unexpected token in JSON")
             return
-        self._search(body)
+        if match := _FACE.match(parts.path):
+            self._assign_face(match[1], body)
+        elif (match := _PERSON_ACTION.match(parts.path)) and match[2] == "reassign":
+            self._reassign(match[1], body)
+        else:
+            self._error(404, f"Cannot PUT {parts.path}")
+
+    # -- people (immich-push) ------------------------------------------------------------
+
+    def _valid(self, operation: str, path: str, method: str, body: Any) -> bool:
+        """Validate a request body as Immich does (whitelisted DTO): HTTP 400 if not."""
+        with self.fake.lock:
+            self.fake.requests.append((operation, body))
+        problems = self.fake.spec.errors(body, self.fake.spec.request_schema(path, method))
+        if problems:
+            self._error(400, problems)
+        return not problems
+
+    def _known_person(self, person_id: str) -> bool:
+        try:
+            uuid.UUID(person_id)
+        except ValueError:
+            self._error(400, ["id must be a UUID"])
+            return False
+        if person_id not in self.fake.people:
+            self._error(400, "Not found or no person.read access")
+            return False
+        return True
+
+    def _people(self, query: dict[str, list[str]]) -> None:
+        try:
+            page = int(query.get("page", ["1"])[0])
+            size = int(query.get("size", ["500"])[0])
+        except ValueError:
+            page = size = 0
+        with_hidden = query.get("withHidden", ["false"])[0] == "true"
+        if page < 1 or not 1 <= size <= 1000:
+            self._error(400, ["page must not be less than 1", "size must be 1..1000"])
+            return
+        with self.fake.lock:
+            counts = Counter(self.fake.face_person.values())
+            # Immich lists named people with a face, unnamed ones from minFaces faces.
+            listed = [i for i, p in self.fake.people.items()
+                      if counts[i] >= (1 if p["name"] else _LISTED_UNNAMED_MIN_FACES)
+                      and (with_hidden or not p["isHidden"])]
+            body = {"people": [self.fake.person_json(i)
+                               for i in listed[(page - 1) * size: page * size]],
+                    "hasNextPage": page * size < len(listed), "total": len(listed),
+                    "hidden": sum(p["isHidden"] for p in self.fake.people.values())}
+        self._send_json(200, body, "getAllPeople")
+
+    def _get_person(self, person_id: str) -> None:
+        if self._known_person(person_id):
+            with self.fake.lock:
+                body = self.fake.person_json(person_id)
+            self._send_json(200, body, "getPerson")
+
+    def _create_person(self, body: Any) -> None:
+        if not self._valid("createPerson", "/people", "post", body):
+            return
+        if not self.fake._take_write():
+            self._error(503, "Service Unavailable")
+            return
+        person_id = self.fake.add_person(str(body.get("name") or ""),
+                                         hidden=bool(body.get("isHidden")))
+        with self.fake.lock:
+            self.fake.writes.append(("createPerson", person_id))
+            answer = self.fake.person_json(person_id)
+        self._send_json(201, answer, "createPerson")
+
+    def _assign_face(self, person_id: str, body: Any) -> None:
+        """``PUT /faces/{id}``: the path names the person, the body the face."""
+        if not self._valid("reassignFacesById", "/faces/{id}", "put", body) \
+                or not self._known_person(person_id):
+            return
+        if body["id"] not in self.fake.face_asset:
+            self._error(400, "Not found or no person.create access")
+            return
+        if not self.fake._take_write():
+            self._error(503, "Service Unavailable")
+            return
+        self.fake.assign(body["id"], person_id)
+        with self.fake.lock:
+            self.fake.writes.append(("reassignFacesById", (body["id"], person_id)))
+            answer = self.fake.person_json(person_id)
+        self._send_json(200, answer, "reassignFacesById")
+
+    def _reassign(self, person_id: str, body: Any) -> None:
+        """Every face of ``data[].personId`` on ``data[].assetId`` to the path's person."""
+        if not self._valid("reassignFaces", "/people/{id}/reassign", "put", body) \
+                or not self._known_person(person_id):
+            return
+        with self.fake.lock:
+            for item in body["data"]:
+                for face, owner in list(self.fake.face_person.items()):
+                    if owner == item["personId"] and \
+                            self.fake.face_asset[face] == item["assetId"]:
+                        self.fake.face_person[face] = person_id
+                        self.fake.writes.append(("reassignFaces", (face, person_id)))
+            answer = [self.fake.person_json(person_id) for _ in body["data"]]
+        self._send_json(200, answer, "reassignFaces")
+
+    def _merge(self, person_id: str, body: Any) -> None:
+        """The listed people's faces to the path's person; the listed people deleted."""
+        if not self._valid("mergePerson", "/people/{id}/merge", "post", body) \
+                or not self._known_person(person_id):
+            return
+        results = []
+        with self.fake.lock:
+            for other in body["ids"]:
+                if other == person_id or other not in self.fake.people:
+                    results.append({"id": other, "success": False,
+                                    "error": "duplicate" if other == person_id
+                                    else "not_found"})
+                    continue
+                for face, owner in list(self.fake.face_person.items()):
+                    if owner == other:
+                        self.fake.face_person[face] = person_id
+                del self.fake.people[other]
+                self.fake.writes.append(("mergePerson", (other, person_id)))
+                results.append({"id": other, "success": True})
+        self._send_json(201, results, "mergePerson")
 
     def _search(self, body: Any) -> None:
         schema = self.fake.spec.request_schema("/search/metadata", "post")
@@ -186,9 +376,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b'[{"boundingBoxX1": 12, "boundingBo', "application/json")
             return
         w, h = asset.preview_size
+        with self.fake.lock:
+            people = {fid: self.fake.person_json(self.fake.face_person[fid])
+                      for fid in asset.face_ids if fid in self.fake.face_person}
         faces = [{"id": fid, "imageWidth": w, "imageHeight": h, "boundingBoxX1": x1,
                   "boundingBoxY1": y1, "boundingBoxX2": x2, "boundingBoxY2": y2,
-                  "person": None, "sourceType": "machine-learning"}
+                  "person": people.get(fid), "sourceType": "machine-learning"}
                  for fid, (x1, y1, x2, y2) in zip(asset.face_ids, asset.preview_faces,
                                                   strict=True)]
         self._send_json(200, faces, "getFaces")

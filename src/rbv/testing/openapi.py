@@ -23,9 +23,9 @@ class OpenApi:
         found: dict[str, Any] = self.doc["components"]["schemas"][name]
         return found
 
-    def response_schema(self, path: str, method: str) -> dict[str, Any]:
+    def response_schema(self, path: str, method: str, status: str = "200") -> dict[str, Any]:
         op = self.doc["paths"][path][method]
-        found: dict[str, Any] = op["responses"]["200"]["content"]["application/json"]["schema"]
+        found: dict[str, Any] = op["responses"][status]["content"]["application/json"]["schema"]
         return found
 
     def request_schema(self, path: str, method: str) -> dict[str, Any]:
