@@ -3,27 +3,122 @@
 
 Complements ``bench_cluster.py`` (algorithms in memory) with what a user waits for:
 reading embeddings (binary COPY), clustering, writing persons, and the HNSW queries
-of the incremental path. Baseline in the same run: the incremental run's time per new
-face against the full run's time per face.
+of the incremental path. Each run is a child process (its peak memory is its own).
+Baseline in the same run: the same clustering in memory on the same faces (estimate,
+k-NN graph, linkage; no database); the last line is ``db/memory = X``, the first full
+run through the database divided by that.
 
-    uv run python scripts/bench_cluster_db.py --faces 100k --dim 128
+    uv run python scripts/bench_cluster_db.py --faces 100k --dim 512
+    uv run python scripts/bench_cluster_db.py --faces 100k --dim 128 --method connected
     uv run python scripts/bench_cluster_db.py --database postgresql://… --faces 1M
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from bench_cluster import THRESHOLD, _size, synthetic
+from rbv.cluster.calibrations import resolve_setting
+from rbv.cluster.constraints import Constraints
+from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
+from rbv.cluster.knn import DEFAULT_K, build_knn_graph
+from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.config import Settings
-from rbv.jobs.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.cluster import ESTIMATE_SAMPLE, ClusterOptions, cluster_pack
 from rbv.store import open_database
 from rbv.store.faces import NewFace, insert_faces
 from rbv.store.migrations import apply_pending
 from rbv.store.packs import ensure_pack_index, register_pack
+
+LOAD_BATCH = 50_000
+_URL_VARIABLE = "RBV_BENCH_DATABASE_URL"
+
+
+def _options(method: str, full: bool) -> ClusterOptions:
+    m = Method(method)
+    return ClusterOptions(method=m, threshold=None if m is Method.evidence else THRESHOLD,
+                          full=full)
+
+
+def child_cluster(url: str, pack: str, method: str, full: bool) -> dict[str, Any]:
+    """One ``rbv cluster`` run (what the CLI calls), with its stages timed."""
+    db = open_database(Settings(database_url=url))
+    stages: list[tuple[str, float]] = []
+    clock = [time.perf_counter(), ""]
+
+    def stage(text: str) -> None:
+        now = time.perf_counter()
+        if clock[1]:
+            stages.append((str(clock[1]), now - float(clock[0])))
+        clock[0], clock[1] = now, text
+
+    report = cluster_pack(db, pack, _options(method, full), stage)
+    stage("")
+    return {"seconds": report.seconds, "faces": report.faces, "considered": report.considered,
+            "matched": report.matched, "new_persons": report.new_persons,
+            "reassigned": report.reassigned, "notes": report.notes, "stages": stages}
+
+
+def child_memory(data: str, pack_files: dict[str, str], method: str) -> dict[str, Any]:
+    """The same clustering as a first full run, on arrays already in memory."""
+    x = np.load(f"{data}/x.npy")
+    images = np.load(f"{data}/images.npy")
+    started = time.perf_counter()
+    stages: list[tuple[str, float]] = []
+    m = Method(method)
+    setting = resolve_setting({}, pack_files, m,
+                              threshold=None if m is Method.evidence else THRESHOLD)
+    t = time.perf_counter()
+    if m is Method.evidence and setting.needs_estimate:
+        rows = np.random.default_rng(0).choice(len(x), min(ESTIMATE_SAMPLE, len(x)),
+                                               replace=False)
+        pairs = random_pair_similarities(x[rows], images[rows])
+        setting = setting.with_impostor(ImpostorModel.from_pairs(pairs, robust=True), "est")
+        stages.append(("estimating the impostor model", time.perf_counter() - t))
+    t = time.perf_counter()
+    constraints = Constraints.build(len(x), image_ids=images)
+    graph = build_knn_graph(x, DEFAULT_K)
+    stages.append((f"constraints + {DEFAULT_K}-NN graph", time.perf_counter() - t))
+    t = time.perf_counter()
+    labels = cluster_embeddings(x, setting.method, setting.threshold or 0.0, constraints,
+                                graph=graph, impostor=setting.impostor,
+                                budget=setting.budget or 0.0)
+    stages.append(("clustering", time.perf_counter() - t))
+    return {"seconds": time.perf_counter() - started, "persons": int(labels.max()) + 1,
+            "stages": stages}
+
+
+def in_child(method: str, url: str, *argv: str) -> dict[str, Any]:
+    """Run this script as ``--child …``; its JSON result plus its peak RSS (MB). The
+    database URL goes by environment, not in the visible arguments."""
+    proc = subprocess.Popen([sys.executable, __file__, "--method", method, "--child", *argv],
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, _URL_VARIABLE: url})
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"child {argv[0]} failed with exit code {proc.returncode}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["peak_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
+def show(title: str, r: dict[str, Any]) -> None:
+    for name, seconds in r["stages"]:
+        print(f"  {seconds:8.2f} s  {name}")
+    print(f"{title}: {r['seconds']:.1f} s, peak memory {r['peak_mb']:,.0f} MB")
 
 
 def main() -> None:
@@ -31,82 +126,81 @@ def main() -> None:
     parser.add_argument("--faces", type=_size, default=20_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--new", type=_size, default=1_000)
-    parser.add_argument("--vacuum", action="store_true", help="VACUUM between the runs")
+    parser.add_argument("--method", default=Method.connected.value,
+                        choices=[m.value for m in Method],
+                        help=f"connected (default: threshold {THRESHOLD}, as the figures "
+                        "in README), agglomerative, hdbscan, or evidence (rbv's default "
+                        "method; its linkage is slow in memory too)")
     parser.add_argument("--database", default=None, help="a server URL (default: a "
                         "scratch embedded server)")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "memory":
+            result = child_memory(rest[0], json.loads(rest[1]), args.method)
+        else:
+            result = child_cluster(os.environ[_URL_VARIABLE], rest[0], args.method,
+                                   kind == "full")
+        print(json.dumps(result))
+        return
+
     scratch = tempfile.mkdtemp(prefix="rbv-bench-")
     settings = Settings(database_url=args.database, data_dir=Path(scratch))
     db = open_database(settings, require_schema=False)
     apply_pending(db)
     x, _, images = synthetic(args.faces + args.new, args.dim)
-    old, new = slice(0, args.faces), slice(args.faces, None)
+    old = slice(0, args.faces)
     name = f"bench{args.dim}_{time.time_ns()}"
+    files = {"r.onnx": name}
+    np.save(f"{scratch}/x.npy", x[old])
+    np.save(f"{scratch}/images.npy", images[old])
 
     with db.transaction() as conn:
         rows = conn.execute(
             "INSERT INTO images (sha256, size_bytes, status) "
             "SELECT md5(%s || g::text) || md5(g::text || %s), 1, 'ok' "
             "FROM generate_series(0, %s) g RETURNING id", (name, name, len(x) - 1)).fetchall()
-    image_id = {i: int(r[0]) for i, r in enumerate(rows)}
+    image_id = np.array([int(r[0]) for r in rows], np.int64)
 
-    def load(rows: slice, pack_id: int) -> None:
-        with db.transaction() as conn:
-            insert_faces(conn, (NewFace(image_id[int(img)], pack_id, (0, 0, 100, 100), None,
-                                        0.9, None, emb)
-                                for img, emb in zip(images[rows], x[rows], strict=True)))
+    def load(start: int, stop: int, pack_id: int) -> None:
+        for lo in range(start, stop, LOAD_BATCH):
+            hi = min(stop, lo + LOAD_BATCH)
+            with db.transaction() as conn:
+                insert_faces(conn, (NewFace(int(image_id[img]), pack_id, (0, 0, 100, 100),
+                                            None, 0.9, None, emb)
+                                    for img, emb in zip(images[lo:hi], x[lo:hi], strict=True)))
 
     t = time.perf_counter()
     with db.transaction() as conn:
-        pack = register_pack(conn, name, {"r.onnx": name}, args.dim)
-        conn.execute(f"DROP INDEX face_detections_hnsw_pack{pack.id}")
-    load(old, pack.id)
+        pack = register_pack(conn, name, files, args.dim)
+    load(0, args.faces, pack.id)
     load_s = time.perf_counter() - t
     t = time.perf_counter()
     with db.transaction() as conn:
         ensure_pack_index(conn, pack)
-        conn.execute("ANALYZE face_detections")
     index_s = time.perf_counter() - t
-    print(f"{args.faces:,} faces × {args.dim}-d on {db.display}: load {load_s:.1f} s, "
-          f"HNSW build {index_s:.1f} s")
+    print(f"{args.faces:,} faces × {args.dim}-d on {db.display}, method {args.method}: "
+          f"load {load_s:.1f} s, then HNSW build {index_s:.1f} s")
 
-    clock = [time.perf_counter()]
-    current = [""]
-
-    def stage(text: str) -> None:
-        """Print the stage that just ended with its duration."""
-        now = time.perf_counter()
-        if current[0]:
-            print(f"  {now - clock[0]:7.2f} s  {current[0]}")
-        clock[0], current[0] = now, text
-
-    def end_stages() -> None:
-        stage("")
-
-    full = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD, full=True), stage)
-    end_stages()
-    print(f"rbv cluster --full: {full.seconds:.1f} s for {full.faces:,} faces "
-          f"({full.new_persons:,} persons)")
-    clock[0] = time.perf_counter()
-    again = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD, full=True), stage)
-    end_stages()
-    print(f"rbv cluster --full again (nightly case): {again.seconds:.1f} s, "
-          f"{again.reassigned:,} faces changed person")
-    if args.vacuum:
-        t = time.perf_counter()
-        with db.connect(autocommit=True) as conn:
-            conn.execute("VACUUM (ANALYZE) face_detections")
-        print(f"VACUUM (ANALYZE) after the full run: {time.perf_counter() - t:.1f} s")
-    load(new, pack.id)
-    clock[0] = time.perf_counter()
-    inc = cluster_pack(db, name, ClusterOptions(threshold=THRESHOLD), stage)
-    end_stages()
-    print(f"rbv cluster (incremental): {inc.seconds:.2f} s for {inc.considered:,} new faces "
-          f"({inc.matched:,} matched, {inc.new_persons:,} new persons)")
-    per_full = full.seconds / max(1, full.faces)
-    per_inc = inc.seconds / max(1, inc.considered)
-    print(f"ratio: incremental costs {per_inc / per_full:.1f}× per face what --full does "
-          f"(and {inc.seconds / full.seconds:.3f}× the time of a full run)")
+    memory = in_child(args.method, "", "memory", scratch, json.dumps(files))
+    show("the same clustering in memory (baseline)", memory)
+    full = in_child(args.method, db.url, "full", name)
+    show(f"rbv cluster --full (first): {full['faces']:,} faces, "
+         f"{full['new_persons']:,} persons", full)
+    again = in_child(args.method, db.url, "full", name)
+    show(f"rbv cluster --full again, nothing new ({again['reassigned']:,} faces changed "
+         "person)", again)
+    t = time.perf_counter()
+    load(args.faces, len(x), pack.id)
+    insert_s = time.perf_counter() - t
+    print(f"{args.new:,} new faces stored, HNSW maintained row by row: {insert_s:.2f} s "
+          f"({insert_s / args.new * 1e3:.2f} ms a face; the build took "
+          f"{index_s / args.faces * 1e3:.2f} ms a face)")
+    inc = in_child(args.method, db.url, "incremental", name)
+    show(f"rbv cluster (incremental): {inc['considered']:,} new faces, {inc['matched']:,} "
+         f"joined known persons, {inc['new_persons']:,} new persons", inc)
+    print(f"db/memory = {full['seconds'] / memory['seconds']:.2f}")
 
 
 if __name__ == "__main__":

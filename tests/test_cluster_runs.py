@@ -138,8 +138,8 @@ def test_sql_reset_then_cluster_rebuilds_persons_without_touching_embeddings(
     _cluster(cli, faces_settings, "--threshold", str(SFACE_THRESHOLD))
     db = open_database(faces_settings)
     with db.transaction() as conn:
-        embeddings = conn.execute("SELECT id, embedding FROM face_detections ORDER BY id"
-                                  ).fetchall()
+        embeddings = conn.execute("SELECT face_id, embedding FROM face_embeddings "
+                                  "ORDER BY face_id").fetchall()
         conn.execute("UPDATE face_detections SET person_id = NULL")
         conn.execute("DELETE FROM persons")
     report = _cluster(cli, faces_settings, "--threshold", str(SFACE_THRESHOLD))
@@ -147,7 +147,8 @@ def test_sql_reset_then_cluster_rebuilds_persons_without_touching_embeddings(
     with db.connect() as conn:
         unassigned = conn.execute("SELECT count(*) FROM face_detections WHERE person_id IS NULL"
                                   ).fetchone()
-        again = conn.execute("SELECT id, embedding FROM face_detections ORDER BY id").fetchall()
+        again = conn.execute("SELECT face_id, embedding FROM face_embeddings "
+                             "ORDER BY face_id").fetchall()
     assert unassigned == (0,)
     for (a, x), (b, y) in zip(embeddings, again, strict=True):
         assert a == b

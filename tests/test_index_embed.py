@@ -105,7 +105,8 @@ def test_same_person_embeds_closer_than_different_people(
     paths = [FACES / who / name for who, names in PEOPLE.items() for name in names]
     assert run_cli(cli, "index", "-d", url, *map(str, paths), env=_env(settings)).exit_code == 0
     with db.connect() as conn:  # pgvector registered: embeddings come back as vectors
-        rows = conn.execute("SELECT p.path, f.embedding FROM face_detections f "
+        rows = conn.execute("SELECT p.path, e.embedding FROM face_detections f "
+                            "JOIN face_embeddings e ON e.face_id = f.id "
                             "JOIN image_paths p ON p.image_id = f.image_id").fetchall()
     who = [Path(r[0]).parent.name for r in rows]
     emb = np.stack([r[1].to_numpy() for r in rows])

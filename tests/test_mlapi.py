@@ -27,8 +27,9 @@ def _faces(url: str, remote: bool) -> dict[int, list[tuple]]:  # type: ignore[ty
     where = REMOTE if remote else f"NOT ({REMOTE})"
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT f.image_id, f.x1, f.y1, f.x2, f.y2, f.det_score, f.embedding::text "
-            f"FROM face_detections f JOIN model_packs p ON p.id = f.pack_id WHERE {where} "
+            "SELECT f.image_id, f.x1, f.y1, f.x2, f.y2, f.det_score, e.embedding::text "
+            "FROM face_detections f JOIN face_embeddings e ON e.face_id = f.id "
+            f"JOIN model_packs p ON p.id = f.pack_id WHERE {where} "
             "ORDER BY f.image_id, f.x1").fetchall()
     found: dict[int, list[tuple]] = {}  # type: ignore[type-arg]
     for image_id, *box, score, vector in rows:

@@ -18,7 +18,7 @@ from rbv.errors import SchemaNotReady
 from rbv.store import Database, open_database
 from rbv.store.faces import NewFace, insert_faces
 from rbv.store.migrations import available_migrations
-from rbv.store.packs import register_pack
+from rbv.store.packs import ensure_pack_index, has_pack_index, register_pack
 from tests.conftest import run_cli
 from tests.pgserver import PASSWORD, PasswordServer
 
@@ -79,7 +79,8 @@ def test_vectors_round_trip_through_binary_copy(db: Database) -> None:
                                         emb)])
         assert n == 1
         stored, short = conn.execute(
-            "SELECT embedding, face_short FROM face_detections"
+            "SELECT e.embedding, f.face_short FROM face_detections f "
+            "JOIN face_embeddings e ON e.face_id = f.id"
         ).fetchone()
     np.testing.assert_allclose(stored.to_numpy(), emb, rtol=1e-6)
     assert short == 29  # least(x2-x1, y2-y1), a generated column
@@ -97,17 +98,20 @@ def test_faces_of_different_widths_coexist_with_an_index_per_pack(db: Database) 
             NewFace(image_id, large.id, (0, 0, 10, 10), None, 0.8, None,
                     rng.normal(size=512).astype(np.float32)),
         ])
+        assert not has_pack_index(conn, small)  # built once the faces are in, not before
+        assert ensure_pack_index(conn, small) and ensure_pack_index(conn, large)
+        assert not ensure_pack_index(conn, small)
         indexes = {r[0] for r in conn.execute(
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'face_detections'")}
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'face_embeddings'")}
         conn.execute("SET LOCAL enable_seqscan = off")
         plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN SELECT id FROM face_detections WHERE pack_id = %s "
+            "EXPLAIN SELECT face_id FROM face_embeddings WHERE pack_id = %s "
             "ORDER BY embedding::vector(128) <=> %s::vector(128) LIMIT 5",
             (small.id, rng.normal(size=128).astype(np.float32).tolist()),
         ))
-    names = {f"face_detections_hnsw_pack{p.id}" for p in (small, large)}
+    names = {f"face_embeddings_hnsw_pack{p.id}" for p in (small, large)}
     assert names <= indexes
-    assert f"face_detections_hnsw_pack{small.id}" in plan
+    assert f"face_embeddings_hnsw_pack{small.id}" in plan
 
 
 def _image(conn: psycopg.Connection, seed: str) -> int:
@@ -143,7 +147,8 @@ def test_readme_sql_resets_do_what_they_say(db: Database) -> None:
                          (people[i % 3], face))
         for i, person in enumerate(people):
             conn.execute("INSERT INTO person_names VALUES (%s, %s)", (person, f"P{i}"))
-        before = conn.execute("SELECT id, embedding FROM face_detections ORDER BY id").fetchall()
+        before = conn.execute("SELECT face_id, embedding FROM face_embeddings "
+                              "ORDER BY face_id").fetchall()
 
     target = str(people[0])
     one_unassign, one_delete = (s.replace("<uuid>", target) for s in statements[2:4])
@@ -164,7 +169,8 @@ def test_readme_sql_resets_do_what_they_say(db: Database) -> None:
         conn.execute(statements[1].encode())
         assert conn.execute("SELECT count(*) FROM persons").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM person_names").fetchone() == (0,)
-        after = conn.execute("SELECT id, embedding FROM face_detections ORDER BY id").fetchall()
+        after = conn.execute("SELECT face_id, embedding FROM face_embeddings "
+                             "ORDER BY face_id").fetchall()
     assert [r[0] for r in after] == [r[0] for r in before]
     for (_, a), (_, b) in zip(after, before, strict=True):
         np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())

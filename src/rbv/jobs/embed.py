@@ -32,7 +32,7 @@ from rbv.store.clip import store_clip_embeddings
 from rbv.store.faces import NewFace
 from rbv.store.images import image_formats, image_paths_of
 from rbv.store.locks import lock_pack_preparation, server_now
-from rbv.store.packs import PackRow, pack_fingerprint, register_pack
+from rbv.store.packs import PackRow, ensure_pack_index, pack_fingerprint, register_pack
 from rbv.store.scans import (
     ScanClaim,
     ScanFailure,
@@ -200,6 +200,8 @@ def _embed_pass(
                 # If the connection is gone, the claims are taken back as dead ones later.
                 with contextlib.suppress(psycopg.Error):
                     release_claims(conn, pack.id, me, [c.image_id for c in batch.claims])
+    with db.transaction() as conn:  # the first faces are in: build the HNSW index once
+        ensure_pack_index(conn, pack)
     summary.seconds = time.perf_counter() - started
     return summary
 

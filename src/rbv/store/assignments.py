@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from rbv.store.connection import Database
-from rbv.store.packs import PackRow, vector_expr
+from rbv.store.packs import PackRow, ensure_pack_index, vector_expr
 
 
 @dataclass(frozen=True)
@@ -58,38 +58,88 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
                sample: int | None = None) -> PackFaces:
     """The pack's faces with embeddings, read with binary COPY: all of them, the
     unassigned ones, those of one ``person`` or of ``persons``, or a random ``sample``."""
-    where = sql.SQL("pack_id = {}").format(sql.Literal(pack.id))
+    where = sql.SQL("f.pack_id = {}").format(sql.Literal(pack.id))
     if unassigned_only:
-        where += sql.SQL(" AND person_id IS NULL")
+        where += sql.SQL(" AND f.person_id IS NULL")
     if person is not None:
-        where += sql.SQL(" AND person_id = {}").format(sql.Literal(str(person)))
+        where += sql.SQL(" AND f.person_id = {}").format(sql.Literal(str(person)))
     if persons is not None:
-        where += sql.SQL(" AND person_id = ANY({}::uuid[])").format(
+        where += sql.SQL(" AND f.person_id = ANY({}::uuid[])").format(
             sql.Literal([str(p) for p in persons]))
     order = (sql.SQL("random() LIMIT {}").format(sql.Literal(int(sample)))
-             if sample is not None else sql.SQL("id"))
+             if sample is not None else sql.SQL("f.id"))
+    # Every column has a fixed width (no NULLs: the nil uuid stands for "no person"), so
+    # the binary rows are parsed by numpy in blocks instead of one Python object each.
     query = sql.SQL(
-        "COPY (SELECT id, image_id, person_id, coalesce(assigned_by = 'manual', false), "
-        "{vec} FROM face_detections WHERE {where} ORDER BY {order}) TO STDOUT "
-        "(FORMAT BINARY)"
-    ).format(vec=vector_expr(pack), where=where, order=order)
-    ids: list[int] = []
-    images: list[int] = []
-    owners: list[uuid.UUID | None] = []
-    manual: list[bool] = []
-    vectors: list[NDArray[np.float32]] = []
+        "COPY (SELECT f.id, f.image_id, coalesce(f.person_id, {nil}), "
+        "coalesce(f.assigned_by = 'manual', false), e.{vec} "
+        "FROM face_detections f JOIN face_embeddings e ON e.face_id = f.id "
+        "WHERE {where} ORDER BY {order}) TO STDOUT (FORMAT BINARY)"
+    ).format(nil=sql.Literal(str(_NIL)), vec=vector_expr(pack), where=where, order=order)
+    rows = _BinaryRows(pack.embedding_dim)
     with conn.cursor() as cur, cur.copy(query) as copy:
-        copy.set_types(["int8", "int8", "uuid", "bool", "vector"])
-        for face_id, image_id, person_id, is_manual, vec in copy.rows():
-            ids.append(face_id)
-            images.append(image_id)
-            owners.append(person_id)
-            manual.append(is_manual)
-            vectors.append(vec.to_numpy())
-    emb = (np.stack(vectors).astype(np.float32) if vectors
-           else np.empty((0, pack.embedding_dim), np.float32))
-    return PackFaces(np.array(ids, np.int64), np.array(images, np.int64), owners,
-                     np.array(manual, bool), emb)
+        for block in copy:
+            rows.feed(block)
+    return rows.faces()
+
+
+_NIL = uuid.UUID(int=0)
+_COPY_HEADER = 19  # signature (11 bytes), flags (4), header extension length (4, zero)
+
+
+class _BinaryRows:
+    """Rows of ``COPY … (FORMAT BINARY)`` of (int8, int8, uuid, bool, vector(dim))."""
+
+    def __init__(self, dim: int) -> None:
+        self.dtype = np.dtype([
+            ("fields", ">i2"), ("_l1", ">i4"), ("id", ">i8"), ("_l2", ">i4"),
+            ("image", ">i8"), ("_l3", ">i4"), ("person", "S16"), ("_l4", ">i4"),
+            ("manual", "u1"), ("_l5", ">i4"), ("dim", ">i2"), ("_unused", ">i2"),
+            ("vec", ">f4", (dim,))])
+        self.dim = dim
+        self.pending = bytearray()
+        self.header = False
+        self.blocks: list[NDArray[np.void]] = []
+        self.ids: list[NDArray[np.int64]] = []
+        self.images: list[NDArray[np.int64]] = []
+        self.persons: list[NDArray[np.bytes_]] = []
+        self.manual: list[NDArray[np.bool_]] = []
+        self.vectors: list[NDArray[np.float32]] = []
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        self.pending += data
+        start = 0
+        if not self.header:
+            if len(self.pending) < _COPY_HEADER:
+                return
+            start, self.header = _COPY_HEADER, True
+        size = self.dtype.itemsize
+        whole = (len(self.pending) - start) // size
+        if whole == 0 and start:
+            del self.pending[:start]
+            return
+        if whole:
+            rows = np.frombuffer(self.pending, self.dtype, whole, start)
+            self.ids.append(rows["id"].astype(np.int64))
+            self.images.append(rows["image"].astype(np.int64))
+            self.persons.append(rows["person"].copy())
+            self.manual.append(rows["manual"].astype(bool))
+            self.vectors.append(rows["vec"].astype(np.float32))
+            del rows
+            del self.pending[:start + whole * size]
+
+    def faces(self) -> PackFaces:
+        if self.pending not in (b"", b"\xff\xff"):  # the trailer: field count -1
+            raise ValueError(f"unexpected COPY data: {len(self.pending)} bytes left over")
+        if not self.ids:
+            return PackFaces(np.empty(0, np.int64), np.empty(0, np.int64), [],
+                             np.empty(0, bool), np.empty((0, self.dim), np.float32))
+        keys, inverse = np.unique(np.concatenate(self.persons), return_inverse=True)
+        owners = [None if u == _NIL else u
+                  for u in (uuid.UUID(bytes=bytes(k).ljust(16, b"\0")) for k in keys)]
+        return PackFaces(np.concatenate(self.ids), np.concatenate(self.images),
+                         [owners[i] for i in inverse.ravel().tolist()],
+                         np.concatenate(self.manual), np.concatenate(self.vectors))
 
 
 def load_manual_facts(conn: psycopg.Connection, pack: PackRow) -> ManualFacts:
@@ -126,23 +176,28 @@ def assigned_neighbors(
         return out
     # The planner prices the per-face index scan of a LATERAL join poorly and may sort
     # the whole pack per face instead; this transaction only runs the query below.
+    ensure_pack_index(conn, pack)
     conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
                  "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                 "set_config('enable_seqscan', 'off', true)",
+                 "set_config('enable_seqscan', 'off', true), "
+                 "set_config('enable_hashjoin', 'off', true), "
+                 "set_config('enable_mergejoin', 'off', true)",
                  (str(max(ef_search, k)),))
     vec = vector_expr(pack)
+    # The index scan on face_embeddings yields faces nearest first; the join keeps the
+    # assigned ones and iterative scan goes on until k are found.
     query = sql.SQL(
         """
-        SELECT q.id, m.id, m.person_id, m.image_id, 1 - m.dist
-        FROM face_detections q
+        SELECT q.face_id, m.id, m.person_id, m.image_id, 1 - m.dist
+        FROM face_embeddings q
         CROSS JOIN LATERAL (
-            SELECT f.id, f.person_id, f.image_id, f.{vec} <=> q.{vec} AS dist
-            FROM face_detections f
-            WHERE f.pack_id = {pack} AND f.person_id IS NOT NULL
-            ORDER BY f.{vec} <=> q.{vec}
+            SELECT f.id, f.person_id, f.image_id, e.{vec} <=> q.{vec} AS dist
+            FROM face_embeddings e JOIN face_detections f ON f.id = e.face_id
+            WHERE e.pack_id = {pack} AND f.person_id IS NOT NULL
+            ORDER BY e.{vec} <=> q.{vec}
             LIMIT {k}
         ) m
-        WHERE q.id = ANY(%s)
+        WHERE q.face_id = ANY(%s)
         """
     ).format(vec=vec, pack=sql.Literal(pack.id), k=sql.Literal(k))
     for q, f, p, img, s in conn.execute(query, (list(face_ids),)):
@@ -246,8 +301,10 @@ def same_photo_similarities(conn: psycopg.Connection, pack: PackRow,
     """Cosine similarities of face pairs that share a photo: pairs of different people
     that every library has for free (group photos), up to ``limit`` of them."""
     query = sql.SQL(
-        "SELECT 1 - (a.{vec} <=> b.{vec}) FROM face_detections a JOIN face_detections b "
+        "SELECT 1 - (ea.{vec} <=> eb.{vec}) FROM face_detections a JOIN face_detections b "
         "ON b.image_id = a.image_id AND b.id > a.id AND b.pack_id = a.pack_id "
+        "JOIN face_embeddings ea ON ea.face_id = a.id "
+        "JOIN face_embeddings eb ON eb.face_id = b.id "
         "WHERE a.pack_id = %s LIMIT %s"
-    ).format(vec=sql.SQL("embedding::vector({})").format(sql.Literal(pack.embedding_dim)))
+    ).format(vec=vector_expr(pack))
     return np.array([r[0] for r in conn.execute(query, (pack.id, limit))], np.float32)

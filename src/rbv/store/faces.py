@@ -9,10 +9,10 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-_COLUMNS = ("image_id", "pack_id", "x1", "y1", "x2", "y2", "landmarks", "det_score", "blur",
-            "embedding")
-_TYPES = ("int8", "int4", "float4", "float4", "float4", "float4", "float4[]", "float4",
-          "float4", "vector")
+_COLUMNS = ("id", "image_id", "pack_id", "x1", "y1", "x2", "y2", "landmarks", "det_score",
+            "blur")
+_TYPES = ("int8", "int8", "int4", "float4", "float4", "float4", "float4", "float4[]",
+          "float4", "float4")
 
 
 @dataclass(frozen=True)
@@ -29,19 +29,30 @@ class NewFace:
 
 
 def insert_faces(conn: psycopg.Connection, faces: Iterable[NewFace]) -> int:
-    """Bulk-insert faces with binary COPY; returns how many were written."""
-    count = 0
-    with conn.cursor() as cur, cur.copy(
-        f"COPY face_detections ({', '.join(_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"  # type: ignore[arg-type]
-    ) as copy:
-        copy.set_types(list(_TYPES))
-        for f in faces:
-            copy.write_row(
-                (f.image_id, f.pack_id, *map(float, f.bbox), f.landmarks, float(f.det_score),
-                 None if f.blur is None else float(f.blur), np.asarray(f.embedding, np.float32))
-            )
-            count += 1
-    return count
+    """Bulk-insert faces with binary COPY (the rows into ``face_detections``, their
+    vectors into ``face_embeddings``); returns how many were written."""
+    batch = list(faces)
+    if not batch:
+        return 0
+    # Ids are drawn first so that both tables can be filled by COPY (which returns none).
+    ids = [int(r[0]) for r in conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('face_detections', 'id')) "
+        "FROM generate_series(1, %s)", (len(batch),))]
+    with conn.cursor() as cur:
+        with cur.copy(
+            f"COPY face_detections ({', '.join(_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"  # type: ignore[arg-type]
+        ) as copy:
+            copy.set_types(list(_TYPES))
+            for face_id, f in zip(ids, batch, strict=True):
+                copy.write_row(
+                    (face_id, f.image_id, f.pack_id, *map(float, f.bbox), f.landmarks,
+                     float(f.det_score), None if f.blur is None else float(f.blur)))
+        with cur.copy("COPY face_embeddings (face_id, pack_id, embedding) FROM STDIN "
+                      "WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int4", "vector"])
+            for face_id, f in zip(ids, batch, strict=True):
+                copy.write_row((face_id, f.pack_id, np.asarray(f.embedding, np.float32)))
+    return len(batch)
 
 
 def pack_of_face(conn: psycopg.Connection, face_id: int) -> int | None:

@@ -32,8 +32,10 @@ def pack_fingerprint(files: Mapping[str, str]) -> str:
 def register_pack(
     conn: psycopg.Connection, name: str, files: Mapping[str, str], embedding_dim: int
 ) -> PackRow:
-    """Insert the pack if its files are new (else return the existing row) and make
-    sure its HNSW cosine index exists."""
+    """Insert the pack if its files are new (else return the existing row).
+
+    Its HNSW index is not created here: it is built once the first faces are in
+    (:func:`ensure_pack_index`), which is faster than maintaining it row by row."""
     fingerprint = pack_fingerprint(files)
     taken = conn.execute("SELECT fingerprint FROM model_packs WHERE name = %s",
                          (name,)).fetchone()
@@ -52,30 +54,74 @@ def register_pack(
         (name, fingerprint, json.dumps(dict(files)), embedding_dim),
     ).fetchone()
     assert row is not None  # INSERT … RETURNING always yields a row
-    pack = PackRow(*row)
-    ensure_pack_index(conn, pack)
-    return pack
+    return PackRow(*row)
 
 
-def ensure_pack_index(conn: psycopg.Connection, pack: PackRow) -> None:
-    """A partial HNSW cosine index over this pack's embeddings.
+HNSW_BUILD_MEMORY_MAX = 4 << 30
+"""Upper bound of ``maintenance_work_mem`` for building a pack's HNSW index (bytes)."""
+_HNSW_BYTES_PER_FACE = 400
+"""Graph overhead per face on top of its vector (m = 16 neighbour lists, tuple headers)."""
 
-    ``embedding`` has no fixed width in the table (packs differ), so the index is on
-    ``embedding::vector(dim)`` restricted to the pack; queries must use the same
+
+def pack_index_name(pack: PackRow) -> str:
+    """The name of the pack's HNSW index on ``face_embeddings``."""
+    return f"face_embeddings_hnsw_pack{pack.id}"
+
+
+def has_pack_index(conn: psycopg.Connection, pack: PackRow) -> bool:
+    """Whether the pack's HNSW index exists."""
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                       (pack_index_name(pack),)).fetchone()
+    return bool(row and row[0])
+
+
+def ensure_pack_index(conn: psycopg.Connection, pack: PackRow) -> bool:
+    """Build the pack's partial HNSW cosine index unless it exists; returns whether it
+    was built.
+
+    ``embedding`` has no fixed width in ``face_embeddings`` (packs differ), so the index
+    is on ``embedding::vector(dim)`` restricted to the pack; queries must use the same
     expression and ``pack_id = …`` to be served by it (see :func:`vector_expr`).
+
+    Rule: the index is built after a pack's first faces are in (the end of the first
+    ``embed``/``index`` run, or the first ``cluster`` that needs it), then maintained
+    row by row. The build gets enough ``maintenance_work_mem`` to hold the whole graph
+    (up to :data:`HNSW_BUILD_MEMORY_MAX`); with the server's default 64 MB it spills to
+    an on-disk build several times slower.
     """
+    # Concurrent builders (several embed workers finishing) wait for the first one.
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x7262_7669, pack.id))
+    if has_pack_index(conn, pack):
+        return False
+    row = conn.execute("SELECT count(*) FROM face_embeddings WHERE pack_id = %s",
+                       (pack.id,)).fetchone()
+    faces = int(row[0]) if row else 0
+    if faces == 0:  # nothing to index yet: the first faces in decide when
+        return False
+    need = int(faces * (4 * pack.embedding_dim + _HNSW_BYTES_PER_FACE) * 1.25) >> 20
+    memory_mb = max(64, min(need, HNSW_BUILD_MEMORY_MAX >> 20))
+    conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{memory_mb}MB",))
     conn.execute(
         sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {name} ON face_detections USING hnsw "
+            "CREATE INDEX IF NOT EXISTS {name} ON face_embeddings USING hnsw "
             "((embedding::vector({dim})) vector_cosine_ops) WHERE pack_id = {pack}"
         ).format(
-            name=sql.Identifier(f"face_detections_hnsw_pack{pack.id}"),
+            name=sql.Identifier(pack_index_name(pack)),
             dim=sql.Literal(pack.embedding_dim),
             pack=sql.Literal(pack.id),
         )
     )
+    conn.execute("ANALYZE face_embeddings")
+    return True
+
+
+def drop_pack_index(conn: psycopg.Connection, pack: PackRow) -> None:
+    """Drop the pack's HNSW index (before a bulk load much larger than the pack)."""
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(
+        sql.Identifier(pack_index_name(pack))))
 
 
 def vector_expr(pack: PackRow) -> sql.Composed:
-    """``embedding::vector(dim)``: the expression the pack's HNSW index is built on."""
+    """``embedding::vector(dim)``: the expression the pack's HNSW index is built on (a
+    column of ``face_embeddings``)."""
     return sql.SQL("embedding::vector({})").format(sql.Literal(pack.embedding_dim))
