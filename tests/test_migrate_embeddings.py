@@ -1,0 +1,170 @@
+"""Migration 0010 moves embeddings into ``face_embeddings`` without losing a face, a
+name or a manual decision, also when it is interrupted half-way and run again."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from rbv.config import Settings
+from rbv.errors import MigrationError
+from rbv.jobs.cluster import ClusterOptions, cluster_pack
+from rbv.store import Database, open_database
+from rbv.store import migrations as migrations_module
+from rbv.store.migrations import apply_pending, migrations_dir
+
+VERSION = 10
+FACES = 12_000
+DIM = 128
+
+
+def _old_schema(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schema as it was just before migration 0010."""
+    older = tmp_path / "older_migrations"
+    older.mkdir()
+    for path in migrations_dir().glob("*.sql"):
+        if int(path.name[:4]) < VERSION:
+            shutil.copy(path, older / path.name)
+    with monkeypatch.context() as m:
+        m.setattr(migrations_module, "migrations_dir", lambda: older)
+        apply_pending(db)
+
+
+def _populate(conn: psycopg.Connection) -> int:
+    """A library in the old layout: faces with their vectors in face_detections (and the
+    per-pack HNSW index on them), persons made by clustering, a named person, manual
+    assignments, links, a rejection, a hidden person."""
+    pack = conn.execute(
+        "INSERT INTO model_packs (name, fingerprint, files, embedding_dim) "
+        "VALUES ('sface', %s, '{}', %s) RETURNING id", ("f" * 64, DIM)).fetchone()[0]  # type: ignore[index]
+    images = [r[0] for r in conn.execute(
+        "INSERT INTO images (sha256, size_bytes, status) SELECT md5(g::text) || md5('x' || g), "
+        "1, 'ok' FROM generate_series(1, %s) g RETURNING id", (FACES // 2,))]
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(FACES, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with conn.cursor() as cur, cur.copy(
+        "COPY face_detections (image_id, pack_id, x1, y1, x2, y2, det_score, embedding) "
+        "FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int8", "int4", "float4", "float4", "float4", "float4", "float4",
+                        "vector"])
+        for i in range(FACES):
+            copy.write_row((images[i // 2], pack, 0.0, 0.0, 50.0, 60.0, 0.9, x[i]))
+    conn.execute(f"CREATE INDEX face_detections_hnsw_pack{pack} ON face_detections USING hnsw "
+                 f"((embedding::vector({DIM})) vector_cosine_ops) WHERE pack_id = {pack}")
+    persons = [r[0] for r in conn.execute(
+        "INSERT INTO persons (pack_id) SELECT %s FROM generate_series(1, 40) RETURNING id",
+        (pack,))]
+    conn.execute("UPDATE face_detections SET person_id = (%s::uuid[])[1 + id %% 40], "
+                 "assigned_by = 'cluster', assigned_at = now() WHERE id %% 3 = 0", (persons,))
+    conn.execute("UPDATE face_detections SET person_id = %s, assigned_by = 'manual' "
+                 "WHERE id %% 97 = 1", (persons[0],))
+    conn.execute("INSERT INTO person_names VALUES (%s, 'Ada'), (%s, 'Grace')",
+                 (persons[0], persons[1]))
+    conn.execute("UPDATE persons SET hidden = true WHERE id = %s", (persons[2],))
+    conn.execute("INSERT INTO persons (pack_id, source) VALUES (%s, 'manual')", (pack,))
+    ids = [r[0] for r in conn.execute("SELECT id FROM face_detections ORDER BY id LIMIT 10")]
+    conn.execute("INSERT INTO must_links (face_a, face_b) VALUES (%s, %s)", (ids[1], ids[2]))
+    conn.execute("INSERT INTO cannot_links (face_a, face_b) VALUES (%s, %s)", (ids[3], ids[4]))
+    conn.execute("INSERT INTO person_rejections (face_id, person_id) VALUES (%s, %s)",
+                 (ids[5], persons[1]))
+    return int(pack)
+
+
+def _snapshot(conn: psycopg.Connection, embeddings_from: str) -> dict[str, Any]:
+    return {
+        "faces": conn.execute("SELECT id, image_id, pack_id, person_id, assigned_by, x2, "
+                              "det_score FROM face_detections ORDER BY id").fetchall(),
+        "embeddings": [(i, e.to_numpy().tobytes()) for i, e in conn.execute(embeddings_from)],
+        "persons": conn.execute("SELECT id, hidden, source, merged_into FROM persons "
+                                "ORDER BY id").fetchall(),
+        "names": conn.execute("SELECT * FROM person_names ORDER BY name").fetchall(),
+        "must": conn.execute("SELECT face_a, face_b FROM must_links").fetchall(),
+        "cannot": conn.execute("SELECT face_a, face_b FROM cannot_links").fetchall(),
+        "rejections": conn.execute("SELECT face_id, person_id FROM person_rejections"
+                                   ).fetchall(),
+    }
+
+
+OLD = "SELECT id, embedding FROM face_detections ORDER BY id"
+NEW = "SELECT face_id, embedding FROM face_embeddings ORDER BY face_id"
+
+
+def _interrupt_migration(db: Database, url: str) -> BaseException | None:
+    """Run the pending migrations in a thread and kill their server process mid-way."""
+    failure: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            apply_pending(db)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            failure.append(exc)
+
+    worker = threading.Thread(target=migrate)
+    worker.start()
+    with psycopg.connect(url, autocommit=True) as watcher:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and worker.is_alive():
+            row = watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND pid <> "
+                "pg_backend_pid() AND query LIKE '%%CREATE TABLE face_embeddings%%' AND "
+                "now() - query_start > interval '300 ms'").fetchone()
+            if row:
+                watcher.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+                break
+            time.sleep(0.02)
+    worker.join()
+    return failure[0] if failure else None
+
+
+def test_migration_keeps_every_face_name_and_decision_even_when_interrupted(
+    empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(database_url=empty_db_url, data_dir=tmp_path / "data")
+    db = open_database(settings, require_schema=False)
+    _old_schema(db, tmp_path, monkeypatch)
+    with db.transaction() as conn:
+        pack = _populate(conn)
+    with db.connect() as conn:
+        before = _snapshot(conn, OLD)
+
+    failure = _interrupt_migration(db, empty_db_url)
+    assert isinstance(failure, MigrationError | psycopg.Error), failure
+    with db.connect() as conn:  # nothing half-done: still the old layout, all there
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (
+            VERSION - 1,)
+        assert conn.execute("SELECT to_regclass('face_embeddings')").fetchone() == (None,)
+        assert _snapshot(conn, OLD) == before
+
+    assert [m.version for m in apply_pending(db)] == [VERSION]
+    with db.connect() as conn:
+        after = _snapshot(conn, NEW)
+        columns = {r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'face_detections'")}
+        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
+    assert after == before
+    assert len(after["faces"]) == FACES and "embedding" not in columns
+    assert f"face_embeddings_hnsw_pack{pack}" in indexes
+    assert f"face_detections_hnsw_pack{pack}" not in indexes
+
+    # The migrated library clusters, and the user's decisions hold.
+    report = cluster_pack(open_database(settings), "sface",
+                          ClusterOptions(threshold=0.5, full=True))
+    assert report.faces == FACES
+    with db.connect() as conn:
+        manual = conn.execute("SELECT id, person_id FROM face_detections "
+                              "WHERE assigned_by = 'manual' ORDER BY id").fetchall()
+        names = conn.execute("SELECT * FROM person_names ORDER BY name").fetchall()
+    assert manual == [(f[0], f[3]) for f in before["faces"] if f[4] == "manual"]
+    assert names == before["names"]
+    assert all(isinstance(p, uuid.UUID) for _, p in manual)
