@@ -272,3 +272,41 @@ def test_boxes_are_compared_in_the_original_frame() -> None:
     assert [(c.name, c.immich_name) for c in plan.conflicts] == [("Bob", "Robert")]
     assert plan_asset(asset, [ImmichFace("f1", (180, 180, 288, 324), (3000, 4000), None)],
                       0.5).unmatched == [7, 8]  # unscaled: no overlap
+
+
+def test_stage_records_asset_ids_of_earlier_runs_too(settings, server: FakeImmich,
+                                                     tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = str(settings.database_url)
+    args = ("-d", url, "immich-stage", "--out", str(tmp_path), "--url", server.url,
+            "--no-index", "--json", *FAST)
+    env = {"IMMICH_API_KEY": IMMICH_KEY}
+    assert run_cli(CliRunner(), *args, env=env).exit_code == 0
+    with psycopg.connect(url) as conn:  # as if staged by an rbv without the table
+        conn.execute("DELETE FROM immich_assets")
+    again = run_cli(CliRunner(), *args, env=env)
+    assert again.exit_code == 0 and json.loads(again.stdout)["resumed"] == len(server.assets)
+    with psycopg.connect(url) as conn:
+        recorded = dict(conn.execute("SELECT asset_id, sha256 FROM immich_assets").fetchall())
+    assert recorded == {a.id: a.sha256 for a in server.assets.values()}
+
+
+def test_fake_reassign_and_merge_behave_as_immich_documents(
+        db_url: str, server: FakeImmich, immich_spec) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    asset = next(iter(server.assets.values()))
+    a, b, c = server.add_person("A"), server.add_person(""), server.add_person("C")
+    server.assign(asset.face_ids[0], b)
+    with httpx.Client(base_url=server.url + "/api", headers={"x-api-key": IMMICH_KEY}) as http:
+        moved = http.put(f"/people/{a}/reassign",
+                         json={"data": [{"assetId": asset.id, "personId": b}]})
+        assert moved.status_code == 200 and server.face_person[asset.face_ids[0]] == a
+        merged = http.post(f"/people/{c}/merge", json={"ids": [a]})
+        assert merged.status_code == 201 and a not in server.people
+        assert server.face_person[asset.face_ids[0]] == c
+        assert_contract(server, immich_spec)  # before the requests Immich would refuse
+        assert http.put(f"/faces/{c}", json={"id": "nope"}).status_code == 400
+        assert http.post("/people", json={"name": "X", "bogus": 1}).status_code == 400
+        assert http.get("/people", params={"size": 5000}).status_code == 400
+        listed = http.get("/people", params={"withHidden": "true"}).json()
+    assert [p["name"] for p in listed["people"]] == ["C"]  # A merged away, B has no face

@@ -68,10 +68,12 @@ class FakeImmich(LoopbackServer):
         self.face_person: dict[str, str] = {}  # face id -> person id
         self.face_asset = {f: a.id for a in assets for f in a.face_ids}
         self.writes: list[tuple[str, Any]] = []  # (operation, what changed), in order
+        self.down = False  # an outage of down_after_writes: kept-alive connections too
 
     def restart(self) -> None:
         self.faults.down_after_downloads = None
         self.faults.down_after_writes = None
+        self.down = False
         self.start()
 
     def add_person(self, name: str, *, hidden: bool = False) -> str:
@@ -105,6 +107,7 @@ class FakeImmich(LoopbackServer):
         with self.lock:
             limit = self.faults.down_after_writes
             if limit is not None and len(self.writes) >= limit:
+                self.down = True
                 threading.Thread(target=self.stop, daemon=True).start()
                 return False
         return True
@@ -153,6 +156,9 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _prelude(self, path: str) -> bool:
+        if self.fake.down:  # hang up without an answer, as a dead server would
+            self.close_connection = True
+            return False
         if self.fake.faults.delay_s:
             time.sleep(self.fake.faults.delay_s)
         if path != "/api/server/version" and self.fake._take_5xx(path):
