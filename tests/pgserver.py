@@ -67,6 +67,21 @@ class PasswordServer:
         )
         return cls(pgdata, port)
 
+    def stop_immediately(self) -> None:
+        """Kill the server the way a crash or an OOM kill would (no clean shutdown)."""
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-m", "immediate",
+             "stop"], check=True, capture_output=True, **_as_server_user(),  # type: ignore[arg-type]
+        )
+
+    def restart(self) -> None:
+        """Start the server again on its port after :meth:`stop_immediately`."""
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-l",
+             str(self.pgdata / "log"), "-o", f"-h 127.0.0.1 -p {self.port} -k ''", "start"],
+            check=True, capture_output=True, **_as_server_user(),  # type: ignore[arg-type]
+        )
+
     def stop(self) -> None:
         subprocess.run(
             [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "stop"],

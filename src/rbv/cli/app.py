@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import math
 import os
 import signal
 import threading
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,8 +54,14 @@ class Terminated(KeyboardInterrupt):
     transactions roll back and the embedded server is stopped on the way out."""
 
 
+_in_command = threading.Event()
+
+
 def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
+    # Once the command is over the process is on its way out (closing the embedded
+    # server, say): let that finish rather than break it with an exception.
+    if _in_command.is_set():
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 class _RbvGroup(TyperGroup):
@@ -67,15 +76,75 @@ class _RbvGroup(TyperGroup):
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:
+        check_numbers(self)
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, _terminate)
+        _in_command.set()
         try:
             with _one_line_errors():
                 return super().invoke(ctx)
         finally:
+            _in_command.clear()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+
+
+INT64_MAX = 2**63 - 1
+"""No count or id rbv takes is larger (PostgreSQL's bigint): a larger one is a typo."""
+
+
+def numeric_kind(param: Any) -> type | None:
+    """``int`` or ``float`` for a numeric option or argument (lists included), else None."""
+    kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (list, tuple) and args:
+        kind = args[0]
+    return kind if kind in (int, float) else None
+
+
+def effective_range(param: Any) -> tuple[float | None, float | None]:
+    """The range a numeric parameter is held to: its declared ``min``/``max``; an integer
+    is never beyond bigint; an undeclared float range is 0–1 for a threshold (rbv's
+    similarity thresholds) and non-negative otherwise (sizes, seconds)."""
+    low, high = param.min, param.max
+    if numeric_kind(param) is int:
+        return (-INT64_MAX if low is None else low, INT64_MAX if high is None else high)
+    if low is None and high is None:
+        return (0.0, 1.0) if "threshold" in (param.name or "") else (0.0, None)
+    return low, high
+
+
+def check_numbers(group: Any) -> None:
+    """Hold every numeric parameter of every command to :func:`effective_range` (and
+    finite), once: a value outside it is a usage error, before the command runs."""
+    for command in group.commands.values():
+        if hasattr(command, "commands"):
+            check_numbers(command)
+        elif not getattr(command.callback, "_rbv_checked", False) and command.callback:
+            command.callback = _checked(command.callback, [
+                (p.name, max(p.opts, key=len) if p.param_type_name == "option" else
+                 (p.name or "").upper(), *effective_range(p))
+                for p in command.params if numeric_kind(p) is not None])
+
+
+def _checked(callback: Any, specs: list[tuple[str, str, float | None, float | None]]) -> Any:
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        for name, flag, low, high in specs:
+            value = kwargs.get(name)
+            for v in value if isinstance(value, list | tuple) else [value]:
+                if v is None:
+                    continue
+                if not math.isfinite(v) or (low is not None and v < low) or \
+                        (high is not None and v > high):
+                    span = "..".join("" if b is None else f"{b:g}" for b in (low, high))
+                    raise typer.BadParameter(f"{v} is not in the range {span}",
+                                             param_hint=flag)
+        return callback(*args, **kwargs)
+
+    checked._rbv_checked = True  # type: ignore[attr-defined]
+    return checked
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -181,4 +250,8 @@ app.command("photos")(photos.photos_command)
 
 def main() -> None:
     """Console-script entry point."""
+    # For the whole process, shutdown included (SIGINT too: a Ctrl-C while the embedded
+    # server is being stopped must not turn into a traceback).
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     app()

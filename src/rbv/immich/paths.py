@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*\\]")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"|?*\\/]")
 _MAX_PART = 200
 
 

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from rbv.errors import EXIT_ERROR, ConfigError, DatabaseUnavailable, RbvError, printable
 
 _SETUP_PROBLEMS = ("authentication", "password", "does not exist", "pg_hba.conf",
-                   "permission denied", "SSL", "certificate", "invalid")
+                   "permission denied", "SSL", "certificate", "invalid", "resolve host")
 
 
 class Database:
@@ -44,6 +44,10 @@ class Database:
             fix = ("re-run; if it persists, see the server's log in its data directory"
                    if self.embedded else "Check --database / DATABASE_URL, or omit both to "
                    "use the embedded database")
+            if not self.embedded and not any(m in _reason(exc, self.url)
+                                              for m in _SETUP_PROBLEMS):
+                fix = ("Is the server up? Re-run when it is (work committed so far is kept), "
+                       "or check --database / DATABASE_URL")
             reason = _reason(exc, self.url)
             # A refused login or a missing database is the user's to fix (exit 1); a
             # server that does not answer is down, and a later re-run may succeed (2).
@@ -53,9 +57,9 @@ class Database:
                 f"cannot connect to PostgreSQL at {self.display}: {reason}. " + fix
             ) from None
         except psycopg.ProgrammingError as exc:
-            raise ConfigError(
-                f"invalid database URL {self.display}: {_reason(exc, self.url)}"
-            ) from None
+            # libpq quotes the part of the URL it choked on, password and all.
+            reason = re.sub(r'"[^"]*"', '"…"', _reason(exc, self.url))
+            raise ConfigError(f"invalid database URL {self.display}: {reason}") from None
         try:
             register_vector(conn)
         except psycopg.ProgrammingError:
