@@ -155,6 +155,27 @@ def test_sql_reset_then_cluster_rebuilds_persons_without_touching_embeddings(
         np.testing.assert_array_equal(x.to_numpy(), y.to_numpy())
 
 
+def test_full_run_with_nothing_changed_keeps_persons_and_any_change_reclusters(
+    cli, faces_settings: Settings
+) -> None:
+    threshold = ("--threshold", str(SFACE_THRESHOLD))
+    first = _cluster(cli, faces_settings, "--full", *threshold)
+    assert first["new_persons"] > 0
+    before = _assignments(faces_settings)
+    again = _cluster(cli, faces_settings, "--full", *threshold)
+    assert any("nothing changed since the last full run" in n for n in again["notes"])
+    assert _assignments(faces_settings) == before
+    # Another setting, or one face moved by hand in SQL: a real re-cluster.
+    other = _cluster(cli, faces_settings, "--full", "--threshold", "0.5")
+    assert not any("nothing changed" in n for n in other["notes"])
+    with open_database(faces_settings).transaction() as conn:
+        conn.execute("UPDATE face_detections SET person_id = NULL "
+                     "WHERE id = (SELECT min(id) FROM face_detections)")
+    fresh = _cluster(cli, faces_settings, "--full", "--threshold", "0.5")
+    assert not any("nothing changed" in n for n in fresh["notes"])
+    assert None not in _assignments(faces_settings).values()
+
+
 def test_second_run_exits_with_a_clear_message_while_one_holds_the_lock(
     cli, faces_settings: Settings
 ) -> None:

@@ -40,6 +40,7 @@ from rbv.jobs.cluster_update import UpdateContext, add_new_faces
 from rbv.jobs.recording import recorded_run
 from rbv.store.assignments import (
     PackFaces,
+    clustering_inputs_digest,
     count_faces,
     create_persons,
     delete_empty_persons,
@@ -115,7 +116,9 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
         setting = resolve_setting(stored, pack_files(conn, pack.id), options.method,
                                   threshold=options.threshold, budget=options.budget)
         n_faces = count_faces(conn, pack)
-        if setting.method is Method.evidence and (
+        last_full = _last_full(conn, pack, setting, options) if options.full else None
+        unchanged = last_full is not None and stored.get("last_full") == last_full
+        if not unchanged and setting.method is Method.evidence and (
                 setting.needs_estimate or (options.full and _estimated(stored))):
             progress("estimating the recognizer's impostor model from this library")
             setting = _estimate(conn, pack, setting)
@@ -132,6 +135,14 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
             f"({_words(previous)}); new faces are grouped with the one above. Run "
             "`rbv cluster --full` to re-cluster every face with it (names, merges and "
             "other manual fixes are kept).")
+    if unchanged:
+        # Same faces, assignments, manual decisions and setting as after the last full
+        # run: re-clustering would give the persons they already have.
+        report.faces = report.considered = n_faces
+        report.notes.append("nothing changed since the last full run with this setting "
+                            "(faces, assignments, manual decisions): persons kept as they are")
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
     if options.dry_run:
         with db.connect() as conn:
             _cluster(conn, pack, options, setting, match, report, progress)
@@ -149,6 +160,9 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
                     _cluster(conn, pack, options, setting, match, report, progress)
                     update_pack_settings(conn, pack.id,
                                          _recorded(setting, options.full or not previous))
+                    if options.full:
+                        update_pack_settings(conn, pack.id, {"last_full": _last_full(
+                            conn, pack, setting, options)})
             finally:
                 report.seconds = round(time.perf_counter() - started, 3)
                 run.counts = _counts(report)
@@ -160,6 +174,13 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
                 report.notes.append(f"vacuumed face_detections after {written:,} updates")
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _last_full(conn: psycopg.Connection, pack: PackRow, setting: ClusterSetting,
+               options: ClusterOptions) -> dict[str, Any]:
+    """What a full run depends on: the setting, k and the digest of its inputs."""
+    return {"setting": setting.key(), "k": options.k,
+            "inputs": clustering_inputs_digest(conn, pack)}
 
 
 def _estimated(stored: dict[str, Any]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -287,6 +288,27 @@ def vacuum_faces(db: Database) -> None:
     at 20k faces)."""
     with db.connect(autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) face_detections")
+
+
+def clustering_inputs_digest(conn: psycopg.Connection, pack: PackRow) -> str:
+    """A digest of what a full clustering of the pack reads besides the vectors (which
+    are written once per face): the faces, who each belongs to and how, and the manual
+    links and rejections. One pass over the narrow face rows: ~0.1 s per 100k faces."""
+    faces = conn.execute(
+        "SELECT count(*), coalesce(max(id), 0), coalesce(sum(hashtextextended("
+        "coalesce(person_id::text, '-') || coalesce(assigned_by, '-'), id)), 0) "
+        "FROM face_detections WHERE pack_id = %s", (pack.id,)).fetchone()
+    manual = [conn.execute(sql.SQL(
+        "SELECT count(*), coalesce(sum(hashtextextended(t.{b}::text, t.face_a)), 0) "
+        "FROM {t} t JOIN face_detections f ON f.id = t.face_a WHERE f.pack_id = %s"
+    ).format(t=sql.Identifier(table), b=sql.Identifier(other)), (pack.id,)).fetchone()
+        for table, other in (("must_links", "face_b"), ("cannot_links", "face_b"))]
+    rejected = conn.execute(
+        "SELECT count(*), coalesce(sum(hashtextextended(r.person_id::text, r.face_id)), 0) "
+        "FROM person_rejections r JOIN face_detections f ON f.id = r.face_id "
+        "WHERE f.pack_id = %s", (pack.id,)).fetchone()
+    text = repr([tuple(map(str, r or ())) for r in (faces, *manual, rejected)])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def count_faces(conn: psycopg.Connection, pack: PackRow) -> int:
