@@ -92,8 +92,9 @@ def test_stale_pid_file_is_set_aside_and_no_foreign_process_is_signalled(
 # 3. export-swap never writes or deletes outside OUT, and bad manifests are one line.
 @pytest.mark.parametrize("case", ["parent", "absolute", "no_faces", "no_folder", "bad_id",
                                   "out_is_file", "not_a_list"])
-def test_export_swap_refuses_hostile_manifests(cli, settings: Settings, tmp_path: Path,
+def test_export_swap_refuses_hostile_manifests(cli, faces_settings: Settings, tmp_path: Path,
                                                case: str) -> None:
+    settings = faces_settings  # faces of a real pack: an export would get to writing
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "keep.png").write_bytes(b"precious")
@@ -120,6 +121,7 @@ def test_export_swap_refuses_hostile_manifests(cli, settings: Settings, tmp_path
     assert (victim / "keep.png").read_bytes() == b"precious"
     assert sorted(p.name for p in victim.iterdir()) == ["keep.png"]
     assert not list(tmp_path.glob("*.fsz"))
+    assert not list(tmp_path.glob("*/*.fsz"))
 
 
 # 4. An asset id from the server never becomes a path (nor a request path).
@@ -196,6 +198,9 @@ def test_person_edits_refuse_bad_input_and_change_nothing(cli, faces_settings: S
                  ["persons", "not-this-person", x, str(2**63)]):
         _one_error_line(run_cli(cli, "-d", url, *args))
     assert _rows(faces_settings, manual) == [(0,)]
+    # A finished run ends after it starts (finished_at used to be the transaction's start).
+    assert _rows(faces_settings, "SELECT bool_and(finished_at > started_at) FROM runs "
+                                 "WHERE command = 'cluster'") == [(True,)]
 
 
 # 7. The database dies mid-command, or its disk fills: one line, and the right code.

@@ -216,3 +216,12 @@ def test_database_password_is_never_shown_wherever_it_is_given(cli, settings: Se
         result = run_cli(cli, *args, "stats", env=env)
         assert result.exit_code in (1, 2), result.output
         assert PASSWORD not in result.output, result.output
+
+
+def test_ml_uri_credentials_are_never_shown(cli, settings: Settings) -> None:
+    result = run_cli(cli, "-d", str(settings.database_url), "index", str(PHOTO),
+                     "--ml-uri", f"http://alice:{PASSWORD}@127.0.0.1:1",
+                     "--model-pack", "scrfd_sface")
+    assert result.exit_code == 2, result.output
+    assert len(_errors(result.output)) == 1 and PASSWORD not in result.output
+    assert PASSWORD not in json.dumps(_rows(settings, "SELECT parameters FROM runs"))

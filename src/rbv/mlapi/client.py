@@ -10,6 +10,7 @@ injectable so tests run the same schedule without waiting.
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,14 +89,16 @@ class RemoteFaceAnalyzer:
         if not dim:
             raise ConfigError(f"the embedding width of model {model!r} is not known to rbv; "
                               "set RBV_ML_EMBEDDING_DIM (512 for InsightFace models)")
-        self.url = url.rstrip("/")
+        self._base = url.rstrip("/")
+        # Shown in messages: never with a user:password part.
+        self.url = re.sub(r"^([A-Za-z][\w+.-]*://)[^/]*@", r"\1***@", self._base)
         self.model = model
         self.clip_model = clip_model
         self.min_score = min_score
         self.min_face = min_face  # as the local analyzer: smaller faces are dropped
         # Identity: the server's model name (the files are on the server, not here).
         # Named after the server's model and host, so it never takes a local pack's name.
-        host = httpx.URL(self.url).host or "server"
+        host = httpx.URL(self._base).host or "server"
         self.pack = PackInfo(name=f"remote:{model}@{host}",
                              files={"immich-ml:facial-recognition": model}, embedding_dim=dim)
         self.providers = [f"remote {self.url}"]
@@ -113,7 +116,7 @@ class RemoteFaceAnalyzer:
     def ping(self) -> None:
         """Fail fast when the server is unreachable (``GET /ping``, one attempt)."""
         try:
-            self._http.get(self.url + "/ping").raise_for_status()
+            self._http.get(self._base + "/ping").raise_for_status()
         except httpx.HTTPError as exc:
             raise InferenceUnavailable(
                 f"the inference server at {self.url} does not answer ({type(exc).__name__}); "
@@ -128,7 +131,7 @@ class RemoteFaceAnalyzer:
 
         def attempt() -> Any:
             try:
-                resp = self._http.post(self.url + "/predict", data=data, files=files)
+                resp = self._http.post(self._base + "/predict", data=data, files=files)
             except httpx.TransportError as exc:
                 raise _Transient(type(exc).__name__) from None
             if resp.status_code >= 500:
