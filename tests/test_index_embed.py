@@ -118,6 +118,27 @@ def test_same_person_embeds_closer_than_different_people(
     assert min(same) > max(diff), (same, diff)
 
 
+def test_hnsw_index_is_built_after_the_first_load_and_rebuilt_for_a_big_one(
+    cli, settings: Settings, db: Database
+) -> None:
+    url = str(settings.database_url)
+    first = [FACES / who / names[0] for who, names in PEOPLE.items()]
+    assert run_cli(cli, "index", "-d", url, *map(str, first), env=_env(settings)).exit_code == 0
+    with db.connect() as conn:
+        pack = conn.execute("SELECT id FROM model_packs").fetchone()[0]  # type: ignore[index]
+        index = f"face_embeddings_hnsw_pack{pack}"
+        built = conn.execute("SELECT oid FROM pg_class WHERE relname = %s", (index,)
+                             ).fetchone()
+    assert built is not None  # the first run's faces are in: the index exists
+    rest = [FACES / who / name for who, names in PEOPLE.items() for name in names[1:]]
+    assert run_cli(cli, "index", "-d", url, *map(str, rest), env=_env(settings)).exit_code == 0
+    with db.connect() as conn:
+        again = conn.execute("SELECT oid FROM pg_class WHERE relname = %s", (index,)
+                             ).fetchone()
+    # twice as many photos as the pack had faces: dropped before the load, built after
+    assert again is not None and again[0] != built[0]
+
+
 def test_undecodable_image_is_recorded_retried_and_done_once_fixed(
     cli, settings: Settings, tmp_path: Path
 ) -> None:

@@ -28,11 +28,19 @@ from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import decode_for_detection
 from rbv.media.types import DecodedImage
 from rbv.store import Database
+from rbv.store.assignments import count_faces
 from rbv.store.clip import store_clip_embeddings
 from rbv.store.faces import NewFace
 from rbv.store.images import image_formats, image_paths_of
 from rbv.store.locks import lock_pack_preparation, server_now
-from rbv.store.packs import PackRow, ensure_pack_index, pack_fingerprint, register_pack
+from rbv.store.packs import (
+    PackRow,
+    drop_pack_index,
+    ensure_pack_index,
+    has_pack_index,
+    pack_fingerprint,
+    register_pack,
+)
 from rbv.store.scans import (
     ScanClaim,
     ScanFailure,
@@ -45,6 +53,13 @@ from rbv.store.scans import (
     remaining_scans,
 )
 
+HNSW_REBUILD_SHARE = 0.5
+"""A run that may add at least this share of the pack's faces (one face per image
+assumed) drops the pack's HNSW index and rebuilds it at the end. Measured (2 cores,
+scripts/bench_cluster_db.py): a face costs 2.9–3.4 ms to add to the index of a 100k
+pack, 0.35 ms (128-d) to 0.86 ms (512-d) in a build, so rebuilding P + B faces beats B
+inserts from B ≈ 0.14·P (128-d) to 0.33·P (512-d); 0.5 leaves room for the build's
+own start-up and for runs that find fewer faces than images."""
 _DECODE_NICENESS = 10
 
 
@@ -98,9 +113,12 @@ def count_embed_work(db: Database, settings: Settings, pack: PackInfo) -> int:
         return count_unscanned(conn, pack_fingerprint(pack.files), settings.max_scan_attempts)
 
 
-def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> PackRow:
+def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer,
+                 limit: int | None = None) -> PackRow:
     """Register the analyzer's pack, queue every catalogued image it has not scanned,
-    and take back claims of dead workers."""
+    and take back claims of dead workers. Before a load at least
+    :data:`HNSW_REBUILD_SHARE` times the pack's faces, the pack's HNSW index is
+    dropped, to be rebuilt when the run ends (cheaper than row by row)."""
     with db.transaction() as conn:
         lock_pack_preparation(conn)
         pack = register_pack(conn, analyzer.pack.name, analyzer.pack.files,
@@ -108,6 +126,12 @@ def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer) -> Pa
         enqueue_catalogued(conn, pack.id)
         release_dead_claims(conn, pack.id, socket.gethostname(), process_alive,
                             settings.stale_claim_minutes)
+        if has_pack_index(conn, pack):
+            coming = remaining_scans(conn, pack.id, settings.max_scan_attempts)
+            if limit is not None:
+                coming = min(coming, limit)
+            if coming >= HNSW_REBUILD_SHARE * max(1, count_faces(conn, pack)):
+                drop_pack_index(conn, pack)
     return pack
 
 
@@ -151,7 +175,7 @@ def _embed_pass(
 ) -> EmbedSummary:
     report = reporter or SilentReporter()
     started = time.perf_counter()
-    pack = prepare_pack(db, settings, analyzer)
+    pack = prepare_pack(db, settings, analyzer, limit)
     summary = EmbedSummary(pack=pack.name)
     if keep_bytes is None:
         keep_bytes = analyzer.wants_original_bytes
