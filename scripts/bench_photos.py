@@ -25,7 +25,7 @@ from rbv.jobs.photos import PhotoQuery, find_photos
 from rbv.store import open_database
 from rbv.store.migrations import apply_pending
 
-DIM = 8  # the query never reads embeddings; keep the table small to load
+DIM = 8  # the query never reads embeddings (they live in face_embeddings): none stored
 
 
 def main() -> None:
@@ -71,15 +71,14 @@ def main() -> None:
         conn.execute(
             """
             INSERT INTO face_detections (image_id, pack_id, x1, y1, x2, y2, det_score,
-                                         embedding, person_id, assigned_by)
+                                         person_id, assigned_by)
             SELECT %(first)s + d.g / 4, %(pack)s, 100 * (d.g %% 4), 100, 100 * (d.g %% 4) + 90, 190,
-                   0.9, %(vec)s::vector, r.id, 'cluster'
+                   0.9, r.id, 'cluster'
             FROM (SELECT g, floor(%(p)s * power(random(), 3))::int AS rank
                   FROM generate_series(0, %(n)s - 1) g) d
             JOIN ranked r ON r.rank = d.rank
             """,
-            {"first": first_image, "pack": pack, "n": args.faces, "p": args.persons,
-             "vec": "[" + ",".join(["0.5"] * DIM) + "]"})
+            {"first": first_image, "pack": pack, "n": args.faces, "p": args.persons})
         conn.execute("ANALYZE face_detections; ANALYZE images; ANALYZE image_paths")
         sizes = dict(conn.execute(
             "SELECT n.name, count(*) FROM face_detections f JOIN person_names n "
