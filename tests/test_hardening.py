@@ -62,9 +62,8 @@ def test_non_utf8_file_name_is_one_error_and_the_batch_is_catalogued(
 
 
 # 2. A postmaster.pid naming another process: that process is neither trusted nor signalled.
-@pytest.mark.parametrize("content", ["foreign-pid", "empty", "garbage"])
-def test_stale_pid_file_is_set_aside_and_no_foreign_process_is_signalled(
-        tmp_path: Path, content: str) -> None:
+def test_stale_pid_file_is_set_aside_and_no_foreign_process_is_signalled(tmp_path: Path
+                                                                         ) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
     env["RBV_DATA_DIR"] = str(tmp_path / "rbv")
     first = subprocess.run([sys.executable, "-m", "rbv", "migrate"], env=env, text=True,
@@ -73,17 +72,16 @@ def test_stale_pid_file_is_set_aside_and_no_foreign_process_is_signalled(
     pgdata = (tmp_path / "rbv" / "pg").resolve()
     bystander = subprocess.Popen(["sleep", "300"])
     try:
-        text = {"foreign-pid": f"{bystander.pid}\n{pgdata}\n1700000000\n5432\n/tmp\n\n"
-                               "0 0\nready   \n",
-                "empty": "", "garbage": "not a pid file\n"}[content]
-        (pgdata / "postmaster.pid").write_text(text)
-        again = subprocess.run([sys.executable, "-m", "rbv", "stats", "--json"], env=env,
-                               text=True, capture_output=True, timeout=120)
-        assert again.returncode == 0, again.stderr
-        assert "Traceback" not in again.stderr
-        assert bystander.poll() is None, "rbv signalled a process it did not start"
-        # And the embedded server rbv started was stopped when rbv exited.
-        assert not (pgdata / "postmaster.pid").exists()
+        for text in (f"{bystander.pid}\n{pgdata}\n1700000000\n5432\n/tmp\n\n0 0\nready   \n",
+                     "", "not a pid file\n"):
+            (pgdata / "postmaster.pid").write_text(text)
+            again = subprocess.run([sys.executable, "-m", "rbv", "stats", "--json"], env=env,
+                                   text=True, capture_output=True, timeout=120)
+            assert again.returncode == 0, (text, again.stderr)
+            assert "Traceback" not in again.stderr
+            assert bystander.poll() is None, "rbv signalled a process it did not start"
+            # And the embedded server rbv started was stopped when rbv exited.
+            assert not (pgdata / "postmaster.pid").exists()
     finally:
         bystander.kill()
         bystander.wait()
@@ -287,7 +285,8 @@ def test_unparseable_database_url_is_not_echoed(cli) -> None:
 def test_immich_url_credentials_are_not_echoed(cli, settings: Settings, tmp_path: Path) -> None:
     result = run_cli(cli, "-d", str(settings.database_url), "immich-stage", "--out",
                      str(tmp_path), "--url", f"http://alice:{PASSWORD}@127.0.0.1:1",
-                     "--timeout", "1", "--no-index", env={"IMMICH_API_KEY": IMMICH_KEY})
+                     "--timeout", "1", "--retry-wait", "0.01", "--no-index",
+                     env={"IMMICH_API_KEY": IMMICH_KEY})
     assert result.exit_code == 2, result.output
     assert PASSWORD not in result.output and IMMICH_KEY not in result.output
     assert PASSWORD not in "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
