@@ -225,3 +225,4 @@ def test_ml_uri_credentials_are_never_shown(cli, settings: Settings) -> None:
     assert result.exit_code == 2, result.output
     assert len(_errors(result.output)) == 1 and PASSWORD not in result.output
     assert PASSWORD not in json.dumps(_rows(settings, "SELECT parameters FROM runs"))
+
