@@ -329,3 +329,21 @@ def test_replaced_content_drops_the_old_image_and_its_faces(cli, settings: Setti
     orphans = ("SELECT count(*) FROM face_detections f WHERE NOT EXISTS "
                "(SELECT 1 FROM image_paths p WHERE p.image_id = f.image_id)")
     assert _rows(settings, orphans) == [(0,)]
+
+
+def test_a_run_whose_pid_was_taken_over_is_closed(db) -> None:
+    """kill -9, then the pid is reused by another process: the run is still closed."""
+    import socket
+
+    from rbv.jobs.recording import close_dead_runs_here
+
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO runs (command, parameters, host, pid) VALUES "
+                     "('index', '{\"process_started\": 12345.0}', %s, %s)",
+                     (socket.gethostname(), os.getpid()))  # alive, but not that process
+        conn.execute("INSERT INTO runs (command, parameters, host, pid) VALUES "
+                     "('index', '{}', %s, %s)", (socket.gethostname(), os.getpid()))
+    assert close_dead_runs_here(db) == 1
+    with db.connect() as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT status FROM runs")) == [
+            "interrupted", "running"]

@@ -8,9 +8,26 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import psutil
 import psycopg
 
 from rbv import __version__
+
+_PROCESS_STARTED = "process_started"
+"""Key in ``runs.parameters``: when the run's process started (this host's clock), so a
+pid that a new process took over is not mistaken for the run still going."""
+
+
+def _process_started(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _pid_reused(pid: int, recorded: str | None) -> bool:
+    now = _process_started(pid)
+    return recorded is not None and now is not None and abs(now - float(recorded)) > 1.0
 
 
 def start_run(conn: psycopg.Connection, command: str, parameters: Mapping[str, Any]) -> int:
@@ -20,8 +37,8 @@ def start_run(conn: psycopg.Connection, command: str, parameters: Mapping[str, A
         INSERT INTO runs (command, parameters, host, pid, rbv_version)
         VALUES (%s, %s, %s, %s, %s) RETURNING id
         """,
-        (command, json.dumps(dict(parameters), default=str), socket.gethostname(), os.getpid(),
-         __version__),
+        (command, json.dumps({**parameters, _PROCESS_STARTED: _process_started(os.getpid())},
+                             default=str), socket.gethostname(), os.getpid(), __version__),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -44,9 +61,11 @@ def close_dead_runs(conn: psycopg.Connection, host: str, is_alive: Callable[[int
     """Mark ``interrupted`` the runs of this host still ``running`` whose process is gone
     (killed or crashed); returns how many."""
     rows = conn.execute(
-        "SELECT id, pid FROM runs WHERE status = 'running' AND host = %s", (host,)
+        "SELECT id, pid, parameters ->> %s FROM runs WHERE status = 'running' AND host = %s",
+        (_PROCESS_STARTED, host),
     ).fetchall()
-    dead = [int(r[0]) for r in rows if r[1] is None or not is_alive(int(r[1]))]
+    dead = [int(r[0]) for r in rows if r[1] is None or not is_alive(int(r[1]))
+            or _pid_reused(int(r[1]), r[2])]
     if dead:
         conn.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = clock_timestamp() "
