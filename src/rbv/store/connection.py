@@ -41,21 +41,21 @@ class Database:
                 application_name="rbv",
             )
         except psycopg.OperationalError as exc:
-            fix = ("re-run; if it persists, see the server's log in its data directory"
-                   if self.embedded else "Check --database / DATABASE_URL, or omit both to "
-                   "use the embedded database")
-            if not self.embedded and not any(m in _reason(exc, self.url)
-                                              for m in _SETUP_PROBLEMS):
-                fix = ("Is the server up? Re-run when it is (work committed so far is kept), "
-                       "or check --database / DATABASE_URL")
             reason = _reason(exc, self.url)
             # A refused login or a missing database is the user's to fix (exit 1); a
             # server that does not answer is down, and a later re-run may succeed (2).
-            error = ConfigError if any(m in reason for m in _SETUP_PROBLEMS) else \
-                DatabaseUnavailable
-            raise error(
-                f"cannot connect to PostgreSQL at {self.display}: {reason}. " + fix
-            ) from None
+            setup = any(m in reason for m in _SETUP_PROBLEMS)
+            if self.embedded:
+                fix = "re-run; if it persists, see the server's log in its data directory"
+            elif setup:
+                fix = ("Check --database / DATABASE_URL, or omit both to use the embedded "
+                       "database")
+            else:
+                fix = ("Is the server up? Re-run when it is (work committed so far is kept), "
+                       "or check --database / DATABASE_URL")
+            error = ConfigError if setup else DatabaseUnavailable
+            raise error(f"cannot connect to PostgreSQL at {self.display}: {reason}. {fix}"
+                        ) from None
         except psycopg.ProgrammingError as exc:
             # libpq quotes the part of the URL it choked on, password and all.
             reason = re.sub(r'"[^"]*"', '"…"', _reason(exc, self.url))
