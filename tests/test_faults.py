@@ -385,3 +385,21 @@ def test_embedded_server_stops_after_the_last_rbv_exits(tmp_path: Path) -> None:
     assert stats.returncode == 0, stats.stderr
     assert '"running"' not in stats.stdout, stats.stdout
     assert not _postgres_of(pgdata)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_output_disk_full_is_one_line_and_a_rerun_with_space_completes(
+        server: PasswordServer, reference: dict[str, object], tmp_path: Path) -> None:
+    """refine writing crops onto a 64 KB disk: one line (exit 1); then with space, the
+    output equals the uninterrupted run's."""
+    lib = Library(server, "reference", tmp_path)  # the reference library's database
+    with _small_disk("64k") as small:
+        done = subprocess.run([sys.executable, "-m", "rbv", "refine", str(small), *REFINE],
+                              env=lib.env(), text=True, capture_output=True,
+                              timeout=DEADLINE_S)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        errors = [ln for ln in done.stderr.splitlines() if ln.startswith("Error: ")]
+        assert len(errors) == 1 and "no space left" in errors[0], done.stderr
+    lib.run("refine")
+    assert _tree(lib.out) == reference["out"]
