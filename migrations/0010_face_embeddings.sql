@@ -11,6 +11,10 @@ CREATE TABLE face_embeddings (
     pack_id   integer NOT NULL REFERENCES model_packs (id) ON DELETE CASCADE,
     embedding vector  NOT NULL               -- L2-normalised; width = the pack's
 );
+-- pgvector's type defaults to EXTERNAL storage: a 512-d vector (2 KB) went to the TOAST
+-- table, one extra index lookup per face read. MAIN keeps it in the row (moved out only
+-- if a row could not fit a page, ~2,000 dimensions).
+ALTER TABLE face_embeddings ALTER COLUMN embedding SET STORAGE MAIN;
 
 INSERT INTO face_embeddings (face_id, pack_id, embedding)
 SELECT id, pack_id, embedding FROM face_detections ORDER BY id;
