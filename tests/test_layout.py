@@ -103,3 +103,32 @@ def test_sql_lives_in_the_store_only() -> None:
             if SQL.search(line):
                 outside.append(f"{rel}:{number}: {line.strip()}")
     assert outside == []
+
+
+def test_the_cli_starts_without_the_heavy_libraries() -> None:
+    """`import rbv.cli.app` (what `rbv --help` runs) loads no model, array or database
+    library: each command imports what it needs when it runs."""
+    import subprocess
+    import sys
+
+    heavy = ("onnxruntime", "faiss", "hdbscan", "sklearn", "cv2", "insightface", "numpy",
+             "scipy", "psycopg", "PIL")
+    code = ("import sys, rbv.cli.app; print(' '.join(m for m in " + repr(heavy)
+            + " if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert loaded == []
+
+
+def test_every_command_builds_and_lists_its_own_summary() -> None:
+    """The lazy command table names real commands, and `rbv --help` shows the first
+    paragraph of each command's own docstring."""
+    from rbv.cli.app import COMMANDS, LazyCommands
+
+    commands = LazyCommands(dict(COMMANDS))
+    for name in COMMANDS:
+        stub = commands.stub(name)
+        real = commands[name]
+        assert real.name == name
+        summary = " ".join((real.help or "").split("\n\n")[0].split())
+        assert stub is not None and stub.help == summary, name

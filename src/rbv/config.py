@@ -15,7 +15,7 @@ import platformdirs
 
 from rbv.errors import ConfigError
 from rbv.faces.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MIN_FACE
-from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 
 ENV_PREFIX = "RBV_"
 

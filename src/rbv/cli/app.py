@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import errno
 import functools
+import importlib
+import importlib.util
 import math
 import os
 import signal
 import threading
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,32 +24,9 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from rbv import __version__
-from rbv.cli import (
-    cluster,
-    dedup,
-    embed,
-    enrich,
-    era,
-    eval,
-    export_swap,
-    export_xmp,
-    immich_push,
-    immich_stage,
-    import_folders,
-    import_xmp,
-    index,
-    migrate,
-    persons,
-    photos,
-    psql,
-    refine,
-    show,
-    stats,
-)
 from rbv.cli.common import DatabaseOption
 from rbv.config import Settings
 from rbv.errors import EXIT_ERROR, RbvError, printable
-from rbv.store.connection import database_error, redact
 
 
 class Terminated(KeyboardInterrupt):
@@ -70,13 +50,33 @@ class _RbvGroup(TyperGroup):
     down or died, 3 finished with failed items (set by the commands), 130/143 Ctrl-C /
     SIGTERM. A traceback is shown only with ``RBV_DEBUG=1``."""
 
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(COMMANDS)
+        self._listing = False
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        commands = self.commands
+        if self._listing and isinstance(commands, LazyCommands):
+            return commands.stub(cmd_name)  # `rbv --help` imports no command module
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names alone: building them would import them
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
                      **extra: Any) -> Any:
         with _one_line_errors():
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:
-        check_numbers(self)
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, _terminate)
@@ -115,17 +115,18 @@ def effective_range(param: Any) -> tuple[float | None, float | None]:
     return low, high
 
 
-def check_numbers(group: Any) -> None:
-    """Hold every numeric parameter of every command to :func:`effective_range` (and
-    finite), once: a value outside it is a usage error, before the command runs."""
-    for command in group.commands.values():
-        if hasattr(command, "commands"):
-            check_numbers(command)
-        elif not getattr(command.callback, "_rbv_checked", False) and command.callback:
-            command.callback = _checked(command.callback, [
-                (p.name, max(p.opts, key=len) if p.param_type_name == "option" else
-                 (p.name or "").upper(), *effective_range(p))
-                for p in command.params if numeric_kind(p) is not None])
+def check_numbers(command: Any) -> None:
+    """Hold every numeric parameter of ``command`` (of each of its subcommands, for a
+    group) to :func:`effective_range` (and finite), once: a value outside it is a usage
+    error, before the command runs."""
+    if hasattr(command, "commands"):
+        for sub in command.commands.values():
+            check_numbers(sub)
+    elif not getattr(command.callback, "_rbv_checked", False) and command.callback:
+        command.callback = _checked(command.callback, [
+            (p.name, max(p.opts, key=len) if p.param_type_name == "option" else
+             (p.name or "").upper(), *effective_range(p))
+            for p in command.params if numeric_kind(p) is not None])
 
 
 def _checked(callback: Any, specs: list[tuple[str, str, float | None, float | None]]) -> Any:
@@ -174,6 +175,8 @@ def _one_line_errors() -> Iterator[None]:
     except Exception as exc:
         if os.environ.get("RBV_DEBUG"):
             raise
+        from rbv.store.connection import database_error, redact
+
         known = database_error(exc)
         if known is not None:
             raise _fail(str(known), known.exit_code) from None
@@ -226,26 +229,97 @@ def root(
     ctx.obj = Settings.from_env(os.environ, database_url=database, data_dir=data_dir)
 
 
-app.command("migrate")(migrate.migrate)
-app.command("stats")(stats.stats)
-app.command("psql")(psql.psql)
-app.command("index")(index.index)
-app.command("embed")(embed.embed)
-app.command("cluster")(cluster.cluster)
-app.add_typer(persons.app, name="persons")
-app.command("eval")(eval.eval_)
-app.command("immich-stage")(immich_stage.immich_stage)
-app.command("immich-push")(immich_push.immich_push)
-app.command("enrich")(enrich.enrich)
-app.command("refine")(refine.refine)
-app.command("dedup")(dedup.dedup)
-app.command("export-swap")(export_swap.export_swap_command)
-app.command("import-folders")(import_folders.import_folders_command)
-app.command("show")(show.show)
-app.command("eras")(era.eras)
-app.command("export-xmp")(export_xmp.export_xmp_command)
-app.command("import-xmp")(import_xmp.import_xmp_command)
-app.command("photos")(photos.photos_command)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "migrate": ("rbv.cli.migrate", "migrate"),
+    "stats": ("rbv.cli.stats", "stats"),
+    "psql": ("rbv.cli.psql", "psql"),
+    "index": ("rbv.cli.index", "index"),
+    "embed": ("rbv.cli.embed", "embed"),
+    "cluster": ("rbv.cli.cluster", "cluster"),
+    "persons": ("rbv.cli.persons", "app"),
+    "eval": ("rbv.cli.eval", "eval_"),
+    "immich-stage": ("rbv.cli.immich_stage", "immich_stage"),
+    "immich-push": ("rbv.cli.immich_push", "immich_push"),
+    "enrich": ("rbv.cli.enrich", "enrich"),
+    "refine": ("rbv.cli.refine", "refine"),
+    "dedup": ("rbv.cli.dedup", "dedup"),
+    "export-swap": ("rbv.cli.export_swap", "export_swap_command"),
+    "import-folders": ("rbv.cli.import_folders", "import_folders_command"),
+    "show": ("rbv.cli.show", "show"),
+    "eras": ("rbv.cli.era", "eras"),
+    "export-xmp": ("rbv.cli.export_xmp", "export_xmp_command"),
+    "import-xmp": ("rbv.cli.import_xmp", "import_xmp_command"),
+    "photos": ("rbv.cli.photos", "photos_command"),
+}
+"""Every command: its module and the function (or Typer app) in it. A command's module,
+and the libraries it needs, are imported only when that command runs, so `rbv --help`
+and light commands start fast."""
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """The root group's commands, each built from its module on first use."""
+
+    def __init__(self, table: dict[str, tuple[str, str]]) -> None:
+        self._table = table
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in self._table:
+                raise KeyError(name)
+            self._built[name] = _build(name, *self._table[name])
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._built.pop(name, None)
+        self._table.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._table, *(n for n in self._built if n not in self._table)])
+
+    def __len__(self) -> int:
+        return len(set(self._table) | set(self._built))
+
+    def stub(self, name: str) -> Any:
+        """A stand-in that lists the command in `rbv --help`: its name and the first
+        paragraph of its docstring, read from the module's source, not imported."""
+        if name in self._built or name not in self._table:
+            return self._built.get(name)
+        from typer.core import TyperCommand
+
+        return TyperCommand(name, help=_summary(*self._table[name]))
+
+
+def _build(name: str, module: str, attribute: str) -> Any:
+    target = getattr(importlib.import_module(module), attribute)
+    command: Any
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)
+    else:
+        one = typer.Typer()
+        one.command(name)(target)
+        command = typer.main.get_command(one)
+    command.name = name
+    check_numbers(command)
+    return command
+
+
+def _summary(module: str, attribute: str) -> str:
+    spec = importlib.util.find_spec(module)
+    source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            return " ".join((ast.get_docstring(node) or "").split("\n\n")[0].split())
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == attribute for t in node.targets):
+            call = node.value
+            for kw in getattr(call, "keywords", []):
+                if kw.arg == "help":
+                    return str(ast.literal_eval(kw.value))
+    return ""
 
 
 def main() -> None:

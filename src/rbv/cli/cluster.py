@@ -9,9 +9,7 @@ from rich.console import Console
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cluster.assign import MATCH_MARGIN
-from rbv.cluster.evidence import DEFAULT_BUDGET
-from rbv.cluster.knn import DEFAULT_K
-from rbv.cluster.methods import DEFAULT_THRESHOLD, Method
+from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_K, DEFAULT_THRESHOLD, Method
 from rbv.jobs.cluster import ClusterOptions, cluster_pack
 from rbv.store import open_database
 
@@ -25,20 +23,22 @@ def cluster(
         "given.", show_default=False)] = None,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Threshold methods: cosine similarity (0-1, higher = stricter). "
+        typer.Option(min=0.0, max=1.0,
+                     help="Threshold methods: cosine similarity (0-1, higher = stricter). "
                      "Default: the pack's calibrated value (`rbv eval --calibrate --store`), "
                      f"else rbv's built-in one for the recognizer, else {DEFAULT_THRESHOLD}.",
                      show_default=False),
     ] = None,
     budget: Annotated[
         float | None,
-        typer.Option(help="Evidence method: how many chance (different-person) face pairs "
+        typer.Option(min=0.0, help="Evidence method: how many chance (different-person) face pairs "
                      "the whole library may let through; lower = stricter. Default: "
                      f"{DEFAULT_BUDGET:g}.", show_default=False),
     ] = None,
     match_threshold: Annotated[
         float | None,
-        typer.Option(help="Threshold methods: similarity a new face needs to join a known "
+        typer.Option(min=0.0, max=1.0,
+                     help="Threshold methods: similarity a new face needs to join a known "
                      f"person. Default: threshold + {MATCH_MARGIN}.", show_default=False),
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-cluster every face; manual names, "

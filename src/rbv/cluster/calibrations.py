@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rbv.cluster.evidence import DEFAULT_BUDGET, ImpostorModel
-from rbv.cluster.methods import DEFAULT_THRESHOLD, Method
+from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_THRESHOLD, ImpostorModel, Method
 from rbv.errors import ConfigError
 
 

@@ -24,61 +24,15 @@ setting transfers between libraries; ``tau`` and ``budget`` are dimensionless.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtri
 
 from rbv.cluster.constraints import NO_ANCHOR, Constraints, enforce
+from rbv.cluster.defaults import DEFAULT_BUDGET, ImpostorModel
 from rbv.cluster.knn import KnnGraph, normalize
 
-DEFAULT_BUDGET = 10.0
-"""Expected impostor face pairs a library may let through a single-pair test. Measured
-plateau (SFace, both labelled sets ≥ 0.98 pairwise F): 10–50."""
-TAU_PER_SIGMA = 0.23
-"""``tau`` as a share of ``sigma`` when a recognizer's model is estimated, not measured."""
 _CHUNK = 65_536
-
-
-@dataclass(frozen=True)
-class ImpostorModel:
-    """Different-person cosine similarity of one recognizer: mean ``mu``, spread
-    ``sigma``, and ``tau``, the spread that averaging over faces does not remove."""
-
-    mu: float
-    sigma: float
-    tau: float
-
-    @classmethod
-    def from_pairs(cls, similarities: NDArray[np.floating], *, robust: bool) -> ImpostorModel:
-        """From similarities of face pairs of different people: mean and standard
-        deviation; or (``robust``, for random pairs of a library, some of which are the
-        same person) from the lower half alone, which same-person pairs do not reach:
-        the median, and the spread that puts the lower quartile where a normal
-        distribution has it. Measured: a 25-person library's estimate scores pairwise
-        F 0.970 with this, 0.956 with the median absolute deviation."""
-        s = np.asarray(similarities, np.float64)
-        if robust:
-            mu = float(np.median(s))
-            sigma = float((mu - np.quantile(s, 0.25)) / 0.6745)
-        else:
-            mu, sigma = float(s.mean()), float(s.std())
-        return cls(round(mu, 4), round(sigma, 4), round(TAU_PER_SIGMA * sigma, 4))
-
-    def z_threshold(self, n_faces: int, budget: float) -> float:
-        """The z a merge needs in a library of ``n_faces`` faces (at least 1)."""
-        pairs = max(n_faces * (n_faces - 1) / 2.0, 1.0)
-        p = min(budget / pairs, 0.5)
-        return float(max(-ndtri(p), 1.0))
-
-    def pair_similarity(self, n_faces: int, budget: float) -> float:
-        """The cosine similarity two single faces need to be merged."""
-        z = self.z_threshold(n_faces, budget)
-        return self.mu + z * float(np.sqrt(self.sigma ** 2 + self.tau ** 2))
-
-    def as_dict(self) -> dict[str, float]:
-        return {"mu": self.mu, "sigma": self.sigma, "tau": self.tau}
 
 
 def random_pair_similarities(embeddings: NDArray[np.floating], image_ids: NDArray[np.int64],
@@ -199,6 +153,8 @@ class _Merger:
         self.version = np.zeros(m, np.int64)
         self.alive = np.ones(m, bool)
         self.adjacent: list[set[int]] = [set() for _ in range(m)]
+        self.best_z = np.full(m, -np.inf)  # the partner a cluster's newest entry holds,
+        self.best_w = np.full(m, -1, np.int64)  # and its z
 
     def _z(self, u: int, vs: NDArray[np.int64]) -> NDArray[np.float64]:
         mean = (self.sums[vs] @ self.sums[u]) / (self.count[vs] * self.count[u])
@@ -206,39 +162,85 @@ class _Merger:
         return np.asarray((mean - self.model.mu) / np.sqrt(spread), np.float64)
 
     def link(self, graph: KnnGraph) -> None:
+        """Merge greedily, the highest z first, while z ≥ z_min. The heap holds one
+        entry per cluster (its best partner), refreshed when either side has changed
+        since, so it stays as small as the number of clusters."""
         a, b, _ = graph.edges(self.model.mu)
         a, b = self.node[a], self.node[b]
         keep = a != b
         a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
         if len(a) == 0:
             return
-        key = np.unique(a * len(self.count) + b)
-        pu, pv = key // len(self.count), key % len(self.count)
+        m = len(self.count)
+        key = np.unique(a * m + b)
+        pu, pv = key // m, key % m
         for u, v in zip(pu.tolist(), pv.tolist(), strict=True):
             self.adjacent[u].add(v)
             self.adjacent[v].add(u)
-        z = np.empty(len(pu))
-        for lo in range(0, len(pu), _CHUNK):  # no (pairs × dim) temporaries
-            u_, v_ = pu[lo:lo + _CHUNK], pv[lo:lo + _CHUNK]
-            mean = np.einsum("ij,ij->i", self.sums[u_], self.sums[v_]) / (
-                self.count[u_] * self.count[v_])
-            spread = (self.model.sigma ** 2 * self.cohesion[u_] * self.cohesion[v_]
-                      + self.model.tau ** 2)
-            z[lo:lo + _CHUNK] = (mean - self.model.mu) / np.sqrt(spread)
-        ok = (z >= self.z_min) & ~(self.anchored[pu] & self.anchored[pv])
-        heap = list(zip((-z[ok]).tolist(), pu[ok].tolist(), pv[ok].tolist(),
-                        [0] * int(ok.sum()), [0] * int(ok.sum()), strict=True))
-        heapq.heapify(heap)
+        heap: list[tuple[float, int, int, int, int]] = []
+        for u in range(m):
+            self._push_best(u, heap)
         while heap:
-            _, u, v, version_u, version_v = heapq.heappop(heap)
-            if (not (self.alive[u] and self.alive[v]) or self.version[u] != version_u
-                    or self.version[v] != version_v):
-                continue  # stale entry
-            if v in self.blocked[u]:
-                continue  # cannot-link; retried if either cluster changes
-            self._merge(u, v, heap)
+            _, u, w, version_u, version_w = heapq.heappop(heap)
+            if not self.alive[u] or self.version[u] != version_u:
+                continue  # u changed since: a fresher entry of u is in the heap
+            if self.alive[w] and self.version[w] == version_w:
+                survivor = self._merge(u, w)
+                self._push_best(survivor, heap, absorbed=w if survivor == u else u)
+                continue
+            # Only the partner changed (it grew, or was merged into another cluster).
+            # Usually it is still u's best and only its z moved: re-score that one pair;
+            # look at all of u's neighbours again only when the pair got worse.
+            w = self._root(w)
+            if w == u:
+                continue
+            if self._allowed(u, w):
+                z = float(self._z(u, np.array([w]))[0])
+                if z >= self.best_z[u]:
+                    self.best_z[u], self.best_w[u] = z, w
+                    heapq.heappush(heap, (-z, u, w, version_u, int(self.version[w])))
+                    continue
+            self._push_best(u, heap)
 
-    def _merge(self, u: int, v: int, heap: list[tuple[float, int, int, int, int]]) -> None:
+    def _root(self, v: int) -> int:
+        root = v
+        while self.parent[root] != root:
+            root = int(self.parent[root])
+        while self.parent[v] != root:  # path compression
+            self.parent[v], v = root, int(self.parent[v])
+        return root
+
+    def _allowed(self, u: int, w: int) -> bool:
+        return w not in self.blocked[u] and not (self.anchored[u] and self.anchored[w])
+
+    def _push_best(self, u: int, heap: list[tuple[float, int, int, int, int]],
+                   absorbed: int = -1) -> None:
+        """Push cluster ``u``'s best mergeable partner, if one passes; and, to neighbours
+        for which ``u`` is now a better partner than the one they hold, that entry (so
+        the merge order stays exactly greedy). ``absorbed``: the cluster ``u`` has just
+        taken in (its neighbours' entries are refreshed when popped)."""
+        self.best_z[u], self.best_w[u] = -np.inf, -1
+        blocked, anchored = self.blocked[u], bool(self.anchored[u])
+        ws = np.fromiter((w for w in self.adjacent[u] if w not in blocked), np.int64)
+        if anchored and len(ws):
+            ws = ws[~self.anchored[ws]]
+        if len(ws) == 0:
+            return
+        z = self._z(u, ws)
+        best = int(z.argmax())
+        if z[best] >= self.z_min:
+            w = int(ws[best])
+            self.best_z[u], self.best_w[u] = float(z[best]), w
+            heapq.heappush(heap, (-float(z[best]), u, w, int(self.version[u]),
+                                  int(self.version[w])))
+        better = ((z >= self.z_min) & (z > self.best_z[ws]) & (self.best_w[ws] != u)
+                  & (self.best_w[ws] != absorbed))
+        for w, zz in zip(ws[better].tolist(), z[better].tolist(), strict=True):
+            self.best_z[w], self.best_w[w] = zz, u
+            heapq.heappush(heap, (-zz, w, u, int(self.version[w]), int(self.version[u])))
+
+    def _merge(self, u: int, v: int) -> int:
+        """Join clusters ``u`` and ``v``; returns the surviving node."""
         if len(self.adjacent[u]) < len(self.adjacent[v]):
             u, v = v, u  # keep the node with more neighbours
         self.sums[u] += self.sums[v]
@@ -259,18 +261,7 @@ class _Merger:
         self.alive[v] = False
         self.parent[v] = u
         self.version[u] += 1
-        if not self.adjacent[u]:
-            return
-        ws = np.fromiter(self.adjacent[u], np.int64, len(self.adjacent[u]))
-        if self.anchored[u]:
-            ws = ws[~self.anchored[ws]]
-        if len(ws) == 0:
-            return
-        z = self._z(u, ws)
-        passing = z >= self.z_min
-        for w, zz in zip(ws[passing].tolist(), z[passing].tolist(), strict=True):
-            p, q = (u, w) if u < w else (w, u)
-            heapq.heappush(heap, (-zz, p, q, int(self.version[p]), int(self.version[q])))
+        return u
 
     def labels(self) -> NDArray[np.int64]:
         root = self.parent.copy()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-DEFAULT_K = 30
+from rbv.cluster.defaults import DEFAULT_K
+
 EXACT_LIMIT = 60_000
 
 

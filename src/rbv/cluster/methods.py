@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import numpy as np
 from numpy.typing import NDArray
 
 from rbv.cluster.constraints import Constraints
+from rbv.cluster.defaults import DEFAULT_THRESHOLD, Method
 from rbv.cluster.density import hdbscan, immich_baseline
 from rbv.cluster.evidence import (
     DEFAULT_BUDGET,
@@ -18,18 +17,7 @@ from rbv.cluster.evidence import (
 from rbv.cluster.knn import DEFAULT_K, KnnGraph, build_knn_graph
 from rbv.cluster.linkage import agglomerative, connected_components
 
-DEFAULT_THRESHOLD = 0.65
-"""Similarity of the threshold methods users know from buffalo_l, where nothing better
-is known (see :mod:`rbv.cluster.calibrations`)."""
-
-
-class Method(StrEnum):
-    """How faces are grouped."""
-
-    evidence = "evidence"
-    connected = "connected"
-    agglomerative = "agglomerative"
-    hdbscan = "hdbscan"
+__all__ = ["DEFAULT_THRESHOLD", "Method", "baseline_labels", "cluster_embeddings"]
 
 
 def cluster_embeddings(

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from rbv.errors import ImageUnreadable
 from rbv.export.pixels import PhotoSource, square_crop
-from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 
 HEADER = 28

@@ -35,7 +35,8 @@ from rbv.errors import ImageUnreadable, PackNotFound
 from rbv.export.overlay import overlay_correlation
 from rbv.export.phash import hamming, pairwise_within, phash
 from rbv.media.decode import decode_for_detection
-from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS, DecodedImage
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.media.types import DecodedImage
 from rbv.store import Database
 from rbv.store.assignments import load_faces
 from rbv.store.faces import face_landmarks

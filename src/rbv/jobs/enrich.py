@@ -19,7 +19,7 @@ from rbv.export.pixels import PhotoSource
 from rbv.faces.landmarks import LandmarkModel, pose_from_68
 from rbv.faces.packs import ModelRole
 from rbv.faces.pose import pose_from_5_points, pose_from_angles, sharpness
-from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.pack_lookup import find_pack
 from rbv.store.quality import FaceGeometry, FaceQuality, faces_to_enrich, save_quality

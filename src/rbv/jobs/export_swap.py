@@ -40,7 +40,7 @@ from rbv.jobs.dedup import (
 )
 from rbv.jobs.enrich import run_enrich
 from rbv.jobs.out_lock import write_atomically, writing_folder
-from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.facesets import FaceFacts, first_paths, load_face_facts
 from rbv.store.image_hashes import all_hashes

@@ -30,7 +30,7 @@ from rbv.errors import ImageUnreadable
 from rbv.export.pixels import PhotoSource, square_crop
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
-from rbv.media.types import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.facesets import (
     FaceFacts,

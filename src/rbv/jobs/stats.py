@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rbv.cluster.calibrations import resolve_setting
-from rbv.cluster.evidence import DEFAULT_BUDGET
+from rbv.cluster.defaults import DEFAULT_BUDGET
 from rbv.store import Database
 from rbv.store.assignments import count_faces, same_photo_similarities
 from rbv.store.pack_lookup import find_pack, pack_files, pack_settings

@@ -8,9 +8,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-DEFAULT_MAX_IMAGE_PIXELS = 200_000_000
-"""Decompression-bomb guard (width × height); ``RBV_MAX_IMAGE_PIXELS`` overrides it."""
-
 
 @dataclass(frozen=True)
 class DecodedImage:
