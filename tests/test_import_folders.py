@@ -50,3 +50,18 @@ def test_import_of_a_missing_folder_is_one_clear_error(cli, faces_settings: Sett
                      str(tmp_path / "nope"), "--model-pack", str(PACK), "--no-index")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and "is not a folder" in result.stderr
+
+
+def test_import_reuses_a_person_named_with_spaces_for_an_underscored_folder(
+        cli, faces_settings: Settings) -> None:
+    first = import_folders(cli, faces_settings)
+    obama = next(i for i in first["identities"] if i["name"] == "Barack_Obama")
+    url = str(faces_settings.database_url)
+    renamed = run_cli(cli, "-d", url, "persons", "name", obama["person_id"], "barack obama")
+    assert renamed.exit_code == 0, renamed.output
+    again = import_folders(cli, faces_settings)
+    assert not any(i["created"] for i in again["identities"])
+    assert {i["person_id"] for i in again["identities"] if i["folder"] == obama["folder"]} == {
+        obama["person_id"]}
+    shown = run_cli(cli, "-d", url, "persons", "show", "Barack_Obama", "--json")
+    assert shown.exit_code == 0, shown.output

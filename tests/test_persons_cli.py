@@ -73,3 +73,23 @@ def test_move_and_split_are_manual_and_kept_by_full_recluster(cli,
     full = run_cli(cli, "-d", url, "cluster", "--full", "--threshold", str(SFACE_THRESHOLD))
     assert full.exit_code == 0, full.output
     assert snapshot() == before
+
+
+def test_a_name_in_use_is_refused_with_the_merge_that_joins_them(
+        cli, faces_settings: Settings) -> None:
+    url, persons = _setup(cli, faces_settings)
+    first, second = persons[0]["id"], persons[1]["id"]
+    assert run_cli(cli, "-d", url, "persons", "name", first, "Madonna").exit_code == 0
+    again = run_cli(cli, "-d", url, "persons", "name", second, "madonna")
+    assert again.exit_code == 1
+    assert again.stderr.strip() == (
+        f"Error: person {first} is already named 'Madonna'; if they are one person run "
+        f"`rbv persons merge {first} {second}`, or pass --force to give both the name")
+    merged = run_cli(cli, "-d", url, "persons", "merge", first, second)
+    assert merged.exit_code == 0, merged.output
+    shown = run_cli(cli, "-d", url, "persons", "show", "Madonna", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["person"] == first
+
+    forced = run_cli(cli, "-d", url, "persons", "name", persons[2]["id"], "Madonna", "--force")
+    assert forced.exit_code == 0, forced.output

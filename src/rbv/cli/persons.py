@@ -91,14 +91,18 @@ def show(ctx: typer.Context, person: PersonArg,
 @app.command("name")
 def name(ctx: typer.Context, person: PersonArg,
          new_name: Annotated[str, typer.Argument(metavar="NAME")],
+         force: Annotated[bool, typer.Option(
+             "--force", help="Give the name even when another person has it.")] = False,
          database: DatabaseOption = None) -> None:
-    """Name or rename a person. Names survive `rbv cluster --full`.
+    """Name or rename a person. Names survive `rbv cluster --full`. A name another
+    person has already is refused with the merge command that joins them (--force
+    names both).
 
     Example:
 
         rbv persons name 3f2a9c "Ada Lovelace"
     """
-    pid = editing.name(_db(ctx, database), person, new_name)
+    pid = editing.name(_db(ctx, database), person, new_name, force=force)
     typer.echo(f"Person {pid} is now named {new_name.strip()!r}.")
 
 

@@ -36,8 +36,17 @@ def editing(db: Database, ref: str) -> Iterator[tuple[psycopg.Connection, uuid.U
         yield conn, person
 
 
-def name(db: Database, ref: str, new_name: str) -> uuid.UUID:
+def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> uuid.UUID:
+    """Name a person. A name another person of the pack has already is refused (the two
+    are probably one person: the message gives the merge) unless ``force``."""
     with editing(db, ref) as (conn, person):
+        other = store.person_named(conn, store.pack_of(conn, person), new_name.strip(),
+                                   other_than=person)
+        if other is not None and not force:
+            raise ConfigError(
+                f"person {other} is already named {store.name_of(conn, other)!r}; if they are "
+                f"one person run `rbv persons merge {other} {person}`, or pass --force to "
+                "give both the name")
         store.set_name(conn, person, new_name)
     return person
 

@@ -18,6 +18,12 @@ from rbv.errors import ConfigError, PersonNotFound
 _UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
 
 
+def _same_name(column: str) -> str:
+    """SQL: ``column`` names the same person as the parameter. Names match in any case
+    and with ``_`` and space alike ("Jerry_Seinfeld" is the folder of "Jerry Seinfeld")."""
+    return f"lower(replace({column}, '_', ' ')) = lower(replace(%s, '_', ' '))"
+
+
 @dataclass(frozen=True)
 class PersonRow:
     """A person as listed to users."""
@@ -67,13 +73,20 @@ def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
             "SELECT id FROM persons WHERE id::text LIKE %s LIMIT 3", (ref.lower() + "%",))]
     if not found:
         found = [r[0] for r in conn.execute(
-            "SELECT person_id FROM person_names WHERE lower(name) = lower(%s) LIMIT 3", (ref,))]
+            "SELECT person_id FROM person_names WHERE " + _same_name("name") + " LIMIT 3",
+            (ref,))]
     if not found:
         raise PersonNotFound(f"no person matches {ref!r}; see `rbv persons list`")
-    if len(found) > 1:
+    # A name kept by a person merged into another names that other person.
+    survivors = list(dict.fromkeys(_surviving(conn, p) for p in found))
+    if len(survivors) > 1:
         raise PersonNotFound(f"{ref!r} matches several persons; give more of the uuid")
-    person = found[0]
-    for _ in range(100):  # follow merges to the surviving person
+    return survivors[0]
+
+
+def _surviving(conn: psycopg.Connection, person: uuid.UUID) -> uuid.UUID:
+    """The person ``person`` was merged into, following merges; itself when unmerged."""
+    for _ in range(100):
         row = conn.execute("SELECT merged_into FROM persons WHERE id = %s", (person,)).fetchone()
         if not row or row[0] is None:
             break
@@ -243,12 +256,15 @@ def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> 
     return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows]
 
 
-def person_named(conn: psycopg.Connection, pack_id: int, name: str) -> uuid.UUID | None:
-    """The pack's oldest unmerged person with that name (any case), or None."""
+def person_named(conn: psycopg.Connection, pack_id: int, name: str, *,
+                 other_than: uuid.UUID | None = None) -> uuid.UUID | None:
+    """The pack's oldest unmerged person with that name (any case, ``_`` as space),
+    leaving out ``other_than``; or None."""
     row = conn.execute(
         "SELECT p.id FROM persons p JOIN person_names n ON n.person_id = p.id "
-        "WHERE p.pack_id = %s AND p.merged_into IS NULL AND lower(n.name) = lower(%s) "
-        "ORDER BY p.created_at LIMIT 1", (pack_id, name)).fetchone()
+        "WHERE p.pack_id = %s AND p.merged_into IS NULL AND p.id IS DISTINCT FROM %s AND "
+        + _same_name("n.name") + " ORDER BY p.created_at LIMIT 1",
+        (pack_id, other_than, name)).fetchone()
     return row[0] if row else None
 
 
