@@ -16,6 +16,7 @@ import pytest
 from rbv.config import Settings
 from rbv.errors import SchemaNotReady
 from rbv.store import Database, open_database
+from rbv.store.assignments import assigned_neighbors, create_persons
 from rbv.store.faces import NewFace, insert_faces
 from rbv.store.migrations import available_migrations
 from rbv.store.packs import ensure_pack_index, has_pack_index, register_pack
@@ -253,3 +254,27 @@ def test_psql_runs_sql_on_the_database(settings: Settings) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert re.search(r"^\s*n\s*$", out, re.M) and re.search(r"^\s*0\s*$", out, re.M)
+
+
+def test_hnsw_neighbours_on_two_connections_match_one(db: Database) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1200, 128)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with db.transaction() as conn:
+        pack = register_pack(conn, "sface", {"r.onnx": "e" * 64}, 128)
+        image_id = _image(conn, "4")
+        insert_faces(conn, [NewFace(image_id, pack.id, (0, 0, 9, 9), None, 0.9, None, v)
+                            for v in x])
+        person = create_persons(conn, pack, 1)[0]
+        conn.execute("UPDATE face_detections SET person_id = %s WHERE id %% 2 = 0", (person,))
+        new = [r[0] for r in conn.execute("SELECT id FROM face_detections WHERE id % 2 = 1")]
+    with db.connect() as conn:
+        one = assigned_neighbors(conn, pack, new, 5)
+    with db.connect() as conn:
+        two = assigned_neighbors(conn, pack, new, 5, db=db, connections=2)
+        # the planner settings are back to the session's after the search
+        assert conn.execute("SHOW enable_seqscan").fetchone() == ("on",)
+    assert one.keys() == two.keys() and len(one) == 600
+    same = sum(a.face_id == b.face_id for f in one for a, b in zip(one[f], two[f], strict=True))
+    assert same >= 0.99 * 600 * 5  # HNSW with iterative scan: the same, give or take order
+    assert all(n.person_id == person for ns in two.values() for n in ns)

@@ -145,7 +145,7 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
         return report
     if options.dry_run:
         with db.connect() as conn:
-            _cluster(conn, pack, options, setting, match, report, progress)
+            _cluster(conn, pack, options, setting, match, report, progress, db)
             conn.rollback()
     else:
         parameters = {"pack": pack.name, "method": setting.method.value,
@@ -157,7 +157,7 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
             report.run_id = run.id
             try:
                 with db.connect() as conn:  # commits on success, rolls back on error
-                    _cluster(conn, pack, options, setting, match, report, progress)
+                    _cluster(conn, pack, options, setting, match, report, progress, db)
                     update_pack_settings(conn, pack.id,
                                          _recorded(setting, options.full or not previous))
                     if options.full:
@@ -226,11 +226,12 @@ def _counts(r: ClusterReport) -> dict[str, Any]:
 
 def _cluster(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
              setting: ClusterSetting, match: float | None, report: ClusterReport,
-             progress: Progress) -> None:
+             progress: Progress, db: Database | None = None) -> None:
     if options.full:
         _full(conn, pack, options, setting, report, progress)
     else:
-        found = add_new_faces(UpdateContext(conn, pack, setting, match, options.k, progress))
+        found = add_new_faces(UpdateContext(conn, pack, setting, match, options.k, progress,
+                                            db))
         report.faces, report.considered = found.faces, found.considered
         report.matched, report.clustered = found.matched, found.clustered
         report.new_persons = found.new_persons

@@ -90,6 +90,8 @@ def ensure_pack_index(conn: psycopg.Connection, pack: PackRow) -> bool:
     graph (up to :data:`HNSW_BUILD_MEMORY_MAX`); past the server's default 64 MB
     pgvector goes on building on disk, more slowly.
     """
+    if has_pack_index(conn, pack):
+        return False
     # Concurrent builders (several embed workers finishing) wait for the first one.
     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x7262_7669, pack.id))
     if has_pack_index(conn, pack):
