@@ -237,6 +237,8 @@ def main() -> None:
     inc = in_child(args.method, db.url, "incremental", name)
     show(f"rbv cluster (incremental): {inc['considered']:,} new faces, {inc['matched']:,} "
          f"joined known persons, {inc['new_persons']:,} new persons", inc)
+    for data in ("x.npy", "images.npy"):
+        Path(scratch, data).unlink()
     if memory is None:
         print("db/memory = not measured (--no-baseline)")
     else:
