@@ -151,6 +151,9 @@ def main() -> None:
                         "(the crossover against building it after the load)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the in-memory "
                         "clustering (at 1M it costs as long as the full run)")
+    parser.add_argument("--rounds", type=int, default=2, help="incremental runs: the first "
+                        "on the --new faces, each later one on --new random faces whose "
+                        "person was taken away")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -237,6 +240,14 @@ def main() -> None:
     inc = in_child(args.method, db.url, "incremental", name)
     show(f"rbv cluster (incremental): {inc['considered']:,} new faces, {inc['matched']:,} "
          f"joined known persons, {inc['new_persons']:,} new persons", inc)
+    for round_ in range(2, args.rounds + 1):
+        with db.transaction() as conn:  # as a SQL reset of --new random faces would
+            conn.execute("UPDATE face_detections SET person_id = NULL WHERE id IN (SELECT id "
+                         "FROM face_detections WHERE pack_id = %s AND person_id IS NOT NULL "
+                         "ORDER BY random() LIMIT %s)", (pack.id, args.new))
+        inc = in_child(args.method, db.url, "incremental", name)
+        show(f"rbv cluster (incremental, round {round_}: {args.new:,} random faces without "
+             f"their person, the index warm): {inc['matched']:,} joined known persons", inc)
     for data in ("x.npy", "images.npy"):
         Path(scratch, data).unlink()
     if memory is None:
