@@ -93,3 +93,63 @@ def test_a_name_in_use_is_refused_with_the_merge_that_joins_them(
 
     forced = run_cli(cli, "-d", url, "persons", "name", persons[2]["id"], "Madonna", "--force")
     assert forced.exit_code == 0, forced.output
+
+
+def _assignments(settings: Settings) -> dict[int, tuple[str | None, str | None]]:
+    with open_database(settings).connect() as conn:
+        return {f: (p and str(p), a) for f, p, a in conn.execute(
+            "SELECT id, person_id, assigned_by FROM face_detections")}
+
+
+def test_dry_runs_of_split_move_and_merge_change_nothing(cli,
+                                                         faces_settings: Settings) -> None:
+    url, persons = _setup(cli, faces_settings)
+    big, other = persons[0], persons[1]
+    before = _assignments(faces_settings)
+    split = run_cli(cli, "-d", url, "persons", "split", big["id"], "--threshold", "0.9",
+                    "--dry-run", "--json")
+    assert split.exit_code == 0, split.output
+    result = json.loads(split.stdout)
+    assert len(result["sizes"]) > 1 and sum(result["sizes"]) == big["faces"]
+    assert result["new_persons"] == [] and result["dry_run"] is True
+    said = run_cli(cli, "-d", url, "persons", "split", big["id"], "--threshold", "0.9",
+                   "--dry-run")
+    assert said.exit_code == 0 and said.stdout.rstrip().endswith(
+        "Dry run: nothing was changed."), said.output
+    face = json.loads(run_cli(cli, "-d", url, "persons", "show", big["id"], "--json"
+                              ).stdout)["faces"][0]["id"]
+    moved = run_cli(cli, "-d", url, "persons", "move", str(face), "--to", other["id"],
+                    "--dry-run")
+    assert moved.exit_code == 0, moved.output
+    assert moved.stdout.strip() == (f"Would move 1 face(s) to {other['id']}. Dry run: "
+                                    "nothing was changed.")
+    merged = run_cli(cli, "-d", url, "persons", "merge", big["id"], other["id"], "--dry-run")
+    assert merged.exit_code == 0, merged.output
+    assert f"{other['faces']:,} faces would move" in merged.stdout
+    assert _assignments(faces_settings) == before
+    listed = run_cli(cli, "-d", url, "persons", "list", "--json", "--limit", "0")
+    assert json.loads(listed.stdout) == persons
+
+
+def test_two_faces_of_one_photo_never_go_into_one_person(cli,
+                                                          faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    with open_database(faces_settings).connect() as conn:
+        a, b = conn.execute("SELECT (array_agg(id ORDER BY id))[1:2] FROM face_detections "
+                            "GROUP BY image_id HAVING count(*) > 1 ORDER BY min(id) LIMIT 1"
+                            ).fetchone()[0]
+    first = run_cli(cli, "-d", url, "persons", "move", str(a))
+    assert first.exit_code == 0, first.output
+    person_a = first.stdout.strip().split()[-1].rstrip(".")
+    second = run_cli(cli, "-d", url, "persons", "move", str(b))
+    person_b = second.stdout.strip().split()[-1].rstrip(".")
+    before = _assignments(faces_settings)
+    refusal = (f"Error: faces {a}, {b} would be in one person but are of one photo (a person "
+               "has one face per photo); move the wrong face elsewhere first (`rbv persons "
+               "move FACE`), or mark it with `rbv persons not-this-person`")
+    for args in (["move", str(b), "--to", person_a], ["merge", person_a, person_b],
+                 ["move", str(a), str(b)]):
+        result = run_cli(cli, "-d", url, "persons", *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.strip() == refusal, args
+    assert _assignments(faces_settings) == before

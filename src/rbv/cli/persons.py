@@ -19,6 +19,8 @@ app = typer.Typer(help="List, name, merge, split and fix persons. A PERSON is a 
                   "unique uuid prefix, or a name.", no_args_is_help=True)
 
 PersonArg = Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what would change; "
+                                            "change nothing.")]
 FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons show`).",
                                                min=1, max=2**63 - 1)]
 
@@ -112,14 +114,19 @@ app.command("rename", help="Same as `name`.")(name)
 @app.command("merge")
 def merge(ctx: typer.Context, target: PersonArg,
           sources: Annotated[list[str], typer.Argument(help="Persons merged into TARGET.")],
-          database: DatabaseOption = None) -> None:
+          dry_run: DryRunOption = False, database: DatabaseOption = None) -> None:
     """Merge persons into TARGET (their faces move; TARGET keeps its id and name).
+    Refused when two of the faces are of one photo (a person has one face per photo).
 
     Example:
 
-        rbv persons merge "Ada Lovelace" 77c1 9e0b
+        rbv persons merge "Ada Lovelace" 77c1 9e0b --dry-run
     """
-    pid, moved = editing.merge(_db(ctx, database), target, sources)
+    pid, moved = editing.merge(_db(ctx, database), target, sources, dry_run=dry_run)
+    if dry_run:
+        typer.echo(f"Would merge {len(sources)} person(s) into {pid}: {moved:,} faces would "
+                   "move. Dry run: nothing was changed.")
+        return
     typer.echo(f"Merged {len(sources)} person(s) into {pid}: {moved:,} faces moved.")
 
 
@@ -131,23 +138,29 @@ def split(
         help="Similarity for the re-clustering (0-1). Default: the pack's threshold + 0.1.",
         show_default=False)] = None,
     method: Annotated[Method, typer.Option(help="How to re-cluster.")] = Method.agglomerative,
+    dry_run: DryRunOption = False,
     database: DatabaseOption = None, as_json: JsonOption = False,
 ) -> None:
     """Re-cluster one person more strictly; the largest group keeps the person and its
-    name, the other groups become new persons.
+    name, the other groups become new persons. Try it with --dry-run first.
 
     Example:
 
-        rbv persons split "Ada Lovelace" --threshold 0.5
+        rbv persons split "Ada Lovelace" --threshold 0.5 --dry-run
     """
-    result = editing.split(_db(ctx, database), person, threshold, method)
+    result = editing.split(_db(ctx, database), person, threshold, method, dry_run=dry_run)
     if as_json:
         print_json({"person": str(result.person), "kept": result.kept,
                     "new_persons": [str(p) for p in result.new_persons], "sizes": result.sizes,
-                    "threshold": result.threshold})
+                    "threshold": result.threshold, "dry_run": dry_run})
         return
-    if not result.new_persons:
+    if len(result.sizes) < 2:
         typer.echo(f"Person {result.person} stays whole at threshold {result.threshold:g}.")
+        return
+    if dry_run:
+        typer.echo(f"Would split {result.person} at threshold {result.threshold:g} into "
+                   f"{len(result.sizes)} persons of " + ", ".join(map(str, result.sizes))
+                   + " faces. Dry run: nothing was changed.")
         return
     typer.echo(f"Split {result.person} at threshold {result.threshold:g}: kept "
                f"{result.kept} faces; new persons: "
@@ -160,9 +173,11 @@ def move(
     ctx: typer.Context, faces: FacesArg,
     to: Annotated[str | None, typer.Option("--to", help="Target person. Default: a new "
                                            "person.", show_default=False)] = None,
+    dry_run: DryRunOption = False,
     database: DatabaseOption = None,
 ) -> None:
-    """Move faces to a person by hand (kept by every re-cluster).
+    """Move faces to a person by hand (kept by every re-cluster). Refused when two of
+    the faces would be of one photo (a person has one face per photo).
 
     Examples:
 
@@ -170,7 +185,11 @@ def move(
 
         rbv persons move 1203           # into a new person of its own
     """
-    pid, moved = editing.move(_db(ctx, database), faces, to)
+    pid, moved = editing.move(_db(ctx, database), faces, to, dry_run=dry_run)
+    if dry_run:
+        typer.echo(f"Would move {moved} face(s) to {pid or 'a new person'}. Dry run: nothing "
+                   "was changed.")
+        return
     typer.echo(f"Moved {moved} face(s) to {pid}.")
 
 

@@ -27,13 +27,29 @@ SPLIT_STEP = 0.1
 
 
 @contextmanager
-def editing(db: Database, ref: str) -> Iterator[tuple[psycopg.Connection, uuid.UUID]]:
-    """A transaction on the person ``ref`` resolves to, under its pack's lock."""
+def editing(db: Database, ref: str, *,
+            dry_run: bool = False) -> Iterator[tuple[psycopg.Connection, uuid.UUID]]:
+    """A transaction on the person ``ref`` resolves to, under its pack's lock; with
+    ``dry_run`` it is rolled back, whatever it did."""
     with db.connect() as conn:
         person = store.resolve_person(conn, ref)
         pack_id = store.pack_of(conn, person)
-    with person_lock(db, pack_id, f"#{pack_id}"), db.transaction() as conn:
+    with person_lock(db, pack_id, f"#{pack_id}"), db.transaction() as conn, \
+            conn.transaction(force_rollback=dry_run):
         yield conn, person
+
+
+def _refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
+                          incoming: Sequence[int]) -> None:
+    """A person has at most one face per photo: an edit that would give it two is
+    refused, naming the faces, before anything changes."""
+    clashes = store.photo_clashes(conn, target, incoming)
+    if clashes:
+        shown = "; ".join(", ".join(map(str, c)) for c in clashes[:5])
+        raise ConfigError(
+            f"faces {shown} would be in one person but are of one photo (a person has one "
+            "face per photo); move the wrong face elsewhere first (`rbv persons move FACE`), "
+            "or mark it with `rbv persons not-this-person`")
 
 
 def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> uuid.UUID:
@@ -51,19 +67,25 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> uuid.
     return person
 
 
-def merge(db: Database, target_ref: str, source_refs: Sequence[str]) -> tuple[uuid.UUID, int]:
-    with editing(db, target_ref) as (conn, target):
+def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
+          dry_run: bool = False) -> tuple[uuid.UUID, int]:
+    """Merge persons into the target; refused when two of the faces would share a
+    photo. Returns the target and the faces moved (would move, with ``dry_run``)."""
+    with editing(db, target_ref, dry_run=dry_run) as (conn, target):
         sources = [store.resolve_person(conn, r) for r in source_refs]
         if target in sources:
             raise ConfigError(f"cannot merge person {target} into itself; name other persons "
                               "to merge into it")
+        _refuse_photo_clashes(conn, target, store.faces_of_persons(conn, sources))
         moved = store.merge_persons(conn, target, sources)
     return target, moved
 
 
 def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
-         pack_name: str | None = None) -> tuple[uuid.UUID, int]:
-    """Move faces to a person, or to a new person when ``target_ref`` is None."""
+         pack_name: str | None = None, *, dry_run: bool = False) -> tuple[uuid.UUID | None, int]:
+    """Move faces to a person, or to a new person when ``target_ref`` is None (with
+    ``dry_run``, none is created: the person returned is None). Refused when two faces
+    would share a photo."""
     with db.connect() as conn:
         _require_faces(conn, face_ids)
     if target_ref is None:
@@ -71,10 +93,13 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
             pack_id = pack_of_face(conn, face_ids[0])
         if pack_id is None:
             raise PersonNotFound(f"no face with id {face_ids[0]}")
-        with person_lock(db, pack_id, f"#{pack_id}"), db.transaction() as conn:
+        with person_lock(db, pack_id, f"#{pack_id}"), db.transaction() as conn, \
+                conn.transaction(force_rollback=dry_run):
+            _refuse_photo_clashes(conn, None, face_ids)
             person = store.new_person(conn, pack_id)
-            return person, store.move_faces(conn, face_ids, person)
-    with editing(db, target_ref) as (conn, person):
+            return None if dry_run else person, store.move_faces(conn, face_ids, person)
+    with editing(db, target_ref, dry_run=dry_run) as (conn, person):
+        _refuse_photo_clashes(conn, person, face_ids)
         return person, store.move_faces(conn, face_ids, person)
 
 
@@ -110,10 +135,11 @@ class SplitResult:
 
 
 def split(db: Database, ref: str, threshold: float | None = None,
-          method: Method = Method.agglomerative) -> SplitResult:
+          method: Method = Method.agglomerative, *, dry_run: bool = False) -> SplitResult:
     """Re-cluster one person more strictly; the largest group keeps the person (and its
-    name), the others become new persons. The result is manual, so it stays."""
-    with editing(db, ref) as (conn, person):
+    name), the others become new persons. The result is manual, so it stays. With
+    ``dry_run`` nothing changes: ``sizes`` tells the groups, ``new_persons`` is empty."""
+    with editing(db, ref, dry_run=dry_run) as (conn, person):
         pack_id = store.pack_of(conn, person)
         pack = pack_row(conn, pack_id)
         if threshold is None:
@@ -128,7 +154,8 @@ def split(db: Database, ref: str, threshold: float | None = None,
         sizes = np.bincount(labels)
         order = np.argsort(-sizes, kind="stable")
         groups = [faces.ids[labels == g].tolist() for g in order.tolist()]
-        created = store.assign_split(conn, groups, person, pack_id) if len(groups) > 1 else []
+        created = (store.assign_split(conn, groups, person, pack_id)
+                   if len(groups) > 1 and not dry_run else [])
         return SplitResult(person, len(groups[0]), created, sizes[order].tolist(), threshold)
 
 

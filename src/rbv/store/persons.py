@@ -161,6 +161,28 @@ def missing_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[int
     return [f for f in ids if f not in found]
 
 
+def faces_of_persons(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> list[int]:
+    """Ids of the faces now in ``persons``."""
+    return [int(r[0]) for r in conn.execute(
+        "SELECT id FROM face_detections WHERE person_id = ANY(%s) ORDER BY id",
+        (list(persons),))]
+
+
+def photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
+                  incoming: Sequence[int]) -> list[list[int]]:
+    """Groups of face ids that would share one photo in ``target`` (None: a new person)
+    if the ``incoming`` faces joined it: one per such photo."""
+    return [sorted(int(f) for f in r[0]) for r in conn.execute(
+        """
+        SELECT array_agg(id) FROM face_detections
+        WHERE (id = ANY(%(ids)s::bigint[]) OR person_id = %(p)s)
+          AND image_id IN (SELECT image_id FROM face_detections
+                           WHERE id = ANY(%(ids)s::bigint[]))
+        GROUP BY image_id HAVING count(*) > 1 ORDER BY min(id)
+        """,
+        {"ids": [int(f) for f in incoming], "p": target})]
+
+
 def move_faces(conn: psycopg.Connection, face_ids: Sequence[int],
                target: uuid.UUID) -> int:
     """Put faces in ``target`` by hand (manual), lifting any rejection of that person."""
