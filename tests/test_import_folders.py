@@ -3,6 +3,8 @@ dropped, group photos routed to every known person in them, re-runs idempotent."
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 
 from rbv.config import Settings
@@ -65,3 +67,21 @@ def test_import_reuses_a_person_named_with_spaces_for_an_underscored_folder(
         obama["person_id"]}
     shown = run_cli(cli, "-d", url, "persons", "show", "Barack_Obama", "--json")
     assert shown.exit_code == 0, shown.output
+
+
+def test_import_through_a_symlinked_library_root_finds_the_photos(
+        cli, faces_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    library = tmp_path / "library"
+    library.symlink_to(FACES.parent, target_is_directory=True)  # like ../shared -> /work/shared
+    args = ["-d", str(faces_settings.database_url), "import-folders",
+            *(str(library / "faces" / name) for name in ("Barack_Obama", "Joe_Biden")),
+            "--mixed", str(library / "misc" / "fr_obama_and_biden.jpg"),
+            "--model-pack", str(PACK), "--json"]
+    result = run_cli(cli, *args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for identity in report["identities"]:
+        photos = len(list((FACES / identity["name"]).iterdir()))
+        assert identity["photos"] == photos and identity["kept"] > 0, identity
+    assert {r["identity"] for r in report["routed"]} == {"Barack_Obama", "Joe_Biden"}
+    assert all(r["path"].startswith(str(library)) for r in report["routed"])

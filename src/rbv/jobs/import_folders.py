@@ -13,6 +13,7 @@ Thresholds are cosine distances (1 − similarity).
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -143,8 +144,14 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
     return report
 
 
+def _as_indexed(path: Path) -> str:
+    """``path`` as ``rbv index`` stores it: absolute, symlinks kept as the user gave
+    them (resolving them would miss every photo of a library under a symlink)."""
+    return os.path.abspath(path.expanduser())
+
+
 def _images_under(path_rows: Sequence[tuple[int, str]], folder: Path) -> set[int]:
-    prefix = str(folder.resolve()).rstrip("/") + "/"
+    prefix = _as_indexed(folder).rstrip("/") + "/"
     return {int(i) for i, p in path_rows if p.startswith(prefix) or p == prefix[:-1]}
 
 
@@ -163,13 +170,13 @@ def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
            max_distance: float, report: ImportReport, dry_run: bool) -> None:
     wanted: dict[int, str] = {}
     for target in mixed:
-        resolved = target.resolve()
-        if resolved.is_dir():
-            for image in _images_under(path_rows, resolved):
+        if target.is_dir():
+            for image in _images_under(path_rows, target):
                 wanted[image] = next(p for i, p in path_rows if i == image)
         else:
+            given = _as_indexed(target)
             for i, p in path_rows:
-                if p == str(resolved):
+                if p == given:
                     wanted[int(i)] = p
     rows = np.flatnonzero(np.isin(faces.image_ids, list(wanted)))
     if len(rows) == 0:
