@@ -133,3 +133,22 @@ def test_a_faceset_that_comes_back_gets_its_old_number(cli, faces_settings: Sett
     assert {f["number"]: f["face_ids"] for f in back["facesets"]} == {
         f["number"]: f["face_ids"] for f in first["facesets"]}
     assert not any(f["new"] for f in back["facesets"])
+
+
+def test_refine_keeps_a_rejected_face_out_of_that_persons_faceset(
+    cli, faces_settings: Settings, tmp_path: Path
+) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.46").exit_code == 0
+    before = _refine(cli, faces_settings, tmp_path / "dry", *RELAXED, "--dry-run")
+    owned = next(fs for fs in before["facesets"] if fs["person_id"])
+    face = owned["face_ids"][0]
+    rejected = run_cli(cli, "-d", url, "persons", "not-this-person", owned["person_id"],
+                       str(face))
+    assert rejected.exit_code == 0, rejected.output
+
+    report = _refine(cli, faces_settings, tmp_path / "out", *RELAXED)
+    again = next(fs for fs in report["facesets"] if fs["number"] == owned["number"])
+    assert again["person_id"] == owned["person_id"]
+    assert face not in again["face_ids"]
+    assert set(again["face_ids"]) == set(owned["face_ids"]) - {face}

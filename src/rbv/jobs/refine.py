@@ -39,6 +39,7 @@ from rbv.store.facesets import (
     load_face_facts,
     next_faceset_number,
     person_names,
+    rejected_pairs,
     save_facesets,
 )
 from rbv.store.pack_lookup import find_pack
@@ -97,16 +98,21 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
         facts = load_face_facts(conn, pack)
         previous, active = known_facesets(conn, pack.id)
         next_number = next_faceset_number(conn, pack.id)
+        rejected = rejected_pairs(conn, pack.id)
     progress(f"refining {len(facts):,} faces")
     result = refine(RefineInput(facts.embeddings, facts.image_ids, facts.face_short,
                                 facts.blur, facts.det_score), params)
-    groups = [set(facts.ids[g].tolist()) for g in result.groups]
-    numbers = stable_numbers(groups, previous, next_number)
     owners = [_majority(facts, g) for g in result.groups]
+    # A face the user rejected from a person ("not this person") never joins the
+    # faceset of that person, however close its embedding is.
+    rows_of = [np.array([r for r in g.tolist() if (int(facts.ids[r]), owner) not in rejected],
+                        np.int64) for g, owner in zip(result.groups, owners, strict=True)]
+    groups = [set(facts.ids[g].tolist()) for g in rows_of]
+    numbers = stable_numbers(groups, previous, next_number)
     with db.connect() as conn:
         names = person_names(conn, [p for p in owners if p is not None])
     report = RefineReport(pack.name, params.as_dict(), result.counts, dry_run=dry_run)
-    for number, owner, rows in sorted(zip(numbers, owners, result.groups, strict=True),
+    for number, owner, rows in sorted(zip(numbers, owners, rows_of, strict=True),
                                       key=lambda t: t[0]):
         report.facesets.append(Faceset(
             number, owner, names.get(owner) if owner else None,

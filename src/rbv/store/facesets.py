@@ -126,6 +126,13 @@ def faceset_faces(conn: psycopg.Connection, pack_id: int, number: int) -> list[i
         "SELECT face_id FROM faceset_faces WHERE faceset_id = %s ORDER BY face_id", (row[0],))]
 
 
+def rejected_pairs(conn: psycopg.Connection, pack_id: int) -> set[tuple[int, uuid.UUID]]:
+    """(face id, person) of every "not this person" among the pack's faces."""
+    return {(int(f), p) for f, p in conn.execute(
+        "SELECT r.face_id, r.person_id FROM person_rejections r "
+        "JOIN face_detections f ON f.id = r.face_id WHERE f.pack_id = %s", (pack_id,))}
+
+
 def person_names(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     return {p: n for p, n in conn.execute(
         "SELECT person_id, name FROM person_names WHERE person_id = ANY(%s)", (list(persons),))}
