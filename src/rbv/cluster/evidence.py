@@ -155,6 +155,7 @@ class _Merger:
         self.adjacent: list[set[int]] = [set() for _ in range(m)]
         self.best_z = np.full(m, -np.inf)  # the partner a cluster's newest entry holds,
         self.best_w = np.full(m, -1, np.int64)  # and its z
+        self._mark = np.zeros(m, bool)  # scratch: the clusters a cluster may not join
 
     def _z(self, u: int, vs: NDArray[np.int64]) -> NDArray[np.float64]:
         mean = (self.sums[vs] @ self.sums[u]) / (self.count[vs] * self.count[u])
@@ -220,9 +221,14 @@ class _Merger:
         the merge order stays exactly greedy). ``absorbed``: the cluster ``u`` has just
         taken in (its neighbours' entries are refreshed when popped)."""
         self.best_z[u], self.best_w[u] = -np.inf, -1
-        blocked, anchored = self.blocked[u], bool(self.anchored[u])
-        ws = np.fromiter((w for w in self.adjacent[u] if w not in blocked), np.int64)
-        if anchored and len(ws):
+        adjacent, blocked = self.adjacent[u], self.blocked[u]
+        ws = np.fromiter(adjacent, np.int64, len(adjacent))
+        if blocked and len(ws):
+            out = np.fromiter(blocked, np.int64, len(blocked))
+            self._mark[out] = True
+            ws = ws[~self._mark[ws]]
+            self._mark[out] = False
+        if self.anchored[u] and len(ws):
             ws = ws[~self.anchored[ws]]
         if len(ws) == 0:
             return
