@@ -278,3 +278,15 @@ def test_hnsw_neighbours_on_two_connections_match_one(db: Database) -> None:
     same = sum(a.face_id == b.face_id for f in one for a, b in zip(one[f], two[f], strict=True))
     assert same >= 0.99 * 600 * 5  # HNSW with iterative scan: the same, give or take order
     assert all(n.person_id == person for ns in two.values() for n in ns)
+
+
+def test_psql_url_of_the_embedded_server_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    result = run_cli(CliRunner(), "--data-dir", str(tmp_path / "rbv"), "psql", "--url")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: --url needs a server that outlives this command, and the embedded server "
+        "stops when rbv exits; use `rbv psql` (it keeps the server up while the shell is "
+        "open), or run PostgreSQL yourself and pass --database URL")
+    assert not (tmp_path / "rbv" / "pg").exists()  # nothing was started

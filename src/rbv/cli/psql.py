@@ -22,14 +22,16 @@ def psql(
         str | None, typer.Option("--command", "-c", help="Run one SQL command and exit.")
     ] = None,
     print_url: Annotated[
-        bool, typer.Option("--url", help="Print the connection URL instead (for other tools).")
+        bool, typer.Option("--url", help="Print the connection URL instead (for other tools; "
+                           "needs --database / DATABASE_URL).")
     ] = False,
     database: DatabaseOption = None,
 ) -> None:
     """Open psql on rbv's database (the embedded server or --database / DATABASE_URL).
 
-    The embedded server keeps running while the shell is open. The URL printed by
-    --url contains the password of a server given by URL: keep it private.
+    The embedded server keeps running while the shell is open, and stops when it
+    closes: so --url needs a server given by --database / DATABASE_URL. The URL it
+    prints contains that server's password: keep it private.
 
     Examples:
 
@@ -39,7 +41,14 @@ def psql(
 
         rbv psql --url
     """
-    db = open_database(settings_of(ctx, database_url=database), require_schema=False)
+    settings = settings_of(ctx, database_url=database)
+    if print_url and settings.database_url is None:
+        # Its URL names a socket of a server that stops as this command exits.
+        raise ConfigError(
+            "--url needs a server that outlives this command, and the embedded server stops "
+            "when rbv exits; use `rbv psql` (it keeps the server up while the shell is "
+            "open), or run PostgreSQL yourself and pass --database URL")
+    db = open_database(settings, require_schema=False)
     if print_url:
         typer.echo(db.url)
         return
