@@ -21,12 +21,23 @@ import typer
 
 # Typer vendors click; its usage errors are not re-exported under a public name.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from rbv import __version__
 from rbv.cli.common import DatabaseOption
 from rbv.config import Settings
 from rbv.errors import EXIT_ERROR, RbvError, printable
+
+_option_type = TyperOption.display_type_rich
+
+
+def _flag_shows_no_type(option: TyperOption, ctx: Any) -> str | None:
+    """A flag takes no value, so --help shows no type for it (Typer labels every bool
+    flag ``<bool>``, --help itself included, which reads as if it wanted a value)."""
+    return None if option.is_flag else _option_type(option, ctx)
+
+
+TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign]
 
 
 class Terminated(KeyboardInterrupt):

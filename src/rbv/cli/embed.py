@@ -18,7 +18,7 @@ from rbv.cli.common import (
     print_json,
     settings_of,
 )
-from rbv.cli.progress import ProgressReporter
+from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL
 from rbv.jobs.analyzer import load_face_analyzer, load_pack_info, with_inference_workers
 from rbv.jobs.embed import count_embed_work, run_embed
@@ -82,7 +82,7 @@ def embed(
         typer.echo(
             f"Scanned {summary.images:,} images with {summary.pack}: {summary.faces:,} faces, "
             f"{summary.no_faces:,} without faces, {summary.failed:,} failed "
-            f"({summary.images_per_s:.1f} images/s)."
+            f"({rate(summary.images_per_s, 'images/s')})."
             + (" Failed images are retried on the next run." if summary.failed else "")
         )
     if summary.failed:

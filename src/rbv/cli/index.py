@@ -19,7 +19,7 @@ from rbv.cli.common import (
     print_json,
     settings_of,
 )
-from rbv.cli.progress import ProgressReporter
+from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.jobs.analyzer import load_face_analyzer, with_inference_workers
 from rbv.jobs.index import IndexSummary, run_index
@@ -109,7 +109,7 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
         e = s.embed
         text += (f" Scanned {e.images:,} images: {e.faces:,} faces, "
                  f"{e.no_faces:,} without faces, {e.failed:,} failed "
-                 f"({e.images_per_s:.1f} images/s).")
+                 f"({rate(e.images_per_s, 'images/s')}).")
     if s.failed:
         text += f" {s.failed:,} item(s) failed; they are retried on the next run."
     return text

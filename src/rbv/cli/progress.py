@@ -3,6 +3,7 @@ one-line reports of failed files on stderr."""
 
 from __future__ import annotations
 
+import math
 import sys
 from types import TracebackType
 
@@ -17,6 +18,15 @@ from rich.progress import (
 )
 
 from rbv.jobs.reporting import Problem
+
+
+def rate(per_second: float, unit: str = "img/s") -> str:
+    """A speed to 3 significant digits with thousands separators ("126,000 img/s",
+    "12.3 img/s"): more digits than that are noise."""
+    if not math.isfinite(per_second) or per_second <= 0:
+        return f"0 {unit}"
+    decimals = 2 - math.floor(math.log10(per_second))
+    return f"{round(per_second, decimals):,.{max(decimals, 0)}f} {unit}"
 
 
 class ProgressReporter:
@@ -64,7 +74,7 @@ class ProgressReporter:
         speed = task.speed
         self._progress.update(self._task, advance=items, faces=self._faces,
                               errors=self._errors,
-                              rate=f"{speed:.1f} img/s" if speed else "")
+                              rate=rate(speed) if speed else "")
 
     def problem(self, problem: Problem) -> None:
         line = f"Error: {problem}"
