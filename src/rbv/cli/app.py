@@ -37,7 +37,7 @@ def _flag_shows_no_type(option: TyperOption, ctx: Any) -> str | None:
     return None if option.is_flag else _option_type(option, ctx)
 
 
-TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign]
+TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign,assignment]
 
 
 class Terminated(KeyboardInterrupt):
