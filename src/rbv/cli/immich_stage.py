@@ -34,6 +34,7 @@ from rbv.immich.stage import (
 )
 from rbv.jobs.analyzer import load_face_analyzer
 from rbv.jobs.index import IndexSummary, run_index
+from rbv.jobs.recording import recorded_run
 from rbv.store import Database, open_database
 
 
@@ -111,7 +112,13 @@ def immich_stage(
             progress.update(task, description=f"Staging: {s.seen:,} seen, "
                             f"{s.staged:,} staged, {s.failed:,} failed")
 
-        summary = stage_library(client, db, options, on_progress=show)
+        parameters = {"user": user, "out": str(out), "min_face": min_face, "workers": workers}
+        with recorded_run(db, "immich-stage", parameters, dry_run=dry_run) as run:
+            summary = stage_library(client, db, options, on_progress=show)
+            run.counts = {"seen": summary.seen, "staged": summary.staged,
+                          "failed": summary.failed}
+            if summary.failed:
+                run.status = "partial"
     indexed = None
     if analyzer is not None and options.user_dir.is_dir():
         indexed = _index_staged(settings, db, analyzer, options.user_dir, as_json)

@@ -34,6 +34,7 @@ from rbv.cluster.knn import nearest
 from rbv.errors import ImageUnreadable, PackNotFound
 from rbv.export.overlay import overlay_correlation
 from rbv.export.phash import hamming, pairwise_within, phash
+from rbv.jobs.recording import recorded_run
 from rbv.media.decode import decode_for_detection
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.types import DecodedImage
@@ -233,14 +234,21 @@ def run_dedup(db: Database, pack_name: str | None, params: DedupParams, *,
               advance: Callable[[int], None] = lambda n: None) -> DedupReport:
     """Hash new photos, then report exact and near-duplicate groups."""
     report = DedupReport()
-    report.hashed, report.failed = hash_new_images(db, max_pixels, advance)
-    with db.connect() as conn:
-        report.exact = [ExactGroup(i, s, p) for i, s, p in byte_identical(conn)]
-        ids, hashes = all_hashes(conn)
-    report.images = len(ids)
-    agree = face_agreement(db, pack_name, params.face_similarity)
-    groups = group_pairs(near_pairs(ids, hashes, agree, params, FaceOverlay(db, max_pixels)))
-    with db.connect() as conn:
-        paths = first_paths(conn, [i for g in groups for i in g[0]])
-    report.near = [NearGroup(m, [paths.get(i, "?") for i in m], d, f) for m, d, f in groups]
+    with recorded_run(db, "dedup", {"pack": pack_name, **asdict(params)}) as run:
+        report.hashed, report.failed = hash_new_images(db, max_pixels, advance)
+        with db.connect() as conn:
+            report.exact = [ExactGroup(i, s, p) for i, s, p in byte_identical(conn)]
+            ids, hashes = all_hashes(conn)
+        report.images = len(ids)
+        agree = face_agreement(db, pack_name, params.face_similarity)
+        groups = group_pairs(near_pairs(ids, hashes, agree, params,
+                                        FaceOverlay(db, max_pixels)))
+        with db.connect() as conn:
+            paths = first_paths(conn, [i for g in groups for i in g[0]])
+        report.near = [NearGroup(m, [paths.get(i, "?") for i in m], d, f)
+                       for m, d, f in groups]
+        run.counts = {"images": report.images, "hashed": report.hashed,
+                      "exact_groups": len(report.exact), "near_groups": len(report.near)}
+        if report.failed:
+            run.status = "partial"
     return report

@@ -19,6 +19,7 @@ from rbv.export.pixels import PhotoSource
 from rbv.faces.landmarks import LandmarkModel, pose_from_68
 from rbv.faces.packs import ModelRole
 from rbv.faces.pose import pose_from_5_points, pose_from_angles, sharpness
+from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.pack_lookup import find_pack
@@ -67,18 +68,23 @@ def run_enrich(db: Database, pack_name: str | None, *, redo: bool = False,
         todo = faces_to_enrich(conn, pack.id, redo=redo)
     summary = EnrichSummary(pack.name, dense_models=sorted(m.value for m in models or {}))
     total = len(todo)
-    for start in range(0, total, BATCH):
-        batch = todo[start:start + BATCH]
-        with db.transaction() as conn:
-            rows = [score_5pt(f, pack.id) for f in batch]
-            if models:
-                rows = _with_dense(PhotoSource(conn, max_pixels), batch, rows, models,
-                                   summary.failed)
-            save_quality(conn, rows)
-        for r in rows:
-            summary.methods[r.method] = summary.methods.get(r.method, 0) + 1
-        summary.faces += len(rows)
-        progress(summary.faces, total)
+    with recorded_run(db, "enrich", {"pack": pack.name, "redo": redo,
+                                     "dense_models": summary.dense_models}) as run:
+        for start in range(0, total, BATCH):
+            batch = todo[start:start + BATCH]
+            with db.transaction() as conn:
+                rows = [score_5pt(f, pack.id) for f in batch]
+                if models:
+                    rows = _with_dense(PhotoSource(conn, max_pixels), batch, rows, models,
+                                       summary.failed)
+                save_quality(conn, rows)
+            for r in rows:
+                summary.methods[r.method] = summary.methods.get(r.method, 0) + 1
+            summary.faces += len(rows)
+            run.counts = {"faces": summary.faces, "failed": len(summary.failed)}
+            progress(summary.faces, total)
+        if summary.failed:
+            run.status = "partial"
     return summary
 
 

@@ -16,7 +16,7 @@ import re
 import shutil
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from rbv.jobs.dedup import (
 )
 from rbv.jobs.enrich import run_enrich
 from rbv.jobs.out_lock import write_atomically, writing_folder
+from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.facesets import FaceFacts, first_paths, load_face_facts
@@ -228,9 +229,13 @@ def export_swap(db: Database, manifest_path: Path, out: Path, analyzer: FaceAnal
                 advance: Callable[[int], None] = lambda n: None) -> list[SetResult]:
     """Write every faceset of the manifest under ``out`` (see the module doc)."""
     manifest = read_manifest(manifest_path)
-    with writing_folder(out, "export-swap"):
-        return _export_swap(db, manifest, manifest_path, out, analyzer, params,
-                            max_pixels=max_pixels, advance=advance)
+    with writing_folder(out, "export-swap"), recorded_run(db, "export-swap", {
+            "manifest": str(manifest_path), "out": str(out), **asdict(params)}) as run:
+        results = _export_swap(db, manifest, manifest_path, out, analyzer, params,
+                               max_pixels=max_pixels, advance=advance)
+        run.counts = {"facesets": len(results),
+                      "written": sum(len(r.written) for r in results)}
+        return results
 
 
 def _export_swap(db: Database, manifest: dict[str, Any], manifest_path: Path, out: Path,

@@ -19,6 +19,7 @@ from rbv.export.xmp import (
     verify_photo,
     write_atomically,
 )
+from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.store import Database
 from rbv.store.images import image_paths_of
@@ -110,18 +111,25 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
             for path in paths.get(image_id, []) if not roots or any(path_under(path, r)
                                                                     for r in roots)]
     reporter.stage("export-xmp", len(work))
-    for image_id, path in work:
-        photo = photos[image_id]
-        ours = [from_box(f.name, f.box, photo.width, photo.height) for f in faces[image_id]]
-        try:
-            result = _export_one(path, photo.format, (photo.width, photo.height), ours,
-                                 roots, options)
-            report.files.append(result)
-        except XmpError as exc:
-            problem = Problem(path, str(exc).removeprefix(f"{path}: "))
-            report.problems.append(problem)
-            reporter.problem(problem)
-        reporter.advance(1, faces=len(ours), errors=0)
+    parameters = {"pack": pack.name, "roots": list(roots), "out": str(options.out or ""),
+                  "into_files": options.into_files}
+    with recorded_run(db, "export-xmp", parameters, dry_run=options.dry_run) as run:
+        for image_id, path in work:
+            photo = photos[image_id]
+            ours = [from_box(f.name, f.box, photo.width, photo.height)
+                    for f in faces[image_id]]
+            try:
+                result = _export_one(path, photo.format, (photo.width, photo.height), ours,
+                                     roots, options)
+                report.files.append(result)
+            except XmpError as exc:
+                problem = Problem(path, str(exc).removeprefix(f"{path}: "))
+                report.problems.append(problem)
+                reporter.problem(problem)
+            reporter.advance(1, faces=len(ours), errors=0)
+        run.counts = {"photos": len(work), "problems": len(report.problems)}
+        if report.problems:
+            run.status = "partial"
     return report
 
 
