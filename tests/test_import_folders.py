@@ -85,3 +85,30 @@ def test_import_through_a_symlinked_library_root_finds_the_photos(
         assert identity["photos"] == photos and identity["kept"] > 0, identity
     assert {r["identity"] for r in report["routed"]} == {"Barack_Obama", "Joe_Biden"}
     assert all(r["path"].startswith(str(library)) for r in report["routed"])
+
+
+def test_import_never_gives_a_person_two_faces_of_one_photo(cli, faces_settings: Settings
+                                                            ) -> None:
+    url = str(faces_settings.database_url)
+    first = import_folders(cli, faces_settings)
+    routed = {r["identity"]: r["face_id"] for r in first["routed"]
+              if r["path"].endswith("fr_obama_and_biden.jpg")}
+    obama, biden = routed["Barack_Obama"], routed["Joe_Biden"]
+    # By hand, Biden's face of the photo goes to Obama (Obama's own face out first).
+    assert run_cli(cli, "-d", url, "persons", "move", str(obama)).exit_code == 0
+    wrong = run_cli(cli, "-d", url, "persons", "move", str(biden), "--to", "Barack_Obama")
+    assert wrong.exit_code == 0, wrong.output
+
+    args = ["-d", url, "import-folders", str(FACES / "Barack_Obama"), "--mixed",
+            str(MISC / "fr_obama_and_biden.jpg"), "--model-pack", str(PACK), "--no-index"]
+    again = run_cli(cli, *args)
+    assert again.exit_code == 0, again.output
+    assert (f"{MISC / 'fr_obama_and_biden.jpg'}: face {obama} not given to Barack_Obama: it "
+            f"has face(s) {biden} of that photo already (one face per photo); fix by hand "
+            "with `rbv persons move`.") in again.stdout
+    assert f"face {obama} →" not in again.stdout
+    with psycopg.connect(url) as conn:
+        doubled = conn.execute("SELECT person_id, image_id FROM face_detections WHERE "
+                               "person_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1"
+                               ).fetchall()
+    assert doubled == []

@@ -93,6 +93,10 @@ def import_folders_command(
     Console().print(table)
     for r in report.routed:
         typer.echo(f"{r.path}: face {r.face_id} → {r.identity} (distance {r.distance:.2f})")
+    for k in report.skipped:
+        typer.echo(f"{k.path}: face {k.face_id} not given to {k.identity}: it has face(s) "
+                   f"{', '.join(map(str, k.photo_has))} of that photo already (one face per "
+                   "photo); fix by hand with `rbv persons move`.")
     if report.unrouted_faces:
         typer.echo(f"{report.unrouted_faces} face(s) of mixed photos matched no identity.")
     if dry_run:

@@ -33,7 +33,7 @@ from rbv.store.images import scanned_paths
 from rbv.store.locks import person_lock
 from rbv.store.pack_lookup import find_pack
 from rbv.store.packs import PackRow
-from rbv.store.persons import new_person, person_named, place_faces, set_name
+from rbv.store.persons import new_person, person_named, photo_clashes, place_faces, set_name
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,21 @@ class Routed:
 
 
 @dataclass
+class Skipped:
+    """A face not given to a person that has another face of its photo already."""
+
+    face_id: int
+    path: str
+    identity: str
+    photo_has: list[int]  # the person's faces of that photo
+
+
+@dataclass
 class ImportReport:
     pack: str
     identities: list[IdentityResult] = field(default_factory=list)
     routed: list[Routed] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     unrouted_faces: int = 0
     dry_run: bool = False
 
@@ -128,7 +139,8 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
             if not dry_run and len(kept):
                 person, result.created = _named_person(conn, pack, result.name)
                 result.person_id = str(person)
-                result.assigned = place_faces(conn, faces.ids[kept].tolist(), person)
+                result.assigned = _place(conn, faces.ids[kept].tolist(), person, result.name,
+                                         faces, path_rows, report)
             if len(kept):
                 centroids.append((result, person, centre))
         if mixed and centroids:
@@ -153,6 +165,23 @@ def _as_indexed(path: Path) -> str:
 def _images_under(path_rows: Sequence[tuple[int, str]], folder: Path) -> set[int]:
     prefix = _as_indexed(folder).rstrip("/") + "/"
     return {int(i) for i, p in path_rows if p.startswith(prefix) or p == prefix[:-1]}
+
+
+def _place(conn: psycopg.Connection, face_ids: list[int], person: uuid.UUID, name: str,
+           faces: PackFaces, path_rows: Sequence[tuple[int, str]],
+           report: ImportReport) -> int:
+    """Place faces in ``person``, except a face of a photo the person has another face
+    of: a person has one face per photo, and the one it has stays (it may have been put
+    there by hand); those go to ``report.skipped``. Returns faces that changed."""
+    skip: set[int] = set()
+    for group in photo_clashes(conn, person, face_ids):
+        incoming = [f for f in group if f in face_ids]
+        skip.update(incoming)
+        image = int(faces.image_ids[np.flatnonzero(faces.ids == incoming[0])[0]])
+        path = next((p for i, p in path_rows if i == image), "")
+        report.skipped.extend(Skipped(f, path, name, [g for g in group if g not in incoming])
+                              for f in incoming)
+    return place_faces(conn, [f for f in face_ids if f not in skip], person)
 
 
 def _named_person(conn: psycopg.Connection, pack: PackRow, name: str) -> tuple[uuid.UUID, bool]:
@@ -193,7 +222,10 @@ def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
             continue
         taken.add((image, j))
         result, person, _ = centroids[j]
-        report.routed.append(Routed(int(faces.ids[r]), wanted[image], result.name,
-                                    round(float(dist[k]), 4)))
+        skipped = len(report.skipped)
         if not dry_run and person is not None:
-            result.assigned += place_faces(conn, [int(faces.ids[r])], person)
+            result.assigned += _place(conn, [int(faces.ids[r])], person, result.name, faces,
+                                      path_rows, report)
+        if len(report.skipped) == skipped:
+            report.routed.append(Routed(int(faces.ids[r]), wanted[image], result.name,
+                                        round(float(dist[k]), 4)))
