@@ -8,9 +8,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from rbv.errors import ConfigError
+from rbv.immich import state as state_module
 from rbv.immich.assets import FaceBox, ImmichAsset, face_short_edge
 from rbv.immich.paths import resolve_inside, safe_relative_path
-from rbv.immich.state import FAILED, STAGED, StageState
+from rbv.immich.state import DUP_RUN, FAILED, NO_FACE, STAGED, StageState
 
 
 def _asset(width: int, height: int, orientation: str | None) -> ImmichAsset:
@@ -69,6 +70,88 @@ def test_state_survives_a_torn_journal_and_refuses_another_server(tmp_path: Path
     assert state.journal_path.read_text() == ""
     with pytest.raises(ConfigError, match="another import"):
         StageState.load(path, "http://b", "u")
+
+
+def test_state_is_the_snapshot_plus_the_replayed_journal(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state = StageState.load(path, "http://a", "u")
+    state.record("1", STAGED, path="x.jpg", sha256="f" * 64)
+    state.save()
+    state.record("2", FAILED, error="boom")
+    state.record("2", FAILED, error="boom again")
+    state.record("1", DUP_RUN, sha256="f" * 64)  # a later outcome replaces the earlier
+    snapshot = path.read_bytes()
+    again = StageState.load(path, "http://a", "u")  # no save: all of it from the journal
+    assert path.read_bytes() == snapshot and again.journal_entries == 3
+    assert again.assets == state.assets
+    assert again.assets["2"] == {"status": FAILED, "attempts": 2, "error": "boom again"}
+    assert again.assets["1"]["status"] == DUP_RUN
+
+
+def test_appends_after_a_torn_line_are_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state = StageState.load(path, "http://a", "u")
+    state.record("1", STAGED, path="x.jpg", sha256="f" * 64)
+    with open(state.journal_path, "a") as journal:  # kill -9 mid-write
+        journal.write('{"id": "2", "record": {"sta')
+    resumed = StageState.load(path, "http://a", "u")
+    assert resumed.journal_path.read_text().endswith("}\n")  # the torn tail is cut off
+    resumed.record("3", NO_FACE)
+    final = StageState.load(path, "http://a", "u")
+    assert final.assets.keys() == {"1", "3"} and final.is_final("3")
+
+
+def test_a_crash_at_any_step_of_compaction_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state = StageState.load(path, "http://a", "u")
+    state.record("1", STAGED, path="x.jpg", sha256="f" * 64)
+    state.save()
+    state.record("2", FAILED, error="boom")
+    state.record("3", STAGED, path="y.jpg", sha256="e" * 64)
+    expected = dict(state.assets)
+    # 1. Crash while writing the new snapshot: a torn temporary file, never renamed.
+    stale = tmp_path / ".state.json.99999.tmp"
+    stale.write_text('{"version": 1, "assets": {"1": ')
+    loaded = StageState.load(path, "http://a", "u")
+    assert loaded.assets == expected and not stale.exists()
+    # 2. Crash after the rename, before the journal was emptied: replay is idempotent.
+    journal = state.journal_path.read_bytes()
+    state.save()
+    state.journal_path.write_bytes(journal)
+    loaded = StageState.load(path, "http://a", "u")
+    assert loaded.assets == expected and loaded.assets["2"]["attempts"] == 1
+    loaded.record("2", FAILED, error="again")  # and counting goes on from there
+    assert StageState.load(path, "http://a", "u").assets["2"]["attempts"] == 2
+
+
+def test_the_journal_is_compacted_once_it_outgrows_its_share(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "COMPACT_MIN_ENTRIES", 5)
+    path = tmp_path / "state.json"
+    state = StageState.load(path, "http://a", "u")
+    for i in range(4):
+        state.record(str(i), NO_FACE)
+    assert not path.exists() and state.journal_entries == 4
+    state.record("4", NO_FACE)  # the 5th line: compacted
+    assert json.loads(path.read_text())["assets"].keys() == {"0", "1", "2", "3", "4"}
+    assert state.journal_entries == 0 and state.journal_path.read_text() == ""
+    for i in range(5, 40):
+        state.record(str(i), NO_FACE)
+    # 40 assets: compaction waits for max(5, 40 // COMPACT_RATIO) journal lines.
+    assert state.journal_entries < max(5, len(state.assets) // state_module.COMPACT_RATIO)
+    assert StageState.load(path, "http://a", "u").assets == state.assets
+
+
+def test_a_single_file_state_of_an_older_rbv_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"version": 1, "server": "http://a", "user": "u", "assets": {
+        "1": {"status": STAGED, "attempts": 0, "path": "x.jpg", "sha256": "f" * 64},
+        "2": {"status": FAILED, "attempts": 3, "error": "boom"}}}))
+    state = StageState.load(path, "http://a", "u")  # no journal next to it
+    assert state.is_final("1") and not state.is_final("2") and state.journal_entries == 0
+    assert state.staged_by_sha() == {"f" * 64: "x.jpg"}
+    state.record("2", FAILED, error="boom")
+    assert StageState.load(path, "http://a", "u").assets["2"]["attempts"] == 4
 
 
 def test_the_api_key_is_not_in_the_settings_repr_and_is_required(cli) -> None:

@@ -41,7 +41,6 @@ STAGE_MIN_FACE = 90.0
 BREAKER_THRESHOLD = 12
 _USER_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WOULD_DOWNLOAD = "would_download"
-_COMPACT_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -259,7 +258,6 @@ class _Run:
         if self.conn is not None:  # which photo is which asset: for immich-push
             record_assets(self.conn, self.client.url, self.options.user,
                           [(asset.id, outcome.sha256)])
-        self.state.save(min_interval_s=_COMPACT_EVERY_S)  # keeps the journal short
 
     def _record_asset_ids(self) -> None:
         """Assets finished by runs of an rbv that did not record asset ids yet."""
