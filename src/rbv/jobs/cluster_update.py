@@ -21,7 +21,7 @@ import psycopg
 from rbv.cluster.assign import Candidate, match_faces
 from rbv.cluster.calibrations import ClusterSetting
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
-from rbv.cluster.knn import build_knn_graph, nearest
+from rbv.cluster.knn import KnnGraph, nearest
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.store.assignments import (
     ManualFacts,
@@ -108,7 +108,7 @@ def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
     ctx.progress(f"clustering {len(new):,} new faces with {len(known_persons):,} known persons")
     labels = cluster_embeddings(
         faces.embeddings, Method.evidence, 0.0, constraints,
-        graph=build_knn_graph(faces.embeddings, ctx.k), impostor=ctx.setting.impostor,
+        graph=_graph_of_new(faces.embeddings, len(known), ctx.k), impostor=ctx.setting.impostor,
         budget=ctx.setting.budget or 0.0, n_library=result.faces)
     person_of = {int(labels[r]): p for r, p in enumerate(known.person_ids) if p is not None}
     new_labels = labels[len(known):]
@@ -161,6 +161,22 @@ def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
                       "cluster")
     result.clustered = len(rest)
     result.new_persons = len(persons)
+
+
+def _graph_of_new(x: np.ndarray, n_known: int, k: int) -> KnnGraph:
+    """The k-NN lists of the new faces (rows from ``n_known`` on) among all faces; known
+    faces get none: each known person is one anchored cluster that never merges with
+    another, so only pairs with a new face can matter."""
+    found = nearest(x[n_known:], x, k + 1)
+    rows = np.arange(n_known, len(x))[:, None]
+    keep = found.neighbors != rows
+    keep[:, -1] &= keep.sum(axis=1) <= k  # drop the self hit, else the last one
+    neighbors = np.where(keep, found.neighbors, -1)
+    similarities = np.where(keep, found.similarities, -1.0).astype(np.float32)
+    return KnnGraph(np.vstack([np.full((n_known, neighbors.shape[1]), -1, np.int64),
+                               neighbors]),
+                    np.vstack([np.full((n_known, neighbors.shape[1]), -1.0, np.float32),
+                               similarities]))
 
 
 def _candidates(conn: psycopg.Connection, pack: PackRow, new: PackFaces, k: int,
