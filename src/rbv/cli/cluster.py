@@ -53,13 +53,14 @@ def cluster(
 ) -> None:
     """Group faces into persons (incremental by default).
 
-    Faces that already have a person keep it; new faces join a known person when the
-    evidence is strong enough (a whole new fragment of a known person can join it), the
-    rest form new persons. Two faces of one photo never share a person. --full
-    re-clusters everything but keeps names, merges, manual moves and "not this person"
-    decisions; person ids stay. The default method, evidence linkage, needs no
-    calibration: it tests each merge against the recognizer's different-person
-    similarities and asks more of a merge the bigger the library.
+    Faces that already have a person keep it; new faces join a known person
+    when the evidence is strong enough (a whole new fragment of a known person
+    can join it), the rest form new persons. Two faces of one photo never
+    share a person. --full re-clusters everything but keeps names, merges,
+    manual moves and "not this person" decisions; person ids stay. The default
+    method, evidence linkage, needs no calibration: it tests each merge against
+    the recognizer's different-person similarities and asks more of a merge
+    the bigger the library.
 
     Examples:
 
