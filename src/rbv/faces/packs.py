@@ -10,6 +10,7 @@ and gender/age models are found for ``enrich`` but never change the fingerprint.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -193,7 +194,8 @@ def resolve_pack_dir(pack: str, insightface_root: Path = DEFAULT_INSIGHTFACE_ROO
                 f"model pack folder {candidate} does not exist; pass --model-pack with "
                 "a folder holding the detector and recognizer .onnx files, or a pack name"
             )
-        return candidate.resolve()
+        # Absolute, as given: a symlinked folder keeps its own path (and name).
+        return Path(os.path.abspath(candidate))
     root = insightface_root.expanduser()
     folder = root / "models" / pack
     if folder.is_dir():
