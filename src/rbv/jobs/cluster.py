@@ -32,11 +32,11 @@ from numpy.typing import NDArray
 
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.calibrations import ClusterSetting, resolve_setting
-from rbv.cluster.constraints import NO_ANCHOR, Constraints
+from rbv.cluster.constraints import NO_ANCHOR
 from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
-from rbv.jobs.cluster_update import UpdateContext, add_new_faces
+from rbv.jobs.cluster_update import UpdateContext, add_new_faces, constraints_among
 from rbv.jobs.recording import recorded_run
 from rbv.store.assignments import (
     PackFaces,
@@ -283,19 +283,6 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     report.new_persons = len(new_ids)
     if evicted:
         report.notes.append(f"{evicted} face(s) kept out of persons they were rejected from")
-
-
-def constraints_among(faces: PackFaces, rows: NDArray[np.int64], must: list[tuple[int, int]],
-                      cannot: list[tuple[int, int]],
-                      anchors: NDArray[np.int64] | None = None) -> Constraints:
-    """Constraints over ``faces`` restricted to positions ``rows`` (renumbered)."""
-    pos = {f: i for i, f in enumerate(faces.ids[rows].tolist())}
-
-    def local(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return [(pos[a], pos[b]) for a, b in pairs if a in pos and b in pos]
-
-    return Constraints.build(len(rows), image_ids=faces.image_ids[rows], cannot=local(cannot),
-                             must=local(must), anchors=anchors)
 
 
 def _map_to_persons(faces: PackFaces, labels: NDArray[np.int64], anchors: NDArray[np.int64],

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import psycopg
+from numpy.typing import NDArray
 
 from rbv.cluster.assign import Candidate, match_faces
 from rbv.cluster.calibrations import ClusterSetting
@@ -96,15 +97,10 @@ def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
     # A face rejected from a known person is cannot-linked to one of its faces: the
     # person starts as one cluster, so that keeps the face out of all of it.
     first_row = {p: r for r, p in reversed(list(enumerate(known.person_ids)))}
-    position = {f: i for i, f in enumerate(faces.ids.tolist())}
-    rejected = [(faces.ids[first_row[p]], f) for f, p in facts.rejections
-                if p in first_row and f in position]
-    constraints = Constraints.build(
-        len(faces), image_ids=faces.image_ids, anchors=anchors,
-        cannot=[(position[a], position[b]) for a, b in [*facts.cannot, *rejected]
-                if a in position and b in position],
-        must=[(position[a], position[b]) for a, b in facts.must
-              if a in position and b in position])
+    rejected = [(int(known.ids[first_row[p]]), f) for f, p in facts.rejections
+                if p in first_row]
+    constraints = constraints_among(faces, np.arange(len(faces), dtype=np.int64), facts.must,
+                                    [*facts.cannot, *rejected], anchors)
     ctx.progress(f"clustering {len(new):,} new faces with {len(known_persons):,} known persons")
     labels = cluster_embeddings(
         faces.embeddings, Method.evidence, 0.0, constraints,
@@ -147,13 +143,7 @@ def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
         return
     ctx.progress(f"clustering {len(rest):,} unmatched faces")
     sub = new.take(rest)
-    position = {f: i for i, f in enumerate(sub.ids.tolist())}
-    constraints = Constraints.build(
-        len(sub), image_ids=sub.image_ids,
-        cannot=[(position[a], position[b]) for a, b in facts.cannot
-                if a in position and b in position],
-        must=[(position[a], position[b]) for a, b in facts.must
-              if a in position and b in position])
+    constraints = constraints_among(new, rest, facts.must, facts.cannot)
     labels = cluster_embeddings(sub.embeddings, ctx.setting.method, ctx.setting.threshold,
                                 constraints, k=ctx.k)
     persons = create_persons(ctx.conn, ctx.pack, int(labels.max()) + 1)
@@ -161,6 +151,19 @@ def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
                       "cluster")
     result.clustered = len(rest)
     result.new_persons = len(persons)
+
+
+def constraints_among(faces: PackFaces, rows: NDArray[np.int64], must: list[tuple[int, int]],
+                      cannot: list[tuple[int, int]],
+                      anchors: NDArray[np.int64] | None = None) -> Constraints:
+    """Constraints over ``faces`` restricted to positions ``rows`` (renumbered)."""
+    pos = {f: i for i, f in enumerate(faces.ids[rows].tolist())}
+
+    def local(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [(pos[a], pos[b]) for a, b in pairs if a in pos and b in pos]
+
+    return Constraints.build(len(rows), image_ids=faces.image_ids[rows], cannot=local(cannot),
+                             must=local(must), anchors=anchors)
 
 
 def _graph_of_new(x: np.ndarray, n_known: int, k: int) -> KnnGraph:
