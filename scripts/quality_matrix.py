@@ -79,9 +79,7 @@ def load_sets(db: Database, settings: Settings, pack_name: str) -> list[Labelled
 
 def score(s: LabelledSet, method: str, value: float,
           impostor: ImpostorModel | None = None) -> MethodScores:
-    if impostor is not None:
-        s.evaluation.impostor = impostor
-    return s.evaluation.score(method, value)
+    return s.evaluation.score(method, value, impostor)
 
 
 def cell(m: MethodScores) -> str:
@@ -124,13 +122,10 @@ def transfer(sets: list[LabelledSet]) -> None:
             for b in sets:
                 if a is b:
                     continue
-                model_a = a.evaluation.labelled_impostor()
-                model_b = b.evaluation.labelled_impostor()
                 if method == Method.evidence.value:
                     value = DEFAULT_BUDGET  # what --store keeps is A's impostor model
-                    with_a = score(b, method, value, model_a)
-                    b.evaluation.impostor = model_b
-                    own = best_of(b.evaluation.sweep(method))
+                    with_a = score(b, method, value, a.evaluation.impostor)
+                    own = best_of(b.evaluation.sweep(method))  # B's own labelled model
                 else:
                     value = best_of(a.evaluation.sweep(method)).threshold
                     with_a = score(b, method, value)

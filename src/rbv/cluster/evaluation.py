@@ -95,18 +95,18 @@ class MethodScores:
 
 class Evaluation:
     """Clusters one set of faces repeatedly (one k-NN graph) and scores the result.
-    ``impostor``: the recognizer's model for ``evidence`` (None: from the labels)."""
+    ``impostor``: the recognizer's impostor model measured on the labels, what
+    ``evidence`` uses unless a call passes another."""
 
-    def __init__(self, faces: PackFaces, truth: NDArray[np.object_], k: int = DEFAULT_K,
-                 impostor: ImpostorModel | None = None):
+    def __init__(self, faces: PackFaces, truth: NDArray[np.object_], k: int = DEFAULT_K):
         self.faces = faces
         self.labelled = np.flatnonzero(truth != None)  # noqa: E711 (element-wise)
         self.truth = truth[self.labelled].astype(str)
         self.graph: KnnGraph = build_knn_graph(faces.embeddings, k)
         self.constraints = Constraints.build(len(faces), image_ids=faces.image_ids)
-        self.impostor = impostor or self.labelled_impostor()
+        self.impostor = self._labelled_impostor()
 
-    def labelled_impostor(self) -> ImpostorModel:
+    def _labelled_impostor(self) -> ImpostorModel:
         """The recognizer's impostor model from the labelled faces of different people."""
         pairs = labelled_impostor_similarities(self.faces.embeddings[self.labelled],
                                                self.truth)
@@ -115,16 +115,19 @@ class Evaluation:
                               "evaluation needs different people")
         return ImpostorModel.from_pairs(pairs, robust=False)
 
-    def labels(self, method: str, value: float) -> NDArray[np.int64]:
-        """Cluster labels of every face with ``method`` at ``value``."""
+    def labels(self, method: str, value: float,
+               impostor: ImpostorModel | None = None) -> NDArray[np.int64]:
+        """Cluster labels of every face with ``method`` at ``value`` (``impostor``: the
+        model for ``evidence``, else the one measured on the labels)."""
         if method == BASELINE:
             return baseline_labels(self.faces.embeddings, value, graph=self.graph)
         return cluster_embeddings(self.faces.embeddings, Method(method), value,
-                                  self.constraints, graph=self.graph, impostor=self.impostor,
-                                  budget=value)
+                                  self.constraints, graph=self.graph,
+                                  impostor=impostor or self.impostor, budget=value)
 
-    def score(self, method: str, value: float) -> MethodScores:
-        mine = self.labels(method, value)[self.labelled]
+    def score(self, method: str, value: float,
+              impostor: ImpostorModel | None = None) -> MethodScores:
+        mine = self.labels(method, value, impostor)[self.labelled]
         return MethodScores(method, value, pairwise(mine, self.truth),
                             bcubed(mine, self.truth), len(np.unique(mine)))
 

@@ -27,7 +27,7 @@ from rbv.cluster.evaluation import (
     plateau,
     read_labels,
 )
-from rbv.cluster.evidence import ImpostorModel
+from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
 from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.errors import ConfigError, RbvError
@@ -35,7 +35,7 @@ from rbv.faces.types import FaceAnalyzer, PackInfo
 from rbv.jobs.index import run_index
 from rbv.jobs.reporting import Reporter
 from rbv.store import Database, open_database
-from rbv.store.assignments import faces_with_paths, load_faces
+from rbv.store.assignments import PackFaces, faces_with_paths, load_faces
 from rbv.store.migrations import apply_pending
 from rbv.store.pack_lookup import find_pack, pack_settings, update_pack_settings
 from rbv.store.packs import register_pack
@@ -126,17 +126,16 @@ def run_eval(
     faces = every.take(np.flatnonzero(np.isin(every.ids, sorted(inside))))
     truth, missing = label_main_faces(faces, [p for p in paths if p[0] in inside], labels)
     evaluation = Evaluation(faces, truth)
-    measured = evaluation.impostor
     report = EvalReport(pack.name, db.display, len(labels), len(evaluation.labelled),
-                        len(set(evaluation.truth.tolist())), missing, measured.as_dict())
+                        len(set(evaluation.truth.tolist())), missing,
+                        evaluation.impostor.as_dict())
     stored = stored or {}
     for method in ALL_METHODS:
-        value, words = _configured(method, stored, analyzer.pack, threshold, budget,
-                                   evaluation, len(faces))
+        value, words, model = _configured(method, stored, analyzer.pack, threshold, budget,
+                                          faces)
         report.settings[method] = words
-        report.scores.append(evaluation.score(method, value))
-    if calibrate:
-        evaluation.impostor = measured  # the sweep asks what this library's labels say
+        report.scores.append(evaluation.score(method, value, model))
+    if calibrate:  # the sweeps use what this library's labels say (the measured model)
         for method in ALL_METHODS:
             report.calibration[method] = evaluation.sweep(method)
             report.recommended[method] = report.best(method).threshold
@@ -145,32 +144,29 @@ def run_eval(
 
 
 def _configured(method: str, stored: dict[str, Any], pack: PackInfo, threshold: float | None,
-                budget: float | None, evaluation: Evaluation, n_faces: int
-                ) -> tuple[float, str]:
-    """The parameter ``rbv cluster`` would use for ``method`` here, and it in words."""
+                budget: float | None, faces: PackFaces
+                ) -> tuple[float, str, ImpostorModel | None]:
+    """The parameter ``rbv cluster`` would use for ``method`` here, it in words, and (for
+    ``evidence``) the impostor model it would use."""
     if method == BASELINE:
         saved = (stored.get("thresholds") or {}).get(BASELINE)
         known = known_recognizer(pack.files)
         value = (threshold if threshold is not None else float(saved) if saved is not None
                  else known.thresholds.get(BASELINE, BASELINE_THRESHOLD) if known
                  else BASELINE_THRESHOLD)
-        return value, f"similarity {value:.2f}"
+        return value, f"similarity {value:.2f}", None
     as_method = Method(method)
     setting = resolve_setting(stored, pack.files, as_method,
                               threshold=threshold if as_method is not Method.evidence else None,
                               budget=budget if as_method is Method.evidence else None)
     if as_method is not Method.evidence:
         assert setting.threshold is not None
-        return setting.threshold, setting.describe()
+        return setting.threshold, setting.describe(), None
     if setting.impostor is None:  # unknown recognizer: estimate as `rbv cluster` would
-        from rbv.cluster.evidence import random_pair_similarities
-
-        pairs = random_pair_similarities(evaluation.faces.embeddings,
-                                         evaluation.faces.image_ids)
+        pairs = random_pair_similarities(faces.embeddings, faces.image_ids)
         setting = setting.with_impostor(ImpostorModel.from_pairs(pairs, robust=True),
                                         "estimated from the evaluated faces")
-    evaluation.impostor = setting.impostor or evaluation.impostor
-    return float(setting.budget or 0.0), setting.describe(n_faces)
+    return float(setting.budget or 0.0), setting.describe(len(faces)), setting.impostor
 
 
 def faces_under(paths: list[tuple[int, str, float]], folder: Path) -> set[int]:
