@@ -60,7 +60,7 @@ class Constraints:
         all_cannot = np.unique(np.concatenate(cannot_pairs), axis=0)
         must_pairs = [_pairs(must)]
         if anchors is not None:
-            must_pairs.append(_chain_pairs(np.asarray(anchors, np.int64)))
+            must_pairs.append(anchor_chain_pairs(np.asarray(anchors, np.int64)))
         all_must = np.unique(np.concatenate(must_pairs), axis=0)
         return cls(n, all_cannot, all_must,
                    None if anchors is None else np.asarray(anchors, np.int64))
@@ -127,7 +127,7 @@ def same_group_pairs(groups: NDArray[np.int64]) -> NDArray[np.int64]:
     return _pairs(out)
 
 
-def _chain_pairs(anchors: NDArray[np.int64]) -> NDArray[np.int64]:
+def anchor_chain_pairs(anchors: NDArray[np.int64]) -> NDArray[np.int64]:
     """Consecutive members of each anchor group (enough to must-link the group)."""
     idx = np.flatnonzero(anchors != NO_ANCHOR)
     if len(idx) < 2:

@@ -28,9 +28,10 @@ import heapq
 import numpy as np
 from numpy.typing import NDArray
 
-from rbv.cluster.constraints import NO_ANCHOR, Constraints, enforce
+from rbv.cluster.constraints import NO_ANCHOR, Constraints, anchor_chain_pairs, enforce
 from rbv.cluster.defaults import DEFAULT_BUDGET, ImpostorModel
 from rbv.cluster.knn import KnnGraph, normalize
+from rbv.cluster.linkage import components
 
 _CHUNK = 65_536
 
@@ -105,27 +106,10 @@ def evidence_linkage(
 
 def _starting_clusters(constraints: Constraints) -> NDArray[np.int64]:
     """Faces sharing an anchor or joined by must-links start as one cluster."""
-    n = constraints.n
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
-
-    pairs = [constraints.must]
-    if constraints.anchors is not None:
-        anchored = np.flatnonzero(constraints.anchors != NO_ANCHOR)
-        order = anchored[np.argsort(constraints.anchors[anchored], kind="stable")]
-        same = constraints.anchors[order[1:]] == constraints.anchors[order[:-1]]
-        pairs.append(np.stack([order[:-1][same], order[1:][same]], 1))
-    for a, b in np.concatenate(pairs).tolist():
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(i) for i in range(n)], np.int64)
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+    pairs = constraints.must
+    if constraints.anchors is not None:  # build() chains them into must; a bare one may not
+        pairs = np.concatenate([pairs, anchor_chain_pairs(constraints.anchors)])
+    return components(constraints.n, pairs[:, 0], pairs[:, 1])
 
 
 class _Merger:
