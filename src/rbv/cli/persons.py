@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from rbv.cli import persons_review, persons_undo
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.tables import print_table
 from rbv.cluster.methods import Method
 from rbv.jobs import persons as editing
 from rbv.store import open_database
 from rbv.store.pack_lookup import find_pack
 from rbv.store.persons import faces_of, list_persons, resolve_person
 
-app = typer.Typer(help="List, name, merge, split and fix persons. A PERSON is a uuid, a "
-                  "unique uuid prefix, or a name.", no_args_is_help=True)
+app = typer.Typer(help="List, name, merge, split and fix persons; every edit is logged "
+                  "(`history`) and can be undone (`undo`). A PERSON is a uuid, a unique uuid "
+                  "prefix, or a name.", no_args_is_help=True)
 
 PersonArg = Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what would change; "
@@ -57,13 +59,17 @@ def list_(
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
-    table = Table("id", "name", "faces", "photos", "pack", "hidden",
-                  title=f"{total:,} persons" + (f" (first {len(rows)})" if len(rows) < total
-                                                else ""))
+    packs = sorted({r.pack for r in rows})
+    # one pack: said once in the title, leaving its column's room to the names
+    title = f"{total:,} persons" + (f" of {packs[0]}" if len(packs) == 1 else "") + (
+        f" (first {len(rows)})" if len(rows) < total else "")
+    table = Table("id", "name", "faces", "photos", *(["pack"] if len(packs) > 1 else []),
+                  "hidden", title=title)
     for r in rows:
-        table.add_row(str(r.id), r.name or "-", f"{r.faces:,}", f"{r.images:,}", r.pack,
-                      "yes" if r.hidden else "")
-    Console().print(table)
+        table.add_row(str(r.id), r.name or "-", f"{r.faces:,}", f"{r.images:,}",
+                      *([r.pack] if len(packs) > 1 else []), "yes" if r.hidden else "")
+    print_table(table, optional=["photos", "hidden"] if not hidden else ["photos"],
+                whole=["id"])
 
 
 @app.command("show")
@@ -87,7 +93,7 @@ def show(ctx: typer.Context, person: PersonArg,
     for f in faces:
         table.add_row(str(f.id), f.path or "-", ",".join(f"{v:.0f}" for v in f.bbox),
                       f"{f.det_score:.2f}", f.assigned_by or "-")
-    Console().print(table)
+    print_table(table, optional=["score", "box"], whole=["face"])
 
 
 @app.command("name")
@@ -195,7 +201,7 @@ def move(
 
 @app.command("not-this-person")
 def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
-                    database: DatabaseOption = None) -> None:
+                    dry_run: DryRunOption = False, database: DatabaseOption = None) -> None:
     """Take faces out of a person for good: they are never assigned to it again (the
     next `rbv cluster` places them elsewhere).
 
@@ -203,7 +209,10 @@ def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
 
         rbv persons not-this-person "Ada Lovelace" 1207 1311
     """
-    pid, count = editing.reject(_db(ctx, database), person, faces)
+    pid, count = editing.reject(_db(ctx, database), person, faces, dry_run=dry_run)
+    if dry_run:
+        typer.echo(f"Would remove {count} face(s) from {pid}. Dry run: nothing was changed.")
+        return
     typer.echo(f"{count} face(s) removed from {pid}; they will not be assigned to it again.")
 
 
@@ -221,3 +230,9 @@ def unhide(ctx: typer.Context, persons: Annotated[list[str], typer.Argument()],
     """Show hidden persons again. Example: rbv persons unhide 77c1"""
     n = editing.hide(_db(ctx, database), persons, False)
     typer.echo(f"Unhid {n} person(s).")
+
+
+app.command("suggest")(persons_review.suggest)
+app.command("review")(persons_review.review)
+app.command("history")(persons_undo.history)
+app.command("undo")(persons_undo.undo)

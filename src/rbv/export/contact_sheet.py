@@ -55,25 +55,54 @@ def write_sheet(db: Database, faces: Sequence[SheetFace], title: str, out: Path,
                 tile: int = 128, columns: int = 8,
                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Sheet:
     """Draw ``faces`` (in order) as a grid under ``title`` and save it as PNG at ``out``."""
+    with db.connect() as conn:
+        source = PhotoSource(conn, max_pixels, long_edge=DECODE_LONG_EDGE)
+        sheet, missing = draw_sheet(source, faces, title, tile=tile, columns=columns)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
     cols, rows, width, height = sheet_size(len(faces), columns, tile)
+    return Sheet(out, len(faces), cols, rows, width, height, missing)
+
+
+def draw_sheet(source: PhotoSource, faces: Sequence[SheetFace], title: str, *,
+               tile: int = 128, columns: int = 8) -> tuple[Image.Image, list[int]]:
+    """The sheet of ``faces`` as an image, and the faces whose photo could not be read
+    (grey tiles)."""
+    cols, _, width, height = sheet_size(len(faces), columns, tile)
     sheet = Image.new("RGB", (width, height), (32, 32, 32))
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     draw.text((6, 7), title, fill=(240, 240, 240), font=font)
     missing: list[int] = []
+    for i, face in enumerate(faces):
+        x, y = (i % cols) * tile, HEADER + (i // cols) * (tile + CAPTION)
+        try:
+            crop = Image.fromarray(square_crop(source.load(face.image_id), face.bbox,
+                                               PAD, tile))
+        except ImageUnreadable:
+            missing.append(face.face_id)
+            crop = Image.new("RGB", (tile, tile), (90, 90, 90))
+        sheet.paste(crop, (x, y))
+        draw.text((x + 4, y + tile + 2), f"face {face.face_id}", fill=(220, 220, 220),
+                  font=font)
+    return sheet, missing
+
+
+def write_side_by_side(db: Database, left: tuple[str, Sequence[SheetFace]],
+                       right: tuple[str, Sequence[SheetFace]], out: Path, *,
+                       tile: int = 112, columns: int = 4,
+                       max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> list[int]:
+    """Two sheets (title, faces) next to each other in one PNG at ``out``, so two
+    persons can be compared at a glance. Returns the faces whose photo could not be
+    read."""
     with db.connect() as conn:
         source = PhotoSource(conn, max_pixels, long_edge=DECODE_LONG_EDGE)
-        for i, face in enumerate(faces):
-            x, y = (i % cols) * tile, HEADER + (i // cols) * (tile + CAPTION)
-            try:
-                crop = Image.fromarray(square_crop(source.load(face.image_id), face.bbox,
-                                                   PAD, tile))
-            except ImageUnreadable:
-                missing.append(face.face_id)
-                crop = Image.new("RGB", (tile, tile), (90, 90, 90))
-            sheet.paste(crop, (x, y))
-            draw.text((x + 4, y + tile + 2), f"face {face.face_id}", fill=(220, 220, 220),
-                      font=font)
+        a, missing_a = draw_sheet(source, left[1], left[0], tile=tile, columns=columns)
+        b, missing_b = draw_sheet(source, right[1], right[0], tile=tile, columns=columns)
+    gap = 12
+    both = Image.new("RGB", (a.width + gap + b.width, max(a.height, b.height)), (0, 0, 0))
+    both.paste(a, (0, 0))
+    both.paste(b, (a.width + gap, 0))
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
-    return Sheet(out, len(faces), cols, rows, width, height, missing)
+    both.save(out)
+    return missing_a + missing_b

@@ -1,0 +1,121 @@
+"""Precision@10 of `rbv persons suggest` on both labelled sets.
+
+Each set's faces are clustered at a strict setting (connected components at a high
+similarity, so true persons are split into fragments), then the merge suggestions are
+ranked. A suggested pair is a true merge when both persons' majority labels agree
+(labels name each photo's main face: the folder names of data/faces, labels.csv of
+data/lfw_many); a pair with an unlabelled person counts as wrong. The baselines rank the
+same candidate pairs by centroid similarity alone and by best face pair alone.
+
+Photos are indexed once into a scratch data directory (the one quality_matrix.py uses, so
+a re-run takes seconds).
+
+    uv run python scripts/suggest_precision.py
+    uv run python scripts/suggest_precision.py --threshold 0.75 --top 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from rbv.cluster.calibrations import resolve_setting
+from rbv.cluster.constraints import Constraints
+from rbv.cluster.methods import Method, cluster_embeddings
+from rbv.cluster.suggestions import MergeSuggestion, suggest_merges
+from rbv.config import Settings
+from rbv.store import open_database
+from rbv.store.migrations import apply_pending
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_matrix import SHARED, LabelledSet, load_sets  # noqa: E402
+
+
+def majority_labels(labels: np.ndarray, truth: np.ndarray) -> dict[int, str | None]:
+    out: dict[int, str | None] = {}
+    for person in np.unique(labels).tolist():
+        named = [t for t in truth[labels == person].tolist() if t is not None]
+        out[person] = Counter(named).most_common(1)[0][0] if named else None
+    return out
+
+
+def precision(pairs: list[tuple[int, int]], majority: dict[int, str | None], top: int
+              ) -> tuple[float, int]:
+    """Share of the first ``top`` pairs that are true merges, and how many were judged."""
+    head = pairs[:top]
+    true = sum(1 for a, b in head if majority[a] is not None and majority[a] == majority[b])
+    judged = sum(1 for a, b in head if majority[a] is not None and majority[b] is not None)
+    return true / max(len(head), 1), judged
+
+
+def evaluate(s: LabelledSet, threshold: float, top: int, files: dict[str, str]) -> None:
+    model = resolve_setting({}, files, Method.evidence).impostor
+    assert model is not None, "the pack has no built-in impostor model"
+    faces = s.faces
+    constraints = Constraints.build(len(faces), image_ids=faces.image_ids)
+    labels = cluster_embeddings(faces.embeddings, Method.connected, threshold, constraints)
+    majority = majority_labels(labels, s.truth)
+    started = time.perf_counter()
+    ranked = suggest_merges(faces.embeddings, labels, faces.image_ids, model)
+    seconds = time.perf_counter() - started
+    identities = {t for t in s.truth.tolist() if t is not None}
+    fragments = Counter(m for m in majority.values() if m is not None)
+    split = sum(1 for ident in identities if fragments[ident] > 1)
+    true_pairs = sum(1 for m in ranked
+                     if majority[m.a] is not None and majority[m.a] == majority[m.b])
+
+    def by(key: str) -> list[tuple[int, int]]:
+        def value(m: MergeSuggestion) -> float:
+            return m.mean if key == "mean" else m.best
+        return [(m.a, m.b) for m in sorted(ranked, key=lambda m: (-value(m), m.a, m.b))]
+
+    ours, judged = precision([(m.a, m.b) for m in ranked], majority, top)
+    base_mean, _ = precision(by("mean"), majority, top)
+    base_best, _ = precision(by("best"), majority, top)
+    r_ours = precision([(m.a, m.b) for m in ranked], majority, true_pairs)[0]
+    r_mean = precision(by("mean"), majority, true_pairs)[0]
+    r_best = precision(by("best"), majority, true_pairs)[0]
+    print(f"{s.name}: {len(faces):,} faces -> {int(labels.max()) + 1:,} persons at "
+          f"connected {threshold:g}; {split} of {len(identities):,} identities split; "
+          f"{len(ranked):,} candidate pairs ({seconds:.2f} s)")
+    print(f"  precision@{top}: suggest {ours:.2f} ({judged} of {top} judgeable) | "
+          f"centroid similarity alone {base_mean:.2f} | best pair alone {base_best:.2f} | "
+          f"ratio suggest / centroid {ours / max(base_mean, 1e-9):.2f}")
+    print(f"  R-precision (R = {true_pairs} true merges among the candidates): suggest "
+          f"{r_ours:.2f} | centroid similarity alone {r_mean:.2f} | best pair alone "
+          f"{r_best:.2f}")
+    for rank, m in enumerate(ranked[:top], 1):
+        verdict = ("true" if majority[m.a] is not None and majority[m.a] == majority[m.b]
+                   else "false")
+        print(f"  {rank:>2} {verdict:<5} p={m.probability:.3f} {m.why()}: "
+              f"{majority[m.a]} / {majority[m.b]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
+    parser.add_argument("--data", default="/tmp/rbv-quality",
+                        help="scratch data directory (kept: the photos are indexed once)")
+    parser.add_argument("--threshold", type=float, default=0.70,
+                        help="strict connected-components similarity (rbv's is 0.52)")
+    parser.add_argument("--top", type=int, default=10)
+    args = parser.parse_args()
+    settings = Settings(data_dir=Path(args.data), model_pack=args.pack)
+    db = open_database(settings, require_schema=False)
+    apply_pending(db)
+    sets = load_sets(db, settings, Path(args.pack).name)
+    with db.connect() as conn:
+        row = conn.execute("SELECT files FROM model_packs WHERE name = %s",
+                           (Path(args.pack).name,)).fetchone()
+    files = dict(row[0]) if row else {}
+    for s in sets:
+        evaluate(s, args.threshold, args.top, files)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""``rbv persons suggest`` and ``rbv persons review``: what to fix, with the command
+that fixes it (registered on the ``persons`` group)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.errors import printable
+from rbv.jobs.person_evidence import DOUBT_Z
+from rbv.jobs.review import review as review_person
+from rbv.jobs.suggest import suggest as suggest_merges
+from rbv.store import open_database
+
+
+def _label(name: str | None, person: object) -> str:
+    return f"{name} ({str(person)[:8]})" if name else str(person)[:8]
+
+
+def suggest(
+    ctx: typer.Context,
+    model_pack: ModelPackOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many pairs.")] = 20,
+    sheet: Annotated[Path | None, typer.Option(
+        "--sheet", help="Folder for one PNG per pair: the two persons' faces side by side "
+        "(NN_<keep>_<merge>.png).", show_default=False)] = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pairs of persons that are probably one person, strongest evidence first, each
+    with the command that merges them (run it to accept; `rbv persons undo` takes a
+    merge back). Persons with faces in one photo are never suggested; faces you marked
+    as different people count against a pair.
+
+    Examples:
+
+        rbv persons suggest
+
+        rbv persons suggest --limit 10 --sheet ~/merge-sheets
+    """
+    settings = settings_of(ctx, database_url=database)
+    report = suggest_merges(open_database(settings), model_pack, limit, sheet_dir=sheet,
+                            max_pixels=settings.max_image_pixels)
+    for face in report.unreadable:
+        typer.echo(f"Error: face {face}: its photo cannot be read (grey tile)", err=True)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    if not report.suggestions:
+        typer.echo(f"No merge suggestions among {report.persons:,} persons "
+                   f"({report.pack}).")
+        return
+    table = Table("rank", "keep", "merge", "score", "why",
+                  title=f"Merge suggestions ({report.pack}, {report.persons:,} persons)")
+    for s in report.suggestions:
+        table.add_row(str(s.rank), _label(s.keep.name, s.keep.id),
+                      _label(s.other.name, s.other.id), f"{s.probability:.2f}", s.why)
+    Console().print(table)
+    typer.echo("score: the chance that the pair is one person, from how rarely two "
+               f"different people look this alike (impostor model: {report.impostor_source}).")
+    typer.echo("To accept a suggestion, run its command:")
+    for s in report.suggestions:
+        typer.echo(f"  {s.rank:>2}  {s.command}")
+    for path in report.sheets:
+        typer.echo(f"Wrote {path}")
+
+
+def review(
+    ctx: typer.Context,
+    person: Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")],
+    limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 40,
+    sheet: Annotated[Path | None, typer.Option(
+        "--sheet", help="Also write a contact sheet PNG of the faces in this order.",
+        show_default=False)] = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A person's faces, the least typical first (lowest average similarity to its
+    other faces), with the command that takes the doubtful ones out at once.
+
+    Examples:
+
+        rbv persons review "Ada Lovelace"
+
+        rbv persons review 3f2a --limit 20 --sheet ada.png
+    """
+    settings = settings_of(ctx, database_url=database)
+    report = review_person(open_database(settings), person, limit, sheet=sheet,
+                           max_pixels=settings.max_image_pixels)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    row = report.person
+    table = Table("face", "similarity", "z", "", "photo",
+                  title=f"{_label(row.name, row.id)}: {row.faces:,} faces, least typical first")
+    for f in report.faces:
+        table.add_row(str(f.id), f"{f.similarity:.2f}",
+                      "-" if f.z == float("inf") else f"{f.z:.1f}",
+                      "doubtful" if f.doubtful else "", printable(f.path or "-"))
+    Console().print(table)
+    typer.echo("similarity: average with the person's other faces; z: how far above what "
+               f"a stranger would reach (below {DOUBT_Z:g}: doubtful).")
+    if report.command:
+        typer.echo(f"{len(report.doubtful)} doubtful face(s); to take them out for good:")
+        typer.echo(f"  {report.command}")
+    else:
+        typer.echo("No face looks out of place. To take faces out: rbv persons "
+                   "not-this-person PERSON FACE [FACE...]")
+    if report.sheet:
+        typer.echo(f"Wrote {report.sheet}")

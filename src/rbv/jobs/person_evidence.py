@@ -1,0 +1,137 @@
+"""The evidence reviews rest on: a pack's persons, their faces' embeddings and the
+recognizer's impostor model, read once; merge suggestions and each person's least
+typical faces computed from it (shared by ``persons suggest``, ``persons review`` and
+``rbv site``)."""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+
+from rbv.cluster.calibrations import resolve_setting
+from rbv.cluster.defaults import ImpostorModel, Method
+from rbv.cluster.evidence import random_pair_similarities
+from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
+from rbv.store.assignments import PackFaces, load_faces
+from rbv.store.pack_lookup import find_pack, pack_files, pack_row, pack_settings
+from rbv.store.packs import PackRow
+from rbv.store.persons import PersonRow, list_persons, pack_of
+from rbv.store.review import person_conflicts
+
+DOUBT_Z = 3.0
+"""A face whose average similarity to the rest of its person is less than this many
+impostor spreads above chance could as well be a stranger: `review` and the site offer
+it for `not-this-person`."""
+ESTIMATE_SAMPLE = 20_000
+
+
+@dataclass(frozen=True)
+class PersonEvidence:
+    """One pack's persons (not hidden, with faces) and their faces."""
+
+    pack: PackRow
+    persons: list[PersonRow]  # most faces first
+    faces: PackFaces  # the faces of ``persons``
+    codes: np.ndarray  # per face row: index into ``persons``
+    model: ImpostorModel
+    model_source: str
+
+    def rows_of(self, index: int) -> np.ndarray:
+        return np.flatnonzero(self.codes == index)
+
+
+def load_evidence(conn: psycopg.Connection, pack_name: str | None,
+                  person: uuid.UUID | None = None) -> PersonEvidence:
+    """The pack's visible persons and faces (of ``person`` alone, when given: its pack
+    is then the one used)."""
+    pack = (pack_row(conn, pack_of(conn, person)) if person is not None
+            else find_pack(conn, pack_name))
+    persons = [p for p in list_persons(conn, pack.id, include_hidden=person is not None)
+               if p.faces > 0 and (person is None or p.id == person)]
+    faces = load_faces(conn, pack, persons=[p.id for p in persons])
+    index = {p.id: i for i, p in enumerate(persons)}
+    codes = np.array([index.get(p, -1) if p is not None else -1 for p in faces.person_ids],
+                     np.int64)
+    setting = resolve_setting(pack_settings(conn, pack.id), pack_files(conn, pack.id),
+                              Method.evidence)
+    model, source = setting.impostor, setting.impostor_source
+    if model is None:
+        sample = load_faces(conn, pack, sample=ESTIMATE_SAMPLE)
+        pairs = random_pair_similarities(sample.embeddings, sample.image_ids)
+        model, source = ((ImpostorModel.from_pairs(pairs, robust=True),
+                          f"estimated from {len(sample):,} faces of this library")
+                         if len(pairs) >= 100 else
+                         (ImpostorModel(0.1, 0.09, 0.02), "a generic guess (too few faces)"))
+    return PersonEvidence(pack, persons, faces, codes, model, source)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Two persons that are probably one; ``keep`` is the one the merge keeps."""
+
+    rank: int
+    keep: PersonRow
+    other: PersonRow
+    probability: float
+    log10_chance: float
+    why: str
+    best_faces: tuple[int, int]  # face ids: keep's, other's
+
+    @property
+    def command(self) -> str:
+        return f"rbv persons merge {self.keep.id} {self.other.id}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"rank": self.rank, "keep": self.keep.as_dict(), "merge": self.other.as_dict(),
+                "probability": round(self.probability, 4),
+                "log10_chance": round(self.log10_chance, 2), "why": self.why,
+                "best_faces": list(self.best_faces), "command": self.command}
+
+
+def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
+                      limit: int | None) -> list[Suggestion]:
+    """Ranked merge suggestions, strongest first. The merge keeps the named person
+    (else the one with more faces), so a name is never lost."""
+    index = {p.id: i for i, p in enumerate(evidence.persons)}
+    conflicts: dict[tuple[int, int], int] = {}
+    for (one, two), n in person_conflicts(conn, evidence.pack.id).items():
+        if one in index and two in index:
+            key = (min(index[one], index[two]), max(index[one], index[two]))
+            conflicts[key] = conflicts.get(key, 0) + n
+    ranked = suggest_merges(evidence.faces.embeddings, evidence.codes,
+                            evidence.faces.image_ids, evidence.model, conflicts=conflicts,
+                            limit=limit)
+    out = []
+    for rank, m in enumerate(ranked, 1):
+        a, b = evidence.persons[m.a], evidence.persons[m.b]
+        fa, fb = (int(evidence.faces.ids[r]) for r in m.best_faces)
+        if (b.name and not a.name) or (bool(b.name) == bool(a.name) and b.faces > a.faces):
+            a, b, fa, fb = b, a, fb, fa
+        why = m.why()
+        if a.name and b.name:
+            why += f"; both are named: the merge keeps {a.name!r}"
+        out.append(Suggestion(rank, a, b, m.probability, m.log10_chance, why, (fa, fb)))
+    return out
+
+
+def faces_least_typical_first(evidence: PersonEvidence, index: int
+                              ) -> list[tuple[int, FaceFit]]:
+    """(face id, fit) of person ``index``'s faces, least typical first."""
+    rows = evidence.rows_of(index)
+    fits = least_typical_first(evidence.faces.embeddings[rows], evidence.model)
+    return [(int(evidence.faces.ids[rows[f.row]]), f) for f in fits]
+
+
+def doubtful(fits: list[tuple[int, FaceFit]]) -> list[int]:
+    """Face ids that fit their person no better than a stranger might (see DOUBT_Z)."""
+    return [face for face, fit in fits if fit.z < DOUBT_Z]
+
+
+def reject_command(person: uuid.UUID | str, faces: list[int]) -> str:
+    """The command that takes ``faces`` out of ``person`` for good."""
+    return (f"rbv persons not-this-person {shlex.quote(str(person))} "
+            + " ".join(map(str, faces)))

@@ -1,0 +1,73 @@
+"""``rbv persons review PERSON``: a person's faces, the least typical first, and the
+one command that takes the doubtful ones out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rbv.errors import ConfigError
+from rbv.export.contact_sheet import SheetFace, write_sheet
+from rbv.jobs.person_evidence import (
+    DOUBT_Z,
+    doubtful,
+    faces_least_typical_first,
+    load_evidence,
+    reject_command,
+)
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.store import Database
+from rbv.store.persons import PersonRow, resolve_person
+from rbv.store.review import shown_faces
+
+
+@dataclass(frozen=True)
+class ReviewedFace:
+    id: int
+    path: str | None
+    similarity: float  # average similarity to the person's other faces
+    z: float  # that against the impostor model: below DOUBT_Z it could be anyone
+    doubtful: bool
+
+    def as_dict(self) -> dict[str, object]:
+        z = self.z if self.z != float("inf") else None
+        return {"id": self.id, "path": self.path, "similarity": round(self.similarity, 4),
+                "z": None if z is None else round(z, 2), "doubtful": self.doubtful}
+
+
+@dataclass(frozen=True)
+class ReviewReport:
+    person: PersonRow
+    faces: list[ReviewedFace]  # least typical first (at most the limit asked for)
+    doubtful: list[int]  # every doubtful face of the person, least typical first
+    command: str | None  # takes the doubtful faces out; None when there are none
+    sheet: Path | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"person": self.person.as_dict(), "doubt_z": DOUBT_Z,
+                "faces": [f.as_dict() for f in self.faces], "doubtful": self.doubtful,
+                "command": self.command, "sheet": str(self.sheet) if self.sheet else None}
+
+
+def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
+           max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> ReviewReport:
+    """Person ``ref``'s faces, least typical first (at most ``limit``); with ``sheet``, a
+    contact sheet of them in that order."""
+    with db.connect() as conn:
+        person = resolve_person(conn, ref)
+        evidence = load_evidence(conn, None, person)
+        if not evidence.persons:
+            raise ConfigError(f"person {ref!r} has no faces to review")
+        fits = faces_least_typical_first(evidence, 0)
+        shown = {f.id: f for f in shown_faces(conn, [f for f, _ in fits[:limit]])}
+    bad = doubtful(fits)
+    faces = [ReviewedFace(f, shown[f].path if f in shown else None, fit.mean, fit.z,
+                          f in bad) for f, fit in fits[:limit]]
+    row = evidence.persons[0]
+    command = reject_command(ref, bad) if bad else None
+    if sheet is not None:
+        tiles = [SheetFace(shown[f.id].id, shown[f.id].image_id, shown[f.id].bbox)
+                 for f in faces if f.id in shown]
+        title = f"{row.name or row.id}: least typical first"
+        write_sheet(db, tiles, title, sheet, max_pixels=max_pixels)
+    return ReviewReport(row, faces, bad, command, sheet)

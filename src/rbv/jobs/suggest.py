@@ -1,0 +1,73 @@
+"""``rbv persons suggest``: persons that are probably one person, ranked by evidence,
+optionally with a side-by-side contact sheet per pair."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rbv.export.contact_sheet import SheetFace, write_side_by_side
+from rbv.jobs.person_evidence import (
+    PersonEvidence,
+    Suggestion,
+    faces_least_typical_first,
+    load_evidence,
+    merge_suggestions,
+)
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.store import Database
+from rbv.store.review import shown_faces
+
+SHEET_FACES = 8
+"""Faces per person on a suggestion's sheet: the best-matching one, then the most
+typical."""
+
+
+@dataclass
+class SuggestReport:
+    pack: str
+    persons: int
+    impostor_source: str
+    suggestions: list[Suggestion]
+    sheets: list[Path] = field(default_factory=list)
+    unreadable: list[int] = field(default_factory=list)  # faces shown as grey tiles
+
+    def as_dict(self) -> dict[str, object]:
+        return {"pack": self.pack, "persons": self.persons,
+                "impostor_model": self.impostor_source,
+                "suggestions": [s.as_dict() for s in self.suggestions],
+                "sheets": [str(p) for p in self.sheets], "unreadable_faces": self.unreadable}
+
+
+def suggest(db: Database, pack_name: str | None, limit: int, *, sheet_dir: Path | None = None,
+            max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> SuggestReport:
+    """The ``limit`` strongest merge suggestions of the pack; with ``sheet_dir``, a PNG
+    per suggestion (``NN_<keep>_<merge>.png``: the two persons side by side)."""
+    with db.connect() as conn:
+        evidence = load_evidence(conn, pack_name)
+        suggestions = merge_suggestions(conn, evidence, limit)
+    report = SuggestReport(evidence.pack.name, len(evidence.persons), evidence.model_source,
+                           suggestions)
+    if sheet_dir is None:
+        return report
+    for s in suggestions:
+        left = _sheet_faces(db, evidence, s, keep=True)
+        right = _sheet_faces(db, evidence, s, keep=False)
+        out = sheet_dir / f"{s.rank:02d}_{str(s.keep.id)[:8]}_{str(s.other.id)[:8]}.png"
+        report.unreadable += write_side_by_side(
+            db, (f"keep {s.keep.name or str(s.keep.id)[:8]} ({s.keep.faces} faces)", left),
+            (f"merge {s.other.name or str(s.other.id)[:8]} ({s.other.faces} faces)", right),
+            out, max_pixels=max_pixels)
+        report.sheets.append(out)
+    return report
+
+
+def _sheet_faces(db: Database, evidence: PersonEvidence, s: Suggestion, *,
+                 keep: bool) -> list[SheetFace]:
+    person = s.keep if keep else s.other
+    best = s.best_faces[0 if keep else 1]
+    index = next(i for i, p in enumerate(evidence.persons) if p.id == person.id)
+    typical = [f for f, _ in reversed(faces_least_typical_first(evidence, index))]
+    ids = [best, *[f for f in typical if f != best]][:SHEET_FACES]
+    with db.connect() as conn:
+        return [SheetFace(f.id, f.image_id, f.bbox) for f in shown_faces(conn, ids)]

@@ -1,0 +1,60 @@
+"""What reviewing persons reads: the manual decisions that stand between two persons,
+and the faces to show (box, photo, one path)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import psycopg
+
+
+def person_conflicts(conn: psycopg.Connection, pack_id: int
+                     ) -> dict[tuple[uuid.UUID, uuid.UUID], int]:
+    """Per pair of persons (the smaller uuid first): how many cannot-links join a face
+    of one to a face of the other, plus faces of one that a user rejected from the
+    other ("not this person")."""
+    rows = conn.execute(
+        """
+        SELECT least(fa.person_id, fb.person_id), greatest(fa.person_id, fb.person_id),
+               count(*)
+        FROM cannot_links c
+        JOIN face_detections fa ON fa.id = c.face_a
+        JOIN face_detections fb ON fb.id = c.face_b
+        WHERE fa.pack_id = %(pack)s AND fa.person_id <> fb.person_id
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT least(r.person_id, f.person_id), greatest(r.person_id, f.person_id), count(*)
+        FROM person_rejections r JOIN face_detections f ON f.id = r.face_id
+        WHERE f.pack_id = %(pack)s AND f.person_id <> r.person_id
+        GROUP BY 1, 2
+        """,
+        {"pack": pack_id},
+    ).fetchall()
+    out: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+    for a, b, n in rows:
+        out[(a, b)] = out.get((a, b), 0) + int(n)
+    return out
+
+
+@dataclass(frozen=True)
+class ShownFace:
+    """A face as a review shows it."""
+
+    id: int
+    image_id: int
+    bbox: tuple[float, float, float, float]
+    path: str | None
+
+
+def shown_faces(conn: psycopg.Connection, face_ids: list[int]) -> list[ShownFace]:
+    """Box, photo and one path (the first discovered) of each face, in the order given."""
+    rows = {int(r[0]): ShownFace(int(r[0]), int(r[1]), (r[2], r[3], r[4], r[5]), r[6])
+            for r in conn.execute(
+                """
+                SELECT f.id, f.image_id, f.x1, f.y1, f.x2, f.y2,
+                       (SELECT p.path FROM image_paths p WHERE p.image_id = f.image_id
+                        ORDER BY p.id LIMIT 1)
+                FROM face_detections f WHERE f.id = ANY(%s::bigint[])
+                """, ([int(f) for f in face_ids],))}
+    return [rows[f] for f in face_ids if f in rows]
