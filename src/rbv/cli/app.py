@@ -209,7 +209,7 @@ app = typer.Typer(
     "Data lives in PostgreSQL + pgvector: rbv's own embedded server by default, "
     "or the server named by --database / DATABASE_URL.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,  # never print locals (they may hold secrets)
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -10,6 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.tables import print_table
 from rbv.jobs.dedup import DedupParams, run_dedup
 from rbv.store import open_database
 
@@ -65,10 +66,10 @@ def dedup(
     exact = Table("sha256", "paths", title=f"{len(report.exact)} byte-identical groups")
     for g in report.exact:
         exact.add_row(g.sha256[:12], "\n".join(g.paths))
-    out.print(exact)
+    print_table(exact, whole=["sha256"], console=out)
     near = Table("group", "photos", "max bits", "by face",
                  title=f"{len(report.near)} near-duplicate groups among {report.images:,} "
                  "photos")
     for i, n in enumerate(report.near, 1):
         near.add_row(str(i), "\n".join(n.paths), str(n.max_bits), "yes" if n.by_face else "")
-    out.print(near)
+    print_table(near, console=out)

@@ -18,6 +18,7 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.progress import ProgressReporter
+from rbv.cli.tables import print_table
 from rbv.cluster.calibrations import DEFAULT_METHOD
 from rbv.cluster.evaluation import BASELINE
 from rbv.errors import ConfigError
@@ -101,7 +102,7 @@ def _print(report: EvalReport) -> None:
         table.add_row(s.method, report.settings[s.method], str(s.clusters),
                       f"{s.pairwise.precision:.3f} / {s.pairwise.recall:.3f} / {s.pairwise.f1:.3f}",
                       f"{s.bcubed.precision:.3f} / {s.bcubed.recall:.3f} / {s.bcubed.f1:.3f}")
-    console.print(table)
+    print_table(table, console=console)
     m = report.impostor
     console.print(f"Different-person similarity on these labels: mean {m['mu']:.3f}, "
                   f"spread {m['sigma']:.3f} (the evidence method's impostor model).")
@@ -114,7 +115,7 @@ def _print(report: EvalReport) -> None:
         lo, hi = report.plateaus[method]
         best.add_row(method, s.parameter, f"{s.threshold:g}", f"{lo:g} – {hi:g}",
                      str(s.clusters), f"{s.pairwise.f1:.3f}", f"{s.bcubed.f1:.3f}")
-    console.print(best)
+    print_table(best, optional=["range within 0.005 F", "clusters"], console=console)
     default = next(s for s in report.scores if s.method == DEFAULT_METHOD.value)
     base = report.best(BASELINE)
     console.print(f"Default ({DEFAULT_METHOD.value}, as `rbv cluster` would run it) vs "

@@ -20,6 +20,7 @@ from rbv.cli.common import (
     print_json,
     settings_of,
 )
+from rbv.cli.tables import print_table
 from rbv.jobs.analyzer import load_face_analyzer
 from rbv.jobs.export_swap import WEIGHTS, SwapParams, export_swap
 from rbv.store import open_database
@@ -98,4 +99,5 @@ def export_swap_command(
         table.add_row(s["faceset"], s["name"] or "-", *(str(s[k]) for k in (
             "faces_in", "outliers", "too_small", "duplicates", "dropped", "written",
             "candidates")))
-    Console().print(table)
+    print_table(table, optional=["candidates", "dups", "small", "outliers"],
+                whole=["faceset"])

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from rbv.cli.common import (
@@ -19,6 +18,7 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.progress import ProgressReporter
+from rbv.cli.tables import print_table
 from rbv.jobs.analyzer import load_face_analyzer
 from rbv.jobs.import_folders import ImportParams, import_folders
 from rbv.jobs.index import run_index
@@ -90,7 +90,7 @@ def import_folders_command(
     for i in report.identities:
         table.add_row(i.name, str(i.photos), str(i.faces), str(i.after_first_pass),
                       str(i.kept), str(i.assigned), "yes" if i.created else "")
-    Console().print(table)
+    print_table(table, optional=["pass 1", "new"])
     for r in report.routed:
         typer.echo(f"{r.path}: face {r.face_id} → {r.identity} (distance {r.distance:.2f})")
     for k in report.skipped:

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.tables import print_table
 from rbv.jobs.recording import close_dead_runs_here
 from rbv.jobs.stats import library_report, looks_loose
 from rbv.store import open_database
@@ -33,13 +34,17 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
         f"Images: {im['images']:,} ({im['catalogued']:,} catalogued, {im['failed']:,} failed), "
         f"{im['paths']:,} paths, {im['bytes'] / 1e9:.2f} GB ({db.display})"
     )
+    if im["missing_paths"]:
+        console.print(f"Missing: {im['missing_paths']:,} paths, {im['missing_images']:,} "
+                      "photos found at no other path (`rbv prune` removes them).")
     packs = Table("pack", "dim", "scanned", "scan failures", "faces", "unassigned", "persons",
                   "named", title="Per model pack")
     for p in report["packs"]:
         packs.add_row(p["pack"], str(p["embedding_dim"]), f"{p['images_scanned']:,}",
                       f"{p['scan_failures']:,}", f"{p['faces']:,}", f"{p['unassigned_faces']:,}",
                       f"{p['persons']:,}", f"{p['named_persons']:,}")
-    console.print(packs)
+    print_table(packs, optional=["scan failures", "dim", "named"], whole=["pack"],
+                console=console)
     for p in report["packs"]:
         check = p["clustering"]
         line = f"{p['pack']}: {check['setting']}."
@@ -58,4 +63,4 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
         for r in report["last_runs"]:
             runs.add_row(r["command"], r["status"], f"{r['started_at']:%Y-%m-%d %H:%M}",
                          f"{r['finished_at']:%H:%M:%S}" if r["finished_at"] else "-")
-        console.print(runs)
+        print_table(runs, console=console)

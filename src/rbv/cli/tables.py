@@ -1,0 +1,60 @@
+"""Tables that fit the terminal without cutting what users need to read or copy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Column, Table
+
+
+def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[str] = (),
+                console: Console | None = None) -> None:
+    """Print ``table`` so that no cell is cut short with "…" (Rich's default, which turns
+    ids, names and pack names into ``facese…`` at 80 columns). While the table cannot fit
+    the terminal with every word whole, the ``optional`` columns are left out, in that
+    order. Then every column gets its longest word where there is room, and cells wrap
+    between words; where there is not, the widest columns not named in ``whole`` (ids
+    users copy) are narrowed and their long words folded onto the next line, never
+    shortened."""
+    console = console or Console()
+    table.box = box.SIMPLE_HEAD  # no vertical rules: more room for the cells
+    for column in table.columns:
+        column.overflow = "fold"
+    for header in optional:
+        if narrowest(table) <= console.width:
+            break
+        table.columns = [c for c in table.columns if c.header != header]
+        for index, column in enumerate(table.columns):
+            column._index = index  # Rich pads the first and last column by position
+    room = console.width - (narrowest(table) - sum(_widths(c)[0] for c in table.columns))
+    widths = [_widths(c)[0] for c in table.columns]
+    narrowable = [i for i, c in enumerate(table.columns) if c.header not in whole]
+    while sum(widths) > room and narrowable:
+        widest = max(narrowable, key=lambda i: widths[i])
+        if widths[widest] <= 4:
+            break
+        widths[widest] -= 1
+    spare = room - sum(widths)
+    for column, width in zip(table.columns, widths, strict=True):
+        extra = max(0, min(spare, _widths(column)[1] - width))
+        spare -= extra
+        # fixed widths: Rich itself narrows the widest columns first, splitting words
+        # (a 36-character id) that would have fitted
+        column.width = width + extra
+    console.print(table)
+
+
+def narrowest(table: Table) -> int:
+    """The table's width with every column as narrow as its longest word (header
+    included), plus padding and rules."""
+    return sum(_widths(c)[0] + 2 for c in table.columns) + len(table.columns) + 1
+
+
+def _widths(column: Column) -> tuple[int, int]:
+    """(longest word, longest cell) of the column, header included."""
+    cells = [str(cell) for cell in [column.header, *column.cells]]
+    words = [cell_len(w) for cell in cells for w in cell.split()]
+    return max(words, default=1), max((cell_len(c) for c in cells), default=1)

@@ -1,0 +1,85 @@
+"""What users read at an 80-column terminal, and shell completion."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from rbv.cli.tables import print_table
+from rbv.config import Settings
+from tests.conftest import run_cli
+
+LONG_NAME = "Arnold_Schwarzenegger"
+
+
+def _rendered(table: Table, **kwargs: object) -> str:
+    out = io.StringIO()
+    print_table(table, console=Console(file=out, width=80), **kwargs)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def test_a_wide_table_leaves_out_optional_columns_before_cutting_a_name() -> None:
+    table = Table("faceset", "name", "in", "outliers", "small", "dups", "dropped", "written",
+                  "candidates")
+    table.add_row("faceset_001", "Jerry_Seinfeld", "12", "1", "2", "3", "0", "10", "4")
+    text = _rendered(table, optional=["candidates", "dups"])
+    assert "faceset_001" in text and "Jerry_Seinfeld" in text and "…" not in text
+    assert "candidates" not in text and "written" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_persons_list_at_80_columns_shows_whole_ids_names_and_pack(
+    cli, faces_settings: Settings
+) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.46").exit_code == 0
+    persons = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
+    assert run_cli(cli, "-d", url, "persons", "name", persons[0]["id"], LONG_NAME
+                   ).exit_code == 0
+    result = run_cli(cli, "-d", url, "persons", "list", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout
+    for person in persons:
+        assert any(person["id"] in line for line in lines), person["id"]
+    named = next(line for line in lines if persons[0]["id"] in line)
+    assert LONG_NAME in named
+    assert "persons of scrfd_sface" in result.stdout  # one pack: named once, in the title
+    stats = run_cli(cli, "-d", url, "stats", env={"COLUMNS": "80"})
+    assert stats.exit_code == 0, stats.output
+    assert "…" not in stats.stdout and "scrfd_sface " in stats.stdout
+
+
+def _rbv() -> str:
+    return str(Path(sys.executable).parent / "rbv")
+
+
+def test_shell_completion_is_shown_installed_and_completes_commands(
+    cli, tmp_path: Path
+) -> None:
+    shown = run_cli(cli, "--show-completion", "bash")
+    assert shown.exit_code == 0, shown.output
+    assert "_RBV_COMPLETE=complete_bash" in shown.stdout
+
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    installed = subprocess.run([_rbv(), "--install-completion", "bash"], env=env,
+                               capture_output=True, text=True, check=False)
+    assert installed.returncode == 0, installed.stderr
+    assert "rbv" in (tmp_path / ".bashrc").read_text()
+    assert "_RBV_COMPLETE" in (tmp_path / ".bash_completions" / "rbv.sh").read_text()
+
+    # what bash asks when the user presses Tab after `rbv ref` and `rbv refine --min-i`
+    for words, expected in (("rbv ref", "refine"), ("rbv refine --min-i", "--min-images")):
+        done = subprocess.run([_rbv()], capture_output=True, text=True, check=False, env={
+            **env, "_RBV_COMPLETE": "complete_bash", "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - 1)})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [expected]
