@@ -261,6 +261,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-xmp": ("rbv.cli.export_xmp", "export_xmp_command"),
     "import-xmp": ("rbv.cli.import_xmp", "import_xmp_command"),
     "photos": ("rbv.cli.photos", "photos_command"),
+    "site": ("rbv.cli.site", "site"),
+    "audit": ("rbv.cli.audit", "audit"),
+    "prune": ("rbv.cli.prune", "prune"),
 }
 """Every command: its module and the function (or Typer app) in it. A command's module,
 and the libraries it needs, are imported only when that command runs, so `rbv --help`

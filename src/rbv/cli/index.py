@@ -58,6 +58,11 @@ def index(
     that fails is reported on one line, recorded with its reason, and retried on the
     next run; the exit code is then 3.
 
+    A catalogued file gone from a folder named here is marked missing (its
+    faces stay until `rbv prune`); one found at a new path with the same
+    content is a move (same image, faces and person). Folders not named, or
+    that cannot be read, never mark anything missing.
+
     Image types are told by content, not by file name. In a gallery (a folder with
     index.json and tn/) the tn/ thumbnails are skipped.
 
@@ -105,6 +110,13 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
                 f"({c.unchanged:,} unchanged); nothing was written.")
     text = (f"Catalogued {c.files:,} files: {c.new_images:,} new images, {c.aliases:,} aliases, "
             f"{c.unchanged:,} unchanged, {c.not_images:,} not images, {c.failed:,} failed.")
+    if c.moved or c.missing or c.returned:
+        text += f" {c.moved:,} moved, {c.missing:,} missing"
+        text += f", {c.returned:,} back." if c.returned else "."
+        if c.missing:
+            text += " Missing photos keep their faces until `rbv prune`."
+    for note in c.notes:
+        text += f" Note: {note}."
     if s.embed is not None:
         e = s.embed
         text += (f" Scanned {e.images:,} images: {e.faces:,} faces, "

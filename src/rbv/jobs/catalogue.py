@@ -3,10 +3,19 @@
 Each new or changed file is read once on a worker thread (streaming sha256 and the
 header: type by content, size after EXIF orientation, EXIF); results are written in
 batches. A path whose size and mtime match the catalogue is skipped without hashing.
+
+Then the walked folders are compared with the catalogue: a catalogued path inside a
+target folder that the walk did not find, and that does not exist, is marked missing
+(the image and its faces stay until ``rbv prune``); one whose content is at another
+path is a move (the old path is dropped). Nothing is marked under a target that could
+not be walked, under a folder the walk could not enter, or under a target that looks
+unmounted (it holds no file at all), nor under folders not named on this run.
 """
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,11 +28,19 @@ from rbv.config import Settings
 from rbv.errors import ImageUnreadable
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import probe_image
-from rbv.media.discovery import FoundFile, PathFilter, WalkProblem, discover
+from rbv.media.discovery import FoundFile, PathFilter, WalkProblem, discover, walk_root
 from rbv.media.hashing import digest_file
 from rbv.media.sniff import looks_like_image_name, sniff_format
 from rbv.store import Database
 from rbv.store.images import CataloguedFile, known_paths, record_unreadable, save_catalogued
+from rbv.store.missing import (
+    failures_under,
+    forget_failures,
+    mark_missing,
+    paths_under,
+    settle_moves,
+    unmark_missing,
+)
 
 _BATCH = 256
 
@@ -38,13 +55,18 @@ class CatalogueSummary:
     aliases: int = 0  # new paths of content already catalogued
     not_images: int = 0  # files that are not images by content nor by name (ignored)
     failed: int = 0  # image files that could not be catalogued
+    moved: int = 0  # old paths dropped: the content is at another path
+    missing: int = 0  # paths newly marked missing (no other path shows the content)
+    returned: int = 0  # paths marked missing before, found again
     problems: list[Problem] = field(default_factory=list)  # failed files + walk problems
+    notes: list[str] = field(default_factory=list)  # said, not failures (an empty target)
 
     def as_dict(self) -> dict[str, object]:
         return {"files": self.files, "unchanged": self.unchanged,
                 "new_images": self.new_images, "aliases": self.aliases,
                 "not_images": self.not_images, "failed": self.failed,
-                "problems": [str(p) for p in self.problems]}
+                "moved": self.moved, "missing": self.missing, "returned": self.returned,
+                "problems": [str(p) for p in self.problems], "notes": self.notes}
 
 
 @dataclass(frozen=True)
@@ -115,14 +137,17 @@ def run_catalogue(
     report = reporter or SilentReporter()
     summary = CatalogueSummary()
     found: list[FoundFile] = []
+    unwalked: list[str] = []
     for item in discover(targets, path_filter):
         if isinstance(item, WalkProblem):
             problem = Problem(str(item.path), item.reason)
             summary.problems.append(problem)
             report.problem(problem)
+            unwalked.append(str(item.path))
         else:
             found.append(item)
     summary.files = len(found)
+    alias_images: Counter[int] = Counter()  # image id -> new paths of it this run
     report.stage("catalogue", len(found))
     with db.connect(autocommit=True) as conn, ThreadPoolExecutor(
         max(1, settings.concurrency), thread_name_prefix="rbv-read"
@@ -132,6 +157,8 @@ def run_catalogue(
             todo = []
             for f in batch:
                 k = known.get(str(f.path))
+                if k is not None and k.missing:
+                    summary.returned += 1
                 if k is not None and k.unchanged(f.size, f.mtime):
                     summary.unchanged += 1
                 else:
@@ -141,14 +168,68 @@ def run_catalogue(
                 summary.new_images += len(todo)
                 report.advance(len(todo))
                 continue
+            unmark_missing(conn, [str(f.path) for f in batch
+                                  if (k := known.get(str(f.path))) and k.missing])
             results = list(pool.map(lambda f: read_file(f, settings.max_image_pixels), todo))
-            _store(conn, results, summary, report)
+            alias_images.update(_store(conn, results, summary, report))
+        if not dry_run:
+            with conn.transaction():
+                _notice_gone(conn, targets, {str(f.path) for f in found}, unwalked, summary,
+                             alias_images)
     return summary
 
 
+def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path], found: set[str],
+                 unwalked: list[str], summary: CatalogueSummary,
+                 alias_images: Counter[int]) -> None:
+    """Mark missing the catalogued files of the walked target folders that are gone;
+    drop the old paths of moved files (and count them as moves, not aliases)."""
+    marked: set[int] = set()
+    for target in targets:
+        root = walk_root(target)
+        prefix = str(root).rstrip("/") + "/"
+        if not root.is_dir() or _inside(str(root), unwalked):
+            continue
+        known = [k for k in paths_under(conn, str(root)) if not k.missing]
+        absent = [k for k in known if k.path not in found and not _inside(k.path, unwalked)]
+        if absent and not any(p.startswith(prefix) for p in (*found, *unwalked)):
+            summary.notes.append(
+                f"{root} holds no files (is the disk mounted?); none of its "
+                f"{len(known):,} catalogued paths was marked missing")
+            continue
+        marked.update(mark_missing(conn, [k.id for k in absent if _gone(k.path)]))
+        forget_failures(conn, [p for p in failures_under(conn, str(root))
+                               if p not in found and not _inside(p, unwalked) and _gone(p)])
+    moved = settle_moves(conn)
+    summary.moved = len(moved)
+    summary.missing = len(marked - {path_id for path_id, _ in moved})
+    for _, image_id in moved:
+        if alias_images[image_id] > 0:  # its new path was counted as an alias
+            alias_images[image_id] -= 1
+            summary.aliases -= 1
+
+
+def _inside(path: str, folders: list[str]) -> bool:
+    """``path`` is one of ``folders`` or inside one."""
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def _gone(path: str) -> bool:
+    """The file does not exist (any other error, such as no permission, is not proof)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: CatalogueSummary,
-           report: Reporter) -> None:
+           report: Reporter) -> list[int]:
+    """Write one batch; returns the image ids that gained a new path (aliases)."""
     files = [r for r in results if isinstance(r, CataloguedFile)]
+    aliases: list[int] = []
     with conn.transaction():
         saved = save_catalogued(conn, files)
         for r in results:
@@ -169,6 +250,7 @@ def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: Catalo
             report.advance()
         else:
             summary.aliases += 1
+            aliases.append(s.image_id)
             report.advance()
     for r in results:
         if isinstance(r, _Unreadable):
@@ -180,6 +262,7 @@ def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: Catalo
         elif isinstance(r, _NotImage):
             summary.not_images += 1
             report.advance()
+    return aliases
 
 
 def _chunks(items: list[FoundFile], size: int) -> Iterator[list[FoundFile]]:

@@ -74,6 +74,12 @@ def missing_targets(targets: Sequence[Path]) -> list[Path]:
     return [t for t in targets if not os.path.exists(t.expanduser())]
 
 
+def walk_root(target: Path) -> Path:
+    """The absolute path a target is walked from: as given, symlinks kept (not resolved),
+    so catalogued paths read as the user wrote them."""
+    return Path(os.path.abspath(target.expanduser()))
+
+
 def discover(
     targets: Sequence[Path], path_filter: PathFilter | None = None
 ) -> Iterator[FoundFile | WalkProblem]:
@@ -85,7 +91,7 @@ def discover(
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
     for target in targets:
-        target = Path(os.path.abspath(target.expanduser()))
+        target = walk_root(target)
         try:
             st = target.stat()
         except OSError as exc:

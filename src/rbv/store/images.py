@@ -21,6 +21,7 @@ class KnownPath:
     size_bytes: int | None
     mtime: datetime | None
     status: str  # of its image: ok | failed | pending
+    missing: bool = False  # marked missing by an earlier index run
 
     def unchanged(self, size: int, mtime: float) -> bool:
         """Same size and modification time as on disk, and catalogued fine."""
@@ -63,13 +64,14 @@ def known_paths(conn: psycopg.Connection, paths: Sequence[str]) -> dict[str, Kno
     """The catalogue's record of each of ``paths`` that it knows."""
     rows = conn.execute(
         """
-        SELECT p.path, p.image_id, p.size_bytes, p.mtime, i.status
+        SELECT p.path, p.image_id, p.size_bytes, p.mtime, i.status,
+               p.missing_since IS NOT NULL
         FROM image_paths p JOIN images i ON i.id = p.image_id
         WHERE p.path = ANY(%s)
         """,
         (list(paths),),
     ).fetchall()
-    return {r[0]: KnownPath(r[1], r[2], r[3], r[4]) for r in rows}
+    return {r[0]: KnownPath(r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
 
 def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -> list[SavedFile]:
@@ -87,7 +89,7 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
             VALUES (%s, %s, %s, %s, %s)
             ON CONFLICT (path) DO UPDATE SET image_id = EXCLUDED.image_id,
                 gallery = EXCLUDED.gallery, mtime = EXCLUDED.mtime,
-                size_bytes = EXCLUDED.size_bytes, last_seen = now()
+                size_bytes = EXCLUDED.size_bytes, last_seen = now(), missing_since = NULL
             """,
             (image_id, f.path, f.gallery, _timestamp(f.mtime), f.size),
         )
@@ -164,9 +166,11 @@ def record_unreadable(
 
 
 def image_paths_of(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int, list[str]]:
-    """Every known path of each image, oldest first (aliases in order of discovery)."""
+    """Every known path of each image: present ones first, each group oldest first
+    (aliases in order of discovery)."""
     rows = conn.execute(
-        "SELECT image_id, path FROM image_paths WHERE image_id = ANY(%s) ORDER BY id",
+        "SELECT image_id, path FROM image_paths WHERE image_id = ANY(%s) "
+        "ORDER BY missing_since IS NOT NULL, id",
         (list(image_ids),),
     ).fetchall()
     found: dict[int, list[str]] = {}

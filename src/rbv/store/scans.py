@@ -48,6 +48,43 @@ def enqueue_catalogued(conn: psycopg.Connection, pack_id: int) -> int:
     return cur.rowcount
 
 
+@dataclass(frozen=True)
+class DeadClaim:
+    """A ``running`` scan whose worker is gone."""
+
+    pack_id: int
+    image_id: int
+    worker: str
+    claimed_at: datetime | None
+
+
+def dead_claims(
+    conn: psycopg.Connection,
+    pack_id: int | None,
+    host: str,
+    is_alive: Callable[[int], bool],
+    stale_minutes: int,
+) -> list[DeadClaim]:
+    """Claims (of one pack, or of all with None) whose worker is gone: a process of this
+    host that no longer runs (killed, crashed), or any claim older than
+    ``stale_minutes``. Reads only."""
+    rows = conn.execute(
+        """
+        SELECT pack_id, image_id, worker, claimed_at,
+               claimed_at < now() - make_interval(mins => %s)
+        FROM face_scans WHERE (%s::int IS NULL OR pack_id = %s) AND status = 'running'
+        ORDER BY pack_id, image_id
+        """,
+        (stale_minutes, pack_id, pack_id),
+    ).fetchall()
+    dead = []
+    for pack, image_id, worker, claimed_at, stale in rows:
+        who_host, _, pid = str(worker or "").rpartition(":")
+        if stale or (who_host == host and pid.isdigit() and not is_alive(int(pid))):
+            dead.append(DeadClaim(int(pack), int(image_id), str(worker or ""), claimed_at))
+    return dead
+
+
 def release_dead_claims(
     conn: psycopg.Connection,
     pack_id: int,
@@ -55,20 +92,8 @@ def release_dead_claims(
     is_alive: Callable[[int], bool],
     stale_minutes: int,
 ) -> int:
-    """Put back claims whose worker is gone: a process of this host that no longer
-    runs (killed, crashed), or any claim older than ``stale_minutes``."""
-    rows = conn.execute(
-        """
-        SELECT image_id, worker, claimed_at < now() - make_interval(mins => %s)
-        FROM face_scans WHERE pack_id = %s AND status = 'running'
-        """,
-        (stale_minutes, pack_id),
-    ).fetchall()
-    dead = []
-    for image_id, worker, stale in rows:
-        who_host, _, pid = str(worker or "").rpartition(":")
-        if stale or (who_host == host and pid.isdigit() and not is_alive(int(pid))):
-            dead.append(int(image_id))
+    """Put back claims whose worker is gone (see :func:`dead_claims`)."""
+    dead = [c.image_id for c in dead_claims(conn, pack_id, host, is_alive, stale_minutes)]
     if dead:
         conn.execute(
             """
@@ -105,7 +130,8 @@ def claim_pending_images(
                        OR (status = 'failed' AND attempts < %(max)s
                            AND finished_at < %(before)s))
                   AND EXISTS (SELECT 1 FROM image_paths p
-                              WHERE p.image_id = face_scans.image_id)
+                              WHERE p.image_id = face_scans.image_id
+                                AND p.missing_since IS NULL)
                 ORDER BY image_id
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
@@ -203,7 +229,8 @@ def count_unscanned(conn: psycopg.Connection, fingerprint: str, max_attempts: in
         """
         SELECT count(*) FROM images i
         WHERE i.status = 'ok'
-          AND EXISTS (SELECT 1 FROM image_paths p WHERE p.image_id = i.id)
+          AND EXISTS (SELECT 1 FROM image_paths p
+                      WHERE p.image_id = i.id AND p.missing_since IS NULL)
           AND NOT EXISTS (
               SELECT 1 FROM face_scans s JOIN model_packs m ON m.id = s.pack_id
               WHERE s.image_id = i.id AND m.fingerprint = %s

@@ -17,6 +17,13 @@ def library_stats(conn: psycopg.Connection) -> dict[str, Any]:
                count(*) FILTER (WHERE status = 'ok') AS catalogued,
                count(*) FILTER (WHERE status = 'failed') AS failed,
                (SELECT count(*) FROM image_paths) AS paths,
+               (SELECT count(*) FROM image_paths
+                  WHERE missing_since IS NOT NULL) AS missing_paths,
+               (SELECT count(*) FROM images i WHERE EXISTS (
+                   SELECT 1 FROM image_paths m WHERE m.image_id = i.id
+                     AND m.missing_since IS NOT NULL) AND NOT EXISTS (
+                   SELECT 1 FROM image_paths p WHERE p.image_id = i.id
+                     AND p.missing_since IS NULL)) AS missing_images,
                coalesce(sum(size_bytes), 0)::bigint AS bytes
         FROM images
         """

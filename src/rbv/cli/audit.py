@@ -1,0 +1,89 @@
+"""``rbv audit``: what is inconsistent in the library; ``--fix`` repairs what is safe."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.errors import printable
+from rbv.jobs.audit import AuditReport, faces_to_unassign, run_audit
+from rbv.store import open_database
+
+
+def audit(
+    ctx: typer.Context,
+    fix: Annotated[bool, typer.Option(
+        "--fix", help="Repair what is safe (see above) and say what was done.")] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Report empty persons, photos with two faces in one person,
+    duplicate names, missing files and claims left by dead embed workers.
+
+    Without --fix nothing is written. --fix repairs what loses no one's
+    work: dead workers' claims go back to the queue; empty persons without
+    a name are deleted; of two faces of one photo in one person, the face
+    placed by hand (else the one most like the person's other photos) stays
+    and the others are unassigned. The rest is reported with the command
+    that settles it (persons rename/merge, prune).
+
+    Examples:
+
+        rbv audit
+
+        rbv audit --fix
+
+        rbv audit --json | jq '.missing.paths'
+    """
+    settings = settings_of(ctx, database_url=database)
+    report = run_audit(open_database(settings), settings, fix=fix)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    for line in _lines(report):
+        typer.echo(printable(line))
+
+
+def _lines(r: AuditReport) -> list[str]:
+    def pack(pack_id: int | None) -> str:
+        return r.pack(pack_id) or "no pack"
+
+    lines = []
+    for p in r.empty_persons:
+        what = f"named {p.name!r}, kept: delete or reuse it by hand" if p.name is not None \
+            else "unnamed" + (", others were merged into it: kept" if p.merge_target else "")
+        lines.append(f"Empty person {p.id} ({pack(p.pack_id)}): no faces, {what}.")
+    for c in r.conflicts:
+        faces = ", ".join(f"{f.id} ({f.assigned_by or '?'})" for f in c.faces)
+        drop = faces_to_unassign(c)
+        then = (f"--fix unassigns {', '.join(map(str, drop))}" if drop else
+                "decide by hand: `rbv persons move` or `rbv persons not-this-person`")
+        lines.append(f"Same photo twice in person {c.person_id}: image {c.image_id}, faces "
+                     f"{faces}; {then}.")
+    for d in r.duplicate_names:
+        lines.append(f"Name {d.name!r} is held by {len(d.persons)} persons "
+                     f"({', '.join(str(p) for p in d.persons)}) in {pack(d.pack_id)}: merge "
+                     "them (`rbv persons merge`) or rename one.")
+    if r.missing_paths:
+        lines.append(f"Missing files: {r.missing_paths:,} paths ({r.missing_images:,} photos "
+                     "found at no other path); `rbv prune` removes them and their faces.")
+        lines += [f"  {path}" for path in r.missing_listed]
+        if r.missing_paths > len(r.missing_listed):
+            lines.append(f"  ... and {r.missing_paths - len(r.missing_listed):,} more "
+                         "(`rbv audit --json`)")
+    for s in r.stale_claims:
+        lines.append(f"Stale claim: image {s.image_id} ({pack(s.pack_id)}) held by dead worker "
+                     f"{s.worker} since {s.claimed_at:%Y-%m-%d %H:%M}; --fix puts it back "
+                     "in the queue.")
+    if not r.findings:
+        lines.append("No problems found.")
+    else:
+        lines.append(f"{r.findings:,} finding(s).")
+    if r.fixed:
+        f = r.fixed
+        lines.append(f"Fixed: {f['claims_released']:,} claims put back in the queue, "
+                     f"{f['empty_persons_deleted']:,} empty unnamed persons deleted, "
+                     f"{f['faces_unassigned']:,} faces unassigned from same-photo conflicts.")
+    return lines

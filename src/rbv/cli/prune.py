@@ -1,0 +1,46 @@
+"""``rbv prune``: remove the photos `rbv index` found missing, and their faces."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.jobs.prune import run_prune
+from rbv.store import open_database
+
+
+def prune(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Say what would be removed; write nothing.")] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove photos marked missing by `rbv index`, with their faces.
+
+    A photo is missing when `rbv index` walked its folder and the file was
+    gone (see `rbv audit`). A photo still present at another path is kept:
+    only its missing path is forgotten. Persons and their names are kept,
+    even with no faces left.
+
+    Examples:
+
+        rbv prune --dry-run
+
+        rbv prune
+
+        rbv prune --json
+    """
+    db = open_database(settings_of(ctx, database_url=database))
+    counts = run_prune(db, dry_run=dry_run)
+    if as_json:
+        print_json({**counts.as_dict(), "dry_run": dry_run})
+        return
+    if dry_run:
+        typer.echo(f"Would remove {counts.images:,} missing photos with {counts.faces:,} "
+                   f"faces, and {counts.paths:,} missing paths; nothing was written.")
+    else:
+        typer.echo(f"Removed {counts.images:,} missing photos with {counts.faces:,} faces, "
+                   f"and {counts.paths:,} missing paths.")

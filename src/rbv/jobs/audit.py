@@ -1,0 +1,145 @@
+"""``audit``: find what is inconsistent in the library; with ``fix``, repair what is safe.
+
+Safe repairs lose no one's work: a claim of a dead ``embed`` worker is put back in the
+queue; an empty person without a name (and that no merged person points to) is
+deleted; of two faces of one photo in one person, the face the user placed by hand, or
+else the one closest to the person's other photos, stays and the others are
+unassigned (the next ``rbv cluster`` places them anew). A named empty person, two
+hand-placed faces of one photo, duplicate names and missing files are the user's call:
+they are reported with the command that settles them.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from rbv.config import Settings
+from rbv.jobs.recording import process_alive, recorded_run
+from rbv.store import Database
+from rbv.store.audit import (
+    DuplicateName,
+    EmptyPerson,
+    SamePhotoConflict,
+    delete_empty_persons,
+    duplicate_names,
+    empty_persons,
+    pack_names,
+    same_photo_conflicts,
+    unassign_faces,
+)
+from rbv.store.locks import person_lock
+from rbv.store.missing import missing_paths
+from rbv.store.scans import DeadClaim, dead_claims, release_dead_claims
+
+MISSING_LISTED = 20
+"""How many missing paths the report names (it counts them all)."""
+
+
+@dataclass
+class AuditReport:
+    """What ``audit`` found, and with ``fix`` what it repaired."""
+
+    packs: dict[int, str]
+    empty_persons: list[EmptyPerson]
+    conflicts: list[SamePhotoConflict]
+    duplicate_names: list[DuplicateName]
+    missing_paths: int
+    missing_images: int  # images with no present path left (what prune would delete)
+    missing_listed: list[str]
+    stale_claims: list[DeadClaim]
+    fixed: dict[str, int] = field(default_factory=dict)  # empty: not asked to fix
+
+    @property
+    def findings(self) -> int:
+        return (len(self.empty_persons) + len(self.conflicts) + len(self.duplicate_names)
+                + self.missing_paths + len(self.stale_claims))
+
+    def pack(self, pack_id: int | None) -> str | None:
+        """The pack's name (None for a person of no pack)."""
+        return None if pack_id is None else self.packs.get(pack_id, str(pack_id))
+
+    def as_dict(self) -> dict[str, Any]:
+        pack = self.pack
+        return {
+            "empty_persons": [{"id": str(p.id), "pack": pack(p.pack_id), "name": p.name,
+                               "merge_target": p.merge_target} for p in self.empty_persons],
+            "same_photo_conflicts": [
+                {"person": str(c.person_id), "pack": pack(c.pack_id), "image_id": c.image_id,
+                 "faces": [{"id": f.id, "assigned_by": f.assigned_by,
+                            "similarity": None if f.similarity is None
+                            else round(f.similarity, 3)} for f in c.faces],
+                 "unassign": faces_to_unassign(c)} for c in self.conflicts],
+            "duplicate_names": [{"pack": pack(d.pack_id), "name": d.name,
+                                 "persons": [str(p) for p in d.persons]}
+                                for d in self.duplicate_names],
+            "missing": {"paths": self.missing_paths, "images": self.missing_images,
+                        "first_paths": self.missing_listed},
+            "stale_claims": [{"pack": pack(c.pack_id), "image_id": c.image_id,
+                              "worker": c.worker, "claimed_at": c.claimed_at}
+                             for c in self.stale_claims],
+            "findings": self.findings,
+            "fixed": self.fixed or None,
+        }
+
+
+def faces_to_unassign(conflict: SamePhotoConflict) -> list[int] | None:
+    """The faces to take out of the person so that one face of the photo stays: the
+    one placed by hand, else the one most similar to the person's other photos. None
+    when that is not safe to decide (two hand-placed faces, or no other photo to
+    compare with)."""
+    manual = [f for f in conflict.faces if f.assigned_by == "manual"]
+    if len(manual) > 1:
+        return None
+    if manual:
+        keep = manual[0]
+    else:
+        if any(f.similarity is None for f in conflict.faces):
+            return None
+        keep = max(conflict.faces, key=lambda f: (f.similarity or 0.0, -f.id))
+    return [f.id for f in conflict.faces if f.id != keep.id]
+
+
+def run_audit(db: Database, settings: Settings, *, fix: bool = False) -> AuditReport:
+    """Report the library's inconsistencies; with ``fix``, repair the safe ones (the run
+    is recorded; a plain audit reads only)."""
+    report = _findings(db, settings)
+    if not fix:
+        return report
+    with recorded_run(db, "audit", {"fix": True}) as run:
+        report.fixed = _repair(db, settings, report)
+        run.counts = {"findings": report.findings, "fixed": report.fixed}
+    return report
+
+
+def _findings(db: Database, settings: Settings) -> AuditReport:
+    with db.connect() as conn:
+        paths, images, listed = missing_paths(conn, MISSING_LISTED)
+        return AuditReport(
+            packs=pack_names(conn), empty_persons=empty_persons(conn),
+            conflicts=same_photo_conflicts(conn), duplicate_names=duplicate_names(conn),
+            missing_paths=paths, missing_images=images, missing_listed=listed,
+            stale_claims=dead_claims(conn, None, socket.gethostname(), process_alive,
+                                     settings.stale_claim_minutes))
+
+
+def _repair(db: Database, settings: Settings, report: AuditReport) -> dict[str, int]:
+    fixed = {"claims_released": 0, "empty_persons_deleted": 0, "faces_unassigned": 0}
+    with db.transaction() as conn:
+        for pack_id in sorted({c.pack_id for c in report.stale_claims}):
+            fixed["claims_released"] += release_dead_claims(
+                conn, pack_id, socket.gethostname(), process_alive,
+                settings.stale_claim_minutes)
+    touched = {p.pack_id for p in report.empty_persons if p.pack_id is not None}
+    for pack_id in sorted(touched | {c.pack_id for c in report.conflicts}):
+        # Person edits of a pack never interleave with its clustering.
+        with person_lock(db, pack_id, report.packs[pack_id]), db.transaction() as conn:
+            fixed["empty_persons_deleted"] += delete_empty_persons(
+                conn, [p.id for p in report.empty_persons
+                       if p.pack_id == pack_id and p.name is None and not p.merge_target])
+            for c in report.conflicts:
+                drop = faces_to_unassign(c) if c.pack_id == pack_id else None
+                if drop:
+                    fixed["faces_unassigned"] += unassign_faces(conn, c.person_id, drop)
+    return fixed

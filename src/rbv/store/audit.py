@@ -1,0 +1,122 @@
+"""Queries of ``rbv audit``: what is inconsistent in persons, and its safe repairs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class EmptyPerson:
+    """An unmerged person without faces."""
+
+    id: uuid.UUID
+    pack_id: int | None
+    name: str | None
+    merge_target: bool  # other persons were merged into it (their names resolve to it)
+
+
+@dataclass(frozen=True)
+class ConflictFace:
+    """One face of a photo that has several faces in one person."""
+
+    id: int
+    assigned_by: str | None
+    similarity: float | None  # to the person's mean face over its other photos
+
+
+@dataclass(frozen=True)
+class SamePhotoConflict:
+    """Two or more faces of one photo in one person (one of them is someone else)."""
+
+    person_id: uuid.UUID
+    pack_id: int
+    image_id: int
+    faces: tuple[ConflictFace, ...]
+
+
+@dataclass(frozen=True)
+class DuplicateName:
+    """Several unmerged persons of one pack with the same name (any case, ``_`` as space)."""
+
+    pack_id: int
+    name: str
+    persons: tuple[uuid.UUID, ...]
+
+
+def empty_persons(conn: psycopg.Connection) -> list[EmptyPerson]:
+    return [EmptyPerson(r[0], r[1], r[2], bool(r[3])) for r in conn.execute(
+        """
+        SELECT p.id, p.pack_id, n.name,
+               EXISTS (SELECT 1 FROM persons m WHERE m.merged_into = p.id)
+        FROM persons p LEFT JOIN person_names n ON n.person_id = p.id
+        WHERE p.merged_into IS NULL
+          AND NOT EXISTS (SELECT 1 FROM face_detections f WHERE f.person_id = p.id)
+        ORDER BY p.created_at, p.id
+        """)]
+
+
+def delete_empty_persons(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> int:
+    """Delete these persons if they are still empty, unnamed and no merge target."""
+    if not ids:
+        return 0
+    return conn.execute(
+        """
+        DELETE FROM persons p WHERE p.id = ANY(%s) AND p.merged_into IS NULL
+          AND NOT EXISTS (SELECT 1 FROM face_detections f WHERE f.person_id = p.id)
+          AND NOT EXISTS (SELECT 1 FROM person_names n WHERE n.person_id = p.id)
+          AND NOT EXISTS (SELECT 1 FROM persons m WHERE m.merged_into = p.id)
+        """, (list(ids),)).rowcount
+
+
+def same_photo_conflicts(conn: psycopg.Connection) -> list[SamePhotoConflict]:
+    rows = conn.execute(
+        """
+        WITH clash AS (
+            SELECT person_id, image_id FROM face_detections
+            WHERE person_id IS NOT NULL
+            GROUP BY person_id, image_id HAVING count(*) > 1
+        )
+        SELECT f.person_id, f.pack_id, f.image_id, f.id, f.assigned_by,
+               1 - (e.embedding <=> (
+                   SELECT avg(oe.embedding) FROM face_detections o
+                   JOIN face_embeddings oe ON oe.face_id = o.id
+                   WHERE o.person_id = f.person_id AND o.image_id <> f.image_id))
+        FROM clash c
+        JOIN face_detections f ON f.person_id = c.person_id AND f.image_id = c.image_id
+        JOIN face_embeddings e ON e.face_id = f.id
+        ORDER BY f.person_id, f.image_id, f.id
+        """).fetchall()
+    groups: dict[tuple[uuid.UUID, int], list[tuple[int, ConflictFace]]] = {}
+    for person, pack, image, face, by, sim in rows:
+        groups.setdefault((person, int(image)), []).append(
+            (int(pack), ConflictFace(int(face), by, None if sim is None else float(sim))))
+    return [SamePhotoConflict(person, faces[0][0], image, tuple(f for _, f in faces))
+            for (person, image), faces in groups.items()]
+
+
+def unassign_faces(conn: psycopg.Connection, person: uuid.UUID,
+                   face_ids: Sequence[int]) -> int:
+    """Take these faces out of ``person`` (they become unassigned, as before clustering)."""
+    return conn.execute(
+        "UPDATE face_detections SET person_id = NULL, assigned_by = NULL, assigned_at = NULL "
+        "WHERE person_id = %s AND id = ANY(%s)", (person, list(face_ids))).rowcount
+
+
+def duplicate_names(conn: psycopg.Connection) -> list[DuplicateName]:
+    rows = conn.execute(
+        """
+        SELECT p.pack_id, min(n.name), array_agg(p.id ORDER BY p.created_at, p.id)
+        FROM persons p JOIN person_names n ON n.person_id = p.id
+        WHERE p.merged_into IS NULL
+        GROUP BY p.pack_id, lower(replace(n.name, '_', ' '))  -- as persons.py matches names
+        HAVING count(*) > 1 ORDER BY 2
+        """).fetchall()
+    return [DuplicateName(int(r[0]), str(r[1]), tuple(r[2])) for r in rows]
+
+
+def pack_names(conn: psycopg.Connection) -> dict[int, str]:
+    return {int(r[0]): str(r[1]) for r in conn.execute("SELECT id, name FROM model_packs")}

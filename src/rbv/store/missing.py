@@ -1,0 +1,134 @@
+"""Paths whose file is gone: marked by ``index``, settled as moves, removed by ``prune``.
+
+A path is marked missing (``image_paths.missing_since``), never deleted, when ``index``
+walked its folder and the file was not there: the image and its faces stay until
+``rbv prune``. A missing path whose content is still at another, present path was a
+move (or a duplicate copy deleted): its row is dropped and the image is untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class CataloguedPath:
+    id: int
+    image_id: int
+    path: str
+    missing: bool
+
+
+@dataclass(frozen=True)
+class PruneCounts:
+    """What ``prune`` removes (or would remove)."""
+
+    images: int  # images with no present path left: deleted with their faces
+    faces: int
+    paths: int  # missing path rows deleted
+
+    def as_dict(self) -> dict[str, int]:
+        return {"images": self.images, "faces": self.faces, "paths": self.paths}
+
+
+def paths_under(conn: psycopg.Connection, folder: str) -> list[CataloguedPath]:
+    """Every catalogued path inside ``folder`` (as stored: the text of the path)."""
+    prefix = folder.rstrip("/") + "/"
+    return [CataloguedPath(int(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in conn.execute(
+        "SELECT id, image_id, path, missing_since IS NOT NULL FROM image_paths "
+        "WHERE starts_with(path, %s)", (prefix,))]
+
+
+def failures_under(conn: psycopg.Connection, folder: str) -> list[str]:
+    """Paths inside ``folder`` recorded as unreadable (they have no image row)."""
+    prefix = folder.rstrip("/") + "/"
+    return [str(r[0]) for r in conn.execute(
+        "SELECT path FROM catalogue_failures WHERE starts_with(path, %s)", (prefix,))]
+
+
+def forget_failures(conn: psycopg.Connection, paths: Sequence[str]) -> int:
+    """Drop the unreadable-file records of files that are gone (nothing to retry)."""
+    if not paths:
+        return 0
+    return conn.execute("DELETE FROM catalogue_failures WHERE path = ANY(%s)",
+                        (list(paths),)).rowcount
+
+
+def mark_missing(conn: psycopg.Connection, path_ids: Sequence[int]) -> list[int]:
+    """Mark these path rows missing (their file was looked for and not found); returns
+    the ids newly marked."""
+    if not path_ids:
+        return []
+    return [int(r[0]) for r in conn.execute(
+        "UPDATE image_paths SET missing_since = now() "
+        "WHERE id = ANY(%s) AND missing_since IS NULL RETURNING id", (list(path_ids),))]
+
+
+def unmark_missing(conn: psycopg.Connection, paths: Sequence[str]) -> int:
+    """The files at these paths are back: they are present again."""
+    if not paths:
+        return 0
+    return conn.execute(
+        "UPDATE image_paths SET missing_since = NULL, last_seen = now() "
+        "WHERE path = ANY(%s) AND missing_since IS NOT NULL", (list(paths),)).rowcount
+
+
+def settle_moves(conn: psycopg.Connection) -> list[tuple[int, int]]:
+    """Drop every missing path whose image is present at another path (it moved, or a
+    copy was deleted); returns (path id, image id) of each row dropped."""
+    return [(int(r[0]), int(r[1])) for r in conn.execute(
+        """
+        DELETE FROM image_paths m
+        WHERE m.missing_since IS NOT NULL
+          AND EXISTS (SELECT 1 FROM image_paths p
+                      WHERE p.image_id = m.image_id AND p.missing_since IS NULL)
+        RETURNING m.id, m.image_id
+        """)]
+
+
+def missing_paths(conn: psycopg.Connection, limit: int) -> tuple[int, int, list[str]]:
+    """(missing paths, images with no present path, the first ``limit`` missing paths)."""
+    row = conn.execute(
+        """
+        SELECT count(*),
+               count(DISTINCT image_id) FILTER (WHERE NOT EXISTS (
+                   SELECT 1 FROM image_paths p
+                   WHERE p.image_id = m.image_id AND p.missing_since IS NULL))
+        FROM image_paths m WHERE m.missing_since IS NOT NULL
+        """).fetchone()
+    assert row is not None
+    first = [str(r[0]) for r in conn.execute(
+        "SELECT path FROM image_paths WHERE missing_since IS NOT NULL ORDER BY path LIMIT %s",
+        (limit,))]
+    return int(row[0]), int(row[1]), first
+
+
+_GONE_IMAGES = """
+    SELECT i.id FROM images i
+    WHERE EXISTS (SELECT 1 FROM image_paths m
+                  WHERE m.image_id = i.id AND m.missing_since IS NOT NULL)
+      AND NOT EXISTS (SELECT 1 FROM image_paths p
+                      WHERE p.image_id = i.id AND p.missing_since IS NULL)
+"""
+
+
+def prune_missing(conn: psycopg.Connection, *, dry_run: bool) -> PruneCounts:
+    """Delete the images whose every path is missing (their faces, scans and embeddings
+    go with them by cascade) and every missing path row. An image that still has a
+    present path is never deleted. Call inside a transaction."""
+    row = conn.execute(
+        f"""
+        WITH gone AS ({_GONE_IMAGES})
+        SELECT (SELECT count(*) FROM gone),
+               (SELECT count(*) FROM face_detections f WHERE f.image_id IN (SELECT id FROM gone)),
+               (SELECT count(*) FROM image_paths WHERE missing_since IS NOT NULL)
+        """).fetchone()
+    assert row is not None
+    counts = PruneCounts(*(int(v) for v in row))
+    if not dry_run:
+        conn.execute(f"DELETE FROM images WHERE id IN ({_GONE_IMAGES})")
+        conn.execute("DELETE FROM image_paths WHERE missing_since IS NOT NULL")
+    return counts
