@@ -12,7 +12,7 @@ from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.errors import printable
-from rbv.jobs.person_evidence import DOUBT_Z
+from rbv.jobs.person_evidence import DEFAULT_MIN_SCORE, DOUBT_Z
 from rbv.jobs.review import review as review_person
 from rbv.jobs.suggest import suggest as suggest_merges
 from rbv.store import open_database
@@ -26,6 +26,9 @@ def suggest(
     ctx: typer.Context,
     model_pack: ModelPackOption = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many pairs.")] = 20,
+    min_score: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Only pairs scoring at least this (the chance that they "
+        "are one person).")] = DEFAULT_MIN_SCORE,
     sheet: Annotated[Path | None, typer.Option(
         "--sheet", help="Folder for one PNG per pair: the two persons' faces side by side "
         "(NN_<keep>_<merge>.png).", show_default=False)] = None,
@@ -44,7 +47,8 @@ def suggest(
         rbv persons suggest --limit 10 --sheet ~/merge-sheets
     """
     settings = settings_of(ctx, database_url=database)
-    report = suggest_merges(open_database(settings), model_pack, limit, sheet_dir=sheet,
+    report = suggest_merges(open_database(settings), model_pack, limit, min_score=min_score,
+                            sheet_dir=sheet,
                             max_pixels=settings.max_image_pixels)
     for face in report.unreadable:
         typer.echo(f"Error: face {face}: its photo cannot be read (grey tile)", err=True)

@@ -27,6 +27,9 @@ DOUBT_Z = 3.0
 impostor spreads above chance could as well be a stranger: `review` and the site offer
 it for `not-this-person`."""
 ESTIMATE_SAMPLE = 20_000
+DEFAULT_MIN_SCORE = 0.5
+"""Suggestions below this score are not listed: at 0.5, one pair of different people in
+the whole library would be expected to look as alike by chance."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,11 @@ class Suggestion:
 
 
 def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
-                      limit: int | None) -> list[Suggestion]:
-    """Ranked merge suggestions, strongest first. The merge keeps the named person
-    (else the one with more faces), so a name is never lost."""
+                      limit: int | None, min_score: float = DEFAULT_MIN_SCORE
+                      ) -> list[Suggestion]:
+    """Ranked merge suggestions scoring at least ``min_score``, strongest first. The
+    merge keeps the named person (else the one with more faces), so a name is never
+    lost."""
     index = {p.id: i for i, p in enumerate(evidence.persons)}
     conflicts: dict[tuple[int, int], int] = {}
     for (one, two), n in person_conflicts(conn, evidence.pack.id).items():
@@ -105,8 +110,11 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
     ranked = suggest_merges(evidence.faces.embeddings, evidence.codes,
                             evidence.faces.image_ids, evidence.model, conflicts=conflicts,
                             limit=limit)
-    out = []
-    for rank, m in enumerate(ranked, 1):
+    out: list[Suggestion] = []
+    for m in ranked:
+        if m.probability < min_score:
+            continue  # ranked by chance first: a conflicted pair may still follow
+        rank = len(out) + 1
         a, b = evidence.persons[m.a], evidence.persons[m.b]
         fa, fb = (int(evidence.faces.ids[r]) for r in m.best_faces)
         if (b.name and not a.name) or (bool(b.name) == bool(a.name) and b.faces > a.faces):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rbv.export.contact_sheet import SheetFace, write_side_by_side
 from rbv.jobs.person_evidence import (
+    DEFAULT_MIN_SCORE,
     PersonEvidence,
     Suggestion,
     faces_least_typical_first,
@@ -39,13 +40,15 @@ class SuggestReport:
                 "sheets": [str(p) for p in self.sheets], "unreadable_faces": self.unreadable}
 
 
-def suggest(db: Database, pack_name: str | None, limit: int, *, sheet_dir: Path | None = None,
+def suggest(db: Database, pack_name: str | None, limit: int, *,
+            min_score: float = DEFAULT_MIN_SCORE, sheet_dir: Path | None = None,
             max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> SuggestReport:
-    """The ``limit`` strongest merge suggestions of the pack; with ``sheet_dir``, a PNG
-    per suggestion (``NN_<keep>_<merge>.png``: the two persons side by side)."""
+    """The ``limit`` strongest merge suggestions of the pack scoring at least
+    ``min_score``; with ``sheet_dir``, a PNG per suggestion (``NN_<keep>_<merge>.png``:
+    the two persons side by side)."""
     with db.connect() as conn:
         evidence = load_evidence(conn, pack_name)
-        suggestions = merge_suggestions(conn, evidence, limit)
+        suggestions = merge_suggestions(conn, evidence, None, min_score)[:limit]
     report = SuggestReport(evidence.pack.name, len(evidence.persons), evidence.model_source,
                            suggestions)
     if sheet_dir is None:

@@ -1,0 +1,78 @@
+"""``rbv site OUT``: the static review site of a pack's persons (see
+:mod:`rbv.export.site`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rbv.export.contact_sheet import DECODE_LONG_EDGE
+from rbv.export.pixels import PhotoSource
+from rbv.export.site import SiteFace, SitePerson, SiteReport, SiteSuggestion, write_site
+from rbv.jobs.out_lock import writing_folder
+from rbv.jobs.person_evidence import (
+    DEFAULT_MIN_SCORE,
+    doubtful,
+    faces_least_typical_first,
+    load_evidence,
+    merge_suggestions,
+    reject_command,
+)
+from rbv.jobs.recording import recorded_run
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.store import Database
+from rbv.store.review import shown_faces
+
+DEFAULT_MAX_FACES = 200
+"""Faces shown on a person's page (the least typical first: those are the ones to check)."""
+DEFAULT_SUGGESTIONS = 50
+SUGGESTION_FACES = 6
+
+
+def build_site(db: Database, out: Path, pack_name: str | None, *,
+               max_faces: int = DEFAULT_MAX_FACES, suggestions: int = DEFAULT_SUGGESTIONS,
+               min_score: float = DEFAULT_MIN_SCORE,
+               max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> SiteReport:
+    """Write or update the site under ``out``: crops are made only for faces that lack
+    one (or whose photo or box changed); pages are rewritten only when they change."""
+    parameters = {"out": str(out), "model_pack": pack_name, "max_faces": max_faces,
+                  "suggestions": suggestions, "min_score": min_score}
+    with writing_folder(out, "site"), recorded_run(db, "site", parameters) as run, \
+            db.connect() as conn:
+        evidence = load_evidence(conn, pack_name)
+        ranked = merge_suggestions(conn, evidence, None, min_score)[:suggestions]
+        fits = [faces_least_typical_first(evidence, i) for i in range(len(evidence.persons))]
+        wanted = [f for person_fits in fits for f, _ in person_fits[:max_faces]]
+        typical = {}  # person → its most typical faces, for suggestions
+        for s in ranked:
+            for person in (s.keep, s.other):
+                index = next(i for i, p in enumerate(evidence.persons) if p.id == person.id)
+                typical[person.id] = [f for f, _ in reversed(fits[index])][:SUGGESTION_FACES]
+                wanted += typical[person.id]
+        shown = {f.id: f for f in shown_faces(conn, sorted(set(wanted)))}
+
+        def face(face_id: int, similarity: float | None = None,
+                 is_doubtful: bool = False) -> SiteFace:
+            f = shown[face_id]
+            return SiteFace(f.id, f.image_id, f.bbox, f.path, similarity, is_doubtful)
+
+        persons = []
+        for row, person_fits in zip(evidence.persons, fits, strict=True):
+            bad = doubtful(person_fits)
+            persons.append(SitePerson(
+                row.id, row.name, row.faces, row.images,
+                [face(f, fit.mean if len(person_fits) > 1 else None, f in bad)
+                 for f, fit in person_fits[:max_faces] if f in shown],
+                bad, reject_command(row.id, bad) if bad else None))
+        site_suggestions = [SiteSuggestion(
+            s.rank, s.keep.id, s.other.id, s.probability, s.why, s.command,
+            [face(f) for f in typical[s.keep.id] if f in shown],
+            [face(f) for f in typical[s.other.id] if f in shown]) for s in ranked]
+        source = PhotoSource(conn, max_pixels, long_edge=DECODE_LONG_EDGE)
+        report = write_site(source, out, f"rbv persons ({evidence.pack.name})", persons,
+                            site_suggestions)
+        if report.unreadable:
+            run.status = "partial"
+        run.counts = {"persons": len(persons), "suggestions": len(ranked),
+                      "thumbs_written": report.thumbs_written,
+                      "unreadable": len(report.unreadable)}
+    return report
