@@ -36,9 +36,12 @@ def suggest(
     as_json: JsonOption = False,
 ) -> None:
     """Pairs of persons that are probably one person, strongest evidence first, each
-    with the command that merges them (run it to accept; `rbv persons undo` takes a
-    merge back). Persons with faces in one photo are never suggested; faces you marked
-    as different people count against a pair.
+    with the merge command that accepts it.
+
+    The score is the chance that the pair is one person, from how rarely two different
+    people look this alike (the recognizer's impostor model). Persons with faces in one
+    photo are never suggested; faces you marked as different people count against a
+    pair. `rbv persons undo` takes a merge back.
 
     Examples:
 
@@ -84,8 +87,11 @@ def review(
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """A person's faces, the least typical first (lowest average similarity to its
-    other faces), with the command that takes the doubtful ones out at once.
+    """A person's faces, the least typical first, with the command that takes the
+    doubtful ones out at once.
+
+    Each face's similarity is its average with the person's other faces; z says how far
+    that is above what a stranger's face would reach (below 3: doubtful).
 
     Examples:
 
