@@ -83,3 +83,32 @@ def test_export_swap_rejects_a_file_that_is_not_a_manifest(cli, faces_settings: 
                      str(tmp_path / "o"), "--model-pack", str(PACK))
     assert result.exit_code == 1
     assert "is not a refine manifest" in result.stderr
+
+
+def test_export_swap_honours_not_this_person_and_the_persons_name_now(
+    cli, faces_settings: Settings, tmp_path: Path
+) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.46").exit_code == 0
+    result = run_cli(cli, "-d", url, "refine", str(tmp_path / "refined"), *RELAXED)
+    assert result.exit_code == 0, result.output
+    refined = tmp_path / "refined" / "refine_manifest.json"
+    manifest = json.loads(refined.read_text())
+    owned = next(fs for fs in manifest["facesets"] if fs["person_id"])
+    manifest["facesets"] = [owned]  # the one faceset is enough here
+    refined.write_text(json.dumps(manifest))
+    face = owned["faces"][0]["id"]
+    assert run_cli(cli, "-d", url, "persons", "not-this-person", owned["person_id"],
+                   str(face)).exit_code == 0
+    assert run_cli(cli, "-d", url, "persons", "name", owned["person_id"], "Ada Renamed"
+                   ).exit_code == 0
+
+    result = run_cli(cli, "-d", url, "export-swap", str(refined), str(tmp_path / "swap"),
+                     "--model-pack", str(PACK), "--min-face", "30", "--json")
+    assert result.exit_code == 0, result.output
+    [summary] = json.loads(result.stdout)["facesets"]
+    assert summary["name"] == "Ada Renamed" and summary["rejected"] == 1
+    written = json.loads((tmp_path / "swap" / owned["folder"] / "manifest.json").read_text())
+    assert written["name"] == "Ada Renamed"
+    assert face not in {f["face_id"] for f in written["faces"] + written["dropped_faces"]}
+    assert written["faces"]

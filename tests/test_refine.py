@@ -152,3 +152,32 @@ def test_refine_keeps_a_rejected_face_out_of_that_persons_faceset(
     assert again["person_id"] == owned["person_id"]
     assert face not in again["face_ids"]
     assert set(again["face_ids"]) == set(owned["face_ids"]) - {face}
+
+
+def test_a_named_person_is_one_faceset_unless_asked_to_split(
+    cli, faces_settings: Settings, tmp_path: Path
+) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.46").exit_code == 0
+    persons = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)[:3]
+    for i, person in enumerate(persons):
+        assert run_cli(cli, "-d", url, "persons", "name", person["id"], f"Named {i}"
+                       ).exit_code == 0
+    # initial clusters this tight split a person's varied photos into several sets
+    tight = ("--initial", "0.3", "--merge", "0.2", "--min-images", "2", "--min-face", "30",
+             "--dry-run")
+
+    def sets_of(report: dict) -> dict[str, list[dict]]:
+        with psycopg.connect(url) as conn:
+            owner = dict(conn.execute("SELECT id, person_id::text FROM face_detections"))
+        return {p["id"]: [fs for fs in report["facesets"]
+                          if any(owner[f] == p["id"] for f in fs["face_ids"])]
+                for p in persons}
+
+    split = sets_of(_refine(cli, faces_settings, tmp_path / "a", *tight, "--split-named"))
+    assert any(len(s) > 1 for s in split.values()), split  # what refine did before
+
+    kept = sets_of(_refine(cli, faces_settings, tmp_path / "b", *tight))
+    for i, person in enumerate(persons):
+        assert len(kept[person["id"]]) == 1, kept[person["id"]]
+        assert kept[person["id"]][0]["person_name"] == f"Named {i}"

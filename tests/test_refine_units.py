@@ -59,3 +59,18 @@ def test_stable_numbers_keep_old_numbers_and_never_reuse() -> None:
     previous = {1: {1, 2, 3}, 2: {10, 11, 12}, 5: {20, 21}}
     new = [{10, 11, 12, 13}, {30, 31, 32}, {1, 2, 3, 4}]
     assert stable_numbers(new, previous, next_number=6) == [2, 6, 1]
+
+
+def test_a_fixed_group_is_one_set_however_spread_its_faces() -> None:
+    rng = np.random.default_rng(4)
+    x, truth = _identities(rng, [12, 12], spread=0.6)  # loose: splits at a tight initial
+    n = len(x)
+    data = RefineInput(x, np.arange(n, dtype=np.int64), np.full(n, 120.0, np.float32),
+                       np.full(n, 80.0, np.float32), np.full(n, 0.9, np.float32))
+    params = RefineParams(initial=0.2, merge=0.1, outlier=2.0, min_images=2)
+    assert not any(sorted(g.tolist()) == list(range(12)) for g in refine(data, params).groups)
+    fixed = np.where(truth == 0, 7, -1).astype(np.int64)  # identity 0 is a named person
+    groups = refine(RefineInput(x, data.image_ids, data.face_short, data.blur,
+                                data.det_score, fixed), params).groups
+    assert sorted(groups[0].tolist()) == list(range(12))
+    assert all(truth[g].tolist() == [1] * len(g) for g in groups[1:])

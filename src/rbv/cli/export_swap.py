@@ -92,12 +92,12 @@ def export_swap_command(
     if as_json:
         print_json({"out": out, "facesets": [r.summary() for r in results]})
         return
-    table = Table("faceset", "name", "in", "outliers", "small", "dups", "dropped", "written",
-                  "candidates", title=f"export-swap → {out}")
+    table = Table("faceset", "name", "in", "rejected", "outliers", "small", "dups", "dropped",
+                  "written", "candidates", title=f"export-swap → {out}")
     for r in results:
         s = r.summary()
         table.add_row(s["faceset"], s["name"] or "-", *(str(s[k]) for k in (
-            "faces_in", "outliers", "too_small", "duplicates", "dropped", "written",
-            "candidates")))
-    print_table(table, optional=["candidates", "dups", "small", "outliers"],
+            "faces_in", "rejected", "outliers", "too_small", "duplicates", "dropped",
+            "written", "candidates")))
+    print_table(table, optional=["candidates", "dups", "small", "outliers", "rejected"],
                 whole=["faceset"])

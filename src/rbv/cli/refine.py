@@ -46,6 +46,9 @@ def refine(
                                             "variance of the aligned crop).")] = _D.min_blur,
     min_det: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detection "
                                            "score.")] = _D.min_det_score,
+    split_named: Annotated[bool, typer.Option(
+        "--split-named", help="Re-group named persons' faces like any others (a named "
+        "person may then become several facesets).")] = False,
     crops: Annotated[bool, typer.Option("--crops/--no-crops", help="Write a JPEG crop of "
                                         "every face into its faceset folder.")] = True,
     model_pack: ModelPackOption = None,
@@ -60,7 +63,8 @@ def refine(
     {initial} → merge clusters whose centroids are within {merge} → quality gate (face ≥
     {min_face_short} px, blur ≥ {min_blur}, detection score ≥ {min_det_score}) → outlier
     rejection (> {outlier} from the centroid, clusters of ≥ {outlier_min_cluster}) → keep
-    sets with ≥ {min_images} different photos. Facesets are recorded in
+    sets with ≥ {min_images} different photos. A named person's faces are one cluster
+    from the start (one faceset; --split-named re-groups them). Facesets are recorded in
     the database (tables facesets, faceset_faces) and each names the person holding
     most of its faces. Numbers are stable: a re-run after new photos keeps every
     faceset's number; new sets get numbers past the highest ever used.
@@ -77,7 +81,8 @@ def refine(
     db = open_database(settings)
     params = RefineParams(initial=initial, merge=merge, outlier=outlier,
                           outlier_min_cluster=outlier_min_cluster, min_images=min_images,
-                          min_face_short=min_face, min_blur=min_blur, min_det_score=min_det)
+                          min_face_short=min_face, min_blur=min_blur, min_det_score=min_det,
+                          split_named=split_named)
     console = Console(stderr=True)
     quiet = as_json or not console.is_terminal
     report, facts = run_refine(db, model_pack or settings.model_pack, params, dry_run=dry_run,

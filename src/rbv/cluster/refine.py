@@ -3,9 +3,11 @@
 initial clusters (average linkage, cosine distance 0.55) → centroid-level merge of
 over-split clusters (0.40) → quality gate (face short ≥ 90 px, blur ≥ 40, det ≥ 0.6) →
 outlier rejection (distance to the centroid > 0.55, clusters of ≥ 4 only) → size
-filter (≥ 15 unique photos). Thresholds here are cosine *distances* (1 − similarity),
-as users of face-set tools know them; :func:`stable_numbers` keeps faceset numbers
-across runs.
+filter (≥ 15 unique photos). Faces given a fixed group (a named person's, unless the
+user asks to split named persons) skip the first two stages: each group is one initial
+cluster that no other cluster merges into, so a named person is one faceset.
+Thresholds here are cosine *distances* (1 − similarity), as users of face-set tools know
+them; :func:`stable_numbers` keeps faceset numbers across runs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class RefineParams:
     min_face_short: float = 90.0
     min_blur: float = 40.0
     min_det_score: float = 0.6
+    split_named: bool = False  # named persons are re-grouped like any other faces
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -49,6 +52,7 @@ class RefineInput:
     face_short: NDArray[np.float32]
     blur: NDArray[np.float32]  # NaN: not measured (passes the gate)
     det_score: NDArray[np.float32]
+    fixed: NDArray[np.int64] | None = None  # a fixed group per face (≥ 0), or -1: none
 
 
 @dataclass
@@ -67,10 +71,21 @@ def refine(data: RefineInput, params: RefineParams | None = None) -> RefineResul
     if n == 0:
         return RefineResult([], counts)
     x = normalize(data.embeddings)
-    constraints = Constraints.build(n, image_ids=data.image_ids)
-    labels = cluster_embeddings(x, Method.agglomerative, 1.0 - params.initial, constraints)
-    counts["initial_clusters"] = int(labels.max()) + 1
-    labels = merge_by_centroid(x, labels, params.merge)
+    fixed = np.full(n, -1, np.int64) if data.fixed is None else data.fixed
+    free = np.flatnonzero(fixed < 0)
+    _, grouped = np.unique(fixed[fixed >= 0], return_inverse=True)
+    n_fixed = int(grouped.max()) + 1 if len(grouped) else 0
+    labels = np.empty(n, np.int64)
+    labels[fixed >= 0] = grouped
+    free_labels = np.zeros(0, np.int64)
+    if len(free):
+        constraints = Constraints.build(len(free), image_ids=data.image_ids[free])
+        free_labels = cluster_embeddings(x[free], Method.agglomerative, 1.0 - params.initial,
+                                         constraints)
+    counts["initial_clusters"] = n_fixed + len(np.unique(free_labels))
+    if len(free):
+        free_labels = merge_by_centroid(x[free], free_labels, params.merge)
+        labels[free] = n_fixed + free_labels
     counts["after_merge"] = int(labels.max()) + 1
 
     passed = quality_gate(data, params)

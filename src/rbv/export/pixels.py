@@ -55,14 +55,28 @@ class PhotoSource:
 
 
 def square_crop(image: DecodedImage, bbox: Box, pad: float, size: int) -> NDArray[np.uint8]:
-    """A ``size``×``size`` crop centred on the face box (original pixels), its side
-    ``(1 + 2·pad)`` times the box's long edge; outside the photo is black."""
+    """A ``size``×``size`` crop around the face box (original pixels): its side is
+    ``(1 + 2·pad)`` times the box's long edge, but no more than the photo's short edge,
+    and it is moved to lie inside the photo, so the context around the face comes from
+    the photo rather than a black border (a small face in a small photo used to be half
+    border). Only a face cut by the photo's edge still gets black beyond that edge."""
     x1, y1, x2, y2 = (v / image.scale for v in bbox)
-    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * pad)
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    height, width = image.rgb.shape[:2]
+    face = max(x2 - x1, y2 - y1)
+    side = max(min(face * (1.0 + 2.0 * pad), width, height), face)
+    cx = _inside((x1 + x2) / 2.0, side, width)
+    cy = _inside((y1 + y2) / 2.0, side, height)
     k = size / max(side, 1e-6)
     matrix = np.array([[k, 0.0, size / 2.0 - k * cx], [0.0, k, size / 2.0 - k * cy]])
     interpolation = cv2.INTER_AREA if k < 1.0 else cv2.INTER_CUBIC
     crop = cv2.warpAffine(image.rgb, matrix, (size, size), flags=interpolation,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     return np.asarray(crop, np.uint8)
+
+
+def _inside(centre: float, side: float, extent: float) -> float:
+    """``centre`` moved so a window of ``side`` around it stays within ``0..extent``
+    (centred on the photo when the window is wider than it)."""
+    if side >= extent:
+        return extent / 2.0
+    return min(max(centre, side / 2.0), extent - side / 2.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import uuid
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,7 +44,13 @@ from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
-from rbv.store.facesets import FaceFacts, first_paths, load_face_facts
+from rbv.store.facesets import (
+    FaceFacts,
+    first_paths,
+    load_face_facts,
+    person_names,
+    rejected_pairs,
+)
 from rbv.store.image_hashes import all_hashes
 from rbv.store.pack_lookup import find_pack
 from rbv.store.quality import FaceQuality, quality_of
@@ -99,6 +106,8 @@ class SetResult:
     folder: str
     name: str | None
     faces_in: int
+    person_id: uuid.UUID | None = None
+    rejected: int = 0  # faces the user said are not this person
     outliers: int = 0
     too_small: int = 0
     duplicates: int = 0
@@ -108,7 +117,7 @@ class SetResult:
 
     def summary(self) -> dict[str, Any]:
         return {"faceset": self.folder, "name": self.name, "faces_in": self.faces_in,
-                "outliers": self.outliers, "too_small": self.too_small,
+                "rejected": self.rejected, "outliers": self.outliers, "too_small": self.too_small,
                 "duplicates": self.duplicates, "dropped": len(self.dropped),
                 "written": len(self.written), "candidates": len(self.candidates)}
 
@@ -156,8 +165,15 @@ def _checked_faceset(path: Path, index: int, fs: Any) -> dict[str, Any]:
                               "not a positive integer")
         ids.append(face_id)
     name = fs.get("name")
+    person = fs.get("person_id")
+    if person is not None:
+        try:
+            person = uuid.UUID(str(person))
+        except ValueError:
+            raise ConfigError(f"{where} ({folder}): person_id {printable(repr(person))} is "
+                              "not a person id; run `rbv refine OUT` again") from None
     return {"folder": folder, "name": name if isinstance(name, str) else None,
-            "faces": [{"id": i} for i in ids]}
+            "person_id": person, "faces": [{"id": i} for i in ids]}
 
 
 
@@ -251,11 +267,20 @@ def _export_swap(db: Database, manifest: dict[str, Any], manifest_path: Path, ou
     duplicate_of = near_duplicate_groups(db, pack.name, params.dup_bits, max_pixels)
     with db.connect() as conn:
         source = PhotoSource(conn, max_pixels)
+        rejected = rejected_pairs(conn, pack.id)
+        names = person_names(conn, [fs["person_id"] for fs in manifest["facesets"]
+                                    if fs["person_id"]])
         for fs in manifest["facesets"]:
+            person = fs["person_id"]
             ids = [int(f["id"]) for f in fs["faces"]]
             listed.update(ids)
-            facts = load_face_facts(conn, pack, face_ids=ids, skip_hidden=False)
-            result = SetResult(fs["folder"], fs.get("name"), len(facts))
+            # "not this person" said since refine wrote the manifest still counts, and
+            # the person's name now (renamed since, say) names the set
+            kept = [f for f in ids if (f, person) not in rejected]
+            facts = load_face_facts(conn, pack, face_ids=kept, skip_hidden=False)
+            result = SetResult(fs["folder"], names.get(person, fs.get("name")),
+                               len(facts) + len(ids) - len(kept), person,
+                               rejected=len(ids) - len(kept))
             ranked, counts = rank_faces(facts, quality_of(conn, ids), params, duplicate_of)
             result.outliers, result.too_small = counts["outliers"], counts["too_small"]
             result.duplicates = counts["duplicates"]
@@ -264,7 +289,7 @@ def _export_swap(db: Database, manifest: dict[str, Any], manifest_path: Path, ou
                 centroids.append((result, centroid(normalize(facts.embeddings))))
             results.append(result)
         if params.candidates and centroids:
-            _rescue(conn, pack, out, listed, centroids, source, analyzer, params)
+            _rescue(conn, pack, out, listed, centroids, source, analyzer, params, rejected)
         paths = first_paths(conn, [int(w["image_id"]) for r in results
                                    for w in r.written + r.candidates])
     for r in results:
@@ -322,9 +347,11 @@ def _zip(path: Path, files: Sequence[Path]) -> None:
 
 def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
             centroids: list[tuple[SetResult, NDArray[np.float32]]], source: PhotoSource,
-            analyzer: FaceAnalyzer, params: SwapParams) -> None:
+            analyzer: FaceAnalyzer, params: SwapParams,
+            rejected: set[tuple[int, uuid.UUID]]) -> None:
     """Faces in no faceset that match an identity within ``candidate_match`` and score
-    at least ``candidate_min_score`` → ``out/_candidates/<faceset>/`` for review."""
+    at least ``candidate_min_score`` → ``out/_candidates/<faceset>/`` for review (never
+    a face rejected from the faceset's person)."""
     others = load_face_facts(conn, pack)
     rows = np.array([i for i, f in enumerate(others.ids.tolist()) if f not in listed], np.int64)
     if len(rows) == 0:
@@ -343,6 +370,8 @@ def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
         if parts["score"] < params.candidate_min_score:
             continue
         result = centroids[j][0]
+        if (fid, result.person_id) in rejected:
+            continue
         try:
             image = source.load(int(others.image_ids[i]))
         except ImageUnreadable:

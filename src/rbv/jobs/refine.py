@@ -5,8 +5,11 @@ How facesets relate to persons: refine re-groups the pack's raw faces with its o
 stricter, quality-aware pipeline (:mod:`rbv.cluster.refine`), so a faceset never
 depends on how loose ``rbv cluster``'s threshold was. Faces of hidden persons are left
 out. Each faceset records the person that holds most of its faces (``facesets.person_id``)
-and is named after that person in the manifest. Facesets, their numbers and their faces
-live in ``facesets`` / ``faceset_faces``; the output tree is a rendering of those rows.
+and is named after that person in the manifest. A named person's faces are one group
+from the start (never split by the initial clustering, never merged with another's)
+unless ``split_named`` is set: the user has said who they are. Facesets, their numbers
+and their faces live in ``facesets`` / ``faceset_faces``; the output tree is a rendering
+of those rows.
 """
 
 from __future__ import annotations
@@ -99,9 +102,12 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
         previous, active = known_facesets(conn, pack.id)
         next_number = next_faceset_number(conn, pack.id)
         rejected = rejected_pairs(conn, pack.id)
+        named = person_names(conn, sorted({p for p in facts.person_ids if p}))
     progress(f"refining {len(facts):,} faces")
     result = refine(RefineInput(facts.embeddings, facts.image_ids, facts.face_short,
-                                facts.blur, facts.det_score), params)
+                                facts.blur, facts.det_score,
+                                None if params.split_named else _named_groups(facts, named)),
+                    params)
     owners = [_majority(facts, g) for g in result.groups]
     # A face the user rejected from a person ("not this person") never joins the
     # faceset of that person, however close its embedding is.
@@ -129,6 +135,12 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
             run.counts = {**result.counts, "retired": len(report.retired)}
     report.seconds = round(time.perf_counter() - started, 3)
     return report, facts
+
+
+def _named_groups(facts: FaceFacts, named: dict[uuid.UUID, str]) -> np.ndarray:
+    """Per face: an index of its named person, or -1."""
+    index = {p: i for i, p in enumerate(sorted(named, key=str))}
+    return np.array([index.get(p, -1) if p else -1 for p in facts.person_ids], np.int64)
 
 
 def _majority(facts: FaceFacts, rows: np.ndarray) -> uuid.UUID | None:
