@@ -88,3 +88,14 @@ def test_site_opens_from_disk_with_every_image_and_link_resolving(
                                "--json").stdout)
     assert (again["thumbs_written"], again["thumbs_removed"]) == (1, 1)
     assert again["thumbs_kept"] == report["thumbs_written"] - 1
+
+    # OUT must be a folder, and a link inside it could lead writes elsewhere: refused.
+    (out / "thumbs").rename(tmp_path / "elsewhere")
+    (out / "thumbs").symlink_to(tmp_path / "elsewhere")
+    linked = run_cli(cli, "-d", url, "site", str(out))
+    assert linked.exit_code == 1 and linked.output.startswith(f"Error: {out / 'thumbs'} is not")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    refused = run_cli(cli, "-d", url, "site", str(a_file))
+    assert refused.exit_code == 1
+    assert refused.output == f"Error: {a_file} exists and is not a folder; pass a folder for OUT\n"

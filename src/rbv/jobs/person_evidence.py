@@ -5,6 +5,7 @@ typical faces computed from it (shared by ``persons suggest``, ``persons review`
 
 from __future__ import annotations
 
+import functools
 import shlex
 import uuid
 from dataclasses import dataclass
@@ -44,7 +45,17 @@ class PersonEvidence:
     model_source: str
 
     def rows_of(self, index: int) -> np.ndarray:
-        return np.flatnonzero(self.codes == index)
+        """Face rows of person ``index`` (grouped once: a site asks for every person)."""
+        order, starts = self._grouped
+        return order[starts[index]:starts[index + 1]]
+
+    @functools.cached_property
+    def _grouped(self) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(self.codes, kind="stable")
+        counts = np.bincount(self.codes[self.codes >= 0], minlength=len(self.persons))
+        skipped = int((self.codes < 0).sum())  # sorted first
+        starts = skipped + np.concatenate([[0], np.cumsum(counts)])
+        return order, starts
 
 
 def load_evidence(conn: psycopg.Connection, pack_name: str | None,
