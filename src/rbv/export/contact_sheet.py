@@ -65,10 +65,12 @@ def write_sheet(db: Database, faces: Sequence[SheetFace], title: str, out: Path,
 
 
 def draw_sheet(source: PhotoSource, faces: Sequence[SheetFace], title: str, *,
-               tile: int = 128, columns: int = 8) -> tuple[Image.Image, list[int]]:
-    """The sheet of ``faces`` as an image, and the faces whose photo could not be read
-    (grey tiles)."""
+               tile: int = 128, columns: int = 8,
+               min_width: int = 0) -> tuple[Image.Image, list[int]]:
+    """The sheet of ``faces`` as an image (at least ``min_width`` wide), and the faces
+    whose photo could not be read (grey tiles)."""
     cols, _, width, height = sheet_size(len(faces), columns, tile)
+    width = max(width, min_width)
     sheet = Image.new("RGB", (width, height), (32, 32, 32))
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
@@ -97,12 +99,16 @@ def write_side_by_side(db: Database, left: tuple[str, Sequence[SheetFace]],
     read."""
     with db.connect() as conn:
         source = PhotoSource(conn, max_pixels, long_edge=DECODE_LONG_EDGE)
-        a, missing_a = draw_sheet(source, left[1], left[0], tile=tile, columns=columns)
-        b, missing_b = draw_sheet(source, right[1], right[0], tile=tile, columns=columns)
+        side = columns * tile  # full width even for one face: the titles need the room
+        a, missing_a = draw_sheet(source, left[1], left[0], tile=tile, columns=columns,
+                                  min_width=side)
+        b, missing_b = draw_sheet(source, right[1], right[0], tile=tile, columns=columns,
+                                  min_width=side)
     gap = 12
-    both = Image.new("RGB", (a.width + gap + b.width, max(a.height, b.height)), (0, 0, 0))
+    both = Image.new("RGB", (2 * side + gap, max(a.height, b.height)), (32, 32, 32))
     both.paste(a, (0, 0))
-    both.paste(b, (a.width + gap, 0))
+    both.paste(b, (side + gap, 0))
+    ImageDraw.Draw(both).rectangle((side, 0, side + gap - 1, both.height), fill=(0, 0, 0))
     out.parent.mkdir(parents=True, exist_ok=True)
     both.save(out)
     return missing_a + missing_b

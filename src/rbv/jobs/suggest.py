@@ -17,6 +17,7 @@ from rbv.jobs.person_evidence import (
 )
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
+from rbv.store.persons import PersonRow
 from rbv.store.review import shown_faces
 
 SHEET_FACES = 8
@@ -58,11 +59,15 @@ def suggest(db: Database, pack_name: str | None, limit: int, *,
         right = _sheet_faces(db, evidence, s, keep=False)
         out = sheet_dir / f"{s.rank:02d}_{str(s.keep.id)[:8]}_{str(s.other.id)[:8]}.png"
         report.unreadable += write_side_by_side(
-            db, (f"keep {s.keep.name or str(s.keep.id)[:8]} ({s.keep.faces} faces)", left),
-            (f"merge {s.other.name or str(s.other.id)[:8]} ({s.other.faces} faces)", right),
-            out, max_pixels=max_pixels)
+            db, (f"keep {_title(s.keep)}", left), (f"merge {_title(s.other)}", right), out,
+            max_pixels=max_pixels)
         report.sheets.append(out)
     return report
+
+
+def _title(person: PersonRow) -> str:
+    faces = f"{person.faces:,} face" + ("s" if person.faces != 1 else "")
+    return f"{person.name or str(person.id)[:8]} ({faces})"
 
 
 def _sheet_faces(db: Database, evidence: PersonEvidence, s: Suggestion, *,
