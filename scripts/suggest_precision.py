@@ -27,8 +27,9 @@ import numpy as np
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.methods import Method, cluster_embeddings
-from rbv.cluster.suggestions import MergeSuggestion, suggest_merges
+from rbv.cluster.suggestions import MergeSuggestion, least_typical_first, suggest_merges
 from rbv.config import Settings
+from rbv.jobs.person_evidence import DOUBT_Z
 from rbv.store import open_database
 from rbv.store.migrations import apply_pending
 
@@ -96,6 +97,38 @@ def evaluate(s: LabelledSet, threshold: float, top: int, files: dict[str, str]) 
               f"{majority[m.a]} / {majority[m.b]}")
 
 
+def review_flags(s: LabelledSet, files: dict[str, str], doubt_z: float, loose: float) -> None:
+    """`rbv persons review` after a loose clustering (connected components at ``loose``,
+    so persons take in strangers): faces whose label is not their person's majority
+    label (intruders) against the faces it marks doubtful, and how often the least
+    typical faces of a person are its intruders."""
+    model = resolve_setting({}, files, Method.evidence).impostor
+    assert model is not None
+    faces = s.faces
+    constraints = Constraints.build(len(faces), image_ids=faces.image_ids)
+    labels = cluster_embeddings(faces.embeddings, Method.connected, loose, constraints)
+    majority = majority_labels(labels, s.truth)
+    intruders = flagged = hit = first_hits = first_total = 0
+    for person in np.unique(labels).tolist():
+        rows = np.flatnonzero(labels == person)
+        if len(rows) < 3:
+            continue
+        fits = least_typical_first(faces.embeddings[rows], model)
+        wrong = [s.truth[rows[f.row]] is not None and s.truth[rows[f.row]] != majority[person]
+                 for f in fits]
+        doubtful = [f.z < doubt_z for f in fits]
+        intruders += sum(wrong)
+        flagged += sum(doubtful)
+        hit += sum(w and d for w, d in zip(wrong, doubtful, strict=True))
+        k = sum(wrong)
+        first_hits += sum(wrong[:k])
+        first_total += k
+    print(f"  review at connected {loose:g}: {intruders} intruding labelled faces in "
+          f"persons of 3+ faces; {flagged} marked doubtful (z < {doubt_z:g}), {hit} of them "
+          f"intruders; intruders among each person's k least typical faces (k = its "
+          f"intruders): {first_hits} of {first_total}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
@@ -104,6 +137,8 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.70,
                         help="strict connected-components similarity (rbv's is 0.52)")
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--loose", type=float, default=0.40,
+                        help="loose connected-components similarity for the review check")
     args = parser.parse_args()
     settings = Settings(data_dir=Path(args.data), model_pack=args.pack)
     db = open_database(settings, require_schema=False)
@@ -115,6 +150,7 @@ def main() -> None:
     files = dict(row[0]) if row else {}
     for s in sets:
         evaluate(s, args.threshold, args.top, files)
+        review_flags(s, files, DOUBT_Z, args.loose)
 
 
 if __name__ == "__main__":
