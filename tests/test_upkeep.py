@@ -112,6 +112,12 @@ def test_only_walked_folders_mark_files_missing(cli, settings: Settings, tmp_pat
     os.unlink(b / "three.png")
     assert _index(cli, settings, str(a)).exit_code == 0  # b not named: nothing of b missing
     assert missing() == []
+    assert _index(cli, settings, str(b), "--include", "*.jpg").exit_code == 0
+    assert missing() == []  # three.png was not looked for
+    odd_root = os.fsdecode(bytes(tmp_path) + b"/\xff")  # nothing in it can be catalogued
+    os.mkdir(odd_root)
+    shutil.copy(MISC / "fr_two_people.jpg", os.path.join(odd_root, "x.jpg"))
+    assert "not valid UTF-8" in _index(cli, settings, odd_root).stderr
     os.rename(a / "one.jpg", tmp_path / "away.jpg")  # `a` now looks like an unmounted disk
     empty = _index(cli, settings, str(a))
     assert empty.exit_code == 0, empty.output

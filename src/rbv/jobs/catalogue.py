@@ -28,7 +28,14 @@ from rbv.config import Settings
 from rbv.errors import ImageUnreadable
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import probe_image
-from rbv.media.discovery import FoundFile, PathFilter, WalkProblem, discover, walk_root
+from rbv.media.discovery import (
+    FoundFile,
+    PathFilter,
+    WalkProblem,
+    discover,
+    walk_root,
+    walk_would_reach,
+)
 from rbv.media.hashing import digest_file
 from rbv.media.sniff import looks_like_image_name, sniff_format
 from rbv.store import Database
@@ -37,7 +44,7 @@ from rbv.store.missing import (
     failures_under,
     forget_failures,
     mark_missing,
-    paths_under,
+    present_paths_under,
     settle_moves,
     unmark_missing,
 )
@@ -174,32 +181,35 @@ def run_catalogue(
             alias_images.update(_store(conn, results, summary, report))
         if not dry_run:
             with conn.transaction():
-                _notice_gone(conn, targets, {str(f.path) for f in found}, unwalked, summary,
-                             alias_images)
+                _notice_gone(conn, targets, path_filter, {str(f.path) for f in found},
+                             unwalked, summary, alias_images)
     return summary
 
 
-def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path], found: set[str],
-                 unwalked: list[str], summary: CatalogueSummary,
-                 alias_images: Counter[int]) -> None:
+def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path],
+                 path_filter: PathFilter | None, found: set[str], unwalked: list[str],
+                 summary: CatalogueSummary, alias_images: Counter[int]) -> None:
     """Mark missing the catalogued files of the walked target folders that are gone;
     drop the old paths of moved files (and count them as moves, not aliases)."""
     marked: set[int] = set()
     for target in targets:
         root = walk_root(target)
         prefix = str(root).rstrip("/") + "/"
-        if not root.is_dir() or _inside(str(root), unwalked):
-            continue
-        known = [k for k in paths_under(conn, str(root)) if not k.missing]
-        absent = [k for k in known if k.path not in found and not _inside(k.path, unwalked)]
-        if absent and not any(p.startswith(prefix) for p in (*found, *unwalked)):
+        if not root.is_dir() or _inside(str(root), unwalked) or not _storable(prefix):
+            continue  # a file, a folder not walked, or one nothing in can be catalogued
+        known = present_paths_under(conn, str(root))
+        absent = [(i, p) for i, p in known if p not in found and not _inside(p, unwalked)
+                  and walk_would_reach(Path(p), root, path_filter)]
+        if absent and not any(p.startswith(prefix) for p in found) \
+                and not any(p.startswith(prefix) for p in unwalked):
             summary.notes.append(
                 f"{root} holds no files (is the disk mounted?); none of its "
                 f"{len(known):,} catalogued paths was marked missing")
             continue
-        marked.update(mark_missing(conn, [k.id for k in absent if _gone(k.path)]))
+        marked.update(mark_missing(conn, [i for i, p in absent if _gone(p)]))
         forget_failures(conn, [p for p in failures_under(conn, str(root))
-                               if p not in found and not _inside(p, unwalked) and _gone(p)])
+                               if p not in found and not _inside(p, unwalked)
+                               and walk_would_reach(Path(p), root, path_filter) and _gone(p)])
     moved = settle_moves(conn)
     summary.moved = len(moved)
     summary.missing = len(marked - {path_id for path_id, _ in moved})
@@ -207,6 +217,15 @@ def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path], found: set[s
         if alias_images[image_id] > 0:  # its new path was counted as an alias
             alias_images[image_id] -= 1
             summary.aliases -= 1
+
+
+def _storable(path: str) -> bool:
+    """Whether the catalogue can hold paths that start so (not for a non-UTF-8 name)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _inside(path: str, folders: list[str]) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rbv.config import Settings
+from rbv.errors import printable
 from rbv.faces.types import FaceAnalyzer
 from rbv.jobs.catalogue import CatalogueSummary, run_catalogue
 from rbv.jobs.embed import EmbedSummary, run_embed
@@ -48,7 +49,8 @@ def run_index(
         return IndexSummary(run_catalogue(db, settings, targets, path_filter, dry_run=True,
                                           reporter=reporter), None)
     parameters = {
-        "targets": [str(t) for t in targets],
+        # As text PostgreSQL takes: a non-UTF-8 name's bytes as \xNN.
+        "targets": [printable(str(t)) for t in targets],
         "include": path_filter.include if path_filter else [],
         "exclude": path_filter.exclude if path_filter else [],
         "embed": analyzer is not None,

@@ -69,6 +69,17 @@ class PathFilter:
         return not (self.exclude and self._matches(path, self.exclude))
 
 
+def walk_would_reach(path: Path, root: Path, path_filter: PathFilter | None) -> bool:
+    """Whether walking ``root`` with ``path_filter`` would have listed the file at
+    ``path`` (inside ``root``) had it been there: a file the filter or the walk leaves
+    out was not looked for, so its absence says nothing."""
+    keep = path_filter or PathFilter()
+    if path.name.startswith(".") or not keep.wants_file(path):
+        return False
+    return all(keep.wants_folder(folder) for folder in path.parents
+               if folder != root and root in folder.parents)
+
+
 def missing_targets(targets: Sequence[Path]) -> list[Path]:
     """The targets that do not exist (a typo or an unmounted disk: nothing to retry)."""
     return [t for t in targets if not os.path.exists(t.expanduser())]

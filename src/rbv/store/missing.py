@@ -15,14 +15,6 @@ import psycopg
 
 
 @dataclass(frozen=True)
-class CataloguedPath:
-    id: int
-    image_id: int
-    path: str
-    missing: bool
-
-
-@dataclass(frozen=True)
 class PruneCounts:
     """What ``prune`` removes (or would remove)."""
 
@@ -34,12 +26,12 @@ class PruneCounts:
         return {"images": self.images, "faces": self.faces, "paths": self.paths}
 
 
-def paths_under(conn: psycopg.Connection, folder: str) -> list[CataloguedPath]:
-    """Every catalogued path inside ``folder`` (as stored: the text of the path)."""
+def present_paths_under(conn: psycopg.Connection, folder: str) -> list[tuple[int, str]]:
+    """(id, path) of every catalogued path inside ``folder`` not marked missing."""
     prefix = folder.rstrip("/") + "/"
-    return [CataloguedPath(int(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in conn.execute(
-        "SELECT id, image_id, path, missing_since IS NOT NULL FROM image_paths "
-        "WHERE starts_with(path, %s)", (prefix,))]
+    return conn.execute(
+        "SELECT id, path FROM image_paths "
+        "WHERE starts_with(path, %s) AND missing_since IS NULL", (prefix,)).fetchall()
 
 
 def failures_under(conn: psycopg.Connection, folder: str) -> list[str]:
