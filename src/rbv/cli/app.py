@@ -256,6 +256,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dedup": ("rbv.cli.dedup", "dedup"),
     "export-swap": ("rbv.cli.export_swap", "export_swap_command"),
     "import-folders": ("rbv.cli.import_folders", "import_folders_command"),
+    "discover": ("rbv.cli.discover", "discover_command"),
     "show": ("rbv.cli.show", "show"),
     "eras": ("rbv.cli.era", "eras"),
     "export-xmp": ("rbv.cli.export_xmp", "export_xmp_command"),

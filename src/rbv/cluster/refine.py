@@ -57,10 +57,14 @@ class RefineInput:
 
 @dataclass
 class RefineResult:
-    """Groups of row indices that became facesets (largest first), and stage counts."""
+    """Groups of row indices that became facesets (largest first), stage counts, and
+    what became of each cluster (largest first): its ``faces`` after the merge, those
+    that ``passed_quality``, the ``survivors`` of outlier rejection and one face per
+    photo, their ``images``, and whether it was ``kept``."""
 
     groups: list[NDArray[np.int64]]
     counts: dict[str, int] = field(default_factory=dict)
+    clusters: list[dict[str, int]] = field(default_factory=list)
 
 
 def refine(data: RefineInput, params: RefineParams | None = None) -> RefineResult:
@@ -92,15 +96,21 @@ def refine(data: RefineInput, params: RefineParams | None = None) -> RefineResul
     counts["failed_quality"] = int((~passed).sum())
 
     groups: list[NDArray[np.int64]] = []
+    clusters: list[dict[str, int]] = []
     outliers = small = 0
+    sizes = np.bincount(labels)
     for label in range(int(labels.max()) + 1):
         members = np.flatnonzero((labels == label) & passed)
+        fate = {"faces": int(sizes[label]), "passed_quality": len(members)}
         if len(members) >= params.outlier_min_cluster:
             kept = reject_outliers(x[members], params.outlier)
             outliers += len(members) - int(kept.sum())
             members = members[kept]
         members = one_face_per_image(x, members, data.image_ids)
-        if len(np.unique(data.image_ids[members])) < params.min_images:
+        images = len(np.unique(data.image_ids[members]))
+        clusters.append({**fate, "survivors": len(members), "images": images,
+                         "kept": int(images >= params.min_images)})
+        if images < params.min_images:
             small += 1 if len(members) else 0
             continue
         groups.append(members)
@@ -109,7 +119,8 @@ def refine(data: RefineInput, params: RefineParams | None = None) -> RefineResul
     groups.sort(key=lambda g: (-len(g), int(g.min())))
     counts["facesets"] = len(groups)
     counts["faces_kept"] = int(sum(len(g) for g in groups))
-    return RefineResult(groups, counts)
+    clusters.sort(key=lambda c: (-c["faces"], -c["survivors"]))
+    return RefineResult(groups, counts, clusters)
 
 
 def centroids(x: NDArray[np.float32], labels: NDArray[np.int64]) -> NDArray[np.float32]:

@@ -247,17 +247,26 @@ def export_swap(db: Database, manifest_path: Path, out: Path, analyzer: FaceAnal
     manifest = read_manifest(manifest_path)
     with writing_folder(out, "export-swap"), recorded_run(db, "export-swap", {
             "manifest": str(manifest_path), "out": str(out), **asdict(params)}) as run:
-        results = _export_swap(db, manifest, manifest_path, out, analyzer, params,
-                               max_pixels=max_pixels, advance=advance)
+        results = export_sets(db, manifest, str(manifest_path), out, analyzer, params,
+                              max_pixels=max_pixels, advance=advance)
         run.counts = {"facesets": len(results),
                       "written": sum(len(r.written) for r in results)}
         return results
 
 
-def _export_swap(db: Database, manifest: dict[str, Any], manifest_path: Path, out: Path,
-                 analyzer: FaceAnalyzer, params: SwapParams, *, max_pixels: int,
-                 advance: Callable[[int], None]) -> list[SetResult]:
-    shutil.rmtree(out / "_candidates", ignore_errors=True)  # a re-run replaces them
+def export_sets(db: Database, manifest: dict[str, Any], origin: str, out: Path,
+                analyzer: FaceAnalyzer, params: SwapParams, *, max_pixels: int,
+                advance: Callable[[int], None], keep_others: bool = False
+                ) -> list[SetResult]:
+    """Write the facesets of a checked ``manifest`` (from ``origin``) under ``out``.
+    With ``keep_others`` the folders and manifest entries of facesets not in it stay as
+    they are (new facesets are added beside earlier ones); without, ``out`` then holds
+    exactly these. The caller holds ``out``'s lock and records the run."""
+    if keep_others:
+        for fs in manifest["facesets"]:
+            shutil.rmtree(out / "_candidates" / fs["folder"], ignore_errors=True)
+    else:
+        shutil.rmtree(out / "_candidates", ignore_errors=True)  # a re-run replaces them
     with db.connect() as conn:
         pack = find_pack(conn, manifest.get("pack"), sole_fallback=True)
     run_enrich(db, pack.name)  # quality of faces indexed since the last `rbv enrich`
@@ -300,13 +309,28 @@ def _export_swap(db: Database, manifest: dict[str, Any], manifest_path: Path, ou
         (folder / "manifest.json").write_text(json.dumps(
             {**r.summary(), "faces": r.written, "dropped_faces": r.dropped,
              "candidates": r.candidates, "weights": WEIGHTS}, indent=2) + "\n")
+    entries = [r.summary() | {"top": f"{r.folder}/{r.folder}_top{params.top}.fsz",
+                              "all": f"{r.folder}/{r.folder}_all.fsz"} for r in results]
+    if keep_others:
+        mine = {r.folder for r in results}
+        entries = [e for e in _earlier_entries(out / "manifest.json")
+                   if e.get("faceset") not in mine] + entries
     write_atomically(out / "manifest.json", json.dumps(
-        {"pack": pack.name, "refine_manifest": str(manifest_path),
-         "params": params.__dict__, "weights": WEIGHTS,
-         "facesets": [r.summary() | {"top": f"{r.folder}/{r.folder}_top{params.top}.fsz",
-                                     "all": f"{r.folder}/{r.folder}_all.fsz"}
-                      for r in results]}, indent=2) + "\n")
+        {"pack": pack.name, "refine_manifest": origin,
+         "params": params.__dict__, "weights": WEIGHTS, "facesets": entries},
+        indent=2) + "\n")
     return results
+
+
+def _earlier_entries(path: Path) -> list[dict[str, Any]]:
+    """The faceset entries of an earlier top-level manifest (none if there is none or
+    it cannot be read: it is only a listing, the folders are what counts)."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    entries = earlier.get("facesets") if isinstance(earlier, dict) else None
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
 def _write_set(folder: Path, ranked: Sequence[Ranked], result: SetResult, source: PhotoSource,

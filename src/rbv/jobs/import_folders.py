@@ -121,7 +121,7 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
         centroids: list[tuple[IdentityResult, uuid.UUID | None, NDArray[np.float32]]] = []
         for folder in folders:
             result = IdentityResult(folder.name.strip(), str(folder))
-            images = _images_under(path_rows, folder)
+            images = images_under(path_rows, folder)
             result.photos = len(images)
             rows = np.flatnonzero(np.isin(faces.image_ids, list(images)))
             result.faces = len(rows)
@@ -162,7 +162,9 @@ def _as_indexed(path: Path) -> str:
     return os.path.abspath(path.expanduser())
 
 
-def _images_under(path_rows: Sequence[tuple[int, str]], folder: Path) -> set[int]:
+def images_under(path_rows: Sequence[tuple[int, str]], folder: Path) -> set[int]:
+    """Images with a path under ``folder`` (any of their paths: a byte-identical copy
+    elsewhere is the same image)."""
     prefix = _as_indexed(folder).rstrip("/") + "/"
     return {int(i) for i, p in path_rows if p.startswith(prefix) or p == prefix[:-1]}
 
@@ -200,7 +202,7 @@ def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
     wanted: dict[int, str] = {}
     for target in mixed:
         if target.is_dir():
-            for image in _images_under(path_rows, target):
+            for image in images_under(path_rows, target):
                 wanted[image] = next(p for i, p in path_rows if i == image)
         else:
             given = _as_indexed(target)

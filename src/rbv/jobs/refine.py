@@ -106,13 +106,9 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
     progress(f"refining {len(facts):,} faces")
     result = refine(RefineInput(facts.embeddings, facts.image_ids, facts.face_short,
                                 facts.blur, facts.det_score,
-                                None if params.split_named else _named_groups(facts, named)),
+                                None if params.split_named else named_groups(facts, named)),
                     params)
-    owners = [_majority(facts, g) for g in result.groups]
-    # A face the user rejected from a person ("not this person") never joins the
-    # faceset of that person, however close its embedding is.
-    rows_of = [np.array([r for r in g.tolist() if (int(facts.ids[r]), owner) not in rejected],
-                        np.int64) for g, owner in zip(result.groups, owners, strict=True)]
+    owners, rows_of = owned_groups(facts, result.groups, rejected)
     groups = [set(facts.ids[g].tolist()) for g in rows_of]
     numbers = stable_numbers(groups, previous, next_number)
     with db.connect() as conn:
@@ -137,7 +133,19 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
     return report, facts
 
 
-def _named_groups(facts: FaceFacts, named: dict[uuid.UUID, str]) -> np.ndarray:
+def owned_groups(facts: FaceFacts, groups: list[np.ndarray],
+                 rejected: set[tuple[int, uuid.UUID]]
+                 ) -> tuple[list[uuid.UUID | None], list[np.ndarray]]:
+    """Each group's owner (the person holding most of its faces) and its rows without
+    the faces the user rejected from that owner ("not this person" holds however close
+    the embedding is)."""
+    owners = [_majority(facts, g) for g in groups]
+    rows = [np.array([r for r in g.tolist() if (int(facts.ids[r]), owner) not in rejected],
+                     np.int64) for g, owner in zip(groups, owners, strict=True)]
+    return owners, rows
+
+
+def named_groups(facts: FaceFacts, named: dict[uuid.UUID, str]) -> np.ndarray:
     """Per face: an index of its named person, or -1."""
     index = {p: i for i, p in enumerate(sorted(named, key=str))}
     return np.array([index.get(p, -1) if p else -1 for p in facts.person_ids], np.int64)

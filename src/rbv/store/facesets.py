@@ -116,6 +116,21 @@ def save_facesets(conn: psycopg.Connection, pack_id: int, run_id: int | None,
                      "SELECT %s, unnest(%s::bigint[])", (row[0], list(faces)))
 
 
+def add_facesets(conn: psycopg.Connection, pack_id: int, run_id: int | None,
+                 sets: Sequence[tuple[int, uuid.UUID | None, Sequence[int]]],
+                 discovered_from: str) -> None:
+    """Add new active facesets (number, person, face ids) beside the pack's others, which
+    stay as they are, marked as discovered in the folder ``discovered_from``."""
+    for number, person, faces in sets:
+        row = conn.execute(
+            "INSERT INTO facesets (pack_id, number, person_id, run_id, discovered_from) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (pack_id, number, person, run_id, discovered_from)).fetchone()
+        assert row is not None
+        conn.execute("INSERT INTO faceset_faces (faceset_id, face_id) "
+                     "SELECT %s, unnest(%s::bigint[])", (row[0], list(faces)))
+
+
 def faceset_faces(conn: psycopg.Connection, pack_id: int, number: int) -> list[int] | None:
     """Face ids of faceset ``number`` (None: no such faceset)."""
     row = conn.execute("SELECT id FROM facesets WHERE pack_id = %s AND number = %s",

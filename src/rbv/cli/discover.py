@@ -1,0 +1,134 @@
+"""``rbv discover FOLDER OUT``: new facesets from a folder of mixed photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from rbv.cli.common import (
+    DatabaseOption,
+    DeviceOption,
+    JsonOption,
+    ModelPackOption,
+    help_from,
+    print_json,
+    settings_of,
+)
+from rbv.cli.progress import ProgressReporter
+from rbv.cluster.refine import RefineParams
+from rbv.jobs.analyzer import load_face_analyzer
+from rbv.jobs.discover import DiscoverParams, discover
+from rbv.jobs.export_swap import SwapParams
+from rbv.jobs.index import run_index
+from rbv.store import open_database
+
+_D = DiscoverParams()
+_R = RefineParams()
+_S = SwapParams()
+
+
+@help_from(_D, _R, swap_min_face=_S.min_face, top=_S.top)
+def discover_command(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A folder of mixed photos (searched "
+                                           "recursively).")],
+    out: Annotated[Path, typer.Argument(help="The export-swap folder: new facesets are "
+                                        "added there beside the ones it has.")],
+    covered: Annotated[float, typer.Option(min=0.0, max=2.0, help="A face this close (cosine "
+                                           "distance) to a known faceset's centroid is "
+                                           "that identity, not a new one.")] = _D.covered,
+    initial: Annotated[float, typer.Option(min=0.0, max=2.0, help="Cosine distance of the "
+                                           "initial average-linkage clusters.")] = _R.initial,
+    merge: Annotated[float, typer.Option(min=0.0, max=2.0, help="Merge clusters whose "
+                                         "centroids are this close.")] = _R.merge,
+    outlier: Annotated[float, typer.Option(min=0.0, max=2.0, help="Drop faces farther than "
+                                           "this from their centroid.")] = _R.outlier,
+    min_images: Annotated[int, typer.Option(min=1, help="Keep facesets with at least this "
+                                            "many different photos.")] = _R.min_images,
+    min_face: Annotated[float, typer.Option(min=0.0, help="Quality gate: minimum face short "
+                                            "edge (original pixels).")] = _R.min_face_short,
+    min_blur: Annotated[float, typer.Option(min=0.0, help="Quality gate: minimum sharpness "
+                                            "(Laplacian variance).")] = _R.min_blur,
+    min_det: Annotated[float, typer.Option(min=0.0, max=1.0, help="Quality gate: minimum "
+                                           "detection score.")] = _R.min_det_score,
+    split_named: Annotated[bool, typer.Option(
+        "--split-named", help="Re-group named persons' faces like any others.")] = False,
+    top: Annotated[int, typer.Option(min=1, help="Faces in each <faceset>_topN.fsz "
+                                     "bundle.")] = _S.top,
+    swap_min_face: Annotated[float, typer.Option(min=0.0, help="Only faces with a short "
+                                                 "edge of at least this many pixels go into "
+                                                 "the PNGs.")] = _S.min_face,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Do not index FOLDER first "
+                                           "(it is indexed already).")] = False,
+    model_pack: ModelPackOption = None,
+    device: DeviceOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the clusters and the "
+                                          "facesets they would give; write nothing (FOLDER "
+                                          "must be indexed).")] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find new identities in a folder of mixed photos and add them as facesets.
+
+    The faces of FOLDER's photos (indexed first, incremental) that are in no
+    known faceset and not within {covered} of one's centroid go through
+    refine's pipeline (clusters at {initial}, merge {merge}, quality gate,
+    outliers > {outlier}, at least {min_images} different photos). Each set
+    that survives gets a number past the highest ever used and is written to
+    OUT as export-swap writes it (PNGs, .fsz bundles), with provenance.json;
+    the facesets OUT holds already are not touched. --dry-run shows every
+    cluster's size and survivors.
+
+    Examples:
+
+        rbv discover ~/Pictures/unsorted ~/swap --dry-run
+
+        rbv discover ~/Pictures/unsorted ~/swap --min-images 8 --json
+    """
+    settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device)
+    db = open_database(settings)
+    analyzer = None
+    if not dry_run:
+        analyzer = load_face_analyzer(settings)
+        if not no_index:
+            with ProgressReporter(enabled=not as_json) as reporter:
+                run_index(db, settings, [folder], analyzer=analyzer, reporter=reporter)
+    params = DiscoverParams(covered=covered, refine=RefineParams(
+        initial=initial, merge=merge, outlier=outlier, min_images=min_images,
+        min_face_short=min_face, min_blur=min_blur, min_det_score=min_det,
+        split_named=split_named))
+    swap = SwapParams(top=top, min_face=swap_min_face)
+    console = Console(stderr=True)
+    with Progress(console=console, disable=as_json or not console.is_terminal) as bar:
+        task = bar.add_task("cropping", total=None)
+        report = discover(db, model_pack or settings.model_pack, folder, out, analyzer,
+                          params, swap, dry_run=dry_run, sole_fallback=not model_pack,
+                          max_pixels=settings.max_image_pixels,
+                          advance=lambda n: bar.advance(task, n))
+    if as_json:
+        print_json(report.as_dict())
+        return
+    c = report.counts
+    typer.echo(f"{report.folder}: {c.get('photos', 0):,} photos, {c.get('faces', 0):,} faces; "
+               f"{c.get('in_facesets', 0):,} in known facesets, {c.get('covered', 0):,} near "
+               f"one; {c.get('after_merge', 0):,} clusters of the rest, "
+               f"{c.get('failed_quality', 0):,} faces failed the quality gate, "
+               f"{c.get('outliers', 0):,} outliers.")
+    shown = [k for k in report.clusters if k["faces"] > 1 or k["kept"]]
+    if shown:
+        typer.echo("Clusters (faces → passed quality → survivors, photos):")
+    for k in shown:
+        typer.echo(f"  {k['faces']:>5} → {k['passed_quality']:>5} → {k['survivors']:>5}, "
+                   f"{k['images']:>4} photos{'  kept' if k['kept'] else ''}")
+    if len(report.clusters) > len(shown):
+        typer.echo(f"  and {len(report.clusters) - len(shown):,} lone faces")
+    for fs in report.facesets:
+        written = "" if fs.written is None else f", {fs.written} PNGs"
+        typer.echo(f"New {fs.folder}  {fs.person_name or '-'}  {len(fs.face_ids)} faces, "
+                   f"{fs.image_count} photos{written}")
+    typer.echo("Dry run: nothing was written." if dry_run else
+               f"Added {len(report.facesets)} new facesets to {out}.")
