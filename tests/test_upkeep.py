@@ -71,6 +71,11 @@ def test_index_notices_moves_and_deletions_under_a_symlinked_root_and_prune_remo
     assert after["biden.jpg"] == before["biden.jpg"]  # kept until pruned
     stats = json.loads(run_cli(cli, "stats", "-d", str(settings.database_url), "--json").stdout)
     assert (stats["images"]["missing_paths"], stats["images"]["missing_images"]) == (1, 1)
+    _rows(settings, "UPDATE face_scans SET status = 'pending'")  # as if never scanned
+    embed = run_cli(cli, "embed", "-d", str(settings.database_url), "--model-pack", str(PACK),
+                    "--dry-run")
+    assert "Would scan 2 images" in embed.stdout, embed.output  # not the missing one
+    _rows(settings, "UPDATE face_scans SET status = 'done'")
 
     shutil.copy(FACES / "Joe_Biden" / "fr_biden2_exif8.jpg", real / "biden.jpg")  # it is back
     back = _index(cli, settings, str(lib), "--json")
@@ -171,6 +176,7 @@ def test_audit_reports_and_fix_repairs_only_what_is_safe(cli, faces_settings: Se
     assert {p["id"] for p in found["empty_persons"]} == {str(empty), str(named_empty)}
     [conflict] = found["same_photo_conflicts"]
     assert conflict["person"] == str(clash) and conflict["unassign"] == [dropped]
+    assert conflict["path"].endswith("/fr_two_people.jpg")
     assert [(d["name"].lower(), len(d["persons"])) for d in found["duplicate_names"]] == [
         ("bob", 2)]
     assert found["missing"]["paths"] == 1 and found["missing"]["images"] == 1
@@ -194,7 +200,7 @@ def test_audit_reports_and_fix_repairs_only_what_is_safe(cli, faces_settings: Se
 
 def test_same_photo_conflict_keeps_the_manual_face_else_the_most_similar() -> None:
     def conflict(*faces: ConflictFace) -> SamePhotoConflict:
-        return SamePhotoConflict(uuid.uuid4(), 1, 7, faces)
+        return SamePhotoConflict(uuid.uuid4(), 1, 7, "/p/a.jpg", faces)
 
     assert faces_to_unassign(conflict(ConflictFace(1, "cluster", 0.9),
                                       ConflictFace(2, "manual", 0.2))) == [1]

@@ -53,15 +53,16 @@ def _lines(r: AuditReport) -> list[str]:
     lines = []
     for p in r.empty_persons:
         what = f"named {p.name!r}, kept: delete or reuse it by hand" if p.name is not None \
-            else "unnamed" + (", others were merged into it: kept" if p.merge_target else "")
+            else "unnamed, " + ("others were merged into it: kept" if p.merge_target
+                                else "--fix deletes it")
         lines.append(f"Empty person {p.id} ({pack(p.pack_id)}): no faces, {what}.")
     for c in r.conflicts:
         faces = ", ".join(f"{f.id} ({f.assigned_by or '?'})" for f in c.faces)
         drop = faces_to_unassign(c)
         then = (f"--fix unassigns {', '.join(map(str, drop))}" if drop else
                 "decide by hand: `rbv persons move` or `rbv persons not-this-person`")
-        lines.append(f"Same photo twice in person {c.person_id}: image {c.image_id}, faces "
-                     f"{faces}; {then}.")
+        lines.append(f"Same photo twice in person {c.person_id}: {c.path or c.image_id}, "
+                     f"faces {faces}; {then}.")
     for d in r.duplicate_names:
         lines.append(f"Name {d.name!r} is held by {len(d.persons)} persons "
                      f"({', '.join(str(p) for p in d.persons)}) in {pack(d.pack_id)}: merge "

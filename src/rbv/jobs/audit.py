@@ -67,6 +67,7 @@ class AuditReport:
                                "merge_target": p.merge_target} for p in self.empty_persons],
             "same_photo_conflicts": [
                 {"person": str(c.person_id), "pack": pack(c.pack_id), "image_id": c.image_id,
+                 "path": c.path,
                  "faces": [{"id": f.id, "assigned_by": f.assigned_by,
                             "similarity": None if f.similarity is None
                             else round(f.similarity, 3)} for f in c.faces],

@@ -35,6 +35,7 @@ class SamePhotoConflict:
     person_id: uuid.UUID
     pack_id: int
     image_id: int
+    path: str | None  # one of the photo's paths
     faces: tuple[ConflictFace, ...]
 
 
@@ -80,7 +81,9 @@ def same_photo_conflicts(conn: psycopg.Connection) -> list[SamePhotoConflict]:
             WHERE person_id IS NOT NULL
             GROUP BY person_id, image_id HAVING count(*) > 1
         )
-        SELECT f.person_id, f.pack_id, f.image_id, f.id, f.assigned_by,
+        SELECT f.person_id, f.pack_id, f.image_id,
+               (SELECT min(p.path) FROM image_paths p WHERE p.image_id = f.image_id),
+               f.id, f.assigned_by,
                1 - (e.embedding <=> (
                    SELECT avg(oe.embedding) FROM face_detections o
                    JOIN face_embeddings oe ON oe.face_id = o.id
@@ -90,11 +93,13 @@ def same_photo_conflicts(conn: psycopg.Connection) -> list[SamePhotoConflict]:
         JOIN face_embeddings e ON e.face_id = f.id
         ORDER BY f.person_id, f.image_id, f.id
         """).fetchall()
-    groups: dict[tuple[uuid.UUID, int], list[tuple[int, ConflictFace]]] = {}
-    for person, pack, image, face, by, sim in rows:
+    groups: dict[tuple[uuid.UUID, int], list[tuple[int, str | None, ConflictFace]]] = {}
+    for person, pack, image, path, face, by, sim in rows:
         groups.setdefault((person, int(image)), []).append(
-            (int(pack), ConflictFace(int(face), by, None if sim is None else float(sim))))
-    return [SamePhotoConflict(person, faces[0][0], image, tuple(f for _, f in faces))
+            (int(pack), path,
+             ConflictFace(int(face), by, None if sim is None else float(sim))))
+    return [SamePhotoConflict(person, faces[0][0], image, faces[0][1],
+                              tuple(f for _, _, f in faces))
             for (person, image), faces in groups.items()]
 
 

@@ -211,11 +211,14 @@ def release_claims(conn: psycopg.Connection, pack_id: int, worker: str,
 
 
 def remaining_scans(conn: psycopg.Connection, pack_id: int, max_attempts: int) -> int:
-    """Scans still to do for the pack (pending, or failed and still retryable)."""
+    """Scans still to do for the pack (pending, or failed and still retryable) of
+    images with a file to read (a path not marked missing)."""
     row = conn.execute(
         """
-        SELECT count(*) FROM face_scans WHERE pack_id = %s
+        SELECT count(*) FROM face_scans s WHERE pack_id = %s
           AND (status = 'pending' OR (status = 'failed' AND attempts < %s))
+          AND EXISTS (SELECT 1 FROM image_paths p
+                      WHERE p.image_id = s.image_id AND p.missing_since IS NULL)
         """,
         (pack_id, max_attempts),
     ).fetchone()
