@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from rbv.config import Settings
-from rbv.errors import InferenceError, InferenceUnavailable
+from rbv.errors import InferenceError, InferenceServerDown, InferenceUnavailable
 from rbv.media.decode import decode_for_detection
-from rbv.mlapi.client import RemoteFaceAnalyzer
+from rbv.mlapi.client import STOP_AFTER_FAILED_IMAGES, RemoteFaceAnalyzer
 from tests.conftest import FACES, PACK, run_cli
 
 REMOTE = "files ? 'immich-ml:facial-recognition'"
@@ -130,6 +130,7 @@ def test_images_that_exhausted_retries_are_retried_next_run(cli, settings, fake_
             fake_ml.url, "--json")
     n = len(list((FACES / "Barack_Obama").iterdir()))
     fake_ml.faults.fail_5xx = 4  # the first image fails all 4 attempts, then all is well
+    fake_ml.faults.fail_5xx_after = 1  # after the start-up probe
 
     first = run_cli(cli, *args, env=env)
 
@@ -156,12 +157,13 @@ def test_a_server_down_mid_run_stops_with_exit_2_and_the_rerun_finishes(
             fake_ml.url)
     n = len(list((FACES / "Madonna").iterdir()))
     fake_ml.faults.fail_5xx = 10_000
+    fake_ml.faults.fail_5xx_after = 1  # the start-up probe
 
     first = run_cli(cli, *args, env=env)
 
     assert first.exit_code == 2, first.output
     assert "3 images in a row" in first.stderr and "re-run" in first.stderr
-    assert fake_ml.requests == 3 * 4  # three images, four attempts each, then stop
+    assert fake_ml.requests == 1 + 3 * 4  # the probe; three images, 4 attempts each
     assert _scan_status(url, remote=True).get("done", 0) == 0
     fake_ml.faults.fail_5xx = 0
 
@@ -182,3 +184,20 @@ def test_unreachable_ml_server_fails_fast_with_exit_2(cli, settings, fake_ml) ->
 def _decoded(path: Path):  # type: ignore[no-untyped-def]
     return decode_for_detection(path, "JPEG", image_id=1, long_edge=1920,
                                 max_pixels=10**9, keep_bytes=True)
+
+
+def test_images_failing_at_once_report_the_limit_not_a_count_past_it(fake_ml) -> None:
+    # Two workers failing at the same time used to report "4 images in a row" (limit 3).
+    fake_ml.stop()
+    analyzer = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", sleep=lambda _: None)
+    image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
+    errors = []
+    for _ in range(STOP_AFTER_FAILED_IMAGES + 2):
+        with pytest.raises(InferenceUnavailable) as caught:
+            analyzer.analyze(image)
+        errors.append(caught.value)
+    stops = errors[STOP_AFTER_FAILED_IMAGES - 1:]
+    assert all(isinstance(e, InferenceServerDown) for e in stops)
+    assert not any(isinstance(e, InferenceServerDown) for e in errors[:2])
+    assert {str(e) for e in stops} == {str(stops[0])}
+    assert f"failed {STOP_AFTER_FAILED_IMAGES} images in a row" in str(stops[-1])

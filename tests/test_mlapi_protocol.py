@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
 
 from rbv.errors import InferenceError
-from rbv.mlapi.protocol import parse_prediction, predict_entries
+from rbv.mlapi.protocol import embedding_width, parse_prediction, predict_entries
 
 
 def _answer(width: int, height: int, dim: int = 4, **extra: object) -> dict[str, object]:
@@ -54,3 +55,42 @@ def test_clip_embedding_string_is_parsed() -> None:
 def test_malformed_answers_are_inference_errors(body: object) -> None:
     with pytest.raises(InferenceError):
         parse_prediction(body, (10, 10), embedding_dim=4)
+
+
+def test_face_embeddings_come_back_unit_length() -> None:
+    # Immich-ML returns the recognizer's raw output (norms 5-16 for SFace).
+    body = _answer(10, 10, dim=4)
+    body["facial-recognition"][0]["embedding"] = json.dumps([3.0, 0.0, 4.0, 0.0])  # type: ignore[index]
+    (face,) = parse_prediction(body, (10, 10), embedding_dim=4).faces
+    np.testing.assert_allclose(face.embedding, [0.6, 0.0, 0.8, 0.0], rtol=1e-6)
+    assert embedding_width(body) == 4 and embedding_width(_answer(10, 10) | {
+        "facial-recognition": []}) is None
+
+
+def test_upright_pixels_are_sent(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from rbv.media.decode import decode_for_detection
+    from rbv.mlapi.client import upright_payload
+    from rbv.testing.immich_ml import write_oriented_copies
+    from tests.conftest import MISC
+
+    def sent(path, long_edge=1920):  # type: ignore[no-untyped-def]
+        image = decode_for_detection(path, "JPEG", image_id=1, long_edge=long_edge,
+                                     max_pixels=10**9, keep_bytes=True)
+        name, data, mime = upright_payload(image)
+        return image, data, mime
+
+    upright = MISC / "fr_two_people.jpg"
+    image, data, mime = sent(upright)  # upright, decoded at full size: the file itself
+    assert mime == "image/jpeg" and data == upright.read_bytes()
+    for turned in write_oriented_copies(upright, tmp_path):  # EXIF 3, 6, 8
+        image, data, mime = sent(turned)
+        assert mime == "image/png"
+        with Image.open(io.BytesIO(data)) as png:
+            assert png.size == image.original_size == (1126, 661)
+            np.testing.assert_array_equal(np.asarray(png), image.rgb)  # lossless
+    image, data, mime = sent(upright, long_edge=500)  # decoded at reduced size
+    assert mime == "image/png" and image.scale == 2.0
+    with Image.open(io.BytesIO(data)) as png:
+        assert png.size == (563, 331)

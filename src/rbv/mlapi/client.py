@@ -1,18 +1,32 @@
 """RemoteFaceAnalyzer: the :class:`~rbv.faces.types.FaceAnalyzer` of a remote server.
 
-Each image's original bytes go to ``POST <url>/predict``. Connection errors, timeouts
-and HTTP 5xx are retried with exponential backoff (``backoff_s`` × 1, 2, 4: 5, 10,
-20 s by default; 3 retries); then :class:`InferenceUnavailable` is raised and the
-pipeline leaves the image not-done, to be retried on the next run. ``sleep`` is
-injectable so tests run the same schedule without waiting.
+Each image goes to ``POST <url>/predict`` as upright pixels: Immich-ML decodes what it
+gets with PIL and applies no EXIF orientation, so a JPEG is sent as is only when its
+orientation is 1 (and rbv decoded it at full size); anything else (rotated or big
+JPEGs, HEIF, PNG, TIFF, ...) is sent as a lossless PNG of the upright pixels rbv
+decoded (see :func:`upright_payload`). Boxes come back in the sent image's pixels and
+are scaled to the oriented original.
+
+At start, :func:`remote_analyzer` checks the server: ``GET /ping`` (no answer: exit 2),
+then one tiny ``/predict`` of a 96-pixel face, which tells whether the server serves the
+model (Immich-ML answers HTTP 500 to a name it does not know: exit 1 with its answer and
+the names it accepts) and the width of its embeddings.
+
+Connection errors, timeouts and HTTP 5xx are retried with exponential backoff
+(``backoff_s`` × 1, 2, 4: 5, 10, 20 s by default; 3 retries); then
+:class:`InferenceUnavailable` is raised and the pipeline leaves the image not-done, to
+be retried on the next run. ``sleep`` is injectable so tests run the same schedule
+without waiting.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +41,7 @@ from rbv.errors import ConfigError, InferenceError, InferenceServerDown, Inferen
 from rbv.faces.defaults import DEFAULT_DECODE_LONG_EDGE
 from rbv.faces.types import ImageFaces, PackInfo
 from rbv.media.types import DecodedImage
-from rbv.mlapi.protocol import parse_prediction, predict_entries
+from rbv.mlapi.protocol import embedding_width, parse_prediction, predict_entries
 
 RETRIES = 3
 STOP_AFTER_FAILED_IMAGES = 3
@@ -36,16 +50,19 @@ is skipped (the server may choke on it), a row of them means the server is down,
 going on would only spend 35 s of backoff per image to mark them all failed."""
 DEFAULT_MIN_SCORE = 0.5  # the local analyzer's detection threshold, so results agree
 DEFAULT_TIMEOUT_S = 120.0
-KNOWN_EMBEDDING_DIMS = {"buffalo_l": 512, "buffalo_m": 512, "buffalo_s": 512,
-                        "antelopev2": 512, "scrfd_sface": 128}
-"""Recognizer widths of the model names an Immich-ML server serves (the pack must be
-registered before the first answer arrives); others need ``RBV_ML_EMBEDDING_DIM``."""
-_SENDABLE = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # JPEG, PNG: every server decodes them
+IMMICH_FACE_MODELS = ("buffalo_l", "buffalo_m", "buffalo_s", "antelopev2")
+"""The face model names Immich-ML serves (``immich_ml/models/constants.py``); it reads
+``<cache>/facial-recognition/<name>/{detection,recognition}/model.onnx``."""
+KNOWN_EMBEDDING_DIMS = dict.fromkeys(IMMICH_FACE_MODELS, 512)
+"""Widths used only when the start-up probe finds no face to measure (a detector that
+misses the probe face); else ``RBV_ML_EMBEDDING_DIM``."""
+PROBE_MIN_SCORE = 0.5  # the probe face scores ~0.85 with SCRFD-500M, more with bigger ones
 
 
 def remote_analyzer(settings: Settings) -> RemoteFaceAnalyzer:
     """The analyzer for ``--ml-uri``: the model is the pack's name (a pack folder's
-    name when ``--model-pack`` is a path); checks that the server answers."""
+    name when ``--model-pack`` is a path); checks that the server answers and serves
+    the model, and learns its embedding width (see :meth:`RemoteFaceAnalyzer.probe`)."""
     assert settings.ml_uri is not None
     model = Path(settings.model_pack).name if "/" in settings.model_pack or "\\" in \
         settings.model_pack else settings.model_pack
@@ -55,7 +72,7 @@ def remote_analyzer(settings: Settings) -> RemoteFaceAnalyzer:
                                   min_score=settings.det_threshold,
                                   min_face=settings.min_face,
                                   backoff_s=settings.ml_backoff_s)
-    analyzer.ping()
+    analyzer.probe()
     return analyzer
 
 
@@ -63,12 +80,20 @@ class _Transient(Exception):
     """Internal: an attempt failed the way a busy or restarting server fails."""
 
 
+class _Refused(Exception):
+    """Internal: the server answered 4xx, or 5xx where that means "not served" (probe)."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {' '.join(text.split())[:200]}")
+        self.status = status
+
+
 class RemoteFaceAnalyzer:
     """Detects and embeds faces on a remote Immich-ML server."""
 
     wants_original_bytes = True
     batches = False  # one request per image either way
-    decode_long_edge = DEFAULT_DECODE_LONG_EDGE  # only for formats sent as a PNG
+    decode_long_edge = DEFAULT_DECODE_LONG_EDGE  # the pixels sent when not the original
 
     def __init__(
         self,
@@ -85,10 +110,6 @@ class RemoteFaceAnalyzer:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"--ml-uri must start with http:// or https://, got {url!r}")
-        dim = embedding_dim or KNOWN_EMBEDDING_DIMS.get(model)
-        if not dim:
-            raise ConfigError(f"the embedding width of model {model!r} is not known to rbv; "
-                              "set RBV_ML_EMBEDDING_DIM (512 for InsightFace models)")
         self._base = url.rstrip("/")
         # Shown in messages: never with a user:password part.
         self.url = re.sub(r"^([A-Za-z][\w+.-]*://)[^/]*@", r"\1***@", self._base)
@@ -96,19 +117,25 @@ class RemoteFaceAnalyzer:
         self.clip_model = clip_model
         self.min_score = min_score
         self.min_face = min_face  # as the local analyzer: smaller faces are dropped
-        # Identity: the server's model name (the files are on the server, not here).
-        # Named after the server's model and host, so it never takes a local pack's name.
-        host = httpx.URL(self._base).host or "server"
-        self.pack = PackInfo(name=f"remote:{model}@{host}",
-                             files={"immich-ml:facial-recognition": model}, embedding_dim=dim)
+        self._wanted_dim = embedding_dim
+        self.pack = self._pack(embedding_dim or 0)  # 0: learnt by probe() or the 1st answer
         self.providers = [f"remote {self.url}"]
         self._backoff_s = backoff_s
         self._sleep = sleep
         self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0))
+        self._lock = threading.Lock()
         self._failed_in_a_row = 0
+        self._stopped: str | None = None  # the message of the stop, once stopped
 
     def __repr__(self) -> str:
         return f"RemoteFaceAnalyzer({self.url!r}, {self.model!r})"
+
+    def _pack(self, dim: int) -> PackInfo:
+        # Identity: the server's model name (the files are on the server, not here).
+        # Named after the server's model and host, so it never takes a local pack's name.
+        host = httpx.URL(self._base).host or "server"
+        return PackInfo(name=f"remote:{self.model}@{host}",
+                        files={"immich-ml:facial-recognition": self.model}, embedding_dim=dim)
 
     def close(self) -> None:
         self._http.close()
@@ -123,22 +150,65 @@ class RemoteFaceAnalyzer:
                 "check --ml-uri and that the server is up"
             ) from None
 
-    def analyze(self, image: DecodedImage) -> ImageFaces:
-        """Faces of one image (boxes in original pixels) and its CLIP embedding, if any."""
-        name, payload, mime = _payload(image)
-        files = {"image": (name, payload, mime)}
-        data = {"entries": predict_entries(self.model, self.min_score, self.clip_model)}
+    def probe(self) -> None:
+        """Check the server before a run: it answers (else :class:`InferenceUnavailable`,
+        exit 2), it serves the model (else :class:`ConfigError` with its answer and the
+        names Immich-ML accepts, exit 1), and how wide its embeddings are (the pack's
+        ``embedding_dim``; ``RBV_ML_EMBEDDING_DIM`` must agree when set)."""
+        self.ping()
+        face = resources.files("rbv.mlapi").joinpath("probe_face.jpg").read_bytes()
+        data = {"entries": predict_entries(self.model, PROBE_MIN_SCORE, None)}
+        files = {"image": ("probe.jpg", face, "image/jpeg")}
+        try:
+            body = self._post(data, files, refused_5xx=True)
+        except _Transient as exc:
+            raise InferenceUnavailable(
+                f"the inference server at {self.url} failed the start-up check "
+                f"{RETRIES + 1} times ({exc}); re-run when it is back") from None
+        except _Refused as exc:
+            names = ", ".join(IMMICH_FACE_MODELS)
+            known = self.model in IMMICH_FACE_MODELS
+            raise ConfigError(
+                f"the inference server at {self.url} refused face model {self.model!r} "
+                f"({exc}). " + (
+                    "Immich-ML knows this name: check that its model files are in the "
+                    "server's cache folder (facial-recognition/"
+                    f"{self.model}/detection|recognition/model.onnx) and the server's log"
+                    if known else
+                    f"Immich-ML serves the face models {names}: pass one of them as "
+                    "--model-pack (the name the server's model files are kept under)")
+            ) from None
+        width = embedding_width(body)
+        if width is None:  # no face found in the probe: fall back on known widths
+            width = self._wanted_dim or KNOWN_EMBEDDING_DIMS.get(self.model)
+            if not width:
+                raise ConfigError(
+                    f"could not measure the embedding width of model {self.model!r} on "
+                    f"{self.url} (no face found in the probe image); set "
+                    "RBV_ML_EMBEDDING_DIM")
+        elif self._wanted_dim and self._wanted_dim != width:
+            raise ConfigError(
+                f"RBV_ML_EMBEDDING_DIM is {self._wanted_dim} but model {self.model!r} on "
+                f"{self.url} returns {width}-dimensional embeddings; unset it")
+        self.pack = self._pack(width)
+
+    def _post(self, data: dict[str, str], files: dict[str, tuple[str, bytes, str]],
+              *, refused_5xx: bool = False) -> Any:
+        """One ``/predict`` answer, retrying transient failures on the backoff schedule.
+        Raises :class:`_Transient` when they last, :class:`_Refused` on HTTP 4xx (and on
+        HTTP 500 with ``refused_5xx``: Immich-ML's answer to an unknown model)."""
 
         def attempt() -> Any:
             try:
                 resp = self._http.post(self._base + "/predict", data=data, files=files)
             except httpx.TransportError as exc:
                 raise _Transient(type(exc).__name__) from None
+            if resp.status_code == 500 and refused_5xx:
+                raise _Refused(resp.status_code, resp.text)
             if resp.status_code >= 500:
                 raise _Transient(f"HTTP {resp.status_code}")
             if resp.status_code >= 400:
-                raise InferenceError(f"the inference server refused the image "
-                                     f"(HTTP {resp.status_code}: {resp.text[:200]})")
+                raise _Refused(resp.status_code, resp.text)
             try:
                 return resp.json()
             except ValueError:
@@ -151,22 +221,25 @@ class RemoteFaceAnalyzer:
             sleep=self._sleep,
             reraise=True,
         )
+        return retrying(attempt)
+
+    def analyze(self, image: DecodedImage) -> ImageFaces:
+        """Faces of one image (boxes in oriented original pixels, unit-length
+        embeddings) and its CLIP embedding, if any."""
+        name, payload, mime = upright_payload(image)
+        files = {"image": (name, payload, mime)}
+        data = {"entries": predict_entries(self.model, self.min_score, self.clip_model)}
         try:
-            body = retrying(attempt)
+            body = self._post(data, files)
+        except _Refused as exc:
+            raise InferenceError(f"the inference server refused the image ({exc})") from None
         except _Transient as exc:
-            self._failed_in_a_row += 1
-            if self._failed_in_a_row >= STOP_AFTER_FAILED_IMAGES:
-                raise InferenceServerDown(
-                    f"the inference server at {self.url} failed {self._failed_in_a_row} "
-                    f"images in a row, each after {RETRIES} retries ({exc}); stopped. "
-                    "Images not done are left for the next run: re-run when it is back"
-                ) from None
-            raise InferenceUnavailable(
-                f"the inference server at {self.url} failed {RETRIES + 1} times ({exc}); "
-                "the image is retried on the next run"
-            ) from None
-        self._failed_in_a_row = 0
-        found = parse_prediction(body, image.original_size, self.pack.embedding_dim)
+            raise self._failed(exc) from None
+        with self._lock:
+            self._failed_in_a_row = 0
+            if not self.pack.embedding_dim:  # no probe: the first face sets the width
+                self.pack = self._pack(embedding_width(body) or 0)
+        found = parse_prediction(body, image.original_size, self.pack.embedding_dim or None)
         if self.min_face > 0:
             found.faces[:] = [f for f in found.faces if min(
                 f.bbox[2] - f.bbox[0], f.bbox[3] - f.bbox[1]) >= self.min_face]
@@ -174,6 +247,23 @@ class RemoteFaceAnalyzer:
             found.extra["clip_model"] = self.clip_model or "clip"
         return found
 
+    def _failed(self, exc: _Transient) -> InferenceUnavailable:
+        """The error for an image that exhausted its retries: the run stops at the
+        STOP_AFTER_FAILED_IMAGES-th in a row. Workers failing at the same time all
+        report that one stop (not a count past the limit)."""
+        with self._lock:
+            if self._stopped is None:
+                self._failed_in_a_row += 1
+                if self._failed_in_a_row >= STOP_AFTER_FAILED_IMAGES:
+                    self._stopped = (
+                        f"the inference server at {self.url} failed {self._failed_in_a_row} "
+                        f"images in a row, each after {RETRIES} retries ({exc}); stopped. "
+                        "Images not done are left for the next run: re-run when it is back")
+            if self._stopped is not None:
+                return InferenceServerDown(self._stopped)
+        return InferenceUnavailable(
+            f"the inference server at {self.url} failed {RETRIES + 1} times ({exc}); "
+            "the image is retried on the next run")
 
     def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
         """Faces of each image, one request per image (the protocol has no batches)."""
@@ -186,12 +276,28 @@ class RemoteFaceAnalyzer:
         return sum(1 for f in found.faces if f.det_score >= min_score)
 
 
-def _payload(image: DecodedImage) -> tuple[str, bytes, str]:
-    """The bytes to send: the original when any server can decode it, else a PNG of the
-    decoded pixels (HEIF, TIFF, ...), whose size the answer's imageWidth/Height carry."""
-    if image.data is not None and image.data.startswith(_SENDABLE):
-        mime = "image/jpeg" if image.data[:1] == b"\xff" else "image/png"
-        return image.path.name, image.data, mime
+def upright_payload(image: DecodedImage) -> tuple[str, bytes, str]:
+    """The bytes to send: exactly the upright pixels the local analyzer would see.
+
+    The original JPEG when its EXIF orientation is 1 and rbv decoded it at full size
+    (the server's PIL decodes the same pixels; nothing is re-encoded); else a lossless
+    PNG of the pixels rbv decoded (turned upright, big JPEGs at their reduced draft
+    size; the answer's imageWidth/Height give the scale back to the original). A JPEG
+    re-encode, even at quality 95, costs cosine 0.91 on some faces
+    (scripts/ml_uri_parity.py)."""
+    if image.data is not None and image.data.startswith(b"\xff\xd8\xff") \
+            and image.scale == 1.0 and _orientation(image.data) == 1:
+        return image.path.name, image.data, "image/jpeg"
     out = io.BytesIO()
-    Image.fromarray(image.rgb).save(out, "PNG")
+    Image.fromarray(image.rgb).save(out, "PNG", compress_level=1)
     return image.path.stem + ".png", out.getvalue(), "image/png"
+
+
+def _orientation(jpeg: bytes) -> int:
+    """The EXIF orientation of a JPEG (1 when absent or unreadable)."""
+    try:
+        with Image.open(io.BytesIO(jpeg)) as im:
+            value = im.getexif().get(0x0112, 1)
+    except Exception:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1

@@ -7,8 +7,10 @@ A response looks like::
                              "embedding": "[0.01, ...]", "score": 0.98}, ...],
      "clip": "[0.02, ...]", "imageWidth": 1280, "imageHeight": 960}
 
-Embeddings arrive as JSON arrays *inside strings*. Boxes are in the pixels of the image
-the server decoded (``imageWidth`` × ``imageHeight``) and are scaled to the original.
+Embeddings arrive as JSON arrays *inside strings*, not L2-normalised (Immich-ML returns
+the recognizer's raw output; norms of 5-16 for SFace): face embeddings are normalised
+here, as the schema and the local analyzer have them. Boxes are in the pixels of the
+image the server decoded (``imageWidth`` × ``imageHeight``) and are scaled to the original.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ def predict_entries(face_model: str, min_score: float, clip_model: str | None) -
 
 
 def parse_prediction(body: Any, original_size: tuple[int, int],
-                     embedding_dim: int) -> ImageFaces:
-    """Faces (boxes in original pixels) and the optional CLIP embedding of a response.
+                     embedding_dim: int | None) -> ImageFaces:
+    """Faces (boxes in original pixels, unit-length embeddings) and the optional CLIP
+    embedding of a response.
 
     Raises :class:`InferenceError` for anything that is not a well-formed answer.
     """
@@ -56,20 +59,32 @@ def parse_prediction(body: Any, original_size: tuple[int, int],
         for item in found:
             box = item["boundingBox"]
             vector = _vector(item["embedding"], "face embedding")
-            if vector.shape[0] != embedding_dim:
+            if embedding_dim is not None and vector.shape[0] != embedding_dim:
                 raise InferenceError(
                     f"the server's face embeddings have {vector.shape[0]} dimensions, "
-                    f"the pack expects {embedding_dim}; set RBV_ML_EMBEDDING_DIM="
-                    f"{vector.shape[0]}")
+                    f"the run started with {embedding_dim}")
+            norm = float(np.linalg.norm(vector))
+            if norm == 0.0:
+                raise InferenceError("the inference server sent an all-zero face embedding")
             faces.append(Face(
                 bbox=(float(box["x1"]) * sx, float(box["y1"]) * sy,
                       float(box["x2"]) * sx, float(box["y2"]) * sy),
-                landmarks=None, det_score=float(item["score"]), embedding=vector,
+                landmarks=None, det_score=float(item["score"]),
+                embedding=(vector / norm).astype(np.float32),
             ))
         clip = _vector(body[CLIP], "CLIP embedding") if body.get(CLIP) else None
     except (KeyError, TypeError, ValueError) as exc:
         raise InferenceError(f"malformed answer from the inference server ({exc!r})") from None
     return ImageFaces(faces=faces, clip_embedding=clip)
+
+
+def embedding_width(body: Any) -> int | None:
+    """The face embeddings' width in an answer (None when it holds no face)."""
+    try:
+        faces = body[FACIAL_RECOGNITION]
+        return int(_vector(faces[0]["embedding"], "face embedding").shape[0]) if faces else None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InferenceError(f"malformed answer from the inference server ({exc!r})") from None
 
 
 def _vector(value: Any, what: str) -> NDArray[np.float32]:

@@ -29,6 +29,7 @@ from rbv.testing.loopback import LoopbackServer
 @dataclass
 class MlFaults:
     fail_5xx: int = 0
+    fail_5xx_after: int = 0  # requests answered normally before the 5xx burst (the probe)
     delay_s: float = 0.0
     malformed: int = 0  # the next N answers are cut-off JSON
 
@@ -110,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         with fake.lock:
             fake.requests += 1
-            burst = fake.faults.fail_5xx > 0
+            burst = fake.faults.fail_5xx > 0 and fake.faults.fail_5xx_after <= 0
+            fake.faults.fail_5xx_after -= 1
             if burst:
                 fake.faults.fail_5xx -= 1
             malformed = fake.faults.malformed > 0

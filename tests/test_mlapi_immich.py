@@ -1,0 +1,235 @@
+"""`--ml-uri` against the REAL Immich machine-learning server (../shared/immich/
+machine-learning), serving the SFace pack under the Immich name ``buffalo_l``.
+
+The set-up installs the server's locked dependencies once into a cache outside the repo
+(keyed by its uv.lock; ~30 s the first time) and starts it on 127.0.0.1; a failed
+install or start fails these tests. scripts/ml_uri_parity.py measures all of
+../shared/data/faces and misc; here a subset (every misc file, EXIF 3/6/8 copies, three
+identity folders incl. HEIC) keeps the time modest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import psycopg
+import pytest
+
+from rbv.config import Settings
+from rbv.mlapi.client import RemoteFaceAnalyzer
+from rbv.store import open_database
+from rbv.store.migrations import apply_pending
+from rbv.testing.immich_ml import (
+    SERVED_NAME,
+    ImmichMl,
+    ImmichMlSetupError,
+    ensure_venv,
+    match_faces,
+    write_oriented_copies,
+    write_square_pack,
+)
+from tests.conftest import FACES, MISC, PACK, SHARED, run_cli
+
+SOURCE = SHARED / "immich" / "machine-learning"
+PEOPLE = ("Barack_Obama", "Katy_Perry", "Jerry_Seinfeld")  # Katy_Perry has a HEIC
+REMOTE_PACK = f"remote:{SERVED_NAME}@127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def immich_ml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImmichMl]:
+    try:
+        venv = ensure_venv(SOURCE)
+        server = ImmichMl(SOURCE, venv, tmp_path_factory.mktemp("immich-ml"),
+                          PACK / "det_500m.onnx",
+                          PACK / "face_recognition_sface_2021dec_int8bq_ort.onnx").start()
+    except ImmichMlSetupError as exc:
+        pytest.fail(f"the real Immich ML server is needed: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(immich_ml: ImmichMl) -> ImmichMl:
+    """The module's server, running (a test may have killed it)."""
+    if immich_ml._proc is None:
+        immich_ml.start()
+    return immich_ml
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {"RBV_DATA_DIR": str(settings.data_dir), **extra}
+
+
+def _faces(url: str, pack: str) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:  # type: ignore[type-arg]
+    """Boxes and embeddings of one pack's faces, by image sha256."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT i.sha256, f.x1, f.y1, f.x2, f.y2, e.embedding::text FROM face_detections f "
+            "JOIN face_embeddings e ON e.face_id = f.id JOIN images i ON i.id = f.image_id "
+            "JOIN model_packs p ON p.id = f.pack_id WHERE p.name = %s ORDER BY 1, 2",
+            (pack,)).fetchall()
+        scanned = conn.execute(
+            "SELECT i.sha256 FROM face_scans s JOIN images i ON i.id = s.image_id JOIN "
+            "model_packs p ON p.id = s.pack_id WHERE p.name = %s AND s.status = 'done'",
+            (pack,)).fetchall()
+    found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {sha: [] for (sha,) in scanned}  # type: ignore[type-arg]
+    for sha, *box, vector in rows:
+        found[sha].append((np.array(box), np.array(json.loads(vector), np.float32)))
+    return found
+
+
+def _sha_of(url: str, name: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT i.sha256 FROM images i JOIN image_paths p ON "
+                           "p.image_id = i.id WHERE p.path LIKE %s", (f"%/{name}",)).fetchone()
+    assert row is not None, name
+    return str(row[0])
+
+
+def test_the_real_server_gives_what_a_local_run_gives(cli, settings, server, tmp_path) -> None:
+    url = str(settings.database_url)
+    oriented = tmp_path / "oriented"
+    oriented.mkdir()
+    write_oriented_copies(MISC / "fr_two_people.jpg", oriented)  # EXIF 3, 6, 8
+    include = [arg for who in PEOPLE for arg in ("--include", f"*/{who}/*")]
+    # No RBV_ML_EMBEDDING_DIM: the width (128, not buffalo_l's usual 512) is the server's.
+    remote = run_cli(cli, "index", "-d", url, str(MISC), str(oriented), str(FACES), *include,
+                     "--include", "*/misc/*", "--include", "*/oriented/*",
+                     "--ml-uri", server.url, "--model-pack", SERVED_NAME, "--json",
+                     env=_env(settings))
+    assert remote.exit_code == 0, remote.output
+    # The local run sees the server's detector input: a square 640x640 (rbv pads to a
+    # multiple of 32 instead; scripts/ml_uri_parity.py measures that difference).
+    square = write_square_pack(PACK, tmp_path / "scrfd_sface_square")
+    local = run_cli(cli, "embed", "-d", url, "--model-pack", str(square), "--json",
+                    env=_env(settings))
+    assert local.exit_code == 0, local.output
+
+    got, want = _faces(url, REMOTE_PACK), _faces(url, square.name)
+    n_images = sum(1 for p in MISC.iterdir() if p.suffix != ".csv") + 3 + sum(
+        len(list((FACES / who).iterdir())) for who in PEOPLE)
+    assert len(want) >= n_images - 2  # byte-identical copies are one image
+    assert set(got) == set(want)
+    cosines, box_errors = [], []
+    for sha, faces in want.items():
+        assert len(got[sha]) == len(faces), sha
+        pairs = match_faces([b for b, _ in faces], [b for b, _ in got[sha]])
+        assert len(pairs) == len(faces), sha
+        for i, j in pairs:
+            box_errors.append(float(np.max(np.abs(faces[i][0] - got[sha][j][0]))))
+            cosines.append(float(np.dot(faces[i][1], got[sha][j][1])))
+    c = np.array(cosines)
+    assert len(c) >= n_images
+    assert max(box_errors) <= 2.0
+    assert np.mean(c >= 0.999) >= 0.98 and c.min() >= 0.99
+    norms = [np.linalg.norm(e) for faces in got.values() for _, e in faces]
+    np.testing.assert_allclose(norms, 1.0, atol=1e-4)  # stored L2-normalised
+
+    # Upright: each EXIF-turned copy has the faces of the upright photo, where they are.
+    upright = sorted(b.tolist() for b, _ in got[_sha_of(url, "fr_two_people.jpg")])
+    assert len(upright) == 2
+    for orientation in (3, 6, 8):
+        turned = sorted(b.tolist() for b, _ in got[_sha_of(
+            url, f"fr_two_people-exif{orientation}.jpg")])
+        np.testing.assert_allclose(turned, upright, atol=4.0)  # a JPEG re-encode apart
+
+
+def test_a_model_the_server_does_not_serve_is_a_setup_error(cli, settings, server) -> None:
+    url = str(settings.database_url)
+    # The pack folder's name, scrfd_sface, is no Immich model name: HTTP 500 at the probe.
+    wrong = run_cli(cli, "index", "-d", url, str(MISC / "fr_two_people.jpg"), "--ml-uri",
+                    server.url, "--model-pack", str(PACK), env=_env(settings))
+    assert wrong.exit_code == 1, wrong.output
+    assert "refused face model 'scrfd_sface' (HTTP 500: Internal Server Error)" \
+        in wrong.stderr
+    assert "buffalo_l, buffalo_m, buffalo_s, antelopev2" in wrong.stderr
+    assert "in a row" not in wrong.stderr  # not retried as an outage
+
+    width = run_cli(cli, "index", "-d", url, str(MISC / "fr_two_people.jpg"), "--ml-uri",
+                    server.url, "--model-pack", SERVED_NAME,
+                    env=_env(settings, RBV_ML_EMBEDDING_DIM="512"))
+    assert width.exit_code == 1, width.output
+    assert "returns 128-dimensional embeddings" in width.stderr
+
+
+def _fresh(settings: Settings, name: str) -> Settings:
+    """Another empty, migrated database on the same server as ``settings``."""
+    base = str(settings.database_url)
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}_{os.getpid()}"')
+    s = Settings(database_url=base.rsplit("/", 1)[0] + f"/{name}_{os.getpid()}",
+                 data_dir=settings.data_dir)
+    apply_pending(open_database(s, require_schema=False))
+    return s
+
+
+def _kill_at_request(monkeypatch: pytest.MonkeyPatch, server: ImmichMl, n: int,
+                     restart_after_s: float | None) -> threading.Event:
+    """Kill the server just before rbv's ``n``-th image request (and start it again
+    ``restart_after_s`` later); the event is set once it was killed."""
+    calls = {"n": 0}
+    killed = threading.Event()
+    analyze = RemoteFaceAnalyzer.analyze
+
+    def counting(self, image):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == n:
+            server.kill()
+            killed.set()
+            if restart_after_s is not None:
+                threading.Timer(restart_after_s, server.start).start()
+        return analyze(self, image)
+
+    monkeypatch.setattr(RemoteFaceAnalyzer, "analyze", counting)
+    return killed
+
+
+def test_server_restarts_short_outage_finishes_long_outage_exits_2_then_reruns(
+        cli, settings, server, monkeypatch) -> None:
+    photos = ("--include", "*/Barack_Obama/*", "--include", "*/Jerry_Seinfeld/*")
+    n = sum(len(list((FACES / who).iterdir())) for who in ("Barack_Obama", "Jerry_Seinfeld"))
+
+    def index(s: Settings, backoff: str):  # type: ignore[no-untyped-def]
+        return run_cli(cli, "index", "-d", str(s.database_url), str(FACES), *photos,
+                       "--ml-uri", server.url, "--model-pack", SERVED_NAME, "--json",
+                       env=_env(s, RBV_ML_BACKOFF_S=backoff, RBV_INFERENCE_WORKERS="1"))
+
+    steady = index(settings, "2")
+    assert steady.exit_code == 0, steady.output
+    want = _faces(str(settings.database_url), REMOTE_PACK)
+    assert len(want) == n
+
+    # Short outage: killed before the 3rd image, back 3 s later; retries wait 2, 4, 8 s.
+    short = _fresh(settings, "rbv_short_outage")
+    killed = _kill_at_request(monkeypatch, server, 3, restart_after_s=3.0)
+    result = index(short, "2")
+    assert killed.is_set()
+    assert result.exit_code == 0, result.output
+    _same_faces(_faces(str(short.database_url), REMOTE_PACK), want)
+
+    # Long outage: killed before the 3rd image and not back during the run.
+    long = _fresh(settings, "rbv_long_outage")
+    _kill_at_request(monkeypatch, server, 3, restart_after_s=None)
+    first = index(long, "0.01")
+    assert first.exit_code == 2, first.output
+    assert "3 images in a row" in first.stderr and "re-run" in first.stderr
+    assert len(_faces(str(long.database_url), REMOTE_PACK)) < n  # the batch is handed back
+    monkeypatch.undo()
+    server.start()
+    second = index(long, "0.01")
+    assert second.exit_code == 0, second.output
+    _same_faces(_faces(str(long.database_url), REMOTE_PACK), want)
+
+
+def _same_faces(got: dict, want: dict) -> None:  # type: ignore[type-arg]
+    assert got.keys() == want.keys()
+    for sha, faces in want.items():
+        assert len(got[sha]) == len(faces)
+        for (box_g, emb_g), (box_w, emb_w) in zip(got[sha], faces, strict=True):
+            np.testing.assert_allclose(box_g, box_w, atol=1e-3)
+            np.testing.assert_allclose(emb_g, emb_w, atol=1e-5)
+
