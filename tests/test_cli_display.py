@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -58,10 +55,6 @@ def test_persons_list_at_80_columns_shows_whole_ids_names_and_pack(
     assert "…" not in stats.stdout and "scrfd_sface " in stats.stdout
 
 
-def _rbv() -> str:
-    return str(Path(sys.executable).parent / "rbv")
-
-
 def test_shell_completion_is_shown_installed_and_completes_commands(
     cli, tmp_path: Path
 ) -> None:
@@ -69,17 +62,14 @@ def test_shell_completion_is_shown_installed_and_completes_commands(
     assert shown.exit_code == 0, shown.output
     assert "_RBV_COMPLETE=complete_bash" in shown.stdout
 
-    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
-    installed = subprocess.run([_rbv(), "--install-completion", "bash"], env=env,
-                               capture_output=True, text=True, check=False)
-    assert installed.returncode == 0, installed.stderr
+    installed = run_cli(cli, "--install-completion", "bash", env={"HOME": str(tmp_path)})
+    assert installed.exit_code == 0, installed.output
     assert "rbv" in (tmp_path / ".bashrc").read_text()
     assert "_RBV_COMPLETE" in (tmp_path / ".bash_completions" / "rbv.sh").read_text()
 
     # what bash asks when the user presses Tab after `rbv ref` and `rbv refine --min-i`
     for words, expected in (("rbv ref", "refine"), ("rbv refine --min-i", "--min-images")):
-        done = subprocess.run([_rbv()], capture_output=True, text=True, check=False, env={
-            **env, "_RBV_COMPLETE": "complete_bash", "COMP_WORDS": words,
-            "COMP_CWORD": str(len(words.split()) - 1)})
-        assert done.returncode == 0, done.stderr
+        done = run_cli(cli, env={"_RBV_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                                 "COMP_CWORD": str(len(words.split()) - 1)})
+        assert done.exit_code == 0, done.output
         assert done.stdout.split() == [expected]

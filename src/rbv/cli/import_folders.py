@@ -98,6 +98,7 @@ def import_folders_command(
                    f"{', '.join(map(str, k.photo_has))} of that photo already (one face per "
                    "photo); fix by hand with `rbv persons move`.")
     if report.unrouted_faces:
-        typer.echo(f"{report.unrouted_faces} face(s) of mixed photos matched no identity.")
+        typer.echo(f"{report.unrouted_faces} face(s) of mixed photos matched no identity; "
+                   "`rbv discover FOLDER OUT` turns new people among them into facesets.")
     if dry_run:
         typer.echo("Dry run: nothing was written.")
