@@ -70,6 +70,8 @@ def test_discover_adds_new_identities_and_leaves_known_facesets_byte_identical(
     plan = json.loads(dry.stdout)
     assert _tree(swap) == before
     assert plan["counts"]["photos"] == len(who_is)
+    # refine's 0.55 for buffalo_l; the test pack's calibrated average-linkage equivalent
+    assert plan["params"]["initial"] == 0.56 and "SFace" in plan["params"]["initial_source"]
     # the known people's faces: in a faceset already, or near one's centroid
     assert plan["counts"]["in_facesets"] >= 3 and plan["counts"]["covered"] >= 3
     assert plan["clusters"] and all(c["survivors"] <= c["faces"] for c in plan["clusters"])

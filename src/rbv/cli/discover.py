@@ -41,8 +41,10 @@ def discover_command(
     covered: Annotated[float, typer.Option(min=0.0, max=2.0, help="A face this close (cosine "
                                            "distance) to a known faceset's centroid is "
                                            "that identity, not a new one.")] = _D.covered,
-    initial: Annotated[float, typer.Option(min=0.0, max=2.0, help="Cosine distance of the "
-                                           "initial average-linkage clusters.")] = _R.initial,
+    initial: Annotated[float | None, typer.Option(
+        min=0.0, max=2.0, show_default=False, help="Cosine distance of the initial "
+        "average-linkage clusters. Default: the pack's calibrated one (1 − its "
+        f"agglomerative similarity threshold), else {_R.initial:g}.")] = None,
     merge: Annotated[float, typer.Option(min=0.0, max=2.0, help="Merge clusters whose "
                                          "centroids are this close.")] = _R.merge,
     outlier: Annotated[float, typer.Option(min=0.0, max=2.0, help="Drop faces farther than "
@@ -76,7 +78,8 @@ def discover_command(
 
     The faces of FOLDER's photos (indexed first, incremental) that are in no
     known faceset and not within {covered} of one's centroid go through
-    refine's pipeline (clusters at {initial}, merge {merge}, quality gate,
+    refine's pipeline (clusters at the pack's calibrated distance or {initial},
+    merge {merge}, quality gate,
     outliers > {outlier}, at least {min_images} different photos). Each set
     that survives gets a number past the highest ever used and is written to
     OUT as export-swap writes it (PNGs, .fsz bundles), with provenance.json;
@@ -97,10 +100,10 @@ def discover_command(
         if not no_index:
             with ProgressReporter(enabled=not as_json) as reporter:
                 run_index(db, settings, [folder], analyzer=analyzer, reporter=reporter)
-    params = DiscoverParams(covered=covered, refine=RefineParams(
-        initial=initial, merge=merge, outlier=outlier, min_images=min_images,
-        min_face_short=min_face, min_blur=min_blur, min_det_score=min_det,
-        split_named=split_named))
+    refine = RefineParams(initial=_R.initial if initial is None else initial, merge=merge,
+                          outlier=outlier, min_images=min_images, min_face_short=min_face,
+                          min_blur=min_blur, min_det_score=min_det, split_named=split_named)
+    params = DiscoverParams(covered=covered, refine=refine, initial_given=initial is not None)
     swap = SwapParams(top=top, min_face=swap_min_face)
     console = Console(stderr=True)
     with Progress(console=console, disable=as_json or not console.is_terminal) as bar:

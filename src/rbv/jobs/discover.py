@@ -4,7 +4,8 @@ known ones, which are left exactly as they are.
 The faces of the photos under FOLDER (a photo counts when any of its paths is there,
 so a byte-identical copy indexed elsewhere counts too) minus those already in an active
 faceset or within ``covered`` (cosine distance) of one's centroid go through refine's
-own pipeline (:func:`rbv.cluster.refine.refine`: initial clusters, centroid merge,
+own pipeline (:func:`rbv.cluster.refine.refine`: initial clusters (at the pack's
+calibrated average-linkage distance where it has one, else refine's 0.55), centroid merge,
 quality gate, outlier rejection, size filter; a named person stays one group and
 "not this person" holds). The sets that survive get numbers past the highest the pack
 ever used, are written under OUT by export-swap's writer (the folders and files of
@@ -19,13 +20,15 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.centroids import centroid, nearest_centroid
+from rbv.cluster.defaults import Method
 from rbv.cluster.knn import normalize
 from rbv.cluster.refine import RefineInput, RefineParams, refine
 from rbv.errors import ConfigError, printable
@@ -47,7 +50,7 @@ from rbv.store.facesets import (
     rejected_pairs,
 )
 from rbv.store.images import scanned_paths
-from rbv.store.pack_lookup import find_pack
+from rbv.store.pack_lookup import find_pack, pack_files, pack_settings
 
 PROVENANCE_NAME = "provenance.json"
 
@@ -56,6 +59,7 @@ PROVENANCE_NAME = "provenance.json"
 class DiscoverParams:
     covered: float = 0.45  # a face this close to a known faceset's centroid is known
     refine: RefineParams = field(default_factory=RefineParams)
+    initial_given: bool = True  # False: the pack's calibration may set refine.initial
 
 
 @dataclass
@@ -111,9 +115,11 @@ def discover(db: Database, pack_name: str | None, folder: Path, out: Path,
         next_number = next_faceset_number(conn, pack.id)
         rejected = rejected_pairs(conn, pack.id)
         named = person_names(conn, sorted({p for p in every.person_ids if p}, key=str))
+        refine_params, initial_source = _initial(params, pack_settings(conn, pack.id),
+                                                 pack_files(conn, pack.id))
     report = DiscoverReport(pack.name, printable(str(folder)),
-                            {"covered": params.covered, **params.refine.as_dict()},
-                            dry_run=dry_run)
+                            {"covered": params.covered, **refine_params.as_dict(),
+                             "initial_source": initial_source}, dry_run=dry_run)
     faces = every.take(np.flatnonzero(np.isin(every.image_ids, list(images))))
     rest = _unknown(every, faces, [previous[n] for n in sorted(active)], params.covered,
                     report.counts)
@@ -121,7 +127,7 @@ def discover(db: Database, pack_name: str | None, folder: Path, out: Path,
     result = refine(RefineInput(rest.embeddings, rest.image_ids, rest.face_short, rest.blur,
                                 rest.det_score,
                                 None if params.refine.split_named else named_groups(rest, named)),
-                    params.refine)
+                    refine_params)
     report.counts.update({k: v for k, v in result.counts.items() if k != "faces"})
     report.clusters = result.clusters
     owners, rows_of = owned_groups(rest, result.groups, rejected)
@@ -135,6 +141,22 @@ def discover(db: Database, pack_name: str | None, folder: Path, out: Path,
         _write(db, report, pack.id, out, analyzer, swap, max_pixels, advance)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _initial(params: DiscoverParams, stored: dict[str, Any], files: dict[str, str]
+             ) -> tuple[RefineParams, str]:
+    """Refine's parameters with the initial clustering distance: the one given, else the
+    pack's calibrated average-linkage threshold (stored by `rbv eval --store`, or rbv's
+    built-in one for the recognizer) as a distance, else refine's default."""
+    if params.initial_given:
+        return params.refine, "given"
+    setting = resolve_setting(stored, files, Method.agglomerative)
+    fallback = resolve_setting({}, {}, Method.agglomerative)
+    if setting.source == fallback.source or setting.threshold is None:
+        return params.refine, "refine's default"
+    distance = round(1.0 - setting.threshold, 4)
+    return replace(params.refine, initial=distance), (
+        f"1 - agglomerative similarity {setting.threshold:g}, {setting.source}")
 
 
 def _unknown(every: FaceFacts, faces: FaceFacts, known: list[set[int]], covered: float,
