@@ -66,6 +66,10 @@ class ImageTooLarge(ImageUnreadable):
     """An image has more pixels than the decompression-bomb guard allows."""
 
 
+class EditConflict(RbvError):
+    """An edit cannot be undone: rows it changed were changed again since."""
+
+
 class ClusterBusy(RbvError):
     """Another clustering run or person edit holds the pack's lock."""
 

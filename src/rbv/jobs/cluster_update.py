@@ -19,10 +19,11 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from rbv.cluster.assign import Candidate, match_faces
+from rbv.cluster.assign import Candidate, Match, match_faces
 from rbv.cluster.calibrations import ClusterSetting
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.knn import KnnGraph, nearest
+from rbv.cluster.linkage import components
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.store.assignments import (
     ManualFacts,
@@ -36,6 +37,7 @@ from rbv.store.assignments import (
     write_assignments,
 )
 from rbv.store.connection import Database
+from rbv.store.links import persons_of_faces
 from rbv.store.packs import PackRow
 
 MATCH_NEIGHBORS = 10
@@ -87,7 +89,10 @@ def add_new_faces(ctx: UpdateContext) -> UpdateResult:
 def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
           candidates: dict[int, list[Candidate[uuid.UUID]]], result: UpdateResult) -> None:
     """Evidence linkage over the new faces plus the known persons near them."""
-    known_persons = sorted({c.person for cands in candidates.values() for c in cands})
+    # Persons a new face is linked "same" to are known persons too, however far.
+    linked = _linked_persons(ctx.conn, new, facts)
+    known_persons = sorted({c.person for cands in candidates.values() for c in cands}
+                           | {p for ps in linked.values() for p in ps})
     known = (load_faces(ctx.conn, ctx.pack, persons=known_persons) if known_persons
              else new.take(np.empty(0, np.int64)))
     faces = known.concat(new)
@@ -128,11 +133,32 @@ def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
     rejections: dict[int, set[uuid.UUID]] = {}
     for face, person in facts.rejections:
         rejections.setdefault(face, set()).add(person)
+    new_ids = set(new.ids.tolist())
+    # A "different" link to a face of a known person keeps a new face out of it.
+    apart = [(a, b) for a, b in facts.cannot if (a in new_ids) != (b in new_ids)]
+    person_of = persons_of_faces(ctx.conn, [b if a in new_ids else a for a, b in apart])
+    for a, b in apart:
+        face, other = (a, b) if a in new_ids else (b, a)
+        if other in person_of:
+            rejections.setdefault(face, set()).add(person_of[other])
     image_of = dict(zip(new.ids.tolist(), new.image_ids.tolist(), strict=True))
     ctx.progress(f"writing matches of {len(new):,} new faces")
-    known = sorted({c.person for cands in candidates.values() for c in cands})
-    matches = match_faces(candidates, ctx.match, image_of=image_of, rejections=rejections,
-                          taken=person_images(ctx.conn, known, new.image_ids.tolist()))
+    linked = _linked_persons(ctx.conn, new, facts)
+    known = sorted({c.person for cands in candidates.values() for c in cands}
+                   | {p for ps in linked.values() for p in ps})
+    taken = person_images(ctx.conn, known, new.image_ids.tolist())
+    # A "same" link to a face of one known person decides; the others are matched.
+    pinned: list[Match[uuid.UUID]] = []
+    used = set(taken)
+    for face, linked_to in sorted(linked.items()):
+        person = next(iter(linked_to))
+        if len(linked_to) == 1 and person not in rejections.get(face, set()) \
+                and (person, image_of[face]) not in used:
+            used.add((person, image_of[face]))
+            pinned.append(Match(face, person, 1.0))
+    matches = match_faces({f: c for f, c in candidates.items() if f not in linked},
+                          ctx.match, image_of=image_of, rejections=rejections, taken=used)
+    matches = _keep_links(pinned + matches, facts, new_ids)
     if matches:
         write_assignments(ctx.conn, [m.face for m in matches], [m.person for m in matches],
                           "match")
@@ -151,6 +177,53 @@ def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
                       "cluster")
     result.clustered = len(rest)
     result.new_persons = len(persons)
+
+
+def _linked_persons(conn: psycopg.Connection, new: PackFaces,
+                    facts: ManualFacts) -> dict[int, set[uuid.UUID]]:
+    """New face → the known persons it is linked "same" to (through any chain of
+    links), for the new faces that have such links."""
+    if not facts.must:
+        return {}
+    pairs = np.array(facts.must, np.int64)
+    ids, inverse = np.unique(pairs, return_inverse=True)
+    inverse = inverse.reshape(-1, 2)
+    group = components(len(ids), inverse[:, 0], inverse[:, 1])
+    new_ids = set(new.ids.tolist())
+    person_of = persons_of_faces(conn, [int(f) for f in ids if int(f) not in new_ids])
+    persons_in: dict[int, set[uuid.UUID]] = {}
+    for face, g in zip(ids.tolist(), group.tolist(), strict=True):
+        if face in person_of:
+            persons_in.setdefault(g, set()).add(person_of[face])
+    return {face: persons_in[g] for face, g in zip(ids.tolist(), group.tolist(), strict=True)
+            if face in new_ids and g in persons_in}
+
+
+def _keep_links(matches: list[Match[uuid.UUID]], facts: ManualFacts,
+                new_ids: set[int]) -> list[Match[uuid.UUID]]:
+    """Matches that keep the links among new faces: faces linked "same" are matched
+    to one person or none of them is (they are clustered together instead), and of
+    two faces linked "different" matched to one person only the better one stays."""
+    by_face = {m.face: m for m in matches}
+    among = [(a, b) for a, b in facts.must if a in new_ids and b in new_ids]
+    if among:
+        pairs = np.array(among, np.int64)
+        ids, inverse = np.unique(pairs, return_inverse=True)
+        inverse = inverse.reshape(-1, 2)
+        group = components(len(ids), inverse[:, 0], inverse[:, 1])
+        members: dict[int, list[int]] = {}
+        for face, g in zip(ids.tolist(), group.tolist(), strict=True):
+            members.setdefault(g, []).append(face)
+        for faces in members.values():
+            targets = {by_face[f].person if f in by_face else None for f in faces}
+            if len(targets) > 1:
+                for f in faces:
+                    by_face.pop(f, None)
+    for a, b in facts.cannot:
+        if a in by_face and b in by_face and by_face[a].person == by_face[b].person:
+            worse = a if by_face[a].score < by_face[b].score else b
+            del by_face[worse]
+    return [m for m in matches if m.face in by_face]
 
 
 def constraints_among(faces: PackFaces, rows: NDArray[np.int64], must: list[tuple[int, int]],

@@ -1,4 +1,5 @@
-"""Manual person edits as transactions under the pack's lock (``rbv persons …``)."""
+"""Manual person edits (``rbv persons …``): each one transaction under the pack's lock,
+logged in the edit log so that ``rbv persons undo`` can revert it (:mod:`rbv.jobs.edit_log`)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,21 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
 
 from rbv.cluster.calibrations import resolve_setting
-from rbv.cluster.constraints import Constraints
 from rbv.cluster.eras import Era, EraParams, split_eras
 from rbv.cluster.methods import DEFAULT_THRESHOLD, Method, cluster_embeddings
 from rbv.errors import ConfigError, PersonNotFound
+from rbv.jobs.cluster_update import constraints_among
+from rbv.jobs.edit_log import Edit, logged_edit
 from rbv.store import persons as store
-from rbv.store.assignments import load_faces
+from rbv.store.assignments import load_faces, load_manual_facts
 from rbv.store.connection import Database
 from rbv.store.faces import pack_of_face
-from rbv.store.locks import person_lock
 from rbv.store.pack_lookup import pack_files, pack_row, pack_settings
 
 SPLIT_STEP = 0.1
@@ -27,16 +29,15 @@ SPLIT_STEP = 0.1
 
 
 @contextmanager
-def editing(db: Database, ref: str, *,
-            dry_run: bool = False) -> Iterator[tuple[psycopg.Connection, uuid.UUID]]:
-    """A transaction on the person ``ref`` resolves to, under its pack's lock; with
-    ``dry_run`` it is rolled back, whatever it did."""
+def editing(db: Database, ref: str, command: str, parameters: dict[str, Any] | None = None,
+            *, dry_run: bool = False) -> Iterator[tuple[psycopg.Connection, uuid.UUID, Edit]]:
+    """:func:`logged_edit` on the person ``ref`` resolves to (and its pack)."""
     with db.connect() as conn:
         person = store.resolve_person(conn, ref)
         pack_id = store.pack_of(conn, person)
-    with person_lock(db, pack_id, f"#{pack_id}"), db.transaction() as conn, \
-            conn.transaction(force_rollback=dry_run):
-        yield conn, person
+    with logged_edit(db, pack_id, command, {"person": str(person), **(parameters or {})},
+                     dry_run=dry_run) as (conn, edit):
+        yield conn, person, edit
 
 
 def _refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
@@ -55,7 +56,7 @@ def _refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
 def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> uuid.UUID:
     """Name a person. A name another person of the pack has already is refused (the two
     are probably one person: the message gives the merge) unless ``force``."""
-    with editing(db, ref) as (conn, person):
+    with editing(db, ref, "persons name", {"name": new_name}) as (conn, person, edit):
         other = store.person_named(conn, store.pack_of(conn, person), new_name.strip(),
                                    other_than=person)
         if other is not None and not force:
@@ -63,7 +64,10 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> uuid.
                 f"person {other} is already named {store.name_of(conn, other)!r}; if they are "
                 f"one person run `rbv persons merge {other} {person}`, or pass --force to "
                 "give both the name")
+        was = store.name_of(conn, person)
         store.set_name(conn, person, new_name)
+        edit.summary = (f"named {person} {new_name.strip()!r}"
+                        + (f" (was {was!r})" if was else ""))
     return person
 
 
@@ -71,13 +75,16 @@ def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
           dry_run: bool = False) -> tuple[uuid.UUID, int]:
     """Merge persons into the target; refused when two of the faces would share a
     photo. Returns the target and the faces moved (would move, with ``dry_run``)."""
-    with editing(db, target_ref, dry_run=dry_run) as (conn, target):
+    with editing(db, target_ref, "persons merge", {"sources": list(source_refs)},
+                 dry_run=dry_run) as (conn, target, edit):
         sources = [store.resolve_person(conn, r) for r in source_refs]
         if target in sources:
             raise ConfigError(f"cannot merge person {target} into itself; name other persons "
                               "to merge into it")
         _refuse_photo_clashes(conn, target, store.faces_of_persons(conn, sources))
         moved = store.merge_persons(conn, target, sources)
+        edit.summary = (f"merged {', '.join(map(str, sources))} into {target}: "
+                        f"{moved:,} faces moved")
     return target, moved
 
 
@@ -88,25 +95,43 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
     would share a photo."""
     with db.connect() as conn:
         _require_faces(conn, face_ids)
+    parameters = {"faces": [int(f) for f in face_ids], "to": target_ref}
     if target_ref is None:
         with db.connect() as conn:
             pack_id = pack_of_face(conn, face_ids[0])
         if pack_id is None:
             raise PersonNotFound(f"no face with id {face_ids[0]}")
-        with person_lock(db, pack_id, f"#{pack_id}"), db.transaction() as conn, \
-                conn.transaction(force_rollback=dry_run):
+        with logged_edit(db, pack_id, "persons move", parameters,
+                         dry_run=dry_run) as (conn, edit):
             _refuse_photo_clashes(conn, None, face_ids)
             person = store.new_person(conn, pack_id)
-            return None if dry_run else person, store.move_faces(conn, face_ids, person)
-    with editing(db, target_ref, dry_run=dry_run) as (conn, person):
+            moved = store.move_faces(conn, face_ids, person)
+            edit.summary = f"moved {_faces(face_ids)} to a new person {person}"
+            return None if dry_run else person, moved
+    with editing(db, target_ref, "persons move", parameters,
+                 dry_run=dry_run) as (conn, person, edit):
         _refuse_photo_clashes(conn, person, face_ids)
-        return person, store.move_faces(conn, face_ids, person)
+        moved = store.move_faces(conn, face_ids, person)
+        edit.summary = f"moved {_faces(face_ids)} to {person}"
+        return person, moved
 
 
-def reject(db: Database, ref: str, face_ids: Sequence[int]) -> tuple[uuid.UUID, int]:
-    with editing(db, ref) as (conn, person):
+def _faces(face_ids: Sequence[int]) -> str:
+    """Face ids in words, a long list shortened."""
+    shown = ", ".join(map(str, face_ids[:8])) + (", …" if len(face_ids) > 8 else "")
+    return f"face{'s' if len(face_ids) > 1 else ''} {shown}"
+
+
+def reject(db: Database, ref: str, face_ids: Sequence[int], *,
+           dry_run: bool = False) -> tuple[uuid.UUID, int]:
+    """"Not this person": the faces leave the person and never return to it. Returns the
+    person and the faces taken out (would be, with ``dry_run``)."""
+    with editing(db, ref, "persons not-this-person", {"faces": [int(f) for f in face_ids]},
+                 dry_run=dry_run) as (conn, person, edit):
         _require_faces(conn, face_ids)
-        return person, store.reject_faces(conn, person, face_ids)
+        count = store.reject_faces(conn, person, face_ids)
+        edit.summary = f"{_faces(face_ids)} are not {person} ({count} taken out)"
+        return person, count
 
 
 def _require_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> None:
@@ -118,10 +143,19 @@ def _require_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> None:
 
 
 def hide(db: Database, refs: Sequence[str], hidden: bool) -> int:
+    """Hide (or show again) persons: one logged edit per pack."""
+    by_pack: dict[int, list[uuid.UUID]] = {}
+    with db.connect() as conn:
+        for ref in refs:
+            person = store.resolve_person(conn, ref)
+            by_pack.setdefault(store.pack_of(conn, person), []).append(person)
+    command = "persons hide" if hidden else "persons unhide"
     count = 0
-    for ref in refs:
-        with editing(db, ref) as (conn, person):
-            count += store.set_hidden(conn, [person], hidden)
+    for pack_id, persons in by_pack.items():
+        with logged_edit(db, pack_id, command,
+                         {"persons": [str(p) for p in persons]}) as (conn, edit):
+            count += store.set_hidden(conn, persons, hidden)
+            edit.summary = f"{'hid' if hidden else 'unhid'} {', '.join(map(str, persons))}"
     return count
 
 
@@ -139,7 +173,8 @@ def split(db: Database, ref: str, threshold: float | None = None,
     """Re-cluster one person more strictly; the largest group keeps the person (and its
     name), the others become new persons. The result is manual, so it stays. With
     ``dry_run`` nothing changes: ``sizes`` tells the groups, ``new_persons`` is empty."""
-    with editing(db, ref, dry_run=dry_run) as (conn, person):
+    with editing(db, ref, "persons split", {"threshold": threshold, "method": method.value},
+                 dry_run=dry_run) as (conn, person, edit):
         pack_id = store.pack_of(conn, person)
         pack = pack_row(conn, pack_id)
         if threshold is None:
@@ -149,13 +184,18 @@ def split(db: Database, ref: str, threshold: float | None = None,
         faces = load_faces(conn, pack, person=person)
         if len(faces) < 2:
             return SplitResult(person, len(faces), [], [len(faces)], threshold)
-        constraints = Constraints.build(len(faces), image_ids=faces.image_ids)
+        # `rbv faces same/different` links hold here as in every clustering.
+        facts = load_manual_facts(conn, pack)
+        constraints = constraints_among(faces, np.arange(len(faces), dtype=np.int64),
+                                        facts.must, facts.cannot)
         labels = cluster_embeddings(faces.embeddings, method, threshold, constraints)
         sizes = np.bincount(labels)
         order = np.argsort(-sizes, kind="stable")
         groups = [faces.ids[labels == g].tolist() for g in order.tolist()]
         created = (store.assign_split(conn, groups, person, pack_id)
                    if len(groups) > 1 and not dry_run else [])
+        edit.summary = (f"split {person} at threshold {threshold:g} into "
+                        + ", ".join(map(str, [person, *created])))
         return SplitResult(person, len(groups[0]), created, sizes[order].tolist(), threshold)
 
 
@@ -172,7 +212,8 @@ def split_person_eras(db: Database, ref: str, params: EraParams, *,
                       apply: bool = False) -> EraSplit:
     """Find a person's age eras by EXIF year; with ``apply``, every anchored era after
     the first becomes a new person named "NAME (YEAR–YEAR)" (thin fragments stay)."""
-    with editing(db, ref) as (conn, person):
+    with editing(db, ref, "eras split", {"apply": apply}, dry_run=not apply) as (
+            conn, person, edit):
         pack_id = store.pack_of(conn, person)
         faces = load_faces(conn, pack_row(conn, pack_id), person=person)
         taken = store.face_years(conn, person)
@@ -190,5 +231,7 @@ def split_person_eras(db: Database, ref: str, params: EraParams, *,
             for era, new in zip(anchored[1:], created, strict=True):
                 label = f"{era.first_year}–{era.last_year}" if era.first_year else "era"
                 store.set_name(conn, new, f"{base} ({label})")
+            edit.summary = f"split {person} by era into " + ", ".join(
+                map(str, [person, *created]))
     return EraSplit(person, faces.ids.tolist(),
                     [None if np.isnan(y) else float(y) for y in years], found, created)

@@ -1,0 +1,72 @@
+"""``rbv faces same|different``: tell rbv which faces are (not) one person."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.store import open_database
+
+app = typer.Typer(help="Link faces as one person or as different persons; every "
+                  "clustering keeps the links. Undo with `rbv persons undo`.",
+                  no_args_is_help=True)
+
+FacesArg = Annotated[list[int], typer.Argument(
+    help="Two or more face ids (see `rbv persons show`).", min=1, max=2**63 - 1,
+    show_default=False)]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what the link would "
+                                            "change; change nothing.")]
+
+
+def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
+          database: str | None, as_json: bool) -> None:
+    from rbv.jobs.faces import link
+
+    result = link(open_database(settings_of(ctx, database_url=database)), faces, same=same,
+                  dry_run=dry_run)
+    if as_json:
+        print_json({**result.as_dict(), "dry_run": dry_run})
+        return
+    kind = "one person" if same else "different persons"
+    if dry_run:
+        typer.echo(f"Would link faces {', '.join(map(str, faces))} as {kind}. Dry run: "
+                   "nothing was changed.")
+    elif result.added:
+        typer.echo(f"Linked faces {', '.join(map(str, faces))} as {kind} "
+                   f"(edit #{result.edit_id}; `rbv persons undo` removes it).")
+    else:
+        typer.echo(f"Faces {', '.join(map(str, faces))} were linked as {kind} already.")
+    typer.echo(result.effect[0].upper() + result.effect[1:] + ".")
+
+
+@app.command("same")
+def same(ctx: typer.Context, faces: FacesArg, dry_run: DryRunOption = False,
+         database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Link faces as one person: every `rbv cluster` (any method, full or incremental)
+    keeps them together. Faces without a person follow at the next `rbv cluster`,
+    assigned ones at `rbv cluster --full` (the output names the persons that joins).
+    Refused for two faces of one photo, a face linked `different` to one of them, or
+    faces placed by hand in different persons.
+
+    Example:
+
+        rbv faces same 1201 3307 --dry-run
+    """
+    _link(ctx, faces, True, dry_run, database, as_json)
+
+
+@app.command("different")
+def different(ctx: typer.Context, faces: FacesArg, dry_run: DryRunOption = False,
+              database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Link faces as different persons (every pair of them): no `rbv cluster` puts two
+    of them in one person. Faces now in one person are split apart at `rbv cluster
+    --full` (the output names that person). Refused for faces linked `same`, or
+    placed by hand in one person.
+
+    Example:
+
+        rbv faces different 1201 1202
+    """
+    _link(ctx, faces, False, dry_run, database, as_json)

@@ -1,0 +1,76 @@
+"""``rbv persons history`` and ``rbv persons undo``: the log of manual edits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.jobs import edit_log
+from rbv.store import open_database
+
+
+def history(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many edits (0 = all).")] = 50,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Manual edits, newest first: persons name/merge/split/move/not-this-person/hide/
+    unhide, faces same/different, and undos; each with the rows it changed.
+
+    Example:
+
+        rbv persons history --limit 10
+    """
+    rows = edit_log.history(open_database(settings_of(ctx, database_url=database)), limit)
+    if as_json:
+        print_json([r.as_dict() for r in rows])
+        return
+    table = Table("edit", "when", "command", "what", "rows", "state",
+                  title=f"{len(rows):,} edit(s)")
+    for r in rows:
+        state = (f"undone by #{r.undone_by}" if r.undone_by is not None
+                 else "undo of " + ", ".join(f"#{u}" for u in r.undoes) if r.undoes else "")
+        table.add_row(f"#{r.id}", f"{r.created_at:%Y-%m-%d %H:%M}", r.command, r.summary,
+                      f"{r.rows:,}", state)
+    Console().print(table)
+
+
+def undo(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Argument(min=1, metavar="[N]",
+                                         help="How many edits to undo.")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be undone; "
+                                          "change nothing.")] = False,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Undo the last N edits still in effect (see `rbv persons history`): the rows
+    they changed are written back exactly as they were, newest edit first, all or
+    nothing. Refused, changing nothing, when a row one of them changed was changed
+    again since by something that is not undone with it (e.g. `rbv cluster` placed a
+    face a not-this-person had taken out); the message names the edit. An undo shows
+    in the history but is not undone by a later undo: that reverts the edit before
+    it (redo an edit by running it again).
+
+    Examples:
+
+        rbv persons undo
+
+        rbv persons undo 3 --dry-run
+    """
+    result = edit_log.undo(open_database(settings_of(ctx, database_url=database)), count,
+                           dry_run=dry_run)
+    if as_json:
+        print_json({"undone": [e.as_dict() for e in result.undone], "rows": result.rows,
+                    "edit": result.edit_id, "dry_run": dry_run})
+        return
+    verb = "Would undo" if dry_run else "Undid"
+    for e in result.undone:
+        typer.echo(f"{verb} #{e.id} {e.command}: {e.summary}")
+    typer.echo(f"{result.rows:,} row(s) " + ("would be restored. Dry run: nothing was "
+                                            "changed." if dry_run else "restored."))

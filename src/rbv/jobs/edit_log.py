@@ -1,0 +1,118 @@
+"""The edit log of manual person and face edits: how an edit is logged, ``rbv persons
+history`` and ``rbv persons undo``.
+
+Every edit is one transaction under the lock of its pack, recorded as a run, whose row
+changes (persons, names, assignments, rejections, face links) are logged by the
+database (migration 0011). Undo writes back the rows as they were before the edit,
+newest edit first. It is refused, changing nothing, when a row the edit changed is no
+longer as the edit left it (a later ``rbv cluster`` run placed a face it had taken out,
+SQL changed it, or a person it pointed to is gone): undoing would silently throw that
+later change away. An undo is logged too (it shows in the history) but is not itself
+undone by ``undo``: a second ``undo`` reverts the edit before; redo an edit by running
+it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from rbv.errors import ConfigError, EditConflict
+from rbv.jobs.recording import recorded_run
+from rbv.store import edits
+from rbv.store.connection import Database
+from rbv.store.locks import person_lock
+
+
+@dataclass
+class Edit:
+    """An edit being made: its log id and what it did, in words (set by the edit)."""
+
+    id: int
+    summary: str = ""
+
+
+@contextmanager
+def logged_edit(db: Database, pack_ids: int | Sequence[int], command: str,
+                parameters: dict[str, Any], *,
+                dry_run: bool = False) -> Iterator[tuple[psycopg.Connection, Edit]]:
+    """A transaction under the packs' locks whose changes are logged as one edit (and
+    recorded as a run); with ``dry_run`` it is rolled back, whatever it did."""
+    packs = sorted({pack_ids} if isinstance(pack_ids, int) else set(pack_ids))
+    with ExitStack() as stack:
+        for pack_id in packs:
+            stack.enter_context(person_lock(db, pack_id, f"#{pack_id}"))
+        run = stack.enter_context(recorded_run(db, command, parameters, dry_run=dry_run))
+        conn = stack.enter_context(db.transaction())
+        stack.enter_context(conn.transaction(force_rollback=dry_run))
+        edit = Edit(edits.begin_edit(conn, command, packs[0] if len(packs) == 1 else None,
+                                     run.id))
+        yield conn, edit
+        kept = edits.end_edit(conn, edit.id, edit.summary)
+        run.counts = {"edit": edit.id if kept else None}
+
+
+def history(db: Database, limit: int = 50) -> list[edits.EditRow]:
+    """The latest edits, newest first (undone ones and undos included)."""
+    with db.connect() as conn:
+        return edits.list_edits(conn, limit)
+
+
+@dataclass
+class UndoResult:
+    undone: list[edits.EditRow] = field(default_factory=list)
+    rows: int = 0
+    edit_id: int | None = None  # the undo's own entry in the log (None: dry run)
+
+
+def undo(db: Database, count: int = 1, *, dry_run: bool = False) -> UndoResult:
+    """Revert the last ``count`` edits still in effect, newest first, all or nothing."""
+    with db.connect() as conn:
+        pending = edits.undoable_edits(conn, count)
+    if not pending:
+        raise ConfigError("nothing to undo: every logged edit is undone already "
+                          "(see `rbv persons history`)")
+    packs = [e.pack_id for e in pending if e.pack_id is not None]
+    result = UndoResult()
+    with logged_edit(db, packs, "persons undo", {"count": count},
+                     dry_run=dry_run) as (conn, edit):
+        # Read again under the locks: an edit made in between is the newest now.
+        for target in edits.undoable_edits(conn, count, undo=edit.id):
+            _refuse_conflicts(conn, target)
+            result.rows += edits.revert_edit(conn, target.id)
+            result.undone.append(target)
+        edits.mark_undone(conn, [e.id for e in result.undone], edit.id)
+        edit.summary = "undid " + "; ".join(f"#{e.id} {e.summary or e.command}"
+                                            for e in result.undone)
+        result.edit_id = None if dry_run else edit.id
+    return result
+
+
+def _refuse_conflicts(conn: psycopg.Connection, target: edits.EditRow) -> None:
+    found = edits.conflicts(conn, target.id)
+    if not found:
+        return
+    first = found[0]
+    what = (f"person {first.key.get('id')} no longer exists" if first.gone
+            else f"{_row_words(first)} was changed since")
+    by = (f"by edit #{first.later_edit} (undo that first)" if first.later_edit is not None
+          else "by a clustering run, an import or SQL")
+    more = f" (and {len(found) - 1} more row(s))" if len(found) > 1 else ""
+    raise EditConflict(
+        f"edit #{target.id} ({target.summary or target.command}) cannot be undone: {what} "
+        f"{by}{more}; nothing was undone. Fix it with `rbv persons` edits instead")
+
+
+def _row_words(c: edits.Conflict) -> str:
+    if c.table == "face_detections":
+        return f"face {c.key.get('id')}"
+    if c.table in ("persons", "person_names"):
+        return f"person {c.key.get('id', c.key.get('person_id'))}"
+    if c.table == "person_rejections":
+        return f"the rejection of face {c.key.get('face_id')}"
+    kind = "same" if c.table == "must_links" else "different"
+    return f"the '{kind}' link of faces {c.key.get('face_a')}, {c.key.get('face_b')}"

@@ -1,0 +1,85 @@
+"""Face links users make: ``must_links`` ("same person") and ``cannot_links``
+("different persons"), stored as pairs with ``face_a < face_b``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+
+@dataclass(frozen=True)
+class LinkedFace:
+    """A face about to be linked, with where it is now."""
+
+    id: int
+    image_id: int
+    pack_id: int
+    person_id: uuid.UUID | None
+    manual: bool
+    person_name: str | None
+
+
+def linked_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[LinkedFace]:
+    """The faces (those that exist), with their person and its name, in id order."""
+    return [LinkedFace(int(r[0]), int(r[1]), int(r[2]), r[3], bool(r[4]), r[5])
+            for r in conn.execute(
+                "SELECT f.id, f.image_id, f.pack_id, f.person_id, "
+                "coalesce(f.assigned_by = 'manual', false), n.name "
+                "FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id "
+                "WHERE f.id = ANY(%s::bigint[]) ORDER BY f.id", ([int(f) for f in face_ids],))]
+
+
+def same_person_group(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[int]:
+    """The faces joined to ``face_ids`` by must-links, directly or through others (the
+    faces themselves included), in id order."""
+    return sorted(int(r[0]) for r in conn.execute(
+        """
+        WITH RECURSIVE g (id) AS (
+            SELECT unnest(%s::bigint[])
+            UNION
+            SELECT CASE WHEN m.face_a = g.id THEN m.face_b ELSE m.face_a END
+            FROM must_links m JOIN g ON g.id = m.face_a OR g.id = m.face_b
+        )
+        SELECT id FROM g
+        """, ([int(f) for f in face_ids],)))
+
+
+def cannot_pairs_among(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """"Different" pairs with both faces among ``face_ids``."""
+    ids = [int(f) for f in face_ids]
+    return [(int(a), int(b)) for a, b in conn.execute(
+        "SELECT face_a, face_b FROM cannot_links WHERE face_a = ANY(%s::bigint[]) "
+        "AND face_b = ANY(%s::bigint[]) ORDER BY face_a, face_b", (ids, ids))]
+
+
+def same_photo_pairs(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Pairs of ``face_ids`` that are faces of one photo."""
+    ids = [int(f) for f in face_ids]
+    return [(int(a), int(b)) for a, b in conn.execute(
+        "SELECT a.id, b.id FROM face_detections a JOIN face_detections b "
+        "ON b.image_id = a.image_id AND b.id > a.id "
+        "WHERE a.id = ANY(%s::bigint[]) AND b.id = ANY(%s::bigint[]) ORDER BY a.id, b.id",
+        (ids, ids))]
+
+
+def add_links(conn: psycopg.Connection, same: bool, pairs: Sequence[tuple[int, int]]) -> int:
+    """Store the pairs as must-links (``same``) or cannot-links; returns how many were
+    new."""
+    table = "must_links" if same else "cannot_links"
+    a = [min(p) for p in pairs]
+    b = [max(p) for p in pairs]
+    return conn.execute(sql.SQL(
+        "INSERT INTO {} (face_a, face_b) SELECT unnest(%s::bigint[]), unnest(%s::bigint[]) "
+        "ON CONFLICT DO NOTHING").format(sql.Identifier(table)), (a, b)).rowcount
+
+
+def persons_of_faces(conn: psycopg.Connection,
+                     face_ids: Sequence[int]) -> dict[int, uuid.UUID]:
+    """Face → its person, for those of ``face_ids`` that have one."""
+    return {int(f): p for f, p in conn.execute(
+        "SELECT id, person_id FROM face_detections WHERE id = ANY(%s::bigint[]) "
+        "AND person_id IS NOT NULL", ([int(f) for f in face_ids],))}

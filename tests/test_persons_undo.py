@@ -1,0 +1,110 @@
+"""The persons edit log: `rbv persons history` and `rbv persons undo` on real faces."""
+
+from __future__ import annotations
+
+import json
+
+from rbv.config import Settings
+from rbv.store import open_database
+from tests.conftest import SFACE_THRESHOLD, run_cli
+
+EDITED_TABLES = {
+    "persons": "id",
+    "person_names": "person_id",
+    "face_detections": "id",
+    "person_rejections": "face_id, person_id",
+    "must_links": "face_a, face_b",
+    "cannot_links": "face_a, face_b",
+}
+
+
+def _dump(settings: Settings) -> dict[str, list[str]]:
+    """Every row of every table persons edits touch, as PostgreSQL prints it."""
+    with open_database(settings).connect() as conn:
+        return {t: [r[0] for r in conn.execute(f"SELECT t::text FROM {t} t ORDER BY {key}")]
+                for t, key in EDITED_TABLES.items()}
+
+
+def _ok(cli, *args: str):  # type: ignore[no-untyped-def]
+    done = run_cli(cli, *args)
+    assert done.exit_code == 0, done.output
+    return done
+
+
+def _faces_in_other_photos(settings: Settings, person: str, count: int,
+                           avoid: set[int] = frozenset()) -> list[int]:  # type: ignore[assignment]
+    """``count`` faces of the person, each of a different photo (and of none in ``avoid``)."""
+    with open_database(settings).connect() as conn:
+        rows = conn.execute("SELECT DISTINCT ON (image_id) id FROM face_detections "
+                            "WHERE person_id = %s AND NOT image_id = ANY(%s::bigint[]) "
+                            "ORDER BY image_id, id", (person, list(avoid))).fetchall()
+    assert len(rows) >= count
+    return [int(r[0]) for r in rows[:count]]
+
+
+def test_every_edit_is_logged_and_undo_restores_the_rows_byte_for_byte(
+        cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    _ok(cli, "-d", url, "cluster", "--method", "connected", "--threshold", str(SFACE_THRESHOLD))
+    persons = json.loads(_ok(cli, "-d", url, "persons", "list", "--json", "--limit", "0").stdout)
+    assert len(persons) >= 6
+    p = [r["id"] for r in persons]
+    before = _dump(faces_settings)
+
+    same = [_faces_in_other_photos(faces_settings, p[3], 1)[0],
+            _faces_in_other_photos(faces_settings, p[4], 1)[0]]
+    different = _faces_in_other_photos(faces_settings, p[5], 2)
+    edits = [
+        ("persons", "name", p[0], "Ada"),
+        ("persons", "rename", "Ada", "Ada Lovelace"),
+        ("persons", "merge", p[0], p[1]),
+        ("persons", "split", p[0], "--threshold", "0.9"),
+        ("persons", "move", str(_faces_in_other_photos(faces_settings, p[2], 1)[0])),
+        ("persons", "not-this-person", p[2],
+         str(_faces_in_other_photos(faces_settings, p[2], 1)[0])),
+        ("persons", "hide", p[3]),
+        ("persons", "unhide", p[3]),
+        ("faces", "same", *map(str, same)),
+        ("faces", "different", *map(str, different)),
+    ]
+    for edit in edits:
+        _ok(cli, "-d", url, *edit)
+    assert _dump(faces_settings) != before
+
+    logged = json.loads(_ok(cli, "-d", url, "persons", "history", "--json").stdout)
+    assert [e["command"] for e in logged] == [f"{a} {b}".replace("rename", "name")
+                                              for a, b, *_ in reversed(edits)]
+    assert all(e["rows"] > 0 and e["undone_by"] is None for e in logged)
+
+    dry = _ok(cli, "-d", url, "persons", "undo", str(len(edits)), "--dry-run")
+    assert "Dry run: nothing was changed." in dry.stdout
+    assert _dump(faces_settings) != before
+    _ok(cli, "-d", url, "persons", "undo", str(len(edits)))
+    assert _dump(faces_settings) == before
+
+    # The undo is in the history; the edits it reverted say so; nothing is left to undo.
+    logged = json.loads(_ok(cli, "-d", url, "persons", "history", "--json").stdout)
+    assert logged[0]["command"] == "persons undo"
+    assert sorted(logged[0]["undoes"]) == sorted(e["id"] for e in logged[1:])
+    assert all(e["undone_by"] == logged[0]["id"] for e in logged[1:])
+    again = run_cli(cli, "-d", url, "persons", "undo")
+    assert again.exit_code == 1
+    assert again.output.startswith("Error: nothing to undo")
+
+
+def test_undo_is_refused_when_a_later_cluster_run_changed_the_same_rows(
+        cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    _ok(cli, "-d", url, "cluster", "--method", "connected", "--threshold", str(SFACE_THRESHOLD))
+    person = json.loads(_ok(cli, "-d", url, "persons", "list", "--json").stdout)[0]["id"]
+    face = _faces_in_other_photos(faces_settings, person, 1)[0]
+    _ok(cli, "-d", url, "persons", "not-this-person", person, str(face))
+    edit = json.loads(_ok(cli, "-d", url, "persons", "history", "--json").stdout)[0]["id"]
+    _ok(cli, "-d", url, "cluster", "--method", "connected", "--threshold", str(SFACE_THRESHOLD))
+    placed = _dump(faces_settings)
+
+    refused = run_cli(cli, "-d", url, "persons", "undo")
+    assert refused.exit_code == 1
+    assert refused.output.startswith(f"Error: edit #{edit} (")
+    assert f"face {face} was changed since by a clustering run" in refused.output
+    assert _dump(faces_settings) == placed
