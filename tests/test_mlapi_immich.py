@@ -203,10 +203,11 @@ def test_server_restarts_short_outage_finishes_long_outage_exits_2_then_reruns(
     want = _faces(str(settings.database_url), REMOTE_PACK)
     assert len(want) == n
 
-    # Short outage: killed before the 3rd image, back 3 s later; retries wait 2, 4, 8 s.
+    # Short outage: killed before the 3rd image, restarted 3 s later (it answers ~3 s
+    # after that); its retries wait 3, 6, 12 s.
     short = _fresh(settings, "rbv_short_outage")
     killed = _kill_at_request(monkeypatch, server, 3, restart_after_s=3.0)
-    result = index(short, "2")
+    result = index(short, "3")
     assert killed.is_set()
     assert result.exit_code == 0, result.output
     _same_faces(_faces(str(short.database_url), REMOTE_PACK), want)
@@ -223,6 +224,9 @@ def test_server_restarts_short_outage_finishes_long_outage_exits_2_then_reruns(
     second = index(long, "0.01")
     assert second.exit_code == 0, second.output
     _same_faces(_faces(str(long.database_url), REMOTE_PACK), want)
+    with psycopg.connect(str(long.database_url)) as conn:  # statuses the README lists
+        statuses = conn.execute("SELECT status FROM runs ORDER BY id").fetchall()
+    assert statuses == [("failed",), ("ok",)]
 
 
 def _same_faces(got: dict, want: dict) -> None:  # type: ignore[type-arg]
