@@ -53,7 +53,7 @@ class Settings:
     immich_api_key: str | None = field(default=None, repr=False)  # never shown
     ml_uri: str | None = None
     ml_backoff_s: float = 5.0  # remote inference retries wait 5, 10, 20 s
-    ml_embedding_dim: int | None = None  # for model names rbv does not know
+    ml_embedding_dim: int | None = None  # if the server's probe finds no face to measure
     ml_clip_model: str | None = None  # also ask the server for CLIP image embeddings
 
     @classmethod

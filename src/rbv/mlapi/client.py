@@ -8,7 +8,8 @@ decoded (see :func:`upright_payload`). Boxes come back in the sent image's pixel
 are scaled to the oriented original.
 
 At start, :func:`remote_analyzer` checks the server: ``GET /ping`` (no answer: exit 2),
-then one tiny ``/predict`` of a 96-pixel face, which tells whether the server serves the
+then one tiny ``/predict`` of a 96-pixel face (``probe_face.jpg``: Barack Obama's official
+portrait, a US-government work in the public domain), which tells whether the server serves the
 model (Immich-ML answers HTTP 500 to a name it does not know: exit 1 with its answer and
 the names it accepts) and the width of its embeddings.
 
