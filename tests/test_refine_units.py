@@ -74,3 +74,18 @@ def test_a_fixed_group_is_one_set_however_spread_its_faces() -> None:
                                 data.det_score, fixed), params).groups
     assert sorted(groups[0].tolist()) == list(range(12))
     assert all(truth[g].tolist() == [1] * len(g) for g in groups[1:])
+
+
+def test_a_free_fragment_joins_the_fixed_group_it_is_near_but_two_fixed_never_join() -> None:
+    rng = np.random.default_rng(5)
+    x, _ = _identities(rng, [10, 10, 10], spread=0.1)
+    n = len(x)
+    fixed = np.full(n, -1, np.int64)
+    fixed[:7] = 0  # person A is named; 3 more faces of A are unassigned
+    fixed[10:20] = 1  # person B
+    fixed[20:25], fixed[25:30] = 2, 3  # one face identity, named as two persons
+    data = RefineInput(x, np.arange(n, dtype=np.int64), np.full(n, 120.0, np.float32),
+                       np.full(n, 80.0, np.float32), np.full(n, 0.9, np.float32), fixed)
+    sets = sorted(sorted(g.tolist()) for g in refine(data, RefineParams(min_images=2)).groups)
+    assert sets == [list(range(10)), list(range(10, 20)), list(range(20, 25)),
+                    list(range(25, 30))]

@@ -5,7 +5,9 @@ over-split clusters (0.40) → quality gate (face short ≥ 90 px, blur ≥ 40, 
 outlier rejection (distance to the centroid > 0.55, clusters of ≥ 4 only) → size
 filter (≥ 15 unique photos). Faces given a fixed group (a named person's, unless the
 user asks to split named persons) skip the first two stages: each group is one initial
-cluster that no other cluster merges into, so a named person is one faceset.
+cluster, never merged with another (a free cluster whose centroid is within the merge
+distance of one joins it: an unassigned fragment of that person), so a named person
+is one faceset.
 Thresholds here are cosine *distances* (1 − similarity), as users of face-set tools know
 them; :func:`stable_numbers` keeps faceset numbers across runs.
 """
@@ -18,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from rbv.cluster.centroids import centroid, recentred_members
+from rbv.cluster.centroids import centroid, nearest_centroid, recentred_members
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.knn import build_knn_graph, normalize
 from rbv.cluster.linkage import components
@@ -90,6 +92,8 @@ def refine(data: RefineInput, params: RefineParams | None = None) -> RefineResul
     if len(free):
         free_labels = merge_by_centroid(x[free], free_labels, params.merge)
         labels[free] = n_fixed + free_labels
+        if n_fixed:
+            labels = join_fixed(x, labels, n_fixed, params.merge)
     counts["after_merge"] = int(labels.max()) + 1
 
     passed = quality_gate(data, params)
@@ -142,6 +146,21 @@ def merge_by_centroid(x: NDArray[np.float32], labels: NDArray[np.int64],
     a, b, _ = graph.edges(1.0 - max_distance)
     merged = components(len(cents), a, b)
     _, renumbered = np.unique(merged, return_inverse=True)
+    return renumbered[labels].astype(np.int64)
+
+
+def join_fixed(x: NDArray[np.float32], labels: NDArray[np.int64], n_fixed: int,
+               max_distance: float) -> NDArray[np.int64]:
+    """Each cluster past the first ``n_fixed`` (the fixed groups) joins the fixed group
+    whose centroid is nearest to its own, if within ``max_distance``: an unassigned
+    fragment of a named person becomes part of that person's set, while two fixed
+    groups never join (each cluster joins one of them at most). Labels stay 0..k-1."""
+    cents = centroids(x, labels)
+    nearest, distance = nearest_centroid(cents[n_fixed:], cents[:n_fixed])
+    target = np.arange(len(cents))
+    joins = distance <= max_distance
+    target[n_fixed:][joins] = nearest[joins]
+    _, renumbered = np.unique(target, return_inverse=True)
     return renumbered[labels].astype(np.int64)
 
 
