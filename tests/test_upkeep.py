@@ -167,6 +167,8 @@ def test_audit_reports_and_fix_repairs_only_what_is_safe(cli, faces_settings: Se
     dead_worker = f"{socket.gethostname()}:{2**22 + 12345}"  # above pid_max: never alive
     _rows(s, "UPDATE face_scans SET status = 'running', worker = %s, claimed_at = now() "
           "WHERE image_id = (SELECT min(image_id) FROM face_scans)", dead_worker)
+    _rows(s, "INSERT INTO runs (command, host, pid) VALUES ('embed', %s, %s)",
+          socket.gethostname(), 2**22 + 12345)
     _rows(s, "UPDATE image_paths SET missing_since = now() "
           "WHERE id = (SELECT min(id) FROM image_paths)")
 
@@ -181,13 +183,15 @@ def test_audit_reports_and_fix_repairs_only_what_is_safe(cli, faces_settings: Se
         ("bob", 2)]
     assert found["missing"]["paths"] == 1 and found["missing"]["images"] == 1
     assert [c["worker"] for c in found["stale_claims"]] == [dead_worker]
+    assert [r["command"] for r in found["stale_runs"]] == ["embed"]
     assert found["fixed"] is None
     assert _rows(s, "SELECT count(*) FROM runs WHERE command = 'audit'") == [(0,)]  # read only
 
     fixed = run_cli(cli, "audit", "-d", url, "--fix")
     assert fixed.exit_code == 0, fixed.output
-    assert ("Fixed: 1 claims put back in the queue, 1 empty unnamed persons deleted, "
-            "1 faces unassigned from same-photo conflicts.") in fixed.stdout
+    assert ("Fixed: 1 runs marked interrupted, 1 claims put back in the queue, 1 empty "
+            "unnamed persons deleted, 1 faces unassigned from same-photo conflicts."
+            ) in fixed.stdout
     assert _rows(s, "SELECT id FROM persons WHERE id = ANY(%s)", [empty, named_empty]) == [
         (named_empty,)]  # a named person is the user's to delete
     assert _rows(s, "SELECT id FROM face_detections WHERE person_id = %s AND id = ANY(%s) "
@@ -195,6 +199,8 @@ def test_audit_reports_and_fix_repairs_only_what_is_safe(cli, faces_settings: Se
     assert _rows(s, "SELECT count(*) FROM face_scans WHERE status = 'running'") == [(0,)]
     again = json.loads(run_cli(cli, "audit", "-d", url, "--json").stdout)
     assert again["same_photo_conflicts"] == [] and again["stale_claims"] == []
+    assert again["stale_runs"] == []
+    assert _rows(s, "SELECT status FROM runs WHERE command = 'embed'") == [("interrupted",)]
     assert len(again["duplicate_names"]) == 1 and again["missing"]["paths"] == 1
 
 

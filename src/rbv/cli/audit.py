@@ -20,10 +20,11 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """Report empty persons, photos with two faces in one person,
-    duplicate names, missing files and claims left by dead embed workers.
+    duplicate names, missing files, and claims and runs left by dead workers.
 
     Without --fix nothing is written. --fix repairs what loses no one's
-    work: dead workers' claims go back to the queue; empty persons without
+    work: dead workers' claims go back to the queue and their runs are
+    marked interrupted; empty persons without
     a name are deleted; of two faces of one photo in one person, the face
     placed by hand (else the one most like the person's other photos) stays
     and the others are unassigned. The rest is reported with the command
@@ -78,13 +79,18 @@ def _lines(r: AuditReport) -> list[str]:
         lines.append(f"Stale claim: image {s.image_id} ({pack(s.pack_id)}) held by dead worker "
                      f"{s.worker} since {s.claimed_at:%Y-%m-%d %H:%M}; --fix puts it back "
                      "in the queue.")
+    for run in r.stale_runs:
+        lines.append(f"Stale run: {run.command} (run {run.id}, pid {run.pid}) started "
+                     f"{run.started_at:%Y-%m-%d %H:%M} is recorded as running but its "
+                     "process is gone; --fix marks it interrupted.")
     if not r.findings:
         lines.append("No problems found.")
     else:
         lines.append(f"{r.findings:,} finding(s).")
     if r.fixed:
         f = r.fixed
-        lines.append(f"Fixed: {f['claims_released']:,} claims put back in the queue, "
+        lines.append(f"Fixed: {f['runs_closed']:,} runs marked interrupted, "
+                     f"{f['claims_released']:,} claims put back in the queue, "
                      f"{f['empty_persons_deleted']:,} empty unnamed persons deleted, "
                      f"{f['faces_unassigned']:,} faces unassigned from same-photo conflicts.")
     return lines

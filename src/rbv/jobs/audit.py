@@ -1,12 +1,13 @@
 """``audit``: find what is inconsistent in the library; with ``fix``, repair what is safe.
 
 Safe repairs lose no one's work: a claim of a dead ``embed`` worker is put back in the
-queue; an empty person without a name (and that no merged person points to) is
-deleted; of two faces of one photo in one person, the face the user placed by hand, or
-else the one closest to the person's other photos, stays and the others are
-unassigned (the next ``rbv cluster`` places them anew). A named empty person, two
-hand-placed faces of one photo, duplicate names and missing files are the user's call:
-they are reported with the command that settles them.
+queue, a run of a dead process is marked ``interrupted``; an empty person without a
+name (and that no merged person points to) is deleted; of two faces of one photo in
+one person, the face the user placed by hand, or else the one closest to the person's
+other photos, stays and the others are unassigned (the next ``rbv cluster`` places
+them anew). A named empty person, two hand-placed faces of one photo, duplicate names
+and missing files are the user's call: they are reported with the command that
+settles them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rbv.store.audit import (
 )
 from rbv.store.locks import person_lock
 from rbv.store.missing import missing_paths
+from rbv.store.runs import DeadRun, close_dead_runs, dead_runs
 from rbv.store.scans import DeadClaim, dead_claims, release_dead_claims
 
 MISSING_LISTED = 20
@@ -49,12 +51,13 @@ class AuditReport:
     missing_images: int  # images with no present path left (what prune would delete)
     missing_listed: list[str]
     stale_claims: list[DeadClaim]
+    stale_runs: list[DeadRun]  # recorded as running; their process is gone
     fixed: dict[str, int] = field(default_factory=dict)  # empty: not asked to fix
 
     @property
     def findings(self) -> int:
         return (len(self.empty_persons) + len(self.conflicts) + len(self.duplicate_names)
-                + self.missing_paths + len(self.stale_claims))
+                + self.missing_paths + len(self.stale_claims) + len(self.stale_runs))
 
     def pack(self, pack_id: int | None) -> str | None:
         """The pack's name (None for a person of no pack)."""
@@ -80,6 +83,8 @@ class AuditReport:
             "stale_claims": [{"pack": pack(c.pack_id), "image_id": c.image_id,
                               "worker": c.worker, "claimed_at": c.claimed_at}
                              for c in self.stale_claims],
+            "stale_runs": [{"id": r.id, "command": r.command, "pid": r.pid,
+                            "started_at": r.started_at} for r in self.stale_runs],
             "findings": self.findings,
             "fixed": self.fixed or None,
         }
@@ -108,8 +113,10 @@ def run_audit(db: Database, settings: Settings, *, fix: bool = False) -> AuditRe
     report = _findings(db, settings)
     if not fix:
         return report
+    with db.transaction() as conn:  # before this run is recorded (which would close them)
+        closed = close_dead_runs(conn, socket.gethostname(), process_alive)
     with recorded_run(db, "audit", {"fix": True}) as run:
-        report.fixed = _repair(db, settings, report)
+        report.fixed = {"runs_closed": closed, **_repair(db, settings, report)}
         run.counts = {"findings": report.findings, "fixed": report.fixed}
     return report
 
@@ -122,7 +129,8 @@ def _findings(db: Database, settings: Settings) -> AuditReport:
             conflicts=same_photo_conflicts(conn), duplicate_names=duplicate_names(conn),
             missing_paths=paths, missing_images=images, missing_listed=listed,
             stale_claims=dead_claims(conn, None, socket.gethostname(), process_alive,
-                                     settings.stale_claim_minutes))
+                                     settings.stale_claim_minutes),
+            stale_runs=dead_runs(conn, socket.gethostname(), process_alive))
 
 
 def _repair(db: Database, settings: Settings, report: AuditReport) -> dict[str, int]:

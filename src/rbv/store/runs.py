@@ -6,6 +6,8 @@ import json
 import os
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psutil
@@ -57,15 +59,33 @@ def finish_run(
     )
 
 
+@dataclass(frozen=True)
+class DeadRun:
+    """A run recorded as ``running`` whose process is gone."""
+
+    id: int
+    command: str
+    pid: int | None
+    started_at: datetime
+
+
+def dead_runs(conn: psycopg.Connection, host: str,
+              is_alive: Callable[[int], bool]) -> list[DeadRun]:
+    """The runs of this host still ``running`` whose process is gone (killed, crashed,
+    or its pid now taken by another process). Reads only."""
+    rows = conn.execute(
+        "SELECT id, command, pid, started_at, parameters ->> %s FROM runs "
+        "WHERE status = 'running' AND host = %s ORDER BY id",
+        (_PROCESS_STARTED, host),
+    ).fetchall()
+    return [DeadRun(int(r[0]), str(r[1]), r[2], r[3]) for r in rows
+            if r[2] is None or not is_alive(int(r[2])) or _pid_reused(int(r[2]), r[4])]
+
+
 def close_dead_runs(conn: psycopg.Connection, host: str, is_alive: Callable[[int], bool]) -> int:
     """Mark ``interrupted`` the runs of this host still ``running`` whose process is gone
     (killed or crashed); returns how many."""
-    rows = conn.execute(
-        "SELECT id, pid, parameters ->> %s FROM runs WHERE status = 'running' AND host = %s",
-        (_PROCESS_STARTED, host),
-    ).fetchall()
-    dead = [int(r[0]) for r in rows if r[1] is None or not is_alive(int(r[1]))
-            or _pid_reused(int(r[1]), r[2])]
+    dead = [r.id for r in dead_runs(conn, host, is_alive)]
     if dead:
         conn.execute(
             "UPDATE runs SET status = 'interrupted', finished_at = clock_timestamp() "
