@@ -187,6 +187,12 @@ def test_audit_reports_and_fix_repairs_only_what_is_safe(cli, faces_settings: Se
     assert found["fixed"] is None
     assert _rows(s, "SELECT count(*) FROM runs WHERE command = 'audit'") == [(0,)]  # read only
 
+    would = run_cli(cli, "audit", "-d", url, "--fix", "--dry-run")
+    assert ("Would fix: 1 runs marked interrupted, 1 claims put back in the queue, 1 empty "
+            "unnamed persons deleted, 1 faces unassigned from same-photo conflicts; nothing "
+            "was written.") in would.stdout, would.output
+    assert json.loads(run_cli(cli, "audit", "-d", url, "--json").stdout)["findings"] == \
+        found["findings"]
     fixed = run_cli(cli, "audit", "-d", url, "--fix")
     assert fixed.exit_code == 0, fixed.output
     assert ("Fixed: 1 runs marked interrupted, 1 claims put back in the queue, 1 empty "

@@ -16,6 +16,8 @@ def audit(
     ctx: typer.Context,
     fix: Annotated[bool, typer.Option(
         "--fix", help="Repair what is safe (see above) and say what was done.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="With --fix: say what it would repair; write nothing.")] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -34,20 +36,22 @@ def audit(
 
         rbv audit
 
+        rbv audit --fix --dry-run
+
         rbv audit --fix
 
         rbv audit --json | jq '.missing.paths'
     """
     settings = settings_of(ctx, database_url=database)
-    report = run_audit(open_database(settings), settings, fix=fix)
+    report = run_audit(open_database(settings), settings, fix=fix, dry_run=dry_run)
     if as_json:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "dry_run": dry_run})
         return
-    for line in _lines(report):
+    for line in _lines(report, dry_run):
         typer.echo(printable(line))
 
 
-def _lines(r: AuditReport) -> list[str]:
+def _lines(r: AuditReport, dry_run: bool) -> list[str]:
     def pack(pack_id: int | None) -> str:
         return r.pack(pack_id) or "no pack"
 
@@ -89,8 +93,9 @@ def _lines(r: AuditReport) -> list[str]:
         lines.append(f"{r.findings:,} finding(s).")
     if r.fixed:
         f = r.fixed
-        lines.append(f"Fixed: {f['runs_closed']:,} runs marked interrupted, "
-                     f"{f['claims_released']:,} claims put back in the queue, "
-                     f"{f['empty_persons_deleted']:,} empty unnamed persons deleted, "
-                     f"{f['faces_unassigned']:,} faces unassigned from same-photo conflicts.")
+        lines.append(f"{'Would fix' if dry_run else 'Fixed'}: {f['runs_closed']:,} runs "
+                     f"marked interrupted, {f['claims_released']:,} claims put back in the "
+                     f"queue, {f['empty_persons_deleted']:,} empty unnamed persons deleted, "
+                     f"{f['faces_unassigned']:,} faces unassigned from same-photo conflicts"
+                     + ("; nothing was written." if dry_run else "."))
     return lines

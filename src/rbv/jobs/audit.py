@@ -107,11 +107,16 @@ def faces_to_unassign(conflict: SamePhotoConflict) -> list[int] | None:
     return [f.id for f in conflict.faces if f.id != keep.id]
 
 
-def run_audit(db: Database, settings: Settings, *, fix: bool = False) -> AuditReport:
+def run_audit(db: Database, settings: Settings, *, fix: bool = False,
+              dry_run: bool = False) -> AuditReport:
     """Report the library's inconsistencies; with ``fix``, repair the safe ones (the run
-    is recorded; a plain audit reads only)."""
+    is recorded; a plain audit reads only). With ``dry_run`` too, ``fixed`` holds what
+    the repair would do and nothing is written."""
     report = _findings(db, settings)
     if not fix:
+        return report
+    if dry_run:
+        report.fixed = _would_repair(report)
         return report
     with db.transaction() as conn:  # before this run is recorded (which would close them)
         closed = close_dead_runs(conn, socket.gethostname(), process_alive)
@@ -131,6 +136,15 @@ def _findings(db: Database, settings: Settings) -> AuditReport:
             stale_claims=dead_claims(conn, None, socket.gethostname(), process_alive,
                                      settings.stale_claim_minutes),
             stale_runs=dead_runs(conn, socket.gethostname(), process_alive))
+
+
+def _would_repair(report: AuditReport) -> dict[str, int]:
+    return {"runs_closed": len(report.stale_runs),
+            "claims_released": len(report.stale_claims),
+            "empty_persons_deleted": sum(p.name is None and not p.merge_target
+                                         and p.pack_id is not None
+                                         for p in report.empty_persons),
+            "faces_unassigned": sum(len(faces_to_unassign(c) or ()) for c in report.conflicts)}
 
 
 def _repair(db: Database, settings: Settings, report: AuditReport) -> dict[str, int]:
