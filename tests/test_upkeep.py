@@ -207,6 +207,11 @@ def test_audit_reports_and_fix_repairs_only_what_is_safe(cli, faces_settings: Se
     assert again["same_photo_conflicts"] == [] and again["stale_claims"] == []
     assert again["stale_runs"] == []
     assert _rows(s, "SELECT status FROM runs WHERE command = 'embed'") == [("interrupted",)]
+    undo = run_cli(cli, "-d", url, "persons", "undo")  # the person edits of --fix, exactly
+    assert undo.exit_code == 0, undo.output
+    assert _rows(s, "SELECT count(*) FROM persons WHERE id = %s", empty) == [(1,)]
+    assert _rows(s, "SELECT person_id, assigned_by FROM face_detections WHERE id = %s",
+                 dropped) == [(clash, "cluster")]
     assert len(again["duplicate_names"]) == 1 and again["missing"]["paths"] == 1
 
 

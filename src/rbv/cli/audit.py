@@ -26,11 +26,11 @@ def audit(
 
     Without --fix nothing is written. --fix repairs what loses no one's
     work: dead workers' claims go back to the queue and their runs are
-    marked interrupted; empty persons without
-    a name are deleted; of two faces of one photo in one person, the face
-    placed by hand (else the one most like the person's other photos) stays
-    and the others are unassigned. The rest is reported with the command
-    that settles it (persons rename/merge, prune).
+    marked interrupted; empty persons without a name are deleted; of two
+    faces of one photo in one person, the face placed by hand (else the one
+    most like the person's other photos) stays and the others are
+    unassigned (`rbv persons undo` puts those back). The rest is reported
+    with the command that settles it (persons rename/merge, prune).
 
     Examples:
 

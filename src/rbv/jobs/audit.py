@@ -5,9 +5,9 @@ queue, a run of a dead process is marked ``interrupted``; an empty person withou
 name (and that no merged person points to) is deleted; of two faces of one photo in
 one person, the face the user placed by hand, or else the one closest to the person's
 other photos, stays and the others are unassigned (the next ``rbv cluster`` places
-them anew). A named empty person, two hand-placed faces of one photo, duplicate names
-and missing files are the user's call: they are reported with the command that
-settles them.
+them anew); these person changes are one logged edit (``rbv persons undo``). A named
+empty person, two hand-placed faces of one photo, duplicate names and missing files
+are the user's call: they are reported with the command that settles them.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+
 from rbv.config import Settings
-from rbv.jobs.recording import process_alive, recorded_run
+from rbv.jobs.edit_log import logged_edit
+from rbv.jobs.recording import process_alive
 from rbv.store import Database
 from rbv.store.audit import (
     DuplicateName,
@@ -30,7 +33,6 @@ from rbv.store.audit import (
     same_photo_conflicts,
     unassign_faces,
 )
-from rbv.store.locks import person_lock
 from rbv.store.missing import missing_paths
 from rbv.store.runs import DeadRun, close_dead_runs, dead_runs
 from rbv.store.scans import DeadClaim, dead_claims, release_dead_claims
@@ -120,9 +122,15 @@ def run_audit(db: Database, settings: Settings, *, fix: bool = False,
         return report
     with db.transaction() as conn:  # before this run is recorded (which would close them)
         closed = close_dead_runs(conn, socket.gethostname(), process_alive)
-    with recorded_run(db, "audit", {"fix": True}) as run:
-        report.fixed = {"runs_closed": closed, **_repair(db, settings, report)}
-        run.counts = {"findings": report.findings, "fixed": report.fixed}
+    packs = {p.pack_id for p in report.empty_persons if p.pack_id is not None}
+    packs |= {c.pack_id for c in report.conflicts}
+    # One logged edit under the packs' person locks (never interleaved with clustering):
+    # `rbv persons undo` puts back the persons deleted and the faces unassigned.
+    with logged_edit(db, sorted(packs), "audit --fix", {"fix": True}) as (conn, edit):
+        report.fixed = {"runs_closed": closed, **_repair(conn, settings, report)}
+        edit.summary = (f"deleted {report.fixed['empty_persons_deleted']} empty unnamed "
+                        f"persons, unassigned {report.fixed['faces_unassigned']} faces of "
+                        "same-photo conflicts")
     return report
 
 
@@ -147,22 +155,17 @@ def _would_repair(report: AuditReport) -> dict[str, int]:
             "faces_unassigned": sum(len(faces_to_unassign(c) or ()) for c in report.conflicts)}
 
 
-def _repair(db: Database, settings: Settings, report: AuditReport) -> dict[str, int]:
+def _repair(conn: psycopg.Connection, settings: Settings,
+            report: AuditReport) -> dict[str, int]:
     fixed = {"claims_released": 0, "empty_persons_deleted": 0, "faces_unassigned": 0}
-    with db.transaction() as conn:
-        for pack_id in sorted({c.pack_id for c in report.stale_claims}):
-            fixed["claims_released"] += release_dead_claims(
-                conn, pack_id, socket.gethostname(), process_alive,
-                settings.stale_claim_minutes)
-    touched = {p.pack_id for p in report.empty_persons if p.pack_id is not None}
-    for pack_id in sorted(touched | {c.pack_id for c in report.conflicts}):
-        # Person edits of a pack never interleave with its clustering.
-        with person_lock(db, pack_id, report.packs[pack_id]), db.transaction() as conn:
-            fixed["empty_persons_deleted"] += delete_empty_persons(
-                conn, [p.id for p in report.empty_persons
-                       if p.pack_id == pack_id and p.name is None and not p.merge_target])
-            for c in report.conflicts:
-                drop = faces_to_unassign(c) if c.pack_id == pack_id else None
-                if drop:
-                    fixed["faces_unassigned"] += unassign_faces(conn, c.person_id, drop)
+    for pack_id in sorted({c.pack_id for c in report.stale_claims}):
+        fixed["claims_released"] += release_dead_claims(
+            conn, pack_id, socket.gethostname(), process_alive, settings.stale_claim_minutes)
+    fixed["empty_persons_deleted"] = delete_empty_persons(
+        conn, [p.id for p in report.empty_persons if p.name is None and not p.merge_target
+               and p.pack_id is not None])
+    for c in report.conflicts:
+        drop = faces_to_unassign(c)
+        if drop:
+            fixed["faces_unassigned"] += unassign_faces(conn, c.person_id, drop)
     return fixed
