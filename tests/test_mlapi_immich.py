@@ -228,6 +228,12 @@ def test_server_restarts_short_outage_finishes_long_outage_exits_2_then_reruns(
         statuses = conn.execute("SELECT status FROM runs ORDER BY id").fetchall()
     assert statuses == [("failed",), ("ok",)]
 
+    # Down at the start: the probe's /ping, exit 2 (an outage, not a setup error).
+    server.kill()
+    down = index(_fresh(settings, "rbv_down_at_start"), "0.01")
+    assert down.exit_code == 2, down.output
+    assert "does not answer" in down.stderr
+
 
 def _same_faces(got: dict, want: dict) -> None:  # type: ignore[type-arg]
     assert got.keys() == want.keys()
