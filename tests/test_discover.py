@@ -45,6 +45,7 @@ def test_discover_adds_new_identities_and_leaves_known_facesets_byte_identical(
 ) -> None:
     assert not set(NEW) & set(CLUSTER_IDENTITIES) and set(KNOWN) <= set(CLUSTER_IDENTITIES)
     url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.46").exit_code == 0
     refined = tmp_path / "refined"
     result = run_cli(cli, "-d", url, "refine", str(refined), *RELAXED, "--no-crops", "--json")
     assert result.exit_code == 0, result.output
@@ -76,6 +77,25 @@ def test_discover_adds_new_identities_and_leaves_known_facesets_byte_identical(
     assert plan["counts"]["in_facesets"] >= 3 and plan["counts"]["covered"] >= 3
     assert plan["clusters"] and all(c["survivors"] <= c["faces"] for c in plan["clusters"])
     assert len(plan["facesets"]) == len(NEW)
+
+    # A named person with a faceset is one faceset: their new faces make no second one,
+    # even where nothing else would keep them out (no centroid cover, 2 photos enough).
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.46").exit_code == 0
+    later = [stem for stem, who in who_is.items() if who == KNOWN[0]][2:]  # not indexed before
+    with psycopg.connect(url) as conn:
+        faces_of = {f: (p, Path(path).stem) for f, p, path in conn.execute(
+            "SELECT f.id, f.person_id::text, p.path FROM face_detections f JOIN image_paths p "
+            "ON p.image_id = f.image_id WHERE p.path LIKE %s", (f"{mixed}/%",))}
+    unseen = [f for f, (_, stem) in faces_of.items() if stem in later]
+    owner = {faces_of[f][0] for f in unseen}
+    assert len(owner) == 1 and None not in owner  # cluster put them in the known person
+    assert any(fs["person_id"] in owner for fs in known)
+    assert run_cli(cli, "-d", url, "persons", "name", owner.pop(), "Angelina Jolie"
+                   ).exit_code == 0
+    loose = json.loads(run_cli(cli, *args, "--no-index", "--dry-run", "--json", "--covered",
+                               "0", "--min-images", "2").stdout)
+    assert loose["counts"]["named_with_facesets"] == len(unseen)
+    assert not {f for fs in loose["facesets"] for f in fs["face_ids"]} & set(unseen)
 
     result = run_cli(cli, *args, "--json")
     assert result.exit_code == 0, result.output

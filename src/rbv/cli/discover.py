@@ -58,7 +58,8 @@ def discover_command(
     min_det: Annotated[float, typer.Option(min=0.0, max=1.0, help="Quality gate: minimum "
                                            "detection score.")] = _R.min_det_score,
     split_named: Annotated[bool, typer.Option(
-        "--split-named", help="Re-group named persons' faces like any others.")] = False,
+        "--split-named", help="Re-group named persons' faces like any others (a named "
+        "person who has a faceset may then get another).")] = False,
     top: Annotated[int, typer.Option(min=1, help="Faces in each <faceset>_topN.fsz "
                                      "bundle.")] = _S.top,
     swap_min_face: Annotated[float, typer.Option(min=0.0, help="Only faces with a short "
@@ -77,9 +78,9 @@ def discover_command(
     """Find new identities in a folder of mixed photos and add them as facesets.
 
     The faces of FOLDER's photos (indexed first, incremental) that are in no
-    known faceset and not within {covered} of one's centroid go through
-    refine's pipeline (clusters at the pack's calibrated distance or {initial},
-    merge {merge}, quality gate,
+    known faceset, not within {covered} of one's centroid and not of a named
+    person who has a faceset go through refine's pipeline (clusters at the
+    pack's calibrated distance or {initial}, merge {merge}, quality gate,
     outliers > {outlier}, at least {min_images} different photos). Each set
     that survives gets a number past the highest ever used and is written to
     OUT as export-swap writes it (PNGs, .fsz bundles), with provenance.json;

@@ -3,7 +3,9 @@ known ones, which are left exactly as they are.
 
 The faces of the photos under FOLDER (a photo counts when any of its paths is there,
 so a byte-identical copy indexed elsewhere counts too) minus those already in an active
-faceset or within ``covered`` (cosine distance) of one's centroid go through refine's
+faceset, within ``covered`` (cosine distance) of one's centroid, or of a named person
+who has a faceset already (a named person is one faceset, unless ``split_named``) go
+through refine's
 own pipeline (:func:`rbv.cluster.refine.refine`: initial clusters (at the pack's
 calibrated average-linkage distance where it has one, else refine's 0.55), centroid merge,
 quality gate, outlier rejection, size filter; a named person stays one group and
@@ -45,6 +47,7 @@ from rbv.store.facesets import (
     add_facesets,
     known_facesets,
     load_face_facts,
+    named_faceset_owners,
     next_faceset_number,
     person_names,
     rejected_pairs,
@@ -114,6 +117,8 @@ def discover(db: Database, pack_name: str | None, folder: Path, out: Path,
         previous, active = known_facesets(conn, pack.id)
         next_number = next_faceset_number(conn, pack.id)
         rejected = rejected_pairs(conn, pack.id)
+        with_sets = (set() if params.refine.split_named
+                     else named_faceset_owners(conn, pack.id))
         named = person_names(conn, sorted({p for p in every.person_ids if p}, key=str))
         refine_params, initial_source = _initial(params, pack_settings(conn, pack.id),
                                                  pack_files(conn, pack.id))
@@ -122,7 +127,7 @@ def discover(db: Database, pack_name: str | None, folder: Path, out: Path,
                              "initial_source": initial_source}, dry_run=dry_run)
     faces = every.take(np.flatnonzero(np.isin(every.image_ids, list(images))))
     rest = _unknown(every, faces, [previous[n] for n in sorted(active)], params.covered,
-                    report.counts)
+                    with_sets, report.counts)
     report.counts["photos"] = len(images)
     result = refine(RefineInput(rest.embeddings, rest.image_ids, rest.face_short, rest.blur,
                                 rest.det_score,
@@ -160,8 +165,9 @@ def _initial(params: DiscoverParams, stored: dict[str, Any], files: dict[str, st
 
 
 def _unknown(every: FaceFacts, faces: FaceFacts, known: list[set[int]], covered: float,
-             counts: dict[str, int]) -> FaceFacts:
-    """``faces`` without those in a known faceset or within ``covered`` of one's centroid."""
+             owners: set[uuid.UUID], counts: dict[str, int]) -> FaceFacts:
+    """``faces`` without those in a known faceset, within ``covered`` of one's centroid,
+    or of a named person in ``owners`` (who has a faceset)."""
     counts["faces"] = len(faces)
     in_sets = np.isin(faces.ids, list(set().union(*known)))
     counts["in_facesets"] = int(in_sets.sum())
@@ -175,7 +181,9 @@ def _unknown(every: FaceFacts, faces: FaceFacts, known: list[set[int]], covered:
         _, distance = nearest_centroid(normalize(faces.embeddings), centres)
         near = ~in_sets & (distance <= covered)
     counts["covered"] = int(near.sum())
-    return faces.take(np.flatnonzero(~in_sets & ~near))
+    named = ~in_sets & ~near & np.array([p in owners for p in faces.person_ids], bool)
+    counts["named_with_facesets"] = int(named.sum())
+    return faces.take(np.flatnonzero(~in_sets & ~near & ~named))
 
 
 def _write(db: Database, report: DiscoverReport, pack_id: int, out: Path,

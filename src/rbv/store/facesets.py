@@ -116,6 +116,13 @@ def save_facesets(conn: psycopg.Connection, pack_id: int, run_id: int | None,
                      "SELECT %s, unnest(%s::bigint[])", (row[0], list(faces)))
 
 
+def named_faceset_owners(conn: psycopg.Connection, pack_id: int) -> set[uuid.UUID]:
+    """Named persons that own an active faceset of the pack."""
+    return {r[0] for r in conn.execute(
+        "SELECT DISTINCT s.person_id FROM facesets s JOIN person_names n "
+        "ON n.person_id = s.person_id WHERE s.pack_id = %s AND s.active", (pack_id,))}
+
+
 def add_facesets(conn: psycopg.Connection, pack_id: int, run_id: int | None,
                  sets: Sequence[tuple[int, uuid.UUID | None, Sequence[int]]],
                  discovered_from: str) -> None:
