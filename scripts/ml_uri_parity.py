@@ -114,7 +114,8 @@ def main() -> None:
             jpeg_answers = [remote.analyze(im) for im in as_jpeg]
         finally:
             server.stop()
-    cosines, box_err, differ = compare(mine, theirs, images)
+    below: list[tuple[float, str]] = []
+    cosines, box_err, differ = compare(mine, theirs, images, below)
     c = np.array(cosines)
     norms = [float(np.linalg.norm(f.embedding)) for r in theirs for f in r.faces]
     print(f"server: real Immich ML ({SERVED_NAME} = {PACK.name}), embedding width "
@@ -127,6 +128,8 @@ def main() -> None:
         print("   ", line)
     print(f"max |box diff| {box_err:.2f} px; cosine: min {c.min():.5f}, "
           f"{np.mean(c >= 0.999):.1%} >= 0.999, {np.mean(c >= 0.99):.1%} >= 0.99")
+    for cos, what in sorted(below)[:8]:
+        print(f"    cosine {cos:.4f}: {what}")
     print(f"remote embedding norms: {min(norms):.6f} .. {max(norms):.6f}")
     worst: list[tuple[float, str]] = []
     sc, sbox, sdiffer = compare(square, theirs, images, worst)
