@@ -30,13 +30,16 @@ from typing import Any
 
 import numpy as np
 
+from rbv.cluster import evidence_merge
 from rbv.cluster.assign import Candidate, match_faces
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.knn import DEFAULT_K, EXACT_LIMIT, build_knn_graph, nearest
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.metrics import bcubed
+from rbv.testing.evidence_reference import heap_merger_roots
 
 THRESHOLD = 0.45
+INTERPRETED = "evidence, interpreted loop"
 SAME_SIM = 0.6
 
 
@@ -95,7 +98,8 @@ def measure(job: Callable[[], dict[str, Any]], timeout: float) -> dict[str, Any]
     return out
 
 
-def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float) -> None:
+def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
+        reference_max: int = 0) -> None:
     x, truth, images = synthetic(n, dim)
     base_mb = _peak_mb()
     print(f"\n## {n:,} faces × {dim}-d, {len(np.unique(truth)):,} identities "
@@ -116,11 +120,13 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float) 
           f"{built['peak_mb']:>10.0f}{'-':>10}  "
           f"{'exact' if n <= EXACT_LIMIT else 'faiss IVF'}; added to each method")
 
-    def method_job(method: Method) -> Callable[[], dict[str, Any]]:
+    def method_job(method: Method, interpreted: bool = False) -> Callable[[], dict[str, Any]]:
         def job() -> dict[str, Any]:
+            if interpreted:  # this forked child only: the merge loop rbv ran before
+                evidence_merge.merge_greedily = heap_merger_roots
             labels = cluster_embeddings(x, method, THRESHOLD,
                                         Constraints.build(n, image_ids=images), graph=graph)
-            return {"f1": bcubed(labels, truth).f1, "plus": graph_s}
+            return {"f1": bcubed(labels, truth).f1, "plus": graph_s, "labels": labels}
         return job
 
     def incremental_job() -> dict[str, Any]:
@@ -147,6 +153,9 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float) 
         return {"f1": bcubed(labels, truth).f1, "note": "O(n²) memory"}
 
     jobs = [(m, method_job(Method(m))) for m in methods]
+    reference = "evidence" in methods and n <= reference_max
+    if reference:
+        jobs.append((INTERPRETED, method_job(Method.evidence, interpreted=True)))
     jobs.append(("incremental 1k new", incremental_job))
     if n <= sklearn_max:
         jobs.append(("sklearn Agglomerative", sklearn_job))
@@ -162,6 +171,15 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float) 
         f1 = f"{r['f1']:.3f}" if "f1" in r else "-"
         print(f"{name:<28}{r['seconds']:>10.2f}{r['peak_mb']:>10.0f}{f1:>10}  "
               f"{r.get('note', '')}")
+    if reference and "seconds" in results.get(INTERPRETED, {}) \
+            and "seconds" in results.get("evidence", {}):
+        old, new = results[INTERPRETED], results["evidence"]
+        same = _same_partition(old["labels"], new["labels"])
+        print(f"ratio interpreted / compiled evidence merge loop: clustering time "
+              f"{(old['seconds'] - old['plus']) / (new['seconds'] - new['plus']):.1f}×, "
+              f"with the graph {old['seconds'] / new['seconds']:.1f}×, peak memory "
+              f"{old['peak_mb'] / new['peak_mb']:.2f}×; same partition: "
+              f"{'yes' if same else 'NO'}")
     sk = results.get("sklearn Agglomerative")
     if sk and "seconds" in sk:
         for m in methods:
@@ -172,6 +190,11 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float) 
     else:
         print(f"sklearn AgglomerativeClustering skipped at {n:,} faces "
               f"(> --sklearn-max {sklearn_max:,}: needs ~{n * n * 8 * 1.5 / 2**30:.0f} GB)")
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0)
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b))
 
 
 def _size(text: str) -> int:
@@ -187,11 +210,16 @@ def main() -> None:
     parser.add_argument("--methods", default="connected,agglomerative,hdbscan")
     parser.add_argument("--sklearn-max", type=_size, default=20_000)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per job")
+    parser.add_argument("--reference-max", type=_size, default=0,
+                        help="with evidence in --methods: also run the interpreted merge "
+                        "loop it replaced, up to this many faces (the baseline of the "
+                        "compiled one; same partition checked)")
     args = parser.parse_args()
     print(f"threshold {THRESHOLD}, k = {DEFAULT_K}, same-identity similarity ≈ {SAME_SIM}")
     for dim in (int(d) for d in args.dims.split(",")):
         for n in (_size(s) for s in args.sizes.split(",")):
-            run(n, dim, args.methods.split(","), args.sklearn_max, args.timeout)
+            run(n, dim, args.methods.split(","), args.sklearn_max, args.timeout,
+                args.reference_max)
 
 
 if __name__ == "__main__":

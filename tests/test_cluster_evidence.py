@@ -14,12 +14,14 @@ import pytest
 from rbv.cluster.calibrations import KNOWN_RECOGNIZERS, resolve_setting
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.evidence import ImpostorModel, evidence_linkage
+from rbv.cluster.evidence_merge import merge_greedily
 from rbv.cluster.knn import build_knn_graph
 from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.errors import ConfigError
 from rbv.jobs.index import run_index
 from rbv.store import open_database
+from rbv.testing.evidence_reference import heap_merger_roots, plain_greedy
 from tests.conftest import FACES, PACK, cluster_photos, run_cli
 
 MODEL = ImpostorModel(mu=0.1, sigma=0.087, tau=0.02)
@@ -69,6 +71,45 @@ def test_known_persons_take_in_new_faces_but_never_merge_with_each_other() -> No
                               Constraints.build(len(x), anchors=anchors))
     assert len({labels[0], labels[10], labels[13]}) == 3
     assert set(labels[6:10].tolist()) == {labels[0]}  # new faces joined their person
+
+
+def _partition(roots: np.ndarray) -> set[frozenset[int]]:
+    return {frozenset(np.flatnonzero(roots == r).tolist()) for r in np.unique(roots)}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(seed: int) -> None:
+    """Random cluster nodes (single faces and pre-merged groups), candidate pairs,
+    cannot-links and anchored nodes: the compiled loop, the interpreted one it replaced
+    and the rule written plainly (score every pair, merge the best) agree."""
+    rng = np.random.default_rng(seed)
+    x, _ = _people(rng, list(rng.integers(1, 25, size=14)), spread=rng.uniform(0.7, 1.3),
+                   dim=64)
+    node = rng.integers(0, int(len(x) * 0.8), size=len(x))  # some nodes hold several faces
+    node = np.unique(node, return_inverse=True)[1]
+    m = int(node.max()) + 1
+    sums = np.zeros((m, x.shape[1]))
+    np.add.at(sums, node, x.astype(np.float64))
+    count = np.bincount(node, minlength=m).astype(np.float64)
+    sim = (sums / np.linalg.norm(sums, axis=1, keepdims=True)) @ (
+        sums / np.linalg.norm(sums, axis=1, keepdims=True)).T
+    near = np.argsort(-sim, axis=1)[:, 1:9]  # each node's 8 nearest: the candidates
+    a, b = np.repeat(np.arange(m), 8), near.ravel()
+    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
+    cannot = rng.integers(0, m, size=(m // 6, 2))
+    cannot = cannot[cannot[:, 0] != cannot[:, 1]]
+    anchored = rng.random(m) < 0.08
+    args = (anchored, cannot, pairs, MODEL.mu, MODEL.sigma, MODEL.tau,
+            MODEL.z_threshold(len(x), 10.0))
+    compiled = merge_greedily(sums.copy(), count.copy(), *args)
+    plain = plain_greedy(sums, count, *args)
+    assert _partition(compiled) == _partition(plain)
+    assert _partition(heap_merger_roots(sums, count, *args)) == _partition(plain)
+    assert 1 < len(_partition(plain)) < m - 5  # merges happened, and some were refused
+    for u, v in cannot:
+        assert compiled[u] != compiled[v]
+    roots_with_anchor = compiled[anchored]
+    assert len(set(roots_with_anchor.tolist())) == len(roots_with_anchor)
 
 
 def test_setting_resolution_prefers_user_then_stored_then_built_in() -> None:
