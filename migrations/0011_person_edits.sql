@@ -33,7 +33,7 @@ CREATE INDEX person_edit_rows_edit ON person_edit_rows (edit_id, seq);
 CREATE INDEX person_edit_rows_key ON person_edit_rows (table_name, row_key);
 
 -- TG_ARGV[0]: the key columns (comma-separated); TG_ARGV[1], if given: the only other
--- columns recorded (face_detections: who the face belongs to, not its box or vector).
+-- columns recorded.
 CREATE FUNCTION rbv_record_edit_row() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     key_cols text[] := string_to_array(TG_ARGV[0], ',');
@@ -79,7 +79,26 @@ CREATE TRIGGER must_links_edit_log AFTER INSERT OR UPDATE OR DELETE ON must_link
 CREATE TRIGGER cannot_links_edit_log AFTER INSERT OR UPDATE OR DELETE ON cannot_links
     FOR EACH ROW WHEN (current_setting('rbv.edit_id', true) <> '')
     EXECUTE FUNCTION rbv_record_edit_row('face_a,face_b');
+
+-- Faces are many (a merge may move 100k): their own function builds the JSON of the
+-- assignment columns directly, about twice as fast as the generic one above.
+CREATE FUNCTION rbv_record_face_edit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (OLD.person_id, OLD.assigned_by, OLD.assigned_at)
+       IS NOT DISTINCT FROM (NEW.person_id, NEW.assigned_by, NEW.assigned_at) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO person_edit_rows (edit_id, table_name, row_key, before, after)
+    VALUES (current_setting('rbv.edit_id')::bigint, 'face_detections',
+            jsonb_build_object('id', NEW.id),
+            jsonb_build_object('id', OLD.id, 'person_id', OLD.person_id,
+                               'assigned_by', OLD.assigned_by, 'assigned_at', OLD.assigned_at),
+            jsonb_build_object('id', NEW.id, 'person_id', NEW.person_id,
+                               'assigned_by', NEW.assigned_by, 'assigned_at', NEW.assigned_at));
+    RETURN NULL;
+END $$;
+
 CREATE TRIGGER face_detections_edit_log
     AFTER UPDATE OF person_id, assigned_by, assigned_at ON face_detections
     FOR EACH ROW WHEN (current_setting('rbv.edit_id', true) <> '')
-    EXECUTE FUNCTION rbv_record_edit_row('id', 'person_id,assigned_by,assigned_at');
+    EXECUTE FUNCTION rbv_record_face_edit();

@@ -14,8 +14,8 @@ app = typer.Typer(help="Link faces as one person or as different persons; every 
                   no_args_is_help=True)
 
 FacesArg = Annotated[list[int], typer.Argument(
-    help="Two or more face ids (see `rbv persons show`).", min=1, max=2**63 - 1,
-    show_default=False)]
+    metavar="FACE", help="Two or more face ids (see `rbv persons show`).", min=1,
+    max=2**63 - 1, show_default=False)]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what the link would "
                                             "change; change nothing.")]
 
@@ -44,11 +44,13 @@ def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
 @app.command("same")
 def same(ctx: typer.Context, faces: FacesArg, dry_run: DryRunOption = False,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
-    """Link faces as one person: every `rbv cluster` (any method, full or incremental)
-    keeps them together. Faces without a person follow at the next `rbv cluster`,
-    assigned ones at `rbv cluster --full` (the output names the persons that joins).
-    Refused for two faces of one photo, a face linked `different` to one of them, or
-    faces placed by hand in different persons.
+    """Link faces as one person, in every clustering.
+
+    Every `rbv cluster` (any method, full or incremental) keeps them together.
+    Faces without a person follow at the next `rbv cluster`, assigned ones at
+    `rbv cluster --full`; the output names the persons the link joins.
+    Refused for two faces of one photo, faces linked `different`, or faces
+    placed by hand in different persons.
 
     Example:
 
@@ -60,10 +62,12 @@ def same(ctx: typer.Context, faces: FacesArg, dry_run: DryRunOption = False,
 @app.command("different")
 def different(ctx: typer.Context, faces: FacesArg, dry_run: DryRunOption = False,
               database: DatabaseOption = None, as_json: JsonOption = False) -> None:
-    """Link faces as different persons (every pair of them): no `rbv cluster` puts two
-    of them in one person. Faces now in one person are split apart at `rbv cluster
-    --full` (the output names that person). Refused for faces linked `same`, or
-    placed by hand in one person.
+    """Link faces as different persons, in every clustering.
+
+    No `rbv cluster` puts two of them (any pair of those named) in one person.
+    Faces now in one person are split apart at `rbv cluster --full`; the
+    output names that person. Refused for faces linked `same`, or placed by
+    hand in one person.
 
     Example:
 

@@ -19,8 +19,10 @@ def history(
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Manual edits, newest first: persons name/merge/split/move/not-this-person/hide/
-    unhide, faces same/different, and undos; each with the rows it changed.
+    """Logged edits, newest first, with the rows each changed.
+
+    Every persons name/merge/split/move/not-this-person/hide/unhide, eras --apply,
+    faces same/different and undo is logged; `rbv persons undo` reverts them.
 
     Example:
 
@@ -42,20 +44,22 @@ def history(
 
 def undo(
     ctx: typer.Context,
-    count: Annotated[int, typer.Argument(min=1, metavar="[N]",
+    count: Annotated[int, typer.Argument(min=1, metavar="N",
                                          help="How many edits to undo.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be undone; "
                                           "change nothing.")] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Undo the last N edits still in effect (see `rbv persons history`): the rows
-    they changed are written back exactly as they were, newest edit first, all or
-    nothing. Refused, changing nothing, when a row one of them changed was changed
-    again since by something that is not undone with it (e.g. `rbv cluster` placed a
-    face a not-this-person had taken out); the message names the edit. An undo shows
-    in the history but is not undone by a later undo: that reverts the edit before
-    it (redo an edit by running it again).
+    """Undo the last N edits exactly (see `rbv persons history`).
+
+    The rows the last N edits still in effect changed are written back as they
+    were, newest edit first, all or nothing. Refused, changing nothing, when a
+    row one of them changed was changed again since by something not undone
+    with it (e.g. `rbv cluster` placed a face that not-this-person had taken
+    out); the message names the edit. An undo shows in the history but is not
+    undone by a later undo: that reverts the edit before it (redo an edit by
+    running it again).
 
     Examples:
 
