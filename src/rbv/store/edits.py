@@ -126,21 +126,24 @@ def conflicts(conn: psycopg.Connection, edit_id: int) -> list[Conflict]:
     clustering run or SQL): undoing it would overwrite that change."""
     found: list[Conflict] = []
     for table, (keys, kept) in LOGGED_TABLES.items():
-        key_match = sql.SQL(" AND ").join(
-            sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in keys)
+        # The row as logged: all of it, or its key and kept columns (as the trigger).
+        now = (sql.SQL("to_jsonb(t)") if kept is None else sql.SQL(
+            "jsonb_build_object({})").format(sql.SQL(", ").join(
+                sql.SQL("{}, t.{}").format(sql.Literal(c), sql.Identifier(c))
+                for c in (*keys, *kept))))
         query = sql.SQL(
             """
-            SELECT r.row_key, r.after, to_jsonb(t), r.seq
+            SELECT r.row_key, r.seq
             FROM (SELECT DISTINCT ON (row_key) row_key, after, seq FROM person_edit_rows
                   WHERE edit_id = %s AND table_name = %s ORDER BY row_key, seq DESC) r
             CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.row_key) k
             LEFT JOIN {t} t ON {match}
-            """).format(t=sql.Identifier(table), match=key_match)
-        for key, after, now, seq in conn.execute(query, (edit_id, table)):
-            if now is not None and kept is not None:
-                now = {c: now.get(c) for c in (*keys, *kept)}
-            if now != after:
-                found.append(Conflict(table, key, _later_edit(conn, table, key, seq)))
+            WHERE r.after IS DISTINCT FROM (CASE WHEN t.{key} IS NULL THEN NULL ELSE {now} END)
+            ORDER BY r.seq LIMIT 100
+            """).format(t=sql.Identifier(table), match=_key_match(keys), now=now,
+                        key=sql.Identifier(keys[0]))
+        for key, seq in conn.execute(query, (edit_id, table)):
+            found.append(Conflict(table, key, _later_edit(conn, table, key, seq)))
     # Rows pointing to a person deleted since (``rbv cluster`` removes persons left
     # without faces) cannot be written back.
     for (person,) in conn.execute(
@@ -172,54 +175,63 @@ def revert_edit(conn: psycopg.Connection, edit_id: int) -> int:
 
     Changes are undone newest first, a run of changes to one table at a time (each key
     back to its image before the run's first change), so foreign keys hold throughout:
-    faces leave a person the edit created before that person is deleted."""
-    changes = conn.execute(
-        "SELECT table_name, row_key, before FROM person_edit_rows WHERE edit_id = %s "
-        "ORDER BY seq DESC", (edit_id,)).fetchall()
-    restored = 0
-    run: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-    for i, (table, key, before) in enumerate(changes):
-        run.append((key, before))
-        if i + 1 == len(changes) or changes[i + 1][0] != table:
-            restored += _restore(conn, table, run)
-            run = []
-    return restored
+    faces leave a person the edit created before that person is deleted. The images
+    never leave the server."""
+    runs = conn.execute(
+        """
+        SELECT table_name, min(seq), max(seq) FROM (
+            SELECT table_name, seq, count(*) FILTER (WHERE table_name IS DISTINCT FROM prev)
+                   OVER (ORDER BY seq DESC) AS run
+            FROM (SELECT table_name, seq, lag(table_name) OVER (ORDER BY seq DESC) AS prev
+                  FROM person_edit_rows WHERE edit_id = %s) c
+        ) r GROUP BY table_name, run ORDER BY run
+        """, (edit_id,)).fetchall()
+    return sum(_restore(conn, edit_id, table, lo, hi) for table, lo, hi in runs)
 
 
-def _restore(conn: psycopg.Connection, table: str,
-             run: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> int:
-    keys, kept = LOGGED_TABLES[table]
-    oldest: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
-    for key, before in run:  # newest first: the last one seen is the oldest
-        oldest[repr(sorted(key.items()))] = (key, before)
-    gone = [key for key, before in oldest.values() if before is None]
-    back = [before for _, before in oldest.values() if before is not None]
-    t = sql.Identifier(table)
-    match = sql.SQL(" AND ").join(
+def _key_match(keys: tuple[str, ...]) -> sql.Composable:
+    return sql.SQL(" AND ").join(
         sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in keys)
-    if gone:
-        conn.execute(sql.SQL(
-            "DELETE FROM {t} t USING jsonb_populate_recordset(NULL::{t}, %s) k WHERE {m}"
-        ).format(t=t, m=match), (Jsonb(gone),))
-    if back and kept is not None:
-        conn.execute(sql.SQL(
-            "UPDATE {t} t SET ({cols}) = ROW({vals}) "
-            "FROM jsonb_populate_recordset(NULL::{t}, %s) k WHERE {m}"
-        ).format(t=t, m=match, cols=sql.SQL(", ").join(map(sql.Identifier, kept)),
+
+
+def _restore(conn: psycopg.Connection, edit_id: int, table: str, lo: int, hi: int) -> int:
+    """Rows of ``table`` back to their images before changes ``lo``..``hi``."""
+    keys, kept = LOGGED_TABLES[table]
+    t = sql.Identifier(table)
+    oldest = sql.SQL(
+        "(SELECT DISTINCT ON (row_key) row_key, before FROM person_edit_rows "
+        "WHERE edit_id = {e} AND seq BETWEEN {lo} AND {hi} ORDER BY row_key, seq) r"
+    ).format(e=sql.Literal(edit_id), lo=sql.Literal(lo), hi=sql.Literal(hi))
+    deleted = conn.execute(sql.SQL(
+        "DELETE FROM {t} t USING {oldest} "
+        "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.row_key) k "
+        "WHERE r.before IS NULL AND {m}").format(t=t, oldest=oldest, m=_key_match(keys))
+    ).rowcount
+    if kept is not None:
+        written = conn.execute(sql.SQL(
+            "UPDATE {t} t SET ({cols}) = ROW({vals}) FROM {oldest} "
+            "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.before) k "
+            "WHERE r.before IS NOT NULL AND {m}"
+        ).format(t=t, oldest=oldest, m=_key_match(keys),
+                 cols=sql.SQL(", ").join(map(sql.Identifier, kept)),
                  vals=sql.SQL(", ").join(sql.SQL("k.{}").format(sql.Identifier(c))
-                                         for c in kept)), (Jsonb(back),))
-    elif back:
-        columns = _columns(conn, table)
-        rest = [c for c in columns if c not in keys]
-        conn.execute(sql.SQL(
-            "INSERT INTO {t} ({cols}) SELECT {cols} FROM jsonb_populate_recordset(NULL::{t}, %s) "
-            "ON CONFLICT ({keys}) DO UPDATE SET ({rest}) = ROW({excluded})"
-        ).format(t=t, cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
-                 keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
-                 rest=sql.SQL(", ").join(map(sql.Identifier, rest)),
-                 excluded=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c))
-                                             for c in rest)), (Jsonb(back),))
-    return len(oldest)
+                                         for c in kept))).rowcount
+        return deleted + written
+    columns = _columns(conn, table)
+    rest = [c for c in columns if c not in keys]
+    written = conn.execute(sql.SQL(
+        "INSERT INTO {t} ({cols}) SELECT {k_cols} FROM {oldest} "
+        "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.before) k "
+        "WHERE r.before IS NOT NULL "
+        "ON CONFLICT ({keys}) DO UPDATE SET ({rest}) = ROW({excluded})"
+    ).format(t=t, oldest=oldest, cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+             k_cols=sql.SQL(", ").join(sql.SQL("k.{}").format(sql.Identifier(c))
+                                       for c in columns),
+             keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
+             rest=sql.SQL(", ").join(map(sql.Identifier, rest)),
+             excluded=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c))
+                                         for c in rest))).rowcount
+    return deleted + written
 
 
 def mark_undone(conn: psycopg.Connection, edit_ids: list[int], undo_id: int) -> None:
