@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.tables import print_table
 from rbv.jobs import edit_log
 from rbv.store import open_database
 
@@ -39,7 +39,7 @@ def history(
                  else "undo of " + ", ".join(f"#{u}" for u in r.undoes) if r.undoes else "")
         table.add_row(f"#{r.id}", f"{r.created_at:%Y-%m-%d %H:%M}", r.command, r.summary,
                       f"{r.rows:,}", state)
-    Console().print(table)
+    print_table(table, optional=["rows", "when"], whole=["edit"])
 
 
 def undo(
