@@ -82,7 +82,7 @@ def test_every_edit_is_logged_and_undo_restores_the_rows_byte_for_byte(
     undone = _ok(cli, "-d", url, "persons", "undo", str(len(edits))).stdout
     assert undone.count("Undid #") == len(edits) and "row(s) restored." in undone
     assert _dump(faces_settings) == before
-    table = _ok(cli, "-d", url, "persons", "history").stdout
+    table = run_cli(cli, "-d", url, "persons", "history", env={"COLUMNS": "300"}).stdout
     assert table.count("undone by #") == len(edits) and "undo of #" in table
 
     # The undo is in the history; the edits it reverted say so; nothing is left to undo.

@@ -32,13 +32,14 @@ def history(
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
-    table = Table("edit", "when", "command", "what", "rows", "state",
+    # "what" last: it is the long one, and takes the room the others leave.
+    table = Table("edit", "when", "command", "state", "rows", "what",
                   title=f"{len(rows):,} edit(s)")
     for r in rows:
         state = (f"undone by #{r.undone_by}" if r.undone_by is not None
                  else "undo of " + ", ".join(f"#{u}" for u in r.undoes) if r.undoes else "")
-        table.add_row(f"#{r.id}", f"{r.created_at:%Y-%m-%d %H:%M}", r.command, r.summary,
-                      f"{r.rows:,}", state)
+        table.add_row(f"#{r.id}", f"{r.created_at:%Y-%m-%d %H:%M}", r.command, state,
+                      f"{r.rows:,}", r.summary)
     print_table(table, optional=["rows", "when"], whole=["edit"])
 
 

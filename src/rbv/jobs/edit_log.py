@@ -86,8 +86,7 @@ def undo(db: Database, count: int = 1, *, dry_run: bool = False) -> UndoResult:
             result.rows += edits.revert_edit(conn, target.id)
             result.undone.append(target)
         edits.mark_undone(conn, [e.id for e in result.undone], edit.id)
-        edit.summary = "undid " + "; ".join(f"#{e.id} {e.summary or e.command}"
-                                            for e in result.undone)
+        edit.summary = "undid " + ", ".join(f"#{e.id} ({e.command})" for e in result.undone)
         result.edit_id = None if dry_run else edit.id
     return result
 
