@@ -135,3 +135,17 @@ def test_incremental_matching_keeps_links(cli, faces_settings: Settings, method:
     persons = json.loads(_ok(cli, "-d", url, "persons", "list", "--json", "--limit", "0"
                              ).stdout)
     assert target in {p["id"] for p in persons}
+
+
+def test_split_keeps_links(cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    _cluster(cli, url, "connected")
+    (a, _), (b, _) = _biggest(faces_settings)[:2]
+    person = _person_of(faces_settings, a)[0]
+    assert person is not None
+    _ok(cli, "-d", url, "faces", "different", str(a), str(b))
+    # At similarity 0 every face of the person stays together, but for the link.
+    _ok(cli, "-d", url, "persons", "split", person, "--threshold", "0", "--method",
+        "connected")
+    pa, pb = _person_of(faces_settings, a, b)
+    assert pa != pb
