@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from rbv.errors import ImageTooLarge, ImageUnreadable
 from rbv.media.decode import decode_for_detection, probe_image, to_rgb
@@ -114,6 +114,52 @@ def test_truncated_jpeg_fails_to_decode_with_a_clear_reason(tmp_path: Path) -> N
     cut = tmp_path / "cut.jpg"
     data = (MISC / "fr_two_people.jpg").read_bytes()
     cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ImageUnreadable, match="truncated"):
+        decode_for_detection(cut, "JPEG", image_id=1, long_edge=640, max_pixels=10**9)
+
+
+def _pillow_reference(path: Path, long_edge: int) -> np.ndarray:
+    """Upright RGB as rbv decoded every JPEG before OpenCV: Pillow draft mode, EXIF
+    transpose, integer reduction."""
+    with Image.open(path) as im:
+        w, h = im.size
+        if max(w, h) > long_edge:
+            r = long_edge / max(w, h)
+            im.draft("RGB", (int(np.ceil(w * r)), int(np.ceil(h * r))))
+        im.load()
+        up = ImageOps.exif_transpose(im)
+        factor = max(up.size) // long_edge
+        return np.asarray((up.reduce(factor) if factor >= 2 else up).convert("RGB"))
+
+
+def test_jpegs_are_decoded_by_opencv_with_exactly_pillows_pixels(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The faster decoder of `rbv embed` changes no pixel: big photos (DCT-scaled), every
+    EXIF orientation, greyscale; a file cut short still fails as truncated."""
+    import cv2
+
+    calls: list[int] = []
+    imdecode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(1) or imdecode(*a))
+    photo = Image.open(MISC / "fr_two_people.jpg").convert("RGB")
+    paths = []
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"o{orientation}.jpg"
+        size = (4100, 2900) if orientation % 2 else photo.size  # big ones: 1/2 scale
+        photo.resize(size).save(path, exif=exif, quality=90)
+        paths.append(path)
+    photo.convert("L").save(tmp_path / "grey.jpg")
+    paths += [tmp_path / "grey.jpg", FACES / "Barack_Obama" / "fr_obama.jpg"]
+    for path in paths:
+        for long_edge in (1920, 640):
+            got = decode_for_detection(path, "JPEG", image_id=1, long_edge=long_edge,
+                                       max_pixels=10**9)
+            assert np.array_equal(got.rgb, _pillow_reference(path, long_edge)), path
+    assert len(calls) == 2 * len(paths)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(paths[0].read_bytes()[:-5000])
     with pytest.raises(ImageUnreadable, match="truncated"):
         decode_for_detection(cut, "JPEG", image_id=1, long_edge=640, max_pixels=10**9)
 
