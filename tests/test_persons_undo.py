@@ -111,3 +111,18 @@ def test_undo_is_refused_when_a_later_cluster_run_changed_the_same_rows(
     assert refused.output.startswith(f"Error: edit #{edit} (")
     assert f"face {face} was changed since by a clustering run" in refused.output
     assert _dump(faces_settings) == placed
+
+
+def test_undo_is_refused_when_a_cluster_run_deleted_the_person_a_face_left(
+        cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    _ok(cli, "-d", url, "cluster", "--method", "connected", "--threshold", str(SFACE_THRESHOLD))
+    with open_database(faces_settings).connect() as conn:
+        face, person = conn.execute(
+            "SELECT min(id), person_id::text FROM face_detections WHERE person_id IS NOT NULL "
+            "GROUP BY person_id HAVING count(*) = 1 ORDER BY 1 LIMIT 1").fetchone()
+    _ok(cli, "-d", url, "persons", "move", str(face))  # its person is left empty ...
+    _ok(cli, "-d", url, "cluster", "--method", "connected", "--threshold", str(SFACE_THRESHOLD))
+    refused = run_cli(cli, "-d", url, "persons", "undo")  # ... and was deleted
+    assert refused.exit_code == 1
+    assert f"person {person}, which it changed, was deleted since" in refused.output

@@ -96,14 +96,18 @@ def _refuse_conflicts(conn: psycopg.Connection, target: edits.EditRow) -> None:
     if not found:
         return
     first = found[0]
-    what = (f"person {first.key.get('id')} no longer exists" if first.gone
-            else f"{_row_words(first)} was changed since")
-    by = (f"by edit #{first.later_edit} (undo that first)" if first.later_edit is not None
-          else "by a clustering run, an import or SQL")
+    if first.gone:
+        what = (f"person {first.key.get('id')}, which it changed, was deleted since (a "
+                "clustering run deletes persons left without faces)")
+    elif first.later_edit is not None:
+        what = (f"{_row_words(first)} was changed since by edit #{first.later_edit} (undo "
+                "that first)")
+    else:
+        what = f"{_row_words(first)} was changed since by a clustering run, an import or SQL"
     more = f" (and {len(found) - 1} more row(s))" if len(found) > 1 else ""
     raise EditConflict(
-        f"edit #{target.id} ({target.summary or target.command}) cannot be undone: {what} "
-        f"{by}{more}; nothing was undone. Fix it with `rbv persons` edits instead")
+        f"edit #{target.id} ({target.summary or target.command}) cannot be undone: {what}"
+        f"{more}; nothing was undone. Fix it with `rbv persons` edits instead")
 
 
 def _row_words(c: edits.Conflict) -> str:
