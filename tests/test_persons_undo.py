@@ -126,3 +126,31 @@ def test_undo_is_refused_when_a_cluster_run_deleted_the_person_a_face_left(
     refused = run_cli(cli, "-d", url, "persons", "undo")  # ... and was deleted
     assert refused.exit_code == 1
     assert f"person {person}, which it changed, was deleted since" in refused.output
+
+
+def test_undo_brings_back_what_a_deleted_person_took_with_it(faces_settings: Settings) -> None:
+    """A logged edit that deletes a person (as `audit --fix` does) also deletes its name
+    and rejections and unsets faces and merges pointing to it, by cascade, in whatever
+    order PostgreSQL runs them: undo restores them all."""
+    from rbv.jobs.edit_log import logged_edit, undo
+
+    db = open_database(faces_settings)
+    with db.transaction() as conn:
+        pack, face = conn.execute("SELECT pack_id, id FROM face_detections ORDER BY id LIMIT 1"
+                                  ).fetchone()
+        person = conn.execute("INSERT INTO persons (pack_id) VALUES (%s) RETURNING id",
+                              (pack,)).fetchone()[0]
+        conn.execute("INSERT INTO persons (pack_id, merged_into) VALUES (%s, %s)",
+                     (pack, person))
+        conn.execute("INSERT INTO person_names VALUES (%s, 'Zed')", (person,))
+        conn.execute("INSERT INTO person_rejections (face_id, person_id) VALUES (%s, %s)",
+                     (face, person))
+        conn.execute("UPDATE face_detections SET person_id = %s, assigned_by = 'manual' "
+                     "WHERE id = %s", (person, face + 1))
+    before = _dump(faces_settings)
+    with logged_edit(db, pack, "test delete", {}) as (conn, edit):
+        conn.execute("DELETE FROM persons WHERE id = %s", (person,))
+        edit.summary = f"deleted {person}"
+    assert _dump(faces_settings) != before
+    undo(db, 1)
+    assert _dump(faces_settings) == before

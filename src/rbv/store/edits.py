@@ -144,6 +144,18 @@ def conflicts(conn: psycopg.Connection, edit_id: int) -> list[Conflict]:
                         key=sql.Identifier(keys[0]))
         for key, seq in conn.execute(query, (edit_id, table)):
             found.append(Conflict(table, key, _later_edit(conn, table, key, seq)))
+    # Faces placed since in a person the edit created: undoing deletes that person.
+    for (face,) in conn.execute(
+            """
+            SELECT f.id FROM person_edit_rows r
+            JOIN face_detections f ON f.person_id = (r.row_key ->> 'id')::uuid
+            WHERE r.edit_id = %s AND r.table_name = 'persons' AND r.before IS NULL
+              AND NOT EXISTS (SELECT 1 FROM person_edit_rows d
+                              WHERE d.edit_id = r.edit_id AND d.table_name = 'face_detections'
+                                AND d.row_key = jsonb_build_object('id', f.id))
+            ORDER BY f.id LIMIT 100
+            """, (edit_id,)):
+        found.append(Conflict("face_detections", {"id": int(face)}, None))
     # Rows pointing to a person deleted since (``rbv cluster`` removes persons left
     # without faces) cannot be written back.
     for (person,) in conn.execute(
@@ -173,20 +185,14 @@ def _later_edit(conn: psycopg.Connection, table: str, key: dict[str, Any],
 def revert_edit(conn: psycopg.Connection, edit_id: int) -> int:
     """Write back the rows as they were before the edit; returns rows restored.
 
-    Changes are undone newest first, a run of changes to one table at a time (each key
-    back to its image before the run's first change), so foreign keys hold throughout:
-    faces leave a person the edit created before that person is deleted. The images
+    Each row the edit touched goes back to its image before the edit's first change to
+    it. Tables are written parents first (persons before the rows that point to them)
+    and rows the edit inserted are deleted children first, so foreign keys hold at
+    every step whatever order the edit (or its cascades) changed them in. The images
     never leave the server."""
-    runs = conn.execute(
-        """
-        SELECT table_name, min(seq), max(seq) FROM (
-            SELECT table_name, seq, count(*) FILTER (WHERE table_name IS DISTINCT FROM prev)
-                   OVER (ORDER BY seq DESC) AS run
-            FROM (SELECT table_name, seq, lag(table_name) OVER (ORDER BY seq DESC) AS prev
-                  FROM person_edit_rows WHERE edit_id = %s) c
-        ) r GROUP BY table_name, run ORDER BY run
-        """, (edit_id,)).fetchall()
-    return sum(_restore(conn, edit_id, table, lo, hi) for table, lo, hi in runs)
+    order = list(LOGGED_TABLES)  # parents first
+    restored = sum(_write_back(conn, edit_id, table) for table in order)
+    return restored + sum(_delete_inserted(conn, edit_id, table) for table in reversed(order))
 
 
 def _key_match(keys: tuple[str, ...]) -> sql.Composable:
@@ -194,21 +200,30 @@ def _key_match(keys: tuple[str, ...]) -> sql.Composable:
         sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in keys)
 
 
-def _restore(conn: psycopg.Connection, edit_id: int, table: str, lo: int, hi: int) -> int:
-    """Rows of ``table`` back to their images before changes ``lo``..``hi``."""
-    keys, kept = LOGGED_TABLES[table]
-    t = sql.Identifier(table)
-    oldest = sql.SQL(
+def _oldest(edit_id: int, table: str) -> sql.Composable:
+    """Each row's image before the edit first changed it, as ``r (row_key, before)``."""
+    return sql.SQL(
         "(SELECT DISTINCT ON (row_key) row_key, before FROM person_edit_rows "
-        "WHERE edit_id = {e} AND seq BETWEEN {lo} AND {hi} ORDER BY row_key, seq) r"
-    ).format(e=sql.Literal(edit_id), lo=sql.Literal(lo), hi=sql.Literal(hi))
-    deleted = conn.execute(sql.SQL(
+        "WHERE edit_id = {e} AND table_name = {t} ORDER BY row_key, seq) r"
+    ).format(e=sql.Literal(edit_id), t=sql.Literal(table))
+
+
+def _delete_inserted(conn: psycopg.Connection, edit_id: int, table: str) -> int:
+    keys, _ = LOGGED_TABLES[table]
+    return conn.execute(sql.SQL(
         "DELETE FROM {t} t USING {oldest} "
         "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.row_key) k "
-        "WHERE r.before IS NULL AND {m}").format(t=t, oldest=oldest, m=_key_match(keys))
-    ).rowcount
+        "WHERE r.before IS NULL AND {m}"
+    ).format(t=sql.Identifier(table), oldest=_oldest(edit_id, table),
+             m=_key_match(keys))).rowcount
+
+
+def _write_back(conn: psycopg.Connection, edit_id: int, table: str) -> int:
+    keys, kept = LOGGED_TABLES[table]
+    t = sql.Identifier(table)
+    oldest = _oldest(edit_id, table)
     if kept is not None:
-        written = conn.execute(sql.SQL(
+        return conn.execute(sql.SQL(
             "UPDATE {t} t SET ({cols}) = ROW({vals}) FROM {oldest} "
             "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.before) k "
             "WHERE r.before IS NOT NULL AND {m}"
@@ -216,10 +231,9 @@ def _restore(conn: psycopg.Connection, edit_id: int, table: str, lo: int, hi: in
                  cols=sql.SQL(", ").join(map(sql.Identifier, kept)),
                  vals=sql.SQL(", ").join(sql.SQL("k.{}").format(sql.Identifier(c))
                                          for c in kept))).rowcount
-        return deleted + written
     columns = _columns(conn, table)
     rest = [c for c in columns if c not in keys]
-    written = conn.execute(sql.SQL(
+    return conn.execute(sql.SQL(
         "INSERT INTO {t} ({cols}) SELECT {k_cols} FROM {oldest} "
         "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.before) k "
         "WHERE r.before IS NOT NULL "
@@ -231,7 +245,6 @@ def _restore(conn: psycopg.Connection, edit_id: int, table: str, lo: int, hi: in
              rest=sql.SQL(", ").join(map(sql.Identifier, rest)),
              excluded=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c))
                                          for c in rest))).rowcount
-    return deleted + written
 
 
 def mark_undone(conn: psycopg.Connection, edit_ids: list[int], undo_id: int) -> None:
