@@ -22,6 +22,7 @@ and prints images/s, faces/s and the ratios b/a and b/c.
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -156,17 +157,20 @@ def bench_analyzer_predecoded(images: Sequence[DecodedImage], analyzer: LocalFac
 
 # ----- (b) rbv embed end to end ----------------------------------------------------
 
-def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int) -> Result:
+def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
+                    pillow_jpeg: bool = False) -> Result:
     """(b): `rbv embed` end to end — claim from the database queue, decode on the
     pipeline's threads, detect + embed, binary COPY and commit — on a fresh embedded
     database where the same images were catalogued beforehand (not timed). The model
-    sessions are opened and warmed before the clock starts, as in the other legs."""
+    sessions are opened and warmed before the clock starts, as in the other legs.
+    ``pillow_jpeg``: JPEGs decoded by Pillow, as before rbv used OpenCV for them."""
     import tempfile
 
     from rbv.config import Settings
     from rbv.jobs.analyzer import load_face_analyzer, with_inference_workers
     from rbv.jobs.catalogue import run_catalogue
     from rbv.jobs.embed import run_embed
+    from rbv.media import decode as rbv_decode
     from rbv.store import open_database
     from rbv.store.migrations import apply_pending
 
@@ -178,11 +182,18 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int) -> Result:
     run_catalogue(db, settings, list(paths))
     analyzer = load_face_analyzer(settings)
     analyzer.analyze(decode(paths[0], getattr(analyzer, "decode_long_edge", None)))
-    start = time.perf_counter()
-    summary = run_embed(db, settings, analyzer, record=False)
-    seconds = time.perf_counter() - start
-    label = (f"(b)  rbv embed end to end, {settings.inference_workers} inference worker(s), "
-             f"concurrency {settings.concurrency}")
+    opencv = rbv_decode._jpeg_with_opencv
+    if pillow_jpeg:
+        rbv_decode._jpeg_with_opencv = lambda *args: None  # type: ignore[assignment]
+    try:
+        start = time.perf_counter()
+        summary = run_embed(db, settings, analyzer, record=False)
+        seconds = time.perf_counter() - start
+    finally:
+        rbv_decode._jpeg_with_opencv = opencv
+    label = (f"(b{'-pillow' if pillow_jpeg else ''}) rbv embed end to end, "
+             f"{settings.inference_workers} inference worker(s), concurrency "
+             f"{settings.concurrency}{', JPEGs by Pillow (before)' if pillow_jpeg else ''}")
     return Result(label, seconds, summary.images, summary.faces)
 
 
@@ -287,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         prepared, default_det, default_rec, 1, True, "ORT default options (as insightface)")
     # Interleaved rounds, best of each: load from other processes hits all alike.
     benches["b"] = lambda: bench_rbv_embed(paths, args.pack, args.det_size)
+    benches["b_pillow"] = lambda: bench_rbv_embed(paths, args.pack, args.det_size,
+                                                  pillow_jpeg=True)
     rounds = [{k: run() for k, run in benches.items()} for _ in range(args.repeat)]
     results = {k: max((r[k] for r in rounds), key=lambda x: x.images_per_s) for k in benches}
 
@@ -302,11 +315,16 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"{ours.images_per_s / results['a'].images_per_s:6.2f}x")
     print(f"{name}/c  share of best pure inference:         "
           f"{ours.images_per_s / best_c.images_per_s:6.1%}")
+    print(f"b-pillow/c  the same with Pillow decoding JPEGs (before): "
+          f"{results['b_pillow'].images_per_s / best_c.images_per_s:6.1%}; "
+          f"b/b-pillow {ours.images_per_s / results['b_pillow'].images_per_s:5.2f}x")
     print(f"b'0/c_seq  engine without decoding vs its pure inference: "
           f"{results['b0'].images_per_s / results['c_seq'].images_per_s:6.1%}")
     print(f"c_seq/c_default  session options alone:      "
           f"{results['c_seq'].images_per_s / results['c_default'].images_per_s:6.2f}x")
     print(f"(c = best of: {best_c.label.strip()})")
+    print(f"peak RSS of this process (all legs; the embedded PostgreSQL server not "
+          f"counted): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 
 if __name__ == "__main__":
