@@ -39,7 +39,7 @@ from rbv.jobs.export_swap import SwapParams, export_sets
 from rbv.jobs.import_folders import images_under
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
-from rbv.jobs.refine import named_groups, owned_groups
+from rbv.jobs.refine import named_groups, owned_groups, report_dict
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.facesets import (
@@ -92,11 +92,7 @@ class DiscoverReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for fs, row in zip(self.facesets, d["facesets"], strict=True):
-            row["folder"] = fs.folder
-            row["person_id"] = str(fs.person_id) if fs.person_id else None
-        return d
+        return report_dict(self)
 
 
 def discover(db: Database, pack_name: str | None, folder: Path, out: Path,

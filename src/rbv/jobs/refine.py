@@ -82,11 +82,17 @@ class RefineReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for fs, row in zip(self.facesets, d["facesets"], strict=True):
-            row["folder"] = fs.folder
-            row["person_id"] = str(fs.person_id) if fs.person_id else None
-        return d
+        return report_dict(self)
+
+
+def report_dict(report: Any) -> dict[str, Any]:
+    """A report dataclass as JSON-ready data, each faceset with its folder name and its
+    person id as text (refine's and discover's reports)."""
+    d = asdict(report)
+    for fs, row in zip(report.facesets, d["facesets"], strict=True):
+        row["folder"] = fs.folder
+        row["person_id"] = str(fs.person_id) if fs.person_id else None
+    return d
 
 
 def run_refine(db: Database, pack_name: str | None, params: RefineParams,
