@@ -112,14 +112,20 @@ def evidence_linkage(
     root = evidence_merge.merge_greedily(sums, count, anchored, start[constraints.cannot],
                                          pairs, model.mu, model.sigma, model.tau, z_min)
     labels = np.unique(root[start], return_inverse=True)[1].astype(np.int64)
+    if len(constraints.violations(labels)) == 0:
+        return labels  # what enforce() returns then; its sorted edge list is for repairs
     return enforce(labels, graph.edges(), constraints)
 
 
 def _candidate_pairs(graph: KnnGraph, start: NDArray[np.int64],
                      mu: float) -> NDArray[np.int64]:
-    """Starting clusters joined by a k-NN edge above ``mu``: (u, v) rows, u < v, once."""
-    a, b, _ = graph.edges(mu)
-    a, b = start[a], start[b]
+    """Starting clusters joined by a k-NN edge above ``mu``: (u, v) rows, u < v, once
+    (the faces' edges are not deduplicated or sorted first: the clusters' pairs are)."""
+    n, k = graph.neighbors.shape
+    faces = np.repeat(np.arange(n, dtype=np.int64), k)
+    near = graph.neighbors.ravel()
+    keep = (near >= 0) & (graph.similarities.ravel() >= mu)
+    a, b = start[faces[keep]], start[near[keep]]
     keep = a != b
     a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
     m = int(start.max()) + 1
