@@ -135,3 +135,11 @@ def test_discover_adds_new_identities_and_leaves_known_facesets_byte_identical(
     again = run_cli(cli, *args, "--no-index", "--json")  # all known now: nothing new
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["facesets"] == []
+
+    # export-swap run again from the refine manifest keeps the discovered sets listed
+    result = run_cli(cli, "-d", url, "export-swap", str(refined / "refine_manifest.json"),
+                     str(swap), "--model-pack", str(PACK), "--min-face", "30")
+    assert result.exit_code == 0, result.output
+    top = json.loads((swap / "manifest.json").read_text())
+    assert [e["faceset"] for e in top["facesets"]] == [
+        *(f["folder"] for f in new), *(f["folder"] for f in known)]

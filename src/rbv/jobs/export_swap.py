@@ -311,15 +311,24 @@ def export_sets(db: Database, manifest: dict[str, Any], origin: str, out: Path,
              "candidates": r.candidates, "weights": WEIGHTS}, indent=2) + "\n")
     entries = [r.summary() | {"top": f"{r.folder}/{r.folder}_top{params.top}.fsz",
                               "all": f"{r.folder}/{r.folder}_all.fsz"} for r in results]
-    if keep_others:
-        mine = {r.folder for r in results}
-        entries = [e for e in _earlier_entries(out / "manifest.json")
-                   if e.get("faceset") not in mine] + entries
+    mine = {r.folder for r in results}
+    earlier = [e for e in _earlier_entries(out / "manifest.json")
+               if e.get("faceset") not in mine]
+    if not keep_others:  # a refine manifest's run keeps only what `rbv discover` added
+        earlier = [e for e in earlier if _discovered(out, e.get("faceset"))]
+    entries = earlier + entries
     write_atomically(out / "manifest.json", json.dumps(
         {"pack": pack.name, "refine_manifest": origin,
          "params": params.__dict__, "weights": WEIGHTS, "facesets": entries},
         indent=2) + "\n")
     return results
+
+
+def _discovered(out: Path, folder: Any) -> bool:
+    """Whether ``folder`` (a listing's entry: checked, not trusted) is a faceset folder
+    of ``out`` that `rbv discover` wrote (it leaves a provenance marker there)."""
+    return isinstance(folder, str) and re.fullmatch(r"faceset_\d+", folder) is not None \
+        and (out / folder / "provenance.json").is_file()
 
 
 def _earlier_entries(path: Path) -> list[dict[str, Any]]:
