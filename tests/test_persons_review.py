@@ -96,8 +96,9 @@ def test_suggest_ranks_true_merges_first_and_its_command_accepts_one(
     again = json.loads(run_cli(cli, "-d", url, "persons", "suggest", "--json").stdout)
     assert all(top["merge"]["id"] not in (s["keep"]["id"], s["merge"]["id"])
                for s in again["suggestions"])
-    table = run_cli(cli, "-d", url, "persons", "suggest", "--limit", "3")
+    table = run_cli(cli, "-d", url, "persons", "suggest", "--limit", "3", env={"COLUMNS": "80"})
     assert table.exit_code == 0, table.output
+    assert "…" not in table.stdout  # at 80 columns nothing is cut short
     assert f"rbv persons merge {again['suggestions'][0]['keep']['id']} " in table.stdout
 
 
@@ -122,7 +123,8 @@ def test_review_shows_a_stranger_first_and_one_command_takes_it_out(
     report = json.loads(done.stdout)
     assert {f["id"] for f in report["faces"][:2]} == set(strangers)
     assert set(report["doubtful"]) == set(strangers)
-    shown = run_cli(cli, "-d", url, "persons", "review", "ada lovelace")
+    shown = run_cli(cli, "-d", url, "persons", "review", "ada lovelace", env={"COLUMNS": "80"})
+    assert "…" not in shown.stdout  # photo paths wrap at 80 columns, never cut short
     assert "rbv persons not-this-person 'ada lovelace' " in shown.stdout
     rejected = run_cli(cli, "-d", url, *shlex.split(report["command"])[1:])
     assert rejected.exit_code == 0, rejected.output

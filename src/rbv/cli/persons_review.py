@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.tables import print_table
 from rbv.errors import printable
 from rbv.jobs.person_evidence import DEFAULT_MIN_SCORE, DOUBT_Z
 from rbv.jobs.review import review as review_person
@@ -67,7 +67,7 @@ def suggest(
     for s in report.suggestions:
         table.add_row(str(s.rank), _label(s.keep.name, s.keep.id),
                       _label(s.other.name, s.other.id), f"{s.probability:.2f}", s.why)
-    Console().print(table)
+    print_table(table, optional=["why"], whole=["keep", "merge"])
     typer.echo("score: the chance that the pair is one person, from how rarely two "
                f"different people look this alike (impostor model: {report.impostor_source}).")
     typer.echo("To accept a suggestion, run its command:")
@@ -112,7 +112,7 @@ def review(
         table.add_row(str(f.id), f"{f.similarity:.2f}",
                       "-" if f.z == float("inf") else f"{f.z:.1f}",
                       "doubtful" if f.doubtful else "", printable(f.path or "-"))
-    Console().print(table)
+    print_table(table, whole=["face"])
     typer.echo("similarity: average with the person's other faces; z: how far above what "
                f"a stranger would reach (below {DOUBT_Z:g}: doubtful).")
     if report.command:
