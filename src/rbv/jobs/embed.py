@@ -1,9 +1,11 @@
 """Detect + embed: claim images from the queue, decode them on worker threads while
 the analyzer runs, and commit faces and scan status per batch.
 
-The pipeline keeps one batch decoding ahead of the one being analyzed, so file I/O and
-decoding (threads; Pillow and hashlib release the GIL) overlap inference (ONNX Runtime
-in this thread, with its own intra-op threads).
+The pipeline keeps one batch ahead of the one being analyzed: its images decode on
+I/O threads (OpenCV and Pillow release the GIL) and its slices wait in the inference
+pool's queue, so an inference thread that finishes its slice of one batch goes on
+with the next batch while this thread writes the finished one to the database; no
+inference thread waits for the other at a batch boundary.
 """
 
 from __future__ import annotations
@@ -89,9 +91,20 @@ class EmbedSummary:
 
 
 @dataclass
+class _Slice:
+    """What an inference thread made of some of a batch's claims."""
+
+    unreadable: list[ScanFailure]  # decoding failed
+    found: dict[int, ImageFaces]
+    failed: list[ScanFailure]  # analysis failed
+    paths: dict[int, str]  # image id -> the path it was decoded from
+
+
+@dataclass
 class _Batch:
     claims: list[ScanClaim]
     decoded: list[Future[DecodedImage]]
+    analyzed: list[Future[_Slice]]
 
 
 def worker_id() -> str:
@@ -205,23 +218,30 @@ def _embed_pass(
             if not claims:
                 return None
             claimed += len(claims)
-            batch = _Batch(claims, _submit_decodes(conn, pool, claims, long_edge,
-                                                   settings.max_image_pixels, keep_bytes))
+            decoded = _submit_decodes(conn, pool, claims, long_edge, settings.max_image_pixels,
+                                      keep_bytes)
+            # One slice per inference thread, queued now behind the batch before.
+            step = -(-len(claims) // workers)
+            analyzed = [inference.submit(_analyze_slice, analyzer, claims[i:i + step],
+                                         decoded[i:i + step])
+                        for i in range(0, len(claims), step)]
+            batch = _Batch(claims, decoded, analyzed)
             in_hand.append(batch)
             return batch
 
         try:
             current = claim_next()
             while current is not None:
-                upcoming = claim_next()  # decodes while `current` is analyzed
-                _finish_batch(conn, pack, me, analyzer, inference, workers, current, summary,
-                              report)
+                upcoming = claim_next()  # decodes and queues while `current` is analyzed
+                _finish_batch(conn, pack, me, current, summary, report)
                 in_hand.remove(current)
                 current = upcoming
         finally:
             for batch in in_hand:  # interrupted: hand the claims back
-                for future in batch.decoded:
-                    future.cancel()
+                for analyzed in batch.analyzed:  # before its decodes: they wait on them
+                    analyzed.cancel()
+                for decoded in batch.decoded:
+                    decoded.cancel()
                 # If the connection is gone, the claims are taken back as dead ones later.
                 with contextlib.suppress(psycopg.Error):
                     release_claims(conn, pack.id, me, [c.image_id for c in batch.claims])
@@ -272,35 +292,14 @@ def _finish_batch(
     conn: psycopg.Connection,
     pack: PackRow,
     me: str,
-    analyzer: FaceAnalyzer,
-    inference: ThreadPoolExecutor,
-    workers: int,
     batch: _Batch,
     summary: EmbedSummary,
     report: Reporter,
 ) -> None:
-    failures: list[ScanFailure] = []
-    images: list[DecodedImage] = []
-    first_path: dict[int, str] = {}
-    for claim, future in zip(batch.claims, batch.decoded, strict=True):
-        try:
-            images.append(future.result())
-        except ImageUnreadable as exc:
-            failures.append(ScanFailure(claim.image_id, str(exc)))
-        except Exception as exc:  # a decoder bug must not stop the run: record it
-            failures.append(ScanFailure(claim.image_id, f"{type(exc).__name__}: {exc}"))
-    for image in images:
-        first_path[image.image_id] = str(image.path)
-    results: dict[int, ImageFaces] = {}
-    if workers > 1 and len(images) > 1:
-        # One slice per inference thread (sessions opened with fewer intra-op threads).
-        step = -(-len(images) // workers)
-        slices = [images[i:i + step] for i in range(0, len(images), step)]
-        for found, errors in inference.map(_analyze_slice, [analyzer] * len(slices), slices):
-            results.update(found)
-            failures.extend(errors)
-    else:
-        results = _analyze(analyzer, images, failures)
+    slices = [future.result() for future in batch.analyzed]
+    failures = [f for s in slices for f in s.unreadable] + [f for s in slices for f in s.failed]
+    results = {image_id: found for s in slices for image_id, found in s.found.items()}
+    first_path = {image_id: path for s in slices for image_id, path in s.paths.items()}
     faces_by_image = {
         image_id: [_new_face(image_id, pack.id, f) for f in found.faces]
         for image_id, found in results.items()
@@ -325,10 +324,21 @@ def _finish_batch(
     report.advance(len(batch.claims), faces=n_faces, errors=len(failures))
 
 
-def _analyze_slice(analyzer: FaceAnalyzer, images: list[DecodedImage]
-                   ) -> tuple[dict[int, ImageFaces], list[ScanFailure]]:
-    failures: list[ScanFailure] = []
-    return _analyze(analyzer, images, failures), failures
+def _analyze_slice(analyzer: FaceAnalyzer, claims: Sequence[ScanClaim],
+                   decoded: Sequence[Future[DecodedImage]]) -> _Slice:
+    """On an inference thread: wait for the slice's images to decode, then analyze them."""
+    unreadable: list[ScanFailure] = []
+    images: list[DecodedImage] = []
+    for claim, future in zip(claims, decoded, strict=True):
+        try:
+            images.append(future.result())
+        except ImageUnreadable as exc:
+            unreadable.append(ScanFailure(claim.image_id, str(exc)))
+        except Exception as exc:  # a decoder bug must not stop the run: record it
+            unreadable.append(ScanFailure(claim.image_id, f"{type(exc).__name__}: {exc}"))
+    failed: list[ScanFailure] = []
+    found = _analyze(analyzer, images, failed)
+    return _Slice(unreadable, found, failed, {im.image_id: str(im.path) for im in images})
 
 
 def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
