@@ -227,6 +227,9 @@ class RemoteFaceAnalyzer:
     def analyze(self, image: DecodedImage) -> ImageFaces:
         """Faces of one image (boxes in oriented original pixels, unit-length
         embeddings) and its CLIP embedding, if any."""
+        with self._lock:
+            if self._stopped is not None:  # the server was declared down: no more tries
+                raise InferenceServerDown(self._stopped)
         name, payload, mime = upright_payload(image)
         files = {"image": (name, payload, mime)}
         data = {"entries": predict_entries(self.model, self.min_score, self.clip_model)}
