@@ -42,12 +42,14 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
         ranked = merge_suggestions(conn, evidence, None, min_score)[:suggestions]
         fits = [faces_least_typical_first(evidence, i) for i in range(len(evidence.persons))]
         wanted = [f for person_fits in fits for f, _ in person_fits[:max_faces]]
+        position = {p.id: i for i, p in enumerate(evidence.persons)}
         typical = {}  # person → its most typical faces, for suggestions
         for s in ranked:
             for person in (s.keep, s.other):
-                index = next(i for i, p in enumerate(evidence.persons) if p.id == person.id)
-                typical[person.id] = [f for f, _ in reversed(fits[index])][:SUGGESTION_FACES]
-                wanted += typical[person.id]
+                if person.id not in typical:
+                    most = [f for f, _ in reversed(fits[position[person.id]])]
+                    typical[person.id] = most[:SUGGESTION_FACES]
+                    wanted += typical[person.id]
         shown = {f.id: f for f in shown_faces(conn, sorted(set(wanted)))}
 
         def face(face_id: int, similarity: float | None = None,
