@@ -121,7 +121,7 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
         if not unchanged and setting.method is Method.evidence and (
                 setting.needs_estimate or (options.full and _estimated(stored))):
             progress("estimating the recognizer's impostor model from this library")
-            setting = _estimate(conn, pack, setting)
+            setting = estimate_impostor(conn, pack, setting)
     match = None
     if setting.threshold is not None:
         match = options.match_threshold or min(0.99, setting.threshold + MATCH_MARGIN)
@@ -187,8 +187,8 @@ def _estimated(stored: dict[str, Any]) -> bool:
     return bool((stored.get("impostor") or {}).get("estimated"))
 
 
-def _estimate(conn: psycopg.Connection, pack: PackRow,
-              setting: ClusterSetting) -> ClusterSetting:
+def estimate_impostor(conn: psycopg.Connection, pack: PackRow,
+                      setting: ClusterSetting) -> ClusterSetting:
     """The impostor model of an unknown recognizer, from random pairs of the library's
     faces (nearly all are different people in a library of many)."""
     sample = load_faces(conn, pack, sample=ESTIMATE_SAMPLE)

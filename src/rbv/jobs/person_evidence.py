@@ -15,8 +15,8 @@ import psycopg
 
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import ImpostorModel, Method
-from rbv.cluster.evidence import random_pair_similarities
 from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
+from rbv.jobs.cluster import estimate_impostor
 from rbv.store.assignments import PackFaces, load_faces
 from rbv.store.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.packs import PackRow
@@ -27,7 +27,6 @@ DOUBT_Z = 3.0
 """A face whose average similarity to the rest of its person is less than this many
 impostor spreads above chance could as well be a stranger: `review` and the site offer
 it for `not-this-person`."""
-ESTIMATE_SAMPLE = 20_000
 DEFAULT_MIN_SCORE = 0.5
 """Suggestions below this score are not listed: at 0.5, one pair of different people in
 the whole library would be expected to look as alike by chance."""
@@ -72,15 +71,11 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
                      np.int64)
     setting = resolve_setting(pack_settings(conn, pack.id), pack_files(conn, pack.id),
                               Method.evidence)
-    model, source = setting.impostor, setting.impostor_source
-    if model is None:
-        sample = load_faces(conn, pack, sample=ESTIMATE_SAMPLE)
-        pairs = random_pair_similarities(sample.embeddings, sample.image_ids)
-        model, source = ((ImpostorModel.from_pairs(pairs, robust=True),
-                          f"estimated from {len(sample):,} faces of this library")
-                         if len(pairs) >= 100 else
-                         (ImpostorModel(0.1, 0.09, 0.02), "a generic guess (too few faces)"))
-    return PersonEvidence(pack, persons, faces, codes, model, source)
+    if setting.impostor is None:  # unknown recognizer: estimated as `rbv cluster` does
+        setting = estimate_impostor(conn, pack, setting)
+    assert setting.impostor is not None
+    return PersonEvidence(pack, persons, faces, codes, setting.impostor,
+                          setting.impostor_source)
 
 
 @dataclass(frozen=True)
