@@ -9,7 +9,7 @@ from sklearn.cluster import AgglomerativeClustering
 from rbv.cluster.assign import Candidate, best_person, match_faces
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.density import immich_baseline
-from rbv.cluster.knn import build_knn_graph, nearest
+from rbv.cluster.knn import build_knn_graph, nearest, unit_rows
 from rbv.cluster.linkage import agglomerative
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.metrics import bcubed, pairwise
@@ -48,6 +48,31 @@ def test_approximate_knn_graph_finds_the_true_neighbours() -> None:
                                                                  exact.neighbors, strict=True)])
     assert recall >= 0.9
     assert not (approx.neighbors == np.arange(len(x))[:, None]).any()
+
+
+def test_approximate_knn_graph_at_512_d_keeps_its_recall_and_similarities() -> None:
+    # 10k faces of a 512-d recognizer's width, 25 per identity (k = 30 reaches into
+    # other identities, where the order is noise): recall@30 against the exact graph
+    # was 0.9375 with IVF-Flat searched face by face and is 0.9375 with the float16
+    # lists searched grouped by list (seed 0); the lists' similarities are within
+    # float16's 5e-4 of the exact ones, and 1e-3 is what evidence linkage allows for.
+    x, _ = _identities(400, 25, dim=512, noise=0.04)
+    exact = build_knn_graph(x, 30)
+    approx = build_knn_graph(x, 30, exact_limit=0)
+    recall = np.mean([len(set(a) & set(e)) / 30 for a, e in zip(approx.neighbors,
+                                                                 exact.neighbors, strict=True)])
+    assert recall >= 0.92
+    true_sims = np.einsum("ij,ikj->ik", x, x[approx.neighbors])
+    assert np.abs(approx.similarities - true_sims).max() <= 1e-3
+    assert (np.diff(approx.similarities, axis=1) <= 1e-6).all()  # best first
+
+
+def test_unit_rows_keeps_unit_float32_rows_without_a_copy() -> None:
+    x, _ = _identities(3, 4)
+    assert unit_rows(x) is x  # at 1M × 512-d a copy is 2 GB
+    scaled = unit_rows(x.astype(np.float64) * 3)
+    np.testing.assert_allclose(scaled, x, atol=1e-6)
+    assert scaled.dtype == np.float32
 
 
 def test_nearest_handles_an_empty_base() -> None:

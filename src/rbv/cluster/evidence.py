@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from rbv.cluster.constraints import NO_ANCHOR, Constraints, anchor_chain_pairs, enforce
 from rbv.cluster.defaults import DEFAULT_BUDGET, ImpostorModel
-from rbv.cluster.knn import KnnGraph, normalize
+from rbv.cluster.knn import KnnGraph, normalize, unit_rows
 from rbv.cluster.linkage import components
 
 _CHUNK = 65_536
@@ -88,7 +88,7 @@ def evidence_linkage(
     never merge (so known persons can take in new faces but never each other).
     ``n_library``: the library size the test is made for (default: the rows given).
     """
-    x = normalize(embeddings)
+    x = unit_rows(embeddings)
     n = len(x)
     if n == 0:
         return np.empty(0, np.int64)
@@ -129,7 +129,10 @@ def _candidate_pairs(graph: KnnGraph, start: NDArray[np.int64],
     keep = a != b
     a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
     m = int(start.max()) + 1
-    key = np.unique(a * m + b)
+    # Sorted, then each key once: np.unique's hashing path is ~100× slower here (numpy
+    # 2.4: 8 s for 6M keys that a sort handles in 0.1 s).
+    key = np.sort(a * m + b)
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
     return np.stack([key // m, key % m], axis=1)
 
 
