@@ -33,10 +33,10 @@ import numpy as np
 from rbv.cluster import evidence_merge
 from rbv.cluster.assign import Candidate, match_faces
 from rbv.cluster.constraints import Constraints
+from rbv.cluster.evidence_heap import heap_merger_roots
 from rbv.cluster.knn import DEFAULT_K, EXACT_LIMIT, build_knn_graph, nearest
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.metrics import bcubed
-from rbv.testing.evidence_reference import heap_merger_roots
 
 THRESHOLD = 0.45
 INTERPRETED = "evidence, interpreted loop"

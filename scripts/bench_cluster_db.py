@@ -16,8 +16,10 @@ run through the database divided by that.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,6 +156,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="incremental runs: the first "
                         "on the --new faces, each later one on --new random faces whose "
                         "person was taken away")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the scratch "
+                        "embedded server's folder here (default: a temporary folder deleted "
+                        "at the end)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -167,7 +172,13 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    scratch = tempfile.mkdtemp(prefix="rbv-bench-")
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        scratch = str(args.keep)
+    else:
+        scratch = tempfile.mkdtemp(prefix="rbv-bench-")
+        # Registered before the server starts, so it runs after the server is stopped.
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     settings = Settings(database_url=args.database, data_dir=Path(scratch))
     db = open_database(settings, require_schema=False)
     apply_pending(db)

@@ -14,6 +14,7 @@ import pytest
 from rbv.cluster.calibrations import KNOWN_RECOGNIZERS, resolve_setting
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.evidence import ImpostorModel, evidence_linkage
+from rbv.cluster.evidence_heap import heap_merger_roots
 from rbv.cluster.evidence_merge import merge_greedily
 from rbv.cluster.knn import build_knn_graph
 from rbv.cluster.methods import Method
@@ -21,7 +22,7 @@ from rbv.config import Settings
 from rbv.errors import ConfigError
 from rbv.jobs.index import run_index
 from rbv.store import open_database
-from rbv.testing.evidence_reference import heap_merger_roots, plain_greedy
+from rbv.testing.evidence_reference import plain_greedy
 from tests.conftest import FACES, PACK, cluster_photos, run_cli
 
 MODEL = ImpostorModel(mu=0.1, sigma=0.087, tau=0.02)

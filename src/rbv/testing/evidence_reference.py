@@ -1,36 +1,15 @@
-"""Interpreted references for evidence linkage's compiled merge loop
-(:mod:`rbv.cluster.evidence_merge`), for tests and benchmarks; never used by commands.
+"""A plain reference for evidence linkage's merge loops (:mod:`rbv.cluster.evidence_merge`,
+compiled; :mod:`rbv.cluster.evidence_heap`, interpreted), for tests; never used by commands.
 
-* :class:`HeapMerger`: the heap-based loop rbv ran before the loop was compiled (about a
-  minute at 100k faces), the baseline of ``scripts/bench_cluster.py --reference-max``,
-  with the one fix made then: a partner re-scored after it changed is pushed only when
-  its ``z`` still reaches ``z_min`` (the old loop compared it with the cluster's best,
-  which is ``-inf`` once none passes, and so merged some pairs below the threshold);
-* :func:`plain_greedy`: the rule written as plainly as possible: score every candidate
-  pair, merge the best, repeat (quadratic; small inputs only).
-
-Both take and return what :func:`rbv.cluster.evidence_merge.merge_greedily` does.
+:func:`plain_greedy` is the rule written as plainly as possible: score every candidate
+pair, merge the best, repeat (quadratic; small inputs only). It takes and returns what
+:func:`rbv.cluster.evidence_merge.merge_greedily` does.
 """
 
 from __future__ import annotations
 
-import heapq
-
 import numpy as np
 from numpy.typing import NDArray
-
-from rbv.cluster.defaults import ImpostorModel
-
-
-def heap_merger_roots(sums: NDArray[np.float64], count: NDArray[np.float64],
-                      anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
-                      pairs: NDArray[np.int64], mu: float, sigma: float, tau: float,
-                      z_min: float) -> NDArray[np.int64]:
-    """Each node's final node, by :class:`HeapMerger`."""
-    merger = HeapMerger(sums.copy(), count.copy(), anchored, cannot, pairs,
-                        ImpostorModel(mu, sigma, tau), z_min)
-    merger.link()
-    return merger.roots()
 
 
 def plain_greedy(sums: NDArray[np.float64], count: NDArray[np.float64],
@@ -68,143 +47,3 @@ def plain_greedy(sums: NDArray[np.float64], count: NDArray[np.float64],
         count[u] += count[w]
         anchored[u] |= anchored[w]
         root[root == w] = u
-
-
-class HeapMerger:
-    """The interpreted heap-based greedy merge loop over cluster nodes."""
-
-    def __init__(self, sums: NDArray[np.float64], count: NDArray[np.float64],
-                 anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
-                 pairs: NDArray[np.int64], model: ImpostorModel, z_min: float) -> None:
-        m = len(count)
-        self.model = model
-        self.z_min = z_min
-        self.sums = sums
-        self.count = count
-        self.cohesion = np.einsum("ij,ij->i", self.sums, self.sums) / self.count ** 2
-        self.anchored = anchored.copy()
-        self.pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
-        # Cluster nodes that may never join: cannot-links between their faces.
-        self.blocked: list[set[int]] = [set() for _ in range(m)]
-        for a, b in np.asarray(cannot, np.int64).reshape(-1, 2).tolist():
-            self.blocked[a].add(b)
-            self.blocked[b].add(a)
-        self.parent = np.arange(m)
-        self.version = np.zeros(m, np.int64)
-        self.alive = np.ones(m, bool)
-        self.adjacent: list[set[int]] = [set() for _ in range(m)]
-        self.best_z = np.full(m, -np.inf)  # the partner a cluster's newest entry holds,
-        self.best_w = np.full(m, -1, np.int64)  # and its z
-        self._mark = np.zeros(m, bool)  # scratch: the clusters a cluster may not join
-
-    def _z(self, u: int, vs: NDArray[np.int64]) -> NDArray[np.float64]:
-        mean = (self.sums[vs] @ self.sums[u]) / (self.count[vs] * self.count[u])
-        spread = self.model.sigma ** 2 * self.cohesion[vs] * self.cohesion[u] + self.model.tau ** 2
-        return np.asarray((mean - self.model.mu) / np.sqrt(spread), np.float64)
-
-    def link(self) -> None:
-        """Merge greedily, the highest z first, while z ≥ z_min. The heap holds one
-        entry per cluster (its best partner), refreshed when either side has changed
-        since, so it stays as small as the number of clusters."""
-        m = len(self.count)
-        for u, v in self.pairs.tolist():
-            self.adjacent[u].add(v)
-            self.adjacent[v].add(u)
-        heap: list[tuple[float, int, int, int, int]] = []
-        for u in range(m):
-            self._push_best(u, heap)
-        while heap:
-            _, u, w, version_u, version_w = heapq.heappop(heap)
-            if not self.alive[u] or self.version[u] != version_u:
-                continue  # u changed since: a fresher entry of u is in the heap
-            if self.alive[w] and self.version[w] == version_w:
-                survivor = self._merge(u, w)
-                self._push_best(survivor, heap, absorbed=w if survivor == u else u)
-                continue
-            # Only the partner changed (it grew, or was merged into another cluster).
-            # Usually it is still u's best and only its z moved: re-score that one pair;
-            # look at all of u's neighbours again only when the pair got worse.
-            w = self._root(w)
-            if w == u:
-                continue
-            if self._allowed(u, w):
-                z = float(self._z(u, np.array([w]))[0])
-                if z >= self.z_min and z >= self.best_z[u]:
-                    self.best_z[u], self.best_w[u] = z, w
-                    heapq.heappush(heap, (-z, u, w, version_u, int(self.version[w])))
-                    continue
-            self._push_best(u, heap)
-
-    def _root(self, v: int) -> int:
-        root = v
-        while self.parent[root] != root:
-            root = int(self.parent[root])
-        while self.parent[v] != root:  # path compression
-            self.parent[v], v = root, int(self.parent[v])
-        return root
-
-    def _allowed(self, u: int, w: int) -> bool:
-        return w not in self.blocked[u] and not (self.anchored[u] and self.anchored[w])
-
-    def _push_best(self, u: int, heap: list[tuple[float, int, int, int, int]],
-                   absorbed: int = -1) -> None:
-        """Push cluster ``u``'s best mergeable partner, if one passes; and, to neighbours
-        for which ``u`` is now a better partner than the one they hold, that entry (so
-        the merge order stays exactly greedy). ``absorbed``: the cluster ``u`` has just
-        taken in (its neighbours' entries are refreshed when popped)."""
-        self.best_z[u], self.best_w[u] = -np.inf, -1
-        adjacent, blocked = self.adjacent[u], self.blocked[u]
-        ws = np.fromiter(adjacent, np.int64, len(adjacent))
-        if blocked and len(ws):
-            out = np.fromiter(blocked, np.int64, len(blocked))
-            self._mark[out] = True
-            ws = ws[~self._mark[ws]]
-            self._mark[out] = False
-        if self.anchored[u] and len(ws):
-            ws = ws[~self.anchored[ws]]
-        if len(ws) == 0:
-            return
-        z = self._z(u, ws)
-        best = int(z.argmax())
-        if z[best] >= self.z_min:
-            w = int(ws[best])
-            self.best_z[u], self.best_w[u] = float(z[best]), w
-            heapq.heappush(heap, (-float(z[best]), u, w, int(self.version[u]),
-                                  int(self.version[w])))
-        better = ((z >= self.z_min) & (z > self.best_z[ws]) & (self.best_w[ws] != u)
-                  & (self.best_w[ws] != absorbed))
-        for w, zz in zip(ws[better].tolist(), z[better].tolist(), strict=True):
-            self.best_z[w], self.best_w[w] = zz, u
-            heapq.heappush(heap, (-zz, w, u, int(self.version[w]), int(self.version[u])))
-
-    def _merge(self, u: int, v: int) -> int:
-        """Join clusters ``u`` and ``v``; returns the surviving node."""
-        if len(self.adjacent[u]) < len(self.adjacent[v]):
-            u, v = v, u  # keep the node with more neighbours
-        self.sums[u] += self.sums[v]
-        self.count[u] += self.count[v]
-        self.cohesion[u] = float(self.sums[u] @ self.sums[u]) / self.count[u] ** 2
-        self.anchored[u] |= self.anchored[v]
-        for w in self.blocked[v]:
-            self.blocked[w].discard(v)
-            self.blocked[w].add(u)
-        self.blocked[u] |= self.blocked[v]
-        moved = self.adjacent[v] - {u}
-        for w in moved:
-            self.adjacent[w].discard(v)
-            self.adjacent[w].add(u)
-        self.adjacent[u] |= moved
-        self.adjacent[u].discard(v)
-        self.blocked[v], self.adjacent[v] = set(), set()
-        self.alive[v] = False
-        self.parent[v] = u
-        self.version[u] += 1
-        return u
-
-    def roots(self) -> NDArray[np.int64]:
-        root = self.parent.copy()
-        while True:
-            nxt = root[root]
-            if np.array_equal(nxt, root):
-                return root
-            root = nxt
