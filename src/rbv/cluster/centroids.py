@@ -59,3 +59,22 @@ def nearest_centroid(x: NDArray[np.floating], centres: NDArray[np.floating]
     dist = np.asarray(1.0 - x @ normalize(centres).T, np.float32)
     best = dist.argmin(axis=1).astype(np.int64)
     return best, dist[np.arange(len(x)), best]
+
+
+def group_sums(x: NDArray[np.floating], groups: NDArray[np.int64], m: int
+               ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Sum of the unit rows of ``x`` in each of ``m`` groups (``groups[i]`` in
+    ``0..m-1``; ``-1``: in none), in float64, and each group's size. Rows are taken in
+    blocks, so memory stays at the sums plus one block."""
+    member = np.flatnonzero(groups >= 0)
+    counts = np.bincount(groups[member], minlength=m).astype(np.int64)
+    sums = np.zeros((m, x.shape[1]), np.float64)
+    order = member[np.argsort(groups[member], kind="stable")]
+    for lo in range(0, len(order), _BLOCK):
+        rows = order[lo:lo + _BLOCK]
+        present, starts = np.unique(groups[rows], return_index=True)
+        sums[present] += np.add.reduceat(normalize(x[rows]), starts, axis=0, dtype=np.float64)
+    return sums, counts
+
+
+_BLOCK = 65_536

@@ -162,3 +162,56 @@ def _starting_clusters(constraints: Constraints) -> NDArray[np.int64]:
     if constraints.anchors is not None:  # build() chains them into must; a bare one may not
         pairs = np.concatenate([pairs, anchor_chain_pairs(constraints.anchors)])
     return components(constraints.n, pairs[:, 0], pairs[:, 1])
+
+
+def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer],
+               new: NDArray[np.floating], near: tuple[NDArray[np.int64], NDArray[np.int64],
+                                                      NDArray[np.floating]],
+               new_graph: KnnGraph, model: ImpostorModel, budget: float, n_library: int, *,
+               cannot: NDArray[np.int64], must: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Evidence linkage of new faces with known persons, each known person one anchored
+    cluster given by its sum of unit embeddings and its size (so its faces need not be
+    read): a person may take in new faces and whole groups of them, two never merge.
+
+    Nodes: known persons ``0..P-1``, new faces ``P..P+N-1``. ``near``: (person, new face,
+    similarity) of new faces' nearest known faces; ``new_graph``: the new faces' k-NN
+    graph among themselves; ``cannot``/``must``: node pairs. A group of must-linked nodes
+    holding two known persons keeps its links among new faces only. Returns per new face
+    the known person it joins (``< P``) or ``P + j`` for the ``j``-th new group."""
+    p, n = len(known_counts), len(new)
+    if n == 0:
+        return np.empty(0, np.int64)
+    sums = np.vstack([np.asarray(known_sums, np.float64),
+                      normalize(new).astype(np.float64)])
+    count = np.concatenate([np.asarray(known_counts, np.float64), np.ones(n)])
+    must = np.asarray(must, np.int64).reshape(-1, 2)
+    start = components(p + n, must[:, 0], must[:, 1])
+    persons_in = np.bincount(start[:p], minlength=p + n) if p else np.zeros(p + n, np.int64)
+    if (persons_in > 1).any():  # links may not join two known persons: keep the others
+        new_only = (must >= p).all(axis=1)
+        start = components(p + n, must[new_only, 0], must[new_only, 1])
+    m = int(start.max()) + 1
+    node_sums = np.zeros((m, sums.shape[1]))
+    np.add.at(node_sums, start, sums)
+    node_count = np.bincount(start, weights=count, minlength=m).astype(np.float64)
+    anchored = np.zeros(m, bool)
+    anchored[start[:p]] = True
+    person, face, similarity = (np.asarray(v) for v in near)
+    to_person = similarity >= model.mu
+    k = new_graph.neighbors.shape[1]
+    rows, cols = np.repeat(np.arange(n), k), new_graph.neighbors.ravel()
+    among_new = (cols >= 0) & (new_graph.similarities.ravel() >= model.mu)
+    a = start[np.concatenate([person[to_person], p + rows[among_new]])]
+    b = start[np.concatenate([p + face[to_person], p + cols[among_new]])]
+    a, b = np.minimum(a[a != b], b[a != b]), np.maximum(a[a != b], b[a != b])
+    key = np.unique(a * m + b)
+    pairs = np.stack([key // m, key % m], axis=1)
+    root = merge_nodes(node_sums, node_count, anchored,
+                       start[np.asarray(cannot, np.int64).reshape(-1, 2)], pairs, model,
+                       model.z_threshold(n_library, budget))
+    final = root[start]
+    person_of_root = {int(r): i for i, r in enumerate(final[:p].tolist())}
+    groups = np.unique(final[p:][[int(r) not in person_of_root for r in final[p:].tolist()]])
+    group_of = {int(r): p + j for j, r in enumerate(groups.tolist())}
+    return np.array([person_of_root.get(int(r), group_of.get(int(r), -1))
+                     for r in final[p:].tolist()], np.int64)

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.calibrations import ClusterSetting, resolve_setting
+from rbv.cluster.centroids import group_sums
 from rbv.cluster.constraints import NO_ANCHOR
 from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
@@ -53,6 +54,7 @@ from rbv.store.connection import Database
 from rbv.store.locks import person_lock
 from rbv.store.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
 from rbv.store.packs import PackRow
+from rbv.store.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
 
 VACUUM_AFTER = 5_000
 """A run that rewrote at least this many faces vacuums face_detections afterwards."""
@@ -281,6 +283,15 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
                                           [targets[i] for i in auto.tolist()], "cluster")
     report.clustered = len(auto)
     report.new_persons = len(new_ids)
+    progress("caching the sums of large persons")
+    persons = sorted(set(targets))
+    index = {p: i for i, p in enumerate(persons)}
+    label = np.array([index[p] for p in targets], np.int64)
+    large = np.bincount(label, minlength=len(persons)) >= SUM_MIN_FACES
+    sums, counts = group_sums(faces.embeddings, np.where(large[label], label, -1),
+                              len(persons))
+    forget_pack_sums(conn, pack)
+    store_sums(conn, persons, counts.tolist(), sums)
     if evicted:
         report.notes.append(f"{evicted} face(s) kept out of persons they were rejected from")
 

@@ -21,8 +21,10 @@ from numpy.typing import NDArray
 
 from rbv.cluster.assign import Candidate, Match, match_faces
 from rbv.cluster.calibrations import ClusterSetting
-from rbv.cluster.constraints import NO_ANCHOR, Constraints
-from rbv.cluster.knn import KnnGraph, nearest
+from rbv.cluster.centroids import group_sums
+from rbv.cluster.constraints import Constraints
+from rbv.cluster.evidence import grow_known
+from rbv.cluster.knn import build_knn_graph, nearest
 from rbv.cluster.linkage import components
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.store.assignments import (
@@ -39,6 +41,7 @@ from rbv.store.assignments import (
 from rbv.store.connection import Database
 from rbv.store.links import persons_of_faces
 from rbv.store.packs import PackRow
+from rbv.store.person_sums import cached_sums, store_sums
 
 MATCH_NEIGHBORS = 10
 """Assigned faces fetched per new face to find known persons (HNSW ef_search 40)."""
@@ -88,41 +91,98 @@ def add_new_faces(ctx: UpdateContext) -> UpdateResult:
 
 def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
           candidates: dict[int, list[Candidate[uuid.UUID]]], result: UpdateResult) -> None:
-    """Evidence linkage over the new faces plus the known persons near them."""
+    """Evidence linkage over the new faces plus the known persons near them, each known
+    person given by its cached sum of embeddings (see :func:`rbv.cluster.evidence.grow_known`)."""
     # Persons a new face is linked "same" to are known persons too, however far.
     linked = _linked_persons(ctx.conn, new, facts)
-    known_persons = sorted({c.person for cands in candidates.values() for c in cands}
-                           | {p for ps in linked.values() for p in ps})
-    known = (load_faces(ctx.conn, ctx.pack, persons=known_persons) if known_persons
-             else new.take(np.empty(0, np.int64)))
-    faces = known.concat(new)
-    index_of = {p: i for i, p in enumerate(known_persons)}
-    anchors = np.full(len(faces), NO_ANCHOR, np.int64)
-    anchors[:len(known)] = [index_of[p] for p in known.person_ids if p is not None]
-    # A face rejected from a known person is cannot-linked to one of its faces: the
-    # person starts as one cluster, so that keeps the face out of all of it.
-    first_row = {p: r for r, p in reversed(list(enumerate(known.person_ids)))}
-    rejected = [(int(known.ids[first_row[p]]), f) for f, p in facts.rejections
-                if p in first_row]
-    constraints = constraints_among(faces, np.arange(len(faces), dtype=np.int64), facts.must,
-                                    [*facts.cannot, *rejected], anchors)
-    ctx.progress(f"clustering {len(new):,} new faces with {len(known_persons):,} known persons")
-    labels = cluster_embeddings(
-        faces.embeddings, Method.evidence, 0.0, constraints,
-        graph=_graph_of_new(faces.embeddings, len(known), ctx.k), impostor=ctx.setting.impostor,
-        budget=ctx.setting.budget or 0.0, n_library=result.faces)
-    person_of = {int(labels[r]): p for r, p in enumerate(known.person_ids) if p is not None}
-    new_labels = labels[len(known):]
-    fresh = sorted({int(lab) for lab in new_labels.tolist()} - set(person_of))
-    created = create_persons(ctx.conn, ctx.pack, len(fresh))
-    person_of.update(zip(fresh, created, strict=True))
-    joined = np.array([int(lab) not in fresh for lab in new_labels.tolist()], bool)
-    for rows, how in ((np.flatnonzero(joined), "match"), (np.flatnonzero(~joined), "cluster")):
-        if len(rows):
-            write_assignments(ctx.conn, new.ids[rows].tolist(),
-                              [person_of[int(new_labels[r])] for r in rows.tolist()], how)
+    known = sorted({c.person for cands in candidates.values() for c in cands}
+                   | {p for ps in linked.values() for p in ps})
+    ctx.progress(f"clustering {len(new):,} new faces with {len(known):,} known persons")
+    known_sums, known_counts = _known_sums(ctx, known)
+    p = len(known)
+    node = {person: i for i, person in enumerate(known)}
+    row = {f: p + i for i, f in enumerate(new.ids.tolist())}
+    near = [(node[c.person], row[f] - p, c.similarity)
+            for f, cands in candidates.items() for c in cands]
+    near_person, near_face = (np.array([e[i] for e in near], np.int64) for i in (0, 1))
+    near_similarity = np.array([e[2] for e in near], np.float64)
+    person_of = persons_of_faces(ctx.conn, [f for pair in facts.cannot for f in pair
+                                            if f not in row])
+
+    def at(face: int) -> int | None:
+        if face in row:
+            return row[face]
+        person = person_of.get(face)
+        return node.get(person) if person is not None else None
+
+    cannot = [(at(a), at(b)) for a, b in facts.cannot]
+    cannot += [(node[person], row[f]) for f, person in facts.rejections
+               if f in row and person in node]
+    # One person per photo: a known person already in a new face's photo, new faces of
+    # one photo.
+    faces_in: dict[int, list[int]] = {}
+    for f, image in zip(new.ids.tolist(), new.image_ids.tolist(), strict=True):
+        faces_in.setdefault(image, []).append(row[f])
+    for person, image in person_images(ctx.conn, known, list(faces_in)):
+        cannot += [(node[person], r) for r in faces_in[image]]
+    for rows in faces_in.values():
+        cannot += [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]]
+    must = [(row[a], row[b]) for a, b in facts.must if a in row and b in row]
+    must += [(node[person], row[f]) for f, persons in linked.items() for person in persons
+             if person in node]
+    assert ctx.setting.impostor is not None  # resolved (or estimated) before the run
+    labels = grow_known(
+        known_sums, known_counts, new.embeddings, (near_person, near_face, near_similarity),
+        build_knn_graph(new.embeddings, ctx.k), ctx.setting.impostor,
+        ctx.setting.budget or 0.0, result.faces,
+        cannot=np.array([c for c in cannot if None not in c], np.int64).reshape(-1, 2),
+        must=np.array(must, np.int64).reshape(-1, 2))
+    groups = sorted(set(labels.tolist()) - set(range(p)))
+    created = create_persons(ctx.conn, ctx.pack, len(groups))
+    target = [*known, *created]
+    position = {label: i for i, label in enumerate([*range(p), *groups])}
+    joined = labels < p
+    for rows_, how in ((np.flatnonzero(joined), "match"), (np.flatnonzero(~joined), "cluster")):
+        if len(rows_):
+            write_assignments(ctx.conn, new.ids[rows_].tolist(),
+                              [target[position[int(labels[r])]] for r in rows_.tolist()], how)
+    # The writes dropped the cached sums of the persons that took in faces: store them
+    # again, with those faces added.
+    added, added_counts = group_sums(new.embeddings,
+                                     np.array([position[int(lab)] for lab in labels.tolist()],
+                                              np.int64), len(target))
+    store_sums(ctx.conn, target,
+               (np.concatenate([known_counts, np.zeros(len(created), np.int64)])
+                + added_counts).tolist(),
+               np.vstack([known_sums, np.zeros((len(created), known_sums.shape[1]))]) + added)
     result.matched, result.clustered = int(joined.sum()), int((~joined).sum())
     result.new_persons = len(created)
+
+
+def _known_sums(ctx: UpdateContext, persons: list[uuid.UUID]
+                ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Each person's sum of unit embeddings and face count: cached, else from its faces
+    (and then cached when the person is large)."""
+    dim = ctx.pack.embedding_dim
+    sums, counts = np.zeros((len(persons), dim)), np.zeros(len(persons), np.int64)
+    cached = cached_sums(ctx.conn, ctx.pack, persons)
+    missing = [p for p in persons if p not in cached]
+    computed: dict[uuid.UUID, int] = {}
+    if missing:
+        faces = load_faces(ctx.conn, ctx.pack, persons=missing)
+        index = {p: i for i, p in enumerate(missing)}
+        found_sums, found_counts = group_sums(
+            faces.embeddings, np.array([index[p] for p in faces.person_ids  # type: ignore[index]
+                                        ], np.int64), len(missing))
+        store_sums(ctx.conn, missing, found_counts.tolist(), found_sums)
+        computed = index
+    for i, person in enumerate(persons):
+        if person in cached:
+            counts[i], sums[i] = cached[person]
+        else:
+            j = computed[person]
+            counts[i], sums[i] = found_counts[j], found_sums[j]
+    return sums, counts
 
 
 def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
@@ -237,22 +297,6 @@ def constraints_among(faces: PackFaces, rows: NDArray[np.int64], must: list[tupl
 
     return Constraints.build(len(rows), image_ids=faces.image_ids[rows], cannot=local(cannot),
                              must=local(must), anchors=anchors)
-
-
-def _graph_of_new(x: np.ndarray, n_known: int, k: int) -> KnnGraph:
-    """The k-NN lists of the new faces (rows from ``n_known`` on) among all faces; known
-    faces get none: each known person is one anchored cluster that never merges with
-    another, so only pairs with a new face can matter."""
-    found = nearest(x[n_known:], x, k + 1)
-    rows = np.arange(n_known, len(x))[:, None]
-    keep = found.neighbors != rows
-    keep[:, -1] &= keep.sum(axis=1) <= k  # drop the self hit, else the last one
-    neighbors = np.where(keep, found.neighbors, -1)
-    similarities = np.where(keep, found.similarities, -1.0).astype(np.float32)
-    return KnnGraph(np.vstack([np.full((n_known, neighbors.shape[1]), -1, np.int64),
-                               neighbors]),
-                    np.vstack([np.full((n_known, neighbors.shape[1]), -1.0, np.float32),
-                               similarities]))
 
 
 def _candidates(conn: psycopg.Connection, pack: PackRow, new: PackFaces, k: int,
