@@ -1,0 +1,133 @@
+"""The cached sums of large persons' embeddings (table person_sums) that incremental
+`rbv cluster` weighs new faces against: exact after every run, dropped by any change of a
+person's faces (rbv's or a hand edit in psql), and giving the same persons as a run that
+sums the faces itself."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import rbv.jobs.cluster as cluster_job
+import rbv.store.person_sums as person_sums
+from rbv.cluster.centroids import group_sums
+from rbv.config import Settings
+from rbv.store import open_database
+from rbv.store.assignments import load_faces
+from rbv.store.pack_lookup import find_pack
+from tests.conftest import cluster_photos, run_cli
+
+SMALL = 3  # data/faces has no person of 50 faces: cache persons from 3 faces on
+
+
+@pytest.fixture
+def small_persons_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(person_sums, "SUM_MIN_FACES", SMALL)
+    monkeypatch.setattr(cluster_job, "SUM_MIN_FACES", SMALL)
+
+
+def _cluster(cli, settings: Settings, *args: str) -> dict:  # type: ignore[no-untyped-def]
+    result = run_cli(cli, "-d", str(settings.database_url), "cluster", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _exact(settings: Settings) -> dict[object, tuple[int, np.ndarray]]:
+    with open_database(settings).connect() as conn:
+        faces = load_faces(conn, find_pack(conn, None, sole_fallback=True))
+    persons = sorted({p for p in faces.person_ids if p is not None}, key=str)
+    index = {p: i for i, p in enumerate(persons)}
+    label = np.array([index.get(p, -1) if p else -1 for p in faces.person_ids], np.int64)
+    sums, counts = group_sums(faces.embeddings, label, len(persons))
+    return {p: (int(counts[i]), sums[i]) for p, i in index.items()}
+
+
+def _cached(settings: Settings) -> dict[object, tuple[int, np.ndarray]]:
+    with open_database(settings).connect() as conn:
+        return {p: (n, np.frombuffer(t, "<f8")) for p, n, t in conn.execute(
+            "SELECT person_id, face_count, total FROM person_sums")}
+
+
+def _assert_exact(settings: Settings, *, every: bool = True
+                  ) -> dict[object, tuple[int, np.ndarray]]:
+    """Each cached row is its person's exact sum (and, with ``every``, each person large
+    enough has one)."""
+    cached, exact = _cached(settings), _exact(settings)
+    if every:
+        assert set(cached) == {p for p, (n, _) in exact.items() if n >= SMALL}
+    for person, (count, total) in cached.items():
+        assert count == exact[person][0]
+        np.testing.assert_allclose(total, exact[person][1], atol=1e-9)
+    return cached
+
+
+def _sql(settings: Settings, statement: str, *args: object) -> None:
+    with open_database(settings).connect() as conn:
+        conn.execute(statement, args)
+        conn.commit()
+
+
+def test_sums_stay_exact_through_runs_and_hand_edits(cli, faces_settings: Settings,
+                                                      small_persons_cached: None) -> None:
+    _cluster(cli, faces_settings, "--full")
+    cached = _assert_exact(faces_settings)
+    assert len(cached) >= 5
+    big, other = sorted(cached, key=lambda p: -cached[p][0])[:2]
+    # A hand edit in psql drops the row it makes stale, and only that one.
+    _sql(faces_settings, "UPDATE face_detections SET person_id = NULL WHERE id IN "
+         "(SELECT id FROM face_detections WHERE person_id = %s ORDER BY id LIMIT 2)", big)
+    assert set(_cached(faces_settings)) == set(cached) - {big}
+    # The next run gives those faces a person again and caches exact sums.
+    _cluster(cli, faces_settings)
+    assert big in _assert_exact(faces_settings, every=False)
+    _sql(faces_settings, "DELETE FROM face_detections WHERE id = "
+         "(SELECT min(id) FROM face_detections WHERE person_id = %s)", other)
+    assert other not in _cached(faces_settings)
+    # Emptying the table is always safe: a run computes what it needs from the faces.
+    _sql(faces_settings, "TRUNCATE person_sums")
+    _sql(faces_settings, "UPDATE face_detections SET person_id = NULL WHERE id IN "
+         "(SELECT id FROM face_detections WHERE person_id = %s ORDER BY id LIMIT 2)", big)
+    _cluster(cli, faces_settings)
+    assert big in _assert_exact(faces_settings, every=False)
+
+
+def test_cached_and_recomputed_sums_give_the_same_persons(
+        cli, faces_settings: Settings, small_persons_cached: None) -> None:
+    db = open_database(faces_settings)
+    _cluster(cli, faces_settings, "--full")
+    with db.connect() as conn:
+        later = [f for (f,) in conn.execute(
+            "SELECT DISTINCT f.id FROM face_detections f JOIN image_paths p "
+            "ON p.image_id = f.image_id WHERE p.path = ANY(%s)",
+            ([str(p) for p in cluster_photos()[::3]],))]
+    assert len(later) >= 8
+
+    def grouping(cache: bool) -> dict[int, str]:
+        """Unassign the later photos' faces, fill the cache exactly (or empty it), run
+        an incremental clustering; each face's known person, or its new group."""
+        _sql(faces_settings, "UPDATE face_detections SET person_id = NULL WHERE id = ANY(%s)",
+             later)
+        _sql(faces_settings, "TRUNCATE person_sums")
+        if cache:
+            exact = _exact(faces_settings)
+            with db.connect() as conn:
+                persons = list(exact)
+                assert person_sums.store_sums(conn, persons, [exact[p][0] for p in persons],
+                                              np.array([exact[p][1] for p in persons])) > 0
+                conn.commit()
+        known = set(_exact(faces_settings))
+        assert _cluster(cli, faces_settings)["considered"] == len(later)
+        with db.connect() as conn:
+            person_of = dict(conn.execute(
+                "SELECT id, person_id FROM face_detections WHERE id = ANY(%s)", (later,)))
+        first: dict[object, int] = {}
+        for face in sorted(later):
+            first.setdefault(person_of[face], face)
+        return {f: str(p) if p in known else f"new group of {first[p]}"
+                for f, p in person_of.items()}
+
+    cached = grouping(cache=True)
+    assert any(not v.startswith("new") for v in cached.values())  # some joined known persons
+    assert grouping(cache=False) == cached
