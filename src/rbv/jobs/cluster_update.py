@@ -151,10 +151,10 @@ def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
     added, added_counts = group_sums(new.embeddings,
                                      np.array([position[int(lab)] for lab in labels.tolist()],
                                               np.int64), len(target))
-    store_sums(ctx.conn, target,
-               (np.concatenate([known_counts, np.zeros(len(created), np.int64)])
-                + added_counts).tolist(),
-               np.vstack([known_sums, np.zeros((len(created), known_sums.shape[1]))]) + added)
+    grew = np.flatnonzero(added_counts)
+    totals = np.vstack([known_sums, np.zeros((len(created), known_sums.shape[1]))]) + added
+    counts = np.concatenate([known_counts, np.zeros(len(created), np.int64)]) + added_counts
+    store_sums(ctx.conn, [target[i] for i in grew], counts[grew].tolist(), totals[grew])
     result.matched, result.clustered = int(joined.sum()), int((~joined).sum())
     result.new_persons = len(created)
 
@@ -163,26 +163,18 @@ def _known_sums(ctx: UpdateContext, persons: list[uuid.UUID]
                 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Each person's sum of unit embeddings and face count: cached, else from its faces
     (and then cached when the person is large)."""
-    dim = ctx.pack.embedding_dim
-    sums, counts = np.zeros((len(persons), dim)), np.zeros(len(persons), np.int64)
-    cached = cached_sums(ctx.conn, ctx.pack, persons)
-    missing = [p for p in persons if p not in cached]
-    computed: dict[uuid.UUID, int] = {}
+    known = cached_sums(ctx.conn, ctx.pack, persons)
+    missing = [p for p in persons if p not in known]
     if missing:
         faces = load_faces(ctx.conn, ctx.pack, persons=missing)
         index = {p: i for i, p in enumerate(missing)}
-        found_sums, found_counts = group_sums(
-            faces.embeddings, np.array([index[p] for p in faces.person_ids  # type: ignore[index]
-                                        ], np.int64), len(missing))
-        store_sums(ctx.conn, missing, found_counts.tolist(), found_sums)
-        computed = index
-    for i, person in enumerate(persons):
-        if person in cached:
-            counts[i], sums[i] = cached[person]
-        else:
-            j = computed[person]
-            counts[i], sums[i] = found_counts[j], found_sums[j]
-    return sums, counts
+        sums, counts = group_sums(faces.embeddings, np.array(
+            [index[p] for p in faces.person_ids if p is not None], np.int64), len(missing))
+        store_sums(ctx.conn, missing, counts.tolist(), sums)
+        known.update({p: (int(counts[i]), sums[i]) for p, i in index.items()})
+    return (np.array([known[p][1] for p in persons], np.float64).reshape(
+                len(persons), ctx.pack.embedding_dim),
+            np.array([known[p][0] for p in persons], np.int64))
 
 
 def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
