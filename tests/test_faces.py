@@ -147,15 +147,32 @@ def test_same_person_embeds_closer_than_different_people(analyzer: LocalFaceAnal
     assert np.mean(same) - np.mean(different) > 0.3
 
 
-def test_analyze_many_equals_analyze(analyzer: LocalFaceAnalyzer) -> None:
+@pytest.mark.parametrize("batches", [False, True], ids=["cpu", "across-images"])
+def test_analyze_many_equals_analyze(analyzer: LocalFaceAnalyzer, batches: bool) -> None:
+    engine = LocalFaceAnalyzer(analyzer.pack, analyzer.detector, analyzer.recognizer)
+    engine.batches = batches  # what a GPU provider sets
     images = [decode(MISC / n) for n in ("fr_two_people.jpg", "insightface_bulk_view.jpg",
                                          "insightface_t1.jpg")]
-    batched = analyzer.analyze_many(images)
-    for image, together in zip(images, batched, strict=True):
+    many = engine.analyze_many(images)
+    for image, together in zip(images, many, strict=True):
         alone = analyzer.analyze(image)
         assert [f.bbox for f in alone.faces] == [f.bbox for f in together.faces]
         for a, b in zip(alone.faces, together.faces, strict=True):
             assert float(a.embedding @ b.embedding) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_on_a_cpu_each_image_is_recognized_in_its_own_call(
+        analyzer: LocalFaceAnalyzer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One call per image costs less CPU per face than a batch across images
+    # (scripts/bench_embed.py); embed then hands the inference threads image by image.
+    assert analyzer.batches is False
+    calls: list[int] = []
+    embed = analyzer.recognizer.embed
+    monkeypatch.setattr(analyzer.recognizer, "embed",
+                        lambda crops: (calls.append(len(crops)), embed(crops))[1])
+    images = [decode(MISC / n) for n in ("fr_two_people.jpg", "insightface_t1.jpg")]
+    results = analyzer.analyze_many(images)
+    assert calls == [len(r.faces) for r in results] == [2, 6]
 
 
 def test_matches_insightface_on_the_same_pixels(analyzer: LocalFaceAnalyzer) -> None:

@@ -2,10 +2,12 @@
 the analyzer runs, and commit faces and scan status per batch.
 
 The pipeline keeps one batch ahead of the one being analyzed: its images decode on
-I/O threads (OpenCV and Pillow release the GIL) and its slices wait in the inference
-pool's queue, so an inference thread that finishes its slice of one batch goes on
+I/O threads (OpenCV and Pillow release the GIL) and its work waits in the inference
+pool's queue, so an inference thread that finishes its part of one batch goes on
 with the next batch while this thread writes the finished one to the database; no
-inference thread waits for the other at a batch boundary.
+inference thread waits for the other at a batch boundary. The work is queued image
+by image (a slice per thread only for an analyzer that batches across images, i.e.
+on a GPU), so the threads also finish a run together.
 """
 
 from __future__ import annotations
@@ -220,8 +222,10 @@ def _embed_pass(
             claimed += len(claims)
             decoded = _submit_decodes(conn, pool, claims, long_edge, settings.max_image_pixels,
                                       keep_bytes)
-            # One slice per inference thread, queued now behind the batch before.
-            step = -(-len(claims) // workers)
+            # Queued now behind the batch before: one slice per inference thread for an
+            # analyzer that batches across images, else one image a task, so the threads
+            # share the work image by image and neither idles at the run's end.
+            step = -(-len(claims) // workers) if analyzer.batches else 1
             analyzed = [inference.submit(_analyze_slice, analyzer, claims[i:i + step],
                                          decoded[i:i + step])
                         for i in range(0, len(claims), step)]
