@@ -25,6 +25,7 @@ CPU time (steadier on a busy machine)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import math
 import os
@@ -171,8 +172,14 @@ def main() -> None:
                         help="decode long edge (default: the analyzer's decode_long_edge)")
     parser.add_argument("--cpu", action="store_true",
                         help="time by process CPU-seconds instead of the wall clock")
+    parser.add_argument("--other-edges", default="",
+                        help="comma-separated long edges, e.g. 960,640: rbv's decoder at "
+                             "each as a candidate too (other pixels: what a smaller decode "
+                             "would save and change)")
     args = parser.parse_args()
     decoders = {**DECODERS, **optional_decoders()}
+    for edge in filter(None, args.other_edges.split(",")):
+        decoders[f"rbv now at long edge {int(edge)}"] = functools.partial(at_edge, int(edge))
     clock = cpu_seconds if args.cpu else time.perf_counter
     analyzer = load_analyzer(args.pack)
     long_edge = args.long_edge or analyzer.decode_long_edge
@@ -213,6 +220,11 @@ def main() -> None:
               f"{counts}, min cosine {min(cosines, default=1.0):.4f}, pixels as rbv's "
               f"{same}/{len(inputs)}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+
+
+def at_edge(edge: int, path: Path, fmt: str, long_edge: int) -> DecodedImage:
+    """rbv's decoder at long edge ``edge`` whatever the run's long edge."""
+    return rbv_now(path, fmt, edge)
 
 
 def cpu_seconds() -> float:
