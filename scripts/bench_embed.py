@@ -9,11 +9,14 @@ On the same images and model pack it times:
        multi-threaded sessions, once on one worker thread per core with
        single-threaded sessions (decoding then overlaps inference);
   (b)  ``rbv embed`` end to end incl. the database queue, decode threads and COPY;
+       (b-batched) the same with recognition batched across images in per-thread
+       slices, as embed ran on a CPU before;
   (c)  the pack's pure inference: detector + recognizer sessions on pre-decoded,
        pre-aligned inputs, in the same two thread layouts (the better one is the
        ceiling for (b)), and with ONNX Runtime's default options for reference.
 
-and prints images/s, faces/s and the ratios b/a and b/c.
+and prints images/s, faces/s, the process's CPU-seconds per leg and the ratios b/a
+and b/c.
 
     uv run python scripts/bench_embed.py                       # 200 images of data/faces
     uv run python scripts/bench_embed.py --limit 50 --pack ../shared/models/scrfd_mbf128
@@ -22,6 +25,7 @@ and prints images/s, faces/s and the ratios b/a and b/c.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +57,7 @@ class Result:
     seconds: float
     images: int
     faces: int
+    cpu: float = 0.0  # this process's CPU-seconds (all threads; not the database server)
 
     @property
     def images_per_s(self) -> float:
@@ -90,10 +95,15 @@ def read_bgr(path: Path) -> np.ndarray:
     return image
 
 
+def cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def timed(label: str, run: Callable[[], int], images: int) -> Result:
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     faces = run()
-    return Result(label, time.perf_counter() - start, images, faces)
+    return Result(label, time.perf_counter() - start, images, faces, cpu_seconds() - cpu)
 
 
 # ----- (a) insightface -------------------------------------------------------------
@@ -158,19 +168,19 @@ def bench_analyzer_predecoded(images: Sequence[DecodedImage], analyzer: LocalFac
 # ----- (b) rbv embed end to end ----------------------------------------------------
 
 def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
-                    pillow_jpeg: bool = False) -> Result:
+                    batched: bool = False) -> Result:
     """(b): `rbv embed` end to end — claim from the database queue, decode on the
     pipeline's threads, detect + embed, binary COPY and commit — on a fresh embedded
     database where the same images were catalogued beforehand (not timed). The model
     sessions are opened and warmed before the clock starts, as in the other legs.
-    ``pillow_jpeg``: JPEGs decoded by Pillow, as before rbv used OpenCV for them."""
+    ``batched``: the analyzer batches recognition across images, as on a GPU (and on
+    a CPU before): embed then hands each inference thread a slice of every batch."""
     import tempfile
 
     from rbv.config import Settings
     from rbv.jobs.analyzer import load_face_analyzer, with_inference_workers
     from rbv.jobs.catalogue import run_catalogue
     from rbv.jobs.embed import run_embed
-    from rbv.media import decode as rbv_decode
     from rbv.store import open_database
     from rbv.store.migrations import apply_pending
 
@@ -181,20 +191,16 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
     apply_pending(db)
     run_catalogue(db, settings, list(paths))
     analyzer = load_face_analyzer(settings)
-    analyzer.analyze(decode(paths[0], getattr(analyzer, "decode_long_edge", None)))
-    opencv = rbv_decode._jpeg_with_opencv
-    if pillow_jpeg:
-        rbv_decode._jpeg_with_opencv = lambda *args: None  # type: ignore[assignment]
-    try:
-        start = time.perf_counter()
-        summary = run_embed(db, settings, analyzer, record=False)
-        seconds = time.perf_counter() - start
-    finally:
-        rbv_decode._jpeg_with_opencv = opencv
-    label = (f"(b{'-pillow' if pillow_jpeg else ''}) rbv embed end to end, "
+    analyzer.analyze(decode(paths[0], analyzer.decode_long_edge))
+    if batched:
+        analyzer.batches = True
+    cpu, start = cpu_seconds(), time.perf_counter()
+    summary = run_embed(db, settings, analyzer, record=False)
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    label = (f"(b{'-batched' if batched else ''}) rbv embed end to end, "
              f"{settings.inference_workers} inference worker(s), concurrency "
-             f"{settings.concurrency}{', JPEGs by Pillow (before)' if pillow_jpeg else ''}")
-    return Result(label, seconds, summary.images, summary.faces)
+             f"{settings.concurrency}{', batched (before)' if batched else ''}")
+    return Result(label, seconds, summary.images, summary.faces, cpu)
 
 
 # ----- (c) pure inference ----------------------------------------------------------
@@ -298,15 +304,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         prepared, default_det, default_rec, 1, True, "ORT default options (as insightface)")
     # Interleaved rounds, best of each: load from other processes hits all alike.
     benches["b"] = lambda: bench_rbv_embed(paths, args.pack, args.det_size)
-    benches["b_pillow"] = lambda: bench_rbv_embed(paths, args.pack, args.det_size,
-                                                  pillow_jpeg=True)
+    benches["b_batched"] = lambda: bench_rbv_embed(paths, args.pack, args.det_size,
+                                                   batched=True)
     rounds = [{k: run() for k, run in benches.items()} for _ in range(args.repeat)]
     results = {k: max((r[k] for r in rounds), key=lambda x: x.images_per_s) for k in benches}
 
-    print(f"\n{'run':58} {'seconds':>8} {'images/s':>9} {'faces/s':>8} {'faces':>6}")
+    print(f"\n{'run':58} {'seconds':>8} {'images/s':>9} {'faces/s':>8} {'faces':>6} "
+          f"{'CPU-s':>6}")
     for r in results.values():
         print(f"{r.label:58} {r.seconds:8.2f} {r.images_per_s:9.2f} {r.faces_per_s:8.2f} "
-              f"{r.faces:6d}")
+              f"{r.faces:6d} {r.cpu:6.2f}")
     print()
     ours, name = results["b"], "b"
     best_c = max(results["c_seq"], results["c_par"], key=lambda r: r.images_per_s)
@@ -315,9 +322,13 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"{ours.images_per_s / results['a'].images_per_s:6.2f}x")
     print(f"{name}/c  share of best pure inference:         "
           f"{ours.images_per_s / best_c.images_per_s:6.1%}")
-    print(f"b-pillow/c  the same with Pillow decoding JPEGs (before): "
-          f"{results['b_pillow'].images_per_s / best_c.images_per_s:6.1%}; "
-          f"b/b-pillow {ours.images_per_s / results['b_pillow'].images_per_s:5.2f}x")
+    print(f"b-batched/c  the same with recognition batched across images (before): "
+          f"{results['b_batched'].images_per_s / best_c.images_per_s:6.1%}; "
+          f"b/b-batched {ours.images_per_s / results['b_batched'].images_per_s:5.2f}x")
+    cpu_b, cpu_c = (min(r[k].cpu for r in rounds) for k in ("b", "c_par"))
+    print(f"CPU-s (least of the rounds): b {cpu_b:.2f}, b-batched "
+          f"{min(r['b_batched'].cpu for r in rounds):.2f}, c_par {cpu_c:.2f}; "
+          f"c_par/b {cpu_c / cpu_b:6.1%} (the ceiling of b/c with no core ever idle)")
     print(f"b'0/c_seq  engine without decoding vs its pure inference: "
           f"{results['b0'].images_per_s / results['c_seq'].images_per_s:6.1%}")
     print(f"c_seq/c_default  session options alone:      "
