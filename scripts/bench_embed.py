@@ -25,10 +25,13 @@ and b/c.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,13 +171,15 @@ def bench_analyzer_predecoded(images: Sequence[DecodedImage], analyzer: LocalFac
 # ----- (b) rbv embed end to end ----------------------------------------------------
 
 def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
-                    batched: bool = False) -> Result:
+                    batched: bool = False, on_start: Callable[[], object] = lambda: None
+                    ) -> Result:
     """(b): `rbv embed` end to end — claim from the database queue, decode on the
     pipeline's threads, detect + embed, binary COPY and commit — on a fresh embedded
     database where the same images were catalogued beforehand (not timed). The model
     sessions are opened and warmed before the clock starts, as in the other legs.
     ``batched``: the analyzer batches recognition across images, as on a GPU (and on
-    a CPU before): embed then hands each inference thread a slice of every batch."""
+    a CPU before): embed then hands each inference thread a slice of every batch.
+    ``on_start`` is called just before the clock starts."""
     import tempfile
 
     from rbv.config import Settings
@@ -194,6 +199,7 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
     analyzer.analyze(decode(paths[0], analyzer.decode_long_edge))
     if batched:
         analyzer.batches = True
+    on_start()
     cpu, start = cpu_seconds(), time.perf_counter()
     summary = run_embed(db, settings, analyzer, record=False)
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
@@ -201,6 +207,50 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
              f"{settings.inference_workers} inference worker(s), concurrency "
              f"{settings.concurrency}{', batched (before)' if batched else ''}")
     return Result(label, seconds, summary.images, summary.faces, cpu)
+
+
+@contextlib.contextmanager
+def part_clock() -> Iterator[Counter[str]]:
+    """CPU-seconds of each part of the embed path, summed over threads (thread CPU time
+    around each call of the functions it wraps while the block runs)."""
+    import rbv.faces.analyzer as analyzer_module
+    import rbv.faces.detection as detection
+    import rbv.faces.recognition as recognition
+    import rbv.jobs.embed as embed
+
+    seconds: Counter[str] = Counter()
+    lock = threading.Lock()
+    undo: list[tuple[object, str, object]] = []
+
+    def wrap(owner: object, name: str, part: str) -> None:
+        inner = getattr(owner, name)
+
+        def clocked(*args: object, **kwargs: object) -> object:
+            start = time.thread_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                with lock:
+                    seconds[part] += time.thread_time() - start
+
+        undo.append((owner, name, inner))
+        setattr(owner, name, clocked)
+
+    wrap(ort.InferenceSession, "run", "ONNX Runtime (detector + recognizer)")
+    wrap(embed, "decode_for_detection", "decoding (read, EXIF, decode, orientation)")
+    wrap(detection, "prepare_input", "detector input (resize, pad, blob)")
+    wrap(detection, "decode", "detector output (anchors, NMS)")
+    wrap(analyzer_module, "align_face", "alignment (similarity, warp)")
+    wrap(analyzer_module, "laplacian_variance", "blur measure")
+    wrap(recognition, "to_blob", "recognizer input")
+    wrap(embed, "_finish_batch", "main thread: writing a batch")
+    wrap(embed, "claim_pending_images", "main thread: claiming a batch")
+    wrap(embed, "ensure_pack_index", "main thread: HNSW index at the end")
+    try:
+        yield seconds
+    finally:
+        for owner, name, inner in reversed(undo):
+            setattr(owner, name, inner)
 
 
 # ----- (c) pure inference ----------------------------------------------------------
@@ -268,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="interleaved rounds; the best of each is reported")
     parser.add_argument("--skip-insightface", action="store_true")
+    parser.add_argument("--parts", action="store_true",
+                        help="then one more (b) run with the CPU-seconds of each part")
     args = parser.parse_args(argv)
 
     from pillow_heif import register_heif_opener
@@ -336,6 +388,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"(c = best of: {best_c.label.strip()})")
     print(f"peak RSS of this process (all legs; the embedded PostgreSQL server not "
           f"counted): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    if args.parts:
+        with part_clock() as parts:
+            run = bench_rbv_embed(paths, args.pack, args.det_size, on_start=parts.clear)
+        print(f"\n(b) once more, CPU-seconds by part ({run.seconds:.2f} s, {run.cpu:.2f} "
+              "CPU-s in this process; parts summed over threads):")
+        for part, cpu in parts.most_common():
+            print(f"  {part:48} {cpu:6.2f}")
+        print(f"  {'the rest (Python, queues, threads)':48} "
+              f"{run.cpu - sum(parts.values()):6.2f}")
 
 
 if __name__ == "__main__":
