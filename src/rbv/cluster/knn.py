@@ -18,7 +18,9 @@ from rbv.cluster.defaults import DEFAULT_K
 EXACT_LIMIT = 60_000
 NPROBE = 10
 """Inverted lists each face's neighbours are looked for in (of 4·sqrt(n))."""
-UNIT_TOLERANCE = 1e-5
+UNIT_TOLERANCE = 2e-6
+"""|length² − 1| of a row normalised in float32 (measured ≤ 5e-7 at 512-d): such rows
+are unit as far as float32 goes, and normalising them again changes only rounding."""
 
 
 @dataclass(frozen=True)
