@@ -180,6 +180,8 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
     ``batched``: the analyzer batches recognition across images, as on a GPU (and on
     a CPU before): embed then hands each inference thread a slice of every batch.
     ``on_start`` is called just before the clock starts."""
+    import atexit
+    import shutil
     import tempfile
 
     from rbv.config import Settings
@@ -189,9 +191,12 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
     from rbv.store import open_database
     from rbv.store.migrations import apply_pending
 
+    data_dir = Path(tempfile.mkdtemp(prefix="rbv-bench-embed-"))
+    # Registered before the server starts, so it runs after the server's own exit hook
+    # has stopped it (atexit runs last-in first-out).
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     settings = with_inference_workers(Settings(
-        data_dir=Path(tempfile.mkdtemp(prefix="rbv-bench-embed-")), model_pack=str(pack),
-        device="cpu", det_size=det_size))
+        data_dir=data_dir, model_pack=str(pack), device="cpu", det_size=det_size))
     db = open_database(settings, require_schema=False)
     apply_pending(db)
     run_catalogue(db, settings, list(paths))
