@@ -231,15 +231,13 @@ def _cluster(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
              progress: Progress, db: Database | None = None) -> None:
     if options.full:
         _full(conn, pack, options, setting, report, progress)
-        # Only a full run can leave a person empty (an incremental one only adds faces);
-        # persons emptied by hand in between wait for it, or for `rbv audit --fix`.
-        report.removed_persons = delete_empty_persons(conn, pack)
     else:
         found = add_new_faces(UpdateContext(conn, pack, setting, match, options.k, progress,
                                             db))
         report.faces, report.considered = found.faces, found.considered
         report.matched, report.clustered = found.matched, found.clustered
         report.new_persons = found.new_persons
+    report.removed_persons = delete_empty_persons(conn, pack)
 
 
 def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
