@@ -85,6 +85,17 @@ def test_sums_stay_exact_through_runs_and_hand_edits(cli, faces_settings: Settin
     _sql(faces_settings, "DELETE FROM face_detections WHERE id = "
          "(SELECT min(id) FROM face_detections WHERE person_id = %s)", other)
     assert other not in _cached(faces_settings)
+    # A person emptied by hand is deleted by the next run, which looks for emptied
+    # persons only because a face has left one (a trigger marks the pack).
+    _sql(faces_settings, "UPDATE face_detections SET person_id = NULL WHERE person_id = %s",
+         other)
+    with open_database(faces_settings).connect() as conn:
+        assert conn.execute("SELECT count(*) FROM faces_left_persons").fetchone() == (1,)
+    assert _cluster(cli, faces_settings)["removed_persons"] == 1
+    with open_database(faces_settings).connect() as conn:
+        assert conn.execute("SELECT count(*) FROM persons WHERE id = %s", (other,)
+                            ).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM faces_left_persons").fetchone() == (0,)
     # Emptying the table is always safe: a run computes what it needs from the faces.
     _sql(faces_settings, "TRUNCATE person_sums")
     _sql(faces_settings, "UPDATE face_detections SET person_id = NULL WHERE id IN "

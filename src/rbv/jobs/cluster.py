@@ -231,13 +231,16 @@ def _cluster(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
              progress: Progress, db: Database | None = None) -> None:
     if options.full:
         _full(conn, pack, options, setting, report, progress)
+        report.removed_persons = delete_empty_persons(conn, pack)
     else:
         found = add_new_faces(UpdateContext(conn, pack, setting, match, options.k, progress,
                                             db))
         report.faces, report.considered = found.faces, found.considered
         report.matched, report.clustered = found.matched, found.clustered
         report.new_persons = found.new_persons
-    report.removed_persons = delete_empty_persons(conn, pack)
+        # Persons emptied since the last run (persons move, SQL): looked for only when a
+        # face has left a person since (reading every face costs 0.3-0.8 s at 1M).
+        report.removed_persons = delete_empty_persons(conn, pack, only_if_faces_left=True)
 
 
 def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,

@@ -294,9 +294,16 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
     return cur2.rowcount
 
 
-def delete_empty_persons(conn: psycopg.Connection, pack: PackRow) -> int:
+def delete_empty_persons(conn: psycopg.Connection, pack: PackRow, *,
+                         only_if_faces_left: bool = False) -> int:
     """Remove automatic persons left with no faces (named, hidden, manual, merged-into
-    and merged persons stay: they hold a user's decision)."""
+    and merged persons stay: they hold a user's decision). With ``only_if_faces_left``
+    the faces are read only when one has left a person of the pack since the last check
+    (marked in ``faces_left_persons`` by a trigger): a person empties no other way."""
+    marked = conn.execute("DELETE FROM faces_left_persons WHERE pack_id = %s RETURNING 1",
+                          (pack.id,)).fetchone()
+    if only_if_faces_left and marked is None:
+        return 0
     cur = conn.execute(
         """
         DELETE FROM persons p
