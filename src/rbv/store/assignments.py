@@ -68,16 +68,25 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     if persons is not None:
         where += sql.SQL(" AND f.person_id = ANY({}::uuid[])").format(
             sql.Literal([str(p) for p in persons]))
-    order = (sql.SQL("random() LIMIT {}").format(sql.Literal(int(sample)))
-             if sample is not None else sql.SQL("f.id"))
+    faces: sql.Composable = sql.SQL("face_detections f")
+    order: sql.Composable = sql.SQL("f.id")
+    if sample is not None:
+        # Bernoulli-sample the narrow face rows (repeatably) and read only their vectors:
+        # ordering every face at random read every vector (22.7 s at 1M × 512-d).
+        total = count_faces(conn, pack)
+        percent = min(100.0, 100.0 * (1.5 * sample + 100) / max(total, 1))
+        faces = sql.SQL("face_detections f TABLESAMPLE BERNOULLI ({}) REPEATABLE (0)").format(
+            sql.Literal(percent))
+        order = sql.SQL("md5(f.id::text) LIMIT {}").format(sql.Literal(int(sample)))
     # Every column has a fixed width (no NULLs: the nil uuid stands for "no person"), so
     # the binary rows are parsed by numpy in blocks instead of one Python object each.
     query = sql.SQL(
         "COPY (SELECT f.id, f.image_id, coalesce(f.person_id, {nil}), "
         "coalesce(f.assigned_by = 'manual', false), e.{vec} "
-        "FROM face_detections f JOIN face_embeddings e ON e.face_id = f.id "
+        "FROM {faces} JOIN face_embeddings e ON e.face_id = f.id "
         "WHERE {where} ORDER BY {order}) TO STDOUT (FORMAT BINARY)"
-    ).format(nil=sql.Literal(str(_NIL)), vec=vector_expr(pack), where=where, order=order)
+    ).format(nil=sql.Literal(str(_NIL)), vec=vector_expr(pack), faces=faces, where=where,
+             order=order)
     rows = _BinaryRows(pack.embedding_dim)
     with conn.cursor() as cur, cur.copy(query) as copy:
         for block in copy:
