@@ -145,10 +145,14 @@ def _candidate_pairs(graph: KnnGraph, start: NDArray[np.int64],
     faces = np.repeat(np.arange(n, dtype=np.int64), k)
     near = graph.neighbors.ravel()
     keep = (near >= 0) & (graph.similarities.ravel() >= mu)
-    a, b = start[faces[keep]], start[near[keep]]
+    return _unique_pairs(start[faces[keep]], start[near[keep]], int(start.max()) + 1)
+
+
+def _unique_pairs(a: NDArray[np.int64], b: NDArray[np.int64], m: int) -> NDArray[np.int64]:
+    """The node pairs ``a[i]–b[i]`` of ``m`` nodes as (u, v) rows, u < v, each once
+    (a node's pairs with itself dropped)."""
     keep = a != b
     a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-    m = int(start.max()) + 1
     # Sorted, then each key once: np.unique's hashing path is ~100× slower here (numpy
     # 2.4: 8 s for 6M keys that a sort handles in 0.1 s).
     key = np.sort(a * m + b)
@@ -186,8 +190,8 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
     count = np.concatenate([np.asarray(known_counts, np.float64), np.ones(n)])
     must = np.asarray(must, np.int64).reshape(-1, 2)
     start = components(p + n, must[:, 0], must[:, 1])
-    persons_in = np.bincount(start[:p], minlength=p + n) if p else np.zeros(p + n, np.int64)
-    if (persons_in > 1).any():  # links may not join two known persons: keep the others
+    # Links may not join two known persons: then only those among new faces are kept.
+    if (np.bincount(start[:p], minlength=p + n) > 1).any():
         new_only = (must >= p).all(axis=1)
         start = components(p + n, must[new_only, 0], must[new_only, 1])
     m = int(start.max()) + 1
@@ -201,11 +205,8 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
     k = new_graph.neighbors.shape[1]
     rows, cols = np.repeat(np.arange(n), k), new_graph.neighbors.ravel()
     among_new = (cols >= 0) & (new_graph.similarities.ravel() >= model.mu)
-    a = start[np.concatenate([person[to_person], p + rows[among_new]])]
-    b = start[np.concatenate([p + face[to_person], p + cols[among_new]])]
-    a, b = np.minimum(a[a != b], b[a != b]), np.maximum(a[a != b], b[a != b])
-    key = np.unique(a * m + b)
-    pairs = np.stack([key // m, key % m], axis=1)
+    pairs = _unique_pairs(start[np.concatenate([person[to_person], p + rows[among_new]])],
+                          start[np.concatenate([p + face[to_person], p + cols[among_new]])], m)
     root = merge_nodes(node_sums, node_count, anchored,
                        start[np.asarray(cannot, np.int64).reshape(-1, 2)], pairs, model,
                        model.z_threshold(n_library, budget))
