@@ -60,7 +60,8 @@ class LabelledSet:
 
 def load_sets(db: Database, settings: Settings, pack_name: str) -> list[LabelledSet]:
     folders = [("faces", SHARED / "data" / "faces", SHARED / "data" / "labels.csv"),
-               ("lfw_many", SHARED / "data" / "lfw_many", None)]
+               ("lfw_many", SHARED / "data" / "lfw_many", None),
+               ("family", SHARED / "data" / "family", None)]
     analyzer = load_face_analyzer(settings)
     run_index(db, settings, [folder for _, folder, _ in folders], analyzer=analyzer)
     with db.connect() as conn:

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rbv.cluster.constraints import NO_ANCHOR, Constraints, anchor_chain_pairs, enforce
+from rbv.cluster.crowding import cohort_crowding, crowding
 from rbv.cluster.defaults import DEFAULT_BUDGET, ImpostorModel
 from rbv.cluster.knn import KnnGraph, normalize, unit_rows
 from rbv.cluster.linkage import components
@@ -83,6 +84,7 @@ def evidence_linkage(
     constraints: Constraints | None = None,
     *,
     n_library: int | None = None,
+    crowded: bool = True,
 ) -> NDArray[np.int64]:
     """Labels ``0..m-1`` for the rows of ``embeddings``.
 
@@ -91,6 +93,10 @@ def evidence_linkage(
     with the same anchor start as one cluster, and clusters holding different anchors
     never merge (so known persons can take in new faces but never each other).
     ``n_library``: the library size the test is made for (default: the rows given).
+    ``crowded``: ask more where strangers look alike (:mod:`rbv.cluster.crowding`), in
+    two passes: the first measures each face's crowding against every other face (one
+    person's many photos then look like a crowd: that pass is strict), the second
+    against the first pass's clusters, its own left out (so only strangers count).
     """
     x = unit_rows(embeddings)
     n = len(x)
@@ -100,41 +106,59 @@ def evidence_linkage(
     z_min = model.z_threshold(n_library or n, budget)
     start = _starting_clusters(constraints)
     m = int(start.max()) + 1
-    sums = np.zeros((m, x.shape[1]))  # float64: merges add up many faces
-    if m == n:
-        sums[start] = x
-    else:
-        np.add.at(sums, start, x)
-    del x
-    count = np.bincount(start, minlength=m).astype(np.float64)
     anchored = np.zeros(m, bool)
     if constraints.anchors is not None:
         anchored[start[constraints.anchors != NO_ANCHOR]] = True
     pairs = _candidate_pairs(graph, start, model.mu)
-    root = merge_nodes(sums, count, anchored, start[constraints.cannot], pairs, model, z_min)
+    cannot = start[constraints.cannot]
+
+    def merge(crowd: NDArray[np.float64] | None) -> NDArray[np.int64]:
+        sums, count = _node_sums(x, start, m)
+        node_crowd = (None if crowd is None
+                      else np.bincount(start, crowd, minlength=m).astype(np.float64))
+        return merge_nodes(sums, count, anchored, cannot, pairs, model, z_min, node_crowd)
+
+    if crowded:
+        first = merge(crowding(graph, start, model, n_library)[0])[start]
+        root = merge(crowding(graph, first, model, n_library)[0])
+    else:
+        root = merge(None)
     labels = np.unique(root[start], return_inverse=True)[1].astype(np.int64)
     if len(constraints.violations(labels)) == 0:
         return labels  # what enforce() returns then; its sorted edge list is for repairs
     return enforce(labels, graph.edges(), constraints)
 
 
+def _node_sums(x: NDArray[np.float32], start: NDArray[np.int64], m: int
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Each starting cluster's sum of unit embeddings (float64: merges add up many
+    faces) and size."""
+    sums = np.zeros((m, x.shape[1]))
+    if m == len(x):
+        sums[start] = x
+    else:
+        np.add.at(sums, start, x)
+    return sums, np.bincount(start, minlength=m).astype(np.float64)
+
+
 def merge_nodes(sums: NDArray[np.float64], count: NDArray[np.float64],
                 anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
                 pairs: NDArray[np.int64], model: ImpostorModel,
-                z_min: float) -> NDArray[np.int64]:
-    """Each cluster node's final node after greedy merging (``sums`` may be changed;
-    see :func:`rbv.cluster.evidence_merge.merge_greedily`). Up to
-    ``INTERPRETED_MAX_PAIRS`` candidate pairs the interpreted loop runs: it is done
-    before the compiled one would have loaded."""
+                z_min: float, crowd: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
+    """Each cluster node's final node after greedy merging (``sums`` and ``count`` may
+    be changed; ``crowd``: each node's sum of crowding; see
+    :func:`rbv.cluster.evidence_merge.merge_greedily`). Up to ``INTERPRETED_MAX_PAIRS``
+    candidate pairs the interpreted loop runs: it is done before the compiled one would
+    have loaded."""
     if len(pairs) <= INTERPRETED_MAX_PAIRS:
         from rbv.cluster.evidence_heap import heap_merger_roots
 
         return heap_merger_roots(sums, count, anchored, cannot, pairs, model.mu,
-                                 model.sigma, model.tau, z_min)
+                                 model.sigma, model.tau, z_min, crowd)
     from rbv.cluster import evidence_merge  # numba: loaded by the runs that need it
 
     return evidence_merge.merge_greedily(sums, count, anchored, cannot, pairs, model.mu,
-                                         model.sigma, model.tau, z_min)
+                                         model.sigma, model.tau, z_min, crowd)
 
 
 def _candidate_pairs(graph: KnnGraph, start: NDArray[np.int64],
@@ -172,7 +196,8 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
                new: NDArray[np.floating], near: tuple[NDArray[np.int64], NDArray[np.int64],
                                                       NDArray[np.floating]],
                new_graph: KnnGraph, model: ImpostorModel, budget: float, n_library: int, *,
-               cannot: NDArray[np.int64], must: NDArray[np.int64]) -> NDArray[np.int64]:
+               cannot: NDArray[np.int64], must: NDArray[np.int64],
+               typical: float | None = None) -> tuple[NDArray[np.int64], float]:
     """Evidence linkage of new faces with known persons, each known person one anchored
     cluster given by its sum of unit embeddings and its size (so its faces need not be
     read): a person may take in new faces and whole groups of them, two never merge.
@@ -180,11 +205,15 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
     Nodes: known persons ``0..P-1``, new faces ``P..P+N-1``. ``near``: (person, new face,
     similarity) of new faces' nearest known faces; ``new_graph``: the new faces' k-NN
     graph among themselves; ``cannot``/``must``: node pairs. A group of must-linked nodes
-    holding two known persons keeps its links among new faces only. Returns per new face
-    the known person it joins (``< P``) or ``P + j`` for the ``j``-th new group."""
+    holding two known persons keeps its links among new faces only. Crowding is measured
+    as in :func:`evidence_linkage`, in two passes, each new face against the known
+    persons and the other new faces near it (``typical``: the library's level, as a
+    full run measured it; default: from the new faces); a known person counts with the
+    mean crowding of the new faces near it. Returns per new face the known person it
+    joins (``< P``) or ``P + j`` for the ``j``-th new group, and the typical level."""
     p, n = len(known_counts), len(new)
     if n == 0:
-        return np.empty(0, np.int64)
+        return np.empty(0, np.int64), typical or 0.0
     sums = np.vstack([np.asarray(known_sums, np.float64),
                       normalize(new).astype(np.float64)])
     count = np.concatenate([np.asarray(known_counts, np.float64), np.ones(n)])
@@ -195,9 +224,6 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
         new_only = (must >= p).all(axis=1)
         start = components(p + n, must[new_only, 0], must[new_only, 1])
     m = int(start.max()) + 1
-    node_sums = np.zeros((m, sums.shape[1]))
-    np.add.at(node_sums, start, sums)
-    node_count = np.bincount(start, weights=count, minlength=m).astype(np.float64)
     anchored = np.zeros(m, bool)
     anchored[start[:p]] = True
     person, face, similarity = (np.asarray(v) for v in near)
@@ -207,12 +233,54 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
     among_new = (cols >= 0) & (new_graph.similarities.ravel() >= model.mu)
     pairs = _unique_pairs(start[np.concatenate([person[to_person], p + rows[among_new]])],
                           start[np.concatenate([p + face[to_person], p + cols[among_new]])], m)
-    root = merge_nodes(node_sums, node_count, anchored,
-                       start[np.asarray(cannot, np.int64).reshape(-1, 2)], pairs, model,
-                       model.z_threshold(n_library, budget))
+    node_cannot = start[np.asarray(cannot, np.int64).reshape(-1, 2)]
+    z_min = model.z_threshold(n_library, budget)
+    cohort, cohort_similarity = _cohorts(p, n, (person, face, similarity), new_graph)
+
+    def merge(label: NDArray[np.int64]) -> tuple[NDArray[np.int64], float]:
+        crowd, level = cohort_crowding(np.where(cohort >= 0, label[np.maximum(cohort, 0)],
+                                                -1),
+                                       cohort_similarity, label[p:], model, n_library,
+                                       typical)
+        # A known person: the mean crowding of the new faces near it (its region's).
+        near_sum = np.bincount(person, crowd[face], minlength=p)
+        near_count = np.maximum(np.bincount(person, minlength=p), 1)
+        face_crowd = np.concatenate([near_sum / near_count * count[:p], crowd])
+        node_sums = np.zeros((m, sums.shape[1]))
+        np.add.at(node_sums, start, sums)
+        node_count = np.bincount(start, weights=count, minlength=m).astype(np.float64)
+        node_crowd = np.bincount(start, face_crowd, minlength=m).astype(np.float64)
+        return merge_nodes(node_sums, node_count, anchored, node_cannot, pairs, model,
+                           z_min, node_crowd), level
+
+    first, _ = merge(start)
+    root, level = merge(first[start])
     final = root[start]
     person_of_root = {int(r): i for i, r in enumerate(final[:p].tolist())}
     groups = np.unique(final[p:][[int(r) not in person_of_root for r in final[p:].tolist()]])
     group_of = {int(r): p + j for j, r in enumerate(groups.tolist())}
     return np.array([person_of_root.get(int(r), group_of.get(int(r), -1))
-                     for r in final[p:].tolist()], np.int64)
+                     for r in final[p:].tolist()], np.int64), level
+
+
+def _cohorts(p: int, n: int, near: tuple[NDArray[np.int64], NDArray[np.int64],
+                                          NDArray[np.floating]],
+             new_graph: KnnGraph) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Each new face's neighbours as node ids (known persons ``< p``, new faces after),
+    most similar first, ``-1`` padding: its known neighbours and the new faces near it."""
+    person, face, similarity = near
+    k = new_graph.neighbors.shape[1]
+    per_face = np.bincount(face, minlength=n)
+    width = k + (int(per_face.max()) if len(face) else 0)
+    node = np.full((n, width), -1, np.int64)
+    value = np.full((n, width), -np.inf, np.float32)
+    node[:, :k] = np.where(new_graph.neighbors >= 0, p + new_graph.neighbors, -1)
+    value[:, :k] = np.where(new_graph.neighbors >= 0, new_graph.similarities, -np.inf)
+    if len(face):
+        order = np.argsort(face, kind="stable")
+        slot = np.arange(len(face)) - np.repeat(np.cumsum(per_face) - per_face, per_face)
+        node[face[order], k + slot] = person[order]
+        value[face[order], k + slot] = similarity[order]
+    by_similarity = np.argsort(-value, axis=1, kind="stable")
+    return (np.take_along_axis(node, by_similarity, axis=1),
+            np.take_along_axis(value, by_similarity, axis=1))

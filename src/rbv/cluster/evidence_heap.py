@@ -21,10 +21,12 @@ from rbv.cluster.defaults import ImpostorModel
 def heap_merger_roots(sums: NDArray[np.float64], count: NDArray[np.float64],
                       anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
                       pairs: NDArray[np.int64], mu: float, sigma: float, tau: float,
-                      z_min: float) -> NDArray[np.int64]:
-    """Each node's final node, by the interpreted heap loop."""
+                      z_min: float, crowd: NDArray[np.float64] | None = None
+                      ) -> NDArray[np.int64]:
+    """Each node's final node, by the interpreted heap loop (arguments as
+    :func:`rbv.cluster.evidence_merge.merge_greedily`)."""
     merger = HeapMerger(sums.copy(), count.copy(), anchored, cannot, pairs,
-                        ImpostorModel(mu, sigma, tau), z_min)
+                        ImpostorModel(mu, sigma, tau), z_min, crowd)
     merger.link()
     return merger.roots()
 
@@ -34,12 +36,14 @@ class HeapMerger:
 
     def __init__(self, sums: NDArray[np.float64], count: NDArray[np.float64],
                  anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
-                 pairs: NDArray[np.int64], model: ImpostorModel, z_min: float) -> None:
+                 pairs: NDArray[np.int64], model: ImpostorModel, z_min: float,
+                 crowd: NDArray[np.float64] | None = None) -> None:
         m = len(count)
         self.model = model
         self.z_min = z_min
         self.sums = sums
         self.count = count
+        self.crowd = np.zeros(m) if crowd is None else np.array(crowd, np.float64)
         self.cohesion = np.einsum("ij,ij->i", self.sums, self.sums) / self.count ** 2
         self.anchored = anchored.copy()
         self.pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
@@ -58,8 +62,10 @@ class HeapMerger:
 
     def _z(self, u: int, vs: NDArray[np.int64]) -> NDArray[np.float64]:
         mean = (self.sums[vs] @ self.sums[u]) / (self.count[vs] * self.count[u])
+        mu = self.model.mu + 0.5 * (self.crowd[u] / self.count[u]
+                                    + self.crowd[vs] / self.count[vs])
         spread = self.model.sigma ** 2 * self.cohesion[vs] * self.cohesion[u] + self.model.tau ** 2
-        return np.asarray((mean - self.model.mu) / np.sqrt(spread), np.float64)
+        return np.asarray((mean - mu) / np.sqrt(spread), np.float64)
 
     def link(self) -> None:
         """Merge greedily, the highest z first, while z ≥ z_min. The heap holds one
@@ -142,6 +148,7 @@ class HeapMerger:
             u, v = v, u  # keep the node with more neighbours
         self.sums[u] += self.sums[v]
         self.count[u] += self.count[v]
+        self.crowd[u] += self.crowd[v]
         self.cohesion[u] = float(self.sums[u] @ self.sums[u]) / self.count[u] ** 2
         self.anchored[u] |= self.anchored[v]
         for w in self.blocked[v]:

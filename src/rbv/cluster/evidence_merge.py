@@ -26,15 +26,20 @@ _Entry = tuple[float, float, float, float, float]
 def merge_greedily(sums: NDArray[np.float64], count: NDArray[np.float64],
                    anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
                    pairs: NDArray[np.int64], mu: float, sigma: float, tau: float,
-                   z_min: float) -> NDArray[np.int64]:
+                   z_min: float, crowd: NDArray[np.float64] | None = None
+                   ) -> NDArray[np.int64]:
     """Each cluster node's final node (the root it merged into).
 
     ``sums``/``count``: each node's sum of unit embeddings and its size (``sums`` is
-    updated in place); ``anchored``: nodes holding a known person (two never merge);
+    updated in place); ``crowd``: each node's sum of its faces' crowding (a pair's
+    impostor mean is ``mu`` plus half the two sides' mean crowding; see
+    :mod:`rbv.cluster.crowding`; None: none); ``anchored``: nodes holding a known
+    person (two never merge);
     ``cannot``: node pairs that may never join; ``pairs``: candidate node pairs
     (``u < v``, each once). Ties in ``z`` go to the lower node id."""
     cohesion = np.einsum("ij,ij->i", sums, sums) / count ** 2
-    parent = _link(sums, count, cohesion, anchored.copy(),
+    crowd = np.zeros(len(count)) if crowd is None else np.array(crowd, np.float64)
+    parent = _link(sums, count, cohesion, crowd, anchored.copy(),
                    np.ascontiguousarray(cannot, np.int64).reshape(-1, 2),
                    np.ascontiguousarray(pairs, np.int64).reshape(-1, 2),
                    float(mu), float(sigma) ** 2, float(tau) ** 2, float(z_min))
@@ -59,9 +64,16 @@ def _dot(sums, u, w):
 
 
 @njit(cache=True, nogil=True)
-def _z(sums, count, cohesion, u, w, mu, sigma2, tau2):
+def _mu(count, crowd, u, w, mu):
+    """The pair's impostor mean: ``mu`` raised by half the sides' mean crowding."""
+    return mu + 0.5 * (crowd[u] / count[u] + crowd[w] / count[w])
+
+
+@njit(cache=True, nogil=True)
+def _z(sums, count, cohesion, crowd, u, w, mu, sigma2, tau2):
     mean = _dot(sums, w, u) / (count[w] * count[u])
-    return (mean - mu) / np.sqrt(sigma2 * cohesion[w] * cohesion[u] + tau2)
+    return ((mean - _mu(count, crowd, u, w, mu))
+            / np.sqrt(sigma2 * cohesion[w] * cohesion[u] + tau2))
 
 
 @njit(cache=True, nogil=True)
@@ -77,7 +89,7 @@ def _root(parent, v):
 
 
 @njit(cache=True, nogil=True)
-def _link(sums, count, cohesion, anchored, cannot, pairs, mu, sigma2, tau2, z_min):
+def _link(sums, count, cohesion, crowd, anchored, cannot, pairs, mu, sigma2, tau2, z_min):
     """The heap holds one entry per cluster (its best partner), refreshed when either
     side has changed since, so it stays as small as the number of clusters. Entries are
     (-z, u, w, version of u, version of w), all floats (exact below 2**53).
@@ -111,18 +123,19 @@ def _link(sums, count, cohesion, anchored, cannot, pairs, mu, sigma2, tau2, z_mi
     heap = [(0.0, 0.0, 0.0, 0.0, 0.0)]
     heap.pop()  # typed, empty
     for u in range(m):
-        _push_best(u, -1, heap, sums, count, cohesion, anchored, adjacent, blocked,
-                   version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min)
+        _push_best(u, -1, heap, sums, count, cohesion, crowd, anchored, adjacent,
+                   blocked, version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min)
     while len(heap):
         _, fu, fw, fversion_u, fversion_w = heapq.heappop(heap)
         u, w = int(fu), int(fw)
         if not alive[u] or version[u] != int(fversion_u):
             continue  # u changed since: a fresher entry of u is in the heap
         if alive[w] and version[w] == int(fversion_w):
-            survivor, absorbed = _merge(u, w, sums, count, cohesion, anchored, adjacent,
-                                        blocked, parent, version, alive)
-            _push_best(survivor, absorbed, heap, sums, count, cohesion, anchored, adjacent,
-                       blocked, version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min)
+            survivor, absorbed = _merge(u, w, sums, count, cohesion, crowd, anchored,
+                                        adjacent, blocked, parent, version, alive)
+            _push_best(survivor, absorbed, heap, sums, count, cohesion, crowd, anchored,
+                       adjacent, blocked, version, best_z, best_w, ws, zs, mu, sigma2, tau2,
+                       z_min)
             continue
         # Only the partner changed (it grew, or was merged into another cluster).
         # Usually it is still u's best and only its z moved: re-score that one pair;
@@ -131,19 +144,19 @@ def _link(sums, count, cohesion, anchored, cannot, pairs, mu, sigma2, tau2, z_mi
         if w == u:
             continue
         if w not in blocked[u] and not (anchored[u] and anchored[w]):
-            z = _z(sums, count, cohesion, u, w, mu, sigma2, tau2)
+            z = _z(sums, count, cohesion, crowd, u, w, mu, sigma2, tau2)
             if z >= z_min and z >= best_z[u]:
                 best_z[u], best_w[u] = z, w
                 heapq.heappush(heap, (-z, float(u), float(w), fversion_u, float(version[w])))
                 continue
-        _push_best(u, -1, heap, sums, count, cohesion, anchored, adjacent, blocked,
-                   version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min)
+        _push_best(u, -1, heap, sums, count, cohesion, crowd, anchored, adjacent,
+                   blocked, version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min)
     return parent
 
 
 @njit(cache=True, nogil=True)
-def _push_best(u, absorbed, heap, sums, count, cohesion, anchored, adjacent, blocked,
-               version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min):
+def _push_best(u, absorbed, heap, sums, count, cohesion, crowd, anchored, adjacent,
+               blocked, version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min):
     """Push cluster ``u``'s best mergeable partner, if one passes; and, to neighbours
     for which ``u`` is now a better partner than the one they hold, that entry (so the
     merge order stays exactly greedy). ``absorbed``: the cluster ``u`` has just taken
@@ -155,7 +168,7 @@ def _push_best(u, absorbed, heap, sums, count, cohesion, anchored, adjacent, blo
     for w, bound in adjacent[u].items():
         if w in blocked_u or (anchored[u] and anchored[w]):
             continue
-        most = ((1.0 + bound / (count[u] * count[w]) - mu)
+        most = ((1.0 + bound / (count[u] * count[w]) - _mu(count, crowd, u, w, mu))
                 / np.sqrt(sigma2 * cohesion[w] * cohesion[u] + tau2))
         if most >= z_min - slack:
             ws[n], zs[n] = w, most
@@ -175,7 +188,8 @@ def _push_best(u, absorbed, heap, sums, count, cohesion, anchored, adjacent, blo
             continue
         dot = _dot(sums, w, u)
         pairs = count[w] * count[u]
-        z = (dot / pairs - mu) / np.sqrt(sigma2 * cohesion[w] * cohesion[u] + tau2)
+        z = ((dot / pairs - _mu(count, crowd, u, w, mu))
+             / np.sqrt(sigma2 * cohesion[w] * cohesion[u] + tau2))
         adjacent[u][w] = dot - pairs
         zs[i] = z
         if z > top or (z == top and w < ws[best]):
@@ -193,7 +207,8 @@ def _push_best(u, absorbed, heap, sums, count, cohesion, anchored, adjacent, blo
 
 
 @njit(cache=True, nogil=True)
-def _merge(u, v, sums, count, cohesion, anchored, adjacent, blocked, parent, version, alive):
+def _merge(u, v, sums, count, cohesion, crowd, anchored, adjacent, blocked, parent, version,
+           alive):
     """Join clusters ``u`` and ``v``; returns (the surviving node, the absorbed one).
     Work in proportion to the smaller side's neighbours: the survivor's other bounds
     stay valid as they are (``v``'s faces can only lower them)."""
@@ -202,6 +217,7 @@ def _merge(u, v, sums, count, cohesion, anchored, adjacent, blocked, parent, ver
     for j in range(sums.shape[1]):
         sums[u, j] += sums[v, j]
     count[u] += count[v]
+    crowd[u] += crowd[v]
     cohesion[u] = _dot(sums, u, u) / count[u] ** 2
     anchored[u] = anchored[u] or anchored[v]
     for w in blocked[v]:

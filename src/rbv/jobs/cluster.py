@@ -34,6 +34,7 @@ from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.calibrations import ClusterSetting, resolve_setting
 from rbv.cluster.centroids import group_sums
 from rbv.cluster.constraints import NO_ANCHOR
+from rbv.cluster.crowding import CROWDING_LEVEL, crowding
 from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
@@ -265,6 +266,10 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     labels = cluster_embeddings(faces.embeddings, setting.method, setting.threshold or 0.0,
                                 constraints, graph=graph, impostor=setting.impostor,
                                 budget=setting.budget or 0.0)
+    if setting.method is Method.evidence and setting.impostor is not None:
+        # The library's typical crowding level, for the incremental runs that follow.
+        level = crowding(graph, labels, setting.impostor)[1]
+        update_pack_settings(conn, pack.id, {CROWDING_LEVEL: round(level, 6)})
     progress("keeping person ids stable")
     person_of = _map_to_persons(faces, labels, anchors, anchor_of)
     # "Not this person": evict a rejected face from that person into one of its own.

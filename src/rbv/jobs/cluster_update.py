@@ -23,6 +23,7 @@ from rbv.cluster.assign import Candidate, Match, match_faces
 from rbv.cluster.calibrations import ClusterSetting
 from rbv.cluster.centroids import group_sums
 from rbv.cluster.constraints import Constraints
+from rbv.cluster.crowding import CROWDING_LEVEL
 from rbv.cluster.evidence import grow_known
 from rbv.cluster.knn import build_knn_graph, nearest
 from rbv.cluster.linkage import components
@@ -40,11 +41,13 @@ from rbv.store.assignments import (
 )
 from rbv.store.connection import Database
 from rbv.store.links import persons_of_faces
+from rbv.store.pack_lookup import pack_settings, update_pack_settings
 from rbv.store.packs import PackRow
 from rbv.store.person_sums import cached_sums, store_sums
 
-MATCH_NEIGHBORS = 10
-"""Assigned faces fetched per new face to find known persons (HNSW ef_search 40)."""
+MATCH_NEIGHBORS = 30
+"""Assigned faces fetched per new face to find known persons and to measure its
+crowding (HNSW ef_search 40)."""
 HNSW_BATCH_LIMIT = 5_000
 """Above this many new faces, known persons are found in memory instead."""
 HNSW_CONNECTIONS = 2
@@ -131,12 +134,15 @@ def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
     must += [(node[person], row[f]) for f, persons in linked.items() for person in persons
              if person in node]
     assert ctx.setting.impostor is not None  # resolved (or estimated) before the run
-    labels = grow_known(
+    level = pack_settings(ctx.conn, ctx.pack.id).get(CROWDING_LEVEL)
+    labels, measured = grow_known(
         known_sums, known_counts, new.embeddings, (near_person, near_face, near_similarity),
         build_knn_graph(new.embeddings, ctx.k), ctx.setting.impostor,
         ctx.setting.budget or 0.0, result.faces,
         cannot=np.array([c for c in cannot if None not in c], np.int64).reshape(-1, 2),
-        must=np.array(must, np.int64).reshape(-1, 2))
+        must=np.array(must, np.int64).reshape(-1, 2), typical=level)
+    if level is None and p == 0:  # the first run: these faces are the library
+        update_pack_settings(ctx.conn, ctx.pack.id, {CROWDING_LEVEL: round(measured, 6)})
     groups = sorted(set(labels.tolist()) - set(range(p)))
     created = create_persons(ctx.conn, ctx.pack, len(groups))
     target = [*known, *created]

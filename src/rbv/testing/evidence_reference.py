@@ -15,12 +15,13 @@ from numpy.typing import NDArray
 def plain_greedy(sums: NDArray[np.float64], count: NDArray[np.float64],
                  anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
                  pairs: NDArray[np.int64], mu: float, sigma: float, tau: float,
-                 z_min: float) -> NDArray[np.int64]:
+                 z_min: float, crowd: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
     """Each node's final node: while some candidate pair of different clusters may
     merge (no cannot-link between them, not both anchored) with ``z >= z_min``, merge
     the pair with the highest ``z`` (ties: the lowest pair of node ids)."""
     sums, count, anchored = sums.copy(), count.copy(), anchored.copy()
     m = len(count)
+    crowd = np.zeros(m) if crowd is None else np.array(crowd, np.float64)
     root = np.arange(m)
     cannot = np.asarray(cannot, np.int64).reshape(-1, 2)
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
@@ -37,7 +38,8 @@ def plain_greedy(sums: NDArray[np.float64], count: NDArray[np.float64],
             cu = float(sums[u] @ sums[u]) / count[u] ** 2
             cw = float(sums[w] @ sums[w]) / count[w] ** 2
             mean = float(sums[u] @ sums[w]) / (count[u] * count[w])
-            z = (mean - mu) / np.sqrt(sigma ** 2 * cu * cw + tau ** 2)
+            local = mu + 0.5 * (crowd[u] / count[u] + crowd[w] / count[w])
+            z = (mean - local) / np.sqrt(sigma ** 2 * cu * cw + tau ** 2)
             if z >= z_min and (best is None or z > best[0]):
                 best = (z, u, w)
         if best is None:
@@ -45,5 +47,6 @@ def plain_greedy(sums: NDArray[np.float64], count: NDArray[np.float64],
         _, u, w = best
         sums[u] += sums[w]
         count[u] += count[w]
+        crowd[u] += crowd[w]
         anchored[u] |= anchored[w]
         root[root == w] = u

@@ -1,0 +1,92 @@
+"""Crowding: where in face space strangers look alike, and by how much.
+
+One impostor model for a whole recognizer assumes that two strangers are equally
+similar everywhere in face space. They are not: SFace puts children's faces closer
+together than adults' (on ``data/family`` child–child strangers reach similarity 0.53
+at the 99.9th percentile, adult–adult 0.40), so a test that is right for adults lets a
+crowd of different children become one "person". Speaker and face verification meet the
+same problem with cohort score normalisation (Z-/S-/AS-norm): a score is judged against
+how the probe scores against known *others*. Here the others are the face's nearest
+neighbours in the library, counted once per cluster and never from its own cluster, so
+the photos of one person (who may have thousands) do not pass for a crowd of strangers.
+
+A face's crowding is how far the median similarity of its ``COHORT`` nearest other
+clusters lies above the library's typical value (the larger of: what the impostor model
+expects of that rank, and the median over the library), capped at ``CAP`` impostor
+spreads. Evidence linkage then asks a merge to beat ``mu`` plus the two sides' mean
+crowding (halved), instead of ``mu`` alone: nothing changes where faces are no more
+crowded than usual, and more similarity is asked where strangers are alike.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rbv.cluster.defaults import ImpostorModel
+from rbv.cluster.knn import KnnGraph
+
+COHORT = 20
+"""Other clusters a face is compared with (the median of their best similarities)."""
+CAP = 2.0
+"""Most crowding, in impostor spreads (``sigma``): bounds what a region can ask."""
+CROWDING_LEVEL = "crowding_level"
+"""Pack setting: the library's typical level, as the last full run measured it (an
+incremental run measures its new faces against it)."""
+
+
+def crowding(graph: KnnGraph, clusters: NDArray[np.int64], model: ImpostorModel,
+             n_library: int | None = None, typical: float | None = None
+             ) -> tuple[NDArray[np.float64], float]:
+    """Per face of the k-NN ``graph``: its crowding (see the module doc), and the typical
+    level it was measured against. ``clusters``: a label per face (faces known to be one
+    person share one); ``n_library``: the library's size (default: the graph's);
+    ``typical``: the level to use (default: from these faces)."""
+    near = graph.neighbors
+    label = np.where(near >= 0, clusters[np.maximum(near, 0)], -1)
+    return cohort_crowding(label, graph.similarities, clusters, model,
+                           n_library or len(near), typical)
+
+
+def cohort_crowding(label: NDArray[np.int64], similarity: NDArray[np.floating],
+                    own: NDArray[np.int64], model: ImpostorModel, n_library: int,
+                    typical: float | None = None) -> tuple[NDArray[np.float64], float]:
+    """Crowding of faces whose neighbours' clusters are ``label`` (``-1``: none) at
+    ``similarity`` (rows descending), each face in cluster ``own``: the median of the
+    best similarities of its ``COHORT`` nearest other clusters (one face each) above
+    ``typical`` (default: the larger of the impostor model's expectation and these
+    faces' median), clipped to ``[0, CAP * sigma]``. Where a face's neighbours hold
+    fewer than ``COHORT`` other clusters, the missing ones count at the expectation."""
+    n, k = label.shape
+    if n == 0:
+        return np.empty(0, np.float64), typical or 0.0
+    expected = expected_cohort_level(model, n_library)
+    level = np.full((n, COHORT), expected, np.float32)
+    valid = (label >= 0) & (label != own[:, None])
+    # One face per cluster: the first (most similar) of each label in the row.
+    key = np.where(valid, label, -1)
+    order = np.argsort(key, axis=1, kind="stable")
+    sorted_key = np.take_along_axis(key, order, axis=1)
+    first = np.ones_like(valid)
+    first[:, 1:] = sorted_key[:, 1:] != sorted_key[:, :-1]
+    unique = np.zeros_like(valid)
+    np.put_along_axis(unique, order, first, axis=1)
+    valid &= unique
+    rank = np.cumsum(valid, axis=1) - 1  # similarities are descending along a row
+    take = valid & (rank < COHORT)
+    rows = np.broadcast_to(np.arange(n)[:, None], (n, k))
+    level[rows[take], rank[take]] = similarity[take]
+    median = np.median(level, axis=1).astype(np.float64)
+    if typical is None:
+        typical = max(expected, float(np.median(median)))
+    return np.clip(median - typical, 0.0, CAP * model.sigma), typical
+
+
+def expected_cohort_level(model: ImpostorModel, n_faces: int) -> float:
+    """The median of the ``COHORT`` highest of ``n_faces − 1`` impostor similarities,
+    as the impostor model expects it (the rank's normal quantile)."""
+    rank = (COHORT + 1) / 2
+    p = min(max(rank / max(n_faces - 1, 1), 1e-12), 0.5)
+    return model.mu + model.sigma * -NormalDist().inv_cdf(p)
