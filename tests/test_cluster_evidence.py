@@ -79,10 +79,14 @@ def _partition(roots: np.ndarray) -> set[frozenset[int]]:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(seed: int) -> None:
+@pytest.mark.parametrize("crowded", [False, True])
+def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(
+    seed: int, crowded: bool
+) -> None:
     """Random cluster nodes (single faces and pre-merged groups), candidate pairs,
-    cannot-links and anchored nodes: the compiled loop, the interpreted one it replaced
-    and the rule written plainly (score every pair, merge the best) agree."""
+    cannot-links, anchored nodes and (``crowded``) crowding: the compiled loop, the
+    interpreted one it replaced and the rule written plainly (score every pair, merge
+    the best) agree."""
     rng = np.random.default_rng(seed)
     x, _ = _people(rng, list(rng.integers(1, 25, size=14)), spread=rng.uniform(0.7, 1.3),
                    dim=64)
@@ -100,8 +104,9 @@ def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(seed:
     cannot = rng.integers(0, m, size=(m // 6, 2))
     cannot = cannot[cannot[:, 0] != cannot[:, 1]]
     anchored = rng.random(m) < 0.08
+    crowd = rng.uniform(0, 0.1, m) * count if crowded else None
     args = (anchored, cannot, pairs, MODEL.mu, MODEL.sigma, MODEL.tau,
-            MODEL.z_threshold(len(x), 10.0))
+            MODEL.z_threshold(len(x), 10.0), crowd)
     compiled = merge_greedily(sums.copy(), count.copy(), *args)
     plain = plain_greedy(sums, count, *args)
     assert _partition(compiled) == _partition(plain)

@@ -68,7 +68,7 @@ def cohort_crowding(label: NDArray[np.int64], similarity: NDArray[np.floating],
     if n == 0:
         return np.empty(0, np.float64), typical or 0.0
     expected = expected_cohort_level(model, n_library)
-    level = np.full((n, COHORT), expected, np.float32)
+    level = np.full((n, COHORT), expected)
     valid = (label >= 0) & (label != own[:, None])
     # One face per cluster: the first (most similar) of each label in the row.
     key = np.where(valid, label, -1)
@@ -83,7 +83,7 @@ def cohort_crowding(label: NDArray[np.int64], similarity: NDArray[np.floating],
     take = valid & (rank < COHORT)
     rows = np.broadcast_to(np.arange(n)[:, None], (n, k))
     level[rows[take], rank[take]] = similarity[take]
-    median = np.median(level, axis=1).astype(np.float64)
+    median = np.median(level, axis=1)
     if typical is None:
         typical = max(expected, float(np.quantile(median, LEVEL_QUANTILE)))
     return np.clip(median - typical, 0.0, CAP * model.sigma), typical
