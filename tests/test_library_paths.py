@@ -69,6 +69,21 @@ def test_backups_and_sidecars_left_by_export_xmp_are_not_catalogued(
     assert (third["files"], third["unchanged"], third["not_images"]) == (3, 3, 0)
     assert _missing(settings) == []
 
+    # A catalogue from before the fix holds a backup as a photo (the old content, with
+    # its faces): the next index says so and marks it missing, so `prune` drops it.
+    _rows(settings, "INSERT INTO images (sha256, size_bytes, format, status) "
+          "VALUES (repeat('0', 64), 1, 'jpeg', 'ok')")
+    _rows(settings, "INSERT INTO image_paths (image_id, path) SELECT id, %s FROM images "
+          "WHERE sha256 = repeat('0', 64)", f"{lib}/two.jpg_original")
+    legacy = json.loads(_index(cli, settings, str(lib), "--json").stdout)["catalogue"]
+    assert legacy["missing"] == 1 and legacy["notes"] == [
+        f"1 catalogued backup or sidecar file(s) under {lib} are not photos: marked "
+        "missing, `rbv prune` removes them"], legacy
+    assert _missing(settings) == ["two.jpg_original"]
+    pruned = run_cli(cli, "prune", "-d", url, "--json")
+    assert json.loads(pruned.stdout)["images"] == 1, pruned.output
+    assert _rows(settings, "SELECT count(*) FROM images") == [(3,)]
+
 
 # --- item 7: an unmounted disk below the named folder -----------------------------------
 

@@ -35,6 +35,7 @@ from rbv.media.discovery import (
     PathFilter,
     WalkProblem,
     discover,
+    is_backup_or_sidecar,
     walk_root,
     walk_would_reach,
 )
@@ -210,6 +211,16 @@ def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path],
             continue
         absent = _outside_emptied_folders(absent, root, found, summary)
         marked.update(mark_missing(conn, [i for i, p in absent if _gone(p)]))
+        # Backups and sidecars an earlier rbv catalogued as photos (they doubled the
+        # library after `export-xmp --write-into-files`) are not photos.
+        stray = [i for i, p in known if p not in found and not _inside(p, unwalked)
+                 and is_backup_or_sidecar(os.path.basename(p))]
+        if stray:
+            marked.update(mark_missing(conn, stray))
+            summary.notes.append(
+                f"{len(stray):,} catalogued backup or sidecar file(s) under "
+                f"{printable(str(root))} are not photos: marked missing, `rbv prune` "
+                "removes them")
         forget_failures(conn, [p for p in failures_under(conn, str(root))
                                if p not in found and not _inside(p, unwalked)
                                and walk_would_reach(Path(p), root, path_filter) and _gone(p)])

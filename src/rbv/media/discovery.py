@@ -52,11 +52,14 @@ def is_gallery(folder: Path) -> bool:
     return (folder / GALLERY_INDEX).is_file() and (folder / GALLERY_THUMBS).is_dir()
 
 
+def is_backup_or_sidecar(name: str) -> bool:
+    """A backup ``PHOTO.EXT_original`` or an XMP sidecar: it goes with a photo."""
+    return name.endswith(BACKUP_SUFFIX) or name.lower().endswith(SIDECAR_SUFFIX)
+
+
 def is_companion(name: str) -> bool:
-    """A file that goes with a photo rather than being one: a hidden file, a backup
-    ``PHOTO.EXT_original`` or an XMP sidecar. Never catalogued."""
-    return (name.startswith(".") or name.endswith(BACKUP_SUFFIX)
-            or name.lower().endswith(SIDECAR_SUFFIX))
+    """A file no walk catalogues: hidden, or a backup or sidecar of a photo."""
+    return name.startswith(".") or is_backup_or_sidecar(name)
 
 
 class PathFilter:
