@@ -45,20 +45,21 @@ def _env(settings: Settings) -> dict[str, str]:
     return {"RBV_MODEL_PACK": str(PACK), "RBV_DATA_DIR": str(settings.data_dir)}
 
 
-# 1. A file name that is not UTF-8 no longer stops the batch it is in.
-def test_non_utf8_file_name_is_one_error_and_the_batch_is_catalogued(
+# 1. A file name that is not UTF-8 is catalogued like any other, run after run.
+def test_non_utf8_file_name_is_catalogued_with_the_batch(
         cli, settings: Settings, tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()
     shutil.copy(PHOTO, lib / "good.jpg")
     shutil.copy(MISC / "insightface_t1.jpg", os.fsdecode(bytes(lib) + b"/caf\xe9.jpg"))
     url = str(settings.database_url)
-    for _ in range(2):  # and again on the next run: still only that file
-        result = run_cli(cli, "index", "-d", url, "--no-embed", str(lib))
-        line = _one_error_line(result, 3)
-        assert "caf\\xe9.jpg" in line and "not valid UTF-8" in line
-    assert [Path(p).name for (p,) in _rows(settings, "SELECT path FROM image_paths")] == [
-        "good.jpg"]
+    first = run_cli(cli, "index", "-d", url, "--no-embed", str(lib))
+    assert first.exit_code == 0 and "2 new images" in first.stdout, first.output
+    again = run_cli(cli, "index", "-d", url, "--no-embed", str(lib))  # found again
+    assert again.exit_code == 0 and "0 new images" in again.stdout, again.output
+    assert "2 unchanged" in again.stdout
+    assert sorted(bytes(p)[len(bytes(lib)):] for (p,) in _rows(
+        settings, "SELECT path_bytes FROM image_paths")) == [b"/caf\xe9.jpg", b"/good.jpg"]
 
 
 # 2. A postmaster.pid naming another process: that process is neither trusted nor signalled.

@@ -8,8 +8,10 @@ Then the walked folders are compared with the catalogue: a catalogued path insid
 target folder that the walk did not find, and that does not exist, is marked missing
 (the image and its faces stay until ``rbv prune``); one whose content is at another
 path is a move (the old path is dropped). Nothing is marked under a target that could
-not be walked, under a folder the walk could not enter, or under a target that looks
-unmounted (it holds no file at all), nor under folders not named on this run.
+not be walked, under a folder the walk could not enter, or under a target or a folder
+inside it that looks unmounted (it is still there but holds no file at all: the mount
+point of a disk that is not mounted, or a folder emptied by hand), nor under folders not
+named on this run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import psycopg
 
 from rbv.config import Settings
-from rbv.errors import ImageUnreadable
+from rbv.errors import ImageUnreadable, printable
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import probe_image
 from rbv.media.discovery import (
@@ -33,6 +35,7 @@ from rbv.media.discovery import (
     PathFilter,
     WalkProblem,
     discover,
+    is_backup_or_sidecar,
     walk_root,
     walk_would_reach,
 )
@@ -195,18 +198,29 @@ def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path],
     for target in targets:
         root = walk_root(target)
         prefix = str(root).rstrip("/") + "/"
-        if not root.is_dir() or _inside(str(root), unwalked) or not _storable(prefix):
-            continue  # a file, a folder not walked, or one nothing in can be catalogued
+        if not root.is_dir() or _inside(str(root), unwalked):
+            continue  # a file, or a folder not walked
         known = present_paths_under(conn, str(root))
         absent = [(i, p) for i, p in known if p not in found and not _inside(p, unwalked)
                   and walk_would_reach(Path(p), root, path_filter)]
         if absent and not any(p.startswith(prefix) for p in found) \
                 and not any(p.startswith(prefix) for p in unwalked):
             summary.notes.append(
-                f"{root} holds no files (is the disk mounted?); none of its "
+                f"{printable(str(root))} holds no files (is the disk mounted?); none of its "
                 f"{len(known):,} catalogued paths was marked missing")
             continue
+        absent = _outside_emptied_folders(absent, root, found, summary)
         marked.update(mark_missing(conn, [i for i, p in absent if _gone(p)]))
+        # Backups and sidecars an earlier rbv catalogued as photos (they doubled the
+        # library after `export-xmp --write-into-files`) are not photos.
+        stray = [i for i, p in known if p not in found and not _inside(p, unwalked)
+                 and is_backup_or_sidecar(os.path.basename(p))]
+        if stray:
+            marked.update(mark_missing(conn, stray))
+            summary.notes.append(
+                f"{len(stray):,} catalogued backup or sidecar file(s) under "
+                f"{printable(str(root))} are not photos: marked missing, `rbv prune` "
+                "removes them")
         forget_failures(conn, [p for p in failures_under(conn, str(root))
                                if p not in found and not _inside(p, unwalked)
                                and walk_would_reach(Path(p), root, path_filter) and _gone(p)])
@@ -219,13 +233,47 @@ def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path],
             summary.aliases -= 1
 
 
-def _storable(path: str) -> bool:
-    """Whether the catalogue can hold paths that start so (not for a non-UTF-8 name)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _outside_emptied_folders(absent: list[tuple[int, str]], root: Path, found: set[str],
+                             summary: CatalogueSummary) -> list[tuple[int, str]]:
+    """The absent paths that are not inside a folder below ``root`` that is still there
+    but in which the walk found no file: an unmounted disk's mount point (or a folder
+    emptied by hand) is not a deletion of the photos it held. Each such folder is named
+    in a note. A folder that is gone altogether was deleted: its photos are missing."""
+    if not absent:
+        return absent
+    occupied: set[str] = set()  # every folder below root holding a found file
+    top = str(root)
+    for p in found:
+        folder = os.path.dirname(p)
+        while folder not in occupied and len(folder) > len(top) and folder.startswith(top):
+            occupied.add(folder)
+            folder = os.path.dirname(folder)
+    kept: list[tuple[int, str]] = []
+    held: Counter[str] = Counter()
+    for path_id, p in absent:
+        emptied = _highest_empty_folder(p, top, occupied)
+        if emptied is not None and os.path.isdir(emptied):
+            held[emptied] += 1
+        else:
+            kept.append((path_id, p))
+    for folder, count in sorted(held.items()):
+        summary.notes.append(
+            f"{printable(folder)} holds no files (is the disk mounted?); none of its "
+            f"{count:,} catalogued paths was marked missing")
+    return kept
+
+
+def _highest_empty_folder(path: str, top: str, occupied: set[str]) -> str | None:
+    """The outermost folder between ``top`` (excluded) and ``path`` with no found file."""
+    relative = os.path.relpath(os.path.dirname(path), top)
+    if relative == ".":
+        return None  # directly in the target: the target's own check covers it
+    folder = top
+    for part in relative.split(os.sep):
+        folder = os.path.join(folder, part)
+        if folder not in occupied:
+            return folder
+    return None
 
 
 def _inside(path: str, folders: list[str]) -> bool:

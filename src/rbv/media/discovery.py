@@ -5,6 +5,11 @@ A target may be a file, a *gallery* (a folder with ``index.json`` and ``tn/``; t
 (its children are chunks) or any folder. All four are walked the same way: recursively,
 recognising galleries wherever they sit, so a mixed tree works too. Symlinks are
 followed once; a loop or an unreadable folder is reported and the walk goes on.
+
+Left out of every walk: hidden files (rbv's own temporary files are hidden), the copies
+exiftool and ``rbv export-xmp --write-into-files`` keep of a photo before rewriting it
+(``PHOTO.EXT_original``: a photo by content, but the same photo's earlier bytes) and XMP
+sidecars (``*.xmp``): they belong to a photo, they are not photos.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_PATH_BYTES = 2000
-"""Longest path rbv catalogues (UTF-8 bytes): PostgreSQL cannot index much longer text."""
+"""Longest path rbv catalogues (bytes): PostgreSQL cannot index much longer values."""
+BACKUP_SUFFIX = "_original"
+"""exiftool's name for the untouched copy of a file it rewrites (rbv uses it too)."""
+SIDECAR_SUFFIX = ".xmp"
 GALLERY_INDEX = "index.json"
 GALLERY_THUMBS = "tn"
 
@@ -42,6 +50,16 @@ class WalkProblem:
 def is_gallery(folder: Path) -> bool:
     """A gallery is a folder with ``index.json`` and a ``tn/`` thumbnail folder."""
     return (folder / GALLERY_INDEX).is_file() and (folder / GALLERY_THUMBS).is_dir()
+
+
+def is_backup_or_sidecar(name: str) -> bool:
+    """A backup ``PHOTO.EXT_original`` or an XMP sidecar: it goes with a photo."""
+    return name.endswith(BACKUP_SUFFIX) or name.lower().endswith(SIDECAR_SUFFIX)
+
+
+def is_companion(name: str) -> bool:
+    """A file no walk catalogues: hidden, or a backup or sidecar of a photo."""
+    return name.startswith(".") or is_backup_or_sidecar(name)
 
 
 class PathFilter:
@@ -74,7 +92,7 @@ def walk_would_reach(path: Path, root: Path, path_filter: PathFilter | None) -> 
     ``path`` (inside ``root``) had it been there: a file the filter or the walk leaves
     out was not looked for, so its absence says nothing."""
     keep = path_filter or PathFilter()
-    if path.name.startswith(".") or not keep.wants_file(path):
+    if is_companion(path.name) or not keep.wants_file(path):
         return False
     return all(keep.wants_folder(folder) for folder in path.parents
                if folder != root and root in folder.parents)
@@ -165,7 +183,7 @@ def _walk(
                 if entry.is_symlink():
                     yield WalkProblem(path, "broken symlink or symlink loop")
                 continue
-            if not keep.wants_file(path) or entry.name.startswith("."):
+            if not keep.wants_file(path) or is_companion(entry.name):
                 continue
             if str(path) in seen_files:
                 continue
@@ -184,12 +202,9 @@ def _walk(
 
 
 def _unstorable_name(path: Path) -> str | None:
-    """Why the catalogue cannot hold this path as text, if it cannot."""
-    try:
-        size = len(str(path).encode("utf-8"))
-    except UnicodeEncodeError:
-        return "the file name is not valid UTF-8; rename it (e.g. with convmv) to index it"
-    if size > MAX_PATH_BYTES:
+    """Why the catalogue cannot hold this path, if it cannot. A name that is not UTF-8
+    is fine: the catalogue keeps a path's bytes (``os.fsencode``)."""
+    if len(os.fsencode(path)) > MAX_PATH_BYTES:
         return f"path longer than {MAX_PATH_BYTES} bytes; move the file to a shorter path"
     return None
 

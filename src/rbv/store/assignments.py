@@ -15,6 +15,7 @@ from psycopg import sql
 
 from rbv.store.connection import Database
 from rbv.store.packs import PackRow, ensure_pack_index, vector_expr
+from rbv.store.paths import path_from_bytes
 
 
 @dataclass(frozen=True)
@@ -329,9 +330,9 @@ def delete_empty_persons(conn: psycopg.Connection, pack: PackRow, *,
 
 def faces_with_paths(conn: psycopg.Connection, pack: PackRow) -> list[tuple[int, str, float]]:
     """(face id, every path of its photo, box area) for the pack's faces."""
-    return [(int(f), str(p), float(a)) for f, p, a in conn.execute(
+    return [(int(f), path_from_bytes(p), float(a)) for f, p, a in conn.execute(
         """
-        SELECT f.id, ip.path, (f.x2 - f.x1) * (f.y2 - f.y1)
+        SELECT f.id, ip.path_bytes, (f.x2 - f.x1) * (f.y2 - f.y1)
         FROM face_detections f JOIN image_paths ip ON ip.image_id = f.image_id
         WHERE f.pack_id = %s
         """,

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from rbv.store.assignments import load_faces
 from rbv.store.packs import PackRow
+from rbv.store.paths import path_from_bytes
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,8 @@ def person_names(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict
 
 def first_paths(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int, str]:
     """One path per image (the first discovered)."""
-    return {int(i): str(p) for i, p in conn.execute(
-        "SELECT DISTINCT ON (image_id) image_id, path FROM image_paths "
+    return {int(i): path_from_bytes(p) for i, p in conn.execute(
+        "SELECT DISTINCT ON (image_id) image_id, path_bytes FROM image_paths "
         "WHERE image_id = ANY(%s) ORDER BY image_id, id", (list(image_ids),))}
 
 

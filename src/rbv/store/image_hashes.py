@@ -8,6 +8,8 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
+from rbv.store.paths import path_from_bytes
+
 
 def images_without_hash(conn: psycopg.Connection) -> list[tuple[int, str]]:
     """(image id, format) of catalogued images with no perceptual hash yet."""
@@ -31,7 +33,7 @@ def all_hashes(conn: psycopg.Connection) -> tuple[NDArray[np.int64], NDArray[np.
 
 def byte_identical(conn: psycopg.Connection) -> list[tuple[int, str, list[str]]]:
     """(image id, sha256, paths) of every content found under more than one path."""
-    return [(int(i), str(s), list(p)) for i, s, p in conn.execute(
-        "SELECT i.id, i.sha256, array_agg(p.path ORDER BY p.path) FROM images i "
+    return [(int(i), str(s), [path_from_bytes(b) for b in p]) for i, s, p in conn.execute(
+        "SELECT i.id, i.sha256, array_agg(p.path_bytes ORDER BY p.path_bytes) FROM images i "
         "JOIN image_paths p ON p.image_id = i.id GROUP BY i.id HAVING count(*) > 1 "
         "ORDER BY i.id")]

@@ -10,6 +10,8 @@ from typing import Any
 
 import psycopg
 
+from rbv.store.paths import path_bytes, path_from_bytes, path_text
+
 _MTIME_TOLERANCE_S = 1e-3  # timestamptz keeps microseconds; file systems may keep ns
 
 
@@ -64,14 +66,14 @@ def known_paths(conn: psycopg.Connection, paths: Sequence[str]) -> dict[str, Kno
     """The catalogue's record of each of ``paths`` that it knows."""
     rows = conn.execute(
         """
-        SELECT p.path, p.image_id, p.size_bytes, p.mtime, i.status,
+        SELECT p.path_bytes, p.image_id, p.size_bytes, p.mtime, i.status,
                p.missing_since IS NOT NULL
         FROM image_paths p JOIN images i ON i.id = p.image_id
-        WHERE p.path = ANY(%s)
+        WHERE p.path_bytes = ANY(%s)
         """,
-        (list(paths),),
+        ([path_bytes(p) for p in paths],),
     ).fetchall()
-    return {r[0]: KnownPath(r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    return {path_from_bytes(r[0]): KnownPath(r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
 
 def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -> list[SavedFile]:
@@ -80,18 +82,20 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
     saved = []
     for f in files:
         image_id, new = _upsert_image(conn, f)
+        raw = path_bytes(f.path)
         previous = conn.execute(
-            "SELECT image_id FROM image_paths WHERE path = %s", (f.path,)
+            "SELECT image_id FROM image_paths WHERE path_bytes = %s", (raw,)
         ).fetchone()
         conn.execute(
             """
-            INSERT INTO image_paths (image_id, path, gallery, mtime, size_bytes)
-            VALUES (%s, %s, %s, %s, %s)
-            ON CONFLICT (path) DO UPDATE SET image_id = EXCLUDED.image_id,
+            INSERT INTO image_paths (image_id, path, path_bytes, gallery, mtime, size_bytes)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (path_bytes) DO UPDATE SET image_id = EXCLUDED.image_id,
                 gallery = EXCLUDED.gallery, mtime = EXCLUDED.mtime,
                 size_bytes = EXCLUDED.size_bytes, last_seen = now(), missing_since = NULL
             """,
-            (image_id, f.path, f.gallery, _timestamp(f.mtime), f.size),
+            (image_id, path_text(f.path), raw,
+             None if f.gallery is None else path_text(f.gallery), _timestamp(f.mtime), f.size),
         )
         if previous and previous[0] != image_id:
             # The file's content changed. The old content, if no path shows it any
@@ -104,7 +108,7 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
                 """,
                 (previous[0],),
             )
-        conn.execute("DELETE FROM catalogue_failures WHERE path = %s", (f.path,))
+        conn.execute("DELETE FROM catalogue_failures WHERE path_bytes = %s", (raw,))
         saved.append(SavedFile(image_id, new, bool(previous and previous[0] == image_id)))
     return saved
 
@@ -155,13 +159,14 @@ def record_unreadable(
     """Remember a file that could not be read at all (no content, so no image row)."""
     conn.execute(
         """
-        INSERT INTO catalogue_failures (path, error, size_bytes, mtime)
-        VALUES (%s, %s, %s, %s)
-        ON CONFLICT (path) DO UPDATE SET error = EXCLUDED.error,
+        INSERT INTO catalogue_failures (path, path_bytes, error, size_bytes, mtime)
+        VALUES (%s, %s, %s, %s, %s)
+        ON CONFLICT (path_bytes) DO UPDATE SET error = EXCLUDED.error,
             attempts = catalogue_failures.attempts + 1, size_bytes = EXCLUDED.size_bytes,
             mtime = EXCLUDED.mtime, last_seen = now()
         """,
-        (path, error, size, None if mtime is None else _timestamp(mtime)),
+        (path_text(path), path_bytes(path), error, size,
+         None if mtime is None else _timestamp(mtime)),
     )
 
 
@@ -169,13 +174,13 @@ def image_paths_of(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[i
     """Every known path of each image: present ones first, each group oldest first
     (aliases in order of discovery)."""
     rows = conn.execute(
-        "SELECT image_id, path FROM image_paths WHERE image_id = ANY(%s) "
+        "SELECT image_id, path_bytes FROM image_paths WHERE image_id = ANY(%s) "
         "ORDER BY missing_since IS NOT NULL, id",
         (list(image_ids),),
     ).fetchall()
     found: dict[int, list[str]] = {}
-    for image_id, path in rows:
-        found.setdefault(int(image_id), []).append(str(path))
+    for image_id, raw in rows:
+        found.setdefault(int(image_id), []).append(path_from_bytes(raw))
     return found
 
 
@@ -202,6 +207,6 @@ def known_sha256(conn: psycopg.Connection, digests: Collection[str]) -> set[str]
 
 def scanned_paths(conn: psycopg.Connection, pack_id: int) -> list[tuple[int, str]]:
     """(image id, path) of every path of the images the pack has scanned."""
-    return [(int(i), str(p)) for i, p in conn.execute(
-        "SELECT p.image_id, p.path FROM image_paths p JOIN face_scans s "
+    return [(int(i), path_from_bytes(p)) for i, p in conn.execute(
+        "SELECT p.image_id, p.path_bytes FROM image_paths p JOIN face_scans s "
         "ON s.image_id = p.image_id AND s.pack_id = %s", (pack_id,))]

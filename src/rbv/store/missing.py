@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from rbv.store.paths import path_bytes, path_from_bytes, prefix_range
+
 
 @dataclass(frozen=True)
 class PruneCounts:
@@ -28,25 +30,26 @@ class PruneCounts:
 
 def present_paths_under(conn: psycopg.Connection, folder: str) -> list[tuple[int, str]]:
     """(id, path) of every catalogued path inside ``folder`` not marked missing."""
-    prefix = folder.rstrip("/") + "/"
-    return conn.execute(
-        "SELECT id, path FROM image_paths "
-        "WHERE starts_with(path, %s) AND missing_since IS NULL", (prefix,)).fetchall()
+    lo, hi = prefix_range(folder)
+    return [(int(i), path_from_bytes(p)) for i, p in conn.execute(
+        "SELECT id, path_bytes FROM image_paths "
+        "WHERE path_bytes >= %s AND path_bytes < %s AND missing_since IS NULL", (lo, hi))]
 
 
 def failures_under(conn: psycopg.Connection, folder: str) -> list[str]:
     """Paths inside ``folder`` recorded as unreadable (they have no image row)."""
-    prefix = folder.rstrip("/") + "/"
-    return [str(r[0]) for r in conn.execute(
-        "SELECT path FROM catalogue_failures WHERE starts_with(path, %s)", (prefix,))]
+    lo, hi = prefix_range(folder)
+    return [path_from_bytes(r[0]) for r in conn.execute(
+        "SELECT path_bytes FROM catalogue_failures WHERE path_bytes >= %s AND path_bytes < %s",
+        (lo, hi))]
 
 
 def forget_failures(conn: psycopg.Connection, paths: Sequence[str]) -> int:
     """Drop the unreadable-file records of files that are gone (nothing to retry)."""
     if not paths:
         return 0
-    return conn.execute("DELETE FROM catalogue_failures WHERE path = ANY(%s)",
-                        (list(paths),)).rowcount
+    return conn.execute("DELETE FROM catalogue_failures WHERE path_bytes = ANY(%s)",
+                        ([path_bytes(p) for p in paths],)).rowcount
 
 
 def mark_missing(conn: psycopg.Connection, path_ids: Sequence[int]) -> list[int]:
@@ -65,7 +68,8 @@ def unmark_missing(conn: psycopg.Connection, paths: Sequence[str]) -> int:
         return 0
     return conn.execute(
         "UPDATE image_paths SET missing_since = NULL, last_seen = now() "
-        "WHERE path = ANY(%s) AND missing_since IS NOT NULL", (list(paths),)).rowcount
+        "WHERE path_bytes = ANY(%s) AND missing_since IS NOT NULL",
+        ([path_bytes(p) for p in paths],)).rowcount
 
 
 def settle_moves(conn: psycopg.Connection) -> list[tuple[int, int]]:

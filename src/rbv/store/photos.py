@@ -13,6 +13,8 @@ from datetime import datetime
 
 import psycopg
 
+from rbv.store.paths import path_from_bytes
+
 
 @dataclass(frozen=True)
 class PhotoHit:
@@ -49,10 +51,10 @@ def photos_with(conn: psycopg.Connection, persons: Sequence[uuid.UUID],
     ).fetchall()
     ids = [int(r[0]) for r in rows]
     paths: dict[int, list[str]] = {}
-    for image_id, path in conn.execute(
-            "SELECT image_id, path FROM image_paths WHERE image_id = ANY(%s) ORDER BY id",
+    for image_id, raw in conn.execute(
+            "SELECT image_id, path_bytes FROM image_paths WHERE image_id = ANY(%s) ORDER BY id",
             (ids,)):
-        paths.setdefault(int(image_id), []).append(str(path))
+        paths.setdefault(int(image_id), []).append(path_from_bytes(raw))
     others: dict[int, list[str]] = {}
     for image_id, who in conn.execute(
             """
