@@ -81,3 +81,82 @@ def test_moving_a_rejected_face_back_keeps_the_person_whole(
 
     _cluster(cli, url, "--full", method=method)
     assert set(_faces_of(s, p)) >= set(members)
+
+
+def _person_of(settings: Settings, face: int) -> str | None:
+    row = _rows(settings, "SELECT person_id FROM face_detections WHERE id = %s", face)[0][0]
+    return None if row is None else str(row)
+
+
+def test_merge_refuses_to_bring_back_a_rejected_face_unless_told(
+        cli, faces_settings: Settings) -> None:
+    """Issue 21 item 4: faces same F G (G in X); not-this-person T F; cluster; merge T X
+    put F back in T, its rejection and 'different' links still recorded, and audit saw
+    nothing."""
+    s = faces_settings
+    url = str(s.database_url)
+    _cluster(cli, url, "--full")
+    t, x = _largest(cli, url, 0)["id"], _largest(cli, url, 1)["id"]
+    face, other = _faces_of(s, t)[0], _faces_of(s, x)[0]
+    _ok(cli, "-d", url, "faces", "same", str(face), str(other))
+    _ok(cli, "-d", url, "persons", "not-this-person", t, str(face))
+    _cluster(cli, url)
+    assert _person_of(s, face) == x  # the "same" link took it to X
+    before = _dump(s)
+
+    refused = run_cli(cli, "-d", url, "persons", "merge", t, x)
+    assert refused.exit_code == 1
+    assert refused.output.count("\n") == 1 and refused.output.startswith("Error: ")
+    assert f"the earlier decision that face {face} is not {t}" in refused.output
+    assert "'different' link(s)" in refused.output and "--override" in refused.output
+    assert _dump(s) == before  # nothing changed
+    assert "--override" in run_cli(cli, "-d", url, "persons", "merge", t, x,
+                                   "--dry-run").output
+    assert _dump(s) == before
+
+    merged = _ok(cli, "-d", url, "persons", "merge", t, x, "--override")
+    assert f"This overrides the earlier decision that face {face} is not {t}" in merged.stdout
+    assert _person_of(s, face) == t
+    assert _rows(s, "SELECT count(*) FROM person_rejections WHERE face_id = %s", face) == [(0,)]
+    audit = json.loads(_ok(cli, "-d", url, "audit", "--json").stdout)
+    assert audit["rejected_inside"] == [] and audit["different_inside"] == []
+    _cluster(cli, url, "--full")
+    assert _person_of(s, face) == _person_of(s, other) == t
+    _ok(cli, "-d", url, "persons", "undo", "--help")
+
+
+def test_faces_same_against_a_rejection_is_refused_unless_told(
+        cli, faces_settings: Settings) -> None:
+    s = faces_settings
+    url = str(s.database_url)
+    _cluster(cli, url, "--full")
+    p = _largest(cli, url)["id"]
+    members = _faces_of(s, p)
+    a, b = members[:2]
+    _ok(cli, "-d", url, "persons", "move", str(b), "--to", p)  # b is P's by hand
+    _ok(cli, "-d", url, "persons", "not-this-person", p, str(a))
+    refused = run_cli(cli, "-d", url, "faces", "same", str(a), str(b))
+    assert refused.exit_code == 1 and refused.output.count("\n") == 1, refused.output
+    assert f"the earlier decision that face {a} is not {p}" in refused.output
+    linked = _ok(cli, "-d", url, "faces", "same", str(a), str(b), "--override").stdout
+    assert f"This overrides the earlier decision that face {a} is not {p}" in linked
+    # and the rejection's links with P's faces, recorded with it
+    assert f"{len(members) - 1} 'different' link(s) (faces {a}-{b}," in linked
+    assert _rows(s, "SELECT count(*) FROM person_rejections WHERE face_id = %s", a) == [(0,)]
+    _cluster(cli, url)
+    assert _person_of(s, a) == p
+
+
+def test_not_this_person_lifts_a_same_link_with_the_person_and_says_so(
+        cli, faces_settings: Settings) -> None:
+    s = faces_settings
+    url = str(s.database_url)
+    _cluster(cli, url, "--full")
+    p = _largest(cli, url)["id"]
+    a, b = _faces_of(s, p)[:2]
+    _ok(cli, "-d", url, "faces", "same", str(a), str(b))
+    told = _ok(cli, "-d", url, "persons", "not-this-person", p, str(a)).stdout
+    assert f"This overrides 1 'same' link(s) (faces {min(a, b)}-{max(a, b)})" in told
+    assert _rows(s, "SELECT count(*) FROM must_links") == [(0,)]
+    _cluster(cli, url, "--full")
+    assert _person_of(s, a) != p and _person_of(s, b) == p

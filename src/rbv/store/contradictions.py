@@ -109,11 +109,9 @@ def rejecting(conn: psycopg.Connection, person: uuid.UUID,
 
 def linking(conn: psycopg.Connection, group: Sequence[int]) -> Contradictions:
     """What "the faces of ``group`` are one person" contradicts: "different" links among
-    them, and a face of it rejected from a person another face of it was put in by hand."""
+    them, and a face of it rejected from a person another face of it was put in by hand
+    (with that rejection's "different" links to the person's faces)."""
     ids = [int(f) for f in group]
-    cannot = _pairs(conn.execute(
-        "SELECT face_a, face_b FROM cannot_links WHERE face_a = ANY(%(ids)s::bigint[]) "
-        "AND face_b = ANY(%(ids)s::bigint[]) ORDER BY face_a, face_b", {"ids": ids}).fetchall())
     rejections = [(int(f), p) for f, p in conn.execute(
         """
         SELECT DISTINCT r.face_id, r.person_id FROM person_rejections r
@@ -122,6 +120,17 @@ def linking(conn: psycopg.Connection, group: Sequence[int]) -> Contradictions:
           AND o.id <> r.face_id
         ORDER BY r.face_id
         """, {"ids": ids})]
+    cannot = _pairs(conn.execute(
+        """
+        SELECT c.face_a, c.face_b FROM cannot_links c
+        WHERE (c.face_a = ANY(%(ids)s::bigint[]) AND c.face_b = ANY(%(ids)s::bigint[]))
+           OR EXISTS (SELECT 1 FROM unnest(%(f)s::bigint[], %(p)s::uuid[]) AS r (face, person)
+                      JOIN face_detections o ON o.person_id = r.person
+                      WHERE (c.face_a = r.face AND c.face_b = o.id)
+                         OR (c.face_b = r.face AND c.face_a = o.id))
+        ORDER BY c.face_a, c.face_b
+        """, {"ids": ids, "f": [f for f, _ in rejections],
+              "p": [p for _, p in rejections]}).fetchall())
     return Contradictions(rejections, cannot)
 
 
