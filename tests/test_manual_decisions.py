@@ -4,6 +4,7 @@ treats your fixes"): on real faces, real PostgreSQL, through the CLI runner."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import psycopg
 import pytest
@@ -160,3 +161,63 @@ def test_not_this_person_lifts_a_same_link_with_the_person_and_says_so(
     assert _rows(s, "SELECT count(*) FROM must_links") == [(0,)]
     _cluster(cli, url, "--full")
     assert _person_of(s, a) != p and _person_of(s, b) == p
+
+
+def test_audit_reports_contradicted_decisions_and_fix_takes_out_automatic_faces(
+        cli, faces_settings: Settings) -> None:
+    """The state the old `persons merge` left (a face back in a person it was rejected
+    from, with its 'different' links), made by SQL: audit said "No problems found"."""
+    s = faces_settings
+    url = str(s.database_url)
+    _cluster(cli, url, "--full")
+    t = _largest(cli, url)["id"]
+    f, g, h, *rest = _faces_of(s, t)
+    _ok(cli, "-d", url, "persons", "not-this-person", t, str(f), str(g))
+    # Back in T as an old merge left them: f by hand, g automatically; h-rest[0] apart.
+    _rows(s, "UPDATE face_detections SET person_id = %s, assigned_by = 'manual' "
+          "WHERE id = %s", t, f)
+    _rows(s, "UPDATE face_detections SET person_id = %s, assigned_by = 'cluster' "
+          "WHERE id = %s", t, g)
+    _rows(s, "INSERT INTO cannot_links VALUES (%s, %s)", h, rest[0])
+    found = json.loads(_ok(cli, "-d", url, "audit", "--json").stdout)
+    assert {(r["face"], r["assigned_by"]) for r in found["rejected_inside"]} == {
+        (f, "manual"), (g, "cluster")}
+    # the rejection's own links are part of its finding: only the other pair is listed
+    assert [d["faces"] for d in found["different_inside"]] == [[h, rest[0]]]
+    assert found["unassign_contradicting"] == {t: sorted([g, rest[0]])}
+
+    told = _ok(cli, "-d", url, "audit").stdout
+    assert (f"Face {f} (manual) is in person {t} it was rejected from; decide by hand: "
+            f"`rbv persons not-this-person {t} {f}` (it is not) or `rbv persons move {f} "
+            f"--to {t}` (it is).") in told
+    assert f"Face {g} (cluster) is in person {t} it was rejected from; --fix unassigns it." \
+        in told
+    before = _dump(s)
+    fixed = _ok(cli, "-d", url, "audit", "--fix").stdout
+    assert "2 from persons they were rejected from or linked apart in." in fixed
+    assert _person_of(s, g) is None and _person_of(s, rest[0]) is None
+    assert _person_of(s, f) == _person_of(s, h) == t  # the user's call, and untouched
+    after = json.loads(_ok(cli, "-d", url, "audit", "--json").stdout)
+    assert after["unassign_contradicting"] == {}
+    assert {r["face"] for r in after["rejected_inside"]} == {f}
+    _ok(cli, "-d", url, "persons", "undo")  # the repair is one logged edit
+    assert _dump(s) == before
+
+    # The user settles it: f is T after all (the later decision wins everywhere).
+    _ok(cli, "-d", url, "persons", "move", str(f), "--to", t)
+    settled = json.loads(_ok(cli, "-d", url, "audit", "--json").stdout)
+    assert {r["face"] for r in settled["rejected_inside"]} == {g}
+    assert not any(f in d["faces"] for d in settled["different_inside"])
+
+
+def test_fix_takes_the_fewest_automatic_faces_and_never_a_manual_one() -> None:
+    from rbv.jobs.audit import contradicting_faces
+    from rbv.store.audit import ApartInside, RejectedInside
+
+    p, q = (uuid.UUID(int=1), uuid.UUID(int=2))
+    star = [ApartInside(p, 1, (1, n), ("cluster", "cluster")) for n in range(2, 8)]
+    assert contradicting_faces([], star) == {p: [1]}  # not the six others
+    manual = [ApartInside(q, 1, (1, 2), ("manual", "cluster")),
+              ApartInside(q, 1, (3, 4), ("manual", "manual"))]
+    assert contradicting_faces([RejectedInside(9, q, 1, "manual")], manual) == {q: [2]}
+    assert contradicting_faces([RejectedInside(9, q, 1, "match")], []) == {q: [9]}

@@ -187,6 +187,10 @@ def run_audit(db: Database, settings: Settings, *, fix: bool = False,
 def _findings(db: Database, settings: Settings) -> AuditReport:
     with db.connect() as conn:
         paths, images, listed = missing_paths(conn, MISSING_LISTED)
+        # A rejected face's "different" links with the person's faces are part of that
+        # one finding (settled by the user, or by unassigning the face), not N more.
+        rejected = rejected_inside(conn)
+        rejected_faces = {(r.person_id, r.face_id) for r in rejected}
         return AuditReport(
             packs=pack_names(conn), empty_persons=empty_persons(conn),
             conflicts=same_photo_conflicts(conn), duplicate_names=duplicate_names(conn),
@@ -194,7 +198,9 @@ def _findings(db: Database, settings: Settings) -> AuditReport:
             stale_claims=dead_claims(conn, None, socket.gethostname(), process_alive,
                                      settings.stale_claim_minutes),
             stale_runs=dead_runs(conn, socket.gethostname(), process_alive),
-            rejected_inside=rejected_inside(conn), apart_inside=apart_inside(conn))
+            rejected_inside=rejected, apart_inside=[
+                a for a in apart_inside(conn)
+                if not rejected_faces.intersection((a.person_id, f) for f in a.faces)])
 
 
 def _would_repair(report: AuditReport) -> dict[str, int]:
