@@ -221,3 +221,51 @@ def test_fix_takes_the_fewest_automatic_faces_and_never_a_manual_one() -> None:
               ApartInside(q, 1, (3, 4), ("manual", "manual"))]
     assert contradicting_faces([RejectedInside(9, q, 1, "manual")], manual) == {q: [2]}
     assert contradicting_faces([RejectedInside(9, q, 1, "match")], []) == {q: [9]}
+
+
+def test_the_readme_sql_reset_leaves_no_face_stranded(cli, faces_settings: Settings) -> None:
+    """Issue 21 item 5: after `persons move`, the README's reset left faces 'manual'
+    without a person: cluster said it clustered them and assigned nothing, stats kept
+    them unassigned for good, audit found empty persons."""
+    s = faces_settings
+    url = str(s.database_url)
+    _cluster(cli, url, "--full")
+    p = _largest(cli, url)["id"]
+    hand = _faces_of(s, p)[:3]
+    _ok(cli, "-d", url, "persons", "move", *map(str, hand))
+    _ok(cli, "-d", url, "persons", "name", p, "Pat")
+    total = _rows(s, "SELECT count(*) FROM face_detections")[0][0]
+    with psycopg.connect(url, autocommit=True) as conn:  # the README's reset, verbatim
+        conn.execute("UPDATE face_detections SET person_id = NULL;")
+        conn.execute("DELETE FROM persons;")
+    assert _rows(s, "SELECT count(*) FROM face_detections WHERE assigned_by IS NOT NULL") \
+        == [(0,)]  # no decision is left without its person
+
+    report = _cluster(cli, url)
+    assert report["clustered"] + report["matched"] == total
+    made = _rows(s, "SELECT count(*) FROM persons")[0][0]
+    assert report["new_persons"] == made
+    assert _rows(s, "SELECT count(*) FROM face_detections WHERE person_id IS NULL") == [(0,)]
+    assert all(_person_of(s, f) is not None for f in hand)
+    stats = json.loads(_ok(cli, "-d", url, "stats", "--json").stdout)
+    assert [pk["unassigned_faces"] for pk in stats["packs"]] == [0]
+    audit = json.loads(_ok(cli, "-d", url, "audit", "--json").stdout)
+    assert audit["empty_persons"] == [] and audit["rejected_inside"] == []
+    again = _cluster(cli, url)
+    assert again["clustered"] == again["new_persons"] == 0
+
+
+def test_resetting_one_person_by_sql_clears_its_hand_placed_faces(
+        cli, faces_settings: Settings) -> None:
+    s = faces_settings
+    url = str(s.database_url)
+    _cluster(cli, url, "--full")
+    p = _largest(cli, url)["id"]
+    _ok(cli, "-d", url, "persons", "merge", p, _largest(cli, url, 1)["id"], "--override")
+    with psycopg.connect(url, autocommit=True) as conn:  # README: reset one person
+        conn.execute("DELETE FROM persons WHERE id = %s", (p,))
+    assert _rows(s, "SELECT count(*) FROM face_detections WHERE person_id IS NULL "
+                 "AND assigned_by IS NOT NULL") == [(0,)]
+    report = _cluster(cli, url)
+    assert report["new_persons"] >= 1
+    assert _rows(s, "SELECT count(*) FROM face_detections WHERE person_id IS NULL") == [(0,)]
