@@ -121,9 +121,14 @@ def test_merge_refuses_to_bring_back_a_rejected_face_unless_told(
     assert _rows(s, "SELECT count(*) FROM person_rejections WHERE face_id = %s", face) == [(0,)]
     audit = json.loads(_ok(cli, "-d", url, "audit", "--json").stdout)
     assert audit["rejected_inside"] == [] and audit["different_inside"] == []
+    history = json.loads(_ok(cli, "-d", url, "persons", "history", "--json").stdout)
+    assert f"overrides the earlier decision that face {face} is not {t}" in \
+        history[0]["summary"]
+    _ok(cli, "-d", url, "persons", "undo")  # one edit: the decisions come back
+    assert _dump(s) == before
+    _ok(cli, "-d", url, "persons", "merge", t, x, "--override")
     _cluster(cli, url, "--full")
     assert _person_of(s, face) == _person_of(s, other) == t
-    _ok(cli, "-d", url, "persons", "undo", "--help")
 
 
 def test_faces_same_against_a_rejection_is_refused_unless_told(
