@@ -69,6 +69,9 @@ def test_moving_a_rejected_face_back_keeps_the_person_whole(
     assert face not in _faces_of(s, p)
     before_move = _dump(s)
 
+    dry = _ok(cli, "-d", url, "persons", "move", str(face), "--to", "Pat", "--dry-run")
+    assert f"It would override the earlier decision that face {face} is not {p}" in dry.stdout
+    assert _dump(s) == before_move
     moved = _ok(cli, "-d", url, "persons", "move", str(face), "--to", "Pat")
     assert (f"overrides the earlier decision that face {face} is not {p}" in moved.stdout
             and f"{len(members) - 1} 'different' link(s)" in moved.stdout), moved.stdout
@@ -274,3 +277,20 @@ def test_resetting_one_person_by_sql_clears_its_hand_placed_faces(
     report = _cluster(cli, url)
     assert report["new_persons"] >= 1
     assert _rows(s, "SELECT count(*) FROM face_detections WHERE person_id IS NULL") == [(0,)]
+
+
+def test_moving_a_face_lifts_its_same_link_with_a_face_placed_elsewhere_by_hand(
+        cli, faces_settings: Settings) -> None:
+    s = faces_settings
+    url = str(s.database_url)
+    _cluster(cli, url, "--full")
+    p, q = _largest(cli, url, 0)["id"], _largest(cli, url, 1)["id"]
+    a, b = _faces_of(s, p)[0], _faces_of(s, q)[0]
+    _ok(cli, "-d", url, "faces", "same", str(a), str(b))
+    quiet = _ok(cli, "-d", url, "persons", "move", str(b), "--to", q).stdout
+    assert "overrides" not in quiet  # a is placed automatically: nothing contradicted
+    told = _ok(cli, "-d", url, "persons", "move", str(a), "--to", p).stdout
+    assert f"This overrides 1 'same' link(s) (faces {min(a, b)}-{max(a, b)})" in told
+    assert _rows(s, "SELECT count(*) FROM must_links") == [(0,)]
+    _cluster(cli, url, "--full")
+    assert (_person_of(s, a), _person_of(s, b)) == (p, q)
