@@ -231,13 +231,15 @@ def test_fix_takes_the_fewest_automatic_faces_and_never_a_manual_one() -> None:
     assert contradicting_faces([RejectedInside(9, q, 1, "match")], []) == {q: [9]}
 
 
-def test_the_readme_sql_reset_leaves_no_face_stranded(cli, faces_settings: Settings) -> None:
+@pytest.mark.parametrize("method", ["connected", "evidence"])
+def test_the_readme_sql_reset_leaves_no_face_stranded(cli, faces_settings: Settings,
+                                                      method: str) -> None:
     """Issue 21 item 5: after `persons move`, the README's reset left faces 'manual'
     without a person: cluster said it clustered them and assigned nothing, stats kept
     them unassigned for good, audit found empty persons."""
     s = faces_settings
     url = str(s.database_url)
-    _cluster(cli, url, "--full")
+    _cluster(cli, url, "--full", method=method)
     p = _largest(cli, url)["id"]
     hand = _faces_of(s, p)[:3]
     _ok(cli, "-d", url, "persons", "move", *map(str, hand))
@@ -249,7 +251,7 @@ def test_the_readme_sql_reset_leaves_no_face_stranded(cli, faces_settings: Setti
     assert _rows(s, "SELECT count(*) FROM face_detections WHERE assigned_by IS NOT NULL") \
         == [(0,)]  # no decision is left without its person
 
-    report = _cluster(cli, url)
+    report = _cluster(cli, url, method=method)
     assert report["clustered"] + report["matched"] == total
     made = _rows(s, "SELECT count(*) FROM persons")[0][0]
     assert report["new_persons"] == made
@@ -259,8 +261,23 @@ def test_the_readme_sql_reset_leaves_no_face_stranded(cli, faces_settings: Setti
     assert [pk["unassigned_faces"] for pk in stats["packs"]] == [0]
     audit = json.loads(_ok(cli, "-d", url, "audit", "--json").stdout)
     assert audit["empty_persons"] == [] and audit["rejected_inside"] == []
-    again = _cluster(cli, url)
+    again = _cluster(cli, url, method=method)
     assert again["clustered"] == again["new_persons"] == 0
+
+
+def test_a_face_rejected_from_a_merged_person_is_rejected_from_the_target(
+        cli, faces_settings: Settings) -> None:
+    s = faces_settings
+    url = str(s.database_url)
+    _cluster(cli, url, "--full")
+    t, x = _largest(cli, url, 0)["id"], _largest(cli, url, 1)["id"]
+    z = _faces_of(s, x)[0]
+    _ok(cli, "-d", url, "persons", "not-this-person", x, str(z))
+    _ok(cli, "-d", url, "persons", "merge", t, x)
+    assert (z, uuid.UUID(t)) in _rows(s, "SELECT face_id, person_id FROM person_rejections")
+    _cluster(cli, url)
+    _cluster(cli, url, "--full")
+    assert _person_of(s, z) != t
 
 
 def test_resetting_one_person_by_sql_clears_its_hand_placed_faces(
