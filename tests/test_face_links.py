@@ -87,7 +87,9 @@ def test_refusals_are_one_clear_line_and_change_nothing(cli, faces_settings: Set
     assert "linked as one person" in refused("different", str(c), str(e))  # through d
     _ok(cli, "-d", url, "persons", "undo", "2")
     _ok(cli, "-d", url, "faces", "different", str(c), str(d))
-    assert "linked as different persons" in refused("same", str(d), str(c))
+    told = refused("same", str(d), str(c))
+    assert f"1 'different' link(s) (faces {min(c, d)}-{max(c, d)})" in told
+    assert "--override" in told
 
 
 @pytest.mark.parametrize("method", ["connected", "evidence"])

@@ -188,15 +188,16 @@ def test_audit_reports_and_fix_repairs_only_what_is_safe(cli, faces_settings: Se
 
     would = run_cli(cli, "audit", "-d", url, "--fix", "--dry-run")
     assert ("Would fix: 1 runs marked interrupted, 1 claims put back in the queue, 1 empty "
-            "unnamed persons deleted, 1 faces unassigned from same-photo conflicts; nothing "
-            "was written.") in would.stdout, would.output
+            "unnamed persons deleted, 1 faces unassigned from same-photo conflicts, 0 from "
+            "persons they were rejected from or linked apart in; nothing was written."
+            ) in would.stdout, would.output
     assert json.loads(run_cli(cli, "audit", "-d", url, "--json").stdout)["findings"] == \
         found["findings"]
     fixed = run_cli(cli, "audit", "-d", url, "--fix")
     assert fixed.exit_code == 0, fixed.output
     assert ("Fixed: 1 runs marked interrupted, 1 claims put back in the queue, 1 empty "
-            "unnamed persons deleted, 1 faces unassigned from same-photo conflicts."
-            ) in fixed.stdout
+            "unnamed persons deleted, 1 faces unassigned from same-photo conflicts, 0 from "
+            "persons they were rejected from or linked apart in.") in fixed.stdout
     assert _rows(s, "SELECT id FROM persons WHERE id = ANY(%s)", [empty, named_empty]) == [
         (named_empty,)]  # a named person is the user's to delete
     assert _rows(s, "SELECT id FROM face_detections WHERE person_id = %s AND id = ANY(%s) "

@@ -21,16 +21,21 @@ def audit(
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Report empty persons, photos with two faces in one person,
-    duplicate names, missing files, and claims and runs left by dead workers.
+    """Report empty persons, photos with two faces in one person, faces in
+    a person they were rejected from, faces linked as different in one
+    person, duplicate names, missing files, and claims and runs left by
+    dead workers.
 
     Without --fix nothing is written. --fix repairs what loses no one's
     work: dead workers' claims go back to the queue and their runs are
     marked interrupted; empty persons without a name are deleted; of two
     faces of one photo in one person, the face placed by hand (else the one
     most like the person's other photos) stays and the others are
-    unassigned (`rbv persons undo` puts those back). The rest is reported
-    with the command that settles it (persons rename/merge, prune).
+    unassigned; a face placed automatically in a person it was rejected
+    from, or linked as different from another face of its person, is
+    unassigned (`rbv persons undo` puts those back). The rest (faces placed
+    by hand among them) is reported with the command that settles it
+    (persons move/not-this-person/rename/merge, prune).
 
     Examples:
 
@@ -68,6 +73,22 @@ def _lines(r: AuditReport, dry_run: bool) -> list[str]:
                 "decide by hand: `rbv persons move` or `rbv persons not-this-person`")
         lines.append(f"Same photo twice in person {c.person_id}: {c.path or c.image_id}, "
                      f"faces {faces}; {then}.")
+    taken = {f for faces in r.contradicting().values() for f in faces}
+    for x in r.rejected_inside:
+        then = ("--fix unassigns it" if x.face_id in taken else
+                f"decide by hand: `rbv persons not-this-person {x.person_id} {x.face_id}` (it "
+                f"is not) or `rbv persons move {x.face_id} --to {x.person_id}` (it is)")
+        lines.append(f"Face {x.face_id} ({x.assigned_by or '?'}) is in person {x.person_id} "
+                     f"it was rejected from; {then}.")
+    for a in r.apart_inside:
+        out = [f for f in a.faces if f in taken]
+        then = (f"--fix unassigns {', '.join(map(str, out))}" if out else
+                f"decide by hand: `rbv persons not-this-person {a.person_id} FACE` or undo "
+                "the link (`rbv persons history`)")
+        faces = ", ".join(f"{f} ({by or '?'})" for f, by in zip(a.faces, a.assigned_by,
+                                                               strict=True))
+        lines.append(f"Faces {faces} are linked as different persons but both in person "
+                     f"{a.person_id}; {then}.")
     for d in r.duplicate_names:
         lines.append(f"Name {d.name!r} is held by {len(d.persons)} persons "
                      f"({', '.join(str(p) for p in d.persons)}) in {pack(d.pack_id)}: merge "
@@ -96,6 +117,7 @@ def _lines(r: AuditReport, dry_run: bool) -> list[str]:
         lines.append(f"{'Would fix' if dry_run else 'Fixed'}: {f['runs_closed']:,} runs "
                      f"marked interrupted, {f['claims_released']:,} claims put back in the "
                      f"queue, {f['empty_persons_deleted']:,} empty unnamed persons deleted, "
-                     f"{f['faces_unassigned']:,} faces unassigned from same-photo conflicts"
-                     + ("; nothing was written." if dry_run else "."))
+                     f"{f['faces_unassigned']:,} faces unassigned from same-photo conflicts, "
+                     f"{f['contradicting_unassigned']:,} from persons they were rejected "
+                     "from or linked apart in" + ("; nothing was written." if dry_run else "."))
     return lines

@@ -21,11 +21,11 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what the link
 
 
 def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
-          database: str | None, as_json: bool) -> None:
+          database: str | None, as_json: bool, override: bool = False) -> None:
     from rbv.jobs.faces import link
 
     result = link(open_database(settings_of(ctx, database_url=database)), faces, same=same,
-                  dry_run=dry_run)
+                  override=override, dry_run=dry_run)
     if as_json:
         print_json({**result.as_dict(), "dry_run": dry_run})
         return
@@ -39,24 +39,35 @@ def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
     else:
         typer.echo(f"Faces {', '.join(map(str, faces))} were linked as {kind} already.")
     typer.echo(result.effect[0].upper() + result.effect[1:] + ".")
+    if result.overrides:
+        typer.echo(("It would override " if dry_run else "This overrides ") + result.overrides
+                   + (": they would be removed." if dry_run else
+                      ": removed (`rbv persons undo` puts them back)."))
 
 
 @app.command("same")
-def same(ctx: typer.Context, faces: FacesArg, dry_run: DryRunOption = False,
+def same(ctx: typer.Context, faces: FacesArg,
+         override: Annotated[bool, typer.Option(
+             "--override", help="Link them even against earlier 'different' links or a "
+             "rejection (not-this-person) of one from a person another was put in by "
+             "hand; those are removed, and said.")] = False,
+         dry_run: DryRunOption = False,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Link faces as one person, in every clustering.
 
     Every `rbv cluster` (any method, full or incremental) keeps them together.
     Faces without a person follow at the next `rbv cluster`, assigned ones at
     `rbv cluster --full`; the output names the persons the link joins.
-    Refused for two faces of one photo, faces linked `different`, or faces
-    placed by hand in different persons.
+    Refused for two faces of one photo, or faces placed by hand in different
+    persons; and, unless --override, for faces linked `different`, or a face
+    rejected (`persons not-this-person`) from a person another of them was
+    put in by hand.
 
     Example:
 
         rbv faces same 1201 3307 --dry-run
     """
-    _link(ctx, faces, True, dry_run, database, as_json)
+    _link(ctx, faces, True, dry_run, database, as_json, override)
 
 
 @app.command("different")

@@ -120,20 +120,37 @@ app.command("rename", help="Same as `name`.")(name)
 @app.command("merge")
 def merge(ctx: typer.Context, target: PersonArg,
           sources: Annotated[list[str], typer.Argument(help="Persons merged into TARGET.")],
+          override: Annotated[bool, typer.Option(
+              "--override", help="Merge even when earlier decisions keep a face of one "
+              "apart from another (not-this-person, faces different); they are removed, "
+              "and said.")] = False,
           dry_run: DryRunOption = False, database: DatabaseOption = None) -> None:
     """Merge persons into TARGET (their faces move; TARGET keeps its id and name).
-    Refused when two of the faces are of one photo (a person has one face per photo).
+    Refused when two of the faces are of one photo (a person has one face per photo),
+    and when a face of one was rejected from another (`persons not-this-person`) or
+    two of their faces are linked as different (`faces different`), unless --override.
 
     Example:
 
         rbv persons merge "Ada Lovelace" 77c1 9e0b --dry-run
     """
-    pid, moved = editing.merge(_db(ctx, database), target, sources, dry_run=dry_run)
+    done = editing.merge(_db(ctx, database), target, sources, override=override,
+                         dry_run=dry_run)
     if dry_run:
-        typer.echo(f"Would merge {len(sources)} person(s) into {pid}: {moved:,} faces would "
-                   "move. Dry run: nothing was changed.")
+        _echo(f"Would merge {len(sources)} person(s) into {done.person}: {done.faces:,} faces "
+              "would move. Dry run: nothing was changed.", done.overrides, dry_run)
         return
-    typer.echo(f"Merged {len(sources)} person(s) into {pid}: {moved:,} faces moved.")
+    _echo(f"Merged {len(sources)} person(s) into {done.person}: {done.faces:,} faces moved.",
+          done.overrides, dry_run)
+
+
+def _echo(line: str, overrides: str, dry_run: bool) -> None:
+    """The edit's line, then what it overrode (always said)."""
+    typer.echo(line)
+    if overrides:
+        typer.echo(("It would override " if dry_run else "This overrides ") + overrides
+                   + (": they would be removed." if dry_run else
+                      ": removed (`rbv persons undo` puts them back)."))
 
 
 @app.command("split")
@@ -183,7 +200,10 @@ def move(
     database: DatabaseOption = None,
 ) -> None:
     """Move faces to a person by hand (kept by every re-cluster). Refused when two of
-    the faces would be of one photo (a person has one face per photo).
+    the faces would be of one photo (a person has one face per photo). The later
+    decision wins, and is said: a rejection of a face from the person
+    (`not-this-person`), its 'different' links with the person's faces and its 'same'
+    links with faces put in another person by hand are removed.
 
     Examples:
 
@@ -191,29 +211,32 @@ def move(
 
         rbv persons move 1203           # into a new person of its own
     """
-    pid, moved = editing.move(_db(ctx, database), faces, to, dry_run=dry_run)
+    done = editing.move(_db(ctx, database), faces, to, dry_run=dry_run)
     if dry_run:
-        typer.echo(f"Would move {moved} face(s) to {pid or 'a new person'}. Dry run: nothing "
-                   "was changed.")
+        _echo(f"Would move {done.faces} face(s) to {done.person or 'a new person'}. Dry run: "
+              "nothing was changed.", done.overrides, dry_run)
         return
-    typer.echo(f"Moved {moved} face(s) to {pid}.")
+    _echo(f"Moved {done.faces} face(s) to {done.person}.", done.overrides, dry_run)
 
 
 @app.command("not-this-person")
 def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
                     dry_run: DryRunOption = False, database: DatabaseOption = None) -> None:
     """Take faces out of a person for good: they are never assigned to it again (the
-    next `rbv cluster` places them elsewhere).
+    next `rbv cluster` places them elsewhere). Their 'same' links with the person's
+    faces are removed, and said.
 
     Example:
 
         rbv persons not-this-person "Ada Lovelace" 1207 1311
     """
-    pid, count = editing.reject(_db(ctx, database), person, faces, dry_run=dry_run)
+    done = editing.reject(_db(ctx, database), person, faces, dry_run=dry_run)
     if dry_run:
-        typer.echo(f"Would remove {count} face(s) from {pid}. Dry run: nothing was changed.")
+        _echo(f"Would remove {done.faces} face(s) from {done.person}. Dry run: nothing was "
+              "changed.", done.overrides, dry_run)
         return
-    typer.echo(f"{count} face(s) removed from {pid}; they will not be assigned to it again.")
+    _echo(f"{done.faces} face(s) removed from {done.person}; they will not be assigned to it "
+          "again.", done.overrides, dry_run)
 
 
 @app.command("hide")

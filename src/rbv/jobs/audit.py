@@ -5,14 +5,20 @@ queue, a run of a dead process is marked ``interrupted``; an empty person withou
 name (and that no merged person points to) is deleted; of two faces of one photo in
 one person, the face the user placed by hand, or else the one closest to the person's
 other photos, stays and the others are unassigned (the next ``rbv cluster`` places
-them anew); these person changes are one logged edit (``rbv persons undo``). A named
-empty person, two hand-placed faces of one photo, duplicate names and missing files
-are the user's call: they are reported with the command that settles them.
+them anew); a face placed automatically in a person it was rejected from is unassigned,
+and of two faces linked as different persons in one person, an automatic one is (the
+fewest faces that part every such pair); these person changes are one logged edit
+(``rbv persons undo``). A named empty person, two hand-placed faces of one photo, a
+hand-placed face in a person it was rejected from or two hand-placed faces linked as
+different, duplicate names and missing files are the user's call: they are reported
+with the command that settles them.
 """
 
 from __future__ import annotations
 
 import socket
+import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +29,17 @@ from rbv.jobs.edit_log import logged_edit
 from rbv.jobs.recording import process_alive
 from rbv.store import Database
 from rbv.store.audit import (
+    ApartInside,
     DuplicateName,
     EmptyPerson,
+    RejectedInside,
     SamePhotoConflict,
+    apart_inside,
     delete_empty_persons,
     duplicate_names,
     empty_persons,
     pack_names,
+    rejected_inside,
     same_photo_conflicts,
     unassign_faces,
 )
@@ -54,12 +64,19 @@ class AuditReport:
     missing_listed: list[str]
     stale_claims: list[DeadClaim]
     stale_runs: list[DeadRun]  # recorded as running; their process is gone
+    rejected_inside: list[RejectedInside] = field(default_factory=list)
+    apart_inside: list[ApartInside] = field(default_factory=list)
     fixed: dict[str, int] = field(default_factory=dict)  # empty: not asked to fix
 
     @property
     def findings(self) -> int:
         return (len(self.empty_persons) + len(self.conflicts) + len(self.duplicate_names)
-                + self.missing_paths + len(self.stale_claims) + len(self.stale_runs))
+                + self.missing_paths + len(self.stale_claims) + len(self.stale_runs)
+                + len(self.rejected_inside) + len(self.apart_inside))
+
+    def contradicting(self) -> dict[uuid.UUID, list[int]]:
+        """The faces ``--fix`` takes out for rejections and "different" links."""
+        return contradicting_faces(self.rejected_inside, self.apart_inside)
 
     def pack(self, pack_id: int | None) -> str | None:
         """The pack's name (None for a person of no pack)."""
@@ -87,6 +104,13 @@ class AuditReport:
                              for c in self.stale_claims],
             "stale_runs": [{"id": r.id, "command": r.command, "pid": r.pid,
                             "started_at": r.started_at} for r in self.stale_runs],
+            "rejected_inside": [{"face": r.face_id, "person": str(r.person_id),
+                                 "pack": pack(r.pack_id), "assigned_by": r.assigned_by}
+                                for r in self.rejected_inside],
+            "different_inside": [{"faces": list(a.faces), "person": str(a.person_id),
+                                  "pack": pack(a.pack_id), "assigned_by": list(a.assigned_by)}
+                                 for a in self.apart_inside],
+            "unassign_contradicting": {str(p): f for p, f in self.contradicting().items()},
             "findings": self.findings,
             "fixed": self.fixed or None,
         }
@@ -109,6 +133,30 @@ def faces_to_unassign(conflict: SamePhotoConflict) -> list[int] | None:
     return [f.id for f in conflict.faces if f.id != keep.id]
 
 
+def contradicting_faces(rejected: list[RejectedInside],
+                        apart: list[ApartInside]) -> dict[uuid.UUID, list[int]]:
+    """Person → the automatic faces to take out of it so that no face stays in a person
+    it was rejected from and no "different" pair stays together: every rejected
+    automatic face, then, pair by pair, the automatic face in the most pairs left
+    (newest on ties). Hand-placed faces are never chosen: a pair of two stays (the
+    user's call)."""
+    out: dict[uuid.UUID, set[int]] = {}
+    for r in rejected:
+        if r.assigned_by != "manual":
+            out.setdefault(r.person_id, set()).add(r.face_id)
+    for person in dict.fromkeys(a.person_id for a in apart):
+        taken = out.setdefault(person, set())
+        left = [a for a in apart if a.person_id == person]
+        while True:
+            left = [a for a in left if not taken.intersection(a.faces)]
+            counts = Counter(f for a in left for f, by in zip(a.faces, a.assigned_by,
+                                                               strict=True) if by != "manual")
+            if not counts:
+                break
+            taken.add(max(counts, key=lambda f: (counts[f], f)))
+    return {p: sorted(f) for p, f in out.items() if f}
+
+
 def run_audit(db: Database, settings: Settings, *, fix: bool = False,
               dry_run: bool = False) -> AuditReport:
     """Report the library's inconsistencies; with ``fix``, repair the safe ones (the run
@@ -124,26 +172,35 @@ def run_audit(db: Database, settings: Settings, *, fix: bool = False,
         closed = close_dead_runs(conn, socket.gethostname(), process_alive)
     packs = {p.pack_id for p in report.empty_persons if p.pack_id is not None}
     packs |= {c.pack_id for c in report.conflicts}
+    packs |= {r.pack_id for r in report.rejected_inside} | {a.pack_id for a in report.apart_inside}
     # One logged edit under the packs' person locks (never interleaved with clustering):
     # `rbv persons undo` puts back the persons deleted and the faces unassigned.
     with logged_edit(db, sorted(packs), "audit --fix", {"fix": True}) as (conn, edit):
         report.fixed = {"runs_closed": closed, **_repair(conn, settings, report)}
         edit.summary = (f"deleted {report.fixed['empty_persons_deleted']} empty unnamed "
                         f"persons, unassigned {report.fixed['faces_unassigned']} faces of "
-                        "same-photo conflicts")
+                        f"same-photo conflicts and {report.fixed['contradicting_unassigned']} "
+                        "in persons they were rejected from or linked apart in")
     return report
 
 
 def _findings(db: Database, settings: Settings) -> AuditReport:
     with db.connect() as conn:
         paths, images, listed = missing_paths(conn, MISSING_LISTED)
+        # A rejected face's "different" links with the person's faces are part of that
+        # one finding (settled by the user, or by unassigning the face), not N more.
+        rejected = rejected_inside(conn)
+        rejected_faces = {(r.person_id, r.face_id) for r in rejected}
         return AuditReport(
             packs=pack_names(conn), empty_persons=empty_persons(conn),
             conflicts=same_photo_conflicts(conn), duplicate_names=duplicate_names(conn),
             missing_paths=paths, missing_images=images, missing_listed=listed,
             stale_claims=dead_claims(conn, None, socket.gethostname(), process_alive,
                                      settings.stale_claim_minutes),
-            stale_runs=dead_runs(conn, socket.gethostname(), process_alive))
+            stale_runs=dead_runs(conn, socket.gethostname(), process_alive),
+            rejected_inside=rejected, apart_inside=[
+                a for a in apart_inside(conn)
+                if not rejected_faces.intersection((a.person_id, f) for f in a.faces)])
 
 
 def _would_repair(report: AuditReport) -> dict[str, int]:
@@ -152,12 +209,14 @@ def _would_repair(report: AuditReport) -> dict[str, int]:
             "empty_persons_deleted": sum(p.name is None and not p.merge_target
                                          and p.pack_id is not None
                                          for p in report.empty_persons),
-            "faces_unassigned": sum(len(faces_to_unassign(c) or ()) for c in report.conflicts)}
+            "faces_unassigned": sum(len(faces_to_unassign(c) or ()) for c in report.conflicts),
+            "contradicting_unassigned": sum(map(len, report.contradicting().values()))}
 
 
 def _repair(conn: psycopg.Connection, settings: Settings,
             report: AuditReport) -> dict[str, int]:
-    fixed = {"claims_released": 0, "empty_persons_deleted": 0, "faces_unassigned": 0}
+    fixed = {"claims_released": 0, "empty_persons_deleted": 0, "faces_unassigned": 0,
+             "contradicting_unassigned": 0}
     for pack_id in sorted({c.pack_id for c in report.stale_claims}):
         fixed["claims_released"] += release_dead_claims(
             conn, pack_id, socket.gethostname(), process_alive, settings.stale_claim_minutes)
@@ -168,4 +227,6 @@ def _repair(conn: psycopg.Connection, settings: Settings,
         drop = faces_to_unassign(c)
         if drop:
             fixed["faces_unassigned"] += unassign_faces(conn, c.person_id, drop)
+    for person, faces in report.contradicting().items():
+        fixed["contradicting_unassigned"] += unassign_faces(conn, person, faces)
     return fixed

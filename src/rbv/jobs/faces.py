@@ -6,6 +6,11 @@ linked to a face of a known person goes to that person, or never to it). A link 
 not move faces by itself: unassigned faces follow it at the next ``rbv cluster``,
 assigned ones at the next ``rbv cluster --full``, which is why the result says which
 persons it will change. Links are logged edits: ``rbv persons undo`` removes them.
+
+A "same" link that contradicts an earlier decision (a "different" link among the faces,
+or a face rejected from a person another of them was put in by hand) is refused unless
+the user passes ``override``; then those decisions are removed in the same edit, and
+said (README "How rbv treats your fixes").
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import psycopg
 
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.edit_log import logged_edit
-from rbv.store import links
+from rbv.jobs.overrides import settle
+from rbv.store import contradictions, links
 from rbv.store.connection import Database
 from rbv.store.links import LinkedFace
 
@@ -30,19 +36,21 @@ class LinkResult:
     added: int  # links that were new (would be, with dry_run)
     effect: str  # what the link will change, in words
     edit_id: int | None  # its entry in the edit log (None: dry run or nothing new)
+    overrides: str = ""  # the earlier decisions it removed, in words
 
     def as_dict(self) -> dict[str, object]:
         return {"link": "same" if self.same else "different", "added": self.added,
-                "effect": self.effect, "edit": self.edit_id,
+                "effect": self.effect, "edit": self.edit_id, "overrides": self.overrides,
                 "faces": [{"id": f.id, "person": None if f.person_id is None
                            else str(f.person_id), "name": f.person_name} for f in self.faces]}
 
 
-def link(db: Database, face_ids: Sequence[int], *, same: bool,
+def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = False,
          dry_run: bool = False) -> LinkResult:
     """Link the faces as one person (``same``) or as different persons; refused,
     changing nothing, when that contradicts a photo, an earlier link or a face placed
-    by hand."""
+    by hand. With ``override`` a "same" link removes the earlier "different" links and
+    rejections it contradicts (and says so)."""
     ids = [int(f) for f in face_ids]
     twice = sorted({f for f in ids if ids.count(f) > 1})
     if twice:
@@ -61,11 +69,17 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool,
         raise ConfigError("these faces are of different model packs, which are never "
                           "compared; link faces of one pack")
     command = "faces same" if same else "faces different"
-    with logged_edit(db, packs.pop(), command, {"faces": ids},
+    overrides = ""
+    with logged_edit(db, packs.pop(), command, {"faces": ids, "override": override},
                      dry_run=dry_run) as (conn, edit):
         faces = links.linked_faces(conn, ids)  # again, under the pack's lock
         if same:
-            _refuse_same(conn, faces)
+            group = _refuse_same(conn, faces)
+            through = " (with the faces already linked to them)" if len(group) > len(ids) \
+                else ""
+            overrides = settle(conn, contradictions.linking(conn, group), override=override,
+                               refusal=f"faces {', '.join(map(str, ids))} would be one "
+                               f"person{through} against earlier decisions")
             pairs = list(zip(ids, ids[1:], strict=False))  # a chain joins them all
         else:
             _refuse_different(conn, faces)
@@ -73,11 +87,16 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool,
         added = links.add_links(conn, same, pairs)
         effect = _effect(faces, same)
         kind = "one person" if same else "different persons"
-        edit.summary = f"faces {', '.join(map(str, ids))} are {kind}"
-    return LinkResult(same, faces, added, effect, None if dry_run or not added else edit.id)
+        edit.summary = f"faces {', '.join(map(str, ids))} are {kind}" + (
+            f"; overrides {overrides}" if overrides else "")
+    kept = added or overrides
+    return LinkResult(same, faces, added, effect, None if dry_run or not kept else edit.id,
+                      overrides)
 
 
-def _refuse_same(conn: psycopg.Connection, faces: list[LinkedFace]) -> None:
+def _refuse_same(conn: psycopg.Connection, faces: list[LinkedFace]) -> list[int]:
+    """Refuse what no flag overrides (faces of one photo, faces put in two persons by
+    hand); returns the faces the link joins (through earlier "same" links too)."""
     ids = [f.id for f in faces]
     photo = links.same_photo_pairs(conn, ids)
     if photo:
@@ -92,12 +111,6 @@ def _refuse_same(conn: psycopg.Connection, faces: list[LinkedFace]) -> None:
         a, b = photo[0]
         raise ConfigError(f"faces {a} and {b} would be one person{through} but are of one "
                           "photo; undo the wrong link first (`rbv persons history`)")
-    apart = links.cannot_pairs_among(conn, group)
-    if apart:
-        a, b = apart[0]
-        raise ConfigError(f"faces {a} and {b} are linked as different persons (`rbv faces "
-                          f"different`); this link would make them one{through}. Undo that "
-                          "link first (`rbv persons history`, `rbv persons undo`)")
     by_hand: dict[uuid.UUID, int] = {}
     for f in links.linked_faces(conn, group):
         if f.manual and f.person_id is not None:
@@ -106,6 +119,7 @@ def _refuse_same(conn: psycopg.Connection, faces: list[LinkedFace]) -> None:
         (p, a), (q, b) = list(by_hand.items())[:2]
         raise ConfigError(f"face {a} was put in person {p} by hand and face {b} in person {q}; "
                           f"if they are one person run `rbv persons merge {p} {q}`")
+    return group
 
 
 def _refuse_different(conn: psycopg.Connection, faces: list[LinkedFace]) -> None:

@@ -18,6 +18,8 @@ from rbv.cluster.methods import DEFAULT_THRESHOLD, Method, cluster_embeddings
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.cluster_update import constraints_among
 from rbv.jobs.edit_log import Edit, logged_edit
+from rbv.jobs.overrides import overridden, settle
+from rbv.store import contradictions
 from rbv.store import persons as store
 from rbv.store.assignments import load_faces, load_manual_facts
 from rbv.store.connection import Database
@@ -71,28 +73,51 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> uuid.
     return person
 
 
+@dataclass(frozen=True)
+class Edited:
+    """What a person edit did: the person, the faces it moved (would move, with
+    ``dry_run``) and the earlier decisions it overrode, in words ("" when none)."""
+
+    person: uuid.UUID | None
+    faces: int
+    overrides: str = ""
+
+
 def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
-          dry_run: bool = False) -> tuple[uuid.UUID, int]:
+          override: bool = False, dry_run: bool = False) -> Edited:
     """Merge persons into the target; refused when two of the faces would share a
-    photo. Returns the target and the faces moved (would move, with ``dry_run``)."""
-    with editing(db, target_ref, "persons merge", {"sources": list(source_refs)},
+    photo, and, unless ``override``, when a face of one was rejected from another or two
+    of their faces are linked as different persons (with ``override`` those decisions
+    are removed, and said)."""
+    with editing(db, target_ref, "persons merge",
+                 {"sources": list(source_refs), "override": override},
                  dry_run=dry_run) as (conn, target, edit):
         sources = [store.resolve_person(conn, r) for r in source_refs]
         if target in sources:
             raise ConfigError(f"cannot merge person {target} into itself; name other persons "
                               "to merge into it")
         _refuse_photo_clashes(conn, target, store.faces_of_persons(conn, sources))
+        overrides = settle(conn, contradictions.merging(conn, [target, *sources]),
+                           override=override, refusal="merging would put together what "
+                           "earlier decisions keep apart")
         moved = store.merge_persons(conn, target, sources)
+        contradictions.carry_rejections(conn, target, sources)
         edit.summary = (f"merged {', '.join(map(str, sources))} into {target}: "
-                        f"{moved:,} faces moved")
-    return target, moved
+                        f"{moved:,} faces moved" + _overriding(overrides))
+    return Edited(target, moved, overrides)
+
+
+def _overriding(words: str) -> str:
+    return f"; overrides {words}" if words else ""
 
 
 def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
-         pack_name: str | None = None, *, dry_run: bool = False) -> tuple[uuid.UUID | None, int]:
+         pack_name: str | None = None, *, dry_run: bool = False) -> Edited:
     """Move faces to a person, or to a new person when ``target_ref`` is None (with
     ``dry_run``, none is created: the person returned is None). Refused when two faces
-    would share a photo."""
+    would share a photo. Naming the faces is explicit: the move overrides, and says,
+    their rejections from the person, "different" links with its faces and "same"
+    links with faces placed by hand elsewhere."""
     with db.connect() as conn:
         _require_faces(conn, face_ids)
     parameters = {"faces": [int(f) for f in face_ids], "to": target_ref}
@@ -104,16 +129,19 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
         with logged_edit(db, pack_id, "persons move", parameters,
                          dry_run=dry_run) as (conn, edit):
             _refuse_photo_clashes(conn, None, face_ids)
+            overrides = overridden(conn, contradictions.placing(conn, face_ids, None))
             person = store.new_person(conn, pack_id)
             moved = store.move_faces(conn, face_ids, person)
-            edit.summary = f"moved {_faces(face_ids)} to a new person {person}"
-            return None if dry_run else person, moved
+            edit.summary = (f"moved {_faces(face_ids)} to a new person {person}"
+                            + _overriding(overrides))
+            return Edited(None if dry_run else person, moved, overrides)
     with editing(db, target_ref, "persons move", parameters,
                  dry_run=dry_run) as (conn, person, edit):
         _refuse_photo_clashes(conn, person, face_ids)
+        overrides = overridden(conn, contradictions.placing(conn, face_ids, person))
         moved = store.move_faces(conn, face_ids, person)
-        edit.summary = f"moved {_faces(face_ids)} to {person}"
-        return person, moved
+        edit.summary = f"moved {_faces(face_ids)} to {person}" + _overriding(overrides)
+        return Edited(person, moved, overrides)
 
 
 def _faces(face_ids: Sequence[int]) -> str:
@@ -123,15 +151,18 @@ def _faces(face_ids: Sequence[int]) -> str:
 
 
 def reject(db: Database, ref: str, face_ids: Sequence[int], *,
-           dry_run: bool = False) -> tuple[uuid.UUID, int]:
-    """"Not this person": the faces leave the person and never return to it. Returns the
-    person and the faces taken out (would be, with ``dry_run``)."""
+           dry_run: bool = False) -> Edited:
+    """"Not this person": the faces leave the person and never return to it (and, said,
+    their "same" links with its faces go). Returns the person and the faces taken out
+    (would be, with ``dry_run``)."""
     with editing(db, ref, "persons not-this-person", {"faces": [int(f) for f in face_ids]},
                  dry_run=dry_run) as (conn, person, edit):
         _require_faces(conn, face_ids)
+        overrides = overridden(conn, contradictions.rejecting(conn, person, face_ids))
         count = store.reject_faces(conn, person, face_ids)
-        edit.summary = f"{_faces(face_ids)} are not {person} ({count} taken out)"
-        return person, count
+        edit.summary = (f"{_faces(face_ids)} are not {person} ({count} taken out)"
+                        + _overriding(overrides))
+        return Edited(person, count, overrides)
 
 
 def _require_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> None:

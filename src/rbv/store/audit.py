@@ -48,6 +48,47 @@ class DuplicateName:
     persons: tuple[uuid.UUID, ...]
 
 
+@dataclass(frozen=True)
+class RejectedInside:
+    """A face in a person it was rejected from (``rbv persons not-this-person``)."""
+
+    face_id: int
+    person_id: uuid.UUID
+    pack_id: int
+    assigned_by: str | None
+
+
+@dataclass(frozen=True)
+class ApartInside:
+    """Two faces linked as different persons (a "different" link) in one person."""
+
+    person_id: uuid.UUID
+    pack_id: int
+    faces: tuple[int, int]
+    assigned_by: tuple[str | None, str | None]
+
+
+def rejected_inside(conn: psycopg.Connection) -> list[RejectedInside]:
+    return [RejectedInside(int(r[0]), r[1], int(r[2]), r[3]) for r in conn.execute(
+        """
+        SELECT f.id, f.person_id, f.pack_id, f.assigned_by FROM person_rejections r
+        JOIN face_detections f ON f.id = r.face_id AND f.person_id = r.person_id
+        ORDER BY f.person_id, f.id
+        """)]
+
+
+def apart_inside(conn: psycopg.Connection) -> list[ApartInside]:
+    return [ApartInside(r[0], int(r[1]), (int(r[2]), int(r[3])), (r[4], r[5]))
+            for r in conn.execute(
+                """
+                SELECT a.person_id, a.pack_id, a.id, b.id, a.assigned_by, b.assigned_by
+                FROM cannot_links c
+                JOIN face_detections a ON a.id = c.face_a
+                JOIN face_detections b ON b.id = c.face_b AND b.person_id = a.person_id
+                ORDER BY a.person_id, a.id, b.id
+                """)]
+
+
 def empty_persons(conn: psycopg.Connection) -> list[EmptyPerson]:
     return [EmptyPerson(r[0], r[1], r[2], bool(r[3])) for r in conn.execute(
         """

@@ -48,14 +48,6 @@ def same_person_group(conn: psycopg.Connection, face_ids: Sequence[int]) -> list
         """, ([int(f) for f in face_ids],)))
 
 
-def cannot_pairs_among(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[tuple[int, int]]:
-    """"Different" pairs with both faces among ``face_ids``."""
-    ids = [int(f) for f in face_ids]
-    return [(int(a), int(b)) for a, b in conn.execute(
-        "SELECT face_a, face_b FROM cannot_links WHERE face_a = ANY(%s::bigint[]) "
-        "AND face_b = ANY(%s::bigint[]) ORDER BY face_a, face_b", (ids, ids))]
-
-
 def same_photo_pairs(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[tuple[int, int]]:
     """Pairs of ``face_ids`` that are faces of one photo."""
     ids = [int(f) for f in face_ids]

@@ -185,14 +185,13 @@ def photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
 
 def move_faces(conn: psycopg.Connection, face_ids: Sequence[int],
                target: uuid.UUID) -> int:
-    """Put faces in ``target`` by hand (manual), lifting any rejection of that person."""
+    """Put faces in ``target`` by hand (manual). The earlier decisions this contradicts
+    are lifted by the caller first (:mod:`rbv.store.contradictions`)."""
     pack = pack_of(conn, target)
     bad = conn.execute("SELECT id FROM face_detections WHERE id = ANY(%s) AND pack_id <> %s",
                        (list(face_ids), pack)).fetchall()
     if bad:
         raise ConfigError(f"face {bad[0][0]} belongs to another model pack than the person")
-    conn.execute("DELETE FROM person_rejections WHERE person_id = %s AND face_id = ANY(%s)",
-                 (target, list(face_ids)))
     return conn.execute(
         "UPDATE face_detections SET person_id = %s, assigned_by = 'manual', assigned_at = now() "
         "WHERE id = ANY(%s)", (target, list(face_ids))).rowcount
