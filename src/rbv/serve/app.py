@@ -1,0 +1,149 @@
+"""The ``rbv serve`` HTTP server: the standard library's threading server, with the
+checks every request passes before a route sees it.
+
+- The Host header must name this server (127.0.0.1/localhost/the bound address and
+  its port): a page on another site that rebinds its DNS to 127.0.0.1 is refused.
+- A request that changes anything is a POST of JSON carrying the server's secret token
+  (in each page it serves, readable only by pages of this origin), from no other
+  origin: another site's form or script cannot change data.
+- Images are found by face or photo id (integers in the URL), never by a path.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from rbv.errors import RbvError, printable
+from rbv.serve.actions import Actions
+from rbv.serve.crops import CropCache
+from rbv.serve.pages import Pages
+from rbv.serve.queue import SuggestionQueue
+from rbv.store.connection import Database
+
+MAX_BODY = 1 << 20
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    location: str | None = None
+    cache: bool = False
+
+
+class ReviewServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, db: Database, cache_dir: Path, *, host: str = "127.0.0.1",
+                 port: int = 0, pack_name: str | None = None,
+                 max_pixels: int = 0) -> None:
+        super().__init__((host, port), _Handler)
+        self.token = secrets.token_urlsafe(32)
+        queue = SuggestionQueue(db, pack_name)
+        self.actions = Actions(db, queue)
+        self.pages = Pages(db, queue, self.token)
+        self.crops = CropCache(db, cache_dir, max_pixels)
+        bound = self.server_address[1]
+        self.port = int(bound)
+        names = {host, "127.0.0.1", "localhost", "[::1]"}
+        self.allowed_hosts = {f"{n}:{self.port}" for n in names}
+        self.origins = {f"http://{h}" for h in self.allowed_hosts}
+
+    @property
+    def url(self) -> str:
+        host = str(self.server_address[0])
+        return f"http://{host}:{self.port}/"
+
+    def start_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, daemon=True)
+        thread.start()
+        return thread
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ReviewServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # one line per request would drown the terminal
+
+    def _send(self, r: Response) -> None:
+        self.send_response(r.status)
+        self.send_header("Content-Type", r.content_type)
+        self.send_header("Content-Length", str(len(r.body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Content-Security-Policy",
+                         "default-src 'self'; img-src 'self'; frame-ancestors 'none'")
+        self.send_header("Cache-Control", "private, max-age=3600" if r.cache else "no-store")
+        if r.location:
+            self.send_header("Location", r.location)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(r.body)
+
+    def _refuse(self, status: int, why: str) -> None:
+        self._send(Response(status, json.dumps({"ok": False, "error": why}).encode(),
+                            "application/json"))
+
+    def _host_ok(self) -> bool:
+        return self.headers.get("Host", "") in self.server.allowed_hosts
+
+    def do_GET(self) -> None:  # noqa: N802
+        if not self._host_ok():
+            self._refuse(421, "unknown Host header")
+            return
+        parts = urlsplit(self.path)
+        try:
+            self._send(self.server.pages.get(parts.path, parse_qs(parts.query),
+                                             self.server.crops))
+        except RbvError as exc:
+            self._send(Response(404, self.server.pages.error(str(exc)).encode()))
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:  # noqa: N802
+        if not self._host_ok():
+            self._refuse(421, "unknown Host header")
+            return
+        origin = self.headers.get("Origin")
+        if origin is not None and origin not in self.server.origins:
+            self._refuse(403, "cross-origin request refused")
+            return
+        sent = self.headers.get("X-RBV-Token", "")
+        if not secrets.compare_digest(sent.encode(), self.server.token.encode()):
+            self._refuse(403, "missing or wrong token: reload the page")
+            return
+        if not self.headers.get("Content-Type", "").startswith("application/json"):
+            self._refuse(415, "send JSON")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._refuse(413, "request too large")
+            return
+        path = urlsplit(self.path).path
+        if not path.startswith("/api/"):
+            self._refuse(404, "no such action")
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self._refuse(400, "the request is not a JSON object")
+            return
+        try:
+            answer = self.server.actions.run(path[len("/api/"):], body)
+            status = 200 if answer.get("ok") else 409
+        except RbvError as exc:
+            answer, status = {"ok": False, "error": printable(str(exc))}, 409
+        self._send(Response(status, json.dumps(answer).encode(), "application/json"))

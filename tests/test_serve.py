@@ -1,0 +1,159 @@
+"""`rbv serve` over HTTP with a real client: pages read the database, every action is
+the logged edit the CLI makes (it lands in the database and undo reverts it), and the
+server refuses cross-site writes, foreign Host headers and paths in image URLs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from rbv.config import Settings
+from rbv.serve.app import ReviewServer
+from tests.conftest import run_cli
+from tests.serve_client import Client, face_ids, serving
+
+HOSTILE = '<script>console.error("pwned")</script> Ada & "Bob"'
+
+
+@pytest.fixture
+def served(cli, faces_settings: Settings, tmp_path: Path) -> Iterator[tuple[ReviewServer, Client]]:  # type: ignore[no-untyped-def]
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    with serving(faces_settings, tmp_path / "cache") as pair:
+        yield pair
+
+
+def _persons(settings: Settings) -> list[tuple[str, str | None, int]]:
+    """(id, name, faces) of the visible persons, most faces first."""
+    with psycopg.connect(str(settings.database_url)) as conn:
+        return [(str(r[0]), r[1], int(r[2])) for r in conn.execute(
+            "SELECT p.id, n.name, count(f.id) FROM persons p "
+            "LEFT JOIN person_names n ON n.person_id = p.id "
+            "JOIN face_detections f ON f.person_id = p.id "
+            "WHERE p.merged_into IS NULL AND NOT p.hidden GROUP BY p.id, n.name "
+            "ORDER BY count(f.id) DESC, p.id")]
+
+
+def _scalar(settings: Settings, query: str, *args: object) -> object:
+    with psycopg.connect(str(settings.database_url)) as conn:
+        row = conn.execute(query, args).fetchone()
+        return row[0] if row else None
+
+
+def test_pages_show_the_library_and_images_come_from_the_cache(
+        served: tuple[ReviewServer, Client], faces_settings: Settings, tmp_path: Path) -> None:
+    server, client = served
+    persons = _persons(faces_settings)
+    grid = client.get("/")
+    assert grid.status == 200 and f"{len(persons):,} persons" in grid.text
+    assert grid.text.index(persons[0][0]) < grid.text.index(persons[-1][0])  # largest first
+    assert server.token in grid.text  # the page's script needs it
+
+    page = client.get(f"/person/{persons[0][0]}")
+    assert page.status == 200
+    shown = face_ids(page.text)
+    assert len(shown) == persons[0][2]
+    crop = client.get(f"/face/{shown[0]}.jpg")
+    assert crop.status == 200 and crop.body[:2] == b"\xff\xd8"
+    cached = list((tmp_path / "cache" / "faces").glob("*.jpg"))
+    assert len(cached) == 1 and cached[0].name.startswith(f"{shown[0]}_")
+
+    photo_page = client.get(f"/photo-of/{shown[0]}")  # follows the redirect
+    assert photo_page.status == 200 and 'class="box focus"' in photo_page.text
+    image_id = _scalar(faces_settings, "SELECT image_id FROM face_detections WHERE id = %s",
+                       shown[0])
+    assert client.get(f"/photo/{image_id}.jpg").body[:2] == b"\xff\xd8"
+    unnamed = client.get("/?filter=named")
+    assert "0 persons" in unnamed.text
+
+
+def test_edits_land_in_the_database_and_undo_reverts_them(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    _, client = served
+    (a, _, _), (b, _, b_faces) = _persons(faces_settings)[:2]
+
+    named = client.post("name", {"person": a, "name": HOSTILE})
+    assert named.status == 200, named.text
+    assert _scalar(faces_settings, "SELECT name FROM person_names WHERE person_id = %s",
+                   a) == HOSTILE
+    grid = client.get("/?q=Ada").text
+    assert "&lt;script&gt;" in grid and "<script>console" not in grid
+
+    clash = client.post("name", {"person": b, "name": HOSTILE.upper()}).json()
+    assert clash["confirm"] == "merge" and clash["other"] == a
+
+    faces = face_ids(client.get(f"/person/{b}").text)[:3]
+    rejected = client.post("reject", {"person": b, "faces": faces})
+    assert rejected.status == 200, rejected.text
+    edit = rejected.json()["edit"]
+    assert _scalar(faces_settings, "SELECT count(*) FROM person_rejections "
+                   "WHERE person_id = %s", b) == 3
+    assert len(face_ids(client.get(f"/person/{b}").text)) == b_faces - 3
+
+    assert client.post("undo", {"edit": edit + 1, "count": 1}).status == 409  # not newest
+    undone = client.post("undo", {"edit": edit, "count": 1})
+    assert undone.status == 200, undone.text
+    assert _scalar(faces_settings, "SELECT count(*) FROM person_rejections") == 0
+    assert _scalar(faces_settings, "SELECT count(*) FROM face_detections "
+                   "WHERE person_id = %s", b) == b_faces
+    assert f"undone by #" in client.get("/history").text
+
+    moved = client.post("move", {"faces": faces[:1], "to": HOSTILE})
+    assert moved.status == 200, moved.text
+    assert str(_scalar(faces_settings, "SELECT person_id FROM face_detections WHERE id = %s",
+                       faces[0])) == a
+    assert client.post("hide", {"person": b}).status == 200
+    assert _scalar(faces_settings, "SELECT hidden FROM persons WHERE id = %s", b) is True
+    assert b in client.get("/?filter=hidden").text
+
+    # A refused edit is one message and changes nothing.
+    same_photo = client.post("reject", {"person": a, "faces": [10**12]})
+    assert same_photo.status == 409 and "no face with id" in same_photo.json()["error"]
+
+
+def test_suggestions_accept_dismiss_and_never_again(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    _, client = served
+    import re
+
+    def current() -> tuple[str, str] | None:
+        page = client.get("/suggestions").text
+        m = re.search(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"', page)
+        return (m[1], m[2]) if m else None
+
+    first = current()
+    assert first is not None
+    accepted = client.post("accept", {"keep": first[0], "other": first[1]})
+    assert accepted.status == 200, accepted.text
+    assert str(_scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
+                       first[1])) == first[0]
+    second = current()
+    assert second is not None and second != first
+    dismissed = client.post("dismiss", {"keep": second[0], "other": second[1]})
+    assert dismissed.status == 200, dismissed.text
+    assert _scalar(faces_settings, "SELECT count(*) FROM cannot_links") == 1
+    assert current() != second
+
+
+def test_cross_site_writes_foreign_hosts_and_paths_are_refused(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    _, client = served
+    person = _persons(faces_settings)[0][0]
+    body = {"person": person, "name": "Mallory"}
+    assert client.post("name", body, token=None).status == 403
+    assert client.post("name", body, token="wrong").status == 403
+    assert client.post("name", body, Origin="http://evil.example").status == 403
+    form = client.request("POST", "/api/name", json.dumps(body).encode(),
+                          {"Content-Type": "text/plain", "X-RBV-Token": client.token})
+    assert form.status == 415
+    assert client.get("/", Host="evil.example:80").status == 421
+    assert client.post("name", body, Host=f"rebound.example:{client.base.rsplit(':', 1)[1]}"
+                       ).status == 421
+    assert _scalar(faces_settings, "SELECT count(*) FROM person_names") == 0
+    for path in ("/face/../../../etc/passwd", "/face/%2e%2e%2fetc%2fpasswd.jpg",
+                 "/photo/1.jpg/../../etc/passwd", "/static/../app.py", "/face/1e3.jpg"):
+        assert client.get(path).status == 404, path
