@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from rbv.errors import RbvError, printable
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
 from rbv.serve.pages import Pages
@@ -44,7 +45,7 @@ class ReviewServer(ThreadingHTTPServer):
 
     def __init__(self, db: Database, cache_dir: Path, *, host: str = "127.0.0.1",
                  port: int = 0, pack_name: str | None = None,
-                 max_pixels: int = 0) -> None:
+                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         super().__init__((host, port), _Handler)
         self.token = secrets.token_urlsafe(32)
         queue = SuggestionQueue(db, pack_name)

@@ -48,6 +48,12 @@ if (saved) {
   showToast(t.message, t.edit, false);
 }
 
+// --- a photo: face boxes, placed in percent of the photo -------------------------
+document.querySelectorAll(".box[data-place]").forEach(box => {
+  const [left, top, width, height] = box.dataset.place.split(" ");
+  Object.assign(box.style, {left: left + "%", top: top + "%", width: width + "%", height: height + "%"});
+});
+
 // --- a person's page: selecting faces -------------------------------------------
 const faces = Array.from(document.querySelectorAll("#faces .face"));
 const head = document.querySelector("[data-person]");
