@@ -100,7 +100,7 @@ def test_edits_land_in_the_database_and_undo_reverts_them(
     assert _scalar(faces_settings, "SELECT count(*) FROM person_rejections") == 0
     assert _scalar(faces_settings, "SELECT count(*) FROM face_detections "
                    "WHERE person_id = %s", b) == b_faces
-    assert f"undone by #" in client.get("/history").text
+    assert "undone by #" in client.get("/history").text
 
     moved = client.post("move", {"faces": faces[:1], "to": HOSTILE})
     assert moved.status == 200, moved.text
@@ -157,3 +157,52 @@ def test_cross_site_writes_foreign_hosts_and_paths_are_refused(
     for path in ("/face/../../../etc/passwd", "/face/%2e%2e%2fetc%2fpasswd.jpg",
                  "/photo/1.jpg/../../etc/passwd", "/static/../app.py", "/face/1e3.jpg"):
         assert client.get(path).status == 404, path
+
+
+def test_edits_beside_a_running_cluster_are_kept_or_refused_whole(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """The server takes the pack's lock only while an edit runs: `rbv cluster` runs
+    beside it; an edit that meets a running clustering is refused with one message
+    (nothing half-done), and every edit that was accepted survives the clustering."""
+    import threading
+
+    from rbv.errors import ClusterBusy
+    from rbv.jobs.cluster import ClusterOptions, cluster_pack
+    from rbv.store import open_database
+
+    _, client = served
+    persons = [p for p, _, _ in _persons(faces_settings)]
+    db = open_database(faces_settings)
+    runs: list[str] = []
+    stop = threading.Event()
+
+    def clustering() -> None:
+        while not stop.is_set():
+            try:
+                cluster_pack(db, None, ClusterOptions(threshold=0.7, full=True))
+                runs.append("ok")
+            except ClusterBusy:
+                runs.append("busy")
+
+    worker = threading.Thread(target=clustering)
+    worker.start()
+    accepted, refused = {}, 0
+    try:
+        for i, person in enumerate(persons[:12]):
+            name = f"Person {i}"
+            answer = client.post("name", {"person": person, "name": name})
+            if answer.status == 200:
+                accepted[person] = name
+            else:
+                assert answer.status == 409 and "is running" in answer.json()["error"]
+                refused += 1
+    finally:
+        stop.set()
+        worker.join()
+    assert "ok" in runs and accepted
+    with psycopg.connect(str(faces_settings.database_url)) as conn:
+        names = dict(conn.execute("SELECT person_id::text, name FROM person_names").fetchall())
+    assert names == accepted
+    assert "rbv cluster ran at" in client.get("/").text
+    print(f"\n{len(accepted)} edits accepted, {refused} refused while clustering; "
+          f"cluster runs: {runs.count('ok')} done, {runs.count('busy')} met an edit")

@@ -18,7 +18,7 @@ from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.queue import SuggestionQueue
 from rbv.store.connection import Database
-from rbv.store.people import PeopleFilter, names_starting, people_page, photo_of
+from rbv.store.people import PeopleFilter, names_starting, newest_run, people_page, photo_of
 from rbv.store.persons import name_of
 from rbv.store.review import shown_faces
 
@@ -52,11 +52,23 @@ class Pages:
         self.db = db
         self.queue = queue
         self.token = token
+        with db.connect() as conn:
+            self._clustered = newest_run(conn, "cluster")
+
+    def _notice(self) -> str:
+        """Says when `rbv cluster` (from cron, say) changed persons since the start."""
+        with self.db.connect() as conn:
+            latest = newest_run(conn, "cluster")
+        if latest is None or latest == self._clustered:
+            return ""
+        return (f"rbv cluster ran at {latest[1]:%Y-%m-%d %H:%M} since this server started: "
+                "persons may have changed (every page shows them as they are now)")
 
     def _html(self, title: str, body: str, status: int = 200) -> Response:
         from rbv.serve.app import Response
 
-        return Response(status, templates.layout(title, body, self.token).encode())
+        return Response(status, templates.layout(title, body, self.token,
+                                                 notice=self._notice()).encode())
 
     def error(self, message: str) -> str:
         return templates.layout("Not found", f"<h1>Not found</h1><p>{templates.e(message)}"

@@ -39,6 +39,10 @@ def layout(title: str, body: str, token: str, *, notice: str = "") -> str:
         '<script src="/static/app.js"></script></body></html>\n')
 
 
+def count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def face_img(face: int, size: int = 120) -> str:
     return (f'<img src="/face/{int(face)}.jpg" alt="face {int(face)}" loading="lazy" '
             f'width="{size}" height="{size}">')
@@ -59,7 +63,8 @@ def people(tiles: Sequence[PersonTile], total: int, search: str, which: PeopleFi
         cards.append(
             f'<a class="card" href="/person/{t.id}">{cover}'
             f'<span class="name{"" if t.name else " unnamed"}">{e(label(t.id, t.name))}</span>'
-            f'<span class="muted">{t.faces:,} faces · {t.photos:,} photos</span>{hidden}</a>')
+            f'<span class="muted">{count(t.faces, "face")} · {count(t.photos, "photo")}</span>'
+            f"{hidden}</a>")
     pages = max(1, -(-total // per_page))
     nav = []
     for target, text in ((page - 1, "‹ previous"), (page + 1, "next ›")):
@@ -91,8 +96,8 @@ def person(report: ReviewReport, limit: int) -> str:
     return f"""
 <div class="head" data-person="{e(pid)}">
  <h1>{e(label(p.id, p.name))}{' <span class="tag">hidden</span>' if p.hidden else ''}</h1>
- <p class="muted">{p.faces:,} faces in {p.images:,} photos · <code>{e(pid)}</code> ·
-  <a href="/photos?person={e(pid)}">photos</a></p>
+ <p class="muted">{count(p.faces, "face")} in {count(p.images, "photo")} ·
+  <code>{e(pid)}</code> · <a href="/photos?person={e(pid)}">photos</a></p>
  <div class="bar">
   <input id="rename" list="names" value="{e(p.name or '')}" placeholder="Name">
   <button data-act="name">{'Rename' if p.name else 'Name'}</button>
@@ -128,7 +133,7 @@ def suggestion(pair: Pair | None) -> str:
         tiles = "".join(face_img(f) for f in faces)
         sides.append(f'<div class="side"><h2><a href="/person/{who.id}">'
                      f"{e(label(who.id, who.name))}</a></h2>"
-                     f'<p class="muted">{verb} · {who.faces:,} faces</p>'
+                     f'<p class="muted">{verb} · {count(who.faces, "face")}</p>'
                      f'<div class="grid">{tiles}</div></div>')
     return f"""
 <h1>Is this the same person?</h1>
@@ -175,9 +180,20 @@ def photo(p: Photo, focus: int | None) -> str:
         href = f"/person/{f.person}" if f.person is not None else "#"
         boxes.append(f'<a class="box{" focus" if f.id == focus else ""}" data-place="{place}" '
                      f'href="{href}" data-face="{f.id}"><span>{e(who)}</span></a>')
+    rows = []
+    for f in p.faces:
+        who = label(f.person, f.name)
+        link = f'<a href="/person/{f.person}">{e(who)}</a>' if f.person else e(who)
+        reject = (f'<button data-face-act="reject" data-face="{f.id}" data-person='
+                  f'"{f.person}">Not {e(who)}</button>' if f.person else "")
+        rows.append(f'<tr><td>{face_img(f.id, 64)}</td><td>face {f.id}</td><td>{link}</td>'
+                    f"<td>{reject}</td><td><input list=\"names\" id=\"to-{f.id}\" "
+                    f'placeholder="Person"> <button data-face-act="move" data-face="{f.id}">'
+                    "Assign</button></td></tr>")
     return (f"<h1>Photo {p.id}</h1><p class=\"muted\">{e(p.path or '')}</p>"
             f'<div class="photo"><img src="/photo/{p.id}.jpg" alt="photo {p.id}">'
-            f"{''.join(boxes)}</div>")
+            f"{''.join(boxes)}</div><h2>Faces</h2><table>{''.join(rows)}</table>"
+            '<datalist id="names"></datalist>')
 
 
 def photos(names: Sequence[str], hits: Sequence[int]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import psycopg
@@ -131,3 +132,11 @@ def library_stamp(conn: psycopg.Connection) -> tuple[int, int]:
         "coalesce((SELECT max(id) FROM runs WHERE finished_at IS NOT NULL), 0)").fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+def newest_run(conn: psycopg.Connection, command: str) -> tuple[int, datetime] | None:
+    """The id and end of the newest finished run of ``command`` (e.g. ``cluster``)."""
+    row = conn.execute(
+        "SELECT id, finished_at FROM runs WHERE command = %s AND finished_at IS NOT NULL "
+        "AND status IN ('ok', 'partial') ORDER BY id DESC LIMIT 1", (command,)).fetchone()
+    return None if row is None else (int(row[0]), row[1])

@@ -109,6 +109,11 @@ const buttons = {
   skip: () => act("skip", {keep: pair.dataset.keep, other: pair.dataset.other}),
 };
 document.querySelectorAll("[data-act]").forEach(b => b.addEventListener("click", () => buttons[b.dataset.act]()));
+document.querySelectorAll("[data-face-act]").forEach(b => b.addEventListener("click", () => {
+  const face = Number(b.dataset.face);
+  if (b.dataset.faceAct === "reject") act("reject", {person: b.dataset.person, faces: [face]});
+  else act("move", {faces: [face], to: value("to-" + face)});
+}));
 document.querySelectorAll("[data-undo]").forEach(b => b.addEventListener("click",
   () => act("undo", {count: Number(b.dataset.undo), edit: Number(b.dataset.edit)})));
 
