@@ -206,3 +206,32 @@ def test_edits_beside_a_running_cluster_are_kept_or_refused_whole(
     assert "rbv cluster ran at" in client.get("/").text
     print(f"\n{len(accepted)} edits accepted, {refused} refused while clustering; "
           f"cluster runs: {runs.count('ok')} done, {runs.count('busy')} met an edit")
+
+
+def test_the_command_prints_its_url_first_and_stops_cleanly_on_ctrl_c(
+        faces_settings: Settings, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    env = {**os.environ, "DATABASE_URL": str(faces_settings.database_url),
+           "RBV_DATA_DIR": str(tmp_path / "data")}
+    process = subprocess.Popen([sys.executable, "-m", "rbv", "serve", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("Serving on http://127.0.0.1:"), first
+        with urllib.request.urlopen(first.split()[-1], timeout=60) as r:
+            assert r.status == 200
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert out.strip() == "Stopped." and err == ""
+    assert (tmp_path / "data" / "serve-cache").is_dir()
