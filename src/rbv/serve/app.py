@@ -93,6 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(r.body)
 
     def _refuse(self, status: int, why: str) -> None:
+        self.close_connection = True  # an unread body must not be taken for a request
         self._send(Response(status, json.dumps({"ok": False, "error": why}).encode(),
                             "application/json"))
 

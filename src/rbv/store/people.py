@@ -43,32 +43,44 @@ def people_page(conn: psycopg.Connection, *, search: str = "",
               "hidden": which is PeopleFilter.hidden,
               "named": {PeopleFilter.named: True, PeopleFilter.unnamed: False}.get(which),
               "offset": offset, "limit": limit}
-    matching = """
-        SELECT p.id, n.name, p.hidden, count(f.id) AS faces,
-               count(DISTINCT f.image_id) AS photos
-        FROM persons p
-        LEFT JOIN person_names n ON n.person_id = p.id
-        LEFT JOIN face_detections f ON f.person_id = p.id
-        WHERE p.merged_into IS NULL AND p.hidden = %(hidden)s
-          AND (%(q)s::text IS NULL OR n.name ILIKE %(q)s)
-          AND (%(named)s::boolean IS NULL OR (n.name IS NOT NULL) = %(named)s)
-        GROUP BY p.id, n.name, p.hidden
-        HAVING count(f.id) > 0 OR n.name IS NOT NULL
-    """
-    total_row = conn.execute(f"SELECT count(*) FROM ({matching}) m",  # noqa: S608
-                             params).fetchone()
+    # Faces are counted per person once (one pass over the assigned faces, no join);
+    # photos and the cover only for the page's rows.
     rows = conn.execute(
-        f"""
-        SELECT m.id, m.name, m.faces, m.photos, m.hidden,
+        """
+        WITH counts AS (
+            SELECT person_id, count(*) AS faces FROM face_detections
+            WHERE person_id IS NOT NULL GROUP BY person_id
+        ), matching AS (
+            SELECT p.id, n.name, p.hidden, coalesce(c.faces, 0) AS faces,
+                   count(*) OVER () AS total
+            FROM persons p
+            LEFT JOIN counts c ON c.person_id = p.id
+            LEFT JOIN person_names n ON n.person_id = p.id
+            WHERE p.merged_into IS NULL AND p.hidden = %(hidden)s
+              AND (c.faces > 0 OR n.name IS NOT NULL)
+              AND (%(q)s::text IS NULL OR n.name ILIKE %(q)s)
+              AND (%(named)s::boolean IS NULL OR (n.name IS NOT NULL) = %(named)s)
+            ORDER BY n.name IS NOT NULL, coalesce(c.faces, 0) DESC, n.name, p.id
+            OFFSET %(offset)s LIMIT %(limit)s
+        )
+        SELECT m.id, m.name, m.faces,
+               (SELECT count(DISTINCT f.image_id) FROM face_detections f
+                WHERE f.person_id = m.id),
+               m.hidden,
                (SELECT f.id FROM face_detections f WHERE f.person_id = m.id
-                ORDER BY f.det_score DESC, f.id LIMIT 1)
-        FROM ({matching}) m
+                ORDER BY f.det_score DESC, f.id LIMIT 1),
+               m.total
+        FROM matching m
         ORDER BY m.name IS NOT NULL, m.faces DESC, m.name, m.id
-        OFFSET %(offset)s LIMIT %(limit)s
-        """, params).fetchall()  # noqa: S608 -- fixed text; values are parameters
+        """, params).fetchall()
     tiles = [PersonTile(r[0], r[1], int(r[2]), int(r[3]), bool(r[4]),
                         None if r[5] is None else int(r[5])) for r in rows]
-    return tiles, int(total_row[0]) if total_row else 0
+    if rows:
+        return tiles, int(rows[0][6])
+    if offset == 0:
+        return [], 0
+    _, total = people_page(conn, search=search, which=which, offset=0, limit=1)
+    return [], total
 
 
 def names_starting(conn: psycopg.Connection, text: str, limit: int = 10
