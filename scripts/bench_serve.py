@@ -1,5 +1,6 @@
 """`rbv serve` at scale: p50/p95 of each kind of request over HTTP on N synthetic faces
-(default 100k) in P persons (default 5,000), against the same library call without HTTP
+(default 100k) in P persons (default 5,000, a tenth of them split in two, so 5,500),
+against the same library call without HTTP
 (the store query or job function the route runs) in the same process.
 
 Embeddings are synthetic (128-d: a random direction per person plus noise, so faces of
@@ -41,6 +42,8 @@ def _load(db, faces: int, persons: int, seed: int = 7) -> int:  # type: ignore[n
     rng = np.random.default_rng(seed)
     tag = f"serve{time.time_ns()}"
     sizes = np.floor(persons * rng.random(faces) ** 3).astype(np.int64)  # person per face
+    # A tenth of the persons split in two, as clustering does: merges to suggest.
+    split = (sizes < persons // 10) & (rng.random(faces) < 0.5)
     centres = rng.standard_normal((persons, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     noise = rng.standard_normal((faces, DIM)).astype(np.float32) * 0.085
@@ -65,13 +68,14 @@ def _load(db, faces: int, persons: int, seed: int = 7) -> int:  # type: ignore[n
                                     None, 0.9, None, vectors[i]) for i in range(faces)))
         ids = [r[0] for r in conn.execute(
             "INSERT INTO persons (pack_id, source) SELECT %s, 'cluster' "
-            "FROM generate_series(1, %s) RETURNING id", (pack, persons))]
+            "FROM generate_series(1, %s) RETURNING id", (pack, persons + persons // 10))]
         face_ids = [int(r[0]) for r in conn.execute(
             "SELECT id FROM face_detections WHERE pack_id = %s ORDER BY id", (pack,))]
         conn.execute(
             "UPDATE face_detections f SET person_id = t.p, assigned_by = 'cluster' FROM "
             "unnest(%s::bigint[], %s::uuid[]) AS t(f, p) WHERE f.id = t.f",
-            (face_ids, [ids[s] for s in sizes]))
+            (face_ids, [ids[p + persons if half else p]
+                        for p, half in zip(sizes.tolist(), split.tolist(), strict=True)]))
         conn.execute("DELETE FROM face_detections a USING face_detections b WHERE "
                      "a.image_id = b.image_id AND a.person_id = b.person_id AND a.id > b.id "
                      "AND a.pack_id = %s", (pack,))
@@ -112,7 +116,8 @@ def main() -> None:
     apply_pending(db)
     t = time.perf_counter()
     _load(db, args.faces, args.persons)
-    print(f"{args.faces:,} faces, {args.persons:,} persons on {db.display}: "
+    print(f"{args.faces:,} faces, {args.persons + args.persons // 10:,} persons on "
+          f"{db.display}: "
           f"load {time.perf_counter() - t:.1f} s")
     server = ReviewServer(db, settings.data_dir / "serve-cache", port=0)
     server.start_in_thread()
@@ -132,7 +137,15 @@ def main() -> None:
         mid = str(tiles[len(tiles) // 2].id)
     t = time.perf_counter()
     get("/suggestions")()
-    print(f"first suggestion (ranking the whole pack, cold): {time.perf_counter() - t:.2f} s")
+    print(f"first suggestion (ranking the whole pack at start): "
+          f"{time.perf_counter() - t:.2f} s")
+    first = server.queue.next()
+    assert first is not None
+    keep, other = first.suggestion.keep.id, first.suggestion.other.id
+    t = time.perf_counter()
+    post("accept", {"keep": str(keep), "other": str(other)})
+    get("/suggestions")()
+    print(f"accept a suggestion and show the next: {time.perf_counter() - t:.2f} s")
 
     def direct_people() -> object:
         with db.connect() as conn:

@@ -48,7 +48,7 @@ class ReviewServer(ThreadingHTTPServer):
                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         super().__init__((host, port), _Handler)
         self.token = secrets.token_urlsafe(32)
-        queue = SuggestionQueue(db, pack_name)
+        self.queue = queue = SuggestionQueue(db, pack_name)
         self.actions = Actions(db, queue)
         self.pages = Pages(db, queue, self.token)
         self.crops = CropCache(db, cache_dir, max_pixels)
@@ -62,6 +62,10 @@ class ReviewServer(ThreadingHTTPServer):
     def url(self) -> str:
         host = str(self.server_address[0])
         return f"http://{host}:{self.port}/"
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        self.queue.warm()
+        super().serve_forever(poll_interval)
 
     def start_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, daemon=True)

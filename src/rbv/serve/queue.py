@@ -9,11 +9,13 @@ skipped pairs are left out for the life of the server.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, RbvError
 from rbv.jobs import faces as face_links
 from rbv.jobs import persons as editing
 from rbv.jobs.person_evidence import (
@@ -68,6 +70,25 @@ class SuggestionQueue:
                 self._stamp = stamp
             return list(self._ranked)
 
+    def _forget(self, gone: Callable[[Suggestion], bool]) -> None:
+        """After this queue's own edit: drop the pairs it settled, and keep the rest of
+        the ranking rather than reading the whole pack again (pairs with the kept person
+        keep their old score until something else changes persons)."""
+        with self._lock, self.db.connect() as conn:
+            if self._stamp is not None:
+                self._ranked = [s for s in self._ranked if not gone(s)]
+                self._stamp = library_stamp(conn)
+
+    def warm(self) -> threading.Thread:
+        """Rank in the background, so that the first suggestion is ready when asked."""
+        def rank() -> None:
+            with contextlib.suppress(RbvError):  # shown when the page is asked for
+                self._current()
+
+        thread = threading.Thread(target=rank, daemon=True)
+        thread.start()
+        return thread
+
     def next(self) -> Pair | None:
         """The strongest suggestion not skipped, or None when none is left."""
         waiting = [s for s in self._current()
@@ -93,6 +114,7 @@ class SuggestionQueue:
         """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`)."""
         s = self._find(keep, other)
         target, moved = editing.merge(self.db, str(s.keep.id), [str(s.other.id)])
+        self._forget(lambda t: other in (t.keep.id, t.other.id))
         return f"Merged: {moved:,} face(s) moved into {s.keep.name or str(target)[:8]}"
 
     def dismiss(self, keep: uuid.UUID, other: uuid.UUID) -> str:
@@ -101,6 +123,7 @@ class SuggestionQueue:
         suggested again."""
         s = self._find(keep, other)
         face_links.link(self.db, list(s.best_faces), same=False)
+        self._forget(lambda t: (t.keep.id, t.other.id) == (keep, other))
         return "Marked as different people; this pair will not be suggested again"
 
     def skip(self, keep: uuid.UUID, other: uuid.UUID) -> str:
