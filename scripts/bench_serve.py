@@ -1,7 +1,7 @@
 """`rbv serve` at scale: p50/p95 of each kind of request over HTTP on N synthetic faces
 (default 100k) in P persons (default 5,000, a tenth of them split in two, so 5,500),
-against the same library call without HTTP
-(the store query or job function the route runs) in the same process.
+against the same library call without HTTP (the store query or job function the route
+runs) in the same process.
 
 Embeddings are synthetic (128-d: a random direction per person plus noise, so faces of
 one person are alike), persons' sizes follow a Zipf-like law. Photos do not exist, so
