@@ -235,3 +235,77 @@ def test_the_command_prints_its_url_first_and_stops_cleanly_on_ctrl_c(
     assert process.returncode == 0, err
     assert out.strip() == "Stopped." and err == ""
     assert (tmp_path / "data" / "serve-cache").is_dir()
+
+
+def _state(url: str) -> tuple[object, ...]:
+    """The persons of a database, independent of their uuids: each person as its face
+    ids (with name and hidden), rejections and links by face ids, the edit commands."""
+    with psycopg.connect(url) as conn:
+        groups = {str(p): (tuple(sorted(faces)), name, hidden) for p, faces, name, hidden
+                  in conn.execute(
+                      "SELECT p.id, array_agg(f.id), n.name, p.hidden FROM persons p "
+                      "JOIN face_detections f ON f.person_id = p.id "
+                      "LEFT JOIN person_names n ON n.person_id = p.id "
+                      "WHERE p.merged_into IS NULL GROUP BY p.id, n.name, p.hidden")}
+        rejected = sorted((int(f), groups[str(p)][0] if str(p) in groups else None)
+                          for f, p in conn.execute(
+                              "SELECT face_id, person_id FROM person_rejections"))
+        links = [sorted(map(tuple, conn.execute(f"SELECT face_a, face_b FROM {t}")))
+                 for t in ("cannot_links", "must_links")]
+        commands = [r[0] for r in conn.execute(
+            "SELECT command FROM person_edits ORDER BY id")]
+    return sorted(groups.values()), rejected, links, commands
+
+
+def test_the_browser_leaves_the_database_where_the_same_commands_do(
+        cli, served: tuple[ReviewServer, Client], faces_settings: Settings,  # type: ignore[no-untyped-def]
+        pg_server, faces_template: str) -> None:
+    import re
+
+    from tests.conftest import _db_numbers
+
+    _, client = served
+    twin = f"rbv_test_twin_{next(_db_numbers)}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{twin}" TEMPLATE "{faces_template}"')
+    twin_url = pg_server.url(twin)
+    assert run_cli(cli, "-d", twin_url, "cluster", "--threshold", "0.7").exit_code == 0
+    assert _state(twin_url)[0] == _state(str(faces_settings.database_url))[0]
+
+    def there(person: str) -> str:
+        """The twin's person holding the faces this person holds here."""
+        face = _scalar(faces_settings, "SELECT min(id) FROM face_detections "
+                       "WHERE person_id = %s", person)
+        with psycopg.connect(twin_url) as conn:
+            row = conn.execute("SELECT person_id FROM face_detections WHERE id = %s",
+                               (face,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def cli_ok(*args: str) -> None:
+        done = run_cli(cli, "-d", twin_url, *args)
+        assert done.exit_code == 0, done.output
+
+    (a, _, _), (b, _, _) = _persons(faces_settings)[:2]
+    for person, name in ((a, "Ada"), (b, "Grace")):
+        cli_ok("persons", "name", there(person), name)
+        assert client.post("name", {"person": person, "name": name}).status == 200
+    faces = face_ids(client.get(f"/person/{b}").text)[:3]
+    cli_ok("persons", "not-this-person", there(b), *map(str, faces))
+    assert client.post("reject", {"person": b, "faces": faces}).status == 200
+    for action in ("accept", "dismiss"):
+        page = client.get("/suggestions").text
+        keep, other = re.search(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"',
+                                page).groups()  # type: ignore[union-attr]
+        if action == "accept":
+            cli_ok("persons", "merge", there(keep), there(other))
+        else:
+            before = set(_state(str(faces_settings.database_url))[2][0])
+            assert client.post("dismiss", {"keep": keep, "other": other}).status == 200
+            (pair,) = set(_state(str(faces_settings.database_url))[2][0]) - before
+            cli_ok("faces", "different", *map(str, pair))
+            continue
+        assert client.post(action, {"keep": keep, "other": other}).status == 200
+    cli_ok("persons", "undo")
+    assert client.post("undo", {"count": 1}).status == 200
+    assert _state(str(faces_settings.database_url)) == _state(twin_url)

@@ -105,6 +105,11 @@ def person(report: ReviewReport, limit: int) -> str:
   <button data-act="merge">Merge in</button>
   <button data-act="{hide}">{hide.capitalize()}</button>
  </div>
+ <form class="bar" method="get" action="/photos">
+  <input type="hidden" name="person" value="{e(pid)}">
+  <input name="person" list="names" placeholder="Photos together with…">
+  <button>Photos together</button>
+ </form>
 </div>
 <div class="bar sticky">
  <span id="selected">0 selected</span> {doubtful}
