@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,18 +25,10 @@ from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
 from rbv.serve.pages import Pages
 from rbv.serve.queue import SuggestionQueue
+from rbv.serve.response import Response
 from rbv.store.connection import Database
 
 MAX_BODY = 1 << 20
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "text/html; charset=utf-8"
-    location: str | None = None
-    cache: bool = False
 
 
 class ReviewServer(ThreadingHTTPServer):

@@ -8,7 +8,6 @@ import json
 import re
 import uuid
 from importlib import resources
-from typing import TYPE_CHECKING
 
 from rbv.errors import ConfigError
 from rbv.jobs import edit_log
@@ -17,13 +16,11 @@ from rbv.jobs.review import review
 from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.queue import SuggestionQueue
+from rbv.serve.response import Response
 from rbv.store.connection import Database
 from rbv.store.people import PeopleFilter, names_starting, newest_run, people_page, photo_of
 from rbv.store.persons import name_of
 from rbv.store.review import shown_faces
-
-if TYPE_CHECKING:
-    from rbv.serve.app import Response
 
 PER_PAGE = 60
 FACES_SHOWN = 200
@@ -65,8 +62,6 @@ class Pages:
                 "persons may have changed (every page shows them as they are now)")
 
     def _html(self, title: str, body: str, status: int = 200) -> Response:
-        from rbv.serve.app import Response
-
         return Response(status, templates.layout(title, body, self.token,
                                                  notice=self._notice()).encode())
 
@@ -75,8 +70,6 @@ class Pages:
                                 "</p>", self.token)
 
     def get(self, path: str, query: Query, crops: CropCache) -> Response:
-        from rbv.serve.app import Response
-
         not_found = Response(404, self.error("no such page").encode())
         if path == "/":
             return self.people(query)
@@ -130,8 +123,6 @@ class Pages:
                                                      PER_PAGE))
 
     def person(self, person: uuid.UUID, query: Query) -> Response:
-        from rbv.serve.app import Response
-
         limit = _int(query, "limit", FACES_SHOWN, 1, 100_000)
         with self.db.connect() as conn:
             name = name_of(conn, person)
@@ -147,8 +138,6 @@ class Pages:
                           templates.person(report, limit))
 
     def photo(self, image_id: int, query: Query) -> Response:
-        from rbv.serve.app import Response
-
         with self.db.connect() as conn:
             found = photo_of(conn, image_id)
         if found is None:
