@@ -150,7 +150,12 @@ def test_cross_site_writes_foreign_hosts_and_paths_are_refused(
     form = client.request("POST", "/api/name", json.dumps(body).encode(),
                           {"Content-Type": "text/plain", "X-RBV-Token": client.token})
     assert form.status == 415
+    port = client.base.rsplit(":", 1)[1]
     assert client.get("/", Host="evil.example:80").status == 421
+    assert client.get("/", Host=f"evil.example:{port}").status == 421
+    assert client.get("/", Host=f"localhost:{port}").status == 200
+    assert client.post("name", body, Host=f"localhost:{port}",
+                       Origin=f"http://127.0.0.1:{port}").status == 403  # not its origin
     assert client.post("name", body, Host=f"rebound.example:{client.base.rsplit(':', 1)[1]}"
                        ).status == 421
     assert _scalar(faces_settings, "SELECT count(*) FROM person_names") == 0

@@ -1,8 +1,9 @@
 """The ``rbv serve`` HTTP server: the standard library's threading server, with the
 checks every request passes before a route sees it.
 
-- The Host header must name this server (127.0.0.1/localhost/the bound address and
-  its port): a page on another site that rebinds its DNS to 127.0.0.1 is refused.
+- The Host header must name this server (an IP address, localhost or the ``--host``
+  name, with its port): a page on another site that rebinds its DNS name to 127.0.0.1
+  is refused.
 - A request that changes anything is a POST of JSON carrying the server's secret token
   (in each page it serves, readable only by pages of this origin), from no other
   origin: another site's form or script cannot change data.
@@ -11,8 +12,10 @@ checks every request passes before a route sees it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,9 +48,22 @@ class ReviewServer(ThreadingHTTPServer):
         self.crops = CropCache(db, cache_dir, max_pixels)
         bound = self.server_address[1]
         self.port = int(bound)
-        names = {host, "127.0.0.1", "localhost", "[::1]"}
-        self.allowed_hosts = {f"{n}:{self.port}" for n in names}
-        self.origins = {f"http://{h}" for h in self.allowed_hosts}
+        self.host_name = host
+
+    def host_allowed(self, header: str) -> bool:
+        """A Host header names this server when its port is ours and its name is an IP
+        address, ``localhost`` or the name given to ``--host``. A DNS name of someone
+        else's (DNS rebinding: evil.example resolved to 127.0.0.1) never is."""
+        name, _, port = header.rpartition(":")
+        if port != str(self.port) or not name:
+            return False
+        if name in ("localhost", self.host_name):
+            return True
+        try:
+            ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            return False
+        return True
 
     @property
     def url(self) -> str:
@@ -93,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
                             "application/json"))
 
     def _host_ok(self) -> bool:
-        return self.headers.get("Host", "") in self.server.allowed_hosts
+        return self.server.host_allowed(self.headers.get("Host", ""))
 
     def do_GET(self) -> None:  # noqa: N802
         if not self._host_ok():
@@ -105,6 +121,15 @@ class _Handler(BaseHTTPRequestHandler):
                                              self.server.crops))
         except RbvError as exc:
             self._send(Response(404, self.server.pages.error(str(exc)).encode()))
+        except Exception as exc:  # a bug: one line on the terminal, a page that says so
+            self._unexpected(exc)
+
+    def _unexpected(self, exc: Exception) -> None:
+        message = f"unexpected {type(exc).__name__}: {printable(str(exc))} (a bug in rbv)"
+        sys.stderr.write(f"Error: {self.command} {printable(self.path)}: {message}\n")
+        self.close_connection = True
+        self._send(Response(500, json.dumps({"ok": False, "error": message}).encode(),
+                            "application/json"))
 
     do_HEAD = do_GET
 
@@ -113,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(421, "unknown Host header")
             return
         origin = self.headers.get("Origin")
-        if origin is not None and origin not in self.server.origins:
+        if origin is not None and origin != f"http://{self.headers.get('Host', '')}":
             self._refuse(403, "cross-origin request refused")
             return
         sent = self.headers.get("X-RBV-Token", "")
@@ -143,4 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 200 if answer.get("ok") else 409
         except RbvError as exc:
             answer, status = {"ok": False, "error": printable(str(exc))}, 409
+        except Exception as exc:
+            self._unexpected(exc)
+            return
         self._send(Response(status, json.dumps(answer).encode(), "application/json"))
