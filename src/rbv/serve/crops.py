@@ -35,7 +35,8 @@ class CropCache:
         self.db = db
         self.folder = folder
         self.max_pixels = max_pixels
-        self._lock = threading.Lock()  # decoding is memory-heavy: one at a time
+        # Decoding takes a core and a photo's memory: as many at once as cores, at most 4.
+        self._lock = threading.BoundedSemaphore(min(4, os.cpu_count() or 1))
         (folder / "faces").mkdir(parents=True, exist_ok=True)
         (folder / "photos").mkdir(parents=True, exist_ok=True)
         self._grey = _jpeg(Image.new("RGB", (CROP, CROP), (90, 90, 90)))
