@@ -151,11 +151,38 @@ class Browser:
                 raise TimeoutError(f"no {event} from chromium")
             self.events.append(self.ws.receive())
 
-    def open(self, page: Path) -> tuple[list[str], list[str]]:
-        """Load ``page`` and return (console errors, images that did not load)."""
+    def open(self, page: Path | str) -> tuple[list[str], list[str]]:
+        """Load ``page`` (a file, or a URL) and return (console errors, images that did
+        not load)."""
         self.events = []
-        self.call("Page.navigate", url=page.resolve().as_uri())
+        url = page if isinstance(page, str) else page.resolve().as_uri()
+        self.call("Page.navigate", url=url)
         self._wait_for("Page.loadEventFired")
+        return self.problems()
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (promises awaited)."""
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                           awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_until(self, expression: str) -> None:
+        """Poll until the expression is truthy in the (possibly reloaded) page."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if self.evaluate(expression):
+                    return
+            except RuntimeError:
+                pass  # the page is being replaced
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"never true: {expression}")
+            time.sleep(0.1)
+
+    def problems(self) -> tuple[list[str], list[str]]:
+        """(console errors, images that did not load) of the page now shown."""
         broken = json.loads(self.call("Runtime.evaluate", expression=BROKEN_IMAGES,
                                       returnByValue=True)["result"]["value"])
         errors = []

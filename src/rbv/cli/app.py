@@ -264,6 +264,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-xmp": ("rbv.cli.import_xmp", "import_xmp_command"),
     "photos": ("rbv.cli.photos", "photos_command"),
     "site": ("rbv.cli.site", "site"),
+    "serve": ("rbv.cli.serve", "serve"),
     "audit": ("rbv.cli.audit", "audit"),
     "prune": ("rbv.cli.prune", "prune"),
 }

@@ -1,0 +1,154 @@
+"""What ``rbv serve``'s buttons do: each one of the edit functions the CLI uses (so
+each is a logged, undoable edit under the pack's lock, refused on the same rules),
+answered as a small JSON document for the page's script."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from rbv.errors import ConfigError, EditConflict
+from rbv.jobs import edit_log
+from rbv.jobs import faces as face_links
+from rbv.jobs import persons as editing
+from rbv.serve.queue import SuggestionQueue
+from rbv.store import edits
+from rbv.store.connection import Database
+from rbv.store.people import newest_edit
+from rbv.store.persons import name_of, pack_of, person_named, resolve_person
+
+Answer = dict[str, Any]
+
+
+def _faces(body: dict[str, Any]) -> list[int]:
+    try:
+        faces = [int(f) for f in body.get("faces") or []]
+    except (TypeError, ValueError):
+        raise ConfigError("face ids must be whole numbers") from None
+    if not faces:
+        raise ConfigError("select one or more faces first")
+    return faces
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key} is missing")
+    return value.strip()
+
+
+def _person(body: dict[str, Any], key: str = "person") -> uuid.UUID:
+    try:
+        return uuid.UUID(_text(body, key))
+    except ValueError:
+        raise ConfigError(f"{key} is not a person id") from None
+
+
+class Actions:
+    def __init__(self, db: Database, queue: SuggestionQueue) -> None:
+        self.db = db
+        self.queue = queue
+        self.table: dict[str, Callable[[dict[str, Any]], Answer]] = {
+            "name": self.name, "merge": self.merge, "reject": self.reject,
+            "move": self.move, "new": self.new_person, "same": self.same,
+            "hide": self.hide, "unhide": self.unhide, "accept": self.accept,
+            "dismiss": self.dismiss, "skip": self.skip, "undo": self.undo,
+        }
+
+    def run(self, action: str, body: dict[str, Any]) -> Answer:
+        handler = self.table.get(action)
+        if handler is None:
+            raise ConfigError(f"unknown action {action!r}")
+        answer = handler(body)
+        answer.setdefault("ok", True)
+        return answer
+
+    def _done(self, message: str, go: str | None = None) -> Answer:
+        with self.db.connect() as conn:
+            edit = newest_edit(conn)
+        return {"message": message, "edit": edit, "go": go}
+
+    def name(self, body: dict[str, Any]) -> Answer:
+        person, new_name = _person(body), _text(body, "name")
+        if not body.get("force"):
+            with self.db.connect() as conn:
+                other = person_named(conn, pack_of(conn, person), new_name, other_than=person)
+                if other is not None:
+                    return {"ok": False, "confirm": "merge", "other": str(other),
+                            "message": f"{name_of(conn, other)!r} is another person. "
+                                       "Merge this person into it?"}
+        editing.name(self.db, str(person), new_name, force=bool(body.get("force")))
+        return self._done(f"Named {new_name!r}")
+
+    def merge(self, body: dict[str, Any]) -> Answer:
+        """``source`` (an id, or a name typed in) goes into ``person``."""
+        target = _person(body)
+        with self.db.connect() as conn:
+            source = resolve_person(conn, _text(body, "source"))
+        if source == target:
+            raise ConfigError("that is this person; pick another person to merge in")
+        done = editing.merge(self.db, str(target), [str(source)],
+                             override=bool(body.get("override")))
+        return self._done(_with_overrides(f"Merged: {done.faces:,} face(s) moved in", done),
+                          f"/person/{target}")
+
+    def reject(self, body: dict[str, Any]) -> Answer:
+        done = editing.reject(self.db, str(_person(body)), _faces(body))
+        return self._done(_with_overrides(
+            f"{done.faces} face(s) taken out of this person for good", done))
+
+    def move(self, body: dict[str, Any]) -> Answer:
+        faces = _faces(body)
+        with self.db.connect() as conn:
+            target = resolve_person(conn, _text(body, "to"))
+        done = editing.move(self.db, faces, str(target))
+        return self._done(_with_overrides(f"Moved {done.faces} face(s)", done))
+
+    def new_person(self, body: dict[str, Any]) -> Answer:
+        done = editing.move(self.db, _faces(body), None)
+        return self._done(_with_overrides(f"Moved {done.faces} face(s) to a new person", done),
+                          f"/person/{done.person}" if done.person else None)
+
+    def same(self, body: dict[str, Any]) -> Answer:
+        result = face_links.link(self.db, _faces(body), same=True)
+        return self._done(f"Linked as one person: {result.effect}")
+
+    def hide(self, body: dict[str, Any]) -> Answer:
+        editing.hide(self.db, [str(_person(body))], True)
+        return self._done("Hidden")
+
+    def unhide(self, body: dict[str, Any]) -> Answer:
+        editing.hide(self.db, [str(_person(body))], False)
+        return self._done("Shown again")
+
+    def accept(self, body: dict[str, Any]) -> Answer:
+        return self._done(self.queue.accept(_person(body, "keep"), _person(body, "other")))
+
+    def dismiss(self, body: dict[str, Any]) -> Answer:
+        return self._done(self.queue.dismiss(_person(body, "keep"), _person(body, "other")))
+
+    def skip(self, body: dict[str, Any]) -> Answer:
+        return {"message": self.queue.skip(_person(body, "keep"), _person(body, "other")),
+                "edit": None}
+
+    def undo(self, body: dict[str, Any]) -> Answer:
+        """Undo the newest ``count`` edits; with ``edit``, only when the newest edit in
+        effect is still that one (another window or a script may have edited since)."""
+        count = int(body.get("count") or 1)
+        expected = body.get("edit")
+        if expected is not None:
+            with self.db.connect() as conn:
+                pending = edits.undoable_edits(conn, count)
+            if not pending or int(pending[-1].id) != int(expected):
+                raise EditConflict(
+                    f"edit #{int(expected)} is not the newest edit in effect any more (see "
+                    "the history); nothing was undone")
+        result = edit_log.undo(self.db, count)
+        what = ", ".join(f"#{e.id} {e.summary or e.command}" for e in result.undone)
+        return {"message": f"Undid {what}", "edit": None}
+
+
+def _with_overrides(message: str, done: editing.Edited) -> str:
+    """The action's message, and the earlier decisions it overrode (said, never silent)."""
+    return f"{message}. {done.overrides}" if done.overrides else message

@@ -1,0 +1,94 @@
+"""Face crops and downsized photos for ``rbv serve``, cached under the data directory.
+
+A crop's file name hashes the photo id and the face box it is cut from (as the static
+site's does), so a crop is made lazily on first request and is never stale: a face
+whose box changed, or a re-indexed photo, gets a new name. Nothing is ever written
+beside the user's photos; images are found by face or photo id only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from io import BytesIO
+from pathlib import Path
+
+from PIL import Image
+
+from rbv.errors import ImageUnreadable
+from rbv.export.contact_sheet import DECODE_LONG_EDGE
+from rbv.export.pixels import PhotoSource, square_crop
+from rbv.export.site import PAD, SiteFace
+from rbv.store.connection import Database
+from rbv.store.review import shown_faces
+
+CROP = 160
+PHOTO_LONG_EDGE = 1600
+JPEG_QUALITY = 84
+
+
+class CropCache:
+    """JPEG face crops and photos, made on demand and kept under ``folder``."""
+
+    def __init__(self, db: Database, folder: Path, max_pixels: int) -> None:
+        self.db = db
+        self.folder = folder
+        self.max_pixels = max_pixels
+        # Decoding takes a core and a photo's memory: as many at once as cores, at most 4.
+        self._lock = threading.BoundedSemaphore(min(4, os.cpu_count() or 1))
+        (folder / "faces").mkdir(parents=True, exist_ok=True)
+        (folder / "photos").mkdir(parents=True, exist_ok=True)
+        self._grey = _jpeg(Image.new("RGB", (CROP, CROP), (90, 90, 90)))
+
+    def face(self, face_id: int) -> bytes | None:
+        """The crop of face ``face_id`` (grey when its photo cannot be read); None when
+        there is no such face."""
+        with self.db.connect() as conn:
+            found = shown_faces(conn, [face_id])
+            if not found:
+                return None
+            f = found[0]
+            site_face = SiteFace(f.id, f.image_id, f.bbox, f.path)
+            key = hashlib.sha1(f"{site_face.thumb}|{CROP}".encode()).hexdigest()[:12]
+            target = self.folder / "faces" / f"{int(face_id)}_{key}.jpg"
+            if target.is_file():
+                return target.read_bytes()
+            with self._lock:
+                try:
+                    image = PhotoSource(conn, self.max_pixels,
+                                        long_edge=DECODE_LONG_EDGE).load(f.image_id)
+                except ImageUnreadable:
+                    return self._grey
+                data = _jpeg(Image.fromarray(square_crop(image, f.bbox, PAD, CROP)))
+        _write(target, data)
+        return data
+
+    def photo(self, image_id: int) -> bytes | None:
+        """The photo, upright, at most PHOTO_LONG_EDGE pixels long; None when it cannot
+        be read (or there is no such photo)."""
+        target = self.folder / "photos" / f"{int(image_id)}_{PHOTO_LONG_EDGE}.jpg"
+        if target.is_file():
+            return target.read_bytes()
+        with self.db.connect() as conn, self._lock:
+            try:
+                image = PhotoSource(conn, self.max_pixels,
+                                    long_edge=PHOTO_LONG_EDGE).load(image_id)
+            except ImageUnreadable:
+                return None
+        data = _jpeg(Image.fromarray(image.rgb))
+        _write(target, data)
+        return data
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = BytesIO()
+    image.save(buffer, "JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomically: a crash or a second thread never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,128 @@
+"use strict";
+// rbv serve: selection, actions (POST with the page's token), toasts with undo.
+const token = document.querySelector('meta[name="rbv-token"]').content;
+const toastBox = document.getElementById("toast");
+
+function showToast(message, edit, error) {
+  toastBox.textContent = message;
+  toastBox.className = error ? "error" : "";
+  if (edit) {
+    const undo = document.createElement("button");
+    undo.textContent = "Undo";
+    undo.id = "toast-undo";
+    undo.onclick = () => act("undo", {edit: edit, count: 1});
+    toastBox.appendChild(undo);
+  }
+  toastBox.hidden = false;
+  clearTimeout(showToast.timer);
+  showToast.timer = setTimeout(() => { toastBox.hidden = true; }, error ? 12000 : 8000);
+}
+
+async function act(action, data) {
+  const response = await fetch("/api/" + action, {
+    method: "POST",
+    headers: {"Content-Type": "application/json", "X-RBV-Token": token},
+    body: JSON.stringify(data),
+  });
+  let answer;
+  try { answer = await response.json(); } catch (e) { answer = {ok: false, error: "no answer"}; }
+  if (answer.confirm === "merge") {
+    if (confirm(answer.message)) {
+      return act("merge", {person: answer.other, source: data.person});
+    }
+    return answer;
+  }
+  if (!answer.ok) {
+    showToast(answer.error || answer.message || "refused", null, true);
+    return answer;
+  }
+  sessionStorage.setItem("rbv-toast", JSON.stringify({message: answer.message, edit: answer.edit}));
+  if (answer.go) { location.href = answer.go; } else { location.reload(); }
+  return answer;
+}
+
+const saved = sessionStorage.getItem("rbv-toast");
+if (saved) {
+  sessionStorage.removeItem("rbv-toast");
+  const t = JSON.parse(saved);
+  showToast(t.message, t.edit, false);
+}
+
+// --- a photo: face boxes, placed in percent of the photo -------------------------
+document.querySelectorAll(".box[data-place]").forEach(box => {
+  const [left, top, width, height] = box.dataset.place.split(" ");
+  Object.assign(box.style, {left: left + "%", top: top + "%", width: width + "%", height: height + "%"});
+});
+
+// --- a person's page: selecting faces -------------------------------------------
+const faces = Array.from(document.querySelectorAll("#faces .face"));
+const head = document.querySelector("[data-person]");
+let last = null;
+function refreshCount() {
+  const n = faces.filter(f => f.classList.contains("selected")).length;
+  const label = document.getElementById("selected");
+  if (label) label.textContent = n + " selected";
+}
+faces.forEach((face, i) => {
+  face.addEventListener("click", event => {
+    if (event.target.tagName === "A") return;
+    if (event.shiftKey && last !== null) {
+      const [a, b] = [Math.min(last, i), Math.max(last, i)];
+      for (let k = a; k <= b; k++) faces[k].classList.add("selected");
+    } else {
+      face.classList.toggle("selected");
+    }
+    last = i;
+    refreshCount();
+  });
+});
+function selectWhere(test) { faces.forEach(f => f.classList.toggle("selected", test(f))); refreshCount(); }
+document.querySelectorAll("[data-select-doubtful]").forEach(b => b.onclick = () => selectWhere(f => f.classList.contains("doubtful")));
+document.querySelectorAll("[data-select-all]").forEach(b => b.onclick = () => selectWhere(() => true));
+document.querySelectorAll("[data-select-none]").forEach(b => b.onclick = () => selectWhere(() => false));
+const selected = () => faces.filter(f => f.classList.contains("selected")).map(f => Number(f.dataset.face));
+const value = id => (document.getElementById(id) || {value: ""}).value;
+
+// --- type-ahead on names ----------------------------------------------------------
+const names = document.getElementById("names");
+document.querySelectorAll('input[list="names"]').forEach(input => {
+  input.addEventListener("input", async () => {
+    const response = await fetch("/api/names?q=" + encodeURIComponent(input.value));
+    const found = await response.json();
+    names.replaceChildren(...found.map(p => { const o = document.createElement("option"); o.value = p.name; return o; }));
+  });
+});
+
+// --- buttons ------------------------------------------------------------------------
+const pair = document.querySelector(".pair");
+const buttons = {
+  name: () => act("name", {person: head.dataset.person, name: value("rename")}),
+  merge: () => act("merge", {person: head.dataset.person, source: value("merge-in")}),
+  hide: () => act("hide", {person: head.dataset.person}),
+  unhide: () => act("unhide", {person: head.dataset.person}),
+  reject: () => act("reject", {person: head.dataset.person, faces: selected()}),
+  move: () => act("move", {faces: selected(), to: value("move-to")}),
+  new: () => act("new", {faces: selected()}),
+  same: () => act("same", {faces: selected()}),
+  accept: () => act("accept", {keep: pair.dataset.keep, other: pair.dataset.other}),
+  dismiss: () => act("dismiss", {keep: pair.dataset.keep, other: pair.dataset.other}),
+  skip: () => act("skip", {keep: pair.dataset.keep, other: pair.dataset.other}),
+};
+document.querySelectorAll("[data-act]").forEach(b => b.addEventListener("click", () => buttons[b.dataset.act]()));
+document.querySelectorAll("[data-face-act]").forEach(b => b.addEventListener("click", () => {
+  const face = Number(b.dataset.face);
+  if (b.dataset.faceAct === "reject") act("reject", {person: b.dataset.person, faces: [face]});
+  else act("move", {faces: [face], to: value("to-" + face)});
+}));
+document.querySelectorAll("[data-undo]").forEach(b => b.addEventListener("click",
+  () => act("undo", {count: Number(b.dataset.undo), edit: Number(b.dataset.edit)})));
+
+document.addEventListener("keydown", event => {
+  if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName) || event.ctrlKey || event.metaKey) return;
+  const keys = pair ? {y: "accept", n: "dismiss", s: "skip"} : {};
+  if (keys[event.key]) { buttons[keys[event.key]](); }
+  else if (event.key === "u") {
+    const undo = document.getElementById("toast-undo");
+    if (undo && !toastBox.hidden) undo.click();
+  }
+});

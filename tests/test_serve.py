@@ -1,0 +1,316 @@
+"""`rbv serve` over HTTP with a real client: pages read the database, every action is
+the logged edit the CLI makes (it lands in the database and undo reverts it), and the
+server refuses cross-site writes, foreign Host headers and paths in image URLs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from rbv.config import Settings
+from rbv.serve.app import ReviewServer
+from tests.conftest import run_cli
+from tests.serve_client import Client, face_ids, serving
+
+HOSTILE = '<script>console.error("pwned")</script> Ada & "Bob"'
+
+
+@pytest.fixture
+def served(cli, faces_settings: Settings, tmp_path: Path) -> Iterator[tuple[ReviewServer, Client]]:  # type: ignore[no-untyped-def]
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    with serving(faces_settings, tmp_path / "cache") as pair:
+        yield pair
+
+
+def _persons(settings: Settings) -> list[tuple[str, str | None, int]]:
+    """(id, name, faces) of the visible persons, most faces first."""
+    with psycopg.connect(str(settings.database_url)) as conn:
+        return [(str(r[0]), r[1], int(r[2])) for r in conn.execute(
+            "SELECT p.id, n.name, count(f.id) FROM persons p "
+            "LEFT JOIN person_names n ON n.person_id = p.id "
+            "JOIN face_detections f ON f.person_id = p.id "
+            "WHERE p.merged_into IS NULL AND NOT p.hidden GROUP BY p.id, n.name "
+            "ORDER BY count(f.id) DESC, p.id")]
+
+
+def _scalar(settings: Settings, query: str, *args: object) -> object:
+    with psycopg.connect(str(settings.database_url)) as conn:
+        row = conn.execute(query, args).fetchone()
+        return row[0] if row else None
+
+
+def test_pages_show_the_library_and_images_come_from_the_cache(
+        served: tuple[ReviewServer, Client], faces_settings: Settings, tmp_path: Path) -> None:
+    server, client = served
+    persons = _persons(faces_settings)
+    grid = client.get("/")
+    assert grid.status == 200 and f"{len(persons):,} persons" in grid.text
+    assert grid.text.index(persons[0][0]) < grid.text.index(persons[-1][0])  # largest first
+    assert server.token in grid.text  # the page's script needs it
+
+    page = client.get(f"/person/{persons[0][0]}")
+    assert page.status == 200
+    shown = face_ids(page.text)
+    assert len(shown) == persons[0][2]
+    crop = client.get(f"/face/{shown[0]}.jpg")
+    assert crop.status == 200 and crop.body[:2] == b"\xff\xd8"
+    cached = list((tmp_path / "cache" / "faces").glob("*.jpg"))
+    assert len(cached) == 1 and cached[0].name.startswith(f"{shown[0]}_")
+
+    photo_page = client.get(f"/photo-of/{shown[0]}")  # follows the redirect
+    assert photo_page.status == 200 and 'class="box focus"' in photo_page.text
+    image_id = _scalar(faces_settings, "SELECT image_id FROM face_detections WHERE id = %s",
+                       shown[0])
+    assert client.get(f"/photo/{image_id}.jpg").body[:2] == b"\xff\xd8"
+    unnamed = client.get("/?filter=named")
+    assert "0 persons" in unnamed.text
+
+
+def test_edits_land_in_the_database_and_undo_reverts_them(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    _, client = served
+    (a, _, _), (b, _, b_faces) = _persons(faces_settings)[:2]
+
+    named = client.post("name", {"person": a, "name": HOSTILE})
+    assert named.status == 200, named.text
+    assert _scalar(faces_settings, "SELECT name FROM person_names WHERE person_id = %s",
+                   a) == HOSTILE
+    grid = client.get("/?q=Ada").text
+    assert "&lt;script&gt;" in grid and "<script>console" not in grid
+
+    clash = client.post("name", {"person": b, "name": HOSTILE.upper()}).json()
+    assert clash["confirm"] == "merge" and clash["other"] == a
+
+    faces = face_ids(client.get(f"/person/{b}").text)[:3]
+    rejected = client.post("reject", {"person": b, "faces": faces})
+    assert rejected.status == 200, rejected.text
+    edit = rejected.json()["edit"]
+    assert _scalar(faces_settings, "SELECT count(*) FROM person_rejections "
+                   "WHERE person_id = %s", b) == 3
+    assert len(face_ids(client.get(f"/person/{b}").text)) == b_faces - 3
+
+    assert client.post("undo", {"edit": edit + 1, "count": 1}).status == 409  # not newest
+    undone = client.post("undo", {"edit": edit, "count": 1})
+    assert undone.status == 200, undone.text
+    assert _scalar(faces_settings, "SELECT count(*) FROM person_rejections") == 0
+    assert _scalar(faces_settings, "SELECT count(*) FROM face_detections "
+                   "WHERE person_id = %s", b) == b_faces
+    assert "undone by #" in client.get("/history").text
+
+    moved = client.post("move", {"faces": faces[:1], "to": HOSTILE})
+    assert moved.status == 200, moved.text
+    assert str(_scalar(faces_settings, "SELECT person_id FROM face_detections WHERE id = %s",
+                       faces[0])) == a
+    assert client.post("hide", {"person": b}).status == 200
+    assert _scalar(faces_settings, "SELECT hidden FROM persons WHERE id = %s", b) is True
+    assert b in client.get("/?filter=hidden").text
+
+    # A refused edit is one message and changes nothing.
+    same_photo = client.post("reject", {"person": a, "faces": [10**12]})
+    assert same_photo.status == 409 and "no face with id" in same_photo.json()["error"]
+
+
+def test_suggestions_accept_dismiss_and_never_again(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    _, client = served
+    import re
+
+    def current() -> tuple[str, str] | None:
+        page = client.get("/suggestions").text
+        m = re.search(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"', page)
+        return (m[1], m[2]) if m else None
+
+    first = current()
+    assert first is not None
+    accepted = client.post("accept", {"keep": first[0], "other": first[1]})
+    assert accepted.status == 200, accepted.text
+    assert str(_scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
+                       first[1])) == first[0]
+    second = current()
+    assert second is not None and second != first
+    dismissed = client.post("dismiss", {"keep": second[0], "other": second[1]})
+    assert dismissed.status == 200, dismissed.text
+    assert _scalar(faces_settings, "SELECT count(*) FROM cannot_links") == 1
+    assert current() != second
+
+
+def test_cross_site_writes_foreign_hosts_and_paths_are_refused(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    _, client = served
+    person = _persons(faces_settings)[0][0]
+    body = {"person": person, "name": "Mallory"}
+    assert client.post("name", body, token=None).status == 403
+    assert client.post("name", body, token="wrong").status == 403
+    assert client.post("name", body, Origin="http://evil.example").status == 403
+    form = client.request("POST", "/api/name", json.dumps(body).encode(),
+                          {"Content-Type": "text/plain", "X-RBV-Token": client.token})
+    assert form.status == 415
+    port = client.base.rsplit(":", 1)[1]
+    assert client.get("/", Host="evil.example:80").status == 421
+    assert client.get("/", Host=f"evil.example:{port}").status == 421
+    assert client.get("/", Host=f"localhost:{port}").status == 200
+    assert client.post("name", body, Host=f"localhost:{port}",
+                       Origin=f"http://127.0.0.1:{port}").status == 403  # not its origin
+    assert client.post("name", body, Host=f"rebound.example:{client.base.rsplit(':', 1)[1]}"
+                       ).status == 421
+    assert _scalar(faces_settings, "SELECT count(*) FROM person_names") == 0
+    for path in ("/face/../../../etc/passwd", "/face/%2e%2e%2fetc%2fpasswd.jpg",
+                 "/photo/1.jpg/../../etc/passwd", "/static/../app.py", "/face/1e3.jpg"):
+        assert client.get(path).status == 404, path
+
+
+def test_edits_beside_a_running_cluster_are_kept_or_refused_whole(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """The server takes the pack's lock only while an edit runs: `rbv cluster` runs
+    beside it; an edit that meets a running clustering is refused with one message
+    (nothing half-done), and every edit that was accepted survives the clustering."""
+    import threading
+
+    from rbv.errors import ClusterBusy
+    from rbv.jobs.cluster import ClusterOptions, cluster_pack
+    from rbv.store import open_database
+
+    _, client = served
+    persons = [p for p, _, _ in _persons(faces_settings)]
+    db = open_database(faces_settings)
+    runs: list[str] = []
+    stop = threading.Event()
+
+    def clustering() -> None:
+        while not stop.is_set():
+            try:
+                cluster_pack(db, None, ClusterOptions(threshold=0.7, full=True))
+                runs.append("ok")
+            except ClusterBusy:
+                runs.append("busy")
+
+    worker = threading.Thread(target=clustering)
+    worker.start()
+    accepted, refused = {}, 0
+    try:
+        for i, person in enumerate(persons[:12]):
+            name = f"Person {i}"
+            answer = client.post("name", {"person": person, "name": name})
+            if answer.status == 200:
+                accepted[person] = name
+            else:
+                assert answer.status == 409 and "is running" in answer.json()["error"]
+                refused += 1
+    finally:
+        stop.set()
+        worker.join()
+    assert "ok" in runs and accepted
+    with psycopg.connect(str(faces_settings.database_url)) as conn:
+        names = dict(conn.execute("SELECT person_id::text, name FROM person_names").fetchall())
+    assert names == accepted
+    assert "rbv cluster ran at" in client.get("/").text
+    print(f"\n{len(accepted)} edits accepted, {refused} refused while clustering; "
+          f"cluster runs: {runs.count('ok')} done, {runs.count('busy')} met an edit")
+
+
+def test_the_command_prints_its_url_first_and_stops_cleanly_on_ctrl_c(
+        faces_settings: Settings, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    env = {**os.environ, "DATABASE_URL": str(faces_settings.database_url),
+           "RBV_DATA_DIR": str(tmp_path / "data")}
+    process = subprocess.Popen([sys.executable, "-m", "rbv", "serve", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("Serving on http://127.0.0.1:"), first
+        with urllib.request.urlopen(first.split()[-1], timeout=60) as r:
+            assert r.status == 200
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert out.strip() == "Stopped." and err == ""
+    assert (tmp_path / "data" / "serve-cache").is_dir()
+
+
+def _state(url: str) -> tuple[object, ...]:
+    """The persons of a database, independent of their uuids: each person as its face
+    ids (with name and hidden), rejections and links by face ids, the edit commands."""
+    with psycopg.connect(url) as conn:
+        groups = {str(p): (tuple(sorted(faces)), name, hidden) for p, faces, name, hidden
+                  in conn.execute(
+                      "SELECT p.id, array_agg(f.id), n.name, p.hidden FROM persons p "
+                      "JOIN face_detections f ON f.person_id = p.id "
+                      "LEFT JOIN person_names n ON n.person_id = p.id "
+                      "WHERE p.merged_into IS NULL GROUP BY p.id, n.name, p.hidden")}
+        rejected = sorted((int(f), groups[str(p)][0] if str(p) in groups else None)
+                          for f, p in conn.execute(
+                              "SELECT face_id, person_id FROM person_rejections"))
+        links = [sorted(map(tuple, conn.execute(f"SELECT face_a, face_b FROM {t}")))
+                 for t in ("cannot_links", "must_links")]
+        commands = [r[0] for r in conn.execute(
+            "SELECT command FROM person_edits ORDER BY id")]
+    return sorted(groups.values()), rejected, links, commands
+
+
+def test_the_browser_leaves_the_database_where_the_same_commands_do(
+        cli, served: tuple[ReviewServer, Client], faces_settings: Settings,  # type: ignore[no-untyped-def]
+        pg_server, faces_template: str) -> None:
+    import re
+
+    from tests.conftest import _db_numbers
+
+    _, client = served
+    twin = f"rbv_test_twin_{next(_db_numbers)}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{twin}" TEMPLATE "{faces_template}"')
+    twin_url = pg_server.url(twin)
+    assert run_cli(cli, "-d", twin_url, "cluster", "--threshold", "0.7").exit_code == 0
+    assert _state(twin_url)[0] == _state(str(faces_settings.database_url))[0]
+
+    def there(person: str) -> str:
+        """The twin's person holding the faces this person holds here."""
+        face = _scalar(faces_settings, "SELECT min(id) FROM face_detections "
+                       "WHERE person_id = %s", person)
+        with psycopg.connect(twin_url) as conn:
+            row = conn.execute("SELECT person_id FROM face_detections WHERE id = %s",
+                               (face,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def cli_ok(*args: str) -> None:
+        done = run_cli(cli, "-d", twin_url, *args)
+        assert done.exit_code == 0, done.output
+
+    (a, _, _), (b, _, _) = _persons(faces_settings)[:2]
+    for person, name in ((a, "Ada"), (b, "Grace")):
+        cli_ok("persons", "name", there(person), name)
+        assert client.post("name", {"person": person, "name": name}).status == 200
+    faces = face_ids(client.get(f"/person/{b}").text)[:3]
+    cli_ok("persons", "not-this-person", there(b), *map(str, faces))
+    assert client.post("reject", {"person": b, "faces": faces}).status == 200
+    for action in ("accept", "dismiss"):
+        page = client.get("/suggestions").text
+        keep, other = re.search(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"',
+                                page).groups()  # type: ignore[union-attr]
+        if action == "accept":
+            cli_ok("persons", "merge", there(keep), there(other))
+        else:
+            before = set(_state(str(faces_settings.database_url))[2][0])
+            assert client.post("dismiss", {"keep": keep, "other": other}).status == 200
+            (pair,) = set(_state(str(faces_settings.database_url))[2][0]) - before
+            cli_ok("faces", "different", *map(str, pair))
+            continue
+        assert client.post(action, {"keep": keep, "other": other}).status == 200
+    cli_ok("persons", "undo")
+    assert client.post("undo", {"count": 1}).status == 200
+    assert _state(str(faces_settings.database_url)) == _state(twin_url)

@@ -1,0 +1,123 @@
+"""`rbv serve` clicked through in a real headless Chromium (Debian's chromium): a person
+names two persons, takes three faces out with click + shift-click, accepts one merge
+suggestion with the keyboard, dismisses another, and undoes the last edit from the
+toast; the database holds each result. Screenshots of every page are kept."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from rbv.config import Settings
+from tests.chromium import Browser, find_or_install_chromium
+from tests.conftest import run_cli
+from tests.serve_client import serving
+
+VISIBLE_BROKEN = ("JSON.stringify(Array.from(document.images).filter(i => "
+                  "i.getBoundingClientRect().top < innerHeight && i.complete && "
+                  "i.naturalWidth === 0).map(i => i.getAttribute('src')))")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = find_or_install_chromium()
+    if executable is None:
+        pytest.fail("Debian's chromium is needed to drive rbv serve and could not be "
+                    "installed (apt-get install -y chromium)")
+    b = Browser(executable)
+    yield b
+    b.close()
+
+
+def _rows(settings: Settings, query: str, *args: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(str(settings.database_url)) as conn:
+        return [tuple(r) for r in conn.execute(query, args)]
+
+
+def _click_and_wait(browser: Browser, selector: str) -> None:
+    """Click, then wait for the page the action reloads (or goes to) to be ready."""
+    browser.evaluate("window.__old = true")
+    browser.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+    browser.wait_until("!window.__old && document.readyState === 'complete'")
+
+
+def _look(browser: Browser, shots: Path, name: str) -> None:
+    browser.wait_until("Array.from(document.images).filter(i => "
+                       "i.getBoundingClientRect().top < innerHeight).every(i => i.complete)")
+    broken = json.loads(browser.evaluate(VISIBLE_BROKEN))
+    assert broken == [], (name, broken)
+    assert browser.screenshot(shots / name).stat().st_size > 10_000
+
+
+def test_a_person_reviews_a_library_in_the_browser(
+        cli, browser: Browser, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with serving(faces_settings, tmp_path / "cache") as (_, client):
+        errors, _ = browser.open(client.base + "/")
+        assert errors == []
+        _look(browser, shots, "people.png")
+        first = browser.evaluate("document.querySelector('a.card').getAttribute('href')")
+        second = browser.evaluate(
+            "document.querySelectorAll('a.card')[1].getAttribute('href')")
+
+        for href, name in ((first, "Ada Lovelace"), (second, "Grace <b>Hopper</b>")):
+            browser.open(client.base + href)
+            browser.evaluate(f"document.getElementById('rename').value = {json.dumps(name)}")
+            _click_and_wait(browser, '[data-act="name"]')
+            assert browser.evaluate("document.querySelector('h1').textContent") == name
+            assert "Named" in browser.evaluate("document.getElementById('toast').textContent")
+        person = href.rsplit("/", 1)[1]
+        names = {r[0] for r in _rows(faces_settings, "SELECT name FROM person_names")}
+        assert names == {"Ada Lovelace", "Grace <b>Hopper</b>"}
+
+        # Three faces out: click the first, shift-click the third.
+        faces = browser.evaluate("Array.from(document.querySelectorAll('#faces .face'))"
+                                 ".map(f => Number(f.dataset.face))")
+        browser.evaluate("document.querySelectorAll('#faces .face')[0].click()")
+        browser.evaluate("document.querySelectorAll('#faces .face')[2].dispatchEvent("
+                         "new MouseEvent('click', {bubbles: true, shiftKey: true}))")
+        assert browser.evaluate("document.getElementById('selected').textContent") == \
+            "3 selected"
+        _look(browser, shots, "person-selected.png")
+        _click_and_wait(browser, '[data-act="reject"]')
+        rejected = _rows(faces_settings, "SELECT face_id FROM person_rejections "
+                         "WHERE person_id = %s ORDER BY face_id", person)
+        assert [r[0] for r in rejected] == sorted(faces[:3])
+        _look(browser, shots, "person-after-reject.png")
+
+        # One suggestion accepted with the keyboard, the next one dismissed.
+        browser.open(client.base + "/suggestions")
+        _look(browser, shots, "suggestion.png")
+        keep = browser.evaluate("document.querySelector('.pair').dataset.keep")
+        other = browser.evaluate("document.querySelector('.pair').dataset.other")
+        browser.evaluate("window.__old = true; document.dispatchEvent("
+                         "new KeyboardEvent('keydown', {key: 'y', bubbles: true}))")
+        browser.wait_until("!window.__old && document.readyState === 'complete'")
+        merged = _rows(faces_settings, "SELECT merged_into::text FROM persons WHERE id = %s",
+                       other)
+        assert merged == [(keep,)]
+        links = len(_rows(faces_settings, "SELECT 1 FROM cannot_links"))  # rejections' too
+        _click_and_wait(browser, '[data-act="dismiss"]')
+        assert len(_rows(faces_settings, "SELECT 1 FROM cannot_links")) == links + 1
+
+        # The toast's undo takes the dismissal back.
+        _click_and_wait(browser, "#toast-undo")
+        assert len(_rows(faces_settings, "SELECT 1 FROM cannot_links")) == links
+        assert "Undid" in browser.evaluate("document.getElementById('toast').textContent")
+
+        browser.open(client.base + "/history")
+        _look(browser, shots, "history.png")
+        face = faces[3]
+        browser.open(client.base + f"/photo-of/{face}")
+        _look(browser, shots, "photo.png")
+        assert browser.evaluate("document.querySelectorAll('.box').length") >= 1
+        errors, _ = browser.problems()
+        assert errors == []
+    print(f"\nscreenshots of rbv serve: {shots}")
