@@ -91,7 +91,10 @@ def review(
     doubtful ones out at once.
 
     Each face's similarity is its average with the person's other faces; z says how far
-    that is above what a stranger's face would reach (below 3: doubtful).
+    that is above what a stranger's face would reach (below 3: doubtful). A face is also
+    doubtful when its similarity is nearer a stranger's than the person's other faces
+    are to each other. A person whose faces fall into two halves that are as alike as
+    strangers' is reported as two people, with the command that separates them.
 
     Examples:
 
@@ -114,7 +117,15 @@ def review(
                       "doubtful" if f.doubtful else "", printable(f.path or "-"))
     print_table(table, whole=["face"])
     typer.echo("similarity: average with the person's other faces; z: how far above what "
-               f"a stranger would reach (below {DOUBT_Z:g}: doubtful).")
+               f"a stranger would reach (below {DOUBT_Z:g}, or nearer a stranger's than "
+               "the other faces' own: doubtful).")
+    if report.split:
+        test = report.split.test
+        typer.echo(report.split.headline(_label(row.name, row.id)) + ": faces of the two "
+                   f"halves are {test.cross:.2f} alike, nearer strangers' than the "
+                   f"{test.own.mean:.2f} of each half's own faces. To move the smaller half "
+                   "into a new person:")
+        typer.echo(f"  {report.split.command}")
     if report.command:
         typer.echo(f"{len(report.doubtful)} doubtful face(s); to take them out for good:")
         typer.echo(f"  {report.command}")

@@ -10,10 +10,12 @@ from rbv.errors import ConfigError
 from rbv.export.contact_sheet import SheetFace, write_sheet
 from rbv.jobs.person_evidence import (
     DOUBT_Z,
+    TwoPeople,
     doubtful,
     faces_least_typical_first,
     load_evidence,
     reject_command,
+    two_people,
 )
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
@@ -42,11 +44,13 @@ class ReviewReport:
     doubtful: list[int]  # every doubtful face of the person, least typical first
     command: str | None  # takes the doubtful faces out; None when there are none
     sheet: Path | None
+    split: TwoPeople | None = None  # the person looks like two people
 
     def as_dict(self) -> dict[str, object]:
         return {"person": self.person.as_dict(), "doubt_z": DOUBT_Z,
                 "faces": [f.as_dict() for f in self.faces], "doubtful": self.doubtful,
-                "command": self.command, "sheet": str(self.sheet) if self.sheet else None}
+                "command": self.command, "sheet": str(self.sheet) if self.sheet else None,
+                "two_people": self.split.as_dict() if self.split else None}
 
 
 def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
@@ -59,6 +63,7 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
         if not evidence.persons:
             raise ConfigError(f"person {ref!r} has no faces to review")
         fits = faces_least_typical_first(evidence, 0)
+        split = two_people(evidence, 0)
         shown = {f.id: f for f in shown_faces(conn, [f for f, _ in fits[:limit]])}
     bad = doubtful(fits)
     faces = [ReviewedFace(f, shown[f].path if f in shown else None, fit.mean, fit.z,
@@ -70,4 +75,4 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
                  for f in faces if f.id in shown]
         title = f"{row.name or row.id}: least typical first"
         write_sheet(db, tiles, title, sheet, max_pixels=max_pixels)
-    return ReviewReport(row, faces, bad, command, sheet)
+    return ReviewReport(row, faces, bad, command, sheet, split)
