@@ -146,7 +146,7 @@ def _person_faces(cli, url: str, person: str) -> list[int]:  # type: ignore[no-u
 
 
 def test_review_finds_two_people_in_one_and_its_command_separates_them(
-        cli, faces_settings: Settings) -> None:
+        cli, faces_settings: Settings, tmp_path: Path) -> None:
     url = str(faces_settings.database_url)
     assert run_cli(cli, "-d", url, "cluster").exit_code == 0
     identity = _face_identities(faces_settings)  # group photos carry no label
@@ -182,6 +182,12 @@ def test_review_finds_two_people_in_one_and_its_command_separates_them(
     sizes = f"({len(report['kept'])} + {len(report['moved'])} faces)"
     assert f"{one[:8]} looks like two people {sizes}" in shown.stdout, shown.stdout
     assert report["command"] in shown.stdout
+    site = run_cli(cli, "-d", url, "site", str(tmp_path / "site"), "--max-faces", "4")
+    assert site.exit_code == 0, site.output
+    page = (tmp_path / "site" / "persons" / f"{one}.html").read_text(encoding="utf-8")
+    assert f"Looks like two people {sizes}" in page and report["command"] in page
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert f"two people? ({len(report['kept'])} + {len(report['moved'])})" in index
     moved = run_cli(cli, "-d", url, *shlex.split(report["command"])[1:])
     assert moved.exit_code == 0, moved.output
     assert _review(cli, url, one)["two_people"] is None
