@@ -75,3 +75,13 @@ def test_a_stranger_above_the_impostor_bar_is_still_nearer_strangers() -> None:
     assert first.row == 12 and first.z >= 3.0 and first.nearer_strangers, first
     assert not any(f.nearer_strangers or f.z < 3 for f in fits[1:])
     assert stranger_spread(SFACE) > SFACE.sigma
+
+
+def test_pair_statistics_agree_for_more_faces_than_dimensions() -> None:
+    rng = np.random.default_rng(8)
+    x = _unit(rng.standard_normal((40, 8))).astype(np.float64)
+    stats = others_pair_stats(x, 0.0)
+    rest = x[1:]
+    sims = (rest @ rest.T)[np.triu_indices(len(rest), 1)]
+    assert np.isclose(stats[0].mean, sims.mean()) and np.isclose(stats[0].spread,
+                                                                  sims.std(ddof=1))

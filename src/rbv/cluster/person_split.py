@@ -14,8 +14,9 @@ Two models judge a similarity ``s`` of faces:
 A similarity is *nearer strangers* when it lies fewer of the strangers' spreads above
 their mean than it lies of the person's spreads below the person's mean: the boundary
 between the two normal models of equal weight, with no constant of rbv's own. Sums of
-pair similarities come from the faces' sums and Gram matrix, so a person of any size is
-tested in O(n·d²), never O(n²).
+pair similarities come from the faces' sums and either their n × n similarities or
+their d × d Gram matrix, whichever is smaller: O(n·d·min(n, d)) time and memory of
+O(min(n, d)²) beyond the faces.
 
 Pure numpy: arrays in, verdicts out.
 """
@@ -62,13 +63,18 @@ def pair_stats(sums: float, squares: float, count: int, floor: float) -> PairSta
     return PairStats(count, mean, max(math.sqrt(var), floor))
 
 
+def _squares(x: NDArray[np.float64]) -> float:
+    """The sum of squared similarities of all ordered pairs of rows, self-pairs included:
+    ``||X Xᵀ||² = ||Xᵀ X||²``, from the smaller of the two."""
+    m = x @ x.T if len(x) <= x.shape[1] else x.T @ x
+    return float(np.sum(m * m))
+
+
 def _within(x: NDArray[np.float64]) -> tuple[float, float, int]:
     """Sum and sum of squares of the similarities of all pairs of rows, and their count."""
     n = len(x)
     total = x.sum(axis=0)
-    gram = x.T @ x
-    return ((float(total @ total) - n) / 2.0, (float(np.sum(gram * gram)) - n) / 2.0,
-            n * (n - 1) // 2)
+    return ((float(total @ total) - n) / 2.0, (_squares(x) - n) / 2.0, n * (n - 1) // 2)
 
 
 def nearer_strangers(similarity: float, own: PairStats, model: ImpostorModel) -> bool:
@@ -140,6 +146,8 @@ def split_test(embeddings: NDArray[np.floating], model: ImpostorModel) -> SplitT
     two people: their cross similarity is nearer strangers' than the similarity of the
     halves' own pairs. None when there is no partition with two faces on each side."""
     x = normalize(embeddings).astype(np.float64)
+    if len(x) < 2 * MIN_HALF:
+        return None
     half = two_halves(x)
     if half is None:
         return None
@@ -161,12 +169,19 @@ def others_pair_stats(x: NDArray[np.float64], floor: float) -> list[PairStats]:
     """Per row of unit rows ``x``: the statistics of the pairs of the *other* rows."""
     n = len(x)
     total = x.sum(axis=0)
-    gram = x.T @ x
-    gram_sq = float(np.sum(gram * gram))
     rest = total[None, :] - x
     sums = (np.einsum("ij,ij->i", rest, rest) - (n - 1)) / 2.0
-    # ||G - x xᵀ||² = ||G||² - 2 xᵀGx + 1 for a unit row x
-    squares = (gram_sq - 2.0 * np.einsum("ij,ij->i", x @ gram, x) + 1.0 - (n - 1)) / 2.0
+    # Without row i, a unit row: the squares lose sum_j (x_i·x_j)² twice, then gain back
+    # the self-pair's 1 counted in both.
+    if n <= x.shape[1]:
+        sims = x @ x.T
+        own = np.einsum("ij,ij->i", sims, sims)
+        every = float(own.sum())
+    else:
+        gram = x.T @ x
+        own = np.einsum("ij,ij->i", x @ gram, x)
+        every = float(np.sum(gram * gram))
+    squares = (every - 2.0 * own + 1.0 - (n - 1)) / 2.0
     count = (n - 1) * (n - 2) // 2
     return [pair_stats(float(s), float(q), count, floor)
             for s, q in zip(sums.tolist(), squares.tolist(), strict=True)]
