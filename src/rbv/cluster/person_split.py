@@ -37,6 +37,9 @@ MIN_HALF = 2
 rest is the doubtful-face test's case, not a split."""
 ITERATIONS = 50
 """Two-means rounds per start (it settles in a handful)."""
+POWER_ROUNDS = 30
+"""Power-iteration rounds for a person's main axis (a start for two-means, which then
+settles the halves; it need not be exact)."""
 
 
 def stranger_spread(model: ImpostorModel) -> float:
@@ -109,7 +112,8 @@ class SplitTest:
 def two_halves(x: NDArray[np.float64]) -> NDArray[np.int64] | None:
     """The best two-means partition of unit rows ``x`` (spherical: the halves' summed
     similarity to their own centroid, highest of two deterministic starts: the least
-    typical face against the face least like it, and the two ends of the main axis);
+    typical face against the face least like it, and the two ends of the main axis, a
+    spread either side of the centre);
     None when every start leaves one half empty."""
     n = len(x)
     if n < 2:
@@ -118,27 +122,41 @@ def two_halves(x: NDArray[np.float64]) -> NDArray[np.int64] | None:
     a = int(np.argmin(x @ total))
     b = int(np.argmin(x @ x[a]))
     centre = total / n
-    _, values, axes = np.linalg.svd(x - centre, full_matrices=False)
-    step = axes[0] * values[0] / math.sqrt(n)
+    step = _main_axis(x - centre, x[b] - x[a])
     best: tuple[float, NDArray[np.int64]] | None = None
     for ca, cb in ((x[a], x[b]), (centre + step, centre - step)):
         half: NDArray[np.int64] | None = None
+        sums = total
         for _ in range(ITERATIONS):
-            new = (x @ cb > x @ ca).astype(np.int64)
-            if new.min() == new.max() or (half is not None and np.array_equal(new, half)):
+            new = (x @ (cb - ca) > 0).astype(np.int64)
+            size = int(new.sum())
+            if size in (0, n) or (half is not None and np.array_equal(new, half)):
                 break
             half = new
-            ca, cb = x[half == 0].mean(axis=0), x[half == 1].mean(axis=0)
+            sums = new.astype(np.float64) @ x  # the second half's sum
+            ca, cb = (total - sums) / (n - size), sums / size
         if half is None:
             continue
-        score = float(np.linalg.norm(x[half == 0].sum(axis=0))
-                      + np.linalg.norm(x[half == 1].sum(axis=0)))
+        score = float(np.linalg.norm(total - sums) + np.linalg.norm(sums))
         if best is None or score > best[0]:
             best = (score, half)
     if best is None:
         return None
     half = best[1]
     return half if int(half.sum()) * 2 <= n else 1 - half
+
+
+def _main_axis(centred: NDArray[np.float64], start: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The rows' main axis, scaled to their spread along it (power iteration from
+    ``start``: O(n·d) a round, where a full SVD costs O(n·d·min(n, d)))."""
+    v = start / max(float(np.linalg.norm(start)), 1e-12)
+    for _ in range(POWER_ROUNDS):
+        w = centred.T @ (centred @ v)
+        norm = float(np.linalg.norm(w))
+        if norm < 1e-12:
+            return np.zeros_like(v)
+        v = w / norm
+    return v * float(np.linalg.norm(centred @ v)) / math.sqrt(len(centred))
 
 
 def split_test(embeddings: NDArray[np.floating], model: ImpostorModel) -> SplitTest | None:
