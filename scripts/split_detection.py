@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rbv.cluster.calibrations import resolve_setting
+from rbv.cluster.calibrations import DEFAULT_METHOD, resolve_setting
+from rbv.cluster.constraints import Constraints
 from rbv.cluster.defaults import ImpostorModel
-from rbv.cluster.methods import Method
+from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.person_split import split_test
 from rbv.cluster.suggestions import least_typical_first
 from rbv.config import Settings
@@ -175,6 +176,31 @@ def kin(s: LabelledSet, ids: dict[str, np.ndarray], model: ImpostorModel) -> Non
               f"{seen[relation]} (two-people test, or its faces marked doubtful)")
 
 
+def default_clustering(s: LabelledSet, model: ImpostorModel) -> None:
+    """The shipped default's persons of 4+ faces: how many hold two identities (2+
+    labelled faces each) and how many the two-people test flags."""
+    faces = s.faces
+    constraints = Constraints.build(len(faces), image_ids=faces.image_ids)
+    labels = cluster_embeddings(faces.embeddings, Method.evidence, 0.0, constraints,
+                                impostor=model)
+    count = Counter[str]()
+    for person in np.unique(labels).tolist():
+        rows = np.flatnonzero(labels == person)
+        if len(rows) < MIN_FACES:
+            continue
+        named = Counter(t for t in s.truth[rows].tolist() if t is not None)
+        mixed = len([n for n in named.values() if n >= 2]) >= 2
+        test = split_test(faces.embeddings[rows], model)
+        flagged = test is not None and test.two_people
+        count["persons"] += 1
+        count["mixed"] += mixed
+        count["flagged"] += flagged
+        count["both"] += mixed and flagged
+    print(f"  default clustering ({DEFAULT_METHOD.value}): {count['persons']} persons of "
+          f"{MIN_FACES}+ faces, {count['mixed']} hold two identities (2+ faces each); "
+          f"flagged {count['flagged']}, {count['both']} of them such")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
@@ -203,6 +229,7 @@ def main() -> None:
             kin(s, ids, model)
         false_alarms(s, ids, model)
         injected(s, ids, model)
+        default_clustering(s, model)
 
 
 if __name__ == "__main__":
