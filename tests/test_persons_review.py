@@ -182,6 +182,15 @@ def test_review_finds_two_people_in_one_and_its_command_separates_them(
     sizes = f"({len(report['kept'])} + {len(report['moved'])} faces)"
     assert f"{one[:8]} looks like two people {sizes}" in shown.stdout, shown.stdout
     assert report["command"] in shown.stdout
+    # With no person, review gives its verdict on the largest persons.
+    largest = json.loads(run_cli(cli, "-d", url, "persons", "review", "--json").stdout)
+    flagged = {p["person"]["id"]: p["two_people"] for p in largest["persons"]
+               if p["two_people"]}
+    assert flagged[one]["moved"] == report["moved"]
+    listed = run_cli(cli, "-d", url, "persons", "review", env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert f"{one[:8]} looks like two people {sizes}" in listed.stdout
+    assert report["command"] in listed.stdout
     site = run_cli(cli, "-d", url, "site", str(tmp_path / "site"), "--max-faces", "4")
     assert site.exit_code == 0, site.output
     page = (tmp_path / "site" / "persons" / f"{one}.html").read_text(encoding="utf-8")

@@ -59,13 +59,14 @@ class PersonEvidence:
 
 
 def load_evidence(conn: psycopg.Connection, pack_name: str | None,
-                  person: uuid.UUID | None = None) -> PersonEvidence:
+                  person: uuid.UUID | None = None, *,
+                  largest: int | None = None) -> PersonEvidence:
     """The pack's visible persons and faces (of ``person`` alone, when given: its pack
-    is then the one used)."""
+    is then the one used; of the ``largest`` persons with the most faces, when given)."""
     pack = (pack_row(conn, pack_of(conn, person)) if person is not None
             else find_pack(conn, pack_name))
     persons = [p for p in list_persons(conn, pack.id, include_hidden=person is not None)
-               if p.faces > 0 and (person is None or p.id == person)]
+               if p.faces > 0 and (person is None or p.id == person)][:largest]
     faces = load_faces(conn, pack, persons=[p.id for p in persons])
     index = {p.id: i for i, p in enumerate(persons)}
     codes = np.array([index.get(p, -1) if p is not None else -1 for p in faces.person_ids],

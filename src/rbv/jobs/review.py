@@ -1,5 +1,6 @@
-"""``rbv persons review PERSON``: a person's faces, the least typical first, and the
-one command that takes the doubtful ones out."""
+"""``rbv persons review [PERSON]``: a person's faces, the least typical first, and the
+one command that takes the doubtful ones out; whether it looks like two people. With no
+person: that verdict for each of the largest persons."""
 
 from __future__ import annotations
 
@@ -76,3 +77,36 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
         title = f"{row.name or row.id}: least typical first"
         write_sheet(db, tiles, title, sheet, max_pixels=max_pixels)
     return ReviewReport(row, faces, bad, command, sheet, split)
+
+
+@dataclass(frozen=True)
+class PersonVerdict:
+    """What review finds in one person, in short."""
+
+    person: PersonRow
+    doubtful: list[int]  # face ids, least typical first
+    split: TwoPeople | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"person": self.person.as_dict(), "doubtful": self.doubtful,
+                "two_people": self.split.as_dict() if self.split else None}
+
+
+@dataclass(frozen=True)
+class LargestReport:
+    pack: str
+    persons: list[PersonVerdict]  # most faces first
+
+    def as_dict(self) -> dict[str, object]:
+        return {"pack": self.pack, "doubt_z": DOUBT_Z,
+                "persons": [p.as_dict() for p in self.persons]}
+
+
+def review_largest(db: Database, pack_name: str | None, top: int) -> LargestReport:
+    """Review's verdict on each of the pack's ``top`` persons with the most faces."""
+    with db.connect() as conn:
+        evidence = load_evidence(conn, pack_name, largest=top)
+    verdicts = [PersonVerdict(row, doubtful(faces_least_typical_first(evidence, i)),
+                              two_people(evidence, i))
+                for i, row in enumerate(evidence.persons)]
+    return LargestReport(evidence.pack.name, verdicts)
