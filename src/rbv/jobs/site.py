@@ -79,6 +79,7 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
         if report.unreadable:
             run.status = "partial"
         run.counts = {"persons": len(persons), "suggestions": len(ranked),
+                      "two_people": sum(1 for p in persons if p.two_people),
                       "thumbs_written": report.thumbs_written,
                       "unreadable": len(report.unreadable)}
     return report
