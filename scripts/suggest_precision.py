@@ -108,7 +108,7 @@ def review_flags(s: LabelledSet, files: dict[str, str], doubt_z: float, loose: f
     constraints = Constraints.build(len(faces), image_ids=faces.image_ids)
     labels = cluster_embeddings(faces.embeddings, Method.connected, loose, constraints)
     majority = majority_labels(labels, s.truth)
-    intruders = flagged = hit = first_hits = first_total = 0
+    intruders = flagged = hit = bar_flagged = bar_hit = first_hits = first_total = 0
     for person in np.unique(labels).tolist():
         rows = np.flatnonzero(labels == person)
         if len(rows) < 3:
@@ -116,17 +116,21 @@ def review_flags(s: LabelledSet, files: dict[str, str], doubt_z: float, loose: f
         fits = least_typical_first(faces.embeddings[rows], model)
         wrong = [s.truth[rows[f.row]] is not None and s.truth[rows[f.row]] != majority[person]
                  for f in fits]
-        doubtful = [f.z < doubt_z for f in fits]
+        bar = [f.z < doubt_z for f in fits]  # the impostor bar alone (before #20)
+        doubtful = [f.z < doubt_z or f.nearer_strangers for f in fits]
         intruders += sum(wrong)
         flagged += sum(doubtful)
         hit += sum(w and d for w, d in zip(wrong, doubtful, strict=True))
+        bar_flagged += sum(bar)
+        bar_hit += sum(w and d for w, d in zip(wrong, bar, strict=True))
         k = sum(wrong)
         first_hits += sum(wrong[:k])
         first_total += k
     print(f"  review at connected {loose:g}: {intruders} intruding labelled faces in "
-          f"persons of 3+ faces; {flagged} marked doubtful (z < {doubt_z:g}), {hit} of them "
-          f"intruders; intruders among each person's k least typical faces (k = its "
-          f"intruders): {first_hits} of {first_total}")
+          f"persons of 3+ faces; {flagged} marked doubtful, {hit} of them intruders "
+          f"(impostor bar z < {doubt_z:g} alone: {bar_flagged}, {bar_hit}); intruders among "
+          f"each person's k least typical faces (k = its intruders): {first_hits} of "
+          f"{first_total}")
 
 
 def main() -> None:

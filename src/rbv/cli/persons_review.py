@@ -11,9 +11,11 @@ from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cli.tables import print_table
+from rbv.config import Settings
 from rbv.errors import printable
-from rbv.jobs.person_evidence import DEFAULT_MIN_SCORE, DOUBT_Z
+from rbv.jobs.person_evidence import DEFAULT_MIN_SCORE, DOUBT_Z, TwoPeople
 from rbv.jobs.review import review as review_person
+from rbv.jobs.review import review_largest
 from rbv.jobs.suggest import suggest as suggest_merges
 from rbv.store import open_database
 
@@ -79,8 +81,13 @@ def suggest(
 
 def review(
     ctx: typer.Context,
-    person: Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")],
+    person: Annotated[str | None, typer.Argument(
+        help="uuid, uuid prefix (4+ chars) or name. Without it: the largest persons.",
+        show_default=False)] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 40,
+    top: Annotated[int, typer.Option(
+        min=1, help="Without PERSON: review this many persons, the most faces first.")] = 30,
+    model_pack: ModelPackOption = None,
     sheet: Annotated[Path | None, typer.Option(
         "--sheet", help="Also write a contact sheet PNG of the faces in this order.",
         show_default=False)] = None,
@@ -88,18 +95,27 @@ def review(
     as_json: JsonOption = False,
 ) -> None:
     """A person's faces, the least typical first, with the command that takes the
-    doubtful ones out at once.
+    doubtful ones out at once; and whether the person looks like two people.
 
     Each face's similarity is its average with the person's other faces; z says how far
-    that is above what a stranger's face would reach (below 3: doubtful).
+    that is above what a stranger's face would reach (below 3: doubtful). A face is also
+    doubtful when its similarity is nearer a stranger's than the person's other faces
+    are to each other. A person whose faces fall into two halves that are nearer
+    strangers than one person's faces is reported as two people, with the command that
+    separates them. Without PERSON: that verdict for each of the largest persons.
 
     Examples:
 
         rbv persons review "Ada Lovelace"
 
         rbv persons review 3f2a --limit 20 --sheet ada.png
+
+        rbv persons review --top 50
     """
     settings = settings_of(ctx, database_url=database)
+    if person is None:
+        _review_largest(settings, model_pack, top, as_json)
+        return
     report = review_person(open_database(settings), person, limit, sheet=sheet,
                            max_pixels=settings.max_image_pixels)
     if as_json:
@@ -114,7 +130,11 @@ def review(
                       "doubtful" if f.doubtful else "", printable(f.path or "-"))
     print_table(table, whole=["face"])
     typer.echo("similarity: average with the person's other faces; z: how far above what "
-               f"a stranger would reach (below {DOUBT_Z:g}: doubtful).")
+               f"a stranger would reach (below {DOUBT_Z:g}, or nearer a stranger's than "
+               "the other faces' own: doubtful).")
+    if report.split:
+        typer.echo(_two_people(report.split, _label(row.name, row.id)))
+        typer.echo(f"  {report.split.command}")
     if report.command:
         typer.echo(f"{len(report.doubtful)} doubtful face(s); to take them out for good:")
         typer.echo(f"  {report.command}")
@@ -123,3 +143,36 @@ def review(
                    "not-this-person PERSON FACE [FACE...]")
     if report.sheet:
         typer.echo(f"Wrote {report.sheet}")
+
+
+def _two_people(split: TwoPeople, label: str) -> str:
+    test = split.test
+    return (split.headline(label) + f": faces of the two halves are {test.cross:.2f} "
+            f"alike, nearer strangers' than the {test.own.mean:.2f} of each half's own "
+            "faces. To move the smaller half into a new person:")
+
+
+def _review_largest(settings: Settings, model_pack: str | None, top: int,
+                    as_json: bool) -> None:
+    report = review_largest(open_database(settings), model_pack, top)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    table = Table("person", "faces", "doubtful", "two people?",
+                  title=f"The {len(report.persons)} largest persons ({report.pack})")
+    for v in report.persons:
+        split = f"{len(v.split.kept)} + {len(v.split.moved)}" if v.split else ""
+        table.add_row(_label(v.person.name, v.person.id), f"{v.person.faces:,}",
+                      str(len(v.doubtful) or ""), split)
+    print_table(table, whole=["person"])
+    splits = [v for v in report.persons if v.split]
+    for v in splits:
+        assert v.split is not None
+        typer.echo(_two_people(v.split, _label(v.person.name, v.person.id)))
+        typer.echo(f"  {v.split.command}")
+    doubtful = sum(1 for v in report.persons if v.doubtful)
+    if not splits:
+        typer.echo("No person looks like two people.")
+    if doubtful:
+        typer.echo(f"{doubtful} person(s) with doubtful faces; to see them and the command "
+                   "that takes them out: rbv persons review PERSON")

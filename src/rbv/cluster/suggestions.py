@@ -14,9 +14,9 @@ Evidence for persons A and B (unit embeddings, sums ``S``, sizes ``n``, cohesion
 The stronger of the two (Bonferroni: twice the smaller chance) times the number of
 person pairs in the library is how many pairs of *different* people would look at
 least this alike by chance (``expected``); ``probability = 1 / (1 + expected)``.
-Persons with a face in one photo are never one person and are never suggested;
-cannot-links and rejections between them count against a pair: it ranks after every
-pair without any.
+Persons with a face in one photo are never one person and are never suggested; nor
+are persons a user has told apart (a cannot-link between their faces, or a face of one
+rejected from the other): accepting the merge would undo that decision.
 
 Pure numpy: arrays in, ranked pairs out.
 """
@@ -24,7 +24,7 @@ Pure numpy: arrays in, ranked pairs out.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,7 @@ from scipy.special import log_ndtr
 
 from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.knn import build_knn_graph, normalize
+from rbv.cluster.person_split import nearer_strangers, others_pair_stats, stranger_spread
 
 CANDIDATE_K = 10
 """Neighbours per face looked at for candidate pairs (a pair needs one such edge)."""
@@ -50,26 +51,22 @@ class MergeSuggestion:
     z: float  # ``mean`` against the impostor model
     best: float  # similarity of their most similar pair of faces
     best_faces: tuple[int, int]  # rows of that pair (a's, b's)
-    conflicts: int  # faces in cannot-links / rejections between them
 
     def why(self) -> str:
         """The evidence in words."""
-        text = (f"average similarity {self.mean:.2f} (z {self.z:.1f}), best pair "
+        return (f"average similarity {self.mean:.2f} (z {self.z:.1f}), best pair "
                 f"{self.best:.2f}")
-        if self.conflicts:
-            text += f"; {self.conflicts} face(s) marked as different people"
-        return text
 
 
 def suggest_merges(embeddings: NDArray[np.floating], persons: NDArray[np.int64],
                    image_ids: NDArray[np.int64], model: ImpostorModel, *,
-                   conflicts: Mapping[tuple[int, int], int] | None = None,
+                   forbidden: Collection[tuple[int, int]] = (),
                    k: int = CANDIDATE_K, limit: int | None = None) -> list[MergeSuggestion]:
     """Ranked merge suggestions among the persons of the rows (``persons``: a code
-    ``0..P-1`` per row, ``-1`` for a face with no person). ``conflicts``: per person
-    pair ``(a, b)`` with ``a < b``, how many of their faces a user marked as different
-    people. Strongest first; at most ``limit``."""
-    conflicts = conflicts or {}
+    ``0..P-1`` per row, ``-1`` for a face with no person). ``forbidden``: person pairs
+    ``(a, b)`` with ``a < b`` that a user told apart (never suggested). Strongest first;
+    at most ``limit``."""
+    forbidden = set(forbidden)
     assigned = np.flatnonzero(persons >= 0)
     if len(assigned) < 2:
         return []
@@ -85,6 +82,8 @@ def suggest_merges(embeddings: NDArray[np.floating], persons: NDArray[np.int64],
     if len(pairs) == 0:
         return []
     keep = ~_share_a_photo(pairs, code, images)
+    if forbidden:
+        keep &= np.array([(a, b) not in forbidden for a, b in pairs.tolist()], bool)
     pairs, best, best_rows = pairs[keep], best[keep], best_rows[keep]
     a, b = pairs[:, 0], pairs[:, 1]
     mean = np.einsum("ij,ij->i", sums[a], sums[b]) / (sizes[a] * sizes[b])
@@ -97,16 +96,14 @@ def suggest_merges(embeddings: NDArray[np.floating], persons: NDArray[np.int64],
     person_pairs = max(p_count * (p_count - 1) / 2.0, 1.0)
     log_expected = log_chance + math.log(person_pairs)
     probability = 1.0 / (1.0 + np.exp(np.minimum(log_expected, 700.0)))
-    against = np.array([conflicts.get((int(u), int(v)), 0) for u, v in pairs], np.int64)
-    order = np.lexsort((b, a, log_chance, against > 0))
+    order = np.lexsort((b, a, log_chance))
     if limit is not None:
         order = order[:limit]
     rows = assigned
     return [MergeSuggestion(int(a[i]), int(b[i]), float(probability[i]),
                             float(log_chance[i] / math.log(10.0)), float(mean[i]), float(z[i]),
                             float(best[i]),
-                            (int(rows[best_rows[i, 0]]), int(rows[best_rows[i, 1]])),
-                            int(against[i]))
+                            (int(rows[best_rows[i, 0]]), int(rows[best_rows[i, 1]])))
             for i in order.tolist()]
 
 
@@ -146,6 +143,8 @@ class FaceFit:
     row: int
     mean: float  # average similarity to the person's other faces
     z: float  # ``mean`` against the impostor model (low: could be anyone)
+    nearer_strangers: bool = False  # ``mean`` is more like strangers' than like the
+    # similarity of the person's other faces with each other (see person_split)
 
 
 def least_typical_first(embeddings: NDArray[np.floating], model: ImpostorModel
@@ -153,7 +152,10 @@ def least_typical_first(embeddings: NDArray[np.floating], model: ImpostorModel
     """The rows of one person's faces, least typical first: each face's average
     similarity to the person's *other* faces (leave-one-out, so a face does not vouch
     for itself), and its z against the impostor model (the spread of an average over
-    the rest's cohesion, as in evidence linkage)."""
+    the rest's cohesion, as in evidence linkage). ``nearer_strangers``: the face's
+    average is nearer the impostor mean than the similarity of the other faces' own pairs
+    (each in its spread, :func:`rbv.cluster.person_split.nearer_strangers`): a stranger
+    in a tight person can beat the impostor bar and still sit far below the person."""
     x = normalize(embeddings).astype(np.float64)
     n = len(x)
     if n == 0:
@@ -165,5 +167,8 @@ def least_typical_first(embeddings: NDArray[np.floating], model: ImpostorModel
     mean = (x @ total - 1.0) / (n - 1)
     cohesion = np.einsum("ij,ij->i", rest, rest) / (n - 1) ** 2
     z = (mean - model.mu) / np.sqrt(model.sigma ** 2 * cohesion + model.tau ** 2)
+    others = others_pair_stats(x, stranger_spread(model))
     order = np.lexsort((np.arange(n), mean))
-    return [FaceFit(int(i), float(mean[i]), float(z[i])) for i in order.tolist()]
+    return [FaceFit(int(i), float(mean[i]), float(z[i]),
+                    nearer_strangers(float(mean[i]), others[i], model))
+            for i in order.tolist()]

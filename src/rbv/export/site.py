@@ -64,6 +64,8 @@ class SitePerson:
     shown: list[SiteFace]  # least typical first
     doubtful: list[int]
     reject_command: str | None
+    two_people: tuple[int, int] | None = None  # its halves' sizes, when it looks like two
+    split_command: str | None = None  # the command that separates them
 
     @property
     def page(self) -> str:
@@ -234,7 +236,10 @@ class _Page:
         rows = []
         for p in persons:
             cover = self.img(p.cover, "") if p.cover else ""
-            doubt = f"{len(p.doubtful)} doubtful" if p.doubtful else ""
+            doubt = "; ".join(
+                ([f"two people? ({p.two_people[0]} + {p.two_people[1]})"]
+                 if p.two_people else [])
+                + ([f"{len(p.doubtful)} doubtful"] if p.doubtful else []))
             rows.append(f'<tr><td><a href="persons/{p.page}">{cover}</a></td>'
                         f'<td><a href="persons/{p.page}">{_e(p.label)}</a></td>'
                         f"<td>{p.faces:,}</td><td>{p.images:,}</td>"
@@ -286,6 +291,11 @@ class _Page:
         if p.reject_command:
             fixes.insert(0, f"Take the {len(p.doubtful)} doubtful face(s) out: "
                          f"<code>{_e(p.reject_command)}</code>")
+        if p.two_people and p.split_command:
+            fixes.insert(0, f"<strong>Looks like two people ({p.two_people[0]} + "
+                         f"{p.two_people[1]} faces)</strong>: its two halves are nearer "
+                         "strangers than one person's faces. Move the smaller half into a "
+                         f"new person: <code>{_e(p.split_command)}</code>")
         fixes.append(f"Split it more strictly: <code>rbv persons split {_e(p.id)} "
                      "--dry-run</code>")
         more = (f'<p class="muted">{p.faces - len(p.shown):,} more faces not shown: '

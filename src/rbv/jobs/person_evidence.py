@@ -15,6 +15,7 @@ import psycopg
 
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import ImpostorModel, Method
+from rbv.cluster.person_split import SplitTest, split_test
 from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
 from rbv.jobs.cluster import estimate_impostor
 from rbv.store.assignments import PackFaces, load_faces
@@ -58,13 +59,14 @@ class PersonEvidence:
 
 
 def load_evidence(conn: psycopg.Connection, pack_name: str | None,
-                  person: uuid.UUID | None = None) -> PersonEvidence:
+                  person: uuid.UUID | None = None, *,
+                  largest: int | None = None) -> PersonEvidence:
     """The pack's visible persons and faces (of ``person`` alone, when given: its pack
-    is then the one used)."""
+    is then the one used; of the ``largest`` persons with the most faces, when given)."""
     pack = (pack_row(conn, pack_of(conn, person)) if person is not None
             else find_pack(conn, pack_name))
     persons = [p for p in list_persons(conn, pack.id, include_hidden=person is not None,
-                                       person=person) if p.faces > 0]
+                                       person=person) if p.faces > 0][:largest]
     faces = load_faces(conn, pack, persons=[p.id for p in persons])
     index = {p.id: i for i, p in enumerate(persons)}
     codes = np.array([index.get(p, -1) if p is not None else -1 for p in faces.person_ids],
@@ -108,18 +110,16 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
     merge keeps the named person (else the one with more faces), so a name is never
     lost."""
     index = {p.id: i for i, p in enumerate(evidence.persons)}
-    conflicts: dict[tuple[int, int], int] = {}
-    for (one, two), n in person_conflicts(conn, evidence.pack.id).items():
-        if one in index and two in index:
-            key = (min(index[one], index[two]), max(index[one], index[two]))
-            conflicts[key] = conflicts.get(key, 0) + n
+    forbidden = {(min(index[one], index[two]), max(index[one], index[two]))
+                 for one, two in person_conflicts(conn, evidence.pack.id)
+                 if one in index and two in index}
     ranked = suggest_merges(evidence.faces.embeddings, evidence.codes,
-                            evidence.faces.image_ids, evidence.model, conflicts=conflicts,
+                            evidence.faces.image_ids, evidence.model, forbidden=forbidden,
                             limit=limit)
     out: list[Suggestion] = []
     for m in ranked:
         if m.probability < min_score:
-            continue  # ranked by chance first: a conflicted pair may still follow
+            break  # strongest first
         rank = len(out) + 1
         a, b = evidence.persons[m.a], evidence.persons[m.b]
         fa, fb = (int(evidence.faces.ids[r]) for r in m.best_faces)
@@ -141,8 +141,44 @@ def faces_least_typical_first(evidence: PersonEvidence, index: int
 
 
 def doubtful(fits: list[tuple[int, FaceFit]]) -> list[int]:
-    """Face ids that fit their person no better than a stranger might (see DOUBT_Z)."""
-    return [face for face, fit in fits if fit.z < DOUBT_Z]
+    """Face ids that fit their person no better than a stranger might (see DOUBT_Z), or
+    whose fit is nearer a stranger's than the person's other faces are to each other."""
+    return [face for face, fit in fits if fit.z < DOUBT_Z or fit.nearer_strangers]
+
+
+@dataclass(frozen=True)
+class TwoPeople:
+    """A person whose faces fall into two halves that look like two people."""
+
+    person: uuid.UUID
+    kept: list[int]  # face ids of the larger half (they stay in the person)
+    moved: list[int]  # face ids of the smaller half
+    test: SplitTest
+
+    @property
+    def command(self) -> str:
+        """Moves the smaller half into a new person (by hand: every re-cluster keeps
+        it); `rbv persons split` re-clusters by a threshold and cannot name the halves."""
+        return "rbv persons move " + " ".join(map(str, self.moved))
+
+    def headline(self, label: str) -> str:
+        return (f"{label} looks like two people ({len(self.kept)} + {len(self.moved)} "
+                "faces)")
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.test.as_dict(), "kept": self.kept, "moved": self.moved,
+                "command": self.command}
+
+
+def two_people(evidence: PersonEvidence, index: int) -> TwoPeople | None:
+    """Person ``index`` as two people, when its best two-way partition says so."""
+    rows = evidence.rows_of(index)
+    test = split_test(evidence.faces.embeddings[rows], evidence.model)
+    if test is None or not test.two_people:
+        return None
+    ids = evidence.faces.ids[rows]
+    return TwoPeople(evidence.persons[index].id, sorted(ids[test.half == 0].tolist()),
+                     sorted(ids[test.half == 1].tolist()), test)
 
 
 def reject_command(person: uuid.UUID | str, faces: list[int]) -> str:

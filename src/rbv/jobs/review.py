@@ -1,5 +1,6 @@
-"""``rbv persons review PERSON``: a person's faces, the least typical first, and the
-one command that takes the doubtful ones out."""
+"""``rbv persons review [PERSON]``: a person's faces, the least typical first, and the
+one command that takes the doubtful ones out; whether it looks like two people. With no
+person: that verdict for each of the largest persons."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from rbv.errors import ConfigError
 from rbv.export.contact_sheet import SheetFace, write_sheet
 from rbv.jobs.person_evidence import (
     DOUBT_Z,
+    TwoPeople,
     doubtful,
     faces_least_typical_first,
     load_evidence,
     reject_command,
+    two_people,
 )
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
@@ -42,11 +45,13 @@ class ReviewReport:
     doubtful: list[int]  # every doubtful face of the person, least typical first
     command: str | None  # takes the doubtful faces out; None when there are none
     sheet: Path | None
+    split: TwoPeople | None = None  # the person looks like two people
 
     def as_dict(self) -> dict[str, object]:
         return {"person": self.person.as_dict(), "doubt_z": DOUBT_Z,
                 "faces": [f.as_dict() for f in self.faces], "doubtful": self.doubtful,
-                "command": self.command, "sheet": str(self.sheet) if self.sheet else None}
+                "command": self.command, "sheet": str(self.sheet) if self.sheet else None,
+                "two_people": self.split.as_dict() if self.split else None}
 
 
 def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
@@ -59,6 +64,7 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
         if not evidence.persons:
             raise ConfigError(f"person {ref!r} has no faces to review")
         fits = faces_least_typical_first(evidence, 0)
+        split = two_people(evidence, 0)
         shown = {f.id: f for f in shown_faces(conn, [f for f, _ in fits[:limit]])}
     bad = doubtful(fits)
     faces = [ReviewedFace(f, shown[f].path if f in shown else None, fit.mean, fit.z,
@@ -70,4 +76,37 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
                  for f in faces if f.id in shown]
         title = f"{row.name or row.id}: least typical first"
         write_sheet(db, tiles, title, sheet, max_pixels=max_pixels)
-    return ReviewReport(row, faces, bad, command, sheet)
+    return ReviewReport(row, faces, bad, command, sheet, split)
+
+
+@dataclass(frozen=True)
+class PersonVerdict:
+    """What review finds in one person, in short."""
+
+    person: PersonRow
+    doubtful: list[int]  # face ids, least typical first
+    split: TwoPeople | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"person": self.person.as_dict(), "doubtful": self.doubtful,
+                "two_people": self.split.as_dict() if self.split else None}
+
+
+@dataclass(frozen=True)
+class LargestReport:
+    pack: str
+    persons: list[PersonVerdict]  # most faces first
+
+    def as_dict(self) -> dict[str, object]:
+        return {"pack": self.pack, "doubt_z": DOUBT_Z,
+                "persons": [p.as_dict() for p in self.persons]}
+
+
+def review_largest(db: Database, pack_name: str | None, top: int) -> LargestReport:
+    """Review's verdict on each of the pack's ``top`` persons with the most faces."""
+    with db.connect() as conn:
+        evidence = load_evidence(conn, pack_name, largest=top)
+    verdicts = [PersonVerdict(row, doubtful(faces_least_typical_first(evidence, i)),
+                              two_people(evidence, i))
+                for i, row in enumerate(evidence.persons)]
+    return LargestReport(evidence.pack.name, verdicts)

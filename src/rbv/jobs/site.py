@@ -16,6 +16,7 @@ from rbv.jobs.person_evidence import (
     load_evidence,
     merge_suggestions,
     reject_command,
+    two_people,
 )
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
@@ -58,13 +59,16 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
             return SiteFace(f.id, f.image_id, f.bbox, f.path, similarity, is_doubtful)
 
         persons = []
-        for row, person_fits in zip(evidence.persons, fits, strict=True):
+        for i, (row, person_fits) in enumerate(zip(evidence.persons, fits, strict=True)):
             bad = doubtful(person_fits)
+            split = two_people(evidence, i)
             persons.append(SitePerson(
                 row.id, row.name, row.faces, row.images,
                 [face(f, fit.mean if len(person_fits) > 1 else None, f in bad)
                  for f, fit in person_fits[:max_faces] if f in shown],
-                bad, reject_command(row.id, bad) if bad else None))
+                bad, reject_command(row.id, bad) if bad else None,
+                (len(split.kept), len(split.moved)) if split else None,
+                split.command if split else None))
         site_suggestions = [SiteSuggestion(
             s.rank, s.keep.id, s.other.id, s.probability, s.why, s.command,
             [face(f) for f in typical[s.keep.id] if f in shown],
@@ -75,6 +79,7 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
         if report.unreadable:
             run.status = "partial"
         run.counts = {"persons": len(persons), "suggestions": len(ranked),
+                      "two_people": sum(1 for p in persons if p.two_people),
                       "thumbs_written": report.thumbs_written,
                       "unreadable": len(report.unreadable)}
     return report
