@@ -137,14 +137,14 @@ def transfer(sets: list[LabelledSet]) -> None:
 
 
 def incremental(db: Database, sets: list[LabelledSet], files: dict[str, str], dim: int,
-                seed: int = 0) -> None:
-    print("\n## Incremental vs full through the database (default method): half the "
-          "photos, `rbv cluster`, the rest, `rbv cluster`")
+                seed: int = 0, share: float = 0.5) -> None:
+    print(f"\n## Incremental vs full through the database (default method): {share:.0%} of "
+          "the photos, `rbv cluster`, the rest, `rbv cluster`")
     print(f"{'set':<10} {'full pF/bF':>15} {'incremental pF/bF':>19} {'first-round ids kept':>22}")
     rng = np.random.default_rng(seed)
     for s in sets:
         images = np.unique(s.faces.image_ids)
-        first = set(rng.choice(images, len(images) // 2, replace=False).tolist())
+        first = set(rng.choice(images, int(len(images) * share), replace=False).tolist())
         half = np.array([int(i) in first for i in s.faces.image_ids], bool)
         results = []
         for split in (None, half):
@@ -208,7 +208,8 @@ def main() -> None:
               f"{len(set(s.evaluation.truth.tolist())):,} identities")
     matrix(sets, files)
     transfer(sets)
-    incremental(db, sets, files, dim)
+    for share in (0.5, 0.9):
+        incremental(db, sets, files, dim, share=share)
     print(f"\n(threshold fallback without calibration: {DEFAULT_THRESHOLD}; "
           f"{time.perf_counter() - started:.0f} s)")
 
