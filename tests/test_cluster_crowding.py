@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import psycopg
 
 from rbv.cluster.crowding import CAP, crowding
 from rbv.cluster.evidence import ImpostorModel, evidence_linkage
@@ -78,3 +79,18 @@ def test_the_family_library_default_is_precise_and_beats_every_other_rule(
     default = scores.pop("evidence")
     assert default["pairwise"]["precision"] >= 0.85, default
     assert all(default["pairwise"]["f1"] > s["pairwise"]["f1"] for s in scores.values()), scores
+
+
+def test_persons_made_before_crowding_are_reported_with_what_to_run(
+    cli, faces_settings: Settings
+) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    with psycopg.connect(url) as conn:  # as an rbv before crowding recorded its run
+        conn.execute("UPDATE model_packs SET settings = jsonb_set(settings, "
+                     "'{last_clustering}', (settings->'last_clustering') - 'crowding')")
+    again = run_cli(cli, "-d", url, "cluster")
+    assert again.exit_code == 0, again.output
+    assert "made with another setting (evidence, budget 10.0, before crowding)" in again.output
+    full = run_cli(cli, "-d", url, "cluster", "--full")
+    assert "another setting" not in full.output + run_cli(cli, "-d", url, "cluster").output

@@ -46,6 +46,10 @@ KNOWN_RECOGNIZERS: dict[str, KnownRecognizer] = {
 sha256 4c06341c…619e43) has none: no measurement of its impostor distribution could be
 made offline here, so its libraries use the estimate from their own faces."""
 
+CROWDING_RULE = 1
+"""Version of evidence linkage's crowding rule (:mod:`rbv.cluster.crowding`), part of
+the setting: persons made before it are reported as made with another setting."""
+
 DEFAULT_METHOD = Method.evidence
 """Measured on both labelled sets (README, "Persons and clustering"): the only method
 whose one setting reaches pairwise and BCubed F ≥ 0.98 on both."""
@@ -77,7 +81,8 @@ class ClusterSetting:
         """What decides the grouping (compared between runs to notice a change)."""
         if self.method is Method.evidence:
             model = self.impostor.as_dict() if self.impostor else None
-            return {"method": self.method.value, "budget": self.budget, "impostor": model}
+            return {"method": self.method.value, "budget": self.budget, "impostor": model,
+                    "crowding": CROWDING_RULE}
         return {"method": self.method.value, "threshold": self.threshold}
 
     def describe(self, n_faces: int | None = None) -> str:

@@ -217,7 +217,8 @@ def _recorded(setting: ClusterSetting, made_all: bool) -> dict[str, Any]:
 
 def _words(key: dict[str, Any]) -> str:
     if key.get("method") == Method.evidence.value:
-        return f"evidence, budget {key.get('budget')}"
+        crowding = "" if key.get("crowding") else ", before crowding"
+        return f"evidence, budget {key.get('budget')}{crowding}"
     return f"{key.get('method')} at similarity {key.get('threshold')}"
 
 
