@@ -28,6 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from rbv.errors import ConfigError, ImageUnreadable, printable
+from rbv.export.atomic import TEMP_NAME, remove_stale_temps, write_atomically
 from rbv.export.pixels import Box, PhotoSource, square_crop
 
 THUMB = 96
@@ -36,6 +37,9 @@ JPEG_QUALITY = 82
 UNREADABLE = "unreadable.jpg"
 _THUMB_NAME = re.compile(r"^\d+_[0-9a-f]{10}\.jpg$")
 _PAGE_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.html$")
+_OLD_TEMP_NAME = re.compile(r"^\..+\.(?:html|jpg)\.tmp(?P<pid>\d+)$")
+"""Temporary files as earlier rbv versions named them (``.NAME.tmpPID``), removed only
+from the site's own folders."""
 
 
 @dataclass(frozen=True)
@@ -101,13 +105,15 @@ class SiteReport:
     thumbs_kept: int = 0
     thumbs_removed: int = 0
     pages_removed: int = 0
+    temps_removed: int = 0  # temporary files a killed or failed earlier run left
     unreadable: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {"out": str(self.out), "index": str(self.out / "index.html"),
                 "pages": self.pages, "thumbs_written": self.thumbs_written,
                 "thumbs_kept": self.thumbs_kept, "thumbs_removed": self.thumbs_removed,
-                "pages_removed": self.pages_removed, "unreadable_faces": self.unreadable}
+                "pages_removed": self.pages_removed, "temps_removed": self.temps_removed,
+                "unreadable_faces": self.unreadable}
 
 
 def write_site(source: PhotoSource, out: Path, title: str, persons: Sequence[SitePerson],
@@ -115,6 +121,9 @@ def write_site(source: PhotoSource, out: Path, title: str, persons: Sequence[Sit
     """Write (or bring up to date) the site under ``out``."""
     thumbs, pages = _folder(out, "thumbs"), _folder(out, "persons")
     report = SiteReport(out)
+    report.temps_removed = sum(len(remove_stale_temps(folder, pattern))
+                               for folder in (out, thumbs, pages)
+                               for pattern in (TEMP_NAME, _OLD_TEMP_NAME))
     faces = {f.id: f for p in persons for f in p.shown}
     faces.update({f.id: f for s in suggestions for f in [*s.keep_faces, *s.other_faces]})
     broken = _write_thumbs(source, thumbs, faces.values(), report)
@@ -151,9 +160,7 @@ def _write(path: Path, data: str | bytes) -> bool:
                 return False
         except OSError:
             pass
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(raw)
-    os.replace(tmp, path)
+    write_atomically(path, raw, durable=False)  # pages and crops can be made again
     return True
 
 

@@ -3,15 +3,19 @@
 rbv never writes XML by hand: exiv2 parses what is there, rbv adds or names regions by
 their flattened keys, and exiv2 serialises the result, so every other tag of a sidecar
 or photo stays as it was. Files are read and written by Python (``open``), so names that
-are not UTF-8 work, and written atomically (a temporary file renamed over the old one).
+are not UTF-8 work, and written atomically (:mod:`rbv.export.atomic`).
+
+exiv2 reads a packet it cannot parse (a DOCTYPE, malformed XML) as one without tags, and
+says nothing: a packet that is not empty yet yields no tag is reported as unreadable
+(:class:`XmpUnreadable`), never taken for an empty one and written over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
-import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +41,18 @@ _MP = re.compile(r"^Xmp\.MP\.RegionInfo/MPRI:Regions\[(\d+)\]/MPReg:"
 WRITABLE_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "WEBP"})
 """Formats exiv2 writes XMP into (HEIF, for one, it only reads)."""
 BACKUP_SUFFIX = "_original"  # exiftool's name for the untouched copy
+_SKELETON_TAG = re.compile(r"</?(?:x:xmpmeta|x:xapmeta|rdf:RDF|rdf:Description)"
+                           r"((?:\s+[\w:.-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)\s*/?>")
+_SKELETON_ATTR = re.compile(r"([\w:.-]+)\s*=")
+_SKELETON_NOISE = re.compile(r"<\?.*?\?>|<!--.*?-->|\s|\ufeff", re.DOTALL)
 
 
 class XmpError(RbvError):
     """One file's XMP cannot be read or written (reported per file; the run goes on)."""
+
+
+class XmpUnreadable(XmpError):
+    """A file holds an XMP packet exiv2 cannot parse (it would read as empty)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class RegionsOf:
     mp: list[Region]
     dims: tuple[int, int] | None
     mwg_items: tuple[int, ...] = ()  # the RegionList item number of each ``mwg`` region
+    malformed: tuple[str, ...] = ()  # why each region that could not be read was left out
 
     @property
     def all(self) -> list[Region]:
@@ -94,11 +107,29 @@ def _keys_of(data: bytes, what: Path) -> dict[str, object]:
     except Exception as exc:  # exiv2 raises RuntimeError with its own message
         raise XmpError(f"{what}: cannot read its metadata ({exc})") from None
     try:
-        return dict(image.read_xmp())
+        keys = dict(image.read_xmp())
+        raw = "" if keys else image.read_raw_xmp()
     except Exception as exc:
         raise XmpError(f"{what}: cannot read its XMP ({exc})") from None
     finally:
         image.close()
+    if not keys and not _empty_packet(raw):
+        raise XmpUnreadable(f"{what}: its XMP cannot be parsed (a DOCTYPE, or not well-formed "
+                            "XML?); rbv reads no names from it and never writes over it")
+    return keys
+
+
+def _empty_packet(raw: str) -> bool:
+    """Whether a packet exiv2 found no tag in is truly empty: nothing but the xpacket
+    wrapper, ``x:xmpmeta``, ``rdf:RDF`` and ``rdf:Description`` elements whose only
+    attributes are namespaces, ``rdf:about`` and ``x:xmptk``."""
+    rest = _SKELETON_NOISE.sub("", raw)
+    for match in _SKELETON_TAG.finditer(rest):
+        for name in _SKELETON_ATTR.findall(match[1]):
+            if not (name == "xmlns" or name.startswith("xmlns:")
+                    or name in ("rdf:about", "x:xmptk")):
+                return False
+    return not _SKELETON_TAG.sub("", rest)
 
 
 def read_regions(path: Path) -> RegionsOf:
@@ -120,10 +151,30 @@ def regions_in(keys: dict[str, object]) -> RegionsOf:
         elif m := _MP.match(key):
             mp.setdefault(int(m[1]), {})[m[2]] = str(value)
     dims = _dims(keys)
-    parsed = [(item, r) for item, fields in sorted(mwg.items())
-              if (r := _mwg_region(fields, dims)) is not None]
-    out_mp = [r for _, fields in sorted(mp.items()) if (r := _mp_region(fields)) is not None]
-    return RegionsOf([r for _, r in parsed], out_mp, dims, tuple(i for i, _ in parsed))
+    parsed: list[tuple[int, Region]] = []
+    malformed: list[str] = []
+    for item, fields in sorted(mwg.items()):
+        region = _mwg_region(fields, dims)
+        if region is None:
+            malformed.append(_malformed("MWG region", item, fields.get("Name"), fields))
+        else:
+            parsed.append((item, region))
+    out_mp: list[Region] = []
+    for item, fields in sorted(mp.items()):
+        region = _mp_region(fields)
+        if region is None:
+            malformed.append(_malformed("Microsoft Photo region", item,
+                                        fields.get("PersonDisplayName"), fields))
+        else:
+            out_mp.append(region)
+    return RegionsOf([r for _, r in parsed], out_mp, dims, tuple(i for i, _ in parsed),
+                     tuple(malformed))
+
+
+def _malformed(kind: str, item: int, name: str | None, fields: dict[str, str]) -> str:
+    area = {k: v for k, v in fields.items() if k not in ("Name", "PersonDisplayName", "Type")}
+    return (f"{kind} {item}" + (f" ({name.strip()!r})" if name and name.strip() else "")
+            + f" has no usable rectangle {area}; it was skipped")
 
 
 def _dims(keys: dict[str, object]) -> tuple[int, int] | None:
@@ -139,6 +190,8 @@ def _mwg_region(fields: dict[str, str], dims: tuple[int, int] | None) -> Region 
         x, y, w, h = (float(fields[k]) for k in ("x", "y", "w", "h"))
     except (KeyError, ValueError):
         return None
+    if not _rectangle(x, y, w, h):
+        return None
     if fields.get("unit", "normalized").lower() == "pixel":
         if not dims or not dims[0] or not dims[1]:
             return None
@@ -152,7 +205,14 @@ def _mp_region(fields: dict[str, str]) -> Region | None:
         left, top, w, h = (float(v) for v in fields["Rectangle"].split(","))
     except (KeyError, ValueError):
         return None
+    if not _rectangle(left, top, w, h):
+        return None
     return from_top_left(fields.get("PersonDisplayName", "").strip() or None, left, top, w, h)
+
+
+def _rectangle(*values: float) -> bool:
+    """Finite numbers, and a size that is not negative."""
+    return all(math.isfinite(v) for v in values) and values[2] >= 0 and values[3] >= 0
 
 
 def _plan_keys(plan: RegionPlan, regions: RegionsOf, keys: dict[str, object],
@@ -230,33 +290,6 @@ def apply_plan(packet: Packet, plan: RegionPlan, size: tuple[int, int], where: P
         raise XmpError(f"{where}: exiv2 cannot write the regions ({exc})") from None
     finally:
         image.close()
-
-
-def write_atomically(path: Path, data: bytes, *, backup: bool = False) -> None:
-    """Replace ``path`` with ``data`` in one rename. With ``backup`` (a photo), the
-    file's first original is kept beside it as ``NAME_original`` (exiftool's name, so
-    ``exiftool -restore_original`` works too). A photo reached through a symlink is
-    written where the link points, so the link stays a link."""
-    target = Path(os.path.realpath(path)) if backup else path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if backup:
-        original = target.with_name(target.name + BACKUP_SUFFIX)
-        if not original.exists():
-            shutil.copy2(target, original)
-    tmp = target.with_name(f".{target.name}.rbv-{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if backup:  # a photo: on disk before it replaces the original. A sidecar
-                f.flush()  # can be written again from the database, and an fsync
-                os.fsync(f.fileno())  # per file would cost 3 of its 4 ms.
-        if backup:
-            shutil.copystat(target, tmp)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise XmpError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def verify_photo(data: bytes, where: Path) -> None:

@@ -3,12 +3,23 @@ photos themselves when asked), merged into what is there and never clobbering it
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePath
 
+import psycopg
+
 from rbv.errors import ConfigError
+from rbv.export.atomic import Digest, remove_stale_temps, write_atomically
+from rbv.export.photo_backup import (
+    backup_of,
+    existing_backup,
+    photo_target,
+    rewrite_photo,
+    write_backup,
+)
 from rbv.export.regions import Region, from_box, plan_regions
 from rbv.export.xmp import (
     WRITABLE_FORMATS,
@@ -17,12 +28,12 @@ from rbv.export.xmp import (
     read_packet,
     sidecar_for,
     verify_photo,
-    write_atomically,
 )
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.store import Database
 from rbv.store.images import image_paths_of
+from rbv.store.originals import catalogued_content, record_original, recorded_original
 from rbv.store.pack_lookup import find_pack
 from rbv.store.regions import named_faces, scanned_photos
 
@@ -33,6 +44,9 @@ class ExportXmpOptions:
     roots: tuple[Path, ...] = ()  # only photos under these folders (all when empty)
     into_files: bool = False  # write into photos exiv2 can write (a backup is kept)
     dry_run: bool = False
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -54,6 +68,7 @@ class ExportXmpReport:
     dry_run: bool
     files: list[XmpFile] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    temps_removed: list[str] = field(default_factory=list)  # left by killed runs
 
     def count(self, action: str) -> int:
         return sum(f.action == action for f in self.files)
@@ -70,7 +85,8 @@ class ExportXmpReport:
                 "regions_named": sum(f.named for f in self.files),
                 "conflicts": self.conflicts, "failed": len(self.problems),
                 "files": [asdict(f) for f in self.files],
-                "problems": [{"path": p.path, "reason": p.reason} for p in self.problems]}
+                "problems": [{"path": p.path, "reason": p.reason} for p in self.problems],
+                "temps_removed": self.temps_removed}
 
 
 def mirrored(photo: str, roots: Sequence[str], out: Path) -> Path:
@@ -113,14 +129,18 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
     reporter.stage("export-xmp", len(work))
     parameters = {"pack": pack.name, "roots": list(roots), "out": str(options.out or ""),
                   "into_files": options.into_files}
-    with recorded_run(db, "export-xmp", parameters, dry_run=options.dry_run) as run:
+    with recorded_run(db, "export-xmp", parameters, dry_run=options.dry_run) as run, \
+            db.connect() as conn:
+        content = {i: Digest(*c) for i, c in catalogued_content(conn, list(faces)).items()}
+        conn.commit()
+        writer = _Writer(conn, options.dry_run, report)
         for image_id, path in work:
             photo = photos[image_id]
             ours = [from_box(f.name, f.box, photo.width, photo.height)
                     for f in faces[image_id]]
             try:
                 result = _export_one(path, photo.format, (photo.width, photo.height), ours,
-                                     roots, options)
+                                     roots, options, writer, content.get(image_id))
                 report.files.append(result)
             except XmpError as exc:
                 problem = Problem(path, str(exc).removeprefix(f"{path}: "))
@@ -133,8 +153,63 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
     return report
 
 
+class _Writer:
+    """Writes sidecars and photos; clears the temporary files killed runs left in each
+    folder it writes to (once per folder)."""
+
+    def __init__(self, conn: psycopg.Connection, dry_run: bool,
+                 report: ExportXmpReport) -> None:
+        self.conn = conn
+        self.dry_run = dry_run
+        self.report = report
+        self.cleared: set[Path] = set()
+
+    def clear(self, folder: Path) -> None:
+        if self.dry_run or folder in self.cleared:
+            return
+        self.cleared.add(folder)
+        self.report.temps_removed += [str(p) for p in remove_stale_temps(folder)]
+
+    def sidecar(self, target: Path, data: bytes, *, existed: bool) -> None:
+        """A sidecar that held someone's tags is synced before it replaces the old one; a
+        new one holds only what the database can write again."""
+        self.clear(target.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _written(target, lambda: write_atomically(target, data, durable=existed))
+
+    def photo(self, photo: Path, original: bytes, data: bytes, indexed: Digest | None) -> None:
+        """Rewrite ``photo`` (read as ``original``) after making sure its backup is a
+        complete copy of an original."""
+        target = photo_target(photo)
+        self.clear(target.parent)
+        backup = backup_of(target)
+        trusted = {Digest.of(original), *([indexed] if indexed else [])}
+        recorded = recorded_original(self.conn, backup)
+        self.conn.commit()
+        if recorded is not None:
+            trusted.add(Digest(*recorded))
+        if existing_backup(target, trusted) is None:
+            mine = Digest.of(original)
+            record_original(self.conn, backup, mine.size, mine.sha256)
+            self.conn.commit()  # before the file: a backup is never there unrecorded
+            _written(photo, lambda: write_backup(target, original))
+        _written(photo, lambda: rewrite_photo(target, data))
+
+
+def _written(path: Path, write: Callable[[], None]) -> None:
+    """Run ``write``: a full disk ends the run (every later file would fail too), any
+    other failure is this file's problem."""
+    try:
+        write()
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise OSError(exc.errno, exc.strerror, str(exc.filename or path)) from None
+        raise XmpError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
 def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Region],
-                roots: Sequence[str], options: ExportXmpOptions) -> XmpFile:
+                roots: Sequence[str], options: ExportXmpOptions, writer: _Writer,
+                indexed: Digest | None) -> XmpFile:
     photo = Path(path)
     into = options.into_files and (fmt or "").upper() in WRITABLE_FORMATS
     if into:
@@ -154,6 +229,9 @@ def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Re
         return result
     data = apply_plan(packet, plan, size, target)
     if into:
+        assert packet.data is not None  # a photo that could not be read raised
         verify_photo(data, target)
-    write_atomically(target, data, backup=into)
+        writer.photo(target, packet.data, data, indexed)
+    else:
+        writer.sidecar(target, data, existed=packet.data is not None)
     return result

@@ -21,7 +21,7 @@ import psycopg
 
 from rbv.errors import ConfigError
 from rbv.export.regions import Region, match_regions, region_iou, same_name
-from rbv.export.xmp import XmpError, read_regions, sidecars_of
+from rbv.export.xmp import XmpError, XmpUnreadable, read_regions, sidecars_of
 from rbv.jobs.export_xmp import as_given_roots, mirrored, path_under
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
@@ -126,15 +126,15 @@ def _regions_of(paths: Sequence[str], roots: Sequence[str], mirror: Path | None,
                 sources += sidecars_of(mirrored(path, roots, mirror))
         for source in sources:
             try:
-                regions = read_regions(source).all
+                read = read_regions(source)
             except XmpError as exc:
-                if source == photo:
+                if source == photo and not isinstance(exc, XmpUnreadable):
                     continue  # a format exiv2 cannot read: its sidecars may still name faces
-                problem = Problem(str(source), str(exc).removeprefix(f"{source}: "))
-                report.problems.append(problem)
-                reporter.problem(problem)
+                _problem(report, reporter, str(source), str(exc).removeprefix(f"{source}: "))
                 continue
-            for region in regions:
+            for reason in read.malformed:
+                _problem(report, reporter, str(source), reason)
+            for region in read.all:
                 if not (region.name and region.is_face):
                     continue
                 if any(same_name(r.name, region.name) and region_iou(r, region) >= 0.5
@@ -142,6 +142,12 @@ def _regions_of(paths: Sequence[str], roots: Sequence[str], mirror: Path | None,
                     continue
                 out.append((path, region))
     return out
+
+
+def _problem(report: ImportXmpReport, reporter: Reporter, path: str, reason: str) -> None:
+    problem = Problem(path, reason)
+    report.problems.append(problem)
+    reporter.problem(problem)
 
 
 def _name_faces(conn: psycopg.Connection, pack: PackRow, photo: PhotoRow,
