@@ -44,7 +44,7 @@ BACKUP_SUFFIX = "_original"  # exiftool's name for the untouched copy
 _SKELETON_TAG = re.compile(r"</?(?:x:xmpmeta|x:xapmeta|rdf:RDF|rdf:Description)"
                            r"((?:\s+[\w:.-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)\s*/?>")
 _SKELETON_ATTR = re.compile(r"([\w:.-]+)\s*=")
-_SKELETON_NOISE = re.compile(r"<\?.*?\?>|<!--.*?-->|\s|\ufeff", re.DOTALL)
+_SKELETON_NOISE = re.compile(r"<\?.*?\?>|<!--.*?-->", re.DOTALL)
 
 
 class XmpError(RbvError):
@@ -129,7 +129,7 @@ def _empty_packet(raw: str) -> bool:
             if not (name == "xmlns" or name.startswith("xmlns:")
                     or name in ("rdf:about", "x:xmptk")):
                 return False
-    return not _SKELETON_TAG.sub("", rest)
+    return not _SKELETON_TAG.sub("", rest).strip(" \t\r\n\ufeff\0")
 
 
 def read_regions(path: Path) -> RegionsOf:
