@@ -226,3 +226,129 @@ def test_ml_uri_credentials_are_never_shown(cli, settings: Settings) -> None:
     assert len(_errors(result.output)) == 1 and PASSWORD not in result.output
     assert PASSWORD not in json.dumps(_rows(settings, "SELECT parameters FROM runs"))
 
+
+
+# --- hostile XMP (issue #21 items 2 and 10) ------------------------------------------------
+
+_XPACKET = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+_RDF = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:mwg-rs="http://www.metadataworking'
+        'group.com/schemas/regions/" xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#" '
+        'xmp:Rating="4">{body}</rdf:Description></rdf:RDF></x:xmpmeta>')
+_TAGS = ('<dc:subject><rdf:Bag><rdf:li>beach</rdf:li></rdf:Bag></dc:subject>'
+         '<dc:creator><rdf:Seq><rdf:li>{creator}</rdf:li></rdf:Seq></dc:creator>'
+         '<dc:description><rdf:Alt><rdf:li xml:lang="x-default">Holidays</rdf:li></rdf:Alt>'
+         '</dc:description>')
+_REGION = ('<mwg-rs:Regions rdf:parseType="Resource"><mwg-rs:RegionList><rdf:Bag>'
+           '<rdf:li rdf:parseType="Resource"><mwg-rs:Name>{name}</mwg-rs:Name>'
+           '<mwg-rs:Type>Face</mwg-rs:Type><mwg-rs:Area stArea:x="{x}" stArea:y="{y}" '
+           'stArea:w="{w}" stArea:h="{h}" stArea:unit="normalized"/></rdf:li>'
+           '</rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions>')
+_HOSTILE_SIDECARS = {
+    "entity": '<!DOCTYPE x:xmpmeta [<!ENTITY me "Jane">]>\n'
+              + _RDF.format(body=_TAGS.format(creator="&me;")),
+    "element": '<!DOCTYPE x:xmpmeta [<!ELEMENT foo ANY>]>\n'
+               + _RDF.format(body=_TAGS.format(creator="Jane")),
+    "xxe": '<!DOCTYPE x:xmpmeta [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n'
+           + _RDF.format(body=_TAGS.format(creator="&e;")),
+    "laughs": '<!DOCTYPE x:xmpmeta [<!ENTITY a "aaaaaaaaaa">'
+              + "".join(f'<!ENTITY {n} "{("&" + p + ";") * 10}">'
+                        for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+              + ']>\n' + _RDF.format(body=_TAGS.format(creator="&i;")),
+    "malformed": _RDF.format(body=_TAGS.format(creator="Jane"))[:-40],
+}
+
+
+def _sidecar(photo: Path, kind: str) -> Path:
+    sidecar = photo.with_name(photo.name + ".xmp")
+    sidecar.write_bytes((_XPACKET + _HOSTILE_SIDECARS[kind] + '\n<?xpacket end="w"?>')
+                        .encode())
+    return sidecar
+
+
+def _named_photos(settings: Settings, lib: Path, names: list[str]) -> list[Path]:
+    """Copies of PHOTO (one image, several paths) whose faces are named."""
+    from rbv.jobs.index import run_index
+    from rbv.store import open_database
+    from tests.test_xmp import _name_by_position
+
+    lib.mkdir()
+    photos = [lib / f"{name}.jpg" for name in names]
+    for photo in photos:
+        shutil.copy(PHOTO, photo)
+    run_index(open_database(settings), settings, [lib], analyzer=_analyzer())
+    _name_by_position(settings)
+    return photos
+
+
+def _analyzer():  # type: ignore[no-untyped-def]
+    from rbv.faces.analyzer import load_analyzer
+    from tests.conftest import PACK
+
+    return load_analyzer(str(PACK), device="cpu")
+
+
+def test_export_never_writes_over_a_sidecar_it_cannot_parse(
+        cli, settings: Settings, tmp_path: Path, exiftool: str) -> None:
+    """The issue's reproduction: exiv2 reads a sidecar with a DOCTYPE as empty, and rbv
+    wrote a fresh packet over its keywords, rating, description and creator."""
+    kinds = ["entity", "element", "malformed"]
+    photos = _named_photos(settings, tmp_path / "lib", [*kinds, "plain"])
+    sidecars = {photo: _sidecar(photo, kind) for photo, kind in zip(photos, kinds,
+                                                                      strict=False)}
+    before = {p: p.read_bytes() for p in sidecars.values()}
+    result = run_cli(cli, "-d", str(settings.database_url), "export-xmp")
+    assert result.exit_code == 3, result.output
+    errors = _errors(result.stderr)
+    assert len(errors) == 3, result.stderr
+    for sidecar in sidecars.values():
+        assert any(str(sidecar) in e and "cannot be parsed" in e for e in errors), errors
+    assert {p: p.read_bytes() for p in sidecars.values()} == before
+    assert Path(str(photos[-1]) + ".xmp").is_file()  # the run went on
+    import subprocess
+    out = subprocess.run([exiftool, "-j", "-Rating", "-Subject",
+                          str(sidecars[photos[0]])], capture_output=True, text=True)
+    assert json.loads(out.stdout)[0]["Rating"] == 4  # what rbv would have wiped
+
+
+def test_import_reports_unreadable_sidecars_and_malformed_regions(
+        cli, settings: Settings, tmp_path: Path) -> None:
+    kinds = ["xxe", "laughs", "malformed"]
+    photos = _named_photos(settings, tmp_path / "lib", [*kinds, "picasa", "mp", "good"])
+    with psycopg.connect(str(settings.database_url)) as conn:
+        conn.execute("UPDATE face_detections SET person_id = NULL, assigned_by = NULL")
+        conn.execute("DELETE FROM persons")
+        x1, y1, x2, y2 = conn.execute("SELECT x1, y1, x2, y2 FROM face_detections "
+                                      "ORDER BY x1 LIMIT 1").fetchone()
+    for photo, kind in zip(photos, kinds, strict=False):
+        _sidecar(photo, kind)
+    from PIL import Image
+    w, h = Image.open(PHOTO).size
+    box = {"x": (x1 + x2) / 2 / w, "y": (y1 + y2) / 2 / h, "w": (x2 - x1) / w,
+           "h": (y2 - y1) / h}
+    picasa, mp, good = photos[3:]
+    Path(str(picasa) + ".xmp").write_text(_XPACKET + _RDF.format(
+        body=_REGION.format(name="Ann", **{**box, "w": "wide"})) + '\n<?xpacket end="w"?>')
+    Path(str(mp) + ".xmp").write_text(_XPACKET + _RDF.format(body=(
+        '<MP:RegionInfo xmlns:MP="http://ns.microsoft.com/photo/1.2/" '
+        'xmlns:MPRI="http://ns.microsoft.com/photo/1.2/t/RegionInfo#" '
+        'xmlns:MPReg="http://ns.microsoft.com/photo/1.2/t/Region#" '
+        'rdf:parseType="Resource"><MPRI:Regions><rdf:Bag><rdf:li MPReg:PersonDisplayName='
+        '"Bob" MPReg:Rectangle="0.1, 0.2, nan"/></rdf:Bag></MPRI:Regions></MP:RegionInfo>'))
+        + '\n<?xpacket end="w"?>')
+    Path(str(good) + ".xmp").write_text(_XPACKET + _RDF.format(
+        body=_REGION.format(name="Cy", **box)) + '\n<?xpacket end="w"?>')
+    result = run_cli(cli, "-d", str(settings.database_url), "import-xmp", "--json")
+    assert result.exit_code == 3, result.output
+    report = json.loads(result.stdout)
+    reasons = {Path(p["path"]).name: p["reason"] for p in report["problems"]}
+    assert set(reasons) == {f"{p.name}.xmp" for p in photos[:5]}, reasons
+    for photo in photos[:3]:
+        assert "cannot be parsed" in reasons[f"{photo.name}.xmp"]
+    assert "'Ann'" in reasons["picasa.jpg.xmp"] and "wide" in reasons["picasa.jpg.xmp"]
+    assert "'Bob'" in reasons["mp.jpg.xmp"]
+    assert "root:" not in result.output  # the external entity was never read
+    assert len(_errors(result.stderr)) == 5, result.stderr
+    assert report["assigned"] == 1 and report["persons_created"] == ["Cy"]  # the run went on
