@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +28,7 @@ import pytest
 from rbv.config import Settings
 from rbv.jobs.index import run_index
 from rbv.store import open_database
-from tests.conftest import MISC, PACK
+from tests.conftest import MISC, PACK, run_cli
 from tests.test_xmp import _name_by_position
 
 PHOTOS = ("fr_two_people.jpg", "fr_obama_and_biden.jpg")
@@ -235,9 +237,7 @@ def test_temporary_files_of_dead_runs_are_removed_and_nothing_else(
     lib = tmp_path / "lib"
     originals = _named_library(lib, settings, sface_analyzer, PHOTOS[:1])
     photo = next(iter(originals))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    pid = int(dead.stdout)
+    pid = _dead_pid()
     left = [lib / f".{photo.name}.rbv-{pid}.tmp", lib / f".{photo.name}_original.rbv-{pid}.tmp",
             lib / f".{photo.name}.xmp.rbv-{pid}.tmp"]
     kept = [lib / f".{photo.name}.rbv-{os.getpid()}.tmp",  # a live process's
@@ -252,3 +252,35 @@ def test_temporary_files_of_dead_runs_are_removed_and_nothing_else(
     assert not any(p.exists() for p in left)
     assert all(p.read_bytes() == b"partial" for p in kept)
     assert link.is_symlink()
+
+
+@ROOT_ONLY
+def test_site_on_a_full_disk_leaves_no_temporary_file_and_clears_old_ones(
+        cli, faces_settings: Settings, tmp_path: Path) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    with _tmpfs("192k") as disk:
+        out = disk / "site"
+        done = run_cli(cli, "-d", url, "site", str(out))
+        assert done.exit_code == 1, done.output
+        assert "no space left" in done.output
+        left = [p.name for p in out.rglob("*") if re.search(r"\.tmp\d*$", p.name)]
+        assert left == []  # removed as the write failed
+        dead = _dead_pid()
+        stale = [out / "thumbs" / f".1_0123456789.jpg.tmp{dead}",  # an older rbv's name
+                 out / "thumbs" / f".2_0123456789.jpg.rbv-{dead}.tmp",
+                 out / f".index.html.rbv-{dead}.tmp"]
+        kept = [out / "thumbs" / f"notes.tmp{dead}", out / "thumbs" / f".notes.txt.tmp{dead}"]
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        for path in [*stale, *kept]:
+            path.write_bytes(b"x")
+        again = run_cli(cli, "-d", url, "site", str(out), "--json")
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["temps_removed"] == len(stale)
+        assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
