@@ -26,7 +26,8 @@ def export_xmp_command(
     write_into_files: Annotated[bool, typer.Option(
         "--write-into-files", help="Write the regions into the photos themselves where "
         "exiv2 can (JPEG, PNG, TIFF, WebP; others get a sidecar). The first original is "
-        "kept as NAME_original.")] = False,
+        "kept as NAME_original, verified before the photo is touched; a NAME_original "
+        "that does not verify leaves its photo alone.")] = False,
     model_pack: ModelPackOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be written; "
                                           "write nothing.")] = False,
@@ -71,6 +72,9 @@ def export_xmp_command(
                    f"{summary['regions_added']} region(s) {verb}added, "
                    f"{summary['conflicts']} conflict(s), {summary['failed']} failed "
                    f"(pack {report.pack}).")
+        if report.temps_removed:
+            typer.echo(f"Removed {len(report.temps_removed)} temporary file(s) that "
+                       "interrupted runs left.")
         if dry_run:
             typer.echo("Dry run: nothing was written.")
     if report.problems:
