@@ -155,7 +155,7 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
 
 class _Writer:
     """Writes sidecars and photos; clears the temporary files killed runs left in each
-    folder it writes to (once per folder)."""
+    folder it looks at (once per folder; a dry run clears nothing)."""
 
     def __init__(self, conn: psycopg.Connection, dry_run: bool,
                  report: ExportXmpReport) -> None:
@@ -173,7 +173,6 @@ class _Writer:
     def sidecar(self, target: Path, data: bytes, *, existed: bool) -> None:
         """A sidecar that held someone's tags is synced before it replaces the old one; a
         new one holds only what the database can write again."""
-        self.clear(target.parent)
         target.parent.mkdir(parents=True, exist_ok=True)
         _written(target, lambda: write_atomically(target, data, durable=existed))
 
@@ -181,7 +180,6 @@ class _Writer:
         """Rewrite ``photo`` (read as ``original``) after making sure its backup is a
         complete copy of an original."""
         target = photo_target(photo)
-        self.clear(target.parent)
         backup = backup_of(target)
         trusted = {Digest.of(original), *([indexed] if indexed else [])}
         recorded = recorded_original(self.conn, backup)
@@ -218,6 +216,7 @@ def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Re
         target = sidecar_for(mirrored(path, roots, options.out))
     else:
         target = sidecar_for(photo)
+    writer.clear(photo_target(target).parent if into else target.parent)
     packet = read_packet(target, sidecar=not into)
     plan = plan_regions(packet.regions.mwg, ours)
     result = XmpFile(path, str(target), "unchanged", len(plan.add), len(plan.name),
