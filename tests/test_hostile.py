@@ -352,3 +352,97 @@ def test_import_reports_unreadable_sidecars_and_malformed_regions(
     assert "root:" not in result.output  # the external entity was never read
     assert len(_errors(result.stderr)) == 5, result.stderr
     assert report["assigned"] == 1 and report["persons_created"] == ["Cy"]  # the run went on
+
+
+# --- numbers from outside that are not finite or out of range (issue 21 #8) ------------------
+
+def mwg_sidecar(dims: tuple[str, str], regions: list[tuple[str, tuple[str, ...]]]) -> bytes:
+    """An XMP sidecar with MWG face regions, numbers written as given (exiftool would
+    refuse to write ``inf``; a broken program or a hand edit does not)."""
+    items = "".join(
+        f'<rdf:li><rdf:Description mwg-rs:Name="{name}" mwg-rs:Type="Face"><mwg-rs:Area '
+        f'stArea:x="{x}" stArea:y="{y}" stArea:w="{w}" stArea:h="{h}" '
+        'stArea:unit="normalized"/></rdf:Description></rdf:li>'
+        for name, (x, y, w, h) in regions)
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+        'rdf:about="" xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/" '
+        'xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#" '
+        'xmlns:stDim="http://ns.adobe.com/xap/1.0/sType/Dimensions#">'
+        '<mwg-rs:Regions rdf:parseType="Resource"><mwg-rs:AppliedToDimensions '
+        f'stDim:w="{dims[0]}" stDim:h="{dims[1]}" stDim:unit="pixel"/><mwg-rs:RegionList>'
+        f'<rdf:Bag>{items}</rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions>'
+        '</rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+
+
+def _face_areas(settings: Settings, photo: Path) -> list[tuple[str, ...]]:
+    """Each face of the photo as a normalised MWG area (strings), left to right."""
+    from PIL import Image
+
+    w, h = Image.open(photo).size
+    rows = _rows(settings, "SELECT x1, y1, x2, y2 FROM face_detections ORDER BY x1")
+    return [(str((x1 + x2) / 2 / w), str((y1 + y2) / 2 / h), str((x2 - x1) / w),
+             str((y2 - y1) / h)) for x1, y1, x2, y2 in rows]
+
+
+def test_non_finite_numbers_in_a_sidecar_fail_only_their_region(
+        cli, settings: Settings, sface_analyzer, tmp_path: Path) -> None:
+    from rbv.jobs.index import run_index
+    from rbv.store import open_database
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = lib / "two.jpg"
+    shutil.copy(PHOTO, photo)
+    run_index(open_database(settings), settings, [lib], analyzer=sface_analyzer)
+    first, second = _face_areas(settings, photo)
+    (lib / "two.jpg.xmp").write_bytes(mwg_sidecar(
+        ("inf", "317"), [("Alice", first), ("Bob", (second[0], second[1], "1e400", "nan"))]))
+
+    result = run_cli(cli, "-d", str(settings.database_url), "import-xmp", str(lib))
+
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output and "bug in rbv" not in result.output
+    errors = _errors(result.stderr)
+    assert len(errors) == 2, result.stderr
+    assert "AppliedToDimensions" in errors[0] and "'inf' is not a finite number" in errors[0]
+    assert "'Bob'" in errors[1] and "1e400" in errors[1]
+    assert all(e.startswith(f"Error: {lib / 'two.jpg.xmp'}: ") for e in errors)
+    named = _rows(settings, "SELECT n.name FROM face_detections f JOIN person_names n "
+                            "ON n.person_id = f.person_id")
+    assert named == [("Alice",)]  # the good region of the same file still names its face
+
+
+def test_non_finite_numbers_from_immich_fail_only_their_asset(
+        cli, settings: Settings, immich_library, immich_spec, tmp_path: Path) -> None:
+    from rbv.testing.immich_server import FakeImmich
+
+    big = [a for a in immich_library if a.truth == "big_face"]
+    bad_exif, bad_face, good = big[0], big[1], big[2]
+    assert bad_exif.stored_size[0] not in (a.stored_size[0] for a in (bad_face, good))
+
+    def hostile(data: bytes) -> bytes:  # valid JSON: Python reads 1e400 as inf
+        data = data.replace(b'"exifImageWidth": %d' % bad_exif.stored_size[0],
+                            b'"exifImageWidth": 1e400')
+        return data.replace(b'"id": "%s", "imageWidth": %d' % (
+            bad_face.face_ids[0].encode(), bad_face.preview_size[0]),
+            b'"id": "%s", "imageWidth": 1e400' % bad_face.face_ids[0].encode())
+
+    server = FakeImmich([bad_exif, bad_face, good], IMMICH_KEY, immich_spec).start()
+    server.faults.rewrite = hostile
+    try:
+        result = run_cli(cli, "-d", str(settings.database_url), "immich-stage", "--out",
+                         str(tmp_path / "out"), "--url", server.url, "--no-index", "--json",
+                         "--retry-wait", "0.01", "--timeout", "5",
+                         env={"IMMICH_API_KEY": IMMICH_KEY})
+    finally:
+        server.stop()
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output and "bug in rbv" not in result.output
+    got = json.loads(result.stdout)
+    assert got["staged"] == 1 and got["failed"] == 2, got
+    reasons = " ".join(e["error"] for e in got["errors"])
+    assert "exifImageWidth 'inf' is not a finite number" in reasons
+    assert "imageWidth 'inf' is not a finite number" in reasons
+    assert server.downloads.keys() == {good.id}

@@ -94,3 +94,23 @@ def test_upright_pixels_are_sent(tmp_path) -> None:  # type: ignore[no-untyped-d
     assert mime == "image/png" and image.scale == 2.0
     with Image.open(io.BytesIO(data)) as png:
         assert png.size == (563, 331)
+
+
+@pytest.mark.parametrize(("where", "value", "says"), [
+    ("imageWidth", "1e400", "imageWidth 'inf' is not a finite number"),
+    ("imageHeight", "-5", "imageHeight '-5' is out of range"),
+    ("x1", "1e400", "x1 'inf' is not a finite number"),
+    ("y2", "NaN", "y2 'nan' is not a finite number"),
+    ("score", "Infinity", "score 'inf' is not a finite number"),
+])
+def test_numbers_that_are_not_finite_or_in_range_are_a_malformed_answer(
+        where: str, value: str, says: str) -> None:
+    # As the server's bytes arrive: JSON numbers Python reads as inf or nan.
+    text = json.dumps(_answer(500, 400))
+    key = f'"{where}": '
+    start = text.index(key) + len(key)
+    end = min(i for i in (text.find(",", start), text.find("}", start)) if i >= 0)
+    body = json.loads(text[:start] + value + text[end:])
+    with pytest.raises(InferenceError, match="malformed answer") as caught:
+        parse_prediction(body, original_size=(1000, 800), embedding_dim=4)
+    assert says in str(caught.value)

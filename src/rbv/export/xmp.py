@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyexiv2
 
+from rbv.bounds import MAX_PIXELS_PER_SIDE, OutsideNumber, finite, pixel_size
 from rbv.errors import RbvError
 from rbv.export.regions import Region, RegionPlan, from_top_left
 
@@ -40,6 +41,9 @@ _MP = re.compile(r"^Xmp\.MP\.RegionInfo/MPRI:Regions\[(\d+)\]/MPReg:"
                  r"(PersonDisplayName|Rectangle)$")
 WRITABLE_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "WEBP"})
 """Formats exiv2 writes XMP into (HEIF, for one, it only reads)."""
+MAX_SIDECAR_BYTES = 16 << 20
+"""The largest sidecar rbv reads or merges into (real ones hold kilobytes; digiKam's and
+darktable's with long edit histories a few megabytes)."""
 BACKUP_SUFFIX = "_original"  # exiftool's name for the untouched copy
 _SKELETON_TAG = re.compile(r"</?(?:x:xmpmeta|x:xapmeta|rdf:RDF|rdf:Description)"
                            r"((?:\s+[\w:.-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)\s*/?>")
@@ -133,16 +137,32 @@ def _empty_packet(raw: str) -> bool:
 
 
 def read_regions(path: Path) -> RegionsOf:
-    """The regions of a photo's own XMP or of a sidecar file."""
+    """The regions of a photo's own XMP or of a sidecar file (``*.xmp``, read only up
+    to :data:`MAX_SIDECAR_BYTES`)."""
     try:
-        data = path.read_bytes()
+        data = read_sidecar(path) if path.suffix.lower() == ".xmp" else path.read_bytes()
     except OSError as exc:
         raise XmpError(f"{path}: {exc.strerror or exc}") from None
     return regions_in(_keys_of(data, path))
 
 
+def read_sidecar(path: Path) -> bytes:
+    """A sidecar's bytes; :class:`XmpError` for one over :data:`MAX_SIDECAR_BYTES` (exiv2
+    holds ~12 times a packet's size while parsing it, so one huge file would take
+    gigabytes), never read past the limit."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_SIDECAR_BYTES + 1)
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise XmpError(f"{path}: the sidecar is larger than the {MAX_SIDECAR_BYTES >> 20} MiB "
+                       "rbv reads from an XMP file; not read (is it really a sidecar?)")
+    return data
+
+
 def regions_in(keys: dict[str, object]) -> RegionsOf:
-    """Parse MWG and Microsoft Photo regions out of exiv2's flattened XMP keys."""
+    """Parse MWG and Microsoft Photo regions out of exiv2's flattened XMP keys.
+
+    A region whose numbers are not finite or out of range (``inf``, ``1e400``) is left
+    out and said in ``refused``; so is an ``AppliedToDimensions`` that is not a size."""
     mwg: dict[int, dict[str, str]] = {}
     mp: dict[int, dict[str, str]] = {}
     for key, value in keys.items():
@@ -150,39 +170,66 @@ def regions_in(keys: dict[str, object]) -> RegionsOf:
             mwg.setdefault(int(m[1]), {})[m[2].rsplit(":", 1)[-1]] = str(value)
         elif m := _MP.match(key):
             mp.setdefault(int(m[1]), {})[m[2]] = str(value)
-    dims = _dims(keys)
-    parsed: list[tuple[int, Region]] = []
     malformed: list[str] = []
+    try:
+        dims = _dims(keys)
+    except OutsideNumber as exc:
+        dims = None
+        malformed.append(f"AppliedToDimensions: {exc}; it was ignored")
+    parsed: list[tuple[int, Region]] = []
     for item, fields in sorted(mwg.items()):
-        region = _mwg_region(fields, dims)
+        try:
+            region = _mwg_region(fields, dims)
+        except OutsideNumber as exc:
+            malformed.append(_malformed("MWG region", item, fields.get("Name"), fields, exc))
+            continue
         if region is None:
             malformed.append(_malformed("MWG region", item, fields.get("Name"), fields))
         else:
             parsed.append((item, region))
     out_mp: list[Region] = []
     for item, fields in sorted(mp.items()):
-        region = _mp_region(fields)
+        name = fields.get("PersonDisplayName")
+        try:
+            region = _mp_region(fields)
+        except OutsideNumber as exc:
+            malformed.append(_malformed("Microsoft Photo region", item, name, fields, exc))
+            continue
         if region is None:
-            malformed.append(_malformed("Microsoft Photo region", item,
-                                        fields.get("PersonDisplayName"), fields))
+            malformed.append(_malformed("Microsoft Photo region", item, name, fields))
         else:
             out_mp.append(region)
     return RegionsOf([r for _, r in parsed], out_mp, dims, tuple(i for i, _ in parsed),
                      tuple(malformed))
 
 
-def _malformed(kind: str, item: int, name: str | None, fields: dict[str, str]) -> str:
+def _malformed(kind: str, item: int, name: str | None, fields: dict[str, str],
+               why: OutsideNumber | None = None) -> str:
     area = {k: v for k, v in fields.items() if k not in ("Name", "PersonDisplayName", "Type")}
     return (f"{kind} {item}" + (f" ({name.strip()!r})" if name and name.strip() else "")
-            + f" has no usable rectangle {area}; it was skipped")
+            + (f": {why}" if why else f" has no usable rectangle {area}") + "; it was skipped")
 
 
 def _dims(keys: dict[str, object]) -> tuple[int, int] | None:
-    try:
-        return (int(float(str(keys[f"{_DIMS}/stDim:w"]))),
-                int(float(str(keys[f"{_DIMS}/stDim:h"]))))
-    except (KeyError, ValueError):
+    """The AppliedToDimensions size (None when absent; :class:`OutsideNumber` when it is
+    not a size)."""
+    w, h = keys.get(f"{_DIMS}/stDim:w"), keys.get(f"{_DIMS}/stDim:h")
+    if w is None or h is None:
         return None
+    return pixel_size(_whole(w), "stDim:w"), pixel_size(_whole(h), "stDim:h")
+
+
+def _whole(value: object) -> float:
+    """A pixel count as written (``"4000"``, ``"4000.0"``, digiKam's ``"4000.5"`` after a
+    resize), rounded down as rbv always read it."""
+    number = finite(value, "stDim", 0, MAX_PIXELS_PER_SIDE)
+    return float(int(number))
+
+
+# A region's normalised centre may lie a little outside the image (a face cut by the
+# edge); anything farther out, or bigger than twice the image, is not a region.
+_CENTRE = (-1.0, 2.0)
+_SIZE = (0.0, 2.0)
 
 
 def _mwg_region(fields: dict[str, str], dims: tuple[int, int] | None) -> Region | None:
@@ -193,11 +240,11 @@ def _mwg_region(fields: dict[str, str], dims: tuple[int, int] | None) -> Region 
     if not _rectangle(x, y, w, h):
         return None
     if fields.get("unit", "normalized").lower() == "pixel":
-        if not dims or not dims[0] or not dims[1]:
+        if not dims:
             return None
         x, w, y, h = x / dims[0], w / dims[0], y / dims[1], h / dims[1]
     name = fields.get("Name", "").strip() or None
-    return Region(name, x, y, w, h, fields.get("Type", "Face") or "Face")
+    return Region(name, *_area(x, y, w, h), fields.get("Type", "Face") or "Face")
 
 
 def _mp_region(fields: dict[str, str]) -> Region | None:
@@ -207,7 +254,15 @@ def _mp_region(fields: dict[str, str]) -> Region | None:
         return None
     if not _rectangle(left, top, w, h):
         return None
-    return from_top_left(fields.get("PersonDisplayName", "").strip() or None, left, top, w, h)
+    region = from_top_left(fields.get("PersonDisplayName", "").strip() or None, left, top, w, h)
+    _area(region.x, region.y, region.w, region.h)
+    return region
+
+
+def _area(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
+    """A normalised area, checked (:class:`OutsideNumber` when a value is out of range)."""
+    return (finite(x, "x", *_CENTRE), finite(y, "y", *_CENTRE),
+            finite(w, "w", *_SIZE), finite(h, "h", *_SIZE))
 
 
 def _rectangle(*values: float) -> bool:
@@ -266,7 +321,7 @@ class Packet:
 def read_packet(path: Path, *, sidecar: bool) -> Packet:
     """What ``path`` holds now: a sidecar (maybe missing) or a photo's own XMP."""
     try:
-        data: bytes | None = path.read_bytes()
+        data: bytes | None = read_sidecar(path) if sidecar else path.read_bytes()
     except FileNotFoundError:
         if not sidecar:
             raise XmpError(f"{path}: the photo is gone") from None

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rbv.bounds import coordinate, pixel_size
 from rbv.errors import printable
 
 ASSET_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
@@ -36,7 +37,9 @@ class ImmichAsset:
     def from_json(cls, item: dict[str, Any]) -> ImmichAsset:
         exif = item.get("exifInfo") or {}
         width, height = exif.get("exifImageWidth"), exif.get("exifImageHeight")
-        stored = (int(width), int(height)) if width and height else None
+        # A size the server does not know is null or 0; any other value must be a size.
+        stored = (pixel_size(width, "exifImageWidth"), pixel_size(height, "exifImageHeight")) \
+            if width and height else None
         asset_id = item["id"]
         if not isinstance(asset_id, str) or not ASSET_ID.fullmatch(asset_id):
             raise ValueError(f"asset id {printable(repr(asset_id))[:80]} is not an Immich id")
@@ -72,10 +75,14 @@ class FaceBox:
 
     @classmethod
     def from_json(cls, item: dict[str, Any]) -> FaceBox:
+        """One face of ``GET /api/faces``; :class:`~rbv.bounds.OutsideNumber` (a
+        ``ValueError``) for a number that is not finite or out of range."""
+        x1, y1, x2, y2 = (coordinate(item[k], k) for k in (
+            "boundingBoxX1", "boundingBoxY1", "boundingBoxX2", "boundingBoxY2"))
         return cls(
-            float(item["boundingBoxX1"]), float(item["boundingBoxY1"]),
-            float(item["boundingBoxX2"]), float(item["boundingBoxY2"]),
-            int(item["imageWidth"]), int(item["imageHeight"]),
+            x1, y1, x2, y2,
+            pixel_size(item["imageWidth"], "imageWidth"),
+            pixel_size(item["imageHeight"], "imageHeight"),
         )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from rbv.bounds import coordinate, pixel_size
 from rbv.errors import ImmichError, printable
 from rbv.immich.assets import ASSET_ID
 from rbv.immich.client import ImmichClient
@@ -54,9 +55,12 @@ class ImmichFace:
         person = item.get("person")
         return cls(
             face_id,
-            (float(item["boundingBoxX1"]), float(item["boundingBoxY1"]),
-             float(item["boundingBoxX2"]), float(item["boundingBoxY2"])),
-            (int(item["imageWidth"]), int(item["imageHeight"])),
+            (coordinate(item["boundingBoxX1"], "boundingBoxX1"),
+             coordinate(item["boundingBoxY1"], "boundingBoxY1"),
+             coordinate(item["boundingBoxX2"], "boundingBoxX2"),
+             coordinate(item["boundingBoxY2"], "boundingBoxY2")),
+            (pixel_size(item["imageWidth"], "imageWidth"),
+             pixel_size(item["imageHeight"], "imageHeight")),
             ImmichPerson.from_json(person) if person else None,
         )
 
@@ -101,8 +105,10 @@ class ImmichPeopleClient(ImmichClient):
             if not isinstance(body, list):
                 raise TypeError("not a list")
             return [ImmichFace.from_json(f) for f in body]
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise ImmichError(f"malformed faces of asset {asset_id}") from None
+        except KeyError as exc:
+            raise ImmichError(f"malformed faces of asset {asset_id} (no {exc})") from None
+        except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+            raise ImmichError(f"malformed faces of asset {asset_id} ({exc})") from None
 
     def assign_face(self, face_id: str, person_id: str) -> None:
         """Put one face in one person (``PUT /api/faces/{personId}``, body the face)."""

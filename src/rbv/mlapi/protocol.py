@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rbv.bounds import coordinate, finite, pixel_size
 from rbv.errors import InferenceError
 from rbv.faces.types import Face, ImageFaces
 
@@ -51,10 +52,10 @@ def parse_prediction(body: Any, original_size: tuple[int, int],
     if not isinstance(body, dict):
         raise InferenceError("the inference server's answer is not a JSON object")
     try:
-        width, height = float(body["imageWidth"]), float(body["imageHeight"])
+        width = pixel_size(body["imageWidth"], "imageWidth")
+        height = pixel_size(body["imageHeight"], "imageHeight")
         found = body.get(FACIAL_RECOGNITION, [])
-        sx = original_size[0] / width if width > 0 else 1.0
-        sy = original_size[1] / height if height > 0 else 1.0
+        sx, sy = original_size[0] / width, original_size[1] / height
         faces = []
         for item in found:
             box = item["boundingBox"]
@@ -67,14 +68,17 @@ def parse_prediction(body: Any, original_size: tuple[int, int],
             if norm == 0.0:
                 raise InferenceError("the inference server sent an all-zero face embedding")
             faces.append(Face(
-                bbox=(float(box["x1"]) * sx, float(box["y1"]) * sy,
-                      float(box["x2"]) * sx, float(box["y2"]) * sy),
-                landmarks=None, det_score=float(item["score"]),
+                bbox=(coordinate(box["x1"], "x1") * sx, coordinate(box["y1"], "y1") * sy,
+                      coordinate(box["x2"], "x2") * sx, coordinate(box["y2"], "y2") * sy),
+                landmarks=None, det_score=finite(item["score"], "score", 0.0, 1.0),
                 embedding=(vector / norm).astype(np.float32),
             ))
         clip = _vector(body[CLIP], "CLIP embedding") if body.get(CLIP) else None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InferenceError(f"malformed answer from the inference server ({exc!r})") from None
+    except KeyError as exc:
+        raise InferenceError(f"malformed answer from the inference server (no {exc})") \
+            from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise InferenceError(f"malformed answer from the inference server ({exc})") from None
     return ImageFaces(faces=faces, clip_embedding=clip)
 
 

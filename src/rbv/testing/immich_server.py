@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -48,6 +49,9 @@ class Faults:
     down_after_downloads: int | None = None  # outage after this many downloads
     stuck_paging: bool = False  # nextPage keeps naming the page just served
     down_after_writes: int | None = None  # outage after this many people/face writes
+    # Rewrites each JSON answer's bytes (numbers json.dumps cannot write: ``1e400``).
+    rewrite: Callable[[bytes], bytes] | None = None
+    redirect_to: str | None = None  # every request answered HTTP 302 to this Location
 
 
 class FakeImmich(LoopbackServer):
@@ -131,6 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, body: Any, operation: str = "") -> None:
         data = json.dumps(body).encode()
+        if self.fake.faults.rewrite is not None:
+            data = self.fake.faults.rewrite(data)
         if operation and status in (200, 201):
             with self.fake.lock:
                 self.fake.responses.append((operation, body))
@@ -161,6 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if self.fake.faults.delay_s:
             time.sleep(self.fake.faults.delay_s)
+        if self.fake.faults.redirect_to is not None:  # a proxy's login page, say
+            self.send_response(302)
+            self.send_header("Location", self.fake.faults.redirect_to)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
         if path != "/api/server/version" and self.fake._take_5xx(path):
             self._error(503, "Service Unavailable")
             return False
