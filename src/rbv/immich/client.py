@@ -25,11 +25,15 @@ from tenacity import (
     wait_exponential,
 )
 
-from rbv.errors import ImmichError, ImmichUnavailable
+from rbv.bounded_http import MAX_JSON_BYTES, BodyTooLarge, bounded_client, deadline, read_json
+from rbv.errors import ImmichError, ImmichUnavailable, printable
 from rbv.immich.assets import FaceBox, ImmichAsset
 
 MAX_PAGE_SIZE = 1000
 _CHUNK = 1 << 20
+MIN_DOWNLOAD_RATE = 64 << 10
+"""Bytes per second an original download must keep up on average once past --timeout
+(a server that drips bytes is cut off; a big original on a slow link is not)."""
 
 
 class ImmichTransient(ImmichError):
@@ -66,6 +70,7 @@ class ImmichClient:
         retries: int = 3,
         retry_wait_s: float = 2.0,
         max_download_bytes: int = 4 << 30,
+        max_json_bytes: int = MAX_JSON_BYTES,
     ) -> None:
         full_url = url.rstrip("/")
         # Shown in messages and saved in the state file: never with its user:password.
@@ -73,12 +78,14 @@ class ImmichClient:
         if not full_url.startswith(("http://", "https://")):
             raise ImmichError(f"Immich URL must start with http:// or https://, got {self.url!r}")
         self.refused_assets: list[str] = []
-        self._http = httpx.Client(
+        self._http = bounded_client(
             base_url=full_url + "/api",
             headers={"x-api-key": api_key, "accept": "application/json"},
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         )
+        self.timeout_s = timeout_s
+        self.max_json_bytes = max_json_bytes
         self._retries = retries
         self._retry_wait_s = retry_wait_s
         self.max_download_bytes = max_download_bytes
@@ -132,14 +139,15 @@ class ImmichClient:
                 try:
                     if item.get("type", "IMAGE") == "IMAGE":
                         assets_here.append(ImmichAsset.from_json(item))
-                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                except (KeyError, TypeError, ValueError, ArithmeticError,
+                        AttributeError) as exc:
                     # One malformed asset is reported; the others are still staged.
                     self.refused_assets.append(f"page {page}: malformed asset ({exc})")
             try:
                 if not isinstance(items, list):
                     raise TypeError("items is not a list")
                 following = None if next_page is None else int(next_page)
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError):
                 raise ImmichError(
                     f"unexpected asset list from {self.url} (page {page})"
                 ) from None
@@ -155,8 +163,10 @@ class ImmichClient:
             raise ImmichError(f"unexpected faces response for asset {asset_id}")
         try:
             return [FaceBox.from_json(f) for f in body]
-        except (KeyError, TypeError, ValueError):
-            raise ImmichError(f"malformed face box for asset {asset_id}") from None
+        except KeyError as exc:
+            raise ImmichError(f"malformed face box for asset {asset_id} (no {exc})") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ImmichError(f"malformed face box for asset {asset_id} ({exc})") from None
 
     def download_original(self, asset_id: str, dest: Path) -> Download:
         """Stream the original to ``dest`` (overwritten), hashing it on the way."""
@@ -165,8 +175,9 @@ class ImmichClient:
             digest = hashlib.sha256()
             size = 0
             try:
-                with self._http.stream("GET", f"/assets/{asset_id}/original",
-                                       headers={"accept": "application/octet-stream"}) as resp:
+                with deadline(self.timeout_s) as limit, \
+                        self._http.stream("GET", f"/assets/{asset_id}/original",
+                                          headers={"accept": "application/octet-stream"}) as resp:
                     self._check_status(resp, f"original of asset {asset_id}")
                     expected = resp.headers.get("content-length")
                     if expected is not None and int(expected) > self.max_download_bytes:
@@ -174,6 +185,9 @@ class ImmichClient:
                     with open(dest, "wb") as out:
                         try:
                             for chunk in resp.iter_bytes(_CHUNK):
+                                # A big original may take longer than --timeout: each
+                                # byte received buys time at MIN_DOWNLOAD_RATE.
+                                limit.extend(len(chunk) / MIN_DOWNLOAD_RATE)
                                 size += len(chunk)
                                 if size > self.max_download_bytes:
                                     raise ImmichError(self._too_big(asset_id))
@@ -181,13 +195,13 @@ class ImmichClient:
                                 out.write(chunk)
                         except httpx.TransportError as exc:
                             raise _Retryable(f"truncated download ({size} of {expected or '?'} "
-                                             f"bytes; {_describe(exc)})") from None
+                                             f"bytes; {self._describe(exc)})") from None
                         out.flush()
                         os.fsync(out.fileno())
                     if expected is not None and int(expected) != size:
                         raise _Retryable(f"truncated download ({size} of {expected} bytes)")
             except httpx.TransportError as exc:
-                raise _Retryable(_describe(exc)) from None
+                raise _Retryable(self._describe(exc)) from None
             return Download(dest, digest.hexdigest(), size)
 
         try:
@@ -206,18 +220,27 @@ class ImmichClient:
     def _json(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> Any:
         def attempt() -> Any:
             try:
-                resp = self._http.request(method, path, **kwargs)
+                with deadline(self.timeout_s), \
+                        self._http.stream(method, path, **kwargs) as resp:
+                    self._check_status(resp, f"{method} {path}")
+                    return read_json(resp, self.max_json_bytes)
             except httpx.TransportError as exc:
-                raise _Retryable(_describe(exc)) from None
-            self._check_status(resp, f"{method} {path}")
-            try:
-                return resp.json()
+                raise _Retryable(self._describe(exc)) from None
+            except BodyTooLarge as exc:
+                raise ImmichError(f"{method} {path}: {exc}") from None
             except ValueError:
                 raise ImmichError(f"{method} {path}: the server sent malformed JSON") from None
 
         return self._retrying(attempt) if retry else self._once(attempt)
 
     def _check_status(self, resp: httpx.Response, what: str) -> None:
+        if 300 <= resp.status_code < 400:
+            # A reverse proxy's login page, or a URL that is not the Immich server.
+            where = redact_url(resp.headers.get("location") or "")[:200]
+            raise ImmichError(printable(
+                f"{what}: {self.url} answered with a redirect (HTTP {resp.status_code}"
+                + (f" to {where}" if where else "") + "); check IMMICH_URL / --url: it "
+                "must be the address of the Immich server itself"))
         if resp.status_code >= 500:
             raise _Retryable(f"HTTP {resp.status_code}")
         if resp.status_code in (401, 403):
@@ -227,6 +250,14 @@ class ImmichClient:
             )
         if resp.status_code >= 400:
             raise ImmichError(f"{what}: HTTP {resp.status_code}")
+
+    def _describe(self, exc: httpx.TransportError) -> str:
+        kind = type(exc).__name__
+        if isinstance(exc, httpx.ConnectError):
+            return "connection refused or host unreachable"
+        if isinstance(exc, httpx.TimeoutException):
+            return f"no complete answer within {self.timeout_s:g} s (--timeout; {kind})"
+        return f"connection failed ({kind})"
 
     def _once(self, attempt: Any) -> Any:
         try:
@@ -251,10 +282,3 @@ class ImmichAuthError(ImmichError):
     """The server refused the API key: no point in going on."""
 
 
-def _describe(exc: httpx.TransportError) -> str:
-    kind = type(exc).__name__
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused or host unreachable"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out ({kind})"
-    return f"connection failed ({kind})"

@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from rbv.bounded_http import BodyTooLarge, bounded_client, deadline, read_json
 from rbv.config import Settings
 from rbv.errors import ConfigError, InferenceError, InferenceServerDown, InferenceUnavailable
 from rbv.faces.defaults import DEFAULT_DECODE_LONG_EDGE
@@ -123,7 +124,8 @@ class RemoteFaceAnalyzer:
         self.providers = [f"remote {self.url}"]
         self._backoff_s = backoff_s
         self._sleep = sleep
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0))
+        self._timeout_s = timeout_s
+        self._http = bounded_client(timeout=httpx.Timeout(timeout_s, connect=10.0))
         self._lock = threading.Lock()
         self._failed_in_a_row = 0
         self._stopped: str | None = None  # the message of the stop, once stopped
@@ -144,7 +146,10 @@ class RemoteFaceAnalyzer:
     def ping(self) -> None:
         """Fail fast when the server is unreachable (``GET /ping``, one attempt)."""
         try:
-            self._http.get(self._base + "/ping").raise_for_status()
+            with deadline(min(self._timeout_s, 30.0)), \
+                    self._http.stream("GET", self._base + "/ping") as resp:
+                resp.raise_for_status()
+                _text_start(resp)
         except httpx.HTTPError as exc:
             raise InferenceUnavailable(
                 f"the inference server at {self.url} does not answer ({type(exc).__name__}); "
@@ -201,17 +206,26 @@ class RemoteFaceAnalyzer:
 
         def attempt() -> Any:
             try:
-                resp = self._http.post(self._base + "/predict", data=data, files=files)
+                with deadline(self._timeout_s), self._http.stream(
+                        "POST", self._base + "/predict", data=data, files=files) as resp:
+                    if resp.status_code >= 300:
+                        text = _text_start(resp)
+                    if resp.status_code == 500 and refused_5xx:
+                        raise _Refused(resp.status_code, text)
+                    if resp.status_code >= 500:
+                        raise _Transient(f"HTTP {resp.status_code}")
+                    if resp.status_code >= 300:  # 4xx, or a redirect rbv does not follow
+                        where = resp.headers.get("location")
+                        raise _Refused(resp.status_code, text or (
+                            f"a redirect to {where}; check --ml-uri" if where else ""))
+                    return read_json(resp)
+            except httpx.TimeoutException as exc:
+                raise _Transient(f"no complete answer within {self._timeout_s:g} s "
+                                 f"({type(exc).__name__})") from None
             except httpx.TransportError as exc:
                 raise _Transient(type(exc).__name__) from None
-            if resp.status_code == 500 and refused_5xx:
-                raise _Refused(resp.status_code, resp.text)
-            if resp.status_code >= 500:
-                raise _Transient(f"HTTP {resp.status_code}")
-            if resp.status_code >= 400:
-                raise _Refused(resp.status_code, resp.text)
-            try:
-                return resp.json()
+            except BodyTooLarge as exc:
+                raise InferenceError(f"the inference server's answer: {exc}") from None
             except ValueError:
                 raise InferenceError("the inference server sent malformed JSON") from None
 
@@ -278,6 +292,16 @@ class RemoteFaceAnalyzer:
         height, width = rgb.shape[:2]
         found = self.analyze(DecodedImage(0, Path("crop.png"), rgb, 1.0, (width, height)))
         return sum(1 for f in found.faces if f.det_score >= min_score)
+
+
+def _text_start(resp: httpx.Response, limit: int = 4096) -> str:
+    """The start of an error answer's text (all a message shows), never the whole body."""
+    data = b""
+    for chunk in resp.iter_bytes():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return data[:limit].decode("utf-8", "replace")
 
 
 def upright_payload(image: DecodedImage) -> tuple[str, bytes, str]:
