@@ -401,5 +401,70 @@ def test_output_disk_full_is_one_line_and_a_rerun_with_space_completes(
         assert "Traceback" not in done.stderr
         errors = [ln for ln in done.stderr.splitlines() if ln.startswith("Error: ")]
         assert len(errors) == 1 and "no space left" in errors[0], done.stderr
+        assert errors[0].startswith(f"Error: {small}/"), done.stderr  # which disk: the path
     lib.run("refine")
     assert _tree(lib.out) == reference["out"]
+
+
+def test_embedded_server_killed_under_its_last_client_is_one_error_line(
+        tmp_path: Path) -> None:
+    """The embedded PostgreSQL killed (SIGKILL) while index is its only client: one
+    ``Error:`` line and exit 2, and no traceback from the server's exit hook after it
+    (it would signal the dead server: psutil.NoSuchProcess)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
+    env |= {"RBV_DATA_DIR": str(tmp_path / "rbv"), "RBV_MODEL_PACK": str(PACK)}
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in PHOTOS:
+        shutil.copy(p, photos / f"{p.parent.name}_{p.name}")
+    rbv = [sys.executable, "-m", "rbv"]
+    subprocess.run([*rbv, "migrate"], env=env, check=True, capture_output=True,
+                   timeout=DEADLINE_S)
+    pgdata = (tmp_path / "rbv" / "pg").resolve()
+    proc = subprocess.Popen([*rbv, "index", str(photos)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while proc.poll() is None and proc.pid not in _attached(pgdata):
+        time.sleep(0.02)
+    time.sleep(0.3)
+    (postmaster,) = [p for p in _postgres_of(pgdata) if p.ppid() not in
+                     {q.pid for q in _postgres_of(pgdata)}]
+    postmaster.kill()
+    _, err = proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err and "NoSuchProcess" not in err, err
+    assert err.rstrip().endswith("re-run; if it persists, see the server's log in its data "
+                                 "directory") or "re-run when the server is up" in err, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("Error: ")]
+    assert len(errors) == 1 and ("PostgreSQL" in errors[0] or "database" in errors[0]), err
+
+
+def test_a_run_whose_database_connection_died_is_recorded_interrupted(db) -> None:  # type: ignore[no-untyped-def]
+    from rbv.jobs.recording import recorded_run
+
+    with pytest.raises(psycopg.OperationalError), \
+            recorded_run(db, "index", {}) as run, db.connect() as conn:
+        # What a server crash (and its recovery) does to the connection a run is using.
+        with contextlib.suppress(psycopg.OperationalError):
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        conn.execute("SELECT 1")
+    with db.connect() as conn:
+        status = conn.execute("SELECT status FROM runs WHERE id = %s", (run.id,)).fetchone()
+    assert status == ("interrupted",)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_embedded_server_on_a_full_disk_says_so_in_one_line() -> None:
+    """The embedded server's data directory on a disk too small for it: one line that
+    says the disk is full and where, not the pg_ctl/initdb command line."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
+    with _small_disk("8m") as disk:
+        env["RBV_DATA_DIR"] = str(disk / "rbv")
+        done = subprocess.run([sys.executable, "-m", "rbv", "migrate"], env=env, text=True,
+                              capture_output=True, timeout=DEADLINE_S)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("Error: could not start the embedded PostgreSQL: the disk "
+                               f"holding {disk}/rbv/pg is full"), done.stderr
+    assert "pg_ctl" not in done.stderr and "initdb" not in done.stderr

@@ -154,3 +154,26 @@ def test_undo_brings_back_what_a_deleted_person_took_with_it(faces_settings: Set
     assert _dump(faces_settings) != before
     undo(db, 1)
     assert _dump(faces_settings) == before
+
+
+def test_a_refused_undo_never_blames_an_edit_that_is_undone_already(
+        cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    cluster = ("-d", url, "cluster", "--method", "connected", "--threshold",
+               str(SFACE_THRESHOLD))
+    _ok(cli, *cluster)
+    persons = json.loads(_ok(cli, "-d", url, "persons", "list", "--json").stdout)
+    person = persons[0]["id"]
+    face = _faces_in_other_photos(faces_settings, person, 1)[0]
+    _ok(cli, "-d", url, "persons", "not-this-person", person, str(face))
+    first = json.loads(_ok(cli, "-d", url, "persons", "history", "--json").stdout)[0]["id"]
+    _ok(cli, "-d", url, "persons", "move", str(face))  # to a new person
+    second = json.loads(_ok(cli, "-d", url, "persons", "history", "--json").stdout)[0]["id"]
+    _ok(cli, "-d", url, "persons", "undo")  # the move is undone: the face is as #first left it
+    _ok(cli, *cluster)  # ... and clustering places it
+
+    refused = run_cli(cli, "-d", url, "persons", "undo")
+    assert refused.exit_code == 1
+    assert refused.output.startswith(f"Error: edit #{first} (")
+    assert f"edit #{second}" not in refused.output
+    assert f"face {face} was changed since by a clustering run" in refused.output

@@ -6,6 +6,10 @@ Core code raises these and never prints or exits; the CLI turns them into one
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 EXIT_ERROR = 1
 """A user-fixable problem (bad option, unreachable database, missing schema)."""
 EXIT_UNAVAILABLE = 2
@@ -114,3 +118,16 @@ class InferenceServerDown(InferenceUnavailable):
 
 class InferenceError(RbvError):
     """The remote inference server answered something rbv cannot use."""
+
+
+@contextmanager
+def writing(path: os.PathLike[str] | str) -> Iterator[None]:
+    """Name ``path`` in an ``OSError`` raised while writing it: a write that fills the
+    disk raises one without a file name, and "no space left on the device" alone does not
+    say which disk (the CLI shows ``PATH: …``)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = os.fspath(path)
+        raise

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from rbv.errors import ImageUnreadable
+from rbv.errors import ImageUnreadable, writing
 from rbv.export.pixels import PhotoSource, square_crop
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
@@ -59,7 +59,8 @@ def write_sheet(db: Database, faces: Sequence[SheetFace], title: str, out: Path,
         source = PhotoSource(conn, max_pixels, long_edge=DECODE_LONG_EDGE)
         sheet, missing = draw_sheet(source, faces, title, tile=tile, columns=columns)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    with writing(out):
+        sheet.save(out)
     cols, rows, width, height = sheet_size(len(faces), columns, tile)
     return Sheet(out, len(faces), cols, rows, width, height, missing)
 
@@ -110,5 +111,6 @@ def write_side_by_side(db: Database, left: tuple[str, Sequence[SheetFace]],
     both.paste(b, (side + gap, 0))
     ImageDraw.Draw(both).rectangle((side, 0, side + gap - 1, both.height), fill=(0, 0, 0))
     out.parent.mkdir(parents=True, exist_ok=True)
-    both.save(out)
+    with writing(out):
+        both.save(out)
     return missing_a + missing_b

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, writing
 
 FORMAT_VERSION = 1
 STAGED = "staged"
@@ -167,7 +167,7 @@ class StageState:
         tmp = self._tmp_path()
         doc = {"version": FORMAT_VERSION, "server": self.server, "user": self.user,
                "assets": self.assets}
-        with open(tmp, "w", encoding="utf-8") as out:
+        with writing(self.path), open(tmp, "w", encoding="utf-8") as out:
             json.dump(doc, out, separators=(",", ":"))
             out.flush()
             os.fsync(out.fileno())

@@ -27,7 +27,7 @@ from PIL import Image
 
 from rbv.cluster.centroids import centroid, distances, nearest_centroid, recentred_members
 from rbv.cluster.knn import normalize
-from rbv.errors import ConfigError, ImageUnreadable, printable
+from rbv.errors import ConfigError, ImageUnreadable, printable, writing
 from rbv.export.pixels import PhotoSource, square_crop
 from rbv.faces.pose import size_score
 from rbv.faces.types import FaceAnalyzer
@@ -306,9 +306,10 @@ def export_sets(db: Database, manifest: dict[str, Any], origin: str, out: Path,
             w["path"] = paths.get(int(w["image_id"]))
         folder = out / r.folder
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "manifest.json").write_text(json.dumps(
-            {**r.summary(), "faces": r.written, "dropped_faces": r.dropped,
-             "candidates": r.candidates, "weights": WEIGHTS}, indent=2) + "\n")
+        with writing(folder / "manifest.json"):
+            (folder / "manifest.json").write_text(json.dumps(
+                {**r.summary(), "faces": r.written, "dropped_faces": r.dropped,
+                 "candidates": r.candidates, "weights": WEIGHTS}, indent=2) + "\n")
     entries = [r.summary() | {"top": f"{r.folder}/{r.folder}_top{params.top}.fsz",
                               "all": f"{r.folder}/{r.folder}_all.fsz"} for r in results]
     mine = {r.folder for r in results}
@@ -361,7 +362,8 @@ def _write_set(folder: Path, ranked: Sequence[Ranked], result: SetResult, source
             result.dropped.append({"face_id": r.face_id, "reason": outcome})
             continue
         path = folder / f"{len(files)}.png"
-        Image.fromarray(crop).save(path)
+        with writing(path):
+            Image.fromarray(crop).save(path)
         files.append(path)
         result.written.append({"rank": len(files) - 1, "file": path.name, "face_id": r.face_id,
                                "image_id": r.image_id, "distance": r.distance,
@@ -415,7 +417,8 @@ def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
             continue
         folder = out / "_candidates" / result.folder
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(crop).save(folder / f"face_{fid}.png")
+        with writing(folder / f"face_{fid}.png"):
+            Image.fromarray(crop).save(folder / f"face_{fid}.png")
         result.candidates.append({"file": f"_candidates/{result.folder}/face_{fid}.png",
                                   "face_id": fid, "image_id": int(others.image_ids[i]),
                                   "distance": round(float(dist[i]), 4), "crop": outcome,

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, writing
 
 LOCK_NAME = ".rbv-writing.lock"
 
@@ -43,5 +43,6 @@ def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one,
     never a half-written one (a run killed mid-write leaves the previous manifest)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with writing(path):
+        tmp.write_text(text)
+        os.replace(tmp, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Iterator, Mapping
@@ -9,7 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from rbv.errors import DatabaseUnavailable
 from rbv.store import Database
+from rbv.store.connection import database_error
 from rbv.store.runs import close_dead_runs, finish_run, start_run
 
 
@@ -59,9 +62,26 @@ def recorded_run(db: Database, command: str, parameters: Mapping[str, Any], *,
     except KeyboardInterrupt:
         record.status = "interrupted"
         raise
-    except BaseException:
-        record.status = "failed"
+    except BaseException as exc:
+        # A run whose database died (or whose connection dropped) did not fail: it was
+        # cut short, and a re-run resumes it.
+        record.status = "interrupted" if _database_lost(exc) else "failed"
+        with contextlib.suppress(Exception):
+            _finish(db, record)
+        # When the server is gone the row cannot be written now: it stays ``running``
+        # until the next run or `rbv audit --fix` finds this process gone and marks it
+        # ``interrupted`` (close_dead_runs_here). The error that stopped the run is
+        # what the user sees, never the failed bookkeeping.
         raise
-    finally:
-        with db.transaction() as conn:
-            finish_run(conn, run_id, record.status, record.counts)
+    _finish(db, record)
+
+
+def _finish(db: Database, record: RunRecord) -> None:
+    assert record.id is not None
+    with db.transaction() as conn:
+        finish_run(conn, record.id, record.status, record.counts)
+
+
+def _database_lost(exc: BaseException) -> bool:
+    return isinstance(exc, DatabaseUnavailable) or \
+        isinstance(database_error(exc), DatabaseUnavailable)

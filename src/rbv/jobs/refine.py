@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from rbv.cluster.refine import RefineInput, RefineParams, refine, stable_numbers
-from rbv.errors import ImageUnreadable
+from rbv.errors import ImageUnreadable, writing
 from rbv.export.pixels import PhotoSource, square_crop
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
@@ -207,7 +207,8 @@ def _write_tree(db: Database, report: RefineReport, facts: FaceFacts, out: Path,
                         crop = square_crop(image, tuple(facts.boxes[r]), PREVIEW_PAD,  # type: ignore[arg-type]
                                            PREVIEW_SIZE)
                         name = f"face_{face_id}.jpg"
-                        Image.fromarray(crop).save(folder / name, quality=92)
+                        with writing(folder / name):
+                            Image.fromarray(crop).save(folder / name, quality=92)
                         entry["file"] = f"{fs.folder}/{name}"
                     except ImageUnreadable as exc:
                         problems.append(str(exc))

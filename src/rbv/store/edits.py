@@ -178,6 +178,8 @@ def _later_edit(conn: psycopg.Connection, table: str, key: dict[str, Any],
     row = conn.execute(
         "SELECT r.edit_id FROM person_edit_rows r JOIN person_edits e ON e.id = r.edit_id "
         "WHERE r.table_name = %s AND r.row_key = %s AND r.seq > %s AND e.undoes IS NULL "
+        # An edit undone since put the row back as it found it: it is not to blame.
+        "AND e.undone_by IS NULL "
         "ORDER BY r.seq DESC LIMIT 1", (table, Jsonb(key), seq)).fetchone()
     return int(row[0]) if row else None
 

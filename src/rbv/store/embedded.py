@@ -8,9 +8,12 @@ are serialised by the wheel's inter-process lock, so concurrent starts are safe.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import errno
 import json
 import logging
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -93,17 +96,63 @@ def embedded_url(data_dir: Path) -> str:
                 _prune_dead_handles(pgdata)
                 _drop_foreign_pid_file(pgdata)
             _handles[pgdata] = get_server(pgdata, cleanup_mode="stop")
+            _guard_exit_hook(_handles[pgdata])
         server = _handles[pgdata]
         admin_url: str = server.get_uri()  # type: ignore[attr-defined]
         url: str = server.get_uri(DATABASE_NAME)  # type: ignore[attr-defined]
     except (OSError, subprocess.SubprocessError, AssertionError) as exc:
-        log = pgdata / "log"
-        raise EmbeddedServerError(
-            f"could not start the embedded PostgreSQL in {pgdata} ({exc}); "
-            f"see {log}, or pass --database URL"
-        ) from exc
+        raise EmbeddedServerError(_start_failure(pgdata, exc)) from None
     _ensure_database(admin_url)
     return url
+
+
+_DISK_FULL_MARKS = ("no space left on device", "could not extend file", "disk full")
+_MIN_FREE_BYTES = 16 << 20  # less than this where the data lives: the server cannot start
+
+
+def _start_failure(pgdata: Path, exc: BaseException) -> str:
+    """Why the server did not start, in words: a full disk said as such; else the last
+    line of the server's log. Never the pg_ctl command line (a CalledProcessError's
+    text), which says nothing the user can act on."""
+    log = pgdata / "log"
+    last = ""
+    with contextlib.suppress(OSError):
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
+        last = next((ln for ln in reversed(lines) if ln), "")
+    free = None
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(pgdata if pgdata.exists() else pgdata.parent).free
+    if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) \
+            or any(m in last.lower() for m in _DISK_FULL_MARKS) \
+            or (free is not None and free < _MIN_FREE_BYTES):
+        return (f"could not start the embedded PostgreSQL: the disk holding {pgdata} is "
+                "full; free space there, then re-run")
+    if isinstance(exc, subprocess.CalledProcessError):
+        why = f"its server exited with status {exc.returncode}"
+    elif isinstance(exc, subprocess.TimeoutExpired):
+        why = "it did not start in time"
+    else:
+        why = str(exc) or type(exc).__name__
+    said = f"; the server's log ends: {last[:300]}" if last else ""
+    return (f"could not start the embedded PostgreSQL in {pgdata} ({why}{said}); see {log}, "
+            "or pass --database URL")
+
+
+def _guard_exit_hook(server: object) -> None:
+    """Run the wheel's exit hook (the last process out stops the server) so that a
+    server already gone costs no traceback: killed while rbv was its last client, the
+    hook would signal a dead pid (``psutil.NoSuchProcess``) after rbv printed its one
+    ``Error:`` line. Nothing is left to stop then, so the failure is dropped."""
+    cleanup = server._cleanup  # type: ignore[attr-defined]
+    atexit.unregister(cleanup)
+
+    def guarded() -> None:
+        with contextlib.suppress(psutil.Error, OSError, subprocess.SubprocessError):
+            cleanup()
+
+    atexit.register(guarded)
 
 
 def _ensure_database(admin_url: str) -> None:
