@@ -446,3 +446,23 @@ def test_non_finite_numbers_from_immich_fail_only_their_asset(
     assert "exifImageWidth 'inf' is not a finite number" in reasons
     assert "imageWidth 'inf' is not a finite number" in reasons
     assert server.downloads.keys() == {good.id}
+
+
+def test_an_immich_redirect_is_reported_as_one(
+        cli, settings: Settings, immich_library, immich_spec, tmp_path: Path) -> None:
+    from rbv.testing.immich_server import FakeImmich
+
+    server = FakeImmich(immich_library[:1], IMMICH_KEY, immich_spec).start()
+    server.faults.redirect_to = "https://sso.example.com/login?next=%2F"  # a proxy's login
+    try:
+        result = run_cli(cli, "-d", str(settings.database_url), "immich-stage", "--out",
+                         str(tmp_path / "out"), "--url", server.url, "--no-index",
+                         "--retry-wait", "0.01", "--timeout", "5",
+                         env={"IMMICH_API_KEY": IMMICH_KEY})
+    finally:
+        server.stop()
+    assert result.exit_code == 1, result.output
+    (error,) = _errors(result.output)
+    assert "malformed JSON" not in error
+    assert "redirect (HTTP 302 to https://sso.example.com/login?next=%2F)" in error
+    assert "check IMMICH_URL" in error
