@@ -68,3 +68,47 @@ def test_photos_errors_are_one_line(cli, faces_settings: Settings) -> None:
     import_folders(cli, faces_settings)
     bad = run_cli(cli, "-d", url, "photos", "-p", "Joe_Biden", "--from", "last year")
     assert bad.exit_code == 1 and "is not a date" in bad.stderr
+
+
+def test_album_photos_bring_their_xmp_sidecars(cli, settings: Settings, sface_analyzer,
+                                              tmp_path: Path) -> None:
+    import shutil
+
+    from rbv.jobs.index import run_index
+    from rbv.store import open_database
+    from rbv.store.persons import new_person, place_faces, set_name
+
+    lib = tmp_path / "lib"
+    (lib / "a").mkdir(parents=True)
+    (lib / "b").mkdir()
+    for folder in ("a", "b"):  # two photos of one name: the album renames the second
+        shutil.copy(MISC / "fr_two_people.jpg" if folder == "a" else
+                    MISC / "fr_obama_and_biden.jpg", lib / folder / "photo.jpg")
+    (lib / "a" / "photo.jpg.xmp").write_text("<x:xmpmeta>a full</x:xmpmeta>")
+    (lib / "b" / "photo.xmp").write_text("<x:xmpmeta>b short</x:xmpmeta>")  # Lightroom's
+    run_index(open_database(settings), settings, [lib], analyzer=sface_analyzer)
+    with psycopg.connect(str(settings.database_url)) as conn:
+        pack = conn.execute("SELECT id FROM model_packs").fetchone()[0]
+        person = new_person(conn, pack, source="manual")
+        set_name(conn, person, "Ada")
+        faces = [r[0] for r in conn.execute(
+            "SELECT DISTINCT ON (image_id) id FROM face_detections ORDER BY image_id, id")]
+        place_faces(conn, faces, person)
+        conn.commit()
+
+    copies = tmp_path / "copies"
+    copied = _photos(cli, settings, "-p", "Ada", "--copy-to", str(copies))
+    names = {p.name: p for p in copies.iterdir()}
+    assert len(copied["album"]) == 2
+    (renamed,) = [n for n in names if n.startswith("photo-") and n.endswith(".jpg")]
+    assert names["photo.jpg.xmp"].read_text() == "<x:xmpmeta>a full</x:xmpmeta>"
+    assert names[renamed.removesuffix(".jpg") + ".xmp"].read_text() == \
+        "<x:xmpmeta>b short</x:xmpmeta>"
+    assert sorted(len(a["sidecars"]) for a in copied["album"]) == [1, 1]
+
+    album = tmp_path / "album"
+    _photos(cli, settings, "-p", "Ada", "--link-to", str(album))
+    links = {os.readlink(p) for p in album.iterdir()}
+    assert {str(lib / "a" / "photo.jpg.xmp"), str(lib / "b" / "photo.xmp")} <= links
+    again = _photos(cli, settings, "-p", "Ada", "--link-to", str(album))
+    assert {a["action"] for a in again["album"]} == {"present"}

@@ -1,7 +1,9 @@
-"""A quick album: the photos a query found, copied or linked into one folder."""
+"""A quick album: the photos a query found, copied or linked into one folder, each with
+its XMP sidecars."""
 
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import os
 import shutil
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rbv.errors import RbvError
+from rbv.export.xmp import sidecars_of
 
 
 class AlbumError(RbvError):
@@ -21,6 +24,7 @@ class AlbumEntry:
     source: str
     target: str
     action: str  # copied | linked | present
+    sidecars: tuple[str, ...] = ()  # the photo's XMP sidecars placed beside it
 
 
 def album_name(source: str, image_id: int, used: set[str]) -> str:
@@ -59,6 +63,20 @@ def place_photo(source: str, folder: Path, name: str, *, link: bool) -> AlbumEnt
         raise AlbumError(f"{source}: {exc.strerror or exc}") from None
 
 
+def album_sidecars(source: str, name: str) -> list[tuple[str, str]]:
+    """(sidecar, its name in the album) for each XMP sidecar of the photo: names, face
+    regions and keywords other programs (and ``rbv export-xmp``) keep there travel with
+    it. ``PHOTO.EXT.xmp`` becomes ``NAME.xmp`` beside the photo's album ``NAME``, and
+    Lightroom's ``PHOTO.xmp`` becomes the album name's stem + ``.xmp``."""
+    out = []
+    for sidecar in sidecars_of(Path(source)):
+        if sidecar.name == os.path.basename(source) + ".xmp":
+            out.append((str(sidecar), name + ".xmp"))
+        else:
+            out.append((str(sidecar), (os.path.splitext(name)[0] or name) + ".xmp"))
+    return out
+
+
 def make_album(photos: Sequence[tuple[int, str]], folder: Path, *,
                link: bool) -> tuple[list[AlbumEntry], list[AlbumError]]:
     """Place every (image id, path) in ``folder`` (created when missing)."""
@@ -67,9 +85,17 @@ def make_album(photos: Sequence[tuple[int, str]], folder: Path, *,
     entries: list[AlbumEntry] = []
     errors: list[AlbumError] = []
     for image_id, source in photos:
+        name = album_name(source, image_id, used)
         try:
-            entries.append(place_photo(source, folder, album_name(source, image_id, used),
-                                       link=link))
+            entry = place_photo(source, folder, name, link=link)
         except AlbumError as exc:
             errors.append(exc)
+            continue
+        placed = []
+        for sidecar, sidecar_name in album_sidecars(source, name):
+            try:
+                placed.append(place_photo(sidecar, folder, sidecar_name, link=link).target)
+            except AlbumError as exc:  # the photo is there; its sidecar is reported
+                errors.append(exc)
+        entries.append(dataclasses.replace(entry, sidecars=tuple(placed)))
     return entries, errors

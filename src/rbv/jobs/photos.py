@@ -38,7 +38,8 @@ class PhotosResult:
         return {"persons": self.persons,
                 "photos": [{"image_id": p.image_id, "taken_at": p.taken_at, "paths": p.paths,
                             "others": p.others} for p in self.photos],
-                "album": [{"source": a.source, "target": a.target, "action": a.action}
+                "album": [{"source": a.source, "target": a.target, "action": a.action,
+                           "sidecars": list(a.sidecars)}
                           for a in self.album],
                 "album_errors": self.album_errors}
 
