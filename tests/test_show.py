@@ -63,3 +63,16 @@ def test_contact_sheet_of_a_person_and_of_a_faceset(cli, faces_settings: Setting
 
     missing = run_cli(cli, "-d", url, "show", "faceset_999")
     assert missing.exit_code == 1 and "no faceset_999" in missing.stderr
+
+
+def test_sheet_titles_draw_names_past_ascii_with_real_glyphs() -> None:
+    from rbv.export.contact_sheet import draw_sheet
+
+    def header(title: str) -> bytes:
+        sheet, _ = draw_sheet(None, [], title, min_width=64)  # type: ignore[arg-type]
+        return sheet.crop((0, 0, 64, HEADER)).tobytes()
+
+    missing = header("\ue000")  # a private-use character: no font has it (a box)
+    name = "Matt O'Dåmon Ольга Ωμέγα Łukasz Đorđe Nguyễn"
+    boxes = [c for c in sorted(set(name) - {" "}) if header(c) == missing]
+    assert not boxes, f"drawn as boxes: {''.join(boxes)}"

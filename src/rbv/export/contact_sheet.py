@@ -3,6 +3,7 @@ person can check a person or a faceset by looking instead of reading ids."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from rbv.store import Database
 
 HEADER = 28
 CAPTION = 16
+TITLE_SIZE = 15
+CAPTION_SIZE = 11
 PAD = 0.3
 DECODE_LONG_EDGE = 1280
 
@@ -42,6 +45,20 @@ class Sheet:
         return {"path": str(self.path), "tiles": self.tiles, "columns": self.columns,
                 "rows": self.rows, "width": self.width, "height": self.height,
                 "missing": self.missing}
+
+
+@functools.cache
+def sheet_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Noto Sans (the ``fontpkg-noto-sans`` dependency) at ``size`` pixels: person names
+    are drawn in any Latin, Greek or Cyrillic script (Pillow's built-in font draws
+    boxes for most letters past ASCII). Pillow's font only if the package is broken."""
+    try:
+        import fontpkg_noto_sans
+
+        path = fontpkg_noto_sans.ROOT / "files" / "NotoSans[wdth,wght].ttf"
+        return ImageFont.truetype(str(path), size)
+    except (ImportError, OSError):  # pragma: no cover - a broken install
+        return ImageFont.load_default(size)
 
 
 def sheet_size(tiles: int, columns: int, tile: int) -> tuple[int, int, int, int]:
@@ -74,8 +91,8 @@ def draw_sheet(source: PhotoSource, faces: Sequence[SheetFace], title: str, *,
     width = max(width, min_width)
     sheet = Image.new("RGB", (width, height), (32, 32, 32))
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
-    draw.text((6, 7), title, fill=(240, 240, 240), font=font)
+    draw.text((6, 5), title, fill=(240, 240, 240), font=sheet_font(TITLE_SIZE))
+    font = sheet_font(CAPTION_SIZE)
     missing: list[int] = []
     for i, face in enumerate(faces):
         x, y = (i % cols) * tile, HEADER + (i // cols) * (tile + CAPTION)
