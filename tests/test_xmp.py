@@ -305,3 +305,43 @@ def test_import_reads_digikam_and_microsoft_regions_and_reuses_persons(
     with psycopg.connect(str(settings.database_url)) as conn:
         assert conn.execute("SELECT count(*) FROM face_detections WHERE person_id = %s",
                             (obama,)).fetchone()[0] == 1
+
+
+def test_a_sidecar_applied_to_other_dimensions_is_reported_and_made_consistent(
+        cli, settings: Settings, sface_analyzer, tmp_path: Path, exiftool: str) -> None:
+    photo = tmp_path / "two.jpg"
+    shutil.copy(UPRIGHT, photo)
+    run_index(open_database(settings), settings, [photo], analyzer=sface_analyzer)
+    names = _name_by_position(settings)[str(photo)]
+    w, h = _displayed_size(photo)
+    x1, y1, x2, y2 = names["Person 1"]
+    area = f"{{X={(x1 + x2) / 2 / w},Y={(y1 + y2) / 2 / h},W={(x2 - x1) / w},H={(y2 - y1) / h}" \
+           ",Unit=normalized}"
+    sidecar = Path(str(photo) + ".xmp")
+    subprocess.run([exiftool, "-q", "-o", str(sidecar), "-XMP-dc:Title=Beach day",
+                    f"-RegionInfo={{AppliedToDimensions={{W=100,H=100,Unit=pixel}},RegionList="
+                    f"[{{Name=Barack,Type=Face,Area={area}}},"
+                    "{Name=Bo,Type=Pet,Area={X=10,Y=90,W=5,H=4,Unit=pixel}}]}",
+                    str(photo)], check=True)
+
+    result = run_cli(cli, "-d", str(settings.database_url), "export-xmp")
+
+    assert result.exit_code == 0, result.output
+    assert (f"{sidecar}: AppliedToDimensions 100x100 does not match the photo ({w}x{h}): "
+            f"set to {w}x{h}; normalised regions kept as they are, 1 region(s) in pixels "
+            "rescaled to it") in result.stdout
+    info = _exiftool_regions(exiftool, [sidecar])[str(sidecar)]["RegionInfo"]
+    assert info["AppliedToDimensions"]["W"] == w and info["AppliedToDimensions"]["H"] == h
+    regions = {r["Name"]: r["Area"] for r in info["RegionList"]}
+    assert set(regions) == {"Barack", "Bo", "Person 2"}
+    bo = regions["Bo"]  # the same place on the photo, in pixels of its real size
+    assert (bo["X"], bo["W"]) == pytest.approx((10 * w / 100, 5 * w / 100), abs=1e-3)
+    assert (bo["Y"], bo["H"]) == pytest.approx((90 * h / 100, 4 * h / 100), abs=1e-3)
+    px1, py1, px2, py2 = _clip(names["Person 2"], w, h)
+    ours = regions["Person 2"]
+    assert ours["Unit"] == "normalized"
+    assert ours["X"] == pytest.approx((px1 + px2) / 2 / w, abs=1e-5)
+    assert ours["W"] == pytest.approx((px2 - px1) / w, abs=1e-5)
+
+    again = run_cli(cli, "-d", str(settings.database_url), "export-xmp")
+    assert again.exit_code == 0 and "AppliedToDimensions" not in again.stdout

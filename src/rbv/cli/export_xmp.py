@@ -66,6 +66,8 @@ def export_xmp_command(
             for c in f.conflicts:
                 typer.echo(printable(f"{f.target}: kept {c['other'] or c['name']!r} "
                                      f"({c['reason']}); rbv has {c['name']!r}"))
+            for note in f.notes:
+                typer.echo(printable(f"{f.target}: {note}"))
         summary = report.as_dict()
         typer.echo(f"{summary['created']} sidecar(s) {verb}created, {summary['updated']} "
                    f"{verb}updated, {summary['unchanged']} unchanged; "

@@ -276,11 +276,13 @@ def _plan_keys(plan: RegionPlan, regions: RegionsOf, keys: dict[str, object],
     out: dict[str, str] = {}
     if not any(k.startswith(_ROOT) for k in keys):
         out[_ROOT] = 'type="Struct"'
-    if regions.dims is None:
+    if regions.dims is None or not dims_match(regions.dims, size):
         if not any(k.startswith(_DIMS) for k in keys):
             out[_DIMS] = 'type="Struct"'
         out.update({f"{_DIMS}/stDim:w": str(size[0]), f"{_DIMS}/stDim:h": str(size[1]),
                     f"{_DIMS}/stDim:unit": "pixel"})
+        if regions.dims is not None:  # the photo's real size now: pixel areas follow it
+            out.update(_rescaled_pixel_areas(keys, regions.dims, size))
     indexes = sorted({int(m[1]) for k in keys if (m := _MWG.match(k))})
     if not any(k.startswith(_LIST) for k in keys):
         out[_LIST] = 'type="Bag"'
@@ -300,6 +302,38 @@ def _plan_keys(plan: RegionPlan, regions: RegionsOf, keys: dict[str, object],
             f"{item}/mwg-rs:Area/stArea:h": _number(region.h),
             f"{item}/mwg-rs:Area/stArea:unit": "normalized",
         })
+    return out
+
+
+def dims_match(dims: tuple[int, int], size: tuple[int, int]) -> bool:
+    """Whether an ``AppliedToDimensions`` fits a photo of this displayed size (either
+    way round: some programs record a turned photo's size as stored)."""
+    return dims in (size, (size[1], size[0]))
+
+
+def pixel_regions(keys: dict[str, object]) -> int:
+    """How many MWG regions give their area in pixels (of ``AppliedToDimensions``)."""
+    return sum(1 for k, v in keys.items() if (m := _MWG.match(k))
+               and m[2].endswith(":unit") and str(v).lower() == "pixel")
+
+
+def _rescaled_pixel_areas(keys: dict[str, object], dims: tuple[int, int],
+                          size: tuple[int, int]) -> dict[str, str]:
+    """Areas in pixels of ``dims`` rescaled to ``size``, so that every region stays
+    where it was on the photo once ``AppliedToDimensions`` says ``size`` (normalised
+    areas need no change)."""
+    units = {m[1]: str(v).lower() for k, v in keys.items()
+             if (m := _MWG.match(k)) and m[2].endswith(":unit")}
+    out: dict[str, str] = {}
+    for key, value in keys.items():
+        m = _MWG.match(key)
+        if not m or units.get(m[1]) != "pixel" or not m[2].startswith("Area/"):
+            continue
+        axis = m[2].rsplit(":", 1)[-1]
+        if axis in ("x", "w", "y", "h"):
+            scale = size[0] / dims[0] if axis in ("x", "w") else size[1] / dims[1]
+            with contextlib.suppress(ValueError):
+                out[key] = _number(float(str(value)) * scale)
     return out
 
 

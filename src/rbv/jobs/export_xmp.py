@@ -25,6 +25,8 @@ from rbv.export.xmp import (
     WRITABLE_FORMATS,
     XmpError,
     apply_plan,
+    dims_match,
+    pixel_regions,
     read_packet,
     sidecar_for,
     verify_photo,
@@ -60,6 +62,7 @@ class XmpFile:
     named: int = 0
     unchanged: int = 0
     conflicts: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what else was found, and done
 
 
 @dataclass
@@ -220,7 +223,19 @@ def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Re
     packet = read_packet(target, sidecar=not into)
     plan = plan_regions(packet.regions.mwg, ours)
     result = XmpFile(path, str(target), "unchanged", len(plan.add), len(plan.name),
-                     plan.unchanged, [asdict(c) for c in plan.conflicts])
+                     plan.unchanged, [asdict(c) for c in plan.conflicts],
+                     [*packet.regions.refused])
+    dims = packet.regions.dims
+    if dims is not None and not dims_match(dims, size):
+        # Another program's regions were drawn on a photo of another size: rbv's are
+        # written for the real one, and the file says so (consistently, see the README).
+        pixels = pixel_regions(packet.keys)
+        result.notes.append(
+            f"AppliedToDimensions {dims[0]}x{dims[1]} does not match the photo "
+            f"({size[0]}x{size[1]}): " + (
+                "left as it is (nothing to add)" if plan.changes == 0 else
+                f"set to {size[0]}x{size[1]}; normalised regions kept as they are"
+                + (f", {pixels} region(s) in pixels rescaled to it" if pixels else "")))
     if plan.changes == 0:
         return result  # nothing new: the file is left byte for byte as it is
     result.action = "created" if packet.data is None else "updated"
