@@ -256,7 +256,7 @@ class ImmichClient:
         if isinstance(exc, httpx.ConnectError):
             return "connection refused or host unreachable"
         if isinstance(exc, httpx.TimeoutException):
-            return f"no complete answer within {self.timeout_s:g} s (--timeout; {kind})"
+            return f"timed out: no complete answer within {self.timeout_s:g} s (--timeout)"
         return f"connection failed ({kind})"
 
     def _once(self, attempt: Any) -> Any:

@@ -220,8 +220,8 @@ class RemoteFaceAnalyzer:
                             f"a redirect to {where}; check --ml-uri" if where else ""))
                     return read_json(resp)
             except httpx.TimeoutException as exc:
-                raise _Transient(f"no complete answer within {self._timeout_s:g} s "
-                                 f"({type(exc).__name__})") from None
+                raise _Transient(f"{type(exc).__name__}: no complete answer within "
+                                 f"{self._timeout_s:g} s") from None
             except httpx.TransportError as exc:
                 raise _Transient(type(exc).__name__) from None
             except BodyTooLarge as exc:
