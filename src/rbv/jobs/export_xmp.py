@@ -224,7 +224,7 @@ def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Re
     plan = plan_regions(packet.regions.mwg, ours)
     result = XmpFile(path, str(target), "unchanged", len(plan.add), len(plan.name),
                      plan.unchanged, [asdict(c) for c in plan.conflicts],
-                     [*packet.regions.refused])
+                     [*packet.regions.malformed])
     dims = packet.regions.dims
     if dims is not None and not dims_match(dims, size):
         # Another program's regions were drawn on a photo of another size: rbv's are
