@@ -59,13 +59,11 @@ def recorded_run(db: Database, command: str, parameters: Mapping[str, Any], *,
         record = RunRecord(run_id)
     try:
         yield record
-    except KeyboardInterrupt:
-        record.status = "interrupted"
-        raise
     except BaseException as exc:
-        # A run whose database died (or whose connection dropped) did not fail: it was
-        # cut short, and a re-run resumes it.
-        record.status = "interrupted" if _database_lost(exc) else "failed"
+        # Ctrl-C, SIGTERM, and a run whose database died (or whose connection dropped)
+        # did not fail: they were cut short, and a re-run resumes them.
+        interrupted = isinstance(exc, KeyboardInterrupt) or _database_lost(exc)
+        record.status = "interrupted" if interrupted else "failed"
         with contextlib.suppress(Exception):
             _finish(db, record)
         # When the server is gone the row cannot be written now: it stays ``running``
