@@ -42,7 +42,8 @@ def immich_push(
         "made in Immich).")] = False,
     retry_wait: Annotated[float, typer.Option(
         help="Seconds before the first retry of a failed request (doubles each retry).")] = 2.0,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server per request.")]
+    timeout: Annotated[float, typer.Option(
+        help="Seconds each request may take in all (not per read).")]
     = 60.0,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Say what would change; change nothing in Immich or rbv.")] = False,

@@ -56,7 +56,9 @@ def immich_stage(
     = False,
     retry_wait: Annotated[float, typer.Option(
         help="Seconds before the first retry of a failed request (doubles each retry).")] = 2.0,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server per request.")]
+    timeout: Annotated[float, typer.Option(
+        help="Seconds each request may take in all (not per read; an original's download "
+        "may go on past it while it keeps up 64 KiB/s).")]
     = 60.0,
     max_download_mb: Annotated[int, typer.Option(help="Refuse originals larger than this.")]
     = 4096,
