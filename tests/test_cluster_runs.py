@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 
 from rbv.config import Settings
@@ -215,3 +216,60 @@ def test_dry_run_writes_nothing_and_threshold_comes_from_the_pack(
     calibrated = run_cli(cli, "-d", url, "cluster", "--method", "connected")
     assert calibrated.exit_code == 0, calibrated.output
     assert "connected at similarity 0.42 (the pack's calibrated value)" in calibrated.output
+
+
+def test_an_incremental_run_reclusters_everything_once_the_library_has_grown_half_again(
+    cli, faces_settings: Settings, sface_analyzer
+) -> None:
+    """Evidence linkage asks more of a merge in a bigger library, and known persons never
+    merge or split later: persons made when the library was small would keep merges the
+    grown library refuses. So an incremental run re-clusters every face (as --full) once
+    the pack holds 1.5 times the faces its persons were made with; names and manual
+    decisions stay."""
+    url = str(faces_settings.database_url)
+    first = _cluster(cli, faces_settings)
+    made_with = first["faces"]
+    with psycopg.connect(url) as conn:
+        recorded = conn.execute("SELECT settings->'persons_made_with' FROM model_packs "
+                                "WHERE name = 'scrfd_sface'").fetchone()
+    assert recorded == (made_with,)
+    identity = _main_faces(faces_settings)
+    before = _assignments(faces_settings)
+    obama_face = next(f for f in sorted(identity) if identity[f] == "Barack_Obama")
+    obama = str(before[obama_face])
+    assert run_cli(cli, "-d", url, "persons", "name", obama, "Barack").exit_code == 0
+    stranger = next(f for f in sorted(identity) if identity[f] != "Barack_Obama")
+    moved = run_cli(cli, "-d", url, "persons", "move", str(stranger), "--to", "Barack")
+    assert moved.exit_code == 0, moved.output
+
+    # A few new photos (well under half again): an ordinary incremental run.
+    run_index(open_database(faces_settings), faces_settings, cluster_photos(later=True),
+              analyzer=sface_analyzer)
+    small = _cluster(cli, faces_settings)
+    assert small["full"] is False and small["considered"] > 0
+    assert not any("has grown" in note for note in small["notes"])
+    after_small = _assignments(faces_settings)
+    assert {f: after_small[f] for f in before} == {**before, stranger: obama}
+
+    # As if the persons had been made when the library held a third of its faces.
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE model_packs SET settings = jsonb_set(settings, "
+                     "'{persons_made_with}', to_jsonb(%s::int))", (len(after_small) // 3,))
+    text = run_cli(cli, "-d", url, "cluster")
+    assert text.exit_code == 0, text.output
+    assert (f"The library has grown from {len(after_small) // 3:,} to {len(after_small):,} "
+            "faces since its persons were made") in text.output
+    assert "Assigned" in text.output  # reported as the full run it was
+    regrouped = _assignments(faces_settings)
+    assert regrouped[stranger] == obama  # the manual move holds
+    listed = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json",
+                                "--limit", "0").stdout)
+    assert {p["name"] for p in listed} >= {"Barack"}
+    with open_database(faces_settings).connect() as conn:
+        doubles = conn.execute(
+            "SELECT 1 FROM face_detections WHERE person_id IS NOT NULL "
+            "GROUP BY person_id, image_id HAVING count(*) > 1").fetchall()
+    assert doubles == []
+    # Re-clustered at this size: the next run is incremental again.
+    again = _cluster(cli, faces_settings)
+    assert again["full"] is False and again["considered"] == 0

@@ -66,3 +66,23 @@ def bcubed(predicted: ArrayLike, truth: ArrayLike) -> Scores:
     precision = float((counts * counts / pred_size[cells[:, 0]]).sum() / len(pred))
     recall = float((counts * counts / true_size[cells[:, 1]]).sum() / len(pred))
     return Scores(precision, recall)
+
+
+@dataclass(frozen=True)
+class Largest:
+    """The cluster with the most items: its size, how many labels it holds, and its
+    purity (the share of its items carrying its most common label)."""
+
+    size: int
+    labels: int
+    purity: float
+
+
+def largest_cluster(predicted: ArrayLike, truth: ArrayLike) -> Largest:
+    """The largest predicted cluster against the truth (a crowd shows as low purity)."""
+    pred, true, cells, counts = _contingency(predicted, truth)
+    if len(pred) == 0:
+        return Largest(0, 0, 1.0)
+    biggest = int(np.argmax(np.bincount(pred)))
+    inside = counts[cells[:, 0] == biggest]
+    return Largest(int(inside.sum()), len(inside), float(inside.max() / inside.sum()))
