@@ -233,7 +233,7 @@ def main() -> None:
     matrix(sets, files)
     default_detail(sets, files)
     transfer(sets)
-    for share in (0.5, 0.65, 0.9):
+    for share in (0.5, 0.7, 0.9):
         incremental(db, sets, files, dim, share=share)
     print(f"\n(threshold fallback without calibration: {DEFAULT_THRESHOLD}; "
           f"{time.perf_counter() - started:.0f} s)")

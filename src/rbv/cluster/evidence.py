@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rbv.cluster.constraints import NO_ANCHOR, Constraints, anchor_chain_pairs, enforce
-from rbv.cluster.crowding import cohort_crowding, crowding
+from rbv.cluster.crowding import CAP, FIRST_CAP, cohort_crowding, crowding
 from rbv.cluster.defaults import DEFAULT_BUDGET, ImpostorModel
 from rbv.cluster.knn import KnnGraph, normalize, unit_rows
 from rbv.cluster.linkage import components
@@ -119,7 +119,7 @@ def evidence_linkage(
         return merge_nodes(sums, count, anchored, cannot, pairs, model, z_min, node_crowd)
 
     if crowded:
-        first = merge(crowding(graph, start, model, n_library)[0])[start]
+        first = merge(crowding(graph, start, model, n_library, cap=FIRST_CAP)[0])[start]
         root = merge(crowding(graph, first, model, n_library)[0])
     else:
         root = merge(None)
@@ -237,11 +237,11 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
     z_min = model.z_threshold(n_library, budget)
     cohort, cohort_similarity = _cohorts(p, n, (person, face, similarity), new_graph)
 
-    def merge(label: NDArray[np.int64]) -> tuple[NDArray[np.int64], float]:
+    def merge(label: NDArray[np.int64], cap: float) -> tuple[NDArray[np.int64], float]:
         crowd, level = cohort_crowding(np.where(cohort >= 0, label[np.maximum(cohort, 0)],
                                                 -1),
                                        cohort_similarity, label[p:], model, n_library,
-                                       typical)
+                                       typical, cap)
         # A known person: the mean crowding of the new faces near it (its region's).
         near_sum = np.bincount(person, crowd[face], minlength=p)
         near_count = np.maximum(np.bincount(person, minlength=p), 1)
@@ -253,8 +253,8 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
         return merge_nodes(node_sums, node_count, anchored, node_cannot, pairs, model,
                            z_min, node_crowd), level
 
-    first, _ = merge(start)
-    root, level = merge(first[start])
+    first, _ = merge(start, FIRST_CAP)
+    root, level = merge(first[start], CAP)
     final = root[start]
     person_of_root = {int(r): i for i, r in enumerate(final[:p].tolist())}
     groups = np.unique(final[p:][[int(r) not in person_of_root for r in final[p:].tolist()]])

@@ -31,7 +31,7 @@ import psycopg
 from numpy.typing import NDArray
 
 from rbv.cluster.assign import MATCH_MARGIN
-from rbv.cluster.calibrations import ClusterSetting, resolve_setting
+from rbv.cluster.calibrations import CROWDING_RULE, ClusterSetting, resolve_setting
 from rbv.cluster.centroids import group_sums
 from rbv.cluster.constraints import NO_ANCHOR
 from rbv.cluster.crowding import CROWDING_LEVEL, crowding
@@ -252,7 +252,9 @@ def _recorded(setting: ClusterSetting, made_all: bool, n_faces: int,
 
 def _words(key: dict[str, Any]) -> str:
     if key.get("method") == Method.evidence.value:
-        crowding = "" if key.get("crowding") else ", before crowding"
+        rule = key.get("crowding")
+        crowding = ("" if rule == CROWDING_RULE else ", before crowding" if not rule
+                    else f", crowding rule {rule} (now {CROWDING_RULE})")
         return f"evidence, budget {key.get('budget')}{crowding}"
     return f"{key.get('method')} at similarity {key.get('threshold')}"
 
