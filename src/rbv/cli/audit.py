@@ -23,8 +23,8 @@ def audit(
 ) -> None:
     """Report empty persons, photos with two faces in one person, faces in
     a person they were rejected from, faces linked as different in one
-    person, duplicate names, missing files, and claims and runs left by
-    dead workers.
+    person, faces linked as one person but placed by hand in two, duplicate
+    names, missing files, and claims and runs left by dead workers.
 
     Without --fix nothing is written. --fix repairs what loses no one's
     work: dead workers' claims go back to the queue and their runs are
@@ -89,6 +89,12 @@ def _lines(r: AuditReport, dry_run: bool) -> list[str]:
                                                                strict=True))
         lines.append(f"Faces {faces} are linked as different persons but both in person "
                      f"{a.person_id}; {then}.")
+    for linked in r.same_apart:
+        (one, two), (here, there) = linked.faces, linked.persons
+        lines.append(f"Faces {one} and {two} are linked as one person but placed by hand in "
+                     f"two persons, {here} and {there}; decide by hand: `rbv persons move "
+                     f"{one} --to {there}` (they are one) or `rbv persons move {one} --to "
+                     f"{here}` (they are not: the link goes).")
     for d in r.duplicate_names:
         lines.append(f"Name {d.name!r} is held by {len(d.persons)} persons "
                      f"({', '.join(str(p) for p in d.persons)}) in {pack(d.pack_id)}: merge "

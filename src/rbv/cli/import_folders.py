@@ -94,9 +94,11 @@ def import_folders_command(
     for r in report.routed:
         typer.echo(f"{r.path}: face {r.face_id} → {r.identity} (distance {r.distance:.2f})")
     for k in report.skipped:
-        typer.echo(f"{k.path}: face {k.face_id} not given to {k.identity}: it has face(s) "
-                   f"{', '.join(map(str, k.photo_has))} of that photo already (one face per "
-                   "photo); fix by hand with `rbv persons move`.")
+        why = (f"{k.reason}, and that earlier decision stands" if k.reason else
+               f"it has face(s) {', '.join(map(str, k.photo_has))} of that photo already "
+               "(one face per photo)")
+        typer.echo(f"{k.path}: face {k.face_id} not given to {k.identity}: {why}; fix by "
+                   "hand with `rbv persons move`.")
     if report.unrouted_faces:
         typer.echo(f"{report.unrouted_faces} face(s) of mixed photos matched no identity; "
                    "`rbv discover FOLDER OUT` turns new people among them into facesets.")

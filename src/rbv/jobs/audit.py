@@ -10,7 +10,8 @@ and of two faces linked as different persons in one person, an automatic one is 
 fewest faces that part every such pair); these person changes are one logged edit
 (``rbv persons undo``). A named empty person, two hand-placed faces of one photo, a
 hand-placed face in a person it was rejected from or two hand-placed faces linked as
-different, duplicate names and missing files are the user's call: they are reported
+different, two faces linked as one person but placed by hand in two persons, duplicate
+names and missing files are the user's call: they are reported
 with the command that settles them.
 """
 
@@ -33,6 +34,7 @@ from rbv.store.audit import (
     DuplicateName,
     EmptyPerson,
     RejectedInside,
+    SameApart,
     SamePhotoConflict,
     apart_inside,
     delete_empty_persons,
@@ -40,6 +42,7 @@ from rbv.store.audit import (
     empty_persons,
     pack_names,
     rejected_inside,
+    same_apart,
     same_photo_conflicts,
     unassign_faces,
 )
@@ -66,13 +69,14 @@ class AuditReport:
     stale_runs: list[DeadRun]  # recorded as running; their process is gone
     rejected_inside: list[RejectedInside] = field(default_factory=list)
     apart_inside: list[ApartInside] = field(default_factory=list)
+    same_apart: list[SameApart] = field(default_factory=list)  # the user's call
     fixed: dict[str, int] = field(default_factory=dict)  # empty: not asked to fix
 
     @property
     def findings(self) -> int:
         return (len(self.empty_persons) + len(self.conflicts) + len(self.duplicate_names)
                 + self.missing_paths + len(self.stale_claims) + len(self.stale_runs)
-                + len(self.rejected_inside) + len(self.apart_inside))
+                + len(self.rejected_inside) + len(self.apart_inside) + len(self.same_apart))
 
     def contradicting(self) -> dict[uuid.UUID, list[int]]:
         """The faces ``--fix`` takes out for rejections and "different" links."""
@@ -110,6 +114,8 @@ class AuditReport:
             "different_inside": [{"faces": list(a.faces), "person": str(a.person_id),
                                   "pack": pack(a.pack_id), "assigned_by": list(a.assigned_by)}
                                  for a in self.apart_inside],
+            "same_apart": [{"faces": list(s.faces), "persons": [str(p) for p in s.persons],
+                            "pack": pack(s.pack_id)} for s in self.same_apart],
             "unassign_contradicting": {str(p): f for p, f in self.contradicting().items()},
             "findings": self.findings,
             "fixed": self.fixed or None,
@@ -198,7 +204,7 @@ def _findings(db: Database, settings: Settings) -> AuditReport:
             stale_claims=dead_claims(conn, None, socket.gethostname(), process_alive,
                                      settings.stale_claim_minutes),
             stale_runs=dead_runs(conn, socket.gethostname(), process_alive),
-            rejected_inside=rejected, apart_inside=[
+            rejected_inside=rejected, same_apart=same_apart(conn), apart_inside=[
                 a for a in apart_inside(conn)
                 if not rejected_faces.intersection((a.person_id, f) for f in a.faces)])
 

@@ -29,6 +29,7 @@ from rbv.errors import ConfigError
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database
 from rbv.store.assignments import PackFaces, delete_empty_persons, load_faces
+from rbv.store.contradictions import refused_placements
 from rbv.store.images import scanned_paths
 from rbv.store.locks import person_lock
 from rbv.store.pack_lookup import find_pack
@@ -66,12 +67,14 @@ class Routed:
 
 @dataclass
 class Skipped:
-    """A face not given to a person that has another face of its photo already."""
+    """A face not given to a person: the person has another face of its photo already
+    (``photo_has``), or an earlier decision says otherwise (``reason``)."""
 
     face_id: int
     path: str
     identity: str
     photo_has: list[int]  # the person's faces of that photo
+    reason: str = ""  # the earlier decision that stands (placed by hand, rejected, links)
 
 
 @dataclass
@@ -173,16 +176,27 @@ def _place(conn: psycopg.Connection, face_ids: list[int], person: uuid.UUID, nam
            faces: PackFaces, path_rows: Sequence[tuple[int, str]],
            report: ImportReport) -> int:
     """Place faces in ``person``, except a face of a photo the person has another face
-    of: a person has one face per photo, and the one it has stays (it may have been put
-    there by hand); those go to ``report.skipped``. Returns faces that changed."""
+    of (a person has one face per photo, and the one it has stays: it may have been put
+    there by hand) and a face an earlier decision keeps out (placed by hand elsewhere,
+    rejected from the person, linked apart from its faces: the import names no face, so
+    it overrides no decision); those go to ``report.skipped``. Returns faces that
+    changed."""
     skip: set[int] = set()
+
+    def path_of(face: int) -> str:
+        image = int(faces.image_ids[np.flatnonzero(faces.ids == face)[0]])
+        return next((p for i, p in path_rows if i == image), "")
+
     for group in photo_clashes(conn, person, face_ids):
         incoming = [f for f in group if f in face_ids]
         skip.update(incoming)
-        image = int(faces.image_ids[np.flatnonzero(faces.ids == incoming[0])[0]])
-        path = next((p for i, p in path_rows if i == image), "")
+        path = path_of(incoming[0])
         report.skipped.extend(Skipped(f, path, name, [g for g in group if g not in incoming])
                               for f in incoming)
+    left = [f for f in face_ids if f not in skip]
+    for face, reason in sorted(refused_placements(conn, left, person).items()):
+        skip.add(face)
+        report.skipped.append(Skipped(face, path_of(face), name, [], reason))
     return place_faces(conn, [f for f in face_ids if f not in skip], person)
 
 

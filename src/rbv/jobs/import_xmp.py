@@ -27,6 +27,7 @@ from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.store import Database
 from rbv.store.assignments import delete_empty_persons
+from rbv.store.contradictions import refused_placements
 from rbv.store.images import scanned_paths
 from rbv.store.locks import person_lock
 from rbv.store.pack_lookup import find_pack
@@ -176,9 +177,10 @@ def _name_faces(conn: psycopg.Connection, pack: PackRow, photo: PhotoRow,
         report.matched += 1
         if same_name(face.name, name):
             continue
-        if face.assigned_by == "manual" and face.name:
-            report.conflicts.append({"path": path, "name": name,
-                                     "reason": f"the face is {face.name!r} in rbv (by hand)"})
+        if face.assigned_by == "manual":  # in another person: the user's decision stands
+            report.conflicts.append({"path": path, "name": name, "reason": (
+                f"the face is {face.name!r} in rbv (by hand)" if face.name else
+                f"the face is in person {face.person_id} in rbv (by hand)")})
             continue
         person = _person(conn, pack, name, persons, options.dry_run, report)
         if person is not None and owner.get(person, face.id) != face.id:
@@ -188,11 +190,12 @@ def _name_faces(conn: psycopg.Connection, pack: PackRow, photo: PhotoRow,
         if person is None:  # dry run, person to be created
             report.assigned += 1
             continue
-        changed = place_faces(conn, [face.id], person)
-        if changed == 0:
+        refused = refused_placements(conn, [face.id], person).get(face.id)
+        if refused is not None:  # an earlier decision keeps it out: it stands
             report.conflicts.append({"path": path, "name": name,
-                                     "reason": "the face was rejected from that person"})
+                                     "reason": refused.replace("it ", "the face ", 1)})
             continue
+        changed = place_faces(conn, [face.id], person)
         owner[person] = face.id
         report.assigned += changed
 

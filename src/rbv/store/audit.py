@@ -68,6 +68,16 @@ class ApartInside:
     assigned_by: tuple[str | None, str | None]
 
 
+@dataclass(frozen=True)
+class SameApart:
+    """Two faces linked as one person (a "same" link), each placed by hand in another
+    person: two decisions that contradict, which no clustering can settle."""
+
+    faces: tuple[int, int]
+    persons: tuple[uuid.UUID, uuid.UUID]
+    pack_id: int
+
+
 def rejected_inside(conn: psycopg.Connection) -> list[RejectedInside]:
     return [RejectedInside(int(r[0]), r[1], int(r[2]), r[3]) for r in conn.execute(
         """
@@ -87,6 +97,17 @@ def apart_inside(conn: psycopg.Connection) -> list[ApartInside]:
                 JOIN face_detections b ON b.id = c.face_b AND b.person_id = a.person_id
                 ORDER BY a.person_id, a.id, b.id
                 """)]
+
+
+def same_apart(conn: psycopg.Connection) -> list[SameApart]:
+    return [SameApart((int(r[0]), int(r[1])), (r[2], r[3]), int(r[4])) for r in conn.execute(
+        """
+        SELECT m.face_a, m.face_b, a.person_id, b.person_id, a.pack_id FROM must_links m
+        JOIN face_detections a ON a.id = m.face_a AND a.assigned_by = 'manual'
+        JOIN face_detections b ON b.id = m.face_b AND b.assigned_by = 'manual'
+        WHERE a.person_id <> b.person_id
+        ORDER BY m.face_a, m.face_b
+        """)]
 
 
 def empty_persons(conn: psycopg.Connection) -> list[EmptyPerson]:

@@ -162,3 +162,43 @@ def carry_rejections(conn: psycopg.Connection, target: uuid.UUID,
         WHERE r.person_id = ANY(%(s)s) AND f.person_id IS DISTINCT FROM %(t)s
         ON CONFLICT DO NOTHING
         """, {"t": target, "s": list(sources)}).rowcount
+
+
+def refused_placements(conn: psycopg.Connection, face_ids: Sequence[int],
+                       person: uuid.UUID) -> dict[int, str]:
+    """Why an import may not place each of ``face_ids`` in ``person``: an import names
+    no face itself, so it overrides no decision. Refused: a face placed by hand in
+    another person, rejected from ``person``, linked "different" with one of its faces
+    (or with another face coming in), or linked "same" with a face placed by hand in
+    another person. Faces already in ``person`` by hand are not looked at (nothing
+    changes for them); faces not listed may be placed."""
+    rows = conn.execute(
+        """
+        SELECT f.id, f.person_id, f.assigned_by, n.name FROM face_detections f
+        LEFT JOIN person_names n ON n.person_id = f.person_id
+        WHERE f.id = ANY(%s::bigint[])
+        """, ([int(f) for f in face_ids],)).fetchall()
+    why: dict[int, str] = {}
+    incoming: list[int] = []
+    for face, owner, by, name in rows:
+        if by != "manual":
+            incoming.append(int(face))
+        elif owner != person:
+            why[int(face)] = ("it was placed by hand in " + (repr(name) if name else
+                                                             f"person {owner}"))
+    if not incoming:
+        return why
+    found = placing(conn, incoming, person)
+    for face, _ in found.rejections:
+        why.setdefault(face, "it was rejected from that person")
+    coming = set(incoming)
+    pairs = [(f, o) for a, b in found.cannot for f, o in ((a, b), (b, a)) if f in coming]
+    # a face of the person first; then another face coming in, unless that one stays out
+    for face, other in sorted(pairs, key=lambda p: (p[1] in coming, p)):
+        if other not in why:
+            why.setdefault(face, f"it is linked 'different' with face {other}")
+    for a, b in found.must:
+        face, other = (a, b) if a in coming else (b, a)
+        why.setdefault(face, f"it is linked 'same' with face {other}, placed by hand in "
+                             "another person")
+    return why
