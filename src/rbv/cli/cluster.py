@@ -60,7 +60,7 @@ def cluster(
     manual moves and "not this person" decisions; person ids stay. The default
     method, evidence linkage, needs no calibration: it tests each merge against
     the recognizer's different-person similarities and asks more of a merge
-    the bigger the library; so once the library holds 1.5 times the faces its
+    the bigger the library; so once the library holds 1.25 times the faces its
     persons were made with, an incremental run re-clusters every face as --full
     does, and says so.
 
