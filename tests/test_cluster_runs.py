@@ -218,13 +218,13 @@ def test_dry_run_writes_nothing_and_threshold_comes_from_the_pack(
     assert "connected at similarity 0.42 (the pack's calibrated value)" in calibrated.output
 
 
-def test_an_incremental_run_reclusters_everything_once_the_library_has_grown_half_again(
+def test_an_incremental_run_reclusters_everything_once_the_library_has_grown_by_a_quarter(
     cli, faces_settings: Settings, sface_analyzer
 ) -> None:
     """Evidence linkage asks more of a merge in a bigger library, and known persons never
     merge or split later: persons made when the library was small would keep merges the
     grown library refuses. So an incremental run re-clusters every face (as --full) once
-    the pack holds 1.5 times the faces its persons were made with; names and manual
+    the pack holds 1.25 times the faces its persons were made with; names and manual
     decisions stay."""
     url = str(faces_settings.database_url)
     first = _cluster(cli, faces_settings)
@@ -242,7 +242,7 @@ def test_an_incremental_run_reclusters_everything_once_the_library_has_grown_hal
     moved = run_cli(cli, "-d", url, "persons", "move", str(stranger), "--to", "Barack")
     assert moved.exit_code == 0, moved.output
 
-    # A few new photos (well under half again): an ordinary incremental run.
+    # A few new photos (under a quarter more): an ordinary incremental run.
     run_index(open_database(faces_settings), faces_settings, cluster_photos(later=True),
               analyzer=sface_analyzer)
     small = _cluster(cli, faces_settings)
