@@ -273,3 +273,12 @@ def test_an_incremental_run_reclusters_everything_once_the_library_has_grown_by_
     # Re-clustered at this size: the next run is incremental again.
     again = _cluster(cli, faces_settings)
     assert again["full"] is False and again["considered"] == 0
+    # A pack clustered by an rbv before this rule has no count: the next run records the
+    # pack's size and stays incremental (no surprise re-cluster after the upgrade).
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE model_packs SET settings = settings - 'persons_made_with'")
+    upgraded = _cluster(cli, faces_settings)
+    assert upgraded["full"] is False
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT settings->'persons_made_with' FROM model_packs "
+                            "WHERE name = 'scrfd_sface'").fetchone() == (len(regrouped),)
