@@ -242,6 +242,80 @@ def test_the_command_prints_its_url_first_and_stops_cleanly_on_ctrl_c(
     assert (tmp_path / "data" / "serve-cache").is_dir()
 
 
+def test_another_address_warns_and_open_opens_the_printed_url(
+        faces_settings: Settings, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    env = {**os.environ, "DATABASE_URL": str(faces_settings.database_url),
+           "RBV_DATA_DIR": str(tmp_path / "data"), "BROWSER": str(browser)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rbv", "serve", "--host", "0.0.0.0", "--port", "0", "--open"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("Serving on http://127.0.0.1:"), first
+        for _ in range(600):
+            if opened.is_file() and opened.read_text().strip():
+                break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert opened.read_text().strip() == first.split()[-1]
+    assert process.returncode == 0, err
+    assert err.startswith("Warning: listening on 0.0.0.0: anyone who can reach"), err
+
+
+def test_suggestions_show_at_once_after_a_restart_and_never_a_settled_pair(
+        cli, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The ranking is kept in the cache: a restarted server shows a suggestion without
+    ranking the pack again; after persons changed elsewhere it shows the kept ranking
+    (saying so) less the pairs settled since, while it ranks afresh."""
+    from rbv.serve.queue import SuggestionQueue
+    from rbv.store import open_database
+
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    db = open_database(faces_settings)
+    kept = tmp_path / "suggestions.json"
+    none_yet, note = SuggestionQueue(db, None, kept).next_or_waiting()
+    assert none_yet is None and note.startswith("Ranking the merge suggestions")
+    first = SuggestionQueue(db, None, kept)
+    first.warm().join()
+    pair = first.next()
+    assert pair is not None and kept.is_file()
+    ranked = [(s.keep.id, s.other.id) for s in first._ranking.suggestions]  # type: ignore[union-attr]
+    assert len(ranked) >= 2
+
+    again, note = SuggestionQueue(db, None, kept).next_or_waiting()
+    assert again is not None and note == ""
+    assert (again.suggestion.keep.id, again.suggestion.other.id) == ranked[0]
+
+    keep, other = ranked[0]
+    done = run_cli(cli, "-d", url, "persons", "merge", str(keep), str(other))
+    assert done.exit_code == 0, done.output
+    queue = SuggestionQueue(db, None, kept)
+    stale, note = queue.next_or_waiting()
+    assert note.startswith("Persons changed since these suggestions were ranked")
+    shown = [] if stale is None else [stale.suggestion.keep.id, stale.suggestion.other.id]
+    assert other not in shown  # merged away: never offered
+    queue.warm().join()
+    fresh, note = queue.next_or_waiting()
+    assert note == ""
+    assert fresh is None or other not in (fresh.suggestion.keep.id, fresh.suggestion.other.id)
+
+
 def _state(url: str) -> tuple[object, ...]:
     """The persons of a database, independent of their uuids: each person as its face
     ids (with name and hidden), rejections and links by face ids, the edit commands."""

@@ -239,7 +239,10 @@ class ReviewServer:
 
     @property
     def url(self) -> str:
+        """The URL to open on this machine (a server listening on every address, 0.0.0.0
+        or ::, is opened through the loopback)."""
         host = str(self.socket.getsockname()[0])
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
 
     def serve_forever(self) -> None:
