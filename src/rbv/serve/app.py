@@ -42,7 +42,7 @@ from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
 from rbv.serve.pages import Pages
 from rbv.serve.queue import SuggestionQueue
-from rbv.store.connection import Database
+from rbv.store.connection import Database, PooledDatabase
 
 MAX_BODY = 1 << 20
 SECURITY_HEADERS = [
@@ -210,6 +210,7 @@ class ReviewServer:
                  port: int = 0, pack_name: str | None = None,
                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self.token = secrets.token_urlsafe(32)
+        self.db = db = PooledDatabase(db)
         self.crops = CropCache(db, cache_dir, max_pixels)
         self.queue = queue = SuggestionQueue(db, pack_name, cache_dir / "suggestions.json")
         self.actions = Actions(db, queue)
@@ -269,3 +270,4 @@ class ReviewServer:
 
     def server_close(self) -> None:
         self.socket.close()
+        self.db.close()
