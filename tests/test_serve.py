@@ -71,6 +71,30 @@ def test_pages_show_the_library_and_images_come_from_the_cache(
     assert "0 persons" in unnamed.text
 
 
+def test_cached_images_follow_the_photo_an_id_names_now(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """A database made again (or another one served with the same data folder) gives
+    ids to other photos: the cache never answers with the photo an id named before."""
+    _, client = served
+    url = str(faces_settings.database_url)
+    with psycopg.connect(url) as conn:
+        (a, face_a), (b, _) = conn.execute(
+            "SELECT image_id, min(id) FROM face_detections GROUP BY image_id "
+            "ORDER BY image_id LIMIT 2").fetchall()
+    photo, crop = client.get(f"/photo/{a}.jpg").body, client.get(f"/face/{face_a}.jpg").body
+    with psycopg.connect(url) as conn:  # id a now names b's photo, and b a's
+        digests = dict(conn.execute("SELECT id, sha256 FROM images WHERE id IN (%s, %s)",
+                                    (a, b)).fetchall())
+        conn.execute("UPDATE images SET sha256 = %s WHERE id = %s", ("0" * 64, a))
+        conn.execute("UPDATE images SET sha256 = %s WHERE id = %s", (digests[a], b))
+        conn.execute("UPDATE images SET sha256 = %s WHERE id = %s", (digests[b], a))
+        conn.execute("UPDATE image_paths SET image_id = CASE image_id WHEN %(a)s THEN %(b)s "
+                     "ELSE %(a)s END WHERE image_id IN (%(a)s, %(b)s)", {"a": a, "b": b})
+    again = client.get(f"/photo/{a}.jpg")
+    assert again.status == 200 and again.body != photo
+    assert client.get(f"/face/{face_a}.jpg").body != crop
+
+
 def test_edits_land_in_the_database_and_undo_reverts_them(
         served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
     _, client = served

@@ -180,6 +180,7 @@ def _routes(server: ReviewServer) -> list[Route]:
         Route("/photos", _guarded(lambda r: pages.photos(_query(r))), methods=get),
         Route("/api/names", _guarded(lambda r: pages.names(_query(r))), methods=get),
         Route("/api/{action}", action, methods=["POST"]),
+        Route("/favicon.ico", lambda r: Response(status_code=204), methods=get),
     ]
 
 

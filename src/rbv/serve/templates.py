@@ -61,11 +61,13 @@ def photo(p: Photo, focus: int | None) -> dict[str, object]:
     w, h = p.width or 1, p.height or 1
     boxes = []
     for f in p.faces:
-        x1, y1, x2, y2 = f.bbox
-        # Placed by the script (the page's policy allows no inline style).
+        # Cut to the photo (a face at its edge is detected partly outside), placed by
+        # the script (the page's policy allows no inline style).
+        x1, x2 = (min(max(v, 0.0), w) for v in (f.bbox[0], f.bbox[2]))
+        y1, y2 = (min(max(v, 0.0), h) for v in (f.bbox[1], f.bbox[3]))
         place = (f"{100 * x1 / w:.3f} {100 * y1 / h:.3f} {100 * (x2 - x1) / w:.3f} "
                  f"{100 * (y2 - y1) / h:.3f}")
-        boxes.append((f, place))
+        boxes.append((f, place, y2 > 0.9 * h))  # near the bottom: name inside the box
     return {"p": p, "boxes": boxes, "focus": focus}
 
 

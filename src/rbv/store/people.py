@@ -161,3 +161,9 @@ def live_persons(conn: psycopg.Connection, ids: list[uuid.UUID]) -> set[uuid.UUI
         "SELECT p.id FROM persons p WHERE p.id = ANY(%s) AND p.merged_into IS NULL "
         "AND NOT p.hidden AND EXISTS (SELECT 1 FROM face_detections f "
         "WHERE f.person_id = p.id)", (ids,))}
+
+
+def image_digest(conn: psycopg.Connection, image_id: int) -> str | None:
+    """The sha256 of a catalogued photo's content (None: no such photo)."""
+    row = conn.execute("SELECT sha256 FROM images WHERE id = %s", (image_id,)).fetchone()
+    return None if row is None else str(row[0])
