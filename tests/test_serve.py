@@ -5,6 +5,7 @@ server refuses cross-site writes, foreign Host headers and paths in image URLs."
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,31 @@ def test_cached_images_follow_the_photo_an_id_names_now(
     again = client.get(f"/photo/{a}.jpg")
     assert again.status == 200 and again.body != photo
     assert client.get(f"/face/{face_a}.jpg").body != crop
+
+
+def test_photos_of_several_persons_together(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """What `rbv photos -p A -p B` finds: the photos with all of them, each person named
+    and linked."""
+    _, client = served
+    with psycopg.connect(str(faces_settings.database_url)) as conn:
+        image, a, b = conn.execute(
+            "SELECT f.image_id, min(f.person_id::text), max(f.person_id::text) "
+            "FROM face_detections f WHERE f.person_id IS NOT NULL GROUP BY f.image_id "
+            "HAVING count(DISTINCT f.person_id) >= 2 ORDER BY f.image_id LIMIT 1").fetchone()
+        together = {r[0] for r in conn.execute(
+            "SELECT image_id FROM face_detections WHERE person_id = %s INTERSECT "
+            "SELECT image_id FROM face_detections WHERE person_id = %s", (a, b))}
+    assert client.post("name", {"person": a, "name": "Ada"}).status == 200
+    page = client.get(f"/photos?person={a}&person={b}").text
+    assert sorted(int(i) for i in re.findall(r'href="/photo/(\d+)"', page)) == \
+        sorted(together) and image in together
+    assert f'<a href="/person/{a}">Ada</a> and <a href="/person/{b}">unnamed {b[:8]}</a>' \
+        in page
+    alone = _persons(faces_settings)[-1][0]
+    if alone not in (a, b):
+        assert "No photo shows all of them" in client.get(
+            f"/photos?person={a}&person={alone}").text
 
 
 def test_edits_land_in_the_database_and_undo_reverts_them(

@@ -19,7 +19,7 @@ from rbv.serve.crops import CropCache
 from rbv.serve.queue import SuggestionQueue
 from rbv.store.connection import Database
 from rbv.store.people import PeopleFilter, names_starting, newest_run, people_page, photo_of
-from rbv.store.persons import name_of
+from rbv.store.persons import name_of, resolve_person
 from rbv.store.review import shown_faces
 
 PER_PAGE = 60
@@ -145,8 +145,10 @@ class Pages:
         return self.html("photo.html", f"Photo {image_id}", templates.photo(found, focus))
 
     def photos(self, query: Query) -> Response:
-        persons = tuple(query.get("person") or [])
+        persons = tuple(p for p in query.get("person") or [] if p.strip())
         result = find_photos(self.db, PhotoQuery(persons=persons, limit=500))
+        with self.db.connect() as conn:
+            ids = [resolve_person(conn, p) for p in persons]
+            who = [(p, templates.label(p, name_of(conn, p))) for p in ids]
         return self.html("photos.html", "Photos",
-                         templates.photos(result.persons,
-                                            [h.image_id for h in result.photos]))
+                         templates.photos(who, [h.image_id for h in result.photos]))

@@ -4,6 +4,7 @@ is escaped by the templates; links are built from uuids and integer ids only."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
@@ -71,5 +72,6 @@ def photo(p: Photo, focus: int | None) -> dict[str, object]:
     return {"p": p, "boxes": boxes, "focus": focus}
 
 
-def photos(names: Sequence[str], hits: Sequence[int]) -> dict[str, object]:
-    return {"names": list(names), "hits": list(hits)}
+def photos(who: Sequence[tuple[uuid.UUID, str]], hits: Sequence[int]) -> dict[str, object]:
+    """``who``: each person asked for and its label."""
+    return {"who": list(who), "hits": list(hits)}
