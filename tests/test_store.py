@@ -315,9 +315,8 @@ def test_a_pooled_database_reuses_connections_but_never_a_lock_or_a_transaction(
 
     with pooled.connect(autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(1, 2)")  # a lock someone forgot
-    with person_lock(pooled, 7, "p"):
-        with pytest.raises(ClusterBusy), person_lock(db, 7, "p"):
-            pass
+    with person_lock(pooled, 7, "p"), pytest.raises(ClusterBusy), person_lock(db, 7, "p"):
+        pass
     with db.connect() as other:
         got = other.execute("SELECT pg_try_advisory_lock(1, 2)").fetchone()[0]
         assert got is True  # released when it went back
