@@ -15,7 +15,8 @@ import pytest
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from tests.conftest import run_cli
-from tests.serve_client import Client, face_ids, serving
+from tests.serve_client import Client, face_ids, person_there, serving, twin_database
+from tests.serve_client import database_state as _state
 
 HOSTILE = '<script>console.error("pwned")</script> Ada & "Bob"'
 
@@ -366,50 +367,16 @@ def test_suggestions_show_at_once_after_a_restart_and_never_a_settled_pair(
     assert fresh is None or other not in (fresh.suggestion.keep.id, fresh.suggestion.other.id)
 
 
-def _state(url: str) -> tuple[object, ...]:
-    """The persons of a database, independent of their uuids: each person as its face
-    ids (with name and hidden), rejections and links by face ids, the edit commands."""
-    with psycopg.connect(url) as conn:
-        groups = {str(p): (tuple(sorted(faces)), name, hidden) for p, faces, name, hidden
-                  in conn.execute(
-                      "SELECT p.id, array_agg(f.id), n.name, p.hidden FROM persons p "
-                      "JOIN face_detections f ON f.person_id = p.id "
-                      "LEFT JOIN person_names n ON n.person_id = p.id "
-                      "WHERE p.merged_into IS NULL GROUP BY p.id, n.name, p.hidden")}
-        rejected = sorted((int(f), groups[str(p)][0] if str(p) in groups else None)
-                          for f, p in conn.execute(
-                              "SELECT face_id, person_id FROM person_rejections"))
-        links = [sorted(map(tuple, conn.execute(f"SELECT face_a, face_b FROM {t}")))
-                 for t in ("cannot_links", "must_links")]
-        commands = [r[0] for r in conn.execute(
-            "SELECT command FROM person_edits ORDER BY id")]
-    return sorted(groups.values()), rejected, links, commands
-
-
 def test_the_browser_leaves_the_database_where_the_same_commands_do(
         cli, served: tuple[ReviewServer, Client], faces_settings: Settings,  # type: ignore[no-untyped-def]
         pg_server, faces_template: str) -> None:
-    import re
-
-    from tests.conftest import _db_numbers
-
     _, client = served
-    twin = f"rbv_test_twin_{next(_db_numbers)}"
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{twin}" TEMPLATE "{faces_template}"')
-    twin_url = pg_server.url(twin)
-    assert run_cli(cli, "-d", twin_url, "cluster", "--threshold", "0.7").exit_code == 0
-    assert _state(twin_url)[0] == _state(str(faces_settings.database_url))[0]
+    here = str(faces_settings.database_url)
+    twin_url = twin_database(cli, pg_server, faces_template)
+    assert _state(twin_url)[0] == _state(here)[0]
 
     def there(person: str) -> str:
-        """The twin's person holding the faces this person holds here."""
-        face = _scalar(faces_settings, "SELECT min(id) FROM face_detections "
-                       "WHERE person_id = %s", person)
-        with psycopg.connect(twin_url) as conn:
-            row = conn.execute("SELECT person_id FROM face_detections WHERE id = %s",
-                               (face,)).fetchone()
-        assert row is not None
-        return str(row[0])
+        return person_there(here, twin_url, person)
 
     def cli_ok(*args: str) -> None:
         done = run_cli(cli, "-d", twin_url, *args)
