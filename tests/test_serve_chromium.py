@@ -138,3 +138,54 @@ def test_a_person_reviews_a_library_in_the_browser(  # type: ignore[no-untyped-d
         assert errors == []
     assert database_state(url) == database_state(twin)
     print(f"\nscreenshots of rbv serve: {shots}")
+
+
+def test_another_site_open_in_the_browser_cannot_change_anything(
+        cli, browser: Browser, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A page of another origin, open in the same browser, posts to rbv serve with a
+    form (text/plain, the one body type a form can send as JSON-looking text) and with
+    fetch: without the page's token, and from another origin, both are refused."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    person = _rows(faces_settings, "SELECT person_id::text FROM face_detections "
+                   "WHERE person_id IS NOT NULL LIMIT 1")[0][0]
+    with serving(faces_settings, tmp_path / "cache") as (_, client):
+        target = client.base + "/api/name"
+        body = json.dumps({"person": person, "name": "Mallory"})
+        page = f"""<!DOCTYPE html><html><body>
+<form id="f" method="POST" action="{target}" enctype="text/plain">
+<input name='{body[:-1]}, "x": "' value='"}}'></form>
+<script>
+fetch({json.dumps(target)}, {{method: "POST", mode: "no-cors",
+  headers: {{"Content-Type": "text/plain"}}, body: {json.dumps(body)}}})
+  .catch(() => null).finally(() => {{ document.title = "sent";
+    document.getElementById("f").submit(); }});
+</script></body></html>""".encode()
+
+        class Evil(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        evil = HTTPServer(("127.0.0.1", 0), Evil)
+        threading.Thread(target=evil.serve_forever, daemon=True).start()
+        try:
+            browser.open(f"http://localhost:{evil.server_address[1]}/")
+            # The form's answer replaces the page: wait until it is rbv's refusal.
+            browser.wait_until("location.href.endsWith('/api/name') && "
+                               "document.readyState === 'complete'")
+            answer = browser.evaluate("document.body.innerText")
+        finally:
+            evil.shutdown()
+            evil.server_close()
+        assert "cross-origin request refused" in answer or "token" in answer, answer
+        assert _rows(faces_settings, "SELECT name FROM person_names") == []
