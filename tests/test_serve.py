@@ -166,6 +166,64 @@ def test_edits_land_in_the_database_and_undo_reverts_them(
     assert same_photo.status == 409 and "no face with id" in same_photo.json()["error"]
 
 
+def test_new_person_same_person_merge_in_unhide_skip_and_the_name_clash_merge(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    _, client = served
+    (a, _, a_faces), (b, _, b_faces), (c, _, c_faces) = _persons(faces_settings)[:3]
+
+    # New person from two of A's faces: the answer leads to its page.
+    two = face_ids(client.get(f"/person/{a}").text)[:2]
+    made = client.post("new", {"faces": two}).json()
+    new = made["go"].rsplit("/", 1)[1]
+    assert made["ok"] and made["go"] == f"/person/{new}" and new != a
+    assert sorted(face_ids(client.get(made["go"]).text)) == sorted(two)
+
+    # Same person: a must-link between the faces picked.
+    pair = [two[0], face_ids(client.get(f"/person/{a}").text)[0]]
+    assert client.post("same", {"faces": pair}).status == 200
+    assert _scalar(faces_settings, "SELECT count(*) FROM must_links") == 1
+
+    # Merge in, by a typed name; the merged person's page follows to the kept one.
+    assert client.post("name", {"person": c, "name": "Carol"}).status == 200
+    merged = client.post("merge", {"person": b, "source": "carol"}).json()
+    assert merged["ok"] and merged["go"] == f"/person/{b}"
+    assert str(_scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
+                       c)) == b
+    assert len(face_ids(client.get(f"/person/{c}").text)) == b_faces + c_faces
+    assert client.post("merge", {"person": b, "source": b}).status == 409  # itself
+
+    # Naming B with a name A has: offered the merge, which the page then posts.
+    assert client.post("name", {"person": a, "name": "Ada"}).status == 200
+    clash = client.post("name", {"person": b, "name": "ada"}).json()
+    assert clash["confirm"] == "merge" and clash["other"] == a
+    assert _scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
+                   b) is None  # nothing done before the answer
+    assert client.post("merge", {"person": clash["other"], "source": b}).status == 200
+    assert str(_scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
+                       b)) == a
+
+    # Hide, then unhide.
+    assert client.post("hide", {"person": a}).status == 200
+    assert a not in client.get("/").text and a in client.get("/?filter=hidden").text
+    assert client.post("unhide", {"person": a}).status == 200
+    assert _scalar(faces_settings, "SELECT hidden FROM persons WHERE id = %s", a) is False
+
+
+def test_a_skipped_suggestion_is_not_shown_again(served: tuple[ReviewServer, Client]
+                                                  ) -> None:
+    _, client = served
+
+    def current() -> tuple[str, str] | None:
+        m = re.search(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"',
+                      client.get("/suggestions").text)
+        return (m[1], m[2]) if m else None
+
+    first = current()
+    assert first is not None
+    assert client.post("skip", {"keep": first[0], "other": first[1]}).json()["edit"] is None
+    assert current() != first
+
+
 def test_suggestions_accept_dismiss_and_never_again(
         served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
     _, client = served
