@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from rbv.store import open_database
@@ -71,3 +73,48 @@ def serving(settings: Settings, cache: Path) -> Iterator[tuple[ReviewServer, Cli
 
 def face_ids(page: str) -> list[int]:
     return [int(f) for f in re.findall(r'data-face="(\d+)"', page)]
+
+
+def database_state(url: str) -> tuple[object, ...]:
+    """The persons of a database, independent of their uuids: each person as its face
+    ids (with name and hidden), rejections and links by face ids, the edit commands."""
+    with psycopg.connect(url) as conn:
+        groups = {str(p): (tuple(sorted(faces)), name, hidden) for p, faces, name, hidden
+                  in conn.execute(
+                      "SELECT p.id, array_agg(f.id), n.name, p.hidden FROM persons p "
+                      "JOIN face_detections f ON f.person_id = p.id "
+                      "LEFT JOIN person_names n ON n.person_id = p.id "
+                      "WHERE p.merged_into IS NULL GROUP BY p.id, n.name, p.hidden")}
+        rejected = sorted((int(f), groups[str(p)][0] if str(p) in groups else None)
+                          for f, p in conn.execute(
+                              "SELECT face_id, person_id FROM person_rejections"))
+        links = [sorted(map(tuple, conn.execute(f"SELECT face_a, face_b FROM {t}")))
+                 for t in ("cannot_links", "must_links")]
+        commands = [r[0] for r in conn.execute(
+            "SELECT command FROM person_edits ORDER BY id")]
+    return sorted(groups.values()), rejected, links, commands
+
+
+def twin_database(cli: Any, pg_server: Any, template: str) -> str:
+    """URL of a second copy of the indexed library, clustered as the served one is, for
+    the same edits made with CLI commands."""
+    from tests.conftest import _db_numbers, run_cli
+
+    twin = f"rbv_test_twin_{next(_db_numbers)}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{twin}" TEMPLATE "{template}"')
+    url = str(pg_server.url(twin))
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    return url
+
+
+def person_there(here: str, there: str, person: str) -> str:
+    """The twin's person holding the faces ``person`` holds here."""
+    with psycopg.connect(here) as conn:
+        row = conn.execute("SELECT min(id) FROM face_detections WHERE person_id = %s",
+                           (person,)).fetchone()
+    with psycopg.connect(there) as conn:
+        found = conn.execute("SELECT person_id FROM face_detections WHERE id = %s",
+                             (row[0] if row else None,)).fetchone()
+    assert found is not None and found[0] is not None
+    return str(found[0])

@@ -5,6 +5,7 @@ server refuses cross-site writes, foreign Host headers and paths in image URLs."
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from tests.conftest import run_cli
-from tests.serve_client import Client, face_ids, serving
+from tests.serve_client import Client, face_ids, person_there, serving, twin_database
+from tests.serve_client import database_state as _state
 
 HOSTILE = '<script>console.error("pwned")</script> Ada & "Bob"'
 
@@ -71,6 +73,55 @@ def test_pages_show_the_library_and_images_come_from_the_cache(
     assert "0 persons" in unnamed.text
 
 
+def test_cached_images_follow_the_photo_an_id_names_now(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """A database made again (or another one served with the same data folder) gives
+    ids to other photos: the cache never answers with the photo an id named before."""
+    _, client = served
+    url = str(faces_settings.database_url)
+    with psycopg.connect(url) as conn:
+        (a, face_a), (b, _) = conn.execute(
+            "SELECT image_id, min(id) FROM face_detections GROUP BY image_id "
+            "ORDER BY image_id LIMIT 2").fetchall()
+    photo, crop = client.get(f"/photo/{a}.jpg").body, client.get(f"/face/{face_a}.jpg").body
+    with psycopg.connect(url) as conn:  # id a now names b's photo, and b a's
+        digests = dict(conn.execute("SELECT id, sha256 FROM images WHERE id IN (%s, %s)",
+                                    (a, b)).fetchall())
+        conn.execute("UPDATE images SET sha256 = %s WHERE id = %s", ("0" * 64, a))
+        conn.execute("UPDATE images SET sha256 = %s WHERE id = %s", (digests[a], b))
+        conn.execute("UPDATE images SET sha256 = %s WHERE id = %s", (digests[b], a))
+        conn.execute("UPDATE image_paths SET image_id = CASE image_id WHEN %(a)s THEN %(b)s "
+                     "ELSE %(a)s END WHERE image_id IN (%(a)s, %(b)s)", {"a": a, "b": b})
+    again = client.get(f"/photo/{a}.jpg")
+    assert again.status == 200 and again.body != photo
+    assert client.get(f"/face/{face_a}.jpg").body != crop
+
+
+def test_photos_of_several_persons_together(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """What `rbv photos -p A -p B` finds: the photos with all of them, each person named
+    and linked."""
+    _, client = served
+    with psycopg.connect(str(faces_settings.database_url)) as conn:
+        image, a, b = conn.execute(
+            "SELECT f.image_id, min(f.person_id::text), max(f.person_id::text) "
+            "FROM face_detections f WHERE f.person_id IS NOT NULL GROUP BY f.image_id "
+            "HAVING count(DISTINCT f.person_id) >= 2 ORDER BY f.image_id LIMIT 1").fetchone()
+        together = {r[0] for r in conn.execute(
+            "SELECT image_id FROM face_detections WHERE person_id = %s INTERSECT "
+            "SELECT image_id FROM face_detections WHERE person_id = %s", (a, b))}
+    assert client.post("name", {"person": a, "name": "Ada"}).status == 200
+    page = client.get(f"/photos?person={a}&person={b}").text
+    assert sorted(int(i) for i in re.findall(r'href="/photo/(\d+)"', page)) == \
+        sorted(together) and image in together
+    assert f'<a href="/person/{a}">Ada</a> and <a href="/person/{b}">unnamed {b[:8]}</a>' \
+        in page
+    alone = _persons(faces_settings)[-1][0]
+    if alone not in (a, b):
+        assert "No photo shows all of them" in client.get(
+            f"/photos?person={a}&person={alone}").text
+
+
 def test_edits_land_in_the_database_and_undo_reverts_them(
         served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
     _, client = served
@@ -113,6 +164,64 @@ def test_edits_land_in_the_database_and_undo_reverts_them(
     # A refused edit is one message and changes nothing.
     same_photo = client.post("reject", {"person": a, "faces": [10**12]})
     assert same_photo.status == 409 and "no face with id" in same_photo.json()["error"]
+
+
+def test_new_person_same_person_merge_in_unhide_skip_and_the_name_clash_merge(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    _, client = served
+    (a, _, a_faces), (b, _, b_faces), (c, _, c_faces) = _persons(faces_settings)[:3]
+
+    # New person from two of A's faces: the answer leads to its page.
+    two = face_ids(client.get(f"/person/{a}").text)[:2]
+    made = client.post("new", {"faces": two}).json()
+    new = made["go"].rsplit("/", 1)[1]
+    assert made["ok"] and made["go"] == f"/person/{new}" and new != a
+    assert sorted(face_ids(client.get(made["go"]).text)) == sorted(two)
+
+    # Same person: a must-link between the faces picked.
+    pair = [two[0], face_ids(client.get(f"/person/{a}").text)[0]]
+    assert client.post("same", {"faces": pair}).status == 200
+    assert _scalar(faces_settings, "SELECT count(*) FROM must_links") == 1
+
+    # Merge in, by a typed name; the merged person's page follows to the kept one.
+    assert client.post("name", {"person": c, "name": "Carol"}).status == 200
+    merged = client.post("merge", {"person": b, "source": "carol"}).json()
+    assert merged["ok"] and merged["go"] == f"/person/{b}"
+    assert str(_scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
+                       c)) == b
+    assert len(face_ids(client.get(f"/person/{c}").text)) == b_faces + c_faces
+    assert client.post("merge", {"person": b, "source": b}).status == 409  # itself
+
+    # Naming B with a name A has: offered the merge, which the page then posts.
+    assert client.post("name", {"person": a, "name": "Ada"}).status == 200
+    clash = client.post("name", {"person": b, "name": "ada"}).json()
+    assert clash["confirm"] == "merge" and clash["other"] == a
+    assert _scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
+                   b) is None  # nothing done before the answer
+    assert client.post("merge", {"person": clash["other"], "source": b}).status == 200
+    assert str(_scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
+                       b)) == a
+
+    # Hide, then unhide.
+    assert client.post("hide", {"person": a}).status == 200
+    assert a not in client.get("/").text and a in client.get("/?filter=hidden").text
+    assert client.post("unhide", {"person": a}).status == 200
+    assert _scalar(faces_settings, "SELECT hidden FROM persons WHERE id = %s", a) is False
+
+
+def test_a_skipped_suggestion_is_not_shown_again(served: tuple[ReviewServer, Client]
+                                                  ) -> None:
+    _, client = served
+
+    def current() -> tuple[str, str] | None:
+        m = re.search(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"',
+                      client.get("/suggestions").text)
+        return (m[1], m[2]) if m else None
+
+    first = current()
+    assert first is not None
+    assert client.post("skip", {"keep": first[0], "other": first[1]}).json()["edit"] is None
+    assert current() != first
 
 
 def test_suggestions_accept_dismiss_and_never_again(
@@ -242,50 +351,90 @@ def test_the_command_prints_its_url_first_and_stops_cleanly_on_ctrl_c(
     assert (tmp_path / "data" / "serve-cache").is_dir()
 
 
-def _state(url: str) -> tuple[object, ...]:
-    """The persons of a database, independent of their uuids: each person as its face
-    ids (with name and hidden), rejections and links by face ids, the edit commands."""
-    with psycopg.connect(url) as conn:
-        groups = {str(p): (tuple(sorted(faces)), name, hidden) for p, faces, name, hidden
-                  in conn.execute(
-                      "SELECT p.id, array_agg(f.id), n.name, p.hidden FROM persons p "
-                      "JOIN face_detections f ON f.person_id = p.id "
-                      "LEFT JOIN person_names n ON n.person_id = p.id "
-                      "WHERE p.merged_into IS NULL GROUP BY p.id, n.name, p.hidden")}
-        rejected = sorted((int(f), groups[str(p)][0] if str(p) in groups else None)
-                          for f, p in conn.execute(
-                              "SELECT face_id, person_id FROM person_rejections"))
-        links = [sorted(map(tuple, conn.execute(f"SELECT face_a, face_b FROM {t}")))
-                 for t in ("cannot_links", "must_links")]
-        commands = [r[0] for r in conn.execute(
-            "SELECT command FROM person_edits ORDER BY id")]
-    return sorted(groups.values()), rejected, links, commands
+def test_another_address_warns_and_open_opens_the_printed_url(
+        faces_settings: Settings, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    env = {**os.environ, "DATABASE_URL": str(faces_settings.database_url),
+           "RBV_DATA_DIR": str(tmp_path / "data"), "BROWSER": str(browser)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rbv", "serve", "--host", "0.0.0.0", "--port", "0", "--open"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("Serving on http://127.0.0.1:"), first
+        for _ in range(600):
+            if opened.is_file() and opened.read_text().strip():
+                break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert opened.read_text().strip() == first.split()[-1]
+    assert process.returncode == 0, err
+    assert err.startswith("Warning: listening on 0.0.0.0: anyone who can reach"), err
+
+
+def test_suggestions_show_at_once_after_a_restart_and_never_a_settled_pair(
+        cli, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The ranking is kept in the cache: a restarted server shows a suggestion without
+    ranking the pack again; after persons changed elsewhere it shows the kept ranking
+    (saying so) less the pairs settled since, while it ranks afresh."""
+    from rbv.serve.queue import SuggestionQueue
+    from rbv.store import open_database
+
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    db = open_database(faces_settings)
+    kept = tmp_path / "suggestions.json"
+    none_yet, note = SuggestionQueue(db, None, kept).next_or_waiting()
+    assert none_yet is None and note.startswith("Ranking the merge suggestions")
+    first = SuggestionQueue(db, None, kept)
+    first.warm().join()
+    pair = first.next()
+    assert pair is not None and kept.is_file()
+    ranked = [(s.keep.id, s.other.id) for s in first._ranking.suggestions]  # type: ignore[union-attr]
+    assert len(ranked) >= 2
+
+    again, note = SuggestionQueue(db, None, kept).next_or_waiting()
+    assert again is not None and note == ""
+    assert (again.suggestion.keep.id, again.suggestion.other.id) == ranked[0]
+
+    keep, other = ranked[0]
+    done = run_cli(cli, "-d", url, "persons", "merge", str(keep), str(other))
+    assert done.exit_code == 0, done.output
+    queue = SuggestionQueue(db, None, kept)
+    stale, note = queue.next_or_waiting()
+    assert note.startswith("Persons changed since these suggestions were ranked")
+    shown = [] if stale is None else [stale.suggestion.keep.id, stale.suggestion.other.id]
+    assert other not in shown  # merged away: never offered
+    queue.warm().join()
+    fresh, note = queue.next_or_waiting()
+    assert note == ""
+    assert fresh is None or other not in (fresh.suggestion.keep.id, fresh.suggestion.other.id)
 
 
 def test_the_browser_leaves_the_database_where_the_same_commands_do(
         cli, served: tuple[ReviewServer, Client], faces_settings: Settings,  # type: ignore[no-untyped-def]
         pg_server, faces_template: str) -> None:
-    import re
-
-    from tests.conftest import _db_numbers
-
     _, client = served
-    twin = f"rbv_test_twin_{next(_db_numbers)}"
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{twin}" TEMPLATE "{faces_template}"')
-    twin_url = pg_server.url(twin)
-    assert run_cli(cli, "-d", twin_url, "cluster", "--threshold", "0.7").exit_code == 0
-    assert _state(twin_url)[0] == _state(str(faces_settings.database_url))[0]
+    here = str(faces_settings.database_url)
+    twin_url = twin_database(cli, pg_server, faces_template)
+    assert _state(twin_url)[0] == _state(here)[0]
 
     def there(person: str) -> str:
-        """The twin's person holding the faces this person holds here."""
-        face = _scalar(faces_settings, "SELECT min(id) FROM face_detections "
-                       "WHERE person_id = %s", person)
-        with psycopg.connect(twin_url) as conn:
-            row = conn.execute("SELECT person_id FROM face_detections WHERE id = %s",
-                               (face,)).fetchone()
-        assert row is not None
-        return str(row[0])
+        return person_there(here, twin_url, person)
 
     def cli_ok(*args: str) -> None:
         done = run_cli(cli, "-d", twin_url, *args)

@@ -1,7 +1,8 @@
 """`rbv serve` clicked through in a real headless Chromium (Debian's chromium): a person
 names two persons, takes three faces out with click + shift-click, accepts one merge
 suggestion with the keyboard, dismisses another, and undoes the last edit from the
-toast; the database holds each result. Screenshots of every page are kept."""
+toast; the database ends exactly where the same CLI commands leave a twin library.
+Screenshots of every page are kept."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from rbv.config import Settings
 from tests.chromium import Browser, find_or_install_chromium
 from tests.conftest import run_cli
-from tests.serve_client import serving
+from tests.serve_client import database_state, person_there, serving, twin_database
 
 VISIBLE_BROKEN = ("JSON.stringify(Array.from(document.images).filter(i => "
                   "i.getBoundingClientRect().top < innerHeight && i.complete && "
@@ -53,10 +54,19 @@ def _look(browser: Browser, shots: Path, name: str) -> None:
     assert browser.screenshot(shots / name).stat().st_size > 10_000
 
 
-def test_a_person_reviews_a_library_in_the_browser(
-        cli, browser: Browser, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_person_reviews_a_library_in_the_browser(  # type: ignore[no-untyped-def]
+        cli, browser: Browser, faces_settings: Settings, tmp_path: Path, pg_server,
+        faces_template: str) -> None:
+    """Each click is followed by the CLI command that does the same on a twin library;
+    at the end both databases hold the same persons, names, rejections, links and edit
+    log."""
     url = str(faces_settings.database_url)
     assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    twin = twin_database(cli, pg_server, faces_template)
+
+    def cli_too(*args: str) -> None:
+        done = run_cli(cli, "-d", twin, *args)
+        assert done.exit_code == 0, done.output
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with serving(faces_settings, tmp_path / "cache") as (_, client):
@@ -68,6 +78,7 @@ def test_a_person_reviews_a_library_in_the_browser(
             "document.querySelectorAll('a.card')[1].getAttribute('href')")
 
         for href, name in ((first, "Ada Lovelace"), (second, "Grace <b>Hopper</b>")):
+            cli_too("persons", "name", person_there(url, twin, href.rsplit("/", 1)[1]), name)
             browser.open(client.base + href)
             browser.evaluate(f"document.getElementById('rename').value = {json.dumps(name)}")
             _click_and_wait(browser, '[data-act="name"]')
@@ -86,6 +97,8 @@ def test_a_person_reviews_a_library_in_the_browser(
         assert browser.evaluate("document.getElementById('selected').textContent") == \
             "3 selected"
         _look(browser, shots, "person-selected.png")
+        cli_too("persons", "not-this-person", person_there(url, twin, person),
+                *map(str, faces[:3]))
         _click_and_wait(browser, '[data-act="reject"]')
         rejected = _rows(faces_settings, "SELECT face_id FROM person_rejections "
                          "WHERE person_id = %s ORDER BY face_id", person)
@@ -97,19 +110,22 @@ def test_a_person_reviews_a_library_in_the_browser(
         _look(browser, shots, "suggestion.png")
         keep = browser.evaluate("document.querySelector('.pair').dataset.keep")
         other = browser.evaluate("document.querySelector('.pair').dataset.other")
+        cli_too("persons", "merge", person_there(url, twin, keep), person_there(url, twin, other))
         browser.evaluate("window.__old = true; document.dispatchEvent("
                          "new KeyboardEvent('keydown', {key: 'y', bubbles: true}))")
         browser.wait_until("!window.__old && document.readyState === 'complete'")
         merged = _rows(faces_settings, "SELECT merged_into::text FROM persons WHERE id = %s",
                        other)
         assert merged == [(keep,)]
-        links = len(_rows(faces_settings, "SELECT 1 FROM cannot_links"))  # rejections' too
+        links = set(_rows(faces_settings, "SELECT face_a, face_b FROM cannot_links"))
         _click_and_wait(browser, '[data-act="dismiss"]')
-        assert len(_rows(faces_settings, "SELECT 1 FROM cannot_links")) == links + 1
+        (pair,) = set(_rows(faces_settings, "SELECT face_a, face_b FROM cannot_links")) - links
+        cli_too("faces", "different", *map(str, pair))
 
         # The toast's undo takes the dismissal back.
         _click_and_wait(browser, "#toast-undo")
-        assert len(_rows(faces_settings, "SELECT 1 FROM cannot_links")) == links
+        cli_too("persons", "undo")
+        assert set(_rows(faces_settings, "SELECT face_a, face_b FROM cannot_links")) == links
         assert "Undid" in browser.evaluate("document.getElementById('toast').textContent")
 
         browser.open(client.base + "/history")
@@ -120,4 +136,56 @@ def test_a_person_reviews_a_library_in_the_browser(
         assert browser.evaluate("document.querySelectorAll('.box').length") >= 1
         errors, _ = browser.problems()
         assert errors == []
+    assert database_state(url) == database_state(twin)
     print(f"\nscreenshots of rbv serve: {shots}")
+
+
+def test_another_site_open_in_the_browser_cannot_change_anything(
+        cli, browser: Browser, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A page of another origin, open in the same browser, posts to rbv serve with a
+    form (text/plain, the one body type a form can send as JSON-looking text) and with
+    fetch: without the page's token, and from another origin, both are refused."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    person = _rows(faces_settings, "SELECT person_id::text FROM face_detections "
+                   "WHERE person_id IS NOT NULL LIMIT 1")[0][0]
+    with serving(faces_settings, tmp_path / "cache") as (_, client):
+        target = client.base + "/api/name"
+        body = json.dumps({"person": person, "name": "Mallory"})
+        page = f"""<!DOCTYPE html><html><body>
+<form id="f" method="POST" action="{target}" enctype="text/plain">
+<input name='{body[:-1]}, "x": "' value='"}}'></form>
+<script>
+fetch({json.dumps(target)}, {{method: "POST", mode: "no-cors",
+  headers: {{"Content-Type": "text/plain"}}, body: {json.dumps(body)}}})
+  .catch(() => null).finally(() => {{ document.title = "sent";
+    document.getElementById("f").submit(); }});
+</script></body></html>""".encode()
+
+        class Evil(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        evil = HTTPServer(("127.0.0.1", 0), Evil)
+        threading.Thread(target=evil.serve_forever, daemon=True).start()
+        try:
+            browser.open(f"http://localhost:{evil.server_address[1]}/")
+            # The form's answer replaces the page: wait until it is rbv's refusal.
+            browser.wait_until("location.href.endsWith('/api/name') && "
+                               "document.readyState === 'complete'")
+            answer = browser.evaluate("document.body.innerText")
+        finally:
+            evil.shutdown()
+            evil.server_close()
+        assert "cross-origin request refused" in answer or "token" in answer, answer
+        assert _rows(faces_settings, "SELECT name FROM person_names") == []

@@ -290,3 +290,42 @@ def test_psql_url_of_the_embedded_server_is_refused_with_what_to_do(tmp_path: Pa
         "stops when rbv exits; use `rbv psql` (it keeps the server up while the shell is "
         "open), or run PostgreSQL yourself and pass --database URL")
     assert not (tmp_path / "rbv" / "pg").exists()  # nothing was started
+
+
+def test_a_pooled_database_reuses_connections_but_never_a_lock_or_a_transaction(
+        db: Database) -> None:
+    """rbv serve's pool: a connection comes back committed or rolled back, with no
+    session advisory lock (the pack's person lock) left held, and a closed one is
+    never handed out again."""
+    from rbv.errors import ClusterBusy
+    from rbv.store.connection import PooledDatabase
+    from rbv.store.locks import person_lock
+
+    pooled = PooledDatabase(db)
+    with pooled.connect() as conn:
+        pid = conn.info.backend_pid
+        conn.execute("CREATE TABLE pool_probe (x int)")
+        conn.execute("INSERT INTO pool_probe VALUES (1)")
+    with pytest.raises(ZeroDivisionError), pooled.connect() as conn:
+        assert conn.info.backend_pid == pid  # the same connection, not a new one
+        conn.execute("INSERT INTO pool_probe VALUES (2)")
+        raise ZeroDivisionError
+    with db.connect() as other:
+        assert other.execute("SELECT array_agg(x) FROM pool_probe").fetchone()[0] == [1]
+
+    with pooled.connect(autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(1, 2)")  # a lock someone forgot
+    with person_lock(pooled, 7, "p"), pytest.raises(ClusterBusy), person_lock(db, 7, "p"):
+        pass
+    with db.connect() as other:
+        got = other.execute("SELECT pg_try_advisory_lock(1, 2)").fetchone()[0]
+        assert got is True  # released when it went back
+        other.execute("SELECT pg_advisory_unlock_all()")
+    with person_lock(db, 7, "p"):
+        pass  # the pooled person lock is gone too
+
+    with pooled.connect() as conn:
+        conn.close()
+    with pooled.connect() as conn:
+        assert not conn.closed and conn.execute("SELECT 1").fetchone() == (1,)
+    pooled.close()

@@ -16,7 +16,6 @@ every name, path and command on a page is HTML-escaped.
 from __future__ import annotations
 
 import hashlib
-import html
 import os
 import re
 import uuid
@@ -27,9 +26,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from rbv.errors import ConfigError, ImageUnreadable, printable
+from rbv.errors import ConfigError, ImageUnreadable
 from rbv.export.atomic import TEMP_NAME, remove_stale_temps, write_atomically
 from rbv.export.pixels import Box, PhotoSource, square_crop
+from rbv.export.templating import render
 
 THUMB = 96
 PAD = 0.3
@@ -205,117 +205,27 @@ def _remove_stale(folder: Path, pattern: re.Pattern[str], wanted: set[str]) -> i
     return removed
 
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
-a{color:#0b57d0;text-decoration:none}a:hover{text-decoration:underline}
-table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;
-text-align:left;vertical-align:middle}
-.grid{display:flex;flex-wrap:wrap;gap:10px}.face{width:120px;font-size:12px}
-.face img,td img{width:96px;height:96px;display:block;border-radius:4px}
-.doubtful img{outline:3px solid #d93025}.doubtful .tag{color:#d93025;font-weight:bold}
-code{background:#eee;padding:2px 4px;border-radius:3px;font-size:12px;word-break:break-all}
-.pair{display:flex;gap:24px;margin:8px 0 20px}.muted{color:#666}
-"""
-
-
-def _e(text: object) -> str:
-    return html.escape(printable(str(text)), quote=True)
-
-
 class _Page:
-    """Renders the pages; ``broken``: faces whose crop could not be made."""
+    """Renders the pages from the templates under ``templates/site/`` (which share their
+    skeleton and pieces with ``rbv serve``'s); ``broken``: faces whose crop could not be
+    made."""
 
     def __init__(self, broken: set[int]) -> None:
         self.broken = broken
 
-    def _doc(self, title: str, body: str) -> str:
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{_e(title)}</title><style>{_STYLE}</style></head>\n"
-                f"<body>\n{body}\n</body></html>\n")
-
-    def img(self, face: SiteFace, up: str) -> str:
-        name = UNREADABLE if face.id in self.broken else face.thumb
-        return (f'<img src="{up}thumbs/{_e(name)}" alt="face {face.id}" '
-                f'title="face {face.id}: {_e(face.path or "")}" width="{THUMB}" '
-                f'height="{THUMB}">')
-
     def index(self, title: str, persons: Sequence[SitePerson], n_suggestions: int) -> str:
-        rows = []
-        for p in persons:
-            cover = self.img(p.cover, "") if p.cover else ""
-            doubt = "; ".join(
-                ([f"two people? ({p.two_people[0]} + {p.two_people[1]})"]
-                 if p.two_people else [])
-                + ([f"{len(p.doubtful)} doubtful"] if p.doubtful else []))
-            rows.append(f'<tr><td><a href="persons/{p.page}">{cover}</a></td>'
-                        f'<td><a href="persons/{p.page}">{_e(p.label)}</a></td>'
-                        f"<td>{p.faces:,}</td><td>{p.images:,}</td>"
-                        f'<td class="muted">{doubt}</td>'
-                        f'<td class="muted"><code>{_e(p.id)}</code></td></tr>')
-        body = (f"<h1>{_e(title)}</h1>"
-                f"<p>{len(persons):,} persons. "
-                f'<a href="suggestions.html">{n_suggestions} merge suggestion(s)</a>.</p>'
-                "<table><tr><th></th><th>name</th><th>faces</th><th>photos</th><th></th>"
-                "<th>id</th></tr>\n" + "\n".join(rows) + "</table>")
-        return self._doc(title, body)
-
-    def _suggestion(self, s: SiteSuggestion, by_id: dict[uuid.UUID, SitePerson],
-                    up: str) -> str:
-        sides = []
-        for who, faces, verb in ((s.keep, s.keep_faces, "keep"),
-                                 (s.other, s.other_faces, "merge")):
-            person = by_id.get(who)
-            label = _e(person.label) if person else _e(who)
-            link = f'<a href="{up}persons/{person.page}">{label}</a>' if person else label
-            count = f" ({person.faces:,} face{'s' if person.faces != 1 else ''})" if person else ""
-            tiles = "".join(f'<div class="face">{self.img(f, up)}face {f.id}</div>'
-                            for f in faces)
-            sides.append(f"<div><div>{verb}: {link}{count}</div>"
-                         f'<div class="grid">{tiles}</div></div>')
-        return (f'<h3 id="s{s.rank}">{s.rank}. score {s.probability:.2f}</h3>'
-                f'<p class="muted">{_e(s.why)}</p><div class="pair">{"".join(sides)}</div>'
-                f"<p>Accept: <code>{_e(s.command)}</code></p>")
+        doubts = ["; ".join(
+            ([f"two people? ({p.two_people[0]} + {p.two_people[1]})"] if p.two_people else [])
+            + ([f"{len(p.doubtful)} doubtful"] if p.doubtful else [])) for p in persons]
+        return render("site/index.html", title=title, persons=persons, doubts=doubts,
+                      suggestions=n_suggestions, broken=self.broken)
 
     def suggestions(self, title: str, suggestions: Sequence[SiteSuggestion],
                     by_id: dict[uuid.UUID, SitePerson]) -> str:
-        items = "\n".join(self._suggestion(s, by_id, "") for s in suggestions)
-        body = ('<p><a href="index.html">All persons</a></p><h1>Merge suggestions</h1>'
-                "<p>Pairs of persons that are probably one person, strongest evidence first. "
-                "Run a pair's command to merge them (<code>rbv persons undo</code> takes it "
-                "back).</p>" + (items or "<p>None.</p>"))
-        return self._doc(f"{title}: merge suggestions", body)
+        return render("site/suggestions.html", title=f"{title}: merge suggestions",
+                      suggestions=suggestions, by_id=by_id, broken=self.broken)
 
     def person(self, title: str, p: SitePerson, suggestions: Sequence[SiteSuggestion],
                by_id: dict[uuid.UUID, SitePerson]) -> str:
-        tiles = []
-        for f in p.shown:
-            similarity = "" if f.similarity is None else f" · {f.similarity:.2f}"
-            tag = ' <span class="tag">doubtful</span>' if f.doubtful else ""
-            tiles.append(f'<div class="face{" doubtful" if f.doubtful else ""}">'
-                         f"{self.img(f, '../')}face {f.id}{similarity}{tag}<br>"
-                         f"<code>rbv persons not-this-person {_e(p.id)} {f.id}</code></div>")
-        fixes = [f"Name it: <code>rbv persons name {_e(p.id)} &quot;NAME&quot;</code>"]
-        if p.reject_command:
-            fixes.insert(0, f"Take the {len(p.doubtful)} doubtful face(s) out: "
-                         f"<code>{_e(p.reject_command)}</code>")
-        if p.two_people and p.split_command:
-            fixes.insert(0, f"<strong>Looks like two people ({p.two_people[0]} + "
-                         f"{p.two_people[1]} faces)</strong>: its two halves are nearer "
-                         "strangers than one person's faces. Move the smaller half into a "
-                         f"new person: <code>{_e(p.split_command)}</code>")
-        fixes.append(f"Split it more strictly: <code>rbv persons split {_e(p.id)} "
-                     "--dry-run</code>")
-        more = (f'<p class="muted">{p.faces - len(p.shown):,} more faces not shown: '
-                f"<code>rbv persons review {_e(p.id)} --limit {p.faces}</code></p>"
-                if p.faces > len(p.shown) else "")
-        merges = "\n".join(self._suggestion(s, by_id, "../") for s in suggestions)
-        body = (f'<p><a href="../index.html">All persons</a> · '
-                f'<a href="../suggestions.html">Merge suggestions</a></p>'
-                f"<h1>{_e(p.label)}</h1><p>{p.faces:,} faces in {p.images:,} photos · "
-                f"<code>{_e(p.id)}</code></p>"
-                "<ul>" + "".join(f"<li>{x}</li>" for x in fixes) + "</ul>"
-                "<h2>Faces, least typical first</h2><p class=\"muted\">Each face with its "
-                "average similarity to the person's other faces.</p>"
-                f'<div class="grid">{"".join(tiles)}</div>{more}'
-                + (f"<h2>Probably the same person</h2>{merges}" if merges else ""))
-        return self._doc(f"{title}: {p.label}", body)
+        return render("site/person.html", title=f"{title}: {p.label}", p=p,
+                      suggestions=suggestions, by_id=by_id, broken=self.broken)

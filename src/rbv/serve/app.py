@@ -1,4 +1,4 @@
-"""The ``rbv serve`` HTTP server: the standard library's threading server, with the
+"""The ``rbv serve`` web application: Starlette routes served by uvicorn, with the
 checks every request passes before a route sees it.
 
 - The Host header must name this server (an IP address, localhost or the ``--host``
@@ -12,15 +12,29 @@ checks every request passes before a route sees it.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import secrets
+import socket
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rbv.errors import RbvError, printable
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
@@ -28,27 +42,187 @@ from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
 from rbv.serve.pages import Pages
 from rbv.serve.queue import SuggestionQueue
-from rbv.serve.response import Response
-from rbv.store.connection import Database
+from rbv.store.connection import Database, PooledDatabase
 
 MAX_BODY = 1 << 20
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self'; frame-ancestors 'none'"),
+]
 
 
-class ReviewServer(ThreadingHTTPServer):
-    daemon_threads = True
+def _refusal(status: int, why: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": why}, status,
+                        headers={"Connection": "close"})
+
+
+def _unexpected(method: str, path: str, exc: Exception) -> JSONResponse:
+    """A bug: one line on the terminal, an answer that says so."""
+    message = f"unexpected {type(exc).__name__}: {printable(str(exc))} (a bug in rbv)"
+    sys.stderr.write(f"Error: {method} {printable(path)}: {message}\n")
+    return JSONResponse({"ok": False, "error": message}, 500)
+
+
+class _Guard:
+    """Host check on every request; origin, token, type and size checks on writes;
+    security headers on every answer."""
+
+    def __init__(self, app: ASGIApp, server: ReviewServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        if not self.server.host_allowed(host):
+            return _refusal(421, "unknown Host header")
+        if scope["method"] in ("GET", "HEAD"):
+            return None
+        if scope["method"] != "POST":
+            return _refusal(405, "only GET and POST")
+        origin = headers.get("origin")
+        if origin is not None and origin != f"http://{host}":
+            return _refusal(403, "cross-origin request refused")
+        sent = headers.get("x-rbv-token", "")
+        if not secrets.compare_digest(sent.encode(), self.server.token.encode()):
+            return _refusal(403, "missing or wrong token: reload the page")
+        if not headers.get("content-type", "").startswith("application/json"):
+            return _refusal(415, "send JSON")
+        try:
+            length = int(headers.get("content-length") or 0)
+        except ValueError:
+            return _refusal(400, "bad Content-Length")
+        if length > MAX_BODY:
+            return _refusal(413, "request too large")
+        return None
+
+
+def _query(request: Request) -> dict[str, list[str]]:
+    return parse_qs(request.url.query)
+
+
+def _guarded(call: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+    """A page route: run in a worker thread (pages read the database); an RbvError is a
+    404 page with its message, anything else a bug reported on one line."""
+    async def endpoint(request: Request) -> Response:
+        server: ReviewServer = request.app.state.server
+        try:
+            return await run_in_threadpool(call, request)
+        except RbvError as exc:
+            return server.pages.message("Not found", str(exc))
+        except Exception as exc:
+            return _unexpected(request.method, request.url.path, exc)
+    return endpoint
+
+
+def _routes(server: ReviewServer) -> list[Route]:
+    pages = server.pages
+
+    def person(r: Request) -> Response:
+        return pages.person(uuid.UUID(str(r.path_params["person"])), _query(r))
+
+    async def action(request: Request) -> Response:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return _refusal(413, "request too large")
+        try:
+            data = json.loads(body or b"{}")
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return _refusal(400, "the request is not a JSON object")
+        try:
+            answer: dict[str, Any] = await run_in_threadpool(
+                server.actions.run, request.path_params["action"], data)
+        except RbvError as exc:
+            return JSONResponse({"ok": False, "error": printable(str(exc))}, 409)
+        except Exception as exc:
+            return _unexpected(request.method, request.url.path, exc)
+        return JSONResponse(answer, 200 if answer.get("ok") else 409)
+
+    get = ["GET", "HEAD"]
+    return [
+        Route("/", _guarded(lambda r: pages.people(_query(r))), methods=get),
+        Route("/static/{name}", _guarded(lambda r: pages.static(r.path_params["name"])),
+              methods=get),
+        Route("/face/{face:int}.jpg", _guarded(lambda r: pages.face(r.path_params["face"])),
+              methods=get),
+        Route("/photo/{image:int}.jpg",
+              _guarded(lambda r: pages.photo_jpeg(r.path_params["image"])), methods=get),
+        Route("/photo/{image:int}",
+              _guarded(lambda r: pages.photo(r.path_params["image"], _query(r))),
+              methods=get),
+        Route("/photo-of/{face:int}",
+              _guarded(lambda r: pages.photo_of_face(r.path_params["face"])), methods=get),
+        Route("/person/{person:uuid}", _guarded(person), methods=get),
+        Route("/suggestions", _guarded(lambda r: pages.suggestions()), methods=get),
+        Route("/history", _guarded(lambda r: pages.history()), methods=get),
+        Route("/photos", _guarded(lambda r: pages.photos(_query(r))), methods=get),
+        Route("/api/names", _guarded(lambda r: pages.names(_query(r))), methods=get),
+        Route("/api/{action}", action, methods=["POST"]),
+        Route("/favicon.ico", lambda r: Response(status_code=204), methods=get),
+    ]
+
+
+def build_app(server: ReviewServer) -> ASGIApp:
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            return _refusal(405, "method not allowed here")
+        if request.method == "POST":
+            return _refusal(404, "no such action")
+        return await run_in_threadpool(server.pages.message, "Not found", "no such page")
+
+    app = Starlette(routes=_routes(server),
+                    exception_handlers={404: not_found, 405: not_found})
+    app.state.server = server
+    return _Guard(app, server)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, port), family=family)
+
+
+class ReviewServer:
+    """The application over one library, listening on ``host``:``port`` (0: any free
+    port) from construction on, so its URL is known before it serves."""
 
     def __init__(self, db: Database, cache_dir: Path, *, host: str = "127.0.0.1",
                  port: int = 0, pack_name: str | None = None,
                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
-        super().__init__((host, port), _Handler)
         self.token = secrets.token_urlsafe(32)
-        self.queue = queue = SuggestionQueue(db, pack_name)
-        self.actions = Actions(db, queue)
-        self.pages = Pages(db, queue, self.token)
+        self.db = db = PooledDatabase(db)
         self.crops = CropCache(db, cache_dir, max_pixels)
-        bound = self.server_address[1]
-        self.port = int(bound)
+        self.queue = queue = SuggestionQueue(db, pack_name, cache_dir / "suggestions.json")
+        self.actions = Actions(db, queue)
+        self.pages = Pages(db, queue, self.token, self.crops)
+        self.socket = _bind(host, port)
+        self.port = int(self.socket.getsockname()[1])
         self.host_name = host
+        self._uvicorn = uvicorn.Server(uvicorn.Config(
+            build_app(self), log_level="warning", log_config=None, access_log=False,
+            lifespan="off", server_header=False, timeout_graceful_shutdown=5))
+        self._thread: threading.Thread | None = None
 
     def host_allowed(self, header: str) -> bool:
         """A Host header names this server when its port is ours and its name is an IP
@@ -67,108 +241,34 @@ class ReviewServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host = str(self.server_address[0])
-        return f"http://{host}:{self.port}/"
+        """The URL to open on this machine (a server listening on every address, 0.0.0.0
+        or ::, is opened through the loopback)."""
+        host = str(self.socket.getsockname()[0])
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
 
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
+    def serve_forever(self) -> None:
+        """Serve until Ctrl-C (or :meth:`shutdown`); suggestions are ranked meanwhile."""
         self.queue.warm()
-        super().serve_forever(poll_interval)
+        self._uvicorn.run(sockets=[self.socket])
 
     def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._serve()), daemon=True)
+        self._thread.start()
+        while not self._uvicorn.started and self._thread.is_alive():
+            time.sleep(0.01)
+        return self._thread
 
+    async def _serve(self) -> None:
+        self.queue.warm()
+        await self._uvicorn.serve(sockets=[self.socket])
 
-class _Handler(BaseHTTPRequestHandler):
-    server: ReviewServer
-    protocol_version = "HTTP/1.1"
+    def shutdown(self) -> None:
+        self._uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # one line per request would drown the terminal
-
-    def _send(self, r: Response) -> None:
-        self.send_response(r.status)
-        self.send_header("Content-Type", r.content_type)
-        self.send_header("Content-Length", str(len(r.body)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("X-Frame-Options", "DENY")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Content-Security-Policy",
-                         "default-src 'self'; img-src 'self'; frame-ancestors 'none'")
-        self.send_header("Cache-Control", "private, max-age=3600" if r.cache else "no-store")
-        if r.location:
-            self.send_header("Location", r.location)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(r.body)
-
-    def _refuse(self, status: int, why: str) -> None:
-        self.close_connection = True  # an unread body must not be taken for a request
-        self._send(Response(status, json.dumps({"ok": False, "error": why}).encode(),
-                            "application/json"))
-
-    def _host_ok(self) -> bool:
-        return self.server.host_allowed(self.headers.get("Host", ""))
-
-    def do_GET(self) -> None:  # noqa: N802
-        if not self._host_ok():
-            self._refuse(421, "unknown Host header")
-            return
-        parts = urlsplit(self.path)
-        try:
-            self._send(self.server.pages.get(parts.path, parse_qs(parts.query),
-                                             self.server.crops))
-        except RbvError as exc:
-            self._send(Response(404, self.server.pages.error(str(exc)).encode()))
-        except Exception as exc:  # a bug: one line on the terminal, a page that says so
-            self._unexpected(exc)
-
-    def _unexpected(self, exc: Exception) -> None:
-        message = f"unexpected {type(exc).__name__}: {printable(str(exc))} (a bug in rbv)"
-        sys.stderr.write(f"Error: {self.command} {printable(self.path)}: {message}\n")
-        self.close_connection = True
-        self._send(Response(500, json.dumps({"ok": False, "error": message}).encode(),
-                            "application/json"))
-
-    do_HEAD = do_GET
-
-    def do_POST(self) -> None:  # noqa: N802
-        if not self._host_ok():
-            self._refuse(421, "unknown Host header")
-            return
-        origin = self.headers.get("Origin")
-        if origin is not None and origin != f"http://{self.headers.get('Host', '')}":
-            self._refuse(403, "cross-origin request refused")
-            return
-        sent = self.headers.get("X-RBV-Token", "")
-        if not secrets.compare_digest(sent.encode(), self.server.token.encode()):
-            self._refuse(403, "missing or wrong token: reload the page")
-            return
-        if not self.headers.get("Content-Type", "").startswith("application/json"):
-            self._refuse(415, "send JSON")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._refuse(413, "request too large")
-            return
-        path = urlsplit(self.path).path
-        if not path.startswith("/api/"):
-            self._refuse(404, "no such action")
-            return
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            self._refuse(400, "the request is not a JSON object")
-            return
-        try:
-            answer = self.server.actions.run(path[len("/api/"):], body)
-            status = 200 if answer.get("ok") else 409
-        except RbvError as exc:
-            answer, status = {"ok": False, "error": printable(str(exc))}, 409
-        except Exception as exc:
-            self._unexpected(exc)
-            return
-        self._send(Response(status, json.dumps(answer).encode(), "application/json"))
+    def server_close(self) -> None:
+        self.socket.close()
+        self.db.close()

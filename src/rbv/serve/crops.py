@@ -1,15 +1,18 @@
 """Face crops and downsized photos for ``rbv serve``, cached under the data directory.
 
-A crop's file name hashes the photo id and the face box it is cut from (as the static
-site's does), so a crop is made lazily on first request and is never stale: a face
-whose box changed, or a re-indexed photo, gets a new name. Nothing is ever written
-beside the user's photos; images are found by face or photo id only.
+A crop's file name hashes the photo's content (its sha256) and the face box it is cut
+from, and a downsized photo's name is its content hash, so both are made lazily on
+first request and are never stale: a face whose box changed, a re-indexed photo, or an
+id that names another photo than before (a database made again, another database
+served with the same data folder) gets a new name. Nothing is ever written beside the
+user's photos; images are found by face or photo id only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from io import BytesIO
 from pathlib import Path
@@ -19,13 +22,15 @@ from PIL import Image
 from rbv.errors import ImageUnreadable
 from rbv.export.contact_sheet import DECODE_LONG_EDGE
 from rbv.export.pixels import PhotoSource, square_crop
-from rbv.export.site import PAD, SiteFace
+from rbv.export.site import PAD
 from rbv.store.connection import Database
+from rbv.store.people import image_digest
 from rbv.store.review import shown_faces
 
 CROP = 160
 PHOTO_LONG_EDGE = 1600
 JPEG_QUALITY = 84
+_HEX = re.compile(r"^[0-9a-f]{64}$")  # a file name from the database: checked
 
 
 class CropCache:
@@ -49,8 +54,9 @@ class CropCache:
             if not found:
                 return None
             f = found[0]
-            site_face = SiteFace(f.id, f.image_id, f.bbox, f.path)
-            key = hashlib.sha1(f"{site_face.thumb}|{CROP}".encode()).hexdigest()[:12]
+            digest = image_digest(conn, f.image_id)
+            box = ",".join(f"{v:.1f}" for v in f.bbox)
+            key = hashlib.sha1(f"{digest}|{box}|{PAD}|{CROP}".encode()).hexdigest()[:12]
             target = self.folder / "faces" / f"{int(face_id)}_{key}.jpg"
             if target.is_file():
                 return target.read_bytes()
@@ -67,7 +73,11 @@ class CropCache:
     def photo(self, image_id: int) -> bytes | None:
         """The photo, upright, at most PHOTO_LONG_EDGE pixels long; None when it cannot
         be read (or there is no such photo)."""
-        target = self.folder / "photos" / f"{int(image_id)}_{PHOTO_LONG_EDGE}.jpg"
+        with self.db.connect() as conn:
+            digest = image_digest(conn, image_id)
+        if digest is None or not _HEX.match(digest):
+            return None
+        target = self.folder / "photos" / f"{digest}_{PHOTO_LONG_EDGE}.jpg"
         if target.is_file():
             return target.read_bytes()
         with self.db.connect() as conn, self._lock:

@@ -5,9 +5,10 @@ Every page is read fresh from the database, so it shows each edit (and each
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from importlib import resources
+
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from rbv.errors import ConfigError
 from rbv.jobs import edit_log
@@ -16,21 +17,17 @@ from rbv.jobs.review import review
 from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.queue import SuggestionQueue
-from rbv.serve.response import Response
 from rbv.store.connection import Database
 from rbv.store.people import PeopleFilter, names_starting, newest_run, people_page, photo_of
-from rbv.store.persons import name_of
+from rbv.store.persons import name_of, resolve_person
 from rbv.store.review import shown_faces
 
 PER_PAGE = 60
 FACES_SHOWN = 200
+MAX_ID = 2**63 - 1
 Query = dict[str, list[str]]
-_STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
-_FACE = re.compile(r"^/face/(\d{1,18})\.jpg$")
-_PHOTO_JPG = re.compile(r"^/photo/(\d{1,18})\.jpg$")
-_PHOTO = re.compile(r"^/photo/(\d{1,18})$")
-_PHOTO_OF = re.compile(r"^/photo-of/(\d{1,18})$")
-_PERSON = re.compile(r"^/person/([0-9a-f-]{36})$")
+STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+CACHED = {"Cache-Control": "private, max-age=3600"}
 
 
 def _one(query: Query, key: str, default: str = "") -> str:
@@ -45,10 +42,12 @@ def _int(query: Query, key: str, default: int, low: int, high: int) -> int:
 
 
 class Pages:
-    def __init__(self, db: Database, queue: SuggestionQueue, token: str) -> None:
+    def __init__(self, db: Database, queue: SuggestionQueue, token: str,
+                 crops: CropCache) -> None:
         self.db = db
         self.queue = queue
         self.token = token
+        self.crops = crops
         with db.connect() as conn:
             self._clustered = newest_run(conn, "cluster")
 
@@ -61,53 +60,45 @@ class Pages:
         return (f"rbv cluster ran at {latest[1]:%Y-%m-%d %H:%M} since this server started: "
                 "persons may have changed (every page shows them as they are now)")
 
-    def _html(self, title: str, body: str, status: int = 200) -> Response:
-        return Response(status, templates.layout(title, body, self.token,
-                                                 notice=self._notice()).encode())
+    def html(self, template: str, title: str, values: dict[str, object], *,
+             status: int = 200) -> HTMLResponse:
+        return HTMLResponse(templates.page(template, title, self.token, self._notice(),
+                                           **values), status)
 
-    def error(self, message: str) -> str:
-        return templates.layout("Not found", f"<h1>Not found</h1><p>{templates.e(message)}"
-                                "</p>", self.token)
+    def message(self, heading: str, message: str, status: int = 404) -> HTMLResponse:
+        return self.html("message.html", heading,
+                         {"heading": heading, "message": message}, status=status)
 
-    def get(self, path: str, query: Query, crops: CropCache) -> Response:
-        not_found = Response(404, self.error("no such page").encode())
-        if path == "/":
-            return self.people(query)
-        if path.startswith("/static/"):
-            name = path[len("/static/"):]
-            if name not in _STATIC:
-                return not_found
-            data = resources.files("rbv.serve").joinpath("static", name).read_bytes()
-            return Response(200, data, _STATIC[name], cache=True)
-        if m := _FACE.match(path):
-            crop = crops.face(int(m[1]))
-            return not_found if crop is None else Response(200, crop, "image/jpeg", cache=True)
-        if m := _PHOTO_JPG.match(path):
-            photo = crops.photo(int(m[1]))
-            return not_found if photo is None else Response(200, photo, "image/jpeg",
-                                                             cache=True)
-        if m := _PHOTO.match(path):
-            return self.photo(int(m[1]), query)
-        if m := _PHOTO_OF.match(path):
-            with self.db.connect() as conn:
-                shown = shown_faces(conn, [int(m[1])])
-            if not shown:
-                return not_found
-            return Response(303, b"", location=f"/photo/{shown[0].image_id}?face={m[1]}")
-        if m := _PERSON.match(path):
-            return self.person(uuid.UUID(m[1]), query)
-        if path == "/suggestions":
-            return self._html("Same person?", templates.suggestion(self.queue.next()))
-        if path == "/history":
-            return self._html("History", templates.history(edit_log.history(self.db, 100)))
-        if path == "/photos":
-            return self.photos(query)
-        if path == "/api/names":
-            with self.db.connect() as conn:
-                found = names_starting(conn, _one(query, "q"))
-            data = json.dumps([{"id": str(i), "name": n} for i, n in found]).encode()
-            return Response(200, data, "application/json")
-        return not_found
+    def static(self, name: str) -> Response:
+        if name not in STATIC:
+            return self.message("Not found", "no such page")
+        data = resources.files("rbv.serve").joinpath("static", name).read_bytes()
+        return Response(data, media_type=STATIC[name], headers=CACHED)
+
+    def face(self, face: int) -> Response:
+        crop = self.crops.face(face) if face <= MAX_ID else None
+        if crop is None:
+            return self.message("Not found", f"no face {face}")
+        return Response(crop, media_type="image/jpeg", headers=CACHED)
+
+    def photo_jpeg(self, image: int) -> Response:
+        data = self.crops.photo(image) if image <= MAX_ID else None
+        if data is None:
+            return self.message("Not found", f"no photo {image}")
+        return Response(data, media_type="image/jpeg", headers=CACHED)
+
+    def photo_of_face(self, face: int) -> Response:
+        with self.db.connect() as conn:
+            shown = shown_faces(conn, [face]) if face <= MAX_ID else []
+        if not shown:
+            return self.message("Not found", f"no face {face}")
+        return RedirectResponse(f"/photo/{shown[0].image_id}?face={face}", 303)
+
+    def names(self, query: Query) -> Response:
+        with self.db.connect() as conn:
+            found = names_starting(conn, _one(query, "q"))
+        return Response(json.dumps([{"id": str(i), "name": n} for i, n in found]),
+                        media_type="application/json")
 
     def people(self, query: Query) -> Response:
         search = _one(query, "q")
@@ -119,8 +110,8 @@ class Pages:
         with self.db.connect() as conn:
             tiles, total = people_page(conn, search=search, which=which,
                                        offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
-        return self._html("People", templates.people(tiles, total, search, which, page,
-                                                     PER_PAGE))
+        return self.html("people.html", "People",
+                         templates.people(tiles, total, search, which, page, PER_PAGE))
 
     def person(self, person: uuid.UUID, query: Query) -> Response:
         limit = _int(query, "limit", FACES_SHOWN, 1, 100_000)
@@ -129,24 +120,35 @@ class Pages:
         try:
             report = review(self.db, str(person), limit)
         except ConfigError:  # a person with no faces left (all taken out or moved)
-            body = (f"<h1>{templates.e(templates.label(person, name))}</h1><p>This person "
-                    'has no faces any more. <a href="/">Back to people</a></p>')
-            return Response(200, templates.layout("Person", body, self.token).encode())
+            return self.message(templates.label(person, name),
+                                "This person has no faces any more.", 200)
         if report.person.id != person:  # merged into another: follow it
-            return Response(303, b"", location=f"/person/{report.person.id}")
-        return self._html(templates.label(person, report.person.name),
-                          templates.person(report, limit))
+            return RedirectResponse(f"/person/{report.person.id}", 303)
+        return self.html("person.html", templates.label(person, report.person.name),
+                         templates.person(report, limit))
+
+    def suggestions(self) -> Response:
+        pair, waiting = self.queue.next_or_waiting()
+        return self.html("suggestion.html", "Same person?",
+                         templates.suggestion(pair, waiting))
+
+    def history(self) -> Response:
+        return self.html("history.html", "History",
+                         templates.history(edit_log.history(self.db, 100)))
 
     def photo(self, image_id: int, query: Query) -> Response:
         with self.db.connect() as conn:
-            found = photo_of(conn, image_id)
+            found = photo_of(conn, image_id) if image_id <= MAX_ID else None
         if found is None:
-            return Response(404, self.error(f"no photo {image_id}").encode())
-        focus = _int(query, "face", 0, 0, 10**18) or None
-        return self._html(f"Photo {image_id}", templates.photo(found, focus))
+            return self.message("Not found", f"no photo {image_id}")
+        focus = _int(query, "face", 0, 0, MAX_ID) or None
+        return self.html("photo.html", f"Photo {image_id}", templates.photo(found, focus))
 
     def photos(self, query: Query) -> Response:
-        persons = tuple(query.get("person") or [])
+        persons = tuple(p for p in query.get("person") or [] if p.strip())
         result = find_photos(self.db, PhotoQuery(persons=persons, limit=500))
-        return self._html("Photos", templates.photos(result.persons,
-                                                     [h.image_id for h in result.photos]))
+        with self.db.connect() as conn:
+            ids = [resolve_person(conn, p) for p in persons]
+            who = [(p, templates.label(p, name_of(conn, p))) for p in ids]
+        return self.html("photos.html", "Photos",
+                         templates.photos(who, [h.image_id for h in result.photos]))

@@ -1,19 +1,27 @@
 """The "is this the same person?" queue of ``rbv serve``: merge suggestions (the ones
 ``rbv persons suggest`` ranks) one pair at a time.
 
-The ranking reads the whole pack, so it is kept until persons change (a logged edit or
-a finished run, such as ``rbv cluster`` from cron). Pairs a user marked as different
-people (a cannot-link or a "not this person" between them) are never offered again;
-skipped pairs are left out for the life of the server.
+Ranking reads the whole pack (5-25 s at 100k faces on two cores, by their load), so it runs
+in the background and is kept: across this server's own edits (the pairs an edit
+settles are dropped, the rest keep their place) and across restarts (in the cache
+folder). While a fresh ranking is being made after persons changed elsewhere (a
+command, ``rbv cluster`` from cron), the kept one is shown, less the pairs whose
+persons are gone, merged, hidden or marked as different people since, and the page
+says so. Pairs a user marked as different people are never offered again; skipped
+pairs are left out for the life of the server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from rbv.errors import ConfigError, RbvError
 from rbv.jobs import faces as face_links
@@ -25,11 +33,12 @@ from rbv.jobs.person_evidence import (
     merge_suggestions,
 )
 from rbv.store.connection import Database
-from rbv.store.people import library_stamp
-from rbv.store.persons import faces_of
+from rbv.store.people import library_stamp, live_persons
+from rbv.store.persons import PersonRow, faces_of, list_persons
 from rbv.store.review import person_conflicts
 
 SIDE_FACES = 6
+CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -41,80 +50,149 @@ class Pair:
     other_faces: list[int]
     left: int  # suggestions still waiting, this one included
 
-    @property
-    def key(self) -> str:
-        return f"{self.suggestion.keep.id}:{self.suggestion.other.id}"
+
+@dataclass(frozen=True)
+class _Ranking:
+    pack: int
+    stamp: tuple[int, int]  # the library as it was ranked (library_stamp)
+    suggestions: list[Suggestion]
 
 
 class SuggestionQueue:
-    def __init__(self, db: Database, pack_name: str | None,
+    def __init__(self, db: Database, pack_name: str | None, cache: Path | None = None,
                  min_score: float = DEFAULT_MIN_SCORE) -> None:
         self.db = db
         self.pack_name = pack_name
         self.min_score = min_score
+        self.cache = cache
         self.skipped: set[frozenset[uuid.UUID]] = set()
-        self._stamp: tuple[int, int] | None = None
-        self._ranked: list[Suggestion] = []
         self._lock = threading.Lock()
+        self._ranker: threading.Thread | None = None
+        # Whose ranking a kept one is: this database and pack (never another's).
+        self._library = hashlib.sha256(f"{db.url}|{pack_name}".encode()).hexdigest()
+        self._ranking = _load(cache, self._library) if cache is not None else None
 
-    def _current(self) -> list[Suggestion]:
-        with self._lock, self.db.connect() as conn:
+    # --- ranking ---------------------------------------------------------------------
+    def _rank(self) -> None:
+        with self.db.connect() as conn:
             stamp = library_stamp(conn)
-            if stamp != self._stamp:
-                evidence = load_evidence(conn, self.pack_name)
-                conflicted = set(person_conflicts(conn, evidence.pack.id))
-                self._ranked = [
-                    s for s in merge_suggestions(conn, evidence, None, self.min_score)
-                    if (min(s.keep.id, s.other.id), max(s.keep.id, s.other.id))
-                    not in conflicted]
-                self._stamp = stamp
-            return list(self._ranked)
-
-    def _forget(self, gone: Callable[[Suggestion], bool]) -> None:
-        """After this queue's own edit: drop the pairs it settled, and keep the rest of
-        the ranking rather than reading the whole pack again (pairs with the kept person
-        keep their old score until something else changes persons)."""
-        with self._lock, self.db.connect() as conn:
-            if self._stamp is not None:
-                self._ranked = [s for s in self._ranked if not gone(s)]
-                self._stamp = library_stamp(conn)
+            evidence = load_evidence(conn, self.pack_name)
+            conflicted = set(person_conflicts(conn, evidence.pack.id))
+            ranked = [s for s in merge_suggestions(conn, evidence, None, self.min_score)
+                      if (min(s.keep.id, s.other.id), max(s.keep.id, s.other.id))
+                      not in conflicted]
+        with self._lock:
+            self._ranking = _Ranking(evidence.pack.id, stamp, ranked)
+        self._save()
 
     def warm(self) -> threading.Thread:
-        """Rank in the background, so that the first suggestion is ready when asked."""
-        def rank() -> None:
-            with contextlib.suppress(RbvError):  # shown when the page is asked for
-                self._current()
+        """Rank in the background unless the kept ranking is still the library's."""
+        with self._lock:
+            if self._ranker is not None and self._ranker.is_alive():
+                return self._ranker
 
-        thread = threading.Thread(target=rank, daemon=True)
-        thread.start()
-        return thread
+            def rank() -> None:
+                with contextlib.suppress(RbvError):  # shown when the page is asked for
+                    self._rank()
 
-    def next(self) -> Pair | None:
-        """The strongest suggestion not skipped, or None when none is left."""
-        waiting = [s for s in self._current()
+            self._ranker = threading.Thread(target=rank, daemon=True)
+            self._ranker.start()
+            return self._ranker
+
+    def _current(self, *, wait: bool) -> tuple[_Ranking | None, bool]:
+        """The ranking and whether it is the library's as it is now; a stale one starts
+        a fresh ranking in the background (waited for when ``wait``)."""
+        with self.db.connect() as conn:
+            stamp = library_stamp(conn)
+        ranking = self._ranking
+        if ranking is not None and ranking.stamp == stamp:
+            return ranking, True
+        ranker = self.warm()
+        if wait:
+            ranker.join()
+            return self._current(wait=False)
+        return ranking, False
+
+    def _forget(self, gone: Callable[[Suggestion], bool], was_fresh: bool) -> None:
+        """After this queue's own edit: drop the pairs it settled, and keep the rest of
+        the ranking rather than reading the whole pack again (pairs with the kept person
+        keep their old score until something else changes persons). A ranking that was
+        stale before the edit stays stale."""
+        with self._lock, self.db.connect() as conn:
+            if self._ranking is not None:
+                stamp = library_stamp(conn) if was_fresh else self._ranking.stamp
+                self._ranking = replace(
+                    self._ranking, stamp=stamp,
+                    suggestions=[s for s in self._ranking.suggestions if not gone(s)])
+        self._save()
+
+    def _save(self) -> None:
+        """Keep the ranking for the next start (rewritten whole: never half a file)."""
+        ranking = self._ranking
+        if self.cache is None or ranking is None:
+            return
+        data = {"version": CACHE_VERSION, "library": self._library, "pack": ranking.pack,
+                "stamp": list(ranking.stamp),
+                "suggestions": [{**asdict(s), "keep": asdict(s.keep), "other": asdict(s.other)}
+                                for s in ranking.suggestions]}
+        tmp = self.cache.with_name(f".{self.cache.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(data, default=str))
+        os.replace(tmp, self.cache)
+
+    # --- what the page shows -----------------------------------------------------------
+    def next_or_waiting(self) -> tuple[Pair | None, str]:
+        """The strongest suggestion not skipped (or None), and a note when the ranking
+        shown is older than the latest changes or not made yet."""
+        ranking, fresh = self._current(wait=False)
+        if ranking is None:
+            return None, ("Ranking the merge suggestions (seconds; 5-25 s at 100,000 faces); "
+                          "this page reloads by itself.")
+        waiting = [s for s in ranking.suggestions
                    if frozenset((s.keep.id, s.other.id)) not in self.skipped]
+        if not fresh:
+            waiting = self._still_open(ranking.pack, waiting)
+        note = "" if fresh else ("Persons changed since these suggestions were ranked; a "
+                                 "fresh ranking is being made.")
         if not waiting:
-            return None
+            return None, note
         s = waiting[0]
         with self.db.connect() as conn:
+            if not fresh:
+                s = _refreshed(conn, s)
             sides = []
             for person, best in ((s.keep, s.best_faces[0]), (s.other, s.best_faces[1])):
                 rest = [f.id for f in faces_of(conn, person.id, SIDE_FACES) if f.id != best]
                 sides.append([best, *rest][:SIDE_FACES])
-        return Pair(s, sides[0], sides[1], len(waiting))
+        return Pair(s, sides[0], sides[1], len(waiting)), note
 
-    def _find(self, keep: uuid.UUID, other: uuid.UUID) -> Suggestion:
-        for s in self._current():
-            if (s.keep.id, s.other.id) == (keep, other):
-                return s
+    def next(self) -> Pair | None:
+        return self.next_or_waiting()[0]
+
+    def _still_open(self, pack: int, waiting: list[Suggestion]) -> list[Suggestion]:
+        """Of a stale ranking's pairs, those whose persons are still there to merge and
+        not marked as different people since."""
+        ids = list({p for s in waiting for p in (s.keep.id, s.other.id)})
+        with self.db.connect() as conn:
+            alive = live_persons(conn, ids)
+            conflicted = set(person_conflicts(conn, pack))
+        return [s for s in waiting if s.keep.id in alive and s.other.id in alive
+                and (min(s.keep.id, s.other.id), max(s.keep.id, s.other.id))
+                not in conflicted]
+
+    # --- actions -----------------------------------------------------------------------
+    def _find(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[Suggestion, bool]:
+        ranking, fresh = self._current(wait=False)
+        for s in ranking.suggestions if ranking is not None else []:
+            if {s.keep.id, s.other.id} == {keep, other}:  # shown either way round
+                return s, fresh
         raise ConfigError("that suggestion is no longer current (persons changed since); "
                           "look at the next one")
 
     def accept(self, keep: uuid.UUID, other: uuid.UUID) -> str:
         """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`)."""
-        s = self._find(keep, other)
-        done = editing.merge(self.db, str(s.keep.id), [str(s.other.id)])
-        self._forget(lambda t: other in (t.keep.id, t.other.id))
+        s, fresh = self._find(keep, other)
+        done = editing.merge(self.db, str(keep), [str(other)])
+        self._forget(lambda t: other in (t.keep.id, t.other.id), fresh)
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
         return f"{message}. {done.overrides}" if done.overrides else message
 
@@ -122,11 +200,46 @@ class SuggestionQueue:
         """Not the same person: their best-matching faces become a cannot-link (as
         `rbv faces different A B`), so clustering keeps them apart and the pair is not
         suggested again."""
-        s = self._find(keep, other)
+        s, fresh = self._find(keep, other)
         face_links.link(self.db, list(s.best_faces), same=False)
-        self._forget(lambda t: (t.keep.id, t.other.id) == (keep, other))
+        self._forget(lambda t: (t.keep.id, t.other.id) == (keep, other), fresh)
         return "Marked as different people; this pair will not be suggested again"
 
     def skip(self, keep: uuid.UUID, other: uuid.UUID) -> str:
         self.skipped.add(frozenset((keep, other)))
         return "Skipped"
+
+
+def _refreshed(conn: object, s: Suggestion) -> Suggestion:
+    """A kept suggestion with its persons as they are now (names, counts); the merge
+    keeps the named one, as ranking does."""
+    rows = []
+    for p in (s.keep, s.other):
+        found = list_persons(conn, include_hidden=True, person=p.id)  # type: ignore[arg-type]
+        rows.append(found[0] if found else p)
+    keep, other = rows
+    faces = s.best_faces
+    if other.name and not keep.name:
+        keep, other, faces = other, keep, (faces[1], faces[0])
+    return replace(s, keep=keep, other=other, best_faces=faces)
+
+
+def _load(cache: Path, library: str) -> _Ranking | None:
+    """The ranking a previous server kept, or None (missing, unreadable, older format:
+    ranked again)."""
+    try:
+        data = json.loads(cache.read_text())
+        if data.get("version") != CACHE_VERSION or data.get("library") != library:
+            return None
+        suggestions = []
+        for d in data["suggestions"]:
+            keep, other = (PersonRow(**{**d[k], "id": uuid.UUID(d[k]["id"])})
+                           for k in ("keep", "other"))
+            suggestions.append(Suggestion(
+                int(d["rank"]), keep, other, float(d["probability"]),
+                float(d["log10_chance"]), str(d["why"]),
+                (int(d["best_faces"][0]), int(d["best_faces"][1]))))
+        return _Ranking(int(data["pack"]), (int(data["stamp"][0]), int(data["stamp"][1])),
+                        suggestions)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None

@@ -8,8 +8,11 @@ names the server without its password.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -33,8 +36,12 @@ class Database:
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
         """A new connection; the caller closes it (use it as a context manager)."""
+        return self._open(psycopg.Connection, autocommit)
+
+    def _open(self, kind: type[psycopg.Connection[Any]], autocommit: bool
+              ) -> psycopg.Connection:
         try:
-            conn = psycopg.connect(
+            conn = kind.connect(
                 self.url,
                 autocommit=autocommit,
                 connect_timeout=self._connect_timeout_s,
@@ -73,6 +80,81 @@ class Database:
         """A connection whose work is committed on success and rolled back on error."""
         with self.connect() as conn, conn.transaction():
             yield conn
+
+
+class _Kept(psycopg.Connection[Any]):
+    """A connection of a :class:`PooledDatabase`: leaving its ``with`` block commits (or
+    rolls back) as any connection does, then hands it back instead of closing it."""
+
+    home: PooledDatabase | None = None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc_val: BaseException | None,
+                 exc_tb: TracebackType | None) -> None:
+        home, self.home = self.home, None
+        if home is None or self.closed:
+            super().__exit__(exc_type, exc_val, exc_tb)
+            return
+        try:
+            if exc_type:
+                self.rollback()
+            else:
+                self.commit()
+        except BaseException:
+            self.close()
+            raise
+        home._give_back(self)
+
+
+class PooledDatabase(Database):
+    """The same database for a long-running process (``rbv serve``): connections are
+    kept after use and handed out again, so a request does not pay for connecting (and
+    authenticating) several times. A connection goes back only idle, with no session
+    advisory lock left (the pack's person lock is never kept between edits); a broken
+    one is dropped."""
+
+    KEEP = 8
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db.url, db.display, db._connect_timeout_s, embedded=db.embedded)
+        self._idle: list[_Kept] = []
+        self._lock = threading.Lock()
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
+        conn: _Kept | None = None
+        with self._lock:
+            while self._idle and conn is None:
+                candidate = self._idle.pop()
+                if not (candidate.closed or candidate.broken):
+                    conn = candidate
+        if conn is None:
+            opened = self._open(_Kept, autocommit)
+            assert isinstance(opened, _Kept)
+            conn = opened
+        conn.autocommit = autocommit
+        conn.home = self
+        return conn
+
+    def _give_back(self, conn: _Kept) -> None:
+        try:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raise psycopg.InterfaceError("not idle")
+            conn.autocommit = True
+            conn.execute("SELECT pg_advisory_unlock_all()")
+        except psycopg.Error:
+            conn.close()
+            return
+        with self._lock:
+            if len(self._idle) < self.KEEP:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the kept connections."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 class DatabaseDiskFull(RbvError):

@@ -152,3 +152,18 @@ def newest_run(conn: psycopg.Connection, command: str) -> tuple[int, datetime] |
         "SELECT id, finished_at FROM runs WHERE command = %s AND finished_at IS NOT NULL "
         "AND status IN ('ok', 'partial') ORDER BY id DESC LIMIT 1", (command,)).fetchone()
     return None if row is None else (int(row[0]), row[1])
+
+
+def live_persons(conn: psycopg.Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``ids`` are still persons a suggestion may name: not merged, not
+    hidden, with faces."""
+    return {r[0] for r in conn.execute(
+        "SELECT p.id FROM persons p WHERE p.id = ANY(%s) AND p.merged_into IS NULL "
+        "AND NOT p.hidden AND EXISTS (SELECT 1 FROM face_detections f "
+        "WHERE f.person_id = p.id)", (ids,))}
+
+
+def image_digest(conn: psycopg.Connection, image_id: int) -> str | None:
+    """The sha256 of a catalogued photo's content (None: no such photo)."""
+    row = conn.execute("SELECT sha256 FROM images WHERE id = %s", (image_id,)).fetchone()
+    return None if row is None else str(row[0])
