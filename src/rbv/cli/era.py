@@ -16,7 +16,8 @@ _D = EraParams()
 @help_from(_D)
 def eras(
     ctx: typer.Context,
-    person: Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")],
+    person: Annotated[str, typer.Argument(help="Name, unique part of a name, uuid or uuid "
+                                          "prefix (4+ chars).")],
     sub_cluster: Annotated[float, typer.Option(min=0.0, max=2.0, help="Cosine distance of "
                                                "the sub-clusters.")] = _D.sub_cluster,
     anchor_min: Annotated[int, typer.Option(min=1, help="Faces a sub-cluster needs to "
@@ -44,6 +45,7 @@ def eras(
 
         rbv eras 3f2a9c --apply --json
     """
+    from rbv.cli.naming import who
     from rbv.jobs.persons import split_person_eras
     from rbv.store import open_database
 
@@ -59,7 +61,8 @@ def eras(
     if as_json:
         print_json(document)
         return
-    typer.echo(f"Person {pid}: {len(result.face_ids)} faces, "
+    whom, *new = who(db, pid, *result.new_persons)
+    typer.echo(f"{whom[0].upper()}{whom[1:]}: {len(result.face_ids)} faces, "
                f"{document['faces_with_year']} with an EXIF year.")
     for i, e in enumerate(result.eras, 1):
         years_text = (f"{e.first_year}–{e.last_year} (mostly {e.dominant_year})"
@@ -67,5 +70,5 @@ def eras(
         typer.echo(f"  era {i}: {len(e.rows):>4} faces, {years_text}"
                    f"{', thin' if e.thin else ''}")
     if apply:
-        typer.echo(f"Created {len(created)} person(s)." if created
+        typer.echo(f"Created {len(created)} person(s): {', '.join(new)}." if created
                    else "Nothing to split: fewer than two anchored eras.")

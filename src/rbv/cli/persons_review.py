@@ -82,7 +82,8 @@ def suggest(
 def review(
     ctx: typer.Context,
     person: Annotated[str | None, typer.Argument(
-        help="uuid, uuid prefix (4+ chars) or name. Without it: the largest persons.",
+        help="Name, unique part of a name, uuid or uuid prefix (4+ chars). Without "
+        "it: the largest persons.",
         show_default=False)] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 40,
     top: Annotated[int, typer.Option(

@@ -20,7 +20,8 @@ _FACESET = re.compile(r"^faceset_(\d+)$")
 
 def show(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="A person (uuid, uuid prefix or name) or a "
+    target: Annotated[str, typer.Argument(help="A person (name, part of a name, uuid or uuid "
+                                          "prefix) or a "
                                           "faceset (faceset_NNN).", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write. Default: "
                                              "<target>.png in the current folder.",
