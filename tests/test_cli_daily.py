@@ -3,6 +3,7 @@ instead of silent zeros, odds and ends."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -32,3 +33,39 @@ def test_a_missing_model_pack_offline_is_one_line_that_says_where_to_put_it(
             f"model-zoo/rbv_no_such_pack.zip into {models / 'rbv_no_such_pack'}/, or pass "
             "--model-pack PATH (or set RBV_MODEL_PACK) to a folder holding the .onnx "
             "files\n"), result.stderr), result.stderr
+
+
+def test_zero_facesets_say_which_gate_dropped_what_and_the_flags_that_keep_more(
+        cli, faces_settings: Settings, tmp_path: Path) -> None:
+    url = str(faces_settings.database_url)
+    counts = json.loads(run_cli(cli, "-d", url, "refine", str(tmp_path / "out"), "--dry-run",
+                                "--json").stdout)["counts"]
+    result = run_cli(cli, "-d", url, "refine", str(tmp_path / "out"), env=COLUMNS_80)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-2:] == [
+        f"No faceset: {counts['too_small']} cluster(s) had faces of fewer than 15 different "
+        f"photos (--min-images lowers that); {counts['failed_quality']} of "
+        f"{counts['faces']:,} faces failed the quality gate (--min-face 90, --min-blur 40, "
+        "--min-det 0.6 lower it).",
+        f"Wrote 0 facesets to {tmp_path / 'out'}."]
+    assert counts["too_small"] > 0 and counts["failed_quality"] > 0
+
+
+def test_folders_not_indexed_yet_get_a_hint_instead_of_zeros(
+        cli, faces_settings: Settings, tmp_path: Path) -> None:
+    url = str(faces_settings.database_url)
+    folder = tmp_path / "unsorted"
+    (folder / "Ada_Lovelace").mkdir(parents=True)
+    photo = next((FACES / "Joe_Biden").iterdir())
+    (folder / "Ada_Lovelace" / photo.name).write_bytes(photo.read_bytes())
+    found = run_cli(cli, "-d", url, "discover", str(folder), str(tmp_path / "swap"),
+                    "--dry-run", env=COLUMNS_80)
+    assert found.exit_code == 0, found.output
+    assert (f"No photo of {folder} is indexed: drop --dry-run, or run `rbv index FOLDER` "
+            "first.") in found.stdout.splitlines()
+    imported = run_cli(cli, "-d", url, "import-folders", str(folder), "--dry-run",
+                       env=COLUMNS_80)
+    assert imported.exit_code == 0, imported.output
+    assert ("1 folder(s) have no indexed photo (Ada_Lovelace): drop --dry-run "
+            "(import-folders indexes them), or run `rbv index` first."
+            ) in imported.stdout.splitlines()
