@@ -69,3 +69,28 @@ def test_folders_not_indexed_yet_get_a_hint_instead_of_zeros(
     assert ("1 folder(s) have no indexed photo (Ada_Lovelace): drop --dry-run "
             "(import-folders indexes them), or run `rbv index` first."
             ) in imported.stdout.splitlines()
+
+
+def test_help_pages_wrap_paragraphs_indent_examples_and_leave_completion_to_the_root(
+        cli) -> None:  # type: ignore[no-untyped-def]
+    hide = run_cli(cli, "persons", "hide", "--help", env=COLUMNS_80)
+    assert hide.exit_code == 0, hide.output
+    lines = [line.rstrip() for line in hide.stdout.splitlines()]
+    assert lines[3:9] == [
+        " Hide persons from `persons list` (their faces stay assigned; `--hidden` lists",
+        " them, `unhide` shows them again).", "", " Example:", "",
+        '     rbv persons hide 77c1 "Stranger"']
+    assert "Persons: names, unique parts of names, uuids" in hide.stdout
+    folders = run_cli(cli, "import-folders", "--help", env={"COLUMNS": "100"})
+    assert [line.strip() for line in folders.stdout.splitlines()][5:8] == [
+        "Each sub-folder of ROOTS is one person, named after the folder. Its faces give the "
+        "person's",
+        "centroid in two passes (0.55, then 0.45 cosine distance), so bystanders in the "
+        "folder's photos",
+        "drop out; one face per photo is kept. Faces are placed by hand (manual), so `rbv "
+        "cluster` never"]
+    for command in (["index"], ["persons", "list"], ["eval"]):
+        shown = run_cli(cli, *command, "--help", env=COLUMNS_80)
+        assert shown.exit_code == 0, shown.output
+        assert "completion" not in shown.stdout, command
+    assert "--install-completion" in run_cli(cli, "--help", env=COLUMNS_80).stdout

@@ -263,7 +263,7 @@ def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
 
 PersonsArg = Annotated[list[str], typer.Argument(
     help="Persons: names, unique parts of names, uuids or uuid prefixes (4+ chars).",
-    metavar="PERSON...")]
+    metavar="PERSON")]
 
 
 @app.command("hide")
