@@ -42,3 +42,25 @@ def test_eval_keeps_each_methods_scores_on_one_line_and_its_setting_in_a_legend(
             f"{s['method']}: {report['settings'][s['method']]}", width=columns - 1,
             initial_indent="  ", subsequent_indent="      ")]
         assert legend[:len(expected)] == expected
+
+
+def test_export_swap_at_80_columns_keeps_the_reason_a_set_wrote_nothing(
+        cli, faces_settings: Settings, tmp_path: Path) -> None:
+    url = str(faces_settings.database_url)
+    refined = run_cli(cli, "-d", url, "refine", str(tmp_path / "refined"), "--min-images", "3",
+                      "--min-face", "30", "--no-crops")
+    assert refined.exit_code == 0, refined.output
+    args = ["-d", url, "export-swap", str(tmp_path / "refined" / "refine_manifest.json"),
+            str(tmp_path / "swap"), "--model-pack", str(PACK), "--min-face", "5000"]
+    result = run_cli(cli, *args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    summary = json.loads(run_cli(cli, *args, "--json").stdout)["facesets"]
+    assert summary and all(s["written"] == 0 for s in summary)
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0] == f"export-swap → {tmp_path / 'swap'}"
+    assert lines[2].split() == ["faceset", "name", "in", "written", "left", "out", "candidates"]
+    rows = [line.split() for line in lines[4:4 + len(summary)]]
+    assert rows == [[s["faceset"], *(s["name"] or "-").split(), str(s["faces_in"]), "0",
+                     str(s["too_small"]), "too", "small", "0"] for s in summary]
+    assert all(s["too_small"] == s["faces_in"] for s in summary)
