@@ -64,3 +64,22 @@ def test_export_swap_at_80_columns_keeps_the_reason_a_set_wrote_nothing(
     assert rows == [[s["faceset"], *(s["name"] or "-").split(), str(s["faces_in"]), "0",
                      str(s["too_small"]), "too", "small", "0"] for s in summary]
     assert all(s["too_small"] == s["faces_in"] for s in summary)
+
+
+def test_persons_review_at_80_columns_keeps_file_names_whole(
+        cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    host = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)[0]["id"]
+    report = json.loads(run_cli(cli, "-d", url, "persons", "review", host, "--json").stdout)
+    shown = run_cli(cli, "-d", url, "persons", "review", host, env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    lines = [line.rstrip() for line in shown.stdout.splitlines()]
+    assert max(len(line) for line in lines) <= 80
+    header = lines.index("  face   similarity   z     photo")
+    under = FACES.parent
+    assert [line.split() for line in lines[header + 2:header + 2 + len(report["faces"])]] == [
+        [str(f["id"]), f"{f['similarity']:.2f}", f"{f['z']:.1f}",
+         str(Path(f["path"]).relative_to(under))] for f in report["faces"]]
+    assert not report["doubtful"]
+    assert f"photo: under {under}/" in lines

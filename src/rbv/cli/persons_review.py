@@ -3,10 +3,12 @@ that fixes it (registered on the ``persons`` group)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
@@ -22,6 +24,17 @@ from rbv.store import open_database
 
 def _label(name: str | None, person: object) -> str:
     return f"{name} ({str(person)[:8]})" if name else str(person)[:8]
+
+
+def _common_folder(paths: list[str | None]) -> tuple[str, list[str]]:
+    """The folder holding every photo (or '' when that is the root), and each path
+    below it ('-' for a photo without a path)."""
+    known = [p for p in paths if p]
+    under = os.path.commonpath([os.path.dirname(p) for p in known]) if known else ""
+    if not under or os.path.dirname(under) == under or not all(
+            os.path.isabs(p) == os.path.isabs(known[0]) for p in known):
+        return "", [p or "-" for p in paths]
+    return under, [os.path.relpath(p, under) if p else "-" for p in paths]
 
 
 def suggest(
@@ -123,25 +136,32 @@ def review(
         print_json(report.as_dict())
         return
     row = report.person
-    table = Table("face", "similarity", "z", "", "photo",
+    # Paths below the photos' common folder, named once above the table: whole paths
+    # folded mid-name at 80 columns. The doubtful column only where a face is doubtful.
+    under, paths = _common_folder([f.path for f in report.faces])
+    doubtful = any(f.doubtful for f in report.faces)
+    table = Table("face", "similarity", "z", *(["doubtful"] if doubtful else []), "photo",
                   title=f"{_label(row.name, row.id)}: {row.faces:,} faces, least typical first")
-    for f in report.faces:
+    for f, path in zip(report.faces, paths, strict=True):
         table.add_row(str(f.id), f"{f.similarity:.2f}",
                       "-" if f.z == float("inf") else f"{f.z:.1f}",
-                      "doubtful" if f.doubtful else "", printable(f.path or "-"))
-    print_table(table, whole=["face"])
-    typer.echo("similarity: average with the person's other faces; z: how far above what "
-               f"a stranger would reach (below {DOUBT_Z:g}, or nearer a stranger's than "
-               "the other faces' own: doubtful).")
+                      *(["yes" if f.doubtful else ""] if doubtful else []), printable(path))
+    print_table(table, whole=["face", "photo"])
+    if under:
+        typer.echo(f"photo: under {printable(under)}{os.sep}")
+    say = Console(highlight=False).print  # prose wraps between words; commands stay whole
+    say("similarity: average with the person's other faces; z: how far above what "
+        f"a stranger would reach (below {DOUBT_Z:g}, or nearer a stranger's than "
+        "the other faces' own: doubtful).", markup=False)
     if report.split:
-        typer.echo(_two_people(report.split, _label(row.name, row.id)))
+        say(_two_people(report.split, _label(row.name, row.id)), markup=False)
         typer.echo(f"  {report.split.command}")
     if report.command:
         typer.echo(f"{len(report.doubtful)} doubtful face(s); to take them out for good:")
         typer.echo(f"  {report.command}")
     else:
-        typer.echo("No face looks out of place. To take faces out: rbv persons "
-                   "not-this-person PERSON FACE [FACE...]")
+        say("No face looks out of place. To take faces out:", markup=False)
+        typer.echo("  rbv persons not-this-person PERSON FACE [FACE...]")
     if report.sheet:
         typer.echo(f"Wrote {report.sheet}")
 
