@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 from rbv.config import Settings
@@ -69,7 +70,7 @@ def test_export_swap_at_80_columns_keeps_the_reason_a_set_wrote_nothing(
 def test_persons_review_at_80_columns_keeps_file_names_whole(
         cli, faces_settings: Settings) -> None:
     url = str(faces_settings.database_url)
-    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    assert run_cli(cli, "-d", url, "prune").exit_code == 0
     host = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)[0]["id"]
     report = json.loads(run_cli(cli, "-d", url, "persons", "review", host, "--json").stdout)
     shown = run_cli(cli, "-d", url, "persons", "review", host, env={"COLUMNS": "80"})
@@ -83,3 +84,22 @@ def test_persons_review_at_80_columns_keeps_file_names_whole(
          str(Path(f["path"]).relative_to(under))] for f in report["faces"]]
     assert not report["doubtful"]
     assert f"photo: under {under}/" in lines
+
+
+def test_stats_on_an_empty_database_says_so_and_runs_show_seconds(
+        cli, settings: Settings) -> None:
+    url = str(settings.database_url)
+    empty = run_cli(cli, "-d", url, "stats", env={"COLUMNS": "200"})
+    assert empty.exit_code == 0, empty.output
+    assert empty.stdout.splitlines()[1:] == [
+        "No photos indexed yet: `rbv index FOLDER` finds the faces in a folder's photos."]
+    assert run_cli(cli, "-d", url, "prune").exit_code == 0
+    runs = json.loads(run_cli(cli, "-d", url, "stats", "--json").stdout)["last_runs"]
+    assert runs, "prune is a recorded run"
+    shown = run_cli(cli, "-d", url, "stats", env={"COLUMNS": "80"})
+    lines = shown.stdout.splitlines()
+    row = lines[lines.index(next(line for line in lines if "Last runs" in line)) + 4].split()
+    started = datetime.fromisoformat(runs[0]["started_at"])
+    finished = datetime.fromisoformat(runs[0]["finished_at"])
+    assert row == [runs[0]["command"], runs[0]["status"], f"{started:%Y-%m-%d}",
+                   f"{started:%H:%M:%S}", f"{finished:%H:%M:%S}"]
