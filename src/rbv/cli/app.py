@@ -184,6 +184,8 @@ def _one_line_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
+    except BrokenPipeError:
+        raise  # `rbv … | head`: Typer exits quietly (1), not "Error: Broken pipe"
     except Exception as exc:
         if os.environ.get("RBV_DEBUG"):
             raise
