@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from rbv.config import Settings
+from tests.conftest import run_cli
 
 
 def _into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,3 +31,20 @@ def test_a_pipe_closed_early_ends_quietly(settings: Settings) -> None:
                  ["import-folders", "--help"]):
         done = _into_a_closed_pipe(*args)
         assert (done.returncode, done.stderr) == (1, ""), args  # was "Error: Broken pipe"
+
+
+def test_psql_url_and_the_readme_agree_on_the_embedded_server(cli, settings: Settings,
+                                                              tmp_path: Path) -> None:
+    refused = run_cli(cli, "psql", "--url", env={"RBV_DATA_DIR": str(tmp_path / "data")})
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "Error: --url prints the URL of a server you run (--database / DATABASE_URL); the "
+        "embedded server stops when rbv exits: use `rbv psql` (it keeps the server up while "
+        "the shell is open)\n")
+    given = run_cli(cli, "-d", str(settings.database_url), "psql", "--url")
+    assert given.exit_code == 0, given.output
+    assert given.stdout.strip().startswith("postgresql://")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `psql` |"))
+    assert ("`--url` prints the connection URL of a server you run (`--database`/"
+            "`DATABASE_URL`: the embedded one stops when rbv exits)") in row

@@ -39,15 +39,15 @@ def psql(
 
         rbv psql -c "SELECT count(*) FROM face_detections WHERE person_id IS NULL"
 
-        rbv psql --url
+        rbv psql --url --database postgresql://rbv@db.example/rbv
     """
     settings = settings_of(ctx, database_url=database)
     if print_url and settings.database_url is None:
         # Its URL names a socket of a server that stops as this command exits.
         raise ConfigError(
-            "--url needs a server that outlives this command, and the embedded server stops "
-            "when rbv exits; use `rbv psql` (it keeps the server up while the shell is "
-            "open), or run PostgreSQL yourself and pass --database URL")
+            "--url prints the URL of a server you run (--database / DATABASE_URL); the "
+            "embedded server stops when rbv exits: use `rbv psql` (it keeps the server up "
+            "while the shell is open)")
     db = open_database(settings, require_schema=False)
     if print_url:
         typer.echo(db.url)
