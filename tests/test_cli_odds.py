@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from rbv.config import Settings
 from tests.conftest import run_cli
@@ -48,3 +51,21 @@ def test_psql_url_and_the_readme_agree_on_the_embedded_server(cli, settings: Set
     row = next(line for line in readme.splitlines() if line.startswith("| `psql` |"))
     assert ("`--url` prints the connection URL of a server you run (`--database`/"
             "`DATABASE_URL`: the embedded one stops when rbv exits)") in row
+
+
+def test_show_without_out_names_the_file_by_the_person_and_says_where_it_is(
+        cli, faces_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    person = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)[0]
+    assert run_cli(cli, "-d", url, "persons", "name", person["id"], "Ada Lovelace"
+                   ).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    shown = run_cli(cli, "-d", url, "show", "ada", env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    sheet = json.loads(run_cli(cli, "-d", url, "show", "ada", "--json").stdout)
+    assert shown.stdout == (
+        f"Wrote {tmp_path / 'Ada_Lovelace.png'} ({sheet['tiles']} faces, "
+        f"{sheet['columns']}×{sheet['rows']} tiles, {sheet['width']}×{sheet['height']} px).\n")
+    assert (tmp_path / "Ada_Lovelace.png").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Ada_Lovelace.png"]
