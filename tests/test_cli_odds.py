@@ -69,3 +69,37 @@ def test_show_without_out_names_the_file_by_the_person_and_says_where_it_is(
         f"{sheet['columns']}×{sheet['rows']} tiles, {sheet['width']}×{sheet['height']} px).\n")
     assert (tmp_path / "Ada_Lovelace.png").stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Ada_Lovelace.png"]
+
+
+def test_persons_merge_move_hide_take_json_and_dry_run_like_faces_edits(
+        cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    persons = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
+    ada, other, third = persons[0], persons[1], persons[2]
+    assert run_cli(cli, "-d", url, "persons", "name", ada["id"], "Ada Lovelace").exit_code == 0
+
+    def edit(*args: str) -> dict:  # type: ignore[type-arg]
+        done = run_cli(cli, "-d", url, "persons", *args, "--json")
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout)
+
+    would = edit("merge", "ada", other["id"], "--dry-run")
+    assert would == {"person": ada["id"], "name": "Ada Lovelace", "faces": other["faces"],
+                     "merged": [other["id"]], "overrides": "", "dry_run": True}
+    assert edit("merge", "ada", other["id"]) == {**would, "dry_run": False}
+    face = json.loads(run_cli(cli, "-d", url, "persons", "show", third["id"], "--json"
+                              ).stdout)["faces"][0]["id"]
+    assert edit("move", str(face), "--to", "ada") == {
+        "person": ada["id"], "name": "Ada Lovelace", "faces": 1, "new_person": False,
+        "overrides": "", "dry_run": False}
+
+    hidden = run_cli(cli, "-d", url, "persons", "hide", "ada", "--dry-run")
+    assert hidden.stdout == ("Would hide 1 person(s): Ada Lovelace. Dry run: nothing was "
+                             "changed.\n")
+    listed = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
+    assert ada["id"] in {p["id"] for p in listed}
+    assert edit("hide", "ada") == {"persons": [ada["id"]], "hidden": True, "count": 1,
+                                   "dry_run": False}
+    listed = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
+    assert ada["id"] not in {p["id"] for p in listed}

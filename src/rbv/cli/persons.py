@@ -13,9 +13,16 @@ from rbv.cli.naming import named_list, short_ids, who
 from rbv.cli.tables import print_table
 from rbv.cluster.methods import Method
 from rbv.jobs import persons as editing
-from rbv.store import open_database
+from rbv.store import Database, open_database
 from rbv.store.pack_lookup import find_pack
-from rbv.store.persons import faces_of, labels, list_persons, resolve_person, short_id
+from rbv.store.persons import (
+    faces_of,
+    labels,
+    list_persons,
+    name_of,
+    resolve_person,
+    short_id,
+)
 
 app = typer.Typer(help="List, name, merge, split and fix persons; every edit is logged "
                   "(`history`) and can be undone (`undo`). A PERSON is a uuid, a unique uuid "
@@ -135,7 +142,8 @@ def merge(ctx: typer.Context, target: PersonArg,
               "--override", help="Merge even when earlier decisions keep a face of one "
               "apart from another (not-this-person, faces different); they are removed, "
               "and said.")] = False,
-          dry_run: DryRunOption = False, database: DatabaseOption = None) -> None:
+          dry_run: DryRunOption = False, database: DatabaseOption = None,
+          as_json: JsonOption = False) -> None:
     """Merge persons into TARGET (their faces move; TARGET keeps its id and name).
     Refused when two of the faces are of one photo (a person has one face per photo),
     and when a face of one was rejected from another (`persons not-this-person`) or
@@ -151,12 +159,27 @@ def merge(ctx: typer.Context, target: PersonArg,
         named = labels(conn, ids)
     into, merged = named[ids[0]], ", ".join(named[p] for p in ids[1:])
     done = editing.merge(db, target, sources, override=override, dry_run=dry_run)
+    if as_json:
+        _print_edit(db, done, dry_run, merged=[str(p) for p in ids[1:]])
+        return
     if dry_run:
         _echo(f"Would merge {merged} into {into}: {done.faces:,} faces would move. Dry run: "
               "nothing was changed.", done.overrides, dry_run)
         return
     _echo(f"Merged {merged} into {into}: {done.faces:,} faces moved.", done.overrides,
           dry_run)
+
+
+def _print_edit(db: Database, done: editing.Edited, dry_run: bool, **extra: object) -> None:
+    """The edit as JSON: the person (None: a new one a dry run would make), its name,
+    the faces moved (would move) and what it overrode, in words."""
+    name = None
+    if done.person is not None:
+        with db.connect() as conn:
+            name = name_of(conn, done.person)
+    print_json({"person": None if done.person is None else str(done.person), "name": name,
+                "faces": done.faces, **extra, "overrides": done.overrides,
+                "dry_run": dry_run})
 
 
 def _echo(line: str, overrides: str, dry_run: bool) -> None:
@@ -215,6 +238,7 @@ def move(
                                            "person.", show_default=False)] = None,
     dry_run: DryRunOption = False,
     database: DatabaseOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Move faces to a person by hand (kept by every re-cluster). Refused when two of
     the faces would be of one photo (a person has one face per photo). The later
@@ -230,6 +254,9 @@ def move(
     """
     db = _db(ctx, database)
     done = editing.move(db, faces, to, dry_run=dry_run)
+    if as_json:
+        _print_edit(db, done, dry_run, new_person=to is None)
+        return
     whom = who(db, done.person)[0]
     if dry_run:
         _echo(f"Would move {done.faces} face(s) to {whom}. Dry run: nothing was changed.",
@@ -241,7 +268,8 @@ def move(
 
 @app.command("not-this-person")
 def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
-                    dry_run: DryRunOption = False, database: DatabaseOption = None) -> None:
+                    dry_run: DryRunOption = False, database: DatabaseOption = None,
+                    as_json: JsonOption = False) -> None:
     """Take faces out of a person for good: they are never assigned to it again (the
     next `rbv cluster` places them elsewhere). Their 'same' links with the person's
     faces are removed, and said.
@@ -252,6 +280,9 @@ def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
     """
     db = _db(ctx, database)
     done = editing.reject(db, person, faces, dry_run=dry_run)
+    if as_json:
+        _print_edit(db, done, dry_run)
+        return
     whom = who(db, done.person)[0]
     if dry_run:
         _echo(f"Would remove {done.faces} face(s) from {whom}. Dry run: nothing was changed.",
@@ -267,7 +298,8 @@ PersonsArg = Annotated[list[str], typer.Argument(
 
 
 @app.command("hide")
-def hide(ctx: typer.Context, persons: PersonsArg, database: DatabaseOption = None) -> None:
+def hide(ctx: typer.Context, persons: PersonsArg, dry_run: DryRunOption = False,
+         database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Hide persons from `persons list` (their faces stay assigned; `--hidden` lists
     them, `unhide` shows them again).
 
@@ -275,25 +307,35 @@ def hide(ctx: typer.Context, persons: PersonsArg, database: DatabaseOption = Non
 
         rbv persons hide 77c1 "Stranger"
     """
-    _hide(ctx, persons, database, hidden=True)
+    _hide(ctx, persons, database, dry_run, as_json, hidden=True)
 
 
 @app.command("unhide")
-def unhide(ctx: typer.Context, persons: PersonsArg, database: DatabaseOption = None) -> None:
+def unhide(ctx: typer.Context, persons: PersonsArg, dry_run: DryRunOption = False,
+           database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Show hidden persons in `persons list` again.
 
     Example:
 
         rbv persons unhide 77c1
     """
-    _hide(ctx, persons, database, hidden=False)
+    _hide(ctx, persons, database, dry_run, as_json, hidden=False)
 
 
-def _hide(ctx: typer.Context, refs: list[str], database: str | None, *, hidden: bool) -> None:
+def _hide(ctx: typer.Context, refs: list[str], database: str | None, dry_run: bool,
+          as_json: bool, *, hidden: bool) -> None:
     db = _db(ctx, database)
     with db.connect() as conn:
         ids = list(dict.fromkeys(resolve_person(conn, r) for r in refs))
-    n = editing.hide(db, [str(p) for p in ids], hidden)
+    n = len(ids) if dry_run else editing.hide(db, [str(p) for p in ids], hidden)
+    if as_json:
+        print_json({"persons": [str(p) for p in ids], "hidden": hidden, "count": n,
+                    "dry_run": dry_run})
+        return
+    if dry_run:
+        typer.echo(f"Would {'hide' if hidden else 'unhide'} {n} person(s): "
+                   f"{named_list(db, ids)}. Dry run: nothing was changed.")
+        return
     typer.echo(f"{'Hid' if hidden else 'Unhid'} {n} person(s): {named_list(db, ids)}.")
 
 
