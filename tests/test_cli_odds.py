@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from rbv.config import Settings
@@ -103,3 +104,24 @@ def test_persons_merge_move_hide_take_json_and_dry_run_like_faces_edits(
                                    "dry_run": False}
     listed = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
     assert ada["id"] not in {p["id"] for p in listed}
+
+
+def test_eras_say_when_only_some_faces_have_a_year(cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    person = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)[0]
+    face = json.loads(run_cli(cli, "-d", url, "persons", "show", person["id"], "--json"
+                              ).stdout)["faces"][0]["id"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE images SET taken_at = NULL")
+        conn.execute("UPDATE images SET taken_at = '2019-06-01' WHERE id = "
+                     "(SELECT image_id FROM face_detections WHERE id = %s)", (face,))
+    doc = json.loads(run_cli(cli, "-d", url, "eras", person["id"], "--json").stdout)
+    assert doc["faces_with_year"] == 1 and doc["faces"] > 1
+    shown = run_cli(cli, "-d", url, "eras", person["id"], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines()[1:] == [
+        f"  era {i}: {e['faces']:>4} faces, "
+        + ("2019" if e["face_ids"] == [face] else "only 1 with a year: 2019"
+           if face in e["face_ids"] else "no year") + (", thin" if e["thin"] else "")
+        for i, e in enumerate(doc["eras"], 1)]

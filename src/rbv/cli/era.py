@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, help_from, print_json, settings_of
-from rbv.cluster.eras import EraParams
+from rbv.cluster.eras import Era, EraParams
 
 _D = EraParams()
 
@@ -65,10 +65,19 @@ def eras(
     typer.echo(f"{whom[0].upper()}{whom[1:]}: {len(result.face_ids)} faces, "
                f"{document['faces_with_year']} with an EXIF year.")
     for i, e in enumerate(result.eras, 1):
-        years_text = (f"{e.first_year}–{e.last_year} (mostly {e.dominant_year})"
-                      if e.first_year else "no year")
-        typer.echo(f"  era {i}: {len(e.rows):>4} faces, {years_text}"
+        dated = sum(result.years[r] is not None for r in e.rows)
+        typer.echo(f"  era {i}: {len(e.rows):>4} faces, {_years(e, dated)}"
                    f"{', thin' if e.thin else ''}")
     if apply:
         typer.echo(f"Created {len(created)} person(s): {', '.join(new)}." if created
                    else "Nothing to split: fewer than two anchored eras.")
+
+
+def _years(era: Era, dated: int) -> str:
+    """The era's years, and from how many of its faces when not all have one: "2019" of
+    one dated face among nine read as if all nine were of 2019."""
+    if not era.first_year:
+        return "no year"
+    span = (f"{era.first_year}" if era.first_year == era.last_year
+            else f"{era.first_year}–{era.last_year} (mostly {era.dominant_year})")
+    return span if dated == len(era.rows) else f"only {dated} with a year: {span}"
