@@ -1,4 +1,4 @@
-"""Start-up time of `rbv --help`, `rbv stats` and a persons edit: every command's
+"""Start-up time of `rbv --help`, `rbv stats`, `rbv persons list` and a persons edit: every command's
 libraries are imported only when that command runs. Baseline in the same run: a bare
 Python interpreter start. The edit names a person that does not exist (an empty
 database has none): it pays the imports, the embedded server's start and the lookup,
@@ -45,6 +45,8 @@ def main() -> None:
     rows = [("python -c pass (baseline)", timed([sys.executable, "-c", "pass"], args.runs)),
             ("rbv --help", timed([*RBV, "--help"], args.runs)),
             ("rbv stats (embedded, empty)", timed(stats, args.runs)),
+            ("rbv persons list (embedded)", timed(
+                [*RBV, "--data-dir", str(data), "persons", "list"], args.runs)),
             ("rbv persons name (embedded)", timed(
                 [*RBV, "--data-dir", str(data), "persons", "name", "nobody", "Ada"],
                 args.runs, check=False))]

@@ -125,3 +125,17 @@ def test_eras_say_when_only_some_faces_have_a_year(cli, faces_settings: Settings
         + ("2019" if e["face_ids"] == [face] else "only 1 with a year: 2019"
            if face in e["face_ids"] else "no year") + (", thin" if e["thin"] else "")
         for i, e in enumerate(doc["eras"], 1)]
+
+
+def test_persons_list_and_history_leave_the_clustering_stack_unimported(
+        settings: Settings) -> None:
+    """Issue 24 #8: numpy and scipy cost seconds of every `rbv persons …` start; only the
+    commands that compute with them import them."""
+    for args in (["persons", "list"], ["persons", "history"]):
+        code = ("import sys\nfrom typer.testing import CliRunner\nfrom rbv.cli.app import app\n"
+                f"done = CliRunner().invoke(app, {['-d', str(settings.database_url), *args]!r})\n"
+                "assert done.exit_code == 0, done.output\n"
+                "print(sorted(m for m in ('numpy', 'scipy', 'sklearn') if m in sys.modules))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert (done.returncode, done.stdout) == (0, "[]\n"), (args, done.stderr)

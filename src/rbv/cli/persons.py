@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,8 +12,7 @@ from rbv.cli import persons_review, persons_undo
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cli.naming import named_list, short_ids, who
 from rbv.cli.tables import print_table
-from rbv.cluster.methods import Method
-from rbv.jobs import persons as editing
+from rbv.cluster.defaults import Method
 from rbv.store import Database, open_database
 from rbv.store.pack_lookup import find_pack
 from rbv.store.persons import (
@@ -24,6 +24,9 @@ from rbv.store.persons import (
     short_id,
 )
 
+if TYPE_CHECKING:
+    from rbv.jobs.persons import Edited
+
 app = typer.Typer(help="List, name, merge, split and fix persons; every edit is logged "
                   "(`history`) and can be undone (`undo`). A PERSON is a uuid, a unique uuid "
                   "prefix, a name, or a unique part of a name.", no_args_is_help=True)
@@ -34,6 +37,14 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what would ch
                                             "change nothing.")]
 FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons show`).",
                                                min=1, max=2**63 - 1)]
+
+
+def _editing() -> ModuleType:
+    """The edit jobs, imported when an edit runs: they bring the clustering stack (numpy,
+    scipy), which `persons list/show/history` do not need (issue 24 #8)."""
+    from rbv.jobs import persons
+
+    return persons
 
 
 def _db(ctx: typer.Context, database: str | None):  # type: ignore[no-untyped-def]
@@ -128,7 +139,7 @@ def name(ctx: typer.Context, person: PersonArg,
     with db.connect() as conn:
         pid = resolve_person(conn, person)
         was = labels(conn, [pid])[pid]
-    editing.name(db, str(pid), new_name, force=force)
+    _editing().name(db, str(pid), new_name, force=force)
     typer.echo(f"{was[0].upper()}{was[1:]} is now named {new_name.strip()!r}.")
 
 
@@ -158,7 +169,7 @@ def merge(ctx: typer.Context, target: PersonArg,
         ids = [resolve_person(conn, r) for r in [target, *sources]]
         named = labels(conn, ids)
     into, merged = named[ids[0]], ", ".join(named[p] for p in ids[1:])
-    done = editing.merge(db, target, sources, override=override, dry_run=dry_run)
+    done = _editing().merge(db, target, sources, override=override, dry_run=dry_run)
     if as_json:
         _print_edit(db, done, dry_run, merged=[str(p) for p in ids[1:]])
         return
@@ -170,7 +181,7 @@ def merge(ctx: typer.Context, target: PersonArg,
           dry_run)
 
 
-def _print_edit(db: Database, done: editing.Edited, dry_run: bool, **extra: object) -> None:
+def _print_edit(db: Database, done: Edited, dry_run: bool, **extra: object) -> None:
     """The edit as JSON: the person (None: a new one a dry run would make), its name,
     the faces moved (would move) and what it overrode, in words."""
     name = None
@@ -210,7 +221,7 @@ def split(
         rbv persons split "Ada Lovelace" --threshold 0.5 --dry-run
     """
     db = _db(ctx, database)
-    result = editing.split(db, person, threshold, method, dry_run=dry_run)
+    result = _editing().split(db, person, threshold, method, dry_run=dry_run)
     if as_json:
         print_json({"person": str(result.person), "kept": result.kept,
                     "new_persons": [str(p) for p in result.new_persons], "sizes": result.sizes,
@@ -253,7 +264,7 @@ def move(
         rbv persons move 1203           # into a new person of its own
     """
     db = _db(ctx, database)
-    done = editing.move(db, faces, to, dry_run=dry_run)
+    done = _editing().move(db, faces, to, dry_run=dry_run)
     if as_json:
         _print_edit(db, done, dry_run, new_person=to is None)
         return
@@ -279,7 +290,7 @@ def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
         rbv persons not-this-person "Ada Lovelace" 1207 1311
     """
     db = _db(ctx, database)
-    done = editing.reject(db, person, faces, dry_run=dry_run)
+    done = _editing().reject(db, person, faces, dry_run=dry_run)
     if as_json:
         _print_edit(db, done, dry_run)
         return
@@ -327,7 +338,7 @@ def _hide(ctx: typer.Context, refs: list[str], database: str | None, dry_run: bo
     db = _db(ctx, database)
     with db.connect() as conn:
         ids = list(dict.fromkeys(resolve_person(conn, r) for r in refs))
-    n = len(ids) if dry_run else editing.hide(db, [str(p) for p in ids], hidden)
+    n = len(ids) if dry_run else _editing().hide(db, [str(p) for p in ids], hidden)
     if as_json:
         print_json({"persons": [str(p) for p in ids], "hidden": hidden, "count": n,
                     "dry_run": dry_run})

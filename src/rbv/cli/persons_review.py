@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,13 +13,13 @@ from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cli.tables import print_table
+from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z
 from rbv.config import Settings
 from rbv.errors import printable
-from rbv.jobs.person_evidence import DEFAULT_MIN_SCORE, DOUBT_Z, TwoPeople
-from rbv.jobs.review import review as review_person
-from rbv.jobs.review import review_largest
-from rbv.jobs.suggest import suggest as suggest_merges
 from rbv.store import open_database
+
+if TYPE_CHECKING:
+    from rbv.jobs.person_evidence import TwoPeople
 
 
 def _label(name: str | None, person: object) -> str:
@@ -65,6 +65,8 @@ def suggest(
         rbv persons suggest --limit 10 --sheet ~/merge-sheets
     """
     settings = settings_of(ctx, database_url=database)
+    from rbv.jobs.suggest import suggest as suggest_merges  # numpy, scipy: when it runs
+
     report = suggest_merges(open_database(settings), model_pack, limit, min_score=min_score,
                             sheet_dir=sheet,
                             max_pixels=settings.max_image_pixels)
@@ -130,6 +132,8 @@ def review(
     if person is None:
         _review_largest(settings, model_pack, top, as_json)
         return
+    from rbv.jobs.review import review as review_person  # numpy, scipy: when it runs
+
     report = review_person(open_database(settings), person, limit, sheet=sheet,
                            max_pixels=settings.max_image_pixels)
     if as_json:
@@ -175,6 +179,8 @@ def _two_people(split: TwoPeople, label: str) -> str:
 
 def _review_largest(settings: Settings, model_pack: str | None, top: int,
                     as_json: bool) -> None:
+    from rbv.jobs.review import review_largest
+
     report = review_largest(open_database(settings), model_pack, top)
     if as_json:
         print_json(report.as_dict())
