@@ -45,9 +45,9 @@ def psql(
     if print_url and settings.database_url is None:
         # Its URL names a socket of a server that stops as this command exits.
         raise ConfigError(
-            "--url prints the URL of a server you run (--database / DATABASE_URL); the "
-            "embedded server stops when rbv exits: use `rbv psql` (it keeps the server up "
-            "while the shell is open)")
+            "--url needs a server that outlives this command, and the embedded server stops "
+            "when rbv exits; use `rbv psql` (it keeps the server up while the shell is "
+            "open), or run PostgreSQL yourself and pass --database URL")
     db = open_database(settings, require_schema=False)
     if print_url:
         typer.echo(db.url)
