@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from tests.apt import apt_install
+
 BROKEN_IMAGES = ("JSON.stringify(Array.from(document.images).filter(i => !i.complete || "
                  "i.naturalWidth === 0).map(i => i.getAttribute('src')))")
 
@@ -32,12 +34,7 @@ def find_or_install_chromium() -> str | None:
     found = shutil.which("chromium")
     if found:
         return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"],
-                    ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
-        if command[1] == "install" and done.returncode == 0:
-            break
+    apt_install("chromium")
     return shutil.which("chromium")
 
 

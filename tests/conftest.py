@@ -197,18 +197,13 @@ def exiftool() -> str:
     """Path of Debian's exiftool, installed here (``apt-get install -y
     libimage-exiftool-perl``) when it is missing; a failed install fails the tests."""
     import shutil
-    import subprocess
+
+    from tests.apt import apt_install
 
     found = shutil.which("exiftool")
     if found:
         return found
-    for command in (["apt-get", "install", "-y", "libimage-exiftool-perl"],
-                    ["apt-get", "update"],
-                    ["apt-get", "install", "-y", "libimage-exiftool-perl"]):
-        done = subprocess.run(command, capture_output=True, text=True,
-                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        if command[1] == "install" and done.returncode == 0:
-            break
+    done = apt_install("libimage-exiftool-perl")
     found = shutil.which("exiftool")
     if not found:
         pytest.fail("exiftool is needed to read XMP back and could not be installed "

@@ -20,6 +20,7 @@ from pillow_heif import register_heif_opener
 
 from rbv.config import Settings
 from rbv.export.regions import iou
+from rbv.jobs.import_xmp import DEFAULT_MIN_IOU
 from rbv.jobs.index import run_index
 from rbv.store import open_database
 from rbv.store.persons import new_person, place_faces, set_name
@@ -299,6 +300,10 @@ def test_import_reads_digikam_and_microsoft_regions_and_reuses_persons(
     assert report["regions"] == 3 and report["matched"] == 2
     assert report["persons_created"] == ["Joe Biden"]
     assert [u["name"] for u in report["unmatched"]] == ["Nobody"]
+    said = run_cli(cli, "-d", str(settings.database_url), "import-xmp", str(lib), "--dry-run")
+    assert said.exit_code == 0, said.output
+    assert (f"{jpeg}: 'Nobody' unmatched: no detected face overlaps its region by "
+            f"{DEFAULT_MIN_IOU:g} (--min-iou)") in said.stdout.splitlines()  # issue 24 #4
     named = _named_faces(str(settings.database_url))
     assert {(Path(p).name, n) for p, n, _ in named} == {("two.jpg", "Barack Obama"),
                                                         (rotated.name, "Joe Biden")}

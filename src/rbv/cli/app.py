@@ -8,6 +8,7 @@ import errno
 import functools
 import importlib
 import importlib.util
+import inspect
 import math
 import os
 import signal
@@ -183,6 +184,8 @@ def _one_line_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
+    except BrokenPipeError:
+        raise  # `rbv … | head`: Typer exits quietly (1), not "Error: Broken pipe"
     except Exception as exc:
         if os.environ.get("RBV_DEBUG"):
             raise
@@ -316,12 +319,42 @@ def _build(name: str, module: str, attribute: str) -> Any:
     if isinstance(target, typer.Typer):
         command = typer.main.get_group(target)
     else:
-        one = typer.Typer()
+        one = typer.Typer(add_completion=False)  # completion is the root's option alone
         one.command(name)(target)
         command = typer.main.get_command(one)
     command.name = name
     check_numbers(command)
+    reflow_help(command)
     return command
+
+
+def reflow_help(command: Any) -> None:
+    """Join each paragraph of the command's help (of each subcommand, for a group) into
+    one line, for the terminal to wrap: the docstring's own line breaks would otherwise
+    show inside --help ("kept, so" / "re-runs"). Indented blocks (examples) keep theirs."""
+    for sub in getattr(command, "commands", {}).values():
+        reflow_help(sub)
+    command.format_help = functools.partial(_format_help, command.format_help)
+    if command.help:
+        command.help = "\n\n".join(
+            block if block.startswith(" ") else " ".join(block.split())
+            for block in inspect.cleandoc(command.help).split("\n\n"))
+
+
+def _format_help(format_help: Any, ctx: Any, formatter: Any) -> None:
+    """Typer dedents the help after its first paragraph as if it were a docstring (its
+    first line apart), so a lone example under a one-line "Example:" lost its indent:
+    a leading line break makes every line count."""
+    from typer import rich_utils
+
+    make = rich_utils._make_rich_text
+    if not getattr(make, "_rbv_keeps_indents", False):
+        def keeping(*, text: str, **kwargs: Any) -> Any:
+            return make(text="\n" + text, **kwargs)
+
+        keeping._rbv_keeps_indents = True  # type: ignore[attr-defined]
+        rich_utils._make_rich_text = keeping
+    format_help(ctx, formatter)
 
 
 def _summary(module: str, attribute: str) -> str:

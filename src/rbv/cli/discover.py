@@ -122,6 +122,11 @@ def discover_command(
                f"one; {c.get('after_merge', 0):,} clusters of the rest, "
                f"{c.get('failed_quality', 0):,} faces failed the quality gate, "
                f"{c.get('outliers', 0):,} outliers.")
+    if not c.get("photos"):
+        how = ("drop --dry-run, or run `rbv index FOLDER` first" if dry_run else
+               "run `rbv index FOLDER` first, or drop --no-index" if no_index else
+               "are there photos in it?")
+        typer.echo(f"No photo of {report.folder} is indexed: {how}.")
     shown = [k for k in report.clusters if k["faces"] > 1 or k["kept"]]
     if shown:
         typer.echo("Clusters (faces → passed quality → survivors, photos):")

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, help_from, print_json, settings_of
-from rbv.cluster.eras import EraParams
+from rbv.cluster.eras import Era, EraParams
 
 _D = EraParams()
 
@@ -16,7 +16,8 @@ _D = EraParams()
 @help_from(_D)
 def eras(
     ctx: typer.Context,
-    person: Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")],
+    person: Annotated[str, typer.Argument(help="Name, unique part of a name, uuid or uuid "
+                                          "prefix (4+ chars).")],
     sub_cluster: Annotated[float, typer.Option(min=0.0, max=2.0, help="Cosine distance of "
                                                "the sub-clusters.")] = _D.sub_cluster,
     anchor_min: Annotated[int, typer.Option(min=1, help="Faces a sub-cluster needs to "
@@ -44,6 +45,7 @@ def eras(
 
         rbv eras 3f2a9c --apply --json
     """
+    from rbv.cli.naming import who
     from rbv.jobs.persons import split_person_eras
     from rbv.store import open_database
 
@@ -59,13 +61,23 @@ def eras(
     if as_json:
         print_json(document)
         return
-    typer.echo(f"Person {pid}: {len(result.face_ids)} faces, "
+    whom, *new = who(db, pid, *result.new_persons)
+    typer.echo(f"{whom[0].upper()}{whom[1:]}: {len(result.face_ids)} faces, "
                f"{document['faces_with_year']} with an EXIF year.")
     for i, e in enumerate(result.eras, 1):
-        years_text = (f"{e.first_year}–{e.last_year} (mostly {e.dominant_year})"
-                      if e.first_year else "no year")
-        typer.echo(f"  era {i}: {len(e.rows):>4} faces, {years_text}"
+        dated = sum(result.years[r] is not None for r in e.rows)
+        typer.echo(f"  era {i}: {len(e.rows):>4} faces, {_years(e, dated)}"
                    f"{', thin' if e.thin else ''}")
     if apply:
-        typer.echo(f"Created {len(created)} person(s)." if created
+        typer.echo(f"Created {len(created)} person(s): {', '.join(new)}." if created
                    else "Nothing to split: fewer than two anchored eras.")
+
+
+def _years(era: Era, dated: int) -> str:
+    """The era's years, and from how many of its faces when not all have one: "2019" of
+    one dated face among nine read as if all nine were of 2019."""
+    if not era.first_year:
+        return "no year"
+    span = (f"{era.first_year}" if era.first_year == era.last_year
+            else f"{era.first_year}–{era.last_year} (mostly {era.dominant_year})")
+    return span if dated == len(era.rows) else f"only {dated} with a year: {span}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -96,13 +97,21 @@ def _print(report: EvalReport) -> None:
     console.print(f"Pack {report.pack}: {report.labelled_faces} labelled faces of "
                   f"{report.identities} identities ({report.images} photos, "
                   f"{report.photos_without_face} without a detected face); {report.database}")
-    table = Table("method", "setting", "clusters", "pairwise P / R / F", "BCubed P / R / F",
+    # The settings are long sentences: a legend under the table, so that the scores keep
+    # one line each at 80 columns.
+    table = Table("method", "clusters", "pairwise P / R / F", "BCubed P / R / F",
                   title="With the settings `rbv cluster` would use")
     for s in report.scores:
-        table.add_row(s.method, report.settings[s.method], str(s.clusters),
+        table.add_row(s.method, str(s.clusters),
                       f"{s.pairwise.precision:.3f} / {s.pairwise.recall:.3f} / {s.pairwise.f1:.3f}",
                       f"{s.bcubed.precision:.3f} / {s.bcubed.recall:.3f} / {s.bcubed.f1:.3f}")
-    print_table(table, console=console)
+    print_table(table, whole=["pairwise P / R / F", "BCubed P / R / F"], console=console)
+    console.print("Settings:")
+    for s in report.scores:
+        for line in textwrap.wrap(f"{s.method}: {report.settings[s.method]}",
+                                  width=console.width - 1, initial_indent="  ",
+                                  subsequent_indent="      "):
+            console.print(line, highlight=False, soft_wrap=True)
     m = report.impostor
     console.print(f"Different-person similarity on these labels: mean {m['mu']:.3f}, "
                   f"spread {m['sigma']:.3f} (the evidence method's impostor model).")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -92,12 +92,23 @@ def export_swap_command(
     if as_json:
         print_json({"out": out, "facesets": [r.summary() for r in results]})
         return
-    table = Table("faceset", "name", "in", "rejected", "outliers", "small", "dups", "dropped",
-                  "written", "candidates", title=f"export-swap → {out}")
+    # One column says why faces were not written: at 80 columns a column per reason
+    # did not fit, and the first ones left out were the ones that explained a 0.
+    table = Table("faceset", "name", "in", "written", "left out", "candidates")
     for r in results:
         s = r.summary()
-        table.add_row(s["faceset"], s["name"] or "-", *(str(s[k]) for k in (
-            "faces_in", "rejected", "outliers", "too_small", "duplicates", "dropped",
-            "written", "candidates")))
-    print_table(table, optional=["candidates", "dups", "small", "outliers", "rejected"],
-                whole=["faceset"])
+        table.add_row(s["faceset"], s["name"] or "-", str(s["faces_in"]), str(s["written"]),
+                      _left_out(s), str(s["candidates"]))
+    # the folder on a line of its own: a table title folds a long path mid-name
+    Console().print(f"export-swap → {out}", highlight=False, soft_wrap=True)
+    print_table(table, optional=["candidates"], whole=["faceset"])
+
+
+_REASONS = (("rejected", "not this person"), ("outliers", "outlier(s)"),
+            ("too_small", "too small"), ("duplicates", "duplicate(s)"),
+            ("dropped", "not one face in the crop"))
+
+
+def _left_out(summary: dict[str, Any]) -> str:
+    """'3 outlier(s), 1 too small', or '-' when every face was written."""
+    return ", ".join(f"{summary[key]} {why}" for key, why in _REASONS if summary[key]) or "-"

@@ -91,6 +91,12 @@ def import_folders_command(
         table.add_row(i.name, str(i.photos), str(i.faces), str(i.after_first_pass),
                       str(i.kept), str(i.assigned), "yes" if i.created else "")
     print_table(table, optional=["pass 1", "new"])
+    unindexed = [i.name for i in report.identities if not i.photos]
+    if unindexed:
+        typer.echo(f"{len(unindexed)} folder(s) have no indexed photo ({_few(unindexed)}): "
+                   + ("drop --dry-run (import-folders indexes them), or run `rbv index` "
+                      "first." if dry_run else "run `rbv index` on them first, or drop "
+                      "--no-index." if no_index else "are there photos in them?"))
     for r in report.routed:
         typer.echo(f"{r.path}: face {r.face_id} → {r.identity} (distance {r.distance:.2f})")
     for k in report.skipped:
@@ -104,3 +110,7 @@ def import_folders_command(
                    "`rbv discover FOLDER OUT` turns new people among them into facesets.")
     if dry_run:
         typer.echo("Dry run: nothing was written.")
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (", …" if len(names) > 5 else "")

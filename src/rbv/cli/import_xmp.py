@@ -66,6 +66,9 @@ def import_xmp_command(
     else:
         for c in report.conflicts:
             typer.echo(printable(f"{c['path']}: {c['name']!r} not applied: {c['reason']}"))
+        for u in report.unmatched:
+            typer.echo(printable(f"{u['path']}: {u['name']!r} unmatched: no detected face "
+                                 f"overlaps its region by {min_iou:g} (--min-iou)"))
         verb = "would change" if dry_run else "changed"
         typer.echo(f"{report.photos} photo(s) read: {report.regions} named face region(s), "
                    f"{report.matched} matched to a face, {report.assigned} face(s) {verb}, "

@@ -2,29 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from rbv.cli import persons_review, persons_undo
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.naming import named_list, short_ids, who
 from rbv.cli.tables import print_table
-from rbv.cluster.methods import Method
-from rbv.jobs import persons as editing
-from rbv.store import open_database
+from rbv.cluster.defaults import Method
+from rbv.store import Database, open_database
 from rbv.store.pack_lookup import find_pack
-from rbv.store.persons import faces_of, list_persons, resolve_person
+from rbv.store.persons import (
+    faces_of,
+    labels,
+    list_persons,
+    name_of,
+    resolve_person,
+    short_id,
+)
+
+if TYPE_CHECKING:
+    from rbv.jobs.persons import Edited
 
 app = typer.Typer(help="List, name, merge, split and fix persons; every edit is logged "
                   "(`history`) and can be undone (`undo`). A PERSON is a uuid, a unique uuid "
-                  "prefix, or a name.", no_args_is_help=True)
+                  "prefix, a name, or a unique part of a name.", no_args_is_help=True)
 
-PersonArg = Annotated[str, typer.Argument(help="uuid, uuid prefix (4+ chars) or name.")]
+PersonArg = Annotated[str, typer.Argument(help="Name, unique part of a name, uuid or uuid "
+                                          "prefix (4+ chars).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what would change; "
                                             "change nothing.")]
 FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons show`).",
                                                min=1, max=2**63 - 1)]
+
+
+def _editing() -> ModuleType:
+    """The edit jobs, imported when an edit runs: they bring the clustering stack (numpy,
+    scipy), which `persons list/show/history` do not need (issue 24 #8)."""
+    from rbv.jobs import persons
+
+    return persons
 
 
 def _db(ctx: typer.Context, database: str | None):  # type: ignore[no-untyped-def]
@@ -63,13 +83,16 @@ def list_(
     # one pack: said once in the title, leaving its column's room to the names
     title = f"{total:,} persons" + (f" of {packs[0]}" if len(packs) == 1 else "") + (
         f" (first {len(rows)})" if len(rows) < total else "")
+    # ids shortened (any unique prefix is accepted back; --json has them whole), so
+    # that names keep their room; "hidden" only where hidden persons are listed
     table = Table("id", "name", "faces", "photos", *(["pack"] if len(packs) > 1 else []),
-                  "hidden", title=title)
-    for r in rows:
-        table.add_row(str(r.id), r.name or "-", f"{r.faces:,}", f"{r.images:,}",
-                      *([r.pack] if len(packs) > 1 else []), "yes" if r.hidden else "")
-    print_table(table, optional=["photos", "hidden"] if not hidden else ["photos"],
-                whole=["id"])
+                  *(["hidden"] if hidden else []), title=title)
+    ids = short_ids([r.id for r in rows])
+    for r, short in zip(rows, ids, strict=True):
+        table.add_row(short, r.name or "-", f"{r.faces:,}", f"{r.images:,}",
+                      *([r.pack] if len(packs) > 1 else []),
+                      *(["yes" if r.hidden else ""] if hidden else []))
+    print_table(table, optional=["photos"], whole=["id", "name"])
 
 
 @app.command("show")
@@ -86,10 +109,12 @@ def show(ctx: typer.Context, person: PersonArg,
     with db.connect() as conn:
         pid = resolve_person(conn, person)
         faces = faces_of(conn, pid, limit)
+        title = labels(conn, [pid])[pid]
     if as_json:
         print_json({"person": str(pid), "faces": [f.as_dict() for f in faces]})
         return
-    table = Table("face", "photo", "box", "score", "assigned", title=str(pid))
+    title += "" if title.startswith("person ") else f" ({short_id(pid)})"
+    table = Table("face", "photo", "box", "score", "assigned", title=title)
     for f in faces:
         table.add_row(str(f.id), f.path or "-", ",".join(f"{v:.0f}" for v in f.bbox),
                       f"{f.det_score:.2f}", f.assigned_by or "-")
@@ -110,8 +135,12 @@ def name(ctx: typer.Context, person: PersonArg,
 
         rbv persons name 3f2a9c "Ada Lovelace"
     """
-    pid = editing.name(_db(ctx, database), person, new_name, force=force)
-    typer.echo(f"Person {pid} is now named {new_name.strip()!r}.")
+    db = _db(ctx, database)
+    with db.connect() as conn:
+        pid = resolve_person(conn, person)
+        was = labels(conn, [pid])[pid]
+    _editing().name(db, str(pid), new_name, force=force)
+    typer.echo(f"{was[0].upper()}{was[1:]} is now named {new_name.strip()!r}.")
 
 
 app.command("rename", help="Same as `name`.")(name)
@@ -124,7 +153,8 @@ def merge(ctx: typer.Context, target: PersonArg,
               "--override", help="Merge even when earlier decisions keep a face of one "
               "apart from another (not-this-person, faces different); they are removed, "
               "and said.")] = False,
-          dry_run: DryRunOption = False, database: DatabaseOption = None) -> None:
+          dry_run: DryRunOption = False, database: DatabaseOption = None,
+          as_json: JsonOption = False) -> None:
     """Merge persons into TARGET (their faces move; TARGET keeps its id and name).
     Refused when two of the faces are of one photo (a person has one face per photo),
     and when a face of one was rejected from another (`persons not-this-person`) or
@@ -134,14 +164,33 @@ def merge(ctx: typer.Context, target: PersonArg,
 
         rbv persons merge "Ada Lovelace" 77c1 9e0b --dry-run
     """
-    done = editing.merge(_db(ctx, database), target, sources, override=override,
-                         dry_run=dry_run)
-    if dry_run:
-        _echo(f"Would merge {len(sources)} person(s) into {done.person}: {done.faces:,} faces "
-              "would move. Dry run: nothing was changed.", done.overrides, dry_run)
+    db = _db(ctx, database)
+    with db.connect() as conn:  # names before the merge (a source's may pass to TARGET)
+        ids = [resolve_person(conn, r) for r in [target, *sources]]
+        named = labels(conn, ids)
+    into, merged = named[ids[0]], ", ".join(named[p] for p in ids[1:])
+    done = _editing().merge(db, target, sources, override=override, dry_run=dry_run)
+    if as_json:
+        _print_edit(db, done, dry_run, merged=[str(p) for p in ids[1:]])
         return
-    _echo(f"Merged {len(sources)} person(s) into {done.person}: {done.faces:,} faces moved.",
-          done.overrides, dry_run)
+    if dry_run:
+        _echo(f"Would merge {merged} into {into}: {done.faces:,} faces would move. Dry run: "
+              "nothing was changed.", done.overrides, dry_run)
+        return
+    _echo(f"Merged {merged} into {into}: {done.faces:,} faces moved.", done.overrides,
+          dry_run)
+
+
+def _print_edit(db: Database, done: Edited, dry_run: bool, **extra: object) -> None:
+    """The edit as JSON: the person (None: a new one a dry run would make), its name,
+    the faces moved (would move) and what it overrode, in words."""
+    name = None
+    if done.person is not None:
+        with db.connect() as conn:
+            name = name_of(conn, done.person)
+    print_json({"person": None if done.person is None else str(done.person), "name": name,
+                "faces": done.faces, **extra, "overrides": done.overrides,
+                "dry_run": dry_run})
 
 
 def _echo(line: str, overrides: str, dry_run: bool) -> None:
@@ -171,24 +220,26 @@ def split(
 
         rbv persons split "Ada Lovelace" --threshold 0.5 --dry-run
     """
-    result = editing.split(_db(ctx, database), person, threshold, method, dry_run=dry_run)
+    db = _db(ctx, database)
+    result = _editing().split(db, person, threshold, method, dry_run=dry_run)
     if as_json:
         print_json({"person": str(result.person), "kept": result.kept,
                     "new_persons": [str(p) for p in result.new_persons], "sizes": result.sizes,
                     "threshold": result.threshold, "dry_run": dry_run})
         return
+    whom, *created = who(db, result.person, *result.new_persons)
     if len(result.sizes) < 2:
-        typer.echo(f"Person {result.person} stays whole at threshold {result.threshold:g}.")
+        typer.echo(f"{whom[0].upper()}{whom[1:]} stays whole at threshold "
+                   f"{result.threshold:g}.")
         return
     if dry_run:
-        typer.echo(f"Would split {result.person} at threshold {result.threshold:g} into "
+        typer.echo(f"Would split {whom} at threshold {result.threshold:g} into "
                    f"{len(result.sizes)} persons of " + ", ".join(map(str, result.sizes))
                    + " faces. Dry run: nothing was changed.")
         return
-    typer.echo(f"Split {result.person} at threshold {result.threshold:g}: kept "
-               f"{result.kept} faces; new persons: "
-               + ", ".join(f"{p} ({n})" for p, n in zip(result.new_persons, result.sizes[1:],
-                                                        strict=True)))
+    typer.echo(f"Split {whom} at threshold {result.threshold:g}: kept {result.kept} faces; "
+               "new persons: " + ", ".join(f"{p} ({n} faces)" for p, n in zip(
+                   created, result.sizes[1:], strict=True)))
 
 
 @app.command("move")
@@ -198,6 +249,7 @@ def move(
                                            "person.", show_default=False)] = None,
     dry_run: DryRunOption = False,
     database: DatabaseOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Move faces to a person by hand (kept by every re-cluster). Refused when two of
     the faces would be of one photo (a person has one face per photo). The later
@@ -211,17 +263,24 @@ def move(
 
         rbv persons move 1203           # into a new person of its own
     """
-    done = editing.move(_db(ctx, database), faces, to, dry_run=dry_run)
-    if dry_run:
-        _echo(f"Would move {done.faces} face(s) to {done.person or 'a new person'}. Dry run: "
-              "nothing was changed.", done.overrides, dry_run)
+    db = _db(ctx, database)
+    done = _editing().move(db, faces, to, dry_run=dry_run)
+    if as_json:
+        _print_edit(db, done, dry_run, new_person=to is None)
         return
-    _echo(f"Moved {done.faces} face(s) to {done.person}.", done.overrides, dry_run)
+    whom = who(db, done.person)[0]
+    if dry_run:
+        _echo(f"Would move {done.faces} face(s) to {whom}. Dry run: nothing was changed.",
+              done.overrides, dry_run)
+        return
+    _echo(f"Moved {done.faces} face(s) to {'new ' if to is None else ''}{whom}.",
+          done.overrides, dry_run)
 
 
 @app.command("not-this-person")
 def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
-                    dry_run: DryRunOption = False, database: DatabaseOption = None) -> None:
+                    dry_run: DryRunOption = False, database: DatabaseOption = None,
+                    as_json: JsonOption = False) -> None:
     """Take faces out of a person for good: they are never assigned to it again (the
     next `rbv cluster` places them elsewhere). Their 'same' links with the person's
     faces are removed, and said.
@@ -230,29 +289,65 @@ def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
 
         rbv persons not-this-person "Ada Lovelace" 1207 1311
     """
-    done = editing.reject(_db(ctx, database), person, faces, dry_run=dry_run)
-    if dry_run:
-        _echo(f"Would remove {done.faces} face(s) from {done.person}. Dry run: nothing was "
-              "changed.", done.overrides, dry_run)
+    db = _db(ctx, database)
+    done = _editing().reject(db, person, faces, dry_run=dry_run)
+    if as_json:
+        _print_edit(db, done, dry_run)
         return
-    _echo(f"{done.faces} face(s) removed from {done.person}; they will not be assigned to it "
-          "again.", done.overrides, dry_run)
+    whom = who(db, done.person)[0]
+    if dry_run:
+        _echo(f"Would remove {done.faces} face(s) from {whom}. Dry run: nothing was changed.",
+              done.overrides, dry_run)
+        return
+    _echo(f"{done.faces} face(s) removed from {whom}; they will not be assigned to it again.",
+          done.overrides, dry_run)
+
+
+PersonsArg = Annotated[list[str], typer.Argument(
+    help="Persons: names, unique parts of names, uuids or uuid prefixes (4+ chars).",
+    metavar="PERSON")]
 
 
 @app.command("hide")
-def hide(ctx: typer.Context, persons: Annotated[list[str], typer.Argument()],
-         database: DatabaseOption = None) -> None:
-    """Hide persons from `persons list` (faces stay assigned). Example: rbv persons hide 77c1"""
-    n = editing.hide(_db(ctx, database), persons, True)
-    typer.echo(f"Hid {n} person(s).")
+def hide(ctx: typer.Context, persons: PersonsArg, dry_run: DryRunOption = False,
+         database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Hide persons from `persons list` (their faces stay assigned; `--hidden` lists
+    them, `unhide` shows them again).
+
+    Example:
+
+        rbv persons hide 77c1 "Stranger"
+    """
+    _hide(ctx, persons, database, dry_run, as_json, hidden=True)
 
 
 @app.command("unhide")
-def unhide(ctx: typer.Context, persons: Annotated[list[str], typer.Argument()],
-           database: DatabaseOption = None) -> None:
-    """Show hidden persons again. Example: rbv persons unhide 77c1"""
-    n = editing.hide(_db(ctx, database), persons, False)
-    typer.echo(f"Unhid {n} person(s).")
+def unhide(ctx: typer.Context, persons: PersonsArg, dry_run: DryRunOption = False,
+           database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Show hidden persons in `persons list` again.
+
+    Example:
+
+        rbv persons unhide 77c1
+    """
+    _hide(ctx, persons, database, dry_run, as_json, hidden=False)
+
+
+def _hide(ctx: typer.Context, refs: list[str], database: str | None, dry_run: bool,
+          as_json: bool, *, hidden: bool) -> None:
+    db = _db(ctx, database)
+    with db.connect() as conn:
+        ids = list(dict.fromkeys(resolve_person(conn, r) for r in refs))
+    n = len(ids) if dry_run else _editing().hide(db, [str(p) for p in ids], hidden)
+    if as_json:
+        print_json({"persons": [str(p) for p in ids], "hidden": hidden, "count": n,
+                    "dry_run": dry_run})
+        return
+    if dry_run:
+        typer.echo(f"Would {'hide' if hidden else 'unhide'} {n} person(s): "
+                   f"{named_list(db, ids)}. Dry run: nothing was changed.")
+        return
+    typer.echo(f"{'Hid' if hidden else 'Unhid'} {n} person(s): {named_list(db, ids)}.")
 
 
 app.command("suggest")(persons_review.suggest)

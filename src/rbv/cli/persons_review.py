@@ -3,25 +3,38 @@ that fixes it (registered on the ``persons`` group)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cli.tables import print_table
+from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z
 from rbv.config import Settings
 from rbv.errors import printable
-from rbv.jobs.person_evidence import DEFAULT_MIN_SCORE, DOUBT_Z, TwoPeople
-from rbv.jobs.review import review as review_person
-from rbv.jobs.review import review_largest
-from rbv.jobs.suggest import suggest as suggest_merges
 from rbv.store import open_database
+
+if TYPE_CHECKING:
+    from rbv.jobs.person_evidence import TwoPeople
 
 
 def _label(name: str | None, person: object) -> str:
     return f"{name} ({str(person)[:8]})" if name else str(person)[:8]
+
+
+def _common_folder(paths: list[str | None]) -> tuple[str, list[str]]:
+    """The folder holding every photo (or '' when that is the root), and each path
+    below it ('-' for a photo without a path)."""
+    known = [p for p in paths if p]
+    under = os.path.commonpath([os.path.dirname(p) for p in known]) if known else ""
+    if not under or os.path.dirname(under) == under or not all(
+            os.path.isabs(p) == os.path.isabs(known[0]) for p in known):
+        return "", [p or "-" for p in paths]
+    return under, [os.path.relpath(p, under) if p else "-" for p in paths]
 
 
 def suggest(
@@ -52,6 +65,8 @@ def suggest(
         rbv persons suggest --limit 10 --sheet ~/merge-sheets
     """
     settings = settings_of(ctx, database_url=database)
+    from rbv.jobs.suggest import suggest as suggest_merges  # numpy, scipy: when it runs
+
     report = suggest_merges(open_database(settings), model_pack, limit, min_score=min_score,
                             sheet_dir=sheet,
                             max_pixels=settings.max_image_pixels)
@@ -82,7 +97,8 @@ def suggest(
 def review(
     ctx: typer.Context,
     person: Annotated[str | None, typer.Argument(
-        help="uuid, uuid prefix (4+ chars) or name. Without it: the largest persons.",
+        help="Name, unique part of a name, uuid or uuid prefix (4+ chars). Without "
+        "it: the largest persons.",
         show_default=False)] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 40,
     top: Annotated[int, typer.Option(
@@ -116,31 +132,40 @@ def review(
     if person is None:
         _review_largest(settings, model_pack, top, as_json)
         return
+    from rbv.jobs.review import review as review_person  # numpy, scipy: when it runs
+
     report = review_person(open_database(settings), person, limit, sheet=sheet,
                            max_pixels=settings.max_image_pixels)
     if as_json:
         print_json(report.as_dict())
         return
     row = report.person
-    table = Table("face", "similarity", "z", "", "photo",
+    # Paths below the photos' common folder, named once above the table: whole paths
+    # folded mid-name at 80 columns. The doubtful column only where a face is doubtful.
+    under, paths = _common_folder([f.path for f in report.faces])
+    doubtful = any(f.doubtful for f in report.faces)
+    table = Table("face", "similarity", "z", *(["doubtful"] if doubtful else []), "photo",
                   title=f"{_label(row.name, row.id)}: {row.faces:,} faces, least typical first")
-    for f in report.faces:
+    for f, path in zip(report.faces, paths, strict=True):
         table.add_row(str(f.id), f"{f.similarity:.2f}",
                       "-" if f.z == float("inf") else f"{f.z:.1f}",
-                      "doubtful" if f.doubtful else "", printable(f.path or "-"))
-    print_table(table, whole=["face"])
-    typer.echo("similarity: average with the person's other faces; z: how far above what "
-               f"a stranger would reach (below {DOUBT_Z:g}, or nearer a stranger's than "
-               "the other faces' own: doubtful).")
+                      *(["yes" if f.doubtful else ""] if doubtful else []), printable(path))
+    print_table(table, whole=["face", "photo"])
+    if under:
+        typer.echo(f"photo: under {printable(under)}{os.sep}")
+    say = Console(highlight=False).print  # prose wraps between words; commands stay whole
+    say("similarity: average with the person's other faces; z: how far above what "
+        f"a stranger would reach (below {DOUBT_Z:g}, or nearer a stranger's than "
+        "the other faces' own: doubtful).", markup=False)
     if report.split:
-        typer.echo(_two_people(report.split, _label(row.name, row.id)))
+        say(_two_people(report.split, _label(row.name, row.id)), markup=False)
         typer.echo(f"  {report.split.command}")
     if report.command:
         typer.echo(f"{len(report.doubtful)} doubtful face(s); to take them out for good:")
         typer.echo(f"  {report.command}")
     else:
-        typer.echo("No face looks out of place. To take faces out: rbv persons "
-                   "not-this-person PERSON FACE [FACE...]")
+        say("No face looks out of place. To take faces out:", markup=False)
+        typer.echo("  rbv persons not-this-person PERSON FACE [FACE...]")
     if report.sheet:
         typer.echo(f"Wrote {report.sheet}")
 
@@ -154,6 +179,8 @@ def _two_people(split: TwoPeople, label: str) -> str:
 
 def _review_largest(settings: Settings, model_pack: str | None, top: int,
                     as_json: bool) -> None:
+    from rbv.jobs.review import review_largest
+
     report = review_largest(open_database(settings), model_pack, top)
     if as_json:
         print_json(report.as_dict())

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.naming import relabel
 from rbv.cli.tables import print_table
 from rbv.jobs import edit_log
 from rbv.store import open_database
@@ -28,19 +29,26 @@ def history(
 
         rbv persons history --limit 10
     """
-    rows = edit_log.history(open_database(settings_of(ctx, database_url=database)), limit)
+    db = open_database(settings_of(ctx, database_url=database))
+    rows = edit_log.history(db, limit)
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
-    # "what" last: it is the long one, and takes the room the others leave.
-    table = Table("edit", "when", "command", "state", "rows", "what",
-                  title=f"{len(rows):,} edit(s)")
-    for r in rows:
-        state = (f"undone by #{r.undone_by}" if r.undone_by is not None
-                 else "undo of " + ", ".join(f"#{u}" for u in r.undoes) if r.undoes else "")
-        table.add_row(f"#{r.id}", f"{r.created_at:%Y-%m-%d %H:%M}", r.command, state,
-                      f"{r.rows:,}", r.summary)
-    print_table(table, optional=["rows", "when"], whole=["edit"])
+    # "what" last: it is the long one, and takes the room the others leave; persons
+    # in it by name (or short id), as everywhere users read them
+    states = [f"undone by #{r.undone_by}" if r.undone_by is not None
+              else "undo of " + ", ".join(f"#{u}" for u in r.undoes) if r.undoes else ""
+              for r in rows]
+    shown = any(states)  # no column that is empty on every row
+    table = Table("edit", "when", "command", *(["state"] if shown else []), "rows", "what",
+                  title=f"{len(rows):,} edit(s)", caption="Edit numbers skip dry runs and "
+                  "edits that changed nothing." if rows else None)
+    for r, state, what in zip(rows, states, relabel(db, [r.summary for r in rows]),
+                              strict=True):
+        table.add_row(f"#{r.id}", f"{r.created_at:%Y-%m-%d %H:%M}",
+                      r.command.removeprefix("persons "), *([state] if shown else []),
+                      f"{r.rows:,}", what)
+    print_table(table, optional=["rows", "when"], whole=["edit", "command"])
 
 
 def undo(
@@ -68,14 +76,15 @@ def undo(
 
         rbv persons undo 3 --dry-run
     """
-    result = edit_log.undo(open_database(settings_of(ctx, database_url=database)), count,
-                           dry_run=dry_run)
+    db = open_database(settings_of(ctx, database_url=database))
+    result = edit_log.undo(db, count, dry_run=dry_run)
     if as_json:
         print_json({"undone": [e.as_dict() for e in result.undone], "rows": result.rows,
                     "edit": result.edit_id, "dry_run": dry_run})
         return
     verb = "Would undo" if dry_run else "Undid"
-    for e in result.undone:
-        typer.echo(f"{verb} #{e.id} {e.command}: {e.summary}")
+    for e, what in zip(result.undone, relabel(db, [e.summary for e in result.undone]),
+                       strict=True):
+        typer.echo(f"{verb} #{e.id} {e.command}: {what}")
     typer.echo(f"{result.rows:,} row(s) " + ("would be restored. Dry run: nothing was "
                                             "changed." if dry_run else "restored."))

@@ -16,8 +16,8 @@ from rbv.store import open_database
 def photos_command(
     ctx: typer.Context,
     person: Annotated[list[str], typer.Option(
-        "--person", "-p", help="A person in the photo (name, uuid or uuid prefix); "
-        "repeat for photos with all of them.", show_default=False)],
+        "--person", "-p", help="A person in the photo (name, part of a name, uuid or "
+        "uuid prefix); repeat for photos with all of them.", show_default=False)],
     without: Annotated[list[str] | None, typer.Option(
         "--without", help="Leave out photos with this person (repeatable).",
         show_default=False)] = None,

@@ -39,7 +39,7 @@ def psql(
 
         rbv psql -c "SELECT count(*) FROM face_detections WHERE person_id IS NULL"
 
-        rbv psql --url
+        rbv psql --url --database postgresql://rbv@db.example/rbv
     """
     settings = settings_of(ctx, database_url=database)
     if print_url and settings.database_url is None:

@@ -112,7 +112,20 @@ def refine(
         if report.retired:
             typer.echo("Retired (no longer found): "
                        + ", ".join(f"faceset_{n:03d}" for n in report.retired))
+        if not report.facesets:
+            typer.echo(_no_faceset(c, params))
         typer.echo("Dry run: nothing was written." if dry_run
                    else f"Wrote {len(report.facesets)} facesets to {out}.")
     if problems:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _no_faceset(counts: dict[str, int], params: RefineParams) -> str:
+    """Why no faceset came out: what each gate dropped, and the flags that keep more."""
+    if not counts.get("faces"):
+        return "No faceset: the pack has no faces yet; run `rbv index` first."
+    return (f"No faceset: {counts.get('too_small', 0):,} cluster(s) had faces of fewer than "
+            f"{params.min_images} different photos (--min-images lowers that); "
+            f"{counts.get('failed_quality', 0):,} of {counts['faces']:,} faces failed the "
+            f"quality gate (--min-face {params.min_face_short:g}, --min-blur "
+            f"{params.min_blur:g}, --min-det {params.min_det_score:g} lower it).")

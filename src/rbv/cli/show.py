@@ -20,10 +20,12 @@ _FACESET = re.compile(r"^faceset_(\d+)$")
 
 def show(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="A person (uuid, uuid prefix or name) or a "
+    target: Annotated[str, typer.Argument(help="A person (name, part of a name, uuid or uuid "
+                                          "prefix) or a "
                                           "faceset (faceset_NNN).", show_default=False)],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write. Default: "
-                                             "<target>.png in the current folder.",
+                                             "<name>.png in the current folder (the "
+                                             "person's name, or faceset_NNN).",
                                              show_default=False)] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many faces (best "
                                        "detections first for persons).")] = 64,
@@ -53,15 +55,21 @@ def show(
             if not packs:
                 raise ConfigError(f"no {target} in the database; run `rbv refine OUT` first")
             ids = (faceset_faces(conn, packs[-1], number) or [])[:limit]
+            label = target.strip()
             title = f"{target}: {len(ids)} faces"
         else:
             person = resolve_person(conn, target)
             ids = [f.id for f in faces_of(conn, person, limit)]
-            title = f"{name_of(conn, person) or person}: {len(ids)} faces"
+            name = name_of(conn, person)
+            label = name or f"person_{str(person)[:8]}"
+            title = f"{name or person}: {len(ids)} faces"
         faces = [SheetFace(f, i, b) for f, i, b in face_boxes(conn, ids)]
     if not faces:
         raise ConfigError(f"{target} has no faces to show")
-    path = out or Path(re.sub(r"[^\w.-]+", "_", target.strip()) + ".png")
+    # Without -o: the current folder, said as a whole path (a bare "Ada.png" left users
+    # looking for it).
+    stem = re.sub(r"[^\w.-]+", "_", label).strip("._") or "contact_sheet"
+    path = out or Path.cwd() / f"{stem}.png"
     sheet = write_sheet(db, faces, title, path, tile=tile, columns=columns,
                         max_pixels=settings.max_image_pixels)
     for face in sheet.missing:

@@ -37,14 +37,18 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
     if im["missing_paths"]:
         console.print(f"Missing: {im['missing_paths']:,} paths, {im['missing_images']:,} "
                       "photos found at no other path (`rbv prune` removes them).")
+    if not report["packs"]:
+        console.print("No photos indexed yet: `rbv index FOLDER` finds the faces in a "
+                      "folder's photos.")
     packs = Table("pack", "dim", "scanned", "scan failures", "faces", "unassigned", "persons",
                   "named", title="Per model pack")
     for p in report["packs"]:
         packs.add_row(p["pack"], str(p["embedding_dim"]), f"{p['images_scanned']:,}",
                       f"{p['scan_failures']:,}", f"{p['faces']:,}", f"{p['unassigned_faces']:,}",
                       f"{p['persons']:,}", f"{p['named_persons']:,}")
-    print_table(packs, optional=["scan failures", "dim", "named"], whole=["pack"],
-                console=console)
+    if report["packs"]:
+        print_table(packs, optional=["scan failures", "dim", "named"], whole=["pack"],
+                    console=console)
     for p in report["packs"]:
         check = p["clustering"]
         line = f"{p['pack']}: {check['setting']}."
@@ -61,6 +65,8 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
     if report["last_runs"]:
         runs = Table("command", "status", "started", "finished", title="Last runs")
         for r in report["last_runs"]:
-            runs.add_row(r["command"], r["status"], f"{r['started_at']:%Y-%m-%d %H:%M}",
-                         f"{r['finished_at']:%H:%M:%S}" if r["finished_at"] else "-")
+            started, finished = r["started_at"], r["finished_at"]
+            runs.add_row(r["command"], r["status"], f"{started:%Y-%m-%d %H:%M:%S}",
+                         "-" if finished is None else f"{finished:%H:%M:%S}"
+                         if finished.date() == started.date() else f"{finished:%Y-%m-%d %H:%M:%S}")
         print_table(runs, console=console)

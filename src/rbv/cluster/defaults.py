@@ -77,3 +77,12 @@ class ImpostorModel:
 
     def as_dict(self) -> dict[str, float]:
         return {"mu": self.mu, "sigma": self.sigma, "tau": self.tau}
+
+
+DOUBT_Z = 3.0
+"""A face whose average similarity to the rest of its person is less than this many
+impostor spreads above chance could as well be a stranger: `review` and the site offer
+it for `not-this-person`."""
+DEFAULT_MIN_SCORE = 0.5
+"""Suggestions below this score are not listed: at 0.5, one pair of different people in
+the whole library would be expected to look as alike by chance."""

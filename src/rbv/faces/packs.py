@@ -10,8 +10,11 @@ and gender/age models are found for ``enrich`` but never change the fingerprint.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
-import sys
+import socket
+import threading
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -205,22 +208,64 @@ def resolve_pack_dir(pack: str, insightface_root: Path = DEFAULT_INSIGHTFACE_ROO
     return _download(pack, root, folder)
 
 
+REACH_SECONDS = 5.0
+"""How long a missing pack's download waits to reach the model zoo before saying it is
+offline (InsightFace's own download waits on the system's resolver, 20-30 s)."""
+
+
 def _download(name: str, root: Path, folder: Path) -> Path:
     from insightface.utils.storage import ensure_available
 
+    host = urllib.parse.urlsplit(MODEL_ZOO_URL).hostname or ""
     try:
-        # insightface prints progress on stdout; keep stdout clean for --json output.
-        with contextlib.redirect_stdout(sys.stderr):
+        _reach(host)
+        # InsightFace prints where it downloads to on stdout: not rbv's to say (and stdout
+        # may be --json); its progress bar stays on stderr.
+        with contextlib.redirect_stdout(io.StringIO()):
             return Path(ensure_available("models", name, root=str(root)))
-    except Exception as exc:  # requests/zip/OS errors: the download did not happen
+    except Exception as exc:  # DNS/requests/zip/OS errors: the download did not happen
         with contextlib.suppress(OSError):
             folder.rmdir()  # an empty folder left behind would look like a broken pack
         raise ModelPackError(
-            f"model pack {name!r} is not in {root / 'models'} and could not be "
-            f"downloaded ({type(exc).__name__}: {str(exc)[:200]}). Download "
-            f"{MODEL_ZOO_URL}{name}.zip and unzip it into {folder}/, or pass "
+            f"model pack {name!r} is not in {root / 'models'} and could not be downloaded "
+            f"({_why(exc, host)}); unzip {MODEL_ZOO_URL}{name}.zip into {folder}/, or pass "
             "--model-pack PATH (or set RBV_MODEL_PACK) to a folder holding the .onnx files"
         ) from None
+
+
+def _reach(host: str) -> None:
+    """Raise :class:`TimeoutError` or :class:`OSError` unless a TCP connection to
+    ``host``:443 opens within :data:`REACH_SECONDS` (name lookup included)."""
+    done: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=REACH_SECONDS).close()
+            done.append(None)
+        except OSError as exc:
+            done.append(exc)
+
+    worker = threading.Thread(target=connect, daemon=True)  # getaddrinfo has no timeout
+    worker.start()
+    worker.join(REACH_SECONDS)
+    if not done:
+        raise TimeoutError
+    if done[0] is not None:
+        raise done[0]
+
+
+def _why(exc: BaseException, host: str) -> str:
+    """Why a download failed, in a few words (no library's exception repr)."""
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"{host} did not answer within {REACH_SECONDS:g} s"
+    if isinstance(exc, socket.gaierror) or "NameResolution" in repr(exc):
+        return f"{host} cannot be found: offline?"
+    if isinstance(exc, ConnectionError) or type(exc).__name__ == "ConnectionError":
+        return f"{host} cannot be reached: offline?"
+    if isinstance(exc, RuntimeError) and "Failed downloading" in str(exc):
+        return "the model zoo has no such pack"
+    text = str(exc).splitlines()[0][:120] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def load_pack(

@@ -14,7 +14,7 @@ import numpy as np
 import psycopg
 
 from rbv.cluster.calibrations import resolve_setting
-from rbv.cluster.defaults import ImpostorModel, Method
+from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Method
 from rbv.cluster.person_split import SplitTest, split_test
 from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
 from rbv.jobs.cluster import estimate_impostor
@@ -23,14 +23,6 @@ from rbv.store.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.packs import PackRow
 from rbv.store.persons import PersonRow, list_persons, pack_of
 from rbv.store.review import person_conflicts
-
-DOUBT_Z = 3.0
-"""A face whose average similarity to the rest of its person is less than this many
-impostor spreads above chance could as well be a stranger: `review` and the site offer
-it for `not-this-person`."""
-DEFAULT_MIN_SCORE = 0.5
-"""Suggestions below this score are not listed: at 0.5, one pair of different people in
-the whole library would be expected to look as alike by chance."""
 
 
 @dataclass(frozen=True)

@@ -65,25 +65,54 @@ def list_persons(conn: psycopg.Connection, pack_id: int | None = None, *,
 
 
 def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
-    """A person by uuid, unique uuid prefix (≥ 4 characters) or name (any case).
+    """A person by uuid, unique uuid prefix (≥ 4 characters), name (any case, ``_`` as a
+    space) or unique part of a name ("Obama" for "Barack Obama").
 
-    A merged person resolves to the person it was merged into."""
+    A merged person resolves to the person it was merged into. Several matches are
+    refused, naming each candidate (name and short id)."""
     ref = ref.strip()
     found: list[uuid.UUID] = []
     if _UUID_PREFIX.match(ref.lower()):
         found = [r[0] for r in conn.execute(
-            "SELECT id FROM persons WHERE id::text LIKE %s LIMIT 3", (ref.lower() + "%",))]
+            "SELECT id FROM persons WHERE id::text LIKE %s LIMIT 10", (ref.lower() + "%",))]
     if not found:
         found = [r[0] for r in conn.execute(
-            "SELECT person_id FROM person_names WHERE " + _same_name("name") + " LIMIT 3",
+            "SELECT person_id FROM person_names WHERE " + _same_name("name") + " LIMIT 10",
             (ref,))]
+    if not found and ref:
+        found = [r[0] for r in conn.execute(
+            "SELECT person_id FROM person_names WHERE strpos(lower(replace(name, '_', ' ')), "
+            "lower(replace(%s, '_', ' '))) > 0 ORDER BY name LIMIT 10", (ref,))]
     if not found:
         raise PersonNotFound(f"no person matches {ref!r}; see `rbv persons list`")
     # A name kept by a person merged into another names that other person.
     survivors = list(dict.fromkeys(_surviving(conn, p) for p in found))
     if len(survivors) > 1:
-        raise PersonNotFound(f"{ref!r} matches several persons; give more of the uuid")
+        named = labels(conn, survivors)
+        shown = ", ".join(named[p] if named[p].startswith("person ") else
+                          f"{named[p]} ({short_id(p)})" for p in survivors[:5])
+        more = ", …" if len(survivors) > 5 or len(found) == 10 else ""
+        raise PersonNotFound(f"{ref!r} matches several persons: {shown}{more}; give more of "
+                             "the name or of the id")
     return survivors[0]
+
+
+SHORT_ID = 8
+"""Characters of a uuid shown for an unnamed person; any unique prefix is accepted back."""
+
+
+def short_id(person: uuid.UUID) -> str:
+    """The person's id as shown to users: its first :data:`SHORT_ID` characters."""
+    return str(person)[:SHORT_ID]
+
+
+def labels(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """What users read for each person: its name, or "person " and its short id when
+    unnamed."""
+    names = {r[0]: str(r[1]) for r in conn.execute(
+        "SELECT person_id, name FROM person_names WHERE person_id = ANY(%s)",
+        (list(persons),))}
+    return {p: names.get(p, f"person {short_id(p)}") for p in persons}
 
 
 def _surviving(conn: psycopg.Connection, person: uuid.UUID) -> uuid.UUID:

@@ -1,0 +1,25 @@
+"""Debian packages some tests need (exiftool, chromium), installed when missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+# Another apt-get (an engineer's, unattended-upgrades) holding dpkg's lock is waited for,
+# up to this long, instead of failing the install at once (the review-site fixture
+# failed with 2 errors that way).
+LOCK_WAIT_S = 600
+
+
+def apt_install(package: str) -> subprocess.CompletedProcess[str]:
+    """``apt-get install -y PACKAGE``, after ``apt-get update`` when the first try fails;
+    the last apt-get's result."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    wait = ["-o", f"DPkg::Lock::Timeout={LOCK_WAIT_S}"]
+    done = subprocess.CompletedProcess[str]([], 1, "", "")
+    for command in (["install", "-y", package], ["update"], ["install", "-y", package]):
+        done = subprocess.run(["apt-get", *wait, *command], capture_output=True, text=True,
+                              env=env, check=False)
+        if command[0] == "install" and done.returncode == 0:
+            break
+    return done

@@ -1,0 +1,139 @@
+"""Odds and ends of daily use at the terminal (issue 24 #6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from rbv.config import Settings
+from tests.conftest import run_cli
+
+
+def _into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
+    """`rbv ARGS | head` where head has already exited: the reader end is closed before
+    rbv writes a byte (it takes far longer to start than this takes to close it)."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    env = {**os.environ, "DATABASE_URL": "", "RBV_DATABASE_URL": ""}
+    try:
+        return subprocess.run([sys.executable, "-m", "rbv", *args], stdout=writer,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=120,
+                              check=False)
+    finally:
+        os.close(writer)
+
+
+def test_a_pipe_closed_early_ends_quietly(settings: Settings) -> None:
+    url = str(settings.database_url)
+    for args in (["-d", url, "stats", "--json"], ["-d", url, "stats"],
+                 ["import-folders", "--help"]):
+        done = _into_a_closed_pipe(*args)
+        assert (done.returncode, done.stderr) == (1, ""), args  # was "Error: Broken pipe"
+
+
+def test_psql_url_and_the_readme_agree_on_the_embedded_server(cli, settings: Settings,
+                                                              tmp_path: Path) -> None:
+    refused = run_cli(cli, "psql", "--url", env={"RBV_DATA_DIR": str(tmp_path / "data")})
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("Error: --url needs a server that outlives this "
+                                     "command")  # tests/test_store.py has the whole line
+    given = run_cli(cli, "-d", str(settings.database_url), "psql", "--url")
+    assert given.exit_code == 0, given.output
+    assert given.stdout.strip().startswith("postgresql://")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `psql` |"))
+    assert ("`--url` prints the connection URL of a server you run (`--database`/"
+            "`DATABASE_URL`: the embedded one stops when rbv exits)") in row
+
+
+def test_show_without_out_names_the_file_by_the_person_and_says_where_it_is(
+        cli, faces_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    person = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)[0]
+    assert run_cli(cli, "-d", url, "persons", "name", person["id"], "Ada Lovelace"
+                   ).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    shown = run_cli(cli, "-d", url, "show", "ada", env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    sheet = json.loads(run_cli(cli, "-d", url, "show", "ada", "--json").stdout)
+    assert shown.stdout == (
+        f"Wrote {tmp_path / 'Ada_Lovelace.png'} ({sheet['tiles']} faces, "
+        f"{sheet['columns']}×{sheet['rows']} tiles, {sheet['width']}×{sheet['height']} px).\n")
+    assert (tmp_path / "Ada_Lovelace.png").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Ada_Lovelace.png"]
+
+
+def test_persons_merge_move_hide_take_json_and_dry_run_like_faces_edits(
+        cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    persons = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
+    ada, other, third = persons[0], persons[1], persons[2]
+    assert run_cli(cli, "-d", url, "persons", "name", ada["id"], "Ada Lovelace").exit_code == 0
+
+    def edit(*args: str) -> dict:  # type: ignore[type-arg]
+        done = run_cli(cli, "-d", url, "persons", *args, "--json")
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout)
+
+    would = edit("merge", "ada", other["id"], "--dry-run")
+    assert would == {"person": ada["id"], "name": "Ada Lovelace", "faces": other["faces"],
+                     "merged": [other["id"]], "overrides": "", "dry_run": True}
+    assert edit("merge", "ada", other["id"]) == {**would, "dry_run": False}
+    face = json.loads(run_cli(cli, "-d", url, "persons", "show", third["id"], "--json"
+                              ).stdout)["faces"][0]["id"]
+    assert edit("move", str(face), "--to", "ada") == {
+        "person": ada["id"], "name": "Ada Lovelace", "faces": 1, "new_person": False,
+        "overrides": "", "dry_run": False}
+
+    hidden = run_cli(cli, "-d", url, "persons", "hide", "ada", "--dry-run")
+    assert hidden.stdout == ("Would hide 1 person(s): Ada Lovelace. Dry run: nothing was "
+                             "changed.\n")
+    listed = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
+    assert ada["id"] in {p["id"] for p in listed}
+    assert edit("hide", "ada") == {"persons": [ada["id"]], "hidden": True, "count": 1,
+                                   "dry_run": False}
+    listed = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
+    assert ada["id"] not in {p["id"] for p in listed}
+
+
+def test_eras_say_when_only_some_faces_have_a_year(cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    person = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)[0]
+    face = json.loads(run_cli(cli, "-d", url, "persons", "show", person["id"], "--json"
+                              ).stdout)["faces"][0]["id"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE images SET taken_at = NULL")
+        conn.execute("UPDATE images SET taken_at = '2019-06-01' WHERE id = "
+                     "(SELECT image_id FROM face_detections WHERE id = %s)", (face,))
+    doc = json.loads(run_cli(cli, "-d", url, "eras", person["id"], "--json").stdout)
+    assert doc["faces_with_year"] == 1 and doc["faces"] > 1
+    shown = run_cli(cli, "-d", url, "eras", person["id"], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines()[1:] == [
+        f"  era {i}: {e['faces']:>4} faces, "
+        + ("2019" if e["face_ids"] == [face] else "only 1 with a year: 2019"
+           if face in e["face_ids"] else "no year") + (", thin" if e["thin"] else "")
+        for i, e in enumerate(doc["eras"], 1)]
+
+
+def test_persons_list_and_history_leave_the_clustering_stack_unimported(
+        settings: Settings) -> None:
+    """Issue 24 #8: numpy and scipy cost seconds of every `rbv persons …` start; only the
+    commands that compute with them import them."""
+    for args in (["persons", "list"], ["persons", "history"]):
+        code = ("import sys\nfrom typer.testing import CliRunner\nfrom rbv.cli.app import app\n"
+                f"done = CliRunner().invoke(app, {['-d', str(settings.database_url), *args]!r})\n"
+                "assert done.exit_code == 0, done.output\n"
+                "print(sorted(m for m in ('numpy', 'scipy', 'sklearn') if m in sys.modules))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert (done.returncode, done.stdout) == (0, "[]\n"), (args, done.stderr)
