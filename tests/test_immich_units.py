@@ -11,7 +11,7 @@ from rbv.errors import ConfigError
 from rbv.immich import state as state_module
 from rbv.immich.assets import FaceBox, ImmichAsset, face_short_edge
 from rbv.immich.paths import resolve_inside, safe_relative_path
-from rbv.immich.state import DUP_RUN, FAILED, NO_FACE, STAGED, StageState
+from rbv.immich.state import DUP_RUN, FAILED, NO_FACE, SMALL_FACE, STAGED, StageState
 
 
 def _asset(width: int, height: int, orientation: str | None) -> ImmichAsset:
@@ -96,7 +96,7 @@ def test_appends_after_a_torn_line_are_not_lost(tmp_path: Path) -> None:
         journal.write('{"id": "2", "record": {"sta')
     resumed = StageState.load(path, "http://a", "u")
     assert resumed.journal_path.read_text().endswith("}\n")  # the torn tail is cut off
-    resumed.record("3", NO_FACE)
+    resumed.record("3", SMALL_FACE)
     final = StageState.load(path, "http://a", "u")
     assert final.assets.keys() == {"1", "3"} and final.is_final("3")
 
