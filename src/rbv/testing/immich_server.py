@@ -94,6 +94,9 @@ class FakeImmich(LoopbackServer):
         self.undetected: set[str] = set()  # face detection not run yet: faces are []
         self.queued_jobs = 0  # what GET /jobs says is waiting in faceDetection
         self.admin = True  # whether the key may read /jobs
+        self.extra_images = 0  # images /assets/statistics counts but search never lists
+        self.template_on = False  # storage template: originalPath under library/<owner>
+        self.file_names: dict[str, str] = {}  # id -> originalFileName, overriding
 
     def restart(self) -> None:
         self.faults.down_after_downloads = None
@@ -211,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts.path == "/api/users/me":
             self._send_json(200, _USER, "getMyUser")
         elif parts.path == "/api/assets/statistics":
-            images = len(self.fake.assets)
+            images = len(self.fake.assets) + self.fake.extra_images
             self._send_json(200, {"images": images, "videos": 0, "total": images},
                             "getAssetStatistics")
         elif parts.path == "/api/jobs":
@@ -435,8 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
         ids.sort(key=lambda i: (-self.fake.taken[i] if descending else self.fake.taken[i],
                                 hashlib.sha1(f"{i}:{kept}".encode()).digest()))
         chunk = ids[(page - 1) * size: page * size]
-        items = [_asset_json(self.fake.assets[i], bool(body.get("withExif")),
-                             self.fake.taken[i]) for i in chunk]
+        items = [self._asset_json(i, bool(body.get("withExif"))) for i in chunk]
         more = page * size < len(ids)
         self._send_json(200, {
             "albums": {"total": 0, "count": 0, "items": [], "facets": []},
@@ -445,6 +447,16 @@ class _Handler(BaseHTTPRequestHandler):
                        "nextPage": str(page if self.fake.faults.stuck_paging else page + 1)
                        if more else None},
         }, "searchAssets")
+
+    def _asset_json(self, asset_id: str, with_exif: bool) -> dict[str, Any]:
+        asset = self.fake.assets[asset_id]
+        item = _asset_json(asset, with_exif, self.fake.taken[asset_id])
+        item["originalFileName"] = self.fake.file_names.get(asset_id, asset.file_name)
+        if not self.fake.template_on:  # Immich's default: <media>/upload/<user>/<xx>/<yy>/
+            suffix = asset.file_name.rsplit(".", 1)[-1] if "." in asset.file_name else "jpg"
+            item["originalPath"] = (f"/usr/src/app/upload/upload/{item['ownerId']}/"
+                                    f"{asset_id[:2]}/{asset_id[2:4]}/{asset_id}.{suffix}")
+        return item
 
     def _faces(self, query: dict[str, list[str]]) -> None:
         ids = query.get("id", [])
