@@ -1,6 +1,6 @@
 """A local Immich server (127.0.0.1) for tests: the endpoints rbv uses (staging: version,
-key check, statistics, job counts, search, faces, originals; naming a person, pushing names: people, person, create person, assign a face,
-and reassign/merge as Immich does them), with request validation as Immich does it, and
+key check, statistics, job counts, search, faces, originals; pushing names: people,
+person, create, rename, assign a face, and reassign/merge as Immich does them), with request validation as Immich does it, and
 faults a test can switch on.
 
 Faults: 5xx bursts, slow answers (client timeouts), malformed JSON, truncated or
