@@ -1,7 +1,7 @@
 """A local Immich server (127.0.0.1) for tests: the endpoints rbv uses (staging: version,
 key check, statistics, job counts, search, faces, originals; pushing names: people,
-person, create, rename, assign a face, and reassign/merge as Immich does them), with request validation as Immich does it, and
-faults a test can switch on.
+person, create, rename, assign a face, and reassign/merge as Immich does them), with
+request validation as Immich does it, and faults a test can switch on.
 
 Faults: 5xx bursts, slow answers (client timeouts), malformed JSON, truncated or
 oversized downloads, and outages (the listening socket is closed: connection refused)
