@@ -372,13 +372,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.fake.admin:
             self._error(403, "Forbidden")
             return
-        zero = {"active": 0, "completed": 0, "delayed": 0, "failed": 0, "paused": 0,
-                "waiting": 0}
-        body = {name: {"jobCounts": dict(zero), "queueStatus": {"isActive": False,
-                                                                "isPaused": False}}
+        def counts(waiting: int) -> dict[str, Any]:
+            return {"jobCounts": {"active": 0, "completed": 0, "delayed": 0, "failed": 0,
+                                  "paused": 0, "waiting": waiting},
+                    "queueStatus": {"isActive": False, "isPaused": False}}
+
+        body = {name: counts(self.fake.queued_jobs if name == "faceDetection" else 0)
                 for name in ("thumbnailGeneration", "metadataExtraction", "faceDetection",
                              "facialRecognition")}
-        body["faceDetection"]["jobCounts"]["waiting"] = self.fake.queued_jobs
         self._send_json(200, body)
 
     def _reassign(self, person_id: str, body: Any) -> None:
