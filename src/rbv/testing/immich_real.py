@@ -310,6 +310,12 @@ class RealImmich:
             resp.raise_for_status()
             return resp.json() if resp.content else None
 
+    def post(self, path: str, body: Any) -> Any:
+        with self._http() as http:
+            resp = http.post(path, json=body)
+            resp.raise_for_status()
+            return resp.json() if resp.content else None
+
     def upload(self, photo: Path, taken: str | None = None) -> str:
         """Upload one file (``taken``: its fileCreatedAt, ISO) and return the asset id."""
         self._uploads += 1
