@@ -93,6 +93,7 @@ def test_stage_lists_every_tied_asset_once_and_accounts_for_each(world: World) -
                                                   "size": 1000})["assets"]["items"]
     assert len(tied) > 3 * int(PAGE)  # files without EXIF dates: one time, many pages
     assert got["seen"] == got["server_images"] == count and got["listing_complete"]
+    assert got["listing_exact"]  # ties split by upload time, never paged
     assert got["failed"] == 0
     accounted = (got["staged"] + got["dup_db"] + got["dup_run"] + got["no_face"]
                  + got["small_face"])
