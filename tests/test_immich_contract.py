@@ -8,12 +8,15 @@ import pytest
 
 from rbv.errors import ImmichUnavailable
 from rbv.immich.client import ImmichAuthError, ImmichClient
+from rbv.immich.listing import Listing
 from tests.conftest import IMMICH_KEY
 
 OPERATIONS = {
     "getServerVersion": ("/server/version", "get"),
     "searchAssets": ("/search/metadata", "post"),
     "getFaces": ("/faces", "get"),
+    "getMyUser": ("/users/me", "get"),
+    "getAssetStatistics": ("/assets/statistics", "get"),
 }
 
 
@@ -21,11 +24,15 @@ def test_requests_and_responses_match_the_openapi_document(fake_immich, immich_s
                                                            tmp_path: Path) -> None:
     with ImmichClient(fake_immich.url, IMMICH_KEY, retry_wait_s=0.01) as client:
         assert client.server_version() == "1.132.3"
-        pages = list(client.image_pages(page_size=100))
+        assert client.check_key() == "admin@example.org"
+        assert client.image_count() == len(fake_immich.assets)
+        listing = Listing(client, page_size=100)
+        pages = list(listing.pages())
         first = pages[0][0]
         client.faces(first.id)
         got = client.download_original(first.id, tmp_path / "x.part")
-    assert [len(p) for p in pages] == [100, 100, len(fake_immich.assets) - 200]
+    assert sum(len(p) for p in pages) == listing.count == len(fake_immich.assets)
+    assert listing.exact
     assert got.path.read_bytes() == fake_immich.assets[first.id].data
     # What the client sent is a valid MetadataSearchDto...
     request = immich_spec.request_schema("/search/metadata", "post")
@@ -65,7 +72,7 @@ def test_server_rejects_what_immich_rejects(fake_immich) -> None:
 def test_bad_key_is_an_auth_error_without_the_key(fake_immich) -> None:
     with ImmichClient(fake_immich.url, "wrong-" + IMMICH_KEY) as client,\
             pytest.raises(ImmichAuthError) as caught:
-        list(client.image_pages())
+        client.check_key()
     assert "IMMICH_API_KEY" in str(caught.value)
     assert IMMICH_KEY not in str(caught.value)
 
@@ -85,5 +92,5 @@ def test_a_server_that_pages_in_a_loop_is_an_error_not_a_hang(fake_immich) -> No
     fake_immich.faults.stuck_paging = True
     with ImmichClient(fake_immich.url, IMMICH_KEY) as client,\
             pytest.raises(ImmichError, match="nextPage 1 after 1"):
-        list(client.image_pages(page_size=50))
+        list(client.search_images(1, 50))
     assert len(fake_immich.search_bodies) == 1

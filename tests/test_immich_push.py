@@ -32,10 +32,13 @@ OPERATIONS = {  # operation -> (path, method, status) in the OpenAPI document
     "reassignFaces": ("/people/{id}/reassign", "put", "200"),
     "mergePerson": ("/people/{id}/merge", "post", "201"),
     "getPerson": ("/people/{id}", "get", "200"),
+    "updatePerson": ("/people/{id}", "put", "200"),
+    "getMyUser": ("/users/me", "get", "200"),
 }
 REQUESTS = {"createPerson": ("/people", "post"), "reassignFacesById": ("/faces/{id}", "put"),
             "reassignFaces": ("/people/{id}/reassign", "put"),
-            "mergePerson": ("/people/{id}/merge", "post")}
+            "mergePerson": ("/people/{id}/merge", "post"),
+            "updatePerson": ("/people/{id}", "put")}
 
 
 def _owner(asset: FakeAsset) -> str:
@@ -49,7 +52,9 @@ def server(immich_library, immich_spec) -> Iterator[FakeImmich]:  # type: ignore
         a.file_name == ROTATED or any(f"/admin/{i}/" in a.original_path for i in IDENTITIES))]
     assert any(a.file_name == ROTATED and a.orientation == 6 for a in assets)
     assert any(max(a.preview_size) < max(a.stored_size) for a in assets)  # scaled boxes
-    fake = FakeImmich(assets, IMMICH_KEY, immich_spec).start()
+    fake = FakeImmich(assets, IMMICH_KEY, immich_spec)
+    fake.template_on = True  # staged as library/<owner>/<identity>/<name>
+    fake.start()
     yield fake
     fake.stop()
 
@@ -188,13 +193,18 @@ def test_user_names_are_kept_and_reported_people_reused_never_deleted(
     assert [(c["immich_face_id"], c["name"], c["immich_name"]) for c in got["conflicts"]] \
         == [(katy_face, "Katy_Perry", "Barry")]
     assert server.face_person[katy_face] == barry  # untouched
-    for person_id, person in before.items():  # nothing deleted or renamed
+    # Nothing deleted or renamed; the unnamed cluster, whose faces all are Scarlett's in
+    # rbv, is named as a whole.
+    assert server.people[cluster]["name"] == "Scarlett_Johansson"
+    assert got["people_named"] == ["Scarlett_Johansson"]
+    before[cluster]["name"] = "Scarlett_Johansson"
+    for person_id, person in before.items():
         assert server.people[person_id] == person
     names = Counter(p["name"] for p in server.people.values())
     assert names["Angelina_Jolie"] == 1 and names["Scarlett_Johansson"] == 1
     assigned = named_in_immich(server)
     del assigned[katy_face]
-    assert_correct(server, assigned)  # the unnamed cluster's faces moved to Scarlett
+    assert_correct(server, assigned)  # Scarlett's other faces went to the named cluster
     assert not any(op == "mergePerson" for op, _ in server.writes)
     assert_contract(server, immich_spec)
 
@@ -310,3 +320,62 @@ def test_fake_reassign_and_merge_behave_as_immich_documents(
         assert http.get("/people", params={"size": 5000}).status_code == 400
         listed = http.get("/people", params={"withHidden": "true"}).json()
     assert [p["name"] for p in listed["people"]] == ["C"]  # A merged away, B has no face
+
+
+def test_an_unnamed_immich_person_rbv_agrees_on_is_named_whole_not_split(
+        db_url: str, server: FakeImmich, immich_spec) -> None:  # type: ignore[no-untyped-def]
+    """rbv sees only the photos it staged (a face of 90 px or more); Immich's cluster
+    also holds faces rbv never saw. Moving rbv's faces out would split the cluster: the
+    cluster is named instead, when every face rbv matched in it has one name."""
+    by_owner: dict[str, list[FakeAsset]] = {}
+    for asset in server.assets.values():
+        by_owner.setdefault(_owner(asset), []).append(asset)
+    unseen = [f"0000ab{n:02d}-0000-4000-8000-000000000000" for n in range(5)]
+    katy = server.add_person("")  # Immich's cluster of Katy: every face of hers + unseen
+    for asset in by_owner["Katy_Perry"]:
+        server.assign(asset.face_ids[0], katy)
+    mixed = server.add_person("")  # a cluster mixing Angelina (3 faces) and Scarlett (1)
+    for asset in [*by_owner["Angelina_Jolie"][:3], by_owner["Scarlett_Johansson"][0]]:
+        server.assign(asset.face_ids[0], mixed)
+    for face in unseen:  # faces on photos rbv never staged
+        server.assign(face, katy)
+        server.assign(face.replace("ab", "cd"), mixed)
+
+    result = push(db_url, server)
+
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["people_named"] == ["Katy_Perry"] and got["people_split"] == 1
+    assert server.people[katy]["name"] == "Katy_Perry"
+    assert all(server.face_person[f] == katy for f in unseen)  # the whole cluster
+    assert got["named_faces"] == len(by_owner["Katy_Perry"])
+    assert "Katy_Perry" not in got["people_created"]
+    assert Counter(p["name"] for p in server.people.values())["Katy_Perry"] == 1
+    assert not any(op == "reassignFacesById" and person == katy
+                   for op, (_, person) in ((o, w) for o, w in server.writes
+                                           if o == "reassignFacesById"))
+    # The mixed cluster is left unnamed with what rbv did not match; rbv's faces moved.
+    assert server.people[mixed]["name"] == ""
+    assert {f for f, p in server.face_person.items() if p == mixed} == \
+        {f.replace("ab", "cd") for f in unseen}
+    assigned = {f: n for f, n in named_in_immich(server).items() if n and f not in unseen}
+    assert_correct(server, assigned)
+    assert_contract(server, immich_spec)
+    text = run_cli(CliRunner(), "-d", db_url, "immich-push", "--url", server.url, "--recheck",
+                   *FAST, env={"IMMICH_API_KEY": IMMICH_KEY}).stdout
+    assert "faces named with their person" in text
+
+    writes = len(server.writes)
+    again = json.loads(push(db_url, server, "--recheck").stdout)
+    assert again["assigned"] == again["named_faces"] == 0 and not again["people_named"]
+    assert len(server.writes) == writes
+
+
+def test_a_wrong_key_is_refused_even_with_nothing_to_push(
+        db_url: str, server: FakeImmich) -> None:
+    """``/server/version`` answers any key; ``/users/me`` checks it."""
+    assert push(db_url, server).exit_code == 0
+    for extra in ((), ("--dry-run",)):
+        wrong = run_cli(CliRunner(), "-d", db_url, "immich-push", "--url", server.url,
+                        *FAST, *extra, env={"IMMICH_API_KEY": "wrong-key"})
+        assert wrong.exit_code == 1 and "refused the API key" in wrong.output

@@ -61,7 +61,7 @@ def test_full_stage_matches_the_server(cli, settings, fake_immich, immich_librar
     big = want["big"]
     unique = want["unique_big"]
     assert len(immich_library) >= 200
-    assert len(fake_immich.search_bodies) == -(-len(immich_library) // 50)  # every page
+    assert got["listing_complete"] and got["server_images"] == len(immich_library)
     assert got["seen"] == len(immich_library)
     assert got["no_face"] == want["no_face"] and got["no_face"] > 0
     assert got["small_face"] == want["small_face"] and got["small_face"] > 0
@@ -83,8 +83,13 @@ def test_full_stage_matches_the_server(cli, settings, fake_immich, immich_librar
     fake_immich.downloads.clear()
     fake_immich.face_reads.clear()
     again = json.loads(stage(cli, settings, fake_immich.url, out, "--user", "alice").stdout)
-    assert again["resumed"] == len(immich_library) and again["staged"] == 0
-    assert not fake_immich.downloads and not fake_immich.face_reads
+    # Only assets without faces are asked about again (one faces request each).
+    assert again["rechecked"] == again["no_face"] == want["no_face"]
+    assert again["resumed"] == len(immich_library) - want["no_face"]  # type: ignore[operator]
+    assert again["staged"] == 0 and not fake_immich.downloads
+    no_face = {a.id for a in immich_library if a.truth == "no_face"}
+    assert set(fake_immich.face_reads) == no_face
+    assert max(fake_immich.face_reads.values()) == 1
 
 
 def test_kill_9_mid_stage_then_rerun_finishes_without_redownloads(
@@ -138,8 +143,10 @@ def test_outage_mid_run_exits_2_with_state_saved_then_resumes(
     result = stage(cli, settings, fake_immich.url, out, "--workers", "4")
 
     assert result.exit_code == 2, result.output
-    assert "12 consecutive errors" in result.stderr and "re-run" in result.stderr
-    assert "does not answer" in result.stderr
+    # Whichever noticed first: the workers (12 failed assets) or the listing, which goes
+    # on beside them (window by window).
+    assert "12 consecutive errors" in result.stderr or "listing assets failed" in result.stderr
+    assert "re-run" in result.stderr and "does not answer" in result.stderr
     state = json.loads((out / ".rbv-immich-immich.json").read_text())
     staged = {i for i, r in state["assets"].items() if r["status"] == "staged"}
     assert staged and all((out / "immich" / state["assets"][i]["path"]).exists()
@@ -178,7 +185,8 @@ def test_transient_faults_are_retried_and_failures_retried_next_run(
     fake_immich.faults = type(fake_immich.faults)()
     fake_immich.downloads.clear()
     again = json.loads(stage(cli, settings, fake_immich.url, out).stdout)
-    assert again["failed"] == 0 and again["resumed"] == len(immich_library) - 3
+    assert again["failed"] == 0
+    assert again["resumed"] + again["rechecked"] == len(immich_library) - 3
     assert set(fake_immich.downloads) <= set(failed)
 
 
@@ -259,3 +267,122 @@ def test_stage_then_index_catalogues_and_embeds_the_staged_files(
         faces = conn.execute("SELECT count(*) FROM face_detections").fetchone()[0]
     assert digests == {a.sha256 for a in big}
     assert faces >= len(digests)  # each kept asset has a big face, found again locally
+
+
+# -- issue 23: what the real server (v1.135.3) does that the first stand-in did not ------
+
+def test_tied_assets_are_each_listed_once_at_any_page_size(cli, settings, fake_immich,
+                                                          immich_library, tmp_path: Path) -> None:
+    """Immich pages by OFFSET over ``fileCreatedAt`` alone: with many assets sharing a
+    time, plain paging lists some twice and some never (and two workers then shared one
+    ``.part`` file). Every asset must be listed once and accounted for."""
+    from rbv.testing.immich_server import TIE_GROUP
+
+    want = expected(immich_library)
+    out = tmp_path / "staging"
+    assert TIE_GROUP > 7
+
+    result = stage(cli, settings, fake_immich.url, out, "--page-size", "7")
+
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["seen"] == got["server_images"] == len(immich_library)
+    assert got["listing_complete"] and got["listing_exact"]
+    assert got["no_face"] == want["no_face"] and got["small_face"] == want["small_face"]
+    assert got["staged"] + got["dup_run"] == len(want["big"])  # type: ignore[arg-type]
+    assert set(staged_files(out / "immich")) == want["unique_big"]
+    assert max(fake_immich.face_reads.values()) == 1  # no asset examined twice
+    assert all(b["size"] <= 7 for b in fake_immich.search_bodies)
+
+
+def test_a_listing_short_of_the_server_count_warns_and_exits_3(cli, settings, fake_immich,
+                                                               tmp_path: Path) -> None:
+    fake_immich.extra_images = 2  # the server counts assets its search never returns
+
+    result = stage(cli, settings, fake_immich.url, tmp_path / "out")
+
+    assert result.exit_code == 3, result.output
+    got = json.loads(result.stdout)
+    assert got["server_images"] == got["seen"] + 2 and not got["listing_complete"]
+    assert f"the server counts {got['server_images']:,} image assets but listed" \
+        in result.stderr
+
+
+def test_no_face_is_asked_again_once_immich_has_looked(cli, settings, fake_immich,
+                                                       immich_library, tmp_path: Path) -> None:
+    """``GET /faces`` answers ``[]`` before Immich's detection has run as well."""
+    big = [a for a in immich_library if a.truth == "big_face"][:4]
+    fake_immich.undetected = {a.id for a in big}
+    fake_immich.queued_jobs = 4
+    out = tmp_path / "staging"
+
+    first = stage(cli, settings, fake_immich.url, out)
+    got = json.loads(first.stdout)
+    assert got["no_face"] == expected(immich_library)["no_face"] + 4  # type: ignore[operator]
+    assert got["detection_pending"] == 4
+    text = run_cli(cli, "--database", str(settings.database_url), "immich-stage", "--out",
+                   str(out), "--url", fake_immich.url, "--no-index", *FAST,
+                   env={"IMMICH_API_KEY": IMMICH_KEY})
+    assert "4 thumbnail/metadata/face detection job(s) to run" in text.stdout
+
+    fake_immich.undetected = set()  # Immich's queue caught up
+    fake_immich.queued_jobs = 0
+    fake_immich.downloads.clear()
+    again = json.loads(stage(cli, settings, fake_immich.url, out).stdout)
+    assert again["staged"] + again["dup_run"] == 4 and again["detection_pending"] == 0
+    assert set(fake_immich.downloads) == {a.id for a in big}
+    assert again["rechecked"] == expected(immich_library)["no_face"] + 4  # type: ignore[operator]
+
+
+def test_staged_files_are_browsable_and_never_overwrite(cli, settings, fake_immich,
+                                                        immich_library, tmp_path: Path) -> None:
+    """With the storage template off (Immich's default) ``originalPath`` is
+    ``…/upload/<user>/<xx>/<yy>/<uuid>.jpg``: files are staged by date under the name
+    the user gave, three different photos named alike each kept, a file already in the
+    folder left alone."""
+    big = [a for a in immich_library if a.truth == "big_face"
+           and fake_immich.taken[a.id] == fake_immich.taken[immich_library[0].id]]
+    alike = list({a.sha256: a for a in big}.values())[:3]
+    assert len(alike) == 3
+    for asset in alike:
+        fake_immich.file_names[asset.id] = "IMG_0001.JPG"
+    out = tmp_path / "staging"
+    day = out / "immich" / "2024" / "2024-01-15"
+    day.mkdir(parents=True)
+    (day / "IMG_0001.JPG").write_bytes(b"the user's own file")
+
+    result = stage(cli, settings, fake_immich.url, out)
+
+    assert result.exit_code == 0, result.output
+    assert (day / "IMG_0001.JPG").read_bytes() == b"the user's own file"
+    files = staged_files(out / "immich")
+    del files[hashlib.sha256(b"the user's own file").hexdigest()]
+    for asset in alike:
+        path = files[asset.sha256]
+        assert path.parent == day and path.name.startswith("IMG_0001~")
+    names = {a.sha256: fake_immich.file_names.get(a.id, a.file_name) for a in immich_library}
+    for digest, path in files.items():
+        relative = path.relative_to(out / "immich")
+        assert relative.parts[:2] == ("2024", "2024-01-15"), relative
+        stem, dot, suffix = names[digest].rpartition(".")
+        assert path.name == names[digest] or (path.name.startswith(stem + "~")
+                                              and path.name.endswith(dot + suffix))
+        assert "upload" not in relative.parts
+
+
+def test_a_wrong_key_stops_before_listing(cli, settings, fake_immich, tmp_path: Path) -> None:
+    """``/server/version`` answers any key: the key is checked with ``/users/me``."""
+    result = run_cli(cli, "--database", str(settings.database_url), "immich-stage", "--out",
+                     str(tmp_path / "o"), "--url", fake_immich.url, "--no-index", *FAST,
+                     env={"IMMICH_API_KEY": "wrong-key"})
+    assert result.exit_code == 1 and "refused the API key" in result.output
+    assert not fake_immich.search_bodies
+
+
+def test_a_fresh_database_is_handled_as_index_handles_it(cli, empty_db_url, fake_immich,
+                                                        tmp_path: Path) -> None:
+    index = run_cli(cli, "--database", empty_db_url, "index", str(tmp_path))
+    staged = run_cli(cli, "--database", empty_db_url, "immich-stage", "--out",
+                     str(tmp_path / "o"), "--url", fake_immich.url, "--no-index",
+                     env={"IMMICH_API_KEY": IMMICH_KEY})
+    assert (index.exit_code, index.output) == (staged.exit_code, staged.output)

@@ -11,7 +11,7 @@ from rbv.errors import ConfigError
 from rbv.immich import state as state_module
 from rbv.immich.assets import FaceBox, ImmichAsset, face_short_edge
 from rbv.immich.paths import resolve_inside, safe_relative_path
-from rbv.immich.state import DUP_RUN, FAILED, NO_FACE, STAGED, StageState
+from rbv.immich.state import DUP_RUN, FAILED, NO_FACE, SMALL_FACE, STAGED, StageState
 
 
 def _asset(width: int, height: int, orientation: str | None) -> ImmichAsset:
@@ -96,7 +96,7 @@ def test_appends_after_a_torn_line_are_not_lost(tmp_path: Path) -> None:
         journal.write('{"id": "2", "record": {"sta')
     resumed = StageState.load(path, "http://a", "u")
     assert resumed.journal_path.read_text().endswith("}\n")  # the torn tail is cut off
-    resumed.record("3", NO_FACE)
+    resumed.record("3", SMALL_FACE)
     final = StageState.load(path, "http://a", "u")
     assert final.assets.keys() == {"1", "3"} and final.is_final("3")
 
@@ -164,3 +164,54 @@ def test_the_api_key_is_not_in_the_settings_repr_and_is_required(cli) -> None:
     result = run_cli(cli, "--database", "postgresql://u@127.0.0.1:1/x", "immich-stage",
                      "--out", "/tmp/unused", "--url", "http://127.0.0.1:9")
     assert result.exit_code == 1 and "IMMICH_API_KEY" in result.stderr
+
+
+def _listed(original_path: str, name: str, local: str = "2023-06-01T10:00:00.000Z"):  # type: ignore[no-untyped-def]
+    from rbv.immich.assets import ImmichAsset
+
+    return ImmichAsset.from_json({"id": "b11b3fde-0000-4000-8000-000000000001",
+                                  "originalPath": original_path, "originalFileName": name,
+                                  "localDateTime": local})
+
+
+def test_staged_paths_are_browsable_and_stay_inside(tmp_path: Path) -> None:
+    from rbv.immich.paths import staged_relative_path
+
+    off = "/usr/src/app/upload/upload/4b5c1d3e-0000-4000-8000-000000000001/b1/1b/b11b.jpg"
+    assert staged_relative_path(_listed(off, "IMG_0001.JPG")) == PurePosixPath(
+        "2023/2023-06-01/IMG_0001.JPG")
+    assert staged_relative_path(_listed(off, "IMG_0001.JPG", "")) == PurePosixPath(
+        "undated/IMG_0001.JPG")
+    template = "/usr/src/app/upload/library/admin/2023/June/IMG_0001.jpg"
+    assert staged_relative_path(_listed(template, "x.jpg")) == PurePosixPath(
+        "2023/June/IMG_0001.jpg")
+    for hostile in ("../../../etc/passwd", "/abs/x.jpg", "..", "a\x00b.jpg", "C:\\w\\x.jpg"):
+        relative = staged_relative_path(_listed(off, hostile))
+        assert resolve_inside(tmp_path, relative).is_relative_to(tmp_path.resolve())
+        assert ".." not in relative.parts and "\x00" not in str(relative)
+    nameless = staged_relative_path(_listed(off, ""))
+    assert nameless.name == "b11b3fde-0000-4000-8000-000000000001.jpg"
+
+
+def test_listing_windows_cover_their_range_without_gaps() -> None:
+    from rbv.immich.listing import _Window, to_iso, to_ms
+
+    assert to_ms("2024-01-15T14:30:00.123Z") == 1_705_329_000_123
+    assert to_iso(1_705_329_000_123) == "2024-01-15T14:30:00.123Z"
+    assert to_ms(to_iso(-1)) == -1 and to_ms("not a time") is None
+    window = _Window((1000, 1011))
+    leaves, stack = [], [window]
+    while stack:  # split all the way down: every millisecond is in some leaf
+        w = stack.pop()
+        halves = w.halves()
+        if halves is None or w.created is not None:
+            leaves.append(w)
+        else:
+            for h in halves:
+                assert h.taken is not None and h.taken[1] - h.taken[0] < 11
+            stack.extend(halves)
+    covered = {t for w in leaves if w.taken for t in range(w.taken[0], w.taken[1] + 1)}
+    assert covered == set(range(1000, 1012))
+    instant = _Window((5, 5)).halves()  # one fileCreatedAt: split by upload time next
+    assert instant is not None and all(h.created is not None for h in instant)
+    assert _Window((5, 5), (7, 7)).halves() is None  # both times shared: paged

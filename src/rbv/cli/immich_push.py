@@ -55,9 +55,12 @@ def immich_push(
 
     For each photo staged by `rbv immich-stage` with faces of named persons, the
     Immich faces of that asset that overlap rbv's faces (boxes scaled to one frame,
-    IoU >= --min-iou) are put in the Immich person with the same name, found by name or
-    created. A face Immich already shows under another name is left alone and reported
-    as a conflict; no Immich person is ever deleted, merged or renamed. Re-running
+    IoU >= --min-iou) get rbv's name. When every face rbv matched in an unnamed Immich
+    person (Immich's own cluster) has the same name and no Immich person has it yet, that
+    person is named as a whole (its faces rbv never staged too); otherwise faces are put
+    one by one in the Immich person with the name, found by name or created. A face
+    Immich already shows under another name is left alone and reported as a conflict; no
+    Immich person is ever deleted or merged, and no named one renamed. Re-running
     resumes: finished assets are skipped, and nothing already right is changed. If the
     server stops answering, rbv exits with code 2 (re-run later).
 
@@ -115,13 +118,25 @@ def _print_summary(s: PushSummary) -> None:
     table = Table("faces and assets", Column("count", justify="right"), title=title)
     verb = "to assign" if s.dry_run else "assigned"
     rows = [("assets with named faces", s.assets), ("finished in earlier runs", s.resumed),
-            ("assets checked", s.checked), (f"faces {verb}", s.assigned),
+            ("assets checked", s.checked),
+            ("faces to name with their person" if s.dry_run
+             else "faces named with their person", s.named_faces),
+            (f"faces {verb}", s.assigned),
             ("faces already right", s.unchanged), ("conflicts (left as they are)",
                                                    len(s.conflicts)),
             ("rbv faces Immich has no face for", s.unmatched), ("failed assets", s.failed)]
     for name, count in rows:
         table.add_row(name, f"{count:,}")
     console.print(table)
+    if s.people_named:
+        named = "would name" if s.dry_run else "named"
+        console.print(f"Unnamed Immich people {named} (whole, faces rbv never saw "
+                      "included): " + ", ".join(printable(n) for n in s.people_named),
+                      markup=False)
+    if s.people_split:
+        console.print(f"{s.people_split:,} unnamed Immich people held faces rbv names "
+                      "differently: rbv's faces were moved out one by one, the rest left "
+                      "unnamed.", markup=False)
     if s.people_created:
         created = "would create" if s.dry_run else "created"
         console.print(f"Immich people {created}: " + ", ".join(printable(n)

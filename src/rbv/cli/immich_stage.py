@@ -41,7 +41,8 @@ from rbv.store import Database, open_database
 def immich_stage(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Staging folder; files go to "
-                                      "OUT/<user>/<original path>.")],
+                                      "OUT/<user>/<yyyy>/<yyyy-mm-dd>/<original name> (or "
+                                      "the storage template's path).")],
     url: Annotated[str | None, typer.Option(
         "--url", help="Immich server URL. Default: $IMMICH_URL.", show_default=False)] = None,
     user: Annotated[str, typer.Option(help="Label of this library: the sub-folder of --out.")]
@@ -76,7 +77,9 @@ def immich_stage(
 
     The API key is read from $IMMICH_API_KEY (never from the command line, so it stays
     out of shell history and process lists). Re-running the same command resumes: assets
-    finished earlier are not asked for or downloaded again; failed ones are retried.
+    finished earlier are not asked for or downloaded again; failed ones are retried, and
+    assets without faces are asked about again (Immich may not have looked yet). The
+    listing is checked against the server's own count: exit code 3 when they differ.
     After 12 consecutive errors the server is probed; if it is down, the state is saved
     and rbv exits with code 2 (re-run later to resume).
 
@@ -119,7 +122,7 @@ def immich_stage(
             summary = stage_library(client, db, options, on_progress=show)
             run.counts = {"seen": summary.seen, "staged": summary.staged,
                           "failed": summary.failed}
-            if summary.failed:
+            if summary.failed or not summary.listing_complete:
                 run.status = "partial"
     indexed = None
     if analyzer is not None and options.user_dir.is_dir():
@@ -133,7 +136,12 @@ def immich_stage(
             e = indexed.embed
             typer.echo(f"Indexed {options.user_dir}: {indexed.catalogue.new_images:,} new "
                        f"images" + (f", {e.faces:,} faces" if e else "") + ".")
-    if summary.failed or (indexed is not None and indexed.failed):
+    if not summary.listing_complete:
+        typer.echo(f"Warning: the server counts {summary.server_images:,} image assets but "
+                   f"listed {summary.seen:,}; some were not staged. Re-run; if it persists, "
+                   "report it with `rbv immich-stage --json` output.", err=True)
+    if summary.failed or not summary.listing_complete or \
+            (indexed is not None and indexed.failed):
         raise typer.Exit(EXIT_PARTIAL)
 
 
@@ -152,7 +160,8 @@ def _print_summary(s: StageSummary, options: StageOptions, dry_run: bool) -> Non
     table = Table("assets", Column("count", justify="right"), title=title)
     rows = [("seen", s.seen), ("finished in earlier runs", s.resumed), ("staged", s.staged),
             ("duplicate of an image in the database", s.dup_db),
-            ("duplicate of a file staged earlier", s.dup_run), ("no face", s.no_face),
+            ("duplicate of a file staged earlier", s.dup_run),
+            ("no face (asked again on every run)", s.no_face),
             (f"only faces under {options.min_face:g} px", s.small_face), ("errors", s.failed)]
     if dry_run:
         rows.insert(3, ("would download", s.would_download))
@@ -161,5 +170,12 @@ def _print_summary(s: StageSummary, options: StageOptions, dry_run: bool) -> Non
     console.print(table)
     for asset, error in s.errors[:10]:
         console.print(f"  failed {asset}: {error}", style="red", markup=False)
+    if s.server_images is not None:
+        console.print(f"The server counts {s.server_images:,} image assets; "
+                      f"{s.seen:,} listed.", markup=False)
+    if s.detection_pending:
+        console.print(f"Immich still has {s.detection_pending:,} thumbnail/metadata/face "
+                      "detection job(s) to run: assets without faces may not have been looked "
+                      "at yet; re-run once they are done.", markup=False)
     if s.failed:
         console.print(f"{s.failed:,} asset(s) failed; re-run the same command to retry them.")

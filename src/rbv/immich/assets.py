@@ -32,6 +32,8 @@ class ImmichAsset:
     original_file_name: str
     stored_size: tuple[int, int] | None  # EXIF width × height as stored, if known
     orientation: int | None
+    file_created_at: str = ""  # ISO time: what search orders and filters by
+    local_date_time: str = ""  # ISO time as the photo's clock showed it
 
     @classmethod
     def from_json(cls, item: dict[str, Any]) -> ImmichAsset:
@@ -49,6 +51,8 @@ class ImmichAsset:
             original_file_name=str(item.get("originalFileName") or asset_id),
             stored_size=stored,
             orientation=_orientation(exif.get("orientation")),
+            file_created_at=str(item.get("fileCreatedAt") or ""),
+            local_date_time=str(item.get("localDateTime") or item.get("fileCreatedAt") or ""),
         )
 
     @property

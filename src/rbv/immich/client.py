@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from rbv.errors import ImmichError, ImmichUnavailable, printable
 from rbv.immich.assets import FaceBox, ImmichAsset
 
 MAX_PAGE_SIZE = 1000
+_DETECTION_QUEUES = ("thumbnailGeneration", "metadataExtraction", "faceDetection")
 _CHUNK = 1 << 20
 MIN_DOWNLOAD_RATE = 64 << 10
 """Bytes per second an original download must keep up on average once past --timeout
@@ -77,7 +77,6 @@ class ImmichClient:
         self.url = redact_url(full_url)
         if not full_url.startswith(("http://", "https://")):
             raise ImmichError(f"Immich URL must start with http:// or https://, got {self.url!r}")
-        self.refused_assets: list[str] = []
         self._http = bounded_client(
             base_url=full_url + "/api",
             headers={"x-api-key": api_key, "accept": "application/json"},
@@ -116,45 +115,61 @@ class ImmichClient:
                 "IMMICH_URL and that the server is up, then re-run"
             ) from None
 
-    def image_pages(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[list[ImmichAsset]]:
-        """Every image asset, one page at a time, until ``assets.nextPage`` is null."""
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ImmichError(f"page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
-        page: int | None = 1
-        while page is not None:
-            body = self._json("POST", "/search/metadata", json={
-                "type": "IMAGE", "page": page, "size": page_size, "withExif": True,
-                "order": "asc",
-            })
+    def check_key(self) -> str:
+        """The key's user (``GET /api/users/me``): ``/server/version`` answers any key,
+        this one refuses a wrong one (:class:`ImmichAuthError`)."""
+        body = self._json("GET", "/users/me")
+        if not isinstance(body, dict):
+            raise ImmichError(f"unexpected answer from {self.url} to GET /users/me")
+        return printable(str(body.get("email") or body.get("name") or "?"))[:200]
+
+    def image_count(self) -> int | None:
+        """How many image assets the key's user has on the timeline, by the server's own
+        count (``GET /api/assets/statistics``); None if it does not say."""
+        body = self._json("GET", "/assets/statistics", params={"visibility": "timeline"})
+        try:
+            return int(body["images"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def queued_detection_jobs(self) -> int:
+        """Jobs queued or running in Immich's thumbnail, metadata and face-detection
+        queues (``GET /api/jobs``, admin keys only): until they are done, an asset
+        without faces may just not have been looked at yet."""
+        body = self._json("GET", "/jobs")
+        try:
+            return sum(int(body[queue]["jobCounts"][kind])
+                       for queue in _DETECTION_QUEUES
+                       for kind in ("active", "waiting", "delayed", "paused"))
+        except (KeyError, TypeError, ValueError):
+            raise ImmichError(f"unexpected job counts from {self.url}") from None
+
+    def search_images(self, page: int, size: int, order: str = "asc",
+                      **filters: str) -> tuple[list[ImmichAsset], list[str], bool]:
+        """One page of ``POST /search/metadata`` for images: (assets, problems with
+        malformed ones, whether a next page exists). ``filters`` are search fields
+        (``takenAfter``, ``createdBefore``, …)."""
+        body = self._json("POST", "/search/metadata", json={
+            "type": "IMAGE", "page": page, "size": size, "withExif": True, "order": order,
+            **filters})
+        try:
+            items = body["assets"]["items"]
+            next_page = body["assets"]["nextPage"]
+            if not isinstance(items, list):
+                raise TypeError("items is not a list")
+            if next_page is not None and int(next_page) <= page:  # never loop forever
+                raise ImmichError(f"{self.url} returned nextPage {next_page} after {page}")
+        except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError):
+            raise ImmichError(f"unexpected asset list from {self.url} (page {page})") from None
+        assets, problems = [], []
+        for item in items:
             try:
-                assets = body["assets"]
-                items = assets["items"]
-                next_page = assets["nextPage"]
-            except (KeyError, TypeError):
-                raise ImmichError(
-                    f"unexpected search response from {self.url} (page {page})"
-                ) from None
-            assets_here = []
-            for item in items if isinstance(items, list) else []:
-                try:
-                    if item.get("type", "IMAGE") == "IMAGE":
-                        assets_here.append(ImmichAsset.from_json(item))
-                except (KeyError, TypeError, ValueError, ArithmeticError,
-                        AttributeError) as exc:
-                    # One malformed asset is reported; the others are still staged.
-                    self.refused_assets.append(f"page {page}: malformed asset ({exc})")
-            try:
-                if not isinstance(items, list):
-                    raise TypeError("items is not a list")
-                following = None if next_page is None else int(next_page)
-            except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError):
-                raise ImmichError(
-                    f"unexpected asset list from {self.url} (page {page})"
-                ) from None
-            yield assets_here
-            if following is not None and following <= page:  # never loop forever
-                raise ImmichError(f"{self.url} returned nextPage {following} after {page}")
-            page = following
+                if item.get("type", "IMAGE") == "IMAGE":
+                    assets.append(ImmichAsset.from_json(item))
+            except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+                # One malformed asset is reported; the others are still staged.
+                problems.append(f"malformed asset ({exc})")
+        return assets, problems, next_page is not None
 
     def faces(self, asset_id: str) -> list[FaceBox]:
         """Immich's own face boxes for one asset (in preview pixels)."""

@@ -1,12 +1,12 @@
 """Immich's people and faces, as ``immich-push`` reads and changes them.
 
-Only four calls write nothing but names and face assignments: ``GET /api/people``,
-``POST /api/people`` (create a person with a name), ``GET /api/faces?id=ASSET`` and
-``PUT /api/faces/{personId}`` with body ``{"id": faceId}`` (Immich's
+Only these calls are used: ``GET /api/people``, ``POST /api/people`` (create a person
+with a name), ``PUT /api/people/{id}`` (name an unnamed person), ``GET /api/faces?id=ASSET``
+and ``PUT /api/faces/{personId}`` with body ``{"id": faceId}`` (Immich's
 ``reassignFacesById``: the path names the *person*, the body the face). rbv never
-deletes, merges, hides or renames an Immich person: ``PUT /api/people/{id}/reassign``
-moves every face of a person on an asset and ``POST /api/people/{id}/merge`` deletes the
-merged people, so neither is used.
+deletes, merges or hides an Immich person, nor renames a named one:
+``PUT /api/people/{id}/reassign`` moves every face of a person on an asset and
+``POST /api/people/{id}/merge`` deletes the merged people, so neither is used.
 """
 
 from __future__ import annotations
@@ -109,6 +109,12 @@ class ImmichPeopleClient(ImmichClient):
             raise ImmichError(f"malformed faces of asset {asset_id} (no {exc})") from None
         except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
             raise ImmichError(f"malformed faces of asset {asset_id} ({exc})") from None
+
+    def name_person(self, person_id: str, name: str) -> None:
+        """Give an (unnamed) person a name (``PUT /api/people/{id}``)."""
+        if not ASSET_ID.fullmatch(person_id):
+            raise ImmichError(f"{printable(person_id)[:80]!r} is not an Immich id")
+        self._json("PUT", f"/people/{person_id}", json={"name": name})
 
     def assign_face(self, face_id: str, person_id: str) -> None:
         """Put one face in one person (``PUT /api/faces/{personId}``, body the face)."""

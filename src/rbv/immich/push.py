@@ -7,14 +7,20 @@ upright pixels of the image it detected on (``imageWidth`` × ``imageHeight``), 
 Immich's are scaled to the original before the IoU. A matched Immich face is
 
 - left alone when its person already has the name (any Immich person of that name);
-- put in the named person when it has no person, or an unnamed one (Immich's own
-  clustering);
+- when it is in an unnamed person (Immich's own clustering) and every face rbv matched
+  in that person has the same rbv name, and no Immich person has that name yet: the
+  whole person is *named* (``PUT /api/people/{id}``), so the faces rbv never saw (too
+  small to stage, say) keep their cluster and get the name too. Of several unnamed
+  people agreeing on one name, the one with most matched faces is named;
+- otherwise put in the named person (found by name or created) when it has no person,
+  or an unnamed one whose matched faces disagree on the name;
 - left alone and reported as a *conflict* when its person has another name (a user
   gave it), or when the photo already shows the name on another Immich face.
 
-Nothing is ever deleted, merged or renamed in Immich. Each finished asset is recorded
-with a signature of what was pushed, so a re-run (after an interruption, say) skips it
-without asking the server; ``recheck`` asks again anyway. Workers do one asset each;
+Nothing is ever deleted or merged in Immich, and no named person is renamed. Each
+finished asset is recorded with a signature of what was pushed, so a re-run (after an
+interruption, say) skips it without asking the server; ``recheck`` asks again anyway.
+Workers do one asset each;
 after ``breaker_threshold`` consecutive failed assets the server is probed, and if it
 is down the run stops with :class:`ImmichUnavailable` (exit code 2); what was finished
 is already recorded.
@@ -68,6 +74,7 @@ class Assignment:
     immich_face_id: str
     name: str
     iou: float
+    unnamed_person: str | None = None  # the Immich face's unnamed person, if any
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,8 @@ def plan_asset(asset: AssetFaces, faces: Sequence[ImmichFace], min_iou: float) -
                 asset.asset_id, ours.face_id, theirs.id, ours.name, ours.name,
                 "Immich shows the name on another face of this photo"))
         else:
-            plan.assign.append(Assignment(ours.face_id, theirs.id, ours.name, round(score, 3)))
+            plan.assign.append(Assignment(ours.face_id, theirs.id, ours.name, round(score, 3),
+                                          theirs.person.id if theirs.person else None))
             shown[ours.name.strip().casefold()] = theirs.id
     return plan
 
@@ -158,8 +166,11 @@ class PushSummary:
     unchanged: int = 0
     unmatched: int = 0
     failed: int = 0
+    named_faces: int = 0  # matched faces that got the name with their whole person
     people_found: list[str] = field(default_factory=list)
     people_created: list[str] = field(default_factory=list)
+    people_named: list[str] = field(default_factory=list)  # unnamed Immich people named
+    people_split: int = 0  # unnamed Immich people whose matched faces disagreed
     conflicts: list[Conflict] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (asset id, message)
 
@@ -210,6 +221,18 @@ class _People:
             self.resolved[name] = person_id
             return person_id
 
+    def known(self, name: str) -> bool:
+        """Whether an Immich person already has ``name`` (or this run made one)."""
+        with self.lock:
+            return name in self.resolved or self._find(name) is not None
+
+    def adopt(self, name: str, person_id: str, dry_run: bool) -> None:
+        """``person_id`` (an unnamed person just named) is the person of ``name``."""
+        with self.lock:
+            self.resolved[name] = person_id
+            if self.conn is not None and not dry_run:
+                record_person(self.conn, self.client.url, name, person_id, False)
+
     def _find(self, name: str) -> str | None:
         exact = self.by_name.get(name, [])
         if not exact:  # "ada" in Immich for rbv's "Ada": the same person, not renamed
@@ -232,6 +255,7 @@ def push_names(client: ImmichPeopleClient, db: Database, pack_name: str | None,
     if not 0.0 < options.min_iou <= 1.0:
         raise ConfigError("--min-iou must be in (0, 1]")
     client.server_version()  # startup probe: ImmichUnavailable (exit 2) if down
+    client.check_key()  # /server/version takes any key: a wrong one stops here
     with db.connect(autocommit=True) as conn:
         pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
         work = named_faces_of_assets(conn, client.url, pack.id, options.user)
@@ -274,6 +298,9 @@ class _Outcome:
 
 
 class _Run:
+    """Read every asset's faces and plan (workers), decide which unnamed Immich people
+    to name (here: it needs every plan), then write (workers) and record each asset."""
+
     def __init__(self, client: ImmichPeopleClient, conn: psycopg.Connection, people: _People,
                  options: PushOptions, summary: PushSummary,
                  on_progress: Callable[[PushSummary, int], None] | None) -> None:
@@ -285,31 +312,104 @@ class _Run:
         self.on_progress = on_progress
         self.consecutive_errors = 0
         self.total = 0
+        self.named: set[str] = set()  # Immich person ids named by this run
 
     def run(self, todo: list[tuple[AssetFaces, str]]) -> PushSummary:
         self.total = len(todo)
-        pending: dict[Future[_Outcome], tuple[AssetFaces, str]] = {}
-        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="immich-push")
-        try:
-            for item in todo:
-                while len(pending) >= 2 * self.options.workers:
-                    self._collect(pending)
-                pending[pool.submit(self._push, item[0])] = item
-            while pending:
-                self._collect(pending)
-        finally:
-            for future in list(pending):
-                if future.cancel():
-                    del pending[future]
-            pool.shutdown(wait=True, cancel_futures=True)
+        plans = [(asset, sig, outcome.plan) for (asset, sig), outcome
+                 in self._each(todo, self._plan) if outcome.plan is not None]
+        self._name_people([plan for _, _, plan in plans])
+        for (asset, sig, plan), outcome in self._each(
+                [(a, s) for a, s, _ in plans], self._write,
+                {a.asset_id: p for a, _, p in plans}):
+            self._finish(asset, sig, plan, outcome)
         return self.summary
 
-    def _push(self, asset: AssetFaces) -> _Outcome:
-        """One asset, on a worker thread: read its faces, plan, assign."""
+    def _each(self, items: list[tuple[AssetFaces, str]], work: Callable[..., _Outcome],
+              plans: dict[str, AssetPlan] | None = None):  # type: ignore[no-untyped-def]
+        """(item, outcome) per item, ``work`` run on the pool; failed items are counted
+        here (and trip the breaker) and not yielded."""
+        pending: dict[Future[_Outcome], tuple[AssetFaces, str]] = {}
+        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="immich-push")
+
+        def submit(item: tuple[AssetFaces, str]) -> None:
+            args = (item[0],) if plans is None else (item[0], plans[item[0].asset_id])
+            pending[pool.submit(work, *args)] = item
+
         try:
-            plan = plan_asset(asset, self.client.asset_faces(asset.asset_id),
-                              self.options.min_iou)
+            queue = iter(items)
+            for item in queue:
+                submit(item)
+                if len(pending) >= 2 * self.options.workers:
+                    break
+            while pending:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = pending.pop(future)
+                    outcome = future.result()  # re-raises ImmichAuthError
+                    if outcome.error is not None:
+                        self._failed(item[0], outcome.error)
+                    else:
+                        self.consecutive_errors = 0
+                        yield ((item[0], item[1], plans[item[0].asset_id]) if plans
+                               else item), outcome
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        submit(nxt)
+        finally:
+            for future in list(pending):
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _plan(self, asset: AssetFaces) -> _Outcome:
+        """One asset's faces read and planned, on a worker thread."""
+        try:
+            return _Outcome(plan_asset(asset, self.client.asset_faces(asset.asset_id),
+                                       self.options.min_iou))
+        except ImmichAuthError:
+            raise
+        except ImmichError as exc:
+            return _Outcome(error=str(exc))
+
+    def _name_people(self, plans: list[AssetPlan]) -> None:
+        """Name each unnamed Immich person whose matched faces all agree (see the module
+        docstring); a failure leaves its faces to be moved one by one instead."""
+        names: dict[str, set[str]] = {}
+        matched: dict[str, int] = {}
+        for plan in plans:
             for step in plan.assign:
+                if step.unnamed_person:
+                    names.setdefault(step.unnamed_person, set()).add(step.name)
+                    matched[step.unnamed_person] = matched.get(step.unnamed_person, 0) + 1
+        candidates: dict[str, list[str]] = {}
+        for person, these in names.items():
+            if len({n.strip().casefold() for n in these}) == 1:
+                candidates.setdefault(next(iter(these)), []).append(person)
+            else:
+                self.summary.people_split += 1
+        for name, persons in sorted(candidates.items()):
+            if self.people.known(name):
+                continue  # an Immich person has the name: faces are moved into it
+            best = max(persons, key=lambda p: (matched[p], p))
+            self.summary.people_split += len(persons) - 1
+            try:
+                if not self.options.dry_run:
+                    self.client.name_person(best, name)
+            except ImmichAuthError:
+                raise
+            except ImmichError as exc:
+                self.summary.errors.append((best, f"naming person {name!r}: {exc}"))
+                continue
+            self.people.adopt(name, best, self.options.dry_run)
+            self.named.add(best)
+            self.summary.people_named.append(name)
+
+    def _write(self, asset: AssetFaces, plan: AssetPlan) -> _Outcome:
+        """One asset's remaining assignments, on a worker thread."""
+        try:
+            for step in plan.assign:
+                if step.unnamed_person in self.named:
+                    continue  # named with its whole person
                 person_id = self.people.resolve(step.name)
                 if not self.options.dry_run:
                     self.client.assign_face(step.immich_face_id, person_id)
@@ -319,30 +419,29 @@ class _Run:
         except ImmichError as exc:
             return _Outcome(error=str(exc))
 
-    def _collect(self, pending: dict[Future[_Outcome], tuple[AssetFaces, str]]) -> None:
-        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-        for future in done:
-            asset, sig = pending.pop(future)
-            outcome = future.result()  # re-raises ImmichAuthError
-            s = self.summary
-            s.checked += 1
-            if outcome.plan is None:
-                s.failed += 1
-                s.errors.append((asset.asset_id, outcome.error or "failed"))
-                self.consecutive_errors += 1
-                if self.consecutive_errors >= self.options.breaker_threshold:
-                    _probe_or_stop(self.client, s,
-                                   f"{self.consecutive_errors} consecutive errors")
-                    self.consecutive_errors = 0
-            else:
-                self.consecutive_errors = 0
-                plan = outcome.plan
-                s.assigned += len(plan.assign)
-                s.unchanged += plan.unchanged
-                s.unmatched += len(plan.unmatched)
-                s.conflicts.extend(plan.conflicts)
-                if not self.options.dry_run:
-                    record_push(self.conn, self.client.url, asset.asset_id, sig,
-                                len(plan.assign), len(plan.conflicts))
-            if self.on_progress:
-                self.on_progress(s, self.total)
+    def _failed(self, asset: AssetFaces, error: str) -> None:
+        s = self.summary
+        s.checked += 1
+        s.failed += 1
+        s.errors.append((asset.asset_id, error))
+        self.consecutive_errors += 1
+        if self.consecutive_errors >= self.options.breaker_threshold:
+            _probe_or_stop(self.client, s, f"{self.consecutive_errors} consecutive errors")
+            self.consecutive_errors = 0
+        if self.on_progress:
+            self.on_progress(s, self.total)
+
+    def _finish(self, asset: AssetFaces, sig: str, plan: AssetPlan, outcome: _Outcome) -> None:
+        s = self.summary
+        s.checked += 1
+        by_naming = sum(step.unnamed_person in self.named for step in plan.assign)
+        s.named_faces += by_naming
+        s.assigned += len(plan.assign) - by_naming
+        s.unchanged += plan.unchanged
+        s.unmatched += len(plan.unmatched)
+        s.conflicts.extend(plan.conflicts)
+        if not self.options.dry_run:
+            record_push(self.conn, self.client.url, asset.asset_id, sig,
+                        len(plan.assign), len(plan.conflicts))
+        if self.on_progress:
+            self.on_progress(s, self.total)

@@ -1,7 +1,8 @@
 """Stage an Immich library: keep image assets with a big enough face, download their
 originals, drop byte-duplicates, and save the rest under ``OUT/<user>/…``.
 
-The main thread pages through the library and hands each asset to a pool of workers;
+The main thread lists the library (:mod:`rbv.immich.listing`: every asset once, checked
+against the server's own count) and hands each asset to a pool of workers;
 a worker does the whole network chain for one asset (faces → size check → download →
 sha256) and returns an outcome; the main thread alone dedups, renames the file into
 place and records the outcome in the resumable :class:`StageState`. After
@@ -14,15 +15,17 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from rbv.errors import ConfigError, ImmichError, ImmichUnavailable
 from rbv.immich.assets import ImmichAsset, largest_face_short_edge
 from rbv.immich.client import ImmichAuthError, ImmichClient, ImmichTransient
-from rbv.immich.paths import resolve_inside, safe_relative_path, with_suffix_tag
+from rbv.immich.listing import Listing
+from rbv.immich.paths import resolve_inside, staged_relative_path, with_suffix_tag
 from rbv.immich.state import (
     DUP_DB,
     DUP_RUN,
@@ -81,11 +84,21 @@ class StageSummary:
     small_face: int = 0
     failed: int = 0
     would_download: int = 0
+    rechecked: int = 0  # no_face assets of earlier runs asked about again
+    server_images: int | None = None  # the server's own count of image assets
+    listing_exact: bool = True  # False if a tie group larger than a page had to be paged
+    detection_pending: int | None = None  # Immich's queued detection work (admin keys)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (asset id, message)
+
+    @property
+    def listing_complete(self) -> bool:
+        """Whether every asset the server counts was listed (unknown counts as yes)."""
+        return self.server_images is None or self.server_images == self.seen
 
     def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if k != "errors"} | {
-            "errors": [{"asset": a, "error": e} for a, e in self.errors]
+            "listing_complete": self.listing_complete,
+            "errors": [{"asset": a, "error": e} for a, e in self.errors],
         }
 
 
@@ -116,6 +129,7 @@ def stage_library(
     if options.workers < 1:
         raise ConfigError("--workers must be at least 1")
     client.server_version()  # startup probe: ImmichUnavailable (exit 2) if down
+    client.check_key()  # /server/version takes any key: a wrong one stops here
     state = StageState.load(options.state_path, client.url, options.user)
     return _Run(client, db, options, state, on_progress).run()
 
@@ -134,6 +148,7 @@ class _Run:
         self.consecutive_errors = 0
         self.pending: dict[Future[_Outcome], ImmichAsset] = {}
         self.conn = db.connect(autocommit=True) if db is not None else None
+        self.listing = Listing(client, options.page_size)
 
     def run(self) -> StageSummary:
         if not self.options.dry_run:
@@ -149,6 +164,8 @@ class _Run:
                     if self.state.is_final(asset.id):
                         self.summary.resumed += 1
                         continue
+                    if self.state.status(asset.id) == NO_FACE:
+                        self.summary.rechecked += 1  # Immich may not have looked yet
                     while len(self.pending) >= 2 * self.options.workers:
                         self._collect(FIRST_COMPLETED)
                     self.pending[pool.submit(self._examine, asset)] = asset
@@ -168,15 +185,29 @@ class _Run:
                 self.state.save()
             if self.conn is not None:
                 self.conn.close()
-        for message in self.client.refused_assets:  # never staged, never given a path
+        for message in self.listing.problems:  # never staged, never given a path
             self.summary.seen += 1
             self.summary.failed += 1
             self.summary.errors.append(("?", message))
+        self.summary.listing_exact = self.listing.exact
+        with contextlib.suppress(ImmichTransient):
+            self.summary.server_images = self.client.image_count()
+        if self.summary.no_face:
+            self.summary.detection_pending = self._detection_pending()
         return self.summary
+
+    def _detection_pending(self) -> int | None:
+        """Jobs Immich still has to run before it has looked for every face (thumbnails,
+        metadata, face detection: waiting, active, delayed or paused); None when the key
+        may not read the job queues (not an admin's)."""
+        try:
+            return self.client.queued_detection_jobs()
+        except (ImmichAuthError, ImmichError):
+            return None
 
     def _pages(self):  # type: ignore[no-untyped-def]
         try:
-            yield from self.client.image_pages(self.options.page_size)
+            yield from self.listing.pages()
         except ImmichTransient as exc:
             self._probe_or_stop(f"listing assets failed: {exc}")
             raise ImmichError(f"listing assets on {self.client.url} failed ({exc}); "
@@ -194,8 +225,10 @@ class _Run:
                 return _Outcome(SMALL_FACE, face_short=round(short, 1))
             if self.options.dry_run:
                 return _Outcome(_WOULD_DOWNLOAD, face_short=round(short, 1))
-            part = self.options.partial_dir / f"{asset.id}.part"
-            got = self.client.download_original(asset.id, part)
+            # Its own file: no two downloads ever share one.
+            fd, name = tempfile.mkstemp(".part", f"{asset.id}.", self.options.partial_dir)
+            os.close(fd)
+            got = self.client.download_original(asset.id, Path(name))
             return _Outcome("downloaded", face_short=round(short, 1), part=got.path,
                             sha256=got.sha256, size=got.size)
         except ImmichAuthError:
@@ -275,10 +308,14 @@ class _Run:
         if sha256 in self.by_sha:
             part.unlink()
             return DUP_RUN, self.by_sha[sha256]
-        relative = safe_relative_path(asset.original_path, asset.original_file_name, asset.id)
-        if str(relative) in self.claimed:
+        relative = staged_relative_path(asset)
+        target = resolve_inside(self.options.user_dir, relative)
+        if str(relative) in self.claimed or target.exists():  # never over another file
             relative = with_suffix_tag(relative, asset.id[:8])
-        target = resolve_inside(self.options.user_dir, PurePosixPath(relative))
+            target = resolve_inside(self.options.user_dir, relative)
+        if str(relative) in self.claimed or target.exists():
+            relative = with_suffix_tag(relative, asset.id)
+            target = resolve_inside(self.options.user_dir, relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target)
         self.by_sha[sha256] = str(relative)

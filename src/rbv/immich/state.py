@@ -1,8 +1,9 @@
 """The staging run's resumable state: a snapshot file plus an append-only journal.
 
-Each asset that reached a final outcome (staged, deduplicated, no face, small face) is
-recorded with it, so a re-run skips it without asking the server again; failed assets
-are recorded with their error and retried. Every outcome is appended to a journal the
+Each asset that reached a final outcome (staged, deduplicated, small face) is recorded
+with it, so a re-run skips it without asking the server again; failed assets are
+recorded with their error and retried, and ``no_face`` ones are asked about again
+(Immich may not have looked for faces yet). Every outcome is appended to a journal the
 moment it happens (one flushed and fsynced JSON line holding the asset's whole record,
 cheap at any library size). Only when the journal has grown to a fair share of the
 snapshot (:meth:`StageState.compact_if_due`) or at the end of a run is the whole state
@@ -37,7 +38,10 @@ DUP_RUN = "dup_run"
 NO_FACE = "no_face"
 SMALL_FACE = "small_face"
 FAILED = "failed"
-FINAL = frozenset({STAGED, DUP_DB, DUP_RUN, NO_FACE, SMALL_FACE})
+FINAL = frozenset({STAGED, DUP_DB, DUP_RUN, SMALL_FACE})
+"""Not asked about again. ``no_face`` is not final: Immich answers "no faces" both when
+there are none and when it has not looked yet, so such assets are re-checked (one small
+request each, nothing downloaded)."""
 
 # Compact once the journal holds this many lines and at least 1/COMPACT_RATIO as many
 # as the snapshot has assets: the rewrite is then paid for by that many cheap appends.
@@ -120,6 +124,10 @@ class StageState:
     def is_final(self, asset_id: str) -> bool:
         record = self.assets.get(asset_id)
         return record is not None and record.get("status") in FINAL
+
+    def status(self, asset_id: str) -> str | None:
+        record = self.assets.get(asset_id)
+        return None if record is None else record.get("status")
 
     def staged_by_sha(self) -> dict[str, str]:
         """sha256 → staged relative path, for dedup against earlier staging."""

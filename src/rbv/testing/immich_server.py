@@ -1,16 +1,25 @@
 """A local Immich server (127.0.0.1) for tests: the endpoints rbv uses (staging: version,
-search, faces, originals; pushing names: people, person, create person, assign a face,
-and reassign/merge as Immich does them), with request validation as Immich does it, and
-faults a test can switch on.
+key check, statistics, job counts, search, faces, originals; pushing names: people,
+person, create, rename, assign a face, and reassign/merge as Immich does them), with
+request validation as Immich does it, and faults a test can switch on.
 
 Faults: 5xx bursts, slow answers (client timeouts), malformed JSON, truncated or
 oversized downloads, and outages (the listening socket is closed: connection refused)
 either on demand or after N downloads; :meth:`FakeImmich.restart` brings the server
 back on the same port.
+
+As the real server (v1.135.3) does: ``POST /search/metadata`` orders by ``fileCreatedAt``
+only and pages with OFFSET, so assets sharing a time come in an order that depends on
+the page asked for (PostgreSQL's top-N sort): ties repeat or vanish between pages, the
+same way every time. Many assets share a time here (as files without EXIF dates do).
+``GET /faces`` answers ``[]`` for an asset not yet through face detection
+(:attr:`FakeImmich.undetected`); ``GET /server/version`` takes any key, ``GET /users/me``
+checks it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -19,6 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +42,10 @@ _ORIGINAL = re.compile(r"^/api/assets/([^/]+)/original$")
 _PERSON = re.compile(r"^/api/people/([^/]+)$")
 _PERSON_ACTION = re.compile(r"^/api/people/([^/]+)/(reassign|merge)$")
 _FACE = re.compile(r"^/api/faces/([^/]+)$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TIE_GROUP = 80  # the first assets share one fileCreatedAt; the others come in threes
+_TAKEN_BASE_MS = 1_705_329_000_000  # 2024-01-15T14:30:00Z
+_CREATED_BASE_MS = 1_731_000_000_000  # uploads: one every 37 ms
 _LISTED_UNNAMED_MIN_FACES = 3  # Immich's default facialRecognition.minFaces
 
 
@@ -73,6 +87,16 @@ class FakeImmich(LoopbackServer):
         self.face_asset = {f: a.id for a in assets for f in a.face_ids}
         self.writes: list[tuple[str, Any]] = []  # (operation, what changed), in order
         self.down = False  # an outage of down_after_writes: kept-alive connections too
+        # fileCreatedAt and createdAt (upload time), in ms: ties as in a real library.
+        self.taken = {a.id: _TAKEN_BASE_MS + (0 if n < TIE_GROUP else (n // 3) * 60_000)
+                      for n, a in enumerate(assets)}
+        self.created = {a.id: _CREATED_BASE_MS + 37 * n for n, a in enumerate(assets)}
+        self.undetected: set[str] = set()  # face detection not run yet: faces are []
+        self.queued_jobs = 0  # what GET /jobs says is waiting in faceDetection
+        self.admin = True  # whether the key may read /jobs
+        self.extra_images = 0  # images /assets/statistics counts but search never lists
+        self.template_on = False  # storage template: originalPath under library/<owner>
+        self.file_names: dict[str, str] = {}  # id -> originalFileName, overriding
 
     def restart(self) -> None:
         self.faults.down_after_downloads = None
@@ -187,6 +211,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if parts.path == "/api/server/version":
             self._send_json(200, VERSION, "getServerVersion")
+        elif parts.path == "/api/users/me":
+            self._send_json(200, _USER, "getMyUser")
+        elif parts.path == "/api/assets/statistics":
+            images = len(self.fake.assets) + self.fake.extra_images
+            self._send_json(200, {"images": images, "videos": 0, "total": images},
+                            "getAssetStatistics")
+        elif parts.path == "/api/jobs":
+            self._jobs()
         elif parts.path == "/api/faces":
             self._faces(parse_qs(parts.query))
         elif match := _ORIGINAL.match(parts.path):
@@ -233,6 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._assign_face(match[1], body)
         elif (match := _PERSON_ACTION.match(parts.path)) and match[2] == "reassign":
             self._reassign(match[1], body)
+        elif match := _PERSON.match(parts.path):
+            self._update_person(match[1], body)
         else:
             self._error(404, f"Cannot PUT {parts.path}")
 
@@ -316,6 +350,38 @@ class _Handler(BaseHTTPRequestHandler):
             answer = self.fake.person_json(person_id)
         self._send_json(200, answer, "reassignFacesById")
 
+    def _update_person(self, person_id: str, body: Any) -> None:
+        """``PUT /people/{id}``: here only a new name (or hidden flag)."""
+        if not self._valid("updatePerson", "/people/{id}", "put", body) \
+                or not self._known_person(person_id):
+            return
+        if not self.fake._take_write():
+            self._error(503, "Service Unavailable")
+            return
+        with self.fake.lock:
+            person = self.fake.people[person_id]
+            if "name" in body:
+                person["name"] = str(body["name"])
+            if "isHidden" in body:
+                person["isHidden"] = bool(body["isHidden"])
+            self.fake.writes.append(("updatePerson", (person_id, person["name"])))
+            answer = self.fake.person_json(person_id)
+        self._send_json(200, answer, "updatePerson")
+
+    def _jobs(self) -> None:
+        if not self.fake.admin:
+            self._error(403, "Forbidden")
+            return
+        def counts(waiting: int) -> dict[str, Any]:
+            return {"jobCounts": {"active": 0, "completed": 0, "delayed": 0, "failed": 0,
+                                  "paused": 0, "waiting": waiting},
+                    "queueStatus": {"isActive": False, "isPaused": False}}
+
+        body = {name: counts(self.fake.queued_jobs if name == "faceDetection" else 0)
+                for name in ("thumbnailGeneration", "metadataExtraction", "faceDetection",
+                             "facialRecognition")}
+        self._send_json(200, body)
+
     def _reassign(self, person_id: str, body: Any) -> None:
         """Every face of ``data[].personId`` on ``data[].assetId`` to the path's person."""
         if not self._valid("reassignFaces", "/people/{id}/reassign", "put", body) \
@@ -362,11 +428,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.search_bodies.append(body)
         page, size = int(body.get("page", 1)), int(body.get("size", 250))
         wanted = body.get("type")
-        ids = [i for i in self.fake.order if wanted in (None, "IMAGE")]
-        if body.get("order", "desc") == "desc":
-            ids = ids[::-1]
+        ids = [i for i in self.fake.order if wanted in (None, "IMAGE")
+               and _within(self.fake.taken[i], body.get("takenAfter"), body.get("takenBefore"))
+               and _within(self.fake.created[i], body.get("createdAfter"),
+                           body.get("createdBefore"))]
+        # ORDER BY fileCreatedAt only, LIMIT size + 1 OFFSET (page - 1) * size: the order
+        # among ties depends on how many rows the sort keeps (LIMIT + OFFSET).
+        kept = page * size + 1
+        descending = body.get("order", "desc") == "desc"
+        ids.sort(key=lambda i: (-self.fake.taken[i] if descending else self.fake.taken[i],
+                                hashlib.sha1(f"{i}:{kept}".encode()).digest()))
         chunk = ids[(page - 1) * size: page * size]
-        items = [_asset_json(self.fake.assets[i], bool(body.get("withExif"))) for i in chunk]
+        items = [self._asset_json(i, bool(body.get("withExif"))) for i in chunk]
         more = page * size < len(ids)
         self._send_json(200, {
             "albums": {"total": 0, "count": 0, "items": [], "facets": []},
@@ -375,6 +448,16 @@ class _Handler(BaseHTTPRequestHandler):
                        "nextPage": str(page if self.fake.faults.stuck_paging else page + 1)
                        if more else None},
         }, "searchAssets")
+
+    def _asset_json(self, asset_id: str, with_exif: bool) -> dict[str, Any]:
+        asset = self.fake.assets[asset_id]
+        item = _asset_json(asset, with_exif, self.fake.taken[asset_id])
+        item["originalFileName"] = self.fake.file_names.get(asset_id, asset.file_name)
+        if not self.fake.template_on:  # Immich's default: <media>/upload/<user>/<xx>/<yy>/
+            suffix = asset.file_name.rsplit(".", 1)[-1] if "." in asset.file_name else "jpg"
+            item["originalPath"] = (f"/usr/src/app/upload/upload/{item['ownerId']}/"
+                                    f"{asset_id[:2]}/{asset_id[2:4]}/{asset_id}.{suffix}")
+        return item
 
     def _faces(self, query: dict[str, list[str]]) -> None:
         ids = query.get("id", [])
@@ -391,6 +474,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.fake.lock:
             self.fake.face_reads[asset_id] += 1
+            undetected = asset_id in self.fake.undetected
+        if undetected:
+            self._send_json(200, [], "getFaces")
+            return
         if asset_id in self.fake.faults.malformed_faces:
             self._send(200, b'[{"boundingBoxX1": 12, "boundingBo', "application/json")
             return
@@ -443,8 +530,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def _asset_json(asset: FakeAsset, with_exif: bool) -> dict[str, Any]:
-    stamp = "2024-01-15T14:30:00.000Z"
+_USER = {"id": "4b5c1d3e-0000-4000-8000-000000000001", "email": "admin@example.org",
+         "name": "Admin", "avatarColor": "primary", "profileImagePath": "",
+         "profileChangedAt": "2024-01-15T14:30:00.000Z", "isAdmin": True,
+         "shouldChangePassword": False, "storageLabel": "admin", "quotaSizeInBytes": None,
+         "quotaUsageInBytes": 0, "status": "active", "oauthId": "",
+         "createdAt": "2024-01-15T14:30:00.000Z", "updatedAt": "2024-01-15T14:30:00.000Z",
+         "deletedAt": None, "license": None}
+
+
+def _to_iso(ms: int) -> str:
+    return (_EPOCH + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _within(ms: int, after: str | None, before: str | None) -> bool:
+    """``after <= ms <= before`` as Immich filters (times given to the millisecond)."""
+    def parse(stamp: str) -> int:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+    return (after is None or parse(after) <= ms) and (before is None or ms <= parse(before))
+
+
+def _asset_json(asset: FakeAsset, with_exif: bool, taken_ms: int) -> dict[str, Any]:
+    stamp = _to_iso(taken_ms)
     item: dict[str, Any] = {
         "id": asset.id, "type": "IMAGE", "checksum": asset.sha1_b64,
         "deviceAssetId": f"web-{asset.file_name}", "deviceId": "WEB", "duration": "0:00:00.00000",
