@@ -28,15 +28,18 @@ from typing import Any
 import numpy as np
 
 from bench_cluster import _size
+from rbv.cluster.suggestions import suggest_merges
 from rbv.config import Settings
 from rbv.jobs import edit_log
 from rbv.jobs import persons as editing
+from rbv.jobs.person_evidence import load_evidence
 from rbv.jobs.review import review
 from rbv.serve.app import ReviewServer
 from rbv.store import open_database
 from rbv.store.faces import NewFace, insert_faces
 from rbv.store.migrations import apply_pending
 from rbv.store.people import PeopleFilter, people_page
+from suggest_baseline import face_knn_pairs
 
 DIM = 128
 
@@ -141,7 +144,22 @@ def main() -> None:
         mid = str(tiles[len(tiles) // 2].id)
     t = time.perf_counter()
     server.queue.warm().join()
-    print(f"ranking the whole pack (once, in the background): {time.perf_counter() - t:.2f} s")
+    ranked = time.perf_counter() - t
+    print(f"ranking the whole pack (once, in the background): {ranked:.2f} s")
+    # Baseline: the candidate pairs of a k-NN graph over every face (the ranking before
+    # #22's centroid candidates), on the same arrays, in this process.
+    with db.connect() as conn:
+        evidence = load_evidence(conn, None)
+    args_ = (evidence.faces.embeddings, evidence.codes, evidence.faces.image_ids,
+             evidence.model)
+    t = time.perf_counter()
+    suggest_merges(*args_)
+    new = time.perf_counter() - t
+    t = time.perf_counter()
+    face_knn_pairs(*args_)
+    old = time.perf_counter() - t
+    print(f"ranking alone (evidence read): {new:.2f} s; with a face-level k-NN graph's "
+          f"candidates {old:.2f} s; ratio new/old {new / old:.2f}")
     first = server.queue.next()
     assert first is not None
     keep, other = first.suggestion.keep.id, first.suggestion.other.id

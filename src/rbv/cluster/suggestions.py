@@ -18,7 +18,11 @@ Persons with a face in one photo are never one person and are never suggested; n
 are persons a user has told apart (a cannot-link between their faces, or a face of one
 rejected from the other): accepting the merge would undo that decision.
 
-Pure numpy: arrays in, ranked pairs out.
+Candidate pairs come from the persons' centroids (each person's ``CANDIDATE_K`` nearest
+persons: one row per person, so quick at any number of faces); each candidate's best
+face pair is then found exactly (a product of the two persons' faces).
+
+Pure numpy (faiss for the centroids' k-NN): arrays in, ranked pairs out.
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.knn import build_knn_graph, normalize, unit_rows
 from rbv.cluster.person_split import nearer_strangers, others_pair_stats, stranger_spread
 
-CANDIDATE_K = 20
+CANDIDATE_K = 10
 """Nearest persons (by centroid direction) per person looked at for candidate pairs; each
-candidate's best face pair is then found exactly. A k-NN graph over every face (k 10)
-found the same pairs above 0.5 at 100k faces, at 2-4 times the time."""
+candidate's best face pair is then found exactly. Instead of a k-NN graph over every
+face (about 15 s of 22 at 100k faces): the same pairs above 0.5 at 100k synthetic faces,
+and every true merge the face graph found on the labelled sets
+(scripts/suggest_precision.py)."""
 
 
 @dataclass(frozen=True)
@@ -63,11 +69,15 @@ class MergeSuggestion:
 def suggest_merges(embeddings: NDArray[np.floating], persons: NDArray[np.int64],
                    image_ids: NDArray[np.int64], model: ImpostorModel, *,
                    forbidden: Collection[tuple[int, int]] = (),
-                   k: int = CANDIDATE_K, limit: int | None = None) -> list[MergeSuggestion]:
+                   k: int = CANDIDATE_K, limit: int | None = None,
+                   min_probability: float = 0.0) -> list[MergeSuggestion]:
     """Ranked merge suggestions among the persons of the rows (``persons``: a code
     ``0..P-1`` per row, ``-1`` for a face with no person). ``forbidden``: person pairs
     ``(a, b)`` with ``a < b`` that a user told apart (never suggested). Strongest first;
-    at most ``limit``."""
+    at most ``limit``, none below ``min_probability``.
+
+    Candidate pairs: each person's ``k`` nearest persons by centroid direction (a k-NN
+    over one row per person), each pair's best face pair then found exactly."""
     forbidden = set(forbidden)
     assigned = np.flatnonzero(persons >= 0)
     if len(assigned) < 2:
@@ -84,7 +94,7 @@ def suggest_merges(embeddings: NDArray[np.floating], persons: NDArray[np.int64],
     starts = np.concatenate([[0], np.cumsum(sizes_int)])
     sums = np.zeros((p_count, x.shape[1]))
     present = np.flatnonzero(sizes_int)
-    sums[present] = np.add.reduceat(x.astype(np.float64), starts[present], axis=0)
+    sums[present] = np.add.reduceat(x, starts[present], axis=0, dtype=np.float64)
     sizes = sizes_int.astype(np.float64)
     cohesion = np.einsum("ij,ij->i", sums, sums) / np.maximum(sizes, 1.0) ** 2
     pairs = _candidate_pairs(sums, present, k)
@@ -109,6 +119,7 @@ def suggest_merges(embeddings: NDArray[np.floating], persons: NDArray[np.int64],
     log_expected = log_chance + math.log(person_pairs)
     probability = 1.0 / (1.0 + np.exp(np.minimum(log_expected, 700.0)))
     order = np.lexsort((b, a, log_chance))
+    order = order[probability[order] >= min_probability]
     if limit is not None:
         order = order[:limit]
     return [MergeSuggestion(int(a[i]), int(b[i]), float(probability[i]),
