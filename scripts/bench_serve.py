@@ -39,7 +39,7 @@ from rbv.store import open_database
 from rbv.store.faces import NewFace, insert_faces
 from rbv.store.migrations import apply_pending
 from rbv.store.people import PeopleFilter, people_page
-from suggest_baseline import face_knn_pairs
+from suggest_baseline import face_knn_suggest_merges
 
 DIM = 128
 
@@ -146,8 +146,8 @@ def main() -> None:
     server.queue.warm().join()
     ranked = time.perf_counter() - t
     print(f"ranking the whole pack (once, in the background): {ranked:.2f} s")
-    # Baseline: the candidate pairs of a k-NN graph over every face (the ranking before
-    # #22's centroid candidates), on the same arrays, in this process.
+    # Baseline: the ranking before #22 (candidates from a k-NN graph over every face), on
+    # the same arrays, in this process.
     with db.connect() as conn:
         evidence = load_evidence(conn, None)
     args_ = (evidence.faces.embeddings, evidence.codes, evidence.faces.image_ids,
@@ -156,10 +156,10 @@ def main() -> None:
     suggest_merges(*args_)
     new = time.perf_counter() - t
     t = time.perf_counter()
-    face_knn_pairs(*args_)
+    face_knn_suggest_merges(*args_)
     old = time.perf_counter() - t
-    print(f"ranking alone (evidence read): {new:.2f} s; with a face-level k-NN graph's "
-          f"candidates {old:.2f} s; ratio new/old {new / old:.2f}")
+    print(f"ranking alone (evidence read): {new:.2f} s; before #22 (face k-NN graph "
+          f"candidates) {old:.2f} s; ratio new/old {new / old:.2f}")
     first = server.queue.next()
     assert first is not None
     keep, other = first.suggestion.keep.id, first.suggestion.other.id
