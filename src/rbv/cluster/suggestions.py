@@ -22,7 +22,7 @@ Candidate pairs come from the persons' centroids (each person's ``CANDIDATE_K`` 
 persons: one row per person, so quick at any number of faces); each candidate's best
 face pair is then found exactly (a product of the two persons' faces).
 
-Pure numpy (faiss for the centroids' k-NN): arrays in, ranked pairs out.
+Pure numpy: arrays in, ranked pairs out.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from scipy.special import log_ndtr
 
 from rbv.cluster.defaults import ImpostorModel
-from rbv.cluster.knn import build_knn_graph, normalize, unit_rows
+from rbv.cluster.knn import EXACT_LIMIT, build_knn_graph, normalize, unit_rows
 from rbv.cluster.person_split import nearer_strangers, others_pair_stats, stranger_spread
 
 CANDIDATE_K = 10
@@ -135,10 +135,21 @@ def _candidate_pairs(sums: NDArray[np.float64], present: NDArray[np.int64], k: i
     centroid direction (one row per person, so this is quick however many faces)."""
     if len(present) < 2:
         return np.zeros((0, 2), np.int64)
-    graph = build_knn_graph(normalize(sums[present]), k)
-    u, v, _ = graph.edges()
-    pairs = np.stack([present[u], present[v]], axis=1)
-    return np.stack([pairs.min(axis=1), pairs.max(axis=1)], axis=1)
+    c = normalize(sums[present])
+    n = len(c)
+    k = min(k, n - 1)
+    if n > EXACT_LIMIT:
+        u, v, _ = build_knn_graph(c, k).edges()
+    else:  # blocked products: no faiss to load (a quarter of a second) for a few rows
+        near = np.empty((n, k), np.int64)
+        step = max(1, (1 << 24) // n)
+        for lo in range(0, n, step):
+            sims = c[lo:lo + step] @ c.T
+            sims[np.arange(len(sims)), np.arange(lo, lo + len(sims))] = -np.inf
+            near[lo:lo + step] = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        u, v = np.repeat(np.arange(n), k), near.ravel()
+    pairs = np.stack([present[np.minimum(u, v)], present[np.maximum(u, v)]], axis=1)
+    return np.unique(pairs, axis=0)
 
 
 def _best_face_pairs(x: NDArray[np.float32], starts: NDArray[np.int64],
