@@ -142,11 +142,11 @@ def _candidate_pairs(sums: NDArray[np.float64], present: NDArray[np.int64], k: i
         u, v, _ = build_knn_graph(c, k).edges()
     else:  # blocked products: no faiss to load (a quarter of a second) for a few rows
         near = np.empty((n, k), np.int64)
-        step = max(1, (1 << 24) // n)
+        step = max(1, (1 << 21) // n)  # 8 MB of similarities at a time: stays in cache
         for lo in range(0, n, step):
             sims = c[lo:lo + step] @ c.T
             sims[np.arange(len(sims)), np.arange(lo, lo + len(sims))] = -np.inf
-            near[lo:lo + step] = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            near[lo:lo + step] = np.argpartition(sims, n - k, axis=1)[:, n - k:]
         u, v = np.repeat(np.arange(n), k), near.ravel()
     pairs = np.stack([present[np.minimum(u, v)], present[np.maximum(u, v)]], axis=1)
     return np.unique(pairs, axis=0)
