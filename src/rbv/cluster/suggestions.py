@@ -158,7 +158,8 @@ def _best_face_pairs(x: NDArray[np.float32], starts: NDArray[np.int64],
     """Per pair ``(a, b)``: the similarity of its most similar pair of faces, exactly,
     and their rows (a's first). ``x``'s rows are grouped by person (person ``p``'s are
     ``starts[p]:starts[p + 1]``): one product of a person's faces with the faces of all
-    its candidates at once."""
+    its candidates at once, in slices of a's faces (two persons of 20k faces are 400M
+    similarities)."""
     best = np.empty(len(pairs))
     best_rows = np.empty((len(pairs), 2), np.int64)
     by_a = np.argsort(pairs[:, 0], kind="stable")
@@ -169,9 +170,16 @@ def _best_face_pairs(x: NDArray[np.float32], starts: NDArray[np.int64],
         lengths = starts[bs + 1] - starts[bs]
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         cols = np.repeat(starts[bs] - offsets[:-1], lengths) + np.arange(offsets[-1])
-        sims = x[starts[a]:starts[a + 1]] @ x[cols].T
-        top_row = sims.argmax(axis=0)
-        top = sims[top_row, np.arange(len(cols))]
+        xb = x[cols]
+        top = np.full(len(cols), -np.inf, np.float32)  # per column: best of a's rows
+        top_row = np.zeros(len(cols), np.int64)
+        chunk = max(1, (1 << 22) // len(cols))  # at most 16 MB of similarities at a time
+        for lo in range(starts[a], starts[a + 1], chunk):
+            sims = x[lo:min(lo + chunk, starts[a + 1])] @ xb.T
+            r = sims.argmax(axis=0)
+            v = sims[r, np.arange(len(cols))]
+            better = v > top  # strictly: the first row wins a tie, as argmax's
+            top[better], top_row[better] = v[better], lo - starts[a] + r[better]
         seg_max = np.maximum.reduceat(top, offsets[:-1])
         hits = np.flatnonzero(top == np.repeat(seg_max, lengths))
         at = hits[np.searchsorted(hits, offsets[:-1])]  # each segment's first best column
