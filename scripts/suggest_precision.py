@@ -5,7 +5,8 @@ similarity, so true persons are split into fragments), then the merge suggestion
 ranked. A suggested pair is a true merge when both persons' majority labels agree
 (labels name each photo's main face: the folder names of data/faces, labels.csv of
 data/lfw_many); a pair with an unlabelled person counts as wrong. The baselines rank the
-same candidate pairs by centroid similarity alone and by best face pair alone.
+same candidate pairs by centroid similarity alone and by best face pair alone; and the
+ranking before #22 (candidate pairs from a k-NN graph over every face).
 
 Photos are indexed once into a scratch data directory (the one quality_matrix.py uses, so
 a re-run takes seconds).
@@ -35,6 +36,7 @@ from rbv.store.migrations import apply_pending
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_matrix import SHARED, LabelledSet, load_sets  # noqa: E402
+from suggest_baseline import face_knn_suggest_merges  # noqa: E402
 
 
 def majority_labels(labels: np.ndarray, truth: np.ndarray) -> dict[int, str | None]:
@@ -90,6 +92,14 @@ def evaluate(s: LabelledSet, threshold: float, top: int, files: dict[str, str]) 
     print(f"  R-precision (R = {true_pairs} true merges among the candidates): suggest "
           f"{r_ours:.2f} | centroid similarity alone {r_mean:.2f} | best pair alone "
           f"{r_best:.2f}")
+    # Before #22: candidates from a k-NN graph over every face (same score).
+    before = [(m.a, m.b) for m in face_knn_suggest_merges(faces.embeddings, labels,
+                                                           faces.image_ids, model)]
+    r_before = sum(1 for a, b in before if majority[a] is not None and majority[a] == majority[b])
+    print(f"  before #22 (face k-NN candidates): {len(before):,} candidate pairs, R = "
+          f"{r_before}; precision@{top} {precision(before, majority, top)[0]:.2f}, "
+          f"R-precision {precision(before, majority, r_before)[0]:.2f}; now at that R "
+          f"{precision([(m.a, m.b) for m in ranked], majority, r_before)[0]:.2f}")
     for rank, m in enumerate(ranked[:top], 1):
         verdict = ("true" if majority[m.a] is not None and majority[m.a] == majority[m.b]
                    else "false")

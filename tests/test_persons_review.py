@@ -47,6 +47,32 @@ def test_fragments_of_one_person_rank_first_and_a_shared_photo_is_never_suggeste
     assert all({m.a, m.b} != {0, 1} for m in told) and len(told) == len(ranked) - 1
 
 
+def test_two_tight_fragments_are_suggested_with_their_exact_best_face_pair() -> None:
+    # Two fragments of one identity, each so tight that every face's nearest faces are
+    # all its own fragment's (a face-level k-NN finds no edge between them), next to
+    # unrelated persons. Their centroids are near: the pair is suggested, and its best
+    # face pair is the true maximum of all cross similarities.
+    rng = np.random.default_rng(3)
+    centre = _unit(rng.standard_normal(64))
+    shift = _unit(rng.standard_normal(64))
+    halves = [_unit(centre + 0.25 * shift), _unit(centre - 0.25 * shift)]
+    x = np.concatenate([_people(rng, np.stack(halves), 14, 0.02),
+                        _people(rng, _unit(rng.standard_normal((4, 64))), 5, 0.1)])
+    codes = np.repeat(np.arange(6), [14, 14, 5, 5, 5, 5])
+    images = np.arange(len(x))
+    # A photo with three persons: 2, 3 and 5 pairwise never suggested.
+    images[[10 + 18, 10 + 23, 10 + 33]] = 10 ** 6
+    ranked = suggest_merges(x, codes, images, SFACE)
+    top = ranked[0]
+    assert (top.a, top.b) == (0, 1) and top.probability > 0.9
+    cross = x[:14] @ x[14:28].T
+    assert abs(top.best - cross.max()) < 1e-5
+    i, j = top.best_faces
+    assert abs(float(x[i] @ x[j]) - cross.max()) < 1e-5 and i < 14 <= j < 28
+    assert not {frozenset((m.a, m.b)) for m in ranked} & {
+        frozenset(p) for p in ((2, 3), (2, 5), (3, 5))}
+
+
 def test_least_typical_face_comes_first() -> None:
     rng = np.random.default_rng(1)
     centres = _unit(rng.standard_normal((2, 64)))

@@ -107,7 +107,7 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
                  if one in index and two in index}
     ranked = suggest_merges(evidence.faces.embeddings, evidence.codes,
                             evidence.faces.image_ids, evidence.model, forbidden=forbidden,
-                            limit=limit)
+                            limit=limit, min_probability=min_score)
     out: list[Suggestion] = []
     for m in ranked:
         if m.probability < min_score:

@@ -1,7 +1,7 @@
 """The "is this the same person?" queue of ``rbv serve``: merge suggestions (the ones
 ``rbv persons suggest`` ranks) one pair at a time.
 
-Ranking reads the whole pack (5-25 s at 100k faces on two cores, by their load), so it runs
+Ranking reads the whole pack (1-5 s at 100k faces on two busy cores), so it runs
 in the background and is kept: across this server's own edits (the pairs an edit
 settles are dropped, the rest keep their place) and across restarts (in the cache
 folder). While a fresh ranking is being made after persons changed elsewhere (a
@@ -145,7 +145,7 @@ class SuggestionQueue:
         shown is older than the latest changes or not made yet."""
         ranking, fresh = self._current(wait=False)
         if ranking is None:
-            return None, ("Ranking the merge suggestions (seconds; 5-25 s at 100,000 faces); "
+            return None, ("Ranking the merge suggestions (1-5 s at 100,000 faces); "
                           "this page reloads by itself.")
         waiting = [s for s in ranking.suggestions
                    if frozenset((s.keep.id, s.other.id)) not in self.skipped]
