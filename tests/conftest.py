@@ -25,6 +25,10 @@ PACK = SHARED / "models" / "scrfd_sface"
 
 _db_numbers = itertools.count(1)
 
+# The embedded server stops with the last rbv process of a test (no watcher lingers on
+# after the suite); test_store's linger test sets its own.
+os.environ["RBV_SERVER_LINGER"] = "0"
+
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:

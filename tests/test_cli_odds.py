@@ -137,3 +137,39 @@ def test_persons_list_and_history_leave_the_clustering_stack_unimported(
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               timeout=120, check=False)
         assert (done.returncode, done.stdout) == (0, "[]\n"), (args, done.stderr)
+
+
+HEAVY = ("numpy", "scipy", "sklearn", "numba", "faiss", "cv2", "onnxruntime")
+
+
+def test_persons_edits_leave_the_clustering_stack_unimported(
+        cli, faces_settings: Settings) -> None:
+    """Issue 24 #8: a persons or faces edit is SQL (the edit log and its triggers live in
+    the database): none of them imports numpy, scipy, sklearn, numba, faiss, cv2 or
+    onnxruntime. All edits run in one interpreter; it prints the first command that
+    brought one in."""
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    listed = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
+    a, b, c = (p["id"] for p in listed[:3])
+    faces = [f["id"] for f in json.loads(run_cli(cli, "-d", url, "persons", "show", a,
+                                                 "--json").stdout)["faces"]]
+    other = json.loads(run_cli(cli, "-d", url, "persons", "show", c, "--json"
+                               ).stdout)["faces"][0]["id"]
+    edits = [["persons", "name", a, "Ada"], ["persons", "rename", "Ada", "Ada L"],
+             ["persons", "merge", a, b], ["persons", "move", str(faces[0]), "--to", c],
+             ["persons", "not-this-person", c, str(faces[0])],
+             ["persons", "hide", c], ["persons", "unhide", c],
+             ["faces", "same", str(faces[1]), str(faces[2])],
+             ["faces", "different", str(faces[1]), str(other)]]
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom rbv.cli.app import app\n"
+            f"for args in {edits!r}:\n"
+            f"    done = CliRunner().invoke(app, ['-d', {url!r}, *args])\n"
+            "    assert done.exit_code == 0, (args, done.output)\n"
+            f"    heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+            "    if heavy:\n"
+            "        print(args, heavy)\n"
+            "        break\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr

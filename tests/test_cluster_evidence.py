@@ -241,7 +241,7 @@ def _eval(cli, settings: Settings, *args: str):  # type: ignore[no-untyped-def]
 
 def test_eval_store_needs_calibrate_and_a_migrated_library(cli, tmp_path: Path) -> None:
     folder = _labelled(tmp_path / "a", ("Matt_Damon", "Jack_Dorsey"))
-    settings = Settings(data_dir=tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", server_linger_s=0)
     alone = _eval(cli, settings, str(folder), "--store")
     assert alone.exit_code == 1
     assert alone.output.startswith("Error: --store saves what --calibrate measures")
@@ -254,7 +254,7 @@ def test_eval_store_needs_calibrate_and_a_migrated_library(cli, tmp_path: Path) 
 def test_eval_scores_only_its_folder_and_uses_the_stored_calibration(
     cli, tmp_path: Path
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", server_linger_s=0)
     env = {"RBV_DATA_DIR": str(settings.data_dir)}
     assert run_cli(cli, "migrate", env=env).exit_code == 0
     a = _labelled(tmp_path / "a", ("Matt_Damon", "Jack_Dorsey"))

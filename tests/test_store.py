@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import psycopg
 import pytest
 
@@ -245,6 +248,51 @@ def test_embedded_database_is_created_and_shared_by_concurrent_processes(tmp_pat
     out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
     assert re.search(r"0001_init\.sql\s+applied", out)
+
+
+def _postmaster(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _until(condition, bound_s: float = 60) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.time() + bound_s
+    while not condition() and time.time() < deadline:
+        time.sleep(0.1)
+    return bool(condition())
+
+
+def test_embedded_server_lingers_for_the_next_command_then_stops(tmp_path: Path) -> None:
+    """Issue 24 #8: with RBV_SERVER_LINGER, the last rbv out leaves the server to a
+    detached watcher (in its place in the handle list); the next command attaches to that
+    same server; with no rbv process for the linger the watcher stops it and leaves, and
+    a SIGTERM to the watcher stops it at once."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
+    env["RBV_DATA_DIR"] = str(tmp_path / "rbv")
+    pgdata = (tmp_path / "rbv" / "pg").resolve()
+    handles = pgdata / ".handle_pids.json"
+    for ending, linger in (("idle", "2"), ("sigterm", "600")):
+        env["RBV_SERVER_LINGER"] = linger
+        done = subprocess.run([sys.executable, "-m", "rbv", "migrate"], env=env, text=True,
+                              capture_output=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        server = _postmaster(pgdata)
+        assert server is not None and psutil.pid_exists(server)  # still up after exit
+        [watcher] = json.loads(handles.read_text())
+        assert "rbv.store.linger" in psutil.Process(watcher).cmdline()
+        stats = subprocess.run([sys.executable, "-m", "rbv", "stats", "--json"], env=env,
+                               text=True, capture_output=True, timeout=120, check=False)
+        assert stats.returncode == 0, stats.stderr
+        assert _postmaster(pgdata) == server  # attached; no second start
+        assert json.loads(handles.read_text()) == [watcher]
+        if ending == "sigterm":
+            os.kill(watcher, signal.SIGTERM)
+        assert _until(lambda pids=(server, watcher): not any(map(psutil.pid_exists, pids))), \
+            "the server outlived its linger"
+        assert json.loads(handles.read_text()) == []
+        assert _postmaster(pgdata) is None
 
 
 def test_psql_runs_sql_on_the_database(settings: Settings) -> None:

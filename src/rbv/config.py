@@ -18,6 +18,10 @@ from rbv.faces.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 
 ENV_PREFIX = "RBV_"
+DEFAULT_SERVER_LINGER_S = 60.0
+"""Seconds the embedded PostgreSQL stays up after the last rbv process exits, so that a
+burst of commands attaches to a running server instead of starting one each
+(``$RBV_SERVER_LINGER``; 0 stops it at once)."""
 
 
 def default_data_dir() -> Path:
@@ -37,6 +41,7 @@ class Settings:
     model_pack: str = "buffalo_l"
     device: str = "auto"
     connect_timeout_s: int = 10
+    server_linger_s: float = DEFAULT_SERVER_LINGER_S  # embedded server: idle time before it stops
     # index / embed
     concurrency: int = 4  # decode/IO threads feeding the face analyzer
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # decompression-bomb guard (width × height)
@@ -82,7 +87,7 @@ class Settings:
             "concurrency": int, "max_image_pixels": int, "scan_batch_size": int,
             "max_scan_attempts": int, "stale_claim_minutes": int, "det_size": int,
             "inference_workers": int, "det_threshold": float, "min_face": int,
-            "ml_embedding_dim": int, "ml_backoff_s": float}
+            "ml_embedding_dim": int, "ml_backoff_s": float, "server_linger": float}
         for name, kind in numbers.items():
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:
@@ -93,6 +98,11 @@ class Settings:
                         f"{ENV_PREFIX + name.upper()}={raw!r} is not a "
                         f"{'whole ' if kind is int else ''}number"
                     ) from None
+        if "server_linger" in values:
+            values["server_linger_s"] = values.pop("server_linger")
+            if not 0 <= values["server_linger_s"] <= 86400:
+                raise ConfigError(f"{ENV_PREFIX}SERVER_LINGER must be 0 to 86400 seconds "
+                                  f"(got {environ[ENV_PREFIX + 'SERVER_LINGER']!r})")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

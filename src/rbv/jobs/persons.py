@@ -7,24 +7,20 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psycopg
 
-from rbv.cluster.calibrations import resolve_setting
-from rbv.cluster.eras import Era, EraParams, split_eras
-from rbv.cluster.methods import DEFAULT_THRESHOLD, Method, cluster_embeddings
+from rbv.cluster.defaults import Method
 from rbv.errors import ConfigError, PersonNotFound
-from rbv.jobs.cluster_update import constraints_among
 from rbv.jobs.edit_log import Edit, logged_edit
 from rbv.jobs.overrides import overridden, settle
 from rbv.store import contradictions
 from rbv.store import persons as store
-from rbv.store.assignments import load_faces, load_manual_facts
 from rbv.store.connection import Database
-from rbv.store.faces import pack_of_face
-from rbv.store.pack_lookup import pack_files, pack_row, pack_settings
+
+if TYPE_CHECKING:
+    from rbv.cluster.eras import Era, EraParams
 
 SPLIT_STEP = 0.1
 """``persons split`` re-clusters this much stricter than the pack's threshold."""
@@ -123,7 +119,7 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
     parameters = {"faces": [int(f) for f in face_ids], "to": target_ref}
     if target_ref is None:
         with db.connect() as conn:
-            pack_id = pack_of_face(conn, face_ids[0])
+            pack_id = store.pack_of_face(conn, face_ids[0])
         if pack_id is None:
             raise PersonNotFound(f"no face with id {face_ids[0]}")
         with logged_edit(db, pack_id, "persons move", parameters,
@@ -204,6 +200,14 @@ def split(db: Database, ref: str, threshold: float | None = None,
     """Re-cluster one person more strictly; the largest group keeps the person (and its
     name), the others become new persons. The result is manual, so it stays. With
     ``dry_run`` nothing changes: ``sizes`` tells the groups, ``new_persons`` is empty."""
+    import numpy as np
+
+    from rbv.cluster.calibrations import resolve_setting
+    from rbv.cluster.methods import DEFAULT_THRESHOLD, cluster_embeddings
+    from rbv.jobs.cluster_update import constraints_among
+    from rbv.store.assignments import load_faces, load_manual_facts
+    from rbv.store.pack_lookup import pack_files, pack_row, pack_settings
+
     with editing(db, ref, "persons split", {"threshold": threshold, "method": method.value},
                  dry_run=dry_run) as (conn, person, edit):
         pack_id = store.pack_of(conn, person)
@@ -243,6 +247,12 @@ def split_person_eras(db: Database, ref: str, params: EraParams, *,
                       apply: bool = False) -> EraSplit:
     """Find a person's age eras by EXIF year; with ``apply``, every anchored era after
     the first becomes a new person named "NAME (YEAR–YEAR)" (thin fragments stay)."""
+    import numpy as np
+
+    from rbv.cluster.eras import split_eras
+    from rbv.store.assignments import load_faces
+    from rbv.store.pack_lookup import pack_row
+
     with editing(db, ref, "eras split", {"apply": apply}, dry_run=not apply) as (
             conn, person, edit):
         pack_id = store.pack_of(conn, person)

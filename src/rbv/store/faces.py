@@ -55,13 +55,6 @@ def insert_faces(conn: psycopg.Connection, faces: Iterable[NewFace]) -> int:
     return len(batch)
 
 
-def pack_of_face(conn: psycopg.Connection, face_id: int) -> int | None:
-    """The pack a face belongs to, or None when there is no such face."""
-    row = conn.execute("SELECT pack_id FROM face_detections WHERE id = %s",
-                       (face_id,)).fetchone()
-    return int(row[0]) if row else None
-
-
 def face_landmarks(conn: psycopg.Connection,
                    face_ids: Sequence[int]) -> dict[int, list[float] | None]:
     """Face id → its five detector landmarks (x, y pairs in original pixels)."""

