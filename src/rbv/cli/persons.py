@@ -207,37 +207,46 @@ def split(
     ctx: typer.Context, person: PersonArg,
     threshold: Annotated[float | None, typer.Option(
         min=0.0, max=1.0,
-        help="Similarity for the re-clustering (0-1). Default: the pack's threshold + 0.1.",
+        help="Re-cluster at this similarity (0-1) with a threshold method (agglomerative "
+        "unless --method says). Default: the library's own setting.",
         show_default=False)] = None,
-    method: Annotated[Method, typer.Option(help="How to re-cluster.")] = Method.agglomerative,
+    method: Annotated[Method | None, typer.Option(
+        help="How to re-cluster. Default: the library's method and setting (what `rbv "
+        "cluster` uses), or agglomerative when only --threshold is given.",
+        show_default=False)] = None,
     dry_run: DryRunOption = False,
     database: DatabaseOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Re-cluster one person more strictly; the largest group keeps the person and its
-    name, the other groups become new persons. Try it with --dry-run first.
+    """Re-cluster one person's faces; the largest group keeps the person and its name,
+    the other groups become new persons. By default with the library's own setting
+    (evidence linkage at the pack's impostor model and budget): two people in one
+    person come apart, one person's varied photos stay together. Try it with --dry-run
+    first.
 
-    Example:
+    Examples:
 
-        rbv persons split "Ada Lovelace" --threshold 0.5 --dry-run
+        rbv persons split "Ada Lovelace" --dry-run
+
+        rbv persons split "Ada Lovelace" --threshold 0.5
     """
     db = _db(ctx, database)
     result = _editing().split(db, person, threshold, method, dry_run=dry_run)
     if as_json:
         print_json({"person": str(result.person), "kept": result.kept,
                     "new_persons": [str(p) for p in result.new_persons], "sizes": result.sizes,
-                    "threshold": result.threshold, "dry_run": dry_run})
+                    "threshold": result.threshold, "setting": result.setting,
+                    "dry_run": dry_run})
         return
     whom, *created = who(db, result.person, *result.new_persons)
     if len(result.sizes) < 2:
-        typer.echo(f"{whom[0].upper()}{whom[1:]} stays whole at threshold "
-                   f"{result.threshold:g}.")
+        typer.echo(f"{whom[0].upper()}{whom[1:]} stays whole with {result.setting}.")
         return
     if dry_run:
-        typer.echo(f"Would split {whom} at threshold {result.threshold:g} into "
+        typer.echo(f"Would split {whom} with {result.setting} into "
                    f"{len(result.sizes)} persons of " + ", ".join(map(str, result.sizes))
                    + " faces. Dry run: nothing was changed.")
         return
-    typer.echo(f"Split {whom} at threshold {result.threshold:g}: kept {result.kept} faces; "
+    typer.echo(f"Split {whom} with {result.setting}: kept {result.kept} faces; "
                "new persons: " + ", ".join(f"{p} ({n} faces)" for p, n in zip(
                    created, result.sizes[1:], strict=True)))
 

@@ -22,10 +22,6 @@ from rbv.store.connection import Database
 if TYPE_CHECKING:
     from rbv.cluster.eras import Era, EraParams
 
-SPLIT_STEP = 0.1
-"""``persons split`` re-clusters this much stricter than the pack's threshold."""
-
-
 @contextmanager
 def editing(db: Database, ref: str, command: str, parameters: dict[str, Any] | None = None,
             *, dry_run: bool = False) -> Iterator[tuple[psycopg.Connection, uuid.UUID, Edit]]:
@@ -192,46 +188,62 @@ class SplitResult:
     kept: int
     new_persons: list[uuid.UUID]
     sizes: list[int]
-    threshold: float
+    threshold: float | None  # the threshold methods' similarity; None for evidence
+    setting: str  # the setting in words
 
 
 def split(db: Database, ref: str, threshold: float | None = None,
-          method: Method = Method.agglomerative, *, dry_run: bool = False) -> SplitResult:
-    """Re-cluster one person more strictly; the largest group keeps the person (and its
-    name), the others become new persons. The result is manual, so it stays. With
-    ``dry_run`` nothing changes: ``sizes`` tells the groups, ``new_persons`` is empty."""
+          method: Method | None = None, *, dry_run: bool = False) -> SplitResult:
+    """Re-cluster one person's faces; the largest group keeps the person (and its name),
+    the others become new persons. The result is manual, so it stays. By default with
+    the library's own setting (what `rbv cluster` uses: evidence linkage at the pack's
+    impostor model and budget, asked as of the whole library's size), so two people in
+    one person come apart while one person's faces stay together; ``threshold``/
+    ``method`` choose a threshold method instead (``threshold`` alone: agglomerative).
+    With ``dry_run`` nothing changes: ``sizes`` tells the groups, ``new_persons`` is
+    empty."""
     import numpy as np
 
     from rbv.cluster.calibrations import resolve_setting
-    from rbv.cluster.methods import DEFAULT_THRESHOLD, cluster_embeddings
+    from rbv.cluster.methods import cluster_embeddings
+    from rbv.jobs.cluster import estimate_impostor
     from rbv.jobs.cluster_update import constraints_among
-    from rbv.store.assignments import load_faces, load_manual_facts
+    from rbv.store.assignments import count_faces, load_faces, load_manual_facts
     from rbv.store.pack_lookup import pack_files, pack_row, pack_settings
 
-    with editing(db, ref, "persons split", {"threshold": threshold, "method": method.value},
-                 dry_run=dry_run) as (conn, person, edit):
+    if threshold is not None and method is None:
+        method = Method.agglomerative
+    asked = {"threshold": threshold, "method": method.value if method else None}
+    with editing(db, ref, "persons split", asked, dry_run=dry_run) as (conn, person, edit):
         pack_id = store.pack_of(conn, person)
         pack = pack_row(conn, pack_id)
-        if threshold is None:
-            base = resolve_setting(pack_settings(conn, pack_id), pack_files(conn, pack_id),
-                                   Method.connected).threshold
-            threshold = min(0.95, (base or DEFAULT_THRESHOLD) + SPLIT_STEP)
+        setting = resolve_setting(pack_settings(conn, pack_id), pack_files(conn, pack_id),
+                                  method, threshold=threshold)
+        if setting.needs_estimate:
+            setting = estimate_impostor(conn, pack, setting)
+        words = (f"{setting.method.value} at similarity {setting.threshold:g}"
+                 if setting.threshold is not None
+                 else f"the library's setting (evidence, budget {setting.budget:g})")
         faces = load_faces(conn, pack, person=person)
         if len(faces) < 2:
-            return SplitResult(person, len(faces), [], [len(faces)], threshold)
+            return SplitResult(person, len(faces), [], [len(faces)], setting.threshold, words)
         # `rbv faces same/different` links hold here as in every clustering.
         facts = load_manual_facts(conn, pack)
         constraints = constraints_among(faces, np.arange(len(faces), dtype=np.int64),
                                         facts.must, facts.cannot)
-        labels = cluster_embeddings(faces.embeddings, method, threshold, constraints)
+        labels = cluster_embeddings(faces.embeddings, setting.method, setting.threshold or 0.0,
+                                    constraints, impostor=setting.impostor,
+                                    budget=setting.budget or 0.0,
+                                    n_library=count_faces(conn, pack))
         sizes = np.bincount(labels)
         order = np.argsort(-sizes, kind="stable")
         groups = [faces.ids[labels == g].tolist() for g in order.tolist()]
         created = (store.assign_split(conn, groups, person, pack_id)
                    if len(groups) > 1 and not dry_run else [])
-        edit.summary = (f"split {person} at threshold {threshold:g} into "
+        edit.summary = (f"split {person} with {words} into "
                         + ", ".join(map(str, [person, *created])))
-        return SplitResult(person, len(groups[0]), created, sizes[order].tolist(), threshold)
+        return SplitResult(person, len(groups[0]), created, sizes[order].tolist(),
+                           setting.threshold, words)
 
 
 @dataclass(frozen=True)
