@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -217,8 +217,12 @@ def split(db: Database, ref: str, threshold: float | None = None,
     with editing(db, ref, "persons split", asked, dry_run=dry_run) as (conn, person, edit):
         pack_id = store.pack_of(conn, person)
         pack = pack_row(conn, pack_id)
+        # A threshold given is used as it is (0 keeps every face together but for its
+        # links); the library's own setting otherwise.
         setting = resolve_setting(pack_settings(conn, pack_id), pack_files(conn, pack_id),
-                                  method, threshold=threshold)
+                                  method)
+        if threshold is not None and method is not Method.evidence:
+            setting = replace(setting, threshold=threshold)
         if setting.needs_estimate:
             setting = estimate_impostor(conn, pack, setting)
         words = (f"{setting.method.value} at similarity {setting.threshold:g}"
