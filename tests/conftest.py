@@ -202,7 +202,7 @@ def exiftool() -> str:
     libimage-exiftool-perl``) when it is missing; a failed install fails the tests."""
     import shutil
 
-    from tests.apt import apt_install
+    from rbv.testing.apt import apt_install
 
     found = shutil.which("exiftool")
     if found:

@@ -1,4 +1,5 @@
-"""Debian packages some tests need (exiftool, chromium), installed when missing."""
+"""Debian packages some tests need (exiftool, chromium, redis-server, ffmpeg), installed
+when missing."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import subprocess
 LOCK_WAIT_S = 600
 
 
-def apt_install(package: str) -> subprocess.CompletedProcess[str]:
-    """``apt-get install -y PACKAGE``, after ``apt-get update`` when the first try fails;
+def apt_install(*packages: str) -> subprocess.CompletedProcess[str]:
+    """``apt-get install -y PACKAGE…``, after ``apt-get update`` when the first try fails;
     the last apt-get's result."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     wait = ["-o", f"DPkg::Lock::Timeout={LOCK_WAIT_S}"]
     done = subprocess.CompletedProcess[str]([], 1, "", "")
-    for command in (["install", "-y", package], ["update"], ["install", "-y", package]):
+    for command in (["install", "-y", *packages], ["update"], ["install", "-y", *packages]):
         done = subprocess.run(["apt-get", *wait, *command], capture_output=True, text=True,
                               env=env, check=False)
         if command[0] == "install" and done.returncode == 0:

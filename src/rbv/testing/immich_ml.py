@@ -88,7 +88,8 @@ def ensure_venv(source: Path, cache_root: Path | None = None,
     return venv
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port free on 127.0.0.1 now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -107,7 +108,7 @@ class ImmichMl:
             folder = self.cache / "facial-recognition" / SERVED_NAME / part
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(model, folder / "model.onnx")  # a copy: it is rewritten
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.threads = threads
         self.log = workdir / "immich-ml.log"

@@ -21,13 +21,15 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from rbv.testing.apt import apt_install
+from rbv.testing.immich_ml import free_port
 
 START_TIMEOUT_S = 180
 JOB_QUEUES = ("thumbnailGeneration", "metadataExtraction", "faceDetection",
@@ -44,12 +46,6 @@ class ImmichRealError(RuntimeError):
     """The real server could not be set up (the message says why)."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def ensure_system_packages(*commands: str) -> None:
     """``apt-get install`` Debian's ``redis-server``/``ffmpeg`` when missing (as the
     tests do for exiftool); raises when they still are."""
@@ -57,18 +53,12 @@ def ensure_system_packages(*commands: str) -> None:
     missing = [packages[c] for c in commands if shutil.which(c) is None]
     if not missing:
         return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    done = None
-    for command in (["apt-get", "install", "-y", *missing], ["apt-get", "update"],
-                    ["apt-get", "install", "-y", *missing]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-        if command[1] == "install" and done.returncode == 0:
-            break
+    done = apt_install(*missing)
     still = [c for c in commands if shutil.which(c) is None]
     if still:
         raise ImmichRealError(f"{', '.join(still)} needed for the real Immich server and "
                               f"could not be installed (apt-get install -y {' '.join(missing)}:"
-                              f" {done.stderr.strip()[-500:] if done else ''})")
+                              f" {done.stderr.strip()[-500:]})")
 
 
 def _as_user() -> dict[str, Any]:
