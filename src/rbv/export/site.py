@@ -29,7 +29,7 @@ from PIL import Image
 from rbv.errors import ConfigError, ImageUnreadable
 from rbv.export.atomic import TEMP_NAME, remove_stale_temps, write_atomically
 from rbv.export.pixels import Box, PhotoSource, square_crop
-from rbv.export.templating import render
+from rbv.export.templating import label, render
 
 THUMB = 96
 PAD = 0.3
@@ -77,7 +77,7 @@ class SitePerson:
 
     @property
     def label(self) -> str:
-        return self.name or f"unnamed {str(self.id)[:8]}"
+        return label(self.id, self.name)
 
     @property
     def cover(self) -> SiteFace | None:

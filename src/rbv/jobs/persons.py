@@ -22,6 +22,7 @@ from rbv.store.connection import Database
 if TYPE_CHECKING:
     from rbv.cluster.eras import Era, EraParams
 
+
 @contextmanager
 def editing(db: Database, ref: str, command: str, parameters: dict[str, Any] | None = None,
             *, dry_run: bool = False) -> Iterator[tuple[psycopg.Connection, uuid.UUID, Edit]]:

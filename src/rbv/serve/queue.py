@@ -51,6 +51,11 @@ class Pair:
     left: int  # suggestions still waiting, this one included
 
 
+def _pair(s: Suggestion) -> tuple[uuid.UUID, uuid.UUID]:
+    """The suggestion's two persons as ``person_conflicts`` lists them (lower id first)."""
+    return min(s.keep.id, s.other.id), max(s.keep.id, s.other.id)
+
+
 @dataclass(frozen=True)
 class _Ranking:
     pack: int
@@ -79,8 +84,7 @@ class SuggestionQueue:
             evidence = load_evidence(conn, self.pack_name)
             conflicted = set(person_conflicts(conn, evidence.pack.id))
             ranked = [s for s in merge_suggestions(conn, evidence, None, self.min_score)
-                      if (min(s.keep.id, s.other.id), max(s.keep.id, s.other.id))
-                      not in conflicted]
+                      if _pair(s) not in conflicted]
         with self._lock:
             self._ranking = _Ranking(evidence.pack.id, stamp, ranked)
         self._save()
@@ -176,8 +180,7 @@ class SuggestionQueue:
             alive = live_persons(conn, ids)
             conflicted = set(person_conflicts(conn, pack))
         return [s for s in waiting if s.keep.id in alive and s.other.id in alive
-                and (min(s.keep.id, s.other.id), max(s.keep.id, s.other.id))
-                not in conflicted]
+                and _pair(s) not in conflicted]
 
     # --- actions -----------------------------------------------------------------------
     def _find(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[Suggestion, bool]:
