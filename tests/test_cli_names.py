@@ -36,6 +36,9 @@ def test_a_part_of_a_name_finds_the_person_and_an_ambiguous_one_lists_candidates
 
     found = _ok(cli, "-d", url, "photos", "-p", "Obama")
     assert found.splitlines()[-1] == f"{obama['images']} photo(s) with Barack Obama."
+    unnamed = _ok(cli, "-d", url, "photos", "-p", third["id"][:8])
+    assert unnamed.splitlines()[-1] == (f"{third['images']} photo(s) with "
+                                        f"person {third['id'][:8]}.")
     shown = json.loads(_ok(cli, "-d", url, "persons", "show", "obama", "--json"))
     assert shown["person"] == obama["id"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from rbv.errors import ConfigError
 from rbv.export.album import AlbumEntry, make_album
 from rbv.store import Database
-from rbv.store.persons import name_of, resolve_person
+from rbv.store.persons import labels, resolve_person
 from rbv.store.photos import PhotoHit, photos_with
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")
@@ -77,7 +77,8 @@ def find_photos(db: Database, query: PhotoQuery, *, copy_to: Path | None = None,
     with db.connect() as conn:
         wanted = [resolve_person(conn, p) for p in query.persons]
         unwanted = [resolve_person(conn, p) for p in query.without]
-        names = [name_of(conn, p) or str(p) for p in wanted]
+        named = labels(conn, wanted)
+        names = [named[p] for p in wanted]
         hits = photos_with(conn, wanted, unwanted, since, before, query.limit)
     result = PhotosResult(names, hits)
     folder = copy_to or link_to
