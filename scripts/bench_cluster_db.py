@@ -36,7 +36,7 @@ from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.config import Settings
-from rbv.jobs.cluster import ESTIMATE_SAMPLE, ClusterOptions, cluster_pack
+from rbv.jobs.grouping.cluster import ESTIMATE_SAMPLE, ClusterOptions, cluster_pack
 from rbv.store import open_database
 from rbv.store.faces import NewFace, insert_faces
 from rbv.store.migrations import apply_pending

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from bench_cluster import _size, synthetic
 from rbv.config import Settings
-from rbv.jobs import persons as editing
-from rbv.jobs.edit_log import undo
+from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons.edit_log import undo
 from rbv.store import open_database
 from rbv.store.assignments import create_persons, write_assignments
 from rbv.store.faces import NewFace, insert_faces

@@ -185,9 +185,9 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
     import tempfile
 
     from rbv.config import Settings
-    from rbv.jobs.analyzer import load_face_analyzer, with_inference_workers
-    from rbv.jobs.catalogue import run_catalogue
-    from rbv.jobs.embed import run_embed
+    from rbv.jobs.library.analyzer import load_face_analyzer, with_inference_workers
+    from rbv.jobs.library.catalogue import run_catalogue
+    from rbv.jobs.library.embed import run_embed
     from rbv.store import open_database
     from rbv.store.migrations import apply_pending
 
@@ -221,7 +221,7 @@ def part_clock() -> Iterator[Counter[str]]:
     import rbv.faces.analyzer as analyzer_module
     import rbv.faces.detection as detection
     import rbv.faces.recognition as recognition
-    import rbv.jobs.embed as embed
+    import rbv.jobs.library.embed as embed
 
     seconds: Counter[str] = Counter()
     lock = threading.Lock()

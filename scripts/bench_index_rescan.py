@@ -25,9 +25,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import rbv.jobs.catalogue as catalogue
+import rbv.jobs.library.catalogue as catalogue
 from rbv.config import Settings
-from rbv.jobs.catalogue import CatalogueSummary
+from rbv.jobs.library.catalogue import CatalogueSummary
 from rbv.store import Database, open_database
 from rbv.store.migrations import apply_pending
 

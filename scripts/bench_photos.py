@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from bench_cluster import _size
 from rbv.config import Settings
-from rbv.jobs.photos import PhotoQuery, find_photos
+from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.store import open_database
 from rbv.store.migrations import apply_pending
 

@@ -31,10 +31,10 @@ import numpy as np
 from bench_cluster import _size
 from rbv.cluster.suggestions import suggest_merges
 from rbv.config import Settings
-from rbv.jobs import edit_log
-from rbv.jobs import persons as editing
-from rbv.jobs.person_evidence import load_evidence
-from rbv.jobs.review import review
+from rbv.jobs.persons import edit_log
+from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons.evidence import load_evidence
+from rbv.jobs.persons.review import review
 from rbv.serve.app import ReviewServer
 from rbv.store import open_database
 from rbv.store.faces import NewFace, insert_faces

@@ -27,8 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from rbv.immich import state as state_module
-from rbv.immich.state import DUP_DB, DUP_RUN, FAILED, NO_FACE, SMALL_FACE, STAGED, StageState
+from rbv.jobs.exchange import immich_state as state_module
+from rbv.jobs.exchange.immich_state import (
+    DUP_DB,
+    DUP_RUN,
+    FAILED,
+    NO_FACE,
+    SMALL_FACE,
+    STAGED,
+    StageState,
+)
 
 SERVER = "http://immich.bench:2283"
 USER = "bench"

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from rbv.immich.client import ImmichClient
-from rbv.immich.stage import StageOptions, stage_library
+from rbv.jobs.exchange.immich_stage import StageOptions, stage_library
 from rbv.testing.immich_library import build_library
 from rbv.testing.immich_server import FakeImmich
 from rbv.testing.openapi import OpenApi

@@ -35,10 +35,10 @@ from rbv.cluster.evidence import DEFAULT_BUDGET, ImpostorModel, random_pair_simi
 from rbv.cluster.methods import DEFAULT_THRESHOLD, Method
 from rbv.cluster.metrics import bcubed, largest_cluster, pairwise
 from rbv.config import Settings
-from rbv.jobs.analyzer import load_face_analyzer
-from rbv.jobs.cluster import ClusterOptions, cluster_pack
-from rbv.jobs.eval import faces_under
-from rbv.jobs.index import run_index
+from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.grouping.eval import faces_under
+from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.index import run_index
 from rbv.store import Database, open_database
 from rbv.store.assignments import PackFaces, faces_with_paths, load_faces
 from rbv.store.faces import NewFace, insert_faces

@@ -38,7 +38,7 @@ from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.person_split import split_test
 from rbv.cluster.suggestions import least_typical_first
 from rbv.config import Settings
-from rbv.jobs.person_evidence import DOUBT_Z
+from rbv.jobs.persons.evidence import DOUBT_Z
 from rbv.store import open_database
 from rbv.store.migrations import apply_pending
 

@@ -30,7 +30,7 @@ from rbv.cluster.constraints import Constraints
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.suggestions import MergeSuggestion, least_typical_first, suggest_merges
 from rbv.config import Settings
-from rbv.jobs.person_evidence import DOUBT_Z
+from rbv.jobs.persons.evidence import DOUBT_Z
 from rbv.store import open_database
 from rbv.store.migrations import apply_pending
 

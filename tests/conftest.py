@@ -100,7 +100,7 @@ def sface_analyzer():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def faces_template(pg_server: PasswordServer, sface_analyzer, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
     """Name of a database with the earlier cluster photos and the group photos indexed."""
-    from rbv.jobs.index import run_index
+    from rbv.jobs.library.index import run_index
 
     name = f"rbv_faces_template_{os.getpid()}"
     with psycopg.connect(pg_server.url(), autocommit=True) as conn:

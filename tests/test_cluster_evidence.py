@@ -20,7 +20,7 @@ from rbv.cluster.knn import build_knn_graph
 from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.errors import ConfigError
-from rbv.jobs.index import run_index
+from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from rbv.testing.evidence_reference import plain_greedy
 from tests.conftest import FACES, PACK, cluster_photos, run_cli

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from rbv.config import Settings
-from rbv.jobs.index import run_index
+from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from rbv.store.locks import person_lock
 from tests.conftest import FACES, SFACE_THRESHOLD, cluster_photos, run_cli

@@ -13,7 +13,7 @@ from PIL import Image
 
 from rbv.config import Settings
 from rbv.export.phash import hamming, pairwise_within, phash
-from rbv.jobs.index import run_index
+from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from tests.conftest import FACES, run_cli
 

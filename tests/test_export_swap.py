@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from rbv.config import Settings
-from rbv.jobs.export_swap import WEIGHTS
+from rbv.jobs.exchange.export_swap import WEIGHTS
 from tests.conftest import PACK, run_cli
 
 RELAXED = ("--min-images", "3", "--min-face", "30", "--no-crops")

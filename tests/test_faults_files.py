@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from rbv.config import Settings
-from rbv.jobs.index import run_index
+from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from tests.conftest import MISC, PACK, run_cli
 from tests.test_xmp import _name_by_position

@@ -21,7 +21,7 @@ import typer
 from rbv.cli.app import app, effective_range, numeric_kind
 from rbv.config import Settings
 from rbv.immich.assets import ImmichAsset
-from rbv.immich.paths import resolve_inside, safe_relative_path
+from rbv.jobs.exchange.immich_paths import resolve_inside, safe_relative_path
 from tests.conftest import IMMICH_KEY, MISC, run_cli
 from tests.pgserver import PASSWORD
 
@@ -270,7 +270,7 @@ def _sidecar(photo: Path, kind: str) -> Path:
 
 def _named_photos(settings: Settings, lib: Path, names: list[str]) -> list[Path]:
     """Copies of PHOTO (one image, several paths) whose faces are named."""
-    from rbv.jobs.index import run_index
+    from rbv.jobs.library.index import run_index
     from rbv.store import open_database
     from tests.test_xmp import _name_by_position
 
@@ -388,7 +388,7 @@ def _face_areas(settings: Settings, photo: Path) -> list[tuple[str, ...]]:
 
 def test_non_finite_numbers_in_a_sidecar_fail_only_their_region(
         cli, settings: Settings, sface_analyzer, tmp_path: Path) -> None:
-    from rbv.jobs.index import run_index
+    from rbv.jobs.library.index import run_index
     from rbv.store import open_database
 
     lib = tmp_path / "lib"

@@ -114,7 +114,7 @@ def test_kill_9_mid_stage_then_rerun_finishes_without_redownloads(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    from rbv.immich.state import FINAL, StageState
+    from rbv.jobs.exchange.immich_state import FINAL, StageState
 
     state = StageState.load(out / ".rbv-immich-immich.json", fake_immich.url, "immich")
     finished = {i for i, r in state.assets.items() if r["status"] in FINAL}

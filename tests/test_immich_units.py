@@ -8,10 +8,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from rbv.errors import ConfigError
-from rbv.immich import state as state_module
 from rbv.immich.assets import FaceBox, ImmichAsset, face_short_edge
-from rbv.immich.paths import resolve_inside, safe_relative_path
-from rbv.immich.state import DUP_RUN, FAILED, NO_FACE, SMALL_FACE, STAGED, StageState
+from rbv.jobs.exchange import immich_state as state_module
+from rbv.jobs.exchange.immich_paths import resolve_inside, safe_relative_path
+from rbv.jobs.exchange.immich_state import DUP_RUN, FAILED, NO_FACE, SMALL_FACE, STAGED, StageState
 
 
 def _asset(width: int, height: int, orientation: str | None) -> ImmichAsset:
@@ -175,7 +175,7 @@ def _listed(original_path: str, name: str, local: str = "2023-06-01T10:00:00.000
 
 
 def test_staged_paths_are_browsable_and_stay_inside(tmp_path: Path) -> None:
-    from rbv.immich.paths import staged_relative_path
+    from rbv.jobs.exchange.immich_paths import staged_relative_path
 
     off = "/usr/src/app/upload/upload/4b5c1d3e-0000-4000-8000-000000000001/b1/1b/b11b.jpg"
     assert staged_relative_path(_listed(off, "IMG_0001.JPG")) == PurePosixPath(

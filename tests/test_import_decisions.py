@@ -66,7 +66,7 @@ def test_import_xmp_never_moves_a_hand_placed_face_nor_breaks_a_link(
         cli, settings: Settings, sface_analyzer, tmp_path: Path) -> None:
     """A face placed by hand in an unnamed person was moved to the sidecar's name; a face
     linked `same` with a face placed by hand in another person was put elsewhere."""
-    from rbv.jobs.index import run_index
+    from rbv.jobs.library.index import run_index
     from rbv.store import open_database
 
     url = str(settings.database_url)

@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 from rbv.config import Settings
 from rbv.faces.analyzer import load_analyzer
 from rbv.faces.types import FaceAnalyzer, ImageFaces
-from rbv.jobs.catalogue import run_catalogue
-from rbv.jobs.embed import run_embed
+from rbv.jobs.library.catalogue import run_catalogue
+from rbv.jobs.library.embed import run_embed
 from rbv.media.types import DecodedImage
 from rbv.store import Database
 from tests.conftest import FACES, MISC, PACK, run_cli

@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rbv"
 LAYERS = {
     "errors": 0, "bounds": 0, "bounded_http": 0, "media": 1, "faces": 2, "config": 3,
     "store": 4, "mlapi": 4, "cluster": 5,
-    "export": 6, "jobs": 7, "immich": 7, "serve": 8, "cli": 9, "testing": 10, "__main__": 10,
+    "export": 6, "jobs": 7, "immich": 4, "serve": 8, "cli": 9, "testing": 10, "__main__": 10,
 }
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 

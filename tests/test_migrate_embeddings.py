@@ -16,7 +16,7 @@ import pytest
 
 from rbv.config import Settings
 from rbv.errors import MigrationError
-from rbv.jobs.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.store import Database, open_database
 from rbv.store import migrations as migrations_module
 from rbv.store.migrations import apply_pending, migrations_dir

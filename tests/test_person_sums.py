@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-import rbv.jobs.cluster as cluster_job
+import rbv.jobs.grouping.cluster as cluster_job
 import rbv.store.person_sums as person_sums
 from rbv.cluster.centroids import group_sums
 from rbv.config import Settings

@@ -132,7 +132,7 @@ def test_undo_brings_back_what_a_deleted_person_took_with_it(faces_settings: Set
     """A logged edit that deletes a person (as `audit --fix` does) also deletes its name
     and rejections and unsets faces and merges pointing to it, by cascade, in whatever
     order PostgreSQL runs them: undo restores them all."""
-    from rbv.jobs.edit_log import logged_edit, undo
+    from rbv.jobs.persons.edit_log import logged_edit, undo
 
     db = open_database(faces_settings)
     with db.transaction() as conn:

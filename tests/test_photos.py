@@ -74,7 +74,7 @@ def test_album_photos_bring_their_xmp_sidecars(cli, settings: Settings, sface_an
                                               tmp_path: Path) -> None:
     import shutil
 
-    from rbv.jobs.index import run_index
+    from rbv.jobs.library.index import run_index
     from rbv.store import open_database
     from rbv.store.persons import new_person, place_faces, set_name
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from rbv.config import Settings
-from rbv.jobs.index import run_index
+from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from tests.conftest import FACES, cluster_photos, run_cli
 

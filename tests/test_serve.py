@@ -281,7 +281,7 @@ def test_edits_beside_a_running_cluster_are_kept_or_refused_whole(
     import threading
 
     from rbv.errors import ClusterBusy
-    from rbv.jobs.cluster import ClusterOptions, cluster_pack
+    from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
     from rbv.store import open_database
 
     _, client = served

@@ -189,7 +189,7 @@ def test_a_dripping_inference_server_hits_the_timeout(raw_server) -> None:
 
 def test_a_huge_sidecar_is_refused_without_being_read(
         settings: Settings, sface_analyzer, tmp_path: Path) -> None:
-    from rbv.jobs.index import run_index
+    from rbv.jobs.library.index import run_index
     from rbv.store import open_database
 
     lib = tmp_path / "lib"

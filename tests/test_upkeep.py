@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 
 from rbv.config import Settings
-from rbv.jobs.audit import faces_to_unassign
+from rbv.jobs.persons.audit import faces_to_unassign
 from rbv.store.audit import ConflictFace, SamePhotoConflict
 from tests.conftest import FACES, MISC, PACK, run_cli
 

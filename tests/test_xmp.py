@@ -20,8 +20,8 @@ from pillow_heif import register_heif_opener
 
 from rbv.config import Settings
 from rbv.export.regions import iou
-from rbv.jobs.import_xmp import DEFAULT_MIN_IOU
-from rbv.jobs.index import run_index
+from rbv.jobs.exchange.import_xmp import DEFAULT_MIN_IOU
+from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from rbv.store.persons import new_person, place_faces, set_name
 from tests.conftest import FACES, FOLDER_IDENTITIES, FOLDER_MIXED, MISC, import_folders, run_cli

@@ -8,7 +8,7 @@ import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.errors import printable
-from rbv.jobs.audit import AuditReport, faces_to_unassign, run_audit
+from rbv.jobs.persons.audit import AuditReport, faces_to_unassign, run_audit
 from rbv.store import open_database
 
 

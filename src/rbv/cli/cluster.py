@@ -10,7 +10,7 @@ from rich.console import Console
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_K, DEFAULT_THRESHOLD, Method
-from rbv.jobs.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.store import open_database
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cli.tables import print_table
-from rbv.jobs.dedup import DedupParams, run_dedup
+from rbv.jobs.library.dedup import DedupParams, run_dedup
 from rbv.store import open_database
 
 _D = DedupParams()

@@ -20,10 +20,10 @@ from rbv.cli.common import (
 )
 from rbv.cli.progress import ProgressReporter
 from rbv.cluster.refine import RefineParams
-from rbv.jobs.analyzer import load_face_analyzer
-from rbv.jobs.discover import DiscoverParams, discover
-from rbv.jobs.export_swap import SwapParams
-from rbv.jobs.index import run_index
+from rbv.jobs.exchange.discover import DiscoverParams, discover
+from rbv.jobs.exchange.export_swap import SwapParams
+from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 
 _D = DiscoverParams()

@@ -20,8 +20,8 @@ from rbv.cli.common import (
 )
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.analyzer import load_face_analyzer, load_pack_info, with_inference_workers
-from rbv.jobs.embed import count_embed_work, run_embed
+from rbv.jobs.library.analyzer import load_face_analyzer, load_pack_info, with_inference_workers
+from rbv.jobs.library.embed import count_embed_work, run_embed
 from rbv.store import open_database
 
 

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
-from rbv.jobs.analyzer import load_landmark_models
-from rbv.jobs.enrich import run_enrich
+from rbv.jobs.library.analyzer import load_landmark_models
+from rbv.jobs.library.enrich import run_enrich
 from rbv.store import open_database
 
 

@@ -46,7 +46,7 @@ def eras(
         rbv eras 3f2a9c --apply --json
     """
     from rbv.cli.naming import who
-    from rbv.jobs.persons import split_person_eras
+    from rbv.jobs.persons.edits import split_person_eras
     from rbv.store import open_database
 
     db = open_database(settings_of(ctx, database_url=database))

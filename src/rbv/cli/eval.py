@@ -23,14 +23,14 @@ from rbv.cli.tables import print_table
 from rbv.cluster.calibrations import DEFAULT_METHOD
 from rbv.cluster.evaluation import BASELINE
 from rbv.errors import ConfigError
-from rbv.jobs.analyzer import load_face_analyzer
-from rbv.jobs.eval import (
+from rbv.jobs.grouping.eval import (
     EvalReport,
     library_settings,
     run_eval,
     scratch_settings,
     store_calibration,
 )
+from rbv.jobs.library.analyzer import load_face_analyzer
 
 
 def eval_(

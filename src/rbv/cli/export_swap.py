@@ -21,8 +21,8 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.tables import print_table
-from rbv.jobs.analyzer import load_face_analyzer
-from rbv.jobs.export_swap import WEIGHTS, SwapParams, export_swap
+from rbv.jobs.exchange.export_swap import WEIGHTS, SwapParams, export_swap
+from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.store import open_database
 
 _D = SwapParams()

@@ -10,7 +10,7 @@ import typer
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL, printable
-from rbv.jobs.export_xmp import ExportXmpOptions, export_xmp
+from rbv.jobs.exchange.export_xmp import ExportXmpOptions, export_xmp
 from rbv.store import open_database
 
 

@@ -22,7 +22,7 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what the link
 
 def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
           database: str | None, as_json: bool, override: bool = False) -> None:
-    from rbv.jobs.faces import link
+    from rbv.jobs.persons.faces import link
 
     result = link(open_database(settings_of(ctx, database_url=database)), faces, same=same,
                   override=override, dry_run=dry_run)

@@ -12,14 +12,14 @@ from rich.table import Column, Table
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.errors import EXIT_PARTIAL, ConfigError, printable
 from rbv.immich.people import ImmichPeopleClient
-from rbv.immich.push import (
+from rbv.jobs.exchange.immich_push import (
     DEFAULT_PUSH_WORKERS,
     PUSH_MIN_IOU,
     PushOptions,
     PushSummary,
     push_names,
 )
-from rbv.immich.stage import BREAKER_THRESHOLD
+from rbv.jobs.exchange.immich_stage import BREAKER_THRESHOLD
 from rbv.jobs.recording import recorded_run
 from rbv.store import open_database
 

@@ -24,7 +24,7 @@ from rbv.config import Settings
 from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.faces.types import FaceAnalyzer
 from rbv.immich.client import ImmichClient
-from rbv.immich.stage import (
+from rbv.jobs.exchange.immich_stage import (
     BREAKER_THRESHOLD,
     DEFAULT_WORKERS,
     STAGE_MIN_FACE,
@@ -32,8 +32,8 @@ from rbv.immich.stage import (
     StageSummary,
     stage_library,
 )
-from rbv.jobs.analyzer import load_face_analyzer
-from rbv.jobs.index import IndexSummary, run_index
+from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.index import IndexSummary, run_index
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database, open_database
 

@@ -19,9 +19,9 @@ from rbv.cli.common import (
 )
 from rbv.cli.progress import ProgressReporter
 from rbv.cli.tables import print_table
-from rbv.jobs.analyzer import load_face_analyzer
-from rbv.jobs.import_folders import ImportParams, import_folders
-from rbv.jobs.index import run_index
+from rbv.jobs.exchange.import_folders import ImportParams, import_folders
+from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 
 _D = ImportParams()

@@ -21,8 +21,8 @@ from rbv.cli.common import (
 )
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL, ConfigError
-from rbv.jobs.analyzer import load_face_analyzer, with_inference_workers
-from rbv.jobs.index import IndexSummary, run_index
+from rbv.jobs.library.analyzer import load_face_analyzer, with_inference_workers
+from rbv.jobs.library.index import IndexSummary, run_index
 from rbv.media.discovery import PathFilter, missing_targets
 from rbv.store import open_database
 

@@ -25,7 +25,7 @@ from rbv.store.persons import (
 )
 
 if TYPE_CHECKING:
-    from rbv.jobs.persons import Edited
+    from rbv.jobs.persons.edits import Edited
 
 app = typer.Typer(help="List, name, merge, split and fix persons; every edit is logged "
                   "(`history`) and can be undone (`undo`). A PERSON is a uuid, a unique uuid "
@@ -42,7 +42,7 @@ FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons 
 def _editing() -> ModuleType:
     """The edit jobs, imported when an edit runs: they bring the clustering stack (numpy,
     scipy), which `persons list/show/history` do not need (issue 24 #8)."""
-    from rbv.jobs import persons
+    from rbv.jobs.persons import edits as persons
 
     return persons
 

@@ -19,7 +19,7 @@ from rbv.errors import printable
 from rbv.store import open_database
 
 if TYPE_CHECKING:
-    from rbv.jobs.person_evidence import TwoPeople
+    from rbv.jobs.persons.evidence import TwoPeople
 
 
 def _label(name: str | None, person: object) -> str:
@@ -65,7 +65,7 @@ def suggest(
         rbv persons suggest --limit 10 --sheet ~/merge-sheets
     """
     settings = settings_of(ctx, database_url=database)
-    from rbv.jobs.suggest import suggest as suggest_merges  # numpy, scipy: when it runs
+    from rbv.jobs.persons.suggest import suggest as suggest_merges  # numpy, scipy: when it runs
 
     report = suggest_merges(open_database(settings), model_pack, limit, min_score=min_score,
                             sheet_dir=sheet,
@@ -132,7 +132,7 @@ def review(
     if person is None:
         _review_largest(settings, model_pack, top, as_json)
         return
-    from rbv.jobs.review import review as review_person  # numpy, scipy: when it runs
+    from rbv.jobs.persons.review import review as review_person  # numpy, scipy: when it runs
 
     report = review_person(open_database(settings), person, limit, sheet=sheet,
                            max_pixels=settings.max_image_pixels)
@@ -179,7 +179,7 @@ def _two_people(split: TwoPeople, label: str) -> str:
 
 def _review_largest(settings: Settings, model_pack: str | None, top: int,
                     as_json: bool) -> None:
-    from rbv.jobs.review import review_largest
+    from rbv.jobs.persons.review import review_largest
 
     report = review_largest(open_database(settings), model_pack, top)
     if as_json:

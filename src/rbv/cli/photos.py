@@ -9,7 +9,7 @@ import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.errors import EXIT_PARTIAL, printable
-from rbv.jobs.photos import PhotoQuery, find_photos
+from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.store import open_database
 
 

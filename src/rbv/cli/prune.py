@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.jobs.prune import run_prune
+from rbv.jobs.library.prune import run_prune
 from rbv.store import open_database
 
 

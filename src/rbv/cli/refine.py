@@ -19,7 +19,7 @@ from rbv.cli.common import (
 )
 from rbv.cluster.refine import RefineParams
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.refine import run_refine, write_tree
+from rbv.jobs.grouping.refine import run_refine, write_tree
 from rbv.store import open_database
 
 _D = RefineParams()

@@ -9,8 +9,8 @@ import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.person_evidence import DEFAULT_MIN_SCORE
-from rbv.jobs.site import DEFAULT_MAX_FACES, DEFAULT_SUGGESTIONS, build_site
+from rbv.jobs.exchange.site import DEFAULT_MAX_FACES, DEFAULT_SUGGESTIONS, build_site
+from rbv.jobs.persons.evidence import DEFAULT_MIN_SCORE
 from rbv.store import open_database
 
 

@@ -8,8 +8,8 @@ from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.tables import print_table
+from rbv.jobs.library.stats import library_report, looks_loose
 from rbv.jobs.recording import close_dead_runs_here
-from rbv.jobs.stats import library_report, looks_loose
 from rbv.store import open_database
 
 

@@ -1,1 +1,2 @@
-"""Immich REST client and staging of an Immich library into a folder rbv indexes."""
+"""Immich REST client: paging assets, reading faces, downloading originals, people and
+their names (the pipelines that use it are in ``jobs/exchange/``)."""

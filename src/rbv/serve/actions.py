@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from rbv.errors import ConfigError, EditConflict
-from rbv.jobs import edit_log
-from rbv.jobs import faces as face_links
-from rbv.jobs import persons as editing
+from rbv.jobs.persons import edit_log
+from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons import faces as face_links
 from rbv.serve.queue import SuggestionQueue
 from rbv.store import edits
 from rbv.store.connection import Database

@@ -11,9 +11,9 @@ from importlib import resources
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from rbv.errors import ConfigError
-from rbv.jobs import edit_log
-from rbv.jobs.photos import PhotoQuery, find_photos
-from rbv.jobs.review import review
+from rbv.jobs.persons import edit_log
+from rbv.jobs.persons.photos import PhotoQuery, find_photos
+from rbv.jobs.persons.review import review
 from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.queue import SuggestionQueue

@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rbv.errors import ConfigError, RbvError
-from rbv.jobs import faces as face_links
-from rbv.jobs import persons as editing
-from rbv.jobs.person_evidence import (
+from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons import faces as face_links
+from rbv.jobs.persons.evidence import (
     DEFAULT_MIN_SCORE,
     Suggestion,
     load_evidence,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from rbv.export.templating import label, render
-from rbv.jobs.review import ReviewReport
+from rbv.jobs.persons.review import ReviewReport
 from rbv.serve.queue import Pair
 from rbv.store.edits import EditRow
 from rbv.store.people import PeopleFilter, PersonTile, Photo

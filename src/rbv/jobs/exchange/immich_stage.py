@@ -25,8 +25,8 @@ from rbv.errors import ConfigError, ImmichError, ImmichUnavailable
 from rbv.immich.assets import ImmichAsset, largest_face_short_edge
 from rbv.immich.client import ImmichAuthError, ImmichClient, ImmichTransient
 from rbv.immich.listing import Listing
-from rbv.immich.paths import resolve_inside, staged_relative_path, with_suffix_tag
-from rbv.immich.state import (
+from rbv.jobs.exchange.immich_paths import resolve_inside, staged_relative_path, with_suffix_tag
+from rbv.jobs.exchange.immich_state import (
     DUP_DB,
     DUP_RUN,
     FAILED,

@@ -9,8 +9,8 @@ from pathlib import Path
 from rbv.config import Settings
 from rbv.errors import printable
 from rbv.faces.types import FaceAnalyzer
-from rbv.jobs.catalogue import CatalogueSummary, run_catalogue
-from rbv.jobs.embed import EmbedSummary, run_embed
+from rbv.jobs.library.catalogue import CatalogueSummary, run_catalogue
+from rbv.jobs.library.embed import EmbedSummary, run_embed
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Reporter
 from rbv.media.discovery import PathFilter

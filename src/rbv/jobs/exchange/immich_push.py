@@ -41,7 +41,7 @@ from rbv.errors import ConfigError, ImmichError, ImmichUnavailable
 from rbv.export.regions import iou, same_name
 from rbv.immich.client import ImmichAuthError, ImmichTransient
 from rbv.immich.people import ImmichFace, ImmichPeopleClient, ImmichPerson
-from rbv.immich.stage import BREAKER_THRESHOLD
+from rbv.jobs.exchange.immich_stage import BREAKER_THRESHOLD
 from rbv.store import Database
 from rbv.store.immich_assets import (
     AssetFaces,

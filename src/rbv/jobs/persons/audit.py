@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 
 from rbv.config import Settings
-from rbv.jobs.edit_log import logged_edit
+from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.recording import process_alive
 from rbv.store import Database
 from rbv.store.audit import (

@@ -1,5 +1,6 @@
-"""Manual person edits (``rbv persons …``): each one transaction under the pack's lock,
-logged in the edit log so that ``rbv persons undo`` can revert it (:mod:`rbv.jobs.edit_log`)."""
+"""Manual person edits (``rbv persons …``): each one transaction under the pack's
+lock, logged in the edit log so that ``rbv persons undo`` can revert it
+(:mod:`rbv.jobs.persons.edit_log`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import psycopg
 
 from rbv.cluster.defaults import Method
 from rbv.errors import ConfigError, PersonNotFound
-from rbv.jobs.edit_log import Edit, logged_edit
-from rbv.jobs.overrides import overridden, settle
+from rbv.jobs.persons.edit_log import Edit, logged_edit
+from rbv.jobs.persons.overrides import overridden, settle
 from rbv.store import contradictions
 from rbv.store import persons as store
 from rbv.store.connection import Database
@@ -207,8 +208,8 @@ def split(db: Database, ref: str, threshold: float | None = None,
 
     from rbv.cluster.calibrations import resolve_setting
     from rbv.cluster.methods import cluster_embeddings
-    from rbv.jobs.cluster import estimate_impostor
-    from rbv.jobs.cluster_update import constraints_among
+    from rbv.jobs.grouping.cluster import estimate_impostor
+    from rbv.jobs.grouping.cluster_update import constraints_among
     from rbv.store.assignments import count_faces, load_faces, load_manual_facts
     from rbv.store.pack_lookup import pack_files, pack_row, pack_settings
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rbv.export.contact_sheet import SheetFace, write_side_by_side
-from rbv.jobs.person_evidence import (
+from rbv.jobs.persons.evidence import (
     DEFAULT_MIN_SCORE,
     PersonEvidence,
     Suggestion,

@@ -9,7 +9,7 @@ from rbv.export.contact_sheet import DECODE_LONG_EDGE
 from rbv.export.pixels import PhotoSource
 from rbv.export.site import SiteFace, SitePerson, SiteReport, SiteSuggestion, write_site
 from rbv.jobs.out_lock import writing_folder
-from rbv.jobs.person_evidence import (
+from rbv.jobs.persons.evidence import (
     DEFAULT_MIN_SCORE,
     doubtful,
     faces_least_typical_first,

@@ -32,7 +32,7 @@ from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.errors import ConfigError, RbvError
 from rbv.faces.types import FaceAnalyzer, PackInfo
-from rbv.jobs.index import run_index
+from rbv.jobs.library.index import run_index
 from rbv.jobs.reporting import Reporter
 from rbv.store import Database, open_database
 from rbv.store.assignments import PackFaces, faces_with_paths, load_faces

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import psycopg
 
 from rbv.errors import ConfigError, PersonNotFound
-from rbv.jobs.edit_log import logged_edit
-from rbv.jobs.overrides import settle
+from rbv.jobs.persons.edit_log import logged_edit
+from rbv.jobs.persons.overrides import settle
 from rbv.store import contradictions, links
 from rbv.store.connection import Database
 from rbv.store.links import LinkedFace

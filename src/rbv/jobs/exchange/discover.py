@@ -35,11 +35,11 @@ from rbv.cluster.knn import normalize
 from rbv.cluster.refine import RefineInput, RefineParams, refine
 from rbv.errors import ConfigError, printable
 from rbv.faces.types import FaceAnalyzer
-from rbv.jobs.export_swap import SwapParams, export_sets
-from rbv.jobs.import_folders import images_under
+from rbv.jobs.exchange.export_swap import SwapParams, export_sets
+from rbv.jobs.exchange.import_folders import images_under
+from rbv.jobs.grouping.refine import named_groups, owned_groups, report_dict
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
-from rbv.jobs.refine import named_groups, owned_groups, report_dict
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
 from rbv.store.facesets import (

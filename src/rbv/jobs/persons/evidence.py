@@ -17,7 +17,7 @@ from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Method
 from rbv.cluster.person_split import SplitTest, split_test
 from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
-from rbv.jobs.cluster import estimate_impostor
+from rbv.jobs.grouping.cluster import estimate_impostor
 from rbv.store.assignments import PackFaces, load_faces
 from rbv.store.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.packs import PackRow

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rbv.errors import ConfigError
 from rbv.export.contact_sheet import SheetFace, write_sheet
-from rbv.jobs.person_evidence import (
+from rbv.jobs.persons.evidence import (
     DOUBT_Z,
     TwoPeople,
     doubtful,

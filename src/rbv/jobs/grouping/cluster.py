@@ -3,7 +3,7 @@
 Incremental (default): faces with a person keep it. With evidence linkage (the default
 method) the new faces are clustered together with the known persons they are near (found
 through the pack's HNSW index): a known person may take in new faces, even a whole new
-fragment of itself, but two known persons never merge (:mod:`rbv.jobs.cluster_update`).
+fragment of itself, but two known persons never merge (:mod:`rbv.jobs.grouping.cluster_update`).
 With the threshold methods each new face is matched to a known person, and the rest are
 clustered among themselves.
 
@@ -38,7 +38,7 @@ from rbv.cluster.crowding import CROWDING_LEVEL, crowding
 from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
-from rbv.jobs.cluster_update import UpdateContext, add_new_faces, constraints_among
+from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces, constraints_among
 from rbv.jobs.recording import recorded_run
 from rbv.store.assignments import (
     PackFaces,

@@ -31,7 +31,7 @@ from rbv.errors import ConfigError, ImageUnreadable, printable, writing
 from rbv.export.pixels import PhotoSource, square_crop
 from rbv.faces.pose import size_score
 from rbv.faces.types import FaceAnalyzer
-from rbv.jobs.dedup import (
+from rbv.jobs.library.dedup import (
     DedupParams,
     FaceOverlay,
     face_agreement,
@@ -39,7 +39,7 @@ from rbv.jobs.dedup import (
     hash_new_images,
     near_pairs,
 )
-from rbv.jobs.enrich import run_enrich
+from rbv.jobs.library.enrich import run_enrich
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
