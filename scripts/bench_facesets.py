@@ -22,7 +22,7 @@ import numpy as np
 
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.refine import RefineInput, RefineParams, refine
-from rbv.export.phash import pairs_within, pairwise_within
+from rbv.media.phash import pairs_within, pairwise_within
 
 
 def _timed(fn, repeat: int = 3):  # type: ignore[no-untyped-def]

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rbv.export.regions import Region, plan_regions
-from rbv.export.xmp import apply_plan, read_packet, read_regions, write_atomically
+from rbv.formats.regions import Region, plan_regions
+from rbv.formats.xmp import apply_plan, read_packet, read_regions, write_atomically
 
 
 def regions(i: int) -> list[Region]:

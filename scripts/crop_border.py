@@ -22,11 +22,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rbv.errors import ImageUnreadable
-from rbv.export.pixels import square_crop
 from rbv.faces.analyzer import load_analyzer
 from rbv.media.decode import decode_for_detection
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.types import DecodedImage
+from rbv.pictures.pixels import square_crop
 
 PAD, SIZE = 0.5, 512
 

@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from rbv.config import Settings
-from rbv.export.phash import hamming, pairwise_within, phash
 from rbv.jobs.library.index import run_index
+from rbv.media.phash import hamming, pairwise_within, phash
 from rbv.store import open_database
 from tests.conftest import FACES, run_cli
 

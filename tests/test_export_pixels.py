@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rbv.export.pixels import square_crop
 from rbv.media.decode import decode_for_detection
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.pictures.pixels import square_crop
 from tests.conftest import FACES
 
 # 260×240 photo, a 74 px face near its top: the old crop (twice the face, centred on it)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rbv.export.phash import pairs_within, pairwise_within
+from rbv.media.phash import pairs_within, pairwise_within
 
 
 def _hashes(seed: int, n: int, radius: int) -> np.ndarray:

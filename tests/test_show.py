@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from rbv.config import Settings
-from rbv.export.contact_sheet import CAPTION, HEADER
+from rbv.pictures.contact_sheet import CAPTION, HEADER
 from tests.conftest import run_cli
 
 RELAXED = ("--min-images", "3", "--min-face", "30", "--no-crops")
@@ -66,7 +66,7 @@ def test_contact_sheet_of_a_person_and_of_a_faceset(cli, faces_settings: Setting
 
 
 def test_sheet_titles_draw_names_past_ascii_with_real_glyphs() -> None:
-    from rbv.export.contact_sheet import draw_sheet
+    from rbv.pictures.contact_sheet import draw_sheet
 
     def header(title: str) -> bytes:
         sheet, _ = draw_sheet(None, [], title, min_width=64)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from pillow_heif import register_heif_opener
 
 from rbv.config import Settings
-from rbv.export.regions import iou
+from rbv.formats.regions import iou
 from rbv.jobs.exchange.import_xmp import DEFAULT_MIN_IOU
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database

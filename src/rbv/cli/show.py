@@ -10,7 +10,7 @@ import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.errors import ConfigError
-from rbv.export.contact_sheet import SheetFace, write_sheet
+from rbv.pictures.contact_sheet import SheetFace, write_sheet
 from rbv.store import open_database
 from rbv.store.facesets import face_boxes, faceset_faces, pack_of_faceset
 from rbv.store.persons import faces_of, name_of, resolve_person

@@ -20,12 +20,12 @@ from pathlib import Path
 from PIL import Image
 
 from rbv.errors import ImageUnreadable
-from rbv.export.contact_sheet import DECODE_LONG_EDGE
-from rbv.export.pixels import PhotoSource, square_crop
-from rbv.export.site import PAD
+from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
+from rbv.pictures.pixels import PhotoSource, square_crop
 from rbv.store.connection import Database
 from rbv.store.people import image_digest
 from rbv.store.review import shown_faces
+from rbv.web.site import PAD
 
 CROP = 160
 PHOTO_LONG_EDGE = 1600

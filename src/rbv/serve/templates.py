@@ -1,4 +1,4 @@
-"""``rbv serve``'s pages: the Jinja2 templates under ``rbv/export/templates/serve/``
+"""``rbv serve``'s pages: the Jinja2 templates under ``rbv/web/templates/serve/``
 (they share the skeleton and pieces of ``rbv site``'s pages), filled here. Every value
 is escaped by the templates; links are built from uuids and integer ids only."""
 
@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
-from rbv.export.templating import label, render
 from rbv.jobs.persons.review import ReviewReport
 from rbv.serve.queue import Pair
 from rbv.store.edits import EditRow
 from rbv.store.people import PeopleFilter, PersonTile, Photo
+from rbv.web.templating import label, render
 
 __all__ = ["label", "page"]
 

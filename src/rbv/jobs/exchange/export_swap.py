@@ -28,7 +28,6 @@ from PIL import Image
 from rbv.cluster.centroids import centroid, distances, nearest_centroid, recentred_members
 from rbv.cluster.knn import normalize
 from rbv.errors import ConfigError, ImageUnreadable, printable, writing
-from rbv.export.pixels import PhotoSource, square_crop
 from rbv.faces.pose import size_score
 from rbv.faces.types import FaceAnalyzer
 from rbv.jobs.library.dedup import (
@@ -43,6 +42,7 @@ from rbv.jobs.library.enrich import run_enrich
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.pictures.pixels import PhotoSource, square_crop
 from rbv.store import Database
 from rbv.store.facesets import (
     FaceFacts,

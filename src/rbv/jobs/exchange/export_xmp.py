@@ -12,16 +12,16 @@ from pathlib import Path, PurePath
 import psycopg
 
 from rbv.errors import ConfigError
-from rbv.export.atomic import Digest, remove_stale_temps, write_atomically
-from rbv.export.photo_backup import (
+from rbv.formats.atomic import Digest, remove_stale_temps, write_atomically
+from rbv.formats.photo_backup import (
     backup_of,
     existing_backup,
     photo_target,
     rewrite_photo,
     write_backup,
 )
-from rbv.export.regions import Region, from_box, plan_regions
-from rbv.export.xmp import (
+from rbv.formats.regions import Region, from_box, plan_regions
+from rbv.formats.xmp import (
     WRITABLE_FORMATS,
     XmpError,
     apply_plan,

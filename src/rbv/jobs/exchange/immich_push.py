@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 import psycopg
 
 from rbv.errors import ConfigError, ImmichError, ImmichUnavailable
-from rbv.export.regions import iou, same_name
+from rbv.formats.regions import iou, same_name
 from rbv.immich.client import ImmichAuthError, ImmichTransient
 from rbv.immich.people import ImmichFace, ImmichPeopleClient, ImmichPerson
 from rbv.jobs.exchange.immich_stage import BREAKER_THRESHOLD

@@ -20,8 +20,8 @@ from pathlib import Path
 import psycopg
 
 from rbv.errors import ConfigError
-from rbv.export.regions import Region, match_regions, region_iou, same_name
-from rbv.export.xmp import XmpError, XmpUnreadable, read_regions, sidecars_of
+from rbv.formats.regions import Region, match_regions, region_iou, same_name
+from rbv.formats.xmp import XmpError, XmpUnreadable, read_regions, sidecars_of
 from rbv.jobs.exchange.export_xmp import as_given_roots, mirrored, path_under
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter

@@ -1,13 +1,10 @@
 """``rbv site OUT``: the static review site of a pack's persons (see
-:mod:`rbv.export.site`)."""
+:mod:`rbv.web.site`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rbv.export.contact_sheet import DECODE_LONG_EDGE
-from rbv.export.pixels import PhotoSource
-from rbv.export.site import SiteFace, SitePerson, SiteReport, SiteSuggestion, write_site
 from rbv.jobs.out_lock import writing_folder
 from rbv.jobs.persons.evidence import (
     DEFAULT_MIN_SCORE,
@@ -20,8 +17,11 @@ from rbv.jobs.persons.evidence import (
 )
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
+from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
 from rbv.store.review import shown_faces
+from rbv.web.site import SiteFace, SitePerson, SiteReport, SiteSuggestion, write_site
 
 DEFAULT_MAX_FACES = 200
 """Faces shown on a person's page (the least typical first: those are the ones to check)."""

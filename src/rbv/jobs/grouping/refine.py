@@ -30,10 +30,10 @@ from PIL import Image
 
 from rbv.cluster.refine import RefineInput, RefineParams, refine, stable_numbers
 from rbv.errors import ImageUnreadable, writing
-from rbv.export.pixels import PhotoSource, square_crop
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.pictures.pixels import PhotoSource, square_crop
 from rbv.store import Database
 from rbv.store.facesets import (
     FaceFacts,

@@ -7,7 +7,7 @@ the other) when either
 - they hold a face each that the recognizer finds very similar (cosine similarity ≥
   ``face_similarity``) AND, warped onto each other by those two faces' landmarks, the
   whole overlapping area correlates (≥ ``min_correlation``, see
-  :mod:`rbv.export.overlay`). A crop moves the hash far more than a re-encode does but
+  :mod:`rbv.faces.overlay`). A crop moves the hash far more than a re-encode does but
   is still the same pixels; another photo of the same person can have a face just as
   similar, but its hair, clothes and background do not line up.
 
@@ -18,7 +18,7 @@ correlation ≥ 0.85; different photos of one person differ in ≥ 18 bits and c
 ≤ 0.78 even when their faces score 0.88.
 
 Candidate pairs come from an exact multi-index Hamming search
-(:func:`rbv.export.phash.pairs_within`: 1M photos in about 1.5 min) and, for face
+(:func:`rbv.media.phash.pairs_within`: 1M photos in about 1.5 min) and, for face
 agreement, from each face's nearest neighbours in the pack.
 """
 
@@ -33,11 +33,11 @@ from numpy.typing import NDArray
 
 from rbv.cluster.knn import nearest
 from rbv.errors import ImageUnreadable, PackNotFound
-from rbv.export.overlay import overlay_correlation
-from rbv.export.phash import hamming, pairs_within, phash
+from rbv.faces.overlay import overlay_correlation
 from rbv.jobs.recording import recorded_run
 from rbv.media.decode import decode_for_detection
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.media.phash import hamming, pairs_within, phash
 from rbv.media.types import DecodedImage
 from rbv.store import Database
 from rbv.store.assignments import load_faces

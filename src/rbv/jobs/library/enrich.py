@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rbv.errors import ImageUnreadable
-from rbv.export.pixels import PhotoSource
 from rbv.faces.landmarks import LandmarkModel, pose_from_68
 from rbv.faces.packs import ModelRole
 from rbv.faces.pose import pose_from_5_points, pose_from_angles, sharpness
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
 from rbv.store.pack_lookup import find_pack
 from rbv.store.quality import FaceGeometry, FaceQuality, faces_to_enrich, save_quality

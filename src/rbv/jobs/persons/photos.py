@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rbv.errors import ConfigError
-from rbv.export.album import AlbumEntry, make_album
+from rbv.formats.album import AlbumEntry, make_album
 from rbv.store import Database
 from rbv.store.persons import labels, resolve_person
 from rbv.store.photos import PhotoHit, photos_with

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rbv.errors import ConfigError
-from rbv.export.contact_sheet import SheetFace, write_sheet
 from rbv.jobs.persons.evidence import (
     DOUBT_Z,
     TwoPeople,
@@ -19,6 +18,7 @@ from rbv.jobs.persons.evidence import (
     two_people,
 )
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.pictures.contact_sheet import SheetFace, write_sheet
 from rbv.store import Database
 from rbv.store.persons import PersonRow, resolve_person
 from rbv.store.review import shown_faces

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rbv.export.contact_sheet import SheetFace, write_side_by_side
 from rbv.jobs.persons.evidence import (
     DEFAULT_MIN_SCORE,
     PersonEvidence,
@@ -16,6 +15,7 @@ from rbv.jobs.persons.evidence import (
     merge_suggestions,
 )
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.pictures.contact_sheet import SheetFace, write_side_by_side
 from rbv.store import Database
 from rbv.store.persons import PersonRow
 from rbv.store.review import shown_faces

@@ -27,9 +27,9 @@ from pathlib import Path
 from PIL import Image
 
 from rbv.errors import ConfigError, ImageUnreadable
-from rbv.export.atomic import TEMP_NAME, remove_stale_temps, write_atomically
-from rbv.export.pixels import Box, PhotoSource, square_crop
-from rbv.export.templating import label, render
+from rbv.formats.atomic import TEMP_NAME, remove_stale_temps, write_atomically
+from rbv.pictures.pixels import Box, PhotoSource, square_crop
+from rbv.web.templating import label, render
 
 THUMB = 96
 PAD = 0.3

@@ -38,7 +38,7 @@ def _finalize(value: Any) -> Any:
 
 @functools.cache
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("rbv.export", "templates"), autoescape=True,
+    env = Environment(loader=PackageLoader("rbv.web", "templates"), autoescape=True,
                       undefined=StrictUndefined, finalize=_finalize, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True)
     env.globals.update(label=label, count=count)

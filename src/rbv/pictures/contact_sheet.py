@@ -12,8 +12,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from rbv.errors import ImageUnreadable, writing
-from rbv.export.pixels import PhotoSource, square_crop
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.pictures.pixels import PhotoSource, square_crop
 from rbv.store import Database
 
 HEADER = 28

@@ -19,8 +19,8 @@ import os
 from collections.abc import Collection
 from pathlib import Path
 
-from rbv.export.atomic import Digest, write_atomically
-from rbv.export.xmp import BACKUP_SUFFIX, XmpError
+from rbv.formats.atomic import Digest, write_atomically
+from rbv.formats.xmp import BACKUP_SUFFIX, XmpError
 
 
 class BackupUntrusted(XmpError):

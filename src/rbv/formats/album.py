@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rbv.errors import RbvError
-from rbv.export.xmp import sidecars_of
+from rbv.formats.xmp import sidecars_of
 
 
 class AlbumError(RbvError):

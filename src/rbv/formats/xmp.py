@@ -3,7 +3,7 @@
 rbv never writes XML by hand: exiv2 parses what is there, rbv adds or names regions by
 their flattened keys, and exiv2 serialises the result, so every other tag of a sidecar
 or photo stays as it was. Files are read and written by Python (``open``), so names that
-are not UTF-8 work, and written atomically (:mod:`rbv.export.atomic`).
+are not UTF-8 work, and written atomically (:mod:`rbv.formats.atomic`).
 
 exiv2 reads a packet it cannot parse (a DOCTYPE, malformed XML) as one without tags, and
 says nothing: a packet that is not empty yet yields no tag is reported as unreadable
@@ -24,7 +24,7 @@ import pyexiv2
 
 from rbv.bounds import MAX_PIXELS_PER_SIDE, OutsideNumber, finite, pixel_size
 from rbv.errors import RbvError
-from rbv.export.regions import Region, RegionPlan, from_top_left
+from rbv.formats.regions import Region, RegionPlan, from_top_left
 
 pyexiv2.set_log_level(4)  # exiv2 would print warnings itself; rbv reports through errors
 

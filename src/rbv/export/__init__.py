@@ -1,1 +1,0 @@
-"""Dedup report, export-swap, contact sheets."""

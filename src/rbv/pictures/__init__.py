@@ -1,0 +1,1 @@
+"""What rbv draws from catalogued photos: square face crops and contact sheets."""
