@@ -23,7 +23,7 @@ SELECT id, pack_id, embedding FROM face_detections ORDER BY id;
 ALTER TABLE face_detections DROP COLUMN embedding;
 
 -- The per-pack HNSW indexes, built now that the faces are in, with enough memory to
--- hold the graph (rbv builds them the same way: store/packs.py ensure_pack_index).
+-- hold the graph (rbv builds them the same way: store/queries/packs.py ensure_pack_index).
 DO $$
 DECLARE
     p record;

@@ -38,9 +38,9 @@ from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import ESTIMATE_SAMPLE, ClusterOptions, cluster_pack
 from rbv.store import open_database
-from rbv.store.faces import NewFace, insert_faces
-from rbv.store.migrations import apply_pending
-from rbv.store.packs import ensure_pack_index, register_pack
+from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.queries.packs import ensure_pack_index, register_pack
+from rbv.store.server.migrations import apply_pending
 
 LOAD_BATCH = 50_000
 _URL_VARIABLE = "RBV_BENCH_DATABASE_URL"

@@ -26,10 +26,10 @@ from rbv.config import Settings
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons.edit_log import undo
 from rbv.store import open_database
-from rbv.store.assignments import create_persons, write_assignments
-from rbv.store.faces import NewFace, insert_faces
-from rbv.store.migrations import apply_pending
-from rbv.store.packs import register_pack
+from rbv.store.queries.assignments import create_persons, write_assignments
+from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.queries.packs import register_pack
+from rbv.store.server.migrations import apply_pending
 
 LOAD_BATCH = 50_000
 

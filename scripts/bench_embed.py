@@ -189,7 +189,7 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
     from rbv.jobs.library.catalogue import run_catalogue
     from rbv.jobs.library.embed import run_embed
     from rbv.store import open_database
-    from rbv.store.migrations import apply_pending
+    from rbv.store.server.migrations import apply_pending
 
     data_dir = Path(tempfile.mkdtemp(prefix="rbv-bench-embed-"))
     # Registered before the server starts, so it runs after the server's own exit hook

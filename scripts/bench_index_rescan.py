@@ -29,7 +29,7 @@ import rbv.jobs.library.catalogue as catalogue
 from rbv.config import Settings
 from rbv.jobs.library.catalogue import CatalogueSummary
 from rbv.store import Database, open_database
-from rbv.store.migrations import apply_pending
+from rbv.store.server.migrations import apply_pending
 
 PER_FOLDER = 1_000
 

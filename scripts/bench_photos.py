@@ -23,7 +23,7 @@ from bench_cluster import _size
 from rbv.config import Settings
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.store import open_database
-from rbv.store.migrations import apply_pending
+from rbv.store.server.migrations import apply_pending
 
 DIM = 8  # the query never reads embeddings (they live in face_embeddings): none stored
 

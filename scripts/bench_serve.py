@@ -37,9 +37,9 @@ from rbv.jobs.persons.evidence import load_evidence
 from rbv.jobs.persons.review import review
 from rbv.serve.app import ReviewServer
 from rbv.store import open_database
-from rbv.store.faces import NewFace, insert_faces
-from rbv.store.migrations import apply_pending
-from rbv.store.people import PeopleFilter, people_page
+from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.queries.review_pages import PeopleFilter, people_page
+from rbv.store.server.migrations import apply_pending
 from suggest_baseline import face_knn_suggest_merges
 
 DIM = 128

@@ -17,7 +17,7 @@ import numpy as np
 from bench_cluster import _size
 from rbv.config import Settings
 from rbv.store import open_database
-from rbv.store.migrations import apply_pending
+from rbv.store.server.migrations import apply_pending
 
 
 def main() -> None:

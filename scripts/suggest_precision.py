@@ -32,7 +32,7 @@ from rbv.cluster.suggestions import MergeSuggestion, least_typical_first, sugges
 from rbv.config import Settings
 from rbv.jobs.persons.evidence import DOUBT_Z
 from rbv.store import open_database
-from rbv.store.migrations import apply_pending
+from rbv.store.server.migrations import apply_pending
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_matrix import SHARED, LabelledSet, load_sets  # noqa: E402

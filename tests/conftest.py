@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from rbv.cli.app import app
 from rbv.config import Settings
 from rbv.store import Database, open_database
-from rbv.store.migrations import apply_pending
+from rbv.store.server.migrations import apply_pending
 from tests.pgserver import PasswordServer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

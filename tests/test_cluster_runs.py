@@ -14,7 +14,7 @@ import pytest
 from rbv.config import Settings
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
-from rbv.store.locks import person_lock
+from rbv.store.server.locks import person_lock
 from tests.conftest import FACES, SFACE_THRESHOLD, cluster_photos, run_cli
 
 

@@ -20,7 +20,7 @@ import pytest
 from rbv.config import Settings
 from rbv.errors import ModelPackError
 from rbv.mlapi.client import RemoteFaceAnalyzer
-from rbv.store.packs import register_pack
+from rbv.store.queries.packs import register_pack
 from tests.conftest import FACES, IMMICH_KEY, MISC, PACK, SFACE_THRESHOLD, run_cli
 from tests.pgserver import PASSWORD
 
@@ -165,7 +165,7 @@ def test_remote_pack_is_named_after_the_server_and_names_are_unique(db) -> None:
 
 def test_migration_renames_packs_that_share_a_name(empty_db_url: str) -> None:
     from rbv.store import open_database
-    from rbv.store.migrations import apply_pending
+    from rbv.store.server.migrations import apply_pending
 
     db = open_database(Settings(database_url=empty_db_url), require_schema=False)
     apply_pending(db)
@@ -204,7 +204,7 @@ def test_person_edits_refuse_bad_input_and_change_nothing(cli, faces_settings: S
 
 # 7. The database dies mid-command, or its disk fills: one line, and the right code.
 def test_database_failures_mid_command_are_one_line() -> None:
-    from rbv.store.connection import database_error
+    from rbv.store.server.connection import database_error
 
     full = database_error(psycopg.errors.DiskFull("could not extend file: No space left"))
     assert full is not None and full.exit_code == 1 and "disk is full" in str(full)

@@ -10,9 +10,9 @@ import numpy as np
 import psycopg
 
 from rbv.store import Database
-from rbv.store.faces import NewFace
-from rbv.store.packs import register_pack
-from rbv.store.scans import (
+from rbv.store.queries.faces import NewFace
+from rbv.store.queries.packs import register_pack
+from rbv.store.queries.scans import (
     ScanFailure,
     claim_pending_images,
     complete_scans,

@@ -89,7 +89,8 @@ def test_cluster_is_pure(folder: str) -> None:
         for target in _imports(path):
             if target.startswith("rbv.store"):
                 # a data type only (PackFaces), never a query
-                assert target in {"rbv.store.assignments", "rbv.store.assignments.PackFaces"}, \
+                assert target in {"rbv.store.queries.assignments",
+                                  "rbv.store.queries.assignments.PackFaces"}, \
                     f"{path.name} imports {target}"
         assert "psycopg" not in path.read_text(), path.name
 

@@ -220,7 +220,7 @@ def test_audit_reports_contradicted_decisions_and_fix_takes_out_automatic_faces(
 
 def test_fix_takes_the_fewest_automatic_faces_and_never_a_manual_one() -> None:
     from rbv.jobs.persons.audit import contradicting_faces
-    from rbv.store.audit import ApartInside, RejectedInside
+    from rbv.store.queries.audit import ApartInside, RejectedInside
 
     p, q = (uuid.UUID(int=1), uuid.UUID(int=2))
     star = [ApartInside(p, 1, (1, n), ("cluster", "cluster")) for n in range(2, 8)]

@@ -18,8 +18,8 @@ from rbv.config import Settings
 from rbv.errors import MigrationError
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.store import Database, open_database
-from rbv.store import migrations as migrations_module
-from rbv.store.migrations import apply_pending, migrations_dir
+from rbv.store.server import migrations as migrations_module
+from rbv.store.server.migrations import apply_pending, migrations_dir
 
 VERSION = 10
 FACES = 12_000

@@ -22,7 +22,7 @@ import pytest
 from rbv.config import Settings
 from rbv.mlapi.client import RemoteFaceAnalyzer
 from rbv.store import open_database
-from rbv.store.migrations import apply_pending
+from rbv.store.server.migrations import apply_pending
 from rbv.testing.immich_ml import (
     SERVED_NAME,
     ImmichMl,

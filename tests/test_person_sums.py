@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 import rbv.jobs.grouping.cluster as cluster_job
-import rbv.store.person_sums as person_sums
+import rbv.store.queries.person_sums as person_sums
 from rbv.cluster.centroids import group_sums
 from rbv.config import Settings
 from rbv.store import open_database
-from rbv.store.assignments import load_faces
-from rbv.store.pack_lookup import find_pack
+from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.pack_lookup import find_pack
 from tests.conftest import cluster_photos, run_cli
 
 SMALL = 3  # data/faces has no person of 50 faces: cache persons from 3 faces on

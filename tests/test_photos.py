@@ -76,7 +76,7 @@ def test_album_photos_bring_their_xmp_sidecars(cli, settings: Settings, sface_an
 
     from rbv.jobs.library.index import run_index
     from rbv.store import open_database
-    from rbv.store.persons import new_person, place_faces, set_name
+    from rbv.store.queries.persons import new_person, place_faces, set_name
 
     lib = tmp_path / "lib"
     (lib / "a").mkdir(parents=True)

@@ -19,10 +19,10 @@ import pytest
 from rbv.config import Settings
 from rbv.errors import SchemaNotReady
 from rbv.store import Database, open_database
-from rbv.store.assignments import assigned_neighbors, create_persons
-from rbv.store.faces import NewFace, insert_faces
-from rbv.store.migrations import available_migrations
-from rbv.store.packs import ensure_pack_index, has_pack_index, register_pack
+from rbv.store.queries.assignments import assigned_neighbors, create_persons
+from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.queries.packs import ensure_pack_index, has_pack_index, register_pack
+from rbv.store.server.migrations import available_migrations
 from tests.conftest import run_cli
 from tests.pgserver import PASSWORD, PasswordServer
 
@@ -64,7 +64,7 @@ def test_other_commands_refuse_an_unmigrated_database(cli, empty_db_url: str) ->
 
 def test_older_schema_is_refused_with_run_migrate(empty_db_url: str, tmp_path: Path) -> None:
     db = open_database(Settings(database_url=empty_db_url), require_schema=False)
-    from rbv.store.migrations import apply_pending
+    from rbv.store.server.migrations import apply_pending
 
     apply_pending(db)
     with db.connect() as conn:
@@ -281,7 +281,7 @@ def test_embedded_server_lingers_for_the_next_command_then_stops(tmp_path: Path)
         server = _postmaster(pgdata)
         assert server is not None and psutil.pid_exists(server)  # still up after exit
         [watcher] = json.loads(handles.read_text())
-        assert "rbv.store.linger" in psutil.Process(watcher).cmdline()
+        assert "rbv.store.server.linger" in psutil.Process(watcher).cmdline()
         stats = subprocess.run([sys.executable, "-m", "rbv", "stats", "--json"], env=env,
                                text=True, capture_output=True, timeout=120, check=False)
         assert stats.returncode == 0, stats.stderr
@@ -346,8 +346,8 @@ def test_a_pooled_database_reuses_connections_but_never_a_lock_or_a_transaction(
     session advisory lock (the pack's person lock) left held, and a closed one is
     never handed out again."""
     from rbv.errors import ClusterBusy
-    from rbv.store.connection import PooledDatabase
-    from rbv.store.locks import person_lock
+    from rbv.store.server.connection import PooledDatabase
+    from rbv.store.server.locks import person_lock
 
     pooled = PooledDatabase(db)
     with pooled.connect() as conn:

@@ -14,7 +14,7 @@ import psycopg
 
 from rbv.config import Settings
 from rbv.jobs.persons.audit import faces_to_unassign
-from rbv.store.audit import ConflictFace, SamePhotoConflict
+from rbv.store.queries.audit import ConflictFace, SamePhotoConflict
 from tests.conftest import FACES, MISC, PACK, run_cli
 
 

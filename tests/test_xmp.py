@@ -23,7 +23,7 @@ from rbv.formats.regions import iou
 from rbv.jobs.exchange.import_xmp import DEFAULT_MIN_IOU
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
-from rbv.store.persons import new_person, place_faces, set_name
+from rbv.store.queries.persons import new_person, place_faces, set_name
 from tests.conftest import FACES, FOLDER_IDENTITIES, FOLDER_MIXED, MISC, import_folders, run_cli
 
 register_heif_opener()

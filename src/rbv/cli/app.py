@@ -189,7 +189,7 @@ def _one_line_errors() -> Iterator[None]:
     except Exception as exc:
         if os.environ.get("RBV_DEBUG"):
             raise
-        from rbv.store.connection import database_error, redact
+        from rbv.store.server.connection import database_error, redact
 
         known = database_error(exc)
         if known is not None:

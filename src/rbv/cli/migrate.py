@@ -8,7 +8,7 @@ import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.store import open_database
-from rbv.store.migrations import apply_pending, migration_status
+from rbv.store.server.migrations import apply_pending, migration_status
 
 
 def migrate(

@@ -7,8 +7,8 @@ import re
 import uuid
 from collections.abc import Sequence
 
-from rbv.store.connection import Database
-from rbv.store.persons import SHORT_ID, labels, short_id
+from rbv.store.queries.persons import SHORT_ID, labels, short_id
+from rbv.store.server.connection import Database
 
 _UUID = re.compile(r"(person )?\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
                    r"\b( ')?")

@@ -14,8 +14,8 @@ from rbv.cli.naming import named_list, short_ids, who
 from rbv.cli.tables import print_table
 from rbv.cluster.defaults import Method
 from rbv.store import Database, open_database
-from rbv.store.pack_lookup import find_pack
-from rbv.store.persons import (
+from rbv.store.queries.pack_lookup import find_pack
+from rbv.store.queries.persons import (
     faces_of,
     labels,
     list_persons,

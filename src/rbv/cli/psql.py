@@ -12,8 +12,8 @@ import typer
 from rbv.cli.common import DatabaseOption, settings_of
 from rbv.errors import ConfigError
 from rbv.store import open_database
-from rbv.store.connection import libpq_environment
-from rbv.store.embedded import bundled_psql
+from rbv.store.server.connection import libpq_environment
+from rbv.store.server.embedded import bundled_psql
 
 
 def psql(

@@ -12,8 +12,8 @@ from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.errors import ConfigError
 from rbv.pictures.contact_sheet import SheetFace, write_sheet
 from rbv.store import open_database
-from rbv.store.facesets import face_boxes, faceset_faces, pack_of_faceset
-from rbv.store.persons import faces_of, name_of, resolve_person
+from rbv.store.queries.facesets import face_boxes, faceset_faces, pack_of_faceset
+from rbv.store.queries.persons import faces_of, name_of, resolve_person
 
 _FACESET = re.compile(r"^faceset_(\d+)$")
 

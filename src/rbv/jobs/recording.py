@@ -12,8 +12,8 @@ from typing import Any
 
 from rbv.errors import DatabaseUnavailable
 from rbv.store import Database
-from rbv.store.connection import database_error
-from rbv.store.runs import close_dead_runs, finish_run, start_run
+from rbv.store.queries.runs import close_dead_runs, finish_run, start_run
+from rbv.store.server.connection import database_error
 
 
 @dataclass

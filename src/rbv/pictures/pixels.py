@@ -13,7 +13,7 @@ from rbv.errors import ImageUnreadable
 from rbv.media.decode import decode_for_detection
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.types import DecodedImage
-from rbv.store.images import image_formats, image_paths_of
+from rbv.store.queries.images import image_formats, image_paths_of
 
 Box = tuple[float, float, float, float]
 

@@ -13,10 +13,10 @@ from rbv.jobs.persons import edit_log
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import faces as face_links
 from rbv.serve.queue import SuggestionQueue
-from rbv.store import edits
-from rbv.store.connection import Database
-from rbv.store.people import newest_edit
-from rbv.store.persons import name_of, pack_of, person_named, resolve_person
+from rbv.store.queries import edits
+from rbv.store.queries.persons import name_of, pack_of, person_named, resolve_person
+from rbv.store.queries.review_pages import newest_edit
+from rbv.store.server.connection import Database
 
 Answer = dict[str, Any]
 

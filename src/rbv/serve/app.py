@@ -42,7 +42,7 @@ from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
 from rbv.serve.pages import Pages
 from rbv.serve.queue import SuggestionQueue
-from rbv.store.connection import Database, PooledDatabase
+from rbv.store.server.connection import Database, PooledDatabase
 
 MAX_BODY = 1 << 20
 SECURITY_HEADERS = [

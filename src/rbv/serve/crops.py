@@ -22,9 +22,9 @@ from PIL import Image
 from rbv.errors import ImageUnreadable
 from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
 from rbv.pictures.pixels import PhotoSource, square_crop
-from rbv.store.connection import Database
-from rbv.store.people import image_digest
-from rbv.store.review import shown_faces
+from rbv.store.queries.review import shown_faces
+from rbv.store.queries.review_pages import image_digest
+from rbv.store.server.connection import Database
 from rbv.web.site import PAD
 
 CROP = 160

@@ -17,10 +17,16 @@ from rbv.jobs.persons.review import review
 from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.queue import SuggestionQueue
-from rbv.store.connection import Database
-from rbv.store.people import PeopleFilter, names_starting, newest_run, people_page, photo_of
-from rbv.store.persons import name_of, resolve_person
-from rbv.store.review import shown_faces
+from rbv.store.queries.persons import name_of, resolve_person
+from rbv.store.queries.review import shown_faces
+from rbv.store.queries.review_pages import (
+    PeopleFilter,
+    names_starting,
+    newest_run,
+    people_page,
+    photo_of,
+)
+from rbv.store.server.connection import Database
 
 PER_PAGE = 60
 FACES_SHOWN = 200

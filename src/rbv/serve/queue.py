@@ -32,10 +32,10 @@ from rbv.jobs.persons.evidence import (
     load_evidence,
     merge_suggestions,
 )
-from rbv.store.connection import Database
-from rbv.store.people import library_stamp, live_persons
-from rbv.store.persons import PersonRow, faces_of, list_persons
-from rbv.store.review import person_conflicts
+from rbv.store.queries.persons import PersonRow, faces_of, list_persons
+from rbv.store.queries.review import person_conflicts
+from rbv.store.queries.review_pages import library_stamp, live_persons
+from rbv.store.server.connection import Database
 
 SIDE_FACES = 6
 CACHE_VERSION = 1

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 from rbv.jobs.persons.review import ReviewReport
 from rbv.serve.queue import Pair
-from rbv.store.edits import EditRow
-from rbv.store.people import PeopleFilter, PersonTile, Photo
+from rbv.store.queries.edits import EditRow
+from rbv.store.queries.review_pages import PeopleFilter, PersonTile, Photo
 from rbv.web.templating import label, render
 
 __all__ = ["label", "page"]

@@ -1,6 +1,6 @@
 """PostgreSQL + pgvector storage: connection (embedded or URL), migrations, queries."""
 
-from rbv.store.connection import Database
-from rbv.store.opening import open_database
+from rbv.store.server.connection import Database
+from rbv.store.server.opening import open_database
 
 __all__ = ["Database", "open_database"]

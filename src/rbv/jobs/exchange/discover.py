@@ -42,7 +42,7 @@ from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.store import Database
-from rbv.store.facesets import (
+from rbv.store.queries.facesets import (
     FaceFacts,
     add_facesets,
     known_facesets,
@@ -52,8 +52,8 @@ from rbv.store.facesets import (
     person_names,
     rejected_pairs,
 )
-from rbv.store.images import scanned_paths
-from rbv.store.pack_lookup import find_pack, pack_files, pack_settings
+from rbv.store.queries.images import scanned_paths
+from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings
 
 PROVENANCE_NAME = "provenance.json"
 

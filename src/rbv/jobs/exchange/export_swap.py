@@ -44,16 +44,16 @@ from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.pixels import PhotoSource, square_crop
 from rbv.store import Database
-from rbv.store.facesets import (
+from rbv.store.queries.facesets import (
     FaceFacts,
     first_paths,
     load_face_facts,
     person_names,
     rejected_pairs,
 )
-from rbv.store.image_hashes import all_hashes
-from rbv.store.pack_lookup import find_pack
-from rbv.store.quality import FaceQuality, quality_of
+from rbv.store.queries.image_hashes import all_hashes
+from rbv.store.queries.pack_lookup import find_pack
+from rbv.store.queries.quality import FaceQuality, quality_of
 
 WEIGHTS = {"frontality": 0.30, "det_score": 0.20, "symmetry": 0.20, "size": 0.15,
            "sharpness": 0.15}

@@ -34,10 +34,10 @@ from rbv.formats.xmp import (
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.store import Database
-from rbv.store.images import image_paths_of
-from rbv.store.originals import catalogued_content, record_original, recorded_original
-from rbv.store.pack_lookup import find_pack
-from rbv.store.regions import named_faces, scanned_photos
+from rbv.store.queries.images import image_paths_of
+from rbv.store.queries.originals import catalogued_content, record_original, recorded_original
+from rbv.store.queries.pack_lookup import find_pack
+from rbv.store.queries.regions import named_faces, scanned_photos
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from rbv.immich.client import ImmichAuthError, ImmichTransient
 from rbv.immich.people import ImmichFace, ImmichPeopleClient, ImmichPerson
 from rbv.jobs.exchange.immich_stage import BREAKER_THRESHOLD
 from rbv.store import Database
-from rbv.store.immich_assets import (
+from rbv.store.queries.immich_assets import (
     AssetFaces,
     named_faces_of_assets,
     pushed_signatures,
@@ -51,7 +51,7 @@ from rbv.store.immich_assets import (
     record_push,
     recorded_people,
 )
-from rbv.store.pack_lookup import find_pack
+from rbv.store.queries.pack_lookup import find_pack
 
 DEFAULT_PUSH_WORKERS = 4
 PUSH_MIN_IOU = 0.5

@@ -36,8 +36,8 @@ from rbv.jobs.exchange.immich_state import (
     StageState,
 )
 from rbv.store import Database
-from rbv.store.images import known_sha256
-from rbv.store.immich_assets import asset_count, record_assets
+from rbv.store.queries.images import known_sha256
+from rbv.store.queries.immich_assets import asset_count, record_assets
 
 DEFAULT_WORKERS = 8
 STAGE_MIN_FACE = 90.0

@@ -28,13 +28,13 @@ from rbv.cluster.knn import normalize
 from rbv.errors import ConfigError
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database
-from rbv.store.assignments import PackFaces, delete_empty_persons, load_faces
-from rbv.store.contradictions import refused_placements
-from rbv.store.images import scanned_paths
-from rbv.store.locks import person_lock
-from rbv.store.pack_lookup import find_pack
-from rbv.store.packs import PackRow
-from rbv.store.persons import new_person, person_named, photo_clashes, place_faces, set_name
+from rbv.store.queries.assignments import PackFaces, delete_empty_persons, load_faces
+from rbv.store.queries.contradictions import refused_placements
+from rbv.store.queries.images import scanned_paths
+from rbv.store.queries.pack_lookup import find_pack
+from rbv.store.queries.packs import PackRow
+from rbv.store.queries.persons import new_person, person_named, photo_clashes, place_faces, set_name
+from rbv.store.server.locks import person_lock
 
 
 @dataclass(frozen=True)

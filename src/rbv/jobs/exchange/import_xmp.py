@@ -26,14 +26,14 @@ from rbv.jobs.exchange.export_xmp import as_given_roots, mirrored, path_under
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.store import Database
-from rbv.store.assignments import delete_empty_persons
-from rbv.store.contradictions import refused_placements
-from rbv.store.images import scanned_paths
-from rbv.store.locks import person_lock
-from rbv.store.pack_lookup import find_pack
-from rbv.store.packs import PackRow
-from rbv.store.persons import new_person, person_named, place_faces, set_name
-from rbv.store.regions import FaceRow, PhotoRow, faces_of_images, scanned_photos
+from rbv.store.queries.assignments import delete_empty_persons
+from rbv.store.queries.contradictions import refused_placements
+from rbv.store.queries.images import scanned_paths
+from rbv.store.queries.pack_lookup import find_pack
+from rbv.store.queries.packs import PackRow
+from rbv.store.queries.persons import new_person, person_named, place_faces, set_name
+from rbv.store.queries.regions import FaceRow, PhotoRow, faces_of_images, scanned_photos
+from rbv.store.server.locks import person_lock
 
 DEFAULT_MIN_IOU = 0.4
 """Regions drawn by people are looser than a detector's box; 0.4 still never pairs a

@@ -20,7 +20,7 @@ from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
 from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
-from rbv.store.review import shown_faces
+from rbv.store.queries.review import shown_faces
 from rbv.web.site import SiteFace, SitePerson, SiteReport, SiteSuggestion, write_site
 
 DEFAULT_MAX_FACES = 200

@@ -40,7 +40,7 @@ from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces, constraints_among
 from rbv.jobs.recording import recorded_run
-from rbv.store.assignments import (
+from rbv.store.queries.assignments import (
     PackFaces,
     clustering_inputs_digest,
     count_faces,
@@ -51,11 +51,11 @@ from rbv.store.assignments import (
     vacuum_faces,
     write_assignments,
 )
-from rbv.store.connection import Database
-from rbv.store.locks import person_lock
-from rbv.store.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
-from rbv.store.packs import PackRow
-from rbv.store.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
+from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
+from rbv.store.queries.packs import PackRow
+from rbv.store.queries.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
+from rbv.store.server.connection import Database
+from rbv.store.server.locks import person_lock
 
 VACUUM_AFTER = 5_000
 """A run that rewrote at least this many faces vacuums face_detections afterwards."""

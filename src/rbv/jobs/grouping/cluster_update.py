@@ -28,7 +28,7 @@ from rbv.cluster.evidence import grow_known
 from rbv.cluster.knn import build_knn_graph, nearest
 from rbv.cluster.linkage import components
 from rbv.cluster.methods import Method, cluster_embeddings
-from rbv.store.assignments import (
+from rbv.store.queries.assignments import (
     ManualFacts,
     PackFaces,
     assigned_neighbors,
@@ -39,11 +39,11 @@ from rbv.store.assignments import (
     person_images,
     write_assignments,
 )
-from rbv.store.connection import Database
-from rbv.store.links import persons_of_faces
-from rbv.store.pack_lookup import pack_settings, update_pack_settings
-from rbv.store.packs import PackRow
-from rbv.store.person_sums import cached_sums, store_sums
+from rbv.store.queries.links import persons_of_faces
+from rbv.store.queries.pack_lookup import pack_settings, update_pack_settings
+from rbv.store.queries.packs import PackRow
+from rbv.store.queries.person_sums import cached_sums, store_sums
+from rbv.store.server.connection import Database
 
 MATCH_NEIGHBORS = 30
 """Assigned faces fetched per new face to find known persons and to measure its

@@ -35,7 +35,7 @@ from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.pixels import PhotoSource, square_crop
 from rbv.store import Database
-from rbv.store.facesets import (
+from rbv.store.queries.facesets import (
     FaceFacts,
     first_paths,
     known_facesets,
@@ -45,7 +45,7 @@ from rbv.store.facesets import (
     rejected_pairs,
     save_facesets,
 )
-from rbv.store.pack_lookup import find_pack
+from rbv.store.queries.pack_lookup import find_pack
 
 MANIFEST_NAME = "refine_manifest.json"
 PREVIEW_SIZE = 256

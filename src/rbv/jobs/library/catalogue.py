@@ -42,8 +42,8 @@ from rbv.media.discovery import (
 from rbv.media.hashing import digest_file
 from rbv.media.sniff import looks_like_image_name, sniff_format
 from rbv.store import Database
-from rbv.store.images import CataloguedFile, known_paths, record_unreadable, save_catalogued
-from rbv.store.missing import (
+from rbv.store.queries.images import CataloguedFile, known_paths, record_unreadable, save_catalogued
+from rbv.store.queries.missing import (
     failures_under,
     forget_failures,
     mark_missing,

@@ -40,12 +40,17 @@ from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.phash import hamming, pairs_within, phash
 from rbv.media.types import DecodedImage
 from rbv.store import Database
-from rbv.store.assignments import load_faces
-from rbv.store.faces import face_landmarks
-from rbv.store.facesets import first_paths
-from rbv.store.image_hashes import all_hashes, byte_identical, images_without_hash, save_hashes
-from rbv.store.images import image_formats, image_paths_of
-from rbv.store.pack_lookup import find_pack
+from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.faces import face_landmarks
+from rbv.store.queries.facesets import first_paths
+from rbv.store.queries.image_hashes import (
+    all_hashes,
+    byte_identical,
+    images_without_hash,
+    save_hashes,
+)
+from rbv.store.queries.images import image_formats, image_paths_of
+from rbv.store.queries.pack_lookup import find_pack
 
 HASH_LONG_EDGE = 256
 """Photos are decoded this small for hashing (JPEG draft mode makes it almost free)."""

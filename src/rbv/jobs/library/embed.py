@@ -32,12 +32,11 @@ from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import decode_for_detection
 from rbv.media.types import DecodedImage
 from rbv.store import Database
-from rbv.store.assignments import count_faces
-from rbv.store.clip import store_clip_embeddings
-from rbv.store.faces import NewFace
-from rbv.store.images import image_formats, image_paths_of
-from rbv.store.locks import lock_pack_preparation, server_now
-from rbv.store.packs import (
+from rbv.store.queries.assignments import count_faces
+from rbv.store.queries.clip import store_clip_embeddings
+from rbv.store.queries.faces import NewFace
+from rbv.store.queries.images import image_formats, image_paths_of
+from rbv.store.queries.packs import (
     PackRow,
     drop_pack_index,
     ensure_pack_index,
@@ -45,7 +44,7 @@ from rbv.store.packs import (
     pack_fingerprint,
     register_pack,
 )
-from rbv.store.scans import (
+from rbv.store.queries.scans import (
     ScanClaim,
     ScanFailure,
     claim_pending_images,
@@ -56,6 +55,7 @@ from rbv.store.scans import (
     release_dead_claims,
     remaining_scans,
 )
+from rbv.store.server.locks import lock_pack_preparation, server_now
 
 HNSW_REBUILD_SHARE = 0.5
 """A run that may add at least this share of the pack's faces (one face per image

@@ -22,8 +22,8 @@ from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
-from rbv.store.pack_lookup import find_pack
-from rbv.store.quality import FaceGeometry, FaceQuality, faces_to_enrich, save_quality
+from rbv.store.queries.pack_lookup import find_pack
+from rbv.store.queries.quality import FaceGeometry, FaceQuality, faces_to_enrich, save_quality
 
 BATCH = 2_000
 Progress = Callable[[int, int], None]

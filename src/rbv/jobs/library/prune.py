@@ -12,9 +12,9 @@ from contextlib import ExitStack
 
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database
-from rbv.store.audit import pack_names
-from rbv.store.locks import person_lock
-from rbv.store.missing import PruneCounts, prune_missing
+from rbv.store.queries.audit import pack_names
+from rbv.store.queries.missing import PruneCounts, prune_missing
+from rbv.store.server.locks import person_lock
 
 
 def run_prune(db: Database, *, dry_run: bool = False) -> PruneCounts:

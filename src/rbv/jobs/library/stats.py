@@ -9,13 +9,13 @@ from typing import Any
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import DEFAULT_BUDGET
 from rbv.store import Database
-from rbv.store.assignments import count_faces, same_photo_similarities
-from rbv.store.pack_lookup import find_pack, pack_files, pack_settings
-from rbv.store.stats import library_stats
+from rbv.store.queries.assignments import count_faces, same_photo_similarities
+from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings
+from rbv.store.queries.stats import library_stats
 
 
 def library_report(db: Database) -> dict[str, Any]:
-    """Counts per pack and the last runs (:func:`rbv.store.stats.library_stats`), plus per
+    """Counts per pack and the last runs (:func:`rbv.store.queries.stats.library_stats`), plus per
     pack the clustering setting in force and how the library's same-photo pairs sit
     against it: ``above_merge_bar`` counts pairs of different people similar enough to be
     merged if they were two lone faces in separate photos (a few are chance; many mean

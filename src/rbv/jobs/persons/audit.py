@@ -29,7 +29,7 @@ from rbv.config import Settings
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.recording import process_alive
 from rbv.store import Database
-from rbv.store.audit import (
+from rbv.store.queries.audit import (
     ApartInside,
     DuplicateName,
     EmptyPerson,
@@ -46,9 +46,9 @@ from rbv.store.audit import (
     same_photo_conflicts,
     unassign_faces,
 )
-from rbv.store.missing import missing_paths
-from rbv.store.runs import DeadRun, close_dead_runs, dead_runs
-from rbv.store.scans import DeadClaim, dead_claims, release_dead_claims
+from rbv.store.queries.missing import missing_paths
+from rbv.store.queries.runs import DeadRun, close_dead_runs, dead_runs
+from rbv.store.queries.scans import DeadClaim, dead_claims, release_dead_claims
 
 MISSING_LISTED = 20
 """How many missing paths the report names (it counts them all)."""

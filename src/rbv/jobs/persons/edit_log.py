@@ -23,9 +23,9 @@ import psycopg
 
 from rbv.errors import ConfigError, EditConflict
 from rbv.jobs.recording import recorded_run
-from rbv.store import edits
-from rbv.store.connection import Database
-from rbv.store.locks import person_lock
+from rbv.store.queries import edits
+from rbv.store.server.connection import Database
+from rbv.store.server.locks import person_lock
 
 
 @dataclass

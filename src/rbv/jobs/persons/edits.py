@@ -16,9 +16,9 @@ from rbv.cluster.defaults import Method
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.persons.edit_log import Edit, logged_edit
 from rbv.jobs.persons.overrides import overridden, settle
-from rbv.store import contradictions
-from rbv.store import persons as store
-from rbv.store.connection import Database
+from rbv.store.queries import contradictions
+from rbv.store.queries import persons as store
+from rbv.store.server.connection import Database
 
 if TYPE_CHECKING:
     from rbv.cluster.eras import Era, EraParams
@@ -210,8 +210,8 @@ def split(db: Database, ref: str, threshold: float | None = None,
     from rbv.cluster.methods import cluster_embeddings
     from rbv.jobs.grouping.cluster import estimate_impostor
     from rbv.jobs.grouping.cluster_update import constraints_among
-    from rbv.store.assignments import count_faces, load_faces, load_manual_facts
-    from rbv.store.pack_lookup import pack_files, pack_row, pack_settings
+    from rbv.store.queries.assignments import count_faces, load_faces, load_manual_facts
+    from rbv.store.queries.pack_lookup import pack_files, pack_row, pack_settings
 
     if threshold is not None and method is None:
         method = Method.agglomerative
@@ -268,8 +268,8 @@ def split_person_eras(db: Database, ref: str, params: EraParams, *,
     import numpy as np
 
     from rbv.cluster.eras import split_eras
-    from rbv.store.assignments import load_faces
-    from rbv.store.pack_lookup import pack_row
+    from rbv.store.queries.assignments import load_faces
+    from rbv.store.queries.pack_lookup import pack_row
 
     with editing(db, ref, "eras split", {"apply": apply}, dry_run=not apply) as (
             conn, person, edit):

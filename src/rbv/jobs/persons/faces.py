@@ -24,9 +24,9 @@ import psycopg
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.overrides import settle
-from rbv.store import contradictions, links
-from rbv.store.connection import Database
-from rbv.store.links import LinkedFace
+from rbv.store.queries import contradictions, links
+from rbv.store.queries.links import LinkedFace
+from rbv.store.server.connection import Database
 
 
 @dataclass(frozen=True)

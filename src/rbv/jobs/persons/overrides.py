@@ -1,6 +1,6 @@
 """A later manual decision wins over the earlier one it contradicts, but never silently.
 
-Each edit finds the earlier decisions it contradicts (:mod:`rbv.store.contradictions`)
+Each edit finds the earlier decisions it contradicts (:mod:`rbv.store.queries.contradictions`)
 and either refuses, naming them (when the user did not ask for it explicitly), or lifts
 them in its own logged edit and says so (``rbv persons undo`` puts them back).
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import psycopg
 
 from rbv.errors import ConfigError
-from rbv.store.contradictions import Contradictions, lift
+from rbv.store.queries.contradictions import Contradictions, lift
 
 SHOWN = 4
 """Links named in words; the rest are counted."""

@@ -12,8 +12,8 @@ from pathlib import Path
 from rbv.errors import ConfigError
 from rbv.formats.album import AlbumEntry, make_album
 from rbv.store import Database
-from rbv.store.persons import labels, resolve_person
-from rbv.store.photos import PhotoHit, photos_with
+from rbv.store.queries.persons import labels, resolve_person
+from rbv.store.queries.photos import PhotoHit, photos_with
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")
 

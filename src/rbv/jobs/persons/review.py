@@ -20,8 +20,8 @@ from rbv.jobs.persons.evidence import (
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import SheetFace, write_sheet
 from rbv.store import Database
-from rbv.store.persons import PersonRow, resolve_person
-from rbv.store.review import shown_faces
+from rbv.store.queries.persons import PersonRow, resolve_person
+from rbv.store.queries.review import shown_faces
 
 
 @dataclass(frozen=True)

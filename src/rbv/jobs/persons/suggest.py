@@ -17,8 +17,8 @@ from rbv.jobs.persons.evidence import (
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import SheetFace, write_side_by_side
 from rbv.store import Database
-from rbv.store.persons import PersonRow
-from rbv.store.review import shown_faces
+from rbv.store.queries.persons import PersonRow
+from rbv.store.queries.review import shown_faces
 
 SHEET_FACES = 8
 """Faces per person on a suggestion's sheet: the best-matching one, then the most

@@ -1,7 +1,7 @@
-"""The embedded server's watcher: ``python -m rbv.store.linger PGDATA SECONDS``.
+"""The embedded server's watcher: ``python -m rbv.store.server.linger PGDATA SECONDS``.
 
 The last rbv process to leave the embedded server starts this detached process and puts
-its pid in the wheel's handle list in its own place (:func:`rbv.store.embedded._hand_over`),
+its pid in the wheel's handle list in its own place (:func:`rbv.store.server.embedded._hand_over`),
 so rbv processes that come meanwhile attach to the running server instead of starting
 one. The watcher stops the server once no rbv process has come or gone for SECONDS (the
 handle list's modification time) and none is attached; on SIGTERM or SIGINT it stops it
@@ -26,7 +26,7 @@ from types import FrameType
 
 import psutil
 
-from rbv.store.embedded import HANDLES, _server_pid, live_handles
+from rbv.store.server.embedded import HANDLES, _server_pid, live_handles
 
 POLL_S = 5.0
 """Longest sleep between looks at the handle list."""

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import psycopg
 
-from rbv.store.faces import NewFace, insert_faces
+from rbv.store.queries.faces import NewFace, insert_faces
 
 
 @dataclass(frozen=True)

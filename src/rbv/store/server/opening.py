@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rbv.config import Settings
-from rbv.store.connection import Database, describe_url
-from rbv.store.embedded import embedded_url
-from rbv.store.migrations import check_schema_current
+from rbv.store.server.connection import Database, describe_url
+from rbv.store.server.embedded import embedded_url
+from rbv.store.server.migrations import check_schema_current
 
 
 def open_database(settings: Settings, *, require_schema: bool = True) -> Database:

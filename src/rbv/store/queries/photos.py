@@ -13,7 +13,7 @@ from datetime import datetime
 
 import psycopg
 
-from rbv.store.paths import path_from_bytes
+from rbv.store.queries.paths import path_from_bytes
 
 
 @dataclass(frozen=True)

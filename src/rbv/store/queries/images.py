@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from rbv.store.paths import path_bytes, path_from_bytes, path_text
+from rbv.store.queries.paths import path_bytes, path_from_bytes, path_text
 
 _MTIME_TOLERANCE_S = 1e-3  # timestamptz keeps microseconds; file systems may keep ns
 

@@ -217,7 +217,7 @@ def photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
 def move_faces(conn: psycopg.Connection, face_ids: Sequence[int],
                target: uuid.UUID) -> int:
     """Put faces in ``target`` by hand (manual). The earlier decisions this contradicts
-    are lifted by the caller first (:mod:`rbv.store.contradictions`)."""
+    are lifted by the caller first (:mod:`rbv.store.queries.contradictions`)."""
     pack = pack_of(conn, target)
     bad = conn.execute("SELECT id FROM face_detections WHERE id = ANY(%s) AND pack_id <> %s",
                        (list(face_ids), pack)).fetchall()

@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from rbv.store.packs import PackRow
+from rbv.store.queries.packs import PackRow
 
 SUM_MIN_FACES = 50
 """Persons with fewer faces are not cached: summing their faces costs about as much as

@@ -10,9 +10,9 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from rbv.store.assignments import load_faces
-from rbv.store.packs import PackRow
-from rbv.store.paths import path_from_bytes
+from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.packs import PackRow
+from rbv.store.queries.paths import path_from_bytes
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from rbv.store.paths import path_bytes, path_from_bytes, prefix_range
+from rbv.store.queries.paths import path_bytes, path_from_bytes, prefix_range
 
 
 @dataclass(frozen=True)

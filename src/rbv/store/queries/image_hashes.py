@@ -8,7 +8,7 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from rbv.store.paths import path_from_bytes
+from rbv.store.queries.paths import path_from_bytes
 
 
 def images_without_hash(conn: psycopg.Connection) -> list[tuple[int, str]]:
