@@ -29,9 +29,12 @@ import time
 from pathlib import Path
 
 from rbv.cluster.metrics import bcubed, pairwise
-from rbv.testing.immich_build import ensure_build
-from rbv.testing.immich_ml import ImmichMl, ensure_venv
-from rbv.testing.immich_real import RealImmich
+
+# The stand-in servers are test helpers (tests/support/), not part of the rbv package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.immich_build import ensure_build  # noqa: E402
+from tests.support.immich_ml import ImmichMl, ensure_venv  # noqa: E402
+from tests.support.immich_real import RealImmich  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PACK = SHARED / "models" / "scrfd_sface"

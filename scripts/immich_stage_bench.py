@@ -5,21 +5,25 @@ library, against the fake Immich server with a simulated network round trip.
 
 Prints assets/s and MB/s for each and the speed-up ratio. The library is the ~212-asset
 test library built from ../shared/data (real photos, real detector boxes), served by
-``rbv.testing``'s fake Immich with Immich's OpenAPI document from ../shared/immich.
+``tests/support``'s fake Immich with Immich's OpenAPI document from ../shared/immich.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from rbv.immich.client import ImmichClient
 from rbv.jobs.exchange.immich_stage import StageOptions, stage_library
-from rbv.testing.immich_library import build_library
-from rbv.testing.immich_server import FakeImmich
-from rbv.testing.openapi import OpenApi
+
+# The stand-in servers are test helpers (tests/support/), not part of the rbv package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.immich_library import build_library  # noqa: E402
+from tests.support.immich_server import FakeImmich  # noqa: E402
+from tests.support.openapi import OpenApi  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 API_KEY = "rbv-bench-key"  # what the fake server expects and the client sends

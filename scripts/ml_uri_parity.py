@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -30,7 +31,10 @@ from rbv.media.decode import decode_for_detection
 from rbv.media.sniff import sniff_format
 from rbv.media.types import DecodedImage
 from rbv.mlapi.client import RemoteFaceAnalyzer, upright_payload
-from rbv.testing.immich_ml import (
+
+# The stand-in servers are test helpers (tests/support/), not part of the rbv package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.immich_ml import (  # noqa: E402
     SERVED_NAME,
     ImmichMl,
     ensure_venv,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rbv.testing.apt import apt_install
+from tests.support.apt import apt_install
 
 BROKEN_IMAGES = ("JSON.stringify(Array.from(document.images).filter(i => !i.complete || "
                  "i.naturalWidth === 0).map(i => i.getAttribute('src')))")

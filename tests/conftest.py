@@ -142,7 +142,7 @@ def import_folders(cli, settings: Settings, *extra: str) -> dict:  # type: ignor
     return json.loads(result.stdout)
 
 
-# -- immich-stage / --ml-uri: local fake servers (rbv.testing) -------------------------
+# -- immich-stage / --ml-uri: local fake servers (tests/support) -------------------------
 
 IMMICH_SPEC = SHARED / "immich" / "immich-openapi-specs.json"
 IMMICH_KEY = "rbv-test-key-5f3c9a71e2d84b06aa0c"  # a secret: must never appear in output
@@ -150,7 +150,7 @@ IMMICH_KEY = "rbv-test-key-5f3c9a71e2d84b06aa0c"  # a secret: must never appear 
 
 @pytest.fixture(scope="session")
 def immich_spec():  # type: ignore[no-untyped-def]
-    from rbv.testing.openapi import OpenApi
+    from tests.support.openapi import OpenApi
 
     return OpenApi(IMMICH_SPEC)
 
@@ -158,14 +158,14 @@ def immich_spec():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def immich_library():  # type: ignore[no-untyped-def]
     """~214 real-photo assets with real detector face boxes (built once, ~15 s)."""
-    from rbv.testing.immich_library import build_library
+    from tests.support.immich_library import build_library
 
     return build_library(SHARED, PACK)
 
 
 @pytest.fixture
 def fake_immich(immich_library, immich_spec):  # type: ignore[no-untyped-def]
-    from rbv.testing.immich_server import FakeImmich
+    from tests.support.immich_server import FakeImmich
 
     server = FakeImmich(immich_library, IMMICH_KEY, immich_spec).start()
     yield server
@@ -174,7 +174,7 @@ def fake_immich(immich_library, immich_spec):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def _inference_server():  # type: ignore[no-untyped-def]
-    from rbv.testing.ml_server import FakeInference
+    from tests.support.ml_server import FakeInference
 
     server = FakeInference(PACK).start()
     yield server
@@ -184,7 +184,7 @@ def _inference_server():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def fake_ml(_inference_server):  # type: ignore[no-untyped-def]
     """The fake Immich-ML server (real detections from PACK), with faults reset."""
-    from rbv.testing.ml_server import MlFaults
+    from tests.support.ml_server import MlFaults
 
     if _inference_server._server is None:
         _inference_server.start()
@@ -202,7 +202,7 @@ def exiftool() -> str:
     libimage-exiftool-perl``) when it is missing; a failed install fails the tests."""
     import shutil
 
-    from rbv.testing.apt import apt_install
+    from tests.support.apt import apt_install
 
     found = shutil.which("exiftool")
     if found:
@@ -225,10 +225,10 @@ IMMICH_ML_SOURCE = SHARED / "immich" / "machine-learning"
 def real_immich(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One real Immich server with its own PostgreSQL, Redis and the real Immich-ML
     server serving PACK, for every real-server test of the run. Built on first use and
-    cached (``rbv.testing.immich_build``); a failed build or start fails the tests."""
-    from rbv.testing.immich_build import ImmichBuildError, ensure_build
-    from rbv.testing.immich_ml import ImmichMl, ImmichMlSetupError, ensure_venv
-    from rbv.testing.immich_real import ImmichRealError, RealImmich
+    cached (``tests.support.immich_build``); a failed build or start fails the tests."""
+    from tests.support.immich_build import ImmichBuildError, ensure_build
+    from tests.support.immich_ml import ImmichMl, ImmichMlSetupError, ensure_venv
+    from tests.support.immich_real import ImmichRealError, RealImmich
 
     recognizer = next(p for p in sorted(PACK.glob("*.onnx")) if p.name != "det_500m.onnx")
     ml = server = None

@@ -22,8 +22,8 @@ from rbv.config import Settings
 from rbv.errors import ConfigError
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
-from rbv.testing.evidence_reference import plain_greedy
 from tests.conftest import FACES, PACK, cluster_photos, run_cli
+from tests.support.evidence_reference import plain_greedy
 
 MODEL = ImpostorModel(mu=0.1, sigma=0.087, tau=0.02)
 

@@ -126,7 +126,7 @@ def test_export_swap_refuses_hostile_manifests(cli, faces_settings: Settings, tm
 # 4. An asset id from the server never becomes a path (nor a request path).
 def test_immich_asset_id_with_dots_is_refused(cli, settings: Settings, immich_library,
                                               immich_spec, tmp_path: Path) -> None:
-    from rbv.testing.immich_server import FakeImmich
+    from tests.support.immich_server import FakeImmich
 
     big = [a for a in immich_library if a.truth == "big_face"][:3]
     hostile = dataclasses.replace(big[0], id="../../../../x/evil")

@@ -90,7 +90,7 @@ def test_server_paths_stay_inside_the_staging_folder(tmp_path: Path, original: s
 
 def test_wrong_types_in_an_immich_search_page_fail_only_that_asset(
         cli, settings: Settings, immich_library, immich_spec, tmp_path: Path) -> None:
-    from rbv.testing.immich_server import FakeImmich
+    from tests.support.immich_server import FakeImmich
 
     big = [a for a in immich_library if a.truth == "big_face"][:2]
     hostile = dataclasses.replace(big[0], id="/abs/olute", original_path="../../../x.jpg")
@@ -416,7 +416,7 @@ def test_non_finite_numbers_in_a_sidecar_fail_only_their_region(
 
 def test_non_finite_numbers_from_immich_fail_only_their_asset(
         cli, settings: Settings, immich_library, immich_spec, tmp_path: Path) -> None:
-    from rbv.testing.immich_server import FakeImmich
+    from tests.support.immich_server import FakeImmich
 
     big = [a for a in immich_library if a.truth == "big_face"]
     bad_exif, bad_face, good = big[0], big[1], big[2]
@@ -450,7 +450,7 @@ def test_non_finite_numbers_from_immich_fail_only_their_asset(
 
 def test_an_immich_redirect_is_reported_as_one(
         cli, settings: Settings, immich_library, immich_spec, tmp_path: Path) -> None:
-    from rbv.testing.immich_server import FakeImmich
+    from tests.support.immich_server import FakeImmich
 
     server = FakeImmich(immich_library[:1], IMMICH_KEY, immich_spec).start()
     server.faults.redirect_to = "https://sso.example.com/login?next=%2F"  # a proxy's login

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from rbv.testing.immich_library import FakeAsset
-from rbv.testing.immich_server import FakeImmich, Faults
 from tests.conftest import IMMICH_KEY, PACK, run_cli
 from tests.pgserver import PasswordServer
+from tests.support.immich_library import FakeAsset
+from tests.support.immich_server import FakeImmich, Faults
 
 IDENTITIES = ("Angelina_Jolie", "Katy_Perry", "Scarlett_Johansson")
 ROTATED = "insightface_bulk_image_T1.jpeg"  # EXIF orientation 6: stored sideways

@@ -19,9 +19,9 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from rbv.testing.immich_real import RealImmich
 from tests.conftest import FACES, PACK, run_cli
 from tests.pgserver import PasswordServer
+from tests.support.immich_real import RealImmich
 
 IDENTITIES = ("Mindy_Kaling", "Ben_Affleck", "Katy_Perry", "Scarlett_Johansson")
 USER_NAMED = ("Scarlett_Johansson", "Barry")  # the user's own name for one cluster

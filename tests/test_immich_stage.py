@@ -243,8 +243,8 @@ def test_api_key_appears_in_no_output_log_or_state(cli, settings, fake_immich,
 
 def test_stage_then_index_catalogues_and_embeds_the_staged_files(
         cli, settings, immich_library, immich_spec, tmp_path: Path) -> None:
-    from rbv.testing.immich_server import FakeImmich
     from tests.conftest import PACK
+    from tests.support.immich_server import FakeImmich
 
     big = [a for a in immich_library if a.truth == "big_face"][:6]
     small = [a for a in immich_library if a.truth == "small_face"][:2]
@@ -276,7 +276,7 @@ def test_tied_assets_are_each_listed_once_at_any_page_size(cli, settings, fake_i
     """Immich pages by OFFSET over ``fileCreatedAt`` alone: with many assets sharing a
     time, plain paging lists some twice and some never (and two workers then shared one
     ``.part`` file). Every asset must be listed once and accounted for."""
-    from rbv.testing.immich_server import TIE_GROUP
+    from tests.support.immich_server import TIE_GROUP
 
     want = expected(immich_library)
     out = tmp_path / "staging"

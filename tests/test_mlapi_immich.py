@@ -23,7 +23,8 @@ from rbv.config import Settings
 from rbv.mlapi.client import RemoteFaceAnalyzer
 from rbv.store import open_database
 from rbv.store.server.migrations import apply_pending
-from rbv.testing.immich_ml import (
+from tests.conftest import FACES, MISC, PACK, SHARED, run_cli
+from tests.support.immich_ml import (
     SERVED_NAME,
     ImmichMl,
     ImmichMlSetupError,
@@ -32,7 +33,6 @@ from rbv.testing.immich_ml import (
     write_oriented_copies,
     write_square_pack,
 )
-from tests.conftest import FACES, MISC, PACK, SHARED, run_cli
 
 SOURCE = SHARED / "immich" / "machine-learning"
 PEOPLE = ("Barack_Obama", "Katy_Perry", "Jerry_Seinfeld")  # Katy_Perry has a HEIC

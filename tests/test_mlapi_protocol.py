@@ -72,8 +72,8 @@ def test_upright_pixels_are_sent(tmp_path) -> None:  # type: ignore[no-untyped-d
 
     from rbv.media.decode import decode_for_detection
     from rbv.mlapi.client import upright_payload
-    from rbv.testing.immich_ml import write_oriented_copies
     from tests.conftest import MISC
+    from tests.support.immich_ml import write_oriented_copies
 
     def sent(path, long_edge=1920):  # type: ignore[no-untyped-def]
         image = decode_for_detection(path, "JPEG", image_id=1, long_edge=long_edge,

@@ -8,7 +8,7 @@ at 100k faces the interpreted version spent about a minute on set and heap bookk
 The compiled code is cached next to this file (first use in a fresh install: a few
 seconds to compile).
 
-``rbv.testing.evidence_reference`` holds the interpreted loop it replaced and a plain
+``tests.support.evidence_reference`` holds the interpreted loop it replaced and a plain
 quadratic greedy; the tests check that all three give the same partitions.
 """
 

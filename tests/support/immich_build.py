@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from rbv.testing.immich_ml import default_cache_root
+from tests.support.immich_ml import default_cache_root
 
 BUILD_TIMEOUT_S = 2400  # npm ci + nest build: ~6 min on a free 2-core machine, ~20 shared
 
@@ -94,6 +94,6 @@ def _run(command: list[str], cwd: Path, env: dict[str, str], deadline: float,
                                f"exit {done.returncode}): {tail}")
 
 
-if __name__ == "__main__":  # python -m rbv.testing.immich_build SOURCE
+if __name__ == "__main__":  # python -m tests.support.immich_build SOURCE
     started = time.monotonic()
     print(ensure_build(Path(sys.argv[1])), f"{time.monotonic() - started:.0f} s")

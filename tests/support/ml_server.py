@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from rbv.testing.loopback import LoopbackServer
+from tests.support.loopback import LoopbackServer
 
 
 @dataclass

