@@ -40,7 +40,8 @@ from rbv.jobs.grouping.eval import faces_under
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
 from rbv.store import Database, open_database
-from rbv.store.queries.assignments import PackFaces, faces_with_paths, load_faces
+from rbv.store.pack_faces import PackFaces
+from rbv.store.queries.assignments import faces_with_paths, load_faces
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import register_pack

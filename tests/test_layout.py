@@ -89,10 +89,39 @@ def test_cluster_is_pure(folder: str) -> None:
         for target in _imports(path):
             if target.startswith("rbv.store"):
                 # a data type only (PackFaces), never a query
-                assert target in {"rbv.store.queries.assignments",
-                                  "rbv.store.queries.assignments.PackFaces"}, \
+                assert target in {"rbv.store.pack_faces", "rbv.store.pack_faces.PackFaces"}, \
                     f"{path.name} imports {target}"
         assert "psycopg" not in path.read_text(), path.name
+
+
+# What rbv serve's pages read, by name; everything else they do goes through jobs/.
+SERVE_READS = {"review_pages", "persons", "review", "edits", "images"}
+
+
+def test_only_jobs_and_serves_page_reads_run_the_stores_queries() -> None:
+    """store/queries/ is imported by jobs/ (and the store itself) and by serve/ through
+    the named read modules; cli/ and every lower layer reach the database through a job
+    (they may open it: ``rbv.store``, ``rbv.store.server``)."""
+    outside = []
+    for name, path in _modules().items():
+        for target in _imports(path):
+            if not target.startswith("rbv.store.queries."):
+                continue
+            query_module = target.split(".")[3]
+            mine = _layer(name)
+            if mine in ("store", "jobs") or (mine == "serve" and query_module in SERVE_READS):
+                continue
+            outside.append(f"{name} -> {target}")
+    assert outside == []
+
+
+def test_the_store_is_the_server_and_the_queries() -> None:
+    """store/ holds two rooms: server/ (running and reaching PostgreSQL) and queries/
+    (the SQL); the server never reads a table of rbv's."""
+    top = {p.name for p in (SRC / "store").iterdir() if p.name != "__pycache__"}
+    assert top == {"__init__.py", "pack_faces.py", "server", "queries"}
+    for path in (SRC / "store" / "server").rglob("*.py"):
+        assert not [t for t in _imports(path) if t.startswith("rbv.store.queries")], path.name
 
 
 def test_sql_lives_in_the_store_only() -> None:

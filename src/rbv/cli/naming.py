@@ -7,8 +7,8 @@ import re
 import uuid
 from collections.abc import Sequence
 
-from rbv.store.queries.persons import SHORT_ID, labels, short_id
-from rbv.store.server.connection import Database
+from rbv.jobs.persons.lookup import SHORT_ID, labels, short_id
+from rbv.store import Database
 
 _UUID = re.compile(r"(person )?\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
                    r"\b( ')?")
@@ -16,9 +16,7 @@ _UUID = re.compile(r"(person )?\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 
 def who(db: Database, *persons: uuid.UUID | None) -> list[str]:
     """The label of each person (None, a person not created yet: "a new person")."""
-    known = [p for p in persons if p is not None]
-    with db.connect() as conn:
-        named = labels(conn, known) if known else {}
+    named = labels(db, [p for p in persons if p is not None])
     return [named[p] if p is not None else "a new person" for p in persons]
 
 
@@ -34,8 +32,7 @@ def relabel(db: Database, texts: Sequence[str]) -> list[str]:
     ids = list(dict.fromkeys(uuid.UUID(m[1]) for t in texts for m in _UUID.findall(t)))
     if not ids:
         return list(texts)
-    with db.connect() as conn:
-        named = labels(conn, ids)
+    named = labels(db, ids)
 
     def label(match: re.Match[str]) -> str:
         person, quoted = uuid.UUID(match[2]), match[3] or ""

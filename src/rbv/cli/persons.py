@@ -13,16 +13,8 @@ from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_js
 from rbv.cli.naming import named_list, short_ids, who
 from rbv.cli.tables import print_table
 from rbv.cluster.defaults import Method
+from rbv.jobs.persons import lookup
 from rbv.store import Database, open_database
-from rbv.store.queries.pack_lookup import find_pack
-from rbv.store.queries.persons import (
-    faces_of,
-    labels,
-    list_persons,
-    name_of,
-    resolve_person,
-    short_id,
-)
 
 if TYPE_CHECKING:
     from rbv.jobs.persons.edits import Edited
@@ -71,9 +63,7 @@ def list_(
         rbv persons list --min-faces 5 --json
     """
     db = _db(ctx, database)
-    with db.connect() as conn:
-        pack_id = find_pack(conn, model_pack).id if model_pack else None
-        rows = list_persons(conn, pack_id, include_hidden=hidden, min_faces=min_faces)
+    rows = lookup.list_persons(db, model_pack, include_hidden=hidden, min_faces=min_faces)
     total = len(rows)
     rows = rows[:limit] if limit else rows
     if as_json:
@@ -106,14 +96,11 @@ def show(ctx: typer.Context, person: PersonArg,
         rbv persons show "Ada Lovelace"
     """
     db = _db(ctx, database)
-    with db.connect() as conn:
-        pid = resolve_person(conn, person)
-        faces = faces_of(conn, pid, limit)
-        title = labels(conn, [pid])[pid]
+    pid, title, faces = lookup.faces(db, person, limit)
     if as_json:
         print_json({"person": str(pid), "faces": [f.as_dict() for f in faces]})
         return
-    title += "" if title.startswith("person ") else f" ({short_id(pid)})"
+    title += "" if title.startswith("person ") else f" ({lookup.short_id(pid)})"
     table = Table("face", "photo", "box", "score", "assigned", title=title)
     for f in faces:
         table.add_row(str(f.id), f.path or "-", ",".join(f"{v:.0f}" for v in f.bbox),
@@ -136,9 +123,8 @@ def name(ctx: typer.Context, person: PersonArg,
         rbv persons name 3f2a9c "Ada Lovelace"
     """
     db = _db(ctx, database)
-    with db.connect() as conn:
-        pid = resolve_person(conn, person)
-        was = labels(conn, [pid])[pid]
+    pid = lookup.resolve(db, person)
+    was = lookup.labels(db, [pid])[pid]
     _editing().name(db, str(pid), new_name, force=force)
     typer.echo(f"{was[0].upper()}{was[1:]} is now named {new_name.strip()!r}.")
 
@@ -165,9 +151,9 @@ def merge(ctx: typer.Context, target: PersonArg,
         rbv persons merge "Ada Lovelace" 77c1 9e0b --dry-run
     """
     db = _db(ctx, database)
-    with db.connect() as conn:  # names before the merge (a source's may pass to TARGET)
-        ids = [resolve_person(conn, r) for r in [target, *sources]]
-        named = labels(conn, ids)
+    # names before the merge (a source's may pass to TARGET)
+    ids = lookup.resolve_all(db, [target, *sources])
+    named = lookup.labels(db, ids)
     into, merged = named[ids[0]], ", ".join(named[p] for p in ids[1:])
     done = _editing().merge(db, target, sources, override=override, dry_run=dry_run)
     if as_json:
@@ -184,10 +170,7 @@ def merge(ctx: typer.Context, target: PersonArg,
 def _print_edit(db: Database, done: Edited, dry_run: bool, **extra: object) -> None:
     """The edit as JSON: the person (None: a new one a dry run would make), its name,
     the faces moved (would move) and what it overrode, in words."""
-    name = None
-    if done.person is not None:
-        with db.connect() as conn:
-            name = name_of(conn, done.person)
+    name = None if done.person is None else lookup.name(db, done.person)
     print_json({"person": None if done.person is None else str(done.person), "name": name,
                 "faces": done.faces, **extra, "overrides": done.overrides,
                 "dry_run": dry_run})
@@ -345,8 +328,7 @@ def unhide(ctx: typer.Context, persons: PersonsArg, dry_run: DryRunOption = Fals
 def _hide(ctx: typer.Context, refs: list[str], database: str | None, dry_run: bool,
           as_json: bool, *, hidden: bool) -> None:
     db = _db(ctx, database)
-    with db.connect() as conn:
-        ids = list(dict.fromkeys(resolve_person(conn, r) for r in refs))
+    ids = list(dict.fromkeys(lookup.resolve_all(db, refs)))
     n = len(ids) if dry_run else _editing().hide(db, [str(p) for p in ids], hidden)
     if as_json:
         print_json({"persons": [str(p) for p in ids], "hidden": hidden, "count": n,

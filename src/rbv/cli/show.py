@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.errors import ConfigError
-from rbv.pictures.contact_sheet import SheetFace, write_sheet
+from rbv.jobs.persons.show import contact_sheet
 from rbv.store import open_database
-from rbv.store.queries.facesets import face_boxes, faceset_faces, pack_of_faceset
-from rbv.store.queries.persons import faces_of, name_of, resolve_person
-
-_FACESET = re.compile(r"^faceset_(\d+)$")
 
 
 def show(
@@ -46,32 +40,8 @@ def show(
         rbv show 3f2a9c --limit 24 --json
     """
     settings = settings_of(ctx, database_url=database)
-    db = open_database(settings)
-    with db.connect() as conn:
-        match = _FACESET.match(target.strip())
-        if match:
-            number = int(match.group(1))
-            packs = pack_of_faceset(conn, number)
-            if not packs:
-                raise ConfigError(f"no {target} in the database; run `rbv refine OUT` first")
-            ids = (faceset_faces(conn, packs[-1], number) or [])[:limit]
-            label = target.strip()
-            title = f"{target}: {len(ids)} faces"
-        else:
-            person = resolve_person(conn, target)
-            ids = [f.id for f in faces_of(conn, person, limit)]
-            name = name_of(conn, person)
-            label = name or f"person_{str(person)[:8]}"
-            title = f"{name or person}: {len(ids)} faces"
-        faces = [SheetFace(f, i, b) for f, i, b in face_boxes(conn, ids)]
-    if not faces:
-        raise ConfigError(f"{target} has no faces to show")
-    # Without -o: the current folder, said as a whole path (a bare "Ada.png" left users
-    # looking for it).
-    stem = re.sub(r"[^\w.-]+", "_", label).strip("._") or "contact_sheet"
-    path = out or Path.cwd() / f"{stem}.png"
-    sheet = write_sheet(db, faces, title, path, tile=tile, columns=columns,
-                        max_pixels=settings.max_image_pixels)
+    sheet = contact_sheet(open_database(settings), target, out, limit=limit, columns=columns,
+                          tile=tile, max_pixels=settings.max_image_pixels)
     for face in sheet.missing:
         typer.echo(f"Error: face {face}: its photo cannot be read (grey tile)", err=True)
     if as_json:

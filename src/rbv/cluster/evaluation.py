@@ -22,7 +22,7 @@ from rbv.cluster.knn import DEFAULT_K, KnnGraph, build_knn_graph
 from rbv.cluster.methods import Method, baseline_labels, cluster_embeddings
 from rbv.cluster.metrics import Scores, bcubed, pairwise
 from rbv.errors import ConfigError
-from rbv.store.queries.assignments import PackFaces
+from rbv.store.pack_faces import PackFaces
 
 BASELINE = "immich-baseline"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".bmp", ".tif", ".tiff"}

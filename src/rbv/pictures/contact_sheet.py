@@ -13,8 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from rbv.errors import ImageUnreadable, writing
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
-from rbv.pictures.pixels import PhotoSource, square_crop
-from rbv.store import Database
+from rbv.pictures.pixels import PhotoLocator, PhotoSource, square_crop
 
 HEADER = 28
 CAPTION = 16
@@ -68,13 +67,12 @@ def sheet_size(tiles: int, columns: int, tile: int) -> tuple[int, int, int, int]
     return cols, rows, cols * tile, HEADER + rows * (tile + CAPTION)
 
 
-def write_sheet(db: Database, faces: Sequence[SheetFace], title: str, out: Path, *,
+def write_sheet(photos: PhotoLocator, faces: Sequence[SheetFace], title: str, out: Path, *,
                 tile: int = 128, columns: int = 8,
                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Sheet:
     """Draw ``faces`` (in order) as a grid under ``title`` and save it as PNG at ``out``."""
-    with db.connect() as conn:
-        source = PhotoSource(conn, max_pixels, long_edge=DECODE_LONG_EDGE)
-        sheet, missing = draw_sheet(source, faces, title, tile=tile, columns=columns)
+    source = PhotoSource(photos, max_pixels, long_edge=DECODE_LONG_EDGE)
+    sheet, missing = draw_sheet(source, faces, title, tile=tile, columns=columns)
     out.parent.mkdir(parents=True, exist_ok=True)
     with writing(out):
         sheet.save(out)
@@ -108,20 +106,19 @@ def draw_sheet(source: PhotoSource, faces: Sequence[SheetFace], title: str, *,
     return sheet, missing
 
 
-def write_side_by_side(db: Database, left: tuple[str, Sequence[SheetFace]],
+def write_side_by_side(photos: PhotoLocator, left: tuple[str, Sequence[SheetFace]],
                        right: tuple[str, Sequence[SheetFace]], out: Path, *,
                        tile: int = 112, columns: int = 4,
                        max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> list[int]:
     """Two sheets (title, faces) next to each other in one PNG at ``out``, so two
     persons can be compared at a glance. Returns the faces whose photo could not be
     read."""
-    with db.connect() as conn:
-        source = PhotoSource(conn, max_pixels, long_edge=DECODE_LONG_EDGE)
-        side = columns * tile  # full width even for one face: the titles need the room
-        a, missing_a = draw_sheet(source, left[1], left[0], tile=tile, columns=columns,
-                                  min_width=side)
-        b, missing_b = draw_sheet(source, right[1], right[0], tile=tile, columns=columns,
-                                  min_width=side)
+    source = PhotoSource(photos, max_pixels, long_edge=DECODE_LONG_EDGE)
+    side = columns * tile  # full width even for one face: the titles need the room
+    a, missing_a = draw_sheet(source, left[1], left[0], tile=tile, columns=columns,
+                              min_width=side)
+    b, missing_b = draw_sheet(source, right[1], right[0], tile=tile, columns=columns,
+                              min_width=side)
     gap = 12
     both = Image.new("RGB", (2 * side + gap, max(a.height, b.height)), (32, 32, 32))
     both.paste(a, (0, 0))

@@ -2,44 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
-import psycopg
 from numpy.typing import NDArray
 
 from rbv.errors import ImageUnreadable
 from rbv.media.decode import decode_for_detection
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.types import DecodedImage
-from rbv.store.queries.images import image_formats, image_paths_of
 
 Box = tuple[float, float, float, float]
+
+PhotoLocator = Callable[[int], tuple[str | None, list[str]]]
+"""An image id's format and every known path of it (present ones first):
+``rbv.store.queries.images.photo_files`` over a connection."""
 
 
 class PhotoSource:
     """Decodes catalogued images by id (any of their paths that still exists), keeping
     the last one decoded, since crops of one photo usually come together."""
 
-    def __init__(self, conn: psycopg.Connection, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    def __init__(self, locate: PhotoLocator, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                  long_edge: int = 0) -> None:
-        self._conn = conn
+        self._locate = locate
         self._max_pixels = max_pixels
         self._long_edge = long_edge
         self._last: DecodedImage | None = None
-
-    def paths(self, image_id: int) -> list[str]:
-        return image_paths_of(self._conn, [image_id]).get(image_id, [])
 
     def load(self, image_id: int) -> DecodedImage:
         """Upright RGB of the image; raises :class:`ImageUnreadable` when no path of it
         can be decoded any more."""
         if self._last is not None and self._last.image_id == image_id:
             return self._last
-        fmt = image_formats(self._conn, [image_id]).get(image_id)
+        fmt, paths = self._locate(image_id)
         reasons = []
-        for path in self.paths(image_id):
+        for path in paths:
             if not Path(path).is_file():
                 reasons.append(f"{path}: missing")
                 continue

@@ -22,6 +22,7 @@ from PIL import Image
 from rbv.errors import ImageUnreadable
 from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
 from rbv.pictures.pixels import PhotoSource, square_crop
+from rbv.store.queries.images import photo_files
 from rbv.store.queries.review import shown_faces
 from rbv.store.queries.review_pages import image_digest
 from rbv.store.server.connection import Database
@@ -62,7 +63,7 @@ class CropCache:
                 return target.read_bytes()
             with self._lock:
                 try:
-                    image = PhotoSource(conn, self.max_pixels,
+                    image = PhotoSource(photo_files(conn), self.max_pixels,
                                         long_edge=DECODE_LONG_EDGE).load(f.image_id)
                 except ImageUnreadable:
                     return self._grey
@@ -82,7 +83,7 @@ class CropCache:
             return target.read_bytes()
         with self.db.connect() as conn, self._lock:
             try:
-                image = PhotoSource(conn, self.max_pixels,
+                image = PhotoSource(photo_files(conn), self.max_pixels,
                                     long_edge=PHOTO_LONG_EDGE).load(image_id)
             except ImageUnreadable:
                 return None

@@ -52,6 +52,7 @@ from rbv.store.queries.facesets import (
     rejected_pairs,
 )
 from rbv.store.queries.image_hashes import all_hashes
+from rbv.store.queries.images import photo_files
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.quality import FaceQuality, quality_of
 
@@ -275,7 +276,7 @@ def export_sets(db: Database, manifest: dict[str, Any], origin: str, out: Path,
     listed: set[int] = set()
     duplicate_of = near_duplicate_groups(db, pack.name, params.dup_bits, max_pixels)
     with db.connect() as conn:
-        source = PhotoSource(conn, max_pixels)
+        source = PhotoSource(photo_files(conn), max_pixels)
         rejected = rejected_pairs(conn, pack.id)
         names = person_names(conn, [fs["person_id"] for fs in manifest["facesets"]
                                     if fs["person_id"]])

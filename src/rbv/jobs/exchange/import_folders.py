@@ -28,7 +28,8 @@ from rbv.cluster.knn import normalize
 from rbv.errors import ConfigError
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database
-from rbv.store.queries.assignments import PackFaces, delete_empty_persons, load_faces
+from rbv.store.pack_faces import PackFaces
+from rbv.store.queries.assignments import delete_empty_persons, load_faces
 from rbv.store.queries.contradictions import refused_placements
 from rbv.store.queries.images import scanned_paths
 from rbv.store.queries.pack_lookup import find_pack

@@ -20,6 +20,7 @@ from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
 from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
+from rbv.store.queries.images import photo_files
 from rbv.store.queries.review import shown_faces
 from rbv.web.site import SiteFace, SitePerson, SiteReport, SiteSuggestion, write_site
 
@@ -73,7 +74,7 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
             s.rank, s.keep.id, s.other.id, s.probability, s.why, s.command,
             [face(f) for f in typical[s.keep.id] if f in shown],
             [face(f) for f in typical[s.other.id] if f in shown]) for s in ranked]
-        source = PhotoSource(conn, max_pixels, long_edge=DECODE_LONG_EDGE)
+        source = PhotoSource(photo_files(conn), max_pixels, long_edge=DECODE_LONG_EDGE)
         report = write_site(source, out, f"rbv persons ({evidence.pack.name})", persons,
                             site_suggestions)
         if report.unreadable:

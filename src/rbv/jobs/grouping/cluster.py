@@ -40,8 +40,8 @@ from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces, constraints_among
 from rbv.jobs.recording import recorded_run
+from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import (
-    PackFaces,
     clustering_inputs_digest,
     count_faces,
     create_persons,

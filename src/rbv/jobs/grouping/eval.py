@@ -35,7 +35,8 @@ from rbv.faces.types import FaceAnalyzer, PackInfo
 from rbv.jobs.library.index import run_index
 from rbv.jobs.reporting import Reporter
 from rbv.store import Database, open_database
-from rbv.store.queries.assignments import PackFaces, faces_with_paths, load_faces
+from rbv.store.pack_faces import PackFaces
+from rbv.store.queries.assignments import faces_with_paths, load_faces
 from rbv.store.queries.pack_lookup import find_pack, pack_settings, update_pack_settings
 from rbv.store.queries.packs import register_pack
 from rbv.store.server.migrations import apply_pending

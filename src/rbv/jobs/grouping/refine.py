@@ -45,6 +45,7 @@ from rbv.store.queries.facesets import (
     rejected_pairs,
     save_facesets,
 )
+from rbv.store.queries.images import photo_files
 from rbv.store.queries.pack_lookup import find_pack
 
 MANIFEST_NAME = "refine_manifest.json"
@@ -183,7 +184,7 @@ def _write_tree(db: Database, report: RefineReport, facts: FaceFacts, out: Path,
     problems: list[str] = []
     with db.connect() as conn:
         paths = first_paths(conn, facts.image_ids.tolist())
-        source = PhotoSource(conn, max_pixels)
+        source = PhotoSource(photo_files(conn), max_pixels)
         sets: list[dict[str, Any]] = []
         for fs in report.facesets:
             folder = out / fs.folder

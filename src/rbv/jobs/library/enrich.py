@@ -22,6 +22,7 @@ from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
+from rbv.store.queries.images import photo_files
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.quality import FaceGeometry, FaceQuality, faces_to_enrich, save_quality
 
@@ -75,8 +76,8 @@ def run_enrich(db: Database, pack_name: str | None, *, redo: bool = False,
             with db.transaction() as conn:
                 rows = [score_5pt(f, pack.id) for f in batch]
                 if models:
-                    rows = _with_dense(PhotoSource(conn, max_pixels), batch, rows, models,
-                                       summary.failed)
+                    source = PhotoSource(photo_files(conn), max_pixels)
+                    rows = _with_dense(source, batch, rows, models, summary.failed)
                 save_quality(conn, rows)
             for r in rows:
                 summary.methods[r.method] = summary.methods.get(r.method, 0) + 1

@@ -18,7 +18,8 @@ from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Meth
 from rbv.cluster.person_split import SplitTest, split_test
 from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
 from rbv.jobs.grouping.cluster import estimate_impostor
-from rbv.store.queries.assignments import PackFaces, load_faces
+from rbv.store.pack_faces import PackFaces
+from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import PersonRow, list_persons, pack_of

@@ -20,6 +20,7 @@ from rbv.jobs.persons.evidence import (
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import SheetFace, write_sheet
 from rbv.store import Database
+from rbv.store.queries.images import photo_files
 from rbv.store.queries.persons import PersonRow, resolve_person
 from rbv.store.queries.review import shown_faces
 
@@ -75,7 +76,8 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
         tiles = [SheetFace(shown[f.id].id, shown[f.id].image_id, shown[f.id].bbox)
                  for f in faces if f.id in shown]
         title = f"{row.name or row.id}: least typical first"
-        write_sheet(db, tiles, title, sheet, max_pixels=max_pixels)
+        with db.connect() as conn:
+            write_sheet(photo_files(conn), tiles, title, sheet, max_pixels=max_pixels)
     return ReviewReport(row, faces, bad, command, sheet, split)
 
 

@@ -17,6 +17,7 @@ from rbv.jobs.persons.evidence import (
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import SheetFace, write_side_by_side
 from rbv.store import Database
+from rbv.store.queries.images import photo_files
 from rbv.store.queries.persons import PersonRow
 from rbv.store.queries.review import shown_faces
 
@@ -58,9 +59,10 @@ def suggest(db: Database, pack_name: str | None, limit: int, *,
         left = _sheet_faces(db, evidence, s, keep=True)
         right = _sheet_faces(db, evidence, s, keep=False)
         out = sheet_dir / f"{s.rank:02d}_{str(s.keep.id)[:8]}_{str(s.other.id)[:8]}.png"
-        report.unreadable += write_side_by_side(
-            db, (f"keep {_title(s.keep)}", left), (f"merge {_title(s.other)}", right), out,
-            max_pixels=max_pixels)
+        with db.connect() as conn:
+            report.unreadable += write_side_by_side(
+                photo_files(conn), (f"keep {_title(s.keep)}", left),
+                (f"merge {_title(s.other)}", right), out, max_pixels=max_pixels)
         report.sheets.append(out)
     return report
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -210,3 +210,12 @@ def scanned_paths(conn: psycopg.Connection, pack_id: int) -> list[tuple[int, str
     return [(int(i), path_from_bytes(p)) for i, p in conn.execute(
         "SELECT p.image_id, p.path_bytes FROM image_paths p JOIN face_scans s "
         "ON s.image_id = p.image_id AND s.pack_id = %s", (pack_id,))]
+
+
+def photo_files(conn: psycopg.Connection) -> Callable[[int], tuple[str | None, list[str]]]:
+    """Where an image's bytes are, for :class:`rbv.pictures.pixels.PhotoSource`: its
+    format and every known path of it (:func:`image_paths_of`)."""
+    def locate(image_id: int) -> tuple[str | None, list[str]]:
+        return (image_formats(conn, [image_id]).get(image_id),
+                image_paths_of(conn, [image_id]).get(image_id, []))
+    return locate

@@ -1,0 +1,50 @@
+"""``rbv show``: a contact sheet of a person's or a faceset's faces."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rbv.errors import ConfigError
+from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.pictures.contact_sheet import Sheet, SheetFace, write_sheet
+from rbv.store import Database
+from rbv.store.queries.facesets import face_boxes, faceset_faces, pack_of_faceset
+from rbv.store.queries.images import photo_files
+from rbv.store.queries.persons import faces_of, name_of, resolve_person
+
+_FACESET = re.compile(r"^faceset_(\d+)$")
+
+
+def contact_sheet(db: Database, target: str, out: Path | None, *, limit: int,
+                  columns: int, tile: int,
+                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Sheet:
+    """Write the sheet of ``target`` (a person reference or ``faceset_NNN``), best
+    detections first for a person, to ``out`` (default: ``<name>.png`` in the current
+    folder, the person's name or ``faceset_NNN``)."""
+    with db.connect() as conn:
+        match = _FACESET.match(target.strip())
+        if match:
+            number = int(match.group(1))
+            packs = pack_of_faceset(conn, number)
+            if not packs:
+                raise ConfigError(f"no {target} in the database; run `rbv refine OUT` first")
+            ids = (faceset_faces(conn, packs[-1], number) or [])[:limit]
+            label = target.strip()
+            title = f"{target}: {len(ids)} faces"
+        else:
+            person = resolve_person(conn, target)
+            ids = [f.id for f in faces_of(conn, person, limit)]
+            name = name_of(conn, person)
+            label = name or f"person_{str(person)[:8]}"
+            title = f"{name or person}: {len(ids)} faces"
+        faces = [SheetFace(f, i, b) for f, i, b in face_boxes(conn, ids)]
+    if not faces:
+        raise ConfigError(f"{target} has no faces to show")
+    # Without -o: the current folder, said as a whole path (a bare "Ada.png" left users
+    # looking for it).
+    stem = re.sub(r"[^\w.-]+", "_", label).strip("._") or "contact_sheet"
+    path = out or Path.cwd() / f"{stem}.png"
+    with db.connect() as conn:
+        return write_sheet(photo_files(conn), faces, title, path, tile=tile, columns=columns,
+                           max_pixels=max_pixels)

@@ -1,0 +1,38 @@
+"""The faces of one model pack as row-aligned arrays: what the queries load for
+clustering and what ``cluster/`` and the grouping jobs take (a data type, no SQL)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class PackFaces:
+    """Faces of one pack, row-aligned arrays."""
+
+    ids: NDArray[np.int64]
+    image_ids: NDArray[np.int64]
+    person_ids: list[uuid.UUID | None]
+    manual: NDArray[np.bool_]
+    embeddings: NDArray[np.float32]  # (n, dim)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, rows: NDArray[np.int64]) -> PackFaces:
+        """The faces at positions ``rows``."""
+        return PackFaces(self.ids[rows], self.image_ids[rows],
+                         [self.person_ids[i] for i in rows.tolist()], self.manual[rows],
+                         self.embeddings[rows])
+
+    def concat(self, other: PackFaces) -> PackFaces:
+        """These faces followed by ``other``'s."""
+        return PackFaces(np.concatenate([self.ids, other.ids]),
+                         np.concatenate([self.image_ids, other.image_ids]),
+                         self.person_ids + other.person_ids,
+                         np.concatenate([self.manual, other.manual]),
+                         np.concatenate([self.embeddings, other.embeddings]))
