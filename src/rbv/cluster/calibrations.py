@@ -52,7 +52,7 @@ the setting: persons made before it are reported as made with another setting (1
 cap of 2 spreads in both passes; 2: 3 in the second pass)."""
 
 DEFAULT_METHOD = Method.evidence
-"""Measured on both labelled sets (README, "Persons and clustering"): the only method
+"""Measured on both labelled sets (docs/clustering.md): the only method
 whose one setting reaches pairwise and BCubed F ≥ 0.98 on both."""
 BASELINE_THRESHOLD = 0.5
 """Immich's own default for its face grouping (maxDistance 0.5 = similarity 0.5)."""

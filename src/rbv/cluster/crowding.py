@@ -44,7 +44,7 @@ young faces of different people kept apart; data/faces and data/lfw_many unchang
 the built-in and the estimated impostor model; 4 gives the same as 3."""
 LEVEL_QUANTILE = 0.45
 """Which quantile of the library's faces sets its typical level. Measured (SFace, one
-setting for all sets; README "Crowding"): with the built-in impostor model 0.35–0.5
+setting for all sets; docs/clustering.md "Crowding"): with the built-in impostor model 0.35–0.5
 keep data/faces at 0.986 pairwise F (0.25: 0.956); with the model estimated from the
 library (no calibration) 0.45–0.6 keep it at 0.970 (0.4: 0.922); a library of
 children's faces alone (data/family's young photos) forms a crowd above 0.45 (0.47:

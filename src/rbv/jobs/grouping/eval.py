@@ -187,7 +187,7 @@ def store_calibration(db: Database, pack: PackInfo, report: EvalReport, folder: 
     """Save what the labels measured as the pack's calibration in ``db`` (registering the
     pack there if it has no faces yet): the recognizer's impostor model (used by the
     evidence method; it transfers between libraries) and each threshold method's best
-    threshold on these photos (which does not transfer: see the README)."""
+    threshold on these photos (which does not transfer: see docs/clustering.md)."""
     with db.transaction() as conn:
         row = register_pack(conn, pack.name, pack.files, pack.embedding_dim)
         update_pack_settings(conn, row.id, {
