@@ -228,7 +228,7 @@ def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Re
     dims = packet.regions.dims
     if dims is not None and not dims_match(dims, size):
         # Another program's regions were drawn on a photo of another size: rbv's are
-        # written for the real one, and the file says so (consistently, see docs/interoperability.md).
+        # written for the real one, and the file says so (docs/interoperability.md).
         pixels = pixel_regions(packet.keys)
         result.notes.append(
             f"AppliedToDimensions {dims[0]}x{dims[1]} does not match the photo "
