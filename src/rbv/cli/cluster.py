@@ -10,7 +10,7 @@ from rich.console import Console
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_K, DEFAULT_THRESHOLD, Method
-from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.grouping.cluster import ClusterOptions, ClusterReport, cluster_pack
 from rbv.store import open_database
 
 
@@ -95,13 +95,39 @@ def cluster(
     typer.echo(f"Pack {report.pack}: {report.setting}{match}.")
     would = "Would assign" if dry_run else "Assigned"
     if report.full:
-        typer.echo(f"{would} {report.clustered:,} of {report.faces:,} faces "
-                   f"({report.reassigned:,} changed person, {report.new_persons:,} new "
-                   f"persons, {report.removed_persons:,} emptied persons removed).")
+        by_hand = (f", {report.kept_by_hand:,} of them kept where they were placed by hand"
+                   if report.kept_by_hand else "")
+        typer.echo(f"{would} {report.faces:,} faces{by_hand} ({report.reassigned:,} changed "
+                   f"person, {report.new_persons:,} new persons, {report.removed_persons:,} "
+                   "emptied persons removed).")
     else:
         typer.echo(f"{report.considered:,} new faces: {report.matched:,} joined known persons, "
                    f"{report.clustered:,} clustered into {report.new_persons:,} new persons.")
+    _print_named(report)
     for note in report.notes:
         typer.echo(note)
     if dry_run:
         typer.echo("Dry run: nothing was written.")
+
+
+NAMED_SHOWN = 20
+"""Named persons listed one per line after a run (--json lists them all)."""
+
+
+def _print_named(report: ClusterReport) -> None:
+    """What the run did to named persons, one line each, most faces lost first; and the
+    named persons left without faces, with the command that deletes them."""
+    for change in report.named[:NAMED_SHOWN]:
+        typer.echo(change.describe())
+    if len(report.named) > NAMED_SHOWN:
+        typer.echo(f"… and {len(report.named) - NAMED_SHOWN:,} more named persons changed "
+                   "(--json lists them all).")
+    if report.empty_named:
+        shown = ", ".join(repr(e["name"]) for e in report.empty_named[:NAMED_SHOWN])
+        more = (f" and {len(report.empty_named) - NAMED_SHOWN:,} more"
+                if len(report.empty_named) > NAMED_SHOWN else "")
+        ids = ", ".join(f"'{e['person']}'" for e in report.empty_named)
+        typer.echo(f"{len(report.empty_named):,} named person(s) hold no faces: {shown}{more}. "
+                   "A name is kept until you delete it (its faces were unassigned by SQL or "
+                   "moved out by hand); to delete: "
+                   f"rbv psql -c \"DELETE FROM persons WHERE id IN ({ids})\"")

@@ -362,3 +362,25 @@ def same_photo_similarities(conn: psycopg.Connection, pack: PackRow,
         "WHERE a.pack_id = %s LIMIT %s"
     ).format(vec=vector_expr(pack))
     return np.array([r[0] for r in conn.execute(query, (pack.id, limit))], np.float32)
+
+
+def named_faces(conn: psycopg.Connection, pack: PackRow) -> dict[uuid.UUID, list[int]]:
+    """The faces of each named person of the pack (merged-away persons left out; a named
+    person without faces maps to an empty list)."""
+    return {p: [int(f) for f in faces if f is not None] for p, faces in conn.execute(
+        """
+        SELECT p.id, array_agg(f.id ORDER BY f.id)
+        FROM persons p JOIN person_names n ON n.person_id = p.id
+        LEFT JOIN face_detections f ON f.person_id = p.id
+        WHERE p.pack_id = %s AND p.merged_into IS NULL
+        GROUP BY p.id
+        """,
+        (pack.id,),
+    )}
+
+
+def persons_of_faces(conn: psycopg.Connection,
+                     face_ids: Sequence[int]) -> dict[int, uuid.UUID | None]:
+    """Each face's person now."""
+    return {int(f): p for f, p in conn.execute(
+        "SELECT id, person_id FROM face_detections WHERE id = ANY(%s)", (list(face_ids),))}
