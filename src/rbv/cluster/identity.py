@@ -9,6 +9,11 @@ person gets a second cluster is by hand: a cluster whose former faces are mostly
 by hand in one person (a merge, a group moved together) stays with that person, new
 faces that joined them included.
 
+A name stays on the person holding most of the faces it named: where a named person's
+former faces would scatter so that another person (an existing one, or a new one) holds
+more of them than it does, for instance when its cluster joined a larger person's, they
+all stay with it.
+
 Then the user's decisions are honoured face by face: a face linked ``same`` with faces
 placed by hand in one person joins that person; a face never lands in a person it was
 rejected from, beside a face of the same photo, or beside a face it is linked
@@ -39,36 +44,45 @@ def follow_faces(
     must: Sequence[tuple[int, int]] = (),
     cannot: Sequence[tuple[int, int]] = (),
     rejected: set[tuple[int, Person]] | None = None,
+    named: set[Person] | None = None,
     new_id: Callable[[], Person] = uuid.uuid4,
 ) -> list[Person]:
     """The person of every face (row) after a run that clustered them into ``labels``.
 
     ``former``: each face's person before the run (None: it had none); ``manual``: placed
     by hand (kept where it is); ``must``/``cannot``: ``same``/``different`` links between
-    rows; ``rejected``: (row, person) pairs the user said "not this person" to.
+    rows; ``rejected``: (row, person) pairs the user said "not this person" to;
+    ``named``: the persons with a name.
     """
     n = len(labels)
     rejected = rejected or set()
     # a face with no person has no place to be kept in
     manual = manual & np.array([p is not None for p in former], bool)
+    # an automatic face the user rejected from its person no longer counts as that
+    # person's (a hand placement is the later decision: the edits remove the rejection)
+    former = [None if p is not None and not manual[i] and (i, p) in rejected else p
+              for i, p in enumerate(former)]
     person_of = _clusters_to_persons(labels, former, manual)
     target: list[Person | None] = [
         former[i] if manual[i] else person_of.get(int(labels[i])) for i in range(n)]
+    _keep_names_on_most_of_their_faces(labels, former, manual, target, named or set())
     pulled = _pulled_by_same_links(n, former, manual, must)
     for row, person in pulled.items():
         target[row] = person
 
     # Decisions, face by face: what a person already holds (its hand-placed faces, then
-    # the faces a `same` link brings, then its cluster's faces in row order) keeps out
-    # whatever conflicts with it.
+    # the faces a `same` link brings, then the faces it had, then the faces that join it)
+    # keeps out whatever conflicts with it.
     photos: dict[Person, set[int]] = defaultdict(set)
     members: dict[Person, set[int]] = defaultdict(set)
     partners: dict[int, list[int]] = defaultdict(list)
     for a, b in cannot:
         partners[a].append(b)
         partners[b].append(a)
+    rest = [i for i in range(n) if not manual[i] and i not in pulled]
     order = ([i for i in range(n) if manual[i]] + sorted(pulled)
-             + [i for i in range(n) if not manual[i] and i not in pulled])
+             + [i for i in rest if target[i] == former[i]]  # already that person's
+             + [i for i in rest if target[i] != former[i]])
     displaced: dict[int, list[int]] = defaultdict(list)
     for row in order:
         held = target[row]
@@ -120,6 +134,24 @@ def _clusters_to_persons(labels: NDArray[np.int64], former: Sequence[Person | No
         if label not in person_of and 2 * count > formerly[label]:
             person_of[label] = person
     return person_of
+
+
+def _keep_names_on_most_of_their_faces(labels: NDArray[np.int64],
+                                       former: Sequence[Person | None],
+                                       manual: NDArray[np.bool_], target: list[Person | None],
+                                       named: set[Person]) -> None:
+    """Where a named person's former faces scatter so that another person (or a new
+    one) would hold more of them than it does, they all stay with it (in place)."""
+    rows: dict[Person, list[int]] = defaultdict(list)
+    for i, p in enumerate(former):
+        if p in named:
+            rows[p].append(i)
+    for person, mine in rows.items():
+        held = Counter(target[i] if target[i] is not None else int(labels[i]) for i in mine)
+        if held[person] < max(held.values()):
+            for i in mine:
+                if not manual[i]:
+                    target[i] = person
 
 
 def _pulled_by_same_links(n: int, former: Sequence[Person | None], manual: NDArray[np.bool_],

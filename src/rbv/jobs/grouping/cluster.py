@@ -49,6 +49,7 @@ from rbv.store.queries.assignments import (
     load_faces,
     load_manual_facts,
     named_faces,
+    named_persons,
     persons_of_faces,
     vacuum_faces,
     write_assignments,
@@ -385,7 +386,8 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     targets = follow_faces(labels, faces.person_ids, faces.manual, faces.image_ids,
                            must=rows(facts.must), cannot=rows(facts.cannot),
                            rejected={(position[f], p) for f, p in facts.rejections
-                                     if f in position})
+                                     if f in position},
+                           named=named_persons(conn, pack))
     existing = {p for p in faces.person_ids if p is not None}
     new_ids = sorted({p for p in targets if p not in existing}, key=str)
     create_persons(conn, pack, len(new_ids), ids=new_ids)

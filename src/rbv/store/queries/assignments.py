@@ -384,3 +384,10 @@ def persons_of_faces(conn: psycopg.Connection,
     """Each face's person now."""
     return {int(f): p for f, p in conn.execute(
         "SELECT id, person_id FROM face_detections WHERE id = ANY(%s)", (list(face_ids),))}
+
+
+def named_persons(conn: psycopg.Connection, pack: PackRow) -> set[uuid.UUID]:
+    """The pack's persons that have a name."""
+    return {p for (p,) in conn.execute(
+        "SELECT p.id FROM persons p JOIN person_names n ON n.person_id = p.id "
+        "WHERE p.pack_id = %s", (pack.id,))}
