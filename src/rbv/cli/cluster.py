@@ -117,11 +117,18 @@ NAMED_SHOWN = 20
 def _print_named(report: ClusterReport) -> None:
     """What the run did to named persons, one line each, most faces lost first; and the
     named persons left without faces, with the command that deletes them."""
-    for change in report.named[:NAMED_SHOWN]:
+    lost = [c for c in report.named if c.lost]
+    for change in lost[:NAMED_SHOWN]:
         typer.echo(change.describe())
-    if len(report.named) > NAMED_SHOWN:
-        typer.echo(f"… and {len(report.named) - NAMED_SHOWN:,} more named persons changed "
+    if len(lost) > NAMED_SHOWN:
+        typer.echo(f"… and {len(lost) - NAMED_SHOWN:,} more named persons lost faces "
                    "(--json lists them all).")
+    gained = [c for c in report.named if not c.lost]
+    if len(gained) == 1:
+        typer.echo(gained[0].describe())
+    elif gained:
+        typer.echo(f"{len(gained):,} named persons gained {sum(c.gained for c in gained):,} "
+                   "faces (--json lists them).")
     if report.empty_named:
         shown = ", ".join(repr(e["name"]) for e in report.empty_named[:NAMED_SHOWN])
         more = (f" and {len(report.empty_named) - NAMED_SHOWN:,} more"

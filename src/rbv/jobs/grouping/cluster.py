@@ -48,6 +48,7 @@ from rbv.store.queries.assignments import (
     delete_empty_persons,
     load_faces,
     load_manual_facts,
+    named_face_counts,
     named_faces,
     named_persons,
     persons_of_faces,
@@ -302,9 +303,16 @@ def _counts(r: ClusterReport) -> dict[str, Any]:
 def _cluster(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
              setting: ClusterSetting, match: float | None, report: ClusterReport,
              progress: Progress, db: Database | None = None) -> None:
-    named_before = named_faces(conn, pack)
-    _regroup(conn, pack, options, setting, match, report, progress, db)
-    report.named, report.empty_named = _named_changes(conn, pack, named_before)
+    if options.full:
+        named_before = named_faces(conn, pack)
+        _regroup(conn, pack, options, setting, match, report, progress, db)
+        report.named, report.empty_named = _named_changes(conn, pack, named_before)
+    else:
+        # An incremental run only gives new faces a person: counting is enough (and
+        # cheap at 1M faces).
+        counts = named_face_counts(conn, pack)
+        _regroup(conn, pack, options, setting, match, report, progress, db)
+        report.named, report.empty_named = _named_gains(conn, pack, counts)
 
 
 def _named_changes(conn: psycopg.Connection, pack: PackRow,
@@ -330,6 +338,20 @@ def _named_changes(conn: psycopg.Connection, pack: PackRow,
     changes.sort(key=lambda c: (-c.lost / max(c.before, 1), c.name))
     empty = [{"person": str(p), "name": names[p]} for p, faces in sorted(
         after.items(), key=lambda kv: str(kv[0])) if not faces]
+    return changes, empty
+
+
+def _named_gains(conn: psycopg.Connection, pack: PackRow, before: dict[uuid.UUID, int],
+                 ) -> tuple[list[NamedChange], list[dict[str, str]]]:
+    """What an incremental run did to named persons: faces that joined them; and the
+    named persons that hold no face."""
+    after = named_face_counts(conn, pack)
+    names = labels(conn, sorted(after, key=str)) if after else {}
+    changes = [NamedChange(str(p), names[p], before.get(p, 0), n, {}, n - before.get(p, 0))
+               for p, n in sorted(after.items(), key=lambda kv: names[kv[0]])
+               if n != before.get(p, 0)]
+    empty = [{"person": str(p), "name": names[p]} for p, n in sorted(
+        after.items(), key=lambda kv: str(kv[0])) if n == 0]
     return changes, empty
 
 

@@ -391,3 +391,17 @@ def named_persons(conn: psycopg.Connection, pack: PackRow) -> set[uuid.UUID]:
     return {p for (p,) in conn.execute(
         "SELECT p.id FROM persons p JOIN person_names n ON n.person_id = p.id "
         "WHERE p.pack_id = %s", (pack.id,))}
+
+
+def named_face_counts(conn: psycopg.Connection, pack: PackRow) -> dict[uuid.UUID, int]:
+    """How many faces each named person of the pack holds (merged-away ones left out)."""
+    return {p: int(n) for p, n in conn.execute(
+        """
+        SELECT p.id, count(f.id)
+        FROM persons p JOIN person_names n ON n.person_id = p.id
+        LEFT JOIN face_detections f ON f.person_id = p.id
+        WHERE p.pack_id = %s AND p.merged_into IS NULL
+        GROUP BY p.id
+        """,
+        (pack.id,),
+    )}
