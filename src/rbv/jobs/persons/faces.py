@@ -89,9 +89,7 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
         kind = "one person" if same else "different persons"
         edit.summary = f"faces {', '.join(map(str, ids))} are {kind}" + (
             f"; overrides {overrides}" if overrides else "")
-    kept = added or overrides
-    return LinkResult(same, faces, added, effect, None if dry_run or not kept else edit.id,
-                      overrides)
+    return LinkResult(same, faces, added, effect, edit.logged_id, overrides)
 
 
 def _refuse_same(conn: psycopg.Connection, faces: list[LinkedFace]) -> list[int]:
