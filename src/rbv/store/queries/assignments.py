@@ -343,6 +343,40 @@ def clustering_inputs_digest(conn: psycopg.Connection, pack: PackRow) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def keep_assignments(conn: psycopg.Connection, pack: PackRow) -> None:
+    """Keep the pack's face → person rows as they are now, until the transaction (or
+    the savepoint this is called in) ends, for :func:`changed_assignments`."""
+    conn.execute(sql.SQL(
+        "CREATE TEMP TABLE _assigned_before ON COMMIT DROP AS "
+        "SELECT id, person_id FROM face_detections WHERE pack_id = {}"
+    ).format(sql.Literal(pack.id)))
+    conn.execute("ANALYZE _assigned_before")
+
+
+def changed_assignments(conn: psycopg.Connection, pack: PackRow
+                        ) -> list[tuple[int, uuid.UUID | None, uuid.UUID | None]]:
+    """(face, person before, person now) of the faces whose person changed since
+    :func:`keep_assignments`, in face order."""
+    return [(int(f), b, a) for f, b, a in conn.execute(
+        "SELECT f.id, k.person_id, f.person_id FROM face_detections f "
+        "JOIN _assigned_before k ON k.id = f.id "
+        "WHERE f.pack_id = %s AND f.person_id IS DISTINCT FROM k.person_id ORDER BY f.id",
+        (pack.id,))]
+
+
+def person_sizes(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many faces each of ``persons`` has (those with none are left out)."""
+    return {p: int(n) for p, n in conn.execute(
+        "SELECT person_id, count(*) FROM face_detections WHERE person_id = ANY(%s) "
+        "GROUP BY person_id", (list(persons),))}
+
+
+def pack_persons(conn: psycopg.Connection, pack: PackRow) -> set[uuid.UUID]:
+    """The pack's persons (merged ones never: they hold no face)."""
+    return {r[0] for r in conn.execute(
+        "SELECT id FROM persons WHERE pack_id = %s AND merged_into IS NULL", (pack.id,))}
+
+
 def count_faces(conn: psycopg.Connection, pack: PackRow) -> int:
     """How many faces the pack has."""
     row = conn.execute("SELECT count(*) FROM face_detections WHERE pack_id = %s",
