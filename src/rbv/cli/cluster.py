@@ -133,8 +133,6 @@ def _print_named(report: ClusterReport) -> None:
         shown = ", ".join(repr(e["name"]) for e in report.empty_named[:NAMED_SHOWN])
         more = (f" and {len(report.empty_named) - NAMED_SHOWN:,} more"
                 if len(report.empty_named) > NAMED_SHOWN else "")
-        ids = ", ".join(f"'{e['person']}'" for e in report.empty_named)
         typer.echo(f"{len(report.empty_named):,} named person(s) hold no faces: {shown}{more}. "
                    "A name is kept until you delete it (its faces were unassigned by SQL or "
-                   "moved out by hand); to delete: "
-                   f"rbv psql -c \"DELETE FROM persons WHERE id IN ({ids})\"")
+                   f"moved out by hand); to delete: rbv psql -c \"{report.delete_empty_named}\"")

@@ -46,6 +46,7 @@ from rbv.store.queries.assignments import (
     count_faces,
     create_persons,
     delete_empty_persons,
+    delete_persons_statement,
     load_faces,
     load_manual_facts,
     named_face_counts,
@@ -119,8 +120,10 @@ class ClusterReport:
     run_id: int | None = None
     notes: list[str] = field(default_factory=list)
     named: list[NamedChange] = field(default_factory=list)  # named persons that changed
-    # named persons left without faces: {"person": uuid, "name": name}
+    # named persons left without faces: {"person": uuid, "name": name}, and the SQL that
+    # deletes them (printed, never run)
     empty_named: list[dict[str, str]] = field(default_factory=list)
+    delete_empty_named: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -313,6 +316,9 @@ def _cluster(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
         counts = named_face_counts(conn, pack)
         _regroup(conn, pack, options, setting, match, report, progress, db)
         report.named, report.empty_named = _named_gains(conn, pack, counts)
+    if report.empty_named:
+        report.delete_empty_named = delete_persons_statement(
+            [e["person"] for e in report.empty_named])
 
 
 def _named_changes(conn: psycopg.Connection, pack: PackRow,

@@ -439,3 +439,10 @@ def named_face_counts(conn: psycopg.Connection, pack: PackRow) -> dict[uuid.UUID
         """,
         (pack.id,),
     )}
+
+
+def delete_persons_statement(persons: Sequence[str]) -> str:
+    """The SQL a user runs (in ``rbv psql``) to delete these persons, names and all: rbv
+    prints it and never runs it (a name is the user's to delete)."""
+    ids = ", ".join(f"'{uuid.UUID(p)}'" for p in persons)  # uuids only: nothing to escape
+    return f"DELETE FROM persons WHERE id IN ({ids})"
