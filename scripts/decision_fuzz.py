@@ -57,8 +57,9 @@ def main() -> int:
                     max_examples=args.examples, stateful_step_count=args.steps,
                     deadline=None, database=None, suppress_health_check=list(HealthCheck)))
             except Exception as exc:  # noqa: BLE001 - every failure is reported, then counted
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                failures.setdefault(first, str(exc))
+                first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                notes = "\n".join(getattr(exc, "__notes__", []))  # the shrunk sequence
+                failures.setdefault(first, f"{exc}\n{notes}")
                 print(f"FAILURE: {first}", flush=True)
             minutes = (time.perf_counter() - started) / 60
             print(f"{env.sequences:,} sequences, {env.steps:,} steps, {minutes:.1f} min, "

@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rbv.cluster.identity import follow_faces
+from tests.support import identity_reference
 
 PERSONS = [uuid.UUID(int=i + 1) for i in range(5)]
 
@@ -119,3 +120,18 @@ def test_two_named_persons_clustered_together_stay_apart() -> None:
     out = follow_faces(labels, former, np.zeros(44, bool), np.arange(44, dtype=np.int64),
                        named={ben, mindy})
     assert out == former
+
+
+@settings(max_examples=500, deadline=None)
+@given(runs(), st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=4))
+def test_the_array_rule_is_the_row_by_row_rule(run, must) -> None:  # type: ignore[no-untyped-def]
+    labels, former, manual, image_ids, cannot, rejected, named = run
+    must = [(a, b) for a, b in must if a < len(labels) and b < len(labels) and a != b]
+    kwargs = {"must": must, "cannot": cannot, "rejected": rejected, "named": named}
+    fast = follow_faces(labels, former, manual, image_ids, **kwargs)
+    slow = identity_reference.follow_faces(labels, former, manual, image_ids, **kwargs)
+    known = {p for p in former if p is not None}
+    for a, b in zip(fast, slow, strict=True):
+        assert (a in known or b in known) <= (a == b)  # existing persons: the same
+    pairs = set(zip(fast, slow, strict=True))  # new persons: the same partition
+    assert len(pairs) == len(set(fast)) == len(set(slow))

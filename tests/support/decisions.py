@@ -157,6 +157,11 @@ class DecisionMachine(RuleBasedStateMachine):
         with self.db.connect() as conn:
             return dump(conn)
 
+    def logged(self) -> int:
+        with self.db.connect() as conn:
+            row = conn.execute("SELECT coalesce(max(id), 0) FROM person_edits").fetchone()
+        return int(row[0]) if row else 0
+
     def persons(self) -> list[str]:
         with self.db.connect() as conn:
             return [str(p) for (p,) in conn.execute(
@@ -174,13 +179,13 @@ class DecisionMachine(RuleBasedStateMachine):
         """Run one logged edit: refused, it changes nothing; done, undo can revert it."""
         self.env.log.append(what)
         self.env.steps += 1
-        before = self.state()
+        before, logged = self.state(), self.logged()
         try:
             action()
         except RbvError:
             assert self.state() == before, f"a refused edit changed something: {what}"
             return
-        if self.state() != before:
+        if self.logged() != logged:  # undo reverts logged edits, whatever they changed
             self.undoable.append(before)
 
     def automatic(self, what: str) -> None:
@@ -260,8 +265,12 @@ class DecisionMachine(RuleBasedStateMachine):
             assert not clean, "undo refused although only edits happened since"
             assert self.state() == before, "a refused undo changed something"
             return
-        if clean:
-            assert self.state() == expected, f"undo {k} did not restore the state"
+        if expected is not None:
+            now = self.state()
+            assert now == expected, f"undo {k} did not restore the state: " + "; ".join(
+                f"{t}: expected {sorted(set(expected[t]) - set(now[t]))[:5]}, "
+                f"found {sorted(set(now[t]) - set(expected[t]))[:5]}"
+                for t in now if now[t] != expected[t]) + f" (steps: {self.env.log})"
             del self.undoable[-k:]
         else:
             self.undoable.clear()
