@@ -100,7 +100,8 @@ def test_links_change_a_full_clustering_and_survive_the_next(
     (a, photo_a), (b, photo_b) = _biggest(faces_settings)[:2]
     assert photo_a != photo_b and len(set(_person_of(faces_settings, a, b))) == 1
     told = _ok(cli, "-d", url, "faces", "different", str(a), str(b)).stdout
-    assert f"splits person {_person_of(faces_settings, a)[0]}" in told
+    assert f"in person {_person_of(faces_settings, a)[0]}: the link moves no face now; " \
+        "`rbv cluster --full` puts them apart" in told
 
     c, d = _biggest(faces_settings, 1)[0][0], _biggest(faces_settings, 2)[0][0]
     q, r = _person_of(faces_settings, c, d)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_K, DEFAULT_THRESHOLD, Method
-from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.grouping.cluster import ClusterOptions, ClusterReport, cluster_pack
 from rbv.store import open_database
 
 
@@ -64,6 +64,12 @@ def cluster(
     persons were made with, an incremental run re-clusters every face as --full
     does, and says so.
 
+    A person's id and name follow its faces: each person keeps the cluster
+    holding most of its former faces, and a face placed by hand stays where it
+    was placed without carrying others along. Every run lists what it did to
+    named persons ("Ada: 27 → 25 faces (2 to person 3f2a9c12)") and names the
+    named persons left without faces, with the SQL that deletes them.
+
     Examples:
 
         rbv cluster
@@ -95,13 +101,44 @@ def cluster(
     typer.echo(f"Pack {report.pack}: {report.setting}{match}.")
     would = "Would assign" if dry_run else "Assigned"
     if report.full:
-        typer.echo(f"{would} {report.clustered:,} of {report.faces:,} faces "
-                   f"({report.reassigned:,} changed person, {report.new_persons:,} new "
-                   f"persons, {report.removed_persons:,} emptied persons removed).")
+        by_hand = (f", {report.kept_by_hand:,} of them kept where they were placed by hand"
+                   if report.kept_by_hand else "")
+        typer.echo(f"{would} {report.faces:,} faces{by_hand} ({report.reassigned:,} changed "
+                   f"person, {report.new_persons:,} new persons, {report.removed_persons:,} "
+                   "emptied persons removed).")
     else:
         typer.echo(f"{report.considered:,} new faces: {report.matched:,} joined known persons, "
                    f"{report.clustered:,} clustered into {report.new_persons:,} new persons.")
+    _print_named(report)
     for note in report.notes:
         typer.echo(note)
     if dry_run:
         typer.echo("Dry run: nothing was written.")
+
+
+NAMED_SHOWN = 20
+"""Named persons listed one per line after a run (--json lists them all)."""
+
+
+def _print_named(report: ClusterReport) -> None:
+    """What the run did to named persons, one line each, most faces lost first; and the
+    named persons left without faces, with the command that deletes them."""
+    lost = [c for c in report.named if c.lost]
+    for change in lost[:NAMED_SHOWN]:
+        typer.echo(change.describe())
+    if len(lost) > NAMED_SHOWN:
+        typer.echo(f"… and {len(lost) - NAMED_SHOWN:,} more named persons lost faces "
+                   "(--json lists them all).")
+    gained = [c for c in report.named if not c.lost]
+    if len(gained) == 1:
+        typer.echo(gained[0].describe())
+    elif gained:
+        typer.echo(f"{len(gained):,} named persons gained {sum(c.gained for c in gained):,} "
+                   "faces (--json lists them).")
+    if report.empty_named:
+        shown = ", ".join(repr(e["name"]) for e in report.empty_named[:NAMED_SHOWN])
+        more = (f" and {len(report.empty_named) - NAMED_SHOWN:,} more"
+                if len(report.empty_named) > NAMED_SHOWN else "")
+        typer.echo(f"{len(report.empty_named):,} named person(s) hold no faces: {shown}{more}. "
+                   "A name is kept until you delete it (its faces were unassigned by SQL or "
+                   f"moved out by hand); to delete: rbv psql -c \"{report.delete_empty_named}\"")

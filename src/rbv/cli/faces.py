@@ -18,14 +18,20 @@ FacesArg = Annotated[list[int], typer.Argument(
     max=2**63 - 1, show_default=False)]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what the link would "
                                             "change; change nothing.")]
+ForecastOption = Annotated[bool | None, typer.Option(
+    "--forecast/--no-forecast", help="Say what the next `rbv cluster --full` will change, "
+    "person by person, by running it after the link and rolling it back (as long as that "
+    "run takes). Default: with --dry-run only.", show_default=False)]
 
 
 def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
-          database: str | None, as_json: bool, override: bool = False) -> None:
+          forecast: bool | None, database: str | None, as_json: bool,
+          override: bool = False) -> None:
     from rbv.jobs.persons.faces import link
 
     result = link(open_database(settings_of(ctx, database_url=database)), faces, same=same,
-                  override=override, dry_run=dry_run)
+                  override=override, dry_run=dry_run,
+                  forecast=dry_run if forecast is None else forecast)
     if as_json:
         print_json({**result.as_dict(), "dry_run": dry_run})
         return
@@ -43,6 +49,9 @@ def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
         typer.echo(("It would override " if dry_run else "This overrides ") + result.overrides
                    + (": they would be removed." if dry_run else
                       ": removed (`rbv persons undo` puts them back)."))
+    if result.forecast is not None:
+        for line in result.forecast.lines():
+            typer.echo(line)
 
 
 @app.command("same")
@@ -51,13 +60,15 @@ def same(ctx: typer.Context, faces: FacesArg,
              "--override", help="Link them even against earlier 'different' links or a "
              "rejection (not-this-person) of one from a person another was put in by "
              "hand; those are removed, and said.")] = False,
-         dry_run: DryRunOption = False,
+         dry_run: DryRunOption = False, forecast: ForecastOption = None,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Link faces as one person, in every clustering.
 
     Every `rbv cluster` (any method, full or incremental) keeps them together.
     Faces without a person follow at the next `rbv cluster`, assigned ones at
-    `rbv cluster --full`; the output names the persons the link joins.
+    `rbv cluster --full`. With --dry-run (or --forecast) the output says what
+    that full run will change, person by person: it runs it after the link
+    and rolls both back.
     Refused for two faces of one photo, or faces placed by hand in different
     persons; and, unless --override, for faces linked `different`, or a face
     rejected (`persons not-this-person`) from a person another of them was
@@ -67,21 +78,23 @@ def same(ctx: typer.Context, faces: FacesArg,
 
         rbv faces same 1201 3307 --dry-run
     """
-    _link(ctx, faces, True, dry_run, database, as_json, override)
+    _link(ctx, faces, True, dry_run, forecast, database, as_json, override)
 
 
 @app.command("different")
 def different(ctx: typer.Context, faces: FacesArg, dry_run: DryRunOption = False,
+              forecast: ForecastOption = None,
               database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Link faces as different persons, in every clustering.
 
     No `rbv cluster` puts two of them (any pair of those named) in one person.
-    Faces now in one person are split apart at `rbv cluster --full`; the
-    output names that person. Refused for faces linked `same`, or placed by
-    hand in one person.
+    Faces now in one person are put apart at `rbv cluster --full`; with
+    --dry-run (or --forecast) the output says what that full run will change,
+    person by person: it runs it after the link and rolls both back. Refused
+    for faces linked `same`, or placed by hand in one person.
 
     Example:
 
         rbv faces different 1201 1202
     """
-    _link(ctx, faces, False, dry_run, database, as_json)
+    _link(ctx, faces, False, dry_run, forecast, database, as_json)

@@ -50,8 +50,10 @@ def import_folders_command(
                                            "first (they are indexed already).")] = False,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be assigned; "
-                                          "write nothing (folders must be indexed).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run the import and roll it "
+                                          "back: report what it would change, write nothing "
+                                          "(photos not indexed yet are left out, and "
+                                          "counted).")] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -64,7 +66,9 @@ def import_folders_command(
     placed by hand (manual), so `rbv cluster` never undoes them. --mixed photos (group
     shots) send each face to the nearest identity within {route}: a photo of two known
     people lands in both. The folders are indexed first (incremental). Re-runs find the
-    persons by name and duplicate nothing.
+    persons by name and duplicate nothing. --dry-run runs the same import and rolls it
+    back, so it reports what the real run changes, given indexed photos: it does not
+    index, and says how many photos the real run would index first.
 
     Examples:
 
@@ -81,7 +85,8 @@ def import_folders_command(
             run_index(db, settings, [*roots, *mixed], analyzer=analyzer, reporter=reporter)
     params = ImportParams(first_pass=first_pass, second_pass=second_pass, route=route)
     report = import_folders(db, model_pack or settings.model_pack, roots, mixed, params,
-                            dry_run=dry_run, sole_fallback=not model_pack)
+                            dry_run=dry_run, sole_fallback=not model_pack,
+                            indexed_by=None if no_index else settings)
     if as_json:
         print_json(report.as_dict())
         return
@@ -92,11 +97,15 @@ def import_folders_command(
                       str(i.kept), str(i.assigned), "yes" if i.created else "")
     print_table(table, optional=["pass 1", "new"])
     unindexed = [i.name for i in report.identities if not i.photos]
-    if unindexed:
+    if unindexed and not (dry_run and report.to_index):
         typer.echo(f"{len(unindexed)} folder(s) have no indexed photo ({_few(unindexed)}): "
-                   + ("drop --dry-run (import-folders indexes them), or run `rbv index` "
-                      "first." if dry_run else "run `rbv index` on them first, or drop "
-                      "--no-index." if no_index else "are there photos in them?"))
+                   + ("run `rbv index` on them first, or drop --no-index." if no_index
+                      else "are there photos in them?"))
+    if report.to_index:
+        typer.echo(f"Not the whole import: the real run first indexes {report.to_index:,} "
+                   "new, changed or unscanned photo(s) under these folders, which this dry "
+                   "run leaves out; run `rbv index` on them first for a dry run that is "
+                   "the run.")
     for r in report.routed:
         typer.echo(f"{r.path}: face {r.face_id} → {r.identity} (distance {r.distance:.2f})")
     for k in report.skipped:
@@ -105,6 +114,9 @@ def import_folders_command(
                "(one face per photo)")
         typer.echo(f"{k.path}: face {k.face_id} not given to {k.identity}: {why}; fix by "
                    "hand with `rbv persons move`.")
+    if report.removed_persons:
+        typer.echo(f"{report.removed_persons} automatic person(s) left without faces "
+                   + ("would be" if dry_run else "were") + " removed.")
     if report.unrouted_faces:
         typer.echo(f"{report.unrouted_faces} face(s) of mixed photos matched no identity; "
                    "`rbv discover FOLDER OUT` turns new people among them into facesets.")

@@ -329,7 +329,7 @@ def _hide(ctx: typer.Context, refs: list[str], database: str | None, dry_run: bo
           as_json: bool, *, hidden: bool) -> None:
     db = _db(ctx, database)
     ids = list(dict.fromkeys(lookup.resolve_all(db, refs)))
-    n = len(ids) if dry_run else _editing().hide(db, [str(p) for p in ids], hidden)
+    n = len(ids) if dry_run else _editing().hide(db, [str(p) for p in ids], hidden).persons
     if as_json:
         print_json({"persons": [str(p) for p in ids], "hidden": hidden, "count": n,
                     "dry_run": dry_run})

@@ -1,6 +1,7 @@
 """What ``rbv serve``'s buttons do: each one of the edit functions the CLI uses (so
 each is a logged, undoable edit under the pack's lock, refused on the same rules),
-answered as a small JSON document for the page's script."""
+answered as a small JSON document for the page's script. The answer names the edit
+made (the toast's Undo undoes that one, or refuses if another edit came since)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from rbv.errors import ConfigError, EditConflict
+from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import faces as face_links
 from rbv.serve.queue import SuggestionQueue
-from rbv.store.queries import edits
 from rbv.store.queries.persons import name_of, pack_of, person_named, resolve_person
-from rbv.store.queries.review_pages import newest_edit
 from rbv.store.server.connection import Database
 
 Answer = dict[str, Any]
@@ -64,9 +63,10 @@ class Actions:
         answer.setdefault("ok", True)
         return answer
 
-    def _done(self, message: str, go: str | None = None) -> Answer:
-        with self.db.connect() as conn:
-            edit = newest_edit(conn)
+    @staticmethod
+    def _done(message: str, edit: int | None, go: str | None = None) -> Answer:
+        """The answer to an edit: ``edit`` is the one it logged (None: nothing changed),
+        the one the toast's Undo names."""
         return {"message": message, "edit": edit, "go": go}
 
     def name(self, body: dict[str, Any]) -> Answer:
@@ -78,8 +78,8 @@ class Actions:
                     return {"ok": False, "confirm": "merge", "other": str(other),
                             "message": f"{name_of(conn, other)!r} is another person. "
                                        "Merge this person into it?"}
-        editing.name(self.db, str(person), new_name, force=bool(body.get("force")))
-        return self._done(f"Named {new_name!r}")
+        done = editing.name(self.db, str(person), new_name, force=bool(body.get("force")))
+        return self._done(f"Named {new_name!r}", done.edit_id)
 
     def merge(self, body: dict[str, Any]) -> Answer:
         """``source`` (an id, or a name typed in) goes into ``person``."""
@@ -91,62 +91,62 @@ class Actions:
         done = editing.merge(self.db, str(target), [str(source)],
                              override=bool(body.get("override")))
         return self._done(_with_overrides(f"Merged: {done.faces:,} face(s) moved in", done),
-                          f"/person/{target}")
+                          done.edit_id, f"/person/{target}")
 
     def reject(self, body: dict[str, Any]) -> Answer:
         done = editing.reject(self.db, str(_person(body)), _faces(body))
         return self._done(_with_overrides(
-            f"{done.faces} face(s) taken out of this person for good", done))
+            f"{done.faces} face(s) taken out of this person for good", done), done.edit_id)
 
     def move(self, body: dict[str, Any]) -> Answer:
         faces = _faces(body)
         with self.db.connect() as conn:
             target = resolve_person(conn, _text(body, "to"))
         done = editing.move(self.db, faces, str(target))
-        return self._done(_with_overrides(f"Moved {done.faces} face(s)", done))
+        return self._done(_with_overrides(f"Moved {done.faces} face(s)", done), done.edit_id)
 
     def new_person(self, body: dict[str, Any]) -> Answer:
         done = editing.move(self.db, _faces(body), None)
         return self._done(_with_overrides(f"Moved {done.faces} face(s) to a new person", done),
-                          f"/person/{done.person}" if done.person else None)
+                          done.edit_id, f"/person/{done.person}" if done.person else None)
 
     def same(self, body: dict[str, Any]) -> Answer:
         result = face_links.link(self.db, _faces(body), same=True)
-        return self._done(f"Linked as one person: {result.effect}")
+        return self._done(f"Linked as one person: {result.effect}", result.edit_id)
 
     def hide(self, body: dict[str, Any]) -> Answer:
-        editing.hide(self.db, [str(_person(body))], True)
-        return self._done("Hidden")
+        done = editing.hide(self.db, [str(_person(body))], True)
+        return self._done("Hidden", _only(done.edit_ids))
 
     def unhide(self, body: dict[str, Any]) -> Answer:
-        editing.hide(self.db, [str(_person(body))], False)
-        return self._done("Shown again")
+        done = editing.hide(self.db, [str(_person(body))], False)
+        return self._done("Shown again", _only(done.edit_ids))
 
     def accept(self, body: dict[str, Any]) -> Answer:
-        return self._done(self.queue.accept(_person(body, "keep"), _person(body, "other")))
+        return self._done(*self.queue.accept(_person(body, "keep"), _person(body, "other")))
 
     def dismiss(self, body: dict[str, Any]) -> Answer:
-        return self._done(self.queue.dismiss(_person(body, "keep"), _person(body, "other")))
+        return self._done(*self.queue.dismiss(_person(body, "keep"), _person(body, "other")))
 
     def skip(self, body: dict[str, Any]) -> Answer:
         return {"message": self.queue.skip(_person(body, "keep"), _person(body, "other")),
                 "edit": None}
 
     def undo(self, body: dict[str, Any]) -> Answer:
-        """Undo the newest ``count`` edits; with ``edit``, only when the newest edit in
-        effect is still that one (another window or a script may have edited since)."""
+        """Undo the newest ``count`` edits; with ``edit``, only when the oldest of them
+        is still that one (another window or a script may have edited since), checked
+        under the lock the undo holds."""
         count = int(body.get("count") or 1)
         expected = body.get("edit")
-        if expected is not None:
-            with self.db.connect() as conn:
-                pending = edits.undoable_edits(conn, count)
-            if not pending or int(pending[-1].id) != int(expected):
-                raise EditConflict(
-                    f"edit #{int(expected)} is not the newest edit in effect any more (see "
-                    "the history); nothing was undone")
-        result = edit_log.undo(self.db, count)
+        result = edit_log.undo(self.db, count,
+                               expected=None if expected is None else int(expected))
         what = ", ".join(f"#{e.id} {e.summary or e.command}" for e in result.undone)
         return {"message": f"Undid {what}", "edit": None}
+
+
+def _only(edit_ids: list[int]) -> int | None:
+    """The edit of a one-person hide (one pack: one edit, or none when nothing changed)."""
+    return edit_ids[-1] if edit_ids else None
 
 
 def _with_overrides(message: str, done: editing.Edited) -> str:

@@ -191,22 +191,24 @@ class SuggestionQueue:
         raise ConfigError("that suggestion is no longer current (persons changed since); "
                           "look at the next one")
 
-    def accept(self, keep: uuid.UUID, other: uuid.UUID) -> str:
-        """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`)."""
+    def accept(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[str, int | None]:
+        """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`); returns
+        what it did, in words, and its entry in the edit log."""
         s, fresh = self._find(keep, other)
         done = editing.merge(self.db, str(keep), [str(other)])
         self._forget(lambda t: other in (t.keep.id, t.other.id), fresh)
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
-        return f"{message}. {done.overrides}" if done.overrides else message
+        return (f"{message}. {done.overrides}" if done.overrides else message), done.edit_id
 
-    def dismiss(self, keep: uuid.UUID, other: uuid.UUID) -> str:
+    def dismiss(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[str, int | None]:
         """Not the same person: their best-matching faces become a cannot-link (as
         `rbv faces different A B`), so clustering keeps them apart and the pair is not
-        suggested again."""
+        suggested again. Returns the message and the link's entry in the edit log."""
         s, fresh = self._find(keep, other)
-        face_links.link(self.db, list(s.best_faces), same=False)
+        linked = face_links.link(self.db, list(s.best_faces), same=False)
         self._forget(lambda t: (t.keep.id, t.other.id) == (keep, other), fresh)
-        return "Marked as different people; this pair will not be suggested again"
+        return ("Marked as different people; this pair will not be suggested again",
+                linked.edit_id)
 
     def skip(self, keep: uuid.UUID, other: uuid.UUID) -> str:
         self.skipped.add(frozenset((keep, other)))

@@ -9,6 +9,11 @@ Faces of "mixed" photos (any folder or file, e.g. group shots) are routed to the
 nearest identity within ``route`` — so a photo of two known people lands in both.
 Re-runs find the persons by name and change nothing that is already in place.
 Thresholds are cosine distances (1 − similarity).
+
+A dry run is the run itself, rolled back: the same code places the same faces and
+creates the same persons, so what it reports is what the real run then does (given the
+same indexed photos: :func:`photos_to_index` says how many the real run would index
+first, which no dry run can include).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from numpy.typing import NDArray
 
 from rbv.cluster.centroids import distances, nearest_centroid, nearest_per_image, recentred_members
 from rbv.cluster.knn import normalize
+from rbv.config import Settings
 from rbv.errors import ConfigError
+from rbv.jobs.library.catalogue import run_catalogue
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database
 from rbv.store.pack_faces import PackFaces
@@ -34,7 +41,9 @@ from rbv.store.queries.contradictions import refused_placements
 from rbv.store.queries.images import scanned_paths
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
+from rbv.store.queries.paths import path_bytes, prefix_range
 from rbv.store.queries.persons import new_person, person_named, photo_clashes, place_faces, set_name
+from rbv.store.queries.scans import unscanned_within
 from rbv.store.server.locks import person_lock
 
 
@@ -54,7 +63,7 @@ class IdentityResult:
     after_first_pass: int = 0
     kept: int = 0
     assigned: int = 0  # faces that changed person in this run
-    person_id: str | None = None
+    person_id: str | None = None  # None for a person a dry run would create
     created: bool = False
 
 
@@ -85,6 +94,8 @@ class ImportReport:
     routed: list[Routed] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     unrouted_faces: int = 0
+    removed_persons: int = 0  # automatic persons the import left without faces, deleted
+    to_index: int = 0  # photos the real run indexes first, left out of a dry run
     dry_run: bool = False
 
     def as_dict(self) -> dict[str, object]:
@@ -106,14 +117,20 @@ def identity_folders(roots: Sequence[Path]) -> list[Path]:
 
 def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
                    mixed: Sequence[Path] = (), params: ImportParams | None = None, *,
-                   dry_run: bool = False, sole_fallback: bool = False) -> ImportReport:
+                   dry_run: bool = False, sole_fallback: bool = False,
+                   indexed_by: Settings | None = None) -> ImportReport:
     """Create or update one named person per identity folder and route mixed photos.
-    The photos must be indexed already (the CLI indexes them first)."""
+    The photos must be indexed already (the CLI indexes them first). ``dry_run`` makes
+    the same changes and rolls them back; ``indexed_by``: the settings the real run
+    indexes the folders with first, so that a dry run counts what that would add
+    (``to_index``)."""
     params = params or ImportParams()
     folders = identity_folders(roots)
     with db.connect() as conn:
         pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
     report = ImportReport(pack.name, dry_run=dry_run)
+    if dry_run and indexed_by is not None:
+        report.to_index = photos_to_index(db, indexed_by, pack, [*roots, *mixed])
     parameters = {"pack": pack.name, "roots": [str(r) for r in roots],
                   "mixed": [str(m) for m in mixed], **asdict(params)}
     with person_lock(db, pack.id, pack.name), \
@@ -122,7 +139,7 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
         faces = load_faces(conn, pack)
         x = normalize(faces.embeddings)
         path_rows = scanned_paths(conn, pack.id)
-        centroids: list[tuple[IdentityResult, uuid.UUID | None, NDArray[np.float32]]] = []
+        centroids: list[tuple[IdentityResult, uuid.UUID, NDArray[np.float32]]] = []
         for folder in folders:
             result = IdentityResult(folder.name.strip(), str(folder))
             images = images_under(path_rows, folder)
@@ -139,25 +156,40 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
             distance[rows] = distances(x[rows], centre)
             kept = nearest_per_image(rows[two], faces.image_ids, distance)
             result.kept = len(kept)
-            person = None
-            if not dry_run and len(kept):
-                person, result.created = _named_person(conn, pack, result.name)
-                result.person_id = str(person)
-                result.assigned = _place(conn, faces.ids[kept].tolist(), person, result.name,
-                                         faces, path_rows, report)
-            if len(kept):
-                centroids.append((result, person, centre))
+            if not len(kept):
+                continue
+            person, result.created = _named_person(conn, pack, result.name)
+            # A person a dry run creates is rolled back: the real run's gets another id.
+            result.person_id = None if dry_run and result.created else str(person)
+            result.assigned = _place(conn, faces.ids[kept].tolist(), person, result.name,
+                                     faces, path_rows, report)
+            centroids.append((result, person, centre))
         if mixed and centroids:
-            _route(conn, faces, x, path_rows, mixed, centroids, params.route, report, dry_run)
+            _route(conn, faces, x, path_rows, mixed, centroids, params.route, report)
+        report.removed_persons = delete_empty_persons(conn, pack)
         if dry_run:
             conn.rollback()
         else:
-            delete_empty_persons(conn, pack)
             conn.commit()
         run.counts = {"identities": len(report.identities),
                       "assigned": sum(i.assigned for i in report.identities),
                       "routed": len(report.routed)}
     return report
+
+
+def photos_to_index(db: Database, settings: Settings, pack: PackRow,
+                    targets: Sequence[Path]) -> int:
+    """Photos under ``targets`` that indexing them would add to what an import sees:
+    new or changed files (found by ``stat``, as ``rbv index --dry-run``) and catalogued
+    photos the pack has not scanned yet. Reads only."""
+    files = run_catalogue(db, settings, targets, dry_run=True).new_images
+    ranges = []
+    for target in targets:
+        where = _as_indexed(target)
+        exact = path_bytes(where)
+        ranges.append(prefix_range(where) if target.is_dir() else (exact, exact + b"\0"))
+    with db.connect() as conn:
+        return files + unscanned_within(conn, pack.id, ranges, settings.max_scan_attempts)
 
 
 def _as_indexed(path: Path) -> str:
@@ -212,8 +244,8 @@ def _named_person(conn: psycopg.Connection, pack: PackRow, name: str) -> tuple[u
 
 def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
            path_rows: Sequence[tuple[int, str]], mixed: Sequence[Path],
-           centroids: list[tuple[IdentityResult, uuid.UUID | None, NDArray[np.float32]]],
-           max_distance: float, report: ImportReport, dry_run: bool) -> None:
+           centroids: list[tuple[IdentityResult, uuid.UUID, NDArray[np.float32]]],
+           max_distance: float, report: ImportReport) -> None:
     wanted: dict[int, str] = {}
     for target in mixed:
         if target.is_dir():
@@ -240,9 +272,8 @@ def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
         taken.add((image, j))
         result, person, _ = centroids[j]
         skipped = len(report.skipped)
-        if not dry_run and person is not None:
-            result.assigned += _place(conn, [int(faces.ids[r])], person, result.name, faces,
-                                      path_rows, report)
+        result.assigned += _place(conn, [int(faces.ids[r])], person, result.name, faces,
+                                  path_rows, report)
         if len(report.skipped) == skipped:
             report.routed.append(Routed(int(faces.ids[r]), wanted[image], result.name,
                                         round(float(dist[k]), 4)))

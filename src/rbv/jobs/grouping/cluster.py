@@ -9,9 +9,10 @@ clustered among themselves.
 
 Full: every face is re-clustered, but manual decisions hold: manually placed faces are
 anchors (same person together, different persons apart), must/cannot-link rows and
-same-photo pairs are constraints, clusters take over the existing person id they
-overlap most (so ids and names stay), and a face never lands in a person it was
-rejected from.
+same-photo pairs are constraints, and who each cluster is follows one rule
+(:func:`rbv.cluster.identity.follow_faces`): a person keeps the cluster holding most of
+its former faces (so ids and names stay), a hand-placed face stays where it was placed
+without carrying anything with it, and no face lands where a decision forbids it.
 
 The setting used is recorded in the pack's settings (``last_clustering``); when a later
 run's setting differs, the report says so and what to run.
@@ -28,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from numpy.typing import NDArray
 
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.calibrations import CROWDING_RULE, ClusterSetting, resolve_setting
@@ -36,24 +36,30 @@ from rbv.cluster.centroids import group_sums
 from rbv.cluster.constraints import NO_ANCHOR
 from rbv.cluster.crowding import CROWDING_LEVEL, crowding
 from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
+from rbv.cluster.identity import follow_faces
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces, constraints_among
 from rbv.jobs.recording import recorded_run
-from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import (
     clustering_inputs_digest,
     count_faces,
     create_persons,
     delete_empty_persons,
+    delete_persons_statement,
     load_faces,
     load_manual_facts,
+    named_face_counts,
+    named_faces,
+    named_persons,
+    persons_of_faces,
     vacuum_faces,
     write_assignments,
 )
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
+from rbv.store.queries.persons import labels
 from rbv.store.server.connection import Database
 from rbv.store.server.locks import person_lock
 
@@ -109,12 +115,42 @@ class ClusterReport:
     new_persons: int = 0
     reassigned: int = 0
     removed_persons: int = 0
+    kept_by_hand: int = 0  # faces a full run left where they were placed by hand
     seconds: float = 0.0
     run_id: int | None = None
     notes: list[str] = field(default_factory=list)
+    named: list[NamedChange] = field(default_factory=list)  # named persons that changed
+    # named persons left without faces: {"person": uuid, "name": name}, and the SQL that
+    # deletes them (printed, never run)
+    empty_named: list[dict[str, str]] = field(default_factory=list)
+    delete_empty_named: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class NamedChange:
+    """What a run did to one named person's faces."""
+
+    person: str
+    name: str
+    before: int
+    after: int
+    moved_to: dict[str, int]  # person (label: name or "person 3f2a9c12") -> faces moved
+    gained: int
+
+    @property
+    def lost(self) -> int:
+        return sum(self.moved_to.values())
+
+    def describe(self) -> str:
+        """``Ada Lovelace: 27 → 25 faces (2 to person 3f2a9c12)``."""
+        parts = [f"{n} to {who}" for who, n in sorted(self.moved_to.items(),
+                                                       key=lambda kv: (-kv[1], kv[0]))]
+        if self.gained:
+            parts.append(f"{self.gained} joined")
+        return f"{self.name}: {self.before:,} → {self.after:,} faces ({', '.join(parts)})"
 
 
 def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
@@ -271,6 +307,64 @@ def _cluster(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
              setting: ClusterSetting, match: float | None, report: ClusterReport,
              progress: Progress, db: Database | None = None) -> None:
     if options.full:
+        named_before = named_faces(conn, pack)
+        _regroup(conn, pack, options, setting, match, report, progress, db)
+        report.named, report.empty_named = _named_changes(conn, pack, named_before)
+    else:
+        # An incremental run only gives new faces a person: counting is enough (and
+        # cheap at 1M faces).
+        counts = named_face_counts(conn, pack)
+        _regroup(conn, pack, options, setting, match, report, progress, db)
+        report.named, report.empty_named = _named_gains(conn, pack, counts)
+    if report.empty_named:
+        report.delete_empty_named = delete_persons_statement(
+            [e["person"] for e in report.empty_named])
+
+
+def _named_changes(conn: psycopg.Connection, pack: PackRow,
+                   before: dict[uuid.UUID, list[int]],
+                   ) -> tuple[list[NamedChange], list[dict[str, str]]]:
+    """Every named person whose faces the run changed, most faces lost first; and the
+    named persons that hold no face (left so by SQL or by hand: reported, never deleted)."""
+    after = named_faces(conn, pack)
+    now = persons_of_faces(conn, [f for faces in before.values() for f in faces])
+    people = set(after) | {p for p in now.values() if p is not None}
+    names = labels(conn, sorted(people, key=str)) if people else {}
+    changes = []
+    for person, faces in before.items():
+        kept = set(after.get(person, []))
+        moved = Counter(now.get(f) for f in faces if f not in kept)
+        gained = len(kept - set(faces))
+        if not moved and not gained:
+            continue
+        moved_to = {(names.get(p, "no person") if p is not None else "no person"): n
+                    for p, n in moved.items()}
+        changes.append(NamedChange(str(person), names.get(person, str(person)), len(faces),
+                                   len(kept), moved_to, gained))
+    changes.sort(key=lambda c: (-c.lost / max(c.before, 1), c.name))
+    empty = [{"person": str(p), "name": names[p]} for p, faces in sorted(
+        after.items(), key=lambda kv: str(kv[0])) if not faces]
+    return changes, empty
+
+
+def _named_gains(conn: psycopg.Connection, pack: PackRow, before: dict[uuid.UUID, int],
+                 ) -> tuple[list[NamedChange], list[dict[str, str]]]:
+    """What an incremental run did to named persons: faces that joined them; and the
+    named persons that hold no face."""
+    after = named_face_counts(conn, pack)
+    names = labels(conn, sorted(after, key=str)) if after else {}
+    changes = [NamedChange(str(p), names[p], before.get(p, 0), n, {}, n - before.get(p, 0))
+               for p, n in sorted(after.items(), key=lambda kv: names[kv[0]])
+               if n != before.get(p, 0)]
+    empty = [{"person": str(p), "name": names[p]} for p, n in sorted(
+        after.items(), key=lambda kv: str(kv[0])) if n == 0]
+    return changes, empty
+
+
+def _regroup(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
+             setting: ClusterSetting, match: float | None, report: ClusterReport,
+             progress: Progress, db: Database | None = None) -> None:
+    if options.full:
         _full(conn, pack, options, setting, report, progress)
         report.removed_persons = delete_empty_persons(conn, pack)
     else:
@@ -311,25 +405,26 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
         level = crowding(graph, labels, setting.impostor)[1]
         update_pack_settings(conn, pack.id, {CROWDING_LEVEL: round(level, 6)})
     progress("keeping person ids stable")
-    person_of = _map_to_persons(faces, labels, anchors, anchor_of)
-    # "Not this person": evict a rejected face from that person into one of its own.
-    fresh: dict[int, uuid.UUID] = {}
     position = {f: i for i, f in enumerate(faces.ids.tolist())}
-    evicted = 0
-    for face, person in facts.rejections:
-        at = position.get(face)
-        if at is not None and not faces.manual[at] and person_of[int(labels[at])] == person:
-            fresh[at] = uuid.uuid4()
-            evicted += 1
+
+    def rows(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return [(position[a], position[b]) for a, b in pairs
+                if a in position and b in position]
+
+    targets = follow_faces(labels, faces.person_ids, faces.manual, faces.image_ids,
+                           must=rows(facts.must), cannot=rows(facts.cannot),
+                           rejected={(position[f], p) for f, p in facts.rejections
+                                     if f in position},
+                           named=named_persons(conn, pack))
     existing = {p for p in faces.person_ids if p is not None}
-    new_ids = [p for p in set(person_of.values()) if p not in existing] + list(fresh.values())
+    new_ids = sorted({p for p in targets if p not in existing}, key=str)
     create_persons(conn, pack, len(new_ids), ids=new_ids)
-    targets = [fresh.get(i) or person_of[int(labels[i])] for i in range(len(faces))]
     auto = np.flatnonzero(~faces.manual)
     progress("writing assignments")
     report.reassigned = write_assignments(conn, faces.ids[auto].tolist(),
                                           [targets[i] for i in auto.tolist()], "cluster")
     report.clustered = len(auto)
+    report.kept_by_hand = len(faces) - len(auto)
     report.new_persons = len(new_ids)
     progress("caching the sums of large persons")
     persons = sorted(set(targets))
@@ -340,28 +435,3 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
                               len(persons))
     forget_pack_sums(conn, pack)
     store_sums(conn, persons, counts.tolist(), sums)
-    if evicted:
-        report.notes.append(f"{evicted} face(s) kept out of persons they were rejected from")
-
-
-def _map_to_persons(faces: PackFaces, labels: NDArray[np.int64], anchors: NDArray[np.int64],
-                    anchor_of: dict[uuid.UUID, int]) -> dict[int, uuid.UUID]:
-    """Cluster label → person id: the anchored person, else the previous person it
-    overlaps most (greedy, each person once), else a new id."""
-    person_of: dict[int, uuid.UUID] = {}
-    by_anchor = {a: p for p, a in anchor_of.items()}
-    for i in np.flatnonzero(anchors != NO_ANCHOR).tolist():
-        person_of[int(labels[i])] = by_anchor[int(anchors[i])]
-    used = set(person_of.values())
-    overlap = Counter(
-        (int(labels[i]), p) for i, p in enumerate(faces.person_ids)
-        if p is not None and not faces.manual[i]
-    )
-    for (label, person), _count in sorted(overlap.items(), key=lambda kv: -kv[1]):
-        if label not in person_of and person not in used:
-            person_of[label] = person
-            used.add(person)
-    for label in np.unique(labels).tolist():
-        if label not in person_of:
-            person_of[label] = uuid.uuid4()
-    return person_of

@@ -9,7 +9,9 @@ longer as the edit left it (a later ``rbv cluster`` run placed a face it had tak
 SQL changed it, or a person it pointed to is gone): undoing would silently throw that
 later change away. An undo is logged too (it shows in the history) but is not itself
 undone by ``undo``: a second ``undo`` reverts the edit before; redo an edit by running
-it again.
+it again. An undo of a given edit (``rbv serve``'s Undo) checks that it is still the
+newest in effect under the locks the undo holds, so an edit made meanwhile elsewhere is
+never undone in its place.
 """
 
 from __future__ import annotations
@@ -30,10 +32,14 @@ from rbv.store.server.locks import person_lock
 
 @dataclass
 class Edit:
-    """An edit being made: its log id and what it did, in words (set by the edit)."""
+    """An edit being made: its log id and what it did, in words (set by the edit).
+    ``logged_id`` is set as it ends: its id when it is in the log, None when it was not
+    kept (a dry run, or it changed nothing). Callers take it from here, never as the
+    newest id in the log, which may be another's edit made meanwhile."""
 
     id: int
     summary: str = ""
+    logged_id: int | None = None
 
 
 @contextmanager
@@ -54,6 +60,7 @@ def logged_edit(db: Database, pack_ids: int | Sequence[int], command: str,
         yield conn, edit
         kept = edits.end_edit(conn, edit.id, edit.summary)
         run.counts = {"edit": edit.id if kept else None}
+        edit.logged_id = edit.id if kept and not dry_run else None
 
 
 def history(db: Database, limit: int = 50) -> list[edits.EditRow]:
@@ -69,10 +76,15 @@ class UndoResult:
     edit_id: int | None = None  # the undo's own entry in the log (None: dry run)
 
 
-def undo(db: Database, count: int = 1, *, dry_run: bool = False) -> UndoResult:
-    """Revert the last ``count`` edits still in effect, newest first, all or nothing."""
+def undo(db: Database, count: int = 1, *, dry_run: bool = False,
+         expected: int | None = None) -> UndoResult:
+    """Revert the last ``count`` edits still in effect, newest first, all or nothing.
+    With ``expected``, only when the oldest of them is that edit (the one a window
+    offered to undo): checked under the locks the undo holds, so an edit made meanwhile
+    is refused, never undone in its place."""
     with db.connect() as conn:
         pending = edits.undoable_edits(conn, count)
+    _refuse_unexpected(pending, expected)
     if not pending:
         raise ConfigError("nothing to undo: every logged edit is undone already "
                           "(see `rbv persons history`)")
@@ -81,7 +93,9 @@ def undo(db: Database, count: int = 1, *, dry_run: bool = False) -> UndoResult:
     with logged_edit(db, packs, "persons undo", {"count": count},
                      dry_run=dry_run) as (conn, edit):
         # Read again under the locks: an edit made in between is the newest now.
-        for target in edits.undoable_edits(conn, count, undo=edit.id):
+        targets = edits.undoable_edits(conn, count, undo=edit.id)
+        _refuse_unexpected(targets, expected)
+        for target in targets:
             _refuse_conflicts(conn, target)
             result.rows += edits.revert_edit(conn, target.id)
             result.undone.append(target)
@@ -89,6 +103,18 @@ def undo(db: Database, count: int = 1, *, dry_run: bool = False) -> UndoResult:
         edit.summary = "undid " + ", ".join(f"#{e.id} ({e.command})" for e in result.undone)
         result.edit_id = None if dry_run else edit.id
     return result
+
+
+def _refuse_unexpected(targets: list[edits.EditRow], expected: int | None) -> None:
+    """With ``expected``, refuse unless it is the oldest of the edits to undo: an edit
+    made since (another window, a command) would be undone in its place."""
+    if expected is None or (targets and targets[-1].id == expected):
+        return
+    newer = [e for e in targets if e.id > expected]
+    since = (f": edit #{newer[-1].id} ({newer[-1].summary or newer[-1].command}) was made "
+             "since" if newer else "")
+    raise EditConflict(f"edit #{expected} is not the newest edit in effect any more{since} "
+                       "(see the history); nothing was undone")
 
 
 def _refuse_conflicts(conn: psycopg.Connection, target: edits.EditRow) -> None:

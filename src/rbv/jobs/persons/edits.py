@@ -49,9 +49,10 @@ def _refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
             "or mark it with `rbv persons not-this-person`")
 
 
-def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> uuid.UUID:
-    """Name a person. A name another person of the pack has already is refused (the two
-    are probably one person: the message gives the merge) unless ``force``."""
+def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> Edited:
+    """Name a person (no face moves). A name another person of the pack has already is
+    refused (the two are probably one person: the message gives the merge) unless
+    ``force``."""
     with editing(db, ref, "persons name", {"name": new_name}) as (conn, person, edit):
         other = store.person_named(conn, store.pack_of(conn, person), new_name.strip(),
                                    other_than=person)
@@ -64,17 +65,19 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> uuid.
         store.set_name(conn, person, new_name)
         edit.summary = (f"named {person} {new_name.strip()!r}"
                         + (f" (was {was!r})" if was else ""))
-    return person
+    return Edited(person, 0, edit_id=edit.logged_id)
 
 
 @dataclass(frozen=True)
 class Edited:
     """What a person edit did: the person, the faces it moved (would move, with
-    ``dry_run``) and the earlier decisions it overrode, in words ("" when none)."""
+    ``dry_run``), the earlier decisions it overrode, in words ("" when none), and its
+    entry in the edit log (None: a dry run, or it changed nothing)."""
 
     person: uuid.UUID | None
     faces: int
     overrides: str = ""
+    edit_id: int | None = None
 
 
 def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
@@ -98,7 +101,7 @@ def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
         contradictions.carry_rejections(conn, target, sources)
         edit.summary = (f"merged {', '.join(map(str, sources))} into {target}: "
                         f"{moved:,} faces moved" + _overriding(overrides))
-    return Edited(target, moved, overrides)
+    return Edited(target, moved, overrides, edit.logged_id)
 
 
 def _overriding(words: str) -> str:
@@ -128,14 +131,14 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
             moved = store.move_faces(conn, face_ids, person)
             edit.summary = (f"moved {_faces(face_ids)} to a new person {person}"
                             + _overriding(overrides))
-            return Edited(None if dry_run else person, moved, overrides)
+        return Edited(None if dry_run else person, moved, overrides, edit.logged_id)
     with editing(db, target_ref, "persons move", parameters,
                  dry_run=dry_run) as (conn, person, edit):
         _refuse_photo_clashes(conn, person, face_ids)
         overrides = overridden(conn, contradictions.placing(conn, face_ids, person))
         moved = store.move_faces(conn, face_ids, person)
         edit.summary = f"moved {_faces(face_ids)} to {person}" + _overriding(overrides)
-        return Edited(person, moved, overrides)
+    return Edited(person, moved, overrides, edit.logged_id)
 
 
 def _faces(face_ids: Sequence[int]) -> str:
@@ -156,7 +159,7 @@ def reject(db: Database, ref: str, face_ids: Sequence[int], *,
         count = store.reject_faces(conn, person, face_ids)
         edit.summary = (f"{_faces(face_ids)} are not {person} ({count} taken out)"
                         + _overriding(overrides))
-        return Edited(person, count, overrides)
+    return Edited(person, count, overrides, edit.logged_id)
 
 
 def _require_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> None:
@@ -167,7 +170,16 @@ def _require_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> None:
                              "database; see `rbv persons show PERSON` for face ids")
 
 
-def hide(db: Database, refs: Sequence[str], hidden: bool) -> int:
+@dataclass(frozen=True)
+class HideResult:
+    """What hiding (showing again) did: the persons changed and its entries in the edit
+    log, one per pack that changed."""
+
+    persons: int
+    edit_ids: list[int]
+
+
+def hide(db: Database, refs: Sequence[str], hidden: bool) -> HideResult:
     """Hide (or show again) persons: one logged edit per pack."""
     by_pack: dict[int, list[uuid.UUID]] = {}
     with db.connect() as conn:
@@ -176,12 +188,15 @@ def hide(db: Database, refs: Sequence[str], hidden: bool) -> int:
             by_pack.setdefault(store.pack_of(conn, person), []).append(person)
     command = "persons hide" if hidden else "persons unhide"
     count = 0
+    logged: list[int] = []
     for pack_id, persons in by_pack.items():
         with logged_edit(db, pack_id, command,
                          {"persons": [str(p) for p in persons]}) as (conn, edit):
             count += store.set_hidden(conn, persons, hidden)
             edit.summary = f"{'hid' if hidden else 'unhid'} {', '.join(map(str, persons))}"
-    return count
+        if edit.logged_id is not None:
+            logged.append(edit.logged_id)
+    return HideResult(count, logged)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ A "same" link (must-link) keeps faces in one person, a "different" link (cannot-
 keeps them apart, in every method, in full runs and in incremental ones (a new face
 linked to a face of a known person goes to that person, or never to it). A link does
 not move faces by itself: unassigned faces follow it at the next ``rbv cluster``,
-assigned ones at the next ``rbv cluster --full``, which is why the result says which
-persons it will change. Links are logged edits: ``rbv persons undo`` removes them.
+assigned ones at the next ``rbv cluster --full``. What that full run will change is
+said only as a forecast made by running it (:mod:`rbv.jobs.grouping.forecast`), on the
+edit's own transaction, so a dry run's forecast and the real run's are the same run.
+Links are logged edits: ``rbv persons undo`` removes them.
 
 A "same" link that contradicts an earlier decision (a "different" link among the faces,
 or a face rejected from a person another of them was put in by hand) is refused unless
@@ -18,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -26,7 +29,11 @@ from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.overrides import settle
 from rbv.store.queries import contradictions, links
 from rbv.store.queries.links import LinkedFace
+from rbv.store.queries.pack_lookup import pack_row
 from rbv.store.server.connection import Database
+
+if TYPE_CHECKING:  # the forecast needs the clustering stack; a plain link does not
+    from rbv.jobs.grouping.forecast import ClusterForecast
 
 
 @dataclass(frozen=True)
@@ -34,23 +41,28 @@ class LinkResult:
     same: bool
     faces: list[LinkedFace]
     added: int  # links that were new (would be, with dry_run)
-    effect: str  # what the link will change, in words
+    effect: str  # where the faces are and what the link does, in words
     edit_id: int | None  # its entry in the edit log (None: dry run or nothing new)
     overrides: str = ""  # the earlier decisions it removed, in words
+    forecast: ClusterForecast | None = None  # the next `rbv cluster --full`, when asked
 
     def as_dict(self) -> dict[str, object]:
         return {"link": "same" if self.same else "different", "added": self.added,
                 "effect": self.effect, "edit": self.edit_id, "overrides": self.overrides,
                 "faces": [{"id": f.id, "person": None if f.person_id is None
-                           else str(f.person_id), "name": f.person_name} for f in self.faces]}
+                           else str(f.person_id), "name": f.person_name} for f in self.faces],
+                "forecast": None if self.forecast is None else self.forecast.as_dict()}
 
 
 def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = False,
-         dry_run: bool = False) -> LinkResult:
+         dry_run: bool = False, forecast: bool = False) -> LinkResult:
     """Link the faces as one person (``same``) or as different persons; refused,
     changing nothing, when that contradicts a photo, an earlier link or a face placed
     by hand. With ``override`` a "same" link removes the earlier "different" links and
-    rejections it contradicts (and says so)."""
+    rejections it contradicts (and says so). With ``forecast`` the next
+    ``rbv cluster --full`` is run after the link, in the edit's transaction, and rolled
+    back, to say what it will change (as long as that run takes, under the pack's
+    lock); a dry run makes the same forecast as the real run."""
     ids = [int(f) for f in face_ids]
     twice = sorted({f for f in ids if ids.count(f) > 1})
     if twice:
@@ -70,7 +82,9 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
                           "compared; link faces of one pack")
     command = "faces same" if same else "faces different"
     overrides = ""
-    with logged_edit(db, packs.pop(), command, {"faces": ids, "override": override},
+    pack_id = packs.pop()
+    predicted = None
+    with logged_edit(db, pack_id, command, {"faces": ids, "override": override},
                      dry_run=dry_run) as (conn, edit):
         faces = links.linked_faces(conn, ids)  # again, under the pack's lock
         if same:
@@ -89,9 +103,12 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
         kind = "one person" if same else "different persons"
         edit.summary = f"faces {', '.join(map(str, ids))} are {kind}" + (
             f"; overrides {overrides}" if overrides else "")
-    kept = added or overrides
-    return LinkResult(same, faces, added, effect, None if dry_run or not kept else edit.id,
-                      overrides)
+        if forecast:
+            from rbv.jobs.grouping.forecast import forecast_full_cluster
+
+            first = list(dict.fromkeys(f.person_id for f in faces if f.person_id))
+            predicted = forecast_full_cluster(db, conn, pack_row(conn, pack_id), first)
+    return LinkResult(same, faces, added, effect, edit.logged_id, overrides, predicted)
 
 
 def _refuse_same(conn: psycopg.Connection, faces: list[LinkedFace]) -> list[int]:
@@ -155,25 +172,17 @@ def _where(faces: list[LinkedFace]) -> str:
 
 
 def _effect(faces: list[LinkedFace], same: bool) -> str:
-    """What the link will change, for the user to check before and after."""
+    """Where the faces are and what the link does to them, for the user to check. It
+    says no more of later runs than every clustering is bound to (the forecast, when
+    asked, says what the next full run does)."""
     persons = [f.person_id for f in faces]
-    assigned = {p for p in persons if p is not None}
     where = _where(faces)
     if same:
-        if len(assigned) <= 1 and None not in persons:
+        if len(set(persons)) == 1 and persons[0] is not None:
             return f"{where}: already together; the link keeps them so in every re-cluster"
-        note = []
-        if None in persons and assigned:
-            note.append("the next `rbv cluster` puts the faces without a person in "
-                        + ("that person" if len(assigned) == 1 else "one of them"))
-        if len(assigned) > 1:
-            note.append("`rbv cluster --full` makes persons "
-                        + ", ".join(map(str, sorted(assigned, key=str))) + " one person")
-        if not assigned:
-            note.append("the next `rbv cluster` gives them one person")
-        return f"{where}: " + "; ".join(note)
-    shared = [p for p in assigned if persons.count(p) > 1]
-    if not shared:
-        return f"{where}: already apart; the link keeps them apart in every re-cluster"
-    return (f"{where}: `rbv cluster --full` splits person "
-            + ", ".join(map(str, sorted(shared, key=str))) + " so that they are apart")
+        return (f"{where}: the link moves no face now; `rbv cluster` keeps it for faces "
+                "without a person, `rbv cluster --full` for every face")
+    if all(p is None or persons.count(p) == 1 for p in persons):
+        return f"{where}: no two share a person; the link keeps them apart in every re-cluster"
+    return (f"{where}: the link moves no face now; `rbv cluster --full` puts them apart "
+            "(`rbv cluster` leaves faces that have a person where they are)")

@@ -343,6 +343,40 @@ def clustering_inputs_digest(conn: psycopg.Connection, pack: PackRow) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def keep_assignments(conn: psycopg.Connection, pack: PackRow) -> None:
+    """Keep the pack's face → person rows as they are now, until the transaction (or
+    the savepoint this is called in) ends, for :func:`changed_assignments`."""
+    conn.execute(sql.SQL(
+        "CREATE TEMP TABLE _assigned_before ON COMMIT DROP AS "
+        "SELECT id, person_id FROM face_detections WHERE pack_id = {}"
+    ).format(sql.Literal(pack.id)))
+    conn.execute("ANALYZE _assigned_before")
+
+
+def changed_assignments(conn: psycopg.Connection, pack: PackRow
+                        ) -> list[tuple[int, uuid.UUID | None, uuid.UUID | None]]:
+    """(face, person before, person now) of the faces whose person changed since
+    :func:`keep_assignments`, in face order."""
+    return [(int(f), b, a) for f, b, a in conn.execute(
+        "SELECT f.id, k.person_id, f.person_id FROM face_detections f "
+        "JOIN _assigned_before k ON k.id = f.id "
+        "WHERE f.pack_id = %s AND f.person_id IS DISTINCT FROM k.person_id ORDER BY f.id",
+        (pack.id,))]
+
+
+def person_sizes(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many faces each of ``persons`` has (those with none are left out)."""
+    return {p: int(n) for p, n in conn.execute(
+        "SELECT person_id, count(*) FROM face_detections WHERE person_id = ANY(%s) "
+        "GROUP BY person_id", (list(persons),))}
+
+
+def pack_persons(conn: psycopg.Connection, pack: PackRow) -> set[uuid.UUID]:
+    """The pack's persons (merged ones never: they hold no face)."""
+    return {r[0] for r in conn.execute(
+        "SELECT id FROM persons WHERE pack_id = %s AND merged_into IS NULL", (pack.id,))}
+
+
 def count_faces(conn: psycopg.Connection, pack: PackRow) -> int:
     """How many faces the pack has."""
     row = conn.execute("SELECT count(*) FROM face_detections WHERE pack_id = %s",
@@ -362,3 +396,53 @@ def same_photo_similarities(conn: psycopg.Connection, pack: PackRow,
         "WHERE a.pack_id = %s LIMIT %s"
     ).format(vec=vector_expr(pack))
     return np.array([r[0] for r in conn.execute(query, (pack.id, limit))], np.float32)
+
+
+def named_faces(conn: psycopg.Connection, pack: PackRow) -> dict[uuid.UUID, list[int]]:
+    """The faces of each named person of the pack (merged-away persons left out; a named
+    person without faces maps to an empty list)."""
+    return {p: [int(f) for f in faces if f is not None] for p, faces in conn.execute(
+        """
+        SELECT p.id, array_agg(f.id ORDER BY f.id)
+        FROM persons p JOIN person_names n ON n.person_id = p.id
+        LEFT JOIN face_detections f ON f.person_id = p.id
+        WHERE p.pack_id = %s AND p.merged_into IS NULL
+        GROUP BY p.id
+        """,
+        (pack.id,),
+    )}
+
+
+def persons_of_faces(conn: psycopg.Connection,
+                     face_ids: Sequence[int]) -> dict[int, uuid.UUID | None]:
+    """Each face's person now."""
+    return {int(f): p for f, p in conn.execute(
+        "SELECT id, person_id FROM face_detections WHERE id = ANY(%s)", (list(face_ids),))}
+
+
+def named_persons(conn: psycopg.Connection, pack: PackRow) -> set[uuid.UUID]:
+    """The pack's persons that have a name."""
+    return {p for (p,) in conn.execute(
+        "SELECT p.id FROM persons p JOIN person_names n ON n.person_id = p.id "
+        "WHERE p.pack_id = %s", (pack.id,))}
+
+
+def named_face_counts(conn: psycopg.Connection, pack: PackRow) -> dict[uuid.UUID, int]:
+    """How many faces each named person of the pack holds (merged-away ones left out)."""
+    return {p: int(n) for p, n in conn.execute(
+        """
+        SELECT p.id, count(f.id)
+        FROM persons p JOIN person_names n ON n.person_id = p.id
+        LEFT JOIN face_detections f ON f.person_id = p.id
+        WHERE p.pack_id = %s AND p.merged_into IS NULL
+        GROUP BY p.id
+        """,
+        (pack.id,),
+    )}
+
+
+def delete_persons_statement(persons: Sequence[str]) -> str:
+    """The SQL a user runs (in ``rbv psql``) to delete these persons, names and all: rbv
+    prints it and never runs it (a name is the user's to delete)."""
+    ids = ", ".join(f"'{uuid.UUID(p)}'" for p in persons)  # uuids only: nothing to escape
+    return f"DELETE FROM persons WHERE id IN ({ids})"

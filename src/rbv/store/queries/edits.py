@@ -72,6 +72,14 @@ def begin_edit(conn: psycopg.Connection, command: str, pack_id: int | None,
     return edit_id
 
 
+def pause_logging(conn: psycopg.Connection) -> None:
+    """Stop logging the changes of ``conn``'s transaction as the open edit's until the
+    savepoint this is called in ends (the setting is transaction-local, so rolling back
+    to that savepoint restores it): for running another command inside an edit as a
+    preview, as that command runs on its own."""
+    conn.execute("SELECT set_config('rbv.edit_id', '', true)")
+
+
 def end_edit(conn: psycopg.Connection, edit_id: int, summary: str) -> bool:
     """Give the edit its summary and stop logging in this transaction. An edit that
     changed nothing is dropped from the log (False)."""

@@ -115,6 +115,13 @@ def labels(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.
     return {p: names.get(p, f"person {short_id(p)}") for p in persons}
 
 
+def names_of(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names of those of ``persons`` that have one."""
+    return {r[0]: str(r[1]) for r in conn.execute(
+        "SELECT person_id, name FROM person_names WHERE person_id = ANY(%s)",
+        (list(persons),))}
+
+
 def _surviving(conn: psycopg.Connection, person: uuid.UUID) -> uuid.UUID:
     """The person ``person`` was merged into, following merges; itself when unmerged."""
     for _ in range(100):

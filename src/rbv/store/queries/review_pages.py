@@ -130,12 +130,6 @@ def photo_of(conn: psycopg.Connection, image_id: int) -> Photo | None:
     return Photo(int(row[0]), row[1], row[2], row[3], faces)
 
 
-def newest_edit(conn: psycopg.Connection) -> int | None:
-    """The id of the newest logged edit (a stamp: it changes with every edit)."""
-    row = conn.execute("SELECT max(id) FROM person_edits").fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
 def library_stamp(conn: psycopg.Connection) -> tuple[int, int]:
     """Changes whenever persons change: the newest edit and the newest finished run
     (a ``rbv cluster`` run from cron changes persons without an edit)."""

@@ -243,3 +243,26 @@ def count_unscanned(conn: psycopg.Connection, fingerprint: str, max_attempts: in
         (fingerprint, max_attempts),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def unscanned_within(conn: psycopg.Connection, pack_id: int,
+                     ranges: Sequence[tuple[bytes, bytes]], max_attempts: int) -> int:
+    """Catalogued images with a path (not missing) in one of ``ranges`` (``lo <=
+    path_bytes < hi``) that the pack would still scan: no scan yet, pending, or failed
+    with attempts left. Reads only."""
+    row = conn.execute(
+        """
+        SELECT count(*) FROM images i
+        WHERE i.status = 'ok'
+          AND EXISTS (SELECT 1 FROM image_paths p, unnest(%s::bytea[], %s::bytea[]) r(lo, hi)
+                      WHERE p.image_id = i.id AND p.missing_since IS NULL
+                        AND p.path_bytes >= r.lo AND p.path_bytes < r.hi)
+          AND NOT EXISTS (
+              SELECT 1 FROM face_scans s
+              WHERE s.image_id = i.id AND s.pack_id = %s
+                AND (s.status IN ('done', 'running')
+                     OR (s.status = 'failed' AND s.attempts >= %s)))
+        """,
+        ([lo for lo, _ in ranges], [hi for _, hi in ranges], pack_id, max_attempts),
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,250 @@
+"""Who a person is after a clustering run: the one rule, in one place.
+
+A person's id and name follow its faces. After a run, each cluster takes the former
+person whose faces it holds the most of (largest overlaps first, each person once), so a
+named person keeps the cluster that holds most of the faces it had before the run. A
+face placed by hand stays in the person it was placed in, and only that face: it never
+carries the other faces of its cluster, or its person's name, anywhere. The one way a
+person gets a second cluster is by hand: a cluster whose former faces are mostly placed
+by hand in one person (a merge, a group moved together) stays with that person, new
+faces that joined them included.
+
+A name stays on the person holding most of the faces it named: where a named person's
+former faces would scatter so that another person (an existing one, or a new one) holds
+more of them than it does, for instance when its cluster joined a larger person's, they
+all stay with it.
+
+Then the user's decisions are honoured face by face: a face linked ``same`` with faces
+placed by hand in one person joins that person; a face never lands in a person it was
+rejected from, beside a face of the same photo, or beside a face it is linked
+``different`` with. Faces a decision keeps out of their cluster's person form a new
+person (one per cluster).
+
+Pure: rows in, person ids out (``uuid.UUID`` values, new ones drawn from ``new_id``).
+Arrays throughout (persons as integer codes), with a row-by-row pass only over the faces a
+decision touches: 1M faces take about as long as reading them. The rule written row by row
+is ``tests/support/identity_reference.py``, and the two are tested to agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+Person = uuid.UUID
+NONE = -1
+
+
+def follow_faces(
+    labels: NDArray[np.int64],
+    former: Sequence[Person | None],
+    manual: NDArray[np.bool_],
+    image_ids: NDArray[np.int64],
+    *,
+    must: Sequence[tuple[int, int]] = (),
+    cannot: Sequence[tuple[int, int]] = (),
+    rejected: set[tuple[int, Person]] | None = None,
+    named: set[Person] | None = None,
+    new_id: Callable[[], Person] = uuid.uuid4,
+) -> list[Person]:
+    """The person of every face (row) after a run that clustered them into ``labels``.
+
+    ``former``: each face's person before the run (None: it had none); ``manual``: placed
+    by hand (kept where it is); ``must``/``cannot``: ``same``/``different`` links between
+    rows; ``rejected``: (row, person) pairs the user said "not this person" to;
+    ``named``: the persons with a name.
+    """
+    labels = np.asarray(labels, np.int64)
+    n = len(labels)
+    rejected = rejected or set()
+    persons, code = _codes(former)
+    # a face with no person has no place to be kept in
+    manual = np.asarray(manual, bool) & (code != NONE)
+    # an automatic face the user rejected from its person no longer counts as that
+    # person's (a hand placement is the later decision: the edits remove the rejection)
+    index = {p: i for i, p in enumerate(persons)}
+    rejected_codes = {(row, index[p]) for row, p in rejected if p in index}
+    for row, c in rejected_codes:
+        if code[row] == c and not manual[row]:
+            code[row] = NONE
+    target = _clusters_to_persons(labels, code, manual)
+    target[manual] = code[manual]
+    _keep_names_on_most_of_their_faces(labels, code, manual, target,
+                                       {index[p] for p in (named or set()) if p in index})
+    pulled = _pulled_by_same_links(n, code, manual, must)
+    for row, c in pulled.items():
+        target[row] = c
+    displaced = _displaced(labels, code, manual, target, np.asarray(image_ids, np.int64),
+                           pulled, cannot, rejected_codes)
+
+    # new persons: one per cluster for the faces a decision kept out of their cluster's
+    # person, one per cluster nobody held before
+    out_codes = target.copy()
+    fresh: list[Person] = []
+    for rows in (displaced, np.flatnonzero(target == NONE)):
+        if len(rows):
+            groups, which = np.unique(labels[rows], return_inverse=True)
+            out_codes[rows] = len(persons) + len(fresh) + which
+            fresh.extend(new_id() for _ in range(len(groups)))
+    every = persons + fresh
+    return [every[c] for c in out_codes.tolist()]
+
+
+def _codes(former: Sequence[Person | None]) -> tuple[list[Person], NDArray[np.int64]]:
+    """The distinct persons in id order (ties between persons go by id), and each row's
+    person as an index into them (NONE)."""
+    persons = sorted(set(former) - {None}, key=str)  # type: ignore[arg-type]
+    index: dict[Person | None, int] = {p: i for i, p in enumerate(persons)}
+    index[None] = NONE
+    code = np.array(list(map(index.__getitem__, former)), np.int64)
+    return persons, code  # type: ignore[return-value]
+
+
+def _pair_counts(a: NDArray[np.int64], b: NDArray[np.int64],
+                 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The distinct (a, b) pairs and how many rows hold each (one sort of one int64 key
+    per row: the values here are far below 2**31)."""
+    if len(a) == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    low, span = int(b.min()), int(b.max()) - int(b.min()) + 1
+    keys, counts = np.unique(a * span + (b - low), return_counts=True)
+    first = np.floor_divide(keys, span)
+    return first, keys - first * span + low, counts
+
+
+def _clusters_to_persons(labels: NDArray[np.int64], code: NDArray[np.int64],
+                         manual: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Each row's cluster's person: the former person the cluster holds most faces of
+    (largest overlap first, each person and each cluster once; ties by label, then id,
+    so runs repeat); then a cluster left over whose former faces are mostly placed by
+    hand in one person → that person. NONE where no person takes the cluster."""
+    held = code != NONE
+    cluster, person, count = _pair_counts(labels[held], code[held])
+    person_of: dict[int, int] = {}
+    used: set[int] = set()
+    for k in np.lexsort((person, cluster, -count)).tolist():
+        label, c = int(cluster[k]), int(person[k])
+        if label not in person_of and c not in used:
+            person_of[label] = c
+            used.add(c)
+    formerly = dict(zip(*np.unique(labels[held], return_counts=True), strict=True))
+    hand = held & manual
+    cluster, person, count = _pair_counts(labels[hand], code[hand])
+    for k in np.lexsort((person, cluster, -count)).tolist():
+        label = int(cluster[k])
+        if label not in person_of and 2 * int(count[k]) > formerly[label]:
+            person_of[label] = int(person[k])
+    if not person_of:
+        return np.full(len(labels), NONE, np.int64)
+    keys = np.array(sorted(person_of), np.int64)
+    values = np.array([person_of[k] for k in keys.tolist()], np.int64)
+    at = np.clip(np.searchsorted(keys, labels), 0, len(keys) - 1)
+    return np.where(keys[at] == labels, values[at], NONE)
+
+
+def _keep_names_on_most_of_their_faces(labels: NDArray[np.int64], code: NDArray[np.int64],
+                                       manual: NDArray[np.bool_], target: NDArray[np.int64],
+                                       named: set[int]) -> None:
+    """Where a named person's former faces scatter so that another person (or a new
+    one) would hold more of them than it does, they all stay with it (in place)."""
+    if not named:
+        return
+    rows = np.flatnonzero(np.isin(code, np.array(sorted(named), np.int64)))
+    if len(rows) == 0:
+        return
+    # where each face goes: a person's code, or (for a cluster nobody holds) its label
+    # shifted below every code
+    goes = np.where(target[rows] != NONE, target[rows], -2 - labels[rows])
+    person, where, count = _pair_counts(code[rows], goes)
+    own = np.zeros(int(code.max()) + 1, np.int64)
+    best = np.zeros_like(own)
+    np.maximum.at(best, person, count)
+    mine = person == where
+    own[person[mine]] = count[mine]
+    losing = np.flatnonzero(own < best)
+    if len(losing):
+        back = rows[np.isin(code[rows], losing) & ~manual[rows]]
+        target[back] = code[back]
+
+
+def _pulled_by_same_links(n: int, code: NDArray[np.int64], manual: NDArray[np.bool_],
+                          must: Sequence[tuple[int, int]]) -> dict[int, int]:
+    """Automatic faces linked ``same`` (directly or through other links) with faces
+    placed by hand in exactly one person: row → that person."""
+    if not must:
+        return {}
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        parent.setdefault(i, i)
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in must:
+        parent[root(a)] = root(b)
+    hand: dict[int, set[int]] = defaultdict(set)
+    for i in list(parent):
+        if manual[i]:
+            hand[root(i)].add(int(code[i]))
+    out: dict[int, int] = {}
+    for i in list(parent):
+        found = hand.get(root(i))
+        if not manual[i] and found is not None and len(found) == 1:
+            out[i] = next(iter(found))
+    return out
+
+
+def _displaced(labels: NDArray[np.int64], code: NDArray[np.int64], manual: NDArray[np.bool_],
+               target: NDArray[np.int64], image_ids: NDArray[np.int64],
+               pulled: dict[int, int], cannot: Sequence[tuple[int, int]],
+               rejected: set[tuple[int, int]]) -> NDArray[np.int64]:
+    """The automatic faces a decision keeps out of their target person: rejected from
+    it, beside a face of their photo, or beside a face linked ``different``. What a
+    person holds first wins: its hand-placed faces, then the faces a ``same`` link
+    brings, then the faces it had, then the faces that join it (row order within each).
+    Only faces a decision touches are looked at one by one."""
+    assigned = np.flatnonzero(target != NONE)
+    involved: set[int] = set()
+    if len(assigned):
+        keys = target[assigned] * (int(image_ids.max()) + 1) + image_ids[assigned]
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        twice = np.flatnonzero(ordered[1:] == ordered[:-1])
+        involved.update(assigned[order[twice]].tolist())
+        involved.update(assigned[order[twice + 1]].tolist())
+    partners: dict[int, list[int]] = defaultdict(list)
+    for a, b in cannot:
+        partners[a].append(b)
+        partners[b].append(a)
+    involved.update(partners)
+    involved.update(row for row, _c in rejected)
+
+    def priority(row: int) -> tuple[int, int]:
+        if manual[row]:
+            return 0, row
+        if row in pulled:
+            return 1, row
+        return (2 if target[row] == code[row] else 3), row
+
+    photos: dict[int, set[int]] = defaultdict(set)
+    members: dict[int, set[int]] = defaultdict(set)
+    out: list[int] = []
+    for row in sorted(involved, key=priority):
+        held = int(target[row])
+        if held == NONE:
+            continue
+        if not manual[row] and ((row, held) in rejected
+                                or int(image_ids[row]) in photos[held]
+                                or any(p in members[held] for p in partners[row])):
+            out.append(row)
+            continue
+        photos[held].add(int(image_ids[row]))
+        members[held].add(row)
+    return np.array(sorted(out), np.int64)

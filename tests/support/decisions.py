@@ -1,0 +1,386 @@
+"""A stateful model of the user's decisions, for hypothesis' RuleBasedStateMachine.
+
+Random sequences of what a user does (name, merge, move, move to a new person,
+not-this-person, faces same/different, hide/unhide, split, undo of one or several edits,
+import-folders, the README's SQL resets, indexing more photos past the growth trigger,
+``cluster``, ``cluster --full``, and the dry run of each) run against a real database of
+real faces (cloned from a template per sequence), and after every step the database is
+checked against what the user decided:
+
+- every hand-placed face is in the person it was placed in (no automatic step moves it);
+- no automatic face is in a person it was rejected from, beside a face it is linked
+  ``different`` with, or beside another face of its photo;
+- after a full run, faces linked ``same`` are together (unless one is placed by hand
+  elsewhere);
+- every name is on the person holding most of the faces it named before an automatic run;
+- a second ``cluster --full`` with nothing changed changes nothing;
+- every dry run reports what the run then does;
+- a refused edit changes nothing; undoing the last k edits (with nothing automatic in
+  between) restores the state before them exactly.
+
+Used by tests/test_decision_machine.py (a few sequences) and scripts/decision_fuzz.py
+(thousands).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from rbv.config import Settings
+from rbv.errors import RbvError
+from rbv.faces.types import FaceAnalyzer
+from rbv.jobs.exchange.import_folders import import_folders
+from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.library.index import run_index
+from rbv.jobs.persons import edit_log
+from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons.faces import link
+from rbv.store import Database, open_database
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+FACES = SHARED / "data" / "faces"
+FAMILY = SHARED / "data" / "family" / "faces"
+NAMES = ("Ada", "Ben", "Cy", "Di", "Eve")
+PACK_NAME = "scrfd_sface"
+
+_numbers = itertools.count(1)
+
+
+def base_photos() -> list[Path]:
+    """What the template database holds: a few identities of data/faces (many photos
+    each) and of data/family (a parent and a child, young and adult)."""
+    out: list[Path] = []
+    for identity in ("Ben_Affleck", "Mindy_Kaling", "Jerry_Seinfeld"):
+        out += sorted((FACES / identity).iterdir())[:6]
+    for identity in sorted(os.listdir(FAMILY))[:6]:
+        out += sorted((FAMILY / identity).iterdir())[:3]
+    return out
+
+
+def later_photos() -> list[Path]:
+    """Photos indexed by the `index more` step: enough to pass the 1.25× growth trigger."""
+    out: list[Path] = []
+    for identity in ("Ben_Affleck", "Mindy_Kaling", "Jerry_Seinfeld"):
+        out += sorted((FACES / identity).iterdir())[6:11]
+    return out
+
+
+@dataclass
+class Environment:
+    """What every sequence shares: the server, the indexed template, the analyzer."""
+
+    url: Callable[[str], str]  # database name -> URL
+    template: str
+    analyzer: FaceAnalyzer
+    data_dir: Path
+    log: list[str] = field(default_factory=list)  # steps of the sequence running
+    sequences: int = 0
+    steps: int = 0
+
+
+def make_template(url: Callable[[str], str], analyzer: FaceAnalyzer, data_dir: Path) -> str:
+    """A database with base_photos() indexed, once per session."""
+    from rbv.store.server.migrations import apply_pending
+
+    name = f"rbv_decisions_template_{os.getpid()}"
+    with psycopg.connect(url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    settings = Settings(database_url=url(name), data_dir=data_dir, model_pack=PACK_NAME)
+    db = open_database(settings, require_schema=False)
+    apply_pending(db)
+    run_index(db, settings, base_photos(), analyzer=analyzer)
+    return name
+
+
+State = dict[str, list[tuple[Any, ...]]]
+
+
+def dump(conn: psycopg.Connection) -> State:
+    """Everything a decision or an assignment lives in."""
+    queries = {
+        "faces": "SELECT id, person_id, assigned_by FROM face_detections ORDER BY id",
+        "persons": "SELECT id, hidden, merged_into FROM persons ORDER BY id",
+        "names": "SELECT person_id, name FROM person_names ORDER BY person_id",
+        "rejections": "SELECT face_id, person_id FROM person_rejections ORDER BY 1, 2",
+        "same": "SELECT face_a, face_b FROM must_links ORDER BY 1, 2",
+        "different": "SELECT face_a, face_b FROM cannot_links ORDER BY 1, 2",
+    }
+    return {k: [tuple(r) for r in conn.execute(q)] for k, q in queries.items()}
+
+
+def comparable(report: Any) -> dict[str, Any]:
+    """A cluster report less what differs between a dry run and the run by nature."""
+    out = dict(report.as_dict())
+    for key in ("dry_run", "seconds", "run_id", "notes"):
+        out.pop(key, None)
+    out["named"] = sorted((c["name"], c["before"], c["after"], c["gained"],
+                           sum(c["moved_to"].values())) for c in out["named"])
+    return out
+
+
+class DecisionMachine(RuleBasedStateMachine):
+    """One sequence of a user's actions on a fresh copy of the template."""
+
+    env: Environment  # set by machine_for()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dbname = f"rbv_decisions_{os.getpid()}_{next(_numbers)}"
+        with psycopg.connect(self.env.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.dbname}" TEMPLATE "{self.env.template}"')
+        self.settings = Settings(database_url=self.env.url(self.dbname),
+                                 data_dir=self.env.data_dir, model_pack=PACK_NAME)
+        self.db: Database = open_database(self.settings)
+        self.undoable: list[State] = []  # the state before each edit since the last auto
+        self.indexed_more = False
+        self.env.log.clear()
+        self.env.sequences += 1
+
+    def teardown(self) -> None:
+        with psycopg.connect(self.env.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+
+    # -- reading -------------------------------------------------------------------
+    def state(self) -> State:
+        with self.db.connect() as conn:
+            return dump(conn)
+
+    def logged(self) -> int:
+        with self.db.connect() as conn:
+            row = conn.execute("SELECT coalesce(max(id), 0) FROM person_edits").fetchone()
+        return int(row[0]) if row else 0
+
+    def persons(self) -> list[str]:
+        with self.db.connect() as conn:
+            return [str(p) for (p,) in conn.execute(
+                "SELECT id FROM persons WHERE merged_into IS NULL ORDER BY id")]
+
+    def faces(self) -> list[int]:
+        with self.db.connect() as conn:
+            return [int(f) for (f,) in conn.execute("SELECT id FROM face_detections ORDER BY id")]
+
+    def pick(self, items: list[Any], index: int) -> Any:
+        return items[index % len(items)] if items else None
+
+    # -- edits ---------------------------------------------------------------------
+    def edit(self, what: str, action: Callable[[], Any]) -> None:
+        """Run one logged edit: refused, it changes nothing; done, undo can revert it."""
+        self.env.log.append(what)
+        self.env.steps += 1
+        before, logged = self.state(), self.logged()
+        try:
+            action()
+        except RbvError:
+            assert self.state() == before, f"a refused edit changed something: {what}"
+            return
+        if self.logged() != logged:  # undo reverts logged edits, whatever they changed
+            self.undoable.append(before)
+
+    def automatic(self, what: str) -> None:
+        self.env.log.append(what)
+        self.env.steps += 1
+        self.undoable.clear()
+
+    @initialize()
+    def first_cluster(self) -> None:
+        self.cluster_run(full=True)
+
+    @rule(p=st.integers(0, 99), n=st.sampled_from(NAMES))
+    def name(self, p: int, n: str) -> None:
+        person = self.pick(self.persons(), p)
+        if person:
+            self.edit(f"name {person[:8]} {n}", lambda: editing.name(self.db, person, n))
+
+    @rule(a=st.integers(0, 99), b=st.integers(0, 99))
+    def merge(self, a: int, b: int) -> None:
+        persons = self.persons()
+        target, source = self.pick(persons, a), self.pick(persons, b)
+        if target and source and target != source:
+            self.edit(f"merge {target[:8]} {source[:8]}",
+                      lambda: editing.merge(self.db, target, [source]))
+
+    @rule(f=st.lists(st.integers(0, 999), min_size=1, max_size=3), p=st.integers(-1, 99))
+    def move(self, f: list[int], p: int) -> None:
+        faces = sorted({self.pick(self.faces(), i) for i in f})
+        person = None if p < 0 else self.pick(self.persons(), p)
+        self.edit(f"move {faces} --to {person and person[:8]}",
+                  lambda: editing.move(self.db, faces, person, PACK_NAME))
+
+    @rule(p=st.integers(0, 99), f=st.integers(0, 99))
+    def not_this_person(self, p: int, f: int) -> None:
+        person = self.pick(self.persons(), p)
+        if not person:
+            return
+        with self.db.connect() as conn:
+            mine = [int(x) for (x,) in conn.execute(
+                "SELECT id FROM face_detections WHERE person_id = %s ORDER BY id", (person,))]
+        face = self.pick(mine, f)
+        if face is not None:
+            self.edit(f"not-this-person {person[:8]} {face}",
+                      lambda: editing.reject(self.db, person, [face]))
+
+    @rule(a=st.integers(0, 999), b=st.integers(0, 999), same=st.booleans())
+    def faces_link(self, a: int, b: int, same: bool) -> None:
+        faces = self.faces()
+        fa, fb = self.pick(faces, a), self.pick(faces, b)
+        if fa != fb:
+            self.edit(f"faces {'same' if same else 'different'} {fa} {fb}",
+                      lambda: link(self.db, [fa, fb], same=same))
+
+    @rule(p=st.integers(0, 99), hidden=st.booleans())
+    def hide(self, p: int, hidden: bool) -> None:
+        person = self.pick(self.persons(), p)
+        if person:
+            self.edit(f"{'hide' if hidden else 'unhide'} {person[:8]}",
+                      lambda: editing.hide(self.db, [person], hidden))
+
+    @rule(p=st.integers(0, 99))
+    def split(self, p: int) -> None:
+        person = self.pick(self.persons(), p)
+        if person:
+            self.edit(f"split {person[:8]}", lambda: editing.split(self.db, person, 0.6))
+
+    @rule(k=st.integers(1, 3))
+    def undo(self, k: int) -> None:
+        self.env.log.append(f"undo {k}")
+        self.env.steps += 1
+        clean = len(self.undoable) >= k
+        expected = self.undoable[-k] if clean else None
+        before = self.state()
+        try:
+            edit_log.undo(self.db, k)
+        except RbvError:
+            assert not clean, "undo refused although only edits happened since"
+            assert self.state() == before, "a refused undo changed something"
+            return
+        if expected is not None:
+            now = self.state()
+            assert now == expected, f"undo {k} did not restore the state: " + "; ".join(
+                f"{t}: expected {sorted(set(expected[t]) - set(now[t]))[:5]}, "
+                f"found {sorted(set(now[t]) - set(expected[t]))[:5]}"
+                for t in now if now[t] != expected[t]) + f" (steps: {self.env.log})"
+            del self.undoable[-k:]
+        else:
+            self.undoable.clear()
+
+    # -- automatic runs and what users do outside rbv -------------------------------
+    def cluster_run(self, *, full: bool) -> None:
+        self.automatic(f"cluster{' --full' if full else ''}")
+        before = self.state()
+        options = ClusterOptions(full=full, dry_run=True)
+        preview = cluster_pack(self.db, PACK_NAME, options)
+        assert self.state() == before, "a dry run wrote something"
+        report = cluster_pack(self.db, PACK_NAME, ClusterOptions(full=full))
+        assert comparable(preview) == comparable(report), "the dry run is not the run"
+        self.check_automatic(before, self.state(), full=report.full)
+        if report.full:
+            settled = self.state()
+            again = cluster_pack(self.db, PACK_NAME, ClusterOptions(full=True))
+            assert self.state() == settled, "a second cluster --full changed something"
+            assert again.reassigned == 0
+
+    @rule()
+    def cluster(self) -> None:
+        self.cluster_run(full=False)
+
+    @rule()
+    def cluster_full(self) -> None:
+        self.cluster_run(full=True)
+
+    @rule(which=st.sampled_from(["full", "one person", "first line"]), p=st.integers(0, 99))
+    def sql_reset(self, which: str, p: int) -> None:
+        self.automatic(f"SQL reset: {which}")
+        person = self.pick(self.persons(), p)
+        with psycopg.connect(self.env.url(self.dbname)) as conn:
+            if which == "full":
+                conn.execute("UPDATE face_detections SET person_id = NULL")
+                conn.execute("DELETE FROM persons")
+            elif which == "one person" and person:
+                conn.execute("UPDATE face_detections SET person_id = NULL "
+                             "WHERE person_id = %s", (person,))
+                conn.execute("DELETE FROM persons WHERE id = %s", (person,))
+            elif which == "first line":
+                conn.execute("UPDATE face_detections SET person_id = NULL")
+
+    @precondition(lambda self: not self.indexed_more)
+    @rule()
+    def index_more(self) -> None:
+        self.automatic("index more photos")
+        self.indexed_more = True
+        run_index(self.db, self.settings, later_photos(), analyzer=self.env.analyzer)
+
+    @rule(identity=st.sampled_from(["Ben_Affleck", "Mindy_Kaling", "Jerry_Seinfeld"]))
+    def import_folder(self, identity: str) -> None:
+        self.automatic(f"import-folders {identity}")
+        before = self.state()
+        preview = import_folders(self.db, PACK_NAME, [FACES / identity], dry_run=True)
+        assert self.state() == before, "import-folders --dry-run wrote something"
+        done = import_folders(self.db, PACK_NAME, [FACES / identity])
+        said = [(i.name, i.assigned, i.kept) for i in preview.identities]
+        assert said == [(i.name, i.assigned, i.kept) for i in done.identities], \
+            "import-folders --dry-run is not the run"
+        self.check_hand_placed(before, self.state())
+
+    # -- what must hold ---------------------------------------------------------------
+    def check_hand_placed(self, before: State, after: State) -> None:
+        placed = {f: p for f, p, by in before["faces"] if by == "manual" and p is not None}
+        now = {f: p for f, p, _by in after["faces"]}
+        moved = {f: (p, now.get(f)) for f, p in placed.items() if f in now and now[f] != p}
+        assert not moved, f"hand-placed faces moved: {moved}"
+
+    def check_automatic(self, before: State, after: State, *, full: bool) -> None:
+        self.check_hand_placed(before, after)
+        named = {p for p, _n in before["names"]}
+        persons_now = {p for p, _h, _m in after["persons"]}
+        formerly: dict[uuid.UUID, list[int]] = defaultdict(list)
+        for f, p, _by in before["faces"]:
+            if p in named:
+                formerly[p].append(f)
+        now = {f: p for f, p, _by in after["faces"]}
+        for person, faces in formerly.items():
+            if person not in persons_now:
+                continue
+            held = Counter(now.get(f) for f in faces)
+            assert held[person] == max(held.values()), \
+                f"name of {person} left most of its faces: {held}"
+        if full:  # links are kept by clustering; an edit that links moves no face
+            hand = {f for f, _p, by in after["faces"] if by == "manual"}
+            for a, b in after["same"]:
+                if a not in hand and b not in hand:
+                    assert now.get(a) == now.get(b), f"faces {a} and {b} linked same, apart"
+            for a, b in after["different"]:
+                if now.get(a) is not None and not (a in hand and b in hand):
+                    assert now.get(a) != now.get(b), f"faces {a}, {b} linked different"
+
+    @invariant()
+    def decisions_hold(self) -> None:
+        state = self.state()
+        person = {f: p for f, p, _by in state["faces"]}
+        manual = {f for f, _p, by in state["faces"] if by == "manual"}
+        for face, rejected in state["rejections"]:
+            if face not in manual:
+                assert person.get(face) != rejected, f"face {face} back in {rejected}"
+        with self.db.connect() as conn:
+            mixed = conn.execute(
+                "SELECT a.id, b.id FROM face_detections a JOIN face_detections b "
+                "ON a.image_id = b.image_id AND a.person_id = b.person_id AND a.id < b.id "
+                "WHERE a.assigned_by IS DISTINCT FROM 'manual' "
+                "OR b.assigned_by IS DISTINCT FROM 'manual'").fetchall()
+        assert not mixed, f"two faces of one photo in one person: {mixed}"
+
+
+def machine_for(env: Environment) -> type[DecisionMachine]:
+    """The machine class bound to one environment (hypothesis builds instances)."""
+    return type("BoundDecisionMachine", (DecisionMachine,), {"env": env})

@@ -1,0 +1,27 @@
+"""Issue 28 #6: the user's decisions hold under random sequences of edits, automatic
+runs, SQL resets and new photos (the machine: tests/support/decisions.py). A few
+sequences here; scripts/decision_fuzz.py runs thousands."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from tests.pgserver import PasswordServer
+from tests.support.decisions import Environment, machine_for, make_template
+
+
+@pytest.fixture(scope="session")
+def decisions_env(pg_server: PasswordServer, sface_analyzer,  # type: ignore[no-untyped-def]
+                  tmp_path_factory: pytest.TempPathFactory) -> Environment:
+    data_dir = tmp_path_factory.mktemp("decisions")
+    template = make_template(pg_server.url, sface_analyzer, data_dir)
+    return Environment(pg_server.url, template, sface_analyzer, data_dir)
+
+
+def test_decisions_hold_under_random_sequences(decisions_env: Environment) -> None:
+    machine = machine_for(decisions_env)
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=4, stateful_step_count=12, deadline=None, derandomize=True,
+        suppress_health_check=list(HealthCheck), database=None))
