@@ -97,9 +97,11 @@ def import_folders_command(
                       str(i.kept), str(i.assigned), "yes" if i.created else "")
     print_table(table, optional=["pass 1", "new"])
     unindexed = [i.name for i in report.identities if not i.photos]
-    if unindexed and not (dry_run and report.to_index):
+    if unindexed:
         typer.echo(f"{len(unindexed)} folder(s) have no indexed photo ({_few(unindexed)}): "
-                   + ("run `rbv index` on them first, or drop --no-index." if no_index
+                   + ("drop --dry-run (import-folders indexes them), or run `rbv index` "
+                      "first." if dry_run and report.to_index
+                      else "run `rbv index` on them first, or drop --no-index." if no_index
                       else "are there photos in them?"))
     if report.to_index:
         typer.echo(f"Not the whole import: the real run first indexes {report.to_index:,} "
