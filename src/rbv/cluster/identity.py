@@ -61,12 +61,11 @@ def follow_faces(
     labels = np.asarray(labels, np.int64)
     n = len(labels)
     rejected = rejected or set()
-    persons, code = _codes(former)
+    persons, code, index = _codes(former)
     # a face with no person has no place to be kept in
     manual = np.asarray(manual, bool) & (code != NONE)
     # an automatic face the user rejected from its person no longer counts as that
     # person's (a hand placement is the later decision: the edits remove the rejection)
-    index = {p: i for i, p in enumerate(persons)}
     rejected_codes = {(row, index[p]) for row, p in rejected if p in index}
     for row, c in rejected_codes:
         if code[row] == c and not manual[row]:
@@ -94,14 +93,15 @@ def follow_faces(
     return [every[c] for c in out_codes.tolist()]
 
 
-def _codes(former: Sequence[Person | None]) -> tuple[list[Person], NDArray[np.int64]]:
-    """The distinct persons in id order (ties between persons go by id), and each row's
-    person as an index into them (NONE)."""
+def _codes(former: Sequence[Person | None],
+           ) -> tuple[list[Person], NDArray[np.int64], dict[Person | None, int]]:
+    """The distinct persons in id order (ties between persons go by id), each row's
+    person as an index into them (NONE), and that index by person."""
     persons = sorted(set(former) - {None}, key=str)  # type: ignore[arg-type]
     index: dict[Person | None, int] = {p: i for i, p in enumerate(persons)}
     index[None] = NONE
     code = np.array(list(map(index.__getitem__, former)), np.int64)
-    return persons, code  # type: ignore[return-value]
+    return persons, code, index  # type: ignore[return-value]
 
 
 def _pair_counts(a: NDArray[np.int64], b: NDArray[np.int64],
