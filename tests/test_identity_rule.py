@@ -35,23 +35,45 @@ def runs(draw):  # type: ignore[no-untyped-def]
                                                            st.sampled_from(PERSONS)),
                                                  max_size=5))}
     named = set(draw(st.lists(st.sampled_from(PERSONS), max_size=5)))
+    # `same` links join faces clustering put together (they start together); the edits
+    # refuse links that join two faces of a photo, faces linked `different`, or faces
+    # placed by hand in two persons
+    must = [p for p in draw(st.lists(pair, max_size=5)) if labels[p[0]] == labels[p[1]]]
+    component = _components(n, must)
+    assume(len({(component[i], int(image_ids[i])) for i in range(n)}) == n)
+    assume(all(component[a] != component[b] for a, b in cannot))
+    hand = {(component[i], former[i]) for i in range(n) if manual[i] and former[i]}
+    assume(len(hand) == len({c for c, _p in hand}))
     # the state before the run keeps the rules (every run and edit leaves it so)
     held = [(former[i], int(image_ids[i])) for i in range(n) if former[i] is not None]
     assume(len(held) == len(set(held)))
     assume(all(former[a] is None or former[a] != former[b] for a, b in cannot))
     assume(all(former[i] != p for i, p in rejected))
-    return labels, former, manual, image_ids, cannot, rejected, named
+    return labels, former, manual, image_ids, cannot, rejected, named, must
 
 
-def _run(labels, former, manual, image_ids, cannot, rejected, named):  # type: ignore[no-untyped-def]
+def _components(n: int, pairs: list[tuple[int, int]]) -> list[int]:
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    return [root(i) for i in range(n)]
+
+
+def _run(labels, former, manual, image_ids, cannot, rejected, named, must):  # type: ignore[no-untyped-def]
     return follow_faces(labels, former, manual, image_ids, cannot=cannot, rejected=rejected,
-                        named=named)
+                        named=named, must=must)
 
 
 @settings(max_examples=300, deadline=None)
 @given(runs())
 def test_decisions_hold_after_every_run(run) -> None:  # type: ignore[no-untyped-def]
-    labels, former, manual, image_ids, cannot, rejected, named = run
+    labels, former, manual, image_ids, cannot, rejected, named, must = run
     out = _run(*run)
     for i in range(len(labels)):
         if manual[i] and former[i] is not None:
@@ -66,9 +88,18 @@ def test_decisions_hold_after_every_run(run) -> None:  # type: ignore[no-untyped
         assert count == 1 or (person, photo) in hand_photos
     for a, b in cannot:
         assert out[a] != out[b] or (manual[a] and manual[b])
-    for person in named:  # a name stays on the person holding most of its faces
+    for a, b in must:  # faces linked `same` together, unless one was placed by hand
+        assert out[a] == out[b] or manual[a] or manual[b]
+    # a name stays on the person holding most of its faces, except those the user's links
+    # place: a face linked `same` with a face rejected from a person is not that person
+    # either, and one linked with faces placed by hand is theirs
+    component = _components(len(labels), must)
+    not_theirs = {(component[i], p) for i, p in rejected}
+    placed = {component[i] for i in range(len(labels)) if manual[i] and former[i]}
+    for person in named:
         held = Counter(out[i] for i in range(len(labels))
-                       if former[i] == person)
+                       if former[i] == person and (component[i], person) not in not_theirs
+                       and (manual[i] or component[i] not in placed))
         if held:
             assert held[person] == max(held.values()), (person, held)
 
@@ -113,6 +144,29 @@ def test_a_same_link_to_a_hand_placed_face_pulls_the_face_along() -> None:
     assert out[0] == bob and out[1:3] == [ada, ada]
 
 
+def test_faces_linked_same_stay_together_when_a_name_keeps_its_faces() -> None:
+    """Ben's 3 faces cluster into Ada's 7 (Ben would lose them all): they stay Ben's, and
+    Ada's face 3, linked ``same`` with Ben's face 2, goes with it (the fuzz found the two
+    apart after ``cluster --full``)."""
+    ada, ben = PERSONS[:2]
+    labels = np.zeros(10, np.int64)
+    former = [ben] * 3 + [ada] * 7
+    out = follow_faces(labels, former, np.zeros(10, bool), np.arange(10, dtype=np.int64),
+                       must=[(2, 3)], named={ben})
+    assert out == [ben] * 4 + [ada] * 6
+
+
+def test_faces_linked_same_leave_a_person_together() -> None:
+    """Face 1 is of the same photo as Ada's face 0, so it cannot join Ada: face 2, linked
+    ``same`` with it, leaves with it, into one new person."""
+    ada = PERSONS[0]
+    labels = np.zeros(4, np.int64)
+    former = [ada, None, None, ada]
+    out = follow_faces(labels, former, np.zeros(4, bool), np.array([7, 7, 8, 9]),
+                       must=[(1, 2)])
+    assert out[0] == out[3] == ada and out[1] == out[2] != ada
+
+
 def test_two_named_persons_clustered_together_stay_apart() -> None:
     ben, mindy = PERSONS[:2]
     labels = np.zeros(44, np.int64)
@@ -124,9 +178,10 @@ def test_two_named_persons_clustered_together_stay_apart() -> None:
 
 @settings(max_examples=500, deadline=None)
 @given(runs(), st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=4))
-def test_the_array_rule_is_the_row_by_row_rule(run, must) -> None:  # type: ignore[no-untyped-def]
-    labels, former, manual, image_ids, cannot, rejected, named = run
-    must = [(a, b) for a, b in must if a < len(labels) and b < len(labels) and a != b]
+def test_the_array_rule_is_the_row_by_row_rule(run, more) -> None:  # type: ignore[no-untyped-def]
+    labels, former, manual, image_ids, cannot, rejected, named, must = run
+    # and links across clusters, contradictions included: the two must still agree
+    must = must + [(a, b) for a, b in more if a < len(labels) and b < len(labels) and a != b]
     kwargs = {"must": must, "cannot": cannot, "rejected": rejected, "named": named}
     fast = follow_faces(labels, former, manual, image_ids, **kwargs)
     slow = identity_reference.follow_faces(labels, former, manual, image_ids, **kwargs)

@@ -12,7 +12,9 @@ checked against what the user decided:
   ``different`` with, or beside another face of its photo;
 - after a full run, faces linked ``same`` are together (unless one is placed by hand
   elsewhere);
-- every name is on the person holding most of the faces it named before an automatic run;
+- every name is on the person holding most of the faces it named before an automatic run
+  (less the faces the user's links place elsewhere: linked ``same`` with a face rejected
+  from it, or with faces placed by hand);
 - a second ``cluster --full`` with nothing changed changes nothing;
 - every dry run reports what the run then does;
 - a refused edit changes nothing; undoing the last k edits (with nothing automatic in
@@ -349,10 +351,22 @@ class DecisionMachine(RuleBasedStateMachine):
             if p in named:
                 formerly[p].append(f)
         now = {f: p for f, p, _by in after["faces"]}
+        # except the faces the user's links place: a face linked `same` with a face
+        # rejected from a person is not that person either, and one linked with faces
+        # placed by hand is theirs
+        component = _components(before["same"])
+        not_theirs = {(component.get(f, f), p) for f, p in before["rejections"]}
+        placed = {component.get(f, f) for f, p, by in before["faces"]
+                  if by == "manual" and p is not None}
+        manual = {f for f, _p, by in before["faces"] if by == "manual"}
         for person, faces in formerly.items():
             if person not in persons_now:
                 continue
-            held = Counter(now.get(f) for f in faces)
+            held = Counter(now.get(f) for f in faces
+                           if (component.get(f, f), person) not in not_theirs
+                           and (f in manual or component.get(f, f) not in placed))
+            if not held:
+                continue
             assert held[person] == max(held.values()), \
                 f"name of {person} left most of its faces: {held}"
         if full:  # links are kept by clustering; an edit that links moves no face
@@ -379,6 +393,21 @@ class DecisionMachine(RuleBasedStateMachine):
                 "WHERE a.assigned_by IS DISTINCT FROM 'manual' "
                 "OR b.assigned_by IS DISTINCT FROM 'manual'").fetchall()
         assert not mixed, f"two faces of one photo in one person: {mixed}"
+
+
+def _components(pairs: list[tuple[Any, ...]]) -> dict[int, int]:
+    """Each linked face's component of ``same`` links (a face in it)."""
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        parent.setdefault(i, i)
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    return {i: root(i) for i in parent}
 
 
 def machine_for(env: Environment) -> type[DecisionMachine]:

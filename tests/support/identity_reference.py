@@ -45,50 +45,80 @@ def follow_faces(
     target: list[Person | None] = [
         former[i] if manual[i] else person_of.get(int(labels[i])) for i in range(n)]
     _keep_names_on_most_of_their_faces(labels, former, manual, target, named or set())
-    pulled = _pulled_by_same_links(n, former, manual, must)
+    component = _components(n, must)
+    pulled = _pulled_by_same_links(former, manual, component)
     for row, person in pulled.items():
         target[row] = person
+    # faces linked `same` go together: where the first of them goes (one a link pulls,
+    # then one staying in its person, then one joining a person, row order)
+    automatic: dict[int, list[int]] = defaultdict(list)
+    for i in range(n):
+        if not manual[i]:
+            automatic[component[i]].append(i)
+    for rows in automatic.values():
+        going = [i for i in rows if target[i] is not None]
+        if going:
+            first = min(going, key=lambda i: (i not in pulled, target[i] != former[i], i))
+            for i in rows:
+                target[i] = target[first]
+    key = {i: int(labels[rows[0]]) for rows in automatic.values() for i in rows}
 
+    fresh_of: dict[int, Person] = {}
+    for row in range(n):
+        if target[row] is None:
+            if key[row] not in fresh_of:
+                fresh_of[key[row]] = new_id()
+            target[row] = fresh_of[key[row]]
     # Decisions, face by face: what a person already holds (its hand-placed faces, then
     # the faces a `same` link brings, then the faces it had, then the faces that join it)
-    # keeps out whatever conflicts with it.
-    photos: dict[Person, set[int]] = defaultdict(set)
-    members: dict[Person, set[int]] = defaultdict(set)
+    # keeps out whatever conflicts with it; what is kept out forms a new person per
+    # cluster, until nothing conflicts.
     partners: dict[int, list[int]] = defaultdict(list)
     for a, b in cannot:
         partners[a].append(b)
         partners[b].append(a)
-    rest = [i for i in range(n) if not manual[i] and i not in pulled]
-    order = ([i for i in range(n) if manual[i]] + sorted(pulled)
-             + [i for i in rest if target[i] == former[i]]  # already that person's
-             + [i for i in rest if target[i] != former[i]])
-    displaced: dict[int, list[int]] = defaultdict(list)
-    for row in order:
-        held = target[row]
-        if held is None:
-            continue
-        if not manual[row] and ((row, held) in rejected
-                                or int(image_ids[row]) in photos[held]
-                                or any(p in members[held] for p in partners[row])):
-            displaced[int(labels[row])].append(row)
-            continue
-        photos[held].add(int(image_ids[row]))
-        members[held].add(row)
-    for rows in displaced.values():
-        fresh = new_id()
-        for row in rows:
-            target[row] = fresh
-    fresh_of: dict[int, Person] = {}
-    out: list[Person] = []
-    for row in range(n):
-        given = target[row]
-        if given is None:
-            label = int(labels[row])
-            if label not in fresh_of:
-                fresh_of[label] = new_id()
-            given = fresh_of[label]
-        out.append(given)
-    return out
+
+    def rank(i: int) -> tuple[int, int]:
+        if manual[i]:
+            return 0, i
+        return (1 if i in pulled else 2 if target[i] == former[i] else 3), i
+
+    units = sorted([[i] for i in range(n) if manual[i]] + list(automatic.values()),
+                   key=lambda unit: min(map(rank, unit)))
+    while True:
+        photos: dict[Person | None, set[int]] = defaultdict(set)
+        members: dict[Person | None, set[int]] = defaultdict(set)
+        displaced: dict[int, list[int]] = defaultdict(list)
+        for unit in sorted(units, key=lambda unit: min(map(rank, unit))):
+            held = target[unit[0]]
+            if not manual[unit[0]] and any(
+                    (row, held) in rejected or int(image_ids[row]) in photos[held]
+                    or any(p in members[held] for p in partners[row]) for row in unit):
+                displaced[key[unit[0]]].extend(unit)
+                continue
+            photos[held].update(int(image_ids[row]) for row in unit)
+            members[held].update(unit)
+        if not displaced:
+            return [p for p in target if p is not None]
+        for rows in displaced.values():
+            fresh = new_id()
+            for row in rows:
+                target[row] = fresh
+
+
+def _components(n: int, must: Sequence[tuple[int, int]]) -> list[int]:
+    """Each row's component of ``same`` links (its smallest row)."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a, b in must:
+        ra, rb = root(a), root(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    return [root(i) for i in range(n)]
 
 
 def _clusters_to_persons(labels: NDArray[np.int64], former: Sequence[Person | None],
@@ -133,30 +163,17 @@ def _keep_names_on_most_of_their_faces(labels: NDArray[np.int64],
                     target[i] = person
 
 
-def _pulled_by_same_links(n: int, former: Sequence[Person | None], manual: NDArray[np.bool_],
-                          must: Sequence[tuple[int, int]]) -> dict[int, Person]:
+def _pulled_by_same_links(former: Sequence[Person | None], manual: NDArray[np.bool_],
+                          component: list[int]) -> dict[int, Person]:
     """Automatic faces linked ``same`` (directly or through other links) with faces
     placed by hand in exactly one person: row → that person."""
-    if not must:
-        return {}
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in must:
-        parent[root(a)] = root(b)
     hand: dict[int, set[Person]] = defaultdict(set)
-    for i in range(n):
-        person = former[i]
+    for i, person in enumerate(former):
         if manual[i] and person is not None:
-            hand[root(i)].add(person)
+            hand[component[i]].add(person)
     out: dict[int, Person] = {}
-    for i in range(n):
-        persons = hand.get(root(i))
+    for i in range(len(former)):
+        persons = hand.get(component[i])
         if not manual[i] and persons is not None and len(persons) == 1:
             out[i] = next(iter(persons))
     return out

@@ -14,11 +14,13 @@ former faces would scatter so that another person (an existing one, or a new one
 more of them than it does, for instance when its cluster joined a larger person's, they
 all stay with it.
 
-Then the user's decisions are honoured face by face: a face linked ``same`` with faces
-placed by hand in one person joins that person; a face never lands in a person it was
-rejected from, beside a face of the same photo, or beside a face it is linked
-``different`` with. Faces a decision keeps out of their cluster's person form a new
-person (one per cluster).
+Then the user's decisions are honoured: a face linked ``same`` with faces placed by
+hand in one person joins that person, and automatic faces linked ``same`` (directly or
+through other links) go or stay together; a face never lands in a person it was rejected
+from, beside a face of the same photo, or beside a face it is linked ``different`` with
+(nor do the faces linked ``same`` with it: by the user's word they are that one face's
+person). Faces a decision keeps out of the person they would join form a new person (one
+per cluster), looked at again until nothing conflicts.
 
 Pure: rows in, person ids out (``uuid.UUID`` values, new ones drawn from ``new_id``).
 Arrays throughout (persons as integer codes), with a row-by-row pass only over the faces a
@@ -74,21 +76,27 @@ def follow_faces(
     target[manual] = code[manual]
     _keep_names_on_most_of_their_faces(labels, code, manual, target,
                                        {index[p] for p in (named or set()) if p in index})
-    pulled = _pulled_by_same_links(n, code, manual, must)
+    links = _LinkedFaces(n, manual, must)
+    pulled = links.pulled(code)
     for row, c in pulled.items():
         target[row] = c
-    displaced = _displaced(labels, code, manual, target, np.asarray(image_ids, np.int64),
-                           pulled, cannot, rejected_codes)
+    links.keep_together(code, target, pulled)
+    key = links.keys(labels)
 
-    # new persons: one per cluster for the faces a decision kept out of their cluster's
-    # person, one per cluster nobody held before
+    # new persons: one per cluster nobody held before; then, until nothing conflicts, one
+    # per cluster for the faces a decision keeps out of the person they would join
     out_codes = target.copy()
     fresh: list[Person] = []
-    for rows in (displaced, np.flatnonzero(target == NONE)):
-        if len(rows):
-            groups, which = np.unique(labels[rows], return_inverse=True)
-            out_codes[rows] = len(persons) + len(fresh) + which
-            fresh.extend(new_id() for _ in range(len(groups)))
+    rows = np.flatnonzero(target == NONE)
+    image_ids = np.asarray(image_ids, np.int64)
+    while True:
+        groups, which = np.unique(key[rows], return_inverse=True)
+        out_codes[rows] = len(persons) + len(fresh) + which
+        fresh.extend(new_id() for _ in range(len(groups)))
+        rows = _displaced(code, manual, out_codes, image_ids, pulled, cannot,
+                          rejected_codes, links)
+        if len(rows) == 0:
+            break
     every = persons + fresh
     return [every[c] for c in out_codes.tolist()]
 
@@ -172,53 +180,79 @@ def _keep_names_on_most_of_their_faces(labels: NDArray[np.int64], code: NDArray[
         target[back] = code[back]
 
 
-def _pulled_by_same_links(n: int, code: NDArray[np.int64], manual: NDArray[np.bool_],
-                          must: Sequence[tuple[int, int]]) -> dict[int, int]:
-    """Automatic faces linked ``same`` (directly or through other links) with faces
-    placed by hand in exactly one person: row → that person."""
-    if not must:
-        return {}
-    parent: dict[int, int] = {}
+class _LinkedFaces:
+    """The faces linked ``same`` (directly or through other links): each component's
+    automatic faces move as one."""
 
-    def root(i: int) -> int:
-        parent.setdefault(i, i)
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    def __init__(self, n: int, manual: NDArray[np.bool_],
+                 must: Sequence[tuple[int, int]]) -> None:
+        parent: dict[int, int] = {}
 
-    for a, b in must:
-        parent[root(a)] = root(b)
-    hand: dict[int, set[int]] = defaultdict(set)
-    for i in list(parent):
-        if manual[i]:
-            hand[root(i)].add(int(code[i]))
-    out: dict[int, int] = {}
-    for i in list(parent):
-        found = hand.get(root(i))
-        if not manual[i] and found is not None and len(found) == 1:
-            out[i] = next(iter(found))
-    return out
+        def root(i: int) -> int:
+            parent.setdefault(i, i)
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for a, b in must:
+            parent[root(a)] = root(b)
+        self.manual = manual
+        self.root = {i: root(i) for i in sorted(parent)}
+        self.members: dict[int, list[int]] = defaultdict(list)  # automatic, row order
+        for i, r in self.root.items():
+            if not manual[i]:
+                self.members[r].append(i)
+
+    def unit(self, row: int) -> list[int]:
+        """The automatic faces that move with ``row`` (itself included)."""
+        r = self.root.get(row)
+        return [row] if r is None else self.members[r]
+
+    def pulled(self, code: NDArray[np.int64]) -> dict[int, int]:
+        """Automatic faces linked with faces placed by hand in exactly one person:
+        row → that person."""
+        hand: dict[int, set[int]] = defaultdict(set)
+        for i, r in self.root.items():
+            if self.manual[i]:
+                hand[r].add(int(code[i]))
+        return {i: next(iter(hand[r])) for r, rows in self.members.items()
+                if len(hand.get(r, ())) == 1 for i in rows}
+
+    def keep_together(self, code: NDArray[np.int64], target: NDArray[np.int64],
+                      pulled: dict[int, int]) -> None:
+        """Each component's automatic faces all go where its first face goes: one a link
+        pulls, then one staying in its person, then one joining a person (row order)."""
+        for rows in self.members.values():
+            going = [i for i in rows if target[i] != NONE]
+            if len(rows) > 1 and going:
+                first = min(going, key=lambda i: (i not in pulled, target[i] != code[i], i))
+                target[rows] = target[first]
+
+    def keys(self, labels: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The cluster each face takes a new person by: its own, or its component's
+        first face's."""
+        key = labels.copy()
+        for rows in self.members.values():
+            key[rows] = labels[rows[0]]
+        return key
 
 
-def _displaced(labels: NDArray[np.int64], code: NDArray[np.int64], manual: NDArray[np.bool_],
-               target: NDArray[np.int64], image_ids: NDArray[np.int64],
-               pulled: dict[int, int], cannot: Sequence[tuple[int, int]],
-               rejected: set[tuple[int, int]]) -> NDArray[np.int64]:
+def _displaced(code: NDArray[np.int64], manual: NDArray[np.bool_], target: NDArray[np.int64],
+               image_ids: NDArray[np.int64], pulled: dict[int, int],
+               cannot: Sequence[tuple[int, int]], rejected: set[tuple[int, int]],
+               links: _LinkedFaces) -> NDArray[np.int64]:
     """The automatic faces a decision keeps out of their target person: rejected from
-    it, beside a face of their photo, or beside a face linked ``different``. What a
-    person holds first wins: its hand-placed faces, then the faces a ``same`` link
-    brings, then the faces it had, then the faces that join it (row order within each).
-    Only faces a decision touches are looked at one by one."""
-    assigned = np.flatnonzero(target != NONE)
-    involved: set[int] = set()
-    if len(assigned):
-        keys = target[assigned] * (int(image_ids.max()) + 1) + image_ids[assigned]
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
-        twice = np.flatnonzero(ordered[1:] == ordered[:-1])
-        involved.update(assigned[order[twice]].tolist())
-        involved.update(assigned[order[twice + 1]].tolist())
+    it, beside a face of their photo, or beside a face linked ``different`` (faces
+    linked ``same`` go or stay together). What a person holds first wins: its
+    hand-placed faces, then the faces a ``same`` link brings, then the faces it had,
+    then the faces that join it (row order within each). Only faces a decision touches
+    are looked at one by one."""
+    keys = target * (int(image_ids.max()) + 1) + image_ids
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    twice = np.flatnonzero(ordered[1:] == ordered[:-1])
+    involved = set(order[twice].tolist()) | set(order[twice + 1].tolist())
     partners: dict[int, list[int]] = defaultdict(list)
     for a, b in cannot:
         partners[a].append(b)
@@ -233,18 +267,17 @@ def _displaced(labels: NDArray[np.int64], code: NDArray[np.int64], manual: NDArr
             return 1, row
         return (2 if target[row] == code[row] else 3), row
 
+    units = {tuple(sorted([row] if manual[row] else links.unit(row))) for row in involved}
     photos: dict[int, set[int]] = defaultdict(set)
     members: dict[int, set[int]] = defaultdict(set)
     out: list[int] = []
-    for row in sorted(involved, key=priority):
-        held = int(target[row])
-        if held == NONE:
+    for unit in sorted(units, key=lambda u: min(map(priority, u))):
+        held = int(target[unit[0]])
+        if not manual[unit[0]] and any(
+                (row, held) in rejected or int(image_ids[row]) in photos[held]
+                or any(p in members[held] for p in partners[row]) for row in unit):
+            out.extend(unit)
             continue
-        if not manual[row] and ((row, held) in rejected
-                                or int(image_ids[row]) in photos[held]
-                                or any(p in members[held] for p in partners[row])):
-            out.append(row)
-            continue
-        photos[held].add(int(image_ids[row]))
-        members[held].add(row)
+        photos[held].update(int(image_ids[row]) for row in unit)
+        members[held].update(unit)
     return np.array(sorted(out), np.int64)
