@@ -2,6 +2,7 @@
 
 Random sequences of what a user does (name, merge, move, move to a new person,
 not-this-person, faces same/different, hide/unhide, split, undo of one or several edits,
+the web page's answers to merge suggestions (yes, no),
 import-folders, the README's SQL resets, indexing more photos past the growth trigger,
 ``cluster``, ``cluster --full``, and the dry run of each) run against a real database of
 real faces (cloned from a template per sequence), and after every step the database is
@@ -48,6 +49,7 @@ from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import edit_log
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons.faces import link
+from rbv.serve.queue import SuggestionQueue
 from rbv.store import Database, open_database
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -253,6 +255,17 @@ class DecisionMachine(RuleBasedStateMachine):
         person = self.pick(self.persons(), p)
         if person:
             self.edit(f"split {person[:8]}", lambda: editing.split(self.db, person, 0.6))
+
+    @rule(i=st.integers(0, 99), accept=st.booleans())
+    def suggestion(self, i: int, accept: bool) -> None:
+        """Answer a merge suggestion as the web page does (yes: merge; no: different)."""
+        queue = SuggestionQueue(self.db, PACK_NAME, min_score=0.01)
+        ranking, _fresh = queue._current(wait=True)
+        s = self.pick(ranking.suggestions if ranking else [], i)
+        if s is not None:
+            answer = queue.accept if accept else queue.dismiss
+            self.edit(f"suggestion {s.keep.id.hex[:8]} {s.other.id.hex[:8]} "
+                      f"{'yes' if accept else 'no'}", lambda: answer(s.keep.id, s.other.id))
 
     @rule(k=st.integers(1, 3))
     def undo(self, k: int) -> None:
