@@ -110,6 +110,8 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
                 f"({c.unchanged:,} unchanged); nothing was written.")
     text = (f"Catalogued {c.files:,} files: {c.new_images:,} new images, {c.aliases:,} aliases, "
             f"{c.unchanged:,} unchanged, {c.not_images:,} not images, {c.failed:,} failed.")
+    if c.new_metadata:
+        text += f" {c.new_metadata:,} photos with new metadata, faces kept."
     if c.moved or c.missing or c.returned:
         text += f" {c.moved:,} moved, {c.missing:,} missing"
         text += f", {c.returned:,} back." if c.returned else "."
