@@ -38,7 +38,7 @@ def _state(settings: Settings) -> State:
 def _library(tmp_path: Path) -> Path:
     lib = tmp_path / "lib"
     for identity in IDENTITIES:
-        shutil.copytree(FACES / identity, lib / identity)
+        shutil.copytree(FACES / identity, lib / identity, copy_function=shutil.copyfile)
     return lib
 
 
@@ -112,7 +112,7 @@ def test_tags_edited_by_exiftool_keep_the_photo_and_its_faces(
     lib = tmp_path / "lib"
     lib.mkdir()
     photo = lib / "two.jpg"
-    shutil.copy(MISC / "fr_two_people.jpg", photo)
+    shutil.copyfile(MISC / "fr_two_people.jpg", photo)
     run_index(open_database(settings), settings, [lib], analyzer=sface_analyzer)
     faces = sorted(_state(settings))
     assert len(faces) == 2
@@ -147,7 +147,7 @@ def test_a_new_rotation_flag_keeps_the_faces_with_their_boxes_turned(
     lib = tmp_path / "lib"
     lib.mkdir()
     photo = lib / "two.jpg"
-    shutil.copy(MISC / "fr_two_people.jpg", photo)
+    shutil.copyfile(MISC / "fr_two_people.jpg", photo)
     run_index(open_database(settings), settings, [lib], analyzer=sface_analyzer)
     before = _state(settings)
 
@@ -168,3 +168,65 @@ def test_a_new_rotation_flag_keeps_the_faces_with_their_boxes_turned(
         assert np.abs(turned - np.asarray(new, float)).mean() < 8, face_id
     with psycopg.connect(str(settings.database_url)) as conn:
         assert conn.execute("SELECT orientation FROM images").fetchone()[0] == 6
+
+
+def _formats(lib: Path) -> list[Path]:
+    """A photo with faces in each format whose image data rbv hashes its own way."""
+    lib.mkdir(exist_ok=True)
+    heic, png = lib / "bothie.heic", lib / "bulk_mask.png"
+    shutil.copyfile(MISC / "nokia_bothie_1440x960.heic", heic)
+    shutil.copyfile(MISC / "insightface_bulk_mask.png", png)
+    with Image.open(MISC / "fr_two_people.jpg") as im:
+        im.save(lib / "two.webp", quality=90)
+        im.save(lib / "two.tif")
+    return [heic, png, lib / "two.webp", lib / "two.tif"]
+
+
+def test_heic_png_webp_and_tiff_keep_their_faces_through_a_tag_edit(
+        cli, settings: Settings, sface_analyzer, tmp_path: Path, exiftool: str) -> None:
+    lib = tmp_path / "lib"
+    photos = _formats(lib)
+    run_index(open_database(settings), settings, [lib], analyzer=sface_analyzer)
+    before = _state(settings)
+    with psycopg.connect(str(settings.database_url)) as conn:
+        faced = conn.execute("SELECT count(DISTINCT image_id) FROM face_detections"
+                             ).fetchone()[0]
+    assert faced == len(photos)
+    edited = [p.read_bytes() for p in photos]
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-xmp:Rating=5",
+                    "-XMP-dc:Subject+=holiday", "-XMP-dc:Title=Summer", *map(str, photos)],
+                   check=True, capture_output=True)
+    assert all(p.read_bytes() != b for p, b in zip(photos, edited, strict=True))
+    again = _index(cli, settings, lib)
+    assert f"{len(photos)} photos with new metadata, faces kept" in again.stdout, again.stdout
+    assert _state(settings) == before
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "HEIF"])
+def test_the_image_data_hash_ignores_tags_and_sees_pixels(
+        tmp_path: Path, exiftool: str, fmt: str) -> None:
+    from rbv.media.image_data import image_data_hash
+
+    source = {"JPEG": MISC / "fr_two_people.jpg", "HEIF": MISC / "nokia_bothie_1440x960.heic",
+              "PNG": MISC / "insightface_bulk_mask.png"}.get(fmt)
+    suffix = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "HEIF": ".heic"}
+    photo, other = tmp_path / f"a{suffix[fmt]}", tmp_path / f"b{suffix[fmt]}"
+    if source is not None:
+        shutil.copyfile(source, photo)
+    else:
+        with Image.open(MISC / "fr_two_people.jpg") as im:
+            im.save(photo, fmt)
+    first = image_data_hash(photo, fmt, 10**9)
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-xmp:Rating=4",
+                    "-XMP-dc:Description=On the pier", "-Keywords+=beach",
+                    "-XMP-mwg-rs:RegionList={Name=Someone,Type=Face,Area={X=0.5,Y=0.5,"
+                    "W=0.2,H=0.2,Unit=normalized}}", str(photo)], check=True,
+                   capture_output=True)
+    assert image_data_hash(photo, fmt, 10**9) == first
+    # Other pixels (another photo, or the same one cropped) are another image.
+    if fmt == "HEIF":
+        shutil.copyfile(MISC / "nokia_cheers_1440x960.heic", other)
+    else:
+        with Image.open(photo) as im:
+            im.crop((0, 0, im.width - 8, im.height)).save(other, fmt)
+    assert image_data_hash(other, fmt, 10**9) != first

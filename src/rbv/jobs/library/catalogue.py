@@ -18,6 +18,7 @@ named on this run.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -178,10 +179,14 @@ def run_catalogue(
     unwalked: list[str] = []
     for item in discover(targets, path_filter):
         if isinstance(item, WalkProblem):
+            if not item.lasting or os.path.isdir(item.path):
+                unwalked.append(str(item.path))  # nothing under it is marked missing
+            if item.lasting:  # said, not retried: the next run would meet it again
+                summary.notes.append(f"{printable(str(item.path))}: {item.reason}")
+                continue
             problem = Problem(str(item.path), item.reason)
             summary.problems.append(problem)
             report.problem(problem)
-            unwalked.append(str(item.path))
         else:
             found.append(item)
     summary.files = len(found)
@@ -318,13 +323,14 @@ def _inside(path: str, folders: list[str]) -> bool:
 
 
 def _gone(path: str) -> bool:
-    """The file does not exist (any other error, such as no permission, is not proof)."""
+    """The file does not exist, or is a symlink loop now (any other error, such as no
+    permission, is not proof)."""
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return True
-    except OSError:
-        return False
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
     return False
 
 

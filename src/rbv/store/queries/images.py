@@ -27,6 +27,7 @@ class KnownPath:
     missing: bool = False  # marked missing by an earlier index run
     format: str | None = None  # of its image
     image_hash: str | None = None  # of its image (None: not read since schema 18)
+    sha256: str | None = None  # of the bytes catalogued at this path
 
     def unchanged(self, size: int, mtime: float) -> bool:
         """Same size and modification time as on disk, and catalogued fine."""
@@ -72,7 +73,8 @@ def known_paths(conn: psycopg.Connection, paths: Sequence[str]) -> dict[str, Kno
     rows = conn.execute(
         """
         SELECT p.path_bytes, p.image_id, p.size_bytes, p.mtime, i.status,
-               p.missing_since IS NOT NULL, i.format, i.image_hash
+               p.missing_since IS NOT NULL, i.format, i.image_hash,
+               coalesce(p.sha256, i.sha256)
         FROM image_paths p JOIN images i ON i.id = p.image_id
         WHERE p.path_bytes = ANY(%s)
         """,
