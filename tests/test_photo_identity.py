@@ -230,3 +230,32 @@ def test_the_image_data_hash_ignores_tags_and_sees_pixels(
         with Image.open(photo) as im:
             im.crop((0, 0, im.width - 8, im.height)).save(other, fmt)
     assert image_data_hash(other, fmt, 10**9) != first
+
+
+def test_a_photo_whose_pixels_changed_says_which_decisions_went_with_its_faces(
+        cli, settings: Settings, sface_analyzer, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = lib / "two.jpg"
+    shutil.copyfile(MISC / "fr_two_people.jpg", photo)
+    run_index(open_database(settings), settings, [lib], analyzer=sface_analyzer)
+    first, second = sorted(_state(settings))
+    url = str(settings.database_url)
+    for args in (["persons", "move", str(first)], ["persons", "move", str(second)],
+                 ["faces", "different", str(first), str(second)]):
+        done = run_cli(cli, "-d", url, *args)
+        assert done.exit_code == 0, (args, done.output)
+    with psycopg.connect(url) as conn:
+        ada = conn.execute("SELECT person_id FROM face_detections WHERE id = %s",
+                           (first,)).fetchone()[0]
+    assert run_cli(cli, "-d", url, "persons", "name", str(ada), "Ada").exit_code == 0
+
+    with Image.open(photo) as im:  # a crop: other image data at the same path
+        im.crop((0, 0, im.width - 40, im.height)).save(photo, quality=92)
+    again = _index(cli, settings, lib)
+    lines = [line for line in again.stdout.splitlines() if "image data changed" in line]
+    assert len(lines) == 2, again.stdout
+    assert f"face {first} is gone, which was placed by hand in 'Ada', linked 'different' " \
+        f"with face {second}" in lines[0]
+    assert f"face {second} is gone, which was placed by hand in an unnamed person, " \
+        f"linked 'different' with face {first}" in lines[1]

@@ -99,6 +99,8 @@ def index(
         print_json(summary.as_dict())
     else:
         typer.echo(_one_line(summary, dry_run))
+        for line in summary.catalogue.dropped_faces:
+            typer.echo(line)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -119,6 +121,7 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
             text += " Missing photos keep their faces until `rbv prune`."
     for note in c.notes:
         text += f" Note: {note}."
+
     if s.embed is not None:
         e = s.embed
         text += (f" Scanned {e.images:,} images: {e.faces:,} faces, "

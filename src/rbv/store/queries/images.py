@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from rbv.media.orientation import turn_box
+from rbv.store.queries.dropped import decisions_on_image
 from rbv.store.queries.paths import path_bytes, path_from_bytes, path_text
 
 _MTIME_TOLERANCE_S = 1e-3  # timestamptz keeps microseconds; file systems may keep ns
@@ -66,6 +67,8 @@ class SavedFile:
     new_image: bool  # False: the content was already catalogued (an alias or a re-run)
     same_path: bool  # the path already showed this content (touched, not changed)
     new_metadata: bool = False  # the path's bytes changed, its image data did not
+    # the path's image data changed: (face id, what it held) of the old faces dropped
+    dropped: list[tuple[int, str]] = field(default_factory=list)
 
 
 def known_paths(conn: psycopg.Connection, paths: Sequence[str]) -> dict[str, KnownPath]:
@@ -126,20 +129,18 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
              None if f.gallery is None else path_text(f.gallery), _timestamp(f.mtime), f.size,
              f.sha256),
         )
-        if previous and previous[0] != image_id:
-            # The file's image data changed. The old content, if no path shows it any
-            # more, is gone from the library: it is dropped with its faces (their person
-            # and its name stay; the new content's faces are found and placed anew).
-            conn.execute(
-                """
-                DELETE FROM images i WHERE i.id = %s
-                  AND NOT EXISTS (SELECT 1 FROM image_paths p WHERE p.image_id = i.id)
-                """,
-                (previous[0],),
-            )
+        dropped: list[tuple[int, str]] = []
+        if previous and previous[0] != image_id and not conn.execute(
+                "SELECT 1 FROM image_paths WHERE image_id = %s", (previous[0],)).fetchone():
+            # The file's image data changed, and no path shows the old content any more:
+            # it is gone from the library, dropped with its faces (their person and its
+            # name stay; the new content's faces are found and placed anew). What those
+            # faces held is said, never dropped silently.
+            dropped = decisions_on_image(conn, int(previous[0]))
+            conn.execute("DELETE FROM images WHERE id = %s", (previous[0],))
         conn.execute("DELETE FROM catalogue_failures WHERE path_bytes = %s", (raw,))
         saved.append(SavedFile(image_id, new, bool(previous and previous[0] == image_id),
-                               new_metadata=retagged))
+                               new_metadata=retagged, dropped=dropped))
     return saved
 
 
