@@ -112,7 +112,7 @@ def _named_library(lib: Path, settings: Settings, analyzer, names: tuple[str, ..
     """Photos under ``lib``, indexed, every face named: path → original bytes."""
     lib.mkdir(exist_ok=True)
     for name in names:
-        shutil.copy(MISC / name, lib / name)
+        shutil.copyfile(MISC / name, lib / name)
     run_index(open_database(settings), settings, [lib], analyzer=analyzer)
     _name_by_position(settings)
     return {lib / name: (lib / name).read_bytes() for name in names}

@@ -49,11 +49,11 @@ def library(tmp_path: Path) -> Path:
     """Upright, EXIF-rotated (3, 6, 8; and a real orientation-6 photo) and HEIC photos."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    shutil.copy(UPRIGHT, lib / UPRIGHT.name)
+    shutil.copyfile(UPRIGHT, lib / UPRIGHT.name)
     for o in (3, 6, 8):
         _oriented_copy(lib, o)
     for name in ("immich_portrait-orientation-6.jpg", "nokia_bothie_1440x960.heic"):
-        shutil.copy(MISC / name, lib / name)
+        shutil.copyfile(MISC / name, lib / name)
     return lib
 
 
@@ -149,7 +149,7 @@ def test_export_regions_land_on_the_faces_of_rotated_and_heic_photos(
 def test_existing_sidecars_are_merged_never_clobbered(
         cli, settings: Settings, sface_analyzer, tmp_path: Path, exiftool: str) -> None:
     photo = tmp_path / "two.jpg"
-    shutil.copy(UPRIGHT, photo)
+    shutil.copyfile(UPRIGHT, photo)
     run_index(open_database(settings), settings, [photo], analyzer=sface_analyzer)
     names = _name_by_position(settings)[str(photo)]
     w, h = _displayed_size(photo)
@@ -188,8 +188,8 @@ def test_existing_sidecars_are_merged_never_clobbered(
 def test_write_into_files_keeps_the_original_and_heic_gets_a_sidecar(
         cli, settings: Settings, sface_analyzer, tmp_path: Path, exiftool: str) -> None:
     jpeg, heic = tmp_path / "two.jpg", tmp_path / "bothie.heic"
-    shutil.copy(UPRIGHT, jpeg)
-    shutil.copy(MISC / "nokia_bothie_1440x960.heic", heic)
+    shutil.copyfile(UPRIGHT, jpeg)
+    shutil.copyfile(MISC / "nokia_bothie_1440x960.heic", heic)
     original = jpeg.read_bytes()
     run_index(open_database(settings), settings, [tmp_path], analyzer=sface_analyzer)
     _name_by_position(settings)
@@ -263,7 +263,7 @@ def test_import_reads_digikam_and_microsoft_regions_and_reuses_persons(
     lib = tmp_path / "lib"
     lib.mkdir()
     jpeg = lib / "two.jpg"
-    shutil.copy(UPRIGHT, jpeg)
+    shutil.copyfile(UPRIGHT, jpeg)
     rotated = _oriented_copy(lib, 6)
     run_index(open_database(settings), settings, [lib], analyzer=sface_analyzer)
     with psycopg.connect(str(settings.database_url)) as conn:
@@ -315,7 +315,7 @@ def test_import_reads_digikam_and_microsoft_regions_and_reuses_persons(
 def test_a_sidecar_applied_to_other_dimensions_is_reported_and_made_consistent(
         cli, settings: Settings, sface_analyzer, tmp_path: Path, exiftool: str) -> None:
     photo = tmp_path / "two.jpg"
-    shutil.copy(UPRIGHT, photo)
+    shutil.copyfile(UPRIGHT, photo)
     run_index(open_database(settings), settings, [photo], analyzer=sface_analyzer)
     names = _name_by_position(settings)[str(photo)]
     w, h = _displayed_size(photo)

@@ -67,10 +67,12 @@ def export_xmp_command(
                 typer.echo(printable(f"{f.target}: kept {c['other'] or c['name']!r} "
                                      f"({c['reason']}); rbv has {c['name']!r}"))
             for note in f.notes:
-                typer.echo(printable(f"{f.target}: {note}"))
+                typer.echo(printable(f"{f.photo if f.action == 'skipped' else f.target}: "
+                                     f"{note}"))
         summary = report.as_dict()
         typer.echo(f"{summary['created']} sidecar(s) {verb}created, {summary['updated']} "
-                   f"{verb}updated, {summary['unchanged']} unchanged; "
+                   f"{verb}updated, {summary['unchanged']} unchanged, "
+                   f"{summary['skipped']} skipped; "
                    f"{summary['regions_added']} region(s) {verb}added, "
                    f"{summary['conflicts']} conflict(s), {summary['failed']} failed "
                    f"(pack {report.pack}).")

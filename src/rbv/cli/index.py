@@ -99,6 +99,8 @@ def index(
         print_json(summary.as_dict())
     else:
         typer.echo(_one_line(summary, dry_run))
+        for line in summary.catalogue.dropped_faces:
+            typer.echo(line)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -110,6 +112,8 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
                 f"({c.unchanged:,} unchanged); nothing was written.")
     text = (f"Catalogued {c.files:,} files: {c.new_images:,} new images, {c.aliases:,} aliases, "
             f"{c.unchanged:,} unchanged, {c.not_images:,} not images, {c.failed:,} failed.")
+    if c.new_metadata:
+        text += f" {c.new_metadata:,} photos with new metadata, faces kept."
     if c.moved or c.missing or c.returned:
         text += f" {c.moved:,} moved, {c.missing:,} missing"
         text += f", {c.returned:,} back." if c.returned else "."
@@ -117,6 +121,7 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
             text += " Missing photos keep their faces until `rbv prune`."
     for note in c.notes:
         text += f" Note: {note}."
+
     if s.embed is not None:
         e = s.embed
         text += (f" Scanned {e.images:,} images: {e.faces:,} faces, "

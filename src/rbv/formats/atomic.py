@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rbv.formats.regular import open_regular
+
 TEMP_NAME = re.compile(r"^\..+\.rbv-(?P<pid>\d+)\.tmp$")
 """rbv's temporary files: ``.NAME.rbv-PID.tmp``."""
 _CHUNK = 1 << 20
@@ -40,7 +42,7 @@ class Digest:
     def of_file(cls, path: Path) -> Digest:
         h = hashlib.sha256()
         size = 0
-        with open(path, "rb") as f:
+        with os.fdopen(open_regular(path), "rb") as f:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
                 size += len(chunk)

@@ -25,6 +25,7 @@ import pyexiv2
 from rbv.bounds import MAX_PIXELS_PER_SIDE, OutsideNumber, finite, pixel_size
 from rbv.errors import RbvError
 from rbv.formats.regions import Region, RegionPlan, from_top_left
+from rbv.formats.regular import NotRegular, read_regular
 
 pyexiv2.set_log_level(4)  # exiv2 would print warnings itself; rbv reports through errors
 
@@ -80,10 +81,10 @@ def sidecar_for(photo: Path) -> Path:
     ``photo.xmp`` that is already there (Lightroom) when no other photo of the folder
     shares its stem."""
     full = photo.with_name(photo.name + ".xmp")
-    if full.exists():
+    if os.path.lexists(full):
         return full
     short = photo.with_suffix(".xmp")
-    if photo.suffix and short.exists() and not _stem_shared(photo):
+    if photo.suffix and os.path.lexists(short) and not _stem_shared(photo):
         return short
     return full
 
@@ -140,7 +141,9 @@ def read_regions(path: Path) -> RegionsOf:
     """The regions of a photo's own XMP or of a sidecar file (``*.xmp``, read only up
     to :data:`MAX_SIDECAR_BYTES`)."""
     try:
-        data = read_sidecar(path) if path.suffix.lower() == ".xmp" else path.read_bytes()
+        data = read_sidecar(path) if path.suffix.lower() == ".xmp" else read_regular(path)
+    except NotRegular as exc:
+        raise XmpUnreadable(f"{path}: {exc.strerror}; not read") from None
     except OSError as exc:
         raise XmpError(f"{path}: {exc.strerror or exc}") from None
     return regions_in(_keys_of(data, path))
@@ -150,8 +153,7 @@ def read_sidecar(path: Path) -> bytes:
     """A sidecar's bytes; :class:`XmpError` for one over :data:`MAX_SIDECAR_BYTES` (exiv2
     holds ~12 times a packet's size while parsing it, so one huge file would take
     gigabytes), never read past the limit."""
-    with open(path, "rb") as f:
-        data = f.read(MAX_SIDECAR_BYTES + 1)
+    data = read_regular(path, MAX_SIDECAR_BYTES + 1)
     if len(data) > MAX_SIDECAR_BYTES:
         raise XmpError(f"{path}: the sidecar is larger than the {MAX_SIDECAR_BYTES >> 20} MiB "
                        "rbv reads from an XMP file; not read (is it really a sidecar?)")
@@ -355,7 +357,9 @@ class Packet:
 def read_packet(path: Path, *, sidecar: bool) -> Packet:
     """What ``path`` holds now: a sidecar (maybe missing) or a photo's own XMP."""
     try:
-        data: bytes | None = read_sidecar(path) if sidecar else path.read_bytes()
+        data: bytes | None = read_sidecar(path) if sidecar else read_regular(path)
+    except NotRegular as exc:
+        raise XmpError(f"{path}: {exc.strerror}; not read") from None
     except FileNotFoundError:
         if not sidecar:
             raise XmpError(f"{path}: the photo is gone") from None

@@ -14,6 +14,7 @@ sidecars (``*.xmp``): they belong to a photo, they are not photos.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 from collections.abc import Iterator, Sequence
@@ -41,10 +42,12 @@ class FoundFile:
 
 @dataclass(frozen=True)
 class WalkProblem:
-    """A folder or file the walk could not enter; reported, not fatal."""
+    """A folder or file the walk could not enter; reported, not fatal. A ``lasting``
+    one (a symlink loop, a broken symlink) is how the tree is, not a failure to retry."""
 
     path: Path
     reason: str
+    lasting: bool = False
 
 
 def is_gallery(folder: Path) -> bool:
@@ -160,7 +163,8 @@ def _walk(
     key = (st.st_dev, st.st_ino)
     if key in seen_dirs:
         if folder.is_symlink() or any(p.is_symlink() for p in folder.parents):
-            yield WalkProblem(folder, "symlink loop (folder already visited); skipped")
+            yield WalkProblem(folder, "symlink loop (folder already visited); skipped",
+                              lasting=True)
         return
     seen_dirs.add(key)
     try:
@@ -181,7 +185,8 @@ def _walk(
                 continue
             if not entry.is_file():
                 if entry.is_symlink():
-                    yield WalkProblem(path, "broken symlink or symlink loop")
+                    yield WalkProblem(path, "broken symlink or symlink loop; skipped",
+                                      lasting=True)
                 continue
             if not keep.wants_file(path) or is_companion(entry.name):
                 continue
@@ -190,7 +195,10 @@ def _walk(
             seen_files.add(str(path))
             info = entry.stat()
         except OSError as exc:
-            yield WalkProblem(path, _why(exc, "cannot stat"))
+            if exc.errno == errno.ELOOP:
+                yield WalkProblem(path, "symlink loop; skipped", lasting=True)
+            else:
+                yield WalkProblem(path, _why(exc, "cannot stat"))
             continue
         unstorable = _unstorable_name(path)
         if unstorable:

@@ -31,10 +31,11 @@ from rbv.formats.xmp import (
     sidecar_for,
     verify_photo,
 )
+from rbv.jobs.exchange.as_indexed import check_photo
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.store import Database
-from rbv.store.queries.images import image_paths_of
+from rbv.store.queries.images import KnownPath, image_paths_of, known_paths
 from rbv.store.queries.originals import catalogued_content, record_original, recorded_original
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.regions import named_faces, scanned_photos
@@ -57,7 +58,7 @@ class XmpFile:
 
     photo: str
     target: str  # the sidecar or photo written (or that would be)
-    action: str  # created | updated | unchanged
+    action: str  # created | updated | unchanged | skipped (said in notes)
     added: int = 0
     named: int = 0
     unchanged: int = 0
@@ -83,7 +84,7 @@ class ExportXmpReport:
     def as_dict(self) -> dict[str, object]:
         return {"pack": self.pack, "dry_run": self.dry_run,
                 "created": self.count("created"), "updated": self.count("updated"),
-                "unchanged": self.count("unchanged"),
+                "unchanged": self.count("unchanged"), "skipped": self.count("skipped"),
                 "regions_added": sum(f.added for f in self.files),
                 "regions_named": sum(f.named for f in self.files),
                 "conflicts": self.conflicts, "failed": len(self.problems),
@@ -135,6 +136,7 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
     with recorded_run(db, "export-xmp", parameters, dry_run=options.dry_run) as run, \
             db.connect() as conn:
         content = {i: Digest(*c) for i, c in catalogued_content(conn, list(faces)).items()}
+        known = known_paths(conn, [path for _, path in work])
         conn.commit()
         writer = _Writer(conn, options.dry_run, report)
         for image_id, path in work:
@@ -143,7 +145,8 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
                     for f in faces[image_id]]
             try:
                 result = _export_one(path, photo.format, (photo.width, photo.height), ours,
-                                     roots, options, writer, content.get(image_id))
+                                     roots, options, writer, content.get(image_id),
+                                     known.get(path))
                 report.files.append(result)
             except XmpError as exc:
                 problem = Problem(path, str(exc).removeprefix(f"{path}: "))
@@ -166,6 +169,12 @@ class _Writer:
         self.dry_run = dry_run
         self.report = report
         self.cleared: set[Path] = set()
+
+    def catalogued(self, path: str) -> KnownPath | None:
+        """The catalogue's record of ``path`` (a symlink's target, say)."""
+        found = known_paths(self.conn, [path]).get(path)
+        self.conn.commit()
+        return found
 
     def clear(self, folder: Path) -> None:
         if self.dry_run or folder in self.cleared:
@@ -210,7 +219,7 @@ def _written(path: Path, write: Callable[[], None]) -> None:
 
 def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Region],
                 roots: Sequence[str], options: ExportXmpOptions, writer: _Writer,
-                indexed: Digest | None) -> XmpFile:
+                indexed: Digest | None, known: KnownPath | None) -> XmpFile:
     photo = Path(path)
     into = options.into_files and (fmt or "").upper() in WRITABLE_FORMATS
     if into:
@@ -219,6 +228,11 @@ def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Re
         target = sidecar_for(mirrored(path, roots, options.out))
     else:
         target = sidecar_for(photo)
+    refused = check_photo(photo, known, target, into=into, catalogued=writer.catalogued)
+    if refused is not None:
+        if refused.failure:
+            raise XmpError(f"{path}: {refused.reason}")
+        return XmpFile(path, str(target), "skipped", notes=[refused.reason])
     writer.clear(photo_target(target).parent if into else target.parent)
     packet = read_packet(target, sidecar=not into)
     plan = plan_regions(packet.regions.mwg, ours)

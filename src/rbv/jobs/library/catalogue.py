@@ -1,8 +1,10 @@
 """Cataloguing: discovered files → ``images`` + ``image_paths`` rows.
 
-Each new or changed file is read once on a worker thread (streaming sha256 and the
-header: type by content, size after EXIF orientation, EXIF); results are written in
-batches. A path whose size and mtime match the catalogue is skipped without hashing.
+Each new or changed file is read on a worker thread (streaming sha256, the header: type
+by content, size after EXIF orientation, EXIF; and the hash of its image data, metadata
+left out); results are written in batches. A path whose size and mtime match the
+catalogue is skipped without hashing. A path whose bytes changed but whose image data
+did not (its tags were edited) keeps its image and faces (``new_metadata``).
 
 Then the walked folders are compared with the catalogue: a catalogued path inside a
 target folder that the walk did not find, and that does not exist, is marked missing
@@ -16,6 +18,7 @@ named on this run.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -40,9 +43,16 @@ from rbv.media.discovery import (
     walk_would_reach,
 )
 from rbv.media.hashing import digest_file
+from rbv.media.image_data import image_data_hash
 from rbv.media.sniff import looks_like_image_name, sniff_format
 from rbv.store import Database
-from rbv.store.queries.images import CataloguedFile, known_paths, record_unreadable, save_catalogued
+from rbv.store.queries.images import (
+    CataloguedFile,
+    known_paths,
+    record_unreadable,
+    save_catalogued,
+    set_image_hashes,
+)
 from rbv.store.queries.missing import (
     failures_under,
     forget_failures,
@@ -62,6 +72,7 @@ class CatalogueSummary:
     files: int = 0  # regular files considered
     unchanged: int = 0  # skipped: same size and mtime as catalogued
     new_images: int = 0  # new content catalogued
+    new_metadata: int = 0  # new bytes, same image data: the photo and its faces kept
     aliases: int = 0  # new paths of content already catalogued
     not_images: int = 0  # files that are not images by content nor by name (ignored)
     failed: int = 0  # image files that could not be catalogued
@@ -70,13 +81,16 @@ class CatalogueSummary:
     returned: int = 0  # paths marked missing before, found again
     problems: list[Problem] = field(default_factory=list)  # failed files + walk problems
     notes: list[str] = field(default_factory=list)  # said, not failures (an empty target)
+    dropped_faces: list[str] = field(default_factory=list)  # decisions gone with a photo
 
     def as_dict(self) -> dict[str, object]:
         return {"files": self.files, "unchanged": self.unchanged,
-                "new_images": self.new_images, "aliases": self.aliases,
+                "new_images": self.new_images, "new_metadata": self.new_metadata,
+                "aliases": self.aliases,
                 "not_images": self.not_images, "failed": self.failed,
                 "moved": self.moved, "missing": self.missing, "returned": self.returned,
-                "problems": [str(p) for p in self.problems], "notes": self.notes}
+                "problems": [str(p) for p in self.problems], "notes": self.notes,
+                "dropped_faces": self.dropped_faces}
 
 
 @dataclass(frozen=True)
@@ -122,12 +136,29 @@ def read_file(found: FoundFile, max_pixels: int) -> _ReadResult:
         return entry(fmt, error=str(exc))
     except OSError as exc:
         return _Unreadable(found, f"cannot read: {exc.strerror or exc}")
+    try:
+        image_hash = image_data_hash(path, fmt, max_pixels)
+    except ImageUnreadable:
+        image_hash = None  # odd structure that Pillow still reads: identity by sha256 alone
+    except OSError as exc:
+        return _Unreadable(found, f"cannot read: {exc.strerror or exc}")
     e = probe.exif
     return entry(
         fmt, width=probe.width, height=probe.height,
         taken_at=e.taken_at, gps=(e.gps_lat, e.gps_lon, e.gps_alt),
         camera=(e.camera_make, e.camera_model), orientation=e.orientation, exif=e.raw or None,
+        image_hash=image_hash,
     )
+
+
+def _image_hash_of(path: str, fmt: str | None, max_pixels: int) -> str | None:
+    """The image-data hash of a catalogued file (None when it cannot be read now)."""
+    if fmt is None:
+        return None
+    try:
+        return image_data_hash(Path(path), fmt, max_pixels)
+    except (ImageUnreadable, OSError):
+        return None
 
 
 def run_catalogue(
@@ -150,10 +181,14 @@ def run_catalogue(
     unwalked: list[str] = []
     for item in discover(targets, path_filter):
         if isinstance(item, WalkProblem):
+            if not item.lasting or os.path.isdir(item.path):
+                unwalked.append(str(item.path))  # nothing under it is marked missing
+            if item.lasting:  # said, not retried: the next run would meet it again
+                summary.notes.append(f"{printable(str(item.path))}: {item.reason}")
+                continue
             problem = Problem(str(item.path), item.reason)
             summary.problems.append(problem)
             report.problem(problem)
-            unwalked.append(str(item.path))
         else:
             found.append(item)
     summary.files = len(found)
@@ -165,12 +200,15 @@ def run_catalogue(
         for batch in _chunks(found, _BATCH):
             known = known_paths(conn, [str(f.path) for f in batch])
             todo = []
+            unhashed: list[tuple[int, str, str | None]] = []
             for f in batch:
                 k = known.get(str(f.path))
                 if k is not None and k.missing:
                     summary.returned += 1
                 if k is not None and k.unchanged(f.size, f.mtime):
                     summary.unchanged += 1
+                    if k.image_hash is None:  # catalogued before rbv kept one: once
+                        unhashed.append((k.image_id, str(f.path), k.format))
                 else:
                     todo.append(f)
             report.advance(len(batch) - len(todo))
@@ -182,6 +220,11 @@ def run_catalogue(
                                   if (k := known.get(str(f.path))) and k.missing])
             results = list(pool.map(lambda f: read_file(f, settings.max_image_pixels), todo))
             alias_images.update(_store(conn, results, summary, report))
+            if unhashed:
+                hashes = pool.map(lambda u: _image_hash_of(u[1], u[2], settings.max_image_pixels),
+                                  unhashed)
+                set_image_hashes(conn, [(u[0], h) for u, h in zip(unhashed, hashes, strict=True)
+                                        if h is not None])
         if not dry_run:
             with conn.transaction():
                 _notice_gone(conn, targets, path_filter, {str(f.path) for f in found},
@@ -282,13 +325,14 @@ def _inside(path: str, folders: list[str]) -> bool:
 
 
 def _gone(path: str) -> bool:
-    """The file does not exist (any other error, such as no permission, is not proof)."""
+    """The file does not exist, or is a symlink loop now (any other error, such as no
+    permission, is not proof)."""
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return True
-    except OSError:
-        return False
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
     return False
 
 
@@ -303,6 +347,10 @@ def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: Catalo
             if isinstance(r, _Unreadable):
                 record_unreadable(conn, str(r.found.path), r.reason, r.found.size, r.found.mtime)
     for f, s in zip(files, saved, strict=True):
+        for face_id, held in s.dropped:
+            summary.dropped_faces.append(
+                f"{printable(f.path)}: the photo's image data changed (a new photo, its faces "
+                f"found anew): face {face_id} is gone, which was {held}")
         if f.error is not None:
             summary.failed += 1
             problem = Problem(f.path, f.error)
@@ -311,6 +359,9 @@ def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: Catalo
             report.advance(errors=1)
         elif s.new_image:
             summary.new_images += 1
+            report.advance()
+        elif s.new_metadata:
+            summary.new_metadata += 1
             report.advance()
         elif s.same_path:
             summary.unchanged += 1  # touched (new mtime), same content

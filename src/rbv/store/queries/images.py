@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
+from rbv.media.orientation import turn_box
+from rbv.store.queries.dropped import decisions_on_image
 from rbv.store.queries.paths import path_bytes, path_from_bytes, path_text
 
 _MTIME_TOLERANCE_S = 1e-3  # timestamptz keeps microseconds; file systems may keep ns
@@ -24,6 +26,9 @@ class KnownPath:
     mtime: datetime | None
     status: str  # of its image: ok | failed | pending
     missing: bool = False  # marked missing by an earlier index run
+    format: str | None = None  # of its image
+    image_hash: str | None = None  # of its image (None: not read since schema 18)
+    sha256: str | None = None  # of the bytes catalogued at this path
 
     def unchanged(self, size: int, mtime: float) -> bool:
         """Same size and modification time as on disk, and catalogued fine."""
@@ -52,6 +57,7 @@ class CataloguedFile:
     camera: tuple[str | None, str | None] = (None, None)
     orientation: int | None = None
     exif: dict[str, Any] | None = None
+    image_hash: str | None = None  # of the image data, metadata left out
     error: str | None = None  # set: the content is not a usable image
 
 
@@ -60,6 +66,9 @@ class SavedFile:
     image_id: int
     new_image: bool  # False: the content was already catalogued (an alias or a re-run)
     same_path: bool  # the path already showed this content (touched, not changed)
+    new_metadata: bool = False  # the path's bytes changed, its image data did not
+    # the path's image data changed: (face id, what it held) of the old faces dropped
+    dropped: list[tuple[int, str]] = field(default_factory=list)
 
 
 def known_paths(conn: psycopg.Connection, paths: Sequence[str]) -> dict[str, KnownPath]:
@@ -67,50 +76,122 @@ def known_paths(conn: psycopg.Connection, paths: Sequence[str]) -> dict[str, Kno
     rows = conn.execute(
         """
         SELECT p.path_bytes, p.image_id, p.size_bytes, p.mtime, i.status,
-               p.missing_since IS NOT NULL
+               p.missing_since IS NOT NULL, i.format, i.image_hash,
+               coalesce(p.sha256, i.sha256)
         FROM image_paths p JOIN images i ON i.id = p.image_id
         WHERE p.path_bytes = ANY(%s)
         """,
         ([path_bytes(p) for p in paths],),
     ).fetchall()
-    return {path_from_bytes(r[0]): KnownPath(r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    return {path_from_bytes(r[0]): KnownPath(*r[1:]) for r in rows}
+
+
+def set_image_hashes(conn: psycopg.Connection, hashes: Sequence[tuple[int, str]]) -> None:
+    """Record the image-data hash of images catalogued before rbv kept one."""
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE images SET image_hash = %s WHERE id = %s AND image_hash IS NULL",
+                        [(h, i) for i, h in hashes])
 
 
 def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -> list[SavedFile]:
     """Store images (one per content) and their paths. A failed image's attempts are
-    counted; an image that was failed and now reads fine becomes ``ok``."""
+    counted; an image that was failed and now reads fine becomes ``ok``. A path whose
+    bytes changed but whose image data did not (its tags were edited) keeps its image
+    row, with the new sha256 and metadata: its faces and what was decided about them
+    stay."""
     saved = []
     for f in files:
-        image_id, new = _upsert_image(conn, f)
         raw = path_bytes(f.path)
         previous = conn.execute(
-            "SELECT image_id FROM image_paths WHERE path_bytes = %s", (raw,)
+            "SELECT i.id, i.sha256, i.image_hash, i.status FROM image_paths p "
+            "JOIN images i ON i.id = p.image_id WHERE p.path_bytes = %s", (raw,)
         ).fetchone()
+        retagged = (previous is not None and f.error is None and f.image_hash is not None
+                    and previous[3] == "ok" and previous[2] == f.image_hash
+                    and previous[1] != f.sha256 and not known_sha256(conn, [f.sha256]))
+        if retagged:
+            assert previous is not None
+            image_id, new = int(previous[0]), False
+            _retag_image(conn, image_id, f)
+        else:
+            image_id, new = _upsert_image(conn, f)
         conn.execute(
             """
-            INSERT INTO image_paths (image_id, path, path_bytes, gallery, mtime, size_bytes)
-            VALUES (%s, %s, %s, %s, %s, %s)
+            INSERT INTO image_paths (image_id, path, path_bytes, gallery, mtime, size_bytes,
+                                     sha256)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (path_bytes) DO UPDATE SET image_id = EXCLUDED.image_id,
                 gallery = EXCLUDED.gallery, mtime = EXCLUDED.mtime,
-                size_bytes = EXCLUDED.size_bytes, last_seen = now(), missing_since = NULL
+                size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256,
+                last_seen = now(), missing_since = NULL
             """,
             (image_id, path_text(f.path), raw,
-             None if f.gallery is None else path_text(f.gallery), _timestamp(f.mtime), f.size),
+             None if f.gallery is None else path_text(f.gallery), _timestamp(f.mtime), f.size,
+             f.sha256),
         )
-        if previous and previous[0] != image_id:
-            # The file's content changed. The old content, if no path shows it any
-            # more, is gone from the library: it is dropped with its faces (their person
-            # and its name stay; the new content's faces are found and placed anew).
-            conn.execute(
-                """
-                DELETE FROM images i WHERE i.id = %s
-                  AND NOT EXISTS (SELECT 1 FROM image_paths p WHERE p.image_id = i.id)
-                """,
-                (previous[0],),
-            )
+        dropped: list[tuple[int, str]] = []
+        if previous and previous[0] != image_id and not conn.execute(
+                "SELECT 1 FROM image_paths WHERE image_id = %s", (previous[0],)).fetchone():
+            # The file's image data changed, and no path shows the old content any more:
+            # it is gone from the library, dropped with its faces (their person and its
+            # name stay; the new content's faces are found and placed anew). What those
+            # faces held is said, never dropped silently.
+            dropped = decisions_on_image(conn, int(previous[0]))
+            conn.execute("DELETE FROM images WHERE id = %s", (previous[0],))
         conn.execute("DELETE FROM catalogue_failures WHERE path_bytes = %s", (raw,))
-        saved.append(SavedFile(image_id, new, bool(previous and previous[0] == image_id)))
+        saved.append(SavedFile(image_id, new, bool(previous and previous[0] == image_id),
+                               new_metadata=retagged, dropped=dropped))
     return saved
+
+
+def _retag_image(conn: psycopg.Connection, image_id: int, f: CataloguedFile) -> None:
+    """The same image data in new bytes: new sha256, size and metadata. Faces stay; a
+    new orientation turns their boxes with the picture."""
+    row = conn.execute("SELECT orientation, width, height FROM images WHERE id = %s",
+                       (image_id,)).fetchone()
+    assert row is not None
+    _set_metadata(conn, image_id, f, sha256=f.sha256, size=f.size)
+    before, after = row[0] or 1, f.orientation or 1
+    if before != after and row[1] and row[2]:
+        reorient_faces(conn, image_id, before, after, (int(row[1]), int(row[2])))
+
+
+def reorient_faces(conn: psycopg.Connection, image_id: int, before: int, after: int,
+                   shown: tuple[int, int]) -> None:
+    """Move the image's face boxes and landmarks from the frame of EXIF orientation
+    ``before`` (shown as ``shown`` = width, height) to that of ``after``. What was
+    measured in the old frame (pHash, quality, crops) is dropped, to be measured again."""
+    faces = conn.execute(
+        "SELECT id, x1, y1, x2, y2, landmarks FROM face_detections WHERE image_id = %s",
+        (image_id,)).fetchall()
+    moved = []
+    for face_id, x1, y1, x2, y2, landmarks in faces:
+        box, points = turn_box((x1, y1, x2, y2), landmarks, before, after, shown)
+        moved.append((*box, points, face_id))
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE face_detections SET x1 = %s, y1 = %s, x2 = %s, y2 = %s, "
+                        "landmarks = %s WHERE id = %s", moved)
+    conn.execute("DELETE FROM image_hashes WHERE image_id = %s", (image_id,))
+    conn.execute("DELETE FROM face_quality WHERE face_id = ANY(%s)",
+                 ([face[0] for face in faces],))
+
+
+def _set_metadata(conn: psycopg.Connection, image_id: int, f: CataloguedFile, *,
+                  sha256: str | None = None, size: int | None = None) -> None:
+    lat, lon, alt = f.gps
+    make, model = f.camera
+    conn.execute(
+        """
+        UPDATE images SET status = 'ok', error = NULL, attempts = attempts + 1,
+            format = %s, width = %s, height = %s, taken_at = %s, gps_lat = %s, gps_lon = %s,
+            gps_alt = %s, camera_make = %s, camera_model = %s, orientation = %s,
+            exif = %s, image_hash = %s, sha256 = coalesce(%s, sha256),
+            size_bytes = coalesce(%s, size_bytes), updated_at = now()
+        WHERE id = %s
+        """,
+        (f.format, f.width, f.height, f.taken_at, lat, lon, alt, make, model, f.orientation,
+         json.dumps(f.exif) if f.exif else None, f.image_hash, sha256, size, image_id),
+    )
 
 
 def _upsert_image(conn: psycopg.Connection, f: CataloguedFile) -> tuple[int, bool]:
@@ -126,6 +207,9 @@ def _upsert_image(conn: psycopg.Connection, f: CataloguedFile) -> tuple[int, boo
     assert row is not None  # INSERT … ON CONFLICT DO UPDATE … RETURNING yields a row
     image_id, status, inserted = int(row[0]), str(row[1]), bool(row[2])
     if status == "ok":
+        if f.image_hash is not None:  # catalogued before rbv kept the image-data hash
+            conn.execute("UPDATE images SET image_hash = %s WHERE id = %s "
+                         "AND image_hash IS NULL", (f.image_hash, image_id))
         return image_id, False
     if f.error is not None:
         conn.execute(
@@ -137,19 +221,7 @@ def _upsert_image(conn: psycopg.Connection, f: CataloguedFile) -> tuple[int, boo
             (f.error, f.format, image_id),
         )
         return image_id, inserted
-    lat, lon, alt = f.gps
-    make, model = f.camera
-    conn.execute(
-        """
-        UPDATE images SET status = 'ok', error = NULL, attempts = attempts + 1,
-            format = %s, width = %s, height = %s, taken_at = %s, gps_lat = %s, gps_lon = %s,
-            gps_alt = %s, camera_make = %s, camera_model = %s, orientation = %s,
-            exif = %s, updated_at = now()
-        WHERE id = %s
-        """,
-        (f.format, f.width, f.height, f.taken_at, lat, lon, alt, make, model, f.orientation,
-         json.dumps(f.exif) if f.exif else None, image_id),
-    )
+    _set_metadata(conn, image_id, f)
     return image_id, True
 
 

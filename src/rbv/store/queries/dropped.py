@@ -1,0 +1,41 @@
+"""What the faces of an image held, said before the image is dropped (its file now
+shows other image data): nothing the user decided goes without a line."""
+
+from __future__ import annotations
+
+import psycopg
+
+
+def decisions_on_image(conn: psycopg.Connection, image_id: int) -> list[tuple[int, str]]:
+    """(face id, what it held) for each face of the image that was in a named person,
+    placed by hand, rejected from a person, or linked `same`/`different`."""
+    rows = conn.execute(
+        """
+        SELECT f.id, n.name, f.assigned_by = 'manual',
+               (SELECT array_agg(coalesce(rn.name, r.person_id::text) ORDER BY 1)
+                FROM person_rejections r LEFT JOIN person_names rn
+                  ON rn.person_id = r.person_id WHERE r.face_id = f.id),
+               (SELECT array_agg(CASE WHEN l.face_a = f.id THEN l.face_b ELSE l.face_a END
+                                 ORDER BY 1)
+                FROM must_links l WHERE f.id IN (l.face_a, l.face_b)),
+               (SELECT array_agg(CASE WHEN l.face_a = f.id THEN l.face_b ELSE l.face_a END
+                                 ORDER BY 1)
+                FROM cannot_links l WHERE f.id IN (l.face_a, l.face_b))
+        FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id
+        WHERE f.image_id = %s ORDER BY f.id
+        """,
+        (image_id,),
+    ).fetchall()
+    out = []
+    for face_id, name, manual, rejected, same, different in rows:
+        held = []
+        if name is not None:
+            held.append(f"{'placed by hand in' if manual else 'in'} {name!r}")
+        elif manual:
+            held.append("placed by hand in an unnamed person")
+        held += [f"rejected from {r!r}" for r in rejected or []]
+        held += [f"linked 'same' with face {o}" for o in same or []]
+        held += [f"linked 'different' with face {o}" for o in different or []]
+        if held:
+            out.append((int(face_id), ", ".join(held)))
+    return out
