@@ -60,7 +60,7 @@ def main() -> int:
                 first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
                 notes = "\n".join(getattr(exc, "__notes__", []))  # the shrunk sequence
                 failures.setdefault(first, f"{exc}\n{notes}")
-                print(f"FAILURE: {first}", flush=True)
+                print(f"FAILURE: {exc}\n{notes}", flush=True)
             minutes = (time.perf_counter() - started) / 60
             print(f"{env.sequences:,} sequences, {env.steps:,} steps, {minutes:.1f} min, "
                   f"{len(failures)} distinct failure(s)", flush=True)

@@ -92,14 +92,14 @@ def test_decisions_hold_after_every_run(run) -> None:  # type: ignore[no-untyped
         assert out[a] == out[b] or manual[a] or manual[b]
     # a name stays on the person holding most of its faces, except those the user's links
     # place: a face linked `same` with a face rejected from a person is not that person
-    # either, and one linked with faces placed by hand is theirs
+    # either, and one linked with faces placed by hand in another person is that one's
     component = _components(len(labels), must)
     not_theirs = {(component[i], p) for i, p in rejected}
-    placed = {component[i] for i in range(len(labels)) if manual[i] and former[i]}
+    placed = {component[i]: former[i] for i in range(len(labels)) if manual[i] and former[i]}
     for person in named:
         held = Counter(out[i] for i in range(len(labels))
                        if former[i] == person and (component[i], person) not in not_theirs
-                       and (manual[i] or component[i] not in placed))
+                       and placed.get(component[i], person) == person)
         if held:
             assert held[person] == max(held.values()), (person, held)
 

@@ -51,15 +51,16 @@ def follow_faces(
     cannot: Sequence[tuple[int, int]] = (),
     rejected: set[tuple[int, Person]] | None = None,
     named: set[Person] | None = None,
-    new_id: Callable[[], Person] = uuid.uuid4,
+    new_id: Callable[[], Person] | None = None,
 ) -> list[Person]:
     """The person of every face (row) after a run that clustered them into ``labels``.
 
     ``former``: each face's person before the run (None: it had none); ``manual``: placed
     by hand (kept where it is); ``must``/``cannot``: ``same``/``different`` links between
     rows; ``rejected``: (row, person) pairs the user said "not this person" to;
-    ``named``: the persons with a name.
+    ``named``: the persons with a name; ``new_id``: draws new persons' ids (uuid4).
     """
+    new_id = new_id or uuid.uuid4
     labels = np.asarray(labels, np.int64)
     n = len(labels)
     rejected = rejected or set()
