@@ -44,6 +44,16 @@ def _person(body: dict[str, Any], key: str = "person") -> uuid.UUID:
         raise ConfigError(f"{key} is not a person id") from None
 
 
+def _persons(body: dict[str, Any], key: str) -> list[uuid.UUID]:
+    values = body.get(key)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{key} must be a list of person ids")
+    try:
+        return [uuid.UUID(v) for v in values]
+    except ValueError:
+        raise ConfigError(f"{key} holds something that is not a person id") from None
+
+
 class Actions:
     def __init__(self, db: Database, queue: SuggestionQueue) -> None:
         self.db = db
@@ -53,6 +63,7 @@ class Actions:
             "move": self.move, "new": self.new_person, "same": self.same,
             "hide": self.hide, "unhide": self.unhide, "accept": self.accept,
             "dismiss": self.dismiss, "skip": self.skip, "undo": self.undo,
+            "grid": self.grid,
         }
 
     def run(self, action: str, body: dict[str, Any]) -> Answer:
@@ -127,6 +138,11 @@ class Actions:
 
     def dismiss(self, body: dict[str, Any]) -> Answer:
         return self._done(*self.queue.dismiss(_person(body, "keep"), _person(body, "other")))
+
+    def grid(self, body: dict[str, Any]) -> Answer:
+        """"Which of these are KEEP?": ``same`` (those ticked) of ``shown``."""
+        return self._done(*self.queue.answer_grid(
+            _person(body, "keep"), _persons(body, "same"), _persons(body, "shown")))
 
     def skip(self, body: dict[str, Any]) -> Answer:
         return {"message": self.queue.skip(_person(body, "keep"), _person(body, "other")),

@@ -138,6 +138,12 @@ class Pages:
         return self.html("suggestion.html", "Same person?",
                          templates.suggestion(pair, waiting))
 
+    def grid(self) -> Response:
+        grid, waiting = self.queue.next_grid()
+        title = f"Which of these are {templates.label(grid.keep.id, grid.keep.name)}?" \
+            if grid is not None else "Which of these are the same person?"
+        return self.html("grid.html", title, templates.grid(grid, waiting))
+
     def history(self) -> Response:
         return self.html("history.html", "History",
                          templates.history(edit_log.history(self.db, 100)))

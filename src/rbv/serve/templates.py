@@ -9,12 +9,15 @@ from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from rbv.jobs.persons.review import ReviewReport
-from rbv.serve.queue import Pair
+from rbv.serve.queue import Grid, Pair
 from rbv.store.queries.edits import EditRow
 from rbv.store.queries.review_pages import PeopleFilter, PersonTile, Photo
 from rbv.web.templating import label, render
 
 __all__ = ["label", "page"]
+
+UNLIKELY = 0.5
+"""Below this score a suggestion is shown with a note that it is less likely."""
 
 
 def page(template: str, title: str, token: str, notice: str = "", **values: object) -> str:
@@ -44,7 +47,16 @@ def person(report: ReviewReport, limit: int) -> dict[str, object]:
 def suggestion(pair: Pair | None, note: str = "") -> dict[str, object]:
     """The pair to show; a ``note`` when the ranking is older than the library or still
     being made (then, with nothing to show, the page reloads itself)."""
-    return {"pair": pair, "note": note, "reload": 3 if note and pair is None else 0}
+    return {"pair": pair, "note": note, "reload": 3 if note and pair is None else 0,
+            "unlikely": pair is not None and pair.suggestion.probability < UNLIKELY}
+
+
+def grid(grid: Grid | None, note: str = "") -> dict[str, object]:
+    """The grid to show (as :func:`suggestion`); ``unlikely``: candidates shown though
+    under even odds, said on the page."""
+    unlikely = sum(c.probability < UNLIKELY for c in grid.candidates) if grid else 0
+    return {"g": grid, "note": note, "unlikely": unlikely,
+            "reload": 3 if note and grid is None else 0}
 
 
 def history(rows: Sequence[EditRow]) -> dict[str, object]:

@@ -16,7 +16,7 @@ from rbv.cluster.defaults import Method
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.persons.edit_log import Edit, logged_edit
 from rbv.jobs.persons.overrides import overridden, settle
-from rbv.store.queries import contradictions
+from rbv.store.queries import contradictions, links
 from rbv.store.queries import persons as store
 from rbv.store.server.connection import Database
 
@@ -90,17 +90,45 @@ def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
                  {"sources": list(source_refs), "override": override},
                  dry_run=dry_run) as (conn, target, edit):
         sources = [store.resolve_person(conn, r) for r in source_refs]
-        if target in sources:
-            raise ConfigError(f"cannot merge person {target} into itself; name other persons "
-                              "to merge into it")
-        _refuse_photo_clashes(conn, target, store.faces_of_persons(conn, sources))
-        overrides = settle(conn, contradictions.merging(conn, [target, *sources]),
-                           override=override, refusal="merging would put together what "
-                           "earlier decisions keep apart")
-        moved = store.merge_persons(conn, target, sources)
-        contradictions.carry_rejections(conn, target, sources)
+        moved, overrides = _merge_into(conn, target, sources, override=override)
         edit.summary = (f"merged {', '.join(map(str, sources))} into {target}: "
                         f"{moved:,} faces moved" + _overriding(overrides))
+    return Edited(target, moved, overrides, edit.logged_id)
+
+
+def _merge_into(conn: psycopg.Connection, target: uuid.UUID, sources: list[uuid.UUID], *,
+                override: bool) -> tuple[int, str]:
+    """Faces moved, and the earlier decisions the merge overrode (in words)."""
+    if target in sources:
+        raise ConfigError(f"cannot merge person {target} into itself; name other persons "
+                          "to merge into it")
+    _refuse_photo_clashes(conn, target, store.faces_of_persons(conn, sources))
+    overrides = settle(conn, contradictions.merging(conn, [target, *sources]),
+                       override=override, refusal="merging would put together what "
+                       "earlier decisions keep apart")
+    moved = store.merge_persons(conn, target, sources)
+    contradictions.carry_rejections(conn, target, sources)
+    return moved, overrides
+
+
+def answer_grid(db: Database, target_ref: str, same: Sequence[str],
+                different: Sequence[tuple[int, int]]) -> Edited:
+    """One answer to "which of these are TARGET?", as one edit: the persons ticked
+    (``same``) are merged into it; each one left unticked is another person, kept apart
+    by a "different" link between the two faces shown (``different``: target's face,
+    its face), as ``rbv faces different`` makes (pairs linked as one person are left as
+    they are). Refused, changing nothing, where the merge would be."""
+    with editing(db, target_ref, "persons grid",
+                 {"same": list(same), "different": [list(p) for p in different]},
+                 ) as (conn, target, edit):
+        sources = [store.resolve_person(conn, r) for r in same]
+        moved, overrides = _merge_into(conn, target, sources, override=False) \
+            if sources else (0, "")
+        apart = [(a, b) for a, b in different
+                 if b not in links.same_person_group(conn, [a])]
+        added = links.add_links(conn, False, apart)
+        edit.summary = (f"{len(sources)} person(s) merged into {target} ({moved:,} faces), "
+                        f"{added} marked as other people" + _overriding(overrides))
     return Edited(target, moved, overrides, edit.logged_id)
 
 

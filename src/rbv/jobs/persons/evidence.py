@@ -16,7 +16,12 @@ import psycopg
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Method
 from rbv.cluster.person_split import SplitTest, split_test
-from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
+from rbv.cluster.suggestions import (
+    CANDIDATE_K,
+    FaceFit,
+    least_typical_first,
+    suggest_merges,
+)
 from rbv.jobs.grouping.cluster import estimate_impostor
 from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import load_faces
@@ -97,18 +102,18 @@ class Suggestion:
 
 
 def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
-                      limit: int | None, min_score: float = DEFAULT_MIN_SCORE
-                      ) -> list[Suggestion]:
-    """Ranked merge suggestions scoring at least ``min_score``, strongest first. The
-    merge keeps the named person (else the one with more faces), so a name is never
-    lost."""
+                      limit: int | None, min_score: float = DEFAULT_MIN_SCORE, *,
+                      k: int = CANDIDATE_K) -> list[Suggestion]:
+    """Ranked merge suggestions scoring at least ``min_score``, strongest first, among
+    each person's ``k`` nearest persons. The merge keeps the named person (else the one
+    with more faces), so a name is never lost."""
     index = {p.id: i for i, p in enumerate(evidence.persons)}
     forbidden = {(min(index[one], index[two]), max(index[one], index[two]))
                  for one, two in person_conflicts(conn, evidence.pack.id)
                  if one in index and two in index}
     ranked = suggest_merges(evidence.faces.embeddings, evidence.codes,
                             evidence.faces.image_ids, evidence.model, forbidden=forbidden,
-                            limit=limit, min_probability=min_score)
+                            k=k, limit=limit, min_probability=min_score)
     out: list[Suggestion] = []
     for m in ranked:
         if m.probability < min_score:

@@ -95,6 +95,8 @@ document.querySelectorAll('input[list="names"]').forEach(input => {
 
 // --- buttons ------------------------------------------------------------------------
 const pair = document.querySelector(".pair");
+const grid = document.querySelector(".candidates");
+const ticks = () => Array.from(document.querySelectorAll(".candidate input"));
 const buttons = {
   name: () => act("name", {person: head.dataset.person, name: value("rename")}),
   merge: () => act("merge", {person: head.dataset.person, source: value("merge-in")}),
@@ -107,6 +109,8 @@ const buttons = {
   accept: () => act("accept", {keep: pair.dataset.keep, other: pair.dataset.other}),
   dismiss: () => act("dismiss", {keep: pair.dataset.keep, other: pair.dataset.other}),
   skip: () => act("skip", {keep: pair.dataset.keep, other: pair.dataset.other}),
+  grid: () => act("grid", {keep: grid.dataset.keep, same: ticks().filter(t => t.checked).map(t => t.value),
+                           shown: ticks().map(t => t.value)}),
 };
 document.querySelectorAll("[data-act]").forEach(b => b.addEventListener("click", () => buttons[b.dataset.act]()));
 document.querySelectorAll("[data-face-act]").forEach(b => b.addEventListener("click", () => {
@@ -120,7 +124,8 @@ document.querySelectorAll("[data-undo]").forEach(b => b.addEventListener("click"
 document.addEventListener("keydown", event => {
   if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName) || event.ctrlKey || event.metaKey) return;
   const keys = pair ? {y: "accept", n: "dismiss", s: "skip"} : {};
-  if (keys[event.key]) { buttons[keys[event.key]](); }
+  if (grid && event.key === "Enter") { buttons.grid(); }
+  else if (keys[event.key]) { buttons[keys[event.key]](); }
   else if (event.key === "u") {
     const undo = document.getElementById("toast-undo");
     if (undo && !toastBox.hidden) undo.click();

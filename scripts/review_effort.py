@@ -1,0 +1,312 @@
+"""How many clicks a person needs to make a library right in ``rbv serve``'s review queue.
+
+FOLDER is indexed (into a scratch data directory, kept: photos are indexed once) and
+clustered with the shipped defaults; then a truthful simulated user answers the web
+page's "Same person?" prompts through the page's own code (serve's SuggestionQueue:
+the same ranking as ``rbv persons suggest``), from the labels: in "which of these are
+X?" grids (the default) it ticks each person whose labelled faces are mostly X's
+identity (one click each) and presses Done (one click); in "same person?" pairs
+(``--prompt pair``) it says yes when the two persons' labelled faces are mostly of one
+identity, no when of two; it skips (one click) when a person has no labelled face.
+After each click, pairwise and BCubed F over the labelled faces (each labelled photo's
+largest face) are measured.
+
+Prints F after 0, 25, 50, 100, 200, 400 clicks, the clicks needed to reach F 0.90 /
+0.95 / 0.99, how reliable the probabilities shown were (pairs shown at probability p vs
+how often they were one person), and every change the page made that the user did not
+ask for (a merge of anything but the pair answered "yes", a face moved by a "no").
+
+    uv run python scripts/review_effort.py ../shared/data/family
+    uv run python scripts/review_effort.py ../shared/data/faces --labels ../shared/data/labels.csv
+    uv run python scripts/review_effort.py ../shared/data/lfw_many --clicks 100 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rbv.cluster.evaluation import label_main_faces, read_labels
+from rbv.cluster.metrics import bcubed, pairwise
+from rbv.config import Settings
+from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.grouping.eval import faces_under
+from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.index import run_index
+from rbv.serve.queue import SuggestionQueue
+from rbv.store import Database, open_database
+from rbv.store.queries.assignments import faces_with_paths, load_faces
+from rbv.store.queries.pack_lookup import find_pack
+from rbv.store.server.migrations import apply_pending
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CHECKPOINTS = (0, 25, 50, 100, 200, 400)
+TARGETS = (0.90, 0.95, 0.99)
+
+# Everything a review decides, cleared before each run: the run starts from the clustering.
+RESET = """
+UPDATE face_detections SET person_id = NULL, assigned_by = NULL;
+DELETE FROM persons;
+DELETE FROM must_links; DELETE FROM cannot_links; DELETE FROM person_rejections;
+DELETE FROM person_edits;
+"""
+
+
+@dataclass
+class Session:
+    """What the simulated user has done and seen."""
+
+    clicks: int = 0
+    answers: Counter[str] = field(default_factory=Counter)
+    curve: list[dict[str, float]] = field(default_factory=list)
+    shown: list[tuple[float, bool]] = field(default_factory=list)  # (probability, same)
+    unasked: list[str] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)  # answer → next prompt, seconds
+
+
+def prepare(db: Database, settings: Settings, pack_name: str, folder: Path) -> None:
+    """Index FOLDER (a re-run finds it indexed) and cluster it afresh with the defaults."""
+    run_index(db, settings, [folder], analyzer=load_face_analyzer(settings))
+    with db.connect() as conn:
+        conn.execute(RESET)
+    cluster_pack(db, pack_name, ClusterOptions(full=True))
+
+
+def truth_of(db: Database, pack_name: str, folder: Path, labels_csv: Path | None
+             ) -> dict[int, str]:
+    """Face id → identity, for each labelled photo's main face."""
+    with db.connect() as conn:
+        pack = find_pack(conn, pack_name)
+        faces = load_faces(conn, pack)
+        paths = faces_with_paths(conn, pack)
+    inside = faces_under(paths, folder)
+    truth, _ = label_main_faces(faces, [p for p in paths if p[0] in inside],
+                                read_labels(folder, labels_csv))
+    return {int(f): t for f, t in zip(faces.ids.tolist(), truth.tolist(), strict=True)
+            if t is not None}
+
+
+def persons_now(db: Database, pack_name: str) -> dict[int, uuid.UUID | None]:
+    with db.connect() as conn:
+        faces = load_faces(conn, find_pack(conn, pack_name))
+    return dict(zip(faces.ids.tolist(), faces.person_ids, strict=True))
+
+
+def scores(person_of: dict[int, uuid.UUID | None], truth: dict[int, str]) -> dict[str, float]:
+    ids = sorted(truth)
+    codes: dict[object, int] = {}
+    # a face with no person is alone
+    predicted = [codes.setdefault(person_of.get(f) or ("alone", f), len(codes)) for f in ids]
+    names = {t: i for i, t in enumerate(sorted(set(truth.values())))}
+    actual = [names[truth[f]] for f in ids]
+    return {"pairwise_f": round(pairwise(predicted, actual).f1, 4),
+            "bcubed_f": round(bcubed(predicted, actual).f1, 4)}
+
+
+def identity(person: uuid.UUID, person_of: dict[int, uuid.UUID | None],
+             truth: dict[int, str]) -> str | None:
+    """What the user sees a person as: the identity most of its labelled faces have."""
+    seen = Counter(truth[f] for f, p in person_of.items() if p == person and f in truth)
+    return seen.most_common(1)[0][0] if seen else None
+
+
+def changed(before: dict[int, uuid.UUID | None], after: dict[int, uuid.UUID | None]
+            ) -> dict[int, tuple[uuid.UUID | None, uuid.UUID | None]]:
+    return {f: (p, after.get(f)) for f, p in before.items() if after.get(f) != p}
+
+
+def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: int
+                 ) -> Session:
+    """Answer the page's "which of these are X?" grids truthfully (tick each person who
+    is X: one click each; then Done: one click) until ``clicks`` or the queue runs dry.
+    The user takes longer than a fresh ranking, so each grid comes from the ranking
+    made after the last answer."""
+    session = Session()
+    queue = SuggestionQueue(db, pack_name)
+    person_of = persons_now(db, pack_name)
+    session.curve.append({"clicks": 0, **scores(person_of, truth)})
+    while session.clicks < clicks:
+        queue.warm().join()
+        started = time.perf_counter()
+        grid, _note = queue.next_grid()
+        session.waits.append(time.perf_counter() - started)
+        if grid is None:
+            break
+        anchor = identity(grid.keep.id, person_of, truth)
+        shown = [c.person.id for c in grid.candidates]
+        if anchor is None:  # the user cannot tell from the labels: skipped, one click
+            for other in shown:
+                queue.skip(grid.keep.id, other)
+            session.clicks += 1
+            session.answers["skip"] += 1
+            session.curve.append({**session.curve[-1], "clicks": session.clicks})
+            continue
+        same = []
+        for c in grid.candidates:
+            theirs = identity(c.person.id, person_of, truth)
+            if theirs is not None:
+                session.shown.append((c.probability, theirs == anchor))
+            if theirs == anchor:
+                same.append(c.person.id)
+        queue.answer_grid(grid.keep.id, same, shown)
+        after = persons_now(db, pack_name)
+        asked = {f for f, p in person_of.items() if p in same}
+        _unasked(session, person_of, after, asked, grid.keep.id, "grid")
+        person_of = after
+        for _ in range(len(same) + 1):  # each tick, then Done
+            session.clicks += 1
+            session.curve.append({"clicks": session.clicks, **scores(person_of, truth)})
+        session.answers["ticked"] += len(same)
+        session.answers["grids"] += 1
+    return session
+
+
+def _unasked(session: Session, before: dict[int, uuid.UUID | None],
+             after: dict[int, uuid.UUID | None], asked: set[int], keep: uuid.UUID,
+             answer: str) -> None:
+    """Every face that moved but was not in a person the user said is ``keep``."""
+    for face, (was, now) in changed(before, after).items():
+        if face not in asked or now != keep:
+            session.unasked.append(f"click {session.clicks} ({answer}): face {face} "
+                                   f"{was} -> {now}")
+
+
+def review_pairs(db: Database, pack_name: str, truth: dict[int, str], clicks: int
+                 ) -> Session:
+    """Answer the page's "same person?" pairs truthfully until ``clicks`` or the queue
+    runs dry."""
+    session = Session()
+    queue = SuggestionQueue(db, pack_name)
+    person_of = persons_now(db, pack_name)
+    session.curve.append({"clicks": 0, **scores(person_of, truth)})
+    while session.clicks < clicks:
+        started = time.perf_counter()
+        pair, note = queue.next_or_waiting()
+        if pair is None and note:  # ranking (the page reloads by itself): wait for it
+            queue.warm().join()
+            pair, note = queue.next_or_waiting()
+        session.waits.append(time.perf_counter() - started)
+        if pair is None:
+            break
+        s = pair.suggestion
+        keep, other = identity(s.keep.id, person_of, truth), identity(s.other.id, person_of,
+                                                                      truth)
+        if keep is None or other is None:
+            queue.skip(s.keep.id, s.other.id)
+            answer = "skip"
+        else:
+            session.shown.append((s.probability, keep == other))
+            if keep == other:
+                queue.accept(s.keep.id, s.other.id)
+                answer = "yes"
+            else:
+                queue.dismiss(s.keep.id, s.other.id)
+                answer = "no"
+        session.clicks += 1
+        session.answers[answer] += 1
+        after = persons_now(db, pack_name)
+        asked = ({f for f, p in person_of.items() if p == s.other.id} if answer == "yes"
+                 else set())
+        _unasked(session, person_of, after, asked, s.keep.id, answer)
+        person_of = after
+        session.curve.append({"clicks": session.clicks, **scores(person_of, truth)})
+    return session
+
+
+def reliability(shown: list[tuple[float, bool]]) -> list[dict[str, float]]:
+    """Pairs shown at probability p against how often they were one person, by bins."""
+    edges = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0001)
+    out = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        inside = [same for p, same in shown if lo <= p < hi]
+        if inside:
+            mean_p = float(np.mean([p for p, _ in shown if lo <= p < hi]))
+            out.append({"from": lo, "to": min(hi, 1.0), "pairs": len(inside),
+                        "shown_p": round(mean_p, 3),
+                        "same": round(sum(inside) / len(inside), 3)})
+    return out
+
+
+def summary(session: Session) -> dict[str, object]:
+    curve = session.curve
+    at = {c: next((p for p in reversed(curve) if p["clicks"] <= c), curve[-1])
+          for c in CHECKPOINTS}
+    clicks_to = {f"{t:.2f}": next((int(p["clicks"]) for p in curve if p["pairwise_f"] >= t),
+                                  None) for t in TARGETS}
+    waits = sorted(session.waits[1:]) or [0.0]
+    return {"clicks": session.clicks, "answers": dict(session.answers),
+            "at": {str(c): at[c] for c in CHECKPOINTS}, "clicks_to": clicks_to,
+            "curve": curve, "reliability": reliability(session.shown),
+            "unasked_changes": session.unasked,
+            "next_prompt_p95_s": round(float(np.percentile(waits, 95)), 4)}
+
+
+def report(name: str, faces: int, out: dict[str, object]) -> None:
+    print(f"\n{name}: {faces:,} labelled faces; {out['clicks']} clicks "
+          f"({', '.join(f'{k} {v}' for k, v in out['answers'].items())})")  # type: ignore[attr-defined]
+    print(f"{'clicks':>7} {'pairwise F':>11} {'BCubed F':>9}")
+    for c, p in out["at"].items():  # type: ignore[attr-defined]
+        print(f"{c:>7} {p['pairwise_f']:>11.3f} {p['bcubed_f']:>9.3f}"
+              + ("" if p["clicks"] == int(c) else f"  (queue ran dry at {p['clicks']})"))
+    print("clicks to pairwise F " + ", ".join(
+        f"{t}: {n if n is not None else 'not reached'}"
+        for t, n in out["clicks_to"].items()))  # type: ignore[attr-defined]
+    print(f"{'shown p':>12} {'pairs':>6} {'mean p':>7} {'same':>6}")
+    for row in out["reliability"]:  # type: ignore[attr-defined]
+        print(f"{row['from']:>5.2f}-{row['to']:<5.2f} {row['pairs']:>6} {row['shown_p']:>7.3f} "
+              f"{row['same']:>6.3f}")
+    unasked = out["unasked_changes"]
+    print(f"changes the user did not ask for: {len(unasked)}")  # type: ignore[arg-type]
+    for line in unasked[:10]:  # type: ignore[index]
+        print(f"  {line}")
+    print(f"answer -> next prompt, p95: {out['next_prompt_p95_s']:.3f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="labels.csv (path,identity); default: FOLDER/labels.csv")
+    parser.add_argument("--clicks", type=int, default=400, help="clicks at most")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--prompt", choices=("grid", "pair"), default="grid",
+                        help="answer the page's grids (default) or its pairs")
+    parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
+    parser.add_argument("--data", type=Path, default=None,
+                        help="scratch data directory (kept; default: one per FOLDER in /tmp)")
+    args = parser.parse_args()
+    folder = args.folder.absolute()
+    if not folder.is_dir():
+        print(f"Error: {folder} is not a folder", file=sys.stderr)
+        return 2
+    key = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
+    data = args.data or Path("/tmp") / f"rbv-review-effort-{folder.name}-{key}"
+    settings = Settings(data_dir=data, model_pack=args.pack)
+    db = open_database(settings, require_schema=False)
+    apply_pending(db)
+    started = time.perf_counter()
+    pack_name = Path(args.pack).name
+    prepare(db, settings, pack_name, folder)
+    truth = truth_of(db, pack_name, folder, args.labels)
+    review = review_grids if args.prompt == "grid" else review_pairs
+    session = review(db, pack_name, truth, args.clicks)
+    out = summary(session)
+    report(folder.name, len(truth), out)
+    print(f"({time.perf_counter() - started:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps({"folder": str(folder), **out}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
