@@ -8,6 +8,9 @@ from rich import box
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
+
+from rbv.errors import printable
 
 
 def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[str] = (),
@@ -18,8 +21,13 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     order. Then every column gets its longest word where there is room, and cells wrap
     between words; where there is not, the widest columns not named in ``whole`` (ids
     users copy) are narrowed and their long words folded onto the next line, never
-    shortened."""
+    shortened.
+
+    Every cell and the title are shown as plain text with control characters escaped
+    (names and paths come from users and folders: an escape sequence in a folder's
+    name must not clear the screen, nor ``[red]`` in a name be read as a style)."""
     console = console or Console()
+    _plain(table)
     table.box = box.SIMPLE_HEAD  # no vertical rules: more room for the cells
     for column in table.columns:
         column.overflow = "fold"
@@ -45,6 +53,22 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
         # (a 36-character id) that would have fitted
         column.width = width + extra
     console.print(table)
+
+
+def _plain(table: Table) -> None:
+    for column in table.columns:
+        column._cells = [_text(cell) if isinstance(cell, str) else cell
+                         for cell in column._cells]
+    for part in ("title", "caption"):
+        value = getattr(table, part)
+        if isinstance(value, str):
+            setattr(table, part, _text(value))
+
+
+def _text(cell: str) -> Text:
+    """``cell`` as plain text, each line made printable (a cell may list paths, one a
+    line)."""
+    return Text("\n".join(printable(line) for line in cell.split("\n")))
 
 
 def narrowest(table: Table) -> int:
