@@ -178,6 +178,27 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
     return url
 
 
+def restart_embedded(data_dir: Path) -> str:
+    """Start the embedded server again for this process, which is attached to it, when
+    it stopped under it (killed, stopped by hand): what starting a command does, for a
+    long-running process (``rbv serve``) that carries on once it is back. Returns the
+    URL of rbv's database on it."""
+    pgdata = (data_dir / "pg").resolve()
+    server = _handles.get(pgdata)
+    if server is None:  # not started by this process: start (or attach) as commands do
+        return embedded_url(data_dir)
+    try:
+        with server._lock:  # type: ignore[attr-defined]
+            _drop_foreign_pid_file(pgdata)
+            server.ensure_postgres_running()  # type: ignore[attr-defined]
+            server.global_process_id_list.get_and_add(os.getpid())  # type: ignore[attr-defined]
+            record_start(pgdata, os.getpid())
+        url: str = server.get_uri(DATABASE_NAME)  # type: ignore[attr-defined]
+    except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+        raise EmbeddedServerError(_start_failure(pgdata, exc)) from None
+    return url
+
+
 _DISK_FULL_MARKS = ("no space left on device", "could not extend file", "disk full")
 _MIN_FREE_BYTES = 16 << 20  # less than this where the data lives: the server cannot start
 
