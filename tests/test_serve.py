@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
@@ -19,21 +17,12 @@ from tests.serve_client import (
     Client,
     face_ids,
     person_there,
-    serving,
     sign_in,
     twin_database,
 )
 from tests.serve_client import database_state as _state
 
 HOSTILE = '<script>console.error("pwned")</script> Ada & "Bob"'
-
-
-@pytest.fixture
-def served(cli, faces_settings: Settings, tmp_path: Path) -> Iterator[tuple[ReviewServer, Client]]:  # type: ignore[no-untyped-def]
-    url = str(faces_settings.database_url)
-    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
-    with serving(faces_settings, tmp_path / "cache") as pair:
-        yield pair
 
 
 def _persons(settings: Settings) -> list[tuple[str, str | None, int]]:

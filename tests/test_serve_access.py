@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -23,16 +22,7 @@ import pytest
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from rbv.serve.inputs import MAX_FACES
-from tests.conftest import run_cli
-from tests.serve_client import Client, Reply, face_ids, serving, sign_in
-
-
-@pytest.fixture
-def served(cli, faces_settings: Settings, tmp_path: Path) -> Iterator[tuple[ReviewServer, Client]]:  # type: ignore[no-untyped-def]
-    url = str(faces_settings.database_url)
-    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
-    with serving(faces_settings, tmp_path / "cache") as pair:
-        yield pair
+from tests.serve_client import Client, Reply, face_ids, sign_in
 
 
 def _rows(settings: Settings, query: str) -> list[tuple[object, ...]]:
