@@ -77,6 +77,8 @@ class Actions:
                             "message": f"{name_of(conn, other)!r} is another person. "
                                        "Merge this person into it?"}
         done = editing.name(self.db, str(person), new_name, force=bool(body.get("force")))
+        if done.edit_id is None:
+            return self._done(f"Named {new_name!r} already; nothing changed", None)
         return self._done(f"Named {new_name!r}", done.edit_id)
 
     def merge(self, body: dict[str, Any]) -> Answer:
