@@ -21,7 +21,8 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     order. Then every column gets its longest word where there is room, and cells wrap
     between words; where there is not, the widest columns not named in ``whole`` (ids
     users copy) are narrowed and their long words folded onto the next line, never
-    shortened.
+    shortened; when even that is not enough, the ``whole`` columns after the first are
+    too (the first ``whole`` column, an id, is never folded).
 
     Every cell and the title are shown as plain text with control characters escaped
     (names and paths come from users and folders: an escape sequence in a folder's
@@ -40,11 +41,15 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     room = console.width - (narrowest(table) - sum(_widths(c)[0] for c in table.columns))
     widths = [_widths(c)[0] for c in table.columns]
     narrowable = [i for i, c in enumerate(table.columns) if c.header not in whole]
-    while sum(widths) > room and narrowable:
-        widest = max(narrowable, key=lambda i: widths[i])
-        if widths[widest] <= 4:
-            break
-        widths[widest] -= 1
+    # then, for a word wider than the terminal (a 20,000-character name), the ``whole``
+    # columns but the first: that one (the id) is never folded
+    kept = [i for i, c in enumerate(table.columns) if c.header in whole[1:]]
+    for some in (narrowable, kept):
+        while sum(widths) > room and some:
+            widest = max(some, key=lambda i: widths[i])
+            if widths[widest] <= 4:
+                break
+            widths[widest] -= 1
     spare = room - sum(widths)
     for column, width in zip(table.columns, widths, strict=True):
         extra = max(0, min(spare, _widths(column)[1] - width))
