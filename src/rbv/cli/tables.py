@@ -41,15 +41,17 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     room = console.width - (narrowest(table) - sum(_widths(c)[0] for c in table.columns))
     widths = [_widths(c)[0] for c in table.columns]
     narrowable = [i for i, c in enumerate(table.columns) if c.header not in whole]
-    # then, for a word wider than the terminal (a 20,000-character name), the ``whole``
-    # columns but the first: that one (the id) is never folded
+    # then, for a word wider than the terminal (a long path, a 20,000-character name),
+    # the ``whole`` columns but the first: that one (the id) is never folded; headers
+    # fold ("simi / lari / ty") only when nothing else is left
     kept = [i for i, c in enumerate(table.columns) if c.header in whole[1:]]
-    for some in (narrowable, kept):
-        while sum(widths) > room and some:
-            widest = max(some, key=lambda i: widths[i])
-            if widths[widest] <= 4:
+    headed = [max(4, *(cell_len(w) for w in str(c.header).split())) for c in table.columns]
+    for some, floor in ((narrowable, headed), (kept, headed), (narrowable, [4] * len(widths))):
+        while sum(widths) > room:
+            wide = [i for i in some if widths[i] > floor[i]]
+            if not wide:
                 break
-            widths[widest] -= 1
+            widths[max(wide, key=lambda i: widths[i])] -= 1
     spare = room - sum(widths)
     for column, width in zip(table.columns, widths, strict=True):
         extra = max(0, min(spare, _widths(column)[1] - width))
