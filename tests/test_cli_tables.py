@@ -105,25 +105,6 @@ def test_stats_on_an_empty_database_says_so_and_runs_show_seconds(
                    f"{started:%H:%M:%S}", f"{finished:%H:%M:%S}"]
 
 
-def test_a_name_wider_than_the_terminal_folds_and_the_id_stays_whole(
-        cli, faces_settings: Settings) -> None:
-    """Issue 31 #8: a 20,000-character name wrapped the id column of `persons list`."""
-    url = str(faces_settings.database_url)
-    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
-    persons = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
-    long_name = "Ada" + "x" * 20_000
-    assert run_cli(cli, "-d", url, "persons", "name", persons[0]["id"], long_name
-                   ).exit_code == 0
-    shown = run_cli(cli, "-d", url, "persons", "list", env={"COLUMNS": "80"})
-    assert shown.exit_code == 0, shown.output
-    lines = shown.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 80
-    first = next(line for line in lines if "Adaxxx" in line).split()
-    assert persons[0]["id"].startswith(first[0]) and len(first[0]) >= 8, first
-    assert "".join(w for line in lines for w in line.split() if set(w) <= set("Adax")
-                   ) == long_name
-
-
 def test_persons_review_with_long_paths_keeps_ids_numbers_and_headers_whole(
         cli, settings: Settings, tmp_path: Path) -> None:
     """Issue 31 #8: with photo paths wider than the terminal, `persons review` at 80
