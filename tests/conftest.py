@@ -124,6 +124,18 @@ def faces_settings(pg_server: PasswordServer, faces_template: str, tmp_path: Pat
                     model_pack="scrfd_sface")
 
 
+@pytest.fixture
+def served(cli, faces_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """`rbv serve` (in this process) over the indexed library clustered at 0.7, and a
+    client signed in to it: (ReviewServer, tests.serve_client.Client)."""
+    from tests.serve_client import serving
+
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    with serving(faces_settings, tmp_path / "cache") as pair:
+        yield pair
+
+
 # --- import-folders: the identity folders of data/faces as named persons ---------------
 
 FOLDER_IDENTITIES = [*CLUSTER_IDENTITIES, "Joe_Biden", "Kit_Harington", "Rose_Leslie"]

@@ -34,15 +34,40 @@ class Reply:
         return json.loads(self.body)
 
 
+class _Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_staying = urllib.request.build_opener(_Stay)
+
+
+def sign_in(url: str) -> tuple[Reply, str]:
+    """Open ``url`` (the one ``rbv serve`` prints) as a browser's first visit does: its
+    answer (not followed) and the ``Cookie`` header the browser sends from then on."""
+    try:
+        with _staying.open(url, timeout=120) as r:
+            reply = Reply(r.status, r.read(), dict(r.headers))
+    except urllib.error.HTTPError as exc:
+        reply = Reply(exc.code, exc.read(), dict(exc.headers))
+    cookie = reply.headers.get("set-cookie") or reply.headers.get("Set-Cookie") or ""
+    return reply, cookie.split(";", 1)[0]
+
+
 class Client:
-    def __init__(self, server: ReviewServer) -> None:
+    """A client of the server: signed in (it opened the printed URL), unless
+    ``signed_in`` is False (another local user, who never saw that URL)."""
+
+    def __init__(self, server: ReviewServer, *, signed_in: bool = True) -> None:
         self.base = f"http://127.0.0.1:{server.port}"
         self.token = server.token
+        self.cookie = sign_in(server.url)[1] if signed_in else ""
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> Reply:
+        sent = {**({"Cookie": self.cookie} if self.cookie else {}), **(headers or {})}
         req = urllib.request.Request(self.base + path, data=body, method=method,
-                                     headers=headers or {})
+                                     headers=sent)
         try:
             with urllib.request.urlopen(req, timeout=120) as r:
                 return Reply(r.status, r.read(), dict(r.headers))

@@ -50,6 +50,16 @@ def test_persons_list_at_80_columns_shows_whole_short_ids_names_and_pack(
     named = next(line for line in lines if persons[0]["id"][:8] in line)
     assert LONG_NAME in named
     assert "persons of scrfd_sface" in result.stdout  # one pack: named once, in the title
+    # A name wider than the terminal folds; the ids stay whole (issue 31 #8: a
+    # 20,000-character name wrapped the id column)
+    wide = "Ada" + "x" * 20_000
+    assert run_cli(cli, "-d", url, "persons", "name", persons[0]["id"], wide).exit_code == 0
+    result = run_cli(cli, "-d", url, "persons", "list", env={"COLUMNS": "80"})
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for person in persons:
+        assert any(line.split()[:1] == [person["id"][:8]] for line in lines), person["id"]
+    assert "".join(w for line in lines for w in line.split() if set(w) <= set("Adax")) == wide
     stats = run_cli(cli, "-d", url, "stats", env={"COLUMNS": "80"})
     assert stats.exit_code == 0, stats.output
     assert "…" not in stats.stdout and "scrfd_sface " in stats.stdout

@@ -52,6 +52,20 @@ def test_psql_url_and_the_readme_agree_on_the_embedded_server(cli, settings: Set
             "`DATABASE_URL`: the embedded one stops when rbv exits)") in row
 
 
+def test_psql_passes_its_own_options_on(settings: Settings) -> None:
+    """Issue 31 #8: `rbv psql -At -c SQL` (psql's unaligned, tuples-only output, for
+    scripts) was refused as an unknown option."""
+    env = {**os.environ, "DATABASE_URL": str(settings.database_url)}
+    done = subprocess.run([sys.executable, "-m", "rbv", "psql", "-At", "-c",
+                           "SELECT 40 + 2, 'x'"], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "42|x\n", "")
+    done = subprocess.run([sys.executable, "-m", "rbv", "psql", "--csv", "-c",
+                           "SELECT 1 AS n"], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+    assert (done.returncode, done.stdout) == (0, "n\n1\n"), done.stderr
+
+
 def test_show_without_out_names_the_file_by_the_person_and_says_where_it_is(
         cli, faces_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = str(faces_settings.database_url)

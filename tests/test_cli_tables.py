@@ -103,3 +103,37 @@ def test_stats_on_an_empty_database_says_so_and_runs_show_seconds(
     finished = datetime.fromisoformat(runs[0]["finished_at"])
     assert row == [runs[0]["command"], runs[0]["status"], f"{started:%Y-%m-%d}",
                    f"{started:%H:%M:%S}", f"{finished:%H:%M:%S}"]
+
+
+def test_persons_review_with_long_paths_keeps_ids_numbers_and_headers_whole(
+        cli, settings: Settings, tmp_path: Path) -> None:
+    """Issue 31 #8: with photo paths wider than the terminal, `persons review` at 80
+    columns showed the photo column alone (ids, similarity and z empty), with shorter
+    ones it cut face ids ("30" / "4"), and at 100 columns its headers ("fac / e")."""
+    url = str(settings.database_url)
+    photos = sorted((FACES / "Barack_Obama").iterdir())[:4]
+    for i, photo in enumerate(photos):
+        folder = tmp_path / "lib" / (f"{i}_holiday_with_the_whole_family_at_the_seaside_" * 2)
+        folder.mkdir(parents=True)
+        (folder / photo.name).symlink_to(photo)
+    index = run_cli(cli, "-d", url, "index", str(tmp_path / "lib"), "--model-pack", str(PACK))
+    assert index.exit_code == 0, index.output
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    host = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)[0]["id"]
+    report = json.loads(run_cli(cli, "-d", url, "persons", "review", host, "--json").stdout)
+    assert len(report["faces"]) >= 2
+    for columns in (80, 100, 150):
+        shown = run_cli(cli, "-d", url, "persons", "review", host,
+                        env={"COLUMNS": str(columns)})
+        assert shown.exit_code == 0, shown.output
+        lines = [line.rstrip() for line in shown.stdout.splitlines()]
+        assert max(len(line) for line in lines) <= columns
+        header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["face"])
+        assert lines[header].split() in (["face", "similarity", "z", "photo"],
+                                         ["face", "similarity", "z", "doubtful", "photo"]
+                                         ), lines[header]
+        rows = [line.split() for line in lines[header + 2:] if line[:8].strip()]
+        assert [r[:3] for r in rows[:len(report["faces"])]] == [
+            [str(f["id"]), f"{f['similarity']:.2f}",
+             "-" if f["z"] is None or f["z"] == float("inf") else f"{f['z']:.1f}"]
+            for f in report["faces"]], (columns, lines)

@@ -112,3 +112,31 @@ def test_import_never_gives_a_person_two_faces_of_one_photo(cli, faces_settings:
                                "person_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1"
                                ).fetchall()
     assert doubled == []
+
+
+def test_names_and_paths_with_terminal_escapes_print_escaped(
+        cli, faces_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 31 #5: a folder named with escape sequences (clear the screen, set the
+    window title) becomes a person's name; `import-folders`' table, `persons list` and
+    `persons show` print it escaped, never raw to the terminal."""
+    import shutil
+
+    evil = "Evil\x1b[2J\x1b]0;pwned\x07[red]Name"
+    folder = tmp_path / evil
+    folder.mkdir()
+    for photo in sorted((FACES / FOLDER_IDENTITIES[0]).iterdir())[:3]:
+        shutil.copy(photo, folder / photo.name)
+    url = str(faces_settings.database_url)
+    printed = []
+    done = run_cli(cli, "-d", url, "import-folders", str(folder), "--model-pack", str(PACK))
+    assert done.exit_code == 0, done.output
+    printed.append(done.stdout)
+    listed = run_cli(cli, "-d", url, "persons", "list", "--json", "--limit", "0")
+    [person] = [p for p in json.loads(listed.stdout) if p["name"] == evil]
+    for args in (["persons", "list", "--limit", "0"], ["persons", "show", person["id"]]):
+        done = run_cli(cli, "-d", url, *args)
+        assert done.exit_code == 0, done.output
+        printed.append(done.stdout)
+    for out in printed:
+        assert not any(c in out for c in "\x1b\x07"), out
+        assert "Evil\\x1b[2J\\x1b]0;pwned\\x07[red]Name" in out.replace("\n", ""), out

@@ -150,6 +150,19 @@ def test_gallery_chunk_and_root_layouts_skip_thumbnails(
 def test_dry_run_writes_nothing(cli, settings: Settings) -> None:
     result = _index(cli, settings, str(MISC), "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "Would catalogue 29 of 29 files" in result.stdout
+    assert "Would catalogue 28 of 29 files (0 unchanged, 1 not images)" in result.stdout
     assert _rows(settings, "SELECT count(*) FROM images") == [(0,)]
     assert _rows(settings, "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_dry_run_counts_what_the_real_run_ignores(cli, settings: Settings,
+                                                  tmp_path: Path) -> None:
+    """Issue 31 #8: `index --dry-run` predicted "would catalogue 1" for a CSV that the
+    real run calls "not an image"; both now count it alike."""
+    shutil.copy(MISC / "annotations.csv", tmp_path / "notes.csv")
+    shutil.copy(next(p for p in sorted(MISC.iterdir()) if p.suffix == ".jpg"),
+                tmp_path / "a.jpg")
+    dry = json.loads(_index(cli, settings, str(tmp_path), "--dry-run", "--json").stdout)
+    real = json.loads(_index(cli, settings, str(tmp_path), "--json").stdout)
+    assert (dry["catalogue"]["new_images"], dry["catalogue"]["not_images"]) == (1, 1)
+    assert (real["catalogue"]["new_images"], real["catalogue"]["not_images"]) == (1, 1)

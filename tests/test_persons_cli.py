@@ -194,3 +194,48 @@ def test_split_by_default_separates_two_people_and_keeps_one_whole(
                   if who != name and after[f] in {after[g] for g, w in identity.items()
                                                   if w == name}}
         assert not others, f"{name} shares a person with another identity"
+
+
+def test_naming_a_person_its_own_name_changes_nothing_and_logs_no_edit(
+        cli, faces_settings: Settings) -> None:
+    """Issue 31 #8: renaming a person to the name it has was logged as an edit."""
+    url, persons = _setup(cli, faces_settings)
+    assert run_cli(cli, "-d", url, "persons", "name", persons[0]["id"], "Ada").exit_code == 0
+    again = run_cli(cli, "-d", url, "persons", "name", "Ada", " Ada ")
+    assert again.exit_code == 0, again.output
+    assert "already; nothing changed" in again.stdout
+    history = json.loads(run_cli(cli, "-d", url, "persons", "history", "--json").stdout)
+    assert [e["command"] for e in history] == ["persons name"]
+
+
+def test_an_edit_meeting_another_names_the_pack_and_when_the_other_began(
+        cli, faces_settings: Settings) -> None:
+    """Issue 31 #8: the refusal said "pack #1" and the time the other side's connection
+    was opened (for `rbv serve`'s kept connections, long before its edit began)."""
+    import re
+    from datetime import datetime
+
+    from rbv.store.server.connection import PooledDatabase
+    from rbv.store.server.locks import person_lock, server_now
+
+    url, persons = _setup(cli, faces_settings)
+    pooled = PooledDatabase(open_database(faces_settings))
+    with pooled.connect() as conn:
+        opened = server_now(conn).replace(microsecond=0)
+        pack_id, pack = conn.execute("SELECT id, name FROM model_packs").fetchone()
+    # until the server's clock is past the second that connection was opened in
+    while True:
+        with pooled.connect() as conn:
+            if server_now(conn).replace(microsecond=0) > opened:
+                break
+    with pooled.connect() as conn:
+        before = server_now(conn).replace(microsecond=0)
+    with person_lock(pooled, pack_id, pack):  # on the kept connection, opened earlier
+        refused = run_cli(cli, "-d", url, "persons", "name", persons[0]["id"], "Bea")
+    pooled.close()
+    assert refused.exit_code != 0
+    said = re.search(rf"running on pack {re.escape(pack)} since (\d\d:\d\d:\d\d)",
+                     refused.stderr)
+    assert said, refused.stderr
+    began = datetime.strptime(said[1], "%H:%M:%S").time()
+    assert began >= before.time(), (said[1], before, opened)

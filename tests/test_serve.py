@@ -6,27 +6,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from tests.conftest import run_cli
-from tests.serve_client import Client, face_ids, person_there, serving, twin_database
+from tests.serve_client import (
+    Client,
+    face_ids,
+    person_there,
+    sign_in,
+    twin_database,
+)
 from tests.serve_client import database_state as _state
 
 HOSTILE = '<script>console.error("pwned")</script> Ada & "Bob"'
-
-
-@pytest.fixture
-def served(cli, faces_settings: Settings, tmp_path: Path) -> Iterator[tuple[ReviewServer, Client]]:  # type: ignore[no-untyped-def]
-    url = str(faces_settings.database_url)
-    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
-    with serving(faces_settings, tmp_path / "cache") as pair:
-        yield pair
 
 
 def _persons(settings: Settings) -> list[tuple[str, str | None, int]]:
@@ -339,7 +335,15 @@ def test_the_command_prints_its_url_first_and_stops_cleanly_on_ctrl_c(
         assert process.stdout is not None
         first = process.stdout.readline()
         assert first.startswith("Serving on http://127.0.0.1:"), first
-        with urllib.request.urlopen(first.split()[-1], timeout=60) as r:
+        printed = first.split()[-1]
+        signed_in, cookie = sign_in(printed)
+        assert signed_in.status == 303 and cookie
+        assert signed_in.headers["location"] == "/"  # the key leaves the address bar
+        attributes = signed_in.headers["set-cookie"].lower()
+        assert "httponly" in attributes and "samesite=strict" in attributes
+        root = printed.split("?", 1)[0]
+        with urllib.request.urlopen(urllib.request.Request(root, headers={"Cookie": cookie}),
+                                    timeout=60) as r:
             assert r.status == 200
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
@@ -348,6 +352,7 @@ def test_the_command_prints_its_url_first_and_stops_cleanly_on_ctrl_c(
             process.kill()
     assert process.returncode == 0, err
     assert out.strip() == "Stopped." and err == ""
+    assert printed.split("token=")[1] not in out + err  # printed once, on the start line
     assert (tmp_path / "data" / "serve-cache").is_dir()
 
 

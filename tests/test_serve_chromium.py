@@ -69,8 +69,9 @@ def test_a_person_reviews_a_library_in_the_browser(  # type: ignore[no-untyped-d
         assert done.exit_code == 0, done.output
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    with serving(faces_settings, tmp_path / "cache") as (_, client):
-        errors, _ = browser.open(client.base + "/")
+    with serving(faces_settings, tmp_path / "cache") as (server, client):
+        errors, _ = browser.open(server.url)  # signs the browser in, lands on "/"
+        assert browser.evaluate("location.href") == client.base + "/"
         assert errors == []
         _look(browser, shots, "people.png")
         first = browser.evaluate("document.querySelector('a.card').getAttribute('href')")
@@ -142,9 +143,10 @@ def test_a_person_reviews_a_library_in_the_browser(  # type: ignore[no-untyped-d
 
 def test_another_site_open_in_the_browser_cannot_change_anything(
         cli, browser: Browser, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A page of another origin, open in the same browser, posts to rbv serve with a
-    form (text/plain, the one body type a form can send as JSON-looking text) and with
-    fetch: without the page's token, and from another origin, both are refused."""
+    """A page of another origin, open in the same (signed-in) browser, posts to rbv
+    serve with a form (text/plain, the one body type a form can send as JSON-looking
+    text) and with fetch: the session cookie is not sent (SameSite=Strict), the page's
+    token is missing, and the origin is another: both are refused."""
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -152,7 +154,8 @@ def test_another_site_open_in_the_browser_cannot_change_anything(
     assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
     person = _rows(faces_settings, "SELECT person_id::text FROM face_detections "
                    "WHERE person_id IS NOT NULL LIMIT 1")[0][0]
-    with serving(faces_settings, tmp_path / "cache") as (_, client):
+    with serving(faces_settings, tmp_path / "cache") as (server, client):
+        browser.open(server.url)  # signed in: its cookie is in this browser
         target = client.base + "/api/name"
         body = json.dumps({"person": person, "name": "Mallory"})
         page = f"""<!DOCTYPE html><html><body>

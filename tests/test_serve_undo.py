@@ -6,8 +6,7 @@ run at the exact point of each gap, by wrapping the function the server calls th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -18,15 +17,7 @@ from rbv.jobs.persons import edits as editing
 from rbv.serve.app import ReviewServer
 from rbv.store.queries import edits as edit_queries
 from tests.conftest import run_cli
-from tests.serve_client import Client, serving
-
-
-@pytest.fixture
-def served(cli, faces_settings: Settings, tmp_path: Path) -> Iterator[tuple[ReviewServer, Client]]:  # type: ignore[no-untyped-def]
-    url = str(faces_settings.database_url)
-    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
-    with serving(faces_settings, tmp_path / "cache") as pair:
-        yield pair
+from tests.serve_client import Client
 
 
 def _two_persons(url: str) -> tuple[str, str]:

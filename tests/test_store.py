@@ -389,3 +389,45 @@ def test_a_pooled_database_reuses_connections_but_never_a_lock_or_a_transaction(
     with pooled.connect() as conn:
         assert not conn.closed and conn.execute("SELECT 1").fetchone() == (1,)
     pooled.close()
+
+
+def test_a_pid_taken_over_by_another_process_does_not_keep_the_server_up(
+        tmp_path: Path) -> None:
+    """Issue 31 #4: the handle list names an rbv process that died without detaching,
+    whose pid another (unrelated, long-lived) process now holds. The pid exists, but it
+    is not the process that joined (it started later than the one recorded), so the
+    next rbv process, the last real one, still stops the server when it exits."""
+    from rbv.store.server.embedded import STARTS, live_handles
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
+    env |= {"RBV_DATA_DIR": str(tmp_path / "rbv"), "RBV_SERVER_LINGER": "0"}
+    pgdata = (tmp_path / "rbv" / "pg").resolve()
+    handles = pgdata / ".handle_pids.json"
+    done = subprocess.run([sys.executable, "-m", "rbv", "migrate"], env=env, text=True,
+                          capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert _postmaster(pgdata) is None
+    stranger = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                stdin=subprocess.PIPE)
+    try:
+        started = psutil.Process(stranger.pid).create_time()
+        # the rbv process that held this pid started an hour before the one holding it now
+        handles.write_text(json.dumps([stranger.pid]))
+        (pgdata / STARTS).write_text(json.dumps({str(stranger.pid): started - 3600}))
+        stats = subprocess.run([sys.executable, "-m", "rbv", "stats", "--json"], env=env,
+                               text=True, capture_output=True, timeout=120, check=False)
+        assert stats.returncode == 0, stats.stderr
+        left = _postmaster(pgdata)
+        assert left is None, "the server outlived the last rbv process"
+        assert json.loads(handles.read_text()) == []
+        # The same pid with its own start recorded is a process attached, and kept.
+        handles.write_text(json.dumps([stranger.pid]))
+        (pgdata / STARTS).write_text(json.dumps({str(stranger.pid): started}))
+        assert live_handles(pgdata) == [stranger.pid]
+    finally:
+        stranger.kill()
+        stranger.wait()
+        server = _postmaster(pgdata)
+        if server is not None and psutil.pid_exists(server):
+            os.kill(server, signal.SIGINT)
+            psutil.Process(server).wait(60)

@@ -314,13 +314,15 @@ class LazyCommands(MutableMapping[str, Any]):
 
 
 def _build(name: str, module: str, attribute: str) -> Any:
-    target = getattr(importlib.import_module(module), attribute)
+    loaded = importlib.import_module(module)
+    target = getattr(loaded, attribute)
     command: Any
     if isinstance(target, typer.Typer):
         command = typer.main.get_group(target)
     else:
         one = typer.Typer(add_completion=False)  # completion is the root's option alone
-        one.command(name)(target)
+        # a module's CONTEXT_SETTINGS: `rbv psql` passes psql's own options on
+        one.command(name, context_settings=getattr(loaded, "CONTEXT_SETTINGS", None))(target)
         command = typer.main.get_command(one)
     command.name = name
     check_numbers(command)

@@ -19,6 +19,7 @@ from rbv.cli.common import (
 )
 from rbv.cli.progress import ProgressReporter
 from rbv.cli.tables import print_table
+from rbv.errors import printable
 from rbv.jobs.exchange.import_folders import ImportParams, import_folders
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
@@ -109,13 +110,14 @@ def import_folders_command(
                    "run leaves out; run `rbv index` on them first for a dry run that is "
                    "the run.")
     for r in report.routed:
-        typer.echo(f"{r.path}: face {r.face_id} → {r.identity} (distance {r.distance:.2f})")
+        typer.echo(printable(f"{r.path}: face {r.face_id} → {r.identity} "
+                             f"(distance {r.distance:.2f})"))
     for k in report.skipped:
         why = (f"{k.reason}, and that earlier decision stands" if k.reason else
                f"it has face(s) {', '.join(map(str, k.photo_has))} of that photo already "
                "(one face per photo)")
-        typer.echo(f"{k.path}: face {k.face_id} not given to {k.identity}: {why}; fix by "
-                   "hand with `rbv persons move`.")
+        typer.echo(printable(f"{k.path}: face {k.face_id} not given to {k.identity}: {why}; "
+                             "fix by hand with `rbv persons move`."))
     if report.removed_persons:
         typer.echo(f"{report.removed_persons} automatic person(s) left without faces "
                    + ("would be" if dry_run else "were") + " removed.")
@@ -127,4 +129,4 @@ def import_folders_command(
 
 
 def _few(names: list[str]) -> str:
-    return ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+    return ", ".join(map(printable, names[:5])) + (", …" if len(names) > 5 else "")

@@ -46,7 +46,8 @@ def index(
     min_face: MinFaceOption = None,
     ml_uri: MlUriOption = None,
     dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Say how many files would be catalogued; read and write nothing.")
+        "--dry-run", help="Say how many files would be catalogued (reading only the first "
+        "bytes of each new file, to tell images from other files); write nothing.")
     ] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
@@ -109,7 +110,8 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
     c = s.catalogue
     if dry_run:
         return (f"Would catalogue {c.new_images:,} of {c.files:,} files "
-                f"({c.unchanged:,} unchanged); nothing was written.")
+                f"({c.unchanged:,} unchanged, {c.not_images:,} not images); nothing was "
+                "written.")
     text = (f"Catalogued {c.files:,} files: {c.new_images:,} new images, {c.aliases:,} aliases, "
             f"{c.unchanged:,} unchanged, {c.not_images:,} not images, {c.failed:,} failed.")
     if c.new_metadata:

@@ -125,7 +125,11 @@ def name(ctx: typer.Context, person: PersonArg,
     db = _db(ctx, database)
     pid = lookup.resolve(db, person)
     was = lookup.labels(db, [pid])[pid]
-    _editing().name(db, str(pid), new_name, force=force)
+    done = _editing().name(db, str(pid), new_name, force=force)
+    if done.edit_id is None:
+        typer.echo(f"{was[0].upper()}{was[1:]} is named {new_name.strip()!r} already; "
+                   "nothing changed.")
+        return
     typer.echo(f"{was[0].upper()}{was[1:]} is now named {new_name.strip()!r}.")
 
 

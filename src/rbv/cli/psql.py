@@ -15,9 +15,17 @@ from rbv.store import open_database
 from rbv.store.server.connection import libpq_environment
 from rbv.store.server.embedded import bundled_psql
 
+CONTEXT_SETTINGS = {"ignore_unknown_options": True}
+"""Options rbv does not know (``-At``, ``--csv``) are psql's, passed on."""
+
 
 def psql(
     ctx: typer.Context,
+    psql_options: Annotated[
+        list[str] | None, typer.Argument(metavar="PSQL_OPTION", show_default=False,
+                                         help="psql's own options (-At, --csv, -f FILE), "
+                                         "passed on.")
+    ] = None,
     command: Annotated[
         str | None, typer.Option("--command", "-c", help="Run one SQL command and exit.")
     ] = None,
@@ -39,6 +47,8 @@ def psql(
 
         rbv psql -c "SELECT count(*) FROM face_detections WHERE person_id IS NULL"
 
+        rbv psql -At -c "SELECT count(*) FROM persons"
+
         rbv psql --url --database postgresql://rbv@db.example/rbv
     """
     settings = settings_of(ctx, database_url=database)
@@ -56,6 +66,6 @@ def psql(
     if not client:
         raise ConfigError("no psql client found; install postgresql-client")
     # The URL goes in the environment, never on the command line (`ps` shows that).
-    args = [str(client)] + (["-c", command] if command else [])
+    args = [str(client), *(psql_options or []), *(["-c", command] if command else [])]
     env = {**os.environ, **libpq_environment(db.url)}
     raise typer.Exit(subprocess.run(args, check=False, env=env).returncode)

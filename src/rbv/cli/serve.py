@@ -31,7 +31,8 @@ def serve(
                                       "network you trust.")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")
                     ] = DEFAULT_PORT,
-    open_browser: Annotated[bool, typer.Option("--open", help="Open it in the browser.")
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it (the printed URL, "
+                                               "with its key) in the browser.")
                             ] = False,
     model_pack: ModelPackOption = None,
     database: DatabaseOption = None,
@@ -41,6 +42,10 @@ def serve(
     with a click, merge suggestions one pair at a time, every photo with its faces
     boxed, and the edit history with undo. Every click is the same logged edit as the
     `rbv persons` command (undo it there or here). Stop it with Ctrl-C.
+
+    Open the URL it prints (or pass --open): it carries a key that signs your
+    browser in; without it every page is refused, so other users of the machine
+    see nothing. The key is new at each start.
 
     Examples:
 

@@ -8,6 +8,9 @@ from rich import box
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
+
+from rbv.errors import printable
 
 
 def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[str] = (),
@@ -18,8 +21,14 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     order. Then every column gets its longest word where there is room, and cells wrap
     between words; where there is not, the widest columns not named in ``whole`` (ids
     users copy) are narrowed and their long words folded onto the next line, never
-    shortened."""
+    shortened; when even that is not enough, the ``whole`` columns after the first are
+    too (the first ``whole`` column, an id, is never folded).
+
+    Every cell and the title are shown as plain text with control characters escaped
+    (names and paths come from users and folders: an escape sequence in a folder's
+    name must not clear the screen, nor ``[red]`` in a name be read as a style)."""
     console = console or Console()
+    _plain(table)
     table.box = box.SIMPLE_HEAD  # no vertical rules: more room for the cells
     for column in table.columns:
         column.overflow = "fold"
@@ -32,11 +41,17 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     room = console.width - (narrowest(table) - sum(_widths(c)[0] for c in table.columns))
     widths = [_widths(c)[0] for c in table.columns]
     narrowable = [i for i, c in enumerate(table.columns) if c.header not in whole]
-    while sum(widths) > room and narrowable:
-        widest = max(narrowable, key=lambda i: widths[i])
-        if widths[widest] <= 4:
-            break
-        widths[widest] -= 1
+    # then, for a word wider than the terminal (a long path, a 20,000-character name),
+    # the ``whole`` columns but the first: that one (the id) is never folded; headers
+    # fold ("simi / lari / ty") only when nothing else is left
+    kept = [i for i, c in enumerate(table.columns) if c.header in whole[1:]]
+    headed = [max(4, *(cell_len(w) for w in str(c.header).split())) for c in table.columns]
+    for some, floor in ((narrowable, headed), (kept, headed), (narrowable, [4] * len(widths))):
+        while sum(widths) > room:
+            wide = [i for i in some if widths[i] > floor[i]]
+            if not wide:
+                break
+            widths[max(wide, key=lambda i: widths[i])] -= 1
     spare = room - sum(widths)
     for column, width in zip(table.columns, widths, strict=True):
         extra = max(0, min(spare, _widths(column)[1] - width))
@@ -45,6 +60,22 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
         # (a 36-character id) that would have fitted
         column.width = width + extra
     console.print(table)
+
+
+def _plain(table: Table) -> None:
+    for column in table.columns:
+        column._cells = [_text(cell) if isinstance(cell, str) else cell
+                         for cell in column._cells]
+    for part in ("title", "caption"):
+        value = getattr(table, part)
+        if isinstance(value, str):
+            setattr(table, part, _text(value))
+
+
+def _text(cell: str) -> Text:
+    """``cell`` as plain text, each line made printable (a cell may list paths, one a
+    line)."""
+    return Text("\n".join(printable(line) for line in cell.split("\n")))
 
 
 def narrowest(table: Table) -> int:

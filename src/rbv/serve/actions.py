@@ -13,6 +13,7 @@ from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import faces as face_links
+from rbv.serve import inputs
 from rbv.serve.queue import SuggestionQueue
 from rbv.store.queries.persons import name_of, pack_of, person_named, resolve_person
 from rbv.store.server.connection import Database
@@ -21,10 +22,7 @@ Answer = dict[str, Any]
 
 
 def _faces(body: dict[str, Any]) -> list[int]:
-    try:
-        faces = [int(f) for f in body.get("faces") or []]
-    except (TypeError, ValueError):
-        raise ConfigError("face ids must be whole numbers") from None
+    faces = inputs.face_ids(body)
     if not faces:
         raise ConfigError("select one or more faces first")
     return faces
@@ -34,7 +32,7 @@ def _text(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{key} is missing")
-    return value.strip()
+    return inputs.plain(value.strip(), key)
 
 
 def _person(body: dict[str, Any], key: str = "person") -> uuid.UUID:
@@ -90,6 +88,8 @@ class Actions:
                             "message": f"{name_of(conn, other)!r} is another person. "
                                        "Merge this person into it?"}
         done = editing.name(self.db, str(person), new_name, force=bool(body.get("force")))
+        if done.edit_id is None:
+            return self._done(f"Named {new_name!r} already; nothing changed", None)
         return self._done(f"Named {new_name!r}", done.edit_id)
 
     def merge(self, body: dict[str, Any]) -> Answer:
@@ -152,10 +152,9 @@ class Actions:
         """Undo the newest ``count`` edits; with ``edit``, only when the oldest of them
         is still that one (another window or a script may have edited since), checked
         under the lock the undo holds."""
-        count = int(body.get("count") or 1)
-        expected = body.get("edit")
+        count = inputs.optional_whole(body, "count", 1, inputs.MAX_UNDO) or 1
         result = edit_log.undo(self.db, count,
-                               expected=None if expected is None else int(expected))
+                               expected=inputs.optional_whole(body, "edit", None, inputs.MAX_ID))
         what = ", ".join(f"#{e.id} {e.summary or e.command}" for e in result.undone)
         return {"message": f"Undid {what}", "edit": None}
 

@@ -4,10 +4,16 @@ checks every request passes before a route sees it.
 - The Host header must name this server (an IP address, localhost or the ``--host``
   name, with its port): a page on another site that rebinds its DNS name to 127.0.0.1
   is refused.
+- Every request carries the session cookie that the printed URL's key gave the browser
+  of the person who started the server (:mod:`rbv.serve.access`): another local user
+  sees nothing.
 - A request that changes anything is a POST of JSON carrying the server's secret token
   (in each page it serves, readable only by pages of this origin), from no other
   origin: another site's form or script cannot change data.
 - Images are found by face or photo id (integers in the URL), never by a path.
+- Bad input is a 400 with one line (:mod:`rbv.serve.inputs`), never a 500; a database
+  that went away is a 503 page that needs no database, and the next request connects
+  again (starting the embedded server again, as a command would).
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
+import psycopg
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,8 +43,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rbv.errors import RbvError, printable
+from rbv.errors import DatabaseUnavailable, EmbeddedServerError, RbvError, printable
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.serve import inputs
+from rbv.serve.access import Access
 from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
 from rbv.serve.pages import Pages
@@ -65,6 +74,44 @@ def _unexpected(method: str, path: str, exc: Exception) -> JSONResponse:
     return JSONResponse({"ok": False, "error": message}, 500)
 
 
+def _database_lost(exc: Exception) -> str | None:
+    """What went wrong, in words, when ``exc`` says the database server is gone (stopped,
+    killed, restarting, unreachable); None for any other error."""
+    if isinstance(exc, DatabaseUnavailable | EmbeddedServerError):
+        return str(exc)
+    if isinstance(exc, psycopg.InterfaceError | psycopg.OperationalError):
+        state = exc.sqlstate or ""
+        if not state or state.startswith(("08", "57P")):  # connection lost, shutdown
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            return ("the database server stopped or the connection was lost ("
+                    f"{printable(lines[0]) if lines else type(exc).__name__})")
+    return None
+
+
+def _failure(server: ReviewServer, request: Request, exc: Exception, *, page: bool
+             ) -> Response:
+    """The answer to a request that raised: a 400 for bad input, a 503 while the database
+    is gone (the kept connections are dropped: the next request connects again), a 500
+    for a bug. None of these answers reads the database."""
+    if isinstance(exc, inputs.BadRequest):
+        status, message = exc.status, str(exc)
+    elif isinstance(exc, RecursionError):
+        status, message = 400, "the request is nested too deeply"
+    elif isinstance(exc, psycopg.DataError):  # a value PostgreSQL refuses: the input's
+        status, message = 400, f"the database refused a value of the request: {exc}"
+    elif (lost := _database_lost(exc)) is not None:
+        server.db.forget()
+        status, message = 503, (f"{lost}. Reload once it is back; rbv serve connects again "
+                                "by itself (and starts its embedded server again)")
+    else:
+        return _unexpected(request.method, request.url.path, exc)
+    message = printable(message.splitlines()[0] if message else "")
+    if page:
+        return server.pages.plain(
+            "Database unavailable" if status == 503 else "Bad request", message, status)
+    return JSONResponse({"ok": False, "error": message}, status)
+
+
 class _Guard:
     """Host check on every request; origin, token, type and size checks on writes;
     security headers on every answer."""
@@ -77,16 +124,16 @@ class _Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._refusal(scope)
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            return
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
             await send(message)
 
+        refusal = self._refusal(scope)
+        if refusal is not None:  # the sign-in redirect too: no Referer carries its key
+            await refusal(scope, receive, with_headers)
+            return
         await self.app(scope, receive, with_headers)
 
     def _refusal(self, scope: Scope) -> Response | None:
@@ -94,6 +141,14 @@ class _Guard:
         host = headers.get("host", "")
         if not self.server.host_allowed(host):
             return _refusal(421, "unknown Host header")
+        signed_out = self.server.access.check(scope)
+        if signed_out is not None:
+            return signed_out
+        try:
+            inputs.query_values(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                                          keep_blank_values=True))
+        except inputs.BadRequest as exc:
+            return _refusal(400, str(exc))
         if scope["method"] in ("GET", "HEAD"):
             return None
         if scope["method"] != "POST":
@@ -126,10 +181,10 @@ def _guarded(call: Callable[[Request], Response]) -> Callable[[Request], Awaitab
         server: ReviewServer = request.app.state.server
         try:
             return await run_in_threadpool(call, request)
-        except RbvError as exc:
-            return server.pages.message("Not found", str(exc))
         except Exception as exc:
-            return _unexpected(request.method, request.url.path, exc)
+            if isinstance(exc, RbvError) and _database_lost(exc) is None:
+                return await run_in_threadpool(server.pages.message, "Not found", str(exc))
+            return await run_in_threadpool(_failure, server, request, exc, page=True)
     return endpoint
 
 
@@ -149,15 +204,17 @@ def _routes(server: ReviewServer) -> list[Route]:
             data = json.loads(body or b"{}")
             if not isinstance(data, dict):
                 raise ValueError("not an object")
+        except RecursionError:
+            return _refusal(400, "the request is nested too deeply")
         except ValueError:
             return _refusal(400, "the request is not a JSON object")
         try:
             answer: dict[str, Any] = await run_in_threadpool(
                 server.actions.run, request.path_params["action"], data)
-        except RbvError as exc:
-            return JSONResponse({"ok": False, "error": printable(str(exc))}, 409)
         except Exception as exc:
-            return _unexpected(request.method, request.url.path, exc)
+            if isinstance(exc, RbvError) and _database_lost(exc) is None:
+                return JSONResponse({"ok": False, "error": printable(str(exc))}, 409)
+            return await run_in_threadpool(_failure, server, request, exc, page=False)
         return JSONResponse(answer, 200 if answer.get("ok") else 409)
 
     get = ["GET", "HEAD"]
@@ -191,7 +248,7 @@ def build_app(server: ReviewServer) -> ASGIApp:
             return _refusal(405, "method not allowed here")
         if request.method == "POST":
             return _refusal(404, "no such action")
-        return await run_in_threadpool(server.pages.message, "Not found", "no such page")
+        return server.pages.plain("Not found", "no such page", 404)
 
     app = Starlette(routes=_routes(server),
                     exception_handlers={404: not_found, 405: not_found})
@@ -219,6 +276,7 @@ class ReviewServer:
         self.pages = Pages(db, queue, self.token, self.crops)
         self.socket = _bind(host, port)
         self.port = int(self.socket.getsockname()[1])
+        self.access = Access(self.port)
         self.host_name = host
         self._uvicorn = uvicorn.Server(uvicorn.Config(
             build_app(self), log_level="warning", log_config=None, access_log=False,
@@ -241,12 +299,18 @@ class ReviewServer:
         return True
 
     @property
-    def url(self) -> str:
-        """The URL to open on this machine (a server listening on every address, 0.0.0.0
-        or ::, is opened through the loopback)."""
+    def address(self) -> str:
+        """The server's root URL on this machine (a server listening on every address,
+        0.0.0.0 or ::, is opened through the loopback), without the key."""
         host = str(self.socket.getsockname()[0])
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        """The URL to print and open: :attr:`address` with the key that signs a browser
+        in (a secret: shown once, to the person who started the server)."""
+        return self.access.url(self.address)
 
     def serve_forever(self) -> None:
         """Serve until Ctrl-C (or :meth:`shutdown`); suggestions are ranked meanwhile."""

@@ -75,6 +75,12 @@ class Pages:
         return self.html("message.html", heading,
                          {"heading": heading, "message": message}, status=status)
 
+    def plain(self, heading: str, message: str, status: int) -> HTMLResponse:
+        """A message page that reads nothing from the database (the page said while it
+        is gone)."""
+        return HTMLResponse(templates.page("message.html", heading, self.token,
+                                           heading=heading, message=message), status)
+
     def static(self, name: str) -> Response:
         if name not in STATIC:
             return self.message("Not found", "no such page")

@@ -44,7 +44,7 @@ from rbv.media.discovery import (
 )
 from rbv.media.hashing import digest_file
 from rbv.media.image_data import image_data_hash
-from rbv.media.sniff import looks_like_image_name, sniff_format
+from rbv.media.sniff import HEAD_BYTES, looks_like_image_name, sniff_format
 from rbv.store import Database
 from rbv.store.queries.images import (
     CataloguedFile,
@@ -105,6 +105,19 @@ class _NotImage:
 
 
 _ReadResult = CataloguedFile | _Unreadable | _NotImage
+
+
+def _not_an_image(found: FoundFile) -> bool:
+    """Whether :func:`read_file` would ignore the file (neither its content nor its name
+    is an image's), from its first bytes alone: what a dry run can say of it."""
+    if looks_like_image_name(found.path):
+        return False
+    try:
+        with open(found.path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        return False  # the real run reports it
+    return not head or sniff_format(head) is None
 
 
 def read_file(found: FoundFile, max_pixels: int) -> _ReadResult:
@@ -172,8 +185,10 @@ def run_catalogue(
 ) -> CatalogueSummary:
     """Discover files under ``targets`` and catalogue the new or changed ones.
 
-    With ``dry_run`` nothing is read beyond ``stat`` and nothing is written: the
-    summary's ``new_images`` counts the files that would be read.
+    With ``dry_run`` nothing is read beyond ``stat`` and each new file's first bytes,
+    and nothing is written: the summary's ``not_images`` counts the files the real run
+    ignores (neither an image by content nor by name), ``new_images`` the files it
+    would read.
     """
     report = reporter or SilentReporter()
     summary = CatalogueSummary()
@@ -213,7 +228,9 @@ def run_catalogue(
                     todo.append(f)
             report.advance(len(batch) - len(todo))
             if dry_run:
-                summary.new_images += len(todo)
+                ignored = sum(map(_not_an_image, todo))
+                summary.not_images += ignored
+                summary.new_images += len(todo) - ignored
                 report.advance(len(todo))
                 continue
             unmark_missing(conn, [str(f.path) for f in batch

@@ -26,6 +26,7 @@ import psycopg
 from rbv.errors import ConfigError, EditConflict
 from rbv.jobs.recording import recorded_run
 from rbv.store.queries import edits
+from rbv.store.queries.pack_lookup import pack_row
 from rbv.store.server.connection import Database
 from rbv.store.server.locks import person_lock
 
@@ -49,9 +50,11 @@ def logged_edit(db: Database, pack_ids: int | Sequence[int], command: str,
     """A transaction under the packs' locks whose changes are logged as one edit (and
     recorded as a run); with ``dry_run`` it is rolled back, whatever it did."""
     packs = sorted({pack_ids} if isinstance(pack_ids, int) else set(pack_ids))
+    with db.connect() as conn:  # a refusal names the pack as users know it
+        names = {p: pack_row(conn, p).name for p in packs}
     with ExitStack() as stack:
         for pack_id in packs:
-            stack.enter_context(person_lock(db, pack_id, f"#{pack_id}"))
+            stack.enter_context(person_lock(db, pack_id, names[pack_id]))
         run = stack.enter_context(recorded_run(db, command, parameters, dry_run=dry_run))
         conn = stack.enter_context(db.transaction())
         stack.enter_context(conn.transaction(force_rollback=dry_run))

@@ -52,7 +52,8 @@ def _refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
 def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> Edited:
     """Name a person (no face moves). A name another person of the pack has already is
     refused (the two are probably one person: the message gives the merge) unless
-    ``force``."""
+    ``force``. The name it has already changes nothing, and logs no edit (``edit_id``
+    None)."""
     with editing(db, ref, "persons name", {"name": new_name}) as (conn, person, edit):
         other = store.person_named(conn, store.pack_of(conn, person), new_name.strip(),
                                    other_than=person)
@@ -62,7 +63,8 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> Edite
                 f"one person run `rbv persons merge {other} {person}`, or pass --force to "
                 "give both the name")
         was = store.name_of(conn, person)
-        store.set_name(conn, person, new_name)
+        if was != new_name.strip():
+            store.set_name(conn, person, new_name)
         edit.summary = (f"named {person} {new_name.strip()!r}"
                         + (f" (was {was!r})" if was else ""))
     return Edited(person, 0, edit_id=edit.logged_id)

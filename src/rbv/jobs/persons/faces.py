@@ -18,6 +18,7 @@ said (README "How rbv treats your fixes").
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -64,7 +65,7 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
     back, to say what it will change (as long as that run takes, under the pack's
     lock); a dry run makes the same forecast as the real run."""
     ids = [int(f) for f in face_ids]
-    twice = sorted({f for f in ids if ids.count(f) > 1})
+    twice = sorted(f for f, n in Counter(ids).items() if n > 1)
     if twice:
         raise ConfigError(f"face {twice[0]} is named twice; a face is always the same person "
                           "as itself: name two or more different faces")

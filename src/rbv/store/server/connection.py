@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -28,10 +28,13 @@ class Database:
     """Where rbv's data lives; hands out connections with pgvector registered."""
 
     def __init__(self, url: str, display: str, connect_timeout_s: int = 10, *,
-                 embedded: bool = False) -> None:
+                 embedded: bool = False, restart: Callable[[], str] | None = None) -> None:
         self.url = url
         self.display = display
         self.embedded = embedded
+        # the embedded server's start, for a long-running process whose server stopped
+        # under it (returns the URL it answers on)
+        self.restart = restart
         self._connect_timeout_s = connect_timeout_s
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
@@ -110,14 +113,17 @@ class PooledDatabase(Database):
     kept after use and handed out again, so a request does not pay for connecting (and
     authenticating) several times. A connection goes back only idle, with no session
     advisory lock left (the pack's person lock is never kept between edits); a broken
-    one is dropped."""
+    one is dropped. When the server went away, :meth:`forget` drops them all; a new
+    connection that finds the embedded server stopped starts it again first."""
 
     KEEP = 8
 
     def __init__(self, db: Database) -> None:
-        super().__init__(db.url, db.display, db._connect_timeout_s, embedded=db.embedded)
+        super().__init__(db.url, db.display, db._connect_timeout_s, embedded=db.embedded,
+                         restart=db.restart)
         self._idle: list[_Kept] = []
         self._lock = threading.Lock()
+        self._restarting = threading.Lock()
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
         conn: _Kept | None = None
@@ -127,12 +133,31 @@ class PooledDatabase(Database):
                 if not (candidate.closed or candidate.broken):
                     conn = candidate
         if conn is None:
-            opened = self._open(_Kept, autocommit)
+            opened = self._open_again(autocommit)
             assert isinstance(opened, _Kept)
             conn = opened
         conn.autocommit = autocommit
         conn.home = self
         return conn
+
+    def _open_again(self, autocommit: bool) -> psycopg.Connection:
+        """A new connection; the embedded server, found stopped, is started again first
+        (one thread at a time), as the start of any command would."""
+        try:
+            return self._open(_Kept, autocommit)
+        except DatabaseUnavailable:
+            if self.restart is None:
+                raise
+        with self._restarting:
+            try:
+                return self._open(_Kept, autocommit)
+            except DatabaseUnavailable:
+                self.url = self.restart()
+        return self._open(_Kept, autocommit)
+
+    def forget(self) -> None:
+        """Drop the kept connections (the server they went to is gone)."""
+        self.close()
 
     def _give_back(self, conn: _Kept) -> None:
         try:

@@ -35,19 +35,76 @@ HANDLES = ".handle_pids.json"
 """The wheel's list of the rbv processes attached to the server (in the data dir)."""
 
 
+STARTS = ".rbv_handle_starts.json"
+"""When each process rbv put in the handle list started (pid → ``create_time``): a pid
+that another process took over since is not that rbv process."""
+
+
 def live_handles(pgdata: Path) -> list[int] | None:
     """The live processes in the server's handle list, after forgetting those that died
     without detaching (kill -9), so the server still stops when the last live rbv process
-    exits; None when the list cannot be read. Call it under the wheel's lock."""
+    exits; None when the list cannot be read. A pid is live when the process holding it
+    now is the one that joined: it started when :data:`STARTS` says it did, or, with no
+    record there, before the list was last written. Call it under the wheel's lock."""
     pids_file = pgdata / HANDLES
     try:
         pids = json.loads(pids_file.read_text())
+        listed_at = pids_file.stat().st_mtime
     except (OSError, ValueError):
         return None
-    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    starts = _starts(pgdata)
+    alive = [pid for pid in pids if isinstance(pid, int)
+             and _same_process(pid, starts.get(str(pid)), listed_at)]
     if alive != pids:
         pids_file.write_text(json.dumps(alive))
+    kept = {k: v for k, v in starts.items() if k.isdigit() and _same_process(int(k), v)}
+    if kept != starts:
+        _write_starts(pgdata, kept)
     return alive
+
+
+def record_start(pgdata: Path, pid: int) -> None:
+    """Note when process ``pid``, which joined the handle list, started (until then
+    :func:`live_handles` trusts it for having started before the list was written).
+    Call it under the wheel's lock."""
+    started = _started(pid)
+    if started is not None:
+        _write_starts(pgdata, {**_starts(pgdata), str(pid): started})
+
+
+_CLOCK_SLACK_S = 1.0
+"""How far two readings of one process's start may differ (the kernel's boot time, from
+which it is computed, moves with clock adjustments)."""
+
+
+def _started(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
+def _same_process(pid: int, recorded: object, listed_at: float | None = None) -> bool:
+    """Whether ``pid`` is still the process that joined: started at ``recorded``, or
+    (no record: a process of an earlier rbv) before the list was written."""
+    started = _started(pid)
+    if started is None:
+        return False
+    if isinstance(recorded, int | float) and not isinstance(recorded, bool):
+        return abs(started - recorded) <= _CLOCK_SLACK_S
+    return listed_at is None or started <= listed_at + _CLOCK_SLACK_S
+
+
+def _starts(pgdata: Path) -> dict[str, object]:
+    try:
+        found = json.loads((pgdata / STARTS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _write_starts(pgdata: Path, starts: dict[str, object]) -> None:
+    (pgdata / STARTS).write_text(json.dumps(starts))
 
 
 def _server_pid(pgdata: Path) -> int | None:
@@ -109,6 +166,8 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
                 live_handles(pgdata)
                 _drop_foreign_pid_file(pgdata)
             _handles[pgdata] = get_server(pgdata, cleanup_mode="stop")
+            with PostgresServer._lock:
+                record_start(pgdata, os.getpid())
             _guard_exit_hook(_handles[pgdata], pgdata, linger_s)
         server = _handles[pgdata]
         admin_url: str = server.get_uri()  # type: ignore[attr-defined]
@@ -116,6 +175,27 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
     except (OSError, subprocess.SubprocessError, AssertionError) as exc:
         raise EmbeddedServerError(_start_failure(pgdata, exc)) from None
     _ensure_database(admin_url)
+    return url
+
+
+def restart_embedded(data_dir: Path) -> str:
+    """Start the embedded server again for this process, which is attached to it, when
+    it stopped under it (killed, stopped by hand): what starting a command does, for a
+    long-running process (``rbv serve``) that carries on once it is back. Returns the
+    URL of rbv's database on it."""
+    pgdata = (data_dir / "pg").resolve()
+    server = _handles.get(pgdata)
+    if server is None:  # not started by this process: start (or attach) as commands do
+        return embedded_url(data_dir)
+    try:
+        with server._lock:  # type: ignore[attr-defined]
+            _drop_foreign_pid_file(pgdata)
+            server.ensure_postgres_running()  # type: ignore[attr-defined]
+            server.global_process_id_list.get_and_add(os.getpid())  # type: ignore[attr-defined]
+            record_start(pgdata, os.getpid())
+        url: str = server.get_uri(DATABASE_NAME)  # type: ignore[attr-defined]
+    except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+        raise EmbeddedServerError(_start_failure(pgdata, exc)) from None
     return url
 
 
@@ -166,6 +246,8 @@ def _guard_exit_hook(server: object, pgdata: Path, linger_s: float) -> None:
         with contextlib.suppress(psutil.Error, OSError, subprocess.SubprocessError):
             if linger_s > 0 and _hand_over(pgdata, linger_s):
                 return
+            with server._lock:  # type: ignore[attr-defined]
+                live_handles(pgdata)  # the wheel's hook counts every pid listed as attached
             cleanup()
 
     atexit.register(guarded)
@@ -187,6 +269,7 @@ def _hand_over(pgdata: Path, linger_s: float) -> bool:
             [sys.executable, "-m", "rbv.store.server.linger", str(pgdata), repr(float(linger_s))],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
+        record_start(pgdata, watcher.pid)
         (pgdata / HANDLES).write_text(json.dumps([watcher.pid]))
     return True
 

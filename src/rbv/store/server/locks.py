@@ -41,14 +41,17 @@ def person_lock(db: Database, pack_id: int, pack_name: str) -> Iterator[None]:
         if not got or not got[0]:
             holder = conn.execute(
                 """
-                SELECT a.pid, a.client_addr, a.backend_start FROM pg_locks l
+                SELECT a.pid, a.client_addr, a.state_change FROM pg_locks l
                 JOIN pg_stat_activity a ON a.pid = l.pid
                 WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s
                   AND l.granted LIMIT 1
                 """,
                 (_CLUSTER_LOCK, pack_id),
             ).fetchone()
-            since = f" since {holder[2]:%H:%M:%S}" if holder else ""
+            # the holder's connection does nothing else while it holds the lock, so its
+            # last change of state is when it took it (its backend_start, when it was
+            # opened: long before, for a kept connection of `rbv serve`)
+            since = f" since {holder[2]:%H:%M:%S}" if holder and holder[2] else ""
             raise ClusterBusy(
                 f"another rbv cluster or persons edit is running on pack {pack_name}{since}; "
                 "wait for it to finish, then re-run"

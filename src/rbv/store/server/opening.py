@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rbv.config import Settings
 from rbv.store.server.connection import Database, describe_url
-from rbv.store.server.embedded import embedded_url
+from rbv.store.server.embedded import embedded_url, restart_embedded
 from rbv.store.server.migrations import check_schema_current
 
 
@@ -24,6 +24,7 @@ def open_database(settings: Settings, *, require_schema: bool = True) -> Databas
             f"the embedded server in {Path(settings.data_dir) / 'pg'}",
             settings.connect_timeout_s,
             embedded=True,
+            restart=lambda: restart_embedded(settings.data_dir),
         )
     with db.connect() as conn:
         if require_schema:
