@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from rbv.store.queries.paths import path_from_bytes
-from tests.conftest import run_cli
-from tests.serve_client import Client, database_state, serving
-
-
-@pytest.fixture
-def served(cli, faces_settings: Settings, tmp_path: Path) -> Iterator[tuple[ReviewServer, Client]]:  # type: ignore[no-untyped-def]
-    url = str(faces_settings.database_url)
-    # a strict threshold splits people into several persons: the grid has work to do
-    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
-    with serving(faces_settings, tmp_path / "cache") as pair:
-        yield pair
+from tests.serve_client import Client, database_state
 
 
 def _identity(url: str, *, alone: bool = True) -> dict[str, str]:
