@@ -13,9 +13,10 @@ is detected again; a new face is the old face when both tests agree:
   faces of different people reach by chance almost never (see
   :func:`rbv.cluster.calibrations` for the pack's impostor model).
 
-Measured on ``data/faces`` with SFace (``scripts/bench_face_carry.py``): the same face
-after a crop, a brightness change or a resize to half is 0.80–0.99 alike (5th
-percentile ≥ 0.80); different people's faces reach at most 0.38.
+Measured on ``data/faces`` with SFace (``scripts/bench_face_carry.py``, 68 photos): the
+main face is found again after every crop and retouch and 67 of 68 resizes to half
+(same-face similarity: 5th percentile 0.88 to 0.95), never in another person's photo;
+in another photo of the same person 9 of 67 times, where the embedding alone takes 51.
 """
 
 from __future__ import annotations
