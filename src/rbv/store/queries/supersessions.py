@@ -37,9 +37,7 @@ def supersede_image(conn: psycopg.Connection, old_id: int, new_id: int) -> bool:
     conn.execute("DELETE FROM image_supersessions WHERE old_image_id = %s", (new_id,))
     conn.execute("UPDATE image_supersessions SET new_image_id = %s WHERE new_image_id = %s",
                  (new_id, old_id))
-    if not conn.execute("SELECT 1 FROM face_detections WHERE image_id = %s LIMIT 1",
-                        (old_id,)).fetchone():
-        conn.execute("DELETE FROM images WHERE id = %s", (old_id,))
+    if _drop_if_faceless(conn, old_id):
         return False
     # No pack scans content that no path shows; what it scanned is kept for the carry.
     conn.execute("DELETE FROM face_scans WHERE image_id = %s AND status <> 'done'", (old_id,))
@@ -135,10 +133,17 @@ def carry_decisions(conn: psycopg.Connection, pack_id: int, old_id: int,
                  (old_id, pack_id))
     conn.execute("DELETE FROM face_scans WHERE image_id = %s AND pack_id = %s",
                  (old_id, pack_id))
-    if not conn.execute("SELECT 1 FROM face_detections WHERE image_id = %s LIMIT 1",
-                        (old_id,)).fetchone():
-        conn.execute("DELETE FROM images WHERE id = %s", (old_id,))
+    _drop_if_faceless(conn, old_id)
     return left
+
+
+def _drop_if_faceless(conn: psycopg.Connection, image_id: int) -> bool:
+    """Delete the (old) image if no face of any pack is left on it."""
+    if conn.execute("SELECT 1 FROM face_detections WHERE image_id = %s LIMIT 1",
+                    (image_id,)).fetchone():
+        return False
+    conn.execute("DELETE FROM images WHERE id = %s", (image_id,))
+    return True
 
 
 def _carry_person(conn: psycopg.Connection, old_face: int, new_face: int) -> None:
