@@ -21,6 +21,7 @@ from rbv.cli.common import (
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL
 from rbv.jobs.library.analyzer import load_face_analyzer, load_pack_info, with_inference_workers
+from rbv.jobs.library.carry import CarrySummary
 from rbv.jobs.library.embed import count_embed_work, run_embed
 from rbv.store import open_database
 
@@ -84,6 +85,22 @@ def embed(
             f"{summary.no_faces:,} without faces, {summary.failed:,} failed "
             f"({rate(summary.images_per_s, 'images/s')})."
             + (" Failed images are retried on the next run." if summary.failed else "")
+            + carry_line(summary.carry)
         )
+        for line in summary.carry.dropped:
+            typer.echo(line)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def carry_line(carry: CarrySummary) -> str:
+    """What the carry to photos whose image data changed did, in one sentence (or "")."""
+    text = ""
+    if carry.photos:
+        text += (f" {carry.carried:,} faces of {carry.photos:,} edited photos found again, "
+                 "with their persons and decisions")
+        text += f"; {len(carry.dropped):,} faces' decisions could not go (below)." \
+            if carry.dropped else "."
+    if carry.busy:
+        text += f" Note: {carry.busy}."
+    return text

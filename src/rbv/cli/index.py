@@ -19,6 +19,7 @@ from rbv.cli.common import (
     print_json,
     settings_of,
 )
+from rbv.cli.embed import carry_line
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.jobs.library.analyzer import load_face_analyzer, with_inference_workers
@@ -100,7 +101,7 @@ def index(
         print_json(summary.as_dict())
     else:
         typer.echo(_one_line(summary, dry_run))
-        for line in summary.catalogue.dropped_faces:
+        for line in summary.embed.carry.dropped if summary.embed else ():
             typer.echo(line)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
@@ -116,6 +117,10 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
             f"{c.unchanged:,} unchanged, {c.not_images:,} not images, {c.failed:,} failed.")
     if c.new_metadata:
         text += f" {c.new_metadata:,} photos with new metadata, faces kept."
+    if c.new_image_data:
+        text += (f" {c.new_image_data:,} photos with new image data: their faces are found "
+                 "again and keep their persons and decisions"
+                 + ("." if s.embed is not None else " once `rbv embed` has found them."))
     if c.moved or c.missing or c.returned:
         text += f" {c.moved:,} moved, {c.missing:,} missing"
         text += f", {c.returned:,} back." if c.returned else "."
@@ -129,6 +134,7 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
         text += (f" Scanned {e.images:,} images: {e.faces:,} faces, "
                  f"{e.no_faces:,} without faces, {e.failed:,} failed "
                  f"({rate(e.images_per_s, 'images/s')}).")
+        text += carry_line(e.carry)
     if s.failed:
         text += f" {s.failed:,} item(s) failed; they are retried on the next run."
     return text

@@ -81,7 +81,8 @@ class CatalogueSummary:
     returned: int = 0  # paths marked missing before, found again
     problems: list[Problem] = field(default_factory=list)  # failed files + walk problems
     notes: list[str] = field(default_factory=list)  # said, not failures (an empty target)
-    dropped_faces: list[str] = field(default_factory=list)  # decisions gone with a photo
+    # paths whose image data changed: the old content's faces wait for the new ones
+    new_image_data: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {"files": self.files, "unchanged": self.unchanged,
@@ -90,7 +91,7 @@ class CatalogueSummary:
                 "not_images": self.not_images, "failed": self.failed,
                 "moved": self.moved, "missing": self.missing, "returned": self.returned,
                 "problems": [str(p) for p in self.problems], "notes": self.notes,
-                "dropped_faces": self.dropped_faces}
+                "new_image_data": self.new_image_data}
 
 
 @dataclass(frozen=True)
@@ -364,10 +365,7 @@ def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: Catalo
             if isinstance(r, _Unreadable):
                 record_unreadable(conn, str(r.found.path), r.reason, r.found.size, r.found.mtime)
     for f, s in zip(files, saved, strict=True):
-        for face_id, held in s.dropped:
-            summary.dropped_faces.append(
-                f"{printable(f.path)}: the photo's image data changed (a new photo, its faces "
-                f"found anew): face {face_id} is gone, which was {held}")
+        summary.new_image_data += s.superseded
         if f.error is not None:
             summary.failed += 1
             problem = Problem(f.path, f.error)

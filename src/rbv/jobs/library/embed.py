@@ -27,6 +27,7 @@ import psycopg
 from rbv.config import Settings
 from rbv.errors import ImageUnreadable, InferenceServerDown
 from rbv.faces.types import Face, FaceAnalyzer, ImageFaces, PackInfo
+from rbv.jobs.library.carry import CarrySummary, run_carry
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import decode_for_detection
@@ -79,6 +80,7 @@ class EmbedSummary:
     failed: int = 0
     seconds: float = 0.0
     failures: list[Problem] = field(default_factory=list)
+    carry: CarrySummary = field(default_factory=CarrySummary)  # edited photos' decisions
 
     @property
     def images_per_s(self) -> float:
@@ -89,7 +91,8 @@ class EmbedSummary:
                 "images_without_faces": self.no_faces, "failed": self.failed,
                 "seconds": round(self.seconds, 3),
                 "images_per_s": round(self.images_per_s, 2),
-                "failures": [str(p) for p in self.failures]}
+                "failures": [str(p) for p in self.failures],
+                "carried_faces": self.carry.carried, "dropped_faces": self.carry.dropped}
 
 
 @dataclass
@@ -251,6 +254,9 @@ def _embed_pass(
                     release_claims(conn, pack.id, me, [c.image_id for c in batch.claims])
     with db.transaction() as conn:  # the first faces are in: build the HNSW index once
         ensure_pack_index(conn, pack)
+    # Photos whose pixels changed: their old faces' persons and decisions go to the new
+    # faces now found (also those an interrupted run left waiting).
+    summary.carry = run_carry(db, pack)
     summary.seconds = time.perf_counter() - started
     return summary
 

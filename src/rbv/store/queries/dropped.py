@@ -1,14 +1,18 @@
-"""What the faces of an image held, said before the image is dropped (its file now
-shows other image data): nothing the user decided goes without a line."""
+"""What faces held, said before they are dropped (their photo now shows other image
+data, and they were not the same face as one found in it): nothing the user decided
+goes without a line."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import psycopg
 
 
-def decisions_on_image(conn: psycopg.Connection, image_id: int) -> list[tuple[int, str]]:
-    """(face id, what it held) for each face of the image that was in a named person,
-    placed by hand, rejected from a person, or linked `same`/`different`."""
+def decisions_on_faces(conn: psycopg.Connection,
+                       face_ids: Sequence[int]) -> list[tuple[int, str]]:
+    """(face id, what it held) for each of the faces that is in a named person, placed
+    by hand, rejected from a person, or linked `same`/`different`."""
     rows = conn.execute(
         """
         SELECT f.id, n.name, f.assigned_by = 'manual',
@@ -22,9 +26,9 @@ def decisions_on_image(conn: psycopg.Connection, image_id: int) -> list[tuple[in
                                  ORDER BY 1)
                 FROM cannot_links l WHERE f.id IN (l.face_a, l.face_b))
         FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id
-        WHERE f.image_id = %s ORDER BY f.id
+        WHERE f.id = ANY(%s) ORDER BY f.id
         """,
-        (image_id,),
+        (list(face_ids),),
     ).fetchall()
     out = []
     for face_id, name, manual, rejected, same, different in rows:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from rbv.media.orientation import turn_box
-from rbv.store.queries.dropped import decisions_on_image
 from rbv.store.queries.paths import path_bytes, path_from_bytes, path_text
+from rbv.store.queries.supersessions import shown_again, supersede_image
 
 _MTIME_TOLERANCE_S = 1e-3  # timestamptz keeps microseconds; file systems may keep ns
 
@@ -67,8 +67,8 @@ class SavedFile:
     new_image: bool  # False: the content was already catalogued (an alias or a re-run)
     same_path: bool  # the path already showed this content (touched, not changed)
     new_metadata: bool = False  # the path's bytes changed, its image data did not
-    # the path's image data changed: (face id, what it held) of the old faces dropped
-    dropped: list[tuple[int, str]] = field(default_factory=list)
+    # the path's image data changed: its old content's faces wait to be carried over
+    superseded: bool = False
 
 
 def known_paths(conn: psycopg.Connection, paths: Sequence[str]) -> dict[str, KnownPath]:
@@ -129,18 +129,20 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
              None if f.gallery is None else path_text(f.gallery), _timestamp(f.mtime), f.size,
              f.sha256),
         )
-        dropped: list[tuple[int, str]] = []
+        superseded = False
+        if not new:
+            shown_again(conn, image_id)
         if previous and previous[0] != image_id and not conn.execute(
                 "SELECT 1 FROM image_paths WHERE image_id = %s", (previous[0],)).fetchone():
-            # The file's image data changed, and no path shows the old content any more:
-            # it is gone from the library, dropped with its faces (their person and its
-            # name stay; the new content's faces are found and placed anew). What those
-            # faces held is said, never dropped silently.
-            dropped = decisions_on_image(conn, int(previous[0]))
-            conn.execute("DELETE FROM images WHERE id = %s", (previous[0],))
+            # The file's image data changed, and no path shows the old content any more.
+            # It stays, with its faces and what was decided about them, until the new
+            # content's faces are found: then each old face's person and decisions go to
+            # the new face that is the same face, and what cannot go is said
+            # (rbv.jobs.library.carry).
+            superseded = supersede_image(conn, int(previous[0]), image_id)
         conn.execute("DELETE FROM catalogue_failures WHERE path_bytes = %s", (raw,))
         saved.append(SavedFile(image_id, new, bool(previous and previous[0] == image_id),
-                               new_metadata=retagged, dropped=dropped))
+                               new_metadata=retagged, superseded=superseded))
     return saved
 
 

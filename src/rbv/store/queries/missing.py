@@ -102,12 +102,18 @@ def missing_paths(conn: psycopg.Connection, limit: int) -> tuple[int, int, list[
     return int(row[0]), int(row[1]), first
 
 
-_GONE_IMAGES = """
-    SELECT i.id FROM images i
-    WHERE EXISTS (SELECT 1 FROM image_paths m
-                  WHERE m.image_id = i.id AND m.missing_since IS NOT NULL)
-      AND NOT EXISTS (SELECT 1 FROM image_paths p
-                      WHERE p.image_id = i.id AND p.missing_since IS NULL)
+_MISSING = """
+    EXISTS (SELECT 1 FROM image_paths m
+            WHERE m.image_id = {i} AND m.missing_since IS NOT NULL)
+    AND NOT EXISTS (SELECT 1 FROM image_paths p
+                    WHERE p.image_id = {i} AND p.missing_since IS NULL)
+"""
+# Missing images, and the old content of an edited photo that is missing (kept, with no
+# path, until its faces were carried to the new content's: see image_supersessions).
+_GONE_IMAGES = f"""
+    SELECT i.id FROM images i WHERE {_MISSING.format(i="i.id")}
+    UNION
+    SELECT s.old_image_id FROM image_supersessions s WHERE {_MISSING.format(i="s.new_image_id")}
 """
 
 

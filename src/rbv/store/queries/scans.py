@@ -33,7 +33,8 @@ class ScanFailure:
 
 
 def enqueue_catalogued(conn: psycopg.Connection, pack_id: int) -> int:
-    """Create a pending scan for every catalogued image that has none for the pack."""
+    """Create a pending scan for every catalogued image that has none for the pack
+    (old content kept for a carry excepted)."""
     cur = conn.execute(
         """
         INSERT INTO face_scans (image_id, pack_id)
@@ -41,6 +42,8 @@ def enqueue_catalogued(conn: psycopg.Connection, pack_id: int) -> int:
         WHERE i.status = 'ok'
           AND NOT EXISTS (SELECT 1 FROM face_scans s
                           WHERE s.image_id = i.id AND s.pack_id = %s)
+          -- old content of a photo whose pixels changed: no path shows it
+          AND NOT EXISTS (SELECT 1 FROM image_supersessions o WHERE o.old_image_id = i.id)
         ON CONFLICT DO NOTHING
         """,
         (pack_id, pack_id),

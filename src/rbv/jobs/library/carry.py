@@ -1,0 +1,109 @@
+"""Carrying decisions from a photo's old content to its new one (issue 29).
+
+When a photo's pixels changed (a crop, a retouch, another file copied over it), ``index``
+keeps the old content with its faces (``image_supersessions``). Once a model pack has
+scanned the new content (at the end of ``index``, or in a later ``embed`` for another
+pack), each old face whose person or decisions can go to the new face that is the same
+face (:func:`rbv.faces.correspondence.match_faces`: the same place and the same person,
+both required) gives them to it; the pack's old faces are then dropped, and each one
+that still held a decision is said, by face id, never dropped silently.
+
+Each photo's carry is one transaction: an interrupted run leaves the old content
+waiting, and the next ``index`` or ``embed`` of that pack carries it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from rbv.cluster.calibrations import resolve_setting
+from rbv.cluster.defaults import Method
+from rbv.errors import ClusterBusy, printable
+from rbv.faces.correspondence import PhotoFaces, match_faces
+from rbv.store import Database
+from rbv.store.queries.images import image_paths_of
+from rbv.store.queries.pack_lookup import pack_files, pack_settings
+from rbv.store.queries.packs import PackRow
+from rbv.store.queries.supersessions import (
+    ImageFaceRows,
+    carries_ready,
+    carry_decisions,
+    claim_carry,
+    image_faces,
+)
+from rbv.store.server.locks import person_lock
+
+CARRY_Z = 6.0
+"""How many impostor spreads above the mean two faces' similarity must be for a new face
+to be taken as an old one (with the same place also required): at 6, about one pair of
+different people's faces in a billion. SFace: 0.64 (same-person photos: median 0.72;
+the same face after an edit: 0.80 and above)."""
+
+
+@dataclass
+class CarrySummary:
+    """What one carry pass did for one pack."""
+
+    photos: int = 0  # old contents whose faces were carried (or said) for the pack
+    carried: int = 0  # old faces that are a new face: their person and decisions went on
+    dropped: list[str] = field(default_factory=list)  # one line per decision not carried
+    busy: str | None = None  # the carry waited: a cluster run or person edit held the pack
+
+
+def carry_similarity(stored: Mapping[str, object], files: Mapping[str, str]) -> float:
+    """The similarity an old and a new face need to be one face (besides the same
+    place): :data:`CARRY_Z` spreads above the pack's impostor mean where its impostor
+    model is known, and never below its same-person threshold (connected components)."""
+    connected = resolve_setting(stored, files, Method.connected).threshold
+    assert connected is not None  # a threshold method always resolves to one
+    model = resolve_setting(stored, files, Method.evidence).impostor
+    if model is None:
+        return connected
+    return max(connected, model.mu + CARRY_Z * math.hypot(model.sigma, model.tau))
+
+
+def run_carry(db: Database, pack: PackRow) -> CarrySummary:
+    """Carry every old content the pack has scanned the new content of."""
+    summary = CarrySummary()
+    with db.connect() as conn:
+        ready = carries_ready(conn, pack.id)
+        conn.commit()
+        threshold = carry_similarity(pack_settings(conn, pack.id), pack_files(conn, pack.id))
+    if not ready:
+        return summary
+    try:
+        with person_lock(db, pack.id, pack.name):  # faces change persons
+            for old_id, new_id in ready:
+                _carry_one(db, pack, old_id, new_id, threshold, summary)
+    except ClusterBusy as exc:
+        summary.busy = f"{exc}; the edited photos' faces are carried by the next index or embed"
+    return summary
+
+
+def _carry_one(db: Database, pack: PackRow, old_id: int, new_id: int, threshold: float,
+               summary: CarrySummary) -> None:
+    with db.transaction() as conn:
+        if not claim_carry(conn, old_id, new_id):
+            return  # another worker has it, or the old content is shown again
+        old, new = image_faces(conn, old_id, pack.id), image_faces(conn, new_id, pack.id)
+        pairs = match_faces(_photo(old), _photo(new), threshold)
+        became = {old.ids[i]: new.ids[j] for i, j, _ in pairs}
+        left = carry_decisions(conn, pack.id, old_id, list(became.items()))
+        where = next(iter(image_paths_of(conn, [new_id]).get(new_id, [])), f"image {new_id}")
+    summary.photos += 1
+    summary.carried += len(pairs)
+    for face_id, held in left:
+        if face_id in became:  # the same face, but the new face's own decision stands
+            summary.dropped.append(
+                f"{printable(where)}: the photo's image data changed; face {face_id} is face "
+                f"{became[face_id]} now, which could not take what it held: {held}")
+        else:
+            summary.dropped.append(
+                f"{printable(where)}: the photo's image data changed and face {face_id} was "
+                f"not found in it again: it is gone, which was {held}")
+
+
+def _photo(rows: ImageFaceRows) -> PhotoFaces:
+    return PhotoFaces(rows.frame, rows.boxes, rows.landmarks, rows.embeddings)
