@@ -25,3 +25,30 @@ def test_decisions_hold_under_random_sequences(decisions_env: Environment) -> No
     run_state_machine_as_test(machine, settings=settings(
         max_examples=4, stateful_step_count=12, deadline=None, derandomize=True,
         suppress_health_check=list(HealthCheck), database=None))
+
+
+def test_a_named_person_keeps_its_face_beside_a_dismissed_suggestion(
+        decisions_env: Environment) -> None:
+    """Found by scripts/decision_fuzz.py (shrunk by hypothesis): after these steps the
+    last ``cluster --full`` put a named person's only face in another person."""
+    state = machine_for(decisions_env)()
+    try:
+        state.first_cluster()
+        state.move(f=[507, 398], p=49)
+        state.index_more()
+        state.move(f=[0, 180, 674], p=0)
+        state.cluster()
+        state.merge(a=53, b=80)
+        state.cluster()
+        state.faces_link(a=346, b=774, same=True)
+        state.faces_link(a=212, b=137, same=True)
+        state.name(n="Di", p=6)
+        state.name(n="Ada", p=62)
+        state.cluster()
+        state.cluster()
+        state.suggestion(accept=False, i=50)
+        state.decisions_hold()
+        state.cluster_full()
+        state.decisions_hold()
+    finally:
+        state.teardown()

@@ -156,6 +156,17 @@ def test_faces_linked_same_stay_together_when_a_name_keeps_its_faces() -> None:
     assert out == [ben] * 4 + [ada] * 6
 
 
+def test_a_named_persons_only_face_linked_same_with_a_larger_persons_keeps_the_name() -> None:
+    """Di's only face joined Bob's cluster; it is linked ``same`` with Bob's face 1: the
+    two stay with the name (the fuzz found both in Bob's person, Di left empty)."""
+    bob, di = PERSONS[:2]
+    labels = np.zeros(5, np.int64)
+    former = [bob, bob, bob, bob, di]
+    out = follow_faces(labels, former, np.zeros(5, bool), np.arange(5, dtype=np.int64),
+                       must=[(1, 4)], named={di})
+    assert out == [bob, di, bob, bob, di]
+
+
 def test_faces_linked_same_leave_a_person_together() -> None:
     """Face 1 is of the same photo as Ada's face 0, so it cannot join Ada: face 2, linked
     ``same`` with it, leaves with it, into one new person."""

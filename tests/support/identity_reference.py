@@ -50,7 +50,8 @@ def follow_faces(
     for row, person in pulled.items():
         target[row] = person
     # faces linked `same` go together: where the first of them goes (one a link pulls,
-    # then one staying in its person, then one joining a person, row order)
+    # then one staying in its named person, then one staying in its person, then one
+    # joining a person, row order)
     automatic: dict[int, list[int]] = defaultdict(list)
     for i in range(n):
         if not manual[i]:
@@ -58,7 +59,9 @@ def follow_faces(
     for rows in automatic.values():
         going = [i for i in rows if target[i] is not None]
         if going:
-            first = min(going, key=lambda i: (i not in pulled, target[i] != former[i], i))
+            first = min(going, key=lambda i: (
+                i not in pulled, not (target[i] == former[i] and former[i] in (named or ())),
+                target[i] != former[i], i))
             for i in rows:
                 target[i] = target[first]
     key = {i: int(labels[rows[0]]) for rows in automatic.values() for i in rows}

@@ -75,13 +75,13 @@ def follow_faces(
             code[row] = NONE
     target = _clusters_to_persons(labels, code, manual)
     target[manual] = code[manual]
-    _keep_names_on_most_of_their_faces(labels, code, manual, target,
-                                       {index[p] for p in (named or set()) if p in index})
+    named_codes = {index[p] for p in (named or set()) if p in index}
+    _keep_names_on_most_of_their_faces(labels, code, manual, target, named_codes)
     links = _LinkedFaces(n, manual, must)
     pulled = links.pulled(code)
     for row, c in pulled.items():
         target[row] = c
-    links.keep_together(code, target, pulled)
+    links.keep_together(code, target, pulled, named_codes)
     key = links.keys(labels)
 
     # new persons: one per cluster nobody held before; then, until nothing conflicts, one
@@ -221,14 +221,18 @@ class _LinkedFaces:
                 if len(hand.get(r, ())) == 1 for i in rows}
 
     def keep_together(self, code: NDArray[np.int64], target: NDArray[np.int64],
-                      pulled: dict[int, int]) -> None:
+                      pulled: dict[int, int], named: set[int]) -> None:
         """Each component's automatic faces all go where its first face goes: one a link
-        pulls, then one staying in its person, then one joining a person (row order)."""
+        pulls, then one staying in its named person, then one staying in its person,
+        then one joining a person (row order)."""
+        def rank(i: int) -> tuple[bool, bool, bool, int]:
+            stays = target[i] == code[i]
+            return i not in pulled, not (stays and int(code[i]) in named), not stays, i
+
         for rows in self.members.values():
             going = [i for i in rows if target[i] != NONE]
             if len(rows) > 1 and going:
-                first = min(going, key=lambda i: (i not in pulled, target[i] != code[i], i))
-                target[rows] = target[first]
+                target[rows] = target[min(going, key=rank)]
 
     def keys(self, labels: NDArray[np.int64]) -> NDArray[np.int64]:
         """The cluster each face takes a new person by: its own, or its component's
