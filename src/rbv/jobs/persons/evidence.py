@@ -16,12 +16,7 @@ import psycopg
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Method
 from rbv.cluster.person_split import SplitTest, split_test
-from rbv.cluster.suggestions import (
-    CANDIDATE_K,
-    FaceFit,
-    least_typical_first,
-    suggest_merges,
-)
+from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
 from rbv.jobs.grouping.cluster import estimate_impostor
 from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import load_faces
@@ -101,9 +96,15 @@ class Suggestion:
                 "best_faces": list(self.best_faces), "command": self.command}
 
 
+REVIEW_CANDIDATES = 24
+"""Nearest persons per person that merge suggestions are looked for among, by
+``persons suggest`` and ``rbv serve`` alike (the page's grid shows this many): more than
+the ranking alone needs (``rbv.cluster.suggestions.CANDIDATE_K``), so that a grid is full."""
+
+
 def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
                       limit: int | None, min_score: float = DEFAULT_MIN_SCORE, *,
-                      k: int = CANDIDATE_K) -> list[Suggestion]:
+                      k: int = REVIEW_CANDIDATES) -> list[Suggestion]:
     """Ranked merge suggestions scoring at least ``min_score``, strongest first, among
     each person's ``k`` nearest persons. The merge keeps the named person (else the one
     with more faces), so a name is never lost."""
