@@ -171,16 +171,7 @@ class SuggestionQueue:
     def next_or_waiting(self) -> tuple[Pair | None, str]:
         """The strongest suggestion not skipped (or None), and a note when the ranking
         shown is older than the latest changes or not made yet."""
-        ranking, fresh = self._current(wait=False)
-        if ranking is None:
-            return None, ("Ranking the merge suggestions (1-5 s at 100,000 faces); "
-                          "this page reloads by itself.")
-        waiting = [s for s in ranking.suggestions
-                   if frozenset((s.keep.id, s.other.id)) not in self.skipped]
-        if not fresh:
-            waiting = self._still_open(ranking.pack, waiting)
-        note = "" if fresh else ("Persons changed since these suggestions were ranked; a "
-                                 "fresh ranking is being made.")
+        waiting, note, fresh = self._waiting()
         if not waiting:
             return None, note
         s = waiting[0]
