@@ -39,7 +39,7 @@ def runs(draw):  # type: ignore[no-untyped-def]
     # refuse links that join two faces of a photo, faces linked `different`, or faces
     # placed by hand in two persons
     must = [p for p in draw(st.lists(pair, max_size=5)) if labels[p[0]] == labels[p[1]]]
-    component = _components(n, must)
+    component = identity_reference.components(n, must)
     assume(len({(component[i], int(image_ids[i])) for i in range(n)}) == n)
     assume(all(component[a] != component[b] for a, b in cannot))
     hand = {(component[i], former[i]) for i in range(n) if manual[i] and former[i]}
@@ -50,19 +50,6 @@ def runs(draw):  # type: ignore[no-untyped-def]
     assume(all(former[a] is None or former[a] != former[b] for a, b in cannot))
     assume(all(former[i] != p for i, p in rejected))
     return labels, former, manual, image_ids, cannot, rejected, named, must
-
-
-def _components(n: int, pairs: list[tuple[int, int]]) -> list[int]:
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for a, b in pairs:
-        parent[root(a)] = root(b)
-    return [root(i) for i in range(n)]
 
 
 def _run(labels, former, manual, image_ids, cannot, rejected, named, must):  # type: ignore[no-untyped-def]
@@ -93,7 +80,7 @@ def test_decisions_hold_after_every_run(run) -> None:  # type: ignore[no-untyped
     # a name stays on the person holding most of its faces, except those the user's links
     # place: a face linked `same` with a face rejected from a person is not that person
     # either, and one linked with faces placed by hand in another person is that one's
-    component = _components(len(labels), must)
+    component = identity_reference.components(len(labels), must)
     not_theirs = {(component[i], p) for i, p in rejected}
     placed = {component[i]: former[i] for i in range(len(labels)) if manual[i] and former[i]}
     for person in named:

@@ -45,7 +45,7 @@ def follow_faces(
     target: list[Person | None] = [
         former[i] if manual[i] else person_of.get(int(labels[i])) for i in range(n)]
     _keep_names_on_most_of_their_faces(labels, former, manual, target, named or set())
-    component = _components(n, must)
+    component = components(n, must)
     pulled = _pulled_by_same_links(former, manual, component)
     for row, person in pulled.items():
         target[row] = person
@@ -109,7 +109,7 @@ def follow_faces(
                 target[row] = fresh
 
 
-def _components(n: int, must: Sequence[tuple[int, int]]) -> list[int]:
+def components(n: int, must: Sequence[tuple[int, int]]) -> list[int]:
     """Each row's component of ``same`` links (its smallest row)."""
     parent = list(range(n))
 

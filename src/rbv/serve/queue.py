@@ -218,9 +218,8 @@ class SuggestionQueue:
                                             s.best_faces[0] if mine else s.best_faces[1]))
         with self.db.connect() as conn:
             if not fresh:
-                anchor = _refreshed_row(conn, anchor)
-                candidates = [replace(c, person=_refreshed_row(conn, c.person))
-                              for c in candidates]
+                anchor, *rows = _refreshed_rows(conn, [anchor, *(c.person for c in candidates)])
+                candidates = [replace(c, person=r) for c, r in zip(candidates, rows, strict=True)]
             best = candidates[0].anchor_face
             rest = [f.id for f in faces_of(conn, anchor.id, SIDE_FACES) if f.id != best]
         return Grid(anchor, [best, *rest][:SIDE_FACES], candidates, len(waiting)), note
@@ -235,23 +234,25 @@ class SuggestionQueue:
         if not set(same) <= set(shown):
             raise ConfigError("a person ticked was not among those shown")
         ranking, _fresh = self._current(wait=False)
-        faces = {}
+        faces = {}  # each other person: (keep's face, its face) as shown
+        label = str(keep)[:8]
         for s in ranking.suggestions if ranking is not None else []:
             if keep in (s.keep.id, s.other.id):
-                other, mine = (s.other.id, s.best_faces) if s.keep.id == keep \
-                    else (s.keep.id, s.best_faces[::-1])
-                faces[other] = mine
+                mine, other, shown_faces = (s.keep, s.other.id, s.best_faces) \
+                    if s.keep.id == keep else (s.other, s.keep.id, s.best_faces[::-1])
+                faces[other] = shown_faces
+                label = repr(mine.name) if mine.name else label
         missing = [p for p in shown if p not in faces]
         if missing:
             raise ConfigError("those suggestions are no longer current (persons changed "
                               "since); look at the next ones")
         different = [faces[p] for p in shown if p not in same]
         done = editing.answer_grid(self.db, str(keep), [str(p) for p in same], different)
-        answered = set(shown) | {keep}
-        self._forget(lambda t: {t.keep.id, t.other.id} <= answered
+        # settled: the pairs of keep with each person shown, and every pair of the merged
+        self._forget(lambda t: (keep in (t.keep.id, t.other.id)
+                                and {t.keep.id, t.other.id} - {keep} <= set(shown))
                      or bool({t.keep.id, t.other.id} & set(same)), was_fresh=False)
-        merged = f"{len(same)} merged into {_label(keep, ranking)}" if same \
-            else "none merged"
+        merged = f"{len(same)} merged into {label}" if same else "none merged"
         return (f"{merged}; {len(shown) - len(same)} marked as other people",
                 done.edit_id)
 
@@ -298,24 +299,17 @@ class SuggestionQueue:
         return "Skipped"
 
 
-def _refreshed_row(conn: object, p: PersonRow) -> PersonRow:
-    found = list_persons(conn, include_hidden=True, person=p.id)  # type: ignore[arg-type]
-    return found[0] if found else p
-
-
-def _label(person: uuid.UUID, ranking: _Ranking | None) -> str:
-    """The person's name as ranked, or its short id."""
-    for s in ranking.suggestions if ranking is not None else []:
-        for p in (s.keep, s.other):
-            if p.id == person and p.name:
-                return repr(p.name)
-    return str(person)[:8]
+def _refreshed_rows(conn: object, rows: list[PersonRow]) -> list[PersonRow]:
+    """Kept persons as they are now (names, counts), in one query; as kept where gone."""
+    found = {p.id: p for p in list_persons(conn, include_hidden=True,  # type: ignore[arg-type]
+                                           persons=[r.id for r in rows])}
+    return [found.get(r.id, r) for r in rows]
 
 
 def _refreshed(conn: object, s: Suggestion) -> Suggestion:
     """A kept suggestion with its persons as they are now (names, counts); the merge
     keeps the named one, as ranking does."""
-    keep, other = _refreshed_row(conn, s.keep), _refreshed_row(conn, s.other)
+    keep, other = _refreshed_rows(conn, [s.keep, s.other])
     faces = s.best_faces
     if other.name and not keep.name:
         keep, other, faces = other, keep, (faces[1], faces[0])

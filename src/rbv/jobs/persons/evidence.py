@@ -59,7 +59,8 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
     pack = (pack_row(conn, pack_of(conn, person)) if person is not None
             else find_pack(conn, pack_name))
     persons = [p for p in list_persons(conn, pack.id, include_hidden=person is not None,
-                                       person=person) if p.faces > 0][:largest]
+                                       persons=None if person is None else [person])
+               if p.faces > 0][:largest]
     faces = load_faces(conn, pack, persons=[p.id for p in persons])
     index = {p.id: i for i, p in enumerate(persons)}
     codes = np.array([index.get(p, -1) if p is not None else -1 for p in faces.person_ids],

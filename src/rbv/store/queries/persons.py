@@ -43,9 +43,9 @@ class PersonRow:
 
 def list_persons(conn: psycopg.Connection, pack_id: int | None = None, *,
                  include_hidden: bool = False, min_faces: int = 1,
-                 person: uuid.UUID | None = None) -> list[PersonRow]:
+                 persons: Sequence[uuid.UUID] | None = None) -> list[PersonRow]:
     """Persons with their face counts and names, most faces first (merged ones never);
-    only ``person``, when given (reading its faces alone)."""
+    only ``persons``, when given (reading their faces alone)."""
     rows = conn.execute(
         """
         SELECT p.id, m.name, n.name, count(f.id), count(DISTINCT f.image_id), p.hidden, p.source
@@ -54,12 +54,14 @@ def list_persons(conn: psycopg.Connection, pack_id: int | None = None, *,
         LEFT JOIN person_names n ON n.person_id = p.id
         LEFT JOIN face_detections f ON f.person_id = p.id
         WHERE p.merged_into IS NULL AND (%(pack)s::int IS NULL OR p.pack_id = %(pack)s)
-          AND (%(hidden)s OR NOT p.hidden) AND (%(person)s::uuid IS NULL OR p.id = %(person)s)
+          AND (%(hidden)s OR NOT p.hidden)
+          AND (%(persons)s::uuid[] IS NULL OR p.id = ANY(%(persons)s))
         GROUP BY p.id, m.name, n.name
         HAVING count(f.id) >= %(min)s OR n.name IS NOT NULL
         ORDER BY count(f.id) DESC, n.name NULLS LAST, p.id
         """,
-        {"pack": pack_id, "hidden": include_hidden, "min": min_faces, "person": person},
+        {"pack": pack_id, "hidden": include_hidden, "min": min_faces,
+         "persons": None if persons is None else list(persons)},
     ).fetchall()
     return [PersonRow(*r) for r in rows]
 
