@@ -240,10 +240,7 @@ def test_embedded_database_is_created_and_shared_by_concurrent_processes(tmp_pat
     assert holder.returncode == 0 and rest.strip() == "0"
 
     # The last process to leave stopped the server; the next run starts it again.
-    deadline = time.time() + 15
-    while (tmp_path / "rbv" / "pg" / "postmaster.pid").exists() and time.time() < deadline:
-        time.sleep(0.2)
-    assert not (tmp_path / "rbv" / "pg" / "postmaster.pid").exists()
+    assert _until(lambda: not (tmp_path / "rbv" / "pg" / "postmaster.pid").exists())
     again = _rbv("migrate", "--list", env=env)
     out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
@@ -257,7 +254,8 @@ def _postmaster(pgdata: Path) -> int | None:
         return None
 
 
-def _until(condition, bound_s: float = 60) -> bool:  # type: ignore[no-untyped-def]
+def _until(condition, bound_s: float = 600) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``condition`` came true; the bound only keeps a hang from blocking."""
     deadline = time.time() + bound_s
     while not condition() and time.time() < deadline:
         time.sleep(0.1)

