@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from typer.testing import CliRunner
 
 from rbv.cli.app import app
@@ -24,6 +25,12 @@ MISC = SHARED / "data" / "misc"
 PACK = SHARED / "models" / "scrfd_sface"
 
 _db_numbers = itertools.count(1)
+
+# The suite draws the same examples on every run, so a red run is a change, never a
+# draw (exploring new draws is scripts/decision_fuzz.py's job, or HYPOTHESIS_PROFILE=explore).
+hypothesis_settings.register_profile("suite", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore")
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 # The embedded server stops with the last rbv process of a test (no watcher lingers on
 # after the suite); test_store's linger test sets its own.

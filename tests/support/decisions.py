@@ -372,18 +372,24 @@ class DecisionMachine(RuleBasedStateMachine):
                 formerly[p].append(f)
         now = {f: p for f, p, _by in after["faces"]}
         # except the faces the user's links place: a face linked `same` with a face
-        # rejected from a person is not that person either, and one linked with faces
-        # placed by hand in another person is that one's
+        # rejected from a person is not that person either, one linked with faces placed
+        # by hand in another person is that one's, and faces of two named persons linked
+        # `same` can keep only one of the names
         component = _components(before["same"])
         not_theirs = {(component.get(f, f), p) for f, p in before["rejections"]}
         placed = {component.get(f, f): p for f, p, by in before["faces"]
                   if by == "manual" and p is not None}
+        names_in: dict[int, set[uuid.UUID]] = defaultdict(set)
+        for person, faces in formerly.items():
+            for f in faces:
+                names_in[component.get(f, f)].add(person)
         for person, faces in formerly.items():
             if person not in persons_now:
                 continue
             held = Counter(now.get(f) for f in faces
                            if (component.get(f, f), person) not in not_theirs
-                           and placed.get(component.get(f, f), person) == person)
+                           and placed.get(component.get(f, f), person) == person
+                           and len(names_in[component.get(f, f)]) == 1)
             if not held:
                 continue
             assert held[person] == max(held.values()), \
