@@ -227,6 +227,30 @@ def exiftool() -> str:
     return found
 
 
+# -- Debian's chromium, driven by Playwright ---------------------------------------------
+
+@pytest.fixture(scope="session")
+def chromium():  # type: ignore[no-untyped-def]
+    """One headless Debian chromium for the run (``tests.support.browser``)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import CHROMIUM_ARGS, chromium_executable
+
+    executable = chromium_executable()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):  # type: ignore[no-untyped-def]
+    """A page of its own browser context (no cookie of another test), 1280×900."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
 # -- the real Immich server (v1.135.3), built from ../shared/immich/server -------------
 
 IMMICH_SOURCE = SHARED / "immich" / "server"
