@@ -33,14 +33,7 @@ from rbv.errors import ConfigError, ImageUnreadable, printable, writing
 from rbv.faces.pose import size_score
 from rbv.faces.types import FaceAnalyzer
 from rbv.jobs.grouping.people import library_people, one_person
-from rbv.jobs.library.dedup import (
-    DedupParams,
-    FaceOverlay,
-    face_agreement,
-    group_pairs,
-    hash_new_images,
-    near_pairs,
-)
+from rbv.jobs.library.dedup import DedupParams, hash_new_images, near_groups
 from rbv.jobs.library.enrich import run_enrich
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
@@ -54,7 +47,6 @@ from rbv.store.queries.facesets import (
     person_names,
     rejected_pairs,
 )
-from rbv.store.queries.image_hashes import all_hashes
 from rbv.store.queries.images import photo_files
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.quality import FaceQuality, quality_of
@@ -188,11 +180,7 @@ def near_duplicate_groups(db: Database, pack_name: str, dup_bits: int,
     """image id → its near-duplicate group (as ``rbv dedup`` finds them), for images
     that have near-duplicates."""
     hash_new_images(db, max_pixels)
-    with db.connect() as conn:
-        ids, hashes = all_hashes(conn)
-    params = DedupParams(strong_bits=dup_bits)
-    agree = face_agreement(db, pack_name, params.face_similarity)
-    groups = group_pairs(near_pairs(ids, hashes, agree, params, FaceOverlay(db, max_pixels)))
+    _, groups = near_groups(db, pack_name, DedupParams(strong_bits=dup_bits), max_pixels)
     return {image: g for g, (members, _, _) in enumerate(groups) for image in members}
 
 
