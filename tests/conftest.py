@@ -212,19 +212,9 @@ def fake_ml(_inference_server):  # type: ignore[no-untyped-def]
 def exiftool() -> str:
     """Path of Debian's exiftool, installed here (``apt-get install -y
     libimage-exiftool-perl``) when it is missing; a failed install fails the tests."""
-    import shutil
+    from tests.support.apt import installed
 
-    from tests.support.apt import apt_install
-
-    found = shutil.which("exiftool")
-    if found:
-        return found
-    done = apt_install("libimage-exiftool-perl")
-    found = shutil.which("exiftool")
-    if not found:
-        pytest.fail("exiftool is needed to read XMP back and could not be installed "
-                    f"(apt-get install -y libimage-exiftool-perl: {done.stderr.strip()[-500:]})")
-    return found
+    return installed("exiftool", "libimage-exiftool-perl", "to read XMP back")
 
 
 # -- Debian's chromium, driven by Playwright ---------------------------------------------
@@ -234,9 +224,10 @@ def chromium():  # type: ignore[no-untyped-def]
     """One headless Debian chromium for the run (``tests.support.browser``)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.support.browser import CHROMIUM_ARGS, chromium_executable
+    from tests.support.apt import installed
+    from tests.support.browser import CHROMIUM_ARGS
 
-    executable = chromium_executable()
+    executable = installed("chromium", "chromium", "to open rbv's pages")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser

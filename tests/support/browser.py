@@ -6,12 +6,7 @@ of its own: ``playwright install`` is not run), installed with apt-get when miss
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page
-
-from tests.support.apt import apt_install
 
 # Playwright adds its own automation flags; these keep a root, GPU-less, offline
 # machine's chromium from reaching out or refusing to start.
@@ -23,20 +18,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 _BROKEN = ("visible => Array.from(document.images).filter(i => "
            "(!visible || i.getBoundingClientRect().top < innerHeight) && "
            "i.complete && i.naturalWidth === 0).map(i => i.getAttribute('src'))")
-
-
-def chromium_executable() -> str:
-    """Path of Debian's chromium, installed with apt-get when missing; a failed
-    install fails the test."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    done = apt_install("chromium")
-    found = shutil.which("chromium")
-    if not found:
-        pytest.fail("Debian's chromium is needed to open rbv's pages and could not be "
-                    f"installed (apt-get install -y chromium: {done.stderr.strip()[-500:]})")
-    return found
 
 
 def watch_errors(page: Page) -> list[str]:
