@@ -219,19 +219,34 @@ def fake_ml(_inference_server):  # type: ignore[no-untyped-def]
 def exiftool() -> str:
     """Path of Debian's exiftool, installed here (``apt-get install -y
     libimage-exiftool-perl``) when it is missing; a failed install fails the tests."""
-    import shutil
+    from tests.support.apt import installed
 
-    from tests.support.apt import apt_install
+    return installed("exiftool", "libimage-exiftool-perl", "to read XMP back")
 
-    found = shutil.which("exiftool")
-    if found:
-        return found
-    done = apt_install("libimage-exiftool-perl")
-    found = shutil.which("exiftool")
-    if not found:
-        pytest.fail("exiftool is needed to read XMP back and could not be installed "
-                    f"(apt-get install -y libimage-exiftool-perl: {done.stderr.strip()[-500:]})")
-    return found
+
+# -- Debian's chromium, driven by Playwright ---------------------------------------------
+
+@pytest.fixture(scope="session")
+def chromium():  # type: ignore[no-untyped-def]
+    """One headless Debian chromium for the run (``tests.support.browser``)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.apt import installed
+    from tests.support.browser import CHROMIUM_ARGS
+
+    executable = installed("chromium", "chromium", "to open rbv's pages")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):  # type: ignore[no-untyped-def]
+    """A page of its own browser context (no cookie of another test), 1280×900."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
 
 
 # -- the real Immich server (v1.135.3), built from ../shared/immich/server -------------

@@ -12,10 +12,13 @@ import numpy as np
 from PIL import Image
 
 from rbv.config import Settings
+from rbv.jobs.library.dedup import group_pairs
 from rbv.jobs.library.index import run_index
 from rbv.media.phash import hamming, pairwise_within, phash
 from rbv.store import open_database
-from tests.conftest import FACES, run_cli
+from tests.conftest import FACES, SHARED, run_cli
+
+FAMILY = SHARED / "data" / "family" / "faces"
 
 SOURCES = [FACES / "Mindy_Kaling", FACES / "Jerry_Seinfeld", FACES / "Madonna"]
 
@@ -90,3 +93,43 @@ def test_phash_and_pairwise_scan_agree() -> None:
         assert found[(i, j)] == hamming(int(hashes[i]), int(hashes[j]))
     assert hamming(int(hashes[0]), int(hashes[5])) < 16 < hamming(int(hashes[0]),
                                                                  int(hashes[1]))
+
+
+def test_photos_on_a_plain_border_group_only_with_their_own_copies(
+        cli, settings: Settings, tmp_path: Path) -> None:
+    """data/family's photos are small faces on one grey: their hashes describe the
+    grey, and 79 photos of different people made one group. Now a group holds one
+    person's photos only, and a resized or recompressed copy still joins its source."""
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    person = {str(p): p.parent.name for p in FAMILY.glob("*/*.png")}
+    sources = sorted(FAMILY.glob("lag_*/young__*"))[::40][:3]
+    for src in sources:
+        im = Image.open(src).convert("RGB")
+        w, h = im.size
+        for name, copy in ((f"{src.stem}_small.jpg", im.resize((w * 3 // 4, h * 3 // 4))),
+                           (f"{src.stem}_q60.jpg", im)):
+            copy.save(copies / name, quality=60)
+            person[str(copies / name)] = src.parent.name
+    run_index(open_database(settings), settings, [FAMILY, copies])  # catalogue only
+
+    report = json.loads(run_cli(cli, "-d", str(settings.database_url), "dedup",
+                                "--json").stdout)
+    assert report["images"] == len(person)
+    for group in report["near"]:  # never two people in one group
+        assert len({person[p] for p in group["paths"]}) == 1, group["paths"]
+    for src in sources:
+        mine = {str(src), str(copies / f"{src.stem}_small.jpg"),
+                str(copies / f"{src.stem}_q60.jpg")}
+        assert any(mine <= set(g["paths"]) for g in report["near"]), src.name
+
+
+def test_a_group_is_confirmed_pair_by_pair_never_chained() -> None:
+    """1~2 and 2~3 are confirmed pairs but 1 and 3 fail the second check: 3 is not
+    dragged into 1's group through 2; a candidate pair that fails is no link at all."""
+    confirmed = {(1, 2), (2, 3), (4, 5), (4, 6), (5, 6)}
+    groups = group_pairs([(1, 2, False), (2, 3, False), (3, 7, False), (4, 5, True),
+                          (5, 6, False)],
+                         lambda a, b: (min(a, b), max(a, b)) in confirmed,
+                         lambda a, b: abs(a - b))
+    assert groups == [([1, 2], 1, False), ([4, 5, 6], 2, True)]

@@ -98,11 +98,11 @@ def test_timeouts_and_refused_connections_are_retried_then_unavailable(fake_ml) 
     waits: list[float] = []
     image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
     slow = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", timeout_s=0.2, sleep=waits.append)
-    fake_ml.faults.delay_s = 0.5
+    fake_ml.faults.gate.clear()  # the server holds its answers: every try times out
     with pytest.raises(InferenceUnavailable, match="ReadTimeout"):
         slow.analyze(image)
     assert waits == [5.0, 10.0, 20.0]
-    fake_ml.faults.delay_s = 0.0
+    fake_ml.faults.gate.set()  # the held answers go to a client that hung up
     fake_ml.stop()
     waits.clear()
     with pytest.raises(InferenceUnavailable, match="ConnectError"):

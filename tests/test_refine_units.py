@@ -89,3 +89,21 @@ def test_a_free_fragment_joins_the_fixed_group_it_is_near_but_two_fixed_never_jo
     sets = sorted(sorted(g.tolist()) for g in refine(data, RefineParams(min_images=2)).groups)
     assert sets == [list(range(10)), list(range(10, 20)), list(range(20, 25)),
                     list(range(25, 30))]
+
+
+def test_a_cluster_holding_two_people_is_split_along_them() -> None:
+    """Two identities refine's distances would join (one tight crowd), told apart by
+    ``people`` (the persons `rbv cluster` makes): two sets, never one."""
+    rng = np.random.default_rng(7)
+    x, truth = _identities(rng, [8, 8], spread=0.05)
+    x = (x + 3 * x.mean(axis=0)).astype(np.float32)  # both close to one centre
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    n = len(x)
+    args = (x, np.arange(n, dtype=np.int64), np.full(n, 120.0, np.float32),
+            np.full(n, 80.0, np.float32), np.full(n, 0.9, np.float32))
+    crowd = refine(RefineInput(*args), RefineParams(min_images=3)).groups
+    assert [len(g) for g in crowd] == [16]
+    result = refine(RefineInput(*args, people=truth), RefineParams(min_images=3))
+    assert sorted(sorted(g.tolist()) for g in result.groups) == [list(range(8)),
+                                                                 list(range(8, 16))]
+    assert result.counts["split_apart"] == 1

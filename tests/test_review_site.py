@@ -1,50 +1,40 @@
-"""`rbv site OUT` opened in a real headless Chromium (Debian's chromium package):
-pages load with no console errors, every image resolves; screenshots are kept."""
+"""`rbv site OUT` opened in a real headless Chromium (Debian's chromium package, driven
+by Playwright): pages load with no console errors, every image resolves; screenshots are
+kept."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
-import pytest
+from playwright.sync_api import Page
 
 from rbv.config import Settings
-from tests.chromium import Browser, find_or_install_chromium
 from tests.conftest import run_cli
+from tests.support.browser import broken_images, watch_errors
 
 HOSTILE = '<script>console.error("pwned")</script> Ada & "Bob"'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = find_or_install_chromium()
-    if executable is None:
-        pytest.fail("Debian's chromium is needed to open the review site and could not be "
-                    "installed (apt-get install -y chromium)")
-    b = Browser(executable)
-    yield b
-    b.close()
 
 
 def _references(page: Path) -> list[str]:
     return re.findall(r'(?:href|src)="([^"#]+)', page.read_text(encoding="utf-8"))
 
 
-def test_the_harness_sees_console_errors_and_broken_images(browser: Browser,
+def test_the_harness_sees_console_errors_and_broken_images(page: Page,
                                                            tmp_path: Path) -> None:
-    page = tmp_path / "bad.html"
-    page.write_text('<!DOCTYPE html><img src="missing.jpg"><script>console.error("boom")'
-                    "</script>")
-    errors, broken = browser.open(page)
-    assert broken == ["missing.jpg"]
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><img src="missing.jpg"><script>console.error("boom")'
+                   "</script>")
+    errors = watch_errors(page)
+    page.goto(bad.as_uri())
+    assert broken_images(page) == ["missing.jpg"]
     assert any("boom" in e for e in errors)
 
 
 def test_site_opens_from_disk_with_every_image_and_link_resolving(
-        cli, browser: Browser, faces_settings: Settings, tmp_path: Path) -> None:
+        cli, page: Page, faces_settings: Settings, tmp_path: Path) -> None:
     url = str(faces_settings.database_url)
     assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
     persons = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json",
@@ -58,10 +48,10 @@ def test_site_opens_from_disk_with_every_image_and_link_resolving(
     assert [p.name for p in (tmp_path / "review").iterdir()] == ["site"]
 
     pages = [out / "index.html", out / "suggestions.html", *(out / "persons").iterdir()]
-    for page in pages:  # every link and image stays inside OUT and exists
-        for ref in _references(page):
-            target = (page.parent / unquote(ref)).resolve()
-            assert target.is_relative_to(out.resolve()) and target.is_file(), (page, ref)
+    for html in pages:  # every link and image stays inside OUT and exists
+        for ref in _references(html):
+            target = (html.parent / unquote(ref)).resolve()
+            assert target.is_relative_to(out.resolve()) and target.is_file(), (html, ref)
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;" in index and "<script>" not in index
     first = out / "persons" / f"{persons[0]['id']}.html"
@@ -72,12 +62,15 @@ def test_site_opens_from_disk_with_every_image_and_link_resolving(
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    for page, name in ((out / "index.html", "index.png"), (first, "person.png"),
+    errors = watch_errors(page)
+    for html, name in ((out / "index.html", "index.png"), (first, "person.png"),
                        (out / "suggestions.html", "suggestions.png")):
-        errors, broken = browser.open(page)
-        assert errors == [] and broken == [], (page, errors, broken)
-        assert browser.image_count() > 0
-        assert browser.screenshot(shots / name).stat().st_size > 10_000
+        page.goto(html.resolve().as_uri())  # waits for the load event: every image
+        broken = broken_images(page)
+        assert errors == [] and broken == [], (html, errors, broken)
+        assert page.locator("img").count() > 0
+        page.screenshot(path=shots / name)
+        assert (shots / name).stat().st_size > 10_000
     print(f"\nscreenshots of the review site: {shots}")
 
     # A re-run renders no crop again; a missing crop is made again, a stale one goes.

@@ -4,7 +4,10 @@ when missing."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+
+import pytest
 
 # Another apt-get (an engineer's, unattended-upgrades) holding dpkg's lock is waited for,
 # up to this long, instead of failing the install at once (the review-site fixture
@@ -24,3 +27,17 @@ def apt_install(*packages: str) -> subprocess.CompletedProcess[str]:
         if command[0] == "install" and done.returncode == 0:
             break
     return done
+
+
+def installed(command: str, package: str, needed_for: str) -> str:
+    """Path of ``command``, installed with ``apt-get install -y PACKAGE`` when missing; a
+    failed install fails the test, saying what ``command`` is ``needed_for``."""
+    found = shutil.which(command)
+    if found:
+        return found
+    done = apt_install(package)
+    found = shutil.which(command)
+    if not found:
+        pytest.fail(f"{command} is needed {needed_for} and could not be installed "
+                    f"(apt-get install -y {package}: {done.stderr.strip()[-500:]})")
+    return found

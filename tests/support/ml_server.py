@@ -5,15 +5,15 @@ validates it, and answers with real detections and embeddings from the local mod
 pack, run through rbv's own face engine on the bytes it received. ``GET /ping`` answers
 ``pong``. No CLIP model exists offline, so a requested ``clip`` embedding is a
 deterministic stand-in computed from the pixels (its storage is what tests check).
-Faults: 5xx bursts, slow answers, malformed JSON, and outages (socket closed).
+Faults: 5xx bursts, held answers, malformed JSON, and outages (socket closed).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-import time
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler
@@ -26,11 +26,19 @@ from PIL import Image
 from tests.support.loopback import LoopbackServer
 
 
+def _open() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
 @dataclass
 class MlFaults:
     fail_5xx: int = 0
     fail_5xx_after: int = 0  # requests answered normally before the 5xx burst (the probe)
-    delay_s: float = 0.0
+    # Answers wait until the gate is open: cleared, the server holds every answer, as a
+    # hung server does, however slow or fast the machine (a client's timeout then fires).
+    gate: threading.Event = field(default_factory=_open)
     malformed: int = 0  # the next N answers are cut-off JSON
 
 
@@ -118,8 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
             malformed = fake.faults.malformed > 0
             if malformed:
                 fake.faults.malformed -= 1
-        if fake.faults.delay_s:
-            time.sleep(fake.faults.delay_s)
+        fake.faults.gate.wait()
         if self.path != "/predict":
             self._json(404, {"detail": "Not Found"})
             return

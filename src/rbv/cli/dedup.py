@@ -21,13 +21,19 @@ def dedup(
     ctx: typer.Context,
     strong_bits: Annotated[int, typer.Option(min=0, max=64, help="Photos whose perceptual "
                                              "hashes differ in at most this many of 64 bits "
-                                             "are near-duplicates.")] = _D.strong_bits,
+                                             "are candidate near-duplicates...")] = _D.strong_bits,
     face_similarity: Annotated[float, typer.Option(min=0.0, max=1.0, help="...or share a face "
                                                    "this similar (cosine) and...")
                                ] = _D.face_similarity,
     min_correlation: Annotated[float, typer.Option(min=0.0, max=1.0, help="...line up, "
                                                    "aligned on that face, with this pixel "
                                                    "correlation.")] = _D.min_correlation,
+    min_matches: Annotated[int, typer.Option(min=4, max=500, help="...either way confirmed "
+                                             "when this many keypoints of the two pictures "
+                                             "(plain borders cut off) match where one "
+                                             "resize-crop-shift puts them, spread over the "
+                                             "picture, or by the face alignment above.")
+                           ] = _D.min_matches,
     model_pack: ModelPackOption = None,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
@@ -36,8 +42,9 @@ def dedup(
 
     Byte-identical: one content (sha256) found under several paths. Near-duplicates:
     re-encodes, resizes and small crops of one photo, found by a 64-bit perceptual hash
-    (pHash) and, for crops, by a shared face whose alignment lines up the whole
-    photos pixel by pixel.
+    (pHash) or a shared face, and confirmed by matching keypoints of the two pictures
+    (a plain border cut off) or by the shared face's alignment lining up the whole
+    photos pixel by pixel; in a group every two photos are confirmed.
     Different photos of one person are not grouped. Hashes are computed once per photo
     and stored (table image_hashes); nothing else is written, no file is touched.
 
@@ -51,7 +58,7 @@ def dedup(
     db = open_database(settings)
     console = Console(stderr=True)
     params = DedupParams(strong_bits=strong_bits, face_similarity=face_similarity,
-                         min_correlation=min_correlation)
+                         min_correlation=min_correlation, min_matches=min_matches)
     with Progress(console=console, disable=as_json or not console.is_terminal) as bar:
         task = bar.add_task("hashing", total=None)
         report = run_dedup(db, model_pack or settings.model_pack, params,

@@ -104,7 +104,8 @@ def export_swap_command(
     print_table(table, optional=["candidates"], whole=["faceset"])
 
 
-_REASONS = (("rejected", "not this person"), ("outliers", "outlier(s)"),
+_REASONS = (("rejected", "not this person"), ("other_person", "of another person"),
+            ("outliers", "outlier(s)"),
             ("too_small", "too small"), ("duplicates", "duplicate(s)"),
             ("dropped", "not one face in the crop"))
 

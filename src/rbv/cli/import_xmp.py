@@ -73,7 +73,10 @@ def import_xmp_command(
         typer.echo(f"{report.photos} photo(s) read: {report.regions} named face region(s), "
                    f"{report.matched} matched to a face, {report.assigned} face(s) {verb}, "
                    f"{len(report.persons_created)} new person(s), "
-                   f"{len(report.unmatched)} unmatched, {len(report.conflicts)} conflict(s) "
+                   f"{len(report.unmatched)} unmatched, "
+                   + (f"{report.repeated} repeated (a name marked twice on a photo), "
+                      if report.repeated else "")
+                   + f"{len(report.conflicts)} conflict(s) "
                    f"(pack {report.pack}).")
         if dry_run:
             typer.echo("Dry run: nothing was written.")

@@ -103,7 +103,9 @@ def refine(
         c = report.counts
         typer.echo(f"Pack {report.pack}: {c.get('faces', 0):,} faces → "
                    f"{c.get('initial_clusters', 0):,} initial clusters → "
-                   f"{c.get('after_merge', 0):,} after merge; {c.get('failed_quality', 0):,} "
+                   f"{c.get('after_merge', 0):,} after merge (+{c.get('split_apart', 0):,} "
+                   "split off: another person by `rbv cluster`'s rule); "
+                   f"{c.get('failed_quality', 0):,} "
                    f"faces failed the quality gate, {c.get('outliers', 0):,} outliers, "
                    f"{c.get('too_small', 0):,} clusters too small.")
         for fs in report.facesets:

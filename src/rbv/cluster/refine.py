@@ -7,7 +7,9 @@ filter (≥ 15 unique photos). Faces given a fixed group (a named person's, unle
 user asks to split named persons) skip the first two stages: each group is one initial
 cluster, never merged with another (a free cluster whose centroid is within the merge
 distance of one joins it: an unassigned fragment of that person), so a named person
-is one faceset.
+is one faceset. Given ``people`` (the persons ``rbv cluster``'s evidence rule makes of
+the same faces), a cluster holding faces of several of them is split along them before
+the quality gate: refine's distances alone let a crowd of look-alike children through.
 Thresholds here are cosine *distances* (1 − similarity), as users of face-set tools know
 them; :func:`stable_numbers` keeps faceset numbers across runs.
 """
@@ -55,6 +57,7 @@ class RefineInput:
     blur: NDArray[np.float32]  # NaN: not measured (passes the gate)
     det_score: NDArray[np.float32]
     fixed: NDArray[np.int64] | None = None  # a fixed group per face (≥ 0), or -1: none
+    people: NDArray[np.int64] | None = None  # a person per face: no faceset holds two
 
 
 @dataclass
@@ -95,6 +98,9 @@ def refine(data: RefineInput, params: RefineParams | None = None) -> RefineResul
         if n_fixed:
             labels = join_fixed(x, labels, n_fixed, params.merge)
     counts["after_merge"] = int(labels.max()) + 1
+    if data.people is not None:
+        labels = split_by_people(labels, data.people)
+    counts["split_apart"] = int(labels.max()) + 1 - counts["after_merge"]
 
     passed = quality_gate(data, params)
     counts["failed_quality"] = int((~passed).sum())
@@ -162,6 +168,14 @@ def join_fixed(x: NDArray[np.float32], labels: NDArray[np.int64], n_fixed: int,
     target[n_fixed:][joins] = nearest[joins]
     _, renumbered = np.unique(target, return_inverse=True)
     return renumbered[labels].astype(np.int64)
+
+
+def split_by_people(labels: NDArray[np.int64], people: NDArray[np.int64]
+                    ) -> NDArray[np.int64]:
+    """Labels ``0..k-1`` of the clusters cut along ``people``: two faces share a label
+    only when they shared one before and are one person."""
+    both = labels.astype(np.int64) * (int(people.max()) + 1) + people
+    return np.unique(both, return_inverse=True)[1].astype(np.int64).reshape(-1)
 
 
 def quality_gate(data: RefineInput, params: RefineParams) -> NDArray[np.bool_]:

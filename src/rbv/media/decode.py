@@ -20,12 +20,11 @@ from PIL import Image, ImageOps
 
 from rbv.errors import ImageTooLarge, ImageUnreadable
 from rbv.media.exif import ExifInfo, read_exif
+from rbv.media.orientation import SIDEWAYS
 from rbv.media.types import DecodedImage
 
 pillow_heif.register_heif_opener()
 Image.MAX_IMAGE_PIXELS = None  # rbv's guard (check_pixels) takes its place
-
-_SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the image by 90°
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def probe_image(path: Path, fmt: str, max_pixels: int) -> ImageProbe:
             # pillow-heif already turned the pixels upright and reset the tag to 1;
             # keep the camera's value on record.
             exif = replace(exif, orientation=applied)
-        elif exif.orientation in _SWAPS_AXES:
+        elif exif.orientation in SIDEWAYS:
             width, height = height, width
         if width < 1 or height < 1:
             raise ImageUnreadable(f"the header says the image is {width}×{height} pixels")
@@ -120,7 +119,7 @@ def decode_for_detection(
             raise
         except (OSError, ValueError, SyntaxError) as exc:
             raise ImageUnreadable(_reason(exc, fmt)) from None
-    original = (raw_h, raw_w) if orientation in _SWAPS_AXES else (raw_w, raw_h)
+    original = (raw_h, raw_w) if orientation in SIDEWAYS else (raw_w, raw_h)
     scale = max(original) / max(rgb.shape[1], rgb.shape[0])
     return DecodedImage(image_id=image_id, path=path, rgb=rgb, scale=scale,
                         original_size=original, data=data)

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-_SWAPS_AXES = {5, 6, 7, 8}
+SIDEWAYS = frozenset({5, 6, 7, 8})
+"""Orientations that show the stored width as the height."""
 
 
 def _stored_to_shown(orientation: int, stored: tuple[float, float]) -> NDArray[np.float64]:
@@ -35,7 +36,7 @@ def turn_box(box: Sequence[float], landmarks: Sequence[float] | None, before: in
     """``box`` (x1, y1, x2, y2) and ``landmarks`` (x0, y0, x1, y1, …) in the frame of a
     photo shown as ``shown`` (width, height) under orientation ``before``, moved to the
     frame of the same stored pixels shown under orientation ``after``."""
-    stored = (shown[1], shown[0]) if before in _SWAPS_AXES else shown
+    stored = (shown[1], shown[0]) if before in SIDEWAYS else shown
     move = _stored_to_shown(after, stored) @ np.linalg.inv(_stored_to_shown(before, stored))
     x1, y1, x2, y2 = box
     corners = np.array([[x1, y1, 1.0], [x2, y2, 1.0]]) @ move.T

@@ -8,8 +8,9 @@ who has a faceset already (a named person is one faceset, unless ``split_named``
 through refine's
 own pipeline (:func:`rbv.cluster.refine.refine`: initial clusters (at the pack's
 calibrated average-linkage distance where it has one, else refine's 0.55), centroid merge,
-quality gate, outlier rejection, size filter; a named person stays one group and
-"not this person" holds). The sets that survive get numbers past the highest the pack
+quality gate, outlier rejection, size filter; a named person stays one group,
+"not this person" holds, and no set holds two of the persons ``rbv cluster``'s evidence
+rule makes of the library). The sets that survive get numbers past the highest the pack
 ever used, are written under OUT by export-swap's writer (the folders and files of
 other facesets there are not touched; OUT/manifest.json lists old and new), and are
 recorded in ``facesets`` with the folder they came from (``discovered_from``) and a
@@ -37,7 +38,8 @@ from rbv.errors import ConfigError, printable
 from rbv.faces.types import FaceAnalyzer
 from rbv.jobs.exchange.export_swap import SwapParams, export_sets
 from rbv.jobs.exchange.import_folders import images_under
-from rbv.jobs.grouping.refine import named_groups, owned_groups, report_dict
+from rbv.jobs.grouping.people import evidence_people, named_groups
+from rbv.jobs.grouping.refine import owned_groups, report_dict
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
@@ -125,9 +127,14 @@ def discover(db: Database, pack_name: str | None, folder: Path, out: Path,
     rest = _unknown(every, faces, [previous[n] for n in sorted(active)], params.covered,
                     with_sets, report.counts)
     report.counts["photos"] = len(images)
+    fixed = None if params.refine.split_named else named_groups(every, named)
+    with db.connect() as conn:  # the persons of the whole library, as refine sees them
+        person_of = dict(zip(every.ids.tolist(),
+                             evidence_people(conn, pack, every, fixed).tolist(), strict=True))
     result = refine(RefineInput(rest.embeddings, rest.image_ids, rest.face_short, rest.blur,
                                 rest.det_score,
-                                None if params.refine.split_named else named_groups(rest, named)),
+                                None if fixed is None else named_groups(rest, named),
+                                np.array([person_of[f] for f in rest.ids.tolist()], np.int64)),
                     refine_params)
     report.counts.update({k: v for k, v in result.counts.items() if k != "faces"})
     report.clusters = result.clusters

@@ -2,11 +2,13 @@
 face-swap tools (roop-unleashed loads a ``.fsz``: a plain zip of ``0.png, 1.png, …``
 and averages every face it finds in them, hence one face per PNG).
 
-Per faceset of a refine manifest: tight outlier gate → faces with short edge ≥
-``min_face`` → visual duplicates collapsed (photos whose perceptual hashes are within
-``dup_bits``; the best-scoring face stays) → rank by the composite score → square crop
-(pad, out size) → re-detect: exactly one face, else a tighter crop is tried once and
-the face is dropped if that still shows more or fewer than one.
+Per faceset of a refine manifest: the faces of its main person only (a faceset is one
+person: faces ``rbv cluster``'s evidence rule puts in another are left out, as refine
+leaves them out; an older or edited manifest may list them) → tight outlier gate → faces
+with short edge ≥ ``min_face`` → visual duplicates collapsed (photos whose perceptual
+hashes are within ``dup_bits``; the best-scoring face stays) → rank by the composite
+score → square crop (pad, out size) → re-detect: exactly one face, else a tighter crop
+is tried once and the face is dropped if that still shows more or fewer than one.
 """
 
 from __future__ import annotations
@@ -30,14 +32,8 @@ from rbv.cluster.knn import normalize
 from rbv.errors import ConfigError, ImageUnreadable, printable, writing
 from rbv.faces.pose import size_score
 from rbv.faces.types import FaceAnalyzer
-from rbv.jobs.library.dedup import (
-    DedupParams,
-    FaceOverlay,
-    face_agreement,
-    group_pairs,
-    hash_new_images,
-    near_pairs,
-)
+from rbv.jobs.grouping.people import library_people, one_person
+from rbv.jobs.library.dedup import DedupParams, hash_new_images, near_groups
 from rbv.jobs.library.enrich import run_enrich
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
@@ -51,7 +47,6 @@ from rbv.store.queries.facesets import (
     person_names,
     rejected_pairs,
 )
-from rbv.store.queries.image_hashes import all_hashes
 from rbv.store.queries.images import photo_files
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.quality import FaceQuality, quality_of
@@ -109,6 +104,7 @@ class SetResult:
     faces_in: int
     person_id: uuid.UUID | None = None
     rejected: int = 0  # faces the user said are not this person
+    other_person: int = 0  # faces of another person than most of the set's
     outliers: int = 0
     too_small: int = 0
     duplicates: int = 0
@@ -118,7 +114,8 @@ class SetResult:
 
     def summary(self) -> dict[str, Any]:
         return {"faceset": self.folder, "name": self.name, "faces_in": self.faces_in,
-                "rejected": self.rejected, "outliers": self.outliers, "too_small": self.too_small,
+                "rejected": self.rejected, "other_person": self.other_person,
+                "outliers": self.outliers, "too_small": self.too_small,
                 "duplicates": self.duplicates, "dropped": len(self.dropped),
                 "written": len(self.written), "candidates": len(self.candidates)}
 
@@ -183,11 +180,7 @@ def near_duplicate_groups(db: Database, pack_name: str, dup_bits: int,
     """image id → its near-duplicate group (as ``rbv dedup`` finds them), for images
     that have near-duplicates."""
     hash_new_images(db, max_pixels)
-    with db.connect() as conn:
-        ids, hashes = all_hashes(conn)
-    params = DedupParams(strong_bits=dup_bits)
-    agree = face_agreement(db, pack_name, params.face_similarity)
-    groups = group_pairs(near_pairs(ids, hashes, agree, params, FaceOverlay(db, max_pixels)))
+    _, groups = near_groups(db, pack_name, DedupParams(strong_bits=dup_bits), max_pixels)
     return {image: g for g, (members, _, _) in enumerate(groups) for image in members}
 
 
@@ -275,7 +268,9 @@ def export_sets(db: Database, manifest: dict[str, Any], origin: str, out: Path,
     centroids: list[tuple[SetResult, NDArray[np.float32]]] = []
     listed: set[int] = set()
     duplicate_of = near_duplicate_groups(db, pack.name, params.dup_bits, max_pixels)
+    split_named = bool((manifest.get("params") or {}).get("split_named"))
     with db.connect() as conn:
+        person_of = library_people(conn, pack, split_named=split_named)
         source = PhotoSource(photo_files(conn), max_pixels)
         rejected = rejected_pairs(conn, pack.id)
         names = person_names(conn, [fs["person_id"] for fs in manifest["facesets"]
@@ -287,10 +282,12 @@ def export_sets(db: Database, manifest: dict[str, Any], origin: str, out: Path,
             # "not this person" said since refine wrote the manifest still counts, and
             # the person's name now (renamed since, say) names the set
             kept = [f for f in ids if (f, person) not in rejected]
-            facts = load_face_facts(conn, pack, face_ids=kept, skip_hidden=False)
+            alike = one_person(kept, person_of)
+            facts = load_face_facts(conn, pack, face_ids=alike, skip_hidden=False)
             result = SetResult(fs["folder"], names.get(person, fs.get("name")),
-                               len(facts) + len(ids) - len(kept), person,
-                               rejected=len(ids) - len(kept))
+                               len(facts) + len(ids) - len(alike), person,
+                               rejected=len(ids) - len(kept),
+                               other_person=len(kept) - len(alike))
             ranked, counts = rank_faces(facts, quality_of(conn, ids), params, duplicate_of)
             result.outliers, result.too_small = counts["outliers"], counts["too_small"]
             result.duplicates = counts["duplicates"]

@@ -7,6 +7,13 @@ face is placed by hand (manual) in the pack's person of that name, created when 
 none — the rules of ``import-folders``: two faces of one photo are never one person, a
 face a user rejected from a person never returns to it, and a face a user placed in a
 person of another name stays there (reported as a conflict).
+
+Regions are normalised to the photo as shown (after its EXIF orientation), except MWG
+regions of a photo turned sideways whose ``AppliedToDimensions`` is the size as stored
+(Immich and others measure them on the stored pixels): those are turned with the
+picture. A region whose name another region of the photo (another format, file or
+program marking the same face) already matched to a face is counted as ``repeated``,
+not as unmatched: the name did land.
 """
 
 from __future__ import annotations
@@ -14,17 +21,18 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import psycopg
 
 from rbv.errors import ConfigError
-from rbv.formats.regions import Region, match_regions, region_iou, same_name
-from rbv.formats.xmp import XmpError, XmpUnreadable, read_regions, sidecars_of
+from rbv.formats.regions import Region, from_box, match_regions, region_iou, same_name
+from rbv.formats.xmp import RegionsOf, XmpError, XmpUnreadable, read_regions, sidecars_of
 from rbv.jobs.exchange.export_xmp import as_given_roots, mirrored, path_under
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
+from rbv.media.orientation import SIDEWAYS, turn_box
 from rbv.store import Database
 from rbv.store.queries.assignments import delete_empty_persons
 from rbv.store.queries.contradictions import refused_placements
@@ -55,6 +63,7 @@ class ImportXmpReport:
     photos: int = 0  # photos looked at
     regions: int = 0  # named face regions found
     matched: int = 0  # regions matched to a detected face
+    repeated: int = 0  # regions whose name another region of the photo matched to a face
     assigned: int = 0  # faces that changed person
     persons_created: list[str] = field(default_factory=list)
     unmatched: list[dict[str, str]] = field(default_factory=list)
@@ -92,7 +101,8 @@ def import_xmp(db: Database, pack_name: str | None, options: ImportXmpOptions, *
         reporter.stage("read xmp", len(by_image))
         found: dict[int, list[tuple[str, Region]]] = {}
         for image_id, paths in sorted(by_image.items()):
-            regions = _regions_of(paths, roots, options.sidecars_from, report, reporter)
+            regions = _regions_of(paths, photos[image_id], roots, options.sidecars_from,
+                                  report, reporter)
             if regions:
                 found[image_id] = regions
             reporter.advance(1, faces=len(regions))
@@ -114,10 +124,12 @@ def import_xmp(db: Database, pack_name: str | None, options: ImportXmpOptions, *
     return report
 
 
-def _regions_of(paths: Sequence[str], roots: Sequence[str], mirror: Path | None,
-                report: ImportXmpReport, reporter: Reporter) -> list[tuple[str, Region]]:
+def _regions_of(paths: Sequence[str], photo_row: PhotoRow, roots: Sequence[str],
+                mirror: Path | None, report: ImportXmpReport,
+                reporter: Reporter) -> list[tuple[str, Region]]:
     """Named face regions of a photo from all its paths and their sidecars, each face
-    once (the same name over the same area in two files is one region)."""
+    once (the same name over the same area in two files is one region), in the frame of
+    the photo as shown."""
     out: list[tuple[str, Region]] = []
     for path in paths:
         photo = Path(path)
@@ -135,7 +147,7 @@ def _regions_of(paths: Sequence[str], roots: Sequence[str], mirror: Path | None,
                 continue
             for reason in read.malformed:
                 _problem(report, reporter, str(source), reason)
-            for region in read.all:
+            for region in _as_shown(read, photo_row):
                 if not (region.name and region.is_face):
                     continue
                 if any(same_name(r.name, region.name) and region_iou(r, region) >= 0.5
@@ -143,6 +155,21 @@ def _regions_of(paths: Sequence[str], roots: Sequence[str], mirror: Path | None,
                     continue
                 out.append((path, region))
     return out
+
+
+def _as_shown(read: RegionsOf, photo: PhotoRow) -> list[Region]:
+    """The regions of ``read`` in the frame of the photo as shown: MWG regions measured
+    on a sideways photo's stored pixels (``AppliedToDimensions`` = the stored size, not
+    the shown one) turned with the picture."""
+    shown = (photo.width, photo.height)
+    stored = (photo.height, photo.width)
+    if photo.orientation not in SIDEWAYS or read.dims != stored or stored == shown:
+        return read.all
+    turned = [from_box(r.name, turn_box(r.box(*stored), None, 1, photo.orientation,
+                                        stored)[0], *shown)
+              for r in read.mwg]
+    return [*(replace(t, kind=r.kind) for t, r in zip(turned, read.mwg, strict=True)),
+            *read.mp]
 
 
 def _problem(report: ImportXmpReport, reporter: Reporter, path: str, reason: str) -> None:
@@ -158,8 +185,13 @@ def _name_faces(conn: psycopg.Connection, pack: PackRow, photo: PhotoRow,
     pairs = match_regions([r for _, r in regions], [f.box for f in faces], photo.width,
                           photo.height, options.min_iou)
     matched = {i for i, _, _ in pairs}
+    landed = {(regions[i][1].name or "").strip().casefold() for i in matched}
     for i, (path, region) in enumerate(regions):
-        if i not in matched:
+        if i in matched:
+            continue
+        if (region.name or "").strip().casefold() in landed:
+            report.repeated += 1
+        else:
             report.unmatched.append({"path": path, "name": region.name or ""})
     by_name: dict[str, tuple[int, int, float]] = {}
     for pair in pairs:  # best overlaps first: a name's first pair is its best

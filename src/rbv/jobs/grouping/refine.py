@@ -7,7 +7,9 @@ depends on how loose ``rbv cluster``'s threshold was. Faces of hidden persons ar
 out. Each faceset records the person that holds most of its faces (``facesets.person_id``)
 and is named after that person in the manifest. A named person's faces are one group
 from the start (never split by the initial clustering, never merged with another's)
-unless ``split_named`` is set: the user has said who they are. Facesets, their numbers
+unless ``split_named`` is set: the user has said who they are. A faceset is one person:
+never faces that ``rbv cluster``'s evidence rule keeps apart
+(:mod:`rbv.jobs.grouping.people`). Facesets, their numbers
 and their faces live in ``facesets`` / ``faceset_faces``; the output tree is a rendering
 of those rows.
 """
@@ -30,6 +32,7 @@ from PIL import Image
 
 from rbv.cluster.refine import RefineInput, RefineParams, refine, stable_numbers
 from rbv.errors import ImageUnreadable, writing
+from rbv.jobs.grouping.people import evidence_people, named_groups
 from rbv.jobs.out_lock import write_atomically, writing_folder
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
@@ -110,11 +113,12 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
         next_number = next_faceset_number(conn, pack.id)
         rejected = rejected_pairs(conn, pack.id)
         named = person_names(conn, sorted({p for p in facts.person_ids if p}))
+        fixed = None if params.split_named else named_groups(facts, named)
+        progress(f"grouping {len(facts):,} faces into persons as `rbv cluster` does")
+        people = evidence_people(conn, pack, facts, fixed)
     progress(f"refining {len(facts):,} faces")
     result = refine(RefineInput(facts.embeddings, facts.image_ids, facts.face_short,
-                                facts.blur, facts.det_score,
-                                None if params.split_named else named_groups(facts, named)),
-                    params)
+                                facts.blur, facts.det_score, fixed, people), params)
     owners, rows_of = owned_groups(facts, result.groups, rejected)
     groups = [set(facts.ids[g].tolist()) for g in rows_of]
     numbers = stable_numbers(groups, previous, next_number)
@@ -150,12 +154,6 @@ def owned_groups(facts: FaceFacts, groups: list[np.ndarray],
     rows = [np.array([r for r in g.tolist() if (int(facts.ids[r]), owner) not in rejected],
                      np.int64) for g, owner in zip(groups, owners, strict=True)]
     return owners, rows
-
-
-def named_groups(facts: FaceFacts, named: dict[uuid.UUID, str]) -> np.ndarray:
-    """Per face: an index of its named person, or -1."""
-    index = {p: i for i, p in enumerate(sorted(named, key=str))}
-    return np.array([index.get(p, -1) if p else -1 for p in facts.person_ids], np.int64)
 
 
 def _majority(facts: FaceFacts, rows: np.ndarray) -> uuid.UUID | None:

@@ -1,15 +1,22 @@
 """``dedup``: byte-identical files and visual near-duplicates among catalogued photos.
 
 Two photos are near-duplicates (one was re-encoded, resized or slightly cropped from
-the other) when either
+the other) when they are candidates, because
 
 - their perceptual hashes differ in at most ``strong_bits`` of 64 bits, or
 - they hold a face each that the recognizer finds very similar (cosine similarity ≥
-  ``face_similarity``) AND, warped onto each other by those two faces' landmarks, the
-  whole overlapping area correlates (≥ ``min_correlation``, see
-  :mod:`rbv.faces.overlay`). A crop moves the hash far more than a re-encode does but
-  is still the same pixels; another photo of the same person can have a face just as
-  similar, but its hair, clothes and background do not line up.
+  ``face_similarity``),
+
+AND pass a second check, independent of the hash: at least ``min_matches`` keypoints of
+the two pictures (plain borders cut off) lie where one resize-crop-shift puts them,
+spread over the picture (:mod:`rbv.media.keypoints`), or, warped onto each other by the
+shared faces' landmarks, the whole overlapping area correlates (≥ ``min_correlation``, see
+:mod:`rbv.faces.overlay`; a big crop keeps too few keypoints). A crop moves the hash
+far more than a re-encode does but is still the same pixels; another photo of the same
+person can have a face just as similar, but its hair, clothes and background do not
+line up. A group is one in which every two photos pass the second check, never a chain
+of pairs: 79 photos of different children on a plain grey border (``data/family``)
+hashed within 10 bits of each other.
 
 Measured on real photos (4 identities × 7 photos, each re-encoded at JPEG quality 35,
 halved, cropped 6 % per side, cropped 10 % top-left): variants differ from their source
@@ -24,6 +31,7 @@ agreement, from each face's nearest neighbours in the pack.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +44,7 @@ from rbv.errors import ImageUnreadable, PackNotFound
 from rbv.faces.overlay import overlay_correlation
 from rbv.jobs.recording import recorded_run
 from rbv.media.decode import decode_for_detection
+from rbv.media.keypoints import MIN_SPREAD, Keypoints, keypoints, matching_points
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.phash import hamming, pairs_within, phash
 from rbv.media.types import DecodedImage
@@ -61,6 +70,7 @@ class DedupParams:
     strong_bits: int = 10
     face_similarity: float = 0.80
     min_correlation: float = 0.82
+    min_matches: int = 30
 
 
 @dataclass
@@ -152,19 +162,15 @@ def face_agreement(db: Database, pack_name: str | None, min_similarity: float) -
     return out
 
 
-def near_pairs(ids: NDArray[np.int64], hashes: NDArray[np.int64], agree: Agreement,
-               params: DedupParams, pixels: PairPixels) -> list[tuple[int, int, int, bool]]:
-    """Accepted pairs (image a, image b, bits, joined by face) under the rule above."""
-    pairs = [(int(ids[i]), int(ids[j]), d, False)
-             for i, j, d in pairs_within(hashes, params.strong_bits)]
-    seen = {(a, b) for a, b, _, _ in pairs}
-    position = {int(v): k for k, v in enumerate(ids.tolist())}
-    for (a, b), (_sim, face_a, face_b) in sorted(agree.items()):
-        if (a, b) in seen or a not in position or b not in position:
-            continue
-        if pixels(a, face_a, b, face_b) >= params.min_correlation:
-            d = hamming(int(hashes[position[a]]), int(hashes[position[b]]))
-            pairs.append((a, b, d, True))
+def candidate_pairs(ids: NDArray[np.int64], hashes: NDArray[np.int64], agree: Agreement,
+                    strong_bits: int) -> list[tuple[int, int, bool]]:
+    """Pairs (image a, image b, found by face only) whose hashes differ in at most
+    ``strong_bits`` or that share a face (``agree``): candidates, to be confirmed."""
+    pairs = [(int(ids[i]), int(ids[j]), False) for i, j, _ in pairs_within(hashes, strong_bits)]
+    seen = {(a, b) for a, b, _ in pairs}
+    known = set(ids.tolist())
+    pairs += [(a, b, True) for a, b in sorted(agree)
+              if (a, b) not in seen and a in known and b in known]
     return pairs
 
 
@@ -198,6 +204,45 @@ class FaceOverlay:
             db_.rgb, np.asarray(pb, np.float32).reshape(5, 2) / db_.scale)
 
 
+class SamePhoto:
+    """The second check of a candidate pair: the two pictures' keypoints match
+    (:mod:`rbv.media.keypoints`), or, for photos sharing a face (``agree``), the photos
+    aligned on that face correlate pixel-wise (:class:`FaceOverlay`; a big crop keeps
+    too few keypoints). Each photo is decoded once, each pair checked once."""
+
+    def __init__(self, db: Database, max_pixels: int, params: DedupParams,
+                 agree: Agreement, overlay: PairPixels | None = None) -> None:
+        self._db = db
+        self._max_pixels = max_pixels
+        self._params = params
+        self._agree = agree
+        self._overlay = overlay or FaceOverlay(db, max_pixels)
+        self._points: dict[int, Keypoints | None] = {}
+        self._pairs: dict[tuple[int, int], bool] = {}
+
+    def _keypoints(self, image: int) -> Keypoints | None:
+        if image not in self._points:
+            with self._db.connect() as conn:
+                paths = image_paths_of(conn, [image]).get(image, [])
+                fmt = image_formats(conn, [image]).get(image, "JPEG")
+            img = _decode_small(paths, fmt, image, self._max_pixels)
+            self._points[image] = None if img is None else keypoints(img.rgb)
+        return self._points[image]
+
+    def __call__(self, image_a: int, image_b: int) -> bool:
+        key = (min(image_a, image_b), max(image_a, image_b))
+        if key not in self._pairs:
+            a, b = self._keypoints(key[0]), self._keypoints(key[1])
+            points, spread = (0, 0.0) if a is None or b is None else matching_points(a, b)
+            same = points >= self._params.min_matches and spread >= MIN_SPREAD
+            if not same and key in self._agree:
+                _, face_a, face_b = self._agree[key]
+                same = (self._overlay(key[0], face_a, key[1], face_b)
+                        >= self._params.min_correlation)
+            self._pairs[key] = same
+        return self._pairs[key]
+
+
 def _decode_small(paths: list[str], fmt: str, image_id: int,
                   max_pixels: int) -> DecodedImage | None:
     for path in paths:
@@ -209,8 +254,12 @@ def _decode_small(paths: list[str], fmt: str, image_id: int,
     return None
 
 
-def group_pairs(pairs: list[tuple[int, int, int, bool]]) -> list[tuple[list[int], int, bool]]:
-    """Connected groups of images (sorted ids), their largest distance, face-joined."""
+def group_pairs(pairs: list[tuple[int, int, bool]], same: Callable[[int, int], bool],
+                bits: Callable[[int, int], int]) -> list[tuple[list[int], int, bool]]:
+    """Groups of images (sorted ids) in which every two pass ``same``, with their
+    largest hash distance (``bits``) and whether a face found any two: the candidate
+    ``pairs`` that pass are joined into connected sets, and each set is cut, in id
+    order, into groups whose members all pass ``same`` with one another."""
     parent: dict[int, int] = {}
 
     def find(x: int) -> int:
@@ -220,19 +269,43 @@ def group_pairs(pairs: list[tuple[int, int, int, bool]]) -> list[tuple[list[int]
             x = parent[x]
         return x
 
-    for a, b, _, _ in pairs:
-        parent[find(a)] = find(b)
-    groups: dict[int, list[int]] = {}
-    for x in list(parent):
-        groups.setdefault(find(x), []).append(x)
-    worst: dict[int, int] = {}
-    by_face: dict[int, bool] = {}
-    for a, _b, d, f in pairs:
-        root = find(a)
-        worst[root] = max(worst.get(root, 0), d)
-        by_face[root] = by_face.get(root, False) or f
-    return sorted(((sorted(m), worst[r], by_face[r]) for r, m in groups.items()),
-                  key=lambda g: g[0][0])
+    by_face = set()
+    for a, b, face in pairs:
+        if same(a, b):
+            parent[find(a)] = find(b)
+            if face:
+                by_face.add((min(a, b), max(a, b)))
+    joined: dict[int, list[int]] = {}
+    for x in sorted(parent):
+        joined.setdefault(find(x), []).append(x)
+    out = []
+    for members in joined.values():
+        groups: list[list[int]] = []
+        for m in members:
+            home = next((g for g in groups if all(same(m, x) for x in g)), None)
+            if home is None:
+                groups.append([m])
+            else:
+                home.append(m)
+        for g in groups:
+            if len(g) > 1:
+                two = list(itertools.combinations(g, 2))
+                out.append((g, max(bits(a, b) for a, b in two),
+                            any(p in by_face for p in two)))
+    return sorted(out, key=lambda g: g[0][0])
+
+
+def near_groups(db: Database, pack_name: str | None, params: DedupParams,
+                max_pixels: int) -> tuple[int, list[tuple[list[int], int, bool]]]:
+    """The number of hashed photos and their near-duplicate groups (the candidates
+    :func:`candidate_pairs` finds, confirmed by :class:`SamePhoto`)."""
+    with db.connect() as conn:
+        ids, hashes = all_hashes(conn)
+    agree = face_agreement(db, pack_name, params.face_similarity)
+    pairs = candidate_pairs(ids, hashes, agree, params.strong_bits)
+    hash_of = dict(zip(ids.tolist(), hashes.tolist(), strict=True))
+    return len(ids), group_pairs(pairs, SamePhoto(db, max_pixels, params, agree),
+                                 lambda a, b: hamming(hash_of[a], hash_of[b]))
 
 
 def run_dedup(db: Database, pack_name: str | None, params: DedupParams, *,
@@ -244,11 +317,7 @@ def run_dedup(db: Database, pack_name: str | None, params: DedupParams, *,
         report.hashed, report.failed = hash_new_images(db, max_pixels, advance)
         with db.connect() as conn:
             report.exact = [ExactGroup(i, s, p) for i, s, p in byte_identical(conn)]
-            ids, hashes = all_hashes(conn)
-        report.images = len(ids)
-        agree = face_agreement(db, pack_name, params.face_similarity)
-        groups = group_pairs(near_pairs(ids, hashes, agree, params,
-                                        FaceOverlay(db, max_pixels)))
+        report.images, groups = near_groups(db, pack_name, params, max_pixels)
         with db.connect() as conn:
             paths = first_paths(conn, [i for g in groups for i in g[0]])
         report.near = [NearGroup(m, [paths.get(i, "?") for i in m], d, f)

@@ -12,12 +12,13 @@ import psycopg
 
 @dataclass(frozen=True)
 class PhotoRow:
-    """A catalogued photo of a pack: its id, displayed size and format."""
+    """A catalogued photo of a pack: its id, displayed size, format and EXIF orientation."""
 
     image_id: int
     width: int
     height: int
     format: str | None
+    orientation: int = 1
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,11 @@ def scanned_photos(conn: psycopg.Connection, pack_id: int) -> dict[int, PhotoRow
     """Image id → size and format of every photo the pack has scanned."""
     rows = conn.execute(
         """
-        SELECT i.id, i.width, i.height, i.format FROM images i
+        SELECT i.id, i.width, i.height, i.format, i.orientation FROM images i
         JOIN face_scans s ON s.image_id = i.id AND s.pack_id = %s AND s.status = 'done'
         WHERE i.width > 0 AND i.height > 0
         """,
         (pack_id,),
     ).fetchall()
-    return {int(r[0]): PhotoRow(int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows}
+    return {int(r[0]): PhotoRow(int(r[0]), int(r[1]), int(r[2]), r[3], int(r[4] or 1))
+            for r in rows}
