@@ -82,12 +82,21 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
     if setting.impostor is None:  # unknown recognizer: estimated as `rbv cluster` does
         setting = estimate_impostor(conn, pack, setting)
     assert setting.impostor is not None
-    row_of = {f: r for r, f in enumerate(faces.ids.tolist())}
-    same = np.array([(row_of[a], row_of[b]) for a, b in same_links_inside_persons(
-        conn, pack.id, [p.id for p in persons]) if a in row_of and b in row_of],
-        np.int64).reshape(-1, 2)
+    links = np.array(same_links_inside_persons(conn, pack.id, [p.id for p in persons]),
+                     np.int64).reshape(-1, 2)
     return PersonEvidence(pack, persons, faces, codes, setting.impostor,
-                          setting.impostor_source, same)
+                          setting.impostor_source, _rows_of_faces(faces.ids, links))
+
+
+def _rows_of_faces(ids: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """``pairs`` of face ids as pairs of rows of ``ids`` (pairs with a face not there
+    left out)."""
+    if len(pairs) == 0 or len(ids) == 0:
+        return pairs[:0]
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids[order], pairs), len(ids) - 1)
+    rows = order[at]
+    return rows[(ids[rows] == pairs).all(axis=1)]
 
 
 @dataclass(frozen=True)
