@@ -110,6 +110,11 @@ def test_faces_linked_same_stay_in_one_half_of_review_and_of_the_split(
     assert halves is not None
     together = [side for side in (halves["kept"], halves["moved"]) if linked[0] in side]
     assert linked[1] in together[0]
+    # the same halves when review reads every person of the library at once
+    largest = {p["person"]["id"]: p["two_people"]
+               for p in _json(cli, url, "persons", "review")["persons"]}
+    assert (largest[obama]["kept"], largest[obama]["moved"]) == (halves["kept"],
+                                                                halves["moved"])
     assert _json(cli, url, "persons", "split", obama)["sizes"] == [
         len(halves["kept"]), len(halves["moved"])]
     placed = _assignments(faces_settings)

@@ -52,15 +52,24 @@ class PersonEvidence:
         starts = skipped + np.concatenate([[0], np.cumsum(counts)])
         return order, starts
 
-    def units_of(self, rows: np.ndarray) -> np.ndarray | None:
-        """Per row of ``rows`` (one person's): its group of faces linked ``same``; None
-        when no link joins two of them."""
-        if len(self.same) == 0:
+    def units_of(self, index: int) -> np.ndarray | None:
+        """Per face row of person ``index`` (as :meth:`rows_of`): its group of faces
+        linked ``same``; None when no link joins two of them."""
+        links, starts = self._links_by_person
+        pairs = links[starts[index]:starts[index + 1]]
+        if len(pairs) == 0:
             return None
-        local = np.full(len(self.faces), -1, np.int64)
-        local[rows] = np.arange(len(rows))
-        pairs = local[self.same]
-        return linked_units(len(rows), pairs[(pairs >= 0).all(axis=1)])
+        # rows_of lists a person's rows in ascending order (a stable sort of the codes)
+        return linked_units(len(self.rows_of(index)), np.searchsorted(self.rows_of(index),
+                                                                       pairs))
+
+    @functools.cached_property
+    def _links_by_person(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``same`` links sorted by person, and where each person's begin."""
+        owner = self.codes[self.same[:, 0]]
+        order = np.argsort(owner, kind="stable")
+        starts = np.searchsorted(owner[order], np.arange(len(self.persons) + 1))
+        return self.same[order], starts
 
 
 def load_evidence(conn: psycopg.Connection, pack_name: str | None,
@@ -213,7 +222,7 @@ def halves(evidence: PersonEvidence, index: int) -> Halves | None:
     the verdict on it; None when there is none with two faces on each side."""
     rows = evidence.rows_of(index)
     test = split_test(evidence.faces.embeddings[rows], evidence.model,
-                      evidence.units_of(rows))
+                      evidence.units_of(index))
     if test is None:
         return None
     ids = evidence.faces.ids[rows]
