@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from rbv.cluster.defaults import ImpostorModel
-from rbv.cluster.person_split import others_pair_stats, split_test, stranger_spread
+from rbv.cluster.person_split import (
+    linked_units,
+    others_pair_stats,
+    split_test,
+    stranger_spread,
+)
 from rbv.cluster.suggestions import least_typical_first
 
 SFACE = ImpostorModel(0.10, 0.087, 0.02)
@@ -85,3 +90,23 @@ def test_pair_statistics_agree_for_more_faces_than_dimensions() -> None:
     sims = (rest @ rest.T)[np.triu_indices(len(rest), 1)]
     assert np.isclose(stats[0].mean, sims.mean()) and np.isclose(stats[0].spread,
                                                                   sims.std(ddof=1))
+
+
+def test_faces_linked_same_go_to_one_half_together() -> None:
+    """A face of the second person linked `same` with one of the first: the two go to
+    one half, whichever; unlinked, the halves are the two people."""
+    rng = np.random.default_rng(3)
+    one, two = _unit(rng.standard_normal((2, 64)))
+    person = np.concatenate([_cloud(rng, one, 9, 0.12), _cloud(rng, two, 5, 0.12)])
+    free = split_test(person, SFACE)
+    assert free is not None and free.half[0] != free.half[9]
+    units = linked_units(len(person), np.array([[0, 9]]))
+    assert units is not None and units[0] == units[9]
+    assert len(set(units.tolist())) == len(person) - 1
+    linked = split_test(person, SFACE, units)
+    assert linked is not None and linked.half[0] == linked.half[9]
+    assert linked.two_people and linked.sizes == (10, 4)
+    assert linked_units(5, np.empty((0, 2), np.int64)) is None
+    # every row its own unit: the very partition of no units
+    alone = split_test(person, SFACE, np.arange(len(person)))
+    assert alone is not None and np.array_equal(alone.half, free.half)

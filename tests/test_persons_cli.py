@@ -155,47 +155,6 @@ def test_two_faces_of_one_photo_never_go_into_one_person(cli,
     assert _assignments(faces_settings) == before
 
 
-def test_split_by_default_separates_two_people_and_keeps_one_whole(
-        cli, faces_settings: Settings) -> None:
-    """With no --threshold, split uses the library's own setting (evidence linkage), so
-    two people merged into one come apart and one person's varied photos stay together
-    (the old default, agglomerative at the pack's threshold + 0.1, shattered both)."""
-    from tests.test_cluster_runs import _main_faces
-
-    url = str(faces_settings.database_url)
-    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
-    identity = _main_faces(faces_settings)
-    with open_database(faces_settings).connect() as conn:
-        person_of = dict(conn.execute("SELECT id, person_id::text FROM face_detections"))
-
-    def person(name: str) -> str:
-        counts: dict[str, int] = {}
-        for face, who in identity.items():
-            if who == name:
-                counts[person_of[face]] = counts.get(person_of[face], 0) + 1
-        return max(counts, key=counts.__getitem__)
-
-    obama, angelina = person("Barack_Obama"), person("Angelina_Jolie")
-    whole = run_cli(cli, "-d", url, "persons", "split", obama, "--dry-run")
-    assert whole.exit_code == 0, whole.output
-    assert "stays whole with the library's setting (evidence, budget 10)." in whole.output
-
-    merged = run_cli(cli, "-d", url, "persons", "merge", obama, angelina)
-    assert merged.exit_code == 0, merged.output
-    split = run_cli(cli, "-d", url, "persons", "split", obama, "--json")
-    assert split.exit_code == 0, split.output
-    result = json.loads(split.stdout)
-    assert result["setting"] == "the library's setting (evidence, budget 10)"
-    assert 2 <= len(result["sizes"]) <= 3
-    with open_database(faces_settings).connect() as conn:
-        after = dict(conn.execute("SELECT id, person_id::text FROM face_detections"))
-    for name in ("Barack_Obama", "Angelina_Jolie"):
-        others = {after[f] for f, who in identity.items()
-                  if who != name and after[f] in {after[g] for g, w in identity.items()
-                                                  if w == name}}
-        assert not others, f"{name} shares a person with another identity"
-
-
 def test_naming_a_person_its_own_name_changes_nothing_and_logs_no_edit(
         cli, faces_settings: Settings) -> None:
     """Issue 31 #8: renaming a person to the name it has was logged as an edit."""

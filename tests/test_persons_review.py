@@ -15,6 +15,7 @@ from rbv.cluster.suggestions import least_typical_first, suggest_merges
 from rbv.config import Settings
 from rbv.store import open_database
 from tests.conftest import FACES, PACK, run_cli
+from tests.test_persons_cli import _assignments
 
 SFACE = ImpostorModel(0.10, 0.087, 0.02)
 
@@ -223,10 +224,27 @@ def test_review_finds_two_people_in_one_and_its_command_separates_them(
     assert f"Looks like two people {sizes}" in page and report["command"] in page
     index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     assert f"two people? ({len(report['kept'])} + {len(report['moved'])})" in index
-    moved = run_cli(cli, "-d", url, *shlex.split(report["command"])[1:])
-    assert moved.exit_code == 0, moved.output
+    # `persons split` makes the same decision: its command splits into these halves.
+    would = json.loads(run_cli(cli, "-d", url, "persons", "split", one, "--dry-run", "--json"
+                               ).stdout)
+    assert (would["two_people"]["kept"], would["two_people"]["moved"]) == (
+        report["kept"], report["moved"])
+    assert report["command"] == f"rbv persons split {one}"
+    split = run_cli(cli, "-d", url, *shlex.split(report["command"])[1:], "--json")
+    assert split.exit_code == 0, split.output
+    (new,) = json.loads(split.stdout)["new_persons"]
     assert _review(cli, url, one)["two_people"] is None
     assert _person_faces(cli, url, one) == report["kept"]
+    assert _person_faces(cli, url, new) == report["moved"]
+    # A split is a decision: every face of it placed by hand, kept by a full re-cluster;
+    # one undo takes it back.
+    placed = _assignments(faces_settings)
+    assert {placed[f] for f in report["kept"] + report["moved"]} == {
+        (one, "manual"), (new, "manual")}
+    assert run_cli(cli, "-d", url, "cluster", "--full").exit_code == 0
+    assert _assignments(faces_settings) == placed
+    assert run_cli(cli, "-d", url, "persons", "undo").exit_code == 0
+    assert _person_faces(cli, url, one) == sorted(one_faces + two_faces)
 
 
 STRANGER = FACES / "Leonardo_DiCaprio" / "deepface_img35.jpg"

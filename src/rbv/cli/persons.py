@@ -194,21 +194,20 @@ def split(
     ctx: typer.Context, person: PersonArg,
     threshold: Annotated[float | None, typer.Option(
         min=0.0, max=1.0,
-        help="Re-cluster at this similarity (0-1) with a threshold method (agglomerative "
-        "unless --method says). Default: the library's own setting.",
-        show_default=False)] = None,
+        help="Instead: re-cluster at this similarity (0-1) with a threshold method "
+        "(agglomerative unless --method says).", show_default=False)] = None,
     method: Annotated[Method | None, typer.Option(
-        help="How to re-cluster. Default: the library's method and setting (what `rbv "
-        "cluster` uses), or agglomerative when only --threshold is given.",
+        help="Instead: re-cluster with this method (at the library's own setting for it, "
+        "or at --threshold); the largest group keeps the person.",
         show_default=False)] = None,
     dry_run: DryRunOption = False,
     database: DatabaseOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Re-cluster one person's faces; the largest group keeps the person and its name,
-    the other groups become new persons. By default with the library's own setting
-    (evidence linkage at the pack's impostor model and budget): two people in one
-    person come apart, one person's varied photos stay together. Try it with --dry-run
-    first.
+    """Split a person in two when `rbv persons review` says it looks like two people:
+    the same test, so the same halves (faces linked `same` stay together). The larger
+    half keeps the person and its name, the smaller becomes a new person; both are
+    placed by hand, so every re-cluster keeps the split. Otherwise it stays whole, and
+    says why. --threshold/--method re-cluster its faces instead.
 
     Examples:
 
@@ -218,20 +217,25 @@ def split(
     """
     db = _db(ctx, database)
     result = _editing().split(db, person, threshold, method, dry_run=dry_run)
+    halves = result.halves
     if as_json:
         print_json({"person": str(result.person), "kept": result.kept,
                     "new_persons": [str(p) for p in result.new_persons], "sizes": result.sizes,
                     "threshold": result.threshold, "setting": result.setting,
+                    "two_people": None if halves is None else halves.as_dict(),
                     "dry_run": dry_run})
         return
     whom, *created = who(db, result.person, *result.new_persons)
+    why = f": {halves.why()}" if halves is not None else ""
     if len(result.sizes) < 2:
-        typer.echo(f"{whom[0].upper()}{whom[1:]} stays whole with {result.setting}.")
+        reason = why or (" (no two halves of two or more faces each)"
+                         if result.threshold is None and method is None else "")
+        typer.echo(f"{whom[0].upper()}{whom[1:]} stays whole with {result.setting}{reason}.")
         return
     if dry_run:
         typer.echo(f"Would split {whom} with {result.setting} into "
                    f"{len(result.sizes)} persons of " + ", ".join(map(str, result.sizes))
-                   + " faces. Dry run: nothing was changed.")
+                   + f" faces{why}. Dry run: nothing was changed.")
         return
     typer.echo(f"Split {whom} with {result.setting}: kept {result.kept} faces; "
                "new persons: " + ", ".join(f"{p} ({n} faces)" for p, n in zip(

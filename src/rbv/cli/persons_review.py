@@ -19,7 +19,7 @@ from rbv.errors import printable
 from rbv.store import open_database
 
 if TYPE_CHECKING:
-    from rbv.jobs.persons.evidence import TwoPeople
+    from rbv.jobs.persons.evidence import Halves
 
 
 def _label(name: str | None, person: object) -> str:
@@ -118,7 +118,8 @@ def review(
     doubtful when its similarity is nearer a stranger's than the person's other faces
     are to each other. A person whose faces fall into two halves that are nearer
     strangers than one person's faces is reported as two people, with the command that
-    separates them. Without PERSON: that verdict for each of the largest persons.
+    separates them: `rbv persons split` makes the same decision. Without PERSON: that
+    verdict for each of the largest persons.
 
     Examples:
 
@@ -170,11 +171,9 @@ def review(
         typer.echo(f"Wrote {report.sheet}")
 
 
-def _two_people(split: TwoPeople, label: str) -> str:
-    test = split.test
-    return (split.headline(label) + f": faces of the two halves are {test.cross:.2f} "
-            f"alike, nearer strangers' than the {test.own.mean:.2f} of each half's own "
-            "faces. To move the smaller half into a new person:")
+def _two_people(split: Halves, label: str) -> str:
+    return (f"{split.headline(label)}: {split.why()}. To split it so (the smaller half "
+            "becomes a new person):")
 
 
 def _review_largest(settings: Settings, model_pack: str | None, top: int,

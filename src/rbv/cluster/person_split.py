@@ -18,7 +18,8 @@ pair similarities come from the faces' sums and either their n × n similarities
 their d × d Gram matrix, whichever is smaller: O(n·d·min(n, d)) time and memory of
 O(min(n, d)²) beyond the faces.
 
-Pure numpy: arrays in, verdicts out.
+Faces a user linked ``same`` go to one half together. Pure numpy and scipy: arrays in,
+verdicts out.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.knn import normalize
@@ -109,15 +112,25 @@ class SplitTest:
                 "two_people": self.two_people}
 
 
-def two_halves(x: NDArray[np.float64]) -> NDArray[np.int64] | None:
+def two_halves(x: NDArray[np.float64],
+               units: NDArray[np.int64] | None = None) -> NDArray[np.int64] | None:
     """The best two-means partition of unit rows ``x`` (spherical: the halves' summed
     similarity to their own centroid, highest of two deterministic starts: the least
     typical face against the face least like it, and the two ends of the main axis, a
     spread either side of the centre);
-    None when every start leaves one half empty."""
+    None when every start leaves one half empty. ``units``: per row, its group of rows
+    that go together (faces a user linked ``same``); each group goes to one half whole
+    (its rows' summed similarity to a centroid decides). None: every row alone."""
     n = len(x)
     if n < 2:
         return None
+    if units is None:
+        units, sums_of, counts = np.arange(n, dtype=np.int64), x, np.ones(n)
+    else:
+        groups, units = np.unique(units, return_inverse=True)
+        sums_of = np.zeros((len(groups), x.shape[1]))
+        np.add.at(sums_of, units, x)
+        counts = np.bincount(units, minlength=len(groups)).astype(np.float64)
     total = x.sum(axis=0)
     a = int(np.argmin(x @ total))
     b = int(np.argmin(x @ x[a]))
@@ -128,12 +141,12 @@ def two_halves(x: NDArray[np.float64]) -> NDArray[np.int64] | None:
         half: NDArray[np.int64] | None = None
         sums = total
         for _ in range(ITERATIONS):
-            new = (x @ (cb - ca) > 0).astype(np.int64)
-            size = int(new.sum())
+            new = (sums_of @ (cb - ca) > 0).astype(np.int64)
+            size = int(counts @ new)
             if size in (0, n) or (half is not None and np.array_equal(new, half)):
                 break
             half = new
-            sums = new.astype(np.float64) @ x  # the second half's sum
+            sums = new.astype(np.float64) @ sums_of  # the second half's sum
             ca, cb = (total - sums) / (n - size), sums / size
         if half is None:
             continue
@@ -142,8 +155,8 @@ def two_halves(x: NDArray[np.float64]) -> NDArray[np.int64] | None:
             best = (score, half)
     if best is None:
         return None
-    half = best[1]
-    return half if int(half.sum()) * 2 <= n else 1 - half
+    rows = best[1][units]
+    return rows if int(rows.sum()) * 2 <= n else 1 - rows
 
 
 def _main_axis(centred: NDArray[np.float64], start: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -159,14 +172,16 @@ def _main_axis(centred: NDArray[np.float64], start: NDArray[np.float64]) -> NDAr
     return v * float(np.linalg.norm(centred @ v)) / math.sqrt(len(centred))
 
 
-def split_test(embeddings: NDArray[np.floating], model: ImpostorModel) -> SplitTest | None:
+def split_test(embeddings: NDArray[np.floating], model: ImpostorModel,
+               units: NDArray[np.int64] | None = None) -> SplitTest | None:
     """The best two-way partition of one person's faces and whether its halves look like
     two people: their cross similarity is nearer strangers' than the similarity of the
-    halves' own pairs. None when there is no partition with two faces on each side."""
+    halves' own pairs. None when there is no partition with two faces on each side.
+    ``units``: rows that must stay in one half (see :func:`two_halves`)."""
     x = normalize(embeddings).astype(np.float64)
     if len(x) < 2 * MIN_HALF:
         return None
-    half = two_halves(x)
+    half = two_halves(x, units)
     if half is None:
         return None
     big, small = x[half == 0], x[half == 1]
@@ -181,6 +196,15 @@ def split_test(embeddings: NDArray[np.floating], model: ImpostorModel) -> SplitT
     z_own = (own.mean - cross) / own.spread
     return SplitTest(half, (len(big), len(small)), cross, own, z_stranger, z_own,
                      nearer_strangers(cross, own, model))
+
+
+def linked_units(n: int, pairs: NDArray[np.int64]) -> NDArray[np.int64] | None:
+    """Per row of ``0..n-1``: its group of rows joined by ``pairs`` (directly or through
+    others); None when no pair joins two rows."""
+    if len(pairs) == 0:
+        return None
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
 def others_pair_stats(x: NDArray[np.float64], floor: float) -> list[PairStats]:

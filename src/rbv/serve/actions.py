@@ -61,7 +61,7 @@ class Actions:
             "move": self.move, "new": self.new_person, "same": self.same,
             "hide": self.hide, "unhide": self.unhide, "accept": self.accept,
             "dismiss": self.dismiss, "skip": self.skip, "undo": self.undo,
-            "grid": self.grid,
+            "grid": self.grid, "split": self.split,
         }
 
     def run(self, action: str, body: dict[str, Any]) -> Answer:
@@ -120,6 +120,14 @@ class Actions:
         done = editing.move(self.db, _faces(body), None)
         return self._done(_with_overrides(f"Moved {done.faces} face(s) to a new person", done),
                           done.edit_id, f"/person/{done.person}" if done.person else None)
+
+    def split(self, body: dict[str, Any]) -> Answer:
+        """The person in two as its page showed it (``kept``, ``moved``: the halves' face
+        ids), as `rbv persons split` does; refused when it would not split so now."""
+        done = editing.split(self.db, str(_person(body)), shown=(
+            inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")))
+        return self._done(f"Split in two: {done.sizes[1]:,} face(s) moved to a new person",
+                          done.edit_id)
 
     def same(self, body: dict[str, Any]) -> Answer:
         result = face_links.link(self.db, _faces(body), same=True)

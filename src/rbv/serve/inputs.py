@@ -41,13 +41,14 @@ def whole(value: object, what: str, low: int = 1, high: int = MAX_ID) -> int:
     return value
 
 
-def face_ids(body: Mapping[str, Any]) -> list[int]:
-    """The ``faces`` of a request: a list of face ids (empty or absent: an empty list)."""
-    value = body.get("faces")
+def face_ids(body: Mapping[str, Any], key: str = "faces") -> list[int]:
+    """The ``faces`` (``key``) of a request: a list of face ids (empty or absent: an
+    empty list)."""
+    value = body.get(key)
     if value is None:
         return []
     if not isinstance(value, list):
-        raise BadRequest(f"faces must be a list of face ids, not {_shown(value)}")
+        raise BadRequest(f"{key} must be a list of face ids, not {_shown(value)}")
     if len(value) > MAX_FACES:
         raise BadRequest(f"{len(value):,} faces in one request; at most {MAX_FACES:,}: "
                          "select fewer", 413)

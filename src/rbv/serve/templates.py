@@ -39,9 +39,13 @@ def people(tiles: Sequence[PersonTile], total: int, search: str, which: PeopleFi
 
 
 def person(report: ReviewReport, limit: int) -> dict[str, object]:
+    """``split``: the halves when it looks like two people (``other_half``: the faces
+    the split would move, marked on the page)."""
     return {"p": report.person, "faces": report.faces, "limit": limit,
             "doubtful": len(report.doubtful),
-            "hidden_faces": max(0, report.person.faces - len(report.faces))}
+            "hidden_faces": max(0, report.person.faces - len(report.faces)),
+            "split": report.split,
+            "other_half": set(report.split.moved) if report.split else set()}
 
 
 def suggestion(pair: Pair | None, note: str = "") -> dict[str, object]:

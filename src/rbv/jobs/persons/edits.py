@@ -22,6 +22,7 @@ from rbv.store.server.connection import Database
 
 if TYPE_CHECKING:
     from rbv.cluster.eras import Era, EraParams
+    from rbv.jobs.persons.evidence import Halves
 
 
 @contextmanager
@@ -229,26 +230,68 @@ def hide(db: Database, refs: Sequence[str], hidden: bool) -> HideResult:
     return HideResult(count, logged)
 
 
+TWO_PEOPLE_TEST = "review's two-people test"
+"""The default split, in words: the decision ``rbv persons review`` reports."""
+
+
 @dataclass(frozen=True)
 class SplitResult:
     person: uuid.UUID
     kept: int
     new_persons: list[uuid.UUID]
     sizes: list[int]
-    threshold: float | None  # the threshold methods' similarity; None for evidence
-    setting: str  # the setting in words
+    threshold: float | None  # the threshold methods' similarity; None otherwise
+    setting: str  # how it split, in words
+    halves: Halves | None = None  # the two-people test's partition and verdict
+    edit_id: int | None = None  # its entry in the edit log (None: dry run, or whole)
 
 
 def split(db: Database, ref: str, threshold: float | None = None,
-          method: Method | None = None, *, dry_run: bool = False) -> SplitResult:
-    """Re-cluster one person's faces; the largest group keeps the person (and its name),
-    the others become new persons. The result is manual, so it stays. By default with
-    the library's own setting (what `rbv cluster` uses: evidence linkage at the pack's
-    impostor model and budget, asked as of the whole library's size), so two people in
-    one person come apart while one person's faces stay together; ``threshold``/
-    ``method`` choose a threshold method instead (``threshold`` alone: agglomerative).
-    With ``dry_run`` nothing changes: ``sizes`` tells the groups, ``new_persons`` is
-    empty."""
+          method: Method | None = None, *, dry_run: bool = False,
+          shown: tuple[Sequence[int], Sequence[int]] | None = None) -> SplitResult:
+    """Split one person. By default by review's two-people test (:func:`rbv.jobs.persons
+    .evidence.halves`: the person's best two-way partition, faces linked ``same`` in one
+    half): when it says two people, the smaller half becomes a new person, else the
+    person stays whole, so what ``rbv persons review`` says is what happens. ``shown``
+    (the halves a page showed: kept, moved face ids): refused unless the test finds
+    exactly those, so a person changed since is never split blind. ``threshold``/
+    ``method``: re-cluster the person's faces with that method instead (``threshold``
+    alone: agglomerative); the largest group keeps the person. Either way the person
+    keeps its id and name, every face of the split is placed by hand (every re-cluster
+    keeps it) and the edit is logged. With ``dry_run`` nothing changes: ``sizes`` tells
+    the groups, ``new_persons`` is empty."""
+    if threshold is None and method is None:
+        return _split_in_two(db, ref, dry_run=dry_run, shown=shown)
+    return _recluster(db, ref, threshold, method or Method.agglomerative, dry_run=dry_run)
+
+
+def _split_in_two(db: Database, ref: str, *, dry_run: bool,
+                  shown: tuple[Sequence[int], Sequence[int]] | None) -> SplitResult:
+    from rbv.jobs.persons.evidence import halves, load_evidence
+
+    with editing(db, ref, "persons split", {"threshold": None, "method": None},
+                 dry_run=dry_run) as (conn, person, edit):
+        evidence = load_evidence(conn, None, person)
+        found = halves(evidence, 0) if evidence.persons else None
+        two = found if found is not None and found.two_people else None
+        if shown is not None and (two is None or (two.kept, two.moved) != (
+                sorted(shown[0]), sorted(shown[1]))):
+            raise ConfigError(
+                f"person {person} changed since it was shown (its faces, or the links "
+                "among them): it no longer splits into the halves shown; look again")
+        sizes = ([len(two.kept), len(two.moved)] if two is not None
+                 else [evidence.persons[0].faces if evidence.persons else 0])
+        created = (store.assign_split(conn, [two.kept, two.moved], person,
+                                      store.pack_of(conn, person))
+                   if two is not None and not dry_run else [])
+        edit.summary = (f"split {person} in two ({TWO_PEOPLE_TEST}) into "
+                        + ", ".join(map(str, [person, *created])))
+    return SplitResult(person, sizes[0], created, sizes, None, TWO_PEOPLE_TEST, found,
+                       edit.logged_id)
+
+
+def _recluster(db: Database, ref: str, threshold: float | None, method: Method, *,
+               dry_run: bool) -> SplitResult:
     import numpy as np
 
     from rbv.cluster.calibrations import resolve_setting
@@ -258,14 +301,12 @@ def split(db: Database, ref: str, threshold: float | None = None,
     from rbv.store.queries.assignments import count_faces, load_faces, load_manual_facts
     from rbv.store.queries.pack_lookup import pack_files, pack_row, pack_settings
 
-    if threshold is not None and method is None:
-        method = Method.agglomerative
-    asked = {"threshold": threshold, "method": method.value if method else None}
+    asked = {"threshold": threshold, "method": method.value}
     with editing(db, ref, "persons split", asked, dry_run=dry_run) as (conn, person, edit):
         pack_id = store.pack_of(conn, person)
         pack = pack_row(conn, pack_id)
         # A threshold given is used as it is (0 keeps every face together but for its
-        # links); the library's own setting otherwise.
+        # links); the library's own one for the method otherwise.
         setting = resolve_setting(pack_settings(conn, pack_id), pack_files(conn, pack_id),
                                   method)
         if threshold is not None and method is not Method.evidence:
@@ -276,25 +317,25 @@ def split(db: Database, ref: str, threshold: float | None = None,
                  if setting.threshold is not None
                  else f"the library's setting (evidence, budget {setting.budget:g})")
         faces = load_faces(conn, pack, person=person)
-        if len(faces) < 2:
-            return SplitResult(person, len(faces), [], [len(faces)], setting.threshold, words)
-        # `rbv faces same/different` links hold here as in every clustering.
-        facts = load_manual_facts(conn, pack)
-        constraints = constraints_among(faces, np.arange(len(faces), dtype=np.int64),
-                                        facts.must, facts.cannot)
-        labels = cluster_embeddings(faces.embeddings, setting.method, setting.threshold or 0.0,
-                                    constraints, impostor=setting.impostor,
-                                    budget=setting.budget or 0.0,
-                                    n_library=count_faces(conn, pack))
-        sizes = np.bincount(labels)
-        order = np.argsort(-sizes, kind="stable")
-        groups = [faces.ids[labels == g].tolist() for g in order.tolist()]
+        groups: list[list[int]] = [faces.ids.tolist()]
+        if len(faces) >= 2:
+            # `rbv faces same/different` links hold here as in every clustering.
+            facts = load_manual_facts(conn, pack)
+            constraints = constraints_among(faces, np.arange(len(faces), dtype=np.int64),
+                                            facts.must, facts.cannot)
+            labels = cluster_embeddings(faces.embeddings, setting.method,
+                                        setting.threshold or 0.0, constraints,
+                                        impostor=setting.impostor,
+                                        budget=setting.budget or 0.0,
+                                        n_library=count_faces(conn, pack))
+            order = np.argsort(-np.bincount(labels), kind="stable")
+            groups = [faces.ids[labels == g].tolist() for g in order.tolist()]
         created = (store.assign_split(conn, groups, person, pack_id)
                    if len(groups) > 1 and not dry_run else [])
         edit.summary = (f"split {person} with {words} into "
                         + ", ".join(map(str, [person, *created])))
-        return SplitResult(person, len(groups[0]), created, sizes[order].tolist(),
-                           setting.threshold, words)
+    return SplitResult(person, len(groups[0]), created, [len(g) for g in groups],
+                       setting.threshold, words, edit_id=edit.logged_id)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,12 @@ import psycopg
 
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Method
-from rbv.cluster.person_split import SplitTest, split_test
+from rbv.cluster.person_split import SplitTest, linked_units, split_test
 from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
 from rbv.jobs.grouping.cluster import estimate_impostor
 from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import PersonRow, list_persons, pack_of
@@ -36,6 +37,7 @@ class PersonEvidence:
     codes: np.ndarray  # per face row: index into ``persons``
     model: ImpostorModel
     model_source: str
+    same: np.ndarray  # (k, 2) face rows linked ``same`` inside one person
 
     def rows_of(self, index: int) -> np.ndarray:
         """Face rows of person ``index`` (grouped once: a site asks for every person)."""
@@ -49,6 +51,25 @@ class PersonEvidence:
         skipped = int((self.codes < 0).sum())  # sorted first
         starts = skipped + np.concatenate([[0], np.cumsum(counts)])
         return order, starts
+
+    def units_of(self, index: int) -> np.ndarray | None:
+        """Per face row of person ``index`` (as :meth:`rows_of`): its group of faces
+        linked ``same``; None when no link joins two of them."""
+        links, starts = self._links_by_person
+        pairs = links[starts[index]:starts[index + 1]]
+        if len(pairs) == 0:
+            return None
+        # rows_of lists a person's rows in ascending order (a stable sort of the codes)
+        return linked_units(len(self.rows_of(index)), np.searchsorted(self.rows_of(index),
+                                                                       pairs))
+
+    @functools.cached_property
+    def _links_by_person(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``same`` links sorted by person, and where each person's begin."""
+        owner = self.codes[self.same[:, 0]]
+        order = np.argsort(owner, kind="stable")
+        starts = np.searchsorted(owner[order], np.arange(len(self.persons) + 1))
+        return self.same[order], starts
 
 
 def load_evidence(conn: psycopg.Connection, pack_name: str | None,
@@ -70,8 +91,21 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
     if setting.impostor is None:  # unknown recognizer: estimated as `rbv cluster` does
         setting = estimate_impostor(conn, pack, setting)
     assert setting.impostor is not None
+    links = np.array(same_links_inside_persons(conn, pack.id, [p.id for p in persons]),
+                     np.int64).reshape(-1, 2)
     return PersonEvidence(pack, persons, faces, codes, setting.impostor,
-                          setting.impostor_source)
+                          setting.impostor_source, _rows_of_faces(faces.ids, links))
+
+
+def _rows_of_faces(ids: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """``pairs`` of face ids as pairs of rows of ``ids`` (pairs with a face not there
+    left out)."""
+    if len(pairs) == 0 or len(ids) == 0:
+        return pairs[:0]
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids[order], pairs), len(ids) - 1)
+    rows = order[at]
+    return rows[(ids[rows] == pairs).all(axis=1)]
 
 
 @dataclass(frozen=True)
@@ -147,8 +181,10 @@ def doubtful(fits: list[tuple[int, FaceFit]]) -> list[int]:
 
 
 @dataclass(frozen=True)
-class TwoPeople:
-    """A person whose faces fall into two halves that look like two people."""
+class Halves:
+    """A person's best two-way partition and the verdict on it: the one decision
+    ``persons review`` reports and ``persons split`` makes (two people: the smaller half
+    becomes a new person)."""
 
     person: uuid.UUID
     kept: list[int]  # face ids of the larger half (they stay in the person)
@@ -156,29 +192,48 @@ class TwoPeople:
     test: SplitTest
 
     @property
+    def two_people(self) -> bool:
+        return self.test.two_people
+
+    @property
     def command(self) -> str:
-        """Moves the smaller half into a new person (by hand: every re-cluster keeps
-        it); `rbv persons split` re-clusters by a threshold and cannot name the halves."""
-        return "rbv persons move " + " ".join(map(str, self.moved))
+        """Splits the person so (the same decision, made again under the pack's lock)."""
+        return f"rbv persons split {self.person}"
+
+    def sizes(self) -> str:
+        return f"{len(self.kept)} + {len(self.moved)} faces"
 
     def headline(self, label: str) -> str:
-        return (f"{label} looks like two people ({len(self.kept)} + {len(self.moved)} "
-                "faces)")
+        return f"{label} looks like two people ({self.sizes()})"
+
+    def why(self) -> str:
+        """The verdict's reason, in words."""
+        own = f"the {self.test.own.mean:.2f} of each half's own faces"
+        nearer = f"strangers' than {own}" if self.two_people else f"{own} than strangers'"
+        return f"faces of the two halves are {self.test.cross:.2f} alike, nearer {nearer}"
 
     def as_dict(self) -> dict[str, object]:
         return {**self.test.as_dict(), "kept": self.kept, "moved": self.moved,
                 "command": self.command}
 
 
-def two_people(evidence: PersonEvidence, index: int) -> TwoPeople | None:
-    """Person ``index`` as two people, when its best two-way partition says so."""
+def halves(evidence: PersonEvidence, index: int) -> Halves | None:
+    """Person ``index``'s best two-way partition (faces linked ``same`` in one half) and
+    the verdict on it; None when there is none with two faces on each side."""
     rows = evidence.rows_of(index)
-    test = split_test(evidence.faces.embeddings[rows], evidence.model)
-    if test is None or not test.two_people:
+    test = split_test(evidence.faces.embeddings[rows], evidence.model,
+                      evidence.units_of(index))
+    if test is None:
         return None
     ids = evidence.faces.ids[rows]
-    return TwoPeople(evidence.persons[index].id, sorted(ids[test.half == 0].tolist()),
-                     sorted(ids[test.half == 1].tolist()), test)
+    return Halves(evidence.persons[index].id, sorted(ids[test.half == 0].tolist()),
+                  sorted(ids[test.half == 1].tolist()), test)
+
+
+def two_people(evidence: PersonEvidence, index: int) -> Halves | None:
+    """Person ``index`` as two people, when its best two-way partition says so."""
+    found = halves(evidence, index)
+    return found if found is not None and found.two_people else None
 
 
 def reject_command(person: uuid.UUID | str, faces: list[int]) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from rbv.errors import ConfigError
 from rbv.jobs.persons.evidence import (
     DOUBT_Z,
-    TwoPeople,
+    Halves,
     doubtful,
     faces_least_typical_first,
     load_evidence,
@@ -46,7 +46,7 @@ class ReviewReport:
     doubtful: list[int]  # every doubtful face of the person, least typical first
     command: str | None  # takes the doubtful faces out; None when there are none
     sheet: Path | None
-    split: TwoPeople | None = None  # the person looks like two people
+    split: Halves | None = None  # the person looks like two people
 
     def as_dict(self) -> dict[str, object]:
         return {"person": self.person.as_dict(), "doubt_z": DOUBT_Z,
@@ -87,7 +87,7 @@ class PersonVerdict:
 
     person: PersonRow
     doubtful: list[int]  # face ids, least typical first
-    split: TwoPeople | None
+    split: Halves | None
 
     def as_dict(self) -> dict[str, object]:
         return {"person": self.person.as_dict(), "doubtful": self.doubtful,

@@ -106,6 +106,11 @@ const buttons = {
   move: () => act("move", {faces: selected(), to: value("move-to")}),
   new: () => act("new", {faces: selected()}),
   same: () => act("same", {faces: selected()}),
+  split: () => {
+    const halves = document.querySelector(".two-people").dataset;
+    const ids = text => text.split(" ").filter(Boolean).map(Number);
+    return act("split", {person: head.dataset.person, kept: ids(halves.kept), moved: ids(halves.moved)});
+  },
   accept: () => act("accept", {keep: pair.dataset.keep, other: pair.dataset.other}),
   dismiss: () => act("dismiss", {keep: pair.dataset.keep, other: pair.dataset.other}),
   skip: () => act("skip", {keep: pair.dataset.keep, other: pair.dataset.other}),

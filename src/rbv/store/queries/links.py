@@ -75,3 +75,16 @@ def persons_of_faces(conn: psycopg.Connection,
     return {int(f): p for f, p in conn.execute(
         "SELECT id, person_id FROM face_detections WHERE id = ANY(%s::bigint[]) "
         "AND person_id IS NOT NULL", ([int(f) for f in face_ids],))}
+
+
+def same_links_inside_persons(conn: psycopg.Connection, pack_id: int,
+                              persons: Sequence[uuid.UUID] | None = None
+                              ) -> list[tuple[int, int]]:
+    """The pack's "same" links whose two faces are in one person (of ``persons``, when
+    given): what a split of a person must keep together."""
+    return [(int(a), int(b)) for a, b in conn.execute(
+        "SELECT m.face_a, m.face_b FROM must_links m "
+        "JOIN face_detections a ON a.id = m.face_a JOIN face_detections b ON b.id = m.face_b "
+        "WHERE a.pack_id = %s AND a.person_id = b.person_id "
+        "AND (%s::uuid[] IS NULL OR a.person_id = ANY(%s::uuid[])) ORDER BY 1, 2",
+        (pack_id, persons and list(persons), persons and list(persons)))]
