@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from datetime import datetime, timedelta
 
 import psycopg
+from playwright.sync_api import Page, expect
 
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
@@ -173,3 +175,37 @@ def test_the_page_splits_a_person_as_review_shows_it_in_one_undoable_click(
     assert stale.status == 409
     assert "changed since it was shown" in stale.json()["error"]
     assert database_state(url) == changed
+
+
+def test_split_in_two_is_one_click_in_the_browser(  # type: ignore[no-untyped-def]
+        cli, page: Page, served: tuple[ReviewServer, Client],
+        faces_settings: Settings) -> None:
+    """The button in Chromium: one click splits the person as the page showed it, the
+    page comes back whole with the edit's Undo in its toast, and that Undo puts it back."""
+    server, client = served
+    url = str(faces_settings.database_url)
+    obama, angelina = (_person_of_most(faces_settings, who)
+                       for who in ("Barack_Obama", "Angelina_Jolie"))
+    assert run_cli(cli, "-d", url, "persons", "merge", obama, angelina).exit_code == 0
+    before = database_state(url)
+    # the page's clock stands still: the toast's Undo stays up on a loaded machine
+    page.clock.install()
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    page.goto(server.url)  # signs the browser in
+    page.goto(f"{client.base}/person/{obama}")
+    halves = page.locator(".two-people")
+    expect(halves).to_be_visible()
+    kept, moved = ([int(f) for f in (halves.get_attribute(side) or "").split()]
+                   for side in ("data-kept", "data-moved"))
+    assert kept and moved
+    page.get_by_role("button", name="Split in two").click()
+    expect(page.locator("#toast-undo")).to_be_visible()
+    expect(page.locator(".two-people")).to_have_count(0)
+    assert _faces_of(url, obama) == kept
+    with psycopg.connect(url) as conn:
+        (new,) = {str(p) for (p,) in conn.execute(
+            "SELECT person_id FROM face_detections WHERE id = ANY(%s)", (moved,))}
+    assert new != obama and _faces_of(url, new) == moved
+    page.locator("#toast-undo").click()
+    expect(page.locator(".two-people")).to_be_visible()
+    assert database_state(url)[:3] == before[:3]  # the persons, rejections and links
