@@ -62,10 +62,25 @@ _TWO_NAMES_LINKED = (  # two named persons' only faces linked `same`: one name m
     np.zeros(7, bool), np.arange(7), [], set(), {uuid.UUID(int=3), uuid.UUID(int=5)},
     [(0, 2)])
 
+_NAME_LEFT_IN_A_NEW_PERSON = (  # P2's faces 3, 4 linked `same` with named P1's face 1: the
+    # three follow P1; P2's face 9, which no link touches, stays P2 (not a new person)
+    np.array([0] * 9 + [1]), [None, PERSONS[0], None, PERSONS[1], PERSONS[1], None, None,
+                              None, None, PERSONS[1]],
+    np.zeros(10, bool), np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 1009]), [], set(),
+    {PERSONS[0], PERSONS[1]}, [(0, 1), (0, 3), (0, 4)])
+_NAME_LEFT_BESIDE_ITS_OWN_LINKED_FACES = (  # P2's faces 1, 3 and P1's face 4 linked
+    # `same` stay P2 by row order; P2's face 9 beside them, not in a new person
+    np.array([0] * 9 + [1]), [None, PERSONS[1], None, PERSONS[1], PERSONS[0], None, None,
+                              None, None, PERSONS[1]],
+    np.zeros(10, bool), np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 1009]), [], set(),
+    {PERSONS[0], PERSONS[1]}, [(0, 1), (0, 3), (0, 4)])
+
 
 @settings(max_examples=300, deadline=None)
 @given(runs())
 @example(_TWO_NAMES_LINKED)
+@example(_NAME_LEFT_IN_A_NEW_PERSON)
+@example(_NAME_LEFT_BESIDE_ITS_OWN_LINKED_FACES)
 def test_decisions_hold_after_every_run(run) -> None:  # type: ignore[no-untyped-def]
     labels, former, manual, image_ids, cannot, rejected, named, must = run
     out = _run(*run)

@@ -44,8 +44,9 @@ def follow_faces(
     person_of = _clusters_to_persons(labels, former, manual)
     target: list[Person | None] = [
         former[i] if manual[i] else person_of.get(int(labels[i])) for i in range(n)]
-    _keep_names_on_most_of_their_faces(labels, former, manual, target, named or set())
     component = components(n, must)
+    free = _uncontested(former, manual, component, rejected, named or set())
+    _keep_names_on_most_of_their_faces(labels, former, manual, target, named or set(), free)
     pulled = _pulled_by_same_links(former, manual, component)
     for row, person in pulled.items():
         target[row] = person
@@ -151,19 +152,42 @@ def _clusters_to_persons(labels: NDArray[np.int64], former: Sequence[Person | No
 def _keep_names_on_most_of_their_faces(labels: NDArray[np.int64],
                                        former: Sequence[Person | None],
                                        manual: NDArray[np.bool_], target: list[Person | None],
-                                       named: set[Person]) -> None:
+                                       named: set[Person], free: list[bool]) -> None:
     """Where a named person's former faces scatter so that another person (or a new
-    one) would hold more of them than it does, they all stay with it (in place)."""
+    one) would hold more of them than it does, they all stay with it (in place); and so
+    where that holds of its faces no link ties to another person (``free``)."""
     rows: dict[Person, list[int]] = defaultdict(list)
     for i, p in enumerate(former):
         if p in named:
             rows[p].append(i)
     for person, mine in rows.items():
-        held = Counter(target[i] if target[i] is not None else int(labels[i]) for i in mine)
-        if held[person] < max(held.values()):
+        goes = [target[i] if target[i] is not None else int(labels[i]) for i in mine]
+        held = Counter(goes)
+        held_free = Counter(g for i, g in zip(mine, goes, strict=True) if free[i])
+        if held[person] < max(held.values()) or (
+                held_free and held_free[person] < max(held_free.values())):
             for i in mine:
                 if not manual[i]:
                     target[i] = person
+
+
+def _uncontested(former: Sequence[Person | None], manual: NDArray[np.bool_],
+                 component: list[int], rejected: set[tuple[int, Person]],
+                 named: set[Person]) -> list[bool]:
+    """Faces no ``same`` link ties to another person: none in their component was
+    rejected from their person, placed by hand in another person, or is another named
+    person's."""
+    not_theirs = {(component[i], p) for i, p in rejected}
+    hand: dict[int, set[Person]] = defaultdict(set)
+    names: dict[int, set[Person]] = defaultdict(set)
+    for i, p in enumerate(former):
+        if p is not None and manual[i]:
+            hand[component[i]].add(p)
+        if p in named:
+            names[component[i]].add(p)  # type: ignore[arg-type]
+    return [p is not None and (component[i], p) not in not_theirs
+            and hand[component[i]] <= {p} and names[component[i]] <= {p}
+            for i, p in enumerate(former)]
 
 
 def _pulled_by_same_links(former: Sequence[Person | None], manual: NDArray[np.bool_],

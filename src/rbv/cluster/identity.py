@@ -12,7 +12,10 @@ faces that joined them included.
 A name stays on the person holding most of the faces it named: where a named person's
 former faces would scatter so that another person (an existing one, or a new one) holds
 more of them than it does, for instance when its cluster joined a larger person's, they
-all stay with it.
+all stay with it; and so where that holds of its faces no ``same`` link ties to another
+person (a face rejected from it, one placed by hand in another person, another named
+person's face), for such linked faces go elsewhere together and must not take the name
+from the rest.
 
 Then the user's decisions are honoured: a face linked ``same`` with faces placed by
 hand in one person joins that person, and automatic faces linked ``same`` (directly or
@@ -76,8 +79,9 @@ def follow_faces(
     target = _clusters_to_persons(labels, code, manual)
     target[manual] = code[manual]
     named_codes = {index[p] for p in (named or set()) if p in index}
-    _keep_names_on_most_of_their_faces(labels, code, manual, target, named_codes)
     links = _LinkedFaces(n, manual, must)
+    free = links.uncontested(code, rejected_codes, named_codes)
+    _keep_names_on_most_of_their_faces(labels, code, manual, target, named_codes, free)
     pulled = links.pulled(code)
     for row, c in pulled.items():
         target[row] = c
@@ -158,9 +162,10 @@ def _clusters_to_persons(labels: NDArray[np.int64], code: NDArray[np.int64],
 
 def _keep_names_on_most_of_their_faces(labels: NDArray[np.int64], code: NDArray[np.int64],
                                        manual: NDArray[np.bool_], target: NDArray[np.int64],
-                                       named: set[int]) -> None:
+                                       named: set[int], free: NDArray[np.bool_]) -> None:
     """Where a named person's former faces scatter so that another person (or a new
-    one) would hold more of them than it does, they all stay with it (in place)."""
+    one) would hold more of them than it does, they all stay with it (in place); and so
+    where that holds of its faces no link ties to another person (``free``)."""
     if not named:
         return
     rows = np.flatnonzero(np.isin(code, np.array(sorted(named), np.int64)))
@@ -169,13 +174,18 @@ def _keep_names_on_most_of_their_faces(labels: NDArray[np.int64], code: NDArray[
     # where each face goes: a person's code, or (for a cluster nobody holds) its label
     # shifted below every code
     goes = np.where(target[rows] != NONE, target[rows], -2 - labels[rows])
-    person, where, count = _pair_counts(code[rows], goes)
-    own = np.zeros(int(code.max()) + 1, np.int64)
-    best = np.zeros_like(own)
-    np.maximum.at(best, person, count)
-    mine = person == where
-    own[person[mine]] = count[mine]
-    losing = np.flatnonzero(own < best)
+    size = int(code.max()) + 1
+
+    def losing_among(among: NDArray[np.bool_]) -> NDArray[np.int64]:
+        person, where, count = _pair_counts(code[rows][among], goes[among])
+        own = np.zeros(size, np.int64)
+        best = np.zeros_like(own)
+        np.maximum.at(best, person, count)
+        mine = person == where
+        own[person[mine]] = count[mine]
+        return np.flatnonzero(own < best)
+
+    losing = np.union1d(losing_among(np.ones(len(rows), bool)), losing_among(free[rows]))
     if len(losing):
         back = rows[np.isin(code[rows], losing) & ~manual[rows]]
         target[back] = code[back]
@@ -219,6 +229,29 @@ class _LinkedFaces:
                 hand[r].add(int(code[i]))
         return {i: next(iter(hand[r])) for r, rows in self.members.items()
                 if len(hand.get(r, ())) == 1 for i in rows}
+
+    def uncontested(self, code: NDArray[np.int64], rejected: set[tuple[int, int]],
+                    named: set[int]) -> NDArray[np.bool_]:
+        """Faces no link ties to another person: none in their component was rejected
+        from their person, placed by hand in another person, or is another named
+        person's."""
+        free = np.ones(len(code), bool)
+        not_theirs = {(self.root.get(row, row), c) for row, c in rejected}
+        for row, c in rejected:
+            if row not in self.root and code[row] == c:
+                free[row] = False
+        hand: dict[int, set[int]] = defaultdict(set)
+        names: dict[int, set[int]] = defaultdict(set)
+        for i, r in self.root.items():
+            c = int(code[i])
+            if c != NONE and self.manual[i]:
+                hand[r].add(c)
+            if c in named:
+                names[r].add(c)
+        for i, r in self.root.items():
+            c = int(code[i])
+            free[i] = ((r, c) not in not_theirs and hand[r] <= {c} and names[r] <= {c})
+        return free
 
     def keep_together(self, code: NDArray[np.int64], target: NDArray[np.int64],
                       pulled: dict[int, int], named: set[int]) -> None:
