@@ -37,11 +37,13 @@ import numpy as np
 
 from rbv.cluster.evaluation import label_main_faces, read_labels
 from rbv.cluster.metrics import bcubed, pairwise
+from rbv.cluster.pair_odds import PairOdds
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.eval import faces_under
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
+from rbv.jobs.persons import evidence as evidence_module
 from rbv.serve.queue import SuggestionQueue
 from rbv.store import Database, open_database
 from rbv.store.queries.assignments import faces_with_paths, load_faces
@@ -72,6 +74,18 @@ class Session:
     shown: list[tuple[float, bool]] = field(default_factory=list)  # (probability, same)
     unasked: list[str] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)  # answer → next prompt, seconds
+
+
+def open_scratch(folder: Path, pack: str, data: Path | None = None
+                 ) -> tuple[Database, Settings]:
+    """The scratch database of FOLDER (one per folder in /tmp unless ``data``), its
+    schema up to date."""
+    key = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
+    data = data or Path("/tmp") / f"rbv-review-effort-{folder.name}-{key}"
+    settings = Settings(data_dir=data, model_pack=pack)
+    db = open_database(settings, require_schema=False)
+    apply_pending(db)
+    return db, settings
 
 
 def prepare(db: Database, settings: Settings, pack_name: str, folder: Path) -> None:
@@ -223,11 +237,13 @@ def review_pairs(db: Database, pack_name: str, truth: dict[int, str], clicks: in
     return session
 
 
+RELIABILITY_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0001)
+
+
 def reliability(shown: list[tuple[float, bool]]) -> list[dict[str, float]]:
     """Pairs shown at probability p against how often they were one person, by bins."""
-    edges = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0001)
     out = []
-    for lo, hi in zip(edges, edges[1:], strict=False):
+    for lo, hi in zip(RELIABILITY_BINS, RELIABILITY_BINS[1:], strict=False):
         inside = [same for p, same in shown if lo <= p < hi]
         if inside:
             mean_p = float(np.mean([p for p, _ in shown if lo <= p < hi]))
@@ -235,6 +251,20 @@ def reliability(shown: list[tuple[float, bool]]) -> list[dict[str, float]]:
                         "shown_p": round(mean_p, 3),
                         "same": round(sum(inside) / len(inside), 3)})
     return out
+
+
+def calibration_error(shown: list[tuple[float, bool]], bins: int = 10) -> float | None:
+    """Expected calibration error: over ten equal bins of the probability shown, the
+    gap between the average probability and how often the pairs were one person,
+    weighted by the pairs in each bin."""
+    if not shown:
+        return None
+    p = np.array([q for q, _ in shown])
+    same = np.array([s for _, s in shown], float)
+    at = np.minimum((p * bins).astype(int), bins - 1)
+    error = sum(abs(p[at == b].mean() - same[at == b].mean()) * (at == b).sum()
+                for b in range(bins) if (at == b).any())
+    return round(float(error / len(p)), 4)
 
 
 def summary(session: Session) -> dict[str, object]:
@@ -247,6 +277,7 @@ def summary(session: Session) -> dict[str, object]:
     return {"clicks": session.clicks, "answers": dict(session.answers),
             "at": {str(c): at[c] for c in CHECKPOINTS}, "clicks_to": clicks_to,
             "curve": curve, "reliability": reliability(session.shown),
+            "calibration_error": calibration_error(session.shown),
             "unasked_changes": session.unasked,
             "next_prompt_p95_s": round(float(np.percentile(waits, 95)), 4)}
 
@@ -261,6 +292,8 @@ def report(name: str, faces: int, out: dict[str, object]) -> None:
     print("clicks to pairwise F " + ", ".join(
         f"{t}: {n if n is not None else 'not reached'}"
         for t, n in out["clicks_to"].items()))  # type: ignore[attr-defined]
+    print("probabilities shown against how often the pairs were one person "
+          f"(expected calibration error {out['calibration_error']}):")
     print(f"{'shown p':>12} {'pairs':>6} {'mean p':>7} {'same':>6}")
     for row in out["reliability"]:  # type: ignore[attr-defined]
         print(f"{row['from']:>5.2f}-{row['to']:<5.2f} {row['pairs']:>6} {row['shown_p']:>7.3f} "
@@ -284,16 +317,21 @@ def main() -> int:
     parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
     parser.add_argument("--data", type=Path, default=None,
                         help="scratch data directory (kept; default: one per FOLDER in /tmp)")
+    parser.add_argument("--prior", default=None,
+                        help="INTERCEPT,W1,W2,W3: the calibration's prior instead of the "
+                        "shipped one (scripts/calibrate_suggestions.py prints each set's, "
+                        "fitted without it)")
     args = parser.parse_args()
     folder = args.folder.absolute()
     if not folder.is_dir():
         print(f"Error: {folder} is not a folder", file=sys.stderr)
         return 2
-    key = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
-    data = args.data or Path("/tmp") / f"rbv-review-effort-{folder.name}-{key}"
-    settings = Settings(data_dir=data, model_pack=args.pack)
-    db = open_database(settings, require_schema=False)
-    apply_pending(db)
+    if args.prior:
+        # Replaces the shipped prior where the ranking reads it: to score a set with
+        # weights fitted without it (scripts/calibrate_suggestions.py prints them).
+        intercept, *weights = (float(v) for v in args.prior.split(","))
+        evidence_module.PRIOR = PairOdds(intercept, tuple(weights))
+    db, settings = open_scratch(folder, args.pack, args.data)
     started = time.perf_counter()
     pack_name = Path(args.pack).name
     prepare(db, settings, pack_name, folder)

@@ -1,5 +1,5 @@
-"""Merge suggestions: pairs of persons that are probably one person, ranked by how
-unlikely their likeness would be between two different people.
+"""Merge suggestions: pairs of persons that may be one person, with the chance that
+they are, ranked by what an answer is worth.
 
 Evidence for persons A and B (unit embeddings, sums ``S``, sizes ``n``, cohesion
 ``c = |S|² / n²``), under the recognizer's impostor model (mean ``mu``, spreads
@@ -11,12 +11,15 @@ Evidence for persons A and B (unit embeddings, sums ``S``, sizes ``n``, cohesion
 * best face pair: the most similar pair of faces, whose chance is that of the best of
   ``n_A n_B`` impostor pairs: ``n_A n_B · Φ(−z_pair)``.
 
-The stronger of the two (Bonferroni: twice the smaller chance) times the number of
-person pairs in the library is how many pairs of *different* people would look at
-least this alike by chance (``expected``); ``probability = 1 / (1 + expected)``.
-Persons with a face in one photo are never one person and are never suggested; nor
-are persons a user has told apart (a cannot-link between their faces, or a face of one
-rejected from the other): accepting the merge would undo that decision.
+The stronger of the two (Bonferroni: twice the smaller chance) is the pair's
+``log10_chance``. The probability shown is calibrated from it and from how far the pair
+stands above its crowd (:mod:`rbv.cluster.pair_odds`), and learns from the user's
+answers. Pairs are ranked by what an answer is worth: the probability times the faces
+a "yes" puts right (``faces_put_right``), so a large person's lost half comes before
+two lone faces. Persons with a face in one photo are never one person and are never
+suggested; nor are persons a user has told apart (a cannot-link between their faces,
+or a face of one rejected from the other): accepting the merge would undo that
+decision.
 
 Candidate pairs come from the persons' centroids (each person's ``CANDIDATE_K`` nearest
 persons: one row per person, so quick at any number of faces); each candidate's best
@@ -37,6 +40,7 @@ from scipy.special import log_ndtr
 
 from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.knn import EXACT_LIMIT, build_knn_graph, normalize, unit_rows
+from rbv.cluster.pair_odds import PRIOR, PairOdds, pair_features
 from rbv.cluster.person_split import nearer_strangers, others_pair_stats, stranger_spread
 
 CANDIDATE_K = 10
@@ -49,16 +53,18 @@ and every true merge the face graph found on the labelled sets
 
 @dataclass(frozen=True)
 class MergeSuggestion:
-    """Persons ``a`` and ``b`` (person codes) that are probably one person."""
+    """Persons ``a`` and ``b`` (person codes) that may be one person."""
 
     a: int
     b: int
-    probability: float  # 1 / (1 + expected look-alike pairs of different people)
+    probability: float  # the chance that they are one person (calibrated)
     log10_chance: float  # log10 of the chance of this likeness between two people
     mean: float  # average cross similarity of their faces
     z: float  # ``mean`` against the impostor model
     best: float  # similarity of their most similar pair of faces
     best_faces: tuple[int, int]  # rows of that pair (a's, b's)
+    features: tuple[float, ...] = ()  # what the probability was computed from (pair_odds)
+    worth: float = 0.0  # probability × faces a "yes" puts right: the ranking
 
     def why(self) -> str:
         """The evidence in words."""
@@ -66,15 +72,26 @@ class MergeSuggestion:
                 f"{self.best:.2f}")
 
 
+def faces_put_right(n_a: NDArray[np.floating], n_b: NDArray[np.floating]
+                    ) -> NDArray[np.float64]:
+    """What merging two persons of one identity is worth, in faces: each face's share
+    of its identity found rises by the other side's faces over the whole (BCubed
+    recall), ``2 n_a n_b / (n_a + n_b)``: two lone faces 1, a lost face of a person of
+    seven 1.75, two halves of eight 8."""
+    return 2.0 * n_a * n_b / (n_a + n_b)
+
+
 def suggest_merges(embeddings: NDArray[np.floating], persons: NDArray[np.int64],
                    image_ids: NDArray[np.int64], model: ImpostorModel, *,
-                   forbidden: Collection[tuple[int, int]] = (),
+                   odds: PairOdds = PRIOR, forbidden: Collection[tuple[int, int]] = (),
                    k: int = CANDIDATE_K, limit: int | None = None,
                    min_probability: float = 0.0) -> list[MergeSuggestion]:
     """Ranked merge suggestions among the persons of the rows (``persons``: a code
     ``0..P-1`` per row, ``-1`` for a face with no person). ``forbidden``: person pairs
-    ``(a, b)`` with ``a < b`` that a user told apart (never suggested). Strongest first;
-    at most ``limit``, none below ``min_probability``.
+    ``(a, b)`` with ``a < b`` that a user told apart (never suggested); ``odds``: the
+    calibration (learned from the library's answers, else the shipped prior). Most
+    worth first (probability × :func:`faces_put_right`); at most ``limit``, none below
+    ``min_probability``.
 
     Candidate pairs: each person's ``k`` nearest persons by centroid direction (a k-NN
     over one row per person), each pair's best face pair then found exactly."""
@@ -100,12 +117,7 @@ def suggest_merges(embeddings: NDArray[np.floating], persons: NDArray[np.int64],
     pairs = _candidate_pairs(sums, present, k)
     if len(pairs) == 0:
         return []
-    keep = ~_share_a_photo(pairs, code, images, p_count)
-    if forbidden:
-        keep &= np.array([(a, b) not in forbidden for a, b in pairs.tolist()], bool)
-    pairs = pairs[keep]
-    if len(pairs) == 0:
-        return []
+    # Every candidate is measured, those never suggested too: they are the cohorts.
     best, best_rows = _best_face_pairs(x, starts, pairs)
     a, b = pairs[:, 0], pairs[:, 1]
     mean = np.einsum("ij,ij->i", sums[a], sums[b]) / (sizes[a] * sizes[b])
@@ -114,18 +126,23 @@ def suggest_merges(embeddings: NDArray[np.floating], persons: NDArray[np.int64],
     z_pair = (best - model.mu) / math.sqrt(model.sigma ** 2 + model.tau ** 2)
     log_mean = log_ndtr(-z)
     log_pair = np.minimum(np.log(sizes[a] * sizes[b]) + log_ndtr(-z_pair), 0.0)
-    log_chance = np.minimum(np.log(2.0) + np.minimum(log_mean, log_pair), 0.0)
-    person_pairs = max(p_count * (p_count - 1) / 2.0, 1.0)
-    log_expected = log_chance + math.log(person_pairs)
-    probability = 1.0 / (1.0 + np.exp(np.minimum(log_expected, 700.0)))
-    order = np.lexsort((b, a, log_chance))
-    order = order[probability[order] >= min_probability]
+    log10_chance = np.minimum(np.log(2.0) + np.minimum(log_mean, log_pair), 0.0) / math.log(10)
+    features = pair_features(log10_chance, mean, best, pairs, model.sigma, model.mu)
+    probability = odds.probability(features)
+    worth = probability * faces_put_right(sizes[a], sizes[b])
+    keep = ~_share_a_photo(pairs, code, images, p_count)
+    if forbidden:
+        keep &= np.array([(i, j) not in forbidden for i, j in pairs.tolist()], bool)
+    keep &= probability >= min_probability
+    order = np.lexsort((b, a, -worth))
+    order = order[keep[order]]
     if limit is not None:
         order = order[:limit]
     return [MergeSuggestion(int(a[i]), int(b[i]), float(probability[i]),
-                            float(log_chance[i] / math.log(10.0)), float(mean[i]), float(z[i]),
+                            float(log10_chance[i]), float(mean[i]), float(z[i]),
                             float(best[i]),
-                            (int(rows[best_rows[i, 0]]), int(rows[best_rows[i, 1]])))
+                            (int(rows[best_rows[i, 0]]), int(rows[best_rows[i, 1]])),
+                            tuple(float(v) for v in features[i]), float(worth[i]))
             for i in order.tolist()]
 
 

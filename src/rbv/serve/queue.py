@@ -9,6 +9,11 @@ command, ``rbv cluster`` from cron), the kept one is shown, less the pairs whose
 persons are gone, merged, hidden or marked as different people since, and the page
 says so. Pairs a user marked as different people are never offered again; skipped
 pairs are left out for the life of the server.
+
+Every answer ("which of these are X?", "same person?") is kept with the edit it makes,
+with the features its pairs had when shown, and teaches the scores
+(``rbv.jobs.persons.evidence.learned_odds``): after an answer the ranking is made again
+in the background, and the kept one, less the pairs the answer settled, shows meanwhile.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from rbv.jobs.persons import faces as face_links
 from rbv.jobs.persons.evidence import (
     REVIEW_CANDIDATES,
     Suggestion,
+    answers_kept,
     load_evidence,
     merge_suggestions,
 )
@@ -38,7 +44,7 @@ from rbv.store.queries.review_pages import library_stamp, live_persons
 from rbv.store.server.connection import Database
 
 SIDE_FACES = 6
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 GRID = REVIEW_CANDIDATES
 """Persons asked about at once in "which of these are X?" (24): a truthful simulated
 user on data/family reaches pairwise F 0.95 after 263 clicks with 16, 218 with 24 (each
@@ -100,6 +106,9 @@ class SuggestionQueue:
         # Whose ranking a kept one is: this database and pack (never another's).
         self._library = hashlib.sha256(f"{db.url}|{pack_name}".encode()).hexdigest()
         self._ranking = _load(cache, self._library) if cache is not None else None
+        # The library as this queue's own last answer left it: a ranking stale only by
+        # that answer is being made again to learn from it, which the page need not say.
+        self._answered: tuple[int, int] | None = None
 
     # --- ranking ---------------------------------------------------------------------
     def _rank(self) -> None:
@@ -127,31 +136,32 @@ class SuggestionQueue:
             self._ranker.start()
             return self._ranker
 
-    def _current(self, *, wait: bool) -> tuple[_Ranking | None, bool]:
-        """The ranking and whether it is the library's as it is now; a stale one starts
-        a fresh ranking in the background (waited for when ``wait``)."""
+    def _current(self, *, wait: bool) -> tuple[_Ranking | None, bool, tuple[int, int]]:
+        """The ranking, whether it is the library's as it is now, and the library's
+        stamp; a stale one starts a fresh ranking in the background (waited for when
+        ``wait``)."""
         with self.db.connect() as conn:
             stamp = library_stamp(conn)
         ranking = self._ranking
         if ranking is not None and ranking.stamp == stamp:
-            return ranking, True
+            return ranking, True, stamp
         ranker = self.warm()
         if wait:
             ranker.join()
             return self._current(wait=False)
-        return ranking, False
+        return ranking, False, stamp
 
-    def _forget(self, gone: Callable[[Suggestion], bool], was_fresh: bool) -> None:
-        """After this queue's own edit: drop the pairs it settled, and keep the rest of
-        the ranking rather than reading the whole pack again (pairs with the kept person
-        keep their old score until something else changes persons). A ranking that was
-        stale before the edit stays stale."""
+    def _forget(self, gone: Callable[[Suggestion], bool]) -> None:
+        """After this queue's own answer: drop the pairs it settled from the kept
+        ranking, shown until a fresh one (which learns from the answer, and in which a
+        merged person is matched by all its faces) is made in the background, from the
+        next request on (the kept ranking is stale now)."""
         with self._lock, self.db.connect() as conn:
             if self._ranking is not None:
-                stamp = library_stamp(conn) if was_fresh else self._ranking.stamp
                 self._ranking = replace(
-                    self._ranking, stamp=stamp,
+                    self._ranking,
                     suggestions=[s for s in self._ranking.suggestions if not gone(s)])
+            self._answered = library_stamp(conn)
         self._save()
 
     def _save(self) -> None:
@@ -190,7 +200,7 @@ class SuggestionQueue:
     def _waiting(self) -> tuple[list[Suggestion], str, bool]:
         """The pairs still to ask about, the note on the ranking, and whether it is
         fresh."""
-        ranking, fresh = self._current(wait=False)
+        ranking, fresh, stamp = self._current(wait=False)
         if ranking is None:
             return [], ("Ranking the merge suggestions (1-5 s at 100,000 faces); "
                         "this page reloads by itself."), False
@@ -198,8 +208,9 @@ class SuggestionQueue:
                    if frozenset((s.keep.id, s.other.id)) not in self.skipped]
         if not fresh:
             waiting = self._still_open(ranking.pack, waiting)
-        note = "" if fresh else ("Persons changed since these suggestions were ranked; a "
-                                 "fresh ranking is being made.")
+        note = "" if fresh or stamp == self._answered else (
+            "Persons changed since these suggestions were ranked; a fresh ranking is "
+            "being made.")
         return waiting, note, fresh
 
     def next_grid(self) -> tuple[Grid | None, str]:
@@ -233,25 +244,26 @@ class SuggestionQueue:
         faces."""
         if not set(same) <= set(shown):
             raise ConfigError("a person ticked was not among those shown")
-        ranking, _fresh = self._current(wait=False)
-        faces = {}  # each other person: (keep's face, its face) as shown
+        ranking, _fresh, _stamp = self._current(wait=False)
+        asked: dict[uuid.UUID, tuple[Suggestion, tuple[int, int]]] = {}  # as shown
         label = str(keep)[:8]
         for s in ranking.suggestions if ranking is not None else []:
             if keep in (s.keep.id, s.other.id):
                 mine, other, shown_faces = (s.keep, s.other.id, s.best_faces) \
                     if s.keep.id == keep else (s.other, s.keep.id, s.best_faces[::-1])
-                faces[other] = shown_faces
+                asked[other] = (s, shown_faces)
                 label = repr(mine.name) if mine.name else label
-        missing = [p for p in shown if p not in faces]
+        missing = [p for p in shown if p not in asked]
         if missing:
             raise ConfigError("those suggestions are no longer current (persons changed "
                               "since); look at the next ones")
-        different = [faces[p] for p in shown if p not in same]
-        done = editing.answer_grid(self.db, str(keep), [str(p) for p in same], different)
+        different = [asked[p][1] for p in shown if p not in same]
+        done = editing.answer_grid(self.db, str(keep), [str(p) for p in same], different,
+                                   answers_kept([(asked[p][0], p in same) for p in shown]))
         # settled: the pairs of keep with each person shown, and every pair of the merged
         self._forget(lambda t: (keep in (t.keep.id, t.other.id)
                                 and {t.keep.id, t.other.id} - {keep} <= set(shown))
-                     or bool({t.keep.id, t.other.id} & set(same)), was_fresh=False)
+                     or bool({t.keep.id, t.other.id} & set(same)))
         merged = f"{len(same)} merged into {label}" if same else "none merged"
         return (f"{merged}; {len(shown) - len(same)} marked as other people",
                 done.edit_id)
@@ -267,20 +279,21 @@ class SuggestionQueue:
                 and _pair(s) not in conflicted]
 
     # --- actions -----------------------------------------------------------------------
-    def _find(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[Suggestion, bool]:
-        ranking, fresh = self._current(wait=False)
+    def _find(self, keep: uuid.UUID, other: uuid.UUID) -> Suggestion:
+        ranking, _fresh, _stamp = self._current(wait=False)
         for s in ranking.suggestions if ranking is not None else []:
             if {s.keep.id, s.other.id} == {keep, other}:  # shown either way round
-                return s, fresh
+                return s
         raise ConfigError("that suggestion is no longer current (persons changed since); "
                           "look at the next one")
 
     def accept(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[str, int | None]:
         """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`); returns
         what it did, in words, and its entry in the edit log."""
-        s, fresh = self._find(keep, other)
-        done = editing.merge(self.db, str(keep), [str(other)])
-        self._forget(lambda t: other in (t.keep.id, t.other.id), fresh)
+        s = self._find(keep, other)
+        done = editing.merge(self.db, str(keep), [str(other)],
+                             answers=answers_kept([(s, True)]))
+        self._forget(lambda t: other in (t.keep.id, t.other.id))
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
         return (f"{message}. {done.overrides}" if done.overrides else message), done.edit_id
 
@@ -288,9 +301,10 @@ class SuggestionQueue:
         """Not the same person: their best-matching faces become a cannot-link (as
         `rbv faces different A B`), so clustering keeps them apart and the pair is not
         suggested again. Returns the message and the link's entry in the edit log."""
-        s, fresh = self._find(keep, other)
-        linked = face_links.link(self.db, list(s.best_faces), same=False)
-        self._forget(lambda t: (t.keep.id, t.other.id) == (keep, other), fresh)
+        s = self._find(keep, other)
+        linked = face_links.link(self.db, list(s.best_faces), same=False,
+                                 answers=answers_kept([(s, False)]))
+        self._forget(lambda t: (t.keep.id, t.other.id) == (keep, other))
         return ("Marked as different people; this pair will not be suggested again",
                 linked.edit_id)
 
@@ -330,7 +344,8 @@ def _load(cache: Path, library: str) -> _Ranking | None:
             suggestions.append(Suggestion(
                 int(d["rank"]), keep, other, float(d["probability"]),
                 float(d["log10_chance"]), str(d["why"]),
-                (int(d["best_faces"][0]), int(d["best_faces"][1]))))
+                (int(d["best_faces"][0]), int(d["best_faces"][1])),
+                tuple(float(v) for v in d["features"]), float(d["worth"])))
         return _Ranking(int(data["pack"]), (int(data["stamp"][0]), int(data["stamp"][1])),
                         suggestions)
     except (OSError, ValueError, KeyError, TypeError, IndexError):

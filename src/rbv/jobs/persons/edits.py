@@ -84,13 +84,16 @@ class Edited:
 
 
 def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
-          override: bool = False, dry_run: bool = False) -> Edited:
+          override: bool = False, dry_run: bool = False,
+          answers: dict[str, Any] | None = None) -> Edited:
     """Merge persons into the target; refused when two of the faces would share a
     photo, and, unless ``override``, when a face of one was rejected from another or two
     of their faces are linked as different persons (with ``override`` those decisions
-    are removed, and said)."""
+    are removed, and said). ``answers``: a review's answers, kept with the edit (see
+    ``rbv.jobs.persons.evidence.answers_kept``)."""
     with editing(db, target_ref, "persons merge",
-                 {"sources": list(source_refs), "override": override},
+                 {"sources": list(source_refs), "override": override,
+                  **({"answers": answers} if answers else {})},
                  dry_run=dry_run) as (conn, target, edit):
         sources = [store.resolve_person(conn, r) for r in source_refs]
         moved, overrides = _merge_into(conn, target, sources, override=override)
@@ -115,14 +118,17 @@ def _merge_into(conn: psycopg.Connection, target: uuid.UUID, sources: list[uuid.
 
 
 def answer_grid(db: Database, target_ref: str, same: Sequence[str],
-                different: Sequence[tuple[int, int]]) -> Edited:
+                different: Sequence[tuple[int, int]],
+                answers: dict[str, Any] | None = None) -> Edited:
     """One answer to "which of these are TARGET?", as one edit: the persons ticked
     (``same``) are merged into it; each one left unticked is another person, kept apart
     by a "different" link between the two faces shown (``different``: target's face,
     its face), as ``rbv faces different`` makes (pairs linked as one person are left as
-    they are). Refused, changing nothing, where the merge would be."""
+    they are). Refused, changing nothing, where the merge would be. ``answers``: kept
+    with the edit, as :func:`merge`'s."""
     with editing(db, target_ref, "persons grid",
-                 {"same": list(same), "different": [list(p) for p in different]},
+                 {"same": list(same), "different": [list(p) for p in different],
+                  **({"answers": answers} if answers else {})},
                  ) as (conn, target, edit):
         sources = [store.resolve_person(conn, r) for r in same]
         moved, overrides = _merge_into(conn, target, sources, override=False) \

@@ -15,6 +15,7 @@ import psycopg
 
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Method
+from rbv.cluster.pair_odds import ODDS_VERSION, PRIOR, PairOdds
 from rbv.cluster.person_split import SplitTest, linked_units, split_test
 from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
 from rbv.jobs.grouping.cluster import estimate_impostor
@@ -24,7 +25,7 @@ from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import PersonRow, list_persons, pack_of
-from rbv.store.queries.review import person_conflicts
+from rbv.store.queries.review import person_conflicts, review_answers
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,12 @@ class Suggestion:
     log10_chance: float
     why: str
     best_faces: tuple[int, int]  # face ids: keep's, other's
+    features: tuple[float, ...] = ()  # what ``probability`` was computed from (pair_odds)
+    worth: float = 0.0  # probability × faces a "yes" puts right: the ranking
+
+    def answer(self, same: bool) -> list[float]:
+        """This pair's answer as the calibration keeps it (see ``learned_odds``)."""
+        return [*self.features, 1.0 if same else 0.0]
 
     @property
     def command(self) -> str:
@@ -128,6 +135,7 @@ class Suggestion:
         return {"rank": self.rank, "keep": self.keep.as_dict(), "merge": self.other.as_dict(),
                 "probability": round(self.probability, 4),
                 "log10_chance": round(self.log10_chance, 2), "why": self.why,
+                "worth": round(self.worth, 4),
                 "best_faces": list(self.best_faces), "command": self.command}
 
 
@@ -137,23 +145,35 @@ REVIEW_CANDIDATES = 24
 the ranking alone needs (``rbv.cluster.suggestions.CANDIDATE_K``), so that a grid is full."""
 
 
+def answers_kept(suggestions: list[tuple[Suggestion, bool]]) -> dict[str, object]:
+    """Answers to suggestions (the suggestion, and whether the user said it is one
+    person) as an edit keeps them in its parameters, for :func:`learned_odds`."""
+    return {"version": ODDS_VERSION, "rows": [s.answer(same) for s, same in suggestions]}
+
+
+def learned_odds(conn: psycopg.Connection, pack_id: int) -> PairOdds:
+    """The calibration of the pack's merge suggestions: the shipped prior, fitted again
+    to the answers users gave in ``rbv serve`` (edits not undone)."""
+    return PRIOR.learned(review_answers(conn, pack_id, ODDS_VERSION))
+
+
 def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
                       limit: int | None, min_score: float = DEFAULT_MIN_SCORE, *,
                       k: int = REVIEW_CANDIDATES) -> list[Suggestion]:
-    """Ranked merge suggestions scoring at least ``min_score``, strongest first, among
-    each person's ``k`` nearest persons. The merge keeps the named person (else the one
-    with more faces), so a name is never lost."""
+    """Ranked merge suggestions scoring at least ``min_score``, most worth first (see
+    :mod:`rbv.cluster.suggestions`), among each person's ``k`` nearest persons, scored
+    with what the pack's answers taught (:func:`learned_odds`). The merge keeps the
+    named person (else the one with more faces), so a name is never lost."""
     index = {p.id: i for i, p in enumerate(evidence.persons)}
     forbidden = {(min(index[one], index[two]), max(index[one], index[two]))
                  for one, two in person_conflicts(conn, evidence.pack.id)
                  if one in index and two in index}
     ranked = suggest_merges(evidence.faces.embeddings, evidence.codes,
-                            evidence.faces.image_ids, evidence.model, forbidden=forbidden,
+                            evidence.faces.image_ids, evidence.model,
+                            odds=learned_odds(conn, evidence.pack.id), forbidden=forbidden,
                             k=k, limit=limit, min_probability=min_score)
     out: list[Suggestion] = []
     for m in ranked:
-        if m.probability < min_score:
-            break  # strongest first
         rank = len(out) + 1
         a, b = evidence.persons[m.a], evidence.persons[m.b]
         fa, fb = (int(evidence.faces.ids[r]) for r in m.best_faces)
@@ -162,7 +182,8 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
         why = m.why()
         if a.name and b.name:
             why += f"; both are named: the merge keeps {a.name!r}"
-        out.append(Suggestion(rank, a, b, m.probability, m.log10_chance, why, (fa, fb)))
+        out.append(Suggestion(rank, a, b, m.probability, m.log10_chance, why, (fa, fb),
+                              m.features, m.worth))
     return out
 
 

@@ -21,7 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -56,14 +56,16 @@ class LinkResult:
 
 
 def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = False,
-         dry_run: bool = False, forecast: bool = False) -> LinkResult:
+         dry_run: bool = False, forecast: bool = False,
+         answers: dict[str, Any] | None = None) -> LinkResult:
     """Link the faces as one person (``same``) or as different persons; refused,
     changing nothing, when that contradicts a photo, an earlier link or a face placed
     by hand. With ``override`` a "same" link removes the earlier "different" links and
     rejections it contradicts (and says so). With ``forecast`` the next
     ``rbv cluster --full`` is run after the link, in the edit's transaction, and rolled
     back, to say what it will change (as long as that run takes, under the pack's
-    lock); a dry run makes the same forecast as the real run."""
+    lock); a dry run makes the same forecast as the real run. ``answers``: a review's
+    answers, kept with the edit (as ``edits.merge``'s)."""
     ids = [int(f) for f in face_ids]
     twice = sorted(f for f, n in Counter(ids).items() if n > 1)
     if twice:
@@ -85,7 +87,8 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
     overrides = ""
     pack_id = packs.pop()
     predicted = None
-    with logged_edit(db, pack_id, command, {"faces": ids, "override": override},
+    with logged_edit(db, pack_id, command, {"faces": ids, "override": override,
+                                            **({"answers": answers} if answers else {})},
                      dry_run=dry_run) as (conn, edit):
         faces = links.linked_faces(conn, ids)  # again, under the pack's lock
         if same:

@@ -58,3 +58,22 @@ def shown_faces(conn: psycopg.Connection, face_ids: list[int]) -> list[ShownFace
                 FROM face_detections f WHERE f.id = ANY(%s::bigint[])
                 """, ([int(f) for f in face_ids],))}
     return [rows[f] for f in face_ids if f in rows]
+
+
+def review_answers(conn: psycopg.Connection, pack_id: int, version: int
+                   ) -> list[list[float]]:
+    """The answers given to merge suggestions in the pack's edits still in effect (not
+    undone), each the features the pair had when shown and 1 (one person) or 0; kept by
+    the edit in its run's parameters (``answers``: ``{"version": …, "rows": […]}``);
+    answers kept under another ``version`` of the features are left out."""
+    rows = conn.execute(
+        """
+        SELECT r.parameters -> 'answers' -> 'rows'
+        FROM person_edits e JOIN runs r ON r.id = e.run_id
+        WHERE e.pack_id = %s AND e.undone_by IS NULL
+          AND r.parameters -> 'answers' ->> 'version' = %s
+        ORDER BY e.id
+        """,
+        (pack_id, str(version)),
+    ).fetchall()
+    return [[float(v) for v in answer] for (answers,) in rows for answer in answers or []]
