@@ -40,6 +40,7 @@ from rbv.cluster.evidence import (
     random_pair_similarities,
 )
 from rbv.cluster.evidence_heap import heap_merger_roots
+from rbv.cluster.evidence_nodes import Nodes
 from rbv.cluster.knn import DEFAULT_K, EXACT_LIMIT, build_knn_graph, nearest
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.metrics import bcubed
@@ -129,8 +130,8 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
 
     def method_job(method: Method, interpreted: bool = False) -> Callable[[], dict[str, Any]]:
         def job() -> dict[str, Any]:
-            if interpreted:  # this forked child only: the merge loop rbv ran before
-                evidence_merge.merge_greedily = heap_merger_roots
+            if interpreted:  # this forked child only: the interpreted merge loop
+                evidence_merge.merge_greedily = _interpreted
             labels = cluster_embeddings(x, method, THRESHOLD,
                                         Constraints.build(n, image_ids=images), graph=graph)
             return {"f1": bcubed(labels, truth).f1, "plus": graph_s, "labels": labels}
@@ -213,6 +214,14 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
     else:
         print(f"sklearn AgglomerativeClustering skipped at {n:,} faces "
               f"(> --sklearn-max {sklearn_max:,}: needs ~{n * n * 8 * 1.5 / 2**30:.0f} GB)")
+
+
+def _interpreted(nodes: Nodes, anchored: np.ndarray, cannot: np.ndarray, mu: float,
+                 sigma: float, tau: float, z_min: float,
+                 crowd: np.ndarray | None = None) -> np.ndarray:
+    """The interpreted merge loop in the compiled one's place."""
+    return heap_merger_roots(nodes.full_sums(), nodes.count.copy(), anchored, cannot,
+                             nodes.pairs, mu, sigma, tau, z_min, crowd)
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:

@@ -16,6 +16,7 @@ from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.evidence import ImpostorModel, evidence_linkage
 from rbv.cluster.evidence_heap import heap_merger_roots
 from rbv.cluster.evidence_merge import merge_greedily
+from rbv.cluster.evidence_nodes import Nodes
 from rbv.cluster.knn import build_knn_graph
 from rbv.cluster.methods import Method
 from rbv.config import Settings
@@ -84,13 +85,16 @@ def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(
     seed: int, crowded: bool
 ) -> None:
     """Random cluster nodes (single faces and pre-merged groups), candidate pairs,
-    cannot-links, anchored nodes and (``crowded``) crowding: the compiled loop, the
-    interpreted one it replaced and the rule written plainly (score every pair, merge
-    the best) agree."""
+    cannot-links, anchored nodes and (``crowded``) crowding: the compiled loop (single
+    faces read from their float32 rows, or every node given by its sum), the
+    interpreted one and the rule written plainly (score every pair, merge the best)
+    agree."""
     rng = np.random.default_rng(seed)
     x, _ = _people(rng, list(rng.integers(1, 25, size=14)), spread=rng.uniform(0.7, 1.3),
                    dim=64)
-    node = rng.integers(0, int(len(x) * 0.8), size=len(x))  # some nodes hold several faces
+    # most faces alone, the rest in groups (as must-links and hand placements start)
+    node = np.where(rng.random(len(x)) < 0.6, np.arange(len(x)) + len(x),
+                    rng.integers(0, len(x) // 4, size=len(x)))
     node = np.unique(node, return_inverse=True)[1]
     m = int(node.max()) + 1
     sums = np.zeros((m, x.shape[1]))
@@ -105,16 +109,24 @@ def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(
     cannot = cannot[cannot[:, 0] != cannot[:, 1]]
     anchored = rng.random(m) < 0.08
     crowd = rng.uniform(0, 0.1, m) * count if crowded else None
-    args = (anchored, cannot, pairs, MODEL.mu, MODEL.sigma, MODEL.tau,
-            MODEL.z_threshold(len(x), 10.0), crowd)
-    compiled = merge_greedily(sums.copy(), count.copy(), *args)
-    plain = plain_greedy(sums, count, *args)
-    assert _partition(compiled) == _partition(plain)
-    assert _partition(heap_merger_roots(sums, count, *args)) == _partition(plain)
+    z_min = MODEL.z_threshold(len(x), 10.0)
+    model = (MODEL.mu, MODEL.sigma, MODEL.tau, z_min, crowd)
+    alone = count[node] == 1
+    ref = np.empty(m, np.int64)
+    ref[node[alone]] = np.flatnonzero(alone)
+    groups = np.flatnonzero(count > 1)
+    ref[groups] = -np.arange(len(groups)) - 1
+    from_rows = merge_greedily(Nodes(x, sums[groups], ref, count, pairs), anchored, cannot,
+                               *model)
+    from_sums = merge_greedily(Nodes.of_sums(sums, count, pairs), anchored, cannot, *model)
+    plain = plain_greedy(sums, count, anchored, cannot, pairs, *model)
+    assert _partition(from_rows) == _partition(from_sums) == _partition(plain)
+    assert _partition(heap_merger_roots(sums, count, anchored, cannot, pairs, *model)) \
+        == _partition(plain)
     assert 1 < len(_partition(plain)) < m - 5  # merges happened, and some were refused
     for u, v in cannot:
-        assert compiled[u] != compiled[v]
-    roots_with_anchor = compiled[anchored]
+        assert from_rows[u] != from_rows[v]
+    roots_with_anchor = from_rows[anchored]
     assert len(set(roots_with_anchor.tolist())) == len(roots_with_anchor)
 
 

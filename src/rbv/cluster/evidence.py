@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from rbv.cluster.constraints import NO_ANCHOR, Constraints, anchor_chain_pairs, enforce
 from rbv.cluster.crowding import CAP, FIRST_CAP, cohort_crowding, crowding
 from rbv.cluster.defaults import DEFAULT_BUDGET, ImpostorModel
+from rbv.cluster.evidence_nodes import Nodes
 from rbv.cluster.knn import KnnGraph, normalize, unit_rows
 from rbv.cluster.linkage import components
 
@@ -111,12 +112,12 @@ def evidence_linkage(
         anchored[start[constraints.anchors != NO_ANCHOR]] = True
     pairs = _candidate_pairs(graph, start, model.mu)
     cannot = start[constraints.cannot]
+    nodes = _face_nodes(x, start, m, pairs)
 
     def merge(crowd: NDArray[np.float64] | None) -> NDArray[np.int64]:
-        sums, count = _node_sums(x, start, m)
         node_crowd = (None if crowd is None
                       else np.bincount(start, crowd, minlength=m).astype(np.float64))
-        return merge_nodes(sums, count, anchored, cannot, pairs, model, z_min, node_crowd)
+        return merge_nodes(nodes, anchored, cannot, model, z_min, node_crowd)
 
     if crowded:
         first = merge(crowding(graph, start, model, n_library, cap=FIRST_CAP)[0])[start]
@@ -129,36 +130,38 @@ def evidence_linkage(
     return enforce(labels, graph.edges(), constraints)
 
 
-def _node_sums(x: NDArray[np.float32], start: NDArray[np.int64], m: int
-               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Each starting cluster's sum of unit embeddings (float64: merges add up many
-    faces) and size."""
-    sums = np.zeros((m, x.shape[1]))
-    if m == len(x):
-        sums[start] = x
-    else:
-        np.add.at(sums, start, x)
-    return sums, np.bincount(start, minlength=m).astype(np.float64)
+def _face_nodes(x: NDArray[np.float32], start: NDArray[np.int64], m: int,
+                pairs: NDArray[np.int64]) -> Nodes:
+    """The starting clusters as merge nodes: a face alone is its row of ``x`` (read in
+    place), a group of faces its sum of unit embeddings (float64: merges add up many
+    faces)."""
+    size = np.bincount(start, minlength=m)
+    ref = np.empty(m, np.int64)
+    alone = size[start] == 1
+    ref[start[alone]] = np.flatnonzero(alone)
+    groups = np.flatnonzero(size > 1)
+    ref[groups] = -np.arange(len(groups)) - 1
+    sums = np.zeros((len(groups), x.shape[1]))
+    np.add.at(sums, -ref[start[~alone]] - 1, x[~alone])
+    return Nodes(x, sums, ref, size.astype(np.float64), pairs)
 
 
-def merge_nodes(sums: NDArray[np.float64], count: NDArray[np.float64],
-                anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
-                pairs: NDArray[np.int64], model: ImpostorModel,
-                z_min: float, crowd: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
-    """Each cluster node's final node after greedy merging (``sums`` and ``count`` may
-    be changed; ``crowd``: each node's sum of crowding; see
-    :func:`rbv.cluster.evidence_merge.merge_greedily`). Up to ``INTERPRETED_MAX_PAIRS``
-    candidate pairs the interpreted loop runs: it is done before the compiled one would
-    have loaded."""
-    if len(pairs) <= INTERPRETED_MAX_PAIRS:
+def merge_nodes(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
+                model: ImpostorModel, z_min: float,
+                crowd: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
+    """Each cluster node's final node after greedy merging (``crowd``: each node's sum
+    of crowding; see :func:`rbv.cluster.evidence_merge.merge_greedily`). Up to
+    ``INTERPRETED_MAX_PAIRS`` candidate pairs the interpreted loop runs: it is done
+    before the compiled one would have loaded."""
+    if len(nodes.pairs) <= INTERPRETED_MAX_PAIRS:
         from rbv.cluster.evidence_heap import heap_merger_roots
 
-        return heap_merger_roots(sums, count, anchored, cannot, pairs, model.mu,
-                                 model.sigma, model.tau, z_min, crowd)
+        return heap_merger_roots(nodes.full_sums(), nodes.count.copy(), anchored, cannot,
+                                 nodes.pairs, model.mu, model.sigma, model.tau, z_min, crowd)
     from rbv.cluster import evidence_merge  # numba: loaded by the runs that need it
 
-    return evidence_merge.merge_greedily(sums, count, anchored, cannot, pairs, model.mu,
-                                         model.sigma, model.tau, z_min, crowd)
+    return evidence_merge.merge_greedily(nodes, anchored, cannot, model.mu, model.sigma,
+                                         model.tau, z_min, crowd)
 
 
 def _candidate_pairs(graph: KnnGraph, start: NDArray[np.int64],
@@ -237,6 +240,11 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
     z_min = model.z_threshold(n_library, budget)
     cohort, cohort_similarity = _cohorts(p, n, (person, face, similarity), new_graph)
 
+    node_sums = np.zeros((m, sums.shape[1]))
+    np.add.at(node_sums, start, sums)
+    nodes = Nodes.of_sums(node_sums, np.bincount(start, weights=count, minlength=m)
+                          .astype(np.float64), pairs)
+
     def merge(label: NDArray[np.int64], cap: float) -> tuple[NDArray[np.int64], float]:
         crowd, level = cohort_crowding(np.where(cohort >= 0, label[np.maximum(cohort, 0)],
                                                 -1),
@@ -246,12 +254,8 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
         near_sum = np.bincount(person, crowd[face], minlength=p)
         near_count = np.maximum(np.bincount(person, minlength=p), 1)
         face_crowd = np.concatenate([near_sum / near_count * count[:p], crowd])
-        node_sums = np.zeros((m, sums.shape[1]))
-        np.add.at(node_sums, start, sums)
-        node_count = np.bincount(start, weights=count, minlength=m).astype(np.float64)
         node_crowd = np.bincount(start, face_crowd, minlength=m).astype(np.float64)
-        return merge_nodes(node_sums, node_count, anchored, node_cannot, pairs, model,
-                           z_min, node_crowd), level
+        return merge_nodes(nodes, anchored, node_cannot, model, z_min, node_crowd), level
 
     first, _ = merge(start, FIRST_CAP)
     root, level = merge(first[start], CAP)

@@ -3,47 +3,99 @@
 Highest ``z`` first, one merge at a time: the statistic is not reducible (a merged
 cluster is less cohesive than its parts, so its spread shrinks and its ``z`` to a third
 cluster can exceed both parts'), so merging all mutual best pairs at once, the usual
-vectorised shortcut, would give other partitions. The loop itself is compiled instead:
-at 100k faces the interpreted version spent about a minute on set and heap bookkeeping.
-The compiled code is cached next to this file (first use in a fresh install: a few
-seconds to compile).
+vectorised shortcut, would give other partitions, and so would splitting the work
+between cores (the candidate graph of a library is one component). The loop itself is
+compiled instead, and laid out for a million faces:
 
-``tests.support.evidence_reference`` holds the interpreted loop it replaced and a plain
-quadratic greedy; the tests check that all three give the same partitions.
+* a node is a face's float32 unit row, read in place, until it takes in another face;
+  then its float64 sum gets a slot of its own (slots are reused as clusters merge). A
+  dot product copies float32 rows to float64 first, so it is the one a float64 copy of
+  every row would give (products of float32 values are exact in float64): a full copy
+  was 4 GB at 1M × 512-d;
+* what looking at a neighbour reads (its size, cohesion, crowding, best partner,
+  parent) shares one row of one array: scanning a large cluster's thousands of
+  neighbours costs one cache line per neighbour;
+* neighbour lists are segments of one pool: a merge appends the smaller list to the
+  larger, and entries that name a node merged since are counted for its root, once,
+  when the list is next read (no per-node hash tables);
+* the first score of every candidate pair (the bulk of the dot products) is computed on
+  every core before the loop, once for both passes of crowding (:func:`prepare`).
+
+``tests.support.evidence_reference`` holds a plain quadratic greedy; the tests check that
+this loop, the interpreted one (:mod:`rbv.cluster.evidence_heap`) and it give the same
+partitions.
 """
 
 from __future__ import annotations
 
 import heapq
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-_Entry = tuple[float, float, float, float, float]
+from rbv.cluster.evidence_kernels import append_list, build_lists, dot64, node_row
+from rbv.cluster.evidence_nodes import CHUNKS_PER_THREAD, Nodes, parts, threads
+
+# Columns of the per-node array, one 64-byte cache line: what looking at a neighbour
+# reads (all float64; ids and clocks are exact below 2**53). SEEN and BLOCKED: the clock
+# of the last scan that met the cluster as a neighbour, or as one it may not join.
+COUNT, COHESION, CROWD_MEAN, BEST_Z, BEST_W, PARENT, SEEN, BLOCKED = range(8)
 
 
-def merge_greedily(sums: NDArray[np.float64], count: NDArray[np.float64],
-                   anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
-                   pairs: NDArray[np.int64], mu: float, sigma: float, tau: float,
-                   z_min: float, crowd: NDArray[np.float64] | None = None
-                   ) -> NDArray[np.int64]:
-    """Each cluster node's final node (the root it merged into).
+def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
+                   mu: float, sigma: float, tau: float, z_min: float,
+                   crowd: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
+    """Each node's final node (the root it merged into).
 
-    ``sums``/``count``: each node's sum of unit embeddings and its size (``sums`` is
-    updated in place); ``crowd``: each node's sum of its faces' crowding (a pair's
-    impostor mean is ``mu`` plus half the two sides' mean crowding; see
-    :mod:`rbv.cluster.crowding`; None: none); ``anchored``: nodes holding a known
-    person (two never merge);
-    ``cannot``: node pairs that may never join; ``pairs``: candidate node pairs
-    (``u < v``, each once). Ties in ``z`` go to the lower node id."""
-    cohesion = np.einsum("ij,ij->i", sums, sums) / count ** 2
-    crowd = np.zeros(len(count)) if crowd is None else np.array(crowd, np.float64)
-    parent = _link(sums, count, cohesion, crowd, anchored.copy(),
-                   np.ascontiguousarray(cannot, np.int64).reshape(-1, 2),
-                   np.ascontiguousarray(pairs, np.int64).reshape(-1, 2),
-                   float(mu), float(sigma) ** 2, float(tau) ** 2, float(z_min))
-    return np.asarray(_roots(parent), np.int64)
+    ``crowd``: each node's sum of its faces' crowding (a pair's impostor mean is ``mu``
+    plus half the two sides' mean crowding; see :mod:`rbv.cluster.crowding`; None:
+    none); ``anchored``: nodes holding a known person (two never merge); ``cannot``:
+    node pairs that may never join. Ties in ``z`` go to the lower node id."""
+    m, dim = len(nodes.ref), nodes.sums.shape[1]
+    if m == 0:
+        return np.empty(0, np.int64)
+    dots, cohesion = nodes.scores
+    info = _cache_lines(m, 8)
+    info[:, COUNT] = nodes.count
+    info[:, COHESION] = cohesion
+    crowd = np.zeros(m) if crowd is None else np.array(crowd, np.float64)
+    info[:, CROWD_MEAN] = crowd / nodes.count
+    info[:, BEST_Z] = -np.inf
+    info[:, BEST_W] = -1.0
+    info[:, PARENT] = np.arange(m)
+    info[:, SEEN] = info[:, BLOCKED] = -1.0
+    anchored = np.array(anchored, np.bool_)
+    adj_seg, adj_t, adj_b = build_lists(m, np.ascontiguousarray(nodes.pairs), dots)
+    blk_seg, blk_t, _ = build_lists(m, np.ascontiguousarray(cannot, np.int64).reshape(-1, 2),
+                              np.zeros(len(cannot)))
+    sigma2, tau2 = float(sigma) ** 2, float(tau) ** 2
+
+    def first(part: tuple[int, int]) -> None:
+        _first_best(part[0], part[1], info, anchored, adj_seg, adj_t, adj_b, blk_seg, blk_t,
+                    float(mu), sigma2, tau2, float(z_min))
+
+    jobs = threads()
+    with ThreadPoolExecutor(jobs, thread_name_prefix="rbv-merge") as pool:
+        list(pool.map(first, parts(m, jobs * CHUNKS_PER_THREAD)))
+    # Slots for sums of merged clusters: at most one per two faces, reserved, not
+    # touched (memory is used as clusters form; slots are reused).
+    sums = np.empty((len(nodes.sums) + m // 2 + 1, dim))
+    sums[:len(nodes.sums)] = nodes.sums
+    ref = nodes.ref.copy()
+    rows = np.ascontiguousarray(nodes.rows, np.float32)
+    _link(rows, sums, len(nodes.sums), ref, info, crowd, anchored, adj_seg, adj_t, adj_b,
+          blk_seg, blk_t, float(mu), sigma2, tau2, float(z_min))
+    return np.asarray(_roots(info[:, PARENT].astype(np.int64)), np.int64)
+
+
+def _cache_lines(m: int, columns: int) -> NDArray[np.float64]:
+    """An uninitialised (m, columns) float64 array whose rows start on 64-byte
+    boundaries (numpy only promises 16)."""
+    buf = np.empty(m * columns + 8)
+    skip = (-buf.ctypes.data % 64) // 8
+    return buf[skip:skip + m * columns].reshape(m, columns)
 
 
 def _roots(parent: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -55,123 +107,202 @@ def _roots(parent: NDArray[np.int64]) -> NDArray[np.int64]:
         root = nxt
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _dot(sums, u, w):
-    out = 0.0
-    for j in range(sums.shape[1]):
-        out += sums[u, j] * sums[w, j]
-    return out
+@njit(cache=True, nogil=True)
+def _first_best(lo, hi, info, anchored, adj_seg, adj_t, adj_b, blk_seg, blk_t, mu, sigma2,
+                tau2, z_min):
+    """Nodes ``lo..hi-1``: each one's best partner from the pairs' dot products (stored
+    in ``adj_b``, replaced by the bound ``dot − n_u n_w``, exact while nothing merged)."""
+    mark = np.full(info.shape[0], -1, np.int64)
+    for u in range(lo, hi):
+        for e in range(blk_seg[u, 0], blk_seg[u, 0] + blk_seg[u, 1]):
+            mark[blk_t[e]] = u
+        best, top = -1, -np.inf
+        cu, hu, au = info[u, COUNT], info[u, COHESION], info[u, CROWD_MEAN]
+        for e in range(adj_seg[u, 0], adj_seg[u, 0] + adj_seg[u, 1]):
+            w = adj_t[e]
+            dot = adj_b[e]
+            pairs = info[w, COUNT] * cu
+            adj_b[e] = dot - pairs
+            if mark[w] == u or (anchored[u] and anchored[w]):
+                continue
+            z = ((dot / pairs - (mu + 0.5 * (au + info[w, CROWD_MEAN])))
+                 / np.sqrt(sigma2 * info[w, COHESION] * hu + tau2))
+            if z > top or (z == top and w < best):
+                best, top = w, z
+        if top >= z_min:
+            info[u, BEST_Z], info[u, BEST_W] = top, best
 
 
 @njit(cache=True, nogil=True)
-def _mu(count, crowd, u, w, mu):
-    """The pair's impostor mean: ``mu`` raised by half the sides' mean crowding."""
-    return mu + 0.5 * (crowd[u] / count[u] + crowd[w] / count[w])
-
-
-@njit(cache=True, nogil=True)
-def _z(sums, count, cohesion, crowd, u, w, mu, sigma2, tau2):
-    mean = _dot(sums, w, u) / (count[w] * count[u])
-    return ((mean - _mu(count, crowd, u, w, mu))
-            / np.sqrt(sigma2 * cohesion[w] * cohesion[u] + tau2))
-
-
-@njit(cache=True, nogil=True)
-def _root(parent, v):
+def _find(info, v):
     root = v
-    while parent[root] != root:
-        root = parent[root]
-    while parent[v] != root:  # path compression
-        nxt = parent[v]
-        parent[v] = root
+    while int(info[root, PARENT]) != root:
+        root = int(info[root, PARENT])
+    while v != root:  # path compression
+        nxt = int(info[v, PARENT])
+        info[v, PARENT] = root
         v = nxt
     return root
 
 
 @njit(cache=True, nogil=True)
-def _link(sums, count, cohesion, crowd, anchored, cannot, pairs, mu, sigma2, tau2, z_min):
+def _link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, blk_seg, blk_t, mu,
+          sigma2, tau2, z_min):
     """The heap holds one entry per cluster (its best partner), refreshed when either
     side has changed since, so it stays as small as the number of clusters. Entries are
-    (-z, u, w, version of u, version of w), all floats (exact below 2**53).
+    (-z, u, w, version of u, version of w), all floats.
 
-    ``adjacent[u]`` maps each neighbour ``w`` to an upper bound of
-    ``S_u·S_w − n_u n_w`` (the sum of ``similarity − 1`` over their face pairs: never
-    positive, and only falls as either side takes in faces), exact when last scored
-    and carried through merges by addition. A neighbour whose bound keeps its ``z``
-    below ``z_min`` can be neither a cluster's best partner nor a better one for
-    anybody, so it is not scored: a large cluster's thousands of neighbours cost a
-    subtraction each, not a dot product each, every time it grows."""
-    m = len(count)
-    parent = np.arange(m)
-    version = np.zeros(m, np.int64)
-    alive = np.ones(m, np.bool_)
-    best_z = np.full(m, -np.inf)
-    best_w = np.full(m, -1, np.int64)
-    adjacent = [{np.int64(-1): 0.0} for _ in range(m)]
-    blocked = [{np.int64(-1)} for _ in range(m)]
-    for u in range(m):
-        adjacent[u].pop(-1)
-        blocked[u].discard(-1)
-    for i in range(len(cannot)):
-        blocked[cannot[i, 0]].add(cannot[i, 1])
-        blocked[cannot[i, 1]].add(cannot[i, 0])
-    for i in range(len(pairs)):
-        adjacent[pairs[i, 0]][pairs[i, 1]] = 0.0  # 0: the bound that holds for any pair
-        adjacent[pairs[i, 1]][pairs[i, 0]] = 0.0
-    ws = np.empty(m, np.int64)  # scratch: one cluster's mergeable neighbours
-    zs = np.empty(m)  # and their z
+    A neighbour list entry (w, b) bounds ``S_u·S_w − n_u n_w`` from above (the sum of
+    ``similarity − 1`` over some of their face pairs: never positive, and only falls as
+    either side takes in faces), exact when last scored; a node's entries that now
+    resolve to one cluster are added up (they cover different face pairs). A neighbour
+    whose bound keeps its ``z`` below ``z_min`` can be neither a cluster's best partner
+    nor a better one for anybody, so it is not scored: a large cluster's thousands of
+    neighbours cost a subtraction each, not a dot product each, every time it grows."""
+    m = info.shape[0]
+    dim = sums.shape[1]
     heap = [(0.0, 0.0, 0.0, 0.0, 0.0)]
     heap.pop()  # typed, empty
     for u in range(m):
-        _push_best(u, -1, heap, sums, count, cohesion, crowd, anchored, adjacent,
-                   blocked, version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min)
+        if info[u, BEST_Z] >= z_min:
+            heap.append((-info[u, BEST_Z], float(u), info[u, BEST_W], 0.0, 0.0))
+    heapq.heapify(heap)
+    free = np.empty(len(sums), np.int64)  # sum slots given back, a stack
+    # slots used, slots free, the scans' clock, each pool's first unused entry
+    state = np.array([used, 0, 0, adj_seg[m - 1, 0] + adj_seg[m - 1, 2],
+                      blk_seg[m - 1, 0] + blk_seg[m - 1, 2]], np.int64)
+    version = np.zeros(m)
+    where = np.empty(m, np.int64)  # scratch: where a scan put a cluster's entry
+    ws = np.empty(m, np.int64)  # scratch: one cluster's mergeable neighbours' entries
+    zs = np.empty(m)  # and their z
+    su, sw = np.empty(dim), np.empty(dim)
+    no_values = np.empty(0)
     while len(heap):
         _, fu, fw, fversion_u, fversion_w = heapq.heappop(heap)
         u, w = int(fu), int(fw)
-        if not alive[u] or version[u] != int(fversion_u):
+        if int(info[u, PARENT]) != u or version[u] != fversion_u:
             continue  # u changed since: a fresher entry of u is in the heap
-        if alive[w] and version[w] == int(fversion_w):
-            survivor, absorbed = _merge(u, w, sums, count, cohesion, crowd, anchored,
-                                        adjacent, blocked, parent, version, alive)
-            _push_best(survivor, absorbed, heap, sums, count, cohesion, crowd, anchored,
-                       adjacent, blocked, version, best_z, best_w, ws, zs, mu, sigma2, tau2,
-                       z_min)
+        if int(info[w, PARENT]) == w and version[w] == fversion_w:
+            if adj_seg[u, 1] < adj_seg[w, 1]:
+                u, w = w, u  # the longer neighbour list takes in the shorter
+            _merge_sums(rows, sums, ref, info, crowd, state, free, u, w)
+            anchored[u] = anchored[u] or anchored[w]
+            adj_t, adj_b = append_list(adj_seg, adj_t, adj_b, state, 3, u, w)
+            blk_t, _ = append_list(blk_seg, blk_t, no_values, state, 4, u, w)
+            info[w, PARENT] = u
+            version[u] += 1
+            _push_best(u, w, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
+                       blk_seg, blk_t, state, version, where, ws, zs, su, sw, mu,
+                       sigma2, tau2, z_min)
             continue
         # Only the partner changed (it grew, or was merged into another cluster).
         # Usually it is still u's best and only its z moved: re-score that one pair;
         # look at all of u's neighbours again only when the pair got worse.
-        w = _root(parent, w)
+        w = _find(info, w)
         if w == u:
             continue
-        if w not in blocked[u] and not (anchored[u] and anchored[w]):
-            z = _z(sums, count, cohesion, crowd, u, w, mu, sigma2, tau2)
-            if z >= z_min and z >= best_z[u]:
-                best_z[u], best_w[u] = z, w
-                heapq.heappush(heap, (-z, float(u), float(w), fversion_u, float(version[w])))
+        if not (anchored[u] and anchored[w]) and not _is_blocked(info, blk_seg, blk_t, u, w):
+            dot = dot64(node_row(rows, sums, ref, w, sw), node_row(rows, sums, ref, u, su))
+            z = ((dot / (info[w, COUNT] * info[u, COUNT])
+                  - (mu + 0.5 * (info[u, CROWD_MEAN] + info[w, CROWD_MEAN])))
+                 / np.sqrt(sigma2 * info[w, COHESION] * info[u, COHESION] + tau2))
+            if z >= z_min and z >= info[u, BEST_Z]:
+                info[u, BEST_Z], info[u, BEST_W] = z, w
+                heapq.heappush(heap, (-z, float(u), float(w), fversion_u, version[w]))
                 continue
-        _push_best(u, -1, heap, sums, count, cohesion, crowd, anchored, adjacent,
-                   blocked, version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min)
-    return parent
+        _push_best(u, -1, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
+                   blk_seg, blk_t, state, version, where, ws, zs, su, sw, mu, sigma2,
+                   tau2, z_min)
 
 
 @njit(cache=True, nogil=True)
-def _push_best(u, absorbed, heap, sums, count, cohesion, crowd, anchored, adjacent,
-               blocked, version, best_z, best_w, ws, zs, mu, sigma2, tau2, z_min):
+def _merge_sums(rows, sums, ref, info, crowd, state, free, u, v):
+    """Cluster ``u`` takes in ``v``'s faces: sum (in a slot of its own from now on),
+    size, crowding and cohesion."""
+    ru, rv = ref[u], ref[v]
+    if ru >= 0 and rv < 0:
+        slot = -rv - 1  # u takes v's slot
+        for j in range(sums.shape[1]):
+            sums[slot, j] += rows[ru, j]
+    elif ru >= 0:
+        if state[1] > 0:
+            state[1] -= 1
+            slot = free[state[1]]
+        else:
+            slot = state[0]
+            state[0] += 1
+        for j in range(sums.shape[1]):
+            sums[slot, j] = np.float64(rows[ru, j]) + np.float64(rows[rv, j])
+    else:
+        slot = -ru - 1
+        if rv < 0:
+            for j in range(sums.shape[1]):
+                sums[slot, j] += sums[-rv - 1, j]
+            free[state[1]] = -rv - 1
+            state[1] += 1
+        else:
+            for j in range(sums.shape[1]):
+                sums[slot, j] += rows[rv, j]
+    ref[u] = -slot - 1
+    info[u, COUNT] += info[v, COUNT]
+    crowd[u] += crowd[v]
+    info[u, CROWD_MEAN] = crowd[u] / info[u, COUNT]
+    info[u, COHESION] = dot64(sums[slot], sums[slot]) / info[u, COUNT] ** 2
+
+
+@njit(cache=True, nogil=True)
+def _is_blocked(info, blk_seg, blk_t, u, w):
+    for e in range(blk_seg[u, 0], blk_seg[u, 0] + blk_seg[u, 1]):
+        if _find(info, blk_t[e]) == w:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _push_best(u, absorbed, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
+               blk_seg, blk_t, state, version, where, ws, zs, su, sw, mu, sigma2,
+               tau2, z_min):
     """Push cluster ``u``'s best mergeable partner, if one passes; and, to neighbours
     for which ``u`` is now a better partner than the one they hold, that entry (so the
     merge order stays exactly greedy). ``absorbed``: the cluster ``u`` has just taken
     in (its neighbours' entries are refreshed when popped)."""
-    best_z[u], best_w[u] = -np.inf, -1
-    blocked_u = blocked[u]
-    slack = 1e-9 * (1.0 + abs(z_min))  # rounding, always in the bound's favour
-    n = 0  # first the neighbours whose bound reaches z_min, with that bound
-    for w, bound in adjacent[u].items():
-        if w in blocked_u or (anchored[u] and anchored[w]):
+    info[u, BEST_Z], info[u, BEST_W] = -np.inf, -1.0
+    state[2] += 1
+    clock = state[2]
+    # Blocked clusters, and u's neighbour list with one entry per cluster (internal
+    # entries dropped, entries of one cluster added up), both rewritten in place.
+    s, out = blk_seg[u, 0], blk_seg[u, 0]
+    for e in range(s, s + blk_seg[u, 1]):
+        r = _find(info, blk_t[e])
+        if r != u and info[r, BLOCKED] != clock:
+            info[r, BLOCKED] = clock
+            blk_t[out] = r
+            out += 1
+    blk_seg[u, 1] = out - s
+    s, out = adj_seg[u, 0], adj_seg[u, 0]
+    for e in range(s, s + adj_seg[u, 1]):
+        r = _find(info, adj_t[e])
+        if r == u:
             continue
-        most = ((1.0 + bound / (count[u] * count[w]) - _mu(count, crowd, u, w, mu))
-                / np.sqrt(sigma2 * cohesion[w] * cohesion[u] + tau2))
+        if info[r, SEEN] == clock:
+            adj_b[where[r]] += adj_b[e]
+        else:
+            info[r, SEEN], where[r] = clock, out
+            adj_t[out], adj_b[out] = r, adj_b[e]
+            out += 1
+    adj_seg[u, 1] = out - s
+    slack = 1e-9 * (1.0 + abs(z_min))  # rounding, always in the bound's favour
+    cu, hu, au = info[u, COUNT], info[u, COHESION], info[u, CROWD_MEAN]
+    anchored_u = anchored[u]
+    n = 0  # first the neighbours whose bound reaches z_min, with that bound
+    for e in range(s, out):
+        w = adj_t[e]
+        if info[w, BLOCKED] == clock or (anchored_u and anchored[w]):
+            continue
+        most = ((1.0 + adj_b[e] / (cu * info[w, COUNT]) - (mu + 0.5 * (au + info[w, CROWD_MEAN])))
+                / np.sqrt(sigma2 * info[w, COHESION] * hu + tau2))
         if most >= z_min - slack:
-            ws[n], zs[n] = w, most
+            ws[n], zs[n] = e, most
             n += 1
     if n == 0:
         return
@@ -179,68 +310,31 @@ def _push_best(u, absorbed, heap, sums, count, cohesion, crowd, anchored, adjace
     # best (bound ≥ the best so far) or may find u better than the partner they hold.
     first = int(np.argmax(zs[:n]))
     best, top = -1, -np.inf
+    row_u = node_row(rows, sums, ref, u, su)
     for step in range(n):
         i = first if step == 0 else step - 1 if step <= first else step
-        w, most = ws[i], zs[i]
-        if not (most >= top - slack or (best_w[w] != u and best_w[w] != absorbed
-                                        and most > best_z[w] - slack)):
+        e, most = ws[i], zs[i]
+        w = adj_t[e]
+        partner = int(info[w, BEST_W])
+        if not (most >= top - slack or (partner != u and partner != absorbed
+                                        and most > info[w, BEST_Z] - slack)):
             zs[i] = -np.inf  # neither u's best nor better than w's own: not scored
             continue
-        dot = _dot(sums, w, u)
-        pairs = count[w] * count[u]
-        z = ((dot / pairs - _mu(count, crowd, u, w, mu))
-             / np.sqrt(sigma2 * cohesion[w] * cohesion[u] + tau2))
-        adjacent[u][w] = dot - pairs
+        dot = dot64(node_row(rows, sums, ref, w, sw), row_u)
+        pairs = info[w, COUNT] * cu
+        z = ((dot / pairs - (mu + 0.5 * (au + info[w, CROWD_MEAN])))
+             / np.sqrt(sigma2 * info[w, COHESION] * hu + tau2))
+        adj_b[e] = dot - pairs
         zs[i] = z
-        if z > top or (z == top and w < ws[best]):
+        if z > top or (z == top and w < adj_t[ws[best]]):
             best, top = i, z
     if top >= z_min:
-        w = ws[best]
-        best_z[u], best_w[u] = top, w
-        heapq.heappush(heap, (-top, float(u), float(w), float(version[u]), float(version[w])))
+        w = adj_t[ws[best]]
+        info[u, BEST_Z], info[u, BEST_W] = top, w
+        heapq.heappush(heap, (-top, float(u), float(w), version[u], version[w]))
     for i in range(n):
-        w, z = ws[i], zs[i]
-        if z >= z_min and z > best_z[w] and best_w[w] != u and best_w[w] != absorbed:
-            best_z[w], best_w[w] = z, u
-            heapq.heappush(heap, (-z, float(w), float(u), float(version[w]),
-                                  float(version[u])))
-
-
-@njit(cache=True, nogil=True)
-def _merge(u, v, sums, count, cohesion, crowd, anchored, adjacent, blocked, parent, version,
-           alive):
-    """Join clusters ``u`` and ``v``; returns (the surviving node, the absorbed one).
-    Work in proportion to the smaller side's neighbours: the survivor's other bounds
-    stay valid as they are (``v``'s faces can only lower them)."""
-    if len(adjacent[u]) < len(adjacent[v]):
-        u, v = v, u  # keep the node with more neighbours
-    for j in range(sums.shape[1]):
-        sums[u, j] += sums[v, j]
-    count[u] += count[v]
-    crowd[u] += crowd[v]
-    cohesion[u] = _dot(sums, u, u) / count[u] ** 2
-    anchored[u] = anchored[u] or anchored[v]
-    for w in blocked[v]:
-        if w != v:
-            blocked[w].discard(v)
-            blocked[w].add(u)
-    blocked[u] |= blocked[v]
-    adjacent_u = adjacent[u]
-    for w, bound in adjacent[v].items():
-        if w == u:
-            continue
-        adjacent_w = adjacent[w]
-        from_w = adjacent_w.pop(v)
-        if u in adjacent_w:
-            adjacent_w[u] += from_w
-            adjacent_u[w] += bound
-        else:
-            adjacent_w[u] = from_w
-            adjacent_u[w] = bound
-    adjacent_u.pop(v, 0.0)
-    blocked[v].clear()
-    adjacent[v].clear()
-    alive[v] = False
-    parent[v] = u
-    version[u] += 1
-    return u, v
+        w, z = adj_t[ws[i]], zs[i]
+        partner = int(info[w, BEST_W])
+        if z >= z_min and z > info[w, BEST_Z] and partner != u and partner != absorbed:
+            info[w, BEST_Z], info[w, BEST_W] = z, u
+            heapq.heappush(heap, (-z, float(w), float(u), version[w], version[u]))

@@ -1,0 +1,118 @@
+"""Compiled pieces of evidence linkage's merge loop (numba): dot products of nodes, and
+neighbour lists, one segment per cluster node in one pool of entries. A merge appends
+the smaller list to the larger; the space left behind is reclaimed when the pool is
+full, by copying the lists tightly (grown when half of it is still in use)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def dot64(a, b):
+    """Sum of products of two float64 rows (the order of additions left to the
+    compiler: the same in every call)."""
+    out = 0.0
+    for j in range(a.shape[0]):
+        out += a[j] * b[j]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def node_row(rows, sums, ref, u, scratch):
+    """Node ``u``'s sum as float64: its slot, or its face's row copied into ``scratch``."""
+    r = ref[u]
+    if r < 0:
+        return sums[-r - 1]
+    src = rows[r]
+    for j in range(src.shape[0]):
+        scratch[j] = src[j]
+    return scratch
+
+
+@njit(cache=True, nogil=True)
+def pair_dots(rows, sums, ref, pairs, out, lo, hi):
+    """``out[i]`` = ``S_u·S_w`` of pairs ``lo..hi-1`` (a thread's share)."""
+    dim = max(rows.shape[1], sums.shape[1])
+    a, b = np.empty(dim), np.empty(dim)
+    for i in range(lo, hi):
+        out[i] = dot64(node_row(rows, sums, ref, pairs[i, 1], b),
+                       node_row(rows, sums, ref, pairs[i, 0], a))
+
+
+@njit(cache=True, nogil=True)
+def build_lists(m, pairs, values):
+    """Both ends' entries of each pair, grouped by node: ``seg[u]`` = (start, length,
+    capacity) in ``target``/``value`` (the pair's ``values``), room left for growth."""
+    seg = np.zeros((m, 3), np.int64)
+    for i in range(len(pairs)):
+        seg[pairs[i, 0], 1] += 1
+        seg[pairs[i, 1], 1] += 1
+    start = 0
+    for u in range(m):
+        seg[u, 0] = start
+        seg[u, 2] = seg[u, 1]
+        start += seg[u, 1]
+        seg[u, 1] = 0
+    size = max(start + start // 2, 16)
+    target = np.empty(size, np.int64)
+    value = np.empty(size)
+    for i in range(len(pairs)):
+        for side in range(2):
+            u, w = pairs[i, side], pairs[i, 1 - side]
+            e = seg[u, 0] + seg[u, 1]
+            target[e], value[e] = w, values[i]
+            seg[u, 1] += 1
+    return seg, target, value
+
+
+@njit(cache=True, nogil=True)
+def append_list(seg, target, value, state, end, u, v):
+    """``v``'s list appended to ``u``'s (``value`` empty: a list without values);
+    ``state[end]``: the pool's first unused entry. A full pool is compacted (grown when
+    half of it is in use)."""
+    lu, lv = seg[u, 1], seg[v, 1]
+    if lv == 0:
+        return target, value
+    with_values = len(value) > 0
+    top = state[end]
+    if lu + lv > seg[u, 2]:
+        need = 2 * (lu + lv)
+        if top + need > len(target):
+            target, value, top = _compact_lists(seg, target, value, need, with_values)
+        s = seg[u, 0]
+        target[top:top + lu] = target[s:s + lu]
+        if with_values:
+            value[top:top + lu] = value[s:s + lu]
+        seg[u, 0], seg[u, 2] = top, need
+        top += need
+    s, t = seg[v, 0], seg[u, 0] + lu
+    target[t:t + lv] = target[s:s + lv]
+    if with_values:
+        value[t:t + lv] = value[s:s + lv]
+    seg[u, 1] = lu + lv
+    seg[v, 1] = seg[v, 2] = 0
+    state[end] = top
+    return target, value
+
+
+@njit(cache=True, nogil=True)
+def _compact_lists(seg, target, value, need, with_values):
+    """The lists copied tightly into a pool with room for ``need`` more (and as much
+    again as they hold); returns it and its first unused entry."""
+    live = 0
+    for u in range(seg.shape[0]):
+        live += seg[u, 1]
+    size = max(len(target), 2 * (live + need))
+    new_target = np.empty(size, target.dtype)
+    new_value = np.empty(size if with_values else 0)
+    top = 0
+    for u in range(seg.shape[0]):
+        s, n = seg[u, 0], seg[u, 1]
+        new_target[top:top + n] = target[s:s + n]
+        if with_values:
+            new_value[top:top + n] = value[s:s + n]
+        seg[u, 0], seg[u, 2] = top, n
+        top += n
+    return new_target, new_value, top
