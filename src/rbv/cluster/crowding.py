@@ -26,6 +26,7 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import NDArray
 
+from rbv.cluster.cores import on_all_cores
 from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.knn import KnnGraph
 
@@ -63,9 +64,17 @@ def crowding(graph: KnnGraph, clusters: NDArray[np.int64], model: ImpostorModel,
     ``typical``: the level to use (default: from these faces); ``cap``: the most
     crowding, in impostor spreads."""
     near = graph.neighbors
-    label = np.where(near >= 0, clusters[np.maximum(near, 0)], -1)
-    return cohort_crowding(label, graph.similarities, clusters, model,
-                           n_library or len(near), typical, cap)
+    expected = expected_cohort_level(model, n_library or len(near))
+    median = np.empty(len(near))
+
+    def piece(lo: int, hi: int) -> None:
+        rows = near[lo:hi]
+        label = np.where(rows >= 0, clusters[np.maximum(rows, 0)], -1)
+        median[lo:hi] = _cohort_medians(label, graph.similarities[lo:hi], clusters[lo:hi],
+                                        expected)
+
+    on_all_cores(piece, len(near))
+    return _above_typical(median, expected, model, typical, cap)
 
 
 def cohort_crowding(label: NDArray[np.int64], similarity: NDArray[np.floating],
@@ -78,10 +87,23 @@ def cohort_crowding(label: NDArray[np.int64], similarity: NDArray[np.floating],
     ``typical`` (default: the larger of the impostor model's expectation and these
     faces' ``LEVEL_QUANTILE``), clipped to ``[0, cap * sigma]``. Where a face's neighbours hold
     fewer than ``COHORT`` other clusters, the missing ones count at the expectation."""
-    n, k = label.shape
-    if n == 0:
-        return np.empty(0, np.float64), typical or 0.0
     expected = expected_cohort_level(model, n_library)
+    median = np.empty(len(label))
+
+    def piece(lo: int, hi: int) -> None:
+        median[lo:hi] = _cohort_medians(label[lo:hi], similarity[lo:hi], own[lo:hi],
+                                        expected)
+
+    on_all_cores(piece, len(label))
+    return _above_typical(median, expected, model, typical, cap)
+
+
+def _cohort_medians(label: NDArray[np.int64], similarity: NDArray[np.floating],
+                    own: NDArray[np.int64], expected: float) -> NDArray[np.float64]:
+    """Per row: the median of the best similarities of its ``COHORT`` nearest other
+    clusters, the missing ones at ``expected`` (rows are independent: any piece of the
+    rows gives the same values)."""
+    n, k = label.shape
     level = np.full((n, COHORT), expected)
     valid = (label >= 0) & (label != own[:, None])
     # One face per cluster: the first (most similar) of each label in the row.
@@ -97,7 +119,13 @@ def cohort_crowding(label: NDArray[np.int64], similarity: NDArray[np.floating],
     take = valid & (rank < COHORT)
     rows = np.broadcast_to(np.arange(n)[:, None], (n, k))
     level[rows[take], rank[take]] = similarity[take]
-    median = np.median(level, axis=1)
+    return np.asarray(np.median(level, axis=1), np.float64)
+
+
+def _above_typical(median: NDArray[np.float64], expected: float, model: ImpostorModel,
+                   typical: float | None, cap: float) -> tuple[NDArray[np.float64], float]:
+    if len(median) == 0:
+        return np.empty(0, np.float64), typical or 0.0
     if typical is None:
         typical = max(expected, float(np.quantile(median, LEVEL_QUANTILE)))
     return np.clip(median - typical, 0.0, cap * model.sigma), typical

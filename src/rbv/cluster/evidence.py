@@ -112,7 +112,7 @@ def evidence_linkage(
         anchored[start[constraints.anchors != NO_ANCHOR]] = True
     pairs = _candidate_pairs(graph, start, model.mu)
     cannot = start[constraints.cannot]
-    nodes = _face_nodes(x, start, m, pairs)
+    nodes = _face_nodes(x, start, m, pairs, graph.lists)
 
     def merge(crowd: NDArray[np.float64] | None) -> NDArray[np.int64]:
         node_crowd = (None if crowd is None
@@ -131,10 +131,10 @@ def evidence_linkage(
 
 
 def _face_nodes(x: NDArray[np.float32], start: NDArray[np.int64], m: int,
-                pairs: NDArray[np.int64]) -> Nodes:
+                pairs: NDArray[np.int64], lists: NDArray[np.int64] | None = None) -> Nodes:
     """The starting clusters as merge nodes: a face alone is its row of ``x`` (read in
     place), a group of faces its sum of unit embeddings (float64: merges add up many
-    faces)."""
+    faces). ``lists``: each face's inverted list, to score the pairs list by list."""
     size = np.bincount(start, minlength=m)
     ref = np.empty(m, np.int64)
     alone = size[start] == 1
@@ -143,7 +143,12 @@ def _face_nodes(x: NDArray[np.float32], start: NDArray[np.int64], m: int,
     ref[groups] = -np.arange(len(groups)) - 1
     sums = np.zeros((len(groups), x.shape[1]))
     np.add.at(sums, -ref[start[~alone]] - 1, x[~alone])
-    return Nodes(x, sums, ref, size.astype(np.float64), pairs)
+    order = None
+    if lists is not None and len(pairs):
+        node_list = np.empty(m, np.int64)
+        node_list[start] = lists
+        order = np.argsort(node_list[pairs[:, 0]], kind="stable")
+    return Nodes(x, sums, ref, size.astype(np.float64), pairs, order)
 
 
 def merge_nodes(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np.int64],

@@ -29,14 +29,14 @@ partitions.
 from __future__ import annotations
 
 import heapq
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from rbv.cluster.cores import on_all_cores
 from rbv.cluster.evidence_kernels import append_list, build_lists, dot64, node_row
-from rbv.cluster.evidence_nodes import CHUNKS_PER_THREAD, Nodes, parts, threads
+from rbv.cluster.evidence_nodes import Nodes
 
 # Columns of the per-node array, one 64-byte cache line: what looking at a neighbour
 # reads (all float64; ids and clocks are exact below 2**53). SEEN and BLOCKED: the clock
@@ -72,13 +72,11 @@ def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np
                               np.zeros(len(cannot)))
     sigma2, tau2 = float(sigma) ** 2, float(tau) ** 2
 
-    def first(part: tuple[int, int]) -> None:
-        _first_best(part[0], part[1], info, anchored, adj_seg, adj_t, adj_b, blk_seg, blk_t,
-                    float(mu), sigma2, tau2, float(z_min))
+    def first(lo: int, hi: int) -> None:
+        _first_best(lo, hi, info, anchored, adj_seg, adj_t, adj_b, blk_seg, blk_t, float(mu),
+                    sigma2, tau2, float(z_min))
 
-    jobs = threads()
-    with ThreadPoolExecutor(jobs, thread_name_prefix="rbv-merge") as pool:
-        list(pool.map(first, parts(m, jobs * CHUNKS_PER_THREAD)))
+    on_all_cores(first, m)
     # Slots for sums of merged clusters: at most one per two faces, reserved, not
     # touched (memory is used as clusters form; slots are reused).
     sums = np.empty((len(nodes.sums) + m // 2 + 1, dim))

@@ -1,26 +1,15 @@
-"""Evidence linkage's merge nodes: single faces read in place, groups by their sums; and
-the work spread over the machine's cores. No numba here, so small runs never load it."""
+"""Evidence linkage's merge nodes: single faces read in place, groups by their sums. No
+numba here, so small runs never load it."""
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
 
-CHUNKS_PER_THREAD = 8
-"""Pieces of work per thread (unequal pieces still keep every core busy)."""
-
-
-def threads() -> int:
-    """Cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+from rbv.cluster.cores import on_all_cores
 
 
 @dataclass(frozen=True)
@@ -35,6 +24,9 @@ class Nodes:
     ref: NDArray[np.int64]
     count: NDArray[np.float64]
     pairs: NDArray[np.int64]
+    order: NDArray[np.int64] | None = None
+    """The pairs in an order whose rows lie near each other (the k-NN graph's inverted
+    lists): their first scores are computed in it, from cache more than from memory."""
 
     @classmethod
     def of_sums(cls, sums: NDArray[np.float64], count: NDArray[np.float64],
@@ -64,11 +56,13 @@ class Nodes:
                                                               self.pairs))
         dots, cohesion = np.empty(len(pairs)), np.empty(len(ref))
 
-        def pair_part(part: tuple[int, int]) -> None:
-            pair_dots(rows, sums, ref, pairs, dots, part[0], part[1])
+        order = (np.arange(len(pairs)) if self.order is None
+                 else np.ascontiguousarray(self.order, np.int64))
 
-        def node_part(part: tuple[int, int]) -> None:
-            lo, hi = part
+        def pair_part(lo: int, hi: int) -> None:
+            pair_dots(rows, sums, ref, pairs, order, dots, lo, hi)
+
+        def node_part(lo: int, hi: int) -> None:
             nodes, own = np.arange(lo, hi), ref[lo:hi]
             single = own >= 0
             # numpy's einsum on float64 rows, as the interpreted loop computes it
@@ -77,14 +71,6 @@ class Nodes:
             own_sums = sums[-own[~single] - 1]
             cohesion[nodes[~single]] = np.einsum("ij,ij->i", own_sums, own_sums)
 
-        jobs = threads()
-        with ThreadPoolExecutor(jobs, thread_name_prefix="rbv-merge") as pool:
-            list(pool.map(pair_part, parts(len(pairs), jobs * CHUNKS_PER_THREAD)))
-            list(pool.map(node_part, parts(len(ref), jobs * CHUNKS_PER_THREAD)))
+        on_all_cores(pair_part, len(pairs))
+        on_all_cores(node_part, len(ref))
         return dots, cohesion / self.count ** 2
-
-
-def parts(n: int, pieces: int) -> list[tuple[int, int]]:
-    """``0..n`` cut into up to ``pieces`` (start, stop) ranges of nearly equal size."""
-    bounds = np.linspace(0, n, max(1, min(pieces, n)) + 1).astype(np.int64)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]

@@ -2,8 +2,9 @@
 
 Clustering never holds an n×n matrix: each face keeps its ``k`` most similar faces.
 Up to ``exact_limit`` faces the graph is exact (faiss flat index: blocked BLAS);
-above it, an inverted-file index (faiss IVF with float16 lists, inner product) finds the
-neighbours approximately, which keeps 1M faces in minutes instead of hours (FACTS.md).
+above it, an inverted file (faiss's k-means lists, searched list by list with BLAS)
+finds the neighbours approximately, which keeps 1M faces in minutes instead of hours
+(FACTS.md).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class KnnGraph:
 
     neighbors: NDArray[np.int64]  # (n, k)
     similarities: NDArray[np.float32]  # (n, k) cosine similarity, descending per row
+    lists: NDArray[np.int64] | None = None
+    """Approximate graphs: each face's inverted list (faces of one list, and their
+    neighbours, are alike: work that reads their rows goes list by list)."""
 
     @property
     def size(self) -> int:
@@ -124,44 +128,24 @@ def _approximate(x: NDArray[np.float32], k: int) -> KnnGraph:
 
     Every face is both stored and searched, so one pass of the coarse quantizer gives
     each face the list it is stored in (its nearest centroid) and the ``NPROBE`` lists
-    it searches (faiss would run that pass twice, in add and in search). The lists hold
-    the vectors in float16: half the memory to stream, similarities within 5e-4 (the
-    same recall as float32, measured). Faces are searched grouped by their own list:
-    neighbouring faces probe nearly the same lists, which then stay in the CPU's cache
-    instead of coming from memory for every face (searching in the faces' order was
-    bound by memory bandwidth)."""
+    it searches; the search then goes list by list, each list against every face that
+    probes it in one matrix product (:mod:`rbv.cluster.knn_search`)."""
     import faiss
-    from faiss.contrib.ivf_tools import add_preassigned, search_preassigned
+
+    from rbv.cluster.knn_search import search_lists
 
     n, dim = x.shape
     nlist = int(min(65_536, max(64, 4 * np.sqrt(n))))
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16,
-                                          faiss.METRIC_INNER_PRODUCT, False)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     # Coarse centroids only route the search: a small sample and few k-means rounds
     # cost a fraction of the default and lose ~1 % of recall@10 (measured at 100k).
     index.cp.niter = 10
     index.cp.min_points_per_centroid = 5
     sample = x[np.random.default_rng(0).choice(n, size=min(n, 20 * nlist), replace=False)]
-    index.train(sample)
+    index.train(sample)  # trains the quantizer; nothing is added to the index
     del sample
-    index.nprobe = min(NPROBE, nlist)
-    coarse_sims, coarse = quantizer.search(x, index.nprobe)
-    add_preassigned(index, x, np.ascontiguousarray(coarse[:, 0]))
-    sims = np.empty((n, k + 1), np.float32)
-    neighbors = np.empty((n, k + 1), np.int64)
-    order = np.argsort(coarse[:, 0], kind="stable")
-    for lo in range(0, n, _SEARCH_BLOCK):
-        rows = order[lo:lo + _SEARCH_BLOCK]
-        sims[rows], neighbors[rows] = search_preassigned(
-            index, x[rows], k + 1, np.ascontiguousarray(coarse[rows]),
-            np.ascontiguousarray(coarse_sims[rows]))
-    del index, coarse, coarse_sims
-    # Drop each face itself from its own list (it is normally the first hit).
-    is_self = neighbors == np.arange(n)[:, None]
-    is_self[:, -1] |= ~is_self.any(axis=1)
-    keep = ~is_self
-    return KnnGraph(neighbors[keep].reshape(n, k), sims[keep].reshape(n, k))
-
-
-_SEARCH_BLOCK = 65_536
+    probes = quantizer.search(x, min(NPROBE, nlist))[1]
+    del index, quantizer
+    neighbors, similarities = search_lists(x, probes, k)
+    return KnnGraph(neighbors, similarities, np.ascontiguousarray(probes[:, 0], np.int64))
