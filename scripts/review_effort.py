@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rbv.cluster import pair_odds
 from rbv.cluster.evaluation import label_main_faces, read_labels
 from rbv.cluster.metrics import bcubed, pairwise
 from rbv.cluster.pair_odds import PairOdds
@@ -72,6 +73,7 @@ class Session:
     answers: Counter[str] = field(default_factory=Counter)
     curve: list[dict[str, float]] = field(default_factory=list)
     shown: list[tuple[float, bool]] = field(default_factory=list)  # (probability, same)
+    shown_at: list[int] = field(default_factory=list)  # the clicks made before each was shown
     unasked: list[str] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)  # answer → next prompt, seconds
 
@@ -170,6 +172,7 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
             theirs = identity(c.person.id, person_of, truth)
             if theirs is not None:
                 session.shown.append((c.probability, theirs == anchor))
+                session.shown_at.append(session.clicks)
             if theirs == anchor:
                 same.append(c.person.id)
         queue.answer_grid(grid.keep.id, same, shown)
@@ -220,6 +223,7 @@ def review_pairs(db: Database, pack_name: str, truth: dict[int, str], clicks: in
             answer = "skip"
         else:
             session.shown.append((s.probability, keep == other))
+            session.shown_at.append(session.clicks)
             if keep == other:
                 queue.accept(s.keep.id, s.other.id)
                 answer = "yes"
@@ -278,6 +282,8 @@ def summary(session: Session) -> dict[str, object]:
             "at": {str(c): at[c] for c in CHECKPOINTS}, "clicks_to": clicks_to,
             "curve": curve, "reliability": reliability(session.shown),
             "calibration_error": calibration_error(session.shown),
+            "shown": [[at, round(p, 4), same] for at, (p, same)
+                      in zip(session.shown_at, session.shown, strict=True)],
             "unasked_changes": session.unasked,
             "next_prompt_p95_s": round(float(np.percentile(waits, 95)), 4)}
 
@@ -321,6 +327,9 @@ def main() -> int:
                         help="INTERCEPT,W1,W2,W3: the calibration's prior instead of the "
                         "shipped one (scripts/calibrate_suggestions.py prints each set's, "
                         "fitted without it)")
+    parser.add_argument("--spread", default=None,
+                        help="LEVEL,WEIGHT: the prior's spreads when answers refit it "
+                        "instead of the shipped PRIOR_SPREAD")
     args = parser.parse_args()
     folder = args.folder.absolute()
     if not folder.is_dir():
@@ -331,6 +340,9 @@ def main() -> int:
         # weights fitted without it (scripts/calibrate_suggestions.py prints them).
         intercept, *weights = (float(v) for v in args.prior.split(","))
         evidence_module.PRIOR = PairOdds(intercept, tuple(weights))
+    if args.spread:
+        level, weight = (float(v) for v in args.spread.split(","))
+        pair_odds.PRIOR_SPREAD = (level, weight)
     db, settings = open_scratch(folder, args.pack, args.data)
     started = time.perf_counter()
     pack_name = Path(args.pack).name

@@ -27,7 +27,7 @@ def _ranking(server: ReviewServer) -> list[Suggestion]:
     server.queue.warm().join()  # ranked in the background: wait for it
     ranking = server.queue._ranking
     assert ranking is not None
-    if ranking.stamp != server.queue._current(wait=False)[2]:  # stale: rank again
+    if not server.queue._current(wait=False)[1]:  # stale: rank again
         server.queue.warm().join()
         ranking = server.queue._ranking
         assert ranking is not None

@@ -267,7 +267,7 @@ class DecisionMachine(RuleBasedStateMachine):
     def suggestion(self, i: int, accept: bool) -> None:
         """Answer a merge suggestion as the web page does (yes: merge; no: different)."""
         queue = SuggestionQueue(self.db, PACK_NAME, min_score=0.01)
-        ranking, *_ = queue._current(wait=True)
+        ranking, _fresh = queue._current(wait=True)
         s = self.pick(ranking.suggestions if ranking else [], i)
         if s is not None:
             answer = queue.accept if accept else queue.dismiss

@@ -43,20 +43,22 @@ def suggest(
     limit: Annotated[int, typer.Option(min=1, help="At most this many pairs.")] = 20,
     min_score: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Only pairs scoring at least this (the chance that they "
-        "are one person).")] = DEFAULT_MIN_SCORE,
+        "are one person; 0 lists every candidate).")] = DEFAULT_MIN_SCORE,
     sheet: Annotated[Path | None, typer.Option(
         "--sheet", help="Folder for one PNG per pair: the two persons' faces side by side "
         "(NN_<keep>_<merge>.png).", show_default=False)] = None,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Pairs of persons that are probably one person, strongest evidence first, each
-    with the merge command that accepts it.
+    """Pairs of persons that may be one person, in the order `rbv serve` asks about
+    them (the score times the faces a "yes" puts right), each with the merge command
+    that accepts it.
 
-    The score is the chance that the pair is one person, from how rarely two different
-    people look this alike (the recognizer's impostor model). Persons with faces in one
-    photo are never suggested; faces you marked as different people count against a
-    pair. `rbv persons undo` takes a merge back.
+    The score is the chance that the pair is one person: calibrated from how rarely two
+    different people look this alike and how far the pair stands above the persons
+    around it, and fitted again to the answers given in `rbv serve`. Persons with faces
+    in one photo are never suggested, nor persons you marked as different people.
+    `rbv persons undo` takes a merge back.
 
     Examples:
 
@@ -76,8 +78,10 @@ def suggest(
         print_json(report.as_dict())
         return
     if not report.suggestions:
-        typer.echo(f"No merge suggestions among {report.persons:,} persons "
-                   f"({report.pack}).")
+        cut = f" scoring at least {min_score:.2f}" if min_score > 0 else ""
+        hint = "; --min-score 0 lists every candidate" if min_score > 0 else ""
+        typer.echo(f"No merge suggestions{cut} among {report.persons:,} persons "
+                   f"({report.pack}){hint}.")
         return
     table = Table("rank", "keep", "merge", "score", "why",
                   title=f"Merge suggestions ({report.pack}, {report.persons:,} persons)")
@@ -85,8 +89,9 @@ def suggest(
         table.add_row(str(s.rank), _label(s.keep.name, s.keep.id),
                       _label(s.other.name, s.other.id), f"{s.probability:.2f}", s.why)
     print_table(table, optional=["why"], whole=["keep", "merge"])
-    typer.echo("score: the chance that the pair is one person, from how rarely two "
-               f"different people look this alike (impostor model: {report.impostor_source}).")
+    typer.echo("score: the chance that the pair is one person, calibrated from how rarely "
+               "two different people look this alike (impostor model: "
+               f"{report.impostor_source}) and from the answers given in `rbv serve`.")
     typer.echo("To accept a suggestion, run its command:")
     for s in report.suggestions:
         typer.echo(f"  {s.rank:>2}  {s.command}")

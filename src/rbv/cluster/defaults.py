@@ -84,5 +84,6 @@ DOUBT_Z = 3.0
 impostor spreads above chance could as well be a stranger: `review` and the site offer
 it for `not-this-person`."""
 DEFAULT_MIN_SCORE = 0.5
-"""Suggestions below this score are not listed: at 0.5, one pair of different people in
-the whole library would be expected to look as alike by chance."""
+"""Suggestions below this score are not listed by `persons suggest` and `rbv site`: the
+score is the calibrated chance that the pair is one person (rbv.cluster.pair_odds), so
+under 0.5 a pair is more likely two people than one."""

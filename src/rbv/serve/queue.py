@@ -13,7 +13,9 @@ pairs are left out for the life of the server.
 Every answer ("which of these are X?", "same person?") is kept with the edit it makes,
 with the features its pairs had when shown, and teaches the scores
 (``rbv.jobs.persons.evidence.learned_odds``): after an answer the ranking is made again
-in the background, and the kept one, less the pairs the answer settled, shows meanwhile.
+in the background, and the kept one, less the pairs the answer settled, shows meanwhile
+(so the next prompt shows at once); a ranking made from the library as it was before
+this queue's latest answers is brought up to date by dropping the pairs they settled.
 """
 
 from __future__ import annotations
@@ -106,9 +108,10 @@ class SuggestionQueue:
         # Whose ranking a kept one is: this database and pack (never another's).
         self._library = hashlib.sha256(f"{db.url}|{pack_name}".encode()).hexdigest()
         self._ranking = _load(cache, self._library) if cache is not None else None
-        # The library as this queue's own last answer left it: a ranking stale only by
-        # that answer is being made again to learn from it, which the page need not say.
-        self._answered: tuple[int, int] | None = None
+        # This queue's own answers while its ranking was current: the newest edit after
+        # each, and which pairs it settled (a ranking read before them drops those).
+        self._answers: list[tuple[int, Callable[[Suggestion], bool]]] = []
+        self._relearn = False  # answers given since the last ranking began
 
     # --- ranking ---------------------------------------------------------------------
     def _rank(self) -> None:
@@ -118,12 +121,22 @@ class SuggestionQueue:
             conflicted = set(person_conflicts(conn, evidence.pack.id))
             ranked = [s for s in merge_suggestions(conn, evidence, None, self.min_score)
                       if _pair(s) not in conflicted]
-        with self._lock:
+        with self._lock, self.db.connect() as conn:
+            now = library_stamp(conn)
+            kept = self._ranking
+            if kept is not None and kept.stamp == now != stamp:
+                # Kept current since this ranking read the library: only this queue's
+                # answers came between, and they settle here what they settled there.
+                later = [gone for edit, gone in self._answers if edit > stamp[0]]
+                ranked = [s for s in ranked if not any(gone(s) for gone in later)]
+                stamp = now
+            self._answers = [(edit, gone) for edit, gone in self._answers
+                             if edit > stamp[0]]
             self._ranking = _Ranking(evidence.pack.id, stamp, ranked)
         self._save()
 
     def warm(self) -> threading.Thread:
-        """Rank in the background unless the kept ranking is still the library's."""
+        """Rank in the background unless a ranking is being made already."""
         with self._lock:
             if self._ranker is not None and self._ranker.is_alive():
                 return self._ranker
@@ -132,36 +145,42 @@ class SuggestionQueue:
                 with contextlib.suppress(RbvError):  # shown when the page is asked for
                     self._rank()
 
+            self._relearn = False
             self._ranker = threading.Thread(target=rank, daemon=True)
             self._ranker.start()
             return self._ranker
 
-    def _current(self, *, wait: bool) -> tuple[_Ranking | None, bool, tuple[int, int]]:
-        """The ranking, whether it is the library's as it is now, and the library's
-        stamp; a stale one starts a fresh ranking in the background (waited for when
-        ``wait``)."""
+    def _current(self, *, wait: bool) -> tuple[_Ranking | None, bool]:
+        """The ranking and whether it is the library's as it is now; a stale one starts
+        a fresh ranking in the background (waited for when ``wait``), and so does a
+        current one after this queue's answers (to learn from them)."""
         with self.db.connect() as conn:
             stamp = library_stamp(conn)
         ranking = self._ranking
         if ranking is not None and ranking.stamp == stamp:
-            return ranking, True, stamp
+            if self._relearn:
+                self.warm()
+            return ranking, True
         ranker = self.warm()
         if wait:
             ranker.join()
             return self._current(wait=False)
-        return ranking, False, stamp
+        return ranking, False
 
-    def _forget(self, gone: Callable[[Suggestion], bool]) -> None:
-        """After this queue's own answer: drop the pairs it settled from the kept
-        ranking, shown until a fresh one (which learns from the answer, and in which a
-        merged person is matched by all its faces) is made in the background, from the
-        next request on (the kept ranking is stale now)."""
+    def _forget(self, gone: Callable[[Suggestion], bool], was_fresh: bool) -> None:
+        """After this queue's own answer: drop the pairs it settled, and keep the rest of
+        the ranking until a fresh one, which learns from the answer (and in which a
+        merged person is matched by all its faces), is made in the background from the
+        next request on. A ranking that was stale before the answer stays stale."""
         with self._lock, self.db.connect() as conn:
             if self._ranking is not None:
+                stamp = library_stamp(conn) if was_fresh else self._ranking.stamp
                 self._ranking = replace(
-                    self._ranking,
+                    self._ranking, stamp=stamp,
                     suggestions=[s for s in self._ranking.suggestions if not gone(s)])
-            self._answered = library_stamp(conn)
+                if was_fresh:
+                    self._answers.append((stamp[0], gone))
+            self._relearn = True
         self._save()
 
     def _save(self) -> None:
@@ -200,7 +219,7 @@ class SuggestionQueue:
     def _waiting(self) -> tuple[list[Suggestion], str, bool]:
         """The pairs still to ask about, the note on the ranking, and whether it is
         fresh."""
-        ranking, fresh, stamp = self._current(wait=False)
+        ranking, fresh = self._current(wait=False)
         if ranking is None:
             return [], ("Ranking the merge suggestions (1-5 s at 100,000 faces); "
                         "this page reloads by itself."), False
@@ -208,9 +227,8 @@ class SuggestionQueue:
                    if frozenset((s.keep.id, s.other.id)) not in self.skipped]
         if not fresh:
             waiting = self._still_open(ranking.pack, waiting)
-        note = "" if fresh or stamp == self._answered else (
-            "Persons changed since these suggestions were ranked; a fresh ranking is "
-            "being made.")
+        note = "" if fresh else ("Persons changed since these suggestions were ranked; a "
+                                 "fresh ranking is being made.")
         return waiting, note, fresh
 
     def next_grid(self) -> tuple[Grid | None, str]:
@@ -244,7 +262,7 @@ class SuggestionQueue:
         faces."""
         if not set(same) <= set(shown):
             raise ConfigError("a person ticked was not among those shown")
-        ranking, _fresh, _stamp = self._current(wait=False)
+        ranking, fresh = self._current(wait=False)
         asked: dict[uuid.UUID, tuple[Suggestion, tuple[int, int]]] = {}  # as shown
         label = str(keep)[:8]
         for s in ranking.suggestions if ranking is not None else []:
@@ -263,7 +281,7 @@ class SuggestionQueue:
         # settled: the pairs of keep with each person shown, and every pair of the merged
         self._forget(lambda t: (keep in (t.keep.id, t.other.id)
                                 and {t.keep.id, t.other.id} - {keep} <= set(shown))
-                     or bool({t.keep.id, t.other.id} & set(same)))
+                     or bool({t.keep.id, t.other.id} & set(same)), fresh)
         merged = f"{len(same)} merged into {label}" if same else "none merged"
         return (f"{merged}; {len(shown) - len(same)} marked as other people",
                 done.edit_id)
@@ -279,21 +297,21 @@ class SuggestionQueue:
                 and _pair(s) not in conflicted]
 
     # --- actions -----------------------------------------------------------------------
-    def _find(self, keep: uuid.UUID, other: uuid.UUID) -> Suggestion:
-        ranking, _fresh, _stamp = self._current(wait=False)
+    def _find(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[Suggestion, bool]:
+        ranking, fresh = self._current(wait=False)
         for s in ranking.suggestions if ranking is not None else []:
             if {s.keep.id, s.other.id} == {keep, other}:  # shown either way round
-                return s
+                return s, fresh
         raise ConfigError("that suggestion is no longer current (persons changed since); "
                           "look at the next one")
 
     def accept(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[str, int | None]:
         """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`); returns
         what it did, in words, and its entry in the edit log."""
-        s = self._find(keep, other)
+        s, fresh = self._find(keep, other)
         done = editing.merge(self.db, str(keep), [str(other)],
                              answers=answers_kept([(s, True)]))
-        self._forget(lambda t: other in (t.keep.id, t.other.id))
+        self._forget(lambda t: other in (t.keep.id, t.other.id), fresh)
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
         return (f"{message}. {done.overrides}" if done.overrides else message), done.edit_id
 
@@ -301,10 +319,10 @@ class SuggestionQueue:
         """Not the same person: their best-matching faces become a cannot-link (as
         `rbv faces different A B`), so clustering keeps them apart and the pair is not
         suggested again. Returns the message and the link's entry in the edit log."""
-        s = self._find(keep, other)
+        s, fresh = self._find(keep, other)
         linked = face_links.link(self.db, list(s.best_faces), same=False,
                                  answers=answers_kept([(s, False)]))
-        self._forget(lambda t: (t.keep.id, t.other.id) == (keep, other))
+        self._forget(lambda t: (t.keep.id, t.other.id) == (keep, other), fresh)
         return ("Marked as different people; this pair will not be suggested again",
                 linked.edit_id)
 
