@@ -17,6 +17,7 @@ time ratio and the BCubed F of each against the true identities.
 
     uv run python scripts/bench_cluster.py                      # 10k × 128-d, quick
     uv run python scripts/bench_cluster.py --sizes 10k,100k,1M --dims 128,512
+    uv run python scripts/bench_cluster.py --sizes 1M --dims 512 --methods evidence
 """
 
 from __future__ import annotations
@@ -239,7 +240,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10k", help="comma-separated, e.g. 10k,100k,1M")
     parser.add_argument("--dims", default="128", help="comma-separated, e.g. 128,512")
-    parser.add_argument("--methods", default="connected,agglomerative,hdbscan")
+    parser.add_argument("--methods", default="evidence,connected,agglomerative,hdbscan",
+                        help="comma-separated; with evidence (rbv's default) also the same "
+                        "without crowding, and the ratio")
     parser.add_argument("--sklearn-max", type=_size, default=20_000)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per job")
     parser.add_argument("--reference-max", type=_size, default=0,

@@ -7,7 +7,32 @@ down in place (grown only when they fill most of it)."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+@intrinsic
+def prefetch(typingctx, array, index):  # type: ignore[no-untyped-def]
+    """Ask the CPU to start fetching ``array[index]``'s cache line (a hint: it changes
+    no value). Loops that read scattered rows one after another wait for each; asking
+    for the next ones early overlaps the waits."""
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        kind = signature.args[0]
+        data = context.make_array(kind)(context, builder, args[0])
+        where = cgutils.get_item_pointer(context, builder, kind, data, [args[1]])
+        byte = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        # read, keep in every cache level, data
+        builder.call(hint, [builder.bitcast(where, byte), ir.Constant(i32, 0),
+                            ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
@@ -30,6 +55,20 @@ def node_row(rows, sums, ref, u, scratch):
     for j in range(src.shape[0]):
         scratch[j] = src[j]
     return scratch
+
+
+@njit(cache=True, nogil=True)
+def prefetch_row(rows, sums, ref, u):
+    """Start fetching node ``u``'s sum (its face's row or its slot), a line at a time."""
+    r = ref[u]
+    if r >= 0:
+        row = rows[r]
+        for j in range(0, row.shape[0], 16):  # 64-byte lines of float32
+            prefetch(row, j)
+    else:
+        wide = sums[-r - 1]
+        for j in range(0, wide.shape[0], 8):
+            prefetch(wide, j)
 
 
 @njit(cache=True, nogil=True)

@@ -35,13 +35,22 @@ from numba import njit
 from numpy.typing import NDArray
 
 from rbv.cluster.cores import on_all_cores
-from rbv.cluster.evidence_kernels import append_list, build_lists, dot64, node_row
+from rbv.cluster.evidence_kernels import (
+    append_list,
+    build_lists,
+    dot64,
+    node_row,
+    prefetch,
+    prefetch_row,
+)
 from rbv.cluster.evidence_nodes import Nodes
 
 # Columns of the per-node array, one 64-byte cache line: what looking at a neighbour
-# reads (all float64; ids and clocks are exact below 2**53). SEEN and BLOCKED: the clock
-# of the last scan that met the cluster as a neighbour, or as one it may not join.
-COUNT, COHESION, CROWD_MEAN, BEST_Z, BEST_W, PARENT, SEEN, BLOCKED = range(8)
+# reads (all float64; ids and clocks are exact below 2**53). SEEN: the clock of the last
+# scan that met the cluster as a neighbour; WHERE: the entry that scan gave it.
+COUNT, COHESION, CROWD_MEAN, BEST_Z, BEST_W, PARENT, SEEN, WHERE = range(8)
+AHEAD = 16
+"""Neighbour entries a scan asks the CPU for before it reads them."""
 
 
 def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
@@ -65,7 +74,8 @@ def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np
     info[:, BEST_Z] = -np.inf
     info[:, BEST_W] = -1.0
     info[:, PARENT] = np.arange(m)
-    info[:, SEEN] = info[:, BLOCKED] = -1.0
+    info[:, SEEN] = -1.0
+    info[:, WHERE] = 0.0
     anchored = np.array(anchored, np.bool_)
     adj_seg, adj_t, adj_b = build_lists(m, np.ascontiguousarray(nodes.pairs), dots)
     blk_seg, blk_t, _ = build_lists(m, np.ascontiguousarray(cannot, np.int64).reshape(-1, 2),
@@ -170,7 +180,8 @@ def _link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, b
     state = np.array([used, 0, 0, adj_seg[m - 1, 0] + adj_seg[m - 1, 2],
                       blk_seg[m - 1, 0] + blk_seg[m - 1, 2]], np.int64)
     version = np.zeros(m)
-    where = np.empty(m, np.int64)  # scratch: where a scan put a cluster's entry
+    blocked = np.full(m, -1, np.int64)  # scratch: the clock of the scan that found it
+    skip = np.zeros(m, np.bool_)  # the entries of blocked clusters in a scan
     ws = np.empty(m, np.int64)  # scratch: one cluster's mergeable neighbours' entries
     zs = np.empty(m)  # and their z
     su, sw = np.empty(dim), np.empty(dim)
@@ -190,7 +201,7 @@ def _link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, b
             info[w, PARENT] = u
             version[u] += 1
             _push_best(u, w, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
-                       blk_seg, blk_t, state, version, where, ws, zs, su, sw, mu,
+                       blk_seg, blk_t, state, version, blocked, skip, ws, zs, su, sw, mu,
                        sigma2, tau2, z_min)
             continue
         # Only the partner changed (it grew, or was merged into another cluster).
@@ -209,7 +220,7 @@ def _link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, b
                 heapq.heappush(heap, (-z, float(u), float(w), fversion_u, version[w]))
                 continue
         _push_best(u, -1, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
-                   blk_seg, blk_t, state, version, where, ws, zs, su, sw, mu, sigma2,
+                   blk_seg, blk_t, state, version, blocked, skip, ws, zs, su, sw, mu, sigma2,
                    tau2, z_min)
 
 
@@ -258,7 +269,7 @@ def _is_blocked(info, blk_seg, blk_t, u, w):
 
 @njit(cache=True, nogil=True)
 def _push_best(u, absorbed, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
-               blk_seg, blk_t, state, version, where, ws, zs, su, sw, mu, sigma2,
+               blk_seg, blk_t, state, version, blocked, skip, ws, zs, su, sw, mu, sigma2,
                tau2, z_min):
     """Push cluster ``u``'s best mergeable partner, if one passes; and, to neighbours
     for which ``u`` is now a better partner than the one they hold, that entry (so the
@@ -267,41 +278,53 @@ def _push_best(u, absorbed, heap, rows, sums, ref, info, anchored, adj_seg, adj_
     info[u, BEST_Z], info[u, BEST_W] = -np.inf, -1.0
     state[2] += 1
     clock = state[2]
-    # Blocked clusters, and u's neighbour list with one entry per cluster (internal
-    # entries dropped, entries of one cluster added up), both rewritten in place.
-    s, out = blk_seg[u, 0], blk_seg[u, 0]
-    for e in range(s, s + blk_seg[u, 1]):
-        r = _find(info, blk_t[e])
-        if r != u and info[r, BLOCKED] != clock:
-            info[r, BLOCKED] = clock
-            blk_t[out] = r
-            out += 1
-    blk_seg[u, 1] = out - s
-    s, out = adj_seg[u, 0], adj_seg[u, 0]
-    for e in range(s, s + adj_seg[u, 1]):
+    # u's neighbour list with one entry per cluster (internal entries dropped, entries
+    # of one cluster added up), rewritten in place; each neighbour's row asked for
+    # AHEAD entries early.
+    flat = info.reshape(-1)
+    s, out, end = adj_seg[u, 0], adj_seg[u, 0], adj_seg[u, 0] + adj_seg[u, 1]
+    for e in range(s, end):
+        if e + AHEAD < end:
+            prefetch(flat, adj_t[e + AHEAD] * 8)
         r = _find(info, adj_t[e])
         if r == u:
             continue
         if info[r, SEEN] == clock:
-            adj_b[where[r]] += adj_b[e]
+            adj_b[int(info[r, WHERE])] += adj_b[e]
         else:
-            info[r, SEEN], where[r] = clock, out
+            info[r, SEEN], info[r, WHERE] = clock, out
             adj_t[out], adj_b[out] = r, adj_b[e]
             out += 1
     adj_seg[u, 1] = out - s
+    # The clusters u may not join (its list rewritten the same way): their entries
+    # are skipped.
+    bs, bout = blk_seg[u, 0], blk_seg[u, 0]
+    for e in range(bs, bs + blk_seg[u, 1]):
+        r = _find(info, blk_t[e])
+        if r != u and blocked[r] != clock:
+            blocked[r] = clock
+            blk_t[bout] = r
+            bout += 1
+            if info[r, SEEN] == clock:
+                skip[int(info[r, WHERE]) - s] = True
+    blk_seg[u, 1] = bout - bs
     slack = 1e-9 * (1.0 + abs(z_min))  # rounding, always in the bound's favour
     cu, hu, au = info[u, COUNT], info[u, COHESION], info[u, CROWD_MEAN]
     anchored_u = anchored[u]
     n = 0  # first the neighbours whose bound reaches z_min, with that bound
     for e in range(s, out):
         w = adj_t[e]
-        if info[w, BLOCKED] == clock or (anchored_u and anchored[w]):
+        if skip[e - s] or (anchored_u and anchored[w]):
             continue
         most = ((1.0 + adj_b[e] / (cu * info[w, COUNT]) - (mu + 0.5 * (au + info[w, CROWD_MEAN])))
                 / np.sqrt(sigma2 * info[w, COHESION] * hu + tau2))
         if most >= z_min - slack:
             ws[n], zs[n] = e, most
             n += 1
+    for e in range(bs, bout):
+        r = blk_t[e]
+        if info[r, SEEN] == clock:
+            skip[int(info[r, WHERE]) - s] = False
     if n == 0:
         return
     # Then exact scores, the highest bound first, for the neighbours that may be u's
@@ -311,6 +334,10 @@ def _push_best(u, absorbed, heap, rows, sums, ref, info, anchored, adj_seg, adj_
     row_u = node_row(rows, sums, ref, u, su)
     for step in range(n):
         i = first if step == 0 else step - 1 if step <= first else step
+        if step + 1 < n:  # the next one's row, when it may be scored
+            following = step if step + 1 <= first else step + 1
+            if zs[following] >= top - slack:
+                prefetch_row(rows, sums, ref, adj_t[ws[following]])
         e, most = ws[i], zs[i]
         w = adj_t[e]
         partner = int(info[w, BEST_W])

@@ -140,7 +140,9 @@ def _approximate(x: NDArray[np.float32], k: int) -> KnnGraph:
     index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     # Coarse centroids only route the search: a small sample and few k-means rounds
     # cost a fraction of the default and lose ~1 % of recall@10 (measured at 100k).
-    index.cp.niter = 10
+    # Measured at 200k × 512-d, recall@30: 10 rounds 0.9597, 5 rounds 0.9597 (half the
+    # training), 3 rounds 0.9591; 10 points a list instead of 20: 0.9536.
+    index.cp.niter = 5
     index.cp.min_points_per_centroid = 5
     sample = x[np.random.default_rng(0).choice(n, size=min(n, 20 * nlist), replace=False)]
     index.train(sample)  # trains the quantizer; nothing is added to the index
