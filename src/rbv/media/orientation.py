@@ -30,6 +30,16 @@ def _stored_to_shown(orientation: int, stored: tuple[float, float]) -> NDArray[n
     return np.array([*rows, (0, 0, 1)], dtype=np.float64)
 
 
+def measured_on_stored(orientation: int, dims: tuple[int, int] | None,
+                       shown: tuple[int, int]) -> bool:
+    """Whether regions applied to ``dims`` (width, height) on a photo shown as ``shown``
+    under EXIF ``orientation`` were measured on its stored pixels, as Immich and others
+    write them: a sideways photo whose ``AppliedToDimensions`` is the stored size (a
+    square photo cannot tell)."""
+    stored = (shown[1], shown[0])
+    return orientation in SIDEWAYS and dims == stored and stored != shown
+
+
 def turn_box(box: Sequence[float], landmarks: Sequence[float] | None, before: int,
              after: int, shown: tuple[int, int]
              ) -> tuple[tuple[float, float, float, float], list[float] | None]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePath
 
 import psycopg
@@ -34,11 +34,12 @@ from rbv.formats.xmp import (
 from rbv.jobs.exchange.as_indexed import check_photo
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
+from rbv.media.orientation import measured_on_stored, turn_box
 from rbv.store import Database
 from rbv.store.queries.images import KnownPath, image_paths_of, known_paths
 from rbv.store.queries.originals import catalogued_content, record_original, recorded_original
 from rbv.store.queries.pack_lookup import find_pack
-from rbv.store.queries.regions import named_faces, scanned_photos
+from rbv.store.queries.regions import PhotoRow, named_faces, scanned_photos
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,8 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
             ours = [from_box(f.name, f.box, photo.width, photo.height)
                     for f in faces[image_id]]
             try:
-                result = _export_one(path, photo.format, (photo.width, photo.height), ours,
-                                     roots, options, writer, content.get(image_id),
-                                     known.get(path))
+                result = _export_one(path, photo, ours, roots, options, writer,
+                                     content.get(image_id), known.get(path))
                 report.files.append(result)
             except XmpError as exc:
                 problem = Problem(path, str(exc).removeprefix(f"{path}: "))
@@ -217,11 +217,18 @@ def _written(path: Path, write: Callable[[], None]) -> None:
         raise XmpError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
-def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Region],
-                roots: Sequence[str], options: ExportXmpOptions, writer: _Writer,
-                indexed: Digest | None, known: KnownPath | None) -> XmpFile:
+def _on_stored(region: Region, orientation: int, shown: tuple[int, int]) -> Region:
+    """``region`` of a photo shown as ``shown``, measured on its stored pixels instead."""
+    box = turn_box(region.box(*shown), None, orientation, 1, shown)[0]
+    return replace(from_box(region.name, box, shown[1], shown[0]), kind=region.kind)
+
+
+def _export_one(path: str, row: PhotoRow, ours: list[Region], roots: Sequence[str],
+                options: ExportXmpOptions, writer: _Writer, indexed: Digest | None,
+                known: KnownPath | None) -> XmpFile:
     photo = Path(path)
-    into = options.into_files and (fmt or "").upper() in WRITABLE_FORMATS
+    size = (row.width, row.height)
+    into = options.into_files and (row.format or "").upper() in WRITABLE_FORMATS
     if into:
         target = photo
     elif options.out is not None:
@@ -235,10 +242,20 @@ def _export_one(path: str, fmt: str | None, size: tuple[int, int], ours: list[Re
         return XmpFile(path, str(target), "skipped", notes=[refused.reason])
     writer.clear(photo_target(target).parent if into else target.parent)
     packet = read_packet(target, sidecar=not into)
+    on_stored = measured_on_stored(row.orientation, packet.regions.dims, size)
+    if on_stored:
+        # The file's regions were measured on the stored pixels of this sideways photo
+        # (as Immich writes them): rbv's are compared and written the same way, so the
+        # file stays in one frame and nothing already there moves.
+        ours = [_on_stored(r, row.orientation, size) for r in ours]
+        size = (size[1], size[0])
     plan = plan_regions(packet.regions.mwg, ours)
+    notes = [f"its regions are measured on the stored pixels ({size[0]}x{size[1]}, the "
+             "photo turned sideways): rbv's are written the same way"
+             ] if on_stored and plan.changes else []
     result = XmpFile(path, str(target), "unchanged", len(plan.add), len(plan.name),
                      plan.unchanged, [asdict(c) for c in plan.conflicts],
-                     [*packet.regions.malformed])
+                     [*packet.regions.malformed, *notes])
     dims = packet.regions.dims
     if dims is not None and not dims_match(dims, size):
         # Another program's regions were drawn on a photo of another size: rbv's are

@@ -32,7 +32,7 @@ from rbv.formats.xmp import RegionsOf, XmpError, XmpUnreadable, read_regions, si
 from rbv.jobs.exchange.export_xmp import as_given_roots, mirrored, path_under
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
-from rbv.media.orientation import SIDEWAYS, turn_box
+from rbv.media.orientation import measured_on_stored, turn_box
 from rbv.store import Database
 from rbv.store.queries.assignments import delete_empty_persons
 from rbv.store.queries.contradictions import refused_placements
@@ -163,7 +163,7 @@ def _as_shown(read: RegionsOf, photo: PhotoRow) -> list[Region]:
     the shown one) turned with the picture."""
     shown = (photo.width, photo.height)
     stored = (photo.height, photo.width)
-    if photo.orientation not in SIDEWAYS or read.dims != stored or stored == shown:
+    if not measured_on_stored(photo.orientation, read.dims, shown):
         return read.all
     turned = [from_box(r.name, turn_box(r.box(*stored), None, 1, photo.orientation,
                                         stored)[0], *shown)
