@@ -129,7 +129,21 @@ class _BinaryRows:
                   for u in (uuid.UUID(bytes=bytes(k).ljust(16, b"\0")) for k in keys)]
         return PackFaces(np.concatenate(self.ids), np.concatenate(self.images),
                          [owners[i] for i in inverse.ravel().tolist()],
-                         np.concatenate(self.manual), np.concatenate(self.vectors))
+                         np.concatenate(self.manual), _drain(self.vectors, self.dim))
+
+
+def _drain(blocks: list[NDArray[np.float32]], dim: int) -> NDArray[np.float32]:
+    """The blocks' rows as one array, each block dropped once copied: the vectors are
+    held about once, not twice (np.concatenate holds every block and the whole result:
+    4 GB instead of 2 at 1M × 512-d)."""
+    out = np.empty((sum(len(b) for b in blocks), dim), np.float32)
+    at = 0
+    while blocks:
+        block = blocks.pop(0)
+        out[at:at + len(block)] = block
+        at += len(block)
+        del block
+    return out
 
 
 def load_manual_facts(conn: psycopg.Connection, pack: PackRow) -> ManualFacts:
