@@ -319,7 +319,7 @@ def main() -> None:
             update_pack_settings(conn, pack.id, {MADE_WITH: made})
         grown = in_child(args.method, db.url, "incremental", name)
         show(f"rbv cluster (incremental, the library grown {REGROUP_GROWTH:g}× since its "
-             f"persons were made: {'every face re-clustered' if grown['full'] else 'NOT'} "
+             f"persons were made: {'every face' if grown['full'] else 'NOT'} "
              f"re-clustered)", grown)
         print(f"growth re-cluster / first --full = {grown['seconds'] / full['seconds']:.2f}")
     for data in ("x.npy", "images.npy"):
