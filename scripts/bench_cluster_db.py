@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -64,20 +65,29 @@ def _options(method: str, full: bool) -> ClusterOptions:
 
 
 def child_cluster(url: str, pack: str, method: str, full: bool) -> dict[str, Any]:
-    """One ``rbv cluster`` run (what the CLI calls), with its stages timed."""
+    """One ``rbv cluster`` run (what the CLI calls), with its stages timed and the
+    highest resident memory seen in each (sampled every 50 ms)."""
     db = open_database(Settings(database_url=url))
     load = os.getloadavg()[0]
-    stages: list[tuple[str, float]] = []
-    since, current = [time.perf_counter()], [""]
+    stages: list[tuple[str, float, float]] = []
+    since, current, high = [time.perf_counter()], [""], [_rss_mb()]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            high[0] = max(high[0], _rss_mb())
 
     def stage(text: str) -> None:
-        now = time.perf_counter()
+        now, rss = time.perf_counter(), _rss_mb()
         if current[0]:
-            stages.append((current[0], now - since[0]))
-        since[0], current[0] = now, text
+            stages.append((current[0], now - since[0], max(high[0], rss)))
+        since[0], current[0], high[0] = now, text, rss
 
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     report = cluster_pack(db, pack, _options(method, full), stage)
     stage("")
+    done.set()
     return {"seconds": report.seconds, "faces": report.faces, "considered": report.considered,
             "matched": report.matched, "new_persons": report.new_persons,
             "reassigned": report.reassigned, "notes": report.notes, "stages": stages,
@@ -146,9 +156,16 @@ def _own_peak_mb() -> float | None:
     return None
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now (MB)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def show(title: str, r: dict[str, Any]) -> None:
-    for name, seconds in r["stages"]:
-        print(f"  {seconds:8.2f} s  {name}")
+    for name, seconds, *peak in r["stages"]:
+        memory = f"  (up to {peak[0]:,.0f} MB)" if peak else ""
+        print(f"  {seconds:8.2f} s  {name}{memory}")
     before, after = r["load"]
     print(f"{title}: {r['seconds']:.1f} s, peak memory {r['peak_mb']:,.0f} MB "
           f"(load {before:.1f} → {after:.1f})", flush=True)
@@ -162,8 +179,8 @@ the same work."""
 def against(memory: dict[str, Any], full: dict[str, Any]) -> None:
     """The first full run's stages that the baseline has too, and their ratio."""
     for key, like in _LIKE.items():
-        mine = sum(s for name, s in full["stages"] if key in name.lower())
-        base = sum(s for name, s in memory["stages"] if like in name)
+        mine = sum(s for name, s, *_ in full["stages"] if key in name.lower())
+        base = sum(s for name, s, *_ in memory["stages"] if like in name)
         if mine and base:
             print(f"  {key:<10} db {mine:8.2f} s, memory {base:8.2f} s: db/memory "
                   f"{mine / base:.2f}")
@@ -302,7 +319,7 @@ def main() -> None:
             update_pack_settings(conn, pack.id, {MADE_WITH: made})
         grown = in_child(args.method, db.url, "incremental", name)
         show(f"rbv cluster (incremental, the library grown {REGROUP_GROWTH:g}× since its "
-             f"persons were made: {'every face re-clustered' if grown['full'] else 'NOT'} "
+             f"persons were made: {'every face' if grown['full'] else 'NOT'} "
              f"re-clustered)", grown)
         print(f"growth re-cluster / first --full = {grown['seconds'] / full['seconds']:.2f}")
     for data in ("x.npy", "images.npy"):

@@ -131,7 +131,7 @@ def evidence_linkage(
 
 
 def _face_nodes(x: NDArray[np.float32], start: NDArray[np.int64], m: int,
-                pairs: NDArray[np.int64], lists: NDArray[np.int64] | None = None) -> Nodes:
+                pairs: NDArray[np.integer], lists: NDArray[np.int64] | None = None) -> Nodes:
     """The starting clusters as merge nodes: a face alone is its row of ``x`` (read in
     place), a group of faces its sum of unit embeddings (float64: merges add up many
     faces). ``lists``: each face's inverted list, to score the pairs list by list."""
@@ -143,12 +143,11 @@ def _face_nodes(x: NDArray[np.float32], start: NDArray[np.int64], m: int,
     ref[groups] = -np.arange(len(groups)) - 1
     sums = np.zeros((len(groups), x.shape[1]))
     np.add.at(sums, -ref[start[~alone]] - 1, x[~alone])
-    order = None
-    if lists is not None and len(pairs):
+    node_list = None
+    if lists is not None:
         node_list = np.empty(m, np.int64)
         node_list[start] = lists
-        order = np.argsort(node_list[pairs[:, 0]], kind="stable")
-    return Nodes(x, sums, ref, size.astype(np.float64), pairs, order)
+    return Nodes(x, sums, ref, size.astype(np.float64), pairs, node_list)
 
 
 def merge_nodes(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
@@ -170,26 +169,47 @@ def merge_nodes(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np.in
 
 
 def _candidate_pairs(graph: KnnGraph, start: NDArray[np.int64],
-                     mu: float) -> NDArray[np.int64]:
+                     mu: float) -> NDArray[np.integer]:
     """Starting clusters joined by a k-NN edge above ``mu``: (u, v) rows, u < v, once
-    (the faces' edges are not deduplicated or sorted first: the clusters' pairs are)."""
-    n, k = graph.neighbors.shape
-    faces = np.repeat(np.arange(n, dtype=np.int64), k)
-    near = graph.neighbors.ravel()
-    keep = (near >= 0) & (graph.similarities.ravel() >= mu)
-    return _unique_pairs(start[faces[keep]], start[near[keep]], int(start.max()) + 1)
+    (the faces' edges are not deduplicated or sorted first: the clusters' pairs are).
+    The graph is read in row pieces, so only the pairs' keys are held whole (at a
+    million faces the temporaries of the whole graph at once were 1.8 GB)."""
+    n = len(graph.neighbors)
+    m = int(start.max()) + 1
+    keys = []
+    for lo in range(0, n, _CHUNK):
+        near = graph.neighbors[lo:lo + _CHUNK]
+        rows, cols = np.nonzero((near >= 0) & (graph.similarities[lo:lo + _CHUNK] >= mu))
+        keys.append(_pair_keys(start[lo + rows], start[near[rows, cols]], m))
+    key = np.concatenate(keys) if keys else np.empty(0, np.int64)
+    del keys
+    return _pairs_of_keys(key, m)
 
 
-def _unique_pairs(a: NDArray[np.int64], b: NDArray[np.int64], m: int) -> NDArray[np.int64]:
+def _unique_pairs(a: NDArray[np.int64], b: NDArray[np.int64], m: int
+                  ) -> NDArray[np.integer]:
     """The node pairs ``a[i]–b[i]`` of ``m`` nodes as (u, v) rows, u < v, each once
-    (a node's pairs with itself dropped)."""
+    (a node's pairs with itself dropped), int32 where the node ids fit."""
+    return _pairs_of_keys(_pair_keys(a, b, m), m)
+
+
+def _pair_keys(a: NDArray[np.int64], b: NDArray[np.int64], m: int) -> NDArray[np.int64]:
+    """``u * m + v`` of each pair ``a[i]–b[i]`` with u < v (pairs of a node with itself
+    dropped)."""
     keep = a != b
-    a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+    a, b = a[keep], b[keep]
+    return np.asarray(np.minimum(a, b) * m + np.maximum(a, b), np.int64)
+
+
+def _pairs_of_keys(key: NDArray[np.int64], m: int) -> NDArray[np.integer]:
+    """Pair keys as (u, v) rows, each once, in key order."""
     # Sorted, then each key once: np.unique's hashing path is ~100× slower here (numpy
     # 2.4: 8 s for 6M keys that a sort handles in 0.1 s).
-    key = np.sort(a * m + b)
+    key.sort()
     key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
-    return np.stack([key // m, key % m], axis=1)
+    out = np.empty((len(key), 2), np.int32 if m <= np.iinfo(np.int32).max else np.int64)
+    out[:, 0], out[:, 1] = key // m, key % m
+    return out
 
 
 def _starting_clusters(constraints: Constraints) -> NDArray[np.int64]:

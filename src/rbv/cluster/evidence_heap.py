@@ -20,7 +20,7 @@ from rbv.cluster.defaults import ImpostorModel
 
 def heap_merger_roots(sums: NDArray[np.float64], count: NDArray[np.float64],
                       anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
-                      pairs: NDArray[np.int64], mu: float, sigma: float, tau: float,
+                      pairs: NDArray[np.integer], mu: float, sigma: float, tau: float,
                       z_min: float, crowd: NDArray[np.float64] | None = None
                       ) -> NDArray[np.int64]:
     """Each node's final node, by the interpreted heap loop (arguments as
@@ -36,7 +36,7 @@ class HeapMerger:
 
     def __init__(self, sums: NDArray[np.float64], count: NDArray[np.float64],
                  anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
-                 pairs: NDArray[np.int64], model: ImpostorModel, z_min: float,
+                 pairs: NDArray[np.integer], model: ImpostorModel, z_min: float,
                  crowd: NDArray[np.float64] | None = None) -> None:
         m = len(count)
         self.model = model

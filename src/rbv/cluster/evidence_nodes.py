@@ -16,21 +16,24 @@ from rbv.cluster.cores import on_all_cores
 class Nodes:
     """Cluster nodes and their candidate pairs: node ``u`` is ``rows[ref[u]]`` (one
     face's float32 unit row) when ``ref[u] >= 0``, else the float64 sum
-    ``sums[-ref[u] - 1]``; ``count``: its faces; ``pairs``: (u, v) rows, u < v, once.
-    The same for both passes of crowding, so the first scores are computed once."""
+    ``sums[-ref[u] - 1]``; ``count``: its faces; ``pairs``: (u, v) rows, u < v, once
+    (int32 where the node ids fit: 230 MB less at a million faces). The same for both
+    passes of crowding, so the first scores are computed once."""
 
     rows: NDArray[np.float32]
     sums: NDArray[np.float64]
     ref: NDArray[np.int64]
     count: NDArray[np.float64]
-    pairs: NDArray[np.int64]
-    order: NDArray[np.int64] | None = None
-    """The pairs in an order whose rows lie near each other (the k-NN graph's inverted
-    lists): their first scores are computed in it, from cache more than from memory."""
+    pairs: NDArray[np.integer]
+    near: NDArray[np.int64] | None = None
+    """Each node's inverted list of the k-NN graph: the first scores are computed pair
+    by pair in the order of their first node's list, so rows read together lie near
+    each other (from cache more than from memory). The order itself is made then and
+    dropped (a million faces' pairs: 230 MB)."""
 
     @classmethod
     def of_sums(cls, sums: NDArray[np.float64], count: NDArray[np.float64],
-                pairs: NDArray[np.int64]) -> Nodes:
+                pairs: NDArray[np.integer]) -> Nodes:
         """Nodes given by their sums alone."""
         sums = np.ascontiguousarray(sums, np.float64)
         return cls(np.empty((0, sums.shape[1]), np.float32), sums,
@@ -56,8 +59,8 @@ class Nodes:
                                                               self.pairs))
         dots, cohesion = np.empty(len(pairs)), np.empty(len(ref))
 
-        order = (np.arange(len(pairs)) if self.order is None
-                 else np.ascontiguousarray(self.order, np.int64))
+        order = (np.arange(len(pairs)) if self.near is None or len(pairs) == 0
+                 else np.argsort(self.near[pairs[:, 0]], kind="stable"))
 
         def pair_part(lo: int, hi: int) -> None:
             pair_dots(rows, sums, ref, pairs, order, dots, lo, hi)
