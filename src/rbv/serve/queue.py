@@ -16,6 +16,11 @@ with the features its pairs had when shown, and teaches the scores
 in the background, and the kept one, less the pairs the answer settled, shows meanwhile
 (so the next prompt shows at once); a ranking made from the library as it was before
 this queue's latest answers is brought up to date by dropping the pairs they settled.
+
+On a library never ranked, a first ranking of the persons with the most faces
+(``FIRST_PASS_FACES``) comes before the whole one, so the first prompt shows within a
+second at 100,000 faces; the page says the ranking is not finished until the whole one
+replaces it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,15 @@ from rbv.store.queries.review_pages import library_stamp, live_persons
 from rbv.store.server.connection import Database
 
 SIDE_FACES = 6
+FIRST_PASS_FACES = 20_000
+"""Faces a first ranking reads on a library never ranked: the persons with the most faces
+that hold this many (at 100,000 faces in 5,500 persons, 0.1-0.3 s against 2-5 s for the
+whole pack, scripts/bench_serve.py); pairs of large persons are also the ones an answer
+is most worth (``faces_put_right``)."""
+FIRST_PASS_WAIT_S = 30.0
+"""How long a page waits for that first ranking before it says it is still being made (a
+bound against a stuck database, not a delay: the first ranking takes a fraction of a
+second)."""
 CACHE_VERSION = 3
 GRID = REVIEW_CANDIDATES
 """Persons asked about at once in "which of these are X?" (24): a truthful simulated
@@ -93,6 +107,7 @@ class _Ranking:
     pack: int
     stamp: tuple[int, int]  # the library as it was ranked (library_stamp)
     suggestions: list[Suggestion]
+    covered: int | None = None  # a first ranking: of the persons with most faces, so many
 
 
 class SuggestionQueue:
@@ -112,18 +127,27 @@ class SuggestionQueue:
         # each, and which pairs it settled (a ranking read before them drops those).
         self._answers: list[tuple[int, Callable[[Suggestion], bool]]] = []
         self._relearn = False  # answers given since the last ranking began
+        self._first = threading.Event()  # a ranking came (or failed) since the start
+        if self._ranking is not None:
+            self._first.set()
 
     # --- ranking ---------------------------------------------------------------------
-    def _rank(self) -> None:
+    def _rank(self, max_faces: int | None = None) -> bool:
+        """Rank (the persons with the most faces that hold ``max_faces``, when given: a
+        first ranking); whether the ranking covers the whole pack."""
         with self.db.connect() as conn:
             stamp = library_stamp(conn)
-            evidence = load_evidence(conn, self.pack_name)
+            evidence = (load_evidence(conn, self.pack_name) if max_faces is None
+                        else load_evidence(conn, self.pack_name, max_faces=max_faces))
             conflicted = set(person_conflicts(conn, evidence.pack.id))
             ranked = [s for s in merge_suggestions(conn, evidence, None, self.min_score)
                       if _pair(s) not in conflicted]
+        covered = None if evidence.complete else len(evidence.persons)
         with self._lock, self.db.connect() as conn:
             now = library_stamp(conn)
             kept = self._ranking
+            if covered is not None and kept is not None:
+                return False  # a ranking came meanwhile: a first one adds nothing
             if kept is not None and kept.stamp == now != stamp:
                 # Kept current since this ranking read the library: only this queue's
                 # answers came between, and they settle here what they settled there.
@@ -132,18 +156,26 @@ class SuggestionQueue:
                 stamp = now
             self._answers = [(edit, gone) for edit, gone in self._answers
                              if edit > stamp[0]]
-            self._ranking = _Ranking(evidence.pack.id, stamp, ranked)
+            self._ranking = _Ranking(evidence.pack.id, stamp, ranked, covered)
         self._save()
+        return covered is None
 
     def warm(self) -> threading.Thread:
-        """Rank in the background unless a ranking is being made already."""
+        """Rank in the background unless a ranking is being made already (with none yet,
+        a first ranking of the largest persons first)."""
         with self._lock:
             if self._ranker is not None and self._ranker.is_alive():
                 return self._ranker
+            first = self._ranking is None
 
             def rank() -> None:
                 with contextlib.suppress(RbvError):  # shown when the page is asked for
-                    self._rank()
+                    try:
+                        whole = first and self._rank(FIRST_PASS_FACES)
+                    finally:
+                        self._first.set()
+                    if not whole:
+                        self._rank()
 
             self._relearn = False
             self._ranker = threading.Thread(target=rank, daemon=True)
@@ -157,7 +189,7 @@ class SuggestionQueue:
         with self.db.connect() as conn:
             stamp = library_stamp(conn)
         ranking = self._ranking
-        if ranking is not None and ranking.stamp == stamp:
+        if ranking is not None and ranking.stamp == stamp and ranking.covered is None:
             if self._relearn:
                 self.warm()
             return ranking, True
@@ -186,7 +218,7 @@ class SuggestionQueue:
     def _save(self) -> None:
         """Keep the ranking for the next start (rewritten whole: never half a file)."""
         ranking = self._ranking
-        if self.cache is None or ranking is None:
+        if self.cache is None or ranking is None or ranking.covered is not None:
             return
         data = {"version": CACHE_VERSION, "library": self._library, "pack": ranking.pack,
                 "stamp": list(ranking.stamp),
@@ -220,6 +252,8 @@ class SuggestionQueue:
         """The pairs still to ask about, the note on the ranking, and whether it is
         fresh."""
         ranking, fresh = self._current(wait=False)
+        if ranking is None and self._first.wait(FIRST_PASS_WAIT_S):
+            ranking, fresh = self._current(wait=False)  # the first ranking, just made
         if ranking is None:
             return [], ("Ranking the merge suggestions (1-5 s at 100,000 faces); "
                         "this page reloads by itself."), False
@@ -227,8 +261,13 @@ class SuggestionQueue:
                    if frozenset((s.keep.id, s.other.id)) not in self.skipped]
         if not fresh:
             waiting = self._still_open(ranking.pack, waiting)
-        note = "" if fresh else ("Persons changed since these suggestions were ranked; a "
-                                 "fresh ranking is being made.")
+        if ranking.covered is not None:
+            note = (f"Ranking not finished: these are the likeliest among the "
+                    f"{ranking.covered:,} persons with the most faces; the whole library "
+                    "is being ranked (the next prompt comes from it once it is done).")
+        else:
+            note = "" if fresh else ("Persons changed since these suggestions were "
+                                     "ranked; a fresh ranking is being made.")
         return waiting, note, fresh
 
     def next_grid(self) -> tuple[Grid | None, str]:
