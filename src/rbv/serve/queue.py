@@ -32,7 +32,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rbv.errors import ConfigError, RbvError
@@ -60,7 +60,7 @@ FIRST_PASS_WAIT_S = 30.0
 """How long a page waits for that first ranking before it says it is still being made (a
 bound against a stuck database, not a delay: the first ranking takes a fraction of a
 second)."""
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 GRID = REVIEW_CANDIDATES
 """Persons asked about at once in "which of these are X?" (24): a truthful simulated
 user on data/family reaches pairwise F 0.95 after 263 clicks with 16, 218 with 24 (each
@@ -128,6 +128,8 @@ class SuggestionQueue:
         self._answers: list[tuple[int, Callable[[Suggestion], bool]]] = []
         self._relearn = False  # answers given since the last ranking began
         self._first = threading.Event()  # a ranking came (or failed) since the start
+        self._writing = threading.Lock()  # held while the cache file is written
+        self._save_pending = False
         if self._ranking is not None:
             self._first.set()
 
@@ -157,7 +159,7 @@ class SuggestionQueue:
             self._answers = [(edit, gone) for edit, gone in self._answers
                              if edit > stamp[0]]
             self._ranking = _Ranking(evidence.pack.id, stamp, ranked, covered)
-        self._save()
+        self._write()  # in the ranking's own thread: kept once the ranking is made
         return covered is None
 
     def warm(self) -> threading.Thread:
@@ -216,17 +218,33 @@ class SuggestionQueue:
         self._save()
 
     def _save(self) -> None:
-        """Keep the ranking for the next start (rewritten whole: never half a file)."""
-        ranking = self._ranking
-        if self.cache is None or ranking is None or ranking.covered is not None:
+        """Keep the ranking for the next start, from a thread of its own: never on an
+        answer's way (at 100,000 faces it is some 70,000 pairs); one save pending at a
+        time, and it writes the newest ranking."""
+        if self.cache is None:
             return
-        data = {"version": CACHE_VERSION, "library": self._library, "pack": ranking.pack,
-                "stamp": list(ranking.stamp),
-                "suggestions": [{**asdict(s), "keep": asdict(s.keep), "other": asdict(s.other)}
-                                for s in ranking.suggestions]}
-        tmp = self.cache.with_name(f".{self.cache.name}.{os.getpid()}.{threading.get_ident()}")
-        tmp.write_text(json.dumps(data, default=str))
-        os.replace(tmp, self.cache)
+        with self._lock:
+            if self._save_pending:
+                return
+            self._save_pending = True
+        threading.Thread(target=self._write, args=(True,), daemon=True).start()
+
+    def _write(self, pending: bool = False) -> None:
+        """Write the ranking as it is now (rewritten whole: never half a file), one
+        writer at a time, so a newer ranking is never overwritten by an older one."""
+        if self.cache is None:
+            return
+        with self._writing:
+            with self._lock:
+                ranking = self._ranking
+                if pending:
+                    self._save_pending = False  # a change from here on saves again
+            if ranking is None or ranking.covered is not None:
+                return  # a first ranking is never kept
+            tmp = self.cache.with_name(
+                f".{self.cache.name}.{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text(json.dumps(_as_kept(self._library, ranking)))
+            os.replace(tmp, self.cache)
 
     # --- what the page shows -----------------------------------------------------------
     def next_or_waiting(self) -> tuple[Pair | None, str]:
@@ -257,8 +275,9 @@ class SuggestionQueue:
         if ranking is None:
             return [], ("Ranking the merge suggestions (1-5 s at 100,000 faces); "
                         "this page reloads by itself."), False
-        waiting = [s for s in ranking.suggestions
-                   if frozenset((s.keep.id, s.other.id)) not in self.skipped]
+        waiting = [s for s in ranking.suggestions  # (70,000 at 100,000 faces)
+                   if frozenset((s.keep.id, s.other.id)) not in self.skipped] \
+            if self.skipped else ranking.suggestions
         if not fresh:
             waiting = self._still_open(ranking.pack, waiting)
         if ranking.covered is not None:
@@ -387,6 +406,23 @@ def _refreshed(conn: object, s: Suggestion) -> Suggestion:
     return replace(s, keep=keep, other=other, best_faces=faces)
 
 
+def _as_kept(library: str, ranking: _Ranking) -> dict[str, object]:
+    """A ranking as the cache keeps it: each person once, each pair a row of plain values
+    (70,000 pairs at 100,000 faces: a third of the size, and quick to read back)."""
+    persons: dict[uuid.UUID, int] = {}
+    rows = []
+    for s in ranking.suggestions:
+        sides = [persons.setdefault(p.id, len(persons)) for p in (s.keep, s.other)]
+        rows.append([s.rank, *sides, s.probability, s.log10_chance, s.why, *s.best_faces,
+                     list(s.features), s.worth])
+    every = {p.id: p for s in ranking.suggestions for p in (s.keep, s.other)}
+    return {"version": CACHE_VERSION, "library": library, "pack": ranking.pack,
+            "stamp": list(ranking.stamp),
+            "persons": [[str(p), every[p].pack, every[p].name, every[p].faces,
+                         every[p].images, every[p].hidden, every[p].source] for p in persons],
+            "suggestions": rows}
+
+
 def _load(cache: Path, library: str) -> _Ranking | None:
     """The ranking a previous server kept, or None (missing, unreadable, older format:
     ranked again)."""
@@ -394,15 +430,14 @@ def _load(cache: Path, library: str) -> _Ranking | None:
         data = json.loads(cache.read_text())
         if data.get("version") != CACHE_VERSION or data.get("library") != library:
             return None
-        suggestions = []
-        for d in data["suggestions"]:
-            keep, other = (PersonRow(**{**d[k], "id": uuid.UUID(d[k]["id"])})
-                           for k in ("keep", "other"))
-            suggestions.append(Suggestion(
-                int(d["rank"]), keep, other, float(d["probability"]),
-                float(d["log10_chance"]), str(d["why"]),
-                (int(d["best_faces"][0]), int(d["best_faces"][1])),
-                tuple(float(v) for v in d["features"]), float(d["worth"])))
+        persons = [PersonRow(uuid.UUID(p[0]), str(p[1]), p[2], int(p[3]), int(p[4]),
+                             bool(p[5]), str(p[6])) for p in data["persons"]]
+        suggestions = [
+            Suggestion(int(rank), persons[keep], persons[other], float(probability),
+                       float(log10_chance), str(why), (int(fa), int(fb)),
+                       tuple(float(v) for v in features), float(worth))
+            for rank, keep, other, probability, log10_chance, why, fa, fb, features, worth
+            in data["suggestions"]]
         return _Ranking(int(data["pack"]), (int(data["stamp"][0]), int(data["stamp"][1])),
                         suggestions)
     except (OSError, ValueError, KeyError, TypeError, IndexError):
