@@ -25,7 +25,7 @@ def test_the_first_prompt_shows_before_the_whole_ranking_is_made(  # type: ignor
 
     url = str(faces_settings.database_url)
     assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
-    # a first ranking of the few largest persons (20,000 faces is the whole library)
+    # a first ranking of the few largest persons (5,000 faces is the whole library)
     monkeypatch.setattr(queue_module, "FIRST_PASS_FACES", 25, raising=False)
     whole = threading.Event()
     real = queue_module.load_evidence

@@ -18,9 +18,9 @@ in the background, and the kept one, less the pairs the answer settled, shows me
 this queue's latest answers is brought up to date by dropping the pairs they settled.
 
 On a library never ranked, a first ranking of the persons with the most faces
-(``FIRST_PASS_FACES``) comes before the whole one, so the first prompt shows within a
-second at 100,000 faces; the page says the ranking is not finished until the whole one
-replaces it.
+(``FIRST_PASS_FACES``) comes before the whole one, so the first prompt does not wait for
+the whole pack (scripts/bench_serve.py); the page says the ranking is not finished until
+the whole one replaces it.
 """
 
 from __future__ import annotations
@@ -51,11 +51,12 @@ from rbv.store.queries.review_pages import library_stamp, live_persons
 from rbv.store.server.connection import Database
 
 SIDE_FACES = 6
-FIRST_PASS_FACES = 20_000
+FIRST_PASS_FACES = 5_000
 """Faces a first ranking reads on a library never ranked: the persons with the most faces
-that hold this many (at 100,000 faces in 5,500 persons, 0.1-0.3 s against 2-5 s for the
-whole pack, scripts/bench_serve.py); pairs of large persons are also the ones an answer
-is most worth (``faces_put_right``)."""
+that hold this many (two persons at least). At 100,000 faces in 5,500 persons on two cores
+at load 11 it took 1.2 s against 11 s for 20,000 faces and 75 s for the whole pack (its
+cost is the products of large persons' faces); pairs of large persons are also the ones an
+answer is most worth (``faces_put_right``)."""
 FIRST_PASS_WAIT_S = 30.0
 """How long a page waits for that first ranking before it says it is still being made (a
 bound against a stuck database, not a delay: the first ranking takes a fraction of a
