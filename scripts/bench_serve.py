@@ -1,10 +1,12 @@
-"""`rbv serve` at scale: p50/p95 of each kind of request over HTTP on N synthetic faces
-(default 100k) in P persons (default 5,000, a tenth of them split in two, so 5,500),
-against the same library call without HTTP (the store query or job function the route
-runs) in the same process; the time the whole-pack ranking of merge suggestions takes
-(in the background) and so the first suggestion on a library never ranked, against the
-ranking before #22 in the same process; the time to the first suggestion on a restarted
-server, with the library unchanged and after an edit made elsewhere.
+"""`rbv serve` at scale, against issue 30's targets: the first prompt of each kind ("which
+of these?", "same person?") from the server accepting connections to the page served with
+a prompt (polled over HTTP), on a library never ranked (against the whole-pack ranking it
+waited for before), after a restart (library unchanged) and after an edit made elsewhere;
+answer -> next prompt p50/p95 of each kind (against the same through the queue without
+HTTP). Then p50/p95 of each kind of request over HTTP on N synthetic faces (default 100k)
+in P persons (default 5,000, a tenth of them split in two, so 5,500), against the same
+library call without HTTP in the same process, and the ranking alone against the ranking
+before #22.
 
 Embeddings are synthetic (128-d: a random direction per person plus noise, so faces of
 one person are alike), persons' sizes follow a Zipf-like law. Photos do not exist, so

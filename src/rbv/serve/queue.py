@@ -130,7 +130,6 @@ class SuggestionQueue:
         self._relearn = False  # answers given since the last ranking began
         self._first = threading.Event()  # a ranking came (or failed) since the start
         self._writing = threading.Lock()  # held while the cache file is written
-        self._save_pending = False
         if self._ranking is not None:
             self._first.set()
 
@@ -216,30 +215,19 @@ class SuggestionQueue:
                 if was_fresh:
                     self._answers.append((stamp[0], gone))
             self._relearn = True
-        self._save()
 
-    def _save(self) -> None:
-        """Keep the ranking for the next start, from a thread of its own: never on an
-        answer's way (at 100,000 faces it is some 70,000 pairs); one save pending at a
-        time, and it writes the newest ranking."""
-        if self.cache is None:
-            return
-        with self._lock:
-            if self._save_pending:
-                return
-            self._save_pending = True
-        threading.Thread(target=self._write, args=(True,), daemon=True).start()
-
-    def _write(self, pending: bool = False) -> None:
-        """Write the ranking as it is now (rewritten whole: never half a file), one
-        writer at a time, so a newer ranking is never overwritten by an older one."""
+    def _write(self) -> None:
+        """Keep the ranking for the next start (rewritten whole: never half a file), one
+        writer at a time, so a newer ranking is never overwritten by an older one. Only
+        a ranking made is written, in its own thread, never an answer's change to it (at
+        100,000 faces some 70,000 pairs, a second or more of holding the interpreter):
+        a server stopped before the next ranking finds the kept one older than the
+        answers, and shows it less the pairs they settled while it ranks afresh."""
         if self.cache is None:
             return
         with self._writing:
             with self._lock:
                 ranking = self._ranking
-                if pending:
-                    self._save_pending = False  # a change from here on saves again
             if ranking is None or ranking.covered is not None:
                 return  # a first ranking is never kept
             tmp = self.cache.with_name(
