@@ -286,9 +286,12 @@ class SuggestionQueue:
             return None, note
         anchor = waiting[0].keep
         candidates: list[Candidate] = []
+        a = anchor.id.int  # ints: a UUID's == is Python code, and this is every pair
         for s in waiting:
-            if anchor.id in (s.keep.id, s.other.id) and len(candidates) < GRID:
-                mine = s.keep.id == anchor.id
+            if len(candidates) == GRID:
+                break
+            if a == s.keep.id.int or a == s.other.id.int:
+                mine = s.keep.id.int == a
                 candidates.append(Candidate(s.other if mine else s.keep, s.probability,
                                             s.best_faces[1] if mine else s.best_faces[0],
                                             s.best_faces[0] if mine else s.best_faces[1]))
@@ -312,8 +315,9 @@ class SuggestionQueue:
         ranking, fresh = self._current(wait=False)
         asked: dict[uuid.UUID, tuple[Suggestion, tuple[int, int]]] = {}  # as shown
         label = str(keep)[:8]
+        k = keep.int  # ints: a UUID's == is Python code, and this is every pair
         for s in ranking.suggestions if ranking is not None else []:
-            if keep in (s.keep.id, s.other.id):
+            if k == s.keep.id.int or k == s.other.id.int:
                 mine, other, shown_faces = (s.keep, s.other.id, s.best_faces) \
                     if s.keep.id == keep else (s.other, s.keep.id, s.best_faces[::-1])
                 asked[other] = (s, shown_faces)
@@ -326,9 +330,14 @@ class SuggestionQueue:
         done = editing.answer_grid(self.db, str(keep), [str(p) for p in same], different,
                                    answers_kept([(asked[p][0], p in same) for p in shown]))
         # settled: the pairs of keep with each person shown, and every pair of the merged
-        self._forget(lambda t: (keep in (t.keep.id, t.other.id)
-                                and {t.keep.id, t.other.id} - {keep} <= set(shown))
-                     or bool({t.keep.id, t.other.id} & set(same)), fresh)
+        shown_ints, same_ints = {p.int for p in shown}, {p.int for p in same}
+
+        def settled(t: Suggestion) -> bool:
+            one, two = t.keep.id.int, t.other.id.int
+            return ((one == k and two in shown_ints) or (two == k and one in shown_ints)
+                    or one in same_ints or two in same_ints)
+
+        self._forget(settled, fresh)
         merged = f"{len(same)} merged into {label}" if same else "none merged"
         return (f"{merged}; {len(shown) - len(same)} marked as other people",
                 done.edit_id)
@@ -346,8 +355,9 @@ class SuggestionQueue:
     # --- actions -----------------------------------------------------------------------
     def _find(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[Suggestion, bool]:
         ranking, fresh = self._current(wait=False)
+        pair = {keep.int, other.int}
         for s in ranking.suggestions if ranking is not None else []:
-            if {s.keep.id, s.other.id} == {keep, other}:  # shown either way round
+            if s.keep.id.int in pair and s.other.id.int in pair:  # shown either way round
                 return s, fresh
         raise ConfigError("that suggestion is no longer current (persons changed since); "
                           "look at the next one")
@@ -358,7 +368,8 @@ class SuggestionQueue:
         s, fresh = self._find(keep, other)
         done = editing.merge(self.db, str(keep), [str(other)],
                              answers=answers_kept([(s, True)]))
-        self._forget(lambda t: other in (t.keep.id, t.other.id), fresh)
+        o = other.int
+        self._forget(lambda t: o in (t.keep.id.int, t.other.id.int), fresh)
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
         return (f"{message}. {done.overrides}" if done.overrides else message), done.edit_id
 
@@ -369,7 +380,8 @@ class SuggestionQueue:
         s, fresh = self._find(keep, other)
         linked = face_links.link(self.db, list(s.best_faces), same=False,
                                  answers=answers_kept([(s, False)]))
-        self._forget(lambda t: (t.keep.id, t.other.id) == (keep, other), fresh)
+        pair = (keep.int, other.int)
+        self._forget(lambda t: (t.keep.id.int, t.other.id.int) == pair, fresh)
         return ("Marked as different people; this pair will not be suggested again",
                 linked.edit_id)
 
