@@ -148,8 +148,8 @@ class SuggestionQueue:
         with self._lock, self.db.connect() as conn:
             now = library_stamp(conn)
             kept = self._ranking
-            if covered is not None and kept is not None:
-                return False  # a ranking came meanwhile: a first one adds nothing
+            if covered is not None and kept is not None and kept.covered is None:
+                return False  # a whole ranking came meanwhile: a first one adds nothing
             if kept is not None and kept.stamp == now != stamp:
                 # Kept current since this ranking read the library: only this queue's
                 # answers came between, and they settle here what they settled there.
@@ -172,8 +172,14 @@ class SuggestionQueue:
 
             def rank() -> None:
                 with contextlib.suppress(RbvError):  # shown when the page is asked for
+                    whole = False
                     try:
-                        whole = first and self._rank(FIRST_PASS_FACES)
+                        # large persons often share photos (never one person): when the
+                        # first ranking has no pair, once more with four times the faces
+                        for faces in (FIRST_PASS_FACES, 4 * FIRST_PASS_FACES) if first else ():
+                            whole = self._rank(faces)
+                            if whole or (self._ranking and self._ranking.suggestions):
+                                break
                     finally:
                         self._first.set()
                     if not whole:
