@@ -1,10 +1,12 @@
-"""`rbv serve` at scale: p50/p95 of each kind of request over HTTP on N synthetic faces
-(default 100k) in P persons (default 5,000, a tenth of them split in two, so 5,500),
-against the same library call without HTTP (the store query or job function the route
-runs) in the same process; the time the whole-pack ranking of merge suggestions takes
-(in the background) and so the first suggestion on a library never ranked, against the
-ranking before #22 in the same process; the time to the first suggestion on a restarted
-server, with the library unchanged and after an edit made elsewhere.
+"""`rbv serve` at scale, against issue 30's targets: the first prompt of each kind ("which
+of these?", "same person?") from the server accepting connections to the page served with
+a prompt (polled over HTTP), on a library never ranked (against the whole-pack ranking it
+waited for before), after a restart (library unchanged) and after an edit made elsewhere;
+answer -> next prompt p50/p95 of each kind (against the same through the queue without
+HTTP). Then p50/p95 of each kind of request over HTTP on N synthetic faces (default 100k)
+in P persons (default 5,000, a tenth of them split in two, so 5,500), against the same
+library call without HTTP in the same process, and the ranking alone against the ranking
+before #22.
 
 Embeddings are synthetic (128-d: a random direction per person plus noise, so faces of
 one person are alike), persons' sizes follow a Zipf-like law. Photos do not exist, so
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +40,7 @@ from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons.evidence import load_evidence
 from rbv.jobs.persons.review import review
 from rbv.serve.app import ReviewServer
+from rbv.serve.queue import SuggestionQueue
 from rbv.store import open_database
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.review_pages import PeopleFilter, people_page
@@ -99,6 +104,45 @@ def _load(db, faces: int, persons: int, seed: int = 7) -> int:  # type: ignore[n
     return int(pack)
 
 
+KINDS = (("grid", "/grid"), ("pair", "/suggestions"))
+PROMPT = {"grid": 'class="candidates" data-keep=', "pair": 'class="pair" data-keep='}
+"""What a page with a prompt holds, per kind: "which of these are X?" and "same person?"."""
+
+
+def _open(url: str, cookie: str, body: dict[str, object] | None = None, token: str = ""
+          ) -> str:
+    headers = {"Cookie": cookie}
+    if body is not None:
+        headers |= {"Content-Type": "application/json", "X-RBV-Token": token}
+    req = urllib.request.Request(url, None if body is None else json.dumps(body).encode(),
+                                 headers)
+    with urllib.request.urlopen(req, timeout=600) as answer:
+        return str(answer.read().decode())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _Client:
+    """Signed in as the browser that opened the printed URL (its session cookie)."""
+
+    def __init__(self, server: ReviewServer) -> None:
+        self.base = f"http://127.0.0.1:{server.port}"
+        self.token = server.token
+        try:
+            urllib.request.build_opener(_NoRedirect).open(server.url, timeout=600)
+        except urllib.error.HTTPError as exc:  # the 303 that sets the cookie
+            self.cookie = str(exc.headers["set-cookie"]).split(";", 1)[0]
+
+    def get(self, path: str) -> str:
+        return _open(self.base + path, self.cookie)
+
+    def post(self, action: str, body: dict[str, object]) -> Any:
+        return json.loads(_open(self.base + "/api/" + action, self.cookie, body, self.token))
+
+
 def _times(call: Callable[[], object], repeat: int) -> tuple[float, float]:
     call()  # warm
     times = []
@@ -115,6 +159,8 @@ def main() -> None:
     parser.add_argument("--faces", type=_size, default=100_000)
     parser.add_argument("--persons", type=_size, default=5_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--answers", type=int, default=20,
+                        help="answers timed per prompt kind")
     parser.add_argument("--database", default=None)
     args = parser.parse_args()
     settings = Settings(database_url=args.database,
@@ -127,31 +173,15 @@ def main() -> None:
           f"{db.display}: "
           f"load {time.perf_counter() - t:.1f} s")
     cache = settings.data_dir / "serve-cache"
-    server = ReviewServer(db, cache, port=0)
-    server.start_in_thread()
-    base = f"http://127.0.0.1:{server.port}"
-
-    def get(path: str) -> Callable[[], object]:
-        return lambda: urllib.request.urlopen(base + path, timeout=600).read()
-
-    def post(action: str, body: dict[str, object]) -> Any:
-        req = urllib.request.Request(base + "/api/" + action, json.dumps(body).encode(),
-                                     {"Content-Type": "application/json",
-                                      "X-RBV-Token": server.token})
-        return json.load(urllib.request.urlopen(req, timeout=600))
-
     with db.connect() as conn:
         tiles, _ = people_page(conn, offset=0, limit=60)
         mid = str(tiles[len(tiles) // 2].id)
+
+    # Baseline: the whole-pack ranking the queue makes (what the first prompt waited for
+    # before issue 30's first pass), and the ranking before #22, in this process.
     t = time.perf_counter()
-    server.queue.warm().join()
-    ranked = time.perf_counter() - t
-    page = urllib.request.urlopen(base + "/suggestions", timeout=600).read()
-    assert b"data-keep=" in page, page[-400:]
-    print(f"first suggestion, never ranked (the whole pack ranked in the background, then "
-          f"the page): {time.perf_counter() - t:.2f} s (ranking {ranked:.2f} s)")
-    # Baseline: the ranking before #22 (candidates from a k-NN graph over every face), on
-    # the same arrays, in this process.
+    SuggestionQueue(db, None)._rank()
+    full = time.perf_counter() - t
     with db.connect() as conn:
         evidence = load_evidence(conn, None)
     args_ = (evidence.faces.embeddings, evidence.codes, evidence.faces.image_ids,
@@ -162,35 +192,104 @@ def main() -> None:
     t = time.perf_counter()
     face_knn_suggest_merges(*args_)
     old = time.perf_counter() - t
-    print(f"ranking alone (evidence read): {new:.2f} s; before #22 (face k-NN graph "
-          f"candidates) {old:.2f} s; ratio new/old {new / old:.2f}")
-    first = server.queue.next()
-    assert first is not None
-    keep, other = first.suggestion.keep.id, first.suggestion.other.id
-    t = time.perf_counter()
-    post("accept", {"keep": str(keep), "other": str(other)})
-    get("/suggestions")()
-    print(f"accept a suggestion and show the next: {time.perf_counter() - t:.2f} s")
-    server.shutdown()
-    server.server_close()
+    print(f"whole-pack ranking as the queue makes it (read, rank, conflicts): {full:.2f} s; "
+          f"ranking alone {new:.2f} s, before #22 (face k-NN graph candidates) {old:.2f} s; "
+          f"ratio new/old {new / old:.2f}")
 
-    # A restart finds the ranking kept in the cache; after an edit made elsewhere (a
-    # command) it shows the kept one, less settled pairs, while ranking afresh.
-    for when in ("restart, library unchanged", "restart after a command's edit"):
-        if "edit" in when:
-            editing.name(db, mid, "Renamed elsewhere")
-        server = ReviewServer(db, cache, port=0)
-        server.start_in_thread()
-        base = f"http://127.0.0.1:{server.port}"
-        t = time.perf_counter()
-        page = urllib.request.urlopen(base + "/suggestions", timeout=600).read()
-        assert b"data-keep=" in page, page[-400:]
-        print(f"first suggestion, {when}: {time.perf_counter() - t:.3f} s")
-        if "edit" in when:
-            server.queue.warm().join()
-        else:
-            server.shutdown()
-            server.server_close()
+    # The first prompt: from the moment the server accepts connections to the first
+    # prompt page served with a prompt (polled over HTTP as a browser would reload it),
+    # each kind on a server of its own; against the whole ranking above (the old wait).
+    print(f"{'first prompt (target 1 s)':44} {'kind':6} {'start':>7} {'prompt':>7} "
+          f"{'/ranking':>8}")
+    server = None
+
+    def first_prompt(when: str) -> None:
+        nonlocal server
+        for kind, path in KINDS:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+            if "never" in when:
+                (cache / "suggestions.json").unlink(missing_ok=True)
+            t0 = time.perf_counter()
+            server = ReviewServer(db, cache, port=0)
+            server.start_in_thread()  # returns once uvicorn accepts connections
+            t1 = time.perf_counter()
+            client = _Client(server)
+            while PROMPT[kind] not in client.get(path):
+                time.sleep(0.02)  # polled every 20 ms (a browser reloads the page in 3 s)
+            t2 = time.perf_counter()
+            print(f"{when:44} {kind:6} {t1 - t0:7.3f} {t2 - t1:7.3f} {(t2 - t1) / full:8.2f}")
+
+    first_prompt("fresh start, never ranked")
+    assert server is not None
+    server.queue.warm().join()
+    first_prompt("restart, library unchanged (kept ranking)")
+    server.queue.warm().join()
+    editing.name(db, mid, "Renamed elsewhere")
+    first_prompt("restart after a command's edit")
+    assert server is not None
+    server.queue.warm().join()
+
+    # Answer -> next prompt: the answer's POST and the page reload that shows the next
+    # prompt (what the page's script does), as fast as the bench can answer (so rankings
+    # that learn from the answers run behind it all the time); against the same answer
+    # through the queue and the next prompt without HTTP (queue.next/next_grid).
+    client = _Client(server)
+    queue = server.queue
+    print(f"{'answer -> next prompt (target p95 200 ms)':44} {'p50 ms':>8} {'p95 ms':>8} "
+          f"{'direct p95':>11} {'ratio':>6}")
+    for kind, path in KINDS:
+        by_http, by_queue = [], []
+        for i in range(args.answers):
+            page = client.get(path)
+            t = time.perf_counter()
+            if kind == "grid":
+                keep = re.search(r'class="candidates" data-keep="([^"]+)"', page)
+                assert keep is not None, page[-400:]
+                shown = re.findall(r'<label class="candidate" data-person="([^"]+)"', page)
+                client.post("grid", {"keep": keep[1], "same": shown[:1] if i % 2 else [],
+                                     "shown": shown})
+            else:
+                found = re.search(r'class="pair" data-keep="([^"]+)" data-other="([^"]+)"',
+                                  page)
+                assert found is not None, page[-400:]
+                client.post("accept" if i % 2 else "dismiss",
+                            {"keep": found[1], "other": found[2]})
+            page = client.get(path)
+            by_http.append(time.perf_counter() - t)
+            assert PROMPT[kind] in page, page[-400:]
+            # the same through the library: the next answer, without HTTP
+            t = time.perf_counter()
+            if kind == "grid":
+                g = queue.next_grid()[0]
+                assert g is not None
+                shown_ids = [c.person.id for c in g.candidates]
+                queue.answer_grid(g.keep.id, shown_ids[:1] if i % 2 else [], shown_ids)
+                queue.next_grid()
+            else:
+                pair = queue.next()
+                assert pair is not None
+                s = pair.suggestion
+                (queue.accept if i % 2 else queue.dismiss)(s.keep.id, s.other.id)
+                queue.next()
+            by_queue.append(time.perf_counter() - t)
+        by_http.sort()
+        by_queue.sort()
+        p95, d95 = (v[min(len(v) - 1, int(0.95 * len(v)))] for v in (by_http, by_queue))
+        print(f"{kind + ': answer, then the next prompt':44} "
+              f"{statistics.median(by_http) * 1000:8.1f} {p95 * 1000:8.1f} "
+              f"{d95 * 1000:11.1f} {p95 / d95:6.2f}")
+    queue.warm().join()
+    base = client.base
+    token = server.token
+    cookie = client.cookie
+
+    def get(path: str) -> Callable[[], object]:
+        return lambda: _open(base + path, cookie)
+
+    def post(action: str, body: dict[str, object]) -> Any:
+        return json.loads(_open(base + "/api/" + action, cookie, body, token))
 
     # The baseline calls go through the server's kept connections too, so the ratio is
     # what HTTP, routing and rendering add.

@@ -228,7 +228,8 @@ def split(
     whom, *created = who(db, result.person, *result.new_persons)
     why = f": {halves.why()}" if halves is not None else ""
     if len(result.sizes) < 2:
-        reason = why or (" (no two halves of two or more faces each)"
+        reason = why or (" (no two halves of two or more faces each, faces linked `same` "
+                         "kept together)"
                          if result.threshold is None and method is None else "")
         typer.echo(f"{whom[0].upper()}{whom[1:]} stays whole with {result.setting}{reason}.")
         return

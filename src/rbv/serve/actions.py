@@ -61,7 +61,7 @@ class Actions:
             "move": self.move, "new": self.new_person, "same": self.same,
             "hide": self.hide, "unhide": self.unhide, "accept": self.accept,
             "dismiss": self.dismiss, "skip": self.skip, "undo": self.undo,
-            "grid": self.grid, "split": self.split,
+            "grid": self.grid, "split": self.split, "one": self.one_person,
         }
 
     def run(self, action: str, body: dict[str, Any]) -> Answer:
@@ -128,6 +128,14 @@ class Actions:
             inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")))
         return self._done(f"Split in two: {done.sizes[1]:,} face(s) moved to a new person",
                           done.edit_id)
+
+    def one_person(self, body: dict[str, Any]) -> Answer:
+        """The answer "they are one person" to a page that showed the person as two
+        (``kept``, ``moved``: the halves' face ids): its faces linked as one, so review
+        stops calling it two people; refused when it would not split so now."""
+        done = face_links.one_person(self.db, str(_person(body)), shown=(
+            inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")))
+        return self._done(f"Kept as one person: {done.effect}", done.edit_id)
 
     def same(self, body: dict[str, Any]) -> Answer:
         result = face_links.link(self.db, _faces(body), same=True)

@@ -39,6 +39,7 @@ class PersonEvidence:
     model: ImpostorModel
     model_source: str
     same: np.ndarray  # (k, 2) face rows linked ``same`` inside one person
+    complete: bool = True  # every visible person of the pack (False: ``max_faces`` cut)
 
     def rows_of(self, index: int) -> np.ndarray:
         """Face rows of person ``index`` (grouped once: a site asks for every person)."""
@@ -75,14 +76,20 @@ class PersonEvidence:
 
 def load_evidence(conn: psycopg.Connection, pack_name: str | None,
                   person: uuid.UUID | None = None, *,
-                  largest: int | None = None) -> PersonEvidence:
+                  largest: int | None = None, max_faces: int | None = None
+                  ) -> PersonEvidence:
     """The pack's visible persons and faces (of ``person`` alone, when given: its pack
-    is then the one used; of the ``largest`` persons with the most faces, when given)."""
+    is then the one used; of the ``largest`` persons with the most faces, when given; of
+    as many of those as hold at most ``max_faces`` faces, two at least, when given)."""
     pack = (pack_row(conn, pack_of(conn, person)) if person is not None
             else find_pack(conn, pack_name))
     persons = [p for p in list_persons(conn, pack.id, include_hidden=person is not None,
                                        persons=None if person is None else [person])
                if p.faces > 0][:largest]
+    every = len(persons)
+    if max_faces is not None:
+        held = np.cumsum([p.faces for p in persons])
+        persons = persons[:max(2, int(np.searchsorted(held, max_faces, side="right")))]
     faces = load_faces(conn, pack, persons=[p.id for p in persons])
     index = {p.id: i for i, p in enumerate(persons)}
     codes = np.array([index.get(p, -1) if p is not None else -1 for p in faces.person_ids],
@@ -95,7 +102,8 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
     links = np.array(same_links_inside_persons(conn, pack.id, [p.id for p in persons]),
                      np.int64).reshape(-1, 2)
     return PersonEvidence(pack, persons, faces, codes, setting.impostor,
-                          setting.impostor_source, _rows_of_faces(faces.ids, links))
+                          setting.impostor_source, _rows_of_faces(faces.ids, links),
+                          len(persons) == every)
 
 
 def _rows_of_faces(ids: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -190,3 +190,50 @@ def _effect(faces: list[LinkedFace], same: bool) -> str:
         return f"{where}: no two share a person; the link keeps them apart in every re-cluster"
     return (f"{where}: the link moves no face now; `rbv cluster --full` puts them apart "
             "(`rbv cluster` leaves faces that have a person where they are)")
+
+
+def one_person(db: Database, ref: str, *,
+               shown: tuple[Sequence[int], Sequence[int]] | None = None) -> LinkResult:
+    """The user's answer to "looks like two people": it is one person. Every face of the
+    two halves is linked ``same`` with the face most typical of the larger half (a star,
+    so that taking one face out later, which removes its links, leaves the others linked),
+    as ``rbv faces same`` links: review's two-people test keeps linked faces in one half,
+    so it finds no two halves among them and ``rbv persons split`` leaves the person
+    whole, in every re-cluster too; faces the person gains later are not linked, so two
+    people among those are flagged again. Refused, changing nothing, unless review's test
+    calls the person two people now (in the halves ``shown``, when given: what a page
+    showed), or where a "same" link would contradict an earlier decision. One logged
+    edit, undone by ``rbv persons undo``."""
+    import numpy as np
+
+    from rbv.jobs.persons.evidence import halves, load_evidence
+    from rbv.store.queries.persons import pack_of, resolve_person
+
+    with db.connect() as conn:
+        person = resolve_person(conn, ref)
+        pack_id = pack_of(conn, person)
+    with logged_edit(db, pack_id, "persons one", {"person": str(person)}) as (conn, edit):
+        evidence = load_evidence(conn, None, person)
+        found = halves(evidence, 0) if evidence.persons else None
+        if found is None or not found.two_people:
+            raise ConfigError(f"person {person} does not look like two people now (review's "
+                              "two-people test): there is nothing to answer")
+        if shown is not None and (found.kept, found.moved) != (sorted(shown[0]),
+                                                                sorted(shown[1])):
+            raise ConfigError(
+                f"person {person} changed since it was shown (its faces, or the links "
+                "among them): it no longer splits into the halves shown; look again")
+        rows = evidence.rows_of(0)
+        x = evidence.faces.embeddings[rows]
+        larger = np.isin(evidence.faces.ids[rows], found.kept)
+        hub = int(evidence.faces.ids[rows][larger][np.argmax(x[larger] @ x[larger].sum(0))])
+        faces = links.linked_faces(conn, [*found.kept, *found.moved])
+        _refuse_same(conn, faces)
+        settle(conn, contradictions.linking(conn, [f.id for f in faces]), override=False,
+               refusal=f"person {person}'s faces would be linked as one person against "
+               "earlier decisions")
+        added = links.add_links(conn, True, [(hub, f.id) for f in faces if f.id != hub])
+        edit.summary = (f"{person} is one person ({found.sizes()}, not two): its faces "
+                        f"linked as one with face {hub}")
+    return LinkResult(True, faces, added, f"{found.sizes()} linked as one person",
+                      edit.logged_id)

@@ -94,6 +94,11 @@ document.querySelectorAll('input[list="names"]').forEach(input => {
 });
 
 // --- buttons ------------------------------------------------------------------------
+function halvesAct(action) {  // "split" or "one": about the two halves the page shows
+  const halves = document.querySelector(".two-people").dataset;
+  const ids = text => text.split(" ").filter(Boolean).map(Number);
+  return act(action, {person: head.dataset.person, kept: ids(halves.kept), moved: ids(halves.moved)});
+}
 const pair = document.querySelector(".pair");
 const grid = document.querySelector(".candidates");
 const ticks = () => Array.from(document.querySelectorAll(".candidate input"));
@@ -106,11 +111,8 @@ const buttons = {
   move: () => act("move", {faces: selected(), to: value("move-to")}),
   new: () => act("new", {faces: selected()}),
   same: () => act("same", {faces: selected()}),
-  split: () => {
-    const halves = document.querySelector(".two-people").dataset;
-    const ids = text => text.split(" ").filter(Boolean).map(Number);
-    return act("split", {person: head.dataset.person, kept: ids(halves.kept), moved: ids(halves.moved)});
-  },
+  split: () => halvesAct("split"),
+  one: () => halvesAct("one"),
   accept: () => act("accept", {keep: pair.dataset.keep, other: pair.dataset.other}),
   dismiss: () => act("dismiss", {keep: pair.dataset.keep, other: pair.dataset.other}),
   skip: () => act("skip", {keep: pair.dataset.keep, other: pair.dataset.other}),
