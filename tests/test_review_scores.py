@@ -13,7 +13,7 @@ import pytest
 
 from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.pair_odds import COHORT, PRIOR, PairOdds, _cohort
-from rbv.cluster.suggestions import MAIN_FACE, face_care, faces_put_right, suggest_merges
+from rbv.cluster.suggestions import face_care, faces_put_right, suggest_merges
 from rbv.config import Settings
 from rbv.jobs.persons.evidence import Suggestion, load_evidence, merge_suggestions
 from rbv.serve.app import ReviewServer
@@ -112,7 +112,7 @@ def test_faces_small_behind_a_photos_subjects_count_for_less(
     assert prominence == pytest.approx([short / largest[image] for _, image, short in boxes],
                                        rel=1e-5)
     # the group photos have faces small behind their subjects
-    small = set(ids[prominence < MAIN_FACE].tolist())
+    small = set(ids[prominence < 0.5].tolist())
     assert small
     care = dict(zip(ids.tolist(), face_care(prominence).tolist(), strict=True))
     faces_of = {p.id: evidence.faces.ids[evidence.rows_of(i)].tolist()
@@ -198,7 +198,6 @@ def test_strangers_small_behind_the_subjects_of_photos_come_after_the_subjects()
     order = [{m.a, m.b} for m in cared]
     assert order.index({0, 1}) < order.index({2, 3})  # the subjects come first
     assert {2, 3} in order  # later, never hidden
-    # a photo's subjects count whole (a group photo: everyone), a face half the size
-    # of the largest too, a smaller one by its area against that
-    assert face_care(np.array([1.0, 0.5, 0.25, 0.1])).tolist() == [1.0, 1.0, 0.25,
-                                                                   pytest.approx(0.04)]
+    # a face counts by its area against its photo's largest face
+    assert face_care(np.array([1.0, 0.8, 0.25])).tolist() == pytest.approx([1.0, 0.64,
+                                                                            0.0625])

@@ -74,21 +74,17 @@ class MergeSuggestion:
                 f"{self.best:.2f}")
 
 
-MAIN_FACE = 0.5
-"""A face at least this fraction of its photo's largest face (short edges) is one of the
-photo's subjects and counts as a whole face in what an answer is worth; a smaller one
-counts by its area against that (:func:`face_care`)."""
-
-
 def face_care(prominence: NDArray[np.floating]) -> NDArray[np.float64]:
     """How much a user cares about each face, in faces, from its ``prominence`` (its
-    short edge over that of its photo's largest face): 1 for a photo's subjects (the
-    lone face of a photo, everyone in a group photo), ``(prominence / MAIN_FACE)²``
-    for a face small behind them (a 25 px stranger behind a 100 px subject: 0.25).
-    Users of photo libraries review the people their photos are of, not the strangers
-    in the background (Immich and Google Photos leave such faces out of their people
-    views)."""
-    ratio = np.clip(np.asarray(prominence, np.float64) / MAIN_FACE, 0.0, 1.0)
+    short edge over that of its photo's largest face): its area against that face's,
+    ``prominence²``: 1 for a photo's largest face (a portrait's, a lone face's), 0.64
+    for one 80 % as large beside it in a group photo, 1/16 for a 25 px stranger behind
+    a 100 px subject. Users review the people their photos are of, not the strangers
+    behind them. Measured against counting such faces as half a subject's size and
+    more whole (``review_effort.py``, lfw_many: skips of background persons in the
+    first 100 clicks 15 against 5, clicks to pairwise F 0.99 49 against 45; family
+    and faces alike)."""
+    ratio = np.clip(np.asarray(prominence, np.float64), 0.0, 1.0)
     return ratio * ratio
 
 
