@@ -44,7 +44,9 @@ from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.eval import faces_under
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
+from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import evidence as evidence_module
+from rbv.jobs.persons.evidence import Suggestion
 from rbv.serve.queue import SuggestionQueue
 from rbv.store import Database, open_database
 from rbv.store.queries.assignments import faces_with_paths, load_faces
@@ -76,6 +78,8 @@ class Session:
     shown_at: list[int] = field(default_factory=list)  # the clicks made before each was shown
     unasked: list[str] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)  # answer → next prompt, seconds
+    # each prompt: clicks before, its person's faces (labelled), persons shown, ticked
+    prompts: list[dict[str, object]] = field(default_factory=list)
 
 
 def open_scratch(folder: Path, pack: str, data: Path | None = None
@@ -141,16 +145,22 @@ def changed(before: dict[int, uuid.UUID | None], after: dict[int, uuid.UUID | No
     return {f: (p, after.get(f)) for f, p in before.items() if after.get(f) != p}
 
 
-def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: int
-                 ) -> Session:
+def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: int,
+                 *, mixed: bool = False, names: int = 0, ada: bool = False) -> Session:
     """Answer the page's "which of these are X?" grids truthfully (tick each person who
     is X: one click each; then Done: one click) until ``clicks`` or the queue runs dry.
     The user takes longer than a fresh ranking, so each grid comes from the ranking
-    made after the last answer."""
+    made after the last answer. ``mixed``: ask the grid's first pair alone ("same
+    person?", one click) where that is worth more per expected click than the grid;
+    ``names``: first name the ``names`` largest persons (one click each, one person per
+    identity); ``ada``: as ``mixed``, only where one side is named and the other not
+    ("is this Ada?")."""
     session = Session()
     queue = SuggestionQueue(db, pack_name)
     person_of = persons_now(db, pack_name)
     session.curve.append({"clicks": 0, **scores(person_of, truth)})
+    if names:
+        _name_largest(session, db, pack_name, truth, person_of, names)
     while session.clicks < clicks:
         queue.warm().join()
         started = time.perf_counter()
@@ -160,6 +170,21 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
             break
         anchor = identity(grid.keep.id, person_of, truth)
         shown = [c.person.id for c in grid.candidates]
+        prompt: dict[str, object] = {
+            "at": session.clicks, "faces": grid.keep.faces,
+            "labelled": sum(p == grid.keep.id and f in truth for f, p in person_of.items()),
+            "shown": len(shown), "top_p": round(grid.candidates[0].probability, 4)}
+        session.prompts.append(prompt)
+        if mixed or ada:
+            mine = [t for t in queue._waiting()[0]
+                    if grid.keep.id in (t.keep.id, t.other.id)][:len(shown)]
+            per_click = sum(t.worth for t in mine) / (1 + sum(t.probability for t in mine))
+            if mine and mine[0].worth > per_click and (
+                    not ada or bool(mine[0].keep.name) != bool(mine[0].other.name)):
+                prompt["pair"] = True
+                person_of = _answer_pair(session, queue, db, pack_name, truth, person_of,
+                                         mine[0])
+                continue
         if anchor is None:  # the user cannot tell from the labels: skipped, one click
             for other in shown:
                 queue.skip(grid.keep.id, other)
@@ -175,6 +200,7 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
                 session.shown_at.append(session.clicks)
             if theirs == anchor:
                 same.append(c.person.id)
+        prompt["ticked"] = len(same)
         queue.answer_grid(grid.keep.id, same, shown)
         after = persons_now(db, pack_name)
         asked = {f for f, p in person_of.items() if p in same}
@@ -186,6 +212,25 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
         session.answers["ticked"] += len(same)
         session.answers["grids"] += 1
     return session
+
+
+def _name_largest(session: Session, db: Database, pack_name: str, truth: dict[int, str],
+                  person_of: dict[int, uuid.UUID | None], names: int) -> None:
+    """Name the ``names`` largest persons with a labelled face, one person per identity,
+    as a user would (one click each: the name typed and Enter)."""
+    sizes = Counter(p for p in person_of.values() if p is not None)
+    named: set[str] = set()
+    for person, _ in sizes.most_common():
+        if len(named) >= names:
+            break
+        who = identity(person, person_of, truth)
+        if who is None or who in named:
+            continue
+        editing.name(db, str(person), who)
+        named.add(who)
+        session.clicks += 1
+        session.answers["named"] += 1
+        session.curve.append({**session.curve[-1], "clicks": session.clicks})
 
 
 def _unasked(session: Session, before: dict[int, uuid.UUID | None],
@@ -215,30 +260,38 @@ def review_pairs(db: Database, pack_name: str, truth: dict[int, str], clicks: in
         session.waits.append(time.perf_counter() - started)
         if pair is None:
             break
-        s = pair.suggestion
-        keep, other = identity(s.keep.id, person_of, truth), identity(s.other.id, person_of,
-                                                                      truth)
-        if keep is None or other is None:
-            queue.skip(s.keep.id, s.other.id)
-            answer = "skip"
-        else:
-            session.shown.append((s.probability, keep == other))
-            session.shown_at.append(session.clicks)
-            if keep == other:
-                queue.accept(s.keep.id, s.other.id)
-                answer = "yes"
-            else:
-                queue.dismiss(s.keep.id, s.other.id)
-                answer = "no"
-        session.clicks += 1
-        session.answers[answer] += 1
-        after = persons_now(db, pack_name)
-        asked = ({f for f, p in person_of.items() if p == s.other.id} if answer == "yes"
-                 else set())
-        _unasked(session, person_of, after, asked, s.keep.id, answer)
-        person_of = after
-        session.curve.append({"clicks": session.clicks, **scores(person_of, truth)})
+        person_of = _answer_pair(session, queue, db, pack_name, truth, person_of,
+                                 pair.suggestion)
     return session
+
+
+def _answer_pair(session: Session, queue: SuggestionQueue, db: Database, pack_name: str,
+                 truth: dict[int, str], person_of: dict[int, uuid.UUID | None],
+                 s: Suggestion) -> dict[int, uuid.UUID | None]:
+    """Answer one "same person?" pair truthfully (one click: yes, no, or skip when a
+    side has no labelled face); returns who each face belongs to after."""
+    keep, other = identity(s.keep.id, person_of, truth), identity(s.other.id, person_of,
+                                                                  truth)
+    if keep is None or other is None:
+        queue.skip(s.keep.id, s.other.id)
+        answer = "skip"
+    else:
+        session.shown.append((s.probability, keep == other))
+        session.shown_at.append(session.clicks)
+        if keep == other:
+            queue.accept(s.keep.id, s.other.id)
+            answer = "yes"
+        else:
+            queue.dismiss(s.keep.id, s.other.id)
+            answer = "no"
+    session.clicks += 1
+    session.answers[answer] += 1
+    after = persons_now(db, pack_name)
+    asked = ({f for f, p in person_of.items() if p == s.other.id} if answer == "yes"
+             else set())
+    _unasked(session, person_of, after, asked, s.keep.id, answer)
+    session.curve.append({"clicks": session.clicks, **scores(after, truth)})
+    return after
 
 
 RELIABILITY_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0001)
@@ -284,7 +337,7 @@ def summary(session: Session) -> dict[str, object]:
             "calibration_error": calibration_error(session.shown),
             "shown": [[at, round(p, 4), same] for at, (p, same)
                       in zip(session.shown_at, session.shown, strict=True)],
-            "unasked_changes": session.unasked,
+            "unasked_changes": session.unasked, "prompts": session.prompts,
             "next_prompt_p95_s": round(float(np.percentile(waits, 95)), 4)}
 
 
@@ -318,8 +371,13 @@ def main() -> int:
                         help="labels.csv (path,identity); default: FOLDER/labels.csv")
     parser.add_argument("--clicks", type=int, default=400, help="clicks at most")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--prompt", choices=("grid", "pair"), default="grid",
-                        help="answer the page's grids (default) or its pairs")
+    parser.add_argument("--prompt", choices=("grid", "pair", "mixed", "ada"),
+                        default="grid",
+                        help="answer the page's grids (default) or its pairs; mixed: a "
+                        "grid's first pair alone where that is worth more per click; ada: "
+                        "the same, only for an unnamed person and a named one")
+    parser.add_argument("--names", type=int, default=0,
+                        help="grids: first name the N largest persons (a click each)")
     parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
     parser.add_argument("--data", type=Path, default=None,
                         help="scratch data directory (kept; default: one per FOLDER in /tmp)")
@@ -348,8 +406,10 @@ def main() -> int:
     pack_name = Path(args.pack).name
     prepare(db, settings, pack_name, folder)
     truth = truth_of(db, pack_name, folder, args.labels)
-    review = review_grids if args.prompt == "grid" else review_pairs
-    session = review(db, pack_name, truth, args.clicks)
+    session = (review_pairs(db, pack_name, truth, args.clicks) if args.prompt == "pair"
+               else review_grids(db, pack_name, truth, args.clicks,
+                                 mixed=args.prompt == "mixed", names=args.names,
+                                 ada=args.prompt == "ada"))
     out = summary(session)
     report(folder.name, len(truth), out)
     print(f"({time.perf_counter() - started:.0f} s)")

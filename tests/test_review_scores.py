@@ -9,13 +9,16 @@ import math
 import re
 
 import numpy as np
+import pytest
 
 from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.pair_odds import COHORT, PRIOR, PairOdds, _cohort
-from rbv.cluster.suggestions import faces_put_right, suggest_merges
+from rbv.cluster.suggestions import face_care, faces_put_right, suggest_merges
 from rbv.config import Settings
-from rbv.jobs.persons.evidence import Suggestion
+from rbv.jobs.persons.evidence import Suggestion, load_evidence, merge_suggestions
 from rbv.serve.app import ReviewServer
+from rbv.store import open_database
+from rbv.store.queries.review import face_prominence
 from tests.conftest import run_cli
 from tests.serve_client import Client
 from tests.test_serve_grid import _identity
@@ -44,11 +47,12 @@ def test_a_no_lowers_the_scores_of_pairs_like_it_and_undo_forgets_it(
     url = str(faces_settings.database_url)
     before = _ranking(server)
     # ranked as documented: probability × the faces a "yes" puts right, most first
-    worth = [s.probability * float(faces_put_right(np.float64(s.keep.faces),
-                                                   np.float64(s.other.faces)))
-             for s in before]
+    # (each face counted by how much a user cares about it, at most one: see
+    # test_faces_small_behind_a_photos_subjects_count_for_less)
+    worth = [s.worth for s in before]
     assert worth == sorted(worth, reverse=True)
-    assert all(abs(w - s.worth) < 1e-9 for w, s in zip(worth, before, strict=True))
+    assert all(s.worth <= s.probability * float(faces_put_right(
+        np.float64(s.keep.faces), np.float64(s.other.faces))) + 1e-9 for s in before)
 
     who = _identity(url, alone=False)
     told = next(s for s in before if who.get(str(s.keep.id)) and who.get(str(s.other.id))
@@ -89,6 +93,38 @@ def test_the_pair_page_shows_the_learned_score(served: tuple[ReviewServer, Clien
     page = client.get("/suggestions").text
     shown = re.search(r"score ([0-9.]+)", page)
     assert shown is not None and float(shown[1]) == round(top.probability, 2)
+
+
+def test_faces_small_behind_a_photos_subjects_count_for_less(
+        cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    with open_database(faces_settings).connect() as conn:
+        evidence = load_evidence(conn, "scrfd_sface")
+        ids, prominence = face_prominence(conn, evidence.pack.id)
+        boxes = conn.execute("SELECT id, image_id, least(x2 - x1, y2 - y1) FROM "
+                             "face_detections ORDER BY id").fetchall()
+        ranked = merge_suggestions(conn, evidence, None, 0.0)
+    largest: dict[int, float] = {}
+    for _, image, short in boxes:
+        largest[image] = max(largest.get(image, 0.0), short)
+    assert ids.tolist() == [face for face, _, _ in boxes]
+    assert prominence == pytest.approx([short / largest[image] for _, image, short in boxes],
+                                       rel=1e-5)
+    # the group photos have faces small behind their subjects
+    small = set(ids[prominence < 0.5].tolist())
+    assert small
+    care = dict(zip(ids.tolist(), face_care(prominence).tolist(), strict=True))
+    faces_of = {p.id: evidence.faces.ids[evidence.rows_of(i)].tolist()
+                for i, p in enumerate(evidence.persons)}
+    with_small = [s for s in ranked if small & {*faces_of[s.keep.id], *faces_of[s.other.id]}]
+    assert with_small
+    for s in ranked:  # worth: the probability times the faces put right, each as cared
+        cared = [sum(care[f] for f in faces_of[p.id]) for p in (s.keep, s.other)]
+        assert s.worth == pytest.approx(s.probability * float(faces_put_right(
+            np.float64(cared[0]), np.float64(cared[1]))))
+    assert all(s.worth < s.probability * float(faces_put_right(
+        np.float64(s.keep.faces), np.float64(s.other.faces))) for s in with_small)
 
 
 # --- the pure logic on small arrays ---------------------------------------------------
@@ -138,3 +174,30 @@ def test_a_large_persons_lost_half_comes_before_two_lone_faces_at_equal_odds() -
     ranked = suggest_merges(x, codes, images, SFACE, k=4)
     order = [{m.a, m.b} for m in ranked]
     assert order.index({0, 1}) < order.index({2, 3})
+
+
+def test_strangers_small_behind_the_subjects_of_photos_come_after_the_subjects() -> None:
+    rng = np.random.default_rng(7)
+    centres = _unit(rng.standard_normal((4, 64)))
+
+    def person(c: int, n: int) -> np.ndarray:
+        return _unit(np.repeat(centres[c:c + 1], n, axis=0) + 0.1 * rng.standard_normal((n, 64)))
+
+    # persons 0+1: one person's two halves of 3 faces, each the subject of its photo;
+    # persons 2+3: one stranger's two halves of 4 faces, small behind others' subjects
+    x = np.concatenate([person(0, 3), person(0, 3), person(1, 4), person(1, 4),
+                        person(2, 5), person(3, 5)])
+    codes = np.repeat(np.arange(6), [3, 3, 4, 4, 5, 5])
+    images = np.arange(len(x))
+    prominence = np.r_[np.ones(6), np.full(8, 0.2), np.ones(10)]
+    even = PairOdds(0.0, (0.0, 0.0, 0.0))
+    plain = [{m.a, m.b} for m in suggest_merges(x, codes, images, SFACE, odds=even, k=4)]
+    assert plain.index({2, 3}) < plain.index({0, 1})  # by faces alone: the larger first
+    cared = suggest_merges(x, codes, images, SFACE, odds=even, k=4,
+                           care=face_care(prominence))
+    order = [{m.a, m.b} for m in cared]
+    assert order.index({0, 1}) < order.index({2, 3})  # the subjects come first
+    assert {2, 3} in order  # later, never hidden
+    # a face counts by its area against its photo's largest face
+    assert face_care(np.array([1.0, 0.8, 0.25])).tolist() == pytest.approx([1.0, 0.64,
+                                                                            0.0625])

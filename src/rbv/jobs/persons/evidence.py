@@ -17,7 +17,7 @@ from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Method
 from rbv.cluster.pair_odds import ODDS_VERSION, PRIOR, PairOdds
 from rbv.cluster.person_split import SplitTest, linked_units, split_test
-from rbv.cluster.suggestions import FaceFit, least_typical_first, suggest_merges
+from rbv.cluster.suggestions import FaceFit, face_care, least_typical_first, suggest_merges
 from rbv.jobs.grouping.cluster import estimate_impostor
 from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import load_faces
@@ -25,7 +25,7 @@ from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import PersonRow, list_persons, pack_of
-from rbv.store.queries.review import person_conflicts, review_answers
+from rbv.store.queries.review import face_prominence, person_conflicts, review_answers
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,8 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
     ranked = suggest_merges(evidence.faces.embeddings, evidence.codes,
                             evidence.faces.image_ids, evidence.model,
                             odds=learned_odds(conn, evidence.pack.id), forbidden=forbidden,
-                            k=k, limit=limit, min_probability=min_score)
+                            k=k, limit=limit, min_probability=min_score,
+                            care=face_care(_prominence(conn, evidence)))
     out: list[Suggestion] = []
     for m in ranked:
         rank = len(out) + 1
@@ -193,6 +194,14 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
         out.append(Suggestion(rank, a, b, m.probability, m.log10_chance, why, (fa, fb),
                               m.features, m.worth))
     return out
+
+
+def _prominence(conn: psycopg.Connection, evidence: PersonEvidence) -> np.ndarray:
+    """Per face row of ``evidence``: its short edge over its photo's largest face's."""
+    ids, prominence = face_prominence(conn, evidence.pack.id)
+    at = np.minimum(np.searchsorted(ids, evidence.faces.ids), max(len(ids) - 1, 0))
+    found = ids[at] == evidence.faces.ids if len(ids) else np.zeros(len(at), bool)
+    return np.where(found, prominence[at] if len(ids) else 1.0, 1.0)
 
 
 def faces_least_typical_first(evidence: PersonEvidence, index: int

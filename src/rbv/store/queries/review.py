@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import numpy as np
 import psycopg
+from numpy.typing import NDArray
 
 
 def person_conflicts(conn: psycopg.Connection, pack_id: int
@@ -77,3 +79,20 @@ def review_answers(conn: psycopg.Connection, pack_id: int, version: int
         (pack_id, str(version)),
     ).fetchall()
     return [[float(v) for v in answer] for (answers,) in rows for answer in answers or []]
+
+
+def face_prominence(conn: psycopg.Connection, pack_id: int
+                    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Per face of the pack (ids ascending): its short edge over that of the largest
+    face the pack found in its photo (1 for a photo's largest face; 1 when no size is
+    known)."""
+    rows = conn.execute(
+        """
+        SELECT f.id, coalesce(f.face_short / nullif(max(f.face_short)
+                                  OVER (PARTITION BY f.image_id), 0), 1)
+        FROM face_detections f WHERE f.pack_id = %s ORDER BY f.id
+        """,
+        (pack_id,),
+    ).fetchall()
+    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+    return ids, np.fromiter((r[1] for r in rows), np.float64, len(rows))
