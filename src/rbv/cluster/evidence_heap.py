@@ -45,6 +45,12 @@ class HeapMerger:
         self.count = count
         self.crowd = np.zeros(m) if crowd is None else np.array(crowd, np.float64)
         self.cohesion = np.einsum("ij,ij->i", self.sums, self.sums) / self.count ** 2
+        # Per node, the terms of z that depend on it alone (crowding per face, σ²·
+        # cohesion), kept up to date by _merge: the same products, computed once.
+        self.rate = self.crowd / self.count
+        self.sigma2 = model.sigma ** 2
+        self.tau2 = model.tau ** 2
+        self.spread = self.sigma2 * self.cohesion
         self.anchored = anchored.copy()
         self.pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
         # Cluster nodes that may never join: cannot-links between their faces.
@@ -61,11 +67,12 @@ class HeapMerger:
         self._mark = np.zeros(m, bool)  # scratch: the clusters a cluster may not join
 
     def _z(self, u: int, vs: NDArray[np.int64]) -> NDArray[np.float64]:
+        # The operations (and their order) of evidence_merge's z, so both loops round
+        # alike; only what depends on one node alone is cached (rate, spread).
         mean = (self.sums[vs] @ self.sums[u]) / (self.count[vs] * self.count[u])
-        mu = self.model.mu + 0.5 * (self.crowd[u] / self.count[u]
-                                    + self.crowd[vs] / self.count[vs])
-        spread = self.model.sigma ** 2 * self.cohesion[vs] * self.cohesion[u] + self.model.tau ** 2
-        return np.asarray((mean - mu) / np.sqrt(spread), np.float64)
+        mu = self.model.mu + 0.5 * (self.rate[u] + self.rate[vs])
+        spread = self.spread[vs] * self.cohesion[u] + self.tau2
+        return (mean - mu) / np.sqrt(spread)
 
     def link(self) -> None:
         """Merge greedily, the highest z first, while z ≥ z_min. The heap holds one
@@ -150,6 +157,8 @@ class HeapMerger:
         self.count[u] += self.count[v]
         self.crowd[u] += self.crowd[v]
         self.cohesion[u] = float(self.sums[u] @ self.sums[u]) / self.count[u] ** 2
+        self.rate[u] = self.crowd[u] / self.count[u]
+        self.spread[u] = self.sigma2 * self.cohesion[u]
         self.anchored[u] |= self.anchored[v]
         for w in self.blocked[v]:
             self.blocked[w].discard(v)
