@@ -231,6 +231,14 @@ def main() -> None:
         scratch = tempfile.mkdtemp(prefix="rbv-bench-")
         # Registered before the server starts, so it runs after the server is stopped.
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    if args.database is None:
+        # rbv sizes the embedded server's buffer cache from its second start on (see
+        # rbv.store.server.embedded.shared_buffers_mb): the first start, as a user's first
+        # command, in a child whose server stops with it.
+        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                        "from rbv.config import Settings; from rbv.store import open_database; "
+                        "open_database(Settings(data_dir=Path(sys.argv[1]), server_linger_s=0), "
+                        "require_schema=False)", scratch], check=True)
     settings = Settings(database_url=args.database, data_dir=Path(scratch))
     db = open_database(settings, require_schema=False)
     apply_pending(db)
@@ -261,8 +269,11 @@ def main() -> None:
         pack = register_pack(conn, name, files, args.dim)
     load(0, args.faces, pack.id)
     load_s = time.perf_counter() - t
-    print(f"{args.faces:,} faces × {args.dim}-d on {db.display}, method {args.method}: "
-          f"load {load_s:.1f} s", flush=True)
+    with db.connect() as conn:
+        buffers = conn.execute("SHOW shared_buffers").fetchone()
+    print(f"{args.faces:,} faces × {args.dim}-d on {db.display} (shared_buffers "
+          f"{buffers[0] if buffers else '?'}), method {args.method}: load {load_s:.1f} s",
+          flush=True)
 
     # A full run never searches the HNSW index (it reads every vector), so the index is
     # built after it here; that gives the big figures sooner.

@@ -247,6 +247,41 @@ def test_embedded_database_is_created_and_shared_by_concurrent_processes(tmp_pat
     assert re.search(r"0001_init\.sql\s+applied", out)
 
 
+def test_embedded_server_sizes_its_buffer_cache_from_the_next_start(tmp_path: Path) -> None:
+    """Issue 33: PostgreSQL's default 128 MB cache held no pack's HNSW index past ~50k
+    faces × 512-d, so each search of ``rbv cluster`` copied its pages in again. The
+    embedded server gets 1/8 of the memory (128 MB to 4 GB) from its next start, and a
+    value the user set with ALTER SYSTEM stays."""
+    from rbv.store.server.embedded import shared_buffers_mb
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
+    env["RBV_DATA_DIR"] = str(tmp_path / "rbv")
+    env["RBV_SERVER_LINGER"] = "0"
+    connect = ("import os; from rbv.config import Settings; from rbv.store import "
+               "open_database; c = open_database(Settings.from_env(os.environ), "
+               "require_schema=False)"
+               ".connect(autocommit=True); ")
+
+    def run(code: str) -> str:
+        done = subprocess.run([sys.executable, "-c", connect + code], env=env, text=True,
+                              capture_output=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        # The last process out stopped the server: the next one starts it again.
+        assert _until(lambda: not (tmp_path / "rbv" / "pg" / "postmaster.pid").exists())
+        return done.stdout.strip()
+
+    def buffers_mb() -> int:
+        return int(run("print(c.execute(\"SELECT setting::bigint * 8 / 1024 FROM "
+                       "pg_settings WHERE name = 'shared_buffers'\").fetchone()[0])"))
+
+    assert buffers_mb() == 128  # the first start: initdb's default
+    assert buffers_mb() == shared_buffers_mb() > 128
+    assert shared_buffers_mb(2 << 30) == 256 and shared_buffers_mb(512 << 20) == 128
+    assert shared_buffers_mb(256 << 30) == 4096
+    run("c.execute(\"ALTER SYSTEM SET shared_buffers = '160MB'\")")  # the user's own
+    assert buffers_mb() == 160
+
+
 def _postmaster(pgdata: Path) -> int | None:
     try:
         return int((pgdata / "postmaster.pid").read_text().split()[0])

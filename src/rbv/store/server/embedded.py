@@ -22,6 +22,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -274,11 +275,32 @@ def _hand_over(pgdata: Path, linger_s: float) -> bool:
     return True
 
 
+SHARED_BUFFERS_SHARE = 8
+"""The embedded server's buffer cache is this fraction of the machine's memory
+(:func:`shared_buffers_mb`)."""
+SHARED_BUFFERS_MAX_MB = 4096
+SHARED_BUFFERS_MIN_MB = 128  # PostgreSQL's default
+
+
+def shared_buffers_mb(total_bytes: int | None = None) -> int:
+    """The embedded server's ``shared_buffers``: 1/8 of the memory, 128 MB to 4 GB.
+
+    A pack's HNSW index is searched once per new face by ``rbv cluster``; at 512-d it
+    is 263 MB per 100k faces, so with PostgreSQL's default 128 MB every search copied
+    ~230 pages in from the OS cache: 1.5 ms a search at 100k faces, 0.8 ms once the
+    index stays in the server's own cache (6.6 ms at 1M faces under load). Only the
+    pages used are resident."""
+    total = psutil.virtual_memory().total if total_bytes is None else total_bytes
+    return max(SHARED_BUFFERS_MIN_MB,
+               min(SHARED_BUFFERS_MAX_MB, (total >> 20) // SHARED_BUFFERS_SHARE))
+
+
 def _ensure_database(admin_url: str) -> None:
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        _size_buffers(conn)
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
         ).fetchone()
@@ -299,3 +321,14 @@ def bundled_psql() -> Path | None:
         return None
     path = Path(POSTGRES_BIN_PATH) / "psql"
     return path if path.exists() else None
+
+
+def _size_buffers(conn: Any) -> None:
+    """Set the server's ``shared_buffers`` (:func:`shared_buffers_mb`) in its
+    ``postgresql.auto.conf`` unless it is set there already (by rbv, or by the user's
+    own ``ALTER SYSTEM``, which stays): it applies from the server's next start, the
+    one after the last rbv process (and the linger) has left."""
+    row = conn.execute("SELECT 1 FROM pg_file_settings WHERE name = 'shared_buffers' "
+                       "AND sourcefile LIKE '%postgresql.auto.conf'").fetchone()
+    if row is None:
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers_mb()}MB'")
