@@ -13,11 +13,11 @@ import pytest
 
 from rbv.cluster.calibrations import KNOWN_RECOGNIZERS, resolve_setting
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
-from rbv.cluster.evidence import ImpostorModel, evidence_linkage
+from rbv.cluster.evidence import ImpostorModel, evidence_linkage, random_pair_similarities
 from rbv.cluster.evidence_heap import heap_merger_roots
 from rbv.cluster.evidence_merge import merge_greedily
 from rbv.cluster.evidence_nodes import Nodes
-from rbv.cluster.knn import build_knn_graph
+from rbv.cluster.knn import build_knn_graph, normalize
 from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.errors import ConfigError
@@ -303,3 +303,26 @@ def test_stats_checks_the_setting_against_faces_that_share_a_photo(
     assert check["above_merge_bar"] <= 1
     text = run_cli(cli, "-d", str(faces_settings.database_url), "stats")
     assert "Faces sharing a photo (different people)" in text.output
+
+
+def test_random_pair_similarities_hold_a_block_of_rows_not_every_pair() -> None:
+    """Issue 33: the impostor estimate of a first full run gathered both rows of all
+    200k random pairs at once (2 × 400 MB at 512-d: that run's peak memory). In blocks
+    it holds a few MB, and every similarity is the one the whole gather gave."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    x = normalize(rng.normal(size=(20_000, 512)))
+    images = np.arange(len(x)) // 2  # pairs of faces share a photo: never a pair
+    tracemalloc.start()
+    got = random_pair_similarities(x, images)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    pick = np.random.default_rng(0)
+    i, j = pick.integers(0, len(x), 200_000), pick.integers(0, len(x), 200_000)
+    keep = (i != j) & (images[i] != images[j])
+    u = normalize(x)  # as the function does
+    want = np.einsum("ij,ij->i", u[i[keep]], u[j[keep]])
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert peak < 100 * 2**20, f"{peak / 2**20:.0f} MB"
+
