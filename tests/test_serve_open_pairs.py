@@ -1,0 +1,65 @@
+"""The review queue's open pairs (``rbv.serve.queue._Open``): an answer drops the pairs it
+settled by looking at its persons' pairs alone, and the page's next prompt, a person's
+pairs and the count left are what a pass over the whole ranking would give (pure logic:
+the queue's HTTP behaviour is tested in test_serve.py and test_serve_grid.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rbv.jobs.persons.evidence import Suggestion
+from rbv.serve.queue import _Open, _Waiting
+from rbv.store.queries.persons import PersonRow
+
+PERSONS = [PersonRow(uuid.UUID(int=i + 1), "p", None, 1, 1, False, "cluster")
+           for i in range(6)]
+PAIRS = [(a, b) for a in range(6) for b in range(6) if a != b]
+
+# an answer: accept (other's pairs), dismiss (the pair), grid (keep with shown, merged)
+answers = st.tuples(st.sampled_from(["accept", "dismiss", "grid", "skip"]),
+                    st.sampled_from(PAIRS), st.sets(st.integers(0, 5), max_size=3))
+
+
+@given(st.lists(st.sampled_from(PAIRS), max_size=20, unique_by=lambda p: frozenset(p)),
+       st.lists(answers, max_size=8))
+def test_open_pairs_are_the_ranking_less_what_answers_settled(
+        ranked: list[tuple[int, int]], script: list[tuple[str, tuple[int, int], set[int]]]
+        ) -> None:
+    made = [Suggestion(r, PERSONS[a], PERSONS[b], 0.5, 0.0, "", (a, b))
+            for r, (a, b) in enumerate(ranked)]
+    pairs, reference = _Open(made), list(made)
+    skipped: set[frozenset[uuid.UUID]] = set()
+    for kind, (a, b), shown in script:
+        one, two = PERSONS[a].id.int, PERSONS[b].id.int
+        if kind == "skip":
+            skipped.add(frozenset((PERSONS[a].id, PERSONS[b].id)))
+            continue
+        if kind == "accept":
+            persons, settled = {two}, (lambda t, o=two: o in (t.keep.id.int, t.other.id.int))
+        elif kind == "dismiss":
+            persons, settled = {one}, (lambda t, p=(one, two): (t.keep.id.int,
+                                                                t.other.id.int) == p)
+        else:
+            shown_ints = {PERSONS[s].id.int for s in shown}
+            same = set(list(shown_ints)[:1])
+
+            def settled(t: Suggestion, k: int = one, shown_ints: set[int] = shown_ints,
+                        same: set[int] = same) -> bool:
+                x, y = t.keep.id.int, t.other.id.int
+                return ((x == k and y in shown_ints) or (y == k and x in shown_ints)
+                        or x in same or y in same)
+            persons = {one} | same
+        pairs.drop(persons, settled)
+        reference = [s for s in reference if not settled(s)]
+
+        waiting = _Waiting(pairs, skipped)
+        asked = [s for s in reference if frozenset((s.keep.id, s.other.id)) not in skipped]
+        assert list(pairs) == reference and pairs.left == len(reference)
+        assert waiting.first() == (asked[0] if asked else None)
+        assert len(waiting) == len(asked)
+        for p in PERSONS:
+            assert waiting.of(p.id.int) == [s for s in asked
+                                            if p.id in (s.keep.id, s.other.id)]
