@@ -63,3 +63,14 @@ def test_open_pairs_are_the_ranking_less_what_answers_settled(
         for p in PERSONS:
             assert waiting.of(p.id.int) == [s for s in asked
                                             if p.id in (s.keep.id, s.other.id)]
+
+
+def test_the_kept_ranking_is_written_a_piece_at_a_time_as_one_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from rbv.serve.queue import _write_json
+
+    for kept in ({"version": 4, "persons": [], "suggestions": [[n, "x", None, [0.5]]
+                                                              for n in range(2_345)]}, {}):
+        _write_json(tmp_path / "kept.json", kept, piece=1_000)
+        assert json.loads((tmp_path / "kept.json").read_text()) == kept
