@@ -74,3 +74,52 @@ def test_the_kept_ranking_is_written_a_piece_at_a_time_as_one_json(tmp_path) -> 
                                                               for n in range(2_345)]}, {}):
         _write_json(tmp_path / "kept.json", kept, piece=1_000)
         assert json.loads((tmp_path / "kept.json").read_text()) == kept
+
+
+def test_a_ranking_read_before_an_answer_never_shows_or_keeps_what_it_settled(  # type: ignore[no-untyped-def]
+        cli, faces_settings, tmp_path, monkeypatch) -> None:
+    """A fresh ranking that read the library before the user's latest answer drops the
+    pair that answer settled, in the page and in the ranking kept for the next start.
+    The ranking, made, is held behind an event the test opens: no timing."""
+    import threading
+
+    from rbv.serve import queue as queue_module
+    from rbv.serve.queue import SuggestionQueue
+    from rbv.store import open_database
+    from tests.conftest import run_cli
+
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    db = open_database(faces_settings)
+    kept = tmp_path / "suggestions.json"
+    queue = SuggestionQueue(db, None, kept)
+    queue.warm().join()
+    first = queue.next()
+    assert first is not None
+    queue.dismiss(first.suggestion.keep.id, first.suggestion.other.id)  # learn: re-rank
+
+    ranked, go = threading.Event(), threading.Event()
+
+    class Held(_Open):  # the ranking made, before it is put in place
+        def __init__(self, suggestions: list[Suggestion]) -> None:
+            if threading.current_thread() is not threading.main_thread():
+                ranked.set()
+                go.wait(600)
+            super().__init__(suggestions)
+
+    monkeypatch.setattr(queue_module, "_Open", Held)
+    second = queue.next()  # starts the ranking that learns from the first answer
+    assert second is not None and ranked.wait(600)
+    settled = (second.suggestion.keep.id, second.suggestion.other.id)
+    queue.dismiss(*settled)  # after that ranking read the library
+    go.set()
+    queue.warm().join()
+    monkeypatch.setattr(queue_module, "_Open", _Open)
+
+    def shown(q: SuggestionQueue) -> set[tuple[object, object]]:
+        ranking, fresh = q._current(wait=False)
+        assert ranking is not None and fresh
+        return {(s.keep.id, s.other.id) for s in ranking.suggestions}
+
+    assert settled not in shown(queue)
+    assert settled not in shown(SuggestionQueue(db, None, kept))  # the kept one, restarted

@@ -110,7 +110,7 @@ class _Open:
     in Python, took longer than the rest of the answer)."""
 
     def __init__(self, suggestions: list[Suggestion]) -> None:
-        self.made = suggestions  # as ranked (what the cache keeps)
+        self.made = suggestions  # as ranked
         self._gone = bytearray(len(suggestions))
         self.left = len(suggestions)
         self._first = 0  # no open pair before this position
@@ -193,7 +193,7 @@ class SuggestionQueue:
         self._ranking = _load(cache, self._library) if cache is not None else None
         # This queue's own answers while its ranking was current: the newest edit after
         # each, and which pairs it settled (a ranking read before them drops those).
-        self._answers: list[tuple[int, Callable[[Suggestion], bool]]] = []
+        self._answers: list[tuple[int, set[int], Callable[[Suggestion], bool]]] = []
         self._relearn = False  # answers given since the last ranking began
         self._first = threading.Event()  # a ranking came (or failed) since the start
         self._writing = threading.Lock()  # held while the cache file is written
@@ -212,6 +212,7 @@ class SuggestionQueue:
             ranked = [s for s in merge_suggestions(conn, evidence, None, self.min_score)
                       if _pair(s) not in conflicted]
         covered = None if evidence.complete else len(evidence.persons)
+        opened = _Open(ranked)  # (its index made before the lock an answer waits on)
         with self._lock, self.db.connect() as conn:
             now = library_stamp(conn)
             kept = self._ranking
@@ -220,12 +221,12 @@ class SuggestionQueue:
             if kept is not None and kept.stamp == now != stamp:
                 # Kept current since this ranking read the library: only this queue's
                 # answers came between, and they settle here what they settled there.
-                later = [gone for edit, gone in self._answers if edit > stamp[0]]
-                ranked = [s for s in ranked if not any(gone(s) for gone in later)]
+                for edit, persons, gone in self._answers:
+                    if edit > stamp[0]:
+                        opened.drop(persons, gone)
                 stamp = now
-            self._answers = [(edit, gone) for edit, gone in self._answers
-                             if edit > stamp[0]]
-            self._ranking = _Ranking(evidence.pack.id, stamp, _Open(ranked), covered)
+            self._answers = [answer for answer in self._answers if answer[0] > stamp[0]]
+            self._ranking = _Ranking(evidence.pack.id, stamp, opened, covered)
         self._write()  # in the ranking's own thread: kept once the ranking is made
         return covered is None
 
@@ -287,16 +288,16 @@ class SuggestionQueue:
                 self._ranking.pairs.drop(persons, gone)
                 self._ranking = replace(self._ranking, stamp=stamp)
                 if was_fresh:
-                    self._answers.append((stamp[0], gone))
+                    self._answers.append((stamp[0], persons, gone))
             self._relearn = True
 
     def _write(self) -> None:
         """Keep the ranking for the next start (rewritten whole: never half a file), one
-        writer at a time, so a newer ranking is never overwritten by an older one. Only
-        a ranking made is written, in its own thread, never an answer's change to it (at
-        100,000 faces some 70,000 pairs, a second or more of holding the interpreter):
-        a server stopped before the next ranking finds the kept one older than the
-        answers, and shows it less the pairs they settled while it ranks afresh."""
+        writer at a time, so a newer ranking is never overwritten by an older one. A
+        ranking is written once made, in its own thread (its pairs still open then),
+        never after each answer (at 100,000 faces some 70,000 pairs): a server stopped
+        before the next ranking finds the kept one older than the answers, and shows it
+        less the pairs they settled while it ranks afresh."""
         if self.cache is None:
             return
         with self._writing:
@@ -306,7 +307,7 @@ class SuggestionQueue:
                 return  # a first ranking is never kept
             tmp = self.cache.with_name(
                 f".{self.cache.name}.{os.getpid()}.{threading.get_ident()}")
-            _write_json(tmp, _as_kept(self._library, ranking, ranking.pairs.made))
+            _write_json(tmp, _as_kept(self._library, ranking, list(ranking.pairs)))
             os.replace(tmp, self.cache)
 
     # --- what the page shows -----------------------------------------------------------
