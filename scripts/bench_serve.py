@@ -209,6 +209,8 @@ def main() -> None:
             if server is not None:
                 server.shutdown()
                 server.server_close()
+                if server.queue._ranker is not None:  # its ranking ends with it (untimed)
+                    server.queue._ranker.join()
             if "never" in when:
                 (cache / "suggestions.json").unlink(missing_ok=True)
             t0 = time.perf_counter()
@@ -325,18 +327,19 @@ def main() -> None:
         print(line)
     p50, p95 = _times(lambda: post("undo", {"count": 1}), min(args.repeat, 10))
     print(f"{'undo the last edit':34} {p50 * 1000:8.1f} {p95 * 1000:8.1f}")
-    # Take one face out ("not this person"), undone after each timing (not timed).
+    # Take one face out ("not this person"), undone after each timing (not timed); of a
+    # person still there (the answers above may have merged ``mid`` into another).
     with db.connect() as conn:
-        face = int(conn.execute("SELECT min(id) FROM face_detections WHERE person_id = %s",
-                                (mid,)).fetchone()[0])
+        face, owner = conn.execute("SELECT id, person_id::text FROM face_detections "
+                                   "WHERE person_id IS NOT NULL ORDER BY id LIMIT 1").fetchone()
     out, direct_out = [], []
     for _ in range(args.repeat):
         t = time.perf_counter()
-        post("reject", {"person": mid, "faces": [face]})
+        post("reject", {"person": owner, "faces": [face]})
         out.append(time.perf_counter() - t)
         edit_log.undo(db, 1)
         t = time.perf_counter()
-        editing.reject(db, mid, [face])
+        editing.reject(db, owner, [face])
         direct_out.append(time.perf_counter() - t)
         edit_log.undo(db, 1)
     out.sort()

@@ -26,12 +26,13 @@ the whole one replaces it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -103,12 +104,79 @@ class Grid:
     left: int  # suggestions still waiting, these included
 
 
+class _Open:
+    """A ranking's pairs still open, found by person: an answer drops the pairs it
+    settled by looking at its persons' pairs alone, and the next prompt is the first pair
+    not dropped (at 100,000 faces some 70,000 pairs: a pass over them all per request,
+    in Python, took longer than the rest of the answer)."""
+
+    def __init__(self, suggestions: list[Suggestion]) -> None:
+        self.made = suggestions  # as ranked
+        self._gone = bytearray(len(suggestions))
+        self.left = len(suggestions)
+        self._first = 0  # no open pair before this position
+        # ints: a UUID's == and hash are Python code, and this is every pair
+        self._of: dict[int, list[int]] = {}
+        for at, sg in enumerate(suggestions):
+            self._of.setdefault(sg.keep.id.int, []).append(at)
+            self._of.setdefault(sg.other.id.int, []).append(at)
+
+    def __iter__(self) -> Iterator[Suggestion]:
+        """The open pairs, strongest first."""
+        gone, made = self._gone, self.made
+        return (made[at] for at in range(self._first, len(made)) if not gone[at])
+
+    def of(self, person: int) -> list[Suggestion]:
+        """The open pairs of ``person`` (its UUID's int), strongest first."""
+        return [self.made[at] for at in self._of.get(person, ()) if not self._gone[at]]
+
+    def drop(self, persons: set[int], settled: Callable[[Suggestion], bool]) -> None:
+        """Drop the open pairs ``settled`` says an answer settled, all of them pairs of
+        ``persons``."""
+        for person in persons:
+            for at in self._of.get(person, ()):
+                if not self._gone[at] and settled(self.made[at]):
+                    self._gone[at] = 1
+                    self.left -= 1
+        while self._first < len(self.made) and self._gone[self._first]:
+            self._first += 1
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """The pairs still to ask about: a ranking's open pairs less those skipped."""
+
+    pairs: _Open
+    skipped: set[frozenset[uuid.UUID]]
+
+    def _asked(self, s: Suggestion) -> bool:
+        return not self.skipped or frozenset((s.keep.id, s.other.id)) not in self.skipped
+
+    def first(self) -> Suggestion | None:
+        return next((s for s in self.pairs if self._asked(s)), None)
+
+    def of(self, person: int) -> list[Suggestion]:
+        """``person``'s (its UUID's int), strongest first."""
+        return [s for s in self.pairs.of(person) if self._asked(s)]
+
+    def __len__(self) -> int:
+        skipped = sum(1 for pair in self.skipped for one, two in [tuple(pair)]
+                      if any(two.int in (s.keep.id.int, s.other.id.int)
+                             for s in self.pairs.of(one.int)))
+        return self.pairs.left - skipped
+
+
 @dataclass(frozen=True)
 class _Ranking:
     pack: int
     stamp: tuple[int, int]  # the library as it was ranked (library_stamp)
-    suggestions: list[Suggestion]
+    pairs: _Open
     covered: int | None = None  # a first ranking: of the persons with most faces, so many
+
+    @property
+    def suggestions(self) -> list[Suggestion]:
+        """The open pairs, strongest first."""
+        return list(self.pairs)
 
 
 class SuggestionQueue:
@@ -126,7 +194,7 @@ class SuggestionQueue:
         self._ranking = _load(cache, self._library) if cache is not None else None
         # This queue's own answers while its ranking was current: the newest edit after
         # each, and which pairs it settled (a ranking read before them drops those).
-        self._answers: list[tuple[int, Callable[[Suggestion], bool]]] = []
+        self._answers: list[tuple[int, set[int], Callable[[Suggestion], bool]]] = []
         self._relearn = False  # answers given since the last ranking began
         self._first = threading.Event()  # a ranking came (or failed) since the start
         self._writing = threading.Lock()  # held while the cache file is written
@@ -145,6 +213,7 @@ class SuggestionQueue:
             ranked = [s for s in merge_suggestions(conn, evidence, None, self.min_score)
                       if _pair(s) not in conflicted]
         covered = None if evidence.complete else len(evidence.persons)
+        opened = _Open(ranked)  # (its index made before the lock an answer waits on)
         with self._lock, self.db.connect() as conn:
             now = library_stamp(conn)
             kept = self._ranking
@@ -153,13 +222,17 @@ class SuggestionQueue:
             if kept is not None and kept.stamp == now != stamp:
                 # Kept current since this ranking read the library: only this queue's
                 # answers came between, and they settle here what they settled there.
-                later = [gone for edit, gone in self._answers if edit > stamp[0]]
-                ranked = [s for s in ranked if not any(gone(s) for gone in later)]
+                for edit, persons, gone in self._answers:
+                    if edit > stamp[0]:
+                        opened.drop(persons, gone)
                 stamp = now
-            self._answers = [(edit, gone) for edit, gone in self._answers
-                             if edit > stamp[0]]
-            self._ranking = _Ranking(evidence.pack.id, stamp, ranked, covered)
+            self._answers = [answer for answer in self._answers if answer[0] > stamp[0]]
+            self._ranking = _Ranking(evidence.pack.id, stamp, opened, covered)
         self._write()  # in the ranking's own thread: kept once the ranking is made
+        # The ranking's objects (some 70,000 pairs at 100,000 faces) are left out of the
+        # collector's full passes, which stop every thread: 80-330 ms each while answers
+        # come, 5-80 ms without them (old rankings are still freed: they hold no cycles).
+        gc.freeze()
         return covered is None
 
     def warm(self) -> threading.Thread:
@@ -207,28 +280,29 @@ class SuggestionQueue:
             return self._current(wait=False)
         return ranking, False
 
-    def _forget(self, gone: Callable[[Suggestion], bool], was_fresh: bool) -> None:
+    def _forget(self, persons: set[int], gone: Callable[[Suggestion], bool],
+                was_fresh: bool) -> None:
         """After this queue's own answer: drop the pairs it settled, and keep the rest of
         the ranking until a fresh one, which learns from the answer (and in which a
         merged person is matched by all its faces), is made in the background from the
-        next request on. A ranking that was stale before the answer stays stale."""
+        next request on. A ranking that was stale before the answer stays stale. The
+        pairs ``gone`` settles are all pairs of ``persons`` (UUIDs' ints)."""
         with self._lock, self.db.connect() as conn:
             if self._ranking is not None:
                 stamp = library_stamp(conn) if was_fresh else self._ranking.stamp
-                self._ranking = replace(
-                    self._ranking, stamp=stamp,
-                    suggestions=[s for s in self._ranking.suggestions if not gone(s)])
+                self._ranking.pairs.drop(persons, gone)
+                self._ranking = replace(self._ranking, stamp=stamp)
                 if was_fresh:
-                    self._answers.append((stamp[0], gone))
+                    self._answers.append((stamp[0], persons, gone))
             self._relearn = True
 
     def _write(self) -> None:
         """Keep the ranking for the next start (rewritten whole: never half a file), one
-        writer at a time, so a newer ranking is never overwritten by an older one. Only
-        a ranking made is written, in its own thread, never an answer's change to it (at
-        100,000 faces some 70,000 pairs, a second or more of holding the interpreter):
-        a server stopped before the next ranking finds the kept one older than the
-        answers, and shows it less the pairs they settled while it ranks afresh."""
+        writer at a time, so a newer ranking is never overwritten by an older one. A
+        ranking is written once made, in its own thread (its pairs still open then),
+        never after each answer (at 100,000 faces some 70,000 pairs): a server stopped
+        before the next ranking finds the kept one older than the answers, and shows it
+        less the pairs they settled while it ranks afresh."""
         if self.cache is None:
             return
         with self._writing:
@@ -238,7 +312,7 @@ class SuggestionQueue:
                 return  # a first ranking is never kept
             tmp = self.cache.with_name(
                 f".{self.cache.name}.{os.getpid()}.{threading.get_ident()}")
-            tmp.write_text(json.dumps(_as_kept(self._library, ranking)))
+            _write_json(tmp, _as_kept(self._library, ranking, list(ranking.pairs)))
             os.replace(tmp, self.cache)
 
     # --- what the page shows -----------------------------------------------------------
@@ -246,9 +320,9 @@ class SuggestionQueue:
         """The strongest suggestion not skipped (or None), and a note when the ranking
         shown is older than the latest changes or not made yet."""
         waiting, note, fresh = self._waiting()
-        if not waiting:
+        s = waiting.first()
+        if s is None:
             return None, note
-        s = waiting[0]
         with self.db.connect() as conn:
             if not fresh:
                 s = _refreshed(conn, s)
@@ -261,20 +335,19 @@ class SuggestionQueue:
     def next(self) -> Pair | None:
         return self.next_or_waiting()[0]
 
-    def _waiting(self) -> tuple[list[Suggestion], str, bool]:
+    def _waiting(self) -> tuple[_Waiting, str, bool]:
         """The pairs still to ask about, the note on the ranking, and whether it is
         fresh."""
         ranking, fresh = self._current(wait=False)
         if ranking is None and self._first.wait(FIRST_PASS_WAIT_S):
             ranking, fresh = self._current(wait=False)  # the first ranking, just made
         if ranking is None:
-            return [], ("Ranking the merge suggestions (1-5 s at 100,000 faces); "
-                        "this page reloads by itself."), False
-        waiting = [s for s in ranking.suggestions  # (70,000 at 100,000 faces)
-                   if frozenset((s.keep.id, s.other.id)) not in self.skipped] \
-            if self.skipped else ranking.suggestions
-        if not fresh:
-            waiting = self._still_open(ranking.pack, waiting)
+            return _Waiting(_Open([]), set()), (
+                "Ranking the merge suggestions (1-5 s at 100,000 faces); "
+                "this page reloads by itself."), False
+        pairs = ranking.pairs if fresh else _Open(self._still_open(ranking.pack,
+                                                                   list(ranking.pairs)))
+        waiting = _Waiting(pairs, self.skipped)
         if ranking.covered is not None:
             note = (f"Ranking not finished: these are the likeliest among the "
                     f"{ranking.covered:,} persons with the most faces; the whole library "
@@ -288,19 +361,17 @@ class SuggestionQueue:
         """The person of the strongest suggestion not skipped and its ``GRID`` likeliest
         other persons (or None), and a note as :meth:`next_or_waiting`'s."""
         waiting, note, fresh = self._waiting()
-        if not waiting:
+        first = waiting.first()
+        if first is None:
             return None, note
-        anchor = waiting[0].keep
+        anchor = first.keep
         candidates: list[Candidate] = []
-        a = anchor.id.int  # ints: a UUID's == is Python code, and this is every pair
-        for s in waiting:
-            if len(candidates) == GRID:
-                break
-            if a == s.keep.id.int or a == s.other.id.int:
-                mine = s.keep.id.int == a
-                candidates.append(Candidate(s.other if mine else s.keep, s.probability,
-                                            s.best_faces[1] if mine else s.best_faces[0],
-                                            s.best_faces[0] if mine else s.best_faces[1]))
+        a = anchor.id.int
+        for s in waiting.of(a)[:GRID]:
+            mine = s.keep.id.int == a
+            candidates.append(Candidate(s.other if mine else s.keep, s.probability,
+                                        s.best_faces[1] if mine else s.best_faces[0],
+                                        s.best_faces[0] if mine else s.best_faces[1]))
         with self.db.connect() as conn:
             if not fresh:
                 anchor, *rows = _refreshed_rows(conn, [anchor, *(c.person for c in candidates)])
@@ -321,13 +392,12 @@ class SuggestionQueue:
         ranking, fresh = self._current(wait=False)
         asked: dict[uuid.UUID, tuple[Suggestion, tuple[int, int]]] = {}  # as shown
         label = str(keep)[:8]
-        k = keep.int  # ints: a UUID's == is Python code, and this is every pair
-        for s in ranking.suggestions if ranking is not None else []:
-            if k == s.keep.id.int or k == s.other.id.int:
-                mine, other, shown_faces = (s.keep, s.other.id, s.best_faces) \
-                    if s.keep.id == keep else (s.other, s.keep.id, s.best_faces[::-1])
-                asked[other] = (s, shown_faces)
-                label = repr(mine.name) if mine.name else label
+        k = keep.int
+        for s in ranking.pairs.of(k) if ranking is not None else []:
+            mine, other, shown_faces = (s.keep, s.other.id, s.best_faces) \
+                if s.keep.id == keep else (s.other, s.keep.id, s.best_faces[::-1])
+            asked[other] = (s, shown_faces)
+            label = repr(mine.name) if mine.name else label
         missing = [p for p in shown if p not in asked]
         if missing:
             raise ConfigError("those suggestions are no longer current (persons changed "
@@ -343,7 +413,7 @@ class SuggestionQueue:
             return ((one == k and two in shown_ints) or (two == k and one in shown_ints)
                     or one in same_ints or two in same_ints)
 
-        self._forget(settled, fresh)
+        self._forget({k} | same_ints, settled, fresh)
         merged = f"{len(same)} merged into {label}" if same else "none merged"
         return (f"{merged}; {len(shown) - len(same)} marked as other people",
                 done.edit_id)
@@ -361,9 +431,9 @@ class SuggestionQueue:
     # --- actions -----------------------------------------------------------------------
     def _find(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[Suggestion, bool]:
         ranking, fresh = self._current(wait=False)
-        pair = {keep.int, other.int}
-        for s in ranking.suggestions if ranking is not None else []:
-            if s.keep.id.int in pair and s.other.id.int in pair:  # shown either way round
+        o = other.int
+        for s in ranking.pairs.of(keep.int) if ranking is not None else []:
+            if o in (s.keep.id.int, s.other.id.int):  # shown either way round
                 return s, fresh
         raise ConfigError("that suggestion is no longer current (persons changed since); "
                           "look at the next one")
@@ -375,7 +445,7 @@ class SuggestionQueue:
         done = editing.merge(self.db, str(keep), [str(other)],
                              answers=answers_kept([(s, True)]))
         o = other.int
-        self._forget(lambda t: o in (t.keep.id.int, t.other.id.int), fresh)
+        self._forget({o}, lambda t: o in (t.keep.id.int, t.other.id.int), fresh)
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
         return (f"{message}. {done.overrides}" if done.overrides else message), done.edit_id
 
@@ -387,7 +457,7 @@ class SuggestionQueue:
         linked = face_links.link(self.db, list(s.best_faces), same=False,
                                  answers=answers_kept([(s, False)]))
         pair = (keep.int, other.int)
-        self._forget(lambda t: (t.keep.id.int, t.other.id.int) == pair, fresh)
+        self._forget({pair[0]}, lambda t: (t.keep.id.int, t.other.id.int) == pair, fresh)
         return ("Marked as different people; this pair will not be suggested again",
                 linked.edit_id)
 
@@ -413,21 +483,40 @@ def _refreshed(conn: object, s: Suggestion) -> Suggestion:
     return replace(s, keep=keep, other=other, best_faces=faces)
 
 
-def _as_kept(library: str, ranking: _Ranking) -> dict[str, object]:
+def _as_kept(library: str, ranking: _Ranking, suggestions: list[Suggestion]
+             ) -> dict[str, object]:
     """A ranking as the cache keeps it: each person once, each pair a row of plain values
     (70,000 pairs at 100,000 faces: a third of the size, and quick to read back)."""
     persons: dict[uuid.UUID, int] = {}
     rows = []
-    for s in ranking.suggestions:
+    for s in suggestions:
         sides = [persons.setdefault(p.id, len(persons)) for p in (s.keep, s.other)]
         rows.append([s.rank, *sides, s.probability, s.log10_chance, s.why, *s.best_faces,
                      list(s.features), s.worth])
-    every = {p.id: p for s in ranking.suggestions for p in (s.keep, s.other)}
+    every = {p.id: p for s in suggestions for p in (s.keep, s.other)}
     return {"version": CACHE_VERSION, "library": library, "pack": ranking.pack,
             "stamp": list(ranking.stamp),
             "persons": [[str(p), every[p].pack, every[p].name, every[p].faces,
                          every[p].images, every[p].hidden, every[p].source] for p in persons],
             "suggestions": rows}
+
+
+def _write_json(path: Path, kept: dict[str, object], piece: int = 1_000) -> None:
+    """``kept`` as JSON, its lists dumped a piece at a time: one ``json.dumps`` of 70,000
+    pairs holds the interpreter for a second or more, and the page's requests wait on
+    it (answer -> next prompt p95 1.4 s at 100,000 faces)."""
+    with path.open("w") as f:
+        f.write("{")
+        for n, (key, value) in enumerate(kept.items()):
+            f.write(("," if n else "") + json.dumps(key) + ":")
+            if not isinstance(value, list):
+                f.write(json.dumps(value))
+                continue
+            f.write("[")
+            for at in range(0, len(value), piece):
+                f.write(("," if at else "") + json.dumps(value[at:at + piece])[1:-1])
+            f.write("]")
+        f.write("}")
 
 
 def _load(cache: Path, library: str) -> _Ranking | None:
@@ -446,6 +535,6 @@ def _load(cache: Path, library: str) -> _Ranking | None:
             for rank, keep, other, probability, log10_chance, why, fa, fb, features, worth
             in data["suggestions"]]
         return _Ranking(int(data["pack"]), (int(data["stamp"][0]), int(data["stamp"][1])),
-                        suggestions)
+                        _Open(suggestions))
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None

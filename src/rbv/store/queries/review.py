@@ -4,6 +4,7 @@ and the faces to show (box, photo, one path)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,18 +82,22 @@ def review_answers(conn: psycopg.Connection, pack_id: int, version: int
     return [[float(v) for v in answer] for (answers,) in rows for answer in answers or []]
 
 
-def face_prominence(conn: psycopg.Connection, pack_id: int
+def face_prominence(conn: psycopg.Connection, pack_id: int,
+                    faces: Sequence[int] | None = None
                     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Per face of the pack (ids ascending): its short edge over that of the largest
     face the pack found in its photo (1 for a photo's largest face; 1 when no size is
-    known)."""
+    known). Only the faces of the photos of ``faces``, when given."""
     rows = conn.execute(
         """
         SELECT f.id, coalesce(f.face_short / nullif(max(f.face_short)
                                   OVER (PARTITION BY f.image_id), 0), 1)
-        FROM face_detections f WHERE f.pack_id = %s ORDER BY f.id
+        FROM face_detections f WHERE f.pack_id = %(pack)s
+          AND (%(faces)s::bigint[] IS NULL OR f.image_id IN (
+               SELECT image_id FROM face_detections WHERE id = ANY(%(faces)s)))
+        ORDER BY f.id
         """,
-        (pack_id,),
+        {"pack": pack_id, "faces": None if faces is None else list(faces)},
     ).fetchall()
     ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
     return ids, np.fromiter((r[1] for r in rows), np.float64, len(rows))
