@@ -71,10 +71,16 @@ def _load(db, faces: int, persons: int, seed: int = 7) -> int:  # type: ignore[n
             "SELECT md5(%s || g::text) || md5(g::text || %s), 1, 'ok', 4000, 3000 "
             "FROM generate_series(0, %s - 1) g RETURNING id",
             (tag, tag, images)).fetchall()[0][0]
-        # Faces of one photo go to different persons (one face per photo per person).
+        # Faces of one photo are of different people (one face per photo per identity:
+        # the two halves of a split identity never share a photo, or they could never
+        # be suggested; a later face of an identity already in the photo is dropped).
         order = np.argsort(rng.random(faces))
         image_of = np.empty(faces, np.int64)
         image_of[order] = np.arange(faces) // 4
+        _, kept = np.unique(image_of * persons + sizes, return_index=True)
+        kept.sort()
+        faces, sizes, split, vectors, image_of = (
+            len(kept), sizes[kept], split[kept], vectors[kept], image_of[kept])
         insert_faces(conn, (NewFace(int(first + image_of[i]), pack,
                                     (100.0 * (i % 4), 100.0, 100.0 * (i % 4) + 90, 190.0),
                                     None, 0.9, None, vectors[i]) for i in range(faces)))
@@ -88,9 +94,6 @@ def _load(db, faces: int, persons: int, seed: int = 7) -> int:  # type: ignore[n
             "unnest(%s::bigint[], %s::uuid[]) AS t(f, p) WHERE f.id = t.f",
             (face_ids, [ids[p + persons if half else p]
                         for p, half in zip(sizes.tolist(), split.tolist(), strict=True)]))
-        conn.execute("DELETE FROM face_detections a USING face_detections b WHERE "
-                     "a.image_id = b.image_id AND a.person_id = b.person_id AND a.id > b.id "
-                     "AND a.pack_id = %s", (pack,))
         conn.execute("INSERT INTO person_names (person_id, name) SELECT id, 'P' || "
                      "row_number() OVER (ORDER BY id) FROM persons WHERE pack_id = %s "
                      "AND id IN (SELECT person_id FROM face_detections) "

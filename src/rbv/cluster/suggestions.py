@@ -229,9 +229,26 @@ def _best_face_pairs(x: NDArray[np.float32], starts: NDArray[np.int64],
 def _share_a_photo(pairs: NDArray[np.int64], code: NDArray[np.int64],
                    images: NDArray[np.int64], p_count: int) -> NDArray[np.bool_]:
     """Per pair: do the two persons have faces in one photo?"""
+    keys = _mate_keys(code, images, p_count)
+    return np.isin(pairs[:, 0] * p_count + pairs[:, 1], keys)
+
+
+def photo_mates(code: NDArray[np.int64], images: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The person pairs ``(a < b)`` with faces in one photo (``code``: each face's
+    person, ``images``: its photo), each once."""
+    if len(code) == 0:
+        return np.zeros((0, 2), np.int64)
+    p_count = int(code.max()) + 1
+    keys = np.unique(_mate_keys(code, images, p_count))
+    return np.stack([keys // p_count, keys % p_count], axis=1)
+
+
+def _mate_keys(code: NDArray[np.int64], images: NDArray[np.int64], p_count: int
+               ) -> NDArray[np.int64]:
+    """``a * p_count + b`` for persons ``a < b`` in one photo (repeats kept)."""
     seen = np.unique(images * p_count + code)  # (photo, person) once, by photo
     photo, person = seen // p_count, seen % p_count
-    keys: list[NDArray[np.int64]] = []
+    keys: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
     step = 1
     while step < len(seen):  # persons ``step`` apart in one photo's sorted run
         same = photo[step:] == photo[:-step]
@@ -239,9 +256,7 @@ def _share_a_photo(pairs: NDArray[np.int64], code: NDArray[np.int64],
             break
         keys.append(person[:-step][same] * p_count + person[step:][same])
         step += 1
-    if not keys:
-        return np.zeros(len(pairs), bool)
-    return np.isin(pairs[:, 0] * p_count + pairs[:, 1], np.concatenate(keys))
+    return np.concatenate(keys)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ in the background, and the kept one, less the pairs the answer settled, shows me
 this queue's latest answers is brought up to date by dropping the pairs they settled.
 
 On a library never ranked, a first ranking of the persons with the most faces
-(``FIRST_PASS_FACES``) comes before the whole one, so the first prompt does not wait for
-the whole pack (scripts/bench_serve.py); the page says the ranking is not finished until
-the whole one replaces it.
+(``FIRST_PASS_FACES``, a sample of the largest ones' faces) comes before the whole one, so
+the first prompt does not wait for the whole pack (scripts/bench_serve.py); the page says
+the ranking is not finished until the whole one replaces it.
 """
 
 from __future__ import annotations
@@ -54,10 +54,16 @@ from rbv.store.server.connection import Database
 SIDE_FACES = 6
 FIRST_PASS_FACES = 5_000
 """Faces a first ranking reads on a library never ranked: the persons with the most faces
-that hold this many (two persons at least). At 100,000 faces in 5,500 persons on two cores
-at load 11 it took 1.2 s against 11 s for 20,000 faces and 75 s for the whole pack (its
-cost is the products of large persons' faces); pairs of large persons are also the ones an
-answer is most worth (``faces_put_right``)."""
+that hold this many, ``FIRST_PASS_PERSONS`` at least, the largest of them read as a
+repeatable sample of their faces where they hold more (photos shared between them are
+read whole: such persons are never paired). At 100,000 faces in 5,500 persons on two cores
+at load 11 reading the largest persons' 5,000 faces took 1.2 s against 11 s for 20,000
+faces and 75 s for the whole pack (its cost is the products of large persons' faces);
+pairs of large persons are also the ones an answer is most worth (``faces_put_right``)."""
+FIRST_PASS_PERSONS = 25
+"""Persons a first ranking holds at least: a full grid ("which of these are X?" shows
+``GRID`` = 24 others). The two largest persons alone, often a couple or a parent and
+child who share most photos, had no pair to show."""
 FIRST_PASS_WAIT_S = 30.0
 """How long a page waits for that first ranking before it says it is still being made (a
 bound against a stuck database, not a delay: the first ranking takes a fraction of a
@@ -172,6 +178,7 @@ class _Ranking:
     stamp: tuple[int, int]  # the library as it was ranked (library_stamp)
     pairs: _Open
     covered: int | None = None  # a first ranking: of the persons with most faces, so many
+    sampled: bool = False  # a first ranking read a sample of the largest persons' faces
 
     @property
     def suggestions(self) -> list[Suggestion]:
@@ -202,13 +209,14 @@ class SuggestionQueue:
             self._first.set()
 
     # --- ranking ---------------------------------------------------------------------
-    def _rank(self, max_faces: int | None = None) -> bool:
-        """Rank (the persons with the most faces that hold ``max_faces``, when given: a
-        first ranking); whether the ranking covers the whole pack."""
+    def _rank(self, first: bool = False) -> bool:
+        """Rank (the largest persons alone, a sample of their faces, when ``first``:
+        ``FIRST_PASS_FACES``); whether the ranking covers the whole pack."""
         with self.db.connect() as conn:
             stamp = library_stamp(conn)
-            evidence = (load_evidence(conn, self.pack_name) if max_faces is None
-                        else load_evidence(conn, self.pack_name, max_faces=max_faces))
+            evidence = (load_evidence(conn, self.pack_name, first=(
+                FIRST_PASS_FACES, FIRST_PASS_PERSONS)) if first
+                else load_evidence(conn, self.pack_name))
             conflicted = set(person_conflicts(conn, evidence.pack.id))
             ranked = [s for s in merge_suggestions(conn, evidence, None, self.min_score)
                       if _pair(s) not in conflicted]
@@ -227,7 +235,8 @@ class SuggestionQueue:
                         opened.drop(persons, gone)
                 stamp = now
             self._answers = [answer for answer in self._answers if answer[0] > stamp[0]]
-            self._ranking = _Ranking(evidence.pack.id, stamp, opened, covered)
+            self._ranking = _Ranking(evidence.pack.id, stamp, opened, covered,
+                                     evidence.sampled)
         self._write()  # in the ranking's own thread: kept once the ranking is made
         # The ranking's objects (some 70,000 pairs at 100,000 faces) are left out of the
         # collector's full passes, which stop every thread: 80-330 ms each while answers
@@ -247,12 +256,8 @@ class SuggestionQueue:
                 with contextlib.suppress(RbvError):  # shown when the page is asked for
                     whole = False
                     try:
-                        # large persons often share photos (never one person): when the
-                        # first ranking has no pair, once more with four times the faces
-                        for faces in (FIRST_PASS_FACES, 4 * FIRST_PASS_FACES) if first else ():
-                            whole = self._rank(faces)
-                            if whole or (self._ranking and self._ranking.suggestions):
-                                break
+                        if first:
+                            whole = self._rank(first=True)
                     finally:
                         self._first.set()
                     if not whole:
@@ -350,7 +355,9 @@ class SuggestionQueue:
         waiting = _Waiting(pairs, self.skipped)
         if ranking.covered is not None:
             note = (f"Ranking not finished: these are the likeliest among the "
-                    f"{ranking.covered:,} persons with the most faces; the whole library "
+                    f"{ranking.covered:,} persons with the most faces"
+                    f"{' (from a sample of the largest ones’ faces)' if ranking.sampled else ''}"
+                    "; the whole library "
                     "is being ranked (the next prompt comes from it once it is done).")
         else:
             note = "" if fresh else ("Persons changed since these suggestions were "

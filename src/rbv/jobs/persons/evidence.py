@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import shlex
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import psycopg
@@ -17,14 +17,20 @@ from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Method
 from rbv.cluster.pair_odds import ODDS_VERSION, PRIOR, PairOdds
 from rbv.cluster.person_split import SplitTest, linked_units, split_test
-from rbv.cluster.suggestions import FaceFit, face_care, least_typical_first, suggest_merges
+from rbv.cluster.suggestions import (
+    FaceFit,
+    face_care,
+    least_typical_first,
+    photo_mates,
+    suggest_merges,
+)
 from rbv.jobs.grouping.cluster import estimate_impostor
 from rbv.store.pack_faces import PackFaces
-from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.assignments import faces_by_photo, load_faces
 from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow
-from rbv.store.queries.persons import PersonRow, list_persons, pack_of
+from rbv.store.queries.persons import PersonRow, largest_persons, list_persons, pack_of
 from rbv.store.queries.review import face_prominence, person_conflicts, review_answers
 
 
@@ -39,7 +45,10 @@ class PersonEvidence:
     model: ImpostorModel
     model_source: str
     same: np.ndarray  # (k, 2) face rows linked ``same`` inside one person
-    complete: bool = True  # every visible person of the pack (False: ``max_faces`` cut)
+    complete: bool = True  # every visible person and face of the pack (``first``)
+    sampled: bool = False  # some persons' faces are a sample of them (``first``)
+    together: np.ndarray = field(  # (k, 2) person indices sharing a photo (``sampled``)
+        default_factory=lambda: np.zeros((0, 2), np.int64))
 
     def rows_of(self, index: int) -> np.ndarray:
         """Face rows of person ``index`` (grouped once: a site asks for every person)."""
@@ -76,21 +85,35 @@ class PersonEvidence:
 
 def load_evidence(conn: psycopg.Connection, pack_name: str | None,
                   person: uuid.UUID | None = None, *,
-                  largest: int | None = None, max_faces: int | None = None
+                  largest: int | None = None, first: tuple[int, int] | None = None
                   ) -> PersonEvidence:
     """The pack's visible persons and faces (of ``person`` alone, when given: its pack
-    is then the one used; of the ``largest`` persons with the most faces, when given; of
-    as many of those as hold at most ``max_faces`` faces, two at least, when given)."""
+    is then the one used; of the ``largest`` persons with the most faces, when given).
+
+    ``first = (faces, persons)``: a first look at a large pack, reading about ``faces``
+    faces: the persons with the most faces that hold that many, ``persons`` of them at
+    least; where those hold more, each person's faces are a repeatable sample of as many
+    as keeps the total near ``faces`` (the largest persons sampled, small ones whole;
+    ``sampled`` says so). Which persons share a photo is then read from all their faces
+    (``together``)."""
     pack = (pack_row(conn, pack_of(conn, person)) if person is not None
             else find_pack(conn, pack_name))
-    persons = [p for p in list_persons(conn, pack.id, include_hidden=person is not None,
-                                       persons=None if person is None else [person])
-               if p.faces > 0][:largest]
-    every = len(persons)
-    if max_faces is not None:
-        held = np.cumsum([p.faces for p in persons])
-        persons = persons[:max(2, int(np.searchsorted(held, max_faces, side="right")))]
-    faces = load_faces(conn, pack, persons=[p.id for p in persons])
+    together = np.zeros((0, 2), np.int64)
+    sampled = False
+    if first is not None and person is None:
+        budget, at_least = first
+        persons, every = largest_persons(conn, pack.id, budget, at_least)
+        ids, images, owner = faces_by_photo(conn, pack, [p.id for p in persons])
+        together = photo_mates(owner, images)
+        keep = repeatable_sample(ids, owner, budget)
+        sampled = len(keep) < len(ids)
+        faces = load_faces(conn, pack, ids=ids[keep].tolist())
+    else:
+        persons = [p for p in list_persons(conn, pack.id, include_hidden=person is not None,
+                                           persons=None if person is None else [person])
+                   if p.faces > 0][:largest]
+        every = len(persons)
+        faces = load_faces(conn, pack, persons=[p.id for p in persons])
     index = {p.id: i for i, p in enumerate(persons)}
     codes = np.array([index.get(p, -1) if p is not None else -1 for p in faces.person_ids],
                      np.int64)
@@ -103,7 +126,27 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
                      np.int64).reshape(-1, 2)
     return PersonEvidence(pack, persons, faces, codes, setting.impostor,
                           setting.impostor_source, _rows_of_faces(faces.ids, links),
-                          len(persons) == every)
+                          len(persons) == every and not sampled, sampled, together)
+
+
+def repeatable_sample(ids: np.ndarray, owner: np.ndarray, budget: int) -> np.ndarray:
+    """Positions of about ``budget`` of the faces ``ids`` (``owner``: each one's person):
+    every face of a person with at most ``cap`` faces, ``cap`` of a larger one's, with
+    ``cap`` the largest that keeps the total within ``budget`` (one face each at least).
+    Which faces: those whose ids hash lowest, so the same library gives the same sample."""
+    if len(ids) <= budget:
+        return np.arange(len(ids))
+    sizes = np.sort(np.bincount(owner))
+    # the total with cap c is sum(min(size, c)): the largest c within the budget
+    below = np.concatenate([[0], np.cumsum(sizes)])[:-1]  # faces of persons smaller
+    fits = below + sizes * (len(sizes) - np.arange(len(sizes))) <= budget
+    at = int(np.flatnonzero(~fits)[0])  # some person is larger than any cap that fits
+    cap = max(1, (budget - int(below[at])) // (len(sizes) - at))
+    mixed = (ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)
+    order = np.lexsort((mixed, owner))  # by person, then by hash
+    starts = np.searchsorted(owner[order], np.arange(owner.max() + 1))
+    nth = np.arange(len(ids)) - np.repeat(starts, np.diff(np.append(starts, len(ids))))
+    return np.sort(order[nth < cap])
 
 
 def _rows_of_faces(ids: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -176,11 +219,17 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
     forbidden = {(min(index[one], index[two]), max(index[one], index[two]))
                  for one, two in person_conflicts(conn, evidence.pack.id)
                  if one in index and two in index}
+    forbidden.update(map(tuple, evidence.together.tolist()))  # a sample's photos: all of them
+    care = face_care(_prominence(conn, evidence))
+    if evidence.sampled:  # each face read stands for its share of its person's faces
+        read = np.bincount(evidence.codes[evidence.codes >= 0], minlength=len(evidence.persons))
+        whole = np.array([p.faces for p in evidence.persons], np.float64)
+        care = care * np.where(evidence.codes >= 0,
+                               (whole / np.maximum(read, 1))[evidence.codes], 1.0)
     ranked = suggest_merges(evidence.faces.embeddings, evidence.codes,
                             evidence.faces.image_ids, evidence.model,
                             odds=learned_odds(conn, evidence.pack.id), forbidden=forbidden,
-                            k=k, limit=limit, min_probability=min_score,
-                            care=face_care(_prominence(conn, evidence)))
+                            k=k, limit=limit, min_probability=min_score, care=care)
     out: list[Suggestion] = []
     for m in ranked:
         rank = len(out) + 1

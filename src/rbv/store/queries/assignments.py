@@ -31,10 +31,13 @@ class ManualFacts:
 def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool = False,
                person: uuid.UUID | None = None,
                persons: Sequence[uuid.UUID] | None = None,
-               sample: int | None = None) -> PackFaces:
+               sample: int | None = None, ids: Sequence[int] | None = None) -> PackFaces:
     """The pack's faces with embeddings, read with binary COPY: all of them, the
-    unassigned ones, those of one ``person`` or of ``persons``, or a random ``sample``."""
+    unassigned ones, those of one ``person`` or of ``persons``, those of ``ids``, or a
+    random ``sample``."""
     where = sql.SQL("f.pack_id = {}").format(sql.Literal(pack.id))
+    if ids is not None:
+        where += sql.SQL(" AND f.id = ANY({}::bigint[])").format(sql.Literal(list(ids)))
     if unassigned_only:
         where += sql.SQL(" AND f.person_id IS NULL")
     if person is not None:
@@ -66,6 +69,18 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
         for block in copy:
             rows.feed(block)
     return rows.faces()
+
+
+def faces_by_photo(conn: psycopg.Connection, pack: PackRow, persons: Sequence[uuid.UUID]
+                   ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The faces of ``persons`` without their vectors (narrow rows): face ids, photo ids
+    and each face's index into ``persons``."""
+    rows = conn.execute(
+        "SELECT f.id, f.image_id, t.i - 1 FROM face_detections f "
+        "JOIN unnest(%s::uuid[]) WITH ORDINALITY AS t(p, i) ON t.p = f.person_id "
+        "WHERE f.pack_id = %s ORDER BY f.id", ([str(p) for p in persons], pack.id)).fetchall()
+    table = np.array(rows, np.int64).reshape(-1, 3)
+    return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
 
 
 _NIL = uuid.UUID(int=0)

@@ -66,6 +66,29 @@ def list_persons(conn: psycopg.Connection, pack_id: int | None = None, *,
     return [PersonRow(*r) for r in rows]
 
 
+def largest_persons(conn: psycopg.Connection, pack_id: int, faces: int, at_least: int
+                    ) -> tuple[list[PersonRow], int]:
+    """The visible persons of the pack with the most faces that hold ``faces`` faces,
+    ``at_least`` of them at least, as :func:`list_persons` lists them, and how many
+    visible persons with faces the pack has: faces counted alone first (a tenth of the
+    time of counting every person's photos and names at 100,000 faces)."""
+    rows = conn.execute(
+        """
+        WITH c AS (SELECT person_id, count(*) AS n FROM face_detections
+                   WHERE pack_id = %(pack)s AND person_id IS NOT NULL GROUP BY person_id),
+        v AS (SELECT c.person_id, count(*) OVER () AS every,
+                     row_number() OVER w AS nth, sum(c.n) OVER w AS held
+              FROM c JOIN persons p ON p.id = c.person_id
+              WHERE p.merged_into IS NULL AND NOT p.hidden
+              WINDOW w AS (ORDER BY c.n DESC, c.person_id))
+        SELECT person_id, every FROM v WHERE nth <= %(least)s OR held <= %(faces)s
+        ORDER BY nth
+        """, {"pack": pack_id, "faces": faces, "least": at_least}).fetchall()
+    if not rows:
+        return [], 0
+    return list_persons(conn, pack_id, persons=[r[0] for r in rows]), int(rows[0][1])
+
+
 def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
     """A person by uuid, unique uuid prefix (≥ 4 characters), name (any case, ``_`` as a
     space) or unique part of a name ("Obama" for "Barack Obama").
