@@ -49,7 +49,8 @@ def test_the_first_prompt_shows_before_the_whole_ranking_is_made(  # type: ignor
                 assert page.status == 200, page.text
                 assert prompt in page.text, page.text[-600:]  # a prompt, not "Ranking…"
                 assert "Ranking not finished: these are the likeliest among the" in page.text
-                assert "(from a sample of the largest ones’ faces)" in page.text, page.text[page.text.find("Ranking not"):][:400]
+                note = page.text[page.text.find("Ranking not") :][:400]
+                assert "(from a sample of the largest ones’ faces)" in note, note
             assert not (tmp_path / "cache" / "suggestions.json").exists()  # never kept
             whole.set()
             server.queue.warm().join()  # the whole ranking, let go
