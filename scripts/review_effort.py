@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CHECKPOINTS = (0, 25, 50, 100, 200, 400)
 TARGETS = (0.90, 0.95, 0.99)
+NOT_TICKED = 2.0  # above every probability: no candidate shown ticked, as the page
 
 # Everything a review decides, cleared before each run: the run starts from the clustering.
 RESET = """
@@ -72,6 +73,7 @@ class Session:
     """What the simulated user has done and seen."""
 
     clicks: int = 0
+    dry: bool = False  # the queue ran dry (else the clicks allowed were spent)
     answers: Counter[str] = field(default_factory=Counter)
     curve: list[dict[str, float]] = field(default_factory=list)
     shown: list[tuple[float, bool]] = field(default_factory=list)  # (probability, same)
@@ -146,7 +148,8 @@ def changed(before: dict[int, uuid.UUID | None], after: dict[int, uuid.UUID | No
 
 
 def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: int,
-                 *, mixed: bool = False, names: int = 0, ada: bool = False) -> Session:
+                 *, mixed: bool = False, names: int = 0, ada: bool = False,
+                 pre_tick: float = NOT_TICKED) -> Session:
     """Answer the page's "which of these are X?" grids truthfully (tick each person who
     is X: one click each; then Done: one click) until ``clicks`` or the queue runs dry.
     The user takes longer than a fresh ranking, so each grid comes from the ranking
@@ -154,7 +157,8 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
     person?", one click) where that is worth more per expected click than the grid;
     ``names``: first name the ``names`` largest persons (one click each, one person per
     identity); ``ada``: as ``mixed``, only where one side is named and the other not
-    ("is this Ada?")."""
+    ("is this Ada?"); ``pre_tick``: the grid shows the candidates this likely or more
+    ticked (the page shows none so; one click for each whose answer differs)."""
     session = Session()
     queue = SuggestionQueue(db, pack_name)
     person_of = persons_now(db, pack_name)
@@ -167,6 +171,7 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
         grid, _note = queue.next_grid()
         session.waits.append(time.perf_counter() - started)
         if grid is None:
+            session.dry = True
             break
         anchor = identity(grid.keep.id, person_of, truth)
         shown = [c.person.id for c in grid.candidates]
@@ -201,12 +206,15 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
             if theirs == anchor:
                 same.append(c.person.id)
         prompt["ticked"] = len(same)
+        changes = sum((c.probability >= pre_tick) != (c.person.id in same)
+                      for c in grid.candidates)
+        prompt["changed"] = changes
         queue.answer_grid(grid.keep.id, same, shown)
         after = persons_now(db, pack_name)
         asked = {f for f, p in person_of.items() if p in same}
         _unasked(session, person_of, after, asked, grid.keep.id, "grid")
         person_of = after
-        for _ in range(len(same) + 1):  # each tick, then Done
+        for _ in range(changes + 1):  # each tick (or untick of one shown ticked), then Done
             session.clicks += 1
             session.curve.append({"clicks": session.clicks, **scores(person_of, truth)})
         session.answers["ticked"] += len(same)
@@ -259,6 +267,7 @@ def review_pairs(db: Database, pack_name: str, truth: dict[int, str], clicks: in
             pair, note = queue.next_or_waiting()
         session.waits.append(time.perf_counter() - started)
         if pair is None:
+            session.dry = True
             break
         person_of = _answer_pair(session, queue, db, pack_name, truth, person_of,
                                  pair.suggestion)
@@ -331,7 +340,8 @@ def summary(session: Session) -> dict[str, object]:
     clicks_to = {f"{t:.2f}": next((int(p["clicks"]) for p in curve if p["pairwise_f"] >= t),
                                   None) for t in TARGETS}
     waits = sorted(session.waits[1:]) or [0.0]
-    return {"clicks": session.clicks, "answers": dict(session.answers),
+    return {"clicks": session.clicks, "ran_dry": session.dry,
+            "answers": dict(session.answers),
             "at": {str(c): at[c] for c in CHECKPOINTS}, "clicks_to": clicks_to,
             "curve": curve, "reliability": reliability(session.shown),
             "calibration_error": calibration_error(session.shown),
@@ -347,7 +357,8 @@ def report(name: str, faces: int, out: dict[str, object]) -> None:
     print(f"{'clicks':>7} {'pairwise F':>11} {'BCubed F':>9}")
     for c, p in out["at"].items():  # type: ignore[attr-defined]
         print(f"{c:>7} {p['pairwise_f']:>11.3f} {p['bcubed_f']:>9.3f}"
-              + ("" if p["clicks"] == int(c) else f"  (queue ran dry at {p['clicks']})"))
+              + ("" if p["clicks"] == int(c) else f"  (queue ran dry at {p['clicks']})"
+                 if out["ran_dry"] else f"  (stopped at {p['clicks']}: --clicks)"))
     print("clicks to pairwise F " + ", ".join(
         f"{t}: {n if n is not None else 'not reached'}"
         for t, n in out["clicks_to"].items()))  # type: ignore[attr-defined]
@@ -378,6 +389,10 @@ def main() -> int:
                         "the same, only for an unnamed person and a named one")
     parser.add_argument("--names", type=int, default=0,
                         help="grids: first name the N largest persons (a click each)")
+    parser.add_argument("--pre-tick", type=float, default=NOT_TICKED, metavar="P",
+                        help="grids: count clicks as if the page showed the candidates "
+                        "of probability P or more ticked (a click to untick each one "
+                        "not the person; default: none shown ticked, as the page)")
     parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
     parser.add_argument("--data", type=Path, default=None,
                         help="scratch data directory (kept; default: one per FOLDER in /tmp)")
@@ -409,7 +424,7 @@ def main() -> int:
     session = (review_pairs(db, pack_name, truth, args.clicks) if args.prompt == "pair"
                else review_grids(db, pack_name, truth, args.clicks,
                                  mixed=args.prompt == "mixed", names=args.names,
-                                 ada=args.prompt == "ada"))
+                                 ada=args.prompt == "ada", pre_tick=args.pre_tick))
     out = summary(session)
     report(folder.name, len(truth), out)
     print(f"({time.perf_counter() - started:.0f} s)")
