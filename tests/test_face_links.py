@@ -6,11 +6,14 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.config import Settings
 from rbv.store import open_database
+from rbv.store.queries import links as store_links
 from tests.conftest import SFACE_THRESHOLD, run_cli
 
 
@@ -152,3 +155,25 @@ def test_split_keeps_links(cli, faces_settings: Settings) -> None:
         "connected")
     pa, pb = _person_of(faces_settings, a, b)
     assert pa != pb
+
+
+@given(links=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=14),
+       seeds=st.lists(st.integers(0, 11), min_size=1, max_size=6))
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_groups_asked_at_once_are_each_face_s_group(faces_settings: Settings,
+                                                    links: list[tuple[int, int]],
+                                                    seeds: list[int]) -> None:
+    """A grid's answer asks the "same" groups of two dozen faces in one query: each is
+    the group asked alone (chains and cycles of links included)."""
+    with open_database(faces_settings).connect() as conn:
+        faces = [int(r[0]) for r in conn.execute(
+            "SELECT id FROM face_detections ORDER BY id LIMIT 12")]
+        with conn.transaction(force_rollback=True):
+            store_links.add_links(conn, True, [(faces[a], faces[b]) for a, b in links
+                                               if a != b])
+            asked = [faces[s] for s in seeds]
+            groups = store_links.same_person_groups(conn, asked)
+            assert set(groups) == set(asked)
+            for face in asked:
+                assert groups[face] == set(store_links.same_person_group(conn, [face]))

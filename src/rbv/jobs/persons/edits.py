@@ -133,8 +133,8 @@ def answer_grid(db: Database, target_ref: str, same: Sequence[str],
         sources = [store.resolve_person(conn, r) for r in same]
         moved, overrides = _merge_into(conn, target, sources, override=False) \
             if sources else (0, "")
-        apart = [(a, b) for a, b in different
-                 if b not in links.same_person_group(conn, [a])]
+        groups = links.same_person_groups(conn, [a for a, _ in different])
+        apart = [(a, b) for a, b in different if b not in groups[a]]
         added = links.add_links(conn, False, apart)
         edit.summary = (f"{len(sources)} person(s) merged into {target} ({moved:,} faces), "
                         f"{added} marked as other people" + _overriding(overrides))

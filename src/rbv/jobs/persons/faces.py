@@ -144,10 +144,10 @@ def _refuse_same(conn: psycopg.Connection, faces: list[LinkedFace]) -> list[int]
 
 
 def _refuse_different(conn: psycopg.Connection, faces: list[LinkedFace]) -> None:
+    groups = links.same_person_groups(conn, [f.id for f in faces])
     for f in faces:
-        group = set(links.same_person_group(conn, [f.id]))
         for g in faces:
-            if g.id > f.id and g.id in group:
+            if g.id > f.id and g.id in groups[f.id]:
                 raise ConfigError(
                     f"faces {f.id} and {g.id} are linked as one person (`rbv faces same`, "
                     "directly or through other faces); undo that link first "

@@ -48,6 +48,26 @@ def same_person_group(conn: psycopg.Connection, face_ids: Sequence[int]) -> list
         """, ([int(f) for f in face_ids],)))
 
 
+def same_person_groups(conn: psycopg.Connection, face_ids: Sequence[int]
+                       ) -> dict[int, set[int]]:
+    """Each of ``face_ids`` → the faces joined to it by must-links, directly or through
+    others (itself included): :func:`same_person_group` of each, in one query (a grid's
+    answer asks it for two dozen faces)."""
+    groups: dict[int, set[int]] = {int(f): {int(f)} for f in face_ids}
+    for seed, face in conn.execute(
+            """
+            WITH RECURSIVE g (seed, id) AS (
+                SELECT s, s FROM unnest(%s::bigint[]) s
+                UNION
+                SELECT g.seed, CASE WHEN m.face_a = g.id THEN m.face_b ELSE m.face_a END
+                FROM must_links m JOIN g ON g.id = m.face_a OR g.id = m.face_b
+            )
+            SELECT seed, id FROM g
+            """, (list(groups),)):
+        groups[int(seed)].add(int(face))
+    return groups
+
+
 def same_photo_pairs(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[tuple[int, int]]:
     """Pairs of ``face_ids`` that are faces of one photo."""
     ids = [int(f) for f in face_ids]
