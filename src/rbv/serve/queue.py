@@ -215,9 +215,8 @@ class SuggestionQueue:
         ``FIRST_PASS_FACES``); whether the ranking covers the whole pack."""
         with self.db.connect() as conn:
             stamp = library_stamp(conn)
-            evidence = (load_evidence(conn, self.pack_name, first=(
-                FIRST_PASS_FACES, FIRST_PASS_PERSONS)) if first
-                else load_evidence(conn, self.pack_name))
+            evidence = load_evidence(conn, self.pack_name, first=(
+                (FIRST_PASS_FACES, FIRST_PASS_PERSONS) if first else None))
             conflicted = set(person_conflicts(conn, evidence.pack.id))
             ranked = [s for s in merge_suggestions(conn, evidence, None, self.min_score)
                       if _pair(s) not in conflicted]

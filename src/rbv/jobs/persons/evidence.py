@@ -104,9 +104,10 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
         budget, at_least = first
         persons, every = largest_persons(conn, pack.id, budget, at_least)
         ids, images, owner = faces_by_photo(conn, pack, [p.id for p in persons])
-        together = photo_mates(owner, images)
         keep = repeatable_sample(ids, owner, budget)
         sampled = len(keep) < len(ids)
+        if sampled:  # read whole, the faces tell which persons share a photo themselves
+            together = photo_mates(owner, images)
         faces = load_faces(conn, pack, ids=ids[keep].tolist())
     else:
         persons = [p for p in list_persons(conn, pack.id, include_hidden=person is not None,

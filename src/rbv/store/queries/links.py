@@ -36,23 +36,14 @@ def linked_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[Link
 def same_person_group(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[int]:
     """The faces joined to ``face_ids`` by must-links, directly or through others (the
     faces themselves included), in id order."""
-    return sorted(int(r[0]) for r in conn.execute(
-        """
-        WITH RECURSIVE g (id) AS (
-            SELECT unnest(%s::bigint[])
-            UNION
-            SELECT CASE WHEN m.face_a = g.id THEN m.face_b ELSE m.face_a END
-            FROM must_links m JOIN g ON g.id = m.face_a OR g.id = m.face_b
-        )
-        SELECT id FROM g
-        """, ([int(f) for f in face_ids],)))
+    return sorted(set().union(*same_person_groups(conn, face_ids).values()))
 
 
 def same_person_groups(conn: psycopg.Connection, face_ids: Sequence[int]
                        ) -> dict[int, set[int]]:
     """Each of ``face_ids`` → the faces joined to it by must-links, directly or through
-    others (itself included): :func:`same_person_group` of each, in one query (a grid's
-    answer asks it for two dozen faces)."""
+    others (itself included), in one query (a grid's answer asks it for two dozen
+    faces)."""
     groups: dict[int, set[int]] = {int(f): {int(f)} for f in face_ids}
     for seed, face in conn.execute(
             """
