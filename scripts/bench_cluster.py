@@ -9,7 +9,9 @@ many in few), and a share of photos hold two faces of different identities
 
 For each size × dimension it builds the k-NN graph once, then times each method on it
 in a child process (peak memory: the child's, which includes the inherited data and
-graph); a method's time is graph + clustering, i.e. a full re-cluster. It also times
+graph); a method's time is graph + clustering, i.e. a full re-cluster. With evidence it
+also runs the merge loop without its heaps of single faces (every list read whole, the
+loop before issue 33's change) and prints the ratio and whether the partitions match. It also times
 1,000 new faces matched into the rest (incremental, exact search). It then runs scikit-learn's
 AgglomerativeClustering (cosine, average linkage, the same threshold) on the same data
 where it fits (``--sklearn-max``, default 20k; it needs O(n²) memory) and prints the
@@ -27,6 +29,7 @@ import multiprocessing as mp
 import resource
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,7 @@ from rbv.cluster.metrics import bcubed
 THRESHOLD = 0.45
 INTERPRETED = "evidence, interpreted loop"
 UNCROWDED = "evidence, no crowding"
+NO_HEAPS = "evidence, no heaps"
 SAME_SIM = 0.6
 
 
@@ -129,10 +133,14 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
           f"{built['peak_mb']:>10.0f}{'-':>10}  "
           f"{'exact' if n <= EXACT_LIMIT else 'faiss IVF'}; added to each method")
 
-    def method_job(method: Method, interpreted: bool = False) -> Callable[[], dict[str, Any]]:
+    def method_job(method: Method, interpreted: bool = False,
+                   no_heaps: bool = False) -> Callable[[], dict[str, Any]]:
         def job() -> dict[str, Any]:
             if interpreted:  # this forked child only: the interpreted merge loop
                 evidence_merge.merge_greedily = _interpreted
+            if no_heaps:  # this forked child only: every list read whole, as before
+                evidence_merge.merge_greedily = partial(evidence_merge.merge_greedily,
+                                                        partial_from=2**62)
             labels = cluster_embeddings(x, method, THRESHOLD,
                                         Constraints.build(n, image_ids=images), graph=graph)
             return {"f1": bcubed(labels, truth).f1, "plus": graph_s, "labels": labels}
@@ -174,6 +182,7 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
     if reference:
         jobs.append((INTERPRETED, method_job(Method.evidence, interpreted=True)))
     if "evidence" in methods:
+        jobs.append((NO_HEAPS, method_job(Method.evidence, no_heaps=True)))
         jobs.append((UNCROWDED, uncrowded_job))
     jobs.append(("incremental 1k new", incremental_job))
     if n <= sklearn_max:
@@ -199,6 +208,12 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
               f"with the graph {old['seconds'] / new['seconds']:.1f}×, peak memory "
               f"{old['peak_mb'] / new['peak_mb']:.2f}×; same partition: "
               f"{'yes' if same else 'NO'}")
+    if "seconds" in results.get(NO_HEAPS, {}) and "seconds" in results.get("evidence", {}):
+        old, new = results[NO_HEAPS], results["evidence"]
+        print(f"ratio evidence without / with heaps of single faces: clustering time "
+              f"{(old['seconds'] - old['plus']) / (new['seconds'] - new['plus']):.2f}×, "
+              f"peak memory {old['peak_mb'] / new['peak_mb']:.2f}×; same partition: "
+              f"{'yes' if _same_partition(old['labels'], new['labels']) else 'NO'}")
     if "seconds" in results.get(UNCROWDED, {}) and "seconds" in results.get("evidence", {}):
         one, two = results[UNCROWDED], results["evidence"]
         print(f"ratio evidence with crowding (two passes) / without: clustering time "
@@ -242,7 +257,7 @@ def main() -> None:
     parser.add_argument("--dims", default="128", help="comma-separated, e.g. 128,512")
     parser.add_argument("--methods", default="evidence,connected,agglomerative,hdbscan",
                         help="comma-separated; with evidence (rbv's default) also the same "
-                        "without crowding, and the ratio")
+                        "without crowding and without heaps of single faces, and the ratios")
     parser.add_argument("--sklearn-max", type=_size, default=20_000)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per job")
     parser.add_argument("--reference-max", type=_size, default=0,

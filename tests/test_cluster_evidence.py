@@ -81,14 +81,17 @@ def _partition(roots: np.ndarray) -> set[frozenset[int]]:
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("crowded", [False, True])
+@pytest.mark.parametrize("partial_from", [None, 1, 3])
 def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(
-    seed: int, crowded: bool
+    seed: int, crowded: bool, partial_from: int | None
 ) -> None:
     """Random cluster nodes (single faces and pre-merged groups), candidate pairs,
     cannot-links, anchored nodes and (``crowded``) crowding: the compiled loop (single
     faces read from their float32 rows, or every node given by its sum), the
     interpreted one and the rule written plainly (score every pair, merge the best)
-    agree."""
+    agree. ``partial_from``: every cluster with 1 (3) neighbours or more keeps its single
+    faces in a heap (by default only lists of hundreds of clusters do, which these cases
+    never reach)."""
     rng = np.random.default_rng(seed)
     x, _ = _people(rng, list(rng.integers(1, 25, size=14)), spread=rng.uniform(0.7, 1.3),
                    dim=64)
@@ -116,9 +119,11 @@ def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(
     ref[node[alone]] = np.flatnonzero(alone)
     groups = np.flatnonzero(count > 1)
     ref[groups] = -np.arange(len(groups)) - 1
+    split = {} if partial_from is None else {"partial_from": partial_from}
     from_rows = merge_greedily(Nodes(x, sums[groups], ref, count, pairs), anchored, cannot,
-                               *model)
-    from_sums = merge_greedily(Nodes.of_sums(sums, count, pairs), anchored, cannot, *model)
+                               *model, **split)
+    from_sums = merge_greedily(Nodes.of_sums(sums, count, pairs), anchored, cannot, *model,
+                               **split)
     plain = plain_greedy(sums, count, anchored, cannot, pairs, *model)
     assert _partition(from_rows) == _partition(from_sums) == _partition(plain)
     assert _partition(heap_merger_roots(sums, count, anchored, cannot, pairs, *model)) \
@@ -128,6 +133,51 @@ def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(
         assert from_rows[u] != from_rows[v]
     roots_with_anchor = from_rows[anchored]
     assert len(set(roots_with_anchor.tolist())) == len(roots_with_anchor)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_large_clusters_keeping_their_single_faces_in_heaps_merge_as_before(seed: int) -> None:
+    """People with many photos, all single faces, joined by their faces' nearest
+    neighbours (as a library's k-NN graph joins them), with crowding and cannot-links:
+    the compiled loop with heaps of single faces (every cluster from 1 or 8 neighbours
+    on; by default from 256, which these never reach) makes the merges of the loop
+    without them, in the same order (a merge out of order can leave the partition as it
+    was), and for the first seeds those of the plain rule. Measured: with the large
+    clusters left untold of their faces' merges, 8 of 40 seeds merge out of order."""
+    rng = np.random.default_rng(100 + seed)
+    x, _ = _people(rng, list(rng.integers(20, 90, size=6)) + [1] * 30,
+                   spread=rng.uniform(0.9, 1.5), dim=64)
+    m = len(x)
+    sim = x.astype(np.float64) @ x.astype(np.float64).T
+    near = np.argsort(-sim, axis=1)[:, 1:13]
+    a, b = np.repeat(np.arange(m), 12), near.ravel()
+    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
+    cannot = rng.integers(0, m, size=(m // 10, 2))
+    cannot = cannot[cannot[:, 0] != cannot[:, 1]]
+    anchored = rng.random(m) < 0.01
+    crowd = rng.uniform(0, 0.05, m)
+    model = (MODEL.mu, MODEL.sigma, MODEL.tau, MODEL.z_threshold(m, 10.0), crowd)
+    nodes = Nodes(x, np.empty((0, x.shape[1])), np.arange(m, dtype=np.int64), np.ones(m),
+                  pairs)
+
+    def merges(partial_from: int) -> tuple[set[frozenset[int]], np.ndarray]:
+        order = np.full(m, np.nan)
+        roots = merge_greedily(nodes, anchored, cannot, *model, partial_from=partial_from,
+                               order=order)
+        return _partition(roots), order
+
+    plain, plain_order = merges(10**9)
+    assert max(len(group) for group in plain) >= 20  # large clusters formed
+    if seed < 3:
+        order: list[float] = []
+        assert _partition(plain_greedy(x.astype(np.float64), np.ones(m), anchored, cannot,
+                                       pairs, *model, order=order)) == plain
+        np.testing.assert_allclose(plain_order[:len(order)], order, rtol=0, atol=1e-9)
+    for partial_from in (1, 8):
+        partition, order_seen = merges(partial_from)
+        assert partition == plain
+        # the same z, up to the order of a dot product's additions
+        np.testing.assert_allclose(order_seen, plain_order, rtol=0, atol=1e-12)
 
 
 def test_setting_resolution_prefers_user_then_stored_then_built_in() -> None:

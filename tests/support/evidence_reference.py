@@ -15,10 +15,12 @@ from numpy.typing import NDArray
 def plain_greedy(sums: NDArray[np.float64], count: NDArray[np.float64],
                  anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
                  pairs: NDArray[np.int64], mu: float, sigma: float, tau: float,
-                 z_min: float, crowd: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
+                 z_min: float, crowd: NDArray[np.float64] | None = None,
+                 order: list[float] | None = None) -> NDArray[np.int64]:
     """Each node's final node: while some candidate pair of different clusters may
     merge (no cannot-link between them, not both anchored) with ``z >= z_min``, merge
-    the pair with the highest ``z`` (ties: the lowest pair of node ids)."""
+    the pair with the highest ``z`` (ties: the lowest pair of node ids). ``order``: gets
+    each merge's ``z``, in order."""
     sums, count, anchored = sums.copy(), count.copy(), anchored.copy()
     m = len(count)
     crowd = np.zeros(m) if crowd is None else np.array(crowd, np.float64)
@@ -44,7 +46,9 @@ def plain_greedy(sums: NDArray[np.float64], count: NDArray[np.float64],
                 best = (z, u, w)
         if best is None:
             return root
-        _, u, w = best
+        z, u, w = best
+        if order is not None:
+            order.append(z)
         sums[u] += sums[w]
         count[u] += count[w]
         crowd[u] += crowd[w]

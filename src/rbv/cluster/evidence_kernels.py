@@ -122,7 +122,7 @@ def append_list(seg, target, value, state, end, u, v):
     if lu + lv > seg[u, 2]:
         need = 2 * (lu + lv)
         if top + need > len(target):
-            target, value, top = _compact_lists(seg, target, value, need, with_values)
+            target, value, top = compact_lists(seg, target, value, need, with_values)
         s = seg[u, 0]
         target[top:top + lu] = target[s:s + lu]
         if with_values:
@@ -140,13 +140,18 @@ def append_list(seg, target, value, state, end, u, v):
 
 
 @njit(cache=True, nogil=True)
-def _compact_lists(seg, target, value, need, with_values):
+def compact_lists(seg, target, value, need, with_values):
     """The lists moved down tightly, in place, in the order they lie (so none is
     overwritten before it has moved); the pool grown when that leaves less than
-    ``need`` and a quarter of what they hold. Returns the pool and its first unused
-    entry."""
+    ``need``, a quarter of what they hold and a quarter of the number of lists (each
+    compaction sorts the lists: a pool much smaller than that, such as the cannot-links',
+    was compacted every few merges, and took a third of the merge loop's time). Returns
+    the pool and its first unused entry."""
+    empty = seg[:, 1] == 0
+    seg[empty, 2] = 0  # an empty list has no room: its next entry moves it
+    live = np.flatnonzero(~empty)
     top = 0
-    for u in np.argsort(seg[:, 0]):
+    for u in live[np.argsort(seg[live, 0])]:
         s, n = seg[u, 0], seg[u, 1]
         for j in range(n):
             target[top + j] = target[s + j]
@@ -155,7 +160,7 @@ def _compact_lists(seg, target, value, need, with_values):
                 value[top + j] = value[s + j]
         seg[u, 0], seg[u, 2] = top, n
         top += n
-    size = top + need + top // 4
+    size = top + need + top // 4 + len(seg) // 4
     if size > len(target):
         grown = np.empty(size, target.dtype)
         grown[:top] = target[:top]

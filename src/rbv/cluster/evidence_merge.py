@@ -15,6 +15,11 @@ compiled instead, and laid out for a million faces:
 * what looking at a neighbour reads (its size, cohesion, crowding, best partner,
   parent) shares one row of one array: scanning a large cluster's thousands of
   neighbours costs one cache line per neighbour;
+* a large cluster keeps its single-face neighbours (nearly all of a big person's
+  neighbours: its own faces not yet taken in) in a heap on a key whose bound one
+  function of the cluster's state gives, so taking in a face scores the top few
+  instead of reading thousands (:mod:`rbv.cluster.evidence_singles`: the loop was
+  quadratic in a person's size);
 * neighbour lists are segments of one pool: a merge appends the smaller list to the
   larger, and entries that name a node merged since are counted for its root, once,
   when the list is next read (no per-node hash tables);
@@ -29,6 +34,7 @@ partitions.
 from __future__ import annotations
 
 import heapq
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -44,24 +50,73 @@ from rbv.cluster.evidence_kernels import (
     prefetch_row,
 )
 from rbv.cluster.evidence_nodes import Nodes
+from rbv.cluster.evidence_singles import (  # the per-node array's columns, too
+    A_MIN_AT,
+    BEST_W,
+    BEST_Z,
+    C_MIN_AT,
+    COHESION,
+    COUNT,
+    CROWD_MEAN,
+    IN_HEAP,
+    PARENT,
+    PARTIAL_FROM_AT,
+    SEEN,
+    WHERE,
+    append_one,
+    heap_singles,
+    is_single,
+    unheap,
+    walk,
+)
 
-# Columns of the per-node array, one 64-byte cache line: what looking at a neighbour
-# reads (all float64; ids and clocks are exact below 2**53). SEEN: the clock of the last
-# scan that met the cluster as a neighbour; WHERE: the entry that scan gave it.
-COUNT, COHESION, CROWD_MEAN, BEST_Z, BEST_W, PARENT, SEEN, WHERE = range(8)
 AHEAD = 16
 """Neighbour entries a scan asks the CPU for before it reads them."""
+PARTIAL_FROM = 256
+"""Neighbour clusters from which a cluster keeps its single faces in a heap
+(:mod:`rbv.cluster.evidence_singles`); below it reading them all is as cheap."""
+REKEY_GROWTH = 1.5
+"""A heap's keys are set again when its cluster has grown this much since (their
+crowding term is bounded by the least crowding of any face as the cluster grows)."""
+REST_MIN = 64
+"""Entries after a heap that may pile up (clusters told of merged faces, lists taken in)
+before the heap's faces are read with them again."""
+
+
+class _Parts(NamedTuple):
+    """Large clusters' heaps of single faces (:mod:`rbv.cluster.evidence_singles`)."""
+
+    heap_len: NDArray[np.int64]
+    """Per cluster: entries at the front of its list that are its heap."""
+    n_ref: NDArray[np.float64]
+    """Per cluster: its size when its heap's keys were set."""
+    rest_ref: NDArray[np.int64]
+    """Per cluster: entries after its heap when the heap was last filled."""
+    big: NDArray[np.bool_]
+    """Per cluster: it keeps a heap (its single faces' merges tell it)."""
+    heap_of: NDArray[np.int64]
+    """Per single face: the last cluster that put it in its heap."""
+    told: NDArray[np.int64]
+    """Scratch: the large clusters one scan found."""
+    fstate: NDArray[np.float64]
+    """The least crowding and cohesion of a single face, and ``partial_from``."""
 
 
 def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np.int64],
                    mu: float, sigma: float, tau: float, z_min: float,
-                   crowd: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
+                   crowd: NDArray[np.float64] | None = None, *,
+                   partial_from: int = PARTIAL_FROM,
+                   order: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
     """Each node's final node (the root it merged into).
 
     ``crowd``: each node's sum of its faces' crowding (a pair's impostor mean is ``mu``
     plus half the two sides' mean crowding; see :mod:`rbv.cluster.crowding`; None:
     none); ``anchored``: nodes holding a known person (two never merge); ``cannot``:
-    node pairs that may never join. Ties in ``z`` go to the lower node id."""
+    node pairs that may never join. Ties in ``z`` go to the lower node id.
+    ``partial_from``: the neighbours from which a cluster keeps its single faces in a
+    heap (the same partitions for any value; tests make every cluster do it).
+    ``order``: filled with each merge's ``z``, in order (as many as fit; for tests: a
+    merge out of the greedy order shows there before it changes a partition)."""
     m, dim = len(nodes.ref), nodes.sums.shape[1]
     if m == 0:
         return np.empty(0, np.int64)
@@ -93,8 +148,17 @@ def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np
     sums[:len(nodes.sums)] = nodes.sums
     ref = nodes.ref.copy()
     rows = np.ascontiguousarray(nodes.rows, np.float32)
+    singles = nodes.count == 1
+    fstate = np.empty(3)
+    fstate[A_MIN_AT] = info[singles, CROWD_MEAN].min() if singles.any() else 0.0
+    fstate[C_MIN_AT] = cohesion[singles].min() if singles.any() else 1.0
+    fstate[PARTIAL_FROM_AT] = max(partial_from, 1)
+    part = _Parts(np.zeros(m, np.int64), np.ones(m), np.zeros(m, np.int64),
+                  np.zeros(m, np.bool_), np.full(m, -1, np.int64), np.empty(m, np.int64),
+                  fstate)
     _link(rows, sums, len(nodes.sums), ref, info, crowd, anchored, adj_seg, adj_t, adj_b,
-          blk_seg, blk_t, float(mu), sigma2, tau2, float(z_min))
+          blk_seg, blk_t, float(mu), sigma2, tau2, float(z_min), part,
+          np.empty(0) if order is None else order)
     return np.asarray(_roots(info[:, PARENT].astype(np.int64)), np.int64)
 
 
@@ -155,7 +219,7 @@ def _find(info, v):
 
 @njit(cache=True, nogil=True)
 def _link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, blk_seg, blk_t, mu,
-          sigma2, tau2, z_min):
+          sigma2, tau2, z_min, part, order):
     """The heap holds one entry per cluster (its best partner), refreshed when either
     side has changed since, so it stays as small as the number of clusters. Entries are
     (-z, u, w, version of u, version of w), all floats.
@@ -166,7 +230,9 @@ def _link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, b
     resolve to one cluster are added up (they cover different face pairs). A neighbour
     whose bound keeps its ``z`` below ``z_min`` can be neither a cluster's best partner
     nor a better one for anybody, so it is not scored: a large cluster's thousands of
-    neighbours cost a subtraction each, not a dot product each, every time it grows."""
+    neighbours cost a subtraction each, not a dot product each, every time it grows;
+    and its single faces, nearly all of them, cost nothing until they may be its best
+    (:mod:`rbv.cluster.evidence_singles`)."""
     m = info.shape[0]
     dim = sums.shape[1]
     heap = [(0.0, 0.0, 0.0, 0.0, 0.0)]
@@ -181,28 +247,36 @@ def _link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, b
                       blk_seg[m - 1, 0] + blk_seg[m - 1, 2]], np.int64)
     version = np.zeros(m)
     blocked = np.full(m, -1, np.int64)  # scratch: the clock of the scan that found it
-    skip = np.zeros(m, np.bool_)  # the entries of blocked clusters in a scan
     ws = np.empty(m, np.int64)  # scratch: one cluster's mergeable neighbours' entries
     zs = np.empty(m)  # and their z
     su, sw = np.empty(dim), np.empty(dim)
     no_values = np.empty(0)
+    merged = 0
     while len(heap):
-        _, fu, fw, fversion_u, fversion_w = heapq.heappop(heap)
+        negative_z, fu, fw, fversion_u, fversion_w = heapq.heappop(heap)
         u, w = int(fu), int(fw)
         if int(info[u, PARENT]) != u or version[u] != fversion_u:
             continue  # u changed since: a fresher entry of u is in the heap
         if int(info[w, PARENT]) == w and version[w] == fversion_w:
             if adj_seg[u, 1] < adj_seg[w, 1]:
                 u, w = w, u  # the longer neighbour list takes in the shorter
+            if merged < len(order):
+                order[merged] = -negative_z
+            merged += 1
+            single = info[u, COUNT] == 1.0 or info[w, COUNT] == 1.0
+            unheap(w, info, adj_seg, adj_t, adj_b, part.heap_len, part.n_ref, state)
             _merge_sums(rows, sums, ref, info, crowd, state, free, u, w)
             anchored[u] = anchored[u] or anchored[w]
             adj_t, adj_b = append_list(adj_seg, adj_t, adj_b, state, 3, u, w)
             blk_t, _ = append_list(blk_seg, blk_t, no_values, state, 4, u, w)
             info[w, PARENT] = u
             version[u] += 1
-            _push_best(u, w, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
-                       blk_seg, blk_t, state, version, blocked, skip, ws, zs, su, sw, mu,
-                       sigma2, tau2, z_min)
+            told = _push_best(u, w, single, heap, rows, sums, ref, info, anchored, adj_seg,
+                              adj_t, adj_b, blk_seg, blk_t, state, version, blocked, ws, zs,
+                              su, sw, mu, sigma2, tau2, z_min, part)
+            for i in range(told):  # the large clusters whose heaps name a face of u's
+                adj_t, adj_b = append_one(adj_seg, adj_t, adj_b, state, 3, part.told[i], u,
+                                          0.0)
             continue
         # Only the partner changed (it grew, or was merged into another cluster).
         # Usually it is still u's best and only its z moved: re-score that one pair;
@@ -219,9 +293,9 @@ def _link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, b
                 info[u, BEST_Z], info[u, BEST_W] = z, w
                 heapq.heappush(heap, (-z, float(u), float(w), fversion_u, version[w]))
                 continue
-        _push_best(u, -1, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
-                   blk_seg, blk_t, state, version, blocked, skip, ws, zs, su, sw, mu, sigma2,
-                   tau2, z_min)
+        _push_best(u, -1, False, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
+                   blk_seg, blk_t, state, version, blocked, ws, zs, su, sw, mu, sigma2, tau2,
+                   z_min, part)
 
 
 @njit(cache=True, nogil=True)
@@ -267,37 +341,31 @@ def _is_blocked(info, blk_seg, blk_t, u, w):
     return False
 
 
+
+
 @njit(cache=True, nogil=True)
-def _push_best(u, absorbed, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
-               blk_seg, blk_t, state, version, blocked, skip, ws, zs, su, sw, mu, sigma2,
-               tau2, z_min):
+def _push_best(u, absorbed, single, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
+               blk_seg, blk_t, state, version, blocked, ws, zs, su, sw, mu, sigma2, tau2, z_min,
+               part):
     """Push cluster ``u``'s best mergeable partner, if one passes; and, to neighbours
-    for which ``u`` is now a better partner than the one they hold, that entry (so the
-    merge order stays exactly greedy). ``absorbed``: the cluster ``u`` has just taken
-    in (its neighbours' entries are refreshed when popped)."""
+    it scores for which ``u`` is now a better partner than the one they hold, that entry
+    (the merge order stays exactly greedy: a pair is always in the heap through the side
+    that changed last, which scores all of its own pairs that may be its best).
+    ``absorbed``: the cluster ``u`` has just taken in (its neighbours' entries are
+    refreshed when popped); ``single``: one of the two was a single face. A large list
+    keeps its single faces in a heap at its front (:mod:`rbv.cluster.evidence_singles`);
+    the rest is read whole. Returns how many large clusters (``part.told``) hold a single
+    face that is now u's in their heaps."""
     info[u, BEST_Z], info[u, BEST_W] = -np.inf, -1.0
+    s = adj_seg[u, 0]
+    h = part.heap_len[u]
+    if h > 0 and (info[u, COUNT] > REKEY_GROWTH * part.n_ref[u]
+                  or adj_seg[u, 1] - h - part.rest_ref[u] > max(REST_MIN, h // 2)):
+        unheap(u, info, adj_seg, adj_t, adj_b, part.heap_len, part.n_ref, state)
+        h = 0
     state[2] += 1
     clock = state[2]
-    # u's neighbour list with one entry per cluster (internal entries dropped, entries
-    # of one cluster added up), rewritten in place; each neighbour's row asked for
-    # AHEAD entries early.
-    flat = info.reshape(-1)
-    s, out, end = adj_seg[u, 0], adj_seg[u, 0], adj_seg[u, 0] + adj_seg[u, 1]
-    for e in range(s, end):
-        if e + AHEAD < end:
-            prefetch(flat, adj_t[e + AHEAD] * 8)
-        r = _find(info, adj_t[e])
-        if r == u:
-            continue
-        if info[r, SEEN] == clock:
-            adj_b[int(info[r, WHERE])] += adj_b[e]
-        else:
-            info[r, SEEN], info[r, WHERE] = clock, out
-            adj_t[out], adj_b[out] = r, adj_b[e]
-            out += 1
-    adj_seg[u, 1] = out - s
-    # The clusters u may not join (its list rewritten the same way): their entries
-    # are skipped.
+    # The clusters u may not join (its list of them rewritten with one entry each).
     bs, bout = blk_seg[u, 0], blk_seg[u, 0]
     for e in range(bs, bs + blk_seg[u, 1]):
         r = _find(info, blk_t[e])
@@ -305,30 +373,75 @@ def _push_best(u, absorbed, heap, rows, sums, ref, info, anchored, adj_seg, adj_
             blocked[r] = clock
             blk_t[bout] = r
             bout += 1
-            if info[r, SEEN] == clock:
-                skip[int(info[r, WHERE]) - s] = True
     blk_seg[u, 1] = bout - bs
-    slack = 1e-9 * (1.0 + abs(z_min))  # rounding, always in the bound's favour
+    # The list after the heap with one entry per cluster (internal entries dropped,
+    # entries of one cluster added up), rewritten in place; each neighbour's row asked
+    # for AHEAD entries early.
+    flat = info.reshape(-1)
+    out, end = s + h, s + adj_seg[u, 1]
+    told = 0
+    for e in range(s + h, end):
+        if e + AHEAD < end:
+            prefetch(flat, adj_t[e + AHEAD] * 8)
+        r = _find(info, adj_t[e])
+        if r == u:
+            continue
+        if info[r, SEEN] == clock:
+            if info[r, WHERE] >= 0.0:
+                adj_b[int(info[r, WHERE])] += adj_b[e]
+            continue
+        if single and part.big[r]:
+            part.told[told] = r
+            told += 1
+        if h > 0 and part.heap_of[r] == u and is_single(info, r):
+            # u's heap holds this face: its entry bounds the pair already (the one
+            # read here covers fewer of its face pairs), and the walk reads it
+            info[r, SEEN], info[r, WHERE] = clock, IN_HEAP
+            continue
+        info[r, SEEN], info[r, WHERE] = clock, out
+        adj_t[out], adj_b[out] = r, adj_b[e]
+        out += 1
+    adj_seg[u, 1] = out - s
     cu, hu, au = info[u, COUNT], info[u, COHESION], info[u, CROWD_MEAN]
     anchored_u = anchored[u]
+    slack = 1e-9 * (1.0 + abs(z_min))  # rounding, always in the bound's favour
     n = 0  # first the neighbours whose bound reaches z_min, with that bound
-    for e in range(s, out):
+    for e in range(s + h, out):
         w = adj_t[e]
-        if skip[e - s] or (anchored_u and anchored[w]):
+        if blocked[w] == clock or (anchored_u and anchored[w]):
             continue
         most = ((1.0 + adj_b[e] / (cu * info[w, COUNT]) - (mu + 0.5 * (au + info[w, CROWD_MEAN])))
                 / np.sqrt(sigma2 * info[w, COHESION] * hu + tau2))
         if most >= z_min - slack:
             ws[n], zs[n] = e, most
             n += 1
-    for e in range(bs, bout):
-        r = blk_t[e]
-        if info[r, SEEN] == clock:
-            skip[int(info[r, WHERE]) - s] = False
-    if n == 0:
-        return
-    # Then exact scores, the highest bound first, for the neighbours that may be u's
-    # best (bound ≥ the best so far) or may find u better than the partner they hold.
+    best, top = -1, -np.inf
+    if n > 0:
+        best, top = _score(u, absorbed, heap, rows, sums, ref, info, adj_t, adj_b, version, ws,
+                           zs, n, su, sw, mu, sigma2, tau2, z_min)
+    if h > 0:
+        best, top = walk(u, absorbed, best, top, heap, rows, sums, ref, info, anchored,
+                         adj_seg, adj_t, adj_b, blocked, clock, version, ws, zs, su, sw, mu,
+                         sigma2, tau2, z_min, part)
+    if top >= z_min:
+        info[u, BEST_Z], info[u, BEST_W] = top, best
+        heapq.heappush(heap, (-top, float(u), float(best), version[u], version[best]))
+    if part.heap_len[u] == 0 and (part.big[u] or adj_seg[u, 1] >= part.fstate[PARTIAL_FROM_AT]):
+        part.big[u] = True  # from now on its single faces are kept in a heap
+        part.n_ref[u] = cu
+    if part.big[u]:
+        heap_singles(u, info, anchored, adj_seg, adj_t, adj_b, blocked, clock, part)
+    return told
+
+
+@njit(cache=True, nogil=True)
+def _score(u, absorbed, heap, rows, sums, ref, info, adj_t, adj_b, version, ws, zs, n, su, sw,
+           mu, sigma2, tau2, z_min):
+    """Exact scores, the highest bound first, for the candidate entries ``ws[:n]``
+    (bounds ``zs``) that may be u's best (bound ≥ the best so far) or may find u better
+    than the partner they hold; pushes the latter. Returns u's best (target, z)."""
+    slack = 1e-9 * (1.0 + abs(z_min))
+    cu, hu, au = info[u, COUNT], info[u, COHESION], info[u, CROWD_MEAN]
     first = int(np.argmax(zs[:n]))
     best, top = -1, -np.inf
     row_u = node_row(rows, sums, ref, u, su)
@@ -351,15 +464,12 @@ def _push_best(u, absorbed, heap, rows, sums, ref, info, anchored, adj_seg, adj_
              / np.sqrt(sigma2 * info[w, COHESION] * hu + tau2))
         adj_b[e] = dot - pairs
         zs[i] = z
-        if z > top or (z == top and w < adj_t[ws[best]]):
-            best, top = i, z
-    if top >= z_min:
-        w = adj_t[ws[best]]
-        info[u, BEST_Z], info[u, BEST_W] = top, w
-        heapq.heappush(heap, (-top, float(u), float(w), version[u], version[w]))
+        if z > top or (z == top and w < best):
+            best, top = w, z
     for i in range(n):
         w, z = adj_t[ws[i]], zs[i]
         partner = int(info[w, BEST_W])
         if z >= z_min and z > info[w, BEST_Z] and partner != u and partner != absorbed:
             info[w, BEST_Z], info[w, BEST_W] = z, u
             heapq.heappush(heap, (-z, float(w), float(u), version[w], version[u]))
+    return best, top
