@@ -199,27 +199,17 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
         f1 = f"{r['f1']:.3f}" if "f1" in r else "-"
         print(f"{name:<28}{r['seconds']:>10.2f}{r['peak_mb']:>10.0f}{f1:>10}  "
               f"{r.get('note', '')}")
-    if reference and "seconds" in results.get(INTERPRETED, {}) \
-            and "seconds" in results.get("evidence", {}):
-        old, new = results[INTERPRETED], results["evidence"]
-        same = _same_partition(old["labels"], new["labels"])
-        print(f"ratio interpreted / compiled evidence merge loop: clustering time "
-              f"{(old['seconds'] - old['plus']) / (new['seconds'] - new['plus']):.1f}×, "
-              f"with the graph {old['seconds'] / new['seconds']:.1f}×, peak memory "
-              f"{old['peak_mb'] / new['peak_mb']:.2f}×; same partition: "
-              f"{'yes' if same else 'NO'}")
-    if "seconds" in results.get(NO_HEAPS, {}) and "seconds" in results.get("evidence", {}):
-        old, new = results[NO_HEAPS], results["evidence"]
-        print(f"ratio evidence without / with heaps of single faces: clustering time "
-              f"{(old['seconds'] - old['plus']) / (new['seconds'] - new['plus']):.2f}×, "
-              f"peak memory {old['peak_mb'] / new['peak_mb']:.2f}×; same partition: "
-              f"{'yes' if _same_partition(old['labels'], new['labels']) else 'NO'}")
-    if "seconds" in results.get(UNCROWDED, {}) and "seconds" in results.get("evidence", {}):
-        one, two = results[UNCROWDED], results["evidence"]
-        print(f"ratio evidence with crowding (two passes) / without: clustering time "
-              f"{(two['seconds'] - two['plus']) / (one['seconds'] - one['plus']):.2f}×, "
-              f"with the graph {two['seconds'] / one['seconds']:.2f}×, peak memory "
-              f"{two['peak_mb'] / one['peak_mb']:.2f}×")
+    evidence = results.get("evidence", {})
+    if "seconds" in evidence:
+        if reference and "seconds" in results.get(INTERPRETED, {}):
+            _print_ratio("interpreted / compiled evidence merge loop", results[INTERPRETED],
+                         evidence, same_partition=True)
+        if "seconds" in results.get(NO_HEAPS, {}):
+            _print_ratio("evidence without / with heaps of single faces", results[NO_HEAPS],
+                         evidence, same_partition=True)
+        if "seconds" in results.get(UNCROWDED, {}):
+            _print_ratio("evidence with crowding (two passes) / without", evidence,
+                         results[UNCROWDED])
     sk = results.get("sklearn Agglomerative")
     if sk and "seconds" in sk:
         for m in methods:
@@ -230,6 +220,19 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
     else:
         print(f"sklearn AgglomerativeClustering skipped at {n:,} faces "
               f"(> --sklearn-max {sklearn_max:,}: needs ~{n * n * 8 * 1.5 / 2**30:.0f} GB)")
+
+
+def _print_ratio(what: str, slow: dict[str, Any], fast: dict[str, Any], *,
+                 same_partition: bool = False) -> None:
+    """One method's clustering time, time with the graph and peak memory over another's."""
+    line = (f"ratio {what}: clustering time "
+            f"{(slow['seconds'] - slow['plus']) / (fast['seconds'] - fast['plus']):.2f}×, "
+            f"with the graph {slow['seconds'] / fast['seconds']:.2f}×, peak memory "
+            f"{slow['peak_mb'] / fast['peak_mb']:.2f}×")
+    if same_partition:
+        same = _same_partition(slow["labels"], fast["labels"])
+        line += f"; same partition: {'yes' if same else 'NO'}"
+    print(line)
 
 
 def _interpreted(nodes: Nodes, anchored: np.ndarray, cannot: np.ndarray, mu: float,
