@@ -118,29 +118,48 @@ def append_list(seg, target, value, state, end, u, v):
     if lv == 0:
         return target, value
     with_values = len(value) > 0
-    top = state[end]
-    if lu + lv > seg[u, 2]:
-        need = 2 * (lu + lv)
-        if top + need > len(target):
-            target, value, top = compact_lists(seg, target, value, need, with_values)
-        s = seg[u, 0]
-        target[top:top + lu] = target[s:s + lu]
-        if with_values:
-            value[top:top + lu] = value[s:s + lu]
-        seg[u, 0], seg[u, 2] = top, need
-        top += need
+    target, value = _make_room(seg, target, value, state, end, u, lv, with_values)
     s, t = seg[v, 0], seg[u, 0] + lu
     target[t:t + lv] = target[s:s + lv]
     if with_values:
         value[t:t + lv] = value[s:s + lv]
     seg[u, 1] = lu + lv
     seg[v, 1] = seg[v, 2] = 0
-    state[end] = top
     return target, value
 
 
 @njit(cache=True, nogil=True)
-def compact_lists(seg, target, value, need, with_values):
+def append_one(seg, target, value, state, end, u, t, b):
+    """Entry ``(t, b)`` appended to ``u``'s list (as :func:`append_list` does)."""
+    target, value = _make_room(seg, target, value, state, end, u, 1, True)
+    target[seg[u, 0] + seg[u, 1]], value[seg[u, 0] + seg[u, 1]] = t, b
+    seg[u, 1] += 1
+    return target, value
+
+
+@njit(cache=True, nogil=True)
+def _make_room(seg, target, value, state, end, u, extra, with_values):
+    """Room for ``extra`` more entries after ``u``'s list: where it lacks it, the list
+    moves to the pool's first unused entry (``state[end]``) with twice what it will hold
+    (the pool compacted first when that does not fit)."""
+    lu = seg[u, 1]
+    if lu + extra <= seg[u, 2]:
+        return target, value
+    need = 2 * (lu + extra)
+    top = state[end]
+    if top + need > len(target):
+        target, value, top = _compact_lists(seg, target, value, need, with_values)
+    s = seg[u, 0]
+    target[top:top + lu] = target[s:s + lu]
+    if with_values:
+        value[top:top + lu] = value[s:s + lu]
+    seg[u, 0], seg[u, 2] = top, need
+    state[end] = top + need
+    return target, value
+
+
+@njit(cache=True, nogil=True)
+def _compact_lists(seg, target, value, need, with_values):
     """The lists moved down tightly, in place, in the order they lie (so none is
     overwritten before it has moved); the pool grown when that leaves less than
     ``need``, a quarter of what they hold and a quarter of the number of lists (each

@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 from rbv.cluster.cores import on_all_cores
 from rbv.cluster.evidence_kernels import (
     append_list,
+    append_one,
     build_lists,
     dot64,
     node_row,
@@ -63,7 +64,6 @@ from rbv.cluster.evidence_singles import (  # the per-node array's columns, too
     PARTIAL_FROM_AT,
     SEEN,
     WHERE,
-    append_one,
     heap_singles,
     is_single,
     unheap,
@@ -339,8 +339,6 @@ def _is_blocked(info, blk_seg, blk_t, u, w):
         if _find(info, blk_t[e]) == w:
             return True
     return False
-
-
 
 
 @njit(cache=True, nogil=True)

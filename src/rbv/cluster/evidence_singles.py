@@ -34,7 +34,7 @@ import heapq
 import numpy as np
 from numba import njit
 
-from rbv.cluster.evidence_kernels import compact_lists, dot64, node_row, prefetch_row
+from rbv.cluster.evidence_kernels import dot64, node_row, prefetch_row
 
 # Columns of evidence_merge's per-node array, one 64-byte cache line: what looking at a
 # neighbour reads (all float64; ids and clocks are exact below 2**53). SEEN: the clock of
@@ -113,27 +113,6 @@ def unheap(u, info, seg, target, value, heap_len, n_ref, state):
             info[x, SEEN], info[x, WHERE] = clock, e
             value[e] = b
     heap_len[u] = 0
-
-
-@njit(cache=True, nogil=True)
-def append_one(seg, target, value, state, end, u, t, b):
-    """Entry ``(t, b)`` appended to ``u``'s list (grown, or the pool compacted, as
-    :func:`rbv.cluster.evidence_kernels.append_list` does)."""
-    lu = seg[u, 1]
-    top = state[end]
-    if lu + 1 > seg[u, 2]:
-        need = 2 * (lu + 1)
-        if top + need > len(target):
-            target, value, top = compact_lists(seg, target, value, need, True)
-        s = seg[u, 0]
-        target[top:top + lu] = target[s:s + lu]
-        value[top:top + lu] = value[s:s + lu]
-        seg[u, 0], seg[u, 2] = top, need
-        top += need
-    target[seg[u, 0] + lu], value[seg[u, 0] + lu] = t, b
-    seg[u, 1] = lu + 1
-    state[end] = top
-    return target, value
 
 
 @njit(cache=True, nogil=True)
