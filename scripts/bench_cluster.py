@@ -40,12 +40,14 @@ from rbv.cluster.constraints import Constraints
 from rbv.cluster.evidence import (
     DEFAULT_BUDGET,
     ImpostorModel,
+    _candidate_pairs,
     evidence_linkage,
     random_pair_similarities,
 )
 from rbv.cluster.evidence_heap import heap_merger_roots
 from rbv.cluster.evidence_nodes import Nodes
-from rbv.cluster.knn import DEFAULT_K, EXACT_LIMIT, build_knn_graph, nearest
+from rbv.cluster.knn import DEFAULT_K, EXACT_LIMIT, KnnGraph, build_knn_graph, nearest
+from rbv.cluster.linkage import components
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.metrics import bcubed
 
@@ -132,6 +134,9 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
     print(f"{'k-NN graph (k=' + str(DEFAULT_K) + ')':<28}{graph_s:>10.2f}"
           f"{built['peak_mb']:>10.0f}{'-':>10}  "
           f"{'exact' if n <= EXACT_LIMIT else 'faiss IVF'}; added to each method")
+
+    if "evidence" in methods:
+        _print_candidate_parts(x, graph)
 
     def method_job(method: Method, interpreted: bool = False,
                    no_heaps: bool = False) -> Callable[[], dict[str, Any]]:
@@ -220,6 +225,21 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
     else:
         print(f"sklearn AgglomerativeClustering skipped at {n:,} faces "
               f"(> --sklearn-max {sklearn_max:,}: needs ~{n * n * 8 * 1.5 / 2**30:.0f} GB)")
+
+
+def _print_candidate_parts(x: np.ndarray, graph: KnnGraph) -> None:
+    """How the evidence merge passes' candidate pairs (k-NN edges above the impostor
+    mean) connect the faces: merges in one connected part never change a score in
+    another, so only separate parts could be merged on separate cores with the same
+    result; the largest part's share says how much of a pass that leaves."""
+    model = ImpostorModel.from_pairs(
+        random_pair_similarities(x, np.arange(len(x), dtype=np.int64)), robust=True)
+    pairs = _candidate_pairs(graph, np.arange(len(x), dtype=np.int64), model.mu)
+    part = components(len(x), pairs[:, 0], pairs[:, 1])
+    sizes = np.bincount(part)
+    print(f"{'candidate pairs':<28}{len(pairs):>10,}  in {len(sizes):,} connected parts, "
+          f"the largest {sizes.max() / len(x):.1%} of the faces (the merge order is "
+          "global within a part)")
 
 
 def _print_ratio(what: str, slow: dict[str, Any], fast: dict[str, Any], *,

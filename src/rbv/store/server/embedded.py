@@ -301,6 +301,7 @@ def _ensure_database(admin_url: str) -> None:
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         _size_buffers(conn)
+        _keep_cache_across_restarts(conn)
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
         ).fetchone()
@@ -332,3 +333,33 @@ def _size_buffers(conn: Any) -> None:
                        "AND sourcefile LIKE '%postgresql.auto.conf'").fetchone()
     if row is None:
         conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers_mb()}MB'")
+
+
+PREWARM = "pg_prewarm"
+"""The contrib module whose autoprewarm worker writes the list of the cache's pages to
+``autoprewarm.blocks`` at shutdown (and every 5 minutes) and reads those pages back in,
+in the background, when the server starts."""
+
+
+def _keep_cache_across_restarts(conn: Any) -> None:
+    """Load :data:`PREWARM` with the server (``shared_preload_libraries``, from its next
+    start) unless that setting is in one of its files already (the user's own stays:
+    ``postgresql.auto.conf`` would override ``postgresql.conf``) or the wheel lacks the
+    module (a library that cannot load stops the server from starting). Without it, the first ``rbv cluster`` after a start read the HNSW
+    index's pages in one search at a time: 1,000 new faces into 1M took 3.7 s, 1.8 s
+    with the cache warm."""
+    row = conn.execute("SELECT 1 FROM pg_file_settings WHERE name = "
+                       "'shared_preload_libraries'").fetchone()
+    if row is not None or not _module_installed(conn, PREWARM):
+        return
+    conn.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{PREWARM}'")
+
+
+def _module_installed(conn: Any, name: str) -> bool:
+    """Whether the server offers extension ``name`` and its library is in its library
+    folder (the server runs on this machine)."""
+    if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = %s",
+                    (name,)).fetchone() is None:
+        return False
+    row = conn.execute("SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'").fetchone()
+    return row is not None and any(Path(row[0]).glob(f"{name}.*"))
