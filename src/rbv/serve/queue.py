@@ -200,6 +200,9 @@ class SuggestionQueue:
         # Whose ranking a kept one is: this database and pack (never another's).
         self._library = hashlib.sha256(f"{db.url}|{pack_name}".encode()).hexdigest()
         self._ranking = _load(cache, self._library) if cache is not None else None
+        # The ranking the current one replaced: a page shown from it just before is
+        # still answered as shown (its pair may be missing from the fresh one).
+        self._replaced: _Ranking | None = None
         # This queue's own answers while its ranking was current: the newest edit after
         # each, and which pairs it settled (a ranking read before them drops those).
         self._answers: list[tuple[int, set[int], Callable[[Suggestion], bool]]] = []
@@ -235,6 +238,7 @@ class SuggestionQueue:
                         opened.drop(persons, gone)
                 stamp = now
             self._answers = [answer for answer in self._answers if answer[0] > stamp[0]]
+            self._replaced = kept
             self._ranking = _Ranking(evidence.pack.id, stamp, opened, covered,
                                      evidence.sampled)
         self._write()  # in the ranking's own thread: kept once the ranking is made
@@ -293,6 +297,8 @@ class SuggestionQueue:
         next request on. A ranking that was stale before the answer stays stale. The
         pairs ``gone`` settles are all pairs of ``persons`` (UUIDs' ints)."""
         with self._lock, self.db.connect() as conn:
+            if self._replaced is not None:  # never answered twice from a page shown so
+                self._replaced.pairs.drop(persons, gone)
             if self._ranking is not None:
                 stamp = library_stamp(conn) if was_fresh else self._ranking.stamp
                 self._ranking.pairs.drop(persons, gone)
@@ -400,7 +406,7 @@ class SuggestionQueue:
         asked: dict[uuid.UUID, tuple[Suggestion, tuple[int, int]]] = {}  # as shown
         label = str(keep)[:8]
         k = keep.int
-        for s in ranking.pairs.of(k) if ranking is not None else []:
+        for s in reversed(self._pairs_shown(ranking, k)):  # the current ranking's win
             mine, other, shown_faces = (s.keep, s.other.id, s.best_faces) \
                 if s.keep.id == keep else (s.other, s.keep.id, s.best_faces[::-1])
             asked[other] = (s, shown_faces)
@@ -436,10 +442,18 @@ class SuggestionQueue:
                 and _pair(s) not in conflicted]
 
     # --- actions -----------------------------------------------------------------------
+    def _pairs_shown(self, ranking: _Ranking | None, person: int) -> list[Suggestion]:
+        """The open pairs of ``person`` (its UUID's int) that a page may show: those of
+        ``ranking`` (the current one), then those of the ranking it replaced, from which
+        a page served a moment before the swap was made."""
+        with self._lock:
+            replaced = self._replaced
+        return [s for r in (ranking, replaced) if r is not None for s in r.pairs.of(person)]
+
     def _find(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[Suggestion, bool]:
         ranking, fresh = self._current(wait=False)
         o = other.int
-        for s in ranking.pairs.of(keep.int) if ranking is not None else []:
+        for s in self._pairs_shown(ranking, keep.int):
             if o in (s.keep.id.int, s.other.id.int):  # shown either way round
                 return s, fresh
         raise ConfigError("that suggestion is no longer current (persons changed since); "
