@@ -119,8 +119,12 @@ def _open(url: str, cookie: str, body: dict[str, object] | None = None, token: s
         headers |= {"Content-Type": "application/json", "X-RBV-Token": token}
     req = urllib.request.Request(url, None if body is None else json.dumps(body).encode(),
                                  headers)
-    with urllib.request.urlopen(req, timeout=600) as answer:
-        return str(answer.read().decode())
+    try:
+        with urllib.request.urlopen(req, timeout=600) as answer:
+            return str(answer.read().decode())
+    except urllib.error.HTTPError as exc:  # the server's own words, not urllib's
+        raise SystemExit(f"{url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}"
+                         ) from None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -191,3 +191,60 @@ def test_a_pair_shown_just_before_a_fresh_ranking_replaced_it_is_answered_as_sho
         with pytest.raises(ConfigError, match="no longer current"):
             queue.accept(keep, other)  # answered: not found again, in either ranking
     queue.warm().join()  # the ranking that answer started ends before the database goes
+
+
+def test_a_ranking_put_in_place_while_an_answer_is_being_made_never_brings_back_earlier_answers(  # type: ignore[no-untyped-def]
+        cli, faces_settings, tmp_path, monkeypatch) -> None:
+    """A ranking read before answer A came in after answer B was made but before B was
+    noted: B's note called it current, and the pair A had settled was shown again (a
+    grid named a person merged away; `rbv serve` refused the answer). The interleaving
+    is made with events: no timing."""
+    import threading
+
+    from rbv.jobs.persons import edits
+    from rbv.serve import queue as queue_module
+    from rbv.serve.queue import SuggestionQueue
+    from rbv.store import open_database
+    from tests.conftest import run_cli
+
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    db = open_database(faces_settings)
+    queue = SuggestionQueue(db, None, tmp_path / "suggestions.json")
+    queue.warm().join()
+    ranked, go = threading.Event(), threading.Event()
+    rank = queue_module.merge_suggestions
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        made = rank(*args, **kwargs)
+        ranked.set()
+        go.wait(600)
+        return made
+
+    monkeypatch.setattr(queue_module, "merge_suggestions", held)
+    ranker = queue.warm()  # reads the library as it is before answer A
+    assert ranked.wait(600)
+    a = queue.next()
+    assert a is not None
+    settled_by_a = frozenset((a.suggestion.keep.id, a.suggestion.other.id))
+    queue.dismiss(a.suggestion.keep.id, a.suggestion.other.id)  # answer A
+    merge = edits.merge
+
+    def then_the_ranking_lands(*args, **kwargs):  # type: ignore[no-untyped-def]
+        done = merge(*args, **kwargs)  # answer B made, not yet noted by the queue
+        go.set()
+        ranker.join()
+        return done
+
+    monkeypatch.setattr(edits, "merge", then_the_ranking_lands)
+    b = queue.next()
+    assert b is not None
+    queue.accept(b.suggestion.keep.id, b.suggestion.other.id)  # answer B
+    monkeypatch.setattr(edits, "merge", merge)
+    ranking, fresh = queue._current(wait=False)
+    assert ranking is not None
+    shown = {frozenset((s.keep.id, s.other.id)) for s in
+             (ranking.suggestions if fresh else queue._waiting()[0].pairs)}
+    assert settled_by_a not in shown
+    go.set()
+    queue.warm().join()  # the ranking that answer started ends before the database goes

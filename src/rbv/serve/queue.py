@@ -48,7 +48,7 @@ from rbv.jobs.persons.evidence import (
 )
 from rbv.store.queries.persons import PersonRow, faces_of, list_persons
 from rbv.store.queries.review import person_conflicts
-from rbv.store.queries.review_pages import library_stamp, live_persons
+from rbv.store.queries.review_pages import changes_since, library_stamp, live_persons
 from rbv.store.server.connection import Database
 
 SIDE_FACES = 6
@@ -149,6 +149,38 @@ class _Open:
             self._first += 1
 
 
+_paused = 0  # rankings under way in this process (each queue's, and a first one's)
+_was_enabled = True  # the collector's state before the first of them
+_pausing = threading.Lock()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while rankings are made, and what they made left
+    out of its passes (``gc.freeze``) before it is on again (after the last, unless it
+    was off before the first). A ranking makes some 70,000 pairs' objects at 100,000
+    faces: the collector's full passes over them stopped every thread for 13-53 ms, four
+    times a ranking, while the page's answers waited (80-330 ms before rankings were
+    left out of them at all); switched off alone, its first pass after took 67-97 ms.
+    Ranking objects hold no cycles (old rankings are freed by counting references);
+    cycles other threads made meanwhile are kept."""
+    global _paused, _was_enabled
+    with _pausing:
+        if _paused == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _pausing:
+            _paused -= 1
+            if _paused == 0 and _was_enabled:
+                gc.freeze()
+                gc.enable()
+
+
+
 @dataclass(frozen=True)
 class _Waiting:
     """The pairs still to ask about: a ranking's open pairs less those skipped."""
@@ -216,36 +248,25 @@ class SuggestionQueue:
     def _rank(self, first: bool = False) -> bool:
         """Rank (the largest persons alone, a sample of their faces, when ``first``:
         ``FIRST_PASS_FACES``); whether the ranking covers the whole pack."""
-        with self.db.connect() as conn:
+        with _collector_paused(), self.db.connect() as conn:
             stamp = library_stamp(conn)
             evidence = load_evidence(conn, self.pack_name, first=(
                 (FIRST_PASS_FACES, FIRST_PASS_PERSONS) if first else None))
             conflicted = set(person_conflicts(conn, evidence.pack.id))
             ranked = [s for s in merge_suggestions(conn, evidence, None, self.min_score)
                       if _pair(s) not in conflicted]
+            opened = _Open(ranked)  # (its index made before the lock an answer waits on)
         covered = None if evidence.complete else len(evidence.persons)
-        opened = _Open(ranked)  # (its index made before the lock an answer waits on)
         with self._lock, self.db.connect() as conn:
-            now = library_stamp(conn)
             kept = self._ranking
             if covered is not None and kept is not None and kept.covered is None:
                 return False  # a whole ranking came meanwhile: a first one adds nothing
-            if kept is not None and kept.stamp == now != stamp:
-                # Kept current since this ranking read the library: only this queue's
-                # answers came between, and they settle here what they settled there.
-                for edit, persons, gone in self._answers:
-                    if edit > stamp[0]:
-                        opened.drop(persons, gone)
-                stamp = now
+            stamp = self._up_to_date(conn, opened, stamp)
             self._answers = [answer for answer in self._answers if answer[0] > stamp[0]]
             self._replaced = kept
             self._ranking = _Ranking(evidence.pack.id, stamp, opened, covered,
                                      evidence.sampled)
         self._write()  # in the ranking's own thread: kept once the ranking is made
-        # The ranking's objects (some 70,000 pairs at 100,000 faces) are left out of the
-        # collector's full passes, which stop every thread: 80-330 ms each while answers
-        # come, 5-80 ms without them (old rankings are still freed: they hold no cycles).
-        gc.freeze()
         return covered is None
 
     def warm(self) -> threading.Thread:
@@ -289,22 +310,39 @@ class SuggestionQueue:
             return self._current(wait=False)
         return ranking, False
 
+    def _up_to_date(self, conn: object, pairs: _Open, stamp: tuple[int, int]
+                    ) -> tuple[int, int]:
+        """The stamp of a ranking read at ``stamp`` once the pairs this queue's answers
+        since settled are dropped from ``pairs``: the library's now when those answers
+        are all that changed it since (no other edit, no other run), else ``stamp`` (the
+        ranking stays stale). Call it under the lock."""
+        now = library_stamp(conn)  # type: ignore[arg-type]
+        mine = sorted(edit for edit, _, _ in self._answers if edit > stamp[0])
+        if changes_since(conn, stamp, now) != (mine, 0):  # type: ignore[arg-type]
+            return stamp
+        for edit, persons, gone in self._answers:
+            if edit > stamp[0]:
+                pairs.drop(persons, gone)
+        return now
+
     def _forget(self, persons: set[int], gone: Callable[[Suggestion], bool],
-                was_fresh: bool) -> None:
+                edit: int | None) -> None:
         """After this queue's own answer: drop the pairs it settled, and keep the rest of
         the ranking until a fresh one, which learns from the answer (and in which a
         merged person is matched by all its faces), is made in the background from the
-        next request on. A ranking that was stale before the answer stays stale. The
-        pairs ``gone`` settles are all pairs of ``persons`` (UUIDs' ints)."""
+        next request on. A ranking stale before the answer stays stale, and one made
+        meanwhile is brought up to date (:meth:`_up_to_date`). The pairs ``gone``
+        settles are all pairs of ``persons`` (UUIDs' ints); ``edit``: the answer's entry
+        in the edit log."""
         with self._lock, self.db.connect() as conn:
             if self._replaced is not None:  # never answered twice from a page shown so
                 self._replaced.pairs.drop(persons, gone)
+            if edit is not None:
+                self._answers.append((edit, persons, gone))
             if self._ranking is not None:
-                stamp = library_stamp(conn) if was_fresh else self._ranking.stamp
                 self._ranking.pairs.drop(persons, gone)
-                self._ranking = replace(self._ranking, stamp=stamp)
-                if was_fresh:
-                    self._answers.append((stamp[0], persons, gone))
+                self._ranking = replace(self._ranking, stamp=self._up_to_date(
+                    conn, self._ranking.pairs, self._ranking.stamp))
             self._relearn = True
 
     def _write(self) -> None:
@@ -402,7 +440,7 @@ class SuggestionQueue:
         faces."""
         if not set(same) <= set(shown):
             raise ConfigError("a person ticked was not among those shown")
-        ranking, fresh = self._current(wait=False)
+        ranking, _ = self._current(wait=False)
         asked: dict[uuid.UUID, tuple[Suggestion, tuple[int, int]]] = {}  # as shown
         label = str(keep)[:8]
         k = keep.int
@@ -426,7 +464,7 @@ class SuggestionQueue:
             return ((one == k and two in shown_ints) or (two == k and one in shown_ints)
                     or one in same_ints or two in same_ints)
 
-        self._forget({k} | same_ints, settled, fresh)
+        self._forget({k} | same_ints, settled, done.edit_id)
         merged = f"{len(same)} merged into {label}" if same else "none merged"
         return (f"{merged}; {len(shown) - len(same)} marked as other people",
                 done.edit_id)
@@ -450,23 +488,23 @@ class SuggestionQueue:
             replaced = self._replaced
         return [s for r in (ranking, replaced) if r is not None for s in r.pairs.of(person)]
 
-    def _find(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[Suggestion, bool]:
-        ranking, fresh = self._current(wait=False)
+    def _find(self, keep: uuid.UUID, other: uuid.UUID) -> Suggestion:
+        ranking, _ = self._current(wait=False)
         o = other.int
         for s in self._pairs_shown(ranking, keep.int):
             if o in (s.keep.id.int, s.other.id.int):  # shown either way round
-                return s, fresh
+                return s
         raise ConfigError("that suggestion is no longer current (persons changed since); "
                           "look at the next one")
 
     def accept(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[str, int | None]:
         """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`); returns
         what it did, in words, and its entry in the edit log."""
-        s, fresh = self._find(keep, other)
+        s = self._find(keep, other)
         done = editing.merge(self.db, str(keep), [str(other)],
                              answers=answers_kept([(s, True)]))
         o = other.int
-        self._forget({o}, lambda t: o in (t.keep.id.int, t.other.id.int), fresh)
+        self._forget({o}, lambda t: o in (t.keep.id.int, t.other.id.int), done.edit_id)
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
         return (f"{message}. {done.overrides}" if done.overrides else message), done.edit_id
 
@@ -474,11 +512,12 @@ class SuggestionQueue:
         """Not the same person: their best-matching faces become a cannot-link (as
         `rbv faces different A B`), so clustering keeps them apart and the pair is not
         suggested again. Returns the message and the link's entry in the edit log."""
-        s, fresh = self._find(keep, other)
+        s = self._find(keep, other)
         linked = face_links.link(self.db, list(s.best_faces), same=False,
                                  answers=answers_kept([(s, False)]))
         pair = (keep.int, other.int)
-        self._forget({pair[0]}, lambda t: (t.keep.id.int, t.other.id.int) == pair, fresh)
+        self._forget({pair[0]}, lambda t: (t.keep.id.int, t.other.id.int) == pair,
+                     linked.edit_id)
         return ("Marked as different people; this pair will not be suggested again",
                 linked.edit_id)
 

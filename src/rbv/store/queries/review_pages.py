@@ -140,6 +140,22 @@ def library_stamp(conn: psycopg.Connection) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def changes_since(conn: psycopg.Connection, stamp: tuple[int, int], now: tuple[int, int]
+                  ) -> tuple[list[int], int]:
+    """What changed persons between two :func:`library_stamp` readings: the ids of the
+    edits made between them, in order, and how many runs finished between them that are
+    no edit's own (an edit is recorded as a run too)."""
+    row = conn.execute(
+        "SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM person_edits "
+        "        WHERE id > %(e0)s AND id <= %(e1)s), "
+        "       (SELECT count(*) FROM runs r WHERE r.id > %(r0)s AND r.id <= %(r1)s "
+        "        AND r.finished_at IS NOT NULL "
+        "        AND NOT EXISTS (SELECT 1 FROM person_edits e WHERE e.run_id = r.id))",
+        {"e0": stamp[0], "e1": now[0], "r0": stamp[1], "r1": now[1]}).fetchone()
+    assert row is not None
+    return [int(e) for e in row[0]], int(row[1])
+
+
 def newest_run(conn: psycopg.Connection, command: str) -> tuple[int, datetime] | None:
     """The id and end of the newest finished run of ``command`` (e.g. ``cluster``)."""
     row = conn.execute(
