@@ -345,9 +345,9 @@ def _keep_cache_across_restarts(conn: Any) -> None:
     """Load :data:`PREWARM` with the server (``shared_preload_libraries``, from its next
     start) unless that setting is in one of its files already (the user's own stays:
     ``postgresql.auto.conf`` would override ``postgresql.conf``) or the wheel lacks the
-    module (a library that cannot load stops the server from starting). Without it, the first ``rbv cluster`` after a start read the HNSW
-    index's pages in one search at a time: 1,000 new faces into 1M took 3.7 s, 1.8 s
-    with the cache warm."""
+    module (a library that cannot load stops the server from starting). Without it, the
+    first ``rbv cluster`` after a start read the HNSW index's pages in one search at a
+    time: 1,000 new faces into 1M took 3.0 s, 2.1-2.5 s with it (bench_cluster_db.py)."""
     row = conn.execute("SELECT 1 FROM pg_file_settings WHERE name = "
                        "'shared_preload_libraries'").fetchone()
     if row is not None or not _module_installed(conn, PREWARM):
