@@ -180,7 +180,6 @@ def _collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
-
 @dataclass(frozen=True)
 class _Waiting:
     """The pairs still to ask about: a ranking's open pairs less those skipped."""
@@ -235,8 +234,8 @@ class SuggestionQueue:
         # The ranking the current one replaced: a page shown from it just before is
         # still answered as shown (its pair may be missing from the fresh one).
         self._replaced: _Ranking | None = None
-        # This queue's own answers while its ranking was current: the newest edit after
-        # each, and which pairs it settled (a ranking read before them drops those).
+        # This queue's own answers: each one's edit, and which pairs it settled (a
+        # ranking read before them drops those, see _up_to_date).
         self._answers: list[tuple[int, set[int], Callable[[Suggestion], bool]]] = []
         self._relearn = False  # answers given since the last ranking began
         self._first = threading.Event()  # a ranking came (or failed) since the start
