@@ -66,6 +66,7 @@ from rbv.cluster.evidence_singles import (  # the per-node array's columns, too
     WHERE,
     heap_singles,
     is_single,
+    offer,
     unheap,
     walk,
 )
@@ -465,9 +466,5 @@ def _score(u, absorbed, heap, rows, sums, ref, info, adj_t, adj_b, version, ws, 
         if z > top or (z == top and w < best):
             best, top = w, z
     for i in range(n):
-        w, z = adj_t[ws[i]], zs[i]
-        partner = int(info[w, BEST_W])
-        if z >= z_min and z > info[w, BEST_Z] and partner != u and partner != absorbed:
-            info[w, BEST_Z], info[w, BEST_W] = z, u
-            heapq.heappush(heap, (-z, float(w), float(u), version[w], version[u]))
+        offer(adj_t[ws[i]], u, zs[i], absorbed, heap, info, version, z_min)
     return best, top

@@ -116,6 +116,16 @@ def unheap(u, info, seg, target, value, heap_len, n_ref, state):
 
 
 @njit(cache=True, nogil=True)
+def offer(w, u, z, absorbed, heap, info, version, z_min):
+    """u, at score ``z``, becomes ``w``'s best partner (pushed) when it passes and beats
+    the one ``w`` holds, unless that one is u or the cluster u just took in."""
+    partner = int(info[w, BEST_W])
+    if z >= z_min and z > info[w, BEST_Z] and partner != u and partner != absorbed:
+        info[w, BEST_Z], info[w, BEST_W] = z, u
+        heapq.heappush(heap, (-z, float(w), float(u), version[w], version[u]))
+
+
+@njit(cache=True, nogil=True)
 def walk(u, absorbed, best, top, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
           blocked, clock, version, ws, zs, su, sw, mu, sigma2, tau2, z_min, part):
     """u's single faces from the top of its heap, each scored exactly, until the bound
@@ -153,10 +163,7 @@ def walk(u, absorbed, best, top, heap, rows, sums, ref, info, anchored, adj_seg,
         kept += 1
         if z > top or (z == top and x < best):
             best, top = x, z
-        partner = int(info[x, BEST_W])
-        if z >= z_min and z > info[x, BEST_Z] and partner != u and partner != absorbed:
-            info[x, BEST_Z], info[x, BEST_W] = z, u
-            heapq.heappush(heap, (-z, float(x), float(u), version[x], version[u]))
+        offer(x, u, z, absorbed, heap, info, version, z_min)
     for i in range(kept):
         part.heap_of[ws[i]] = u
         adj_t[s + h], adj_b[s + h] = ws[i], zs[i]
