@@ -1,12 +1,12 @@
 """`rbv serve` at scale, against issue 30's targets: the first prompt of each kind ("which
-of these?", "same person?") from the server accepting connections to the page served with
-a prompt (polled over HTTP), on a library never ranked (against the whole-pack ranking it
-waited for before), after a restart (library unchanged) and after an edit made elsewhere;
-answer -> next prompt p50/p95 of each kind (against the same through the queue without
-HTTP). Then p50/p95 of each kind of request over HTTP on N synthetic faces (default 100k)
-in P persons (default 5,000, a tenth of them split in two, so 5,500), against the same
-library call without HTTP in the same process, and the ranking alone against the ranking
-before #22.
+pairs?", "which of these?", "same person?") from the server accepting connections to the
+page served with a prompt (polled over HTTP), on a library never ranked (against the
+whole-pack ranking it waited for before), after a restart (library unchanged) and after
+an edit made elsewhere; answer -> next prompt p50/p95 of each kind (against the same
+through the queue without HTTP). Then p50/p95 of each kind of request over HTTP on N
+synthetic faces (default 100k) in P persons (default 5,000, a tenth of them split in
+two, so 5,500), against the same library call without HTTP in the same process, and the
+ranking alone against the ranking before #22.
 
 Embeddings are synthetic (128-d: a random direction per person plus noise, so faces of
 one person are alike), persons' sizes follow a Zipf-like law. Photos do not exist, so
@@ -107,8 +107,10 @@ def _load(db, faces: int, persons: int, seed: int = 7) -> int:  # type: ignore[n
     return int(pack)
 
 
-KINDS = (("grid", "/grid"), ("pair", "/suggestions"))
-PROMPT = {"grid": 'class="candidates" data-keep=', "pair": 'class="pair" data-keep='}
+KINDS = (("pairs", "/pairs"), ("grid", "/grid"), ("pair", "/suggestions"))
+PROMPT = {"pairs": 'class="candidates pairs"', "grid": 'class="candidates" data-keep=',
+          "pair": 'class="pair" data-keep='}
+PAIR_TICK = re.compile(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"')
 """What a page with a prompt holds, per kind: "which of these are X?" and "same person?"."""
 
 
@@ -253,7 +255,11 @@ def main() -> None:
         for i in range(args.answers):
             page = client.get(path)
             t = time.perf_counter()
-            if kind == "grid":
+            if kind == "pairs":
+                shown_pairs = [list(p) for p in PAIR_TICK.findall(page)]
+                client.post("pairs", {"same": shown_pairs[:1] if i % 2 else [],
+                                      "shown": shown_pairs})
+            elif kind == "grid":
                 keep = re.search(r'class="candidates" data-keep="([^"]+)"', page)
                 assert keep is not None, page[-400:]
                 shown = re.findall(r'<label class="candidate" data-person="([^"]+)"', page)
@@ -270,7 +276,13 @@ def main() -> None:
             assert PROMPT[kind] in page, page[-400:]
             # the same through the library: the next answer, without HTTP
             t = time.perf_counter()
-            if kind == "grid":
+            if kind == "pairs":
+                shown_page = queue.next_pairs()[0]
+                assert shown_page is not None
+                ids = [(s.keep.id, s.other.id) for s in shown_page.pairs]
+                queue.answer_pairs(ids, ids[:1] if i % 2 else [])
+                queue.next_pairs()
+            elif kind == "grid":
                 g = queue.next_grid()[0]
                 assert g is not None
                 shown_ids = [c.person.id for c in g.candidates]

@@ -3,11 +3,16 @@
 FOLDER is indexed (into a scratch data directory, kept: photos are indexed once) and
 clustered with the shipped defaults; then a truthful simulated user answers the web
 page's "Same person?" prompts through the page's own code (serve's SuggestionQueue:
-the same ranking as ``rbv persons suggest``), from the labels: in "which of these are
-X?" grids (the default) it ticks each person whose labelled faces are mostly X's
-identity (one click each) and presses Done (one click); in "same person?" pairs
-(``--prompt pair``) it says yes when the two persons' labelled faces are mostly of one
-identity, no when of two; it skips (one click) when a person has no labelled face.
+the same ranking as ``rbv persons suggest``), from the labels. On pages of "which of
+these pairs are one person?" (the default) it ticks each pair whose persons' labelled
+faces are mostly of one identity (one click each) and presses Done (one click); a pair
+with a side that has no labelled face is left out and counted as its probability (the
+ticks a truthful user is expected to make there; ``--unknown-click``: a click each). In
+"which of these are X?" grids (``--prompt grid``) it ticks each person whose labelled
+faces are mostly X's identity (one click each) and presses Done (one click); in "same
+person?" pairs (``--prompt pair``) it says yes when the two persons' labelled faces are
+mostly of one identity, no when of two; in both it skips (one click) when a person has
+no labelled face.
 After each click, pairwise and BCubed F over the labelled faces (each labelled photo's
 largest face) are measured.
 
@@ -47,6 +52,7 @@ from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import evidence as evidence_module
 from rbv.jobs.persons.evidence import Suggestion
+from rbv.serve import queue as queue_module
 from rbv.serve.queue import SuggestionQueue
 from rbv.store import Database, open_database
 from rbv.store.queries.assignments import faces_with_paths, load_faces
@@ -222,6 +228,75 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
     return session
 
 
+def review_pair_pages(db: Database, pack_name: str, truth: dict[int, str], clicks: int,
+                      *, unknown_click: bool = False) -> Session:
+    """Answer the page's "which of these pairs are one person?" truthfully (tick each
+    pair that is one person: one click each; then Done: one click) until ``clicks`` or
+    the queue runs dry. A pair with a side that has no labelled face is skipped (its
+    answer is unknown) and counted as its probability of being one person (the ticks a
+    truthful user is expected to make there), or with ``unknown_click`` as a click each
+    (the most it could cost). Each page comes from the ranking made after the last
+    answer."""
+    owed = 0.0  # expected ticks on pairs of unknown answer, not yet counted as clicks
+    session = Session()
+    queue = SuggestionQueue(db, pack_name)
+    person_of = persons_now(db, pack_name)
+    session.curve.append({"clicks": 0, **scores(person_of, truth)})
+    while session.clicks < clicks:
+        queue.warm().join()
+        started = time.perf_counter()
+        page, _note = queue.next_pairs()
+        session.waits.append(time.perf_counter() - started)
+        if page is None:
+            session.dry = True
+            break
+        shown, same, unknown = [], [], 0
+        for s in page.pairs:
+            keep, other = (identity(p.id, person_of, truth) for p in (s.keep, s.other))
+            if keep is None or other is None:
+                queue.skip(s.keep.id, s.other.id)
+                unknown += 1
+                owed += 1.0 if unknown_click else s.probability
+                continue
+            shown.append((s.keep.id, s.other.id))
+            session.shown.append((s.probability, keep == other))
+            session.shown_at.append(session.clicks)
+            if keep == other:
+                same.append((s.keep.id, s.other.id))
+        session.prompts.append({"at": session.clicks, "shown": len(shown),
+                                "ticked": len(same), "unknown": unknown,
+                                "top_p": round(page.pairs[0].probability, 4)})
+        if shown:
+            queue.answer_pairs(shown, same)
+            after = persons_now(db, pack_name)
+            _unasked_pairs(session, person_of, after, same)
+            person_of = after
+        session.answers["unknown"] += unknown
+        expected = int(owed)
+        owed -= expected
+        for _ in range(len(same) + expected + bool(shown)):  # each tick, then Done
+            session.clicks += 1
+            session.curve.append({"clicks": session.clicks, **scores(person_of, truth)})
+        session.answers["ticked"] += len(same)
+        session.answers["pages"] += 1
+    return session
+
+
+def _unasked_pairs(session: Session, before: dict[int, uuid.UUID | None],
+                   after: dict[int, uuid.UUID | None],
+                   same: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    """Every face that moved other than into a person the ticked pairs joined it to."""
+    joined: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for one, two in same:
+        group = joined.get(one, {one}) | joined.get(two, {two})
+        for p in group:
+            joined[p] = group
+    for face, (was, now) in changed(before, after).items():
+        if was is None or now not in joined.get(was, set()):
+            session.unasked.append(f"click {session.clicks} (pairs): face {face} "
+                                   f"{was} -> {now}")
+
+
 def _name_largest(session: Session, db: Database, pack_name: str, truth: dict[int, str],
                   person_of: dict[int, uuid.UUID | None], names: int) -> None:
     """Name the ``names`` largest persons with a labelled face, one person per identity,
@@ -382,11 +457,18 @@ def main() -> int:
                         help="labels.csv (path,identity); default: FOLDER/labels.csv")
     parser.add_argument("--clicks", type=int, default=400, help="clicks at most")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--prompt", choices=("grid", "pair", "mixed", "ada"),
-                        default="grid",
-                        help="answer the page's grids (default) or its pairs; mixed: a "
-                        "grid's first pair alone where that is worth more per click; ada: "
-                        "the same, only for an unnamed person and a named one")
+    parser.add_argument("--prompt", choices=("pairs", "grid", "pair", "mixed", "ada"),
+                        default="pairs",
+                        help="answer the page's pages of pairs (default), its grids or "
+                        "its pairs one at a time; mixed: a grid's first pair alone where "
+                        "that is worth more per click; ada: the same, only for an unnamed "
+                        "person and a named one")
+    parser.add_argument("--unknown-click", action="store_true",
+                        help="pairs: count a pair with a side that has no labelled face as "
+                        "a click (default: as its probability, the ticks expected there)")
+    parser.add_argument("--page", type=int, default=None, metavar="N",
+                        help="pairs: N pairs a page (default: the page's, "
+                        "rbv.serve.queue.PAIRS_PAGE)")
     parser.add_argument("--names", type=int, default=0,
                         help="grids: first name the N largest persons (a click each)")
     parser.add_argument("--pre-tick", type=float, default=NOT_TICKED, metavar="P",
@@ -416,12 +498,17 @@ def main() -> int:
     if args.spread:
         level, weight = (float(v) for v in args.spread.split(","))
         pair_odds.PRIOR_SPREAD = (level, weight)
+    if args.page:
+        queue_module.PAIRS_PAGE = args.page
     db, settings = open_scratch(folder, args.pack, args.data)
     started = time.perf_counter()
     pack_name = Path(args.pack).name
     prepare(db, settings, pack_name, folder)
     truth = truth_of(db, pack_name, folder, args.labels)
     session = (review_pairs(db, pack_name, truth, args.clicks) if args.prompt == "pair"
+               else review_pair_pages(db, pack_name, truth, args.clicks,
+                                      unknown_click=args.unknown_click)
+               if args.prompt == "pairs"
                else review_grids(db, pack_name, truth, args.clicks,
                                  mixed=args.prompt == "mixed", names=args.names,
                                  ada=args.prompt == "ada", pre_tick=args.pre_tick))

@@ -7,6 +7,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import psycopg
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from rbv.store import open_database
+from rbv.store.queries.paths import path_from_bytes
 
 
 @dataclass
@@ -143,3 +145,20 @@ def person_there(here: str, there: str, person: str) -> str:
                              (row[0] if row else None,)).fetchone()
     assert found is not None and found[0] is not None
     return str(found[0])
+
+
+def identity_of_persons(url: str, *, alone: bool = True) -> dict[str, str]:
+    """Person → the folder (data/faces is one folder per person) most of its faces are
+    in, counting (with ``alone``) only faces alone in their photo (another face may be
+    anyone): who a truthful user sees."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT f.person_id::text, min(ip.path_bytes), (SELECT count(*) = 1 FROM "
+            "face_detections o WHERE o.image_id = f.image_id) FROM face_detections f "
+            "JOIN image_paths ip ON ip.image_id = f.image_id "
+            "WHERE f.person_id IS NOT NULL GROUP BY f.id").fetchall()
+    seen: dict[str, Counter[str]] = {}
+    for person, path, by_itself in rows:
+        if by_itself or not alone:
+            seen.setdefault(person, Counter())[Path(path_from_bytes(path)).parent.name] += 1
+    return {p: c.most_common(1)[0][0] for p, c in seen.items()}

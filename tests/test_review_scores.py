@@ -20,8 +20,7 @@ from rbv.serve.app import ReviewServer
 from rbv.store import open_database
 from rbv.store.queries.review import face_prominence
 from tests.conftest import run_cli
-from tests.serve_client import Client
-from tests.test_serve_grid import _identity
+from tests.serve_client import Client, identity_of_persons
 
 SFACE = ImpostorModel(0.10, 0.087, 0.02)
 
@@ -54,7 +53,7 @@ def test_a_no_lowers_the_scores_of_pairs_like_it_and_undo_forgets_it(
     assert all(s.worth <= s.probability * float(faces_put_right(
         np.float64(s.keep.faces), np.float64(s.other.faces))) + 1e-9 for s in before)
 
-    who = _identity(url, alone=False)
+    who = identity_of_persons(url, alone=False)
     told = next(s for s in before if who.get(str(s.keep.id)) and who.get(str(s.other.id))
                 and who[str(s.keep.id)] != who[str(s.other.id)])
     done = client.post("dismiss", {"keep": str(told.keep.id), "other": str(told.other.id)})

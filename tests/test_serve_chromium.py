@@ -177,3 +177,42 @@ fetch({json.dumps(target)}, {{method: "POST", mode: "no-cors",
             evil.server_close()
         assert "cross-origin request refused" in answer or "token" in answer, answer
         assert _rows(faces_settings, "SELECT name FROM person_names") == []
+
+
+def test_a_page_of_pairs_is_answered_with_clicks_and_enter(  # type: ignore[no-untyped-def]
+        cli, page: Page, faces_settings: Settings, tmp_path: Path) -> None:
+    """"Which of these pairs are one person?": a click on a pair ticks it, Enter answers
+    the page: the ticked pair is one person, every other pair shown is marked as two
+    people, in one edit that the toast's Undo takes back whole."""
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    page.clock.install()  # the toast stays up however slow the machine (as above)
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    errors = watch_errors(page)
+    with serving(faces_settings, tmp_path / "cache") as (server, client):
+        page.goto(server.url)
+        server.queue.warm().join()
+        page.goto(client.base + "/pairs")
+        _look(page, tmp_path, "pairs.png")
+        ticks = page.locator(".candidate input")
+        shown = ticks.evaluate_all("ts => ts.map(t => [t.dataset.keep, t.dataset.other])")
+        assert 1 < len(shown) <= 24
+        page.locator(".candidate").nth(0).locator("img").first.click()
+        expect(ticks.nth(0)).to_be_checked()
+        before = database_state(url)
+        with page.expect_event("load"):
+            page.keyboard.press("Enter")
+        keep, other = shown[0]
+        merged = _rows(faces_settings, "SELECT id::text, merged_into::text FROM persons "
+                       "WHERE merged_into IS NOT NULL")
+        assert merged in ([(other, keep)], [(keep, other)])
+        apart = _rows(faces_settings, "SELECT count(*) FROM cannot_links")
+        assert apart == [(len(shown) - 1,)]
+        assert _rows(faces_settings, "SELECT command FROM person_edits") == [
+            ("persons pairs",)]
+        expect(page.locator("#toast")).to_contain_text("1 merged")
+        with page.expect_event("load"):
+            page.locator("#toast-undo").click()
+        expect(page.locator("#toast")).to_contain_text("Undid")
+        assert database_state(url)[:3] == before[:3]
+        assert errors == []

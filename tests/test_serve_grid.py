@@ -6,32 +6,16 @@ even odds, saying so."""
 from __future__ import annotations
 
 import re
-from collections import Counter
-from pathlib import Path
+import uuid
 
 import psycopg
 
 from rbv.config import Settings
+from rbv.jobs.persons import faces as face_links
 from rbv.serve.app import ReviewServer
-from rbv.store.queries.paths import path_from_bytes
-from tests.serve_client import Client, database_state
-
-
-def _identity(url: str, *, alone: bool = True) -> dict[str, str]:
-    """Person → the folder (data/faces is one folder per person) most of its faces are
-    in, counting (with ``alone``) only faces alone in their photo (another face may be
-    anyone): who a truthful user sees."""
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT f.person_id::text, min(ip.path_bytes), (SELECT count(*) = 1 FROM "
-            "face_detections o WHERE o.image_id = f.image_id) FROM face_detections f "
-            "JOIN image_paths ip ON ip.image_id = f.image_id "
-            "WHERE f.person_id IS NOT NULL GROUP BY f.id").fetchall()
-    seen: dict[str, Counter[str]] = {}
-    for person, path, by_itself in rows:
-        if by_itself or not alone:
-            seen.setdefault(person, Counter())[Path(path_from_bytes(path)).parent.name] += 1
-    return {p: c.most_common(1)[0][0] for p, c in seen.items()}
+from rbv.store.queries.persons import faces_of
+from rbv.store.queries.review import person_conflicts
+from tests.serve_client import Client, database_state, identity_of_persons
 
 
 def _grid(server: ReviewServer, client: Client) -> tuple[str, list[str]]:
@@ -49,8 +33,8 @@ def test_a_grid_answer_merges_the_ticked_and_parts_the_rest_in_one_undoable_edit
     url = str(faces_settings.database_url)
     keep, shown = _grid(server, client)
     assert 1 < len(shown) <= 24 and keep not in shown
-    who = _identity(url)
-    same = [p for p in shown if who.get(p) == _identity(url, alone=False)[keep]]
+    who = identity_of_persons(url)
+    same = [p for p in shown if who.get(p) == identity_of_persons(url, alone=False)[keep]]
     others = [p for p in shown if p not in same]
     assert same and others, "a strict clustering leaves persons of one person to tick"
     before = database_state(url)
@@ -84,7 +68,8 @@ def test_a_grid_answer_about_persons_not_shown_is_refused(
     url = str(faces_settings.database_url)
     keep, shown = _grid(server, client)
     before = database_state(url)
-    stranger = next(p for p in _identity(url, alone=False) if p not in shown and p != keep)
+    stranger = next(p for p in identity_of_persons(url, alone=False)
+                    if p not in shown and p != keep)
     refused = client.post("grid", {"keep": keep, "same": [stranger], "shown": shown})
     assert refused.status == 409 and "not among those shown" in refused.text
     assert client.post("grid", {"keep": keep, "same": "x", "shown": shown}).status == 409
@@ -107,3 +92,37 @@ def test_the_pairs_go_on_below_even_odds_and_say_so(
             break
         assert "Less likely than not" not in page
         assert client.post("skip", {"keep": m[1], "other": m[2]}).status == 200
+
+
+def test_a_grid_merge_drops_the_pairs_it_puts_against_an_earlier_decision(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """S, shown in K's grid, was told apart from V elsewhere; K and V are a pair of the
+    ranking, not in this grid. Ticking S gives K a face told apart from V's: the ranking
+    kept until a fresh one must drop the pair K and V (its merge would be refused), as
+    every pair that decisions keep apart."""
+    server, client = served
+    keep, shown = _grid(server, client)
+    queue = server.queue
+    ranking = queue._ranking
+    assert ranking is not None
+    k = uuid.UUID(keep)
+    pairs_of_k = [t.other.id if t.keep.id == k else t.keep.id for t in ranking.pairs.of(k.int)]
+    v = next(p for p in pairs_of_k if str(p) not in shown)
+    s = uuid.UUID(shown[0])
+    with queue.db.connect() as conn:
+        face_of = {p: faces_of(conn, p, 1)[0].id for p in (s, v)}
+    face_links.link(queue.db, [face_of[s], face_of[v]], same=False)  # as `rbv faces different`
+    queue.warm().join()  # a fresh ranking, made after that decision
+    ranking = queue._ranking
+    assert ranking is not None
+    open_pairs = {frozenset((t.keep.id, t.other.id)) for t in ranking.pairs}
+    assert {frozenset((k, uuid.UUID(p))) for p in shown} <= open_pairs
+    assert frozenset((k, v)) in open_pairs
+
+    queue.answer_grid(k, [s], [uuid.UUID(p) for p in shown])
+    ranking = queue._ranking  # the one kept (no fresh one asked for yet)
+    assert ranking is not None
+    with queue.db.connect() as conn:
+        apart = {frozenset(p) for p in person_conflicts(conn, ranking.pack)}
+    assert frozenset((k, v)) in apart
+    assert [t for t in ranking.pairs if frozenset((t.keep.id, t.other.id)) in apart] == []

@@ -52,6 +52,18 @@ def _persons(body: dict[str, Any], key: str) -> list[uuid.UUID]:
         raise ConfigError(f"{key} holds something that is not a person id") from None
 
 
+def _person_pairs(body: dict[str, Any], key: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    values = body.get(key)
+    if not isinstance(values, list) or not all(
+            isinstance(v, list) and len(v) == 2 and all(isinstance(p, str) for p in v)
+            for v in values):
+        raise ConfigError(f"{key} must be a list of [person id, person id] pairs")
+    try:
+        return [(uuid.UUID(one), uuid.UUID(two)) for one, two in values]
+    except ValueError:
+        raise ConfigError(f"{key} holds something that is not a person id") from None
+
+
 class Actions:
     def __init__(self, db: Database, queue: SuggestionQueue) -> None:
         self.db = db
@@ -61,7 +73,7 @@ class Actions:
             "move": self.move, "new": self.new_person, "same": self.same,
             "hide": self.hide, "unhide": self.unhide, "accept": self.accept,
             "dismiss": self.dismiss, "skip": self.skip, "undo": self.undo,
-            "grid": self.grid, "split": self.split, "one": self.one_person,
+            "grid": self.grid, "pairs": self.pairs, "split": self.split, "one": self.one_person,
         }
 
     def run(self, action: str, body: dict[str, Any]) -> Answer:
@@ -159,6 +171,12 @@ class Actions:
         """"Which of these are KEEP?": ``same`` (those ticked) of ``shown``."""
         return self._done(*self.queue.answer_grid(
             _person(body, "keep"), _persons(body, "same"), _persons(body, "shown")))
+
+    def pairs(self, body: dict[str, Any]) -> Answer:
+        """"Which of these pairs are one person?": ``same`` (those ticked) of ``shown``,
+        each a [keep, other] pair of person ids."""
+        return self._done(*self.queue.answer_pairs(_person_pairs(body, "shown"),
+                                                   _person_pairs(body, "same")))
 
     def skip(self, body: dict[str, Any]) -> Answer:
         return {"message": self.queue.skip(_person(body, "keep"), _person(body, "other")),

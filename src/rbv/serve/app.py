@@ -234,6 +234,7 @@ def _routes(server: ReviewServer) -> list[Route]:
         Route("/person/{person:uuid}", _guarded(person), methods=get),
         Route("/suggestions", _guarded(lambda r: pages.suggestions()), methods=get),
         Route("/grid", _guarded(lambda r: pages.grid()), methods=get),
+        Route("/pairs", _guarded(lambda r: pages.pairs()), methods=get),
         Route("/history", _guarded(lambda r: pages.history()), methods=get),
         Route("/photos", _guarded(lambda r: pages.photos(_query(r))), methods=get),
         Route("/api/names", _guarded(lambda r: pages.names(_query(r))), methods=get),

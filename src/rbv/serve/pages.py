@@ -150,6 +150,11 @@ class Pages:
             if grid is not None else "Which of these are the same person?"
         return self.html("grid.html", title, templates.grid(grid, waiting))
 
+    def pairs(self) -> Response:
+        page, waiting = self.queue.next_pairs()
+        return self.html("pairs.html", "Which of these pairs are one person?",
+                         templates.pairs(page, waiting))
+
     def history(self) -> Response:
         return self.html("history.html", "History",
                          templates.history(edit_log.history(self.db, 100)))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import itertools
 import json
 import os
 import threading
@@ -71,6 +72,9 @@ bound against a stuck database, not a delay: the first ranking takes a fraction 
 second)."""
 CACHE_VERSION = 4
 GRID = REVIEW_CANDIDATES
+PAIRS_PAGE = 24
+"""Pairs asked about at once in "which of these pairs are one person?" (see
+scripts/README.md, review_effort.py)."""
 """Persons asked about at once in "which of these are X?" (24): a truthful simulated
 user on data/family reaches pairwise F 0.95 after 263 clicks with 16, 218 with 24 (each
 person left unticked costs nothing; measured by simulation of the same ranking)."""
@@ -108,6 +112,14 @@ class Grid:
     keep: PersonRow
     keep_faces: list[int]
     candidates: list[Candidate]
+    left: int  # suggestions still waiting, these included
+
+
+@dataclass(frozen=True)
+class PairsPage:
+    """"Which of these pairs are one person?": the strongest pairs still to ask about."""
+
+    pairs: list[Suggestion]
     left: int  # suggestions still waiting, these included
 
 
@@ -190,8 +202,12 @@ class _Waiting:
     def _asked(self, s: Suggestion) -> bool:
         return not self.skipped or frozenset((s.keep.id, s.other.id)) not in self.skipped
 
+    def __iter__(self) -> Iterator[Suggestion]:
+        """The pairs to ask about, strongest first."""
+        return (s for s in self.pairs if self._asked(s))
+
     def first(self) -> Suggestion | None:
-        return next((s for s in self.pairs if self._asked(s)), None)
+        return next(iter(self), None)
 
     def of(self, person: int) -> list[Suggestion]:
         """``person``'s (its UUID's int), strongest first."""
@@ -457,15 +473,79 @@ class SuggestionQueue:
                                    answers_kept([(asked[p][0], p in same) for p in shown]))
         # settled: the pairs of keep with each person shown, and every pair of the merged
         shown_ints, same_ints = {p.int for p in shown}, {p.int for p in same}
+        apart = self._kept_apart(ranking, [keep] if same else [])
 
         def settled(t: Suggestion) -> bool:
             one, two = t.keep.id.int, t.other.id.int
             return ((one == k and two in shown_ints) or (two == k and one in shown_ints)
-                    or one in same_ints or two in same_ints)
+                    or one in same_ints or two in same_ints
+                    or frozenset((one, two)) in apart)
 
         self._forget({k} | same_ints, settled, done.edit_id)
         merged = f"{len(same)} merged into {label}" if same else "none merged"
         return (f"{merged}; {len(shown) - len(same)} marked as other people",
+                done.edit_id)
+
+    def next_pairs(self) -> tuple[PairsPage | None, str]:
+        """The ``PAIRS_PAGE`` strongest suggestions not skipped (or None), and a note as
+        :meth:`next_or_waiting`'s."""
+        waiting, note, fresh = self._waiting()
+        shown = list(itertools.islice(waiting, PAIRS_PAGE))
+        if not shown:
+            return None, note
+        if not fresh:
+            with self.db.connect() as conn:
+                shown = [_refreshed(conn, s) for s in shown]
+        return PairsPage(shown, len(waiting)), note
+
+    def answer_pairs(self, shown: list[tuple[uuid.UUID, uuid.UUID]],
+                     same: list[tuple[uuid.UUID, uuid.UUID]]) -> tuple[str, int | None]:
+        """The pairs ticked (``same``, of those ``shown``) are one person each: the
+        persons they join are merged (into the named one, else the one with most
+        faces); the others are other people (a "different" link between the two faces
+        shown); one logged edit. Refused, changing nothing, when the ticks join two
+        persons of a pair left unticked."""
+        shown = list({frozenset(p): p for p in shown}.values())  # each pair once
+        key = {frozenset(p) for p in same}
+        if not key <= {frozenset(p) for p in shown}:
+            raise ConfigError("a pair ticked was not among those shown")
+        ranking, _ = self._current(wait=False)
+        asked: list[tuple[Suggestion, bool]] = []
+        for one, two in shown:
+            t = two.int
+            s = next((s for s in self._pairs_shown(ranking, one.int)
+                      if t in (s.keep.id.int, s.other.id.int)), None)
+            if s is None:
+                raise ConfigError("those suggestions are no longer current (persons "
+                                  "changed since); look at the next ones")
+            asked.append((s, frozenset((one, two)) in key))
+        with self.db.connect() as conn:  # names and sizes as they are now
+            rows = {r.id: r for r in _refreshed_rows(
+                conn, [p for s, yes in asked if yes for p in (s.keep, s.other)])}
+        groups = _joined([(rows[s.keep.id], rows[s.other.id]) for s, yes in asked if yes])
+        group_of = {p: i for i, members in enumerate(groups) for p in members}
+        for s, yes in asked:
+            g = group_of.get(s.keep.id)
+            if not yes and g is not None and g == group_of.get(s.other.id):
+                raise ConfigError(
+                    f"the pairs ticked make {_side(s.keep)} and {_side(s.other)} one "
+                    "person, but that pair is not ticked; tick it, or untick a pair "
+                    "that joins them")
+        merges = [(str(members[0]), [str(p) for p in members[1:]]) for members in groups]
+        different = [s.best_faces for s, yes in asked if not yes]
+        done = editing.answer_pairs(self.db, merges, different, answers_kept(asked))
+        shown_pairs = {frozenset((one.int, two.int)) for one, two in shown}
+        merged = {p.int for members in groups for p in members[1:]}
+        apart = self._kept_apart(ranking, [members[0] for members in groups])
+
+        def settled(t: Suggestion) -> bool:
+            one, two = t.keep.id.int, t.other.id.int
+            return (frozenset((one, two)) in shown_pairs or one in merged
+                    or two in merged or frozenset((one, two)) in apart)
+
+        self._forget({p for pair in shown_pairs for p in pair}, settled, done.edit_id)
+        joined = sum(len(members) - 1 for members in groups)
+        return (f"{joined} merged; {len(different)} marked as other people",
                 done.edit_id)
 
     def _still_open(self, pack: int, waiting: list[Suggestion]) -> list[Suggestion]:
@@ -487,8 +567,21 @@ class SuggestionQueue:
             replaced = self._replaced
         return [s for r in (ranking, replaced) if r is not None for s in r.pairs.of(person)]
 
-    def _find(self, keep: uuid.UUID, other: uuid.UUID) -> Suggestion:
-        ranking, _ = self._current(wait=False)
+    def _kept_apart(self, ranking: _Ranking | None, keepers: list[uuid.UUID]
+                    ) -> set[frozenset[int]]:
+        """The pairs of ``keepers`` (persons an answer merged others into) that earlier
+        decisions keep apart now: a merge gave them faces told apart from another
+        person's, so a pair of theirs ranked before it may no longer be merged."""
+        if ranking is None or not keepers:
+            return set()
+        with self.db.connect() as conn:
+            found = person_conflicts(conn, ranking.pack, keepers)
+        return {frozenset((a.int, b.int)) for a, b in found}
+
+    def _find(self, keep: uuid.UUID, other: uuid.UUID, ranking: _Ranking | None = None
+              ) -> Suggestion:
+        if ranking is None:
+            ranking, _ = self._current(wait=False)
         o = other.int
         for s in self._pairs_shown(ranking, keep.int):
             if o in (s.keep.id.int, s.other.id.int):  # shown either way round
@@ -499,11 +592,14 @@ class SuggestionQueue:
     def accept(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[str, int | None]:
         """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`); returns
         what it did, in words, and its entry in the edit log."""
-        s = self._find(keep, other)
+        ranking, _ = self._current(wait=False)
+        s = self._find(keep, other, ranking)
         done = editing.merge(self.db, str(keep), [str(other)],
                              answers=answers_kept([(s, True)]))
         o = other.int
-        self._forget({o}, lambda t: o in (t.keep.id.int, t.other.id.int), done.edit_id)
+        apart = self._kept_apart(ranking, [keep])
+        self._forget({o, keep.int}, lambda t: o in (t.keep.id.int, t.other.id.int)
+                     or frozenset((t.keep.id.int, t.other.id.int)) in apart, done.edit_id)
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
         return (f"{message}. {done.overrides}" if done.overrides else message), done.edit_id
 
@@ -530,6 +626,31 @@ def _refreshed_rows(conn: object, rows: list[PersonRow]) -> list[PersonRow]:
     found = {p.id: p for p in list_persons(conn, include_hidden=True,  # type: ignore[arg-type]
                                            persons=[r.id for r in rows])}
     return [found.get(r.id, r) for r in rows]
+
+
+def _side(person: PersonRow) -> str:
+    return repr(person.name) if person.name else str(person.id)[:8]
+
+
+def _joined(pairs: list[tuple[PersonRow, PersonRow]]) -> list[list[uuid.UUID]]:
+    """The persons the pairs join, each group's keeper first: a named person, else the
+    one with most faces (as ranking keeps)."""
+    parent: dict[uuid.UUID, uuid.UUID] = {}
+    rows: dict[uuid.UUID, PersonRow] = {}
+
+    def root(p: uuid.UUID) -> uuid.UUID:
+        while parent.setdefault(p, p) != p:
+            p = parent[p]
+        return p
+
+    for one, two in pairs:
+        rows[one.id], rows[two.id] = one, two
+        parent[root(one.id)] = root(two.id)
+    groups: dict[uuid.UUID, list[PersonRow]] = {}
+    for p, row in rows.items():
+        groups.setdefault(root(p), []).append(row)
+    return [[r.id for r in sorted(members, key=lambda r: (not r.name, -r.faces))]
+            for members in groups.values()]
 
 
 def _refreshed(conn: object, s: Suggestion) -> Suggestion:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from rbv.jobs.persons.review import ReviewReport
-from rbv.serve.queue import Grid, Pair
+from rbv.serve.queue import Grid, Pair, PairsPage
 from rbv.store.queries.edits import EditRow
 from rbv.store.queries.review_pages import PeopleFilter, PersonTile, Photo
 from rbv.web.templating import label, render
@@ -61,6 +61,13 @@ def grid(grid: Grid | None, note: str = "") -> dict[str, object]:
     unlikely = sum(c.probability < UNLIKELY for c in grid.candidates) if grid else 0
     return {"g": grid, "note": note, "unlikely": unlikely,
             "reload": 3 if note and grid is None else 0}
+
+
+def pairs(page: PairsPage | None, note: str = "") -> dict[str, object]:
+    """The pairs to show (as :func:`grid`'s)."""
+    unlikely = sum(s.probability < UNLIKELY for s in page.pairs) if page else 0
+    return {"page": page, "note": note, "unlikely": unlikely,
+            "reload": 3 if note and page is None else 0}
 
 
 def history(rows: Sequence[EditRow]) -> dict[str, object]:

@@ -133,12 +133,57 @@ def answer_grid(db: Database, target_ref: str, same: Sequence[str],
         sources = [store.resolve_person(conn, r) for r in same]
         moved, overrides = _merge_into(conn, target, sources, override=False) \
             if sources else (0, "")
-        groups = links.same_person_groups(conn, [a for a, _ in different])
-        apart = [(a, b) for a, b in different if b not in groups[a]]
-        added = links.add_links(conn, False, apart)
+        added = _keep_apart(conn, different)
         edit.summary = (f"{len(sources)} person(s) merged into {target} ({moved:,} faces), "
                         f"{added} marked as other people" + _overriding(overrides))
     return Edited(target, moved, overrides, edit.logged_id)
+
+
+def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
+                 different: Sequence[tuple[int, int]],
+                 answers: dict[str, Any] | None = None) -> Edited:
+    """One answer to "which of these pairs are one person?", as one edit: each of
+    ``merges`` (a person, and the persons the pairs ticked join to it) is merged; each
+    pair left unticked is two people, kept apart by a "different" link between its two
+    faces shown (``different``), as :func:`answer_grid`'s. Refused, changing nothing,
+    where a merge would be. ``answers``: kept with the edit, as :func:`merge`'s. The
+    person returned is the first merge's (None when nothing was ticked)."""
+    with db.connect() as conn:
+        persons = {ref: store.resolve_person(conn, ref)
+                   for target, sources in merges for ref in (target, *sources)}
+        packs = {store.pack_of(conn, p) for p in persons.values()}
+        for a, _ in different:
+            pack = store.pack_of_face(conn, a)
+            if pack is None:
+                raise PersonNotFound(f"no face with id {a}")
+            packs.add(pack)
+    if len(packs) != 1:
+        raise ConfigError("name pairs of persons of one model pack")
+    with logged_edit(db, packs.pop(), "persons pairs",
+                     {"merges": [[t, *s] for t, s in merges],
+                      "different": [list(p) for p in different],
+                      **({"answers": answers} if answers else {})}) as (conn, edit):
+        moved, overrides = 0, []
+        for target, sources in merges:
+            faces, words = _merge_into(conn, persons[target],
+                                       [persons[r] for r in sources], override=False)
+            moved += faces
+            overrides += [words] if words else []
+        added = _keep_apart(conn, different)
+        joined = sum(len(sources) for _, sources in merges)
+        edit.summary = (f"{joined} person(s) merged in {len(merges)} ({moved:,} faces), "
+                        f"{added} pair(s) marked as other people"
+                        + _overriding("; ".join(overrides)))
+    first = persons[merges[0][0]] if merges else None
+    return Edited(first, moved, "; ".join(overrides), edit.logged_id)
+
+
+def _keep_apart(conn: psycopg.Connection, different: Sequence[tuple[int, int]]) -> int:
+    """"Different" links between each two faces (pairs already linked as one person are
+    left as they are); how many were added."""
+    groups = links.same_person_groups(conn, [a for a, _ in different])
+    apart = [(a, b) for a, b in different if b not in groups[a]]
+    return links.add_links(conn, False, apart)
 
 
 def _overriding(words: str) -> str:

@@ -102,6 +102,8 @@ function halvesAct(action) {  // "split" or "one": about the two halves the page
 const pair = document.querySelector(".pair");
 const grid = document.querySelector(".candidates");
 const ticks = () => Array.from(document.querySelectorAll(".candidate input"));
+const pairsPage = document.querySelector(".pairs");
+const pairOf = t => [t.dataset.keep, t.dataset.other];
 const buttons = {
   name: () => act("name", {person: head.dataset.person, name: value("rename")}),
   merge: () => act("merge", {person: head.dataset.person, source: value("merge-in")}),
@@ -118,6 +120,7 @@ const buttons = {
   skip: () => act("skip", {keep: pair.dataset.keep, other: pair.dataset.other}),
   grid: () => act("grid", {keep: grid.dataset.keep, same: ticks().filter(t => t.checked).map(t => t.value),
                            shown: ticks().map(t => t.value)}),
+  pairs: () => act("pairs", {same: ticks().filter(t => t.checked).map(pairOf), shown: ticks().map(pairOf)}),
 };
 document.querySelectorAll("[data-act]").forEach(b => b.addEventListener("click", () => buttons[b.dataset.act]()));
 document.querySelectorAll("[data-face-act]").forEach(b => b.addEventListener("click", () => {
@@ -131,7 +134,8 @@ document.querySelectorAll("[data-undo]").forEach(b => b.addEventListener("click"
 document.addEventListener("keydown", event => {
   if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName) || event.ctrlKey || event.metaKey) return;
   const keys = pair ? {y: "accept", n: "dismiss", s: "skip"} : {};
-  if (grid && event.key === "Enter") { buttons.grid(); }
+  if (pairsPage && event.key === "Enter") { buttons.pairs(); }
+  else if (grid && event.key === "Enter") { buttons.grid(); }
   else if (keys[event.key]) { buttons[keys[event.key]](); }
   else if (event.key === "u") {
     const undo = document.getElementById("toast-undo");
