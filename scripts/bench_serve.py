@@ -107,7 +107,7 @@ def _load(db, faces: int, persons: int, seed: int = 7) -> int:  # type: ignore[n
     return int(pack)
 
 
-KINDS = (("pairs", "/pairs"), ("grid", "/grid"), ("pair", "/suggestions"))
+KINDS = (("grid", "/grid"), ("pair", "/suggestions"), ("pairs", "/pairs"))
 PROMPT = {"pairs": 'class="candidates pairs"', "grid": 'class="candidates" data-keep=',
           "pair": 'class="pair" data-keep='}
 PAIR_TICK = re.compile(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"')

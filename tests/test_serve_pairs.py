@@ -13,7 +13,7 @@ import psycopg
 from rbv.config import Settings
 from rbv.jobs.persons import edits as editing
 from rbv.serve.app import ReviewServer
-from rbv.store.queries.review import person_conflicts
+from rbv.store.queries.review import conflicts_of, person_conflicts
 from tests.serve_client import Client, database_state, identity_of_persons
 
 
@@ -133,3 +133,57 @@ def test_after_an_answer_no_pair_left_open_joins_persons_told_apart(
             apart = {frozenset(p) for p in person_conflicts(conn, ranking.pack)}
         left = [s for s in ranking.pairs if frozenset((s.keep.id, s.other.id)) in apart]
         assert left == []
+
+
+def test_the_conflicts_of_some_persons_are_those_of_the_whole_pack_with_them(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """`conflicts_of` (what an answer asks about the persons it merged into) finds the
+    pairs `person_conflicts` finds for the whole pack: by a "different" link either way
+    round, and by a face of one rejected from the other, either way round."""
+    url = str(faces_settings.database_url)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT DISTINCT ON (person_id) person_id, id, pack_id "
+                            "FROM face_detections WHERE person_id IS NOT NULL "
+                            "ORDER BY person_id, id LIMIT 5").fetchall()
+        (a, fa, pack), (b, fb, _), (c, fc, _), (d, fd, _), (e, _, _) = rows
+        conn.execute("INSERT INTO cannot_links (face_a, face_b) VALUES (%s, %s)",
+                     (min(fa, fc), max(fa, fc)))
+        conn.execute("INSERT INTO person_rejections (face_id, person_id) VALUES (%s, %s), "
+                     "(%s, %s)", (fb, a, fa, d))
+        every = set(person_conflicts(conn, pack))
+        for persons in ([a], [b], [c], [d], [e], [b, c], [a, b, c, d, e]):
+            want = {pair for pair in every if set(pair) & set(persons)}
+            assert conflicts_of(conn, persons) == want, persons
+        assert {frozenset(p) for p in every} >= {frozenset((a, b)), frozenset((a, c)),
+                                                 frozenset((a, d))}
+
+
+def test_a_merge_drops_the_pairs_of_persons_it_puts_in_one_photo(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """S and V have faces in one photo (never one person), and both are pairs of K in the
+    ranking. "K and S are one person" gives K a face of that photo: the ranking kept
+    until a fresh one must drop K and V (their merge would be refused)."""
+    server, client = served
+    _page(server, client)
+    queue = server.queue
+    ranking = queue._ranking
+    assert ranking is not None
+    url = str(faces_settings.database_url)
+    with psycopg.connect(url) as conn:
+        together = conn.execute(
+            "SELECT DISTINCT a.person_id, b.person_id FROM face_detections a "
+            "JOIN face_detections b ON b.image_id = a.image_id AND b.id <> a.id "
+            "WHERE a.person_id IS NOT NULL AND b.person_id IS NOT NULL "
+            "AND a.person_id <> b.person_id").fetchall()
+    open_pairs = {frozenset((t.keep.id, t.other.id)) for t in ranking.pairs}
+    size = {p.id: p.faces for t in ranking.pairs for p in (t.keep, t.other)}
+    k, s, v = next((k, s, v) for s, v in together for k in size
+                   if frozenset((k, s)) in open_pairs and frozenset((k, v)) in open_pairs
+                   and size[k] > size[s])  # the merge keeps K
+
+    queue.answer_pairs([(k, s)], [(k, s)])
+    ranking = queue._ranking  # the one kept (no fresh one asked for yet)
+    assert ranking is not None
+    assert _now(url, {str(k), str(s)}) == {str(k): str(k), str(s): str(k)}
+    assert frozenset((k, v)) not in {frozenset((t.keep.id, t.other.id))
+                                         for t in ranking.pairs}

@@ -48,7 +48,7 @@ from rbv.jobs.persons.evidence import (
     merge_suggestions,
 )
 from rbv.store.queries.persons import PersonRow, faces_of, list_persons
-from rbv.store.queries.review import person_conflicts
+from rbv.store.queries.review import conflicts_of, person_conflicts, photo_mates_of
 from rbv.store.queries.review_pages import changes_since, library_stamp, live_persons
 from rbv.store.server.connection import Database
 
@@ -569,13 +569,14 @@ class SuggestionQueue:
 
     def _kept_apart(self, ranking: _Ranking | None, keepers: list[uuid.UUID]
                     ) -> set[frozenset[int]]:
-        """The pairs of ``keepers`` (persons an answer merged others into) that earlier
-        decisions keep apart now: a merge gave them faces told apart from another
-        person's, so a pair of theirs ranked before it may no longer be merged."""
+        """The pairs of ``keepers`` (persons an answer merged others into) that can no
+        longer be merged: a merge gave them faces that earlier decisions keep apart
+        from another person's, or faces of a photo another person has a face in, so a
+        pair of theirs ranked before it would be refused."""
         if ranking is None or not keepers:
             return set()
         with self.db.connect() as conn:
-            found = person_conflicts(conn, ranking.pack, keepers)
+            found = conflicts_of(conn, keepers) | photo_mates_of(conn, keepers)
         return {frozenset((a.int, b.int)) for a, b in found}
 
     def _find(self, keep: uuid.UUID, other: uuid.UUID, ranking: _Ranking | None = None

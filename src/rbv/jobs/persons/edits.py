@@ -151,12 +151,12 @@ def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
     with db.connect() as conn:
         persons = {ref: store.resolve_person(conn, ref)
                    for target, sources in merges for ref in (target, *sources)}
+        faces = [f for pair in different for f in pair]
+        missing = store.missing_faces(conn, faces)
+        if missing:
+            raise PersonNotFound(f"no face with id {missing[0]}")
         packs = {store.pack_of(conn, p) for p in persons.values()}
-        for a, _ in different:
-            pack = store.pack_of_face(conn, a)
-            if pack is None:
-                raise PersonNotFound(f"no face with id {a}")
-            packs.add(pack)
+        packs |= store.packs_of_faces(conn, faces)
     if len(packs) != 1:
         raise ConfigError("name pairs of persons of one model pack")
     with logged_edit(db, packs.pop(), "persons pairs",
@@ -165,9 +165,9 @@ def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
                       **({"answers": answers} if answers else {})}) as (conn, edit):
         moved, overrides = 0, []
         for target, sources in merges:
-            faces, words = _merge_into(conn, persons[target],
+            count, words = _merge_into(conn, persons[target],
                                        [persons[r] for r in sources], override=False)
-            moved += faces
+            moved += count
             overrides += [words] if words else []
         added = _keep_apart(conn, different)
         joined = sum(len(sources) for _, sources in merges)

@@ -368,6 +368,13 @@ def place_faces(conn: psycopg.Connection, face_ids: Sequence[int], person: uuid.
     ).rowcount
 
 
+def packs_of_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> set[int]:
+    """The packs the faces belong to (those that exist), in one query."""
+    return {int(r[0]) for r in conn.execute(
+        "SELECT DISTINCT pack_id FROM face_detections WHERE id = ANY(%s)",
+        ([int(f) for f in face_ids],))}
+
+
 def pack_of_face(conn: psycopg.Connection, face_id: int) -> int | None:
     """The pack a face belongs to, or None when there is no such face."""
     row = conn.execute("SELECT pack_id FROM face_detections WHERE id = %s",
