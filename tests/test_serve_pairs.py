@@ -16,13 +16,14 @@ from rbv.serve.app import ReviewServer
 from rbv.store.queries.review import conflicts_of, person_conflicts
 from tests.serve_client import Client, database_state, identity_of_persons
 
+PAIR = re.compile(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"')
+
 
 def _page(server: ReviewServer, client: Client) -> list[list[str]]:
     server.queue.warm().join()  # the ranking is made in the background: wait for it
     page = client.get("/pairs")
     assert page.status == 200, page.text
-    return [list(p) for p in
-            re.findall(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"', page.text)]
+    return [list(p) for p in PAIR.findall(page.text)]
 
 
 def _now(url: str, persons: set[str]) -> dict[str, str]:
@@ -61,6 +62,10 @@ def test_a_pairs_answer_joins_the_ticked_and_parts_the_rest_in_one_undoable_edit
     small = min(pair, key=sizes.__getitem__)
     assert sizes[pair[0]] != sizes[pair[1]]
     editing.name(server.queue.db, small, "Ada")
+    # named elsewhere: the page shows the name at once (from the kept ranking, its
+    # persons read again, while a fresh one is made)
+    again = client.get("/pairs")
+    assert again.status == 200 and "Ada" in again.text
     before = database_state(url)
     done = client.post("pairs", {"same": same, "shown": shown})
     assert done.status == 200, done.text

@@ -495,7 +495,7 @@ class SuggestionQueue:
             return None, note
         if not fresh:
             with self.db.connect() as conn:
-                shown = [_refreshed(conn, s) for s in shown]
+                shown = _all_refreshed(conn, shown)
         return PairsPage(shown, len(waiting)), note
 
     def answer_pairs(self, shown: list[tuple[uuid.UUID, uuid.UUID]],
@@ -657,11 +657,19 @@ def _joined(pairs: list[tuple[PersonRow, PersonRow]]) -> list[list[uuid.UUID]]:
 def _refreshed(conn: object, s: Suggestion) -> Suggestion:
     """A kept suggestion with its persons as they are now (names, counts); the merge
     keeps the named one, as ranking does."""
-    keep, other = _refreshed_rows(conn, [s.keep, s.other])
-    faces = s.best_faces
-    if other.name and not keep.name:
-        keep, other, faces = other, keep, (faces[1], faces[0])
-    return replace(s, keep=keep, other=other, best_faces=faces)
+    return _all_refreshed(conn, [s])[0]
+
+
+def _all_refreshed(conn: object, suggestions: list[Suggestion]) -> list[Suggestion]:
+    """:func:`_refreshed` of each, in one query."""
+    rows = iter(_refreshed_rows(conn, [p for s in suggestions for p in (s.keep, s.other)]))
+    out = []
+    for s in suggestions:
+        keep, other, faces = next(rows), next(rows), s.best_faces
+        if other.name and not keep.name:
+            keep, other, faces = other, keep, (faces[1], faces[0])
+        out.append(replace(s, keep=keep, other=other, best_faces=faces))
+    return out
 
 
 def _as_kept(library: str, ranking: _Ranking, suggestions: list[Suggestion]
