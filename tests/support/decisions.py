@@ -2,7 +2,8 @@
 
 Random sequences of what a user does (name, merge, move, move to a new person,
 not-this-person, faces same/different, hide/unhide, split, undo of one or several edits,
-the web page's answers to merge suggestions (yes, no),
+the web page's answers to merge suggestions (yes, no; pages of pairs and grids, with
+random ticks),
 import-folders, the README's SQL resets, indexing more photos past the growth trigger,
 ``cluster``, ``cluster --full``, and the dry run of each) run against a real database of
 real faces (cloned from a template per sequence), and after every step the database is
@@ -273,6 +274,39 @@ class DecisionMachine(RuleBasedStateMachine):
             answer = queue.accept if accept else queue.dismiss
             self.edit(f"suggestion {s.keep.id.hex[:8]} {s.other.id.hex[:8]} "
                       f"{'yes' if accept else 'no'}", lambda: answer(s.keep.id, s.other.id))
+
+    @rule(i=st.integers(0, 99), ticks=st.lists(st.booleans(), min_size=1, max_size=6))
+    def pairs_page(self, i: int, ticks: list[bool]) -> None:
+        """Answer a page of "which of these pairs are one person?" as the web page does:
+        the pairs ticked join their persons, the others are marked different (ticks
+        that contradict each other are refused)."""
+        queue = SuggestionQueue(self.db, PACK_NAME, min_score=0.01)
+        ranking, _fresh = queue._current(wait=True)
+        pairs = ranking.suggestions if ranking else []
+        page = pairs[i % len(pairs):][:len(ticks)] if pairs else []
+        if page:
+            shown = [(s.keep.id, s.other.id) for s in page]
+            same = [pair for pair, tick in zip(shown, ticks, strict=False) if tick]
+            self.edit("pairs " + " ".join(f"{a.hex[:8]}+{b.hex[:8]}{'✓' if pair in same else ''}"
+                                          for pair in shown for a, b in [pair]),
+                      lambda: queue.answer_pairs(shown, same))
+
+    @rule(i=st.integers(0, 99), ticks=st.lists(st.booleans(), min_size=1, max_size=6))
+    def grid(self, i: int, ticks: list[bool]) -> None:
+        """Answer "which of these are X?" as the web page does: the persons ticked are
+        merged into X, the others marked different."""
+        queue = SuggestionQueue(self.db, PACK_NAME, min_score=0.01)
+        ranking, _fresh = queue._current(wait=True)
+        s = self.pick(ranking.suggestions if ranking else [], i)
+        if s is None or ranking is None:
+            return
+        keep = s.keep.id
+        shown = [t.other.id if t.keep.id == keep else t.keep.id
+                 for t in ranking.pairs.of(keep.int)][:len(ticks)]
+        same = [p for p, tick in zip(shown, ticks, strict=False) if tick]
+        self.edit(f"grid {keep.hex[:8]}: " + " ".join(
+            f"{p.hex[:8]}{'✓' if p in same else ''}" for p in shown),
+            lambda: queue.answer_grid(keep, same, shown))
 
     @rule(k=st.integers(1, 3))
     def undo(self, k: int) -> None:
