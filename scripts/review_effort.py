@@ -35,8 +35,10 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -63,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CHECKPOINTS = (0, 25, 50, 100, 200, 400)
 TARGETS = (0.90, 0.95, 0.99)
+T = TypeVar("T")
 NOT_TICKED = 2.0  # above every probability: no candidate shown ticked, as the page
 
 # Everything a review decides, cleared before each run: the run starts from the clustering.
@@ -153,6 +156,18 @@ def changed(before: dict[int, uuid.UUID | None], after: dict[int, uuid.UUID | No
     return {f: (p, after.get(f)) for f, p in before.items() if after.get(f) != p}
 
 
+def _next_prompt(session: Session, queue: SuggestionQueue,
+                 ask: Callable[[], tuple[T | None, str]]) -> T | None:
+    """The next prompt from the ranking made after the last answer (the user takes
+    longer than a ranking), its wait timed; None (the queue ran dry) is noted."""
+    queue.warm().join()
+    started = time.perf_counter()
+    prompt, _note = ask()
+    session.waits.append(time.perf_counter() - started)
+    session.dry = prompt is None
+    return prompt
+
+
 def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: int,
                  *, mixed: bool = False, names: int = 0, ada: bool = False,
                  pre_tick: float = NOT_TICKED) -> Session:
@@ -172,12 +187,8 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
     if names:
         _name_largest(session, db, pack_name, truth, person_of, names)
     while session.clicks < clicks:
-        queue.warm().join()
-        started = time.perf_counter()
-        grid, _note = queue.next_grid()
-        session.waits.append(time.perf_counter() - started)
+        grid = _next_prompt(session, queue, queue.next_grid)
         if grid is None:
-            session.dry = True
             break
         anchor = identity(grid.keep.id, person_of, truth)
         shown = [c.person.id for c in grid.candidates]
@@ -243,12 +254,8 @@ def review_pair_pages(db: Database, pack_name: str, truth: dict[int, str], click
     person_of = persons_now(db, pack_name)
     session.curve.append({"clicks": 0, **scores(person_of, truth)})
     while session.clicks < clicks:
-        queue.warm().join()
-        started = time.perf_counter()
-        page, _note = queue.next_pairs()
-        session.waits.append(time.perf_counter() - started)
+        page = _next_prompt(session, queue, queue.next_pairs)
         if page is None:
-            session.dry = True
             break
         shown, same, unknown = [], [], 0
         for s in page.pairs:
