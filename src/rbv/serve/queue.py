@@ -519,9 +519,11 @@ class SuggestionQueue:
                 raise ConfigError("those suggestions are no longer current (persons "
                                   "changed since); look at the next ones")
             asked.append((s, frozenset((one, two)) in key))
-        with self.db.connect() as conn:  # names and sizes as they are now
-            rows = {r.id: r for r in _refreshed_rows(
-                conn, [p for s, yes in asked if yes for p in (s.keep, s.other)])}
+        ticked = [p for s, yes in asked if yes for p in (s.keep, s.other)]
+        rows: dict[uuid.UUID, PersonRow] = {}
+        if ticked:
+            with self.db.connect() as conn:  # names and sizes as they are now
+                rows = {r.id: r for r in _refreshed_rows(conn, ticked)}
         groups = _joined([(rows[s.keep.id], rows[s.other.id]) for s, yes in asked if yes])
         group_of = {p: i for i, members in enumerate(groups) for p in members}
         for s, yes in asked:
@@ -543,7 +545,9 @@ class SuggestionQueue:
             return (frozenset((one, two)) in shown_pairs or one in merged
                     or two in merged or frozenset((one, two)) in apart)
 
-        self._forget({p for pair in shown_pairs for p in pair}, settled, done.edit_id)
+        # a pair is found from either of its persons: one side of each is enough
+        self._forget({min(pair) for pair in shown_pairs} | merged
+                     | {members[0].int for members in groups}, settled, done.edit_id)
         joined = sum(len(members) - 1 for members in groups)
         return (f"{joined} merged; {len(different)} marked as other people",
                 done.edit_id)
