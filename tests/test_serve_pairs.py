@@ -13,6 +13,7 @@ import psycopg
 from rbv.config import Settings
 from rbv.jobs.persons import edits as editing
 from rbv.serve.app import ReviewServer
+from rbv.store.queries.persons import faces_of_persons
 from rbv.store.queries.review import conflicts_of, person_conflicts
 from tests.serve_client import Client, database_state, identity_of_persons
 
@@ -142,9 +143,10 @@ def test_after_an_answer_no_pair_left_open_joins_persons_told_apart(
 
 def test_the_conflicts_of_some_persons_are_those_of_the_whole_pack_with_them(
         served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
-    """`conflicts_of` (what an answer asks about the persons it merged into) finds the
-    pairs `person_conflicts` finds for the whole pack: by a "different" link either way
-    round, and by a face of one rejected from the other, either way round."""
+    """`conflicts_of` (what an answer asks about the faces its merge moved and the
+    persons kept) finds the pairs `person_conflicts` finds for the whole pack: by a
+    "different" link either way round, and by a face of one rejected from the other,
+    either way round."""
     url = str(faces_settings.database_url)
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT DISTINCT ON (person_id) person_id, id, pack_id "
@@ -158,9 +160,14 @@ def test_the_conflicts_of_some_persons_are_those_of_the_whole_pack_with_them(
         every = set(person_conflicts(conn, pack))
         for persons in ([a], [b], [c], [d], [e], [b, c], [a, b, c, d, e]):
             want = {pair for pair in every if set(pair) & set(persons)}
-            assert conflicts_of(conn, persons) == want, persons
+            assert conflicts_of(conn, faces_of_persons(conn, persons), persons) == want
         assert {frozenset(p) for p in every} >= {frozenset((a, b)), frozenset((a, c)),
                                                  frozenset((a, d))}
+        # from one face (what a merge moved): its link and its rejection; a rejection
+        # from its person is found from that person
+        both = {frozenset(p) for p in conflicts_of(conn, [fa], [])}
+        assert both == {frozenset((a, c)), frozenset((a, d))}
+        assert {frozenset(p) for p in conflicts_of(conn, [], [a])} == {frozenset((a, b))}
 
 
 def test_a_merge_drops_the_pairs_of_persons_it_puts_in_one_photo(

@@ -31,6 +31,7 @@ import hashlib
 import itertools
 import json
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -47,7 +48,7 @@ from rbv.jobs.persons.evidence import (
     load_evidence,
     merge_suggestions,
 )
-from rbv.store.queries.persons import PersonRow, faces_of, list_persons
+from rbv.store.queries.persons import PersonRow, faces_of, faces_of_persons, list_persons
 from rbv.store.queries.review import conflicts_of, person_conflicts, photo_mates_of
 from rbv.store.queries.review_pages import changes_since, library_stamp, live_persons
 from rbv.store.server.connection import Database
@@ -163,33 +164,47 @@ class _Open:
 
 _paused = 0  # rankings under way in this process (each queue's, and a first one's)
 _was_enabled = True  # the collector's state before the first of them
+_was_interval = 0.005  # the interpreter's switch interval before the first of them
 _pausing = threading.Lock()
+RANKING_SWITCH_INTERVAL_S = 0.001
+"""The interpreter's switch interval while rankings are made (Python's default: 5 ms).
+An answer makes some 40 database round trips, each giving up the interpreter; a thread
+that wants it back waits for the ranking's thread to yield it, up to the interval each
+time. At 100k faces, with a ranking always running behind the answers
+(scripts/bench_serve.py, pages of pairs), answer → next page p95 was 281-285 ms at
+5 ms (see scripts/README.md, bench_serve.py for the numbers at 1 ms)."""
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while rankings are made, and what they made left
-    out of its passes (``gc.freeze``) before it is on again (after the last, unless it
-    was off before the first). A ranking makes some 70,000 pairs' objects at 100,000
-    faces: the collector's full passes over them stopped every thread for 13-53 ms, four
-    times a ranking, while the page's answers waited (80-330 ms before rankings were
-    left out of them at all); switched off alone, its first pass after took 67-97 ms.
-    Ranking objects hold no cycles (old rankings are freed by counting references);
-    cycles other threads made meanwhile are kept."""
-    global _paused, _was_enabled
+def _behind_the_answers() -> Iterator[None]:
+    """A ranking made in the background without holding up the page's answers: the
+    cyclic garbage collector off, and what the rankings made left out of its passes
+    (``gc.freeze``) before it is on again (after the last, unless it was off before the
+    first); the interpreter switched between threads every
+    ``RANKING_SWITCH_INTERVAL_S``. A ranking makes some 70,000 pairs' objects at
+    100,000 faces: the collector's full passes over them stopped every thread for
+    13-53 ms, four times a ranking, while the page's answers waited (80-330 ms before
+    rankings were left out of them at all); switched off alone, its first pass after
+    took 67-97 ms. Ranking objects hold no cycles (old rankings are freed by counting
+    references); cycles other threads made meanwhile are kept."""
+    global _paused, _was_enabled, _was_interval
     with _pausing:
         if _paused == 0:
             _was_enabled = gc.isenabled()
+            _was_interval = sys.getswitchinterval()
             gc.disable()
+            sys.setswitchinterval(min(_was_interval, RANKING_SWITCH_INTERVAL_S))
         _paused += 1
     try:
         yield
     finally:
         with _pausing:
             _paused -= 1
-            if _paused == 0 and _was_enabled:
-                gc.freeze()
-                gc.enable()
+            if _paused == 0:
+                sys.setswitchinterval(_was_interval)
+                if _was_enabled:
+                    gc.freeze()
+                    gc.enable()
 
 
 @dataclass(frozen=True)
@@ -263,7 +278,7 @@ class SuggestionQueue:
     def _rank(self, first: bool = False) -> bool:
         """Rank (the largest persons alone, a sample of their faces, when ``first``:
         ``FIRST_PASS_FACES``); whether the ranking covers the whole pack."""
-        with _collector_paused(), self.db.connect() as conn:
+        with _behind_the_answers(), self.db.connect() as conn:
             stamp = library_stamp(conn)
             evidence = load_evidence(conn, self.pack_name, first=(
                 (FIRST_PASS_FACES, FIRST_PASS_PERSONS) if first else None))
@@ -469,11 +484,12 @@ class SuggestionQueue:
             raise ConfigError("those suggestions are no longer current (persons changed "
                               "since); look at the next ones")
         different = [asked[p][1] for p in shown if p not in same]
+        moved = self._faces_of(same)
         done = editing.answer_grid(self.db, str(keep), [str(p) for p in same], different,
                                    answers_kept([(asked[p][0], p in same) for p in shown]))
         # settled: the pairs of keep with each person shown, and every pair of the merged
         shown_ints, same_ints = {p.int for p in shown}, {p.int for p in same}
-        apart = self._kept_apart(ranking, [keep] if same else [])
+        apart = self._kept_apart(ranking, [keep] if same else [], moved)
 
         def settled(t: Suggestion) -> bool:
             one, two = t.keep.id.int, t.other.id.int
@@ -535,10 +551,11 @@ class SuggestionQueue:
                     "that joins them")
         merges = [(str(members[0]), [str(p) for p in members[1:]]) for members in groups]
         different = [s.best_faces for s, yes in asked if not yes]
+        moved = self._faces_of([p for members in groups for p in members[1:]])
         done = editing.answer_pairs(self.db, merges, different, answers_kept(asked))
         shown_pairs = {frozenset((one.int, two.int)) for one, two in shown}
         merged = {p.int for members in groups for p in members[1:]}
-        apart = self._kept_apart(ranking, [members[0] for members in groups])
+        apart = self._kept_apart(ranking, [members[0] for members in groups], moved)
 
         def settled(t: Suggestion) -> bool:
             one, two = t.keep.id.int, t.other.id.int
@@ -571,17 +588,24 @@ class SuggestionQueue:
             replaced = self._replaced
         return [s for r in (ranking, replaced) if r is not None for s in r.pairs.of(person)]
 
-    def _kept_apart(self, ranking: _Ranking | None, keepers: list[uuid.UUID]
-                    ) -> set[frozenset[int]]:
-        """The pairs of ``keepers`` (persons an answer merged others into) that can no
-        longer be merged: a merge gave them faces that earlier decisions keep apart
-        from another person's, or faces of a photo another person has a face in, so a
-        pair of theirs ranked before it would be refused."""
+    def _kept_apart(self, ranking: _Ranking | None, keepers: list[uuid.UUID],
+                    moved: list[int]) -> set[frozenset[int]]:
+        """The pairs of ``keepers`` (persons an answer merged others into: their faces
+        ``moved``) that can no longer be merged: the merge gave them faces that earlier
+        decisions keep apart from another person's, or faces of a photo another person
+        is in, so a pair of theirs ranked before it would be refused."""
         if ranking is None or not keepers:
             return set()
         with self.db.connect() as conn:
-            found = conflicts_of(conn, keepers) | photo_mates_of(conn, keepers)
+            found = conflicts_of(conn, moved, keepers) | photo_mates_of(conn, moved)
         return {frozenset((a.int, b.int)) for a, b in found}
+
+    def _faces_of(self, persons: list[uuid.UUID]) -> list[int]:
+        """The faces of ``persons`` now (those a merge of them will move)."""
+        if not persons:
+            return []
+        with self.db.connect() as conn:
+            return faces_of_persons(conn, persons)
 
     def _find(self, keep: uuid.UUID, other: uuid.UUID, ranking: _Ranking | None = None
               ) -> Suggestion:
@@ -599,10 +623,11 @@ class SuggestionQueue:
         what it did, in words, and its entry in the edit log."""
         ranking, _ = self._current(wait=False)
         s = self._find(keep, other, ranking)
+        moved = self._faces_of([other])
         done = editing.merge(self.db, str(keep), [str(other)],
                              answers=answers_kept([(s, True)]))
         o = other.int
-        apart = self._kept_apart(ranking, [keep])
+        apart = self._kept_apart(ranking, [keep], moved)
         self._forget({o, keep.int}, lambda t: o in (t.keep.id.int, t.other.id.int)
                      or frozenset((t.keep.id.int, t.other.id.int)) in apart, done.edit_id)
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
