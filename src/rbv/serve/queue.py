@@ -171,8 +171,8 @@ RANKING_SWITCH_INTERVAL_S = 0.001
 An answer makes some 40 database round trips, each giving up the interpreter; a thread
 that wants it back waits for the ranking's thread to yield it, up to the interval each
 time. At 100k faces, with a ranking always running behind the answers
-(scripts/bench_serve.py, pages of pairs), answer → next page p95 was 281-285 ms at
-5 ms (see scripts/README.md, bench_serve.py for the numbers at 1 ms)."""
+(scripts/bench_serve.py, pages of pairs), answer → next page p95 was 281-337 ms at
+5 ms, 177-194 ms at 1 ms (runs alternated)."""
 
 
 @contextlib.contextmanager
