@@ -73,12 +73,12 @@ bound against a stuck database, not a delay: the first ranking takes a fraction 
 second)."""
 CACHE_VERSION = 4
 GRID = REVIEW_CANDIDATES
-PAIRS_PAGE = 24
-"""Pairs asked about at once in "which of these pairs are one person?" (see
-scripts/README.md, review_effort.py)."""
 """Persons asked about at once in "which of these are X?" (24): a truthful simulated
 user on data/family reaches pairwise F 0.95 after 263 clicks with 16, 218 with 24 (each
 person left unticked costs nothing; measured by simulation of the same ranking)."""
+PAIRS_PAGE = 24
+"""Pairs asked about at once in "which of these pairs are one person?" (see
+scripts/README.md, review_effort.py)."""
 
 
 @dataclass(frozen=True)
@@ -404,7 +404,7 @@ class SuggestionQueue:
             return None, note
         with self.db.connect() as conn:
             if not fresh:
-                s = _refreshed(conn, s)
+                s = _refreshed(conn, [s])[0]
             sides = []
             for person, best in ((s.keep, s.best_faces[0]), (s.other, s.best_faces[1])):
                 rest = [f.id for f in faces_of(conn, person.id, SIDE_FACES) if f.id != best]
@@ -489,7 +489,7 @@ class SuggestionQueue:
                                    answers_kept([(asked[p][0], p in same) for p in shown]))
         # settled: the pairs of keep with each person shown, and every pair of the merged
         shown_ints, same_ints = {p.int for p in shown}, {p.int for p in same}
-        apart = self._kept_apart(ranking, [keep] if same else [], moved)
+        apart = self._kept_apart([keep] if same else [], moved)
 
         def settled(t: Suggestion) -> bool:
             one, two = t.keep.id.int, t.other.id.int
@@ -511,7 +511,7 @@ class SuggestionQueue:
             return None, note
         if not fresh:
             with self.db.connect() as conn:
-                shown = _all_refreshed(conn, shown)
+                shown = _refreshed(conn, shown)
         return PairsPage(shown, len(waiting)), note
 
     def answer_pairs(self, shown: list[tuple[uuid.UUID, uuid.UUID]],
@@ -528,9 +528,7 @@ class SuggestionQueue:
         ranking, _ = self._current(wait=False)
         asked: list[tuple[Suggestion, bool]] = []
         for one, two in shown:
-            t = two.int
-            s = next((s for s in self._pairs_shown(ranking, one.int)
-                      if t in (s.keep.id.int, s.other.id.int)), None)
+            s = self._shown_pair(ranking, one, two)
             if s is None:
                 raise ConfigError("those suggestions are no longer current (persons "
                                   "changed since); look at the next ones")
@@ -555,7 +553,7 @@ class SuggestionQueue:
         done = editing.answer_pairs(self.db, merges, different, answers_kept(asked))
         shown_pairs = {frozenset((one.int, two.int)) for one, two in shown}
         merged = {p.int for members in groups for p in members[1:]}
-        apart = self._kept_apart(ranking, [members[0] for members in groups], moved)
+        apart = self._kept_apart([members[0] for members in groups], moved)
 
         def settled(t: Suggestion) -> bool:
             one, two = t.keep.id.int, t.other.id.int
@@ -588,13 +586,13 @@ class SuggestionQueue:
             replaced = self._replaced
         return [s for r in (ranking, replaced) if r is not None for s in r.pairs.of(person)]
 
-    def _kept_apart(self, ranking: _Ranking | None, keepers: list[uuid.UUID],
-                    moved: list[int]) -> set[frozenset[int]]:
+    def _kept_apart(self, keepers: list[uuid.UUID], moved: list[int]
+                    ) -> set[frozenset[int]]:
         """The pairs of ``keepers`` (persons an answer merged others into: their faces
         ``moved``) that can no longer be merged: the merge gave them faces that earlier
         decisions keep apart from another person's, or faces of a photo another person
         is in, so a pair of theirs ranked before it would be refused."""
-        if ranking is None or not keepers:
+        if not keepers:
             return set()
         with self.db.connect() as conn:
             found = conflicts_of(conn, moved, keepers) | photo_mates_of(conn, moved)
@@ -607,27 +605,31 @@ class SuggestionQueue:
         with self.db.connect() as conn:
             return faces_of_persons(conn, persons)
 
-    def _find(self, keep: uuid.UUID, other: uuid.UUID, ranking: _Ranking | None = None
-              ) -> Suggestion:
-        if ranking is None:
-            ranking, _ = self._current(wait=False)
+    def _shown_pair(self, ranking: _Ranking | None, keep: uuid.UUID, other: uuid.UUID
+                    ) -> Suggestion | None:
+        """The open pair of ``keep`` and ``other`` a page may show (either way round),
+        or None."""
         o = other.int
-        for s in self._pairs_shown(ranking, keep.int):
-            if o in (s.keep.id.int, s.other.id.int):  # shown either way round
-                return s
-        raise ConfigError("that suggestion is no longer current (persons changed since); "
-                          "look at the next one")
+        return next((s for s in self._pairs_shown(ranking, keep.int)
+                     if o in (s.keep.id.int, s.other.id.int)), None)
+
+    def _find(self, ranking: _Ranking | None, keep: uuid.UUID, other: uuid.UUID
+              ) -> Suggestion:
+        s = self._shown_pair(ranking, keep, other)
+        if s is None:
+            raise ConfigError("that suggestion is no longer current (persons changed "
+                              "since); look at the next one")
+        return s
 
     def accept(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[str, int | None]:
         """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`); returns
         what it did, in words, and its entry in the edit log."""
-        ranking, _ = self._current(wait=False)
-        s = self._find(keep, other, ranking)
+        s = self._find(self._current(wait=False)[0], keep, other)
         moved = self._faces_of([other])
         done = editing.merge(self.db, str(keep), [str(other)],
                              answers=answers_kept([(s, True)]))
         o = other.int
-        apart = self._kept_apart(ranking, [keep], moved)
+        apart = self._kept_apart([keep], moved)
         self._forget({o, keep.int}, lambda t: o in (t.keep.id.int, t.other.id.int)
                      or frozenset((t.keep.id.int, t.other.id.int)) in apart, done.edit_id)
         message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
@@ -637,7 +639,7 @@ class SuggestionQueue:
         """Not the same person: their best-matching faces become a cannot-link (as
         `rbv faces different A B`), so clustering keeps them apart and the pair is not
         suggested again. Returns the message and the link's entry in the edit log."""
-        s = self._find(keep, other)
+        s = self._find(self._current(wait=False)[0], keep, other)
         linked = face_links.link(self.db, list(s.best_faces), same=False,
                                  answers=answers_kept([(s, False)]))
         pair = (keep.int, other.int)
@@ -683,14 +685,9 @@ def _joined(pairs: list[tuple[PersonRow, PersonRow]]) -> list[list[uuid.UUID]]:
             for members in groups.values()]
 
 
-def _refreshed(conn: object, s: Suggestion) -> Suggestion:
-    """A kept suggestion with its persons as they are now (names, counts); the merge
-    keeps the named one, as ranking does."""
-    return _all_refreshed(conn, [s])[0]
-
-
-def _all_refreshed(conn: object, suggestions: list[Suggestion]) -> list[Suggestion]:
-    """:func:`_refreshed` of each, in one query."""
+def _refreshed(conn: object, suggestions: list[Suggestion]) -> list[Suggestion]:
+    """Kept suggestions with their persons as they are now (names, counts), in one
+    query; the merge keeps the named one, as ranking does."""
     rows = iter(_refreshed_rows(conn, [p for s in suggestions for p in (s.keep, s.other)]))
     out = []
     for s in suggestions:

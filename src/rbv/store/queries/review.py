@@ -12,12 +12,11 @@ import psycopg
 from numpy.typing import NDArray
 
 
-def person_conflicts(conn: psycopg.Connection, pack_id: int,
-                     persons: Sequence[uuid.UUID] | None = None
+def person_conflicts(conn: psycopg.Connection, pack_id: int
                      ) -> dict[tuple[uuid.UUID, uuid.UUID], int]:
     """Per pair of persons (the smaller uuid first): how many cannot-links join a face
     of one to a face of the other, plus faces of one that a user rejected from the
-    other ("not this person"). With ``persons``, only the pairs with one of them."""
+    other ("not this person")."""
     rows = conn.execute(
         """
         SELECT least(fa.person_id, fb.person_id), greatest(fa.person_id, fb.person_id),
@@ -26,16 +25,14 @@ def person_conflicts(conn: psycopg.Connection, pack_id: int,
         JOIN face_detections fa ON fa.id = c.face_a
         JOIN face_detections fb ON fb.id = c.face_b
         WHERE fa.pack_id = %(pack)s AND fa.person_id <> fb.person_id
-          AND (%(all)s OR fa.person_id = ANY(%(persons)s) OR fb.person_id = ANY(%(persons)s))
         GROUP BY 1, 2
         UNION ALL
         SELECT least(r.person_id, f.person_id), greatest(r.person_id, f.person_id), count(*)
         FROM person_rejections r JOIN face_detections f ON f.id = r.face_id
         WHERE f.pack_id = %(pack)s AND f.person_id <> r.person_id
-          AND (%(all)s OR r.person_id = ANY(%(persons)s) OR f.person_id = ANY(%(persons)s))
         GROUP BY 1, 2
         """,
-        {"pack": pack_id, "all": persons is None, "persons": list(persons or [])},
+        {"pack": pack_id},
     ).fetchall()
     out: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     for a, b, n in rows:
