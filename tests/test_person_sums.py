@@ -1,4 +1,4 @@
-"""The cached sums of large persons' embeddings (table person_sums) that incremental
+"""The cached sums of persons' embeddings (table person_sums) that incremental
 `rbv cluster` weighs new faces against: exact after every run, dropped by any change of a
 person's faces (rbv's or a hand edit in psql), and giving the same persons as a run that
 sums the faces itself."""
@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
-import rbv.jobs.grouping.cluster as cluster_job
 import rbv.store.queries.person_sums as person_sums
 from rbv.cluster.centroids import group_sums
 from rbv.config import Settings
@@ -19,13 +17,7 @@ from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from tests.conftest import cluster_photos, run_cli
 
-SMALL = 3  # data/faces has no person of 50 faces: cache persons from 3 faces on
-
-
-@pytest.fixture
-def small_persons_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(person_sums, "SUM_MIN_FACES", SMALL)
-    monkeypatch.setattr(cluster_job, "SUM_MIN_FACES", SMALL)
+SMALL = person_sums.SUM_MIN_FACES
 
 
 def _cluster(cli, settings: Settings, *args: str) -> dict:  # type: ignore[no-untyped-def]
@@ -69,8 +61,7 @@ def _sql(settings: Settings, statement: str, *args: object) -> None:
         conn.commit()
 
 
-def test_sums_stay_exact_through_runs_and_hand_edits(cli, faces_settings: Settings,
-                                                      small_persons_cached: None) -> None:
+def test_sums_stay_exact_through_runs_and_hand_edits(cli, faces_settings: Settings) -> None:
     _cluster(cli, faces_settings, "--full")
     cached = _assert_exact(faces_settings)
     assert len(cached) >= 5
@@ -105,7 +96,7 @@ def test_sums_stay_exact_through_runs_and_hand_edits(cli, faces_settings: Settin
 
 
 def test_cached_and_recomputed_sums_give_the_same_persons(
-        cli, faces_settings: Settings, small_persons_cached: None) -> None:
+        cli, faces_settings: Settings) -> None:
     db = open_database(faces_settings)
     _cluster(cli, faces_settings, "--full")
     with db.connect() as conn:

@@ -182,6 +182,7 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
     report = ClusterReport(pack.name, setting.method.value, setting.describe(n_faces),
                            setting.threshold, setting.budget, match, options.full,
                            options.dry_run)
+    report.faces = n_faces  # counted once: an incremental run weighs merges by it
     previous = stored.get("last_clustering")
     if grown is not None:
         report.notes.append(
@@ -369,7 +370,7 @@ def _regroup(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
         report.removed_persons = delete_empty_persons(conn, pack)
     else:
         found = add_new_faces(UpdateContext(conn, pack, setting, match, options.k, progress,
-                                            db))
+                                            report.faces, db))
         report.faces, report.considered = found.faces, found.considered
         report.matched, report.clustered = found.matched, found.clustered
         report.new_persons = found.new_persons
@@ -426,7 +427,7 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     report.clustered = len(auto)
     report.kept_by_hand = len(faces) - len(auto)
     report.new_persons = len(new_ids)
-    progress("caching the sums of large persons")
+    progress("caching the sums of persons")
     persons = sorted(set(targets))
     index = {p: i for i, p in enumerate(persons)}
     label = np.array([index[p] for p in targets], np.int64)

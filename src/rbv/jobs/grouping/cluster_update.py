@@ -31,8 +31,6 @@ from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import (
     ManualFacts,
-    assigned_neighbors,
-    count_faces,
     create_persons,
     load_faces,
     load_manual_facts,
@@ -40,6 +38,7 @@ from rbv.store.queries.assignments import (
     write_assignments,
 )
 from rbv.store.queries.links import persons_of_faces
+from rbv.store.queries.neighbors import Neighbors, assigned_neighbors
 from rbv.store.queries.pack_lookup import pack_settings, update_pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import cached_sums, store_sums
@@ -63,6 +62,7 @@ class UpdateContext:
     match: float | None  # threshold methods: similarity a new face needs to join
     k: int
     progress: Callable[[str], None]
+    faces: int  # the pack's faces, new ones included (counted by the caller)
     db: Database | None = None  # for HNSW searches on connections of their own
 
 
@@ -79,36 +79,33 @@ def add_new_faces(ctx: UpdateContext) -> UpdateResult:
     """Give every face without a person one (see the module doc)."""
     ctx.progress("reading new faces")
     new = load_faces(ctx.conn, ctx.pack, unassigned_only=True)
-    result = UpdateResult(faces=count_faces(ctx.conn, ctx.pack), considered=len(new))
+    result = UpdateResult(faces=ctx.faces, considered=len(new))
     if len(new) == 0:
         return result
     facts = load_manual_facts(ctx.conn, ctx.pack)
     ctx.progress(f"finding known persons near {len(new):,} new faces")
-    candidates = _candidates(ctx.conn, ctx.pack, new, MATCH_NEIGHBORS, ctx.db)
+    near = _near(ctx.conn, ctx.pack, new, MATCH_NEIGHBORS, ctx.db)
     if ctx.setting.method is Method.evidence:
-        _grow(ctx, new, facts, candidates, result)
+        _grow(ctx, new, facts, near, result)
     else:
-        _match_then_cluster(ctx, new, facts, candidates, result)
+        _match_then_cluster(ctx, new, facts, _candidates(near, new), result)
     return result
 
 
-def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
-          candidates: dict[int, list[Candidate[uuid.UUID]]], result: UpdateResult) -> None:
+def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts, near: Neighbors,
+          result: UpdateResult) -> None:
     """Evidence linkage over the new faces plus the known persons near them, each known
     person given by its cached sum of embeddings (see :func:`rbv.cluster.evidence.grow_known`)."""
     # Persons a new face is linked "same" to are known persons too, however far.
     linked = _linked_persons(ctx.conn, new, facts)
-    known = sorted({c.person for cands in candidates.values() for c in cands}
-                   | {p for ps in linked.values() for p in ps})
+    known = sorted(set(near.persons) | {p for ps in linked.values() for p in ps})
     ctx.progress(f"clustering {len(new):,} new faces with {len(known):,} known persons")
     known_sums, known_counts = _known_sums(ctx, known)
     p = len(known)
     node = {person: i for i, person in enumerate(known)}
     row = {f: p + i for i, f in enumerate(new.ids.tolist())}
-    near = [(node[c.person], row[f] - p, c.similarity)
-            for f, cands in candidates.items() for c in cands]
-    near_person, near_face = (np.array([e[i] for e in near], np.int64) for i in (0, 1))
-    near_similarity = np.array([e[2] for e in near], np.float64)
+    near_person = np.array([node[q] for q in near.persons], np.int64)[near.person]
+    near_face = np.array([row[f] for f in near.query.tolist()], np.int64) - p
     person_of = persons_of_faces(ctx.conn, [f for pair in facts.cannot for f in pair
                                             if f not in row])
 
@@ -136,7 +133,7 @@ def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
     assert ctx.setting.impostor is not None  # resolved (or estimated) before the run
     level = pack_settings(ctx.conn, ctx.pack.id).get(CROWDING_LEVEL)
     labels, measured = grow_known(
-        known_sums, known_counts, new.embeddings, (near_person, near_face, near_similarity),
+        known_sums, known_counts, new.embeddings, (near_person, near_face, near.similarity),
         build_knn_graph(new.embeddings, ctx.k), ctx.setting.impostor,
         ctx.setting.budget or 0.0, result.faces,
         cannot=np.array([c for c in cannot if None not in c], np.int64).reshape(-1, 2),
@@ -297,22 +294,28 @@ def constraints_among(faces: PackFaces, rows: NDArray[np.int64], must: list[tupl
                              must=local(must), anchors=anchors)
 
 
-def _candidates(conn: psycopg.Connection, pack: PackRow, new: PackFaces, k: int,
-                db: Database | None = None) -> dict[int, list[Candidate[uuid.UUID]]]:
-    """Each new face's nearest assigned faces, as (person, similarity, photo)."""
+def _near(conn: psycopg.Connection, pack: PackRow, new: PackFaces, k: int,
+          db: Database | None = None) -> Neighbors:
+    """Each new face's ``k`` nearest assigned faces."""
     if len(new) <= HNSW_BATCH_LIMIT:
-        found = assigned_neighbors(conn, pack, new.ids.tolist(), k, db=db,
-                                   connections=HNSW_CONNECTIONS)
-        return {f: [Candidate(n.person_id, n.similarity, n.image_id) for n in ns]
-                for f, ns in found.items()}
+        return assigned_neighbors(conn, pack, new.ids.tolist(), k, db=db,
+                                  connections=HNSW_CONNECTIONS)
     every = load_faces(conn, pack)
     base = np.flatnonzero(np.array([p is not None for p in every.person_ids], bool))
     graph = nearest(new.embeddings, every.embeddings[base], k)
-    out: dict[int, list[Candidate[uuid.UUID]]] = {}
-    for row, face in enumerate(new.ids.tolist()):
-        out[face] = [
-            Candidate(every.person_ids[base[j]], float(s), int(every.image_ids[base[j]]))  # type: ignore[arg-type]
-            for j, s in zip(graph.neighbors[row].tolist(), graph.similarities[row].tolist(),
-                            strict=True) if j >= 0
-        ]
+    rows, cols = np.nonzero(graph.neighbors >= 0)
+    found = base[graph.neighbors[rows, cols]]
+    return Neighbors.of_rows(new.ids[rows].tolist(), every.ids[found].tolist(),
+                             [every.person_ids[j] for j in found.tolist()],  # type: ignore[misc]
+                             every.image_ids[found].tolist(),
+                             graph.similarities[rows, cols].astype(np.float64).tolist())
+
+
+def _candidates(near: Neighbors, new: PackFaces) -> dict[int, list[Candidate[uuid.UUID]]]:
+    """Each new face's nearest assigned faces, as (person, similarity, photo)."""
+    out: dict[int, list[Candidate[uuid.UUID]]] = {f: [] for f in new.ids.tolist()}
+    for f, person, image, similarity in zip(near.query.tolist(), near.person.tolist(),
+                                            near.image.tolist(), near.similarity.tolist(),
+                                            strict=True):
+        out[f].append(Candidate(near.persons[person], similarity, image))
     return out

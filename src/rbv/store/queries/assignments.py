@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +13,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from rbv.store.pack_faces import PackFaces
-from rbv.store.queries.packs import PackRow, ensure_pack_index, vector_expr
+from rbv.store.queries.packs import PackRow, vector_expr
 from rbv.store.queries.paths import path_from_bytes
 from rbv.store.server.connection import Database
 
@@ -176,86 +175,6 @@ def load_manual_facts(conn: psycopg.Connection, pack: PackRow) -> ManualFacts:
         "SELECT r.face_id, r.person_id FROM person_rejections r "
         "JOIN face_detections f ON f.id = r.face_id WHERE f.pack_id = %s", (pack.id,))]
     return ManualFacts(pairs("must_links"), pairs("cannot_links"), rejections)
-
-
-@dataclass(frozen=True)
-class Neighbor:
-    face_id: int
-    person_id: uuid.UUID
-    image_id: int
-    similarity: float
-
-
-def assigned_neighbors(
-    conn: psycopg.Connection, pack: PackRow, face_ids: Sequence[int], k: int,
-    ef_search: int = 40, *, db: Database | None = None, connections: int = 1,
-) -> dict[int, list[Neighbor]]:
-    """For each face, its ``k`` most similar faces that have a person, found with the
-    pack's HNSW index (pgvector iterative scan skips the unassigned ones).
-
-    With ``db`` and ``connections`` > 1 the faces are split over that many connections
-    of their own, searched at once (each search is one core's work: 3–4 ms at 1M faces
-    × 512-d). ``conn`` must not have written anything they would need to see."""
-    out: dict[int, list[Neighbor]] = {int(f): [] for f in face_ids}
-    any_assigned = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM face_detections WHERE pack_id = %s "
-        "AND person_id IS NOT NULL)", (pack.id,)).fetchone()
-    if not face_ids or not any_assigned or not any_assigned[0]:
-        return out
-    built = ensure_pack_index(conn, pack)  # if built, only ``conn`` can see it yet
-    ids = [int(f) for f in face_ids]
-    if db is None or connections <= 1 or built or len(ids) < _PARALLEL_MIN * connections:
-        _nearest_assigned(conn, pack, ids, k, ef_search, out)
-        return out
-
-    def search(part: list[int]) -> dict[int, list[Neighbor]]:
-        found: dict[int, list[Neighbor]] = {f: [] for f in part}
-        with db.connect() as own:
-            _nearest_assigned(own, pack, part, k, ef_search, found)
-            own.rollback()
-        return found
-
-    with ThreadPoolExecutor(connections, thread_name_prefix="rbv-hnsw") as pool:
-        for found in pool.map(search, [ids[i::connections] for i in range(connections)]):
-            out.update(found)
-    return out
-
-
-_PARALLEL_MIN = 100
-"""Faces per connection below which one connection is faster than several."""
-_PLANNER_SETTINGS = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin")
-
-
-def _nearest_assigned(conn: psycopg.Connection, pack: PackRow, face_ids: list[int], k: int,
-                      ef_search: int, out: dict[int, list[Neighbor]]) -> None:
-    # The planner prices the per-face index scan of a LATERAL join poorly and may sort
-    # the whole pack per face instead; the settings are put back after the query.
-    conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
-                 "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                 (str(max(ef_search, k)),))
-    conn.execute("SELECT set_config(name, 'off', true) FROM pg_settings WHERE name = ANY(%s)",
-                 (list(_PLANNER_SETTINGS),))
-    vec = vector_expr(pack)
-    # The index scan on face_embeddings yields faces nearest first; the join keeps the
-    # assigned ones and iterative scan goes on until k are found.
-    query = sql.SQL(
-        """
-        SELECT q.face_id, m.id, m.person_id, m.image_id, 1 - m.dist
-        FROM face_embeddings q
-        CROSS JOIN LATERAL (
-            SELECT f.id, f.person_id, f.image_id, e.{vec} <=> q.{vec} AS dist
-            FROM face_embeddings e JOIN face_detections f ON f.id = e.face_id
-            WHERE e.pack_id = {pack} AND f.person_id IS NOT NULL
-            ORDER BY e.{vec} <=> q.{vec}
-            LIMIT {k}
-        ) m
-        WHERE q.face_id = ANY(%s)
-        """
-    ).format(vec=vec, pack=sql.Literal(pack.id), k=sql.Literal(k))
-    for q, f, p, img, s in conn.execute(query, (face_ids,)):
-        out[int(q)].append(Neighbor(int(f), p, int(img), float(s)))
-    conn.execute("SELECT set_config(name, reset_val, true) FROM pg_settings "
-                 "WHERE name = ANY(%s)", (list(_PLANNER_SETTINGS),))
 
 
 def person_images(conn: psycopg.Connection, person_ids: Sequence[uuid.UUID],
