@@ -73,7 +73,7 @@ def load_sets(db: Database, settings: Settings, pack_name: str) -> list[Labelled
     for name, folder, labels_csv in folders:
         inside = faces_under(paths, folder)
         faces = every.take(np.flatnonzero(np.isin(every.ids, sorted(inside))))
-        truth, _ = label_main_faces(faces, [p for p in paths if p[0] in inside],
+        truth, _ = label_main_faces(faces, [p for p in paths if p.face_id in inside],
                                     read_labels(folder, labels_csv))
         out.append(LabelledSet(name, faces, truth, Evaluation(faces, truth)))
     return out

@@ -121,7 +121,7 @@ def truth_of(db: Database, pack_name: str, folder: Path, labels_csv: Path | None
         faces = load_faces(conn, pack)
         paths = faces_with_paths(conn, pack)
     inside = faces_under(paths, folder)
-    truth, _ = label_main_faces(faces, [p for p in paths if p[0] in inside],
+    truth, _ = label_main_faces(faces, [p for p in paths if p.face_id in inside],
                                 read_labels(folder, labels_csv))
     return {int(f): t for f, t in zip(faces.ids.tolist(), truth.tolist(), strict=True)
             if t is not None}

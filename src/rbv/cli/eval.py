@@ -63,7 +63,9 @@ def eval_(
 
     The photos are indexed into a scratch database under the data directory (kept, so
     re-runs are fast) unless --database / DATABASE_URL names one; only the faces of
-    photos under FOLDER are scored. Labels name the main (largest) face of each photo.
+    photos under FOLDER are scored. A label names the photo's subject: its largest face,
+    unless that one is off centre (over 1/4 of the shorter side) while another face is
+    central (within 0.15), as in a crop centred on its subject beside someone larger.
     Each method runs with the setting `rbv cluster` would use on the library.
 
     Examples:

@@ -9,7 +9,7 @@ scores count the labelled faces only.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from rbv.cluster.knn import DEFAULT_K, KnnGraph, build_knn_graph
 from rbv.cluster.methods import Method, baseline_labels, cluster_embeddings
 from rbv.cluster.metrics import Scores, bcubed, pairwise
 from rbv.errors import ConfigError
-from rbv.store.pack_faces import PackFaces
+from rbv.store.pack_faces import FacePlace, PackFaces
 
 BASELINE = "immich-baseline"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".bmp", ".tif", ".tiff"}
@@ -55,21 +55,53 @@ def read_labels(folder: Path, labels_csv: Path | None = None) -> dict[Path, str]
     return labels
 
 
-def label_main_faces(faces: PackFaces, face_paths: Iterable[tuple[int, str, float]],
+SUBJECT_CENTRAL = 0.15
+"""A face whose centre lies within this share of the photo's shorter side from the
+photo's centre is central."""
+SUBJECT_OFF_CENTRE = 0.25
+"""A largest face whose centre lies further than this share from the photo's centre is
+off centre: when another face is central, that one is the photo's subject."""
+
+
+def label_main_faces(faces: PackFaces, places: Iterable[FacePlace],
                      labels: Mapping[Path, str]) -> tuple[NDArray[np.object_], int]:
-    """Per face row: the identity of its photo if it is the photo's largest face, else
-    None. Also returns how many labelled photos had no face at all."""
-    best: dict[Path, tuple[float, int]] = {}
-    for face_id, path, area in face_paths:
-        p = Path(path).resolve()
-        if p in labels and (p not in best or area > best[p][0]):
-            best[p] = (area, face_id)
+    """Per face row: the identity of its photo if it is the photo's subject
+    (:func:`subject_face`), else None. Also returns how many labelled photos had no face
+    at all."""
+    of_photo: dict[Path, list[FacePlace]] = {}
+    for place in places:
+        p = Path(place.path).resolve()
+        if p in labels:
+            of_photo.setdefault(p, []).append(place)
     row_of = {f: i for i, f in enumerate(faces.ids.tolist())}
     out = np.full(len(faces), None, dtype=object)
-    for p, (_, face_id) in best.items():
+    for p, found in of_photo.items():
+        face_id = subject_face(found)
         if face_id in row_of:
             out[row_of[face_id]] = labels[p]
-    return out, len(set(labels) - set(best))
+    return out, len(set(labels) - set(of_photo))
+
+
+def subject_face(faces: Sequence[FacePlace]) -> int:
+    """The face a photo's label names: its largest face, unless that one is off centre
+    (:data:`SUBJECT_OFF_CENTRE`) while another is central (:data:`SUBJECT_CENTRAL`); then
+    the central one. Labelled sets name a photo's subject; a crop centred on its subject
+    (as every photo of LFW is) may show a larger face of someone beside them, cut by the
+    edge (13 of lfw_many's 2,755 photos; in data/faces the largest face is the subject
+    of every photo, one of them with another person nearer the centre)."""
+    largest = max(faces, key=lambda f: f.area)
+    width, height = faces[0].width, faces[0].height
+    if width is None or height is None or len(faces) == 1:
+        return largest.face_id
+
+    def offset(f: FacePlace) -> float:
+        x1, y1, x2, y2 = f.box
+        return float(np.hypot(x1 + x2 - width, y1 + y2 - height)) / 2 / min(width, height)
+
+    central = min(faces, key=offset)
+    if offset(largest) > SUBJECT_OFF_CENTRE and offset(central) <= SUBJECT_CENTRAL:
+        return central.face_id
+    return largest.face_id
 
 
 @dataclass(frozen=True)

@@ -36,3 +36,20 @@ class PackFaces:
                          self.person_ids + other.person_ids,
                          np.concatenate([self.manual, other.manual]),
                          np.concatenate([self.embeddings, other.embeddings]))
+
+
+@dataclass(frozen=True)
+class FacePlace:
+    """Where a face is: a path of its photo, its box, and the photo's size (after EXIF
+    orientation; None when unknown)."""
+
+    face_id: int
+    path: str
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    width: int | None
+    height: int | None
+
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = self.box
+        return (x2 - x1) * (y2 - y1)

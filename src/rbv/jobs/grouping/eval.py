@@ -35,7 +35,7 @@ from rbv.faces.types import FaceAnalyzer, PackInfo
 from rbv.jobs.library.index import run_index
 from rbv.jobs.reporting import Reporter
 from rbv.store import Database, open_database
-from rbv.store.pack_faces import PackFaces
+from rbv.store.pack_faces import FacePlace, PackFaces
 from rbv.store.queries.assignments import faces_with_paths, load_faces
 from rbv.store.queries.pack_lookup import find_pack, pack_settings, update_pack_settings
 from rbv.store.queries.packs import register_pack
@@ -125,7 +125,7 @@ def run_eval(
         paths = faces_with_paths(conn, pack)
     inside = faces_under(paths, folder)
     faces = every.take(np.flatnonzero(np.isin(every.ids, sorted(inside))))
-    truth, missing = label_main_faces(faces, [p for p in paths if p[0] in inside], labels)
+    truth, missing = label_main_faces(faces, [p for p in paths if p.face_id in inside], labels)
     evaluation = Evaluation(faces, truth)
     report = EvalReport(pack.name, db.display, len(labels), len(evaluation.labelled),
                         len(set(evaluation.truth.tolist())), missing,
@@ -170,16 +170,16 @@ def _configured(method: str, stored: dict[str, Any], pack: PackInfo, threshold: 
     return float(setting.budget or 0.0), setting.describe(len(faces)), setting.impostor
 
 
-def faces_under(paths: list[tuple[int, str, float]], folder: Path) -> set[int]:
+def faces_under(paths: list[FacePlace], folder: Path) -> set[int]:
     """Faces of photos with a path under ``folder`` (paths compared as given, and as
     resolved, so a symlinked folder or library matches either way)."""
     given = os.path.join(os.path.abspath(folder), "")
     real = os.path.join(os.path.realpath(folder), "")
     out: set[int] = set()
-    for face, path, _area in paths:
-        absolute = os.path.abspath(path)
-        if absolute.startswith((given, real)) or os.path.realpath(path).startswith(real):
-            out.add(face)
+    for place in paths:
+        absolute = os.path.abspath(place.path)
+        if absolute.startswith((given, real)) or os.path.realpath(place.path).startswith(real):
+            out.add(place.face_id)
     return out
 
 

@@ -12,7 +12,7 @@ import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
 
-from rbv.store.pack_faces import PackFaces
+from rbv.store.pack_faces import FacePlace, PackFaces
 from rbv.store.queries.packs import PackRow, vector_expr
 from rbv.store.queries.paths import path_from_bytes
 from rbv.store.server.connection import Database
@@ -253,12 +253,14 @@ def delete_empty_persons(conn: psycopg.Connection, pack: PackRow, *,
     return cur.rowcount
 
 
-def faces_with_paths(conn: psycopg.Connection, pack: PackRow) -> list[tuple[int, str, float]]:
-    """(face id, every path of its photo, box area) for the pack's faces."""
-    return [(int(f), path_from_bytes(p), float(a)) for f, p, a in conn.execute(
+def faces_with_paths(conn: psycopg.Connection, pack: PackRow) -> list[FacePlace]:
+    """Each face of the pack with each path of its photo."""
+    return [FacePlace(int(f), path_from_bytes(p), (float(x1), float(y1), float(x2), float(y2)),
+                      w, h) for f, p, x1, y1, x2, y2, w, h in conn.execute(
         """
-        SELECT f.id, ip.path_bytes, (f.x2 - f.x1) * (f.y2 - f.y1)
+        SELECT f.id, ip.path_bytes, f.x1, f.y1, f.x2, f.y2, i.width, i.height
         FROM face_detections f JOIN image_paths ip ON ip.image_id = f.image_id
+        JOIN images i ON i.id = f.image_id
         WHERE f.pack_id = %s
         """,
         (pack.id,),
