@@ -1,0 +1,195 @@
+"""An incremental `rbv cluster` on a big kept library, this checkout against a baseline
+source tree on the same new faces: time, stages, and whether both give the same persons.
+
+The library is one that ``bench_cluster_db.py --keep DIR`` left (its newest pack). Each
+round stores ``--new`` faces drawn around the benchmark's own identities (as
+``bench_cluster.synthetic`` draws faces; most join known persons), then runs
+``rbv cluster --dry-run`` (all the work, rolled back) once with the baseline's code and
+once with this checkout's, in alternating order, each in a child process, and compares
+what each run wrote: the known person of every face that joined one, the grouping of
+the rest. Then this checkout's run is made for real, so the next round meets a library
+as a nightly run leaves it. Last line: ``baseline / this checkout = X`` (medians).
+
+The baseline is a source tree of rbv, e.g. main in a worktree:
+
+    git worktree add ../rbv-main main
+    uv run python scripts/bench_cluster_db.py --faces 1M --dim 512 --no-baseline --keep /tmp/b1m
+    uv run python scripts/bench_incremental.py /tmp/b1m --baseline ../rbv-main/src --rounds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench_cluster import SAME_SIM, _size
+from rbv.config import Settings
+from rbv.store import open_database
+from rbv.store.queries.faces import NewFace, insert_faces
+
+_CHILD = r"""
+import json, os, sys, time, warnings
+warnings.simplefilter("ignore")
+from pathlib import Path
+import rbv.jobs.grouping.cluster_update as update
+import rbv.store.queries.person_sums as person_sums
+from rbv.cluster.methods import Method
+from rbv.config import Settings
+from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
+from rbv.store import open_database
+
+written = []
+write = update.write_assignments
+def recorded(conn, faces, persons, how):
+    written.append((list(faces), [str(p) for p in persons], how))
+    return write(conn, faces, persons, how)
+update.write_assignments = recorded
+smallest = int(os.environ.get("BENCH_CACHED_FROM", "0"))
+if smallest:  # the rows the baseline's own runs would have cached
+    cached = person_sums.cached_sums
+    def fewer(conn, pack, persons):
+        return {p: v for p, v in cached(conn, pack, persons).items() if v[0] >= smallest}
+    update.cached_sums = fewer
+stages, since = [], [time.perf_counter(), ""]
+def stage(text):
+    now = time.perf_counter()
+    if since[1]:
+        stages.append((since[1], now - since[0]))
+    since[0], since[1] = now, text
+db = open_database(Settings(data_dir=Path(sys.argv[1])))
+report = cluster_pack(db, sys.argv[2], ClusterOptions(method=Method.evidence,
+                      dry_run=sys.argv[3] == "dry"), stage)
+stage("")
+print(json.dumps({"seconds": report.seconds, "matched": report.matched,
+                  "new_persons": report.new_persons, "stages": stages, "written": written}))
+"""
+
+
+def identities(n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The identity sizes and centres of ``bench_cluster.synthetic(n, dim)`` (seed 0)."""
+    rng = np.random.default_rng(0)
+    sizes = np.maximum(1, (rng.zipf(1.6, size=n) * 3).clip(max=2000))
+    sizes = sizes[np.cumsum(sizes) <= n]
+    sizes = np.r_[sizes, np.ones(n - sizes.sum(), int)].astype(int)
+    centres = rng.normal(size=(len(sizes), dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    return sizes, centres
+
+
+def draw(sizes: np.ndarray, centres: np.ndarray, count: int,
+         rng: np.random.Generator) -> np.ndarray:
+    """``count`` new faces of the identities, each as likely as its share of faces."""
+    who = rng.choice(len(sizes), size=count, p=sizes / sizes.sum())
+    dim = centres.shape[1]
+    sigma = np.float32(np.sqrt((1 / SAME_SIM - 1) / dim))
+    spread = np.exp(rng.normal(0, 0.3, size=(count, 1))).astype(np.float32)
+    x = centres[who] + rng.normal(size=(count, dim)).astype(np.float32) * sigma * spread
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def child(data: Path, pack: str, source: str | None, mode: str,
+          cached_from: int = 0) -> dict[str, Any]:
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = source
+    if cached_from:
+        env["BENCH_CACHED_FROM"] = str(cached_from)
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(data), pack, mode], env=env,
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{source or 'this checkout'}: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def persons_made(written: list[Any]) -> tuple[dict[int, str], list[list[int]]]:
+    """Faces that joined a known person (face → person), and the new persons' faces."""
+    joined: dict[int, str] = {}
+    groups: dict[str, list[int]] = {}
+    for faces, persons, how in written:
+        for face, person in zip(faces, persons, strict=True):
+            if how == "match":
+                joined[face] = person
+            else:
+                groups.setdefault(person, []).append(face)
+    return joined, sorted(sorted(g) for g in groups.values())
+
+
+def show(title: str, r: dict[str, Any]) -> None:
+    stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in r["stages"])
+    print(f"  {title}: {r['seconds']:.2f} s ({r['matched']:,} joined known persons, "
+          f"{r['new_persons']:,} new persons) — {stages}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", type=Path, help="the folder bench_cluster_db.py --keep kept")
+    parser.add_argument("--baseline", required=True,
+                        help="a source tree of rbv (its src folder) to run against")
+    parser.add_argument("--baseline-cached-from", type=int, default=0, help="the baseline "
+                        "reads only the cached sums of persons of this many faces or more "
+                        "(the rows its own runs would have cached; default: all)")
+    parser.add_argument("--faces", type=_size, default=1_000_000,
+                        help="the --faces the library was made with")
+    parser.add_argument("--bench-new", type=_size, default=1_000,
+                        help="the --new the library was made with")
+    parser.add_argument("--new", type=_size, default=1_000, help="new faces a round")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
+    db = open_database(Settings(data_dir=args.data))
+    with db.connect() as conn:
+        row = conn.execute("SELECT id, name, embedding_dim FROM model_packs "
+                           "WHERE name LIKE 'bench%%' ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            raise SystemExit(f"no bench_cluster_db.py library in {args.data}")
+        pack_id, pack, dim = row
+        faces = conn.execute("SELECT count(*) FROM face_detections WHERE pack_id = %s",
+                             (pack_id,)).fetchone()
+    n = int(faces[0]) if faces else 0
+    # bench_cluster_db.py drew its --faces and 2 × --new more (stored later as new faces)
+    sizes, centres = identities(args.faces + 2 * args.bench_new, dim)
+    rng = np.random.default_rng(args.seed)
+    print(f"{n:,} faces × {dim}-d in {args.data}; {args.new:,} new faces a round; baseline "
+          f"{args.baseline}", flush=True)
+    times: dict[str, list[float]] = {"baseline": [], "this checkout": []}
+    for round_ in range(args.rounds):
+        x = draw(sizes, centres, args.new, rng)
+        with db.transaction() as conn:
+            tag = f"bench-incremental-{time.time_ns()}"
+            images = [int(r[0]) for r in conn.execute(
+                "INSERT INTO images (sha256, size_bytes, status) SELECT md5(%s || g::text) "
+                "|| md5(g::text || %s), 1, 'ok' FROM generate_series(1, %s) g RETURNING id",
+                (tag, tag, args.new))]
+            insert_faces(conn, [NewFace(i, pack_id, (0, 0, 100, 100), None, 0.9, None, e)
+                                for i, e in zip(images, x, strict=True)])
+        print(f"round {round_ + 1}: {args.new:,} new faces stored", flush=True)
+        order = [("baseline", args.baseline), ("this checkout", None)]
+        made = {}
+        for name, source in order if round_ % 2 == 0 else order[::-1]:
+            r = child(args.data, pack, source, "dry",
+                      args.baseline_cached_from if source else 0)
+            times[name].append(r["seconds"])
+            made[name] = persons_made(r["written"])
+            show(name, r)
+        print(f"  same persons: {'yes' if made['baseline'] == made['this checkout'] else 'NO'}",
+              flush=True)
+        child(args.data, pack, None, "run")
+    base, mine = (statistics.median(times[k]) for k in ("baseline", "this checkout"))
+    print(f"median baseline {base:.2f} s, this checkout {mine:.2f} s")
+    print(f"baseline / this checkout = {base / mine:.2f}")
+
+
+if __name__ == "__main__":
+    main()
