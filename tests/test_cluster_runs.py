@@ -282,3 +282,39 @@ def test_an_incremental_run_reclusters_everything_once_the_library_has_grown_by_
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT settings->'persons_made_with' FROM model_packs "
                             "WHERE name = 'scrfd_sface'").fetchone() == (len(regrouped),)
+
+
+@pytest.mark.parametrize("method", ["evidence", "connected"])
+def test_a_batch_of_new_faces_too_big_for_index_searches_gets_the_same_persons(
+        cli, faces_settings: Settings, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """Above HNSW_BATCH_LIMIT new faces, known persons are found in memory, not through
+    the HNSW index: the same neighbours (exact on a small library), so the same persons."""
+    from rbv.jobs.grouping import cluster_update
+
+    extra = () if method == "evidence" else ("--threshold", str(SFACE_THRESHOLD))
+    _cluster(cli, faces_settings, "--full", "--method", method, *extra)
+    with open_database(faces_settings).connect() as conn:
+        new = [f for (f,) in conn.execute(
+            "SELECT id FROM face_detections ORDER BY md5(id::text) LIMIT 40")]
+    known = {p for f, p in _assignments(faces_settings).items() if f not in new}
+
+    def incremental(limit: int) -> tuple[dict[int, str | None], list[list[int]]]:
+        """The new faces' known persons, and the grouping of the others."""
+        with open_database(faces_settings).connect() as conn:
+            conn.execute("UPDATE face_detections SET person_id = NULL WHERE id = ANY(%s)",
+                         (new,))
+            conn.commit()
+        monkeypatch.setattr(cluster_update, "HNSW_BATCH_LIMIT", limit)
+        report = _cluster(cli, faces_settings, "--method", method, *extra)
+        assert report["considered"] == len(new)
+        found = {f: p for f, p in _assignments(faces_settings).items() if f in new}
+        groups: dict[str | None, list[int]] = {}
+        for f, p in found.items():
+            if p not in known:
+                groups.setdefault(p, []).append(f)
+        return ({f: p for f, p in found.items() if p in known},
+                sorted(sorted(g) for g in groups.values()))
+
+    searched, in_memory = incremental(5_000), incremental(0)
+    assert len(searched[0]) >= 10  # many rejoin their persons (18 of 40 with evidence)
+    assert in_memory == searched
