@@ -61,18 +61,9 @@ SAME_SIM = 0.6
 def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(embeddings, identity per face, image per face)."""
     rng = np.random.default_rng(seed)
-    sizes = np.maximum(1, (rng.zipf(1.6, size=n) * 3).clip(max=2000))
-    sizes = sizes[np.cumsum(sizes) <= n]
-    sizes = np.r_[sizes, np.ones(n - sizes.sum(), int)].astype(int)
+    sizes, centres = identities(n, dim, rng)
     truth = np.repeat(np.arange(len(sizes)), sizes)[:n]
-    centres = rng.normal(size=(len(sizes), dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    sigma = np.sqrt((1 / SAME_SIM - 1) / dim)
-    x = centres[truth]
-    # Per-face quality varies (blur, pose): some faces sit far from their identity.
-    spread = np.exp(rng.normal(0, 0.3, size=(n, 1))).astype(np.float32)
-    x += rng.normal(size=(n, dim)).astype(np.float32) * np.float32(sigma) * spread
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x = faces_around(centres, truth, rng)
     perm = rng.permutation(n)
     x, truth = x[perm], truth[perm]
     images = np.arange(n)
@@ -82,6 +73,30 @@ def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, 
     pairs = pairs[truth[pairs] != truth[pairs + 1]]
     images[pairs + 1] = images[pairs]
     return x, truth, images
+
+
+def identities(n: int, dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Zipf-sized identities of ``n`` faces in all: each one's face count and its unit
+    centre (what ``synthetic`` draws first from its generator)."""
+    sizes = np.maximum(1, (rng.zipf(1.6, size=n) * 3).clip(max=2000))
+    sizes = sizes[np.cumsum(sizes) <= n]
+    sizes = np.r_[sizes, np.ones(n - sizes.sum(), int)].astype(int)
+    centres = rng.normal(size=(len(sizes), dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    return sizes, centres
+
+
+def faces_around(centres: np.ndarray, who: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One unit face per entry of ``who``, around its identity's centre (same-identity
+    cosine ≈ ``SAME_SIM``)."""
+    dim = centres.shape[1]
+    sigma = np.sqrt((1 / SAME_SIM - 1) / dim)
+    x = centres[who]
+    # Per-face quality varies (blur, pose): some faces sit far from their identity.
+    spread = np.exp(rng.normal(0, 0.3, size=(len(who), 1))).astype(np.float32)
+    x += rng.normal(size=(len(who), dim)).astype(np.float32) * np.float32(sigma) * spread
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
 
 
 def _peak_mb() -> float:

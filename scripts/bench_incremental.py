@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bench_cluster import SAME_SIM, _size
+from bench_cluster import _size, faces_around, identities
 from rbv.config import Settings
 from rbv.store import open_database
 from rbv.store.queries.faces import NewFace, insert_faces
@@ -75,26 +75,11 @@ print(json.dumps({"seconds": report.seconds, "matched": report.matched,
 """
 
 
-def identities(n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """The identity sizes and centres of ``bench_cluster.synthetic(n, dim)`` (seed 0)."""
-    rng = np.random.default_rng(0)
-    sizes = np.maximum(1, (rng.zipf(1.6, size=n) * 3).clip(max=2000))
-    sizes = sizes[np.cumsum(sizes) <= n]
-    sizes = np.r_[sizes, np.ones(n - sizes.sum(), int)].astype(int)
-    centres = rng.normal(size=(len(sizes), dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    return sizes, centres
-
-
 def draw(sizes: np.ndarray, centres: np.ndarray, count: int,
          rng: np.random.Generator) -> np.ndarray:
     """``count`` new faces of the identities, each as likely as its share of faces."""
-    who = rng.choice(len(sizes), size=count, p=sizes / sizes.sum())
-    dim = centres.shape[1]
-    sigma = np.float32(np.sqrt((1 / SAME_SIM - 1) / dim))
-    spread = np.exp(rng.normal(0, 0.3, size=(count, 1))).astype(np.float32)
-    x = centres[who] + rng.normal(size=(count, dim)).astype(np.float32) * sigma * spread
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return faces_around(centres, rng.choice(len(sizes), size=count, p=sizes / sizes.sum()),
+                        rng)
 
 
 def child(data: Path, pack: str, source: str | None, mode: str,
@@ -159,7 +144,8 @@ def main() -> None:
                              (pack_id,)).fetchone()
     n = int(faces[0]) if faces else 0
     # bench_cluster_db.py drew its --faces and 2 × --new more (stored later as new faces)
-    sizes, centres = identities(args.faces + 2 * args.bench_new, dim)
+    sizes, centres = identities(args.faces + 2 * args.bench_new, dim,
+                                np.random.default_rng(0))  # synthetic's seed
     rng = np.random.default_rng(args.seed)
     print(f"{n:,} faces × {dim}-d in {args.data}; {args.new:,} new faces a round; baseline "
           f"{args.baseline}", flush=True)

@@ -371,7 +371,7 @@ def _regroup(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     else:
         found = add_new_faces(UpdateContext(conn, pack, setting, match, options.k, progress,
                                             report.faces, db))
-        report.faces, report.considered = found.faces, found.considered
+        report.considered = found.considered
         report.matched, report.clustered = found.matched, found.clustered
         report.new_persons = found.new_persons
         # Persons emptied since the last run (persons move, SQL): looked for only when a

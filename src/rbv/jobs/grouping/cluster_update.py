@@ -68,7 +68,6 @@ class UpdateContext:
 
 @dataclass
 class UpdateResult:
-    faces: int = 0
     considered: int = 0
     matched: int = 0  # new faces that joined a known person
     clustered: int = 0  # new faces that formed new persons
@@ -79,7 +78,7 @@ def add_new_faces(ctx: UpdateContext) -> UpdateResult:
     """Give every face without a person one (see the module doc)."""
     ctx.progress("reading new faces")
     new = load_faces(ctx.conn, ctx.pack, unassigned_only=True)
-    result = UpdateResult(faces=ctx.faces, considered=len(new))
+    result = UpdateResult(considered=len(new))
     if len(new) == 0:
         return result
     facts = load_manual_facts(ctx.conn, ctx.pack)
@@ -135,7 +134,7 @@ def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts, near: Neighbor
     labels, measured = grow_known(
         known_sums, known_counts, new.embeddings, (near_person, near_face, near.similarity),
         build_knn_graph(new.embeddings, ctx.k), ctx.setting.impostor,
-        ctx.setting.budget or 0.0, result.faces,
+        ctx.setting.budget or 0.0, ctx.faces,
         cannot=np.array([c for c in cannot if None not in c], np.int64).reshape(-1, 2),
         must=np.array(must, np.int64).reshape(-1, 2), typical=level)
     if level is None and p == 0:  # the first run: these faces are the library
