@@ -42,7 +42,6 @@ import json, os, sys, time, warnings
 warnings.simplefilter("ignore")
 from pathlib import Path
 import rbv.jobs.grouping.cluster_update as update
-import rbv.store.queries.person_sums as person_sums
 from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
@@ -56,10 +55,18 @@ def recorded(conn, faces, persons, how):
 update.write_assignments = recorded
 smallest = int(os.environ.get("BENCH_CACHED_FROM", "0"))
 if smallest:  # the rows the baseline's own runs would have cached
-    cached = person_sums.cached_sums
+    name = "current_sums" if hasattr(update, "current_sums") else "cached_sums"
+    cached = getattr(update, name)
     def fewer(conn, pack, persons):
         return {p: v for p, v in cached(conn, pack, persons).items() if v[0] >= smallest}
-    update.cached_sums = fewer
+    setattr(update, name, fewer)
+if os.environ.get("BENCH_DROP_MOVED"):  # as schema 14 left the rows: deleted
+    current = update.current_sums
+    def dropped(conn, pack, persons):
+        conn.execute("DELETE FROM person_sums WHERE person_id IN "
+                     "(SELECT person_id FROM person_sum_moves)")
+        return current(conn, pack, persons)
+    update.current_sums = dropped
 stages, since = [], [time.perf_counter(), ""]
 def stage(text):
     now = time.perf_counter()
@@ -83,12 +90,14 @@ def draw(sizes: np.ndarray, centres: np.ndarray, count: int,
 
 
 def child(data: Path, pack: str, source: str | None, mode: str,
-          cached_from: int = 0) -> dict[str, Any]:
+          cached_from: int = 0, drop_moved: bool = False) -> dict[str, Any]:
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = source
     if cached_from:
         env["BENCH_CACHED_FROM"] = str(cached_from)
+    if drop_moved:
+        env["BENCH_DROP_MOVED"] = "1"
     out = subprocess.run([sys.executable, "-c", _CHILD, str(data), pack, mode], env=env,
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -116,11 +125,31 @@ def show(title: str, r: dict[str, Any]) -> None:
           f"{r['new_persons']:,} new persons) — {stages}", flush=True)
 
 
+def _ab(data: Path, pack: str, baseline: str | None, extra: dict[str, Any], round_: int,
+        times: dict[str, list[float]], title: str) -> None:
+    """The baseline's dry run (source tree ``baseline``, None: this checkout; ``extra``:
+    its child's options) and this checkout's, in alternating order."""
+    runs = [("baseline", baseline, extra), ("this checkout", None, {})]
+    made = {}
+    for name, source, options in runs if round_ % 2 == 0 else runs[::-1]:
+        r = child(data, pack, source, "dry", **options)
+        times[name].append(r["seconds"])
+        made[name] = persons_made(r["written"])
+        show(title if name == "baseline" else name, r)
+    print(f"  same persons: {'yes' if made['baseline'] == made['this checkout'] else 'NO'}",
+          flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="the folder bench_cluster_db.py --keep kept")
-    parser.add_argument("--baseline", required=True,
+    parser.add_argument("--baseline", default=None,
                         help="a source tree of rbv (its src folder) to run against")
+    parser.add_argument("--reset", action="store_true", help="each round takes the "
+                        "persons of --new random faces away by SQL, as a user's reset "
+                        "would, instead of storing new faces; the baseline is this "
+                        "checkout with the cached sums of the persons they left dropped, "
+                        "as schema 14 did (the run sums those persons from their faces)")
     parser.add_argument("--baseline-cached-from", type=int, default=0, help="the baseline "
                         "reads only the cached sums of persons of this many faces or more "
                         "(the rows its own runs would have cached; default: all)")
@@ -132,6 +161,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    if (args.baseline is None) != args.reset:
+        parser.error("give either --baseline or --reset")
     warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
     db = open_database(Settings(data_dir=args.data))
     with db.connect() as conn:
@@ -147,10 +178,27 @@ def main() -> None:
     sizes, centres = identities(args.faces + 2 * args.bench_new, dim,
                                 np.random.default_rng(0))  # synthetic's seed
     rng = np.random.default_rng(args.seed)
-    print(f"{n:,} faces × {dim}-d in {args.data}; {args.new:,} new faces a round; baseline "
-          f"{args.baseline}", flush=True)
+    print(f"{n:,} faces × {dim}-d in {args.data}; {args.new:,} "
+          f"{'faces reset' if args.reset else 'new faces'} a round; baseline "
+          f"{args.baseline or 'this checkout, the rows of reset persons dropped'}", flush=True)
     times: dict[str, list[float]] = {"baseline": [], "this checkout": []}
     for round_ in range(args.rounds):
+        if args.reset:
+            with db.transaction() as conn:
+                conn.execute("SELECT setseed(%s)", (args.seed / (round_ + 2),))
+                conn.execute(
+                    "UPDATE face_detections SET person_id = NULL WHERE id IN (SELECT id "
+                    "FROM face_detections WHERE pack_id = %s AND person_id IS NOT NULL "
+                    "ORDER BY random() LIMIT %s)", (pack_id, args.new))
+                moves = conn.execute("SELECT count(*), count(DISTINCT person_id) "
+                                     "FROM person_sum_moves").fetchone()
+            print(f"round {round_ + 1}: {args.new:,} random faces without their person "
+                  f"({moves[0] if moves else 0:,} moves logged against "
+                  f"{moves[1] if moves else 0:,} cached sums)", flush=True)
+            _ab(args.data, pack, None, {"drop_moved": True}, round_, times,
+                "baseline (the rows dropped)")
+            child(args.data, pack, None, "run")
+            continue
         x = draw(sizes, centres, args.new, rng)
         with db.transaction() as conn:
             tag = f"bench-incremental-{time.time_ns()}"
@@ -161,16 +209,8 @@ def main() -> None:
             insert_faces(conn, [NewFace(i, pack_id, (0, 0, 100, 100), None, 0.9, None, e)
                                 for i, e in zip(images, x, strict=True)])
         print(f"round {round_ + 1}: {args.new:,} new faces stored", flush=True)
-        order = [("baseline", args.baseline), ("this checkout", None)]
-        made = {}
-        for name, source in order if round_ % 2 == 0 else order[::-1]:
-            r = child(args.data, pack, source, "dry",
-                      args.baseline_cached_from if source else 0)
-            times[name].append(r["seconds"])
-            made[name] = persons_made(r["written"])
-            show(name, r)
-        print(f"  same persons: {'yes' if made['baseline'] == made['this checkout'] else 'NO'}",
-              flush=True)
+        _ab(args.data, pack, args.baseline, {"cached_from": args.baseline_cached_from},
+            round_, times, "baseline")
         child(args.data, pack, None, "run")
     base, mine = (statistics.median(times[k]) for k in ("baseline", "this checkout"))
     print(f"median baseline {base:.2f} s, this checkout {mine:.2f} s")

@@ -20,7 +20,9 @@ checked against what the user decided:
 - a second ``cluster --full`` with nothing changed changes nothing;
 - every dry run reports what the run then does;
 - a refused edit changes nothing; undoing the last k edits (with nothing automatic in
-  between) restores the state before them exactly.
+  between) restores the state before them exactly;
+- each person's cached embedding sum, brought up to date with its log of faces that
+  joined and left (what an incremental run reads), is the exact sum of its faces.
 
 Used by tests/test_decision_machine.py (a few sequences) and scripts/decision_fuzz.py
 (thousands).
@@ -38,21 +40,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from rbv.cluster.centroids import group_sums
 from rbv.config import Settings
 from rbv.errors import RbvError
 from rbv.faces.types import FaceAnalyzer
 from rbv.jobs.exchange.import_folders import import_folders
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.grouping.cluster_update import current_sums
 from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import edit_log
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons.faces import link
 from rbv.serve.queue import SuggestionQueue
 from rbv.store import Database, open_database
+from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.pack_lookup import find_pack
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 FACES = SHARED / "data" / "faces"
@@ -452,6 +459,26 @@ class DecisionMachine(RuleBasedStateMachine):
                 "WHERE a.assigned_by IS DISTINCT FROM 'manual' "
                 "OR b.assigned_by IS DISTINCT FROM 'manual'").fetchall()
         assert not mixed, f"two faces of one photo in one person: {mixed}"
+
+    @invariant()
+    def sums_exact(self) -> None:
+        with self.db.connect() as conn:
+            pack = find_pack(conn, PACK_NAME)
+            faces = load_faces(conn, pack)
+            persons = sorted({p for p in faces.person_ids if p is not None}, key=str)
+            index = {p: i for i, p in enumerate(persons)}
+            sums, counts = group_sums(faces.embeddings, np.array(
+                [index[p] if p is not None else -1 for p in faces.person_ids], np.int64),
+                len(persons))
+            cached = current_sums(conn, pack, [p for (p,) in conn.execute(
+                "SELECT person_id FROM person_sums")])
+            conn.rollback()  # reading stores the rows it brought up to date: not here
+        for person, (count, total) in cached.items():
+            i = index.get(person)  # None: the person has no face (a sum of zero)
+            assert count == (counts[i] if i is not None else 0), \
+                f"person {person}'s cached face count"
+            assert np.allclose(total, sums[i] if i is not None else 0.0, rtol=0, atol=1e-9), \
+                f"person {person}'s cached sum"
 
 
 def _components(pairs: list[tuple[Any, ...]]) -> dict[int, int]:

@@ -422,6 +422,7 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     create_persons(conn, pack, len(new_ids), ids=new_ids)
     auto = np.flatnonzero(~faces.manual)
     progress("writing assignments")
+    forget_pack_sums(conn, pack)  # first: the writes would log moves against them
     report.reassigned = write_assignments(conn, faces.ids[auto].tolist(),
                                           [targets[i] for i in auto.tolist()], "cluster")
     report.clustered = len(auto)
@@ -434,5 +435,4 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     large = np.bincount(label, minlength=len(persons)) >= SUM_MIN_FACES
     sums, counts = group_sums(faces.embeddings, np.where(large[label], label, -1),
                               len(persons))
-    forget_pack_sums(conn, pack)
     store_sums(conn, persons, counts.tolist(), sums)

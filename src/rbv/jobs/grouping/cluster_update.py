@@ -12,7 +12,7 @@ threshold methods each new face is matched to the best known person
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,7 +165,7 @@ def _known_sums(ctx: UpdateContext, persons: list[uuid.UUID]
                 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Each person's sum of unit embeddings and face count: cached, else from its faces
     (and then cached when the person is large)."""
-    known = cached_sums(ctx.conn, ctx.pack, persons)
+    known = current_sums(ctx.conn, ctx.pack, persons)
     missing = [p for p in persons if p not in known]
     if missing:
         faces = load_faces(ctx.conn, ctx.pack, persons=missing)
@@ -177,6 +177,29 @@ def _known_sums(ctx: UpdateContext, persons: list[uuid.UUID]
     return (np.array([known[p][1] for p in persons], np.float64).reshape(
                 len(persons), ctx.pack.embedding_dim),
             np.array([known[p][0] for p in persons], np.int64))
+
+
+def current_sums(conn: psycopg.Connection, pack: PackRow, persons: Sequence[uuid.UUID]
+                 ) -> dict[uuid.UUID, tuple[int, NDArray[np.float64]]]:
+    """Person → (face count, sum of its unit embeddings) for the cached ones, with the
+    faces that joined or left since added and taken away; the rows so brought up to date
+    are stored again (their logs emptied)."""
+    known, moves = cached_sums(conn, pack, persons)
+    if not moves.persons:
+        return known
+    moved = sorted(set(moves.persons), key=str)
+    index = {p: i for i, p in enumerate(moved)}
+    group = np.array([index[p] for p in moves.persons], np.int64)
+    joined, n_joined = group_sums(moves.embeddings, np.where(moves.signs > 0, group, -1),
+                                  len(moved))
+    left, n_left = group_sums(moves.embeddings, np.where(moves.signs < 0, group, -1),
+                              len(moved))
+    for p, i in index.items():
+        count, total = known[p]
+        known[p] = (count + int(n_joined[i] - n_left[i]), total + joined[i] - left[i])
+    store_sums(conn, moved, [known[p][0] for p in moved],
+               np.array([known[p][1] for p in moved]).reshape(len(moved), -1))
+    return known
 
 
 def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
