@@ -21,6 +21,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -468,3 +469,26 @@ def test_embedded_server_on_a_full_disk_says_so_in_one_line() -> None:
     assert lines[0].startswith("Error: could not start the embedded PostgreSQL: the disk "
                                f"holding {disk}/rbv/pg is full"), done.stderr
     assert "pg_ctl" not in done.stderr and "initdb" not in done.stderr
+
+
+def test_a_data_directory_that_is_a_postgresql_folder_is_refused_untouched(
+        tmp_path: Path) -> None:
+    """``--data-dir`` naming a PostgreSQL server's own folder (its parent was meant):
+    one line that says so and which folder to give; the folder is left as it was (a
+    server started inside it made it readable by others, and PostgreSQL then refused to
+    start the server it is)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
+    pgdata = tmp_path / "pg"
+    pgdata.mkdir(mode=0o700)
+    (pgdata / "PG_VERSION").write_text("17\n")
+    before = sorted(p.name for p in pgdata.iterdir())
+    env["RBV_DATA_DIR"] = str(pgdata)
+    done = subprocess.run([sys.executable, "-m", "rbv", "migrate"], env=env, text=True,
+                          capture_output=True, timeout=DEADLINE_S)
+    assert done.returncode == 1, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert lines == [f"Error: the data directory {pgdata} is itself a PostgreSQL server's "
+                     f"folder; rbv keeps its server in <data directory>/pg: pass "
+                     f"--data-dir {tmp_path} (or set RBV_DATA_DIR) instead"], done.stderr
+    assert sorted(p.name for p in pgdata.iterdir()) == before
+    assert stat.S_IMODE(pgdata.stat().st_mode) == 0o700

