@@ -10,13 +10,12 @@ import json
 import numpy as np
 
 import rbv.store.queries.person_sums as person_sums
-from rbv.cluster.centroids import group_sums
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster_update import current_sums
 from rbv.store import open_database
-from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from tests.conftest import cluster_photos, run_cli
+from tests.support.decisions import exact_sums
 
 SMALL = person_sums.SUM_MIN_FACES
 
@@ -29,12 +28,7 @@ def _cluster(cli, settings: Settings, *args: str) -> dict:  # type: ignore[no-un
 
 def _exact(settings: Settings) -> dict[object, tuple[int, np.ndarray]]:
     with open_database(settings).connect() as conn:
-        faces = load_faces(conn, find_pack(conn, None, sole_fallback=True))
-    persons = sorted({p for p in faces.person_ids if p is not None}, key=str)
-    index = {p: i for i, p in enumerate(persons)}
-    label = np.array([index.get(p, -1) if p else -1 for p in faces.person_ids], np.int64)
-    sums, counts = group_sums(faces.embeddings, label, len(persons))
-    return {p: (int(counts[i]), sums[i]) for p, i in index.items()}
+        return dict(exact_sums(conn, find_pack(conn, None, sole_fallback=True)))
 
 
 def _rows(settings: Settings) -> set[object]:

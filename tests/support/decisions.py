@@ -44,6 +44,7 @@ import numpy as np
 import psycopg
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from numpy.typing import NDArray
 
 from rbv.cluster.centroids import group_sums
 from rbv.config import Settings
@@ -60,6 +61,7 @@ from rbv.serve.queue import SuggestionQueue
 from rbv.store import Database, open_database
 from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack
+from rbv.store.queries.packs import PackRow
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 FACES = SHARED / "data" / "faces"
@@ -464,21 +466,29 @@ class DecisionMachine(RuleBasedStateMachine):
     def sums_exact(self) -> None:
         with self.db.connect() as conn:
             pack = find_pack(conn, PACK_NAME)
-            faces = load_faces(conn, pack)
-            persons = sorted({p for p in faces.person_ids if p is not None}, key=str)
-            index = {p: i for i, p in enumerate(persons)}
-            sums, counts = group_sums(faces.embeddings, np.array(
-                [index[p] if p is not None else -1 for p in faces.person_ids], np.int64),
-                len(persons))
+            exact = exact_sums(conn, pack)
             cached = current_sums(conn, pack, [p for (p,) in conn.execute(
                 "SELECT person_id FROM person_sums")])
             conn.rollback()  # reading stores the rows it brought up to date: not here
         for person, (count, total) in cached.items():
-            i = index.get(person)  # None: the person has no face (a sum of zero)
-            assert count == (counts[i] if i is not None else 0), \
-                f"person {person}'s cached face count"
-            assert np.allclose(total, sums[i] if i is not None else 0.0, rtol=0, atol=1e-9), \
+            # a person with no face: a sum of zero
+            exact_count, exact_total = exact.get(person, (0, 0.0))
+            assert count == exact_count, f"person {person}'s cached face count"
+            assert np.allclose(total, exact_total, rtol=0, atol=1e-9), \
                 f"person {person}'s cached sum"
+
+
+def exact_sums(conn: psycopg.Connection, pack: PackRow
+               ) -> dict[uuid.UUID, tuple[int, NDArray[np.float64]]]:
+    """Each person's face count and sum of unit embeddings, from its faces (what a cached
+    sum must equal)."""
+    faces = load_faces(conn, pack)
+    persons = sorted({p for p in faces.person_ids if p is not None}, key=str)
+    index = {p: i for i, p in enumerate(persons)}
+    sums, counts = group_sums(faces.embeddings, np.array(
+        [index[p] if p is not None else -1 for p in faces.person_ids], np.int64),
+        len(persons))
+    return {p: (int(counts[i]), sums[i]) for p, i in index.items()}
 
 
 def _components(pairs: list[tuple[Any, ...]]) -> dict[int, int]:
