@@ -11,6 +11,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from rbv.faces.analyzer import LocalFaceAnalyzer, load_analyzer
+from rbv.faces.detection import FaceDetector
+from rbv.faces.providers import wants_one_shape
+from rbv.faces.recognition import FaceRecognizer
 from rbv.faces.types import Face
 from rbv.media.types import DecodedImage
 from tests.conftest import FACES, MISC, PACK, SHARED
@@ -234,3 +237,46 @@ def test_another_scrfd_detector(tmp_path: Path) -> None:
     faces = bigger.analyze(decode(MISC / "insightface_t1.jpg")).faces
     assert len(faces) == 6
     assert "det_2.5g.onnx" in bigger.pack.files
+
+
+def test_a_gpu_provider_gets_one_input_shape_a_cpu_does_not() -> None:
+    # CUDA plans each convolution for the shape of the call before (wants_one_shape).
+    assert wants_one_shape(["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert wants_one_shape(["DmlExecutionProvider", "CPUExecutionProvider"])
+    assert not wants_one_shape(["CPUExecutionProvider"])
+    assert not wants_one_shape([])
+    cpu = load_analyzer(str(PACK), device="cpu")
+    assert cpu.detector.fixed_size is None and cpu.recognizer.one_shape is False
+
+
+def test_one_input_shape_finds_the_same_faces(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a GPU analyzer runs (square detector input, full recognizer batches, batches
+    # across images), run here on the CPU: each session sees a single shape, and the
+    # faces are those of the CPU layout (padding differs only for faces touching it).
+    plain = load_analyzer(str(PACK), device="cpu")
+    fresh = load_analyzer(str(PACK), device="cpu")
+    detector = FaceDetector(fresh.detector.session, 640, one_shape=True)
+    recognizer = FaceRecognizer(fresh.recognizer.session, fresh.recognizer.norm,
+                                one_shape=True)
+    shapes: dict[str, set[tuple[int, ...]]] = {"det": set(), "rec": set()}
+    for key, session in (("det", detector.session), ("rec", recognizer.session)):
+        run = session.run
+        monkeypatch.setattr(session, "run", lambda names, feed, _run=run, _key=key: (
+            shapes[_key].update(v.shape for v in feed.values()), _run(names, feed))[1])
+    gpu_like = LocalFaceAnalyzer(plain.pack, detector, recognizer)
+    gpu_like.batches = True
+    names = ("fr_two_people.jpg", "insightface_t1.jpg", "immich_portrait.jpg",
+             "deepface_selfie-many-people.jpg", "fr_obama-240p.jpg")
+    images = [decode(MISC / n) for n in names]
+    assert len({im.rgb.shape[:2] for im in images}) == len(images)  # shapes differ
+    faces = 0
+    for image, found in zip(images, gpu_like.analyze_many(images), strict=True):
+        expected = plain.analyze(image).faces
+        assert len(found.faces) == len(expected)
+        for f in found.faces:
+            match = max(expected, key=lambda g: iou(f.bbox, g.bbox))
+            assert np.abs(np.asarray(f.bbox) - match.bbox).max() < 1.5
+            assert float(f.embedding @ match.embedding) > 0.98
+            faces += 1
+    assert faces > 10
+    assert shapes == {"det": {(1, 3, 640, 640)}, "rec": {(32, 3, 112, 112)}}

@@ -9,6 +9,7 @@ import onnxruntime
 import pytest
 
 from rbv.errors import ConfigError, DeviceUnavailable, ModelPackError
+from rbv.faces import sessions
 from rbv.faces.analyzer import load_analyzer
 from rbv.faces.hashing import cached_sha256, sha256_file
 from rbv.faces.packs import ModelRole, Shape, classify_model, load_pack
@@ -66,6 +67,33 @@ def test_gpu_that_fails_to_start_is_not_silently_replaced_by_cpu(fake_runtime: O
         load_analyzer(str(PACK), device="cuda")
     # auto accepts the fallback and reports what actually runs.
     assert load_analyzer(str(PACK), device="auto").providers == [CPU]
+
+
+def test_cuda_libraries_are_loaded_once_and_their_complaints_go_to_stderr(
+        fake_runtime: Offer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The gpu extra installs CUDA/cuDNN as nvidia-* wheels, off the loader's path:
+    # ONNX Runtime's preload_dlls loads them, and says what it cannot with print(),
+    # which must not land in a --json document on stdout.
+    calls: list[int] = []
+
+    def preload() -> None:
+        calls.append(1)
+        print("Failed to load libcudnn.so.9: not found")
+
+    monkeypatch.setattr(onnxruntime, "preload_dlls", preload, raising=False)
+    sessions.load_cuda_libraries.cache_clear()
+    fake_runtime(CPU)
+    load_analyzer(str(PACK), device="cpu")
+    assert calls == []
+    fake_runtime(CUDA, CPU)
+    for _ in range(2):
+        with pytest.raises(DeviceUnavailable):
+            load_analyzer(str(PACK), device="cuda")
+    assert calls == [1]
+    out, err = capsys.readouterr()
+    assert out == "" and "Failed to load libcudnn.so.9" in err
+    sessions.load_cuda_libraries.cache_clear()
 
 
 # ----- roles -------------------------------------------------------------------------

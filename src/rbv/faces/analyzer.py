@@ -18,7 +18,13 @@ from rbv.faces.defaults import (
 )
 from rbv.faces.detection import Detections, FaceDetector
 from rbv.faces.packs import DEFAULT_INSIGHTFACE_ROOT, load_pack
-from rbv.faces.providers import CPU, DEVICES, available_providers, choose_providers
+from rbv.faces.providers import (
+    CPU,
+    DEVICES,
+    available_providers,
+    choose_providers,
+    wants_one_shape,
+)
 from rbv.faces.quality import laplacian_variance
 from rbv.faces.recognition import FaceRecognizer, open_recognizer
 from rbv.faces.sessions import open_session
@@ -165,8 +171,9 @@ def load_analyzer(
     session = open_session(model_pack.detector.path, providers, threads=threads,
                            name=str(model_pack.detector.path))
     _check_device(device, providers, session.get_providers())
-    detector = FaceDetector(session, det_size)
-    recognizer = open_recognizer(model_pack.recognizer, providers, threads)
+    one_shape = wants_one_shape(session.get_providers())
+    detector = FaceDetector(session, det_size, one_shape=one_shape)
+    recognizer = open_recognizer(model_pack.recognizer, providers, threads, one_shape=one_shape)
     return LocalFaceAnalyzer(model_pack.info, detector, recognizer,
                              det_threshold=det_threshold, min_face=min_face)
 
@@ -177,6 +184,7 @@ def _check_device(device: str, wanted: Sequence[str], actual: Sequence[str]) -> 
     if device in DEVICES and DEVICES[device] != CPU and wanted[0] not in actual:
         raise DeviceUnavailable(
             f"--device {device}: ONNX Runtime offers {wanted[0]} but could not start it "
-            "(are the CUDA/cuDNN or DirectML runtime libraries installed?); "
+            "(are the CUDA 13/cuDNN 9 or DirectML runtime libraries installed? "
+            "`uv sync --extra gpu` installs CUDA's); "
             "use --device cpu or --device auto"
         )

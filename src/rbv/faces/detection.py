@@ -170,7 +170,11 @@ def decode(outputs: list[NDArray[np.float32]], input_hw: tuple[int, int],
 class FaceDetector:
     """A SCRFD detector with keypoints, around a session it is given."""
 
-    def __init__(self, session: ort.InferenceSession, det_size: int = 640) -> None:
+    def __init__(self, session: ort.InferenceSession, det_size: int = 640, *,
+                 one_shape: bool = False) -> None:
+        """``one_shape``: every image padded to the ``det_size`` square (InsightFace's
+        input), so the session only ever sees one input shape; for GPU providers (see
+        :func:`rbv.faces.providers.wants_one_shape`)."""
         self.session = session
         self.det_size = det_size
         inputs = session.get_inputs()
@@ -189,6 +193,8 @@ class FaceDetector:
             )
         h, w = inputs[0].shape[2:4]
         self.fixed_size = (w, h) if isinstance(h, int) and isinstance(w, int) else None
+        if self.fixed_size is None and one_shape:
+            self.fixed_size = (det_size, det_size)
 
     def detect(self, rgb: NDArray[np.uint8], threshold: float) -> Detections:
         """Faces in ``rgb`` (H×W×3 uint8, RGB) scoring at least ``threshold``, in the

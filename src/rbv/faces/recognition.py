@@ -55,10 +55,14 @@ class FaceRecognizer:
     """Embeds aligned crops with a session it is given."""
 
     def __init__(self, session: ort.InferenceSession, norm: InputNormalisation,
-                 max_batch: int = MAX_BATCH) -> None:
+                 max_batch: int = MAX_BATCH, *, one_shape: bool = False) -> None:
+        """``one_shape``: every call is a full ``max_batch`` (the rest black crops,
+        their outputs dropped), so the session only ever sees one input shape; for
+        GPU providers (see :func:`rbv.faces.providers.wants_one_shape`)."""
         self.session = session
         self.norm = norm
         self.max_batch = max_batch
+        self.one_shape = one_shape
         inp = session.get_inputs()[0]
         self.input_name = inp.name
         size = inp.shape[2]
@@ -67,19 +71,25 @@ class FaceRecognizer:
 
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """(len(crops), D) L2-normalised embeddings, in batches of ``max_batch``."""
-        parts = [
-            self.session.run([self.output_name], {
-                self.input_name: to_blob(crops[i:i + self.max_batch], self.norm)
-            })[0]
-            for i in range(0, len(crops), self.max_batch)
-        ]
+        parts = [self._run(crops[i:i + self.max_batch])
+                 for i in range(0, len(crops), self.max_batch)]
         if not parts:
             return np.zeros((0, 0), np.float32)
         return l2_normalise(np.concatenate(parts).astype(np.float32))
 
+    def _run(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        blob = to_blob(crops, self.norm)
+        if self.one_shape and len(crops) < self.max_batch:
+            full = np.zeros((self.max_batch, *blob.shape[1:]), np.float32)
+            full[:len(crops)] = blob
+            blob = full
+        out: NDArray[np.float32] = self.session.run([self.output_name],
+                                                    {self.input_name: blob})[0]
+        return out[:len(crops)]
+
 
 def open_recognizer(model: ModelFile, providers: Sequence[str],
-                    threads: int | None = None) -> FaceRecognizer:
+                    threads: int | None = None, *, one_shape: bool = False) -> FaceRecognizer:
     """A recognizer that batches when the model allows it.
 
     Some exports fix the batch axis to 1 (SFace, MobileFaceNet). rbv then declares that
@@ -90,7 +100,7 @@ def open_recognizer(model: ModelFile, providers: Sequence[str],
     norm = normalisation_for(model)
     if not isinstance(model.input_shape[0], int):
         session = open_session(model.path, providers, threads=threads, name=str(model.path))
-        return FaceRecognizer(session, norm)
+        return FaceRecognizer(session, norm, one_shape=one_shape)
     graph = onnx.load(str(model.path))
     initializers = {i.name for i in graph.graph.initializer}
     first_input = next(i for i in graph.graph.input if i.name not in initializers)
@@ -99,7 +109,7 @@ def open_recognizer(model: ModelFile, providers: Sequence[str],
     try:
         session = open_session(graph.SerializeToString(), providers, threads=threads,
                                name=str(model.path))
-        recognizer = FaceRecognizer(session, norm)
+        recognizer = FaceRecognizer(session, norm, one_shape=one_shape)
         probe = np.zeros((2, recognizer.input_size, recognizer.input_size, 3), np.uint8)
         if recognizer.embed(list(probe)).shape[0] == 2:
             return recognizer

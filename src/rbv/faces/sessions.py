@@ -17,14 +17,17 @@ the difference when measured on a 2-core CPU (``docs/FACTS.md``):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import onnxruntime as ort
 
 from rbv.errors import ModelPackError
-from rbv.faces.providers import DIRECTML
+from rbv.faces.providers import CUDA, DIRECTML
 
 
 def default_threads() -> int:
@@ -51,6 +54,21 @@ def session_options(threads: int | None, providers: Sequence[str]) -> ort.Sessio
     return options
 
 
+@functools.cache
+def load_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries that ``onnxruntime-gpu[cuda,cudnn]`` (rbv's
+    ``gpu`` extra) installs as nvidia-* wheels beside it, outside the loader's path.
+
+    ONNX Runtime's own ``preload_dlls`` does it, falling back to the system's libraries;
+    it reports a library it cannot load with print(), sent to stderr here so that a
+    ``--json`` document on stdout stays whole. A build without CUDA returns at once.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        with contextlib.redirect_stdout(sys.stderr):
+            preload()
+
+
 def open_session(
     model: Path | bytes,
     providers: Sequence[str],
@@ -63,6 +81,8 @@ def open_session(
     Raises :class:`ModelPackError` when ONNX Runtime refuses the model.
     """
     source = str(model) if isinstance(model, Path) else model
+    if CUDA in providers:
+        load_cuda_libraries()
     try:
         return ort.InferenceSession(
             source, sess_options=session_options(threads, providers), providers=list(providers)
