@@ -56,7 +56,7 @@ class FaceRecognizer:
 
     def __init__(self, session: ort.InferenceSession, norm: InputNormalisation,
                  max_batch: int = MAX_BATCH, *, one_shape: bool = False) -> None:
-        """``one_shape``: every call is a full ``max_batch`` (the rest black crops,
+        """``one_shape``: every call is a full ``max_batch`` (the rest zero-filled,
         their outputs dropped), so the session only ever sees one input shape; for
         GPU providers (see :func:`rbv.faces.providers.wants_one_shape`)."""
         self.session = session
