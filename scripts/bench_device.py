@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from rbv.config import Settings
+from rbv.formats.regions import Box, iou
 from rbv.store import open_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ class Run:
     seconds: float  # the embed stage, as rbv reports it
     wall: float  # the whole `rbv index` process: start, catalogue, models, embed, exit
     providers: str
-    faces_by_photo: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+    faces_by_photo: dict[str, list[tuple[Box, np.ndarray]]]
 
     @property
     def images_per_s(self) -> float:
@@ -93,7 +94,7 @@ def rbv(args: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess
     return done
 
 
-def faces_of(data_dir: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+def faces_of(data_dir: Path) -> dict[str, list[tuple[Box, np.ndarray]]]:
     """Each photo's faces (box, embedding), by the photo's sha256."""
     db = open_database(Settings(data_dir=data_dir))
     with db.connect() as conn:
@@ -101,10 +102,10 @@ def faces_of(data_dir: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
             "SELECT i.sha256, d.x1, d.y1, d.x2, d.y2, e.embedding::text"
             " FROM face_detections d JOIN images i ON i.id = d.image_id"
             " JOIN face_embeddings e ON e.face_id = d.id").fetchall()
-    found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    found: dict[str, list[tuple[Box, np.ndarray]]] = {}
     for sha, x1, y1, x2, y2, vector in rows:
         found.setdefault(sha, []).append(
-            (np.array([x1, y1, x2, y2]), np.array(json.loads(vector), np.float64)))
+            ((x1, y1, x2, y2), np.array(json.loads(vector), np.float64)))
     return found
 
 
@@ -124,14 +125,6 @@ def index_on(device: str, library: Path, pack: Path, data_dir: Path, concurrency
     providers = next((line for line in done.stderr.splitlines() if " on " in line), "?")
     return Run(device, report["images"], report["faces"], report["seconds"], wall,
                providers.strip(), faces_of(data_dir))
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def compare(run: Run, base: Run) -> str:

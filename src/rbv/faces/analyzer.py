@@ -170,8 +170,9 @@ def load_analyzer(
     model_pack = load_pack(pack, insightface_root=insightface_root, hash_cache=hash_cache)
     session = open_session(model_pack.detector.path, providers, threads=threads,
                            name=str(model_pack.detector.path))
-    _check_device(device, providers, session.get_providers())
-    one_shape = wants_one_shape(session.get_providers())
+    started = session.get_providers()
+    _check_device(device, providers, started)
+    one_shape = wants_one_shape(started)
     detector = FaceDetector(session, det_size, one_shape=one_shape)
     recognizer = open_recognizer(model_pack.recognizer, providers, threads, one_shape=one_shape)
     return LocalFaceAnalyzer(model_pack.info, detector, recognizer,
