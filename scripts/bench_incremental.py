@@ -15,6 +15,13 @@ The baseline is a source tree of rbv, e.g. main in a worktree:
     git worktree add ../rbv-main main
     uv run python scripts/bench_cluster_db.py --faces 1M --dim 512 --no-baseline --keep /tmp/b1m
     uv run python scripts/bench_incremental.py /tmp/b1m --baseline ../rbv-main/src --rounds 4
+
+``--huge-pages`` runs this checkout alone, on the server restarted without huge pages
+(the baseline) and with them, each right after the restart and again warm (the machine
+must have them reserved: ``sudo sysctl -w vm.nr_hugepages=N``, N as the server reports
+it in ``shared_memory_size_in_huge_pages``):
+
+    uv run python scripts/bench_incremental.py /tmp/b1m --huge-pages --rounds 4
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ from typing import Any
 import numpy as np
 
 from bench_cluster import _size, faces_around, identities
+from bench_cluster_db import restart_server
 from rbv.config import Settings
 from rbv.store import open_database
 from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.server.connection import Database
 
 _CHILD = r"""
 import json, os, sys, time, warnings
@@ -140,6 +149,35 @@ def _ab(data: Path, pack: str, baseline: str | None, extra: dict[str, Any], roun
           flush=True)
 
 
+_BASELINES = {False: "this checkout, the rows of reset persons dropped",
+              True: "this checkout on the server without huge pages"}
+
+
+def _huge_pages_ab(db: Database, data: Path, pack: str, round_: int,
+                   times: dict[str, list[float]]) -> None:
+    """This checkout's dry run right after a restart of the server and again, without
+    huge pages (``huge_pages = off``) and with them (``try``, PostgreSQL's default, on a
+    machine that has them reserved), in alternating order."""
+    made = {}
+    for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+        restart_server(db, data, huge_pages="off" if mode == "off" else None)
+        with db.connect() as conn:
+            row = conn.execute("SELECT current_setting('huge_pages_status'), "
+                               "current_setting('shared_memory_size_in_huge_pages')"
+                               ).fetchone()
+        if row is None or row[0] != mode:
+            restart_server(db, data, huge_pages=None)
+            raise SystemExit(f"the server runs with huge pages {row[0] if row else '?'}, "
+                             f"not {mode}: reserve {row[1] if row else '?'} of them "
+                             "first (as root: sysctl -w vm.nr_hugepages=N)")
+        for when in ("right after a restart", "warm"):
+            r = child(data, pack, None, "dry")
+            times.setdefault(f"{mode} {when}", []).append(r["seconds"])
+            made.setdefault(mode, persons_made(r["written"]))
+            show(f"huge pages {mode}, {when}", r)
+    print(f"  same persons: {'yes' if made['off'] == made['on'] else 'NO'}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, help="the folder bench_cluster_db.py --keep kept")
@@ -150,6 +188,11 @@ def main() -> None:
                         "would, instead of storing new faces; the baseline is this "
                         "checkout with the cached sums of the persons they left dropped, "
                         "as schema 14 did (the run sums those persons from their faces)")
+    parser.add_argument("--huge-pages", action="store_true", help="this checkout on the "
+                        "server without huge pages (the baseline) and with them, each run "
+                        "right after a restart of the server and again warm, on the same "
+                        "new faces; the machine must have them reserved (sysctl "
+                        "vm.nr_hugepages, see docs/clustering.md)")
     parser.add_argument("--baseline-cached-from", type=int, default=0, help="the baseline "
                         "reads only the cached sums of persons of this many faces or more "
                         "(the rows its own runs would have cached; default: all)")
@@ -161,8 +204,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    if (args.baseline is None) != args.reset:
-        parser.error("give either --baseline or --reset")
+    if sum((args.baseline is not None, args.reset, args.huge_pages)) != 1:
+        parser.error("give one of --baseline, --reset and --huge-pages")
     warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
     db = open_database(Settings(data_dir=args.data))
     with db.connect() as conn:
@@ -180,7 +223,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     print(f"{n:,} faces × {dim}-d in {args.data}; {args.new:,} "
           f"{'faces reset' if args.reset else 'new faces'} a round; baseline "
-          f"{args.baseline or 'this checkout, the rows of reset persons dropped'}", flush=True)
+          f"{args.baseline or _BASELINES[args.huge_pages]}", flush=True)
     times: dict[str, list[float]] = {"baseline": [], "this checkout": []}
     for round_ in range(args.rounds):
         if args.reset:
@@ -209,9 +252,20 @@ def main() -> None:
             insert_faces(conn, [NewFace(i, pack_id, (0, 0, 100, 100), None, 0.9, None, e)
                                 for i, e in zip(images, x, strict=True)])
         print(f"round {round_ + 1}: {args.new:,} new faces stored", flush=True)
+        if args.huge_pages:
+            _huge_pages_ab(db, args.data, pack, round_, times)
+            child(args.data, pack, None, "run")
+            continue
         _ab(args.data, pack, args.baseline, {"cached_from": args.baseline_cached_from},
             round_, times, "baseline")
         child(args.data, pack, None, "run")
+    if args.huge_pages:
+        restart_server(db, args.data, huge_pages=None)  # as it was: PostgreSQL's "try"
+        for when in ("right after a restart", "warm"):
+            base, mine = (statistics.median(times[f"{k} {when}"]) for k in ("off", "on"))
+            print(f"{when}: median without huge pages {base:.2f} s, with {mine:.2f} s; "
+                  f"without / with = {base / mine:.2f}")
+        return
     base, mine = (statistics.median(times[k]) for k in ("baseline", "this checkout"))
     print(f"median baseline {base:.2f} s, this checkout {mine:.2f} s")
     print(f"baseline / this checkout = {base / mine:.2f}")

@@ -61,6 +61,7 @@ from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
 from rbv.store.queries.persons import labels
 from rbv.store.server.connection import Database
+from rbv.store.server.embedded import HUGE_PAGES_FACES, huge_pages_advice
 from rbv.store.server.locks import person_lock
 
 VACUUM_AFTER = 5_000
@@ -167,6 +168,8 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
         setting = resolve_setting(stored, pack_files(conn, pack.id), options.method,
                                   threshold=options.threshold, budget=options.budget)
         n_faces = count_faces(conn, pack)
+        advice = (huge_pages_advice(conn) if db.embedded and n_faces >= HUGE_PAGES_FACES
+                  else None)
         grown = _grown(stored, setting, options, n_faces)
         if grown is not None:
             options = replace(options, full=True)
@@ -196,6 +199,8 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
             f"({_words(previous)}); new faces are grouped with the one above. Run "
             "`rbv cluster --full` to re-cluster every face with it (names, merges and "
             "other manual fixes are kept).")
+    if advice:
+        report.notes.append(advice)
     if unchanged:
         # Same faces, assignments, manual decisions and setting as after the last full
         # run: re-clustering would give the persons they already have.
