@@ -212,3 +212,33 @@ def test_hash_cache_survives_processes_and_notices_changes(tmp_path: Path) -> No
     cache.write_text("{not json")
     model.write_bytes(b"three")
     assert cached_sha256(model, cache) == sha256_file(model)
+
+
+@pytest.mark.parametrize(("offered", "device", "ml_uri", "cores", "workers"), [
+    (["CPUExecutionProvider"], "auto", None, 16, 16),  # the CPU: one per core
+    (["CPUExecutionProvider"], "auto", None, 64, 16),  # at most 16
+    (["CPUExecutionProvider"], "auto", None, 2, 2),
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "auto", None, 16, 4),  # a GPU
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda", None, 2, 2),
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu", None, 16, 16),
+    (["CPUExecutionProvider"], "cuda", None, 16, 16),  # unavailable: said at loading
+    (["CPUExecutionProvider"], "auto", "http://ml:3003", 16, 4),  # a remote server
+])
+def test_inference_workers_default_to_the_cores_on_a_cpu_and_four_on_a_gpu(
+    offered: list[str], device: str, ml_uri: str | None, cores: int, workers: int,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Measured on a 16-core machine with an H200: on the CPU 16 workers ran 183
+    images/s against 124 with 4; on the GPU 4 ran 304, 16 ran 251. A number the user
+    gives stays."""
+    import rbv.faces.providers as providers
+    import rbv.faces.sessions as sessions
+    from rbv.config import Settings
+    from rbv.jobs.library.analyzer import with_inference_workers
+
+    monkeypatch.setattr(providers.ort, "get_available_providers", lambda: offered)
+    monkeypatch.setattr(sessions, "default_threads", lambda: cores)
+    chosen = Settings(device=device, ml_uri=ml_uri)
+    assert with_inference_workers(chosen).inference_workers == workers
+    mine = chosen.with_overrides(inference_workers=7)
+    assert with_inference_workers(mine).inference_workers == 7
