@@ -282,10 +282,11 @@ def main() -> None:
     load(0, args.faces, pack.id)
     load_s = time.perf_counter() - t
     with db.connect() as conn:
-        buffers = conn.execute("SHOW shared_buffers").fetchone()
+        buffers = conn.execute("SELECT current_setting('shared_buffers'), "
+                               "current_setting('huge_pages_status', true)").fetchone()
     print(f"{args.faces:,} faces × {args.dim}-d on {db.display} (shared_buffers "
-          f"{buffers[0] if buffers else '?'}), method {args.method}: load {load_s:.1f} s",
-          flush=True)
+          f"{buffers[0] if buffers else '?'}, huge pages {buffers[1] if buffers else '?'}), "
+          f"method {args.method}: load {load_s:.1f} s", flush=True)
 
     # A full run never searches the HNSW index (it reads every vector), so the index is
     # built after it here; that gives the big figures sooner.

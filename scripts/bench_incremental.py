@@ -216,6 +216,7 @@ def main() -> None:
         pack_id, pack, dim = row
         faces = conn.execute("SELECT count(*) FROM face_detections WHERE pack_id = %s",
                              (pack_id,)).fetchone()
+        huge = conn.execute("SELECT current_setting('huge_pages_status', true)").fetchone()
     n = int(faces[0]) if faces else 0
     # bench_cluster_db.py drew its --faces and 2 × --new more (stored later as new faces)
     sizes, centres = identities(args.faces + 2 * args.bench_new, dim,
@@ -223,7 +224,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     print(f"{n:,} faces × {dim}-d in {args.data}; {args.new:,} "
           f"{'faces reset' if args.reset else 'new faces'} a round; baseline "
-          f"{args.baseline or _BASELINES[args.huge_pages]}", flush=True)
+          f"{args.baseline or _BASELINES[args.huge_pages]}; the server's huge pages "
+          f"{huge[0] if huge else '?'}", flush=True)
     times: dict[str, list[float]] = {"baseline": [], "this checkout": []}
     for round_ in range(args.rounds):
         if args.reset:
