@@ -388,9 +388,10 @@ def restart_server(db: Database, data_dir: Path, **system: str | None) -> None:
     assert url == db.url, "the server moved"
     with db.connect() as conn:
         for name, value in system.items():
-            row = conn.execute("SELECT setting, boot_val FROM pg_settings WHERE name = %s",
+            row = conn.execute("SELECT current_setting(name), sourcefile LIKE "
+                               "'%%postgresql.auto.conf' FROM pg_settings WHERE name = %s",
                                (name,)).fetchone()
-            assert row is not None and row[0] == (row[1] if value is None else value), row
+            assert row is not None and (not row[1] if value is None else row[0] == value), row
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ The baseline is a source tree of rbv, e.g. main in a worktree:
     uv run python scripts/bench_cluster_db.py --faces 1M --dim 512 --no-baseline --keep /tmp/b1m
     uv run python scripts/bench_incremental.py /tmp/b1m --baseline ../rbv-main/src --rounds 4
 
-``--huge-pages`` runs this checkout alone, on the server restarted without huge pages
-(the baseline) and with them, each right after the restart and again warm (the machine
-must have them reserved: ``sudo sysctl -w vm.nr_hugepages=N``, N as the server reports
-it in ``shared_memory_size_in_huge_pages``):
+``--setting NAME=A,B`` runs this checkout alone, on the server restarted with the
+server setting NAME at A (the baseline) and at B, each right after the restart and again
+warm; the setting is put back as it was. Huge pages, for instance (the machine must have
+them reserved: ``sudo sysctl -w vm.nr_hugepages=N``, N as the server reports it in
+``shared_memory_size_in_huge_pages``), or the cache's size:
 
-    uv run python scripts/bench_incremental.py /tmp/b1m --huge-pages --rounds 4
+    uv run python scripts/bench_incremental.py /tmp/b1m --setting huge_pages=off,try
+    uv run python scripts/bench_incremental.py /tmp/b1m --setting shared_buffers=3GB,6GB
 """
 
 from __future__ import annotations
@@ -149,33 +151,30 @@ def _ab(data: Path, pack: str, baseline: str | None, extra: dict[str, Any], roun
           flush=True)
 
 
-_BASELINES = {False: "this checkout, the rows of reset persons dropped",
-              True: "this checkout on the server without huge pages"}
-
-
-def _huge_pages_ab(db: Database, data: Path, pack: str, round_: int,
-                   times: dict[str, list[float]]) -> None:
-    """This checkout's dry run right after a restart of the server and again, without
-    huge pages (``huge_pages = off``) and with them (``try``, PostgreSQL's default, on a
-    machine that has them reserved), in alternating order."""
+def _setting_ab(db: Database, data: Path, pack: str, round_: int, name: str,
+                values: tuple[str, str], times: dict[str, list[float]]) -> None:
+    """This checkout's dry run right after a restart of the server and again, with the
+    server setting ``name`` at each of ``values``, in alternating order."""
     made = {}
-    for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
-        restart_server(db, data, huge_pages="off" if mode == "off" else None)
+    for value in values if round_ % 2 == 0 else values[::-1]:
+        restart_server(db, data, **{name: value})
         with db.connect() as conn:
-            row = conn.execute("SELECT current_setting('huge_pages_status'), "
-                               "current_setting('shared_memory_size_in_huge_pages')"
-                               ).fetchone()
-        if row is None or row[0] != mode:
-            restart_server(db, data, huge_pages=None)
-            raise SystemExit(f"the server runs with huge pages {row[0] if row else '?'}, "
-                             f"not {mode}: reserve {row[1] if row else '?'} of them "
-                             "first (as root: sysctl -w vm.nr_hugepages=N)")
+            row = conn.execute("SELECT current_setting('shared_buffers'), "
+                               "current_setting('huge_pages_status', true)").fetchone()
+        where = f"shared_buffers {row[0]}, huge pages {row[1]}" if row else "?"
         for when in ("right after a restart", "warm"):
             r = child(data, pack, None, "dry")
-            times.setdefault(f"{mode} {when}", []).append(r["seconds"])
-            made.setdefault(mode, persons_made(r["written"]))
-            show(f"huge pages {mode}, {when}", r)
-    print(f"  same persons: {'yes' if made['off'] == made['on'] else 'NO'}", flush=True)
+            times.setdefault(f"{value} {when}", []).append(r["seconds"])
+            made.setdefault(value, persons_made(r["written"]))
+            show(f"{name} = {value} ({where}), {when}", r)
+    print(f"  same persons: {'yes' if made[values[0]] == made[values[1]] else 'NO'}",
+          flush=True)
+
+
+def _baseline(reset: bool, setting: str | None, value: str) -> str:
+    if setting is not None:
+        return f"this checkout on the server with {setting} = {value}"
+    return "this checkout, the rows of reset persons dropped"
 
 
 def main() -> None:
@@ -188,11 +187,10 @@ def main() -> None:
                         "would, instead of storing new faces; the baseline is this "
                         "checkout with the cached sums of the persons they left dropped, "
                         "as schema 14 did (the run sums those persons from their faces)")
-    parser.add_argument("--huge-pages", action="store_true", help="this checkout on the "
-                        "server without huge pages (the baseline) and with them, each run "
-                        "right after a restart of the server and again warm, on the same "
-                        "new faces; the machine must have them reserved (sysctl "
-                        "vm.nr_hugepages, see docs/clustering.md)")
+    parser.add_argument("--setting", default=None, metavar="NAME=A,B", help="this "
+                        "checkout on the server with setting NAME at A (the baseline) and "
+                        "at B, each run right after a restart of the server and again "
+                        "warm, on the same new faces (e.g. huge_pages=off,try)")
     parser.add_argument("--baseline-cached-from", type=int, default=0, help="the baseline "
                         "reads only the cached sums of persons of this many faces or more "
                         "(the rows its own runs would have cached; default: all)")
@@ -204,8 +202,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    if sum((args.baseline is not None, args.reset, args.huge_pages)) != 1:
-        parser.error("give one of --baseline, --reset and --huge-pages")
+    if sum((args.baseline is not None, args.reset, args.setting is not None)) != 1:
+        parser.error("give one of --baseline, --reset and --setting")
+    setting, values = None, ("", "")
+    if args.setting is not None:
+        setting, _, pair = args.setting.partition("=")
+        values = tuple(pair.split(","))  # type: ignore[assignment]
+        if not setting or len(values) != 2 or not all(values):
+            parser.error("--setting takes NAME=A,B")
     warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
     db = open_database(Settings(data_dir=args.data))
     with db.connect() as conn:
@@ -217,6 +221,10 @@ def main() -> None:
         faces = conn.execute("SELECT count(*) FROM face_detections WHERE pack_id = %s",
                              (pack_id,)).fetchone()
         huge = conn.execute("SELECT current_setting('huge_pages_status', true)").fetchone()
+        before = None if setting is None else conn.execute(
+            "SELECT CASE WHEN sourcefile LIKE '%%postgresql.auto.conf' "
+            "THEN current_setting(name) END FROM pg_settings WHERE name = %s",
+            (setting,)).fetchone()
     n = int(faces[0]) if faces else 0
     # bench_cluster_db.py drew its --faces and 2 × --new more (stored later as new faces)
     sizes, centres = identities(args.faces + 2 * args.bench_new, dim,
@@ -224,7 +232,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     print(f"{n:,} faces × {dim}-d in {args.data}; {args.new:,} "
           f"{'faces reset' if args.reset else 'new faces'} a round; baseline "
-          f"{args.baseline or _BASELINES[args.huge_pages]}; the server's huge pages "
+          f"{args.baseline or _baseline(args.reset, setting, values[0])}; the server's huge pages "
           f"{huge[0] if huge else '?'}", flush=True)
     times: dict[str, list[float]] = {"baseline": [], "this checkout": []}
     for round_ in range(args.rounds):
@@ -254,19 +262,19 @@ def main() -> None:
             insert_faces(conn, [NewFace(i, pack_id, (0, 0, 100, 100), None, 0.9, None, e)
                                 for i, e in zip(images, x, strict=True)])
         print(f"round {round_ + 1}: {args.new:,} new faces stored", flush=True)
-        if args.huge_pages:
-            _huge_pages_ab(db, args.data, pack, round_, times)
+        if setting is not None:
+            _setting_ab(db, args.data, pack, round_, setting, values, times)
             child(args.data, pack, None, "run")
             continue
         _ab(args.data, pack, args.baseline, {"cached_from": args.baseline_cached_from},
             round_, times, "baseline")
         child(args.data, pack, None, "run")
-    if args.huge_pages:
-        restart_server(db, args.data, huge_pages=None)  # as it was: PostgreSQL's "try"
+    if setting is not None:
+        restart_server(db, args.data, **{setting: before[0] if before else None})  # as it was
         for when in ("right after a restart", "warm"):
-            base, mine = (statistics.median(times[f"{k} {when}"]) for k in ("off", "on"))
-            print(f"{when}: median without huge pages {base:.2f} s, with {mine:.2f} s; "
-                  f"without / with = {base / mine:.2f}")
+            base, mine = (statistics.median(times[f"{v} {when}"]) for v in values)
+            print(f"{when}: median {setting} = {values[0]} {base:.2f} s, {values[1]} "
+                  f"{mine:.2f} s; {values[0]} / {values[1]} = {base / mine:.2f}")
         return
     base, mine = (statistics.median(times[k]) for k in ("baseline", "this checkout"))
     print(f"median baseline {base:.2f} s, this checkout {mine:.2f} s")

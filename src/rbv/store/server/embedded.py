@@ -358,9 +358,9 @@ def huge_pages_advice(conn: Any) -> str | None:
     Each HNSW search of an incremental ``rbv cluster`` visits ~900 index pages spread
     over gigabytes of the server's cache: with 4 kB pages nearly every visit misses the
     processor's address cache. Measured at 1M faces × 512-d on 2 cores (a virtual
-    machine; ``scripts/bench_incremental.py --huge-pages``): 1,000 searches 0.73-0.96 s
-    with huge pages (reserved, or transparent ones for shared memory) against
-    1.27-1.35 s without."""
+    machine; ``scripts/bench_incremental.py --setting huge_pages=off,try``): 1,000
+    searches 0.73-0.96 s with huge pages (reserved, or transparent ones for shared
+    memory) against 1.27-1.35 s without."""
     if not sys.platform.startswith("linux") or _transparent_shmem():
         return None
     row = conn.execute(
