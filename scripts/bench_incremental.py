@@ -171,7 +171,7 @@ def _setting_ab(db: Database, data: Path, pack: str, round_: int, name: str,
           flush=True)
 
 
-def _baseline(reset: bool, setting: str | None, value: str) -> str:
+def _baseline(setting: str | None, value: str) -> str:
     if setting is not None:
         return f"this checkout on the server with {setting} = {value}"
     return "this checkout, the rows of reset persons dropped"
@@ -232,7 +232,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     print(f"{n:,} faces × {dim}-d in {args.data}; {args.new:,} "
           f"{'faces reset' if args.reset else 'new faces'} a round; baseline "
-          f"{args.baseline or _baseline(args.reset, setting, values[0])}; the server's huge pages "
+          f"{args.baseline or _baseline(setting, values[0])}; the server's huge pages "
           f"{huge[0] if huge else '?'}", flush=True)
     times: dict[str, list[float]] = {"baseline": [], "this checkout": []}
     for round_ in range(args.rounds):

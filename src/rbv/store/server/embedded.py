@@ -367,12 +367,13 @@ def huge_pages_advice(conn: Any) -> str | None:
         "SELECT current_setting('huge_pages'), current_setting('huge_pages_status', true), "
         "current_setting('shared_memory_size_in_huge_pages', true)").fetchone()
     setting, status, pages = row if row else (None, None, None)
-    if setting != "try" or status != "off" or not pages or int(pages) <= 0:
+    n = int(pages) if pages else 0
+    if setting != "try" or status != "off" or n <= 0:
         return None
     return (f"The database server runs without huge pages, so the index searches of an "
             f"incremental run take about 1.7× as long at this size (measured at 1M faces). "
-            f"To give it them, reserve {int(pages):,} once, as root: `sysctl -w "
-            f"vm.nr_hugepages={int(pages)}` (and `vm.nr_hugepages = {int(pages)}` in a file "
+            f"To give it them, reserve {n:,} once, as root: `sysctl -w "
+            f"vm.nr_hugepages={n}` (and `vm.nr_hugepages = {n}` in a file "
             f"in /etc/sysctl.d/ for the next boots; add what other programs use); the "
             f"server takes them at its next start. See docs/clustering.md, \"Huge pages\".")
 
