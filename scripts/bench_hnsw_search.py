@@ -28,13 +28,13 @@ from rbv.jobs.grouping.cluster_update import HNSW_CONNECTIONS, MATCH_NEIGHBORS
 from rbv.store import open_database
 from rbv.store.queries.neighbors import Neighbors, assigned_neighbors
 from rbv.store.queries.pack_lookup import find_pack
-from rbv.store.queries.packs import PackRow, vector_expr
+from rbv.store.queries.packs import PackRow, index_expr
 
 
 def buffers(conn: psycopg.Connection, pack: PackRow, ids: list[int], ef: int
             ) -> tuple[int, int]:
     """Buffers the searches of ``ids`` hit and read, in all."""
-    vec = vector_expr(pack).as_string(conn)
+    vec = index_expr(pack).as_string(conn)
     conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
                  "set_config('hnsw.iterative_scan', 'relaxed_order', true)", (str(ef),))
     for name in ("enable_seqscan", "enable_hashjoin", "enable_mergejoin"):

@@ -94,10 +94,33 @@ print(json.dumps({"seconds": report.seconds, "matched": report.matched,
 
 
 def draw(sizes: np.ndarray, centres: np.ndarray, count: int,
-         rng: np.random.Generator) -> np.ndarray:
-    """``count`` new faces of the identities, each as likely as its share of faces."""
-    return faces_around(centres, rng.choice(len(sizes), size=count, p=sizes / sizes.sum()),
-                        rng)
+         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` new faces of the identities, each as likely as its share of faces, and
+    the identity of each."""
+    who = rng.choice(len(sizes), size=count, p=sizes / sizes.sum())
+    return faces_around(centres, who, rng), who
+
+
+def wrong_joins(db: Database, made: dict[str, tuple[dict[int, str], list[list[int]]]],
+                truth: dict[int, int], centres: np.ndarray) -> dict[str, int]:
+    """Per run, the new faces that joined a known person of another identity. A person's
+    identity is the centre nearest its mean face among the new faces' identities (none
+    when no such centre is near: cosine under 0.5)."""
+    persons = sorted({p for joined, _ in made.values() for p in joined.values()})
+    with db.connect() as conn:
+        means = dict(conn.execute(
+            "SELECT f.person_id::text, avg(e.embedding) FROM face_detections f JOIN "
+            "face_embeddings e ON e.face_id = f.id WHERE f.person_id = ANY(%s::uuid[]) "
+            "GROUP BY f.person_id", (persons,)).fetchall())
+    ids = np.array(sorted(set(truth.values())), np.int64)
+    x = np.array([np.asarray(means[p].to_numpy(), np.float32) for p in persons])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sims = x @ centres[ids].T
+    best = sims.argmax(axis=1)
+    identity = {p: int(ids[b]) if sims[i, b] >= 0.5 else -1
+                for i, (p, b) in enumerate(zip(persons, best.tolist(), strict=True))}
+    return {name: sum(identity[p] != truth[f] for f, p in joined.items() if f in truth)
+            for name, (joined, _) in made.items()}
 
 
 def child(data: Path, pack: str, source: str | None, mode: str,
@@ -130,6 +153,21 @@ def persons_made(written: list[Any]) -> tuple[dict[int, str], list[list[int]]]:
     return joined, sorted(sorted(g) for g in groups.values())
 
 
+def same_persons(a: tuple[dict[int, str], list[list[int]]],
+                 b: tuple[dict[int, str], list[list[int]]]) -> str:
+    """``yes``, or how many faces two runs placed differently: joined another known
+    person (or joined in one run only), or grouped with other new faces."""
+    if a == b:
+        return "yes"
+    (joined_a, groups_a), (joined_b, groups_b) = a, b
+    moved = sum(joined_a.get(f) != joined_b.get(f) for f in set(joined_a) | set(joined_b))
+    group_of = [{f: tuple(g) for g in groups for f in g} for groups in (groups_a, groups_b)]
+    regrouped = sum(group_of[0][f] != group_of[1][f]
+                    for f in set(group_of[0]) & set(group_of[1]))
+    return (f"NO ({moved:,} faces joined another known person or none, {regrouped:,} "
+            f"new faces grouped otherwise)")
+
+
 def show(title: str, r: dict[str, Any]) -> None:
     stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in r["stages"])
     print(f"  {title}: {r['seconds']:.2f} s ({r['matched']:,} joined known persons, "
@@ -137,25 +175,32 @@ def show(title: str, r: dict[str, Any]) -> None:
 
 
 def _ab(data: Path, pack: str, baseline: str | None, extra: dict[str, Any], round_: int,
-        times: dict[str, list[float]], title: str) -> None:
+        times: dict[str, list[float]], title: str,
+        truth: tuple[Database, dict[int, int], np.ndarray] | None = None) -> None:
     """The baseline's dry run (source tree ``baseline``, None: this checkout; ``extra``:
-    its child's options) and this checkout's, in alternating order."""
+    its child's options) and this checkout's, in alternating order; with ``truth`` (the
+    database, each new face's identity, the identities' centres) how many joined a
+    person of another identity."""
     runs = [("baseline", baseline, extra), ("this checkout", None, {})]
-    made = {}
+    made: dict[str, tuple[dict[int, str], list[list[int]]]] = {}
     for name, source, options in runs if round_ % 2 == 0 else runs[::-1]:
         r = child(data, pack, source, "dry", **options)
         times[name].append(r["seconds"])
         made[name] = persons_made(r["written"])
         show(title if name == "baseline" else name, r)
-    print(f"  same persons: {'yes' if made['baseline'] == made['this checkout'] else 'NO'}",
+    print(f"  same persons: {same_persons(made['baseline'], made['this checkout'])}",
           flush=True)
+    if truth is not None:
+        wrong = wrong_joins(truth[0], made, truth[1], truth[2])
+        print("  joined a person of another identity: " + ", ".join(
+            f"{name} {wrong[name]:,} of {len(made[name][0]):,}" for name in made), flush=True)
 
 
 def _setting_ab(db: Database, data: Path, pack: str, round_: int, name: str,
                 values: tuple[str, str], times: dict[str, list[float]]) -> None:
     """This checkout's dry run right after a restart of the server and again, with the
     server setting ``name`` at each of ``values``, in alternating order."""
-    made = {}
+    made: dict[str, tuple[dict[int, str], list[list[int]]]] = {}
     for value in values if round_ % 2 == 0 else values[::-1]:
         restart_server(db, data, **{name: value})
         with db.connect() as conn:
@@ -167,8 +212,7 @@ def _setting_ab(db: Database, data: Path, pack: str, round_: int, name: str,
             times.setdefault(f"{value} {when}", []).append(r["seconds"])
             made.setdefault(value, persons_made(r["written"]))
             show(f"{name} = {value} ({where}), {when}", r)
-    print(f"  same persons: {'yes' if made[values[0]] == made[values[1]] else 'NO'}",
-          flush=True)
+    print(f"  same persons: {same_persons(made[values[0]], made[values[1]])}", flush=True)
 
 
 def _baseline(setting: str | None, value: str) -> str:
@@ -252,7 +296,7 @@ def main() -> None:
                 "baseline (the rows dropped)")
             child(args.data, pack, None, "run")
             continue
-        x = draw(sizes, centres, args.new, rng)
+        x, who = draw(sizes, centres, args.new, rng)
         with db.transaction() as conn:
             tag = f"bench-incremental-{time.time_ns()}"
             images = [int(r[0]) for r in conn.execute(
@@ -266,8 +310,12 @@ def main() -> None:
             _setting_ab(db, args.data, pack, round_, setting, values, times)
             child(args.data, pack, None, "run")
             continue
+        with db.connect() as conn:
+            truth = {f: int(who[images.index(i)]) for f, i in conn.execute(
+                "SELECT id, image_id FROM face_detections WHERE image_id = ANY(%s)",
+                (images,))}
         _ab(args.data, pack, args.baseline, {"cached_from": args.baseline_cached_from},
-            round_, times, "baseline")
+            round_, times, "baseline", (db, truth, centres))
         child(args.data, pack, None, "run")
     if setting is not None:
         restart_server(db, args.data, **{setting: before[0] if before else None})  # as it was

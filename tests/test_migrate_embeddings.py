@@ -1,5 +1,6 @@
 """Migration 0010 moves embeddings into ``face_embeddings`` without losing a face, a
-name or a manual decision, also when it is interrupted half-way and run again."""
+name or a manual decision, also when it is interrupted half-way and run again; migration
+0021 rebuilds the packs' HNSW indexes in half precision."""
 
 from __future__ import annotations
 
@@ -13,25 +14,33 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
+from typer.testing import CliRunner
 
 from rbv.config import Settings
 from rbv.errors import MigrationError
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.store import Database, open_database
 from rbv.store.server import migrations as migrations_module
+from rbv.store.queries.assignments import create_persons
+from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.queries.neighbors import assigned_neighbors
+from rbv.store.queries.packs import has_pack_index, index_expr, register_pack
 from rbv.store.server.migrations import apply_pending, migrations_dir
+from tests.conftest import run_cli
 
 VERSION = 10
 FACES = 12_000
 DIM = 128
 
 
-def _old_schema(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The schema as it was just before migration 0010."""
+def _old_schema(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                version: int = VERSION) -> None:
+    """The schema as it was just before migration ``version``."""
     older = tmp_path / "older_migrations"
     older.mkdir()
     for path in migrations_dir().glob("*.sql"):
-        if int(path.name[:4]) < VERSION:
+        if int(path.name[:4]) < version:
             shutil.copy(path, older / path.name)
     with monkeypatch.context() as m:
         m.setattr(migrations_module, "migrations_dir", lambda: older)
@@ -169,3 +178,63 @@ def test_migration_keeps_every_face_name_and_decision_even_when_interrupted(
     assert manual == [(f[0], f[3]) for f in before["faces"] if f[4] == "manual"]
     assert names == before["names"]
     assert all(isinstance(p, uuid.UUID) for _, p in manual)
+
+
+def test_half_precision_migration_rebuilds_each_packs_index_and_searches_use_it(
+    empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(database_url=empty_db_url, data_dir=tmp_path / "data")
+    db = open_database(settings, require_schema=False)
+    _old_schema(db, tmp_path, monkeypatch, version=21)
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(2_000, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with db.transaction() as conn:
+        pack = register_pack(conn, "sface", {"r.onnx": "a" * 64}, DIM)
+        empty = register_pack(conn, "other", {"r.onnx": "b" * 64}, 512)
+        images = [r[0] for r in conn.execute(
+            "INSERT INTO images (sha256, size_bytes, status) SELECT md5(g::text) || "
+            "md5('y' || g), 1, 'ok' FROM generate_series(1, %s) g RETURNING id", (len(x),))]
+        insert_faces(conn, [NewFace(i, pack.id, (0, 0, 50, 60), None, 0.9, None, v)
+                            for i, v in zip(images, x, strict=True)])
+        ids = [r[0] for r in conn.execute("SELECT id FROM face_detections ORDER BY id")]
+        person = create_persons(conn, pack, 1)[0]
+        conn.execute("UPDATE face_detections SET person_id = %s WHERE id %% 2 = 0", (person,))
+        # the index as schema 20's rbv built it
+        conn.execute(f"CREATE INDEX face_embeddings_hnsw_pack{pack.id} ON face_embeddings "
+                     f"USING hnsw ((embedding::vector({DIM})) vector_cosine_ops) "
+                     f"WHERE pack_id = {pack.id}")
+    new = [f for f in ids if f % 2 == 1]
+    with db.connect() as conn:
+        before = assigned_neighbors(conn, pack, new, 5)
+
+    # `rbv migrate` says what it applies before each step of an upgrade (this one rebuilds
+    # every pack's index: minutes at a million faces)
+    result = run_cli(CliRunner(), "--database", empty_db_url, "migrate")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == ["Applying 0021_half_precision_index.sql …"]
+    assert result.stdout.splitlines() == ["Applied 0021_half_precision_index.sql"]
+    with db.connect() as conn:
+        indexes = dict(conn.execute(
+            "SELECT c.relname, o.opcname FROM pg_index i JOIN pg_class c ON c.oid = "
+            "i.indexrelid JOIN pg_opclass o ON o.oid = i.indclass[0] "
+            "WHERE c.relname LIKE 'face_embeddings_hnsw_pack%%'").fetchall())
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(r[0] for r in conn.execute(
+            sql.SQL("EXPLAIN SELECT face_id FROM face_embeddings WHERE pack_id = %s "
+                    "ORDER BY {} <=> %s::halfvec({}) LIMIT 5").format(
+                index_expr(pack), sql.Literal(DIM)), (pack.id, x[0].tolist())))
+        conn.execute("RESET enable_seqscan")
+        after = assigned_neighbors(conn, pack, new, 5)
+    # the pack's index rebuilt under its name; a pack without faces gets one later
+    assert indexes == {f"face_embeddings_hnsw_pack{pack.id}": "halfvec_cosine_ops"}
+    assert f"face_embeddings_hnsw_pack{pack.id}" in plan
+    with db.transaction() as conn:
+        assert not has_pack_index(conn, empty)
+    # the same neighbours, with the same (full-precision) similarities
+    assert after.query.tolist() == before.query.tolist()
+    pairs = [set(zip(n.query.tolist(), n.face.tolist(), strict=True)) for n in (before, after)]
+    assert len(pairs[0] & pairs[1]) >= 0.98 * len(pairs[0])  # near-ties may swap
+    sims = [dict(zip(zip(n.query.tolist(), n.face.tolist(), strict=True),
+                     n.similarity.tolist(), strict=True)) for n in (before, after)]
+    assert all(sims[0][pair] == sims[1][pair] for pair in pairs[0] & pairs[1])

@@ -15,6 +15,7 @@ import numpy as np
 import psutil
 import psycopg
 import pytest
+from psycopg import sql
 
 from rbv.config import Settings
 from rbv.errors import SchemaNotReady
@@ -22,7 +23,12 @@ from rbv.store import Database, open_database
 from rbv.store.queries.assignments import create_persons
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.neighbors import assigned_neighbors
-from rbv.store.queries.packs import ensure_pack_index, has_pack_index, register_pack
+from rbv.store.queries.packs import (
+    ensure_pack_index,
+    has_pack_index,
+    index_expr,
+    register_pack,
+)
 from rbv.store.server.migrations import available_migrations
 from tests.conftest import run_cli
 from tests.pgserver import PASSWORD, PasswordServer
@@ -33,7 +39,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_migrate_twice_applies_nothing_the_second_time(cli, empty_db_url: str) -> None:
     first = run_cli(cli, "--database", empty_db_url, "migrate")
     assert first.exit_code == 0, first.output
-    assert "Applied 0001_init.sql" in first.output
+    assert "Applied 0001_init.sql" in first.stdout
+    assert "Applying" not in first.output  # a new schema is made at once
     second = run_cli(cli, "migrate", "--database", empty_db_url)
     assert second.exit_code == 0, second.output
     assert "Applied" not in second.output
@@ -110,13 +117,18 @@ def test_faces_of_different_widths_coexist_with_an_index_per_pack(db: Database) 
             "SELECT indexname FROM pg_indexes WHERE tablename = 'face_embeddings'")}
         conn.execute("SET LOCAL enable_seqscan = off")
         plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN SELECT face_id FROM face_embeddings WHERE pack_id = %s "
-            "ORDER BY embedding::vector(128) <=> %s::vector(128) LIMIT 5",
+            sql.SQL("EXPLAIN SELECT face_id FROM face_embeddings WHERE pack_id = %s "
+                    "ORDER BY {} <=> %s::halfvec(128) LIMIT 5").format(index_expr(small)),
             (small.id, rng.normal(size=128).astype(np.float32).tolist()),
         ))
+        opclasses = {r[0] for r in conn.execute(
+            "SELECT DISTINCT o.opcname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_opclass o ON o.oid = ANY(i.indclass) WHERE c.relname = ANY(%s)",
+            ([f"face_embeddings_hnsw_pack{p.id}" for p in (small, large)],))}
     names = {f"face_embeddings_hnsw_pack{p.id}" for p in (small, large)}
     assert names <= indexes
     assert f"face_embeddings_hnsw_pack{small.id}" in plan
+    assert opclasses == {"halfvec_cosine_ops"}  # half the size of the vectors
 
 
 def _image(conn: psycopg.Connection, seed: str) -> int:
@@ -402,7 +414,8 @@ def test_hnsw_neighbours_on_two_connections_match_one(db: Database) -> None:
                             for v in x])
         person = create_persons(conn, pack, 1)[0]
         conn.execute("UPDATE face_detections SET person_id = %s WHERE id %% 2 = 0", (person,))
-        new = [r[0] for r in conn.execute("SELECT id FROM face_detections WHERE id % 2 = 1")]
+        ids = [r[0] for r in conn.execute("SELECT id FROM face_detections ORDER BY id")]
+        new = [f for f in ids if f % 2 == 1]
     with db.connect() as conn:
         one = assigned_neighbors(conn, pack, new, 5)
     with db.connect() as conn:
@@ -414,6 +427,16 @@ def test_hnsw_neighbours_on_two_connections_match_one(db: Database) -> None:
     same = (one.face == two.face).sum()
     assert same >= 0.99 * 600 * 5  # HNSW with iterative scan: the same, give or take order
     assert two.persons == [person] and not two.person.any()
+    # Found in half precision, measured in full: each similarity is the exact one ...
+    row = {f: i for i, f in enumerate(ids)}
+    exact = (x[[row[f] for f in two.query.tolist()]]
+             * x[[row[f] for f in two.face.tolist()]]).sum(axis=1)
+    np.testing.assert_allclose(two.similarity, exact, atol=1e-6)
+    # ... and of the nearest faces (a half-precision order differs only in near-ties).
+    assigned = x[[row[f] for f in ids if f % 2 == 0]]
+    best = np.sort(x[[row[f] for f in new]] @ assigned.T, axis=1)[:, ::-1][:, :5]
+    found = np.sort(two.similarity.reshape(-1, 5), axis=1)[:, ::-1]
+    assert np.mean(np.abs(found - best) < 1e-6) >= 0.99
 
 
 def test_psql_url_of_the_embedded_server_is_refused_with_what_to_do(tmp_path: Path) -> None:

@@ -54,7 +54,8 @@ def migrate(
         if dry_run:
             typer.echo(f"{len(pending)} migration(s) would be applied to {db.display}.")
         return
-    applied = apply_pending(db)
+    applied = apply_pending(db, on_start=lambda m: typer.echo(f"Applying {m.path.name} …",
+                                                             err=True))
     if as_json:
         print_json({"applied": [m.path.name for m in applied], "database": db.display})
         return

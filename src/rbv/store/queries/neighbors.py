@@ -18,7 +18,7 @@ import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
 
-from rbv.store.queries.packs import PackRow, ensure_pack_index, vector_expr
+from rbv.store.queries.packs import PackRow, ensure_pack_index, index_expr, vector_expr
 from rbv.store.server.connection import Database
 
 
@@ -124,8 +124,8 @@ def _nearest_assigned(conn: psycopg.Connection, pack: PackRow, face_ids: list[in
                  (str(max(ef_search, k)),))
     conn.execute("SELECT set_config(name, 'off', true) FROM pg_settings WHERE name = ANY(%s)",
                  (list(_PLANNER_SETTINGS),))
-    vec = vector_expr(pack)
-    # The index scan on face_embeddings yields faces nearest first; the join keeps the
+    # The index scan on face_embeddings yields faces nearest first (in half precision:
+    # the similarities are then measured on the full vectors); the join keeps the
     # assigned ones and iterative scan goes on until k are found.
     query = sql.SQL(
         """
@@ -135,12 +135,13 @@ def _nearest_assigned(conn: psycopg.Connection, pack: PackRow, face_ids: list[in
             SELECT f.id, f.person_id, f.image_id, e.{vec} <=> q.{vec} AS dist
             FROM face_embeddings e JOIN face_detections f ON f.id = e.face_id
             WHERE e.pack_id = {pack} AND f.person_id IS NOT NULL
-            ORDER BY e.{vec} <=> q.{vec}
+            ORDER BY e.{half} <=> q.{half}
             LIMIT {k}
         ) m
         WHERE q.face_id = ANY(%s)
         """
-    ).format(vec=vec, pack=sql.Literal(pack.id), k=sql.Literal(k))
+    ).format(vec=vector_expr(pack), half=index_expr(pack), pack=sql.Literal(pack.id),
+             k=sql.Literal(k))
     rows = conn.execute(query, (face_ids,), binary=True).fetchall()
     conn.execute("SELECT set_config(name, reset_val, true) FROM pg_settings "
                  "WHERE name = ANY(%s)", (list(_PLANNER_SETTINGS),))
