@@ -21,11 +21,11 @@ from rbv.config import Settings
 from rbv.errors import MigrationError
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.store import Database, open_database
-from rbv.store.server import migrations as migrations_module
 from rbv.store.queries.assignments import create_persons
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.neighbors import assigned_neighbors
 from rbv.store.queries.packs import has_pack_index, index_expr, register_pack
+from rbv.store.server import migrations as migrations_module
 from rbv.store.server.migrations import apply_pending, migrations_dir
 from tests.conftest import run_cli
 
