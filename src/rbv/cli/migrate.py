@@ -25,7 +25,8 @@ def migrate(
     """Create or upgrade the schema; safe to run any number of times.
 
     Run it once after installing rbv and again after each upgrade. Other commands
-    refuse to run on an older schema.
+    refuse to run on an older schema. An upgrade names each migration before it runs:
+    some take minutes at a million faces (schema 21 rebuilds every pack's HNSW index).
 
     Examples:
 
