@@ -310,8 +310,9 @@ def main() -> None:
             _setting_ab(db, args.data, pack, round_, setting, values, times)
             child(args.data, pack, None, "run")
             continue
+        identity_of = dict(zip(images, who.tolist(), strict=True))
         with db.connect() as conn:
-            truth = {f: int(who[images.index(i)]) for f, i in conn.execute(
+            truth = {f: identity_of[i] for f, i in conn.execute(
                 "SELECT id, image_id FROM face_detections WHERE image_id = ANY(%s)",
                 (images,))}
         _ab(args.data, pack, args.baseline, {"cached_from": args.baseline_cached_from},

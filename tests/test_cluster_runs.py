@@ -328,10 +328,11 @@ THP_OFF = "always within_size advise [never] deny force\n"
 def test_a_big_library_whose_server_runs_without_huge_pages_is_told_how_to_give_it_them(
     faces_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 33: at 1M faces the HNSW searches of an incremental run took 1.7× as long
-    on a server without huge pages. ``rbv cluster`` on the embedded server says how many
-    to reserve (the server's own count) once the pack is big; not for a small pack,
-    another server, or a kernel that gives shared memory transparent huge pages."""
+    """Issue 33: at 1M faces the HNSW searches of an incremental run took 1.35× as long
+    on a server without huge pages (1.7× with the index in full precision). ``rbv
+    cluster`` on the embedded server says how many to reserve (the server's own count)
+    once the pack is big; not for a small pack, another server, or a kernel that gives
+    shared memory transparent huge pages."""
     import rbv.jobs.grouping.cluster as cluster
     from rbv.store.server import embedded
 

@@ -358,9 +358,11 @@ def huge_pages_advice(conn: Any) -> str | None:
     Each HNSW search of an incremental ``rbv cluster`` visits ~900 index pages spread
     over gigabytes of the server's cache: with 4 kB pages nearly every visit misses the
     processor's address cache. Measured at 1M faces × 512-d on 2 cores (a virtual
-    machine; ``scripts/bench_incremental.py --setting huge_pages=off,try``): 1,000
-    searches 0.73-0.96 s with huge pages (reserved, or transparent ones for shared
-    memory) against 1.27-1.35 s without."""
+    machine; ``scripts/bench_incremental.py --setting huge_pages=off,try``), the index in
+    half precision and warm: 1,000 searches 0.65-0.71 s with huge pages against
+    0.91-0.92 s without (the whole run 1.09-1.16 s against 1.42-1.45 s); with the index
+    in full precision 0.73-0.96 s (reserved, or transparent ones for shared memory)
+    against 1.27-1.35 s."""
     if not sys.platform.startswith("linux") or _transparent_shmem():
         return None
     row = conn.execute(
@@ -371,7 +373,7 @@ def huge_pages_advice(conn: Any) -> str | None:
     if setting != "try" or status != "off" or n <= 0:
         return None
     return (f"The database server runs without huge pages, so the index searches of an "
-            f"incremental run take about 1.7× as long at this size (measured at 1M faces). "
+            f"incremental run take about 1.35× as long at this size (measured at 1M faces). "
             f"To give it them, reserve {n:,} once, as root: `sysctl -w "
             f"vm.nr_hugepages={n}` (and `vm.nr_hugepages = {n}` in a file "
             f"in /etc/sysctl.d/ for the next boots; add what other programs use); the "
