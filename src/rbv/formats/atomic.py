@@ -19,8 +19,9 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from rbv.formats.regular import open_regular
+from rbv.regular import open_regular
 
 TEMP_NAME = re.compile(r"^\..+\.rbv-(?P<pid>\d+)\.tmp$")
 """rbv's temporary files: ``.NAME.rbv-PID.tmp``."""
@@ -40,12 +41,17 @@ class Digest:
 
     @classmethod
     def of_file(cls, path: Path) -> Digest:
+        with os.fdopen(open_regular(path), "rb") as f:
+            return cls.of_stream(f)
+
+    @classmethod
+    def of_stream(cls, f: BinaryIO) -> Digest:
+        """The digest of what is left to read from ``f``."""
         h = hashlib.sha256()
         size = 0
-        with os.fdopen(open_regular(path), "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-                size += len(chunk)
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
         return cls(size, h.hexdigest())
 
 
@@ -68,15 +74,7 @@ def write_atomically(path: Path, data: bytes, *, durable: bool, like: Path | Non
     Raises OSError (the temporary file is gone by then; ``path`` is as it was)."""
     tmp = temp_path(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view[:_CHUNK]):]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_temp(tmp, data, durable=durable)
         if like is not None:
             shutil.copystat(like, tmp)
         if verify and Digest.of_file(tmp) != Digest.of(data):
@@ -92,6 +90,20 @@ def write_atomically(path: Path, data: bytes, *, durable: bool, like: Path | Non
         raise
     if durable:
         sync_folder(path.parent)
+
+
+def write_temp(tmp: Path, data: bytes, *, durable: bool) -> None:
+    """Write ``data`` into the temporary file ``tmp`` (synced when ``durable``); the
+    caller removes it when anything fails."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view[:_CHUNK]):]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _link_new(tmp: Path, path: Path) -> None:

@@ -3,7 +3,8 @@
 rbv never writes XML by hand: exiv2 parses what is there, rbv adds or names regions by
 their flattened keys, and exiv2 serialises the result, so every other tag of a sidecar
 or photo stays as it was. Files are read and written by Python (``open``), so names that
-are not UTF-8 work, and written atomically (:mod:`rbv.formats.atomic`).
+are not UTF-8 work, and written atomically (:mod:`rbv.formats.atomic`) over only
+what was read (:mod:`rbv.formats.unchanged`).
 
 exiv2 reads a packet it cannot parse (a DOCTYPE, malformed XML) as one without tags, and
 says nothing: a packet that is not empty yet yields no tag is reported as unreadable
@@ -25,7 +26,8 @@ import pyexiv2
 from rbv.bounds import MAX_PIXELS_PER_SIDE, OutsideNumber, finite, pixel_size
 from rbv.errors import RbvError
 from rbv.formats.regions import Region, RegionPlan, from_top_left
-from rbv.formats.regular import NotRegular, read_regular
+from rbv.formats.unchanged import Seen, read_seen
+from rbv.regular import NotRegular, read_regular
 
 pyexiv2.set_log_level(4)  # exiv2 would print warnings itself; rbv reports through errors
 
@@ -153,7 +155,10 @@ def read_sidecar(path: Path) -> bytes:
     """A sidecar's bytes; :class:`XmpError` for one over :data:`MAX_SIDECAR_BYTES` (exiv2
     holds ~12 times a packet's size while parsing it, so one huge file would take
     gigabytes), never read past the limit."""
-    data = read_regular(path, MAX_SIDECAR_BYTES + 1)
+    return _sidecar_sized(read_regular(path, MAX_SIDECAR_BYTES + 1), path)
+
+
+def _sidecar_sized(data: bytes, path: Path) -> bytes:
     if len(data) > MAX_SIDECAR_BYTES:
         raise XmpError(f"{path}: the sidecar is larger than the {MAX_SIDECAR_BYTES >> 20} MiB "
                        "rbv reads from an XMP file; not read (is it really a sidecar?)")
@@ -352,12 +357,17 @@ class Packet:
     data: bytes | None
     keys: dict[str, object]
     regions: RegionsOf
+    seen: Seen | None = None  # the file the bytes were read from
 
 
 def read_packet(path: Path, *, sidecar: bool) -> Packet:
     """What ``path`` holds now: a sidecar (maybe missing) or a photo's own XMP."""
+    seen: Seen | None = None
     try:
-        data: bytes | None = read_sidecar(path) if sidecar else read_regular(path)
+        data: bytes | None
+        data, seen = read_seen(path, MAX_SIDECAR_BYTES + 1 if sidecar else -1)
+        if sidecar:
+            data = _sidecar_sized(data, path)
     except NotRegular as exc:
         raise XmpError(f"{path}: {exc.strerror}; not read") from None
     except FileNotFoundError:
@@ -367,7 +377,7 @@ def read_packet(path: Path, *, sidecar: bool) -> Packet:
     except OSError as exc:
         raise XmpError(f"{path}: {exc.strerror or exc}") from None
     keys = _keys_of(data, path) if data is not None else {}
-    return Packet(data, keys, regions_in(keys))
+    return Packet(data, keys, regions_in(keys), seen)
 
 
 def apply_plan(packet: Packet, plan: RegionPlan, size: tuple[int, int], where: Path) -> bytes:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from rbv.errors import ImageUnreadable
 from rbv.formats.atomic import Digest
-from rbv.formats.regular import NotRegular, is_read_only, kind_of, regular_stat
 from rbv.media.image_data import image_data_hash
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.regular import NotRegular, is_read_only, kind_of, regular_stat
 from rbv.store.queries.images import KnownPath
 
 CHANGED = "changed since it was indexed: run `rbv index` first"

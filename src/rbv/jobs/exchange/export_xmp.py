@@ -3,6 +3,7 @@ photos themselves when asked), merged into what is there and never clobbering it
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from rbv.formats.photo_backup import (
     write_backup,
 )
 from rbv.formats.regions import Region, from_box, plan_regions
+from rbv.formats.unchanged import ChangedUnderneath, Seen, replace_unchanged
 from rbv.formats.xmp import (
     WRITABLE_FORMATS,
     XmpError,
@@ -51,6 +53,7 @@ class ExportXmpOptions:
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+CHANGED_WHILE_EXPORTING = "changed while exporting; not written, re-run `rbv export-xmp`"
 
 
 @dataclass
@@ -148,6 +151,10 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
                 result = _export_one(path, photo, ours, roots, options, writer,
                                      content.get(image_id), known.get(path))
                 report.files.append(result)
+            except ChangedUnderneath as exc:
+                problem = Problem(str(exc.path), CHANGED_WHILE_EXPORTING)
+                report.problems.append(problem)
+                reporter.problem(problem)
             except XmpError as exc:
                 problem = Problem(path, str(exc).removeprefix(f"{path}: "))
                 report.problems.append(problem)
@@ -182,15 +189,27 @@ class _Writer:
         self.cleared.add(folder)
         self.report.temps_removed += [str(p) for p in remove_stale_temps(folder)]
 
-    def sidecar(self, target: Path, data: bytes, *, existed: bool) -> None:
-        """A sidecar that held someone's tags is synced before it replaces the old one; a
-        new one holds only what the database can write again."""
+    def sidecar(self, target: Path, data: bytes, seen: Seen | None) -> None:
+        """A sidecar that held someone's tags (read as ``seen``) is synced and replaces
+        it only while it is unchanged; a new one holds only what the database can write
+        again, and never takes the place of one another program made meanwhile."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        _written(target, lambda: write_atomically(target, data, durable=existed))
 
-    def photo(self, photo: Path, original: bytes, data: bytes, indexed: Digest | None) -> None:
-        """Rewrite ``photo`` (read as ``original``) after making sure its backup is a
-        complete copy of an original."""
+        def write_new() -> None:
+            try:
+                write_atomically(target, data, durable=False, replace=False)
+            except FileExistsError:
+                raise ChangedUnderneath(target, "made by another program meanwhile") from None
+
+        _written(target, write_new if seen is None
+                 else lambda: replace_unchanged(target, data, seen))
+
+    def photo(self, photo: Path, original: bytes, seen: Seen, data: bytes,
+              indexed: Digest | None) -> None:
+        """Rewrite ``photo`` (read as ``original``, from the file ``seen``) after making
+        sure its backup is a complete copy of an original. When the photo changed
+        meanwhile, a backup made for this rewrite goes too: it is of no version the
+        user still has."""
         target = photo_target(photo)
         backup = backup_of(target)
         trusted = {Digest.of(original), *([indexed] if indexed else [])}
@@ -198,12 +217,20 @@ class _Writer:
         self.conn.commit()
         if recorded is not None:
             trusted.add(Digest(*recorded))
+        made = False
         if existing_backup(target, trusted) is None:
             mine = Digest.of(original)
             record_original(self.conn, backup, mine.size, mine.sha256)
             self.conn.commit()  # before the file: a backup is never there unrecorded
             _written(photo, lambda: write_backup(target, original))
-        _written(photo, lambda: rewrite_photo(target, data))
+            made = True
+        try:
+            _written(photo, lambda: rewrite_photo(target, data, seen))
+        except ChangedUnderneath:
+            if made:
+                with contextlib.suppress(FileNotFoundError):
+                    backup.unlink()
+            raise
 
 
 def _written(path: Path, write: Callable[[], None]) -> None:
@@ -274,9 +301,9 @@ def _export_one(path: str, row: PhotoRow, ours: list[Region], roots: Sequence[st
         return result
     data = apply_plan(packet, plan, size, target)
     if into:
-        assert packet.data is not None  # a photo that could not be read raised
+        assert packet.data is not None and packet.seen is not None  # else read_packet raised
         verify_photo(data, target)
-        writer.photo(target, packet.data, data, indexed)
+        writer.photo(target, packet.data, packet.seen, data, indexed)
     else:
-        writer.sidecar(target, data, existed=packet.data is not None)
+        writer.sidecar(target, data, packet.seen)
     return result
