@@ -67,8 +67,9 @@ def temp_path(path: Path) -> Path:
 def write_atomically(path: Path, data: bytes, *, durable: bool, like: Path | None = None,
                      verify: bool = False, replace: bool = True) -> None:
     """Make ``path`` hold ``data`` in one rename. ``durable``: the bytes (and the rename)
-    are on disk before this returns. ``like``: copy that file's mode and times. ``verify``:
-    read the temporary file back and compare size and sha256 before the rename.
+    are on disk before this returns. ``like``: copy that file's owner (where rbv may),
+    mode and times. ``verify``: read the temporary file back and compare size and sha256
+    before the rename.
     ``replace`` False: never replace an existing ``path`` (FileExistsError).
 
     Raises OSError (the temporary file is gone by then; ``path`` is as it was)."""
@@ -76,6 +77,8 @@ def write_atomically(path: Path, data: bytes, *, durable: bool, like: Path | Non
     try:
         write_temp(tmp, data, durable=durable)
         if like is not None:
+            st = os.stat(like)
+            give_owner(tmp, st.st_uid, st.st_gid)
             shutil.copystat(like, tmp)
         if verify and Digest.of_file(tmp) != Digest.of(data):
             raise BackupMismatch(errno.EIO, "the copy read back differs from the original",
@@ -104,6 +107,14 @@ def write_temp(tmp: Path, data: bytes, *, durable: bool) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def give_owner(path: Path, uid: int, gid: int) -> None:
+    """Make ``path`` owned by ``uid``:``gid`` where rbv may (as root, say: a photo rbv
+    rewrites stays its owner's)."""
+    if (uid, gid) != (os.geteuid(), os.getegid()):
+        with contextlib.suppress(PermissionError):
+            os.chown(path, uid, gid)
 
 
 def _link_new(tmp: Path, path: Path) -> None:

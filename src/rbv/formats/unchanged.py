@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rbv.errors import RbvError
-from rbv.formats.atomic import Digest, sync_folder, temp_path, write_temp
+from rbv.formats.atomic import Digest, give_owner, sync_folder, temp_path, write_temp
 from rbv.regular import open_regular
 
 
@@ -84,9 +84,7 @@ def replace_unchanged(path: Path, data: bytes, seen: Seen) -> None:
     keep_tmp = False
     try:
         write_temp(tmp, data, durable=True)
-        if (seen.uid, seen.gid) != (os.geteuid(), os.getegid()):
-            with contextlib.suppress(PermissionError):
-                os.chown(tmp, seen.uid, seen.gid)
+        give_owner(tmp, seen.uid, seen.gid)
         try:
             shutil.copystat(path, tmp)
         except FileNotFoundError:
