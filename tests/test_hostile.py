@@ -60,10 +60,12 @@ def test_odd_names_and_kinds_are_catalogued_or_reported_on_one_line(
     assert result.exit_code == 3, result.output
     assert "Traceback" not in result.output
     errors = _errors(result.stderr)
-    assert len(errors) == len(result.stderr.splitlines()) == 3, result.stderr
+    assert len(errors) == len(result.stderr.splitlines()) == 4, result.stderr
     joined = "\n".join(errors)
     assert "text\\nfile.jpg" in joined
-    assert "deep.jpg: path longer than" in joined and "sparse.jpg: not an image" in joined
+    assert f"{deep}: path longer than 2000 bytes; nothing under it" in joined
+    assert "sparse.jpg: not an image" in joined
+    assert "fifo.jpg: cannot read: not a regular file but a FIFO (named pipe)" in joined
     names = sorted(Path(p).name for (p,) in _rows(settings, "SELECT path FROM image_paths"))
     assert names == sorted(["x" * 251 + ".jpg", "new\nline.jpg", "text\nfile.jpg",
                             "sparse.jpg", "\\xff\\xfe.jpg"])  # not UTF-8: catalogued

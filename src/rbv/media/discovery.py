@@ -4,7 +4,9 @@ A target may be a file, a *gallery* (a folder with ``index.json`` and ``tn/``; t
 ``tn/`` thumbnails are not photos), a *chunk* (its children are galleries), a *root*
 (its children are chunks) or any folder. All four are walked the same way: recursively,
 recognising galleries wherever they sit, so a mixed tree works too. Symlinks are
-followed once; a loop or an unreadable folder is reported and the walk goes on.
+followed once; a loop, an unreadable folder or one whose path is too long for the
+catalogue is reported and the walk goes on. A FIFO, socket or device named like a photo
+is listed (its read says what it is, never opening it); other ones are not files.
 
 Left out of every walk: hidden files (rbv's own temporary files are hidden), the copies
 exiftool and ``rbv export-xmp --write-into-files`` keep of a photo before rewriting it
@@ -17,9 +19,12 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from rbv.media.sniff import looks_like_image_name
 
 MAX_PATH_BYTES = 2000
 """Longest path rbv catalogues (bytes): PostgreSQL cannot index much longer values."""
@@ -51,8 +56,13 @@ class WalkProblem:
 
 
 def is_gallery(folder: Path) -> bool:
-    """A gallery is a folder with ``index.json`` and a ``tn/`` thumbnail folder."""
-    return (folder / GALLERY_INDEX).is_file() and (folder / GALLERY_THUMBS).is_dir()
+    """A gallery is a folder with ``index.json`` and a ``tn/`` thumbnail folder (one
+    that cannot be looked into is not: the walk says why it cannot list it)."""
+    try:
+        return (stat.S_ISREG(os.stat(folder / GALLERY_INDEX).st_mode)
+                and stat.S_ISDIR(os.stat(folder / GALLERY_THUMBS).st_mode))
+    except OSError:
+        return False
 
 
 def is_backup_or_sidecar(name: str) -> bool:
@@ -155,16 +165,20 @@ def _walk(
     seen_dirs: set[tuple[int, int]],
     seen_files: set[str],
 ) -> Iterator[FoundFile | WalkProblem]:
+    if len(os.fsencode(folder)) > MAX_PATH_BYTES:  # nothing under it fits the catalogue
+        yield WalkProblem(folder, f"path longer than {MAX_PATH_BYTES} bytes; nothing under "
+                          "it is catalogued (move it to a shorter path)")
+        return
     try:
         st = folder.stat()
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:
+            if folder.is_symlink() or any(p.is_symlink() for p in folder.parents):
+                yield WalkProblem(folder, "symlink loop (folder already visited); skipped",
+                                  lasting=True)
+            return
     except OSError as exc:
         yield WalkProblem(folder, _why(exc, "cannot open folder"))
-        return
-    key = (st.st_dev, st.st_ino)
-    if key in seen_dirs:
-        if folder.is_symlink() or any(p.is_symlink() for p in folder.parents):
-            yield WalkProblem(folder, "symlink loop (folder already visited); skipped",
-                              lasting=True)
         return
     seen_dirs.add(key)
     try:
@@ -183,8 +197,8 @@ def _walk(
                 if keep.wants_folder(path):
                     subfolders.append(path)
                 continue
-            if not entry.is_file():
-                if entry.is_symlink():
+            if not entry.is_file() and not _special_photo(entry):
+                if entry.is_symlink() and not os.path.exists(path):
                     yield WalkProblem(path, "broken symlink or symlink loop; skipped",
                                       lasting=True)
                 continue
@@ -207,6 +221,18 @@ def _walk(
         yield FoundFile(path, gallery, info.st_size, info.st_mtime)
     for sub in subfolders:
         yield from _walk(sub, sub if is_gallery(sub) else gallery, keep, seen_dirs, seen_files)
+
+
+def _special_photo(entry: os.DirEntry[str]) -> bool:
+    """A FIFO, socket or device named like a photo: listed, so that reading it (which
+    never opens it) says what it is, once per run, instead of a photo left out unsaid."""
+    if not looks_like_image_name(Path(entry.name)):
+        return False
+    try:
+        mode = entry.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _unstorable_name(path: Path) -> str | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from rbv.media.sniff import HEAD_BYTES
+from rbv.regular import open_regular
 
 _CHUNK = 1 << 20
 
@@ -23,12 +25,13 @@ class FileDigest:
 def digest_file(path: Path) -> FileDigest:
     """Hash ``path`` in 1 MiB chunks (memory stays flat for any file size).
 
-    Raises OSError when the file cannot be read.
+    Raises OSError when the file cannot be read, :class:`rbv.regular.NotRegular` (an
+    OSError) when it is not a regular file: a FIFO is never opened for reading.
     """
     h = hashlib.sha256()
     size = 0
     head = b""
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular(path), "rb") as f:
         while chunk := f.read(_CHUNK):
             if not head:
                 head = chunk[:HEAD_BYTES]

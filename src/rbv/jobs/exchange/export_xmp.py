@@ -125,6 +125,8 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
     for root in roots:
         if not os.path.isdir(root):
             raise ConfigError(f"{root} is not a folder; pass folders that hold indexed photos")
+    if options.out is not None:
+        _check_out(options.out)
     with db.connect() as conn:
         pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
         faces = named_faces(conn, pack.id)
@@ -164,6 +166,17 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
         if report.problems:
             run.status = "partial"
     return report
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder, or a path a folder can be made at: a file there (or
+    above it) is one error, not one per photo."""
+    there = Path(os.path.abspath(out))
+    while not os.path.lexists(there) and there != there.parent:
+        there = there.parent
+    if not os.path.isdir(there):
+        what = "is" if there == Path(os.path.abspath(out)) else f"is inside {there}, which is"
+        raise ConfigError(f"--out {out} {what} not a folder; pass a folder for the sidecars")
 
 
 class _Writer:

@@ -45,6 +45,7 @@ from rbv.media.discovery import (
 from rbv.media.hashing import digest_file
 from rbv.media.image_data import image_data_hash
 from rbv.media.sniff import HEAD_BYTES, looks_like_image_name, sniff_format
+from rbv.regular import read_regular
 from rbv.store import Database
 from rbv.store.queries.images import (
     CataloguedFile,
@@ -114,8 +115,7 @@ def _not_an_image(found: FoundFile) -> bool:
     if looks_like_image_name(found.path):
         return False
     try:
-        with open(found.path, "rb") as f:
-            head = f.read(HEAD_BYTES)
+        head = read_regular(found.path, HEAD_BYTES)
     except OSError:
         return False  # the real run reports it
     return not head or sniff_format(head) is None
