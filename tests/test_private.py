@@ -227,3 +227,32 @@ def test_a_server_killed_starts_again_over_its_stale_lock_files(tmp_path: Path) 
         for pid in watchers:
             if psutil.pid_exists(pid):
                 os.kill(pid, signal.SIGTERM)
+
+
+def test_a_server_an_older_rbv_set_up_to_trust_everyone_is_closed(tmp_path: Path) -> None:
+    """A data folder initdb'ed by an older rbv (``trust`` for every local connection),
+    its server still running: the next command rewrites who may connect and has the
+    running server reload it, so another user is refused from then on; the data stays."""
+    data_dir = tmp_path / "rbv"
+    env = _env(data_dir, RBV_SERVER_LINGER="600")
+    assert _rbv(env, "migrate").returncode == 0
+    pgdata = (data_dir / "pg").resolve()
+    server = int((pgdata / "postmaster.pid").read_text().split()[0])
+    watchers = json.loads((pgdata / ".handle_pids.json").read_text())
+    try:
+        (pgdata / "pg_hba.conf").write_text("local all all trust\nhost all all all trust\n")
+        subprocess.run(_as(pgdata.stat().st_uid, pgdata.stat().st_gid,
+                           str(postgres_bin() / "pg_ctl"), "-D", str(pgdata), "reload"),
+                       check=True, capture_output=True)
+        sockets = _socket_dir(pgdata)
+        assert _psql(NOBODY, sockets, reach_all=True).returncode == 0  # as it was
+        done = _rbv(env, "stats", "--json")
+        assert done.returncode == 0, done.stderr
+        assert int((pgdata / "postmaster.pid").read_text().split()[0]) == server
+        refused = _psql(NOBODY, sockets, reach_all=True)
+        assert refused.returncode != 0 and "authentication failed" in refused.stderr
+        assert "trust" not in (pgdata / "pg_hba.conf").read_text()
+    finally:
+        for pid in watchers:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGTERM)
