@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,3 +257,33 @@ def test_a_server_an_older_rbv_set_up_to_trust_everyone_is_closed(tmp_path: Path
         for pid in watchers:
             if psutil.pid_exists(pid):
                 os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def passable() -> Iterator[Path]:
+    """A folder under /tmp that every user may pass through (not list)."""
+    base = Path(tempfile.mkdtemp())
+    base.chmod(0o711)
+    yield base
+    shutil.rmtree(base)
+
+
+def test_the_server_users_way_through_grants_nobody_else_anything(passable: Path) -> None:
+    """The ACL entry that lets the server's user through a folder changes no one else's
+    rights: a group that could list the folder still can, others still cannot pass."""
+    from rbv.store.server.private import grant_search
+
+    shared = passable / "shared"  # the owner's group may list it
+    shared.mkdir(mode=0o750)
+    os.chown(shared, 0, NOBODY)
+    inner = shared / "inner"
+    inner.mkdir(mode=0o700)
+    grant_search(inner / "pg", 1)  # uid 1 (daemon) as the server's user
+    assert stat.S_IMODE(shared.stat().st_mode) & 0o007 == 0
+
+    def can(uid: int, gid: int, *command: str) -> bool:
+        return subprocess.run(_as(uid, gid, *command), capture_output=True).returncode == 0
+    assert can(NOBODY, NOBODY, "ls", str(shared))  # the group keeps what it had
+    assert not can(NOBODY, NOBODY, "ls", str(inner))
+    assert not can(2, 2, "ls", str(shared)) and not can(2, 2, "stat", str(inner))
+    assert can(1, 1, "stat", str(inner)) and not can(1, 1, "ls", str(inner))
