@@ -254,6 +254,7 @@ def test_a_server_an_older_rbv_set_up_to_trust_everyone_is_closed(tmp_path: Path
         assert refused.returncode != 0 and "authentication failed" in refused.stderr
         assert "trust" not in (pgdata / "pg_hba.conf").read_text()
     finally:
+        watchers += json.loads((pgdata / ".handle_pids.json").read_text())  # stats' own
         for pid in watchers:
             if psutil.pid_exists(pid):
                 os.kill(pid, signal.SIGTERM)
