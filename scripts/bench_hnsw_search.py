@@ -18,7 +18,6 @@ import argparse
 import json
 import statistics
 import time
-import warnings
 from pathlib import Path
 
 import psycopg
@@ -62,7 +61,6 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
     db = open_database(Settings(data_dir=args.data))
     times: dict[int, list[float]] = {ef: [] for ef in args.ef}
     found: dict[int, Neighbors] = {}

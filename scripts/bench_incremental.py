@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +253,6 @@ def main() -> None:
         values = tuple(pair.split(","))  # type: ignore[assignment]
         if not setting or len(values) != 2 or not all(values):
             parser.error("--setting takes NAME=A,B")
-    warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
     db = open_database(Settings(data_dir=args.data))
     with db.connect() as conn:
         row = conn.execute("SELECT id, name, embedding_dim FROM model_packs "

