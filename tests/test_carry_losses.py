@@ -1,0 +1,94 @@
+"""Issue 54, items 6 and 8a: a pixel edit's carry loses no decision unsaid. A rejection
+and its `different` links travel together or not at all (a rejection left behind never
+pulls its person apart through links that went on), and a carry killed with SIGKILL
+still says every loss, once, across that run and the next."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+from PIL import Image, ImageEnhance
+
+from rbv.config import Settings
+from rbv.store import open_database
+from rbv.store.queries.pack_lookup import find_pack
+from rbv.store.server.locks import person_lock
+from tests.conftest import FACES, PACK, SFACE_THRESHOLD, run_cli
+
+MADONNA = sorted((FACES / "Madonna").iterdir())[:6]
+
+
+def _ok(cli, url: str, *args: str) -> str:  # type: ignore[no-untyped-def]
+    done = run_cli(cli, "-d", url, *args)
+    assert done.exit_code == 0, (args, done.output)
+    return str(done.stdout)
+
+
+def _index(cli, url: str, lib: Path) -> str:  # type: ignore[no-untyped-def]
+    return _ok(cli, url, "index", str(lib), "--model-pack", str(PACK), "--device", "cpu")
+
+
+def _rows(url: str, query: str, *params: object) -> list[tuple]:  # type: ignore[type-arg]
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def _face_at(url: str, path: Path) -> int:
+    (row,) = _rows(url, "SELECT f.id FROM face_detections f JOIN image_paths p "
+                   "ON p.image_id = f.image_id WHERE p.path = %s", str(path))
+    return int(row[0])
+
+
+def _brighten(photo: Path) -> None:
+    with Image.open(photo) as im:
+        ImageEnhance.Brightness(im).enhance(1.3).save(photo, quality=92)
+
+
+def test_a_rejection_left_behind_keeps_its_links_from_emptying_the_person(
+        cli, settings: Settings, tmp_path: Path) -> None:
+    """not-this-person P F; F's photo brightened; index while a cluster holds the lock;
+    move the new face G into P; index (the rejection cannot go to G); cluster --full
+    emptied P, because the rejection's `different` links went to G."""
+    url = str(settings.database_url)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for photo in MADONNA:
+        shutil.copyfile(photo, lib / photo.name)
+    _index(cli, url, lib)
+    connected = ("--method", "connected", "--threshold", str(SFACE_THRESHOLD))
+    _ok(cli, url, "cluster", "--full", *connected)
+    person = json.loads(_ok(cli, url, "persons", "list", "--json", "--limit", "1"))[0]["id"]
+    _ok(cli, url, "persons", "name", person, "Mad")
+    edited = lib / MADONNA[-1].name
+    rejected = _face_at(url, edited)
+    members = {int(r[0]) for r in _rows(
+        url, "SELECT id FROM face_detections WHERE person_id = %s", person)}
+    assert rejected in members and len(members) >= 4, members
+    _ok(cli, url, "persons", "not-this-person", "Mad", str(rejected))
+
+    _brighten(edited)
+    db = open_database(settings)
+    with db.connect() as conn:
+        pack = find_pack(conn, None)
+    with person_lock(db, pack.id, pack.name):
+        waited = _index(cli, url, lib)
+    assert "carried by the next index" in waited, waited
+    new = _face_at(url, edited)
+    _ok(cli, url, "persons", "move", str(new), "--to", "Mad")
+
+    out = _index(cli, url, lib)
+    assert (f"face {rejected} is face {new} now, which could not take what it held: "
+            "rejected from 'Mad', linked 'different' with face") in out, out
+    assert _rows(url, "SELECT count(*) FROM cannot_links WHERE %s IN (face_a, face_b)",
+                 new) == [(0,)]
+    _ok(cli, url, "cluster", "--full", *connected)
+    kept = {int(r[0]) for r in _rows(
+        url, "SELECT id FROM face_detections WHERE person_id = %s", person)}
+    assert kept == members - {rejected} | {new}
