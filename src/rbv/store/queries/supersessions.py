@@ -228,3 +228,22 @@ def _rejection_stays(conn: psycopg.Connection, a: int, b: int,
         WHERE x.id = %s AND y.id = %s
         """,
         (a, b, new_a, new_b)).fetchone() is not None
+
+
+def record_losses(conn: psycopg.Connection, pack_id: int, lines: Sequence[str]) -> None:
+    """Keep what a carry could not keep, in the carry's own transaction, until a run has
+    said it (a killed run's lines are said by the next)."""
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO carry_losses (pack_id, line) VALUES (%s, %s)",
+                        [(pack_id, line) for line in lines])
+
+
+def unsaid_losses(conn: psycopg.Connection, pack_id: int) -> list[tuple[int, str]]:
+    """(id, line) of each loss of the pack's carries not yet said, oldest first."""
+    return [(int(i), str(line)) for i, line in conn.execute(
+        "SELECT id, line FROM carry_losses WHERE pack_id = %s ORDER BY id", (pack_id,))]
+
+
+def forget_losses(conn: psycopg.Connection, ids: Sequence[int]) -> None:
+    """These losses were said."""
+    conn.execute("DELETE FROM carry_losses WHERE id = ANY(%s)", (list(ids),))
