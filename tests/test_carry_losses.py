@@ -1,7 +1,9 @@
-"""Issue 54, items 6 and 8a: a pixel edit's carry loses no decision unsaid. A rejection
-and its `different` links travel together or not at all (a rejection left behind never
-pulls its person apart through links that went on), and a carry killed with SIGKILL
-still says every loss, once, across that run and the next."""
+"""Issue 54, items 6, 8a and 8b: no decision goes unsaid, and none goes that need not.
+A pixel edit's carry moves a rejection and its `different` links together or not at all
+(a rejection left behind never pulls its person apart through links that went on); a
+carry killed with SIGKILL still says every loss, once, across that run and the next;
+`prune` gives the decisions of a missing photo to the same faces of a copy of it under
+another name (JPEG → PNG), and says every decision it deletes."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from rbv.store.server.locks import person_lock
 from tests.conftest import FACES, PACK, SFACE_THRESHOLD, run_cli
 
 MADONNA = sorted((FACES / "Madonna").iterdir())[:6]
+THIRD = sorted((FACES / "Jerry_Seinfeld").iterdir())[0]
+CONNECTED = ("--method", "connected", "--threshold", str(SFACE_THRESHOLD))
 
 
 def _ok(cli, url: str, *args: str) -> str:  # type: ignore[no-untyped-def]
@@ -156,3 +160,82 @@ def test_a_carry_killed_after_a_photo_still_says_each_of_its_losses_once(
                 "hand" in line]
         assert len(said) == 1, (face, out)
     assert "is gone" not in _index(cli, url, lib)  # said once, never again
+
+
+def _madonna_library(cli, url: str, lib: Path) -> tuple[str, set[int]]:  # type: ignore[no-untyped-def]
+    """Six photos of Madonna indexed and clustered; the largest person named 'Mad'."""
+    lib.mkdir()
+    for photo in MADONNA:
+        shutil.copyfile(photo, lib / photo.name)
+    _index(cli, url, lib)
+    _ok(cli, url, "cluster", "--full", *CONNECTED)
+    person = json.loads(_ok(cli, url, "persons", "list", "--json", "--limit", "1"))[0]["id"]
+    _ok(cli, url, "persons", "name", person, "Mad")
+    members = {int(r[0]) for r in _rows(
+        url, "SELECT id FROM face_detections WHERE person_id = %s", person)}
+    return person, members
+
+
+def _held(url: str, face: int) -> tuple[list[str], int, int]:
+    """The persons ``face`` was rejected from, and its different and same links."""
+    rejected = sorted(str(r[0]) for r in _rows(
+        url, "SELECT n.name FROM person_rejections r JOIN person_names n "
+        "ON n.person_id = r.person_id WHERE r.face_id = %s", face))
+    (different,), (same,) = (_rows(url, f"SELECT count(*) FROM {table} "
+                                   "WHERE %s IN (face_a, face_b)", face)[0]
+                             for table in ("cannot_links", "must_links"))
+    return rejected, int(different), int(same)
+
+
+def test_prune_gives_a_missing_photos_decisions_to_its_copy_under_another_name(
+        cli, settings: Settings, tmp_path: Path) -> None:
+    """Item 8b: a JPEG converted to PNG under a new name, the JPEG deleted: `prune`
+    deleted the rejection, its `different` links and a `same` link without a word, and
+    the next `cluster --full` put the face the user said is not Madonna into Madonna."""
+    url = str(settings.database_url)
+    lib = tmp_path / "lib"
+    person, members = _madonna_library(cli, url, lib)
+    jpeg = lib / MADONNA[-1].name
+    face = _face_at(url, jpeg)
+    assert face in members
+    _ok(cli, url, "persons", "not-this-person", "Mad", str(face))
+    shutil.copyfile(THIRD, lib / "third.jpg")
+    _index(cli, url, lib)
+    _ok(cli, url, "faces", "same", str(face), str(_face_at(url, lib / "third.jpg")))
+    held = _held(url, face)
+    assert held == (["Mad"], len(members) - 1, 1)
+
+    png = lib / "converted.png"
+    with Image.open(jpeg) as im:
+        im.save(png)
+    jpeg.unlink()
+    _index(cli, url, lib)
+    copy = _face_at(url, png)
+
+    dry = _ok(cli, url, "prune", "--dry-run")
+    done = _ok(cli, url, "prune")
+    moved = f"face {face} is face {copy} of {png} (the same picture): what it held went to it"
+    assert moved in dry and moved in done, (dry, done)
+    assert "goes with the missing photo" not in done
+    assert _held(url, copy) == held
+    _ok(cli, url, "cluster", "--full", *CONNECTED)
+    assert copy not in {int(r[0]) for r in _rows(
+        url, "SELECT id FROM face_detections WHERE person_id = %s", person)}
+
+
+def test_prune_says_every_decision_it_deletes(cli, settings: Settings,
+                                               tmp_path: Path) -> None:
+    url = str(settings.database_url)
+    lib = tmp_path / "lib"
+    _, members = _madonna_library(cli, url, lib)
+    jpeg = lib / MADONNA[-1].name
+    face = _face_at(url, jpeg)
+    _ok(cli, url, "persons", "not-this-person", "Mad", str(face))
+    jpeg.unlink()
+    _index(cli, url, lib)
+
+    dry = _ok(cli, url, "prune", "--dry-run")
+    done = _ok(cli, url, "prune")
+    said = (f"{jpeg}: face {face} goes with the missing photo, which was rejected from "
+            "'Mad', linked 'different' with face")
+    assert said in dry and said in done, (dry, done)

@@ -25,6 +25,12 @@ def prune(
     only its missing path is forgotten. Persons and their names are kept,
     even with no faces left.
 
+    A missing photo whose faces show again in a copy under another name
+    (re-encoded, e.g. JPEG to PNG) gives their persons, hand placements,
+    rejections and same/different links to the copy's faces first. Each
+    decision deleted with a photo is said, one line per face; --dry-run
+    says the same.
+
     Examples:
 
         rbv prune --dry-run
@@ -34,10 +40,13 @@ def prune(
         rbv prune --json
     """
     db = open_database(settings_of(ctx, database_url=database))
-    counts = run_prune(db, dry_run=dry_run)
+    report = run_prune(db, dry_run=dry_run)
+    counts = report.counts
     if as_json:
-        print_json({**counts.as_dict(), "dry_run": dry_run})
+        print_json({**report.as_dict(), "dry_run": dry_run})
         return
+    for line in report.kept + report.lost:
+        typer.echo(line)
     if dry_run:
         typer.echo(f"Would remove {counts.images:,} missing photos with {counts.faces:,} "
                    f"faces, and {counts.paths:,} missing paths; nothing was written.")

@@ -390,7 +390,7 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     # A hidden person's faces stay where they are, together: no method may scatter
     # them into visible persons or empty it (hiding is a decision, like a name).
     faces = load_faces(conn, pack, skip_hidden=True)
-    report.faces = report.considered = len(faces)
+    report.faces, report.considered = count_faces(conn, pack), len(faces)
     if len(faces) == 0:
         return
     facts = load_manual_facts(conn, pack)

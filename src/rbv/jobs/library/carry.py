@@ -106,7 +106,7 @@ def _carry_one(db: Database, pack: PackRow, old_id: int, new_id: int, threshold:
         if not claim_carry(conn, old_id, new_id):
             return  # another worker has it, or the old content is shown again
         old, new = image_faces(conn, old_id, pack.id), image_faces(conn, new_id, pack.id)
-        pairs = match_faces(_photo(old), _photo(new), threshold)
+        pairs = match_faces(photo_faces(old), photo_faces(new), threshold)
         became = {old.ids[i]: new.ids[j] for i, j, _ in pairs}
         left = carry_decisions(conn, pack.id, old_id, list(became.items()))
         where = next(iter(image_paths_of(conn, [new_id]).get(new_id, [])), f"image {new_id}")
@@ -124,5 +124,6 @@ def _loss_line(where: str, face_id: int, became: int | None, held: str) -> str:
             f"not found in it again: it is gone, which was {held}")
 
 
-def _photo(rows: ImageFaceRows) -> PhotoFaces:
+def photo_faces(rows: ImageFaceRows) -> PhotoFaces:
+    """The faces of one image as the matcher takes them."""
     return PhotoFaces(rows.frame, rows.boxes, rows.landmarks, rows.embeddings)
