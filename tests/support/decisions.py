@@ -36,7 +36,7 @@ import random
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from numpy.typing import NDArray
 
 from rbv.cluster.centroids import group_sums
+from rbv.cluster.defaults import Method
 from rbv.config import Settings
 from rbv.errors import RbvError
 from rbv.faces.types import FaceAnalyzer
@@ -62,6 +63,7 @@ from rbv.store import Database, open_database
 from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
+from tests.support.decisions_photos import PhotoRules
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 FACES = SHARED / "data" / "faces"
@@ -145,7 +147,7 @@ def comparable(report: Any) -> dict[str, Any]:
     return out
 
 
-class DecisionMachine(RuleBasedStateMachine):
+class DecisionMachine(PhotoRules, RuleBasedStateMachine):
     """One sequence of a user's actions on a fresh copy of the template."""
 
     env: Environment  # set by machine_for()
@@ -341,18 +343,20 @@ class DecisionMachine(RuleBasedStateMachine):
             self.undoable.clear()
 
     # -- automatic runs and what users do outside rbv -------------------------------
-    def cluster_run(self, *, full: bool) -> None:
-        self.automatic(f"cluster{' --full' if full else ''}")
+    def cluster_run(self, *, full: bool, method: Method | None = None,
+                    threshold: float | None = None) -> None:
+        how = f" --method {method} --threshold {threshold}" if method else ""
+        self.automatic(f"cluster{' --full' if full else ''}{how}")
         before = self.state()
-        options = ClusterOptions(full=full, dry_run=True)
-        preview = cluster_pack(self.db, PACK_NAME, options)
+        options = ClusterOptions(full=full, method=method, threshold=threshold)
+        preview = cluster_pack(self.db, PACK_NAME, replace(options, dry_run=True))
         assert self.state() == before, "a dry run wrote something"
-        report = cluster_pack(self.db, PACK_NAME, ClusterOptions(full=full))
+        report = cluster_pack(self.db, PACK_NAME, options)
         assert comparable(preview) == comparable(report), "the dry run is not the run"
         self.check_automatic(before, self.state(), full=report.full)
         if report.full:
             settled = self.state()
-            again = cluster_pack(self.db, PACK_NAME, ClusterOptions(full=True))
+            again = cluster_pack(self.db, PACK_NAME, replace(options, full=True))
             assert self.state() == settled, "a second cluster --full changed something"
             assert again.reassigned == 0
 
@@ -437,8 +441,15 @@ class DecisionMachine(RuleBasedStateMachine):
                 continue
             assert held[person] == max(held.values()), \
                 f"name of {person} left most of its faces: {held}"
+        # a hidden person's faces stay where they are: never scattered, never emptied
+        hidden = {p for p, h, _m in before["persons"] if h}
+        left = {f: (p, now.get(f)) for f, p, _by in before["faces"]
+                if p in hidden and f in now and now[f] != p}
+        assert not left, f"faces of a hidden person moved: {left}"
         if full:  # links are kept by clustering; an edit that links moves no face
-            hand = {f for f, _p, by in after["faces"] if by == "manual"}
+            # (but a hidden person's faces stay put: a `same` link with one binds no face)
+            hand = {f for f, _p, by in after["faces"] if by == "manual"} | set(left) | {
+                f for f, p, _by in after["faces"] if p in hidden}
             for a, b in after["same"]:
                 if a not in hand and b not in hand:
                     assert now.get(a) == now.get(b), f"faces {a} and {b} linked same, apart"
