@@ -28,7 +28,7 @@ from rbv.store import Database
 from rbv.store.queries.audit import pack_names
 from rbv.store.queries.dropped import decisions_on_faces
 from rbv.store.queries.images import image_paths_of
-from rbv.store.queries.missing import PruneCounts, gone_images, prune_missing
+from rbv.store.queries.missing import PruneCounts, faces_of_images, gone_images, prune_missing
 from rbv.store.queries.pack_lookup import pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.reappearing import lookalike_images
@@ -79,10 +79,7 @@ def _prune(conn: psycopg.Connection, packs: list[PackRow]) -> PruneReport:
         for image_id, where in gone:
             _give_to_copy(conn, pack, image_id, where, threshold, report)
     where_of = dict(gone)
-    faces = conn.execute(
-        "SELECT id, image_id FROM face_detections WHERE image_id = ANY(%s)",
-        ([i for i, _ in gone],)).fetchall()
-    image_of = {int(f): int(i) for f, i in faces}
+    image_of = faces_of_images(conn, [i for i, _ in gone])
     for face_id, held in decisions_on_faces(conn, list(image_of)):
         report.lost.append(f"{printable(where_of[image_of[face_id]])}: face {face_id} goes "
                            f"with the missing photo, which was {held}")

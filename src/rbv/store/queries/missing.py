@@ -147,3 +147,10 @@ def gone_images(conn: psycopg.Connection) -> list[tuple[int, str]]:
              ON p.image_id = s.new_image_id WHERE s.old_image_id = g.id), 'image ' || g.id)
         FROM ({_GONE_IMAGES}) g ORDER BY g.id
         """)]
+
+
+def faces_of_images(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int, int]:
+    """Face id → image id of every face of these images."""
+    return {int(f): int(i) for f, i in conn.execute(
+        "SELECT id, image_id FROM face_detections WHERE image_id = ANY(%s)",
+        (list(image_ids),))}
