@@ -45,11 +45,11 @@ def prune(
     if as_json:
         print_json({**report.as_dict(), "dry_run": dry_run})
         return
-    for line in report.kept + report.lost:
-        typer.echo(line)
     if dry_run:
         typer.echo(f"Would remove {counts.images:,} missing photos with {counts.faces:,} "
                    f"faces, and {counts.paths:,} missing paths; nothing was written.")
     else:
         typer.echo(f"Removed {counts.images:,} missing photos with {counts.faces:,} faces, "
                    f"and {counts.paths:,} missing paths.")
+    for line in report.kept + report.lost:
+        typer.echo(line)
