@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from rbv.config import Settings
-from tests.conftest import SFACE_THRESHOLD, cluster_photos, run_cli
+from tests.conftest import SFACE_THRESHOLD, run_cli
 
 
 def _ok(cli, url: str, *args: str) -> str:  # type: ignore[no-untyped-def]
@@ -54,19 +54,3 @@ def test_a_hidden_person_keeps_its_faces_through_a_full_recluster(
         assert conn.execute("SELECT hidden FROM persons WHERE id = %s",
                             (hidden,)).fetchone() == (True,)
 
-
-def test_a_hidden_person_keeps_its_faces_through_index_and_incremental_runs(
-        cli, faces_settings: Settings, sface_analyzer) -> None:
-    from rbv.jobs.library.index import run_index
-    from rbv.store import open_database
-
-    url = str(faces_settings.database_url)
-    _ok(cli, url, "cluster", "--full", "--threshold", str(SFACE_THRESHOLD),
-        "--method", "connected")
-    hidden = json.loads(_ok(cli, url, "persons", "list", "--json", "--limit", "0"))[0]["id"]
-    faces = _faces_of(url, hidden)
-    _ok(cli, url, "persons", "hide", hidden)
-    run_index(open_database(faces_settings), faces_settings, cluster_photos(later=True),
-              analyzer=sface_analyzer)
-    _ok(cli, url, "cluster")
-    assert faces <= _faces_of(url, hidden)  # new faces may join it; none of its leaves

@@ -5,7 +5,9 @@ not-this-person, faces same/different, hide/unhide, split, undo of one or severa
 the web page's answers to merge suggestions (yes, no; pages of pairs and grids, with
 random ticks),
 import-folders, the README's SQL resets, indexing more photos past the growth trigger,
-``cluster``, ``cluster --full``, and the dry run of each) run against a real database of
+``cluster``, ``cluster --full`` (and full runs of every method), and the dry run of
+each; and, in tests/support/decisions_photos.py, pixel edits then ``index`` (the carry),
+a photo re-encoded under another name then ``prune``) run against a real database of
 real faces (cloned from a template per sequence), and after every step the database is
 checked against what the user decided:
 
@@ -17,6 +19,8 @@ checked against what the user decided:
 - every name is on the person holding most of the faces it named before an automatic run
   (less the faces the user's links place elsewhere: linked ``same`` with a face rejected
   from it, or with faces placed by hand);
+- a hidden person's faces stay where they are through every cluster run and method;
+- no decision an ``index`` (the carry) or a ``prune`` deletes goes unsaid;
 - a second ``cluster --full`` with nothing changed changes nothing;
 - every dry run reports what the run then does;
 - a refused edit changes nothing; undoing the last k edits (with nothing automatic in
