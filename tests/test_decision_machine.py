@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
+from rbv.cluster.defaults import Method
 from tests.pgserver import PasswordServer
 from tests.support.decisions import Environment, machine_for, make_template
 
@@ -50,5 +51,34 @@ def test_a_named_person_keeps_its_face_beside_a_dismissed_suggestion(
         state.decisions_hold()
         state.cluster_full()
         state.decisions_hold()
+    finally:
+        state.teardown()
+
+
+def test_a_re_encoded_copy_keeps_its_decisions_through_prune_and_hidden_persons_stay(
+        decisions_env: Environment) -> None:
+    """Issue 54 items 8b, 8c and 6 as machine steps: a hand-placed face and a rejection
+    on an editable photo, the photo brightened and indexed (the carry), re-encoded as
+    PNG under another name with the original deleted, indexed and pruned; a person
+    hidden, then full runs of other methods. Nothing is lost unsaid (check_said), and
+    the hidden person's faces stay (check_automatic)."""
+    state = machine_for(decisions_env)()
+    try:
+        state.first_cluster()
+        copies = state.add_photos().values
+        state.move(f=[-1], p=-1)  # the last face (a copy's) placed by hand in a new person
+        state.not_this_person(p=0, f=0)
+        state.edit_pixels(photo=copies[0], how="brighten")
+        state.index_library()
+        png = state.reencode(photo=copies[-1])
+        state.reencode(photo=copies[0])
+        state.index_library()
+        state.prune()
+        state.decisions_hold()
+        state.hide(p=1, hidden=True)
+        state.cluster_method(how=(Method.connected, 0.25))
+        state.cluster_method(how=(Method.hdbscan, None))
+        state.decisions_hold()
+        assert png.exists()
     finally:
         state.teardown()

@@ -92,8 +92,12 @@ def test_index_notices_moves_and_deletions_under_a_symlinked_root_and_prune_remo
     assert _faces(settings)["biden.jpg"] == before["biden.jpg"]
     done = run_cli(cli, "prune", "-d", str(settings.database_url), "--json")
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout) == {"images": 1, "faces": biden_faces, "paths": 1,
-                                       "dry_run": False}
+    pruned = json.loads(done.stdout)
+    assert [line.split(": ", 1)[1] for line in pruned.pop("decisions_deleted")] == [
+        f"face {f} goes with the missing photo, which was placed by hand in an unnamed person"
+        for f, _person in before["biden.jpg"]]  # every decision deleted is said
+    assert pruned == {"images": 1, "faces": biden_faces, "paths": 1,
+                      "decisions_kept": [], "dry_run": False}
     assert set(_faces(settings)) == {"obama renamed.jpg", "two.jpg"}
     assert _rows(settings, "SELECT count(*) FROM images") == [(2,)]
     assert _rows(settings, "SELECT count(*) FROM persons WHERE id = %s", person) == [(1,)]

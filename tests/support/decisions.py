@@ -5,7 +5,9 @@ not-this-person, faces same/different, hide/unhide, split, undo of one or severa
 the web page's answers to merge suggestions (yes, no; pages of pairs and grids, with
 random ticks),
 import-folders, the README's SQL resets, indexing more photos past the growth trigger,
-``cluster``, ``cluster --full``, and the dry run of each) run against a real database of
+``cluster``, ``cluster --full`` (and full runs of every method), and the dry run of
+each; and, in tests/support/decisions_photos.py, pixel edits then ``index`` (the carry),
+a photo re-encoded under another name then ``prune``) run against a real database of
 real faces (cloned from a template per sequence), and after every step the database is
 checked against what the user decided:
 
@@ -17,6 +19,8 @@ checked against what the user decided:
 - every name is on the person holding most of the faces it named before an automatic run
   (less the faces the user's links place elsewhere: linked ``same`` with a face rejected
   from it, or with faces placed by hand);
+- a hidden person's faces stay where they are through every cluster run and method;
+- no decision an ``index`` (the carry) or a ``prune`` deletes goes unsaid;
 - a second ``cluster --full`` with nothing changed changes nothing;
 - every dry run reports what the run then does;
 - a refused edit changes nothing; undoing the last k edits (with nothing automatic in
@@ -36,7 +40,7 @@ import random
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from numpy.typing import NDArray
 
 from rbv.cluster.centroids import group_sums
+from rbv.cluster.defaults import Method
 from rbv.config import Settings
 from rbv.errors import RbvError
 from rbv.faces.types import FaceAnalyzer
@@ -62,6 +67,7 @@ from rbv.store import Database, open_database
 from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
+from tests.support.decisions_photos import PhotoRules
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 FACES = SHARED / "data" / "faces"
@@ -145,7 +151,7 @@ def comparable(report: Any) -> dict[str, Any]:
     return out
 
 
-class DecisionMachine(RuleBasedStateMachine):
+class DecisionMachine(PhotoRules, RuleBasedStateMachine):
     """One sequence of a user's actions on a fresh copy of the template."""
 
     env: Environment  # set by machine_for()
@@ -341,18 +347,20 @@ class DecisionMachine(RuleBasedStateMachine):
             self.undoable.clear()
 
     # -- automatic runs and what users do outside rbv -------------------------------
-    def cluster_run(self, *, full: bool) -> None:
-        self.automatic(f"cluster{' --full' if full else ''}")
+    def cluster_run(self, *, full: bool, method: Method | None = None,
+                    threshold: float | None = None) -> None:
+        how = f" --method {method} --threshold {threshold}" if method else ""
+        self.automatic(f"cluster{' --full' if full else ''}{how}")
         before = self.state()
-        options = ClusterOptions(full=full, dry_run=True)
-        preview = cluster_pack(self.db, PACK_NAME, options)
+        options = ClusterOptions(full=full, method=method, threshold=threshold)
+        preview = cluster_pack(self.db, PACK_NAME, replace(options, dry_run=True))
         assert self.state() == before, "a dry run wrote something"
-        report = cluster_pack(self.db, PACK_NAME, ClusterOptions(full=full))
+        report = cluster_pack(self.db, PACK_NAME, options)
         assert comparable(preview) == comparable(report), "the dry run is not the run"
         self.check_automatic(before, self.state(), full=report.full)
         if report.full:
             settled = self.state()
-            again = cluster_pack(self.db, PACK_NAME, ClusterOptions(full=True))
+            again = cluster_pack(self.db, PACK_NAME, replace(options, full=True))
             assert self.state() == settled, "a second cluster --full changed something"
             assert again.reassigned == 0
 
@@ -437,8 +445,15 @@ class DecisionMachine(RuleBasedStateMachine):
                 continue
             assert held[person] == max(held.values()), \
                 f"name of {person} left most of its faces: {held}"
+        # a hidden person's faces stay where they are: never scattered, never emptied
+        hidden = {p for p, h, _m in before["persons"] if h}
+        left = {f: (p, now.get(f)) for f, p, _by in before["faces"]
+                if p in hidden and f in now and now[f] != p}
+        assert not left, f"faces of a hidden person moved: {left}"
         if full:  # links are kept by clustering; an edit that links moves no face
-            hand = {f for f, _p, by in after["faces"] if by == "manual"}
+            # (but a hidden person's faces stay put: a `same` link with one binds no face)
+            hand = {f for f, _p, by in after["faces"] if by == "manual"} | set(left) | {
+                f for f, p, _by in after["faces"] if p in hidden}
             for a, b in after["same"]:
                 if a not in hand and b not in hand:
                     assert now.get(a) == now.get(b), f"faces {a} and {b} linked same, apart"

@@ -21,7 +21,7 @@ from rbv.cli.common import (
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL
 from rbv.jobs.library.analyzer import load_face_analyzer, load_pack_info, with_inference_workers
-from rbv.jobs.library.carry import CarrySummary
+from rbv.jobs.library.carry import CarrySummary, forget_said
 from rbv.jobs.library.embed import count_embed_work, run_embed
 from rbv.store import open_database
 
@@ -89,6 +89,7 @@ def embed(
         )
         for line in summary.carry.dropped:
             typer.echo(line)
+    forget_said(db, summary.carry)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
 

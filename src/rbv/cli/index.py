@@ -23,6 +23,7 @@ from rbv.cli.embed import carry_line
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.jobs.library.analyzer import load_face_analyzer, with_inference_workers
+from rbv.jobs.library.carry import forget_said
 from rbv.jobs.library.index import IndexSummary, run_index
 from rbv.media.discovery import PathFilter, missing_targets
 from rbv.store import open_database
@@ -103,6 +104,8 @@ def index(
         typer.echo(_one_line(summary, dry_run))
         for line in summary.embed.carry.dropped if summary.embed else ():
             typer.echo(line)
+    if summary.embed:
+        forget_said(db, summary.embed.carry)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
 

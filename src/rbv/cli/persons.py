@@ -313,7 +313,8 @@ PersonsArg = Annotated[list[str], typer.Argument(
 def hide(ctx: typer.Context, persons: PersonsArg, dry_run: DryRunOption = False,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Hide persons from `persons list` (their faces stay assigned; `--hidden` lists
-    them, `unhide` shows them again).
+    them, `unhide` shows them again). Every `rbv cluster` run, whatever its method,
+    leaves a hidden person's faces where they are: none joins a visible person.
 
     Example:
 

@@ -25,6 +25,12 @@ def prune(
     only its missing path is forgotten. Persons and their names are kept,
     even with no faces left.
 
+    A missing photo whose faces show again in a copy under another name
+    (re-encoded, e.g. JPEG to PNG) gives their persons, hand placements,
+    rejections and same/different links to the copy's faces first. Each
+    decision deleted with a photo is said, one line per face; --dry-run
+    says the same.
+
     Examples:
 
         rbv prune --dry-run
@@ -34,9 +40,10 @@ def prune(
         rbv prune --json
     """
     db = open_database(settings_of(ctx, database_url=database))
-    counts = run_prune(db, dry_run=dry_run)
+    report = run_prune(db, dry_run=dry_run)
+    counts = report.counts
     if as_json:
-        print_json({**counts.as_dict(), "dry_run": dry_run})
+        print_json({**report.as_dict(), "dry_run": dry_run})
         return
     if dry_run:
         typer.echo(f"Would remove {counts.images:,} missing photos with {counts.faces:,} "
@@ -44,3 +51,5 @@ def prune(
     else:
         typer.echo(f"Removed {counts.images:,} missing photos with {counts.faces:,} faces, "
                    f"and {counts.paths:,} missing paths.")
+    for line in report.kept + report.lost:
+        typer.echo(line)

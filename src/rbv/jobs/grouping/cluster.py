@@ -387,8 +387,10 @@ def _regroup(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
 def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
           setting: ClusterSetting, report: ClusterReport, progress: Progress) -> None:
     progress("reading all faces")
-    faces = load_faces(conn, pack)
-    report.faces = report.considered = len(faces)
+    # A hidden person's faces stay where they are, together: no method may scatter
+    # them into visible persons or empty it (hiding is a decision, like a name).
+    faces = load_faces(conn, pack, skip_hidden=True)
+    report.faces, report.considered = count_faces(conn, pack), len(faces)
     if len(faces) == 0:
         return
     facts = load_manual_facts(conn, pack)

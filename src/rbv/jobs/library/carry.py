@@ -8,8 +8,11 @@ face (:func:`rbv.faces.correspondence.match_faces`: the same place and the same 
 both required) gives them to it; the pack's old faces are then dropped, and each one
 that still held a decision is said, by face id, never dropped silently.
 
-Each photo's carry is one transaction: an interrupted run leaves the old content
-waiting, and the next ``index`` or ``embed`` of that pack carries it.
+Each photo's carry is one transaction, with the lines saying what it could not keep
+(``carry_losses``): an interrupted run leaves the old content waiting, and the next
+``index`` or ``embed`` of that pack carries it; a run killed after a photo's carry
+leaves that photo's lines, and the next run says them. A line is forgotten only once
+the command has said it (:func:`forget_said`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from rbv.store.queries.supersessions import (
     carries_ready,
     carry_decisions,
     claim_carry,
+    forget_losses,
     image_faces,
+    record_losses,
+    unsaid_losses,
 )
 from rbv.store.server.locks import person_lock
 
@@ -49,6 +55,7 @@ class CarrySummary:
     photos: int = 0  # old contents whose faces were carried (or said) for the pack
     carried: int = 0  # old faces that are a new face: their person and decisions went on
     dropped: list[str] = field(default_factory=list)  # one line per decision not carried
+    dropped_ids: list[int] = field(default_factory=list)  # their rows, until said
     busy: str | None = None  # the carry waited: a cluster run or person edit held the pack
 
 
@@ -71,15 +78,26 @@ def run_carry(db: Database, pack: PackRow) -> CarrySummary:
         ready = carries_ready(conn, pack.id)
         conn.commit()
         threshold = carry_similarity(pack_settings(conn, pack.id), pack_files(conn, pack.id))
-    if not ready:
-        return summary
     try:
-        with person_lock(db, pack.id, pack.name):  # faces change persons
-            for old_id, new_id in ready:
-                _carry_one(db, pack, old_id, new_id, threshold, summary)
+        if ready:
+            with person_lock(db, pack.id, pack.name):  # faces change persons
+                for old_id, new_id in ready:
+                    _carry_one(db, pack, old_id, new_id, threshold, summary)
     except ClusterBusy as exc:
         summary.busy = f"{exc}; the edited photos' faces are carried by the next index or embed"
+    with db.connect() as conn:  # this run's losses, and those a killed run left unsaid
+        losses = unsaid_losses(conn, pack.id)
+    summary.dropped_ids = [i for i, _ in losses]
+    summary.dropped = [line for _, line in losses]
     return summary
+
+
+def forget_said(db: Database, summary: CarrySummary) -> None:
+    """The command has said ``summary.dropped``: forget those lines. (Killed before
+    this, a run's lines are said again by the next run: twice, never not at all.)"""
+    if summary.dropped_ids:
+        with db.transaction() as conn:
+            forget_losses(conn, summary.dropped_ids)
 
 
 def _carry_one(db: Database, pack: PackRow, old_id: int, new_id: int, threshold: float,
@@ -88,22 +106,24 @@ def _carry_one(db: Database, pack: PackRow, old_id: int, new_id: int, threshold:
         if not claim_carry(conn, old_id, new_id):
             return  # another worker has it, or the old content is shown again
         old, new = image_faces(conn, old_id, pack.id), image_faces(conn, new_id, pack.id)
-        pairs = match_faces(_photo(old), _photo(new), threshold)
+        pairs = match_faces(photo_faces(old), photo_faces(new), threshold)
         became = {old.ids[i]: new.ids[j] for i, j, _ in pairs}
         left = carry_decisions(conn, pack.id, old_id, list(became.items()))
         where = next(iter(image_paths_of(conn, [new_id]).get(new_id, [])), f"image {new_id}")
+        record_losses(conn, pack.id, [_loss_line(where, face_id, became.get(face_id), held)
+                                      for face_id, held in left])
     summary.photos += 1
     summary.carried += len(pairs)
-    for face_id, held in left:
-        if face_id in became:  # the same face, but the new face's own decision stands
-            summary.dropped.append(
-                f"{printable(where)}: the photo's image data changed; face {face_id} is face "
-                f"{became[face_id]} now, which could not take what it held: {held}")
-        else:
-            summary.dropped.append(
-                f"{printable(where)}: the photo's image data changed and face {face_id} was "
-                f"not found in it again: it is gone, which was {held}")
 
 
-def _photo(rows: ImageFaceRows) -> PhotoFaces:
+def _loss_line(where: str, face_id: int, became: int | None, held: str) -> str:
+    if became is not None:  # the same face, but the new face's own decision stands
+        return (f"{printable(where)}: the photo's image data changed; face {face_id} is face "
+                f"{became} now, which could not take what it held: {held}")
+    return (f"{printable(where)}: the photo's image data changed and face {face_id} was "
+            f"not found in it again: it is gone, which was {held}")
+
+
+def photo_faces(rows: ImageFaceRows) -> PhotoFaces:
+    """The faces of one image as the matcher takes them."""
     return PhotoFaces(rows.frame, rows.boxes, rows.landmarks, rows.embeddings)

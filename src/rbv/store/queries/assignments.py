@@ -30,10 +30,11 @@ class ManualFacts:
 def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool = False,
                person: uuid.UUID | None = None,
                persons: Sequence[uuid.UUID] | None = None,
-               sample: int | None = None, ids: Sequence[int] | None = None) -> PackFaces:
+               sample: int | None = None, ids: Sequence[int] | None = None,
+               skip_hidden: bool = False) -> PackFaces:
     """The pack's faces with embeddings, read with binary COPY: all of them, the
     unassigned ones, those of one ``person`` or of ``persons``, those of ``ids``, or a
-    random ``sample``."""
+    random ``sample``; with ``skip_hidden``, none of a hidden person."""
     where = sql.SQL("f.pack_id = {}").format(sql.Literal(pack.id))
     if ids is not None:
         where += sql.SQL(" AND f.id = ANY({}::bigint[])").format(sql.Literal(list(ids)))
@@ -44,6 +45,9 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     if persons is not None:
         where += sql.SQL(" AND f.person_id = ANY({}::uuid[])").format(
             sql.Literal([str(p) for p in persons]))
+    if skip_hidden:
+        where += sql.SQL(" AND NOT EXISTS (SELECT 1 FROM persons h "
+                         "WHERE h.id = f.person_id AND h.hidden)")
     faces: sql.Composable = sql.SQL("face_detections f")
     order: sql.Composable = sql.SQL("f.id")
     if sample is not None:

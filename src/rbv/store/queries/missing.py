@@ -134,3 +134,23 @@ def prune_missing(conn: psycopg.Connection, *, dry_run: bool) -> PruneCounts:
         conn.execute(f"DELETE FROM images WHERE id IN ({_GONE_IMAGES})")
         conn.execute("DELETE FROM image_paths WHERE missing_since IS NOT NULL")
     return counts
+
+
+def gone_images(conn: psycopg.Connection) -> list[tuple[int, str]]:
+    """(image id, a path that showed it) of each image ``prune`` deletes: a missing
+    photo, or the old content of an edited photo that is missing now."""
+    return [(int(i), str(p)) for i, p in conn.execute(
+        f"""
+        SELECT g.id, coalesce(
+            (SELECT min(path) FROM image_paths WHERE image_id = g.id),
+            (SELECT min(p.path) FROM image_supersessions s JOIN image_paths p
+             ON p.image_id = s.new_image_id WHERE s.old_image_id = g.id), 'image ' || g.id)
+        FROM ({_GONE_IMAGES}) g ORDER BY g.id
+        """)]
+
+
+def faces_of_images(conn: psycopg.Connection, image_ids: Sequence[int]) -> dict[int, int]:
+    """Face id → image id of every face of these images."""
+    return {int(f): int(i) for f, i in conn.execute(
+        "SELECT id, image_id FROM face_detections WHERE image_id = ANY(%s)",
+        (list(image_ids),))}

@@ -193,7 +193,10 @@ def _carry_rejections(conn: psycopg.Connection, mapping: Mapping[int, int]) -> N
 def _carry_links(conn: psycopg.Connection, table: str, mapping: Mapping[int, int]) -> None:
     """Move ``table``'s links (must_links or cannot_links) from old faces to new ones;
     a link that would join a face with itself or contradict the other kind stays on
-    the old face (and is said when it is dropped)."""
+    the old face (and is said when it is dropped). So does a `different` link of a
+    rejection that stays behind (the new face is in that person now, with the link's
+    other face): a rejection and its links go together or not at all, and links left
+    without their rejection would pull the person apart."""
     name, other = sql.Identifier(table), sql.Identifier(_OTHER_LINKS[table])
     rows = conn.execute(
         sql.SQL("SELECT face_a, face_b, created_at FROM {} "
@@ -205,7 +208,42 @@ def _carry_links(conn: psycopg.Connection, table: str, mapping: Mapping[int, int
                 sql.SQL("SELECT 1 FROM {} WHERE face_a = %s AND face_b = %s").format(other),
                 (lo, hi)).fetchone():
             continue
+        if table == "cannot_links" and _rejection_stays(conn, int(a), int(b), mapping):
+            continue
         conn.execute(sql.SQL("INSERT INTO {} (face_a, face_b, created_at) VALUES (%s, %s, %s) "
                              "ON CONFLICT DO NOTHING").format(name), (lo, hi, created))
         conn.execute(sql.SQL("DELETE FROM {} WHERE face_a = %s AND face_b = %s").format(name),
                      (a, b))
+
+
+def _rejection_stays(conn: psycopg.Connection, a: int, b: int,
+                     mapping: Mapping[int, int]) -> bool:
+    """Whether the `different` link (a, b) belongs to a rejection that stays on its old
+    face: one of the two was rejected from the person both new faces are in now."""
+    new_a, new_b = mapping.get(a, a), mapping.get(b, b)
+    return conn.execute(
+        """
+        SELECT 1 FROM face_detections x JOIN face_detections y ON y.person_id = x.person_id
+        JOIN person_rejections r ON r.person_id = x.person_id AND r.face_id IN (%s, %s)
+        WHERE x.id = %s AND y.id = %s
+        """,
+        (a, b, new_a, new_b)).fetchone() is not None
+
+
+def record_losses(conn: psycopg.Connection, pack_id: int, lines: Sequence[str]) -> None:
+    """Keep what a carry could not keep, in the carry's own transaction, until a run has
+    said it (a killed run's lines are said by the next)."""
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO carry_losses (pack_id, line) VALUES (%s, %s)",
+                        [(pack_id, line) for line in lines])
+
+
+def unsaid_losses(conn: psycopg.Connection, pack_id: int) -> list[tuple[int, str]]:
+    """(id, line) of each loss of the pack's carries not yet said, oldest first."""
+    return [(int(i), str(line)) for i, line in conn.execute(
+        "SELECT id, line FROM carry_losses WHERE pack_id = %s ORDER BY id", (pack_id,))]
+
+
+def forget_losses(conn: psycopg.Connection, ids: Sequence[int]) -> None:
+    """These losses were said."""
+    conn.execute("DELETE FROM carry_losses WHERE id = ANY(%s)", (list(ids),))
