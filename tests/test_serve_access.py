@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from urllib.parse import urljoin
 from pathlib import Path
 
 import psutil
@@ -73,8 +74,9 @@ def test_only_the_browser_that_opened_the_printed_url_gets_anything(
     stranger.cookie = ""
     assert _refused(stranger.get("/?token=wrong"), server)
     assert _refused(stranger.get(f"/?token={server.access.key}&token=x"), server)
-    reply, cookie = sign_in(f"{client.base}{paths[1]}?token={server.access.key}&limit=5")
-    assert reply.status == 303 and reply.headers["location"] == f"{paths[1]}?limit=5"
+    reply, cookie = sign_in(f"{client.origin}{paths[1]}?token={server.access.key}&limit=5")
+    assert reply.status == 303
+    assert reply.headers["location"] == f"{server.access.base}{paths[1]}?limit=5"
     assert reply.headers["referrer-policy"] == "no-referrer"
     stranger.cookie = cookie
     assert stranger.get(paths[1] + "?limit=5").status == 200
@@ -185,8 +187,8 @@ def test_a_database_gone_is_a_503_page_and_serve_carries_on_when_it_is_back(
     try:
         assert process.stdout is not None
         printed = process.stdout.readline().split()[-1]
-        cookie = sign_in(printed)[1]
-        root = printed.split("?", 1)[0]
+        signed_in, cookie = sign_in(printed)
+        root = urljoin(printed, signed_in.headers["location"])  # the start's folder
 
         def get(path: str) -> Reply:
             request = urllib.request.Request(root + path.lstrip("/"),

@@ -64,7 +64,7 @@ def test_a_person_reviews_a_library_in_the_browser(  # type: ignore[no-untyped-d
 
         for href, name in ((first, "Ada Lovelace"), (second, "Grace <b>Hopper</b>")):
             cli_too("persons", "name", person_there(url, twin, href.rsplit("/", 1)[1]), name)
-            page.goto(client.base + href)
+            page.goto(client.origin + href)
             with page.expect_response(re.compile(r"/api/names\?")):  # the type-ahead
                 page.locator("#rename").fill(name)
             with page.expect_event("load"):  # the edit reloads the page
