@@ -140,3 +140,25 @@ def test_names_and_paths_with_terminal_escapes_print_escaped(
     for out in printed:
         assert not any(c in out for c in "\x1b\x07"), out
         assert "Evil\\x1b[2J\\x1b]0;pwned\\x07[red]Name" in out.replace("\n", ""), out
+
+
+def test_a_folder_whose_name_is_not_a_name_is_refused_before_anything(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 54 #9: the rule `rbv persons name` and the review page keep (one line of
+    text) holds for a folder's name too: a folder named with a newline or bytes that
+    are not UTF-8 is refused, naming the folder, before any person is made."""
+    import os
+
+    import pytest
+
+    from rbv.errors import ConfigError
+    from rbv.jobs.exchange.import_folders import identity_folders
+
+    (tmp_path / "Ada Lovelace").mkdir()
+    assert identity_folders([tmp_path]) == [tmp_path / "Ada Lovelace"]
+    for bad, said in ((b"Ada\nLovelace", "control character"), (b"Jos\xe9", "not UTF-8")):
+        folder = os.path.join(os.fsencode(tmp_path), bad)
+        os.mkdir(folder)
+        with pytest.raises(ConfigError, match=said) as refused:
+            identity_folders([tmp_path])
+        assert "\n" not in str(refused.value) and "rename the folder" in str(refused.value)
+        os.rmdir(folder)

@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from urllib.parse import urljoin
 from pathlib import Path
+from urllib.parse import urljoin
 
 import psutil
 import psycopg

@@ -37,7 +37,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
 
 from rbv.errors import ConfigError, RbvError
 from rbv.jobs.persons import edits as editing
@@ -391,8 +390,7 @@ class SuggestionQueue:
                 ranking = self._ranking
             if ranking is None or ranking.covered is not None:
                 return  # a first ranking is never kept
-            with private_file(self.cache) as f:
-                _write_json(f, _as_kept(self._library, ranking, list(ranking.pairs)))
+            _write_json(self.cache, _as_kept(self._library, ranking, list(ranking.pairs)))
 
     # --- what the page shows -----------------------------------------------------------
     def next_or_waiting(self) -> tuple[Pair | None, str]:
@@ -716,11 +714,12 @@ def _as_kept(library: str, ranking: _Ranking, suggestions: list[Suggestion]
             "suggestions": rows}
 
 
-def _write_json(raw: IO[bytes], kept: dict[str, object], piece: int = 1_000) -> None:
-    """``kept`` as JSON, its lists dumped a piece at a time: one ``json.dumps`` of 70,000
-    pairs holds the interpreter for a second or more, and the page's requests wait on
-    it (answer -> next prompt p95 1.4 s at 100,000 faces)."""
-    with io.TextIOWrapper(raw, encoding="utf-8") as f:
+def _write_json(path: Path, kept: dict[str, object], piece: int = 1_000) -> None:
+    """``kept`` as JSON (whole or not at all, its user's alone: it names every person),
+    its lists dumped a piece at a time: one ``json.dumps`` of 70,000 pairs holds the
+    interpreter for a second or more, and the page's requests wait on it (answer -> next
+    prompt p95 1.4 s at 100,000 faces)."""
+    with private_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
         f.write("{")
         for n, (key, value) in enumerate(kept.items()):
             f.write(("," if n else "") + json.dumps(key) + ":")
