@@ -252,6 +252,6 @@ def test_the_browser_never_sends_its_session_to_another_port(  # type: ignore[no
         finally:
             other.shutdown()
             other.server_close()
-        assert len(sent) == 3 and not any("rbv-session" in c for c in sent), sent
+        assert len(sent) >= 3 and not any("rbv-session" in c for c in sent), sent
         page.goto(client.base + "/history")
         assert page.title().startswith("History")
