@@ -58,18 +58,22 @@ def sign_in(url: str) -> tuple[Reply, str]:
 
 class Client:
     """A client of the server: signed in (it opened the printed URL), unless
-    ``signed_in`` is False (another local user, who never saw that URL)."""
+    ``signed_in`` is False (another local user, who never saw that URL). Paths are
+    the app's (``/person/…``): each request goes to :attr:`base`, the start's secret
+    folder, unless ``base`` is given."""
 
     def __init__(self, server: ReviewServer, *, signed_in: bool = True) -> None:
-        self.base = f"http://127.0.0.1:{server.port}"
+        self.origin = f"http://127.0.0.1:{server.port}"
+        self.base = self.origin + server.access.base
         self.token = server.token
         self.cookie = sign_in(server.url)[1] if signed_in else ""
 
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Reply:
+                headers: dict[str, str] | None = None, *, base: str | None = None
+                ) -> Reply:
         sent = {**({"Cookie": self.cookie} if self.cookie else {}), **(headers or {})}
-        req = urllib.request.Request(self.base + path, data=body, method=method,
-                                     headers=sent)
+        req = urllib.request.Request((self.base if base is None else base) + path,
+                                     data=body, method=method, headers=sent)
         try:
             with urllib.request.urlopen(req, timeout=120) as r:
                 return Reply(r.status, r.read(), dict(r.headers))

@@ -117,8 +117,9 @@ def test_import_never_gives_a_person_two_faces_of_one_photo(cli, faces_settings:
 def test_names_and_paths_with_terminal_escapes_print_escaped(
         cli, faces_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Issue 31 #5: a folder named with escape sequences (clear the screen, set the
-    window title) becomes a person's name; `import-folders`' table, `persons list` and
-    `persons show` print it escaped, never raw to the terminal."""
+    window title) is printed escaped, never raw to the terminal; since issue 54 it is
+    refused as a name (one line, nothing imported), and a name an older rbv kept so is
+    printed escaped by `persons list` and `persons show`."""
     import shutil
 
     evil = "Evil\x1b[2J\x1b]0;pwned\x07[red]Name"
@@ -127,16 +128,43 @@ def test_names_and_paths_with_terminal_escapes_print_escaped(
     for photo in sorted((FACES / FOLDER_IDENTITIES[0]).iterdir())[:3]:
         shutil.copy(photo, folder / photo.name)
     url = str(faces_settings.database_url)
-    printed = []
     done = run_cli(cli, "-d", url, "import-folders", str(folder), "--model-pack", str(PACK))
-    assert done.exit_code == 0, done.output
-    printed.append(done.stdout)
-    listed = run_cli(cli, "-d", url, "persons", "list", "--json", "--limit", "0")
-    [person] = [p for p in json.loads(listed.stdout) if p["name"] == evil]
-    for args in (["persons", "list", "--limit", "0"], ["persons", "show", person["id"]]):
+    assert done.exit_code == 1 and "rename the folder" in done.output, done.output
+    printed = [done.output]
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    with psycopg.connect(url) as conn:  # a name an older rbv kept
+        assert conn.execute("SELECT count(*) FROM person_names").fetchone() == (0,)
+        person = conn.execute("SELECT person_id FROM face_detections "
+                              "WHERE person_id IS NOT NULL LIMIT 1").fetchone()
+        assert person is not None
+        conn.execute("INSERT INTO person_names (person_id, name) VALUES (%s, %s)",
+                     (person[0], evil))
+    for args in (["persons", "list", "--limit", "0"], ["persons", "show", str(person[0])]):
         done = run_cli(cli, "-d", url, *args)
         assert done.exit_code == 0, done.output
         printed.append(done.stdout)
     for out in printed:
         assert not any(c in out for c in "\x1b\x07"), out
         assert "Evil\\x1b[2J\\x1b]0;pwned\\x07[red]Name" in out.replace("\n", ""), out
+
+
+def test_a_folder_whose_name_is_not_a_name_is_refused_before_anything(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 54 #9: the rule `rbv persons name` and the review page keep (one line of
+    text) holds for a folder's name too: a folder named with a newline or bytes that
+    are not UTF-8 is refused, naming the folder, before any person is made."""
+    import os
+
+    import pytest
+
+    from rbv.errors import ConfigError
+    from rbv.jobs.exchange.import_folders import identity_folders
+
+    (tmp_path / "Ada Lovelace").mkdir()
+    assert identity_folders([tmp_path]) == [tmp_path / "Ada Lovelace"]
+    for bad, said in ((b"Ada\nLovelace", "control character"), (b"Jos\xe9", "not UTF-8")):
+        folder = os.path.join(os.fsencode(tmp_path), bad)
+        os.mkdir(folder)
+        with pytest.raises(ConfigError, match=said) as refused:
+            identity_folders([tmp_path])
+        assert "\n" not in str(refused.value) and "rename the folder" in str(refused.value)
+        os.rmdir(folder)

@@ -198,3 +198,38 @@ def test_an_edit_meeting_another_names_the_pack_and_when_the_other_began(
     assert said, refused.stderr
     began = datetime.strptime(said[1], "%H:%M:%S").time()
     assert began >= before.time(), (said[1], before, opened)
+
+
+def test_a_name_that_is_not_one_line_of_text_is_refused_on_one_line(
+        cli, faces_settings: Settings) -> None:
+    """Issue 54 #9: `rbv persons name Madonna $'Mad\\xffonna'` was "unexpected
+    InvalidTextRepresentation … (a bug in rbv)", and a name with a newline was taken.
+    Bytes that are not UTF-8, a lone surrogate and control characters (newline, tab,
+    DEL, C1, NUL, a line separator) are refused with one `Error:` line, changing
+    nothing; the same rule the review page applies."""
+    import subprocess
+    import sys
+
+    url, persons = _setup(cli, faces_settings)
+    assert run_cli(cli, "-d", url, "persons", "name", persons[0]["id"], "Madonna"
+                   ).exit_code == 0
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(faces_settings.data_dir),
+           "RBV_DATA_DIR": str(faces_settings.data_dir), "DATABASE_URL": url}
+    for args in ([b"persons", b"name", b"Madonna", b"Mad\xffonna"],
+                 [b"persons", b"show", b"Mad\xffonna"]):
+        done = subprocess.run([sys.executable.encode(), b"-m", b"rbv", *args],
+                              capture_output=True, env=env, timeout=300, check=False)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.count(b"\n") == 1 and b"bug" not in done.stderr, done.stderr
+        assert b"not UTF-8 (\\xff)" in done.stderr, done.stderr
+    for name in ("Ada\nLovelace", "Ada\tL", "Ada\x7f", "Ada\x85", "Ada\x00", "Ada\ud800",
+                 "Ada\u2028L", "\x1b[2JAda"):
+        done = run_cli(cli, "-d", url, "persons", "name", "Madonna", name)
+        assert done.exit_code == 1, (name, done.output)
+        lines = done.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: a name holds "), lines
+        assert "bug" not in done.output
+    history = json.loads(run_cli(cli, "-d", url, "persons", "history", "--json").stdout)
+    assert [e["command"] for e in history] == ["persons name"]
+    with open_database(faces_settings).connect() as conn:
+        assert conn.execute("SELECT name FROM person_names").fetchall() == [("Madonna",)]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from urllib.parse import urljoin
 
 import psutil
 import psycopg
@@ -22,7 +24,7 @@ import pytest
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from rbv.serve.inputs import MAX_FACES
-from tests.serve_client import Client, Reply, face_ids, sign_in
+from tests.serve_client import Client, Reply, database_state, face_ids, sign_in
 
 
 def _rows(settings: Settings, query: str) -> list[tuple[object, ...]]:
@@ -73,8 +75,9 @@ def test_only_the_browser_that_opened_the_printed_url_gets_anything(
     stranger.cookie = ""
     assert _refused(stranger.get("/?token=wrong"), server)
     assert _refused(stranger.get(f"/?token={server.access.key}&token=x"), server)
-    reply, cookie = sign_in(f"{client.base}{paths[1]}?token={server.access.key}&limit=5")
-    assert reply.status == 303 and reply.headers["location"] == f"{paths[1]}?limit=5"
+    reply, cookie = sign_in(f"{client.origin}{paths[1]}?token={server.access.key}&limit=5")
+    assert reply.status == 303
+    assert reply.headers["location"] == f"{server.access.base}{paths[1]}?limit=5"
     assert reply.headers["referrer-policy"] == "no-referrer"
     stranger.cookie = cookie
     assert stranger.get(paths[1] + "?limit=5").status == 200
@@ -162,6 +165,50 @@ def test_bad_input_is_a_400_with_one_line(served: tuple[ReviewServer, Client],
     assert undone.status == 200, undone.text
 
 
+def test_one_person_twice_and_what_is_not_text_are_refused(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """Issue 54 #9: `POST /api/pairs` with `[[P, P]]` merged another person into P, a
+    dismiss with keep == other marked another pair as different people, a lone
+    surrogate (`"\\ud800"`) was a 500, `application/jsonX` passed as JSON. Each is
+    now a 4xx with one line, and nothing changes."""
+    server, client = served
+    url = str(faces_settings.database_url)
+    server.queue.warm().join()
+    pairs = re.findall(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"',
+                       client.get("/pairs").text)
+    assert pairs
+    p = pairs[0][0]
+    before = database_state(url)
+
+    def raw(action: str, body: str, kind: str = "application/json") -> Reply:
+        return client.request("POST", f"/api/{action}", body.encode(),
+                              {"Content-Type": kind, "X-RBV-Token": client.token})
+
+    twice = [("pairs", {"shown": [[p, p]], "same": [[p, p]]}),
+             ("pairs", {"shown": [[p, p]], "same": []}),
+             *[(a, {"keep": p, "other": p}) for a in ("accept", "dismiss", "skip")],
+             ("grid", {"keep": p, "same": [p], "shown": [p]})]
+    for action, body in twice:
+        answer = client.post(action, body)
+        assert answer.status == 400 and "itself" in answer.json()["error"], answer.text
+    surrogate = '"\\ud800"'
+    every = ", ".join(f'"{k}": {surrogate}' for k in ("person", "name", "source", "to",
+                                                      "keep", "other"))
+    for action in server.actions.table:
+        for body in (f"{{{every}, \"faces\": [1]}}", f'{{{surrogate}: 1}}',
+                     f'{{"person": "{p}", "name": "Ada\\udfff"}}'):
+            answer = raw(action, body)
+            assert answer.status == 400, (action, body, answer.status, answer.text)
+            assert "surrogate" in answer.json()["error"], answer.text
+    for kind in ("application/jsonX", "application/json-patch+json", "text/json",
+                 "application/json; charset=latin-1", "application/json, text/plain"):
+        answer = raw("name", json.dumps({"person": p, "name": "Ada"}), kind)
+        assert answer.status == 415, (kind, answer.status)
+    assert database_state(url) == before
+    assert raw("name", json.dumps({"person": p, "name": "Ada"}),
+               "application/json; charset=UTF-8").status == 200
+
+
 def _stop_postmaster(pgdata: Path) -> None:
     """Stop the embedded server as an administrator would (fast shutdown: connections
     get AdminShutdown) and wait until it is gone."""
@@ -185,8 +232,8 @@ def test_a_database_gone_is_a_503_page_and_serve_carries_on_when_it_is_back(
     try:
         assert process.stdout is not None
         printed = process.stdout.readline().split()[-1]
-        cookie = sign_in(printed)[1]
-        root = printed.split("?", 1)[0]
+        signed_in, cookie = sign_in(printed)
+        root = urljoin(printed, signed_in.headers["location"])  # the start's folder
 
         def get(path: str) -> Reply:
             request = urllib.request.Request(root + path.lstrip("/"),

@@ -64,7 +64,7 @@ def test_a_person_reviews_a_library_in_the_browser(  # type: ignore[no-untyped-d
 
         for href, name in ((first, "Ada Lovelace"), (second, "Grace <b>Hopper</b>")):
             cli_too("persons", "name", person_there(url, twin, href.rsplit("/", 1)[1]), name)
-            page.goto(client.base + href)
+            page.goto(client.origin + href)
             with page.expect_response(re.compile(r"/api/names\?")):  # the type-ahead
                 page.locator("#rename").fill(name)
             with page.expect_event("load"):  # the edit reloads the page
@@ -216,3 +216,42 @@ def test_a_page_of_pairs_is_answered_with_clicks_and_enter(  # type: ignore[no-u
         expect(page.locator("#toast")).to_contain_text("Undid")
         assert database_state(url)[:3] == before[:3]
         assert errors == []
+
+
+def test_the_browser_never_sends_its_session_to_another_port(  # type: ignore[no-untyped-def]
+        cli, page: Page, faces_settings: Settings, tmp_path: Path) -> None:
+    """Issue 54 #3 as a browser does it: signed in to `rbv serve`, the browser opens a
+    server another user runs on another port of 127.0.0.1 (one site to cookies). That
+    server is sent no session cookie of rbv's, and the pages of rbv serve still work."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    sent: list[str] = []
+
+    class Other(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            sent.append(self.headers.get("Cookie") or "")
+            body = b"<!DOCTYPE html><title>another user's server</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with serving(faces_settings, tmp_path / "cache") as (server, client):
+        page.goto(server.url)
+        assert page.url == client.base + "/" and page.title().startswith("People")
+        other = HTTPServer(("127.0.0.1", 0), Other)
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        try:
+            for path in ("/", "/api/names?q=a", "/s/x/"):
+                page.goto(f"http://127.0.0.1:{other.server_address[1]}{path}")
+        finally:
+            other.shutdown()
+            other.server_close()
+        assert len(sent) >= 3 and not any("rbv-session" in c for c in sent), sent
+        page.goto(client.base + "/history")
+        assert page.title().startswith("History")

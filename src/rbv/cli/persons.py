@@ -116,7 +116,8 @@ def name(ctx: typer.Context, person: PersonArg,
          database: DatabaseOption = None) -> None:
     """Name or rename a person. Names survive `rbv cluster --full`. A name another
     person has already is refused with the merge command that joins them (--force
-    names both).
+    names both). A name is one line of UTF-8 text: control characters (a newline, a
+    tab) and bytes that are not UTF-8 are refused.
 
     Example:
 

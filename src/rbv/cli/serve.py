@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
 import webbrowser
 from typing import Annotated
 
@@ -31,8 +32,9 @@ def serve(
                                       "network you trust.")] = DEFAULT_HOST,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")
                     ] = DEFAULT_PORT,
-    open_browser: Annotated[bool, typer.Option("--open", help="Open it (the printed URL, "
-                                               "with its key) in the browser.")
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in the browser "
+                                               "(through a page only you can read: the "
+                                               "key is never on a command line).")
                             ] = False,
     model_pack: ModelPackOption = None,
     database: DatabaseOption = None,
@@ -45,7 +47,8 @@ def serve(
 
     Open the URL it prints (or pass --open): it carries a key that signs your
     browser in; without it every page is refused, so other users of the machine
-    see nothing. The key is new at each start.
+    see nothing. The key is new at each start, and so is the secret folder every
+    address of the app is under.
 
     Examples:
 
@@ -63,8 +66,9 @@ def serve(
     if not _loopback(host):
         typer.echo(f"Warning: listening on {host}: anyone who can reach this address and "
                    "port can see your photos", err=True)
-    if open_browser:
-        webbrowser.open(server.url)
+    if open_browser:  # in a thread: a browser command that never returns blocks nothing
+        threading.Thread(target=webbrowser.open, args=(server.opener().as_uri(),),
+                         daemon=True).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,13 +1,22 @@
 """Who may use ``rbv serve``: the person who started it, as in Jupyter.
 
 Photos are private, and on a shared machine every local user can reach a port on the
-loopback. So the URL ``rbv serve`` prints carries a secret key (``?token=…``); the first
-visit with it trades it for a cookie (``HttpOnly``: no script reads it; ``SameSite=
-Strict``: another site's page never sends it) and is sent on to the same address
-without the key, so the key leaves the address bar and the history. Every other
-request, pages, images and API alike, is refused without that cookie, with a page
-saying to open the printed URL. The key is printed once, on the start line, and never
-logged; ``Referrer-Policy: no-referrer`` keeps it out of Referer headers.
+loopback. Two secrets, both new at each start, let a request in, and neither is enough
+alone:
+
+- the **session cookie**. The URL ``rbv serve`` prints carries a key (``?token=…``);
+  the first visit with it trades it for the cookie (``HttpOnly``: no script reads it;
+  ``SameSite=Strict``: another site's page never sends it) and is sent on without the
+  key, so the key leaves the address bar and the history.
+- the **path secret**: every page, image, static file and API call lives under
+  ``/s/<secret>/``. Cookies are not kept apart by port (a browser signed in here sends
+  its cookies to any server on 127.0.0.1, another user's too), but an address is: the
+  browser never sends this one elsewhere (``Referrer-Policy: no-referrer``), and the
+  cookie's ``Path`` is this folder, so another port is not even sent the cookie.
+
+A request without both is refused with a page saying to open the printed URL, and the
+refusal names neither secret. The key is printed once, on the start line, and never
+logged.
 """
 
 from __future__ import annotations
@@ -15,11 +24,14 @@ from __future__ import annotations
 import html
 import secrets
 from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.datastructures import Headers
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import Scope
+
+from rbv.serve.private_files import private_file
 
 KEY_PARAMETER = "token"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -29,23 +41,27 @@ REFUSED = ("Open the address that `rbv serve` printed when it started (it ends i
 
 
 class Access:
-    """The secret of one server run: the key in its printed URL and the session its
-    cookie carries (both new at each start, so a restart signs every browser out)."""
+    """The secrets of one server run: the key in its printed URL, the session its
+    cookie carries and the folder every address is under (all new at each start, so a
+    restart signs every browser out)."""
 
     def __init__(self, port: int) -> None:
         self.key = secrets.token_urlsafe(32)
         self.session = secrets.token_urlsafe(32)
+        self.base = f"/s/{secrets.token_urlsafe(32)}"
+        """The path every address of this run starts with (no ``/`` at its end)."""
         # one cookie per port: two servers on one machine (one host for cookies) do
         # not sign each other's browsers out
         self.cookie = f"rbv-session-{port}"
 
-    def url(self, base: str) -> str:
-        """``base`` (the server's root URL) with the key: the URL to print and open."""
-        return f"{base}?{urlencode({KEY_PARAMETER: self.key})}"
+    def url(self, root: str) -> str:
+        """``root`` (the server's root URL) with the key: the URL to print and open."""
+        return f"{root}?{urlencode({KEY_PARAMETER: self.key})}"
 
     def check(self, scope: Scope) -> Response | None:
-        """None when the request may go on (it carries the session cookie); else the
-        answer: the redirect that sets the cookie (the key was given), or a refusal."""
+        """None when the request may go on (it carries the session cookie and is under
+        :attr:`base`); else the answer: the redirect that sets the cookie (the key was
+        given), or a refusal."""
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                           keep_blank_values=True)
         keys = [v for k, v in query if k == KEY_PARAMETER]
@@ -54,9 +70,15 @@ class Access:
                 return self._sign_in(scope, [(k, v) for k, v in query if k != KEY_PARAMETER])
             return refusal(scope, "wrong or outdated key in the address (the server was "
                                   "restarted?)")
+        if not self._under_base(scope["path"]):
+            return refusal(scope, "an address of another start of the server, or none")
         if self._signed_in(Headers(scope=scope)):
             return None
         return refusal(scope, "not signed in")
+
+    def _under_base(self, path: str) -> bool:
+        start = f"{self.base}/"
+        return secrets.compare_digest(path[:len(start)].encode(), start.encode())
 
     def _signed_in(self, headers: Headers) -> bool:
         jar = SimpleCookie()
@@ -69,9 +91,17 @@ class Access:
                                                            self.session.encode())
 
     def _sign_in(self, scope: Scope, rest: list[tuple[str, str]]) -> Response:
-        target = quote(scope["path"]) + (f"?{urlencode(rest)}" if rest else "")
+        """The redirect to the same page under :attr:`base`, setting the cookie. Only a
+        plain path of this server's is kept: anything a browser could read as another
+        host (``//evil.example``, ``/\\evil``) goes to the start page instead."""
+        path = str(scope["path"])
+        if self._under_base(path):  # signing in again on a page of this run
+            path = path[len(self.base):]
+        if not path.startswith("/") or path.startswith("//") or "\\" in path:
+            path, rest = "/", []
+        target = self.base + quote(path) + (f"?{urlencode(rest)}" if rest else "")
         answer = RedirectResponse(target, 303, headers=NO_STORE)
-        answer.set_cookie(self.cookie, self.session, path="/", httponly=True,
+        answer.set_cookie(self.cookie, self.session, path=f"{self.base}/", httponly=True,
                           samesite="strict")
         return answer
 
@@ -87,3 +117,16 @@ def refusal(scope: Scope, why: str) -> Response:
             f"<h1>Open the address rbv serve printed</h1><p>{html.escape(REFUSED)}</p>"
             f"<p>({html.escape(why)})</p></body></html>")
     return HTMLResponse(page, 403, headers=NO_STORE)
+
+
+def opener(path: Path, url: str) -> Path:
+    """A page at ``path`` (its user's alone) that sends the browser on to ``url``:
+    ``--open`` gives the browser this file, as Jupyter does, so the key is never on a
+    command line, where every user of the machine sees it (``ps``)."""
+    target = html.escape(url, quote=True)
+    with private_file(path) as f:
+        f.write(("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                 f"<meta http-equiv=\"refresh\" content=\"0;url={target}\">"
+                 "<title>rbv serve</title></head><body>"
+                 f"<p><a href=\"{target}\">Open rbv serve</a></p></body></html>").encode())
+    return path

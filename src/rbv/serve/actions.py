@@ -59,9 +59,20 @@ def _person_pairs(body: dict[str, Any], key: str) -> list[tuple[uuid.UUID, uuid.
             for v in values):
         raise ConfigError(f"{key} must be a list of [person id, person id] pairs")
     try:
-        return [(uuid.UUID(one), uuid.UUID(two)) for one, two in values]
+        pairs = [(uuid.UUID(one), uuid.UUID(two)) for one, two in values]
     except ValueError:
         raise ConfigError(f"{key} holds something that is not a person id") from None
+    for one, two in pairs:
+        _two(one, two)
+    return pairs
+
+
+def _two(one: uuid.UUID, two: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
+    """A pair of persons, refused when it is one person twice (no page shows such a
+    pair; taken as shown it would name another pair of that person's)."""
+    if one == two:
+        raise inputs.BadRequest(f"a pair of person {one} with itself; a pair is two persons")
+    return one, two
 
 
 class Actions:
@@ -162,15 +173,19 @@ class Actions:
         return self._done("Shown again", _only(done.edit_ids))
 
     def accept(self, body: dict[str, Any]) -> Answer:
-        return self._done(*self.queue.accept(_person(body, "keep"), _person(body, "other")))
+        return self._done(*self.queue.accept(*_two(_person(body, "keep"),
+                                                   _person(body, "other"))))
 
     def dismiss(self, body: dict[str, Any]) -> Answer:
-        return self._done(*self.queue.dismiss(_person(body, "keep"), _person(body, "other")))
+        return self._done(*self.queue.dismiss(*_two(_person(body, "keep"),
+                                                   _person(body, "other"))))
 
     def grid(self, body: dict[str, Any]) -> Answer:
         """"Which of these are KEEP?": ``same`` (those ticked) of ``shown``."""
-        return self._done(*self.queue.answer_grid(
-            _person(body, "keep"), _persons(body, "same"), _persons(body, "shown")))
+        keep, shown = _person(body, "keep"), _persons(body, "shown")
+        for other in shown:
+            _two(keep, other)
+        return self._done(*self.queue.answer_grid(keep, _persons(body, "same"), shown))
 
     def pairs(self, body: dict[str, Any]) -> Answer:
         """"Which of these pairs are one person?": ``same`` (those ticked) of ``shown``,
@@ -179,8 +194,8 @@ class Actions:
                                                    _person_pairs(body, "same")))
 
     def skip(self, body: dict[str, Any]) -> Answer:
-        return {"message": self.queue.skip(_person(body, "keep"), _person(body, "other")),
-                "edit": None}
+        return {"message": self.queue.skip(*_two(_person(body, "keep"),
+                                                 _person(body, "other"))), "edit": None}
 
     def undo(self, body: dict[str, Any]) -> Answer:
         """Undo the newest ``count`` edits; with ``edit``, only when the oldest of them

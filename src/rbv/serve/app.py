@@ -5,11 +5,15 @@ checks every request passes before a route sees it.
   name, with its port): a page on another site that rebinds its DNS name to 127.0.0.1
   is refused.
 - Every request carries the session cookie that the printed URL's key gave the browser
-  of the person who started the server (:mod:`rbv.serve.access`): another local user
-  sees nothing.
+  of the person who started the server, and is under the start's secret path
+  (:mod:`rbv.serve.access`): another local user sees nothing, even with the cookie.
 - A request that changes anything is a POST of JSON carrying the server's secret token
   (in each page it serves, readable only by pages of this origin), from no other
-  origin: another site's form or script cannot change data.
+  origin, typed exactly ``application/json``: another site's form or script cannot
+  change data.
+- A connection must send a request's headers within :data:`HEADER_TIMEOUT` seconds of
+  opening (or of its last answer), and one idle after an answer is closed: no
+  connection is held open by sending nothing.
 - Images are found by face or photo id (integers in the URL), never by a path.
 - Bad input is a 400 with one line (:mod:`rbv.serve.inputs`), never a 500; a database
   that went away is a 503 page that needs no database, and the next request connects
@@ -42,11 +46,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from rbv.errors import DatabaseUnavailable, EmbeddedServerError, RbvError, printable
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.serve import inputs
-from rbv.serve.access import Access
+from rbv.serve.access import Access, opener
 from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
 from rbv.serve.pages import Pages
@@ -54,6 +59,11 @@ from rbv.serve.queue import SuggestionQueue
 from rbv.store.server.connection import Database, PooledDatabase
 
 MAX_BODY = 1 << 20
+HEADER_TIMEOUT = 10
+"""Seconds a connection has to send a request's headers (uvicorn's own timeout only
+closes a connection idle after an answer)."""
+IDLE_TIMEOUT = 5
+"""Seconds a connection may stay idle after an answer."""
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
@@ -134,7 +144,9 @@ class _Guard:
         if refusal is not None:  # the sign-in redirect too: no Referer carries its key
             await refusal(scope, receive, with_headers)
             return
-        await self.app(scope, receive, with_headers)
+        # the routes see the path under the start's secret folder (as a mounted app)
+        await self.app({**scope, "root_path": self.server.access.base}, receive,
+                       with_headers)
 
     def _refusal(self, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
@@ -159,8 +171,8 @@ class _Guard:
         sent = headers.get("x-rbv-token", "")
         if not secrets.compare_digest(sent.encode(), self.server.token.encode()):
             return _refusal(403, "missing or wrong token: reload the page")
-        if not headers.get("content-type", "").startswith("application/json"):
-            return _refusal(415, "send JSON")
+        if not inputs.json_type(headers.get("content-type", "")):
+            return _refusal(415, "send JSON (Content-Type: application/json)")
         try:
             length = int(headers.get("content-length") or 0)
         except ValueError:
@@ -208,6 +220,10 @@ def _routes(server: ReviewServer) -> list[Route]:
             return _refusal(400, "the request is nested too deeply")
         except ValueError:
             return _refusal(400, "the request is not a JSON object")
+        try:
+            inputs.text_only(data)
+        except inputs.BadRequest as exc:
+            return _refusal(exc.status, str(exc))
         try:
             answer: dict[str, Any] = await run_in_threadpool(
                 server.actions.run, request.path_params["action"], data)
@@ -257,6 +273,30 @@ def build_app(server: ReviewServer) -> ASGIApp:
     return _Guard(app, server)
 
 
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 connection with a deadline for each request's headers: one
+    that sends nothing, or its headers a byte at a time, is closed after
+    :data:`HEADER_TIMEOUT` seconds instead of being held open for ever."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._deadline = self.loop.call_later(HEADER_TIMEOUT, self._too_slow)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._deadline.cancel()  # the next request's headers have a deadline of their own
+        self._deadline = self.loop.call_later(HEADER_TIMEOUT, self._too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def _too_slow(self) -> None:
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if not answering and not self.transport.is_closing():
+            self.transport.close()
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     return socket.create_server((host, port), family=family)
@@ -270,18 +310,20 @@ class ReviewServer:
                  port: int = 0, pack_name: str | None = None,
                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self.token = secrets.token_urlsafe(32)
+        self.cache_dir = cache_dir
         self.db = db = PooledDatabase(db)
         self.crops = CropCache(db, cache_dir, max_pixels)
         self.queue = queue = SuggestionQueue(db, pack_name, cache_dir / "suggestions.json")
         self.actions = Actions(db, queue)
-        self.pages = Pages(db, queue, self.token, self.crops)
         self.socket = _bind(host, port)
         self.port = int(self.socket.getsockname()[1])
         self.access = Access(self.port)
+        self.pages = Pages(db, queue, self.token, self.crops, self.access.base)
         self.host_name = host
         self._uvicorn = uvicorn.Server(uvicorn.Config(
-            build_app(self), log_level="warning", log_config=None, access_log=False,
-            lifespan="off", server_header=False, timeout_graceful_shutdown=5))
+            build_app(self), http=_Protocol, log_level="warning", log_config=None,
+            access_log=False, lifespan="off", server_header=False,
+            timeout_keep_alive=IDLE_TIMEOUT, timeout_graceful_shutdown=5))
         self._thread: threading.Thread | None = None
 
     def host_allowed(self, header: str) -> bool:
@@ -313,6 +355,12 @@ class ReviewServer:
         in (a secret: shown once, to the person who started the server)."""
         return self.access.url(self.address)
 
+    def opener(self) -> Path:
+        """A page (its user's alone) that opens :attr:`url`, for ``--open`` to give the
+        browser instead of the URL, so the key is on no command line; removed by
+        :meth:`server_close`."""
+        return opener(self.cache_dir / f"open-{self.port}.html", self.url)
+
     def serve_forever(self) -> None:
         """Serve until Ctrl-C (or :meth:`shutdown`); suggestions are ranked meanwhile."""
         self.queue.warm()
@@ -338,3 +386,4 @@ class ReviewServer:
     def server_close(self) -> None:
         self.socket.close()
         self.db.close()
+        (self.cache_dir / f"open-{self.port}.html").unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from PIL import Image
 from rbv.errors import ImageUnreadable
 from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
 from rbv.pictures.pixels import PhotoSource, square_crop
+from rbv.serve.private_files import private_file, private_folder
 from rbv.store.queries.images import photo_files
 from rbv.store.queries.review import shown_faces
 from rbv.store.queries.review_pages import image_digest
@@ -43,8 +44,8 @@ class CropCache:
         self.max_pixels = max_pixels
         # Decoding takes a core and a photo's memory: as many at once as cores, at most 4.
         self._lock = threading.BoundedSemaphore(min(4, os.cpu_count() or 1))
-        (folder / "faces").mkdir(parents=True, exist_ok=True)
-        (folder / "photos").mkdir(parents=True, exist_ok=True)
+        for kind in (folder, folder / "faces", folder / "photos"):
+            private_folder(kind)
         self._grey = _jpeg(Image.new("RGB", (CROP, CROP), (90, 90, 90)))
 
     def face(self, face_id: int) -> bytes | None:
@@ -99,7 +100,6 @@ def _jpeg(image: Image.Image) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Atomically: a crash or a second thread never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Atomically (a crash or a second thread never leaves half a file), 0600."""
+    with private_file(path) as f:
+        f.write(data)

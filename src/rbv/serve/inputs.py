@@ -1,15 +1,19 @@
 """What ``rbv serve`` takes from a request, checked before anything reads the database:
 ids are JSON integers (never a string, a float or ``true``) within PostgreSQL's
-``bigint``; counts are within their range; text holds no control character (PostgreSQL
-cannot store NUL, and a name is plain text); at most :data:`MAX_FACES` face ids per
-request. Anything else is a :class:`BadRequest`: a 400 (413 for too many) with one
-line saying what was wrong."""
+``bigint``; counts are within their range; text is what a name may be (the rule the CLI
+and imports share: no control character, no lone surrogate such as ``"\\ud800"``); at
+most :data:`MAX_FACES` face ids per request; a body is sent as exactly
+``application/json``. Anything else is a :class:`BadRequest`: a 400 (413 for too many,
+415 for another type) with one line saying what was wrong."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from email.message import Message
 from typing import Any
+
+from rbv.store.queries.persons import unfit_text
 
 MAX_ID = 2**63 - 1
 """The largest PostgreSQL ``bigint``: no face, photo or edit id is larger."""
@@ -63,11 +67,38 @@ def optional_whole(body: Mapping[str, Any], key: str, default: int | None, high:
 
 
 def plain(value: str, what: str) -> str:
-    """``value`` when it holds no control character (a NUL, an escape sequence)."""
-    bad = next((c for c in value if ord(c) < 32 or 127 <= ord(c) < 160), None)
-    if bad is not None:
-        raise BadRequest(f"{what} holds a control character ({bad!r}); use plain text")
+    """``value`` when a name could be so (no control character, no lone surrogate)."""
+    problem = unfit_text(value)
+    if problem is not None:
+        raise BadRequest(f"{what} {problem}")
     return value
+
+
+def text_only(body: object) -> None:
+    """Refuse a JSON document holding a string that is not text: ``"\\ud800"`` decodes
+    to a lone surrogate, which no page sends and PostgreSQL cannot take."""
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= c <= "\udfff" for c in item):
+                raise BadRequest("the request holds a lone UTF-16 surrogate (\\ud800 to "
+                                 "\\udfff), which is not text")
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def json_type(content_type: str) -> bool:
+    """True for exactly ``application/json``, with at most a ``charset=utf-8``."""
+    header = Message()
+    header["content-type"] = content_type
+    params = header.get_params() or []
+    return (content_type.split(";", 1)[0].strip().lower() == "application/json"
+            and all(k.lower() == "charset" and v.lower() in ("utf-8", "utf8")
+                    for k, v in params[1:]))
 
 
 def query_values(pairs: list[tuple[str, str]]) -> None:

@@ -49,8 +49,10 @@ def _int(query: Query, key: str, default: int, low: int, high: int) -> int:
 
 class Pages:
     def __init__(self, db: Database, queue: SuggestionQueue, token: str,
-                 crops: CropCache) -> None:
+                 crops: CropCache, base: str) -> None:
+        """``base``: the path every address starts with (the start's secret folder)."""
         self.db = db
+        self.base = base
         self.queue = queue
         self.token = token
         self.crops = crops
@@ -68,8 +70,8 @@ class Pages:
 
     def html(self, template: str, title: str, values: dict[str, object], *,
              status: int = 200) -> HTMLResponse:
-        return HTMLResponse(templates.page(template, title, self.token, self._notice(),
-                                           **values), status)
+        return HTMLResponse(templates.page(template, title, self.token, self.base,
+                                           self._notice(), **values), status)
 
     def message(self, heading: str, message: str, status: int = 404) -> HTMLResponse:
         return self.html("message.html", heading,
@@ -78,7 +80,7 @@ class Pages:
     def plain(self, heading: str, message: str, status: int) -> HTMLResponse:
         """A message page that reads nothing from the database (the page said while it
         is gone)."""
-        return HTMLResponse(templates.page("message.html", heading, self.token,
+        return HTMLResponse(templates.page("message.html", heading, self.token, self.base,
                                            heading=heading, message=message), status)
 
     def static(self, name: str) -> Response:
@@ -104,7 +106,7 @@ class Pages:
             shown = shown_faces(conn, [face]) if face <= MAX_ID else []
         if not shown:
             return self.message("Not found", f"no face {face}")
-        return RedirectResponse(f"/photo/{shown[0].image_id}?face={face}", 303)
+        return RedirectResponse(f"{self.base}/photo/{shown[0].image_id}?face={face}", 303)
 
     def names(self, query: Query) -> Response:
         with self.db.connect() as conn:
@@ -135,7 +137,7 @@ class Pages:
             return self.message(templates.label(person, name),
                                 "This person has no faces any more.", 200)
         if report.person.id != person:  # merged into another: follow it
-            return RedirectResponse(f"/person/{report.person.id}", 303)
+            return RedirectResponse(f"{self.base}/person/{report.person.id}", 303)
         return self.html("person.html", templates.label(person, report.person.name),
                          templates.person(report, limit))
 

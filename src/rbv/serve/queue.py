@@ -28,9 +28,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import io
 import itertools
 import json
-import os
 import sys
 import threading
 import uuid
@@ -48,6 +48,7 @@ from rbv.jobs.persons.evidence import (
     load_evidence,
     merge_suggestions,
 )
+from rbv.serve.private_files import private_file
 from rbv.store.queries.persons import PersonRow, faces_of, faces_of_persons, list_persons
 from rbv.store.queries.review import conflicts_of, person_conflicts, photo_mates_of
 from rbv.store.queries.review_pages import changes_since, library_stamp, live_persons
@@ -389,10 +390,7 @@ class SuggestionQueue:
                 ranking = self._ranking
             if ranking is None or ranking.covered is not None:
                 return  # a first ranking is never kept
-            tmp = self.cache.with_name(
-                f".{self.cache.name}.{os.getpid()}.{threading.get_ident()}")
-            _write_json(tmp, _as_kept(self._library, ranking, list(ranking.pairs)))
-            os.replace(tmp, self.cache)
+            _write_json(self.cache, _as_kept(self._library, ranking, list(ranking.pairs)))
 
     # --- what the page shows -----------------------------------------------------------
     def next_or_waiting(self) -> tuple[Pair | None, str]:
@@ -609,9 +607,9 @@ class SuggestionQueue:
                     ) -> Suggestion | None:
         """The open pair of ``keep`` and ``other`` a page may show (either way round),
         or None."""
-        o = other.int
+        both = {keep.int, other.int}  # one person twice is no pair: never found
         return next((s for s in self._pairs_shown(ranking, keep.int)
-                     if o in (s.keep.id.int, s.other.id.int)), None)
+                     if {s.keep.id.int, s.other.id.int} == both), None)
 
     def _find(self, ranking: _Ranking | None, keep: uuid.UUID, other: uuid.UUID
               ) -> Suggestion:
@@ -717,10 +715,11 @@ def _as_kept(library: str, ranking: _Ranking, suggestions: list[Suggestion]
 
 
 def _write_json(path: Path, kept: dict[str, object], piece: int = 1_000) -> None:
-    """``kept`` as JSON, its lists dumped a piece at a time: one ``json.dumps`` of 70,000
-    pairs holds the interpreter for a second or more, and the page's requests wait on
-    it (answer -> next prompt p95 1.4 s at 100,000 faces)."""
-    with path.open("w") as f:
+    """``kept`` as JSON (whole or not at all, its user's alone: it names every person),
+    its lists dumped a piece at a time: one ``json.dumps`` of 70,000 pairs holds the
+    interpreter for a second or more, and the page's requests wait on it (answer -> next
+    prompt p95 1.4 s at 100,000 faces)."""
+    with private_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
         f.write("{")
         for n, (key, value) in enumerate(kept.items()):
             f.write(("," if n else "") + json.dumps(key) + ":")

@@ -20,9 +20,11 @@ UNLIKELY = 0.5
 """Below this score a suggestion is shown with a note that it is less likely."""
 
 
-def page(template: str, title: str, token: str, notice: str = "", **values: object) -> str:
-    return render(f"serve/{template}", **{"title": title, "token": token, "notice": notice,
-                                           "reload": 0, **values})
+def page(template: str, title: str, token: str, base: str, notice: str = "",
+         **values: object) -> str:
+    """``base``: the path every link starts with (the server's secret folder)."""
+    return render(f"serve/{template}", **{"title": title, "token": token, "base": base,
+                                           "notice": notice, "reload": 0, **values})
 
 
 def people(tiles: Sequence[PersonTile], total: int, search: str, which: PeopleFilter,

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from rbv.cluster.centroids import distances, nearest_centroid, nearest_per_image, recentred_members
 from rbv.cluster.knn import normalize
 from rbv.config import Settings
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, printable
 from rbv.jobs.library.catalogue import run_catalogue
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database
@@ -42,7 +42,14 @@ from rbv.store.queries.images import scanned_paths
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.paths import path_bytes, prefix_range
-from rbv.store.queries.persons import new_person, person_named, photo_clashes, place_faces, set_name
+from rbv.store.queries.persons import (
+    new_person,
+    person_named,
+    photo_clashes,
+    place_faces,
+    set_name,
+    unfit_text,
+)
 from rbv.store.queries.scans import unscanned_within
 from rbv.store.server.locks import person_lock
 
@@ -112,6 +119,11 @@ def identity_folders(roots: Sequence[Path]) -> list[Path]:
                               "named after persons")
         subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         out.extend(subs or [root])
+    for folder in out:  # the names a person may have (the rule `rbv persons name` keeps)
+        problem = unfit_text(folder.name.strip())
+        if problem is not None:
+            raise ConfigError(f"{printable(str(folder))}: a folder's name is its person's "
+                              f"name, and this one {problem}; rename the folder")
     return out
 
 

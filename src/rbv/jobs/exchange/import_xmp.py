@@ -39,7 +39,13 @@ from rbv.store.queries.contradictions import refused_placements
 from rbv.store.queries.images import scanned_paths
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
-from rbv.store.queries.persons import new_person, person_named, place_faces, set_name
+from rbv.store.queries.persons import (
+    new_person,
+    person_named,
+    place_faces,
+    set_name,
+    unfit_text,
+)
 from rbv.store.queries.regions import FaceRow, PhotoRow, faces_of_images, scanned_photos
 from rbv.store.server.locks import person_lock
 
@@ -149,6 +155,10 @@ def _regions_of(paths: Sequence[str], photo_row: PhotoRow, roots: Sequence[str],
                 _problem(report, reporter, str(source), reason)
             for region in _as_shown(read, photo_row):
                 if not (region.name and region.is_face):
+                    continue
+                if (problem := unfit_text(region.name)) is not None:  # as a typed name
+                    _problem(report, reporter, str(source),
+                             f"the name {region.name!r} {problem}; that region is left out")
                     continue
                 if any(same_name(r.name, region.name) and region_iou(r, region) >= 0.5
                        for _, r in out):

@@ -54,7 +54,9 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> Edite
     """Name a person (no face moves). A name another person of the pack has already is
     refused (the two are probably one person: the message gives the merge) unless
     ``force``. The name it has already changes nothing, and logs no edit (``edit_id``
-    None)."""
+    None). A name :func:`~rbv.store.queries.persons.checked_name` refuses changes
+    nothing."""
+    new_name = store.checked_name(new_name)
     with editing(db, ref, "persons name", {"name": new_name}) as (conn, person, edit):
         other = store.person_named(conn, store.pack_of(conn, person), new_name.strip(),
                                    other_than=person)

@@ -1,6 +1,8 @@
 "use strict";
 // rbv serve: selection, actions (POST with the page's token), toasts with undo.
 const token = document.querySelector('meta[name="rbv-token"]').content;
+// every address of the server is under its secret folder (see rbv/serve/access.py)
+const base = document.querySelector('meta[name="rbv-base"]').content;
 const toastBox = document.getElementById("toast");
 
 function showToast(message, edit, error) {
@@ -19,7 +21,7 @@ function showToast(message, edit, error) {
 }
 
 async function act(action, data) {
-  const response = await fetch("/api/" + action, {
+  const response = await fetch(base + "/api/" + action, {
     method: "POST",
     headers: {"Content-Type": "application/json", "X-RBV-Token": token},
     body: JSON.stringify(data),
@@ -37,7 +39,7 @@ async function act(action, data) {
     return answer;
   }
   sessionStorage.setItem("rbv-toast", JSON.stringify({message: answer.message, edit: answer.edit}));
-  if (answer.go) { location.href = answer.go; } else { location.reload(); }
+  if (answer.go) { location.href = base + answer.go; } else { location.reload(); }
   return answer;
 }
 
@@ -87,7 +89,7 @@ const value = id => (document.getElementById(id) || {value: ""}).value;
 const names = document.getElementById("names");
 document.querySelectorAll('input[list="names"]').forEach(input => {
   input.addEventListener("input", async () => {
-    const response = await fetch("/api/names?q=" + encodeURIComponent(input.value));
+    const response = await fetch(base + "/api/names?q=" + encodeURIComponent(input.value));
     const found = await response.json();
     names.replaceChildren(...found.map(p => { const o = document.createElement("option"); o.value = p.name; return o; }));
   });
