@@ -348,3 +348,13 @@ def test_a_run_whose_pid_was_taken_over_is_closed(db) -> None:
     with db.connect() as conn:
         assert sorted(r[0] for r in conn.execute("SELECT status FROM runs")) == [
             "interrupted", "running"]
+
+
+def test_printable_shows_every_text_on_one_line() -> None:
+    """What an error quotes (a file name's raw bytes, a name a web request sent with a
+    lone surrogate, a newline) is shown escaped on one line, never raised on."""
+    from rbv.errors import printable
+
+    assert printable("Mad\udcffonna") == "Mad\\xffonna"  # a non-UTF-8 byte of a path
+    assert printable("Ada\ud800") == "Ada\\ud800"  # JSON's "\ud800": no byte it stands for
+    assert printable("a\nb\x1b[31m") == "a\\nb\\x1b[31m"

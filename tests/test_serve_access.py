@@ -24,6 +24,7 @@ import pytest
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from rbv.serve.inputs import MAX_FACES
+from tests.conftest import run_cli
 from tests.serve_client import Client, Reply, database_state, face_ids, sign_in
 
 
@@ -207,6 +208,32 @@ def test_one_person_twice_and_what_is_not_text_are_refused(
     assert database_state(url) == before
     assert raw("name", json.dumps({"person": p, "name": "Ada"}),
                "application/json; charset=UTF-8").status == 200
+
+
+def test_a_pair_merged_elsewhere_meanwhile_is_refused_and_nothing_changes(
+        cli, served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """A page shows the pair (A, B); meanwhile `rbv persons merge A B` ran in a terminal,
+    so the pair is one person now. Every answer about it from that page that would edit
+    (ticked, not ticked, accept, dismiss) is a 4xx with one line and changes nothing:
+    "not ticked" marked two faces of the one person as different people."""
+    server, client = served
+    url = str(faces_settings.database_url)
+    server.queue.warm().join()
+    pairs = re.findall(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"',
+                       client.get("/pairs").text)
+    assert pairs
+    keep, other = pairs[0]
+    done = run_cli(cli, "-d", url, "persons", "merge", keep, other)
+    assert done.exit_code == 0, done.output
+    before = database_state(url)
+    for action, body in [("pairs", {"shown": [[keep, other]], "same": [[keep, other]]}),
+                         ("pairs", {"shown": [[keep, other]], "same": []}),
+                         *[(a, {"keep": keep, "other": other})
+                           for a in ("accept", "dismiss")]]:
+        answer = client.post(action, body)
+        assert 400 <= answer.status < 500, (action, answer.status, answer.text)
+        assert "\n" not in answer.json()["error"].strip(), answer.text
+    assert database_state(url) == before
 
 
 def _stop_postmaster(pgdata: Path) -> None:

@@ -21,7 +21,10 @@ EXIT_PARTIAL = 3
 def printable(text: str) -> str:
     """``text`` safe to show on one line: bytes of a non-UTF-8 file name as ``\\xNN`` and
     control characters (a newline in a file name) escaped, so one error stays one line."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (JSON's "\ud800")
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 

@@ -49,6 +49,7 @@ from rbv.jobs.persons.evidence import (
     merge_suggestions,
 )
 from rbv.serve.private_files import private_file
+from rbv.store.queries.links import persons_of_faces
 from rbv.store.queries.persons import PersonRow, faces_of, faces_of_persons, list_persons
 from rbv.store.queries.review import conflicts_of, person_conflicts, photo_mates_of
 from rbv.store.queries.review_pages import changes_since, library_stamp, live_persons
@@ -531,6 +532,7 @@ class SuggestionQueue:
                 raise ConfigError("those suggestions are no longer current (persons "
                                   "changed since); look at the next ones")
             asked.append((s, frozenset((one, two)) in key))
+        self._still_current([s for s, _ in asked])
         ticked = [p for s, yes in asked if yes for p in (s.keep, s.other)]
         rows: dict[uuid.UUID, PersonRow] = {}
         if ticked:
@@ -617,7 +619,23 @@ class SuggestionQueue:
         if s is None:
             raise ConfigError("that suggestion is no longer current (persons changed "
                               "since); look at the next one")
+        self._still_current([s])
         return s
+
+    def _still_current(self, asked: list[Suggestion]) -> None:
+        """Refuse, changing nothing, when the two faces a pair shows are no longer in
+        its two persons: persons changed elsewhere since it was ranked (`rbv persons
+        merge` in a terminal made the pair one person, whose faces an answer "different"
+        would then pull apart)."""
+        faces = [f for s in asked for f in s.best_faces]
+        with self.db.connect() as conn:
+            now = persons_of_faces(conn, faces)
+        for s in asked:
+            (a, b), (keep, other) = s.best_faces, (s.keep.id, s.other.id)
+            if keep == other or now.get(a) != keep or now.get(b) != other:
+                raise ConfigError(f"{_side(s.keep)} and {_side(s.other)} changed since "
+                                  "this pair was shown (persons were edited elsewhere); "
+                                  "reload the page")
 
     def accept(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[str, int | None]:
         """Merge the pair (a logged edit, as `rbv persons merge KEEP OTHER`); returns
