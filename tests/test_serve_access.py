@@ -166,6 +166,15 @@ def test_bad_input_is_a_400_with_one_line(served: tuple[ReviewServer, Client],
     assert undone.status == 200, undone.text
 
 
+def _pairs_page(server: ReviewServer, client: Client) -> list[tuple[str, str]]:
+    """The (keep, other) persons of the pairs page, once the suggestions are ranked."""
+    server.queue.warm().join()
+    pairs = re.findall(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"',
+                       client.get("/pairs").text)
+    assert pairs
+    return pairs
+
+
 def test_one_person_twice_and_what_is_not_text_are_refused(
         served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
     """Issue 54 #9: `POST /api/pairs` with `[[P, P]]` merged another person into P, a
@@ -174,11 +183,7 @@ def test_one_person_twice_and_what_is_not_text_are_refused(
     now a 4xx with one line, and nothing changes."""
     server, client = served
     url = str(faces_settings.database_url)
-    server.queue.warm().join()
-    pairs = re.findall(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"',
-                       client.get("/pairs").text)
-    assert pairs
-    p = pairs[0][0]
+    p = _pairs_page(server, client)[0][0]
     before = database_state(url)
 
     def raw(action: str, body: str, kind: str = "application/json") -> Reply:
@@ -218,11 +223,7 @@ def test_a_pair_merged_elsewhere_meanwhile_is_refused_and_nothing_changes(
     "not ticked" marked two faces of the one person as different people."""
     server, client = served
     url = str(faces_settings.database_url)
-    server.queue.warm().join()
-    pairs = re.findall(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"',
-                       client.get("/pairs").text)
-    assert pairs
-    keep, other = pairs[0]
+    keep, other = _pairs_page(server, client)[0]
     done = run_cli(cli, "-d", url, "persons", "merge", keep, other)
     assert done.exit_code == 0, done.output
     before = database_state(url)
