@@ -49,8 +49,13 @@ from rbv.jobs.persons.evidence import (
     merge_suggestions,
 )
 from rbv.serve.private_files import private_file
-from rbv.store.queries.links import persons_of_faces
-from rbv.store.queries.persons import PersonRow, faces_of, faces_of_persons, list_persons
+from rbv.store.queries.persons import (
+    PersonRow,
+    faces_of,
+    faces_of_persons,
+    list_persons,
+    persons_of_faces,
+)
 from rbv.store.queries.review import conflicts_of, person_conflicts, photo_mates_of
 from rbv.store.queries.review_pages import changes_since, library_stamp, live_persons
 from rbv.store.server.connection import Database

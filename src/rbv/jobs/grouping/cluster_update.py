@@ -37,11 +37,11 @@ from rbv.store.queries.assignments import (
     person_images,
     write_assignments,
 )
-from rbv.store.queries.links import persons_of_faces
 from rbv.store.queries.neighbors import Neighbors, assigned_neighbors
 from rbv.store.queries.pack_lookup import pack_settings, update_pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import cached_sums, store_sums
+from rbv.store.queries.persons import persons_of_faces
 from rbv.store.server.connection import Database
 
 MATCH_NEIGHBORS = 30

@@ -80,14 +80,6 @@ def add_links(conn: psycopg.Connection, same: bool, pairs: Sequence[tuple[int, i
         "ON CONFLICT DO NOTHING").format(sql.Identifier(table)), (a, b)).rowcount
 
 
-def persons_of_faces(conn: psycopg.Connection,
-                     face_ids: Sequence[int]) -> dict[int, uuid.UUID]:
-    """Face → its person, for those of ``face_ids`` that have one."""
-    return {int(f): p for f, p in conn.execute(
-        "SELECT id, person_id FROM face_detections WHERE id = ANY(%s::bigint[]) "
-        "AND person_id IS NOT NULL", ([int(f) for f in face_ids],))}
-
-
 def same_links_inside_persons(conn: psycopg.Connection, pack_id: int,
                               persons: Sequence[uuid.UUID] | None = None
                               ) -> list[tuple[int, int]]:

@@ -255,6 +255,14 @@ def missing_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[int
     return [f for f in ids if f not in found]
 
 
+def persons_of_faces(conn: psycopg.Connection,
+                     face_ids: Sequence[int]) -> dict[int, uuid.UUID]:
+    """Face → its person, for those of ``face_ids`` that have one."""
+    return {int(f): p for f, p in conn.execute(
+        "SELECT id, person_id FROM face_detections WHERE id = ANY(%s::bigint[]) "
+        "AND person_id IS NOT NULL", ([int(f) for f in face_ids],))}
+
+
 def faces_of_persons(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> list[int]:
     """Ids of the faces now in ``persons``."""
     return [int(r[0]) for r in conn.execute(
