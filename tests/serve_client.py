@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -42,6 +45,27 @@ class _Stay(urllib.request.HTTPRedirectHandler):
 
 
 _staying = urllib.request.build_opener(_Stay)
+
+
+@contextmanager
+def serve_process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``rbv serve ARGS`` in a process of its own (output piped, as text); killed and
+    reaped on the way out if it still runs, so a failed test leaves no server behind."""
+    process = subprocess.Popen([sys.executable, "-m", "rbv", "serve", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def ctrl_c(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """Stop ``rbv serve`` as Ctrl-C does; its output once it has exited."""
+    process.send_signal(signal.SIGINT)
+    return process.communicate(timeout=timeout)
 
 
 def sign_in(url: str) -> tuple[Reply, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from rbv.config import Settings
 from tests.conftest import MISC, PACK, run_cli
 from tests.test_faults_files import PHOTOS, _named_library
+from tests.test_hostile import _errors
 from tests.test_library_paths import _rows
 
 NAME = "d" * 200
@@ -36,10 +37,6 @@ def _deep_tree(top: Path, levels: int, photo: Path) -> Path:
     while len(os.fsencode(folder)) <= 2000:
         folder /= NAME
     return folder
-
-
-def _errors(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("Error: ")]
 
 
 def test_a_tree_deeper_than_path_max_and_fifos_are_said_and_the_rest_is_indexed(

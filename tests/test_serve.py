@@ -15,8 +15,10 @@ from rbv.serve.app import ReviewServer
 from tests.conftest import run_cli
 from tests.serve_client import (
     Client,
+    ctrl_c,
     face_ids,
     person_there,
+    serve_process,
     sign_in,
     twin_database,
 )
@@ -322,18 +324,12 @@ def test_edits_beside_a_running_cluster_are_kept_or_refused_whole(
 def test_the_command_prints_its_url_first_and_stops_cleanly_on_ctrl_c(
         faces_settings: Settings, tmp_path: Path) -> None:
     import os
-    import signal
-    import subprocess
-    import sys
     import urllib.parse
     import urllib.request
 
     env = {**os.environ, "DATABASE_URL": str(faces_settings.database_url),
            "RBV_DATA_DIR": str(tmp_path / "data")}
-    process = subprocess.Popen([sys.executable, "-m", "rbv", "serve", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env)
-    try:
+    with serve_process(["--port", "0"], env) as process:
         assert process.stdout is not None
         first = process.stdout.readline()
         assert first.startswith("Serving on http://127.0.0.1:"), first
@@ -348,11 +344,7 @@ def test_the_command_prints_its_url_first_and_stops_cleanly_on_ctrl_c(
         with urllib.request.urlopen(urllib.request.Request(root, headers={"Cookie": cookie}),
                                     timeout=60) as r:
             assert r.status == 200
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        out, err = ctrl_c(process, 60)
     assert process.returncode == 0, err
     assert out.strip() == "Stopped." and err == ""
     assert printed.split("token=")[1] not in out + err  # printed once, on the start line

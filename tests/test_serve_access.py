@@ -25,7 +25,15 @@ from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from rbv.serve.inputs import MAX_FACES
 from tests.conftest import run_cli
-from tests.serve_client import Client, Reply, database_state, face_ids, sign_in
+from tests.serve_client import (
+    Client,
+    Reply,
+    ctrl_c,
+    database_state,
+    face_ids,
+    serve_process,
+    sign_in,
+)
 
 
 def _rows(settings: Settings, query: str) -> list[tuple[object, ...]]:
@@ -255,9 +263,7 @@ def test_a_database_gone_is_a_503_page_and_serve_carries_on_when_it_is_back(
     pgdata = (tmp_path / "rbv" / "pg").resolve()
     rbv = [sys.executable, "-m", "rbv"]
     subprocess.run([*rbv, "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    process = subprocess.Popen([*rbv, "serve", "--port", "0"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
-    try:
+    with serve_process(["--port", "0"], env) as process:
         assert process.stdout is not None
         printed = process.stdout.readline().split()[-1]
         signed_in, cookie = sign_in(printed)
@@ -280,12 +286,7 @@ def test_a_database_gone_is_a_503_page_and_serve_carries_on_when_it_is_back(
         back = get("/")
         assert back.status == 200, back.text[:300]
         assert get("/history").status == 200
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        out, err = ctrl_c(process, 120)
     assert process.returncode == 0, err
     assert "Traceback" not in err and "bug in rbv" not in err, err
     assert not (pgdata / "postmaster.pid").exists()  # the last rbv out stopped it

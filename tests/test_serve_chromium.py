@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import psycopg
@@ -23,6 +27,34 @@ from tests.support.browser import broken_images, wait_for_visible_images, watch_
 def _rows(settings: Settings, query: str, *args: object) -> list[tuple[object, ...]]:
     with psycopg.connect(str(settings.database_url)) as conn:
         return [tuple(r) for r in conn.execute(query, args)]
+
+
+@contextmanager
+def _page_server(body: bytes) -> Iterator[tuple[int, list[str]]]:
+    """A plain HTTP server on 127.0.0.1 (another site, or another user's server) that
+    answers every GET with the page ``body``: its port, and the Cookie header each
+    request carried."""
+    cookies: list[str] = []
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            cookies.append(self.headers.get("Cookie") or "")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], cookies
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _look(page: Page, shots: Path, name: str) -> None:
@@ -133,9 +165,6 @@ def test_another_site_open_in_the_browser_cannot_change_anything(
     serve with a form (text/plain, the one body type a form can send as JSON-looking
     text) and with fetch: the session cookie is not sent (SameSite=Strict), the page's
     token is missing, and the origin is another: both are refused."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
     url = str(faces_settings.database_url)
     assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
     person = _rows(faces_settings, "SELECT person_id::text FROM face_detections "
@@ -154,27 +183,11 @@ fetch({json.dumps(target)}, {{method: "POST", mode: "no-cors",
     document.getElementById("f").submit(); }});
 </script></body></html>""".encode()
 
-        class Evil(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(evil_page)))
-                self.end_headers()
-                self.wfile.write(evil_page)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        evil = HTTPServer(("127.0.0.1", 0), Evil)
-        threading.Thread(target=evil.serve_forever, daemon=True).start()
-        try:
-            page.goto(f"http://localhost:{evil.server_address[1]}/")
+        with _page_server(evil_page) as (port, _):
+            page.goto(f"http://localhost:{port}/")
             # The form's answer replaces the page: wait until it is rbv's refusal.
             page.wait_for_url(re.compile(r"/api/name$"))
             answer = page.locator("body").inner_text()
-        finally:
-            evil.shutdown()
-            evil.server_close()
         assert "cross-origin request refused" in answer or "token" in answer, answer
         assert _rows(faces_settings, "SELECT name FROM person_names") == []
 
@@ -223,35 +236,13 @@ def test_the_browser_never_sends_its_session_to_another_port(  # type: ignore[no
     """Issue 54 #3 as a browser does it: signed in to `rbv serve`, the browser opens a
     server another user runs on another port of 127.0.0.1 (one site to cookies). That
     server is sent no session cookie of rbv's, and the pages of rbv serve still work."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    sent: list[str] = []
-
-    class Other(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            sent.append(self.headers.get("Cookie") or "")
-            body = b"<!DOCTYPE html><title>another user's server</title>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
     with serving(faces_settings, tmp_path / "cache") as (server, client):
         page.goto(server.url)
         assert page.url == client.base + "/" and page.title().startswith("People")
-        other = HTTPServer(("127.0.0.1", 0), Other)
-        threading.Thread(target=other.serve_forever, daemon=True).start()
-        try:
+        with _page_server(b"<!DOCTYPE html><title>another user's server</title>"
+                          ) as (port, sent):
             for path in ("/", "/api/names?q=a", "/s/x/"):
-                page.goto(f"http://127.0.0.1:{other.server_address[1]}{path}")
-        finally:
-            other.shutdown()
-            other.server_close()
+                page.goto(f"http://127.0.0.1:{port}{path}")
         assert len(sent) >= 3 and not any("rbv-session" in c for c in sent), sent
         page.goto(client.base + "/history")
         assert page.title().startswith("History")

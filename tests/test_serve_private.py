@@ -13,7 +13,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -22,7 +21,7 @@ import pytest
 from rbv.config import Settings
 from rbv.serve import app as serve_app
 from rbv.serve.app import ReviewServer
-from tests.serve_client import Client, serving, sign_in
+from tests.serve_client import Client, ctrl_c, serve_process, serving, sign_in
 from tests.test_serve_access import _every_kind_of_page, _refused, _rows
 
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -168,43 +167,35 @@ def test_open_puts_no_key_on_a_command_line_and_never_waits_for_the_browser(
     data = tmp_path / "data"
     env = {**os.environ, "DATABASE_URL": str(faces_settings.database_url),
            "RBV_DATA_DIR": str(data), "BROWSER": str(browser)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rbv", "serve", "--host", "0.0.0.0", "--port", "0", "--open"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    browser_pid = None
-    try:
-        assert process.stdout is not None
-        printed = process.stdout.readline().split()[-1]
-        started = process.stdout.readline().split()  # the browser's own line
-        assert started[0] == "browser", started
-        browser_pid, argument = int(started[1]), started[2]
-        key = printed.split("token=")[1]
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                assert key.encode() not in cmdline.read_bytes(), cmdline
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-        opener = Path(urlsplit(argument).path)
-        assert argument.startswith("file://") and printed in opener.read_text()
-        assert stat.S_IMODE(opener.stat().st_mode) == 0o600
-        assert stat.S_IMODE(opener.parent.stat().st_mode) == 0o700
-        as_nobody = subprocess.run([*AS_NOBODY, "cat", str(opener)], capture_output=True,
-                                   check=False, timeout=60)
-        assert as_nobody.returncode != 0 and key.encode() not in as_nobody.stdout
-        # the browser command still runs, and the server answers
-        assert Path(f"/proc/{browser_pid}").exists()
-        signed_in, cookie = sign_in(printed)
-        assert signed_in.status == 303 and cookie
-    finally:
-        if browser_pid is not None:  # it holds the server's stdout open
-            os.kill(browser_pid, signal.SIGTERM)
-    try:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    with serve_process(["--host", "0.0.0.0", "--port", "0", "--open"], env) as process:
+        browser_pid = None
+        try:
+            assert process.stdout is not None
+            printed = process.stdout.readline().split()[-1]
+            started = process.stdout.readline().split()  # the browser's own line
+            assert started[0] == "browser", started
+            browser_pid, argument = int(started[1]), started[2]
+            key = printed.split("token=")[1]
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    assert key.encode() not in cmdline.read_bytes(), cmdline
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+            opener = Path(urlsplit(argument).path)
+            assert argument.startswith("file://") and printed in opener.read_text()
+            assert stat.S_IMODE(opener.stat().st_mode) == 0o600
+            assert stat.S_IMODE(opener.parent.stat().st_mode) == 0o700
+            as_nobody = subprocess.run([*AS_NOBODY, "cat", str(opener)], capture_output=True,
+                                       check=False, timeout=60)
+            assert as_nobody.returncode != 0 and key.encode() not in as_nobody.stdout
+            # the browser command still runs, and the server answers
+            assert Path(f"/proc/{browser_pid}").exists()
+            signed_in, cookie = sign_in(printed)
+            assert signed_in.status == 303 and cookie
+        finally:
+            if browser_pid is not None:  # it holds the server's stdout open
+                os.kill(browser_pid, signal.SIGTERM)
+        out, err = ctrl_c(process, 60)
     assert process.returncode == 0, err
     assert err.startswith("Warning: listening on 0.0.0.0: anyone who can reach"), err
     assert not opener.exists()  # removed when the server stops

@@ -637,7 +637,7 @@ class SuggestionQueue:
             now = persons_of_faces(conn, faces)
         for s in asked:
             (a, b), (keep, other) = s.best_faces, (s.keep.id, s.other.id)
-            if keep == other or now.get(a) != keep or now.get(b) != other:
+            if now.get(a) != keep or now.get(b) != other:
                 raise ConfigError(f"{_side(s.keep)} and {_side(s.other)} changed since "
                                   "this pair was shown (persons were edited elsewhere); "
                                   "reload the page")

@@ -72,23 +72,24 @@ def run_prune(db: Database, *, dry_run: bool = False) -> PruneReport:
 
 
 def _prune(conn: psycopg.Connection, packs: list[PackRow]) -> PruneReport:
-    report = PruneReport(prune_missing(conn, dry_run=True))
+    kept: list[str] = []
+    lost: list[str] = []
     gone = gone_images(conn)
     for pack in packs:
         threshold = carry_similarity(pack_settings(conn, pack.id), pack_files(conn, pack.id))
         for image_id, where in gone:
-            _give_to_copy(conn, pack, image_id, where, threshold, report)
+            _give_to_copy(conn, pack, image_id, where, threshold, kept, lost)
     where_of = dict(gone)
     image_of = faces_of_images(conn, [i for i, _ in gone])
     for face_id, held in decisions_on_faces(conn, list(image_of)):
-        report.lost.append(f"{printable(where_of[image_of[face_id]])}: face {face_id} goes "
-                           f"with the missing photo, which was {held}")
-    prune_missing(conn, dry_run=False)
-    return report
+        lost.append(f"{printable(where_of[image_of[face_id]])}: face {face_id} goes with "
+                    f"the missing photo, which was {held}")
+    # Giving decisions to a copy moves no face: the counts are those of the deletion.
+    return PruneReport(prune_missing(conn, dry_run=False), kept, lost)
 
 
 def _give_to_copy(conn: psycopg.Connection, pack: PackRow, image_id: int, where: str,
-                  threshold: float, report: PruneReport) -> None:
+                  threshold: float, kept: list[str], lost: list[str]) -> None:
     """Give the decisions of the pack's faces of missing ``image_id`` to the same faces
     of the nearest present picture of the same shape that shows them."""
     old = image_faces(conn, image_id, pack.id)
@@ -110,16 +111,16 @@ def _give_to_copy(conn: psycopg.Connection, pack: PackRow, image_id: int, where:
     here = printable(where)
     for face_id in sorted(held):
         if face_id in left:
-            report.lost.append(f"{here}: face {face_id} is face {became[face_id]} of {there} "
-                               f"(the same picture), which could not take what it held: "
-                               f"{left[face_id]}")
+            lost.append(f"{here}: face {face_id} is face {became[face_id]} of {there} "
+                        f"(the same picture), which could not take what it held: "
+                        f"{left[face_id]}")
         else:
-            report.kept.append(f"{here}: face {face_id} is face {became[face_id]} of {there} "
-                               "(the same picture): what it held went to it")
-    for face_id, lost in sorted(left.items()):
+            kept.append(f"{here}: face {face_id} is face {became[face_id]} of {there} "
+                        "(the same picture): what it held went to it")
+    for face_id, held_there in sorted(left.items()):
         if face_id not in became:
-            report.lost.append(f"{here}: face {face_id} goes with the missing photo, which "
-                               f"was {lost}")
+            lost.append(f"{here}: face {face_id} goes with the missing photo, which was "
+                        f"{held_there}")
 
 
 def _same_shape(old: tuple[int, int], new: tuple[int, int]) -> bool:

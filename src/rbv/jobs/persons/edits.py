@@ -56,9 +56,9 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> Edite
     ``force``. The name it has already changes nothing, and logs no edit (``edit_id``
     None). A name :func:`~rbv.store.queries.persons.checked_name` refuses changes
     nothing."""
-    new_name = store.checked_name(new_name)
+    new_name = store.checked_name(new_name)  # stripped of its surrounding spaces
     with editing(db, ref, "persons name", {"name": new_name}) as (conn, person, edit):
-        other = store.person_named(conn, store.pack_of(conn, person), new_name.strip(),
+        other = store.person_named(conn, store.pack_of(conn, person), new_name,
                                    other_than=person)
         if other is not None and not force:
             raise ConfigError(
@@ -66,9 +66,9 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> Edite
                 f"one person run `rbv persons merge {other} {person}`, or pass --force to "
                 "give both the name")
         was = store.name_of(conn, person)
-        if was != new_name.strip():
+        if was != new_name:
             store.set_name(conn, person, new_name)
-        edit.summary = (f"named {person} {new_name.strip()!r}"
+        edit.summary = (f"named {person} {new_name!r}"
                         + (f" (was {was!r})" if was else ""))
     return Edited(person, 0, edit_id=edit.logged_id)
 

@@ -183,7 +183,6 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
             user = postmaster.server_user()
             _make_data_dir(pgdata.parent)
             with server_lock(pgdata):
-                live_handles(pgdata)
                 _ensure_running(pgdata, user)
                 _join(pgdata, os.getpid())
             _attached[pgdata] = user
