@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 
 from rbv.cluster.centroids import group_sums
 from rbv.cluster.defaults import Method
+from rbv.cluster.joined import roots
 from rbv.config import Settings
 from rbv.errors import RbvError
 from rbv.faces.types import FaceAnalyzer
@@ -508,17 +509,7 @@ def exact_sums(conn: psycopg.Connection, pack: PackRow
 
 def _components(pairs: list[tuple[Any, ...]]) -> dict[int, int]:
     """Each linked face's component of ``same`` links (a face in it)."""
-    parent: dict[int, int] = {}
-
-    def root(i: int) -> int:
-        parent.setdefault(i, i)
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for a, b in pairs:
-        parent[root(a)] = root(b)
-    return {i: root(i) for i in parent}
+    return roots((a, b) for a, b in pairs)
 
 
 def machine_for(env: Environment) -> type[DecisionMachine]:

@@ -40,6 +40,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from rbv.cluster.joined import roots
+
 Person = uuid.UUID
 NONE = -1
 
@@ -197,19 +199,8 @@ class _LinkedFaces:
 
     def __init__(self, n: int, manual: NDArray[np.bool_],
                  must: Sequence[tuple[int, int]]) -> None:
-        parent: dict[int, int] = {}
-
-        def root(i: int) -> int:
-            parent.setdefault(i, i)
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        for a, b in must:
-            parent[root(a)] = root(b)
         self.manual = manual
-        self.root = {i: root(i) for i in sorted(parent)}
+        self.root = dict(sorted(roots(must).items()))
         self.members: dict[int, list[int]] = defaultdict(list)  # automatic, row order
         for i, r in self.root.items():
             if not manual[i]:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rbv.cluster.joined import groups
 from rbv.errors import ConfigError, RbvError
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import faces as face_links
@@ -688,22 +689,11 @@ def _side(person: PersonRow) -> str:
 def _joined(pairs: list[tuple[PersonRow, PersonRow]]) -> list[list[uuid.UUID]]:
     """The persons the pairs join, each group's keeper first: a named person, else the
     one with most faces (as ranking keeps)."""
-    parent: dict[uuid.UUID, uuid.UUID] = {}
-    rows: dict[uuid.UUID, PersonRow] = {}
-
-    def root(p: uuid.UUID) -> uuid.UUID:
-        while parent.setdefault(p, p) != p:
-            p = parent[p]
-        return p
-
-    for one, two in pairs:
-        rows[one.id], rows[two.id] = one, two
-        parent[root(one.id)] = root(two.id)
-    groups: dict[uuid.UUID, list[PersonRow]] = {}
-    for p, row in rows.items():
-        groups.setdefault(root(p), []).append(row)
-    return [[r.id for r in sorted(members, key=lambda r: (not r.name, -r.faces))]
-            for members in groups.values()]
+    rows = {row.id: row for pair in pairs for row in pair}
+    joined = groups((one.id, two.id) for one, two in pairs)
+    return [[r.id for r in sorted((rows[p] for p in members),
+                                  key=lambda r: (not r.name, -r.faces))]
+            for members in joined]
 
 
 def _refreshed(conn: object, suggestions: list[Suggestion]) -> list[Suggestion]:
