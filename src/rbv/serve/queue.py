@@ -96,14 +96,14 @@ class PairsPage:
 
 
 class SuggestionQueue:
-    """``behind``: what each background ranking is made within (``rbv serve`` passes
-    :func:`rbv.serve.interpreter.behind_the_answers`; see :class:`Ranker`)."""
+    """What a review page asks about next, from the ranking ``ranker`` holds, and the
+    answers to it. ``behind``: what each background ranking is made within (``rbv
+    serve`` passes :func:`rbv.serve.interpreter.behind_the_answers`)."""
 
     def __init__(self, db: Database, pack_name: str | None, cache: Path | None = None,
                  min_score: float = 0.0,
                  behind: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
         self.db = db
-        self.pack_name = pack_name
         self.skipped: set[frozenset[uuid.UUID]] = set()
         self.ranker = Ranker(db, pack_name, cache, min_score, behind)
 
