@@ -139,7 +139,7 @@ class _Client:
     """Signed in as the browser that opened the printed URL (its session cookie)."""
 
     def __init__(self, server: ReviewServer) -> None:
-        self.base = f"http://127.0.0.1:{server.port}"
+        self.base = f"http://127.0.0.1:{server.port}{server.access.base}"  # its folder
         self.token = server.token
         try:
             urllib.request.build_opener(_NoRedirect).open(server.url, timeout=600)
