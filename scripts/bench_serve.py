@@ -40,7 +40,8 @@ from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons.evidence import load_evidence
 from rbv.jobs.persons.review import review
 from rbv.serve.app import ReviewServer
-from rbv.serve.queue import SuggestionQueue
+from rbv.serve.interpreter import behind_the_answers
+from rbv.serve.ranking import rank
 from rbv.store import open_database
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.review_pages import PeopleFilter, people_page
@@ -138,7 +139,7 @@ class _Client:
     """Signed in as the browser that opened the printed URL (its session cookie)."""
 
     def __init__(self, server: ReviewServer) -> None:
-        self.base = f"http://127.0.0.1:{server.port}"
+        self.base = f"http://127.0.0.1:{server.port}{server.access.base}"  # its folder
         self.token = server.token
         try:
             urllib.request.build_opener(_NoRedirect).open(server.url, timeout=600)
@@ -189,7 +190,8 @@ def main() -> None:
     # Baseline: the whole-pack ranking the queue makes (what the first prompt waited for
     # before issue 30's first pass), and the ranking before #22, in this process.
     t = time.perf_counter()
-    SuggestionQueue(db, None)._rank()
+    with behind_the_answers(), db.connect() as conn:
+        rank(conn, None, 0.0)
     full = time.perf_counter() - t
     with db.connect() as conn:
         evidence = load_evidence(conn, None)
@@ -218,8 +220,8 @@ def main() -> None:
             if server is not None:
                 server.shutdown()
                 server.server_close()
-                if server.queue._ranker is not None:  # its ranking ends with it (untimed)
-                    server.queue._ranker.join()
+                if server.queue.ranker.thread is not None:  # its ranking ends with it
+                    server.queue.ranker.thread.join()  # (untimed)
             if "never" in when:
                 (cache / "suggestions.json").unlink(missing_ok=True)
             t0 = time.perf_counter()

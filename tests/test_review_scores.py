@@ -27,11 +27,11 @@ SFACE = ImpostorModel(0.10, 0.087, 0.02)
 
 def _ranking(server: ReviewServer) -> list[Suggestion]:
     server.queue.warm().join()  # ranked in the background: wait for it
-    ranking = server.queue._ranking
+    ranking = server.queue.ranker.ranking
     assert ranking is not None
     if not server.queue._current(wait=False)[1]:  # stale: rank again
         server.queue.warm().join()
-        ranking = server.queue._ranking
+        ranking = server.queue.ranker.ranking
         assert ranking is not None
     return ranking.suggestions
 

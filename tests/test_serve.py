@@ -367,7 +367,7 @@ def test_suggestions_show_at_once_after_a_restart_and_never_a_settled_pair(
     first.warm().join()
     pair = first.next()
     assert pair is not None and kept.is_file()
-    ranked = [(s.keep.id, s.other.id) for s in first._ranking.suggestions]  # type: ignore[union-attr]
+    ranked = [(s.keep.id, s.other.id) for s in first.ranker.ranking.suggestions]  # type: ignore[union-attr]
     assert len(ranked) >= 2
 
     again, note = SuggestionQueue(db, None, kept).next_or_waiting()

@@ -26,22 +26,22 @@ PROMPTS = (("/grid", 'class="candidates" data-keep='), ("/suggestions", 'class="
 
 def test_the_first_prompt_shows_before_the_whole_ranking_is_made(  # type: ignore[no-untyped-def]
         cli, faces_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rbv.serve import queue as queue_module
+    from rbv.serve import ranking as ranking_module
 
     url = str(faces_settings.database_url)
     assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
     # a first ranking of the three largest persons, a sample of their faces
-    monkeypatch.setattr(queue_module, "FIRST_PASS_FACES", 12, raising=False)
-    monkeypatch.setattr(queue_module, "FIRST_PASS_PERSONS", 3, raising=False)
+    monkeypatch.setattr(ranking_module, "FIRST_PASS_FACES", 12)
+    monkeypatch.setattr(ranking_module, "FIRST_PASS_PERSONS", 3)
     whole = threading.Event()
-    real = queue_module.load_evidence
+    real = ranking_module.load_evidence
 
     def held(conn: Any, pack_name: str | None, *args: Any, **kwargs: Any) -> Any:
         if not args and kwargs.get("first") is None:  # the whole pack's ranking waits
             whole.wait(600)
         return real(conn, pack_name, *args, **kwargs)
 
-    monkeypatch.setattr(queue_module, "load_evidence", held)
+    monkeypatch.setattr(ranking_module, "load_evidence", held)
     try:
         with serving(faces_settings, tmp_path / "cache") as (server, client):
             for path, prompt in PROMPTS:

@@ -80,7 +80,7 @@ def test_the_pairs_go_on_below_even_odds_and_say_so(
         served: tuple[ReviewServer, Client]) -> None:
     server, client = served
     server.queue.warm().join()
-    ranking = server.queue._ranking
+    ranking = server.queue.ranker.ranking
     assert ranking is not None and any(s.probability < 0.5 for s in ranking.suggestions)
     while True:  # skip to the first pair under even odds
         page = client.get("/suggestions").text
@@ -103,7 +103,7 @@ def test_a_grid_merge_drops_the_pairs_it_puts_against_an_earlier_decision(
     server, client = served
     keep, shown = _grid(server, client)
     queue = server.queue
-    ranking = queue._ranking
+    ranking = queue.ranker.ranking
     assert ranking is not None
     k = uuid.UUID(keep)
     pairs_of_k = [t.other.id if t.keep.id == k else t.keep.id for t in ranking.pairs.of(k.int)]
@@ -113,14 +113,14 @@ def test_a_grid_merge_drops_the_pairs_it_puts_against_an_earlier_decision(
         face_of = {p: faces_of(conn, p, 1)[0].id for p in (s, v)}
     face_links.link(queue.db, [face_of[s], face_of[v]], same=False)  # as `rbv faces different`
     queue.warm().join()  # a fresh ranking, made after that decision
-    ranking = queue._ranking
+    ranking = queue.ranker.ranking
     assert ranking is not None
     open_pairs = {frozenset((t.keep.id, t.other.id)) for t in ranking.pairs}
     assert {frozenset((k, uuid.UUID(p))) for p in shown} <= open_pairs
     assert frozenset((k, v)) in open_pairs
 
     queue.answer_grid(k, [s], [uuid.UUID(p) for p in shown])
-    ranking = queue._ranking  # the one kept (no fresh one asked for yet)
+    ranking = queue.ranker.ranking  # the one kept (no fresh one asked for yet)
     assert ranking is not None
     with queue.db.connect() as conn:
         apart = {frozenset(p) for p in person_conflicts(conn, ranking.pack)}

@@ -1,4 +1,4 @@
-"""The review queue's open pairs (``rbv.serve.queue._Open``): an answer drops the pairs it
+"""The review queue's open pairs (``rbv.serve.ranking.OpenPairs``): an answer drops the pairs it
 settled by looking at its persons' pairs alone, and the page's next prompt, a person's
 pairs and the count left are what a pass over the whole ranking would give (pure logic:
 the queue's HTTP behaviour is tested in test_serve.py and test_serve_grid.py)."""
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rbv.errors import ConfigError
 from rbv.jobs.persons.evidence import Suggestion
-from rbv.serve.queue import _Open, _Waiting
+from rbv.serve.ranking import OpenPairs, Waiting
 from rbv.store.queries.persons import PersonRow
 
 PERSONS = [PersonRow(uuid.UUID(int=i + 1), "p", None, 1, 1, False, "cluster")
@@ -32,7 +32,7 @@ def test_open_pairs_are_the_ranking_less_what_answers_settled(
         ) -> None:
     made = [Suggestion(r, PERSONS[a], PERSONS[b], 0.5, 0.0, "", (a, b))
             for r, (a, b) in enumerate(ranked)]
-    pairs, reference = _Open(made), list(made)
+    pairs, reference = OpenPairs(made), list(made)
     skipped: set[frozenset[uuid.UUID]] = set()
     for kind, (a, b), shown in script:
         one, two = PERSONS[a].id.int, PERSONS[b].id.int
@@ -57,7 +57,7 @@ def test_open_pairs_are_the_ranking_less_what_answers_settled(
         pairs.drop(persons, settled)
         reference = [s for s in reference if not settled(s)]
 
-        waiting = _Waiting(pairs, skipped)
+        waiting = Waiting(pairs, skipped)
         asked = [s for s in reference if frozenset((s.keep.id, s.other.id)) not in skipped]
         assert list(pairs) == reference and pairs.left == len(reference)
         assert waiting.first() == (asked[0] if asked else None)
@@ -70,7 +70,7 @@ def test_open_pairs_are_the_ranking_less_what_answers_settled(
 def test_the_kept_ranking_is_written_a_piece_at_a_time_as_one_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from rbv.serve.queue import _write_json
+    from rbv.serve.kept_ranking import _write_json
 
     for kept in ({"version": 4, "persons": [], "suggestions": [[n, "x", None, [0.5]]
                                                               for n in range(2_345)]}, {}):
@@ -85,7 +85,7 @@ def test_a_ranking_read_before_an_answer_never_shows_or_keeps_what_it_settled(  
     The ranking, made, is held behind an event the test opens: no timing."""
     import threading
 
-    from rbv.serve import queue as queue_module
+    from rbv.serve import ranking as ranking_module
     from rbv.serve.queue import SuggestionQueue
     from rbv.store import open_database
     from tests.conftest import run_cli
@@ -102,21 +102,21 @@ def test_a_ranking_read_before_an_answer_never_shows_or_keeps_what_it_settled(  
 
     ranked, go = threading.Event(), threading.Event()
 
-    class Held(_Open):  # the ranking made, before it is put in place
+    class Held(OpenPairs):  # the ranking made, before it is put in place
         def __init__(self, suggestions: list[Suggestion]) -> None:
             if threading.current_thread() is not threading.main_thread():
                 ranked.set()
                 go.wait(600)
             super().__init__(suggestions)
 
-    monkeypatch.setattr(queue_module, "_Open", Held)
+    monkeypatch.setattr(ranking_module, "OpenPairs", Held)
     second = queue.next()  # starts the ranking that learns from the first answer
     assert second is not None and ranked.wait(600)
     settled = (second.suggestion.keep.id, second.suggestion.other.id)
     queue.dismiss(*settled)  # after that ranking read the library
     go.set()
     queue.warm().join()
-    monkeypatch.setattr(queue_module, "_Open", _Open)
+    monkeypatch.setattr(ranking_module, "OpenPairs", OpenPairs)
 
     def shown(q: SuggestionQueue) -> set[tuple[object, object]]:
         ranking, fresh = q._current(wait=False)
@@ -136,7 +136,7 @@ def test_a_pair_shown_just_before_a_fresh_ranking_replaced_it_is_answered_as_sho
     The fresh ranking is held behind an event the test opens: no timing."""
     import threading
 
-    from rbv.serve import queue as queue_module
+    from rbv.serve import ranking as ranking_module
     from rbv.serve.queue import SuggestionQueue
     from rbv.store import open_database
     from rbv.store.queries.review_pages import live_persons
@@ -147,7 +147,7 @@ def test_a_pair_shown_just_before_a_fresh_ranking_replaced_it_is_answered_as_sho
     db = open_database(faces_settings)
     queue = SuggestionQueue(db, None, tmp_path / "suggestions.json")
     queue.warm().join()
-    ranked = queue_module.merge_suggestions
+    ranked = ranking_module.merge_suggestions
     left_out: set[frozenset[uuid.UUID]] = set()
     go = threading.Event()
 
@@ -156,7 +156,7 @@ def test_a_pair_shown_just_before_a_fresh_ranking_replaced_it_is_answered_as_sho
         go.wait(600)  # until the page has shown its pair
         return [s for s in made if frozenset((s.keep.id, s.other.id)) not in left_out]
 
-    monkeypatch.setattr(queue_module, "merge_suggestions", without_the_pair_shown)
+    monkeypatch.setattr(ranking_module, "merge_suggestions", without_the_pair_shown)
     for kind in ("pair", "grid"):
         go.set()
         queue.warm().join()  # a ranking of the library as it is: none runs now
@@ -202,7 +202,7 @@ def test_a_ranking_put_in_place_while_an_answer_is_being_made_never_brings_back_
     import threading
 
     from rbv.jobs.persons import edits
-    from rbv.serve import queue as queue_module
+    from rbv.serve import ranking as ranking_module
     from rbv.serve.queue import SuggestionQueue
     from rbv.store import open_database
     from tests.conftest import run_cli
@@ -213,7 +213,7 @@ def test_a_ranking_put_in_place_while_an_answer_is_being_made_never_brings_back_
     queue = SuggestionQueue(db, None, tmp_path / "suggestions.json")
     queue.warm().join()
     ranked, go = threading.Event(), threading.Event()
-    rank = queue_module.merge_suggestions
+    rank = ranking_module.merge_suggestions
 
     def held(*args, **kwargs):  # type: ignore[no-untyped-def]
         made = rank(*args, **kwargs)
@@ -221,7 +221,7 @@ def test_a_ranking_put_in_place_while_an_answer_is_being_made_never_brings_back_
         go.wait(600)
         return made
 
-    monkeypatch.setattr(queue_module, "merge_suggestions", held)
+    monkeypatch.setattr(ranking_module, "merge_suggestions", held)
     ranker = queue.warm()  # reads the library as it is before answer A
     assert ranked.wait(600)
     a = queue.next()

@@ -100,7 +100,7 @@ def test_ticks_that_contradict_a_pair_left_unticked_are_refused(
     server, client = served
     url = str(faces_settings.database_url)
     shown = _page(server, client)
-    ranking = server.queue._ranking
+    ranking = server.queue.ranker.ranking
     assert ranking is not None
     pairs = {frozenset((s.keep.id, s.other.id)) for s in ranking.suggestions}
     triangle = next(([str(a), str(b)], [str(b), str(c)], [str(a), str(c)])
@@ -133,7 +133,7 @@ def test_after_an_answer_no_pair_left_open_joins_persons_told_apart(
         same = [p for p in shown if who.get(p[0]) is not None and who.get(p[0]) == who.get(p[1])]
         done = client.post("pairs", {"same": same, "shown": shown})
         assert done.status == 200, done.text
-        ranking = server.queue._ranking  # the one kept (no fresh one asked for yet)
+        ranking = server.queue.ranker.ranking  # the one kept (no fresh one asked for yet)
         assert ranking is not None
         with server.queue.db.connect() as conn:
             apart = {frozenset(p) for p in person_conflicts(conn, ranking.pack)}
@@ -178,7 +178,7 @@ def test_a_merge_drops_the_pairs_of_persons_it_puts_in_one_photo(
     server, client = served
     _page(server, client)
     queue = server.queue
-    ranking = queue._ranking
+    ranking = queue.ranker.ranking
     assert ranking is not None
     url = str(faces_settings.database_url)
     with psycopg.connect(url) as conn:
@@ -194,7 +194,7 @@ def test_a_merge_drops_the_pairs_of_persons_it_puts_in_one_photo(
                    and size[k] > size[s])  # the merge keeps K
 
     queue.answer_pairs([(k, s)], [(k, s)])
-    ranking = queue._ranking  # the one kept (no fresh one asked for yet)
+    ranking = queue.ranker.ranking  # the one kept (no fresh one asked for yet)
     assert ranking is not None
     assert _now(url, {str(k), str(s)}) == {str(k): str(k), str(s): str(k)}
     assert frozenset((k, v)) not in {frozenset((t.keep.id, t.other.id))

@@ -138,7 +138,7 @@ def test_the_review_cache_is_its_users_alone(
                 assert client.get(path).status in (200, 204, 303, 404), path
             server.queue.warm().join()
             assert client.get("/pairs").status == 200
-            server.queue._write()  # the ranking kept for the next start: every name
+            server.queue.ranker.write()  # the ranking kept for the next start: every name
         old = tmp_path / "old-cache"
         (old / "faces").mkdir(parents=True)
         (old / "faces" / "1_abc.jpg").write_bytes(b"x")

@@ -54,6 +54,7 @@ from rbv.serve import inputs
 from rbv.serve.access import Access, opener
 from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
+from rbv.serve.interpreter import behind_the_answers
 from rbv.serve.pages import Pages
 from rbv.serve.queue import SuggestionQueue
 from rbv.store.server.connection import Database, PooledDatabase
@@ -313,7 +314,10 @@ class ReviewServer:
         self.cache_dir = cache_dir
         self.db = db = PooledDatabase(db)
         self.crops = CropCache(db, cache_dir, max_pixels)
-        self.queue = queue = SuggestionQueue(db, pack_name, cache_dir / "suggestions.json")
+        # rankings behind the answers with the collector off and a 1 ms thread switch
+        # (measured: rbv.serve.interpreter, scripts/README.md bench_serve.py)
+        self.queue = queue = SuggestionQueue(db, pack_name, cache_dir / "suggestions.json",
+                                             behind=behind_the_answers)
         self.actions = Actions(db, queue)
         self.socket = _bind(host, port)
         self.port = int(self.socket.getsockname()[1])
