@@ -25,6 +25,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup, TyperOption
 
 from rbv import __version__
+from rbv.bounds import BIGINT_MAX
 from rbv.cli.common import DatabaseOption
 from rbv.config import Settings
 from rbv.errors import EXIT_ERROR, RbvError, printable
@@ -109,10 +110,6 @@ class _RbvGroup(TyperGroup):
                 signal.signal(signal.SIGTERM, previous)
 
 
-INT64_MAX = 2**63 - 1
-"""No count or id rbv takes is larger (PostgreSQL's bigint): a larger one is a typo."""
-
-
 def numeric_kind(param: Any) -> type | None:
     """``int`` or ``float`` for a numeric option or argument (lists included), else None."""
     kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
@@ -128,7 +125,7 @@ def effective_range(param: Any) -> tuple[float | None, float | None]:
     similarity thresholds) and non-negative otherwise (sizes, seconds)."""
     low, high = param.min, param.max
     if numeric_kind(param) is int:
-        return (-INT64_MAX if low is None else low, INT64_MAX if high is None else high)
+        return (-BIGINT_MAX if low is None else low, BIGINT_MAX if high is None else high)
     if low is None and high is None:
         return (0.0, 1.0) if "threshold" in (param.name or "") else (0.0, None)
     return low, high

@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from email.message import Message
 from typing import Any
 
+from rbv.bounds import BIGINT_MAX
 from rbv.store.queries.persons import unfit_text
 
-MAX_ID = 2**63 - 1
-"""The largest PostgreSQL ``bigint``: no face, photo or edit id is larger."""
 MAX_FACES = 10_000
 """Face ids one request may name: more than any page shows at once."""
 MAX_UNDO = 1_000
@@ -36,7 +35,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "…"
 
 
-def whole(value: object, what: str, low: int = 1, high: int = MAX_ID) -> int:
+def whole(value: object, what: str, low: int = 1, high: int = BIGINT_MAX) -> int:
     """``value`` when it is a JSON integer from ``low`` to ``high``."""
     if type(value) is not int:  # bool is an int to Python, never an id to rbv
         raise BadRequest(f"{what} must be a whole number, not {_shown(value)}")
