@@ -9,7 +9,8 @@ most :data:`MAX_FACES` face ids per request; a body is sent as exactly
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from email.message import Message
 from typing import Any
 
@@ -98,6 +99,33 @@ def json_type(content_type: str) -> bool:
     return (content_type.split(";", 1)[0].strip().lower() == "application/json"
             and all(k.lower() == "charset" and v.lower() in ("utf-8", "utf8")
                     for k, v in params[1:]))
+
+
+def query_whole(query: Mapping[str, list[str]], key: str, default: int, low: int,
+                high: int) -> int:
+    """The address's ``key`` (its first value) as a whole number from ``low`` to
+    ``high``, or ``default`` when the address has none."""
+    values = query.get(key)
+    if not values:
+        return default
+    text = values[0]
+    if re.fullmatch(r"-?[0-9]{1,20}", text) is None or not low <= int(text) <= high:
+        raise BadRequest(f"{key} must be a whole number from {low:,} to {high:,}, "
+                         f"not {_shown(text)}")
+    return int(text)
+
+
+def query_choice(query: Mapping[str, list[str]], key: str, default: str,
+                 choices: Sequence[str]) -> str:
+    """The address's ``key`` (its first value): one of ``choices``, or ``default`` when
+    the address has none."""
+    values = query.get(key)
+    if not values:
+        return default
+    if values[0] not in choices:
+        raise BadRequest(f"{key} must be one of {', '.join(choices)}, not "
+                         f"{_shown(values[0])}")
+    return values[0]
 
 
 def query_values(pairs: list[tuple[str, str]]) -> None:
