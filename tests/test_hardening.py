@@ -214,6 +214,25 @@ def test_database_failures_mid_command_are_one_line() -> None:
     assert "\n" not in str(gone)
 
 
+def test_one_rule_says_the_database_connection_was_lost() -> None:
+    """The commands and rbv serve decide "the connection was lost" by one rule, in one
+    wording: no SQL state or class 08/57P; a deadlock or a lock timeout is not a lost
+    connection."""
+    from rbv.serve.app import _database_lost
+    from rbv.store.server.connection import connection_lost, database_error
+
+    dropped = psycopg.OperationalError("server closed the connection unexpectedly\nmore")
+    lost = "the database server stopped or the connection was lost (server closed the " \
+           "connection unexpectedly)"
+    assert connection_lost(dropped) == _database_lost(dropped) == lost
+    assert str(database_error(dropped)).startswith(lost + "; ")
+    assert connection_lost(psycopg.errors.CrashShutdown("crash")) is not None
+    for other in (psycopg.errors.DeadlockDetected("deadlock detected"),
+                  psycopg.errors.LockNotAvailable("could not obtain lock")):
+        assert connection_lost(other) is None and _database_lost(other) is None
+        assert database_error(other) is None
+
+
 def test_two_refines_on_one_out_do_not_delete_each_others_files(
         cli, faces_settings: Settings, tmp_path: Path) -> None:
     from rbv.jobs.out_lock import writing_folder

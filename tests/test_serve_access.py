@@ -6,6 +6,7 @@ is back."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -172,6 +173,29 @@ def test_bad_input_is_a_400_with_one_line(served: tuple[ReviewServer, Client],
     assert client.post("name", {"person": person, "name": "Ada"}).status == 200
     undone = client.post("undo", {"count": 1})
     assert undone.status == 200, undone.text
+
+
+def test_bad_query_values_are_a_400_never_read_otherwise(
+        served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
+    """A page number, face limit, filter or face id in the address that is not one the
+    page takes is refused (400, one line naming it), never clamped or replaced by the
+    default; values in range still give the page."""
+    _, client = served
+    person, image = _rows(faces_settings, "SELECT person_id, image_id FROM face_detections "
+                                          "WHERE person_id IS NOT NULL LIMIT 1")[0]
+    bad = {"/?page=0": "page must be a whole number from 1 to 1,000,000, not \"0\"",
+           "/?page=abc": "page must be", "/?page=1000001": "page must be",
+           "/?page=" + "9" * 40: "page must be", "/?page=%EF%BC%92": "page must be",
+           "/?filter=nope": "filter must be one of all, named, unnamed, hidden",
+           f"/person/{person}?limit=0": "limit must be a whole number from 1 to 100,000",
+           f"/person/{person}?limit=1.5": "limit must be",
+           f"/photo/{image}?face=-3": "face must be a whole number from 1 to"}
+    for path, why in bad.items():
+        answer = client.get(path)
+        assert answer.status == 400 and why in html.unescape(answer.text), (path, answer.text)
+    for path in ("/?page=2", "/?filter=named", f"/person/{person}?limit=100000",
+                 f"/photo/{image}?face=1"):
+        assert client.get(path).status == 200, path
 
 
 def _pairs_page(server: ReviewServer, client: Client) -> list[tuple[str, str]]:

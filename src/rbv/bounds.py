@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import math
 
+BIGINT_MAX = 2**63 - 1
+"""The largest PostgreSQL ``bigint``: no id or count rbv takes is larger (a larger one is
+a typo or a hostile value)."""
+
 MAX_PIXELS_PER_SIDE = 1 << 20
 """The largest image side accepted from outside (1,048,576 px: more than any camera or
 panorama; a bigger number is a broken or hostile value)."""

@@ -20,11 +20,14 @@ from typing import Annotated, Any
 
 import typer
 
-# Typer vendors click; its usage errors are not re-exported under a public name.
+# Typer vendors click (since 0.26) and names its usage errors nowhere public, nor has a
+# setting for a flag's type in --help: pyproject.toml caps typer, and
+# tests/test_cli_format.py checks what these give.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup, TyperOption
 
 from rbv import __version__
+from rbv.bounds import BIGINT_MAX
 from rbv.cli.common import DatabaseOption
 from rbv.config import Settings
 from rbv.errors import EXIT_ERROR, RbvError, printable
@@ -109,10 +112,6 @@ class _RbvGroup(TyperGroup):
                 signal.signal(signal.SIGTERM, previous)
 
 
-INT64_MAX = 2**63 - 1
-"""No count or id rbv takes is larger (PostgreSQL's bigint): a larger one is a typo."""
-
-
 def numeric_kind(param: Any) -> type | None:
     """``int`` or ``float`` for a numeric option or argument (lists included), else None."""
     kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
@@ -128,7 +127,7 @@ def effective_range(param: Any) -> tuple[float | None, float | None]:
     similarity thresholds) and non-negative otherwise (sizes, seconds)."""
     low, high = param.min, param.max
     if numeric_kind(param) is int:
-        return (-INT64_MAX if low is None else low, INT64_MAX if high is None else high)
+        return (-BIGINT_MAX if low is None else low, BIGINT_MAX if high is None else high)
     if low is None and high is None:
         return (0.0, 1.0) if "threshold" in (param.name or "") else (0.0, None)
     return low, high
@@ -343,27 +342,13 @@ def reflow_help(command: Any) -> None:
     show inside --help ("kept, so" / "re-runs"). Indented blocks (examples) keep theirs."""
     for sub in getattr(command, "commands", {}).values():
         reflow_help(sub)
-    command.format_help = functools.partial(_format_help, command.format_help)
     if command.help:
-        command.help = "\n\n".join(
-            block if block.startswith(" ") else " ".join(block.split())
-            for block in inspect.cleandoc(command.help).split("\n\n"))
-
-
-def _format_help(format_help: Any, ctx: Any, formatter: Any) -> None:
-    """Typer dedents the help after its first paragraph as if it were a docstring (its
-    first line apart), so a lone example under a one-line "Example:" lost its indent:
-    a leading line break makes every line count."""
-    from typer import rich_utils
-
-    make = rich_utils._make_rich_text
-    if not getattr(make, "_rbv_keeps_indents", False):
-        def keeping(*, text: str, **kwargs: Any) -> Any:
-            return make(text="\n" + text, **kwargs)
-
-        keeping._rbv_keeps_indents = True  # type: ignore[attr-defined]
-        rich_utils._make_rich_text = keeping
-    format_help(ctx, formatter)
+        first, *rest = (block if block.startswith(" ") else " ".join(block.split())
+                        for block in inspect.cleandoc(command.help).split("\n\n"))
+        # Typer dedents the text after the first paragraph as a docstring, its first line
+        # apart, so a lone example under a one-line "Example:" lost its indent: that text
+        # starting on an empty line (one line break more) makes every line count.
+        command.help = f"{first}\n\n\n" + "\n\n".join(rest) if rest else first
 
 
 def _summary(module: str, attribute: str) -> str:

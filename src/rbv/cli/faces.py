@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from rbv.bounds import BIGINT_MAX
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.store import open_database
 
@@ -15,7 +16,7 @@ app = typer.Typer(help="Link faces as one person or as different persons; every 
 
 FacesArg = Annotated[list[int], typer.Argument(
     metavar="FACE", help="Two or more face ids (see `rbv persons show`).", min=1,
-    max=2**63 - 1, show_default=False)]
+    max=BIGINT_MAX, show_default=False)]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what the link would "
                                             "change; change nothing.")]
 ForecastOption = Annotated[bool | None, typer.Option(

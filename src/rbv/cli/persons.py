@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from rbv.bounds import BIGINT_MAX
 from rbv.cli import persons_review, persons_undo
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cli.naming import named_list, short_ids, who
@@ -28,7 +29,7 @@ PersonArg = Annotated[str, typer.Argument(help="Name, unique part of a name, uui
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what would change; "
                                             "change nothing.")]
 FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons show`).",
-                                               min=1, max=2**63 - 1)]
+                                               min=1, max=BIGINT_MAX)]
 
 
 def _editing() -> ModuleType:

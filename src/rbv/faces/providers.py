@@ -72,9 +72,3 @@ def wants_one_shape(providers: Sequence[str]) -> bool:
     crops/s. DirectML compiles per shape too. A CPU has no such cost and is faster on
     the smaller inputs."""
     return bool(providers) and providers[0] != CPU
-
-
-def device_label(providers: Sequence[str]) -> str:
-    """A short human name for the first provider: ``cuda``, ``directml`` or ``cpu``."""
-    names = {v: k for k, v in DEVICES.items()}
-    return names.get(providers[0], providers[0]) if providers else "cpu"

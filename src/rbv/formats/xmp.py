@@ -17,7 +17,6 @@ import contextlib
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -398,12 +397,3 @@ def apply_plan(packet: Packet, plan: RegionPlan, size: tuple[int, int], where: P
 def verify_photo(data: bytes, where: Path) -> None:
     """Refuse to write a photo exiv2 produced unless exiv2 can read it back."""
     _keys_of(data, where)
-
-
-def regions_everywhere(photo: Path, sidecars: Sequence[Path]) -> Iterator[tuple[Path, Region]]:
-    """Every named face region of the photo's own XMP and of its sidecars (unreadable
-    files raise :class:`XmpError`)."""
-    for source in (photo, *sidecars):
-        for region in read_regions(source).all:
-            if region.name and region.is_face:
-                yield source, region

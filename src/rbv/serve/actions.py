@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from rbv.bounds import BIGINT_MAX
 from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log
 from rbv.jobs.persons import edits as editing
@@ -203,7 +204,7 @@ class Actions:
         under the lock the undo holds."""
         count = inputs.optional_whole(body, "count", 1, inputs.MAX_UNDO) or 1
         result = edit_log.undo(self.db, count,
-                               expected=inputs.optional_whole(body, "edit", None, inputs.MAX_ID))
+                               expected=inputs.optional_whole(body, "edit", None, BIGINT_MAX))
         what = ", ".join(f"#{e.id} {e.summary or e.command}" for e in result.undone)
         return {"message": f"Undid {what}", "edit": None}
 

@@ -57,7 +57,7 @@ from rbv.serve.crops import CropCache
 from rbv.serve.interpreter import behind_the_answers
 from rbv.serve.pages import Pages
 from rbv.serve.queue import SuggestionQueue
-from rbv.store.server.connection import Database, PooledDatabase
+from rbv.store.server.connection import Database, PooledDatabase, connection_lost
 
 MAX_BODY = 1 << 20
 HEADER_TIMEOUT = 10
@@ -90,13 +90,7 @@ def _database_lost(exc: Exception) -> str | None:
     killed, restarting, unreachable); None for any other error."""
     if isinstance(exc, DatabaseUnavailable | EmbeddedServerError):
         return str(exc)
-    if isinstance(exc, psycopg.InterfaceError | psycopg.OperationalError):
-        state = exc.sqlstate or ""
-        if not state or state.startswith(("08", "57P")):  # connection lost, shutdown
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            return ("the database server stopped or the connection was lost ("
-                    f"{printable(lines[0]) if lines else type(exc).__name__})")
-    return None
+    return connection_lost(exc)
 
 
 def _failure(server: ReviewServer, request: Request, exc: Exception, *, page: bool

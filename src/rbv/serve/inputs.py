@@ -9,14 +9,14 @@ most :data:`MAX_FACES` face ids per request; a body is sent as exactly
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from email.message import Message
 from typing import Any
 
+from rbv.bounds import BIGINT_MAX
 from rbv.store.queries.persons import unfit_text
 
-MAX_ID = 2**63 - 1
-"""The largest PostgreSQL ``bigint``: no face, photo or edit id is larger."""
 MAX_FACES = 10_000
 """Face ids one request may name: more than any page shows at once."""
 MAX_UNDO = 1_000
@@ -36,7 +36,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "…"
 
 
-def whole(value: object, what: str, low: int = 1, high: int = MAX_ID) -> int:
+def whole(value: object, what: str, low: int = 1, high: int = BIGINT_MAX) -> int:
     """``value`` when it is a JSON integer from ``low`` to ``high``."""
     if type(value) is not int:  # bool is an int to Python, never an id to rbv
         raise BadRequest(f"{what} must be a whole number, not {_shown(value)}")
@@ -99,6 +99,33 @@ def json_type(content_type: str) -> bool:
     return (content_type.split(";", 1)[0].strip().lower() == "application/json"
             and all(k.lower() == "charset" and v.lower() in ("utf-8", "utf8")
                     for k, v in params[1:]))
+
+
+def query_whole(query: Mapping[str, list[str]], key: str, default: int, low: int,
+                high: int) -> int:
+    """The address's ``key`` (its first value) as a whole number from ``low`` to
+    ``high``, or ``default`` when the address has none."""
+    values = query.get(key)
+    if not values:
+        return default
+    text = values[0]
+    if re.fullmatch(r"-?[0-9]{1,20}", text) is None or not low <= int(text) <= high:
+        raise BadRequest(f"{key} must be a whole number from {low:,} to {high:,}, "
+                         f"not {_shown(text)}")
+    return int(text)
+
+
+def query_choice(query: Mapping[str, list[str]], key: str, default: str,
+                 choices: Sequence[str]) -> str:
+    """The address's ``key`` (its first value): one of ``choices``, or ``default`` when
+    the address has none."""
+    values = query.get(key)
+    if not values:
+        return default
+    if values[0] not in choices:
+        raise BadRequest(f"{key} must be one of {', '.join(choices)}, not "
+                         f"{_shown(values[0])}")
+    return values[0]
 
 
 def query_values(pairs: list[tuple[str, str]]) -> None:

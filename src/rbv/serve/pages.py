@@ -10,12 +10,14 @@ from importlib import resources
 
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from rbv.bounds import BIGINT_MAX
 from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.jobs.persons.review import review
 from rbv.serve import templates
 from rbv.serve.crops import CropCache
+from rbv.serve.inputs import query_choice, query_whole
 from rbv.serve.queue import SuggestionQueue
 from rbv.store.queries.persons import name_of, resolve_person
 from rbv.store.queries.review import shown_faces
@@ -29,8 +31,9 @@ from rbv.store.queries.review_pages import (
 from rbv.store.server.connection import Database
 
 PER_PAGE = 60
+LAST_PAGE = 1_000_000
 FACES_SHOWN = 200
-MAX_ID = 2**63 - 1
+MOST_FACES_SHOWN = 100_000
 Query = dict[str, list[str]]
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 CACHED = {"Cache-Control": "private, max-age=3600"}
@@ -38,13 +41,6 @@ CACHED = {"Cache-Control": "private, max-age=3600"}
 
 def _one(query: Query, key: str, default: str = "") -> str:
     return (query.get(key) or [default])[0]
-
-
-def _int(query: Query, key: str, default: int, low: int, high: int) -> int:
-    try:
-        return max(low, min(high, int(_one(query, key, str(default)))))
-    except ValueError:
-        return default
 
 
 class Pages:
@@ -90,20 +86,20 @@ class Pages:
         return Response(data, media_type=STATIC[name], headers=CACHED)
 
     def face(self, face: int) -> Response:
-        crop = self.crops.face(face) if face <= MAX_ID else None
+        crop = self.crops.face(face) if face <= BIGINT_MAX else None
         if crop is None:
             return self.message("Not found", f"no face {face}")
         return Response(crop, media_type="image/jpeg", headers=CACHED)
 
     def photo_jpeg(self, image: int) -> Response:
-        data = self.crops.photo(image) if image <= MAX_ID else None
+        data = self.crops.photo(image) if image <= BIGINT_MAX else None
         if data is None:
             return self.message("Not found", f"no photo {image}")
         return Response(data, media_type="image/jpeg", headers=CACHED)
 
     def photo_of_face(self, face: int) -> Response:
         with self.db.connect() as conn:
-            shown = shown_faces(conn, [face]) if face <= MAX_ID else []
+            shown = shown_faces(conn, [face]) if face <= BIGINT_MAX else []
         if not shown:
             return self.message("Not found", f"no face {face}")
         return RedirectResponse(f"{self.base}/photo/{shown[0].image_id}?face={face}", 303)
@@ -116,11 +112,9 @@ class Pages:
 
     def people(self, query: Query) -> Response:
         search = _one(query, "q")
-        try:
-            which = PeopleFilter(_one(query, "filter", "all"))
-        except ValueError:
-            which = PeopleFilter.all
-        page = _int(query, "page", 1, 1, 1_000_000)
+        which = PeopleFilter(query_choice(query, "filter", PeopleFilter.all,
+                                          [f.value for f in PeopleFilter]))
+        page = query_whole(query, "page", 1, 1, LAST_PAGE)
         with self.db.connect() as conn:
             tiles, total = people_page(conn, search=search, which=which,
                                        offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
@@ -128,7 +122,7 @@ class Pages:
                          templates.people(tiles, total, search, which, page, PER_PAGE))
 
     def person(self, person: uuid.UUID, query: Query) -> Response:
-        limit = _int(query, "limit", FACES_SHOWN, 1, 100_000)
+        limit = query_whole(query, "limit", FACES_SHOWN, 1, MOST_FACES_SHOWN)
         with self.db.connect() as conn:
             name = name_of(conn, person)
         try:
@@ -139,7 +133,7 @@ class Pages:
         if report.person.id != person:  # merged into another: follow it
             return RedirectResponse(f"{self.base}/person/{report.person.id}", 303)
         return self.html("person.html", templates.label(person, report.person.name),
-                         templates.person(report, limit))
+                         templates.person(report, min(2 * limit, MOST_FACES_SHOWN)))
 
     def suggestions(self) -> Response:
         pair, waiting = self.queue.next_or_waiting()
@@ -163,10 +157,10 @@ class Pages:
 
     def photo(self, image_id: int, query: Query) -> Response:
         with self.db.connect() as conn:
-            found = photo_of(conn, image_id) if image_id <= MAX_ID else None
+            found = photo_of(conn, image_id) if image_id <= BIGINT_MAX else None
         if found is None:
             return self.message("Not found", f"no photo {image_id}")
-        focus = _int(query, "face", 0, 0, MAX_ID) or None
+        focus = query_whole(query, "face", 0, 1, BIGINT_MAX) or None
         return self.html("photo.html", f"Photo {image_id}", templates.photo(found, focus))
 
     def photos(self, query: Query) -> Response:

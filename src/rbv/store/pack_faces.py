@@ -29,14 +29,6 @@ class PackFaces:
                          [self.person_ids[i] for i in rows.tolist()], self.manual[rows],
                          self.embeddings[rows])
 
-    def concat(self, other: PackFaces) -> PackFaces:
-        """These faces followed by ``other``'s."""
-        return PackFaces(np.concatenate([self.ids, other.ids]),
-                         np.concatenate([self.image_ids, other.image_ids]),
-                         self.person_ids + other.person_ids,
-                         np.concatenate([self.manual, other.manual]),
-                         np.concatenate([self.embeddings, other.embeddings]))
-
 
 @dataclass(frozen=True)
 class FacePlace:

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from rbv.bounds import BIGINT_MAX
 from rbv.cluster.centroids import centroid, distances, nearest_centroid, recentred_members
 from rbv.cluster.knn import normalize
 from rbv.errors import ConfigError, ImageUnreadable, printable, writing
@@ -158,7 +159,7 @@ def _checked_faceset(path: Path, index: int, fs: Any) -> dict[str, Any]:
     for face in faces:
         face_id = face.get("id") if isinstance(face, dict) else None
         if isinstance(face_id, bool) or not isinstance(face_id, int) or \
-                not 0 < face_id < 2**63:
+                not 0 < face_id <= BIGINT_MAX:
             raise ConfigError(f"{where} ({folder}): face id {printable(repr(face_id))} is "
                               "not a positive integer")
         ids.append(face_id)

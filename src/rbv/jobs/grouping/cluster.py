@@ -52,14 +52,13 @@ from rbv.store.queries.assignments import (
     named_face_counts,
     named_faces,
     named_persons,
-    persons_of_faces,
     vacuum_faces,
     write_assignments,
 )
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
-from rbv.store.queries.persons import labels
+from rbv.store.queries.persons import labels, persons_of_faces
 from rbv.store.server.connection import Database
 from rbv.store.server.embedded import HUGE_PAGES_FACES, huge_pages_advice
 from rbv.store.server.locks import person_lock

@@ -371,13 +371,6 @@ def named_faces(conn: psycopg.Connection, pack: PackRow) -> dict[uuid.UUID, list
     )}
 
 
-def persons_of_faces(conn: psycopg.Connection,
-                     face_ids: Sequence[int]) -> dict[int, uuid.UUID | None]:
-    """Each face's person now."""
-    return {int(f): p for f, p in conn.execute(
-        "SELECT id, person_id FROM face_detections WHERE id = ANY(%s)", (list(face_ids),))}
-
-
 def named_persons(conn: psycopg.Connection, pack: PackRow) -> set[uuid.UUID]:
     """The pack's persons that have a name."""
     return {p for (p,) in conn.execute(

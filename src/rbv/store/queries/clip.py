@@ -26,13 +26,3 @@ def store_clip_embeddings(
                 batch,
             )
     return len(batch)
-
-
-def clip_embedding_of(conn: psycopg.Connection, image_id: int,
-                      model: str) -> NDArray[np.float32] | None:
-    """The stored CLIP embedding of one image for ``model``, if any."""
-    row = conn.execute(
-        "SELECT embedding FROM clip_embeddings WHERE image_id = %s AND model = %s",
-        (image_id, model),
-    ).fetchone()
-    return None if row is None else np.asarray(row[0], np.float32)

@@ -90,12 +90,3 @@ def quality_of(conn: psycopg.Connection, face_ids: Sequence[int]) -> dict[int, F
         (list(face_ids),),
     ).fetchall()
     return {int(r[0]): FaceQuality(*r) for r in rows}
-
-
-def enriched_count(conn: psycopg.Connection, pack_id: int) -> tuple[int, int]:
-    """(faces with quality rows, faces) of the pack."""
-    row = conn.execute(
-        "SELECT count(q.face_id), count(*) FROM face_detections f "
-        "LEFT JOIN face_quality q ON q.face_id = f.id WHERE f.pack_id = %s", (pack_id,)
-    ).fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)

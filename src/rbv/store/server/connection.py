@@ -188,6 +188,20 @@ class DatabaseDiskFull(RbvError):
     exit_code = EXIT_ERROR
 
 
+def connection_lost(exc: BaseException) -> str | None:
+    """What went wrong, in words, when ``exc`` says the connection to the database server
+    is gone (the server stopped, was killed, is restarting or cannot be reached: no SQL
+    state, or one of classes 08 and 57P); None for any other error."""
+    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return None
+    state = exc.sqlstate or ""
+    if state and not state.startswith(("08", "57P")):  # a lock, a deadlock, a timeout …
+        return None
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = printable(lines[0]) if lines else type(exc).__name__
+    return f"the database server stopped or the connection was lost ({detail})"
+
+
 def database_error(exc: BaseException) -> RbvError | None:
     """The one-line error for a database failure met in the middle of a command (the
     server was stopped or killed, the connection dropped, the disk filled up), or None
@@ -196,12 +210,9 @@ def database_error(exc: BaseException) -> RbvError | None:
         return DatabaseDiskFull(
             "the database server's disk is full; free space there, then re-run "
             "(work committed so far is kept)")
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = printable(lines[0]) if lines else type(exc).__name__
+    if (lost := connection_lost(exc)) is not None:
         return DatabaseUnavailable(
-            f"the database server stopped or the connection was lost ({detail}); "
-            "work committed so far is kept, re-run when the server is up")
+            f"{lost}; work committed so far is kept, re-run when the server is up")
     return None
 
 
