@@ -217,7 +217,8 @@ def test_database_failures_mid_command_are_one_line() -> None:
 def test_one_rule_says_the_database_connection_was_lost() -> None:
     """The commands and rbv serve decide "the connection was lost" by one rule, in one
     wording: no SQL state or class 08/57P; a deadlock or a lock timeout is not a lost
-    connection."""
+    connection, but a command that meets one still ends in one line (exit 2) that says the
+    server stopped it, never "a bug in rbv"."""
     from rbv.serve.app import _database_lost
     from rbv.store.server.connection import connection_lost, database_error
 
@@ -230,7 +231,10 @@ def test_one_rule_says_the_database_connection_was_lost() -> None:
     for other in (psycopg.errors.DeadlockDetected("deadlock detected"),
                   psycopg.errors.LockNotAvailable("could not obtain lock")):
         assert connection_lost(other) is None and _database_lost(other) is None
-        assert database_error(other) is None
+        stopped = database_error(other)
+        assert stopped is not None and stopped.exit_code == 2
+        assert str(stopped).startswith("the database server stopped this command (")
+    assert database_error(psycopg.ProgrammingError("syntax error")) is None
 
 
 def test_two_refines_on_one_out_do_not_delete_each_others_files(

@@ -197,9 +197,12 @@ def connection_lost(exc: BaseException) -> str | None:
     state = exc.sqlstate or ""
     if state and not state.startswith(("08", "57P")):  # a lock, a deadlock, a timeout …
         return None
+    return f"the database server stopped or the connection was lost ({_first_line(exc)})"
+
+
+def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    detail = printable(lines[0]) if lines else type(exc).__name__
-    return f"the database server stopped or the connection was lost ({detail})"
+    return printable(lines[0]) if lines else type(exc).__name__
 
 
 def database_error(exc: BaseException) -> RbvError | None:
@@ -213,6 +216,10 @@ def database_error(exc: BaseException) -> RbvError | None:
     if (lost := connection_lost(exc)) is not None:
         return DatabaseUnavailable(
             f"{lost}; work committed so far is kept, re-run when the server is up")
+    if isinstance(exc, psycopg.OperationalError):  # out of memory, a deadlock, a cancel …
+        return DatabaseUnavailable(
+            f"the database server stopped this command ({_first_line(exc)}); work "
+            "committed so far is kept, re-run")
     return None
 
 
