@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rbv.cluster.evaluation import label_main_faces, read_labels, subject_face
+from rbv.cluster.evaluation import subject_face
 from rbv.config import Settings
+from rbv.jobs.grouping.eval import label_main_faces, read_labels
 from rbv.store import open_database
 from rbv.store.pack_faces import FacePlace
 from rbv.store.queries.assignments import faces_with_paths, load_faces
