@@ -26,7 +26,7 @@ from types import FrameType
 import psutil
 
 from rbv.store.server import postmaster
-from rbv.store.server.embedded import HANDLES, server_pid, live_handles
+from rbv.store.server.embedded import HANDLES, live_handles, server_pid
 from rbv.store.server.postmaster import server_lock
 
 POLL_S = 5.0
