@@ -18,9 +18,10 @@ LAYERS = {
     "config": 3, "store": 4, "mlapi": 4, "immich": 4, "cluster": 5, "pictures": 5, "web": 6,
     "jobs": 7, "serve": 8, "cli": 9, "__main__": 10,
 }
-# The rooms of jobs/, lower first: a room imports its own modules, lower rooms and the
-# modules of jobs/ itself (recording, reporting), never a higher room. What two rooms
-# share that is pure computation lives below them, in cluster/.
+# The rooms of jobs/, lower first: a room imports its own modules, the modules of jobs/
+# itself (recording, reporting) and documented functions and classes of lower rooms,
+# never a higher room. What two rooms share that is pure computation lives below them,
+# in cluster/.
 JOB_ROOMS = {"library": 0, "grouping": 1, "persons": 2, "exchange": 3}
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 
@@ -73,7 +74,7 @@ def test_job_rooms_import_their_own_and_lower_rooms_only() -> None:
         parts = module.split(".")
         return parts[2] if len(parts) > 3 and parts[1] == "jobs" else None
 
-    upward = []
+    upward, undocumented = [], []
     for name, path in modules.items():
         mine = room(name)
         if mine is None:
@@ -82,7 +83,17 @@ def test_job_rooms_import_their_own_and_lower_rooms_only() -> None:
             theirs = room(target)
             if theirs is not None and JOB_ROOMS[theirs] > JOB_ROOMS[mine]:
                 upward.append(f"{name} -> {target}")
+            elif theirs not in (None, mine):
+                # What a room lends another is a documented function or class of it.
+                tree = ast.parse(modules[target].read_text())
+                lent = {n.name: n for n in tree.body if isinstance(
+                    n, (ast.FunctionDef, ast.ClassDef))}
+                undocumented += [f"{name} -> {target}.{a.name}" for node in ast.walk(
+                    ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)
+                    and node.module == target for a in node.names
+                    if a.name not in lent or ast.get_docstring(lent[a.name]) is None]
     assert upward == []
+    assert undocumented == []
 
 
 def test_no_module_imports_another_modules_private_names() -> None:

@@ -16,13 +16,17 @@ without carrying anything with it, and no face lands where a decision forbids it
 
 The setting used is recorded in the pack's settings (``last_clustering``); when a later
 run's setting differs, the report says so and what to run.
+
+A run is one plan (:func:`cluster_pack`): resolve the setting (:func:`_resolve`) →
+cluster, full (:func:`_full`: load, the user's decisions as constraints
+(:mod:`rbv.cluster.decisions`), cluster, :func:`follow_faces`, write) or incremental
+(:func:`rbv.jobs.grouping.cluster_update.add_new_faces`) → the pack's settings written in
+one place (:func:`_recorded`) → the report built once (:func:`_report`).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -35,11 +39,12 @@ from rbv.cluster.calibrations import CROWDING_RULE, ClusterSetting, resolve_sett
 from rbv.cluster.centroids import group_sums
 from rbv.cluster.crowding import CROWDING_LEVEL, crowding
 from rbv.cluster.decisions import constraints_among, hand_anchors, row_pairs
-from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
+from rbv.cluster.evidence import library_impostor
 from rbv.cluster.identity import follow_faces
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces
+from rbv.jobs.grouping.named_changes import NamedChange, named_changes, named_gains
 from rbv.jobs.recording import recorded_run
 from rbv.store.queries.assignments import (
     clustering_inputs_digest,
@@ -52,14 +57,12 @@ from rbv.store.queries.assignments import (
     named_face_counts,
     named_faces,
     named_persons,
-    persons_of_faces,
     vacuum_faces,
     write_assignments,
 )
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
-from rbv.store.queries.persons import labels
 from rbv.store.server.connection import Database
 from rbv.store.server.embedded import HUGE_PAGES_FACES, huge_pages_advice
 from rbv.store.server.locks import person_lock
@@ -128,30 +131,6 @@ class ClusterReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class NamedChange:
-    """What a run did to one named person's faces."""
-
-    person: str
-    name: str
-    before: int
-    after: int
-    moved_to: dict[str, int]  # person (label: name or "person 3f2a9c12") -> faces moved
-    gained: int
-
-    @property
-    def lost(self) -> int:
-        return sum(self.moved_to.values())
-
-    def describe(self) -> str:
-        """``Ada Lovelace: 27 → 25 faces (2 to person 3f2a9c12)``."""
-        parts = [f"{n} to {who}" for who, n in sorted(self.moved_to.items(),
-                                                       key=lambda kv: (-kv[1], kv[0]))]
-        if self.gained:
-            parts.append(f"{self.gained} joined")
-        return f"{self.name}: {self.before:,} → {self.after:,} faces ({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -306,16 +285,10 @@ def _estimated(stored: dict[str, Any]) -> bool:
 
 def estimate_impostor(conn: psycopg.Connection, pack: PackRow,
                       setting: ClusterSetting) -> ClusterSetting:
-    """The impostor model of an unknown recognizer, from random pairs of the library's
-    faces (nearly all are different people in a library of many)."""
+    """``setting`` with the impostor model of an unknown recognizer, estimated from a
+    sample of the pack's faces (:func:`rbv.cluster.evidence.library_impostor`)."""
     sample = load_faces(conn, pack, sample=ESTIMATE_SAMPLE)
-    pairs = random_pair_similarities(sample.embeddings, sample.image_ids)
-    if len(pairs) < 100:
-        return setting.with_impostor(ImpostorModel(0.1, 0.09, 0.02),
-                                     "too few faces to estimate; a generic guess")
-    model = ImpostorModel.from_pairs(pairs, robust=True)
-    return setting.with_impostor(
-        model, f"estimated from {len(sample):,} faces of this library")
+    return setting.with_impostor(*library_impostor(sample.embeddings, sample.image_ids))
 
 
 def _grown(stored: dict[str, Any], setting: ClusterSetting, options: ClusterOptions,
@@ -377,7 +350,7 @@ def _cluster(conn: psycopg.Connection, plan: _Plan, progress: Progress,
         named_before = named_faces(conn, pack)
         done = _full(conn, plan, progress)
         done.removed_persons = delete_empty_persons(conn, pack)
-        done.named, done.empty_named = _named_changes(conn, pack, named_before)
+        done.named, done.empty_named = named_changes(conn, pack, named_before)
         return done
     # An incremental run only gives new faces a person: counting is enough (and cheap
     # at 1M faces).
@@ -389,48 +362,8 @@ def _cluster(conn: psycopg.Connection, plan: _Plan, progress: Progress,
     # Persons emptied since the last run (persons move, SQL): looked for only when a
     # face has left a person since (reading every face costs 0.3-0.8 s at 1M).
     done.removed_persons = delete_empty_persons(conn, pack, only_if_faces_left=True)
-    done.named, done.empty_named = _named_gains(conn, pack, counts)
+    done.named, done.empty_named = named_gains(conn, pack, counts)
     return done
-
-
-def _named_changes(conn: psycopg.Connection, pack: PackRow,
-                   before: dict[uuid.UUID, list[int]],
-                   ) -> tuple[list[NamedChange], list[dict[str, str]]]:
-    """Every named person whose faces the run changed, most faces lost first; and the
-    named persons that hold no face (left so by SQL or by hand: reported, never deleted)."""
-    after = named_faces(conn, pack)
-    now = persons_of_faces(conn, [f for faces in before.values() for f in faces])
-    people = set(after) | {p for p in now.values() if p is not None}
-    names = labels(conn, sorted(people, key=str)) if people else {}
-    changes = []
-    for person, faces in before.items():
-        kept = set(after.get(person, []))
-        moved = Counter(now.get(f) for f in faces if f not in kept)
-        gained = len(kept - set(faces))
-        if not moved and not gained:
-            continue
-        moved_to = {(names.get(p, "no person") if p is not None else "no person"): n
-                    for p, n in moved.items()}
-        changes.append(NamedChange(str(person), names.get(person, str(person)), len(faces),
-                                   len(kept), moved_to, gained))
-    changes.sort(key=lambda c: (-c.lost / max(c.before, 1), c.name))
-    empty = [{"person": str(p), "name": names[p]} for p, faces in sorted(
-        after.items(), key=lambda kv: str(kv[0])) if not faces]
-    return changes, empty
-
-
-def _named_gains(conn: psycopg.Connection, pack: PackRow, before: dict[uuid.UUID, int],
-                 ) -> tuple[list[NamedChange], list[dict[str, str]]]:
-    """What an incremental run did to named persons: faces that joined them; and the
-    named persons that hold no face."""
-    after = named_face_counts(conn, pack)
-    names = labels(conn, sorted(after, key=str)) if after else {}
-    changes = [NamedChange(str(p), names[p], before.get(p, 0), n, {}, n - before.get(p, 0))
-               for p, n in sorted(after.items(), key=lambda kv: names[kv[0]])
-               if n != before.get(p, 0)]
-    empty = [{"person": str(p), "name": names[p]} for p, n in sorted(
-        after.items(), key=lambda kv: str(kv[0])) if n == 0]
-    return changes, empty
 
 
 def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome:
