@@ -5,8 +5,7 @@ and "different" links between two faces (must / cannot), faces taken out of a pe
 (rejections), and a fact no one has to say: a photo never shows one person twice.
 Full runs (``rbv cluster --full``), incremental runs (new faces grown into the known
 persons near them) and ``rbv persons split`` turn them here into the constraints over
-the rows they cluster; the rows are positions in a :class:`PackFaces` (faces in, plain
-pairs in, arrays out: no database).
+the rows they cluster (arrays and plain pairs in, arrays out: no database).
 """
 
 from __future__ import annotations
@@ -43,15 +42,14 @@ def row_pairs(position: Mapping[int, int], pairs: FacePairs) -> list[tuple[int, 
     return [(position[a], position[b]) for a, b in pairs if a in position and b in position]
 
 
-def constraints_among(faces: PackFaces, rows: NDArray[np.int64], must: FacePairs,
-                      cannot: FacePairs, anchors: NDArray[np.int64] | None = None
-                      ) -> Constraints:
-    """The constraints over ``faces`` at positions ``rows`` (renumbered ``0..``): the
-    links among them, one person per photo, and ``anchors`` (per row of ``rows``)."""
-    pos = {f: i for i, f in enumerate(faces.ids[rows].tolist())}
-    return Constraints.build(len(rows), image_ids=faces.image_ids[rows],
-                             cannot=row_pairs(pos, cannot), must=row_pairs(pos, must),
-                             anchors=anchors)
+def constraints_among(ids: NDArray[np.int64], image_ids: NDArray[np.int64],
+                      must: FacePairs, cannot: FacePairs,
+                      anchors: NDArray[np.int64] | None = None) -> Constraints:
+    """The constraints over the faces ``ids`` (rows ``0..``; ``image_ids``: each one's
+    photo): the links among them, one person per photo, and ``anchors`` (per row)."""
+    pos = {f: i for i, f in enumerate(np.asarray(ids).tolist())}
+    return Constraints.build(len(pos), image_ids=image_ids, cannot=row_pairs(pos, cannot),
+                             must=row_pairs(pos, must), anchors=anchors)
 
 
 @dataclass(frozen=True)

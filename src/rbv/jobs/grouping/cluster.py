@@ -378,8 +378,8 @@ def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome
     if len(faces) == 0:
         return done
     facts = load_manual_facts(conn, pack)
-    constraints = constraints_among(faces, np.arange(len(faces), dtype=np.int64),
-                                    facts.must, facts.cannot, hand_anchors(faces))
+    constraints = constraints_among(faces.ids, faces.image_ids, facts.must, facts.cannot,
+                                    hand_anchors(faces))
     progress(f"building the {k}-NN graph of {len(faces):,} faces")
     graph = build_knn_graph(faces.embeddings, k)
     progress(f"clustering {len(faces):,} faces ({setting.method.value})")

@@ -228,7 +228,7 @@ def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
         return
     ctx.progress(f"clustering {len(rest):,} unmatched faces")
     sub = new.take(rest)
-    constraints = constraints_among(new, rest, facts.must, facts.cannot)
+    constraints = constraints_among(sub.ids, sub.image_ids, facts.must, facts.cannot)
     labels = cluster_embeddings(sub.embeddings, ctx.setting.method, ctx.setting.threshold,
                                 constraints, k=ctx.k)
     persons = create_persons(ctx.conn, ctx.pack, int(labels.max()) + 1)
