@@ -28,15 +28,13 @@ from rbv.cluster.evaluation import (
     Evaluation,
     MethodScores,
     best_of,
-    label_main_faces,
-    read_labels,
 )
 from rbv.cluster.evidence import DEFAULT_BUDGET, ImpostorModel, random_pair_similarities
 from rbv.cluster.methods import DEFAULT_THRESHOLD, Method
 from rbv.cluster.metrics import bcubed, largest_cluster, pairwise
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
-from rbv.jobs.grouping.eval import faces_under
+from rbv.jobs.grouping.eval import faces_under, label_main_faces, read_labels
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
 from rbv.store import Database, open_database

@@ -43,12 +43,11 @@ from typing import TypeVar
 import numpy as np
 
 from rbv.cluster import pair_odds
-from rbv.cluster.evaluation import label_main_faces, read_labels
 from rbv.cluster.metrics import bcubed, pairwise
 from rbv.cluster.pair_odds import PairOdds
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
-from rbv.jobs.grouping.eval import faces_under
+from rbv.jobs.grouping.eval import faces_under, label_main_faces, read_labels
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import edits as editing

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rbv.cluster.evaluation import label_main_faces, read_labels, subject_face
+from rbv.cluster.evaluation import subject_face
 from rbv.config import Settings
+from rbv.jobs.grouping.eval import label_main_faces, read_labels
 from rbv.store import open_database
 from rbv.store.pack_faces import FacePlace
 from rbv.store.queries.assignments import faces_with_paths, load_faces
@@ -122,3 +123,17 @@ def test_eval_labels_the_person_a_centred_photo_is_of_not_a_larger_face_beside_t
         return float(e[row[a]] @ e[row[b]])
 
     assert cos(hers, first) > 0.3 > cos(largest, first)  # the same woman; not him
+
+
+def test_eval_labels_every_photo_index_catalogues(tmp_path: Path) -> None:
+    """`rbv eval` reads the labelled photos `rbv index` catalogues: one list of image
+    suffixes (a .gif or .jfif photo is labelled too)."""
+    from rbv.media.sniff import IMAGE_SUFFIXES
+
+    for suffix in IMAGE_SUFFIXES:
+        (tmp_path / "ada").mkdir(exist_ok=True)
+        (tmp_path / "ada" / f"photo{suffix}").write_bytes(b"")
+    (tmp_path / "ada" / "notes.txt").write_text("not a photo")
+    labels = read_labels(tmp_path)
+    assert sorted(p.suffix for p in labels) == sorted(IMAGE_SUFFIXES)
+    assert set(labels.values()) == {"ada"}

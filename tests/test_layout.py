@@ -1,13 +1,14 @@
-"""The layers of ``src/rbv`` as DESIGN.md draws them: imports run downwards only, no
-module imports itself in a loop, and SQL is written in ``store/`` alone."""
+"""How ``src/rbv`` is laid out, checked on its source: the layers (:data:`LAYERS`) import
+downwards only, and so do the rooms of ``jobs/`` (:data:`JOB_ROOMS`); no module imports
+itself in a loop or another module's private (underscore) names; ``cluster/`` computes on
+arrays (no database, no files); SQL is written in ``store/`` alone and its queries are
+run by jobs and serve's named page reads; the CLI starts without the heavy libraries."""
 
 from __future__ import annotations
 
 import ast
 import re
 from pathlib import Path
-
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rbv"
 
@@ -17,6 +18,11 @@ LAYERS = {
     "config": 3, "store": 4, "mlapi": 4, "immich": 4, "cluster": 5, "pictures": 5, "web": 6,
     "jobs": 7, "serve": 8, "cli": 9, "__main__": 10,
 }
+# The rooms of jobs/, lower first: a room imports its own modules, the modules of jobs/
+# itself (recording, reporting) and documented functions and classes of lower rooms,
+# never a higher room. What two rooms share that is pure computation lives below them,
+# in cluster/.
+JOB_ROOMS = {"library": 0, "grouping": 1, "persons": 2, "exchange": 3}
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 
 
@@ -59,6 +65,54 @@ def test_imports_run_from_higher_layers_to_lower_ones_only() -> None:
     assert upward == []
 
 
+def test_job_rooms_import_their_own_and_lower_rooms_only() -> None:
+    modules = _modules()
+    assert {p.name for p in (SRC / "jobs").iterdir() if p.is_dir()
+            and p.name != "__pycache__"} == set(JOB_ROOMS)
+
+    def room(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[2] if len(parts) > 3 and parts[1] == "jobs" else None
+
+    upward, undocumented = [], []
+    for name, path in modules.items():
+        mine = room(name)
+        if mine is None:
+            continue
+        for target in _imports(path) & set(modules):
+            theirs = room(target)
+            if theirs is not None and JOB_ROOMS[theirs] > JOB_ROOMS[mine]:
+                upward.append(f"{name} -> {target}")
+            elif theirs not in (None, mine):
+                # What a room lends another is a documented function or class of it.
+                tree = ast.parse(modules[target].read_text())
+                lent = {n.name: n for n in tree.body if isinstance(
+                    n, (ast.FunctionDef, ast.ClassDef))}
+                undocumented += [f"{name} -> {target}.{a.name}" for node in ast.walk(
+                    ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)
+                    and node.module == target for a in node.names
+                    if a.name not in lent or ast.get_docstring(lent[a.name]) is None]
+    assert upward == []
+    assert undocumented == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """``from rbv.x import _name`` reaches into another module's insides: what two
+    modules share is public (and documented) in the lower one."""
+    private = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rbv"):
+                private += [f"{path.relative_to(SRC)}: {node.module}.{a.name}"
+                            for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+            elif isinstance(node, ast.Import):
+                private += [f"{path.relative_to(SRC)}: {a.name}" for a in node.names
+                            if any(p.startswith("_") and not p.startswith("__")
+                                   for p in a.name.split("."))]
+    assert private == []
+
+
 def test_no_import_cycles() -> None:
     modules = _modules()
     graph = {name: _imports(path) & set(modules) - {name} for name, path in modules.items()}
@@ -82,16 +136,26 @@ def test_no_import_cycles() -> None:
     assert cycles == []
 
 
-@pytest.mark.parametrize("folder", ["cluster"])
-def test_cluster_is_pure(folder: str) -> None:
-    """cluster/ takes arrays and returns arrays: no database, no files, no progress."""
-    for path in (SRC / folder).rglob("*.py"):
+# What reading or writing a file looks like in Python source.
+FILE_USE = re.compile(r"\bopen\(|\.r?glob\(|\.(read|write)_(text|bytes)\(|\bPath\(|"
+                      r"\.resolve\(|\.(is_file|is_dir|exists|iterdir|stat)\(|"
+                      r"\bos\.(path|listdir|scandir|walk|open|remove|unlink|mkdir|makedirs|"
+                      r"rename|replace)\b|^\s*(import|from) (pathlib|csv|shutil|glob)\b")
+
+
+def test_cluster_is_pure() -> None:
+    """cluster/ takes arrays and returns arrays: no database (no query, no psycopg), no
+    files (no path, no open, no glob), no progress."""
+    for path in (SRC / "cluster").rglob("*.py"):
         for target in _imports(path):
             if target.startswith("rbv.store"):
                 # data types only (PackFaces, FacePlace: no SQL there), never a query
                 assert target == "rbv.store.pack_faces" \
                     or target.startswith("rbv.store.pack_faces."), f"{path.name} imports {target}"
-        assert "psycopg" not in path.read_text(), path.name
+            assert not target.startswith("rbv.jobs."), f"{path.name} imports {target}"
+        text = path.read_text()
+        assert "psycopg" not in text, path.name
+        assert [line for line in text.splitlines() if FILE_USE.search(line)] == [], path.name
 
 
 # What rbv serve's pages read, by name; everything else they do goes through jobs/.

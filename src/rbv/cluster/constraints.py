@@ -65,12 +65,6 @@ class Constraints:
         return cls(n, all_cannot, all_must,
                    None if anchors is None else np.asarray(anchors, np.int64))
 
-    def restrict(self, members: NDArray[np.int64]) -> Constraints:
-        """The constraints among ``members``, renumbered to ``0..len(members)-1``."""
-        groups = np.zeros(self.n, np.int64)
-        groups[members] = 1
-        return self.partition(groups, [1])[1]
-
     def partition(self, groups: NDArray[np.int64],
                   wanted: Iterable[int]) -> dict[int, Constraints]:
         """For each ``wanted`` group value, the constraints among its members (renumbered

@@ -1,17 +1,14 @@
 """Measuring clustering quality on labelled photos (``rbv eval``).
 
-Labels name the main (largest) face of each photo: either ``<identity>/<image>``
-folders or a ``labels.csv`` with ``path`` and ``identity`` columns (paths relative to
-the CSV). Every face of the pack is clustered (background faces too, as in real use);
-scores count the labelled faces only.
+Labels name the main face of each photo (:func:`subject_face`; read from the photos'
+folders by :mod:`rbv.jobs.grouping.eval`). Every face of the pack is clustered
+(background faces too, as in real use); scores count the labelled faces only.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,35 +22,10 @@ from rbv.errors import ConfigError
 from rbv.store.pack_faces import FacePlace, PackFaces
 
 BASELINE = "immich-baseline"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.02))
 BUDGET_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 PLATEAU = 0.005
 """Settings within this pairwise F of the best count as equally good."""
-
-
-def read_labels(folder: Path, labels_csv: Path | None = None) -> dict[Path, str]:
-    """Resolved image path → identity."""
-    if labels_csv is None and (folder / "labels.csv").is_file():
-        labels_csv = folder / "labels.csv"
-    labels: dict[Path, str] = {}
-    if labels_csv is not None:
-        with labels_csv.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"path", "identity"} <= set(reader.fieldnames):
-                raise ConfigError(f"{labels_csv} needs the columns path and identity")
-            for row in reader:
-                if row["identity"].strip():
-                    labels[(labels_csv.parent / row["path"]).resolve()] = row["identity"].strip()
-    else:
-        for path in sorted(folder.glob("*/*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                labels[path.resolve()] = path.parent.name
-    if not labels:
-        raise ConfigError(f"no labelled images in {folder}: expected <identity>/<image> "
-                          "folders or a labels.csv with path,identity")
-    return labels
-
 
 SUBJECT_CENTRAL = 0.15
 """A face whose centre lies within this share of the photo's shorter side from the
@@ -61,25 +33,6 @@ photo's centre is central."""
 SUBJECT_OFF_CENTRE = 0.25
 """A largest face whose centre lies further than this share from the photo's centre is
 off centre: when another face is central, that one is the photo's subject."""
-
-
-def label_main_faces(faces: PackFaces, places: Iterable[FacePlace],
-                     labels: Mapping[Path, str]) -> tuple[NDArray[np.object_], int]:
-    """Per face row: the identity of its photo if it is the photo's subject
-    (:func:`subject_face`), else None. Also returns how many labelled photos had no face
-    at all."""
-    of_photo: dict[Path, list[FacePlace]] = {}
-    for place in places:
-        p = Path(place.path).resolve()
-        if p in labels:
-            of_photo.setdefault(p, []).append(place)
-    row_of = {f: i for i, f in enumerate(faces.ids.tolist())}
-    out = np.full(len(faces), None, dtype=object)
-    for p, found in of_photo.items():
-        face_id = subject_face(found)
-        if face_id in row_of:
-            out[row_of[face_id]] = labels[p]
-    return out, len(set(labels) - set(of_photo))
 
 
 def subject_face(faces: Sequence[FacePlace]) -> int:

@@ -61,6 +61,18 @@ def random_pair_similarities(embeddings: NDArray[np.floating], image_ids: NDArra
     return out
 
 
+def library_impostor(embeddings: NDArray[np.floating], image_ids: NDArray[np.int64]
+                     ) -> tuple[ImpostorModel, str]:
+    """The impostor model of an unknown recognizer, from random pairs of a sample of a
+    library's faces (nearly all are different people in a library of many), and where
+    it came from, in words."""
+    pairs = random_pair_similarities(embeddings, image_ids)
+    if len(pairs) < 100:
+        return ImpostorModel(0.1, 0.09, 0.02), "too few faces to estimate; a generic guess"
+    return (ImpostorModel.from_pairs(pairs, robust=True),
+            f"estimated from {len(embeddings):,} faces of this library")
+
+
 _PAIR_BLOCK = 8_192
 
 

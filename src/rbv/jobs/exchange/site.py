@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rbv.cluster.defaults import DEFAULT_MIN_SCORE
 from rbv.jobs.out_lock import writing_folder
 from rbv.jobs.persons.evidence import (
-    DEFAULT_MIN_SCORE,
     doubtful,
     faces_least_typical_first,
     load_evidence,

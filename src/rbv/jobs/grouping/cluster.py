@@ -16,13 +16,17 @@ without carrying anything with it, and no face lands where a decision forbids it
 
 The setting used is recorded in the pack's settings (``last_clustering``); when a later
 run's setting differs, the report says so and what to run.
+
+A run is one plan (:func:`cluster_pack`): resolve the setting (:func:`_resolve`) →
+cluster, full (:func:`_full`: load, the user's decisions as constraints
+(:mod:`rbv.cluster.decisions`), cluster, :func:`follow_faces`, write) or incremental
+(:func:`rbv.jobs.grouping.cluster_update.add_new_faces`) → the pack's settings written in
+one place (:func:`_recorded`) → the report built once (:func:`_report`).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -33,13 +37,14 @@ import psycopg
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.calibrations import CROWDING_RULE, ClusterSetting, resolve_setting
 from rbv.cluster.centroids import group_sums
-from rbv.cluster.constraints import NO_ANCHOR
 from rbv.cluster.crowding import CROWDING_LEVEL, crowding
-from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
+from rbv.cluster.decisions import constraints_among, hand_anchors, row_pairs
+from rbv.cluster.evidence import library_impostor
 from rbv.cluster.identity import follow_faces
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
-from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces, constraints_among
+from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces
+from rbv.jobs.grouping.named_changes import NamedChange, named_changes, named_gains
 from rbv.jobs.recording import recorded_run
 from rbv.store.queries.assignments import (
     clustering_inputs_digest,
@@ -58,7 +63,6 @@ from rbv.store.queries.assignments import (
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
-from rbv.store.queries.persons import labels, persons_of_faces
 from rbv.store.server.connection import Database
 from rbv.store.server.embedded import HUGE_PAGES_FACES, huge_pages_advice
 from rbv.store.server.locks import person_lock
@@ -130,27 +134,35 @@ class ClusterReport:
 
 
 @dataclass(frozen=True)
-class NamedChange:
-    """What a run did to one named person's faces."""
+class _Plan:
+    """A run's resolved inputs: what it will do, with which setting, and the notes that
+    say so."""
 
-    person: str
-    name: str
-    before: int
-    after: int
-    moved_to: dict[str, int]  # person (label: name or "person 3f2a9c12") -> faces moved
-    gained: int
+    pack: PackRow
+    stored: dict[str, Any]  # the pack's settings before the run
+    setting: ClusterSetting
+    options: ClusterOptions  # ``full`` set when the library has grown past its persons
+    faces: int
+    match: float | None
+    unchanged: bool  # a full run with nothing changed since the last one
+    notes: list[str]
 
-    @property
-    def lost(self) -> int:
-        return sum(self.moved_to.values())
 
-    def describe(self) -> str:
-        """``Ada Lovelace: 27 → 25 faces (2 to person 3f2a9c12)``."""
-        parts = [f"{n} to {who}" for who, n in sorted(self.moved_to.items(),
-                                                       key=lambda kv: (-kv[1], kv[0]))]
-        if self.gained:
-            parts.append(f"{self.gained} joined")
-        return f"{self.name}: {self.before:,} → {self.after:,} faces ({', '.join(parts)})"
+@dataclass
+class _Outcome:
+    """What the clustering itself did (before the report around it)."""
+
+    faces: int
+    considered: int = 0
+    matched: int = 0
+    clustered: int = 0
+    new_persons: int = 0
+    reassigned: int = 0
+    removed_persons: int = 0
+    kept_by_hand: int = 0
+    crowding_level: float | None = None  # measured: the pack's to keep
+    named: list[NamedChange] = field(default_factory=list)
+    empty_named: list[dict[str, str]] = field(default_factory=list)
 
 
 def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
@@ -161,6 +173,42 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
     ``sole_fallback``: when no pack has that name, use the database's only pack.
     """
     started = time.perf_counter()
+    plan = _resolve(db, pack_name, options, progress, sole_fallback)
+    if plan.unchanged:
+        # Same faces, assignments, manual decisions and setting as after the last full
+        # run: re-clustering would give the persons they already have.
+        kept = _Outcome(plan.faces, considered=plan.faces)
+        return _report(plan, kept, started, None, [
+            "nothing changed since the last full run with this setting "
+            "(faces, assignments, manual decisions): persons kept as they are"])
+    if plan.options.dry_run:
+        with db.connect() as conn:
+            outcome = _cluster(conn, plan, progress, db)
+            conn.rollback()
+        return _report(plan, outcome, started, None, [])
+    done: _Outcome | None = None
+    with person_lock(db, plan.pack.id, plan.pack.name), \
+            recorded_run(db, "cluster", _parameters(plan)) as run:
+        try:
+            with db.connect() as conn:  # commits on success, rolls back on error
+                done = _cluster(conn, plan, progress, db)
+                update_pack_settings(conn, plan.pack.id, _recorded(conn, plan, done))
+        finally:
+            run.counts = _counts(done or _Outcome(plan.faces),
+                                 round(time.perf_counter() - started, 3))
+        written = done.matched + (done.reassigned if plan.options.full else done.clustered)
+        vacuumed = []
+        if written >= VACUUM_AFTER:
+            progress("vacuuming face_detections")
+            vacuum_faces(db)
+            vacuumed.append(f"vacuumed face_detections after {written:,} updates")
+    return _report(plan, done, started, run.id, vacuumed)
+
+
+def _resolve(db: Database, pack_name: str | None, options: ClusterOptions,
+             progress: Progress, sole_fallback: bool) -> _Plan:
+    """The pack, the setting (estimating the impostor model when needed), whether the
+    run is full, and the notes that say why."""
     with db.connect() as conn:
         pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
         stored = pack_settings(conn, pack.id)
@@ -181,65 +229,47 @@ def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
     match = None
     if setting.threshold is not None:
         match = options.match_threshold or min(0.99, setting.threshold + MATCH_MARGIN)
-    report = ClusterReport(pack.name, setting.method.value, setting.describe(n_faces),
-                           setting.threshold, setting.budget, match, options.full,
-                           options.dry_run)
-    report.faces = n_faces  # counted once: an incremental run weighs merges by it
+    notes = []
     previous = stored.get("last_clustering")
     if grown is not None:
-        report.notes.append(
+        notes.append(
             f"The library has grown from {grown:,} to {n_faces:,} faces since its persons "
             "were made, and a merge asks more in a bigger library: every face was "
             f"re-clustered, as `rbv cluster --full` does (it happens again at "
             f"{REGROUP_GROWTH:g}× this size; names, merges and other manual fixes are kept).")
     if previous and previous != setting.key() and not options.full:
-        report.notes.append(
+        notes.append(
             "The existing persons were made with another setting "
             f"({_words(previous)}); new faces are grouped with the one above. Run "
             "`rbv cluster --full` to re-cluster every face with it (names, merges and "
             "other manual fixes are kept).")
     if advice:
-        report.notes.append(advice)
-    if unchanged:
-        # Same faces, assignments, manual decisions and setting as after the last full
-        # run: re-clustering would give the persons they already have.
-        report.faces = report.considered = n_faces
-        report.notes.append("nothing changed since the last full run with this setting "
-                            "(faces, assignments, manual decisions): persons kept as they are")
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
-    if options.dry_run:
-        with db.connect() as conn:
-            _cluster(conn, pack, options, setting, match, report, progress, db)
-            conn.rollback()
-    else:
-        parameters = {"pack": pack.name, "method": setting.method.value,
-                      "setting": setting.key(), "threshold": setting.threshold,
-                      "source": setting.source, "match_threshold": match,
-                      "full": options.full, "k": options.k}
-        with person_lock(db, pack.id, pack.name), \
-                recorded_run(db, "cluster", parameters) as run:
-            report.run_id = run.id
-            try:
-                with db.connect() as conn:  # commits on success, rolls back on error
-                    _cluster(conn, pack, options, setting, match, report, progress, db)
-                    update_pack_settings(conn, pack.id, _recorded(
-                        setting, options.full or not previous, n_faces,
-                        MADE_WITH not in stored))
-                    if options.full:
-                        update_pack_settings(conn, pack.id, {"last_full": _last_full(
-                            conn, pack, setting, options)})
-            finally:
-                report.seconds = round(time.perf_counter() - started, 3)
-                run.counts = _counts(report)
-            written = report.matched + (report.reassigned if report.full
-                                        else report.clustered)
-            if written >= VACUUM_AFTER:
-                progress("vacuuming face_detections")
-                vacuum_faces(db)
-                report.notes.append(f"vacuumed face_detections after {written:,} updates")
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
+        notes.append(advice)
+    return _Plan(pack, stored, setting, options, n_faces, match, unchanged, notes)
+
+
+def _parameters(plan: _Plan) -> dict[str, Any]:
+    setting = plan.setting
+    return {"pack": plan.pack.name, "method": setting.method.value,
+            "setting": setting.key(), "threshold": setting.threshold,
+            "source": setting.source, "match_threshold": plan.match,
+            "full": plan.options.full, "k": plan.options.k}
+
+
+def _report(plan: _Plan, outcome: _Outcome, started: float, run_id: int | None,
+            notes: list[str]) -> ClusterReport:
+    setting, options = plan.setting, plan.options
+    empty = outcome.empty_named
+    return ClusterReport(
+        plan.pack.name, setting.method.value, setting.describe(plan.faces),
+        setting.threshold, setting.budget, plan.match, options.full, options.dry_run,
+        faces=outcome.faces, considered=outcome.considered, matched=outcome.matched,
+        clustered=outcome.clustered, new_persons=outcome.new_persons,
+        reassigned=outcome.reassigned, removed_persons=outcome.removed_persons,
+        kept_by_hand=outcome.kept_by_hand, seconds=round(time.perf_counter() - started, 3),
+        run_id=run_id, notes=[*plan.notes, *notes], named=outcome.named, empty_named=empty,
+        delete_empty_named=(delete_persons_statement([e["person"] for e in empty])
+                            if empty else None))
 
 
 def _last_full(conn: psycopg.Connection, pack: PackRow, setting: ClusterSetting,
@@ -255,16 +285,10 @@ def _estimated(stored: dict[str, Any]) -> bool:
 
 def estimate_impostor(conn: psycopg.Connection, pack: PackRow,
                       setting: ClusterSetting) -> ClusterSetting:
-    """The impostor model of an unknown recognizer, from random pairs of the library's
-    faces (nearly all are different people in a library of many)."""
+    """``setting`` with the impostor model of an unknown recognizer, estimated from a
+    sample of the pack's faces (:func:`rbv.cluster.evidence.library_impostor`)."""
     sample = load_faces(conn, pack, sample=ESTIMATE_SAMPLE)
-    pairs = random_pair_similarities(sample.embeddings, sample.image_ids)
-    if len(pairs) < 100:
-        return setting.with_impostor(ImpostorModel(0.1, 0.09, 0.02),
-                                     "too few faces to estimate; a generic guess")
-    model = ImpostorModel.from_pairs(pairs, robust=True)
-    return setting.with_impostor(
-        model, f"estimated from {len(sample):,} faces of this library")
+    return setting.with_impostor(*library_impostor(sample.embeddings, sample.image_ids))
 
 
 def _grown(stored: dict[str, Any], setting: ClusterSetting, options: ClusterOptions,
@@ -278,18 +302,27 @@ def _grown(stored: dict[str, Any], setting: ClusterSetting, options: ClusterOpti
     return made_with if n_faces >= REGROUP_GROWTH * made_with else None
 
 
-def _recorded(setting: ClusterSetting, made_all: bool, n_faces: int,
-              unknown_size: bool) -> dict[str, Any]:
-    """Pack settings to save after a run: the setting the persons were made with and the
-    pack's face count then (when this run made all of them: a full or first run; the
-    count also when no run recorded one yet), and an estimated impostor model (so later
-    runs use the same one)."""
-    out: dict[str, Any] = {"last_clustering": setting.key()} if made_all else {}
-    if made_all or unknown_size:
-        out[MADE_WITH] = n_faces
+def _recorded(conn: psycopg.Connection, plan: _Plan, done: _Outcome) -> dict[str, Any]:
+    """The pack's settings after a run, all written here: the setting the persons were
+    made with and the pack's face count then (when this run made all of them: a full or
+    first run; the count also when no run recorded one yet), an estimated impostor model
+    (so later runs use the same one), the library's crowding level when the run measured
+    it, and after a full run what it depended on (so the next one can tell nothing
+    changed)."""
+    setting, options = plan.setting, plan.options
+    made_all = options.full or not plan.stored.get("last_clustering")
+    out: dict[str, Any] = {}
+    if done.crowding_level is not None:
+        out[CROWDING_LEVEL] = done.crowding_level
+    if made_all:
+        out["last_clustering"] = setting.key()
+    if made_all or MADE_WITH not in plan.stored:
+        out[MADE_WITH] = plan.faces
     if setting.impostor is not None and setting.impostor_source.startswith("estimated"):
         out["impostor"] = {**setting.impostor.as_dict(), "estimated": True,
                            "source": setting.impostor_source}
+    if options.full:
+        out["last_full"] = _last_full(conn, plan.pack, setting, options)
     return out
 
 
@@ -302,124 +335,65 @@ def _words(key: dict[str, Any]) -> str:
     return f"{key.get('method')} at similarity {key.get('threshold')}"
 
 
-def _counts(r: ClusterReport) -> dict[str, Any]:
+def _counts(done: _Outcome, seconds: float) -> dict[str, Any]:
     keys = ("faces", "considered", "matched", "clustered", "new_persons", "reassigned",
-            "removed_persons", "seconds")
-    return {k: getattr(r, k) for k in keys}
+            "removed_persons")
+    return {**{k: getattr(done, k) for k in keys}, "seconds": seconds}
 
 
-def _cluster(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
-             setting: ClusterSetting, match: float | None, report: ClusterReport,
-             progress: Progress, db: Database | None = None) -> None:
-    if options.full:
+def _cluster(conn: psycopg.Connection, plan: _Plan, progress: Progress,
+             db: Database) -> _Outcome:
+    """Full: every face re-clustered; else the new faces given persons. Then the persons
+    left empty deleted, and what happened to named persons."""
+    pack = plan.pack
+    if plan.options.full:
         named_before = named_faces(conn, pack)
-        _regroup(conn, pack, options, setting, match, report, progress, db)
-        report.named, report.empty_named = _named_changes(conn, pack, named_before)
-    else:
-        # An incremental run only gives new faces a person: counting is enough (and
-        # cheap at 1M faces).
-        counts = named_face_counts(conn, pack)
-        _regroup(conn, pack, options, setting, match, report, progress, db)
-        report.named, report.empty_named = _named_gains(conn, pack, counts)
-    if report.empty_named:
-        report.delete_empty_named = delete_persons_statement(
-            [e["person"] for e in report.empty_named])
+        done = _full(conn, plan, progress)
+        done.removed_persons = delete_empty_persons(conn, pack)
+        done.named, done.empty_named = named_changes(conn, pack, named_before)
+        return done
+    # An incremental run only gives new faces a person: counting is enough (and cheap
+    # at 1M faces).
+    counts = named_face_counts(conn, pack)
+    found = add_new_faces(UpdateContext(conn, pack, plan.setting, plan.match,
+                                        plan.options.k, progress, plan.faces, db))
+    done = _Outcome(plan.faces, found.considered, found.matched, found.clustered,
+                    found.new_persons, crowding_level=found.crowding_level)
+    # Persons emptied since the last run (persons move, SQL): looked for only when a
+    # face has left a person since (reading every face costs 0.3-0.8 s at 1M).
+    done.removed_persons = delete_empty_persons(conn, pack, only_if_faces_left=True)
+    done.named, done.empty_named = named_gains(conn, pack, counts)
+    return done
 
 
-def _named_changes(conn: psycopg.Connection, pack: PackRow,
-                   before: dict[uuid.UUID, list[int]],
-                   ) -> tuple[list[NamedChange], list[dict[str, str]]]:
-    """Every named person whose faces the run changed, most faces lost first; and the
-    named persons that hold no face (left so by SQL or by hand: reported, never deleted)."""
-    after = named_faces(conn, pack)
-    now = persons_of_faces(conn, [f for faces in before.values() for f in faces])
-    people = set(after) | {p for p in now.values() if p is not None}
-    names = labels(conn, sorted(people, key=str)) if people else {}
-    changes = []
-    for person, faces in before.items():
-        kept = set(after.get(person, []))
-        moved = Counter(now.get(f) for f in faces if f not in kept)
-        gained = len(kept - set(faces))
-        if not moved and not gained:
-            continue
-        moved_to = {(names.get(p, "no person") if p is not None else "no person"): n
-                    for p, n in moved.items()}
-        changes.append(NamedChange(str(person), names.get(person, str(person)), len(faces),
-                                   len(kept), moved_to, gained))
-    changes.sort(key=lambda c: (-c.lost / max(c.before, 1), c.name))
-    empty = [{"person": str(p), "name": names[p]} for p, faces in sorted(
-        after.items(), key=lambda kv: str(kv[0])) if not faces]
-    return changes, empty
-
-
-def _named_gains(conn: psycopg.Connection, pack: PackRow, before: dict[uuid.UUID, int],
-                 ) -> tuple[list[NamedChange], list[dict[str, str]]]:
-    """What an incremental run did to named persons: faces that joined them; and the
-    named persons that hold no face."""
-    after = named_face_counts(conn, pack)
-    names = labels(conn, sorted(after, key=str)) if after else {}
-    changes = [NamedChange(str(p), names[p], before.get(p, 0), n, {}, n - before.get(p, 0))
-               for p, n in sorted(after.items(), key=lambda kv: names[kv[0]])
-               if n != before.get(p, 0)]
-    empty = [{"person": str(p), "name": names[p]} for p, n in sorted(
-        after.items(), key=lambda kv: str(kv[0])) if n == 0]
-    return changes, empty
-
-
-def _regroup(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
-             setting: ClusterSetting, match: float | None, report: ClusterReport,
-             progress: Progress, db: Database | None = None) -> None:
-    if options.full:
-        _full(conn, pack, options, setting, report, progress)
-        report.removed_persons = delete_empty_persons(conn, pack)
-    else:
-        found = add_new_faces(UpdateContext(conn, pack, setting, match, options.k, progress,
-                                            report.faces, db))
-        report.considered = found.considered
-        report.matched, report.clustered = found.matched, found.clustered
-        report.new_persons = found.new_persons
-        # Persons emptied since the last run (persons move, SQL): looked for only when a
-        # face has left a person since (reading every face costs 0.3-0.8 s at 1M).
-        report.removed_persons = delete_empty_persons(conn, pack, only_if_faces_left=True)
-
-
-def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
-          setting: ClusterSetting, report: ClusterReport, progress: Progress) -> None:
+def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome:
+    """Every face re-clustered under the user's decisions; who each cluster is follows
+    :func:`follow_faces`."""
+    pack, setting, k = plan.pack, plan.setting, plan.options.k
     progress("reading all faces")
     # A hidden person's faces stay where they are, together: no method may scatter
     # them into visible persons or empty it (hiding is a decision, like a name).
     faces = load_faces(conn, pack, skip_hidden=True)
-    report.faces, report.considered = count_faces(conn, pack), len(faces)
+    done = _Outcome(count_faces(conn, pack), considered=len(faces))
     if len(faces) == 0:
-        return
+        return done
     facts = load_manual_facts(conn, pack)
-    anchor_of: dict[uuid.UUID, int] = {}
-    anchors = np.full(len(faces), NO_ANCHOR, np.int64)
-    for i in np.flatnonzero(faces.manual).tolist():
-        person = faces.person_ids[i]
-        if person is not None:
-            anchors[i] = anchor_of.setdefault(person, len(anchor_of))
-    everything = np.arange(len(faces), dtype=np.int64)
-    constraints = constraints_among(faces, everything, facts.must, facts.cannot, anchors)
-    progress(f"building the {options.k}-NN graph of {len(faces):,} faces")
-    graph = build_knn_graph(faces.embeddings, options.k)
+    constraints = constraints_among(faces.ids, faces.image_ids, facts.must, facts.cannot,
+                                    hand_anchors(faces))
+    progress(f"building the {k}-NN graph of {len(faces):,} faces")
+    graph = build_knn_graph(faces.embeddings, k)
     progress(f"clustering {len(faces):,} faces ({setting.method.value})")
     labels = cluster_embeddings(faces.embeddings, setting.method, setting.threshold or 0.0,
                                 constraints, graph=graph, impostor=setting.impostor,
                                 budget=setting.budget or 0.0)
     if setting.method is Method.evidence and setting.impostor is not None:
         # The library's typical crowding level, for the incremental runs that follow.
-        level = crowding(graph, labels, setting.impostor)[1]
-        update_pack_settings(conn, pack.id, {CROWDING_LEVEL: round(level, 6)})
+        done.crowding_level = round(crowding(graph, labels, setting.impostor)[1], 6)
     progress("keeping person ids stable")
     position = {f: i for i, f in enumerate(faces.ids.tolist())}
-
-    def rows(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return [(position[a], position[b]) for a, b in pairs
-                if a in position and b in position]
-
     targets = follow_faces(labels, faces.person_ids, faces.manual, faces.image_ids,
-                           must=rows(facts.must), cannot=rows(facts.cannot),
+                           must=row_pairs(position, facts.must),
+                           cannot=row_pairs(position, facts.cannot),
                            rejected={(position[f], p) for f, p in facts.rejections
                                      if f in position},
                            named=named_persons(conn, pack))
@@ -429,11 +403,11 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     auto = np.flatnonzero(~faces.manual)
     progress("writing assignments")
     forget_pack_sums(conn, pack)  # first: the writes would log moves against them
-    report.reassigned = write_assignments(conn, faces.ids[auto].tolist(),
-                                          [targets[i] for i in auto.tolist()], "cluster")
-    report.clustered = len(auto)
-    report.kept_by_hand = len(faces) - len(auto)
-    report.new_persons = len(new_ids)
+    done.reassigned = write_assignments(conn, faces.ids[auto].tolist(),
+                                        [targets[i] for i in auto.tolist()], "cluster")
+    done.clustered = len(auto)
+    done.kept_by_hand = len(faces) - len(auto)
+    done.new_persons = len(new_ids)
     progress("caching the sums of persons")
     persons = sorted(set(targets))
     index = {p: i for i, p in enumerate(persons)}
@@ -442,3 +416,4 @@ def _full(conn: psycopg.Connection, pack: PackRow, options: ClusterOptions,
     sums, counts = group_sums(faces.embeddings, np.where(large[label], label, -1),
                               len(persons))
     store_sums(conn, persons, counts.tolist(), sums)
+    return done

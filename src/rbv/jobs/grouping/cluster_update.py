@@ -22,8 +22,8 @@ from numpy.typing import NDArray
 from rbv.cluster.assign import Candidate, Match, match_faces
 from rbv.cluster.calibrations import ClusterSetting
 from rbv.cluster.centroids import group_sums
-from rbv.cluster.constraints import Constraints
 from rbv.cluster.crowding import CROWDING_LEVEL
+from rbv.cluster.decisions import constraints_among, grow_links
 from rbv.cluster.evidence import grow_known
 from rbv.cluster.knn import build_knn_graph, nearest
 from rbv.cluster.linkage import components
@@ -38,7 +38,7 @@ from rbv.store.queries.assignments import (
     write_assignments,
 )
 from rbv.store.queries.neighbors import Neighbors, assigned_neighbors
-from rbv.store.queries.pack_lookup import pack_settings, update_pack_settings
+from rbv.store.queries.pack_lookup import pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import cached_sums, store_sums
 from rbv.store.queries.persons import persons_of_faces
@@ -72,6 +72,7 @@ class UpdateResult:
     matched: int = 0  # new faces that joined a known person
     clustered: int = 0  # new faces that formed new persons
     new_persons: int = 0
+    crowding_level: float | None = None  # measured by the first run: the pack's to keep
 
 
 def add_new_faces(ctx: UpdateContext) -> UpdateResult:
@@ -105,40 +106,21 @@ def _grow(ctx: UpdateContext, new: PackFaces, facts: ManualFacts, near: Neighbor
     row = {f: p + i for i, f in enumerate(new.ids.tolist())}
     near_person = np.array([node[q] for q in near.persons], np.int64)[near.person]
     near_face = np.array([row[f] for f in near.query.tolist()], np.int64) - p
-    person_of = persons_of_faces(ctx.conn, [f for pair in facts.cannot for f in pair
-                                            if f not in row])
-
-    def at(face: int) -> int | None:
-        if face in row:
-            return row[face]
-        person = person_of.get(face)
-        return node.get(person) if person is not None else None
-
-    cannot = [(at(a), at(b)) for a, b in facts.cannot]
-    cannot += [(node[person], row[f]) for f, person in facts.rejections
-               if f in row and person in node]
-    # One person per photo: a known person already in a new face's photo, new faces of
-    # one photo.
-    faces_in: dict[int, list[int]] = {}
-    for f, image in zip(new.ids.tolist(), new.image_ids.tolist(), strict=True):
-        faces_in.setdefault(image, []).append(row[f])
-    for person, image in person_images(ctx.conn, known, list(faces_in)):
-        cannot += [(node[person], r) for r in faces_in[image]]
-    for rows in faces_in.values():
-        cannot += [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]]
-    must = [(row[a], row[b]) for a, b in facts.must if a in row and b in row]
-    must += [(node[person], row[f]) for f, persons in linked.items() for person in persons
-             if person in node]
+    links = grow_links(
+        known, new, must=facts.must, cannot=facts.cannot, rejections=facts.rejections,
+        linked=linked,
+        person_of=persons_of_faces(ctx.conn, [f for pair in facts.cannot for f in pair
+                                              if f not in row]),
+        in_photo=person_images(ctx.conn, known, sorted(set(new.image_ids.tolist()))))
     assert ctx.setting.impostor is not None  # resolved (or estimated) before the run
     level = pack_settings(ctx.conn, ctx.pack.id).get(CROWDING_LEVEL)
     labels, measured = grow_known(
         known_sums, known_counts, new.embeddings, (near_person, near_face, near.similarity),
         build_knn_graph(new.embeddings, ctx.k), ctx.setting.impostor,
         ctx.setting.budget or 0.0, ctx.faces,
-        cannot=np.array([c for c in cannot if None not in c], np.int64).reshape(-1, 2),
-        must=np.array(must, np.int64).reshape(-1, 2), typical=level)
+        cannot=links.cannot, must=links.must, typical=level)
     if level is None and p == 0:  # the first run: these faces are the library
-        update_pack_settings(ctx.conn, ctx.pack.id, {CROWDING_LEVEL: round(measured, 6)})
+        result.crowding_level = round(measured, 6)
     groups = sorted(set(labels.tolist()) - set(range(p)))
     created = create_persons(ctx.conn, ctx.pack, len(groups))
     target = [*known, *created]
@@ -246,7 +228,7 @@ def _match_then_cluster(ctx: UpdateContext, new: PackFaces, facts: ManualFacts,
         return
     ctx.progress(f"clustering {len(rest):,} unmatched faces")
     sub = new.take(rest)
-    constraints = constraints_among(new, rest, facts.must, facts.cannot)
+    constraints = constraints_among(sub.ids, sub.image_ids, facts.must, facts.cannot)
     labels = cluster_embeddings(sub.embeddings, ctx.setting.method, ctx.setting.threshold,
                                 constraints, k=ctx.k)
     persons = create_persons(ctx.conn, ctx.pack, int(labels.max()) + 1)
@@ -301,19 +283,6 @@ def _keep_links(matches: list[Match[uuid.UUID]], facts: ManualFacts,
             worse = a if by_face[a].score < by_face[b].score else b
             del by_face[worse]
     return [m for m in matches if m.face in by_face]
-
-
-def constraints_among(faces: PackFaces, rows: NDArray[np.int64], must: list[tuple[int, int]],
-                      cannot: list[tuple[int, int]],
-                      anchors: NDArray[np.int64] | None = None) -> Constraints:
-    """Constraints over ``faces`` restricted to positions ``rows`` (renumbered)."""
-    pos = {f: i for i, f in enumerate(faces.ids[rows].tolist())}
-
-    def local(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return [(pos[a], pos[b]) for a, b in pairs if a in pos and b in pos]
-
-    return Constraints.build(len(rows), image_ids=faces.image_ids[rows], cannot=local(cannot),
-                             must=local(must), anchors=anchors)
 
 
 def _near(conn: psycopg.Connection, pack: PackRow, new: PackFaces, k: int,

@@ -1,6 +1,10 @@
 """``rbv eval``: index labelled photos (into a scratch database unless one is given),
 then score every method and the Immich-style baseline on the same embeddings.
 
+Labels name the main face of each photo (:func:`rbv.cluster.evaluation.subject_face`):
+either ``<identity>/<image>`` folders or a ``labels.csv`` with ``path`` and ``identity``
+columns (paths relative to the CSV).
+
 Only the faces of photos under the evaluated folder count, so a result never depends on
 what was evaluated before in the same scratch database. Each method runs with the
 setting ``rbv cluster`` would use (the library's stored calibration, else rbv's built-in
@@ -9,12 +13,15 @@ one for the recognizer, else the fallback); the baseline with its own (Immich's 
 
 from __future__ import annotations
 
+import csv
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from rbv.cluster.calibrations import BASELINE_THRESHOLD, known_recognizer, resolve_setting
 from rbv.cluster.evaluation import (
@@ -23,9 +30,8 @@ from rbv.cluster.evaluation import (
     Evaluation,
     MethodScores,
     best_of,
-    label_main_faces,
     plateau,
-    read_labels,
+    subject_face,
 )
 from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
 from rbv.cluster.methods import Method
@@ -34,6 +40,7 @@ from rbv.errors import ConfigError, RbvError
 from rbv.faces.types import FaceAnalyzer, PackInfo
 from rbv.jobs.library.index import run_index
 from rbv.jobs.reporting import Reporter
+from rbv.media.sniff import IMAGE_SUFFIXES
 from rbv.store import Database, open_database
 from rbv.store.pack_faces import FacePlace, PackFaces
 from rbv.store.queries.assignments import faces_with_paths, load_faces
@@ -168,6 +175,48 @@ def _configured(method: str, stored: dict[str, Any], pack: PackInfo, threshold: 
         setting = setting.with_impostor(ImpostorModel.from_pairs(pairs, robust=True),
                                         "estimated from the evaluated faces")
     return float(setting.budget or 0.0), setting.describe(len(faces)), setting.impostor
+
+
+def read_labels(folder: Path, labels_csv: Path | None = None) -> dict[Path, str]:
+    """Resolved image path → identity."""
+    if labels_csv is None and (folder / "labels.csv").is_file():
+        labels_csv = folder / "labels.csv"
+    labels: dict[Path, str] = {}
+    if labels_csv is not None:
+        with labels_csv.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"path", "identity"} <= set(reader.fieldnames):
+                raise ConfigError(f"{labels_csv} needs the columns path and identity")
+            for row in reader:
+                if row["identity"].strip():
+                    labels[(labels_csv.parent / row["path"]).resolve()] = row["identity"].strip()
+    else:
+        for path in sorted(folder.glob("*/*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                labels[path.resolve()] = path.parent.name
+    if not labels:
+        raise ConfigError(f"no labelled images in {folder}: expected <identity>/<image> "
+                          "folders or a labels.csv with path,identity")
+    return labels
+
+
+def label_main_faces(faces: PackFaces, places: Iterable[FacePlace],
+                     labels: Mapping[Path, str]) -> tuple[NDArray[np.object_], int]:
+    """Per face row: the identity of its photo if it is the photo's subject
+    (:func:`subject_face`), else None. Also returns how many labelled photos had no face
+    at all."""
+    of_photo: dict[Path, list[FacePlace]] = {}
+    for place in places:
+        p = Path(place.path).resolve()
+        if p in labels:
+            of_photo.setdefault(p, []).append(place)
+    row_of = {f: i for i, f in enumerate(faces.ids.tolist())}
+    out = np.full(len(faces), None, dtype=object)
+    for p, found in of_photo.items():
+        face_id = subject_face(found)
+        if face_id in row_of:
+            out[row_of[face_id]] = labels[p]
+    return out, len(set(labels) - set(of_photo))
 
 
 def faces_under(paths: list[FacePlace], folder: Path) -> set[int]:

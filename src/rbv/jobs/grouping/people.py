@@ -16,7 +16,7 @@ import psycopg
 from numpy.typing import NDArray
 
 from rbv.cluster.calibrations import resolve_setting
-from rbv.cluster.constraints import Constraints
+from rbv.cluster.decisions import constraints_among
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.jobs.grouping.cluster import estimate_impostor
 from rbv.store.queries.assignments import count_faces, load_manual_facts
@@ -37,14 +37,8 @@ def evidence_people(conn: psycopg.Connection, pack: PackRow, facts: FaceFacts,
     if setting.needs_estimate:
         setting = estimate_impostor(conn, pack, setting)
     manual = load_manual_facts(conn, pack)
-    row = {f: i for i, f in enumerate(facts.ids.tolist())}
-
-    def local(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        return [(row[a], row[b]) for a, b in pairs if a in row and b in row]
-
-    constraints = Constraints.build(len(facts), image_ids=facts.image_ids,
-                                    cannot=local(manual.cannot), must=local(manual.must),
-                                    anchors=fixed)
+    constraints = constraints_among(facts.ids, facts.image_ids, manual.must, manual.cannot,
+                                    fixed)
     return cluster_embeddings(facts.embeddings, Method.evidence, 0.0, constraints,
                               impostor=setting.impostor, budget=setting.budget or 0.0,
                               n_library=count_faces(conn, pack))

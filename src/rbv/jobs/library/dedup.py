@@ -67,6 +67,8 @@ HASH_LONG_EDGE = 256
 
 @dataclass(frozen=True)
 class DedupParams:
+    """When two photos are near duplicates (see the module doc for each value's role)."""
+
     strong_bits: int = 10
     face_similarity: float = 0.80
     min_correlation: float = 0.82

@@ -348,9 +348,9 @@ def _recluster(db: Database, ref: str, threshold: float | None, method: Method, 
     import numpy as np
 
     from rbv.cluster.calibrations import resolve_setting
+    from rbv.cluster.decisions import constraints_among
     from rbv.cluster.methods import cluster_embeddings
     from rbv.jobs.grouping.cluster import estimate_impostor
-    from rbv.jobs.grouping.cluster_update import constraints_among
     from rbv.store.queries.assignments import count_faces, load_faces, load_manual_facts
     from rbv.store.queries.pack_lookup import pack_files, pack_row, pack_settings
 
@@ -374,8 +374,8 @@ def _recluster(db: Database, ref: str, threshold: float | None, method: Method, 
         if len(faces) >= 2:
             # `rbv faces same/different` links hold here as in every clustering.
             facts = load_manual_facts(conn, pack)
-            constraints = constraints_among(faces, np.arange(len(faces), dtype=np.int64),
-                                            facts.must, facts.cannot)
+            constraints = constraints_among(faces.ids, faces.image_ids, facts.must,
+                                            facts.cannot)
             labels = cluster_embeddings(faces.embeddings, setting.method,
                                         setting.threshold or 0.0, constraints,
                                         impostor=setting.impostor,

@@ -119,7 +119,7 @@ def _write_starts(pgdata: Path, starts: dict[str, object]) -> None:
     (pgdata / STARTS).write_text(json.dumps(starts))
 
 
-def _server_pid(pgdata: Path) -> int | None:
+def server_pid(pgdata: Path) -> int | None:
     """The pid in ``postmaster.pid`` if that process is this data directory's PostgreSQL
     server (its command line is ``postgres -D <pgdata> …``); None otherwise."""
     try:
@@ -138,7 +138,7 @@ def _drop_foreign_pid_file(pgdata: Path) -> None:
     directory (stale after a crash, empty, garbage, or naming a pid now used by another
     process): PostgreSQL would take a live pid for a running server and refuse to start."""
     pid_file = pgdata / "postmaster.pid"
-    if not pid_file.exists() or _server_pid(pgdata) is not None:
+    if not pid_file.exists() or server_pid(pgdata) is not None:
         return
     with contextlib.suppress(OSError):
         pid_file.replace(pgdata / "postmaster.pid.stale")
@@ -149,7 +149,7 @@ def _ensure_running(pgdata: Path, user: ServerUser) -> None:
     _drop_foreign_pid_file(pgdata)
     postmaster.prepare(pgdata, user)
     changed = postmaster.write_access(pgdata, user)
-    if _server_pid(pgdata) is None:
+    if server_pid(pgdata) is None:
         postmaster.start(pgdata, user)
     elif changed:  # one an older rbv started, trusting every local user until now
         postmaster.reload(pgdata, user)
@@ -262,7 +262,7 @@ def _leave(pgdata: Path, user: ServerUser, linger_s: float) -> None:
                 return
             rest = [p for p in pids if p != me]
             (pgdata / HANDLES).write_text(json.dumps(rest))
-            if not rest and _server_pid(pgdata) is not None:
+            if not rest and server_pid(pgdata) is not None:
                 postmaster.stop(pgdata, user)
 
 
@@ -274,7 +274,7 @@ def _hand_over(pgdata: Path, linger_s: float) -> bool:
     me = os.getpid()
     with server_lock(pgdata):
         pids = live_handles(pgdata)
-        if pids is None or [p for p in pids if p != me] or _server_pid(pgdata) is None:
+        if pids is None or [p for p in pids if p != me] or server_pid(pgdata) is None:
             return False
         watcher = subprocess.Popen(
             [sys.executable, "-m", "rbv.store.server.linger", str(pgdata), repr(float(linger_s))],

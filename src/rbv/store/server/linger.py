@@ -6,7 +6,7 @@ so rbv processes that come meanwhile attach to the running server instead of sta
 one. The watcher stops the server once no rbv process has come or gone for SECONDS (the
 handle list's modification time) and none is attached; on SIGTERM or SIGINT it stops it
 at once if none is attached (else it leaves the list to them). It signals only a server
-that :func:`_server_pid` confirms is this data directory's PostgreSQL, through ``pg_ctl
+that :func:`server_pid` confirms is this data directory's PostgreSQL, through ``pg_ctl
 stop``, under the server lock (a process starting meanwhile waits, then starts a fresh
 server). It leaves when the data directory or the server is gone.
 """
@@ -26,7 +26,7 @@ from types import FrameType
 import psutil
 
 from rbv.store.server import postmaster
-from rbv.store.server.embedded import HANDLES, _server_pid, live_handles
+from rbv.store.server.embedded import HANDLES, live_handles, server_pid
 from rbv.store.server.postmaster import server_lock
 
 POLL_S = 5.0
@@ -44,7 +44,7 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def _stop(pgdata: Path) -> None:
     """``pg_ctl stop`` (fast mode) of this data directory's server, if it is running."""
-    if _server_pid(pgdata) is not None:
+    if server_pid(pgdata) is not None:
         postmaster.stop(pgdata, postmaster.server_user(), timeout=STOP_TIMEOUT_S)
 
 
@@ -62,7 +62,7 @@ def watch(pgdata: Path, linger_s: float) -> None:
                 time.sleep(min(POLL_S, max(0.1, linger_s - idle)))
             with server_lock(pgdata):
                 alive = live_handles(pgdata)
-                if alive is None or _server_pid(pgdata) is None:
+                if alive is None or server_pid(pgdata) is None:
                     return
                 others = [p for p in alive if p != me]
                 if others and now:  # leave the server to them; the last one hands it on
