@@ -12,6 +12,8 @@ from rbv.cluster.defaults import Method
 from tests.pgserver import PasswordServer
 from tests.support.decisions import Environment, machine_for, make_template
 
+pytestmark = pytest.mark.slow  # random sequences of edits and cluster runs on real faces
+
 
 @pytest.fixture(scope="session")
 def decisions_env(pg_server: PasswordServer, sface_analyzer,  # type: ignore[no-untyped-def]

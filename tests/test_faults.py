@@ -42,6 +42,8 @@ from rbv.store.server.embedded import DATABASE_NAME
 from tests.conftest import FACES, PACK, SFACE_THRESHOLD
 from tests.pgserver import PasswordServer
 
+pytestmark = pytest.mark.slow  # rbv subprocesses killed at ten points, servers killed
+
 PHOTOS = [FACES / who / name for who in ("Barack_Obama", "Madonna")
           for name in sorted(os.listdir(FACES / who))[:4]]
 REFINE = ("--min-face", "30", "--min-images", "3")
