@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from rbv.faces.analyzer import load_analyzer
@@ -55,9 +55,7 @@ def main() -> int:
             try:
                 run_state_machine_as_test(DecisionMachine, settings=settings(
                     max_examples=args.examples, stateful_step_count=args.steps,
-                    deadline=None, database=None,
-                    # a step is a real cluster run or index: seconds, not milliseconds
-                    suppress_health_check=[HealthCheck.too_slow]))
+                    deadline=None, database=None))  # a step: seconds
             except Exception as exc:  # noqa: BLE001 - every failure is reported, then counted
                 first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
                 notes = "\n".join(getattr(exc, "__notes__", []))  # the shrunk sequence

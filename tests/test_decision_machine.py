@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
 from rbv.cluster.defaults import Method
 from tests.pgserver import PasswordServer
@@ -35,10 +35,8 @@ def _environment(decisions_env: Environment) -> Iterator[None]:
 
 TestDecisionsHoldUnderRandomSequences = DecisionMachine.TestCase
 TestDecisionsHoldUnderRandomSequences.settings = settings(
-    max_examples=4, stateful_step_count=12, deadline=None,
-    # A step is a real cluster run or index on a database: seconds, not the
-    # milliseconds hypothesis expects of a test case.
-    suppress_health_check=[HealthCheck.too_slow])
+    max_examples=4, stateful_step_count=12,
+    deadline=None)  # a step is a real cluster run or index: seconds
 
 
 def _nth(items: list[Any], i: int) -> Any:
