@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from rbv.faces.analyzer import load_analyzer
@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.pgserver import PasswordServer  # noqa: E402
 from tests.support.decisions import (  # noqa: E402
     SHARED,
+    DecisionMachine,
     Environment,
-    machine_for,
     make_template,
 )
 
@@ -50,12 +50,12 @@ def main() -> int:
         analyzer = load_analyzer(str(SHARED / "models" / "scrfd_sface"), device="cpu")
         template = make_template(server.url, analyzer, root / "data")
         env = Environment(server.url, template, analyzer, root / "data")
-        machine = machine_for(env)
-        while True:  # each round draws new random sequences
+        DecisionMachine.env = env
+        while True:  # each round draws new random sequences (not the suite's profile)
             try:
-                run_state_machine_as_test(machine, settings=settings(
+                run_state_machine_as_test(DecisionMachine, settings=settings(
                     max_examples=args.examples, stateful_step_count=args.steps,
-                    deadline=None, database=None, suppress_health_check=list(HealthCheck)))
+                    deadline=None, database=None))  # a step: seconds
             except Exception as exc:  # noqa: BLE001 - every failure is reported, then counted
                 first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
                 notes = "\n".join(getattr(exc, "__notes__", []))  # the shrunk sequence

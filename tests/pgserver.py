@@ -17,6 +17,7 @@ from rbv.store.server.private import grant_search
 
 PASSWORD = "s3cret-Test-pw"
 POSTGRES_BIN_PATH = postgres_bin()
+WAIT_S = "300"  # pg_ctl's wait for a start or stop: 60 s by default, short on a busy machine
 
 
 def _free_port() -> int:
@@ -52,36 +53,39 @@ class PasswordServer:
             pw.write(PASSWORD)
         if kw:
             os.chmod(pw.name, 0o644)
-        subprocess.run(
-            [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "-U", "postgres",
-             "--auth=scram-sha-256", f"--pwfile={pw.name}", "--encoding=utf8"],
-            check=True, capture_output=True, **kw,  # type: ignore[arg-type]
-        )
-        port = _free_port()
-        subprocess.run(
-            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-l",
-             str(pgdata / "log"), "-o", f"-h 127.0.0.1 -p {port} -k ''", "start"],
-            check=True, capture_output=True, **kw,  # type: ignore[arg-type]
-        )
-        return cls(pgdata, port)
+        _run(["initdb", "-D", str(pgdata), "-U", "postgres", "--auth=scram-sha-256",
+              f"--pwfile={pw.name}", "--encoding=utf8"], pgdata)
+        server = cls(pgdata, _free_port())
+        server.restart()
+        return server
 
     def stop_immediately(self) -> None:
         """Kill the server the way a crash or an OOM kill would (no clean shutdown)."""
-        subprocess.run(
-            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-m", "immediate",
-             "stop"], check=True, capture_output=True, **_as_server_user(),  # type: ignore[arg-type]
-        )
+        _run(["pg_ctl", "-D", str(self.pgdata), "-t", WAIT_S, "-m", "immediate", "stop"],
+             self.pgdata)
 
     def restart(self) -> None:
-        """Start the server again on its port after :meth:`stop_immediately`."""
-        subprocess.run(
-            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-l",
-             str(self.pgdata / "log"), "-o", f"-h 127.0.0.1 -p {self.port} -k ''", "start"],
-            check=True, capture_output=True, **_as_server_user(),  # type: ignore[arg-type]
-        )
+        """Start the server (again, on its port, after :meth:`stop_immediately`)."""
+        _run(["pg_ctl", "-D", str(self.pgdata), "-w", "-t", WAIT_S, "-l",
+              str(self.pgdata / "log"), "-o", f"-h 127.0.0.1 -p {self.port} -k ''", "start"],
+             self.pgdata)
 
     def stop(self) -> None:
         subprocess.run(
-            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "stop"],
-            check=False, capture_output=True, **_as_server_user(),  # type: ignore[arg-type]
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-t", WAIT_S, "-m",
+             "fast", "stop"], check=False, capture_output=True, **_as_server_user(),  # type: ignore[arg-type]
         )
+
+
+def _run(command: list[str], pgdata: Path) -> None:
+    """Run one of the server's programs; on failure, say what it and the server said."""
+    done = subprocess.run([str(POSTGRES_BIN_PATH / command[0]), *command[1:]], text=True,
+                          capture_output=True, **_as_server_user())  # type: ignore[call-overload]
+    if done.returncode != 0:
+        try:
+            log = (pgdata / "log").read_text(errors="replace")[-2000:]
+        except OSError:
+            log = "(no log)"
+        raise AssertionError(f"{' '.join(command)} exited {done.returncode}\n"
+                             f"stdout: {done.stdout}\nstderr: {done.stderr}\n"
+                             f"server log (end): {log}")

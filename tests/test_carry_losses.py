@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 from PIL import Image, ImageEnhance
 
 from rbv.config import Settings
@@ -25,6 +26,8 @@ from rbv.store import open_database
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.server.locks import person_lock
 from tests.conftest import FACES, PACK, SFACE_THRESHOLD, run_cli
+
+pytestmark = pytest.mark.slow  # ~10 s: index killed and re-run in subprocesses
 
 MADONNA = sorted((FACES / "Madonna").iterdir())[:6]
 THIRD = sorted((FACES / "Jerry_Seinfeld").iterdir())[0]

@@ -14,6 +14,8 @@ import pytest
 from rbv.config import Settings
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.slow  # ~8 s: rbv subprocesses (pipes, signals, locales)
+
 
 def _into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
     """`rbv ARGS | head` where head has already exited: the reader end is closed before

@@ -8,8 +8,12 @@ import textwrap
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from rbv.config import Settings
 from tests.conftest import FACES, PACK, run_cli
+
+pytestmark = pytest.mark.slow  # ~11 s: every table command on an indexed library
 
 
 def _labelled(root: Path) -> Path:

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pytest
 
 from rbv.cluster.crowding import CAP, crowding
 from rbv.cluster.evidence import ImpostorModel, evidence_linkage
 from rbv.cluster.knn import build_knn_graph
 from rbv.config import Settings
 from tests.conftest import PACK, SHARED, run_cli
+
+pytestmark = pytest.mark.slow  # ~15 s: crowded libraries indexed and clustered
 
 MODEL = ImpostorModel(mu=0.1, sigma=0.087, tau=0.02)
 FAMILY = SHARED / "data" / "family"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from rbv.cluster.evaluation import subject_face
 from rbv.config import Settings
 from rbv.jobs.grouping.eval import label_main_faces, read_labels
@@ -13,6 +15,8 @@ from rbv.store.pack_faces import FacePlace
 from rbv.store.queries.assignments import faces_with_paths, load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from tests.conftest import FACES, PACK, SHARED, run_cli
+
+pytestmark = pytest.mark.slow  # ~15 s: rbv eval of every method on labelled folders
 
 LFW = SHARED / "data" / "lfw_many" / "faces"
 

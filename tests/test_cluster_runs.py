@@ -19,6 +19,8 @@ from rbv.store.server.connection import Database
 from rbv.store.server.locks import person_lock
 from tests.conftest import FACES, SFACE_THRESHOLD, cluster_photos, run_cli
 
+pytestmark = pytest.mark.slow  # ~8 s: full and incremental runs of every method
+
 
 def _cluster(cli, settings: Settings, *args: str) -> dict:  # type: ignore[no-untyped-def]
     result = run_cli(cli, "-d", str(settings.database_url), "cluster", "--model-pack",

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from rbv.config import Settings
@@ -17,6 +18,8 @@ from rbv.jobs.library.index import run_index
 from rbv.media.phash import hamming, pairwise_within, phash
 from rbv.store import open_database
 from tests.conftest import FACES, SHARED, run_cli
+
+pytestmark = pytest.mark.slow  # ~11 s: indexes near-duplicate photos
 
 FAMILY = SHARED / "data" / "family" / "faces"
 

@@ -9,9 +9,12 @@ import shutil
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from rbv.config import Settings
 from tests.conftest import CLUSTER_IDENTITIES, FACES, PACK, run_cli
+
+pytestmark = pytest.mark.slow  # ~30 s: discover over real photos
 
 RELAXED = ("--min-images", "3", "--min-face", "30")
 KNOWN = ("Angelina_Jolie", "Katy_Perry")  # indexed in the template: in known facesets

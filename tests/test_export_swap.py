@@ -16,6 +16,8 @@ from rbv.config import Settings
 from rbv.jobs.exchange.export_swap import WEIGHTS
 from tests.conftest import PACK, run_cli
 
+pytestmark = pytest.mark.slow  # ~10 s: export-swap writes face sets
+
 RELAXED = ("--min-images", "3", "--min-face", "30", "--no-crops")
 
 

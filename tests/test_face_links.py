@@ -16,6 +16,8 @@ from rbv.store import open_database
 from rbv.store.queries import links as store_links
 from tests.conftest import SFACE_THRESHOLD, run_cli
 
+pytestmark = pytest.mark.slow  # ~10 s: links then full cluster runs
+
 
 def _identities(k: int, per: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)

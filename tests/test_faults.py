@@ -5,10 +5,12 @@ again, and the library must end up exactly as an uninterrupted run leaves it: th
 faces and boxes, persons, names, manual decisions and output files, no run left
 ``running``, and the embedded server stopped once the last rbv process is gone.
 
-Everything runs on a handful of photos against a PostgreSQL server of this module's own
-(so it can be killed), in real subprocesses (so signals are real). Kill points are "the
-moment the command is seen working in the database" plus short delays: they place faults,
-they assert nothing about time.
+Everything runs on a handful of photos, each fault test against a PostgreSQL server of
+its own (killing it, or a test failing half-way, cannot take the next test down), in real
+subprocesses (so signals are real). A fault is placed by an event, never by a delay: the
+test holds a lock on a table the command must write, waits until the command is blocked
+on it (so the command is surely mid-run), and then strikes; a fault that did not land
+fails the test.
 """
 
 from __future__ import annotations
@@ -28,22 +30,30 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
 
+from rbv.store.server import postmaster
+from rbv.store.server.embedded import DATABASE_NAME
 from tests.conftest import FACES, PACK, SFACE_THRESHOLD
 from tests.pgserver import PasswordServer
+
+pytestmark = pytest.mark.slow  # rbv subprocesses killed at ten points, servers killed
 
 PHOTOS = [FACES / who / name for who in ("Barack_Obama", "Madonna")
           for name in sorted(os.listdir(FACES / who))[:4]]
 REFINE = ("--min-face", "30", "--min-images", "3")
 SWAP = ("--min-face", "30", "--top", "3")
-KILLS = [(signal.SIGKILL, 0.0), (signal.SIGTERM, 0.3), (signal.SIGINT, 1.0)]
-"""(signal, seconds after the command is first seen in the database)."""
+KILLS = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT]
+STOPPED_BY = {signal.SIGKILL: -signal.SIGKILL, signal.SIGTERM: 143, signal.SIGINT: 130}
+"""The exit status of a command stopped mid-run by each signal."""
+WRITES = {"index": "face_detections", "cluster": "face_detections",
+          "persons": "person_rejections", "refine": "runs", "export-swap": "runs"}
+"""The table each stage writes first (``runs``: where a stage records itself starting)."""
 DEADLINE_S = 120  # a hung command fails the test instead of hanging the suite
 
 
@@ -164,7 +174,16 @@ KILLED_STAGES = {"index", "cluster", "persons", "refine", "export-swap"}
 
 
 @pytest.fixture(scope="module")
+def reference_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
+    """The uninterrupted run's server: no fault ever touches it."""
+    s = PasswordServer.start(tmp_path_factory.mktemp("referenceserver"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
+    """A fault test's own server."""
     s = PasswordServer.start(tmp_path_factory.mktemp("faultserver"))
     yield s
     s.stop()
@@ -185,29 +204,73 @@ def _library(server: PasswordServer, root: Path, name: str) -> Library:
 
 
 @pytest.fixture(scope="module")
-def reference(server: PasswordServer, tmp_path_factory: pytest.TempPathFactory
-              ) -> dict[str, object]:
-    """The uninterrupted pipeline's result."""
-    lib = _library(server, tmp_path_factory.mktemp("reference"), "reference")
+def reference_library(reference_server: PasswordServer,
+                      tmp_path_factory: pytest.TempPathFactory) -> Library:
+    """A library the whole pipeline ran on, uninterrupted."""
+    lib = _library(reference_server, tmp_path_factory.mktemp("reference"), "reference")
     for name in STAGES:
         lib.run(name)
-    result = lib.snapshot()
+    return lib
+
+
+@pytest.fixture(scope="module")
+def reference(reference_library: Library) -> dict[str, object]:
+    """The uninterrupted pipeline's result."""
+    result = reference_library.snapshot()
     assert result["swap"] and result["names"] and result["rejections"]
     return result
 
 
-def _seen_working(lib: Library, proc: subprocess.Popen[str]) -> bool:
-    """Wait until this process holds a connection to its database (matched by its TCP
-    port: a killed predecessor's backend may linger); False if it ended first."""
-    while proc.poll() is None:
-        with contextlib.suppress(psutil.Error, psycopg.OperationalError):
-            ports = [c.laddr.port for c in psutil.Process(proc.pid).net_connections("tcp")
-                     if c.raddr and c.raddr.port == lib.server.port]
-            if ports and lib.rows("SELECT 1 FROM pg_stat_activity WHERE client_port = "
-                                  "ANY(%s) AND datname = current_database()", ports):
-                return True
-        time.sleep(0.02)
-    return False
+FINISHING = 4242
+"""The advisory lock a run recording its success waits for (see _stop_at_finishing)."""
+
+
+def _stop_at_finishing(url: str) -> None:
+    """Make a run that records its success (``runs``: running -> ok or partial) wait,
+    before it does, for the advisory lock FINISHING whenever the test holds it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"""
+            CREATE FUNCTION test_wait_finishing() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_advisory_xact_lock({FINISHING}); RETURN NEW; END $$;
+            CREATE TRIGGER test_wait_finishing BEFORE UPDATE ON runs FOR EACH ROW
+            WHEN (OLD.status = 'running' AND NEW.status IN ('ok', 'partial'))
+            EXECUTE FUNCTION test_wait_finishing()""")
+
+
+@contextlib.contextmanager
+def _held(url: str, *tables: str) -> Iterator[psycopg.Connection]:
+    """Hold ``tables`` against writes (reads go on), or with none the advisory lock
+    FINISHING, until the block ends: a command that writes one of them (or records its
+    success) waits there, mid-run, for the test to strike."""
+    with psycopg.connect(url) as conn:
+        if tables:
+            conn.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+        else:
+            conn.execute(f"SELECT pg_advisory_xact_lock({FINISHING})")
+        yield conn
+        conn.rollback()
+
+
+def _wait_blocked(proc: subprocess.Popen[str], url: str, locker: psycopg.Connection,
+                  port: int | None = None) -> None:
+    """Wait until ``proc`` is blocked by ``locker``'s lock; fail if it ended first. With
+    ``port`` (a TCP server) the waiting backend must be one of this process's
+    connections, a killed predecessor's backend may linger; on the embedded server (a
+    socket) the process is the server's only other client."""
+    me = locker.info.backend_pid
+    with psycopg.connect(url, autocommit=True) as watcher:
+        while proc.poll() is None:
+            ports: list[int] = []
+            if port is not None:
+                with contextlib.suppress(psutil.Error):
+                    ports = [c.laddr.port for c in psutil.Process(proc.pid).net_connections(
+                        "tcp") if c.raddr and c.raddr.port == port]
+            if watcher.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid)) "
+                    "AND (%s OR client_port = ANY(%s))", (me, port is None, ports)).fetchone():
+                return
+            time.sleep(0.02)  # polls the event: the command blocked
+    pytest.fail(f"the command ended before the fault could strike: {proc.communicate()}")
 
 
 def _assert_clean_exit(proc: subprocess.Popen[str], err: str, allowed: set[int]) -> None:
@@ -221,24 +284,21 @@ def test_killed_at_every_stage_then_rerun_equals_an_uninterrupted_run(
         server: PasswordServer, reference: dict[str, object],
         tmp_path_factory: pytest.TempPathFactory) -> None:
     lib = _library(server, tmp_path_factory.mktemp("killed"), "killed")
+    _stop_at_finishing(lib.url)
     for n, name in enumerate(STAGES):
-        # Two kill points per stage, the three signals taking turns across stages.
-        kills = [KILLS[n % 3], KILLS[(n + 1) % 3]] if name in KILLED_STAGES else []
-        for sig, delay in kills:
-            if not _needed(lib, name):
-                break  # a persons edit that went through is not made twice
-            proc = lib.start(name)
-            if _seen_working(lib, proc):
-                time.sleep(delay)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(sig)
+        if name not in KILLED_STAGES:
+            lib.run(name)
+            continue
+        # Two kill points per stage: at the first write of its work, and with all its
+        # work done, as it records its success; the signals take turns across stages.
+        for sig, tables in [(KILLS[n % 3], (WRITES[name],)), (KILLS[(n + 1) % 3], ())]:
+            assert _needed(lib, name), "a persons edit went through before its last fault"
+            with _held(lib.url, *tables) as locker:
+                proc = lib.start(name)
+                _wait_blocked(proc, lib.url, locker, lib.server.port)
+                proc.send_signal(sig)
             _, err = proc.communicate(timeout=DEADLINE_S)
-            # Finished before the signal (0), or stopped by it: 130 Ctrl-C, 143 SIGTERM.
-            # A signal that lands in the last moments of interpreter shutdown, after the
-            # command's work is done, kills it the default way (-2, -15); shells report
-            # those as 130 and 143 too.
-            _assert_clean_exit(proc, err, {0, 130, 143, -signal.SIGKILL, -signal.SIGINT,
-                                           -signal.SIGTERM})
+            _assert_clean_exit(proc, err, {STOPPED_BY[sig]})
         if _needed(lib, name):
             lib.run(name)
     assert lib.snapshot() == reference
@@ -254,18 +314,16 @@ def test_database_server_killed_mid_index_then_rerun_equals_an_uninterrupted_run
         server: PasswordServer, reference: dict[str, object],
         tmp_path_factory: pytest.TempPathFactory) -> None:
     lib = _library(server, tmp_path_factory.mktemp("dbkill"), "dbkill")
-    proc = lib.start("index")
-    assert _seen_working(lib, proc)
-    time.sleep(0.5)
-    server.stop_immediately()
-    try:
-        _, err = proc.communicate(timeout=DEADLINE_S)
-    finally:
-        server.restart()
-    # 2: "a server needed by the run died; re-run" (0 only if it had already finished).
-    _assert_clean_exit(proc, err, {0, 2})
-    if proc.returncode == 2:
-        assert "re-run" in err.lower()
+    with contextlib.suppress(psycopg.OperationalError), \
+            _held(lib.url, "face_detections") as locker:  # photos catalogued, no face yet
+        proc = lib.start("index")
+        _wait_blocked(proc, lib.url, locker, server.port)
+        server.stop_immediately()
+    _, err = proc.communicate(timeout=DEADLINE_S)
+    server.restart()
+    # 2: "a server needed by the run died; re-run".
+    _assert_clean_exit(proc, err, {2})
+    assert "re-run" in err.lower()
     lib.run("index")
     _assert_index_equal(lib.snapshot(), reference)
 
@@ -350,6 +408,16 @@ def _attached(pgdata: Path) -> list[int]:
         return []
 
 
+def _embedded_url_of(proc: subprocess.Popen[str], pgdata: Path) -> str:
+    """Wait until ``proc`` uses the embedded server (it is on the server's handle list);
+    the URL of rbv's database on it."""
+    while proc.pid not in _attached(pgdata):
+        if proc.poll() is not None:
+            pytest.fail(f"the command ended before it used the server: {proc.communicate()}")
+        time.sleep(0.02)  # polls the event: the process attached
+    return postmaster.url(pgdata, postmaster.server_user(), DATABASE_NAME)
+
+
 def test_embedded_server_stops_after_the_last_rbv_exits(tmp_path: Path) -> None:
     """index killed with SIGKILL (the server outlives it: nobody is left to stop it),
     then again with SIGTERM (now the last rbv: the server stops with it), then a clean
@@ -368,15 +436,14 @@ def test_embedded_server_stops_after_the_last_rbv_exits(tmp_path: Path) -> None:
     for sig in (signal.SIGKILL, signal.SIGTERM):
         proc = subprocess.Popen([*rbv, "index", str(photos)], env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        while proc.poll() is None and proc.pid not in _attached(pgdata):
-            time.sleep(0.02)  # until this process uses the server
-        time.sleep(0.5)
-        with contextlib.suppress(ProcessLookupError):
+        url = _embedded_url_of(proc, pgdata)
+        with _held(url, "face_detections", "runs") as locker:
+            _wait_blocked(proc, url, locker)
             proc.send_signal(sig)
         _, err = proc.communicate(timeout=DEADLINE_S)
         assert "Traceback" not in err, err
+        assert proc.returncode == STOPPED_BY[sig], err
         if sig == signal.SIGTERM:
-            assert proc.returncode in (0, 143), err
             assert not _postgres_of(pgdata), "the server outlived the last rbv process"
     again = subprocess.run([*rbv, "index", str(photos), "--json"], env=env, text=True,
                            capture_output=True, timeout=DEADLINE_S)
@@ -390,10 +457,11 @@ def test_embedded_server_stops_after_the_last_rbv_exits(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_output_disk_full_is_one_line_and_a_rerun_with_space_completes(
-        server: PasswordServer, reference: dict[str, object], tmp_path: Path) -> None:
+        reference_library: Library, reference: dict[str, object], tmp_path: Path) -> None:
     """refine writing crops onto a 64 KB disk: one line (exit 1); then with space, the
-    output equals the uninterrupted run's."""
-    lib = Library(server, "reference", tmp_path)  # the reference library's database
+    output equals the uninterrupted run's (the database is the reference's: refine only
+    reads it, and no fault touches its server)."""
+    lib = replace(reference_library, root=tmp_path)
     with _small_disk("64k") as small:
         done = subprocess.run([sys.executable, "-m", "rbv", "refine", str(small), *REFINE],
                               env=lib.env(), text=True, capture_output=True,
@@ -424,12 +492,13 @@ def test_embedded_server_killed_under_its_last_client_is_one_error_line(
     pgdata = (tmp_path / "rbv" / "pg").resolve()
     proc = subprocess.Popen([*rbv, "index", str(photos)], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    while proc.poll() is None and proc.pid not in _attached(pgdata):
-        time.sleep(0.02)
-    time.sleep(0.3)
-    (postmaster,) = [p for p in _postgres_of(pgdata) if p.ppid() not in
+    url = _embedded_url_of(proc, pgdata)
+    with contextlib.suppress(psycopg.OperationalError), \
+            _held(url, "face_detections", "runs") as locker:
+        _wait_blocked(proc, url, locker)
+        (server,) = [p for p in _postgres_of(pgdata) if p.ppid() not in
                      {q.pid for q in _postgres_of(pgdata)}]
-    postmaster.kill()
+        server.kill()
     _, err = proc.communicate(timeout=DEADLINE_S)
     assert proc.returncode == 2, err
     assert "Traceback" not in err and "NoSuchProcess" not in err, err

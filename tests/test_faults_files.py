@@ -31,6 +31,8 @@ from rbv.store import open_database
 from tests.conftest import MISC, PACK, run_cli
 from tests.test_xmp import _name_by_position
 
+pytestmark = pytest.mark.slow  # export-xmp in a subprocess killed at every file step
+
 PHOTOS = ("fr_two_people.jpg", "fr_obama_and_biden.jpg")
 DEADLINE_S = 120
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")

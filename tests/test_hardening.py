@@ -24,6 +24,8 @@ from rbv.store.queries.packs import register_pack
 from tests.conftest import FACES, IMMICH_KEY, MISC, PACK, SFACE_THRESHOLD, run_cli
 from tests.pgserver import PASSWORD
 
+pytestmark = pytest.mark.slow  # ~25 s: rbv subprocesses in hostile setups
+
 PHOTO = MISC / "fr_two_people.jpg"
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,6 +25,8 @@ from rbv.jobs.exchange.immich_paths import resolve_inside, safe_relative_path
 from tests.conftest import IMMICH_KEY, MISC, run_cli
 from tests.pgserver import PASSWORD
 
+pytestmark = pytest.mark.slow  # ~20 s: 250 hostile inputs through index and the CLI
+
 PHOTO = MISC / "fr_two_people.jpg"
 
 

@@ -23,6 +23,8 @@ from tests.conftest import FACES, PACK, run_cli
 from tests.pgserver import PasswordServer
 from tests.support.immich_real import RealImmich
 
+pytestmark = pytest.mark.slow  # a real Immich server
+
 IDENTITIES = ("Mindy_Kaling", "Ben_Affleck", "Katy_Perry", "Scarlett_Johansson")
 USER_NAMED = ("Scarlett_Johansson", "Barry")  # the user's own name for one cluster
 LATE = "Jennifer_Aniston"  # uploaded while Immich's face detection is paused

@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from rbv.config import Settings
 from tests.conftest import IMMICH_KEY, run_cli
+
+pytestmark = pytest.mark.slow  # ~13 s: stages a library into the Immich stand-in
 
 FAST = ("--retry-wait", "0.01", "--timeout", "5")
 

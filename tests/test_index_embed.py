@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pytest
 from numpy.typing import NDArray
 
 from rbv.config import Settings
@@ -27,6 +28,8 @@ from rbv.media.types import DecodedImage
 from rbv.store import Database
 from tests.conftest import FACES, MISC, PACK, run_cli
 from tests.pgserver import PasswordServer
+
+pytestmark = pytest.mark.slow  # ~20 s: indexes real photos with the model many times
 
 PEOPLE = {
     "Barack_Obama": ["fr_obama.jpg", "fr_obama2.jpg"],

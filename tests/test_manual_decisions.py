@@ -12,6 +12,8 @@ import pytest
 from rbv.config import Settings
 from tests.conftest import SFACE_THRESHOLD, run_cli
 
+pytestmark = pytest.mark.slow  # ~12 s: edits between cluster runs on real faces
+
 
 def _ok(cli, *args: str):  # type: ignore[no-untyped-def]
     done = run_cli(cli, *args)

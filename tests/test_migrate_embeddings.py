@@ -29,6 +29,8 @@ from rbv.store.server import migrations as migrations_module
 from rbv.store.server.migrations import apply_pending, migrations_dir
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.slow  # ~25 s: re-embeds a library
+
 VERSION = 10
 FACES = 12_000
 DIM = 128

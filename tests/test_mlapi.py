@@ -16,6 +16,8 @@ from rbv.media.decode import decode_for_detection
 from rbv.mlapi.client import STOP_AFTER_FAILED_IMAGES, RemoteFaceAnalyzer
 from tests.conftest import FACES, PACK, run_cli
 
+pytestmark = pytest.mark.slow  # ~15 s: indexes through an ML server over HTTP
+
 REMOTE = "files ? 'immich-ml:facial-recognition'"
 
 

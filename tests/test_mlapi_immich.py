@@ -34,6 +34,8 @@ from tests.support.immich_ml import (
     write_square_pack,
 )
 
+pytestmark = pytest.mark.slow  # ~30 s: indexes through the Immich-ML stand-in server
+
 SOURCE = SHARED / "immich" / "machine-learning"
 PEOPLE = ("Barack_Obama", "Katy_Perry", "Jerry_Seinfeld")  # Katy_Perry has a HEIC
 REMOTE_PACK = f"remote:{SERVED_NAME}@127.0.0.1"

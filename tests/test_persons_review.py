@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from rbv.cluster.defaults import ImpostorModel
@@ -16,6 +17,8 @@ from rbv.config import Settings
 from rbv.store import open_database
 from tests.conftest import FACES, PACK, run_cli
 from tests.test_persons_cli import _assignments
+
+pytestmark = pytest.mark.slow  # ~8 s: persons review sessions on real faces
 
 SFACE = ImpostorModel(0.10, 0.087, 0.02)
 

@@ -19,6 +19,8 @@ from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from tests.conftest import FACES, MISC, PACK, run_cli
 
+pytestmark = pytest.mark.slow  # ~25 s: indexes photos edited between runs
+
 TWO = MISC / "fr_two_people.jpg"  # 1126×661, two people side by side
 OTHER = FACES / "Madonna" / sorted(p.name for p in (FACES / "Madonna").iterdir())[0]
 THIRD = FACES / "Jerry_Seinfeld" / sorted(p.name for p in (FACES / "Jerry_Seinfeld").iterdir())[0]

@@ -20,6 +20,8 @@ from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from tests.conftest import FACES, MISC, PACK, run_cli
 
+pytestmark = pytest.mark.slow  # ~20 s: indexes copies and moves of photos, in subprocesses
+
 IDENTITIES = ("Madonna", "Jerry_Seinfeld")
 
 State = dict[int, tuple[int, str | None, str | None, tuple[float, ...]]]

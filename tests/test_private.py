@@ -25,8 +25,11 @@ from rbv.store.server.postmaster import postgres_bin
 from rbv.store.server.private import socket_dir
 from tests.conftest import FACES, PACK
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
-                                reason="acting as another local user needs root and setpriv")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                       reason="acting as another local user needs root and setpriv"),
+    pytest.mark.slow,  # ~15 s: subprocesses as other users
+]
 
 NOBODY = 65534
 DEADLINE_S = 300

@@ -8,11 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from rbv.config import Settings
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from tests.conftest import FACES, cluster_photos, run_cli
+
+pytestmark = pytest.mark.slow  # ~10 s: refine on real faces, crops written
 
 RELAXED = ("--min-images", "3", "--min-face", "30")
 

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
@@ -23,6 +24,8 @@ from tests.serve_client import (
     twin_database,
 )
 from tests.serve_client import database_state as _state
+
+pytestmark = pytest.mark.slow  # ~10 s: the web app through many pages
 
 HOSTILE = '<script>console.error("pwned")</script> Ada & "Bob"'
 

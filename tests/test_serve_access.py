@@ -36,6 +36,8 @@ from tests.serve_client import (
     sign_in,
 )
 
+pytestmark = pytest.mark.slow  # ~10 s: rbv serve in subprocesses
+
 
 def _rows(settings: Settings, query: str) -> list[tuple[object, ...]]:
     with psycopg.connect(str(settings.database_url)) as conn:

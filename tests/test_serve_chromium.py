@@ -16,12 +16,15 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import psycopg
+import pytest
 from playwright.sync_api import Page, expect
 
 from rbv.config import Settings
 from tests.conftest import run_cli
 from tests.serve_client import database_state, person_there, serving, twin_database
 from tests.support.browser import broken_images, wait_for_visible_images, watch_errors
+
+pytestmark = pytest.mark.slow  # a real headless Chromium
 
 
 def _rows(settings: Settings, query: str, *args: object) -> list[tuple[object, ...]]:

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import psycopg
+import pytest
 from playwright.sync_api import Page, expect
 
 from rbv.config import Settings
@@ -22,6 +23,8 @@ from tests.conftest import SHARED, run_cli
 from tests.serve_client import Client, database_state
 from tests.test_cluster_runs import _main_faces
 from tests.test_persons_cli import _assignments
+
+pytestmark = pytest.mark.slow  # ~8 s: split reviews with cluster runs
 
 YOUNG_AND_OLD = SHARED / "data" / "family" / "faces" / "lag_al_pacino"
 """One person photographed young and adult (5 photos): the two-people test calls it one

@@ -225,6 +225,7 @@ def _rbv(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow  # embedded servers started in rbv subprocesses
 def test_embedded_database_is_created_and_shared_by_concurrent_processes(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "RBV_DATABASE_URL")}
     env["RBV_DATA_DIR"] = str(tmp_path / "rbv")
@@ -283,6 +284,7 @@ def _server_runs(tmp_path: Path):  # type: ignore[no-untyped-def]
     return run
 
 
+@pytest.mark.slow  # embedded servers started in rbv subprocesses
 def test_embedded_server_sizes_its_buffer_cache_from_the_next_start(tmp_path: Path) -> None:
     """Issue 33: PostgreSQL's default 128 MB cache held no pack's HNSW index past ~50k
     faces × 512-d, so each search of ``rbv cluster`` copied its pages in again. The
@@ -304,6 +306,7 @@ def test_embedded_server_sizes_its_buffer_cache_from_the_next_start(tmp_path: Pa
     assert buffers_mb() == 160
 
 
+@pytest.mark.slow  # embedded servers started in rbv subprocesses
 def test_embedded_server_keeps_its_cache_across_restarts(tmp_path: Path) -> None:
     """Issue 33: the first ``rbv cluster`` after the server started read the HNSW
     index's pages in one search at a time (1,000 new faces into 1M: 3.7 s cold, 1.8 s
@@ -351,6 +354,7 @@ def _until(condition, bound_s: float = 600) -> bool:  # type: ignore[no-untyped-
     return bool(condition())
 
 
+@pytest.mark.slow  # embedded servers started in rbv subprocesses
 def test_embedded_server_lingers_for_the_next_command_then_stops(tmp_path: Path) -> None:
     """Issue 24 #8: with RBV_SERVER_LINGER, the last rbv out leaves the server to a
     detached watcher (in its place in the handle list); the next command attaches to that
@@ -490,6 +494,7 @@ def test_a_pooled_database_reuses_connections_but_never_a_lock_or_a_transaction(
     pooled.close()
 
 
+@pytest.mark.slow  # embedded servers started in rbv subprocesses
 def test_a_pid_taken_over_by_another_process_does_not_keep_the_server_up(
         tmp_path: Path) -> None:
     """Issue 31 #4: the handle list names an rbv process that died without detaching,

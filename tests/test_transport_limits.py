@@ -24,6 +24,8 @@ from rbv.config import Settings
 from rbv.errors import InferenceUnavailable
 from tests.conftest import IMMICH_KEY, MISC
 
+pytestmark = pytest.mark.slow  # ~30 s: servers driven to their transport limits
+
 VERSION = b'{"major": 1, "minor": 132, "patch": 3}'
 Serve = Callable[[socket.socket, bytes], None]
 

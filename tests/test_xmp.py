@@ -26,6 +26,8 @@ from rbv.store import open_database
 from rbv.store.queries.persons import new_person, place_faces, set_name
 from tests.conftest import FACES, FOLDER_IDENTITIES, FOLDER_MIXED, MISC, import_folders, run_cli
 
+pytestmark = pytest.mark.slow  # ~10 s: exports and imports through exiftool
+
 register_heif_opener()
 
 UPRIGHT = MISC / "fr_two_people.jpg"

@@ -47,7 +47,16 @@ from typing import Any
 import numpy as np
 import psycopg
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    Bundle,
+    MultipleResults,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
 from numpy.typing import NDArray
 
 from rbv.cluster.centroids import group_sums
@@ -155,7 +164,9 @@ def comparable(report: Any) -> dict[str, Any]:
 class DecisionMachine(PhotoRules, RuleBasedStateMachine):
     """One sequence of a user's actions on a fresh copy of the template."""
 
-    env: Environment  # set by machine_for()
+    env: Environment  # set on the class by whoever runs it (a fixture, the fuzz script)
+    faces = Bundle("faces")  # face ids the sequence has seen made (some since deleted)
+    persons = Bundle("persons")  # person ids likewise (some since merged or deleted)
 
     def __init__(self) -> None:
         super().__init__()
@@ -172,6 +183,8 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         uuid.uuid4 = lambda: uuid.UUID(int=ids.getrandbits(128), version=4)
         self.undoable: list[State] = []  # the state before each edit since the last auto
         self.indexed_more = False
+        self.handed: set[Any] = set()  # the faces and persons handed to the bundles
+        self._ranking: tuple[int, SuggestionQueue, Any] | None = None
         self.env.log.clear()
         self.env.sequences += 1
 
@@ -190,17 +203,45 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
             row = conn.execute("SELECT coalesce(max(id), 0) FROM person_edits").fetchone()
         return int(row[0]) if row else 0
 
-    def persons(self) -> list[str]:
+    def live_persons(self) -> list[str]:
         with self.db.connect() as conn:
             return [str(p) for (p,) in conn.execute(
                 "SELECT id FROM persons WHERE merged_into IS NULL ORDER BY id")]
 
-    def faces(self) -> list[int]:
+    def all_faces(self) -> list[int]:
         with self.db.connect() as conn:
             return [int(f) for (f,) in conn.execute("SELECT id FROM face_detections ORDER BY id")]
 
-    def pick(self, items: list[Any], index: int) -> Any:
-        return items[index % len(items)] if items else None
+    def held_faces(self) -> list[tuple[str, int]]:
+        """(person, face) for every face in a person."""
+        with self.db.connect() as conn:
+            return [(str(p), int(f)) for f, p in conn.execute(
+                "SELECT id, person_id FROM face_detections WHERE person_id IS NOT NULL "
+                "ORDER BY person_id, id")]
+
+    def new_persons(self) -> MultipleResults[str]:
+        """The persons that exist now and were not handed to the bundle before."""
+        new = [p for p in self.live_persons() if p not in self.handed]
+        self.handed.update(new)
+        return multiple(*new)
+
+    def new_faces(self) -> MultipleResults[int]:
+        new = [f for f in self.all_faces() if f not in self.handed]
+        self.handed.update(new)
+        return multiple(*new)
+
+    def ranking(self) -> tuple[SuggestionQueue, Any]:
+        """The merge suggestions as the web page has them now (kept for this step: the
+        preconditions and the rule that answers read the same ranking)."""
+        if self._ranking is None or self._ranking[0] != self.env.steps:
+            queue = SuggestionQueue(self.db, PACK_NAME, min_score=0.01)
+            ranking, _fresh = queue._current(wait=True)
+            self._ranking = (self.env.steps, queue, ranking)
+        return self._ranking[1], self._ranking[2]
+
+    def suggested(self) -> bool:
+        ranking = self.ranking()[1]
+        return bool(ranking and ranking.suggestions)
 
     # -- edits ---------------------------------------------------------------------
     def edit(self, what: str, action: Callable[[], Any]) -> None:
@@ -221,102 +262,91 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         self.env.steps += 1
         self.undoable.clear()
 
-    @initialize()
-    def first_cluster(self) -> None:
+    @initialize(target=faces)
+    def template_faces(self) -> MultipleResults[int]:
+        return self.new_faces()
+
+    @initialize(target=persons)
+    def first_cluster(self) -> MultipleResults[str]:
         self.cluster_run(full=True)
+        return self.new_persons()
 
-    @rule(p=st.integers(0, 99), n=st.sampled_from(NAMES))
-    def name(self, p: int, n: str) -> None:
-        person = self.pick(self.persons(), p)
-        if person:
-            self.edit(f"name {person[:8]} {n}", lambda: editing.name(self.db, person, n))
+    @rule(person=persons, n=st.sampled_from(NAMES))
+    def name(self, person: str, n: str) -> None:
+        self.edit(f"name {person[:8]} {n}", lambda: editing.name(self.db, person, n))
 
-    @rule(a=st.integers(0, 99), b=st.integers(0, 99))
-    def merge(self, a: int, b: int) -> None:
-        persons = self.persons()
-        target, source = self.pick(persons, a), self.pick(persons, b)
-        if target and source and target != source:
-            self.edit(f"merge {target[:8]} {source[:8]}",
-                      lambda: editing.merge(self.db, target, [source]))
+    @rule(into=persons, source=persons)
+    def merge(self, into: str, source: str) -> None:
+        self.edit(f"merge {into[:8]} {source[:8]}",
+                  lambda: editing.merge(self.db, into, [source]))
 
-    @rule(f=st.lists(st.integers(0, 999), min_size=1, max_size=3), p=st.integers(-1, 99))
-    def move(self, f: list[int], p: int) -> None:
-        faces = sorted({self.pick(self.faces(), i) for i in f})
-        person = None if p < 0 else self.pick(self.persons(), p)
-        self.edit(f"move {faces} --to {person and person[:8]}",
-                  lambda: editing.move(self.db, faces, person, PACK_NAME))
+    @rule(target=persons, chosen=st.lists(faces, min_size=1, max_size=3),
+          person=st.none() | persons)
+    def move(self, chosen: list[int], person: str | None) -> MultipleResults[str]:
+        """``person`` None: to a new person."""
+        chosen = sorted(set(chosen))
+        self.edit(f"move {chosen} --to {person and person[:8]}",
+                  lambda: editing.move(self.db, chosen, person, PACK_NAME))
+        return self.new_persons()
 
-    @rule(p=st.integers(0, 99), f=st.integers(0, 99))
-    def not_this_person(self, p: int, f: int) -> None:
-        person = self.pick(self.persons(), p)
-        if not person:
-            return
-        with self.db.connect() as conn:
-            mine = [int(x) for (x,) in conn.execute(
-                "SELECT id FROM face_detections WHERE person_id = %s ORDER BY id", (person,))]
-        face = self.pick(mine, f)
-        if face is not None:
-            self.edit(f"not-this-person {person[:8]} {face}",
-                      lambda: editing.reject(self.db, person, [face]))
+    @precondition(lambda self: self.held_faces())
+    @rule(data=st.data())
+    def not_this_person(self, data: st.DataObject) -> None:
+        person, face = data.draw(st.sampled_from(self.held_faces()), label="person, face")
+        self.reject(person, face)
 
-    @rule(a=st.integers(0, 999), b=st.integers(0, 999), same=st.booleans())
+    def reject(self, person: str, face: int) -> None:
+        self.edit(f"not-this-person {person[:8]} {face}",
+                  lambda: editing.reject(self.db, person, [face]))
+
+    @rule(a=faces, b=faces, same=st.booleans())
     def faces_link(self, a: int, b: int, same: bool) -> None:
-        faces = self.faces()
-        fa, fb = self.pick(faces, a), self.pick(faces, b)
-        if fa != fb:
-            self.edit(f"faces {'same' if same else 'different'} {fa} {fb}",
-                      lambda: link(self.db, [fa, fb], same=same))
+        self.edit(f"faces {'same' if same else 'different'} {a} {b}",
+                  lambda: link(self.db, [a, b], same=same))
 
-    @rule(p=st.integers(0, 99), hidden=st.booleans())
-    def hide(self, p: int, hidden: bool) -> None:
-        person = self.pick(self.persons(), p)
-        if person:
-            self.edit(f"{'hide' if hidden else 'unhide'} {person[:8]}",
-                      lambda: editing.hide(self.db, [person], hidden))
+    @rule(person=persons, hidden=st.booleans())
+    def hide(self, person: str, hidden: bool) -> None:
+        self.edit(f"{'hide' if hidden else 'unhide'} {person[:8]}",
+                  lambda: editing.hide(self.db, [person], hidden))
 
-    @rule(p=st.integers(0, 99))
-    def split(self, p: int) -> None:
-        person = self.pick(self.persons(), p)
-        if person:
-            self.edit(f"split {person[:8]}", lambda: editing.split(self.db, person, 0.6))
+    @rule(target=persons, person=persons)
+    def split(self, person: str) -> MultipleResults[str]:
+        self.edit(f"split {person[:8]}", lambda: editing.split(self.db, person, 0.6))
+        return self.new_persons()
 
-    @rule(i=st.integers(0, 99), accept=st.booleans())
-    def suggestion(self, i: int, accept: bool) -> None:
+    @precondition(lambda self: self.suggested())
+    @rule(data=st.data(), accept=st.booleans())
+    def suggestion(self, data: st.DataObject, accept: bool) -> None:
         """Answer a merge suggestion as the web page does (yes: merge; no: different)."""
-        queue = SuggestionQueue(self.db, PACK_NAME, min_score=0.01)
-        ranking, _fresh = queue._current(wait=True)
-        s = self.pick(ranking.suggestions if ranking else [], i)
-        if s is not None:
-            answer = queue.accept if accept else queue.dismiss
-            self.edit(f"suggestion {s.keep.id.hex[:8]} {s.other.id.hex[:8]} "
-                      f"{'yes' if accept else 'no'}", lambda: answer(s.keep.id, s.other.id))
+        self.answer(data.draw(st.sampled_from(self.ranking()[1].suggestions)), accept)
 
-    @rule(i=st.integers(0, 99), ticks=st.lists(st.booleans(), min_size=1, max_size=6))
-    def pairs_page(self, i: int, ticks: list[bool]) -> None:
+    def answer(self, s: Any, accept: bool) -> None:
+        queue = self.ranking()[0]
+        answer = queue.accept if accept else queue.dismiss
+        self.edit(f"suggestion {s.keep.id.hex[:8]} {s.other.id.hex[:8]} "
+                  f"{'yes' if accept else 'no'}", lambda: answer(s.keep.id, s.other.id))
+
+    @precondition(lambda self: self.suggested())
+    @rule(data=st.data(), ticks=st.lists(st.booleans(), min_size=1, max_size=6))
+    def pairs_page(self, data: st.DataObject, ticks: list[bool]) -> None:
         """Answer a page of "which of these pairs are one person?" as the web page does:
         the pairs ticked join their persons, the others are marked different (ticks
         that contradict each other are refused)."""
-        queue = SuggestionQueue(self.db, PACK_NAME, min_score=0.01)
-        ranking, _fresh = queue._current(wait=True)
-        pairs = ranking.suggestions if ranking else []
-        page = pairs[i % len(pairs):][:len(ticks)] if pairs else []
-        if page:
-            shown = [(s.keep.id, s.other.id) for s in page]
-            same = [pair for pair, tick in zip(shown, ticks, strict=False) if tick]
-            self.edit("pairs " + " ".join(f"{a.hex[:8]}+{b.hex[:8]}{'✓' if pair in same else ''}"
-                                          for pair in shown for a, b in [pair]),
-                      lambda: queue.answer_pairs(shown, same))
+        queue, ranking = self.ranking()
+        start = data.draw(st.integers(0, len(ranking.suggestions) - 1), label="first pair")
+        shown = [(s.keep.id, s.other.id) for s in ranking.suggestions[start:][:len(ticks)]]
+        same = [pair for pair, tick in zip(shown, ticks, strict=False) if tick]
+        self.edit("pairs " + " ".join(f"{a.hex[:8]}+{b.hex[:8]}{'✓' if pair in same else ''}"
+                                      for pair in shown for a, b in [pair]),
+                  lambda: queue.answer_pairs(shown, same))
 
-    @rule(i=st.integers(0, 99), ticks=st.lists(st.booleans(), min_size=1, max_size=6))
-    def grid(self, i: int, ticks: list[bool]) -> None:
+    @precondition(lambda self: self.suggested())
+    @rule(data=st.data(), ticks=st.lists(st.booleans(), min_size=1, max_size=6))
+    def grid(self, data: st.DataObject, ticks: list[bool]) -> None:
         """Answer "which of these are X?" as the web page does: the persons ticked are
         merged into X, the others marked different."""
-        queue = SuggestionQueue(self.db, PACK_NAME, min_score=0.01)
-        ranking, _fresh = queue._current(wait=True)
-        s = self.pick(ranking.suggestions if ranking else [], i)
-        if s is None or ranking is None:
-            return
-        keep = s.keep.id
+        queue, ranking = self.ranking()
+        keep = data.draw(st.sampled_from(ranking.suggestions), label="suggestion").keep.id
         shown = [t.other.id if t.keep.id == keep else t.keep.id
                  for t in ranking.pairs.of(keep.int)][:len(ticks)]
         same = [p for p, tick in zip(shown, ticks, strict=False) if tick]
@@ -365,38 +395,45 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
             assert self.state() == settled, "a second cluster --full changed something"
             assert again.reassigned == 0
 
-    @rule()
-    def cluster(self) -> None:
+    @rule(target=persons)
+    def cluster(self) -> MultipleResults[str]:
         self.cluster_run(full=False)
+        return self.new_persons()
 
-    @rule()
-    def cluster_full(self) -> None:
+    @rule(target=persons)
+    def cluster_full(self) -> MultipleResults[str]:
         self.cluster_run(full=True)
+        return self.new_persons()
 
-    @rule(which=st.sampled_from(["full", "one person", "first line"]), p=st.integers(0, 99))
-    def sql_reset(self, which: str, p: int) -> None:
+    @rule(which=st.sampled_from(["full", "first line"]))
+    def sql_reset(self, which: str) -> None:
+        """The README's resets: every person deleted, or every face taken out of its."""
         self.automatic(f"SQL reset: {which}")
-        person = self.pick(self.persons(), p)
         with psycopg.connect(self.env.url(self.dbname)) as conn:
+            conn.execute("UPDATE face_detections SET person_id = NULL")
             if which == "full":
-                conn.execute("UPDATE face_detections SET person_id = NULL")
                 conn.execute("DELETE FROM persons")
-            elif which == "one person" and person:
-                conn.execute("UPDATE face_detections SET person_id = NULL "
-                             "WHERE person_id = %s", (person,))
-                conn.execute("DELETE FROM persons WHERE id = %s", (person,))
-            elif which == "first line":
-                conn.execute("UPDATE face_detections SET person_id = NULL")
+
+    @rule(person=persons)
+    def sql_reset_person(self, person: str) -> None:
+        """The README's reset of one person."""
+        self.automatic(f"SQL reset: one person {person[:8]}")
+        with psycopg.connect(self.env.url(self.dbname)) as conn:
+            conn.execute("UPDATE face_detections SET person_id = NULL "
+                         "WHERE person_id = %s", (person,))
+            conn.execute("DELETE FROM persons WHERE id = %s", (person,))
 
     @precondition(lambda self: not self.indexed_more)
-    @rule()
-    def index_more(self) -> None:
+    @rule(target=faces)
+    def index_more(self) -> MultipleResults[int]:
         self.automatic("index more photos")
         self.indexed_more = True
         run_index(self.db, self.settings, later_photos(), analyzer=self.env.analyzer)
+        return self.new_faces()
 
-    @rule(identity=st.sampled_from(["Ben_Affleck", "Mindy_Kaling", "Jerry_Seinfeld"]))
-    def import_folder(self, identity: str) -> None:
+    @rule(target=persons,
+          identity=st.sampled_from(["Ben_Affleck", "Mindy_Kaling", "Jerry_Seinfeld"]))
+    def import_folder(self, identity: str) -> MultipleResults[str]:
         self.automatic(f"import-folders {identity}")
         before = self.state()
         preview = import_folders(self.db, PACK_NAME, [FACES / identity], dry_run=True)
@@ -406,6 +443,7 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         assert said == [(i.name, i.assigned, i.kept) for i in done.identities], \
             "import-folders --dry-run is not the run"
         self.check_hand_placed(before, self.state())
+        return self.new_persons()
 
     # -- what must hold ---------------------------------------------------------------
     def check_hand_placed(self, before: State, after: State) -> None:
@@ -511,7 +549,3 @@ def _components(pairs: list[tuple[Any, ...]]) -> dict[int, int]:
     """Each linked face's component of ``same`` links (a face in it)."""
     return roots((a, b) for a, b in pairs)
 
-
-def machine_for(env: Environment) -> type[DecisionMachine]:
-    """The machine class bound to one environment (hypothesis builds instances)."""
-    return type("BoundDecisionMachine", (DecisionMachine,), {"env": env})

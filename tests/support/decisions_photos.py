@@ -55,6 +55,8 @@ class PhotoRules:
     """Mixed into DecisionMachine: rules on a library of copies the sequence may edit."""
 
     photos = Bundle("photos")
+    faces = Bundle("faces")  # DecisionMachine's bundles (a bundle is its name)
+    persons = Bundle("persons")
     lib: Path | None = None
 
     def check_said(self, before: dict[str, list[tuple[Any, ...]]],
@@ -79,14 +81,14 @@ class PhotoRules:
     @precondition(lambda self: self.lib is None)
     @rule(target=photos)
     def add_photos(self) -> Any:
-        self.automatic("index editable copies")  # type: ignore[attr-defined]
+        """Copies of EDITABLE in a folder of the user's (indexed by index_library)."""
+        self.automatic("copy editable photos")  # type: ignore[attr-defined]
         self.lib = self.env.data_dir / f"lib-{self.dbname}"  # type: ignore[attr-defined]
         self.lib.mkdir(parents=True)
         copies = []
         for photo in EDITABLE:
             shutil.copyfile(photo, self.lib / photo.name)
             copies.append(self.lib / photo.name)
-        self.index_library()
         return multiple(*copies)
 
     @rule(photo=photos, how=st.sampled_from(sorted(EDITS)))
@@ -107,8 +109,8 @@ class PhotoRules:
         return copy
 
     @precondition(lambda self: self.lib is not None)
-    @rule()
-    def index_library(self) -> None:
+    @rule(target=faces)
+    def index_library(self) -> Any:
         self.automatic("index the copies")  # type: ignore[attr-defined]
         assert self.lib is not None
         before = self.state()  # type: ignore[attr-defined]
@@ -118,6 +120,7 @@ class PhotoRules:
         lines = list(summary.embed.carry.dropped)
         forget_said(self.db, summary.embed.carry)  # type: ignore[attr-defined]
         self.check_said(before, self.state(), lines, "index")  # type: ignore[attr-defined]
+        return self.new_faces()  # type: ignore[attr-defined]
 
     @precondition(lambda self: self.lib is not None)
     @rule()
@@ -132,6 +135,7 @@ class PhotoRules:
         self.check_said(before, self.state(),  # type: ignore[attr-defined]
                         report.kept + report.lost, "prune")
 
-    @rule(how=st.sampled_from(METHODS))
-    def cluster_method(self, how: tuple[Method, float | None]) -> None:
+    @rule(target=persons, how=st.sampled_from(METHODS))
+    def cluster_method(self, how: tuple[Method, float | None]) -> Any:
         self.cluster_run(full=True, method=how[0], threshold=how[1])  # type: ignore[attr-defined]
+        return self.new_persons()  # type: ignore[attr-defined]
