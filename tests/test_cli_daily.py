@@ -7,8 +7,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from rbv.config import Settings
 from tests.conftest import FACES, run_cli
+
+pytestmark = pytest.mark.slow  # ~11 s: the daily commands end to end on real photos
 
 COLUMNS_80 = {"COLUMNS": "80"}
 

@@ -26,6 +26,8 @@ from rbv.store import open_database
 from tests.conftest import FACES, PACK, cluster_photos, run_cli
 from tests.support.evidence_reference import plain_greedy
 
+pytestmark = pytest.mark.slow  # ~34 s: evidence linkage against its reference, many sets
+
 MODEL = ImpostorModel(mu=0.1, sigma=0.087, tau=0.02)
 
 

@@ -21,6 +21,8 @@ from rbv.store.server.migrations import apply_pending
 from tests.conftest import PACK, SHARED, _db_numbers, run_cli
 from tests.pgserver import PasswordServer
 
+pytestmark = pytest.mark.slow  # ~11 s: refine and export-swap on real photos
+
 YOUNG = sorted((SHARED / "data" / "family" / "faces").glob("*/young__*"))
 
 

@@ -19,6 +19,8 @@ from tests.pgserver import PasswordServer
 from tests.support.immich_library import FakeAsset
 from tests.support.immich_server import FakeImmich, Faults
 
+pytestmark = pytest.mark.slow  # ~17 s: push runs against the stand-in Immich on real photos
+
 IDENTITIES = ("Angelina_Jolie", "Katy_Perry", "Scarlett_Johansson")
 ROTATED = "insightface_bulk_image_T1.jpeg"  # EXIF orientation 6: stored sideways
 ROTATED_NAME = "Portrait Person"

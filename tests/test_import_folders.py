@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 
 from rbv.config import Settings
 from tests.conftest import FACES, FOLDER_IDENTITIES, MISC, PACK, import_folders, run_cli
+
+pytestmark = pytest.mark.slow  # ~8 s: import-folders end to end on data/faces
 
 
 def _persons_of(conn: psycopg.Connection, photo: str) -> set[str]:

@@ -25,6 +25,8 @@ from tests.conftest import (
     run_cli,
 )
 
+pytestmark = pytest.mark.slow  # ~6 s: previews of real photos in every size
+
 State = tuple[dict[int, str | None], dict[int, str | None], set[str], dict[str, str], int]
 
 

@@ -24,6 +24,8 @@ from rbv.serve.app import ReviewServer
 from tests.serve_client import Client, ctrl_c, serve_process, serving, sign_in
 from tests.test_serve_access import _every_kind_of_page, _refused, _rows
 
+pytestmark = pytest.mark.slow  # ~8 s: rbv serve's cache and files checked as another uid
+
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 as_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None
                              or shutil.which("curl") is None,

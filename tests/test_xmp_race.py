@@ -20,6 +20,8 @@ from rbv.config import Settings
 from tests.conftest import run_cli
 from tests.test_faults_files import PHOTOS, _backup, _named_library, _temps
 
+pytestmark = pytest.mark.slow  # ~8 s: export-xmp raced by edits at each step
+
 Edit = Callable[[Path], bytes]
 
 
