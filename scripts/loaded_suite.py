@@ -7,11 +7,12 @@ fast the machine is).
     uv run python scripts/loaded_suite.py --runs 1 -- -m "not slow"
 
 Each run is a fresh clone of this checkout's HEAD (so untracked files cannot help it) in
-a scratch folder, installed with README's install command, then README's test command
-with its own ``--basetemp`` (pytest's default folder is shared by concurrent runs) and
-any arguments after ``--``. Prints one line per run (passed, failed, errors, skipped,
-minutes, the 1-minute load average seen during it: mean and max) and exits 1 if any run
-failed. ``stress-ng`` is Debian's (``apt-get install stress-ng``).
+a scratch folder beside a link to this checkout's ``../shared``, installed with README's
+install command, then README's test command with its own ``--basetemp`` (pytest's default
+folder is shared by concurrent runs) and any arguments after ``--``. Prints one line per
+run (passed, failed, errors, skipped, minutes, the 1-minute load average seen during it:
+mean and max) and exits 1 if any run failed. ``stress-ng`` is Debian's
+(``apt-get install stress-ng``).
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ def main() -> int:
         return 2
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="rbv-loaded-"))
     scratch.mkdir(parents=True, exist_ok=True)
+    shared = scratch / "shared"  # the tests read ../shared beside their checkout
+    if not shared.exists():
+        shared.symlink_to(ROOT.parent / "shared")
     runs = [Run(i, scratch / f"clone{i}", scratch / f"run{i}.log") for i in range(1, args.runs + 1)]
     stress = (subprocess.Popen(["stress-ng", "--cpu", str(args.stress), "--quiet"])
               if args.stress else None)
