@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -65,15 +69,25 @@ def test_persons_list_at_80_columns_shows_whole_short_ids_names_and_pack(
     assert "…" not in stats.stdout and "scrfd_sface " in stats.stdout
 
 
+def _from_bash(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """``rbv ARGS`` typed at a bash prompt: Typer finds the user's shell among its parent
+    processes, so a suite started outside a shell (cron, a detached job) must not decide
+    what these commands see."""
+    rbv = shlex.join([str(Path(sys.executable).with_name("rbv")), *args])  # the entry point
+    return subprocess.run(["bash", "-c", f"{rbv}; exit $?"], capture_output=True, text=True,
+                          env={**os.environ, "HOME": str(home), "DATABASE_URL": ""},
+                          timeout=300)
+
+
 def test_shell_completion_is_shown_installed_and_completes_commands(
     cli, tmp_path: Path
 ) -> None:
-    shown = run_cli(cli, "--show-completion", "bash")
-    assert shown.exit_code == 0, shown.output
+    shown = _from_bash("--show-completion", "bash", home=tmp_path)
+    assert shown.returncode == 0, shown.stderr
     assert "_RBV_COMPLETE=complete_bash" in shown.stdout
 
-    installed = run_cli(cli, "--install-completion", "bash", env={"HOME": str(tmp_path)})
-    assert installed.exit_code == 0, installed.output
+    installed = _from_bash("--install-completion", "bash", home=tmp_path)
+    assert installed.returncode == 0, installed.stderr
     assert "rbv" in (tmp_path / ".bashrc").read_text()
     assert "_RBV_COMPLETE" in (tmp_path / ".bash_completions" / "rbv.sh").read_text()
 
