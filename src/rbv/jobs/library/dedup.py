@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from rbv.cluster.joined import roots
 from rbv.cluster.knn import nearest
 from rbv.errors import ImageUnreadable, PackNotFound
 from rbv.faces.overlay import overlay_correlation
@@ -262,24 +263,17 @@ def group_pairs(pairs: list[tuple[int, int, bool]], same: Callable[[int, int], b
     largest hash distance (``bits``) and whether a face found any two: the candidate
     ``pairs`` that pass are joined into connected sets, and each set is cut, in id
     order, into groups whose members all pass ``same`` with one another."""
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    linked = []
     by_face = set()
     for a, b, face in pairs:
         if same(a, b):
-            parent[find(a)] = find(b)
+            linked.append((a, b))
             if face:
                 by_face.add((min(a, b), max(a, b)))
+    root = roots(linked)
     joined: dict[int, list[int]] = {}
-    for x in sorted(parent):
-        joined.setdefault(find(x), []).append(x)
+    for x in sorted(root):
+        joined.setdefault(root[x], []).append(x)
     out = []
     for members in joined.values():
         groups: list[list[int]] = []
