@@ -81,6 +81,7 @@ class Session:
     """What the simulated user has done and seen."""
 
     clicks: int = 0
+    faces: int = 0  # face images on the screens shown so far
     dry: bool = False  # the queue ran dry (else the clicks allowed were spent)
     answers: Counter[str] = field(default_factory=Counter)
     curve: list[dict[str, float]] = field(default_factory=list)
@@ -90,6 +91,18 @@ class Session:
     waits: list[float] = field(default_factory=list)  # answer → next prompt, seconds
     # each prompt: clicks before, its person's faces (labelled), persons shown, ticked
     prompts: list[dict[str, object]] = field(default_factory=list)
+
+    def start(self, person_of: dict[int, uuid.UUID | None], truth: dict[int, str]) -> None:
+        """The curve's first point: the clustering, nothing shown."""
+        self.curve.append({"clicks": 0, "faces_shown": 0, **scores(person_of, truth)})
+
+    def click(self, person_of: dict[int, uuid.UUID | None] | None = None,
+              truth: dict[int, str] | None = None) -> None:
+        """One click, and F after it (as before it when ``person_of`` is not given)."""
+        self.clicks += 1
+        f = (scores(person_of, truth) if person_of is not None and truth is not None
+             else {k: self.curve[-1][k] for k in ("pairwise_f", "bcubed_f")})
+        self.curve.append({"clicks": self.clicks, "faces_shown": self.faces, **f})
 
 
 def open_scratch(folder: Path, pack: str, data: Path | None = None
@@ -182,7 +195,7 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
     session = Session()
     queue = SuggestionQueue(db, pack_name)
     person_of = persons_now(db, pack_name)
-    session.curve.append({"clicks": 0, **scores(person_of, truth)})
+    session.start(person_of, truth)
     if names:
         _name_largest(session, db, pack_name, truth, person_of, names)
     while session.clicks < clicks:
@@ -206,12 +219,12 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
                 person_of = _answer_pair(session, queue, db, pack_name, truth, person_of,
                                          mine[0])
                 continue
+        session.faces += len(grid.keep_faces) + len(grid.candidates)
         if anchor is None:  # the user cannot tell from the labels: skipped, one click
             for other in shown:
                 queue.skip(grid.keep.id, other)
-            session.clicks += 1
+            session.click()
             session.answers["skip"] += 1
-            session.curve.append({**session.curve[-1], "clicks": session.clicks})
             continue
         same = []
         for c in grid.candidates:
@@ -231,8 +244,7 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
         _unasked(session, person_of, after, asked, grid.keep.id, "grid")
         person_of = after
         for _ in range(changes + 1):  # each tick (or untick of one shown ticked), then Done
-            session.clicks += 1
-            session.curve.append({"clicks": session.clicks, **scores(person_of, truth)})
+            session.click(person_of, truth)
         session.answers["ticked"] += len(same)
         session.answers["grids"] += 1
     return session
@@ -251,12 +263,13 @@ def review_pair_pages(db: Database, pack_name: str, truth: dict[int, str], click
     session = Session()
     queue = SuggestionQueue(db, pack_name)
     person_of = persons_now(db, pack_name)
-    session.curve.append({"clicks": 0, **scores(person_of, truth)})
+    session.start(person_of, truth)
     while session.clicks < clicks:
         page = _next_prompt(session, queue, queue.next_pairs)
         if page is None:
             break
         shown, same, unknown = [], [], 0
+        session.faces += 2 * len(page.pairs)  # both faces of every pair on the page
         for s in page.pairs:
             keep, other = (identity(p.id, person_of, truth) for p in (s.keep, s.other))
             if keep is None or other is None:
@@ -281,8 +294,7 @@ def review_pair_pages(db: Database, pack_name: str, truth: dict[int, str], click
         expected = int(owed)
         owed -= expected
         for _ in range(len(same) + expected + bool(shown)):  # each tick, then Done
-            session.clicks += 1
-            session.curve.append({"clicks": session.clicks, **scores(person_of, truth)})
+            session.click(person_of, truth)
         session.answers["ticked"] += len(same)
         session.answers["pages"] += 1
     return session
@@ -317,9 +329,9 @@ def _name_largest(session: Session, db: Database, pack_name: str, truth: dict[in
             continue
         editing.name(db, str(person), who)
         named.add(who)
-        session.clicks += 1
+        session.faces += 1  # the person's page: its faces, looked at once
+        session.click()
         session.answers["named"] += 1
-        session.curve.append({**session.curve[-1], "clicks": session.clicks})
 
 
 def _unasked(session: Session, before: dict[int, uuid.UUID | None],
@@ -339,7 +351,7 @@ def review_pairs(db: Database, pack_name: str, truth: dict[int, str], clicks: in
     session = Session()
     queue = SuggestionQueue(db, pack_name)
     person_of = persons_now(db, pack_name)
-    session.curve.append({"clicks": 0, **scores(person_of, truth)})
+    session.start(person_of, truth)
     while session.clicks < clicks:
         started = time.perf_counter()
         pair, note = queue.next_or_waiting()
@@ -362,6 +374,7 @@ def _answer_pair(session: Session, queue: SuggestionQueue, db: Database, pack_na
     side has no labelled face); returns who each face belongs to after."""
     keep, other = identity(s.keep.id, person_of, truth), identity(s.other.id, person_of,
                                                                   truth)
+    session.faces += sum(min(p.faces, queue_module.SIDE_FACES) for p in (s.keep, s.other))
     if keep is None or other is None:
         queue.skip(s.keep.id, s.other.id)
         answer = "skip"
@@ -374,13 +387,12 @@ def _answer_pair(session: Session, queue: SuggestionQueue, db: Database, pack_na
         else:
             queue.dismiss(s.keep.id, s.other.id)
             answer = "no"
-    session.clicks += 1
     session.answers[answer] += 1
     after = persons_now(db, pack_name)
     asked = ({f for f, p in person_of.items() if p == s.other.id} if answer == "yes"
              else set())
     _unasked(session, person_of, after, asked, s.keep.id, answer)
-    session.curve.append({"clicks": session.clicks, **scores(after, truth)})
+    session.click(after, truth)
     return after
 
 
@@ -414,16 +426,33 @@ def calibration_error(shown: list[tuple[float, bool]], bins: int = 10) -> float 
     return round(float(error / len(p)), 4)
 
 
+SECONDS_A_FACE = 0.4
+SECONDS_A_CLICK = 1.0
+TIME_MODEL = (f"{SECONDS_A_FACE} s a face looked at + {SECONDS_A_CLICK} s a click "
+              "(the page's load and the ranking not counted)")
+
+
+def minutes(point: dict[str, float]) -> float:
+    """The modelled minutes a person spent to reach a point of the curve."""
+    return round((SECONDS_A_FACE * point["faces_shown"]
+                  + SECONDS_A_CLICK * point["clicks"]) / 60.0, 1)
+
+
 def summary(session: Session) -> dict[str, object]:
     curve = session.curve
     at = {c: next((p for p in reversed(curve) if p["clicks"] <= c), curve[-1])
           for c in CHECKPOINTS}
-    clicks_to = {f"{t:.2f}": next((int(p["clicks"]) for p in curve if p["pairwise_f"] >= t),
-                                  None) for t in TARGETS}
+    reached = {f"{t:.2f}": next((p for p in curve if p["pairwise_f"] >= t), None)
+               for t in TARGETS}
+    clicks_to = {t: None if p is None else int(p["clicks"]) for t, p in reached.items()}
+    faces_to = {t: None if p is None else int(p["faces_shown"]) for t, p in reached.items()}
+    minutes_to = {t: None if p is None else minutes(p) for t, p in reached.items()}
     waits = sorted(session.waits[1:]) or [0.0]
-    return {"clicks": session.clicks, "ran_dry": session.dry,
+    return {"clicks": session.clicks, "faces_shown": session.faces, "ran_dry": session.dry,
+            "minutes": minutes(curve[-1]), "time_model": TIME_MODEL,
             "answers": dict(session.answers),
             "at": {str(c): at[c] for c in CHECKPOINTS}, "clicks_to": clicks_to,
+            "faces_to": faces_to, "minutes_to": minutes_to,
             "curve": curve, "reliability": reliability(session.shown),
             "calibration_error": calibration_error(session.shown),
             "shown": [[at, round(p, 4), same] for at, (p, same)
@@ -434,15 +463,19 @@ def summary(session: Session) -> dict[str, object]:
 
 def report(name: str, faces: int, out: dict[str, object]) -> None:
     print(f"\n{name}: {faces:,} labelled faces; {out['clicks']} clicks "
-          f"({', '.join(f'{k} {v}' for k, v in out['answers'].items())})")  # type: ignore[attr-defined]
-    print(f"{'clicks':>7} {'pairwise F':>11} {'BCubed F':>9}")
+          f"({', '.join(f'{k} {v}' for k, v in out['answers'].items())}), "  # type: ignore[attr-defined]
+          f"{out['faces_shown']:,} faces shown, {out['minutes']} min modelled")
+    print(f"modelled time: {out['time_model']}")
+    print(f"{'clicks':>7} {'faces shown':>12} {'minutes':>8} {'pairwise F':>11} {'BCubed F':>9}")
     for c, p in out["at"].items():  # type: ignore[attr-defined]
-        print(f"{c:>7} {p['pairwise_f']:>11.3f} {p['bcubed_f']:>9.3f}"
+        print(f"{c:>7} {p['faces_shown']:>12,} {minutes(p):>8.1f} {p['pairwise_f']:>11.3f} "
+              f"{p['bcubed_f']:>9.3f}"
               + ("" if p["clicks"] == int(c) else f"  (queue ran dry at {p['clicks']})"
                  if out["ran_dry"] else f"  (stopped at {p['clicks']}: --clicks)"))
-    print("clicks to pairwise F " + ", ".join(
-        f"{t}: {n if n is not None else 'not reached'}"
-        for t, n in out["clicks_to"].items()))  # type: ignore[attr-defined]
+    for what in ("clicks", "faces", "minutes"):
+        print(f"{what} to pairwise F " + ", ".join(
+            f"{t}: {n if n is not None else 'not reached'}"
+            for t, n in out[f"{what}_to"].items()))  # type: ignore[attr-defined]
     print("probabilities shown against how often the pairs were one person "
           f"(expected calibration error {out['calibration_error']}):")
     print(f"{'shown p':>12} {'pairs':>6} {'mean p':>7} {'same':>6}")
