@@ -1,11 +1,13 @@
-"""Contact sheets: one PNG grid of face crops, each captioned with its face id, so a
-person can check a person or a faceset by looking instead of reading ids."""
+"""Contact sheets: one PNG grid of face tiles (:func:`rbv.pictures.pixels.face_tile`:
+centred on the face, outlined when another face of its photo shows in the tile), each
+captioned with its face id, so a person can check a person or a faceset by looking
+instead of reading ids."""
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from rbv.errors import ImageUnreadable, writing
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
-from rbv.pictures.pixels import PhotoLocator, PhotoSource, square_crop
+from rbv.pictures.pixels import Box, PhotoLocator, PhotoSource, face_tile, missing_tile
 
 HEADER = 28
 CAPTION = 16
@@ -27,7 +29,7 @@ DECODE_LONG_EDGE = 1280
 class SheetFace:
     face_id: int
     image_id: int
-    bbox: tuple[float, float, float, float]
+    bbox: Box
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Sheet:
     rows: int
     width: int
     height: int
-    missing: list[int]  # faces whose photo could not be read (grey tiles)
+    missing: list[int]  # faces whose photo could not be read ("photo missing" tiles)
 
     def as_dict(self) -> dict[str, object]:
         return {"path": str(self.path), "tiles": self.tiles, "columns": self.columns,
@@ -69,10 +71,15 @@ def sheet_size(tiles: int, columns: int, tile: int) -> tuple[int, int, int, int]
 
 def write_sheet(photos: PhotoLocator, faces: Sequence[SheetFace], title: str, out: Path, *,
                 tile: int = 128, columns: int = 8,
-                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Sheet:
-    """Draw ``faces`` (in order) as a grid under ``title`` and save it as PNG at ``out``."""
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                beside: Mapping[int, Sequence[Box]] | None = None) -> Sheet:
+    """Draw ``faces`` (in order) as a grid under ``title`` and save it as PNG at ``out``;
+    ``beside``: per face id, the boxes of its photo's other faces
+    (``rbv.store.queries.review.neighbour_boxes``), so a tile that shows one of them
+    outlines the face meant."""
     source = PhotoSource(photos, max_pixels, long_edge=DECODE_LONG_EDGE)
-    sheet, missing = draw_sheet(source, faces, title, tile=tile, columns=columns)
+    sheet, missing = draw_sheet(source, faces, title, tile=tile, columns=columns,
+                                beside=beside)
     out.parent.mkdir(parents=True, exist_ok=True)
     with writing(out):
         sheet.save(out)
@@ -81,10 +88,12 @@ def write_sheet(photos: PhotoLocator, faces: Sequence[SheetFace], title: str, ou
 
 
 def draw_sheet(source: PhotoSource, faces: Sequence[SheetFace], title: str, *,
-               tile: int = 128, columns: int = 8,
-               min_width: int = 0) -> tuple[Image.Image, list[int]]:
+               tile: int = 128, columns: int = 8, min_width: int = 0,
+               beside: Mapping[int, Sequence[Box]] | None = None
+               ) -> tuple[Image.Image, list[int]]:
     """The sheet of ``faces`` as an image (at least ``min_width`` wide), and the faces
-    whose photo could not be read (grey tiles)."""
+    whose photo could not be read ("photo missing" tiles); ``beside`` as in
+    :func:`write_sheet`."""
     cols, _, width, height = sheet_size(len(faces), columns, tile)
     width = max(width, min_width)
     sheet = Image.new("RGB", (width, height), (32, 32, 32))
@@ -95,11 +104,11 @@ def draw_sheet(source: PhotoSource, faces: Sequence[SheetFace], title: str, *,
     for i, face in enumerate(faces):
         x, y = (i % cols) * tile, HEADER + (i // cols) * (tile + CAPTION)
         try:
-            crop = Image.fromarray(square_crop(source.load(face.image_id), face.bbox,
-                                               PAD, tile))
+            crop = Image.fromarray(face_tile(source.load(face.image_id), face.bbox, PAD,
+                                             tile, (beside or {}).get(face.face_id, ())))
         except ImageUnreadable:
             missing.append(face.face_id)
-            crop = Image.new("RGB", (tile, tile), (90, 90, 90))
+            crop = Image.fromarray(missing_tile(tile))
         sheet.paste(crop, (x, y))
         draw.text((x + 4, y + tile + 2), f"face {face.face_id}", fill=(220, 220, 220),
                   font=font)
@@ -109,16 +118,17 @@ def draw_sheet(source: PhotoSource, faces: Sequence[SheetFace], title: str, *,
 def write_side_by_side(photos: PhotoLocator, left: tuple[str, Sequence[SheetFace]],
                        right: tuple[str, Sequence[SheetFace]], out: Path, *,
                        tile: int = 112, columns: int = 4,
-                       max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> list[int]:
+                       max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                       beside: Mapping[int, Sequence[Box]] | None = None) -> list[int]:
     """Two sheets (title, faces) next to each other in one PNG at ``out``, so two
-    persons can be compared at a glance. Returns the faces whose photo could not be
-    read."""
+    persons can be compared at a glance (``beside`` as in :func:`write_sheet`). Returns
+    the faces whose photo could not be read."""
     source = PhotoSource(photos, max_pixels, long_edge=DECODE_LONG_EDGE)
     side = columns * tile  # full width even for one face: the titles need the room
     a, missing_a = draw_sheet(source, left[1], left[0], tile=tile, columns=columns,
-                              min_width=side)
+                              min_width=side, beside=beside)
     b, missing_b = draw_sheet(source, right[1], right[0], tile=tile, columns=columns,
-                              min_width=side)
+                              min_width=side, beside=beside)
     gap = 12
     both = Image.new("RGB", (2 * side + gap, max(a.height, b.height)), (32, 32, 32))
     both.paste(a, (0, 0))

@@ -1,11 +1,14 @@
 """Face crops and downsized photos for ``rbv serve``, cached under the data directory.
 
-A crop's file name hashes the photo's content (its sha256) and the face box it is cut
-from, and a downsized photo's name is its content hash, so both are made lazily on
-first request and are never stale: a face whose box changed, a re-indexed photo, or an
-id that names another photo than before (a database made again, another database
-served with the same data folder) gets a new name. Nothing is ever written beside the
-user's photos; images are found by face or photo id only.
+A crop is a face tile (:func:`rbv.pictures.pixels.face_tile`: centred on the face,
+outlined when another face of the photo shows in it). Its file name hashes the photo's
+content (its sha256), the face box it is cut from, the boxes of the photo's other faces
+and the tile rule (:data:`~rbv.pictures.pixels.TILE_RULE`), and a downsized photo's name
+is its content hash, so both are made lazily on first request and are never stale: a
+face whose box changed, a face found or removed beside it, a re-indexed photo, a new
+tile rule, or an id that names another photo than before (a database made again,
+another database served with the same data folder) gets a new name. Nothing is ever
+written beside the user's photos; images are found by face or photo id only.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from PIL import Image
 
 from rbv.errors import ImageUnreadable
 from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
-from rbv.pictures.pixels import PhotoSource, square_crop
+from rbv.pictures.pixels import TILE_RULE, PhotoSource, face_tile, missing_tile
 from rbv.serve.private_files import private_file, private_folder
 from rbv.store.queries.images import photo_files
-from rbv.store.queries.review import shown_faces
+from rbv.store.queries.review import neighbour_boxes, shown_faces
 from rbv.store.queries.review_pages import image_digest
 from rbv.store.server.connection import Database
 from rbv.web.site import PAD
@@ -46,19 +49,21 @@ class CropCache:
         self._lock = threading.BoundedSemaphore(min(4, os.cpu_count() or 1))
         for kind in (folder, folder / "faces", folder / "photos"):
             private_folder(kind)
-        self._grey = _jpeg(Image.new("RGB", (CROP, CROP), (90, 90, 90)))
+        self._missing = _jpeg(Image.fromarray(missing_tile(CROP)))
 
     def face(self, face_id: int) -> bytes | None:
-        """The crop of face ``face_id`` (grey when its photo cannot be read); None when
-        there is no such face."""
+        """The tile of face ``face_id`` ("photo missing" when its photo cannot be read);
+        None when there is no such face."""
         with self.db.connect() as conn:
             found = shown_faces(conn, [face_id])
             if not found:
                 return None
             f = found[0]
             digest = image_digest(conn, f.image_id)
-            box = ",".join(f"{v:.1f}" for v in f.bbox)
-            key = hashlib.sha1(f"{digest}|{box}|{PAD}|{CROP}".encode()).hexdigest()[:12]
+            others = neighbour_boxes(conn, [face_id]).get(face_id, [])
+            boxes = ";".join(",".join(f"{v:.1f}" for v in b) for b in [f.bbox, *others])
+            key = hashlib.sha1(f"{TILE_RULE}|{digest}|{boxes}|{PAD}|{CROP}".encode()
+                               ).hexdigest()[:12]
             target = self.folder / "faces" / f"{int(face_id)}_{key}.jpg"
             if target.is_file():
                 return target.read_bytes()
@@ -67,8 +72,8 @@ class CropCache:
                     image = PhotoSource(photo_files(conn), self.max_pixels,
                                         long_edge=DECODE_LONG_EDGE).load(f.image_id)
                 except ImageUnreadable:
-                    return self._grey
-                data = _jpeg(Image.fromarray(square_crop(image, f.bbox, PAD, CROP)))
+                    return self._missing
+                data = _jpeg(Image.fromarray(face_tile(image, f.bbox, PAD, CROP, others)))
         _write(target, data)
         return data
 

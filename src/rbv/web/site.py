@@ -6,8 +6,10 @@ Layout under OUT, every link relative inside it::
     index.html              persons: face thumbnail, name, face count
     suggestions.html        merge suggestions, side by side, with their merge command
     persons/<uuid>.html     a person's faces, least typical first, face ids shown
-    thumbs/<face>_<key>.jpg face crops; ``key`` hashes what the crop is cut from, so a
-                            crop is rendered only when missing or stale
+    thumbs/<face>_<key>.jpg face tiles (:func:`rbv.pictures.pixels.face_tile`); ``key``
+                            hashes what the tile is cut from and the tile rule, so a
+                            tile is rendered only when missing or stale
+    thumbs/unreadable.jpg   the "photo missing" tile, for faces whose photo is gone
 
 File names are built from uuids and integer ids only, never from names or paths, and
 every name, path and command on a page is HTML-escaped.
@@ -28,7 +30,7 @@ from PIL import Image
 
 from rbv.errors import ConfigError, ImageUnreadable
 from rbv.formats.atomic import TEMP_NAME, remove_stale_temps, write_atomically
-from rbv.pictures.pixels import Box, PhotoSource, square_crop
+from rbv.pictures.pixels import TILE_RULE, Box, PhotoSource, face_tile, missing_tile
 from rbv.web.templating import label, render
 
 THUMB = 96
@@ -50,12 +52,15 @@ class SiteFace:
     path: str | None
     similarity: float | None = None  # average similarity to its person's other faces
     doubtful: bool = False
+    others: tuple[Box, ...] = ()  # the boxes of the photo's other faces (same pack)
 
     @property
     def thumb(self) -> str:
-        """The crop's file name: changes when the photo or the box does."""
-        box = ",".join(f"{v:.1f}" for v in self.bbox)
-        key = hashlib.sha1(f"{self.image_id}|{box}|{THUMB}|{PAD}".encode()).hexdigest()
+        """The tile's file name: changes when the photo, the box, the boxes beside it or
+        the tile rule do."""
+        boxes = ";".join(",".join(f"{v:.1f}" for v in b) for b in [self.bbox, *self.others])
+        key = hashlib.sha1(f"{TILE_RULE}|{self.image_id}|{boxes}|{THUMB}|{PAD}".encode()
+                           ).hexdigest()
         return f"{int(self.id)}_{key[:10]}.jpg"
 
 
@@ -166,8 +171,8 @@ def _write(path: Path, data: str | bytes) -> bool:
 
 def _write_thumbs(source: PhotoSource, folder: Path, faces: Iterable[SiteFace],
                   report: SiteReport) -> set[int]:
-    """Crops of ``faces`` that are missing (photo by photo, so each is decoded once);
-    returns the faces whose photo cannot be read (they show a grey tile)."""
+    """Tiles of ``faces`` that are missing (photo by photo, so each is decoded once);
+    returns the faces whose photo cannot be read (they show the "photo missing" tile)."""
     broken: set[int] = set()
     for face in sorted(faces, key=lambda f: (f.image_id, f.id)):
         target = folder / face.thumb
@@ -175,8 +180,8 @@ def _write_thumbs(source: PhotoSource, folder: Path, faces: Iterable[SiteFace],
             report.thumbs_kept += 1
             continue
         try:
-            crop = Image.fromarray(square_crop(source.load(face.image_id), face.bbox, PAD,
-                                               THUMB))
+            crop = Image.fromarray(face_tile(source.load(face.image_id), face.bbox, PAD,
+                                             THUMB, face.others))
         except ImageUnreadable:
             broken.add(face.id)
             report.unreadable.append(face.id)
@@ -184,7 +189,7 @@ def _write_thumbs(source: PhotoSource, folder: Path, faces: Iterable[SiteFace],
         _write(target, _jpeg(crop))
         report.thumbs_written += 1
     if broken:
-        _write(folder / UNREADABLE, _jpeg(Image.new("RGB", (THUMB, THUMB), (90, 90, 90))))
+        _write(folder / UNREADABLE, _jpeg(Image.fromarray(missing_tile(THUMB))))
     return broken
 
 

@@ -21,7 +21,7 @@ from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
 from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
 from rbv.store.queries.images import photo_files
-from rbv.store.queries.review import shown_faces
+from rbv.store.queries.review import neighbour_boxes, shown_faces
 from rbv.web.site import SiteFace, SitePerson, SiteReport, SiteSuggestion, write_site
 
 DEFAULT_MAX_FACES = 200
@@ -53,11 +53,13 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
                     typical[person.id] = most[:SUGGESTION_FACES]
                     wanted += typical[person.id]
         shown = {f.id: f for f in shown_faces(conn, sorted(set(wanted)))}
+        beside = neighbour_boxes(conn, list(shown))
 
         def face(face_id: int, similarity: float | None = None,
                  is_doubtful: bool = False) -> SiteFace:
             f = shown[face_id]
-            return SiteFace(f.id, f.image_id, f.bbox, f.path, similarity, is_doubtful)
+            return SiteFace(f.id, f.image_id, f.bbox, f.path, similarity, is_doubtful,
+                            tuple(beside.get(f.id, ())))
 
         persons = []
         for i, (row, person_fits) in enumerate(zip(evidence.persons, fits, strict=True)):

@@ -22,7 +22,7 @@ from rbv.pictures.contact_sheet import SheetFace, write_sheet
 from rbv.store import Database
 from rbv.store.queries.images import photo_files
 from rbv.store.queries.persons import PersonRow, resolve_person
-from rbv.store.queries.review import shown_faces
+from rbv.store.queries.review import neighbour_boxes, shown_faces
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
                  for f in faces if f.id in shown]
         title = f"{row.name or row.id}: least typical first"
         with db.connect() as conn:
-            write_sheet(photo_files(conn), tiles, title, sheet, max_pixels=max_pixels)
+            write_sheet(photo_files(conn), tiles, title, sheet, max_pixels=max_pixels,
+                        beside=neighbour_boxes(conn, [t.face_id for t in tiles]))
     return ReviewReport(row, faces, bad, command, sheet, split)
 
 

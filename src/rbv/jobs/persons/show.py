@@ -12,6 +12,7 @@ from rbv.store import Database
 from rbv.store.queries.facesets import face_boxes, faceset_faces, pack_of_faceset
 from rbv.store.queries.images import photo_files
 from rbv.store.queries.persons import faces_of, name_of, resolve_person
+from rbv.store.queries.review import neighbour_boxes
 
 _FACESET = re.compile(r"^faceset_(\d+)$")
 
@@ -47,4 +48,5 @@ def contact_sheet(db: Database, target: str, out: Path | None, *, limit: int,
     path = out or Path.cwd() / f"{stem}.png"
     with db.connect() as conn:
         return write_sheet(photo_files(conn), faces, title, path, tile=tile, columns=columns,
-                           max_pixels=max_pixels)
+                           max_pixels=max_pixels,
+                           beside=neighbour_boxes(conn, [f.face_id for f in faces]))

@@ -19,7 +19,7 @@ from rbv.pictures.contact_sheet import SheetFace, write_side_by_side
 from rbv.store import Database
 from rbv.store.queries.images import photo_files
 from rbv.store.queries.persons import PersonRow
-from rbv.store.queries.review import shown_faces
+from rbv.store.queries.review import neighbour_boxes, shown_faces
 
 SHEET_FACES = 8
 """Faces per person on a suggestion's sheet: the best-matching one, then the most
@@ -62,7 +62,8 @@ def suggest(db: Database, pack_name: str | None, limit: int, *,
         with db.connect() as conn:
             report.unreadable += write_side_by_side(
                 photo_files(conn), (f"keep {_title(s.keep)}", left),
-                (f"merge {_title(s.other)}", right), out, max_pixels=max_pixels)
+                (f"merge {_title(s.other)}", right), out, max_pixels=max_pixels,
+                beside=neighbour_boxes(conn, [f.face_id for f in [*left, *right]]))
         report.sheets.append(out)
     return report
 

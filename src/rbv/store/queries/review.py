@@ -104,6 +104,25 @@ def shown_faces(conn: psycopg.Connection, face_ids: list[int]) -> list[ShownFace
     return [rows[f] for f in face_ids if f in rows]
 
 
+def neighbour_boxes(conn: psycopg.Connection, face_ids: Sequence[int]
+                    ) -> dict[int, list[tuple[float, float, float, float]]]:
+    """Per face: the boxes of the other faces its pack found in its photo (the faces a
+    tile of it may show beside it), ordered by id; faces alone in their photo are left
+    out."""
+    found: dict[int, list[tuple[float, float, float, float]]] = {}
+    for face, *box in conn.execute(
+            """
+            SELECT f.id, o.x1, o.y1, o.x2, o.y2
+            FROM face_detections f
+            JOIN face_detections o ON o.image_id = f.image_id AND o.pack_id = f.pack_id
+                                  AND o.id <> f.id
+            WHERE f.id = ANY(%s::bigint[])
+            ORDER BY f.id, o.id
+            """, ([int(f) for f in face_ids],)):
+        found.setdefault(int(face), []).append(tuple(box))  # type: ignore[arg-type]
+    return found
+
+
 def review_answers(conn: psycopg.Connection, pack_id: int, version: int
                    ) -> list[list[float]]:
     """The answers given to merge suggestions in the pack's edits still in effect (not
