@@ -27,6 +27,10 @@ OUTLINE = (255, 214, 0)
 OUTLINE_SHADE = (20, 20, 20)
 """... with a dark line outside it, so it shows on a light background too."""
 MISSING = (72, 72, 72)
+"""The "photo missing" tile's grey, darker than :data:`BEYOND_PHOTO`."""
+TIGHTEST_PAD = 0.05
+"""The least padding a tile shrinks to so that a larger face beside it shows less."""
+PAD_STEP = 0.05
 
 PhotoLocator = Callable[[int], tuple[str | None, list[str]]]
 """An image id's format and every known path of it (present ones first):
@@ -67,43 +71,52 @@ class PhotoSource:
 
 
 def square_crop(image: DecodedImage, bbox: Box, pad: float, size: int) -> NDArray[np.uint8]:
-    """A ``size``×``size`` crop around the face box (original pixels): its side is
-    ``(1 + 2·pad)`` times the box's long edge, but no more than the photo's short edge,
-    and it is moved to lie inside the photo, so the context around the face comes from
-    the photo rather than a black border (a small face in a small photo used to be half
-    border). Only a face cut by the photo's edge still gets black beyond that edge."""
-    x1, y1, x2, y2 = (v / image.scale for v in bbox)
+    """A ``size``×``size`` crop of :func:`square_window` (for crops written out as data,
+    ``export-swap`` and ``refine``; a tile a person looks at is :func:`face_tile`)."""
     height, width = image.rgb.shape[:2]
+    x1, y1, x2, y2 = (v / image.scale for v in square_window(
+        bbox, pad, width * image.scale, height * image.scale))
+    return _warp(image, (x1 + x2) / 2.0, (y1 + y2) / 2.0, x2 - x1, size, (0, 0, 0))
+
+
+def square_window(bbox: Box, pad: float, width: float, height: float) -> Box:
+    """The square around the face box (original pixels) in a ``width``×``height``
+    photo: its side is ``(1 + 2·pad)`` times the box's long edge, but no more than the
+    photo's short edge, and it is moved to lie inside the photo, so the context around
+    the face comes from the photo rather than a black border (a small face in a small
+    photo used to be half border). Only a face cut by the photo's edge still gets black
+    beyond that edge. The face may be off the square's centre, or not its largest face:
+    tiles a person looks at use :func:`tile_window`."""
+    x1, y1, x2, y2 = bbox
     face = max(x2 - x1, y2 - y1)
     side = max(min(face * (1.0 + 2.0 * pad), width, height), face)
     cx = _inside((x1 + x2) / 2.0, side, width)
     cy = _inside((y1 + y2) / 2.0, side, height)
-    return _warp(image, cx, cy, side, size, (0, 0, 0))
+    return cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0
 
 
 def face_tile(image: DecodedImage, bbox: Box, pad: float, size: int,
               others: Sequence[Box] = ()) -> NDArray[np.uint8]:
     """The ``size``×``size`` tile that shows face ``bbox`` (original pixels), the one
-    rule for every tile a person looks at (``rbv serve``, ``rbv site``, contact sheets).
+    rule for every tile a person looks at (``rbv serve``, ``rbv site``, contact sheets);
+    ``others``: the boxes of the photo's other faces (found by the same pack).
 
-    The tile is centred on the box's centre, its side ``(1 + 2·pad)`` times the box's
-    long edge, never moved or enlarged to stay inside the photo: beyond the photo's edge
-    it is neutral grey (:data:`BEYOND_PHOTO`). So the meant face is always in the middle
-    and, of all faces, the largest part of the tile (a face whose box does not overlap
-    the meant one's shows at most a margin of ``pad / (1 + 2·pad)`` of the side).
+    The tile is the square :func:`tile_window`: centred on the box's centre, never moved
+    or enlarged to stay inside the photo (beyond the photo's edge it is neutral grey,
+    :data:`BEYOND_PHOTO`), its side ``(1 + 2·pad)`` times the box's long edge, or less
+    where that keeps the meant face the largest face in the tile.
 
-    Marking rule: when any of ``others`` (the boxes of the photo's other faces, found
-    by the same pack) has some area inside the tile, the meant face's box is outlined
-    in bright yellow with a dark edge (:data:`OUTLINE`, 2 px and 1 px at 96–128 px
-    tiles, 3 px and 1 px from 150 px), drawn just outside the box so the face itself is
-    not covered. A face alone in its tile is not outlined. The rule's name
-    (:data:`TILE_RULE`) is part of every cached tile's key."""
-    window = tile_window(bbox, pad)
+    Marking rule: when any other face's box has some area inside the tile, the meant
+    face's box is outlined in bright yellow with a dark edge (:data:`OUTLINE`: 2 px
+    and 1 px below 150 px tiles, 3 px and 1 px from 150 px), drawn just outside the box
+    so the face itself is not covered; a face alone in its tile is not outlined. The
+    rule's name (:data:`TILE_RULE`) is part of every cached tile's key."""
+    window = tile_window(bbox, pad, others)
     side = window[2] - window[0]
     cx, cy = window[0] + side / 2.0, window[1] + side / 2.0
     tile = _warp(image, cx / image.scale, cy / image.scale, side / image.scale, size,
                  BEYOND_PHOTO)
-    if tile_marked(bbox, pad, others):
+    if any(_overlap(other, window) > 0.0 for other in others):
         k = size / side
         x1, y1, x2, y2 = bbox
         _outline(tile, (k * (x1 - window[0]), k * (y1 - window[1]),
@@ -111,18 +124,27 @@ def face_tile(image: DecodedImage, bbox: Box, pad: float, size: int,
     return tile
 
 
-def tile_window(bbox: Box, pad: float) -> Box:
+def tile_window(bbox: Box, pad: float, others: Sequence[Box] = ()) -> Box:
     """The square of the photo (original pixels, may reach beyond its edges) that
-    :func:`face_tile` shows: centred on the box, ``(1 + 2·pad)`` × its long edge."""
+    :func:`face_tile` shows: centred on the box, ``(1 + 2·pad)`` × its long edge, made
+    smaller (in steps, down to :data:`TIGHTEST_PAD`) while another face's box would show
+    in it with as much area as the meant face's (a larger face beside it); a face that
+    overlaps the meant one may still do so at the tightest, and its outline tells."""
     x1, y1, x2, y2 = bbox
-    half = max(x2 - x1, y2 - y1, 1e-3) * (1.0 + 2.0 * pad) / 2.0
+    long_edge = max(x2 - x1, y2 - y1, 1e-3)
     cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    return cx - half, cy - half, cx + half, cy + half
+    while True:
+        half = long_edge * (1.0 + 2.0 * pad) / 2.0
+        window = (cx - half, cy - half, cx + half, cy + half)
+        meant = _overlap(bbox, window)
+        if pad <= TIGHTEST_PAD or all(_overlap(other, window) < meant for other in others):
+            return window
+        pad = max(TIGHTEST_PAD, pad - PAD_STEP)
 
 
 def tile_marked(bbox: Box, pad: float, others: Sequence[Box]) -> bool:
     """Whether :func:`face_tile` outlines the face: another face shows in its tile."""
-    window = tile_window(bbox, pad)
+    window = tile_window(bbox, pad, others)
     return any(_overlap(other, window) > 0.0 for other in others)
 
 
