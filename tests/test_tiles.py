@@ -20,6 +20,7 @@ from rbv.jobs.library.index import run_index
 from rbv.media.decode import decode_for_detection
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.types import DecodedImage
+from rbv.pictures.contact_sheet import HEADER
 from rbv.pictures.pixels import (
     MISSING,
     Box,
@@ -197,6 +198,21 @@ def test_serve_and_site_tiles_follow_the_rule_and_a_gone_photo_says_so(
             window = tile_window(box, PAD, beside.get(face, []))
             share = _outlined(_jpeg(thumb.read_bytes()), box, window)
             assert share > 0.9 if marked else share < 0.1, (name, face, share)
+
+    # A contact sheet (`rbv show`) of a person of one face: the same tile.
+    for name, marked in ((SELFIE.name, True), (ROW.name, False)):
+        face, box = faces[name][0]
+        with db.connect() as conn:
+            row = conn.execute("SELECT person_id, (SELECT count(*) FROM face_detections g "
+                               "WHERE g.person_id = f.person_id) FROM face_detections f "
+                               "WHERE f.id = %s", (face,)).fetchone()
+        assert row is not None and row[1] == 1, row
+        png = tmp_path / f"{face}.png"
+        shown = run_cli(cli, "-d", url, "show", str(row[0]), "-o", str(png), "--tile", "128")
+        assert shown.exit_code == 0, shown.output
+        tile = np.asarray(Image.open(png).convert("RGB"))[HEADER:HEADER + 128, :128]
+        share = _outlined(tile, box, tile_window(box, PAD, beside.get(face, [])))
+        assert share > 0.9 if marked else share < 0.1, (name, face, share)
 
     # The photo is gone: a new cache (nothing kept) and the site say "photo missing".
     (photos / ROW.name).unlink()
