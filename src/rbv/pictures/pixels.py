@@ -1,4 +1,5 @@
-"""Pixels of catalogued photos and square face crops cut from them."""
+"""Pixels of catalogued photos, square face crops cut from them, and the face tiles a
+person looks at."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ MISSING = (72, 72, 72)
 TIGHTEST_PAD = 0.05
 """The least padding a tile shrinks to so that a larger face beside it shows less."""
 PAD_STEP = 0.05
+"""How much padding each step of that shrinking takes off."""
 
 PhotoLocator = Callable[[int], tuple[str | None, list[str]]]
 """An image id's format and every known path of it (present ones first):
@@ -116,7 +118,7 @@ def face_tile(image: DecodedImage, bbox: Box, pad: float, size: int,
     cx, cy = window[0] + side / 2.0, window[1] + side / 2.0
     tile = _warp(image, cx / image.scale, cy / image.scale, side / image.scale, size,
                  BEYOND_PHOTO)
-    if any(_overlap(other, window) > 0.0 for other in others):
+    if _shows_another(window, others):
         k = size / side
         x1, y1, x2, y2 = bbox
         _outline(tile, (k * (x1 - window[0]), k * (y1 - window[1]),
@@ -144,7 +146,10 @@ def tile_window(bbox: Box, pad: float, others: Sequence[Box] = ()) -> Box:
 
 def tile_marked(bbox: Box, pad: float, others: Sequence[Box]) -> bool:
     """Whether :func:`face_tile` outlines the face: another face shows in its tile."""
-    window = tile_window(bbox, pad, others)
+    return _shows_another(tile_window(bbox, pad, others), others)
+
+
+def _shows_another(window: Box, others: Sequence[Box]) -> bool:
     return any(_overlap(other, window) > 0.0 for other in others)
 
 
