@@ -53,7 +53,8 @@ from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import evidence as evidence_module
 from rbv.jobs.persons.evidence import Suggestion
-from rbv.serve import queue as queue_module
+from rbv.serve import ranking as ranking_module
+from rbv.serve import screens
 from rbv.serve.queue import SuggestionQueue
 from rbv.store import Database, open_database
 from rbv.store.queries.assignments import faces_with_paths, load_faces
@@ -63,8 +64,9 @@ from rbv.store.server.migrations import apply_pending
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CHECKPOINTS = (0, 25, 50, 100, 200, 400)
-TARGETS = (0.90, 0.95, 0.99)
+TARGETS = (0.90, 0.95, 0.99, 0.995)
 T = TypeVar("T")
+GO_ON = True  # past "nothing likely left", the user goes on (--stop-when-unlikely: not)
 NOT_TICKED = 2.0  # above every probability: no candidate shown ticked, as the page
 
 # Everything a review decides, cleared before each run: the run starts from the clustering.
@@ -83,6 +85,8 @@ class Session:
     clicks: int = 0
     faces: int = 0  # face images on the screens shown so far
     dry: bool = False  # the queue ran dry (else the clicks allowed were spent)
+    going_on: bool = False  # past "nothing likely left", on the unlikely pairs
+    going_on_at: int | None = None  # clicks made when the user went on
     answers: Counter[str] = field(default_factory=Counter)
     curve: list[dict[str, float]] = field(default_factory=list)
     shown: list[tuple[float, bool]] = field(default_factory=list)  # (probability, same)
@@ -169,13 +173,21 @@ def changed(before: dict[int, uuid.UUID | None], after: dict[int, uuid.UUID | No
 
 
 def _next_prompt(session: Session, queue: SuggestionQueue,
-                 ask: Callable[[], tuple[T | None, str]]) -> T | None:
+                 ask: Callable[..., tuple[T | None, str]]) -> T | None:
     """The next prompt from the ranking made after the last answer (the user takes
-    longer than a ranking), its wait timed; None (the queue ran dry) is noted."""
+    longer than a ranking), its wait timed; None (the queue ran dry) is noted. When
+    the page says nothing likely is left, the user goes on to the unlikely pairs (one
+    click) unless ``--stop-when-unlikely``."""
     queue.warm().join()
     started = time.perf_counter()
-    prompt, _note = ask()
+    prompt, _note = ask(unlikely=session.going_on)
     session.waits.append(time.perf_counter() - started)
+    if prompt is None and not session.going_on and queue.left().unlikely and GO_ON:
+        session.going_on = True
+        session.going_on_at = session.clicks
+        session.answers["go on"] += 1
+        session.click()
+        prompt, _note = ask(unlikely=True)
     session.dry = prompt is None
     return prompt
 
@@ -235,13 +247,16 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
             if theirs == anchor:
                 same.append(c.person.id)
         prompt["ticked"] = len(same)
+        prompt["ticked_at"] = [i for i, c in enumerate(grid.candidates) if c.person.id in same]
+        prompt["ticked_p"] = [round(c.probability, 4) for c in grid.candidates
+                              if c.person.id in same]
         changes = sum((c.probability >= pre_tick) != (c.person.id in same)
                       for c in grid.candidates)
         prompt["changed"] = changes
         queue.answer_grid(grid.keep.id, same, shown)
         after = persons_now(db, pack_name)
-        asked = {f for f, p in person_of.items() if p in same}
-        _unasked(session, person_of, after, asked, grid.keep.id, "grid")
+        # the ticked and the grid's person become one (in whichever of them is kept)
+        _unasked_pairs(session, person_of, after, [(grid.keep.id, p) for p in same], "grid")
         person_of = after
         for _ in range(changes + 1):  # each tick (or untick of one shown ticked), then Done
             session.click(person_of, truth)
@@ -302,7 +317,7 @@ def review_pair_pages(db: Database, pack_name: str, truth: dict[int, str], click
 
 def _unasked_pairs(session: Session, before: dict[int, uuid.UUID | None],
                    after: dict[int, uuid.UUID | None],
-                   same: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+                   same: list[tuple[uuid.UUID, uuid.UUID]], answer: str = "pairs") -> None:
     """Every face that moved other than into a person the ticked pairs joined it to."""
     joined: dict[uuid.UUID, set[uuid.UUID]] = {}
     for one, two in same:
@@ -311,7 +326,7 @@ def _unasked_pairs(session: Session, before: dict[int, uuid.UUID | None],
             joined[p] = group
     for face, (was, now) in changed(before, after).items():
         if was is None or now not in joined.get(was, set()):
-            session.unasked.append(f"click {session.clicks} (pairs): face {face} "
+            session.unasked.append(f"click {session.clicks} ({answer}): face {face} "
                                    f"{was} -> {now}")
 
 
@@ -353,14 +368,8 @@ def review_pairs(db: Database, pack_name: str, truth: dict[int, str], clicks: in
     person_of = persons_now(db, pack_name)
     session.start(person_of, truth)
     while session.clicks < clicks:
-        started = time.perf_counter()
-        pair, note = queue.next_or_waiting()
-        if pair is None and note:  # ranking (the page reloads by itself): wait for it
-            queue.warm().join()
-            pair, note = queue.next_or_waiting()
-        session.waits.append(time.perf_counter() - started)
+        pair = _next_prompt(session, queue, queue.next_or_waiting)
         if pair is None:
-            session.dry = True
             break
         person_of = _answer_pair(session, queue, db, pack_name, truth, person_of,
                                  pair.suggestion)
@@ -374,7 +383,7 @@ def _answer_pair(session: Session, queue: SuggestionQueue, db: Database, pack_na
     side has no labelled face); returns who each face belongs to after."""
     keep, other = identity(s.keep.id, person_of, truth), identity(s.other.id, person_of,
                                                                   truth)
-    session.faces += sum(min(p.faces, queue_module.SIDE_FACES) for p in (s.keep, s.other))
+    session.faces += sum(min(p.faces, screens.SIDE_FACES) for p in (s.keep, s.other))
     if keep is None or other is None:
         queue.skip(s.keep.id, s.other.id)
         answer = "skip"
@@ -450,6 +459,7 @@ def summary(session: Session) -> dict[str, object]:
     waits = sorted(session.waits[1:]) or [0.0]
     return {"clicks": session.clicks, "faces_shown": session.faces, "ran_dry": session.dry,
             "minutes": minutes(curve[-1]), "time_model": TIME_MODEL,
+            "went_on_at_click": session.going_on_at,
             "answers": dict(session.answers),
             "at": {str(c): at[c] for c in CHECKPOINTS}, "clicks_to": clicks_to,
             "faces_to": faces_to, "minutes_to": minutes_to,
@@ -486,6 +496,9 @@ def report(name: str, faces: int, out: dict[str, object]) -> None:
     print(f"changes the user did not ask for: {len(unasked)}")  # type: ignore[arg-type]
     for line in unasked[:10]:  # type: ignore[index]
         print(f"  {line}")
+    if out["went_on_at_click"] is not None:
+        print(f"nothing likely left at click {out['went_on_at_click']}: went on to the "
+              "unlikely pairs")
     print(f"answer -> next prompt, p95: {out['next_prompt_p95_s']:.3f} s")
 
 
@@ -507,7 +520,13 @@ def main() -> int:
                         "a click (default: as its probability, the ticks expected there)")
     parser.add_argument("--page", type=int, default=None, metavar="N",
                         help="pairs: N pairs a page (default: the page's, "
-                        "rbv.serve.queue.PAIRS_PAGE)")
+                        "rbv.serve.screens.PAIRS_PAGE)")
+    parser.add_argument("--stop-when-unlikely", action="store_true",
+                        help="stop where the page says nothing likely is left (default: "
+                        "go on to the unlikely pairs, one click)")
+    parser.add_argument("--min-worth", type=float, default=None, metavar="W",
+                        help="faces an answer is expected to put right below which a pair "
+                        "is unlikely (default: the page's, rbv.serve.ranking.MIN_WORTH)")
     parser.add_argument("--names", type=int, default=0,
                         help="grids: first name the N largest persons (a click each)")
     parser.add_argument("--pre-tick", type=float, default=NOT_TICKED, metavar="P",
@@ -538,7 +557,12 @@ def main() -> int:
         level, weight = (float(v) for v in args.spread.split(","))
         pair_odds.PRIOR_SPREAD = (level, weight)
     if args.page:
-        queue_module.PAIRS_PAGE = args.page
+        screens.PAIRS_PAGE = args.page
+    if args.min_worth is not None:
+        ranking_module.MIN_WORTH = args.min_worth
+    if args.stop_when_unlikely:
+        global GO_ON
+        GO_ON = False
     db, settings = open_scratch(folder, args.pack, args.data)
     started = time.perf_counter()
     pack_name = Path(args.pack).name

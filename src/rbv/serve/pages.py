@@ -18,7 +18,7 @@ from rbv.jobs.persons.review import review
 from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.inputs import query_choice, query_whole
-from rbv.serve.queue import SuggestionQueue
+from rbv.serve.queue import Left, SuggestionQueue
 from rbv.store.queries.persons import name_of, resolve_person
 from rbv.store.queries.review import shown_faces
 from rbv.store.queries.review_pages import (
@@ -41,6 +41,11 @@ CACHED = {"Cache-Control": "private, max-age=3600"}
 
 def _one(query: Query, key: str, default: str = "") -> str:
     return (query.get(key) or [default])[0]
+
+
+def _unlikely(query: Query) -> bool:
+    """Whether the person asked to go on to the pairs not worth a look (``?unlikely=1``)."""
+    return query_choice(query, "unlikely", "0", ["0", "1"]) == "1"
 
 
 class Pages:
@@ -135,21 +140,28 @@ class Pages:
         return self.html("person.html", templates.label(person, report.person.name),
                          templates.person(report, min(2 * limit, MOST_FACES_SHOWN)))
 
-    def suggestions(self) -> Response:
-        pair, waiting = self.queue.next_or_waiting()
-        return self.html("suggestion.html", "Same person?",
-                         templates.suggestion(pair, waiting))
+    def _ended(self, screen: object, note: str) -> Left | None:
+        """What is left when a review page has nothing worth a look to show (the
+        ranking made): the page says so, and how many unlikely pairs it could go on
+        to."""
+        return self.queue.left() if screen is None and not note else None
 
-    def grid(self) -> Response:
-        grid, waiting = self.queue.next_grid()
+    def suggestions(self, query: Query) -> Response:
+        pair, note = self.queue.next_or_waiting(unlikely=_unlikely(query))
+        return self.html("suggestion.html", "Same person?",
+                         templates.suggestion(pair, note, self._ended(pair, note)))
+
+    def grid(self, query: Query) -> Response:
+        grid, note = self.queue.next_grid(unlikely=_unlikely(query))
         title = f"Which of these are {templates.label(grid.keep.id, grid.keep.name)}?" \
             if grid is not None else "Which of these are the same person?"
-        return self.html("grid.html", title, templates.grid(grid, waiting))
+        return self.html("grid.html", title,
+                         templates.grid(grid, note, self._ended(grid, note)))
 
-    def pairs(self) -> Response:
-        page, waiting = self.queue.next_pairs()
+    def pairs(self, query: Query) -> Response:
+        page, note = self.queue.next_pairs(unlikely=_unlikely(query))
         return self.html("pairs.html", "Which of these pairs are one person?",
-                         templates.pairs(page, waiting))
+                         templates.pairs(page, note, self._ended(page, note)))
 
     def history(self) -> Response:
         return self.html("history.html", "History",

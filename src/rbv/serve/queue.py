@@ -23,7 +23,6 @@ not finished until the whole one replaces it.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import uuid
 from collections.abc import Callable
@@ -36,9 +35,11 @@ from rbv.errors import ConfigError
 from rbv.jobs.persons import answers as rules
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import faces as face_links
-from rbv.jobs.persons.evidence import REVIEW_CANDIDATES, Suggestion, answers_kept
+from rbv.jobs.persons.evidence import Suggestion, answers_kept
+from rbv.serve import screens
 from rbv.serve.ranker import Ranker
 from rbv.serve.ranking import OpenPairs, Ranking, Waiting, pair_of
+from rbv.serve.screens import SIDE_FACES
 from rbv.store.queries.persons import PersonRow, faces_of, faces_of_persons
 from rbv.store.queries.review import person_conflicts
 from rbv.store.queries.review_pages import live_persons
@@ -47,14 +48,15 @@ from rbv.store.server.connection import Database
 if TYPE_CHECKING:
     import psycopg
 
-SIDE_FACES = 6
-GRID = REVIEW_CANDIDATES
-"""Persons asked about at once in "which of these are X?" (24): a truthful simulated
-user on data/family reaches pairwise F 0.95 after 263 clicks with 16, 218 with 24 (each
-person left unticked costs nothing; measured by simulation of the same ranking)."""
-PAIRS_PAGE = 24
-"""Pairs asked about at once in "which of these pairs are one person?" (see
-scripts/README.md, review_effort.py)."""
+
+
+@dataclass(frozen=True)
+class Left:
+    """The pairs still waiting, those on the screen included: worth a look
+    (:func:`rbv.serve.ranking.worth_a_look`) and not."""
+
+    likely: int
+    unlikely: int
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Pair:
     suggestion: Suggestion
     keep_faces: list[int]
     other_faces: list[int]
-    left: int  # suggestions still waiting, this one included
+    left: Left
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class Grid:
     keep: PersonRow
     keep_faces: list[int]
     candidates: list[Candidate]
-    left: int  # suggestions still waiting, these included
+    left: Left
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class PairsPage:
     """"Which of these pairs are one person?": the strongest pairs still to ask about."""
 
     pairs: list[Suggestion]
-    left: int  # suggestions still waiting, these included
+    left: Left
 
 
 class SuggestionQueue:
@@ -115,11 +117,18 @@ class SuggestionQueue:
         return self.ranker.current(wait=wait)
 
     # --- what the page shows -----------------------------------------------------------
-    def next_or_waiting(self) -> tuple[Pair | None, str]:
-        """The strongest suggestion not skipped (or None), and a note when the ranking
-        shown is older than the latest changes or not made yet."""
+    def left(self) -> Left:
+        """The pairs still waiting, worth a look and not (what a page says when it has
+        none worth a look to show)."""
+        return _left(self._waiting()[0])
+
+    def next_or_waiting(self, *, unlikely: bool = False) -> tuple[Pair | None, str]:
+        """The strongest suggestion worth a look (any with ``unlikely``: the person
+        asked to go on) not skipped, or None, and a note when the ranking shown is
+        older than the latest changes or not made yet, or when nothing likely is left."""
         waiting, note, fresh = self._waiting()
-        s = waiting.first()
+        left = _left(waiting)
+        s = next(iter(waiting) if unlikely else waiting.likely(), None)
         if s is None:
             return None, note
         with self.db.connect() as conn:
@@ -129,10 +138,10 @@ class SuggestionQueue:
             for person, best in ((s.keep, s.best_faces[0]), (s.other, s.best_faces[1])):
                 rest = [f.id for f in faces_of(conn, person.id, SIDE_FACES) if f.id != best]
                 sides.append([best, *rest][:SIDE_FACES])
-        return Pair(s, sides[0], sides[1], len(waiting)), note
+        return Pair(s, sides[0], sides[1], left), note
 
-    def next(self) -> Pair | None:
-        return self.next_or_waiting()[0]
+    def next(self, *, unlikely: bool = False) -> Pair | None:
+        return self.next_or_waiting(unlikely=unlikely)[0]
 
     def _waiting(self) -> tuple[Waiting, str, bool]:
         """The pairs still to ask about, the note on the ranking, and whether it is
@@ -158,17 +167,19 @@ class SuggestionQueue:
                                      "ranked; a fresh ranking is being made.")
         return waiting, note, fresh
 
-    def next_grid(self) -> tuple[Grid | None, str]:
-        """The person of the strongest suggestion not skipped and its ``GRID`` likeliest
-        other persons (or None), and a note as :meth:`next_or_waiting`'s."""
+    def next_grid(self, *, unlikely: bool = False) -> tuple[Grid | None, str]:
+        """The grid that asks what is worth most per second of looking
+        (:func:`rbv.serve.screens.grid_choice`: a person and its likeliest other
+        persons, those worth a look alone unless ``unlikely``), or None, and a note as
+        :meth:`next_or_waiting`'s."""
         waiting, note, fresh = self._waiting()
-        first = waiting.first()
-        if first is None:
+        chosen = screens.grid_choice(waiting, unlikely)
+        if chosen is None:
             return None, note
-        anchor = first.keep
+        anchor = chosen.person
         candidates: list[Candidate] = []
         a = anchor.id.int
-        for s in waiting.of(a)[:GRID]:
+        for s in chosen.pairs:
             mine = s.keep.id.int == a
             candidates.append(Candidate(s.other if mine else s.keep, s.probability,
                                         s.best_faces[1] if mine else s.best_faces[0],
@@ -179,59 +190,69 @@ class SuggestionQueue:
                 candidates = [replace(c, person=r) for c, r in zip(candidates, rows, strict=True)]
             best = candidates[0].anchor_face
             rest = [f.id for f in faces_of(conn, anchor.id, SIDE_FACES) if f.id != best]
-        return Grid(anchor, [best, *rest][:SIDE_FACES], candidates, len(waiting)), note
+        return Grid(anchor, [best, *rest][:SIDE_FACES], candidates, _left(waiting)), note
 
     def answer_grid(self, keep: uuid.UUID, same: list[uuid.UUID], shown: list[uuid.UUID]
                     ) -> tuple[str, int | None]:
-        """The persons ticked (``same``, of those ``shown``) are KEEP: merged into it;
-        the others are other people (a "different" link between the two faces shown),
-        so never suggested with it again; one logged edit. The next grid comes from a
-        fresh ranking (made in the background): a merged person is matched by all its
-        faces."""
+        """The persons ticked (``same``, of those ``shown``) are KEEP: they and KEEP are
+        merged into the named one, else the one with most faces (as a page of pairs
+        merges; a grid may be of a lone face); the others are other people (a
+        "different" link between the two faces shown), so never suggested with KEEP
+        again; one logged edit. The next grid comes from a fresh ranking (made in the
+        background): a merged person is matched by all its faces."""
         rules.refuse_unshown(same, shown, "person")
         ranking, _ = self._current(wait=False)
         asked: dict[uuid.UUID, tuple[Suggestion, tuple[int, int]]] = {}  # as shown
-        label = str(keep)[:8]
         k = keep.int
         for s in reversed(self.ranker.shown(ranking, k)):  # the current ranking's win
-            mine, other, shown_faces = (s.keep, s.other.id, s.best_faces) \
-                if s.keep.id == keep else (s.other, s.keep.id, s.best_faces[::-1])
+            other, shown_faces = (s.other.id, s.best_faces) if s.keep.id == keep \
+                else (s.keep.id, s.best_faces[::-1])
             asked[other] = (s, shown_faces)
-            label = repr(mine.name) if mine.name else label
         missing = [p for p in shown if p not in asked]
         if missing:
             raise ConfigError("those suggestions are no longer current (persons changed "
                               "since); look at the next ones")
         different = [asked[p][1] for p in shown if p not in same]
-        moved = self._faces_of(same)
-        done = editing.answer_grid(self.db, str(keep), [str(p) for p in same], different,
+        target, sources, label = keep, list(same), str(keep)[:8]
+        if same:
+            with self.db.connect() as conn:
+                rows = rules.persons_now(conn, [p for s, _ in (asked[p] for p in same)
+                                                for p in (s.keep, s.other)])
+            group = rules.joined(list(zip(rows[::2], rows[1::2], strict=True)))[0]
+            target, sources = group[0], group[1:]
+            label = next(rules.side(r) for r in rows if r.id == target)
+        moved = self._faces_of(sources)
+        done = editing.answer_grid(self.db, str(target), [str(p) for p in sources],
+                                   different,
                                    answers_kept([(asked[p][0], p in same) for p in shown]))
         # settled: the pairs of keep with each person shown, and every pair of the merged
-        shown_ints, same_ints = {p.int for p in shown}, {p.int for p in same}
-        apart = self._kept_apart([keep] if same else [], moved)
+        shown_ints, merged_ints = {p.int for p in shown}, {p.int for p in sources}
+        apart = self._kept_apart([target] if same else [], moved)
 
         def settled(t: Suggestion) -> bool:
             one, two = t.keep.id.int, t.other.id.int
             return ((one == k and two in shown_ints) or (two == k and one in shown_ints)
-                    or one in same_ints or two in same_ints
+                    or one in merged_ints or two in merged_ints
                     or frozenset((one, two)) in apart)
 
-        self.ranker.forget({k} | same_ints, settled, done.edit_id)
-        merged = f"{len(same)} merged into {label}" if same else "none merged"
+        self.ranker.forget({k} | merged_ints | {target.int}, settled, done.edit_id)
+        merged = f"{len(sources)} merged into {label}" if same else "none merged"
         return (f"{merged}; {len(shown) - len(same)} marked as other people",
                 done.edit_id)
 
-    def next_pairs(self) -> tuple[PairsPage | None, str]:
-        """The ``PAIRS_PAGE`` strongest suggestions not skipped (or None), and a note as
+    def next_pairs(self, *, unlikely: bool = False) -> tuple[PairsPage | None, str]:
+        """The strongest suggestions not skipped, worth a look unless ``unlikely``, as
+        many as are worth most per second of looking
+        (:func:`rbv.serve.screens.pairs_page`), or None, and a note as
         :meth:`next_or_waiting`'s."""
         waiting, note, fresh = self._waiting()
-        shown = list(itertools.islice(waiting, PAIRS_PAGE))
+        shown = screens.pairs_page(waiting, unlikely)
         if not shown:
             return None, note
         if not fresh:
             with self.db.connect() as conn:
                 shown = _refreshed(conn, shown)
-        return PairsPage(shown, len(waiting)), note
+        return PairsPage(shown, _left(waiting)), note
 
     def answer_pairs(self, shown: list[tuple[uuid.UUID, uuid.UUID]],
                      same: list[tuple[uuid.UUID, uuid.UUID]]) -> tuple[str, int | None]:
@@ -346,6 +367,11 @@ class SuggestionQueue:
     def skip(self, keep: uuid.UUID, other: uuid.UUID) -> str:
         self.skipped.add(frozenset((keep, other)))
         return "Skipped"
+
+
+def _left(waiting: Waiting) -> Left:
+    likely = sum(1 for _ in waiting.likely())
+    return Left(likely, len(waiting) - likely)
 
 
 def _refreshed(conn: psycopg.Connection, suggestions: list[Suggestion]) -> list[Suggestion]:

@@ -4,6 +4,7 @@ its pairs still open found by person, and those still to ask about."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,19 @@ FIRST_PASS_PERSONS = 25
 """Persons a first ranking holds at least: a full grid ("which of these are X?" shows
 ``GRID`` = 24 others). The two largest persons alone, often a couple or a parent and
 child who share most photos, had no pair to show."""
+
+
+MIN_WORTH = 0.2
+"""The faces an answer to a pair is expected to put right (its worth: probability × the
+faces a "yes" puts right) below which the pair is unlikely: the review pages show the
+pairs worth more alone, then say that nothing likely is left and offer the rest (two
+lone faces at probability 0.2; a lone face and a person of 9 at 0.11). Measured with
+``scripts/review_effort.py`` (faces shown)."""
+
+
+def worth_a_look(s: Suggestion) -> bool:
+    """Whether a pair's answer is expected to put right ``MIN_WORTH`` faces or more."""
+    return s.worth >= MIN_WORTH
 
 
 def pair_of(s: Suggestion) -> tuple[uuid.UUID, uuid.UUID]:
@@ -90,6 +104,11 @@ class Waiting:
 
     def first(self) -> Suggestion | None:
         return next(iter(self), None)
+
+    def likely(self) -> Iterator[Suggestion]:
+        """The pairs worth a look (:func:`worth_a_look`), strongest first: those before
+        the first that is not (the ranking is by worth)."""
+        return itertools.takewhile(worth_a_look, self)
 
     def of(self, person: int) -> list[Suggestion]:
         """``person``'s (its UUID's int), strongest first."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from rbv.jobs.persons.review import ReviewReport
-from rbv.serve.queue import Grid, Pair, PairsPage
+from rbv.serve.queue import Grid, Left, Pair, PairsPage
 from rbv.store.queries.edits import EditRow
 from rbv.store.queries.review_pages import PeopleFilter, PersonTile, Photo
 from rbv.web.templating import label, render
@@ -50,25 +50,30 @@ def person(report: ReviewReport, more: int) -> dict[str, object]:
             "other_half": set(report.split.moved) if report.split else set()}
 
 
-def suggestion(pair: Pair | None, note: str = "") -> dict[str, object]:
+def suggestion(pair: Pair | None, note: str = "", ended: Left | None = None
+               ) -> dict[str, object]:
     """The pair to show; a ``note`` when the ranking is older than the library or still
-    being made (then, with nothing to show, the page reloads itself)."""
+    being made (then, with nothing to show, the page reloads itself); ``ended``: what is
+    left when nothing worth a look is (the page says so, and offers the unlikely)."""
     return {"pair": pair, "note": note, "reload": 3 if note and pair is None else 0,
+            "ended": ended,
             "unlikely": pair is not None and pair.suggestion.probability < UNLIKELY}
 
 
-def grid(grid: Grid | None, note: str = "") -> dict[str, object]:
+def grid(grid: Grid | None, note: str = "", ended: Left | None = None
+         ) -> dict[str, object]:
     """The grid to show (as :func:`suggestion`); ``unlikely``: candidates shown though
     under even odds, said on the page."""
     unlikely = sum(c.probability < UNLIKELY for c in grid.candidates) if grid else 0
-    return {"g": grid, "note": note, "unlikely": unlikely,
+    return {"g": grid, "note": note, "unlikely": unlikely, "ended": ended,
             "reload": 3 if note and grid is None else 0}
 
 
-def pairs(page: PairsPage | None, note: str = "") -> dict[str, object]:
+def pairs(page: PairsPage | None, note: str = "", ended: Left | None = None
+          ) -> dict[str, object]:
     """The pairs to show (as :func:`grid`'s)."""
     unlikely = sum(s.probability < UNLIKELY for s in page.pairs) if page else 0
-    return {"page": page, "note": note, "unlikely": unlikely,
+    return {"page": page, "note": note, "unlikely": unlikely, "ended": ended,
             "reload": 3 if note and page is None else 0}
 
 
