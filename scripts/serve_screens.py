@@ -9,11 +9,11 @@ one (so the people page and the history have names to show); then, at each width
 saves the people, grid, pairs, one-pair (``/suggestions``), person (the largest) and
 history pages as NAME-WIDTH.png in OUT (the top 3,000 px of each), and the page after
 a grid answered from its Done button as ``grid-answered-WIDTH.png`` (the window as the
-person sees it, with its toast). ``--suffix -before`` names the files NAME-WIDTH-before
+person sees it, with its toast). ``--suffix=-before`` names the files NAME-WIDTH-before
 .png, to run it on an older checkout (``PYTHONPATH=that/src``) into the same folder.
 
     uv run python scripts/serve_screens.py /tmp/rbv-review-effort-family-974bccfaa3 ../notes/shots
-    uv run python scripts/serve_screens.py DATA OUT --widths 1280,420,360 --suffix -before
+    uv run python scripts/serve_screens.py DATA OUT --widths 1280,420,360 --suffix=-before
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import psycopg
 from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers
@@ -34,6 +33,7 @@ from tests.serve_client import serving  # noqa: E402
 from tests.support.browser import CHROMIUM_ARGS, wait_for_visible_images  # noqa: E402
 
 from rbv.config import Settings  # noqa: E402
+from rbv.store import Database  # noqa: E402
 
 TALLEST = 3_000
 # Files of the running server that a copy must not carry.
@@ -54,9 +54,9 @@ def copy_data(data: Path, into: Path) -> Path:
     return copy
 
 
-def persons_by_size(settings: Settings) -> list[tuple[str, str | None]]:
+def persons_by_size(db: Database) -> list[tuple[str, str | None]]:
     """Unmerged persons with faces, largest first: (id, name)."""
-    with psycopg.connect(str(settings.database_url)) as conn:
+    with db.connect() as conn:
         return [(str(r[0]), r[1]) for r in conn.execute(
             "SELECT f.person_id, n.name FROM face_detections f "
             "LEFT JOIN person_names n ON n.person_id = f.person_id "
@@ -65,6 +65,9 @@ def persons_by_size(settings: Settings) -> list[tuple[str, str | None]]:
 
 
 def shoot(page: Page, path: Path, *, whole: bool = True) -> None:
+    if whole:  # the images below the window too (lazy ones load only when near it)
+        page.evaluate("() => document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
+        page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
     wait_for_visible_images(page)
     if whole:
         height = min(TALLEST, int(page.evaluate("() => document.documentElement.scrollHeight")))
@@ -94,7 +97,7 @@ def main() -> None:
                             model_pack=args.pack)
         with serving(settings, Path(scratch) / "cache") as (server, client), \
                 sync_playwright() as playwright:
-            persons = persons_by_size(settings)
+            persons = persons_by_size(server.db)
             unnamed = [p for p, name in persons if name is None]
             for person, name in zip([*unnamed[:2], unnamed[-1]],
                                     ("Ada Lovelace", "Grace Hopper", "Katherine Johnson"),
