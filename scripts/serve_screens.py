@@ -48,6 +48,8 @@ def copy_data(data: Path, into: Path) -> Path:
                  "it has stopped (a copy of a running server's files is not consistent)")
     copy = into / "data"
     subprocess.run(["cp", "-a", str(data), str(copy)], check=True)
+    if (data / "pg" / "postmaster.pid").exists():
+        sys.exit(f"{data}: its server started while it was copied; run this again")
     for name in RUNTIME:
         (copy / "pg" / name).unlink(missing_ok=True)
     (copy / ".pg.lock").unlink(missing_ok=True)
