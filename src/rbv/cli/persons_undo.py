@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.cli.naming import relabel
 from rbv.cli.tables import print_table
 from rbv.jobs.persons import edit_log
+from rbv.jobs.persons.lookup import relabel
 from rbv.store import open_database
 
 

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from rbv.bounds import BIGINT_MAX
 from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log
+from rbv.jobs.persons.lookup import relabel
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.jobs.persons.review import review
 from rbv.serve import templates
@@ -164,8 +165,9 @@ class Pages:
                          templates.pairs(page, note, self._ended(page, note)))
 
     def history(self) -> Response:
+        rows = edit_log.history(self.db, 100)
         return self.html("history.html", "History",
-                         templates.history(edit_log.history(self.db, 100)))
+                         templates.history(rows, relabel(self.db, [r.summary for r in rows])))
 
     def photo(self, image_id: int, query: Query) -> Response:
         with self.db.connect() as conn:

@@ -77,14 +77,16 @@ def pairs(page: PairsPage | None, note: str = "", ended: Left | None = None
             "reload": 3 if note and page is None else 0}
 
 
-def history(rows: Sequence[EditRow]) -> dict[str, object]:
+def history(rows: Sequence[EditRow], whats: Sequence[str]) -> dict[str, object]:
+    """``whats``: each row's summary with its persons named (as ``rbv persons history``
+    says them: :func:`rbv.jobs.persons.lookup.relabel`)."""
     undoable = [r.id for r in rows if r.undone_by is None and not r.undoes]
     shown = []
-    for r in rows:
+    for r, what in zip(rows, whats, strict=True):
         state = (f"undone by #{r.undone_by}" if r.undone_by is not None
                  else "undo of " + ", ".join(f"#{u}" for u in r.undoes) if r.undoes else "")
         undo = undoable.index(r.id) + 1 if r.id in undoable else 0
-        shown.append((r, state, undo))
+        shown.append((r, what, state, undo))
     return {"rows": shown}
 
 

@@ -1,9 +1,11 @@
 """Persons as the commands find and show them: by uuid, uuid prefix or name, listed with
-their face counts, called by their label in messages. Reads only, and no clustering
+their face counts, called by their label in messages (and in the edit log's summaries,
+the CLI's and ``rbv serve``'s history alike). Reads only, and no clustering
 stack: ``rbv persons`` edits start without numpy (``scripts/bench_startup.py``)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 
@@ -13,7 +15,10 @@ from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.persons import SHORT_ID, PersonFace, PersonRow, short_id
 
 __all__ = ["SHORT_ID", "PersonFace", "PersonRow", "faces", "labels", "list_persons", "name",
-           "resolve", "resolve_all", "short_id"]
+           "relabel", "resolve", "resolve_all", "short_id"]
+
+_UUID = re.compile(r"(person )?\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+                   r"\b( ')?")
 
 
 def resolve(db: Database, ref: str) -> uuid.UUID:
@@ -59,3 +64,24 @@ def name(db: Database, person: uuid.UUID) -> str | None:
     """The person's name (None: unnamed)."""
     with db.connect() as conn:
         return queries.name_of(conn, person)
+
+
+def relabel(db: Database, texts: Sequence[str]) -> list[str]:
+    """``texts`` with every uuid in them replaced by its person's label (edit log
+    summaries name persons by uuid); by its short id where the text gives a name right
+    after it ("named 3f2a9c12 'Ada'")."""
+    ids = list(dict.fromkeys(uuid.UUID(m[1]) for t in texts for m in _UUID.findall(t)))
+    if not ids:
+        return list(texts)
+    named = labels(db, ids)
+
+    def label(match: re.Match[str]) -> str:
+        person, quoted = uuid.UUID(match[2]), match[3] or ""
+        said = named[person]
+        if quoted:
+            said = short_id(person) + quoted
+        elif match[1] and said.startswith("person "):
+            return said  # "person 3f2a9c12", not "person person 3f2a9c12"
+        return (match[1] or "") + said
+
+    return [_UUID.sub(label, t) for t in texts]

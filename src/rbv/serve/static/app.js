@@ -15,9 +15,10 @@ function showToast(message, edit, error) {
     undo.onclick = () => act("undo", {edit: edit, count: 1});
     toastBox.appendChild(undo);
   }
+  // It stays (in the page's flow under the menu, so it covers nothing): hiding it would
+  // move the page under the person's pointer.
   toastBox.hidden = false;
-  clearTimeout(showToast.timer);
-  showToast.timer = setTimeout(() => { toastBox.hidden = true; }, error ? 12000 : 8000);
+  if (error) toastBox.scrollIntoView({block: "nearest"});
 }
 
 async function act(action, data) {
@@ -39,6 +40,7 @@ async function act(action, data) {
     return answer;
   }
   sessionStorage.setItem("rbv-toast", JSON.stringify({message: answer.message, edit: answer.edit}));
+  scrollTo(0, 0);  // the next page opens at its top, where the toast says what was done
   if (answer.go) { location.href = base + answer.go; } else { location.reload(); }
   return answer;
 }
@@ -106,6 +108,16 @@ const grid = document.querySelector(".candidates");
 const ticks = () => Array.from(document.querySelectorAll(".candidate input"));
 const pairsPage = document.querySelector(".pairs");
 const pairOf = t => [t.dataset.keep, t.dataset.other];
+// Done with nothing ticked on a screen of 5 or more says what it stores and asks, once:
+// a second Done stores it.
+let asked = false;
+function answered(kind, what, data) {
+  if (data.same.length === 0 && data.shown.length >= 5 && !asked) {
+    asked = true;
+    if (!confirm(`None ticked: mark all ${data.shown.length} as ${what}?`)) return null;
+  }
+  return act(kind, data);
+}
 const buttons = {
   name: () => act("name", {person: head.dataset.person, name: value("rename")}),
   merge: () => act("merge", {person: head.dataset.person, source: value("merge-in")}),
@@ -120,9 +132,10 @@ const buttons = {
   accept: () => act("accept", {keep: pair.dataset.keep, other: pair.dataset.other}),
   dismiss: () => act("dismiss", {keep: pair.dataset.keep, other: pair.dataset.other}),
   skip: () => act("skip", {keep: pair.dataset.keep, other: pair.dataset.other}),
-  grid: () => act("grid", {keep: grid.dataset.keep, same: ticks().filter(t => t.checked).map(t => t.value),
-                           shown: ticks().map(t => t.value)}),
-  pairs: () => act("pairs", {same: ticks().filter(t => t.checked).map(pairOf), shown: ticks().map(pairOf)}),
+  grid: () => answered("grid", "other people", {keep: grid.dataset.keep,
+    same: ticks().filter(t => t.checked).map(t => t.value), shown: ticks().map(t => t.value)}),
+  pairs: () => answered("pairs", "pairs of two people", {
+    same: ticks().filter(t => t.checked).map(pairOf), shown: ticks().map(pairOf)}),
 };
 document.querySelectorAll("[data-act]").forEach(b => b.addEventListener("click", () => buttons[b.dataset.act]()));
 document.querySelectorAll("[data-face-act]").forEach(b => b.addEventListener("click", () => {

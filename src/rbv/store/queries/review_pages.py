@@ -37,8 +37,9 @@ def _escape_like(text: str) -> str:
 def people_page(conn: psycopg.Connection, *, search: str = "",
                 which: PeopleFilter = PeopleFilter.all, offset: int = 0,
                 limit: int = 60) -> tuple[list[PersonTile], int]:
-    """One page of persons with faces (named ones even without), unnamed and largest
-    first, and how many match in all. Hidden persons show only under ``hidden``."""
+    """One page of persons with faces (named ones even without), named and largest
+    first (the persons a user has named are on the first page), and how many match in
+    all. Hidden persons show only under ``hidden``."""
     params = {"q": f"%{_escape_like(search.strip())}%" if search.strip() else None,
               "hidden": which is PeopleFilter.hidden,
               "named": {PeopleFilter.named: True, PeopleFilter.unnamed: False}.get(which),
@@ -60,7 +61,7 @@ def people_page(conn: psycopg.Connection, *, search: str = "",
               AND (c.faces > 0 OR n.name IS NOT NULL)
               AND (%(q)s::text IS NULL OR n.name ILIKE %(q)s)
               AND (%(named)s::boolean IS NULL OR (n.name IS NOT NULL) = %(named)s)
-            ORDER BY n.name IS NOT NULL, coalesce(c.faces, 0) DESC, n.name, p.id
+            ORDER BY n.name IS NULL, coalesce(c.faces, 0) DESC, n.name, p.id
             OFFSET %(offset)s LIMIT %(limit)s
         )
         SELECT m.id, m.name, m.faces,
@@ -71,7 +72,7 @@ def people_page(conn: psycopg.Connection, *, search: str = "",
                 ORDER BY f.det_score DESC, f.id LIMIT 1),
                m.total
         FROM matching m
-        ORDER BY m.name IS NOT NULL, m.faces DESC, m.name, m.id
+        ORDER BY m.name IS NULL, m.faces DESC, m.name, m.id
         """, params).fetchall()
     tiles = [PersonTile(r[0], r[1], int(r[2]), int(r[3]), bool(r[4]),
                         None if r[5] is None else int(r[5])) for r in rows]

@@ -1,0 +1,191 @@
+"""`rbv serve` read in a real headless Chromium at a desktop's 1280 px and a phone's 420 px
+(issue 50 #4): no label is cut (each candidate's score and face count are on the page),
+no page is wider than the window, the toast after an answer covers no button, Done with
+nothing ticked on a screen of 5 or more asks once before storing, the people a person
+named are first on the people page (and found by the search box), and the history names
+persons as `rbv persons history` does."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from playwright.sync_api import Dialog, Page, expect
+
+from rbv.config import Settings
+from rbv.web.templating import environment
+from tests.conftest import run_cli
+from tests.serve_client import serving
+from tests.support.browser import wait_for_visible_images, watch_errors
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Every text that says who a tile is, with its score and face count.
+LABELS = ".candidate > span, .card span, .side h2, .side p, #faces .face span, td"
+# What a label cut short, or a page wider than its window, looks like from the outside.
+CUT = f"""() => {{
+  const cut = Array.from(document.querySelectorAll({LABELS!r}))
+    .filter(e => e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight)
+    .map(e => e.textContent);
+  const wide = document.documentElement.scrollWidth > innerWidth ? ["page wider than window"] : [];
+  return [...cut, ...wide];
+}}"""
+# The actions the toast lies on: each button, tick box and field it overlaps.
+UNDER_TOAST = """() => {
+  const t = document.getElementById("toast").getBoundingClientRect();
+  return Array.from(document.querySelectorAll("button, label.candidate, input, select"))
+    .filter(e => e.id !== "toast-undo" && e.checkVisibility())
+    .filter(e => { const b = e.getBoundingClientRect();
+                   return b.left < t.right && t.left < b.right &&
+                          b.top < t.bottom && t.top < b.bottom; })
+    .map(e => e.outerHTML.slice(0, 80));
+}"""
+
+
+@pytest.fixture(params=[1280, 420], ids=lambda width: f"{width}px")
+def sized(chromium, request) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    """A page of its own browser context, ``request.param`` px wide and 900 high."""
+    context = chromium.new_context(viewport={"width": request.param, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def _count(settings: Settings, query: str) -> int:
+    with psycopg.connect(str(settings.database_url)) as conn:
+        row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _whole(page: Page, path: str) -> None:
+    """Every label on the page is whole and the page fits the window."""
+    wait_for_visible_images(page)
+    assert page.evaluate(CUT) == [], (path, page.viewport_size)
+
+
+def _answer_asked_once(page: Page, act: str, what: str, settings: Settings) -> None:
+    """Done with nothing ticked asks once, naming how many it marks; dismissed, nothing
+    is stored; the second Done stores the answer without asking again."""
+    shown = page.locator(".candidate input").count()
+    assert shown >= 5, f"{act}: {shown} shown, too few to ask"
+    asked: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+    page.on("dialog", dismiss)
+    edits = _count(settings, "SELECT count(*) FROM person_edits")
+    page.keyboard.press("Enter") if act == "grid" else page.locator(
+        f'[data-act="{act}"]').click()
+    assert asked == [f"None ticked: mark all {shown} as {what}?"]
+    assert _count(settings, "SELECT count(*) FROM person_edits") == edits
+    with page.expect_event("load"):
+        page.keyboard.press("Enter") if act == "grid" else page.locator(
+            f'[data-act="{act}"]').click()
+    assert len(asked) == 1
+    assert _count(settings, "SELECT count(*) FROM person_edits") == edits + 1
+    page.remove_listener("dialog", dismiss)
+
+
+@pytest.mark.slow  # a real headless Chromium
+def test_review_pages_are_whole_and_the_toast_covers_nothing(  # type: ignore[no-untyped-def]
+        cli, sized: Page, faces_settings: Settings, tmp_path: Path) -> None:
+    """At each width: every label of the grid, the pairs, the one-pair prompt and a
+    person's page is whole, each grid candidate shows its score and face count; after
+    an answer given from the bottom of the page, the next page opens at its top with the
+    toast in view and over no button; Done with nothing ticked asks once."""
+    page = sized
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    errors = watch_errors(page)
+    with serving(faces_settings, tmp_path / "cache") as (server, client):
+        page.goto(server.url)
+        server.queue.warm().join()
+        for path in ("/grid", "/pairs", "/suggestions"):
+            page.goto(client.base + path)
+            _whole(page, path)
+        page.goto(client.base + "/grid")
+        for text in page.locator(".candidate").all_inner_texts():
+            assert re.search(r"\d\.\d\d · \d+ faces?$", text.strip()), text
+        keep = page.locator(".side h2 a").get_attribute("href")
+        assert keep
+        page.goto(client.origin + keep)
+        _whole(page, keep)
+
+        # Answered from the Done button at the page's bottom (a phone scrolls to it).
+        page.goto(client.base + "/grid")
+        page.locator(".candidate").first.locator("img").click()
+        with page.expect_event("load"):
+            page.locator('[data-act="grid"]').click()
+        toast = page.locator("#toast")
+        expect(toast).to_contain_text("merged")
+        assert page.evaluate("() => scrollY") == 0
+        box = toast.bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 900
+        assert page.evaluate(UNDER_TOAST) == []
+        _whole(page, "/grid after an answer")
+
+        _answer_asked_once(page, "grid", "other people", faces_settings)
+        assert page.evaluate(UNDER_TOAST) == []
+        page.goto(client.base + "/pairs")
+        _answer_asked_once(page, "pairs", "pairs of two people", faces_settings)
+        assert page.evaluate(UNDER_TOAST) == []
+        assert errors == []
+
+
+def _smallest_persons(settings: Settings, n: int) -> list[str]:
+    with psycopg.connect(str(settings.database_url)) as conn:
+        return [str(r[0]) for r in conn.execute(
+            "SELECT person_id FROM face_detections WHERE person_id IS NOT NULL "
+            "GROUP BY person_id ORDER BY count(*), person_id LIMIT %s", (n,))]
+
+
+@pytest.mark.slow
+def test_named_people_come_first_and_the_history_names_them(  # type: ignore[no-untyped-def]
+        cli, sized: Page, faces_settings: Settings, tmp_path: Path) -> None:
+    """The two smallest persons named (one merged into the other's name, one kept):
+    both are the first cards of the people page, the search box (in the window) finds
+    one, and the history says their names, never a uuid."""
+    page = sized
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    ada, grace, stray = _smallest_persons(faces_settings, 3)
+    with serving(faces_settings, tmp_path / "cache") as (server, client):
+        for person, name in ((ada, "Ada Lovelace"), (grace, "Grace Hopper")):
+            assert client.post("name", {"person": person, "name": name}).json()["ok"]
+        assert client.post("merge", {"person": ada, "source": stray}).json()["ok"]
+        page.goto(server.url)
+        _whole(page, "/")
+        names = page.locator("a.card .name").all_inner_texts()
+        assert sorted(names[:2]) == ["Ada Lovelace", "Grace Hopper"], names[:4]
+
+        search = page.locator('input[name="q"]')
+        box = search.bounding_box()
+        width = page.evaluate("() => innerWidth")
+        assert box and box["x"] + box["width"] <= width
+        search.fill("hopper")
+        with page.expect_event("load"):
+            search.press("Enter")
+        expect(page.locator("a.card .name")).to_have_text(["Grace Hopper"])
+        _whole(page, "/?q=hopper")
+
+        page.goto(client.base + "/history")
+        _whole(page, "/history")
+        whats = page.locator("table tr td:nth-child(4)").all_inner_texts()
+        assert len(whats) == 3 and not any(UUID.search(w) for w in whats), whats
+        assert "Ada Lovelace" in whats[0], whats  # the merge, newest first
+        said = run_cli(cli, "-d", url, "persons", "history", env={"COLUMNS": "400"})
+        assert all(w in said.stdout for w in whats), (whats, said.stdout)
+
+
+def test_a_side_says_how_many_of_its_faces_it_shows() -> None:
+    """The grid's and the one-pair prompt's side: "6 of 7 faces shown" when it shows
+    fewer faces than the person has, "7 faces" when all (and `rbv site`'s alike)."""
+    macros = environment().get_template("macros.html").module
+    assert str(macros.faces_shown(7, 6)) == "6 of 7 faces shown"  # type: ignore[attr-defined]
+    assert str(macros.faces_shown(1_250, 6)) == "6 of 1,250 faces shown"  # type: ignore[attr-defined]
+    assert str(macros.faces_shown(6, 6)) == "6 faces"  # type: ignore[attr-defined]
+    assert str(macros.faces_shown(1)) == "1 face"  # type: ignore[attr-defined]
+    side = str(macros.side("keep", "Ada", "/person/x", 7, "", 6))  # type: ignore[attr-defined]
+    assert "keep · 6 of 7 faces shown" in side
