@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Dialog, Page, expect
 
 from rbv.config import Settings
+from rbv.serve import screens
 from rbv.web.templating import environment
 from tests.conftest import run_cli
 from tests.serve_client import serving
@@ -64,6 +65,14 @@ def _whole(page: Page, path: str) -> None:
     assert page.evaluate(CUT) == [], (path, page.viewport_size)
 
 
+def _screen_of_five(page: Page, address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open the screen at ``address`` holding every pair of the ranking's order it may
+    (``FILL`` 0: a screen holds what is worth a look, on this small library often fewer
+    than 5), the unlikely too."""
+    monkeypatch.setattr(screens, "FILL", 0.0)
+    page.goto(address + "?unlikely=1")
+
+
 def _answer_asked_once(page: Page, act: str, what: str, settings: Settings) -> None:
     """Done with nothing ticked asks once, naming how many it marks; dismissed, nothing
     is stored; the second Done stores the answer without asking again."""
@@ -90,7 +99,8 @@ def _answer_asked_once(page: Page, act: str, what: str, settings: Settings) -> N
 
 @pytest.mark.slow  # a real headless Chromium
 def test_review_pages_are_whole_and_the_toast_covers_nothing(  # type: ignore[no-untyped-def]
-        cli, sized: Page, faces_settings: Settings, tmp_path: Path) -> None:
+        cli, sized: Page, faces_settings: Settings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """At each width: every label of the grid, the pairs, the one-pair prompt and a
     person's page is whole, each grid candidate shows its score and face count; after
     an answer given from the bottom of the page, the next page opens at its top with the
@@ -126,9 +136,10 @@ def test_review_pages_are_whole_and_the_toast_covers_nothing(  # type: ignore[no
         assert page.evaluate(UNDER_TOAST) == []
         _whole(page, "/grid after an answer")
 
+        _screen_of_five(page, client.base + "/grid", monkeypatch)
         _answer_asked_once(page, "grid", "other people", faces_settings)
         assert page.evaluate(UNDER_TOAST) == []
-        page.goto(client.base + "/pairs")
+        _screen_of_five(page, client.base + "/pairs", monkeypatch)
         _answer_asked_once(page, "pairs", "pairs of two people", faces_settings)
         assert page.evaluate(UNDER_TOAST) == []
         assert errors == []

@@ -38,6 +38,8 @@ GRID = REVIEW_CANDIDATES
 """Candidates a grid shows at most (24: the nearest persons a ranking weighs)."""
 PAIRS_PAGE = 24
 """Pairs a page shows at most."""
+FILL = 0.5
+"""Of a screen's rate, what an item must add per second of its own to be on it."""
 ANCHORS = 48
 """Open pairs, strongest first, whose persons are weighed as a grid's person: the
 cheapest screen holds a strong pair, and weighing every person at 100,000 faces would
@@ -48,14 +50,25 @@ def best_prefix(items: Sequence[Suggestion], overhead: float, faces_each: int
                 ) -> tuple[int, float]:
     """How many of ``items`` (strongest first) a screen should hold, and its rate
     (worth per second): ``overhead`` seconds for the screen itself, ``faces_each`` faces
-    per item and a tick where it is one person."""
-    gain, cost, best, rate = 0.0, overhead, 0, 0.0
-    for n, s in enumerate(items, 1):
+    per item and a tick where it is one person. The screen's rate is that of its best
+    prefix; it holds, of the items after, those that each add ``FILL`` of that rate or
+    more (the next screen will hardly do better: a screen cut at its best average alone
+    would cost a Done for every one or two pairs)."""
+    gain, cost, rate = 0.0, overhead, 0.0
+    for s in items:
         gain += s.worth
-        cost += faces_each * SECONDS_A_FACE + s.probability * SECONDS_A_CLICK
-        if gain / cost > rate:
-            best, rate = n, gain / cost
-    return best, rate
+        cost += _seconds(s, faces_each)
+        rate = max(rate, gain / cost)
+    n = 0
+    while n < len(items) and (
+            n == 0 or items[n].worth >= FILL * rate * _seconds(items[n], faces_each)):
+        n += 1
+    return n, rate
+
+
+def _seconds(s: Suggestion, faces_each: int) -> float:
+    """What an item adds to a screen's time: its faces, and a tick when it is one."""
+    return faces_each * SECONDS_A_FACE + s.probability * SECONDS_A_CLICK
 
 
 def pairs_page(waiting: Waiting, unlikely: bool) -> list[Suggestion]:
