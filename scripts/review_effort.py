@@ -14,12 +14,19 @@ person?" pairs (``--prompt pair``) it says yes when the two persons' labelled fa
 mostly of one identity, no when of two; in both it skips (one click) when a person has
 no labelled face.
 After each click, pairwise and BCubed F over the labelled faces (each labelled photo's
-largest face) are measured.
+largest face) are measured. Where the page says nothing likely is left, the user goes on
+to the unlikely pairs (one click; ``--stop-when-unlikely``: stops there).
 
-Prints F after 0, 25, 50, 100, 200, 400 clicks, the clicks needed to reach F 0.90 /
-0.95 / 0.99, how reliable the probabilities shown were (pairs shown at probability p vs
-how often they were one person), and every change the page made that the user did not
-ask for (a merge of anything but the pair answered "yes", a face moved by a "no").
+Effort is counted as a person spends it: clicks, and the faces shown (every face image
+on every screen: the grid's person's faces and one per candidate, both faces of each
+pair on a page, both sides of a one-pair prompt), with a modelled time of 0.4 s a face
+looked at + 1 s a click (``rbv.serve.screens``, the model the pages choose screens by).
+
+Prints F, faces shown and minutes after 0, 25, 50, 100, 200, 400 clicks, the clicks,
+faces and minutes needed to reach F 0.90 / 0.95 / 0.99 / 0.995, how reliable the
+probabilities shown were (pairs shown at probability p vs how often they were one
+person), and every change the page made that the user did not ask for (a merge of
+anything but the persons answered one, a face moved by a "no").
 
     uv run python scripts/review_effort.py ../shared/data/family
     uv run python scripts/review_effort.py ../shared/data/faces --labels ../shared/data/labels.csv
@@ -435,8 +442,8 @@ def calibration_error(shown: list[tuple[float, bool]], bins: int = 10) -> float 
     return round(float(error / len(p)), 4)
 
 
-SECONDS_A_FACE = 0.4
-SECONDS_A_CLICK = 1.0
+SECONDS_A_FACE = screens.SECONDS_A_FACE
+SECONDS_A_CLICK = screens.SECONDS_A_CLICK
 TIME_MODEL = (f"{SECONDS_A_FACE} s a face looked at + {SECONDS_A_CLICK} s a click "
               "(the page's load and the ranking not counted)")
 
