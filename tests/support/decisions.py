@@ -343,16 +343,43 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
     @precondition(lambda self: self.suggested())
     @rule(data=st.data(), ticks=st.lists(st.booleans(), min_size=1, max_size=6))
     def grid(self, data: st.DataObject, ticks: list[bool]) -> None:
-        """Answer "which of these are X?" as the web page does: the persons ticked are
-        merged into X, the others marked different."""
+        """Answer "which of these are X?" as the web page does (X either side of a
+        suggestion: a grid may be of the smaller person): X and the persons ticked are
+        merged into the named one, else the largest; the others marked different."""
         queue, ranking = self.ranking()
-        keep = data.draw(st.sampled_from(ranking.suggestions), label="suggestion").keep.id
+        s = data.draw(st.sampled_from(ranking.suggestions), label="suggestion")
+        keep = s.other.id if data.draw(st.booleans(), label="of the other") else s.keep.id
         shown = [t.other.id if t.keep.id == keep else t.keep.id
                  for t in ranking.pairs.of(keep.int)][:len(ticks)]
         same = [p for p, tick in zip(shown, ticks, strict=False) if tick]
         self.edit(f"grid {keep.hex[:8]}: " + " ".join(
             f"{p.hex[:8]}{'✓' if p in same else ''}" for p in shown),
             lambda: queue.answer_grid(keep, same, shown))
+
+    @precondition(lambda self: self.suggested())
+    @rule(data=st.data(), kind=st.sampled_from(["grid", "pairs"]), unlikely=st.booleans())
+    def screen(self, data: st.DataObject, kind: str, unlikely: bool) -> None:
+        """Answer the screen the page shows next (what :mod:`rbv.serve.screens` chose:
+        the likely alone, or the unlikely too), each shown one ticked or not."""
+        queue = self.ranking()[0]
+        if kind == "grid":
+            grid, _ = queue.next_grid(unlikely=unlikely)
+            if grid is None:
+                return
+            shown = [c.person.id for c in grid.candidates]
+            same = [p for p in shown if data.draw(st.booleans(), label=f"tick {p.hex[:8]}")]
+            self.edit(f"grid screen {grid.keep.id.hex[:8]}: " + " ".join(
+                f"{p.hex[:8]}{'✓' if p in same else ''}" for p in shown),
+                lambda: queue.answer_grid(grid.keep.id, same, shown))
+            return
+        page, _ = queue.next_pairs(unlikely=unlikely)
+        if page is None:
+            return
+        pairs = [(t.keep.id, t.other.id) for t in page.pairs]
+        ticked = [pair for pair in pairs if data.draw(st.booleans(), label="tick")]
+        self.edit("pairs screen " + " ".join(
+            f"{a.hex[:8]}+{b.hex[:8]}{'✓' if (a, b) in ticked else ''}" for a, b in pairs),
+            lambda: queue.answer_pairs(pairs, ticked))
 
     @rule(k=st.integers(1, 3))
     def undo(self, k: int) -> None:
