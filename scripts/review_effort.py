@@ -1,15 +1,17 @@
-"""How many clicks a person needs to make a library right in ``rbv serve``'s review queue.
+"""How many clicks and faces looked at a person needs to make a library right in ``rbv
+serve``'s review queue.
 
 FOLDER is indexed (into a scratch data directory, kept: photos are indexed once) and
 clustered with the shipped defaults; then a truthful simulated user answers the web
 page's "Same person?" prompts through the page's own code (serve's SuggestionQueue:
-the same ranking as ``rbv persons suggest``), from the labels. On pages of "which of
-these pairs are one person?" (the default) it ticks each pair whose persons' labelled
-faces are mostly of one identity (one click each) and presses Done (one click); a pair
-with a side that has no labelled face is left out and counted as its probability (the
-ticks a truthful user is expected to make there; ``--unknown-click``: a click each). In
-"which of these are X?" grids (``--prompt grid``) it ticks each person whose labelled
-faces are mostly X's identity (one click each) and presses Done (one click); in "same
+the same ranking as ``rbv persons suggest``), from the labels. In "which of these are
+X?" grids (the default, the first review page) it ticks each person whose labelled
+faces are mostly X's identity (one click each) and presses Done (one click). On pages
+of "which of these pairs are one person?" (``--prompt pairs``) it ticks each pair whose
+persons' labelled faces are mostly of one identity (one click each) and presses Done
+(one click); a pair with a side that has no labelled face is left out and counted as its
+probability (the ticks a truthful user is expected to make there; ``--unknown-click``: a
+click each). In "same
 person?" pairs (``--prompt pair``) it says yes when the two persons' labelled faces are
 mostly of one identity, no when of two; in both it skips (one click) when a person has
 no labelled face.
@@ -31,6 +33,7 @@ anything but the persons answered one, a face moved by a "no").
     uv run python scripts/review_effort.py ../shared/data/family
     uv run python scripts/review_effort.py ../shared/data/faces --labels ../shared/data/labels.csv
     uv run python scripts/review_effort.py ../shared/data/lfw_many --clicks 100 --json out.json
+    uv run python scripts/review_effort.py ../shared/data/family --prompt pairs
 """
 
 from __future__ import annotations
@@ -517,9 +520,10 @@ def main() -> int:
     parser.add_argument("--clicks", type=int, default=400, help="clicks at most")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--prompt", choices=("pairs", "grid", "pair", "mixed", "ada"),
-                        default="pairs",
-                        help="answer the page's pages of pairs (default), its grids or "
-                        "its pairs one at a time; mixed: a grid's first pair alone where "
+                        default="grid",
+                        help="answer the page's grids (default: the first review page, "
+                        "fewest faces shown), its pages of pairs or its pairs one at a "
+                        "time; mixed: a grid's first pair alone where "
                         "that is worth more per click; ada: the same, only for an unnamed "
                         "person and a named one")
     parser.add_argument("--unknown-click", action="store_true",
