@@ -9,8 +9,10 @@ one (so the people page and the history have names to show); then, at each width
 saves the people, grid, pairs, one-pair (``/suggestions``), person (the largest) and
 history pages as NAME-WIDTH.png in OUT (the top 3,000 px of each), and the page after
 a grid answered from its Done button as ``grid-answered-WIDTH.png`` (the window as the
-person sees it, with its toast). ``--suffix=-before`` names the files NAME-WIDTH-before
-.png, to run it on an older checkout (``PYTHONPATH=that/src``) into the same folder.
+person sees it, with its toast), and the pairs page as it is when nothing likely is left
+as ``pairs-ended-WIDTH.png`` (every pair made unlikely for that shot).
+``--suffix=-before`` names the files NAME-WIDTH-before.png, to run it on an older
+checkout (``PYTHONPATH=that/src``) into the same folder.
 
     uv run python scripts/serve_screens.py /tmp/rbv-review-effort-family-974bccfaa3 ../notes/shots
     uv run python scripts/serve_screens.py DATA OUT --widths 1280,420,360 --suffix=-before
@@ -19,6 +21,7 @@ person sees it, with its toast). ``--suffix=-before`` names the files NAME-WIDTH
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import subprocess
 import sys
@@ -33,6 +36,7 @@ from tests.serve_client import serving  # noqa: E402
 from tests.support.browser import CHROMIUM_ARGS, wait_for_visible_images  # noqa: E402
 
 from rbv.config import Settings  # noqa: E402
+from rbv.serve import ranking as ranking_module  # noqa: E402
 from rbv.store import Database  # noqa: E402
 
 TALLEST = 3_000
@@ -125,6 +129,13 @@ def main() -> None:
                         page.locator('[data-act="grid"]').click()
                     shoot(page, args.out / f"grid-answered-{width}{args.suffix}.png",
                           whole=False)
+                if hasattr(ranking_module, "MIN_WORTH"):  # the pages of issue 50 on
+                    # What a page says when nothing likely is left: every pair made
+                    # unlikely for this one shot (in this process's server).
+                    kept, ranking_module.MIN_WORTH = ranking_module.MIN_WORTH, math.inf
+                    page.goto(client.base + "/pairs")
+                    shoot(page, args.out / f"pairs-ended-{width}{args.suffix}.png")
+                    ranking_module.MIN_WORTH = kept
                 context.close()
             browser.close()
 
