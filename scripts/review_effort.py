@@ -65,7 +65,7 @@ from rbv.jobs.persons import evidence as evidence_module
 from rbv.jobs.persons.evidence import Suggestion
 from rbv.serve import ranking as ranking_module
 from rbv.serve import screens
-from rbv.serve.queue import SuggestionQueue
+from rbv.serve.queue import Grid, PairsPage, SuggestionQueue
 from rbv.store import Database, open_database
 from rbv.store.queries.assignments import faces_with_paths, load_faces
 from rbv.store.queries.pack_lookup import find_pack
@@ -224,13 +224,8 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
         grid = _next_prompt(session, queue, queue.next_grid)
         if grid is None:
             break
-        anchor = identity(grid.keep.id, person_of, truth)
         shown = [c.person.id for c in grid.candidates]
-        prompt: dict[str, object] = {
-            "at": session.clicks, "faces": grid.keep.faces,
-            "labelled": sum(p == grid.keep.id and f in truth for f, p in person_of.items()),
-            "shown": len(shown), "top_p": round(grid.candidates[0].probability, 4)}
-        session.prompts.append(prompt)
+        prompt = _grid_prompt(session, grid, person_of, truth)
         if mixed or ada:
             mine = [t for t in queue._waiting()[0]
                     if grid.keep.id in (t.keep.id, t.other.id)][:len(shown)]
@@ -241,38 +236,63 @@ def review_grids(db: Database, pack_name: str, truth: dict[int, str], clicks: in
                 person_of = _answer_pair(session, queue, db, pack_name, truth, person_of,
                                          mine[0])
                 continue
-        session.faces += len(grid.keep_faces) + len(grid.candidates)
-        if anchor is None:  # the user cannot tell from the labels: skipped, one click
-            for other in shown:
-                queue.skip(grid.keep.id, other)
-            session.click()
-            session.answers["skip"] += 1
-            continue
-        same = []
-        for c in grid.candidates:
-            theirs = identity(c.person.id, person_of, truth)
-            if theirs is not None:
-                session.shown.append((c.probability, theirs == anchor))
-                session.shown_at.append(session.clicks)
-            if theirs == anchor:
-                same.append(c.person.id)
-        prompt["ticked"] = len(same)
-        prompt["ticked_at"] = [i for i, c in enumerate(grid.candidates) if c.person.id in same]
-        prompt["ticked_p"] = [round(c.probability, 4) for c in grid.candidates
-                              if c.person.id in same]
-        changes = sum((c.probability >= pre_tick) != (c.person.id in same)
-                      for c in grid.candidates)
-        prompt["changed"] = changes
-        queue.answer_grid(grid.keep.id, same, shown)
-        after = persons_now(db, pack_name)
-        # the ticked and the grid's person become one (in whichever of them is kept)
-        _unasked_pairs(session, person_of, after, [(grid.keep.id, p) for p in same], "grid")
-        person_of = after
-        for _ in range(changes + 1):  # each tick (or untick of one shown ticked), then Done
-            session.click(person_of, truth)
-        session.answers["ticked"] += len(same)
-        session.answers["grids"] += 1
+        person_of = _grid_screen(session, queue, db, pack_name, truth, person_of, grid,
+                                 prompt, pre_tick)
     return session
+
+
+def _grid_prompt(session: Session, grid: Grid, person_of: dict[int, uuid.UUID | None],
+                 truth: dict[int, str]) -> dict[str, object]:
+    """A grid as the JSON's ``prompts`` lists it (added to them)."""
+    prompt: dict[str, object] = {
+        "at": session.clicks, "faces": grid.keep.faces,
+        "labelled": sum(p == grid.keep.id and f in truth for f, p in person_of.items()),
+        "shown": len(grid.candidates), "top_p": round(grid.candidates[0].probability, 4)}
+    session.prompts.append(prompt)
+    return prompt
+
+
+def _grid_screen(session: Session, queue: SuggestionQueue, db: Database, pack_name: str,
+                 truth: dict[int, str], person_of: dict[int, uuid.UUID | None], grid: Grid,
+                 prompt: dict[str, object], pre_tick: float = NOT_TICKED
+                 ) -> dict[int, uuid.UUID | None]:
+    """Answer one "which of these are X?" grid truthfully (tick each person who is X:
+    one click each; then Done: one click; a skip when X has no labelled face); returns
+    who each face belongs to after."""
+    anchor = identity(grid.keep.id, person_of, truth)
+    shown = [c.person.id for c in grid.candidates]
+    session.faces += len(grid.keep_faces) + len(grid.candidates)
+    if anchor is None:  # the user cannot tell from the labels: skipped, one click
+        for other in shown:
+            queue.skip(grid.keep.id, other)
+        session.click()
+        session.answers["skip"] += 1
+        return person_of
+    same = []
+    for c in grid.candidates:
+        theirs = identity(c.person.id, person_of, truth)
+        if theirs is not None:
+            session.shown.append((c.probability, theirs == anchor))
+            session.shown_at.append(session.clicks)
+        if theirs == anchor:
+            same.append(c.person.id)
+    prompt["ticked"] = len(same)
+    prompt["ticked_at"] = [i for i, c in enumerate(grid.candidates) if c.person.id in same]
+    prompt["ticked_p"] = [round(c.probability, 4) for c in grid.candidates
+                          if c.person.id in same]
+    changes = sum((c.probability >= pre_tick) != (c.person.id in same)
+                  for c in grid.candidates)
+    prompt["changed"] = changes
+    queue.answer_grid(grid.keep.id, same, shown)
+    after = persons_now(db, pack_name)
+    # the ticked and the grid's person become one (in whichever of them is kept)
+    _unasked_pairs(session, person_of, after, [(grid.keep.id, p) for p in same], "grid")
+    person_of = after
+    for _ in range(changes + 1):  # each tick (or untick of one shown ticked), then Done
+        session.click(person_of, truth)
+    session.answers["ticked"] += len(same)
+    session.answers["grids"] += 1
+    return person_of
 
 
 def review_pair_pages(db: Database, pack_name: str, truth: dict[int, str], clicks: int,
@@ -293,35 +313,71 @@ def review_pair_pages(db: Database, pack_name: str, truth: dict[int, str], click
         page = _next_prompt(session, queue, queue.next_pairs)
         if page is None:
             break
-        shown, same, unknown = [], [], 0
-        session.faces += 2 * len(page.pairs)  # both faces of every pair on the page
-        for s in page.pairs:
-            keep, other = (identity(p.id, person_of, truth) for p in (s.keep, s.other))
-            if keep is None or other is None:
-                queue.skip(s.keep.id, s.other.id)
-                unknown += 1
-                owed += 1.0 if unknown_click else s.probability
-                continue
-            shown.append((s.keep.id, s.other.id))
-            session.shown.append((s.probability, keep == other))
-            session.shown_at.append(session.clicks)
-            if keep == other:
-                same.append((s.keep.id, s.other.id))
-        session.prompts.append({"at": session.clicks, "shown": len(shown),
-                                "ticked": len(same), "unknown": unknown,
-                                "top_p": round(page.pairs[0].probability, 4)})
-        if shown:
-            queue.answer_pairs(shown, same)
-            after = persons_now(db, pack_name)
-            _unasked_pairs(session, person_of, after, same)
-            person_of = after
-        session.answers["unknown"] += unknown
-        expected = int(owed)
-        owed -= expected
-        for _ in range(len(same) + expected + bool(shown)):  # each tick, then Done
-            session.click(person_of, truth)
-        session.answers["ticked"] += len(same)
-        session.answers["pages"] += 1
+        person_of, owed = _pairs_screen(session, queue, db, pack_name, truth, person_of,
+                                        page, owed, unknown_click)
+    return session
+
+
+def _pairs_screen(session: Session, queue: SuggestionQueue, db: Database, pack_name: str,
+                  truth: dict[int, str], person_of: dict[int, uuid.UUID | None],
+                  page: PairsPage, owed: float, unknown_click: bool
+                  ) -> tuple[dict[int, uuid.UUID | None], float]:
+    """Answer one page of "which of these pairs are one person?" truthfully; returns who
+    each face belongs to after, and the expected ticks on pairs of unknown answer not
+    yet counted as clicks (see :func:`review_pair_pages`)."""
+    shown, same, unknown = [], [], 0
+    session.faces += 2 * len(page.pairs)  # both faces of every pair on the page
+    for s in page.pairs:
+        keep, other = (identity(p.id, person_of, truth) for p in (s.keep, s.other))
+        if keep is None or other is None:
+            queue.skip(s.keep.id, s.other.id)
+            unknown += 1
+            owed += 1.0 if unknown_click else s.probability
+            continue
+        shown.append((s.keep.id, s.other.id))
+        session.shown.append((s.probability, keep == other))
+        session.shown_at.append(session.clicks)
+        if keep == other:
+            same.append((s.keep.id, s.other.id))
+    session.prompts.append({"at": session.clicks, "shown": len(shown),
+                            "ticked": len(same), "unknown": unknown,
+                            "top_p": round(page.pairs[0].probability, 4)})
+    if shown:
+        queue.answer_pairs(shown, same)
+        after = persons_now(db, pack_name)
+        _unasked_pairs(session, person_of, after, same)
+        person_of = after
+    session.answers["unknown"] += unknown
+    expected = int(owed)
+    owed -= expected
+    for _ in range(len(same) + expected + bool(shown)):  # each tick, then Done
+        session.click(person_of, truth)
+    session.answers["ticked"] += len(same)
+    session.answers["pages"] += 1
+    return person_of, owed
+
+
+def review_best(db: Database, pack_name: str, truth: dict[int, str], clicks: int
+                ) -> Session:
+    """Answer the review page's screens (``/review``: the grid or the page of pairs,
+    whichever is worth more per second while likely pairs are left, then grids; see
+    ``SuggestionQueue.next_screen``), as :func:`review_grids` and
+    :func:`review_pair_pages` answer them."""
+    session = Session()
+    queue = SuggestionQueue(db, pack_name)
+    person_of = persons_now(db, pack_name)
+    session.start(person_of, truth)
+    owed = 0.0
+    while session.clicks < clicks:
+        screen = _next_prompt(session, queue, queue.next_screen)
+        if screen is None:
+            break
+        if isinstance(screen, Grid):
+            person_of = _grid_screen(session, queue, db, pack_name, truth, person_of, screen,
+                                     _grid_prompt(session, screen, person_of, truth))
+        else:
+            person_of, owed = _pairs_screen(session, queue, db, pack_name, truth, person_of,
+                                            screen, owed, False)
     return session
 
 
@@ -519,13 +575,15 @@ def main() -> int:
                         help="labels.csv (path,identity); default: FOLDER/labels.csv")
     parser.add_argument("--clicks", type=int, default=400, help="clicks at most")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--prompt", choices=("pairs", "grid", "pair", "mixed", "ada"),
+    parser.add_argument("--prompt", choices=("review", "grid", "pairs", "pair", "mixed",
+                                                  "ada"),
                         default="grid",
                         help="answer the page's grids (default: the first review page, "
                         "fewest faces shown), its pages of pairs or its pairs one at a "
                         "time; mixed: a grid's first pair alone where "
                         "that is worth more per click; ada: the same, only for an unnamed "
-                        "person and a named one")
+                        "person and a named one; review: the review page's screens (the grid "
+                        "or the page of pairs worth more per second, then grids)")
     parser.add_argument("--unknown-click", action="store_true",
                         help="pairs: count a pair with a side that has no labelled face as "
                         "a click (default: as its probability, the ticks expected there)")
@@ -579,7 +637,8 @@ def main() -> int:
     pack_name = Path(args.pack).name
     prepare(db, settings, pack_name, folder)
     truth = truth_of(db, pack_name, folder, args.labels)
-    session = (review_pairs(db, pack_name, truth, args.clicks) if args.prompt == "pair"
+    session = (review_best(db, pack_name, truth, args.clicks) if args.prompt == "review"
+               else review_pairs(db, pack_name, truth, args.clicks) if args.prompt == "pair"
                else review_pair_pages(db, pack_name, truth, args.clicks,
                                       unknown_click=args.unknown_click)
                if args.prompt == "pairs"

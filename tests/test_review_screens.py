@@ -70,11 +70,11 @@ def test_the_unlikely_are_left_out_unless_asked_for() -> None:
     waiting = Waiting(OpenPairs([likely, unlikely]), set())
     assert [worth_a_look(s) for s in (likely, unlikely)] == [True, False]
     assert list(waiting.likely()) == [likely]
-    assert screens.pairs_page(waiting, unlikely=False) == [likely]
+    assert screens.pairs_page(waiting, unlikely=False)[0] == [likely]
     only_unlikely = Waiting(OpenPairs([unlikely]), set())
-    assert screens.pairs_page(only_unlikely, unlikely=False) == []
+    assert screens.pairs_page(only_unlikely, unlikely=False)[0] == []
     assert screens.grid_choice(only_unlikely, unlikely=False) is None
-    assert screens.pairs_page(only_unlikely, unlikely=True) == [unlikely]
+    assert screens.pairs_page(only_unlikely, unlikely=True)[0] == [unlikely]
 
 
 # --- the pages, served over the indexed library ------------------------------------------
@@ -112,3 +112,30 @@ def test_the_pages_show_the_likely_then_say_nothing_likely_is_left(
         assert going_on.status == 200 and screen in going_on.text
         assert ENDED.search(going_on.text) is None
     assert client.get("/pairs?unlikely=yes").status == 400  # a clear refusal, no 500
+
+
+def test_the_review_page_shows_the_screen_worth_more_then_grids(
+        served: tuple[ReviewServer, Client], monkeypatch: pytest.MonkeyPatch) -> None:
+    """/review shows, of the grid and the page of pairs, the one with the higher rate
+    while likely pairs are left, answered as on its own page; past them, grids; with
+    nothing likely left it says so, linking to its own unlikely screens."""
+    server, client = served
+    server.queue.warm().join()
+    grid, _ = server.queue.next_grid()
+    page, _ = server.queue.next_pairs()
+    assert grid is not None and page is not None
+    reply = client.get("/review").text
+    if page.rate > grid.rate:
+        assert 'class="candidates pairs"' in reply
+    else:
+        assert f'class="candidates" data-keep="{grid.keep.id}"' in reply
+    keep = re.search(r'class="candidates" data-keep="([0-9a-f-]+)"', reply)
+    if keep is not None:  # a grid: answered as on /grid
+        shown = re.findall(r'class="candidate" data-person="([0-9a-f-]+)"', reply)
+        assert client.post("grid", {"keep": keep[1], "same": [], "shown": shown}).status == 200
+
+    monkeypatch.setattr(ranking_module, "MIN_WORTH", math.inf)
+    ended = client.get("/review").text
+    assert ENDED.search(ended) is not None and '/review?unlikely=1"' in ended
+    going_on = client.get("/review?unlikely=1").text
+    assert 'class="candidates" data-keep=' in going_on  # past the likely: a grid

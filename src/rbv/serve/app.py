@@ -244,6 +244,7 @@ def _routes(server: ReviewServer) -> list[Route]:
               _guarded(lambda r: pages.photo_of_face(r.path_params["face"])), methods=get),
         Route("/person/{person:uuid}", _guarded(person), methods=get),
         Route("/suggestions", _guarded(lambda r: pages.suggestions(_query(r))), methods=get),
+        Route("/review", _guarded(lambda r: pages.review(_query(r))), methods=get),
         Route("/grid", _guarded(lambda r: pages.grid(_query(r))), methods=get),
         Route("/pairs", _guarded(lambda r: pages.pairs(_query(r))), methods=get),
         Route("/history", _guarded(lambda r: pages.history()), methods=get),

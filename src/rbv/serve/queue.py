@@ -87,6 +87,7 @@ class Grid:
     keep_faces: list[int]
     candidates: list[Candidate]
     left: Left
+    rate: float  # faces it is expected to put right per second (rbv.serve.screens)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class PairsPage:
 
     pairs: list[Suggestion]
     left: Left
+    rate: float  # faces it is expected to put right per second (rbv.serve.screens)
 
 
 class SuggestionQueue:
@@ -190,7 +192,8 @@ class SuggestionQueue:
                 candidates = [replace(c, person=r) for c, r in zip(candidates, rows, strict=True)]
             best = candidates[0].anchor_face
             rest = [f.id for f in faces_of(conn, anchor.id, SIDE_FACES) if f.id != best]
-        return Grid(anchor, [best, *rest][:SIDE_FACES], candidates, _left(waiting)), note
+        return Grid(anchor, [best, *rest][:SIDE_FACES], candidates, _left(waiting),
+                    chosen.rate), note
 
     def answer_grid(self, keep: uuid.UUID, same: list[uuid.UUID], shown: list[uuid.UUID]
                     ) -> tuple[str, int | None]:
@@ -240,19 +243,33 @@ class SuggestionQueue:
         return (f"{merged}; {len(shown) - len(same)} marked as other people",
                 done.edit_id)
 
+    def next_screen(self, *, unlikely: bool = False) -> tuple[Grid | PairsPage | None, str]:
+        """What the review page (``/review``) shows next: of the grid and the page of
+        pairs, the one worth more per second (:mod:`rbv.serve.screens`) while likely
+        pairs are left; past them (``unlikely``), grids, which show one face per pair
+        asked (measured: scripts/README.md, review_effort.py). None when there is
+        neither; a note as :meth:`next_or_waiting`'s."""
+        grid, note = self.next_grid(unlikely=unlikely)
+        if grid is not None and unlikely:
+            return grid, note
+        page, note = self.next_pairs(unlikely=unlikely)
+        if grid is None or (page is not None and page.rate > grid.rate):
+            return page, note
+        return grid, note
+
     def next_pairs(self, *, unlikely: bool = False) -> tuple[PairsPage | None, str]:
         """The strongest suggestions not skipped, worth a look unless ``unlikely``, as
         many as are worth most per second of looking
         (:func:`rbv.serve.screens.pairs_page`), or None, and a note as
         :meth:`next_or_waiting`'s."""
         waiting, note, fresh = self._waiting()
-        shown = screens.pairs_page(waiting, unlikely)
+        shown, rate = screens.pairs_page(waiting, unlikely)
         if not shown:
             return None, note
         if not fresh:
             with self.db.connect() as conn:
                 shown = _refreshed(conn, shown)
-        return PairsPage(shown, _left(waiting)), note
+        return PairsPage(shown, _left(waiting), rate), note
 
     def answer_pairs(self, shown: list[tuple[uuid.UUID, uuid.UUID]],
                      same: list[tuple[uuid.UUID, uuid.UUID]]) -> tuple[str, int | None]:

@@ -71,12 +71,12 @@ def _seconds(s: Suggestion, faces_each: int) -> float:
     return faces_each * SECONDS_A_FACE + s.probability * SECONDS_A_CLICK
 
 
-def pairs_page(waiting: Waiting, unlikely: bool) -> list[Suggestion]:
+def pairs_page(waiting: Waiting, unlikely: bool) -> tuple[list[Suggestion], float]:
     """The pairs a page holds: the strongest (worth a look unless ``unlikely``), as
-    many as make the best rate."""
+    :func:`best_prefix` chooses; and the page's rate."""
     pool = _likely(waiting, unlikely, PAIRS_PAGE)
-    n, _ = best_prefix(pool, SECONDS_A_CLICK, 2)
-    return pool[:n]
+    n, rate = best_prefix(pool, SECONDS_A_CLICK, 2)
+    return pool[:n], rate
 
 
 @dataclass(frozen=True)

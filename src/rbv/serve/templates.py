@@ -60,20 +60,21 @@ def suggestion(pair: Pair | None, note: str = "", ended: Left | None = None
             "unlikely": pair is not None and pair.suggestion.probability < UNLIKELY}
 
 
-def grid(grid: Grid | None, note: str = "", ended: Left | None = None
-         ) -> dict[str, object]:
+def grid(grid: Grid | None, note: str = "", ended: Left | None = None,
+         here: str = "/grid") -> dict[str, object]:
     """The grid to show (as :func:`suggestion`); ``unlikely``: candidates shown though
-    under even odds, said on the page."""
+    under even odds, said on the page; ``here``: the page's address (``/grid`` or
+    ``/review``)."""
     unlikely = sum(c.probability < UNLIKELY for c in grid.candidates) if grid else 0
-    return {"g": grid, "note": note, "unlikely": unlikely, "ended": ended,
+    return {"g": grid, "note": note, "unlikely": unlikely, "ended": ended, "here": here,
             "reload": 3 if note and grid is None else 0}
 
 
-def pairs(page: PairsPage | None, note: str = "", ended: Left | None = None
-          ) -> dict[str, object]:
+def pairs(page: PairsPage | None, note: str = "", ended: Left | None = None,
+          here: str = "/pairs") -> dict[str, object]:
     """The pairs to show (as :func:`grid`'s)."""
     unlikely = sum(s.probability < UNLIKELY for s in page.pairs) if page else 0
-    return {"page": page, "note": note, "unlikely": unlikely, "ended": ended,
+    return {"page": page, "note": note, "unlikely": unlikely, "ended": ended, "here": here,
             "reload": 3 if note and page is None else 0}
 
 
