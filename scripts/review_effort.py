@@ -4,8 +4,10 @@ serve``'s review queue.
 FOLDER is indexed (into a scratch data directory, kept: photos are indexed once) and
 clustered with the shipped defaults; then a truthful simulated user answers the web
 page's "Same person?" prompts through the page's own code (serve's SuggestionQueue:
-the same ranking as ``rbv persons suggest``), from the labels. In "which of these are
-X?" grids (the default, the first review page) it ticks each person whose labelled
+the same ranking as ``rbv persons suggest``), from the labels, on the review page
+(``/review``, the default: a grid or a page of pairs, whichever is worth more per
+second while likely pairs are left, then grids) or on one kind of screen alone
+(``--prompt``). In "which of these are X?" grids it ticks each person whose labelled
 faces are mostly X's identity (one click each) and presses Done (one click). On pages
 of "which of these pairs are one person?" (``--prompt pairs``) it ticks each pair whose
 persons' labelled faces are mostly of one identity (one click each) and presses Done
@@ -577,13 +579,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--prompt", choices=("review", "grid", "pairs", "pair", "mixed",
                                                   "ada"),
-                        default="grid",
-                        help="answer the page's grids (default: the first review page, "
-                        "fewest faces shown), its pages of pairs or its pairs one at a "
-                        "time; mixed: a grid's first pair alone where "
-                        "that is worth more per click; ada: the same, only for an unnamed "
-                        "person and a named one; review: the review page's screens (the grid "
-                        "or the page of pairs worth more per second, then grids)")
+                        default="review",
+                        help="answer the review page's screens (default: /review, a grid "
+                        "or a page of pairs, whichever is worth more, then grids), its "
+                        "grids alone, its pages of pairs or its pairs one at a time; "
+                        "mixed: a grid's first pair alone where that is worth more per "
+                        "click; ada: the same, only for an unnamed "
+                        "person and a named one")
     parser.add_argument("--unknown-click", action="store_true",
                         help="pairs: count a pair with a side that has no labelled face as "
                         "a click (default: as its probability, the ticks expected there)")
