@@ -590,7 +590,7 @@ def main() -> int:
                         help="pairs: count a pair with a side that has no labelled face as "
                         "a click (default: as its probability, the ticks expected there)")
     parser.add_argument("--page", type=int, default=None, metavar="N",
-                        help="pairs: N pairs a page (default: the page's, "
+                        help="pairs: at most N pairs a page (default: the page's, "
                         "rbv.serve.screens.PAIRS_PAGE)")
     parser.add_argument("--stop-when-unlikely", action="store_true",
                         help="stop where the page says nothing likely is left (default: "

@@ -72,7 +72,7 @@ from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import edit_log
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons.faces import link
-from rbv.serve.queue import SuggestionQueue
+from rbv.serve.queue import Grid, SuggestionQueue
 from rbv.store import Database, open_database
 from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack
@@ -357,25 +357,27 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
             lambda: queue.answer_grid(keep, same, shown))
 
     @precondition(lambda self: self.suggested())
-    @rule(data=st.data(), kind=st.sampled_from(["grid", "pairs"]), unlikely=st.booleans())
+    @rule(data=st.data(), kind=st.sampled_from(["review", "grid", "pairs"]),
+          unlikely=st.booleans())
     def screen(self, data: st.DataObject, kind: str, unlikely: bool) -> None:
-        """Answer the screen the page shows next (what :mod:`rbv.serve.screens` chose:
-        the likely alone, or the unlikely too), each shown one ticked or not."""
+        """Answer the screen a review page shows next (what :mod:`rbv.serve.screens`
+        chose: the likely alone, or the unlikely too; ``/review``: a grid or a page of
+        pairs), each shown one ticked or not."""
         queue = self.ranking()[0]
-        if kind == "grid":
-            grid, _ = queue.next_grid(unlikely=unlikely)
-            if grid is None:
-                return
+        shown_next = (queue.next_screen(unlikely=unlikely)[0] if kind == "review"
+                      else queue.next_grid(unlikely=unlikely)[0] if kind == "grid"
+                      else queue.next_pairs(unlikely=unlikely)[0])
+        if shown_next is None:
+            return
+        if isinstance(shown_next, Grid):
+            grid = shown_next
             shown = [c.person.id for c in grid.candidates]
             same = [p for p in shown if data.draw(st.booleans(), label=f"tick {p.hex[:8]}")]
             self.edit(f"grid screen {grid.keep.id.hex[:8]}: " + " ".join(
                 f"{p.hex[:8]}{'✓' if p in same else ''}" for p in shown),
                 lambda: queue.answer_grid(grid.keep.id, same, shown))
             return
-        page, _ = queue.next_pairs(unlikely=unlikely)
-        if page is None:
-            return
-        pairs = [(t.keep.id, t.other.id) for t in page.pairs]
+        pairs = [(t.keep.id, t.other.id) for t in shown_next.pairs]
         ticked = [pair for pair in pairs if data.draw(st.booleans(), label="tick")]
         self.edit("pairs screen " + " ".join(
             f"{a.hex[:8]}+{b.hex[:8]}{'✓' if (a, b) in ticked else ''}" for a, b in pairs),
