@@ -6,8 +6,9 @@ DATA, an indexed and clustered rbv data directory (e.g. the scratch one
 server must not be running) and ``rbv serve`` is started on the copy in this process.
 As a person would, the script names the two largest unnamed persons and the smallest
 one (so the people page and the history have names to show); then, at each width, it
-saves the people, grid, pairs, one-pair (``/suggestions``), person (the largest) and
-history pages as NAME-WIDTH.png in OUT (the top 3,000 px of each), and the page after
+saves the people, review (``/review``), grid, pairs, one-pair (``/suggestions``), person
+(the largest) and history pages as NAME-WIDTH.png in OUT (the top 3,000 px of each),
+and the page after
 a grid answered from its Done button as ``grid-answered-WIDTH.png`` (the window as the
 person sees it, with its toast), and the pairs page as it is when nothing likely is left
 as ``pairs-ended-WIDTH.png`` (every pair made unlikely for that shot).
@@ -117,7 +118,10 @@ def main() -> None:
                                                         "height": args.height})
                 page = context.new_page()
                 page.goto(server.url)  # signs in, lands on the people page
-                for name, path in (("people", "/"), ("grid", "/grid"), ("pairs", "/pairs"),
+                pages = [("people", "/"), ("grid", "/grid"), ("pairs", "/pairs")]
+                if hasattr(ranking_module, "MIN_WORTH"):  # the review page (issue 50) on
+                    pages.insert(1, ("review", "/review"))
+                for name, path in (*pages,
                                    ("one-pair", "/suggestions"),
                                    ("person", f"/person/{largest}"), ("history", "/history")):
                     page.goto(client.base + path)
