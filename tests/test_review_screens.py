@@ -139,3 +139,18 @@ def test_the_review_page_shows_the_screen_worth_more_then_grids(
     assert ENDED.search(ended) is not None and '/review?unlikely=1"' in ended
     going_on = client.get("/review?unlikely=1").text
     assert 'class="candidates" data-keep=' in going_on  # past the likely: a grid
+
+
+def test_the_likely_left_are_counted_as_a_pass_over_the_pairs_would() -> None:
+    """``likely_left`` (a count at C speed: the ranking is by worth) is the number of
+    open, unskipped pairs worth a look, after drops and skips."""
+    a = _person(3)
+    pairs = [_pair(a, _person(1), 0.5, w, i) for i, w in
+             enumerate((2.0, 1.0, 0.5, 0.3, 0.2, 0.2, 0.1, 0.05, 0.0))]
+    opened = OpenPairs(pairs)
+    opened.drop({a.id.int}, lambda s: s.rank in (1, 5, 7))
+    skipped = {frozenset((pairs[3].keep.id, pairs[3].other.id))}
+    waiting = Waiting(opened, skipped)
+    # worth 0.2 or more: ranks 0-5; 1 and 5 dropped, 3 skipped
+    assert waiting.likely_left() == sum(1 for _ in waiting.likely()) == 3
+    assert len(waiting) == len(pairs) - 3 - 1

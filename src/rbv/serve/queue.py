@@ -387,7 +387,7 @@ class SuggestionQueue:
 
 
 def _left(waiting: Waiting) -> Left:
-    likely = sum(1 for _ in waiting.likely())
+    likely = waiting.likely_left()
     return Left(likely, len(waiting) - likely)
 
 
