@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     import psycopg
 
 
-
 @dataclass(frozen=True)
 class Left:
     """The pairs still waiting, those on the screen included: worth a look
@@ -126,8 +125,8 @@ class SuggestionQueue:
 
     def next_or_waiting(self, *, unlikely: bool = False) -> tuple[Pair | None, str]:
         """The strongest suggestion worth a look (any with ``unlikely``: the person
-        asked to go on) not skipped, or None, and a note when the ranking shown is
-        older than the latest changes or not made yet, or when nothing likely is left."""
+        asked to go on) not skipped, or None (:meth:`left` says what is left), and a
+        note when the ranking shown is older than the latest changes or not made yet."""
         waiting, note, fresh = self._waiting()
         left = _left(waiting)
         s = next(iter(waiting) if unlikely else waiting.likely(), None)

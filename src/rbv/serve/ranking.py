@@ -111,9 +111,6 @@ class Waiting:
         """The pairs to ask about, strongest first."""
         return (s for s in self.pairs if self._asked(s))
 
-    def first(self) -> Suggestion | None:
-        return next(iter(self), None)
-
     def likely(self) -> Iterator[Suggestion]:
         """The pairs worth a look (:func:`worth_a_look`), strongest first: those before
         the first that is not (the ranking is by worth)."""
