@@ -203,7 +203,7 @@ class SuggestionQueue:
         again; one logged edit. The next grid comes from a fresh ranking (made in the
         background): a merged person is matched by all its faces."""
         rules.refuse_unshown(same, shown, "person")
-        ranking, _ = self._current(wait=False)
+        ranking, fresh = self._current(wait=False)
         asked: dict[uuid.UUID, tuple[Suggestion, tuple[int, int]]] = {}  # as shown
         k = keep.int
         for s in reversed(self.ranker.shown(ranking, k)):  # the current ranking's win
@@ -217,9 +217,10 @@ class SuggestionQueue:
         different = [asked[p][1] for p in shown if p not in same]
         target, sources, label = keep, list(same), str(keep)[:8]
         if same:
-            with self.db.connect() as conn:
-                rows = rules.persons_now(conn, [p for s, _ in (asked[p] for p in same)
-                                                for p in (s.keep, s.other)])
+            rows = [p for s, _ in (asked[p] for p in same) for p in (s.keep, s.other)]
+            if not fresh:  # persons as they are now (names, counts), as the grid shows
+                with self.db.connect() as conn:
+                    rows = rules.persons_now(conn, rows)
             group = rules.joined(list(zip(rows[::2], rows[1::2], strict=True)))[0]
             target, sources = group[0], group[1:]
             label = next(rules.side(r) for r in rows if r.id == target)

@@ -83,7 +83,12 @@ class OpenPairs:
 
     def of(self, person: int) -> list[Suggestion]:
         """The open pairs of ``person`` (its UUID's int), strongest first."""
-        return [self.made[at] for at in self._of.get(person, ()) if not self._gone[at]]
+        return list(self.iter_of(person))
+
+    def iter_of(self, person: int) -> Iterator[Suggestion]:
+        """:meth:`of`, as they are read (a screen reads a person's first few)."""
+        gone, made = self._gone, self.made
+        return (made[at] for at in self._of.get(person, ()) if not gone[at])
 
     def drop(self, persons: set[int], settled: Callable[[Suggestion], bool]) -> None:
         """Drop the open pairs ``settled`` says an answer settled, all of them pairs of
@@ -118,7 +123,11 @@ class Waiting:
 
     def of(self, person: int) -> list[Suggestion]:
         """``person``'s (its UUID's int), strongest first."""
-        return [s for s in self.pairs.of(person) if self._asked(s)]
+        return list(self.iter_of(person))
+
+    def iter_of(self, person: int) -> Iterator[Suggestion]:
+        """:meth:`of`, as they are read."""
+        return (s for s in self.pairs.iter_of(person) if self._asked(s))
 
     def __len__(self) -> int:
         return self.pairs.left - len(self._skipped_open())

@@ -40,10 +40,11 @@ PAIRS_PAGE = 24
 """Pairs a page shows at most."""
 FILL = 0.5
 """Of a screen's rate, what an item must add per second of its own to be on it."""
-ANCHORS = 48
+ANCHORS = 16
 """Open pairs, strongest first, whose persons are weighed as a grid's person: the
 cheapest screen holds a strong pair, and weighing every person at 100,000 faces would
-cost a pass over every pair per request."""
+cost a pass over every pair per request (48 pairs cost a grid 9 ms more than 16 at
+100,000 faces, with the same effort on data/family: scripts/README.md)."""
 
 
 def best_prefix(items: Sequence[Suggestion], overhead: float, faces_each: int
@@ -54,21 +55,17 @@ def best_prefix(items: Sequence[Suggestion], overhead: float, faces_each: int
     prefix; it holds, of the items after, those that each add ``FILL`` of that rate or
     more (the next screen will hardly do better: a screen cut at its best average alone
     would cost a Done for every one or two pairs)."""
+    seconds = [faces_each * SECONDS_A_FACE + s.probability * SECONDS_A_CLICK for s in items]
     gain, cost, rate = 0.0, overhead, 0.0
-    for s in items:
+    for s, t in zip(items, seconds, strict=True):
         gain += s.worth
-        cost += _seconds(s, faces_each)
-        rate = max(rate, gain / cost)
-    n = 0
-    while n < len(items) and (
-            n == 0 or items[n].worth >= FILL * rate * _seconds(items[n], faces_each)):
+        cost += t
+        if gain > rate * cost:
+            rate = gain / cost
+    n = min(1, len(items))
+    while n < len(items) and items[n].worth >= FILL * rate * seconds[n]:
         n += 1
     return n, rate
-
-
-def _seconds(s: Suggestion, faces_each: int) -> float:
-    """What an item adds to a screen's time: its faces, and a tick when it is one."""
-    return faces_each * SECONDS_A_FACE + s.probability * SECONDS_A_CLICK
 
 
 def pairs_page(waiting: Waiting, unlikely: bool) -> tuple[list[Suggestion], float]:
@@ -99,7 +96,9 @@ def grid_choice(waiting: Waiting, unlikely: bool) -> GridChoice | None:
             if key in weighed:
                 continue
             weighed.add(key)
-            mine = list(_likely(waiting.of(key), unlikely, GRID))
+            mine = _likely(waiting.iter_of(key), unlikely, GRID)
+            if not mine or (best is not None and mine[0].worth <= best.rate * SECONDS_A_FACE):
+                continue  # no rate can pass the best: none beats worth per face shown
             overhead = SECONDS_A_CLICK + SECONDS_A_FACE * min(person.faces, SIDE_FACES)
             n, rate = best_prefix(mine, overhead, 1)
             if n and (best is None or rate > best.rate):
