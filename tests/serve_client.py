@@ -175,6 +175,14 @@ def person_there(here: str, there: str, person: str) -> str:
     return str(found[0])
 
 
+def faces_of_person(url: str, person: str) -> int:
+    """How many faces ``person`` holds now."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM face_detections WHERE person_id = %s",
+                           (person,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def identity_of_persons(url: str, *, alone: bool = True) -> dict[str, str]:
     """Person → the folder (data/faces is one folder per person) most of its faces are
     in, counting (with ``alone``) only faces alone in their photo (another face may be

@@ -16,7 +16,7 @@ from rbv.serve.app import ReviewServer
 from rbv.store.queries.persons import faces_of
 from rbv.store.queries.review import person_conflicts
 from rbv.store.queries.review_pages import live_persons
-from tests.serve_client import Client, database_state, identity_of_persons
+from tests.serve_client import Client, database_state, faces_of_person, identity_of_persons
 
 
 def _grid(server: ReviewServer, client: Client) -> tuple[str, list[str]]:
@@ -26,13 +26,6 @@ def _grid(server: ReviewServer, client: Client) -> tuple[str, list[str]]:
     keep = re.search(r'class="candidates" data-keep="([0-9a-f-]+)"', page.text)
     assert keep is not None, "no grid shown"
     return keep[1], re.findall(r'class="candidate" data-person="([0-9a-f-]+)"', page.text)
-
-
-def _faces(url: str, person: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM face_detections WHERE person_id = %s",
-                           (person,)).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _merged_into(url: str, person: str) -> str | None:
@@ -62,7 +55,7 @@ def test_a_grid_answer_merges_the_ticked_and_parts_the_rest_in_one_undoable_edit
         apart = conn.execute("SELECT count(*) FROM cannot_links").fetchone()
         edits = conn.execute("SELECT command FROM person_edits").fetchall()
     # the grid's person and the ticked are one, kept in the one with most faces
-    keeper = max([keep, *same], key=lambda p: _faces(url, p))
+    keeper = max([keep, *same], key=lambda p: faces_of_person(url, p))
     merged[keep] = _merged_into(url, keep)
     assert {p: merged[p] for p in [keep, *same] if p != keeper} == \
         {p: keeper for p in [keep, *same] if p != keeper}

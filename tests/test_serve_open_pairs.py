@@ -63,8 +63,8 @@ def test_open_pairs_are_the_ranking_less_what_answers_settled(
         assert next(iter(waiting), None) == (asked[0] if asked else None)
         assert len(waiting) == len(asked)
         for p in PERSONS:
-            assert waiting.of(p.id.int) == [s for s in asked
-                                            if p.id in (s.keep.id, s.other.id)]
+            assert list(waiting.iter_of(p.id.int)) == [s for s in asked
+                                                       if p.id in (s.keep.id, s.other.id)]
 
 
 def test_the_kept_ranking_is_written_a_piece_at_a_time_as_one_json(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from rbv.jobs.persons import edits as editing
 from rbv.serve.app import ReviewServer
 from rbv.store.queries.persons import faces_of_persons
 from rbv.store.queries.review import conflicts_of, person_conflicts
-from tests.serve_client import Client, database_state, identity_of_persons
+from tests.serve_client import Client, database_state, faces_of_person, identity_of_persons
 
 PAIR = re.compile(r'data-keep="([0-9a-f-]+)" data-other="([0-9a-f-]+)"')
 
@@ -40,13 +40,6 @@ def _now(url: str, persons: set[str]) -> dict[str, str]:
     return {p: live(p) for p in persons}
 
 
-def _faces(url: str, person: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM face_detections WHERE person_id = %s",
-                           (person,)).fetchone()
-    return int(row[0]) if row else 0
-
-
 def test_a_pairs_answer_joins_the_ticked_and_parts_the_rest_in_one_undoable_edit(
         served: tuple[ReviewServer, Client], faces_settings: Settings) -> None:
     server, client = served
@@ -59,7 +52,7 @@ def test_a_pairs_answer_joins_the_ticked_and_parts_the_rest_in_one_undoable_edit
     assert same and others, "a strict clustering leaves pairs of one person to tick"
     # The person of a ticked pair the join would not keep named (the smaller; of two
     # as large, the second: the join keeps the first), so the join keeps it and its name.
-    sizes = {p: _faces(url, p) for pair in same for p in pair}
+    sizes = {p: faces_of_person(url, p) for pair in same for p in pair}
     pair = max(same, key=lambda p: abs(sizes[p[0]] - sizes[p[1]]))
     small = min(pair, key=lambda p: (sizes[p], p == pair[0]))
     editing.name(server.queue.db, small, "Ada")

@@ -3,6 +3,7 @@ person looks at."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -124,6 +125,15 @@ def face_tile(image: DecodedImage, bbox: Box, pad: float, size: int,
         _outline(tile, (k * (x1 - window[0]), k * (y1 - window[1]),
                         k * (x2 - window[0]), k * (y2 - window[1])))
     return tile
+
+
+def tile_key(photo: object, bbox: Box, others: Sequence[Box], *sizes: object) -> str:
+    """The sha1 (hex) of what a tile is cut from: the rule (:data:`TILE_RULE`), the
+    photo, the face's box and those beside it, and the sizes it is cut at; a cached
+    tile's name, so it changes when any of them does."""
+    boxes = ";".join(",".join(f"{v:.1f}" for v in b) for b in [bbox, *others])
+    return hashlib.sha1("|".join(str(part) for part in (TILE_RULE, photo, boxes, *sizes))
+                        .encode()).hexdigest()
 
 
 def tile_window(bbox: Box, pad: float, others: Sequence[Box] = ()) -> Box:

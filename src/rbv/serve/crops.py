@@ -13,7 +13,6 @@ written beside the user's photos; images are found by face or photo id only.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -24,7 +23,7 @@ from PIL import Image
 
 from rbv.errors import ImageUnreadable
 from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
-from rbv.pictures.pixels import TILE_RULE, PhotoSource, face_tile, missing_tile
+from rbv.pictures.pixels import PhotoSource, face_tile, missing_tile, tile_key
 from rbv.serve.private_files import private_file, private_folder
 from rbv.store.queries.images import photo_files
 from rbv.store.queries.review import neighbour_boxes, shown_faces
@@ -61,9 +60,7 @@ class CropCache:
             f = found[0]
             digest = image_digest(conn, f.image_id)
             others = neighbour_boxes(conn, [face_id]).get(face_id, [])
-            boxes = ";".join(",".join(f"{v:.1f}" for v in b) for b in [f.bbox, *others])
-            key = hashlib.sha1(f"{TILE_RULE}|{digest}|{boxes}|{PAD}|{CROP}".encode()
-                               ).hexdigest()[:12]
+            key = tile_key(digest, f.bbox, others, PAD, CROP)[:12]
             target = self.folder / "faces" / f"{int(face_id)}_{key}.jpg"
             if target.is_file():
                 return target.read_bytes()

@@ -19,7 +19,7 @@ from rbv.jobs.persons.review import review
 from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.inputs import query_choice, query_whole
-from rbv.serve.queue import Left, PairsPage, SuggestionQueue
+from rbv.serve.queue import Grid, Left, PairsPage, SuggestionQueue
 from rbv.store.queries.persons import name_of, resolve_person
 from rbv.store.queries.review import shown_faces
 from rbv.store.queries.review_pages import (
@@ -154,27 +154,32 @@ class Pages:
 
     def grid(self, query: Query) -> Response:
         grid, note = self.queue.next_grid(unlikely=_unlikely(query))
-        title = f"Which of these are {templates.label(grid.keep.id, grid.keep.name)}?" \
-            if grid is not None else "Which of these are the same person?"
-        return self.html("grid.html", title,
-                         templates.grid(grid, note, self._ended(grid, note)))
+        return self._grid_page(grid, note, "/grid")
 
     def review(self, query: Query) -> Response:
         """The screen most worth a person's time (``SuggestionQueue.next_screen``): a
         grid or a page of pairs, each answered as on its own page."""
         screen, note = self.queue.next_screen(unlikely=_unlikely(query))
-        ended = self._ended(screen, note)
         if isinstance(screen, PairsPage):
-            return self.html("pairs.html", "Which of these pairs are one person?",
-                             templates.pairs(screen, note, ended, "/review"))
-        title = f"Which of these are {templates.label(screen.keep.id, screen.keep.name)}?" \
-            if screen is not None else "Which of these are the same person?"
-        return self.html("grid.html", title, templates.grid(screen, note, ended, "/review"))
+            return self._pairs_page(screen, note, "/review")
+        return self._grid_page(screen, note, "/review")
 
     def pairs(self, query: Query) -> Response:
         page, note = self.queue.next_pairs(unlikely=_unlikely(query))
+        return self._pairs_page(page, note, "/pairs")
+
+    def _grid_page(self, grid: Grid | None, note: str, here: str) -> HTMLResponse:
+        """A grid (or what is left when there is none) on the page at ``here``."""
+        title = f"Which of these are {templates.label(grid.keep.id, grid.keep.name)}?" \
+            if grid is not None else "Which of these are the same person?"
+        return self.html("grid.html", title,
+                         templates.grid(grid, note, self._ended(grid, note), here))
+
+    def _pairs_page(self, page: PairsPage | None, note: str, here: str) -> HTMLResponse:
+        """A page of pairs (or what is left when there is none) on the page at
+        ``here``."""
         return self.html("pairs.html", "Which of these pairs are one person?",
-                         templates.pairs(page, note, self._ended(page, note)))
+                         templates.pairs(page, note, self._ended(page, note), here))
 
     def history(self) -> Response:
         rows = edit_log.history(self.db, 100)

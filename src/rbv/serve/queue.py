@@ -175,8 +175,11 @@ class SuggestionQueue:
         :meth:`next_or_waiting`'s."""
         waiting, note, fresh = self._waiting()
         chosen = screens.grid_choice(waiting, unlikely)
-        if chosen is None:
-            return None, note
+        return (None if chosen is None else self._grid(waiting, fresh, chosen)), note
+
+    def _grid(self, waiting: Waiting, fresh: bool, chosen: screens.GridChoice) -> Grid:
+        """The grid ``chosen`` as the page shows it (persons as they are now when the
+        ranking is stale, the person's faces its best-matching one first)."""
         anchor = chosen.person
         candidates: list[Candidate] = []
         a = anchor.id.int
@@ -192,7 +195,7 @@ class SuggestionQueue:
             best = candidates[0].anchor_face
             rest = [f.id for f in faces_of(conn, anchor.id, SIDE_FACES) if f.id != best]
         return Grid(anchor, [best, *rest][:SIDE_FACES], candidates, _left(waiting),
-                    chosen.rate), note
+                    chosen.rate)
 
     def answer_grid(self, keep: uuid.UUID, same: list[uuid.UUID], shown: list[uuid.UUID]
                     ) -> tuple[str, int | None]:
@@ -215,7 +218,7 @@ class SuggestionQueue:
             raise ConfigError("those suggestions are no longer current (persons changed "
                               "since); look at the next ones")
         different = [asked[p][1] for p in shown if p not in same]
-        target, sources, label = keep, list(same), str(keep)[:8]
+        target, sources, label = keep, [], ""
         if same:
             rows = [p for s, _ in (asked[p] for p in same) for p in (s.keep, s.other)]
             if not fresh:  # persons as they are now (names, counts), as the grid shows
@@ -248,14 +251,16 @@ class SuggestionQueue:
         pairs, the one worth more per second (:mod:`rbv.serve.screens`) while likely
         pairs are left; past them (``unlikely``), grids, which show one face per pair
         asked (measured: scripts/README.md, review_effort.py). None when there is
-        neither; a note as :meth:`next_or_waiting`'s."""
-        grid, note = self.next_grid(unlikely=unlikely)
-        if grid is not None and unlikely:
-            return grid, note
-        page, note = self.next_pairs(unlikely=unlikely)
-        if grid is None or (page is not None and page.rate > grid.rate):
-            return page, note
-        return grid, note
+        neither; a note as :meth:`next_or_waiting`'s. Both are chosen from one ranking;
+        only the one shown is read from the database."""
+        waiting, note, fresh = self._waiting()
+        chosen = screens.grid_choice(waiting, unlikely)
+        if chosen is not None and unlikely:
+            return self._grid(waiting, fresh, chosen), note
+        shown, rate = screens.pairs_page(waiting, unlikely)
+        if shown and (chosen is None or rate > chosen.rate):
+            return self._page(waiting, fresh, shown, rate), note
+        return (None if chosen is None else self._grid(waiting, fresh, chosen)), note
 
     def next_pairs(self, *, unlikely: bool = False) -> tuple[PairsPage | None, str]:
         """The strongest suggestions not skipped, worth a look unless ``unlikely``, as
@@ -264,12 +269,16 @@ class SuggestionQueue:
         :meth:`next_or_waiting`'s."""
         waiting, note, fresh = self._waiting()
         shown, rate = screens.pairs_page(waiting, unlikely)
-        if not shown:
-            return None, note
+        return (self._page(waiting, fresh, shown, rate) if shown else None), note
+
+    def _page(self, waiting: Waiting, fresh: bool, shown: list[Suggestion], rate: float
+              ) -> PairsPage:
+        """The pairs ``shown`` as the page shows them (persons as they are now when the
+        ranking is stale)."""
         if not fresh:
             with self.db.connect() as conn:
                 shown = _refreshed(conn, shown)
-        return PairsPage(shown, _left(waiting), rate), note
+        return PairsPage(shown, _left(waiting), rate)
 
     def answer_pairs(self, shown: list[tuple[uuid.UUID, uuid.UUID]],
                      same: list[tuple[uuid.UUID, uuid.UUID]]) -> tuple[str, int | None]:

@@ -121,12 +121,8 @@ class Waiting:
         the first that is not (the ranking is by worth)."""
         return itertools.takewhile(worth_a_look, self)
 
-    def of(self, person: int) -> list[Suggestion]:
-        """``person``'s (its UUID's int), strongest first."""
-        return list(self.iter_of(person))
-
     def iter_of(self, person: int) -> Iterator[Suggestion]:
-        """:meth:`of`, as they are read."""
+        """``person``'s (its UUID's int), strongest first, as they are read."""
         return (s for s in self.pairs.iter_of(person) if self._asked(s))
 
     def __len__(self) -> int:

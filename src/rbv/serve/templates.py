@@ -60,8 +60,8 @@ def suggestion(pair: Pair | None, note: str = "", ended: Left | None = None
             "unlikely": pair is not None and pair.suggestion.probability < UNLIKELY}
 
 
-def grid(grid: Grid | None, note: str = "", ended: Left | None = None,
-         here: str = "/grid") -> dict[str, object]:
+def grid(grid: Grid | None, note: str, ended: Left | None, here: str
+         ) -> dict[str, object]:
     """The grid to show (as :func:`suggestion`); ``unlikely``: candidates shown though
     under even odds, said on the page; ``here``: the page's address (``/grid`` or
     ``/review``)."""
@@ -70,8 +70,8 @@ def grid(grid: Grid | None, note: str = "", ended: Left | None = None,
             "reload": 3 if note and grid is None else 0}
 
 
-def pairs(page: PairsPage | None, note: str = "", ended: Left | None = None,
-          here: str = "/pairs") -> dict[str, object]:
+def pairs(page: PairsPage | None, note: str, ended: Left | None, here: str
+          ) -> dict[str, object]:
     """The pairs to show (as :func:`grid`'s)."""
     unlikely = sum(s.probability < UNLIKELY for s in page.pairs) if page else 0
     return {"page": page, "note": note, "unlikely": unlikely, "ended": ended, "here": here,

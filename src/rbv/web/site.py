@@ -17,7 +17,6 @@ every name, path and command on a page is HTML-escaped.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import uuid
@@ -30,7 +29,7 @@ from PIL import Image
 
 from rbv.errors import ConfigError, ImageUnreadable
 from rbv.formats.atomic import TEMP_NAME, remove_stale_temps, write_atomically
-from rbv.pictures.pixels import TILE_RULE, Box, PhotoSource, face_tile, missing_tile
+from rbv.pictures.pixels import Box, PhotoSource, face_tile, missing_tile, tile_key
 from rbv.web.templating import label, render
 
 THUMB = 96
@@ -58,9 +57,7 @@ class SiteFace:
     def thumb(self) -> str:
         """The tile's file name: changes when the photo, the box, the boxes beside it or
         the tile rule do."""
-        boxes = ";".join(",".join(f"{v:.1f}" for v in b) for b in [self.bbox, *self.others])
-        key = hashlib.sha1(f"{TILE_RULE}|{self.image_id}|{boxes}|{THUMB}|{PAD}".encode()
-                           ).hexdigest()
+        key = tile_key(self.image_id, self.bbox, self.others, THUMB, PAD)
         return f"{int(self.id)}_{key[:10]}.jpg"
 
 
