@@ -21,6 +21,7 @@ person asks to go on.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -110,9 +111,5 @@ def grid_choice(waiting: Waiting, unlikely: bool) -> GridChoice | None:
 def _likely(pairs: Iterable[Suggestion], unlikely: bool, most: int) -> list[Suggestion]:
     """The first ``most`` of ``pairs`` (strongest first), those worth a look alone
     unless ``unlikely``."""
-    out: list[Suggestion] = []
-    for s in pairs:
-        if len(out) >= most or not (unlikely or worth_a_look(s)):
-            break
-        out.append(s)
-    return out
+    return list(itertools.islice(
+        pairs if unlikely else itertools.takewhile(worth_a_look, pairs), most))
