@@ -177,8 +177,9 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
     pipeline's threads, detect + embed, binary COPY and commit — on a fresh embedded
     database where the same images were catalogued beforehand (not timed). The model
     sessions are opened and warmed before the clock starts, as in the other legs.
-    ``batched``: the analyzer batches recognition across images, as on a GPU (and on
-    a CPU before): embed then hands each inference thread a slice of every batch.
+    ``batched``: the analyzer batches recognition across 8 images, as a CPU did before
+    (a GPU batches detection too): embed then hands the inference threads 8 images a
+    task.
     ``on_start`` is called just before the clock starts."""
     import atexit
     import shutil
@@ -203,7 +204,7 @@ def bench_rbv_embed(paths: Sequence[Path], pack: Path, det_size: int,
     analyzer = load_face_analyzer(settings)
     analyzer.analyze(decode(paths[0], analyzer.decode_long_edge))
     if batched:
-        analyzer.batches = True
+        analyzer.batch_images = 8
     on_start()
     cpu, start = cpu_seconds(), time.perf_counter()
     summary = run_embed(db, settings, analyzer, record=False)

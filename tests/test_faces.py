@@ -11,9 +11,16 @@ import pytest
 from PIL import Image, ImageOps
 
 from rbv.faces.analyzer import LocalFaceAnalyzer, load_analyzer
-from rbv.faces.detection import FaceDetector
-from rbv.faces.providers import wants_one_shape
+from rbv.faces.detection import (
+    BatchedFaceDetector,
+    FaceDetector,
+    Layout,
+    batched_detector,
+    image_rows,
+)
+from rbv.faces.providers import CPU, wants_one_shape
 from rbv.faces.recognition import FaceRecognizer
+from rbv.faces.sessions import open_session
 from rbv.faces.types import Face
 from rbv.media.types import DecodedImage
 from tests.conftest import FACES, MISC, PACK, SHARED
@@ -150,10 +157,10 @@ def test_same_person_embeds_closer_than_different_people(analyzer: LocalFaceAnal
     assert np.mean(same) - np.mean(different) > 0.3
 
 
-@pytest.mark.parametrize("batches", [False, True], ids=["cpu", "across-images"])
-def test_analyze_many_equals_analyze(analyzer: LocalFaceAnalyzer, batches: bool) -> None:
+@pytest.mark.parametrize("batch", [1, 8], ids=["cpu", "across-images"])
+def test_analyze_many_equals_analyze(analyzer: LocalFaceAnalyzer, batch: int) -> None:
     engine = LocalFaceAnalyzer(analyzer.pack, analyzer.detector, analyzer.recognizer)
-    engine.batches = batches  # what a GPU provider sets
+    engine.batch_images = batch  # what a GPU provider sets
     images = [decode(MISC / n) for n in ("fr_two_people.jpg", "insightface_bulk_view.jpg",
                                          "insightface_t1.jpg")]
     many = engine.analyze_many(images)
@@ -168,7 +175,7 @@ def test_on_a_cpu_each_image_is_recognized_in_its_own_call(
         analyzer: LocalFaceAnalyzer, monkeypatch: pytest.MonkeyPatch) -> None:
     # One call per image costs less CPU per face than a batch across images
     # (scripts/bench_embed.py); embed then hands the inference threads image by image.
-    assert analyzer.batches is False
+    assert analyzer.batch_images == 1
     calls: list[int] = []
     embed = analyzer.recognizer.embed
     monkeypatch.setattr(analyzer.recognizer, "embed",
@@ -249,22 +256,30 @@ def test_a_gpu_provider_gets_one_input_shape_a_cpu_does_not() -> None:
     assert cpu.detector.fixed_size is None and cpu.recognizer.one_shape is False
 
 
+def _square(detector: Path) -> FaceDetector:
+    """A detector as a GPU provider opens it: the det_size square, one image per call."""
+    return FaceDetector(open_session(detector, [CPU]), 640, one_shape=True)
+
+
 def test_one_input_shape_finds_the_same_faces(monkeypatch: pytest.MonkeyPatch) -> None:
-    # What a GPU analyzer runs (square detector input, full recognizer batches, batches
-    # across images), run here on the CPU: each session sees a single shape, and the
-    # faces are those of the CPU layout (padding differs only for faces touching it).
+    # What a GPU analyzer runs (square uint8 detector input, full batches of images and
+    # of faces), run here on the CPU: each session sees a single shape, and the faces
+    # are those of the CPU layout (padding differs only for faces touching it).
     plain = load_analyzer(str(PACK), device="cpu")
     fresh = load_analyzer(str(PACK), device="cpu")
-    detector = FaceDetector(fresh.detector.session, 640, one_shape=True)
+    square = _square(PACK / "det_500m.onnx")
+    detector = batched_detector(square, PACK / "det_500m.onnx", [CPU])
+    assert isinstance(detector, BatchedFaceDetector)
     recognizer = FaceRecognizer(fresh.recognizer.session, fresh.recognizer.norm,
                                 one_shape=True)
-    shapes: dict[str, set[tuple[int, ...]]] = {"det": set(), "rec": set()}
+    shapes: dict[str, set[tuple[tuple[int, ...], str]]] = {"det": set(), "rec": set()}
     for key, session in (("det", detector.session), ("rec", recognizer.session)):
         run = session.run
         monkeypatch.setattr(session, "run", lambda names, feed, _run=run, _key=key: (
-            shapes[_key].update(v.shape for v in feed.values()), _run(names, feed))[1])
+            shapes[_key].update((v.shape, v.dtype.name) for v in feed.values()),
+            _run(names, feed))[1])
     gpu_like = LocalFaceAnalyzer(plain.pack, detector, recognizer)
-    gpu_like.batches = True
+    gpu_like.batch_images = detector.max_batch
     names = ("fr_two_people.jpg", "insightface_t1.jpg", "immich_portrait.jpg",
              "deepface_selfie-many-people.jpg", "fr_obama-240p.jpg")
     images = [decode(MISC / n) for n in names]
@@ -279,4 +294,40 @@ def test_one_input_shape_finds_the_same_faces(monkeypatch: pytest.MonkeyPatch) -
             assert float(f.embedding @ match.embedding) > 0.98
             faces += 1
     assert faces > 10
-    assert shapes == {"det": {(1, 3, 640, 640)}, "rec": {(32, 3, 112, 112)}}
+    assert shapes == {"det": {((32, 640, 640, 3), "uint8")},
+                      "rec": {((32, 3, 112, 112), "float32")}}
+
+
+@pytest.mark.parametrize("model", [
+    PACK / "det_500m.onnx",
+    pytest.param(SHARED / "models" / "extra" / "det_2.5g.onnx", marks=pytest.mark.slow),
+], ids=["500m", "2.5g"])
+def test_many_images_per_detector_call_find_what_one_image_a_call_finds(model: Path) -> None:
+    # Normalising in the graph and reading each image's rows out of a batched call
+    # change nothing: the boxes, scores and landmarks of one image per call, exactly.
+    square = _square(model)
+    batched = batched_detector(square, model, [CPU])
+    assert isinstance(batched, BatchedFaceDetector)
+    assert batched.layout is Layout.POSITION_MAJOR  # InsightFace's exports
+    rgbs = [decode(MISC / n).rgb for n in ("fr_two_people.jpg", "insightface_t1.jpg",
+                                            "deepface_selfie-many-people.jpg")]
+    found = batched.detect_many(rgbs, 0.5)
+    assert sum(map(len, found)) > 5
+    for rgb, many in zip(rgbs, found, strict=True):
+        one = square.detect(rgb, 0.5)
+        assert len(one) == len(many)
+        np.testing.assert_allclose(many.boxes, one.boxes, atol=1e-3)
+        np.testing.assert_allclose(many.scores, one.scores, atol=1e-5)
+        np.testing.assert_allclose(many.keypoints, one.keypoints, atol=1e-3)
+
+
+def test_each_image_s_rows_of_a_batched_output() -> None:
+    # 3 images, 2 positions, 2 anchors, K=1: value = 100·image + 10·position + anchor.
+    cells = [(b, p, a) for b in range(3) for p in range(2) for a in range(2)]
+    batch_major = np.array([[100 * b + 10 * p + a] for b, p, a in cells], np.float32)
+    by_position = np.array([[100 * b + 10 * p + a]
+                            for p in range(2) for b in range(3) for a in range(2)], np.float32)
+    for out, layout in ((batch_major, Layout.BATCH_MAJOR), (by_position, Layout.POSITION_MAJOR)):
+        rows = image_rows(out, 3, 1, layout, anchors=2)
+        want = np.array([[100], [101], [110], [111]], np.float32)
+        np.testing.assert_array_equal(rows, want)

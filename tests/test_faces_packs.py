@@ -13,7 +13,13 @@ from rbv.faces import sessions
 from rbv.faces.analyzer import load_analyzer
 from rbv.faces.hashing import cached_sha256, sha256_file
 from rbv.faces.packs import ModelRole, Shape, classify_model, load_pack
-from rbv.faces.providers import available_providers, choose_providers
+from rbv.faces.providers import (
+    Device,
+    available_providers,
+    choose_providers,
+    gpu_ids,
+    parse_device,
+)
 from tests.conftest import PACK, SHARED
 
 DETECTOR = PACK / "det_500m.onnx"
@@ -57,6 +63,73 @@ def test_missing_device_says_which_extra_to_install(fake_runtime: Offer) -> None
         choose_providers("directml", available_providers())
     with pytest.raises(ConfigError, match="auto, cuda, directml, cpu"):
         choose_providers("tpu", available_providers())
+
+
+def test_a_gpu_by_number(fake_runtime: Offer) -> None:
+    assert parse_device("cuda") == Device("cuda")
+    assert parse_device(" CUDA:1 ") == Device("cuda", (1,))
+    assert parse_device("cuda:0,1,1") == Device("cuda", (0, 1))
+    assert parse_device("cuda:all") == Device("cuda", every=True)
+    assert parse_device("directml:1") == Device("directml", (1,))
+    assert gpu_ids(parse_device("cuda:2,0")) == (2, 0)
+    assert gpu_ids(parse_device("cuda")) is None
+    for bad, says in (("cuda:x", "numbered 0, 1"), ("cuda:", "numbered 0, 1"),
+                      ("cpu:1", "only cuda and directml"), ("gpu:1", "unknown device"),
+                      ("directml:all", "name the DirectML adapters")):
+        with pytest.raises(ConfigError, match=says):
+            parse_device(bad)
+    fake_runtime(CUDA, CPU)
+    assert choose_providers("cuda:1", available_providers()) == [CUDA, CPU]
+
+
+def test_the_gpu_number_reaches_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ONNX Runtime takes the GPU as the provider's device_id option; a CPU has none.
+    seen: list[object] = []
+
+    class Session:
+        def __init__(self, source: object, sess_options: object, providers: object) -> None:
+            seen.append(providers)
+
+    monkeypatch.setattr(sessions.ort, "InferenceSession", Session)
+    monkeypatch.setattr(sessions, "load_cuda_libraries", lambda: None)
+    sessions.open_session(DETECTOR, [CUDA, CPU], device_id=1)
+    sessions.open_session(DETECTOR, [CUDA, CPU])
+    sessions.open_session(DETECTOR, [CPU], device_id=1)
+    assert seen == [[(CUDA, {"device_id": "1"}), CPU], [CUDA, CPU], [CPU]]
+
+
+def test_several_gpus_share_a_run_s_inference_threads() -> None:
+    # One analyzer per GPU (here two CPU analyzers stand for them): each calling thread
+    # keeps to one, dealt out in turn, and the faces are those of one analyzer.
+    import threading
+
+    import numpy as np
+
+    from rbv.faces.analyzer import DeviceSet
+    from tests.test_faces import decode
+
+    one, two = (load_analyzer(str(PACK), device="cpu", threads=1) for _ in range(2))
+    both = DeviceSet([one, two])
+    assert both.providers == [CPU, CPU] and both.batch_images == 1
+    image = decode(SHARED / "data" / "misc" / "fr_two_people.jpg")
+    alone = one.analyze(image).faces
+    results: dict[int, list[object]] = {}
+    start = threading.Barrier(4)
+
+    def work(k: int) -> None:
+        start.wait()  # all four threads are dealt a GPU before any call returns
+        results[k] = [both.analyze(image).faces for _ in range(3)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert both.calls == [6, 6]
+    for faces in (f for runs in results.values() for f in runs):
+        assert [f.bbox for f in faces] == [f.bbox for f in alone]
+        assert all(float(np.dot(a.embedding, b.embedding)) > 0.9999
+                   for a, b in zip(faces, alone, strict=True))
 
 
 def test_gpu_that_fails_to_start_is_not_silently_replaced_by_cpu(fake_runtime: Offer) -> None:
@@ -223,6 +296,8 @@ def test_hash_cache_survives_processes_and_notices_changes(tmp_path: Path) -> No
     (["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu", None, 16, 16),
     (["CPUExecutionProvider"], "cuda", None, 16, 16),  # unavailable: said at loading
     (["CPUExecutionProvider"], "auto", "http://ml:3003", 16, 4),  # a remote server
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda:0,1", None, 16, 8),  # 4 a GPU
+    (["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda:1", None, 16, 4),
 ])
 def test_inference_workers_default_to_the_cores_on_a_cpu_and_four_on_a_gpu(
     offered: list[str], device: str, ml_uri: str | None, cores: int, workers: int,

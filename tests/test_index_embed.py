@@ -272,7 +272,7 @@ class _WantsBytes:
         self.inner = inner
         self.pack = inner.pack
         self.providers = ["wrapped"]
-        self.batches = False
+        self.batch_images = 1
         self.decode_long_edge = inner.decode_long_edge
         self.got_original: list[bool] = []
 
@@ -301,6 +301,40 @@ def test_any_face_analyzer_works_and_can_ask_for_original_bytes(
     with db.connect() as conn:
         assert conn.execute("SELECT command, status, counts->>'images' FROM runs ORDER BY id"
                             ).fetchall() == [("embed", "ok", "4"), ("embed", "ok", "2")]
+
+
+class _Batching(_WantsBytes):
+    """The real analyzer taking ``batch_images`` images a call, as on a GPU; records the
+    size of each call."""
+
+    wants_original_bytes = False
+
+    def __init__(self, inner: FaceAnalyzer, batch_images: int) -> None:
+        super().__init__(inner)
+        self.batch_images = batch_images
+        self.calls: list[int] = []
+
+    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
+        self.calls.append(len(images))
+        return self.inner.analyze_many(images)
+
+
+def test_a_batching_analyzer_gets_a_full_batch_per_call_and_each_image_once(
+    settings: Settings, db: Database
+) -> None:
+    # On a GPU each inference thread hands the device a full batch per call: a claim
+    # then holds one batch per thread (here 2 × 4 images, over a scan batch of 3).
+    photos = _photos()  # 14
+    run_catalogue(db, settings, photos)
+    analyzer = _Batching(load_analyzer(str(PACK), device="cpu"), batch_images=4)
+    done = run_embed(db, settings.with_overrides(inference_workers=2, scan_batch_size=3),
+                     analyzer)
+    assert done.images + done.failed == len(photos)
+    assert sum(analyzer.calls) == len(photos)
+    assert sorted(analyzer.calls, reverse=True) == [4, 4, 4, 2]  # claims of 8, then 6
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT image_id) FROM face_scans"
+                            " WHERE status <> 'pending'").fetchone() == (14, 14)
 
 
 def test_embed_dry_run_counts_the_work_and_writes_nothing(cli, settings: Settings) -> None:

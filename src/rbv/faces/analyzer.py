@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +18,15 @@ from rbv.faces.defaults import (
     DEFAULT_DET_THRESHOLD,
     DEFAULT_MIN_FACE,
 )
-from rbv.faces.detection import Detections, FaceDetector
+from rbv.faces.detection import Detections, FaceDetector, batched_detector
 from rbv.faces.packs import DEFAULT_INSIGHTFACE_ROOT, load_pack
 from rbv.faces.providers import (
     CPU,
     DEVICES,
     available_providers,
     choose_providers,
+    gpu_ids,
+    parse_device,
     wants_one_shape,
 )
 from rbv.faces.quality import laplacian_variance
@@ -71,10 +75,12 @@ class LocalFaceAnalyzer:
         self.min_face = min_face
         self.providers: list[str] = list(detector.session.get_providers())
         self.wants_original_bytes = False
-        # Recognition batched across images fills a GPU; on a CPU one call per image
-        # costs less: on 2 cores, 8-image batches took ~5 % more CPU per face (their
-        # activations leave the cache between the detector's runs).
-        self.batches = self.providers[0] != CPU
+        # Images per analyze_many call. On a GPU: a full detector batch (the detector
+        # then runs them in one call, and recognition is batched across them). On a CPU
+        # one image per call costs less: on 2 cores, 8-image recognition batches took
+        # ~5 % more CPU per face (their activations leave the cache between the
+        # detector's runs).
+        self.batch_images = detector.max_batch if self.providers[0] != CPU else 1
         self.decode_long_edge = DECODE_FACTOR * detector.det_size
 
     def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
@@ -86,12 +92,15 @@ class LocalFaceAnalyzer:
         return self.analyze_many([image])[0]
 
     def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
-        """Faces of each image: detection per image, recognition batched across all
-        when :attr:`batches` (a GPU), else image by image."""
-        if not self.batches:
+        """Faces of each image: detection and recognition batched across them when
+        :attr:`batch_images` > 1 (a GPU), else image by image."""
+        if self.batch_images == 1:
             return [self._faces(found, self.recognizer.embed(found.crops))
                     for found in map(self.find_faces, images)]
-        found = [self.find_faces(image) for image in images]
+        rgbs = [_as_rgb(image.rgb) for image in images]
+        detections = self.detector.detect_many(rgbs, self.det_threshold)
+        found = [self._found(image, rgb, d)
+                 for image, rgb, d in zip(images, rgbs, detections, strict=True)]
         embeddings = self.recognizer.embed([crop for f in found for crop in f.crops])
         results: list[ImageFaces] = []
         offset = 0
@@ -116,7 +125,10 @@ class LocalFaceAnalyzer:
     def find_faces(self, image: DecodedImage) -> FoundFaces:
         """Detect, drop faces under ``min_face`` original pixels, align: no recognition."""
         rgb = _as_rgb(image.rgb)
-        detections = self.detector.detect(rgb, self.det_threshold)
+        return self._found(image, rgb, self.detector.detect(rgb, self.det_threshold))
+
+    def _found(self, image: DecodedImage, rgb: NDArray[np.uint8],
+               detections: Detections) -> FoundFaces:
         sides = np.minimum(detections.boxes[:, 2] - detections.boxes[:, 0],
                            detections.boxes[:, 3] - detections.boxes[:, 1]) * image.scale
         detections = detections.select(sides >= self.min_face)
@@ -126,6 +138,44 @@ class LocalFaceAnalyzer:
         original = Detections(detections.boxes * scale, detections.scores,
                               detections.keypoints * scale)
         return FoundFaces(image, original, crops)
+
+
+class DeviceSet:
+    """One analyzer per GPU, as one :class:`~rbv.faces.types.FaceAnalyzer`: each calling
+    thread keeps to one GPU, the threads dealt out in turn (thread k → GPU k mod n), so
+    each GPU serves an equal share of a run's inference threads and no two GPUs wait
+    for each other."""
+
+    def __init__(self, analyzers: Sequence[LocalFaceAnalyzer]) -> None:
+        if not analyzers:
+            raise ValueError("a DeviceSet needs at least one analyzer")
+        self.analyzers = list(analyzers)
+        first = self.analyzers[0]
+        self.pack = first.pack
+        self.providers = [p for a in self.analyzers for p in a.providers[:1]] + \
+            first.providers[1:]
+        self.wants_original_bytes = False
+        self.decode_long_edge = first.decode_long_edge
+        self.batch_images = first.batch_images
+        self._mine = threading.local()
+        self._dealt = itertools.count()
+        self.calls = [0] * len(self.analyzers)  # analyze_many calls per GPU
+
+    def _analyzer(self) -> LocalFaceAnalyzer:
+        index: int | None = getattr(self._mine, "index", None)
+        if index is None:
+            index = self._mine.index = next(self._dealt) % len(self.analyzers)
+        self.calls[index] += 1
+        return self.analyzers[index]
+
+    def analyze(self, image: DecodedImage) -> ImageFaces:
+        return self._analyzer().analyze(image)
+
+    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
+        return self._analyzer().analyze_many(images)
+
+    def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
+        return self._analyzer().count_faces(rgb, min_score)
 
 
 def _as_rgb(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -165,18 +215,31 @@ def load_analyzer(
         raise ConfigError(f"--min-face must be ≥ 0 pixels, not {min_face}")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be ≥ 1, not {threads}")
-    device = device.strip().lower()
-    providers = choose_providers(device, available_providers())
+    chosen = parse_device(device)
+    ids = gpu_ids(chosen)
+    if ids is not None and len(ids) != 1:
+        raise ConfigError(f"--device {device}: one analyzer runs on one GPU; "
+                          "rbv.jobs.library.analyzer.load_face_analyzer spreads over several")
+    device_id = None if ids is None else ids[0]
+    providers = choose_providers(chosen.kind, available_providers())
     model_pack = load_pack(pack, insightface_root=insightface_root, hash_cache=hash_cache)
-    session = open_session(model_pack.detector.path, providers, threads=threads,
-                           name=str(model_pack.detector.path))
+    path = model_pack.detector.path
+    session = open_session(path, providers, threads=threads, name=str(path),
+                           device_id=device_id)
     started = session.get_providers()
-    _check_device(device, providers, started)
+    _check_device(chosen.kind, providers, started)
     one_shape = wants_one_shape(started)
     detector = FaceDetector(session, det_size, one_shape=one_shape)
-    recognizer = open_recognizer(model_pack.recognizer, providers, threads, one_shape=one_shape)
-    return LocalFaceAnalyzer(model_pack.info, detector, recognizer,
-                             det_threshold=det_threshold, min_face=min_face)
+    if one_shape:
+        detector = batched_detector(detector, path, providers, threads=threads,
+                                    device_id=device_id)
+    recognizer = open_recognizer(model_pack.recognizer, providers, threads, one_shape=one_shape,
+                                 device_id=device_id)
+    analyzer = LocalFaceAnalyzer(model_pack.info, detector, recognizer,
+                                 det_threshold=det_threshold, min_face=min_face)
+    if device_id is not None:
+        analyzer.providers[0] = f"{analyzer.providers[0]} (GPU {device_id})"
+    return analyzer
 
 
 def _check_device(device: str, wanted: Sequence[str], actual: Sequence[str]) -> None:

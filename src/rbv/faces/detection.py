@@ -10,15 +10,22 @@ embeddings at cosine ≥ 0.98 of the square-input result; identical elsewhere).
 
 from __future__ import annotations
 
+import copy
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 from numpy.typing import NDArray
 
 from rbv.errors import ModelPackError
+from rbv.faces.sessions import open_session
 
 INPUT_MEAN = 127.5
 INPUT_STD = 128.0
@@ -77,17 +84,28 @@ def input_size(width: int, height: int, det_size: int, fixed: tuple[int, int] | 
     return pad(new_w), pad(new_h)
 
 
-def prepare_input(rgb: NDArray[np.uint8], det_size: int,
-                  fixed: tuple[int, int] | None = None) -> tuple[NDArray[np.float32], float]:
-    """The detector's 1×3×H×W float input for an RGB image, and the factor that took
+def prepare_canvas(rgb: NDArray[np.uint8], det_size: int,
+                   fixed: tuple[int, int] | None = None,
+                   out: NDArray[np.uint8] | None = None) -> tuple[NDArray[np.uint8], float]:
+    """The detector's H×W×3 uint8 input pixels for an RGB image (scaled, padded with
+    black), written into ``out`` when given (it must be zero), and the factor that took
     image pixels to input pixels."""
     height, width = rgb.shape[:2]
     in_w, in_h = input_size(width, height, det_size, fixed)
     box_w, box_h = fixed if fixed is not None else (det_size, det_size)
     new_w, new_h, factor = fit(width, height, box_w, box_h)
-    canvas = np.zeros((in_h, in_w, 3), np.uint8)
+    canvas = np.zeros((in_h, in_w, 3), np.uint8) if out is None else out
     # Bilinear, as InsightFace: the same pixels give the same boxes and embeddings.
     canvas[:new_h, :new_w] = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return canvas, factor
+
+
+def prepare_input(rgb: NDArray[np.uint8], det_size: int,
+                  fixed: tuple[int, int] | None = None) -> tuple[NDArray[np.float32], float]:
+    """The detector's 1×3×H×W float input for an RGB image, and the factor that took
+    image pixels to input pixels."""
+    canvas, factor = prepare_canvas(rgb, det_size, fixed)
+    in_h, in_w = canvas.shape[:2]
     blob = cv2.dnn.blobFromImage(canvas, 1.0 / INPUT_STD, (in_w, in_h),
                                  (INPUT_MEAN, INPUT_MEAN, INPUT_MEAN), swapRB=False)
     return np.ascontiguousarray(blob, np.float32), factor
@@ -167,8 +185,24 @@ def decode(outputs: list[NDArray[np.float32]], input_hw: tuple[int, int],
 
 # ----- the model ---------------------------------------------------------------------
 
+def scrfd_heads(session: ort.InferenceSession) -> tuple[tuple[int, ...], int]:
+    """(strides, anchors per position) of a SCRFD export with keypoints, from its
+    outputs (scores, boxes, keypoints per stride)."""
+    count = len(session.get_outputs())
+    if count == 9:
+        return (8, 16, 32), 2
+    if count == 15:
+        return (8, 16, 32, 64, 128), 1
+    raise ModelPackError(
+        f"the detector has {count} outputs; rbv needs a SCRFD export with "
+        "keypoints (9 or 15 outputs)"
+    )
+
+
 class FaceDetector:
     """A SCRFD detector with keypoints, around a session it is given."""
+
+    max_batch = 1  # images per session call
 
     def __init__(self, session: ort.InferenceSession, det_size: int = 640, *,
                  one_shape: bool = False) -> None:
@@ -178,19 +212,9 @@ class FaceDetector:
         self.session = session
         self.det_size = det_size
         inputs = session.get_inputs()
-        outputs = session.get_outputs()
         self.input_name = inputs[0].name
-        self.output_names = [o.name for o in outputs]
-        self.strides: tuple[int, ...]
-        if len(outputs) == 9:
-            self.strides, self.num_anchors = (8, 16, 32), 2
-        elif len(outputs) == 15:
-            self.strides, self.num_anchors = (8, 16, 32, 64, 128), 1
-        else:
-            raise ModelPackError(
-                f"the detector has {len(outputs)} outputs; rbv needs a SCRFD export with "
-                "keypoints (9 or 15 outputs)"
-            )
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.strides, self.num_anchors = scrfd_heads(session)
         h, w = inputs[0].shape[2:4]
         self.fixed_size = (w, h) if isinstance(h, int) and isinstance(w, int) else None
         if self.fixed_size is None and one_shape:
@@ -206,3 +230,164 @@ class FaceDetector:
         found = decode(outputs, (blob.shape[2], blob.shape[3]), self.strides,
                        self.num_anchors, threshold)
         return Detections(found.boxes / factor, found.scores, found.keypoints / factor)
+
+    def detect_many(self, rgbs: Sequence[NDArray[np.uint8]], threshold: float
+                    ) -> list[Detections]:
+        """:meth:`detect` of each image."""
+        return [self.detect(rgb, threshold) for rgb in rgbs]
+
+
+# ----- many images per call (GPU providers) -----------------------------------------
+
+DETECT_BATCH = 32
+"""Images per detector call on a GPU: each call pays a fixed cost (~100 kernel launches
+for SCRFD-500M) that one 640-pixel image does not cover."""
+PIXELS_INPUT = "rbv_pixels"
+
+
+class Layout(enum.Enum):
+    """Where one image's rows lie in a batched call's (rows, K) output."""
+
+    BATCH_MAJOR = "batch-major"  # image after image: B×N×K
+    POSITION_MAJOR = "position-major"  # InsightFace's SCRFD: (B,C,H,W) → (H,W,B,C) → rows
+
+
+def image_rows(output: NDArray[np.float32], batch: int, slot: int, layout: Layout,
+               anchors: int) -> NDArray[np.float32]:
+    """The (N, K) rows of image ``slot`` in one output of a ``batch``-image call."""
+    k = output.shape[-1]
+    if layout is Layout.BATCH_MAJOR:
+        return output.reshape(batch, -1, k)[slot]
+    return output.reshape(-1, batch, anchors, k)[:, slot].reshape(-1, k)
+
+
+def with_pixels_input(model: onnx.ModelProto, size: tuple[int, int]) -> onnx.ModelProto:
+    """``model`` (a copy) taking B×H×W×3 uint8 pixels of ``size`` (width, height) with
+    any batch: the normalisation of :func:`prepare_input` moves into the graph, so the
+    host sends a quarter of the bytes and skips a float pass over every pixel. Shapes
+    the export fixed for one image (the batch axis, the outputs' rows) become free."""
+    model = copy.deepcopy(model)
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    first = next(i for i in graph.input if i.name not in initializers)
+    graph.input.remove(first)
+    width, height = size
+    graph.input.insert(0, onnx.helper.make_tensor_value_info(
+        PIXELS_INPUT, onnx.TensorProto.UINT8, ["batch", height, width, 3]))
+    graph.initializer.extend([
+        onnx.numpy_helper.from_array(np.array(INPUT_MEAN, np.float32), "rbv_mean"),
+        onnx.numpy_helper.from_array(np.array(1.0 / INPUT_STD, np.float32), "rbv_scale"),
+    ])
+    steps = [
+        onnx.helper.make_node("Cast", [PIXELS_INPUT], ["rbv_float"], to=onnx.TensorProto.FLOAT),
+        onnx.helper.make_node("Transpose", ["rbv_float"], ["rbv_nchw"], perm=[0, 3, 1, 2]),
+        onnx.helper.make_node("Sub", ["rbv_nchw", "rbv_mean"], ["rbv_centred"]),
+        onnx.helper.make_node("Mul", ["rbv_centred", "rbv_scale"], [first.name]),
+    ]
+    for i, node in enumerate(steps):
+        graph.node.insert(i, node)
+    del graph.value_info[:]  # shapes inferred for one image; the runtime infers again
+    for output in graph.output:
+        for axis, dim in enumerate(output.type.tensor_type.shape.dim[:-1]):
+            dim.dim_param = f"rows{axis}"
+    return model
+
+
+class BatchedFaceDetector(FaceDetector):
+    """A SCRFD detector run on many images per call, each call a full batch of
+    ``max_batch`` images of the ``det_size`` square (the rest black, their results
+    dropped): its session sees one input shape, uint8 pixels (:func:`with_pixels_input`).
+    Built by :func:`open_detector` for GPU providers, where it is checked first."""
+
+    def __init__(self, session: ort.InferenceSession, det_size: int, layout: Layout,
+                 max_batch: int = DETECT_BATCH) -> None:
+        self.session = session
+        self.det_size = det_size
+        self.input_name = session.get_inputs()[0].name
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.strides, self.num_anchors = scrfd_heads(session)
+        h, w = session.get_inputs()[0].shape[1:3]
+        self.size: tuple[int, int] = (w, h)
+        self.fixed_size = self.size
+        self.layout = layout
+        self.max_batch = max_batch
+
+    def detect(self, rgb: NDArray[np.uint8], threshold: float) -> Detections:
+        return self.detect_many([rgb], threshold)[0]
+
+    def detect_many(self, rgbs: Sequence[NDArray[np.uint8]], threshold: float
+                    ) -> list[Detections]:
+        found: list[Detections] = []
+        width, height = self.size
+        for start in range(0, len(rgbs), self.max_batch):
+            chunk = rgbs[start:start + self.max_batch]
+            pixels = np.zeros((self.max_batch, height, width, 3), np.uint8)
+            factors = [prepare_canvas(rgb, self.det_size, self.size, out=pixels[i])[1]
+                       for i, rgb in enumerate(chunk)]
+            raw = self._run(pixels)
+            for slot, factor in enumerate(factors):
+                outputs = [image_rows(o, self.max_batch, slot, self.layout, self.num_anchors)
+                           for o in raw]
+                one = decode(outputs, (height, width), self.strides, self.num_anchors,
+                             threshold)
+                found.append(Detections(one.boxes / factor, one.scores, one.keypoints / factor))
+        return found
+
+    def _run(self, pixels: NDArray[np.uint8]) -> list[NDArray[np.float32]]:
+        raw = self.session.run(self.output_names, {self.input_name: pixels})
+        return [np.asarray(o, np.float32).reshape(-1, o.shape[-1]) for o in raw]
+
+
+def probe_layout(session: ort.InferenceSession, size: tuple[int, int], batch: int,
+                 anchors: int) -> Layout | None:
+    """How a batched call lays out each image's rows, found by running one probe image
+    in slot 0 and then in slot 1 of an otherwise black full batch: the layout under which
+    the probe's rows and the black image's rows trade places, and differ. None when no
+    layout does (the graph mixes images, or fixes one somewhere): one image per call."""
+    width, height = size
+    probe = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    feeds = []
+    for slot in (0, 1):
+        pixels = np.zeros((batch, height, width, 3), np.uint8)
+        pixels[slot] = probe
+        feeds.append(pixels)
+    name = session.get_inputs()[0].name
+    names = [o.name for o in session.get_outputs()]
+    first, second = ([np.asarray(o, np.float32).reshape(-1, o.shape[-1])
+                      for o in session.run(names, {name: f})] for f in feeds)
+
+    def rows(out: NDArray[np.float32], slot: int, layout: Layout) -> NDArray[np.float32]:
+        return image_rows(out, batch, slot, layout, anchors)
+
+    for layout in Layout:
+        try:
+            same = all(np.allclose(rows(a, 0, layout), rows(b, 1, layout), rtol=1e-3, atol=1e-4)
+                       and np.allclose(rows(a, 1, layout), rows(b, 0, layout),
+                                       rtol=1e-3, atol=1e-4)
+                       for a, b in zip(first, second, strict=True))
+            differ = not np.allclose(rows(first[0], 0, layout), rows(first[0], 1, layout),
+                                     rtol=1e-3, atol=1e-4)
+        except ValueError:  # rows that do not divide by the batch
+            continue
+        if same and differ:
+            return layout
+    return None
+
+
+def batched_detector(plain: FaceDetector, model: Path, providers: Sequence[str], *,
+                     threads: int | None = None, device_id: int | None = None
+                     ) -> FaceDetector:
+    """For a GPU: a :class:`BatchedFaceDetector` of ``model`` when its export batches
+    (checked by :func:`probe_layout`), else ``plain`` (one image per call)."""
+    if plain.fixed_size is None:
+        return plain
+    try:
+        graph = with_pixels_input(onnx.load(str(model)), plain.fixed_size)
+        session = open_session(graph.SerializeToString(), providers, threads=threads,
+                               name=str(model), device_id=device_id)
+        layout = probe_layout(session, plain.fixed_size, DETECT_BATCH, plain.num_anchors)
+    except Exception:  # noqa: BLE001 - any failure means "this graph does not batch"
+        return plain
+    if layout is None:
+        return plain
+    return BatchedFaceDetector(session, plain.det_size, layout)

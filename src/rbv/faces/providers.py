@@ -6,7 +6,10 @@ ONNX Runtime build reports (as Immich ML does); the CLI prints the choice once.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import onnxruntime as ort
 
@@ -26,26 +29,87 @@ DEVICE_CHOICES: tuple[str, ...] = ("auto", *DEVICES)
 _EXTRA = {CUDA: "gpu", DIRECTML: "directml"}
 
 
+GPU_NUMBERS_HELP = "cuda:1, cuda:0,1 or cuda:all"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A ``--device`` value: the kind, and for a GPU which ones (``ids`` None: the
+    provider's default GPU; ``every``: each GPU the CUDA runtime sees)."""
+
+    kind: str  # auto | cuda | directml | cpu
+    ids: tuple[int, ...] | None = None
+    every: bool = False
+
+
+def parse_device(text: str) -> Device:
+    """``auto``, ``cpu``, ``cuda``, ``directml``, or a GPU kind with numbers:
+    ``cuda:1``, ``cuda:0,1``, ``cuda:all``, ``directml:1``. Raises ConfigError."""
+    value = text.strip().lower()
+    kind, colon, which = value.partition(":")
+    if kind not in DEVICE_CHOICES:
+        raise ConfigError(
+            f"unknown device {text!r}; use one of: {', '.join(DEVICE_CHOICES)} "
+            f"(a GPU by number: {GPU_NUMBERS_HELP})"
+        )
+    if not colon:
+        return Device(kind)
+    if kind not in ("cuda", "directml"):
+        raise ConfigError(f"--device {text}: only cuda and directml take GPU numbers "
+                          f"({GPU_NUMBERS_HELP})")
+    if which == "all":
+        if kind != "cuda":
+            raise ConfigError(f"--device {text}: name the DirectML adapters, e.g. directml:0,1")
+        return Device(kind, every=True)
+    parts = [p.strip() for p in which.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise ConfigError(f"--device {text}: GPUs are numbered 0, 1, … ({GPU_NUMBERS_HELP})")
+    return Device(kind, tuple(dict.fromkeys(int(p) for p in parts)))
+
+
+def cuda_device_count() -> int:
+    """How many GPUs the CUDA runtime sees (``CUDA_VISIBLE_DEVICES`` applies), from the
+    runtime library ONNX Runtime loads (:func:`rbv.faces.sessions.load_cuda_libraries`).
+    Raises DeviceUnavailable when there is none to ask."""
+    from rbv.faces.sessions import load_cuda_libraries
+
+    load_cuda_libraries()
+    for name in ("libcudart.so.13", "libcudart.so.12", "libcudart.so", "cudart64_13.dll",
+                 "cudart64_12.dll"):
+        with contextlib.suppress(OSError):
+            runtime = ctypes.CDLL(name)
+            count = ctypes.c_int(0)
+            if runtime.cudaGetDeviceCount(ctypes.byref(count)) == 0 and count.value > 0:
+                return count.value
+            break
+    raise DeviceUnavailable("--device cuda:all: the CUDA runtime reports no GPU "
+                            "(is the NVIDIA driver loaded? `nvidia-smi` lists the GPUs)")
+
+
+def gpu_ids(device: Device) -> tuple[int, ...] | None:
+    """The GPUs ``device`` names, ``cuda:all`` counted; None for the default one."""
+    if device.every:
+        return tuple(range(cuda_device_count()))
+    return device.ids
+
+
 def available_providers() -> list[str]:
     """What the installed ONNX Runtime build offers, in its own order."""
     return list(ort.get_available_providers())
 
 
 def choose_providers(device: str, available: Sequence[str]) -> list[str]:
-    """Providers for ``device`` (auto|cuda|directml|cpu), best first, CPU last.
+    """Providers for ``device`` (auto|cuda|directml|cpu, a GPU's number allowed), best
+    first, CPU last.
 
     CPU always closes the list so that operators a GPU provider lacks still run.
     Raises :class:`DeviceUnavailable` when the runtime lacks the requested device
     and :class:`ConfigError` for an unknown device name.
     """
-    device = device.strip().lower()
+    device = parse_device(device).kind
     if device == "auto":
         chosen = [p for p in PREFERENCE if p in available]
         return chosen if chosen and chosen[-1] == CPU else [*chosen, CPU]
-    if device not in DEVICES:
-        raise ConfigError(
-            f"unknown device {device!r}; use one of: {', '.join(DEVICE_CHOICES)}"
-        )
     wanted = DEVICES[device]
     if wanted == CPU:
         return [CPU]

@@ -89,7 +89,8 @@ class FaceRecognizer:
 
 
 def open_recognizer(model: ModelFile, providers: Sequence[str],
-                    threads: int | None = None, *, one_shape: bool = False) -> FaceRecognizer:
+                    threads: int | None = None, *, one_shape: bool = False,
+                    device_id: int | None = None) -> FaceRecognizer:
     """A recognizer that batches when the model allows it.
 
     Some exports fix the batch axis to 1 (SFace, MobileFaceNet). rbv then declares that
@@ -99,7 +100,8 @@ def open_recognizer(model: ModelFile, providers: Sequence[str],
     """
     norm = normalisation_for(model)
     if not isinstance(model.input_shape[0], int):
-        session = open_session(model.path, providers, threads=threads, name=str(model.path))
+        session = open_session(model.path, providers, threads=threads, name=str(model.path),
+                               device_id=device_id)
         return FaceRecognizer(session, norm, one_shape=one_shape)
     graph = onnx.load(str(model.path))
     initializers = {i.name for i in graph.graph.initializer}
@@ -108,12 +110,13 @@ def open_recognizer(model: ModelFile, providers: Sequence[str],
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     try:
         session = open_session(graph.SerializeToString(), providers, threads=threads,
-                               name=str(model.path))
+                               name=str(model.path), device_id=device_id)
         recognizer = FaceRecognizer(session, norm, one_shape=one_shape)
         probe = np.zeros((2, recognizer.input_size, recognizer.input_size, 3), np.uint8)
         if recognizer.embed(list(probe)).shape[0] == 2:
             return recognizer
     except Exception:  # noqa: S110 - any failure means "this graph does not batch"
         pass
-    session = open_session(model.path, providers, threads=threads, name=str(model.path))
+    session = open_session(model.path, providers, threads=threads, name=str(model.path),
+                           device_id=device_id)
     return FaceRecognizer(session, norm, max_batch=1)

@@ -75,17 +75,22 @@ def open_session(
     *,
     threads: int | None = None,
     name: str = "",
+    device_id: int | None = None,
 ) -> ort.InferenceSession:
-    """An InferenceSession for ``model`` (a file, or serialized ONNX bytes).
+    """An InferenceSession for ``model`` (a file, or serialized ONNX bytes), on GPU
+    ``device_id`` of the first provider when given (else the provider's default, 0).
 
     Raises :class:`ModelPackError` when ONNX Runtime refuses the model.
     """
     source = str(model) if isinstance(model, Path) else model
     if CUDA in providers:
         load_cuda_libraries()
+    chosen: list[str | tuple[str, dict[str, str]]] = list(providers)
+    if device_id is not None and providers and providers[0] in (CUDA, DIRECTML):
+        chosen[0] = (providers[0], {"device_id": str(device_id)})
     try:
         return ort.InferenceSession(
-            source, sess_options=session_options(threads, providers), providers=list(providers)
+            source, sess_options=session_options(threads, providers), providers=chosen
         )
     except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
         label = name or (str(model) if isinstance(model, Path) else "model")

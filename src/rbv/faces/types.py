@@ -47,15 +47,15 @@ class FaceAnalyzer(Protocol):
     ``providers``: where inference runs, for the one line a run prints;
     ``wants_original_bytes``: images must carry the file's bytes (a remote server
     decodes them itself); ``decode_long_edge``: decode photos at least this large;
-    ``batches``: ``analyze_many`` does better than one ``analyze`` per image (else
-    callers send images one at a time, so one failing image fails alone).
+    ``batch_images``: how many images an ``analyze_many`` call takes to fill the device
+    (1: callers send images one at a time, so one failing image fails alone).
     """
 
     pack: PackInfo
     providers: list[str]
     wants_original_bytes: bool
     decode_long_edge: int
-    batches: bool
+    batch_images: int
 
     def analyze(self, image: DecodedImage) -> ImageFaces:
         """Faces of one image, boxes and landmarks in original (oriented) pixels."""

@@ -94,7 +94,7 @@ class RemoteFaceAnalyzer:
     """Detects and embeds faces on a remote Immich-ML server."""
 
     wants_original_bytes = True
-    batches = False  # one request per image either way
+    batch_images = 1  # one request per image either way
     decode_long_edge = DEFAULT_DECODE_LONG_EDGE  # the pixels sent when not the original
 
     def __init__(

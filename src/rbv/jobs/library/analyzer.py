@@ -14,10 +14,10 @@ if TYPE_CHECKING:
     from rbv.faces.packs import ModelRole
 
 GPU_WORKERS = 4
-"""Inference workers on a GPU (or a remote server) when the user does not choose.
-Measured on an NVIDIA H200 (2,328 photos, ``scripts/bench_device.py``'s library, -j 16):
-1 worker 179 images/s, 4 304, 8 292-307, 16 251; the GPU was busy 60-70 % of the time
-at 8."""
+"""Inference workers per GPU (or for a remote server) when the user does not choose.
+Measured on an NVIDIA H200 (2,328 photos, ``scripts/bench_device.py``'s library, -j 16),
+one image per detector call: 1 worker 179 images/s, 4 304, 8 292-307, 16 251; the GPU
+was busy 60-70 % of the time at 8."""
 CPU_WORKERS_MAX = 16
 """On the CPU: one worker per core, up to this many. Measured on that machine's 16
 cores: 4 workers 124 images/s, 16 183 (the whole run 23.2 s against 17.1 s); on 2 cores
@@ -33,20 +33,30 @@ def with_inference_workers(settings: Settings) -> Settings:
         return settings
     from rbv.faces.sessions import default_threads
 
-    most = GPU_WORKERS if settings.ml_uri or _on_gpu(settings.device) else CPU_WORKERS_MAX
+    gpus = 1 if settings.ml_uri else _gpus(settings.device)
+    most = GPU_WORKERS * gpus if gpus else CPU_WORKERS_MAX
     return settings.with_overrides(inference_workers=max(1, min(default_threads(), most)))
 
 
-def _on_gpu(device: str) -> bool:
-    """Whether ``device`` resolves to a GPU provider on this ONNX Runtime build (an
-    unavailable one is reported when the analyzer loads)."""
+def _gpus(device: str) -> int:
+    """How many GPUs ``device`` resolves to on this ONNX Runtime build, 0 for the CPU
+    (a device that is unavailable is reported when the analyzer loads)."""
     from rbv.errors import RbvError
-    from rbv.faces.providers import CPU, available_providers, choose_providers
+    from rbv.faces.providers import (
+        CPU,
+        available_providers,
+        choose_providers,
+        gpu_ids,
+        parse_device,
+    )
 
     try:
-        return choose_providers(device, available_providers())[0] != CPU
+        if choose_providers(device, available_providers())[0] == CPU:
+            return 0
+        ids = gpu_ids(parse_device(device))
     except RbvError:
-        return False
+        return 0
+    return 1 if ids is None else len(ids)
 
 
 def _hash_cache(settings: Settings) -> Path | None:
@@ -66,17 +76,21 @@ def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
         from rbv.mlapi.client import remote_analyzer
 
         return remote_analyzer(settings)
-    from rbv.faces.analyzer import load_analyzer  # heavy import: only when embedding
+    from rbv.faces.analyzer import DeviceSet, load_analyzer  # heavy: only when embedding
+    from rbv.faces.providers import gpu_ids, parse_device
     from rbv.faces.sessions import default_threads
 
     workers = max(1, settings.inference_workers)
     threads = None if workers == 1 else max(1, default_threads() // workers)
-    analyzer: FaceAnalyzer = load_analyzer(
-        settings.model_pack, device=settings.device, det_size=settings.det_size,
+    device = parse_device(settings.device)
+    ids = gpu_ids(device)
+    each = [settings.device] if ids is None else [f"{device.kind}:{i}" for i in ids]
+    analyzers = [load_analyzer(
+        settings.model_pack, device=one, det_size=settings.det_size,
         det_threshold=settings.det_threshold, min_face=settings.min_face, threads=threads,
         hash_cache=_hash_cache(settings),
-    )
-    return analyzer
+    ) for one in each]
+    return analyzers[0] if len(analyzers) == 1 else DeviceSet(analyzers)
 
 
 def load_pack_info(settings: Settings) -> PackInfo:
@@ -93,7 +107,7 @@ def load_landmark_models(settings: Settings) -> dict[ModelRole, LandmarkModel]:
     name to the database, or a remote server's model)."""
     from rbv.faces.landmarks import LandmarkModel
     from rbv.faces.packs import ModelRole, load_pack
-    from rbv.faces.providers import available_providers, choose_providers
+    from rbv.faces.providers import available_providers, choose_providers, gpu_ids, parse_device
     from rbv.faces.sessions import open_session
 
     if settings.ml_uri:
@@ -102,11 +116,13 @@ def load_landmark_models(settings: Settings) -> dict[ModelRole, LandmarkModel]:
         pack = load_pack(settings.model_pack, hash_cache=_hash_cache(settings), download=False)
     except ModelPackError:
         return {}
-    providers = choose_providers(settings.device.strip().lower(), available_providers())
+    providers = choose_providers(settings.device, available_providers())
+    ids = gpu_ids(parse_device(settings.device))
     out: dict[ModelRole, LandmarkModel] = {}
     for role, points in ((ModelRole.LANDMARK_2D106, 106), (ModelRole.LANDMARK_3D68, 68)):
         model = pack.models.get(role)
         if model is not None:
-            session = open_session(model.path, providers, name=str(model.path))
+            session = open_session(model.path, providers, name=str(model.path),
+                                   device_id=None if ids is None else ids[0])
             out[role] = LandmarkModel(session, points, model.graph_normalises_input)
     return out

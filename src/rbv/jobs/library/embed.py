@@ -6,8 +6,8 @@ I/O threads (OpenCV and Pillow release the GIL) and its work waits in the infere
 pool's queue, so an inference thread that finishes its part of one batch goes on
 with the next batch while this thread writes the finished one to the database; no
 inference thread waits for the other at a batch boundary. The work is queued image
-by image (a slice per thread only for an analyzer that batches across images, i.e.
-on a GPU), so the threads also finish a run together.
+by image (a device batch per task only for an analyzer that batches across images,
+i.e. on a GPU), so the threads also finish a run together.
 """
 
 from __future__ import annotations
@@ -200,8 +200,11 @@ def _embed_pass(
         keep_bytes = analyzer.wants_original_bytes
     long_edge = analyzer.decode_long_edge
     me = worker_id()
-    batch_size = max(1, settings.scan_batch_size)
     workers = max(1, settings.inference_workers)
+    # A batching analyzer (a GPU) takes its images a full device batch per call: a claim
+    # then holds one such slice per inference thread.
+    step = max(1, analyzer.batch_images)
+    batch_size = max(1, settings.scan_batch_size, workers * step if step > 1 else 0)
     with db.connect(autocommit=True) as conn, ThreadPoolExecutor(
         max(1, settings.concurrency), thread_name_prefix="rbv-decode",
         initializer=_yield_to_inference,
@@ -225,10 +228,9 @@ def _embed_pass(
             claimed += len(claims)
             decoded = _submit_decodes(conn, pool, claims, long_edge, settings.max_image_pixels,
                                       keep_bytes)
-            # Queued now behind the batch before: one slice per inference thread for an
-            # analyzer that batches across images, else one image a task, so the threads
-            # share the work image by image and neither idles at the run's end.
-            step = -(-len(claims) // workers) if analyzer.batches else 1
+            # Queued now behind the batch before: a device batch a task for an analyzer
+            # that batches across images, else one image a task, so the threads share
+            # the work image by image and neither idles at the run's end.
             analyzed = [inference.submit(_analyze_slice, analyzer, claims[i:i + step],
                                          decoded[i:i + step])
                         for i in range(0, len(claims), step)]
@@ -357,7 +359,7 @@ def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
     one image at a time if the batch fails, so one bad image fails alone."""
     if not images:
         return {}
-    if analyzer.batches and len(images) > 1:
+    if analyzer.batch_images > 1 and len(images) > 1:
         try:
             found = analyzer.analyze_many(images)
             return {im.image_id: f for im, f in zip(images, found, strict=True)}
