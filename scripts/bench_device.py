@@ -12,20 +12,29 @@ the cosine of their embeddings (1.0: the same vector).
 work: each photo is also written mirrored and/or scaled (new pixels, so each is a new
 photo to rbv, with the same faces), N - 1 times, before any run.
 
+Where ``nvidia-smi`` runs, each run also prints the GPU's **busy share**: the mean of
+``utilization.gpu`` (the share of time a kernel was running), sampled every 100 ms,
+over the run's embed stage (its last ``seconds`` before the process ended, as ``rbv
+index --json`` reports them; catalogue and start-up are left out). ``--workers 2,8``
+adds runs of the first device with that many inference workers.
+
     uv run python scripts/bench_device.py                        # cuda then cpu, data/faces
     uv run python scripts/bench_device.py --variants 8 -j 12     # 1,600 photos, 12 decoders
+    uv run python scripts/bench_device.py --devices cuda:0,1,cpu --workers 4,8
     uv run python scripts/bench_device.py --devices cpu --images ~/Pictures/sample
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -53,6 +62,8 @@ class Run:
     wall: float  # the whole `rbv index` process: start, catalogue, models, embed, exit
     providers: str
     faces_by_photo: dict[str, list[tuple[Box, np.ndarray]]]
+    busy: float | None = None  # the GPU's mean utilization over the embed stage, 0-1
+    workers: str = ""  # RBV_INFERENCE_WORKERS, when the run set it
 
     @property
     def images_per_s(self) -> float:
@@ -109,22 +120,63 @@ def faces_of(data_dir: Path) -> dict[str, list[tuple[Box, np.ndarray]]]:
     return found
 
 
-def _env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "RBV_DATA_DIR": str(data_dir), "RBV_SERVER_LINGER": "30"}
+def _env(data_dir: Path, workers: str) -> dict[str, str]:
+    env = {**os.environ, "RBV_DATA_DIR": str(data_dir), "RBV_SERVER_LINGER": "30"}
+    if workers:
+        env["RBV_INFERENCE_WORKERS"] = workers
+    return env
 
 
-def index_on(device: str, library: Path, pack: Path, data_dir: Path, concurrency: int) -> Run:
+class GpuSampler:
+    """``nvidia-smi``'s utilization.gpu every 100 ms while a run goes on (no samples
+    where there is no nvidia-smi)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (perf_counter, mean over GPUs 0-1)
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    def __enter__(self) -> GpuSampler:
+        if shutil.which("nvidia-smi") is None:
+            return self
+        self._proc = subprocess.Popen(
+            ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+             "-lms", "100"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:  # one line per GPU per sample
+            with contextlib.suppress(ValueError):
+                self.samples.append((time.perf_counter(), float(line.strip()) / 100))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait()
+
+    def busy(self, start: float, end: float) -> float | None:
+        inside = [u for t, u in self.samples if start <= t <= end]
+        return sum(inside) / len(inside) if inside else None
+
+
+def index_on(device: str, library: Path, pack: Path, data_dir: Path, concurrency: int,
+             workers: str = "") -> Run:
     shutil.rmtree(data_dir, ignore_errors=True)
-    env = _env(data_dir)
+    env = _env(data_dir, workers)
     rbv(["migrate"], env)
-    started = time.perf_counter()
-    done = rbv(["index", str(library), "--model-pack", str(pack), "--device", device,
-                "--json", "-j", str(concurrency)], env)
-    wall = time.perf_counter() - started
+    with GpuSampler() as gpu:
+        started = time.perf_counter()
+        done = rbv(["index", str(library), "--model-pack", str(pack), "--device", device,
+                    "--json", "-j", str(concurrency)], env)
+        ended = time.perf_counter()
     report = json.loads(done.stdout)["embed"]
     providers = next((line for line in done.stderr.splitlines() if " on " in line), "?")
-    return Run(device, report["images"], report["faces"], report["seconds"], wall,
-               providers.strip(), faces_of(data_dir))
+    busy = gpu.busy(ended - report["seconds"], ended) if device != "cpu" else None
+    return Run(device, report["images"], report["faces"], report["seconds"], ended - started,
+               providers.strip(), faces_of(data_dir), busy, workers)
 
 
 def compare(run: Run, base: Run) -> str:
@@ -155,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="each photo N times (mirrored, scaled): N× the work")
     parser.add_argument("-j", "--concurrency", type=int, default=4,
                         help="rbv index -j: decoding threads (default 4, rbv's default)")
+    parser.add_argument("--workers", default="",
+                        help="comma-separated: extra runs of the first device with that many "
+                             "inference workers (RBV_INFERENCE_WORKERS)")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the library and data dirs (default: a temp folder)")
     args = parser.parse_args(argv)
@@ -164,18 +219,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     t = time.perf_counter()
     count = make_library(args.images, library, max(1, args.variants))
     print(f"{count:,} photos in {library} ({time.perf_counter() - t:.1f} s to make)")
+    devices = _devices(args.devices)
+    plan = [(d, "") for d in devices]
+    plan[1:1] = [(devices[0], w.strip()) for w in args.workers.split(",") if w.strip()]
     runs = []
-    for i, device in enumerate(d.strip() for d in args.devices.split(",")):
-        run = index_on(device, library, args.pack, work / f"data{i}-{device}", args.concurrency)
+    for i, (device, workers) in enumerate(plan):
+        run = index_on(device, library, args.pack, work / f"data{i}", args.concurrency, workers)
         runs.append(run)
-        print(f"{run.device:>5}: {run.images:,} images, {run.faces:,} faces, embed "
-              f"{run.seconds:.1f} s = {run.images_per_s:.1f} images/s; whole `rbv index` "
+        busy = "" if run.busy is None else f", GPU busy {run.busy:.0%}"
+        label = run.device + (f" ({run.workers} workers)" if run.workers else "")
+        print(f"{label:>5}: {run.images:,} images, {run.faces:,} faces, embed "
+              f"{run.seconds:.1f} s = {run.images_per_s:.1f} images/s{busy}; whole `rbv index` "
               f"{run.wall:.1f} s  [{run.providers}]", flush=True)
     base = runs[-1]
     for run in runs[:-1]:
-        print(f"ratio {run.device}/{base.device}: {run.images_per_s / base.images_per_s:.2f}x "
+        label = run.device + (f" ({run.workers} workers)" if run.workers else "")
+        print(f"ratio {label}/{base.device}: {run.images_per_s / base.images_per_s:.2f}x "
               f"images/s (embed), {base.wall / run.wall:.2f}x whole run")
         print(compare(run, base))
+
+
+def _devices(text: str) -> list[str]:
+    """``cuda:0,1,cpu`` → ["cuda:0,1", "cpu"]: a bare number belongs to the GPU before."""
+    devices: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part.isdigit() and devices:
+            devices[-1] += f",{part}"
+        elif part:
+            devices.append(part)
+    return devices
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ from rbv.cli.common import (
 )
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.library.analyzer import load_face_analyzer, load_pack_info, with_inference_workers
+from rbv.jobs.library.analyzer import (
+    describe_analyzer,
+    load_face_analyzer,
+    load_pack_info,
+    with_inference_workers,
+)
 from rbv.jobs.library.carry import CarrySummary, forget_said
 from rbv.jobs.library.embed import count_embed_work, run_embed
 from rbv.store import open_database
@@ -72,9 +77,7 @@ def embed(
         return
     analyzer = load_face_analyzer(settings)
     reporter = ProgressReporter(enabled=not as_json)
-    providers = ", ".join(analyzer.providers) or "unknown provider"
-    reporter.errors.print(f"Model pack {analyzer.pack.name} on {providers}", markup=False,
-                          highlight=False)
+    reporter.errors.print(describe_analyzer(analyzer), markup=False, highlight=False)
     with reporter:
         summary = run_embed(db, settings, analyzer, limit=limit, reporter=reporter)
     if as_json:

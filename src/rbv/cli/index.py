@@ -22,7 +22,11 @@ from rbv.cli.common import (
 from rbv.cli.embed import carry_line
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL, ConfigError
-from rbv.jobs.library.analyzer import load_face_analyzer, with_inference_workers
+from rbv.jobs.library.analyzer import (
+    describe_analyzer,
+    load_face_analyzer,
+    with_inference_workers,
+)
 from rbv.jobs.library.carry import forget_said
 from rbv.jobs.library.index import IndexSummary, run_index
 from rbv.media.discovery import PathFilter, missing_targets
@@ -92,9 +96,7 @@ def index(
     analyzer = None
     if not no_embed and not dry_run:
         analyzer = load_face_analyzer(settings)  # fail fast on a bad pack or device
-        providers = ", ".join(analyzer.providers) or "unknown provider"
-        reporter.errors.print(f"Model pack {analyzer.pack.name} on {providers}",
-                              markup=False, highlight=False)
+        reporter.errors.print(describe_analyzer(analyzer), markup=False, highlight=False)
     with reporter:
         summary = run_index(db, settings, targets, PathFilter(include or (), exclude or ()),
                             analyzer, dry_run=dry_run, reporter=reporter)

@@ -93,6 +93,13 @@ def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
     return analyzers[0] if len(analyzers) == 1 else DeviceSet(analyzers)
 
 
+def describe_analyzer(analyzer: FaceAnalyzer) -> str:
+    """The line a run prints first: the pack, where it runs, how many images a call."""
+    where = ", ".join(analyzer.providers) or "unknown provider"
+    many = f"; {analyzer.batch_images} images a call" if analyzer.batch_images > 1 else ""
+    return f"Model pack {analyzer.pack.name} on {where}{many}"
+
+
 def load_pack_info(settings: Settings) -> PackInfo:
     """The identity of ``settings.model_pack`` (files and hashes) without opening any
     model session: enough to tell which images it has scanned."""
