@@ -14,6 +14,7 @@ import typer
 
 from rbv.config import Settings
 from rbv.faces.defaults import DEFAULT_DET_THRESHOLD, DEFAULT_MIN_FACE
+from rbv.media.path_map import ENV_SEPARATOR as PATH_MAP_SEPARATOR
 from rbv.media.path_map import PathMap
 
 DatabaseOption = Annotated[
@@ -72,7 +73,7 @@ PathMapOption = Annotated[
     typer.Option("--path-map", help="STORED=LOCAL: read a catalogued path under STORED "
                  "at LOCAL on this machine (the library mounted elsewhere), and catalogue "
                  "what is found under LOCAL as STORED (repeatable; the longest prefix "
-                 "wins). Default: $RBV_PATH_MAP (maps separated by ':').",
+                 f"wins). Default: $RBV_PATH_MAP (maps separated by '{PATH_MAP_SEPARATOR}').",
                  show_default=False),
 ]
 

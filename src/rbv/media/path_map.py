@@ -37,7 +37,7 @@ class PathMap:
             stored, sep, local = spec.partition("=")
             stored, local = _folder(stored), _folder(local)
             if not sep or not stored or not local:
-                raise ConfigError(f"path map {spec!r} is not STORED=LOCAL (e.g. "
+                raise ConfigError(f"path map {spec!r}: not STORED=LOCAL (e.g. "
                                   "/mnt/photos=/Volumes/photos)")
             if not (stored.startswith("/") and local.startswith("/")):
                 raise ConfigError(f"path map {spec!r}: both paths must be absolute")
