@@ -69,9 +69,11 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
         workers = Table("worker", "pack", "images claimed", "since", "renewed", "lease",
                         title="Working now")
         for w in report["workers"]:
+            since, renewed = w["claimed_since"], w["renewed_at"]
             workers.add_row(w["worker"], w["pack"], f"{w['images']:,}",
-                            f"{w['claimed_since']:%Y-%m-%d %H:%M:%S}",
-                            f"{w['renewed_at']:%H:%M:%S}",
+                            f"{since:%Y-%m-%d %H:%M:%S}",
+                            f"{renewed:%H:%M:%S}" if renewed.date() == since.date()
+                            else f"{renewed:%Y-%m-%d %H:%M:%S}",
                             "lapsed" if w["lease_lapsed"]
                             else "held")
         print_table(workers, whole=["worker"], console=console)
