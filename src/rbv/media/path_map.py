@@ -49,9 +49,6 @@ class PathMap:
         """``$RBV_PATH_MAP``: maps separated by :data:`ENV_SEPARATOR`."""
         return cls.parse(s for s in value.split(ENV_SEPARATOR) if s)
 
-    def __bool__(self) -> bool:
-        return bool(self.pairs)
-
     def to_local(self, stored: str) -> str:
         """Where this machine reads the catalogued path ``stored``."""
         return _replace(stored, list(self.pairs))
@@ -67,13 +64,11 @@ def _folder(path: str) -> str:
 
 
 def _replace(path: str, pairs: list[tuple[str, str]]) -> str:
-    best: tuple[str, str] | None = None
-    for old, new in pairs:
-        inside = path == old or path.startswith(old if old == "/" else old + "/")
-        if inside and (best is None or len(old) > len(best[0])):
-            best = (old, new)
-    if best is None:
+    """``path`` with the longest of the pairs' first folders that holds it replaced."""
+    inside = [(old, new) for old, new in pairs
+              if path == old or path.startswith(old.rstrip("/") + "/")]
+    if not inside:
         return path
-    old, new = best
+    old, new = max(inside, key=lambda pair: len(pair[0]))
     rest = path[len(old):].lstrip("/")
     return new if not rest else new.rstrip("/") + "/" + rest
