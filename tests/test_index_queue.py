@@ -102,7 +102,7 @@ def test_claims_of_dead_workers_are_taken_back(db: Database) -> None:
                                      failed_before=start)
         other = claim_pending_images(conn, pack_id, "elsewhere:5", 1, max_attempts=3,
                                      failed_before=start)
-        assert release_dead_claims(conn, pack_id, host, lambda pid: pid != 999999, 30) == 1
+        assert release_dead_claims(conn, pack_id, host, lambda pid: pid != 999999, 600) == 1
         again = claim_pending_images(conn, pack_id, f"{host}:2", 5, max_attempts=3,
                                      failed_before=start)
         assert [c.image_id for c in again] == [dead[0].image_id]
@@ -111,8 +111,8 @@ def test_claims_of_dead_workers_are_taken_back(db: Database) -> None:
         status = conn.execute("SELECT worker FROM face_scans WHERE image_id = %s",
                               (dead[0].image_id,)).fetchone()
         assert status == (f"{host}:2",)
-        # Claims older than the deadline are taken back whoever holds them.
-        conn.execute("UPDATE face_scans SET claimed_at = now() - interval '2 hours' "
+        # Claims not renewed for the lease are taken back whoever holds them.
+        conn.execute("UPDATE face_scans SET renewed_at = now() - interval '2 hours' "
                      "WHERE image_id = %s", (other[0].image_id,))
-        assert release_dead_claims(conn, pack_id, host, lambda pid: True, 30) == 1
+        assert release_dead_claims(conn, pack_id, host, lambda pid: True, 600) == 1
         assert alive

@@ -16,6 +16,7 @@ import platformdirs
 from rbv.errors import ConfigError
 from rbv.faces.defaults import DEFAULT_DET_SIZE, DEFAULT_DET_THRESHOLD, DEFAULT_MIN_FACE
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.media.path_map import PathMap
 
 ENV_PREFIX = "RBV_"
 DEFAULT_SERVER_LINGER_S = 60.0
@@ -47,7 +48,10 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # decompression-bomb guard (width × height)
     scan_batch_size: int = 16  # images per claimed and committed batch
     max_scan_attempts: int = 5  # a failing image is retried on later runs up to this
-    stale_claim_minutes: int = 30  # a claim older than this is presumed dead
+    # A worker renews its claims with each batch it takes; a claim not renewed for this
+    # long is taken back by any worker (a process of this host that is gone: at once).
+    claim_lease_s: float = 600.0
+    path_map: PathMap = PathMap()  # catalogued path prefix -> where this machine has it
     # Threads running the analyzer at once, each session with cpu_count / N intra-op
     # threads (on 2 cores, 2 × 1 beat 1 × 2 by 10-50 %). 0: one per core, at most 16 on the
     # CPU and 4 on a GPU (rbv.jobs.library.analyzer.with_inference_workers).
@@ -81,12 +85,17 @@ class Settings:
         for name in ("ml_uri", "ml_clip_model"):
             if environ.get(ENV_PREFIX + name.upper()):
                 values[name] = environ[ENV_PREFIX + name.upper()]
+        if environ.get(ENV_PREFIX + "PATH_MAP"):
+            values["path_map"] = PathMap.from_env(environ[ENV_PREFIX + "PATH_MAP"])
+        if environ.get(ENV_PREFIX + "STALE_CLAIM_MINUTES"):
+            raise ConfigError(f"{ENV_PREFIX}STALE_CLAIM_MINUTES is now {ENV_PREFIX}CLAIM_LEASE_S "
+                              "(seconds a claim lives without being renewed)")
         for name in ("model_pack", "device"):
             if environ.get(ENV_PREFIX + name.upper()):
                 values[name] = environ[ENV_PREFIX + name.upper()]
         numbers: dict[str, type] = {
             "concurrency": int, "max_image_pixels": int, "scan_batch_size": int,
-            "max_scan_attempts": int, "stale_claim_minutes": int, "det_size": int,
+            "max_scan_attempts": int, "claim_lease_s": float, "det_size": int,
             "inference_workers": int, "det_threshold": float, "min_face": int,
             "ml_embedding_dim": int, "ml_backoff_s": float, "server_linger": float}
         for name, kind in numbers.items():
@@ -104,6 +113,8 @@ class Settings:
             if not 0 <= values["server_linger_s"] <= 86400:
                 raise ConfigError(f"{ENV_PREFIX}SERVER_LINGER must be 0 to 86400 seconds "
                                   f"(got {environ[ENV_PREFIX + 'SERVER_LINGER']!r})")
+        if values.get("claim_lease_s", 1) <= 0:
+            raise ConfigError(f"{ENV_PREFIX}CLAIM_LEASE_S must be more than 0 seconds")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -14,6 +14,8 @@ import typer
 
 from rbv.config import Settings
 from rbv.faces.defaults import DEFAULT_DET_THRESHOLD, DEFAULT_MIN_FACE
+from rbv.media.path_map import ENV_SEPARATOR as PATH_MAP_SEPARATOR
+from rbv.media.path_map import PathMap
 
 DatabaseOption = Annotated[
     str | None,
@@ -65,6 +67,20 @@ MlUriOption = Annotated[
                  "(POST URL/predict) instead of running models here; the model is "
                  "--model-pack's name. Default: $RBV_ML_URI.", show_default=False),
 ]
+
+PathMapOption = Annotated[
+    list[str] | None,
+    typer.Option("--path-map", help="STORED=LOCAL: read a catalogued path under STORED "
+                 "at LOCAL on this machine (the library mounted elsewhere), and catalogue "
+                 "what is found under LOCAL as STORED (repeatable; the longest prefix "
+                 f"wins). Default: $RBV_PATH_MAP (maps separated by '{PATH_MAP_SEPARATOR}').",
+                 show_default=False),
+]
+
+
+def path_map_of(specs: list[str] | None) -> PathMap | None:
+    """The ``--path-map`` options as a map (None when none was given)."""
+    return PathMap.parse(specs) if specs else None
 
 
 def settings_of(ctx: typer.Context, **overrides: Any) -> Settings:

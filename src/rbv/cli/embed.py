@@ -15,6 +15,8 @@ from rbv.cli.common import (
     MinFaceOption,
     MlUriOption,
     ModelPackOption,
+    PathMapOption,
+    path_map_of,
     print_json,
     settings_of,
 )
@@ -39,6 +41,7 @@ def embed(
     min_face: MinFaceOption = None,
     ml_uri: MlUriOption = None,
     concurrency: ConcurrencyOption = None,
+    path_map: PathMapOption = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, help="Stop after this many images.", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option(
@@ -61,10 +64,18 @@ def embed(
         rbv embed --model-pack ../shared/models/scrfd_sface --device cpu --limit 1000
 
         rbv embed --database postgresql://me@dbhost/photos --json   # on each worker
+
+        rbv embed -d postgresql://me@dbhost/photos --path-map /mnt/photos=/Volumes/photos
+
+    A worker that has the library under another root reads it there with --path-map.
+    Each worker renews its claims with every batch; claims not renewed for
+    $RBV_CLAIM_LEASE_S seconds are taken back by any worker, those of a process of this
+    machine that is gone at once. `rbv stats` shows who works on what.
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
                            model_pack=model_pack, device=device, det_threshold=det_threshold,
-                           min_face=min_face, ml_uri=ml_uri)
+                           min_face=min_face, ml_uri=ml_uri,
+                           path_map=path_map_of(path_map))
     settings = with_inference_workers(settings)
     db = open_database(settings)
     if dry_run:

@@ -16,6 +16,8 @@ from rbv.cli.common import (
     MinFaceOption,
     MlUriOption,
     ModelPackOption,
+    PathMapOption,
+    path_map_of,
     print_json,
     settings_of,
 )
@@ -46,6 +48,7 @@ def index(
         "--exclude", help="Skip files and folders matching this glob (repeatable).",
         show_default=False)] = None,
     concurrency: ConcurrencyOption = None,
+    path_map: PathMapOption = None,
     model_pack: ModelPackOption = None,
     device: DeviceOption = None,
     det_threshold: DetThresholdOption = None,
@@ -82,10 +85,16 @@ def index(
         rbv index ~/Pictures --no-embed --json
 
         RBV_MODEL_PACK=../shared/models/scrfd_sface rbv index ../shared/data/faces
+
+        rbv index /Volumes/photos --path-map /mnt/photos=/Volumes/photos
+
+    With --path-map, photos found under LOCAL are catalogued under the STORED name that
+    other machines use: the same photos are not catalogued twice, nor marked missing.
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
                            model_pack=model_pack, device=device, det_threshold=det_threshold,
-                           min_face=min_face, ml_uri=ml_uri)
+                           min_face=min_face, ml_uri=ml_uri,
+                           path_map=path_map_of(path_map))
     settings = with_inference_workers(settings)
     missing = missing_targets(targets)
     if missing:

@@ -14,7 +14,9 @@ from rbv.store import open_database
 
 
 def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOption = False) -> None:
-    """Show images, faces, persons and unassigned faces per model pack, and the last runs.
+    """Show images, faces, persons and unassigned faces per model pack, the `embed`
+    workers at work (what each holds claimed, since when, and whether its lease has
+    lapsed), and the last runs.
 
     Examples:
 
@@ -22,9 +24,10 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
 
         rbv stats --json | jq '.packs[0].unassigned_faces'
     """
-    db = open_database(settings_of(ctx, database_url=database))
+    settings = settings_of(ctx, database_url=database)
+    db = open_database(settings)
     close_dead_runs_here(db)
-    report = library_report(db)
+    report = library_report(db, settings.claim_lease_s)
     if as_json:
         print_json(report)
         return
@@ -62,6 +65,18 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
             console.print("  That is more than chance: the setting looks too loose for this "
                           "library; try `rbv cluster --full --budget 1`, or calibrate with "
                           "`rbv eval LABELLED --calibrate --store`.")
+    if report["workers"]:
+        workers = Table("worker", "pack", "images claimed", "since", "renewed", "lease",
+                        title="Working now")
+        for w in report["workers"]:
+            since, renewed = w["claimed_since"], w["renewed_at"]
+            workers.add_row(w["worker"], w["pack"], f"{w['images']:,}",
+                            f"{since:%Y-%m-%d %H:%M:%S}",
+                            f"{renewed:%H:%M:%S}" if renewed.date() == since.date()
+                            else f"{renewed:%Y-%m-%d %H:%M:%S}",
+                            "lapsed" if w["lease_lapsed"]
+                            else "held")
+        print_table(workers, whole=["worker"], console=console)
     if report["last_runs"]:
         runs = Table("command", "status", "started", "finished", title="Last runs")
         for r in report["last_runs"]:

@@ -14,6 +14,11 @@ not be walked, under a folder the walk could not enter, or under a target or a f
 inside it that looks unmounted (it is still there but holds no file at all: the mount
 point of a disk that is not mounted, or a folder emptied by hand), nor under folders not
 named on this run.
+
+With a path map (``--path-map STORED=LOCAL``: this machine has the library under another
+root) the walk and every file read happen at the local paths and the catalogue keeps and
+compares the stored ones: a photo seen under another root is not catalogued twice, nor
+is its stored path marked missing for not existing here.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,7 @@ from rbv.media.discovery import (
 )
 from rbv.media.hashing import digest_file
 from rbv.media.image_data import image_data_hash
+from rbv.media.path_map import PathMap
 from rbv.media.sniff import HEAD_BYTES, looks_like_image_name, sniff_format
 from rbv.regular import read_regular
 from rbv.store import Database
@@ -189,8 +195,9 @@ def run_catalogue(
     With ``dry_run`` nothing is read beyond ``stat`` and each new file's first bytes,
     and nothing is written: the summary's ``not_images`` counts the files the real run
     ignores (neither an image by content nor by name), ``new_images`` the files it
-    would read.
+    would read. Paths are catalogued as ``settings.path_map`` names them.
     """
+    stored = settings.path_map.to_stored
     report = reporter or SilentReporter()
     summary = CatalogueSummary()
     found: list[FoundFile] = []
@@ -214,11 +221,11 @@ def run_catalogue(
         max(1, settings.concurrency), thread_name_prefix="rbv-read"
     ) as pool:
         for batch in _chunks(found, _BATCH):
-            known = known_paths(conn, [str(f.path) for f in batch])
+            known = known_paths(conn, [stored(str(f.path)) for f in batch])
             todo = []
             unhashed: list[tuple[int, str, str | None]] = []
             for f in batch:
-                k = known.get(str(f.path))
+                k = known.get(stored(str(f.path)))
                 if k is not None and k.missing:
                     summary.returned += 1
                 if k is not None and k.unchanged(f.size, f.mtime):
@@ -234,10 +241,10 @@ def run_catalogue(
                 summary.new_images += len(todo) - ignored
                 report.advance(len(todo))
                 continue
-            unmark_missing(conn, [str(f.path) for f in batch
-                                  if (k := known.get(str(f.path))) and k.missing])
+            unmark_missing(conn, [p for f in batch
+                                  if (k := known.get(p := stored(str(f.path)))) and k.missing])
             results = list(pool.map(lambda f: read_file(f, settings.max_image_pixels), todo))
-            alias_images.update(_store(conn, results, summary, report))
+            alias_images.update(_store(conn, results, summary, report, settings.path_map))
             if unhashed:
                 hashes = pool.map(lambda u: _image_hash_of(u[1], u[2], settings.max_image_pixels),
                                   unhashed)
@@ -246,22 +253,25 @@ def run_catalogue(
         if not dry_run:
             with conn.transaction():
                 _notice_gone(conn, targets, path_filter, {str(f.path) for f in found},
-                             unwalked, summary, alias_images)
+                             unwalked, summary, alias_images, settings.path_map)
     return summary
 
 
 def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path],
                  path_filter: PathFilter | None, found: set[str], unwalked: list[str],
-                 summary: CatalogueSummary, alias_images: Counter[int]) -> None:
+                 summary: CatalogueSummary, alias_images: Counter[int], path_map: PathMap
+                 ) -> None:
     """Mark missing the catalogued files of the walked target folders that are gone;
-    drop the old paths of moved files (and count them as moves, not aliases)."""
+    drop the old paths of moved files (and count them as moves, not aliases). Paths are
+    compared where this machine has them (``path_map``'s local paths)."""
     marked: set[int] = set()
     for target in targets:
         root = walk_root(target)
         prefix = str(root).rstrip("/") + "/"
         if not root.is_dir() or _inside(str(root), unwalked):
             continue  # a file, or a folder not walked
-        known = present_paths_under(conn, str(root))
+        known = [(i, path_map.to_local(p))
+                 for i, p in present_paths_under(conn, path_map.to_stored(str(root)))]
         absent = [(i, p) for i, p in known if p not in found and not _inside(p, unwalked)
                   and walk_would_reach(Path(p), root, path_filter)]
         if absent and not any(p.startswith(prefix) for p in found) \
@@ -282,7 +292,8 @@ def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path],
                 f"{len(stray):,} catalogued backup or sidecar file(s) under "
                 f"{printable(str(root))} are not photos: marked missing, `rbv prune` "
                 "removes them")
-        forget_failures(conn, [p for p in failures_under(conn, str(root))
+        failed = map(path_map.to_local, failures_under(conn, path_map.to_stored(str(root))))
+        forget_failures(conn, [path_map.to_stored(p) for p in failed
                                if p not in found and not _inside(p, unwalked)
                                and walk_would_reach(Path(p), root, path_filter) and _gone(p)])
     moved = settle_moves(conn)
@@ -355,15 +366,20 @@ def _gone(path: str) -> bool:
 
 
 def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: CatalogueSummary,
-           report: Reporter) -> list[int]:
-    """Write one batch; returns the image ids that gained a new path (aliases)."""
+           report: Reporter, path_map: PathMap) -> list[int]:
+    """Write one batch under the stored names of its paths; returns the image ids that
+    gained a new path (aliases)."""
     files = [r for r in results if isinstance(r, CataloguedFile)]
+    stored = path_map.to_stored
     aliases: list[int] = []
     with conn.transaction():
-        saved = save_catalogued(conn, files)
+        saved = save_catalogued(conn, [
+            replace(f, path=stored(f.path), gallery=f.gallery and stored(f.gallery))
+            for f in files])
         for r in results:
             if isinstance(r, _Unreadable):
-                record_unreadable(conn, str(r.found.path), r.reason, r.found.size, r.found.mtime)
+                record_unreadable(conn, stored(str(r.found.path)), r.reason, r.found.size,
+                                  r.found.mtime)
     for f, s in zip(files, saved, strict=True):
         summary.new_image_data += s.superseded
         if f.error is not None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -31,6 +32,7 @@ from rbv.jobs.library.carry import CarrySummary, run_carry
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.decode import decode_for_detection
+from rbv.media.path_map import PathMap
 from rbv.media.types import DecodedImage
 from rbv.store import Database
 from rbv.store.queries.assignments import count_faces
@@ -55,6 +57,7 @@ from rbv.store.queries.scans import (
     release_claims,
     release_dead_claims,
     remaining_scans,
+    renew_claims,
 )
 from rbv.store.server.locks import lock_pack_preparation, server_now
 
@@ -144,7 +147,7 @@ def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer,
                              analyzer.pack.embedding_dim)
         enqueue_catalogued(conn, pack.id)
         release_dead_claims(conn, pack.id, socket.gethostname(), process_alive,
-                            settings.stale_claim_minutes)
+                            settings.claim_lease_s)
         if has_pack_index(conn, pack):
             coming = remaining_scans(conn, pack.id, settings.max_scan_attempts)
             if limit is not None:
@@ -220,14 +223,13 @@ def _embed_pass(
             want = batch_size if limit is None else min(batch_size, limit - claimed)
             if want <= 0:
                 return None
-            claims = claim_pending_images(conn, pack.id, me, want,
-                                          max_attempts=settings.max_scan_attempts,
-                                          failed_before=run_start)
+            renew_claims(conn, pack.id, me)  # the lease of the batches in hand
+            claims = _claim(conn, settings, pack, me, want, run_start)
             if not claims:
                 return None
             claimed += len(claims)
             decoded = _submit_decodes(conn, pool, claims, long_edge, settings.max_image_pixels,
-                                      keep_bytes)
+                                      keep_bytes, settings.path_map)
             # Queued now behind the batch before: a device batch a task for an analyzer
             # that batches across images, else one image a task, so the threads share
             # the work image by image and neither idles at the run's end.
@@ -263,6 +265,22 @@ def _embed_pass(
     return summary
 
 
+def _claim(conn: psycopg.Connection, settings: Settings, pack: PackRow, me: str, want: int,
+           run_start: datetime) -> list[ScanClaim]:
+    """The next claims; when the queue looks empty, after taking back the claims of
+    dead workers (a worker on another machine whose lease lapsed during this run)."""
+    def claim() -> list[ScanClaim]:
+        return claim_pending_images(conn, pack.id, me, want,
+                                    max_attempts=settings.max_scan_attempts,
+                                    failed_before=run_start)
+
+    claims = claim()
+    if not claims and release_dead_claims(conn, pack.id, socket.gethostname(), process_alive,
+                                          settings.claim_lease_s):
+        claims = claim()
+    return claims
+
+
 def _submit_decodes(
     conn: psycopg.Connection,
     pool: ThreadPoolExecutor,
@@ -270,13 +288,14 @@ def _submit_decodes(
     long_edge: int,
     max_pixels: int,
     keep_bytes: bool,
+    path_map: PathMap,
 ) -> list[Future[DecodedImage]]:
     ids = [c.image_id for c in claims]
     paths = image_paths_of(conn, ids)
     formats = image_formats(conn, ids)
     return [
-        pool.submit(_decode, c.image_id, paths.get(c.image_id, []), formats.get(c.image_id),
-                    long_edge, max_pixels, keep_bytes)
+        pool.submit(_decode, c.image_id, [path_map.to_local(p) for p in paths.get(c.image_id, [])],
+                    formats.get(c.image_id), long_edge, max_pixels, keep_bytes)
         for c in claims
     ]
 

@@ -4,6 +4,7 @@ photo)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from rbv.cluster.calibrations import resolve_setting
@@ -11,17 +12,20 @@ from rbv.cluster.defaults import DEFAULT_BUDGET
 from rbv.store import Database
 from rbv.store.queries.assignments import count_faces, same_photo_similarities
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings
+from rbv.store.queries.scans import claims_by_worker
 from rbv.store.queries.stats import library_stats
 
 
-def library_report(db: Database) -> dict[str, Any]:
+def library_report(db: Database, claim_lease_s: float) -> dict[str, Any]:
     """Counts per pack and the last runs (:func:`rbv.store.queries.stats.library_stats`), plus per
     pack the clustering setting in force and how the library's same-photo pairs sit
     against it: ``above_merge_bar`` counts pairs of different people similar enough to be
     merged if they were two lone faces in separate photos (a few are chance; many mean
-    the setting is too loose for this library)."""
+    the setting is too loose for this library). ``workers``: who holds claims on the
+    embed queue now, and whether each one's lease (``claim_lease_s``) has lapsed."""
     with db.connect() as conn:
         report = library_stats(conn)
+        report["workers"] = [asdict(w) for w in claims_by_worker(conn, claim_lease_s)]
         for row in report["packs"]:
             pack = find_pack(conn, row["pack"])
             stored = pack_settings(conn, pack.id)

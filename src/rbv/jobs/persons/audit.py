@@ -202,7 +202,7 @@ def _findings(db: Database, settings: Settings) -> AuditReport:
             conflicts=same_photo_conflicts(conn), duplicate_names=duplicate_names(conn),
             missing_paths=paths, missing_images=images, missing_listed=listed,
             stale_claims=dead_claims(conn, None, socket.gethostname(), process_alive,
-                                     settings.stale_claim_minutes),
+                                     settings.claim_lease_s),
             stale_runs=dead_runs(conn, socket.gethostname(), process_alive),
             rejected_inside=rejected, same_apart=same_apart(conn), apart_inside=[
                 a for a in apart_inside(conn)
@@ -225,7 +225,7 @@ def _repair(conn: psycopg.Connection, settings: Settings,
              "contradicting_unassigned": 0}
     for pack_id in sorted({c.pack_id for c in report.stale_claims}):
         fixed["claims_released"] += release_dead_claims(
-            conn, pack_id, socket.gethostname(), process_alive, settings.stale_claim_minutes)
+            conn, pack_id, socket.gethostname(), process_alive, settings.claim_lease_s)
     fixed["empty_persons_deleted"] = delete_empty_persons(
         conn, [p.id for p in report.empty_persons if p.name is None and not p.merge_target
                and p.pack_id is not None])

@@ -3,8 +3,10 @@
 Workers on any number of machines claim rows with ``FOR UPDATE SKIP LOCKED``, so no two
 ever hold the same image. A claim is marked ``running`` with the worker's ``host:pid``
 and time; results are committed per batch together with the scan status, so a crash
-loses at most the batch in hand. Claims of dead workers (same host, process gone) and
-claims older than a deadline are taken back.
+loses at most the batch in hand. A worker renews its claims with each batch it takes
+(``renewed_at``): a claim is held on a lease. Claims of dead workers (same host,
+process gone) and claims whose lease lapsed (not renewed for ``lease_s``, whoever holds
+them: a worker on another machine that died) are taken back.
 """
 
 from __future__ import annotations
@@ -66,24 +68,24 @@ def dead_claims(
     pack_id: int | None,
     host: str,
     is_alive: Callable[[int], bool],
-    stale_minutes: int,
+    lease_s: float,
 ) -> list[DeadClaim]:
     """Claims (of one pack, or of all with None) whose worker is gone: a process of this
-    host that no longer runs (killed, crashed), or any claim older than
-    ``stale_minutes``. Reads only."""
+    host that no longer runs (killed, crashed), or any claim not renewed for ``lease_s``
+    seconds (by the database's clock). Reads only."""
     rows = conn.execute(
         """
         SELECT pack_id, image_id, worker, claimed_at,
-               claimed_at < now() - make_interval(mins => %s)
+               coalesce(renewed_at, claimed_at) < now() - make_interval(secs => %s)
         FROM face_scans WHERE (%s::int IS NULL OR pack_id = %s) AND status = 'running'
         ORDER BY pack_id, image_id
         """,
-        (stale_minutes, pack_id, pack_id),
+        (lease_s, pack_id, pack_id),
     ).fetchall()
     dead = []
-    for pack, image_id, worker, claimed_at, stale in rows:
+    for pack, image_id, worker, claimed_at, lapsed in rows:
         who_host, _, pid = str(worker or "").rpartition(":")
-        if stale or (who_host == host and pid.isdigit() and not is_alive(int(pid))):
+        if lapsed or (who_host == host and pid.isdigit() and not is_alive(int(pid))):
             dead.append(DeadClaim(int(pack), int(image_id), str(worker or ""), claimed_at))
     return dead
 
@@ -93,19 +95,61 @@ def release_dead_claims(
     pack_id: int,
     host: str,
     is_alive: Callable[[int], bool],
-    stale_minutes: int,
+    lease_s: float,
 ) -> int:
-    """Put back claims whose worker is gone (see :func:`dead_claims`)."""
-    dead = [c.image_id for c in dead_claims(conn, pack_id, host, is_alive, stale_minutes)]
-    if dead:
-        conn.execute(
-            """
-            UPDATE face_scans SET status = 'pending', worker = NULL, claimed_at = NULL
-            WHERE pack_id = %s AND image_id = ANY(%s) AND status = 'running'
-            """,
-            (pack_id, dead),
-        )
-    return len(dead)
+    """Put back claims whose worker is gone (see :func:`dead_claims`). A claim that
+    another worker took back and claimed meanwhile is left alone."""
+    dead = dead_claims(conn, pack_id, host, is_alive, lease_s)
+    if not dead:
+        return 0
+    return conn.execute(
+        """
+        UPDATE face_scans s
+        SET status = 'pending', worker = NULL, claimed_at = NULL, renewed_at = NULL
+        FROM unnest(%s::bigint[], %s::text[]) d(image_id, worker)
+        WHERE s.pack_id = %s AND s.image_id = d.image_id AND s.worker = d.worker
+          AND s.status = 'running'
+        """,
+        ([c.image_id for c in dead], [c.worker for c in dead], pack_id),
+    ).rowcount
+
+
+def renew_claims(conn: psycopg.Connection, pack_id: int, worker: str) -> int:
+    """Renew the lease of every claim this worker holds on the pack."""
+    return conn.execute(
+        "UPDATE face_scans SET renewed_at = now() "
+        "WHERE pack_id = %s AND status = 'running' AND worker = %s",
+        (pack_id, worker),
+    ).rowcount
+
+
+@dataclass(frozen=True)
+class WorkerClaims:
+    """What one worker holds now (``rbv stats``)."""
+
+    worker: str  # host:pid
+    pack: str
+    images: int
+    claimed_since: datetime  # its oldest claim held
+    renewed_at: datetime  # its latest renewal (or claim)
+    lease_lapsed: bool  # not renewed for the lease: any worker may take the claims back
+
+
+def claims_by_worker(conn: psycopg.Connection, lease_s: float) -> list[WorkerClaims]:
+    """Who works on what: each worker's claims per pack. Reads only."""
+    rows = conn.execute(
+        """
+        SELECT s.worker, p.name, count(*), min(s.claimed_at),
+               max(coalesce(s.renewed_at, s.claimed_at)),
+               max(coalesce(s.renewed_at, s.claimed_at)) < now() - make_interval(secs => %s)
+        FROM face_scans s JOIN model_packs p ON p.id = s.pack_id
+        WHERE s.status = 'running'
+        GROUP BY s.worker, p.name ORDER BY min(s.claimed_at), s.worker
+        """,
+        (lease_s,),
+    ).fetchall()
+    return [WorkerClaims(str(r[0] or "?"), str(r[1]), int(r[2]), r[3], r[4], bool(r[5]))
+            for r in rows]
 
 
 def claim_pending_images(
@@ -141,7 +185,7 @@ def claim_pending_images(
             )
             UPDATE face_scans s
             SET status = 'running', worker = %(worker)s, claimed_at = now(),
-                attempts = s.attempts + 1
+                renewed_at = now(), attempts = s.attempts + 1
             FROM picked
             WHERE s.pack_id = %(pack)s AND s.image_id = picked.image_id
             RETURNING s.image_id, s.attempts
@@ -182,7 +226,7 @@ def complete_scans(
             cur.executemany(
                 """
                 UPDATE face_scans SET status = 'done', error = NULL, face_count = %s,
-                    finished_at = now(), worker = NULL, claimed_at = NULL
+                    finished_at = now(), worker = NULL, claimed_at = NULL, renewed_at = NULL
                 WHERE pack_id = %s AND image_id = %s
                 """,
                 [(len(faces_by_image[i]), pack_id, i) for i in done],
@@ -190,7 +234,7 @@ def complete_scans(
             cur.executemany(
                 """
                 UPDATE face_scans SET status = 'failed', error = %s, finished_at = now(),
-                    worker = NULL, claimed_at = NULL
+                    worker = NULL, claimed_at = NULL, renewed_at = NULL
                 WHERE pack_id = %s AND image_id = %s
                 """,
                 [(f.error, pack_id, f.image_id) for f in failures if f.image_id in held],
@@ -206,7 +250,7 @@ def release_claims(conn: psycopg.Connection, pack_id: int, worker: str,
         conn.execute(
             """
             UPDATE face_scans SET status = 'pending', worker = NULL, claimed_at = NULL,
-                attempts = greatest(attempts - 1, 0)
+                renewed_at = NULL, attempts = greatest(attempts - 1, 0)
             WHERE pack_id = %s AND image_id = ANY(%s) AND status = 'running' AND worker = %s
             """,
             (pack_id, list(image_ids), worker),
