@@ -192,7 +192,7 @@ class _Clock:
         self.inner, self.db, self.worker, self.lease = inner, db, worker, lease
         self.pack = inner.pack
         self.providers = list(inner.providers)
-        self.batches = False
+        self.batch_images = 1
         self.decode_long_edge = inner.decode_long_edge
         self.moved = False
 
