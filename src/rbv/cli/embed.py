@@ -56,6 +56,8 @@ def embed(
         rbv embed --model-pack ../shared/models/scrfd_sface --device cpu --limit 1000
 
         rbv embed --database postgresql://me@dbhost/photos --json   # on each worker
+
+        rbv embed --model-pack buffalo_l --ml-uri http://gpu1:3003 --ml-uri http://gpu2:3003
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
                            model_pack=model_pack, device=device, det_threshold=det_threshold,
@@ -87,11 +89,20 @@ def embed(
             + (" Failed images are retried on the next run." if summary.failed else "")
             + carry_line(summary.carry)
         )
-        for line in summary.carry.dropped:
+        for line in [*summary.carry.dropped, *server_lines(summary.servers)]:
             typer.echo(line)
     forget_said(db, summary.carry)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def server_lines(servers: list[dict[str, object]]) -> list[str]:
+    """One line per ``--ml-uri`` server when there are several: the images it answered,
+    and why it is down or not used at the end."""
+    if len(servers) < 2:
+        return []
+    return [f"Server {s['url']}: {s['images']:,} images"
+            + (f" (at the end: {s['problem']})" if s["problem"] else "") for s in servers]
 
 
 def carry_line(carry: CarrySummary) -> str:

@@ -19,7 +19,7 @@ from rbv.cli.common import (
     print_json,
     settings_of,
 )
-from rbv.cli.embed import carry_line
+from rbv.cli.embed import carry_line, server_lines
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.jobs.library.analyzer import load_face_analyzer, with_inference_workers
@@ -78,6 +78,8 @@ def index(
         rbv index ~/Pictures --no-embed --json
 
         RBV_MODEL_PACK=../shared/models/scrfd_sface rbv index ../shared/data/faces
+
+        rbv index ~/Pictures --model-pack buffalo_l --ml-uri http://gpu1:3003,http://gpu2:3003
     """
     settings = settings_of(ctx, database_url=database, concurrency=concurrency,
                            model_pack=model_pack, device=device, det_threshold=det_threshold,
@@ -102,7 +104,8 @@ def index(
         print_json(summary.as_dict())
     else:
         typer.echo(_one_line(summary, dry_run))
-        for line in summary.embed.carry.dropped if summary.embed else ():
+        for line in [*summary.embed.carry.dropped, *server_lines(summary.embed.servers)] \
+                if summary.embed else ():
             typer.echo(line)
     if summary.embed:
         forget_said(db, summary.embed.carry)
