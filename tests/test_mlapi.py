@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +87,7 @@ def test_index_through_ml_uri_stores_what_the_local_run_stores(cli, settings, fa
 
 def test_a_5xx_burst_is_survived_on_the_5_10_20_schedule(fake_ml) -> None:
     waits: list[float] = []
-    analyzer = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", sleep=waits.append)
+    analyzer = _alone(fake_ml.url, "scrfd_sface", sleep=waits.append)
     image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
     fake_ml.faults.fail_5xx = 3
 
@@ -104,7 +106,8 @@ def test_a_5xx_burst_is_survived_on_the_5_10_20_schedule(fake_ml) -> None:
 def test_timeouts_and_refused_connections_are_retried_then_unavailable(fake_ml) -> None:
     waits: list[float] = []
     image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
-    slow = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", timeout_s=0.2, sleep=waits.append)
+    server = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", timeout_s=0.2)
+    slow = ServerPool([server], sleep=waits.append)
     fake_ml.faults.gate.clear()  # the server holds its answers: every try times out
     with pytest.raises(InferenceUnavailable, match="ReadTimeout"):
         slow.analyze(image)
@@ -116,16 +119,16 @@ def test_timeouts_and_refused_connections_are_retried_then_unavailable(fake_ml) 
         slow.analyze(image)
     assert waits == [5.0, 10.0, 20.0]
     with pytest.raises(InferenceUnavailable, match="does not answer"):
-        slow.ping()
+        server.ping()
 
 
 def test_malformed_json_and_a_wrong_model_are_errors(fake_ml) -> None:
     image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
     fake_ml.faults.malformed = 1
     with pytest.raises(InferenceError, match="malformed JSON"):
-        RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface").analyze(image)
+        _alone(fake_ml.url, "scrfd_sface").analyze(image)
     with pytest.raises(InferenceError, match="HTTP 422"):
-        RemoteFaceAnalyzer(fake_ml.url, "buffalo_l").analyze(image)
+        _alone(fake_ml.url, "buffalo_l").analyze(image)
 
 
 def test_images_that_exhausted_retries_are_retried_next_run(cli, settings, fake_ml) -> None:
@@ -188,6 +191,11 @@ def test_unreachable_ml_server_fails_fast_with_exit_2(cli, settings, fake_ml) ->
     assert "does not answer" in result.stderr and "--ml-uri" in result.stderr
 
 
+def _alone(url: str, model: str, sleep: Callable[[float], None] = time.sleep) -> ServerPool:
+    """The analyzer of one server, unchecked (its width learnt from the first answer)."""
+    return ServerPool([RemoteFaceAnalyzer(url, model)], sleep=sleep)
+
+
 def _decoded(path: Path):  # type: ignore[no-untyped-def]
     return decode_for_detection(path, "JPEG", image_id=1, long_edge=1920,
                                 max_pixels=10**9, keep_bytes=True)
@@ -196,7 +204,7 @@ def _decoded(path: Path):  # type: ignore[no-untyped-def]
 def test_images_failing_at_once_report_the_limit_not_a_count_past_it(fake_ml) -> None:
     # Two workers failing at the same time used to report "4 images in a row" (limit 3).
     fake_ml.stop()
-    analyzer = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", sleep=lambda _: None)
+    analyzer = _alone(fake_ml.url, "scrfd_sface", sleep=lambda _: None)
     image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
     errors = []
     for _ in range(STOP_AFTER_FAILED_IMAGES + 2):

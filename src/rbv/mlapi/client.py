@@ -1,5 +1,6 @@
-"""RemoteFaceAnalyzer: one remote Immich-ML server (``--ml-uri``); a run uses them
-through :class:`rbv.mlapi.pool.ServerPool`, which shares images across several.
+"""RemoteFaceAnalyzer: one remote Immich-ML server (``--ml-uri``); the
+:class:`~rbv.faces.types.FaceAnalyzer` of a run is :class:`rbv.mlapi.pool.ServerPool`
+over one or more of them.
 
 Each image goes to ``POST <url>/predict`` as upright pixels: Immich-ML decodes what it
 gets with PIL and applies no EXIF orientation, so a JPEG is sent as is only when its
@@ -17,8 +18,8 @@ the width of its embeddings.
 
 :meth:`RemoteFaceAnalyzer.request` is one attempt; connection errors, timeouts and HTTP
 5xx raise :class:`TransientFailure`, which the pool retries on another server, then with
-exponential backoff (``backoff_s`` × 1, 2, 4: 5, 10, 20 s by default; 3 retries). As a
-:class:`~rbv.faces.types.FaceAnalyzer` of its own, a server is a pool of one.
+exponential backoff (``backoff_s`` × 1, 2, 4: 5, 10, 20 s by default; 3 retries), as
+the start-up probe is retried here.
 """
 
 from __future__ import annotations
@@ -26,19 +27,16 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import httpx
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rbv.bounded_http import BodyTooLarge, bounded_client, deadline, read_json
 from rbv.errors import ConfigError, InferenceError, InferenceUnavailable
-from rbv.faces.defaults import DEFAULT_DECODE_LONG_EDGE
 from rbv.faces.types import ImageFaces, PackInfo
 from rbv.media.types import DecodedImage
 from rbv.mlapi.protocol import embedding_width, parse_prediction, predict_entries
@@ -73,11 +71,8 @@ class _Refused(Exception):
 
 
 class RemoteFaceAnalyzer:
-    """Detects and embeds faces on a remote Immich-ML server."""
-
-    wants_original_bytes = True
-    batches = False  # one request per image either way
-    decode_long_edge = DEFAULT_DECODE_LONG_EDGE  # the pixels sent when not the original
+    """One remote Immich-ML server that detects and embeds faces: its checks, one
+    request, and what its answer says (:class:`~rbv.mlapi.pool.ServerPool` schedules)."""
 
     def __init__(
         self,
@@ -103,14 +98,10 @@ class RemoteFaceAnalyzer:
         self.min_face = min_face  # as the local analyzer: smaller faces are dropped
         self._wanted_dim = embedding_dim
         self.pack = self.pack_with(embedding_dim or 0)  # 0: learnt by probe() or 1st answer
-        self.providers = [f"remote {self.url}"]
         self._backoff_s = backoff_s
         self._sleep = sleep
         self._timeout_s = timeout_s
         self._http = bounded_client(timeout=httpx.Timeout(timeout_s, connect=10.0))
-        from rbv.mlapi.pool import ServerPool  # (pool.py imports this module)
-
-        self._alone = ServerPool([self], backoff_s=backoff_s, sleep=sleep)
 
     def __repr__(self) -> str:
         return f"RemoteFaceAnalyzer({self.url!r}, {self.model!r})"
@@ -242,18 +233,6 @@ class RemoteFaceAnalyzer:
         if found.clip_embedding is not None:
             found.extra["clip_model"] = self.clip_model or "clip"
         return found
-
-    def analyze(self, image: DecodedImage) -> ImageFaces:
-        """Faces of one image, with the pool's retries and stop (a pool of one)."""
-        return self._alone.analyze(image)
-
-    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
-        """Faces of each image, one request per image (the protocol has no batches)."""
-        return self._alone.analyze_many(images)
-
-    def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
-        """How many faces scoring at least ``min_score`` the server finds in ``rgb``."""
-        return self._alone.count_faces(rgb, min_score)
 
 
 def _text_start(resp: httpx.Response, limit: int = 4096) -> str:
