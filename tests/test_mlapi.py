@@ -336,7 +336,11 @@ def test_start_skips_servers_that_do_not_answer_and_refuses_mixed_widths() -> No
 
     with pytest.raises(ConfigError, match="http://live: 128, http://dead: 512"):
         _pool(_Server("http://live"), _Server("http://dead", dim=512))
-    gone = _Server("http://gone")
-    gone.up = False
+    gone, lost = _Server("http://gone"), _Server("http://lost")
+    gone.up = lost.up = False
     with pytest.raises(InferenceUnavailable, match="at http://gone does not answer"):
         _pool(gone)
+    with pytest.raises(InferenceUnavailable, match="none of the inference servers answers: "
+                       "the inference server at http://gone does not answer; the inference "
+                       "server at http://lost does not answer"):
+        _pool(gone, lost)

@@ -58,7 +58,7 @@ class Settings:
     stale_claim_minutes: int = 30  # a claim older than this is presumed dead
     # Threads running the analyzer at once, each session with cpu_count / N intra-op
     # threads (on 2 cores, 2 × 1 beat 1 × 2 by 10-50 %). 0: one per core, at most 16 on the
-    # CPU and 4 on a GPU (rbv.jobs.library.analyzer.with_inference_workers).
+    # CPU, 4 on a GPU and 4 per --ml-uri server (jobs.library.analyzer.with_inference_workers).
     inference_workers: int = 0
     det_size: int = DEFAULT_DET_SIZE  # detector input long edge (pixels)
     det_threshold: float = DEFAULT_DET_THRESHOLD  # minimum detection score
