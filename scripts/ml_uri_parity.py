@@ -31,6 +31,7 @@ from rbv.media.decode import decode_for_detection
 from rbv.media.sniff import sniff_format
 from rbv.media.types import DecodedImage
 from rbv.mlapi.client import RemoteFaceAnalyzer, upright_payload
+from rbv.mlapi.pool import ServerPool
 
 # The stand-in servers are test helpers (tests/support/), not part of the rbv package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -98,8 +99,8 @@ def main() -> None:
                           PACK / "det_500m.onnx",
                           PACK / "face_recognition_sface_2021dec_int8bq_ort.onnx").start()
         try:
-            remote = RemoteFaceAnalyzer(server.url, SERVED_NAME, min_face=local.min_face)
-            remote.probe()
+            remote = ServerPool([RemoteFaceAnalyzer(server.url, SERVED_NAME,
+                                                    min_face=local.min_face)]).start()
             local.analyze(images[0])  # warm both
             remote.analyze(images[0])
             t0 = time.perf_counter()

@@ -4,16 +4,23 @@ model pack; results equal the local run's, retries follow 5/10/20 s, failures re
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
 
 from rbv.config import Settings
-from rbv.errors import InferenceError, InferenceServerDown, InferenceUnavailable
+from rbv.errors import ConfigError, InferenceError, InferenceServerDown, InferenceUnavailable
+from rbv.faces.types import ImageFaces, PackInfo
 from rbv.media.decode import decode_for_detection
-from rbv.mlapi.client import STOP_AFTER_FAILED_IMAGES, RemoteFaceAnalyzer
+from rbv.media.types import DecodedImage
+from rbv.mlapi.client import STOP_AFTER_FAILED_IMAGES, RemoteFaceAnalyzer, TransientFailure
+from rbv.mlapi.pool import RETRY_DOWN_AFTER, ServerPool
 from tests.conftest import FACES, PACK, run_cli
 
 pytestmark = pytest.mark.slow  # ~15 s: indexes through an ML server over HTTP
@@ -80,7 +87,7 @@ def test_index_through_ml_uri_stores_what_the_local_run_stores(cli, settings, fa
 
 def test_a_5xx_burst_is_survived_on_the_5_10_20_schedule(fake_ml) -> None:
     waits: list[float] = []
-    analyzer = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", sleep=waits.append)
+    analyzer = _alone(fake_ml.url, "scrfd_sface", sleep=waits.append)
     image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
     fake_ml.faults.fail_5xx = 3
 
@@ -99,7 +106,8 @@ def test_a_5xx_burst_is_survived_on_the_5_10_20_schedule(fake_ml) -> None:
 def test_timeouts_and_refused_connections_are_retried_then_unavailable(fake_ml) -> None:
     waits: list[float] = []
     image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
-    slow = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", timeout_s=0.2, sleep=waits.append)
+    server = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", timeout_s=0.2)
+    slow = ServerPool([server], sleep=waits.append)
     fake_ml.faults.gate.clear()  # the server holds its answers: every try times out
     with pytest.raises(InferenceUnavailable, match="ReadTimeout"):
         slow.analyze(image)
@@ -111,16 +119,16 @@ def test_timeouts_and_refused_connections_are_retried_then_unavailable(fake_ml) 
         slow.analyze(image)
     assert waits == [5.0, 10.0, 20.0]
     with pytest.raises(InferenceUnavailable, match="does not answer"):
-        slow.ping()
+        server.ping()
 
 
 def test_malformed_json_and_a_wrong_model_are_errors(fake_ml) -> None:
     image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
     fake_ml.faults.malformed = 1
     with pytest.raises(InferenceError, match="malformed JSON"):
-        RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface").analyze(image)
+        _alone(fake_ml.url, "scrfd_sface").analyze(image)
     with pytest.raises(InferenceError, match="HTTP 422"):
-        RemoteFaceAnalyzer(fake_ml.url, "buffalo_l").analyze(image)
+        _alone(fake_ml.url, "buffalo_l").analyze(image)
 
 
 def test_images_that_exhausted_retries_are_retried_next_run(cli, settings, fake_ml) -> None:
@@ -183,6 +191,11 @@ def test_unreachable_ml_server_fails_fast_with_exit_2(cli, settings, fake_ml) ->
     assert "does not answer" in result.stderr and "--ml-uri" in result.stderr
 
 
+def _alone(url: str, model: str, sleep: Callable[[float], None] = time.sleep) -> ServerPool:
+    """The analyzer of one server, unchecked (its width learnt from the first answer)."""
+    return ServerPool([RemoteFaceAnalyzer(url, model)], sleep=sleep)
+
+
 def _decoded(path: Path):  # type: ignore[no-untyped-def]
     return decode_for_detection(path, "JPEG", image_id=1, long_edge=1920,
                                 max_pixels=10**9, keep_bytes=True)
@@ -191,7 +204,7 @@ def _decoded(path: Path):  # type: ignore[no-untyped-def]
 def test_images_failing_at_once_report_the_limit_not_a_count_past_it(fake_ml) -> None:
     # Two workers failing at the same time used to report "4 images in a row" (limit 3).
     fake_ml.stop()
-    analyzer = RemoteFaceAnalyzer(fake_ml.url, "scrfd_sface", sleep=lambda _: None)
+    analyzer = _alone(fake_ml.url, "scrfd_sface", sleep=lambda _: None)
     image = _decoded(FACES / "Barack_Obama" / "fr_obama.jpg")
     errors = []
     for _ in range(STOP_AFTER_FAILED_IMAGES + 2):
@@ -203,3 +216,131 @@ def test_images_failing_at_once_report_the_limit_not_a_count_past_it(fake_ml) ->
     assert not any(isinstance(e, InferenceServerDown) for e in errors[:2])
     assert {str(e) for e in stops} == {str(stops[0])}
     assert f"failed {STOP_AFTER_FAILED_IMAGES} images in a row" in str(stops[-1])
+
+
+# -- the pool's scheduling (pure logic: servers that answer or fail on command) ----------
+
+class _Server:
+    """Stands for one RemoteFaceAnalyzer in the pool's logic: up or down as the test says;
+    ``gate``, when set, holds its answers until opened."""
+
+    def __init__(self, url: str, dim: int = 128) -> None:
+        self.url, self.model, self.min_score, self.clip_model = url, "buffalo_l", 0.5, None
+        self.pack = self.pack_with(dim)
+        self.dim, self.up, self.asked = dim, True, 0
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+
+    def pack_with(self, dim: int) -> PackInfo:
+        return PackInfo(f"remote:buffalo_l@{self.url}", {"immich-ml": "buffalo_l"}, dim)
+
+    def probe(self, retries: int = 3) -> None:
+        if not self.up:
+            raise InferenceUnavailable(f"the inference server at {self.url} does not answer")
+        self.pack = self.pack_with(self.dim)
+
+    def request(self, files: Any, data: Any) -> dict[str, str]:
+        self.asked += 1
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait()
+        if not self.up:
+            raise TransientFailure("ConnectError")
+        return {"by": self.url}
+
+    def faces(self, body: dict[str, str], image: DecodedImage) -> ImageFaces:
+        return ImageFaces([], extra=dict(body))
+
+    def close(self) -> None:
+        pass
+
+
+IMAGE = DecodedImage(1, Path("x.png"), np.zeros((8, 8, 3), np.uint8), 1.0, (8, 8))
+
+
+def _pool(*servers: _Server, now: list[float] | None = None,
+          waits: list[float] | None = None) -> ServerPool:
+    clock = now if now is not None else [0.0]
+    return ServerPool(servers, backoff_s=5.0,  # type: ignore[arg-type]
+                      sleep=(waits if waits is not None else []).append,
+                      clock=lambda: clock[0]).start()
+
+
+def test_a_failed_request_goes_to_the_next_server_at_once_and_the_failed_one_waits() -> None:
+    a, b = _Server("http://a"), _Server("http://b")
+    now, waits = [0.0], []
+    pool = _pool(a, b, now=now, waits=waits)
+    a.up = False
+
+    assert [pool.analyze(IMAGE).extra["by"] for _ in range(4)] == ["http://b"] * 4
+    assert waits == [] and a.asked == 1  # down: not asked again before its wait is over
+    now[0] = RETRY_DOWN_AFTER * 5.0
+    a.up = True
+    assert [pool.analyze(IMAGE).extra["by"] for _ in range(4)] == \
+        ["http://a", "http://b", "http://a", "http://b"]  # back: shared again
+    assert [(s["url"], s["images"], s["problem"]) for s in pool.servers()] == \
+        [("http://a", 2, None), ("http://b", 6, None)]
+
+
+def test_when_every_server_fails_the_backoff_applies_then_the_run_stops() -> None:
+    a, b = _Server("http://a"), _Server("http://b")
+    waits: list[float] = []
+    pool = _pool(a, b, waits=waits)
+    a.up = b.up = False
+    errors = []
+    for _ in range(STOP_AFTER_FAILED_IMAGES):
+        with pytest.raises(InferenceUnavailable) as caught:
+            pool.analyze(IMAGE)
+        errors.append(caught.value)
+    assert waits == [5.0, 10.0, 20.0] * STOP_AFTER_FAILED_IMAGES  # one server's schedule
+    assert a.asked == b.asked == 4 * STOP_AFTER_FAILED_IMAGES  # every server, each attempt
+    assert str(errors[0]) == "every inference server (http://a, http://b) failed 4 " \
+        "times (ConnectError); the image is retried on the next run"
+    assert isinstance(errors[-1], InferenceServerDown)
+    assert "failed 3 images in a row" in str(errors[-1])
+    with pytest.raises(InferenceServerDown):  # stopped: nothing more is sent
+        pool.analyze(IMAGE)
+    assert a.asked == 4 * STOP_AFTER_FAILED_IMAGES
+    assert all("ConnectError" in str(s["problem"]) for s in pool.servers())
+
+
+def test_requests_in_flight_at_once_go_to_different_servers() -> None:
+    a, b = _Server("http://a"), _Server("http://b")
+    pool = _pool(a, b)
+    a.gate = threading.Event()  # a holds its answer
+    held = threading.Thread(target=pool.analyze, args=(IMAGE,))
+    held.start()
+    a.entered.wait()
+    try:
+        assert pool.analyze(IMAGE).extra["by"] == "http://b"  # a is busy
+    finally:
+        a.gate.set()
+        held.join()
+
+
+def test_start_skips_servers_that_do_not_answer_and_refuses_mixed_widths() -> None:
+    live, dead = _Server("http://live"), _Server("http://dead")
+    dead.up = False
+    now = [0.0]
+    pool = _pool(live, dead, now=now)
+    assert pool.providers == ["remote http://live", "remote http://dead (does not answer: "
+                              "skipped, tried again later)"]
+    assert pool.pack.embedding_dim == 128
+    # Back later with another model's width: probed before use, then never used.
+    dead.up, dead.dim = True, 512
+    now[0] = RETRY_DOWN_AFTER * 5.0
+    assert pool.analyze(IMAGE).extra["by"] == "http://live"
+    assert dead.asked == 0
+    assert pool.servers()[1]["problem"] == \
+        "http://dead serves 512-dimensional embeddings, the others 128; not used"
+
+    with pytest.raises(ConfigError, match="http://live: 128, http://dead: 512"):
+        _pool(_Server("http://live"), _Server("http://dead", dim=512))
+    gone, lost = _Server("http://gone"), _Server("http://lost")
+    gone.up = lost.up = False
+    with pytest.raises(InferenceUnavailable, match="at http://gone does not answer"):
+        _pool(gone)
+    with pytest.raises(InferenceUnavailable, match="none of the inference servers answers: "
+                       "the inference server at http://gone does not answer; the inference "
+                       "server at http://lost does not answer"):
+        _pool(gone, lost)

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from rbv.config import Settings
-from rbv.mlapi.client import RemoteFaceAnalyzer
+from rbv.mlapi.pool import ServerPool
 from rbv.store import open_database
 from rbv.store.server.migrations import apply_pending
 from tests.conftest import FACES, MISC, PACK, SHARED, run_cli
@@ -29,6 +29,7 @@ from tests.support.immich_ml import (
     ImmichMl,
     ImmichMlSetupError,
     ensure_venv,
+    free_port,
     match_faces,
     write_oriented_copies,
     write_square_pack,
@@ -175,7 +176,7 @@ def _kill_at_request(monkeypatch: pytest.MonkeyPatch, server: ImmichMl, n: int,
     ``restart_after_s`` later); the event is set once it was killed."""
     calls = {"n": 0}
     killed = threading.Event()
-    analyze = RemoteFaceAnalyzer.analyze
+    analyze = ServerPool.analyze
 
     def counting(self, image):  # type: ignore[no-untyped-def]
         calls["n"] += 1
@@ -186,7 +187,7 @@ def _kill_at_request(monkeypatch: pytest.MonkeyPatch, server: ImmichMl, n: int,
                 threading.Timer(restart_after_s, server.start).start()
         return analyze(self, image)
 
-    monkeypatch.setattr(RemoteFaceAnalyzer, "analyze", counting)
+    monkeypatch.setattr(ServerPool, "analyze", counting)
     return killed
 
 
@@ -245,3 +246,83 @@ def _same_faces(got: dict, want: dict) -> None:  # type: ignore[type-arg]
             np.testing.assert_allclose(box_g, box_w, atol=1e-3)
             np.testing.assert_allclose(emb_g, emb_w, atol=1e-5)
 
+
+
+SHARED_PHOTOS = ("--include", "*/Barack_Obama/*", "--include", "*/Katy_Perry/*")  # 13, a HEIC
+N_SHARED = sum(len(list((FACES / who).iterdir())) for who in ("Barack_Obama", "Katy_Perry"))
+
+
+def _index_through(cli, s: Settings, *uris: str, **env: str):  # type: ignore[no-untyped-def]
+    args = [a for uri in uris for a in ("--ml-uri", uri)]
+    return run_cli(cli, "index", "-d", str(s.database_url), str(FACES), *SHARED_PHOTOS, *args,
+                   "--model-pack", SERVED_NAME, env=_env(s, **env))
+
+
+def _scans(s: Settings) -> dict[str, int]:
+    with psycopg.connect(str(s.database_url)) as conn:
+        return dict(conn.execute("SELECT status, count(*) FROM face_scans GROUP BY 1")
+                    .fetchall())
+
+
+def test_two_urls_of_the_server_share_the_images_and_a_dead_one_is_skipped(
+        cli, settings, server) -> None:
+    one = _index_through(cli, settings, server.url)
+    assert one.exit_code == 0, one.output
+    want = _faces(str(settings.database_url), REMOTE_PACK)
+    assert len(want) == N_SHARED
+
+    shared = _fresh(settings, "rbv_shared")
+    other = f"http://localhost:{server.port}"  # the same server by another name
+    dead = f"http://127.0.0.1:{free_port()}"  # bound and closed: nothing listens
+    # A short first wait: the dead server is tried again (and fails) during the run.
+    result = _index_through(cli, shared, server.url, other, dead, RBV_ML_BACKOFF_S="0.01")
+
+    assert result.exit_code == 0, result.output
+    assert f"remote {dead} (does not answer: skipped, tried again later)" in result.stderr
+    got = _faces(str(shared.database_url), REMOTE_PACK)
+    _same_faces(got, want)  # every image once, the faces of the one-server run
+    assert _scans(shared) == {"done": N_SHARED}
+    with psycopg.connect(str(shared.database_url)) as conn:
+        (counts,) = conn.execute("SELECT counts FROM runs WHERE command = 'index'").fetchone()
+    by_url = {s["url"]: s for s in counts["embed"]["servers"]}
+    assert by_url[server.url]["images"] > 0 and by_url[other]["images"] > 0
+    assert by_url[server.url]["images"] + by_url[other]["images"] == N_SHARED
+    assert by_url[dead]["images"] == 0 and "does not answer" in by_url[dead]["problem"]
+    for url in (server.url, other):
+        assert f"Server {url}: {by_url[url]['images']} images\n" in result.stdout
+    assert f"Server {dead}: 0 images (at the end: the inference server at {dead} " \
+        "does not answer" in result.stdout
+
+
+def test_every_server_gone_mid_run_exits_2_keeps_what_is_done_then_the_rerun_finishes(
+        cli, settings, server, monkeypatch) -> None:
+    one = _index_through(cli, settings, server.url)
+    assert one.exit_code == 0, one.output
+    want = _faces(str(settings.database_url), REMOTE_PACK)
+
+    gone = _fresh(settings, "rbv_all_gone")
+    # RBV_ML_URI as a list; batches of 4 on one inference thread; the server dies
+    # before the 7th image (the 2nd batch's 3rd).
+    env = {"RBV_ML_URI": f"{server.url}, http://localhost:{server.port}",
+           "RBV_ML_BACKOFF_S": "0.01", "RBV_SCAN_BATCH_SIZE": "4", "RBV_INFERENCE_WORKERS": "1"}
+    killed = _kill_at_request(monkeypatch, server, 7, restart_after_s=None)
+    first = _index_through(cli, gone, **env)
+
+    assert killed.is_set()
+    assert first.exit_code == 2, first.output
+    assert f"every inference server ({server.url}, http://localhost:{server.port}) failed 3 " \
+        "images in a row" in first.stderr
+    # The 2nd batch is kept: 2 done, 2 failed everywhere (retried by the next run); the
+    # 3rd image failed in a row stops the run and its batch is handed back.
+    assert _scans(gone) == {"done": 6, "failed": 2, "pending": N_SHARED - 8}
+    done = _faces(str(gone.database_url), REMOTE_PACK)
+    _same_faces(done, {sha: want[sha] for sha in done})
+    monkeypatch.undo()
+    server.start()
+    second = _index_through(cli, gone, **env)
+    assert second.exit_code == 0, second.output
+    assert _scans(gone) == {"done": N_SHARED}
+    _same_faces(_faces(str(gone.database_url), REMOTE_PACK), want)
+    with psycopg.connect(str(gone.database_url)) as conn:
+        statuses = conn.execute("SELECT status FROM runs ORDER BY id").fetchall()
+    assert statuses == [("failed",), ("ok",)]

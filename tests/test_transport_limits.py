@@ -162,10 +162,12 @@ def test_an_endless_json_answer_stops_at_the_size_limit(
 def test_a_dripping_inference_server_hits_the_timeout(raw_server) -> None:
     from rbv.media.types import DecodedImage
     from rbv.mlapi.client import RemoteFaceAnalyzer
+    from rbv.mlapi.pool import ServerPool
 
     url = raw_server(drip_headers)
-    analyzer = RemoteFaceAnalyzer(url, "buffalo_l", embedding_dim=512, timeout_s=1.0,
-                                  backoff_s=0.01, sleep=lambda s: None)
+    analyzer = ServerPool([RemoteFaceAnalyzer(url, "buffalo_l", embedding_dim=512,
+                                              timeout_s=1.0)],
+                          backoff_s=0.01, sleep=lambda s: None)
     import numpy as np
 
     image = DecodedImage(1, Path("x.png"), np.zeros((8, 8, 3), np.uint8), 1.0, (8, 8))

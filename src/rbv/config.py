@@ -6,7 +6,8 @@ process environment and command-line overrides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,13 @@ DEFAULT_SERVER_LINGER_S = 60.0
 """Seconds the embedded PostgreSQL stays up after the last rbv process exits, so that a
 burst of commands attaches to a running server instead of starting one each
 (``$RBV_SERVER_LINGER``; 0 stops it at once)."""
+
+
+def split_uris(values: str | Iterable[str]) -> tuple[str, ...]:
+    """The URLs of ``--ml-uri`` / ``RBV_ML_URI``: each value may hold several, separated
+    by commas and/or whitespace (``"http://a:3003, http://b:3003"``)."""
+    texts = [values] if isinstance(values, str) else list(values)
+    return tuple(url for text in texts for url in re.split(r"[,\s]+", text) if url)
 
 
 def default_data_dir() -> Path:
@@ -54,17 +62,21 @@ class Settings:
     path_map: PathMap = PathMap()  # catalogued path prefix -> where this machine has it
     # Threads running the analyzer at once, each session with cpu_count / N intra-op
     # threads (on 2 cores, 2 × 1 beat 1 × 2 by 10-50 %). 0: one per core, at most 16 on the
-    # CPU and 4 on a GPU (rbv.jobs.library.analyzer.with_inference_workers).
+    # CPU, 4 on a GPU and 4 per --ml-uri server (jobs.library.analyzer.with_inference_workers).
     inference_workers: int = 0
     det_size: int = DEFAULT_DET_SIZE  # detector input long edge (pixels)
     det_threshold: float = DEFAULT_DET_THRESHOLD  # minimum detection score
     min_face: int = DEFAULT_MIN_FACE  # minimum face short edge, original pixels
     immich_url: str | None = None
     immich_api_key: str | None = field(default=None, repr=False)  # never shown
-    ml_uri: str | None = None
+    ml_uri: tuple[str, ...] = ()  # Immich-ML servers; a str or list is split (split_uris)
     ml_backoff_s: float = 5.0  # remote inference retries wait 5, 10, 20 s
     ml_embedding_dim: int | None = None  # if the server's probe finds no face to measure
     ml_clip_model: str | None = None  # also ask the server for CLIP image embeddings
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ml_uri, tuple):  # given as text or a list of options
+            object.__setattr__(self, "ml_uri", split_uris(self.ml_uri or ()))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:

@@ -62,10 +62,13 @@ MinFaceOption = Annotated[
                  f"pixels). Default: $RBV_MIN_FACE, else {DEFAULT_MIN_FACE}.", show_default=False),
 ]
 MlUriOption = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option("--ml-uri", help="Send images to this Immich machine-learning server "
                  "(POST URL/predict) instead of running models here; the model is "
-                 "--model-pack's name. Default: $RBV_ML_URI.", show_default=False),
+                 "--model-pack's name. Repeat it (or separate URLs by commas or spaces) to "
+                 "share the images across several servers serving the same model: one that "
+                 "stops answering is skipped and tried again. Default: $RBV_ML_URI (URLs "
+                 "separated by commas and/or spaces).", show_default=False),
 ]
 
 PathMapOption = Annotated[

@@ -67,6 +67,8 @@ def embed(
 
         rbv embed -d postgresql://me@dbhost/photos --path-map /mnt/photos=/Volumes/photos
 
+        rbv embed --model-pack buffalo_l --ml-uri http://gpu1:3003 --ml-uri http://gpu2:3003
+
     A worker that has the library under another root reads it there with --path-map.
     Each worker renews its claims with every batch; claims not renewed for
     $RBV_CLAIM_LEASE_S seconds are taken back by any worker, those of a process of this
@@ -101,11 +103,20 @@ def embed(
             + (" Failed images are retried on the next run." if summary.failed else "")
             + carry_line(summary.carry)
         )
-        for line in summary.carry.dropped:
+        for line in [*summary.carry.dropped, *server_lines(summary.servers)]:
             typer.echo(line)
     forget_said(db, summary.carry)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def server_lines(servers: list[dict[str, object]]) -> list[str]:
+    """One line per ``--ml-uri`` server when there are several: the images it answered,
+    and why it is down or not used at the end."""
+    if len(servers) < 2:
+        return []
+    return [f"Server {s['url']}: {s['images']:,} images"
+            + (f" (at the end: {s['problem']})" if s["problem"] else "") for s in servers]
 
 
 def carry_line(carry: CarrySummary) -> str:

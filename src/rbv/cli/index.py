@@ -21,7 +21,7 @@ from rbv.cli.common import (
     print_json,
     settings_of,
 )
-from rbv.cli.embed import carry_line
+from rbv.cli.embed import carry_line, server_lines
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.jobs.library.analyzer import (
@@ -88,6 +88,8 @@ def index(
 
         rbv index /Volumes/photos --path-map /mnt/photos=/Volumes/photos
 
+        rbv index ~/Pictures --model-pack buffalo_l --ml-uri http://gpu1:3003,http://gpu2:3003
+
     With --path-map, photos found under LOCAL are catalogued under the STORED name that
     other machines use: the same photos are not catalogued twice, nor marked missing.
     """
@@ -113,7 +115,8 @@ def index(
         print_json(summary.as_dict())
     else:
         typer.echo(_one_line(summary, dry_run))
-        for line in summary.embed.carry.dropped if summary.embed else ():
+        for line in [*summary.embed.carry.dropped, *server_lines(summary.embed.servers)] \
+                if summary.embed else ():
             typer.echo(line)
     if summary.embed:
         forget_said(db, summary.embed.carry)

@@ -1,4 +1,6 @@
-"""RemoteFaceAnalyzer: the :class:`~rbv.faces.types.FaceAnalyzer` of a remote server.
+"""RemoteFaceAnalyzer: one remote Immich-ML server (``--ml-uri``); the
+:class:`~rbv.faces.types.FaceAnalyzer` of a run is :class:`rbv.mlapi.pool.ServerPool`
+over one or more of them.
 
 Each image goes to ``POST <url>/predict`` as upright pixels: Immich-ML decodes what it
 gets with PIL and applies no EXIF orientation, so a JPEG is sent as is only when its
@@ -7,40 +9,34 @@ JPEGs, HEIF, PNG, TIFF, ...) is sent as a lossless PNG of the upright pixels rbv
 decoded (see :func:`upright_payload`). Boxes come back in the sent image's pixels and
 are scaled to the oriented original.
 
-At start, :func:`remote_analyzer` checks the server: ``GET /ping`` (no answer: exit 2),
-then one tiny ``/predict`` of a 96-pixel face (``probe_face.jpg``: Barack Obama's official
-portrait, a US-government work in the public domain), which tells whether the server serves the
-model (Immich-ML answers HTTP 500 to a name it does not know: exit 1 with its answer and
-the names it accepts) and the width of its embeddings.
+At start, :meth:`RemoteFaceAnalyzer.probe` checks the server: ``GET /ping`` (no answer:
+:class:`InferenceUnavailable`), then one tiny ``/predict`` of a 96-pixel face
+(``probe_face.jpg``: Barack Obama's official portrait, a US-government work in the
+public domain), which tells whether the server serves the model (Immich-ML answers HTTP
+500 to a name it does not know: exit 1 with its answer and the names it accepts) and
+the width of its embeddings.
 
-Connection errors, timeouts and HTTP 5xx are retried with exponential backoff
-(``backoff_s`` × 1, 2, 4: 5, 10, 20 s by default; 3 retries); then
-:class:`InferenceUnavailable` is raised and the pipeline leaves the image not-done, to
-be retried on the next run. ``sleep`` is injectable so tests run the same schedule
-without waiting.
+:meth:`RemoteFaceAnalyzer.request` is one attempt; connection errors, timeouts and HTTP
+5xx raise :class:`TransientFailure`, which the pool retries on another server, then with
+exponential backoff (``backoff_s`` × 1, 2, 4: 5, 10, 20 s by default; 3 retries), as
+the start-up probe is retried here.
 """
 
 from __future__ import annotations
 
 import io
 import re
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rbv.bounded_http import BodyTooLarge, bounded_client, deadline, read_json
-from rbv.config import Settings
-from rbv.errors import ConfigError, InferenceError, InferenceServerDown, InferenceUnavailable
-from rbv.faces.defaults import DEFAULT_DECODE_LONG_EDGE
+from rbv.errors import ConfigError, InferenceError, InferenceUnavailable
 from rbv.faces.types import ImageFaces, PackInfo
 from rbv.media.types import DecodedImage
 from rbv.mlapi.protocol import embedding_width, parse_prediction, predict_entries
@@ -61,25 +57,9 @@ misses the probe face); else ``RBV_ML_EMBEDDING_DIM``."""
 PROBE_MIN_SCORE = 0.5  # the probe face scores ~0.85 with SCRFD-500M, more with bigger ones
 
 
-def remote_analyzer(settings: Settings) -> RemoteFaceAnalyzer:
-    """The analyzer for ``--ml-uri``: the model is the pack's name (a pack folder's
-    name when ``--model-pack`` is a path); checks that the server answers and serves
-    the model, and learns its embedding width (see :meth:`RemoteFaceAnalyzer.probe`)."""
-    assert settings.ml_uri is not None
-    model = Path(settings.model_pack).name if "/" in settings.model_pack or "\\" in \
-        settings.model_pack else settings.model_pack
-    analyzer = RemoteFaceAnalyzer(settings.ml_uri, model,
-                                  embedding_dim=settings.ml_embedding_dim,
-                                  clip_model=settings.ml_clip_model,
-                                  min_score=settings.det_threshold,
-                                  min_face=settings.min_face,
-                                  backoff_s=settings.ml_backoff_s)
-    analyzer.probe()
-    return analyzer
-
-
-class _Transient(Exception):
-    """Internal: an attempt failed the way a busy or restarting server fails."""
+class TransientFailure(Exception):
+    """An attempt failed the way a busy, restarting or unreachable server fails (worth
+    trying again, here or on another server)."""
 
 
 class _Refused(Exception):
@@ -91,11 +71,8 @@ class _Refused(Exception):
 
 
 class RemoteFaceAnalyzer:
-    """Detects and embeds faces on a remote Immich-ML server."""
-
-    wants_original_bytes = True
-    batch_images = 1  # one request per image either way
-    decode_long_edge = DEFAULT_DECODE_LONG_EDGE  # the pixels sent when not the original
+    """One remote Immich-ML server that detects and embeds faces: its checks, one
+    request, and what its answer says (:class:`~rbv.mlapi.pool.ServerPool` schedules)."""
 
     def __init__(
         self,
@@ -120,20 +97,17 @@ class RemoteFaceAnalyzer:
         self.min_score = min_score
         self.min_face = min_face  # as the local analyzer: smaller faces are dropped
         self._wanted_dim = embedding_dim
-        self.pack = self._pack(embedding_dim or 0)  # 0: learnt by probe() or the 1st answer
-        self.providers = [f"remote {self.url}"]
+        self.pack = self.pack_with(embedding_dim or 0)  # 0: learnt by probe() or 1st answer
         self._backoff_s = backoff_s
         self._sleep = sleep
         self._timeout_s = timeout_s
         self._http = bounded_client(timeout=httpx.Timeout(timeout_s, connect=10.0))
-        self._lock = threading.Lock()
-        self._failed_in_a_row = 0
-        self._stopped: str | None = None  # the message of the stop, once stopped
 
     def __repr__(self) -> str:
         return f"RemoteFaceAnalyzer({self.url!r}, {self.model!r})"
 
-    def _pack(self, dim: int) -> PackInfo:
+    def pack_with(self, dim: int) -> PackInfo:
+        """The pack of this server's model with embeddings ``dim`` wide."""
         # Identity: the server's model name (the files are on the server, not here).
         # Named after the server's model and host, so it never takes a local pack's name.
         host = httpx.URL(self._base).host or "server"
@@ -156,7 +130,7 @@ class RemoteFaceAnalyzer:
                 "check --ml-uri and that the server is up"
             ) from None
 
-    def probe(self) -> None:
+    def probe(self, retries: int = RETRIES) -> None:
         """Check the server before a run: it answers (else :class:`InferenceUnavailable`,
         exit 2), it serves the model (else :class:`ConfigError` with its answer and the
         names Immich-ML accepts, exit 1), and how wide its embeddings are (the pack's
@@ -166,11 +140,11 @@ class RemoteFaceAnalyzer:
         data = {"entries": predict_entries(self.model, PROBE_MIN_SCORE, None)}
         files = {"image": ("probe.jpg", face, "image/jpeg")}
         try:
-            body = self._post(data, files, refused_5xx=True)
-        except _Transient as exc:
+            body = self._post(data, files, refused_5xx=True, retries=retries)
+        except TransientFailure as exc:
             raise InferenceUnavailable(
                 f"the inference server at {self.url} failed the start-up check "
-                f"{RETRIES + 1} times ({exc}); re-run when it is back") from None
+                f"{retries + 1} times ({exc}); re-run when it is back") from None
         except _Refused as exc:
             names = ", ".join(IMMICH_FACE_MODELS)
             known = self.model in IMMICH_FACE_MODELS
@@ -196,12 +170,12 @@ class RemoteFaceAnalyzer:
             raise ConfigError(
                 f"RBV_ML_EMBEDDING_DIM is {self._wanted_dim} but model {self.model!r} on "
                 f"{self.url} returns {width}-dimensional embeddings; unset it")
-        self.pack = self._pack(width)
+        self.pack = self.pack_with(width)
 
     def _post(self, data: dict[str, str], files: dict[str, tuple[str, bytes, str]],
-              *, refused_5xx: bool = False) -> Any:
+              *, refused_5xx: bool = False, retries: int = RETRIES) -> Any:
         """One ``/predict`` answer, retrying transient failures on the backoff schedule.
-        Raises :class:`_Transient` when they last, :class:`_Refused` on HTTP 4xx (and on
+        Raises :class:`TransientFailure` when they last, :class:`_Refused` on HTTP 4xx (and on
         HTTP 500 with ``refused_5xx``: Immich-ML's answer to an unknown model)."""
 
         def attempt() -> Any:
@@ -213,50 +187,45 @@ class RemoteFaceAnalyzer:
                     if resp.status_code == 500 and refused_5xx:
                         raise _Refused(resp.status_code, text)
                     if resp.status_code >= 500:
-                        raise _Transient(f"HTTP {resp.status_code}")
+                        raise TransientFailure(f"HTTP {resp.status_code}")
                     if resp.status_code >= 300:  # 4xx, or a redirect rbv does not follow
                         where = resp.headers.get("location")
                         raise _Refused(resp.status_code, text or (
                             f"a redirect to {where}; check --ml-uri" if where else ""))
                     return read_json(resp)
             except httpx.TimeoutException as exc:
-                raise _Transient(f"{type(exc).__name__}: no complete answer within "
+                raise TransientFailure(f"{type(exc).__name__}: no complete answer within "
                                  f"{self._timeout_s:g} s") from None
             except httpx.TransportError as exc:
-                raise _Transient(type(exc).__name__) from None
+                raise TransientFailure(type(exc).__name__) from None
             except BodyTooLarge as exc:
                 raise InferenceError(f"the inference server's answer: {exc}") from None
             except ValueError:
                 raise InferenceError("the inference server sent malformed JSON") from None
 
         retrying = Retrying(
-            retry=retry_if_exception_type(_Transient),
-            stop=stop_after_attempt(RETRIES + 1),
+            retry=retry_if_exception_type(TransientFailure),
+            stop=stop_after_attempt(retries + 1),
             wait=wait_exponential(multiplier=self._backoff_s, min=self._backoff_s),
             sleep=self._sleep,
             reraise=True,
         )
         return retrying(attempt)
 
-    def analyze(self, image: DecodedImage) -> ImageFaces:
-        """Faces of one image (boxes in oriented original pixels, unit-length
-        embeddings) and its CLIP embedding, if any."""
-        with self._lock:
-            if self._stopped is not None:  # the server was declared down: no more tries
-                raise InferenceServerDown(self._stopped)
-        name, payload, mime = upright_payload(image)
-        files = {"image": (name, payload, mime)}
-        data = {"entries": predict_entries(self.model, self.min_score, self.clip_model)}
+    def request(self, files: dict[str, tuple[str, bytes, str]], data: dict[str, str]) -> Any:
+        """The server's answer to one ``/predict`` (one attempt). Raises
+        :class:`TransientFailure` when worth retrying, :class:`InferenceError` when the
+        server refuses the image (HTTP 4xx: the image fails alone)."""
         try:
-            body = self._post(data, files)
+            return self._post(data, files, retries=0)
         except _Refused as exc:
             raise InferenceError(f"the inference server refused the image ({exc})") from None
-        except _Transient as exc:
-            raise self._failed(exc) from None
-        with self._lock:
-            self._failed_in_a_row = 0
-            if not self.pack.embedding_dim:  # no probe: the first face sets the width
-                self.pack = self._pack(embedding_width(body) or 0)
+
+    def faces(self, body: Any, image: DecodedImage) -> ImageFaces:
+        """The faces of this server's ``body`` answer for ``image`` (boxes in oriented
+        original pixels, unit-length embeddings) and its CLIP embedding, if any."""
+        if not self.pack.embedding_dim:  # no probe: the first face sets the width
+            self.pack = self.pack_with(embedding_width(body) or 0)
         found = parse_prediction(body, image.original_size, self.pack.embedding_dim or None)
         if self.min_face > 0:
             found.faces[:] = [f for f in found.faces if min(
@@ -264,34 +233,6 @@ class RemoteFaceAnalyzer:
         if found.clip_embedding is not None:
             found.extra["clip_model"] = self.clip_model or "clip"
         return found
-
-    def _failed(self, exc: _Transient) -> InferenceUnavailable:
-        """The error for an image that exhausted its retries: the run stops at the
-        STOP_AFTER_FAILED_IMAGES-th in a row. Workers failing at the same time all
-        report that one stop (not a count past the limit)."""
-        with self._lock:
-            if self._stopped is None:
-                self._failed_in_a_row += 1
-                if self._failed_in_a_row >= STOP_AFTER_FAILED_IMAGES:
-                    self._stopped = (
-                        f"the inference server at {self.url} failed {self._failed_in_a_row} "
-                        f"images in a row, each after {RETRIES} retries ({exc}); stopped. "
-                        "Images not done are left for the next run: re-run when it is back")
-            if self._stopped is not None:
-                return InferenceServerDown(self._stopped)
-        return InferenceUnavailable(
-            f"the inference server at {self.url} failed {RETRIES + 1} times ({exc}); "
-            "the image is retried on the next run")
-
-    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
-        """Faces of each image, one request per image (the protocol has no batches)."""
-        return [self.analyze(image) for image in images]
-
-    def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
-        """How many faces scoring at least ``min_score`` the server finds in ``rgb``."""
-        height, width = rgb.shape[:2]
-        found = self.analyze(DecodedImage(0, Path("crop.png"), rgb, 1.0, (width, height)))
-        return sum(1 for f in found.faces if f.det_score >= min_score)
 
 
 def _text_start(resp: httpx.Response, limit: int = 4096) -> str:

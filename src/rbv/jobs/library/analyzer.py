@@ -26,15 +26,16 @@ cores: 4 workers 124 images/s, 16 183 (the whole run 23.2 s against 17.1 s); on 
 
 def with_inference_workers(settings: Settings) -> Settings:
     """``settings`` with ``inference_workers`` 0 (auto) resolved: on the CPU one per core
-    (at most :data:`CPU_WORKERS_MAX`), on a GPU or a remote server :data:`GPU_WORKERS`
-    (at most one per core). Independent single-threaded sessions scale better than one
-    session whose intra-op threads wait for each other at every step."""
+    (at most :data:`CPU_WORKERS_MAX`), on a GPU :data:`GPU_WORKERS`, with remote servers
+    :data:`GPU_WORKERS` per server (at most one per core). Independent single-threaded
+    sessions scale better than one session whose intra-op threads wait for each other
+    at every step."""
     if settings.inference_workers > 0:
         return settings
     from rbv.faces.sessions import default_threads
 
-    gpus = 1 if settings.ml_uri else _gpus(settings.device)
-    most = GPU_WORKERS * gpus if gpus else CPU_WORKERS_MAX
+    gpus = len(settings.ml_uri) if settings.ml_uri else _gpus(settings.device)
+    most = GPU_WORKERS * gpus if gpus else CPU_WORKERS_MAX  # a remote server fed as a GPU
     return settings.with_overrides(inference_workers=max(1, min(default_threads(), most)))
 
 
@@ -67,13 +68,13 @@ def _hash_cache(settings: Settings) -> Path | None:
 def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
     """The local ONNX Runtime analyzer for ``settings.model_pack`` on ``settings.device``,
     its sessions' threads sized for ``settings.inference_workers`` concurrent callers
-    (or, with ``settings.ml_uri``, the remote server's analyzer for that model).
+    (or, with ``settings.ml_uri``, the remote servers' analyzer for that model).
 
     Model file hashes are remembered in the data directory, so a run does not re-hash
     the pack. Raises the face engine's errors (pack missing, device unavailable).
     """
-    if settings.ml_uri:  # a remote Immich-ML server does the work
-        from rbv.mlapi.client import remote_analyzer
+    if settings.ml_uri:  # remote Immich-ML servers do the work
+        from rbv.mlapi.pool import remote_analyzer
 
         return remote_analyzer(settings)
     from rbv.faces.analyzer import DeviceSet, load_analyzer  # heavy: only when embedding
@@ -98,6 +99,14 @@ def describe_analyzer(analyzer: FaceAnalyzer) -> str:
     where = ", ".join(analyzer.providers) or "unknown provider"
     many = f"; {analyzer.batch_images} images a call" if analyzer.batch_images > 1 else ""
     return f"Model pack {analyzer.pack.name} on {where}{many}"
+
+
+def served_by(analyzer: FaceAnalyzer) -> list[dict[str, object]]:
+    """How many images each ``--ml-uri`` server answered, and why one is down or not
+    used (see :meth:`rbv.mlapi.pool.ServerPool.servers`); empty for a local analyzer."""
+    from rbv.mlapi.pool import ServerPool
+
+    return analyzer.servers() if isinstance(analyzer, ServerPool) else []
 
 
 def load_pack_info(settings: Settings) -> PackInfo:

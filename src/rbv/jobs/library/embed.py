@@ -28,6 +28,7 @@ import psycopg
 from rbv.config import Settings
 from rbv.errors import ImageUnreadable, InferenceServerDown
 from rbv.faces.types import Face, FaceAnalyzer, ImageFaces, PackInfo
+from rbv.jobs.library.analyzer import served_by
 from rbv.jobs.library.carry import CarrySummary, run_carry
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
@@ -84,6 +85,7 @@ class EmbedSummary:
     seconds: float = 0.0
     failures: list[Problem] = field(default_factory=list)
     carry: CarrySummary = field(default_factory=CarrySummary)  # edited photos' decisions
+    servers: list[dict[str, object]] = field(default_factory=list)  # --ml-uri: images each
 
     @property
     def images_per_s(self) -> float:
@@ -95,7 +97,8 @@ class EmbedSummary:
                 "seconds": round(self.seconds, 3),
                 "images_per_s": round(self.images_per_s, 2),
                 "failures": [str(p) for p in self.failures],
-                "carried_faces": self.carry.carried, "dropped_faces": self.carry.dropped}
+                "carried_faces": self.carry.carried, "dropped_faces": self.carry.dropped,
+                "servers": self.servers}
 
 
 @dataclass
@@ -262,6 +265,7 @@ def _embed_pass(
     # faces now found (also those an interrupted run left waiting).
     summary.carry = run_carry(db, pack)
     summary.seconds = time.perf_counter() - started
+    summary.servers = served_by(analyzer)
     return summary
 
 
