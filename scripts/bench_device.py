@@ -210,14 +210,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", default="",
                         help="comma-separated: extra runs of the first device with that many "
                              "inference workers (RBV_INFERENCE_WORKERS)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="use the library an earlier run left in --work as it is")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the library and data dirs (default: a temp folder)")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="rbv-bench-device-"))
     library = work / "library"
-    shutil.rmtree(library, ignore_errors=True)
     t = time.perf_counter()
-    count = make_library(args.images, library, max(1, args.variants))
+    if args.reuse and library.is_dir():
+        count = sum(1 for p in library.rglob("*") if p.suffix.lower() in SUFFIXES)
+    else:
+        shutil.rmtree(library, ignore_errors=True)
+        count = make_library(args.images, library, max(1, args.variants))
     print(f"{count:,} photos in {library} ({time.perf_counter() - t:.1f} s to make)")
     devices = _devices(args.devices)
     plan = [(d, "") for d in devices]

@@ -16,7 +16,7 @@ from rbv.faces.detection import (
     FaceDetector,
     Layout,
     batched_detector,
-    image_rows,
+    by_image,
 )
 from rbv.faces.providers import CPU, wants_one_shape
 from rbv.faces.recognition import FaceRecognizer
@@ -328,6 +328,5 @@ def test_each_image_s_rows_of_a_batched_output() -> None:
     by_position = np.array([[100 * b + 10 * p + a]
                             for p in range(2) for b in range(3) for a in range(2)], np.float32)
     for out, layout in ((batch_major, Layout.BATCH_MAJOR), (by_position, Layout.POSITION_MAJOR)):
-        rows = image_rows(out, 3, 1, layout, anchors=2)
-        want = np.array([[100], [101], [110], [111]], np.float32)
-        np.testing.assert_array_equal(rows, want)
+        rows = by_image(out, 3, layout, anchors=2)[1]
+        np.testing.assert_array_equal(rows[..., 0], [[100, 101], [110, 111]])

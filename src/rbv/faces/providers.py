@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,12 +69,25 @@ def parse_device(text: str) -> Device:
     return Device(kind, tuple(dict.fromkeys(int(p) for p in parts)))
 
 
+@functools.cache
+def load_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries that ``onnxruntime-gpu[cuda,cudnn]`` (rbv's
+    ``gpu`` extra) installs as nvidia-* wheels beside it, outside the loader's path.
+
+    ONNX Runtime's own ``preload_dlls`` does it, falling back to the system's libraries;
+    it reports a library it cannot load with print(), sent to stderr here so that a
+    ``--json`` document on stdout stays whole. A build without CUDA returns at once.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        with contextlib.redirect_stdout(sys.stderr):
+            preload()
+
+
 def cuda_device_count() -> int:
     """How many GPUs the CUDA runtime sees (``CUDA_VISIBLE_DEVICES`` applies), from the
-    runtime library ONNX Runtime loads (:func:`rbv.faces.sessions.load_cuda_libraries`).
-    Raises DeviceUnavailable when there is none to ask."""
-    from rbv.faces.sessions import load_cuda_libraries
-
+    runtime library ONNX Runtime loads (:func:`load_cuda_libraries`). Raises
+    DeviceUnavailable when there is none to ask."""
     load_cuda_libraries()
     for name in ("libcudart.so.13", "libcudart.so.12", "libcudart.so", "cudart64_13.dll",
                  "cudart64_12.dll"):

@@ -17,17 +17,14 @@ the difference when measured on a 2-core CPU (``docs/FACTS.md``):
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import onnxruntime as ort
 
 from rbv.errors import ModelPackError
-from rbv.faces.providers import CUDA, DIRECTML
+from rbv.faces.providers import CUDA, DIRECTML, load_cuda_libraries
 
 
 def default_threads() -> int:
@@ -52,21 +49,6 @@ def session_options(threads: int | None, providers: Sequence[str]) -> ort.Sessio
         # DirectML cannot run with memory patterns or parallel execution.
         options.enable_mem_pattern = False
     return options
-
-
-@functools.cache
-def load_cuda_libraries() -> None:
-    """Load the CUDA and cuDNN libraries that ``onnxruntime-gpu[cuda,cudnn]`` (rbv's
-    ``gpu`` extra) installs as nvidia-* wheels beside it, outside the loader's path.
-
-    ONNX Runtime's own ``preload_dlls`` does it, falling back to the system's libraries;
-    it reports a library it cannot load with print(), sent to stderr here so that a
-    ``--json`` document on stdout stays whole. A build without CUDA returns at once.
-    """
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
-        with contextlib.redirect_stdout(sys.stderr):
-            preload()
 
 
 def open_session(
