@@ -77,7 +77,11 @@ def load_cuda_libraries() -> None:
     ONNX Runtime's own ``preload_dlls`` does it, falling back to the system's libraries;
     it reports a library it cannot load with print(), sent to stderr here so that a
     ``--json`` document on stdout stays whole. A build without CUDA returns at once.
+    The runtime's own logger is muted below errors as the sessions' are: it warns "No
+    registered plugin EP device found" for every session given a GPU number, which it
+    then uses.
     """
+    ort.set_default_logger_severity(3)
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
         with contextlib.redirect_stdout(sys.stderr):
