@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image, ImageOps
 
@@ -18,9 +19,10 @@ from rbv.faces.detection import (
     batched_detector,
     by_image,
 )
+from rbv.faces.packs import load_pack
 from rbv.faces.providers import CPU, wants_one_shape
-from rbv.faces.recognition import FaceRecognizer
-from rbv.faces.sessions import open_session
+from rbv.faces.recognition import normalisation_for, open_recognizer, to_blob
+from rbv.faces.sessions import open_session, with_pixels_input
 from rbv.faces.types import Face
 from rbv.media.types import DecodedImage
 from tests.conftest import FACES, MISC, PACK, SHARED
@@ -266,12 +268,11 @@ def test_one_input_shape_finds_the_same_faces(monkeypatch: pytest.MonkeyPatch) -
     # of faces), run here on the CPU: each session sees a single shape, and the faces
     # are those of the CPU layout (padding differs only for faces touching it).
     plain = load_analyzer(str(PACK), device="cpu")
-    fresh = load_analyzer(str(PACK), device="cpu")
     square = _square(PACK / "det_500m.onnx")
     detector = batched_detector(square, PACK / "det_500m.onnx", [CPU])
     assert isinstance(detector, BatchedFaceDetector)
-    recognizer = FaceRecognizer(fresh.recognizer.session, fresh.recognizer.norm,
-                                one_shape=True)
+    recognizer = open_recognizer(load_pack(str(PACK)).recognizer, [CPU], one_shape=True)
+    assert recognizer.pixels
     shapes: dict[str, set[tuple[tuple[int, ...], str]]] = {"det": set(), "rec": set()}
     for key, session in (("det", detector.session), ("rec", recognizer.session)):
         run = session.run
@@ -285,7 +286,12 @@ def test_one_input_shape_finds_the_same_faces(monkeypatch: pytest.MonkeyPatch) -
     images = [decode(MISC / n) for n in names]
     assert len({im.rgb.shape[:2] for im in images}) == len(images)  # shapes differ
     faces = 0
-    for image, found in zip(images, gpu_like.analyze_many(images), strict=True):
+    prepared = [gpu_like.prepare(image) for image in images]
+    assert all(p.detector_input is not None for p in prepared)
+    assert plain.prepare(images[0]) is images[0]  # a CPU cuts nothing beforehand
+    for image, found, again in zip(images, gpu_like.analyze_many(images),
+                                   gpu_like.analyze_many(prepared), strict=True):
+        assert [f.bbox for f in again.faces] == [f.bbox for f in found.faces]
         expected = plain.analyze(image).faces
         assert len(found.faces) == len(expected)
         for f in found.faces:
@@ -295,7 +301,25 @@ def test_one_input_shape_finds_the_same_faces(monkeypatch: pytest.MonkeyPatch) -
             faces += 1
     assert faces > 10
     assert shapes == {"det": {((32, 640, 640, 3), "uint8")},
-                      "rec": {((32, 3, 112, 112), "float32")}}
+                      "rec": {((32, 112, 112, 3), "uint8")}}
+
+
+@pytest.mark.parametrize("pack", [PACK, MBF_PACK], ids=["sface-raw-pixels", "mbf-arcface-norm"])
+def test_crops_normalised_in_the_graph_embed_as_normalised_on_the_host(
+        analyzer: LocalFaceAnalyzer, pack: Path) -> None:
+    model = load_pack(str(pack)).recognizer
+    norm = normalisation_for(model)
+    image = decode(MISC / "deepface_selfie-many-people.jpg")
+    crops = analyzer.find_faces(image).crops[:3]
+    assert len(crops) == 3
+    host = open_session(model.path, [CPU])
+    graph = with_pixels_input(onnx.load(str(model.path)), (112, 112), norm.mean,
+                              divide=norm.std if norm.std != 1.0 else None)
+    device = open_session(graph.SerializeToString(), [CPU])
+    for crop in crops:  # one at a time: MobileFaceNet's export takes one face a call
+        want = host.run(None, {host.get_inputs()[0].name: to_blob([crop], norm)})[0]
+        got = device.run(None, {device.get_inputs()[0].name: crop[None]})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("model", [
@@ -313,6 +337,10 @@ def test_many_images_per_detector_call_find_what_one_image_a_call_finds(model: P
                                             "deepface_selfie-many-people.jpg")]
     found = batched.detect_many(rgbs, 0.5)
     assert sum(map(len, found)) > 5
+    # The inputs cut beforehand (on the decoding threads) give the same faces.
+    prepared = batched.detect_many(rgbs, 0.5, [batched.canvas(rgb) for rgb in rgbs])
+    for a, b in zip(found, prepared, strict=True):
+        np.testing.assert_array_equal(a.boxes, b.boxes)
     for rgb, many in zip(rgbs, found, strict=True):
         one = square.detect(rgb, 0.5)
         assert len(one) == len(many)

@@ -276,6 +276,9 @@ class _WantsBytes:
         self.decode_long_edge = inner.decode_long_edge
         self.got_original: list[bool] = []
 
+    def prepare(self, image: DecodedImage) -> DecodedImage:
+        return self.inner.prepare(image)
+
     def analyze(self, image: DecodedImage) -> ImageFaces:
         self.got_original.append(image.data == image.path.read_bytes())
         return self.inner.analyze(image)

@@ -196,6 +196,9 @@ class _Clock:
         self.decode_long_edge = inner.decode_long_edge
         self.moved = False
 
+    def prepare(self, image: DecodedImage) -> DecodedImage:
+        return self.inner.prepare(image)
+
     def analyze(self, image: DecodedImage) -> ImageFaces:
         if not self.moved:
             self.moved = True

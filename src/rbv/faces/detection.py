@@ -10,8 +10,8 @@ embeddings at cosine ≥ 0.98 of the square-input result; identical elsewhere).
 
 from __future__ import annotations
 
-import copy
 import enum
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +25,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from rbv.errors import ModelPackError
-from rbv.faces.sessions import open_session
+from rbv.faces.sessions import open_session, with_pixels_input
 
 INPUT_MEAN = 127.5
 INPUT_STD = 128.0
@@ -231,9 +231,10 @@ class FaceDetector:
                        self.num_anchors, threshold)
         return Detections(found.boxes / factor, found.scores, found.keypoints / factor)
 
-    def detect_many(self, rgbs: Sequence[NDArray[np.uint8]], threshold: float
+    def detect_many(self, rgbs: Sequence[NDArray[np.uint8]], threshold: float,
+                    inputs: Sequence[tuple[NDArray[np.uint8], float] | None] = ()
                     ) -> list[Detections]:
-        """:meth:`detect` of each image."""
+        """:meth:`detect` of each image (``inputs`` are for a batched detector)."""
         return [self.detect(rgb, threshold) for rgb in rgbs]
 
 
@@ -242,7 +243,6 @@ class FaceDetector:
 DETECT_BATCH = 32
 """Images per detector call on a GPU: each call pays a fixed cost (~100 kernel launches
 for SCRFD-500M) that one 640-pixel image does not cover."""
-PIXELS_INPUT = "rbv_pixels"
 
 
 class Layout(enum.Enum):
@@ -288,52 +288,22 @@ def decode_batch(outputs: list[NDArray[np.float32]], input_hw: tuple[int, int],
     slot = np.concatenate(slots)
     order = np.argsort(slot, kind="stable")  # by image; strides and anchors in order
     bounds = np.searchsorted(slot[order], np.arange(images + 1))
-    every = Detections(np.concatenate(boxes).astype(np.float32),
-                       np.concatenate(scores).astype(np.float32),
-                       np.concatenate(kps).astype(np.float32))
+    every = Detections(np.concatenate(boxes).astype(np.float32)[order],
+                       np.concatenate(scores).astype(np.float32)[order],
+                       np.concatenate(kps).astype(np.float32)[order])
     found = []
     for j in range(images):
-        mine = every.select(order[bounds[j]:bounds[j + 1]])
+        mine = Detections(*(a[bounds[j]:bounds[j + 1]] for a in
+                            (every.boxes, every.scores, every.keypoints)))
         found.append(mine.select(nms(mine.boxes, mine.scores)) if len(mine) else mine)
     return found
-
-
-def with_pixels_input(model: onnx.ModelProto, size: tuple[int, int]) -> onnx.ModelProto:
-    """``model`` (a copy) taking B×H×W×3 uint8 pixels of ``size`` (width, height) with
-    any batch: the normalisation of :func:`prepare_input` moves into the graph, so the
-    host sends a quarter of the bytes and skips a float pass over every pixel. Shapes
-    the export fixed for one image (the batch axis, the outputs' rows) become free."""
-    model = copy.deepcopy(model)
-    graph = model.graph
-    initializers = {i.name for i in graph.initializer}
-    first = next(i for i in graph.input if i.name not in initializers)
-    graph.input.remove(first)
-    width, height = size
-    graph.input.insert(0, onnx.helper.make_tensor_value_info(
-        PIXELS_INPUT, onnx.TensorProto.UINT8, ["batch", height, width, 3]))
-    graph.initializer.extend([
-        onnx.numpy_helper.from_array(np.array(INPUT_MEAN, np.float32), "rbv_mean"),
-        onnx.numpy_helper.from_array(np.array(1.0 / INPUT_STD, np.float32), "rbv_scale"),
-    ])
-    steps = [
-        onnx.helper.make_node("Cast", [PIXELS_INPUT], ["rbv_float"], to=onnx.TensorProto.FLOAT),
-        onnx.helper.make_node("Transpose", ["rbv_float"], ["rbv_nchw"], perm=[0, 3, 1, 2]),
-        onnx.helper.make_node("Sub", ["rbv_nchw", "rbv_mean"], ["rbv_centred"]),
-        onnx.helper.make_node("Mul", ["rbv_centred", "rbv_scale"], [first.name]),
-    ]
-    for i, node in enumerate(steps):
-        graph.node.insert(i, node)
-    del graph.value_info[:]  # shapes inferred for one image; the runtime infers again
-    for output in graph.output:
-        for axis, dim in enumerate(output.type.tensor_type.shape.dim[:-1]):
-            dim.dim_param = f"rows{axis}"
-    return model
 
 
 class BatchedFaceDetector(FaceDetector):
     """A SCRFD detector run on many images per call, each call a full batch of
     ``max_batch`` images of the ``det_size`` square (the rest black, their results
-    dropped): its session sees one input shape, uint8 pixels (:func:`with_pixels_input`).
+    dropped): its session sees one input shape, uint8 pixels
+    (:func:`rbv.faces.sessions.with_pixels_input`).
     Built by :func:`open_detector` for GPU providers, where it is checked first."""
 
     def __init__(self, session: ort.InferenceSession, det_size: int, layout: Layout,
@@ -348,19 +318,36 @@ class BatchedFaceDetector(FaceDetector):
         self.fixed_size = self.size
         self.layout = layout
         self.max_batch = max_batch
+        self._mine = threading.local()
+
+    def canvas(self, rgb: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], float]:
+        """One image's input pixels and factor, for :meth:`detect_many`'s ``inputs``
+        (cut where the image was decoded, off the thread that calls the GPU)."""
+        return prepare_canvas(rgb, self.det_size, self.size)
 
     def detect(self, rgb: NDArray[np.uint8], threshold: float) -> Detections:
         return self.detect_many([rgb], threshold)[0]
 
-    def detect_many(self, rgbs: Sequence[NDArray[np.uint8]], threshold: float
+    def detect_many(self, rgbs: Sequence[NDArray[np.uint8]], threshold: float,
+                    inputs: Sequence[tuple[NDArray[np.uint8], float] | None] = ()
                     ) -> list[Detections]:
+        """Faces of each image; ``inputs[i]``, where given, is image i's :meth:`canvas`."""
         found: list[Detections] = []
         width, height = self.size
+        pixels = self._pixels()
         for start in range(0, len(rgbs), self.max_batch):
             chunk = rgbs[start:start + self.max_batch]
-            pixels = np.zeros((self.max_batch, height, width, 3), np.uint8)
-            factors = [prepare_canvas(rgb, self.det_size, self.size, out=pixels[i])[1]
-                       for i, rgb in enumerate(chunk)]
+            factors = []
+            for i, rgb in enumerate(chunk):
+                ready = inputs[start + i] if start + i < len(inputs) else None
+                if ready is None:
+                    pixels[i] = 0
+                    factors.append(prepare_canvas(rgb, self.det_size, self.size,
+                                                  out=pixels[i])[1])
+                else:
+                    pixels[i] = ready[0]
+                    factors.append(ready[1])
+            pixels[len(chunk):] = 0
             outputs = [by_image(o, self.max_batch, self.layout, self.num_anchors)
                        for o in self._run(pixels)]
             images = decode_batch(outputs, (height, width), self.strides, self.num_anchors,
@@ -368,6 +355,16 @@ class BatchedFaceDetector(FaceDetector):
             found += [Detections(one.boxes / factor, one.scores, one.keypoints / factor)
                       for one, factor in zip(images, factors, strict=True)]
         return found
+
+    def _pixels(self) -> NDArray[np.uint8]:
+        """This thread's batch of input pixels, allocated once: a new 39 MB array per
+        call costs a page fault per 4 kB on every call, and the threads' faults wait
+        for each other in the kernel."""
+        pixels: NDArray[np.uint8] | None = getattr(self._mine, "pixels", None)
+        if pixels is None:
+            width, height = self.size
+            pixels = self._mine.pixels = np.zeros((self.max_batch, height, width, 3), np.uint8)
+        return pixels
 
     def _run(self, pixels: NDArray[np.uint8]) -> list[NDArray[np.float32]]:
         raw = self.session.run(self.output_names, {self.input_name: pixels})
@@ -418,7 +415,8 @@ def batched_detector(plain: FaceDetector, model: Path, providers: Sequence[str],
     if plain.fixed_size is None:
         return plain
     try:
-        graph = with_pixels_input(onnx.load(str(model)), plain.fixed_size)
+        graph = with_pixels_input(onnx.load(str(model)), plain.fixed_size, INPUT_MEAN,
+                                  multiply=1.0 / INPUT_STD)
         session = open_session(graph.SerializeToString(), providers, threads=threads,
                                name=str(model), device_id=device_id)
         layout = probe_layout(session, plain.fixed_size, DETECT_BATCH, plain.num_anchors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from rbv.faces.packs import ModelFile
-from rbv.faces.sessions import open_session
+from rbv.faces.sessions import open_session, with_pixels_input
 
 MAX_BATCH = 32
 """Faces per recognizer call when the model takes batches: enough to fill a GPU,
@@ -55,17 +56,21 @@ class FaceRecognizer:
     """Embeds aligned crops with a session it is given."""
 
     def __init__(self, session: ort.InferenceSession, norm: InputNormalisation,
-                 max_batch: int = MAX_BATCH, *, one_shape: bool = False) -> None:
+                 max_batch: int = MAX_BATCH, *, one_shape: bool = False,
+                 pixels: bool = False) -> None:
         """``one_shape``: every call is a full ``max_batch`` (the rest zero-filled,
         their outputs dropped), so the session only ever sees one input shape; for
-        GPU providers (see :func:`rbv.faces.providers.wants_one_shape`)."""
+        GPU providers (see :func:`rbv.faces.providers.wants_one_shape`). ``pixels``:
+        the session takes the crops' uint8 pixels and normalises them itself
+        (:func:`rbv.faces.sessions.with_pixels_input`)."""
         self.session = session
         self.norm = norm
         self.max_batch = max_batch
         self.one_shape = one_shape
+        self.pixels = pixels
         inp = session.get_inputs()[0]
         self.input_name = inp.name
-        size = inp.shape[2]
+        size = inp.shape[1 if pixels else 2]
         self.input_size = size if isinstance(size, int) else 112
         self.output_name = session.get_outputs()[0].name
 
@@ -78,9 +83,9 @@ class FaceRecognizer:
         return l2_normalise(np.concatenate(parts).astype(np.float32))
 
     def _run(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
-        blob = to_blob(crops, self.norm)
+        blob = np.stack(crops) if self.pixels else to_blob(crops, self.norm)
         if self.one_shape and len(crops) < self.max_batch:
-            full = np.zeros((self.max_batch, *blob.shape[1:]), np.float32)
+            full = np.zeros((self.max_batch, *blob.shape[1:]), blob.dtype)
             full[:len(crops)] = blob
             blob = full
         out: NDArray[np.float32] = self.session.run([self.output_name],
@@ -99,24 +104,54 @@ def open_recognizer(model: ModelFile, providers: Sequence[str],
     (MobileFaceNet's flatten) fall back to one face per call.
     """
     norm = normalisation_for(model)
+    if one_shape:  # a GPU: uint8 pixels in, normalised by the graph
+        with contextlib.suppress(Exception):
+            return _pixels_recognizer(model, norm, providers, threads, device_id)
     if not isinstance(model.input_shape[0], int):
         session = open_session(model.path, providers, threads=threads, name=str(model.path),
                                device_id=device_id)
         return FaceRecognizer(session, norm, one_shape=one_shape)
-    graph = onnx.load(str(model.path))
-    initializers = {i.name for i in graph.graph.initializer}
-    first_input = next(i for i in graph.graph.input if i.name not in initializers)
-    for value in (first_input, *graph.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"
     try:
-        session = open_session(graph.SerializeToString(), providers, threads=threads,
-                               name=str(model.path), device_id=device_id)
+        session = open_session(_any_batch(model).SerializeToString(), providers,
+                               threads=threads, name=str(model.path), device_id=device_id)
         recognizer = FaceRecognizer(session, norm, one_shape=one_shape)
-        probe = np.zeros((2, recognizer.input_size, recognizer.input_size, 3), np.uint8)
-        if recognizer.embed(list(probe)).shape[0] == 2:
+        if _batches(recognizer):
             return recognizer
     except Exception:  # noqa: S110 - any failure means "this graph does not batch"
         pass
     session = open_session(model.path, providers, threads=threads, name=str(model.path),
                            device_id=device_id)
     return FaceRecognizer(session, norm, max_batch=1)
+
+
+def _any_batch(model: ModelFile) -> onnx.ModelProto:
+    """The graph of ``model`` with its batch axis declared free (in memory)."""
+    graph = onnx.load(str(model.path))
+    initializers = {i.name for i in graph.graph.initializer}
+    first_input = next(i for i in graph.graph.input if i.name not in initializers)
+    for value in (first_input, *graph.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    return graph
+
+
+def _batches(recognizer: FaceRecognizer) -> bool:
+    """Whether a 2-face probe returns 2 embeddings."""
+    probe = np.zeros((2, recognizer.input_size, recognizer.input_size, 3), np.uint8)
+    return bool(recognizer.embed(list(probe)).shape[0] == 2)
+
+
+def _pixels_recognizer(model: ModelFile, norm: InputNormalisation, providers: Sequence[str],
+                       threads: int | None, device_id: int | None) -> FaceRecognizer:
+    """The recognizer of ``model`` taking uint8 crops in full batches (a GPU's); raises
+    when the graph does not take them."""
+    size = model.input_shape[2]
+    if not isinstance(size, int):
+        size = 112
+    graph = with_pixels_input(_any_batch(model), (size, size), norm.mean,
+                              divide=norm.std if norm.std != 1.0 else None)
+    session = open_session(graph.SerializeToString(), providers, threads=threads,
+                           name=str(model.path), device_id=device_id)
+    recognizer = FaceRecognizer(session, norm, one_shape=True, pixels=True)
+    if not _batches(recognizer):
+        raise ValueError("the graph does not take a batch")
+    return recognizer

@@ -17,10 +17,15 @@ the difference when measured on a 2-core CPU (``docs/FACTS.md``):
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import onnx
+import onnx.helper
+import onnx.numpy_helper
 import onnxruntime as ort
 
 from rbv.errors import ModelPackError
@@ -49,6 +54,46 @@ def session_options(threads: int | None, providers: Sequence[str]) -> ort.Sessio
         # DirectML cannot run with memory patterns or parallel execution.
         options.enable_mem_pattern = False
     return options
+
+
+PIXELS_INPUT = "rbv_pixels"
+
+
+def with_pixels_input(model: onnx.ModelProto, size: tuple[int, int], mean: float, *,
+                      multiply: float | None = None, divide: float | None = None
+                      ) -> onnx.ModelProto:
+    """``model`` (a copy) taking B×H×W×3 uint8 RGB pixels of ``size`` (width, height)
+    with any batch, for a GPU: ``(pixel - mean) × multiply`` (or ``/ divide``), the
+    host's float pass over every pixel, moves into the graph, and the host sends a
+    quarter of the bytes. Shapes the export fixed for one image (the batch axis, the
+    outputs' rows) become free."""
+    model = copy.deepcopy(model)
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    first = next(i for i in graph.input if i.name not in initializers)
+    graph.input.remove(first)
+    width, height = size
+    graph.input.insert(0, onnx.helper.make_tensor_value_info(
+        PIXELS_INPUT, onnx.TensorProto.UINT8, ["batch", height, width, 3]))
+    steps = [
+        onnx.helper.make_node("Cast", [PIXELS_INPUT], ["rbv_float"], to=onnx.TensorProto.FLOAT),
+        onnx.helper.make_node("Transpose", ["rbv_float"], ["rbv_step0"], perm=[0, 3, 1, 2]),
+    ]
+    for op, value in (("Sub", mean or None), ("Mul", multiply), ("Div", divide)):
+        if value is not None and (op == "Sub" or value != 1.0):
+            name = f"rbv_{op.lower()}"
+            graph.initializer.append(
+                onnx.numpy_helper.from_array(np.array(value, np.float32), name))
+            steps.append(onnx.helper.make_node(op, [steps[-1].output[0], name],
+                                               [f"rbv_step{len(steps) - 1}"]))
+    steps[-1].output[0] = first.name
+    for i, node in enumerate(steps):
+        graph.node.insert(i, node)
+    del graph.value_info[:]  # shapes inferred for one image; the runtime infers again
+    for output in graph.output:
+        for axis, dim in enumerate(output.type.tensor_type.shape.dim[:-1]):
+            dim.dim_param = f"rows{axis}"
+    return model
 
 
 def open_session(

@@ -57,6 +57,12 @@ class FaceAnalyzer(Protocol):
     decode_long_edge: int
     batch_images: int
 
+    def prepare(self, image: DecodedImage) -> DecodedImage:
+        """What can be done for ``image`` on the thread that decoded it, while it waits
+        for analysis (a GPU analyzer cuts the detector's input there); most return it
+        as it is."""
+        ...
+
     def analyze(self, image: DecodedImage) -> ImageFaces:
         """Faces of one image, boxes and landmarks in original (oriented) pixels."""
         ...

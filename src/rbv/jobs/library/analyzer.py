@@ -103,10 +103,10 @@ def describe_analyzer(analyzer: FaceAnalyzer) -> str:
 
 def served_by(analyzer: FaceAnalyzer) -> list[dict[str, object]]:
     """How many images each ``--ml-uri`` server answered, and why one is down or not
-    used (see :meth:`rbv.mlapi.pool.ServerPool.servers`); empty for a local analyzer."""
-    from rbv.mlapi.pool import ServerPool
-
-    return analyzer.servers() if isinstance(analyzer, ServerPool) else []
+    used (see :meth:`rbv.mlapi.pool.ServerPool.servers`); empty for a local analyzer.
+    Read off the analyzer, not by importing the pool: a local run's clock is running."""
+    servers = getattr(analyzer, "servers", None)
+    return servers() if callable(servers) else []
 
 
 def load_pack_info(settings: Settings) -> PackInfo:

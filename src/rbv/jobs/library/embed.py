@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -232,7 +232,7 @@ def _embed_pass(
                 return None
             claimed += len(claims)
             decoded = _submit_decodes(conn, pool, claims, long_edge, settings.max_image_pixels,
-                                      keep_bytes, settings.path_map)
+                                      keep_bytes, settings.path_map, analyzer.prepare)
             # Queued now behind the batch before: a device batch a task for an analyzer
             # that batches across images, else one image a task, so the threads share
             # the work image by image and neither idles at the run's end.
@@ -293,15 +293,24 @@ def _submit_decodes(
     max_pixels: int,
     keep_bytes: bool,
     path_map: PathMap,
+    prepare: Callable[[DecodedImage], DecodedImage],
 ) -> list[Future[DecodedImage]]:
+    """Each claim's image decoded, and prepared for the analyzer, on the decoding threads."""
     ids = [c.image_id for c in claims]
     paths = image_paths_of(conn, ids)
     formats = image_formats(conn, ids)
     return [
-        pool.submit(_decode, c.image_id, [path_map.to_local(p) for p in paths.get(c.image_id, [])],
+        pool.submit(_prepared, prepare, c.image_id,
+                    [path_map.to_local(p) for p in paths.get(c.image_id, [])],
                     formats.get(c.image_id), long_edge, max_pixels, keep_bytes)
         for c in claims
     ]
+
+
+def _prepared(prepare: Callable[[DecodedImage], DecodedImage], image_id: int,
+              paths: list[str], fmt: str | None, long_edge: int, max_pixels: int,
+              keep_bytes: bool) -> DecodedImage:
+    return prepare(_decode(image_id, paths, fmt, long_edge, max_pixels, keep_bytes))
 
 
 def _decode(image_id: int, paths: list[str], fmt: str | None, long_edge: int,
