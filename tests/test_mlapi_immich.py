@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -22,6 +25,7 @@ import pytest
 from rbv.config import Settings
 from rbv.mlapi.pool import ServerPool
 from rbv.store import open_database
+from rbv.store.server.locks import lock_pack_preparation
 from rbv.store.server.migrations import apply_pending
 from tests.conftest import FACES, MISC, PACK, SHARED, run_cli
 from tests.support.immich_ml import (
@@ -34,6 +38,7 @@ from tests.support.immich_ml import (
     write_oriented_copies,
     write_square_pack,
 )
+from tests.test_workers import _db_rows, _rbv, _wait_for
 
 pytestmark = pytest.mark.slow  # ~30 s: indexes through the Immich-ML stand-in server
 
@@ -326,3 +331,65 @@ def test_every_server_gone_mid_run_exits_2_keeps_what_is_done_then_the_rerun_fin
     with psycopg.connect(str(gone.database_url)) as conn:
         statuses = conn.execute("SELECT status FROM runs ORDER BY id").fetchall()
     assert statuses == [("failed",), ("ok",)]
+
+
+def test_workers_under_two_roots_one_killed_through_two_urls_and_a_dead_port(
+        cli, settings, server, tmp_path) -> None:
+    # Issue 53's proof, all at once: three `rbv embed` workers, two seeing the library
+    # under their own roots (--path-map), one killed with SIGKILL mid-run, each sending
+    # to the real server under two names plus a port where nothing listens.
+    stored = tmp_path / "mnt" / "photos"
+    stored.mkdir(parents=True)
+    photos = [p for who in ("Barack_Obama", "Katy_Perry") for p in sorted((FACES / who).iterdir())]
+    for p in photos:  # 13, a HEIC among them
+        shutil.copy(p, stored / f"{p.parent.name}_{p.name}")
+    n = len(photos)
+    env = {"RBV_DATA_DIR": str(settings.data_dir), "RBV_MODEL_PACK": SERVED_NAME,
+           "RBV_SCAN_BATCH_SIZE": "2", "RBV_CONCURRENCY": "1", "RBV_INFERENCE_WORKERS": "1",
+           "RBV_ML_BACKOFF_S": "0.01"}
+    reference = str(settings.database_url)  # one worker, one server name
+    one = run_cli(cli, "index", "-d", reference, str(stored), "--ml-uri", server.url, env=env)
+    assert one.exit_code == 0, one.output
+    want = _faces(reference, REMOTE_PACK)
+    assert len(want) == n
+
+    url = str(_fresh(settings, "rbv_item5").database_url)
+    assert run_cli(cli, "index", "-d", url, "--no-embed", str(stored)).exit_code == 0
+    real = tmp_path / "disk"
+    stored.rename(real)  # the catalogued root exists on no worker's machine
+    roots = [tmp_path / "root_a", tmp_path / "root_b"]
+    for root in roots:
+        root.symlink_to(real)
+    maps = [("--path-map", f"{stored}={root}") for root in roots]
+    live = [server.url, f"http://localhost:{server.port}"]
+    dead = f"http://127.0.0.1:{free_port()}"
+    uris = [a for u in (*live, dead) for a in ("--ml-uri", u)]
+
+    with psycopg.connect(url) as gate:  # all three start, then claim, together
+        lock_pack_preparation(gate)
+        doomed = _rbv(env, "embed", "-d", url, *maps[0], *uris)
+        workers = [_rbv(env, "embed", "-d", url, "--json", *m, *uris) for m in maps]
+        _wait_for(doomed, url, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                               "AND NOT granted HAVING count(*) = 3")
+    held_sql = "SELECT image_id FROM face_scans WHERE worker = %s AND status = 'running'"
+    for w in [doomed, *workers]:
+        _wait_for(w, url, held_sql, f"{socket.gethostname()}:{w.pid}")
+    held = {r[0] for r in _db_rows(url, held_sql, f"{socket.gethostname()}:{doomed.pid}")}
+    doomed.send_signal(signal.SIGKILL)
+    doomed.communicate()
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    reports = [json.loads(out) for out, _ in outputs]
+
+    assert _scans(Settings(database_url=url)) == {"done": n}  # nothing lost
+    taken_back = {r[0] for r in _db_rows(url, "SELECT image_id FROM face_scans "
+                                              "WHERE attempts = 2")}
+    assert held <= taken_back  # the killed worker's claims, done by the others
+    assert _db_rows(url, "SELECT count(*) FROM face_scans WHERE attempts > 2") == [(0,)]
+    _same_faces(_faces(url, REMOTE_PACK), want)  # each image once, the one-worker faces
+    answered = {u: sum(s["images"] for r in reports for s in r["servers"] if s["url"] == u)
+                for u in (*live, dead)}
+    assert answered[live[0]] > 0 and answered[live[1]] > 0 and answered[dead] == 0
+    assert sum(r["images"] for r in reports) == answered[live[0]] + answered[live[1]] <= n
+    assert _db_rows(url, "SELECT count(*), count(DISTINCT path_bytes) FROM image_paths"
+                         " WHERE path LIKE %s", f"{stored}/%") == [(n, n)]

@@ -40,8 +40,9 @@ ModelPackOption = Annotated[
 ]
 DeviceOption = Annotated[
     str | None,
-    typer.Option("--device", help="auto | cuda | directml | cpu. Default: $RBV_DEVICE, else "
-                 "auto (CUDA, then DirectML, then CPU).", show_default=False),
+    typer.Option("--device", help="auto | cuda | directml | cpu; a GPU by number: cuda:1, "
+                 "several: cuda:0,1 or cuda:all (4 inference workers each). Default: "
+                 "$RBV_DEVICE, else auto (CUDA, then DirectML, then CPU).", show_default=False),
 ]
 ConcurrencyOption = Annotated[
     int | None,

@@ -14,10 +14,11 @@ if TYPE_CHECKING:
     from rbv.faces.packs import ModelRole
 
 GPU_WORKERS = 4
-"""Inference workers per GPU (or for a remote server) when the user does not choose.
-Measured on an NVIDIA H200 (2,328 photos, ``scripts/bench_device.py``'s library, -j 16),
-one image per detector call: 1 worker 179 images/s, 4 304, 8 292-307, 16 251; the GPU
-was busy 60-70 % of the time at 8."""
+"""Inference workers per GPU (or per remote server) when the user does not choose.
+Measured on an NVIDIA H100 with 16 cores (4,752 photos, ``scripts/bench_device.py
+--variants 72 -j 16``), 32 images a detector call: 2 workers 510 images/s, 4 655-665,
+8 672-697 (within the runs' spread); on an H200 with one image a call: 1 worker 179,
+4 304, 8 292-307, 16 251."""
 CPU_WORKERS_MAX = 16
 """On the CPU: one worker per core, up to this many. Measured on that machine's 16
 cores: 4 workers 124 images/s, 16 183 (the whole run 23.2 s against 17.1 s); on 2 cores
