@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-from numpy.typing import NDArray
 
 from rbv.config import Settings
 from rbv.faces.analyzer import load_analyzer
@@ -28,6 +27,7 @@ from rbv.media.types import DecodedImage
 from rbv.store import Database
 from tests.conftest import FACES, MISC, PACK, run_cli
 from tests.pgserver import PasswordServer
+from tests.support.analyzers import Wrapped
 
 pytestmark = pytest.mark.slow  # ~20 s: indexes real photos with the model many times
 
@@ -262,32 +262,19 @@ def test_kill_9_during_index_then_rerun_equals_an_uninterrupted_run(
 
 
 
-class _WantsBytes:
+class _WantsBytes(Wrapped):
     """The real analyzer behind the interface of a remote one: it asks for each file's
     original bytes and analyzes one image at a time."""
 
     wants_original_bytes = True
 
     def __init__(self, inner: FaceAnalyzer) -> None:
-        self.inner = inner
-        self.pack = inner.pack
-        self.providers = ["wrapped"]
-        self.batch_images = 1
-        self.decode_long_edge = inner.decode_long_edge
+        super().__init__(inner)
         self.got_original: list[bool] = []
-
-    def prepare(self, image: DecodedImage) -> DecodedImage:
-        return self.inner.prepare(image)
 
     def analyze(self, image: DecodedImage) -> ImageFaces:
         self.got_original.append(image.data == image.path.read_bytes())
         return self.inner.analyze(image)
-
-    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
-        return [self.analyze(image) for image in images]
-
-    def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
-        return self.inner.count_faces(rgb, min_score)
 
 
 def test_any_face_analyzer_works_and_can_ask_for_original_bytes(
@@ -306,11 +293,9 @@ def test_any_face_analyzer_works_and_can_ask_for_original_bytes(
                             ).fetchall() == [("embed", "ok", "4"), ("embed", "ok", "2")]
 
 
-class _Batching(_WantsBytes):
+class _Batching(Wrapped):
     """The real analyzer taking ``batch_images`` images a call, as on a GPU; records the
     size of each call."""
-
-    wants_original_bytes = False
 
     def __init__(self, inner: FaceAnalyzer, batch_images: int) -> None:
         super().__init__(inner)

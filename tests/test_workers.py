@@ -13,13 +13,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
-from numpy.typing import NDArray
 
 from rbv.config import Settings
 from rbv.errors import ConfigError
@@ -38,6 +35,8 @@ from rbv.store.queries.scans import (
 from rbv.store.server.locks import lock_pack_preparation
 from tests.conftest import FACES, MISC, PACK, run_cli
 from tests.pgserver import PasswordServer
+from tests.support.analyzers import Wrapped
+from tests.test_index_queue import _setup
 
 # --- the map ----------------------------------------------------------------------------
 
@@ -136,18 +135,6 @@ def test_index_under_another_root_neither_catalogues_again_nor_marks_missing(
 # --- the lease --------------------------------------------------------------------------
 
 
-def _queue(db: Database, n: int) -> int:
-    with db.transaction() as conn:
-        pack = register_pack(conn, "sface", {"r.onnx": "e" * 64}, 4)
-        conn.execute(
-            "INSERT INTO images (sha256, size_bytes, status) "
-            "SELECT lpad(to_hex(g), 64, '0'), 1, 'ok' FROM generate_series(1, %s) g", (n,))
-        conn.execute("INSERT INTO image_paths (image_id, path) "
-                     "SELECT id, '/photos/' || id || '.jpg' FROM images")
-        enqueue_catalogued(conn, pack.id)
-    return pack.id
-
-
 def _age(conn: psycopg.Connection, worker: str, seconds: float) -> None:
     """Let ``seconds`` pass (by the database's clock) since the worker renewed."""
     conn.execute("UPDATE face_scans SET claimed_at = claimed_at - make_interval(secs => %s), "
@@ -158,7 +145,7 @@ def _age(conn: psycopg.Connection, worker: str, seconds: float) -> None:
 def test_a_claim_of_a_worker_dead_elsewhere_is_taken_back_after_the_lease_not_before(
     db: Database,
 ) -> None:
-    pack_id = _queue(db, 3)
+    pack_id = _setup(db, 3)
     here = socket.gethostname()
     elsewhere = "other-machine:4242"  # SIGKILLed there: this host cannot see its process
     lease = 600.0
@@ -182,22 +169,14 @@ def test_a_claim_of_a_worker_dead_elsewhere_is_taken_back_after_the_lease_not_be
                         (3, "pending", None)]
 
 
-class _Clock:
+class _Clock(Wrapped):
     """The real analyzer; the first image it analyzes also moves time on for one other
     worker's claims past the lease (a worker on another machine that died meanwhile)."""
 
-    wants_original_bytes = False
-
     def __init__(self, inner: FaceAnalyzer, db: Database, worker: str, lease: float) -> None:
-        self.inner, self.db, self.worker, self.lease = inner, db, worker, lease
-        self.pack = inner.pack
-        self.providers = list(inner.providers)
-        self.batch_images = 1
-        self.decode_long_edge = inner.decode_long_edge
+        super().__init__(inner)
+        self.db, self.worker, self.lease = db, worker, lease
         self.moved = False
-
-    def prepare(self, image: DecodedImage) -> DecodedImage:
-        return self.inner.prepare(image)
 
     def analyze(self, image: DecodedImage) -> ImageFaces:
         if not self.moved:
@@ -205,12 +184,6 @@ class _Clock:
             with self.db.connect(autocommit=True) as conn:
                 _age(conn, self.worker, self.lease + 1)
         return self.inner.analyze(image)
-
-    def analyze_many(self, images: Sequence[DecodedImage]) -> list[ImageFaces]:
-        return [self.analyze(image) for image in images]
-
-    def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
-        return self.inner.count_faces(rgb, min_score)
 
 
 def test_a_running_worker_takes_back_what_a_dead_worker_elsewhere_held(
@@ -243,7 +216,7 @@ def test_a_running_worker_takes_back_what_a_dead_worker_elsewhere_held(
 
 def test_stats_shows_who_works_on_what(cli, settings: Settings, db: Database) -> None:
     url = str(settings.database_url)
-    pack_id = _queue(db, 5)
+    pack_id = _setup(db, 5)
     quiet = run_cli(cli, "stats", "-d", url, "--json")
     assert json.loads(quiet.stdout)["workers"] == []
     assert "Working now" not in run_cli(cli, "stats", "-d", url).stdout
