@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
+from typer.main import get_command
+
+from rbv.cli.app import COMMANDS, LazyCommands, app
 from rbv.cli.progress import rate
 from tests.conftest import run_cli
 
@@ -42,3 +47,37 @@ def test_what_rbv_changes_in_typer_still_holds(cli) -> None:  # type: ignore[no-
     assert "<path>" in rows["--data-dir"] and "<str>" in rows["--database"]
     for flag in ("--version", "--install-completion", "--help"):
         assert "<" not in rows[flag], rows[flag]
+
+
+def _helps() -> Iterator[tuple[list[str], Any]]:
+    """Every command's path and click command, groups and the root included."""
+    commands = LazyCommands(dict(COMMANDS))
+    yield [], get_command(app)
+    for name in COMMANDS:
+        yield [name], commands[name]
+        for sub_name, sub in getattr(commands[name], "commands", {}).items():
+            yield [name, sub_name], sub
+
+
+@pytest.mark.parametrize(("path", "command"), [
+    pytest.param(path, command, id=" ".join(["rbv", *path])) for path, command in _helps()])
+def test_every_help_at_80_columns_cuts_no_name_and_no_word(
+        cli, path: list[str], command: Any) -> None:  # type: ignore[no-untyped-def]
+    """Issue 52 #8: at 80 columns `refine --help` showed "--outlier-min-clu…" and many
+    commands "(postgresql://user:pass@…" in --database's help. Every option name is whole,
+    every line fits, no "…" is added, and the --database help reads whole (a word wider
+    than its column folds onto the next line)."""
+    shown = run_cli(cli, *path, "--help", env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    words = {w for line in lines for w in line.replace("│", " ").split()}
+    for param in command.params:
+        for name in (*param.opts, *param.secondary_opts):
+            assert not name.startswith("-") or name in words, (name, shown.stdout)
+    written = " ".join([command.help or "", *(getattr(p, "help", None) or ""
+                                              for p in command.params)])
+    assert shown.stdout.count("…") <= written.count("…"), shown.stdout
+    database = next((p.help for p in command.params if p.name == "database"), None)
+    if database:
+        assert "".join(database.split()) in "".join(shown.stdout.replace("│", "").split())

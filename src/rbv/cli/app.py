@@ -21,10 +21,10 @@ from typing import Annotated, Any
 import typer
 
 # Typer vendors click (since 0.26) and names its usage errors nowhere public, nor has a
-# setting for a flag's type in --help: pyproject.toml caps typer, and
-# tests/test_cli_format.py checks what these give.
+# setting for a flag's type in --help, nor for how its --help tables fit a terminal:
+# pyproject.toml caps typer, and tests/test_cli_format.py checks what these give.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from rbv import __version__
 from rbv.bounds import BIGINT_MAX
@@ -42,6 +42,27 @@ def _flag_shows_no_type(option: TyperOption, ctx: Any) -> str | None:
 
 
 TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign,assignment]
+
+
+def _help_cuts_nothing(format_help: Any) -> Any:
+    """``format_help`` with Typer's --help tables made :class:`rbv.cli.tables.HelpTable`
+    (no option name nor help word cut with "…" at 80 columns). Set when help is shown, not
+    at import: Rich is not loaded for a command that shows none."""
+
+    @functools.wraps(format_help)
+    def formatted(self: Any, ctx: Any, formatter: Any) -> Any:
+        from typer import rich_utils
+
+        from rbv.cli.tables import HelpTable
+
+        rich_utils.Table = HelpTable  # type: ignore[misc]
+        return format_help(self, ctx, formatter)
+
+    return formatted
+
+
+for _kind in (TyperCommand, TyperGroup):
+    _kind.format_help = _help_cuts_nothing(_kind.format_help)  # type: ignore[method-assign]
 
 
 PRIVATE_UMASK = 0o077
@@ -314,7 +335,7 @@ class LazyCommands(MutableMapping[str, Any]):
         paragraph of its docstring, read from the module's source, not imported."""
         if name in self._built or name not in self._table:
             return self._built.get(name)
-        from typer.core import TyperCommand
+
 
         return TyperCommand(name, help=_summary(*self._table[name]))
 
