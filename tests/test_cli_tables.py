@@ -69,6 +69,13 @@ def test_export_swap_at_80_columns_keeps_the_reason_a_set_wrote_nothing(
     assert rows == [[s["faceset"], *(s["name"] or "-").split(), str(s["faces_in"]), "0",
                      str(s["too_small"]), "too", "small", "0"] for s in summary]
     assert all(s["too_small"] == s["faces_in"] for s in summary)
+    # issue 52 #8: no PNG, no bundle (they were 22-byte empty zips), and said so
+    assert not list((tmp_path / "swap").rglob("*.fsz"))
+    listing = json.loads((tmp_path / "swap" / "manifest.json").read_text())["facesets"]
+    assert [(e["top"], e["all"]) for e in listing] == [(None, None)] * len(summary)
+    said = " ".join(" ".join(lines[4 + len(summary):]).split())
+    assert said == (f"No .fsz bundle for {', '.join(s['faceset'] for s in summary)}: "
+                    'no face written (see "left out").')
 
 
 def test_persons_review_at_80_columns_keeps_file_names_whole(

@@ -67,8 +67,9 @@ def export_swap_command(
     faces ≥ {min_face} px, each re-detected
     so it holds exactly one face (a crop with a second face is tightened once, else
     dropped). Writes OUT/<faceset>/0.png, 1.png, … (best first), <faceset>_top{top}.fsz and
-    <faceset>_all.fsz (zips that roop-unleashed loads), <faceset>/manifest.json and
-    OUT/manifest.json. Pose comes from `rbv enrich` (run automatically for new faces).
+    <faceset>_all.fsz (zips that roop-unleashed loads; none for a faceset with no PNG),
+    <faceset>/manifest.json and OUT/manifest.json. Pose comes from `rbv enrich` (run
+    automatically for new faces).
 
     Examples:
 
@@ -102,6 +103,10 @@ def export_swap_command(
     # the folder on a line of its own: a table title folds a long path mid-name
     Console().print(f"export-swap → {out}", highlight=False, soft_wrap=True)
     print_table(table, optional=["candidates"], whole=["faceset"])
+    empty = [r.folder for r in results if not r.written]
+    if empty:
+        Console().print(f"No .fsz bundle for {', '.join(empty)}: no face written (see "
+                        "\"left out\").", highlight=False)
 
 
 _REASONS = (("rejected", "not this person"), ("other_person", "of another person"),

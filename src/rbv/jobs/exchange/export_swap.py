@@ -309,8 +309,9 @@ def export_sets(db: Database, manifest: dict[str, Any], origin: str, out: Path,
             (folder / "manifest.json").write_text(json.dumps(
                 {**r.summary(), "faces": r.written, "dropped_faces": r.dropped,
                  "candidates": r.candidates, "weights": WEIGHTS}, indent=2) + "\n")
-    entries = [r.summary() | {"top": f"{r.folder}/{r.folder}_top{params.top}.fsz",
-                              "all": f"{r.folder}/{r.folder}_all.fsz"} for r in results]
+    entries = [r.summary() | {name: f"{r.folder}/{bundle.name}" if r.written else None
+                              for name, bundle in _bundles(out / r.folder, params).items()}
+               for r in results]
     mine = {r.folder for r in results}
     earlier = [e for e in _earlier_entries(out / "manifest.json")
                if e.get("faceset") not in mine]
@@ -367,8 +368,19 @@ def _write_set(folder: Path, ranked: Sequence[Ranked], result: SetResult, source
         result.written.append({"rank": len(files) - 1, "file": path.name, "face_id": r.face_id,
                                "image_id": r.image_id, "distance": r.distance,
                                "crop": outcome, **r.parts})
-    _zip(folder / f"{result.folder}_top{params.top}.fsz", files[:params.top])
-    _zip(folder / f"{result.folder}_all.fsz", files)
+    bundles = _bundles(folder, params)
+    if not files:  # an empty zip is no faceset: none, and none left from a run before
+        for bundle in bundles.values():
+            bundle.unlink(missing_ok=True)
+        return
+    _zip(bundles["top"], files[:params.top])
+    _zip(bundles["all"], files)
+
+
+def _bundles(folder: Path, params: SwapParams) -> dict[str, Path]:
+    """The .fsz bundles of a faceset's folder: its best ``params.top`` faces, all."""
+    return {"top": folder / f"{folder.name}_top{params.top}.fsz",
+            "all": folder / f"{folder.name}_all.fsz"}
 
 
 def _zip(path: Path, files: Sequence[Path]) -> None:
