@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import textwrap
 from datetime import datetime
+from itertools import takewhile
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,50 @@ def test_persons_review_with_long_paths_keeps_ids_numbers_and_headers_whole(
             [str(f["id"]), f"{f['similarity']:.2f}",
              "-" if f["z"] is None or f["z"] == float("inf") else f"{f['z']:.1f}"]
             for f in report["faces"]], (columns, lines)
+
+
+def test_persons_history_at_80_columns_reads_what_across(
+        cli, faces_settings: Settings) -> None:
+    """Issue 52 #7: at 80 columns `persons history` left "what" 13 characters (a merge
+    took 17 lines). "what" keeps 36 characters at least: each edit reads across a few
+    lines, the same words as on a wide terminal; "rows", then "when", are left out."""
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    ids = [p["id"] for p in json.loads(run_cli(cli, "-d", url, "persons", "list",
+                                               "--json").stdout)]
+    face = json.loads(run_cli(cli, "-d", url, "persons", "show", ids[2], "--json").stdout)
+    for edit in (["persons", "name", ids[0], "Ada Lovelace, Countess of Lovelace"],
+                 ["persons", "merge", ids[0], ids[1]],
+                 ["persons", "not-this-person", ids[2], str(face["faces"][0]["id"])],
+                 ["persons", "hide", ids[3]], ["persons", "undo"]):
+        assert run_cli(cli, "-d", url, *edit).exit_code == 0, edit
+    logged = json.loads(run_cli(cli, "-d", url, "persons", "history", "--json").stdout)
+
+    def whats(columns: int) -> tuple[list[str], dict[str, str]]:
+        shown = run_cli(cli, "-d", url, "persons", "history", env={"COLUMNS": str(columns)})
+        assert shown.exit_code == 0, shown.output
+        lines = [line.rstrip() for line in shown.stdout.splitlines()]
+        assert max(len(line) for line in lines) <= columns
+        header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["edit"])
+        at = lines[header].index("what")
+        rows: dict[str, list[str]] = {}
+        for line in takewhile(str.strip, lines[header + 2:]):  # the caption apart
+            if line.split()[0].startswith("#"):
+                rows[line.split()[0]] = []
+            if rows and line[at:].strip():
+                rows[list(rows)[-1]].append(line[at:].strip())
+        return lines[header].split(), {edit: " ".join(parts) for edit, parts in rows.items()}
+
+    _, wide = whats(400)
+    assert list(wide) == [f"#{e['id']}" for e in logged]
+    headers, narrow = whats(80)
+    assert narrow == wide  # every word, none cut
+    assert headers == ["edit", "command", "state", "what"]
+    merge = next(f"#{e['id']}" for e in logged if e["command"] == "persons merge")
+    assert len(wide[merge]) > 36
+    lines = run_cli(cli, "-d", url, "persons", "history", env={"COLUMNS": "80"}
+                    ).stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.split()[:1] == [merge])
+    below = takewhile(lambda line: line.strip() and not line.split()[0].startswith("#"),
+                      lines[first + 1:])
+    assert 1 + len(list(below)) <= 3, lines

@@ -48,7 +48,14 @@ def history(
         table.add_row(f"#{r.id}", f"{r.created_at:%Y-%m-%d %H:%M}",
                       r.command.removeprefix("persons "), *([state] if shown else []),
                       f"{r.rows:,}", what)
-    print_table(table, optional=["rows", "when"], whole=["edit", "command"])
+    print_table(table, optional=["rows", "when"], whole=["edit", "command"],
+                wants=("what", WHAT_WIDTH))
+
+
+WHAT_WIDTH = 36
+"""Characters of "what" `persons history` keeps before the other columns get more than
+their longest word; "rows", then "when", are left out when it cannot (issue 52 #7: at
+80 columns "what" had 13 characters and a merge took 17 lines)."""
 
 
 def undo(

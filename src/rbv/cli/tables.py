@@ -15,11 +15,14 @@ from rbv.errors import printable
 
 
 def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[str] = (),
-                console: Console | None = None) -> None:
+                wants: tuple[str, int] | None = None, console: Console | None = None) -> None:
     """Print ``table`` so that no cell is cut short with "…" (Rich's default, which turns
     ids, names and pack names into ``facese…`` at 80 columns). While the table cannot fit
-    the terminal with every word whole, the ``optional`` columns are left out, in that
-    order. Then every column gets its longest word where there is room, and cells wrap
+    the terminal with every word whole, or ``wants`` a column (header, characters) wider
+    than it would get, the ``optional`` columns are left out, in that order; the column
+    ``wants`` names is given its width before the others get more than their longest
+    word (a sentence read across, not down). Then every column gets its longest word
+    where there is room, and cells wrap
     between words; where there is not, the widest columns not named in ``whole`` (ids
     users copy) are narrowed and their long words folded onto the next line, never
     shortened; when even that is not enough, the ``whole`` columns after the first are
@@ -34,7 +37,7 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     for column in table.columns:
         column.overflow = "fold"
     for header in optional:
-        if narrowest(table) <= console.width:
+        if narrowest(table) <= console.width and _roomy(table, wants, console.width):
             break
         table.columns = [c for c in table.columns if c.header != header]
         for index, column in enumerate(table.columns):
@@ -54,6 +57,11 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
                 break
             widths[max(wide, key=lambda i: widths[i])] -= 1
     spare = room - sum(widths)
+    for i, column in enumerate(table.columns):
+        if wants and column.header == wants[0]:
+            first = max(0, min(spare, wants[1] - widths[i], _widths(column)[1] - widths[i]))
+            widths[i] += first
+            spare -= first
     for column, width in zip(table.columns, widths, strict=True):
         extra = max(0, min(spare, _widths(column)[1] - width))
         spare -= extra
@@ -61,6 +69,16 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
         # (a 36-character id) that would have fitted
         column.width = width + extra
     console.print(table)
+
+
+def _roomy(table: Table, wants: tuple[str, int] | None, width: int) -> bool:
+    """Whether the column ``wants`` names would get its characters (or its longest
+    cell, if shorter) with every other column at its longest word."""
+    column = next((c for c in table.columns if wants and c.header == wants[0]), None)
+    if column is None or wants is None:
+        return True
+    word, cell = _widths(column)
+    return width - narrowest(table) + word >= min(wants[1], cell)
 
 
 def _plain(table: Table) -> None:
