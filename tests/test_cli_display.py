@@ -69,6 +69,42 @@ def test_persons_list_at_80_columns_shows_whole_short_ids_names_and_pack(
     assert "…" not in stats.stdout and "scrfd_sface " in stats.stdout
 
 
+def test_at_80_columns_the_setting_wraps_a_short_list_names_its_option_and_none_is_said(
+        cli, faces_settings: Settings) -> None:
+    """Issue 52 #6: `cluster` and `stats` printed the clustering setting (the impostor
+    model's mu, sigma, tau …) on one ~200-character line, cut mid-word by the terminal;
+    `persons list` said "(first 50)" without the option that lists more; `dedup` printed
+    "0 byte-identical groups" over an empty table."""
+    url = str(faces_settings.database_url)
+    clustered = run_cli(cli, "-d", url, "cluster", env={"COLUMNS": "80"})
+    assert clustered.exit_code == 0, clustered.output
+    setting = json.loads(run_cli(cli, "-d", url, "stats", "--json").stdout
+                         )["packs"][0]["clustering"]["setting"]
+    assert "impostor model mu" in setting and len(setting) > 80
+    stats = run_cli(cli, "-d", url, "stats", env={"COLUMNS": "80"})
+    for shown in (clustered, stats):
+        lines = shown.stdout.splitlines()
+        assert max(len(line.rstrip()) for line in lines) <= 80, shown.stdout
+        assert f"scrfd_sface: {setting}" in " ".join(shown.stdout.split())
+
+    persons = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
+    listed = run_cli(cli, "-d", url, "persons", "list", "--limit", "3", env={"COLUMNS": "80"})
+    assert listed.stdout.splitlines()[-1] == (
+        f"The first 3 shown: --limit 0 lists all {len(persons)} (--limit N the first N).")
+    every = run_cli(cli, "-d", url, "persons", "list", "--limit", "0", env={"COLUMNS": "80"})
+    assert "--limit" not in every.stdout
+    assert sum(line.split()[:1] in ([p["id"][:8]] for p in persons)
+               for line in every.stdout.splitlines()) == len(persons)
+
+    dedup = run_cli(cli, "-d", url, "dedup", env={"COLUMNS": "80"})
+    assert dedup.exit_code == 0, dedup.output
+    report = json.loads(run_cli(cli, "-d", url, "dedup", "--json").stdout)
+    assert not report["exact"] and not report["near"]
+    assert dedup.stdout.splitlines() == [
+        "No byte-identical files: no content is found under two paths.",
+        f"No near-duplicate photos among {report['images']} photos."]
+
+
 def _from_bash(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     """``rbv ARGS`` typed at a bash prompt: Typer finds the user's shell among its parent
     processes, so a suite started outside a shell (cron, a detached job) must not decide

@@ -98,7 +98,10 @@ def cluster(
         return
     match = ("" if report.match_threshold is None
              else f", match threshold {report.match_threshold:g}")
-    typer.echo(f"Pack {report.pack}: {report.setting}{match}.")
+    # wrapped between words at the terminal's width (the impostor model's parameters
+    # made it ~200 characters, cut mid-word by an 80-column terminal)
+    Console(highlight=False).print(f"Pack {report.pack}: {report.setting}{match}.",
+                                   markup=False)
     would = "Would assign" if dry_run else "Assigned"
     if report.full:
         by_hand = (f", {report.kept_by_hand:,} of them kept where they were placed by hand"

@@ -69,14 +69,22 @@ def dedup(
     if as_json:
         print_json(report.as_dict())
         return
-    out = Console()
-    exact = Table("sha256", "paths", title=f"{len(report.exact)} byte-identical groups")
-    for g in report.exact:
-        exact.add_row(g.sha256[:12], "\n".join(g.paths))
-    print_table(exact, whole=["sha256"], console=out)
-    near = Table("group", "photos", "max bits", "by face",
-                 title=f"{len(report.near)} near-duplicate groups among {report.images:,} "
-                 "photos")
-    for i, n in enumerate(report.near, 1):
-        near.add_row(str(i), "\n".join(n.paths), str(n.max_bits), "yes" if n.by_face else "")
-    print_table(near, console=out)
+    # a group kind with none is one line, not an empty table under "0 … groups"
+    out = Console(highlight=False)
+    if report.exact:
+        exact = Table("sha256", "paths", title=f"{len(report.exact):,} byte-identical groups")
+        for g in report.exact:
+            exact.add_row(g.sha256[:12], "\n".join(g.paths))
+        print_table(exact, whole=["sha256"], console=out)
+    else:
+        out.print("No byte-identical files: no content is found under two paths.")
+    among = f"among {report.images:,} photos"
+    if report.near:
+        near = Table("group", "photos", "max bits", "by face",
+                     title=f"{len(report.near):,} near-duplicate groups {among}")
+        for i, n in enumerate(report.near, 1):
+            near.add_row(str(i), "\n".join(n.paths), str(n.max_bits),
+                         "yes" if n.by_face else "")
+        print_table(near, console=out)
+    else:
+        out.print(f"No near-duplicate photos {among}.")

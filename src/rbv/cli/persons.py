@@ -72,8 +72,7 @@ def list_(
         return
     packs = sorted({r.pack for r in rows})
     # one pack: said once in the title, leaving its column's room to the names
-    title = f"{total:,} persons" + (f" of {packs[0]}" if len(packs) == 1 else "") + (
-        f" (first {len(rows)})" if len(rows) < total else "")
+    title = f"{total:,} persons" + (f" of {packs[0]}" if len(packs) == 1 else "")
     # ids shortened (any unique prefix is accepted back; --json has them whole), so
     # that names keep their room; "hidden" only where hidden persons are listed
     table = Table("id", "name", "faces", "photos", *(["pack"] if len(packs) > 1 else []),
@@ -84,6 +83,9 @@ def list_(
                       *([r.pack] if len(packs) > 1 else []),
                       *(["yes" if r.hidden else ""] if hidden else []))
     print_table(table, optional=["photos"], whole=["id", "name"])
+    if len(rows) < total:
+        typer.echo(f"The first {len(rows):,} shown: --limit 0 lists all {total:,} (--limit N "
+                   "the first N).")
 
 
 @app.command("show")

@@ -60,7 +60,7 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
                      f"pairs, mean similarity {check['same_photo_mean']:.2f}, "
                      f"{check['above_merge_bar']:,} at or above the merge bar "
                      f"{check['merge_bar']:.2f}.")
-        console.print(line, soft_wrap=True)
+        console.print(line, markup=False, highlight=False)  # wrapped between words
         if looks_loose(check):
             console.print("  That is more than chance: the setting looks too loose for this "
                           "library; try `rbv cluster --full --budget 1`, or calibrate with "
