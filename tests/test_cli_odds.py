@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +68,30 @@ def test_psql_passes_its_own_options_on(settings: Settings) -> None:
                            "SELECT 1 AS n"], capture_output=True, text=True, env=env,
                           timeout=120, check=False)
     assert (done.returncode, done.stdout) == (0, "n\n1\n"), done.stderr
+
+
+def test_the_readmes_psql_count_of_persons_is_what_persons_list_counts(
+        cli, faces_settings: Settings) -> None:
+    """Issue 52 #9: the README's `rbv psql -c "SELECT count(*) FROM persons"` counted
+    merged-away persons (318 where `persons list` showed 311). Its command, run as
+    written after a merge and a hide, counts what `persons list` lists."""
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster").exit_code == 0
+    ids = [p["id"] for p in json.loads(run_cli(cli, "-d", url, "persons", "list",
+                                               "--json").stdout)]
+    for edit in (["merge", ids[0], ids[1], ids[2]], ["hide", ids[3]]):
+        assert run_cli(cli, "-d", url, "persons", *edit).exit_code == 0, edit
+    listed = json.loads(run_cli(cli, "-d", url, "persons", "list", "--limit", "0",
+                                "--json").stdout)
+    assert len(listed) == len(ids) - 3
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `psql` |"))
+    command = shlex.split(re.findall(r"`(rbv psql [^`]*)`", row)[-1])
+    assert command[:3] == ["rbv", "psql", "-c"] and "FROM persons" in command[3]
+    done = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True,
+                          env={**os.environ, "DATABASE_URL": url}, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[:3] == ["count", "-------", str(len(listed))], done.stdout
 
 
 def test_show_without_out_names_the_file_by_the_person_and_says_where_it_is(
