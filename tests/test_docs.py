@@ -114,3 +114,34 @@ def test_every_shell_example_names_a_real_command_and_options(where: str, line: 
     for word in words:
         if word.startswith("--") or re.fullmatch(r"-[a-zA-Z]", word):
             assert word.split("=")[0] in options, f"{where}: {line!r}: no option {word}"
+
+
+SCRIPTS_README = ROOT / "scripts" / "README.md"
+
+
+def test_every_script_is_a_row_of_the_scripts_readme() -> None:
+    """Issue 52 #10: scripts/README.md's table left out command_docs.py (and four more)."""
+    rows = set(re.findall(r"^\| `([\w.]+\.py)` \|", SCRIPTS_README.read_text(), re.M))
+    assert sorted({p.name for p in (ROOT / "scripts").glob("*.py")} - rows) == []
+
+
+def _script_commands(text: str) -> Iterator[str]:
+    """The command lines of a Markdown text that run something of the checkout: code
+    spans (across line breaks) and indented lines with `uv run`, `python` or `scripts/`."""
+    spans = re.findall(r"`([^`]+)`", text)
+    indented = [line for line in text.splitlines() if line.startswith("    ")]
+    for command in [*spans, *indented]:
+        if re.search(r"\buv run\b|\bpython\b|scripts/", command):
+            yield " ".join(command.split())
+
+
+def test_no_scripts_readme_command_holds_a_path_of_the_machine_it_ran_on() -> None:
+    """Issue 52 #10: a measured command held `/work/notes/s18/heavy.lock`, a lock of the
+    machine it was measured on. A command's absolute paths are scratch folders (/tmp,
+    written by the scripts or a command before it) or the system's (/proc, /dev);
+    everything else is relative to the checkout (`../shared` beside it)."""
+    commands = list(_script_commands(SCRIPTS_README.read_text()))
+    assert len(commands) > 50
+    for command in commands:
+        for path in re.findall(r"(?:^|[\s=])(/[^\s`'\")]+)", command):
+            assert path.startswith(("/tmp/", "/proc/", "/dev/")), (path, command)
