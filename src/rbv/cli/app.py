@@ -335,8 +335,6 @@ class LazyCommands(MutableMapping[str, Any]):
         paragraph of its docstring, read from the module's source, not imported."""
         if name in self._built or name not in self._table:
             return self._built.get(name)
-
-
         return TyperCommand(name, help=_summary(*self._table[name]))
 
 

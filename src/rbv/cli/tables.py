@@ -19,11 +19,10 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     """Print ``table`` so that no cell is cut short with "…" (Rich's default, which turns
     ids, names and pack names into ``facese…`` at 80 columns). While the table cannot fit
     the terminal with every word whole, or ``wants`` a column (header, characters) wider
-    than it would get, the ``optional`` columns are left out, in that order; the column
-    ``wants`` names is given its width before the others get more than their longest
-    word (a sentence read across, not down). Then every column gets its longest word
-    where there is room, and cells wrap
-    between words; where there is not, the widest columns not named in ``whole`` (ids
+    than it would get, the ``optional`` columns are left out, in that order. Then every
+    column gets its longest word where there is room (the column ``wants`` names its
+    characters next: a sentence read across, not down), and cells wrap between words;
+    where there is not, the widest columns not named in ``whole`` (ids
     users copy) are narrowed and their long words folded onto the next line, never
     shortened; when even that is not enough, the ``whole`` columns after the first are
     too (the first ``whole`` column, an id, is never folded).
