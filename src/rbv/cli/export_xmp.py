@@ -70,7 +70,8 @@ def export_xmp_command(
                 typer.echo(printable(f"{f.photo if f.action == 'skipped' else f.target}: "
                                      f"{note}"))
         summary = report.as_dict()
-        rewritten, backups = summary["photos_rewritten"], summary["backups_made"]
+        rewritten = sum(f.into and f.written for f in report.files)
+        backups = sum(f.backup_made for f in report.files)
         sidecars = {a: sum(f.action == a and not f.into for f in report.files)
                     for a in ("created", "updated")}
         typer.echo((f"{rewritten} photo(s) {verb}rewritten, " if rewritten else "")
