@@ -66,7 +66,6 @@ class PersonChange:
         gone = ", then removed (no face left)" if self.removed else ""
         return f"{who}: {self.before} → {self.after} faces{detail}{gone}"
 
-
     def part(self, faces: set[int]) -> PersonChange | None:
         """This change made of the moves of ``faces`` alone (None: none of them moves
         here), its sizes counted from the same start."""
