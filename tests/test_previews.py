@@ -109,10 +109,11 @@ def _link_then_cluster(cli, settings: Settings, kind: str, faces: list[int]) -> 
     happened = _changes(linked, _state(settings))
     assert happened, "the link changes persons at the next full run"
     for change in happened:  # the dry run said so, first for the linked faces' persons
-        if change["person"] in {start[0][f] for f in faces}:
-            words = f"{change['before']} → {change['after']} faces"
-            assert any(change["person"][:8] in line and words in line
-                       for line in said.splitlines()), (change, said)
+        if change["person"] in {start[0][f] for f in faces}:  # (the link's part, then
+            lines = [line for line in said.splitlines()  # the rest from there)
+                     if change["person"][:8] in line and " → " in line]
+            assert lines[0].split(": ")[1].startswith(f"{change['before']} → "), (change, said)
+            assert f" → {change['after']} faces" in lines[-1], (change, said)
     forecast = preview["forecast"]
     assert sorted(forecast["changes"], key=_order) == happened
     assert (forecast["moved"], forecast["created"], forecast["removed"]) == \

@@ -66,15 +66,16 @@ class PersonChange:
         gone = ", then removed (no face left)" if self.removed else ""
         return f"{who}: {self.before} → {self.after} faces{detail}{gone}"
 
-    def part(self, faces: set[int]) -> PersonChange | None:
+    def part(self, faces: set[int], before: int | None = None) -> PersonChange | None:
         """This change made of the moves of ``faces`` alone (None: none of them moves
-        here), its sizes counted from the same start."""
+        here), from ``before`` faces (default: where the whole change starts)."""
         joined = [f for f in self.joined if f in faces]
         left = [f for f in self.left if f in faces]
         if not joined and not left:
             return None
-        after = self.before + len(joined) - len(left)
-        return PersonChange(self.person, self.name, self.before, after, joined, left,
+        start = self.before if before is None else before
+        after = start + len(joined) - len(left)
+        return PersonChange(self.person, self.name, start, after, joined, left,
                             self.removed and after == 0)
 
 
@@ -122,7 +123,9 @@ class ClusterForecast:
     def beside(self, without: ClusterForecast) -> ClusterForecast:
         """This forecast, of a run after an edit, told apart from ``without``, the same
         run's without the edit: the edit's changes are the moves of the faces that end
-        elsewhere (a face the run puts in a new person ends "in a new person" in both)."""
+        elsewhere (a face the run puts in a new person ends "in a new person" in both);
+        the others' sizes start where the edit's leave them, so that read in order the
+        two parts end where the run does."""
         def ends(forecast: ClusterForecast) -> dict[int, uuid.UUID | None]:
             left = {f: _NO_PERSON for c in forecast.changes for f in c.left}
             return left | {f: c.person for c in forecast.changes for f in c.joined}
@@ -131,8 +134,12 @@ class ClusterForecast:
         faces = {f for c in [*self.changes, *without.changes] for f in c.left + c.joined}
         edited = {f for f in faces if mine.get(f, _STAYS) != other.get(f, _STAYS)}
         rest = faces - edited
-        return replace(self, by_edit=[p for c in self.changes if (p := c.part(edited))],
-                       anyway=[p for c in self.changes if (p := c.part(rest))])
+        by_edit, anyway = [], []
+        for c in self.changes:  # the rest from where the edit's moves leave each person
+            edit = c.part(edited)
+            by_edit += [edit] if edit else []
+            anyway += [p] if (p := c.part(rest, edit.after if edit else None)) else []
+        return replace(self, by_edit=by_edit, anyway=anyway)
 
 
 _STAYS = uuid.UUID(int=0)  # where a face the run does not move ends: where it is
