@@ -52,6 +52,19 @@ def test_a_part_of_a_name_finds_the_person_and_an_ambiguous_one_lists_candidates
     assert prefix.stderr.strip() == "Error: no person matches ''; see `rbv persons list`"
     unnamed = _ok(cli, "-d", url, "persons", "show", third["id"][:8])
     assert unnamed.strip().splitlines()[0].strip() == f"person {third['id'][:8]}"
+    unnamed = _ok(cli, "-d", url, "persons", "show", third["id"][:4])
+    assert unnamed.strip().splitlines()[0].strip() == f"person {third['id'][:8]}"
+
+    # Three characters of an id are too few to be taken as one: the error says how many
+    # are, and which persons start so (issue 52 #5).
+    start = third["id"][:3]
+    starting = sorted(p["id"][:8] for p in persons if p["id"].startswith(start))
+    short = run_cli(cli, "-d", url, "persons", "show", start)
+    assert short.exit_code == 1
+    assert short.stderr.strip() == (
+        f"Error: no person matches {start!r}: give at least 4 characters of an id "
+        f"({', '.join(starting)} start{'s' if len(starting) == 1 else ''} so); see "
+        "`rbv persons list`")
 
 
 def test_edits_say_who_by_name_or_short_id(cli, faces_settings: Settings) -> None:

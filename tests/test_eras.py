@@ -69,3 +69,22 @@ def test_eras_of_an_imported_person_and_apply_splits_it(cli, faces_settings: Set
     assert sum(after.values()) == names["Angelina_Jolie"]  # no face lost
     assert after["Angelina_Jolie"] == anchored[0]["faces"]
     assert all(n.startswith("Angelina_Jolie (") for n in after if n != "Angelina_Jolie")
+
+
+def test_photos_without_dates_are_said_once(cli, faces_settings: Settings) -> None:
+    """Photos without EXIF years: said once, not "no year" on each of a dozen one-face
+    fragments (issue 52 #2)."""
+    import_folders(cli, faces_settings)
+    url = str(faces_settings.database_url)
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE images SET taken_at = NULL")
+    eras = run_cli(cli, "-d", url, "eras", "Angelina_Jolie", "--sub-cluster", "0.1",
+                   env={"COLUMNS": "80"})
+    assert eras.exit_code == 0, eras.output
+    doc = json.loads(run_cli(cli, "-d", url, "eras", "Angelina_Jolie", "--sub-cluster",
+                             "0.1", "--json").stdout)
+    assert len(doc["eras"]) > 3 and all(e["thin"] for e in doc["eras"])  # fragments
+    assert eras.stdout.splitlines() == [
+        f"Angelina_Jolie: {doc['faces']} faces, none with an EXIF year.",
+        "Their photos carry no date, so eras are by look alone.",
+        f"  {len(doc['eras'])} thin fragment(s): {doc['faces']} faces, 1 each."]

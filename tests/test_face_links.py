@@ -104,15 +104,15 @@ def test_links_change_a_full_clustering_and_survive_the_next(
     _cluster(cli, url, method, "--full")
     (a, photo_a), (b, photo_b) = _biggest(faces_settings)[:2]
     assert photo_a != photo_b and len(set(_person_of(faces_settings, a, b))) == 1
-    told = _ok(cli, "-d", url, "faces", "different", str(a), str(b)).stdout
-    assert f"in person {_person_of(faces_settings, a)[0]}: the link moves no face now; " \
+    told = " ".join(_ok(cli, "-d", url, "faces", "different", str(a), str(b)).stdout.split())
+    assert f"in person {_person_of(faces_settings, a)[0][:8]}: the link moves no face now; " \
         "`rbv cluster --full` puts them apart" in told
 
     c, d = _biggest(faces_settings, 1)[0][0], _biggest(faces_settings, 2)[0][0]
     q, r = _person_of(faces_settings, c, d)
     assert q != r
     told = _ok(cli, "-d", url, "faces", "same", str(c), str(d)).stdout
-    assert q in told and r in told and "one person" in told
+    assert q[:8] in told and r[:8] in told and "one person" in told
 
     for _ in range(2):  # the links hold, and hold again in the next full run
         _cluster(cli, url, method, "--full")

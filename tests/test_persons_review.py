@@ -130,6 +130,20 @@ def test_suggest_ranks_true_merges_first_and_its_command_accepts_one(
     assert table.exit_code == 0, table.output
     assert "…" not in table.stdout  # at 80 columns nothing is cut short
     assert f"rbv persons merge {again['suggestions'][0]['keep']['id']} " in table.stdout
+    # The order is said, and how many pairs there are beyond those listed: here and
+    # at any score, as `rbv serve` counts them (issue 52 #4).
+    assert all(len(line) <= 80 for line in table.stdout.splitlines()
+               if "rbv persons merge" not in line), table.stdout  # (a command is whole)
+    said = " ".join(table.stdout.split())
+    assert "Order: as `rbv serve` asks, the score times the faces a \"yes\" puts right" in said
+    every = json.loads(run_cli(cli, "-d", url, "persons", "suggest", "--json", "--min-score",
+                               "0", "--limit", "100000").stdout)["suggestions"]
+    assert again["scoring"] == sum(s["probability"] >= 0.5 for s in every) > 3
+    assert again["candidates"] == len(every) > again["scoring"]
+    assert len(again["suggestions"]) == min(20, again["scoring"])
+    assert (f"3 of the {again['scoring']:,} pairs scoring at least 0.50 (--limit shows "
+            f"more); {len(every):,} candidate pairs of any score, which `rbv serve` asks "
+            "about (--min-score 0 lists them).") in said, said
 
 
 def test_review_shows_a_stranger_first_and_one_command_takes_it_out(

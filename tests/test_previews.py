@@ -109,10 +109,11 @@ def _link_then_cluster(cli, settings: Settings, kind: str, faces: list[int]) -> 
     happened = _changes(linked, _state(settings))
     assert happened, "the link changes persons at the next full run"
     for change in happened:  # the dry run said so, first for the linked faces' persons
-        if change["person"] in {start[0][f] for f in faces}:
-            words = f"{change['before']} → {change['after']} faces"
-            assert any(change["person"][:8] in line and words in line
-                       for line in said.splitlines()), (change, said)
+        if change["person"] in {start[0][f] for f in faces}:  # (the link's part, then
+            lines = [line for line in said.splitlines()  # the rest from there)
+                     if change["person"][:8] in line and " → " in line]
+            assert lines[0].split(": ")[1].startswith(f"{change['before']} → "), (change, said)
+            assert f" → {change['after']} faces" in lines[-1], (change, said)
     forecast = preview["forecast"]
     assert sorted(forecast["changes"], key=_order) == happened
     assert (forecast["moved"], forecast["created"], forecast["removed"]) == \
@@ -207,3 +208,60 @@ def test_import_folders_dry_run_reports_what_the_import_then_does(
         assert folder["assigned"] == sum(1 for f in changed if after[0][f] == into), folder
     assert preview["to_index"] == 0  # every photo was indexed: the dry run is the run
     assert early["to_index"] == len(unindexed)
+
+
+def test_a_link_says_its_own_changes_first_and_apart_and_a_bystander_s_size(
+        cli, faces_settings: Settings) -> None:
+    """`faces same A B --dry-run` listed the link's one move among the many the next full
+    run makes anyway, and did not say that B was an 18-px bystander (issue 52 #1): the
+    link's changes come first, apart; the others are those the run without the link
+    makes (checked by running it); the faces' sizes are said, a small one pointed out."""
+    url = str(faces_settings.database_url)
+    _ok(cli, "-d", url, "cluster", "--full", *MADE_BY[1])  # the bare full run redoes much
+    (big, photo), = _biggest(faces_settings)[:1]
+    with psycopg.connect(url) as conn:
+        sizes = dict(conn.execute("SELECT id, round(face_short)::int FROM face_detections"
+                                  ).fetchall())
+        small = conn.execute(
+            "SELECT id FROM face_detections WHERE image_id <> %s AND person_id IS DISTINCT "
+            "FROM (SELECT person_id FROM face_detections WHERE id = %s) "
+            "ORDER BY face_short, id LIMIT 1", (photo, big)).fetchone()[0]
+    big = max((f for f, _ in _biggest(faces_settings)), key=lambda f: (sizes[f], -f))
+    assert sizes[small] < sizes[big] / 2  # a face in the background of a close-up
+    start = _state(faces_settings)
+    said = run_cli(cli, "-d", url, "faces", "same", str(big), str(small), "--dry-run",
+                   env={"COLUMNS": "80"}).stdout.splitlines()
+    preview = _ok(cli, "-d", url, "faces", "same", str(big), str(small), "--dry-run",
+                  "--json")
+    assert _state(faces_settings) == start
+    assert preview["caution"] and all(len(line) <= 80 for line in said), said
+    assert f"Look first: face {small} is small ({sizes[small]} px short edge; face {big}: " \
+        f"{sizes[big]} px): a bystander's face, perhaps? Check it is the person you mean." \
+        in " ".join(said), said
+    forecast = preview["forecast"]
+    mine = forecast["by_edit"]
+    assert mine, said  # the link moves something at the next full run
+    at = said.index(" Because of the link:")
+    assert said[at - 1].startswith("The next `rbv cluster --full` would move ")
+    anyway = said.index(next(line for line in said if line.startswith(" With or without "
+                                                                        "the link (")))
+    assert len(mine) == anyway - at - 1
+    assert all(c["person"][:8] in said[at + 1 + i] for i, c in enumerate(mine)), said
+
+    # What the run changes with or without the link is what it does without it.
+    ran = _ok(cli, "-d", url, "cluster", "--full", "--json")
+    assert ran["reassigned"] > 0
+    after = _state(faces_settings)
+
+    def ends(changes: list[dict[str, Any]]) -> dict[int, str | None]:
+        left = {f: "none" for c in changes for f in c["left"]}
+        return left | {f: c["person"] or "new" for c in changes for f in c["joined"]}
+
+    def really(face: int) -> str | None:
+        p = after[0][face]
+        return "none" if p is None else "new" if p not in start[2] else p
+
+    linked = {f for c in mine for f in c["joined"] + c["left"]}
+    predicted = ends(forecast["changes"])
+    assert linked and all(really(f) == predicted[f] for f in set(predicted) - linked)
+    assert all(really(f) != predicted[f] for f in linked)

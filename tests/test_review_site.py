@@ -37,6 +37,14 @@ def test_site_opens_from_disk_with_every_image_and_link_resolving(
         cli, page: Page, faces_settings: Settings, tmp_path: Path) -> None:
     url = str(faces_settings.database_url)
     assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    # After the first suggestion is accepted, the pairs most worth answering are not in
+    # the order of their scores: the page lists them strongest first, as it says.
+    first = json.loads(run_cli(cli, "-d", url, "persons", "suggest", "--json").stdout)
+    assert run_cli(cli, "-d", url, *first["suggestions"][0]["command"].split()[1:]
+                   ).exit_code == 0
+    ranked = [s["probability"] for s in json.loads(run_cli(  # as many as the site shows
+        cli, "-d", url, "persons", "suggest", "--json", "--limit", "50").stdout)["suggestions"]]
+    assert ranked != sorted(ranked, reverse=True)
     persons = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json",
                                  "--limit", "0").stdout)
     assert run_cli(cli, "-d", url, "persons", "name", persons[0]["id"], HOSTILE).exit_code == 0
@@ -59,6 +67,9 @@ def test_site_opens_from_disk_with_every_image_and_link_resolving(
     assert f"rbv persons not-this-person {persons[0]['id']} " in text
     suggestions = (out / "suggestions.html").read_text(encoding="utf-8")
     assert "rbv persons merge " in suggestions
+    # "strongest evidence first", as the page says (issue 52 #4: 0.99 came before 1.00)
+    scores = [float(s) for s in re.findall(r"\d+\. score (\d\.\d\d)</h3>", suggestions)]
+    assert len(scores) == len(ranked) and scores == sorted(scores, reverse=True), scores
 
     shots = tmp_path / "screenshots"
     shots.mkdir()

@@ -195,8 +195,20 @@ def test_write_into_files_keeps_the_original_and_heic_gets_a_sidecar(
     original = jpeg.read_bytes()
     run_index(open_database(settings), settings, [tmp_path], analyzer=sface_analyzer)
     _name_by_position(settings)
-    result = run_cli(cli, "-d", str(settings.database_url), "export-xmp", "--write-into-files",
-                     "--json")
+    url = str(settings.database_url)
+    for run, verb in (("--dry-run", "would be "), ("--write-into-files", "")):
+        said = run_cli(cli, "-d", url, "export-xmp", "--write-into-files", run)
+        assert said.exit_code == 0, said.output
+        # What was written is said as such: a photo rewritten, its original kept beside
+        # it, not "0 sidecar(s) created, 2 updated" (issue 52 #3).
+        lines = said.stdout.splitlines()
+        assert lines[0].startswith(f"1 photo(s) {verb}rewritten, 1 sidecar(s) {verb}created, "
+                                   f"0 {verb}updated, 0 unchanged, 0 skipped; "), lines
+        assert lines[1] == (f"1 backup(s) of the originals {verb}left beside them as "
+                            "PHOTO_original (exiftool's name).")
+    again = run_cli(cli, "-d", url, "export-xmp", "--write-into-files")
+    assert again.stdout.startswith("0 sidecar(s) created, 0 updated, 2 unchanged"), again.output
+    result = run_cli(cli, "-d", url, "export-xmp", "--write-into-files", "--json")
     assert result.exit_code == 0, result.output
     targets = {f["target"] for f in json.loads(result.stdout)["files"]}
     assert targets == {str(jpeg), str(heic) + ".xmp"}

@@ -62,22 +62,43 @@ def eras(
         print_json(document)
         return
     whom, *new = who(db, pid, *result.new_persons)
-    typer.echo(f"{whom[0].upper()}{whom[1:]}: {len(result.face_ids)} faces, "
-               f"{document['faces_with_year']} with an EXIF year.")
-    for i, e in enumerate(result.eras, 1):
-        dated = sum(result.years[r] is not None for r in e.rows)
-        typer.echo(f"  era {i}: {len(e.rows):>4} faces, {_years(e, dated)}"
-                   f"{', thin' if e.thin else ''}")
+    for line in _lines(whom, result.eras, result.years):
+        typer.echo(line)
     if apply:
         typer.echo(f"Created {len(created)} person(s): {', '.join(new)}." if created
                    else "Nothing to split: fewer than two anchored eras.")
 
 
+def _lines(whom: str, eras: list[Era], years: list[float | None]) -> list[str]:
+    """The eras in words. That photos carry no date is said once, not on every era (a
+    library without EXIF years has dozens of one-face fragments): eras with a year are
+    listed, undated thin fragments summed up in one line."""
+    dated_faces, faces = sum(y is not None for y in years), len(years)
+    head = f"{whom[0].upper()}{whom[1:]}: {faces} faces, {dated_faces or 'none'} with an " \
+           "EXIF year"
+    lines = [head + ("." if dated_faces == faces else
+                     f" (the photos of {faces - dated_faces} carry no date)." if dated_faces
+                     else ".\nTheir photos carry no date, so eras are by look alone.")]
+    undated_thin = []
+    for e in eras:
+        dated = sum(years[r] is not None for r in e.rows)
+        if e.thin and not dated:
+            undated_thin.append(len(e.rows))
+            continue
+        year = f", {_years(e, dated)}" if dated else ", no dated photo" if dated_faces else ""
+        lines.append(f"  era {len(lines)}: {len(e.rows):>4} faces{year}"
+                     f"{', thin' if e.thin else ''}")
+    if undated_thin:
+        least, most = min(undated_thin), max(undated_thin)
+        lines.append(f"  {len(undated_thin)} thin fragment(s)"
+                     f"{' of undated photos' if dated_faces else ''}: {sum(undated_thin)} "
+                     f"faces, {least if least == most else f'{least}–{most}'} each.")
+    return lines
+
+
 def _years(era: Era, dated: int) -> str:
     """The era's years, and from how many of its faces when not all have one: "2019" of
     one dated face among nine read as if all nine were of 2019."""
-    if not era.first_year:
-        return "no year"
     span = (f"{era.first_year}" if era.first_year == era.last_year
             else f"{era.first_year}–{era.last_year} (mostly {era.dominant_year})")
     return span if dated == len(era.rows) else f"only {dated} with a year: {span}"

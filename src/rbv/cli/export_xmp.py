@@ -70,12 +70,22 @@ def export_xmp_command(
                 typer.echo(printable(f"{f.photo if f.action == 'skipped' else f.target}: "
                                      f"{note}"))
         summary = report.as_dict()
-        typer.echo(f"{summary['created']} sidecar(s) {verb}created, {summary['updated']} "
-                   f"{verb}updated, {summary['unchanged']} unchanged, "
+        rewritten = sum(f.into and f.written for f in report.files)
+        backups = sum(f.backup_made for f in report.files)
+        sidecars = {a: sum(f.action == a and not f.into for f in report.files)
+                    for a in ("created", "updated")}
+        typer.echo((f"{rewritten} photo(s) {verb}rewritten, " if rewritten else "")
+                   + f"{sidecars['created']} sidecar(s) {verb}created, "
+                   f"{sidecars['updated']} {verb}updated, {summary['unchanged']} unchanged, "
                    f"{summary['skipped']} skipped; "
                    f"{summary['regions_added']} region(s) {verb}added, "
                    f"{summary['conflicts']} conflict(s), {summary['failed']} failed "
                    f"(pack {report.pack}).")
+        if rewritten:
+            kept = f"; {rewritten - backups} had one from an earlier run" \
+                if rewritten > backups else ""
+            typer.echo(f"{backups} backup(s) of the originals {verb}left beside them as "
+                       f"PHOTO_original (exiftool's name){kept}.")
         if report.temps_removed:
             typer.echo(f"Removed {len(report.temps_removed)} temporary file(s) that "
                        "interrupted runs left.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from typing import Annotated
 
 import typer
@@ -21,8 +23,9 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what the link
                                             "change; change nothing.")]
 ForecastOption = Annotated[bool | None, typer.Option(
     "--forecast/--no-forecast", help="Say what the next `rbv cluster --full` will change, "
-    "person by person, by running it after the link and rolling it back (as long as that "
-    "run takes). Default: with --dry-run only.", show_default=False)]
+    "person by person, by running it after the link and rolling it back, and again "
+    "without the link to tell what the link changes from what the run changes anyway (as "
+    "long as those two runs take). Default: with --dry-run only.", show_default=False)]
 
 
 def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
@@ -45,14 +48,22 @@ def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
                    f"(edit #{result.edit_id}; `rbv persons undo` removes it).")
     else:
         typer.echo(f"Faces {', '.join(map(str, faces))} were linked as {kind} already.")
-    typer.echo(result.effect[0].upper() + result.effect[1:] + ".")
+    _say(result.effect[0].upper() + result.effect[1:] + ".")
+    if result.caution:
+        _say(f"Look first: {result.caution}.")
     if result.overrides:
-        typer.echo(("It would override " if dry_run else "This overrides ") + result.overrides
-                   + (": they would be removed." if dry_run else
-                      ": removed (`rbv persons undo` puts them back)."))
+        _say(("It would override " if dry_run else "This overrides ") + result.overrides
+             + (": they would be removed." if dry_run else
+                ": removed (`rbv persons undo` puts them back)."))
     if result.forecast is not None:
-        for line in result.forecast.lines():
+        for line in result.forecast.lines(edit="the link"):
             typer.echo(line)
+
+
+def _say(text: str) -> None:
+    """A paragraph, wrapped to the terminal ($COLUMNS first, as Rich reads it)."""
+    typer.echo(textwrap.fill(text, max(40, shutil.get_terminal_size().columns),
+                             break_on_hyphens=False))
 
 
 @app.command("same")
@@ -68,8 +79,9 @@ def same(ctx: typer.Context, faces: FacesArg,
     Every `rbv cluster` (any method, full or incremental) keeps them together.
     Faces without a person follow at the next `rbv cluster`, assigned ones at
     `rbv cluster --full`. With --dry-run (or --forecast) the output says what
-    that full run will change, person by person: it runs it after the link
-    and rolls both back.
+    that full run will change, person by person, the link's own changes first
+    and apart: it runs it with and without the link and rolls all back. A face
+    far smaller than the other (a bystander's?) is pointed out.
     Refused for two faces of one photo, or faces placed by hand in different
     persons; and, unless --override, for faces linked `different`, or a face
     rejected (`persons not-this-person`) from a person another of them was

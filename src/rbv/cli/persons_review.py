@@ -4,6 +4,8 @@ that fixes it (registered on the ``persons`` group)."""
 from __future__ import annotations
 
 import os
+import shutil
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -79,7 +81,8 @@ def suggest(
         return
     if not report.suggestions:
         cut = f" scoring at least {min_score:.2f}" if min_score > 0 else ""
-        hint = "; --min-score 0 lists every candidate" if min_score > 0 else ""
+        hint = (f"; --min-score 0 lists the {report.candidates:,} candidate pair(s) of any "
+                "score") if min_score > 0 and report.candidates else ""
         typer.echo(f"No merge suggestions{cut} among {report.persons:,} persons "
                    f"({report.pack}){hint}.")
         return
@@ -89,9 +92,21 @@ def suggest(
         table.add_row(str(s.rank), _label(s.keep.name, s.keep.id),
                       _label(s.other.name, s.other.id), f"{s.probability:.2f}", s.why)
     print_table(table, optional=["why"], whole=["keep", "merge"])
-    typer.echo("score: the chance that the pair is one person, calibrated from how rarely "
-               "two different people look this alike (impostor model: "
-               f"{report.impostor_source}) and from the answers given in `rbv serve`.")
+    notes = [
+        "score: the chance that the pair is one person, calibrated from how rarely two "
+        f"different people look this alike (impostor model: {report.impostor_source}) and "
+        "from the answers given in `rbv serve`.",
+        "Order: as `rbv serve` asks, the score times the faces a \"yes\" puts right, so a "
+        "likely pair of small persons can come after a less likely pair of large ones.",
+        (f"{len(report.suggestions)} of the {report.scoring:,} pairs" if
+         report.scoring > len(report.suggestions) else f"All {report.scoring:,} pair(s)")
+        + f" scoring at least {min_score:.2f}"
+        + (" (--limit shows more)" if report.scoring > len(report.suggestions) else "")
+        + f"; {report.candidates:,} candidate pairs of any score, which `rbv serve` asks "
+        "about (--min-score 0 lists them)."]
+    width = max(40, shutil.get_terminal_size().columns)  # $COLUMNS first, as Rich reads it
+    for note in notes:
+        typer.echo(textwrap.fill(note, width))
     typer.echo("To accept a suggestion, run its command:")
     for s in report.suggestions:
         typer.echo(f"  {s.rank:>2}  {s.command}")

@@ -68,6 +68,12 @@ class XmpFile:
     unchanged: int = 0
     conflicts: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what else was found, and done
+    into: bool = False  # the target is the photo itself (--write-into-files)
+    backup_made: bool = False  # its NAME_original was made by this run (would be)
+
+    @property
+    def written(self) -> bool:
+        return self.action in ("created", "updated")
 
 
 @dataclass
@@ -88,6 +94,8 @@ class ExportXmpReport:
     def as_dict(self) -> dict[str, object]:
         return {"pack": self.pack, "dry_run": self.dry_run,
                 "created": self.count("created"), "updated": self.count("updated"),
+                "photos_rewritten": sum(f.into and f.written for f in self.files),
+                "backups_made": sum(f.backup_made for f in self.files),
                 "unchanged": self.count("unchanged"), "skipped": self.count("skipped"),
                 "regions_added": sum(f.added for f in self.files),
                 "regions_named": sum(f.named for f in self.files),
@@ -218,11 +226,11 @@ class _Writer:
                  else lambda: replace_unchanged(target, data, seen))
 
     def photo(self, photo: Path, original: bytes, seen: Seen, data: bytes,
-              indexed: Digest | None) -> None:
+              indexed: Digest | None) -> bool:
         """Rewrite ``photo`` (read as ``original``, from the file ``seen``) after making
-        sure its backup is a complete copy of an original. When the photo changed
-        meanwhile, a backup made for this rewrite goes too: it is of no version the
-        user still has."""
+        sure its backup is a complete copy of an original; whether that backup was made
+        now. When the photo changed meanwhile, a backup made for this rewrite goes too:
+        it is of no version the user still has."""
         target = photo_target(photo)
         backup = backup_of(target)
         trusted = {Digest.of(original), *([indexed] if indexed else [])}
@@ -244,6 +252,7 @@ class _Writer:
                 with contextlib.suppress(FileNotFoundError):
                     backup.unlink()
             raise
+        return made
 
 
 def _written(path: Path, write: Callable[[], None]) -> None:
@@ -310,13 +319,15 @@ def _export_one(path: str, row: PhotoRow, ours: list[Region], roots: Sequence[st
     if plan.changes == 0:
         return result  # nothing new: the file is left byte for byte as it is
     result.action = "created" if packet.data is None else "updated"
+    result.into = into
     if options.dry_run:
+        result.backup_made = into and not os.path.lexists(backup_of(photo_target(target)))
         return result
     data = apply_plan(packet, plan, size, target)
     if into:
         assert packet.data is not None and packet.seen is not None  # else read_packet raised
         verify_photo(data, target)
-        writer.photo(target, packet.data, packet.seen, data, indexed)
+        result.backup_made = writer.photo(target, packet.data, packet.seen, data, indexed)
     else:
         writer.sidecar(target, data, packet.seen)
     return result

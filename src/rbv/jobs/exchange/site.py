@@ -41,7 +41,11 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
     with writing_folder(out, "site"), recorded_run(db, "site", parameters) as run, \
             db.connect() as conn:
         evidence = load_evidence(conn, pack_name)
-        ranked = merge_suggestions(conn, evidence, None, min_score)[:suggestions]
+        # The pairs most worth answering (as `rbv serve` asks them), shown strongest
+        # evidence first, as the page says: worth ranks a likely pair of small persons
+        # below a less likely pair of large ones.
+        ranked = sorted(merge_suggestions(conn, evidence, None, min_score)[:suggestions],
+                        key=lambda s: (-s.probability, s.rank))
         fits = [faces_least_typical_first(evidence, i) for i in range(len(evidence.persons))]
         wanted = [f for person_fits in fits for f, _ in person_fits[:max_faces]]
         position = {p.id: i for i, p in enumerate(evidence.persons)}
@@ -73,9 +77,10 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
                 (len(split.kept), len(split.moved)) if split else None,
                 split.command if split else None))
         site_suggestions = [SiteSuggestion(
-            s.rank, s.keep.id, s.other.id, s.probability, s.why, s.command,
+            rank, s.keep.id, s.other.id, s.probability, s.why, s.command,
             [face(f) for f in typical[s.keep.id] if f in shown],
-            [face(f) for f in typical[s.other.id] if f in shown]) for s in ranked]
+            [face(f) for f in typical[s.other.id] if f in shown])
+            for rank, s in enumerate(ranked, 1)]
         source = PhotoSource(photo_files(conn), max_pixels, long_edge=DECODE_LONG_EDGE)
         report = write_site(source, out, f"rbv persons ({evidence.pack.name})", persons,
                             site_suggestions)

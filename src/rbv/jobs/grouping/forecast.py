@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg
 
@@ -66,33 +66,84 @@ class PersonChange:
         gone = ", then removed (no face left)" if self.removed else ""
         return f"{who}: {self.before} → {self.after} faces{detail}{gone}"
 
+    def part(self, faces: set[int], before: int | None = None) -> PersonChange | None:
+        """This change made of the moves of ``faces`` alone (None: none of them moves
+        here), from ``before`` faces (default: where the whole change starts)."""
+        joined = [f for f in self.joined if f in faces]
+        left = [f for f in self.left if f in faces]
+        if not joined and not left:
+            return None
+        start = self.before if before is None else before
+        after = start + len(joined) - len(left)
+        return PersonChange(self.person, self.name, start, after, joined, left,
+                            self.removed and after == 0)
+
 
 @dataclass(frozen=True)
 class ClusterForecast:
-    """What one clustering run would change, person by person."""
+    """What one clustering run would change, person by person; with ``by_edit`` (an
+    edit's forecast made beside the run without it), which of those changes the edit
+    makes, the others being made with or without it."""
 
     command: str
     moved: int  # faces that change person
     created: int  # persons it creates
     removed: int  # persons it deletes
     changes: list[PersonChange] = field(default_factory=list)
+    by_edit: list[PersonChange] | None = None  # the changes the edit makes (its faces' moves)
+    anyway: list[PersonChange] = field(default_factory=list)  # the others
 
     def as_dict(self) -> dict[str, object]:
         return {"command": self.command, "moved": self.moved, "created": self.created,
-                "removed": self.removed, "changes": [c.as_dict() for c in self.changes]}
+                "removed": self.removed, "changes": [c.as_dict() for c in self.changes],
+                "by_edit": None if self.by_edit is None else [
+                    c.as_dict() for c in self.by_edit]}
 
-    def lines(self, limit: int = SHOWN_CHANGES) -> list[str]:
-        """The forecast in words: a summary line, then one line per person."""
+    def lines(self, limit: int = SHOWN_CHANGES, edit: str = "the edit") -> list[str]:
+        """The forecast in words: a summary line, then one line per person (those of
+        ``edit``, when told apart, first and apart)."""
         if not self.moved and not self.removed:
             return [f"The next `{self.command}` would move no face."]
         head = (f"The next `{self.command}` would move {_count(self.moved, 'face')}"
                 + (f", create {_count(self.created, 'person')}" if self.created else "")
                 + (f", remove {_count(self.removed, 'emptied person')}" if self.removed
                    else "") + ":")
-        shown = [f"  {c.words()}" for c in self.changes[:limit]]
-        more = len(self.changes) - limit
-        tail = [f"  … and {more} more person(s) (--json lists them all)"] if more > 0 else []
-        return [head, *shown, *tail]
+        if self.by_edit is None:
+            return [head, *_listed(self.changes, limit)]
+        if not self.by_edit:
+            return [head, f" {edit[0].upper()}{edit[1:]} changes none of it: the run makes "
+                    f"these moves without it too.", *_listed(self.anyway, limit)]
+        mine = [f" Because of {edit}:", *_listed(self.by_edit, limit)]
+        if not self.anyway:
+            return [head, *mine, f" Nothing else: without {edit} it would move no face."]
+        moved = len({f for c in self.anyway for f in c.left + c.joined})
+        return [head, *mine, f" With or without {edit} ({_count(moved, 'face')}):",
+                *_listed(self.anyway, limit)]
+
+    def beside(self, without: ClusterForecast) -> ClusterForecast:
+        """This forecast, of a run after an edit, told apart from ``without``, the same
+        run's without the edit: the edit's changes are the moves of the faces that end
+        elsewhere (a face the run puts in a new person ends "in a new person" in both);
+        the others' sizes start where the edit's leave them, so that read in order the
+        two parts end where the run does."""
+        def ends(forecast: ClusterForecast) -> dict[int, uuid.UUID | None]:
+            left = {f: _NO_PERSON for c in forecast.changes for f in c.left}
+            return left | {f: c.person for c in forecast.changes for f in c.joined}
+
+        mine, other = ends(self), ends(without)
+        faces = {f for c in [*self.changes, *without.changes] for f in c.left + c.joined}
+        edited = {f for f in faces if mine.get(f, _STAYS) != other.get(f, _STAYS)}
+        rest = faces - edited
+        by_edit, anyway = [], []
+        for c in self.changes:  # the rest from where the edit's moves leave each person
+            edit = c.part(edited)
+            by_edit += [edit] if edit else []
+            anyway += [p] if (p := c.part(rest, edit.after if edit else None)) else []
+        return replace(self, by_edit=by_edit, anyway=anyway)
+
+
+_STAYS = uuid.UUID(int=0)  # where a face the run does not move ends: where it is
+_NO_PERSON = uuid.UUID(int=1)  # where a face that leaves its person for none ends
 
 
 def forecast_full_cluster(db: Database, conn: psycopg.Connection, pack: PackRow,
@@ -131,6 +182,13 @@ def forecast_full_cluster(db: Database, conn: psycopg.Connection, pack: PackRow,
                                 c.person is None, -len(c.joined) - len(c.left),
                                 str(c.person), c.joined))
     return ClusterForecast(FULL_CLUSTER, len(moved), len(created), len(removed), changes)
+
+
+def _listed(changes: list[PersonChange], limit: int) -> list[str]:
+    shown = [f"  {c.words()}" for c in changes[:limit]]
+    more = len(changes) - limit
+    return [*shown, *([f"  … and {more} more person(s) (--json lists them all)"]
+                      if more > 0 else [])]
 
 
 def _count(n: int, thing: str) -> str:

@@ -31,6 +31,7 @@ from rbv.jobs.persons.overrides import settle
 from rbv.store.queries import contradictions, links
 from rbv.store.queries.links import LinkedFace
 from rbv.store.queries.pack_lookup import pack_row
+from rbv.store.queries.persons import short_id
 from rbv.store.server.connection import Database
 
 if TYPE_CHECKING:  # the forecast needs the clustering stack; a plain link does not
@@ -46,12 +47,15 @@ class LinkResult:
     edit_id: int | None  # its entry in the edit log (None: dry run or nothing new)
     overrides: str = ""  # the earlier decisions it removed, in words
     forecast: ClusterForecast | None = None  # the next `rbv cluster --full`, when asked
+    caution: str = ""  # a face far smaller than another (a bystander's?), in words
 
     def as_dict(self) -> dict[str, object]:
         return {"link": "same" if self.same else "different", "added": self.added,
                 "effect": self.effect, "edit": self.edit_id, "overrides": self.overrides,
+                "caution": self.caution,
                 "faces": [{"id": f.id, "person": None if f.person_id is None
-                           else str(f.person_id), "name": f.person_name} for f in self.faces],
+                           else str(f.person_id), "name": f.person_name,
+                           "short_edge": round(f.short_edge, 1)} for f in self.faces],
                 "forecast": None if self.forecast is None else self.forecast.as_dict()}
 
 
@@ -63,9 +67,10 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
     by hand. With ``override`` a "same" link removes the earlier "different" links and
     rejections it contradicts (and says so). With ``forecast`` the next
     ``rbv cluster --full`` is run after the link, in the edit's transaction, and rolled
-    back, to say what it will change (as long as that run takes, under the pack's
-    lock); a dry run makes the same forecast as the real run. ``answers``: a review's
-    answers, kept with the edit (as ``edits.merge``'s)."""
+    back, to say what it will change, and again without the link, to tell what the
+    link changes from what the run changes anyway (as long as those two runs take,
+    under the pack's lock); a dry run makes the same forecast as the real run.
+    ``answers``: a review's answers, kept with the edit (as ``edits.merge``'s)."""
     ids = [int(f) for f in face_ids]
     twice = sorted(f for f, n in Counter(ids).items() if n > 1)
     if twice:
@@ -102,17 +107,43 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
         else:
             _refuse_different(conn, faces)
             pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+        if forecast:
+            from rbv.jobs.grouping.forecast import forecast_full_cluster
+
+            pack = pack_row(conn, pack_id)
+            first = list(dict.fromkeys(f.person_id for f in faces if f.person_id))
+            without = forecast_full_cluster(db, conn, pack, first)
         added = links.add_links(conn, same, pairs)
         effect = _effect(faces, same)
         kind = "one person" if same else "different persons"
         edit.summary = f"faces {', '.join(map(str, ids))} are {kind}" + (
             f"; overrides {overrides}" if overrides else "")
         if forecast:
-            from rbv.jobs.grouping.forecast import forecast_full_cluster
+            predicted = forecast_full_cluster(db, conn, pack, first).beside(without)
+    return LinkResult(same, faces, added, effect, edit.logged_id, overrides, predicted,
+                      _caution(faces) if same else "")
 
-            first = list(dict.fromkeys(f.person_id for f in faces if f.person_id))
-            predicted = forecast_full_cluster(db, conn, pack_row(conn, pack_id), first)
-    return LinkResult(same, faces, added, effect, edit.logged_id, overrides, predicted)
+
+SMALL_FACE = 32
+"""Short edge (pixels) under which a face is too small to tell who it is with any
+confidence: twice the smallest face rbv keeps (``DEFAULT_MIN_FACE``)."""
+
+
+def _caution(faces: list[LinkedFace]) -> str:
+    """A word on the faces a "same" link joins when one is small (under
+    :data:`SMALL_FACE`) or under half the size of the largest: often a bystander's
+    face, picked by mistake."""
+    largest = max(faces, key=lambda f: f.short_edge)
+    small = [f for f in faces
+             if f.short_edge < SMALL_FACE or f.short_edge < largest.short_edge / 2]
+    if not small:
+        return ""
+    ids = ", ".join(str(f.id) for f in small)
+    sizes = ", ".join(f"{f.short_edge:.0f}" for f in small)
+    which = f"face {ids} is" if len(small) == 1 else f"faces {ids} are"
+    return (f"{which} small ({sizes} px short edge; face {largest.id}: "
+            f"{largest.short_edge:.0f} px): a bystander's face, perhaps? Check it is the "
+            "person you mean")
 
 
 def _refuse_same(conn: psycopg.Connection, faces: list[LinkedFace]) -> list[int]:
@@ -162,16 +193,18 @@ def _refuse_different(conn: psycopg.Connection, faces: list[LinkedFace]) -> None
 
 
 def _where(faces: list[LinkedFace]) -> str:
-    """The persons the faces are in, in words."""
-    by: dict[uuid.UUID | None, list[int]] = {}
+    """The persons the faces are in, with the faces' sizes, in words."""
+    by: dict[uuid.UUID | None, list[LinkedFace]] = {}
     for f in faces:
-        by.setdefault(f.person_id, []).append(f.id)
+        by.setdefault(f.person_id, []).append(f)
     names = {f.person_id: f.person_name for f in faces}
     parts = []
-    for person, ids in by.items():
+    for person, these in by.items():
         who = ("no person" if person is None else
-               f"person {person}" + (f" ({names[person]!r})" if names[person] else ""))
-        parts.append(f"face{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} in {who}")
+               f"{names[person]} ({short_id(person)})" if names[person] else
+               f"person {short_id(person)}")
+        sized = ", ".join(f"{f.id} ({f.short_edge:.0f} px)" for f in these)
+        parts.append(f"face{'s' if len(these) > 1 else ''} {sized} in {who}")
     return "; ".join(parts)
 
 

@@ -3,7 +3,7 @@ optionally with a side-by-side contact sheet per pair."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rbv.jobs.persons.evidence import (
@@ -32,12 +32,15 @@ class SuggestReport:
     persons: int
     impostor_source: str
     suggestions: list[Suggestion]
+    scoring: int  # pairs scoring at least min_score, of which ``suggestions`` are the first
+    candidates: int  # pairs of any score: what `rbv serve` asks about (its --min-score 0)
     sheets: list[Path] = field(default_factory=list)
     unreadable: list[int] = field(default_factory=list)  # faces shown as grey tiles
 
     def as_dict(self) -> dict[str, object]:
         return {"pack": self.pack, "persons": self.persons,
-                "impostor_model": self.impostor_source,
+                "impostor_model": self.impostor_source, "scoring": self.scoring,
+                "candidates": self.candidates,
                 "suggestions": [s.as_dict() for s in self.suggestions],
                 "sheets": [str(p) for p in self.sheets], "unreadable_faces": self.unreadable}
 
@@ -45,14 +48,17 @@ class SuggestReport:
 def suggest(db: Database, pack_name: str | None, limit: int, *,
             min_score: float = DEFAULT_MIN_SCORE, sheet_dir: Path | None = None,
             max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> SuggestReport:
-    """The ``limit`` strongest merge suggestions of the pack scoring at least
-    ``min_score``; with ``sheet_dir``, a PNG per suggestion (``NN_<keep>_<merge>.png``:
-    the two persons side by side)."""
+    """The first ``limit`` merge suggestions of the pack scoring at least ``min_score``,
+    most worth answering first (as ``rbv serve`` asks them), with how many score so and
+    how many candidates there are in all; with ``sheet_dir``, a PNG per suggestion
+    (``NN_<keep>_<merge>.png``: the two persons side by side)."""
     with db.connect() as conn:
         evidence = load_evidence(conn, pack_name)
-        suggestions = merge_suggestions(conn, evidence, None, min_score)[:limit]
+        candidates = merge_suggestions(conn, evidence, None, 0.0)
+    scoring = [s for s in candidates if s.probability >= min_score]
+    suggestions = [replace(s, rank=rank) for rank, s in enumerate(scoring[:limit], 1)]
     report = SuggestReport(evidence.pack.name, len(evidence.persons), evidence.model_source,
-                           suggestions)
+                           suggestions, len(scoring), len(candidates))
     if sheet_dir is None:
         return report
     for s in suggestions:

@@ -21,14 +21,15 @@ class LinkedFace:
     person_id: uuid.UUID | None
     manual: bool
     person_name: str | None
+    short_edge: float  # of its box, in the photo's pixels
 
 
 def linked_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[LinkedFace]:
     """The faces (those that exist), with their person and its name, in id order."""
-    return [LinkedFace(int(r[0]), int(r[1]), int(r[2]), r[3], bool(r[4]), r[5])
+    return [LinkedFace(int(r[0]), int(r[1]), int(r[2]), r[3], bool(r[4]), r[5], float(r[6]))
             for r in conn.execute(
                 "SELECT f.id, f.image_id, f.pack_id, f.person_id, "
-                "coalesce(f.assigned_by = 'manual', false), n.name "
+                "coalesce(f.assigned_by = 'manual', false), n.name, f.face_short "
                 "FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id "
                 "WHERE f.id = ANY(%s::bigint[]) ORDER BY f.id", ([int(f) for f in face_ids],))]
 

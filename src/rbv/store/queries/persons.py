@@ -16,7 +16,9 @@ import psycopg
 
 from rbv.errors import ConfigError, PersonNotFound
 
-_UUID_PREFIX = re.compile(r"^[0-9a-f-]{4,36}$")
+_SHORTEST_PREFIX = 4
+"""Characters of an id's start taken as that id: fewer would often name several persons."""
+_UUID_PREFIX = re.compile(rf"^[0-9a-f-]{{{_SHORTEST_PREFIX},36}}$")
 _NOT_TEXT = {"Cc", "Cs", "Zl", "Zp"}  # control characters, surrogates, line breaks
 
 
@@ -119,8 +121,8 @@ def largest_persons(conn: psycopg.Connection, pack_id: int, faces: int, at_least
 
 
 def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
-    """A person by uuid, unique uuid prefix (≥ 4 characters), name (any case, ``_`` as a
-    space) or unique part of a name ("Obama" for "Barack Obama").
+    """A person by uuid, unique uuid prefix (≥ 4 characters: ``_SHORTEST_PREFIX``),
+    name (any case, ``_`` as a space) or unique part of a name ("Obama" for "Barack Obama").
 
     A merged person resolves to the person it was merged into. Several matches are
     refused, naming each candidate (name and short id)."""
@@ -141,7 +143,8 @@ def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
             "SELECT person_id FROM person_names WHERE strpos(lower(replace(name, '_', ' ')), "
             "lower(replace(%s, '_', ' '))) > 0 ORDER BY name LIMIT 10", (ref,))]
     if not found:
-        raise PersonNotFound(f"no person matches {ref!r}; see `rbv persons list`")
+        raise PersonNotFound(f"no person matches {ref!r}{_too_short(conn, ref)}; "
+                             "see `rbv persons list`")
     # A name kept by a person merged into another names that other person.
     survivors = list(dict.fromkeys(_surviving(conn, p) for p in found))
     if len(survivors) > 1:
@@ -152,6 +155,23 @@ def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
         raise PersonNotFound(f"{ref!r} matches several persons: {shown}{more}; give more of "
                              "the name or of the id")
     return survivors[0]
+
+
+def _too_short(conn: psycopg.Connection, ref: str) -> str:
+    """Why ``ref`` found no id when it is an id's start too short to be taken as one
+    (under 4 characters, which would often name several persons), with the persons
+    whose ids start so; "" otherwise."""
+    ref = ref.lower()
+    if not ref or _UUID_PREFIX.match(ref) or not _UUID_PREFIX.match(ref + "0" * 4):
+        return ""
+    starting = [r[0] for r in conn.execute(
+        "SELECT id FROM persons WHERE merged_into IS NULL AND id::text LIKE %s "
+        "ORDER BY id LIMIT 4", (ref + "%",))]
+    least = f": give at least {_SHORTEST_PREFIX} characters of an id"
+    if not starting:
+        return least
+    shown = ", ".join(short_id(p) for p in starting[:3]) + (", …" if len(starting) > 3 else "")
+    return f"{least} ({shown} start{'s' if len(starting) == 1 else ''} so)"
 
 
 SHORT_ID = 8
