@@ -558,8 +558,11 @@ class _Handler(BaseHTTPRequestHandler):
             total = sum(self.fake.downloads.values())
             outage = (faults.down_after_downloads is not None
                       and total > faults.down_after_downloads)
-        if outage:
+        if outage:  # as a dead server: kept-alive connections hang up too
+            with self.fake.lock:
+                self.fake.down = True
             threading.Thread(target=self.fake.stop, daemon=True).start()
+            self.close_connection = True
             self._error(503, "Service Unavailable")
             return
         data = asset.data
