@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rbv.errors import ImmichError
+from rbv.immich.client import ImmichAuthError
 from rbv.immich.people import ImmichPeopleClient
 from tests.conftest import FACES, PACK, SHARED, run_cli
 from tests.pgserver import PasswordServer
@@ -255,8 +256,13 @@ def test_an_error_answer_is_one_line_with_the_servers_words(world: World) -> Non
             client.name_person(unknown, "Nobody")
         with pytest.raises(ImmichError) as not_an_id:
             client.asset_faces("not-a-uuid")
+    with ImmichPeopleClient(immich.url, "wrong-" + immich.api_key, retries=0) as client, \
+            pytest.raises(ImmichAuthError) as refused:
+        client.check_key()
 
     # v1: {"message": ..., "correlationId"}; v3: {"message"} + X-Correlation-ID
+    assert "refused the API key: HTTP 401: Invalid API key (correlation id " \
+        in str(refused.value)
     assert "HTTP 400: Not found or no person" in str(no_person.value)
     assert "(correlation id " in str(no_person.value)
     line = str(not_an_id.value)

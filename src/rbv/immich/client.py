@@ -353,7 +353,7 @@ class ImmichClient:
             raise _Retryable(line)
         if resp.status_code in (401, 403):
             raise ImmichAuthError(
-                f"the Immich server at {self.url} refused the API key ({line}); check "
+                f"the Immich server at {self.url} refused the API key: {line}; check "
                 "IMMICH_API_KEY"
             )
         raise ImmichError(f"{what}: {line}")
