@@ -248,37 +248,3 @@ def page(chromium):  # type: ignore[no-untyped-def]
     yield context.new_page()
     context.close()
 
-
-# -- the real Immich server (v1.135.3), built from ../shared/immich/server -------------
-
-IMMICH_SOURCE = SHARED / "immich" / "server"
-IMMICH_ML_SOURCE = SHARED / "immich" / "machine-learning"
-
-
-@pytest.fixture(scope="session")
-def real_immich(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One real Immich server with its own PostgreSQL, Redis and the real Immich-ML
-    server serving PACK, for every real-server test of the run. Built on first use and
-    cached (``tests.support.immich_build``); a failed build or start fails the tests."""
-    from tests.support.immich_build import ImmichBuildError, ensure_build
-    from tests.support.immich_ml import ImmichMl, ImmichMlSetupError, ensure_venv
-    from tests.support.immich_real import ImmichRealError, RealImmich
-
-    recognizer = next(p for p in sorted(PACK.glob("*.onnx")) if p.name != "det_500m.onnx")
-    ml = server = None
-    try:
-        server_dir = ensure_build(IMMICH_SOURCE)
-        ml = ImmichMl(IMMICH_ML_SOURCE, ensure_venv(IMMICH_ML_SOURCE),
-                      tmp_path_factory.mktemp("real-immich-ml"), PACK / "det_500m.onnx",
-                      recognizer).start()
-        server = RealImmich(server_dir, tmp_path_factory.mktemp("real-immich"), ml.url)
-        server.start()
-    except (ImmichBuildError, ImmichMlSetupError, ImmichRealError) as exc:
-        if server is not None:
-            server.stop()
-        if ml is not None:
-            ml.stop()
-        pytest.fail(f"the real Immich server could not be set up: {exc}")
-    yield server
-    server.stop()
-    ml.stop()

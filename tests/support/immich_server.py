@@ -8,6 +8,12 @@ oversized downloads, and outages (the listening socket is closed: connection ref
 either on demand or after N downloads; :meth:`FakeImmich.restart` brings the server
 back on the same port.
 
+It answers as v1.132.3 by default; set :attr:`FakeImmich.version` to a v3 one and it
+answers as v3 does where rbv can tell: ``PATCH /people/{id}`` exists (v1 has only
+``PUT``), job counts come from ``GET /queues`` (from v2.4.0), and an error is
+``{"message"}`` with an ``X-Correlation-ID`` header. :attr:`FakeImmich.methods` counts
+the requests by method and path pattern.
+
 As the real server (v1.135.3) does: ``POST /search/metadata`` orders by ``fileCreatedAt``
 only and pages with OFFSET, so assets sharing a time come in an order that depends on
 the page asked for (PostgreSQL's top-N sort): ties repeat or vanish between pages, the
@@ -97,6 +103,12 @@ class FakeImmich(LoopbackServer):
         self.extra_images = 0  # images /assets/statistics counts but search never lists
         self.template_on = False  # storage template: originalPath under library/<owner>
         self.file_names: dict[str, str] = {}  # id -> originalFileName, overriding
+        self.version: dict[str, Any] = dict(VERSION)
+        self.methods: Counter[str] = Counter()  # "PATCH /people/{id}", "GET /jobs", ...
+
+    @property
+    def v3(self) -> bool:
+        return int(self.version["major"]) >= 3
 
     def restart(self) -> None:
         self.faults.down_after_downloads = None
@@ -176,6 +188,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: Any) -> None:
         names = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
                  503: "Service Unavailable"}
+        if self.fake.v3:
+            data = json.dumps({"message": message}).encode()
+            self.send_response(status)
+            self.send_header("X-Correlation-ID", "fake-correlation")
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         self._send_json(status, {"message": message, "error": names.get(status, "Error"),
                                  "statusCode": status})
 
@@ -205,12 +226,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- endpoints ---------------------------------------------------------------------
 
+    def _count(self, method: str, path: str) -> None:
+        pattern = re.sub(r"/[0-9a-f-]{36}", "/{id}", path.removeprefix("/api"))
+        with self.fake.lock:
+            self.fake.methods[f"{method} {pattern}"] += 1
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         parts = urlsplit(self.path)
+        self._count("GET", parts.path)
         if not self._prelude(parts.path):
             return
         if parts.path == "/api/server/version":
-            self._send_json(200, VERSION, "getServerVersion")
+            self._send_json(200, self.fake.version, "getServerVersion")
         elif parts.path == "/api/users/me":
             self._send_json(200, _USER, "getMyUser")
         elif parts.path == "/api/assets/statistics":
@@ -219,6 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
                             "getAssetStatistics")
         elif parts.path == "/api/jobs":
             self._jobs()
+        elif parts.path == "/api/queues" and self.fake.v3:
+            self._queues()
         elif parts.path == "/api/faces":
             self._faces(parse_qs(parts.query))
         elif match := _ORIGINAL.match(parts.path):
@@ -232,6 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         parts = urlsplit(self.path)
+        self._count("POST", parts.path)
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length)
         if not self._prelude(parts.path):
@@ -250,8 +280,19 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"Cannot POST {parts.path}")
 
+    def do_PATCH(self) -> None:  # noqa: N802
+        parts = urlsplit(self.path)
+        if self.fake.v3 and _PERSON.match(parts.path):
+            self.do_PUT()  # v3: the same update as PUT (which it deprecates)
+            return
+        self._count("PATCH", parts.path)
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        if self._prelude(parts.path):
+            self._error(404, f"Cannot PATCH {parts.path}")
+
     def do_PUT(self) -> None:  # noqa: N802
         parts = urlsplit(self.path)
+        self._count(self.command, parts.path)
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length)
         if not self._prelude(parts.path):
@@ -382,6 +423,18 @@ class _Handler(BaseHTTPRequestHandler):
                              "facialRecognition")}
         self._send_json(200, body)
 
+    def _queues(self) -> None:
+        """v2.4.0 on: ``GET /queues``, one entry per queue."""
+        if not self.fake.admin:
+            self._error(403, "Forbidden")
+            return
+        self._send_json(200, [
+            {"name": name, "isPaused": False, "statistics": {
+                "active": 0, "completed": 0, "delayed": 0, "failed": 0, "paused": 0,
+                "waiting": self.fake.queued_jobs if name == "faceDetection" else 0}}
+            for name in ("thumbnailGeneration", "metadataExtraction", "faceDetection",
+                         "facialRecognition", "smartSearch")])
+
     def _reassign(self, person_id: str, body: Any) -> None:
         """Every face of ``data[].personId`` on ``data[].assetId`` to the path's person."""
         if not self._valid("reassignFaces", "/people/{id}/reassign", "put", body) \
@@ -505,8 +558,11 @@ class _Handler(BaseHTTPRequestHandler):
             total = sum(self.fake.downloads.values())
             outage = (faults.down_after_downloads is not None
                       and total > faults.down_after_downloads)
-        if outage:
+        if outage:  # as a dead server: kept-alive connections hang up too
+            with self.fake.lock:
+                self.fake.down = True
             threading.Thread(target=self.fake.stop, daemon=True).start()
+            self.close_connection = True
             self._error(503, "Service Unavailable")
             return
         data = asset.data

@@ -1,5 +1,14 @@
 """A small Immich REST client: version probe, metadata search paging, faces, originals.
 
+It speaks to Immich v1.x to v3.x (tested: v1.135.3 and v3.1.0). What changed between
+them is decided by the server's version (``GET /api/server/version``, asked once at
+start): from v2.4.0 the job counts come from ``GET /api/queues`` (``GET /api/jobs`` is
+deprecated there), from v3.0.0 updates use ``PATCH`` (the ``PUT`` updates are deprecated;
+v1/v2 have no ``PATCH``). An error answer becomes one line with the server's own message,
+whichever shape it has: v1/v2's ``{"message": str | [str], "error", "statusCode",
+"correlationId"}`` or v3's ``{"message": …}`` / ``{"message": "Validation failed",
+"errors": [{"path", "message"}, …]}`` with the ``X-Correlation-ID`` header.
+
 Transient failures (connection errors, timeouts, truncated bodies, HTTP 5xx) are
 retried with exponential backoff; what still fails becomes :class:`ImmichTransient`
 (the staging run counts it toward its circuit breaker). The API key travels only in
@@ -29,6 +38,14 @@ from rbv.errors import ImmichError, ImmichUnavailable, printable
 from rbv.immich.assets import FaceBox, ImmichAsset
 
 MAX_PAGE_SIZE = 1000
+MAX_ERROR_BYTES = 64 << 10
+"""The most of an error answer read for its message (the rest is not read)."""
+MAX_ERROR_CHARS = 400
+QUEUES_SINCE = (2, 4, 0)
+"""The first version with ``GET /api/queues`` (``GET /api/jobs`` deprecated from then)."""
+PATCH_SINCE = (3, 0, 0)
+"""The first version whose updates take ``PATCH`` (the ``PUT`` ones deprecated)."""
+_VERSION_PART = re.compile(r"\d{1,6}")
 _DETECTION_QUEUES = ("thumbnailGeneration", "metadataExtraction", "faceDetection")
 _CHUNK = 1 << 20
 MIN_DOWNLOAD_RATE = 64 << 10
@@ -51,6 +68,55 @@ class Download:
     path: Path
     sha256: str
     size: int
+
+
+def error_line(status: int, body: Any, correlation_id: str | None = None) -> str:
+    """One line for an Immich error answer: ``HTTP 400: Validation failed: id: Invalid
+    UUID (correlation id …)``; ``body`` is the parsed JSON (None when there is none)."""
+    parts = [f"HTTP {status}"]
+    if isinstance(body, dict):
+        message = body.get("message")
+        texts = [str(m) for m in message] if isinstance(message, list) \
+            else [str(message)] if message not in (None, "") else []
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            shown = [_issue(e) for e in errors[:5]]
+            if len(errors) > 5:
+                shown.append(f"and {len(errors) - 5} more")
+            texts = [": ".join(texts + ["; ".join(shown)])] if texts else ["; ".join(shown)]
+        if texts:
+            parts.append("; ".join(texts))
+        if correlation_id is None and isinstance(body.get("correlationId"), str):
+            correlation_id = body["correlationId"]
+    line = ": ".join(parts)
+    if correlation_id:
+        line += f" (correlation id {correlation_id[:80]})"
+    line = printable(line)
+    return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS - 1] + "…"
+
+
+def _issue(error: Any) -> str:
+    """One validation issue: v3's zod ``{"path": [...], "message"}`` as ``path: message``."""
+    if not isinstance(error, dict):
+        return str(error)
+    path = error.get("path")
+    where = ".".join(str(p) for p in path) if isinstance(path, list) else ""
+    message = str(error.get("message") or error.get("code") or "invalid")
+    return f"{where}: {message}" if where else message
+
+
+def parse_version(body: Any) -> tuple[int, int, int]:
+    """(major, minor, patch) of a ``GET /api/server/version`` answer; ``ValueError`` if
+    it is not one."""
+    if not isinstance(body, dict):
+        raise ValueError("not an object")
+    parts = []
+    for key in ("major", "minor", "patch"):
+        value = body[key]
+        if isinstance(value, bool) or not _VERSION_PART.fullmatch(str(value)):
+            raise ValueError(f"{key} is not a version number")
+        parts.append(int(value))
+    return parts[0], parts[1], parts[2]
 
 
 def redact_url(url: str) -> str:
@@ -88,6 +154,7 @@ class ImmichClient:
         self._retries = retries
         self._retry_wait_s = retry_wait_s
         self.max_download_bytes = max_download_bytes
+        self._version: tuple[int, int, int] | None = None
 
     def __repr__(self) -> str:
         return f"ImmichClient({self.url!r})"
@@ -108,12 +175,29 @@ class ImmichClient:
         :class:`ImmichUnavailable` if the server does not answer."""
         try:
             body = self._json("GET", "/server/version", retry=retry)
-            return f"{body['major']}.{body['minor']}.{body['patch']}"
-        except (ImmichTransient, KeyError, TypeError) as exc:
+            self._version = parse_version(body)
+        except (ImmichTransient, KeyError, ValueError) as exc:
             raise ImmichUnavailable(
                 f"the Immich server at {self.url} does not answer ({exc}); check --url / "
                 "IMMICH_URL and that the server is up, then re-run"
             ) from None
+        return ".".join(map(str, self._version))
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        """The server's (major, minor, patch), asked once."""
+        if self._version is None:
+            self.server_version()
+        assert self._version is not None
+        return self._version
+
+    @property
+    def update_method(self) -> str:
+        """``PATCH`` where the server takes it (v3 on), else ``PUT``: decided by the
+        version the server reports (already asked at start) rather than by trying, since
+        a PATCH refused by a reverse proxy or an older server would read as a failed
+        write, and trying would cost a request per client."""
+        return "PATCH" if self.version >= PATCH_SINCE else "PUT"
 
     def check_key(self) -> str:
         """The key's user (``GET /api/users/me``): ``/server/version`` answers any key,
@@ -134,14 +218,20 @@ class ImmichClient:
 
     def queued_detection_jobs(self) -> int:
         """Jobs queued or running in Immich's thumbnail, metadata and face-detection
-        queues (``GET /api/jobs``, admin keys only): until they are done, an asset
-        without faces may just not have been looked at yet."""
-        body = self._json("GET", "/jobs")
+        queues (``GET /api/queues`` from v2.4.0, ``GET /api/jobs`` before; admin keys
+        only): until they are done, an asset without faces may just not have been looked
+        at yet."""
+        kinds = ("active", "waiting", "delayed", "paused")
         try:
-            return sum(int(body[queue]["jobCounts"][kind])
-                       for queue in _DETECTION_QUEUES
-                       for kind in ("active", "waiting", "delayed", "paused"))
-        except (KeyError, TypeError, ValueError):
+            if self.version >= QUEUES_SINCE:
+                body = self._json("GET", "/queues")
+                counts = {q["name"]: q["statistics"] for q in body}
+            else:
+                body = self._json("GET", "/jobs")
+                counts = {queue: body[queue]["jobCounts"] for queue in _DETECTION_QUEUES}
+            return sum(_count(counts[queue][kind]) for queue in _DETECTION_QUEUES
+                       for kind in kinds)
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise ImmichError(f"unexpected job counts from {self.url}") from None
 
     def search_images(self, page: int, size: int, order: str = "asc",
@@ -256,15 +346,27 @@ class ImmichClient:
                 f"{what}: {self.url} answered with a redirect (HTTP {resp.status_code}"
                 + (f" to {where}" if where else "") + "); check IMMICH_URL / --url: it "
                 "must be the address of the Immich server itself"))
+        if resp.status_code < 400:
+            return
+        line = self._error_line(resp)
         if resp.status_code >= 500:
-            raise _Retryable(f"HTTP {resp.status_code}")
+            raise _Retryable(line)
         if resp.status_code in (401, 403):
             raise ImmichAuthError(
-                f"the Immich server at {self.url} refused the API key (HTTP "
-                f"{resp.status_code}); check IMMICH_API_KEY"
+                f"the Immich server at {self.url} refused the API key: {line}; check "
+                "IMMICH_API_KEY"
             )
-        if resp.status_code >= 400:
-            raise ImmichError(f"{what}: HTTP {resp.status_code}")
+        raise ImmichError(f"{what}: {line}")
+
+    @staticmethod
+    def _error_line(resp: httpx.Response) -> str:
+        """:func:`error_line` of a streamed error answer, its body read only up to
+        :data:`MAX_ERROR_BYTES` (a body that is too big, cut off or not JSON is left out)."""
+        try:
+            body = read_json(resp, MAX_ERROR_BYTES)
+        except (BodyTooLarge, ValueError, httpx.HTTPError):
+            body = None
+        return error_line(resp.status_code, body, resp.headers.get("x-correlation-id"))
 
     def _describe(self, exc: httpx.TransportError) -> str:
         kind = type(exc).__name__
@@ -291,6 +393,12 @@ class ImmichClient:
             return retrying(attempt)
         except _Retryable as exc:
             raise ImmichTransient(f"{exc} (after {self._retries} retries)") from None
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 53:
+        raise ValueError("not a count")
+    return value
 
 
 class ImmichAuthError(ImmichError):

@@ -1,7 +1,8 @@
 """Immich's people and faces, as ``immich-push`` reads and changes them.
 
 Only these calls are used: ``GET /api/people``, ``POST /api/people`` (create a person
-with a name), ``PUT /api/people/{id}`` (name an unnamed person), ``GET /api/faces?id=ASSET``
+with a name), ``PATCH /api/people/{id}`` (name an unnamed person; ``PUT`` before
+Immich v3, which deprecates it), ``GET /api/faces?id=ASSET``
 and ``PUT /api/faces/{personId}`` with body ``{"id": faceId}`` (Immich's
 ``reassignFacesById``: the path names the *person*, the body the face). rbv never
 deletes, merges or hides an Immich person, nor renames a named one:
@@ -111,10 +112,10 @@ class ImmichPeopleClient(ImmichClient):
             raise ImmichError(f"malformed faces of asset {asset_id} ({exc})") from None
 
     def name_person(self, person_id: str, name: str) -> None:
-        """Give an (unnamed) person a name (``PUT /api/people/{id}``)."""
+        """Give an (unnamed) person a name (``PATCH /api/people/{id}``; ``PUT`` before v3)."""
         if not ASSET_ID.fullmatch(person_id):
             raise ImmichError(f"{printable(person_id)[:80]!r} is not an Immich id")
-        self._json("PUT", f"/people/{person_id}", json={"name": name})
+        self._json(self.update_method, f"/people/{person_id}", json={"name": name})
 
     def assign_face(self, face_id: str, person_id: str) -> None:
         """Put one face in one person (``PUT /api/faces/{personId}``, body the face)."""

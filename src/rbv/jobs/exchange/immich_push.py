@@ -9,9 +9,9 @@ Immich's are scaled to the original before the IoU. A matched Immich face is
 - left alone when its person already has the name (any Immich person of that name);
 - when it is in an unnamed person (Immich's own clustering) and every face rbv matched
   in that person has the same rbv name, and no Immich person has that name yet: the
-  whole person is *named* (``PUT /api/people/{id}``), so the faces rbv never saw (too
-  small to stage, say) keep their cluster and get the name too. Of several unnamed
-  people agreeing on one name, the one with most matched faces is named;
+  whole person is *named* (``PATCH /api/people/{id}``; ``PUT`` before v3), so the faces
+  rbv never saw (too small to stage, say) keep their cluster and get the name too. Of
+  several unnamed people agreeing on one name, the one with most matched faces is named;
 - otherwise put in the named person (found by name or created) when it has no person,
   or an unnamed one whose matched faces disagree on the name;
 - left alone and reported as a *conflict* when its person has another name (a user
