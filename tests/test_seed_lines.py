@@ -268,3 +268,18 @@ def test_several_packs_none_named_lists_them_and_a_manifest_names_its_own(
                   "--min-face", "30", "--json")
     assert result.exit_code == 0, result.output
     assert sum(s["written"] for s in json.loads(result.stdout)["facesets"]) > 0
+
+
+def test_a_library_from_before_folders_were_recorded_learns_its_folder_at_the_next_embed(
+        cli, faces_settings: Settings) -> None:
+    settings = Settings(database_url=faces_settings.database_url,
+                        data_dir=faces_settings.data_dir)
+    with psycopg.connect(str(settings.database_url)) as conn:
+        conn.execute("UPDATE model_packs SET folder = NULL")  # as schema 24 leaves it
+    lost = _rbv(cli, settings, "embed", "--dry-run")
+    assert lost.exit_code == 1
+    assert lost.stderr.startswith("Error: model pack 'scrfd_sface' is not in ")
+    assert _rbv(cli, settings, "embed", "--model-pack", str(PACK)).exit_code == 0
+    found = _rbv(cli, settings, "embed", "--dry-run")
+    assert found.exit_code == 0, found.output
+    assert found.stdout == "Would scan 0 images with scrfd_sface; nothing was written.\n"
