@@ -52,11 +52,11 @@ def _seed_line(line: str, settings: Settings, galleries: Path | None = None,
                           timeout=600, check=False)
 
 
-def _one(url: str, sql: str, *args: object) -> object:
+def _count(url: str, sql: str) -> int:
     with psycopg.connect(url) as conn:
-        row = conn.execute(sql, args).fetchone()
+        row = conn.execute(sql).fetchone()
     assert row is not None
-    return row[0]
+    return int(row[0])
 
 
 # --- rbv migrate -----------------------------------------------------------------------
@@ -168,7 +168,7 @@ def test_seed_cluster(faces_settings: Settings) -> None:
     url = str(faces_settings.database_url)
     done = _seed_line(CLUSTER, faces_settings)
     assert done.returncode == 0, done.stderr
-    faces = int(_one(url, "SELECT count(*) FROM face_detections"))  # type: ignore[call-overload]
+    faces = _count(url, "SELECT count(*) FROM face_detections")
     assert done.stdout.startswith("Pack scrfd_sface: evidence")
     assert f"{faces} new faces: 0 joined known persons, {faces} clustered" in done.stdout
     assert sum(_persons(url).values()) == faces
@@ -182,7 +182,7 @@ def test_seed_cluster_threshold_is_a_similarity(faces_settings: Settings) -> Non
                                   "(--threshold)")
     # Connected components at similarity 0.75: each face of a person of several faces
     # has one of them at least that similar (a distance of 0.75 would link far more).
-    lonely = _one(url, """
+    lonely = _count(url, """
         SELECT count(*) FROM face_detections f JOIN face_embeddings e ON e.face_id = f.id
         WHERE f.person_id IN (SELECT person_id FROM face_detections GROUP BY person_id
                               HAVING count(*) > 1)
@@ -239,7 +239,7 @@ def test_export_swap_discover_embed_use_the_library_pack(
                   "--swap-min-face", "30", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["counts"]["photos"] == new  # indexed with the pack
-    assert _one(str(settings.database_url), "SELECT count(*) FROM model_packs") == 1
+    assert _count(str(settings.database_url), "SELECT count(*) FROM model_packs") == 1
 
     result = _rbv(cli, settings, "embed", "--dry-run")
     assert result.exit_code == 0, result.output
