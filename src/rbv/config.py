@@ -38,6 +38,10 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("rbv", appauthor=False))
 
 
+DEFAULT_MODEL_PACK = "buffalo_l"
+"""The pack a run uses when none is named and the library has none yet."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know about its environment.
@@ -47,7 +51,9 @@ class Settings:
 
     database_url: str | None = None
     data_dir: Path = Path()
-    model_pack: str = "buffalo_l"
+    # None: neither --model-pack nor RBV_MODEL_PACK named one; a command that runs models
+    # then takes the library's own (jobs.library.analyzer.with_library_pack)
+    model_pack: str | None = None
     device: str = "auto"
     connect_timeout_s: int = 10
     server_linger_s: float = DEFAULT_SERVER_LINGER_S  # embedded server: idle time before it stops

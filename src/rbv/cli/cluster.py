@@ -24,8 +24,10 @@ def cluster(
     threshold: Annotated[
         float | None,
         typer.Option(min=0.0, max=1.0,
-                     help="Threshold methods: cosine similarity (0-1, higher = stricter). "
-                     "Default: the pack's calibrated value (`rbv eval --calibrate --store`), "
+                     help="Threshold methods: cosine similarity (0-1, higher = stricter; "
+                     "not a distance, as refine's are). An incremental run groups the new "
+                     "faces with it, --full every face. Default: the pack's calibrated value "
+                     "(`rbv eval --calibrate --store`), "
                      f"else rbv's built-in one for the recognizer, else {DEFAULT_THRESHOLD}.",
                      show_default=False),
     ] = None,

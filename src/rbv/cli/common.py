@@ -34,9 +34,10 @@ ModelPackOption = Annotated[
     str | None,
     typer.Option("--model-pack", help="Model pack, by name (in ~/.insightface/models) or "
                  "folder: the models a run uses, and whose faces it works on (faces of "
-                 "different packs are never compared). Default: $RBV_MODEL_PACK; else "
-                 "buffalo_l where models run, and the database's only pack where faces are "
-                 "only read.", show_default=False),
+                 "different packs are never compared). Default: $RBV_MODEL_PACK; else the "
+                 "library's only pack (from the folder it last ran from), else buffalo_l in "
+                 "a library without faces; with several packs, name one.",
+                 show_default=False),
 ]
 DeviceOption = Annotated[
     str | None,

@@ -22,7 +22,7 @@ from rbv.cli.progress import ProgressReporter
 from rbv.cluster.refine import RefineParams
 from rbv.jobs.exchange.discover import DiscoverParams, discover
 from rbv.jobs.exchange.export_swap import SwapParams
-from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 
@@ -95,6 +95,7 @@ def discover_command(
     """
     settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device)
     db = open_database(settings)
+    settings = with_library_pack(settings, db)
     analyzer = None
     if not dry_run:
         analyzer = load_face_analyzer(settings)

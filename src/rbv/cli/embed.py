@@ -27,6 +27,7 @@ from rbv.jobs.library.analyzer import (
     load_face_analyzer,
     load_pack_info,
     with_inference_workers,
+    with_library_pack,
 )
 from rbv.jobs.library.carry import CarrySummary, forget_said
 from rbv.jobs.library.embed import count_embed_work, run_embed
@@ -80,6 +81,7 @@ def embed(
                            path_map=path_map_of(path_map))
     settings = with_inference_workers(settings)
     db = open_database(settings)
+    settings = with_library_pack(settings, db)
     if dry_run:
         pack = load_pack_info(settings)
         todo = count_embed_work(db, settings, pack)

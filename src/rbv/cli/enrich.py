@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
-from rbv.jobs.library.analyzer import load_landmark_models
+from rbv.jobs.library.analyzer import load_landmark_models, with_library_pack
 from rbv.jobs.library.enrich import run_enrich
 from rbv.store import open_database
 
@@ -39,6 +39,7 @@ def enrich(
     """
     settings = settings_of(ctx, database_url=database, model_pack=model_pack)
     db = open_database(settings)
+    settings = with_library_pack(settings, db)
     pack = settings.model_pack
     models = load_landmark_models(settings)
     console = Console(stderr=True)

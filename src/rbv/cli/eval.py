@@ -22,7 +22,7 @@ from rbv.cli.progress import ProgressReporter
 from rbv.cli.tables import print_table
 from rbv.cluster.calibrations import DEFAULT_METHOD
 from rbv.cluster.evaluation import BASELINE
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, RbvError
 from rbv.jobs.grouping.eval import (
     EvalReport,
     library_settings,
@@ -30,7 +30,8 @@ from rbv.jobs.grouping.eval import (
     scratch_settings,
     store_calibration,
 )
-from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
+from rbv.store import open_database
 
 
 def eval_(
@@ -77,6 +78,12 @@ def eval_(
     if store and not calibrate:
         raise ConfigError("--store saves what --calibrate measures; add --calibrate")
     settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device)
+    try:
+        library = open_database(settings)
+    except RbvError:  # no library yet: eval needs none (the default pack then)
+        library = None
+    if library is not None:
+        settings = with_library_pack(settings, library)
     work = settings if settings.database_url else scratch_settings(settings)
     analyzer = load_face_analyzer(settings)
     # The library's database: where `rbv cluster` reads its settings and --store writes.

@@ -21,8 +21,8 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.tables import print_table
-from rbv.jobs.exchange.export_swap import WEIGHTS, SwapParams, export_swap
-from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.exchange.export_swap import WEIGHTS, SwapParams, export_swap, read_manifest
+from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
 from rbv.store import open_database
 
 _D = SwapParams()
@@ -80,6 +80,7 @@ def export_swap_command(
     settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device,
                            ml_uri=ml_uri)
     db = open_database(settings)
+    settings = with_library_pack(settings, db, read_manifest(manifest).get("pack"))
     analyzer = load_face_analyzer(settings)
     params = SwapParams(top=top, outlier=outlier, pad=pad, size=size, min_face=min_face,
                         candidates=candidates, candidate_match=candidate_match,

@@ -32,7 +32,7 @@ from rbv.jobs.exchange.immich_stage import (
     StageSummary,
     stage_library,
 )
-from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
 from rbv.jobs.library.index import IndexSummary, run_index
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database, open_database
@@ -102,7 +102,8 @@ def immich_stage(
                           "Account Settings → API Keys)")
     db = open_database(settings)
     indexing = not no_index and not dry_run
-    analyzer = load_face_analyzer(settings) if indexing else None  # fail fast: bad pack
+    analyzer = (load_face_analyzer(with_library_pack(settings, db))  # fail fast: bad pack
+                if indexing else None)
     options = StageOptions(out_dir=out, user=user, min_face=min_face, workers=workers,
                            page_size=page_size, breaker_threshold=BREAKER_THRESHOLD,
                            dry_run=dry_run)

@@ -21,7 +21,7 @@ from rbv.cli.progress import ProgressReporter
 from rbv.cli.tables import print_table
 from rbv.errors import printable
 from rbv.jobs.exchange.import_folders import ImportParams, import_folders
-from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 
@@ -79,6 +79,7 @@ def import_folders_command(
     """
     settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device)
     db = open_database(settings)
+    settings = with_library_pack(settings, db)
     mixed = mixed or []
     if not no_index and not dry_run:
         analyzer = load_face_analyzer(settings)

@@ -28,6 +28,7 @@ from rbv.jobs.library.analyzer import (
     describe_analyzer,
     load_face_analyzer,
     with_inference_workers,
+    with_library_pack,
 )
 from rbv.jobs.library.carry import forget_said
 from rbv.jobs.library.index import IndexSummary, run_index
@@ -37,8 +38,13 @@ from rbv.store import open_database
 
 def index(
     ctx: typer.Context,
-    targets: Annotated[list[Path], typer.Argument(
-        help="Folders (galleries, chunks, roots, any folder) or files.", show_default=False)],
+    targets: Annotated[list[Path] | None, typer.Argument(
+        help="Folders (galleries, chunks, roots, any folder) or files.", metavar="TARGETS",
+        show_default=False)
+    ] = None,
+    target: Annotated[list[Path] | None, typer.Option(
+        "--target", help="A folder or file to index, as TARGETS (repeatable; added to "
+        "TARGETS when both are given).", show_default=False)] = None,
     no_embed: Annotated[bool, typer.Option(
         "--no-embed", help="Only catalogue; leave face detection to `rbv embed`.")] = False,
     include: Annotated[list[str] | None, typer.Option(
@@ -61,7 +67,7 @@ def index(
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Catalogue photos under TARGETS, then detect and embed every face.
+    """Catalogue photos under TARGETS (and each --target), then detect and embed every face.
 
     Incremental: files already catalogued (same size and modification time) are
     skipped, images already scanned with the model pack are not scanned again. A file
@@ -84,6 +90,8 @@ def index(
 
         rbv index ~/Pictures --no-embed --json
 
+        rbv index --target /mnt/galleries --ml-uri http://ml:3003
+
         RBV_MODEL_PACK=../shared/models/scrfd_sface rbv index ../shared/data/faces
 
         rbv index /Volumes/photos --path-map /mnt/photos=/Volumes/photos
@@ -98,11 +106,15 @@ def index(
                            min_face=min_face, ml_uri=ml_uri,
                            path_map=path_map_of(path_map))
     settings = with_inference_workers(settings)
+    targets = [*(targets or ()), *(target or ())]
+    if not targets:
+        raise ConfigError("name what to index: rbv index FOLDER (or --target FOLDER)")
     missing = missing_targets(targets)
     if missing:
         raise ConfigError(f"no such file or folder: {missing[0]}; check the path (is the "
                           "disk mounted?)")
     db = open_database(settings)
+    settings = with_library_pack(settings, db)
     reporter = ProgressReporter(enabled=not as_json)
     analyzer = None
     if not no_embed and not dry_run:

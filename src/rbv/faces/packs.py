@@ -325,5 +325,6 @@ def load_pack(
         name=folder.name,
         files={m.path.name: cached_sha256(m.path, hash_cache) for m in (detector, recognizer)},
         embedding_dim=dim,
+        folder=folder.resolve(),
     )
     return ModelPack(name=folder.name, path=folder, models=models, info=info)

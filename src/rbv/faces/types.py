@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +31,7 @@ class PackInfo:
     name: str
     files: dict[str, str]  # file name -> sha256
     embedding_dim: int
+    folder: Path | None = field(default=None, compare=False)  # None: a remote server's
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rbv.config import Settings
+from rbv.config import DEFAULT_MODEL_PACK, Settings
 from rbv.errors import ConfigError, InferenceServerDown, InferenceUnavailable
 from rbv.faces.defaults import DEFAULT_DECODE_LONG_EDGE
 from rbv.faces.types import ImageFaces
@@ -56,8 +56,8 @@ def remote_analyzer(settings: Settings) -> ServerPool:
     """The analyzer for ``--ml-uri`` (one or more servers): the model is the pack's name
     (a pack folder's name when ``--model-pack`` is a path); every server is checked at
     start (see :meth:`ServerPool.start`)."""
-    model = Path(settings.model_pack).name if "/" in settings.model_pack or "\\" in \
-        settings.model_pack else settings.model_pack
+    pack = settings.model_pack or DEFAULT_MODEL_PACK
+    model = Path(pack).name if "/" in pack or "\\" in pack else pack
     servers = [RemoteFaceAnalyzer(url, model, embedding_dim=settings.ml_embedding_dim,
                                   clip_model=settings.ml_clip_model,
                                   min_score=settings.det_threshold,

@@ -238,7 +238,8 @@ def store_calibration(db: Database, pack: PackInfo, report: EvalReport, folder: 
     evidence method; it transfers between libraries) and each threshold method's best
     threshold on these photos (which does not transfer: see docs/clustering.md)."""
     with db.transaction() as conn:
-        row = register_pack(conn, pack.name, pack.files, pack.embedding_dim)
+        row = register_pack(conn, pack.name, pack.files, pack.embedding_dim,
+                            pack.folder)
         update_pack_settings(conn, row.id, {
             "impostor": {**report.impostor, "estimated": False,
                          "source": f"labelled different-person pairs of {folder}"},

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rbv.config import Settings
+from rbv.config import DEFAULT_MODEL_PACK, Settings
 from rbv.errors import ModelPackError
 from rbv.faces.types import FaceAnalyzer, PackInfo
+from rbv.store import Database
+from rbv.store.queries.pack_lookup import find_pack, pack_folders
 
 if TYPE_CHECKING:
     from rbv.faces.landmarks import LandmarkModel
@@ -23,6 +25,34 @@ CPU_WORKERS_MAX = 16
 """On the CPU: one worker per core, up to this many. Measured on that machine's 16
 cores: 4 workers 124 images/s, 16 183 (the whole run 23.2 s against 17.1 s); on 2 cores
 2 × 1-thread sessions beat 1 × 2 threads by 10-50 %."""
+
+
+def with_library_pack(settings: Settings, db: Database, named: str | None = None) -> Settings:
+    """``settings`` with the model pack a run's models come from, the first of: the one
+    ``--model-pack`` or ``RBV_MODEL_PACK`` named; the one ``named`` (by a manifest); the
+    library's only pack; :data:`DEFAULT_MODEL_PACK` in a library that has none. A pack
+    of the library is loaded from the folder it last ran from where that folder is here
+    (else by name, from ~/.insightface/models; a remote server's ``remote:M@host`` by
+    its model name M). Several packs and none named: find_pack's error listing them.
+    """
+    if settings.model_pack is not None:
+        return settings
+    with db.connect() as conn:
+        folders = pack_folders(conn)
+        if named is None:  # the only pack (else the error that lists them), or the default
+            named = find_pack(conn, None).name if folders else DEFAULT_MODEL_PACK
+    folder = folders.get(named)
+    if folder is not None and Path(folder).is_dir():
+        return settings.with_overrides(model_pack=folder)
+    if named.startswith("remote:"):
+        named = named.removeprefix("remote:").rsplit("@", 1)[0]
+    return settings.with_overrides(model_pack=named)
+
+
+def _pack(settings: Settings) -> str:
+    """The pack to load: a command resolves it first (:func:`with_library_pack`);
+    settings built in code without one get the default."""
+    return settings.model_pack or DEFAULT_MODEL_PACK
 
 
 def with_inference_workers(settings: Settings) -> Settings:
@@ -88,7 +118,7 @@ def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
     ids = gpu_ids(device)
     each = [settings.device] if ids is None else [f"{device.kind}:{i}" for i in ids]
     analyzers = [load_analyzer(
-        settings.model_pack, device=one, det_size=settings.det_size,
+        _pack(settings), device=one, det_size=settings.det_size,
         det_threshold=settings.det_threshold, min_face=settings.min_face, threads=threads,
         hash_cache=_hash_cache(settings),
     ) for one in each]
@@ -115,7 +145,7 @@ def load_pack_info(settings: Settings) -> PackInfo:
     model session: enough to tell which images it has scanned."""
     from rbv.faces.packs import load_pack
 
-    return load_pack(settings.model_pack, hash_cache=_hash_cache(settings)).info
+    return load_pack(_pack(settings), hash_cache=_hash_cache(settings)).info
 
 
 def load_landmark_models(settings: Settings) -> dict[ModelRole, LandmarkModel]:
@@ -130,7 +160,7 @@ def load_landmark_models(settings: Settings) -> dict[ModelRole, LandmarkModel]:
     if settings.ml_uri:
         return {}
     try:
-        pack = load_pack(settings.model_pack, hash_cache=_hash_cache(settings), download=False)
+        pack = load_pack(_pack(settings), hash_cache=_hash_cache(settings), download=False)
     except ModelPackError:
         return {}
     providers = choose_providers(settings.device, available_providers())

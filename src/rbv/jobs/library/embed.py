@@ -147,7 +147,7 @@ def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer,
     with db.transaction() as conn:
         lock_pack_preparation(conn)
         pack = register_pack(conn, analyzer.pack.name, analyzer.pack.files,
-                             analyzer.pack.embedding_dim)
+                             analyzer.pack.embedding_dim, analyzer.pack.folder)
         enqueue_catalogued(conn, pack.id)
         release_dead_claims(conn, pack.id, socket.gethostname(), process_alive,
                             settings.claim_lease_s)

@@ -34,7 +34,8 @@ def find_pack(conn: psycopg.Connection, name_or_path: str | None, *,
         return rows[0]
     known = ", ".join(sorted({p.name for p in rows})) or "none yet; run `rbv index` first"
     wanted = f"no faces for model pack {name_or_path!r}" if name_or_path else "several packs"
-    raise PackNotFound(f"{wanted} in this database (packs: {known}); pass --model-pack NAME")
+    raise PackNotFound(f"{wanted} in this database (packs: {known}); pass --model-pack NAME "
+                       "or set RBV_MODEL_PACK")
 
 
 def pack_row(conn: psycopg.Connection, pack_id: int) -> PackRow:
@@ -62,3 +63,10 @@ def pack_files(conn: psycopg.Connection, pack_id: int) -> dict[str, str]:
     """The pack's model files: name → sha256 (how a recognizer is recognised)."""
     row = conn.execute("SELECT files FROM model_packs WHERE id = %s", (pack_id,)).fetchone()
     return {str(k): str(v) for k, v in (row[0] or {}).items()} if row else {}
+
+
+def pack_folders(conn: psycopg.Connection) -> dict[str, str | None]:
+    """Every registered pack's name and the folder its models last ran from (None: a
+    remote server's model, or a pack registered before rbv recorded folders)."""
+    return {str(name): folder for name, folder in conn.execute(
+        "SELECT name, folder FROM model_packs ORDER BY id")}

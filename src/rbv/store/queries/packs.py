@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -30,9 +31,12 @@ def pack_fingerprint(files: Mapping[str, str]) -> str:
 
 
 def register_pack(
-    conn: psycopg.Connection, name: str, files: Mapping[str, str], embedding_dim: int
+    conn: psycopg.Connection, name: str, files: Mapping[str, str], embedding_dim: int,
+    folder: Path | None = None,
 ) -> PackRow:
-    """Insert the pack if its files are new (else return the existing row).
+    """Insert the pack if its files are new (else return the existing row), with the
+    ``folder`` its models were loaded from (kept when None: a run of the same files
+    elsewhere, by a remote server, says nothing about this folder).
 
     Its HNSW index is not created here: it is built once the first faces are in
     (:func:`ensure_pack_index`), which is faster than maintaining it row by row."""
@@ -46,12 +50,14 @@ def register_pack(
             "mixed, so give this pack's folder another name")
     row = conn.execute(
         """
-        INSERT INTO model_packs (name, fingerprint, files, embedding_dim)
-        VALUES (%s, %s, %s, %s)
-        ON CONFLICT (fingerprint) DO UPDATE SET name = model_packs.name
+        INSERT INTO model_packs (name, fingerprint, files, embedding_dim, folder)
+        VALUES (%s, %s, %s, %s, %s)
+        ON CONFLICT (fingerprint)
+            DO UPDATE SET folder = COALESCE(EXCLUDED.folder, model_packs.folder)
         RETURNING id, name, fingerprint, embedding_dim
         """,
-        (name, fingerprint, json.dumps(dict(files)), embedding_dim),
+        (name, fingerprint, json.dumps(dict(files)), embedding_dim,
+         None if folder is None else str(folder)),
     ).fetchone()
     assert row is not None  # INSERT … RETURNING always yields a row
     return PackRow(*row)
