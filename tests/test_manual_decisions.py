@@ -149,7 +149,8 @@ def test_faces_same_against_a_rejection_is_refused_unless_told(
     refused = run_cli(cli, "-d", url, "faces", "same", str(a), str(b))
     assert refused.exit_code == 1 and refused.output.count("\n") == 1, refused.output
     assert f"the earlier decision that face {a} is not {p}" in refused.output
-    linked = _ok(cli, "-d", url, "faces", "same", str(a), str(b), "--override").stdout
+    linked = " ".join(  # its lines are wrapped at the terminal's width
+        _ok(cli, "-d", url, "faces", "same", str(a), str(b), "--override").stdout.split())
     assert f"This overrides the earlier decision that face {a} is not {p}" in linked
     # and the rejection's links with P's faces, recorded with it
     assert f"{len(members) - 1} 'different' link(s) (faces {a}-{b}," in linked

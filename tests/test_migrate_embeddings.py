@@ -4,6 +4,7 @@ name or a manual decision, also when it is interrupted half-way and run again; m
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -24,7 +25,7 @@ from rbv.store import Database, open_database
 from rbv.store.queries.assignments import create_persons
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.neighbors import assigned_neighbors
-from rbv.store.queries.packs import has_pack_index, index_expr, register_pack
+from rbv.store.queries.packs import PackRow, has_pack_index, index_expr, pack_fingerprint
 from rbv.store.server import migrations as migrations_module
 from rbv.store.server.migrations import apply_pending, migrations_dir
 from tests.conftest import run_cli
@@ -182,6 +183,17 @@ def test_migration_keeps_every_face_name_and_decision_even_when_interrupted(
     assert all(isinstance(p, uuid.UUID) for _, p in manual)
 
 
+def _old_pack(conn: psycopg.Connection, name: str, files: dict[str, str], dim: int
+              ) -> PackRow:
+    """A pack row as schema 21 had it (no folder)."""
+    fingerprint = pack_fingerprint(files)
+    row = conn.execute("INSERT INTO model_packs (name, fingerprint, files, embedding_dim) "
+                       "VALUES (%s, %s, %s, %s) RETURNING id, name, fingerprint, embedding_dim",
+                       (name, fingerprint, json.dumps(files), dim)).fetchone()
+    assert row is not None
+    return PackRow(*row)
+
+
 def test_half_precision_migration_rebuilds_each_packs_index_and_searches_use_it(
     empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,8 +204,8 @@ def test_half_precision_migration_rebuilds_each_packs_index_and_searches_use_it(
     x = rng.normal(size=(2_000, DIM)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     with db.transaction() as conn:
-        pack = register_pack(conn, "sface", {"r.onnx": "a" * 64}, DIM)
-        empty = register_pack(conn, "other", {"r.onnx": "b" * 64}, 512)
+        pack = _old_pack(conn, "sface", {"r.onnx": "a" * 64}, DIM)
+        empty = _old_pack(conn, "other", {"r.onnx": "b" * 64}, 512)
         images = [r[0] for r in conn.execute(
             "INSERT INTO images (sha256, size_bytes, status) SELECT md5(g::text) || "
             "md5('y' || g), 1, 'ok' FROM generate_series(1, %s) g RETURNING id", (len(x),))]
