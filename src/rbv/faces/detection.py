@@ -159,28 +159,14 @@ def nms(boxes: NDArray[np.float32], scores: NDArray[np.float32], iou: float = NM
 
 def decode(outputs: list[NDArray[np.float32]], input_hw: tuple[int, int],
            strides: tuple[int, ...], num_anchors: int, threshold: float) -> Detections:
-    """Candidates above ``threshold`` from SCRFD's outputs (scores, boxes, keypoints per
-    stride, in that order), after NMS, in detector-input pixels."""
+    """Candidates above ``threshold`` from one image's SCRFD outputs (scores, boxes,
+    keypoints per stride, in that order, N×K each), after NMS, in detector-input pixels:
+    :func:`decode_batch` of a batch of one."""
     count = len(strides)
-    boxes, scores, kps = [], [], []
-    for i, stride in enumerate(strides):
-        score = outputs[i].reshape(-1)
-        hit = np.flatnonzero(score >= threshold)
-        if not hit.size:
-            continue
-        centers = anchor_centers(input_hw[0] // stride, input_hw[1] // stride, stride,
-                                 num_anchors)[hit]
-        box_d = outputs[i + count].reshape(-1, 4)[hit] * stride
-        kps_d = outputs[i + 2 * count].reshape(-1, 10)[hit] * stride
-        boxes.append(distance_to_boxes(centers, box_d))
-        kps.append(distance_to_keypoints(centers, kps_d))
-        scores.append(score[hit])
-    if not scores:
-        return empty_detections()
-    found = Detections(np.concatenate(boxes).astype(np.float32),
-                       np.concatenate(scores).astype(np.float32),
-                       np.concatenate(kps).astype(np.float32))
-    return found.select(nms(found.boxes, found.scores))
+    values = (1, 4, 10)  # a score, a box, 5 keypoints per anchor
+    one = [np.asarray(o, np.float32).reshape(1, -1, num_anchors, values[i // count])
+           for i, o in enumerate(outputs)]
+    return decode_batch(one, input_hw, strides, num_anchors, threshold, 1)[0]
 
 
 # ----- the model ---------------------------------------------------------------------
@@ -304,7 +290,7 @@ class BatchedFaceDetector(FaceDetector):
     ``max_batch`` images of the ``det_size`` square (the rest black, their results
     dropped): its session sees one input shape, uint8 pixels
     (:func:`rbv.faces.sessions.with_pixels_input`).
-    Built by :func:`open_detector` for GPU providers, where it is checked first."""
+    Built by :func:`batched_detector` for GPU providers, where it is checked first."""
 
     def __init__(self, session: ort.InferenceSession, det_size: int, layout: Layout,
                  max_batch: int = DETECT_BATCH) -> None:

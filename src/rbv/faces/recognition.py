@@ -12,7 +12,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from rbv.faces.packs import ModelFile
-from rbv.faces.sessions import open_session, with_pixels_input
+from rbv.faces.sessions import graph_input, open_session, with_pixels_input
 
 MAX_BATCH = 32
 """Faces per recognizer call when the model takes batches: enough to fill a GPU,
@@ -127,9 +127,7 @@ def open_recognizer(model: ModelFile, providers: Sequence[str],
 def _any_batch(model: ModelFile) -> onnx.ModelProto:
     """The graph of ``model`` with its batch axis declared free (in memory)."""
     graph = onnx.load(str(model.path))
-    initializers = {i.name for i in graph.graph.initializer}
-    first_input = next(i for i in graph.graph.input if i.name not in initializers)
-    for value in (first_input, *graph.graph.output):
+    for value in (graph_input(graph), *graph.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     return graph
 

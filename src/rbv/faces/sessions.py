@@ -59,6 +59,13 @@ def session_options(threads: int | None, providers: Sequence[str]) -> ort.Sessio
 PIXELS_INPUT = "rbv_pixels"
 
 
+def graph_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+    """The model's image input: its first input that is not a weight (older exports
+    list their weights among the inputs)."""
+    initializers = {i.name for i in model.graph.initializer}
+    return next(i for i in model.graph.input if i.name not in initializers)
+
+
 def with_pixels_input(model: onnx.ModelProto, size: tuple[int, int], mean: float, *,
                       multiply: float | None = None, divide: float | None = None
                       ) -> onnx.ModelProto:
@@ -69,8 +76,7 @@ def with_pixels_input(model: onnx.ModelProto, size: tuple[int, int], mean: float
     outputs' rows) become free."""
     model = copy.deepcopy(model)
     graph = model.graph
-    initializers = {i.name for i in graph.initializer}
-    first = next(i for i in graph.input if i.name not in initializers)
+    first = graph_input(model)
     graph.input.remove(first)
     width, height = size
     graph.input.insert(0, onnx.helper.make_tensor_value_info(
