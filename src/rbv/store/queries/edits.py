@@ -23,6 +23,7 @@ LOGGED_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "must_links": (("face_a", "face_b"), None),
     "cannot_links": (("face_a", "face_b"), None),
     "face_detections": (("id",), ("person_id", "assigned_by", "assigned_at")),
+    "not_faces": (("face_id",), None),
 }
 """Table → (key columns, the only other columns logged; None: all of them)."""
 
