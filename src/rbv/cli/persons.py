@@ -92,7 +92,8 @@ def list_(
 def show(ctx: typer.Context, person: PersonArg,
          limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 100,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
-    """A person's faces: face id, photo path, box, how it was assigned.
+    """A person's faces: face id, photo path, box, how it was assigned. Best detections
+    first, after the cover face chosen with `rbv persons cover` (marked "cover").
 
     Example:
 
@@ -100,14 +101,17 @@ def show(ctx: typer.Context, person: PersonArg,
     """
     db = _db(ctx, database)
     pid, title, faces = lookup.faces(db, person, limit)
+    chosen = lookup.cover(db, pid)
     if as_json:
-        print_json({"person": str(pid), "faces": [f.as_dict() for f in faces]})
+        print_json({"person": str(pid), "cover": chosen,
+                    "faces": [f.as_dict() for f in faces]})
         return
     title += "" if title.startswith("person ") else f" ({lookup.short_id(pid)})"
     table = Table("face", "photo", "box", "score", "assigned", title=title)
     for f in faces:
         table.add_row(str(f.id), f.path or "-", ",".join(f"{v:.0f}" for v in f.bbox),
-                      f"{f.det_score:.2f}", f.assigned_by or "-")
+                      f"{f.det_score:.2f}",
+                      (f.assigned_by or "-") + (" · cover" if f.id == chosen else ""))
     print_table(table, optional=["score", "box"], whole=["face"])
 
 
@@ -311,20 +315,83 @@ def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
 PersonsArg = Annotated[list[str], typer.Argument(
     help="Persons: names, unique parts of names, uuids or uuid prefixes (4+ chars).",
     metavar="PERSON")]
+SomePersonsArg = Annotated[list[str] | None, typer.Argument(
+    help="Persons: names, unique parts of names, uuids or uuid prefixes (4+ chars).",
+    metavar="[PERSON]...", show_default=False)]
+SHOWN_HIDDEN = 10
+"""Persons a bulk hide lists by name (the rest are counted)."""
 
 
 @app.command("hide")
-def hide(ctx: typer.Context, persons: PersonsArg, dry_run: DryRunOption = False,
+def hide(ctx: typer.Context, persons: SomePersonsArg = None,
+         unnamed: Annotated[bool, typer.Option(
+             "--unnamed", help="Instead of PERSONs: every visible unnamed person with at "
+             "most --max-faces faces (the strangers of a library), as one edit.")] = False,
+         max_faces: Annotated[int | None, typer.Option(
+             "--max-faces", min=1, help="With --unnamed: hide those with at most this many "
+             "faces.", show_default=False)] = None,
+         model_pack: ModelPackOption = None,
+         dry_run: DryRunOption = False,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Hide persons from `persons list` (their faces stay assigned; `--hidden` lists
     them, `unhide` shows them again). Every `rbv cluster` run, whatever its method,
-    leaves a hidden person's faces where they are: none joins a visible person.
+    leaves a hidden person's faces where they are: none joins a visible person. One
+    command is one edit: one `rbv persons undo` shows them all again. --unnamed
+    --max-faces N hides the crowd of strangers: every visible unnamed person with at
+    most N faces (--dry-run says how many, and who).
 
-    Example:
+    Examples:
 
         rbv persons hide 77c1 "Stranger"
+
+        rbv persons hide --unnamed --max-faces 2 --dry-run
     """
+    from rbv.errors import ConfigError
+
+    if unnamed or max_faces is not None:
+        if persons:
+            raise ConfigError("give PERSONs to hide, or --unnamed --max-faces N, not both "
+                              "(hide the persons named with a command of their own)")
+        if not unnamed or max_faces is None:
+            raise ConfigError("--unnamed and --max-faces go together: `rbv persons hide "
+                              "--unnamed --max-faces N` hides every unnamed person with at "
+                              "most N faces")
+        _hide_unnamed(ctx, max_faces, model_pack, database, dry_run, as_json)
+        return
+    if model_pack is not None:
+        raise ConfigError("--model-pack picks the pack of --unnamed --max-faces; PERSONs "
+                          "name their own")
+    if not persons:
+        raise ConfigError("name the persons to hide, or hide the strangers with "
+                          "`rbv persons hide --unnamed --max-faces N`")
     _hide(ctx, persons, database, dry_run, as_json, hidden=True)
+
+
+def _hide_unnamed(ctx: typer.Context, max_faces: int, model_pack: str | None,
+                  database: str | None, dry_run: bool, as_json: bool) -> None:
+    db = _db(ctx, database)
+    done = _editing().hide_unnamed(db, max_faces, model_pack, dry_run=dry_run)
+    if as_json:
+        print_json({"persons": [{"id": str(p), "faces": n} for p, n in done.persons],
+                    "hidden": True, "count": len(done.persons), "faces": done.faces,
+                    "max_faces": max_faces, "edit": done.edit_id, "dry_run": dry_run})
+        return
+    count = f"{len(done.persons):,} unnamed person(s) with at most {max_faces} face(s)"
+    if not done.persons:
+        typer.echo(f"No visible unnamed person has at most {max_faces} face(s); nothing "
+                   "changed.")
+        return
+    shown = done.persons[:SHOWN_HIDDEN]
+    names = who(db, *[p for p, _ in shown])
+    listed = ", ".join(f"{w} ({n})" for w, (_, n) in zip(names, shown, strict=True))
+    more = len(done.persons) - len(shown)
+    listed += f" and {more:,} more" if more else ""
+    if dry_run:
+        typer.echo(f"Would hide {count} ({done.faces:,} faces): {listed}. Dry run: nothing "
+                   "was changed.")
+        return
+    typer.echo(f"Hid {count} ({done.faces:,} faces): {listed}. `rbv persons undo` shows "
+               "them all again.")
 
 
 @app.command("unhide")
@@ -353,6 +420,52 @@ def _hide(ctx: typer.Context, refs: list[str], database: str | None, dry_run: bo
                    f"{named_list(db, ids)}. Dry run: nothing was changed.")
         return
     typer.echo(f"{'Hid' if hidden else 'Unhid'} {n} person(s): {named_list(db, ids)}.")
+
+
+@app.command("cover")
+def cover(ctx: typer.Context, person: PersonArg,
+          face: Annotated[int | None, typer.Argument(
+              help="One of the person's face ids (see `rbv persons show`).", min=1,
+              max=BIGINT_MAX, show_default=False)] = None,
+          auto: Annotated[bool, typer.Option(
+              "--auto", help="Instead of FACE: show the person by its automatic face "
+              "again (its best detection).")] = False,
+          dry_run: DryRunOption = False, database: DatabaseOption = None,
+          as_json: JsonOption = False) -> None:
+    """Choose the face that shows a person wherever it is shown by one face: `rbv
+    serve`'s people page, `rbv site`'s index, the first tile of `rbv show`'s contact
+    sheet and of `persons show`. FACE must be one of the person's faces. If the face
+    leaves the person later (a move, not-this-person, a clustering run), the person is
+    shown by its automatic face; after a pixel edit the same face in the new image data
+    is the cover. --auto goes back to the automatic face.
+
+    Examples:
+
+        rbv persons cover "Ada Lovelace" 1201
+
+        rbv persons cover "Ada Lovelace" --auto --dry-run
+    """
+    from rbv.errors import ConfigError
+
+    if (face is None) == (not auto):
+        raise ConfigError("give a FACE of the person, or --auto for its automatic face "
+                          "(not both)" if auto else "give a FACE of the person (see `rbv "
+                          "persons show PERSON`), or --auto for its automatic face")
+    db = _db(ctx, database)
+    done = _editing().cover(db, person, face, dry_run=dry_run)
+    if as_json:
+        print_json({"person": str(done.person), "face": done.face, "was": done.was,
+                    "edit": done.edit_id, "dry_run": dry_run})
+        return
+    whom = who(db, done.person)[0]
+    chosen = f"face {done.face}" if done.face is not None else "its automatic face"
+    if done.was == done.face:
+        typer.echo(f"{whom[0].upper()}{whom[1:]} is shown by {chosen} already; nothing "
+                   "changed.")
+    elif dry_run:
+        typer.echo(f"Would show {whom} by {chosen}. Dry run: nothing was changed.")
+    else:
+        typer.echo(f"{whom[0].upper()}{whom[1:]} is shown by {chosen} now.")
 
 
 app.command("suggest")(persons_review.suggest)

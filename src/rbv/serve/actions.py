@@ -86,6 +86,8 @@ class Actions:
             "hide": self.hide, "unhide": self.unhide, "accept": self.accept,
             "dismiss": self.dismiss, "skip": self.skip, "undo": self.undo,
             "grid": self.grid, "pairs": self.pairs, "split": self.split, "one": self.one_person,
+            "hide_these": self.hide_these, "unhide_these": self.unhide_these,
+            "hide_unnamed": self.hide_unnamed, "cover": self.cover,
         }
 
     def run(self, action: str, body: dict[str, Any]) -> Answer:
@@ -173,6 +175,44 @@ class Actions:
         done = editing.hide(self.db, [str(_person(body))], False)
         return self._done("Shown again", _only(done.edit_ids))
 
+    def hide_these(self, body: dict[str, Any]) -> Answer:
+        """The persons ticked on the people page (``persons``), hidden as one edit."""
+        done = editing.hide(self.db, [str(p) for p in _ticked(body)], True)
+        return self._done(f"Hid {done.persons} person(s)", _only(done.edit_ids))
+
+    def unhide_these(self, body: dict[str, Any]) -> Answer:
+        """The hidden persons ticked (``persons``), shown again as one edit."""
+        done = editing.hide(self.db, [str(p) for p in _ticked(body)], False)
+        return self._done(f"Showed {done.persons} person(s) again", _only(done.edit_ids))
+
+    def hide_unnamed(self, body: dict[str, Any]) -> Answer:
+        """Every visible unnamed person with at most ``max_faces`` faces, hidden as one
+        edit (as `rbv persons hide --unnamed --max-faces N`); with ``dry_run``, how many
+        it would hide, changing nothing (the page asks before it hides)."""
+        if body.get("max_faces") in (None, ""):
+            raise inputs.BadRequest("max_faces is missing: type a number of faces")
+        most = inputs.whole(body["max_faces"], "max_faces", 1, inputs.MAX_FACES)
+        dry_run = body.get("dry_run") is True
+        done = editing.hide_unnamed(self.db, most, dry_run=dry_run)
+        persons = f"{len(done.persons):,} unnamed person(s) with at most {most} face(s)"
+        if not done.persons:
+            return {"message": f"No visible unnamed person has at most {most} face(s); "
+                               "nothing changed", "edit": None, "count": 0, "faces": 0}
+        if dry_run:
+            return {"message": f"Hide {persons} ({done.faces:,} faces)?", "edit": None,
+                    "count": len(done.persons), "faces": done.faces, "dry_run": True}
+        return self._done(f"Hid {persons} ({done.faces:,} faces)", done.edit_id)
+
+    def cover(self, body: dict[str, Any]) -> Answer:
+        """Show ``person`` by its face ``face`` (absent or null: by its automatic face
+        again), as `rbv persons cover`."""
+        face = inputs.optional_whole(body, "face", None, BIGINT_MAX)
+        done = editing.cover(self.db, str(_person(body)), face)
+        if done.edit_id is None:
+            return self._done("Shown by that face already; nothing changed", None)
+        return self._done("Cover chosen" if face is not None else "Cover: automatic again",
+                          done.edit_id)
+
     def accept(self, body: dict[str, Any]) -> Answer:
         return self._done(*self.queue.accept(*_two(_person(body, "keep"),
                                                    _person(body, "other"))))
@@ -207,6 +247,19 @@ class Actions:
                                expected=inputs.optional_whole(body, "edit", None, BIGINT_MAX))
         what = ", ".join(f"#{e.id} {e.summary or e.command}" for e in result.undone)
         return {"message": f"Undid {what}", "edit": None}
+
+
+def _ticked(body: dict[str, Any]) -> list[uuid.UUID]:
+    """The persons ticked on the people page (``persons``): one or more, at most a
+    request's worth."""
+    values = body.get("persons")
+    if isinstance(values, list) and len(values) > inputs.MAX_FACES:
+        raise inputs.BadRequest(f"{len(values):,} persons in one request; at most "
+                                f"{inputs.MAX_FACES:,}: tick fewer", 413)
+    persons = _persons(body, "persons")
+    if not persons:
+        raise ConfigError("tick one or more persons first")
+    return persons
 
 
 def _only(edit_ids: list[int]) -> int | None:

@@ -20,7 +20,7 @@ from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.inputs import query_choice, query_whole
 from rbv.serve.queue import Grid, Left, PairsPage, SuggestionQueue
-from rbv.store.queries.persons import name_of, resolve_person
+from rbv.store.queries.persons import cover_of, name_of, resolve_person
 from rbv.store.queries.review import shown_faces
 from rbv.store.queries.review_pages import (
     PeopleFilter,
@@ -131,6 +131,7 @@ class Pages:
         limit = query_whole(query, "limit", FACES_SHOWN, 1, MOST_FACES_SHOWN)
         with self.db.connect() as conn:
             name = name_of(conn, person)
+            cover = cover_of(conn, person)
         try:
             report = review(self.db, str(person), limit)
         except ConfigError:  # a person with no faces left (all taken out or moved)
@@ -139,7 +140,7 @@ class Pages:
         if report.person.id != person:  # merged into another: follow it
             return RedirectResponse(f"{self.base}/person/{report.person.id}", 303)
         return self.html("person.html", templates.label(person, report.person.name),
-                         templates.person(report, min(2 * limit, MOST_FACES_SHOWN)))
+                         templates.person(report, min(2 * limit, MOST_FACES_SHOWN), cover))
 
     def _ended(self, screen: object, note: str) -> Left | None:
         """What is left when a review page has nothing worth a look to show (the

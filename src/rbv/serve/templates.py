@@ -40,10 +40,11 @@ def people(tiles: Sequence[PersonTile], total: int, search: str, which: PeopleFi
             "nav": nav}
 
 
-def person(report: ReviewReport, more: int) -> dict[str, object]:
+def person(report: ReviewReport, more: int, cover: int | None = None) -> dict[str, object]:
     """``split``: the halves when it looks like two people (``other_half``: the faces
-    the split would move, marked on the page); ``more``: the faces "Show more" shows."""
-    return {"p": report.person, "faces": report.faces, "more": more,
+    the split would move, marked on the page); ``more``: the faces "Show more" shows;
+    ``cover``: the face chosen to show the person (None: its automatic face)."""
+    return {"p": report.person, "faces": report.faces, "more": more, "cover": cover,
             "doubtful": len(report.doubtful),
             "hidden_faces": max(0, report.person.faces - len(report.faces)),
             "split": report.split,

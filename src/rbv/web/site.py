@@ -72,6 +72,7 @@ class SitePerson:
     reject_command: str | None
     two_people: tuple[int, int] | None = None  # its halves' sizes, when it looks like two
     split_command: str | None = None  # the command that separates them
+    chosen: SiteFace | None = None  # the cover chosen with `rbv persons cover`, if any
 
     @property
     def page(self) -> str:
@@ -83,7 +84,10 @@ class SitePerson:
 
     @property
     def cover(self) -> SiteFace | None:
-        """The most typical face shown."""
+        """The face chosen with `rbv persons cover` (while it is one of the person's),
+        else the most typical face shown."""
+        if self.chosen is not None:
+            return self.chosen
         return self.shown[-1] if self.shown else None
 
 
@@ -127,6 +131,7 @@ def write_site(source: PhotoSource, out: Path, title: str, persons: Sequence[Sit
                                for folder in (out, thumbs, pages)
                                for pattern in (TEMP_NAME, _OLD_TEMP_NAME))
     faces = {f.id: f for p in persons for f in p.shown}
+    faces.update({p.chosen.id: p.chosen for p in persons if p.chosen is not None})
     faces.update({f.id: f for s in suggestions for f in [*s.keep_faces, *s.other_faces]})
     broken = _write_thumbs(source, thumbs, faces.values(), report)
     by_id = {p.id: p for p in persons}

@@ -21,6 +21,7 @@ from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
 from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
 from rbv.store.queries.images import photo_files
+from rbv.store.queries.persons import chosen_covers
 from rbv.store.queries.review import neighbour_boxes, shown_faces
 from rbv.web.site import SiteFace, SitePerson, SiteReport, SiteSuggestion, write_site
 
@@ -48,6 +49,8 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
                         key=lambda s: (-s.probability, s.rank))
         fits = [faces_least_typical_first(evidence, i) for i in range(len(evidence.persons))]
         wanted = [f for person_fits in fits for f, _ in person_fits[:max_faces]]
+        chosen = chosen_covers(conn, [p.id for p in evidence.persons])
+        wanted += chosen.values()
         position = {p.id: i for i, p in enumerate(evidence.persons)}
         typical = {}  # person → its most typical faces, for suggestions
         for s in ranked:
@@ -75,7 +78,8 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
                  for f, fit in person_fits[:max_faces] if f in shown],
                 bad, reject_command(row.id, bad) if bad else None,
                 (len(split.kept), len(split.moved)) if split else None,
-                split.command if split else None))
+                split.command if split else None,
+                face(chosen[row.id]) if chosen.get(row.id) in shown else None))
         site_suggestions = [SiteSuggestion(
             rank, s.keep.id, s.other.id, s.probability, s.why, s.command,
             [face(f) for f in typical[s.keep.id] if f in shown],

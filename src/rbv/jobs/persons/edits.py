@@ -256,31 +256,118 @@ def _require_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> None:
 
 @dataclass(frozen=True)
 class HideResult:
-    """What hiding (showing again) did: the persons changed and its entries in the edit
-    log, one per pack that changed."""
+    """What hiding (showing again) did: the persons changed (would change, with
+    ``dry_run``) and its entry in the edit log (empty: a dry run, or nothing changed)."""
 
     persons: int
     edit_ids: list[int]
 
 
-def hide(db: Database, refs: Sequence[str], hidden: bool) -> HideResult:
-    """Hide (or show again) persons: one logged edit per pack."""
-    by_pack: dict[int, list[uuid.UUID]] = {}
+def hide(db: Database, refs: Sequence[str], hidden: bool, *,
+         dry_run: bool = False) -> HideResult:
+    """Hide (or show again) persons, as one logged edit (one undo shows them all again,
+    whatever their packs)."""
     with db.connect() as conn:
-        for ref in refs:
-            person = store.resolve_person(conn, ref)
-            by_pack.setdefault(store.pack_of(conn, person), []).append(person)
+        persons = list(dict.fromkeys(store.resolve_person(conn, r) for r in refs))
+        packs = {store.pack_of(conn, p) for p in persons}
+    if not persons:
+        return HideResult(0, [])
     command = "persons hide" if hidden else "persons unhide"
-    count = 0
-    logged: list[int] = []
-    for pack_id, persons in by_pack.items():
-        with logged_edit(db, pack_id, command,
-                         {"persons": [str(p) for p in persons]}) as (conn, edit):
-            count += store.set_hidden(conn, persons, hidden)
-            edit.summary = f"{'hid' if hidden else 'unhid'} {', '.join(map(str, persons))}"
-        if edit.logged_id is not None:
-            logged.append(edit.logged_id)
-    return HideResult(count, logged)
+    with logged_edit(db, sorted(packs), command, {"persons": [str(p) for p in persons]},
+                     dry_run=dry_run) as (conn, edit):
+        count = store.set_hidden(conn, persons, hidden)
+        edit.summary = f"{'hid' if hidden else 'unhid'} {', '.join(map(str, persons))}"
+    return HideResult(count, [] if edit.logged_id is None else [edit.logged_id])
+
+
+@dataclass(frozen=True)
+class BulkHidden:
+    """What ``rbv persons hide --unnamed --max-faces N`` did (would do, with
+    ``dry_run``): each person hidden with its face count, fewest faces first, and its
+    entry in the edit log (None: a dry run, or none to hide)."""
+
+    persons: list[tuple[uuid.UUID, int]]
+    max_faces: int
+    edit_id: int | None = None
+
+    @property
+    def faces(self) -> int:
+        return sum(n for _, n in self.persons)
+
+
+def hide_unnamed(db: Database, max_faces: int, pack_name: str | None = None, *,
+                 dry_run: bool = False) -> BulkHidden:
+    """Hide every visible unnamed person with at most ``max_faces`` faces (of the pack
+    ``pack_name`` names, else of every pack), as one logged edit: one undo shows them
+    all again. The persons are chosen under the packs' locks, so the edit hides what
+    it says."""
+    from rbv.store.queries.pack_lookup import find_pack
+
+    if max_faces < 1:
+        raise ConfigError("--max-faces must be 1 or more (a person shown has a face)")
+    with db.connect() as conn:
+        packs = ([find_pack(conn, pack_name).id] if pack_name else
+                 [int(r[0]) for r in conn.execute("SELECT id FROM model_packs ORDER BY id")])
+    if not packs:
+        return BulkHidden([], max_faces)
+    with logged_edit(db, packs, "persons hide",
+                     {"unnamed": True, "max_faces": max_faces, "model_pack": pack_name},
+                     dry_run=dry_run) as (conn, edit):
+        found = store.unnamed_up_to(conn, packs, max_faces)
+        store.set_hidden(conn, [p for p, _ in found], True)
+        edit.summary = (f"hid {len(found)} unnamed person(s) with at most {max_faces} "
+                        f"face(s) ({sum(n for _, n in found)} faces)")
+    return BulkHidden(found, max_faces, edit.logged_id)
+
+
+@dataclass(frozen=True)
+class Covered:
+    """What ``rbv persons cover`` did: the person, the face chosen (None: back to the
+    automatic face), the one chosen before (None: none) and its entry in the edit log
+    (None: a dry run, or it was so already)."""
+
+    person: uuid.UUID
+    face: int | None
+    was: int | None
+    edit_id: int | None = None
+
+
+def cover(db: Database, ref: str, face_id: int | None, *, dry_run: bool = False) -> Covered:
+    """Show the person by ``face_id`` wherever it is shown by one face (None: by its
+    automatic face again). The face must be one of the person's; a refusal names where
+    it is. Logged, so ``rbv persons undo`` puts the earlier choice back."""
+    with editing(db, ref, "persons cover", {"face": face_id},
+                 dry_run=dry_run) as (conn, person, edit):
+        if face_id is not None:
+            _refuse_foreign_cover(conn, person, face_id)
+        row = conn.execute("SELECT cover_face_id FROM persons WHERE id = %s",
+                           (person,)).fetchone()
+        was = None if row is None or row[0] is None else int(row[0])
+        store.set_cover(conn, person, face_id)
+        edit.summary = (f"cover of {person}: face {face_id}" if face_id is not None
+                        else f"cover of {person}: automatic again")
+    return Covered(person, face_id, was, edit.logged_id)
+
+
+def _refuse_foreign_cover(conn: psycopg.Connection, person: uuid.UUID, face_id: int) -> None:
+    """A cover is one of the person's faces: any other is refused, saying where it is."""
+    place = store.face_place(conn, face_id)
+    if place is None:
+        raise PersonNotFound(f"no face with id {face_id} in this database; see `rbv persons "
+                             "show PERSON` for face ids")
+    whose = store.labels(conn, [person])[person]
+    if place.not_a_face:
+        where = "it is marked not a face"
+    elif place.person is None:
+        where = "it is in no person"
+    elif place.person == person:
+        return
+    else:
+        other = store.labels(conn, [place.person])[place.person]
+        where = (f"it is {other}'s (`rbv persons cover {place.person} {face_id}` makes it "
+                 f"that person's cover, `rbv persons move {face_id} --to {person}` moves it "
+                 "here)")
+    raise ConfigError(f"face {face_id} is not a face of {whose}: {where}")
 
 
 TWO_PEOPLE_TEST = "review's two-people test"

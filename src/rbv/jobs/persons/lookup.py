@@ -14,8 +14,8 @@ from rbv.store.queries import persons as queries
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.persons import SHORT_ID, PersonFace, PersonRow, short_id
 
-__all__ = ["SHORT_ID", "PersonFace", "PersonRow", "faces", "labels", "list_persons", "name",
-           "relabel", "resolve", "resolve_all", "short_id"]
+__all__ = ["SHORT_ID", "PersonFace", "PersonRow", "cover", "faces", "labels", "list_persons",
+           "name", "relabel", "resolve", "resolve_all", "short_id"]
 
 _UUID = re.compile(r"(person )?\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
                    r"\b( ')?")
@@ -58,6 +58,13 @@ def faces(db: Database, ref: str, limit: int) -> tuple[uuid.UUID, str, list[Pers
         person = queries.resolve_person(conn, ref)
         return person, queries.labels(conn, [person])[person], queries.faces_of(
             conn, person, limit)
+
+
+def cover(db: Database, person: uuid.UUID) -> int | None:
+    """The face chosen to show the person (`rbv persons cover`), while it is one of its
+    faces; None: it is shown by its automatic face."""
+    with db.connect() as conn:
+        return queries.cover_of(conn, person)
 
 
 def name(db: Database, person: uuid.UUID) -> str | None:

@@ -21,14 +21,17 @@ function showToast(message, edit, error) {
   if (error) toastBox.scrollIntoView({block: "nearest"});
 }
 
-async function act(action, data) {
+async function send(action, data) {  // the server's answer, whatever it is
   const response = await fetch(base + "/api/" + action, {
     method: "POST",
     headers: {"Content-Type": "application/json", "X-RBV-Token": token},
     body: JSON.stringify(data),
   });
-  let answer;
-  try { answer = await response.json(); } catch (e) { answer = {ok: false, error: "no answer"}; }
+  try { return await response.json(); } catch (e) { return {ok: false, error: "no answer"}; }
+}
+
+async function act(action, data) {
+  const answer = await send(action, data);
   if (answer.confirm === "merge") {
     if (confirm(answer.message)) {
       return act("merge", {person: answer.other, source: data.person});
@@ -69,7 +72,7 @@ function refreshCount() {
 }
 faces.forEach((face, i) => {
   face.addEventListener("click", event => {
-    if (event.target.tagName === "A") return;
+    if (event.target.tagName === "A" || event.target.tagName === "BUTTON") return;
     if (event.shiftKey && last !== null) {
       const [a, b] = [Math.min(last, i), Math.max(last, i)];
       for (let k = a; k <= b; k++) faces[k].classList.add("selected");
@@ -143,6 +146,36 @@ document.querySelectorAll("[data-face-act]").forEach(b => b.addEventListener("cl
   if (b.dataset.faceAct === "reject") act("reject", {person: b.dataset.person, faces: [face]});
   else act("move", {faces: [face], to: value("to-" + face)});
 }));
+// --- a person's page: its cover face ---------------------------------------------
+document.querySelectorAll("[data-cover]").forEach(b => b.addEventListener("click",
+  () => act("cover", {person: head.dataset.person, face: Number(b.dataset.cover)})));
+
+// --- the people page: ticked persons, hidden (or shown again) as one edit -----------
+const tickBoxes = Array.from(document.querySelectorAll("#people .tick input"));
+const ticked = () => tickBoxes.filter(t => t.checked).map(t => t.value);
+function refreshTicked() {
+  const label = document.getElementById("ticked");
+  if (label) label.textContent = ticked().length + " ticked";
+}
+tickBoxes.forEach(t => t.addEventListener("change", refreshTicked));
+document.querySelectorAll("[data-tick-all]").forEach(b => b.onclick = () => { tickBoxes.forEach(t => t.checked = true); refreshTicked(); });
+document.querySelectorAll("[data-tick-none]").forEach(b => b.onclick = () => { tickBoxes.forEach(t => t.checked = false); refreshTicked(); });
+refreshTicked();  // a page restored from the browser's cache keeps its ticks
+buttons["hide-these"] = () => act("hide_these", {persons: ticked()});
+buttons["unhide-these"] = () => act("unhide_these", {persons: ticked()});
+buttons["cover-auto"] = () => act("cover", {person: head.dataset.person, face: null});
+const hideUnnamed = document.getElementById("hide-unnamed");
+if (hideUnnamed) hideUnnamed.addEventListener("submit", async event => {
+  event.preventDefault();
+  const typed = value("max-faces").trim();
+  // a whole number goes as one; anything else as typed, for the server to refuse
+  const most = /^[0-9]+$/.test(typed) ? Number(typed) : typed;
+  const preview = await send("hide_unnamed", {max_faces: most, dry_run: true});
+  if (!preview.ok) { showToast(preview.error || preview.message || "refused", null, true); return; }
+  if (!preview.count) { showToast(preview.message, null, false); return; }
+  if (confirm(preview.message)) act("hide_unnamed", {max_faces: most});
+});
+
 document.querySelectorAll("[data-undo]").forEach(b => b.addEventListener("click",
   () => act("undo", {count: Number(b.dataset.undo), edit: Number(b.dataset.edit)})));
 

@@ -12,7 +12,8 @@ import psycopg
 def decisions_on_faces(conn: psycopg.Connection,
                        face_ids: Sequence[int]) -> list[tuple[int, str]]:
     """(face id, what it held) for each of the faces that is in a named person, placed
-    by hand, rejected from a person, or linked `same`/`different`."""
+    by hand, rejected from a person, linked `same`/`different`, or its person's cover
+    face (`rbv persons cover`)."""
     rows = conn.execute(
         """
         SELECT f.id, n.name, f.assigned_by = 'manual',
@@ -24,14 +25,17 @@ def decisions_on_faces(conn: psycopg.Connection,
                 FROM must_links l WHERE f.id IN (l.face_a, l.face_b)),
                (SELECT array_agg(CASE WHEN l.face_a = f.id THEN l.face_b ELSE l.face_a END
                                  ORDER BY 1)
-                FROM cannot_links l WHERE f.id IN (l.face_a, l.face_b))
+                FROM cannot_links l WHERE f.id IN (l.face_a, l.face_b)),
+               (SELECT array_agg(coalesce(cn.name, c.id::text) ORDER BY 1)
+                FROM persons c LEFT JOIN person_names cn ON cn.person_id = c.id
+                WHERE c.cover_face_id = f.id AND c.id = f.person_id)
         FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id
         WHERE f.id = ANY(%s) ORDER BY f.id
         """,
         (list(face_ids),),
     ).fetchall()
     out = []
-    for face_id, name, manual, rejected, same, different in rows:
+    for face_id, name, manual, rejected, same, different, cover in rows:
         held = []
         if name is not None:
             held.append(f"{'placed by hand in' if manual else 'in'} {name!r}")
@@ -40,6 +44,7 @@ def decisions_on_faces(conn: psycopg.Connection,
         held += [f"rejected from {r!r}" for r in rejected or []]
         held += [f"linked 'same' with face {o}" for o in same or []]
         held += [f"linked 'different' with face {o}" for o in different or []]
+        held += [f"the cover face of {c!r}" for c in cover or []]
         if held:
             out.append((int(face_id), ", ".join(held)))
     return out

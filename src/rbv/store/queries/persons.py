@@ -386,15 +386,17 @@ class PersonFace:
 
 
 def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> list[PersonFace]:
-    """A person's faces with one path of each photo, best detections first."""
+    """A person's faces with one path of each photo: its cover face first (the one
+    :func:`cover_of` gives), then best detections first."""
+    cover = cover_of(conn, person)
     rows = conn.execute(
         """
         SELECT f.id, (SELECT min(p.path) FROM image_paths p WHERE p.image_id = f.image_id),
                f.x1, f.y1, f.x2, f.y2, f.det_score, f.assigned_by
         FROM face_detections f WHERE f.person_id = %s
-        ORDER BY f.det_score DESC, f.id LIMIT %s
+        ORDER BY f.id = %s DESC, f.det_score DESC, f.id LIMIT %s
         """,
-        (person, limit),
+        (person, cover, limit),
     ).fetchall()
     return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows]
 
@@ -439,3 +441,82 @@ def pack_of_face(conn: psycopg.Connection, face_id: int) -> int | None:
     row = conn.execute("SELECT pack_id FROM face_detections WHERE id = %s",
                        (face_id,)).fetchone()
     return int(row[0]) if row else None
+
+
+CHOSEN_COVER = """(SELECT c.id FROM face_detections c
+    WHERE c.id = {p}.cover_face_id AND c.person_id = {p}.id
+      AND NOT EXISTS (SELECT 1 FROM not_faces x WHERE x.face_id = c.id))"""
+"""SQL: the cover face chosen for the person ``{p}`` (a ``persons`` row's alias), while
+it is still one of its faces (NULL otherwise: the face left it by a move, a "not this
+person", a clustering run, or is marked not a face; the person is shown by its
+automatic face then, and the choice holds again if the face comes back)."""
+
+BEST_FACE = """(SELECT b.id FROM face_detections b WHERE b.person_id = {p}.id
+    ORDER BY b.det_score DESC, b.id LIMIT 1)"""
+"""SQL: the person ``{p}``'s automatic face: its best detection."""
+
+
+def cover_sql(alias: str) -> str:
+    """SQL for the face that shows the person ``alias`` (a ``persons`` row): its chosen
+    cover while that is one of its faces, else its best detection."""
+    return (f"coalesce({CHOSEN_COVER.format(p=alias)}, {BEST_FACE.format(p=alias)})")
+
+
+def cover_of(conn: psycopg.Connection, person: uuid.UUID) -> int | None:
+    """The face chosen as the person's cover (``rbv persons cover``), while it is one of
+    its faces; None: shown by its automatic face."""
+    row = conn.execute("SELECT " + CHOSEN_COVER.format(p="p") + " FROM persons p "
+                       "WHERE p.id = %s", (person,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def chosen_covers(conn: psycopg.Connection, persons: Sequence[uuid.UUID]
+                  ) -> dict[uuid.UUID, int]:
+    """The chosen cover of each of ``persons`` that has one still among its faces."""
+    return {r[0]: int(r[1]) for r in conn.execute(
+        "SELECT p.id, " + CHOSEN_COVER.format(p="p") + " FROM persons p "
+        "WHERE p.id = ANY(%s) AND p.cover_face_id IS NOT NULL", (list(persons),))
+        if r[1] is not None}
+
+
+def set_cover(conn: psycopg.Connection, person: uuid.UUID, face_id: int | None) -> int:
+    """Make ``face_id`` the person's cover (None: back to the automatic face); rows
+    changed (0: it was so already)."""
+    return conn.execute(
+        "UPDATE persons SET cover_face_id = %s, updated_at = now() "
+        "WHERE id = %s AND cover_face_id IS DISTINCT FROM %s",
+        (face_id, person, face_id)).rowcount
+
+
+@dataclass(frozen=True)
+class FacePlace:
+    """Where a face is, for a refusal that names it: its person (None: none), that
+    person's pack, and whether it is marked not a face."""
+
+    person: uuid.UUID | None
+    pack_id: int
+    not_a_face: bool
+
+
+def face_place(conn: psycopg.Connection, face_id: int) -> FacePlace | None:
+    """Where the face is (None: no such face)."""
+    row = conn.execute(
+        "SELECT f.person_id, f.pack_id, EXISTS (SELECT 1 FROM not_faces x "
+        "WHERE x.face_id = f.id) FROM face_detections f WHERE f.id = %s",
+        (face_id,)).fetchone()
+    return None if row is None else FacePlace(row[0], int(row[1]), bool(row[2]))
+
+
+def unnamed_up_to(conn: psycopg.Connection, pack_ids: Sequence[int], max_faces: int
+                  ) -> list[tuple[uuid.UUID, int]]:
+    """(person, faces) of every visible, unnamed, unmerged person of the packs with at
+    least one face and at most ``max_faces``, fewest faces first."""
+    return [(r[0], int(r[1])) for r in conn.execute(
+        """
+        SELECT p.id, count(f.id) FROM persons p
+        JOIN face_detections f ON f.person_id = p.id
+        WHERE p.pack_id = ANY(%s) AND p.merged_into IS NULL AND NOT p.hidden
+          AND NOT EXISTS (SELECT 1 FROM person_names n WHERE n.person_id = p.id)
+        GROUP BY p.id HAVING count(f.id) <= %s
+        ORDER BY count(f.id), p.id
+        """, (list(pack_ids), max_faces))]

@@ -10,6 +10,8 @@ from enum import StrEnum
 
 import psycopg
 
+from rbv.store.queries.persons import cover_sql
+
 
 class PeopleFilter(StrEnum):
     all = "all"
@@ -20,7 +22,8 @@ class PeopleFilter(StrEnum):
 
 @dataclass(frozen=True)
 class PersonTile:
-    """A person as the grid shows it: the cover is its best detected face."""
+    """A person as the grid shows it: the cover is the face chosen for it (`rbv persons
+    cover`) while it is one of its faces, else its best detected face."""
 
     id: uuid.UUID
     name: str | None
@@ -68,10 +71,9 @@ def people_page(conn: psycopg.Connection, *, search: str = "",
                (SELECT count(DISTINCT f.image_id) FROM face_detections f
                 WHERE f.person_id = m.id),
                m.hidden,
-               (SELECT f.id FROM face_detections f WHERE f.person_id = m.id
-                ORDER BY f.det_score DESC, f.id LIMIT 1),
+               """ + cover_sql("p") + """,
                m.total
-        FROM matching m
+        FROM matching m JOIN persons p ON p.id = m.id
         ORDER BY m.name IS NULL, m.faces DESC, m.name, m.id
         """, params).fetchall()
     tiles = [PersonTile(r[0], r[1], int(r[2]), int(r[3]), bool(r[4]),

@@ -123,6 +123,7 @@ def carry_decisions(conn: psycopg.Connection, pack_id: int, old_id: int,
     for old_face, new_face in pairs:
         _carry_person(conn, old_face, new_face)
     _carry_rejections(conn, mapping)
+    _carry_covers(conn, mapping)
     for table in _OTHER_LINKS:
         _carry_links(conn, table, mapping)
     old_faces = [int(r[0]) for r in conn.execute(
@@ -188,6 +189,17 @@ def _carry_rejections(conn: psycopg.Connection, mapping: Mapping[int, int]) -> N
                      (new_face, person, created))
         conn.execute("DELETE FROM person_rejections WHERE face_id = %s AND person_id = %s",
                      (old_face, person))
+
+
+def _carry_covers(conn: psycopg.Connection, mapping: Mapping[int, int]) -> None:
+    """A person's cover (`rbv persons cover`) goes to the same face in the new content
+    (where that face is not the person's, the person is shown by its automatic face, as
+    after any move)."""
+    if mapping:
+        conn.execute(
+            "UPDATE persons p SET cover_face_id = m.new FROM unnest(%s::bigint[], "
+            "%s::bigint[]) AS m (old, new) WHERE p.cover_face_id = m.old",
+            (list(mapping), list(mapping.values())))
 
 
 def _carry_links(conn: psycopg.Connection, table: str, mapping: Mapping[int, int]) -> None:
