@@ -178,7 +178,8 @@ class Actions:
     def hide_these(self, body: dict[str, Any]) -> Answer:
         """The persons ticked on the people page (``persons``), hidden as one edit."""
         done = editing.hide(self.db, [str(p) for p in _ticked(body)], True)
-        return self._done(f"Hid {done.persons} person(s)", _only(done.edit_ids))
+        return self._done(f"Hid {done.persons} person(s) (the filter 'hidden' lists them)",
+                          _only(done.edit_ids))
 
     def unhide_these(self, body: dict[str, Any]) -> Answer:
         """The hidden persons ticked (``persons``), shown again as one edit."""
