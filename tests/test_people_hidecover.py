@@ -420,3 +420,28 @@ def test_a_person_ticks_strangers_and_hides_them_in_the_browser(  # type: ignore
     tile = page.locator(f'[data-tile="{person}"] img')
     assert tile.get_attribute("src") == f"{server.access.base}/face/{face}.jpg"
     assert errors == []
+
+
+def test_a_run_that_empties_a_person_leaves_its_cover_with_its_faces(
+        cli, clustered: str) -> None:
+    """A run that puts every face of a person with a cover into another person (the
+    clustering's own merge) deletes the emptied person; its cover face stays the cover
+    of the person holding it, unless that one has a cover of its own."""
+    url = clustered
+    ranked = sorted(_visible(url).items(), key=lambda kv: -kv[1][1])
+    (keep, _), (gone, _), (own, _), (also_gone, _) = ranked[:4]
+    face = _faces_of(url, gone)[-1]
+    _ok(cli, url, "persons", "cover", gone, str(face))
+    own_face = _faces_of(url, own)[-1]
+    _ok(cli, url, "persons", "cover", own, str(own_face))
+    _ok(cli, url, "persons", "cover", also_gone, str(_faces_of(url, also_gone)[-1]))
+    with psycopg.connect(url) as conn:  # as a clustering run moves faces (no edit)
+        conn.execute("UPDATE face_detections SET person_id = %s, assigned_by = 'cluster' "
+                     "WHERE person_id = %s", (keep, gone))
+        conn.execute("UPDATE face_detections SET person_id = %s, assigned_by = 'cluster' "
+                     "WHERE person_id = %s", (own, also_gone))
+    _ok(cli, url, "cluster")  # deletes the emptied persons
+    assert _rows(url, "SELECT count(*) FROM persons WHERE id = ANY(%s)",
+                 [gone, also_gone]) == [(0,)]
+    assert _tile_cover(url, keep) == face  # the decision went with the faces
+    assert _tile_cover(url, own) == own_face  # a cover of its own stays

@@ -243,18 +243,36 @@ def delete_empty_persons(conn: psycopg.Connection, pack: PackRow, *,
                           (pack.id,)).fetchone()
     if only_if_faces_left and marked is None:
         return 0
+    _pass_covers_on(conn, pack)
     cur = conn.execute(
-        """
-        DELETE FROM persons p
-        WHERE p.pack_id = %s AND p.source = 'cluster' AND NOT p.hidden
-          AND p.merged_into IS NULL
-          AND NOT EXISTS (SELECT 1 FROM face_detections f WHERE f.person_id = p.id)
-          AND NOT EXISTS (SELECT 1 FROM person_names n WHERE n.person_id = p.id)
-          AND NOT EXISTS (SELECT 1 FROM persons m WHERE m.merged_into = p.id)
-        """,
-        (pack.id,),
-    )
+        "DELETE FROM persons p WHERE p.pack_id = %s AND " + _EMPTY_AUTOMATIC, (pack.id,))
     return cur.rowcount
+
+
+_EMPTY_AUTOMATIC = """p.source = 'cluster' AND NOT p.hidden AND p.merged_into IS NULL
+    AND NOT EXISTS (SELECT 1 FROM face_detections f WHERE f.person_id = p.id)
+    AND NOT EXISTS (SELECT 1 FROM person_names n WHERE n.person_id = p.id)
+    AND NOT EXISTS (SELECT 1 FROM persons m WHERE m.merged_into = p.id)"""
+"""SQL: the person ``p`` is automatic, and empty: a run deletes it."""
+
+
+def _pass_covers_on(conn: psycopg.Connection, pack: PackRow) -> None:
+    """A cover face chosen for a person about to be deleted (a run put all its faces
+    in other persons) stays the cover of the person that holds that face now, unless
+    that one has a cover of its own: the decision stays with the person's faces."""
+    conn.execute(
+        """
+        UPDATE persons q SET cover_face_id = m.face, updated_at = now()
+        FROM (SELECT DISTINCT ON (f.person_id) f.person_id AS holder, f.id AS face
+              FROM persons p JOIN face_detections f ON f.id = p.cover_face_id
+              WHERE p.pack_id = %s AND f.person_id IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM not_faces x WHERE x.face_id = f.id)
+                AND """ + _EMPTY_AUTOMATIC + """
+              ORDER BY f.person_id, p.id) m
+        WHERE q.id = m.holder AND NOT EXISTS (
+            SELECT 1 FROM face_detections c WHERE c.id = q.cover_face_id
+            AND c.person_id = q.id)
+        """, (pack.id,))
 
 
 def faces_with_paths(conn: psycopg.Connection, pack: PackRow) -> list[FacePlace]:
