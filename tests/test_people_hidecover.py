@@ -8,6 +8,7 @@ face in the new image data."""
 from __future__ import annotations
 
 import json
+import uuid
 import shutil
 from pathlib import Path
 
@@ -445,3 +446,62 @@ def test_a_run_that_empties_a_person_leaves_its_cover_with_its_faces(
                  [gone, also_gone]) == [(0,)]
     assert _tile_cover(url, keep) == face  # the decision went with the faces
     assert _tile_cover(url, own) == own_face  # a cover of its own stays
+
+
+# -- the decision machine's rules, in one scripted sequence -----------------------------
+
+@pytest.fixture
+def machine(pg_server, sface_analyzer, tmp_path_factory):  # type: ignore[no-untyped-def]
+    from tests.support.decisions import DecisionMachine, Environment, make_template
+
+    data_dir = tmp_path_factory.mktemp("decisions")
+    DecisionMachine.env = Environment(pg_server.url, make_template(
+        pg_server.url, sface_analyzer, data_dir), sface_analyzer, data_dir)
+    state = DecisionMachine()
+    try:
+        yield state
+    finally:
+        state.teardown()
+        del DecisionMachine.env
+
+
+def test_the_decision_machine_hides_in_bulk_and_keeps_covers(machine) -> None:  # type: ignore[no-untyped-def]
+    """hide_bulk and cover, undone, through a full and an incremental run, each step
+    checked as the fuzz checks it (covers_shown, check_covers_stay)."""
+    state = machine
+    state.first_cluster()
+    held = state.held_faces()
+    person, face = held[len(held) // 2]
+    others = [f for p, f in held if p != person]
+
+    def checked() -> None:
+        state.covers_shown()
+        state.decisions_hold()
+
+    state.cover(_Data([(person, face)]), person, face, "its own face")
+    checked()
+    assert state.state()["covers"] == [(uuid.UUID(person), face)]
+    state.cover(_Data([]), person, others[0], "any face")  # refused: another's face
+    assert state.state()["covers"] == [(uuid.UUID(person), face)]
+    state.hide_bulk(2)
+    checked()
+    state.undo(2)  # both edits, exactly (the machine compares the states)
+    assert state.state()["covers"] == []
+    state.cover(_Data([(person, face)]), person, face, "its own face")
+    state.hide_bulk(1)
+    state.cluster_run(full=True)  # checks the cover stayed with its faces
+    checked()
+    state.cover(_Data([]), person, face, "auto")
+    checked()
+    state.cluster_run(full=False)
+    checked()
+
+
+class _Data:
+    """Stands in for hypothesis' ``st.data()``: draws the given values in turn."""
+
+    def __init__(self, values: list[object]) -> None:
+        self.values = list(values)
+
+    def draw(self, strategy: object, label: str = "") -> object:
+        return self.values.pop(0)

@@ -1,7 +1,8 @@
 """A stateful model of the user's decisions, for hypothesis' RuleBasedStateMachine.
 
 Random sequences of what a user does (name, merge, move, move to a new person,
-not-this-person, faces same/different, hide/unhide, split, undo of one or several edits,
+not-this-person, faces same/different, hide/unhide, hiding every unnamed person with at
+most N faces, a cover face, split, undo of one or several edits,
 the web page's answers to merge suggestions (yes, no; pages of pairs and grids, with
 random ticks),
 import-folders, the README's SQL resets, indexing more photos past the growth trigger,
@@ -19,7 +20,11 @@ checked against what the user decided:
 - every name is on the person holding most of the faces it named before an automatic run
   (less the faces the user's links place elsewhere: linked ``same`` with a face rejected
   from it, or with faces placed by hand);
-- a hidden person's faces stay where they are through every cluster run and method;
+- a hidden person's faces stay where they are through every cluster run and method
+  (hidden one by one, or every unnamed person with at most N faces at once);
+- a person is shown by its chosen cover face while that is one of its faces, by its
+  best detection otherwise; a cover stays with its person's faces through every cluster
+  run (a person a run empties leaves it to the person that holds the face);
 - no decision an ``index`` (the carry) or a ``prune`` deletes goes unsaid;
 - a second ``cluster --full`` with nothing changed changes nothing;
 - every dry run reports what the run then does;
@@ -77,6 +82,7 @@ from rbv.store import Database, open_database
 from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
+from rbv.store.queries.review_pages import PeopleFilter, people_page
 from tests.support.decisions_photos import PhotoRules
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -147,6 +153,8 @@ def dump(conn: psycopg.Connection) -> State:
         "rejections": "SELECT face_id, person_id FROM person_rejections ORDER BY 1, 2",
         "same": "SELECT face_a, face_b FROM must_links ORDER BY 1, 2",
         "different": "SELECT face_a, face_b FROM cannot_links ORDER BY 1, 2",
+        "covers": "SELECT id, cover_face_id FROM persons WHERE cover_face_id IS NOT NULL "
+                  "ORDER BY id",
     }
     return {k: [tuple(r) for r in conn.execute(q)] for k, q in queries.items()}
 
@@ -406,6 +414,25 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         else:
             self.undoable.clear()
 
+    # -- issue 51: hiding strangers in bulk, a cover face ------------------------------
+    @rule(n=st.integers(1, 6))
+    def hide_bulk(self, n: int) -> None:
+        """`rbv persons hide --unnamed --max-faces N`: one edit (one undo)."""
+        self.edit(f"hide --unnamed --max-faces {n}",
+                  lambda: editing.hide_unnamed(self.db, n, PACK_NAME))
+
+    @precondition(lambda self: self.held_faces())
+    @rule(data=st.data(), person=persons, face=faces, how=st.sampled_from(
+        ["its own face", "any face", "auto"]))
+    def cover(self, data: st.DataObject, person: str, face: int, how: str) -> None:
+        """`rbv persons cover P F`: a face of the person (drawn from those held), any
+        face of the sequence (refused unless it is the person's), or `--auto`."""
+        if how == "its own face":
+            person, face = data.draw(st.sampled_from(self.held_faces()), label="person, face")
+        chosen = None if how == "auto" else face
+        self.edit(f"cover {person[:8]} {chosen if chosen is not None else '--auto'}",
+                  lambda: editing.cover(self.db, person, chosen))
+
     # -- automatic runs and what users do outside rbv -------------------------------
     def cluster_run(self, *, full: bool, method: Method | None = None,
                     threshold: float | None = None) -> None:
@@ -481,8 +508,32 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         moved = {f: (p, now.get(f)) for f, p in placed.items() if f in now and now[f] != p}
         assert not moved, f"hand-placed faces moved: {moved}"
 
+    def check_covers_stay(self, before: State, after: State) -> None:
+        """A cover stays with its person's faces through an automatic run: a person
+        keeps its cover while the face is still its own; a person the run deleted (all
+        its faces now in others) leaves it to the person holding the face, unless that
+        one has a cover of its own."""
+        was = {f: p for f, p, _by in before["faces"]}
+        now = {f: p for f, p, _by in after["faces"]}
+        chosen_before = {p: f for p, f in before["covers"]}
+        chosen_after = {p: f for p, f in after["covers"]}
+        persons_now = {p for p, _h, _m in after["persons"]}
+        handed: dict[Any, set[int]] = defaultdict(set)
+        for p, f in chosen_before.items():
+            if was.get(f) != p:
+                continue  # not in effect before the run
+            if p in persons_now:
+                assert chosen_after.get(p) == f, f"person {p} lost its cover {f}"
+            elif now.get(f) is not None:
+                handed[now[f]].add(f)
+        for q, given in handed.items():
+            if q not in chosen_before:
+                assert chosen_after.get(q) in given, \
+                    f"the cover of a deleted person did not stay with face(s) {given}"
+
     def check_automatic(self, before: State, after: State, *, full: bool) -> None:
         self.check_hand_placed(before, after)
+        self.check_covers_stay(before, after)
         named = {p for p, _n in before["names"]}
         persons_now = {p for p, _h, _m in after["persons"]}
         formerly: dict[uuid.UUID, list[int]] = defaultdict(list)
@@ -544,6 +595,31 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
                 "WHERE a.assigned_by IS DISTINCT FROM 'manual' "
                 "OR b.assigned_by IS DISTINCT FROM 'manual'").fetchall()
         assert not mixed, f"two faces of one photo in one person: {mixed}"
+
+    @invariant()
+    def covers_shown(self) -> None:
+        """A person is shown by its chosen cover while that is one of its faces, by its
+        best detection otherwise (the people page, `rbv site`, the contact sheets)."""
+        with self.db.connect() as conn:
+            pages = [people_page(conn, which=which, limit=100_000)[0]
+                     for which in (PeopleFilter.all, PeopleFilter.hidden)]
+            faces = {int(f): (p, float(s)) for f, p, s in conn.execute(
+                "SELECT id, person_id, det_score FROM face_detections "
+                "WHERE person_id IS NOT NULL")}
+            chosen = {p: int(f) for p, f in conn.execute(
+                "SELECT id, cover_face_id FROM persons WHERE cover_face_id IS NOT NULL")}
+        best: dict[Any, tuple[float, int]] = {}  # the best detection, ties by id
+        for f, (p, score) in faces.items():
+            if p not in best or (-score, f) < best[p]:
+                best[p] = (-score, f)
+        for tile in (t for page in pages for t in page):
+            if tile.faces == 0:
+                continue
+            mine = chosen.get(tile.id)
+            expected = mine if mine is not None and faces.get(mine, (None,))[0] == tile.id \
+                else best[tile.id][1]
+            assert tile.cover == expected, \
+                f"person {tile.id} shown by face {tile.cover}, not {expected}"
 
     @invariant()
     def sums_exact(self) -> None:

@@ -48,6 +48,8 @@ def decisions(state: dict[str, list[tuple[Any, ...]]]) -> set[Decision]:
     out |= {("rejected", f, p) for f, p in state["rejections"]}
     for kind in ("same", "different"):
         out |= {(kind, a, b) for a, b in state[kind]} | {(kind, b, a) for a, b in state[kind]}
+    person_of = {f: p for f, p, _by in state["faces"]}  # a cover in effect: its person's
+    out |= {("cover", f, p) for p, f in state.get("covers", []) if person_of.get(f) == p}
     return out
 
 
@@ -71,7 +73,7 @@ class PhotoRules:
         for kind, face, other in sorted(decisions(before), key=str):
             if face not in gone or face in said:
                 continue
-            if kind in ("placed", "rejected"):
+            if kind in ("placed", "rejected", "cover"):
                 kept = any((kind, g, other) in held for g in new)
             else:
                 ends = {other} if other in faces_after else new

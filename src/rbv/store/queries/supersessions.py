@@ -193,12 +193,13 @@ def _carry_rejections(conn: psycopg.Connection, mapping: Mapping[int, int]) -> N
 
 def _carry_covers(conn: psycopg.Connection, mapping: Mapping[int, int]) -> None:
     """A person's cover (`rbv persons cover`) goes to the same face in the new content
-    (where that face is not the person's, the person is shown by its automatic face, as
-    after any move)."""
+    when that face took the person; otherwise it stays on the old face, which is said
+    as it is dropped (:func:`rbv.store.queries.dropped.decisions_on_faces`)."""
     if mapping:
         conn.execute(
             "UPDATE persons p SET cover_face_id = m.new FROM unnest(%s::bigint[], "
-            "%s::bigint[]) AS m (old, new) WHERE p.cover_face_id = m.old",
+            "%s::bigint[]) AS m (old, new) WHERE p.cover_face_id = m.old AND EXISTS "
+            "(SELECT 1 FROM face_detections n WHERE n.id = m.new AND n.person_id = p.id)",
             (list(mapping), list(mapping.values())))
 
 
