@@ -8,8 +8,8 @@ face in the new image data."""
 from __future__ import annotations
 
 import json
-import uuid
 import shutil
+import uuid
 from pathlib import Path
 
 import psycopg

@@ -330,7 +330,9 @@ def hide(ctx: typer.Context, persons: SomePersonsArg = None,
          max_faces: Annotated[int | None, typer.Option(
              "--max-faces", min=1, help="With --unnamed: hide those with at most this many "
              "faces.", show_default=False)] = None,
-         model_pack: ModelPackOption = None,
+         model_pack: Annotated[str | None, typer.Option(
+             "--model-pack", help="With --unnamed: only this model pack's persons (by "
+             "name or folder). Default: every pack's.", show_default=False)] = None,
          dry_run: DryRunOption = False,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Hide persons from `persons list` (their faces stay assigned; `--hidden` lists
