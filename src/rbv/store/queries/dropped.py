@@ -12,7 +12,7 @@ import psycopg
 def decisions_on_faces(conn: psycopg.Connection,
                        face_ids: Sequence[int]) -> list[tuple[int, str]]:
     """(face id, what it held) for each of the faces that is in a named person, placed
-    by hand, rejected from a person, or linked `same`/`different`."""
+    by hand, rejected from a person, linked `same`/`different`, or marked not a face."""
     rows = conn.execute(
         """
         SELECT f.id, n.name, f.assigned_by = 'manual',
@@ -24,15 +24,16 @@ def decisions_on_faces(conn: psycopg.Connection,
                 FROM must_links l WHERE f.id IN (l.face_a, l.face_b)),
                (SELECT array_agg(CASE WHEN l.face_a = f.id THEN l.face_b ELSE l.face_a END
                                  ORDER BY 1)
-                FROM cannot_links l WHERE f.id IN (l.face_a, l.face_b))
+                FROM cannot_links l WHERE f.id IN (l.face_a, l.face_b)),
+               EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id)
         FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id
         WHERE f.id = ANY(%s) ORDER BY f.id
         """,
         (list(face_ids),),
     ).fetchall()
     out = []
-    for face_id, name, manual, rejected, same, different in rows:
-        held = []
+    for face_id, name, manual, rejected, same, different, marked in rows:
+        held = ["marked not a face"] if marked else []
         if name is not None:
             held.append(f"{'placed by hand in' if manual else 'in'} {name!r}")
         elif manual:
