@@ -75,19 +75,17 @@ def not_a_face(db: Database, face_ids: Sequence[int], *, model_pack: str | None 
     """Mark the faces not a face, as one logged edit: each leaves its person, its
     rejections and links are removed (and said). Faces marked already are said, not
     refused."""
-    ids, _found = _faces(db, face_ids, model_pack)
-    with db.connect() as conn:
-        packs = {f.pack_id for f in store.faces_before(conn, ids)}
-    with logged_edit(db, packs, "faces not-a-face", {"faces": ids},
+    ids, found = _faces(db, face_ids, model_pack)
+    with logged_edit(db, sorted({f.pack_id for f in found}), "faces not-a-face", {"faces": ids},
                      dry_run=dry_run) as (conn, edit):
         faces = store.faces_before(conn, ids)  # again, under the packs' locks
         new = [f.id for f in faces if not f.marked]
         left = [(f.id, str(f.person_id), f.person_name) for f in faces
                 if not f.marked and f.person_id is not None]
-        found = contradictions.marking(conn, new)
-        dropped = in_words(found) if found else ""
+        void = contradictions.marking(conn, new)
+        dropped = in_words(void) if void else ""
         if new:
-            lift(conn, found)
+            lift(conn, void)
             store.mark(conn, new)
         edit.summary = (f"face{'s' if len(new) > 1 else ''} {_shown(new)} marked not a face"
                         + (f"; dropped {dropped}" if dropped else ""))
@@ -99,7 +97,7 @@ def is_a_face(db: Database, face_ids: Sequence[int], *, model_pack: str | None =
     """Take the mark back, as one logged edit: the faces are faces again, with no person
     (the next ``rbv cluster`` places them). Faces not marked are said, not refused."""
     ids, found = _faces(db, face_ids, model_pack)
-    with logged_edit(db, {f.pack_id for f in found}, "faces is-a-face", {"faces": ids},
+    with logged_edit(db, sorted({f.pack_id for f in found}), "faces is-a-face", {"faces": ids},
                      dry_run=dry_run) as (conn, edit):
         marked = store.marked_among(conn, ids)
         store.unmark(conn, marked)

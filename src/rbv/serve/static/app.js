@@ -69,7 +69,7 @@ function refreshCount() {
 }
 faces.forEach((face, i) => {
   face.addEventListener("click", event => {
-    if (event.target.tagName === "A") return;
+    if (event.target.tagName === "A" || event.target.tagName === "BUTTON") return;
     if (event.shiftKey && last !== null) {
       const [a, b] = [Math.min(last, i), Math.max(last, i)];
       for (let k = a; k <= b; k++) faces[k].classList.add("selected");
@@ -127,6 +127,7 @@ const buttons = {
   move: () => act("move", {faces: selected(), to: value("move-to")}),
   new: () => act("new", {faces: selected()}),
   same: () => act("same", {faces: selected()}),
+  notface: () => act("notface", {faces: selected()}),
   split: () => halvesAct("split"),
   one: () => halvesAct("one"),
   accept: () => act("accept", {keep: pair.dataset.keep, other: pair.dataset.other}),
@@ -141,6 +142,7 @@ document.querySelectorAll("[data-act]").forEach(b => b.addEventListener("click",
 document.querySelectorAll("[data-face-act]").forEach(b => b.addEventListener("click", () => {
   const face = Number(b.dataset.face);
   if (b.dataset.faceAct === "reject") act("reject", {person: b.dataset.person, faces: [face]});
+  else if (b.dataset.faceAct === "notface" || b.dataset.faceAct === "isface") act(b.dataset.faceAct, {faces: [face]});
   else act("move", {faces: [face], to: value("to-" + face)});
 }));
 document.querySelectorAll("[data-undo]").forEach(b => b.addEventListener("click",
