@@ -147,6 +147,7 @@ def dump(conn: psycopg.Connection) -> State:
         "rejections": "SELECT face_id, person_id FROM person_rejections ORDER BY 1, 2",
         "same": "SELECT face_a, face_b FROM must_links ORDER BY 1, 2",
         "different": "SELECT face_a, face_b FROM cannot_links ORDER BY 1, 2",
+        "not_faces": "SELECT face_id FROM not_faces ORDER BY 1",
     }
     return {k: [tuple(r) for r in conn.execute(q)] for k, q in queries.items()}
 
