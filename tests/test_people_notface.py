@@ -16,10 +16,12 @@ from typing import Any
 import psycopg
 import pytest
 from PIL import Image, ImageEnhance
+from typer.testing import CliRunner
 
 from rbv.config import Settings
 from tests.conftest import MISC, PACK, SFACE_THRESHOLD, run_cli
 from tests.support.decisions import dump
+from tests.test_immich_push import db_url, named_in_immich, push, server, template  # noqa: F401
 
 pytestmark = pytest.mark.slow  # real faces, clustered
 
@@ -344,3 +346,21 @@ def test_not_a_face_is_clicked_in_the_browser_and_undone_from_the_toast(  # type
         expect(page.locator("#toast")).to_contain_text("Undid")
     assert _state(url) == before
     assert errors == []
+
+
+
+def test_immich_push_assigns_no_person_to_a_not_a_face(db_url: str, server) -> None:  # type: ignore[no-untyped-def]
+    """The stand-in Immich and its staged, named library of tests/test_immich_push.py:
+    the faces of one photo of a named person marked not a face are pushed to no one."""
+    with psycopg.connect(db_url) as conn:
+        asset, faces = conn.execute(
+            "SELECT a.asset_id, array_agg(f.id) FROM immich_assets a "
+            "JOIN images i ON i.sha256 = a.sha256 JOIN face_detections f ON f.image_id = i.id "
+            "JOIN person_names n ON n.person_id = f.person_id "
+            "GROUP BY a.asset_id ORDER BY a.asset_id LIMIT 1").fetchone()
+    _ok(CliRunner(), db_url, "faces", "not-a-face", *map(str, faces))
+    result = push(db_url, server)
+    assert result.exit_code == 0, result.output
+    assigned = named_in_immich(server)
+    assert assigned, "the other photos' faces were pushed"
+    assert not set(server.assets[asset].face_ids) & set(assigned)
