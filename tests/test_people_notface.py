@@ -331,8 +331,8 @@ def test_not_a_face_is_clicked_in_the_browser_and_undone_from_the_toast(  # type
                             "WHERE person_id IS NOT NULL GROUP BY person_id "
                             "ORDER BY count(*) DESC LIMIT 1")
     before = _state(url)
-    with serving(faces_settings, tmp_path / "cache") as (server, client):
-        page.goto(server.url)
+    with serving(faces_settings, tmp_path / "cache") as (running, client):
+        page.goto(running.url)
         page.goto(client.base + f"/person/{person}")
         button = page.locator(f'#faces [data-face-act="notface"][data-face="{face}"]')
         with page.expect_event("load"):
@@ -349,7 +349,8 @@ def test_not_a_face_is_clicked_in_the_browser_and_undone_from_the_toast(  # type
 
 
 
-def test_immich_push_assigns_no_person_to_a_not_a_face(db_url: str, server) -> None:  # type: ignore[no-untyped-def]
+def test_immich_push_assigns_no_person_to_a_not_a_face(  # type: ignore[no-untyped-def]
+        db_url: str, server) -> None:  # noqa: F811 (the fixtures of test_immich_push)
     """The stand-in Immich and its staged, named library of tests/test_immich_push.py:
     the faces of one photo of a named person marked not a face are pushed to no one."""
     with psycopg.connect(db_url) as conn:
