@@ -280,11 +280,11 @@ def test_serve_marks_a_face_from_the_person_and_photo_pages_and_undoes_it(
                             "WHERE person_id IS NOT NULL GROUP BY person_id "
                             "ORDER BY count(*) DESC LIMIT 1")
     page = client.get(f"/person/{person}").text
-    assert f'data-face-act="notface" data-face="{face}"' in page
+    assert f'data-face-act="notface" data-mark="{face}"' in page
     assert 'data-act="notface"' in page
     (image,), = _rows(url, "SELECT image_id FROM face_detections WHERE id = %s", face)
     photo = client.get(f"/photo/{image}").text
-    assert f'data-face-act="notface" data-face="{face}"' in photo
+    assert f'data-face-act="notface" data-mark="{face}"' in photo
 
     for bad in ({"faces": []}, {"faces": "12"}, {"faces": [-1]}, {}):
         reply = client.post("notface", bad)
@@ -301,7 +301,7 @@ def test_serve_marks_a_face_from_the_person_and_photo_pages_and_undoes_it(
     assert _marked(url) == {face} and _person_of(url, face) is None
     assert f'data-face="{face}"' not in client.get(f"/person/{person}").text
     photo = client.get(f"/photo/{image}").text
-    assert "not a face" in photo and f'data-face-act="isface" data-face="{face}"' in photo
+    assert "not a face" in photo and f'data-face-act="isface" data-mark="{face}"' in photo
 
     undone = client.post("undo", {"count": 1, "edit": answer["edit"]})
     assert undone.status == 200, undone.text
@@ -334,7 +334,7 @@ def test_not_a_face_is_clicked_in_the_browser_and_undone_from_the_toast(  # type
     with serving(faces_settings, tmp_path / "cache") as (running, client):
         page.goto(running.url)
         page.goto(client.base + f"/person/{person}")
-        button = page.locator(f'#faces [data-face-act="notface"][data-face="{face}"]')
+        button = page.locator(f'#faces [data-face-act="notface"][data-mark="{face}"]')
         with page.expect_event("load"):
             button.click()
         expect(page.locator("#toast")).to_contain_text("marked not a face")
