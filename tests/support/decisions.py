@@ -74,7 +74,7 @@ from rbv.jobs.exchange.import_folders import import_folders
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.cluster_update import current_sums
 from rbv.jobs.library.index import run_index
-from rbv.jobs.persons import edit_log
+from rbv.jobs.persons import edit_log, not_faces
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons.faces import link
 from rbv.serve.queue import Grid, SuggestionQueue
@@ -155,6 +155,7 @@ def dump(conn: psycopg.Connection) -> State:
         "different": "SELECT face_a, face_b FROM cannot_links ORDER BY 1, 2",
         "covers": "SELECT id, cover_face_id FROM persons WHERE cover_face_id IS NOT NULL "
                   "ORDER BY id",
+        "not_faces": "SELECT face_id FROM not_faces ORDER BY 1",
     }
     return {k: [tuple(r) for r in conn.execute(q)] for k, q in queries.items()}
 
@@ -433,6 +434,23 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         self.edit(f"cover {person[:8]} {chosen if chosen is not None else '--auto'}",
                   lambda: editing.cover(self.db, person, chosen))
 
+    # -- issue 51: not a face --------------------------------------------------------
+    def marked(self) -> list[int]:
+        with self.db.connect() as conn:
+            return [int(f) for (f,) in conn.execute(
+                "SELECT face_id FROM not_faces ORDER BY face_id")]
+
+    @rule(face=faces)
+    def not_a_face(self, face: int) -> None:
+        """A random face (perhaps deleted since: refused, nothing changed) is no face."""
+        self.edit(f"not-a-face {face}", lambda: not_faces.not_a_face(self.db, [face]))
+
+    @precondition(lambda self: self.marked())
+    @rule(data=st.data())
+    def is_a_face(self, data: st.DataObject) -> None:
+        face = data.draw(st.sampled_from(self.marked()), label="marked face")
+        self.edit(f"is-a-face {face}", lambda: not_faces.is_a_face(self.db, [face]))
+
     # -- automatic runs and what users do outside rbv -------------------------------
     def cluster_run(self, *, full: bool, method: Method | None = None,
                     threshold: float | None = None) -> None:
@@ -534,6 +552,8 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
     def check_automatic(self, before: State, after: State, *, full: bool) -> None:
         self.check_hand_placed(before, after)
         self.check_covers_stay(before, after)
+        dropped = set(before["not_faces"]) - set(after["not_faces"])
+        assert not dropped, f"an automatic run took the 'not a face' mark of {dropped}"
         named = {p for p, _n in before["names"]}
         persons_now = {p for p, _h, _m in after["persons"]}
         formerly: dict[uuid.UUID, list[int]] = defaultdict(list)
@@ -584,6 +604,8 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
     def decisions_hold(self) -> None:
         state = self.state()
         person = {f: p for f, p, _by in state["faces"]}
+        placed = {f: person[f] for (f,) in state["not_faces"] if person.get(f) is not None}
+        assert not placed, f"faces marked not a face are in persons: {placed}"
         manual = {f for f, _p, by in state["faces"] if by == "manual"}
         for face, rejected in state["rejections"]:
             if face not in manual:

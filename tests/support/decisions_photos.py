@@ -46,6 +46,7 @@ def decisions(state: dict[str, list[tuple[Any, ...]]]) -> set[Decision]:
     out: set[Decision] = {("placed", f, p) for f, p, by in state["faces"]
                           if by == "manual" and p is not None}
     out |= {("rejected", f, p) for f, p in state["rejections"]}
+    out |= {("not a face", f, None) for (f,) in state["not_faces"]}
     for kind in ("same", "different"):
         out |= {(kind, a, b) for a, b in state[kind]} | {(kind, b, a) for a, b in state[kind]}
     person_of = {f: p for f, p, _by in state["faces"]}  # a cover in effect: its person's

@@ -1,4 +1,5 @@
-"""``rbv faces same|different``: tell rbv which faces are (not) one person."""
+"""``rbv faces same|different``: tell rbv which faces are (not) one person;
+``rbv faces not-a-face|is-a-face|not-faces``: detections that are no face."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ from typing import Annotated
 import typer
 
 from rbv.bounds import BIGINT_MAX
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    ModelPackOption,
+    print_json,
+    settings_of,
+)
 from rbv.store import open_database
 
-app = typer.Typer(help="Link faces as one person or as different persons; every "
+app = typer.Typer(help="Link faces as one person or as different persons, or mark a "
+                  "detection not a face; every "
                   "clustering keeps the links. Undo with `rbv persons undo`.",
                   no_args_is_help=True)
 
@@ -111,3 +119,123 @@ def different(ctx: typer.Context, faces: FacesArg, dry_run: DryRunOption = False
         rbv faces different 1201 1202
     """
     _link(ctx, faces, False, dry_run, forecast, database, as_json)
+
+
+MarkFacesArg = Annotated[list[int], typer.Argument(
+    metavar="FACE", help="One or more face ids (see `rbv persons show`, or a photo's page "
+    "in `rbv serve`).", min=1, max=BIGINT_MAX, show_default=False)]
+
+
+@app.command("not-a-face")
+def not_a_face(ctx: typer.Context, faces: MarkFacesArg,
+               dry_run: Annotated[bool, typer.Option(
+                   "--dry-run", help="Say what marking would change; change nothing.")]
+               = False,
+               model_pack: ModelPackOption = None, database: DatabaseOption = None,
+               as_json: JsonOption = False) -> None:
+    """Mark detections that are no face (a poster, a statue, a pattern).
+
+    Each leaves its person and every clustering: no `rbv cluster` (any method,
+    full or incremental) gives it a person again, suggestions and review never
+    show it, and export-xmp, immich-push, refine and export-swap skip it. The
+    decisions about it are dropped, each said: its rejections from persons
+    (`persons not-this-person`) and its 'same' and 'different' links (nobody is
+    the same as, or other than, anyone). A pixel edit's carry gives the mark to
+    the same detection in the new content. `rbv persons undo` puts it all back;
+    `rbv faces is-a-face` takes the mark back alone. Faces marked already are
+    said, not refused; an unknown face id changes nothing.
+
+    Example:
+
+        rbv faces not-a-face 4711 4712 --dry-run
+    """
+    from rbv.jobs.persons.not_faces import not_a_face as mark
+    from rbv.jobs.persons.not_faces import person_words
+
+    result = mark(open_database(settings_of(ctx, database_url=database)), faces,
+                  model_pack=model_pack, dry_run=dry_run)
+    if as_json:
+        print_json({**result.as_dict(), "dry_run": dry_run})
+        return
+    ids = ", ".join(map(str, result.changed))
+    if result.changed:
+        typer.echo(f"{'Would mark' if dry_run else 'Marked'} face{_s(result.changed)} {ids} "
+                   "not a face" + (". Dry run: nothing was changed." if dry_run else
+                                   f" (edit #{result.edit_id}; `rbv persons undo` takes it "
+                                   "back)."))
+    for face, person, name in result.left:
+        typer.echo(f"Face {face} {'would leave' if dry_run else 'left'} "
+                   f"{person_words(person, name)}.")
+    if result.dropped:
+        _say(("It would drop " if dry_run else "Dropped ") + result.dropped
+             + (": a face that is no face holds no decision." if dry_run else
+                " (`rbv persons undo` puts them back)."))
+    if result.already:
+        typer.echo(f"Face{_s(result.already)} {', '.join(map(str, result.already))} "
+                   f"{'were' if len(result.already) > 1 else 'was'} marked not a face "
+                   "already.")
+
+
+@app.command("is-a-face")
+def is_a_face(ctx: typer.Context, faces: MarkFacesArg,
+              dry_run: Annotated[bool, typer.Option(
+                  "--dry-run", help="Say which marks would go; change nothing.")] = False,
+              model_pack: ModelPackOption = None, database: DatabaseOption = None,
+              as_json: JsonOption = False) -> None:
+    """Take back a "not a face" mark: the faces are faces again.
+
+    They wait, with no person, for the next `rbv cluster`, which places them as
+    any new face. The decisions `not-a-face` dropped stay dropped (`rbv persons
+    undo` of that edit puts them back instead). A logged edit.
+
+    Example:
+
+        rbv faces is-a-face 4712
+    """
+    from rbv.jobs.persons.not_faces import is_a_face as unmark
+
+    result = unmark(open_database(settings_of(ctx, database_url=database)), faces,
+                    model_pack=model_pack, dry_run=dry_run)
+    if as_json:
+        print_json({**result.as_dict(), "dry_run": dry_run})
+        return
+    if result.changed:
+        ids = ", ".join(map(str, result.changed))
+        typer.echo(f"{'Would take' if dry_run else 'Took'} back the mark of face"
+                   f"{_s(result.changed)} {ids}" + (
+                       ". Dry run: nothing was changed." if dry_run else
+                       f" (edit #{result.edit_id}); the next `rbv cluster` places "
+                       f"{'them' if len(result.changed) > 1 else 'it'}."))
+    if result.already:
+        typer.echo(f"Face{_s(result.already)} {', '.join(map(str, result.already))} "
+                   f"{'were' if len(result.already) > 1 else 'was'} not marked.")
+
+
+@app.command("not-faces")
+def not_faces(ctx: typer.Context, model_pack: ModelPackOption = None,
+              database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """List the faces marked not a face, newest mark first.
+
+    Example:
+
+        rbv faces not-faces --json
+    """
+    from rbv.jobs.persons.not_faces import listing
+
+    rows = listing(open_database(settings_of(ctx, database_url=database)), model_pack)
+    if as_json:
+        print_json({"not_faces": [r.as_dict() for r in rows]})
+        return
+    if not rows:
+        typer.echo("No face is marked not a face.")
+        return
+    for r in rows:
+        box = ",".join(f"{v:.0f}" for v in r.bbox)
+        typer.echo(f"{r.id}\t{r.marked_at:%Y-%m-%d %H:%M}\t{r.path or f'photo {r.image_id}'}"
+                   f"\tbox {box}")
+    typer.echo(f"{len(rows):,} face(s) marked not a face; `rbv faces is-a-face FACE` takes "
+               "a mark back.")
+
+
+def _s(items: list[int]) -> str:
+    return "s" if len(items) > 1 else ""

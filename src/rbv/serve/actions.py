@@ -11,7 +11,7 @@ from typing import Any
 
 from rbv.bounds import BIGINT_MAX
 from rbv.errors import ConfigError
-from rbv.jobs.persons import edit_log
+from rbv.jobs.persons import edit_log, not_faces
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import faces as face_links
 from rbv.serve import inputs
@@ -88,6 +88,7 @@ class Actions:
             "grid": self.grid, "pairs": self.pairs, "split": self.split, "one": self.one_person,
             "hide_these": self.hide_these, "unhide_these": self.unhide_these,
             "hide_unnamed": self.hide_unnamed, "cover": self.cover,
+            "notface": self.not_a_face, "isface": self.is_a_face,
         }
 
     def run(self, action: str, body: dict[str, Any]) -> Answer:
@@ -166,6 +167,23 @@ class Actions:
     def same(self, body: dict[str, Any]) -> Answer:
         result = face_links.link(self.db, _faces(body), same=True)
         return self._done(f"Linked as one person: {result.effect}", result.edit_id)
+
+    def not_a_face(self, body: dict[str, Any]) -> Answer:
+        """``faces``: detections that are no face, as `rbv faces not-a-face` marks them."""
+        done = not_faces.not_a_face(self.db, _faces(body))
+        if done.edit_id is None:
+            return self._done("Marked not a face already; nothing changed", None)
+        dropped = f". Dropped {done.dropped}" if done.dropped else ""
+        return self._done(f"{len(done.changed)} face(s) marked not a face{dropped}",
+                          done.edit_id)
+
+    def is_a_face(self, body: dict[str, Any]) -> Answer:
+        """``faces``: take their "not a face" mark back (`rbv faces is-a-face`)."""
+        done = not_faces.is_a_face(self.db, _faces(body))
+        if done.edit_id is None:
+            return self._done("Not marked; nothing changed", None)
+        return self._done(f"{len(done.changed)} face(s) are faces again; the next "
+                          "`rbv cluster` places them", done.edit_id)
 
     def hide(self, body: dict[str, Any]) -> Answer:
         done = editing.hide(self.db, [str(_person(body))], True)

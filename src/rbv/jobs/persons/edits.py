@@ -15,6 +15,7 @@ import psycopg
 from rbv.cluster.defaults import Method
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.persons.edit_log import Edit, logged_edit
+from rbv.jobs.persons.not_faces import refuse_marked
 from rbv.jobs.persons.overrides import overridden, settle
 from rbv.store.queries import contradictions, links
 from rbv.store.queries import persons as store
@@ -209,6 +210,7 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
             raise PersonNotFound(f"no face with id {face_ids[0]}")
         with logged_edit(db, pack_id, "persons move", parameters,
                          dry_run=dry_run) as (conn, edit):
+            refuse_marked(conn, face_ids, "be put in a person")
             _refuse_photo_clashes(conn, None, face_ids)
             overrides = overridden(conn, contradictions.placing(conn, face_ids, None))
             person = store.new_person(conn, pack_id)
@@ -218,6 +220,7 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
         return Edited(None if dry_run else person, moved, overrides, edit.logged_id)
     with editing(db, target_ref, "persons move", parameters,
                  dry_run=dry_run) as (conn, person, edit):
+        refuse_marked(conn, face_ids, "be put in a person")
         _refuse_photo_clashes(conn, person, face_ids)
         overrides = overridden(conn, contradictions.placing(conn, face_ids, person))
         moved = store.move_faces(conn, face_ids, person)
@@ -239,6 +242,7 @@ def reject(db: Database, ref: str, face_ids: Sequence[int], *,
     with editing(db, ref, "persons not-this-person", {"faces": [int(f) for f in face_ids]},
                  dry_run=dry_run) as (conn, person, edit):
         _require_faces(conn, face_ids)
+        refuse_marked(conn, face_ids, "be rejected from a person (it is in none)")
         overrides = overridden(conn, contradictions.rejecting(conn, person, face_ids))
         count = store.reject_faces(conn, person, face_ids)
         edit.summary = (f"{_faces(face_ids)} are not {person} ({count} taken out)"

@@ -27,6 +27,7 @@ import psycopg
 
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.persons.edit_log import logged_edit
+from rbv.jobs.persons.not_faces import refuse_marked
 from rbv.jobs.persons.overrides import settle
 from rbv.store.queries import contradictions, links
 from rbv.store.queries.links import LinkedFace
@@ -96,6 +97,7 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
                                             **({"answers": answers} if answers else {})},
                      dry_run=dry_run) as (conn, edit):
         faces = links.linked_faces(conn, ids)  # again, under the pack's lock
+        refuse_marked(conn, ids, f"be linked {'same' if same else 'different'}")
         if same:
             group = _refuse_same(conn, faces)
             through = " (with the faces already linked to them)" if len(group) > len(ids) \

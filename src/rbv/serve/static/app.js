@@ -130,6 +130,7 @@ const buttons = {
   move: () => act("move", {faces: selected(), to: value("move-to")}),
   new: () => act("new", {faces: selected()}),
   same: () => act("same", {faces: selected()}),
+  notface: () => act("notface", {faces: selected()}),
   split: () => halvesAct("split"),
   one: () => halvesAct("one"),
   accept: () => act("accept", {keep: pair.dataset.keep, other: pair.dataset.other}),
@@ -142,8 +143,10 @@ const buttons = {
 };
 document.querySelectorAll("[data-act]").forEach(b => b.addEventListener("click", () => buttons[b.dataset.act]()));
 document.querySelectorAll("[data-face-act]").forEach(b => b.addEventListener("click", () => {
-  const face = Number(b.dataset.face);
+  // "not a face" buttons name their face in data-mark (data-face marks a face shown)
+  const face = Number(b.dataset.face || b.dataset.mark);
   if (b.dataset.faceAct === "reject") act("reject", {person: b.dataset.person, faces: [face]});
+  else if (b.dataset.faceAct === "notface" || b.dataset.faceAct === "isface") act(b.dataset.faceAct, {faces: [face]});
   else act("move", {faces: [face], to: value("to-" + face)});
 }));
 // --- a person's page: its cover face ---------------------------------------------

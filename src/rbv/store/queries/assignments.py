@@ -34,8 +34,10 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
                skip_hidden: bool = False) -> PackFaces:
     """The pack's faces with embeddings, read with binary COPY: all of them, the
     unassigned ones, those of one ``person`` or of ``persons``, those of ``ids``, or a
-    random ``sample``; with ``skip_hidden``, none of a hidden person."""
-    where = sql.SQL("f.pack_id = {}").format(sql.Literal(pack.id))
+    random ``sample``; with ``skip_hidden``, none of a hidden person. Faces marked not a
+    face (``rbv faces not-a-face``) never: they are in no clustering."""
+    where = sql.SQL("f.pack_id = {} AND NOT EXISTS (SELECT 1 FROM not_faces m "
+                    "WHERE m.face_id = f.id)").format(sql.Literal(pack.id))
     if ids is not None:
         where += sql.SQL(" AND f.id = ANY({}::bigint[])").format(sql.Literal(list(ids)))
     if unassigned_only:
@@ -209,7 +211,8 @@ def create_persons(conn: psycopg.Connection, pack: PackRow, count: int,
 
 def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
                       person_ids: Sequence[uuid.UUID], assigned_by: str) -> int:
-    """Set ``person_id`` of each face (never touching manual ones); returns rows changed."""
+    """Set ``person_id`` of each face (never touching manual ones, never giving a face
+    marked not a face a person); returns rows changed."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS _assign (face_id bigint, person_id uuid) "
                  "ON COMMIT DROP")
     conn.execute("TRUNCATE _assign")
@@ -227,6 +230,8 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
         FROM _assign a
         WHERE f.id = a.face_id AND f.assigned_by IS DISTINCT FROM 'manual'
           AND f.person_id IS DISTINCT FROM a.person_id
+          AND (a.person_id IS NULL
+               OR NOT EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id))
         """,
         (assigned_by,),
     )
@@ -283,7 +288,7 @@ def faces_with_paths(conn: psycopg.Connection, pack: PackRow) -> list[FacePlace]
         SELECT f.id, ip.path_bytes, f.x1, f.y1, f.x2, f.y2, i.width, i.height
         FROM face_detections f JOIN image_paths ip ON ip.image_id = f.image_id
         JOIN images i ON i.id = f.image_id
-        WHERE f.pack_id = %s
+        WHERE f.pack_id = %s AND NOT EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id)
         """,
         (pack.id,),
     )]
@@ -300,8 +305,9 @@ def vacuum_faces(db: Database) -> None:
 
 def clustering_inputs_digest(conn: psycopg.Connection, pack: PackRow) -> str:
     """A digest of what a full clustering of the pack reads besides the vectors (which
-    are written once per face): the faces, who each belongs to and how, and the manual
-    links and rejections. One pass over the narrow face rows: ~0.1 s per 100k faces."""
+    are written once per face): the faces, who each belongs to and how, the manual
+    links and rejections, and the faces marked not a face. One pass over the narrow face
+    rows: ~0.1 s per 100k faces."""
     faces = conn.execute(
         "SELECT count(*), coalesce(max(id), 0), coalesce(sum(hashtextextended("
         "coalesce(person_id::text, '-') || coalesce(assigned_by, '-'), id)), 0) "
@@ -315,7 +321,11 @@ def clustering_inputs_digest(conn: psycopg.Connection, pack: PackRow) -> str:
         "SELECT count(*), coalesce(sum(hashtextextended(r.person_id::text, r.face_id)), 0) "
         "FROM person_rejections r JOIN face_detections f ON f.id = r.face_id "
         "WHERE f.pack_id = %s", (pack.id,)).fetchone()
-    text = repr([tuple(map(str, r or ())) for r in (faces, *manual, rejected)])
+    marked = conn.execute(
+        "SELECT count(*), coalesce(sum(hashtextextended(m.face_id::text, 0)), 0) "
+        "FROM not_faces m JOIN face_detections f ON f.id = m.face_id WHERE f.pack_id = %s",
+        (pack.id,)).fetchone()
+    text = repr([tuple(map(str, r or ())) for r in (faces, *manual, rejected, marked)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -134,6 +134,22 @@ def linking(conn: psycopg.Connection, group: Sequence[int]) -> Contradictions:
     return Contradictions(rejections, cannot)
 
 
+def marking(conn: psycopg.Connection, face_ids: Sequence[int]) -> Contradictions:
+    """What "``face_ids`` are not faces" makes void: every rejection of them from a
+    person and every "same" or "different" link they are in (a detection that is no
+    face is nobody, and the same as or other than nobody)."""
+    ids = [int(f) for f in face_ids]
+    rejections = [(int(f), p) for f, p in conn.execute(
+        "SELECT face_id, person_id FROM person_rejections WHERE face_id = ANY(%s::bigint[]) "
+        "ORDER BY face_id, person_id", (ids,))]
+    pairs = {table: _pairs(conn.execute(sql.SQL(
+        "SELECT face_a, face_b FROM {} WHERE face_a = ANY(%(ids)s::bigint[]) "
+        "OR face_b = ANY(%(ids)s::bigint[]) ORDER BY face_a, face_b").format(
+            sql.Identifier(table)), {"ids": ids}).fetchall())
+        for table in ("cannot_links", "must_links")}
+    return Contradictions(rejections, pairs["cannot_links"], pairs["must_links"])
+
+
 def lift(conn: psycopg.Connection, found: Contradictions) -> None:
     """Delete the rows of the earlier decisions (in the caller's logged edit, so that
     ``rbv persons undo`` puts them back)."""

@@ -12,8 +12,8 @@ import psycopg
 def decisions_on_faces(conn: psycopg.Connection,
                        face_ids: Sequence[int]) -> list[tuple[int, str]]:
     """(face id, what it held) for each of the faces that is in a named person, placed
-    by hand, rejected from a person, linked `same`/`different`, or its person's cover
-    face (`rbv persons cover`)."""
+    by hand, rejected from a person, linked `same`/`different`, marked not a face,
+    or its person's cover face (`rbv persons cover`)."""
     rows = conn.execute(
         """
         SELECT f.id, n.name, f.assigned_by = 'manual',
@@ -28,15 +28,16 @@ def decisions_on_faces(conn: psycopg.Connection,
                 FROM cannot_links l WHERE f.id IN (l.face_a, l.face_b)),
                (SELECT array_agg(coalesce(cn.name, c.id::text) ORDER BY 1)
                 FROM persons c LEFT JOIN person_names cn ON cn.person_id = c.id
-                WHERE c.cover_face_id = f.id AND c.id = f.person_id)
+                WHERE c.cover_face_id = f.id AND c.id = f.person_id),
+               EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id)
         FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id
         WHERE f.id = ANY(%s) ORDER BY f.id
         """,
         (list(face_ids),),
     ).fetchall()
     out = []
-    for face_id, name, manual, rejected, same, different, cover in rows:
-        held = []
+    for face_id, name, manual, rejected, same, different, cover, marked in rows:
+        held = ["marked not a face"] if marked else []
         if name is not None:
             held.append(f"{'placed by hand in' if manual else 'in'} {name!r}")
         elif manual:

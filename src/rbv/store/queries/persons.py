@@ -414,8 +414,8 @@ def person_named(conn: psycopg.Connection, pack_id: int, name: str, *,
 
 
 def place_faces(conn: psycopg.Connection, face_ids: Sequence[int], person: uuid.UUID) -> int:
-    """Place faces in ``person`` by hand, except faces a user rejected from it; returns
-    how many changed."""
+    """Place faces in ``person`` by hand, except faces a user rejected from it or marked
+    not a face; returns how many changed."""
     return conn.execute(
         """
         UPDATE face_detections f SET person_id = %(p)s, assigned_by = 'manual',
@@ -424,6 +424,7 @@ def place_faces(conn: psycopg.Connection, face_ids: Sequence[int], person: uuid.
           AND (f.person_id IS DISTINCT FROM %(p)s OR f.assigned_by IS DISTINCT FROM 'manual')
           AND NOT EXISTS (SELECT 1 FROM person_rejections r
                           WHERE r.face_id = f.id AND r.person_id = %(p)s)
+          AND NOT EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id)
         """,
         {"p": person, "ids": list(face_ids)},
     ).rowcount

@@ -33,7 +33,8 @@ def lookalike_images(conn: psycopg.Connection, pack: PackRow, image_id: int) -> 
           AND (q.person_id IS NOT NULL
                OR EXISTS (SELECT 1 FROM person_rejections r WHERE r.face_id = q.id)
                OR EXISTS (SELECT 1 FROM must_links l WHERE q.id IN (l.face_a, l.face_b))
-               OR EXISTS (SELECT 1 FROM cannot_links l WHERE q.id IN (l.face_a, l.face_b)))
+               OR EXISTS (SELECT 1 FROM cannot_links l WHERE q.id IN (l.face_a, l.face_b))
+               OR EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = q.id))
         GROUP BY m.image_id ORDER BY min(m.dist), m.image_id
         """
     ).format(half=index_expr(pack), pack=sql.Literal(pack.id), k=sql.Literal(NEAREST))

@@ -37,7 +37,8 @@ def library_stats(conn: psycopg.Connection) -> dict[str, Any]:
                   AND s.status = 'failed') AS scan_failures,
                (SELECT count(*) FROM face_detections f WHERE f.pack_id = p.id) AS faces,
                (SELECT count(*) FROM face_detections f WHERE f.pack_id = p.id
-                  AND f.person_id IS NULL) AS unassigned_faces,
+                  AND f.person_id IS NULL AND NOT EXISTS (SELECT 1 FROM not_faces m
+                  WHERE m.face_id = f.id)) AS unassigned_faces,
                (SELECT count(*) FROM persons q WHERE q.pack_id = p.id
                   AND q.merged_into IS NULL) AS persons,
                (SELECT count(*) FROM persons q JOIN person_names n ON n.person_id = q.id

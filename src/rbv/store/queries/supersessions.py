@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from rbv.store.queries.dropped import decisions_on_faces
+from rbv.store.queries.not_faces import carry_marks
 
 _OTHER_LINKS = {"must_links": "cannot_links", "cannot_links": "must_links"}
 
@@ -114,11 +115,11 @@ def image_faces(conn: psycopg.Connection, image_id: int, pack_id: int) -> ImageF
 def carry_decisions(conn: psycopg.Connection, pack_id: int, old_id: int,
                     pairs: Sequence[tuple[int, int]]) -> list[tuple[int, str]]:
     """Give each new face of ``pairs`` (old face id, new face id) the old face's person
-    (with how it was placed), rejections and same/different links, where that breaks no
-    rule; then drop the pack's old faces and scan of image ``old_id`` (and the image
-    with its last face). Returns (face id, what it held) of each dropped face that still
-    held a decision: not the same face as a new one, or a decision the new face could
-    not take. Call inside a transaction."""
+    (with how it was placed), rejections, same/different links and "not a face" mark,
+    where that breaks no rule; then drop the pack's old faces and scan of image
+    ``old_id`` (and the image with its last face). Returns (face id, what it held) of
+    each dropped face that still held a decision: not the same face as a new one, or a
+    decision the new face could not take. Call inside a transaction."""
     mapping = dict(pairs)
     for old_face, new_face in pairs:
         _carry_person(conn, old_face, new_face)
@@ -126,6 +127,7 @@ def carry_decisions(conn: psycopg.Connection, pack_id: int, old_id: int,
     _carry_covers(conn, mapping)
     for table in _OTHER_LINKS:
         _carry_links(conn, table, mapping)
+    carry_marks(conn, mapping)
     old_faces = [int(r[0]) for r in conn.execute(
         "SELECT id FROM face_detections WHERE image_id = %s AND pack_id = %s ORDER BY id",
         (old_id, pack_id))]
