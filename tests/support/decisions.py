@@ -1,6 +1,6 @@
 """A stateful model of the user's decisions, for hypothesis' RuleBasedStateMachine.
 
-Random sequences of what a user does (name, merge, move, move to a new person,
+Random sequences of what a user does (name, a birthday, merge, move, move to a new person,
 not-this-person, faces same/different, hide/unhide, split, undo of one or several edits,
 the web page's answers to merge suggestions (yes, no; pages of pairs and grids, with
 random ticks),
@@ -20,6 +20,8 @@ checked against what the user decided:
   (less the faces the user's links place elsewhere: linked ``same`` with a face rejected
   from it, or with faces placed by hand);
 - a hidden person's faces stay where they are through every cluster run and method;
+- a birthday stays on its person through every automatic run, and that person keeps
+  most of its faces, as a named one does;
 - no decision an ``index`` (the carry) or a ``prune`` deletes goes unsaid;
 - a second ``cluster --full`` with nothing changed changes nothing;
 - every dry run reports what the run then does;
@@ -41,6 +43,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,7 @@ from rbv.jobs.grouping.cluster_update import current_sums
 from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import edit_log
 from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons.birthdays import set_born
 from rbv.jobs.persons.faces import link
 from rbv.serve.queue import Grid, SuggestionQueue
 from rbv.store import Database, open_database
@@ -147,6 +151,7 @@ def dump(conn: psycopg.Connection) -> State:
         "rejections": "SELECT face_id, person_id FROM person_rejections ORDER BY 1, 2",
         "same": "SELECT face_a, face_b FROM must_links ORDER BY 1, 2",
         "different": "SELECT face_a, face_b FROM cannot_links ORDER BY 1, 2",
+        "born": "SELECT id, born FROM persons WHERE born IS NOT NULL ORDER BY id",
     }
     return {k: [tuple(r) for r in conn.execute(q)] for k, q in queries.items()}
 
@@ -406,6 +411,15 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         else:
             self.undoable.clear()
 
+    # -- issue 51: birthdays --
+    @rule(person=persons, data=st.data())
+    def born(self, person: str, data: st.DataObject) -> None:
+        """A birthday on a person: a random day (now and then one in the future, refused),
+        or cleared."""
+        day = data.draw(st.none() | st.dates(date(1950, 1, 1), date.today() + timedelta(3)),
+                        label="born")
+        self.edit(f"born {person[:8]} {day}", lambda: set_born(self.db, person, day))
+
     # -- automatic runs and what users do outside rbv -------------------------------
     def cluster_run(self, *, full: bool, method: Method | None = None,
                     threshold: float | None = None) -> None:
@@ -472,6 +486,7 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         assert said == [(i.name, i.assigned, i.kept) for i in done.identities], \
             "import-folders --dry-run is not the run"
         self.check_hand_placed(before, self.state())
+        self.check_births(before, self.state())
         return self.new_persons()
 
     # -- what must hold ---------------------------------------------------------------
@@ -481,9 +496,17 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         moved = {f: (p, now.get(f)) for f, p in placed.items() if f in now and now[f] != p}
         assert not moved, f"hand-placed faces moved: {moved}"
 
+    def check_births(self, before: State, after: State) -> None:
+        """A birthday stays on its person: no automatic run deletes or changes it."""
+        born_now = dict(after["born"])
+        lost = {p: b for p, b in before["born"] if born_now.get(p) != b}
+        assert not lost, f"birthdays lost or changed by an automatic run: {lost}"
+
     def check_automatic(self, before: State, after: State, *, full: bool) -> None:
         self.check_hand_placed(before, after)
-        named = {p for p, _n in before["names"]}
+        self.check_births(before, after)
+        # a person with a birthday keeps most of the faces it had, as a named person does
+        named = {p for p, _n in before["names"]} | {p for p, _b in before["born"]}
         persons_now = {p for p, _h, _m in after["persons"]}
         formerly: dict[uuid.UUID, list[int]] = defaultdict(list)
         for f, p, _by in before["faces"]:
