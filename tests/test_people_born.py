@@ -310,3 +310,48 @@ def test_serve_sets_the_birthday_and_shows_ages(
     cleared = client.post("born", {"person": person, "born": ""})
     assert cleared.status == 200 and cleared.json()["message"] == "Birthday cleared"
     assert _rows(url, "SELECT born FROM persons WHERE id = %s", person) == [(None,)]
+
+
+@pytest.mark.slow  # a real headless Chromium
+def test_the_birthday_is_set_and_cleared_in_the_browser(  # type: ignore[no-untyped-def]
+        cli, page, faces_settings: Settings, tmp_path: Path) -> None:
+    """The person page's date field and buttons, clicked in Chromium: the birthday lands
+    in the database, each face tile shows its age, the toast's Undo takes it back."""
+    from playwright.sync_api import expect
+
+    from tests.serve_client import serving
+    from tests.support.browser import watch_errors
+
+    url = str(faces_settings.database_url)
+    _ok(cli, url, "cluster", "--threshold", "0.7")
+    person = str(_rows(url, "SELECT person_id FROM face_detections WHERE person_id IS NOT "
+                       "NULL GROUP BY person_id ORDER BY count(*) DESC, person_id "
+                       "LIMIT 1")[0][0])
+    _date_photos(url, person, ["2020-11-20"])
+    page.clock.install()  # the toast and its Undo stay up however slow the machine is
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    errors = watch_errors(page)
+    with serving(faces_settings, tmp_path / "cache") as (server, client):
+        page.goto(server.url)
+        page.goto(f"{client.base}/person/{person}?limit=1000")
+        page.locator("#born").fill("2019-05-02")
+        with page.expect_event("load"):
+            page.locator('[data-act="born"]').click()
+        expect(page.locator("#toast")).to_contain_text("Born 2019-05-02")
+        assert _rows(url, "SELECT born FROM persons WHERE id = %s", person) == [
+            (date(2019, 5, 2),)]
+        expect(page.locator(".face .age", has_text="18 months")).to_have_count(1)
+        expect(page.locator(".face .age", has_text="no date")).not_to_have_count(0)
+        page.screenshot(path=tmp_path / "person-born.png")
+        with page.expect_event("load"):
+            page.locator("#toast-undo").click()
+        assert _rows(url, "SELECT born FROM persons WHERE id = %s", person) == [(None,)]
+        expect(page.locator(".face .age")).to_have_count(0)
+        page.locator("#born").fill("2018-01-01")
+        with page.expect_event("load"):
+            page.locator('[data-act="born"]').click()
+        with page.expect_event("load"):
+            page.locator('[data-act="unborn"]').click()
+        expect(page.locator("#toast")).to_contain_text("Birthday cleared")
+        assert _rows(url, "SELECT born FROM persons WHERE id = %s", person) == [(None,)]
+    assert errors == []
