@@ -119,8 +119,7 @@ def test_born_is_a_logged_edit_that_undo_reverts_exactly(
                        (future, "is in the future")):
         assert words in _refused(cli, url, "persons", "born", "Ada", bad)
     assert "or --clear" in _refused(cli, url, "persons", "born", "Ada")
-    assert "or --clear" in _refused(cli, url, "persons", "born", "Ada", "2019-05-02",
-                                    "--clear")
+    assert "not both" in _refused(cli, url, "persons", "born", "Ada", "2019-05-02", "--clear")
     assert _person_row(url, person) == untouched
     assert _rows(url, "SELECT count(*) FROM person_edits") == edits
 

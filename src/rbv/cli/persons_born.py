@@ -38,7 +38,9 @@ def born(
 
         rbv persons born "Ada Lovelace" --clear --dry-run
     """
-    if (day is None) == (not clear):
+    if day is not None and clear:
+        raise ConfigError("give a birthday or --clear, not both")
+    if day is None and not clear:
         raise ConfigError("give the birthday as YYYY-MM-DD, or --clear to forget it")
     when = None if clear else birthdays.parse_born(day or "")
     db = open_database(settings_of(ctx, database_url=database))
