@@ -7,6 +7,7 @@ clustering run, unnamed persons included."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from rbv.jobs.persons.birthdays import age_words, parse_ages, parse_born
 from rbv.serve.app import ReviewServer
 from tests.conftest import FACES, PACK, SFACE_THRESHOLD, import_folders, run_cli
 from tests.serve_client import Client
+from tests.support.decisions import DecisionMachine, Environment
+from tests.test_decision_machine import decisions_env  # noqa: F401 (a fixture)
 
 
 def _ok(cli: Any, url: str, *args: str) -> str:
@@ -354,3 +357,37 @@ def test_the_birthday_is_set_and_cleared_in_the_browser(  # type: ignore[no-unty
         expect(page.locator("#toast")).to_contain_text("Birthday cleared")
         assert _rows(url, "SELECT born FROM persons WHERE id = %s", person) == [(None,)]
     assert errors == []
+
+
+def test_the_decision_machine_keeps_birthdays_through_automatic_runs(
+        request: pytest.FixtureRequest) -> None:
+    """The machine's `born` rule as a fixed sequence: birthdays on unnamed persons, one
+    refused (in the future), undone exactly, then every kind of automatic run (a full
+    run, more photos past the growth trigger, the growth re-cluster) with the machine's
+    checks after each: the birthdays stay, on persons that keep most of their faces."""
+    env: Environment = request.getfixturevalue("decisions_env")
+    DecisionMachine.env = env
+    state = DecisionMachine()
+    try:
+        state.first_cluster()
+        persons = state.live_persons()
+        state.born(persons[0], date(2015, 6, 1))
+        state.born(persons[1], date.today() + timedelta(days=1))  # refused, nothing changed
+        assert state.state()["born"] == [(uuid.UUID(persons[0]), date(2015, 6, 1))]
+        state.born(persons[2], date(1980, 2, 29))
+        state.undo(1)  # exactly as before
+        state.born(persons[0], None)
+        state.undo(2)
+        assert state.state()["born"] == []
+        for person, day in zip(persons[:4], (date(2015, 6, 1), date(2012, 1, 31),
+                                             date(1990, 12, 1), date(2001, 7, 4)),
+                               strict=True):
+            state.born(person, day)
+        state.cluster_full()
+        state.index_more()
+        state.cluster()  # past the growth trigger: every face re-clustered
+        state.decisions_hold()
+        assert len(state.state()["born"]) == 4
+    finally:
+        state.teardown()
+        del DecisionMachine.env

@@ -412,12 +412,11 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
             self.undoable.clear()
 
     # -- issue 51: birthdays --
-    @rule(person=persons, data=st.data())
-    def born(self, person: str, data: st.DataObject) -> None:
+    @rule(person=persons,
+          day=st.none() | st.dates(date(1950, 1, 1), date.today() + timedelta(3)))
+    def born(self, person: str, day: date | None) -> None:
         """A birthday on a person: a random day (now and then one in the future, refused),
-        or cleared."""
-        day = data.draw(st.none() | st.dates(date(1950, 1, 1), date.today() + timedelta(3)),
-                        label="born")
+        or cleared (None)."""
         self.edit(f"born {person[:8]} {day}", lambda: set_born(self.db, person, day))
 
     # -- automatic runs and what users do outside rbv -------------------------------
