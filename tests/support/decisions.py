@@ -1,6 +1,6 @@
 """A stateful model of the user's decisions, for hypothesis' RuleBasedStateMachine.
 
-Random sequences of what a user does (name, merge, move, move to a new person,
+Random sequences of what a user does (name, a birthday, merge, move, move to a new person,
 not-this-person, faces same/different, hide/unhide, hiding every unnamed person with at
 most N faces, a cover face, split, undo of one or several edits,
 the web page's answers to merge suggestions (yes, no; pages of pairs and grids, with
@@ -25,6 +25,8 @@ checked against what the user decided:
 - a person is shown by its chosen cover face while that is one of its faces, by its
   best detection otherwise; a cover stays with its person's faces through every cluster
   run (a person a run empties leaves it to the person that holds the face);
+- a birthday stays on its person through every automatic run, and that person keeps
+  most of its faces, as a named one does;
 - no decision an ``index`` (the carry) or a ``prune`` deletes goes unsaid;
 - a second ``cluster --full`` with nothing changed changes nothing;
 - every dry run reports what the run then does;
@@ -46,6 +48,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,7 @@ from rbv.jobs.grouping.cluster_update import current_sums
 from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import edit_log, not_faces
 from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons.birthdays import set_born
 from rbv.jobs.persons.faces import link
 from rbv.serve.queue import Grid, SuggestionQueue
 from rbv.store import Database, open_database
@@ -156,6 +160,7 @@ def dump(conn: psycopg.Connection) -> State:
         "covers": "SELECT id, cover_face_id FROM persons WHERE cover_face_id IS NOT NULL "
                   "ORDER BY id",
         "not_faces": "SELECT face_id FROM not_faces ORDER BY 1",
+        "born": "SELECT id, born FROM persons WHERE born IS NOT NULL ORDER BY id",
     }
     return {k: [tuple(r) for r in conn.execute(q)] for k, q in queries.items()}
 
@@ -451,6 +456,14 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         face = data.draw(st.sampled_from(self.marked()), label="marked face")
         self.edit(f"is-a-face {face}", lambda: not_faces.is_a_face(self.db, [face]))
 
+    # -- issue 51: birthdays --
+    @rule(person=persons,
+          day=st.none() | st.dates(date(1950, 1, 1), date.today() + timedelta(3)))
+    def born(self, person: str, day: date | None) -> None:
+        """A birthday on a person: a random day (now and then one in the future, refused),
+        or cleared (None)."""
+        self.edit(f"born {person[:8]} {day}", lambda: set_born(self.db, person, day))
+
     # -- automatic runs and what users do outside rbv -------------------------------
     def cluster_run(self, *, full: bool, method: Method | None = None,
                     threshold: float | None = None) -> None:
@@ -517,6 +530,7 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         assert said == [(i.name, i.assigned, i.kept) for i in done.identities], \
             "import-folders --dry-run is not the run"
         self.check_hand_placed(before, self.state())
+        self.check_births(before, self.state())
         return self.new_persons()
 
     # -- what must hold ---------------------------------------------------------------
@@ -525,6 +539,12 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         now = {f: p for f, p, _by in after["faces"]}
         moved = {f: (p, now.get(f)) for f, p in placed.items() if f in now and now[f] != p}
         assert not moved, f"hand-placed faces moved: {moved}"
+
+    def check_births(self, before: State, after: State) -> None:
+        """A birthday stays on its person: no automatic run deletes or changes it."""
+        born_now = dict(after["born"])
+        lost = {p: b for p, b in before["born"] if born_now.get(p) != b}
+        assert not lost, f"birthdays lost or changed by an automatic run: {lost}"
 
     def check_covers_stay(self, before: State, after: State) -> None:
         """A cover stays with its person's faces through an automatic run: a person
@@ -552,9 +572,11 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
     def check_automatic(self, before: State, after: State, *, full: bool) -> None:
         self.check_hand_placed(before, after)
         self.check_covers_stay(before, after)
+        self.check_births(before, after)
         dropped = set(before["not_faces"]) - set(after["not_faces"])
         assert not dropped, f"an automatic run took the 'not a face' mark of {dropped}"
-        named = {p for p, _n in before["names"]}
+        # a person with a birthday keeps most of the faces it had, as a named person does
+        named = {p for p, _n in before["names"]} | {p for p, _b in before["born"]}
         persons_now = {p for p, _h, _m in after["persons"]}
         formerly: dict[uuid.UUID, list[int]] = defaultdict(list)
         for f, p, _by in before["faces"]:

@@ -123,6 +123,7 @@ class PhotoRules:
         lines = list(summary.embed.carry.dropped)
         forget_said(self.db, summary.embed.carry)  # type: ignore[attr-defined]
         self.check_said(before, self.state(), lines, "index")  # type: ignore[attr-defined]
+        self.check_births(before, self.state())  # type: ignore[attr-defined]
         return self.new_faces()  # type: ignore[attr-defined]
 
     @precondition(lambda self: self.lib is not None)
@@ -137,6 +138,7 @@ class PhotoRules:
             (report.kept, report.lost, report.counts), "prune --dry-run is not the run"
         self.check_said(before, self.state(),  # type: ignore[attr-defined]
                         report.kept + report.lost, "prune")
+        self.check_births(before, self.state())  # type: ignore[attr-defined]
 
     @rule(target=persons, how=st.sampled_from(METHODS))
     def cluster_method(self, how: tuple[Method, float | None]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.table import Table
 
 from rbv.bounds import BIGINT_MAX
-from rbv.cli import persons_review, persons_undo
+from rbv.cli import persons_born, persons_review, persons_undo
 from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
 from rbv.cli.naming import named_list, short_ids, who
 from rbv.cli.tables import print_table
@@ -93,26 +94,45 @@ def show(ctx: typer.Context, person: PersonArg,
          limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 100,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """A person's faces: face id, photo path, box, how it was assigned. Best detections
-    first, after the cover face chosen with `rbv persons cover` (marked "cover").
+    first, after the cover face chosen with `rbv persons cover` (marked "cover"); with a
+    birthday (`rbv persons born`), the age at each photo ("3 years", "18 months", "no
+    date").
 
     Example:
 
         rbv persons show "Ada Lovelace"
     """
+    from rbv.jobs.persons.birthdays import age_words, born_of
+
     db = _db(ctx, database)
     pid, title, faces = lookup.faces(db, person, limit)
     chosen = lookup.cover(db, pid)
+    born = born_of(db, pid)
     if as_json:
         print_json({"person": str(pid), "cover": chosen,
-                    "faces": [f.as_dict() for f in faces]})
+                    "born": born.isoformat() if born else None,
+                    "faces": [{**f.as_dict(), **_age(born, f.taken_at)} for f in faces]})
         return
     title += "" if title.startswith("person ") else f" ({lookup.short_id(pid)})"
-    table = Table("face", "photo", "box", "score", "assigned", title=title)
+    title += f", born {born.isoformat()}" if born else ""
+    table = Table("face", "photo", *(["age"] if born else []), "box", "score", "assigned",
+                  title=title)
     for f in faces:
-        table.add_row(str(f.id), f.path or "-", ",".join(f"{v:.0f}" for v in f.bbox),
-                      f"{f.det_score:.2f}",
+        table.add_row(str(f.id), f.path or "-", *([age_words(born, f.taken_at)] if born
+                                                  else []),
+                      ",".join(f"{v:.0f}" for v in f.bbox), f"{f.det_score:.2f}",
                       (f.assigned_by or "-") + (" · cover" if f.id == chosen else ""))
-    print_table(table, optional=["score", "box"], whole=["face"])
+    print_table(table, optional=["score", "box"], whole=["face", *(["age"] if born else [])])
+
+
+def _age(born: date | None, taken: datetime | None) -> dict[str, object]:
+    """A face's age in --json: in words and in whole months (null: no birthday, no date,
+    or before birth)."""
+    from rbv.jobs.persons.birthdays import age_months, age_words
+
+    months = age_months(born, taken) if born else None
+    return {"age": age_words(born, taken) or None,
+            "age_months": months if months is not None and months >= 0 else None}
 
 
 @app.command("name")
@@ -474,3 +494,4 @@ app.command("suggest")(persons_review.suggest)
 app.command("review")(persons_review.review)
 app.command("history")(persons_undo.history)
 app.command("undo")(persons_undo.undo)
+app.command("born")(persons_born.born)

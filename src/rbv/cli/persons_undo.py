@@ -22,7 +22,7 @@ def history(
 ) -> None:
     """Logged edits, newest first, with the rows each changed.
 
-    Every persons name/merge/split/move/not-this-person/hide/unhide, eras --apply,
+    Every persons name/merge/split/move/not-this-person/hide/unhide/born, eras --apply,
     faces same/different and undo is logged; `rbv persons undo` reverts them.
 
     Example:

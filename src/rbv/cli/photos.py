@@ -9,6 +9,7 @@ import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.errors import EXIT_PARTIAL, printable
+from rbv.jobs.persons.birthdays import parse_ages
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.store import open_database
 
@@ -27,6 +28,11 @@ def photos_command(
     until: Annotated[str | None, typer.Option(
         "--to", help="Taken up to and including YYYY, YYYY-MM or YYYY-MM-DD.",
         show_default=False)] = None,
+    age: Annotated[str | None, typer.Option(
+        "--age", help="Taken when the first --person was this old, in whole years: 3, 3-5 "
+        "(inclusive), 4- (4 or older), -2 (up to 2); by the birthday `rbv persons born` "
+        "gave (photos without a date drop out, and are counted).",
+        show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many photos.",
                                               show_default=False)] = None,
     copy_to: Annotated[Path | None, typer.Option(
@@ -41,8 +47,10 @@ def photos_command(
     """List the photos that show every given person, oldest first.
 
     Each line: date, path, and who else rbv found in the photo. --without drops photos
-    with a person, --from/--to keep a date range (inclusive). --copy-to or --link-to
-    gathers the photos into a folder; re-runs leave what is there.
+    with a person, --from/--to keep a date range (inclusive), --age keeps the photos of
+    the first person at an age (by its birthday, `rbv persons born`; each line then
+    says the age). --copy-to or --link-to gathers the photos into a folder; re-runs
+    leave what is there.
 
     Examples:
 
@@ -51,10 +59,12 @@ def photos_command(
         rbv photos -p Ada -p Charles --without Mary --from 2019 --to 2021
 
         rbv photos -p Ada --link-to ~/albums/ada --json
+
+        rbv photos -p Ada --age 3-5
     """
     settings = settings_of(ctx, database_url=database)
     db = open_database(settings)
-    query = PhotoQuery(tuple(person), tuple(without or ()), since, until, limit)
+    query = PhotoQuery(tuple(person), tuple(without or ()), since, until, limit, age)
     result = find_photos(db, query, copy_to=copy_to, link_to=link_to)
     if as_json:
         print_json(result.as_dict())
@@ -62,11 +72,16 @@ def photos_command(
         for hit in result.photos:
             when = hit.taken_at.strftime("%Y-%m-%d") if hit.taken_at else "----------"
             others = f"  (with {', '.join(hit.others)})" if hit.others else ""
-            typer.echo(printable(f"{when}  {hit.paths[0] if hit.paths else '?'}{others}"))
+            aged = f"  {result.age(hit)}" if result.born else ""
+            typer.echo(printable(f"{when}{aged}  {hit.paths[0] if hit.paths else '?'}"
+                                 f"{others}"))
         placed = sum(a.action != "present" for a in result.album)
         if result.album:
             typer.echo(f"{placed} photo(s) placed in {copy_to or link_to}.")
-        typer.echo(f"{len(result.photos)} photo(s) with {' and '.join(result.persons)}.")
+        at = f" aged {parse_ages(age).words()}" if result.born and age else ""
+        typer.echo(f"{len(result.photos)} photo(s) with {' and '.join(result.persons)}{at}.")
+        if result.undated:
+            typer.echo(f"{result.undated} photo(s) with no date left out (no age to tell).")
     for error in result.album_errors:
         typer.echo(printable(f"Error: {error}"), err=True)
     if result.album_errors:

@@ -14,6 +14,7 @@ from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log, not_faces
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import faces as face_links
+from rbv.jobs.persons.birthdays import parse_born, set_born
 from rbv.serve import inputs
 from rbv.serve.queue import SuggestionQueue
 from rbv.store.queries.persons import name_of, pack_of, person_named, resolve_person
@@ -83,7 +84,8 @@ class Actions:
         self.table: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "name": self.name, "merge": self.merge, "reject": self.reject,
             "move": self.move, "new": self.new_person, "same": self.same,
-            "hide": self.hide, "unhide": self.unhide, "accept": self.accept,
+            "hide": self.hide, "unhide": self.unhide, "born": self.born,
+            "accept": self.accept,
             "dismiss": self.dismiss, "skip": self.skip, "undo": self.undo,
             "grid": self.grid, "pairs": self.pairs, "split": self.split, "one": self.one_person,
             "hide_these": self.hide_these, "unhide_these": self.unhide_these,
@@ -230,6 +232,19 @@ class Actions:
         if done.edit_id is None:
             return self._done("Shown by that face already; nothing changed", None)
         return self._done("Cover chosen" if face is not None else "Cover: automatic again",
+                          done.edit_id)
+
+    def born(self, body: dict[str, Any]) -> Answer:
+        """The person's birthday (``born``: YYYY-MM-DD; empty: cleared), as `rbv persons
+        born` gives it."""
+        text = body.get("born")
+        if not isinstance(text, str):
+            raise ConfigError("born is missing: give the birthday as YYYY-MM-DD")
+        when = parse_born(inputs.plain(text, "born")) if text.strip() else None
+        done = set_born(self.db, str(_person(body)), when)
+        if not done.changed:
+            return self._done("Birthday as it was; nothing changed", None)
+        return self._done(f"Born {when.isoformat()}" if when else "Birthday cleared",
                           done.edit_id)
 
     def accept(self, body: dict[str, Any]) -> Answer:

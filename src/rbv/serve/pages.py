@@ -20,6 +20,7 @@ from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.inputs import query_choice, query_whole
 from rbv.serve.queue import Grid, Left, PairsPage, SuggestionQueue
+from rbv.store.queries.birthdays import births, photo_taken, taken_of_faces
 from rbv.store.queries.persons import cover_of, name_of, resolve_person
 from rbv.store.queries.review import shown_faces
 from rbv.store.queries.review_pages import (
@@ -139,8 +140,12 @@ class Pages:
                                 "This person has no faces any more.", 200)
         if report.person.id != person:  # merged into another: follow it
             return RedirectResponse(f"{self.base}/person/{report.person.id}", 303)
+        with self.db.connect() as conn:
+            born = births(conn, [person]).get(person)
+            taken = taken_of_faces(conn, [f.id for f in report.faces]) if born else {}
         return self.html("person.html", templates.label(person, report.person.name),
-                         templates.person(report, min(2 * limit, MOST_FACES_SHOWN), cover))
+                         templates.person(report, min(2 * limit, MOST_FACES_SHOWN), cover,
+                                          born=born, taken=taken))
 
     def _ended(self, screen: object, note: str) -> Left | None:
         """What is left when a review page has nothing worth a look to show (the
@@ -190,10 +195,13 @@ class Pages:
     def photo(self, image_id: int, query: Query) -> Response:
         with self.db.connect() as conn:
             found = photo_of(conn, image_id) if image_id <= BIGINT_MAX else None
-        if found is None:
-            return self.message("Not found", f"no photo {image_id}")
+            if found is None:
+                return self.message("Not found", f"no photo {image_id}")
+            born = births(conn, [f.person for f in found.faces if f.person is not None])
+            taken = photo_taken(conn, image_id)
         focus = query_whole(query, "face", 0, 1, BIGINT_MAX) or None
-        return self.html("photo.html", f"Photo {image_id}", templates.photo(found, focus))
+        return self.html("photo.html", f"Photo {image_id}",
+                         templates.photo(found, focus, taken=taken, born=born))
 
     def photos(self, query: Query) -> Response:
         persons = tuple(p for p in query.get("person") or [] if p.strip())

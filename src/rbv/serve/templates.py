@@ -5,9 +5,11 @@ is escaped by the templates; links are built from uuids and integer ids only."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from urllib.parse import urlencode
 
+from rbv.jobs.persons.birthdays import age_words
 from rbv.jobs.persons.review import ReviewReport
 from rbv.serve.queue import Grid, Left, Pair, PairsPage
 from rbv.store.queries.edits import EditRow
@@ -40,11 +42,18 @@ def people(tiles: Sequence[PersonTile], total: int, search: str, which: PeopleFi
             "nav": nav}
 
 
-def person(report: ReviewReport, more: int, cover: int | None = None) -> dict[str, object]:
+def person(report: ReviewReport, more: int, cover: int | None = None, *,
+           born: date | None = None,
+           taken: Mapping[int, datetime | None] | None = None) -> dict[str, object]:
     """``split``: the halves when it looks like two people (``other_half``: the faces
     the split would move, marked on the page); ``more``: the faces "Show more" shows;
-    ``cover``: the face chosen to show the person (None: its automatic face)."""
+    ``cover``: the face chosen to show the person (None: its automatic face); ``born``:
+    the birthday, and ``taken``: when each face's photo was taken (its age is shown
+    under it)."""
+    taken = taken or {}
     return {"p": report.person, "faces": report.faces, "more": more, "cover": cover,
+            "born": born,
+            "ages": {f.id: age_words(born, taken.get(f.id)) for f in report.faces},
             "doubtful": len(report.doubtful),
             "hidden_faces": max(0, report.person.faces - len(report.faces)),
             "split": report.split,
@@ -92,7 +101,11 @@ def history(rows: Sequence[EditRow], whats: Sequence[str]) -> dict[str, object]:
     return {"rows": shown}
 
 
-def photo(p: Photo, focus: int | None) -> dict[str, object]:
+def photo(p: Photo, focus: int | None, *, taken: datetime | None = None,
+          born: Mapping[uuid.UUID, date] | None = None) -> dict[str, object]:
+    """``taken``: when the photo was taken; ``born``: the birthdays of its persons that
+    have one (each one's age at the photo is shown)."""
+    born = born or {}
     w, h = p.width or 1, p.height or 1
     boxes = []
     for f in p.faces:
@@ -103,7 +116,9 @@ def photo(p: Photo, focus: int | None) -> dict[str, object]:
         place = (f"{100 * x1 / w:.3f} {100 * y1 / h:.3f} {100 * (x2 - x1) / w:.3f} "
                  f"{100 * (y2 - y1) / h:.3f}")
         boxes.append((f, place, y2 > 0.9 * h))  # near the bottom: name inside the box
-    return {"p": p, "boxes": boxes, "focus": focus}
+    ages = {f.id: age_words(born[f.person], taken) for f in p.faces
+            if f.person is not None and f.person in born}
+    return {"p": p, "boxes": boxes, "focus": focus, "taken": taken, "ages": ages}
 
 
 def photos(who: Sequence[tuple[uuid.UUID, str]], hits: Sequence[int]) -> dict[str, object]:

@@ -60,6 +60,7 @@ from rbv.store.queries.assignments import (
     vacuum_faces,
     write_assignments,
 )
+from rbv.store.queries.birthdays import born_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
@@ -396,7 +397,9 @@ def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome
                            cannot=row_pairs(position, facts.cannot),
                            rejected={(position[f], p) for f, p in facts.rejections
                                      if f in position},
-                           named=named_persons(conn, pack))
+                           # a birthday is a decision like a name: it stays with the
+                           # person holding most of the faces it was given to
+                           named=named_persons(conn, pack) | born_persons(conn, pack.id))
     existing = {p for p in faces.person_ids if p is not None}
     new_ids = sorted({p for p in targets if p not in existing}, key=str)
     create_persons(conn, pack, len(new_ids), ids=new_ids)

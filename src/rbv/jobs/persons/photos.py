@@ -4,14 +4,17 @@ listed or gathered into a folder."""
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 
 from rbv.errors import ConfigError
 from rbv.formats.album import AlbumEntry, make_album
+from rbv.jobs.persons.birthdays import age_words, parse_ages
 from rbv.store import Database
+from rbv.store.queries.birthdays import births, undated_photos
 from rbv.store.queries.persons import labels, resolve_person
 from rbv.store.queries.photos import PhotoHit, photos_with
 
@@ -25,6 +28,7 @@ class PhotoQuery:
     since: str | None = None  # YYYY, YYYY-MM or YYYY-MM-DD, inclusive
     until: str | None = None  # inclusive: --to 2021 keeps all of 2021
     limit: int | None = None
+    age: str | None = None  # the first person's age in whole years: 3, 3-5, 4-, -2
 
 
 @dataclass
@@ -33,15 +37,23 @@ class PhotosResult:
     photos: list[PhotoHit]
     album: list[AlbumEntry] = field(default_factory=list)
     album_errors: list[str] = field(default_factory=list)
+    born: date | None = None  # with an age asked: the first person's birthday
+    undated: int = 0  # with an age asked: the photos left out for having no date
+
+    def age(self, hit: PhotoHit) -> str:
+        """The first person's age at the photo ("" when no age was asked)."""
+        return age_words(self.born, hit.taken_at)
 
     def as_dict(self) -> dict[str, object]:
+        aged = {"born": self.born.isoformat(), "undated": self.undated} if self.born else {}
         return {"persons": self.persons,
                 "photos": [{"image_id": p.image_id, "taken_at": p.taken_at, "paths": p.paths,
-                            "others": p.others} for p in self.photos],
+                            "others": p.others, **({"age": self.age(p)} if self.born else {})}
+                           for p in self.photos],
                 "album": [{"source": a.source, "target": a.target, "action": a.action,
                            "sidecars": list(a.sidecars)}
                           for a in self.album],
-                "album_errors": self.album_errors}
+                "album_errors": self.album_errors, **aged}
 
 
 def date_bound(text: str, *, end: bool) -> datetime:
@@ -64,23 +76,49 @@ def date_bound(text: str, *, end: bool) -> datetime:
     return datetime(year + 1, 1, 1)
 
 
+def _within(days: tuple[date, date | None], since: datetime | None,
+            before: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """[since, before) narrowed to the days of an age range."""
+    start = datetime.combine(days[0], time())
+    end = None if days[1] is None else datetime.combine(days[1], time())
+    return (max(start, since) if since else start,
+            min(end, before) if end and before else end or before)
+
+
+def _ref(text: str) -> str:
+    """A person as typed, quoted for a shell when it needs it."""
+    return text if re.fullmatch(r"[\w.-]+", text) else shlex.quote(text)
+
+
 def find_photos(db: Database, query: PhotoQuery, *, copy_to: Path | None = None,
                 link_to: Path | None = None) -> PhotosResult:
-    """Photos with every person of ``query`` and none of its ``without``; with
-    ``copy_to``/``link_to`` they are also copied or symlinked into that folder."""
+    """Photos with every person of ``query`` and none of its ``without`` (with its
+    ``age``: taken when the first person was that old, by its birthday; photos with no
+    date left out and counted); with ``copy_to``/``link_to`` they are also copied or
+    symlinked into that folder."""
     if not query.persons:
         raise ConfigError("name at least one person with --person")
     if copy_to is not None and link_to is not None:
         raise ConfigError("use --copy-to or --link-to, not both")
     since = date_bound(query.since, end=False) if query.since else None
     before = date_bound(query.until, end=True) if query.until else None
+    ages = parse_ages(query.age) if query.age is not None else None
     with db.connect() as conn:
         wanted = [resolve_person(conn, p) for p in query.persons]
         unwanted = [resolve_person(conn, p) for p in query.without]
         named = labels(conn, wanted)
         names = [named[p] for p in wanted]
+        born = None
+        if ages is not None:
+            born = births(conn, wanted[:1]).get(wanted[0])
+            if born is None:
+                raise ConfigError(
+                    f"{names[0]} has no birthday, so no age: give it with `rbv persons born "
+                    f"{_ref(query.persons[0])} YYYY-MM-DD`")
+            since, before = _within(ages.dates(born), since, before)
         hits = photos_with(conn, wanted, unwanted, since, before, query.limit)
-    result = PhotosResult(names, hits)
+        undated = undated_photos(conn, wanted, unwanted) if born is not None else 0
+    result = PhotosResult(names, hits, born=born, undated=undated)
     folder = copy_to or link_to
     if folder is not None:
         chosen: Sequence[tuple[int, str]] = [(h.image_id, h.paths[0]) for h in hits if h.paths]

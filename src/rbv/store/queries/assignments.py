@@ -240,10 +240,11 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
 
 def delete_empty_persons(conn: psycopg.Connection, pack: PackRow, *,
                          only_if_faces_left: bool = False) -> int:
-    """Remove automatic persons left with no faces (named, hidden, manual, merged-into
-    and merged persons stay: they hold a user's decision). With ``only_if_faces_left``
-    the faces are read only when one has left a person of the pack since the last check
-    (marked in ``faces_left_persons`` by a trigger): a person empties no other way."""
+    """Remove automatic persons left with no faces (named, hidden, with a birthday,
+    manual, merged-into and merged persons stay: they hold a user's decision). With
+    ``only_if_faces_left`` the faces are read only when one has left a person of the
+    pack since the last check (marked in ``faces_left_persons`` by a trigger): a person
+    empties no other way."""
     marked = conn.execute("DELETE FROM faces_left_persons WHERE pack_id = %s RETURNING 1",
                           (pack.id,)).fetchone()
     if only_if_faces_left and marked is None:
@@ -254,7 +255,8 @@ def delete_empty_persons(conn: psycopg.Connection, pack: PackRow, *,
     return cur.rowcount
 
 
-_EMPTY_AUTOMATIC = """p.source = 'cluster' AND NOT p.hidden AND p.merged_into IS NULL
+_EMPTY_AUTOMATIC = """p.source = 'cluster' AND NOT p.hidden AND p.born IS NULL
+    AND p.merged_into IS NULL
     AND NOT EXISTS (SELECT 1 FROM face_detections f WHERE f.person_id = p.id)
     AND NOT EXISTS (SELECT 1 FROM person_names n WHERE n.person_id = p.id)
     AND NOT EXISTS (SELECT 1 FROM persons m WHERE m.merged_into = p.id)"""

@@ -11,6 +11,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 
@@ -75,8 +76,9 @@ class PersonRow:
 def list_persons(conn: psycopg.Connection, pack_id: int | None = None, *,
                  include_hidden: bool = False, min_faces: int = 1,
                  persons: Sequence[uuid.UUID] | None = None) -> list[PersonRow]:
-    """Persons with their face counts and names, most faces first (merged ones never);
-    only ``persons``, when given (reading their faces alone)."""
+    """Persons with their face counts and names, most faces first (merged ones never;
+    named ones, and those with a birthday, whatever their faces); only ``persons``, when
+    given (reading their faces alone)."""
     rows = conn.execute(
         """
         SELECT p.id, m.name, n.name, count(f.id), count(DISTINCT f.image_id), p.hidden, p.source
@@ -88,7 +90,7 @@ def list_persons(conn: psycopg.Connection, pack_id: int | None = None, *,
           AND (%(hidden)s OR NOT p.hidden)
           AND (%(persons)s::uuid[] IS NULL OR p.id = ANY(%(persons)s))
         GROUP BY p.id, m.name, n.name
-        HAVING count(f.id) >= %(min)s OR n.name IS NOT NULL
+        HAVING count(f.id) >= %(min)s OR n.name IS NOT NULL OR p.born IS NOT NULL
         ORDER BY count(f.id) DESC, n.name NULLS LAST, p.id
         """,
         {"pack": pack_id, "hidden": include_hidden, "min": min_faces,
@@ -379,26 +381,28 @@ class PersonFace:
     bbox: tuple[float, float, float, float]
     det_score: float
     assigned_by: str | None
+    taken_at: datetime | None = None  # its photo's EXIF date (camera local time)
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "path": self.path, "bbox": list(self.bbox),
-                "det_score": self.det_score, "assigned_by": self.assigned_by}
+                "det_score": self.det_score, "assigned_by": self.assigned_by,
+                "taken_at": self.taken_at.isoformat() if self.taken_at else None}
 
 
 def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> list[PersonFace]:
-    """A person's faces with one path of each photo: its cover face first (the one
-    :func:`cover_of` gives), then best detections first."""
+    """A person's faces with one path of each photo and its date: its cover face first
+    (the one :func:`cover_of` gives), then best detections first."""
     cover = cover_of(conn, person)
     rows = conn.execute(
         """
         SELECT f.id, (SELECT min(p.path) FROM image_paths p WHERE p.image_id = f.image_id),
-               f.x1, f.y1, f.x2, f.y2, f.det_score, f.assigned_by
-        FROM face_detections f WHERE f.person_id = %s
+               f.x1, f.y1, f.x2, f.y2, f.det_score, f.assigned_by, i.taken_at
+        FROM face_detections f JOIN images i ON i.id = f.image_id WHERE f.person_id = %s
         ORDER BY f.id = %s DESC, f.det_score DESC, f.id LIMIT %s
         """,
         (person, cover, limit),
     ).fetchall()
-    return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows]
+    return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7], r[8]) for r in rows]
 
 
 def person_named(conn: psycopg.Connection, pack_id: int, name: str, *,

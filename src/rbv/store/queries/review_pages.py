@@ -40,9 +40,9 @@ def _escape_like(text: str) -> str:
 def people_page(conn: psycopg.Connection, *, search: str = "",
                 which: PeopleFilter = PeopleFilter.all, offset: int = 0,
                 limit: int = 60) -> tuple[list[PersonTile], int]:
-    """One page of persons with faces (named ones even without), named and largest
-    first (the persons a user has named are on the first page), and how many match in
-    all. Hidden persons show only under ``hidden``."""
+    """One page of persons with faces (named ones and those with a birthday even
+    without), named and largest first (the persons a user has named are on the first
+    page), and how many match in all. Hidden persons show only under ``hidden``."""
     params = {"q": f"%{_escape_like(search.strip())}%" if search.strip() else None,
               "hidden": which is PeopleFilter.hidden,
               "named": {PeopleFilter.named: True, PeopleFilter.unnamed: False}.get(which),
@@ -61,7 +61,7 @@ def people_page(conn: psycopg.Connection, *, search: str = "",
             LEFT JOIN counts c ON c.person_id = p.id
             LEFT JOIN person_names n ON n.person_id = p.id
             WHERE p.merged_into IS NULL AND p.hidden = %(hidden)s
-              AND (c.faces > 0 OR n.name IS NOT NULL)
+              AND (c.faces > 0 OR n.name IS NOT NULL OR p.born IS NOT NULL)
               AND (%(q)s::text IS NULL OR n.name ILIKE %(q)s)
               AND (%(named)s::boolean IS NULL OR (n.name IS NOT NULL) = %(named)s)
             ORDER BY n.name IS NULL, coalesce(c.faces, 0) DESC, n.name, p.id
