@@ -160,3 +160,99 @@ def test_not_catalogued_photo_is_refused(cli, faces_settings: Settings) -> None:
                      "1,1,40,40", *_pack_args())
     assert result.exit_code == 1
     assert "is not a photo of the library" in result.output
+
+
+def _own_copy(lib: Path) -> Path:
+    """A photo of two people of the user's own (not an alias of the template's)."""
+    photo = lib / TWO.name
+    with Image.open(TWO) as im:
+        im.convert("RGB").save(photo, format="JPEG", quality=95)
+    return photo
+
+
+EDITS = {
+    "brighten": lambda im: ImageEnhance.Brightness(im).enhance(1.3),
+    "crop": lambda im: im.crop((im.width // 10, 0, im.width, im.height)),
+}
+
+
+@pytest.mark.parametrize("how", sorted(EDITS))
+def test_a_drawn_face_is_drawn_again_after_a_pixel_edit(
+        faces_settings: Settings, sface_analyzer, tmp_path: Path, how: str) -> None:  # type: ignore[no-untyped-def]
+    """The carry after a pixel edit draws the face again at its place in the new
+    content, embedded there, in its person; with no analyzer to draw with, it is said."""
+    url = str(faces_settings.database_url)
+    db = open_database(faces_settings)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = _own_copy(lib)
+    run_index(db, faces_settings, [lib], analyzer=sface_analyzer)
+    image, (x, y, w, h) = _missed(url, photo)
+    with psycopg.connect(url) as conn:
+        person = conn.execute("INSERT INTO persons (pack_id) SELECT id FROM model_packs "
+                              "RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO person_names (person_id, name) VALUES (%s, 'Ada')",
+                     (person,))
+    added = add_face(db, faces_settings, photo=str(photo), box=(x, y, w, h), person="Ada",
+                     analyzer=sface_analyzer)
+    assert added.drawn == "detector" and added.face_id is not None
+    with Image.open(photo) as im:
+        width, height = im.size
+    # and a face where the detector finds none, whatever the pixels (bottom right: the
+    # crop keeps it)
+    corner = add_face(db, faces_settings, photo=str(photo),
+                      box=(width - 60, height - 60, 50, 56), analyzer=sface_analyzer)
+    assert corner.drawn == "box"
+    with psycopg.connect(url) as conn:
+        old_face = conn.execute("SELECT e.embedding::real[] FROM face_embeddings e "
+                                "WHERE face_id = %s", (corner.face_id,)).fetchone()[0]
+    with Image.open(photo) as im:
+        EDITS[how](im.convert("RGB")).save(photo, format="JPEG", quality=92)
+    summary = run_index(db, faces_settings, [lib], analyzer=sface_analyzer)
+    assert summary.embed is not None and not summary.embed.carry.dropped
+    new_image = _image_of(url, photo)
+    assert new_image != image
+    shift = width // 10 if how == "crop" else 0
+    now = _faces(url, new_image)
+    # the face drawn where the scan of the new content finds one: the same face, by the
+    # correspondence rules, in Ada by hand
+    (ada,) = [f for f in now if f[6] is not None]
+    assert (str(ada[6]), ada[7]) == (str(person), "manual")
+    assert abs(float(ada[1]) - (x - shift)) < 0.25 * w
+    # the one the detector never finds: drawn again at its place in the new content
+    (again,) = [f for f in now if f[5] == "box"]
+    expected = [width - 60 - shift, height - 60, width - 10 - shift, height - 4]
+    assert all(abs(float(v) - e) <= 2 for v, e in zip(again[1:5], expected, strict=True))
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM face_detections WHERE id = ANY(%s)",
+                            ([added.face_id, corner.face_id],)).fetchone() == (0,)
+        new_embedding = conn.execute("SELECT e.embedding::real[] FROM face_embeddings e "
+                                     "WHERE face_id = %s", (again[0],)).fetchone()[0]
+    assert new_embedding != old_face  # embedded in the new content
+
+
+def test_a_drawn_face_the_carry_cannot_draw_is_said(
+        faces_settings: Settings, sface_analyzer, tmp_path: Path,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Carried without the pack's models here (a scan by a remote server, which embeds
+    whole photos only), the face is said as gone, by its face id, as carry losses are."""
+    import rbv.jobs.persons.drawn as drawn
+
+    db = open_database(faces_settings)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = _own_copy(lib)
+    run_index(db, faces_settings, [lib], analyzer=sface_analyzer)
+    with Image.open(photo) as im:
+        height = im.height
+    added = add_face(db, faces_settings, photo=str(photo), box=(0, height - 60, 50, 56),
+                     analyzer=sface_analyzer)
+    assert added.drawn == "box"
+    with Image.open(photo) as im:
+        EDITS["brighten"](im.convert("RGB")).save(photo, format="JPEG", quality=92)
+    monkeypatch.setattr(drawn, "local_analyzer", lambda analyzer: None)
+    summary = run_index(db, faces_settings, [lib], analyzer=sface_analyzer)
+    assert summary.embed is not None
+    (line,) = summary.embed.carry.dropped
+    assert f"face {added.face_id} was not found in it again" in line
+    assert "a face drawn by hand" in line

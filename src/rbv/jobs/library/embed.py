@@ -263,7 +263,7 @@ def _embed_pass(
         ensure_pack_index(conn, pack)
     # Photos whose pixels changed: their old faces' persons and decisions go to the new
     # faces now found (also those an interrupted run left waiting).
-    summary.carry = run_carry(db, pack)
+    summary.carry = run_carry(db, pack, analyzer, settings)
     summary.seconds = time.perf_counter() - started
     summary.servers = served_by(analyzer)
     return summary
