@@ -256,3 +256,100 @@ def test_a_drawn_face_the_carry_cannot_draw_is_said(
     (line,) = summary.embed.carry.dropped
     assert f"face {added.face_id} was not found in it again" in line
     assert "a face drawn by hand" in line
+
+
+# -- rbv serve -------------------------------------------------------------------------
+
+def test_serve_draw_action_adds_refuses_and_undoes(served, faces_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """POST /api/draw adds the face through the same job (logged, undone by the toast's
+    Undo); bad input is a 400 and a refusal a 409, never a 500, and changes nothing."""
+    _server, client = served
+    dsn = str(faces_settings.database_url)
+    image, (x, y, w, h) = _missed(dsn, TWO)
+    before = _faces(dsn, image)
+    for body, status in (({"image": image, "box": [x, y, w]}, 400),
+                         ({"image": image, "box": [x, y, "w", h]}, 400),
+                         ({"image": image, "box": [-1, y, w, h]}, 400),
+                         ({"image": "1", "box": [x, y, w, h]}, 400),
+                         ({"image": image, "box": [x, y, w, h], "person": 7}, 400),
+                         ({"image": image, "box": [x, y, 4, 4]}, 409),
+                         ({"image": image, "box": [x, y, w, h], "person": "Nobody Atall"}, 409),
+                         ({"image": 999_999, "box": [x, y, w, h]}, 409)):
+        reply = client.post("draw", body)
+        assert reply.status == status, (body, reply.status, reply.body)
+        assert json.loads(reply.body)["ok"] is False
+    assert _faces(dsn, image) == before
+    reply = client.post("draw", {"image": image, "box": [x, y, w, h]})
+    assert reply.status == 200, reply.body
+    answer = json.loads(reply.body)
+    assert "landmarks from the detector" in answer["message"] and answer["edit"]
+    (new,) = [f for f in _faces(dsn, image) if f not in before]
+    assert new[5] == "detector"
+    shown = client.get(f"/photo/{image}").body.decode()
+    assert f'data-face="{new[0]}"' in shown and "drawn by hand" in shown
+    assert client.post("undo", {"edit": answer["edit"], "count": 1}).status == 200
+    assert _faces(dsn, image) == before
+
+
+@pytest.mark.slow
+def test_chromium_drag_a_box_on_a_photo_adds_the_face(
+        cli, page, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """In a real Chromium: on a photo's page a person drags a box around a face the
+    detector missed, types a person's name, adds it (the face exists, in that person by
+    hand, drawn with the detector's landmarks), and the toast's Undo deletes it."""
+    from playwright.sync_api import expect
+
+    from tests.serve_client import serving
+    from tests.support.browser import wait_for_visible_images, watch_errors
+
+    url = str(faces_settings.database_url)
+    _cluster(cli, url)
+    image, (x, y, w, h) = _missed(url, TWO)
+    before = _faces(url, image)
+    with psycopg.connect(url) as conn:
+        person = conn.execute(
+            "SELECT p.id FROM persons p WHERE NOT EXISTS (SELECT 1 FROM face_detections f "
+            "WHERE f.person_id = p.id AND f.image_id = %s) ORDER BY p.id LIMIT 1",
+            (image,)).fetchone()[0]
+    assert run_cli(cli, "-d", url, "persons", "name", str(person), "Ada Lovelace"
+                   ).exit_code == 0
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    errors = watch_errors(page)
+    with serving(faces_settings, tmp_path / "cache") as (server, client):
+        page.goto(server.url)
+        page.goto(client.base + f"/photo/{image}")
+        wait_for_visible_images(page)
+        photo = page.locator(".photo img").bounding_box()
+        assert photo is not None
+        with Image.open(TWO) as im:
+            scale = photo["width"] / im.width
+        def at(px: float, py: float) -> tuple[float, float]:
+            return photo["x"] + px * scale, photo["y"] + py * scale
+        page.mouse.move(*at(x - 8, y - 8))
+        page.mouse.down()
+        for k in range(1, 6):
+            page.mouse.move(*at(x - 8 + k * (w + 16) / 10, y - 8 + k * (h + 16) / 10))
+        page.screenshot(path=shots / "draw-box-mid.png")
+        page.mouse.move(*at(x + w + 8, y + h + 8), steps=5)
+        page.mouse.up()
+        expect(page.locator("#draw-form")).to_be_visible()
+        expect(page.locator(".drawing")).to_be_visible()
+        page.fill("#draw-person", "Ada Lovelace")
+        page.screenshot(path=shots / "draw-box.png")
+        page.click("#draw-add")
+        expect(page.locator("#toast")).to_contain_text("Added face")
+        (new,) = [f for f in _faces(url, image) if f not in before]
+        assert (new[5], str(new[6]), new[7]) == ("detector", str(person), "manual")
+        # the box drawn is where the face is (within the pointer's rounding)
+        assert abs(float(new[1]) - (x - 8)) <= 3 / scale + 1
+        assert abs(float(new[3]) - (x + w + 8)) <= 3 / scale + 1
+        expect(page.locator(f'.box.drawn[data-face="{new[0]}"]')).to_contain_text(
+            "Ada Lovelace")
+        wait_for_visible_images(page)
+        page.screenshot(path=shots / "draw-box-done.png")
+        page.click("#toast-undo")
+        expect(page.locator("#toast")).to_contain_text("Undid")
+        assert _faces(url, image) == before
+    assert errors == []
+    print(f"\nscreenshots: {shots}")

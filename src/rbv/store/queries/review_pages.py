@@ -103,6 +103,7 @@ class PhotoFace:
     bbox: tuple[float, float, float, float]
     person: uuid.UUID | None
     name: str | None
+    drawn: str | None = None  # a face drawn by hand: 'detector' or 'box'
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,10 @@ def photo_of(conn: psycopg.Connection, image_id: int) -> Photo | None:
         (image_id,)).fetchone()
     if row is None:
         return None
-    faces = [PhotoFace(int(r[0]), (r[1], r[2], r[3], r[4]), r[5], r[6]) for r in conn.execute(
+    faces = [PhotoFace(int(r[0]), (r[1], r[2], r[3], r[4]), r[5], r[6], r[7])
+             for r in conn.execute(
         """
-        SELECT f.id, f.x1, f.y1, f.x2, f.y2, f.person_id, n.name
+        SELECT f.id, f.x1, f.y1, f.x2, f.y2, f.person_id, n.name, f.drawn
         FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id
         WHERE f.image_id = %s ORDER BY f.x1, f.id
         """, (image_id,))]
