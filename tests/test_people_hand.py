@@ -19,6 +19,7 @@ from rbv.jobs.library.index import run_index
 from rbv.jobs.persons.drawn import add_face
 from rbv.store import open_database
 from tests.conftest import MISC, PACK, SFACE_THRESHOLD, run_cli
+from tests.test_immich_push import db_url, server, template  # noqa: F401  (fixtures)
 
 TWO = MISC / "fr_two_people.jpg"
 
@@ -353,3 +354,62 @@ def test_chromium_drag_a_box_on_a_photo_adds_the_face(
         assert _faces(url, image) == before
     assert errors == []
     print(f"\nscreenshots: {shots}")
+
+
+# -- export-xmp and immich-push: like any named face -------------------------------------
+
+@pytest.mark.slow
+def test_export_xmp_writes_a_drawn_face_region_exiftool_reads_back(
+        cli, settings: Settings, sface_analyzer, tmp_path: Path, exiftool: str) -> None:  # type: ignore[no-untyped-def]
+    db = open_database(settings)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = _own_copy(lib)
+    run_index(db, settings, [lib], analyzer=sface_analyzer)
+    url = str(settings.database_url)
+    image, (x, y, w, h) = _missed(url, photo)
+    with psycopg.connect(url) as conn:
+        person = conn.execute("INSERT INTO persons (pack_id) SELECT id FROM model_packs "
+                              "RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO person_names (person_id, name) VALUES (%s, 'Ada Drawn')",
+                     (person,))
+    added = add_face(db, settings, photo=str(photo), box=(x, y, w, h), person="Ada Drawn",
+                     analyzer=sface_analyzer)
+    assert added.face_id is not None
+    result = run_cli(cli, "-d", url, "export-xmp", "--json")
+    assert result.exit_code == 0, result.output
+    sidecar = Path(str(photo) + ".xmp")
+    out = subprocess.run([exiftool, "-j", "-struct", "-RegionInfo", str(sidecar)],
+                         capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout)[0]["RegionInfo"]
+    (region,) = [r for r in info["RegionList"] if r.get("Name") == "Ada Drawn"]
+    width, height = info["AppliedToDimensions"]["W"], info["AppliedToDimensions"]["H"]
+    area = region["Area"]
+    assert region["Type"] == "Face"
+    assert abs(area["X"] * width - (x + w / 2)) <= 1 and abs(area["Y"] * height - (y + h / 2)) <= 1
+    assert abs(area["W"] * width - w) <= 1 and abs(area["H"] * height - h) <= 1
+
+
+@pytest.mark.slow
+def test_immich_push_gives_a_drawn_face_its_name_like_a_detected_one(
+        db_url: str, server, sface_analyzer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The rotated portrait's face (EXIF orientation 6), forgotten as if missed, drawn
+    by hand in its named person: immich-push matches it to Immich's face of the asset
+    by the box (in the upright frame) and names it, as it does a detected face."""
+    from tests.test_immich_push import ROTATED, ROTATED_NAME, named_in_immich, push
+
+    with psycopg.connect(db_url) as conn:
+        face, x1, y1, x2, y2, image = conn.execute(
+            "SELECT f.id, f.x1, f.y1, f.x2, f.y2, f.image_id FROM face_detections f "
+            "JOIN person_names n ON n.person_id = f.person_id WHERE n.name = %s",
+            (ROTATED_NAME,)).fetchone()
+        conn.execute("DELETE FROM face_detections WHERE id = %s", (face,))
+    settings = Settings(database_url=db_url, data_dir=tmp_path, model_pack=str(PACK))
+    box = (round(x1), round(y1), round(x2 - x1), round(y2 - y1))
+    added = add_face(open_database(settings), settings, image_id=image, box=box,
+                     person=ROTATED_NAME, analyzer=sface_analyzer)
+    assert added.drawn == "detector" and added.face_id != face
+    got = json.loads(push(db_url, server).stdout)
+    assert got["failed"] == 0 and got["conflicts"] == []
+    rotated = next(a for a in server.assets.values() if a.file_name == ROTATED)
+    assert any(named_in_immich(server).get(f) == ROTATED_NAME for f in rotated.face_ids)
