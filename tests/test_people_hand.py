@@ -6,7 +6,6 @@ exported like any face."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from rbv.jobs.library.index import run_index
 from rbv.jobs.persons.drawn import add_face
 from rbv.store import open_database
 from tests.conftest import MISC, PACK, SFACE_THRESHOLD, run_cli
+from tests.test_decision_machine import decisions_env  # noqa: F401  (a fixture)
 from tests.test_immich_push import db_url, server, template  # noqa: F401  (fixtures)
 
 TWO = MISC / "fr_two_people.jpg"
@@ -99,7 +99,9 @@ def test_add_a_missed_face_with_the_detector_landmarks_and_undo_it(
 
 
 def test_box_landmarks_person_by_hand_undo_and_refusals(
-        cli, faces_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+        cli, faces_settings: Settings, tmp_path: Path,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     url = str(faces_settings.database_url)
     _cluster(cli, url)
     image = _image_of(url, TWO)
@@ -107,7 +109,7 @@ def test_box_landmarks_person_by_hand_undo_and_refusals(
     with Image.open(TWO) as im:
         width, height = im.size
     # a place with no face at all (the bottom-left corner): landmarks from the box
-    box = "0,{},{},{}".format(height - 60, 50, 56)
+    box = f"0,{height - 60},50,56"
     with psycopg.connect(url) as conn:
         person = conn.execute(
             "SELECT p.id FROM persons p WHERE NOT EXISTS (SELECT 1 FROM face_detections f "
@@ -122,6 +124,17 @@ def test_box_landmarks_person_by_hand_undo_and_refusals(
     new = [f for f in _faces(url, image) if f not in faces]
     assert [(f[5], str(f[6]), f[7]) for f in new] == [("box", str(person), "manual")]
 
+    # shown where faces are: persons show (marked drawn), the contact sheet
+    shown = json.loads(run_cli(cli, "-d", url, "persons", "show", "Ada", "--json").stdout)
+    (mine,) = [f for f in shown["faces"] if f["id"] == doc["face"]]
+    assert mine["drawn"] == "box" and mine["assigned_by"] == "manual"
+    table = run_cli(cli, "-d", url, "persons", "show", "Ada", env={"COLUMNS": "200"})
+    assert "manual, drawn" in table.stdout
+    sheet = run_cli(cli, "-d", url, "show", "Ada", "-o", str(Path(url.split("/")[-1]
+                                                                  ).with_suffix(".png")),
+                    "--json")
+    assert sheet.exit_code == 0 and json.loads(sheet.stdout)["tiles"] == len(shown["faces"])
+    assert json.loads(sheet.stdout)["missing"] == []
     # kept by cluster and cluster --full, in its person
     _cluster(cli, url)
     _cluster(cli, url, "--full")
@@ -317,8 +330,8 @@ def test_chromium_drag_a_box_on_a_photo_adds_the_face(
     shots = tmp_path / "shots"
     shots.mkdir()
     errors = watch_errors(page)
-    with serving(faces_settings, tmp_path / "cache") as (server, client):
-        page.goto(server.url)
+    with serving(faces_settings, tmp_path / "cache") as (review, client):
+        page.goto(review.url)
         page.goto(client.base + f"/photo/{image}")
         wait_for_visible_images(page)
         photo = page.locator(".photo img").bounding_box()
@@ -391,8 +404,8 @@ def test_export_xmp_writes_a_drawn_face_region_exiftool_reads_back(
 
 
 @pytest.mark.slow
-def test_immich_push_gives_a_drawn_face_its_name_like_a_detected_one(
-        db_url: str, server, sface_analyzer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_immich_push_gives_a_drawn_face_its_name_like_a_detected_one(  # noqa: F811
+        db_url: str, server, sface_analyzer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     """The rotated portrait's face (EXIF orientation 6), forgotten as if missed, drawn
     by hand in its named person: immich-push matches it to Immich's face of the asset
     by the box (in the upright frame) and names it, as it does a detected face."""
@@ -413,3 +426,55 @@ def test_immich_push_gives_a_drawn_face_its_name_like_a_detected_one(
     assert got["failed"] == 0 and got["conflicts"] == []
     rotated = next(a for a in server.assets.values() if a.file_name == ROTATED)
     assert any(named_in_immich(server).get(f) == ROTATED_NAME for f in rotated.face_ids)
+
+
+# -- the decision machine's rule, as one fixed sequence ------------------------------------
+
+@pytest.mark.slow
+def test_decision_machine_drawn_faces_survive_runs_and_undo_deletes_them(  # noqa: F811
+        decisions_env) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The machine's add_face rule in a fixed sequence: drawn faces (one in a person by
+    hand) are undone exactly, survive cluster, cluster --full and indexing more photos,
+    the hand-placed one stays in its person, and person sums stay exact."""
+    from tests.support.decisions import DecisionMachine
+
+    DecisionMachine.env = decisions_env
+    state = DecisionMachine()
+    try:
+        state.first_cluster()
+        image, width, height, _boxes = state.photos_scanned()[0]
+        person = state.live_persons()[0]
+        with state.db.connect() as conn:
+            busy = {str(p) for (p,) in conn.execute(
+                "SELECT DISTINCT person_id FROM face_detections WHERE image_id = %s "
+                "AND person_id IS NOT NULL", (image,))}
+        person = next(p for p in state.live_persons() if p not in busy)
+        side = max(16, min(width, height) // 6)
+        before = state.state()
+        state.draw_face(image, (0, 0, side, side), person)
+        state.draw_face(image, (width - side, height - side, side, side), None)
+        assert len(state.state()["drawn"]) == 2
+        state.sums_exact()
+        state.undo(2)  # restores exactly (the machine asserts it)
+        assert state.state() == before
+        state.draw_face(image, (0, 0, side, side), person)
+        (drawn,) = state.state()["drawn"]
+        state.draw_face(image, (width - side, height - side, side, side), None)
+        state.cluster()
+        state.cluster_full()
+        state.index_more()
+        state.cluster()
+        state.decisions_hold()
+        state.sums_exact()
+        now = state.state()
+        assert len(now["drawn"]) == 2
+        assert (drawn[0], uuid_of(person), "manual") in now["faces"]
+    finally:
+        state.teardown()
+        del DecisionMachine.env
+
+
+def uuid_of(person: str):  # type: ignore[no-untyped-def]
+    import uuid
+
+    return uuid.UUID(person)

@@ -46,6 +46,7 @@ def decisions(state: dict[str, list[tuple[Any, ...]]]) -> set[Decision]:
     out: set[Decision] = {("placed", f, p) for f, p, by in state["faces"]
                           if by == "manual" and p is not None}
     out |= {("rejected", f, p) for f, p in state["rejections"]}
+    out |= {("drawn", f, None) for f, _how in state["drawn"]}
     for kind in ("same", "different"):
         out |= {(kind, a, b) for a, b in state[kind]} | {(kind, b, a) for a, b in state[kind]}
     return out
@@ -71,7 +72,9 @@ class PhotoRules:
         for kind, face, other in sorted(decisions(before), key=str):
             if face not in gone or face in said:
                 continue
-            if kind in ("placed", "rejected"):
+            if kind == "drawn":  # drawn again, or the same face found by the scan now
+                kept = bool(new)
+            elif kind in ("placed", "rejected"):
                 kept = any((kind, g, other) in held for g in new)
             else:
                 ends = {other} if other in faces_after else new

@@ -92,7 +92,8 @@ def list_(
 def show(ctx: typer.Context, person: PersonArg,
          limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 100,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
-    """A person's faces: face id, photo path, box, how it was assigned.
+    """A person's faces: face id, photo path, box, how it was assigned (a face drawn
+    by hand, `rbv faces add`, is marked "drawn").
 
     Example:
 
@@ -107,7 +108,8 @@ def show(ctx: typer.Context, person: PersonArg,
     table = Table("face", "photo", "box", "score", "assigned", title=title)
     for f in faces:
         table.add_row(str(f.id), f.path or "-", ",".join(f"{v:.0f}" for v in f.bbox),
-                      f"{f.det_score:.2f}", f.assigned_by or "-")
+                      f"{f.det_score:.2f}",
+                      (f.assigned_by or "-") + ("" if f.drawn is None else ", drawn"))
     print_table(table, optional=["score", "box"], whole=["face"])
 
 

@@ -379,10 +379,12 @@ class PersonFace:
     bbox: tuple[float, float, float, float]
     det_score: float
     assigned_by: str | None
+    drawn: str | None = None  # a face drawn by hand: its landmarks from 'detector' | 'box'
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "path": self.path, "bbox": list(self.bbox),
-                "det_score": self.det_score, "assigned_by": self.assigned_by}
+                "det_score": self.det_score, "assigned_by": self.assigned_by,
+                "drawn": self.drawn}
 
 
 def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> list[PersonFace]:
@@ -390,13 +392,13 @@ def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> 
     rows = conn.execute(
         """
         SELECT f.id, (SELECT min(p.path) FROM image_paths p WHERE p.image_id = f.image_id),
-               f.x1, f.y1, f.x2, f.y2, f.det_score, f.assigned_by
+               f.x1, f.y1, f.x2, f.y2, f.det_score, f.assigned_by, f.drawn
         FROM face_detections f WHERE f.person_id = %s
         ORDER BY f.det_score DESC, f.id LIMIT %s
         """,
         (person, limit),
     ).fetchall()
-    return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7]) for r in rows]
+    return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7], r[8]) for r in rows]
 
 
 def person_named(conn: psycopg.Connection, pack_id: int, name: str, *,
