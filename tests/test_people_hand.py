@@ -217,6 +217,10 @@ def test_a_drawn_face_is_drawn_again_after_a_pixel_edit(
     corner = add_face(db, faces_settings, photo=str(photo),
                       box=(width - 60, height - 60, 50, 56), analyzer=sface_analyzer)
     assert corner.drawn == "box"
+    # indexing the same photo again keeps both, as they were
+    before_again = _faces(url, image)
+    run_index(db, faces_settings, [lib], analyzer=sface_analyzer)
+    assert _faces(url, image) == before_again
     with psycopg.connect(url) as conn:
         old_face = conn.execute("SELECT e.embedding::real[] FROM face_embeddings e "
                                 "WHERE face_id = %s", (corner.face_id,)).fetchone()[0]
@@ -478,3 +482,47 @@ def uuid_of(person: str):  # type: ignore[no-untyped-def]
     import uuid
 
     return uuid.UUID(person)
+
+
+def test_prune_of_the_missing_photo_says_the_drawn_face(
+        faces_settings: Settings, sface_analyzer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A photo deleted by the user: prune deletes its faces, and says the one drawn."""
+    from rbv.jobs.library.prune import run_prune
+
+    db = open_database(faces_settings)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = _own_copy(lib)
+    with Image.open(MISC / "fr_obama-240p.jpg") as im:  # the folder is not emptied
+        im.convert("RGB").save(lib / "other.jpg", format="JPEG", quality=90)
+    run_index(db, faces_settings, [lib], analyzer=sface_analyzer)
+    with Image.open(photo) as im:
+        height = im.height
+    added = add_face(db, faces_settings, photo=str(photo), box=(0, height - 60, 50, 56),
+                     analyzer=sface_analyzer)
+    photo.unlink()
+    run_index(db, faces_settings, [lib], analyzer=sface_analyzer)  # marks it missing
+    preview = run_prune(db, dry_run=True)
+    report = run_prune(db)
+    assert preview.lost == report.lost
+    assert any(f"face {added.face_id} goes with the missing photo, which was a face "
+               "drawn by hand" in line for line in report.lost), report.lost
+
+
+def test_a_remote_pack_is_refused_in_one_line(faces_settings: Settings) -> None:
+    """A pack whose faces a remote server found (it embeds whole photos only), or a run
+    on one: refused, saying so."""
+    from rbv.errors import ConfigError
+    from rbv.jobs.persons.drawn import pack_analyzer
+    from rbv.store.queries.packs import PackRow
+
+    db = open_database(faces_settings)
+    remote = PackRow(1, "remote:ViT-B-32__openai@ml.local", "f" * 64, 512)
+    with pytest.raises(ConfigError, match="a remote server's model: rbv cannot align"):
+        pack_analyzer(db, faces_settings, remote)
+    with db.connect() as conn:
+        from rbv.store.queries.pack_lookup import find_pack
+
+        pack = find_pack(conn, None)
+    with pytest.raises(ConfigError, match="runs on a remote server here"):
+        pack_analyzer(db, faces_settings, pack, analyzer=object())  # type: ignore[arg-type]
