@@ -87,15 +87,13 @@ def test_add_a_missed_face_with_the_detector_landmarks_and_undo_it(
                                ).fetchone()
     assert emb == (1,) and history == ("faces add",)
 
-    # the next cluster places it like any face; its person is the same one as before
+    # the next cluster places it like any face
     _cluster(cli, url)
     assert _faces(url, image)[-1][6] is not None
-    # undo: refused while a clustering run has placed it since? It is deleted exactly
-    # when nothing changed it: add again, then undo at once.
-    undo_target = run_cli(cli, "-d", url, "faces", "add", str(TWO), "--box",
-                          f"{x + 2},{y + 2},{w},{h}", *_pack_args())
-    assert undo_target.exit_code != 0  # mostly the face just drawn: refused
-    assert "is there already" in undo_target.output
+    # drawn again at about the same place: it is mostly the face drawn, refused
+    again = run_cli(cli, "-d", url, "faces", "add", str(TWO), "--box",
+                    f"{x + 2},{y + 2},{w},{h}", *_pack_args())
+    assert again.exit_code == 1 and f"the box is mostly face {new[0]}" in again.output
 
 
 def test_box_landmarks_person_by_hand_undo_and_refusals(
@@ -168,12 +166,25 @@ def test_box_landmarks_person_by_hand_undo_and_refusals(
     assert [f[0] for f in _faces(url, image)] == [f[0] for f in faces]
 
 
-def test_not_catalogued_photo_is_refused(cli, faces_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_photo_not_catalogued_or_not_scanned_is_refused(
+        cli, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url = str(faces_settings.database_url)
     result = run_cli(cli, "-d", url, "faces", "add", str(MISC / "nope.jpg"), "--box",
                      "1,1,40,40", *_pack_args())
     assert result.exit_code == 1
     assert "is not a photo of the library" in result.output
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = _own_copy(lib)
+    done = run_cli(cli, "-d", url, "index", str(lib), "--no-embed", *_pack_args())
+    assert done.exit_code == 0, done.output
+    # through a symlink to it, as the user may give it
+    link = tmp_path / "link.jpg"
+    link.symlink_to(photo)
+    result = run_cli(cli, "-d", url, "faces", "add", str(link), "--box", "1,1,40,40",
+                     *_pack_args())
+    assert result.exit_code == 1
+    assert "has not been scanned by scrfd_sface yet" in result.output
 
 
 def _own_copy(lib: Path) -> Path:
