@@ -2,7 +2,8 @@
 
 Random sequences of what a user does (name, a birthday, merge, move, move to a new person,
 not-this-person, faces same/different, hide/unhide, hiding every unnamed person with at
-most N faces, a cover face, split, undo of one or several edits,
+most N faces, a cover face, split, a face drawn by hand (in a
+person or not), undo of one or several edits,
 the web page's answers to merge suggestions (yes, no; pages of pairs and grids, with
 random ticks),
 import-folders, the README's SQL resets, indexing more photos past the growth trigger,
@@ -13,6 +14,8 @@ real faces (cloned from a template per sequence), and after every step the datab
 checked against what the user decided:
 
 - every hand-placed face is in the person it was placed in (no automatic step moves it);
+- every face drawn by hand is kept by every automatic run but an index that changed its
+  photo's pixels or a prune (which draw it again, or say it is gone);
 - no automatic face is in a person it was rejected from, beside a face it is linked
   ``different`` with, or beside another face of its photo;
 - after a full run, faces linked ``same`` are together (unless one is placed by hand
@@ -80,6 +83,7 @@ from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import edit_log, not_faces
 from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons.birthdays import set_born
+from rbv.jobs.persons.drawn import add_face
 from rbv.jobs.persons.faces import link
 from rbv.serve.queue import Grid, SuggestionQueue
 from rbv.store import Database, open_database
@@ -161,6 +165,8 @@ def dump(conn: psycopg.Connection) -> State:
                   "ORDER BY id",
         "not_faces": "SELECT face_id FROM not_faces ORDER BY 1",
         "born": "SELECT id, born FROM persons WHERE born IS NOT NULL ORDER BY id",
+        # the faces' drawn column: faces drawn by hand (issue 51), and how
+        "drawn": "SELECT id, drawn FROM face_detections WHERE drawn IS NOT NULL ORDER BY id",
     }
     return {k: [tuple(r) for r in conn.execute(q)] for k, q in queries.items()}
 
@@ -464,6 +470,47 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         or cleared (None)."""
         self.edit(f"born {person[:8]} {day}", lambda: set_born(self.db, person, day))
 
+    # -- issue 51: a face drawn by hand --------------------------------------------
+    def photos_scanned(self) -> list[tuple[int, int, int, list[tuple[float, ...]]]]:
+        """(image, width, height, its faces' boxes) of each photo the pack scanned."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                "SELECT i.id, i.width, i.height, coalesce(array_agg(ARRAY[f.x1, f.y1, f.x2, "
+                "f.y2]) FILTER (WHERE f.id IS NOT NULL), '{}') FROM images i "
+                "JOIN face_scans s ON s.image_id = i.id AND s.status = 'done' "
+                "LEFT JOIN face_detections f ON f.image_id = i.id "
+                "GROUP BY i.id ORDER BY i.id").fetchall()
+        return [(int(i), int(w), int(h), [tuple(map(float, b)) for b in boxes])
+                for i, w, h, boxes in rows]
+
+    @rule(target=faces, data=st.data(), where=st.sampled_from(["shifted", "corner"]),
+          person=st.none() | persons)
+    def add_face(self, data: st.DataObject, where: str,
+                 person: str | None) -> MultipleResults[int]:
+        """A box drawn on one of the photos: a face's box shifted by 40 % of its width
+        (not mostly that face: a face the detector placed badly), or a corner of the
+        photo with no face; in a person by hand, or left to the next cluster."""
+        image, width, height, boxes = data.draw(st.sampled_from(self.photos_scanned()),
+                                                label="photo")
+        if where == "shifted" and boxes:
+            x1, y1, x2, y2 = data.draw(st.sampled_from(boxes), label="face")
+            shift = 0.4 * (x2 - x1) * data.draw(st.sampled_from([-1, 1]), label="side")
+            x = min(max(0, round(x1 + shift)), width - 16)
+            box = (x, max(0, round(y1)), min(round(x2 - x1), width - x),
+                   min(round(y2 - y1), height - max(0, round(y1))))
+        else:
+            side = max(16, min(width, height) // 6)
+            box = (data.draw(st.sampled_from([0, width - side]), label="left"),
+                   data.draw(st.sampled_from([0, height - side]), label="top"), side, side)
+        return self.draw_face(image, box, person)
+
+    def draw_face(self, image: int, box: tuple[int, int, int, int],
+                  person: str | None) -> MultipleResults[int]:
+        self.edit(f"faces add image {image} --box {box} --person {person and person[:8]}",
+                  lambda: add_face(self.db, self.settings, image_id=image, box=box,
+                                   person=person, analyzer=self.env.analyzer))
+        return self.new_faces()
+
     # -- automatic runs and what users do outside rbv -------------------------------
     def cluster_run(self, *, full: bool, method: Method | None = None,
                     threshold: float | None = None) -> None:
@@ -515,7 +562,9 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
     def index_more(self) -> MultipleResults[int]:
         self.automatic("index more photos")
         self.indexed_more = True
+        before = self.state()
         run_index(self.db, self.settings, later_photos(), analyzer=self.env.analyzer)
+        self.check_hand_placed(before, self.state())
         return self.new_faces()
 
     @rule(target=persons,
@@ -539,6 +588,9 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         now = {f: p for f, p, _by in after["faces"]}
         moved = {f: (p, now.get(f)) for f, p in placed.items() if f in now and now[f] != p}
         assert not moved, f"hand-placed faces moved: {moved}"
+        # a face drawn by hand is kept by every automatic run (as it was drawn)
+        lost = set(before["drawn"]) - set(after["drawn"])
+        assert not lost, f"faces drawn by hand gone: {sorted(lost)}"
 
     def check_births(self, before: State, after: State) -> None:
         """A birthday stays on its person: no automatic run deletes or changes it."""

@@ -47,6 +47,7 @@ def decisions(state: dict[str, list[tuple[Any, ...]]]) -> set[Decision]:
                           if by == "manual" and p is not None}
     out |= {("rejected", f, p) for f, p in state["rejections"]}
     out |= {("not a face", f, None) for (f,) in state["not_faces"]}
+    out |= {("drawn", f, None) for f, _how in state["drawn"]}
     for kind in ("same", "different"):
         out |= {(kind, a, b) for a, b in state[kind]} | {(kind, b, a) for a, b in state[kind]}
     person_of = {f: p for f, p, _by in state["faces"]}  # a cover in effect: its person's
@@ -74,7 +75,9 @@ class PhotoRules:
         for kind, face, other in sorted(decisions(before), key=str):
             if face not in gone or face in said:
                 continue
-            if kind in ("placed", "rejected", "cover"):
+            if kind == "drawn":  # drawn again, or the same face found by the scan now
+                kept = bool(new)
+            elif kind in ("placed", "rejected", "cover"):
                 kept = any((kind, g, other) in held for g in new)
             else:
                 ends = {other} if other in faces_after else new

@@ -1,5 +1,6 @@
 """``rbv faces same|different``: tell rbv which faces are (not) one person;
-``rbv faces not-a-face|is-a-face|not-faces``: detections that are no face."""
+``rbv faces not-a-face|is-a-face|not-faces``: detections that are no face;
+``rbv faces add``: a face the detector missed, drawn by hand."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from rbv.cli.common import (
 )
 from rbv.store import open_database
 
-app = typer.Typer(help="Link faces as one person or as different persons, or mark a "
-                  "detection not a face; every "
-                  "clustering keeps the links. Undo with `rbv persons undo`.",
+app = typer.Typer(help="Link faces as one person or as different persons (every "
+                  "clustering keeps the links), mark a detection not a face, or add a "
+                  "face the detector missed. Undo with `rbv persons undo`.",
                   no_args_is_help=True)
 
 FacesArg = Annotated[list[int], typer.Argument(
@@ -239,3 +240,62 @@ def not_faces(ctx: typer.Context, model_pack: ModelPackOption = None,
 
 def _s(items: list[int]) -> str:
     return "s" if len(items) > 1 else ""
+
+
+@app.command("add")
+def add(ctx: typer.Context,
+        photo: Annotated[str, typer.Argument(help="The photo, by its path (as indexed; "
+                                             "a symlink to it will do).",
+                                             show_default=False)],
+        box: Annotated[str, typer.Option("--box", help="X,Y,W,H: the face's box in pixels "
+                                         "of the photo as shown (upright, after its EXIF "
+                                         "orientation), from its top-left corner.",
+                                         show_default=False)],
+        person: Annotated[str | None, typer.Option(
+            "--person", help="Put the face in this person by hand (kept by every "
+            "re-cluster). Default: the next `rbv cluster` places it like any face.",
+            show_default=False)] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be added; "
+                                              "change nothing.")] = False,
+        model_pack: ModelPackOption = None,
+        database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Add a face the detector missed, drawn by hand as a box.
+
+    The face is aligned and embedded with the library's model pack: its
+    landmarks come from the pack's detector run again inside the box (and a
+    margin around it) when it finds a face there, else from the box itself;
+    the line says which. It is a face like any other from then on (persons,
+    pages, contact sheets, export-xmp, immich-push), kept by every automatic
+    run; after a pixel edit the carry draws it again at its place in the new
+    content, or says it is gone. Refused: a box outside the photo or under
+    16×16 pixels, a photo not indexed (scanned) yet, a box that is mostly a
+    face found already (move that one instead), a person that has a face of
+    the photo already. Undo with `rbv persons undo`.
+
+    Examples:
+
+        rbv faces add ~/Photos/2019/beach.jpg --box 412,188,96,110 --person "Ada Lovelace"
+
+        rbv faces add ~/Photos/2019/beach.jpg --box 40,60,48,52 --dry-run --json
+    """
+    from rbv.jobs.persons.drawn import add_face, parse_box
+
+    settings = settings_of(ctx, database_url=database, model_pack=model_pack)
+    shape = parse_box(box)
+    done = add_face(open_database(settings), settings, photo=photo, box=shape,
+                    person=person, dry_run=dry_run)
+    if as_json:
+        print_json({**done.as_dict(), "dry_run": dry_run})
+        return
+    how = ("landmarks from the detector run inside the box" if done.drawn == "detector"
+           else "landmarks placed from the box (the detector found no face in it)")
+    x, y, w, h = done.box
+    into = (f" in {done.person_name!r}" if done.person_name
+            else f" in person {done.person}" if done.person else "")
+    if dry_run:
+        typer.echo(f"Would add a face at {x},{y} {w}×{h}{into} ({how}). Dry run: nothing "
+                   "was changed.")
+        return
+    later = "" if done.person else "; the next `rbv cluster` places it"
+    typer.echo(f"Added face {done.face_id}{into} ({how}){later} (edit #{done.edit_id}; "
+               "`rbv persons undo` removes it).")

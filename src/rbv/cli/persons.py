@@ -93,10 +93,10 @@ def list_(
 def show(ctx: typer.Context, person: PersonArg,
          limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 100,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
-    """A person's faces: face id, photo path, box, how it was assigned. Best detections
-    first, after the cover face chosen with `rbv persons cover` (marked "cover"); with a
-    birthday (`rbv persons born`), the age at each photo ("3 years", "18 months", "no
-    date").
+    """A person's faces: face id, photo path, box, how it was assigned (a face drawn
+    by hand, `rbv faces add`, is marked "drawn"). Best detections first, after the cover
+    face chosen with `rbv persons cover` (marked "cover"); with a birthday (`rbv persons
+    born`), the age at each photo ("3 years", "18 months", "no date").
 
     Example:
 
@@ -121,7 +121,8 @@ def show(ctx: typer.Context, person: PersonArg,
         table.add_row(str(f.id), f.path or "-", *([age_words(born, f.taken_at)] if born
                                                   else []),
                       ",".join(f"{v:.0f}" for v in f.bbox), f"{f.det_score:.2f}",
-                      (f.assigned_by or "-") + (" · cover" if f.id == chosen else ""))
+                      (f.assigned_by or "-") + ("" if f.drawn is None else ", drawn")
+                      + (" · cover" if f.id == chosen else ""))
     print_table(table, optional=["score", "box"], whole=["face", *(["age"] if born else [])])
 
 

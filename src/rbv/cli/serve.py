@@ -61,7 +61,7 @@ def serve(
     settings = settings_of(ctx, database_url=database)
     server = ReviewServer(open_database(settings), settings.data_dir / "serve-cache",
                           host=host, port=port, pack_name=model_pack,
-                          max_pixels=settings.max_image_pixels)
+                          max_pixels=settings.max_image_pixels, settings=settings)
     typer.echo(f"Serving on {server.url}")
     if not _loopback(host):
         typer.echo(f"Warning: listening on {host}: anyone who can reach this address and "

@@ -65,13 +65,20 @@ def match_faces(old: PhotoFaces, new: PhotoFaces,
                 min_similarity: float) -> list[tuple[int, int, float]]:
     """(old index, new index, similarity) of each face of ``new`` that is a face of
     ``old``; each face in at most one pair."""
+    return match_in_frame(old, new, min_similarity)[0]
+
+
+def match_in_frame(old: PhotoFaces, new: PhotoFaces, min_similarity: float
+                   ) -> tuple[list[tuple[int, int, float]], Frame | None]:
+    """:func:`match_faces`, and the frame the pairs were found in (None: no pair)."""
     if not len(old.boxes) or not len(new.boxes):
-        return []
+        return [], None
     similar = old.embeddings.astype(np.float64) @ new.embeddings.astype(np.float64).T
     alike = similar >= min_similarity
     if not alike.any():
-        return []
+        return [], None
     best: list[tuple[int, int, float]] = []
+    best_frame: Frame | None = None
     best_score = (0, 0.0)
     for frame in _frames(old, new, alike):
         if not _inside(frame, old.frame, new.frame):
@@ -81,8 +88,18 @@ def match_faces(old: PhotoFaces, new: PhotoFaces,
         pairs = _one_to_one(agree, overlap, similar)
         score = (len(pairs), sum(s for _, _, s in pairs))
         if score > best_score:  # strictly: a tie keeps the simpler frame found first
-            best, best_score = pairs, score
-    return best
+            best, best_frame, best_score = pairs, frame, score
+    return best, best_frame
+
+
+def plain_frames(old: tuple[int, int], new: tuple[int, int]) -> list[Frame]:
+    """The frames a picture may be in without a face pair to tell: the same frame, and
+    the old one scaled to the new size (when the proportions agree), where possible."""
+    (w0, h0), (w1, h1) = old, new
+    frames = [Frame(1.0, (0.0, 0.0))]
+    if w0 and h0 and abs(w1 / w0 - h1 / h0) <= FRAME_TOLERANCE * max(w1 / w0, h1 / h0):
+        frames.append(Frame((w1 / w0 + h1 / h0) / 2, (0.0, 0.0)))
+    return [f for f in frames if _inside(f, old, new)]
 
 
 def _frames(old: PhotoFaces, new: PhotoFaces, alike: NDArray[np.bool_]) -> list[Frame]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rbv.bounds import BIGINT_MAX
+from rbv.config import Settings
 from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log, not_faces
 from rbv.jobs.persons import edits as editing
@@ -77,10 +78,22 @@ def _two(one: uuid.UUID, two: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
     return one, two
 
 
+def _box(body: dict[str, Any]) -> tuple[int, int, int, int]:
+    """A box drawn on a photo: [x, y, width, height], whole pixels of the photo."""
+    value = body.get("box")
+    if not isinstance(value, list) or len(value) != 4:
+        raise inputs.BadRequest("box must be [x, y, width, height] in pixels of the photo")
+    x, y = (inputs.whole(v, "the box's corner", 0, 1_000_000) for v in value[:2])
+    w, h = (inputs.whole(v, "the box's size", 1, 1_000_000) for v in value[2:])
+    return x, y, w, h
+
+
 class Actions:
-    def __init__(self, db: Database, queue: SuggestionQueue) -> None:
+    def __init__(self, db: Database, queue: SuggestionQueue,
+                 settings: Settings | None = None) -> None:
         self.db = db
         self.queue = queue
+        self.settings = settings or Settings()
         self.table: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "name": self.name, "merge": self.merge, "reject": self.reject,
             "move": self.move, "new": self.new_person, "same": self.same,
@@ -91,6 +104,7 @@ class Actions:
             "hide_these": self.hide_these, "unhide_these": self.unhide_these,
             "hide_unnamed": self.hide_unnamed, "cover": self.cover,
             "notface": self.not_a_face, "isface": self.is_a_face,
+            "draw": self.draw,
         }
 
     def run(self, action: str, body: dict[str, Any]) -> Answer:
@@ -165,6 +179,24 @@ class Actions:
         done = face_links.one_person(self.db, str(_person(body)), shown=(
             inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")))
         return self._done(f"Kept as one person: {done.effect}", done.edit_id)
+
+    def draw(self, body: dict[str, Any]) -> Answer:
+        """A face drawn on a photo's page (``image``, ``box``), in ``person`` (an id or a
+        name typed in) by hand when one is given, as `rbv faces add` adds it."""
+        from rbv.jobs.persons.drawn import add_face
+
+        image = inputs.whole(body.get("image"), "image")
+        box = _box(body)
+        person = body.get("person")
+        if person is not None and not isinstance(person, str):
+            raise inputs.BadRequest("person must be a person's name or id")
+        person = inputs.plain(person.strip(), "person") if person and person.strip() else None
+        done = add_face(self.db, self.settings, image_id=image, box=box, person=person)
+        how = ("landmarks from the detector" if done.drawn == "detector"
+               else "landmarks from the box: the detector found no face in it")
+        into = (f" in {done.person_name!r}" if done.person_name
+                else " in the person chosen" if done.person else "")
+        return self._done(f"Added face {done.face_id}{into} ({how})", done.edit_id)
 
     def same(self, body: dict[str, Any]) -> Answer:
         result = face_links.link(self.db, _faces(body), same=True)

@@ -48,6 +48,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from rbv.config import Settings
 from rbv.errors import DatabaseUnavailable, EmbeddedServerError, RbvError, printable
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.serve import inputs
@@ -304,7 +305,10 @@ class ReviewServer:
 
     def __init__(self, db: Database, cache_dir: Path, *, host: str = "127.0.0.1",
                  port: int = 0, pack_name: str | None = None,
-                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                 settings: Settings | None = None) -> None:
+        """``settings``: what drawing a face reads the photos and loads the pack with
+        (default: the defaults, the library's pack)."""
         self.token = secrets.token_urlsafe(32)
         self.cache_dir = cache_dir
         self.db = db = PooledDatabase(db)
@@ -313,7 +317,7 @@ class ReviewServer:
         # (measured: rbv.serve.interpreter, scripts/README.md bench_serve.py)
         self.queue = queue = SuggestionQueue(db, pack_name, cache_dir / "suggestions.json",
                                              behind=behind_the_answers)
-        self.actions = Actions(db, queue)
+        self.actions = Actions(db, queue, settings)
         self.socket = _bind(host, port)
         self.port = int(self.socket.getsockname()[1])
         self.access = Access(self.port)

@@ -6,7 +6,11 @@ scanned the new content (at the end of ``index``, or in a later ``embed`` for an
 pack), each old face whose person or decisions can go to the new face that is the same
 face (:func:`rbv.faces.correspondence.match_faces`: the same place and the same person,
 both required) gives them to it; the pack's old faces are then dropped, and each one
-that still held a decision is said, by face id, never dropped silently.
+that still held a decision is said, by face id, never dropped silently. A face drawn by
+hand, which no scan finds again, is drawn again at its place in the new content (the
+frame the pairs of faces found, else the same or the scaled frame) and embedded there;
+it is the old face when the two are as alike as a carried face must be
+(:func:`rbv.jobs.persons.drawn.redraw`). Else it is said as gone.
 
 Each photo's carry is one transaction, with the lines saying what it could not keep
 (``carry_losses``): an interrupted run leaves the old content waiting, and the next
@@ -20,11 +24,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import psycopg
 
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import Method
-from rbv.errors import ClusterBusy, printable
-from rbv.faces.correspondence import PhotoFaces, match_faces
+from rbv.config import Settings
+from rbv.errors import ClusterBusy, ImageUnreadable, printable
+from rbv.faces.correspondence import Frame, PhotoFaces, match_in_frame, plain_frames
 from rbv.store import Database
 from rbv.store.queries.images import image_paths_of
 from rbv.store.queries.pack_lookup import pack_files, pack_settings
@@ -34,12 +42,16 @@ from rbv.store.queries.supersessions import (
     carries_ready,
     carry_decisions,
     claim_carry,
+    drawn_faces,
     forget_losses,
     image_faces,
     record_losses,
     unsaid_losses,
 )
 from rbv.store.server.locks import person_lock
+
+if TYPE_CHECKING:
+    from rbv.faces.types import FaceAnalyzer
 
 CARRY_Z = 6.0
 """How many impostor spreads above the mean two faces' similarity must be for a new face
@@ -71,8 +83,11 @@ def carry_similarity(stored: Mapping[str, object], files: Mapping[str, str]) -> 
     return max(connected, model.mu + CARRY_Z * math.hypot(model.sigma, model.tau))
 
 
-def run_carry(db: Database, pack: PackRow) -> CarrySummary:
-    """Carry every old content the pack has scanned the new content of."""
+def run_carry(db: Database, pack: PackRow, analyzer: FaceAnalyzer | None = None,
+              settings: Settings | None = None) -> CarrySummary:
+    """Carry every old content the pack has scanned the new content of. Faces drawn by
+    hand are drawn again with ``analyzer`` (a local one: the pack's models), reading the
+    new content as ``settings`` say; without it they are said as gone."""
     summary = CarrySummary()
     with db.connect() as conn:
         ready = carries_ready(conn, pack.id)
@@ -82,7 +97,8 @@ def run_carry(db: Database, pack: PackRow) -> CarrySummary:
         if ready:
             with person_lock(db, pack.id, pack.name):  # faces change persons
                 for old_id, new_id in ready:
-                    _carry_one(db, pack, old_id, new_id, threshold, summary)
+                    _carry_one(db, pack, old_id, new_id, threshold, summary,
+                               _Redraw(analyzer, settings or Settings()))
     except ClusterBusy as exc:
         summary.busy = f"{exc}; the edited photos' faces are carried by the next index or embed"
     with db.connect() as conn:  # this run's losses, and those a killed run left unsaid
@@ -100,20 +116,88 @@ def forget_said(db: Database, summary: CarrySummary) -> None:
             forget_losses(conn, summary.dropped_ids)
 
 
+@dataclass
+class _Redraw:
+    """What drawing a face again needs: the pack's analyzer (local) and the settings."""
+
+    analyzer: FaceAnalyzer | None
+    settings: Settings
+
+
 def _carry_one(db: Database, pack: PackRow, old_id: int, new_id: int, threshold: float,
-               summary: CarrySummary) -> None:
+               summary: CarrySummary, redraw: _Redraw) -> None:
     with db.transaction() as conn:
         if not claim_carry(conn, old_id, new_id):
             return  # another worker has it, or the old content is shown again
         old, new = image_faces(conn, old_id, pack.id), image_faces(conn, new_id, pack.id)
-        pairs = match_faces(photo_faces(old), photo_faces(new), threshold)
+        pairs, frame = match_in_frame(photo_faces(old), photo_faces(new), threshold)
         became = {old.ids[i]: new.ids[j] for i, j, _ in pairs}
+        drawn = [f for f in drawn_faces(conn, old_id, pack.id) if f not in became]
+        if drawn:
+            frames = _fitted_frames(old, new, pairs) + ([frame] if frame else [])
+            became |= _draw_again(conn, pack, old, new_id, new.frame, drawn,
+                                  frames + plain_frames(old.frame, new.frame), threshold,
+                                  redraw)
         left = carry_decisions(conn, pack.id, old_id, list(became.items()))
         where = next(iter(image_paths_of(conn, [new_id]).get(new_id, [])), f"image {new_id}")
         record_losses(conn, pack.id, [_loss_line(where, face_id, became.get(face_id), held)
                                       for face_id, held in left])
     summary.photos += 1
-    summary.carried += len(pairs)
+    summary.carried += len(became)
+
+
+def _fitted_frames(old: ImageFaceRows, new: ImageFaceRows,
+                   pairs: list[tuple[int, int, float]]) -> list[Frame]:
+    """The frame the landmarks of the faces paired fit best (least squares: a face box
+    is a few pixels uncertain, five landmarks a face less so), and the same with no
+    change of scale where it is close to none (a crop)."""
+    if not pairs or old.landmarks is None or new.landmarks is None:
+        return []
+    a = old.landmarks[[i for i, _, _ in pairs]].reshape(-1, 2)
+    b = new.landmarks[[j for _, j, _ in pairs]].reshape(-1, 2)
+    spread = float(((a - a.mean(axis=0)) ** 2).sum())
+    if spread <= 0:
+        return []
+    scale = float(((a - a.mean(axis=0)) * (b - b.mean(axis=0))).sum()) / spread
+    shift = b.mean(axis=0) - scale * a.mean(axis=0)
+    fitted = [Frame(scale, (float(shift[0]), float(shift[1])))]
+    if abs(scale - 1.0) <= 0.03:
+        plain = (b - a).mean(axis=0)
+        fitted.insert(0, Frame(1.0, (float(plain[0]), float(plain[1]))))
+    return fitted
+
+
+def _draw_again(conn: psycopg.Connection, pack: PackRow, old: ImageFaceRows, new_id: int,
+                new_frame: tuple[int, int], drawn: list[int], frames: list[Frame],
+                threshold: float, redraw: _Redraw) -> dict[int, int]:
+    """Old face → new face of each face drawn by hand that is drawn again in the new
+    content: at its place in the frame that fits the faces paired (else the same frame,
+    or the old one scaled), embedded there, and as alike as a carried face must be
+    (where several frames are, the most alike)."""
+    from rbv.jobs.persons.drawn import decode, local_analyzer
+    from rbv.jobs.persons.drawn import redraw as draw_at
+    from rbv.store.queries.faces import insert_faces_ids
+
+    local = None if redraw.analyzer is None else local_analyzer(redraw.analyzer)
+    if local is None:
+        return {}
+    try:
+        image = decode(conn, redraw.settings, local, new_id)
+    except ImageUnreadable:
+        return {}
+    out: dict[int, int] = {}
+    for face_id in drawn:
+        row = old.ids.index(face_id)
+        best, alike = None, threshold
+        for where in frames:
+            box = tuple(float(v) for v in where.boxes(old.boxes[row:row + 1])[0])
+            face = draw_at(local, image, box, new_frame)  # type: ignore[arg-type]
+            similarity = -1.0 if face is None else float(old.embeddings[row] @ face.embedding)
+            if similarity >= alike:
+                best, alike = face, similarity
+        if best is not None:
+            out[face_id] = insert_faces_ids(conn, [best.new_face(new_id, pack.id)])[0]
+    return out
 
 
 def _loss_line(where: str, face_id: int, became: int | None, held: str) -> str:

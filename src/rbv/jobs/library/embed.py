@@ -263,7 +263,7 @@ def _embed_pass(
         ensure_pack_index(conn, pack)
     # Photos whose pixels changed: their old faces' persons and decisions go to the new
     # faces now found (also those an interrupted run left waiting).
-    summary.carry = run_carry(db, pack)
+    summary.carry = run_carry(db, pack, analyzer, settings)
     summary.seconds = time.perf_counter() - started
     summary.servers = served_by(analyzer)
     return summary
@@ -310,10 +310,10 @@ def _submit_decodes(
 def _prepared(prepare: Callable[[DecodedImage], DecodedImage], image_id: int,
               paths: list[str], fmt: str | None, long_edge: int, max_pixels: int,
               keep_bytes: bool) -> DecodedImage:
-    return prepare(_decode(image_id, paths, fmt, long_edge, max_pixels, keep_bytes))
+    return prepare(decode_image(image_id, paths, fmt, long_edge, max_pixels, keep_bytes))
 
 
-def _decode(image_id: int, paths: list[str], fmt: str | None, long_edge: int,
+def decode_image(image_id: int, paths: list[str], fmt: str | None, long_edge: int,
             max_pixels: int, keep_bytes: bool) -> DecodedImage:
     """Decode the image from the first of its paths that can still be read."""
     if not paths or fmt is None:

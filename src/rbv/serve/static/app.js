@@ -61,6 +61,54 @@ document.querySelectorAll(".box[data-place]").forEach(box => {
   Object.assign(box.style, {left: left + "%", top: top + "%", width: width + "%", height: height + "%"});
 });
 
+// --- a photo: drawing a face the detector missed (drag a box on the photo) ---------
+const canvas = document.querySelector(".photo[data-image]");
+if (canvas) {
+  const img = canvas.querySelector("img");
+  const form = document.getElementById("draw-form");
+  const hint = document.getElementById("draw-hint");
+  let start = null, drawn = null, box = null;
+  const at = event => {  // the pointer in the photo's own pixels (as shown, upright)
+    const r = img.getBoundingClientRect();
+    const fx = Math.min(Math.max((event.clientX - r.left) / r.width, 0), 1);
+    const fy = Math.min(Math.max((event.clientY - r.top) / r.height, 0), 1);
+    return [fx, fy];
+  };
+  const place = (a, b) => {
+    const [x1, x2] = [Math.min(a[0], b[0]), Math.max(a[0], b[0])];
+    const [y1, y2] = [Math.min(a[1], b[1]), Math.max(a[1], b[1])];
+    Object.assign(drawn.style, {left: 100 * x1 + "%", top: 100 * y1 + "%",
+      width: 100 * (x2 - x1) + "%", height: 100 * (y2 - y1) + "%"});
+    const w = Number(canvas.dataset.width), h = Number(canvas.dataset.height);
+    box = [Math.round(x1 * w), Math.round(y1 * h), Math.round((x2 - x1) * w), Math.round((y2 - y1) * h)];
+  };
+  img.addEventListener("pointerdown", event => {
+    event.preventDefault();
+    if (drawn) drawn.remove();
+    drawn = document.createElement("div");
+    drawn.className = "drawing";
+    canvas.appendChild(drawn);
+    start = at(event);
+    place(start, start);
+    img.setPointerCapture(event.pointerId);
+  });
+  img.addEventListener("pointermove", event => { if (start) place(start, at(event)); });
+  img.addEventListener("pointerup", event => {
+    if (!start) return;
+    place(start, at(event));
+    start = null;
+    if (box[2] < 4 || box[3] < 4) { drawn.remove(); drawn = null; return; }  // a click
+    hint.textContent = `Box ${box[2]}×${box[3]} at ${box[0]},${box[1]}:`;
+    form.hidden = false;
+    document.getElementById("draw-person").focus();
+  });
+  document.getElementById("draw-add").addEventListener("click", () => {
+    const person = value("draw-person").trim();
+    act("draw", {image: Number(canvas.dataset.image), box: box, ...(person ? {person} : {})});
+  });
+  document.getElementById("draw-cancel").addEventListener("click", () => location.reload());
+}
+
 // --- a person's page: selecting faces -------------------------------------------
 const faces = Array.from(document.querySelectorAll("#faces .face"));
 const head = document.querySelector("[data-person]");

@@ -4,19 +4,20 @@ goes without a line."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import psycopg
 
 
-def decisions_on_faces(conn: psycopg.Connection,
-                       face_ids: Sequence[int]) -> list[tuple[int, str]]:
-    """(face id, what it held) for each of the faces that is in a named person, placed
-    by hand, rejected from a person, linked `same`/`different`, marked not a face,
-    or its person's cover face (`rbv persons cover`)."""
+def decisions_on_faces(conn: psycopg.Connection, face_ids: Sequence[int],
+                       carried: Collection[int] = ()) -> list[tuple[int, str]]:
+    """(face id, what it held) for each of the faces that is drawn by hand (but those
+    ``carried``: drawn again in the new content), in a named person, placed by hand,
+    rejected from a person, linked `same`/`different`, marked not a face, or its
+    person's cover face (`rbv persons cover`)."""
     rows = conn.execute(
         """
-        SELECT f.id, n.name, f.assigned_by = 'manual',
+        SELECT f.id, f.drawn IS NOT NULL, n.name, f.assigned_by = 'manual',
                (SELECT array_agg(coalesce(rn.name, r.person_id::text) ORDER BY 1)
                 FROM person_rejections r LEFT JOIN person_names rn
                   ON rn.person_id = r.person_id WHERE r.face_id = f.id),
@@ -36,8 +37,9 @@ def decisions_on_faces(conn: psycopg.Connection,
         (list(face_ids),),
     ).fetchall()
     out = []
-    for face_id, name, manual, rejected, same, different, cover, marked in rows:
-        held = ["marked not a face"] if marked else []
+    for face_id, drawn, name, manual, rejected, same, different, cover, marked in rows:
+        held = ["a face drawn by hand"] if drawn and int(face_id) not in carried else []
+        held += ["marked not a face"] if marked else []
         if name is not None:
             held.append(f"{'placed by hand in' if manual else 'in'} {name!r}")
         elif manual:

@@ -10,9 +10,9 @@ import psycopg
 from numpy.typing import NDArray
 
 _COLUMNS = ("id", "image_id", "pack_id", "x1", "y1", "x2", "y2", "landmarks", "det_score",
-            "blur")
+            "blur", "drawn")
 _TYPES = ("int8", "int8", "int4", "float4", "float4", "float4", "float4", "float4[]",
-          "float4", "float4")
+          "float4", "float4", "text")
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,20 @@ class NewFace:
     det_score: float
     blur: float | None
     embedding: NDArray[np.float32]
+    drawn: str | None = None  # a face drawn by hand: 'detector' or 'box' (its landmarks)
 
 
 def insert_faces(conn: psycopg.Connection, faces: Iterable[NewFace]) -> int:
     """Bulk-insert faces with binary COPY (the rows into ``face_detections``, their
     vectors into ``face_embeddings``); returns how many were written."""
+    return len(insert_faces_ids(conn, faces))
+
+
+def insert_faces_ids(conn: psycopg.Connection, faces: Iterable[NewFace]) -> list[int]:
+    """:func:`insert_faces`, returning the new faces' ids in order."""
     batch = list(faces)
     if not batch:
-        return 0
+        return []
     # Ids are drawn first so that both tables can be filled by COPY (which returns none).
     ids = [int(r[0]) for r in conn.execute(
         "SELECT nextval(pg_get_serial_sequence('face_detections', 'id')) "
@@ -46,13 +52,14 @@ def insert_faces(conn: psycopg.Connection, faces: Iterable[NewFace]) -> int:
             for face_id, f in zip(ids, batch, strict=True):
                 copy.write_row(
                     (face_id, f.image_id, f.pack_id, *map(float, f.bbox), f.landmarks,
-                     float(f.det_score), None if f.blur is None else float(f.blur)))
+                     float(f.det_score), None if f.blur is None else float(f.blur),
+                     f.drawn))
         with cur.copy("COPY face_embeddings (face_id, pack_id, embedding) FROM STDIN "
                       "WITH (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "int4", "vector"])
             for face_id, f in zip(ids, batch, strict=True):
                 copy.write_row((face_id, f.pack_id, np.asarray(f.embedding, np.float32)))
-    return len(batch)
+    return ids
 
 
 def face_landmarks(conn: psycopg.Connection,

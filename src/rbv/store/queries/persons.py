@@ -382,11 +382,13 @@ class PersonFace:
     det_score: float
     assigned_by: str | None
     taken_at: datetime | None = None  # its photo's EXIF date (camera local time)
+    drawn: str | None = None  # a face drawn by hand: its landmarks from 'detector' | 'box'
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "path": self.path, "bbox": list(self.bbox),
                 "det_score": self.det_score, "assigned_by": self.assigned_by,
-                "taken_at": self.taken_at.isoformat() if self.taken_at else None}
+                "taken_at": self.taken_at.isoformat() if self.taken_at else None,
+                "drawn": self.drawn}
 
 
 def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> list[PersonFace]:
@@ -396,13 +398,13 @@ def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> 
     rows = conn.execute(
         """
         SELECT f.id, (SELECT min(p.path) FROM image_paths p WHERE p.image_id = f.image_id),
-               f.x1, f.y1, f.x2, f.y2, f.det_score, f.assigned_by, i.taken_at
+               f.x1, f.y1, f.x2, f.y2, f.det_score, f.assigned_by, i.taken_at, f.drawn
         FROM face_detections f JOIN images i ON i.id = f.image_id WHERE f.person_id = %s
         ORDER BY f.id = %s DESC, f.det_score DESC, f.id LIMIT %s
         """,
         (person, cover, limit),
     ).fetchall()
-    return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7], r[8]) for r in rows]
+    return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7], r[8], r[9]) for r in rows]
 
 
 def person_named(conn: psycopg.Connection, pack_id: int, name: str, *,

@@ -106,6 +106,7 @@ class PhotoFace:
     person: uuid.UUID | None
     name: str | None
     not_face: bool = False  # marked not a face (`rbv faces not-a-face`)
+    drawn: str | None = None  # a face drawn by hand: 'detector' or 'box'
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,11 @@ def photo_of(conn: psycopg.Connection, image_id: int) -> Photo | None:
         (image_id,)).fetchone()
     if row is None:
         return None
-    faces = [PhotoFace(int(r[0]), (r[1], r[2], r[3], r[4]), r[5], r[6], bool(r[7]))
+    faces = [PhotoFace(int(r[0]), (r[1], r[2], r[3], r[4]), r[5], r[6], bool(r[7]), r[8])
              for r in conn.execute(
         """
         SELECT f.id, f.x1, f.y1, f.x2, f.y2, f.person_id, n.name,
-               EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id)
+               EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id), f.drawn
         FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id
         WHERE f.image_id = %s ORDER BY f.x1, f.id
         """, (image_id,))]

@@ -218,9 +218,10 @@ def complete_scans(
             (pack_id, ids, worker),
         )}
         done = [i for i in faces_by_image if i in held]
-        # A scan redone after a crash must not leave the first attempt's rows behind.
-        conn.execute("DELETE FROM face_detections WHERE pack_id = %s AND image_id = ANY(%s)",
-                      (pack_id, done))
+        # A scan redone after a crash must not leave the first attempt's rows behind
+        # (a face drawn by hand is no scan's: it stays).
+        conn.execute("DELETE FROM face_detections WHERE pack_id = %s AND image_id = ANY(%s) "
+                     "AND drawn IS NULL", (pack_id, done))
         written = insert_faces(conn, (f for i in done for f in faces_by_image[i]))
         with conn.cursor() as cur:
             cur.executemany(

@@ -131,13 +131,20 @@ def carry_decisions(conn: psycopg.Connection, pack_id: int, old_id: int,
     old_faces = [int(r[0]) for r in conn.execute(
         "SELECT id FROM face_detections WHERE image_id = %s AND pack_id = %s ORDER BY id",
         (old_id, pack_id))]
-    left = decisions_on_faces(conn, old_faces)
+    left = decisions_on_faces(conn, old_faces, carried=mapping)
     conn.execute("DELETE FROM face_detections WHERE image_id = %s AND pack_id = %s",
                  (old_id, pack_id))
     conn.execute("DELETE FROM face_scans WHERE image_id = %s AND pack_id = %s",
                  (old_id, pack_id))
     _drop_if_faceless(conn, old_id)
     return left
+
+
+def drawn_faces(conn: psycopg.Connection, image_id: int, pack_id: int) -> list[int]:
+    """The pack's faces of the image that were drawn by hand."""
+    return [int(r[0]) for r in conn.execute(
+        "SELECT id FROM face_detections WHERE image_id = %s AND pack_id = %s "
+        "AND drawn IS NOT NULL ORDER BY id", (image_id, pack_id))]
 
 
 def _drop_if_faceless(conn: psycopg.Connection, image_id: int) -> bool:
