@@ -248,3 +248,15 @@ def page(chromium):  # type: ignore[no-untyped-def]
     yield context.new_page()
     context.close()
 
+
+
+@pytest.fixture(scope="session")
+def decisions_env(pg_server: PasswordServer, sface_analyzer,  # type: ignore[no-untyped-def]
+                  tmp_path_factory: pytest.TempPathFactory):
+    """The decision machine's server, indexed template and analyzer (tests/support/
+    decisions.py), built once per session for every module that runs the machine."""
+    from tests.support.decisions import Environment, make_template
+
+    data_dir = tmp_path_factory.mktemp("decisions")
+    template = make_template(pg_server.url, sface_analyzer, data_dir)
+    return Environment(pg_server.url, template, sface_analyzer, data_dir)

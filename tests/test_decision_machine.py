@@ -11,18 +11,9 @@ import pytest
 from hypothesis import settings
 
 from rbv.cluster.defaults import Method
-from tests.pgserver import PasswordServer
-from tests.support.decisions import DecisionMachine, Environment, make_template
+from tests.support.decisions import DecisionMachine, Environment
 
 pytestmark = pytest.mark.slow  # random sequences of edits and cluster runs on real faces
-
-
-@pytest.fixture(scope="session")
-def decisions_env(pg_server: PasswordServer, sface_analyzer,  # type: ignore[no-untyped-def]
-                  tmp_path_factory: pytest.TempPathFactory) -> Environment:
-    data_dir = tmp_path_factory.mktemp("decisions")
-    template = make_template(pg_server.url, sface_analyzer, data_dir)
-    return Environment(pg_server.url, template, sface_analyzer, data_dir)
 
 
 @pytest.fixture(autouse=True)

@@ -66,7 +66,7 @@ def template(pg_server: PasswordServer, server: FakeImmich,
              tmp_path_factory: pytest.TempPathFactory) -> str:
     """A database where the server's assets were staged + indexed by immich-stage, the
     identity folders named by import-folders and the rotated portrait's face by hand."""
-    name = f"rbv_push_template_{os.getpid()}"
+    name = f"rbv_push_template_{os.getpid()}_{os.urandom(4).hex()}"  # one per module using it
     with psycopg.connect(pg_server.url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = pg_server.url(name)

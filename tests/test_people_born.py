@@ -23,7 +23,6 @@ from rbv.serve.app import ReviewServer
 from tests.conftest import FACES, PACK, SFACE_THRESHOLD, import_folders, run_cli
 from tests.serve_client import Client
 from tests.support.decisions import DecisionMachine, Environment
-from tests.test_decision_machine import decisions_env  # noqa: F401 (a fixture)
 
 
 def _ok(cli: Any, url: str, *args: str) -> str:

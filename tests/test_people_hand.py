@@ -18,7 +18,6 @@ from rbv.jobs.library.index import run_index
 from rbv.jobs.persons.drawn import add_face
 from rbv.store import open_database
 from tests.conftest import MISC, PACK, SFACE_THRESHOLD, run_cli
-from tests.test_decision_machine import decisions_env  # noqa: F401  (a fixture)
 from tests.test_immich_push import db_url, server, template  # noqa: F401  (fixtures)
 
 TWO = MISC / "fr_two_people.jpg"
