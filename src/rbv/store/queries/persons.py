@@ -326,6 +326,11 @@ def new_person(conn: psycopg.Connection, pack_id: int, source: str = "manual") -
     return person
 
 
+def delete_person(conn: psycopg.Connection, person: uuid.UUID) -> None:
+    """Delete a person (one an edit made and left without faces)."""
+    conn.execute("DELETE FROM persons WHERE id = %s", (person,))
+
+
 def reject_faces(conn: psycopg.Connection, person: uuid.UUID,
                  face_ids: Sequence[int]) -> int:
     """"Not this person": the faces leave ``person`` for good. Each becomes a
