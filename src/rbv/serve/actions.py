@@ -126,7 +126,7 @@ class Actions:
         done = editing.merge(self.db, str(target), [str(source)],
                              override=bool(body.get("override")))
         return self._done(_with_overrides(f"Merged: {done.faces:,} face(s) moved in", done),
-                          done.edit_id, f"/person/{target}")
+                          done.edit_id, f"/person/{done.person or target}")
 
     def reject(self, body: dict[str, Any]) -> Answer:
         done = editing.reject(self.db, str(_person(body)), _faces(body))

@@ -11,6 +11,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import psycopg
 
@@ -265,6 +266,31 @@ def merge_persons(conn: psycopg.Connection, target: uuid.UUID,
     conn.execute("UPDATE persons SET merged_into = %s WHERE merged_into = ANY(%s)",
                  (target, sources))
     return moved
+
+
+def births_of(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, date]:
+    """The birthdays of those of ``persons`` that have one."""
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT id, born FROM persons WHERE id = ANY(%s) AND born IS NOT NULL",
+        (list(persons),))}
+
+
+def carry_details(conn: psycopg.Connection, kept: uuid.UUID, others: Sequence[uuid.UUID],
+                  born: date | None) -> None:
+    """After a merge into ``kept``: its birthday is ``born``; its cover face its own, else
+    the first of ``others``' (that face is its now)."""
+    conn.execute(
+        """
+        UPDATE persons p SET born = %(born)s,
+               cover_face_id = coalesce(p.cover_face_id, (
+                   SELECT o.cover_face_id FROM unnest(%(others)s::uuid[]) WITH ORDINALITY
+                       AS u (id, n) JOIN persons o ON o.id = u.id
+                   WHERE o.cover_face_id IS NOT NULL ORDER BY u.n LIMIT 1))
+        WHERE p.id = %(kept)s
+          AND (p.born IS DISTINCT FROM %(born)s OR (p.cover_face_id IS NULL AND EXISTS (
+               SELECT 1 FROM persons o WHERE o.id = ANY(%(others)s::uuid[])
+                 AND o.cover_face_id IS NOT NULL)))
+        """, {"kept": kept, "others": list(others), "born": born})
 
 
 def missing_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[int]:
