@@ -403,9 +403,11 @@ def _place_claims(conn: psycopg.Connection, claims: list[Claim],
                 "(overriding that decision, said)"))
             continue
         report.assigned += place_faces(conn, [face.id], person)
-    for name in list(report.persons_created):  # made for a name no face got
+    # made for a name no face got, and no conflict's command moves a face to
+    needed = {c["name"].casefold() for c in report.conflicts if " --to " in c["command"]}
+    for name in list(report.persons_created):
         person = persons[name.casefold()]
-        if not faces_of_persons(conn, [person]):
+        if name.casefold() not in needed and not faces_of_persons(conn, [person]):
             delete_person(conn, person)
             report.persons_created.remove(name)
             del persons[name.casefold()]

@@ -31,7 +31,8 @@ async function act(action, data) {
   try { answer = await response.json(); } catch (e) { answer = {ok: false, error: "no answer"}; }
   if (answer.confirm === "merge") {
     if (confirm(answer.message)) {
-      return act("merge", {person: answer.other, source: data.person});
+      // the name typed is the one that stays (the other person has it already)
+      return act("merge", {person: answer.other, source: data.person, keep_name: data.name});
     }
     return answer;
   }
