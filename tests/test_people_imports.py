@@ -59,11 +59,11 @@ def test_import_folders_is_one_edit_in_the_history_and_undo_takes_it_back_whole(
     assert entry["command"] == "import-folders" and entry["id"] == done["edit_id"]
     persons = [i for i in done["identities"] if i["kept"]]
     assert entry["summary"].startswith(
-        f"import-folders: {len(persons)} person(s) from folders "
+        f"{len(persons)} person(s) from folders "
         f"({sum(i['created'] for i in persons)} new), ")
     assert f"{placed:,} face(s) placed by hand" in entry["summary"]
     undone = _ok(cli, "-d", url, "persons", "undo")
-    assert f"#{entry['id']} (import-folders)" in undone.stdout
+    assert f"Undid #{entry['id']} import-folders: {entry['summary']}" in undone.stdout
     assert _dump(s) == before  # persons made, names, placements, emptied persons: all back
 
 

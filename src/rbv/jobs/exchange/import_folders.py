@@ -202,7 +202,7 @@ def import_summary(report: ImportReport) -> str:
         words.append(f"{len(report.skipped):,} left where earlier decisions keep them")
     if report.removed_persons:
         words.append(f"{report.removed_persons} emptied automatic person(s) removed")
-    return "import-folders: " + ", ".join(words)
+    return ", ".join(words)
 
 
 def skip_words(k: Skipped) -> str:

@@ -434,4 +434,4 @@ def _summary(report: ImportXmpReport) -> str:
         words.append(f"{len(report.persons_created)} new person(s)")
     if report.conflicts:
         words.append(f"{len(report.conflicts)} left as earlier decisions keep them")
-    return "import-xmp: " + ", ".join(words)
+    return ", ".join(words)
