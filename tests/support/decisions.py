@@ -284,7 +284,8 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         self.edit(f"name {person[:8]} {n}", lambda: editing.name(self.db, person, n))
 
     @rule(into=persons, source=persons, told=st.booleans(), data=st.data())
-    def merge(self, into: str, source: str, told: bool, data: st.DataObject) -> None:
+    def merge(self, into: str, source: str, told: bool = False,
+              data: st.DataObject | None = None) -> None:
         """Merge, as `rbv persons merge INTO SOURCE` (``told``: with --keep-name, one of
         their names). The named side is kept, whichever it is; two names only when
         told which stays (issue 51)."""
@@ -294,8 +295,10 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
             except RbvError:
                 sides = []
             names = names_of(conn, sides)
-        keep_name = (data.draw(st.sampled_from(sorted(names.values())), label="keep name")
-                     if told and names else None)
+        keep_name = None
+        if told and names:
+            keep_name = (data.draw(st.sampled_from(sorted(names.values())), label="keep name")
+                         if data is not None else sorted(names.values())[0])
         done: list[editing.Edited] = []
         self.edit(f"merge {into[:8]} {source[:8]}"
                   + (f" --keep-name {keep_name}" if keep_name else ""),
