@@ -305,3 +305,31 @@ def test_the_web_merge_keeps_the_named_side_and_refuses_two_names(
     refused = client.post("merge", {"person": a, "source": c})
     assert refused.status == 409 and "--keep-name" in refused.text
     assert _dump(faces_settings) == before
+
+
+def test_review_answers_that_would_join_two_names_are_refused(
+        cli, faces_settings: Settings) -> None:
+    """A grid or a page of pairs answered "same" for two differently named persons: the
+    whole answer is refused (the page shows a 409 with the message), nothing changed;
+    a named person ticked in an unnamed one's grid is the one kept."""
+    import pytest
+
+    from rbv.errors import ConfigError
+    from rbv.jobs.persons import edits
+    from rbv.store import open_database
+
+    s = faces_settings
+    url = str(s.database_url)
+    p, q = _two_persons(cli, s)
+    _ok(cli, "-d", url, "persons", "name", p, "Ada")
+    _ok(cli, "-d", url, "persons", "name", q, "Bob")
+    db = open_database(s)
+    before = _dump(s)
+    with pytest.raises(ConfigError, match="different names.*--keep-name"):
+        edits.answer_grid(db, p, [q], [])
+    with pytest.raises(ConfigError, match="different names.*--keep-name"):
+        edits.answer_pairs(db, [(p, [q])], [])
+    assert _dump(s) == before
+    _rows(s, "DELETE FROM person_names WHERE person_id = %s", p)  # p unnamed
+    done = edits.answer_grid(db, p, [q], [])
+    assert str(done.person) == q and _named(s, q) == "Bob"
