@@ -479,6 +479,11 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
                                               st.sampled_from(NAMES)),
                                     min_size=1, max_size=5, unique_by=lambda t: t[0][0]),
                            label="faces named")
+        return self.xmp_step(chosen)
+
+    def xmp_step(self, chosen: list[tuple[tuple[int, str, tuple[float, ...]], str]]
+                 ) -> MultipleResults[str]:
+        """Sidecars naming the ``chosen`` faces ((face, path, area), name), imported."""
         mirror = self.env.data_dir / f"xmp-{self.dbname}-{self.env.steps}"
         by_photo: dict[str, list[tuple[str, tuple[float, ...]]]] = defaultdict(list)
         for (_face, path, area), name in chosen:
