@@ -44,6 +44,7 @@ from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import (
     delete_person,
     faces_of_persons,
+    is_hidden,
     name_of,
     new_person,
     person_named,
@@ -336,8 +337,8 @@ def _holder(conn: psycopg.Connection, named: list[Claim], report: ImportXmpRepor
     """The unnamed person that holds most (more than half) of the name's faces, and
     how many, when no decision contradicts naming it: none of the name's faces is
     rejected from it, placed by hand in another person, or linked 'different' with one
-    of its faces (what :func:`refused_placements` says of them). None otherwise (said
-    in ``report.notes`` when a decision is what stops it)."""
+    of its faces (what :func:`refused_placements` says of them), and it is not hidden.
+    None otherwise (said in ``report.notes`` when a decision is what stops it)."""
     ids = [c.face.id for c in named]
     now = persons_of_faces(conn, ids)
     counts = Counter(now.values())
@@ -345,6 +346,11 @@ def _holder(conn: psycopg.Connection, named: list[Claim], report: ImportXmpRepor
         return None
     person, count = counts.most_common(1)[0]
     if 2 * count <= len(ids) or name_of(conn, person) is not None:
+        return None
+    if is_hidden(conn, person):  # hidden as a stranger: a decision the name contradicts
+        report.notes.append(_holder_note(
+            named[0].name, person, count, len(ids),
+            f"it is hidden (`rbv persons unhide {short_id(person)}` shows it again)"))
         return None
     refused = refused_placements(conn, ids, person)
     if refused:

@@ -352,6 +352,11 @@ def new_person(conn: psycopg.Connection, pack_id: int, source: str = "manual") -
     return person
 
 
+def is_hidden(conn: psycopg.Connection, person: uuid.UUID) -> bool:
+    row = conn.execute("SELECT hidden FROM persons WHERE id = %s", (person,)).fetchone()
+    return bool(row and row[0])
+
+
 def delete_person(conn: psycopg.Connection, person: uuid.UUID) -> None:
     """Delete a person (one an edit made and left without faces)."""
     conn.execute("DELETE FROM persons WHERE id = %s", (person,))
