@@ -95,3 +95,32 @@ def test_a_re_encoded_copy_keeps_its_decisions_through_prune_and_hidden_persons_
         assert png.exists()
     finally:
         state.teardown()
+
+
+def test_imports_are_edits_and_a_merge_keeps_the_named_side_as_machine_steps() -> None:
+    """Issue 51 items 6 and 7 as machine steps: import-xmp (naming the unnamed person
+    that holds a name's faces) and import-folders are edits that undo restores exactly;
+    two named persons merge only when told which name stays, the named one kept."""
+    state = DecisionMachine()
+    try:
+        state.first_cluster()
+        persons = state.live_persons()
+        held = dict(state.held_faces())
+        state.name(persons[0], "Ada")
+        state.name(persons[1], "Ben")
+        state.merge(persons[0], persons[1])  # refused: two names
+        assert not state.undoable[2:], "a merge of two names was not refused"
+        state.merge(persons[1], persons[0], told=True)  # --keep-name Ada: persons[0] kept
+        assert persons[0] in state.live_persons() and persons[1] not in state.live_persons()
+        candidates = state.template_faces_drawn()
+        unnamed = [c for c in candidates[1:] if held.get(c[0]) is None][:2]
+        steps = len(state.undoable)
+        state.xmp_step([(candidates[0], "Cy"), *[(c, "Di") for c in unnamed]])
+        assert len(state.undoable) == steps + 1, "import-xmp logged no edit"
+        state.undo(1)
+        state.import_folder("Ben_Affleck")
+        assert len(state.undoable) == steps + 1, "import-folders logged no edit"
+        state.undo(1)
+        state.decisions_hold()
+    finally:
+        state.teardown()

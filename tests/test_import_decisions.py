@@ -92,8 +92,9 @@ def test_import_xmp_never_moves_a_hand_placed_face_nor_breaks_a_link(
     report = json.loads(done.stdout)
     reasons = {c["name"]: c["reason"] for c in report["conflicts"]}
     assert reasons == {
-        "Ann": f"the face is in person {mine} in rbv (by hand)",
         "Dan": f"the face is linked 'same' with face {c}, placed by hand in another person"}
+    # a is alone in the person made by hand: that person is Ann (issue 51), a stays
+    assert [(n["name"], n["person"]) for n in report["persons_named"]] == [("Ann", mine)]
     assert report["assigned"] == 0
     assert _person_of(settings, a) == mine and _person_of(settings, b) is None
 

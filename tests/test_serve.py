@@ -187,22 +187,26 @@ def test_new_person_same_person_merge_in_unhide_skip_and_the_name_clash_merge(
 
     # Merge in, by a typed name; the merged person's page follows to the kept one.
     assert client.post("name", {"person": c, "name": "Carol"}).status == 200
+    # The named one is kept, whichever side it is (issue 51).
     merged = client.post("merge", {"person": b, "source": "carol"}).json()
-    assert merged["ok"] and merged["go"] == f"/person/{b}"
+    assert merged["ok"] and merged["go"] == f"/person/{c}"
     assert str(_scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
-                       c)) == b
-    assert len(face_ids(client.get(f"/person/{c}").text)) == b_faces + c_faces
+                       b)) == c
+    assert len(face_ids(client.get(f"/person/{b}").text)) == b_faces + c_faces
     assert client.post("merge", {"person": b, "source": b}).status == 409  # itself
 
     # Naming B with a name A has: offered the merge, which the page then posts.
     assert client.post("name", {"person": a, "name": "Ada"}).status == 200
-    clash = client.post("name", {"person": b, "name": "ada"}).json()
+    clash = client.post("name", {"person": c, "name": "ada"}).json()
     assert clash["confirm"] == "merge" and clash["other"] == a
     assert _scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
-                   b) is None  # nothing done before the answer
-    assert client.post("merge", {"person": clash["other"], "source": b}).status == 200
+                   c) is None  # nothing done before the answer
+    # C is 'Carol': two names merge only as the page posts it, the name typed kept
+    assert client.post("merge", {"person": clash["other"], "source": c}).status == 409
+    assert client.post("merge", {"person": clash["other"], "source": c,
+                                 "keep_name": "ada"}).status == 200
     assert str(_scalar(faces_settings, "SELECT merged_into FROM persons WHERE id = %s",
-                       b)) == a
+                       c)) == a
 
     # Hide, then unhide.
     assert client.post("hide", {"person": a}).status == 200

@@ -6,7 +6,8 @@ most N faces, a cover face, split, a face drawn by hand (in a
 person or not), undo of one or several edits,
 the web page's answers to merge suggestions (yes, no; pages of pairs and grids, with
 random ticks),
-import-folders, the README's SQL resets, indexing more photos past the growth trigger,
+import-folders and import-xmp (each an edit: undone whole, its dry run the run), the
+README's SQL resets, indexing more photos past the growth trigger,
 ``cluster``, ``cluster --full`` (and full runs of every method), and the dry run of
 each; and, in tests/support/decisions_photos.py, pixel edits then ``index`` (the carry),
 a photo re-encoded under another name then ``prune``) run against a real database of
@@ -33,6 +34,9 @@ checked against what the user decided:
 - no decision an ``index`` (the carry) or a ``prune`` deletes goes unsaid;
 - a second ``cluster --full`` with nothing changed changes nothing;
 - every dry run reports what the run then does;
+- a merge keeps the named side, and merges two named persons only when told which
+  name stays; a face a sidecar names is in the person of that name, or the import said
+  why not;
 - a refused edit changes nothing; undoing the last k edits (with nothing automatic in
   between) restores the state before them exactly;
 - each person's cached embedding sum, brought up to date with its log of faces that
@@ -76,7 +80,9 @@ from rbv.cluster.joined import roots
 from rbv.config import Settings
 from rbv.errors import RbvError
 from rbv.faces.types import FaceAnalyzer
+from rbv.jobs.exchange.export_xmp import mirrored
 from rbv.jobs.exchange.import_folders import import_folders
+from rbv.jobs.exchange.import_xmp import ImportXmpOptions, import_xmp
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.cluster_update import current_sums
 from rbv.jobs.library.index import run_index
@@ -90,6 +96,7 @@ from rbv.store import Database, open_database
 from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
+from rbv.store.queries.persons import name_of, names_of, resolve_person
 from rbv.store.queries.review_pages import PeopleFilter, people_page
 from tests.support.decisions_photos import PhotoRules
 
@@ -295,10 +302,41 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
     def name(self, person: str, n: str) -> None:
         self.edit(f"name {person[:8]} {n}", lambda: editing.name(self.db, person, n))
 
-    @rule(into=persons, source=persons)
-    def merge(self, into: str, source: str) -> None:
-        self.edit(f"merge {into[:8]} {source[:8]}",
-                  lambda: editing.merge(self.db, into, [source]))
+    @rule(into=persons, source=persons, told=st.booleans(), data=st.data())
+    def merge(self, into: str, source: str, told: bool = False,
+              data: st.DataObject | None = None) -> None:
+        """Merge, as `rbv persons merge INTO SOURCE` (``told``: with --keep-name, one of
+        their names). The named side is kept, whichever it is; two names only when
+        told which stays (issue 51)."""
+        with self.db.connect() as conn:
+            try:
+                sides = [resolve_person(conn, into), resolve_person(conn, source)]
+            except RbvError:
+                sides = []
+            names = names_of(conn, sides)
+        keep_name = None
+        if told and names:
+            keep_name = (data.draw(st.sampled_from(sorted(names.values())), label="keep name")
+                         if data is not None else sorted(names.values())[0])
+        done: list[editing.Edited] = []
+        self.edit(f"merge {into[:8]} {source[:8]}"
+                  + (f" --keep-name {keep_name}" if keep_name else ""),
+                  lambda: done.append(editing.merge(self.db, into, [source],
+                                                    keep_name=keep_name)))
+        distinct = {n.strip().replace("_", " ").casefold() for n in names.values()}
+        if not done:
+            return
+        kept = done[0].person
+        assert len(distinct) < 2 or keep_name is not None, \
+            f"persons named {sorted(names.values())} merged without being told which name stays"
+        if names:
+            assert kept in names, f"the merge kept {kept}, which had no name, not {names}"
+            want = keep_name or next(iter(names.values()))
+            with self.db.connect() as conn:
+                assert (name_of(conn, kept) or "").casefold() == want.casefold(), \
+                    f"the merge's person is not named {want!r}"
+        else:
+            assert kept == sides[0], "with no name, the merge keeps its target"
 
     @rule(target=persons, chosen=st.lists(faces, min_size=1, max_size=3),
           person=st.none() | persons)
@@ -511,6 +549,92 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
                                    person=person, analyzer=self.env.analyzer))
         return self.new_faces()
 
+    # -- issue 51: imports are edits, a merge keeps the named side --
+    @rule(target=persons,
+          identity=st.sampled_from(["Ben_Affleck", "Mindy_Kaling", "Jerry_Seinfeld"]))
+    def import_folder(self, identity: str) -> MultipleResults[str]:
+        """`rbv import-folders FOLDER`: an edit (undo takes it back whole), its dry run
+        the run, no hand-placed face moved."""
+        before = self.state()
+
+        def run() -> None:
+            preview = import_folders(self.db, PACK_NAME, [FACES / identity], dry_run=True)
+            assert self.state() == before, "import-folders --dry-run wrote something"
+            done = import_folders(self.db, PACK_NAME, [FACES / identity])
+            said = [(i.name, i.assigned, i.kept, i.created) for i in preview.identities]
+            assert said == [(i.name, i.assigned, i.kept, i.created)
+                            for i in done.identities], "import-folders --dry-run is not the run"
+            assert [(k.face_id, k.reason) for k in preview.skipped] == \
+                [(k.face_id, k.reason) for k in done.skipped]
+
+        self.edit(f"import-folders {identity}", run)
+        self.check_hand_placed(before, self.state())
+        self.check_births(before, self.state())
+        return self.new_persons()
+
+    @rule(target=persons, data=st.data())
+    def import_xmp(self, data: st.DataObject) -> MultipleResults[str]:
+        """Sidecars (mirrored, as `export-xmp --out` writes them) naming a few faces of
+        the template's photos, as a person draws regions (a little larger than the
+        detector's box), then `rbv import-xmp --from DIR`: an edit, its dry run the run,
+        no hand-placed face moved, each face named landed in the person of its name or
+        said why not."""
+        candidates = self.template_faces_drawn()
+        chosen = data.draw(st.lists(st.tuples(st.sampled_from(candidates),
+                                              st.sampled_from(NAMES)),
+                                    min_size=1, max_size=5, unique_by=lambda t: t[0][0]),
+                           label="faces named")
+        return self.xmp_step(chosen)
+
+    def xmp_step(self, chosen: list[tuple[tuple[int, str, tuple[float, ...]], str]]
+                 ) -> MultipleResults[str]:
+        """Sidecars naming the ``chosen`` faces ((face, path, area), name), imported."""
+        mirror = self.env.data_dir / f"xmp-{self.dbname}-{self.env.steps}"
+        by_photo: dict[str, list[tuple[str, tuple[float, ...]]]] = defaultdict(list)
+        for (_face, path, area), name in chosen:
+            by_photo[path].append((name, area))
+        for path, regions in by_photo.items():
+            sidecar = mirrored(path, [], mirror)
+            sidecar = sidecar.with_name(sidecar.name + ".xmp")
+            sidecar.parent.mkdir(parents=True, exist_ok=True)
+            sidecar.write_bytes(mwg_regions(regions))
+        before = self.state()
+        options = ImportXmpOptions(sidecars_from=mirror)
+
+        def run() -> None:
+            preview = import_xmp(self.db, PACK_NAME, replace(options, dry_run=True))
+            assert self.state() == before, "import-xmp --dry-run wrote something"
+            done = import_xmp(self.db, PACK_NAME, options)
+            said, did = preview.as_dict(), done.as_dict()
+            for d in (said, did):
+                d.pop("dry_run"), d.pop("edit_id")
+            assert said == did, "import-xmp --dry-run is not the run"
+            refused = {int(c["face"]) for c in done.conflicts}
+            with self.db.connect() as conn:
+                for (face, _path, _area), name in chosen:
+                    person = conn.execute(
+                        "SELECT n.name FROM face_detections f LEFT JOIN person_names n "
+                        "ON n.person_id = f.person_id WHERE f.id = %s", (face,)).fetchone()
+                    assert face in refused or (person and person[0] == name), \
+                        f"face {face} named {name!r} in a sidecar is in {person}, unsaid"
+
+        self.edit("import-xmp " + " ".join(f"{f[0]}={n}" for f, n in chosen), run)
+        self.check_hand_placed(before, self.state())
+        return self.new_persons()
+
+    def template_faces_drawn(self) -> list[tuple[int, str, tuple[float, ...]]]:
+        """(face, a path of its photo, its normalised MWG area as a person draws it: 20 %
+        larger than the detector's box) of every face of the template's photos."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT ON (f.id) f.id, p.path, f.x1, f.y1, f.x2, f.y2, i.width, "
+                "i.height FROM face_detections f JOIN images i ON i.id = f.image_id "
+                "JOIN image_paths p ON p.image_id = f.image_id WHERE p.path = ANY(%s) "
+                "ORDER BY f.id, p.path", ([str(p) for p in base_photos()],)).fetchall()
+        return [(int(f), str(path), ((x1 + x2) / 2 / w, (y1 + y2) / 2 / h,
+                                     (x2 - x1) / w * 1.2, (y2 - y1) / h * 1.2))
+                for f, path, x1, y1, x2, y2, w, h in rows]
+
     # -- automatic runs and what users do outside rbv -------------------------------
     def cluster_run(self, *, full: bool, method: Method | None = None,
                     threshold: float | None = None) -> None:
@@ -566,21 +690,6 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
         run_index(self.db, self.settings, later_photos(), analyzer=self.env.analyzer)
         self.check_hand_placed(before, self.state())
         return self.new_faces()
-
-    @rule(target=persons,
-          identity=st.sampled_from(["Ben_Affleck", "Mindy_Kaling", "Jerry_Seinfeld"]))
-    def import_folder(self, identity: str) -> MultipleResults[str]:
-        self.automatic(f"import-folders {identity}")
-        before = self.state()
-        preview = import_folders(self.db, PACK_NAME, [FACES / identity], dry_run=True)
-        assert self.state() == before, "import-folders --dry-run wrote something"
-        done = import_folders(self.db, PACK_NAME, [FACES / identity])
-        said = [(i.name, i.assigned, i.kept) for i in preview.identities]
-        assert said == [(i.name, i.assigned, i.kept) for i in done.identities], \
-            "import-folders --dry-run is not the run"
-        self.check_hand_placed(before, self.state())
-        self.check_births(before, self.state())
-        return self.new_persons()
 
     # -- what must hold ---------------------------------------------------------------
     def check_hand_placed(self, before: State, after: State) -> None:
@@ -731,6 +840,24 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
             assert count == exact_count, f"person {person}'s cached face count"
             assert np.allclose(total, exact_total, rtol=0, atol=1e-9), \
                 f"person {person}'s cached sum"
+
+
+def mwg_regions(regions: list[tuple[str, tuple[float, ...]]]) -> bytes:
+    """An XMP sidecar of MWG face regions (name, normalised centre x, y, width, height),
+    as digiKam writes one."""
+    items = "".join(
+        f'<rdf:li><rdf:Description mwg-rs:Name="{name}" mwg-rs:Type="Face"><mwg-rs:Area '
+        f'stArea:x="{x:.6f}" stArea:y="{y:.6f}" stArea:w="{w:.6f}" stArea:h="{h:.6f}" '
+        'stArea:unit="normalized"/></rdf:Description></rdf:li>'
+        for name, (x, y, w, h) in regions)
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+        'rdf:about="" xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/" '
+        'xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#">'
+        '<mwg-rs:Regions rdf:parseType="Resource"><mwg-rs:RegionList>'
+        f'<rdf:Bag>{items}</rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions>'
+        '</rdf:Description></rdf:RDF></x:xmpmeta>').encode()
 
 
 def exact_sums(conn: psycopg.Connection, pack: PackRow

@@ -20,7 +20,7 @@ from rbv.cli.common import (
 from rbv.cli.progress import ProgressReporter
 from rbv.cli.tables import print_table
 from rbv.errors import printable
-from rbv.jobs.exchange.import_folders import ImportParams, import_folders
+from rbv.jobs.exchange.import_folders import ImportParams, import_folders, skip_words
 from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
@@ -69,7 +69,8 @@ def import_folders_command(
     people lands in both. The folders are indexed first (incremental). Re-runs find the
     persons by name and duplicate nothing. --dry-run runs the same import and rolls it
     back, so it reports what the real run changes, given indexed photos: it does not
-    index, and says how many photos the real run would index first.
+    index, and says how many photos the real run would index first. The import is one
+    edit: `rbv persons history` lists it, `rbv persons undo` takes it back whole.
 
     Examples:
 
@@ -114,17 +115,17 @@ def import_folders_command(
         typer.echo(printable(f"{r.path}: face {r.face_id} → {r.identity} "
                              f"(distance {r.distance:.2f})"))
     for k in report.skipped:
-        why = (f"{k.reason}, and that earlier decision stands" if k.reason else
-               f"it has face(s) {', '.join(map(str, k.photo_has))} of that photo already "
-               "(one face per photo)")
-        typer.echo(printable(f"{k.path}: face {k.face_id} not given to {k.identity}: {why}; "
-                             "fix by hand with `rbv persons move`."))
+        typer.echo(printable(f"{k.path}: face {k.face_id} not given to {k.identity}: "
+                             f"{skip_words(k)}."))
     if report.removed_persons:
         typer.echo(f"{report.removed_persons} automatic person(s) left without faces "
                    + ("would be" if dry_run else "were") + " removed.")
     if report.unrouted_faces:
         typer.echo(f"{report.unrouted_faces} face(s) of mixed photos matched no identity; "
                    "`rbv discover FOLDER OUT` turns new people among them into facesets.")
+    if report.edit_id is not None:
+        typer.echo(f"Logged as edit #{report.edit_id}: `rbv persons undo` takes the whole "
+                   "import back.")
     if dry_run:
         typer.echo("Dry run: nothing was written.")
 

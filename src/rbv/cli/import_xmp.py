@@ -34,8 +34,9 @@ def import_xmp_command(
         min=0.05, max=1.0, help="A region names the detected face it overlaps at least "
         "this much (intersection over union).")] = DEFAULT_MIN_IOU,
     model_pack: ModelPackOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be named; "
-                                          "write nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run the import and roll it "
+                                          "back: report what it would do, write "
+                                          "nothing.")] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -44,10 +45,13 @@ def import_xmp_command(
     Reads MWG face regions (digiKam, Lightroom, Picasa, rbv export-xmp) and Microsoft
     Photo regions from the indexed photos and their sidecars (PHOTO.EXT.xmp,
     PHOTO.xmp). Each named region names the detected face it overlaps most (IoU ≥
-    {min_iou}): the face is placed by hand in the person of that name (created when
-    there is none), so `rbv cluster` never undoes it. Two faces of one photo never
-    become one person; a face you placed in a person of another name, or rejected from
-    this one, is left alone and reported. Photos must be indexed first.
+    {min_iou}): the face is placed by hand in the person of that name. When no person
+    has the name, the unnamed person that holds most of its faces is named (all its
+    faces take the name) unless an earlier decision says otherwise; else a new person
+    is made. Two faces of one photo never become one person; a face you placed by hand
+    elsewhere, or rejected from this person, is left alone and reported with the
+    command that does what the sidecar says. The whole import is one edit: `rbv
+    persons undo` takes it back. Photos must be indexed first.
 
     Examples:
 
@@ -64,20 +68,33 @@ def import_xmp_command(
     if as_json:
         print_json(report.as_dict())
     else:
+        would = "would be" if dry_run else "was"
+        for n in report.persons_named:
+            typer.echo(printable(
+                f"Person {n['person'][:8]} {would} named {n['name']!r}: it holds "
+                f"{n['named_faces']} of the {n['of']} face(s) the sidecars name so, and "
+                f"all its {n['faces']} face(s) are {n['name']!r} now."))
+        for n in report.notes:
+            typer.echo(printable(f"{n['name']!r}: {n['reason']}; {n['command']}."))
         for c in report.conflicts:
-            typer.echo(printable(f"{c['path']}: {c['name']!r} not applied: {c['reason']}"))
+            typer.echo(printable(f"{c['path']}: {c['name']!r} not applied to face "
+                                 f"{c['face']}: {c['reason']}; {c['command']}."))
         for u in report.unmatched:
-            typer.echo(printable(f"{u['path']}: {u['name']!r} unmatched: no detected face "
-                                 f"overlaps its region by {min_iou:g} (--min-iou)"))
+            typer.echo(printable(f"{u['path']}: {u['name']!r} unmatched: {u['reason']}; "
+                                 f"{u['command']}."))
         verb = "would change" if dry_run else "changed"
         typer.echo(f"{report.photos} photo(s) read: {report.regions} named face region(s), "
                    f"{report.matched} matched to a face, {report.assigned} face(s) {verb}, "
+                   f"{len(report.persons_named)} person(s) named, "
                    f"{len(report.persons_created)} new person(s), "
                    f"{len(report.unmatched)} unmatched, "
                    + (f"{report.repeated} repeated (a name marked twice on a photo), "
                       if report.repeated else "")
                    + f"{len(report.conflicts)} conflict(s) "
                    f"(pack {report.pack}).")
+        if report.edit_id is not None:
+            typer.echo(f"Logged as edit #{report.edit_id}: `rbv persons undo` takes the "
+                       "whole import back.")
         if dry_run:
             typer.echo("Dry run: nothing was written.")
     if report.problems:

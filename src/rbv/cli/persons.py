@@ -172,32 +172,51 @@ def merge(ctx: typer.Context, target: PersonArg,
               "--override", help="Merge even when earlier decisions keep a face of one "
               "apart from another (not-this-person, faces different); they are removed, "
               "and said.")] = False,
+          keep_name: Annotated[str | None, typer.Option(
+              "--keep-name", metavar="NAME", help="Persons of different names: the one "
+              "of this name is kept (its id and name), the others join it.",
+              show_default=False)] = None,
+          keep_born: Annotated[str | None, typer.Option(
+              "--keep-born", metavar="YYYY-MM-DD", help="Persons of different birthdays: "
+              "this one stays.", show_default=False)] = None,
           dry_run: DryRunOption = False, database: DatabaseOption = None,
           as_json: JsonOption = False) -> None:
-    """Merge persons into TARGET (their faces move; TARGET keeps its id and name).
-    Refused when two of the faces are of one photo (a person has one face per photo),
-    and when a face of one was rejected from another (`persons not-this-person`) or
-    two of their faces are linked as different (`faces different`), unless --override.
+    """Merge persons into one: their faces move to the person kept, which is the named
+    one, whichever order you give them in (its id stays, so links to it, in the history
+    and in Immich, still hold); with no name among them, TARGET. Persons of two
+    different names are refused, with the two commands, unless --keep-name says which
+    name stays; two different birthdays likewise (--keep-born). The kept person's
+    birthday and cover face stay; where it has none, the other's pass to it. Refused
+    when two of the faces are of one photo (a person has one face per photo), and when
+    a face of one was rejected from another (`persons not-this-person`) or two of their
+    faces are linked as different (`faces different`), unless --override.
 
-    Example:
+    Examples:
 
         rbv persons merge "Ada Lovelace" 77c1 9e0b --dry-run
+
+        rbv persons merge 3f2a 77c1 --keep-name "Ada Lovelace"
     """
     db = _db(ctx, database)
     # names before the merge (a source's may pass to TARGET)
     ids = lookup.resolve_all(db, [target, *sources])
     named = lookup.labels(db, ids)
-    into, merged = named[ids[0]], ", ".join(named[p] for p in ids[1:])
-    done = _editing().merge(db, target, sources, override=override, dry_run=dry_run)
+    done = _editing().merge(db, target, sources, override=override, dry_run=dry_run,
+                            keep_name=keep_name, keep_born=keep_born)
+    kept = done.person or ids[0]
+    others = [p for p in ids if p != kept]
+    into, merged = named[kept], ", ".join(named[p] for p in others)
     if as_json:
-        _print_edit(db, done, dry_run, merged=[str(p) for p in ids[1:]])
+        _print_edit(db, done, dry_run, merged=[str(p) for p in others])
         return
+    kept_words = (f" ({named[kept]} is kept, not {named[ids[0]]}: it has the name)"
+                  if kept != ids[0] else "")
     if dry_run:
-        _echo(f"Would merge {merged} into {into}: {done.faces:,} faces would move. Dry run: "
-              "nothing was changed.", done.overrides, dry_run)
+        _echo(f"Would merge {merged} into {into}: {done.faces:,} faces would move"
+              f"{kept_words}. Dry run: nothing was changed.", done.overrides, dry_run)
         return
-    _echo(f"Merged {merged} into {into}: {done.faces:,} faces moved.", done.overrides,
-          dry_run)
+    _echo(f"Merged {merged} into {into}: {done.faces:,} faces moved{kept_words}.",
+          done.overrides, dry_run)
 
 
 def _print_edit(db: Database, done: Edited, dry_run: bool, **extra: object) -> None:

@@ -136,16 +136,21 @@ class Actions:
         return self._done(f"Named {new_name!r}", done.edit_id)
 
     def merge(self, body: dict[str, Any]) -> Answer:
-        """``source`` (an id, or a name typed in) goes into ``person``."""
+        """``source`` (an id, or a name typed in) and ``person`` are merged: the named
+        one is kept, whichever side it is (the page follows to it); two named persons
+        only with ``keep_name`` (the name the user typed, offered the merge), else a 409
+        naming the commands."""
         target = _person(body)
         with self.db.connect() as conn:
             source = resolve_person(conn, _text(body, "source"))
         if source == target:
             raise ConfigError("that is this person; pick another person to merge in")
+        keep_name = body.get("keep_name")
         done = editing.merge(self.db, str(target), [str(source)],
-                             override=bool(body.get("override")))
+                             override=bool(body.get("override")),
+                             keep_name=keep_name if isinstance(keep_name, str) else None)
         return self._done(_with_overrides(f"Merged: {done.faces:,} face(s) moved in", done),
-                          done.edit_id, f"/person/{target}")
+                          done.edit_id, f"/person/{done.person or target}")
 
     def reject(self, body: dict[str, Any]) -> Answer:
         done = editing.reject(self.db, str(_person(body)), _faces(body))

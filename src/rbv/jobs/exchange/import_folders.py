@@ -7,7 +7,9 @@ centroid is kept. The kept faces go to the person with the folder's name (create
 ``source = 'import'`` when there is none), marked manual so no re-cluster undoes them.
 Faces of "mixed" photos (any folder or file, e.g. group shots) are routed to the
 nearest identity within ``route`` — so a photo of two known people lands in both.
-Re-runs find the persons by name and change nothing that is already in place.
+Re-runs find the persons by name and change nothing that is already in place. A run
+is one logged edit (:func:`~rbv.jobs.persons.edit_log.logged_edit`): ``rbv persons
+history`` lists it and ``rbv persons undo`` takes it back whole.
 Thresholds are cosine distances (1 − similarity).
 
 A dry run is the run itself, rolled back: the same code places the same faces and
@@ -19,6 +21,7 @@ first, which no dry run can include).
 from __future__ import annotations
 
 import os
+import shlex
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,7 +36,7 @@ from rbv.cluster.knn import normalize
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
 from rbv.jobs.library.catalogue import run_catalogue
-from rbv.jobs.recording import recorded_run
+from rbv.jobs.persons.edit_log import logged_edit
 from rbv.store import Database
 from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import delete_empty_persons, load_faces
@@ -51,7 +54,6 @@ from rbv.store.queries.persons import (
     unfit_text,
 )
 from rbv.store.queries.scans import unscanned_within
-from rbv.store.server.locks import person_lock
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class ImportReport:
     removed_persons: int = 0  # automatic persons the import left without faces, deleted
     to_index: int = 0  # photos the real run indexes first, left out of a dry run
     dry_run: bool = False
+    edit_id: int | None = None  # its entry in the edit log (None: dry run, or no change)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -145,9 +148,8 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
         report.to_index = photos_to_index(db, indexed_by, pack, [*roots, *mixed])
     parameters = {"pack": pack.name, "roots": [str(r) for r in roots],
                   "mixed": [str(m) for m in mixed], **asdict(params)}
-    with person_lock(db, pack.id, pack.name), \
-            recorded_run(db, "import-folders", parameters, dry_run=dry_run) as run, \
-            db.connect() as conn:
+    with logged_edit(db, pack.id, "import-folders", parameters,
+                     dry_run=dry_run) as (conn, edit):
         faces = load_faces(conn, pack)
         x = normalize(faces.embeddings)
         path_rows = scanned_paths(conn, pack.id)
@@ -179,14 +181,41 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
         if mixed and centroids:
             _route(conn, faces, x, path_rows, mixed, centroids, params.route, report)
         report.removed_persons = delete_empty_persons(conn, pack)
-        if dry_run:
-            conn.rollback()
-        else:
-            conn.commit()
-        run.counts = {"identities": len(report.identities),
-                      "assigned": sum(i.assigned for i in report.identities),
-                      "routed": len(report.routed)}
+        edit.summary = import_summary(report)
+        edit.counts = {"identities": len(report.identities),
+                       "assigned": sum(i.assigned for i in report.identities),
+                       "routed": len(report.routed)}
+    report.edit_id = edit.logged_id
     return report
+
+
+def import_summary(report: ImportReport) -> str:
+    """What the import did, in words (its line in ``rbv persons history``)."""
+    named = [i for i in report.identities if i.kept]
+    created = sum(i.created for i in named)
+    placed = sum(i.assigned for i in report.identities)
+    words = [f"{len(named)} person(s) from folders ({created} new)",
+             f"{placed:,} face(s) placed by hand"]
+    if report.routed:
+        words.append(f"{len(report.routed):,} of them from mixed photos")
+    if report.skipped:
+        words.append(f"{len(report.skipped):,} left where earlier decisions keep them")
+    if report.removed_persons:
+        words.append(f"{report.removed_persons} emptied automatic person(s) removed")
+    return ", ".join(words)
+
+
+def skip_words(k: Skipped) -> str:
+    """Why a face was not given to its folder's person, and the command that gives it."""
+    target, face = shlex.quote(k.identity), k.face_id
+    if k.reason:
+        return (f"{k.reason}, and that earlier decision stands; `rbv persons move {face} "
+                f"--to {target}` puts it there anyway (overriding it, said)")
+    has = ", ".join(map(str, k.photo_has))
+    first = k.photo_has[0] if k.photo_has else face
+    return (f"it has face(s) {has} of that photo already (one face per photo); if face "
+            f"{face} is the one, `rbv persons move {first}` takes face {first} out, then "
+            f"`rbv persons move {face} --to {target}`")
 
 
 def photos_to_index(db: Database, settings: Settings, pack: PackRow,

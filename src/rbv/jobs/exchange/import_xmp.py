@@ -19,7 +19,9 @@ not as unmatched: the name did land.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,10 +29,10 @@ from pathlib import Path
 import psycopg
 
 from rbv.errors import ConfigError
-from rbv.formats.regions import Region, from_box, match_regions, region_iou, same_name
+from rbv.formats.regions import Region, from_box, iou, match_regions, region_iou, same_name
 from rbv.formats.xmp import RegionsOf, XmpError, XmpUnreadable, read_regions, sidecars_of
 from rbv.jobs.exchange.export_xmp import as_given_roots, mirrored, path_under
-from rbv.jobs.recording import recorded_run
+from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.orientation import measured_on_stored, turn_box
 from rbv.store import Database
@@ -40,14 +42,26 @@ from rbv.store.queries.images import scanned_paths
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import (
+    delete_person,
+    faces_of_persons,
+    is_hidden,
+    name_of,
     new_person,
     person_named,
+    persons_of_faces,
+    photo_clashes,
     place_faces,
     set_name,
+    short_id,
     unfit_text,
 )
-from rbv.store.queries.regions import FaceRow, PhotoRow, faces_of_images, scanned_photos
-from rbv.store.server.locks import person_lock
+from rbv.store.queries.regions import (
+    FaceRow,
+    PhotoRow,
+    faces_by_id,
+    faces_of_images,
+    scanned_photos,
+)
 
 DEFAULT_MIN_IOU = 0.4
 """Regions drawn by people are looser than a detector's box; 0.4 still never pairs a
@@ -72,9 +86,13 @@ class ImportXmpReport:
     repeated: int = 0  # regions whose name another region of the photo matched to a face
     assigned: int = 0  # faces that changed person
     persons_created: list[str] = field(default_factory=list)
+    # unnamed persons given a name, as they held most of its faces
+    persons_named: list[dict[str, str]] = field(default_factory=list)
+    notes: list[dict[str, str]] = field(default_factory=list)  # a holder left unnamed, why
     unmatched: list[dict[str, str]] = field(default_factory=list)
     conflicts: list[dict[str, str]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    edit_id: int | None = None  # its entry in the edit log (None: dry run, or no change)
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -84,7 +102,9 @@ class ImportXmpReport:
 
 def import_xmp(db: Database, pack_name: str | None, options: ImportXmpOptions, *,
                sole_fallback: bool = False, reporter: Reporter | None = None) -> ImportXmpReport:
-    """Name rbv's faces after the face regions of the photos' XMP (see the module)."""
+    """Name rbv's faces after the face regions of the photos' XMP (see the module): one
+    logged edit (``rbv persons undo`` takes the whole import back); a dry run is the
+    run, rolled back."""
     reporter = reporter or SilentReporter()
     roots = as_given_roots(options.roots)
     for root in roots:
@@ -95,9 +115,8 @@ def import_xmp(db: Database, pack_name: str | None, options: ImportXmpOptions, *
     report = ImportXmpReport(pack.name, options.dry_run)
     parameters = {"pack": pack.name, "roots": roots, "min_iou": options.min_iou,
                   "sidecars_from": str(options.sidecars_from or "")}
-    with person_lock(db, pack.id, pack.name), \
-            recorded_run(db, "import-xmp", parameters, dry_run=options.dry_run) as run, \
-            db.connect() as conn:
+    with logged_edit(db, pack.id, "import-xmp", parameters,
+                     dry_run=options.dry_run) as (conn, edit):
         photos = scanned_photos(conn, pack.id)
         by_image: dict[int, list[str]] = {}
         for image_id, path in scanned_paths(conn, pack.id):
@@ -114,19 +133,22 @@ def import_xmp(db: Database, pack_name: str | None, options: ImportXmpOptions, *
             reporter.advance(1, faces=len(regions))
         report.regions = sum(len(r) for r in found.values())
         faces = faces_of_images(conn, pack.id, list(found))
-        persons: dict[str, uuid.UUID | None] = {}
+        claims: list[Claim] = []
         for image_id, regions in found.items():
-            _name_faces(conn, pack, photos[image_id], regions, faces.get(image_id, []),
-                        persons, options, report)
-        if options.dry_run:
-            conn.rollback()
-        else:
-            delete_empty_persons(conn, pack)
-            conn.commit()
-        run.counts = {"regions": report.regions, "matched": report.matched,
-                      "assigned": report.assigned, "created": len(report.persons_created),
-                      "conflicts": len(report.conflicts)}
-        run.status = "partial" if report.problems else "ok"
+            claims += _match(photos[image_id], regions, faces.get(image_id, []), options,
+                             report)
+        persons = _persons(conn, pack, claims, report)
+        _place_claims(conn, claims, persons, report)
+        for n in report.persons_named:  # its faces now, those moved in included
+            n["faces"] = str(len(faces_of_persons(conn, [uuid.UUID(n["person"])])))
+        delete_empty_persons(conn, pack)
+        edit.summary = _summary(report)
+        edit.counts = {"regions": report.regions, "matched": report.matched,
+                       "assigned": report.assigned, "created": len(report.persons_created),
+                       "named": len(report.persons_named),
+                       "conflicts": len(report.conflicts)}
+        edit.status = "partial" if report.problems else "ok"
+    report.edit_id = edit.logged_id
     return report
 
 
@@ -188,10 +210,20 @@ def _problem(report: ImportXmpReport, reporter: Reporter, path: str, reason: str
     reporter.problem(problem)
 
 
-def _name_faces(conn: psycopg.Connection, pack: PackRow, photo: PhotoRow,
-                regions: list[tuple[str, Region]], faces: list[FaceRow],
-                persons: dict[str, uuid.UUID | None], options: ImportXmpOptions,
-                report: ImportXmpReport) -> None:
+@dataclass(frozen=True)
+class Claim:
+    """A named region matched to a detected face."""
+
+    path: str
+    name: str
+    face: FaceRow
+    photo: PhotoRow
+
+
+def _match(photo: PhotoRow, regions: list[tuple[str, Region]], faces: list[FaceRow],
+           options: ImportXmpOptions, report: ImportXmpReport) -> list[Claim]:
+    """The photo's named regions matched to its faces: one face per name (a name on
+    two faces of the photo is a conflict), regions no face overlaps reported."""
     pairs = match_regions([r for _, r in regions], [f.box for f in faces], photo.width,
                           photo.height, options.min_iou)
     matched = {i for i, _, _ in pairs}
@@ -202,56 +234,210 @@ def _name_faces(conn: psycopg.Connection, pack: PackRow, photo: PhotoRow,
         if (region.name or "").strip().casefold() in landed:
             report.repeated += 1
         else:
-            report.unmatched.append({"path": path, "name": region.name or ""})
+            report.unmatched.append(_unmatched(path, region, photo, faces, options.min_iou))
     by_name: dict[str, tuple[int, int, float]] = {}
     for pair in pairs:  # best overlaps first: a name's first pair is its best
         key = (regions[pair[0]][1].name or "").strip().casefold()
         if key in by_name:
-            report.conflicts.append({"path": regions[pair[0]][0], "name": key,
-                                     "reason": "the name is on two faces of the photo"})
+            name = (regions[pair[0]][1].name or "").strip()
+            face, kept = faces[pair[1]].id, faces[by_name[key][1]].id
+            report.conflicts.append(_conflict(
+                regions[pair[0]][0], name, face,
+                f"the name is on two faces of the photo; face {kept} (the closer match) "
+                "got it",
+                f"`rbv persons move {face} --to {_quoted(name)}` gives it to face {face} "
+                f"instead (take face {kept} out first: `rbv persons move {kept}`)"))
             continue
         by_name[key] = pair
-    owner = {f.person_id: f.id for f in faces if f.person_id is not None}
+    out = []
     for i, j, _ in by_name.values():
         path, region = regions[i]
-        name = (region.name or "").strip()
-        face = faces[j]
         report.matched += 1
-        if same_name(face.name, name):
+        out.append(Claim(path, (region.name or "").strip(), faces[j], photo))
+    return out
+
+
+def _unmatched(path: str, region: Region, photo: PhotoRow, faces: list[FaceRow],
+               min_iou: float) -> dict[str, str]:
+    """A region no face overlaps enough, and the command that names its face."""
+    name = region.name or ""
+    box = region.box(photo.width, photo.height)
+    best = max((iou(box, f.box) for f in faces), default=0.0)
+    if best >= 0.05:
+        reason = (f"the nearest detected face overlaps its region by {best:.2f}, under "
+                  f"--min-iou {min_iou:g}")
+        command = (f"`rbv import-xmp {_quoted(str(Path(path).parent))} --min-iou "
+                   f"{max(0.05, int(best * 20) / 20):g}` matches it")
+    else:
+        x, y = round(box[0]), round(box[1])
+        reason = "no face was detected there"
+        command = (f"`rbv faces add {_quoted(path)} --box {x},{y},"
+                   f"{round(box[2] - box[0])},{round(box[3] - box[1])} --person "
+                   f"{_quoted(name)}` adds it by hand")
+    return {"path": path, "name": name, "reason": reason, "command": command}
+
+
+def _conflict(path: str, name: str, face: int, reason: str, command: str) -> dict[str, str]:
+    return {"path": path, "name": name, "face": str(face), "reason": reason,
+            "command": command}
+
+
+def _quoted(text: str) -> str:
+    return shlex.quote(text)
+
+
+def _persons(conn: psycopg.Connection, pack: PackRow, claims: list[Claim],
+             report: ImportXmpReport) -> dict[str, uuid.UUID]:
+    """The person of each name (casefolded): the pack's person of that name; else the
+    unnamed person that holds most of the name's faces, named, when no decision
+    contradicts it (:func:`_holder`); else a new person."""
+    by_name: dict[str, list[Claim]] = {}
+    for claim in claims:
+        by_name.setdefault(claim.name.casefold(), []).append(claim)
+    out: dict[str, uuid.UUID] = {}
+    holders: dict[str, tuple[uuid.UUID, int]] = {}
+    for key, named in by_name.items():
+        person = person_named(conn, pack.id, named[0].name)
+        if person is not None:
+            out[key] = person
+            continue
+        held = _holder(conn, named, report)
+        if held is not None:
+            holders[key] = held
+    # two names held most by one person: the name with more faces there names it
+    by_holder: dict[uuid.UUID, list[tuple[int, str]]] = {}
+    for key, (person, count) in holders.items():
+        by_holder.setdefault(person, []).append((count, key))
+    for person, keys in by_holder.items():
+        keys.sort(reverse=True)
+        tied = len(keys) > 1 and keys[0][0] == keys[1][0]
+        for rank, (count, key) in enumerate(keys):
+            name = by_name[key][0].name
+            if rank or tied:
+                report.notes.append(_holder_note(
+                    name, person, count, len(by_name[key]),
+                    f"{len(keys) - 1} other name(s) of the sidecars are on its faces too"))
+                continue
+            set_name(conn, person, name)
+            out[key] = person
+            report.persons_named.append({"name": name, "person": str(person), "faces": "",
+                                         "named_faces": str(count),
+                                         "of": str(len(by_name[key]))})
+    for key, named in by_name.items():
+        if key not in out:
+            person = new_person(conn, pack.id, source="import")
+            set_name(conn, person, named[0].name)
+            out[key] = person
+            report.persons_created.append(named[0].name)
+    return out
+
+
+def _holder(conn: psycopg.Connection, named: list[Claim], report: ImportXmpReport
+            ) -> tuple[uuid.UUID, int] | None:
+    """The unnamed person that holds most (more than half) of the name's faces, and
+    how many, when no decision contradicts naming it: none of the name's faces is
+    rejected from it, placed by hand in another person, or linked 'different' with one
+    of its faces (what :func:`refused_placements` says of them), and it is not hidden.
+    None otherwise (said in ``report.notes`` when a decision is what stops it)."""
+    ids = [c.face.id for c in named]
+    now = persons_of_faces(conn, ids)
+    counts = Counter(now.values())
+    if not counts:
+        return None
+    person, count = counts.most_common(1)[0]
+    if 2 * count <= len(ids) or name_of(conn, person) is not None:
+        return None
+    if is_hidden(conn, person):  # hidden as a stranger: a decision the name contradicts
+        report.notes.append(_holder_note(
+            named[0].name, person, count, len(ids),
+            f"it is hidden (`rbv persons unhide {short_id(person)}` shows it again)"))
+        return None
+    refused = refused_placements(conn, ids, person)
+    if refused:
+        face, why = sorted(refused.items())[0]
+        report.notes.append(_holder_note(named[0].name, person, count, len(ids),
+                                         f"face {face}: " + why.replace("it ", "", 1)))
+        return None
+    return person, count
+
+
+def _holder_note(name: str, person: uuid.UUID, count: int, total: int,
+                 why: str) -> dict[str, str]:
+    return {"name": name, "person": str(person), "reason": (
+        f"a new person, not person {short_id(person)}, which holds {count} of its {total} "
+        f"face(s): {why}"), "command": (
+        f"`rbv persons merge {short_id(person)} {_quoted(name)}` joins them if they are "
+        "one person")}
+
+
+def _place_claims(conn: psycopg.Connection, claims: list[Claim],
+                  persons: dict[str, uuid.UUID], report: ImportXmpReport) -> None:
+    """Place each claimed face by hand in its name's person, unless an earlier decision
+    keeps it out (a conflict, with the command that does it anyway). A person made for
+    a name that got no face is not kept (the conflicts say what would name one)."""
+    now = faces_by_id(conn, [c.face.id for c in claims])
+    in_unnamed: list[tuple[Claim, FaceRow]] = []  # placed by hand in an unnamed person
+    for claim in claims:
+        face = now[claim.face.id]
+        name, person = claim.name, persons[claim.name.casefold()]
+        target = _quoted(name)
+        if face.person_id == person or same_name(face.name, name):
             continue
         if face.assigned_by == "manual":  # in another person: the user's decision stands
-            report.conflicts.append({"path": path, "name": name, "reason": (
-                f"the face is {face.name!r} in rbv (by hand)" if face.name else
-                f"the face is in person {face.person_id} in rbv (by hand)")})
+            if face.person_id is not None and face.name is None:
+                in_unnamed.append((claim, face))
+                continue
+            where = repr(face.name) if face.name else "no person"
+            report.conflicts.append(_conflict(
+                claim.path, name, face.id, f"the face is in {where} (placed by hand)",
+                f"`rbv persons move {face.id} --to {target}` moves the face"))
             continue
-        person = _person(conn, pack, name, persons, options.dry_run, report)
-        if person is not None and owner.get(person, face.id) != face.id:
-            report.conflicts.append({"path": path, "name": name,
-                                     "reason": "another face of the photo is that person"})
-            continue
-        if person is None:  # dry run, person to be created
-            report.assigned += 1
+        clash = [g for group in photo_clashes(conn, person, [face.id]) for g in group
+                 if g != face.id]
+        if clash:
+            report.conflicts.append(_conflict(
+                claim.path, name, face.id,
+                f"face {clash[0]} of the photo is that person already",
+                f"`rbv persons move {clash[0]}` takes it out (to a person of its own), "
+                f"then `rbv persons move {face.id} --to {target}`"))
             continue
         refused = refused_placements(conn, [face.id], person).get(face.id)
         if refused is not None:  # an earlier decision keeps it out: it stands
-            report.conflicts.append({"path": path, "name": name,
-                                     "reason": refused.replace("it ", "the face ", 1)})
+            report.conflicts.append(_conflict(
+                claim.path, name, face.id, refused.replace("it ", "the face ", 1),
+                f"`rbv persons move {face.id} --to {target}` puts it there anyway "
+                "(overriding that decision, said)"))
             continue
-        changed = place_faces(conn, [face.id], person)
-        owner[person] = face.id
-        report.assigned += changed
+        report.assigned += place_faces(conn, [face.id], person)
+    # made for a name no face got, and no conflict's command moves a face to
+    needed = {c["name"].casefold() for c in report.conflicts if " --to " in c["command"]}
+    for name in list(report.persons_created):
+        person = persons[name.casefold()]
+        if name.casefold() not in needed and not faces_of_persons(conn, [person]):
+            delete_person(conn, person)
+            report.persons_created.remove(name)
+            del persons[name.casefold()]
+    for claim, face in in_unnamed:
+        assert face.person_id is not None
+        held, target = short_id(face.person_id), _quoted(claim.name)
+        command = (f"`rbv persons merge {target} {held}` joins that person to "
+                   f"{claim.name!r}" if claim.name.casefold() in persons else
+                   f"`rbv persons name {held} {target}` names that person")
+        report.conflicts.append(_conflict(
+            claim.path, claim.name, face.id,
+            f"the face is in person {held} (placed by hand)", command))
 
 
-def _person(conn: psycopg.Connection, pack: PackRow, name: str,
-            persons: dict[str, uuid.UUID | None], dry_run: bool,
-            report: ImportXmpReport) -> uuid.UUID | None:
-    key = name.casefold()
-    if key not in persons:
-        person = person_named(conn, pack.id, name)
-        if person is None:
-            report.persons_created.append(name)
-            if not dry_run:
-                person = new_person(conn, pack.id, source="import")
-                set_name(conn, person, name)
-        persons[key] = person
-    return persons[key]
+def _summary(report: ImportXmpReport) -> str:
+    """What the import did, in words (its line in ``rbv persons history``)."""
+    words = [f"{report.assigned:,} face(s) placed by hand"]
+    if report.persons_named:
+        words.append("named " + ", ".join(
+            f"{short_id(uuid.UUID(n['person']))} {n['name']!r}"
+            for n in report.persons_named[:5]) + (" …" if len(report.persons_named) > 5
+                                                   else ""))
+    if report.persons_created:
+        words.append(f"{len(report.persons_created)} new person(s)")
+    if report.conflicts:
+        words.append(f"{len(report.conflicts)} left as earlier decisions keep them")
+    return ", ".join(words)

@@ -41,6 +41,8 @@ class Edit:
     id: int
     summary: str = ""
     logged_id: int | None = None
+    counts: dict[str, Any] = field(default_factory=dict)  # the run's counts, beside its id
+    status: str = "ok"  # the run's status: "partial" when the edit met problems
 
 
 @contextmanager
@@ -62,7 +64,8 @@ def logged_edit(db: Database, pack_ids: int | Sequence[int], command: str,
                                      run.id))
         yield conn, edit
         kept = edits.end_edit(conn, edit.id, edit.summary)
-        run.counts = {"edit": edit.id if kept else None}
+        run.counts = {**edit.counts, "edit": edit.id if kept else None}
+        run.status = edit.status
         edit.logged_id = edit.id if kept and not dry_run else None
 
 

@@ -4,10 +4,12 @@ lock, logged in the edit log so that ``rbv persons undo`` can revert it
 
 from __future__ import annotations
 
+import shlex
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -88,36 +90,119 @@ class Edited:
 
 def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
           override: bool = False, dry_run: bool = False,
-          answers: dict[str, Any] | None = None) -> Edited:
-    """Merge persons into the target; refused when two of the faces would share a
+          answers: dict[str, Any] | None = None, keep_name: str | None = None,
+          keep_born: str | None = None) -> Edited:
+    """Merge persons into one: the named one survives, in either order (its id and
+    name: links to it stay), else the target (:func:`_kept`). Two persons of different
+    names are refused unless ``keep_name`` says which name stays, two different
+    birthdays unless ``keep_born`` says which; the kept person's birthday and cover
+    face stay, else the other's pass to it. Refused when two of the faces would share a
     photo, and, unless ``override``, when a face of one was rejected from another or two
     of their faces are linked as different persons (with ``override`` those decisions
     are removed, and said). ``answers``: a review's answers, kept with the edit (see
-    ``rbv.jobs.persons.evidence.answers_kept``)."""
+    ``rbv.jobs.persons.evidence.answers_kept``). The person returned is the one kept."""
     with editing(db, target_ref, "persons merge",
                  {"sources": list(source_refs), "override": override,
+                  **({"keep_name": keep_name} if keep_name else {}),
+                  **({"keep_born": keep_born} if keep_born else {}),
                   **({"answers": answers} if answers else {})},
                  dry_run=dry_run) as (conn, target, edit):
         sources = [store.resolve_person(conn, r) for r in source_refs]
-        moved, overrides = _merge_into(conn, target, sources, override=override)
-        edit.summary = (f"merged {', '.join(map(str, sources))} into {target}: "
+        kept, moved, overrides = _merge_into(conn, target, sources, override=override,
+                                             keep_name=keep_name, keep_born=keep_born)
+        others = [p for p in [target, *sources] if p != kept]
+        edit.summary = (f"merged {', '.join(map(str, others))} into {kept}: "
                         f"{moved:,} faces moved" + _overriding(overrides))
-    return Edited(target, moved, overrides, edit.logged_id)
+    return Edited(kept, moved, overrides, edit.logged_id)
 
 
 def _merge_into(conn: psycopg.Connection, target: uuid.UUID, sources: list[uuid.UUID], *,
-                override: bool) -> tuple[int, str]:
-    """Faces moved, and the earlier decisions the merge overrode (in words)."""
+                override: bool, keep_name: str | None = None,
+                keep_born: str | None = None) -> tuple[uuid.UUID, int, str]:
+    """The person kept, faces moved, and the earlier decisions the merge overrode (in
+    words)."""
     if target in sources:
         raise ConfigError(f"cannot merge person {target} into itself; name other persons "
                           "to merge into it")
-    _refuse_photo_clashes(conn, target, store.faces_of_persons(conn, sources))
-    overrides = settle(conn, contradictions.merging(conn, [target, *sources]),
+    kept = _kept(conn, [target, *sources], keep_name)
+    others = [p for p in [target, *sources] if p != kept]
+    born = _born(conn, [kept, *others], keep_born)
+    _refuse_photo_clashes(conn, kept, store.faces_of_persons(conn, others))
+    overrides = settle(conn, contradictions.merging(conn, [kept, *others]),
                        override=override, refusal="merging would put together what "
                        "earlier decisions keep apart")
-    moved = store.merge_persons(conn, target, sources)
-    contradictions.carry_rejections(conn, target, sources)
-    return moved, overrides
+    moved = store.merge_persons(conn, kept, others)
+    contradictions.carry_rejections(conn, kept, others)
+    store.carry_details(conn, kept, others, born)
+    return kept, moved, overrides
+
+
+def _name_key(name: str) -> str:
+    """A name as names compare (any case, ``_`` as space: :func:`store.person_named`)."""
+    return name.strip().replace("_", " ").casefold()
+
+
+def _kept(conn: psycopg.Connection, persons: list[uuid.UUID],
+          keep_name: str | None) -> uuid.UUID:
+    """The person a merge of ``persons`` (the target first) keeps: the one named
+    ``keep_name``; else the named one (the target when it is named); else the target.
+    Persons of two different names are refused unless ``keep_name`` says which stays,
+    naming the commands."""
+    names = store.names_of(conn, persons)
+    named = [p for p in persons if p in names]
+    distinct = list(dict.fromkeys(_name_key(names[p]) for p in named))
+    if keep_name is not None:
+        chosen = [p for p in named if _name_key(names[p]) == _name_key(keep_name)]
+        if not chosen:
+            raise ConfigError(
+                f"none of the persons merged is named {keep_name!r}"
+                + (f" (their names: {', '.join(repr(names[p]) for p in named)})"
+                   if named else " (none has a name)")
+                + "; --keep-name takes one of their names")
+        return chosen[0]
+    if len(distinct) > 1:
+        first = {key: next(p for p in named if _name_key(names[p]) == key)
+                 for key in distinct}
+        refs = " ".join(store.short_id(p) for p in persons)
+        said = " and ".join(f"{store.short_id(p)} is {names[p]!r}" for p in first.values())
+        commands = " or ".join(
+            f"`rbv persons merge {refs} --keep-name {shlex.quote(names[p])}`"
+            for p in first.values())
+        raise ConfigError(f"these persons have different names ({said}); say which name "
+                          f"stays: {commands}")
+    return named[0] if named else persons[0]
+
+
+def _born(conn: psycopg.Connection, persons: list[uuid.UUID],
+          keep_born: str | None) -> date | None:
+    """The birthday the merged person has: ``keep_born``; else the kept person's
+    (``persons[0]``), else the one the others have. Two different birthdays are
+    refused unless ``keep_born`` says which."""
+    borns = store.births_of(conn, persons)
+    known = list(dict.fromkeys(borns[p] for p in persons if borns.get(p) is not None))
+    if keep_born is not None:
+        try:
+            chosen = date.fromisoformat(keep_born.strip())
+        except ValueError:
+            raise ConfigError(f"--keep-born takes a date as YYYY-MM-DD, not "
+                              f"{keep_born!r}") from None
+        if chosen not in known:
+            raise ConfigError(
+                f"none of the persons merged was born on {chosen.isoformat()}"
+                + (f" (their birthdays: {', '.join(d.isoformat() for d in known)})"
+                   if known else " (none has a birthday)")
+                + "; --keep-born takes one of their birthdays")
+        return chosen
+    if len(known) > 1:
+        refs = " ".join(store.short_id(p) for p in persons)
+        said = " and ".join(
+            f"{store.short_id(next(p for p in persons if borns.get(p) == d))} was born "
+            f"on {d.isoformat()}" for d in known)
+        commands = " or ".join(f"`rbv persons merge {refs} --keep-born {d.isoformat()}`"
+                               for d in known)
+        raise ConfigError(f"these persons have different birthdays ({said}); say which "
+                          f"stays: {commands}")
+    return known[0] if known else None
 
 
 def answer_grid(db: Database, target_ref: str, same: Sequence[str],
@@ -134,12 +219,12 @@ def answer_grid(db: Database, target_ref: str, same: Sequence[str],
                   **({"answers": answers} if answers else {})},
                  ) as (conn, target, edit):
         sources = [store.resolve_person(conn, r) for r in same]
-        moved, overrides = _merge_into(conn, target, sources, override=False) \
-            if sources else (0, "")
+        kept, moved, overrides = _merge_into(conn, target, sources, override=False) \
+            if sources else (target, 0, "")
         added = _keep_apart(conn, different)
-        edit.summary = (f"{len(sources)} person(s) merged into {target} ({moved:,} faces), "
+        edit.summary = (f"{len(sources)} person(s) merged into {kept} ({moved:,} faces), "
                         f"{added} marked as other people" + _overriding(overrides))
-    return Edited(target, moved, overrides, edit.logged_id)
+    return Edited(kept, moved, overrides, edit.logged_id)
 
 
 def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
@@ -166,10 +251,11 @@ def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
                      {"merges": [[t, *s] for t, s in merges],
                       "different": [list(p) for p in different],
                       **({"answers": answers} if answers else {})}) as (conn, edit):
-        moved, overrides = 0, []
+        moved, overrides, first = 0, [], None
         for target, sources in merges:
-            count, words = _merge_into(conn, persons[target],
-                                       [persons[r] for r in sources], override=False)
+            kept, count, words = _merge_into(conn, persons[target],
+                                             [persons[r] for r in sources], override=False)
+            first = first or kept
             moved += count
             overrides += [words] if words else []
         added = _keep_apart(conn, different)
@@ -177,7 +263,6 @@ def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
         edit.summary = (f"{joined} person(s) merged in {len(merges)} ({moved:,} faces), "
                         f"{added} pair(s) marked as other people"
                         + _overriding("; ".join(overrides)))
-    first = persons[merges[0][0]] if merges else None
     return Edited(first, moved, "; ".join(overrides), edit.logged_id)
 
 

@@ -181,7 +181,10 @@ class Suggestion:
 
     @property
     def command(self) -> str:
-        return f"rbv persons merge {self.keep.id} {self.other.id}"
+        # two names: the one kept is said (a merge of two names is refused otherwise)
+        keep = (f" --keep-name {shlex.quote(self.keep.name)}"
+                if self.keep.name and self.other.name else "")
+        return f"rbv persons merge {self.keep.id} {self.other.id}{keep}"
 
     def as_dict(self) -> dict[str, object]:
         return {"rank": self.rank, "keep": self.keep.as_dict(), "merge": self.other.as_dict(),
@@ -240,7 +243,8 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
             a, b, fa, fb = b, a, fb, fa
         why = m.why()
         if a.name and b.name:
-            why += f"; both are named: the merge keeps {a.name!r}"
+            why += (f"; both are named: its command keeps {a.name!r} (--keep-name), a "
+                    "merge not told which name stays is refused")
         out.append(Suggestion(rank, a, b, m.probability, m.log10_chance, why, (fa, fb),
                               m.features, m.worth))
     return out

@@ -34,7 +34,8 @@ async function act(action, data) {
   const answer = await send(action, data);
   if (answer.confirm === "merge") {
     if (confirm(answer.message)) {
-      return act("merge", {person: answer.other, source: data.person});
+      // the name typed is the one that stays (the other person has it already)
+      return act("merge", {person: answer.other, source: data.person, keep_name: data.name});
     }
     return answer;
   }

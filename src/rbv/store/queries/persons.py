@@ -11,7 +11,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import psycopg
 
@@ -269,6 +269,31 @@ def merge_persons(conn: psycopg.Connection, target: uuid.UUID,
     return moved
 
 
+def births_of(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, date]:
+    """The birthdays of those of ``persons`` that have one."""
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT id, born FROM persons WHERE id = ANY(%s) AND born IS NOT NULL",
+        (list(persons),))}
+
+
+def carry_details(conn: psycopg.Connection, kept: uuid.UUID, others: Sequence[uuid.UUID],
+                  born: date | None) -> None:
+    """After a merge into ``kept``: its birthday is ``born``; its cover face its own, else
+    the first of ``others``' (that face is its now)."""
+    conn.execute(
+        """
+        UPDATE persons p SET born = %(born)s,
+               cover_face_id = coalesce(p.cover_face_id, (
+                   SELECT o.cover_face_id FROM unnest(%(others)s::uuid[]) WITH ORDINALITY
+                       AS u (id, n) JOIN persons o ON o.id = u.id
+                   WHERE o.cover_face_id IS NOT NULL ORDER BY u.n LIMIT 1))
+        WHERE p.id = %(kept)s
+          AND (p.born IS DISTINCT FROM %(born)s OR (p.cover_face_id IS NULL AND EXISTS (
+               SELECT 1 FROM persons o WHERE o.id = ANY(%(others)s::uuid[])
+                 AND o.cover_face_id IS NOT NULL)))
+        """, {"kept": kept, "others": list(others), "born": born})
+
+
 def missing_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> list[int]:
     """Those of ``face_ids`` that name no face (in the order given)."""
     ids = [int(f) for f in face_ids]
@@ -326,6 +351,16 @@ def new_person(conn: psycopg.Connection, pack_id: int, source: str = "manual") -
     conn.execute("INSERT INTO persons (id, pack_id, source) VALUES (%s, %s, %s)",
                  (person, pack_id, source))
     return person
+
+
+def is_hidden(conn: psycopg.Connection, person: uuid.UUID) -> bool:
+    row = conn.execute("SELECT hidden FROM persons WHERE id = %s", (person,)).fetchone()
+    return bool(row and row[0])
+
+
+def delete_person(conn: psycopg.Connection, person: uuid.UUID) -> None:
+    """Delete a person (one an edit made and left without faces)."""
+    conn.execute("DELETE FROM persons WHERE id = %s", (person,))
 
 
 def reject_faces(conn: psycopg.Connection, person: uuid.UUID,

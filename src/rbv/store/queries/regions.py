@@ -72,6 +72,18 @@ def faces_of_images(conn: psycopg.Connection, pack_id: int,
     return out
 
 
+def faces_by_id(conn: psycopg.Connection, face_ids: Sequence[int]) -> dict[int, FaceRow]:
+    """Face id → the face as it is now (its person and name), for those that exist."""
+    rows = conn.execute(
+        """
+        SELECT f.id, f.image_id, f.x1, f.y1, f.x2, f.y2, f.person_id, f.assigned_by, n.name
+        FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id
+        WHERE f.id = ANY(%s::bigint[])
+        """, ([int(f) for f in face_ids],)).fetchall()
+    return {int(r[0]): FaceRow(int(r[0]), int(r[1]), (r[2], r[3], r[4], r[5]), r[6], r[7],
+                               r[8]) for r in rows}
+
+
 def scanned_photos(conn: psycopg.Connection, pack_id: int) -> dict[int, PhotoRow]:
     """Image id → size and format of every photo the pack has scanned."""
     rows = conn.execute(
