@@ -703,7 +703,7 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
 
     def check_births(self, before: State, after: State) -> None:
         """A birthday stays on its person: no automatic run deletes or changes it."""
-        born_now = dict(after["born"])
+        born_now: dict[Any, Any] = dict(after["born"])
         lost = {p: b for p, b in before["born"] if born_now.get(p) != b}
         assert not lost, f"birthdays lost or changed by an automatic run: {lost}"
 
