@@ -95,10 +95,12 @@ def test_hide_unnamed_max_faces_is_one_edit_that_one_undo_takes_back(
     url = clustered
     visible = _visible(url)
     small = sorted((n, p) for p, (name, n) in visible.items() if name is None and n <= 2)
-    assert len(small) >= 3, visible  # strangers of the group photos
+    assert len(small) >= 4, visible  # strangers of the group photos
     named_small = small[0][1]  # a stranger the user named stays visible
     _ok(cli, url, "persons", "name", named_small, "Known Stranger")
-    strangers = {p for _, p in small[1:]}
+    born_small = small[1][1]  # and one given a birthday: someone the user knows
+    _ok(cli, url, "persons", "born", born_small, "2015-06-01")
+    strangers = {p for _, p in small[2:]}
     faces = sum(visible[p][1] for p in strangers)
     before = _persons_state(url)
     edits = _rows(url, "SELECT count(*) FROM person_edits")[0][0]
@@ -118,10 +120,11 @@ def test_hide_unnamed_max_faces_is_one_edit_that_one_undo_takes_back(
     done = _ok(cli, url, "persons", "hide", "--unnamed", "--max-faces", "2")
     assert done.startswith(f"Hid {len(strangers)} unnamed person(s)"), done
     now = _visible(url)
-    assert strangers.isdisjoint(now) and named_small in now
-    assert all(name is not None or n > 2 for name, n in now.values())
+    assert strangers.isdisjoint(now) and named_small in now and born_small in now
+    assert all(name is not None or n > 2 or p == born_small for p, (name, n) in now.items())
     history = json.loads(_ok(cli, url, "persons", "history", "--json"))
-    assert [h["command"] for h in history][:2] == ["persons hide", "persons name"]
+    assert [h["command"] for h in history][:3] == ["persons hide", "persons born",
+                                                   "persons name"]
 
     _ok(cli, url, "persons", "undo")  # one undo shows them all again, exactly
     assert _persons_state(url) == before

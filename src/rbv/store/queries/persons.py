@@ -552,12 +552,14 @@ def face_place(conn: psycopg.Connection, face_id: int) -> FacePlace | None:
 def unnamed_up_to(conn: psycopg.Connection, pack_ids: Sequence[int], max_faces: int
                   ) -> list[tuple[uuid.UUID, int]]:
     """(person, faces) of every visible, unnamed, unmerged person of the packs with at
-    least one face and at most ``max_faces``, fewest faces first."""
+    least one face and at most ``max_faces``, fewest faces first. A person with a
+    birthday is someone the user knows, named or not: never one of them."""
     return [(r[0], int(r[1])) for r in conn.execute(
         """
         SELECT p.id, count(f.id) FROM persons p
         JOIN face_detections f ON f.person_id = p.id
         WHERE p.pack_id = ANY(%s) AND p.merged_into IS NULL AND NOT p.hidden
+          AND p.born IS NULL
           AND NOT EXISTS (SELECT 1 FROM person_names n WHERE n.person_id = p.id)
         GROUP BY p.id HAVING count(f.id) <= %s
         ORDER BY count(f.id), p.id
