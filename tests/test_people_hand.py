@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -212,11 +213,7 @@ def test_a_drawn_face_is_drawn_again_after_a_pixel_edit(
     photo = _own_copy(lib)
     run_index(db, faces_settings, [lib], analyzer=sface_analyzer)
     image, (x, y, w, h) = _missed(url, photo)
-    with psycopg.connect(url) as conn:
-        person = conn.execute("INSERT INTO persons (pack_id) SELECT id FROM model_packs "
-                              "RETURNING id").fetchone()[0]
-        conn.execute("INSERT INTO person_names (person_id, name) VALUES (%s, 'Ada')",
-                     (person,))
+    person = _named_person(url, 'Ada')
     added = add_face(db, faces_settings, photo=str(photo), box=(x, y, w, h), person="Ada",
                      analyzer=sface_analyzer)
     assert added.drawn == "detector" and added.face_id is not None
@@ -395,11 +392,7 @@ def test_export_xmp_writes_a_drawn_face_region_exiftool_reads_back(
     run_index(db, settings, [lib], analyzer=sface_analyzer)
     url = str(settings.database_url)
     image, (x, y, w, h) = _missed(url, photo)
-    with psycopg.connect(url) as conn:
-        person = conn.execute("INSERT INTO persons (pack_id) SELECT id FROM model_packs "
-                              "RETURNING id").fetchone()[0]
-        conn.execute("INSERT INTO person_names (person_id, name) VALUES (%s, 'Ada Drawn')",
-                     (person,))
+    _named_person(url, 'Ada Drawn')
     added = add_face(db, settings, photo=str(photo), box=(x, y, w, h), person="Ada Drawn",
                      analyzer=sface_analyzer)
     assert added.face_id is not None
@@ -536,3 +529,13 @@ def test_a_remote_pack_is_refused_in_one_line(faces_settings: Settings) -> None:
         pack = find_pack(conn, None)
     with pytest.raises(ConfigError, match="runs on a remote server here"):
         pack_analyzer(db, faces_settings, pack, analyzer=object())  # type: ignore[arg-type]
+
+
+def _named_person(url: str, name: str) -> uuid.UUID:
+    """A person with that name and no face yet, of the library's one pack."""
+    with psycopg.connect(url) as conn:
+        person = conn.execute("INSERT INTO persons (pack_id) SELECT id FROM model_packs "
+                              "RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO person_names (person_id, name) VALUES (%s, %s)",
+                     (person, name))
+    return uuid.UUID(str(person))
