@@ -165,6 +165,14 @@ def test_box_landmarks_person_by_hand_undo_and_refusals(
     assert run_cli(cli, "-d", url, "persons", "undo").exit_code == 0
     assert [f[0] for f in _faces(url, image)] == [f[0] for f in faces]
 
+    # a box over a detection marked not a face: refused, naming the way back
+    marked = faces[0][0]
+    assert run_cli(cli, "-d", url, "faces", "not-a-face", str(marked)).exit_code == 0
+    over = run_cli(cli, "-d", url, "faces", "add", str(TWO), "--box",
+                   f"{fx1},{fy1},{fx2 - fx1},{fy2 - fy1}", *_pack_args())
+    assert over.exit_code == 1 and f"rbv faces is-a-face {marked}" in over.output, over.output
+    assert [f[0] for f in _faces(url, image)] == [f[0] for f in faces]
+
 
 def test_a_photo_not_catalogued_or_not_scanned_is_refused(
         cli, faces_settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -322,14 +322,21 @@ def _refuse_scanned(conn: psycopg.Connection, pack: PackRow, image_id: int,
 def _refuse_found(conn: psycopg.Connection, pack: PackRow, image_id: int,
                   box: tuple[int, int, int, int]) -> None:
     x, y, w, h = box
-    faces = conn.execute("SELECT id, x1, y1, x2, y2 FROM face_detections "
-                         "WHERE image_id = %s AND pack_id = %s ORDER BY id",
+    faces = conn.execute("SELECT f.id, f.x1, f.y1, f.x2, f.y2, m.face_id IS NOT NULL "
+                         "FROM face_detections f LEFT JOIN not_faces m ON m.face_id = f.id "
+                         "WHERE f.image_id = %s AND f.pack_id = %s ORDER BY f.id",
                          (image_id, pack.id)).fetchall()
-    for face_id, fx1, fy1, fx2, fy2 in faces:
-        if overlap((x, y, x + w, y + h), (fx1, fy1, fx2, fy2)) >= MOSTLY_FOUND:
+    for face_id, fx1, fy1, fx2, fy2, marked in faces:
+        if overlap((x, y, x + w, y + h), (fx1, fy1, fx2, fy2)) < MOSTLY_FOUND:
+            continue
+        if marked:  # the user said it is none: a face drawn over it contradicts that
             raise ConfigError(
-                f"the box is mostly face {face_id}, which is there already; to put it in a "
-                f"person: `rbv persons move {face_id} --to PERSON`")
+                f"the box is mostly face {face_id}, which was marked not a face; "
+                f"`rbv faces is-a-face {face_id}` takes the mark back, then `rbv persons "
+                f"move {face_id} --to PERSON` puts it in a person")
+        raise ConfigError(
+            f"the box is mostly face {face_id}, which is there already; to put it in a "
+            f"person: `rbv persons move {face_id} --to PERSON`")
 
 
 def overlap(a: Sequence[float], b: Sequence[float]) -> float:
