@@ -145,6 +145,29 @@ def test_import_xmp_makes_a_new_person_when_a_decision_contradicts_the_holder(
     assert _named(s, holder) is None
 
 
+def test_import_xmp_says_a_face_marked_not_a_face_and_how_to_name_it(
+        cli, settings: Settings, sface_analyzer, tmp_path: Path) -> None:
+    """A sidecar naming a detection the user marked not a face: the mark stands, and the
+    conflict names `faces is-a-face` (found by the decision fuzz: the face was skipped
+    without a word)."""
+    s = settings
+    url = str(s.database_url)
+    lib = _lib(tmp_path, sorted((FACES / "Ben_Affleck").iterdir())[:4])
+    _index(s, sface_analyzer, lib)
+    _cluster(cli, url, "--full")
+    photo = sorted(lib.iterdir())[0]
+    ((face, area),) = _areas(s, photo)[:1]
+    _ok(cli, "-d", url, "faces", "not-a-face", str(face))
+    _sidecar(photo, [("Ben", area)])
+    done = run_cli(cli, "-d", url, "import-xmp", str(lib), "--json")
+    assert done.exit_code == 0, done.output
+    (conflict,) = json.loads(done.stdout)["conflicts"]
+    assert int(conflict["face"]) == face and "marked not a face" in conflict["reason"]
+    assert f"`rbv faces is-a-face {face}`" in conflict["command"]
+    assert _person_of(s, face) is None
+    assert _rows(s, "SELECT count(*) FROM not_faces WHERE face_id = %s", face)[0][0] == 1
+
+
 def _commands(out: str) -> list[str]:
     """The `rbv …` commands the output gives, in order."""
     return re.findall(r"`(rbv [^`]+)`", out)

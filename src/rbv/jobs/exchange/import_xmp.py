@@ -376,11 +376,19 @@ def _place_claims(conn: psycopg.Connection, claims: list[Claim],
     keeps it out (a conflict, with the command that does it anyway). A person made for
     a name that got no face is not kept (the conflicts say what would name one)."""
     now = faces_by_id(conn, [c.face.id for c in claims])
+    marked = {int(f) for (f,) in conn.execute(
+        "SELECT face_id FROM not_faces WHERE face_id = ANY(%s)", ([c.face.id for c in claims],))}
     in_unnamed: list[tuple[Claim, FaceRow]] = []  # placed by hand in an unnamed person
     for claim in claims:
         face = now[claim.face.id]
         name, person = claim.name, persons[claim.name.casefold()]
         target = _quoted(name)
+        if face.id in marked:  # the user said the detection is no face: that stands
+            report.conflicts.append(_conflict(
+                claim.path, name, face.id, "the face was marked not a face",
+                f"`rbv faces is-a-face {face.id}` takes the mark back, then "
+                f"`rbv persons move {face.id} --to {target}` puts it there"))
+            continue
         if face.person_id == person or same_name(face.name, name):
             continue
         if face.assigned_by == "manual":  # in another person: the user's decision stands
