@@ -85,14 +85,14 @@ class LocalFaceAnalyzer:
 
     def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
         """How many faces scoring at least ``min_score`` the detector finds in ``rgb``."""
-        return len(self.detector.detect(_as_rgb(rgb), min_score))
+        return len(self.detector.detect(as_rgb(rgb), min_score))
 
     def prepare(self, image: DecodedImage) -> DecodedImage:
         """On a GPU, the detector's input pixels cut on the decoding thread (the threads
         that call the GPU were busy with it a fifth of their time); else as it is."""
         if self.batch_images == 1 or not isinstance(self.detector, BatchedFaceDetector):
             return image
-        return replace(image, detector_input=self.detector.canvas(_as_rgb(image.rgb)))
+        return replace(image, detector_input=self.detector.canvas(as_rgb(image.rgb)))
 
     def analyze(self, image: DecodedImage) -> ImageFaces:
         """Faces of one image, boxes and landmarks in original (oriented) pixels."""
@@ -104,7 +104,7 @@ class LocalFaceAnalyzer:
         if self.batch_images == 1:
             return [self._faces(found, self.recognizer.embed(found.crops))
                     for found in map(self.find_faces, images)]
-        rgbs = [_as_rgb(image.rgb) for image in images]
+        rgbs = [as_rgb(image.rgb) for image in images]
         detections = self.detector.detect_many(rgbs, self.det_threshold,
                                                [image.detector_input for image in images])
         found = [self._found(image, rgb, d)
@@ -132,7 +132,7 @@ class LocalFaceAnalyzer:
 
     def find_faces(self, image: DecodedImage) -> FoundFaces:
         """Detect, drop faces under ``min_face`` original pixels, align: no recognition."""
-        rgb = _as_rgb(image.rgb)
+        rgb = as_rgb(image.rgb)
         return self._found(image, rgb, self.detector.detect(rgb, self.det_threshold))
 
     def _found(self, image: DecodedImage, rgb: NDArray[np.uint8],
@@ -189,7 +189,7 @@ class DeviceSet:
         return self._analyzer().count_faces(rgb, min_score)
 
 
-def _as_rgb(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+def as_rgb(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """H×W×3 uint8: grey and RGBA inputs are converted rather than rejected."""
     if pixels.ndim == 2:
         return np.repeat(pixels[:, :, None], 3, axis=2)

@@ -192,3 +192,22 @@ def _reason(exc: BaseException, fmt: str) -> str:
     if "cannot identify image file" in text:
         return f"not a readable {fmt} image"
     return f"cannot decode {fmt}: {text}"
+
+
+def decode_image(image_id: int, paths: list[str], fmt: str | None, long_edge: int,
+            max_pixels: int, keep_bytes: bool) -> DecodedImage:
+    """Decode the image from the first of its paths that can still be read."""
+    if not paths or fmt is None:
+        raise ImageUnreadable("no readable path is catalogued for this image")
+    missing = []
+    for path in paths:
+        try:
+            return decode_for_detection(Path(path), fmt, image_id=image_id, long_edge=long_edge,
+                                        max_pixels=max_pixels, keep_bytes=keep_bytes)
+        except FileNotFoundError:
+            missing.append(path)
+        except PermissionError as exc:
+            raise ImageUnreadable(f"cannot read: {exc.strerror}") from None
+        except OSError as exc:
+            raise ImageUnreadable(f"cannot read: {exc.strerror or exc}") from None
+    raise ImageUnreadable(f"file no longer exists ({', '.join(missing)}); re-run index")

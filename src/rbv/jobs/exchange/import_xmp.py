@@ -39,6 +39,7 @@ from rbv.store import Database
 from rbv.store.queries.assignments import delete_empty_persons
 from rbv.store.queries.contradictions import refused_placements
 from rbv.store.queries.images import scanned_paths
+from rbv.store.queries.not_faces import marked_among
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import (
@@ -376,8 +377,7 @@ def _place_claims(conn: psycopg.Connection, claims: list[Claim],
     keeps it out (a conflict, with the command that does it anyway). A person made for
     a name that got no face is not kept (the conflicts say what would name one)."""
     now = faces_by_id(conn, [c.face.id for c in claims])
-    marked = {int(f) for (f,) in conn.execute(
-        "SELECT face_id FROM not_faces WHERE face_id = ANY(%s)", ([c.face.id for c in claims],))}
+    marked = set(marked_among(conn, [c.face.id for c in claims]))
     in_unnamed: list[tuple[Claim, FaceRow]] = []  # placed by hand in an unnamed person
     for claim in claims:
         face = now[claim.face.id]

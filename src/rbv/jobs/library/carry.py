@@ -174,8 +174,8 @@ def _draw_again(conn: psycopg.Connection, pack: PackRow, old: ImageFaceRows, new
     content: at its place in the frame that fits the faces paired (else the same frame,
     or the old one scaled), embedded there, and as alike as a carried face must be
     (where several frames are, the most alike)."""
-    from rbv.jobs.persons.drawn import decode, local_analyzer
-    from rbv.jobs.persons.drawn import redraw as draw_at
+    from rbv.jobs.library.drawing import decode, local_analyzer
+    from rbv.jobs.library.drawing import redraw as draw_at
     from rbv.store.queries.faces import insert_faces_ids
 
     local = None if redraw.analyzer is None else local_analyzer(redraw.analyzer)

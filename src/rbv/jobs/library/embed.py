@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import psycopg
 
@@ -32,7 +31,7 @@ from rbv.jobs.library.analyzer import served_by
 from rbv.jobs.library.carry import CarrySummary, run_carry
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
-from rbv.media.decode import decode_for_detection
+from rbv.media.decode import decode_image
 from rbv.media.path_map import PathMap
 from rbv.media.types import DecodedImage
 from rbv.store import Database
@@ -311,25 +310,6 @@ def _prepared(prepare: Callable[[DecodedImage], DecodedImage], image_id: int,
               paths: list[str], fmt: str | None, long_edge: int, max_pixels: int,
               keep_bytes: bool) -> DecodedImage:
     return prepare(decode_image(image_id, paths, fmt, long_edge, max_pixels, keep_bytes))
-
-
-def decode_image(image_id: int, paths: list[str], fmt: str | None, long_edge: int,
-            max_pixels: int, keep_bytes: bool) -> DecodedImage:
-    """Decode the image from the first of its paths that can still be read."""
-    if not paths or fmt is None:
-        raise ImageUnreadable("no readable path is catalogued for this image")
-    missing = []
-    for path in paths:
-        try:
-            return decode_for_detection(Path(path), fmt, image_id=image_id, long_edge=long_edge,
-                                        max_pixels=max_pixels, keep_bytes=keep_bytes)
-        except FileNotFoundError:
-            missing.append(path)
-        except PermissionError as exc:
-            raise ImageUnreadable(f"cannot read: {exc.strerror}") from None
-        except OSError as exc:
-            raise ImageUnreadable(f"cannot read: {exc.strerror or exc}") from None
-    raise ImageUnreadable(f"file no longer exists ({', '.join(missing)}); re-run index")
 
 
 def _finish_batch(

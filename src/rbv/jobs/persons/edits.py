@@ -40,7 +40,7 @@ def editing(db: Database, ref: str, command: str, parameters: dict[str, Any] | N
         yield conn, person, edit
 
 
-def _refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
+def refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
                           incoming: Sequence[int]) -> None:
     """A person has at most one face per photo: an edit that would give it two is
     refused, naming the faces, before anything changes."""
@@ -127,7 +127,7 @@ def _merge_into(conn: psycopg.Connection, target: uuid.UUID, sources: list[uuid.
     kept = _kept(conn, [target, *sources], keep_name)
     others = [p for p in [target, *sources] if p != kept]
     born = _born(conn, [kept, *others], keep_born)
-    _refuse_photo_clashes(conn, kept, store.faces_of_persons(conn, others))
+    refuse_photo_clashes(conn, kept, store.faces_of_persons(conn, others))
     overrides = settle(conn, contradictions.merging(conn, [kept, *others]),
                        override=override, refusal="merging would put together what "
                        "earlier decisions keep apart")
@@ -296,7 +296,7 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
         with logged_edit(db, pack_id, "persons move", parameters,
                          dry_run=dry_run) as (conn, edit):
             refuse_marked(conn, face_ids, "be put in a person")
-            _refuse_photo_clashes(conn, None, face_ids)
+            refuse_photo_clashes(conn, None, face_ids)
             overrides = overridden(conn, contradictions.placing(conn, face_ids, None))
             person = store.new_person(conn, pack_id)
             moved = store.move_faces(conn, face_ids, person)
@@ -306,7 +306,7 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
     with editing(db, target_ref, "persons move", parameters,
                  dry_run=dry_run) as (conn, person, edit):
         refuse_marked(conn, face_ids, "be put in a person")
-        _refuse_photo_clashes(conn, person, face_ids)
+        refuse_photo_clashes(conn, person, face_ids)
         overrides = overridden(conn, contradictions.placing(conn, face_ids, person))
         moved = store.move_faces(conn, face_ids, person)
         edit.summary = f"moved {_faces(face_ids)} to {person}" + _overriding(overrides)
@@ -390,13 +390,13 @@ def hide_unnamed(db: Database, max_faces: int, pack_name: str | None = None, *,
     ``pack_name`` names, else of every pack), as one logged edit: one undo shows them
     all again. The persons are chosen under the packs' locks, so the edit hides what
     it says."""
-    from rbv.store.queries.pack_lookup import find_pack
+    from rbv.store.queries.pack_lookup import find_pack, pack_ids
 
     if max_faces < 1:
         raise ConfigError("--max-faces must be 1 or more (a person shown has a face)")
     with db.connect() as conn:
         packs = ([find_pack(conn, pack_name).id] if pack_name else
-                 [int(r[0]) for r in conn.execute("SELECT id FROM model_packs ORDER BY id")])
+                 pack_ids(conn))
     if not packs:
         return BulkHidden([], max_faces)
     with logged_edit(db, packs, "persons hide",
@@ -429,9 +429,7 @@ def cover(db: Database, ref: str, face_id: int | None, *, dry_run: bool = False)
                  dry_run=dry_run) as (conn, person, edit):
         if face_id is not None:
             _refuse_foreign_cover(conn, person, face_id)
-        row = conn.execute("SELECT cover_face_id FROM persons WHERE id = %s",
-                           (person,)).fetchone()
-        was = None if row is None or row[0] is None else int(row[0])
+        was = store.chosen_cover(conn, person)
         store.set_cover(conn, person, face_id)
         edit.summary = (f"cover of {person}: face {face_id}" if face_id is not None
                         else f"cover of {person}: automatic again")

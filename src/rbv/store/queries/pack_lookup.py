@@ -70,3 +70,8 @@ def pack_folders(conn: psycopg.Connection) -> dict[str, str | None]:
     remote server's model, or a pack registered before rbv recorded folders)."""
     return {str(name): folder for name, folder in conn.execute(
         "SELECT name, folder FROM model_packs ORDER BY id")}
+
+
+def pack_ids(conn: psycopg.Connection) -> list[int]:
+    """Every registered pack's id, oldest first."""
+    return [int(r[0]) for r in conn.execute("SELECT id FROM model_packs ORDER BY id")]

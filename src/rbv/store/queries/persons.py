@@ -521,6 +521,13 @@ def chosen_covers(conn: psycopg.Connection, persons: Sequence[uuid.UUID]
         if r[1] is not None}
 
 
+def chosen_cover(conn: psycopg.Connection, person: uuid.UUID) -> int | None:
+    """The face stored as the person's cover, in effect or not (None: none chosen)."""
+    row = conn.execute("SELECT cover_face_id FROM persons WHERE id = %s",
+                       (person,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def set_cover(conn: psycopg.Connection, person: uuid.UUID, face_id: int | None) -> int:
     """Make ``face_id`` the person's cover (None: back to the automatic face); rows
     changed (0: it was so already)."""
