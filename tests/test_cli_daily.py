@@ -80,12 +80,16 @@ def test_help_pages_wrap_paragraphs_indent_examples_and_leave_completion_to_the_
     hide = run_cli(cli, "persons", "hide", "--help", env=COLUMNS_80)
     assert hide.exit_code == 0, hide.output
     lines = [line.rstrip() for line in hide.stdout.splitlines()]
-    assert lines[3:11] == [
+    assert lines[3:16] == [
         " Hide persons from `persons list` (their faces stay assigned; `--hidden` lists",
         " them, `unhide` shows them again). Every `rbv cluster` run, whatever its",
         " method, leaves a hidden person's faces where they are: none joins a visible",
-        " person.", "", " Example:", "",
-        '     rbv persons hide 77c1 "Stranger"']
+        " person. One command is one edit: one `rbv persons undo` shows them all again.",
+        " --unnamed --max-faces N hides the crowd of strangers: every visible unnamed",
+        " person with at most N faces and no birthday (--dry-run says how many, and",
+        " who).", "", " Examples:", "",
+        '     rbv persons hide 77c1 "Stranger"', "",
+        "     rbv persons hide --unnamed --max-faces 2 --dry-run"]
     assert "Persons: names, unique parts of names, uuids" in hide.stdout
     folders = run_cli(cli, "import-folders", "--help", env={"COLUMNS": "100"})
     assert [line.strip() for line in folders.stdout.splitlines()][5:8] == [

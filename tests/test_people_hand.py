@@ -269,7 +269,7 @@ def test_a_drawn_face_the_carry_cannot_draw_is_said(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Carried without the pack's models here (a scan by a remote server, which embeds
     whole photos only), the face is said as gone, by its face id, as carry losses are."""
-    import rbv.jobs.persons.drawn as drawn
+    import rbv.jobs.library.drawing as drawing
 
     db = open_database(faces_settings)
     lib = tmp_path / "lib"
@@ -283,7 +283,7 @@ def test_a_drawn_face_the_carry_cannot_draw_is_said(
     assert added.drawn == "box"
     with Image.open(photo) as im:
         EDITS["brighten"](im.convert("RGB")).save(photo, format="JPEG", quality=92)
-    monkeypatch.setattr(drawn, "local_analyzer", lambda analyzer: None)
+    monkeypatch.setattr(drawing, "local_analyzer", lambda analyzer: None)
     summary = run_index(db, faces_settings, [lib], analyzer=sface_analyzer)
     assert summary.embed is not None
     (line,) = summary.embed.carry.dropped

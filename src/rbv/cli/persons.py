@@ -380,7 +380,7 @@ def hide(ctx: typer.Context, persons: SomePersonsArg = None,
     leaves a hidden person's faces where they are: none joins a visible person. One
     command is one edit: one `rbv persons undo` shows them all again. --unnamed
     --max-faces N hides the crowd of strangers: every visible unnamed person with at
-    most N faces (--dry-run says how many, and who).
+    most N faces and no birthday (--dry-run says how many, and who).
 
     Examples:
 

@@ -44,16 +44,19 @@ def insert_faces_ids(conn: psycopg.Connection, faces: Iterable[NewFace]) -> list
     ids = [int(r[0]) for r in conn.execute(
         "SELECT nextval(pg_get_serial_sequence('face_detections', 'id')) "
         "FROM generate_series(1, %s)", (len(batch),))]
+    # A scan's faces leave ``drawn`` out (NULL: found by the detector); only faces drawn
+    # by hand (schema 25) write it.
+    drawn = any(f.drawn is not None for f in batch)
+    columns, types = (_COLUMNS, _TYPES) if drawn else (_COLUMNS[:-1], _TYPES[:-1])
     with conn.cursor() as cur:
         with cur.copy(
-            f"COPY face_detections ({', '.join(_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"  # type: ignore[arg-type]
+            f"COPY face_detections ({', '.join(columns)}) FROM STDIN WITH (FORMAT BINARY)"  # type: ignore[arg-type]
         ) as copy:
-            copy.set_types(list(_TYPES))
+            copy.set_types(list(types))
             for face_id, f in zip(ids, batch, strict=True):
-                copy.write_row(
-                    (face_id, f.image_id, f.pack_id, *map(float, f.bbox), f.landmarks,
-                     float(f.det_score), None if f.blur is None else float(f.blur),
-                     f.drawn))
+                row = (face_id, f.image_id, f.pack_id, *map(float, f.bbox), f.landmarks,
+                       float(f.det_score), None if f.blur is None else float(f.blur))
+                copy.write_row((*row, f.drawn) if drawn else row)
         with cur.copy("COPY face_embeddings (face_id, pack_id, embedding) FROM STDIN "
                       "WITH (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "int4", "vector"])
