@@ -24,6 +24,7 @@ from rbv.immich.assets import ImmichAsset
 from rbv.jobs.exchange.immich_paths import resolve_inside, safe_relative_path
 from tests.conftest import IMMICH_KEY, MISC, run_cli
 from tests.pgserver import PASSWORD
+from tests.support.sidecars import mwg_sidecar
 
 pytestmark = pytest.mark.slow  # ~20 s: 250 hostile inputs through index and the CLI
 
@@ -359,26 +360,6 @@ def test_import_reports_unreadable_sidecars_and_malformed_regions(
 
 
 # --- numbers from outside that are not finite or out of range (issue 21 #8) ------------------
-
-def mwg_sidecar(dims: tuple[str, str], regions: list[tuple[str, tuple[str, ...]]]) -> bytes:
-    """An XMP sidecar with MWG face regions, numbers written as given (exiftool would
-    refuse to write ``inf``; a broken program or a hand edit does not)."""
-    items = "".join(
-        f'<rdf:li><rdf:Description mwg-rs:Name="{name}" mwg-rs:Type="Face"><mwg-rs:Area '
-        f'stArea:x="{x}" stArea:y="{y}" stArea:w="{w}" stArea:h="{h}" '
-        'stArea:unit="normalized"/></rdf:Description></rdf:li>'
-        for name, (x, y, w, h) in regions)
-    return (
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
-        'rdf:about="" xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/" '
-        'xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#" '
-        'xmlns:stDim="http://ns.adobe.com/xap/1.0/sType/Dimensions#">'
-        '<mwg-rs:Regions rdf:parseType="Resource"><mwg-rs:AppliedToDimensions '
-        f'stDim:w="{dims[0]}" stDim:h="{dims[1]}" stDim:unit="pixel"/><mwg-rs:RegionList>'
-        f'<rdf:Bag>{items}</rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions>'
-        '</rdf:Description></rdf:RDF></x:xmpmeta>').encode()
-
 
 def _face_areas(settings: Settings, photo: Path) -> list[tuple[str, ...]]:
     """Each face of the photo as a normalised MWG area (strings), left to right."""

@@ -16,7 +16,7 @@ from PIL import Image
 
 from rbv.config import Settings
 from tests.conftest import FACES, MISC, PACK, import_folders, run_cli
-from tests.test_hostile import mwg_sidecar
+from tests.support.sidecars import mwg_sidecar
 from tests.test_manual_decisions import _cluster, _faces_of, _largest, _ok, _person_of, _rows
 
 

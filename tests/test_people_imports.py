@@ -17,7 +17,7 @@ from PIL import Image
 
 from rbv.config import Settings
 from tests.conftest import FACES, MISC, import_folders, run_cli
-from tests.test_hostile import mwg_sidecar
+from tests.support.sidecars import mwg_sidecar
 from tests.test_import_decisions import _areas
 from tests.test_manual_decisions import _cluster, _dump, _faces_of, _ok, _person_of, _rows
 

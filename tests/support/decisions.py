@@ -99,6 +99,7 @@ from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import name_of, names_of, resolve_person
 from rbv.store.queries.review_pages import PeopleFilter, people_page
 from tests.support.decisions_photos import PhotoRules
+from tests.support.sidecars import mwg_sidecar
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 FACES = SHARED / "data" / "faces"
@@ -844,20 +845,9 @@ class DecisionMachine(PhotoRules, RuleBasedStateMachine):
 
 def mwg_regions(regions: list[tuple[str, tuple[float, ...]]]) -> bytes:
     """An XMP sidecar of MWG face regions (name, normalised centre x, y, width, height),
-    as digiKam writes one."""
-    items = "".join(
-        f'<rdf:li><rdf:Description mwg-rs:Name="{name}" mwg-rs:Type="Face"><mwg-rs:Area '
-        f'stArea:x="{x:.6f}" stArea:y="{y:.6f}" stArea:w="{w:.6f}" stArea:h="{h:.6f}" '
-        'stArea:unit="normalized"/></rdf:Description></rdf:li>'
-        for name, (x, y, w, h) in regions)
-    return (
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
-        'rdf:about="" xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/" '
-        'xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#">'
-        '<mwg-rs:Regions rdf:parseType="Resource"><mwg-rs:RegionList>'
-        f'<rdf:Bag>{items}</rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions>'
-        '</rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+    as digiKam writes one (no AppliedToDimensions)."""
+    return mwg_sidecar(None, [(name, tuple(f"{v:.6f}" for v in area))
+                              for name, area in regions])
 
 
 def exact_sums(conn: psycopg.Connection, pack: PackRow
