@@ -271,3 +271,39 @@ def test_an_error_answer_is_one_line_with_the_servers_words(world: World) -> Non
         assert "HTTP 400: Validation failed: id: Invalid UUID" in line
     else:
         assert "HTTP 400: id must be a UUID" in line
+
+
+def test_a_face_drawn_in_rbv_is_created_in_immich_once(world: World) -> None:
+    """A face both detectors missed, drawn by hand in rbv in a named person: immich-push
+    makes it in Immich (POST /api/faces, Immich's own "tag a face") at the box drawn, in
+    the Immich person of that name; a re-run matches it and makes no second."""
+    with psycopg.connect(world.db_url) as conn:
+        rows = conn.execute(
+            "SELECT a.asset_id, min(p.path), i.width, i.height, array_agg(DISTINCT n.name) "
+            "FROM immich_assets a JOIN images i ON i.sha256 = a.sha256 "
+            "JOIN image_paths p ON p.image_id = i.id "
+            "JOIN face_detections f ON f.image_id = i.id "
+            "LEFT JOIN person_names n ON n.person_id = f.person_id "
+            "GROUP BY a.asset_id, i.width, i.height ORDER BY a.asset_id").fetchall()
+    asset, path, width, height, names = next(r for r in rows if r[0] in world.identity)
+    other = next(i for i in IDENTITIES if i not in names and i != USER_NAMED[0])
+    side = min(width, height) // 5  # the top-left corner: background in these portraits
+    before = {f["id"] for f in world.immich.faces(asset)}
+    drawn = world.rbv("faces", "add", path, "--box", f"0,0,{side},{side}", "--person", other,
+                      "--json")
+    assert drawn.exit_code == 0, drawn.output
+
+    preview = world.push("--dry-run")
+    assert preview["created"] == 1 and {f["id"] for f in world.immich.faces(asset)} == before
+    got = world.push()
+
+    assert got["created"] == 1 and got["failed"] == 0, got
+    made = [f for f in world.immich.faces(asset) if f["id"] not in before]
+    assert len(made) == 1 and made[0]["person"]["name"] == other
+    scale = width / made[0]["imageWidth"]
+    assert abs(made[0]["boundingBoxX1"] * scale) <= 2 and abs(made[0]["boundingBoxY1"] * scale) <= 2
+    assert abs(made[0]["boundingBoxX2"] * scale - side) <= 2
+    assert abs(made[0]["boundingBoxY2"] * scale - side) <= 2
+    again = world.push("--recheck")  # matched now, like any face: no second one
+    assert again["created"] == 0 and again["failed"] == 0
+    assert len(world.immich.faces(asset)) == len(before) + 1

@@ -60,7 +60,9 @@ def immich_push(
     person is named as a whole (its faces rbv never staged too); otherwise faces are put
     one by one in the Immich person with the name, found by name or created. A face
     Immich already shows under another name is left alone and reported as a conflict; no
-    Immich person is ever deleted or merged, and no named one renamed. Re-running
+    Immich person is ever deleted or merged, and no named one renamed. A face drawn by
+    hand in rbv (`rbv faces add`) that Immich has no face for is created there, at its
+    box, in the person of its name (Immich's "tag a face"). Re-running
     resumes: finished assets are skipped, and nothing already right is changed. If the
     server stops answering, rbv exits with code 2 (re-run later).
 
@@ -124,6 +126,8 @@ def _print_summary(s: PushSummary) -> None:
             (f"faces {verb}", s.assigned),
             ("faces already right", s.unchanged), ("conflicts (left as they are)",
                                                    len(s.conflicts)),
+            ("faces drawn by hand, to create in Immich" if s.dry_run
+             else "faces drawn by hand, created in Immich", s.created),
             ("rbv faces Immich has no face for", s.unmatched), ("failed assets", s.failed)]
     for name, count in rows:
         table.add_row(name, f"{count:,}")

@@ -322,13 +322,16 @@ class ImmichClient:
         return (f"original of asset {asset_id} is larger than the download limit "
                 f"({self.max_download_bytes:,} bytes)")
 
-    def _json(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> Any:
+    def _json(self, method: str, path: str, *, retry: bool = True, answer: bool = True,
+              **kwargs: Any) -> Any:
+        """The JSON answer of one call (``answer=False``: a call whose success has no
+        body, such as ``POST /api/faces``: None)."""
         def attempt() -> Any:
             try:
                 with deadline(self.timeout_s), \
                         self._http.stream(method, path, **kwargs) as resp:
                     self._check_status(resp, f"{method} {path}")
-                    return read_json(resp, self.max_json_bytes)
+                    return read_json(resp, self.max_json_bytes) if answer else None
             except httpx.TransportError as exc:
                 raise _Retryable(self._describe(exc)) from None
             except BodyTooLarge as exc:

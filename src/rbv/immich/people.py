@@ -117,6 +117,21 @@ class ImmichPeopleClient(ImmichClient):
             raise ImmichError(f"{printable(person_id)[:80]!r} is not an Immich id")
         self._json(self.update_method, f"/people/{person_id}", json={"name": name})
 
+    def create_face(self, asset_id: str, person_id: str, box: tuple[int, int, int, int],
+                    image_size: tuple[int, int]) -> None:
+        """A new face of the asset in the person (``POST /api/faces``, Immich's "tag a
+        face", since v1.127): ``box`` is x, y, width, height in pixels of the upright
+        image of ``image_size``. Not retried: a POST whose answer was lost may have made
+        the face, and a re-run matches it rather than making a second."""
+        for value in (asset_id, person_id):
+            if not ASSET_ID.fullmatch(value):
+                raise ImmichError(f"{printable(value)[:80]!r} is not an Immich id")
+        x, y, w, h = box
+        self._json("POST", "/faces", json={
+            "assetId": asset_id, "personId": person_id, "imageWidth": image_size[0],
+            "imageHeight": image_size[1], "x": x, "y": y, "width": w, "height": h},
+            retry=False, answer=False)
+
     def assign_face(self, face_id: str, person_id: str) -> None:
         """Put one face in one person (``PUT /api/faces/{personId}``, body the face)."""
         for value in (face_id, person_id):

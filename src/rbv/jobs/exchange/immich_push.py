@@ -17,6 +17,12 @@ Immich's are scaled to the original before the IoU. A matched Immich face is
 - left alone and reported as a *conflict* when its person has another name (a user
   gave it), or when the photo already shows the name on another Immich face.
 
+A face drawn by hand in rbv (``rbv faces add``) that no Immich face matches is one
+Immich's detector missed too: it is *created* in Immich, in the named person, at its
+box (``POST /api/faces``, Immich's own "tag a face"; a manual face there, which Immich's
+re-detection keeps). A re-run matches it like any face. Other unmatched faces are only
+counted.
+
 Nothing is ever deleted or merged in Immich, and no named person is renamed. Each
 finished asset is recorded with a signature of what was pushed, so a re-run (after an
 interruption, say) skips it without asking the server; ``recheck`` asks again anyway.
@@ -87,11 +93,19 @@ class Conflict:
     reason: str
 
 
+@dataclass(frozen=True)
+class Creation:
+    face_id: int  # rbv's, drawn by hand
+    name: str
+    box: tuple[int, int, int, int]  # x, y, width, height in upright original pixels
+
+
 @dataclass
 class AssetPlan:
     """What pushing one asset changes."""
 
     assign: list[Assignment] = field(default_factory=list)
+    create: list[Creation] = field(default_factory=list)  # drawn faces Immich lacks
     unchanged: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
     unmatched: list[int] = field(default_factory=list)  # rbv face ids with no Immich face
@@ -123,6 +137,16 @@ def plan_asset(asset: AssetFaces, faces: Sequence[ImmichFace], min_iou: float) -
             used.add(j)
     shown = {f.person.name.strip().casefold(): f.id for f in faces if f.person and f.person.name}
     for i, ours in enumerate(asset.faces):
+        if i not in matched and ours.drawn:
+            if ours.name.strip().casefold() in shown:
+                plan.conflicts.append(Conflict(
+                    asset.asset_id, ours.face_id, "", ours.name, ours.name,
+                    "Immich shows the name on another face of this photo"))
+                continue
+            x1, y1, x2, y2 = (round(v) for v in ours.box)
+            plan.create.append(Creation(ours.face_id, ours.name, (x1, y1, x2 - x1, y2 - y1)))
+            shown[ours.name.strip().casefold()] = ""
+            continue
         if i not in matched:
             plan.unmatched.append(ours.face_id)
             continue
@@ -165,6 +189,7 @@ class PushSummary:
     assigned: int = 0
     unchanged: int = 0
     unmatched: int = 0
+    created: int = 0  # faces drawn by hand in rbv, created in Immich
     failed: int = 0
     named_faces: int = 0  # matched faces that got the name with their whole person
     people_found: list[str] = field(default_factory=list)
@@ -413,6 +438,11 @@ class _Run:
                 person_id = self.people.resolve(step.name)
                 if not self.options.dry_run:
                     self.client.assign_face(step.immich_face_id, person_id)
+            for new in plan.create:
+                person_id = self.people.resolve(new.name)
+                if not self.options.dry_run:
+                    self.client.create_face(asset.asset_id, person_id, new.box,
+                                            (asset.width, asset.height))
             return _Outcome(plan)
         except ImmichAuthError:
             raise
@@ -439,9 +469,10 @@ class _Run:
         s.assigned += len(plan.assign) - by_naming
         s.unchanged += plan.unchanged
         s.unmatched += len(plan.unmatched)
+        s.created += len(plan.create)
         s.conflicts.extend(plan.conflicts)
         if not self.options.dry_run:
             record_push(self.conn, self.client.url, asset.asset_id, sig,
-                        len(plan.assign), len(plan.conflicts))
+                        len(plan.assign) + len(plan.create), len(plan.conflicts))
         if self.on_progress:
             self.on_progress(s, self.total)

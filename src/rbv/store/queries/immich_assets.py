@@ -41,6 +41,7 @@ class NamedFace:
     face_id: int
     box: tuple[float, float, float, float]
     name: str
+    drawn: bool = False  # drawn by hand (`rbv faces add`): Immich's detector missed it too
 
 
 @dataclass
@@ -60,7 +61,8 @@ def named_faces_of_assets(conn: psycopg.Connection, server: str, pack_id: int,
     named, visible persons of the pack; in asset id order."""
     rows = conn.execute(
         """
-        SELECT a.asset_id, i.id, i.width, i.height, f.id, f.x1, f.y1, f.x2, f.y2, n.name
+        SELECT a.asset_id, i.id, i.width, i.height, f.id, f.x1, f.y1, f.x2, f.y2, n.name,
+               f.drawn IS NOT NULL
         FROM immich_assets a
         JOIN images i ON i.sha256 = a.sha256 AND i.width > 0 AND i.height > 0
         JOIN face_detections f ON f.image_id = i.id AND f.pack_id = %s
@@ -75,7 +77,7 @@ def named_faces_of_assets(conn: psycopg.Connection, server: str, pack_id: int,
     for r in rows:
         if not out or out[-1].asset_id != r[0]:
             out.append(AssetFaces(r[0], int(r[1]), int(r[2]), int(r[3]), []))
-        out[-1].faces.append(NamedFace(int(r[4]), (r[5], r[6], r[7], r[8]), r[9]))
+        out[-1].faces.append(NamedFace(int(r[4]), (r[5], r[6], r[7], r[8]), r[9], bool(r[10])))
     return out
 
 
