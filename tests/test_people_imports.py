@@ -239,11 +239,14 @@ def test_import_folders_refusal_commands_work(cli, faces_settings: Settings) -> 
 
 # -- item 7: a merge keeps the named side ----------------------------------------------
 
-def _two_persons(cli, s: Settings) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _two_persons(cli, s: Settings, *names: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The two largest persons after a full clustering, named ``names`` in turn."""
     url = str(s.database_url)
     _cluster(cli, url, "--full")
     persons = json.loads(_ok(cli, "-d", url, "persons", "list", "--json", "--limit",
                              "0").stdout)
+    for person, name in zip(persons, names, strict=False):
+        _ok(cli, "-d", url, "persons", "name", person["id"], name)
     return persons[0]["id"], persons[1]["id"]
 
 
@@ -267,9 +270,7 @@ def test_two_named_persons_merge_only_when_told_which_name_stays(
         cli, faces_settings: Settings) -> None:
     s = faces_settings
     url = str(s.database_url)
-    p, q = _two_persons(cli, s)
-    _ok(cli, "-d", url, "persons", "name", p, "Ada")
-    _ok(cli, "-d", url, "persons", "name", q, "Bob")
+    p, q = _two_persons(cli, s, "Ada", "Bob")
     before = _dump(s)
     refused = run_cli(cli, "-d", url, "persons", "merge", p, q)
     assert refused.exit_code != 0 and _dump(s) == before
@@ -342,10 +343,7 @@ def test_review_answers_that_would_join_two_names_are_refused(
     from rbv.store import open_database
 
     s = faces_settings
-    url = str(s.database_url)
-    p, q = _two_persons(cli, s)
-    _ok(cli, "-d", url, "persons", "name", p, "Ada")
-    _ok(cli, "-d", url, "persons", "name", q, "Bob")
+    p, q = _two_persons(cli, s, "Ada", "Bob")
     db = open_database(s)
     before = _dump(s)
     with pytest.raises(ConfigError, match="different names.*--keep-name"):

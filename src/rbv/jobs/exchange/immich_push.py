@@ -137,18 +137,19 @@ def plan_asset(asset: AssetFaces, faces: Sequence[ImmichFace], min_iou: float) -
             used.add(j)
     shown = {f.person.name.strip().casefold(): f.id for f in faces if f.person and f.person.name}
     for i, ours in enumerate(asset.faces):
-        if i not in matched and ours.drawn:
-            if ours.name.strip().casefold() in shown:
+        key = ours.name.strip().casefold()
+        if i not in matched:
+            if not ours.drawn:
+                plan.unmatched.append(ours.face_id)
+            elif key in shown:
                 plan.conflicts.append(Conflict(
                     asset.asset_id, ours.face_id, "", ours.name, ours.name,
                     "Immich shows the name on another face of this photo"))
-                continue
-            x1, y1, x2, y2 = (round(v) for v in ours.box)
-            plan.create.append(Creation(ours.face_id, ours.name, (x1, y1, x2 - x1, y2 - y1)))
-            shown[ours.name.strip().casefold()] = ""
-            continue
-        if i not in matched:
-            plan.unmatched.append(ours.face_id)
+            else:  # drawn by hand, and Immich missed it too: made there
+                x1, y1, x2, y2 = (round(v) for v in ours.box)
+                plan.create.append(Creation(ours.face_id, ours.name,
+                                            (x1, y1, x2 - x1, y2 - y1)))
+                shown[key] = ""
             continue
         j, score = matched[i]
         theirs = faces[j]
@@ -158,14 +159,14 @@ def plan_asset(asset: AssetFaces, faces: Sequence[ImmichFace], min_iou: float) -
         elif current:
             plan.conflicts.append(Conflict(asset.asset_id, ours.face_id, theirs.id, ours.name,
                                            current, "the Immich face is named differently"))
-        elif shown.get(ours.name.strip().casefold(), theirs.id) != theirs.id:
+        elif shown.get(key, theirs.id) != theirs.id:
             plan.conflicts.append(Conflict(
                 asset.asset_id, ours.face_id, theirs.id, ours.name, ours.name,
                 "Immich shows the name on another face of this photo"))
         else:
             plan.assign.append(Assignment(ours.face_id, theirs.id, ours.name, round(score, 3),
                                           theirs.person.id if theirs.person else None))
-            shown[ours.name.strip().casefold()] = theirs.id
+            shown[key] = theirs.id
     return plan
 
 

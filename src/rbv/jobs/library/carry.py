@@ -10,7 +10,7 @@ that still held a decision is said, by face id, never dropped silently. A face d
 hand, which no scan finds again, is drawn again at its place in the new content (the
 frame the pairs of faces found, else the same or the scaled frame) and embedded there;
 it is the old face when the two are as alike as a carried face must be
-(:func:`rbv.jobs.persons.drawn.redraw`). Else it is said as gone.
+(:func:`rbv.jobs.library.drawing.redraw`). Else it is said as gone.
 
 Each photo's carry is one transaction, with the lines saying what it could not keep
 (``carry_losses``): an interrupted run leaves the old content waiting, and the next
@@ -33,7 +33,9 @@ from rbv.cluster.defaults import Method
 from rbv.config import Settings
 from rbv.errors import ClusterBusy, ImageUnreadable, printable
 from rbv.faces.correspondence import Frame, PhotoFaces, match_in_frame, plain_frames
+from rbv.jobs.library import drawing
 from rbv.store import Database
+from rbv.store.queries.faces import insert_faces_ids
 from rbv.store.queries.images import image_paths_of
 from rbv.store.queries.pack_lookup import pack_files, pack_settings
 from rbv.store.queries.packs import PackRow
@@ -174,15 +176,11 @@ def _draw_again(conn: psycopg.Connection, pack: PackRow, old: ImageFaceRows, new
     content: at its place in the frame that fits the faces paired (else the same frame,
     or the old one scaled), embedded there, and as alike as a carried face must be
     (where several frames are, the most alike)."""
-    from rbv.jobs.library.drawing import decode, local_analyzer
-    from rbv.jobs.library.drawing import redraw as draw_at
-    from rbv.store.queries.faces import insert_faces_ids
-
-    local = None if redraw.analyzer is None else local_analyzer(redraw.analyzer)
+    local = None if redraw.analyzer is None else drawing.local_analyzer(redraw.analyzer)
     if local is None:
         return {}
     try:
-        image = decode(conn, redraw.settings, local, new_id)
+        image = drawing.decode(conn, redraw.settings, local, new_id)
     except ImageUnreadable:
         return {}
     out: dict[int, int] = {}
@@ -191,7 +189,7 @@ def _draw_again(conn: psycopg.Connection, pack: PackRow, old: ImageFaceRows, new
         best, alike = None, threshold
         for where in frames:
             box = tuple(float(v) for v in where.boxes(old.boxes[row:row + 1])[0])
-            face = draw_at(local, image, box, new_frame)  # type: ignore[arg-type]
+            face = drawing.redraw(local, image, box, new_frame)  # type: ignore[arg-type]
             similarity = -1.0 if face is None else float(old.embeddings[row] @ face.embedding)
             if similarity >= alike:
                 best, alike = face, similarity

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ import psycopg
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
 from rbv.faces.defaults import DEFAULT_MIN_FACE
+from rbv.formats.regions import iou
 from rbv.jobs.library.drawing import decode, draw, local_analyzer
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.store import Database
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 MOSTLY_FOUND = 0.5
 """A box whose IoU with a face already found reaches this is that face (refused)."""
+
+
 @dataclass(frozen=True)
 class Added:
     """What ``rbv faces add`` did (would do, with ``dry_run``)."""
@@ -222,7 +224,7 @@ def _refuse_found(conn: psycopg.Connection, pack: PackRow, image_id: int,
                   box: tuple[int, int, int, int]) -> None:
     x, y, w, h = box
     for face_id, fx1, fy1, fx2, fy2, marked in found_faces(conn, image_id, pack.id):
-        if overlap((x, y, x + w, y + h), (fx1, fy1, fx2, fy2)) < MOSTLY_FOUND:
+        if iou((x, y, x + w, y + h), (fx1, fy1, fx2, fy2)) < MOSTLY_FOUND:
             continue
         if marked:  # the user said it is none: a face drawn over it contradicts that
             raise ConfigError(
@@ -232,11 +234,3 @@ def _refuse_found(conn: psycopg.Connection, pack: PackRow, image_id: int,
         raise ConfigError(
             f"the box is mostly face {face_id}, which is there already; to put it in a "
             f"person: `rbv persons move {face_id} --to PERSON`")
-
-
-def overlap(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two boxes (x1, y1, x2, y2)."""
-    inter = (max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-             * max(0.0, min(a[3], b[3]) - max(a[1], b[1])))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0

@@ -21,6 +21,7 @@ from rbv.jobs.persons.not_faces import refuse_marked
 from rbv.jobs.persons.overrides import overridden, settle
 from rbv.store.queries import contradictions, links
 from rbv.store.queries import persons as store
+from rbv.store.queries.birthdays import births
 from rbv.store.server.connection import Database
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ def _born(conn: psycopg.Connection, persons: list[uuid.UUID],
     """The birthday the merged person has: ``keep_born``; else the kept person's
     (``persons[0]``), else the one the others have. Two different birthdays are
     refused unless ``keep_born`` says which."""
-    borns = store.births_of(conn, persons)
+    borns = births(conn, persons)
     known = list(dict.fromkeys(borns[p] for p in persons if borns.get(p) is not None))
     if keep_born is not None:
         try:

@@ -1,9 +1,8 @@
 """Detections a user marked "not a face" (``not_faces``): a poster, a statue, a pattern.
 
 A marked face has no person, and every reader of faces for clustering, matching,
-suggestions, review and export leaves it out (``NOT EXISTS`` on this table, the
-:data:`UNMARKED` condition). The table is logged by the edit log, so marking is undone
-exactly."""
+suggestions, review and export leaves it out (``NOT EXISTS`` on this table). The table
+is logged by the edit log, so marking is undone exactly."""
 
 from __future__ import annotations
 
@@ -13,15 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-
-UNMARKED = "NOT EXISTS (SELECT 1 FROM not_faces nf WHERE nf.face_id = {face})"
-"""The SQL condition "face ``{face}`` is not marked not a face" (format in a column)."""
-
-
-def unmarked(face: str = "f.id") -> str:
-    """:data:`UNMARKED` for the face column ``face`` (a constant of the caller's query,
-    never user text)."""
-    return UNMARKED.format(face=face)
 
 
 @dataclass(frozen=True)

@@ -269,13 +269,6 @@ def merge_persons(conn: psycopg.Connection, target: uuid.UUID,
     return moved
 
 
-def births_of(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, date]:
-    """The birthdays of those of ``persons`` that have one."""
-    return {r[0]: r[1] for r in conn.execute(
-        "SELECT id, born FROM persons WHERE id = ANY(%s) AND born IS NOT NULL",
-        (list(persons),))}
-
-
 def carry_details(conn: psycopg.Connection, kept: uuid.UUID, others: Sequence[uuid.UUID],
                   born: date | None) -> None:
     """After a merge into ``kept``: its birthday is ``born``; its cover face its own, else
@@ -507,9 +500,7 @@ def cover_sql(alias: str) -> str:
 def cover_of(conn: psycopg.Connection, person: uuid.UUID) -> int | None:
     """The face chosen as the person's cover (``rbv persons cover``), while it is one of
     its faces; None: shown by its automatic face."""
-    row = conn.execute("SELECT " + CHOSEN_COVER.format(p="p") + " FROM persons p "
-                       "WHERE p.id = %s", (person,)).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    return chosen_covers(conn, [person]).get(person)
 
 
 def chosen_covers(conn: psycopg.Connection, persons: Sequence[uuid.UUID]
@@ -539,21 +530,20 @@ def set_cover(conn: psycopg.Connection, person: uuid.UUID, face_id: int | None) 
 
 @dataclass(frozen=True)
 class FacePlace:
-    """Where a face is, for a refusal that names it: its person (None: none), that
-    person's pack, and whether it is marked not a face."""
+    """Where a face is, for a refusal that names it: its person (None: none), and
+    whether it is marked not a face."""
 
     person: uuid.UUID | None
-    pack_id: int
     not_a_face: bool
 
 
 def face_place(conn: psycopg.Connection, face_id: int) -> FacePlace | None:
     """Where the face is (None: no such face)."""
     row = conn.execute(
-        "SELECT f.person_id, f.pack_id, EXISTS (SELECT 1 FROM not_faces x "
+        "SELECT f.person_id, EXISTS (SELECT 1 FROM not_faces x "
         "WHERE x.face_id = f.id) FROM face_detections f WHERE f.id = %s",
         (face_id,)).fetchone()
-    return None if row is None else FacePlace(row[0], int(row[1]), bool(row[2]))
+    return None if row is None else FacePlace(row[0], bool(row[1]))
 
 
 def unnamed_up_to(conn: psycopg.Connection, pack_ids: Sequence[int], max_faces: int
