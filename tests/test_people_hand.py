@@ -6,6 +6,8 @@ exported like any face."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -193,6 +195,20 @@ def test_a_photo_not_catalogued_or_not_scanned_is_refused(
                      *_pack_args())
     assert result.exit_code == 1
     assert "has not been scanned by scrfd_sface yet" in result.output
+    # a library indexed through a symlinked folder, the photo given by its real path
+    # (and under a name that is not UTF-8): found by its bytes
+    real = tmp_path / "real"
+    real.mkdir()
+    odd = Path(os.fsdecode(bytes(real).rstrip(b"/") + b"/caf\xe9 two.jpg"))
+    shutil.copyfile(photo, odd)
+    (tmp_path / "linked").symlink_to(real)
+    done = run_cli(cli, "-d", url, "index", str(tmp_path / "linked"), "--no-embed",
+                   *_pack_args())
+    assert done.exit_code == 0, done.output
+    result = run_cli(cli, "-d", url, "faces", "add", str(odd), "--box", "1,1,40,40",
+                     *_pack_args())
+    assert result.exit_code == 1
+    assert "has not been scanned by scrfd_sface yet" in result.output, result.output
 
 
 def _own_copy(lib: Path) -> Path:

@@ -29,12 +29,19 @@ import psycopg
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
 from rbv.faces.defaults import DEFAULT_MIN_FACE
+from rbv.formats.atomic import Digest
 from rbv.formats.regions import iou
 from rbv.jobs.library.drawing import decode, draw, local_analyzer
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.store import Database
 from rbv.store.queries import persons as store
-from rbv.store.queries.drawn_faces import found_faces, image_at, readable_size, scan_status
+from rbv.store.queries.drawn_faces import (
+    found_faces,
+    image_at,
+    image_with_content,
+    readable_size,
+    scan_status,
+)
 from rbv.store.queries.faces import insert_faces_ids
 from rbv.store.queries.images import image_paths_of
 from rbv.store.queries.pack_lookup import find_pack, pack_folders
@@ -129,12 +136,19 @@ def pack_analyzer(db: Database, settings: Settings, pack: PackRow,
 
 def find_photo(conn: psycopg.Connection, settings: Settings, photo: str) -> int:
     """The catalogued image a path given by the user shows: as ``rbv index`` stores it
-    (absolute, symlinks kept), else with its symlinks resolved."""
+    (absolute, symlinks kept), else with its symlinks resolved, else by its bytes (the
+    file indexed under another path: through a symlinked folder, say)."""
     given = os.path.abspath(os.path.expanduser(photo))
     for candidate in (given, os.path.realpath(given)):
         image = image_at(conn, path_bytes(settings.path_map.to_stored(candidate)))
         if image is not None:
             return image
+    try:
+        image = image_with_content(conn, Digest.of_file(Path(given)).sha256)
+    except OSError:  # not there, not a regular file, unreadable: not a photo of it
+        image = None
+    if image is not None:
+        return image
     raise ConfigError(f"{printable(photo)} is not a photo of the library (not catalogued, "
                       "or marked missing): run `rbv index` on it first")
 

@@ -14,6 +14,15 @@ def image_at(conn: psycopg.Connection, stored_path: bytes) -> int | None:
     return None if row is None else int(row[0])
 
 
+def image_with_content(conn: psycopg.Connection, sha256: str) -> int | None:
+    """The catalogued image of these bytes, when one of its paths is not missing."""
+    row = conn.execute(
+        "SELECT i.id FROM images i WHERE i.sha256 = %s AND EXISTS (SELECT 1 FROM "
+        "image_paths p WHERE p.image_id = i.id AND p.missing_since IS NULL)",
+        (sha256,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def readable_size(conn: psycopg.Connection, image_id: int) -> tuple[int, int] | None:
     """(width, height) of an image catalogued and readable (as shown, after its EXIF
     orientation); None when it is not."""
