@@ -27,9 +27,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,52 +53,17 @@ from rbv.cluster.linkage import components
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.metrics import bcubed
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support
+from tests.support.synthetic_faces import (  # noqa: E402  (the root, above)
+    SAME_SIM,
+    synthetic,
+    warm_up_clustering,
+)
+
 THRESHOLD = 0.45
 INTERPRETED = "evidence, interpreted loop"
 UNCROWDED = "evidence, no crowding"
 NO_HEAPS = "evidence, no heaps"
-SAME_SIM = 0.6
-
-
-def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(embeddings, identity per face, image per face)."""
-    rng = np.random.default_rng(seed)
-    sizes, centres = identities(n, dim, rng)
-    truth = np.repeat(np.arange(len(sizes)), sizes)[:n]
-    x = faces_around(centres, truth, rng)
-    perm = rng.permutation(n)
-    x, truth = x[perm], truth[perm]
-    images = np.arange(n)
-    # 10 % of faces share a photo with the next face, when that is another person
-    # (two faces of one photo are two people: the cannot-link every method honours).
-    pairs = rng.choice(n - 1, size=n // 10, replace=False)
-    pairs = pairs[truth[pairs] != truth[pairs + 1]]
-    images[pairs + 1] = images[pairs]
-    return x, truth, images
-
-
-def identities(n: int, dim: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Zipf-sized identities of ``n`` faces in all: each one's face count and its unit
-    centre (what ``synthetic`` draws first from its generator)."""
-    sizes = np.maximum(1, (rng.zipf(1.6, size=n) * 3).clip(max=2000))
-    sizes = sizes[np.cumsum(sizes) <= n]
-    sizes = np.r_[sizes, np.ones(n - sizes.sum(), int)].astype(int)
-    centres = rng.normal(size=(len(sizes), dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    return sizes, centres
-
-
-def faces_around(centres: np.ndarray, who: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One unit face per entry of ``who``, around its identity's centre (same-identity
-    cosine ≈ ``SAME_SIM``)."""
-    dim = centres.shape[1]
-    sigma = np.sqrt((1 / SAME_SIM - 1) / dim)
-    x = centres[who]
-    # Per-face quality varies (blur, pose): some faces sit far from their identity.
-    spread = np.exp(rng.normal(0, 0.3, size=(len(who), 1))).astype(np.float32)
-    x += rng.normal(size=(len(who), dim)).astype(np.float32) * np.float32(sigma) * spread
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
 
 
 def _peak_mb() -> float:
@@ -303,6 +270,7 @@ def main() -> None:
                         "loop it replaced, up to this many faces (the baseline of the "
                         "compiled one; same partition checked)")
     args = parser.parse_args()
+    warm_up_clustering()  # a first run's numba compile would land in one method's time
     print(f"threshold {THRESHOLD}, k = {DEFAULT_K}, same-identity similarity ≈ {SAME_SIM}")
     for dim in (int(d) for d in args.dims.split(",")):
         for n in (_size(s) for s in args.sizes.split(",")):

@@ -40,12 +40,15 @@ from typing import Any
 
 import numpy as np
 
-from bench_cluster import _size, faces_around, identities
+from bench_cluster import _size
 from bench_cluster_db import restart_server
 from rbv.config import Settings
 from rbv.store import open_database
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.server.connection import Database
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support
+from tests.support.synthetic_faces import faces_around, identities  # noqa: E402
 
 _CHILD = r"""
 import json, os, sys, time, warnings

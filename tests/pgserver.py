@@ -17,6 +17,7 @@ from rbv.store.server.private import grant_search
 
 PASSWORD = "s3cret-Test-pw"
 POSTGRES_BIN_PATH = postgres_bin()
+PRELOAD = "pg_stat_statements"
 WAIT_S = "300"  # pg_ctl's wait for a start or stop: 60 s by default, short on a busy machine
 
 
@@ -67,7 +68,10 @@ class PasswordServer:
     def restart(self) -> None:
         """Start the server (again, on its port, after :meth:`stop_immediately`)."""
         _run(["pg_ctl", "-D", str(self.pgdata), "-w", "-t", WAIT_S, "-l",
-              str(self.pgdata / "log"), "-o", f"-h 127.0.0.1 -p {self.port} -k ''", "start"],
+              str(self.pgdata / "log"), "-o",
+              # pg_stat_statements: the scale guard counts each statement's pages
+              f"-h 127.0.0.1 -p {self.port} -k '' -c shared_preload_libraries={PRELOAD}",
+              "start"],
              self.pgdata)
 
     def stop(self) -> None:

@@ -47,6 +47,7 @@ from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces
 from rbv.jobs.grouping.named_changes import NamedChange, named_changes, named_gains
 from rbv.jobs.recording import recorded_run
 from rbv.store.queries.assignments import (
+    analyze_faces,
     clustering_inputs_digest,
     count_faces,
     create_persons,
@@ -408,6 +409,10 @@ def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome
     forget_pack_sums(conn, pack)  # first: the writes would log moves against them
     done.reassigned = write_assignments(conn, faces.ids[auto].tolist(),
                                         [targets[i] for i in auto.tolist()], "cluster")
+    if done.reassigned >= VACUUM_AFTER:
+        # What follows is planned on the persons just written, not on statistics taken
+        # while no face had one (after a first index): issue 61's plan was one of those.
+        analyze_faces(conn)
     done.clustered = len(auto)
     done.kept_by_hand = len(faces) - len(auto)
     done.new_persons = len(new_ids)
