@@ -70,13 +70,26 @@ def test_photos_errors_are_one_line(cli, faces_settings: Settings) -> None:
     assert bad.exit_code == 1 and "is not a date" in bad.stderr
 
 
-def test_album_photos_bring_their_xmp_sidecars(cli, settings: Settings, sface_analyzer,
-                                              tmp_path: Path) -> None:
-    import shutil
-
+def _photos_of_ada(settings: Settings, analyzer, lib: Path) -> None:  # type: ignore[no-untyped-def]
+    """Index ``lib`` and put one face of each of its photos in a person named Ada."""
     from rbv.jobs.library.index import run_index
     from rbv.store import open_database
     from rbv.store.queries.persons import new_person, place_faces, set_name
+
+    run_index(open_database(settings), settings, [lib], analyzer=analyzer)
+    with psycopg.connect(str(settings.database_url)) as conn:
+        pack = conn.execute("SELECT id FROM model_packs").fetchone()[0]
+        person = new_person(conn, pack, source="manual")
+        set_name(conn, person, "Ada")
+        faces = [r[0] for r in conn.execute(
+            "SELECT DISTINCT ON (image_id) id FROM face_detections ORDER BY image_id, id")]
+        place_faces(conn, faces, person)
+        conn.commit()
+
+
+def test_album_photos_bring_their_xmp_sidecars(cli, settings: Settings, sface_analyzer,
+                                              tmp_path: Path) -> None:
+    import shutil
 
     lib = tmp_path / "lib"
     (lib / "a").mkdir(parents=True)
@@ -86,15 +99,7 @@ def test_album_photos_bring_their_xmp_sidecars(cli, settings: Settings, sface_an
                     MISC / "fr_obama_and_biden.jpg", lib / folder / "photo.jpg")
     (lib / "a" / "photo.jpg.xmp").write_text("<x:xmpmeta>a full</x:xmpmeta>")
     (lib / "b" / "photo.xmp").write_text("<x:xmpmeta>b short</x:xmpmeta>")  # Lightroom's
-    run_index(open_database(settings), settings, [lib], analyzer=sface_analyzer)
-    with psycopg.connect(str(settings.database_url)) as conn:
-        pack = conn.execute("SELECT id FROM model_packs").fetchone()[0]
-        person = new_person(conn, pack, source="manual")
-        set_name(conn, person, "Ada")
-        faces = [r[0] for r in conn.execute(
-            "SELECT DISTINCT ON (image_id) id FROM face_detections ORDER BY image_id, id")]
-        place_faces(conn, faces, person)
-        conn.commit()
+    _photos_of_ada(settings, sface_analyzer, lib)
 
     copies = tmp_path / "copies"
     copied = _photos(cli, settings, "-p", "Ada", "--copy-to", str(copies))
@@ -112,3 +117,47 @@ def test_album_photos_bring_their_xmp_sidecars(cli, settings: Settings, sface_an
     assert {str(lib / "a" / "photo.jpg.xmp"), str(lib / "b" / "photo.xmp")} <= links
     again = _photos(cli, settings, "-p", "Ada", "--link-to", str(album))
     assert {a["action"] for a in again["album"]} == {"present"}
+
+
+def test_album_copies_are_the_users_alone(cli, settings: Settings, sface_analyzer,
+                                         tmp_path: Path) -> None:
+    """Issue 62 #6: ``--copy-to`` into a folder that exists copied each photo with its
+    mode (0644): another user read a copy where the album folder let them pass. Copies
+    and their sidecars are 0600 whatever the photo's mode and the umask, with the photo's
+    bytes and time."""
+    import shutil
+    import stat
+    import subprocess
+    import tempfile
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = lib / "photo.jpg"
+    shutil.copy(MISC / "fr_obama_and_biden.jpg", photo)
+    (lib / "photo.jpg.xmp").write_text("<x:xmpmeta>who</x:xmpmeta>")
+    for path in lib.iterdir():
+        path.chmod(0o644)
+    os.utime(photo, (1_500_000_000, 1_500_000_000))
+    _photos_of_ada(settings, sface_analyzer, lib)
+
+    passable = Path(tempfile.mkdtemp())  # other users may pass (not list) to the album
+    passable.chmod(0o711)
+    album = passable / "album"
+    album.mkdir(mode=0o711)
+    umask = os.umask(0o022)
+    try:
+        copied = _photos(cli, settings, "-p", "Ada", "--copy-to", str(album))
+        assert [a["action"] for a in copied["album"]] == ["copied"]
+        copies = sorted(album.iterdir())
+        assert [p.name for p in copies] == ["photo.jpg", "photo.jpg.xmp"]
+        assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in copies} == {oct(0o600)}
+        assert copies[0].read_bytes() == photo.read_bytes()
+        assert copies[0].stat().st_mtime == 1_500_000_000
+        if os.geteuid() == 0 and shutil.which("setpriv"):  # another local user: a real uid
+            seen = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                                   "--clear-groups", "cat", str(copies[0])],
+                                  capture_output=True, check=False)
+            assert seen.returncode != 0 and not seen.stdout
+    finally:
+        os.umask(umask)
+        shutil.rmtree(passable)

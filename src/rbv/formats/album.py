@@ -57,10 +57,34 @@ def place_photo(source: str, folder: Path, name: str, *, link: bool) -> AlbumEnt
             return AlbumEntry(source, str(target), "present")
         if target.exists() or target.is_symlink():
             raise AlbumError(f"{target}: exists with other content")
-        shutil.copy2(source, target)
+        copy_private(source, target)
         return AlbumEntry(source, str(target), "copied")
     except OSError as exc:
         raise AlbumError(f"{source}: {exc.strerror or exc}") from None
+
+
+PRIVATE_COPY = 0o600
+
+
+def copy_private(source: str, target: Path) -> None:
+    """Copy ``source`` to the new file ``target``, readable by its owner alone whatever
+    the source's mode or the umask (a 0644 photo of a library copied into a folder others
+    can pass stays the user's), with the source's times; nothing is left when it fails."""
+    with open(source, "rb") as src:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, PRIVATE_COPY)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                os.fchmod(out.fileno(), PRIVATE_COPY)  # the umask may have taken more
+                shutil.copyfileobj(src, out, _CHUNK)
+            st = os.fstat(src.fileno())
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+
+
+_CHUNK = 1 << 20
 
 
 def album_sidecars(source: str, name: str) -> list[tuple[str, str]]:
