@@ -291,3 +291,45 @@ def test_the_server_users_way_through_grants_nobody_else_anything(passable: Path
     assert not can(NOBODY, NOBODY, "ls", str(inner))
     assert not can(2, 2, "ls", str(shared)) and not can(2, 2, "stat", str(inner))
     assert can(1, 1, "stat", str(inner)) and not can(1, 1, "ls", str(inner))
+
+
+def test_a_data_folder_another_user_owns_or_can_write_is_refused(passable: Path) -> None:
+    """Issue 62 #2: a data folder another user made first (0777, in a sticky folder like
+    /tmp) was taken as it was: `migrate` exited 0 and left it 0777, and that user could
+    rename ``pg/`` away. As ssh refuses a key file, rbv refuses with one line a data folder
+    another user owns, or one that (or a folder above it) another user can write, and
+    changes nothing there; a sticky parent and a group of the owner's alone are fine."""
+    shared = passable / "shared"  # like /tmp: every user makes folders, none moves others'
+    shared.mkdir()
+    shared.chmod(0o1777)
+    for mode in ("0777", "0700"):
+        subprocess.run(_as(NOBODY, NOBODY, "mkdir", "-m", mode, str(shared / mode)), check=True)
+    open_above = passable / "open"
+    open_above.mkdir()
+    open_above.chmod(0o777)
+    team = passable / "team"  # group nogroup: nobody's group too
+    team.mkdir(mode=0o770)
+    os.chown(team, 0, NOBODY)
+    team.chmod(0o770)
+    refusals = {shared / "0777": "(rbv's data folder) belongs to user nobody (uid 65534)",
+                shared / "0700": "(rbv's data folder) belongs to user nobody (uid 65534)",
+                open_above / "rbv": f"{open_above} (a folder above rbv's data folder) is "
+                                    "0777: every user can write to it",
+                team / "rbv": f"{team} (a folder above rbv's data folder) is 0770: group "
+                              "nogroup (gid 65534) can write to it"}
+    for data_dir, said in refusals.items():
+        before = {p: (p.stat().st_uid, p.stat().st_mode) for p in (data_dir, data_dir.parent)
+                  if p.exists()}
+        done = _rbv(_env(data_dir), "migrate")
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        assert done.returncode == 1 and len(lines) == 1, (data_dir, done.stderr)
+        assert lines[0].startswith("Error: ") and said in lines[0], lines[0]
+        assert {p: (p.stat().st_uid, p.stat().st_mode) for p in before} == before
+        assert not data_dir.exists() or not any(data_dir.iterdir())
+
+    mine = shared / "mine"  # through the sticky folder, in a group of root's alone
+    mine.mkdir(mode=0o770)
+    mine.chmod(0o770)
+    done = _rbv(_env(mine), "migrate")
+    assert done.returncode == 0, done.stderr
+    assert (mine / "pg").is_dir() and stat.S_IMODE(mine.stat().st_mode) & 0o077 == 0o010

@@ -65,6 +65,11 @@ class EmbeddedServerError(RbvError):
     """The embedded PostgreSQL server could not be started."""
 
 
+class UnsafeFolder(RbvError):
+    """A folder rbv would keep its data in (or one on the way to it) is another user's,
+    or another user can write to it: refused, and left as it is."""
+
+
 class ImageUnreadable(RbvError):
     """One file cannot be catalogued or decoded (recorded, retried on the next run)."""
 

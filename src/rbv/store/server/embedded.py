@@ -28,7 +28,7 @@ import psutil
 from rbv.errors import EmbeddedServerError, printable
 from rbv.store.server import postmaster
 from rbv.store.server.postmaster import ServerUser, server_lock
-from rbv.store.server.private import make_private
+from rbv.store.server.private import make_private, refuse_foreign
 
 DATABASE_NAME = "rbv"
 _attached: dict[Path, ServerUser] = {}
@@ -155,9 +155,11 @@ def _ensure_running(pgdata: Path, user: ServerUser) -> None:
         postmaster.reload(pgdata, user)
 
 
-def _make_data_dir(data_dir: Path) -> None:
+def _make_data_dir(data_dir: Path, user: ServerUser) -> None:
     """Create rbv's data folder and any missing parent 0700; one that exists is left as
-    it is (a parent) or made private (the data folder itself)."""
+    it is (a parent) or made private (the data folder itself). One that is not the user's
+    alone is refused first (:func:`refuse_foreign`), before anything is made."""
+    refuse_foreign(data_dir, user.uid)
     missing = [p for p in (data_dir, *data_dir.parents) if not p.exists()]
     for folder in reversed(missing):
         with contextlib.suppress(FileExistsError):
@@ -181,7 +183,7 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
     try:
         if pgdata not in _attached:
             user = postmaster.server_user()
-            _make_data_dir(pgdata.parent)
+            _make_data_dir(pgdata.parent, user)
             with server_lock(pgdata):
                 _ensure_running(pgdata, user)
                 _join(pgdata, os.getpid())

@@ -1,18 +1,22 @@
-"""Folders only their owner can reach, for the embedded server: its socket folder (a
-short one under /tmp when the data folder's path is too long for a Unix socket), and,
-when rbv runs as root, a search-only ACL entry that lets the server's system user reach
+"""Folders only their owner can reach, for the embedded server: its data folder, refused
+when it is not the user's alone (:func:`refuse_foreign`), its socket folder (a short one
+under /tmp when the data folder's path is too long for a Unix socket), and, when rbv
+runs as root, a search-only ACL entry that lets the server's system user reach
 its data folder through parents that are private (never a chmod of those parents)."""
 
 from __future__ import annotations
 
 import errno
+import grp
 import hashlib
 import os
+import pwd
+import shlex
 import stat
 import struct
 from pathlib import Path
 
-from rbv.errors import EmbeddedServerError, printable
+from rbv.errors import EmbeddedServerError, UnsafeFolder, printable
 
 SOCKET_NAME = ".s.PGSQL.5432"
 MAX_SOCKET_PATH = 107
@@ -53,6 +57,87 @@ def ensure_private_dir(path: Path, owner_uid: int, owner_gid: int) -> None:
         os.chmod(path, 0o700)  # ours (checked above): an older rbv left it open
 
 
+def refuse_foreign(folder: Path, server_uid: int) -> None:
+    """Raise :class:`UnsafeFolder` when ``folder`` (rbv's data folder, a resolved path) or
+    a folder above it belongs to another user or another user can write to it, as ssh
+    refuses a key file: whoever may rename an entry on the way can swap rbv's database
+    for one of their own. Root and the server's user (``server_uid``, which holds the
+    database anyway) are not others; sticky folders like /tmp above the data folder are
+    fine (there only an entry's owner moves it). Missing folders are skipped (rbv makes
+    them 0700); nothing is changed."""
+    me = os.geteuid()
+    trusted = {me, 0, server_uid}
+    for path in (folder, *folder.parents):
+        try:
+            st = os.stat(path)
+        except OSError:  # missing, or out of reach: rbv cannot use it either
+            continue
+        role = "rbv's data folder" if path == folder else "a folder above rbv's data folder"
+        shown = printable(str(path))
+        if st.st_uid not in trusted:
+            raise UnsafeFolder(
+                f"{shown} ({role}) belongs to {_user(st.st_uid)}, not to you, who could swap "
+                "what rbv keeps there; use a folder of your own (--data-dir or RBV_DATA_DIR)")
+        if path != folder and st.st_mode & stat.S_ISVTX:
+            continue
+        writer = _other_writer(path, st, trusted)
+        if writer is not None:
+            fix = (f"`chmod go-w {shlex.quote(shown)}` if no one else should, or use "
+                   "another --data-dir") if st.st_uid == me else \
+                "use a folder of your own (--data-dir or RBV_DATA_DIR)"
+            raise UnsafeFolder(
+                f"{shown} ({role}) is {stat.S_IMODE(st.st_mode):04o}: {writer} can write "
+                f"to it, and so swap what rbv keeps there; {fix}")
+
+
+def _other_writer(path: Path, st: os.stat_result, trusted: set[int]) -> str | None:
+    """Who besides the owner of ``path`` and the ``trusted`` users may write to it (its
+    group when that group is not the owner's alone, a user or group of its ACL), in
+    words; None: no one."""
+    if st.st_mode & stat.S_IWOTH:
+        return "every user"
+    entries = _acl(path)
+    if not entries:
+        return f"group {_group(st.st_gid)}" if st.st_mode & stat.S_IWGRP \
+            and not _owners_alone(st.st_gid, st.st_uid) else None
+    mask = entries.get((_MASK, _NO_ID), 7)
+    for (tag, ident), perm in sorted(entries.items()):
+        if not perm & mask & _WRITE:
+            continue
+        if tag == _USER and ident not in trusted:
+            return f"{_user(ident)} (an ACL entry)"
+        if tag == _GROUP and not _owners_alone(ident, st.st_uid):
+            return f"group {_group(ident)} (an ACL entry)"
+        if tag == _GROUP_OBJ and not _owners_alone(st.st_gid, st.st_uid):
+            return f"group {_group(st.st_gid)}"
+    return None
+
+
+def _owners_alone(gid: int, uid: int) -> bool:
+    """Whether group ``gid`` holds user ``uid`` alone (a personal group, as Debian's ssh
+    accepts): no other user names it as their group or is listed in it."""
+    try:
+        group, owner = grp.getgrgid(gid), pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return all(m == owner.pw_name for m in group.gr_mem) and \
+        all(p.pw_uid == uid for p in pwd.getpwall() if p.pw_gid == gid)
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"user {printable(pwd.getpwuid(uid).pw_name)} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _group(gid: int) -> str:
+    try:
+        return f"{printable(grp.getgrgid(gid).gr_name)} (gid {gid})"
+    except KeyError:
+        return str(gid)
+
+
 def make_private(path: Path) -> None:
     """``path`` (rbv's data folder, which exists) reachable by its owner alone: an older
     rbv made it 0755. Kept as is when it carries an ACL (rbv's own entry for the server's
@@ -70,6 +155,7 @@ _USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x
 _NO_ID = 0xFFFFFFFF
 _GROUP_CLASS = (_USER, _GROUP_OBJ, _GROUP)
 _SEARCH = 0o1
+_WRITE = 0o2
 
 
 def grant_search(path: Path, uid: int) -> None:
