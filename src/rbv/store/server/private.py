@@ -76,8 +76,9 @@ def refuse_foreign(folder: Path, server_uid: int) -> None:
         shown = printable(str(path))
         if st.st_uid not in trusted:
             raise UnsafeFolder(
-                f"{shown} ({role}) belongs to {_user(st.st_uid)}, not to you, who could swap "
-                "what rbv keeps there; use a folder of your own (--data-dir or RBV_DATA_DIR)")
+                f"{shown} ({role}) belongs to {_user(st.st_uid)}, not to you: they could "
+                "swap what rbv keeps there; use a folder of your own (--data-dir or "
+                "RBV_DATA_DIR)")
         if path != folder and st.st_mode & stat.S_ISVTX:
             continue
         writer = _other_writer(path, st, trusted)
