@@ -109,3 +109,18 @@ def test_a_wrong_server_beside_others_is_dropped_and_they_do_the_photos(
     assert wrong["url"] == fake_ml.url and wrong["images"] == 0
     assert SAID[how] in wrong["problem"]
     assert right == {"url": second_ml.url, "images": PHOTOS, "problem": None}
+
+
+def test_a_server_wrong_for_every_photo_after_its_check_stops_in_one_line(
+        cli, settings, fake_ml) -> None:
+    fake_ml.faults.wrong, fake_ml.faults.wrong_after = "1e20", 1  # the check is right
+
+    result = _index(cli, settings, fake_ml.url, RBV_INFERENCE_WORKERS="1")
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: the inference server at {fake_ml.url} sent {SAID['1e20']} (a recognizer's "
+        "are 0.01 to 1000), for 3 images in a row; stopped. Images not done are left for "
+        "the next run: re-run when the server is fixed")
+    assert fake_ml.predictions == 1 + 3  # the check, then each image once: no retries
+    assert _stored(settings)[0] == 0
