@@ -124,3 +124,19 @@ def test_a_server_wrong_for_every_photo_after_its_check_stops_in_one_line(
         "the next run: re-run when the server is fixed")
     assert fake_ml.predictions == 1 + 3  # the check, then each image once: no retries
     assert _stored(settings)[0] == 0
+
+
+def test_a_server_whose_width_is_not_the_librarys_packs_is_refused(cli, settings,
+                                                                    fake_ml) -> None:
+    assert _index(cli, settings, fake_ml.url).exit_code == 0
+    before = _stored(settings)[0]
+    fake_ml.faults.wrong = "256"  # another model's files under the same name
+
+    result = _index(cli, settings, fake_ml.url)
+
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: model pack remote:scrfd_sface@127.0.0.1 has 128-dimensional face "
+        f"embeddings in this library, but remote {fake_ml.url} gives 256-dimensional "
+        "ones; faces of different models are never mixed")
+    assert _stored(settings)[0] == before

@@ -51,6 +51,7 @@ WRONG_ANSWERS = {
     "3e38": "one value of each face embedding 3e38, the others as found",
     "crowd": "20,000 faces per photo (the first face found, repeated)",
     "4096": "4,096-dimensional face embeddings (the real ones repeated 32 times)",
+    "256": "256-dimensional face embeddings (the real ones twice): another model's width",
 }
 
 
@@ -65,8 +66,8 @@ def _wrong(faces: list[dict[str, Any]], how: str) -> list[dict[str, Any]]:
         return [{**f, "embedding": json.dumps([3e38, *embedding(f)[1:]])} for f in faces]
     if how == "crowd":
         return faces[:1] * 20_000
-    if how == "4096":
-        return [{**f, "embedding": json.dumps(embedding(f) * (4096 // len(embedding(f))))}
+    if how.isdigit():
+        return [{**f, "embedding": json.dumps(embedding(f) * (int(how) // len(embedding(f))))}
                 for f in faces]
     raise ValueError(f"unknown wrong answer {how!r}")
 

@@ -15,9 +15,12 @@ width is not used). When every server has failed the image, the backoff schedule
 server applies (``backoff_s`` × 1, 2, 4, trying every server after each wait); an image
 that still fails is left for the next run, and after
 :data:`~rbv.mlapi.client.STOP_AFTER_FAILED_IMAGES` such images in a row the run stops
-(:class:`InferenceServerDown`: exit 2, claims handed back). Servers serving one model
-return the same embeddings, so which one answered an image does not matter;
-:meth:`ServerPool.servers` says how many each answered.
+(:class:`InferenceServerDown`: exit 2, claims handed back). A server that answers what
+no recognizer gives (:class:`~rbv.errors.InferenceWrongAnswer`) is failed like one that
+does not answer, at its start-up check too; when every server tried answered so, the
+image fails at once, with no backoff (a wait does not change a server's answer).
+Servers serving one model return the same embeddings, so which one answered an image
+does not matter; :meth:`ServerPool.servers` says how many each answered.
 """
 
 from __future__ import annotations
