@@ -23,6 +23,24 @@ panorama; a bigger number is a broken or hostile value)."""
 MAX_COORDINATE = float(1 << 24)
 """The largest pixel coordinate of a box accepted from outside (in absolute value)."""
 
+MAX_FACES_PER_IMAGE = 2_000
+"""The most faces an inference server may find in one photo. Immich-ML's detector sees
+every photo as a 640 × 640 square, and SCRFD scores faces below about 14 px there under
+0.5: a frame tiled edge to edge with the smallest faces it keeps holds (640 / 14)² ≈
+2,090, a real crowd photo a few hundred. An answer with more floods the library (20,000
+faces a photo is 100,000 rows for 5 photos), so it is refused before any is read."""
+
+EMBEDDING_NORM_RANGE = (1e-2, 1e3)
+"""The norms a face embedding may have before rbv normalises it: 1 from a server that
+normalises, 5-40 from the raw output of SFace and ArcFace recognizers (Immich-ML's);
+two orders of magnitude either side. Outside it a vector is noise or overflow (values
+of 1e20 whose norm overflows float32 normalise to all zeros)."""
+
+MAX_EMBEDDING_DIM = 4_000
+"""The widest face embedding rbv stores: pgvector's HNSW index, built on
+``embedding::halfvec(dim)`` (see ``store/queries/packs.py``), takes at most 4,000
+dimensions; face recognizers give 128 (SFace) to 512 (ArcFace)."""
+
 
 class OutsideNumber(ValueError):
     """A number from outside that is not finite or out of its range."""

@@ -124,8 +124,20 @@ class InferenceServerDown(InferenceUnavailable):
     leaves the images it did not finish for the next run."""
 
 
+class InferenceServerWrong(InferenceUnavailable):
+    """The inference server answered its start-up check with what no face recognizer
+    gives: it is not used, as one that does not answer (exit code 2 when it is the only
+    one); its message names the server and what it sent."""
+
+
 class InferenceError(RbvError):
     """The remote inference server answered something rbv cannot use."""
+
+
+class InferenceWrongAnswer(InferenceError):
+    """The inference server's answer is well-formed but holds what no face recognizer
+    gives (an embedding's norm or width, a count of faces out of bounds): the server is
+    wrong, not the image. Its message says what the server sent."""
 
 
 @contextmanager

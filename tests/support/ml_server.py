@@ -5,7 +5,8 @@ validates it, and answers with real detections and embeddings from the local mod
 pack, run through rbv's own face engine on the bytes it received. ``GET /ping`` answers
 ``pong``. No CLIP model exists offline, so a requested ``clip`` embedding is a
 deterministic stand-in computed from the pixels (its storage is what tests check).
-Faults: 5xx bursts, held answers, malformed JSON, and outages (socket closed).
+Faults: 5xx bursts, held answers, malformed JSON, outages (socket closed), and wrong
+answers (well-formed JSON whose faces no recognizer gives: see :data:`WRONG_ANSWERS`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,35 @@ class MlFaults:
     # hung server does, however slow or fast the machine (a client's timeout then fires).
     gate: threading.Event = field(default_factory=_open)
     malformed: int = 0  # the next N answers are cut-off JSON
+    wrong: str = ""  # one of WRONG_ANSWERS: what the wrong answers hold
+    wrong_after: int = 0  # answers given right before the wrong ones (1: the probe)
+    wrong_answers: int = 1 << 30  # how many answers are wrong then (default: all)
+
+
+WRONG_ANSWERS = {
+    "1e20": "every value of every face embedding 1e20 (its norm overflows float32)",
+    "3e38": "one value of each face embedding 3e38, the others as found",
+    "crowd": "20,000 faces per photo (the first face found, repeated)",
+    "4096": "4,096-dimensional face embeddings (the real ones repeated 32 times)",
+    "256": "256-dimensional face embeddings (the real ones twice): another model's width",
+}
+
+
+def _wrong(faces: list[dict[str, Any]], how: str) -> list[dict[str, Any]]:
+    """The faces of a right answer turned into the wrong answer ``how``."""
+    def embedding(face: dict[str, Any]) -> list[float]:
+        return list(json.loads(face["embedding"]))
+
+    if how == "1e20":
+        return [{**f, "embedding": json.dumps([1e20] * len(embedding(f)))} for f in faces]
+    if how == "3e38":
+        return [{**f, "embedding": json.dumps([3e38, *embedding(f)[1:]])} for f in faces]
+    if how == "crowd":
+        return faces[:1] * 20_000
+    if how.isdigit():
+        return [{**f, "embedding": json.dumps(embedding(f) * (int(how) // len(embedding(f))))}
+                for f in faces]
+    raise ValueError(f"unknown wrong answer {how!r}")
 
 
 class FakeInference(LoopbackServer):
@@ -126,6 +156,12 @@ class _Handler(BaseHTTPRequestHandler):
             malformed = fake.faults.malformed > 0
             if malformed:
                 fake.faults.malformed -= 1
+            faults = fake.faults
+            wrong = faults.wrong if faults.wrong_after <= 0 and faults.wrong_answers > 0 \
+                else ""
+            if faults.wrong and self.path == "/predict":
+                faults.wrong_after -= 1
+                faults.wrong_answers -= 1 if wrong else 0
         fake.faults.gate.wait()
         if self.path != "/predict":
             self._json(404, {"detail": "Not Found"})
@@ -146,6 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # what the real server does with an undecodable image
             self._json(422, {"detail": str(exc)})
             return
+        if wrong and "facial-recognition" in answer:
+            answer["facial-recognition"] = _wrong(answer["facial-recognition"], wrong)
         with fake.lock:
             fake.predictions += 1
         body = json.dumps(answer).encode()

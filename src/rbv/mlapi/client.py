@@ -36,7 +36,13 @@ from PIL import Image
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rbv.bounded_http import BodyTooLarge, bounded_client, deadline, read_json
-from rbv.errors import ConfigError, InferenceError, InferenceUnavailable
+from rbv.errors import (
+    ConfigError,
+    InferenceError,
+    InferenceServerWrong,
+    InferenceUnavailable,
+    InferenceWrongAnswer,
+)
 from rbv.faces.types import ImageFaces, PackInfo
 from rbv.media.types import DecodedImage
 from rbv.mlapi.protocol import embedding_width, parse_prediction, predict_entries
@@ -133,8 +139,9 @@ class RemoteFaceAnalyzer:
     def probe(self, retries: int = RETRIES) -> None:
         """Check the server before a run: it answers (else :class:`InferenceUnavailable`,
         exit 2), it serves the model (else :class:`ConfigError` with its answer and the
-        names Immich-ML accepts, exit 1), and how wide its embeddings are (the pack's
-        ``embedding_dim``; ``RBV_ML_EMBEDDING_DIM`` must agree when set)."""
+        names Immich-ML accepts, exit 1), that its answer is one a recognizer gives (else
+        :class:`InferenceServerWrong`, exit 2), and how wide its embeddings are (the
+        pack's ``embedding_dim``; ``RBV_ML_EMBEDDING_DIM`` must agree when set)."""
         self.ping()
         face = resources.files("rbv.mlapi").joinpath("probe_face.jpg").read_bytes()
         data = {"entries": predict_entries(self.model, PROBE_MIN_SCORE, None)}
@@ -158,7 +165,14 @@ class RemoteFaceAnalyzer:
                     f"Immich-ML serves the face models {names}: pass one of them as "
                     "--model-pack (the name the server's model files are kept under)")
             ) from None
-        width = embedding_width(body)
+        try:
+            width = embedding_width(body)
+            with Image.open(io.BytesIO(face)) as im:  # the checks every answer gets
+                parse_prediction(body, im.size, width)
+        except InferenceWrongAnswer as exc:
+            raise InferenceServerWrong(
+                f"the inference server at {self.url} sent {exc} for the start-up check's "
+                "face; not used: check the server and its model files") from None
         if width is None:  # no face found in the probe: fall back on known widths
             width = self._wanted_dim or KNOWN_EMBEDDING_DIMS.get(self.model)
             if not width:

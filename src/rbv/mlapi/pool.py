@@ -15,9 +15,12 @@ width is not used). When every server has failed the image, the backoff schedule
 server applies (``backoff_s`` × 1, 2, 4, trying every server after each wait); an image
 that still fails is left for the next run, and after
 :data:`~rbv.mlapi.client.STOP_AFTER_FAILED_IMAGES` such images in a row the run stops
-(:class:`InferenceServerDown`: exit 2, claims handed back). Servers serving one model
-return the same embeddings, so which one answered an image does not matter;
-:meth:`ServerPool.servers` says how many each answered.
+(:class:`InferenceServerDown`: exit 2, claims handed back). A server that answers what
+no recognizer gives (:class:`~rbv.errors.InferenceWrongAnswer`) is failed like one that
+does not answer, at its start-up check too; when every server tried answered so, the
+image fails at once, with no backoff (a wait does not change a server's answer).
+Servers serving one model return the same embeddings, so which one answered an image
+does not matter; :meth:`ServerPool.servers` says how many each answered.
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rbv.config import DEFAULT_MODEL_PACK, Settings
-from rbv.errors import ConfigError, InferenceServerDown, InferenceUnavailable
+from rbv.errors import (
+    ConfigError,
+    InferenceServerDown,
+    InferenceServerWrong,
+    InferenceUnavailable,
+    InferenceWrongAnswer,
+)
 from rbv.faces.defaults import DEFAULT_DECODE_LONG_EDGE
 from rbv.faces.types import ImageFaces
 from rbv.media.types import DecodedImage
@@ -115,6 +124,7 @@ class ServerPool:
         when one serves another model or width, :class:`InferenceUnavailable` (exit 2)
         when none answers; the others that do not answer are tried again later."""
         def check(server: RemoteFaceAnalyzer) -> InferenceUnavailable | None:
+            # A server whose check's answer is wrong (InferenceServerWrong) is skipped too.
             try:
                 server.probe()
             except InferenceUnavailable as exc:
@@ -141,7 +151,9 @@ class ServerPool:
         for k, (seat, failed) in enumerate(zip(self._seats, outcomes, strict=True)):
             if failed is not None:
                 seat.probed, seat.down_until, seat.problem = False, retry_at, str(failed)
-                self.providers[k] += " (does not answer: skipped, tried again later)"
+                why = "sends wrong answers" if isinstance(failed, InferenceServerWrong) \
+                    else "does not answer"
+                self.providers[k] += f" ({why}: skipped, tried again later)"
         return self
 
     def close(self) -> None:
@@ -165,8 +177,7 @@ class ServerPool:
         name, payload, mime = upright_payload(image)
         files = {"image": (name, payload, mime)}
         data = {"entries": predict_entries(self._model, self._min_score, self._clip_model)}
-        seat, body = self._answer(files, data)
-        found = seat.server.faces(body, image)
+        seat, found = self._answer(files, data, image)
         if not self.pack.embedding_dim:  # never probed: the first answer sets the width
             self.pack = seat.server.pack
         return found
@@ -181,28 +192,37 @@ class ServerPool:
         found = self.analyze(DecodedImage(0, Path("crop.png"), rgb, 1.0, (width, height)))
         return sum(1 for f in found.faces if f.det_score >= min_score)
 
-    def _answer(self, files: dict[str, tuple[str, bytes, str]],
-                data: dict[str, str]) -> tuple[_Seat, Any]:
-        """A server and its answer: every server that may take the request is tried,
-        then again after each backoff wait."""
+    def _answer(self, files: dict[str, tuple[str, bytes, str]], data: dict[str, str],
+                image: DecodedImage) -> tuple[_Seat, ImageFaces]:
+        """A server and the faces it found: every server that may take the request is
+        tried, then again after each backoff wait. A server that answers what no
+        recognizer gives is failed like one that does not answer; when every server
+        tried did so, no wait would change their answers: the image fails at once."""
         last = "no server was free to try"
         for attempt in range(RETRIES + 1):
             if attempt:
                 self._sleep(self._backoff_s * 2 ** (attempt - 1))
             tried: set[_Seat] = set()
+            wrong = transient = False
             while (seat := self._take(tried)) is not None:
                 tried.add(seat)
                 try:
-                    body = self._ask(seat, files, data)
+                    found = seat.server.faces(self._ask(seat, files, data), image)
                 except TransientFailure as exc:
-                    last = str(exc)
+                    last, transient = str(exc), True
+                    self._release(seat, failed=last)
+                    continue
+                except InferenceWrongAnswer as exc:
+                    last, wrong = f"the inference server at {seat.server.url} sent {exc}", True
                     self._release(seat, failed=last)
                     continue
                 except BaseException:  # refused image: the server is fine
                     self._release(seat, failed=None)
                     raise
                 self._release(seat, failed=None, answered=True)
-                return seat, body
+                return seat, found
+            if wrong and not transient:
+                raise self._failed(last, retried=False)
         raise self._failed(last)
 
     def _take(self, tried: set[_Seat]) -> _Seat | None:
@@ -270,20 +290,26 @@ class ServerPool:
             return f"the inference server at {urls[0]}"
         return f"every inference server ({', '.join(urls)})"
 
-    def _failed(self, last: str) -> InferenceUnavailable:
-        """The error for an image that exhausted its retries: the run stops at the
+    def _failed(self, last: str, *, retried: bool = True) -> InferenceUnavailable:
+        """The error for an image that exhausted its retries (or, not ``retried``, that
+        every server tried answered wrongly): the run stops at the
         STOP_AFTER_FAILED_IMAGES-th in a row. Workers failing at the same time all
         report that one stop (not a count past the limit)."""
         with self._lock:
             if self._stopped is None:
                 self._failed_in_a_row += 1
-                if self._failed_in_a_row >= STOP_AFTER_FAILED_IMAGES:
+                n = self._failed_in_a_row
+                if n >= STOP_AFTER_FAILED_IMAGES:
                     self._stopped = (
-                        f"{self._where()} failed {self._failed_in_a_row} images in a row, "
-                        f"each after {RETRIES} retries ({last}); stopped. Images not done "
-                        "are left for the next run: re-run when it is back")
+                        f"{self._where()} failed {n} images in a row, each after "
+                        f"{RETRIES} retries ({last}); stopped. Images not done are left "
+                        "for the next run: re-run when it is back" if retried else
+                        f"{last}, for {n} images in a row; stopped. Images not done are "
+                        "left for the next run: re-run when the server is fixed")
             if self._stopped is not None:
                 return InferenceServerDown(self._stopped)
+        if not retried:
+            return InferenceUnavailable(f"{last}; the image is retried on the next run")
         return InferenceUnavailable(
             f"{self._where()} failed {RETRIES + 1} times ({last}); the image is retried "
             "on the next run")

@@ -25,7 +25,7 @@ from datetime import datetime
 import psycopg
 
 from rbv.config import Settings
-from rbv.errors import ImageUnreadable, InferenceServerDown
+from rbv.errors import ImageUnreadable, InferenceServerDown, ModelPackError
 from rbv.faces.types import Face, FaceAnalyzer, ImageFaces, PackInfo
 from rbv.jobs.library.analyzer import served_by
 from rbv.jobs.library.carry import CarrySummary, run_carry
@@ -147,6 +147,12 @@ def prepare_pack(db: Database, settings: Settings, analyzer: FaceAnalyzer,
         lock_pack_preparation(conn)
         pack = register_pack(conn, analyzer.pack.name, analyzer.pack.files,
                              analyzer.pack.embedding_dim, analyzer.pack.folder)
+        if pack.embedding_dim != analyzer.pack.embedding_dim:  # the same files, remotely
+            raise ModelPackError(
+                f"model pack {pack.name} has {pack.embedding_dim}-dimensional face "
+                f"embeddings in this library, but {', '.join(analyzer.providers)} gives "
+                f"{analyzer.pack.embedding_dim}-dimensional ones; faces of different "
+                "models are never mixed")
         enqueue_catalogued(conn, pack.id)
         release_dead_claims(conn, pack.id, socket.gethostname(), process_alive,
                             settings.claim_lease_s)
