@@ -116,3 +116,9 @@ def _refuse(what: str, edit: store.LastEdit | None, placed: datetime | None) -> 
 
 def _time(at: datetime) -> str:
     return at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def placed_by(conn: psycopg.Connection, face_ids: list[int]) -> dict[int, str | None]:
+    """Who placed each face where it is ('manual': by hand), as a page shows it with the
+    face, to send back with an answer."""
+    return {face: now.by for face, now in store.faces_now(conn, face_ids).items()}
