@@ -129,8 +129,8 @@ def test_a_person_answer_from_a_page_shown_before_the_terminal_changed_it_is_ref
     person, _ = _two_persons(url)
     page = client.get(f"/person/{person}").text
     face, second = face_ids(page)[:2]
-    fill = {"{p}": person, "{f}": face, "{g}": str(second)}
-    _cli(cli, url, *(fill.get(c, c) for c in command))  # type: ignore[misc]
+    fill: dict[str, Any] = {"{p}": person, "{f}": face, "{g}": str(second)}
+    _cli(cli, url, *(str(fill.get(c, c)) for c in command))
     before = database_state(url)
     with psycopg.connect(url) as conn:
         persons = conn.execute("SELECT id, hidden, born, cover_face_id FROM persons "
