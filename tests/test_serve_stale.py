@@ -42,9 +42,11 @@ def shown(page: str, faces: list[int] = ()) -> dict[str, Any]:  # type: ignore[a
     found = _Shown()
     found.feed(page)
     h = found.head
-    persons = [{"id": h["data-person"], "name": h.get("data-name") or None,
-                "hidden": h.get("data-hidden") == "true", "born": h.get("data-born") or None,
-                "cover": int(h["data-cover"]) if h.get("data-cover") else None}] if h else []
+    persons = [{"id": h["data-person"], "name": h.get("data-shown-name") or None,
+                "hidden": h.get("data-shown-hidden") == "true",
+                "born": h.get("data-shown-born") or None,
+                "cover": int(h["data-shown-cover"]) if h.get("data-shown-cover") else None,
+                }] if h else []
     return {"persons": persons, "faces": [
         {"id": f, "person": found.faces[f].get("data-shown-person") or None,
          "by": found.faces[f].get("data-shown-by") or None}

@@ -36,8 +36,8 @@ async function send(action, data) {  // the server's answer, whatever it is
 const SHOWING = new Set(["name", "merge", "hide", "unhide", "born", "cover", "reject", "move",
   "new", "same", "notface", "isface", "split", "one", "hide_these", "unhide_these"]);
 function personShown(d, details) {
-  const person = {id: d.person || d.tile, name: d.name || null, hidden: d.hidden === "true"};
-  if (details) Object.assign(person, {born: d.born || null, cover: d.cover ? Number(d.cover) : null});
+  const person = {id: d.person || d.tile, name: d.shownName || null, hidden: d.shownHidden === "true"};
+  if (details) Object.assign(person, {born: d.shownBorn || null, cover: d.shownCover ? Number(d.shownCover) : null});
   return person;
 }
 function shownFor(data) {
