@@ -4,6 +4,7 @@ sequences here; scripts/decision_fuzz.py runs thousands."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -121,6 +122,30 @@ def test_imports_are_edits_and_a_merge_keeps_the_named_side_as_machine_steps() -
         state.import_folder("Ben_Affleck")
         assert len(state.undoable) == steps + 1, "import-folders logged no edit"
         state.undo(1)
+        state.decisions_hold()
+    finally:
+        state.teardown()
+
+
+def test_a_pages_answer_is_refused_after_a_terminal_edit_and_taken_when_still_so() -> None:
+    """Issue 62 #3 as machine steps: a page looked at, the person named and a face of it
+    placed by hand from the terminal; each of the page's answers is refused, changing
+    nothing (the rule checks it), and the page looked at again is answered."""
+    state = DecisionMachine()
+    try:
+        persons = list(state.first_cluster().values)
+        person = persons[0]
+        page = state.look(person)
+        state.name(person, "Di")
+        for how in ("name", "hide", "born", "cover"):
+            state.stale_answer(page, how, "Ada")
+        page = state.look(person)
+        state.move([page.faces[0].id], person)
+        assert (page.faces[0].id, uuid.UUID(person), "manual") in state.state()["faces"]
+        for how in ("move", "not a face"):
+            state.stale_answer(page, how, "Ada")
+        state.stale_answer(state.look(person), "name", "Ada")  # fresh: taken
+        assert state.state()["names"].count((uuid.UUID(person), "Ada")) == 1
         state.decisions_hold()
     finally:
         state.teardown()

@@ -82,6 +82,12 @@ class EditConflict(RbvError):
     """An edit cannot be undone: rows it changed were changed again since."""
 
 
+class ShownChanged(RbvError):
+    """An answer made on a page that is out of date: what the page showed of a person or
+    a face was changed since (by a command, another page, a clustering run). Refused,
+    changing nothing; reloading the page shows it as it is."""
+
+
 class ClusterBusy(RbvError):
     """Another clustering run or person edit holds the pack's lock."""
 

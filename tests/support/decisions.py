@@ -98,6 +98,7 @@ from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import name_of, names_of, resolve_person
 from rbv.store.queries.review_pages import PeopleFilter, people_page
+from tests.support.decisions_pages import PageRules
 from tests.support.decisions_photos import PhotoRules
 from tests.support.sidecars import mwg_sidecar
 
@@ -189,7 +190,7 @@ def comparable(report: Any) -> dict[str, Any]:
     return out
 
 
-class DecisionMachine(PhotoRules, RuleBasedStateMachine):
+class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
     """One sequence of a user's actions on a fresh copy of the template."""
 
     env: Environment  # set on the class by whoever runs it (a fixture, the fuzz script)

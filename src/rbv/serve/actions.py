@@ -1,7 +1,10 @@
 """What ``rbv serve``'s buttons do: each one of the edit functions the CLI uses (so
 each is a logged, undoable edit under the pack's lock, refused on the same rules),
-answered as a small JSON document for the page's script. The answer names the edit
-made (the toast's Undo undoes that one, or refuses if another edit came since)."""
+answered as a small JSON document for the page's script. Each answer sends what its
+page showed (``shown``: :func:`rbv.serve.inputs.shown`): an answer from a page shown
+before a person or face changed is refused (a 409 naming the change), changing
+nothing. The answer names the edit made (the toast's Undo undoes that one, or refuses
+if another edit came since)."""
 
 from __future__ import annotations
 
@@ -130,7 +133,8 @@ class Actions:
                     return {"ok": False, "confirm": "merge", "other": str(other),
                             "message": f"{name_of(conn, other)!r} is another person. "
                                        "Merge this person into it?"}
-        done = editing.name(self.db, str(person), new_name, force=bool(body.get("force")))
+        done = editing.name(self.db, str(person), new_name, force=bool(body.get("force")),
+                            shown=inputs.shown(body))
         if done.edit_id is None:
             return self._done(f"Named {new_name!r} already; nothing changed", None)
         return self._done(f"Named {new_name!r}", done.edit_id)
@@ -148,12 +152,14 @@ class Actions:
         keep_name = body.get("keep_name")
         done = editing.merge(self.db, str(target), [str(source)],
                              override=bool(body.get("override")),
-                             keep_name=keep_name if isinstance(keep_name, str) else None)
+                             keep_name=keep_name if isinstance(keep_name, str) else None,
+                             shown=inputs.shown(body))
         return self._done(_with_overrides(f"Merged: {done.faces:,} face(s) moved in", done),
                           done.edit_id, f"/person/{done.person or target}")
 
     def reject(self, body: dict[str, Any]) -> Answer:
-        done = editing.reject(self.db, str(_person(body)), _faces(body))
+        done = editing.reject(self.db, str(_person(body)), _faces(body),
+                              shown=inputs.shown(body))
         return self._done(_with_overrides(
             f"{done.faces} face(s) taken out of this person for good", done), done.edit_id)
 
@@ -161,11 +167,11 @@ class Actions:
         faces = _faces(body)
         with self.db.connect() as conn:
             target = resolve_person(conn, _text(body, "to"))
-        done = editing.move(self.db, faces, str(target))
+        done = editing.move(self.db, faces, str(target), shown=inputs.shown(body))
         return self._done(_with_overrides(f"Moved {done.faces} face(s)", done), done.edit_id)
 
     def new_person(self, body: dict[str, Any]) -> Answer:
-        done = editing.move(self.db, _faces(body), None)
+        done = editing.move(self.db, _faces(body), None, shown=inputs.shown(body))
         return self._done(_with_overrides(f"Moved {done.faces} face(s) to a new person", done),
                           done.edit_id, f"/person/{done.person}" if done.person else None)
 
@@ -173,7 +179,8 @@ class Actions:
         """The person in two as its page showed it (``kept``, ``moved``: the halves' face
         ids), as `rbv persons split` does; refused when it would not split so now."""
         done = editing.split(self.db, str(_person(body)), shown=(
-            inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")))
+            inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")),
+            page=inputs.shown(body))
         return self._done(f"Split in two: {done.sizes[1]:,} face(s) moved to a new person",
                           done.edit_id)
 
@@ -182,7 +189,8 @@ class Actions:
         (``kept``, ``moved``: the halves' face ids): its faces linked as one, so review
         stops calling it two people; refused when it would not split so now."""
         done = face_links.one_person(self.db, str(_person(body)), shown=(
-            inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")))
+            inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")),
+            page=inputs.shown(body))
         return self._done(f"Kept as one person: {done.effect}", done.edit_id)
 
     def draw(self, body: dict[str, Any]) -> Answer:
@@ -204,12 +212,12 @@ class Actions:
         return self._done(f"Added face {done.face_id}{into} ({how})", done.edit_id)
 
     def same(self, body: dict[str, Any]) -> Answer:
-        result = face_links.link(self.db, _faces(body), same=True)
+        result = face_links.link(self.db, _faces(body), same=True, shown=inputs.shown(body))
         return self._done(f"Linked as one person: {result.effect}", result.edit_id)
 
     def not_a_face(self, body: dict[str, Any]) -> Answer:
         """``faces``: detections that are no face, as `rbv faces not-a-face` marks them."""
-        done = not_faces.not_a_face(self.db, _faces(body))
+        done = not_faces.not_a_face(self.db, _faces(body), shown=inputs.shown(body))
         if done.edit_id is None:
             return self._done("Marked not a face already; nothing changed", None)
         dropped = f". Dropped {done.dropped}" if done.dropped else ""
@@ -218,29 +226,31 @@ class Actions:
 
     def is_a_face(self, body: dict[str, Any]) -> Answer:
         """``faces``: take their "not a face" mark back (`rbv faces is-a-face`)."""
-        done = not_faces.is_a_face(self.db, _faces(body))
+        done = not_faces.is_a_face(self.db, _faces(body), shown=inputs.shown(body))
         if done.edit_id is None:
             return self._done("Not marked; nothing changed", None)
         return self._done(f"{len(done.changed)} face(s) are faces again; the next "
                           "`rbv cluster` places them", done.edit_id)
 
     def hide(self, body: dict[str, Any]) -> Answer:
-        done = editing.hide(self.db, [str(_person(body))], True)
+        done = editing.hide(self.db, [str(_person(body))], True, shown=inputs.shown(body))
         return self._done("Hidden", _only(done.edit_ids))
 
     def unhide(self, body: dict[str, Any]) -> Answer:
-        done = editing.hide(self.db, [str(_person(body))], False)
+        done = editing.hide(self.db, [str(_person(body))], False, shown=inputs.shown(body))
         return self._done("Shown again", _only(done.edit_ids))
 
     def hide_these(self, body: dict[str, Any]) -> Answer:
         """The persons ticked on the people page (``persons``), hidden as one edit."""
-        done = editing.hide(self.db, [str(p) for p in _ticked(body)], True)
+        done = editing.hide(self.db, [str(p) for p in _ticked(body)], True,
+                            shown=inputs.shown(body))
         return self._done(f"Hid {done.persons} person(s) (the filter 'hidden' lists them)",
                           _only(done.edit_ids))
 
     def unhide_these(self, body: dict[str, Any]) -> Answer:
         """The hidden persons ticked (``persons``), shown again as one edit."""
-        done = editing.hide(self.db, [str(p) for p in _ticked(body)], False)
+        done = editing.hide(self.db, [str(p) for p in _ticked(body)], False,
+                            shown=inputs.shown(body))
         return self._done(f"Showed {done.persons} person(s) again", _only(done.edit_ids))
 
     def hide_unnamed(self, body: dict[str, Any]) -> Answer:
@@ -265,7 +275,7 @@ class Actions:
         """Show ``person`` by its face ``face`` (absent or null: by its automatic face
         again), as `rbv persons cover`."""
         face = inputs.optional_whole(body, "face", None, BIGINT_MAX)
-        done = editing.cover(self.db, str(_person(body)), face)
+        done = editing.cover(self.db, str(_person(body)), face, shown=inputs.shown(body))
         if done.edit_id is None:
             return self._done("Shown by that face already; nothing changed", None)
         return self._done("Cover chosen" if face is not None else "Cover: automatic again",
@@ -278,7 +288,7 @@ class Actions:
         if not isinstance(text, str):
             raise ConfigError("born is missing: give the birthday as YYYY-MM-DD")
         when = parse_born(inputs.plain(text, "born")) if text.strip() else None
-        done = set_born(self.db, str(_person(body)), when)
+        done = set_born(self.db, str(_person(body)), when, shown=inputs.shown(body))
         if not done.changed:
             return self._done("Birthday as it was; nothing changed", None)
         return self._done(f"Born {when.isoformat()}" if when else "Birthday cleared",

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import date
 from email.message import Message
 from typing import Any
 
 from rbv.bounds import BIGINT_MAX
+from rbv.jobs.persons.shown import FaceShown, PersonShown, Shown
 from rbv.store.queries.persons import unfit_text
 
 MAX_FACES = 10_000
@@ -134,3 +137,72 @@ def query_values(pairs: list[tuple[str, str]]) -> None:
     for key, value in pairs:
         if "\x00" in key or "\x00" in value:
             raise BadRequest("the address holds a NUL character (%00); remove it")
+
+
+def shown(body: Mapping[str, Any]) -> Shown | None:
+    """What the page an answer was made on showed (``shown``: ``{"persons": [{"id",
+    "name", "hidden", and "born" with "cover" where it showed them}], "faces": [{"id",
+    "person", "by"}]}``), for the edit to check is still so; None when the answer sends
+    none (a script's)."""
+    value = body.get("shown")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest(f"shown must be an object, not {_shown(value)}")
+    persons, faces = value.get("persons") or [], value.get("faces") or []
+    if not isinstance(persons, list) or not isinstance(faces, list):
+        raise BadRequest("shown's persons and faces must be lists")
+    if len(persons) + len(faces) > MAX_FACES:
+        raise BadRequest(f"shown names more than {MAX_FACES:,} things", 413)
+    return Shown(tuple(_person_shown(p) for p in persons),
+                 tuple(_face_shown(f) for f in faces))
+
+
+def _entry(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be an object, not {_shown(value)}")
+    return value
+
+
+def _uuid(value: object, what: str) -> uuid.UUID:
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise BadRequest(f"{what} is not a person id: {_shown(value)}")
+
+
+def _optional_text(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be text or null, not {_shown(value)}")
+    return plain(value, what)
+
+
+def _person_shown(value: object) -> PersonShown:
+    entry = _entry(value, "a person shown")
+    hidden = entry.get("hidden")
+    if not isinstance(hidden, bool):
+        raise BadRequest(f"a person shown's hidden must be true or false, not {_shown(hidden)}")
+    details = None
+    if "born" in entry or "cover" in entry:
+        born = _optional_text(entry.get("born"), "a person shown's born")
+        try:
+            day = date.fromisoformat(born) if born else None
+        except ValueError:
+            raise BadRequest(f"a person shown's born is no date: {_shown(born)}") from None
+        cover = entry.get("cover")
+        details = (day, None if cover is None else whole(cover, "a person shown's cover"))
+    return PersonShown(_uuid(entry.get("id"), "a person shown's id"),
+                       _optional_text(entry.get("name"), "a person shown's name") or None,
+                       hidden, details)
+
+
+def _face_shown(value: object) -> FaceShown:
+    entry = _entry(value, "a face shown")
+    person = entry.get("person")
+    return FaceShown(whole(entry.get("id"), "a face shown's id"),
+                     None if person is None else _uuid(person, "a face shown's person"),
+                     _optional_text(entry.get("by"), "a face shown's by") or None)

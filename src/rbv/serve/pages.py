@@ -16,6 +16,7 @@ from rbv.jobs.persons import edit_log
 from rbv.jobs.persons.lookup import relabel
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.jobs.persons.review import review
+from rbv.jobs.persons.shown import placed_by
 from rbv.serve import templates
 from rbv.serve.crops import CropCache
 from rbv.serve.inputs import query_choice, query_whole
@@ -143,9 +144,10 @@ class Pages:
         with self.db.connect() as conn:
             born = births(conn, [person]).get(person)
             taken = taken_of_faces(conn, [f.id for f in report.faces]) if born else {}
+            by = placed_by(conn, [f.id for f in report.faces])
         return self.html("person.html", templates.label(person, report.person.name),
-                         templates.person(report, min(2 * limit, MOST_FACES_SHOWN), cover,
-                                          born=born, taken=taken))
+                         {**templates.person(report, min(2 * limit, MOST_FACES_SHOWN), cover,
+                                             born=born, taken=taken), "by": by})
 
     def _ended(self, screen: object, note: str) -> Left | None:
         """What is left when a review page has nothing worth a look to show (the
@@ -199,9 +201,10 @@ class Pages:
                 return self.message("Not found", f"no photo {image_id}")
             born = births(conn, [f.person for f in found.faces if f.person is not None])
             taken = photo_taken(conn, image_id)
+            by = placed_by(conn, [f.id for f in found.faces])
         focus = query_whole(query, "face", 0, 1, BIGINT_MAX) or None
         return self.html("photo.html", f"Photo {image_id}",
-                         templates.photo(found, focus, taken=taken, born=born))
+                         {**templates.photo(found, focus, taken=taken, born=born), "by": by})
 
     def photos(self, query: Query) -> Response:
         persons = tuple(p for p in query.get("person") or [] if p.strip())

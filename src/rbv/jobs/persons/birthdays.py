@@ -19,6 +19,7 @@ from datetime import date, datetime
 
 from rbv.errors import ConfigError
 from rbv.jobs.persons.edit_log import logged_edit
+from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import birthdays as store
 from rbv.store.queries.persons import pack_of, resolve_person
 from rbv.store.server.connection import Database
@@ -158,7 +159,8 @@ def _iso(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
 
 
-def set_born(db: Database, ref: str, born: date | None, *, dry_run: bool = False) -> Born:
+def set_born(db: Database, ref: str, born: date | None, *, dry_run: bool = False,
+             shown: Shown | None = None) -> Born:
     """Give a person its birthday (None: clear it), as one logged edit that ``rbv
     persons undo`` reverts. The birthday it has already changes nothing and logs no
     edit. A birthday in the future is refused, changing nothing."""
@@ -169,7 +171,7 @@ def set_born(db: Database, ref: str, born: date | None, *, dry_run: bool = False
         pack_id = pack_of(conn, person)
     with logged_edit(db, pack_id, "persons born",
                      {"person": str(person), "born": _iso(born)},
-                     dry_run=dry_run) as (conn, edit):
+                     dry_run=dry_run, shown=shown) as (conn, edit):
         was = store.born_of(conn, person)
         if was != born:
             store.set_born(conn, person, born)

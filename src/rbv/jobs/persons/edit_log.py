@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 
 from rbv.errors import ConfigError, EditConflict
+from rbv.jobs.persons.shown import Shown, refuse_changed
 from rbv.jobs.recording import recorded_run
 from rbv.store.queries import edits
 from rbv.store.queries.pack_lookup import pack_row
@@ -47,10 +48,12 @@ class Edit:
 
 @contextmanager
 def logged_edit(db: Database, pack_ids: int | Sequence[int], command: str,
-                parameters: dict[str, Any], *,
-                dry_run: bool = False) -> Iterator[tuple[psycopg.Connection, Edit]]:
+                parameters: dict[str, Any], *, dry_run: bool = False,
+                shown: Shown | None = None) -> Iterator[tuple[psycopg.Connection, Edit]]:
     """A transaction under the packs' locks whose changes are logged as one edit (and
-    recorded as a run); with ``dry_run`` it is rolled back, whatever it did."""
+    recorded as a run); with ``dry_run`` it is rolled back, whatever it did. ``shown``:
+    what the page the edit was asked on showed; refused, changing nothing, when that is
+    no longer so (:func:`rbv.jobs.persons.shown.refuse_changed`)."""
     packs = sorted({pack_ids} if isinstance(pack_ids, int) else set(pack_ids))
     with db.connect() as conn:  # a refusal names the pack as users know it
         names = {p: pack_row(conn, p).name for p in packs}
@@ -62,6 +65,7 @@ def logged_edit(db: Database, pack_ids: int | Sequence[int], command: str,
         stack.enter_context(conn.transaction(force_rollback=dry_run))
         edit = Edit(edits.begin_edit(conn, command, packs[0] if len(packs) == 1 else None,
                                      run.id))
+        refuse_changed(conn, shown)
         yield conn, edit
         kept = edits.end_edit(conn, edit.id, edit.summary)
         run.counts = {**edit.counts, "edit": edit.id if kept else None}

@@ -19,6 +19,7 @@ from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.persons.edit_log import Edit, logged_edit
 from rbv.jobs.persons.not_faces import refuse_marked
 from rbv.jobs.persons.overrides import overridden, settle
+from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import contradictions, links
 from rbv.store.queries import persons as store
 from rbv.store.queries.birthdays import births
@@ -31,13 +32,15 @@ if TYPE_CHECKING:
 
 @contextmanager
 def editing(db: Database, ref: str, command: str, parameters: dict[str, Any] | None = None,
-            *, dry_run: bool = False) -> Iterator[tuple[psycopg.Connection, uuid.UUID, Edit]]:
-    """:func:`logged_edit` on the person ``ref`` resolves to (and its pack)."""
+            *, dry_run: bool = False, shown: Shown | None = None
+            ) -> Iterator[tuple[psycopg.Connection, uuid.UUID, Edit]]:
+    """:func:`logged_edit` on the person ``ref`` resolves to (and its pack); ``shown``:
+    what the page asking for it showed, refused when changed since."""
     with db.connect() as conn:
         person = store.resolve_person(conn, ref)
         pack_id = store.pack_of(conn, person)
     with logged_edit(db, pack_id, command, {"person": str(person), **(parameters or {})},
-                     dry_run=dry_run) as (conn, edit):
+                     dry_run=dry_run, shown=shown) as (conn, edit):
         yield conn, person, edit
 
 
@@ -54,14 +57,16 @@ def refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
             "or mark it with `rbv persons not-this-person`")
 
 
-def name(db: Database, ref: str, new_name: str, *, force: bool = False) -> Edited:
+def name(db: Database, ref: str, new_name: str, *, force: bool = False,
+         shown: Shown | None = None) -> Edited:
     """Name a person (no face moves). A name another person of the pack has already is
     refused (the two are probably one person: the message gives the merge) unless
     ``force``. The name it has already changes nothing, and logs no edit (``edit_id``
     None). A name :func:`~rbv.store.queries.persons.checked_name` refuses changes
     nothing."""
     new_name = store.checked_name(new_name)  # stripped of its surrounding spaces
-    with editing(db, ref, "persons name", {"name": new_name}) as (conn, person, edit):
+    with editing(db, ref, "persons name", {"name": new_name},
+                 shown=shown) as (conn, person, edit):
         other = store.person_named(conn, store.pack_of(conn, person), new_name,
                                    other_than=person)
         if other is not None and not force:
@@ -92,7 +97,7 @@ class Edited:
 def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
           override: bool = False, dry_run: bool = False,
           answers: dict[str, Any] | None = None, keep_name: str | None = None,
-          keep_born: str | None = None) -> Edited:
+          keep_born: str | None = None, shown: Shown | None = None) -> Edited:
     """Merge persons into one: the named one survives, in either order (its id and
     name: links to it stay), else the target (:func:`_kept`). Two persons of different
     names are refused unless ``keep_name`` says which name stays, two different
@@ -107,7 +112,7 @@ def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
                   **({"keep_name": keep_name} if keep_name else {}),
                   **({"keep_born": keep_born} if keep_born else {}),
                   **({"answers": answers} if answers else {})},
-                 dry_run=dry_run) as (conn, target, edit):
+                 dry_run=dry_run, shown=shown) as (conn, target, edit):
         sources = [store.resolve_person(conn, r) for r in source_refs]
         kept, moved, overrides = _merge_into(conn, target, sources, override=override,
                                              keep_name=keep_name, keep_born=keep_born)
@@ -280,7 +285,8 @@ def _overriding(words: str) -> str:
 
 
 def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
-         pack_name: str | None = None, *, dry_run: bool = False) -> Edited:
+         pack_name: str | None = None, *, dry_run: bool = False,
+         shown: Shown | None = None) -> Edited:
     """Move faces to a person, or to a new person when ``target_ref`` is None (with
     ``dry_run``, none is created: the person returned is None). Refused when two faces
     would share a photo. Naming the faces is explicit: the move overrides, and says,
@@ -295,7 +301,7 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
         if pack_id is None:
             raise PersonNotFound(f"no face with id {face_ids[0]}")
         with logged_edit(db, pack_id, "persons move", parameters,
-                         dry_run=dry_run) as (conn, edit):
+                         dry_run=dry_run, shown=shown) as (conn, edit):
             refuse_marked(conn, face_ids, "be put in a person")
             refuse_photo_clashes(conn, None, face_ids)
             overrides = overridden(conn, contradictions.placing(conn, face_ids, None))
@@ -305,7 +311,7 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
                             + _overriding(overrides))
         return Edited(None if dry_run else person, moved, overrides, edit.logged_id)
     with editing(db, target_ref, "persons move", parameters,
-                 dry_run=dry_run) as (conn, person, edit):
+                 dry_run=dry_run, shown=shown) as (conn, person, edit):
         refuse_marked(conn, face_ids, "be put in a person")
         refuse_photo_clashes(conn, person, face_ids)
         overrides = overridden(conn, contradictions.placing(conn, face_ids, person))
@@ -321,12 +327,12 @@ def _faces(face_ids: Sequence[int]) -> str:
 
 
 def reject(db: Database, ref: str, face_ids: Sequence[int], *,
-           dry_run: bool = False) -> Edited:
+           dry_run: bool = False, shown: Shown | None = None) -> Edited:
     """"Not this person": the faces leave the person and never return to it (and, said,
     their "same" links with its faces go). Returns the person and the faces taken out
     (would be, with ``dry_run``)."""
     with editing(db, ref, "persons not-this-person", {"faces": [int(f) for f in face_ids]},
-                 dry_run=dry_run) as (conn, person, edit):
+                 dry_run=dry_run, shown=shown) as (conn, person, edit):
         _require_faces(conn, face_ids)
         refuse_marked(conn, face_ids, "be rejected from a person (it is in none)")
         overrides = overridden(conn, contradictions.rejecting(conn, person, face_ids))
@@ -354,7 +360,7 @@ class HideResult:
 
 
 def hide(db: Database, refs: Sequence[str], hidden: bool, *,
-         dry_run: bool = False) -> HideResult:
+         dry_run: bool = False, shown: Shown | None = None) -> HideResult:
     """Hide (or show again) persons, as one logged edit (one undo shows them all again,
     whatever their packs)."""
     with db.connect() as conn:
@@ -364,7 +370,7 @@ def hide(db: Database, refs: Sequence[str], hidden: bool, *,
         return HideResult(0, [])
     command = "persons hide" if hidden else "persons unhide"
     with logged_edit(db, sorted(packs), command, {"persons": [str(p) for p in persons]},
-                     dry_run=dry_run) as (conn, edit):
+                     dry_run=dry_run, shown=shown) as (conn, edit):
         count = store.set_hidden(conn, persons, hidden)
         edit.summary = f"{'hid' if hidden else 'unhid'} {', '.join(map(str, persons))}"
     return HideResult(count, [] if edit.logged_id is None else [edit.logged_id])
@@ -422,12 +428,13 @@ class Covered:
     edit_id: int | None = None
 
 
-def cover(db: Database, ref: str, face_id: int | None, *, dry_run: bool = False) -> Covered:
+def cover(db: Database, ref: str, face_id: int | None, *, dry_run: bool = False,
+          shown: Shown | None = None) -> Covered:
     """Show the person by ``face_id`` wherever it is shown by one face (None: by its
     automatic face again). The face must be one of the person's; a refusal names where
     it is. Logged, so ``rbv persons undo`` puts the earlier choice back."""
     with editing(db, ref, "persons cover", {"face": face_id},
-                 dry_run=dry_run) as (conn, person, edit):
+                 dry_run=dry_run, shown=shown) as (conn, person, edit):
         if face_id is not None:
             _refuse_foreign_cover(conn, person, face_id)
         was = store.chosen_cover(conn, person)
@@ -476,7 +483,8 @@ class SplitResult:
 
 def split(db: Database, ref: str, threshold: float | None = None,
           method: Method | None = None, *, dry_run: bool = False,
-          shown: tuple[Sequence[int], Sequence[int]] | None = None) -> SplitResult:
+          shown: tuple[Sequence[int], Sequence[int]] | None = None,
+          page: Shown | None = None) -> SplitResult:
     """Split one person. By default by review's two-people test (:func:`rbv.jobs.persons
     .evidence.halves`: the person's best two-way partition, faces linked ``same`` in one
     half): when it says two people, the smaller half becomes a new person, else the
@@ -489,16 +497,17 @@ def split(db: Database, ref: str, threshold: float | None = None,
     keeps it) and the edit is logged. With ``dry_run`` nothing changes: ``sizes`` tells
     the groups, ``new_persons`` is empty."""
     if threshold is None and method is None:
-        return _split_in_two(db, ref, dry_run=dry_run, shown=shown)
+        return _split_in_two(db, ref, dry_run=dry_run, shown=shown, page=page)
     return _recluster(db, ref, threshold, method or Method.agglomerative, dry_run=dry_run)
 
 
 def _split_in_two(db: Database, ref: str, *, dry_run: bool,
-                  shown: tuple[Sequence[int], Sequence[int]] | None) -> SplitResult:
+                  shown: tuple[Sequence[int], Sequence[int]] | None,
+                  page: Shown | None) -> SplitResult:
     from rbv.jobs.persons.evidence import halves, load_evidence
 
     with editing(db, ref, "persons split", {"threshold": None, "method": None},
-                 dry_run=dry_run) as (conn, person, edit):
+                 dry_run=dry_run, shown=page) as (conn, person, edit):
         evidence = load_evidence(conn, None, person)
         found = halves(evidence, 0) if evidence.persons else None
         two = found if found is not None and found.two_people else None

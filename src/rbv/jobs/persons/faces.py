@@ -29,6 +29,7 @@ from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.not_faces import refuse_marked
 from rbv.jobs.persons.overrides import settle
+from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import contradictions, links
 from rbv.store.queries.links import LinkedFace
 from rbv.store.queries.pack_lookup import pack_row
@@ -62,7 +63,7 @@ class LinkResult:
 
 def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = False,
          dry_run: bool = False, forecast: bool = False,
-         answers: dict[str, Any] | None = None) -> LinkResult:
+         answers: dict[str, Any] | None = None, shown: Shown | None = None) -> LinkResult:
     """Link the faces as one person (``same``) or as different persons; refused,
     changing nothing, when that contradicts a photo, an earlier link or a face placed
     by hand. With ``override`` a "same" link removes the earlier "different" links and
@@ -95,7 +96,7 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
     predicted = None
     with logged_edit(db, pack_id, command, {"faces": ids, "override": override,
                                             **({"answers": answers} if answers else {})},
-                     dry_run=dry_run) as (conn, edit):
+                     dry_run=dry_run, shown=shown) as (conn, edit):
         faces = links.linked_faces(conn, ids)  # again, under the pack's lock
         refuse_marked(conn, ids, f"be linked {'same' if same else 'different'}")
         if same:
@@ -228,7 +229,8 @@ def _effect(faces: list[LinkedFace], same: bool) -> str:
 
 
 def one_person(db: Database, ref: str, *,
-               shown: tuple[Sequence[int], Sequence[int]] | None = None) -> LinkResult:
+               shown: tuple[Sequence[int], Sequence[int]] | None = None,
+               page: Shown | None = None) -> LinkResult:
     """The user's answer to "looks like two people": it is one person. Every face of the
     two halves is linked ``same`` with the face most typical of the larger half (a star,
     so that taking one face out later, which removes its links, leaves the others linked),
@@ -247,7 +249,8 @@ def one_person(db: Database, ref: str, *,
     with db.connect() as conn:
         person = resolve_person(conn, ref)
         pack_id = pack_of(conn, person)
-    with logged_edit(db, pack_id, "persons one", {"person": str(person)}) as (conn, edit):
+    with logged_edit(db, pack_id, "persons one", {"person": str(person)},
+                     shown=page) as (conn, edit):
         evidence = load_evidence(conn, None, person)
         found = halves(evidence, 0) if evidence.persons else None
         if found is None or not found.two_people:

@@ -20,6 +20,7 @@ import psycopg
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.overrides import in_words
+from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import contradictions
 from rbv.store.queries import not_faces as store
 from rbv.store.queries.contradictions import lift
@@ -71,13 +72,13 @@ def _faces(db: Database, face_ids: Sequence[int], model_pack: str | None
 
 
 def not_a_face(db: Database, face_ids: Sequence[int], *, model_pack: str | None = None,
-               dry_run: bool = False) -> MarkResult:
+               dry_run: bool = False, shown: Shown | None = None) -> MarkResult:
     """Mark the faces not a face, as one logged edit: each leaves its person, its
     rejections and links are removed (and said). Faces marked already are said, not
     refused."""
     ids, found = _faces(db, face_ids, model_pack)
     with logged_edit(db, sorted({f.pack_id for f in found}), "faces not-a-face", {"faces": ids},
-                     dry_run=dry_run) as (conn, edit):
+                     dry_run=dry_run, shown=shown) as (conn, edit):
         faces = store.faces_before(conn, ids)  # again, under the packs' locks
         new = [f.id for f in faces if not f.marked]
         left = [(f.id, str(f.person_id), f.person_name) for f in faces
@@ -93,12 +94,12 @@ def not_a_face(db: Database, face_ids: Sequence[int], *, model_pack: str | None 
 
 
 def is_a_face(db: Database, face_ids: Sequence[int], *, model_pack: str | None = None,
-              dry_run: bool = False) -> MarkResult:
+              dry_run: bool = False, shown: Shown | None = None) -> MarkResult:
     """Take the mark back, as one logged edit: the faces are faces again, with no person
     (the next ``rbv cluster`` places them). Faces not marked are said, not refused."""
     ids, found = _faces(db, face_ids, model_pack)
     with logged_edit(db, sorted({f.pack_id for f in found}), "faces is-a-face", {"faces": ids},
-                     dry_run=dry_run) as (conn, edit):
+                     dry_run=dry_run, shown=shown) as (conn, edit):
         marked = store.marked_among(conn, ids)
         store.unmark(conn, marked)
         edit.summary = f"face{'s' if len(marked) > 1 else ''} {_shown(marked)} a face again"

@@ -30,7 +30,30 @@ async function send(action, data) {  // the server's answer, whatever it is
   try { return await response.json(); } catch (e) { return {ok: false, error: "no answer"}; }
 }
 
+// What the page shows of the persons and faces an answer is about, sent with it: the
+// server refuses (changing nothing) an answer whose page is out of date, where a command
+// or another page changed one of them since.
+const SHOWING = new Set(["name", "merge", "hide", "unhide", "born", "cover", "reject", "move",
+  "new", "same", "notface", "isface", "split", "one", "hide_these", "unhide_these"]);
+function personShown(d, details) {
+  const person = {id: d.person || d.tile, name: d.shownName || null, hidden: d.shownHidden === "true"};
+  if (details) Object.assign(person, {born: d.shownBorn || null, cover: d.shownCover ? Number(d.shownCover) : null});
+  return person;
+}
+function shownFor(data) {
+  const header = document.querySelector(".head[data-person]");
+  const persons = header ? [personShown(header.dataset, true)]
+    : (data.persons || []).map(id => document.querySelector(`[data-tile="${CSS.escape(id)}"]`))
+        .filter(Boolean).map(t => personShown(t.dataset, false));
+  const ids = [...(data.faces || []), ...(data.kept || []), ...(data.moved || [])];
+  if (typeof data.face === "number") ids.push(data.face);
+  const faces = ids.map(id => document.querySelector(`[data-shown-face="${id}"]`)).filter(Boolean)
+    .map(f => ({id: Number(f.dataset.shownFace), person: f.dataset.shownPerson || null, by: f.dataset.shownBy || null}));
+  return {persons, faces};
+}
+
 async function act(action, data) {
+  if (SHOWING.has(action)) data = {...data, shown: shownFor(data)};
   const answer = await send(action, data);
   if (answer.confirm === "merge") {
     if (confirm(answer.message)) {
