@@ -226,6 +226,41 @@ def test_prune_gives_a_missing_photos_decisions_to_its_copy_under_another_name(
         url, "SELECT id FROM face_detections WHERE person_id = %s", person)}
 
 
+def test_prune_counts_the_photo_whose_faces_went_to_its_copy(
+        cli, settings: Settings, tmp_path: Path) -> None:
+    """Issue 62 #9: `prune` said "Removed 0 missing photos" while the catalogue went from
+    21 images to 19: a missing JPEG whose faces showed again in its PNG copy left with
+    its faces while they were given to the copy, before they were counted. Both
+    missing photos (the converted one and one simply deleted) are counted, as what
+    left the catalogue, by the dry run, the run and its record."""
+    url = str(settings.database_url)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    converted, deleted = (lib / p.name for p in MADONNA[:2])
+    for photo in MADONNA[:3]:
+        shutil.copyfile(photo, lib / photo.name)
+    _index(cli, url, lib)
+    _ok(cli, url, "cluster", "--full", *CONNECTED)  # a face with a person is carried
+    with Image.open(converted) as im:
+        im.save(lib / "converted.png")
+    converted.unlink()
+    deleted.unlink()
+    _index(cli, url, lib)
+    count = "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM face_detections)"
+    (images, faces), = _rows(url, count)
+
+    dry = _ok(cli, url, "prune", "--dry-run")
+    done = _ok(cli, url, "prune")
+    (images_after, faces_after), = _rows(url, count)
+    assert (images - images_after, faces - faces_after) == (2, 2)
+    assert dry.startswith("Would remove 2 missing photos with 2 faces, and 2 missing "
+                          "paths"), dry
+    assert done.startswith("Removed 2 missing photos with 2 faces, and 2 missing paths"), done
+    (run,), = _rows(url, "SELECT counts FROM runs WHERE command = 'prune' "
+                    "ORDER BY id DESC LIMIT 1")
+    assert (run["images"], run["faces"]) == (2, 2)
+
+
 def test_prune_says_every_decision_it_deletes(cli, settings: Settings,
                                                tmp_path: Path) -> None:
     url = str(settings.database_url)

@@ -87,6 +87,24 @@ def test_export_swap_rejects_a_file_that_is_not_a_manifest(cli, faces_settings: 
     assert "is not a refine manifest" in result.stderr
 
 
+def test_export_swap_on_a_manifest_with_no_faceset_says_so_at_once(
+        cli, faces_settings: Settings, tmp_path: Path) -> None:
+    """Issue 62 #14: on the manifest of a refine that made no faceset, export-swap loaded
+    the models, ran 65 s and printed an empty table. It says at once that there is
+    nothing to export, and writes nothing."""
+    url = str(faces_settings.database_url)
+    refined = run_cli(cli, "-d", url, "refine", str(tmp_path / "refined"), "--no-crops")
+    assert refined.exit_code == 0 and "Wrote 0 facesets" in refined.stdout, refined.output
+    manifest = tmp_path / "refined" / "refine_manifest.json"
+    result = run_cli(cli, "-d", url, "export-swap", str(manifest), str(tmp_path / "swap"),
+                     "--model-pack", str(PACK))
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr == (f"Error: {manifest} lists no faceset (the refine that wrote it "
+                             "made none: its output says why); nothing to export\n")
+    assert not (tmp_path / "swap").exists()
+
+
 def test_export_swap_honours_not_this_person_and_the_persons_name_now(
     cli, faces_settings: Settings, tmp_path: Path
 ) -> None:

@@ -201,3 +201,22 @@ def test_open_puts_no_key_on_a_command_line_and_never_waits_for_the_browser(
     assert process.returncode == 0, err
     assert err.startswith("Warning: listening on 0.0.0.0: anyone who can reach"), err
     assert not opener.exists()  # removed when the server stops
+
+
+def test_open_on_a_machine_with_no_browser_says_so(faces_settings: Settings,
+                                                   tmp_path: Path) -> None:
+    """Issue 62 #14: `serve --open` over ssh (no display, no browser on PATH) opened
+    nothing and said nothing. It says so on one line, and serves."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")}
+    env |= {"DATABASE_URL": str(faces_settings.database_url),
+            "RBV_DATA_DIR": str(tmp_path / "data"), "PATH": str(tmp_path / "no-browsers")}
+    with serve_process(["--port", "0", "--open"], env) as process:
+        assert process.stdout is not None
+        printed = process.stdout.readline().split()[-1]
+        signed_in, cookie = sign_in(printed)
+        assert signed_in.status == 303 and cookie
+        out, err = ctrl_c(process, 60)
+    assert process.returncode == 0, err
+    assert err == ("No browser found to open it in (--open): open the URL above in "
+                   "yours.\n")

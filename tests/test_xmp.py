@@ -186,6 +186,44 @@ def test_existing_sidecars_are_merged_never_clobbered(
     assert again.exit_code == 0 and sidecar.read_bytes() == written
 
 
+def test_the_comments_of_a_sidecar_are_kept_when_rbv_writes_into_it(
+        cli, settings: Settings, sface_analyzer, tmp_path: Path, exiftool: str) -> None:
+    """Issue 62 #9: a sidecar's XML comments (a person's notes, a program's mark) were
+    gone once `export-xmp` wrote its regions into it. Each is still there, in its place
+    (before the element it preceded), and exiftool reads the tags and the new regions."""
+    photo = tmp_path / "two.jpg"
+    shutil.copyfile(UPRIGHT, photo)
+    run_index(open_database(settings), settings, [photo], analyzer=sface_analyzer)
+    _name_by_position(settings)
+    sidecar = Path(str(photo) + ".xmp")
+    sidecar.write_bytes(
+        b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        b"<!-- written by hand -->\n"
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+        b' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        b'  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">\n'
+        b"   <!-- the title is the beach's name: keep it -->\n"
+        b'   <dc:title><rdf:Alt><rdf:li xml:lang="x-default">Beach day</rdf:li></rdf:Alt>'
+        b"</dc:title>\n"
+        b"  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n<!-- the end -->\n"
+        b'<?xpacket end="w"?>')
+
+    result = run_cli(cli, "-d", str(settings.database_url), "export-xmp")
+    assert result.exit_code == 0, result.output
+    text = sidecar.read_text()
+    comments = ["<!-- written by hand -->",
+                "<!-- the title is the beach's name: keep it -->", "<!-- the end -->"]
+    at = [text.find(c) for c in comments]
+    assert -1 not in at and at == sorted(at), text
+    assert at[0] < text.find("<x:xmpmeta") and at[1] < text.find("<dc:title") \
+        and at[2] > text.find("</x:xmpmeta>"), text
+    out = subprocess.run([exiftool, "-j", "-Title", str(sidecar)], capture_output=True,
+                         text=True, check=True)
+    assert json.loads(out.stdout)[0]["Title"] == "Beach day"
+    regions = _exiftool_regions(exiftool, [sidecar])[str(sidecar)]["RegionInfo"]
+    assert {r["Name"] for r in regions["RegionList"]} == {"Person 1", "Person 2"}
+
+
 def test_write_into_files_keeps_the_original_and_heic_gets_a_sidecar(
         cli, settings: Settings, sface_analyzer, tmp_path: Path, exiftool: str) -> None:
     jpeg, heic = tmp_path / "two.jpg", tmp_path / "bothie.heic"

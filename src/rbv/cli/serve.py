@@ -25,6 +25,24 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _open_in_browser(page: str) -> None:
+    """Open ``page`` in the user's browser, in a thread (a browser command that never
+    returns blocks nothing); a machine with none (a server over ssh) says so."""
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        typer.echo("No browser found to open it in (--open): open the URL above in yours.",
+                   err=True)
+        return
+
+    def open_page() -> None:
+        if not browser.open(page):
+            typer.echo("The browser could not be started (--open): open the URL above in "
+                       "yours.", err=True)
+
+    threading.Thread(target=open_page, daemon=True).start()
+
+
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on. Another than the loopback "
@@ -66,9 +84,8 @@ def serve(
     if not _loopback(host):
         typer.echo(f"Warning: listening on {host}: anyone who can reach this address and "
                    "port can see your photos", err=True)
-    if open_browser:  # in a thread: a browser command that never returns blocks nothing
-        threading.Thread(target=webbrowser.open, args=(server.opener().as_uri(),),
-                         daemon=True).start()
+    if open_browser:
+        _open_in_browser(server.opener().as_uri())
     try:
         server.serve_forever()
     except KeyboardInterrupt:

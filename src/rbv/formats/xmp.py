@@ -2,7 +2,8 @@
 
 rbv never writes XML by hand: exiv2 parses what is there, rbv adds or names regions by
 their flattened keys, and exiv2 serialises the result, so every other tag of a sidecar
-or photo stays as it was. Files are read and written by Python (``open``), so names that
+or photo stays as it was (and a sidecar's XML comments, which exiv2 drops, are put back:
+:mod:`rbv.formats.xmp_comments`). Files are read and written by Python (``open``), so names that
 are not UTF-8 work, and written atomically (:mod:`rbv.formats.atomic`) over only
 what was read (:mod:`rbv.formats.unchanged`).
 
@@ -26,6 +27,7 @@ from rbv.bounds import MAX_PIXELS_PER_SIDE, OutsideNumber, finite, pixel_size
 from rbv.errors import RbvError
 from rbv.formats.regions import Region, RegionPlan, from_top_left
 from rbv.formats.unchanged import Seen, read_seen
+from rbv.formats.xmp_comments import comments_kept
 from rbv.regular import NotRegular, read_regular
 
 pyexiv2.set_log_level(4)  # exiv2 would print warnings itself; rbv reports through errors
@@ -357,6 +359,7 @@ class Packet:
     keys: dict[str, object]
     regions: RegionsOf
     seen: Seen | None = None  # the file the bytes were read from
+    sidecar: bool = False  # a sidecar file (its comments are kept), not a photo
 
 
 def read_packet(path: Path, *, sidecar: bool) -> Packet:
@@ -376,7 +379,7 @@ def read_packet(path: Path, *, sidecar: bool) -> Packet:
     except OSError as exc:
         raise XmpError(f"{path}: {exc.strerror or exc}") from None
     keys = _keys_of(data, path) if data is not None else {}
-    return Packet(data, keys, regions_in(keys), seen)
+    return Packet(data, keys, regions_in(keys), seen, sidecar)
 
 
 def apply_plan(packet: Packet, plan: RegionPlan, size: tuple[int, int], where: Path) -> bytes:
@@ -387,11 +390,26 @@ def apply_plan(packet: Packet, plan: RegionPlan, size: tuple[int, int], where: P
         raise XmpError(f"{where}: cannot read its metadata ({exc})") from None
     try:
         image.modify_xmp(_plan_keys(plan, packet.regions, packet.keys, size))
-        return bytes(image.get_bytes())
+        written = bytes(image.get_bytes())
     except Exception as exc:
         raise XmpError(f"{where}: exiv2 cannot write the regions ({exc})") from None
     finally:
         image.close()
+    if not packet.sidecar or packet.data is None:
+        return written  # a photo's packet is inside its file: exiv2 alone writes it
+    return _with_comments(packet.data, written, where)
+
+
+def _with_comments(old: bytes, written: bytes, where: Path) -> bytes:
+    """exiv2's ``written`` sidecar with the comments of the ``old`` one put back, never
+    at the cost of a tag: only if exiv2 reads from it what it wrote."""
+    kept = comments_kept(old, written)
+    if kept == written:
+        return written
+    try:
+        return kept if _keys_of(kept, where) == _keys_of(written, where) else written
+    except XmpError:
+        return written
 
 
 def verify_photo(data: bytes, where: Path) -> None:

@@ -12,8 +12,10 @@ checks every request passes before a route sees it.
   origin, typed exactly ``application/json``: another site's form or script cannot
   change data.
 - A connection must send a request's headers within :data:`HEADER_TIMEOUT` seconds of
-  opening (or of its last answer), and one idle after an answer is closed: no
-  connection is held open by sending nothing.
+  opening (or of its last answer) and its body within :data:`BODY_TIMEOUT` seconds of
+  its headers, and one idle after an answer is closed: no connection is held open by
+  sending nothing, or a byte at a time. A client gone before its body is whole is no
+  error: nothing is printed.
 - Images are found by face or photo id (integers in the URL), never by a path.
 - Bad input is a 400 with one line (:mod:`rbv.serve.inputs`), never a 500; a database
   that went away is a 503 page that needs no database, and the next request connects
@@ -42,7 +44,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,6 +66,8 @@ MAX_BODY = 1 << 20
 HEADER_TIMEOUT = 10
 """Seconds a connection has to send a request's headers (uvicorn's own timeout only
 closes a connection idle after an answer)."""
+BODY_TIMEOUT = 10
+"""Seconds a request has to send its body (at most :data:`MAX_BODY`) after its headers."""
 IDLE_TIMEOUT = 5
 """Seconds a connection may stay idle after an answer."""
 SECURITY_HEADERS = [
@@ -204,10 +208,13 @@ def _routes(server: ReviewServer) -> list[Route]:
 
     async def action(request: Request) -> Response:
         body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return _refusal(413, "request too large")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return _refusal(413, "request too large")
+        except ClientDisconnect:  # gone (or cut off when late): no one reads an answer
+            return Response(status_code=400)
         try:
             data = json.loads(body or b"{}")
             if not isinstance(data, dict):
@@ -271,13 +278,21 @@ def build_app(server: ReviewServer) -> ASGIApp:
 
 
 class _Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 connection with a deadline for each request's headers: one
-    that sends nothing, or its headers a byte at a time, is closed after
-    :data:`HEADER_TIMEOUT` seconds instead of being held open for ever."""
+    """uvicorn's HTTP/1.1 connection with a deadline for each request's headers and one
+    for its body: one that sends nothing, or its headers or body a byte at a time, is
+    closed after :data:`HEADER_TIMEOUT` (then :data:`BODY_TIMEOUT`) seconds instead of
+    being held open for ever."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
         self._deadline = self.loop.call_later(HEADER_TIMEOUT, self._too_slow)
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        super().data_received(data)
+        if self.cycle is not before:  # a request's headers are in: now its body is due
+            self._deadline.cancel()
+            self._deadline = self.loop.call_later(BODY_TIMEOUT, self._too_slow)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -289,8 +304,11 @@ class _Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def _too_slow(self) -> None:
-        answering = self.cycle is not None and not self.cycle.response_complete
-        if not answering and not self.transport.is_closing():
+        """Close the connection unless its request is whole (being answered)."""
+        cycle = self.cycle
+        waiting = (cycle is None or cycle.response_complete
+                   or (cycle.more_body and not cycle.response_started))
+        if waiting and not self.transport.is_closing():
             self.transport.close()
 
 

@@ -122,6 +122,8 @@ class SetResult:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
+    """A refine manifest, checked; :class:`ConfigError` for one that is not (or lists
+    no faceset: there is nothing to export)."""
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -134,6 +136,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: 'facesets' must be a list; run `rbv refine OUT` again")
     if manifest.get("pack") is not None and not isinstance(manifest["pack"], str):
         raise ConfigError(f"{path}: 'pack' must be a model pack name")
+    if not manifest["facesets"]:  # said before any model is loaded or folder written
+        raise ConfigError(f"{path} lists no faceset (the refine that wrote it made none: "
+                          "its output says why); nothing to export")
     manifest["facesets"] = [_checked_faceset(path, i, fs)
                             for i, fs in enumerate(manifest["facesets"])]
     return manifest

@@ -75,6 +75,9 @@ def _prune(conn: psycopg.Connection, packs: list[PackRow]) -> PruneReport:
     kept: list[str] = []
     lost: list[str] = []
     gone = gone_images(conn)
+    # Counted first: giving a photo's decisions to a copy deletes its faces (and the
+    # photo, with its path, once faceless), and they left the catalogue all the same.
+    counts = prune_missing(conn, dry_run=True)
     for pack in packs:
         threshold = carry_similarity(pack_settings(conn, pack.id), pack_files(conn, pack.id))
         for image_id, where in gone:
@@ -84,8 +87,8 @@ def _prune(conn: psycopg.Connection, packs: list[PackRow]) -> PruneReport:
     for face_id, held in decisions_on_faces(conn, list(image_of)):
         lost.append(f"{printable(where_of[image_of[face_id]])}: face {face_id} goes with "
                     f"the missing photo, which was {held}")
-    # Giving decisions to a copy moves no face: the counts are those of the deletion.
-    return PruneReport(prune_missing(conn, dry_run=False), kept, lost)
+    prune_missing(conn, dry_run=False)
+    return PruneReport(counts, kept, lost)
 
 
 def _give_to_copy(conn: psycopg.Connection, pack: PackRow, image_id: int, where: str,
