@@ -1,4 +1,4 @@
-"""Issue 62, item 5: names are bounded text, by one rule at every entry point (rbv.names):
+"""Issue 62, item 5: names are bounded text, by one rule at every entry point (rbv.formats.names):
 at most 200 characters, invisible characters (bidi controls, zero-width) removed and
 said, control characters refused; and a sidecar's regions are read up to 1,000, the
 rest counted on one line."""

@@ -152,7 +152,7 @@ def name(ctx: typer.Context, person: PersonArg,
 
         rbv persons name 3f2a9c "Ada Lovelace"
     """
-    from rbv.names import person_name
+    from rbv.formats.names import person_name
 
     db = _db(ctx, database)
     pid = lookup.resolve(db, person)

@@ -24,9 +24,9 @@ import pyexiv2
 
 from rbv.bounds import MAX_PIXELS_PER_SIDE, OutsideNumber, finite, pixel_size
 from rbv.errors import RbvError
+from rbv.formats.names import shown_name
 from rbv.formats.regions import Region, RegionPlan, from_top_left
 from rbv.formats.unchanged import Seen, read_seen
-from rbv.names import shown_name
 from rbv.regular import NotRegular, read_regular
 
 pyexiv2.set_log_level(4)  # exiv2 would print warnings itself; rbv reports through errors

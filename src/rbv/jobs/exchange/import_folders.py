@@ -35,9 +35,9 @@ from rbv.cluster.centroids import distances, nearest_centroid, nearest_per_image
 from rbv.cluster.knn import normalize
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
+from rbv.formats.names import PersonName, person_name
 from rbv.jobs.library.catalogue import run_catalogue
 from rbv.jobs.persons.edit_log import logged_edit
-from rbv.names import PersonName, person_name
 from rbv.store import Database
 from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import delete_empty_persons, load_faces
@@ -129,7 +129,7 @@ def identity_folders(roots: Sequence[Path]) -> list[Path]:
 
 
 def folder_name(folder: Path) -> PersonName:
-    """The name of the person ``folder`` holds (:func:`rbv.names.person_name`); refused
+    """The name of the person ``folder`` holds (:func:`rbv.formats.names.person_name`); refused
     (:class:`ConfigError`) when a person cannot be called so."""
     try:
         return person_name(folder.name)

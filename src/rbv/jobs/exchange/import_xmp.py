@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg
 
 from rbv.errors import ConfigError
+from rbv.formats.names import person_name
 from rbv.formats.regions import Region, from_box, iou, match_regions, region_iou, same_name
 from rbv.formats.xmp import (
     MAX_REGIONS_READ,
@@ -42,7 +43,6 @@ from rbv.jobs.exchange.export_xmp import as_given_roots, mirrored, path_under
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.orientation import measured_on_stored, turn_box
-from rbv.names import person_name
 from rbv.store import Database
 from rbv.store.queries.assignments import delete_empty_persons
 from rbv.store.queries.contradictions import refused_placements

@@ -15,7 +15,7 @@ from datetime import date, datetime
 import psycopg
 
 from rbv.errors import ConfigError, PersonNotFound
-from rbv.names import person_name, shown_name, unfit_text
+from rbv.formats.names import person_name, shown_name, unfit_text
 
 _SHORTEST_PREFIX = 4
 """Characters of an id's start taken as that id: fewer would often name several persons."""
@@ -23,7 +23,7 @@ _UUID_PREFIX = re.compile(rf"^[0-9a-f-]{{{_SHORTEST_PREFIX},36}}$")
 
 
 def checked_name(name: str, what: str = "a name") -> str:
-    """``name`` as a person's name is kept (:func:`rbv.names.person_name`: stripped, its
+    """``name`` as a person's name is kept (:func:`rbv.formats.names.person_name`: stripped, its
     invisible characters removed); else :class:`ConfigError` saying why, on one line."""
     return person_name(name, what).text
 
