@@ -57,13 +57,13 @@ def person_name(text: str, what: str = "a name") -> PersonName:
     format characters (said in :attr:`PersonName.note`); :class:`ConfigError` (one line,
     ``what`` first) when it is no name (see the module)."""
     removed = tuple(c for c in text if unicodedata.category(c) in _REMOVED)
-    kept = "".join(c for c in text if unicodedata.category(c) not in _REMOVED).strip()
-    problem = unfit_text(kept)
+    kept = "".join(c for c in text if unicodedata.category(c) not in _REMOVED)
+    problem = unfit_text(kept)  # before stripping: strip() takes a trailing NEL, \n
     if problem is not None:
         raise ConfigError(f"{what} {problem}: {shown_name(kept)}")
-    if not kept:
+    if not kept.strip():
         raise ConfigError(f"{what} cannot be empty")
-    return PersonName(kept, removed)
+    return PersonName(kept.strip(), removed)
 
 
 def unfit_text(text: str) -> str | None:
