@@ -99,6 +99,9 @@ def import_folders_command(
         table.add_row(i.name, str(i.photos), str(i.faces), str(i.after_first_pass),
                       str(i.kept), str(i.assigned), "yes" if i.created else "")
     print_table(table, optional=["pass 1", "new"])
+    for i in report.identities:
+        if i.note:
+            typer.echo(printable(f"{i.folder}: {i.note}"))
     unindexed = [i.name for i in report.identities if not i.photos]
     if unindexed:
         typer.echo(f"{len(unindexed)} folder(s) have no indexed photo ({_few(unindexed)}): "

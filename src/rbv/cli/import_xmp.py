@@ -76,12 +76,12 @@ def import_xmp_command(
                 f"all its {n['faces']} face(s) are {n['name']!r} now."))
         for n in report.notes:
             typer.echo(printable(f"{n['name']!r}: {n['reason']}; {n['command']}."))
-        for c in report.conflicts:
-            typer.echo(printable(f"{c['path']}: {c['name']!r} not applied to face "
-                                 f"{c['face']}: {c['reason']}; {c['command']}."))
-        for u in report.unmatched:
-            typer.echo(printable(f"{u['path']}: {u['name']!r} unmatched: {u['reason']}; "
-                                 f"{u['command']}."))
+        _some([f"{c['path']}: {c['name']!r}: {c['note']}." for c in report.cleaned],
+              "names had invisible characters removed")
+        _some([f"{c['path']}: {c['name']!r} not applied to face {c['face']}: {c['reason']}; "
+               f"{c['command']}." for c in report.conflicts], "conflicts")
+        _some([f"{u['path']}: {u['name']!r} unmatched: {u['reason']}; {u['command']}."
+               for u in report.unmatched], "regions unmatched")
         verb = "would change" if dry_run else "changed"
         typer.echo(f"{report.photos} photo(s) read: {report.regions} named face region(s), "
                    f"{report.matched} matched to a face, {report.assigned} face(s) {verb}, "
@@ -99,3 +99,17 @@ def import_xmp_command(
             typer.echo("Dry run: nothing was written.")
     if report.problems:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+SHOWN_LINES = 50
+"""Lines of one kind (conflicts, unmatched regions) the text report shows; ``--json``
+lists them all."""
+
+
+def _some(lines: list[str], what: str) -> None:
+    """The first :data:`SHOWN_LINES` of ``lines``, and how many more there are."""
+    for line in lines[:SHOWN_LINES]:
+        typer.echo(printable(line))
+    if len(lines) > SHOWN_LINES:
+        typer.echo(f"… and {len(lines) - SHOWN_LINES:,} more {what} (`--json` lists "
+                   "them all).")

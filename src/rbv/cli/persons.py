@@ -144,22 +144,28 @@ def name(ctx: typer.Context, person: PersonArg,
          database: DatabaseOption = None) -> None:
     """Name or rename a person. Names survive `rbv cluster --full`. A name another
     person has already is refused with the merge command that joins them (--force
-    names both). A name is one line of UTF-8 text: control characters (a newline, a
-    tab) and bytes that are not UTF-8 are refused.
+    names both). A name is one line of UTF-8 text of at most 200 characters: control
+    characters (a newline, a tab) and bytes that are not UTF-8 are refused; invisible
+    characters (bidi controls, zero-width spaces) are removed, and said.
 
     Example:
 
         rbv persons name 3f2a9c "Ada Lovelace"
     """
+    from rbv.formats.names import person_name
+
     db = _db(ctx, database)
     pid = lookup.resolve(db, person)
     was = lookup.labels(db, [pid])[pid]
-    done = _editing().name(db, str(pid), new_name, force=force)
+    given = person_name(new_name)
+    if given.note:
+        typer.echo(f"Note: {given.note}.", err=True)
+    done = _editing().name(db, str(pid), given.text, force=force)
     if done.edit_id is None:
-        typer.echo(f"{was[0].upper()}{was[1:]} is named {new_name.strip()!r} already; "
+        typer.echo(f"{was[0].upper()}{was[1:]} is named {given.text!r} already; "
                    "nothing changed.")
         return
-    typer.echo(f"{was[0].upper()}{was[1:]} is now named {new_name.strip()!r}.")
+    typer.echo(f"{was[0].upper()}{was[1:]} is now named {given.text!r}.")
 
 
 app.command("rename", help="Same as `name`.")(name)

@@ -25,6 +25,7 @@ import pyexiv2
 
 from rbv.bounds import MAX_PIXELS_PER_SIDE, OutsideNumber, finite, pixel_size
 from rbv.errors import RbvError
+from rbv.formats.names import shown_name
 from rbv.formats.regions import Region, RegionPlan, from_top_left
 from rbv.formats.unchanged import Seen, read_seen
 from rbv.formats.xmp_comments import comments_kept
@@ -48,6 +49,10 @@ WRITABLE_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "WEBP"})
 MAX_SIDECAR_BYTES = 16 << 20
 """The largest sidecar rbv reads or merges into (real ones hold kilobytes; digiKam's and
 darktable's with long edit histories a few megabytes)."""
+MAX_REGIONS_READ = 1_000
+"""The most face regions rbv reads from one file when it imports names (the largest group
+photos show a few hundred faces; more is a broken or hostile file): the rest are
+skipped and counted (:attr:`RegionsOf.skipped`)."""
 BACKUP_SUFFIX = "_original"  # exiftool's name for the untouched copy
 _SKELETON_TAG = re.compile(r"</?(?:x:xmpmeta|x:xapmeta|rdf:RDF|rdf:Description)"
                            r"((?:\s+[\w:.-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)\s*/?>")
@@ -73,6 +78,7 @@ class RegionsOf:
     dims: tuple[int, int] | None
     mwg_items: tuple[int, ...] = ()  # the RegionList item number of each ``mwg`` region
     malformed: tuple[str, ...] = ()  # why each region that could not be read was left out
+    skipped: int = 0  # regions past the most that were to be read, not read
 
     @property
     def all(self) -> list[Region]:
@@ -140,16 +146,17 @@ def _empty_packet(raw: str) -> bool:
     return not _SKELETON_TAG.sub("", rest).strip(" \t\r\n\ufeff\0")
 
 
-def read_regions(path: Path) -> RegionsOf:
+def read_regions(path: Path, most: int | None = None) -> RegionsOf:
     """The regions of a photo's own XMP or of a sidecar file (``*.xmp``, read only up
-    to :data:`MAX_SIDECAR_BYTES`)."""
+    to :data:`MAX_SIDECAR_BYTES`); with ``most``, only that many (see
+    :func:`regions_in`)."""
     try:
         data = read_sidecar(path) if path.suffix.lower() == ".xmp" else read_regular(path)
     except NotRegular as exc:
         raise XmpUnreadable(f"{path}: {exc.strerror}; not read") from None
     except OSError as exc:
         raise XmpError(f"{path}: {exc.strerror or exc}") from None
-    return regions_in(_keys_of(data, path))
+    return regions_in(_keys_of(data, path), most)
 
 
 def read_sidecar(path: Path) -> bytes:
@@ -166,11 +173,13 @@ def _sidecar_sized(data: bytes, path: Path) -> bytes:
     return data
 
 
-def regions_in(keys: dict[str, object]) -> RegionsOf:
+def regions_in(keys: dict[str, object], most: int | None = None) -> RegionsOf:
     """Parse MWG and Microsoft Photo regions out of exiv2's flattened XMP keys.
 
     A region whose numbers are not finite or out of range (``inf``, ``1e400``) is left
-    out and said in ``refused``; so is an ``AppliedToDimensions`` that is not a size."""
+    out and said in ``malformed``; so is an ``AppliedToDimensions`` that is not a size.
+    With ``most``, the regions past the first ``most`` (MWG first, each list in order)
+    are not read, only counted in ``skipped``."""
     mwg: dict[int, dict[str, str]] = {}
     mp: dict[int, dict[str, str]] = {}
     for key, value in keys.items():
@@ -178,6 +187,11 @@ def regions_in(keys: dict[str, object]) -> RegionsOf:
             mwg.setdefault(int(m[1]), {})[m[2].rsplit(":", 1)[-1]] = str(value)
         elif m := _MP.match(key):
             mp.setdefault(int(m[1]), {})[m[2]] = str(value)
+    skipped = 0
+    if most is not None and len(mwg) + len(mp) > most:
+        skipped = len(mwg) + len(mp) - most
+        mwg = dict(sorted(mwg.items())[:most])
+        mp = dict(sorted(mp.items())[:most - len(mwg)])
     malformed: list[str] = []
     try:
         dims = _dims(keys)
@@ -208,13 +222,14 @@ def regions_in(keys: dict[str, object]) -> RegionsOf:
         else:
             out_mp.append(region)
     return RegionsOf([r for _, r in parsed], out_mp, dims, tuple(i for i, _ in parsed),
-                     tuple(malformed))
+                     tuple(malformed), skipped)
 
 
 def _malformed(kind: str, item: int, name: str | None, fields: dict[str, str],
                why: OutsideNumber | None = None) -> str:
     area = {k: v for k, v in fields.items() if k not in ("Name", "PersonDisplayName", "Type")}
-    return (f"{kind} {item}" + (f" ({name.strip()!r})" if name and name.strip() else "")
+    return (f"{kind} {item}" + (f" ({shown_name(name.strip())})" if name and name.strip()
+                                else "")
             + (f": {why}" if why else f" has no usable rectangle {area}") + "; it was skipped")
 
 

@@ -125,7 +125,9 @@ class Actions:
         return {"message": message, "edit": edit, "go": go}
 
     def name(self, body: dict[str, Any]) -> Answer:
-        person, new_name = _person(body), _text(body, "name")
+        given = inputs.name_text(_text(body, "name"), "name")
+        person, new_name = _person(body), given.text
+        said = f" ({given.note})" if given.note else ""
         if not body.get("force"):
             with self.db.connect() as conn:
                 other = person_named(conn, pack_of(conn, person), new_name, other_than=person)
@@ -136,8 +138,8 @@ class Actions:
         done = editing.name(self.db, str(person), new_name, force=bool(body.get("force")),
                             shown=inputs.shown(body))
         if done.edit_id is None:
-            return self._done(f"Named {new_name!r} already; nothing changed", None)
-        return self._done(f"Named {new_name!r}", done.edit_id)
+            return self._done(f"Named {new_name!r} already; nothing changed{said}", None)
+        return self._done(f"Named {new_name!r}{said}", done.edit_id)
 
     def merge(self, body: dict[str, Any]) -> Answer:
         """``source`` (an id, or a name typed in) and ``person`` are merged: the named

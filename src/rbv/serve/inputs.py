@@ -1,10 +1,10 @@
 """What ``rbv serve`` takes from a request, checked before anything reads the database:
 ids are JSON integers (never a string, a float or ``true``) within PostgreSQL's
 ``bigint``; counts are within their range; text is what a name may be (the rule the CLI
-and imports share: no control character, no lone surrogate such as ``"\\ud800"``); at
-most :data:`MAX_FACES` face ids per request; a body is sent as exactly
-``application/json``. Anything else is a :class:`BadRequest`: a 400 (413 for too many,
-415 for another type) with one line saying what was wrong."""
+and imports share, :mod:`rbv.formats.names`: at most 200 characters, no control character, no
+lone surrogate such as ``"\\ud800"``); at most :data:`MAX_FACES` face ids per request;
+a body is sent as exactly ``application/json``. Anything else is a :class:`BadRequest`:
+a 400 (413 for too many, 415 for another type) with one line saying what was wrong."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from email.message import Message
 from typing import Any
 
 from rbv.bounds import BIGINT_MAX
+from rbv.errors import ConfigError
+from rbv.formats.names import PersonName, person_name, unfit_text
 from rbv.jobs.persons.shown import FaceShown, PersonShown, Shown
-from rbv.store.queries.persons import unfit_text
 
 MAX_FACES = 10_000
 """Face ids one request may name: more than any page shows at once."""
@@ -70,11 +71,19 @@ def optional_whole(body: Mapping[str, Any], key: str, default: int | None, high:
 
 
 def plain(value: str, what: str) -> str:
-    """``value`` when a name could be so (no control character, no lone surrogate)."""
+    """``value`` when a name could be so (see :mod:`rbv.formats.names`)."""
     problem = unfit_text(value)
     if problem is not None:
         raise BadRequest(f"{what} {problem}")
     return value
+
+
+def name_text(value: str, what: str) -> PersonName:
+    """``value`` as a person's name (:func:`rbv.formats.names.person_name`), else a 400."""
+    try:
+        return person_name(value, what)
+    except ConfigError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def text_only(body: object) -> None:

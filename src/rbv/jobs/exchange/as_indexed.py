@@ -20,10 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rbv.errors import ImageUnreadable
-from rbv.formats.atomic import Digest
-from rbv.media.image_data import image_data_hash
-from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
+from rbv.jobs.library.as_catalogued import shows_catalogued
 from rbv.regular import NotRegular, is_read_only, kind_of, regular_stat
 from rbv.store.queries.images import KnownPath
 
@@ -54,24 +51,11 @@ def check_photo(photo: Path, known: KnownPath | None, target: Path, *, into: boo
         return Refusal(f"is gone: {CHANGED}", True)
     except OSError as exc:
         return Refusal(f"cannot be looked at ({exc.strerror or exc})", True)
-    if not known.unchanged(st.st_size, st.st_mtime) and not _same_photo(photo, known):
+    if not shows_catalogued(photo, known, st):
         return Refusal(CHANGED, True)
     if into:
         return _check_into(photo, known, st, catalogued)
     return _check_sidecar(target)
-
-
-def _same_photo(photo: Path, known: KnownPath) -> bool:
-    """The bytes are those indexed, or else their image data is (only tags changed: by
-    another program, or by rbv itself in a run cut short before it was recorded)."""
-    try:
-        if Digest.of_file(photo).sha256 == known.sha256:
-            return True
-        return (known.image_hash is not None and known.format is not None
-                and image_data_hash(photo, known.format, DEFAULT_MAX_IMAGE_PIXELS)
-                == known.image_hash)
-    except (OSError, ImageUnreadable):
-        return False
 
 
 def _check_into(photo: Path, known: KnownPath, st: os.stat_result,

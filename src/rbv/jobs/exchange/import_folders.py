@@ -35,6 +35,7 @@ from rbv.cluster.centroids import distances, nearest_centroid, nearest_per_image
 from rbv.cluster.knn import normalize
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
+from rbv.formats.names import PersonName, person_name
 from rbv.jobs.library.catalogue import run_catalogue
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.store import Database
@@ -51,7 +52,6 @@ from rbv.store.queries.persons import (
     photo_clashes,
     place_faces,
     set_name,
-    unfit_text,
 )
 from rbv.store.queries.scans import unscanned_within
 
@@ -74,6 +74,7 @@ class IdentityResult:
     assigned: int = 0  # faces that changed person in this run
     person_id: str | None = None  # None for a person a dry run would create
     created: bool = False
+    note: str = ""  # what was taken out of the folder's name ("" when nothing)
 
 
 @dataclass
@@ -123,11 +124,18 @@ def identity_folders(roots: Sequence[Path]) -> list[Path]:
         subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         out.extend(subs or [root])
     for folder in out:  # the names a person may have (the rule `rbv persons name` keeps)
-        problem = unfit_text(folder.name.strip())
-        if problem is not None:
-            raise ConfigError(f"{printable(str(folder))}: a folder's name is its person's "
-                              f"name, and this one {problem}; rename the folder")
+        folder_name(folder)
     return out
+
+
+def folder_name(folder: Path) -> PersonName:
+    """The name of the person ``folder`` holds (:func:`rbv.formats.names.person_name`); refused
+    (:class:`ConfigError`) when a person cannot be called so."""
+    try:
+        return person_name(folder.name)
+    except ConfigError as exc:
+        raise ConfigError(f"{printable(str(folder))}: a folder's name is its person's name, "
+                          f"and {exc}; rename the folder") from None
 
 
 def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
@@ -155,7 +163,8 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
         path_rows = scanned_paths(conn, pack.id)
         centroids: list[tuple[IdentityResult, uuid.UUID, NDArray[np.float32]]] = []
         for folder in folders:
-            result = IdentityResult(folder.name.strip(), str(folder))
+            name = folder_name(folder)
+            result = IdentityResult(name.text, str(folder), note=name.note)
             images = images_under(path_rows, folder)
             result.photos = len(images)
             rows = np.flatnonzero(np.isin(faces.image_ids, list(images)))

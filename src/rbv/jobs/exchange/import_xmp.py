@@ -29,8 +29,16 @@ from pathlib import Path
 import psycopg
 
 from rbv.errors import ConfigError
+from rbv.formats.names import person_name
 from rbv.formats.regions import Region, from_box, iou, match_regions, region_iou, same_name
-from rbv.formats.xmp import RegionsOf, XmpError, XmpUnreadable, read_regions, sidecars_of
+from rbv.formats.xmp import (
+    MAX_REGIONS_READ,
+    RegionsOf,
+    XmpError,
+    XmpUnreadable,
+    read_regions,
+    sidecars_of,
+)
 from rbv.jobs.exchange.export_xmp import as_given_roots, mirrored, path_under
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
@@ -54,7 +62,6 @@ from rbv.store.queries.persons import (
     place_faces,
     set_name,
     short_id,
-    unfit_text,
 )
 from rbv.store.queries.regions import (
     FaceRow,
@@ -90,6 +97,7 @@ class ImportXmpReport:
     # unnamed persons given a name, as they held most of its faces
     persons_named: list[dict[str, str]] = field(default_factory=list)
     notes: list[dict[str, str]] = field(default_factory=list)  # a holder left unnamed, why
+    cleaned: list[dict[str, str]] = field(default_factory=list)  # invisible characters out
     unmatched: list[dict[str, str]] = field(default_factory=list)
     conflicts: list[dict[str, str]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -168,7 +176,7 @@ def _regions_of(paths: Sequence[str], photo_row: PhotoRow, roots: Sequence[str],
                 sources += sidecars_of(mirrored(path, roots, mirror))
         for source in sources:
             try:
-                read = read_regions(source)
+                read = read_regions(source, MAX_REGIONS_READ)
             except XmpError as exc:
                 if source == photo and not isinstance(exc, XmpUnreadable):
                     continue  # a format exiv2 cannot read: its sidecars may still name faces
@@ -176,13 +184,22 @@ def _regions_of(paths: Sequence[str], photo_row: PhotoRow, roots: Sequence[str],
                 continue
             for reason in read.malformed:
                 _problem(report, reporter, str(source), reason)
+            if read.skipped:
+                _problem(report, reporter, str(source), f"{read.skipped:,} face regions past "
+                         f"the first {MAX_REGIONS_READ:,} were skipped (rbv reads at most "
+                         f"{MAX_REGIONS_READ:,} from a file)")
             for region in _as_shown(read, photo_row):
                 if not (region.name and region.is_face):
                     continue
-                if (problem := unfit_text(region.name)) is not None:  # as a typed name
-                    _problem(report, reporter, str(source),
-                             f"the name {region.name!r} {problem}; that region is left out")
+                try:  # the rule a typed name follows
+                    named = person_name(region.name, "the name")
+                except ConfigError as exc:
+                    _problem(report, reporter, str(source), f"{exc}; that region is left out")
                     continue
+                if named.note:
+                    report.cleaned.append({"path": str(source), "name": named.text,
+                                           "note": named.note})
+                region = replace(region, name=named.text)
                 if any(same_name(r.name, region.name) and region_iou(r, region) >= 0.5
                        for _, r in out):
                     continue

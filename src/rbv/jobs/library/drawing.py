@@ -6,7 +6,9 @@ content."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,11 +16,12 @@ import psycopg
 from numpy.typing import NDArray
 
 from rbv.config import Settings
-from rbv.errors import ImageUnreadable
+from rbv.errors import ConfigError, ImageUnreadable, printable
 from rbv.faces.defaults import DEFAULT_MIN_FACE
+from rbv.jobs.library.as_catalogued import shows_catalogued
 from rbv.media.decode import decode_image
 from rbv.store.queries.faces import NewFace
-from rbv.store.queries.images import image_formats, image_paths_of
+from rbv.store.queries.images import image_formats, image_paths_of, known_paths
 
 if TYPE_CHECKING:
     from rbv.faces.analyzer import LocalFaceAnalyzer
@@ -109,10 +112,28 @@ def draw(analyzer: LocalFaceAnalyzer, image: DecodedImage,
 
 def decode(conn: psycopg.Connection, settings: Settings, analyzer: LocalFaceAnalyzer,
            image_id: int) -> DecodedImage:
-    """The catalogued image's pixels, as a scan decodes them for ``analyzer``."""
-    paths = [settings.path_map.to_local(p) for p in image_paths_of(conn, [image_id]).get(
-        image_id, [])]
-    return decode_image(image_id, paths, image_formats(conn, [image_id]).get(image_id),
+    """The catalogued image's pixels, as a scan decodes them for ``analyzer``, read from
+    the first of its paths that is still there. Refused (:class:`ConfigError`) when that
+    file no longer shows the photo catalogued (its pixels were changed or replaced since
+    the last ``rbv index``): a face drawn on it would be cut from another picture."""
+    stored = image_paths_of(conn, [image_id]).get(image_id, [])
+    known = known_paths(conn, stored)
+    fmt = image_formats(conn, [image_id]).get(image_id)
+    for path in stored:
+        local = settings.path_map.to_local(path)
+        try:
+            st = os.stat(local)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            break  # decoding says why it cannot be read
+        was = known.get(path)
+        if was is None or not shows_catalogued(Path(local), was, st):
+            raise ConfigError(f"{printable(local)} changed since it was indexed; nothing "
+                              "was drawn: re-run `rbv index` on it, then draw the face")
+        return decode_image(image_id, [local], fmt, analyzer.decode_long_edge,
+                            settings.max_image_pixels, False)
+    return decode_image(image_id, [settings.path_map.to_local(p) for p in stored], fmt,
                         analyzer.decode_long_edge, settings.max_image_pixels, False)
 
 

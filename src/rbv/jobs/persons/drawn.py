@@ -160,7 +160,9 @@ def add_face(db: Database, settings: Settings, *, photo: str | None = None,
     """Add the face in ``box`` (x, y, width, height in pixels of the upright photo) of a
     photo given by path or image id, as one logged edit; in ``person`` by hand when one
     is given. Refused, changing nothing: a box outside the photo or too small, a photo
-    not catalogued or not scanned by the pack, a box that is mostly a face found already,
+    not catalogued or not scanned by the pack, a photo whose file changed since it was
+    indexed (the face would be cut from another picture), a box that is mostly a face
+    found already,
     a person that has a face of the photo, a pack rbv cannot embed with here."""
     x, y, w, h = box
     with db.connect() as conn:

@@ -7,7 +7,6 @@ automatic re-cluster never undoes (they become anchors of ``rbv cluster --full``
 from __future__ import annotations
 
 import re
-import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,38 +15,17 @@ from datetime import date, datetime
 import psycopg
 
 from rbv.errors import ConfigError, PersonNotFound
+from rbv.formats.names import person_name, shown_name, unfit_text
 
 _SHORTEST_PREFIX = 4
 """Characters of an id's start taken as that id: fewer would often name several persons."""
 _UUID_PREFIX = re.compile(rf"^[0-9a-f-]{{{_SHORTEST_PREFIX},36}}$")
-_NOT_TEXT = {"Cc", "Cs", "Zl", "Zp"}  # control characters, surrogates, line breaks
-
-
-def unfit_text(text: str) -> str | None:
-    """Why ``text`` cannot be a person's name (nor a word that finds one), in words; None
-    when it can. A name is one line of Unicode text: no control character (NUL, newline,
-    tab, escape, DEL, C1), no line or paragraph separator, and no lone surrogate, which is
-    what bytes that are not UTF-8 become on a command line (and ``"\\ud800"`` in JSON).
-    The page, the CLI and every import share this one rule."""
-    bad = next((c for c in text if unicodedata.category(c) in _NOT_TEXT), None)
-    if bad is None:
-        return None
-    if "\udc80" <= bad <= "\udcff":  # how Python keeps a byte that is not UTF-8
-        return f"holds bytes that are not UTF-8 (\\x{ord(bad) - 0xDC00:02x}); give UTF-8 text"
-    if unicodedata.category(bad) == "Cs":
-        return f"holds a lone UTF-16 surrogate ({bad!r}), which is not text"
-    return f"holds a control character ({bad!r}); use plain text"
 
 
 def checked_name(name: str, what: str = "a name") -> str:
-    """``name`` without its surrounding spaces, when a person may be called so (see
-    :func:`unfit_text`); else :class:`ConfigError` saying why, on one line."""
-    problem = unfit_text(name)
-    if problem is not None:
-        raise ConfigError(f"{what} {problem}: {name!r}")
-    if not name.strip():
-        raise ConfigError(f"{what} cannot be empty")
-    return name.strip()
+    """``name`` as a person's name is kept (:func:`rbv.formats.names.person_name`: stripped, its
+    invisible characters removed); else :class:`ConfigError` saying why, on one line."""
+    return person_name(name, what).text
 
 
 def _same_name(column: str) -> str:
@@ -130,7 +108,7 @@ def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
     refused, naming each candidate (name and short id)."""
     problem = unfit_text(ref)
     if problem is not None:  # no person is called so: said before PostgreSQL sees it
-        raise PersonNotFound(f"no person's name {problem}: {ref!r}")
+        raise PersonNotFound(f"no person's name {problem}: {shown_name(ref)}")
     ref = ref.strip()
     found: list[uuid.UUID] = []
     if _UUID_PREFIX.match(ref.lower()):
