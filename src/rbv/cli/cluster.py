@@ -138,7 +138,7 @@ def _match_words(report: ClusterReport, given: float | None) -> str:
     if report.match_threshold is None or report.full:
         return ""
     why = "--match-threshold" if given is not None else f"the threshold + {MATCH_MARGIN:g}"
-    return (f"; a new face joins a known person at similarity {report.match_threshold:.2f} "
+    return (f"; a new face joins a known person at similarity {report.match_threshold:g} "
             f"or more ({why})")
 
 

@@ -98,9 +98,10 @@ def undo(
     verb = "Would undo" if dry_run else "Undid"
     for e, what in zip(result.undone, relabel(db, [e.summary for e in result.undone]),
                        strict=True):
-        typer.echo(f"{verb} #{e.id} {e.command}: {what}")
+        say(f"{verb} #{e.id} {e.command}: {what}")
     # what the rows are: the faces' persons, names and decisions the edits changed
     what = (f"{counted(result.rows, 'row')} of faces, persons, names and decisions "
             "as they were")
-    say(f"Would restore {what}. Dry run: nothing was changed." if dry_run
-        else f"Restored {what}.")
+    say(f"Would restore {what}." if dry_run else f"Restored {what}.")
+    if dry_run:
+        typer.echo("Dry run: nothing was changed.")
