@@ -76,7 +76,7 @@ def test_at_80_columns_the_setting_wraps_a_short_list_names_its_option_and_none_
     `persons list` said "(first 50)" without the option that lists more; `dedup` printed
     "0 byte-identical groups" over an empty table."""
     url = str(faces_settings.database_url)
-    clustered = run_cli(cli, "-d", url, "cluster", env={"COLUMNS": "80"})
+    clustered = run_cli(cli, "-d", url, "cluster", "--verbose", env={"COLUMNS": "80"})
     assert clustered.exit_code == 0, clustered.output
     setting = json.loads(run_cli(cli, "-d", url, "stats", "--json").stdout
                          )["packs"][0]["clustering"]["setting"]

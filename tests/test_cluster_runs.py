@@ -209,6 +209,12 @@ def test_dry_run_writes_nothing_and_threshold_comes_from_the_pack(
     assert plain.exit_code == 0, plain.output
     # No calibration stored: the built-in one for SFace, found by the recognizer's hash.
     said = " ".join(plain.output.split())  # the setting wraps at the terminal's width
+    assert ("evidence: faces grouped so that at most 10 pairs of different people may join "
+            "in the whole library (rbv's default budget); two lone faces join at "
+            "similarity") in said
+    assert "impostor" not in said  # the model's internals: --verbose
+    verbose = run_cli(cli, "-d", url, "cluster", "--dry-run", "--verbose")
+    said = " ".join(verbose.output.split())
     assert "evidence, budget 10 (rbv's default budget); impostor model mu 0.100" in said
     assert "built in for SFace" in said
     connected = run_cli(cli, "-d", url, "cluster", "--dry-run", "--method", "connected")

@@ -104,9 +104,9 @@ def test_a_half_reset_is_reported_with_the_command_that_finishes_it(
     with psycopg.connect(url) as conn:
         conn.execute("UPDATE face_detections SET person_id = NULL")
     done = _ok(cli, "-d", url, "cluster")
-    assert "2 named person(s) hold no faces: " in done.stdout
+    assert "2 named persons hold no faces: " in done.stdout
     assert "'Ben'" in done.stdout and "'Mindy'" in done.stdout
-    command = done.stdout.split("to delete: ")[1].strip()
+    command = done.stdout.split("to delete:")[1].strip()
     assert command.startswith("rbv psql -c ")
     report = json.loads(_ok(cli, "-d", url, "cluster", "--json").stdout)
     assert {e["person"] for e in report["empty_named"]} == {ben, mindy}

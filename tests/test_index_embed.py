@@ -335,6 +335,6 @@ def test_embed_dry_run_counts_the_work_and_writes_nothing(cli, settings: Setting
     assert _rows(url, "SELECT count(*) FROM model_packs") == [(0,)]
     one = run_cli(cli, "embed", "-d", url, "--limit", "1", env=_env(settings))
     assert one.exit_code == 0, one.output
-    assert one.stdout.startswith("Scanned 1 images with scrfd_sface: 1 faces")
+    assert one.stdout.startswith("Scanned 1 image with scrfd_sface: 1 face,")
     dry = run_cli(cli, "embed", "-d", url, "--dry-run", "--json", env=_env(settings))
     assert json.loads(dry.stdout) == {"pack": "scrfd_sface", "would_scan": 2}

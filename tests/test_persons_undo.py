@@ -80,7 +80,9 @@ def test_every_edit_is_logged_and_undo_restores_the_rows_byte_for_byte(
     assert "Dry run: nothing was changed." in dry.stdout
     assert _dump(faces_settings) != before
     undone = _ok(cli, "-d", url, "persons", "undo", str(len(edits))).stdout
-    assert undone.count("Undid #") == len(edits) and "row(s) restored." in undone
+    assert undone.count("Undid #") == len(edits)
+    assert "rows of faces, persons, names and decisions as they were." in " ".join(
+        undone.split())
     assert _dump(faces_settings) == before
     table = run_cli(cli, "-d", url, "persons", "history", env={"COLUMNS": "300"}).stdout
     assert table.count("undone by #") == len(edits) and "undo of #" in table
@@ -109,7 +111,8 @@ def test_undo_is_refused_when_a_later_cluster_run_changed_the_same_rows(
     refused = run_cli(cli, "-d", url, "persons", "undo")
     assert refused.exit_code == 1
     assert refused.output.startswith(f"Error: edit #{edit} (")
-    assert f"face {face} was changed since by a clustering run" in refused.output
+    assert f"face {face} was changed since by a clustering run" in " ".join(
+        refused.output.split())
     assert _dump(faces_settings) == placed
 
 
@@ -125,7 +128,8 @@ def test_undo_is_refused_when_a_cluster_run_deleted_the_person_a_face_left(
     _ok(cli, "-d", url, "cluster", "--method", "connected", "--threshold", str(SFACE_THRESHOLD))
     refused = run_cli(cli, "-d", url, "persons", "undo")  # ... and was deleted
     assert refused.exit_code == 1
-    assert f"person {person}, which it changed, was deleted since" in refused.output
+    assert f"person {person[:8]}, which it changed, was deleted since" in " ".join(
+        refused.output.split())
 
 
 def test_undo_brings_back_what_a_deleted_person_took_with_it(faces_settings: Settings) -> None:
@@ -176,4 +180,5 @@ def test_a_refused_undo_never_blames_an_edit_that_is_undone_already(
     assert refused.exit_code == 1
     assert refused.output.startswith(f"Error: edit #{first} (")
     assert f"edit #{second}" not in refused.output
-    assert f"face {face} was changed since by a clustering run" in refused.output
+    assert f"face {face} was changed since by a clustering run" in " ".join(
+        refused.output.split())

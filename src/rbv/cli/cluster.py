@@ -7,11 +7,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    ModelPackOption,
+    print_json,
+    say,
+    settings_of,
+)
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_K, DEFAULT_THRESHOLD, Method
 from rbv.jobs.grouping.cluster import ClusterOptions, ClusterReport, cluster_pack
 from rbv.store import open_database
+from rbv.words import counted
 
 
 def cluster(
@@ -50,6 +58,9 @@ def cluster(
     model_pack: ModelPackOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute and report; write "
                                           "nothing.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also print the recognizer's model of different people "
+        "(impostor mu, sigma, tau) behind the evidence method's bar.")] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -81,6 +92,8 @@ def cluster(
         rbv cluster --full --method agglomerative --threshold 0.4
 
         rbv cluster --model-pack scrfd_sface --dry-run --json
+
+        rbv cluster --verbose
     """
     settings = settings_of(ctx, database_url=database)
     db = open_database(settings)
@@ -98,12 +111,10 @@ def cluster(
     if as_json:
         print_json(report.as_dict())
         return
-    match = ("" if report.match_threshold is None
-             else f", match threshold {report.match_threshold:g}")
-    # wrapped between words at the terminal's width (the impostor model's parameters
-    # made it ~200 characters, cut mid-word by an 80-column terminal)
-    Console(highlight=False).print(f"Pack {report.pack}: {report.setting}{match}.",
-                                   markup=False)
+    # In words, wrapped between words at the terminal's width; the impostor model's
+    # parameters only with --verbose (issue 62 #12)
+    say(f"Pack {report.pack}: {report.setting if verbose else report.in_words}"
+        f"{_match_words(report, match_threshold)}.")
     would = "Would assign" if dry_run else "Assigned"
     if report.full:
         by_hand = (f", {report.kept_by_hand:,} of them kept where they were placed by hand"
@@ -116,9 +127,19 @@ def cluster(
                    f"{report.clustered:,} clustered into {report.new_persons:,} new persons.")
     _print_named(report)
     for note in report.notes:
-        typer.echo(note)
+        say(note)
     if dry_run:
         typer.echo("Dry run: nothing was written.")
+
+
+def _match_words(report: ClusterReport, given: float | None) -> str:
+    """Where a new face joins a known person, on the threshold's scale (similarity), and
+    why it differs from the threshold given."""
+    if report.match_threshold is None or report.full:
+        return ""
+    why = "--match-threshold" if given is not None else f"the threshold + {MATCH_MARGIN:g}"
+    return (f"; a new face joins a known person at similarity {report.match_threshold:g} "
+            f"or more ({why})")
 
 
 NAMED_SHOWN = 20
@@ -144,6 +165,8 @@ def _print_named(report: ClusterReport) -> None:
         shown = ", ".join(repr(e["name"]) for e in report.empty_named[:NAMED_SHOWN])
         more = (f" and {len(report.empty_named) - NAMED_SHOWN:,} more"
                 if len(report.empty_named) > NAMED_SHOWN else "")
-        typer.echo(f"{len(report.empty_named):,} named person(s) hold no faces: {shown}{more}. "
-                   "A name is kept until you delete it (its faces were unassigned by SQL or "
-                   f"moved out by hand); to delete: rbv psql -c \"{report.delete_empty_named}\"")
+        say(f"{counted(len(report.empty_named), 'named person')} "
+            f"{'holds' if len(report.empty_named) == 1 else 'hold'} no faces: {shown}{more}. "
+            "A name is kept until you delete it (its faces were unassigned by SQL or "
+            "moved out by hand); to delete:")
+        typer.echo(f"  rbv psql -c \"{report.delete_empty_named}\"")

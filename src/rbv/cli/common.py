@@ -4,7 +4,9 @@ its help built from the default it names), settings lookup, output helpers."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -94,6 +96,15 @@ def settings_of(ctx: typer.Context, **overrides: Any) -> Settings:
     if not isinstance(root, Settings):  # invoked without the root callback (tests)
         root = Settings.from_env({})
     return root.with_overrides(**overrides)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print a paragraph wrapped between words to the terminal's width ($COLUMNS first,
+    as Rich reads it; 80 when there is no terminal); a command in it stays whole when it
+    has no space in it."""
+    width = max(40, shutil.get_terminal_size().columns)
+    typer.echo(textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False),
+               err=err)
 
 
 def print_json(document: Any) -> None:

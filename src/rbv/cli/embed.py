@@ -18,6 +18,7 @@ from rbv.cli.common import (
     PathMapOption,
     path_map_of,
     print_json,
+    say,
     settings_of,
 )
 from rbv.cli.progress import ProgressReporter, rate
@@ -32,6 +33,7 @@ from rbv.jobs.library.analyzer import (
 from rbv.jobs.library.carry import CarrySummary, forget_said
 from rbv.jobs.library.embed import count_embed_work, run_embed
 from rbv.store import open_database
+from rbv.words import counted
 
 
 def embed(
@@ -98,8 +100,9 @@ def embed(
     if as_json:
         print_json(summary.as_dict())
     else:
-        typer.echo(
-            f"Scanned {summary.images:,} images with {summary.pack}: {summary.faces:,} faces, "
+        say(
+            f"Scanned {counted(summary.images, 'image')} with {summary.pack}: "
+            f"{counted(summary.faces, 'face')}, "
             f"{summary.no_faces:,} without faces, {summary.failed:,} failed "
             f"({rate(summary.images_per_s, 'images/s')})."
             + (" Failed images are retried on the next run." if summary.failed else "")

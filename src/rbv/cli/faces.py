@@ -4,11 +4,10 @@
 
 from __future__ import annotations
 
-import shutil
-import textwrap
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from rbv.bounds import BIGINT_MAX
 from rbv.cli.common import (
@@ -16,9 +15,13 @@ from rbv.cli.common import (
     JsonOption,
     ModelPackOption,
     print_json,
+    say,
     settings_of,
 )
+from rbv.cli.tables import print_table
+from rbv.errors import printable
 from rbv.store import open_database
+from rbv.words import counted
 
 app = typer.Typer(help="Link faces as one person or as different persons (every "
                   "clustering keeps the links), mark a detection not a face, or add a "
@@ -57,22 +60,16 @@ def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
                    f"(edit #{result.edit_id}; `rbv persons undo` removes it).")
     else:
         typer.echo(f"Faces {', '.join(map(str, faces))} were linked as {kind} already.")
-    _say(result.effect[0].upper() + result.effect[1:] + ".")
+    say(result.effect[0].upper() + result.effect[1:] + ".")
     if result.caution:
-        _say(f"Look first: {result.caution}.")
+        say(f"Look first: {result.caution}.")
     if result.overrides:
-        _say(("It would override " if dry_run else "This overrides ") + result.overrides
+        say(("It would override " if dry_run else "This overrides ") + result.overrides
              + (": they would be removed." if dry_run else
                 ": removed (`rbv persons undo` puts them back)."))
     if result.forecast is not None:
         for line in result.forecast.lines(edit="the link"):
             typer.echo(line)
-
-
-def _say(text: str) -> None:
-    """A paragraph, wrapped to the terminal ($COLUMNS first, as Rich reads it)."""
-    typer.echo(textwrap.fill(text, max(40, shutil.get_terminal_size().columns),
-                             break_on_hyphens=False))
 
 
 @app.command("same")
@@ -168,7 +165,7 @@ def not_a_face(ctx: typer.Context, faces: MarkFacesArg,
         typer.echo(f"Face {face} {'would leave' if dry_run else 'left'} "
                    f"{person_words(person, name)}.")
     if result.dropped:
-        _say(("It would drop " if dry_run else "Dropped ") + result.dropped
+        say(("It would drop " if dry_run else "Dropped ") + result.dropped
              + (": a face that is no face holds no decision." if dry_run else
                 " (`rbv persons undo` puts them back)."))
     if result.already:
@@ -230,12 +227,15 @@ def not_faces(ctx: typer.Context, model_pack: ModelPackOption = None,
     if not rows:
         typer.echo("No face is marked not a face.")
         return
+    # a table whose photo column folds: a tab-separated line per face ran past 80 columns
+    table = Table("face", "marked", "photo", "box",
+                  title=f"{counted(len(rows), 'face')} marked not a face")
     for r in rows:
-        box = ",".join(f"{v:.0f}" for v in r.bbox)
-        typer.echo(f"{r.id}\t{r.marked_at:%Y-%m-%d %H:%M}\t{r.path or f'photo {r.image_id}'}"
-                   f"\tbox {box}")
-    typer.echo(f"{len(rows):,} face(s) marked not a face; `rbv faces is-a-face FACE` takes "
-               "a mark back.")
+        table.add_row(str(r.id), f"{r.marked_at:%Y-%m-%d %H:%M}",
+                      printable(r.path) if r.path else f"photo {r.image_id}",
+                      ",".join(f"{v:.0f}" for v in r.bbox))
+    print_table(table, optional=["box", "marked"], whole=["face"])
+    typer.echo("To take a mark back: rbv faces is-a-face FACE")
 
 
 def _s(items: list[int]) -> str:

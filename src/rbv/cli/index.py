@@ -19,6 +19,7 @@ from rbv.cli.common import (
     PathMapOption,
     path_map_of,
     print_json,
+    say,
     settings_of,
 )
 from rbv.cli.embed import carry_line, server_lines
@@ -34,6 +35,7 @@ from rbv.jobs.library.carry import forget_said
 from rbv.jobs.library.index import IndexSummary, run_index
 from rbv.media.discovery import PathFilter, missing_targets
 from rbv.store import open_database
+from rbv.words import counted
 
 
 def index(
@@ -126,7 +128,8 @@ def index(
     if as_json:
         print_json(summary.as_dict())
     else:
-        typer.echo(_one_line(summary, dry_run))
+        for paragraph in _paragraphs(summary, dry_run):
+            say(paragraph)  # wrapped at the terminal's width (issue 62 #13: ~160 columns)
         for line in [*summary.embed.carry.dropped, *server_lines(summary.embed.servers)] \
                 if summary.embed else ():
             typer.echo(line)
@@ -136,12 +139,13 @@ def index(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _one_line(s: IndexSummary, dry_run: bool) -> str:
+def _paragraphs(s: IndexSummary, dry_run: bool) -> list[str]:
+    """What the run did: the catalogue, the faces found, what failed."""
     c = s.catalogue
     if dry_run:
-        return (f"Would catalogue {c.new_images:,} of {c.files:,} files "
+        return [f"Would catalogue {c.new_images:,} of {c.files:,} files "
                 f"({c.unchanged:,} unchanged, {c.not_images:,} not images); nothing was "
-                "written.")
+                "written."]
     text = (f"Catalogued {c.files:,} files: {c.new_images:,} new images, {c.aliases:,} aliases, "
             f"{c.unchanged:,} unchanged, {c.not_images:,} not images, {c.failed:,} failed.")
     if c.new_metadata:
@@ -158,12 +162,13 @@ def _one_line(s: IndexSummary, dry_run: bool) -> str:
     for note in c.notes:
         text += f" Note: {note}."
 
+    out = [text]
     if s.embed is not None:
         e = s.embed
-        text += (f" Scanned {e.images:,} images: {e.faces:,} faces, "
-                 f"{e.no_faces:,} without faces, {e.failed:,} failed "
-                 f"({rate(e.images_per_s, 'images/s')}).")
-        text += carry_line(e.carry)
+        out.append(f"Scanned {counted(e.images, 'image')}: {counted(e.faces, 'face')}, "
+                   f"{e.no_faces:,} without faces, {e.failed:,} failed "
+                   f"({rate(e.images_per_s, 'images/s')})." + carry_line(e.carry))
     if s.failed:
-        text += f" {s.failed:,} item(s) failed; they are retried on the next run."
-    return text
+        out.append(f"{counted(s.failed, 'item')} failed; "
+                   f"{'it is' if s.failed == 1 else 'they are'} retried on the next run.")
+    return out

@@ -11,12 +11,20 @@ from rich.table import Table
 
 from rbv.bounds import BIGINT_MAX
 from rbv.cli import persons_born, persons_review, persons_undo
-from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    ModelPackOption,
+    print_json,
+    say,
+    settings_of,
+)
 from rbv.cli.naming import named_list, short_ids, who
 from rbv.cli.tables import print_table
 from rbv.cluster.defaults import Method
 from rbv.jobs.persons import lookup
 from rbv.store import Database, open_database
+from rbv.words import counted
 
 if TYPE_CHECKING:
     from rbv.jobs.persons.edits import Edited
@@ -285,16 +293,16 @@ def split(
         reason = why or (" (no two halves of two or more faces each, faces linked `same` "
                          "kept together)"
                          if result.threshold is None and method is None else "")
-        typer.echo(f"{whom[0].upper()}{whom[1:]} stays whole with {result.setting}{reason}.")
+        say(f"{whom[0].upper()}{whom[1:]} stays whole with {result.setting}{reason}.")
         return
     if dry_run:
-        typer.echo(f"Would split {whom} with {result.setting} into "
-                   f"{len(result.sizes)} persons of " + ", ".join(map(str, result.sizes))
-                   + f" faces{why}. Dry run: nothing was changed.")
+        say(f"Would split {whom} with {result.setting} into {len(result.sizes)} persons of "
+            + ", ".join(map(str, result.sizes)) + f" faces{why}. Dry run: nothing was changed.")
         return
-    typer.echo(f"Split {whom} with {result.setting}: kept {result.kept} faces; "
-               "new persons: " + ", ".join(f"{p} ({n} faces)" for p, n in zip(
-                   created, result.sizes[1:], strict=True)))
+    made = ", ".join(f"{p} ({counted(n, 'face')})"
+                     for p, n in zip(created, result.sizes[1:], strict=True))
+    say(f"Split {whom} with {result.setting}: kept {counted(result.kept, 'face')}; "
+        f"{'new persons' if len(created) > 1 else 'new'}: {made}")
 
 
 @app.command("move")

@@ -4,8 +4,6 @@ that fixes it (registered on the ``persons`` group)."""
 from __future__ import annotations
 
 import os
-import shutil
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,12 +11,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    ModelPackOption,
+    print_json,
+    say,
+    settings_of,
+)
 from rbv.cli.tables import print_table
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z
 from rbv.config import Settings
 from rbv.errors import printable
 from rbv.store import open_database
+from rbv.words import counted
 
 if TYPE_CHECKING:
     from rbv.jobs.persons.evidence import Halves
@@ -83,8 +89,8 @@ def suggest(
         cut = f" scoring at least {min_score:.2f}" if min_score > 0 else ""
         hint = (f"; --min-score 0 lists the {report.candidates:,} candidate pair(s) of any "
                 "score") if min_score > 0 and report.candidates else ""
-        typer.echo(f"No merge suggestions{cut} among {report.persons:,} persons "
-                   f"({report.pack}){hint}.")
+        say(f"No merge suggestions{cut} among {report.persons:,} persons "
+            f"({report.pack}){hint}.")
         return
     table = Table("rank", "keep", "merge", "score", "why",
                   title=f"Merge suggestions ({report.pack}, {report.persons:,} persons)")
@@ -104,9 +110,8 @@ def suggest(
         + (" (--limit shows more)" if report.scoring > len(report.suggestions) else "")
         + f"; {report.candidates:,} candidate pairs of any score, which `rbv serve` asks "
         "about (--min-score 0 lists them)."]
-    width = max(40, shutil.get_terminal_size().columns)  # $COLUMNS first, as Rich reads it
     for note in notes:
-        typer.echo(textwrap.fill(note, width))
+        say(note)
     typer.echo("To accept a suggestion, run its command:")
     for s in report.suggestions:
         typer.echo(f"  {s.rank:>2}  {s.command}")
@@ -182,7 +187,8 @@ def review(
         say(_two_people(report.split, _label(row.name, row.id)), markup=False)
         typer.echo(f"  {report.split.command}")
     if report.command:
-        typer.echo(f"{len(report.doubtful)} doubtful face(s); to take them out for good:")
+        typer.echo(f"{counted(len(report.doubtful), 'doubtful face')}; to take them out "
+                   "for good:")
         typer.echo(f"  {report.command}")
     else:
         say("No face looks out of place. To take faces out:", markup=False)
@@ -214,11 +220,12 @@ def _review_largest(settings: Settings, model_pack: str | None, top: int,
     splits = [v for v in report.persons if v.split]
     for v in splits:
         assert v.split is not None
-        typer.echo(_two_people(v.split, _label(v.person.name, v.person.id)))
+        say(_two_people(v.split, _label(v.person.name, v.person.id)))
         typer.echo(f"  {v.split.command}")
     doubtful = sum(1 for v in report.persons if v.doubtful)
     if not splits:
         typer.echo("No person looks like two people.")
     if doubtful:
-        typer.echo(f"{doubtful} person(s) with doubtful faces; to see them and the command "
-                   "that takes them out: rbv persons review PERSON")
+        say(f"{counted(doubtful, 'person')} with doubtful faces; to see them and the "
+            "command that takes them out:")
+        typer.echo("  rbv persons review PERSON")

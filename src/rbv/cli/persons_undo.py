@@ -7,11 +7,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, say, settings_of
 from rbv.cli.tables import print_table
+from rbv.errors import EditConflict, printable
 from rbv.jobs.persons import edit_log
 from rbv.jobs.persons.lookup import relabel
 from rbv.store import open_database
+from rbv.words import counted
 
 
 def history(
@@ -84,7 +86,11 @@ def undo(
         rbv persons undo 3 --dry-run
     """
     db = open_database(settings_of(ctx, database_url=database))
-    result = edit_log.undo(db, count, dry_run=dry_run)
+    try:
+        result = edit_log.undo(db, count, dry_run=dry_run)
+    except EditConflict as exc:  # the refusal names an edit and a row: wrapped at 80
+        say(f"Error: {printable(str(exc))}", err=True)
+        raise typer.Exit(exc.exit_code) from None
     if as_json:
         print_json({"undone": [e.as_dict() for e in result.undone], "rows": result.rows,
                     "edit": result.edit_id, "dry_run": dry_run})
@@ -92,6 +98,10 @@ def undo(
     verb = "Would undo" if dry_run else "Undid"
     for e, what in zip(result.undone, relabel(db, [e.summary for e in result.undone]),
                        strict=True):
-        typer.echo(f"{verb} #{e.id} {e.command}: {what}")
-    typer.echo(f"{result.rows:,} row(s) " + ("would be restored. Dry run: nothing was "
-                                            "changed." if dry_run else "restored."))
+        say(f"{verb} #{e.id} {e.command}: {what}")
+    # what the rows are: the faces' persons, names and decisions the edits changed
+    what = (f"{counted(result.rows, 'row')} of faces, persons, names and decisions "
+            "as they were")
+    say(f"Would restore {what}." if dry_run else f"Restored {what}.")
+    if dry_run:
+        typer.echo("Dry run: nothing was changed.")

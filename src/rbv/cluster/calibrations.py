@@ -87,8 +87,9 @@ class ClusterSetting:
         return {"method": self.method.value, "threshold": self.threshold}
 
     def describe(self, n_faces: int | None = None) -> str:
+        """The setting with the impostor model's parameters (``--verbose``, ``--json``)."""
         if self.method is not Method.evidence:
-            return f"{self.method.value} at similarity {self.threshold:.2f} ({self.source})"
+            return f"{self.method.value} at similarity {self.threshold:g} ({self.source})"
         text = f"evidence, budget {self.budget:g} ({self.source})"
         if self.impostor is not None:
             m = self.impostor
@@ -97,6 +98,18 @@ class ClusterSetting:
             if n_faces:
                 pair = m.pair_similarity(n_faces, self.budget or DEFAULT_BUDGET)
                 text += f"; two lone faces need similarity {pair:.2f} at {n_faces:,} faces"
+        return text
+
+    def plain(self, n_faces: int | None = None) -> str:
+        """What the grouping does, in words a person reads without the model's internals
+        (issue 62 #12: the first run opened with "impostor model mu 0.100, sigma …")."""
+        if self.method is not Method.evidence:
+            return self.describe()
+        text = (f"evidence: faces grouped so that at most {self.budget:g} pairs of different "
+                f"people may join in the whole library ({self.source})")
+        if self.impostor is not None and n_faces:
+            pair = self.impostor.pair_similarity(n_faces, self.budget or DEFAULT_BUDGET)
+            text += f"; two lone faces join at similarity {pair:.2f} or more"
         return text
 
 

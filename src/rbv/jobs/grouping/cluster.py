@@ -130,6 +130,7 @@ class ClusterReport:
     # deletes them (printed, never run)
     empty_named: list[dict[str, str]] = field(default_factory=list)
     delete_empty_named: str | None = None
+    in_words: str = ""  # the setting without the model's internals (``setting`` has them)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -271,7 +272,8 @@ def _report(plan: _Plan, outcome: _Outcome, started: float, run_id: int | None,
         kept_by_hand=outcome.kept_by_hand, seconds=round(time.perf_counter() - started, 3),
         run_id=run_id, notes=[*plan.notes, *notes], named=outcome.named, empty_named=empty,
         delete_empty_named=(delete_persons_statement([e["person"] for e in empty])
-                            if empty else None))
+                            if empty else None),
+        in_words=setting.plain(plan.faces))
 
 
 def _last_full(conn: psycopg.Connection, pack: PackRow, setting: ClusterSetting,

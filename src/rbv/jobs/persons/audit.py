@@ -49,6 +49,7 @@ from rbv.store.queries.audit import (
 from rbv.store.queries.missing import missing_paths
 from rbv.store.queries.runs import DeadRun, close_dead_runs, dead_runs
 from rbv.store.queries.scans import DeadClaim, dead_claims, release_dead_claims
+from rbv.words import counted
 
 MISSING_LISTED = 20
 """How many missing paths the report names (it counts them all)."""
@@ -183,9 +184,11 @@ def run_audit(db: Database, settings: Settings, *, fix: bool = False,
     # `rbv persons undo` puts back the persons deleted and the faces unassigned.
     with logged_edit(db, sorted(packs), "audit --fix", {"fix": True}) as (conn, edit):
         report.fixed = {"runs_closed": closed, **_repair(conn, settings, report)}
-        edit.summary = (f"deleted {report.fixed['empty_persons_deleted']} empty unnamed "
-                        f"persons, unassigned {report.fixed['faces_unassigned']} faces of "
-                        f"same-photo conflicts and {report.fixed['contradicting_unassigned']} "
+        fixed = report.fixed
+        emptied = counted(fixed["empty_persons_deleted"], "empty unnamed person")
+        edit.summary = (f"deleted {emptied}, unassigned "
+                        f"{counted(fixed['faces_unassigned'], 'face')} of same-photo "
+                        f"conflicts and {fixed['contradicting_unassigned']:,} "
                         "in persons they were rejected from or linked apart in")
     return report
 

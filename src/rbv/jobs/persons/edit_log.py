@@ -28,8 +28,10 @@ from rbv.jobs.persons.shown import Shown, refuse_changed
 from rbv.jobs.recording import recorded_run
 from rbv.store.queries import edits
 from rbv.store.queries.pack_lookup import pack_row
+from rbv.store.queries.persons import SHORT_ID
 from rbv.store.server.connection import Database
 from rbv.store.server.locks import person_lock
+from rbv.words import counted
 
 
 @dataclass
@@ -133,24 +135,29 @@ def _refuse_conflicts(conn: psycopg.Connection, target: edits.EditRow) -> None:
         return
     first = found[0]
     if first.gone:
-        what = (f"person {first.key.get('id')}, which it changed, was deleted since (a "
+        what = (f"person {_short(first.key.get('id'))}, which it changed, was deleted since (a "
                 "clustering run deletes persons left without faces)")
     elif first.later_edit is not None:
         what = (f"{_row_words(first)} was changed since by edit #{first.later_edit} (undo "
                 "that first)")
     else:
         what = f"{_row_words(first)} was changed since by a clustering run, an import or SQL"
-    more = f" (and {len(found) - 1} more row(s))" if len(found) > 1 else ""
+    more = f" (and {counted(len(found) - 1, 'more row')})" if len(found) > 1 else ""
     raise EditConflict(
         f"edit #{target.id} ({target.summary or target.command}) cannot be undone: {what}"
         f"{more}; nothing was undone. Fix it with `rbv persons` edits instead")
+
+
+def _short(person: object) -> str:
+    """A person id as users read it (any unique prefix is accepted)."""
+    return str(person)[:SHORT_ID]
 
 
 def _row_words(c: edits.Conflict) -> str:
     if c.table == "face_detections":
         return f"face {c.key.get('id')}"
     if c.table in ("persons", "person_names"):
-        return f"person {c.key.get('id', c.key.get('person_id'))}"
+        return f"person {_short(c.key.get('id', c.key.get('person_id')))}"
     if c.table == "person_rejections":
         return f"the rejection of face {c.key.get('face_id')}"
     kind = "same" if c.table == "must_links" else "different"

@@ -337,7 +337,8 @@ def reject(db: Database, ref: str, face_ids: Sequence[int], *,
         refuse_marked(conn, face_ids, "be rejected from a person (it is in none)")
         overrides = overridden(conn, contradictions.rejecting(conn, person, face_ids))
         count = store.reject_faces(conn, person, face_ids)
-        edit.summary = (f"{_faces(face_ids)} are not {person} ({count} taken out)"
+        edit.summary = (f"{_faces(face_ids)} {'is' if len(face_ids) == 1 else 'are'} not "
+                        f"{person} ({count} taken out)"
                         + _overriding(overrides))
     return Edited(person, count, overrides, edit.logged_id)
 

@@ -30,7 +30,13 @@ from rbv.store.queries.assignments import faces_by_photo, load_faces
 from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow
-from rbv.store.queries.persons import PersonRow, largest_persons, list_persons, pack_of
+from rbv.store.queries.persons import (
+    PersonRow,
+    largest_persons,
+    list_persons,
+    pack_of,
+    short_id,
+)
 from rbv.store.queries.review import face_prominence, person_conflicts, review_answers
 
 
@@ -184,7 +190,8 @@ class Suggestion:
         # two names: the one kept is said (a merge of two names is refused otherwise)
         keep = (f" --keep-name {shlex.quote(self.keep.name)}"
                 if self.keep.name and self.other.name else "")
-        return f"rbv persons merge {self.keep.id} {self.other.id}{keep}"
+        # short ids (any unique prefix is accepted): whole ids made a 97-column line
+        return f"rbv persons merge {short_id(self.keep.id)} {short_id(self.other.id)}{keep}"
 
     def as_dict(self) -> dict[str, object]:
         return {"rank": self.rank, "keep": self.keep.as_dict(), "merge": self.other.as_dict(),
@@ -291,7 +298,7 @@ class Halves:
     @property
     def command(self) -> str:
         """Splits the person so (the same decision, made again under the pack's lock)."""
-        return f"rbv persons split {self.person}"
+        return f"rbv persons split {short_id(self.person)}"
 
     def sizes(self) -> str:
         return f"{len(self.kept)} + {len(self.moved)} faces"
