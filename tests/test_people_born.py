@@ -316,7 +316,8 @@ def test_serve_sets_the_birthday_and_shows_ages(
 @pytest.mark.slow  # a real headless Chromium
 def test_the_birthday_is_set_and_cleared_in_the_browser(  # type: ignore[no-untyped-def]
         cli, page, faces_settings: Settings, tmp_path: Path) -> None:
-    """The person page's date field and buttons, clicked in Chromium: the birthday lands
+    """The person page's birthday field (YYYY-MM-DD, folded under "Merge in, hide,
+    birthday…") and buttons, clicked in Chromium: the birthday lands
     in the database, each face tile shows its age, the toast's Undo takes it back."""
     from playwright.sync_api import expect
 
@@ -335,6 +336,7 @@ def test_the_birthday_is_set_and_cleared_in_the_browser(  # type: ignore[no-unty
     with serving(faces_settings, tmp_path / "cache") as (server, client):
         page.goto(server.url)
         page.goto(f"{client.base}/person/{person}?limit=1000")
+        page.locator("details.more summary").click()  # the birthday is folded away
         page.locator("#born").fill("2019-05-02")
         with page.expect_event("load"):
             page.locator('[data-act="born"]').click()

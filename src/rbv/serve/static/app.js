@@ -267,3 +267,9 @@ document.addEventListener("keydown", event => {
     if (undo && !toastBox.hidden) undo.click();
   }
 });
+
+// --- a person's folded controls stay as the person left them across an edit's reload --
+document.querySelectorAll("details.more").forEach(more => {
+  if (sessionStorage.getItem("rbv-more") === "open") more.open = true;
+  more.addEventListener("toggle", () => sessionStorage.setItem("rbv-more", more.open ? "open" : ""));
+});
