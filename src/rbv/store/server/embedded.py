@@ -258,8 +258,9 @@ def _start_failure(pgdata: Path, exc: BaseException) -> str:
 
 def _leave(pgdata: Path, user: ServerUser, linger_s: float) -> None:
     """At exit: leave the handle list; the last process out stops the server, or, with
-    a linger, hands it to a watcher, unless ``rbv db start`` holds it up. A server already gone (killed while rbv was its last
-    client) costs no traceback after rbv's one ``Error:`` line: nothing is left to stop."""
+    a linger, hands it to a watcher, unless ``rbv db start`` holds it up. A server
+    already gone (killed while rbv was its last client) costs no traceback after rbv's
+    one ``Error:`` line: nothing is left to stop."""
     me = os.getpid()
     with contextlib.suppress(psutil.Error, OSError, subprocess.SubprocessError):
         if linger_s > 0 and _hand_over(pgdata, linger_s):

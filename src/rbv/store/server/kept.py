@@ -6,7 +6,6 @@ port and no password; the URL names the socket, and only this OS user may connec
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
