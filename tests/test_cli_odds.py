@@ -53,7 +53,8 @@ def test_psql_url_and_the_readme_agree_on_the_embedded_server(cli, settings: Set
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `psql` |"))
     assert ("`--url` prints the connection URL of a server you run (`--database`/"
-            "`DATABASE_URL`: the embedded one stops when rbv exits)") in row
+            "`DATABASE_URL`: the embedded one stops when rbv exits; `rbv db start` keeps it "
+            "up and prints its URL)") in row
 
 
 def test_psql_passes_its_own_options_on(settings: Settings) -> None:

@@ -508,3 +508,21 @@ class _Data:
 
     def draw(self, strategy: object, label: str = "") -> object:
         return self.values.pop(0)
+
+
+def test_a_bulk_hide_says_how_many_and_where_to_see_them_in_short_lines(
+        cli, clustered: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 62 #11: `persons hide --unnamed --max-faces 2` hid 200 persons in one
+    340-character line of ids. Its line now holds the count and the faces, and the next
+    one where to see them, each within a terminal's 80 columns."""
+    url = clustered
+    strangers = {p: n for p, (name, n) in _visible(url).items() if name is None and n <= 2}
+    assert len(strangers) >= 4
+    said = _ok(cli, url, "persons", "hide", "--unnamed", "--max-faces", "2")
+    assert said.splitlines() == [
+        f"Hid {len(strangers)} unnamed person(s) with at most 2 face(s) "
+        f"({sum(strangers.values())} faces).",
+        "See them: `rbv persons list --hidden`; `rbv persons undo` shows them again."]
+    assert all(len(line) <= 80 for line in said.splitlines())
+    hidden = json.loads(_ok(cli, url, "persons", "list", "--hidden", "--limit", "0", "--json"))
+    assert strangers.keys() <= {p["id"] for p in hidden if p["hidden"]}

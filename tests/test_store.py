@@ -450,8 +450,8 @@ def test_psql_url_of_the_embedded_server_is_refused_with_what_to_do(tmp_path: Pa
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         "Error: --url needs a server that outlives this command, and the embedded server "
-        "stops when rbv exits; use `rbv psql` (it keeps the server up while the shell is "
-        "open), or run PostgreSQL yourself and pass --database URL")
+        "stops when rbv exits; `rbv db start` keeps it up and prints its URL (`rbv db url` "
+        "again later)")
     assert not (tmp_path / "rbv" / "pg").exists()  # nothing was started
 
 

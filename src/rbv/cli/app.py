@@ -274,6 +274,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("rbv.cli.migrate", "migrate"),
     "stats": ("rbv.cli.stats", "stats"),
     "psql": ("rbv.cli.psql", "psql"),
+    "db": ("rbv.cli.db", "app"),
     "index": ("rbv.cli.index", "index"),
     "embed": ("rbv.cli.embed", "embed"),
     "cluster": ("rbv.cli.cluster", "cluster"),

@@ -373,7 +373,7 @@ SomePersonsArg = Annotated[list[str] | None, typer.Argument(
     help="Persons: names, unique parts of names, uuids or uuid prefixes (4+ chars).",
     metavar="[PERSON]...", show_default=False)]
 SHOWN_HIDDEN = 10
-"""Persons a bulk hide lists by name (the rest are counted)."""
+"""Persons a bulk hide's dry run lists by name (the rest are counted)."""
 
 
 @app.command("hide")
@@ -437,17 +437,18 @@ def _hide_unnamed(ctx: typer.Context, max_faces: int, model_pack: str | None,
         typer.echo(f"No visible unnamed person has at most {max_faces} face(s); nothing "
                    "changed.")
         return
-    shown = done.persons[:SHOWN_HIDDEN]
-    names = who(db, *[p for p, _ in shown])
-    listed = ", ".join(f"{w} ({n})" for w, (_, n) in zip(names, shown, strict=True))
-    more = len(done.persons) - len(shown)
-    listed += f" and {more:,} more" if more else ""
     if dry_run:
+        shown = done.persons[:SHOWN_HIDDEN]
+        names = who(db, *[p for p, _ in shown])
+        listed = ", ".join(f"{w} ({n})" for w, (_, n) in zip(names, shown, strict=True))
+        more = len(done.persons) - len(shown)
+        listed += f" and {more:,} more" if more else ""
         typer.echo(f"Would hide {count} ({done.faces:,} faces): {listed}. Dry run: nothing "
                    "was changed.")
         return
-    typer.echo(f"Hid {count} ({done.faces:,} faces): {listed}. `rbv persons undo` shows "
-               "them all again.")
+    # Counted, not listed: a bulk hide can be hundreds of persons (--json lists them).
+    typer.echo(f"Hid {count} ({done.faces:,} faces).")
+    typer.echo("See them: `rbv persons list --hidden`; `rbv persons undo` shows them again.")
 
 
 @app.command("unhide")

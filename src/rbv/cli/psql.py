@@ -38,8 +38,9 @@ def psql(
     """Open psql on rbv's database (the embedded server or --database / DATABASE_URL).
 
     The embedded server keeps running while the shell is open, and stops when it
-    closes: so --url needs a server given by --database / DATABASE_URL. The URL it
-    prints contains that server's password: keep it private.
+    closes: so --url needs a server given by --database / DATABASE_URL (`rbv db start`
+    keeps the embedded one up and prints its URL). The URL it prints contains that
+    server's password: keep it private.
 
     Examples:
 
@@ -56,8 +57,8 @@ def psql(
         # Its URL names a socket of a server that stops as this command exits.
         raise ConfigError(
             "--url needs a server that outlives this command, and the embedded server stops "
-            "when rbv exits; use `rbv psql` (it keeps the server up while the shell is "
-            "open), or run PostgreSQL yourself and pass --database URL")
+            "when rbv exits; `rbv db start` keeps it up and prints its URL (`rbv db url` "
+            "again later)")
     db = open_database(settings, require_schema=False)
     if print_url:
         typer.echo(db.url)

@@ -27,6 +27,7 @@ import psutil
 
 from rbv.errors import EmbeddedServerError, printable
 from rbv.store.server import postmaster
+from rbv.store.server.hold import is_held, release
 from rbv.store.server.postmaster import ServerUser, server_lock
 from rbv.store.server.private import make_private, refuse_foreign
 
@@ -37,6 +38,10 @@ _attached: dict[Path, ServerUser] = {}
 
 HANDLES = ".handle_pids.json"
 """The list of the rbv processes attached to the server (in the data dir)."""
+
+
+WATCHER_MODULE = "rbv.store.server.linger"
+"""The watcher a lingering server is handed to, run as ``python -m WATCHER_MODULE``."""
 
 
 STARTS = ".rbv_handle_starts.json"
@@ -150,6 +155,7 @@ def _ensure_running(pgdata: Path, user: ServerUser) -> None:
     postmaster.prepare(pgdata, user)
     changed = postmaster.write_access(pgdata, user)
     if server_pid(pgdata) is None:
+        release(pgdata)  # a hold lasts as long as its server
         postmaster.start(pgdata, user)
     elif changed:  # one an older rbv started, trusting every local user until now
         postmaster.reload(pgdata, user)
@@ -252,8 +258,9 @@ def _start_failure(pgdata: Path, exc: BaseException) -> str:
 
 def _leave(pgdata: Path, user: ServerUser, linger_s: float) -> None:
     """At exit: leave the handle list; the last process out stops the server, or, with
-    a linger, hands it to a watcher. A server already gone (killed while rbv was its last
-    client) costs no traceback after rbv's one ``Error:`` line: nothing is left to stop."""
+    a linger, hands it to a watcher, unless ``rbv db start`` holds it up. A server
+    already gone (killed while rbv was its last client) costs no traceback after rbv's
+    one ``Error:`` line: nothing is left to stop."""
     me = os.getpid()
     with contextlib.suppress(psutil.Error, OSError, subprocess.SubprocessError):
         if linger_s > 0 and _hand_over(pgdata, linger_s):
@@ -264,7 +271,7 @@ def _leave(pgdata: Path, user: ServerUser, linger_s: float) -> None:
                 return
             rest = [p for p in pids if p != me]
             (pgdata / HANDLES).write_text(json.dumps(rest))
-            if not rest and server_pid(pgdata) is not None:
+            if not rest and server_pid(pgdata) is not None and not is_held(pgdata):
                 postmaster.stop(pgdata, user)
 
 
@@ -276,10 +283,11 @@ def _hand_over(pgdata: Path, linger_s: float) -> bool:
     me = os.getpid()
     with server_lock(pgdata):
         pids = live_handles(pgdata)
-        if pids is None or [p for p in pids if p != me] or server_pid(pgdata) is None:
+        if pids is None or [p for p in pids if p != me] or server_pid(pgdata) is None \
+                or is_held(pgdata):
             return False
         watcher = subprocess.Popen(
-            [sys.executable, "-m", "rbv.store.server.linger", str(pgdata), repr(float(linger_s))],
+            [sys.executable, "-m", WATCHER_MODULE, str(pgdata), repr(float(linger_s))],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
         record_start(pgdata, watcher.pid)

@@ -8,7 +8,8 @@ handle list's modification time) and none is attached; on SIGTERM or SIGINT it s
 at once if none is attached (else it leaves the list to them). It signals only a server
 that :func:`server_pid` confirms is this data directory's PostgreSQL, through ``pg_ctl
 stop``, under the server lock (a process starting meanwhile waits, then starts a fresh
-server). It leaves when the data directory or the server is gone.
+server). It leaves when the data directory or the server is gone, or when ``rbv db start`` holds
+the server (:mod:`rbv.store.server.hold`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from types import FrameType
 import psutil
 
 from rbv.store.server import postmaster
-from rbv.store.server.embedded import HANDLES, live_handles, server_pid
+from rbv.store.server.embedded import HANDLES, WATCHER_MODULE, live_handles, server_pid
+from rbv.store.server.hold import is_held
 from rbv.store.server.postmaster import server_lock
 
 POLL_S = 5.0
@@ -48,6 +50,14 @@ def _stop(pgdata: Path) -> None:
         postmaster.stop(pgdata, postmaster.server_user(), timeout=STOP_TIMEOUT_S)
 
 
+def is_watcher(pid: int) -> bool:
+    """Whether process ``pid`` is a watcher (this module), not an rbv command."""
+    try:
+        return WATCHER_MODULE in psutil.Process(pid).cmdline()
+    except (psutil.Error, OSError):
+        return False
+
+
 def watch(pgdata: Path, linger_s: float) -> None:
     pids_file = pgdata / HANDLES
     me = os.getpid()
@@ -65,6 +75,9 @@ def watch(pgdata: Path, linger_s: float) -> None:
                 if alive is None or server_pid(pgdata) is None:
                     return
                 others = [p for p in alive if p != me]
+                if is_held(pgdata):  # `rbv db start`: up until `rbv db stop`
+                    pids_file.write_text(json.dumps(others))
+                    return
                 if others and now:  # leave the server to them; the last one hands it on
                     pids_file.write_text(json.dumps(others))
                     return
