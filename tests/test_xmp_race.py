@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageEnhance
 
+import rbv.formats.lease as lease
 import rbv.formats.unchanged as unchanged
 import rbv.jobs.exchange.export_xmp as export_job
 from rbv.config import Settings
@@ -74,7 +75,11 @@ def _after_read(monkeypatch: pytest.MonkeyPatch, raced: Path, edit: Edit) -> lis
 
 
 def _last_instant(monkeypatch: pytest.MonkeyPatch, raced: Path, edit: Edit) -> list[bytes]:
-    """Edit ``raced`` after rbv's last check, right before its new file takes the name."""
+    """Edit ``raced`` after rbv's last check, right before its new file takes the name.
+    An edit in place opens the file, which waits while rbv holds its lease (that case is
+    tests/test_xmp_lease.py): here it is a file system that grants none."""
+    if edit is not saved_by_rename:
+        monkeypatch.setattr(lease, "_SETLEASE", None)
     edits: list[bytes] = []
     real = unchanged._exchange
 
