@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageEnhance
 
+import rbv.formats.lease as lease
 import rbv.formats.unchanged as unchanged
 import rbv.jobs.exchange.export_xmp as export_job
 from rbv.config import Settings
-from tests.conftest import run_cli
+from tests.conftest import MISC, run_cli
 from tests.test_faults_files import PHOTOS, _backup, _named_library, _temps
 
 pytestmark = pytest.mark.slow  # ~8 s: export-xmp raced by edits at each step
@@ -32,8 +33,9 @@ def _brightened(photo: Path) -> bytes:
 
 
 def saved_by_rename(photo: Path) -> bytes:
-    """An editor's save: a new file renamed over the photo."""
-    edited = _brightened(photo)
+    """An editor's save: a new file renamed over the photo (made from the photo's source,
+    the same bytes: the photo itself is not opened, which would wait on rbv's lease)."""
+    edited = _brightened(MISC / photo.name)
     tmp = photo.with_name("editor-save.tmp")
     tmp.write_bytes(edited)
     os.replace(tmp, photo)
@@ -74,7 +76,11 @@ def _after_read(monkeypatch: pytest.MonkeyPatch, raced: Path, edit: Edit) -> lis
 
 
 def _last_instant(monkeypatch: pytest.MonkeyPatch, raced: Path, edit: Edit) -> list[bytes]:
-    """Edit ``raced`` after rbv's last check, right before its new file takes the name."""
+    """Edit ``raced`` after rbv's last check, right before its new file takes the name.
+    An edit in place opens the file, which waits while rbv holds its lease (that case is
+    tests/test_xmp_lease.py): here it is a file system that grants none."""
+    if edit is not saved_by_rename:
+        monkeypatch.setattr(lease, "_SETLEASE", None)
     edits: list[bytes] = []
     real = unchanged._exchange
 

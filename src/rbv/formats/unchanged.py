@@ -9,6 +9,11 @@ in rbv's hands: it is checked once more, and when another program wrote in the i
 between the check and the swap, the swap is undone, so the name holds the other
 program's version again. On a file system that cannot swap (some network shares) the new
 file is renamed over the checked one; an edit in that last instant is then lost.
+
+A program that keeps the file open would write into the replaced file after the swap:
+where Linux grants a write lease (:mod:`rbv.formats.lease`), rbv holds one across the
+check and the swap, so a file open in another program is not replaced, and one opened
+for writing during the swap is put back.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 from rbv.errors import RbvError
 from rbv.formats.atomic import Digest, give_owner, sync_folder, temp_path, write_temp
+from rbv.formats.lease import Lease, OpenElsewhere, held_alone
 from rbv.regular import open_regular
 
 
@@ -77,8 +83,9 @@ def replace_unchanged(path: Path, data: bytes, seen: Seen) -> None:
     owner (where rbv may set it), mode, times and extended attributes of the file it
     replaces, unless ``path`` is no longer the file ``seen``.
 
-    Raises :class:`ChangedUnderneath` (``path`` holds what the other program wrote) or
-    OSError (``path`` is as it was). No temporary file is left, except when undoing a
+    Raises :class:`ChangedUnderneath` (``path`` holds what the other program wrote),
+    :class:`rbv.formats.lease.OpenElsewhere` (another program has it open; it is as it
+    was) or OSError (``path`` is as it was). No temporary file is left, except when undoing a
     swap fails: then the other program's version is the temporary file it names."""
     tmp = temp_path(path)
     keep_tmp = False
@@ -89,25 +96,41 @@ def replace_unchanged(path: Path, data: bytes, seen: Seen) -> None:
             shutil.copystat(path, tmp)
         except FileNotFoundError:
             raise ChangedUnderneath(path, "gone while rbv was writing it") from None
-        if not still_seen(path, seen):
-            raise ChangedUnderneath(path, "changed since rbv read it")
-        if not _exchange(tmp, path):
-            os.replace(tmp, path)
-        elif not still_seen(tmp, seen):  # written in the last instant: theirs goes back
-            try:
-                _exchange(tmp, path)
-            except OSError as exc:
-                keep_tmp = True
-                raise ChangedUnderneath(
-                    path, "changed while rbv replaced it, and putting it back failed "
-                    f"({exc.strerror or exc}): the other program's version is {tmp}"
-                ) from None
-            raise ChangedUnderneath(path, "changed while rbv replaced it")
+        with held_alone(path, probe=tmp) as lease:
+            if not (_holds(lease, path, seen) if lease else still_seen(path, seen)):
+                raise ChangedUnderneath(path, "changed since rbv read it")
+            if not _exchange(tmp, path):
+                os.replace(tmp, path)
+            elif (opened := lease is not None and not lease.alone()) or not (
+                    lease.names_it(tmp) if lease else still_seen(tmp, seen)):
+                # opened to write, written or renamed over in the last instant: theirs
+                # goes back
+                why = OpenElsewhere(path) if opened else ChangedUnderneath(
+                    path, "changed while rbv replaced it")
+                try:
+                    _exchange(tmp, path)
+                except OSError as exc:
+                    keep_tmp = True
+                    raise ChangedUnderneath(
+                        path, f"{str(why).removeprefix(f'{path}: ')}, and putting it back "
+                        f"failed ({exc.strerror or exc}): the other program's version is "
+                        f"{tmp}") from None
+                raise why
     finally:
         if not keep_tmp:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
     sync_folder(path.parent)
+
+
+def _holds(lease: Lease, path: Path, seen: Seen) -> bool:
+    """``path`` is the leased file and that is the file ``seen``, byte for byte (read
+    through the lease's own descriptor: opening the file again would break the lease)."""
+    if not (lease.names_it(path) and seen.is_it(os.fstat(lease.fd))):
+        return False
+    os.lseek(lease.fd, 0, os.SEEK_SET)
+    with open(lease.fd, "rb", closefd=False) as f:
+        return Digest.of_stream(f) == seen.digest
 
 
 _RENAME_EXCHANGE = 2

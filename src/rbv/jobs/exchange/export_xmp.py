@@ -14,6 +14,7 @@ import psycopg
 
 from rbv.errors import ConfigError
 from rbv.formats.atomic import Digest, remove_stale_temps, write_atomically
+from rbv.formats.lease import OpenElsewhere
 from rbv.formats.photo_backup import (
     backup_of,
     existing_backup,
@@ -54,6 +55,8 @@ class ExportXmpOptions:
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 CHANGED_WHILE_EXPORTING = "changed while exporting; not written, re-run `rbv export-xmp`"
+OPEN_ELSEWHERE = ("open in another program; not written, re-run `rbv export-xmp` once it "
+                  "is closed")
 
 
 @dataclass
@@ -161,8 +164,9 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
                 result = _export_one(path, photo, ours, roots, options, writer,
                                      content.get(image_id), known.get(path))
                 report.files.append(result)
-            except ChangedUnderneath as exc:
-                problem = Problem(str(exc.path), CHANGED_WHILE_EXPORTING)
+            except (ChangedUnderneath, OpenElsewhere) as exc:
+                problem = Problem(str(exc.path), OPEN_ELSEWHERE if isinstance(
+                    exc, OpenElsewhere) else CHANGED_WHILE_EXPORTING)
                 report.problems.append(problem)
                 reporter.problem(problem)
             except XmpError as exc:
@@ -230,7 +234,8 @@ class _Writer:
         """Rewrite ``photo`` (read as ``original``, from the file ``seen``) after making
         sure its backup is a complete copy of an original; whether that backup was made
         now. When the photo changed meanwhile, a backup made for this rewrite goes too:
-        it is of no version the user still has."""
+        it is of no version the user still has; so does one made for a photo open in
+        another program (the next run makes it again)."""
         target = photo_target(photo)
         backup = backup_of(target)
         trusted = {Digest.of(original), *([indexed] if indexed else [])}
@@ -247,7 +252,7 @@ class _Writer:
             made = True
         try:
             _written(photo, lambda: rewrite_photo(target, data, seen))
-        except ChangedUnderneath:
+        except (ChangedUnderneath, OpenElsewhere):
             if made:
                 with contextlib.suppress(FileNotFoundError):
                     backup.unlink()
