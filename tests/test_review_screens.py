@@ -19,8 +19,9 @@ from rbv.serve.ranking import OpenPairs, Waiting, worth_a_look
 from rbv.store.queries.persons import PersonRow
 from tests.serve_client import Client
 
-ENDED = re.compile(r"Nothing likely left; ([0-9,]+) unlikely pair\(s\) if you want to go on")
-LEFT = re.compile(r"([0-9,]+) likely pair\(s\) left(?:, ([0-9,]+) unlikely)?")
+ENDED = re.compile(r"The pairs worth a look are done; ([0-9,]+) unlikely pairs? (?:is|are) "
+                   r"left if you want to go on")
+LEFT = re.compile(r"([0-9,]+) pairs? worth a look left(?:, ([0-9,]+) unlikely after them)?")
 
 
 def _person(faces: int) -> PersonRow:
@@ -111,6 +112,9 @@ def test_the_pages_show_the_likely_then_say_nothing_likely_is_left(
         going_on = client.get(f"{path}?unlikely=1")
         assert going_on.status == 200 and screen in going_on.text
         assert ENDED.search(going_on.text) is None
+        # the unlikely pairs shown: it says plainly that those worth a look are done
+        assert "The pairs worth a look are done; these are the" in going_on.text
+        assert LEFT.search(going_on.text) is None
     assert client.get("/pairs?unlikely=yes").status == 400  # a clear refusal, no 500
 
 
