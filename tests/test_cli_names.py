@@ -93,7 +93,7 @@ def test_edits_say_who_by_name_or_short_id(cli, faces_settings: Settings) -> Non
 
     history = _ok(cli, "-d", url, "persons", "history")
     assert not UUID.search(history), history
-    assert "unhid Katy Perry" in history and "are not Angelina" in history
+    assert "unhid Katy Perry" in history and "is not Angelina" in history
     assert "named " + other["id"][:8] + " 'Katy" in history
     assert history.strip().splitlines()[-1].strip() == ("Edit numbers skip dry runs and edits that "
                                                 "changed nothing.")
