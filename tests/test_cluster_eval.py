@@ -56,7 +56,7 @@ def test_eval_scores_every_method_and_calibration_stores_thresholds(
         stored = conn.execute("SELECT settings FROM model_packs").fetchone()[0]  # type: ignore[index]
     assert stored["thresholds"]["connected"] == report["recommended_thresholds"]["connected"]
     assert stored["impostor"]["mu"] == report["impostor"]["mu"]
-    again = run_cli(cli, "-d", url, "cluster", "--dry-run")
+    again = run_cli(cli, "-d", url, "cluster", "--dry-run", "--verbose")
     assert "labelled different-person pairs of" in again.output  # the stored model is used
     connected = run_cli(cli, "-d", url, "cluster", "--dry-run", "--method", "connected")
     assert "the pack's calibrated value" in connected.output
