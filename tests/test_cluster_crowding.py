@@ -95,6 +95,6 @@ def test_persons_made_before_crowding_are_reported_with_what_to_run(
     again = run_cli(cli, "-d", url, "cluster")
     assert again.exit_code == 0, again.output
     said = " ".join(again.output.split())  # notes wrap at the terminal's width
-    assert "made with another setting (evidence, budget 10.0, before crowding)" in said
+    assert "made with another setting (evidence, budget 10, before crowding)" in said
     full = run_cli(cli, "-d", url, "cluster", "--full")
     assert "another setting" not in full.output + run_cli(cli, "-d", url, "cluster").output

@@ -281,7 +281,7 @@ def test_a_changed_setting_is_reported_with_what_to_run(cli, faces_settings: Set
     changed = run_cli(cli, "-d", str(faces_settings.database_url), "cluster", "--budget", "3")
     assert changed.exit_code == 0, changed.output
     said = " ".join(changed.output.split())  # notes wrap at the terminal's width
-    assert "made with another setting (evidence, budget 10.0)" in said
+    assert "made with another setting (evidence, budget 10)" in said
     assert "rbv cluster --full" in changed.output
     full = run_cli(cli, "-d", str(faces_settings.database_url), "cluster", "--full",
                    "--budget", "3")

@@ -335,7 +335,9 @@ def _words(key: dict[str, Any]) -> str:
         rule = key.get("crowding")
         crowding = ("" if rule == CROWDING_RULE else ", before crowding" if not rule
                     else f", crowding rule {rule} (now {CROWDING_RULE})")
-        return f"evidence, budget {key.get('budget')}{crowding}"
+        budget = key.get("budget")
+        shown = f"{budget:g}" if isinstance(budget, (int, float)) else budget
+        return f"evidence, budget {shown}{crowding}"
     return f"{key.get('method')} at similarity {key.get('threshold')}"
 
 
