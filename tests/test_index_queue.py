@@ -106,11 +106,16 @@ def test_claims_of_dead_workers_are_taken_back(db: Database) -> None:
         again = claim_pending_images(conn, pack_id, f"{host}:2", 5, max_attempts=3,
                                      failed_before=start)
         assert [c.image_id for c in again] == [dead[0].image_id]
-        # A result from a worker whose claim was taken back is not written.
-        complete_scans(conn, pack_id, f"{host}:999999", {dead[0].image_id: []}, [])
+        # A result from a worker whose claim was taken back is not written, nor counted
+        # as its own (issue 62 #9: a frozen worker reported images another one scanned).
+        late = complete_scans(conn, pack_id, f"{host}:999999", {dead[0].image_id: []},
+                              [ScanFailure(dead[0].image_id, "late")])
+        assert (late.images, late.failed, late.faces) == ([], [], 0)
         status = conn.execute("SELECT worker FROM face_scans WHERE image_id = %s",
                               (dead[0].image_id,)).fetchone()
         assert status == (f"{host}:2",)
+        mine = complete_scans(conn, pack_id, f"{host}:2", {dead[0].image_id: []}, [])
+        assert mine.images == [dead[0].image_id]
         # Claims not renewed for the lease are taken back whoever holds them.
         conn.execute("UPDATE face_scans SET renewed_at = now() - interval '2 hours' "
                      "WHERE image_id = %s", (other[0].image_id,))

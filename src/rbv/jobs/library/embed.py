@@ -338,7 +338,11 @@ def _finish_batch(
         (image_id, str(found.extra.get("clip_model", "clip")), found.clip_embedding)
         for image_id, found in results.items() if found.clip_embedding is not None
     ])
-    complete_scans(conn, pack.id, me, faces_by_image, failures)
+    stored = complete_scans(conn, pack.id, me, faces_by_image, failures)
+    # What this worker stored: a claim taken back meanwhile is the new owner's to count.
+    kept = set(stored.images)
+    faces_by_image = {i: faces for i, faces in faces_by_image.items() if i in kept}
+    failures = [f for f in failures if f.image_id in set(stored.failed)]
     paths = image_paths_of(conn, [f.image_id for f in failures]) if failures else {}
     for failure in failures:
         where = first_path.get(failure.image_id) or next(

@@ -196,17 +196,28 @@ def claim_pending_images(
     return sorted((ScanClaim(int(r[0]), int(r[1])) for r in rows), key=lambda c: c.image_id)
 
 
+@dataclass(frozen=True)
+class StoredScans:
+    """What :func:`complete_scans` wrote: the images scanned and the failures of claims
+    the worker still held, and the faces stored."""
+
+    images: list[int]
+    failed: list[int]
+    faces: int
+
+
 def complete_scans(
     conn: psycopg.Connection,
     pack_id: int,
     worker: str,
     faces_by_image: dict[int, list[NewFace]],
     failures: Sequence[ScanFailure],
-) -> int:
+) -> StoredScans:
     """Store one batch in ONE transaction: faces (binary COPY), scans ``done`` with
     their face count, failures ``failed`` with their reason. Only rows this worker
-    still holds are written (a claim taken back meanwhile is left to its new owner).
-    Returns the number of faces written."""
+    still holds are written (a claim taken back meanwhile is left to its new owner,
+    and not counted here: a worker frozen past its lease reported images another
+    worker had scanned)."""
     with conn.transaction():
         ids = list(faces_by_image) + [f.image_id for f in failures]
         held = {int(r[0]) for r in conn.execute(
@@ -240,7 +251,7 @@ def complete_scans(
                 """,
                 [(f.error, pack_id, f.image_id) for f in failures if f.image_id in held],
             )
-    return written
+    return StoredScans(done, [f.image_id for f in failures if f.image_id in held], written)
 
 
 def release_claims(conn: psycopg.Connection, pack_id: int, worker: str,
