@@ -77,11 +77,13 @@ def test_split_does_what_review_says(cli, faces_settings: Settings, sface_analyz
     # Every person of the default clustering: review and split say one thing. Those it
     # calls two people (a few faces of group photos joined to an identity) split so.
     persons = _json(cli, url, "persons", "list", "--min-faces", "4", "--limit", "0")
-    flagged = [said for p in persons if (said := _agree(cli, url, p["id"])) is not None]
+    flagged = [(p["id"], said) for p in persons
+               if (said := _agree(cli, url, p["id"])) is not None]
     assert flagged
-    for said in flagged:
-        person = said["command"].split()[-1]
-        done = run_cli(cli, "-d", url, "persons", "split", person, "--json")
+    for person, said in flagged:
+        assert said["command"].split()[-1] == person[:8]  # the id as users read it
+        done = run_cli(cli, "-d", url, "persons", "split", said["command"].split()[-1],
+                       "--json")
         (new,) = json.loads(done.stdout)["new_persons"]
         assert (_faces_of(url, person), _faces_of(url, new)) == (said["kept"], said["moved"])
 
