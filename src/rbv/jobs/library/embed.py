@@ -340,9 +340,9 @@ def _finish_batch(
     ])
     stored = complete_scans(conn, pack.id, me, faces_by_image, failures)
     # What this worker stored: a claim taken back meanwhile is the new owner's to count.
-    kept = set(stored.images)
+    kept, failed = set(stored.images), set(stored.failed)
     faces_by_image = {i: faces for i, faces in faces_by_image.items() if i in kept}
-    failures = [f for f in failures if f.image_id in set(stored.failed)]
+    failures = [f for f in failures if f.image_id in failed]
     paths = image_paths_of(conn, [f.image_id for f in failures]) if failures else {}
     for failure in failures:
         where = first_path.get(failure.image_id) or next(

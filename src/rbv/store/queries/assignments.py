@@ -255,8 +255,12 @@ def delete_empty_persons(conn: psycopg.Connection, pack: PackRow, *,
     return cur.rowcount
 
 
-_EMPTY_AUTOMATIC = """p.source = 'cluster' AND NOT p.hidden AND p.born IS NULL
-    AND p.merged_into IS NULL
+_AUTOMATIC = """p.source = 'cluster' AND NOT p.hidden AND p.born IS NULL
+    AND p.merged_into IS NULL"""
+"""SQL: the person ``p`` is automatic: made by a run, not hidden, with no birthday, not
+merged (its name is read apart, from ``person_names``)."""
+
+_EMPTY_AUTOMATIC = _AUTOMATIC + """
     AND NOT EXISTS (SELECT 1 FROM face_detections f WHERE f.person_id = p.id)
     AND NOT EXISTS (SELECT 1 FROM person_names n WHERE n.person_id = p.id)
     AND NOT EXISTS (SELECT 1 FROM persons m WHERE m.merged_into = p.id)"""
@@ -273,9 +277,8 @@ def _pass_covers_on(conn: psycopg.Connection, pack: PackRow) -> None:
     run after a large index (no statistics yet) was planned from every assigned face
     with a scan of ``persons`` per face: 32 s at 100k faces, over 15 min at 1M."""
     covered = [p for (p,) in conn.execute(
-        "SELECT id FROM persons WHERE pack_id = %s AND cover_face_id IS NOT NULL "
-        "AND source = 'cluster' AND NOT hidden AND born IS NULL AND merged_into IS NULL",
-        (pack.id,))]
+        "SELECT p.id FROM persons p WHERE p.pack_id = %s AND p.cover_face_id IS NOT NULL "
+        "AND " + _AUTOMATIC, (pack.id,))]
     if not covered:
         return
     conn.execute(

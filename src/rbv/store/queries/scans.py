@@ -229,6 +229,7 @@ def complete_scans(
             (pack_id, ids, worker),
         )}
         done = [i for i in faces_by_image if i in held]
+        failed = [f for f in failures if f.image_id in held]
         # A scan redone after a crash must not leave the first attempt's rows behind
         # (a face drawn by hand is no scan's: it stays).
         conn.execute("DELETE FROM face_detections WHERE pack_id = %s AND image_id = ANY(%s) "
@@ -249,9 +250,9 @@ def complete_scans(
                     worker = NULL, claimed_at = NULL, renewed_at = NULL
                 WHERE pack_id = %s AND image_id = %s
                 """,
-                [(f.error, pack_id, f.image_id) for f in failures if f.image_id in held],
+                [(f.error, pack_id, f.image_id) for f in failed],
             )
-    return StoredScans(done, [f.image_id for f in failures if f.image_id in held], written)
+    return StoredScans(done, [f.image_id for f in failed], written)
 
 
 def release_claims(conn: psycopg.Connection, pack_id: int, worker: str,
