@@ -78,14 +78,19 @@ def test_at_80_columns_the_setting_wraps_a_short_list_names_its_option_and_none_
     url = str(faces_settings.database_url)
     clustered = run_cli(cli, "-d", url, "cluster", "--verbose", env={"COLUMNS": "80"})
     assert clustered.exit_code == 0, clustered.output
-    setting = json.loads(run_cli(cli, "-d", url, "stats", "--json").stdout
-                         )["packs"][0]["clustering"]["setting"]
+    check = json.loads(run_cli(cli, "-d", url, "stats", "--json").stdout
+                       )["packs"][0]["clustering"]
+    setting, in_words = check["setting"], check["in_words"]
     assert "impostor model mu" in setting and len(setting) > 80
-    stats = run_cli(cli, "-d", url, "stats", env={"COLUMNS": "80"})
+    stats = run_cli(cli, "-d", url, "stats", "--verbose", env={"COLUMNS": "80"})
     for shown in (clustered, stats):
         lines = shown.stdout.splitlines()
         assert max(len(line.rstrip()) for line in lines) <= 80, shown.stdout
         assert f"scrfd_sface: {setting}" in " ".join(shown.stdout.split())
+    # Issue 62 #12: without --verbose, stats words the setting without mu, sigma, tau.
+    plain = run_cli(cli, "-d", url, "stats", env={"COLUMNS": "80"}).stdout
+    assert f"scrfd_sface: {in_words}" in " ".join(plain.split())
+    assert "mu " not in plain and "sigma" not in plain and "tau" not in plain
 
     persons = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
     listed = run_cli(cli, "-d", url, "persons", "list", "--limit", "3", env={"COLUMNS": "80"})

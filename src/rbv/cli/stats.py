@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -13,7 +15,10 @@ from rbv.jobs.recording import close_dead_runs_here
 from rbv.store import open_database
 
 
-def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOption = False,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the clustering "
+                                                "setting's impostor model (mu, sigma, tau)."
+                                                )] = False) -> None:
     """Show images, faces, persons and unassigned faces per model pack, the `embed`
     workers at work (what each holds claimed, since when, and whether its lease has
     lapsed), and the last runs.
@@ -21,6 +26,8 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
     Examples:
 
         rbv stats
+
+        rbv stats --verbose
 
         rbv stats --json | jq '.packs[0].unassigned_faces'
     """
@@ -54,7 +61,7 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
                     console=console)
     for p in report["packs"]:
         check = p["clustering"]
-        line = f"{p['pack']}: {check['setting']}."
+        line = f"{p['pack']}: {check['setting' if verbose else 'in_words']}."
         if "above_merge_bar" in check:
             line += (f" Faces sharing a photo (different people): {check['same_photo_pairs']:,} "
                      f"pairs, mean similarity {check['same_photo_mean']:.2f}, "

@@ -18,7 +18,8 @@ from rbv.store.queries.stats import library_stats
 
 def library_report(db: Database, claim_lease_s: float) -> dict[str, Any]:
     """Counts per pack and the last runs (:func:`rbv.store.queries.stats.library_stats`), plus per
-    pack the clustering setting in force and how the library's same-photo pairs sit
+    pack the clustering setting in force (``setting``: with the impostor model's
+    parameters; ``in_words``: without them) and how the library's same-photo pairs sit
     against it: ``above_merge_bar`` counts pairs of different people similar enough to be
     merged if they were two lone faces in separate photos (a few are chance; many mean
     the setting is too loose for this library). ``workers``: who holds claims on the
@@ -33,6 +34,7 @@ def library_report(db: Database, claim_lease_s: float) -> dict[str, Any]:
             n = count_faces(conn, pack)
             pairs = same_photo_similarities(conn, pack)
             check: dict[str, Any] = {"setting": setting.describe(n),
+                                     "in_words": setting.plain(n),
                                      "same_photo_pairs": len(pairs)}
             if setting.impostor is not None and len(pairs):
                 bar = setting.impostor.pair_similarity(n, setting.budget or DEFAULT_BUDGET)
