@@ -172,7 +172,10 @@ def test_cover_is_one_of_the_persons_faces_and_undone_exactly(
     before = _persons_state(url)
 
     line = _refused(cli, url, "persons", "cover", person, str(foreign))
-    assert f"face {foreign} is not a face of" in line and other in line  # where it is
+    assert f"face {foreign} is not a face of" in line and other[:8] in line  # where it is
+    # issue 63: the remedies, as the commands that do them
+    assert f"`rbv persons cover {other[:8]} {foreign}`" in line
+    assert f"`rbv persons move {foreign} --to {person[:8]}`" in line
     assert "no face with id" in _refused(cli, url, "persons", "cover", person, "999999999")
     assert "--auto" in _refused(cli, url, "persons", "cover", person)
     assert "not both" in _refused(cli, url, "persons", "cover", person, str(face), "--auto")

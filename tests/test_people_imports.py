@@ -280,7 +280,8 @@ def test_two_named_persons_merge_only_when_told_which_name_stays(
             f"say which name stays: `rbv persons merge {p[:8]} {q[:8]} --keep-name Ada` or "
             f"`rbv persons merge {p[:8]} {q[:8]} --keep-name Bob`") in said, said
     wrong = run_cli(cli, "-d", url, "persons", "merge", p, q, "--keep-name", "Cy")
-    assert wrong.exit_code != 0 and "--keep-name takes one of their names" in wrong.output
+    assert wrong.exit_code != 0 and ("keep one of their names: `rbv persons merge "
+                                     f"{p[:8]} {q[:8]} --keep-name Ada`") in wrong.output
     _ok(cli, "-d", url, "persons", "merge", p, q, "--keep-name", "bob")
     assert _named(s, q) == "Bob"
     assert _rows(s, "SELECT merged_into::text FROM persons WHERE id = %s", p) == [(q,)]
@@ -328,8 +329,21 @@ def test_the_web_merge_keeps_the_named_side_and_refuses_two_names(
     assert client.post("name", {"person": a, "name": "Ada"}).status == 200
     before = _dump(faces_settings)
     refused = client.post("merge", {"person": a, "source": c})
-    assert refused.status == 409 and "--keep-name" in refused.text
+    assert refused.status == 409, refused.text
+    answer = refused.json()
+    assert answer["kind"] == "names_differ" and "--" not in answer["error"]
+    assert "rbv " not in answer["error"]
+    # issue 63: the remedies are buttons, each the merge that keeps one name
+    assert answer["remedies"] == [
+        {"label": f"Keep the name {n!r}", "action": "merge",
+         "body": {"person": a, "source": c, "keep_name": n}} for n in ("Ada", "Carol")]
     assert _dump(faces_settings) == before
+    keep = answer["remedies"][1]
+    done = client.post(keep["action"], keep["body"]).json()
+    assert done["ok"] and done["go"] == f"/person/{c}", done
+    assert _named(faces_settings, c) == "Carol"
+    assert _rows(faces_settings, "SELECT merged_into::text FROM persons WHERE id = %s",
+                 a) == [(c,)]
 
 
 def test_review_answers_that_would_join_two_names_are_refused(
@@ -339,7 +353,7 @@ def test_review_answers_that_would_join_two_names_are_refused(
     a named person ticked in an unnamed one's grid is the one kept."""
     import pytest
 
-    from rbv.errors import ConfigError
+    from rbv.errors import Refused
     from rbv.jobs.persons import edits
     from rbv.store import open_database
 
@@ -347,10 +361,12 @@ def test_review_answers_that_would_join_two_names_are_refused(
     p, q = _two_persons(cli, s, "Ada", "Bob")
     db = open_database(s)
     before = _dump(s)
-    with pytest.raises(ConfigError, match="different names.*--keep-name"):
-        edits.answer_grid(db, p, [q], [])
-    with pytest.raises(ConfigError, match="different names.*--keep-name"):
-        edits.answer_pairs(db, [(p, [q])], [])
+    for answer in (lambda: edits.answer_grid(db, p, [q], []),
+                   lambda: edits.answer_pairs(db, [(p, [q])], [])):
+        with pytest.raises(Refused, match="different names") as refused:
+            answer()
+        assert refused.value.kind == "names_differ"
+        assert [r.args["keep_name"] for r in refused.value.remedies] == ["Ada", "Bob"]
     assert _dump(s) == before
     _rows(s, "DELETE FROM person_names WHERE person_id = %s", p)  # p unnamed
     done = edits.answer_grid(db, p, [q], [])

@@ -83,8 +83,9 @@ def test_a_name_in_use_is_refused_with_the_merge_that_joins_them(
     again = run_cli(cli, "-d", url, "persons", "name", second, "madonna")
     assert again.exit_code == 1
     assert again.stderr.strip() == (
-        f"Error: person {first} is already named 'Madonna'; if they are one person run "
-        f"`rbv persons merge {first} {second}`, or pass --force to give both the name")
+        f"Error: person {first} is already named 'Madonna'; merge them if they are one "
+        f"person, or give both the name: `rbv persons merge {first[:8]} {second[:8]}` or "
+        f"`rbv persons name {second[:8]} madonna --force`")
     merged = run_cli(cli, "-d", url, "persons", "merge", first, second)
     assert merged.exit_code == 0, merged.output
     shown = run_cli(cli, "-d", url, "persons", "show", "Madonna", "--json")
@@ -145,8 +146,8 @@ def test_two_faces_of_one_photo_never_go_into_one_person(cli,
     person_b = second.stdout.strip().split()[-1].rstrip(".")
     before = _assignments(faces_settings)
     refusal = (f"Error: faces {a}, {b} would be in one person but are of one photo (a person "
-               "has one face per photo); move the wrong face elsewhere first (`rbv persons "
-               "move FACE`), or mark it with `rbv persons not-this-person`")
+               "has one face per photo); first move the wrong face of each photo elsewhere: "
+               f"`rbv persons move {a}` or `rbv persons move {b}`")
     for args in (["move", str(b), "--to", person_a], ["merge", person_a, person_b],
                  ["move", str(a), str(b)]):
         result = run_cli(cli, "-d", url, "persons", *args)

@@ -7,8 +7,11 @@ Core code raises these and never prints or exits; the CLI turns them into one
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 EXIT_ERROR = 1
 """A user-fixable problem (bad option, unreachable database, missing schema)."""
@@ -80,6 +83,36 @@ class ImageTooLarge(ImageUnreadable):
 
 class EditConflict(RbvError):
     """An edit cannot be undone: rows it changed were changed again since."""
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What would resolve a refusal, as data for a front end to offer: ``action`` names
+    an edit ("merge", "name", "move", "not_this_person", "cover", "override", "show",
+    "index"), ``args`` its arguments (person ids as :class:`uuid.UUID`, face ids as
+    ``int``, names and dates as text), ``label`` what it does in a few words, without a
+    command ("keep the name 'Ada'"). The CLI words it as a command line
+    (:mod:`rbv.cli.remedies`), serve as a button that does it."""
+
+    action: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+
+class Refused(RbvError):
+    """An edit refused, changing nothing, for a reason the user can act on: ``kind``
+    names the reason ("duplicate_name", "names_differ", "births_differ", "photo_clash",
+    "decisions_contradict", "not_its_face", …), ``persons`` and ``faces`` what it
+    involves, ``remedies`` what would resolve it. The message says why in plain words
+    and names no command or option: the front ends word the remedies."""
+
+    def __init__(self, message: str, *, kind: str, persons: Sequence[uuid.UUID] = (),
+                 faces: Sequence[int] = (), remedies: Sequence[Remedy] = ()) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.persons = tuple(persons)
+        self.faces = tuple(faces)
+        self.remedies = tuple(remedies)
 
 
 class ShownChanged(RbvError):

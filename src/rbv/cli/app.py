@@ -28,9 +28,10 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from rbv import __version__
 from rbv.bounds import BIGINT_MAX
+from rbv.cli import remedies
 from rbv.cli.common import DatabaseOption
 from rbv.config import Settings
-from rbv.errors import EXIT_ERROR, RbvError, printable
+from rbv.errors import EXIT_ERROR, RbvError, Refused, printable
 
 _option_type = TyperOption.display_type_rich
 
@@ -196,6 +197,8 @@ def _fail(message: str, code: int) -> typer.Exit:
 def _one_line_errors() -> Iterator[None]:
     try:
         yield
+    except Refused as exc:
+        raise _fail(remedies.in_words(exc), exc.exit_code) from None
     except RbvError as exc:
         raise _fail(str(exc), exc.exit_code) from None
     except NoArgsIsHelpError:

@@ -144,17 +144,19 @@ class Actions:
     def merge(self, body: dict[str, Any]) -> Answer:
         """``source`` (an id, or a name typed in) and ``person`` are merged: the named
         one is kept, whichever side it is (the page follows to it); two named persons
-        only with ``keep_name`` (the name the user typed, offered the merge), else a 409
-        naming the commands."""
+        only with ``keep_name`` (the name the user typed, offered the merge), two
+        birthdays only with ``keep_born``, else a 409 whose remedies are the merges
+        that keep each name (birthday)."""
         target = _person(body)
         with self.db.connect() as conn:
             source = resolve_person(conn, _text(body, "source"))
         if source == target:
             raise ConfigError("that is this person; pick another person to merge in")
-        keep_name = body.get("keep_name")
+        keep_name, keep_born = body.get("keep_name"), body.get("keep_born")
         done = editing.merge(self.db, str(target), [str(source)],
                              override=bool(body.get("override")),
                              keep_name=keep_name if isinstance(keep_name, str) else None,
+                             keep_born=keep_born if isinstance(keep_born, str) else None,
                              shown=inputs.shown(body))
         return self._done(_with_overrides(f"Merged: {done.faces:,} face(s) moved in", done),
                           done.edit_id, f"/person/{done.person or target}")

@@ -51,9 +51,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from rbv.config import Settings
-from rbv.errors import DatabaseUnavailable, EmbeddedServerError, RbvError, printable
+from rbv.errors import DatabaseUnavailable, EmbeddedServerError, RbvError, Refused, printable
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
-from rbv.serve import inputs
+from rbv.serve import inputs, remedies
 from rbv.serve.access import Access, opener
 from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
@@ -232,7 +232,11 @@ def _routes(server: ReviewServer) -> list[Route]:
                 server.actions.run, request.path_params["action"], data)
         except Exception as exc:
             if isinstance(exc, RbvError) and _database_lost(exc) is None:
-                return JSONResponse({"ok": False, "error": printable(str(exc))}, 409)
+                refusal: dict[str, Any] = {"ok": False, "error": printable(str(exc))}
+                if isinstance(exc, Refused):
+                    refusal |= {"kind": exc.kind, "remedies": remedies.buttons(
+                        exc, request.path_params["action"], data)}
+                return JSONResponse(refusal, 409)
             return await run_in_threadpool(_failure, server, request, exc, page=False)
         return JSONResponse(answer, 200 if answer.get("ok") else 409)
 

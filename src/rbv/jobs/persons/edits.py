@@ -4,7 +4,6 @@ lock, logged in the edit log so that ``rbv persons undo`` can revert it
 
 from __future__ import annotations
 
-import shlex
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from rbv.cluster.defaults import Method
-from rbv.errors import ConfigError, PersonNotFound
+from rbv.errors import ConfigError, PersonNotFound, Refused, Remedy
 from rbv.jobs.persons.edit_log import Edit, logged_edit
 from rbv.jobs.persons.not_faces import refuse_marked
 from rbv.jobs.persons.overrides import overridden, settle
@@ -51,10 +50,13 @@ def refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
     clashes = store.photo_clashes(conn, target, incoming)
     if clashes:
         shown = "; ".join(", ".join(map(str, c)) for c in clashes[:5])
-        raise ConfigError(
+        raise Refused(
             f"faces {shown} would be in one person but are of one photo (a person has one "
-            "face per photo); move the wrong face elsewhere first (`rbv persons move FACE`), "
-            "or mark it with `rbv persons not-this-person`")
+            "face per photo); first move the wrong face of each photo elsewhere",
+            kind="photo_clash", persons=[target] if target else [],
+            faces=[f for c in clashes for f in c],
+            remedies=[Remedy("move", {"faces": [f]}, f"move face {f} to a new person")
+                      for f in clashes[0]])
 
 
 def name(db: Database, ref: str, new_name: str, *, force: bool = False,
@@ -70,10 +72,13 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False,
         other = store.person_named(conn, store.pack_of(conn, person), new_name,
                                    other_than=person)
         if other is not None and not force:
-            raise ConfigError(
-                f"person {other} is already named {store.name_of(conn, other)!r}; if they are "
-                f"one person run `rbv persons merge {other} {person}`, or pass --force to "
-                "give both the name")
+            raise Refused(
+                f"person {other} is already named {store.name_of(conn, other)!r}; merge "
+                "them if they are one person, or give both the name",
+                kind="duplicate_name", persons=[other, person],
+                remedies=[Remedy("merge", {"persons": [other, person]}, "merge them"),
+                          Remedy("name", {"person": person, "name": new_name},
+                                 "give both the name")])
         was = store.name_of(conn, person)
         if was != new_name:
             store.set_name(conn, person, new_name)
@@ -128,8 +133,8 @@ def _merge_into(conn: psycopg.Connection, target: uuid.UUID, sources: list[uuid.
     """The person kept, faces moved, and the earlier decisions the merge overrode (in
     words)."""
     if target in sources:
-        raise ConfigError(f"cannot merge person {target} into itself; name other persons "
-                          "to merge into it")
+        raise Refused(f"cannot merge person {target} into itself; name other persons "
+                      "to merge into it", kind="same_person", persons=[target])
     kept = _kept(conn, [target, *sources], keep_name)
     others = [p for p in [target, *sources] if p != kept]
     born = _born(conn, [kept, *others], keep_born)
@@ -159,23 +164,22 @@ def _kept(conn: psycopg.Connection, persons: list[uuid.UUID],
     distinct = list(dict.fromkeys(_name_key(names[p]) for p in named))
     if keep_name is not None:
         chosen = [p for p in named if _name_key(names[p]) == _name_key(keep_name)]
+    first = {key: next(p for p in named if _name_key(names[p]) == key) for key in distinct}
+    keeping = [Remedy("merge", {"persons": persons, "keep_name": names[p]},
+                      f"keep the name {names[p]!r}") for p in first.values()]
+    if keep_name is not None:
+        chosen = [p for p in named if _name_key(names[p]) == _name_key(keep_name)]
         if not chosen:
-            raise ConfigError(
+            raise Refused(
                 f"none of the persons merged is named {keep_name!r}"
                 + (f" (their names: {', '.join(repr(names[p]) for p in named)})"
-                   if named else " (none has a name)")
-                + "; --keep-name takes one of their names")
+                   if named else " (none has a name)") + "; keep one of their names",
+                kind="name_to_keep_unknown", persons=persons, remedies=keeping)
         return chosen[0]
     if len(distinct) > 1:
-        first = {key: next(p for p in named if _name_key(names[p]) == key)
-                 for key in distinct}
-        refs = " ".join(store.short_id(p) for p in persons)
         said = " and ".join(f"{store.short_id(p)} is {names[p]!r}" for p in first.values())
-        commands = " or ".join(
-            f"`rbv persons merge {refs} --keep-name {shlex.quote(names[p])}`"
-            for p in first.values())
-        raise ConfigError(f"these persons have different names ({said}); say which name "
-                          f"stays: {commands}")
+        raise Refused(f"these persons have different names ({said}); say which name stays",
+                      kind="names_differ", persons=persons, remedies=keeping)
     return named[0] if named else persons[0]
 
 
@@ -186,28 +190,27 @@ def _born(conn: psycopg.Connection, persons: list[uuid.UUID],
     refused unless ``keep_born`` says which."""
     borns = births(conn, persons)
     known = list(dict.fromkeys(borns[p] for p in persons if borns.get(p) is not None))
+    keeping = [Remedy("merge", {"persons": persons, "keep_born": d.isoformat()},
+                      f"keep the birthday {d.isoformat()}") for d in known]
     if keep_born is not None:
         try:
             chosen = date.fromisoformat(keep_born.strip())
         except ValueError:
-            raise ConfigError(f"--keep-born takes a date as YYYY-MM-DD, not "
+            raise ConfigError(f"the birthday to keep is a date as YYYY-MM-DD, not "
                               f"{keep_born!r}") from None
         if chosen not in known:
-            raise ConfigError(
+            raise Refused(
                 f"none of the persons merged was born on {chosen.isoformat()}"
                 + (f" (their birthdays: {', '.join(d.isoformat() for d in known)})"
-                   if known else " (none has a birthday)")
-                + "; --keep-born takes one of their birthdays")
+                   if known else " (none has a birthday)") + "; keep one of their birthdays",
+                kind="birthday_to_keep_unknown", persons=persons, remedies=keeping)
         return chosen
     if len(known) > 1:
-        refs = " ".join(store.short_id(p) for p in persons)
         said = " and ".join(
             f"{store.short_id(next(p for p in persons if borns.get(p) == d))} was born "
             f"on {d.isoformat()}" for d in known)
-        commands = " or ".join(f"`rbv persons merge {refs} --keep-born {d.isoformat()}`"
-                               for d in known)
-        raise ConfigError(f"these persons have different birthdays ({said}); say which "
-                          f"stays: {commands}")
+        raise Refused(f"these persons have different birthdays ({said}); say which stays",
+                      kind="births_differ", persons=persons, remedies=keeping)
     return known[0] if known else None
 
 
@@ -348,7 +351,7 @@ def _require_faces(conn: psycopg.Connection, face_ids: Sequence[int]) -> None:
     missing = store.missing_faces(conn, face_ids)
     if missing:
         raise PersonNotFound(f"no face with id {', '.join(map(str, missing[:5]))} in this "
-                             "database; see `rbv persons show PERSON` for face ids")
+                             "database")
 
 
 @dataclass(frozen=True)
@@ -401,7 +404,8 @@ def hide_unnamed(db: Database, max_faces: int, pack_name: str | None = None, *,
     from rbv.store.queries.pack_lookup import find_pack, pack_ids
 
     if max_faces < 1:
-        raise ConfigError("--max-faces must be 1 or more (a person shown has a face)")
+        raise ConfigError("the size to hide up to must be 1 face or more (a person shown has "
+                          "a face)")
     with db.connect() as conn:
         packs = ([find_pack(conn, pack_name).id] if pack_name else
                  pack_ids(conn))
@@ -449,8 +453,7 @@ def _refuse_foreign_cover(conn: psycopg.Connection, person: uuid.UUID, face_id: 
     """A cover is one of the person's faces: any other is refused, saying where it is."""
     place = store.face_place(conn, face_id)
     if place is None:
-        raise PersonNotFound(f"no face with id {face_id} in this database; see `rbv persons "
-                             "show PERSON` for face ids")
+        raise PersonNotFound(f"no face with id {face_id} in this database")
     whose = store.labels(conn, [person])[person]
     if place.not_a_face:
         where = "it is marked not a face"
@@ -460,10 +463,15 @@ def _refuse_foreign_cover(conn: psycopg.Connection, person: uuid.UUID, face_id: 
         return
     else:
         other = store.labels(conn, [place.person])[place.person]
-        where = (f"it is {other}'s (`rbv persons cover {place.person} {face_id}` makes it "
-                 f"that person's cover, `rbv persons move {face_id} --to {person}` moves it "
-                 "here)")
-    raise ConfigError(f"face {face_id} is not a face of {whose}: {where}")
+        raise Refused(
+            f"face {face_id} is not a face of {whose}: it is {other}'s; make it that "
+            "person's cover, or move it here first", kind="not_its_face",
+            persons=[person, place.person], faces=[face_id],
+            remedies=[Remedy("cover", {"person": place.person, "face": face_id},
+                             f"make it {other}'s cover"),
+                      Remedy("move", {"faces": [face_id], "to": person}, "move it here")])
+    raise Refused(f"face {face_id} is not a face of {whose}: {where}", kind="not_its_face",
+                  persons=[person], faces=[face_id])
 
 
 TWO_PEOPLE_TEST = "review's two-people test"

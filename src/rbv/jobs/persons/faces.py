@@ -269,7 +269,7 @@ def one_person(db: Database, ref: str, *,
         _refuse_same(conn, faces)
         settle(conn, contradictions.linking(conn, [f.id for f in faces]), override=False,
                refusal=f"person {person}'s faces would be linked as one person against "
-               "earlier decisions")
+               "earlier decisions", overridable=False)
         added = links.add_links(conn, True, [(hub, f.id) for f in faces if f.id != hub])
         edit.summary = (f"{person} is one person ({found.sizes()}, not two): its faces "
                         f"linked as one with face {hub}")

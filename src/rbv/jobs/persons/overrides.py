@@ -2,7 +2,7 @@
 
 Each edit finds the earlier decisions it contradicts (:mod:`rbv.store.queries.contradictions`)
 and either refuses, naming them (when the user did not ask for it explicitly), or lifts
-them in its own logged edit and says so (``rbv persons undo`` puts them back).
+them in its own logged edit and says so (undoing the edit puts them back).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from rbv.errors import ConfigError
+from rbv.errors import Refused, Remedy
 from rbv.store.queries.contradictions import Contradictions, lift
 
 SHOWN = 4
@@ -57,17 +57,15 @@ def overridden(conn: psycopg.Connection, found: Contradictions) -> str:
 
 
 def settle(conn: psycopg.Connection, found: Contradictions, *, override: bool,
-           refusal: str, flag: str = "--override") -> str:
+           refusal: str, overridable: bool = True) -> str:
     """With ``override``, :func:`overridden`; otherwise refuse when there is something
-    to override, with ``refusal``, the decisions and the flag that overrides them."""
+    to override, with ``refusal`` and the decisions, offering to override them where
+    the edit can (``overridable``)."""
     if found and not override:
-        raise ConfigError(f"{refusal}: {in_words(found)}; pass {flag} to do it anyway (the "
-                          "later decision wins: those records are removed, and `rbv persons "
-                          "undo` puts them back)")
+        faces = sorted({f for f, _ in found.rejections} | {f for p in found.cannot for f in p}
+                       | {f for p in found.must for f in p})
+        raise Refused(f"{refusal}: {in_words(found)}", kind="decisions_contradict",
+                      persons=list(dict.fromkeys(p for _, p in found.rejections)),
+                      faces=faces,
+                      remedies=[Remedy("override", {}, "Override")] if overridable else [])
     return overridden(conn, found)
-
-
-def said(words: str) -> str:
-    """The sentence an edit prints when it overrode earlier decisions."""
-    return (f"This overrides {words}: removed (`rbv persons undo` puts them back)."
-            if words else "")

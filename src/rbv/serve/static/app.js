@@ -5,9 +5,17 @@ const token = document.querySelector('meta[name="rbv-token"]').content;
 const base = document.querySelector('meta[name="rbv-base"]').content;
 const toastBox = document.getElementById("toast");
 
-function showToast(message, edit, error) {
+function showToast(message, edit, error, remedies) {
   toastBox.textContent = message;
   toastBox.className = error ? "error" : "";
+  // a refusal's remedies: each a button that does it (keep this name, override, …)
+  for (const remedy of remedies || []) {
+    const button = document.createElement("button");
+    button.textContent = remedy.label;
+    button.className = "remedy";
+    button.onclick = () => act(remedy.action, remedy.body);
+    toastBox.appendChild(button);
+  }
   if (edit) {
     const undo = document.createElement("button");
     undo.textContent = "Undo";
@@ -63,7 +71,7 @@ async function act(action, data) {
     return answer;
   }
   if (!answer.ok) {
-    showToast(answer.error || answer.message || "refused", null, true);
+    showToast(answer.error || answer.message || "refused", null, true, answer.remedies);
     return answer;
   }
   sessionStorage.setItem("rbv-toast", JSON.stringify({message: answer.message, edit: answer.edit}));

@@ -1,0 +1,65 @@
+"""A refusal's remedies (:class:`rbv.errors.Remedy`) worded as the command lines that do
+them: the jobs say what would resolve a refusal as data, and only here does it become
+``rbv persons merge … --keep-name …``."""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from rbv.errors import Refused, Remedy
+
+SHORT = 8
+"""Characters of a person's id a command line needs (ids are resolved by prefix)."""
+
+
+def _id(value: object) -> str:
+    return str(value)[:SHORT] if isinstance(value, uuid.UUID) else shlex.quote(str(value))
+
+
+def _ids(values: Sequence[object]) -> str:
+    return " ".join(_id(v) for v in values)
+
+
+def _merge(a: Mapping[str, Any]) -> str:
+    line = f"rbv persons merge {_ids(a['persons'])}"
+    if a.get("keep_name") is not None:
+        line += f" --keep-name {shlex.quote(a['keep_name'])}"
+    if a.get("keep_born") is not None:
+        line += f" --keep-born {a['keep_born']}"
+    return line
+
+
+def _move(a: Mapping[str, Any]) -> str:
+    line = f"rbv persons move {_ids(a['faces'])}"
+    return line + (f" --to {_id(a['to'])}" if a.get("to") is not None else "")
+
+
+_COMMANDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "merge": _merge,
+    "name": lambda a: f"rbv persons name {_id(a['person'])} {shlex.quote(a['name'])} --force",
+    "move": _move,
+    "not_this_person": lambda a: (f"rbv persons not-this-person {_id(a['person'])} "
+                                  f"{_ids(a['faces'])}"),
+    "cover": lambda a: f"rbv persons cover {_id(a['person'])} {a['face']}",
+    "show": lambda a: f"rbv persons show {_id(a['person'])}",
+    "index": lambda a: "rbv index " + " ".join(shlex.quote(str(p)) for p in a["paths"]),
+}
+
+
+def command(remedy: Remedy) -> str:
+    """The remedy as the command line (or the option) that does it, in backticks."""
+    if remedy.action == "override":
+        return "pass --override to do it anyway (the later decision wins: those " \
+               "records are removed, and `rbv persons undo` puts them back)"
+    return f"`{_COMMANDS[remedy.action](remedy.args)}`"
+
+
+def in_words(refused: Refused) -> str:
+    """The refusal's message and its remedies as commands, on one line."""
+    if not refused.remedies:
+        return str(refused)
+    joined = "; " if refused.remedies[0].action == "override" else ": "
+    return f"{refused}{joined}" + " or ".join(command(r) for r in refused.remedies)
