@@ -106,6 +106,7 @@ def embed(
             f"{summary.no_faces:,} without faces, {summary.failed:,} failed "
             f"({rate(summary.images_per_s, 'images/s')})."
             + (" Failed images are retried on the next run." if summary.failed else "")
+            + taken_over_line(summary.taken_over)
             + carry_line(summary.carry)
         )
         for line in [*summary.carry.dropped, *server_lines(summary.servers)]:
@@ -122,6 +123,15 @@ def server_lines(servers: list[dict[str, object]]) -> list[str]:
         return []
     return [f"Server {s['url']}: {s['images']:,} images"
             + (f" (at the end: {s['problem']})" if s["problem"] else "") for s in servers]
+
+
+def taken_over_line(taken_over: int) -> str:
+    """What other workers took from this one when its lease lapsed, in one sentence (or
+    ""): those images are theirs to count, not this worker's."""
+    if not taken_over:
+        return ""
+    return (f" {counted(taken_over, 'image')} it had claimed went to another worker when "
+            "its lease lapsed (RBV_CLAIM_LEASE_S); that worker counts them.")
 
 
 def carry_line(carry: CarrySummary) -> str:

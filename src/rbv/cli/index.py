@@ -22,7 +22,7 @@ from rbv.cli.common import (
     say,
     settings_of,
 )
-from rbv.cli.embed import carry_line, server_lines
+from rbv.cli.embed import carry_line, server_lines, taken_over_line
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.jobs.library.analyzer import (
@@ -167,7 +167,8 @@ def _paragraphs(s: IndexSummary, dry_run: bool) -> list[str]:
         e = s.embed
         out.append(f"Scanned {counted(e.images, 'image')}: {counted(e.faces, 'face')}, "
                    f"{e.no_faces:,} without faces, {e.failed:,} failed "
-                   f"({rate(e.images_per_s, 'images/s')})." + carry_line(e.carry))
+                   f"({rate(e.images_per_s, 'images/s')})." + taken_over_line(e.taken_over)
+                   + carry_line(e.carry))
     if s.failed:
         out.append(f"{counted(s.failed, 'item')} failed; "
                    f"{'it is' if s.failed == 1 else 'they are'} retried on the next run.")

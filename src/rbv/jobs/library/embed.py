@@ -81,6 +81,9 @@ class EmbedSummary:
     faces: int = 0
     no_faces: int = 0  # images scanned with zero faces
     failed: int = 0
+    # claimed, then taken back by another worker before this one stored them (its lease
+    # lapsed): the other worker reports them
+    taken_over: int = 0
     seconds: float = 0.0
     failures: list[Problem] = field(default_factory=list)
     carry: CarrySummary = field(default_factory=CarrySummary)  # edited photos' decisions
@@ -93,6 +96,7 @@ class EmbedSummary:
     def as_dict(self) -> dict[str, object]:
         return {"pack": self.pack, "images": self.images, "faces": self.faces,
                 "images_without_faces": self.no_faces, "failed": self.failed,
+                "taken_over": self.taken_over,
                 "seconds": round(self.seconds, 3),
                 "images_per_s": round(self.images_per_s, 2),
                 "failures": [str(p) for p in self.failures],
@@ -355,6 +359,7 @@ def _finish_batch(
     summary.faces += n_faces
     summary.no_faces += sum(1 for v in faces_by_image.values() if not v)
     summary.failed += len(failures)
+    summary.taken_over += len(batch.claims) - len(kept) - len(failed)
     report.advance(len(batch.claims), faces=n_faces, errors=len(failures))
 
 
