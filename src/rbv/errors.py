@@ -99,6 +99,11 @@ class Remedy:
     label: str = ""
 
 
+ANY_PERSON = "PERSON"
+"""A remedy's person the user picks (``Remedy("move", {"faces": [7], "to": ANY_PERSON})``):
+the CLI shows it as a placeholder; serve offers no button for it."""
+
+
 class Refused(RbvError):
     """An edit refused, changing nothing, for a reason the user can act on: ``kind``
     names the reason ("duplicate_name", "names_differ", "births_differ", "photo_clash",
@@ -115,6 +120,14 @@ class Refused(RbvError):
         self.remedies = tuple(remedies)
 
 
+class PersonNotFound(Refused):
+    """A person reference (uuid, uuid prefix or name) matches no person, or several; or
+    a face id no face has."""
+
+    def __init__(self, message: str, remedies: Sequence[Remedy] = ()) -> None:
+        super().__init__(message, kind="not_found", remedies=remedies)
+
+
 class ShownChanged(RbvError):
     """An answer made on a page that is out of date: what the page showed of a person or
     a face was changed since (by a command, another page, a clustering run). Refused,
@@ -129,8 +142,6 @@ class PackNotFound(RbvError):
     """No faces were stored for the model pack named."""
 
 
-class PersonNotFound(RbvError):
-    """A person reference (uuid, uuid prefix or name) matches no person, or several."""
 
 
 class ModelPackError(RbvError):

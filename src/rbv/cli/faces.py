@@ -19,7 +19,7 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.tables import print_table
-from rbv.errors import printable
+from rbv.errors import ConfigError, printable
 from rbv.store import open_database
 from rbv.words import counted
 
@@ -278,7 +278,7 @@ def add(ctx: typer.Context,
 
         rbv faces add ~/Photos/2019/beach.jpg --box 40,60,48,52 --dry-run --json
     """
-    from rbv.jobs.persons.drawn import add_face, parse_box
+    from rbv.jobs.persons.drawn import add_face
 
     settings = settings_of(ctx, database_url=database, model_pack=model_pack)
     shape = parse_box(box)
@@ -299,3 +299,17 @@ def add(ctx: typer.Context,
     later = "" if done.person else "; the next `rbv cluster` places it"
     typer.echo(f"Added face {done.face_id}{into} ({how}){later} (edit #{done.edit_id}; "
                "`rbv persons undo` removes it).")
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    """``X,Y,W,H`` in whole pixels."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise ConfigError(f"--box {printable(text)!r}: give X,Y,W,H in whole pixels of the "
+                          "photo as shown (e.g. --box 120,80,64,64)")
+    x, y, w, h = values
+    return x, y, w, h

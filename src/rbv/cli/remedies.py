@@ -45,15 +45,24 @@ _COMMANDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
                                   f"{_ids(a['faces'])}"),
     "cover": lambda a: f"rbv persons cover {_id(a['person'])} {a['face']}",
     "show": lambda a: f"rbv persons show {_id(a['person'])}",
+    "history": lambda a: "rbv persons history",
+    "undo": lambda a: "rbv persons undo",
+    "is_a_face": lambda a: f"rbv faces is-a-face {_ids(a['faces'])}",
+    "born": lambda a: f"rbv persons born {_id(a['person'])} YYYY-MM-DD",
+    "refine": lambda a: "rbv refine OUT",
+    "list": lambda a: "rbv persons list",
     "index": lambda a: "rbv index " + " ".join(shlex.quote(str(p)) for p in a["paths"]),
 }
+_OPTIONS = {"override": "pass --override to do it anyway (the later decision wins: those "
+                        "records are removed, and `rbv persons undo` puts them back)",
+            "model_pack": "name the pack's folder with --model-pack",
+            "no_ml_server": "run without --ml-uri"}
 
 
 def command(remedy: Remedy) -> str:
     """The remedy as the command line (or the option) that does it, in backticks."""
-    if remedy.action == "override":
-        return "pass --override to do it anyway (the later decision wins: those " \
-               "records are removed, and `rbv persons undo` puts them back)"
+    if remedy.action in _OPTIONS:
+        return _OPTIONS[remedy.action]
     return f"`{_COMMANDS[remedy.action](remedy.args)}`"
 
 
@@ -61,5 +70,5 @@ def in_words(refused: Refused) -> str:
     """The refusal's message and its remedies as commands, on one line."""
     if not refused.remedies:
         return str(refused)
-    joined = "; " if refused.remedies[0].action == "override" else ": "
+    joined = "; " if refused.remedies[0].action in _OPTIONS else ": "
     return f"{refused}{joined}" + " or ".join(command(r) for r in refused.remedies)

@@ -6,6 +6,7 @@ says what it would take)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,10 +26,12 @@ def _merge(args: Mapping[str, Any]) -> tuple[str, Body] | None:
     return "merge", body
 
 
-def _move(args: Mapping[str, Any]) -> tuple[str, Body]:
+def _move(args: Mapping[str, Any]) -> tuple[str, Body] | None:
     faces = [int(f) for f in args["faces"]]
     if args.get("to") is None:
         return "new", {"faces": faces}
+    if not isinstance(args["to"], uuid.UUID):  # a person the user picks: no one button
+        return None
     return "move", {"faces": faces, "to": str(args["to"])}
 
 

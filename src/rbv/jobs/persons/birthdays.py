@@ -42,8 +42,8 @@ def parse_born(text: str, today: date | None = None) -> date:
         if _PARTIAL.match(text):
             raise ConfigError(
                 f"{text.strip()!r} is not a whole date: give the day, YYYY-MM-DD (an age "
-                "from a year or month alone would be a year off for many photos; "
-                "`rbv photos --from/--to` finds photos by year)")
+                "from a year or month alone would be a year off for many photos; photos "
+                "are found by year with their dates instead)")
         raise ConfigError(f"{text.strip()!r} is not a date; give the birthday as YYYY-MM-DD")
     try:
         born = date(int(match[1]), int(match[2]), int(match[3]))

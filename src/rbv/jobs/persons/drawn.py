@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from rbv.config import Settings
-from rbv.errors import ConfigError, printable
+from rbv.errors import ANY_PERSON, ConfigError, Refused, Remedy, printable
 from rbv.faces.defaults import DEFAULT_MIN_FACE
 from rbv.formats.atomic import Digest
 from rbv.formats.regions import iou
@@ -78,20 +78,6 @@ class Added:
                 "det_score": round(self.det_score, 4)}
 
 
-def parse_box(text: str) -> tuple[int, int, int, int]:
-    """``X,Y,W,H`` in whole pixels."""
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 4:
-        raise ConfigError(f"--box {printable(text)!r}: give X,Y,W,H in whole pixels of the "
-                          "photo as shown (e.g. --box 120,80,64,64)")
-    x, y, w, h = values
-    return x, y, w, h
-
-
 _LOADED: dict[str, LocalFaceAnalyzer] = {}
 _LOADING = threading.Lock()
 
@@ -102,10 +88,11 @@ def pack_analyzer(db: Database, settings: Settings, pack: PackRow,
     folder the pack last ran from (or by name) once per process. Refused for a remote
     server's pack and for models that are not the pack's."""
     if pack.name.startswith("remote:") and analyzer is None:
-        raise ConfigError(
+        raise Refused(
             f"the faces are of {pack.name}, a remote server's model: rbv cannot align and "
             "embed a face drawn by hand with it (the server takes whole photos); give the "
-            "same models as a folder with --model-pack, or draw it in Immich")
+            "same models as a folder, or draw it in Immich", kind="pack_remote",
+            remedies=[Remedy("model_pack", {}, "the pack's folder")])
     if analyzer is None:
         with db.connect() as conn:
             folder = pack_folders(conn).get(pack.name)
@@ -122,13 +109,15 @@ def pack_analyzer(db: Database, settings: Settings, pack: PackRow,
             analyzer = _LOADED[where]
     local = local_analyzer(analyzer)
     if local is None:
-        raise ConfigError(
-            f"the library's pack {pack.name} runs on a remote server here (--ml-uri): rbv "
-            "cannot align and embed a face drawn by hand with it; run without --ml-uri")
+        raise Refused(
+            f"the library's pack {pack.name} runs on a remote server here: rbv cannot align "
+            "and embed a face drawn by hand with it; run it here instead",
+            kind="pack_remote", remedies=[Remedy("no_ml_server", {}, "run it here")])
     if pack_fingerprint(local.pack.files) != pack.fingerprint:
-        raise ConfigError(f"the models loaded ({local.pack.name}) are not those of the pack "
-                          f"{pack.name} that found the photo's faces; name its folder with "
-                          "--model-pack")
+        raise Refused(f"the models loaded ({local.pack.name}) are not those of the pack "
+                      f"{pack.name} that found the photo's faces; name its folder",
+                      kind="pack_differs",
+                      remedies=[Remedy("model_pack", {}, "the pack's folder")])
     return local
 
 
@@ -149,8 +138,9 @@ def find_photo(conn: psycopg.Connection, settings: Settings, photo: str) -> int:
         image = None
     if image is not None:
         return image
-    raise ConfigError(f"{printable(photo)} is not a photo of the library (not catalogued, "
-                      "or marked missing): run `rbv index` on it first")
+    raise Refused(f"{printable(photo)} is not a photo of the library (not catalogued, "
+                  "or marked missing): index it first", kind="not_catalogued",
+                  remedies=[Remedy("index", {"paths": [photo]}, "index it")])
 
 
 def add_face(db: Database, settings: Settings, *, photo: str | None = None,
@@ -232,8 +222,9 @@ def _check_box(box: tuple[int, int, int, int], size: tuple[int, int], where: str
 def _refuse_scanned(conn: psycopg.Connection, pack: PackRow, image_id: int,
                     where: str) -> None:
     if scan_status(conn, image_id, pack.id) != "done":
-        raise ConfigError(f"{printable(where)} has not been scanned by {pack.name} yet: run "
-                          "`rbv index` (or `rbv embed`) first, then draw the faces it missed")
+        raise Refused(f"{printable(where)} has not been scanned by {pack.name} yet: index "
+                      "it first, then draw the faces it missed", kind="not_scanned",
+                      remedies=[Remedy("index", {"paths": [where]}, "index it")])
 
 
 def _refuse_found(conn: psycopg.Connection, pack: PackRow, image_id: int,
@@ -243,10 +234,14 @@ def _refuse_found(conn: psycopg.Connection, pack: PackRow, image_id: int,
         if iou((x, y, x + w, y + h), (fx1, fy1, fx2, fy2)) < MOSTLY_FOUND:
             continue
         if marked:  # the user said it is none: a face drawn over it contradicts that
-            raise ConfigError(
-                f"the box is mostly face {face_id}, which was marked not a face; "
-                f"`rbv faces is-a-face {face_id}` takes the mark back, then `rbv persons "
-                f"move {face_id} --to PERSON` puts it in a person")
-        raise ConfigError(
-            f"the box is mostly face {face_id}, which is there already; to put it in a "
-            f"person: `rbv persons move {face_id} --to PERSON`")
+            raise Refused(
+                f"the box is mostly face {face_id}, which was marked not a face; take the "
+                "mark back, then put it in a person", kind="drawn_over_found",
+                faces=[face_id],
+                remedies=[Remedy("is_a_face", {"faces": [face_id]}, "it is a face"),
+                          Remedy("move", {"faces": [face_id], "to": ANY_PERSON}, "put it in a "
+                                 "person")])
+        raise Refused(
+            f"the box is mostly face {face_id}, which is there already; put that face in a "
+            "person instead", kind="drawn_over_found", faces=[face_id],
+            remedies=[Remedy("move", {"faces": [face_id], "to": ANY_PERSON}, "put it in a person")])

@@ -98,8 +98,7 @@ def undo(db: Database, count: int = 1, *, dry_run: bool = False,
         pending = edits.undoable_edits(conn, count)
     _refuse_unexpected(pending, expected)
     if not pending:
-        raise ConfigError("nothing to undo: every logged edit is undone already "
-                          "(see `rbv persons history`)")
+        raise ConfigError("nothing to undo: every logged edit is undone already")
     packs = [e.pack_id for e in pending if e.pack_id is not None]
     result = UndoResult()
     with logged_edit(db, packs, "persons undo", {"count": count},
@@ -145,7 +144,7 @@ def _refuse_conflicts(conn: psycopg.Connection, target: edits.EditRow) -> None:
     more = f" (and {counted(len(found) - 1, 'more row')})" if len(found) > 1 else ""
     raise EditConflict(
         f"edit #{target.id} ({target.summary or target.command}) cannot be undone: {what}"
-        f"{more}; nothing was undone. Fix it with `rbv persons` edits instead")
+        f"{more}; nothing was undone. Fix it with a new edit instead")
 
 
 def _short(person: object) -> str:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from rbv.errors import ConfigError, PersonNotFound
+from rbv.errors import ConfigError, PersonNotFound, Refused, Remedy
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.not_faces import refuse_marked
 from rbv.jobs.persons.overrides import settle
@@ -85,7 +85,7 @@ def link(db: Database, face_ids: Sequence[int], *, same: bool, override: bool = 
     missing = sorted(set(ids) - {f.id for f in found})
     if missing:
         raise PersonNotFound(f"no face with id {', '.join(map(str, missing[:5]))} in this "
-                             "database; see `rbv persons show PERSON` for face ids")
+                             "database")
     packs = {f.pack_id for f in found}
     if len(packs) > 1:
         raise ConfigError("these faces are of different model packs, which are never "
@@ -164,16 +164,19 @@ def _refuse_same(conn: psycopg.Connection, faces: list[LinkedFace]) -> list[int]
     photo = links.same_photo_pairs(conn, group)
     if photo:
         a, b = photo[0]
-        raise ConfigError(f"faces {a} and {b} would be one person{through} but are of one "
-                          "photo; undo the wrong link first (`rbv persons history`)")
+        raise Refused(f"faces {a} and {b} would be one person{through} but are of one "
+                      "photo; undo the wrong link first", kind="photo_clash", faces=[a, b],
+                      remedies=[Remedy("history", {}, "the edits to undo")])
     by_hand: dict[uuid.UUID, int] = {}
     for f in links.linked_faces(conn, group):
         if f.manual and f.person_id is not None:
             by_hand.setdefault(f.person_id, f.id)
     if len(by_hand) > 1:
         (p, a), (q, b) = list(by_hand.items())[:2]
-        raise ConfigError(f"face {a} was put in person {p} by hand and face {b} in person {q}; "
-                          f"if they are one person run `rbv persons merge {p} {q}`")
+        raise Refused(f"face {a} was put in person {p} by hand and face {b} in person {q}; "
+                      "merge them if they are one person", kind="placed_apart",
+                      persons=[p, q], faces=[a, b],
+                      remedies=[Remedy("merge", {"persons": [p, q]}, "merge them")])
     return group
 
 
@@ -182,17 +185,20 @@ def _refuse_different(conn: psycopg.Connection, faces: list[LinkedFace]) -> None
     for f in faces:
         for g in faces:
             if g.id > f.id and g.id in groups[f.id]:
-                raise ConfigError(
-                    f"faces {f.id} and {g.id} are linked as one person (`rbv faces same`, "
-                    "directly or through other faces); undo that link first "
-                    "(`rbv persons history`, `rbv persons undo`)")
+                raise Refused(
+                    f"faces {f.id} and {g.id} are linked as one person (directly or "
+                    "through other faces); undo that link first", kind="linked_same",
+                    faces=[f.id, g.id], remedies=[Remedy("history", {}, "the edits to undo")])
     for i, f in enumerate(faces):
         for g in faces[i + 1:]:
             if f.manual and g.manual and f.person_id is not None and f.person_id == g.person_id:
-                raise ConfigError(
+                raise Refused(
                     f"faces {f.id} and {g.id} were put in person {f.person_id} by hand; take "
-                    f"the wrong one out first (`rbv persons not-this-person {f.person_id} "
-                    "FACE`)")
+                    "the wrong one out first", kind="placed_together",
+                    persons=[f.person_id], faces=[f.id, g.id],
+                    remedies=[Remedy("not_this_person", {"person": f.person_id,
+                                                         "faces": [face]},
+                                     f"take face {face} out") for face in (f.id, g.id)])
 
 
 def _where(faces: list[LinkedFace]) -> str:
@@ -220,12 +226,12 @@ def _effect(faces: list[LinkedFace], same: bool) -> str:
     if same:
         if len(set(persons)) == 1 and persons[0] is not None:
             return f"{where}: already together; the link keeps them so in every re-cluster"
-        return (f"{where}: the link moves no face now; `rbv cluster` keeps it for faces "
-                "without a person, `rbv cluster --full` for every face")
+        return (f"{where}: the link moves no face now; the next clustering keeps it for "
+                "faces without a person, the next full one for every face")
     if all(p is None or persons.count(p) == 1 for p in persons):
         return f"{where}: no two share a person; the link keeps them apart in every re-cluster"
-    return (f"{where}: the link moves no face now; `rbv cluster --full` puts them apart "
-            "(`rbv cluster` leaves faces that have a person where they are)")
+    return (f"{where}: the link moves no face now; the next full clustering puts them apart "
+            "(an incremental one leaves faces that have a person where they are)")
 
 
 def one_person(db: Database, ref: str, *,

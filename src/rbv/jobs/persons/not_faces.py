@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from rbv.errors import ConfigError, PersonNotFound
+from rbv.errors import ConfigError, PersonNotFound, Refused, Remedy
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.overrides import in_words
 from rbv.jobs.persons.shown import Shown
@@ -54,15 +54,14 @@ def _faces(db: Database, face_ids: Sequence[int], model_pack: str | None
     or, with ``model_pack``, of another pack."""
     ids = list(dict.fromkeys(int(f) for f in face_ids))
     if not ids:
-        raise ConfigError("name one or more faces (see `rbv persons show PERSON`)")
+        raise ConfigError("name one or more faces")
     with db.connect() as conn:
         found = store.faces_before(conn, ids)
         pack = find_pack(conn, model_pack) if model_pack is not None else None
     missing = sorted(set(ids) - {f.id for f in found})
     if missing:
         raise PersonNotFound(f"no face with id {', '.join(map(str, missing[:5]))} in this "
-                             "database; nothing was changed (see `rbv persons show PERSON` "
-                             "for face ids)")
+                             "database; nothing was changed")
     if pack is not None:
         other = [f.id for f in found if f.pack_id != pack.id]
         if other:
@@ -118,10 +117,11 @@ def refuse_marked(conn: psycopg.Connection, face_ids: Sequence[int], what: str) 
     the edit, in words), naming the command that takes the mark back."""
     marked = store.marked_among(conn, face_ids)
     if marked:
-        ids = " ".join(map(str, marked[:5]))
-        raise ConfigError(f"face {', '.join(map(str, marked[:5]))} is marked not a face, so "
-                          f"it cannot {what}; if it is a face, run `rbv faces is-a-face "
-                          f"{ids}` first")
+        raise Refused(f"face {', '.join(map(str, marked[:5]))} is marked not a face, so "
+                      f"it cannot {what}; if it is a face, take the mark back first",
+                      kind="not_a_face", faces=marked,
+                      remedies=[Remedy("is_a_face", {"faces": marked[:5]},
+                                       "it is a face")])
 
 
 def _shown(face_ids: Sequence[int]) -> str:

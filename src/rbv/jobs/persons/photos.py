@@ -4,13 +4,12 @@ listed or gathered into a folder."""
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, Refused, Remedy
 from rbv.formats.album import AlbumEntry, make_album
 from rbv.jobs.persons.birthdays import age_words, parse_ages
 from rbv.store import Database
@@ -85,11 +84,6 @@ def _within(days: tuple[date, date | None], since: datetime | None,
             min(end, before) if end and before else end or before)
 
 
-def _ref(text: str) -> str:
-    """A person as typed, quoted for a shell when it needs it."""
-    return text if re.fullmatch(r"[\w.-]+", text) else shlex.quote(text)
-
-
 def find_photos(db: Database, query: PhotoQuery, *, copy_to: Path | None = None,
                 link_to: Path | None = None) -> PhotosResult:
     """Photos with every person of ``query`` and none of its ``without`` (with its
@@ -97,9 +91,9 @@ def find_photos(db: Database, query: PhotoQuery, *, copy_to: Path | None = None,
     date left out and counted); with ``copy_to``/``link_to`` they are also copied or
     symlinked into that folder."""
     if not query.persons:
-        raise ConfigError("name at least one person with --person")
+        raise ConfigError("name at least one person")
     if copy_to is not None and link_to is not None:
-        raise ConfigError("use --copy-to or --link-to, not both")
+        raise ConfigError("copy the photos or link them, not both")
     since = date_bound(query.since, end=False) if query.since else None
     before = date_bound(query.until, end=True) if query.until else None
     ages = parse_ages(query.age) if query.age is not None else None
@@ -112,9 +106,10 @@ def find_photos(db: Database, query: PhotoQuery, *, copy_to: Path | None = None,
         if ages is not None:
             born = births(conn, wanted[:1]).get(wanted[0])
             if born is None:
-                raise ConfigError(
-                    f"{names[0]} has no birthday, so no age: give it with `rbv persons born "
-                    f"{_ref(query.persons[0])} YYYY-MM-DD`")
+                raise Refused(f"{names[0]} has no birthday, so no age: give it first",
+                              kind="no_birthday", persons=[wanted[0]],
+                              remedies=[Remedy("born", {"person": wanted[0]},
+                                               "give the birthday")])
             since, before = _within(ages.dates(born), since, before)
         hits = photos_with(conn, wanted, unwanted, since, before, query.limit)
         undated = undated_photos(conn, wanted, unwanted) if born is not None else 0

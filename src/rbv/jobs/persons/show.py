@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, Refused, Remedy
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import Sheet, SheetFace, write_sheet
 from rbv.store import Database
@@ -29,7 +29,9 @@ def contact_sheet(db: Database, target: str, out: Path | None, *, limit: int,
             number = int(match.group(1))
             packs = pack_of_faceset(conn, number)
             if not packs:
-                raise ConfigError(f"no {target} in the database; run `rbv refine OUT` first")
+                raise Refused(f"no {target} in the database; make the facesets first",
+                              kind="no_faceset",
+                              remedies=[Remedy("refine", {}, "make the facesets")])
             ids = (faceset_faces(conn, packs[-1], number) or [])[:limit]
             label = target.strip()
             title = f"{target}: {len(ids)} faces"

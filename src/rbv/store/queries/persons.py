@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 import psycopg
 
-from rbv.errors import ConfigError, PersonNotFound
+from rbv.errors import ConfigError, PersonNotFound, Remedy
 from rbv.formats.names import person_name, shown_name, unfit_text
 
 _SHORTEST_PREFIX = 4
@@ -123,8 +123,8 @@ def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
             "SELECT person_id FROM person_names WHERE strpos(lower(replace(name, '_', ' ')), "
             "lower(replace(%s, '_', ' '))) > 0 ORDER BY name LIMIT 10", (ref,))]
     if not found:
-        raise PersonNotFound(f"no person matches {ref!r}{_too_short(conn, ref)}; "
-                             "see `rbv persons list`")
+        raise PersonNotFound(f"no person matches {ref!r}{_too_short(conn, ref)}",
+                             [Remedy("list", {}, "the persons")])
     # A name kept by a person merged into another names that other person.
     survivors = list(dict.fromkeys(_surviving(conn, p) for p in found))
     if len(survivors) > 1:

@@ -1,0 +1,91 @@
+"""Issue 63: below the front ends (``cli/`` and ``serve/``) rbv speaks in ids, results
+and refusals as data: no text a job, a query or a format raises or returns names an
+``rbv`` command or a ``--flag``; a refusal says why and carries its remedies
+(:class:`rbv.errors.Remedy`), which the CLI words as command lines and serve as buttons.
+
+``LEFT`` lists the modules not converted yet, with how many such strings each still
+holds: the count may only go down (a module that reaches 0 leaves the list), and a
+module not listed may hold none."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import typer.main
+
+from rbv.cli.app import app
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "rbv"
+FRONT_ENDS = ("cli/", "serve/")
+
+
+def _commands() -> set[str]:
+    group = typer.main.get_command(app)
+    return set(getattr(group, "commands", {}))
+
+
+_NAMES = "|".join(sorted(_commands()))
+_PATTERN = re.compile(rf"`rbv\b|\brbv (?:{_NAMES})\b|(?<![\w-])--[a-z][a-z-]+")
+
+RECORDED = {"audit --fix"}
+"""Names of commands as the edit log records them (data, not a sentence to a user)."""
+
+LEFT = {
+    "jobs/exchange/import_xmp.py": 24, "store/server/postmaster.py": 9,
+    "cluster/calibrations.py": 7, "faces/analyzer.py": 7, "faces/providers.py": 7,
+    "jobs/exchange/export_swap.py": 5, "jobs/exchange/import_folders.py": 5,
+    "jobs/persons/evidence.py": 5, "store/server/private.py": 5, "mlapi/client.py": 4,
+    "faces/packs.py": 3, "immich/client.py": 3, "jobs/exchange/export_xmp.py": 3,
+    "store/queries/pack_lookup.py": 3, "store/server/connection.py": 3,
+    "store/server/migrations.py": 3, "jobs/exchange/as_indexed.py": 2,
+    "jobs/exchange/immich_push.py": 2, "jobs/exchange/immich_stage.py": 2,
+    "jobs/grouping/cluster.py": 2, "jobs/grouping/forecast.py": 2,
+    "store/server/embedded.py": 2, "jobs/exchange/discover.py": 1,
+    "jobs/exchange/immich_state.py": 1, "jobs/exchange/site.py": 1,
+    "jobs/grouping/refine.py": 1, "jobs/library/catalogue.py": 1,
+    "jobs/library/drawing.py": 1, "mlapi/pool.py": 1, "store/server/kept.py": 1,
+    "store/server/locks.py": 1,
+}
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """The string expressions that are documentation (docstrings, attribute notes)."""
+    return {id(node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}
+
+
+def _found() -> dict[str, list[tuple[int, str]]]:
+    found: dict[str, list[tuple[int, str]]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel.startswith(FRONT_ENDS):
+            continue
+        tree = ast.parse(path.read_text())
+        notes = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and id(node) not in notes and node.value not in RECORDED
+                    and _PATTERN.search(node.value)):
+                found.setdefault(rel, []).append((node.lineno, node.value))
+    return found
+
+
+def test_no_text_below_the_front_ends_names_a_command_or_an_option() -> None:
+    found = _found()
+    grown = {rel: [f"{line}: {text[:70]!r}" for line, text in hits]
+             for rel, hits in found.items() if len(hits) > LEFT.get(rel, 0)}
+    assert not grown, ("a job, query or format speaks in commands or options: raise "
+                       f"rbv.errors.Refused with remedies instead: {grown}")
+    done = sorted(rel for rel in LEFT if len(found.get(rel, [])) < LEFT[rel])
+    assert not done, f"fewer such strings now: lower (or drop) their LEFT counts: {done}"
+
+
+def test_the_pattern_finds_a_command_and_an_option_and_not_plain_words() -> None:
+    """The check above can fail: what it looks for, it finds."""
+    assert _PATTERN.search("run `rbv index` first")
+    assert _PATTERN.search("pass --override to do it anyway")
+    assert _PATTERN.search("rbv persons merge a b")
+    assert not _PATTERN.search("rbv cannot align a face drawn by hand")
+    assert not _PATTERN.search("2020-01-01 -- a dash, x--y")
