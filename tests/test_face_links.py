@@ -106,7 +106,7 @@ def test_links_change_a_full_clustering_and_survive_the_next(
     assert photo_a != photo_b and len(set(_person_of(faces_settings, a, b))) == 1
     told = " ".join(_ok(cli, "-d", url, "faces", "different", str(a), str(b)).stdout.split())
     assert f"in person {_person_of(faces_settings, a)[0][:8]}: the link moves no face now; " \
-        "`rbv cluster --full` puts them apart" in told
+        "the next full clustering puts them apart" in told
 
     c, d = _biggest(faces_settings, 1)[0][0], _biggest(faces_settings, 2)[0][0]
     q, r = _person_of(faces_settings, c, d)

@@ -198,9 +198,9 @@ def test_photos_of_a_person_at_an_age(cli: Any, faces_settings: Settings) -> Non
     url = str(faces_settings.database_url)
     import_folders(cli, faces_settings)
     refused = _refused(cli, url, "photos", "-p", "Barack_Obama", "--age", "3-5")
-    assert refused == ("Error: Barack_Obama has no birthday, so no age: give it with "
-                       "`rbv persons born Barack_Obama YYYY-MM-DD`")
     person = _rows(url, "SELECT person_id FROM person_names WHERE name = 'Barack_Obama'")[0][0]
+    assert refused == ("Error: Barack_Obama has no birthday, so no age: give it first: "
+                       f"`rbv persons born {str(person)[:8]} YYYY-MM-DD`")
     _ok(cli, url, "persons", "born", "Barack_Obama", "2010-03-15")
     days = ["2013-03-14", "2013-03-15", "2014-08-01", "2016-03-14 23:00", "2016-03-15", None]
     faces = _date_photos(url, str(person), days)

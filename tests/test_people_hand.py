@@ -539,19 +539,19 @@ def test_prune_of_the_missing_photo_says_the_drawn_face(
 def test_a_remote_pack_is_refused_in_one_line(faces_settings: Settings) -> None:
     """A pack whose faces a remote server found (it embeds whole photos only), or a run
     on one: refused, saying so."""
-    from rbv.errors import ConfigError
+    from rbv.errors import Refused
     from rbv.jobs.persons.drawn import pack_analyzer
     from rbv.store.queries.packs import PackRow
 
     db = open_database(faces_settings)
     remote = PackRow(1, "remote:ViT-B-32__openai@ml.local", "f" * 64, 512)
-    with pytest.raises(ConfigError, match="a remote server's model: rbv cannot align"):
+    with pytest.raises(Refused, match="a remote server's model: rbv cannot align"):
         pack_analyzer(db, faces_settings, remote)
     with db.connect() as conn:
         from rbv.store.queries.pack_lookup import find_pack
 
         pack = find_pack(conn, None)
-    with pytest.raises(ConfigError, match="runs on a remote server here"):
+    with pytest.raises(Refused, match="runs on a remote server here"):
         pack_analyzer(db, faces_settings, pack, analyzer=object())  # type: ignore[arg-type]
 
 

@@ -94,8 +94,7 @@ def test_not_a_face_leaves_its_person_drops_its_decisions_and_undo_puts_all_back
     unknown = run_cli(cli, "-d", url, "faces", "not-a-face", str(same_as), "987654321")
     assert unknown.exit_code == 1
     assert unknown.output.strip().splitlines() == [
-        "Error: no face with id 987654321 in this database; nothing was changed (see "
-        "`rbv persons show PERSON` for face ids)"]
+        "Error: no face with id 987654321 in this database; nothing was changed"]
     assert _state(url) == after
 
     listed = json.loads(_ok(cli, url, "faces", "not-faces", "--json"))["not_faces"]
@@ -130,7 +129,8 @@ def test_no_clustering_and_no_edit_gives_a_not_a_face_a_person(
         state = _state(url)
         refused = run_cli(cli, "-d", url, *args)
         assert refused.exit_code == 1, args
-        assert f"run `rbv faces is-a-face {face}` first" in " ".join(refused.output.split())
+        assert f"take the mark back first: `rbv faces is-a-face {face}`" in " ".join(
+            refused.output.split())
         assert _state(url) == state, args
 
     dry = _ok(cli, url, "faces", "is-a-face", str(face), "--dry-run")

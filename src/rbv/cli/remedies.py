@@ -59,10 +59,16 @@ _OPTIONS = {"override": "pass --override to do it anyway (the later decision win
             "no_ml_server": "run without --ml-uri"}
 
 
+_SEE = {"list", "history", "show"}
+"""Remedies that show what to act on rather than act: worded "see `…`"."""
+
+
 def command(remedy: Remedy) -> str:
     """The remedy as the command line (or the option) that does it, in backticks."""
     if remedy.action in _OPTIONS:
         return _OPTIONS[remedy.action]
+    if remedy.action in _SEE:
+        return f"see `{_COMMANDS[remedy.action](remedy.args)}`"
     return f"`{_COMMANDS[remedy.action](remedy.args)}`"
 
 
@@ -70,5 +76,5 @@ def in_words(refused: Refused) -> str:
     """The refusal's message and its remedies as commands, on one line."""
     if not refused.remedies:
         return str(refused)
-    joined = "; " if refused.remedies[0].action in _OPTIONS else ": "
+    joined = "; " if refused.remedies[0].action in {*_OPTIONS, *_SEE} else ": "
     return f"{refused}{joined}" + " or ".join(command(r) for r in refused.remedies)
