@@ -82,7 +82,8 @@ def main() -> None:
     n = args.faces
     data = RefineInput(x, np.arange(n, dtype=np.int64), np.full(n, 120.0, np.float32),
                        np.full(n, 80.0, np.float32), np.full(n, 0.9, np.float32))
-    _, t_base = _timed(lambda: cluster_embeddings(x, Method.agglomerative, 0.45))
+    _, t_base = _timed(lambda: cluster_embeddings(x, Method.agglomerative,
+                                                  RefineParams().initial_similarity))
     result, t_all = _timed(lambda: refine(data, RefineParams()))
     print(f"refine, {n:,} faces / {identities} identities: first stage {t_base:.2f} s, "
           f"whole pipeline {t_all:.2f} s, ratio {t_all / t_base:.2f}x; "

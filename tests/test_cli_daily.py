@@ -95,7 +95,7 @@ def test_help_pages_wrap_paragraphs_indent_examples_and_leave_completion_to_the_
     assert [line.strip() for line in folders.stdout.splitlines()][5:8] == [
         "Each sub-folder of ROOTS is one person, named after the folder. Its faces give the "
         "person's",
-        "centroid in two passes (0.55, then 0.45 cosine distance), so bystanders in the "
+        "centroid in two passes (cosine similarity 0.45, then 0.55), so bystanders in the "
         "folder's photos",
         "drop out; one face per photo is kept. Faces are placed by hand (manual), so `rbv "
         "cluster` never"]

@@ -74,8 +74,9 @@ def test_discover_adds_new_identities_and_leaves_known_facesets_byte_identical(
     plan = json.loads(dry.stdout)
     assert _tree(swap) == before
     assert plan["counts"]["photos"] == len(who_is)
-    # refine's 0.55 for buffalo_l; the test pack's calibrated average-linkage equivalent
-    assert plan["params"]["initial"] == 0.56 and "SFace" in plan["params"]["initial_source"]
+    # refine's 0.45 for buffalo_l; the test pack's calibrated average-linkage threshold
+    params = plan["params"]
+    assert params["initial_similarity"] == 0.44 and "SFace" in params["initial_source"]
     # the known people's faces: in a faceset already, or near one's centroid
     assert plan["counts"]["in_facesets"] >= 3 and plan["counts"]["covered"] >= 3
     assert plan["clusters"] and all(c["survivors"] <= c["faces"] for c in plan["clusters"])
@@ -95,8 +96,8 @@ def test_discover_adds_new_identities_and_leaves_known_facesets_byte_identical(
     assert any(fs["person_id"] in owner for fs in known)
     assert run_cli(cli, "-d", url, "persons", "name", owner.pop(), "Angelina Jolie"
                    ).exit_code == 0
-    loose = json.loads(run_cli(cli, *args, "--no-index", "--dry-run", "--json", "--covered",
-                               "0", "--min-images", "2").stdout)
+    loose = json.loads(run_cli(cli, *args, "--no-index", "--dry-run", "--json",
+                               "--covered-similarity", "1", "--min-images", "2").stdout)
     assert loose["counts"]["named_with_facesets"] == len(unseen)
     assert not {f for fs in loose["facesets"] for f in fs["face_ids"]} & set(unseen)
 

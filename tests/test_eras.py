@@ -13,12 +13,12 @@ from rbv.config import Settings
 from tests.conftest import import_folders, run_cli
 
 
-def test_eras_anchor_attach_by_distance_and_year_and_keep_thin_fragments() -> None:
+def test_eras_anchor_attach_by_similarity_and_year_and_keep_thin_fragments() -> None:
     rng = np.random.default_rng(4)
     basis = np.eye(64)
     a, b, u, v, w = basis[:5]
-    side = np.sqrt(1 - 0.62**2)  # cos 0.62 to the anchor: distance 0.38, between the
-    near_f, near_g = 0.62 * a + side * u, 0.62 * a + side * v  # sub-cluster and attach cut
+    side = np.sqrt(1 - 0.62**2)  # similarity 0.62 to the anchor: between the attach
+    near_f, near_g = 0.62 * a + side * u, 0.62 * a + side * v  # and sub-cluster cuts
 
     def tight(centre: np.ndarray, n: int) -> np.ndarray:
         return centre + 0.01 * rng.normal(size=(n, 64))
@@ -56,7 +56,7 @@ def test_eras_of_an_imported_person_and_apply_splits_it(cli, faces_settings: Set
 
     # --apply: every anchored era after the largest becomes a new, named, manual person
     split = run_cli(cli, "-d", str(faces_settings.database_url), "eras", "Angelina_Jolie",
-                    "--anchor-min", "1", "--sub-cluster", "0.05", "--apply", "--json")
+                    "--anchor-min", "1", "--sub-cluster-similarity", "0.95", "--apply", "--json")
     assert split.exit_code == 0, split.output
     applied = json.loads(split.stdout)
     anchored = [e for e in applied["eras"] if not e["thin"]]
@@ -78,11 +78,11 @@ def test_photos_without_dates_are_said_once(cli, faces_settings: Settings) -> No
     url = str(faces_settings.database_url)
     with psycopg.connect(url) as conn:
         conn.execute("UPDATE images SET taken_at = NULL")
-    eras = run_cli(cli, "-d", url, "eras", "Angelina_Jolie", "--sub-cluster", "0.1",
-                   env={"COLUMNS": "80"})
+    eras = run_cli(cli, "-d", url, "eras", "Angelina_Jolie", "--sub-cluster-similarity",
+                   "0.9", env={"COLUMNS": "80"})
     assert eras.exit_code == 0, eras.output
-    doc = json.loads(run_cli(cli, "-d", url, "eras", "Angelina_Jolie", "--sub-cluster",
-                             "0.1", "--json").stdout)
+    doc = json.loads(run_cli(cli, "-d", url, "eras", "Angelina_Jolie", "--sub-cluster-similarity",
+                             "0.9", "--json").stdout)
     assert len(doc["eras"]) > 3 and all(e["thin"] for e in doc["eras"])  # fragments
     assert eras.stdout.splitlines() == [
         f"Angelina_Jolie: {doc['faces']} faces, none with an EXIF year.",

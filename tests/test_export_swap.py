@@ -27,7 +27,8 @@ def test_export_swap_bundles_single_face_pngs_ranked_by_score(
     # Tight outlier and detection-score cuts leave faces of these identities outside
     # every faceset: the ones --candidates should rescue.
     result = run_cli(cli, "-d", str(faces_settings.database_url), "refine",
-                     str(tmp_path / "refined"), *RELAXED, "--outlier", "0.3", "--min-det", "0.8")
+                     str(tmp_path / "refined"), *RELAXED, "--outlier-similarity", "0.7",
+                     "--min-det", "0.8")
     assert result.exit_code == 0, result.output
     refined = tmp_path / "refined" / "refine_manifest.json"
     out = tmp_path / "swap"
@@ -71,7 +72,7 @@ def test_export_swap_bundles_single_face_pngs_ranked_by_score(
     assert rescued
     for c in rescued:
         assert c["face_id"] not in in_sets
-        assert c["distance"] <= 0.55 and c["score"] >= 0.40
+        assert c["similarity"] >= 0.45 and c["score"] >= 0.40
         png = Image.open(out / c["file"])
         assert png.size == (512, 512)
         assert len(sface_analyzer.detector.detect(np.asarray(png.convert("RGB")), 0.5)) == 1

@@ -90,6 +90,34 @@ def test_import_through_a_symlinked_library_root_finds_the_photos(
     assert all(r["path"].startswith(str(library)) for r in report["routed"])
 
 
+def test_import_speaks_similarity_as_cluster_does(cli, faces_settings: Settings) -> None:
+    """Issue 62 #12: import-folders spoke cosine distance (`--route 0.45`, "(distance
+    0.31)", a "distance" in --json) where `rbv cluster` and review speak similarity.
+    Its options, printed lines and --json now say similarity (higher = same person), and
+    an old option name is refused rather than silently meaning the opposite."""
+    url = str(faces_settings.database_url)
+    args = ["-d", url, "import-folders", *(str(FACES / n) for n in ("Barack_Obama",
+                                                                     "Joe_Biden")),
+            "--mixed", str(MISC / "fr_obama_and_biden.jpg"), "--model-pack", str(PACK)]
+    printed = run_cli(cli, *args, env={"COLUMNS": "80"})
+    assert printed.exit_code == 0, printed.output
+    report = json.loads(run_cli(cli, *args, "--no-index", "--json").stdout)
+    assert {r["identity"] for r in report["routed"]} == {"Barack_Obama", "Joe_Biden"}
+    said = " ".join(printed.stdout.split())
+    for r in report["routed"]:
+        assert "distance" not in r and 0.55 <= r["similarity"] <= 1.0, r
+        assert f"face {r['face_id']} → {r['identity']} (similarity {r['similarity']:.2f})" \
+            in said
+    assert "distance" not in printed.output and "distance" not in json.dumps(report)
+    # the threshold is a similarity: none of the group photo's faces is that alike
+    strict = json.loads(run_cli(cli, *args, "--no-index", "--json", "--dry-run",
+                                "--route-similarity", "0.999").stdout)
+    assert strict["routed"] == [] and strict["unrouted_faces"] >= 2
+    for old in ("--first-pass", "--second-pass", "--route"):
+        refused = run_cli(cli, *args, "--no-index", old, "0.45")
+        assert refused.exit_code == 1 and f"No such option: {old}" in refused.stderr
+
+
 def test_import_never_gives_a_person_two_faces_of_one_photo(cli, faces_settings: Settings
                                                             ) -> None:
     url = str(faces_settings.database_url)

@@ -42,11 +42,17 @@ def test_refine_with_the_defaults(cli, faces_settings: Settings, tmp_path: Path)
         failing = conn.execute(
             "SELECT count(*) FROM face_detections WHERE face_short < 90 OR blur < 40 "
             "OR det_score < 0.6").fetchone()[0]
-    assert report["params"]["min_images"] == 15 and report["params"]["initial"] == 0.55
+    assert report["params"]["min_images"] == 15
     assert report["counts"]["failed_quality"] == failing > 0
     assert report["facesets"] == []
     manifest = json.loads((tmp_path / "out" / "refine_manifest.json").read_text())
     assert manifest["facesets"] == [] and manifest["params"]["min_face_short"] == 90.0
+    # thresholds are similarities, as `rbv cluster`'s (issue 62 #12), under their own keys
+    for params in (report["params"], manifest["params"]):
+        assert {k: params[k] for k in ("initial_similarity", "merge_similarity",
+                                       "outlier_similarity")} == {
+            "initial_similarity": 0.45, "merge_similarity": 0.60, "outlier_similarity": 0.45}
+        assert not {"initial", "merge", "outlier"} & set(params)
 
 
 def test_refine_writes_pure_facesets_and_records_them(cli, faces_settings: Settings,
@@ -167,8 +173,8 @@ def test_a_named_person_is_one_faceset_unless_asked_to_split(
         assert run_cli(cli, "-d", url, "persons", "name", person["id"], f"Named {i}"
                        ).exit_code == 0
     # initial clusters this tight split a person's varied photos into several sets
-    tight = ("--initial", "0.3", "--merge", "0.2", "--min-images", "2", "--min-face", "30",
-             "--dry-run")
+    tight = ("--initial-similarity", "0.7", "--merge-similarity", "0.8", "--min-images", "2",
+             "--min-face", "30", "--dry-run")
 
     def sets_of(report: dict) -> dict[str, list[dict]]:
         with psycopg.connect(url) as conn:

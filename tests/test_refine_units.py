@@ -51,7 +51,7 @@ def test_centroid_merge_joins_an_over_split_identity() -> None:
 def test_outlier_rejection_drops_a_stranger() -> None:
     rng = np.random.default_rng(3)
     x, _ = _identities(rng, [8, 1])
-    keep = reject_outliers(x, 0.55)
+    keep = reject_outliers(x, 0.45)
     assert keep[:8].all() and not keep[8]
 
 
@@ -67,7 +67,8 @@ def test_a_fixed_group_is_one_set_however_spread_its_faces() -> None:
     n = len(x)
     data = RefineInput(x, np.arange(n, dtype=np.int64), np.full(n, 120.0, np.float32),
                        np.full(n, 80.0, np.float32), np.full(n, 0.9, np.float32))
-    params = RefineParams(initial=0.2, merge=0.1, outlier=2.0, min_images=2)
+    params = RefineParams(initial_similarity=0.8, merge_similarity=0.9,
+                          outlier_similarity=-1.0, min_images=2)
     assert not any(sorted(g.tolist()) == list(range(12)) for g in refine(data, params).groups)
     fixed = np.where(truth == 0, 7, -1).astype(np.int64)  # identity 0 is a named person
     groups = refine(RefineInput(x, data.image_ids, data.face_short, data.blur,
@@ -92,7 +93,7 @@ def test_a_free_fragment_joins_the_fixed_group_it_is_near_but_two_fixed_never_jo
 
 
 def test_a_cluster_holding_two_people_is_split_along_them() -> None:
-    """Two identities refine's distances would join (one tight crowd), told apart by
+    """Two identities refine's similarities would join (one tight crowd), told apart by
     ``people`` (the persons `rbv cluster` makes): two sets, never one."""
     rng = np.random.default_rng(7)
     x, truth = _identities(rng, [8, 8], spread=0.05)
@@ -107,3 +108,21 @@ def test_a_cluster_holding_two_people_is_split_along_them() -> None:
     assert sorted(sorted(g.tolist()) for g in result.groups) == [list(range(8)),
                                                                  list(range(8, 16))]
     assert result.counts["split_apart"] == 1
+
+
+def test_recorded_params_read_old_distances_as_similarities() -> None:
+    """A refine manifest written before rbv spoke similarity (issue 62 #12) recorded
+    cosine distances under ``initial``, ``merge`` and ``outlier``: they are read as the
+    similarities they meant; new keys win, and junk keeps the defaults."""
+    old = {"initial": 0.55, "merge": 0.4, "outlier": 0.3, "min_images": 3,
+           "split_named": True}
+    assert RefineParams.recorded(old) == RefineParams(
+        initial_similarity=0.45, merge_similarity=0.6, outlier_similarity=0.7, min_images=3,
+        split_named=True)
+    new = RefineParams(initial_similarity=0.5, min_face_short=30.0)
+    assert RefineParams.recorded(new.as_dict()) == new
+    assert RefineParams.recorded({**new.as_dict(), "initial": 0.9}) == new
+    junk = {"initial": "0.2", "merge": True, "outlier_similarity": None, "min_images": 2.5,
+            "split_named": 1, "surprise": 4}
+    assert RefineParams.recorded(junk) == RefineParams()
+    assert RefineParams.recorded(None) == RefineParams() == RefineParams.recorded([1, 2])

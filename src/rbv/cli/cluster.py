@@ -32,8 +32,8 @@ def cluster(
     threshold: Annotated[
         float | None,
         typer.Option(min=0.0, max=1.0,
-                     help="Threshold methods: cosine similarity (0-1, higher = stricter; "
-                     "not a distance, as refine's are). An incremental run groups the new "
+                     help="Threshold methods: cosine similarity (0-1, higher = stricter, "
+                     "as every threshold of rbv). An incremental run groups the new "
                      "faces with it, --full every face. Default: the pack's calibrated value "
                      "(`rbv eval --calibrate --store`), "
                      f"else rbv's built-in one for the recognizer, else {DEFAULT_THRESHOLD}.",

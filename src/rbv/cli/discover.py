@@ -38,17 +38,19 @@ def discover_command(
                                            "recursively).")],
     out: Annotated[Path, typer.Argument(help="The export-swap folder: new facesets are "
                                         "added there beside the ones it has.")],
-    covered: Annotated[float, typer.Option(min=0.0, max=2.0, help="A face this close (cosine "
-                                           "distance) to a known faceset's centroid is "
-                                           "that identity, not a new one.")] = _D.covered,
-    initial: Annotated[float | None, typer.Option(
-        min=0.0, max=2.0, show_default=False, help="Cosine distance of the initial "
-        "average-linkage clusters. Default: the pack's calibrated one (1 − its "
-        f"agglomerative similarity threshold), else {_R.initial:g}.")] = None,
-    merge: Annotated[float, typer.Option(min=0.0, max=2.0, help="Merge clusters whose "
-                                         "centroids are this close.")] = _R.merge,
-    outlier: Annotated[float, typer.Option(min=0.0, max=2.0, help="Drop faces farther than "
-                                           "this from their centroid.")] = _R.outlier,
+    covered_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="A face at least this similar (cosine) to a known "
+        "faceset's centroid is that identity, not a new one.")] = _D.covered_similarity,
+    initial_similarity: Annotated[float | None, typer.Option(
+        min=-1.0, max=1.0, show_default=False, help="Cosine similarity at which faces join "
+        "an initial average-linkage cluster. Default: the pack's calibrated one (its "
+        f"agglomerative threshold), else {_R.initial_similarity:g}.")] = None,
+    merge_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Merge clusters whose centroids are at least this "
+        "similar.")] = _R.merge_similarity,
+    outlier_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Drop faces less similar than this to their "
+        "centroid.")] = _R.outlier_similarity,
     min_images: Annotated[int, typer.Option(min=1, help="Keep facesets with at least this "
                                             "many different photos.")] = _R.min_images,
     min_face: Annotated[float, typer.Option(min=0.0, help="Quality gate: minimum face short "
@@ -78,10 +80,11 @@ def discover_command(
     """Find new identities in a folder of mixed photos and add them as facesets.
 
     The faces of FOLDER's photos (indexed first, incremental) that are in no
-    known faceset, not within {covered} of one's centroid and not of a named
-    person who has a faceset go through refine's pipeline (clusters at the
-    pack's calibrated distance or {initial}, merge {merge}, quality gate,
-    outliers > {outlier}, at least {min_images} different photos). Each set
+    known faceset, less than {covered_similarity} similar to every one's centroid,
+    and not of a named person who has a faceset go through refine's pipeline
+    (cosine similarities: clusters at the pack's calibrated threshold or
+    {initial_similarity}, merge {merge_similarity}, quality gate, outliers
+    below {outlier_similarity}, at least {min_images} different photos). Each set
     that survives gets a number past the highest ever used and is written to
     OUT as export-swap writes it (PNGs, .fsz bundles), with provenance.json;
     the facesets OUT holds already are not touched. --dry-run shows every
@@ -102,10 +105,15 @@ def discover_command(
         if not no_index:
             with ProgressReporter(enabled=not as_json) as reporter:
                 run_index(db, settings, [folder], analyzer=analyzer, reporter=reporter)
-    refine = RefineParams(initial=_R.initial if initial is None else initial, merge=merge,
-                          outlier=outlier, min_images=min_images, min_face_short=min_face,
-                          min_blur=min_blur, min_det_score=min_det, split_named=split_named)
-    params = DiscoverParams(covered=covered, refine=refine, initial_given=initial is not None)
+    refine = RefineParams(initial_similarity=(_R.initial_similarity
+                                              if initial_similarity is None
+                                              else initial_similarity),
+                          merge_similarity=merge_similarity,
+                          outlier_similarity=outlier_similarity, min_images=min_images,
+                          min_face_short=min_face, min_blur=min_blur, min_det_score=min_det,
+                          split_named=split_named)
+    params = DiscoverParams(covered_similarity=covered_similarity, refine=refine,
+                            initial_given=initial_similarity is not None)
     swap = SwapParams(top=top, min_face=swap_min_face)
     console = Console(stderr=True)
     with Progress(console=console, disable=as_json or not console.is_terminal) as bar:

@@ -18,12 +18,14 @@ def eras(
     ctx: typer.Context,
     person: Annotated[str, typer.Argument(help="Name, unique part of a name, uuid or uuid "
                                           "prefix (4+ chars).")],
-    sub_cluster: Annotated[float, typer.Option(min=0.0, max=2.0, help="Cosine distance of "
-                                               "the sub-clusters.")] = _D.sub_cluster,
+    sub_cluster_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Cosine similarity at which faces join a sub-cluster "
+        "(average linkage).")] = _D.sub_cluster_similarity,
     anchor_min: Annotated[int, typer.Option(min=1, help="Faces a sub-cluster needs to "
                                             "anchor an era.")] = _D.anchor_min,
-    attach: Annotated[float, typer.Option(min=0.0, max=2.0, help="A fragment joins an era "
-                                          "whose centroid is this close...")] = _D.attach,
+    attach_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="A fragment joins an era whose centroid is at least this "
+        "similar to its own...")] = _D.attach_similarity,
     year_window: Annotated[int, typer.Option(min=0, help="...and whose dominant year is "
                                              "within this many years.")] = _D.year_window,
     apply: Annotated[bool, typer.Option("--apply", help="Split the person: each era after "
@@ -34,10 +36,11 @@ def eras(
 ) -> None:
     """Split one person into age eras using the photos' EXIF years.
 
-    Sub-clusters at {sub_cluster} cosine distance; those of ≥ {anchor_min} faces anchor
-    eras; smaller fragments join the nearest era if its centroid is within {attach} and
-    its dominant year within ±{year_window}; the rest stay apart, marked thin. Years
-    come from the catalogue's EXIF (read once at index time). Without --apply nothing is written.
+    Sub-clusters at {sub_cluster_similarity} cosine similarity; those of ≥ {anchor_min}
+    faces anchor eras; smaller fragments join the nearest era if its centroid's
+    similarity is at least {attach_similarity} and its dominant year within
+    ±{year_window}; the rest stay apart, marked thin. Years come from the catalogue's
+    EXIF (read once at index time). Without --apply nothing is written.
 
     Examples:
 
@@ -50,8 +53,8 @@ def eras(
     from rbv.store import open_database
 
     db = open_database(settings_of(ctx, database_url=database))
-    params = EraParams(sub_cluster=sub_cluster, anchor_min=anchor_min, attach=attach,
-                       year_window=year_window)
+    params = EraParams(sub_cluster_similarity=sub_cluster_similarity, anchor_min=anchor_min,
+                       attach_similarity=attach_similarity, year_window=year_window)
     result = split_person_eras(db, person, params, apply=apply)
     pid, created = result.person, [str(p) for p in result.new_persons]
     face_ids = np.array(result.face_ids, np.int64)

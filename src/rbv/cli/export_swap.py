@@ -36,9 +36,9 @@ def export_swap_command(
     out: Annotated[Path, typer.Argument(help="Output folder.")],
     top: Annotated[int, typer.Option(min=1, help="Faces in the <faceset>_topN.fsz "
                                      "bundle.")] = _D.top,
-    outlier: Annotated[float, typer.Option(min=0.0, max=2.0, help="Drop faces farther than "
-                                           "this cosine distance from the identity's "
-                                           "centroid.")] = _D.outlier,
+    outlier_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Drop faces less similar (cosine) than this to the "
+        "identity's centroid.")] = _D.outlier_similarity,
     pad: Annotated[float, typer.Option(min=0.0, help="Margin around the face box, as a "
                                        "fraction of its long edge per side.")] = _D.pad,
     size: Annotated[int, typer.Option(min=32, help="Side of the square PNGs.")] = _D.size,
@@ -47,9 +47,9 @@ def export_swap_command(
     candidates: Annotated[bool, typer.Option("--candidates", help="Also copy faces that are "
                                              "in no faceset but match an identity into "
                                              "OUT/_candidates/ for review.")] = False,
-    candidate_match: Annotated[float, typer.Option(min=0.0, max=2.0, help="Cosine distance "
-                                                   "a candidate may be from the identity.")
-                               ] = _D.candidate_match,
+    candidate_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Cosine similarity a candidate needs to the identity's "
+        "centroid.")] = _D.candidate_similarity,
     candidate_min_score: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum "
                                                        "composite score of a candidate.")
                                    ] = _D.candidate_min_score,
@@ -61,7 +61,8 @@ def export_swap_command(
 ) -> None:
     """Per identity of a refine manifest: ranked 512×512 single-face PNGs and .fsz bundles.
 
-    For each faceset: tight outlier gate ({outlier}), visual duplicates collapsed, faces
+    For each faceset: tight outlier gate (cosine similarity to the centroid ≥
+    {outlier_similarity}), visual duplicates collapsed, faces
     ranked by {frontality}·frontality + {det_score}·det_score + {symmetry}·landmark
     symmetry + {size}·face size + {sharpness}·sharpness, square crops (pad {pad}) of
     faces ≥ {min_face} px, each re-detected
@@ -82,8 +83,9 @@ def export_swap_command(
     db = open_database(settings)
     settings = with_library_pack(settings, db, read_manifest(manifest).get("pack"))
     analyzer = load_face_analyzer(settings)
-    params = SwapParams(top=top, outlier=outlier, pad=pad, size=size, min_face=min_face,
-                        candidates=candidates, candidate_match=candidate_match,
+    params = SwapParams(top=top, outlier_similarity=outlier_similarity, pad=pad, size=size,
+                        min_face=min_face, candidates=candidates,
+                        candidate_similarity=candidate_similarity,
                         candidate_min_score=candidate_min_score)
     console = Console(stderr=True)
     with Progress(console=console, disable=as_json or not console.is_terminal) as bar:

@@ -38,15 +38,15 @@ def import_folders_command(
                                                      "several people: each face goes to the "
                                                      "identity it matches (repeatable).",
                                                      show_default=False)] = None,
-    first_pass: Annotated[float, typer.Option(min=0.0, max=2.0, help="Pass 1: keep faces "
-                                              "within this cosine distance of the mean of "
-                                              "all the folder's faces.")] = _D.first_pass,
-    second_pass: Annotated[float, typer.Option(min=0.0, max=2.0, help="Pass 2: keep faces "
-                                               "within this distance of the pass-1 mean.")
-                           ] = _D.second_pass,
-    route: Annotated[float, typer.Option(min=0.0, max=2.0, help="A mixed photo's face joins "
-                                         "the nearest identity within this distance.")
-                     ] = _D.route,
+    first_pass_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Pass 1: keep faces at least this similar (cosine) to the "
+        "mean of all the folder's faces.")] = _D.first_pass_similarity,
+    second_pass_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Pass 2: keep faces at least this similar to the pass-1 "
+        "mean.")] = _D.second_pass_similarity,
+    route_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="A mixed photo's face joins the nearest identity if at "
+        "least this similar.")] = _D.route_similarity,
     no_index: Annotated[bool, typer.Option("--no-index", help="Do not index the folders "
                                            "first (they are indexed already).")] = False,
     model_pack: ModelPackOption = None,
@@ -61,16 +61,16 @@ def import_folders_command(
     """Create or update one named person per hand-sorted folder.
 
     Each sub-folder of ROOTS is one person, named after the folder. Its faces give
-    the person's centroid in two passes ({first_pass}, then {second_pass} cosine
-    distance), so
-    bystanders in the folder's photos drop out; one face per photo is kept. Faces are
-    placed by hand (manual), so `rbv cluster` never undoes them. --mixed photos (group
-    shots) send each face to the nearest identity within {route}: a photo of two known
-    people lands in both. The folders are indexed first (incremental). Re-runs find the
-    persons by name and duplicate nothing. --dry-run runs the same import and rolls it
-    back, so it reports what the real run changes, given indexed photos: it does not
-    index, and says how many photos the real run would index first. The import is one
-    edit: `rbv persons history` lists it, `rbv persons undo` takes it back whole.
+    the person's centroid in two passes (cosine similarity {first_pass_similarity},
+    then {second_pass_similarity}), so bystanders in the folder's photos drop out; one
+    face per photo is kept. Faces are placed by hand (manual), so `rbv cluster` never
+    undoes them. --mixed photos (group shots) send each face to the nearest identity
+    at least {route_similarity} similar: a photo of two known people lands in both.
+    The folders are indexed first (incremental). Re-runs find the persons by name and
+    duplicate nothing. --dry-run runs the same import and rolls it back, so it reports
+    what the real run changes, given indexed photos: it does not index, and says how
+    many photos the real run would index first. The import is one edit: `rbv persons
+    history` lists it, `rbv persons undo` takes it back whole.
 
     Examples:
 
@@ -86,7 +86,9 @@ def import_folders_command(
         analyzer = load_face_analyzer(settings)
         with ProgressReporter(enabled=not as_json) as reporter:
             run_index(db, settings, [*roots, *mixed], analyzer=analyzer, reporter=reporter)
-    params = ImportParams(first_pass=first_pass, second_pass=second_pass, route=route)
+    params = ImportParams(first_pass_similarity=first_pass_similarity,
+                          second_pass_similarity=second_pass_similarity,
+                          route_similarity=route_similarity)
     report = import_folders(db, model_pack or settings.model_pack, roots, mixed, params,
                             dry_run=dry_run, sole_fallback=not model_pack,
                             indexed_by=None if no_index else settings)
@@ -116,7 +118,7 @@ def import_folders_command(
                    "the run.")
     for r in report.routed:
         typer.echo(printable(f"{r.path}: face {r.face_id} → {r.identity} "
-                             f"(distance {r.distance:.2f})"))
+                             f"(similarity {r.similarity:.2f})"))
     for k in report.skipped:
         typer.echo(printable(f"{k.path}: face {k.face_id} not given to {k.identity}: "
                              f"{skip_words(k)}."))

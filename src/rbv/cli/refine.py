@@ -30,12 +30,15 @@ def refine(
     ctx: typer.Context,
     out: Annotated[Path, typer.Argument(help="Folder for faceset_NNN/ and "
                                         "refine_manifest.json.")],
-    initial: Annotated[float, typer.Option(min=0.0, max=2.0, help="Cosine distance of the "
-                                           "initial average-linkage clusters.")] = _D.initial,
-    merge: Annotated[float, typer.Option(min=0.0, max=2.0, help="Merge clusters whose "
-                                         "centroids are this close.")] = _D.merge,
-    outlier: Annotated[float, typer.Option(min=0.0, max=2.0, help="Drop faces farther than "
-                                           "this from their centroid.")] = _D.outlier,
+    initial_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Cosine similarity at which faces join an initial "
+        "average-linkage cluster.")] = _D.initial_similarity,
+    merge_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Merge clusters whose centroids are at least this "
+        "similar.")] = _D.merge_similarity,
+    outlier_similarity: Annotated[float, typer.Option(
+        min=-1.0, max=1.0, help="Drop faces less similar than this to their "
+        "centroid.")] = _D.outlier_similarity,
     outlier_min_cluster: Annotated[int, typer.Option(
         min=1, help="Outlier rejection only in clusters this big.")] = _D.outlier_min_cluster,
     min_images: Annotated[int, typer.Option(min=1, help="Keep facesets with at least this "
@@ -59,12 +62,14 @@ def refine(
 ) -> None:
     """Build quality-gated facesets: OUT/faceset_NNN/ plus OUT/refine_manifest.json.
 
-    Pipeline (thresholds are cosine DISTANCES): initial average-linkage clusters at
-    {initial} → merge clusters whose centroids are within {merge} → quality gate (face ≥
-    {min_face_short} px, blur ≥ {min_blur}, detection score ≥ {min_det_score}) → outlier
-    rejection (> {outlier} from the centroid, clusters of ≥ {outlier_min_cluster}) → keep
-    sets with ≥ {min_images} different photos. A named person's faces are one cluster
-    from the start (one faceset; --split-named re-groups them). Facesets are recorded in
+    Pipeline (thresholds are cosine similarities, as `rbv cluster`'s): initial
+    average-linkage clusters at {initial_similarity} → merge clusters whose centroids
+    are at least {merge_similarity} similar → quality gate (face ≥ {min_face_short} px,
+    blur ≥ {min_blur}, detection score ≥ {min_det_score}) → outlier rejection (faces
+    less than {outlier_similarity} similar to the centroid, clusters of ≥
+    {outlier_min_cluster}) → keep sets with ≥ {min_images} different photos. A named
+    person's faces are one cluster from the start (one faceset; --split-named re-groups
+    them). Facesets are recorded in
     the database (tables facesets, faceset_faces) and each names the person holding
     most of its faces. Numbers are stable: a re-run after new photos keeps every
     faceset's number; new sets get numbers past the highest ever used.
@@ -79,7 +84,9 @@ def refine(
     """
     settings = settings_of(ctx, database_url=database)
     db = open_database(settings)
-    params = RefineParams(initial=initial, merge=merge, outlier=outlier,
+    params = RefineParams(initial_similarity=initial_similarity,
+                          merge_similarity=merge_similarity,
+                          outlier_similarity=outlier_similarity,
                           outlier_min_cluster=outlier_min_cluster, min_images=min_images,
                           min_face_short=min_face, min_blur=min_blur, min_det_score=min_det,
                           split_named=split_named)

@@ -1,7 +1,8 @@
-"""Centroids of unit embeddings: the one place that averages faces, measures distances to
-an average, drops members far from it and routes faces to the nearest one.
+"""Centroids of unit embeddings: the one place that averages faces, measures how close
+faces are to an average, drops members far from it and routes faces to the nearest one.
 
-Distances are cosine distances (1 − similarity) between unit rows.
+Closeness is cosine similarity between unit rows (higher = more alike), the one scale
+every command speaks.
 """
 
 from __future__ import annotations
@@ -19,35 +20,36 @@ def centroid(x: NDArray[np.floating]) -> NDArray[np.float32]:
     return normalize(np.asarray(x, np.float32).mean(axis=0, keepdims=True))[0]
 
 
-def distances(x: NDArray[np.floating], centre: NDArray[np.floating]) -> NDArray[np.float32]:
-    """Cosine distance of each unit row of ``x`` to ``centre``."""
-    return np.asarray(1.0 - x @ centre, np.float32)
+def similarities(x: NDArray[np.floating], centre: NDArray[np.floating]
+                 ) -> NDArray[np.float32]:
+    """Cosine similarity of each unit row of ``x`` to ``centre``."""
+    return np.asarray(x @ centre, np.float32)
 
 
 def recentred_members(x: NDArray[np.float32], passes: Sequence[float], *, nested: bool
                       ) -> tuple[list[NDArray[np.bool_]], NDArray[np.float32]]:
     """Drop rows far from the centroid in passes, re-centring each time: pass ``i``
     measures against the centroid of the previous pass's members (of all rows at first)
-    and keeps the rows within ``passes[i]``; with ``nested`` only rows the previous pass
-    kept can stay. Returns each pass's kept mask and the centroid of the last kept set
-    (of all rows when none is kept)."""
+    and keeps the rows at least ``passes[i]`` similar to it; with ``nested`` only rows
+    the previous pass kept can stay. Returns each pass's kept mask and the centroid of
+    the last kept set (of all rows when none is kept)."""
     keep = np.ones(len(x), bool)
     kept: list[NDArray[np.bool_]] = []
-    for max_distance in passes:
+    for min_similarity in passes:
         if keep.any():  # an emptied set stays empty
-            near = distances(x, centroid(x[keep])) <= max_distance
+            near = similarities(x, centroid(x[keep])) >= min_similarity
             keep = keep & near if nested else near
         kept.append(keep)
     return kept, centroid(x[keep]) if keep.any() else centroid(x)
 
 
 def nearest_per_image(rows: NDArray[np.int64], image_ids: NDArray[np.int64],
-                      distance: NDArray[np.floating]) -> NDArray[np.int64]:
-    """Of ``rows``, the one nearest (smallest ``distance``) per image."""
+                      similarity: NDArray[np.floating]) -> NDArray[np.int64]:
+    """Of ``rows``, the one nearest (highest ``similarity``) per image."""
     best: dict[int, int] = {}
     for r in rows.tolist():
         img = int(image_ids[r])
-        if img not in best or distance[r] < distance[best[img]]:
+        if img not in best or similarity[r] > similarity[best[img]]:
             best[img] = r
     return np.array(sorted(best.values()), np.int64)
 
@@ -55,10 +57,10 @@ def nearest_per_image(rows: NDArray[np.int64], image_ids: NDArray[np.int64],
 def nearest_centroid(x: NDArray[np.floating], centres: NDArray[np.floating]
                      ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """For each unit row of ``x``: the index of its nearest centre (centres need not be
-    unit length) and the distance to it."""
-    dist = np.asarray(1.0 - x @ normalize(centres).T, np.float32)
-    best = dist.argmin(axis=1).astype(np.int64)
-    return best, dist[np.arange(len(x)), best]
+    unit length) and the similarity to it."""
+    sim = np.asarray(x @ normalize(centres).T, np.float32)
+    best = sim.argmax(axis=1).astype(np.int64)
+    return best, sim[np.arange(len(x)), best]
 
 
 def group_sums(x: NDArray[np.floating], groups: NDArray[np.int64], m: int

@@ -1,10 +1,10 @@
 """Splitting one person into age eras by the photos' EXIF years.
 
-Sub-cluster the person's faces tightly (average linkage, cosine distance 0.35); a
+Sub-cluster the person's faces tightly (average linkage, cosine similarity 0.65); a
 sub-cluster of ≥ 20 faces is an *anchor* (an era); a smaller fragment joins the nearest
-anchor only if their centroids are within 0.40 and their dominant (most common) years
-are within ±5 of each other; fragments that join nothing stay apart, marked *thin*
-(fewer than 20 faces). Faces without a year count for the embedding but not for the
+anchor only if their centroids' similarity is at least 0.60 and their dominant (most
+common) years are within ±5 of each other; fragments that join nothing stay apart,
+marked *thin* (fewer than 20 faces). Faces without a year count for the embedding but not for the
 dominant year; a fragment with no year at all cannot pass the year test. Years come
 from ``images.taken_at`` (EXIF DateTimeOriginal, read once by the catalogue), so an era
 split never reopens a photo.
@@ -26,9 +26,9 @@ from rbv.cluster.refine import centroids
 
 @dataclass(frozen=True)
 class EraParams:
-    sub_cluster: float = 0.35
+    sub_cluster_similarity: float = 0.65
     anchor_min: int = 20
-    attach: float = 0.40
+    attach_similarity: float = 0.60
     year_window: int = 5
 
 
@@ -67,7 +67,7 @@ def split_eras(embeddings: NDArray[np.floating], years: NDArray[np.float64],
         return []
     x = normalize(embeddings)
     constraints = Constraints.build(n, image_ids=image_ids) if image_ids is not None else None
-    labels = cluster_embeddings(x, Method.agglomerative, 1.0 - params.sub_cluster,
+    labels = cluster_embeddings(x, Method.agglomerative, params.sub_cluster_similarity,
                                 constraints)
     cents = centroids(x, labels)
     groups = [np.flatnonzero(labels == g) for g in range(int(labels.max()) + 1)]
@@ -82,10 +82,10 @@ def split_eras(embeddings: NDArray[np.floating], years: NDArray[np.float64],
         year = dominant_year(years[groups[g]])
         best = None
         if anchors:
-            dist = {a: float(1.0 - cents[g] @ cents[a]) for a in anchors}
-            nearest = min(dist, key=lambda a: dist[a])
+            sim = {a: float(cents[g] @ cents[a]) for a in anchors}
+            nearest = max(sim, key=lambda a: sim[a])
             ay = anchor_year[nearest]
-            if (dist[nearest] <= params.attach and year is not None and ay is not None
+            if (sim[nearest] >= params.attach_similarity and year is not None and ay is not None
                     and abs(year - ay) <= params.year_window):
                 best = nearest
         if best is None:

@@ -1,23 +1,25 @@
 """``refine``'s pipeline over one pack's faces, as pure functions of arrays.
 
-initial clusters (average linkage, cosine distance 0.55) → centroid-level merge of
-over-split clusters (0.40) → quality gate (face short ≥ 90 px, blur ≥ 40, det ≥ 0.6) →
-outlier rejection (distance to the centroid > 0.55, clusters of ≥ 4 only) → size
+initial clusters (average linkage, cosine similarity 0.45) → centroid-level merge of
+over-split clusters (0.60) → quality gate (face short ≥ 90 px, blur ≥ 40, det ≥ 0.6) →
+outlier rejection (similarity to the centroid < 0.45, clusters of ≥ 4 only) → size
 filter (≥ 15 unique photos). Faces given a fixed group (a named person's, unless the
 user asks to split named persons) skip the first two stages: each group is one initial
-cluster, never merged with another (a free cluster whose centroid is within the merge
-distance of one joins it: an unassigned fragment of that person), so a named person
+cluster, never merged with another (a free cluster whose centroid is at least the merge
+similarity to one joins it: an unassigned fragment of that person), so a named person
 is one faceset. Given ``people`` (the persons ``rbv cluster``'s evidence rule makes of
 the same faces), a cluster holding faces of several of them is split along them before
-the quality gate: refine's distances alone let a crowd of look-alike children through.
-Thresholds here are cosine *distances* (1 − similarity), as users of face-set tools know
-them; :func:`stable_numbers` keeps faceset numbers across runs.
+the quality gate: refine's similarities alone let a crowd of look-alike children through.
+Thresholds here are cosine similarities, as everywhere in rbv (manifests written before
+they were, which recorded cosine distances, are read by :meth:`RefineParams.recorded`);
+:func:`stable_numbers` keeps faceset numbers across runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,11 +33,11 @@ from rbv.cluster.methods import Method, cluster_embeddings
 
 @dataclass(frozen=True)
 class RefineParams:
-    """Every threshold of the pipeline (distances are cosine distances)."""
+    """Every threshold of the pipeline (closeness is cosine similarity)."""
 
-    initial: float = 0.55
-    merge: float = 0.40
-    outlier: float = 0.55
+    initial_similarity: float = 0.45
+    merge_similarity: float = 0.60
+    outlier_similarity: float = 0.45
     outlier_min_cluster: int = 4
     min_images: int = 15
     min_face_short: float = 90.0
@@ -45,6 +47,33 @@ class RefineParams:
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+    @classmethod
+    def recorded(cls, params: object) -> RefineParams:
+        """The parameters a refine manifest records (its ``params``: outside data, so a
+        key that is missing or of the wrong type keeps its default). A manifest written
+        before rbv spoke similarity holds cosine distances under ``initial``, ``merge``
+        and ``outlier``; they are read as the similarities they mean (1 − distance)."""
+        given = dict(params) if isinstance(params, Mapping) else {}
+        for old, new in _DISTANCE_KEYS.items():
+            if new not in given and _fits(given.get(old), 0.0):
+                given[new] = round(1.0 - given[old], 6)
+        defaults = cls()
+        return cls(**{f.name: given[f.name] for f in fields(cls)
+                      if _fits(given.get(f.name), getattr(defaults, f.name))})
+
+
+_DISTANCE_KEYS = {"initial": "initial_similarity", "merge": "merge_similarity",
+                  "outlier": "outlier_similarity"}
+"""Keys of the cosine distances that manifests recorded before similarities."""
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether ``value`` may stand for a field whose default is ``default``."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default)
+    return isinstance(value, int | float) and (isinstance(value, int)
+                                               or isinstance(default, float))
 
 
 @dataclass(frozen=True)
@@ -89,14 +118,14 @@ def refine(data: RefineInput, params: RefineParams | None = None) -> RefineResul
     free_labels = np.zeros(0, np.int64)
     if len(free):
         constraints = Constraints.build(len(free), image_ids=data.image_ids[free])
-        free_labels = cluster_embeddings(x[free], Method.agglomerative, 1.0 - params.initial,
-                                         constraints)
+        free_labels = cluster_embeddings(x[free], Method.agglomerative,
+                                         params.initial_similarity, constraints)
     counts["initial_clusters"] = n_fixed + len(np.unique(free_labels))
     if len(free):
-        free_labels = merge_by_centroid(x[free], free_labels, params.merge)
+        free_labels = merge_by_centroid(x[free], free_labels, params.merge_similarity)
         labels[free] = n_fixed + free_labels
         if n_fixed:
-            labels = join_fixed(x, labels, n_fixed, params.merge)
+            labels = join_fixed(x, labels, n_fixed, params.merge_similarity)
     counts["after_merge"] = int(labels.max()) + 1
     if data.people is not None:
         labels = split_by_people(labels, data.people)
@@ -113,7 +142,7 @@ def refine(data: RefineInput, params: RefineParams | None = None) -> RefineResul
         members = np.flatnonzero((labels == label) & passed)
         fate = {"faces": int(sizes[label]), "passed_quality": len(members)}
         if len(members) >= params.outlier_min_cluster:
-            kept = reject_outliers(x[members], params.outlier)
+            kept = reject_outliers(x[members], params.outlier_similarity)
             outliers += len(members) - int(kept.sum())
             members = members[kept]
         members = one_face_per_image(x, members, data.image_ids)
@@ -142,29 +171,29 @@ def centroids(x: NDArray[np.float32], labels: NDArray[np.int64]) -> NDArray[np.f
 
 
 def merge_by_centroid(x: NDArray[np.float32], labels: NDArray[np.int64],
-                      max_distance: float) -> NDArray[np.int64]:
-    """Join clusters whose centroids are within ``max_distance`` (transitively), through
-    a k-NN graph of the centroids so the cost stays near-linear in clusters."""
+                      min_similarity: float) -> NDArray[np.int64]:
+    """Join clusters whose centroids are at least ``min_similarity`` alike (transitively),
+    through a k-NN graph of the centroids so the cost stays near-linear in clusters."""
     cents = centroids(x, labels)
     if len(cents) < 2:
         return labels
     graph = build_knn_graph(cents, k=min(30, len(cents) - 1))
-    a, b, _ = graph.edges(1.0 - max_distance)
+    a, b, _ = graph.edges(min_similarity)
     merged = components(len(cents), a, b)
     _, renumbered = np.unique(merged, return_inverse=True)
     return renumbered[labels].astype(np.int64)
 
 
 def join_fixed(x: NDArray[np.float32], labels: NDArray[np.int64], n_fixed: int,
-               max_distance: float) -> NDArray[np.int64]:
+               min_similarity: float) -> NDArray[np.int64]:
     """Each cluster past the first ``n_fixed`` (the fixed groups) joins the fixed group
-    whose centroid is nearest to its own, if within ``max_distance``: an unassigned
+    whose centroid is nearest to its own, if at least ``min_similarity``: an unassigned
     fragment of a named person becomes part of that person's set, while two fixed
     groups never join (each cluster joins one of them at most). Labels stay 0..k-1."""
     cents = centroids(x, labels)
-    nearest, distance = nearest_centroid(cents[n_fixed:], cents[:n_fixed])
+    nearest, similarity = nearest_centroid(cents[n_fixed:], cents[:n_fixed])
     target = np.arange(len(cents))
-    joins = distance <= max_distance
+    joins = similarity >= min_similarity
     target[n_fixed:][joins] = nearest[joins]
     _, renumbered = np.unique(target, return_inverse=True)
     return renumbered[labels].astype(np.int64)
@@ -185,10 +214,10 @@ def quality_gate(data: RefineInput, params: RefineParams) -> NDArray[np.bool_]:
             & (data.det_score >= params.min_det_score))
 
 
-def reject_outliers(x: NDArray[np.float32], max_distance: float) -> NDArray[np.bool_]:
-    """Members within ``max_distance`` of the group's centroid (one re-centred pass:
-    the centroid is recomputed without the first pass's outliers)."""
-    kept, _ = recentred_members(x, [max_distance, max_distance], nested=False)
+def reject_outliers(x: NDArray[np.float32], min_similarity: float) -> NDArray[np.bool_]:
+    """Members at least ``min_similarity`` alike to the group's centroid (one re-centred
+    pass: the centroid is recomputed without the first pass's outliers)."""
+    kept, _ = recentred_members(x, [min_similarity, min_similarity], nested=False)
     return kept[-1]
 
 

@@ -3,11 +3,11 @@ known ones, which are left exactly as they are.
 
 The faces of the photos under FOLDER (a photo counts when any of its paths is there,
 so a byte-identical copy indexed elsewhere counts too) minus those already in an active
-faceset, within ``covered`` (cosine distance) of one's centroid, or of a named person
-who has a faceset already (a named person is one faceset, unless ``split_named``) go
-through refine's
-own pipeline (:func:`rbv.cluster.refine.refine`: initial clusters (at the pack's
-calibrated average-linkage distance where it has one, else refine's 0.55), centroid merge,
+faceset, at least ``covered_similarity`` (cosine) similar to one's centroid, or of a
+named person who has a faceset already (a named person is one faceset, unless
+``split_named``) go through refine's own pipeline (:func:`rbv.cluster.refine.refine`:
+initial clusters (at the pack's calibrated average-linkage similarity where it has one,
+else refine's 0.45), centroid merge,
 quality gate, outlier rejection, size filter; a named person stays one group,
 "not this person" holds, and no set holds two of the persons ``rbv cluster``'s evidence
 rule makes of the library). The sets that survive get numbers past the highest the pack
@@ -62,9 +62,10 @@ PROVENANCE_NAME = "provenance.json"
 
 @dataclass(frozen=True)
 class DiscoverParams:
-    covered: float = 0.45  # a face this close to a known faceset's centroid is known
+    # a face at least this similar to a known faceset's centroid is of that identity
+    covered_similarity: float = 0.55
     refine: RefineParams = field(default_factory=RefineParams)
-    initial_given: bool = True  # False: the pack's calibration may set refine.initial
+    initial_given: bool = True  # False: the pack's calibration may set the initial one
 
 
 @dataclass
@@ -121,11 +122,12 @@ def discover(db: Database, pack_name: str | None, folder: Path, out: Path,
         refine_params, initial_source = _initial(params, pack_settings(conn, pack.id),
                                                  pack_files(conn, pack.id))
     report = DiscoverReport(pack.name, printable(str(folder)),
-                            {"covered": params.covered, **refine_params.as_dict(),
+                            {"covered_similarity": params.covered_similarity,
+                             **refine_params.as_dict(),
                              "initial_source": initial_source}, dry_run=dry_run)
     faces = every.take(np.flatnonzero(np.isin(every.image_ids, list(images))))
-    rest = _unknown(every, faces, [previous[n] for n in sorted(active)], params.covered,
-                    with_sets, report.counts)
+    rest = _unknown(every, faces, [previous[n] for n in sorted(active)],
+                    params.covered_similarity, with_sets, report.counts)
     report.counts["photos"] = len(images)
     fixed = None if params.refine.split_named else named_groups(every, named)
     with db.connect() as conn:  # the persons of the whole library, as refine sees them
@@ -153,24 +155,24 @@ def discover(db: Database, pack_name: str | None, folder: Path, out: Path,
 
 def _initial(params: DiscoverParams, stored: dict[str, Any], files: dict[str, str]
              ) -> tuple[RefineParams, str]:
-    """Refine's parameters with the initial clustering distance: the one given, else the
-    pack's calibrated average-linkage threshold (stored by `rbv eval --store`, or rbv's
-    built-in one for the recognizer) as a distance, else refine's default."""
+    """Refine's parameters with the initial clustering similarity: the one given, else
+    the pack's calibrated average-linkage threshold (stored by `rbv eval --store`, or
+    rbv's built-in one for the recognizer), else refine's default."""
     if params.initial_given:
         return params.refine, "given"
     setting = resolve_setting(stored, files, Method.agglomerative)
     fallback = resolve_setting({}, {}, Method.agglomerative)
     if setting.source == fallback.source or setting.threshold is None:
         return params.refine, "refine's default"
-    distance = round(1.0 - setting.threshold, 4)
-    return replace(params.refine, initial=distance), (
-        f"1 - agglomerative similarity {setting.threshold:g}, {setting.source}")
+    return replace(params.refine, initial_similarity=setting.threshold), (
+        f"agglomerative similarity {setting.threshold:g}, {setting.source}")
 
 
-def _unknown(every: FaceFacts, faces: FaceFacts, known: list[set[int]], covered: float,
-             owners: set[uuid.UUID], counts: dict[str, int]) -> FaceFacts:
-    """``faces`` without those in a known faceset, within ``covered`` of one's centroid,
-    or of a named person in ``owners`` (who has a faceset)."""
+def _unknown(every: FaceFacts, faces: FaceFacts, known: list[set[int]],
+             covered_similarity: float, owners: set[uuid.UUID], counts: dict[str, int]
+             ) -> FaceFacts:
+    """``faces`` without those in a known faceset, at least ``covered_similarity`` similar
+    to one's centroid, or of a named person in ``owners`` (who has a faceset)."""
     counts["faces"] = len(faces)
     in_sets = np.isin(faces.ids, list(set().union(*known)))
     counts["in_facesets"] = int(in_sets.sum())
@@ -181,8 +183,8 @@ def _unknown(every: FaceFacts, faces: FaceFacts, known: list[set[int]], covered:
     if rows and len(faces):
         x = normalize(every.embeddings)
         centres = np.stack([centroid(x[r]) for r in rows])
-        _, distance = nearest_centroid(normalize(faces.embeddings), centres)
-        near = ~in_sets & (distance <= covered)
+        _, similarity = nearest_centroid(normalize(faces.embeddings), centres)
+        near = ~in_sets & (similarity >= covered_similarity)
     counts["covered"] = int(near.sum())
     named = ~in_sets & ~near & np.array([p in owners for p in faces.person_ids], bool)
     counts["named_with_facesets"] = int(named.sum())

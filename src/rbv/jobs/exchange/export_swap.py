@@ -4,7 +4,8 @@ and averages every face it finds in them, hence one face per PNG).
 
 Per faceset of a refine manifest: the faces of its main person only (a faceset is one
 person: faces ``rbv cluster``'s evidence rule puts in another are left out, as refine
-leaves them out; an older or edited manifest may list them) → tight outlier gate → faces
+leaves them out; an older or edited manifest may list them) → tight outlier gate (faces
+less than ``outlier_similarity`` alike to the centroid, cosine, drop out) → faces
 with short edge ≥ ``min_face`` → visual duplicates collapsed (photos whose perceptual
 hashes are within ``dup_bits``; the best-scoring face stays) → rank by the composite
 score → square crop (pad, out size) → re-detect: exactly one face, else a tighter crop
@@ -28,8 +29,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from rbv.bounds import BIGINT_MAX
-from rbv.cluster.centroids import centroid, distances, nearest_centroid, recentred_members
+from rbv.cluster.centroids import centroid, nearest_centroid, recentred_members, similarities
 from rbv.cluster.knn import normalize
+from rbv.cluster.refine import RefineParams
 from rbv.errors import ConfigError, ImageUnreadable, printable, writing
 from rbv.faces.pose import size_score
 from rbv.faces.types import FaceAnalyzer
@@ -61,14 +63,16 @@ REDETECT_THRESHOLD = 0.5
 
 @dataclass(frozen=True)
 class SwapParams:
+    """Closeness is cosine similarity to the identity's centroid."""
+
     top: int = 30
-    outlier: float = 0.45
+    outlier_similarity: float = 0.55
     pad: float = 0.5
     size: int = 512
     min_face: float = 100.0
     dup_bits: int = 10
     candidates: bool = False
-    candidate_match: float = 0.55
+    candidate_similarity: float = 0.45
     candidate_min_score: float = 0.40
 
 
@@ -95,7 +99,7 @@ class Ranked:
     image_id: int
     bbox: tuple[float, float, float, float]
     parts: dict[str, float]
-    distance: float  # to the identity's centroid
+    similarity: float  # to the identity's centroid
 
 
 @dataclass
@@ -197,7 +201,8 @@ def rank_faces(facts: FaceFacts, quality: dict[int, FaceQuality], params: SwapPa
     if len(facts) == 0:
         return [], counts
     x = normalize(facts.embeddings)
-    (_, keep), centre = recentred_members(x, [params.outlier, params.outlier], nested=False)
+    (_, keep), centre = recentred_members(
+        x, [params.outlier_similarity, params.outlier_similarity], nested=False)
     counts["outliers"] = int((~keep).sum())
     ranked = []
     for i in np.flatnonzero(keep).tolist():
@@ -209,7 +214,7 @@ def rank_faces(facts: FaceFacts, quality: dict[int, FaceQuality], params: SwapPa
                              tuple(float(v) for v in facts.boxes[i]),  # type: ignore[arg-type]
                              composite_score(quality.get(fid), float(facts.det_score[i]),
                                              float(facts.face_short[i])),
-                             round(float(distances(x[i:i + 1], centre)[0]), 4)))
+                             round(float(similarities(x[i:i + 1], centre)[0]), 4)))
     ranked.sort(key=lambda r: (-r.parts["score"], r.face_id))
     unique: list[Ranked] = []
     seen: set[int] = set()
@@ -274,7 +279,7 @@ def export_sets(db: Database, manifest: dict[str, Any], origin: str, out: Path,
     centroids: list[tuple[SetResult, NDArray[np.float32]]] = []
     listed: set[int] = set()
     duplicate_of = near_duplicate_groups(db, pack.name, params.dup_bits, max_pixels)
-    split_named = bool((manifest.get("params") or {}).get("split_named"))
+    split_named = RefineParams.recorded(manifest.get("params")).split_named
     with db.connect() as conn:
         person_of = library_people(conn, pack, split_named=split_named)
         source = PhotoSource(photo_files(conn), max_pixels)
@@ -371,7 +376,7 @@ def _write_set(folder: Path, ranked: Sequence[Ranked], result: SetResult, source
             Image.fromarray(crop).save(path)
         files.append(path)
         result.written.append({"rank": len(files) - 1, "file": path.name, "face_id": r.face_id,
-                               "image_id": r.image_id, "distance": r.distance,
+                               "image_id": r.image_id, "similarity": r.similarity,
                                "crop": outcome, **r.parts})
     bundles = _bundles(folder, params)
     if not files:  # an empty zip is no faceset: none, and none left from a run before
@@ -400,7 +405,7 @@ def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
             centroids: list[tuple[SetResult, NDArray[np.float32]]], source: PhotoSource,
             analyzer: FaceAnalyzer, params: SwapParams,
             rejected: set[tuple[int, uuid.UUID]]) -> None:
-    """Faces in no faceset that match an identity within ``candidate_match`` and score
+    """Faces in no faceset at least ``candidate_similarity`` alike to an identity that score
     at least ``candidate_min_score`` → ``out/_candidates/<faceset>/`` for review (never
     a face rejected from the faceset's person)."""
     others = load_face_facts(conn, pack)
@@ -408,12 +413,12 @@ def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
     if len(rows) == 0:
         return
     others = others.take(rows)
-    best, dist = nearest_centroid(normalize(others.embeddings),
-                                  np.stack([c for _, c in centroids]))
+    best, sim = nearest_centroid(normalize(others.embeddings),
+                                 np.stack([c for _, c in centroids]))
     quality = quality_of(conn, others.ids.tolist())
     for i in range(len(others)):
         j = int(best[i])
-        if dist[i] > params.candidate_match or others.face_short[i] < params.min_face:
+        if sim[i] < params.candidate_similarity or others.face_short[i] < params.min_face:
             continue
         fid = int(others.ids[i])
         parts = composite_score(quality.get(fid), float(others.det_score[i]),
@@ -437,5 +442,5 @@ def _rescue(conn: Any, pack: Any, out: Path, listed: set[int],
             Image.fromarray(crop).save(folder / f"face_{fid}.png")
         result.candidates.append({"file": f"_candidates/{result.folder}/face_{fid}.png",
                                   "face_id": fid, "image_id": int(others.image_ids[i]),
-                                  "distance": round(float(dist[i]), 4), "crop": outcome,
+                                  "similarity": round(float(sim[i]), 4), "crop": outcome,
                                   **parts})

@@ -1,16 +1,17 @@
 """Importing hand-sorted folders: one folder per person, named after the person.
 
-Each identity folder's faces give a centroid in two passes (faces within 0.55 of the
-mean of all faces, then within 0.45 of those faces' mean), so bystanders and other
-people in the folder's group photos drop out; per photo only the face nearest the
+Each identity folder's faces give a centroid in two passes (faces at least 0.45 similar
+to the mean of all faces, then at least 0.55 to those faces' mean), so bystanders and
+other people in the folder's group photos drop out; per photo only the face nearest the
 centroid is kept. The kept faces go to the person with the folder's name (created with
 ``source = 'import'`` when there is none), marked manual so no re-cluster undoes them.
 Faces of "mixed" photos (any folder or file, e.g. group shots) are routed to the
-nearest identity within ``route`` — so a photo of two known people lands in both.
+nearest identity at least ``route_similarity`` alike — so a photo of two known people
+lands in both. Thresholds are cosine similarities (higher = more alike), as everywhere
+in rbv.
 Re-runs find the persons by name and change nothing that is already in place. A run
 is one logged edit (:func:`~rbv.jobs.persons.edit_log.logged_edit`): ``rbv persons
 history`` lists it and ``rbv persons undo`` takes it back whole.
-Thresholds are cosine distances (1 − similarity).
 
 A dry run is the run itself, rolled back: the same code places the same faces and
 creates the same persons, so what it reports is what the real run then does (given the
@@ -31,7 +32,12 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from rbv.cluster.centroids import distances, nearest_centroid, nearest_per_image, recentred_members
+from rbv.cluster.centroids import (
+    nearest_centroid,
+    nearest_per_image,
+    recentred_members,
+    similarities,
+)
 from rbv.cluster.knn import normalize
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
@@ -58,9 +64,14 @@ from rbv.store.queries.scans import unscanned_within
 
 @dataclass(frozen=True)
 class ImportParams:
-    first_pass: float = 0.55
-    second_pass: float = 0.45
-    route: float = 0.45
+    """Cosine similarities: a folder's faces at least ``first_pass_similarity`` alike to
+    the mean of them all, then at least ``second_pass_similarity`` to the mean of those,
+    are its person's; a mixed photo's face joins the nearest person at least
+    ``route_similarity`` alike."""
+
+    first_pass_similarity: float = 0.45
+    second_pass_similarity: float = 0.55
+    route_similarity: float = 0.55
 
 
 @dataclass
@@ -82,7 +93,7 @@ class Routed:
     face_id: int
     path: str
     identity: str
-    distance: float
+    similarity: float  # to the identity's centroid
 
 
 @dataclass
@@ -173,11 +184,12 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
             if len(rows) == 0:
                 continue
             (one, two), centre = recentred_members(
-                x[rows], [params.first_pass, params.second_pass], nested=True)
+                x[rows], [params.first_pass_similarity, params.second_pass_similarity],
+                nested=True)
             result.after_first_pass = int(one.sum())
-            distance = np.full(len(faces), np.inf, np.float32)
-            distance[rows] = distances(x[rows], centre)
-            kept = nearest_per_image(rows[two], faces.image_ids, distance)
+            similarity = np.full(len(faces), -np.inf, np.float32)
+            similarity[rows] = similarities(x[rows], centre)
+            kept = nearest_per_image(rows[two], faces.image_ids, similarity)
             result.kept = len(kept)
             if not len(kept):
                 continue
@@ -188,7 +200,8 @@ def import_folders(db: Database, pack_name: str | None, roots: Sequence[Path],
                                      faces, path_rows, report)
             centroids.append((result, person, centre))
         if mixed and centroids:
-            _route(conn, faces, x, path_rows, mixed, centroids, params.route, report)
+            _route(conn, faces, x, path_rows, mixed, centroids, params.route_similarity,
+                   report)
         report.removed_persons = delete_empty_persons(conn, pack)
         edit.summary = import_summary(report)
         edit.counts = {"identities": len(report.identities),
@@ -295,7 +308,7 @@ def _named_person(conn: psycopg.Connection, pack: PackRow, name: str) -> tuple[u
 def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
            path_rows: Sequence[tuple[int, str]], mixed: Sequence[Path],
            centroids: list[tuple[IdentityResult, uuid.UUID, NDArray[np.float32]]],
-           max_distance: float, report: ImportReport) -> None:
+           min_similarity: float, report: ImportReport) -> None:
     wanted: dict[int, str] = {}
     for target in mixed:
         if target.is_dir():
@@ -309,14 +322,14 @@ def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
     rows = np.flatnonzero(np.isin(faces.image_ids, list(wanted)))
     if len(rows) == 0:
         return
-    nearest, dist = nearest_centroid(x[rows], np.stack([c for _, _, c in centroids]))
+    nearest, sim = nearest_centroid(x[rows], np.stack([c for _, _, c in centroids]))
     taken: set[tuple[int, int]] = set()  # (image, identity): one face per person per photo
-    order = np.argsort(dist, kind="stable")
+    order = np.argsort(-sim, kind="stable")  # the closest first
     for k in order.tolist():
         j = int(nearest[k])
         r = int(rows[k])
         image = int(faces.image_ids[r])
-        if dist[k] > max_distance or (image, j) in taken:
+        if sim[k] < min_similarity or (image, j) in taken:
             report.unrouted_faces += 1
             continue
         taken.add((image, j))
@@ -326,4 +339,4 @@ def _route(conn: psycopg.Connection, faces: PackFaces, x: NDArray[np.float32],
                                   path_rows, report)
         if len(report.skipped) == skipped:
             report.routed.append(Routed(int(faces.ids[r]), wanted[image], result.name,
-                                        round(float(dist[k]), 4)))
+                                        round(float(sim[k]), 4)))
