@@ -106,9 +106,9 @@ def test_show_without_out_names_the_file_by_the_person_and_says_where_it_is(
     shown = run_cli(cli, "-d", url, "show", "ada", env={"COLUMNS": "80"})
     assert shown.exit_code == 0, shown.output
     sheet = json.loads(run_cli(cli, "-d", url, "show", "ada", "--json").stdout)
-    assert shown.stdout == (
+    assert " ".join(shown.stdout.split()) == (
         f"Wrote {tmp_path / 'Ada_Lovelace.png'} ({sheet['tiles']} faces, "
-        f"{sheet['columns']}×{sheet['rows']} tiles, {sheet['width']}×{sheet['height']} px).\n")
+        f"{sheet['columns']}×{sheet['rows']} tiles, {sheet['width']}×{sheet['height']} px).")
     assert (tmp_path / "Ada_Lovelace.png").stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Ada_Lovelace.png"]
 

@@ -62,16 +62,20 @@ def test_every_command_and_option_is_in_the_docs() -> None:
                 assert f"`{option}`" in sections[full], f"rbv {full} {option}"
 
 
+def shell_lines(doc: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) for every line of ```bash and ```sh blocks of ``doc``."""
+    inside = False
+    for number, line in enumerate(doc.read_text().splitlines(), 1):
+        if line.startswith("```"):
+            inside = line.strip() in ("```bash", "```sh")
+        elif inside and line.strip():
+            yield number, line
+
+
 def _examples() -> Iterator[tuple[str, str]]:
-    """(where, command line) for every `rbv …` line of a ```bash block."""
+    """(where, command line) for every `rbv …` line of a ```bash or ```sh block."""
     for doc in DOCS:
-        inside = False
-        for number, line in enumerate(doc.read_text().splitlines(), 1):
-            if line.startswith("```"):
-                inside = line.strip() == "```bash"
-                continue
-            if not inside:
-                continue
+        for number, line in shell_lines(doc):
             for part in re.split(r"\s(?:&&|\|\|?|;)\s", line.split(" #")[0]):
                 words = part.strip().split()
                 while words and ("=" in words[0] or words[0] in ("uv", "run", "sudo")):

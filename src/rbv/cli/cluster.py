@@ -119,12 +119,13 @@ def cluster(
     if report.full:
         by_hand = (f", {report.kept_by_hand:,} of them kept where they were placed by hand"
                    if report.kept_by_hand else "")
-        typer.echo(f"{would} {report.faces:,} faces{by_hand} ({report.reassigned:,} changed "
-                   f"person, {report.new_persons:,} new persons, {report.removed_persons:,} "
-                   "emptied persons removed).")
+        say(f"{would} {counted(report.faces, 'face')}{by_hand} ({report.reassigned:,} "
+            f"changed person, {counted(report.new_persons, 'new person')}, "
+            f"{counted(report.removed_persons, 'emptied person')} removed).")
     else:
-        typer.echo(f"{report.considered:,} new faces: {report.matched:,} joined known persons, "
-                   f"{report.clustered:,} clustered into {report.new_persons:,} new persons.")
+        say(f"{counted(report.considered, 'new face')}: {report.matched:,} joined known "
+            f"persons, {report.clustered:,} clustered into "
+            f"{counted(report.new_persons, 'new person')}.")
     _print_named(report)
     for note in report.notes:
         say(note)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from rbv.cli.common import DatabaseOption, settings_of
+from rbv.cli.common import DatabaseOption, say, settings_of
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
 from rbv.store.server.connection import describe_url
+from rbv.words import counted
 
 app = typer.Typer(help="Keep rbv's embedded PostgreSQL up for other tools (psql, scripts, "
                   "`--database \"$DATABASE_URL\"`) and print its URL: a private socket, "
@@ -72,9 +73,9 @@ def stop(ctx: typer.Context, database: DatabaseOption = None) -> None:
     done = let_go(settings.data_dir)
     where = printable(str(settings.data_dir / "pg"))
     if not done.was_running:
-        typer.echo(f"The embedded server in {where} was not running.")
+        say(f"The embedded server in {where} was not running.")
     elif done.users:
-        typer.echo(f"The embedded server in {where} stops when the {done.users} rbv "
-                   "command(s) using it exit.")
+        say(f"The embedded server in {where} stops when the "
+            f"{counted(done.users, 'rbv command')} using it exit.")
     else:
-        typer.echo(f"Stopped the embedded server in {where}.")
+        say(f"Stopped the embedded server in {where}.")

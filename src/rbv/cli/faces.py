@@ -293,12 +293,12 @@ def add(ctx: typer.Context,
     into = (f" in {done.person_name!r}" if done.person_name
             else f" in person {done.person}" if done.person else "")
     if dry_run:
-        typer.echo(f"Would add a face at {x},{y} {w}×{h}{into} ({how}). Dry run: nothing "
-                   "was changed.")
+        say(f"Would add a face at {x},{y} {w}×{h}{into} ({how}). Dry run: nothing was "
+            "changed.")
         return
     later = "" if done.person else "; the next `rbv cluster` places it"
-    typer.echo(f"Added face {done.face_id}{into} ({how}){later} (edit #{done.edit_id}; "
-               "`rbv persons undo` removes it).")
+    say(f"Added face {done.face_id}{into} ({how}){later} (edit #{done.edit_id}; "
+        "`rbv persons undo` removes it).")
 
 
 def parse_box(text: str) -> tuple[int, int, int, int]:

@@ -15,12 +15,14 @@ from rbv.cli.common import (
     ModelPackOption,
     help_from,
     print_json,
+    say,
     settings_of,
 )
 from rbv.cluster.refine import RefineParams
 from rbv.errors import EXIT_PARTIAL
 from rbv.jobs.grouping.refine import run_refine, write_tree
 from rbv.store import open_database
+from rbv.words import counted
 
 _D = RefineParams()
 
@@ -108,23 +110,23 @@ def refine(
         print_json(report.as_dict())
     else:
         c = report.counts
-        typer.echo(f"Pack {report.pack}: {c.get('faces', 0):,} faces → "
-                   f"{c.get('initial_clusters', 0):,} initial clusters → "
-                   f"{c.get('after_merge', 0):,} after merge (+{c.get('split_apart', 0):,} "
-                   "split off: another person by `rbv cluster`'s rule); "
-                   f"{c.get('failed_quality', 0):,} "
-                   f"faces failed the quality gate, {c.get('outliers', 0):,} outliers, "
-                   f"{c.get('too_small', 0):,} clusters too small.")
+        say(f"Pack {report.pack}: {counted(c.get('faces', 0), 'face')} → "
+            f"{counted(c.get('initial_clusters', 0), 'initial cluster')} → "
+            f"{c.get('after_merge', 0):,} after merge (+{c.get('split_apart', 0):,} split off: "
+            "another person by `rbv cluster`'s rule); "
+            f"{counted(c.get('failed_quality', 0), 'face')} failed the quality gate, "
+            f"{counted(c.get('outliers', 0), 'outlier')}, "
+            f"{counted(c.get('too_small', 0), 'cluster')} too small.")
         for fs in report.facesets:
             typer.echo(f"  {fs.folder}  {fs.person_name or '-':<24} {len(fs.face_ids):>5} "
                        f"faces {fs.image_count:>5} photos{'  (new)' if fs.new else ''}")
         if report.retired:
-            typer.echo("Retired (no longer found): "
-                       + ", ".join(f"faceset_{n:03d}" for n in report.retired))
+            say("Retired (no longer found): "
+                + ", ".join(f"faceset_{n:03d}" for n in report.retired))
         if not report.facesets:
-            typer.echo(_no_faceset(c, params))
-        typer.echo("Dry run: nothing was written." if dry_run
-                   else f"Wrote {len(report.facesets)} facesets to {out}.")
+            say(_no_faceset(c, params))
+        say("Dry run: nothing was written." if dry_run
+            else f"Wrote {counted(len(report.facesets), 'faceset')} to {out}.")
     if problems:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -133,8 +135,8 @@ def _no_faceset(counts: dict[str, int], params: RefineParams) -> str:
     """Why no faceset came out: what each gate dropped, and the flags that keep more."""
     if not counts.get("faces"):
         return "No faceset: the pack has no faces yet; run `rbv index` first."
-    return (f"No faceset: {counts.get('too_small', 0):,} cluster(s) had faces of fewer than "
-            f"{params.min_images} different photos (--min-images lowers that); "
-            f"{counts.get('failed_quality', 0):,} of {counts['faces']:,} faces failed the "
-            f"quality gate (--min-face {params.min_face_short:g}, --min-blur "
+    return (f"No faceset: {counted(counts.get('too_small', 0), 'cluster')} had faces of fewer "
+            f"than {params.min_images} different photos (--min-images lowers that); "
+            f"{counts.get('failed_quality', 0):,} of {counted(counts['faces'], 'face')} failed "
+            f"the quality gate (--min-face {params.min_face_short:g}, --min-blur "
             f"{params.min_blur:g}, --min-det {params.min_det_score:g} lower it).")

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, print_json, say, settings_of
 from rbv.jobs.persons.show import contact_sheet
 from rbv.store import open_database
+from rbv.words import counted
 
 
 def show(
@@ -47,5 +48,5 @@ def show(
     if as_json:
         print_json(sheet.as_dict())
     else:
-        typer.echo(f"Wrote {sheet.path} ({sheet.tiles} faces, {sheet.columns}×{sheet.rows} "
-                   f"tiles, {sheet.width}×{sheet.height} px).")
+        say(f"Wrote {sheet.path} ({counted(sheet.tiles, 'face')}, {sheet.columns}×{sheet.rows} "
+            f"tiles, {sheet.width}×{sheet.height} px).")
