@@ -74,7 +74,8 @@ def stop(ctx: typer.Context, database: DatabaseOption = None) -> None:
     if not done.was_running:
         typer.echo(f"The embedded server in {where} was not running.")
     elif done.users:
-        typer.echo(f"The embedded server in {where} stops when the {done.users} rbv "
-                   "command(s) using it exit.")
+        using = ("the rbv command using it exits" if done.users == 1 else
+                 f"the {done.users} rbv commands using it exit")
+        typer.echo(f"The embedded server in {where} stops when {using}.")
     else:
         typer.echo(f"Stopped the embedded server in {where}.")

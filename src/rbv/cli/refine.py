@@ -21,6 +21,7 @@ from rbv.cluster.refine import RefineParams
 from rbv.errors import EXIT_PARTIAL
 from rbv.jobs.grouping.refine import run_refine, write_tree
 from rbv.store import open_database
+from rbv.words import counted
 
 _D = RefineParams()
 
@@ -126,7 +127,8 @@ def _no_faceset(counts: dict[str, int], params: RefineParams) -> str:
     """Why no faceset came out: what each gate dropped, and the flags that keep more."""
     if not counts.get("faces"):
         return "No faceset: the pack has no faces yet; run `rbv index` first."
-    return (f"No faceset: {counts.get('too_small', 0):,} cluster(s) had faces of fewer than "
+    return (f"No faceset: {counted(counts.get('too_small', 0), 'cluster')} had faces of "
+            "fewer than "
             f"{params.min_images} different photos (--min-images lowers that); "
             f"{counts.get('failed_quality', 0):,} of {counts['faces']:,} faces failed the "
             f"quality gate (--min-face {params.min_face_short:g}, --min-blur "
