@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rbv.config import Settings
+from rbv.words import counted
 from tests.conftest import FACES, run_cli
 
 pytestmark = pytest.mark.slow  # ~11 s: the daily commands end to end on real photos
@@ -49,8 +50,8 @@ def test_zero_facesets_say_which_gate_dropped_what_and_the_flags_that_keep_more(
     # One sentence, wrapped at 80 columns, with nothing wider (issue 62 #14)
     assert max(map(len, result.stdout.splitlines())) <= 80
     assert " ".join(result.stdout.split()).endswith(
-        f"No faceset: {counts['too_small']} clusters had faces of fewer than 15 different "
-        f"photos (--min-images lowers that); {counts['failed_quality']} of "
+        f"No faceset: {counted(counts['too_small'], 'cluster')} had faces of fewer than 15 "
+        f"different photos (--min-images lowers that); {counts['failed_quality']} of "
         f"{counts['faces']:,} faces failed the quality gate (--min-face 90, --min-blur 40, "
         f"--min-det 0.6 lower it). Wrote 0 facesets to {tmp_path / 'out'}.")
     assert counts["too_small"] > 0 and counts["failed_quality"] > 0
@@ -71,8 +72,8 @@ def test_folders_not_indexed_yet_get_a_hint_instead_of_zeros(
     imported = run_cli(cli, "-d", url, "import-folders", str(folder), "--dry-run",
                        env=COLUMNS_80)
     assert imported.exit_code == 0, imported.output
-    assert ("1 folder(s) have no indexed photo (Ada_Lovelace): drop --dry-run "
-            "(import-folders indexes them), or run `rbv index` first."
+    assert ("1 folder has no indexed photo (Ada_Lovelace): drop --dry-run "
+            "(import-folders indexes it), or run `rbv index` first."
             ) in imported.stdout.splitlines()
 
 

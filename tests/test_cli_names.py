@@ -8,6 +8,7 @@ import json
 import re
 
 from rbv.config import Settings
+from rbv.words import counted
 from tests.conftest import run_cli
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-")
@@ -35,9 +36,9 @@ def test_a_part_of_a_name_finds_the_person_and_an_ambiguous_one_lists_candidates
     _ok(cli, "-d", url, "persons", "name", junior["id"][:6], "Barack Junior")
 
     found = _ok(cli, "-d", url, "photos", "-p", "Obama")
-    assert found.splitlines()[-1] == f"{obama['images']} photo(s) with Barack Obama."
+    assert found.splitlines()[-1] == f"{obama['images']} photos with Barack Obama."
     unnamed = _ok(cli, "-d", url, "photos", "-p", third["id"][:8])
-    assert unnamed.splitlines()[-1] == (f"{third['images']} photo(s) with "
+    assert unnamed.splitlines()[-1] == (f"{counted(third['images'], 'photo')} with "
                                         f"person {third['id'][:8]}.")
     shown = json.loads(_ok(cli, "-d", url, "persons", "show", "obama", "--json"))
     assert shown["person"] == obama["id"]
@@ -74,22 +75,22 @@ def test_edits_say_who_by_name_or_short_id(cli, faces_settings: Settings) -> Non
     faces = json.loads(_ok(cli, "-d", url, "persons", "show", "Jolie", "--json"))["faces"]
 
     said = _ok(cli, "-d", url, "persons", "not-this-person", "jolie", str(faces[0]["id"]))
-    assert said.strip() == ("1 face(s) removed from Angelina Jolie; they will not be "
+    assert said.strip() == ("1 face removed from Angelina Jolie; it will not be "
                             "assigned to it again.")
     said = _ok(cli, "-d", url, "persons", "move", str(faces[0]["id"]), "--to", other["id"][:5],
                "--dry-run")
-    assert said.strip() == (f"Would move 1 face(s) to person {other['id'][:8]}. Dry run: "
+    assert said.strip() == (f"Would move 1 face to person {other['id'][:8]}. Dry run: "
                             "nothing was changed.")
     said = _ok(cli, "-d", url, "persons", "move", str(faces[1]["id"]))
-    assert re.fullmatch(r"Moved 1 face\(s\) to new person [0-9a-f]{8}\.\n", said), said
+    assert re.fullmatch(r"Moved 1 face to new person [0-9a-f]{8}\.\n", said), said
     said = _ok(cli, "-d", url, "persons", "merge", "Angelina", other["id"][:8], "--dry-run")
     assert said.startswith(f"Would merge person {other['id'][:8]} into Angelina Jolie: ")
     said = _ok(cli, "-d", url, "persons", "name", other["id"], "Katy Perry")
     assert said.strip() == f"Person {other['id'][:8]} is now named 'Katy Perry'."
     said = _ok(cli, "-d", url, "persons", "hide", "Katy", "jolie")
-    assert said.strip() == "Hid 2 person(s): Katy Perry, Angelina Jolie."
+    assert said.strip() == "Hid 2 persons: Katy Perry, Angelina Jolie."
     said = _ok(cli, "-d", url, "persons", "unhide", "Katy")
-    assert said.strip() == "Unhid 1 person(s): Katy Perry."
+    assert said.strip() == "Unhid 1 person: Katy Perry."
 
     history = _ok(cli, "-d", url, "persons", "history")
     assert not UUID.search(history), history

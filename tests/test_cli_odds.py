@@ -137,7 +137,7 @@ def test_persons_merge_move_hide_take_json_and_dry_run_like_faces_edits(
         "overrides": "", "dry_run": False}
 
     hidden = run_cli(cli, "-d", url, "persons", "hide", "ada", "--dry-run")
-    assert hidden.stdout == ("Would hide 1 person(s): Ada Lovelace. Dry run: nothing was "
+    assert hidden.stdout == ("Would hide 1 person: Ada Lovelace. Dry run: nothing was "
                              "changed.\n")
     listed = json.loads(run_cli(cli, "-d", url, "persons", "list", "--json").stdout)
     assert ada["id"] in {p["id"] for p in listed}

@@ -87,4 +87,4 @@ def test_photos_without_dates_are_said_once(cli, faces_settings: Settings) -> No
     assert eras.stdout.splitlines() == [
         f"Angelina_Jolie: {doc['faces']} faces, none with an EXIF year.",
         "Their photos carry no date, so eras are by look alone.",
-        f"  {len(doc['eras'])} thin fragment(s): {doc['faces']} faces, 1 each."]
+        f"  {len(doc['eras'])} thin fragments: {doc['faces']} faces, 1 each."]

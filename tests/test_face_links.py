@@ -93,7 +93,7 @@ def test_refusals_are_one_clear_line_and_change_nothing(cli, faces_settings: Set
     _ok(cli, "-d", url, "persons", "undo", "2")
     _ok(cli, "-d", url, "faces", "different", str(c), str(d))
     told = refused("same", str(d), str(c))
-    assert f"1 'different' link(s) (faces {min(c, d)}-{max(c, d)})" in told
+    assert f"1 'different' link (faces {min(c, d)}-{max(c, d)})" in told
     assert "--override" in told
 
 

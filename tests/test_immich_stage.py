@@ -326,7 +326,7 @@ def test_no_face_is_asked_again_once_immich_has_looked(cli, settings, fake_immic
     text = run_cli(cli, "--database", str(settings.database_url), "immich-stage", "--out",
                    str(out), "--url", fake_immich.url, "--no-index", *FAST,
                    env={"IMMICH_API_KEY": IMMICH_KEY})
-    assert "4 thumbnail/metadata/face detection job(s) to run" in text.stdout
+    assert "4 thumbnail/metadata/face detection jobs to run" in text.stdout
 
     fake_immich.undetected = set()  # Immich's queue caught up
     fake_immich.queued_jobs = 0

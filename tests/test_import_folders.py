@@ -135,7 +135,7 @@ def test_import_never_gives_a_person_two_faces_of_one_photo(cli, faces_settings:
     again = run_cli(cli, *args)
     assert again.exit_code == 0, again.output
     assert (f"{MISC / 'fr_obama_and_biden.jpg'}: face {obama} not given to Barack_Obama: it "
-            f"has face(s) {biden} of that photo already (one face per photo); if face "
+            f"has face {biden} of that photo already (one face per photo); if face "
             f"{obama} is the one, `rbv persons move {biden}` takes face {biden} out, then "
             f"`rbv persons move {obama} --to Barack_Obama`.") in again.stdout
     assert f"face {obama} →" not in again.stdout

@@ -79,8 +79,8 @@ def test_backups_and_sidecars_left_by_export_xmp_are_not_catalogued(
           "WHERE sha256 = repeat('0', 64)", f"{lib}/two.jpg_original")
     legacy = json.loads(_index(cli, settings, str(lib), "--json").stdout)["catalogue"]
     assert legacy["missing"] == 1 and legacy["notes"] == [
-        f"1 catalogued backup or sidecar file(s) under {lib} are not photos: marked "
-        "missing, `rbv prune` removes them"], legacy
+        f"1 catalogued backup or sidecar file under {lib} is not a photo: marked "
+        "missing, `rbv prune` removes it"], legacy
     assert _missing(settings) == ["two.jpg_original"]
     pruned = run_cli(cli, "prune", "-d", url, "--json")
     assert json.loads(pruned.stdout)["images"] == 1, pruned.output

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from rbv.config import Settings
+from rbv.words import counted
 from tests.conftest import SFACE_THRESHOLD, run_cli
 
 pytestmark = pytest.mark.slow  # ~12 s: edits between cluster runs on real faces
@@ -76,7 +77,7 @@ def test_moving_a_rejected_face_back_keeps_the_person_whole(
     assert _dump(s) == before_move
     moved = _ok(cli, "-d", url, "persons", "move", str(face), "--to", "Pat")
     assert (f"overrides the earlier decision that face {face} is not {p}" in moved.stdout
-            and f"{len(members) - 1} 'different' link(s)" in moved.stdout), moved.stdout
+            and counted(len(members) - 1, "'different' link") in moved.stdout), moved.stdout
     assert _rows(s, "SELECT count(*) FROM person_rejections WHERE face_id = %s", face) == [(0,)]
     assert _rows(s, "SELECT count(*) FROM cannot_links WHERE %s IN (face_a, face_b)",
                  face) == [(0,)]
@@ -114,7 +115,7 @@ def test_merge_refuses_to_bring_back_a_rejected_face_unless_told(
     assert refused.exit_code == 1
     assert refused.output.count("\n") == 1 and refused.output.startswith("Error: ")
     assert f"the earlier decision that face {face} is not {t}" in refused.output
-    assert "'different' link(s)" in refused.output and "--override" in refused.output
+    assert "'different' link" in refused.output and "--override" in refused.output
     assert _dump(s) == before  # nothing changed
     assert "--override" in run_cli(cli, "-d", url, "persons", "merge", t, x,
                                    "--dry-run").output
@@ -153,7 +154,7 @@ def test_faces_same_against_a_rejection_is_refused_unless_told(
         _ok(cli, "-d", url, "faces", "same", str(a), str(b), "--override").stdout.split())
     assert f"This overrides the earlier decision that face {a} is not {p}" in linked
     # and the rejection's links with P's faces, recorded with it
-    assert f"{len(members) - 1} 'different' link(s) (faces {a}-{b}," in linked
+    assert counted(len(members) - 1, "'different' link") + f" (faces {a}-{b}," in linked
     assert _rows(s, "SELECT count(*) FROM person_rejections WHERE face_id = %s", a) == [(0,)]
     _cluster(cli, url)
     assert _person_of(s, a) == p
@@ -168,7 +169,7 @@ def test_not_this_person_lifts_a_same_link_with_the_person_and_says_so(
     a, b = _faces_of(s, p)[:2]
     _ok(cli, "-d", url, "faces", "same", str(a), str(b))
     told = _ok(cli, "-d", url, "persons", "not-this-person", p, str(a)).stdout
-    assert f"This overrides 1 'same' link(s) (faces {min(a, b)}-{max(a, b)})" in told
+    assert f"This overrides 1 'same' link (faces {min(a, b)}-{max(a, b)})" in told
     assert _rows(s, "SELECT count(*) FROM must_links") == [(0,)]
     _cluster(cli, url, "--full")
     assert _person_of(s, a) != p and _person_of(s, b) == p
@@ -310,7 +311,7 @@ def test_moving_a_face_lifts_its_same_link_with_a_face_placed_elsewhere_by_hand(
     quiet = _ok(cli, "-d", url, "persons", "move", str(b), "--to", q).stdout
     assert "overrides" not in quiet  # a is placed automatically: nothing contradicted
     told = _ok(cli, "-d", url, "persons", "move", str(a), "--to", p).stdout
-    assert f"This overrides 1 'same' link(s) (faces {min(a, b)}-{max(a, b)})" in told
+    assert f"This overrides 1 'same' link (faces {min(a, b)}-{max(a, b)})" in told
     assert _rows(s, "SELECT count(*) FROM must_links") == [(0,)]
     _cluster(cli, url, "--full")
     assert (_person_of(s, a), _person_of(s, b)) == (p, q)

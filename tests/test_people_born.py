@@ -20,6 +20,7 @@ from rbv.config import Settings
 from rbv.errors import ConfigError
 from rbv.jobs.persons.birthdays import age_words, parse_ages, parse_born
 from rbv.serve.app import ReviewServer
+from rbv.words import counted
 from tests.conftest import FACES, PACK, SFACE_THRESHOLD, import_folders, run_cli
 from tests.serve_client import Client
 from tests.support.decisions import DecisionMachine, Environment
@@ -227,8 +228,8 @@ def test_photos_of_a_person_at_an_age(cli: Any, faces_settings: Settings) -> Non
     text = _ok(cli, url, "photos", "-p", "Barack_Obama", "--age", "4")
     assert text.splitlines() == [
         f"2014-08-01  4 years  {path[faces[2]]}",
-        "1 photo(s) with Barack_Obama aged 4.",
-        f"{undated} photo(s) with no date left out (no age to tell)."]
+        "1 photo with Barack_Obama aged 4.",
+        f"{counted(undated, 'photo')} with no date left out (no age to tell)."]
     assert "is not an age range" in _refused(cli, url, "photos", "-p", "Barack_Obama",
                                              "--age", "five")
 

@@ -21,6 +21,7 @@ from rbv.jobs.library.index import run_index
 from rbv.serve.app import ReviewServer
 from rbv.store import open_database
 from rbv.store.queries.review_pages import PeopleFilter, people_page
+from rbv.words import counted
 from tests.conftest import FACES, MISC, PACK, SFACE_THRESHOLD, run_cli
 from tests.serve_client import Client
 
@@ -111,14 +112,14 @@ def test_hide_unnamed_max_faces_is_one_edit_that_one_undo_takes_back(
     assert (preview["count"], preview["faces"], preview["dry_run"]) == (
         len(strangers), faces, True)
     said = _ok(cli, url, "persons", "hide", "--unnamed", "--max-faces", "2", "--dry-run")
-    assert said.startswith(f"Would hide {len(strangers)} unnamed person(s) with at most 2 "
-                           f"face(s) ({faces} faces): ")
+    assert said.startswith(f"Would hide {len(strangers)} unnamed persons with at most 2 "
+                           f"faces ({faces} faces): ")
     assert "Known Stranger" not in said and "Dry run: nothing was changed." in said
     assert _persons_state(url) == before  # the dry runs wrote nothing
     assert _rows(url, "SELECT count(*) FROM person_edits")[0][0] == edits
 
     done = _ok(cli, url, "persons", "hide", "--unnamed", "--max-faces", "2")
-    assert done.startswith(f"Hid {len(strangers)} unnamed person(s)"), done
+    assert done.startswith(f"Hid {len(strangers)} unnamed persons"), done
     now = _visible(url)
     assert strangers.isdisjoint(now) and named_small in now and born_small in now
     assert all(name is not None or n > 2 or p == born_small for p, (name, n) in now.items())
@@ -380,7 +381,7 @@ def test_a_person_ticks_strangers_and_hides_them_in_the_browser(  # type: ignore
     look("hide-bulk.png")
     with page.expect_event("load"):  # one edit, and the page shows it
         page.locator('[data-act="hide-these"]').click()
-    expect(page.locator("#toast")).to_contain_text("Hid 3 person(s)")
+    expect(page.locator("#toast")).to_contain_text("Hid 3 persons")
     assert set(chosen).isdisjoint(_visible(url))
     assert all(page.locator(f'[data-tile="{p}"]').count() == 0 for p in chosen)
     look("hide-bulk-done.png")
@@ -401,8 +402,8 @@ def test_a_person_ticks_strangers_and_hides_them_in_the_browser(  # type: ignore
     page.locator("#max-faces").fill("1")
     with page.expect_event("load"):
         page.locator("#hide-unnamed button").click()
-    assert asked == [f"Hide {len(strangers)} unnamed person(s) with at most 1 face(s) "
-                     f"({len(strangers)} faces)?"]
+    assert asked == [f"Hide {counted(len(strangers), 'unnamed person')} with at most 1 face "
+                     f"({counted(len(strangers), 'face')})?"]
     expect(page.locator("#toast")).to_contain_text(f"Hid {len(strangers)} unnamed")
     assert strangers.isdisjoint(_visible(url))
     look("hide-unnamed-done.png")
@@ -523,7 +524,7 @@ def test_a_bulk_hide_says_how_many_and_where_to_see_them_in_short_lines(
     assert len(strangers) >= 4
     said = _ok(cli, url, "persons", "hide", "--unnamed", "--max-faces", "2")
     assert said.splitlines() == [
-        f"Hid {len(strangers)} unnamed person(s) with at most 2 face(s) "
+        f"Hid {len(strangers)} unnamed persons with at most 2 faces "
         f"({sum(strangers.values())} faces).",
         "See them: `rbv persons list --hidden`; `rbv persons undo` shows them again."]
     assert all(len(line) <= 80 for line in said.splitlines())

@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from rbv.config import Settings
+from rbv.words import counted
 from tests.conftest import FACES, MISC, import_folders, run_cli
 from tests.support.sidecars import mwg_sidecar
 from tests.test_import_decisions import _areas
@@ -59,9 +60,9 @@ def test_import_folders_is_one_edit_in_the_history_and_undo_takes_it_back_whole(
     assert entry["command"] == "import-folders" and entry["id"] == done["edit_id"]
     persons = [i for i in done["identities"] if i["kept"]]
     assert entry["summary"].startswith(
-        f"{len(persons)} person(s) from folders "
+        f"{counted(len(persons), 'person')} from folders "
         f"({sum(i['created'] for i in persons)} new), ")
-    assert f"{placed:,} face(s) placed by hand" in entry["summary"]
+    assert f"{placed:,} faces placed by hand" in entry["summary"]
     undone = _ok(cli, "-d", url, "persons", "undo")
     assert (f"Undid #{entry['id']} import-folders: {entry['summary']}"  # wrapped at 80
             in " ".join(undone.stdout.split()))
@@ -103,9 +104,9 @@ def test_import_xmp_names_the_unnamed_person_that_holds_most_of_the_names_faces(
     before = _dump(s)
 
     said = _ok(cli, "-d", url, "import-xmp", str(lib), "--dry-run").stdout
-    assert (f"Person {holder[:8]} would be named 'Ben Affleck': it holds 4 of the 4 face(s) "
-            f"the sidecars name so, and all its {size} face(s) are 'Ben Affleck' now.") in said
-    assert "0 new person(s)" in said and _dump(s) == before
+    assert (f"Person {holder[:8]} would be named 'Ben Affleck': it holds 4 of the 4 faces "
+            f"the sidecars name so, and all its {size} faces are 'Ben Affleck' now.") in said
+    assert "0 new persons" in said and _dump(s) == before
 
     done = run_cli(cli, "-d", url, "import-xmp", str(lib), "--json")
     assert done.exit_code == 0, done.output
@@ -140,7 +141,7 @@ def test_import_xmp_makes_a_new_person_when_a_decision_contradicts_the_holder(
     for photo, _face, area in mine:
         _sidecar(photo, [("Ben", area)])
     out = _ok(cli, "-d", url, "import-xmp", str(lib)).stdout
-    assert (f"'Ben': a new person, not person {holder[:8]}, which holds 2 of its 3 face(s): "
+    assert (f"'Ben': a new person, not person {holder[:8]}, which holds 2 of its 3 faces: "
             f"face {mine[2][1]}: was rejected from that person; `rbv persons merge "
             f"{holder[:8]} Ben` joins them if they are one person.") in out, out
     assert _named(s, holder) is None

@@ -122,7 +122,7 @@ def test_dry_runs_of_split_move_and_merge_change_nothing(cli,
     moved = run_cli(cli, "-d", url, "persons", "move", str(face), "--to", other["id"],
                     "--dry-run")
     assert moved.exit_code == 0, moved.output
-    assert moved.stdout.strip() == (f"Would move 1 face(s) to person {other['id'][:8]}. Dry "
+    assert moved.stdout.strip() == (f"Would move 1 face to person {other['id'][:8]}. Dry "
                                     "run: nothing was changed.")
     merged = run_cli(cli, "-d", url, "persons", "merge", big["id"], other["id"], "--dry-run")
     assert merged.exit_code == 0, merged.output

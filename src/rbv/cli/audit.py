@@ -10,6 +10,7 @@ from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.errors import printable
 from rbv.jobs.persons.audit import AuditReport, faces_to_unassign, run_audit
 from rbv.store import open_database
+from rbv.words import counted
 
 
 def audit(
@@ -117,7 +118,7 @@ def _lines(r: AuditReport, dry_run: bool) -> list[str]:
     if not r.findings:
         lines.append("No problems found.")
     else:
-        lines.append(f"{r.findings:,} finding(s).")
+        lines.append(f"{counted(r.findings, 'finding')}.")
     if r.fixed:
         f = r.fixed
         lines.append(f"{'Would fix' if dry_run else 'Fixed'}: {f['runs_closed']:,} runs "

@@ -75,7 +75,8 @@ def stop(ctx: typer.Context, database: DatabaseOption = None) -> None:
     if not done.was_running:
         say(f"The embedded server in {where} was not running.")
     elif done.users:
-        say(f"The embedded server in {where} stops when the "
-            f"{counted(done.users, 'rbv command')} using it exit.")
+        using = ("the rbv command using it exits" if done.users == 1 else
+                 f"the {done.users} rbv commands using it exit")
+        say(f"The embedded server in {where} stops when {using}.")
     else:
         say(f"Stopped the embedded server in {where}.")

@@ -9,6 +9,7 @@ import typer
 
 from rbv.cli.common import DatabaseOption, JsonOption, help_from, print_json, settings_of
 from rbv.cluster.eras import Era, EraParams
+from rbv.words import counted
 
 _D = EraParams()
 
@@ -68,7 +69,7 @@ def eras(
     for line in _lines(whom, result.eras, result.years):
         typer.echo(line)
     if apply:
-        typer.echo(f"Created {len(created)} person(s): {', '.join(new)}." if created
+        typer.echo(f"Created {counted(len(created), 'person')}: {', '.join(new)}." if created
                    else "Nothing to split: fewer than two anchored eras.")
 
 
@@ -77,8 +78,8 @@ def _lines(whom: str, eras: list[Era], years: list[float | None]) -> list[str]:
     library without EXIF years has dozens of one-face fragments): eras with a year are
     listed, undated thin fragments summed up in one line."""
     dated_faces, faces = sum(y is not None for y in years), len(years)
-    head = f"{whom[0].upper()}{whom[1:]}: {faces} faces, {dated_faces or 'none'} with an " \
-           "EXIF year"
+    head = (f"{whom[0].upper()}{whom[1:]}: {counted(faces, 'face')}, "
+            f"{dated_faces or 'none'} with an EXIF year")
     lines = [head + ("." if dated_faces == faces else
                      f" (the photos of {faces - dated_faces} carry no date)." if dated_faces
                      else ".\nTheir photos carry no date, so eras are by look alone.")]
@@ -93,9 +94,10 @@ def _lines(whom: str, eras: list[Era], years: list[float | None]) -> list[str]:
                      f"{', thin' if e.thin else ''}")
     if undated_thin:
         least, most = min(undated_thin), max(undated_thin)
-        lines.append(f"  {len(undated_thin)} thin fragment(s)"
-                     f"{' of undated photos' if dated_faces else ''}: {sum(undated_thin)} "
-                     f"faces, {least if least == most else f'{least}–{most}'} each.")
+        lines.append(f"  {counted(len(undated_thin), 'thin fragment')}"
+                     f"{' of undated photos' if dated_faces else ''}: "
+                     f"{counted(sum(undated_thin), 'face')}, "
+                     f"{least if least == most else f'{least}–{most}'} each.")
     return lines
 
 

@@ -24,6 +24,7 @@ from rbv.cli.tables import print_table
 from rbv.jobs.exchange.export_swap import WEIGHTS, SwapParams, export_swap, read_manifest
 from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
 from rbv.store import open_database
+from rbv.words import counted
 
 _D = SwapParams()
 
@@ -112,12 +113,15 @@ def export_swap_command(
                         "\"left out\").", highlight=False)
 
 
-_REASONS = (("rejected", "not this person"), ("other_person", "of another person"),
-            ("outliers", "outlier(s)"),
-            ("too_small", "too small"), ("duplicates", "duplicate(s)"),
-            ("dropped", "not one face in the crop"))
+_REASONS = (("rejected", "not this person", "not this person"),
+            ("other_person", "of another person", "of another person"),
+            ("outliers", "outlier", "outliers"), ("too_small", "too small", "too small"),
+            ("duplicates", "duplicate", "duplicates"),
+            ("dropped", "not one face in the crop", "not one face in the crop"))
+"""Why faces were left out of a faceset: its summary's key, the words for one, for more."""
 
 
 def _left_out(summary: dict[str, Any]) -> str:
-    """'3 outlier(s), 1 too small', or '-' when every face was written."""
-    return ", ".join(f"{summary[key]} {why}" for key, why in _REASONS if summary[key]) or "-"
+    """'3 outliers, 1 too small', or '-' when every face was written."""
+    return ", ".join(counted(summary[key], one, many)
+                     for key, one, many in _REASONS if summary[key]) or "-"

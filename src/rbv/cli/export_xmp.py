@@ -12,6 +12,7 @@ from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL, printable
 from rbv.jobs.exchange.export_xmp import ExportXmpOptions, export_xmp
 from rbv.store import open_database
+from rbv.words import counted
 
 
 def export_xmp_command(
@@ -74,21 +75,23 @@ def export_xmp_command(
         backups = sum(f.backup_made for f in report.files)
         sidecars = {a: sum(f.action == a and not f.into for f in report.files)
                     for a in ("created", "updated")}
-        typer.echo((f"{rewritten} photo(s) {verb}rewritten, " if rewritten else "")
-                   + f"{sidecars['created']} sidecar(s) {verb}created, "
+        typer.echo((f"{counted(rewritten, 'photo')} {verb}rewritten, " if rewritten else "")
+                   + f"{counted(sidecars['created'], 'sidecar')} {verb}created, "
                    f"{sidecars['updated']} {verb}updated, {summary['unchanged']} unchanged, "
                    f"{summary['skipped']} skipped; "
-                   f"{summary['regions_added']} region(s) {verb}added, "
-                   f"{summary['conflicts']} conflict(s), {summary['failed']} failed "
+                   f"{counted(sum(f.added for f in report.files), 'region')} {verb}added, "
+                   f"{counted(report.conflicts, 'conflict')}, {summary['failed']} failed "
                    f"(pack {report.pack}).")
         if rewritten:
             kept = f"; {rewritten - backups} had one from an earlier run" \
                 if rewritten > backups else ""
-            typer.echo(f"{backups} backup(s) of the originals {verb}left beside them as "
-                       f"PHOTO_original (exiftool's name){kept}.")
+            originals = "original" if backups == 1 else "originals"
+            typer.echo(f"{counted(backups, 'backup')} of the {originals} {verb}left beside "
+                       f"{'it' if backups == 1 else 'them'} as PHOTO_original (exiftool's "
+                       f"name){kept}.")
         if report.temps_removed:
-            typer.echo(f"Removed {len(report.temps_removed)} temporary file(s) that "
-                       "interrupted runs left.")
+            typer.echo(f"Removed {counted(len(report.temps_removed), 'temporary file')} "
+                       "that interrupted runs left.")
         if dry_run:
             typer.echo("Dry run: nothing was written.")
     if report.problems:

@@ -22,6 +22,7 @@ from rbv.jobs.exchange.immich_push import (
 from rbv.jobs.exchange.immich_stage import BREAKER_THRESHOLD
 from rbv.jobs.recording import recorded_run
 from rbv.store import open_database
+from rbv.words import counted
 
 
 def immich_push(
@@ -155,4 +156,5 @@ def _print_summary(s: PushSummary) -> None:
     for asset, error in s.errors[:10]:
         console.print(f"  failed {asset}: {printable(error)}", style="red", markup=False)
     if s.failed:
-        console.print(f"{s.failed:,} asset(s) failed; re-run the same command to retry them.")
+        console.print(f"{counted(s.failed, 'asset')} failed; re-run the same command to "
+                      f"retry {'it' if s.failed == 1 else 'them'}.")

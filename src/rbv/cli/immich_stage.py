@@ -36,6 +36,7 @@ from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
 from rbv.jobs.library.index import IndexSummary, run_index
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database, open_database
+from rbv.words import counted
 
 
 def immich_stage(
@@ -175,8 +176,11 @@ def _print_summary(s: StageSummary, options: StageOptions, dry_run: bool) -> Non
         console.print(f"The server counts {s.server_images:,} image assets; "
                       f"{s.seen:,} listed.", markup=False)
     if s.detection_pending:
-        console.print(f"Immich still has {s.detection_pending:,} thumbnail/metadata/face "
-                      "detection job(s) to run: assets without faces may not have been looked "
-                      "at yet; re-run once they are done.", markup=False)
+        jobs = counted(s.detection_pending, "thumbnail/metadata/face detection job")
+        console.print(f"Immich still has {jobs} to run: assets without faces may not have "
+                      "been looked at yet; re-run once "
+                      + ("it is" if s.detection_pending == 1 else "they are") + " done.",
+                      markup=False)
     if s.failed:
-        console.print(f"{s.failed:,} asset(s) failed; re-run the same command to retry them.")
+        console.print(f"{counted(s.failed, 'asset')} failed; re-run the same command to "
+                      f"retry {'it' if s.failed == 1 else 'them'}.")

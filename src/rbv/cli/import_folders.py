@@ -24,6 +24,7 @@ from rbv.jobs.exchange.import_folders import ImportParams, import_folders, skip_
 from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
+from rbv.words import counted
 
 _D = ImportParams()
 
@@ -106,16 +107,19 @@ def import_folders_command(
             typer.echo(printable(f"{i.folder}: {i.note}"))
     unindexed = [i.name for i in report.identities if not i.photos]
     if unindexed:
-        typer.echo(f"{len(unindexed)} folder(s) have no indexed photo ({_few(unindexed)}): "
-                   + ("drop --dry-run (import-folders indexes them), or run `rbv index` "
+        has, them = ("has", "it") if len(unindexed) == 1 else ("have", "them")
+        typer.echo(f"{counted(len(unindexed), 'folder')} {has} no indexed photo "
+                   f"({_few(unindexed)}): "
+                   + (f"drop --dry-run (import-folders indexes {them}), or run `rbv index` "
                       "first." if dry_run and report.to_index
-                      else "run `rbv index` on them first, or drop --no-index." if no_index
-                      else "are there photos in them?"))
+                      else f"run `rbv index` on {them} first, or drop --no-index." if no_index
+                      else f"are there photos in {them}?"))
     if report.to_index:
-        typer.echo(f"Not the whole import: the real run first indexes {report.to_index:,} "
-                   "new, changed or unscanned photo(s) under these folders, which this dry "
-                   "run leaves out; run `rbv index` on them first for a dry run that is "
-                   "the run.")
+        photos = counted(report.to_index, "new, changed or unscanned photo")
+        them = "it" if report.to_index == 1 else "them"
+        typer.echo(f"Not the whole import: the real run first indexes {photos} under these "
+                   f"folders, which this dry run leaves out; run `rbv index` on {them} first "
+                   "for a dry run that is the run.")
     for r in report.routed:
         typer.echo(printable(f"{r.path}: face {r.face_id} → {r.identity} "
                              f"(similarity {r.similarity:.2f})"))
@@ -123,10 +127,12 @@ def import_folders_command(
         typer.echo(printable(f"{k.path}: face {k.face_id} not given to {k.identity}: "
                              f"{skip_words(k)}."))
     if report.removed_persons:
-        typer.echo(f"{report.removed_persons} automatic person(s) left without faces "
-                   + ("would be" if dry_run else "were") + " removed.")
+        typer.echo(f"{counted(report.removed_persons, 'automatic person')} left without "
+                   "faces " + ("would be" if dry_run else "was" if report.removed_persons == 1
+                               else "were") + " removed.")
     if report.unrouted_faces:
-        typer.echo(f"{report.unrouted_faces} face(s) of mixed photos matched no identity; "
+        typer.echo(f"{counted(report.unrouted_faces, 'face')} of mixed photos matched no "
+                   "identity; "
                    "`rbv discover FOLDER OUT` turns new people among them into facesets.")
     if report.edit_id is not None:
         typer.echo(f"Logged as edit #{report.edit_id}: `rbv persons undo` takes the whole "

@@ -19,6 +19,7 @@ from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL, printable
 from rbv.jobs.exchange.import_xmp import DEFAULT_MIN_IOU, ImportXmpOptions, import_xmp
 from rbv.store import open_database
+from rbv.words import counted
 
 
 @help_from(min_iou=DEFAULT_MIN_IOU)
@@ -72,8 +73,8 @@ def import_xmp_command(
         for n in report.persons_named:
             typer.echo(printable(
                 f"Person {n['person'][:8]} {would} named {n['name']!r}: it holds "
-                f"{n['named_faces']} of the {n['of']} face(s) the sidecars name so, and "
-                f"all its {n['faces']} face(s) are {n['name']!r} now."))
+                f"{n['named_faces']} of the {counted(int(n['of']), 'face')} the sidecars "
+                f"name so, and {_all_its(int(n['faces']))} {n['name']!r} now."))
         for n in report.notes:
             typer.echo(printable(f"{n['name']!r}: {n['reason']}; {n['command']}."))
         _some([f"{c['path']}: {c['name']!r}: {c['note']}." for c in report.cleaned],
@@ -83,14 +84,16 @@ def import_xmp_command(
         _some([f"{u['path']}: {u['name']!r} unmatched: {u['reason']}; {u['command']}."
                for u in report.unmatched], "regions unmatched")
         verb = "would change" if dry_run else "changed"
-        typer.echo(f"{report.photos} photo(s) read: {report.regions} named face region(s), "
-                   f"{report.matched} matched to a face, {report.assigned} face(s) {verb}, "
-                   f"{len(report.persons_named)} person(s) named, "
-                   f"{len(report.persons_created)} new person(s), "
+        typer.echo(f"{counted(report.photos, 'photo')} read: "
+                   f"{counted(report.regions, 'named face region')}, "
+                   f"{report.matched} matched to a face, "
+                   f"{counted(report.assigned, 'face')} {verb}, "
+                   f"{counted(len(report.persons_named), 'person')} named, "
+                   f"{counted(len(report.persons_created), 'new person')}, "
                    f"{len(report.unmatched)} unmatched, "
                    + (f"{report.repeated} repeated (a name marked twice on a photo), "
                       if report.repeated else "")
-                   + f"{len(report.conflicts)} conflict(s) "
+                   + f"{counted(len(report.conflicts), 'conflict')} "
                    f"(pack {report.pack}).")
         if report.edit_id is not None:
             typer.echo(f"Logged as edit #{report.edit_id}: `rbv persons undo` takes the "
@@ -104,6 +107,11 @@ def import_xmp_command(
 SHOWN_LINES = 50
 """Lines of one kind (conflicts, unmatched regions) the text report shows; ``--json``
 lists them all."""
+
+
+def _all_its(faces: int) -> str:
+    """"its 1 face is", "all its 3 faces are"."""
+    return "its 1 face is" if faces == 1 else f"all its {faces:,} faces are"
 
 
 def _some(lines: list[str], what: str) -> None:

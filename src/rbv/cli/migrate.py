@@ -9,6 +9,7 @@ import typer
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.store import open_database
 from rbv.store.server.migrations import apply_pending, migration_status
+from rbv.words import counted
 
 
 def migrate(
@@ -53,7 +54,8 @@ def migrate(
             typer.echo(f"{s.migration.path.name:<32} {when}")
         pending = [s for s in states if s.applied_at is None]
         if dry_run:
-            typer.echo(f"{len(pending)} migration(s) would be applied to {db.display}.")
+            typer.echo(f"{counted(len(pending), 'migration')} would be applied to "
+                       f"{db.display}.")
         return
     applied = apply_pending(db, on_start=lambda m: typer.echo(f"Applying {m.path.name} …",
                                                              err=True))

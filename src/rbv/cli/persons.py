@@ -333,10 +333,11 @@ def move(
         return
     whom = who(db, done.person)[0]
     if dry_run:
-        _echo(f"Would move {done.faces} face(s) to {whom}. Dry run: nothing was changed.",
+        _echo(f"Would move {counted(done.faces, 'face')} to {whom}. Dry run: nothing was "
+              "changed.",
               done.overrides, dry_run)
         return
-    _echo(f"Moved {done.faces} face(s) to {'new ' if to is None else ''}{whom}.",
+    _echo(f"Moved {counted(done.faces, 'face')} to {'new ' if to is None else ''}{whom}.",
           done.overrides, dry_run)
 
 
@@ -359,10 +360,12 @@ def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
         return
     whom = who(db, done.person)[0]
     if dry_run:
-        _echo(f"Would remove {done.faces} face(s) from {whom}. Dry run: nothing was changed.",
+        _echo(f"Would remove {counted(done.faces, 'face')} from {whom}. Dry run: nothing was "
+              "changed.",
               done.overrides, dry_run)
         return
-    _echo(f"{done.faces} face(s) removed from {whom}; they will not be assigned to it again.",
+    _echo(f"{counted(done.faces, 'face')} removed from {whom}; "
+          + ("it" if done.faces == 1 else "they") + " will not be assigned to it again.",
           done.overrides, dry_run)
 
 
@@ -432,10 +435,11 @@ def _hide_unnamed(ctx: typer.Context, max_faces: int, model_pack: str | None,
                     "hidden": True, "count": len(done.persons), "faces": done.faces,
                     "max_faces": max_faces, "edit": done.edit_id, "dry_run": dry_run})
         return
-    count = f"{len(done.persons):,} unnamed person(s) with at most {max_faces} face(s)"
+    count = (f"{counted(len(done.persons), 'unnamed person')} with at most "
+             f"{counted(max_faces, 'face')}")
     if not done.persons:
-        typer.echo(f"No visible unnamed person has at most {max_faces} face(s); nothing "
-                   "changed.")
+        typer.echo(f"No visible unnamed person has at most {counted(max_faces, 'face')}; "
+                   "nothing changed.")
         return
     if dry_run:
         shown = done.persons[:SHOWN_HIDDEN]
@@ -443,11 +447,11 @@ def _hide_unnamed(ctx: typer.Context, max_faces: int, model_pack: str | None,
         listed = ", ".join(f"{w} ({n})" for w, (_, n) in zip(names, shown, strict=True))
         more = len(done.persons) - len(shown)
         listed += f" and {more:,} more" if more else ""
-        typer.echo(f"Would hide {count} ({done.faces:,} faces): {listed}. Dry run: nothing "
-                   "was changed.")
+        typer.echo(f"Would hide {count} ({counted(done.faces, 'face')}): {listed}. Dry run: "
+                   "nothing was changed.")
         return
     # Counted, not listed: a bulk hide can be hundreds of persons (--json lists them).
-    typer.echo(f"Hid {count} ({done.faces:,} faces).")
+    typer.echo(f"Hid {count} ({counted(done.faces, 'face')}).")
     typer.echo("See them: `rbv persons list --hidden`; `rbv persons undo` shows them again.")
 
 
@@ -473,10 +477,11 @@ def _hide(ctx: typer.Context, refs: list[str], database: str | None, dry_run: bo
                     "dry_run": dry_run})
         return
     if dry_run:
-        typer.echo(f"Would {'hide' if hidden else 'unhide'} {n} person(s): "
+        typer.echo(f"Would {'hide' if hidden else 'unhide'} {counted(n, 'person')}: "
                    f"{named_list(db, ids)}. Dry run: nothing was changed.")
         return
-    typer.echo(f"{'Hid' if hidden else 'Unhid'} {n} person(s): {named_list(db, ids)}.")
+    typer.echo(f"{'Hid' if hidden else 'Unhid'} {counted(n, 'person')}: "
+               f"{named_list(db, ids)}.")
 
 
 @app.command("cover")

@@ -87,8 +87,8 @@ def suggest(
         return
     if not report.suggestions:
         cut = f" scoring at least {min_score:.2f}" if min_score > 0 else ""
-        hint = (f"; --min-score 0 lists the {report.candidates:,} candidate pair(s) of any "
-                "score") if min_score > 0 and report.candidates else ""
+        hint = (f"; --min-score 0 lists the {counted(report.candidates, 'candidate pair')} "
+                "of any score") if min_score > 0 and report.candidates else ""
         say(f"No merge suggestions{cut} among {report.persons:,} persons "
             f"({report.pack}){hint}.")
         return
@@ -105,11 +105,12 @@ def suggest(
         "Order: as `rbv serve` asks, the score times the faces a \"yes\" puts right, so a "
         "likely pair of small persons can come after a less likely pair of large ones.",
         (f"{len(report.suggestions)} of the {report.scoring:,} pairs" if
-         report.scoring > len(report.suggestions) else f"All {report.scoring:,} pair(s)")
+         report.scoring > len(report.suggestions) else "The 1 pair" if report.scoring == 1
+         else f"All {report.scoring:,} pairs")
         + f" scoring at least {min_score:.2f}"
         + (" (--limit shows more)" if report.scoring > len(report.suggestions) else "")
-        + f"; {report.candidates:,} candidate pairs of any score, which `rbv serve` asks "
-        "about (--min-score 0 lists them)."]
+        + f"; {counted(report.candidates, 'candidate pair')} of any score, which "
+        "`rbv serve` asks about (--min-score 0 lists them)."]
     for note in notes:
         say(note)
     typer.echo("To accept a suggestion, run its command:")

@@ -43,7 +43,7 @@ def history(
               for r in rows]
     shown = any(states)  # no column that is empty on every row
     table = Table("edit", "when", "command", *(["state"] if shown else []), "rows", "what",
-                  title=f"{len(rows):,} edit(s)", caption="Edit numbers skip dry runs and "
+                  title=counted(len(rows), "edit"), caption="Edit numbers skip dry runs and "
                   "edits that changed nothing." if rows else None)
     for r, state, what in zip(rows, states, relabel(db, [r.summary for r in rows]),
                               strict=True):

@@ -12,6 +12,7 @@ from rbv.errors import EXIT_PARTIAL, printable
 from rbv.jobs.persons.birthdays import parse_ages
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.store import open_database
+from rbv.words import counted
 
 
 def photos_command(
@@ -77,11 +78,13 @@ def photos_command(
                                  f"{others}"))
         placed = sum(a.action != "present" for a in result.album)
         if result.album:
-            typer.echo(f"{placed} photo(s) placed in {copy_to or link_to}.")
+            typer.echo(f"{counted(placed, 'photo')} placed in {copy_to or link_to}.")
         at = f" aged {parse_ages(age).words()}" if result.born and age else ""
-        typer.echo(f"{len(result.photos)} photo(s) with {' and '.join(result.persons)}{at}.")
+        typer.echo(f"{counted(len(result.photos), 'photo')} with "
+                   f"{' and '.join(result.persons)}{at}.")
         if result.undated:
-            typer.echo(f"{result.undated} photo(s) with no date left out (no age to tell).")
+            typer.echo(f"{counted(result.undated, 'photo')} with no date left out (no age to "
+                       "tell).")
     for error in result.album_errors:
         typer.echo(printable(f"Error: {error}"), err=True)
     if result.album_errors:

@@ -23,6 +23,7 @@ from rbv.serve import inputs
 from rbv.serve.queue import SuggestionQueue
 from rbv.store.queries.persons import name_of, pack_of, person_named, resolve_person
 from rbv.store.server.connection import Database
+from rbv.words import counted
 
 Answer = dict[str, Any]
 
@@ -158,25 +159,28 @@ class Actions:
                              keep_name=keep_name if isinstance(keep_name, str) else None,
                              keep_born=keep_born if isinstance(keep_born, str) else None,
                              shown=inputs.shown(body))
-        return self._done(_with_overrides(f"Merged: {done.faces:,} face(s) moved in", done),
+        return self._done(_with_overrides(f"Merged: {counted(done.faces, 'face')} moved in", done),
                           done.edit_id, f"/person/{done.person or target}")
 
     def reject(self, body: dict[str, Any]) -> Answer:
         done = editing.reject(self.db, str(_person(body)), _faces(body),
                               shown=inputs.shown(body))
         return self._done(_with_overrides(
-            f"{done.faces} face(s) taken out of this person for good", done), done.edit_id)
+            f"{counted(done.faces, 'face')} taken out of this person for good", done),
+            done.edit_id)
 
     def move(self, body: dict[str, Any]) -> Answer:
         faces = _faces(body)
         with self.db.connect() as conn:
             target = resolve_person(conn, _text(body, "to"))
         done = editing.move(self.db, faces, str(target), shown=inputs.shown(body))
-        return self._done(_with_overrides(f"Moved {done.faces} face(s)", done), done.edit_id)
+        return self._done(_with_overrides(f"Moved {counted(done.faces, 'face')}", done),
+                          done.edit_id)
 
     def new_person(self, body: dict[str, Any]) -> Answer:
         done = editing.move(self.db, _faces(body), None, shown=inputs.shown(body))
-        return self._done(_with_overrides(f"Moved {done.faces} face(s) to a new person", done),
+        return self._done(_with_overrides(
+            f"Moved {counted(done.faces, 'face')} to a new person", done),
                           done.edit_id, f"/person/{done.person}" if done.person else None)
 
     def split(self, body: dict[str, Any]) -> Answer:
@@ -185,7 +189,8 @@ class Actions:
         done = editing.split(self.db, str(_person(body)), shown=(
             inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")),
             page=inputs.shown(body))
-        return self._done(f"Split in two: {done.sizes[1]:,} face(s) moved to a new person",
+        return self._done(f"Split in two: {counted(done.sizes[1], 'face')} moved to a new "
+                          "person",
                           done.edit_id)
 
     def one_person(self, body: dict[str, Any]) -> Answer:
@@ -225,7 +230,7 @@ class Actions:
         if done.edit_id is None:
             return self._done("Marked not a face already; nothing changed", None)
         dropped = f". Dropped {done.dropped}" if done.dropped else ""
-        return self._done(f"{len(done.changed)} face(s) marked not a face{dropped}",
+        return self._done(f"{counted(len(done.changed), 'face')} marked not a face{dropped}",
                           done.edit_id)
 
     def is_a_face(self, body: dict[str, Any]) -> Answer:
@@ -233,8 +238,10 @@ class Actions:
         done = not_faces.is_a_face(self.db, _faces(body), shown=inputs.shown(body))
         if done.edit_id is None:
             return self._done("Not marked; nothing changed", None)
-        return self._done(f"{len(done.changed)} face(s) are faces again; the next "
-                          "`rbv cluster` places them", done.edit_id)
+        n = len(done.changed)
+        return self._done(f"{counted(n, 'face')} {'is a face' if n == 1 else 'are faces'} "
+                          f"again; the next `rbv cluster` places {'it' if n == 1 else 'them'}",
+                          done.edit_id)
 
     def hide(self, body: dict[str, Any]) -> Answer:
         done = editing.hide(self.db, [str(_person(body))], True, shown=inputs.shown(body))
@@ -248,14 +255,16 @@ class Actions:
         """The persons ticked on the people page (``persons``), hidden as one edit."""
         done = editing.hide(self.db, [str(p) for p in _ticked(body)], True,
                             shown=inputs.shown(body))
-        return self._done(f"Hid {done.persons} person(s) (the filter 'hidden' lists them)",
+        return self._done(f"Hid {counted(done.persons, 'person')} (the filter 'hidden' lists "
+                          f"{'it' if done.persons == 1 else 'them'})",
                           _only(done.edit_ids))
 
     def unhide_these(self, body: dict[str, Any]) -> Answer:
         """The hidden persons ticked (``persons``), shown again as one edit."""
         done = editing.hide(self.db, [str(p) for p in _ticked(body)], False,
                             shown=inputs.shown(body))
-        return self._done(f"Showed {done.persons} person(s) again", _only(done.edit_ids))
+        return self._done(f"Showed {counted(done.persons, 'person')} again",
+                          _only(done.edit_ids))
 
     def hide_unnamed(self, body: dict[str, Any]) -> Answer:
         """Every visible unnamed person with at most ``max_faces`` faces, hidden as one
@@ -266,14 +275,15 @@ class Actions:
         most = inputs.whole(body["max_faces"], "max_faces", 1, inputs.MAX_FACES)
         dry_run = body.get("dry_run") is True
         done = editing.hide_unnamed(self.db, most, dry_run=dry_run)
-        persons = f"{len(done.persons):,} unnamed person(s) with at most {most} face(s)"
+        persons = (f"{counted(len(done.persons), 'unnamed person')} with at most "
+                   f"{counted(most, 'face')}")
         if not done.persons:
-            return {"message": f"No visible unnamed person has at most {most} face(s); "
+            return {"message": f"No visible unnamed person has at most {counted(most, 'face')}; "
                                "nothing changed", "edit": None, "count": 0, "faces": 0}
         if dry_run:
-            return {"message": f"Hide {persons} ({done.faces:,} faces)?", "edit": None,
+            return {"message": f"Hide {persons} ({counted(done.faces, 'face')})?", "edit": None,
                     "count": len(done.persons), "faces": done.faces, "dry_run": True}
-        return self._done(f"Hid {persons} ({done.faces:,} faces)", done.edit_id)
+        return self._done(f"Hid {persons} ({counted(done.faces, 'face')})", done.edit_id)
 
     def cover(self, body: dict[str, Any]) -> Answer:
         """Show ``person`` by its face ``face`` (absent or null: by its automatic face

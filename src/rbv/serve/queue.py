@@ -44,6 +44,7 @@ from rbv.store.queries.persons import PersonRow, faces_of, faces_of_persons
 from rbv.store.queries.review import person_conflicts
 from rbv.store.queries.review_pages import live_persons
 from rbv.store.server.connection import Database
+from rbv.words import counted
 
 if TYPE_CHECKING:
     import psycopg
@@ -374,7 +375,8 @@ class SuggestionQueue:
         apart = self._kept_apart([keep], moved)
         self.ranker.forget({o, keep.int}, lambda t: o in (t.keep.id.int, t.other.id.int)
                            or frozenset((t.keep.id.int, t.other.id.int)) in apart, done.edit_id)
-        message = f"Merged: {done.faces:,} face(s) moved into {s.keep.name or str(done.person)[:8]}"
+        message = (f"Merged: {counted(done.faces, 'face')} moved into "
+                   f"{s.keep.name or str(done.person)[:8]}")
         return (f"{message}. {done.overrides}" if done.overrides else message), done.edit_id
 
     def dismiss(self, keep: uuid.UUID, other: uuid.UUID) -> tuple[str, int | None]:

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from rbv.errors import printable
+from rbv.words import counted
 
 
 def label(person: uuid.UUID | str | None, name: str | None) -> str:
@@ -24,10 +25,6 @@ def label(person: uuid.UUID | str | None, name: str | None) -> str:
     if person is None:
         return "no person"
     return name or f"unnamed {str(person)[:8]}"
-
-
-def count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _finalize(value: Any) -> Any:
@@ -41,7 +38,7 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("rbv.web", "templates"), autoescape=True,
                       undefined=StrictUndefined, finalize=_finalize, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True)
-    env.globals.update(label=label, count=count)
+    env.globals.update(label=label, count=counted)
     env.filters["thousands"] = lambda n: f"{int(n):,}"
     return env
 

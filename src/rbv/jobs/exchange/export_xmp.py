@@ -43,6 +43,7 @@ from rbv.store.queries.images import KnownPath, image_paths_of, known_paths
 from rbv.store.queries.originals import catalogued_content, record_original, recorded_original
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.regions import PhotoRow, named_faces, scanned_photos
+from rbv.words import counted
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def as_given_roots(roots: Sequence[Path]) -> list[str]:
 
 def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *,
                sole_fallback: bool = False, reporter: Reporter | None = None) -> ExportXmpReport:
-    """Write every named face of the pack as an MWG face region of its photo(s)."""
+    """Write every named face of the pack as an MWG face region of the photo it is in."""
     reporter = reporter or SilentReporter()
     roots = as_given_roots(options.roots)
     for root in roots:
@@ -320,7 +321,8 @@ def _export_one(path: str, row: PhotoRow, ours: list[Region], roots: Sequence[st
             f"({size[0]}x{size[1]}): " + (
                 "left as it is (nothing to add)" if plan.changes == 0 else
                 f"set to {size[0]}x{size[1]}; normalised regions kept as they are"
-                + (f", {pixels} region(s) in pixels rescaled to it" if pixels else "")))
+                + (f", {counted(pixels, 'region')} in pixels rescaled to it" if pixels
+                   else "")))
     if plan.changes == 0:
         return result  # nothing new: the file is left byte for byte as it is
     result.action = "created" if packet.data is None else "updated"

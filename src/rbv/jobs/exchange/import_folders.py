@@ -60,6 +60,7 @@ from rbv.store.queries.persons import (
     set_name,
 )
 from rbv.store.queries.scans import unscanned_within
+from rbv.words import counted
 
 
 @dataclass(frozen=True)
@@ -216,14 +217,14 @@ def import_summary(report: ImportReport) -> str:
     named = [i for i in report.identities if i.kept]
     created = sum(i.created for i in named)
     placed = sum(i.assigned for i in report.identities)
-    words = [f"{len(named)} person(s) from folders ({created} new)",
-             f"{placed:,} face(s) placed by hand"]
+    words = [f"{counted(len(named), 'person')} from folders ({created} new)",
+             f"{counted(placed, 'face')} placed by hand"]
     if report.routed:
         words.append(f"{len(report.routed):,} of them from mixed photos")
     if report.skipped:
         words.append(f"{len(report.skipped):,} left where earlier decisions keep them")
     if report.removed_persons:
-        words.append(f"{report.removed_persons} emptied automatic person(s) removed")
+        words.append(f"{counted(report.removed_persons, 'emptied automatic person')} removed")
     return ", ".join(words)
 
 
@@ -235,7 +236,8 @@ def skip_words(k: Skipped) -> str:
                 f"--to {target}` puts it there anyway (overriding it, said)")
     has = ", ".join(map(str, k.photo_has))
     first = k.photo_has[0] if k.photo_has else face
-    return (f"it has face(s) {has} of that photo already (one face per photo); if face "
+    faces = "face" if len(k.photo_has) == 1 else "faces"
+    return (f"it has {faces} {has} of that photo already (one face per photo); if face "
             f"{face} is the one, `rbv persons move {first}` takes face {first} out, then "
             f"`rbv persons move {face} --to {target}`")
 

@@ -70,6 +70,7 @@ from rbv.store.queries.regions import (
     faces_of_images,
     scanned_photos,
 )
+from rbv.words import counted
 
 DEFAULT_MIN_IOU = 0.4
 """Regions drawn by people are looser than a detector's box; 0.4 still never pairs a
@@ -334,7 +335,8 @@ def _persons(conn: psycopg.Connection, pack: PackRow, claims: list[Claim],
             if rank or tied:
                 report.notes.append(_holder_note(
                     name, person, count, len(by_name[key]),
-                    f"{len(keys) - 1} other name(s) of the sidecars are on its faces too"))
+                    f"{counted(len(keys) - 1, 'other name')} of the sidecars "
+                    f"{'is' if len(keys) == 2 else 'are'} on its faces too"))
                 continue
             set_name(conn, person, name)
             out[key] = person
@@ -382,8 +384,8 @@ def _holder(conn: psycopg.Connection, named: list[Claim], report: ImportXmpRepor
 def _holder_note(name: str, person: uuid.UUID, count: int, total: int,
                  why: str) -> dict[str, str]:
     return {"name": name, "person": str(person), "reason": (
-        f"a new person, not person {short_id(person)}, which holds {count} of its {total} "
-        f"face(s): {why}"), "command": (
+        f"a new person, not person {short_id(person)}, which holds {count} of its "
+        f"{counted(total, 'face')}: {why}"), "command": (
         f"`rbv persons merge {short_id(person)} {_quoted(name)}` joins them if they are "
         "one person")}
 
@@ -455,14 +457,14 @@ def _place_claims(conn: psycopg.Connection, claims: list[Claim],
 
 def _summary(report: ImportXmpReport) -> str:
     """What the import did, in words (its line in ``rbv persons history``)."""
-    words = [f"{report.assigned:,} face(s) placed by hand"]
+    words = [f"{counted(report.assigned, 'face')} placed by hand"]
     if report.persons_named:
         words.append("named " + ", ".join(
             f"{short_id(uuid.UUID(n['person']))} {n['name']!r}"
             for n in report.persons_named[:5]) + (" …" if len(report.persons_named) > 5
                                                    else ""))
     if report.persons_created:
-        words.append(f"{len(report.persons_created)} new person(s)")
+        words.append(counted(len(report.persons_created), "new person"))
     if report.conflicts:
         words.append(f"{len(report.conflicts)} left as earlier decisions keep them")
     return ", ".join(words)

@@ -30,6 +30,7 @@ from rbv.store.queries.packs import PackRow
 from rbv.store.queries.persons import names_of, short_id
 from rbv.store.server.connection import Database
 from rbv.store.server.rolled_back import RolledBackDatabase
+from rbv.words import counted
 
 FULL_CLUSTER = "rbv cluster --full"
 SHOWN_CHANGES = 8
@@ -104,9 +105,9 @@ class ClusterForecast:
         ``edit``, when told apart, first and apart)."""
         if not self.moved and not self.removed:
             return [f"The next `{self.command}` would move no face."]
-        head = (f"The next `{self.command}` would move {_count(self.moved, 'face')}"
-                + (f", create {_count(self.created, 'person')}" if self.created else "")
-                + (f", remove {_count(self.removed, 'emptied person')}" if self.removed
+        head = (f"The next `{self.command}` would move {counted(self.moved, 'face')}"
+                + (f", create {counted(self.created, 'person')}" if self.created else "")
+                + (f", remove {counted(self.removed, 'emptied person')}" if self.removed
                    else "") + ":")
         if self.by_edit is None:
             return [head, *_listed(self.changes, limit)]
@@ -117,7 +118,7 @@ class ClusterForecast:
         if not self.anyway:
             return [head, *mine, f" Nothing else: without {edit} it would move no face."]
         moved = len({f for c in self.anyway for f in c.left + c.joined})
-        return [head, *mine, f" With or without {edit} ({_count(moved, 'face')}):",
+        return [head, *mine, f" With or without {edit} ({counted(moved, 'face')}):",
                 *_listed(self.anyway, limit)]
 
     def beside(self, without: ClusterForecast) -> ClusterForecast:
@@ -187,12 +188,8 @@ def forecast_full_cluster(db: Database, conn: psycopg.Connection, pack: PackRow,
 def _listed(changes: list[PersonChange], limit: int) -> list[str]:
     shown = [f"  {c.words()}" for c in changes[:limit]]
     more = len(changes) - limit
-    return [*shown, *([f"  … and {more} more person(s) (--json lists them all)"]
+    return [*shown, *([f"  … and {counted(more, 'more person')} (--json lists them all)"]
                       if more > 0 else [])]
-
-
-def _count(n: int, thing: str) -> str:
-    return f"{n:,} {thing}" + ("" if n == 1 else "s")
 
 
 def _faces(faces: list[int]) -> str:

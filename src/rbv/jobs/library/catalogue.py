@@ -68,6 +68,7 @@ from rbv.store.queries.missing import (
     settle_moves,
     unmark_missing,
 )
+from rbv.words import counted
 
 _BATCH = 256
 
@@ -289,9 +290,10 @@ def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path],
         if stray:
             marked.update(mark_missing(conn, stray))
             summary.notes.append(
-                f"{len(stray):,} catalogued backup or sidecar file(s) under "
-                f"{printable(str(root))} are not photos: marked missing, `rbv prune` "
-                "removes them")
+                f"{counted(len(stray), 'catalogued backup or sidecar file')} under "
+                f"{printable(str(root))} "
+                + ("is not a photo: marked missing, `rbv prune` removes it" if len(stray) == 1
+                   else "are not photos: marked missing, `rbv prune` removes them"))
         failed = map(path_map.to_local, failures_under(conn, path_map.to_stored(str(root))))
         forget_failures(conn, [path_map.to_stored(p) for p in failed
                                if p not in found and not _inside(p, unwalked)

@@ -23,6 +23,7 @@ from rbv.store.queries import contradictions, links
 from rbv.store.queries import persons as store
 from rbv.store.queries.birthdays import births
 from rbv.store.server.connection import Database
+from rbv.words import counted
 
 if TYPE_CHECKING:
     from rbv.cluster.eras import Era, EraParams
@@ -231,7 +232,8 @@ def answer_grid(db: Database, target_ref: str, same: Sequence[str],
         kept, moved, overrides = _merge_into(conn, target, sources, override=False) \
             if sources else (target, 0, "")
         added = _keep_apart(conn, different)
-        edit.summary = (f"{len(sources)} person(s) merged into {kept} ({moved:,} faces), "
+        edit.summary = (f"{counted(len(sources), 'person')} merged into {kept} "
+                        f"({counted(moved, 'face')}), "
                         f"{added} marked as other people" + _overriding(overrides))
     return Edited(kept, moved, overrides, edit.logged_id)
 
@@ -269,8 +271,9 @@ def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
             overrides += [words] if words else []
         added = _keep_apart(conn, different)
         joined = sum(len(sources) for _, sources in merges)
-        edit.summary = (f"{joined} person(s) merged in {len(merges)} ({moved:,} faces), "
-                        f"{added} pair(s) marked as other people"
+        edit.summary = (f"{counted(joined, 'person')} merged in {len(merges)} "
+                        f"({counted(moved, 'face')}), "
+                        f"{counted(added, 'pair')} marked as other people"
                         + _overriding("; ".join(overrides)))
     return Edited(first, moved, "; ".join(overrides), edit.logged_id)
 
@@ -416,8 +419,9 @@ def hide_unnamed(db: Database, max_faces: int, pack_name: str | None = None, *,
                      dry_run=dry_run) as (conn, edit):
         found = store.unnamed_up_to(conn, packs, max_faces)
         store.set_hidden(conn, [p for p, _ in found], True)
-        edit.summary = (f"hid {len(found)} unnamed person(s) with at most {max_faces} "
-                        f"face(s) ({sum(n for _, n in found)} faces)")
+        edit.summary = (f"hid {counted(len(found), 'unnamed person')} with at most "
+                        f"{counted(max_faces, 'face')} "
+                        f"({counted(sum(n for _, n in found), 'face')})")
     return BulkHidden(found, max_faces, edit.logged_id)
 
 

@@ -14,6 +14,7 @@ import psycopg
 
 from rbv.errors import Refused, Remedy
 from rbv.store.queries.contradictions import Contradictions, lift
+from rbv.words import counted
 
 SHOWN = 4
 """Links named in words; the rest are counted."""
@@ -27,12 +28,13 @@ def _faces(ids: Sequence[int]) -> str:
 def _links(pairs: Sequence[tuple[int, int]], kind: str) -> str:
     shown = ", ".join(f"{a}-{b}" for a, b in pairs[:SHOWN]) + (", …" if len(pairs) > SHOWN
                                                                 else "")
-    return f"{len(pairs)} '{kind}' link(s) (faces {shown})"
+    links = counted(len(pairs), f"'{kind}' link")
+    return f"{links} (faces {shown})"
 
 
 def in_words(found: Contradictions) -> str:
     """The earlier decisions, in words: "the earlier decision that face 38 is not P; 19
-    'different' link(s) (faces 1-38, 2-38, …)"."""
+    'different' links (faces 1-38, 2-38, …)"."""
     parts: list[str] = []
     by_person: dict[uuid.UUID, list[int]] = {}
     for face, person in found.rejections:
