@@ -17,7 +17,7 @@ LAYERS = {
     "errors": 0, "bounds": 0, "bounded_http": 0, "regular": 0, "words": 0,
     "media": 1, "formats": 1, "faces": 2,
     "config": 3, "store": 4, "mlapi": 4, "immich": 4, "cluster": 5, "pictures": 5, "web": 6,
-    "jobs": 7, "serve": 8, "cli": 9, "__main__": 10,
+    "jobs": 7, "serve": 8, "library": 8, "cli": 9, "__main__": 10,
 }
 # The rooms of jobs/, lower first: a room imports its own modules, the modules of jobs/
 # itself (recording, reporting) and documented functions and classes of lower rooms,

@@ -27,6 +27,7 @@ from rbv.errors import ConfigError, EditConflict
 from rbv.jobs.persons.shown import Shown, refuse_changed
 from rbv.jobs.recording import recorded_run
 from rbv.store.queries import edits
+from rbv.store.queries.edits import EditRow as EditRow  # what history() lists
 from rbv.store.queries.pack_lookup import pack_row
 from rbv.store.queries.persons import SHORT_ID
 from rbv.store.server.connection import Database

@@ -9,13 +9,14 @@ import re
 import uuid
 from collections.abc import Sequence
 
+from rbv.errors import PersonNotFound
 from rbv.store import Database
 from rbv.store.queries import persons as queries
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.persons import SHORT_ID, PersonFace, PersonRow, short_id
 
 __all__ = ["SHORT_ID", "PersonFace", "PersonRow", "cover", "faces", "labels", "list_persons",
-           "name", "relabel", "resolve", "resolve_all", "short_id"]
+           "name", "person", "relabel", "resolve", "resolve_all", "short_id"]
 
 _UUID = re.compile(r"(person )?\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
                    r"\b( ')?")
@@ -52,8 +53,22 @@ def list_persons(db: Database, model_pack: str | None, *, include_hidden: bool,
                                     min_faces=min_faces)
 
 
-def faces(db: Database, ref: str, limit: int) -> tuple[uuid.UUID, str, list[PersonFace]]:
-    """The person ``ref`` names, its label and up to ``limit`` of its faces."""
+def person(db: Database, person: uuid.UUID) -> PersonRow:
+    """One person as :func:`list_persons` lists it, hidden or not, whatever its faces
+    (:class:`rbv.errors.PersonNotFound` for an id no person has, or one merged into
+    another)."""
+    with db.connect() as conn:
+        rows = queries.list_persons(conn, include_hidden=True, min_faces=0, persons=[person])
+    if not rows:
+        raise PersonNotFound(f"no person with id {person} (merged into another, or deleted "
+                             "by a clustering run); see `rbv persons list`")
+    return rows[0]
+
+
+def faces(db: Database, ref: str, limit: int | None
+          ) -> tuple[uuid.UUID, str, list[PersonFace]]:
+    """The person ``ref`` names, its label and up to ``limit`` of its faces (None:
+    all)."""
     with db.connect() as conn:
         person = queries.resolve_person(conn, ref)
         return person, queries.labels(conn, [person])[person], queries.faces_of(

@@ -397,9 +397,11 @@ class PersonFace:
                 "drawn": self.drawn}
 
 
-def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int = 1000) -> list[PersonFace]:
+def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int | None = 1000
+             ) -> list[PersonFace]:
     """A person's faces with one path of each photo and its date: its cover face first
-    (the one :func:`cover_of` gives), then best detections first."""
+    (the one :func:`cover_of` gives), then best detections first; up to ``limit`` (None:
+    all)."""
     cover = cover_of(conn, person)
     rows = conn.execute(
         """

@@ -194,7 +194,7 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
                 _ensure_running(pgdata, user)
                 _join(pgdata, os.getpid())
             _attached[pgdata] = user
-            atexit.register(_leave, pgdata, user, linger_s)
+            atexit.register(_detach, pgdata, linger_s)
         user = _attached[pgdata]
         admin_url = postmaster.url(pgdata, user, postmaster.ROLE)
         url = postmaster.url(pgdata, user, DATABASE_NAME)
@@ -202,6 +202,25 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
         raise EmbeddedServerError(_start_failure(pgdata, exc)) from None
     _ensure_database(admin_url)
     return url
+
+
+def attached(data_dir: Path) -> bool:
+    """Whether this process is attached to the embedded server under ``data_dir``."""
+    return (data_dir / "pg").resolve() in _attached
+
+
+def leave_embedded(data_dir: Path, linger_s: float = 0.0) -> None:
+    """Detach this process from the embedded server under ``data_dir`` now, as it does
+    at exit: the last rbv process out stops it (with ``linger_s``, hands it to a
+    watcher). For a process that used it for a while (``rbv.Library.close``); opening
+    it again attaches again. Nothing happens where this process is not attached."""
+    _detach((data_dir / "pg").resolve(), linger_s)
+
+
+def _detach(pgdata: Path, linger_s: float) -> None:
+    user = _attached.pop(pgdata, None)
+    if user is not None:
+        _leave(pgdata, user, linger_s)
 
 
 def restart_embedded(data_dir: Path) -> str:
