@@ -8,7 +8,6 @@ from rbv.cli.common import DatabaseOption, say, settings_of
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
 from rbv.store.server.connection import describe_url
-from rbv.words import counted
 
 app = typer.Typer(help="Keep rbv's embedded PostgreSQL up for other tools (psql, scripts, "
                   "`--database \"$DATABASE_URL\"`) and print its URL: a private socket, "
