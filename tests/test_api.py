@@ -14,7 +14,7 @@ import pytest
 
 from rbv import Library
 from rbv.config import Settings
-from rbv.errors import ConfigError, PersonNotFound
+from rbv.errors import PersonNotFound, Refused
 from rbv.store.server.embedded import server_pid
 from tests.conftest import FACES, PACK, SFACE_THRESHOLD, run_cli
 from tests.pgserver import PasswordServer
@@ -58,7 +58,8 @@ def test_every_example_of_docs_api_runs_in_order(tmp_path: Path, capsys) -> None
     assert "9 new photos, 9 faces, 0 failed" in said
     assert "moved 1 face to" in said and "undid persons move" in said
     assert f"Ada Lovelace has {scope['ada'].faces} faces" in said
-    assert "is already named 'Ada Lovelace'" in said  # the ConfigError printed
+    assert "duplicate_name person" in said and "is already named 'Ada Lovelace'" in said
+    assert "merge them merge" in said and "give both the name name" in said  # remedies
     # Photos gathered, sidecars written, every edit in the history
     assert len(list((tmp_path / "albums" / "ada").iterdir())) == scope["ada"].images
     assert list((tmp_path / "sidecars").rglob("*.xmp"))
@@ -161,8 +162,11 @@ def test_the_jobs_refusals_come_through_and_change_nothing(twins) -> None:  # ty
         ada, charles, *_ = lib.persons()
         lib.name(ada.id, "Ada")
         before = _state(url, runs=False)
-        with pytest.raises(ConfigError, match="already named 'Ada'"):
+        with pytest.raises(Refused, match="already named 'Ada'") as refused:
             lib.name(charles.id, "ada")
+        assert [(r.action, r.args) for r in refused.value.remedies] == [
+            ("merge", {"persons": [ada.id, charles.id]}),
+            ("name", {"person": charles.id, "name": "ada"})]
         with pytest.raises(PersonNotFound, match="no person with id"):
             lib.person(uuid.uuid4())
         with pytest.raises(PersonNotFound, match="no face with id"):

@@ -42,11 +42,10 @@ LEFT = {
     "store/server/migrations.py": 3, "jobs/exchange/as_indexed.py": 2,
     "jobs/exchange/immich_push.py": 2, "jobs/exchange/immich_stage.py": 2,
     "jobs/grouping/cluster.py": 2, "jobs/grouping/forecast.py": 2,
-    "store/server/embedded.py": 2, "jobs/exchange/discover.py": 1,
-    "jobs/exchange/immich_state.py": 1, "jobs/exchange/site.py": 1,
-    "jobs/grouping/refine.py": 1, "jobs/library/catalogue.py": 1,
-    "jobs/library/drawing.py": 1, "mlapi/pool.py": 1, "store/server/kept.py": 1,
-    "store/server/locks.py": 1,
+    "jobs/library/catalogue.py": 2, "store/server/embedded.py": 2,
+    "jobs/exchange/discover.py": 1, "jobs/exchange/immich_state.py": 1,
+    "jobs/exchange/site.py": 1, "jobs/grouping/refine.py": 1, "jobs/library/drawing.py": 1,
+    "mlapi/pool.py": 1, "store/server/kept.py": 1, "store/server/locks.py": 1,
 }
 
 

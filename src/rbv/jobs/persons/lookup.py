@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import Sequence
 
-from rbv.errors import PersonNotFound
+from rbv.errors import PersonNotFound, Remedy
 from rbv.store import Database
 from rbv.store.queries import persons as queries
 from rbv.store.queries.pack_lookup import find_pack
@@ -61,7 +61,7 @@ def person(db: Database, person: uuid.UUID) -> PersonRow:
         rows = queries.list_persons(conn, include_hidden=True, min_faces=0, persons=[person])
     if not rows:
         raise PersonNotFound(f"no person with id {person} (merged into another, or deleted "
-                             "by a clustering run); see `rbv persons list`")
+                             "by a clustering run)", [Remedy("list", {}, "the persons")])
     return rows[0]
 
 
