@@ -99,7 +99,7 @@ def main() -> None:
         a, b = create_persons(conn, pack, 2)
         write_assignments(conn, one, [a if i % 2 else b for i in range(len(one))], "cluster")
     t = time.perf_counter()
-    moved = editing.merge(db, str(a), [str(b)]).faces
+    moved = editing.merge(db, a, [b]).faces
     merge_s = time.perf_counter() - t
     t = time.perf_counter()
     result = undo(db, 1)

@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,7 @@ def main() -> None:
     server.queue.warm().join()
     first_prompt("restart, library unchanged (kept ranking)")
     server.queue.warm().join()
-    editing.name(db, mid, "Renamed elsewhere")
+    editing.name(db, uuid.UUID(mid), "Renamed elsewhere")
     first_prompt("restart after a command's edit")
     assert server is not None
     server.queue.warm().join()
@@ -331,7 +332,7 @@ def main() -> None:
         return post("name", {"person": mid, "name": f"Bench {next(name_n)}"})
 
     def named_direct() -> object:
-        return editing.name(db, mid, f"Bench {next(name_n)}")
+        return editing.name(db, uuid.UUID(mid), f"Bench {next(name_n)}")
 
     cases = [
         ("people, page 21 of unnamed", get("/?filter=unnamed&page=21"), direct_people),
@@ -363,7 +364,7 @@ def main() -> None:
         out.append(time.perf_counter() - t)
         edit_log.undo(db, 1)
         t = time.perf_counter()
-        editing.reject(db, owner, [face])
+        editing.reject(db, uuid.UUID(owner), [face])
         direct_out.append(time.perf_counter() - t)
         edit_log.undo(db, 1)
     out.sort()

@@ -410,7 +410,7 @@ def _name_largest(session: Session, db: Database, pack_name: str, truth: dict[in
         who = identity(person, person_of, truth)
         if who is None or who in named:
             continue
-        editing.name(db, str(person), who)
+        editing.name(db, person, who)
         named.add(who)
         session.faces += 1  # the person's page: its faces, looked at once
         session.click()

@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import shutil
+import uuid
 from pathlib import Path
 
 from PIL import Image
@@ -362,13 +363,14 @@ def test_review_answers_that_would_join_two_names_are_refused(
     p, q = _two_persons(cli, s, "Ada", "Bob")
     db = open_database(s)
     before = _dump(s)
-    for answer in (lambda: edits.answer_grid(db, p, [q], []),
-                   lambda: edits.answer_pairs(db, [(p, [q])], [])):
+    a, b = uuid.UUID(p), uuid.UUID(q)
+    for answer in (lambda: edits.answer_grid(db, a, [b], []),
+                   lambda: edits.answer_pairs(db, [(a, [b])], [])):
         with pytest.raises(Refused, match="different names") as refused:
             answer()
         assert refused.value.kind == "names_differ"
         assert [r.args["keep_name"] for r in refused.value.remedies] == ["Ada", "Bob"]
     assert _dump(s) == before
     _rows(s, "DELETE FROM person_names WHERE person_id = %s", p)  # p unnamed
-    done = edits.answer_grid(db, p, [q], [])
+    done = edits.answer_grid(db, a, [b], [])
     assert str(done.person) == q and _named(s, q) == "Bob"

@@ -215,7 +215,7 @@ class Library:
         unless ``force``. The name it has already changes nothing (``edit_id`` None)."""
         from rbv.jobs.persons import edits
 
-        return edits.name(self.db, str(person), name, force=force)
+        return edits.name(self.db, person, name, force=force)
 
     def merge(self, target: uuid.UUID, sources: Sequence[uuid.UUID], *,
               override: bool = False, keep_name: str | None = None,
@@ -227,7 +227,7 @@ class Library:
         from rbv.jobs.persons import edits
 
         return edits.merge(
-            self.db, str(target), [str(s) for s in sources], override=override,
+            self.db, target, list(sources), override=override,
             dry_run=dry_run, keep_name=keep_name,
             keep_born=None if keep_born is None else keep_born.isoformat())
 
@@ -237,7 +237,7 @@ class Library:
         as ``rbv persons move``; every re-cluster keeps them there."""
         from rbv.jobs.persons import edits
 
-        return edits.move(self.db, list(faces), None if to is None else str(to),
+        return edits.move(self.db, list(faces), to,
                           dry_run=dry_run)
 
     def reject(self, person: uuid.UUID, faces: Sequence[int], *,
@@ -245,19 +245,19 @@ class Library:
         """Take faces out of a person for good, as ``rbv persons not-this-person``."""
         from rbv.jobs.persons import edits
 
-        return edits.reject(self.db, str(person), list(faces), dry_run=dry_run)
+        return edits.reject(self.db, person, list(faces), dry_run=dry_run)
 
     def hide(self, *persons: uuid.UUID, dry_run: bool = False) -> HideResult:
         """Hide persons from :meth:`persons` (their faces stay), as one edit."""
         from rbv.jobs.persons import edits
 
-        return edits.hide(self.db, [str(p) for p in persons], True, dry_run=dry_run)
+        return edits.hide(self.db, list(persons), True, dry_run=dry_run)
 
     def unhide(self, *persons: uuid.UUID, dry_run: bool = False) -> HideResult:
         """Show hidden persons again, as one edit."""
         from rbv.jobs.persons import edits
 
-        return edits.hide(self.db, [str(p) for p in persons], False, dry_run=dry_run)
+        return edits.hide(self.db, list(persons), False, dry_run=dry_run)
 
     def undo(self, count: int = 1, *, dry_run: bool = False) -> UndoResult:
         """Undo the last ``count`` edits still in effect, exactly, as ``rbv persons

@@ -302,7 +302,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
 
     @rule(person=persons, n=st.sampled_from(NAMES))
     def name(self, person: str, n: str) -> None:
-        self.edit(f"name {person[:8]} {n}", lambda: editing.name(self.db, person, n))
+        self.edit(f"name {person[:8]} {n}", lambda: editing.name(self.db, uuid.UUID(person), n))
 
     @rule(into=persons, source=persons, told=st.booleans(), data=st.data())
     def merge(self, into: str, source: str, told: bool = False,
@@ -323,7 +323,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
         done: list[editing.Edited] = []
         self.edit(f"merge {into[:8]} {source[:8]}"
                   + (f" --keep-name {keep_name}" if keep_name else ""),
-                  lambda: done.append(editing.merge(self.db, into, [source],
+                  lambda: done.append(editing.merge(self.db, uuid.UUID(into), [uuid.UUID(source)],
                                                     keep_name=keep_name)))
         distinct = {n.strip().replace("_", " ").casefold() for n in names.values()}
         if not done:
@@ -346,7 +346,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
         """``person`` None: to a new person."""
         chosen = sorted(set(chosen))
         self.edit(f"move {chosen} --to {person and person[:8]}",
-                  lambda: editing.move(self.db, chosen, person, PACK_NAME))
+                  lambda: editing.move(self.db, chosen, _id(person), PACK_NAME))
         return self.new_persons()
 
     @precondition(lambda self: self.held_faces())
@@ -357,7 +357,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
 
     def reject(self, person: str, face: int) -> None:
         self.edit(f"not-this-person {person[:8]} {face}",
-                  lambda: editing.reject(self.db, person, [face]))
+                  lambda: editing.reject(self.db, uuid.UUID(person), [face]))
 
     @rule(a=faces, b=faces, same=st.booleans())
     def faces_link(self, a: int, b: int, same: bool) -> None:
@@ -367,11 +367,11 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
     @rule(person=persons, hidden=st.booleans())
     def hide(self, person: str, hidden: bool) -> None:
         self.edit(f"{'hide' if hidden else 'unhide'} {person[:8]}",
-                  lambda: editing.hide(self.db, [person], hidden))
+                  lambda: editing.hide(self.db, [uuid.UUID(person)], hidden))
 
     @rule(target=persons, person=persons)
     def split(self, person: str) -> MultipleResults[str]:
-        self.edit(f"split {person[:8]}", lambda: editing.split(self.db, person, 0.6))
+        self.edit(f"split {person[:8]}", lambda: editing.split(self.db, uuid.UUID(person), 0.6))
         return self.new_persons()
 
     @precondition(lambda self: self.suggested())
@@ -483,7 +483,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
             person, face = data.draw(st.sampled_from(self.held_faces()), label="person, face")
         chosen = None if how == "auto" else face
         self.edit(f"cover {person[:8]} {chosen if chosen is not None else '--auto'}",
-                  lambda: editing.cover(self.db, person, chosen))
+                  lambda: editing.cover(self.db, uuid.UUID(person), chosen))
 
     # -- issue 51: not a face --------------------------------------------------------
     def marked(self) -> list[int]:
@@ -508,7 +508,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
     def born(self, person: str, day: date | None) -> None:
         """A birthday on a person: a random day (now and then one in the future, refused),
         or cleared (None)."""
-        self.edit(f"born {person[:8]} {day}", lambda: set_born(self.db, person, day))
+        self.edit(f"born {person[:8]} {day}", lambda: set_born(self.db, uuid.UUID(person), day))
 
     # -- issue 51: a face drawn by hand --------------------------------------------
     def photos_scanned(self) -> list[tuple[int, int, int, list[tuple[float, ...]]]]:
@@ -868,3 +868,7 @@ def _components(pairs: list[tuple[Any, ...]]) -> dict[int, int]:
     """Each linked face's component of ``same`` links (a face in it)."""
     return roots((a, b) for a, b in pairs)
 
+
+def _id(person: str | None) -> uuid.UUID | None:
+    """The machine's person (text, as its state keeps it) as an edit takes it."""
+    return None if person is None else uuid.UUID(person)

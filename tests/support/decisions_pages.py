@@ -72,11 +72,11 @@ class PageRules:
         if face is None and how in ("move", "not a face"):
             how = "hide"
         answers = {
-            "name": lambda: editing.name(self.db, str(person), name, shown=page),
-            "hide": lambda: editing.hide(self.db, [str(person)], not page.persons[0].hidden,
+            "name": lambda: editing.name(self.db, person, name, shown=page),
+            "hide": lambda: editing.hide(self.db, [person], not page.persons[0].hidden,
                                          shown=page),
-            "born": lambda: set_born(self.db, str(person), date(1990, 5, 6), shown=page),
-            "cover": lambda: editing.cover(self.db, str(person), face, shown=page),
+            "born": lambda: set_born(self.db, person, date(1990, 5, 6), shown=page),
+            "cover": lambda: editing.cover(self.db, person, face, shown=page),
             "move": lambda: editing.move(self.db, faces[:1], None, shown=page),
             "not a face": lambda: not_faces.not_a_face(self.db, faces[:1], shown=page),
         }

@@ -50,13 +50,14 @@ def eras(
         rbv eras 3f2a9c --apply --json
     """
     from rbv.cli.naming import who
+    from rbv.jobs.persons import lookup
     from rbv.jobs.persons.edits import split_person_eras
     from rbv.store import open_database
 
     db = open_database(settings_of(ctx, database_url=database))
     params = EraParams(sub_cluster_similarity=sub_cluster_similarity, anchor_min=anchor_min,
                        attach_similarity=attach_similarity, year_window=year_window)
-    result = split_person_eras(db, person, params, apply=apply)
+    result = split_person_eras(db, lookup.resolve(db, person), params, apply=apply)
     pid, created = result.person, [str(p) for p in result.new_persons]
     face_ids = np.array(result.face_ids, np.int64)
     document = {"person": str(pid), "faces": len(result.face_ids), "faces_with_year":

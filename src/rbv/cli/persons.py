@@ -168,7 +168,7 @@ def name(ctx: typer.Context, person: PersonArg,
     given = person_name(new_name)
     if given.note:
         typer.echo(f"Note: {given.note}.", err=True)
-    done = _editing().name(db, str(pid), given.text, force=force)
+    done = _editing().name(db, pid, given.text, force=force)
     if done.edit_id is None:
         typer.echo(f"{was[0].upper()}{was[1:]} is named {given.text!r} already; "
                    "nothing changed.")
@@ -215,7 +215,7 @@ def merge(ctx: typer.Context, target: PersonArg,
     # names before the merge (a source's may pass to TARGET)
     ids = lookup.resolve_all(db, [target, *sources])
     named = lookup.labels(db, ids)
-    done = _editing().merge(db, target, sources, override=override, dry_run=dry_run,
+    done = _editing().merge(db, ids[0], ids[1:], override=override, dry_run=dry_run,
                             keep_name=keep_name, keep_born=keep_born)
     kept = done.person or ids[0]
     others = [p for p in ids if p != kept]
@@ -278,7 +278,8 @@ def split(
         rbv persons split "Ada Lovelace" --threshold 0.5
     """
     db = _db(ctx, database)
-    result = _editing().split(db, person, threshold, method, dry_run=dry_run)
+    result = _editing().split(db, lookup.resolve(db, person), threshold, method,
+                              dry_run=dry_run)
     halves = result.halves
     if as_json:
         print_json({"person": str(result.person), "kept": result.kept,
@@ -327,7 +328,8 @@ def move(
         rbv persons move 1203           # into a new person of its own
     """
     db = _db(ctx, database)
-    done = _editing().move(db, faces, to, dry_run=dry_run)
+    done = _editing().move(db, faces, None if to is None else lookup.resolve(db, to),
+                           dry_run=dry_run)
     if as_json:
         _print_edit(db, done, dry_run, new_person=to is None)
         return
@@ -354,7 +356,7 @@ def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
         rbv persons not-this-person "Ada Lovelace" 1207 1311
     """
     db = _db(ctx, database)
-    done = _editing().reject(db, person, faces, dry_run=dry_run)
+    done = _editing().reject(db, lookup.resolve(db, person), faces, dry_run=dry_run)
     if as_json:
         _print_edit(db, done, dry_run)
         return
@@ -471,7 +473,7 @@ def _hide(ctx: typer.Context, refs: list[str], database: str | None, dry_run: bo
           as_json: bool, *, hidden: bool) -> None:
     db = _db(ctx, database)
     ids = list(dict.fromkeys(lookup.resolve_all(db, refs)))
-    n = len(ids) if dry_run else _editing().hide(db, [str(p) for p in ids], hidden).persons
+    n = len(ids) if dry_run else _editing().hide(db, ids, hidden).persons
     if as_json:
         print_json({"persons": [str(p) for p in ids], "hidden": hidden, "count": n,
                     "dry_run": dry_run})
@@ -514,7 +516,7 @@ def cover(ctx: typer.Context, person: PersonArg,
                           "(not both)" if auto else "give a FACE of the person (see `rbv "
                           "persons show PERSON`), or --auto for its automatic face")
     db = _db(ctx, database)
-    done = _editing().cover(db, person, face, dry_run=dry_run)
+    done = _editing().cover(db, lookup.resolve(db, person), face, dry_run=dry_run)
     if as_json:
         print_json({"person": str(done.person), "face": done.face, "was": done.was,
                     "edit": done.edit_id, "dry_run": dry_run})

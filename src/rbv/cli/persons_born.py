@@ -9,7 +9,7 @@ import typer
 from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
 from rbv.cli.naming import who
 from rbv.errors import ConfigError
-from rbv.jobs.persons import birthdays
+from rbv.jobs.persons import birthdays, lookup
 from rbv.store import open_database
 
 
@@ -44,7 +44,7 @@ def born(
         raise ConfigError("give the birthday as YYYY-MM-DD, or --clear to forget it")
     when = None if clear else birthdays.parse_born(day or "")
     db = open_database(settings_of(ctx, database_url=database))
-    done = birthdays.set_born(db, person, when, dry_run=dry_run)
+    done = birthdays.set_born(db, lookup.resolve(db, person), when, dry_run=dry_run)
     if as_json:
         print_json(done.as_dict(dry_run))
         return

@@ -136,7 +136,7 @@ class Actions:
                     return {"ok": False, "confirm": "merge", "other": str(other),
                             "message": f"{name_of(conn, other)!r} is another person. "
                                        "Merge this person into it?"}
-        done = editing.name(self.db, str(person), new_name, force=bool(body.get("force")),
+        done = editing.name(self.db, person, new_name, force=bool(body.get("force")),
                             shown=inputs.shown(body))
         if done.edit_id is None:
             return self._done(f"Named {new_name!r} already; nothing changed{said}", None)
@@ -154,7 +154,7 @@ class Actions:
         if source == target:
             raise ConfigError("that is this person; pick another person to merge in")
         keep_name, keep_born = body.get("keep_name"), body.get("keep_born")
-        done = editing.merge(self.db, str(target), [str(source)],
+        done = editing.merge(self.db, target, [source],
                              override=bool(body.get("override")),
                              keep_name=keep_name if isinstance(keep_name, str) else None,
                              keep_born=keep_born if isinstance(keep_born, str) else None,
@@ -163,7 +163,7 @@ class Actions:
                           done.edit_id, f"/person/{done.person or target}")
 
     def reject(self, body: dict[str, Any]) -> Answer:
-        done = editing.reject(self.db, str(_person(body)), _faces(body),
+        done = editing.reject(self.db, _person(body), _faces(body),
                               shown=inputs.shown(body))
         return self._done(_with_overrides(
             f"{counted(done.faces, 'face')} taken out of this person for good", done),
@@ -173,7 +173,7 @@ class Actions:
         faces = _faces(body)
         with self.db.connect() as conn:
             target = resolve_person(conn, _text(body, "to"))
-        done = editing.move(self.db, faces, str(target), shown=inputs.shown(body))
+        done = editing.move(self.db, faces, target, shown=inputs.shown(body))
         return self._done(_with_overrides(f"Moved {counted(done.faces, 'face')}", done),
                           done.edit_id)
 
@@ -186,7 +186,7 @@ class Actions:
     def split(self, body: dict[str, Any]) -> Answer:
         """The person in two as its page showed it (``kept``, ``moved``: the halves' face
         ids), as `rbv persons split` does; refused when it would not split so now."""
-        done = editing.split(self.db, str(_person(body)), shown=(
+        done = editing.split(self.db, _person(body), shown=(
             inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")),
             page=inputs.shown(body))
         return self._done(f"Split in two: {counted(done.sizes[1], 'face')} moved to a new "
@@ -197,7 +197,7 @@ class Actions:
         """The answer "they are one person" to a page that showed the person as two
         (``kept``, ``moved``: the halves' face ids): its faces linked as one, so review
         stops calling it two people; refused when it would not split so now."""
-        done = face_links.one_person(self.db, str(_person(body)), shown=(
+        done = face_links.one_person(self.db, _person(body), shown=(
             inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")),
             page=inputs.shown(body))
         return self._done(f"Kept as one person: {done.effect}", done.edit_id)
@@ -244,16 +244,16 @@ class Actions:
                           done.edit_id)
 
     def hide(self, body: dict[str, Any]) -> Answer:
-        done = editing.hide(self.db, [str(_person(body))], True, shown=inputs.shown(body))
+        done = editing.hide(self.db, [_person(body)], True, shown=inputs.shown(body))
         return self._done("Hidden", _only(done.edit_ids))
 
     def unhide(self, body: dict[str, Any]) -> Answer:
-        done = editing.hide(self.db, [str(_person(body))], False, shown=inputs.shown(body))
+        done = editing.hide(self.db, [_person(body)], False, shown=inputs.shown(body))
         return self._done("Shown again", _only(done.edit_ids))
 
     def hide_these(self, body: dict[str, Any]) -> Answer:
         """The persons ticked on the people page (``persons``), hidden as one edit."""
-        done = editing.hide(self.db, [str(p) for p in _ticked(body)], True,
+        done = editing.hide(self.db, _ticked(body), True,
                             shown=inputs.shown(body))
         return self._done(f"Hid {counted(done.persons, 'person')} (the filter 'hidden' lists "
                           f"{'it' if done.persons == 1 else 'them'})",
@@ -261,7 +261,7 @@ class Actions:
 
     def unhide_these(self, body: dict[str, Any]) -> Answer:
         """The hidden persons ticked (``persons``), shown again as one edit."""
-        done = editing.hide(self.db, [str(p) for p in _ticked(body)], False,
+        done = editing.hide(self.db, _ticked(body), False,
                             shown=inputs.shown(body))
         return self._done(f"Showed {counted(done.persons, 'person')} again",
                           _only(done.edit_ids))
@@ -289,7 +289,7 @@ class Actions:
         """Show ``person`` by its face ``face`` (absent or null: by its automatic face
         again), as `rbv persons cover`."""
         face = inputs.optional_whole(body, "face", None, BIGINT_MAX)
-        done = editing.cover(self.db, str(_person(body)), face, shown=inputs.shown(body))
+        done = editing.cover(self.db, _person(body), face, shown=inputs.shown(body))
         if done.edit_id is None:
             return self._done("Shown by that face already; nothing changed", None)
         return self._done("Cover chosen" if face is not None else "Cover: automatic again",
@@ -302,7 +302,7 @@ class Actions:
         if not isinstance(text, str):
             raise ConfigError("born is missing: give the birthday as YYYY-MM-DD")
         when = parse_born(inputs.plain(text, "born")) if text.strip() else None
-        done = set_born(self.db, str(_person(body)), when, shown=inputs.shown(body))
+        done = set_born(self.db, _person(body), when, shown=inputs.shown(body))
         if not done.changed:
             return self._done("Birthday as it was; nothing changed", None)
         return self._done(f"Born {when.isoformat()}" if when else "Birthday cleared",

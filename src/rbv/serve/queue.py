@@ -229,7 +229,7 @@ class SuggestionQueue:
             target, sources = group[0], group[1:]
             label = next(rules.side(r) for r in rows if r.id == target)
         moved = self._faces_of(sources)
-        done = editing.answer_grid(self.db, str(target), [str(p) for p in sources],
+        done = editing.answer_grid(self.db, target, list(sources),
                                    different,
                                    answers_kept([(asked[p][0], p in same) for p in shown]))
         # settled: the pairs of keep with each person shown, and every pair of the merged
@@ -369,7 +369,7 @@ class SuggestionQueue:
         what it did, in words, and its entry in the edit log."""
         s = self._find(self._current(wait=False)[0], keep, other)
         moved = self._faces_of([other])
-        done = editing.merge(self.db, str(keep), [str(other)],
+        done = editing.merge(self.db, keep, [other],
                              answers=answers_kept([(s, True)]))
         o = other.int
         apart = self._kept_apart([keep], moved)

@@ -70,9 +70,9 @@ class PairsAnswer:
     different: list[tuple[int, int]]  # each pair left unticked: its two faces shown
 
     @property
-    def merges(self) -> list[tuple[str, list[str]]]:
+    def merges(self) -> list[tuple[uuid.UUID, list[uuid.UUID]]]:
         """Each group as :func:`rbv.jobs.persons.edits.answer_pairs` takes it."""
-        return [(str(members[0]), [str(p) for p in members[1:]]) for members in self.groups]
+        return [(members[0], members[1:]) for members in self.groups]
 
     @property
     def keepers(self) -> list[uuid.UUID]:

@@ -21,7 +21,7 @@ from rbv.errors import ConfigError
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import birthdays as store
-from rbv.store.queries.persons import pack_of, resolve_person
+from rbv.store.queries.persons import existing_person, pack_of
 from rbv.store.server.connection import Database
 
 MONTHS_UNTIL = 24
@@ -159,7 +159,7 @@ def _iso(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
 
 
-def set_born(db: Database, ref: str, born: date | None, *, dry_run: bool = False,
+def set_born(db: Database, person: uuid.UUID, born: date | None, *, dry_run: bool = False,
              shown: Shown | None = None) -> Born:
     """Give a person its birthday (None: clear it), as one logged edit that ``rbv
     persons undo`` reverts. The birthday it has already changes nothing and logs no
@@ -167,7 +167,7 @@ def set_born(db: Database, ref: str, born: date | None, *, dry_run: bool = False
     if born is not None:
         _past(born)
     with db.connect() as conn:
-        person = resolve_person(conn, ref)
+        person = existing_person(conn, person)
         pack_id = pack_of(conn, person)
     with logged_edit(db, pack_id, "persons born",
                      {"person": str(person), "born": _iso(born)},

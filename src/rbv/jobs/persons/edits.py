@@ -31,13 +31,14 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def editing(db: Database, ref: str, command: str, parameters: dict[str, Any] | None = None,
-            *, dry_run: bool = False, shown: Shown | None = None
+def editing(db: Database, person: uuid.UUID, command: str,
+            parameters: dict[str, Any] | None = None, *, dry_run: bool = False,
+            shown: Shown | None = None
             ) -> Iterator[tuple[psycopg.Connection, uuid.UUID, Edit]]:
-    """:func:`logged_edit` on the person ``ref`` resolves to (and its pack); ``shown``:
-    what the page asking for it showed, refused when changed since."""
+    """:func:`logged_edit` on ``person`` (or the person it was merged into) and its
+    pack; ``shown``: what the page asking for it showed, refused when changed since."""
     with db.connect() as conn:
-        person = store.resolve_person(conn, ref)
+        person = store.existing_person(conn, person)
         pack_id = store.pack_of(conn, person)
     with logged_edit(db, pack_id, command, {"person": str(person), **(parameters or {})},
                      dry_run=dry_run, shown=shown) as (conn, edit):
@@ -60,7 +61,7 @@ def refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
                       for f in clashes[0]])
 
 
-def name(db: Database, ref: str, new_name: str, *, force: bool = False,
+def name(db: Database, person: uuid.UUID, new_name: str, *, force: bool = False,
          shown: Shown | None = None) -> Edited:
     """Name a person (no face moves). A name another person of the pack has already is
     refused (the two are probably one person: the message gives the merge) unless
@@ -68,7 +69,7 @@ def name(db: Database, ref: str, new_name: str, *, force: bool = False,
     None). A name :func:`~rbv.store.queries.persons.checked_name` refuses changes
     nothing."""
     new_name = store.checked_name(new_name)  # stripped of its surrounding spaces
-    with editing(db, ref, "persons name", {"name": new_name},
+    with editing(db, person, "persons name", {"name": new_name},
                  shown=shown) as (conn, person, edit):
         other = store.person_named(conn, store.pack_of(conn, person), new_name,
                                    other_than=person)
@@ -100,7 +101,7 @@ class Edited:
     edit_id: int | None = None
 
 
-def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
+def merge(db: Database, target: uuid.UUID, source_ids: Sequence[uuid.UUID], *,
           override: bool = False, dry_run: bool = False,
           answers: dict[str, Any] | None = None, keep_name: str | None = None,
           keep_born: str | None = None, shown: Shown | None = None) -> Edited:
@@ -113,13 +114,13 @@ def merge(db: Database, target_ref: str, source_refs: Sequence[str], *,
     of their faces are linked as different persons (with ``override`` those decisions
     are removed, and said). ``answers``: a review's answers, kept with the edit (see
     ``rbv.jobs.persons.evidence.answers_kept``). The person returned is the one kept."""
-    with editing(db, target_ref, "persons merge",
-                 {"sources": list(source_refs), "override": override,
+    with editing(db, target, "persons merge",
+                 {"sources": [str(p) for p in source_ids], "override": override,
                   **({"keep_name": keep_name} if keep_name else {}),
                   **({"keep_born": keep_born} if keep_born else {}),
                   **({"answers": answers} if answers else {})},
                  dry_run=dry_run, shown=shown) as (conn, target, edit):
-        sources = [store.resolve_person(conn, r) for r in source_refs]
+        sources = [store.existing_person(conn, p) for p in source_ids]
         kept, moved, overrides = _merge_into(conn, target, sources, override=override,
                                              keep_name=keep_name, keep_born=keep_born)
         others = [p for p in [target, *sources] if p != kept]
@@ -215,7 +216,7 @@ def _born(conn: psycopg.Connection, persons: list[uuid.UUID],
     return known[0] if known else None
 
 
-def answer_grid(db: Database, target_ref: str, same: Sequence[str],
+def answer_grid(db: Database, target: uuid.UUID, same: Sequence[uuid.UUID],
                 different: Sequence[tuple[int, int]],
                 answers: dict[str, Any] | None = None) -> Edited:
     """One answer to "which of these are TARGET?", as one edit: the persons ticked
@@ -224,11 +225,11 @@ def answer_grid(db: Database, target_ref: str, same: Sequence[str],
     its face), as ``rbv faces different`` makes (pairs linked as one person are left as
     they are). Refused, changing nothing, where the merge would be. ``answers``: kept
     with the edit, as :func:`merge`'s."""
-    with editing(db, target_ref, "persons grid",
-                 {"same": list(same), "different": [list(p) for p in different],
+    with editing(db, target, "persons grid",
+                 {"same": [str(p) for p in same], "different": [list(p) for p in different],
                   **({"answers": answers} if answers else {})},
                  ) as (conn, target, edit):
-        sources = [store.resolve_person(conn, r) for r in same]
+        sources = [store.existing_person(conn, p) for p in same]
         kept, moved, overrides = _merge_into(conn, target, sources, override=False) \
             if sources else (target, 0, "")
         added = _keep_apart(conn, different)
@@ -238,7 +239,7 @@ def answer_grid(db: Database, target_ref: str, same: Sequence[str],
     return Edited(kept, moved, overrides, edit.logged_id)
 
 
-def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
+def answer_pairs(db: Database, merges: Sequence[tuple[uuid.UUID, Sequence[uuid.UUID]]],
                  different: Sequence[tuple[int, int]],
                  answers: dict[str, Any] | None = None) -> Edited:
     """One answer to "which of these pairs are one person?", as one edit: each of
@@ -248,8 +249,8 @@ def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
     where a merge would be. ``answers``: kept with the edit, as :func:`merge`'s. The
     person returned is the first merge's (None when nothing was ticked)."""
     with db.connect() as conn:
-        persons = {ref: store.resolve_person(conn, ref)
-                   for target, sources in merges for ref in (target, *sources)}
+        persons = {p: store.existing_person(conn, p)
+                   for target, sources in merges for p in (target, *sources)}
         faces = [f for pair in different for f in pair]
         missing = store.missing_faces(conn, faces)
         if missing:
@@ -259,7 +260,7 @@ def answer_pairs(db: Database, merges: Sequence[tuple[str, Sequence[str]]],
     if len(packs) != 1:
         raise ConfigError("name pairs of persons of one model pack")
     with logged_edit(db, packs.pop(), "persons pairs",
-                     {"merges": [[t, *s] for t, s in merges],
+                     {"merges": [[str(t), *map(str, s)] for t, s in merges],
                       "different": [list(p) for p in different],
                       **({"answers": answers} if answers else {})}) as (conn, edit):
         moved, overrides, first = 0, [], None
@@ -290,18 +291,19 @@ def _overriding(words: str) -> str:
     return f"; overrides {words}" if words else ""
 
 
-def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
+def move(db: Database, face_ids: Sequence[int], target: uuid.UUID | None,
          pack_name: str | None = None, *, dry_run: bool = False,
          shown: Shown | None = None) -> Edited:
-    """Move faces to a person, or to a new person when ``target_ref`` is None (with
+    """Move faces to a person, or to a new person when ``target`` is None (with
     ``dry_run``, none is created: the person returned is None). Refused when two faces
     would share a photo. Naming the faces is explicit: the move overrides, and says,
     their rejections from the person, "different" links with its faces and "same"
     links with faces placed by hand elsewhere."""
     with db.connect() as conn:
         _require_faces(conn, face_ids)
-    parameters = {"faces": [int(f) for f in face_ids], "to": target_ref}
-    if target_ref is None:
+    parameters = {"faces": [int(f) for f in face_ids],
+                  "to": None if target is None else str(target)}
+    if target is None:
         with db.connect() as conn:
             pack_id = store.pack_of_face(conn, face_ids[0])
         if pack_id is None:
@@ -316,7 +318,7 @@ def move(db: Database, face_ids: Sequence[int], target_ref: str | None,
             edit.summary = (f"moved {_faces(face_ids)} to a new person {person}"
                             + _overriding(overrides))
         return Edited(None if dry_run else person, moved, overrides, edit.logged_id)
-    with editing(db, target_ref, "persons move", parameters,
+    with editing(db, target, "persons move", parameters,
                  dry_run=dry_run, shown=shown) as (conn, person, edit):
         refuse_marked(conn, face_ids, "be put in a person")
         refuse_photo_clashes(conn, person, face_ids)
@@ -332,12 +334,12 @@ def _faces(face_ids: Sequence[int]) -> str:
     return f"face{'s' if len(face_ids) > 1 else ''} {shown}"
 
 
-def reject(db: Database, ref: str, face_ids: Sequence[int], *,
+def reject(db: Database, person: uuid.UUID, face_ids: Sequence[int], *,
            dry_run: bool = False, shown: Shown | None = None) -> Edited:
     """"Not this person": the faces leave the person and never return to it (and, said,
     their "same" links with its faces go). Returns the person and the faces taken out
     (would be, with ``dry_run``)."""
-    with editing(db, ref, "persons not-this-person", {"faces": [int(f) for f in face_ids]},
+    with editing(db, person, "persons not-this-person", {"faces": [int(f) for f in face_ids]},
                  dry_run=dry_run, shown=shown) as (conn, person, edit):
         _require_faces(conn, face_ids)
         refuse_marked(conn, face_ids, "be rejected from a person (it is in none)")
@@ -366,12 +368,12 @@ class HideResult:
     edit_ids: list[int]
 
 
-def hide(db: Database, refs: Sequence[str], hidden: bool, *,
+def hide(db: Database, person_ids: Sequence[uuid.UUID], hidden: bool, *,
          dry_run: bool = False, shown: Shown | None = None) -> HideResult:
     """Hide (or show again) persons, as one logged edit (one undo shows them all again,
     whatever their packs)."""
     with db.connect() as conn:
-        persons = list(dict.fromkeys(store.resolve_person(conn, r) for r in refs))
+        persons = list(dict.fromkeys(store.existing_person(conn, p) for p in person_ids))
         packs = {store.pack_of(conn, p) for p in persons}
     if not persons:
         return HideResult(0, [])
@@ -437,12 +439,12 @@ class Covered:
     edit_id: int | None = None
 
 
-def cover(db: Database, ref: str, face_id: int | None, *, dry_run: bool = False,
+def cover(db: Database, person: uuid.UUID, face_id: int | None, *, dry_run: bool = False,
           shown: Shown | None = None) -> Covered:
     """Show the person by ``face_id`` wherever it is shown by one face (None: by its
     automatic face again). The face must be one of the person's; a refusal names where
     it is. Logged, so ``rbv persons undo`` puts the earlier choice back."""
-    with editing(db, ref, "persons cover", {"face": face_id},
+    with editing(db, person, "persons cover", {"face": face_id},
                  dry_run=dry_run, shown=shown) as (conn, person, edit):
         if face_id is not None:
             _refuse_foreign_cover(conn, person, face_id)
@@ -494,7 +496,7 @@ class SplitResult:
     edit_id: int | None = None  # its entry in the edit log (None: dry run, or whole)
 
 
-def split(db: Database, ref: str, threshold: float | None = None,
+def split(db: Database, person: uuid.UUID, threshold: float | None = None,
           method: Method | None = None, *, dry_run: bool = False,
           shown: tuple[Sequence[int], Sequence[int]] | None = None,
           page: Shown | None = None) -> SplitResult:
@@ -510,16 +512,16 @@ def split(db: Database, ref: str, threshold: float | None = None,
     keeps it) and the edit is logged. With ``dry_run`` nothing changes: ``sizes`` tells
     the groups, ``new_persons`` is empty."""
     if threshold is None and method is None:
-        return _split_in_two(db, ref, dry_run=dry_run, shown=shown, page=page)
-    return _recluster(db, ref, threshold, method or Method.agglomerative, dry_run=dry_run)
+        return _split_in_two(db, person, dry_run=dry_run, shown=shown, page=page)
+    return _recluster(db, person, threshold, method or Method.agglomerative, dry_run=dry_run)
 
 
-def _split_in_two(db: Database, ref: str, *, dry_run: bool,
+def _split_in_two(db: Database, person: uuid.UUID, *, dry_run: bool,
                   shown: tuple[Sequence[int], Sequence[int]] | None,
                   page: Shown | None) -> SplitResult:
     from rbv.jobs.persons.evidence import halves, load_evidence
 
-    with editing(db, ref, "persons split", {"threshold": None, "method": None},
+    with editing(db, person, "persons split", {"threshold": None, "method": None},
                  dry_run=dry_run, shown=page) as (conn, person, edit):
         evidence = load_evidence(conn, None, person)
         found = halves(evidence, 0) if evidence.persons else None
@@ -540,7 +542,7 @@ def _split_in_two(db: Database, ref: str, *, dry_run: bool,
                        edit.logged_id)
 
 
-def _recluster(db: Database, ref: str, threshold: float | None, method: Method, *,
+def _recluster(db: Database, person: uuid.UUID, threshold: float | None, method: Method, *,
                dry_run: bool) -> SplitResult:
     import numpy as np
 
@@ -552,7 +554,7 @@ def _recluster(db: Database, ref: str, threshold: float | None, method: Method, 
     from rbv.store.queries.pack_lookup import pack_files, pack_row, pack_settings
 
     asked = {"threshold": threshold, "method": method.value}
-    with editing(db, ref, "persons split", asked, dry_run=dry_run) as (conn, person, edit):
+    with editing(db, person, "persons split", asked, dry_run=dry_run) as (conn, person, edit):
         pack_id = store.pack_of(conn, person)
         pack = pack_row(conn, pack_id)
         # A threshold given is used as it is (0 keeps every face together but for its
@@ -597,7 +599,7 @@ class EraSplit:
     new_persons: list[uuid.UUID]
 
 
-def split_person_eras(db: Database, ref: str, params: EraParams, *,
+def split_person_eras(db: Database, person: uuid.UUID, params: EraParams, *,
                       apply: bool = False) -> EraSplit:
     """Find a person's age eras by EXIF year; with ``apply``, every anchored era after
     the first becomes a new person named "NAME (YEAR–YEAR)" (thin fragments stay)."""
@@ -607,7 +609,7 @@ def split_person_eras(db: Database, ref: str, params: EraParams, *,
     from rbv.store.queries.assignments import load_faces
     from rbv.store.queries.pack_lookup import pack_row
 
-    with editing(db, ref, "eras split", {"apply": apply}, dry_run=not apply) as (
+    with editing(db, person, "eras split", {"apply": apply}, dry_run=not apply) as (
             conn, person, edit):
         pack_id = store.pack_of(conn, person)
         faces = load_faces(conn, pack_row(conn, pack_id), person=person)

@@ -234,7 +234,7 @@ def _effect(faces: list[LinkedFace], same: bool) -> str:
             "(an incremental one leaves faces that have a person where they are)")
 
 
-def one_person(db: Database, ref: str, *,
+def one_person(db: Database, person: uuid.UUID, *,
                shown: tuple[Sequence[int], Sequence[int]] | None = None,
                page: Shown | None = None) -> LinkResult:
     """The user's answer to "looks like two people": it is one person. Every face of the
@@ -250,10 +250,10 @@ def one_person(db: Database, ref: str, *,
     import numpy as np
 
     from rbv.jobs.persons.evidence import halves, load_evidence
-    from rbv.store.queries.persons import pack_of, resolve_person
+    from rbv.store.queries.persons import existing_person, pack_of
 
     with db.connect() as conn:
-        person = resolve_person(conn, ref)
+        person = existing_person(conn, person)
         pack_id = pack_of(conn, person)
     with logged_edit(db, pack_id, "persons one", {"person": str(person)},
                      shown=page) as (conn, edit):

@@ -137,6 +137,15 @@ def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
     return survivors[0]
 
 
+def existing_person(conn: psycopg.Connection, person: uuid.UUID) -> uuid.UUID:
+    """The person with the id ``person``, or the one it was merged into
+    (:class:`~rbv.errors.PersonNotFound` when no person has that id)."""
+    if conn.execute("SELECT 1 FROM persons WHERE id = %s", (person,)).fetchone() is None:
+        raise PersonNotFound(f"no person with id {person} (merged into another, or deleted "
+                             "by a clustering run)", [Remedy("list", {}, "the persons")])
+    return _surviving(conn, person)
+
+
 def _too_short(conn: psycopg.Connection, ref: str) -> str:
     """Why ``ref`` found no id when it is an id's start too short to be taken as one
     (under 4 characters, which would often name several persons), with the persons
