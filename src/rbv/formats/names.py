@@ -66,6 +66,17 @@ def person_name(text: str, what: str = "a name") -> PersonName:
     return PersonName(kept.strip(), removed)
 
 
+def name_key(name: str) -> str:
+    """A name as names compare, the one rule everywhere (a merge's names, a name given
+    twice, a person looked up by name, a sidecar's or Immich's name for ours): its
+    surrounding spaces ignored, ``_`` as a space ("Jerry_Seinfeld" is the folder of
+    "Jerry Seinfeld"), any case, by Unicode case folding ("STRASSE" is "Straße"), and
+    any one of Unicode's spellings of a letter (NFKC: "é" as one character or as "e"
+    and an accent, as macOS names folders; "ǅ" as "dž")."""
+    spaced = name.strip().replace("_", " ")
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", spaced).casefold())
+
+
 def unfit_text(text: str) -> str | None:
     """Why ``text`` cannot be a person's name (nor a word that finds one), in words; None
     when it can: too long, or holding what is not one line of text (see the module)."""

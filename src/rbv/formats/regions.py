@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rbv.formats.names import name_key
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 
 MATCH_IOU = 0.5
@@ -67,7 +69,7 @@ def region_iou(a: Region, b: Region) -> float:
 
 
 def same_name(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
+    return a is not None and b is not None and name_key(a) == name_key(b)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def plan_regions(existing: Sequence[Region], ours: Sequence[Region],
     """
     plan = RegionPlan()
     taken: set[int] = set()
-    shown = {r.name.strip().casefold() for r in existing if r.name and r.is_face}
+    shown = {name_key(r.name) for r in existing if r.name and r.is_face}
     for region in sorted(ours, key=lambda r: (r.x, r.y, r.name or "")):
         scored = [(region_iou(region, e), i) for i, e in enumerate(existing)
                   if e.is_face and i not in taken]
@@ -116,16 +118,16 @@ def plan_regions(existing: Sequence[Region], ours: Sequence[Region],
             if same_name(theirs, region.name):
                 plan.unchanged += 1
             elif not theirs:
-                if region.name and region.name.strip().casefold() in shown:
+                if region.name and name_key(region.name) in shown:
                     plan.conflicts.append(Conflict(region.name, "", "already on another face"))
                     continue
                 plan.name[best] = region.name or ""
-                shown.add((region.name or "").strip().casefold())
+                shown.add(name_key(region.name or ""))
             else:
                 plan.conflicts.append(Conflict(region.name or "", theirs,
                                                "the region is named differently"))
             continue
-        key = (region.name or "").strip().casefold()
+        key = name_key(region.name or "")
         if key in shown:
             plan.conflicts.append(Conflict(region.name or "", region.name or "",
                                            "already on another face"))

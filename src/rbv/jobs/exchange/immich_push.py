@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 import psycopg
 
 from rbv.errors import ConfigError, ImmichError, ImmichUnavailable
+from rbv.formats.names import name_key
 from rbv.formats.regions import iou, same_name
 from rbv.immich.client import ImmichAuthError, ImmichTransient
 from rbv.immich.people import ImmichFace, ImmichPeopleClient, ImmichPerson
@@ -135,9 +136,9 @@ def plan_asset(asset: AssetFaces, faces: Sequence[ImmichFace], min_iou: float) -
         if i not in matched and j not in used:
             matched[i] = (j, score)
             used.add(j)
-    shown = {f.person.name.strip().casefold(): f.id for f in faces if f.person and f.person.name}
+    shown = {name_key(f.person.name): f.id for f in faces if f.person and f.person.name}
     for i, ours in enumerate(asset.faces):
-        key = ours.name.strip().casefold()
+        key = name_key(ours.name)
         if i not in matched:
             if not ours.drawn:
                 plan.unmatched.append(ours.face_id)
@@ -409,7 +410,7 @@ class _Run:
                     matched[step.unnamed_person] = matched.get(step.unnamed_person, 0) + 1
         candidates: dict[str, list[str]] = {}
         for person, these in names.items():
-            if len({n.strip().casefold() for n in these}) == 1:
+            if len({name_key(n) for n in these}) == 1:
                 candidates.setdefault(next(iter(these)), []).append(person)
             else:
                 self.summary.people_split += 1

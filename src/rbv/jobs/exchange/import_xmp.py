@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 
 from rbv.errors import ConfigError
-from rbv.formats.names import person_name
+from rbv.formats.names import name_key, person_name
 from rbv.formats.regions import Region, from_box, iou, match_regions, region_iou, same_name
 from rbv.formats.xmp import (
     MAX_REGIONS_READ,
@@ -246,17 +246,17 @@ def _match(photo: PhotoRow, regions: list[tuple[str, Region]], faces: list[FaceR
     pairs = match_regions([r for _, r in regions], [f.box for f in faces], photo.width,
                           photo.height, options.min_iou)
     matched = {i for i, _, _ in pairs}
-    landed = {(regions[i][1].name or "").strip().casefold() for i in matched}
+    landed = {name_key(regions[i][1].name or "") for i in matched}
     for i, (path, region) in enumerate(regions):
         if i in matched:
             continue
-        if (region.name or "").strip().casefold() in landed:
+        if name_key(region.name or "") in landed:
             report.repeated += 1
         else:
             report.unmatched.append(_unmatched(path, region, photo, faces, options.min_iou))
     by_name: dict[str, tuple[int, int, float]] = {}
     for pair in pairs:  # best overlaps first: a name's first pair is its best
-        key = (regions[pair[0]][1].name or "").strip().casefold()
+        key = name_key(regions[pair[0]][1].name or "")
         if key in by_name:
             name = (regions[pair[0]][1].name or "").strip()
             face, kept = faces[pair[1]].id, faces[by_name[key][1]].id
@@ -307,12 +307,12 @@ def _quoted(text: str) -> str:
 
 def _persons(conn: psycopg.Connection, pack: PackRow, claims: list[Claim],
              report: ImportXmpReport) -> dict[str, uuid.UUID]:
-    """The person of each name (casefolded): the pack's person of that name; else the
+    """The person of each name (by name_key): the pack's person of that name; else the
     unnamed person that holds most of the name's faces, named, when no decision
     contradicts it (:func:`_holder`); else a new person."""
     by_name: dict[str, list[Claim]] = {}
     for claim in claims:
-        by_name.setdefault(claim.name.casefold(), []).append(claim)
+        by_name.setdefault(name_key(claim.name), []).append(claim)
     out: dict[str, uuid.UUID] = {}
     holders: dict[str, tuple[uuid.UUID, int]] = {}
     for key, named in by_name.items():
@@ -400,7 +400,7 @@ def _place_claims(conn: psycopg.Connection, claims: list[Claim],
     in_unnamed: list[tuple[Claim, FaceRow]] = []  # placed by hand in an unnamed person
     for claim in claims:
         face = now[claim.face.id]
-        name, person = claim.name, persons[claim.name.casefold()]
+        name, person = claim.name, persons[name_key(claim.name)]
         target = _quoted(name)
         if face.id in marked:  # the user said the detection is no face: that stands
             report.conflicts.append(_conflict(
@@ -437,18 +437,18 @@ def _place_claims(conn: psycopg.Connection, claims: list[Claim],
             continue
         report.assigned += place_faces(conn, [face.id], person)
     # made for a name no face got, and no conflict's command moves a face to
-    needed = {c["name"].casefold() for c in report.conflicts if " --to " in c["command"]}
+    needed = {name_key(c["name"]) for c in report.conflicts if " --to " in c["command"]}
     for name in list(report.persons_created):
-        person = persons[name.casefold()]
-        if name.casefold() not in needed and not faces_of_persons(conn, [person]):
+        person = persons[name_key(name)]
+        if name_key(name) not in needed and not faces_of_persons(conn, [person]):
             delete_person(conn, person)
             report.persons_created.remove(name)
-            del persons[name.casefold()]
+            del persons[name_key(name)]
     for claim, face in in_unnamed:
         assert face.person_id is not None
         held, target = short_id(face.person_id), _quoted(claim.name)
         command = (f"`rbv persons merge {target} {held}` joins that person to "
-                   f"{claim.name!r}" if claim.name.casefold() in persons else
+                   f"{claim.name!r}" if name_key(claim.name) in persons else
                    f"`rbv persons name {held} {target}` names that person")
         report.conflicts.append(_conflict(
             claim.path, claim.name, face.id,

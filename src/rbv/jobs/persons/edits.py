@@ -15,6 +15,7 @@ import psycopg
 
 from rbv.cluster.defaults import Method
 from rbv.errors import ConfigError, PersonNotFound, Refused, Remedy
+from rbv.formats.names import name_key
 from rbv.jobs.persons.edit_log import Edit, logged_edit
 from rbv.jobs.persons.not_faces import refuse_marked
 from rbv.jobs.persons.overrides import overridden, settle
@@ -150,11 +151,6 @@ def _merge_into(conn: psycopg.Connection, target: uuid.UUID, sources: list[uuid.
     return kept, moved, overrides
 
 
-def _name_key(name: str) -> str:
-    """A name as names compare (any case, ``_`` as space: :func:`store.person_named`)."""
-    return name.strip().replace("_", " ").casefold()
-
-
 def _kept(conn: psycopg.Connection, persons: list[uuid.UUID],
           keep_name: str | None) -> uuid.UUID:
     """The person a merge of ``persons`` (the target first) keeps: the one named
@@ -163,14 +159,12 @@ def _kept(conn: psycopg.Connection, persons: list[uuid.UUID],
     naming the commands."""
     names = store.names_of(conn, persons)
     named = [p for p in persons if p in names]
-    distinct = list(dict.fromkeys(_name_key(names[p]) for p in named))
-    if keep_name is not None:
-        chosen = [p for p in named if _name_key(names[p]) == _name_key(keep_name)]
-    first = {key: next(p for p in named if _name_key(names[p]) == key) for key in distinct}
+    distinct = list(dict.fromkeys(name_key(names[p]) for p in named))
+    first = {key: next(p for p in named if name_key(names[p]) == key) for key in distinct}
     keeping = [Remedy("merge", {"persons": persons, "keep_name": names[p]},
                       f"keep the name {names[p]!r}") for p in first.values()]
     if keep_name is not None:
-        chosen = [p for p in named if _name_key(names[p]) == _name_key(keep_name)]
+        chosen = [p for p in named if name_key(names[p]) == name_key(keep_name)]
         if not chosen:
             raise Refused(
                 f"none of the persons merged is named {keep_name!r}"

@@ -15,7 +15,7 @@ from datetime import date, datetime
 import psycopg
 
 from rbv.errors import ConfigError, PersonNotFound, Remedy
-from rbv.formats.names import person_name, shown_name, unfit_text
+from rbv.formats.names import name_key, person_name, shown_name, unfit_text
 
 _SHORTEST_PREFIX = 4
 """Characters of an id's start taken as that id: fewer would often name several persons."""
@@ -28,10 +28,14 @@ def checked_name(name: str, what: str = "a name") -> str:
     return person_name(name, what).text
 
 
-def _same_name(column: str) -> str:
-    """SQL: ``column`` names the same person as the parameter. Names match in any case
-    and with ``_`` and space alike ("Jerry_Seinfeld" is the folder of "Jerry Seinfeld")."""
-    return f"lower(replace({column}, '_', ' ')) = lower(replace(%s, '_', ' '))"
+def _named_like(rows: list[tuple[uuid.UUID, str]], ref: str, *, part: bool = False
+                ) -> list[uuid.UUID]:
+    """The persons of ``rows`` (person, name) whose name is ``ref`` by
+    :func:`~rbv.formats.names.name_key` (``part``: holds it), in their order. Names are
+    compared here, not in SQL: PostgreSQL's ``lower`` is not Unicode case folding, and
+    under the C locale folds no letter beyond ASCII."""
+    key = name_key(ref)
+    return [p for p, name in rows if (key in name_key(name) if part else name_key(name) == key)]
 
 
 @dataclass(frozen=True)
@@ -115,13 +119,9 @@ def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
         found = [r[0] for r in conn.execute(
             "SELECT id FROM persons WHERE id::text LIKE %s LIMIT 10", (ref.lower() + "%",))]
     if not found:
-        found = [r[0] for r in conn.execute(
-            "SELECT person_id FROM person_names WHERE " + _same_name("name") + " LIMIT 10",
-            (ref,))]
-    if not found and ref:
-        found = [r[0] for r in conn.execute(
-            "SELECT person_id FROM person_names WHERE strpos(lower(replace(name, '_', ' ')), "
-            "lower(replace(%s, '_', ' '))) > 0 ORDER BY name LIMIT 10", (ref,))]
+        names = conn.execute("SELECT person_id, name FROM person_names ORDER BY name").fetchall()
+        found = _named_like(names, ref)[:10] or (_named_like(names, ref, part=True)[:10]
+                                                 if ref else [])
     if not found:
         raise PersonNotFound(f"no person matches {ref!r}{_too_short(conn, ref)}",
                              [Remedy("list", {}, "the persons")])
@@ -428,12 +428,12 @@ def person_named(conn: psycopg.Connection, pack_id: int, name: str, *,
                  other_than: uuid.UUID | None = None) -> uuid.UUID | None:
     """The pack's oldest unmerged person with that name (any case, ``_`` as space),
     leaving out ``other_than``; or None."""
-    row = conn.execute(
-        "SELECT p.id FROM persons p JOIN person_names n ON n.person_id = p.id "
-        "WHERE p.pack_id = %s AND p.merged_into IS NULL AND p.id IS DISTINCT FROM %s AND "
-        + _same_name("n.name") + " ORDER BY p.created_at LIMIT 1",
-        (pack_id, other_than, name)).fetchone()
-    return row[0] if row else None
+    rows = conn.execute(
+        "SELECT p.id, n.name FROM persons p JOIN person_names n ON n.person_id = p.id "
+        "WHERE p.pack_id = %s AND p.merged_into IS NULL AND p.id IS DISTINCT FROM %s "
+        "ORDER BY p.created_at, p.id", (pack_id, other_than)).fetchall()
+    found = _named_like(rows, name)
+    return found[0] if found else None
 
 
 def place_faces(conn: psycopg.Connection, face_ids: Sequence[int], person: uuid.UUID) -> int:
