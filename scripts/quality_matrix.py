@@ -33,12 +33,12 @@ from rbv.cluster.evidence import DEFAULT_BUDGET, ImpostorModel, random_pair_simi
 from rbv.cluster.methods import DEFAULT_THRESHOLD, Method
 from rbv.cluster.metrics import bcubed, largest_cluster, pairwise
 from rbv.config import Settings
+from rbv.face_rows import PackFaces
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.eval import faces_under, label_main_faces, read_labels
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
 from rbv.store import Database, open_database
-from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import faces_with_paths, load_faces
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.pack_lookup import find_pack

@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rbv"
 
 # Lower layers first; a module may import its own package and any lower layer.
 LAYERS = {
-    "errors": 0, "bounds": 0, "bounded_http": 0, "regular": 0, "words": 0,
+    "errors": 0, "bounds": 0, "bounded_http": 0, "regular": 0, "words": 0, "face_rows": 0,
     "media": 1, "formats": 1, "faces": 2,
     "config": 3, "store": 4, "mlapi": 4, "immich": 4, "cluster": 5, "pictures": 5, "web": 6,
     "jobs": 7, "serve": 8, "library": 8, "cli": 9, "__main__": 10,
@@ -149,10 +149,7 @@ def test_cluster_is_pure() -> None:
     files (no path, no open, no glob), no progress."""
     for path in (SRC / "cluster").rglob("*.py"):
         for target in _imports(path):
-            if target.startswith("rbv.store"):
-                # data types only (PackFaces, FacePlace: no SQL there), never a query
-                assert target == "rbv.store.pack_faces" \
-                    or target.startswith("rbv.store.pack_faces."), f"{path.name} imports {target}"
+            assert not target.startswith("rbv.store"), f"{path.name} imports {target}"
             assert not target.startswith("rbv.jobs."), f"{path.name} imports {target}"
         text = path.read_text()
         assert "psycopg" not in text, path.name
@@ -184,7 +181,7 @@ def test_the_store_is_the_server_and_the_queries() -> None:
     """store/ holds two rooms: server/ (running and reaching PostgreSQL) and queries/
     (the SQL); the server never reads a table of rbv's."""
     top = {p.name for p in (SRC / "store").iterdir() if p.name != "__pycache__"}
-    assert top == {"__init__.py", "pack_faces.py", "server", "queries"}
+    assert top == {"__init__.py", "server", "queries"}
     for path in (SRC / "store" / "server").rglob("*.py"):
         assert not [t for t in _imports(path) if t.startswith("rbv.store.queries")], path.name
 

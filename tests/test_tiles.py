@@ -22,6 +22,7 @@ from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.types import DecodedImage
 from rbv.pictures.contact_sheet import HEADER
 from rbv.pictures.pixels import (
+    FACE_PAD,
     MISSING,
     Box,
     face_tile,
@@ -33,7 +34,7 @@ from rbv.pictures.pixels import (
 from rbv.serve.crops import CROP, CropCache
 from rbv.store import Database
 from rbv.store.queries.review import neighbour_boxes
-from rbv.web.site import PAD, THUMB
+from rbv.web.site import THUMB
 from tests.conftest import MISC, run_cli
 
 SELFIE = MISC / "deepface_selfie-many-people.jpg"  # 600×604, six faces close together
@@ -74,7 +75,7 @@ def test_a_tile_is_centred_on_its_face_even_at_the_photos_edge(photos) -> None: 
     image, boxes = photos[SELFIE]
     height, width = (v * image.scale for v in image.rgb.shape[:2])
     shifted = [i for i, b in enumerate(boxes)
-               if abs(_centre(square_window(b, PAD, width, height))[0] - _centre(b)[0]) > 40]
+               if abs(_centre(square_window(b, FACE_PAD, width, height))[0] - _centre(b)[0]) > 40]
     assert len(shifted) >= 2  # faces at the edge, which the old window moved off centre
     for path, (image, boxes) in photos.items():
         for i, box in enumerate(boxes):
@@ -82,8 +83,8 @@ def test_a_tile_is_centred_on_its_face_even_at_the_photos_edge(photos) -> None: 
             cx, cy = (round(v / image.scale) for v in _centre(box))
             dotted = image.rgb.copy()
             dotted[cy - 3:cy + 4, cx - 3:cx + 4] = (255, 0, 255)
-            plain = face_tile(image, box, PAD, CROP, _others(boxes, i))
-            tile = face_tile(dataclasses.replace(image, rgb=dotted), box, PAD, CROP,
+            plain = face_tile(image, box, FACE_PAD, CROP, _others(boxes, i))
+            tile = face_tile(dataclasses.replace(image, rgb=dotted), box, FACE_PAD, CROP,
                              _others(boxes, i))
             diff = np.abs(tile.astype(int) - plain).sum(axis=2).astype(float)
             rows, cols = np.indices(diff.shape)
@@ -101,12 +102,12 @@ def test_the_meant_face_is_the_largest_face_in_its_tile(photos) -> None:  # type
     image, boxes = photos[SELFIE]
     height, width = (v * image.scale for v in image.rgb.shape[:2])
     before = [i for i, b in enumerate(boxes) if any(
-        shown(o, square_window(b, PAD, width, height)) >= shown(b, square_window(
-            b, PAD, width, height)) for o in _others(boxes, i))]
+        shown(o, square_window(b, FACE_PAD, width, height)) >= shown(b, square_window(
+            b, FACE_PAD, width, height)) for o in _others(boxes, i))]
     assert before  # the old window showed another face at least as large
     for path, (_, boxes) in photos.items():
         for i, box in enumerate(boxes):
-            window = tile_window(box, PAD, _others(boxes, i))
+            window = tile_window(box, FACE_PAD, _others(boxes, i))
             meant = shown(box, window)
             assert all(shown(o, window) < meant for o in _others(boxes, i)), (path.name, i)
 
@@ -129,10 +130,10 @@ def test_the_box_is_outlined_when_another_face_shows_and_only_then(photos) -> No
         image, boxes = photos[path]
         for i, box in enumerate(boxes):
             others = _others(boxes, i)
-            assert tile_marked(box, PAD, others) is marked
+            assert tile_marked(box, FACE_PAD, others) is marked
             for size in (THUMB, CROP):
-                tile = face_tile(image, box, PAD, size, others)
-                share = _outlined(tile, box, tile_window(box, PAD, others))
+                tile = face_tile(image, box, FACE_PAD, size, others)
+                share = _outlined(tile, box, tile_window(box, FACE_PAD, others))
                 assert share > 0.9 if marked else share < 0.1, (path.name, i, size, share)
 
 
@@ -182,7 +183,7 @@ def test_serve_and_site_tiles_follow_the_rule_and_a_gone_photo_says_so(
         for face, box in faces[name]:
             data = crops.face(face)
             assert data is not None
-            window = tile_window(box, PAD, beside.get(face, []))
+            window = tile_window(box, FACE_PAD, beside.get(face, []))
             share = _outlined(_jpeg(data), box, window)
             assert share > 0.9 if marked else share < 0.1, (name, face, share)
 
@@ -195,7 +196,7 @@ def test_serve_and_site_tiles_follow_the_rule_and_a_gone_photo_says_so(
     for name, marked in ((SELFIE.name, True), (ROW.name, False)):
         for face, box in faces[name]:
             (thumb,) = (site / "thumbs").glob(f"{face}_*.jpg")
-            window = tile_window(box, PAD, beside.get(face, []))
+            window = tile_window(box, FACE_PAD, beside.get(face, []))
             share = _outlined(_jpeg(thumb.read_bytes()), box, window)
             assert share > 0.9 if marked else share < 0.1, (name, face, share)
 
@@ -211,7 +212,7 @@ def test_serve_and_site_tiles_follow_the_rule_and_a_gone_photo_says_so(
         shown = run_cli(cli, "-d", url, "show", str(row[0]), "-o", str(png), "--tile", "128")
         assert shown.exit_code == 0, shown.output
         tile = np.asarray(Image.open(png).convert("RGB"))[HEADER:HEADER + 128, :128]
-        share = _outlined(tile, box, tile_window(box, PAD, beside.get(face, [])))
+        share = _outlined(tile, box, tile_window(box, FACE_PAD, beside.get(face, [])))
         assert share > 0.9 if marked else share < 0.1, (name, face, share)
 
     # The photo is gone: a new cache (nothing kept) and the site say "photo missing".

@@ -44,9 +44,9 @@ FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons 
 def _editing() -> ModuleType:
     """The edit jobs, imported when an edit runs: they bring the clustering stack (numpy,
     scipy), which `persons list/show/history` do not need (issue 24 #8)."""
-    from rbv.jobs.persons import edits as persons
+    from rbv.jobs.persons import edits as editing
 
-    return persons
+    return editing
 
 
 def _db(ctx: typer.Context, database: str | None):  # type: ignore[no-untyped-def]

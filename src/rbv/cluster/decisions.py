@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rbv.cluster.constraints import NO_ANCHOR, Constraints, same_group_pairs
-from rbv.store.pack_faces import PackFaces
+from rbv.face_rows import PackFaces
 
 FacePairs = Sequence[tuple[int, int]]
 """Face-id pairs: "same" (must) or "different" (cannot) links."""

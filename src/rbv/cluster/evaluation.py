@@ -19,7 +19,7 @@ from rbv.cluster.knn import DEFAULT_K, KnnGraph, build_knn_graph
 from rbv.cluster.methods import Method, baseline_labels, cluster_embeddings
 from rbv.cluster.metrics import Scores, bcubed, pairwise
 from rbv.errors import ConfigError
-from rbv.store.pack_faces import FacePlace, PackFaces
+from rbv.face_rows import FacePlace, PackFaces
 
 BASELINE = "immich-baseline"
 DEFAULT_GRID = tuple(round(t, 2) for t in np.arange(0.20, 0.801, 0.02))

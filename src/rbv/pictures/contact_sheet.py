@@ -15,13 +15,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 from rbv.errors import ImageUnreadable, writing
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
-from rbv.pictures.pixels import Box, PhotoLocator, PhotoSource, face_tile, missing_tile
+from rbv.pictures.pixels import FACE_PAD, Box, PhotoLocator, PhotoSource, face_tile, missing_tile
 
 HEADER = 28
 CAPTION = 16
 TITLE_SIZE = 15
 CAPTION_SIZE = 11
-PAD = 0.3
 DECODE_LONG_EDGE = 1280
 
 
@@ -104,7 +103,7 @@ def draw_sheet(source: PhotoSource, faces: Sequence[SheetFace], title: str, *,
     for i, face in enumerate(faces):
         x, y = (i % cols) * tile, HEADER + (i // cols) * (tile + CAPTION)
         try:
-            crop = Image.fromarray(face_tile(source.load(face.image_id), face.bbox, PAD,
+            crop = Image.fromarray(face_tile(source.load(face.image_id), face.bbox, FACE_PAD,
                                              tile, (beside or {}).get(face.face_id, ())))
         except ImageUnreadable:
             missing.append(face.face_id)

@@ -30,6 +30,9 @@ OUTLINE_SHADE = (20, 20, 20)
 """... with a dark line outside it, so it shows on a light background too."""
 MISSING = (72, 72, 72)
 """The "photo missing" tile's grey, darker than :data:`BEYOND_PHOTO`."""
+FACE_PAD = 0.3
+"""The padding around a face's box in every face tile (review pages, serve, contact
+sheets), as a share of the box's size."""
 TIGHTEST_PAD = 0.05
 """The least padding a tile shrinks to so that a larger face beside it shows less."""
 PAD_STEP = 0.05

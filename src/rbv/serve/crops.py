@@ -23,13 +23,12 @@ from PIL import Image
 
 from rbv.errors import ImageUnreadable
 from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
-from rbv.pictures.pixels import PhotoSource, face_tile, missing_tile, tile_key
+from rbv.pictures.pixels import FACE_PAD, PhotoSource, face_tile, missing_tile, tile_key
 from rbv.serve.private_files import private_file, private_folder
 from rbv.store.queries.images import photo_files
 from rbv.store.queries.review import neighbour_boxes, shown_faces
 from rbv.store.queries.review_pages import image_digest
 from rbv.store.server.connection import Database
-from rbv.web.site import PAD
 
 CROP = 160
 PHOTO_LONG_EDGE = 1600
@@ -60,7 +59,7 @@ class CropCache:
             f = found[0]
             digest = image_digest(conn, f.image_id)
             others = neighbour_boxes(conn, [face_id]).get(face_id, [])
-            key = tile_key(digest, f.bbox, others, PAD, CROP)[:12]
+            key = tile_key(digest, f.bbox, others, FACE_PAD, CROP)[:12]
             target = self.folder / "faces" / f"{int(face_id)}_{key}.jpg"
             if target.is_file():
                 return target.read_bytes()
@@ -70,7 +69,7 @@ class CropCache:
                                         long_edge=DECODE_LONG_EDGE).load(f.image_id)
                 except ImageUnreadable:
                     return self._missing
-                data = _jpeg(Image.fromarray(face_tile(image, f.bbox, PAD, CROP, others)))
+                data = _jpeg(Image.fromarray(face_tile(image, f.bbox, FACE_PAD, CROP, others)))
         _write(target, data)
         return data
 

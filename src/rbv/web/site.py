@@ -29,11 +29,10 @@ from PIL import Image
 
 from rbv.errors import ConfigError, ImageUnreadable
 from rbv.formats.atomic import TEMP_NAME, remove_stale_temps, write_atomically
-from rbv.pictures.pixels import Box, PhotoSource, face_tile, missing_tile, tile_key
+from rbv.pictures.pixels import FACE_PAD, Box, PhotoSource, face_tile, missing_tile, tile_key
 from rbv.web.templating import label, render
 
 THUMB = 96
-PAD = 0.3
 JPEG_QUALITY = 82
 UNREADABLE = "unreadable.jpg"
 _THUMB_NAME = re.compile(r"^\d+_[0-9a-f]{10}\.jpg$")
@@ -57,7 +56,7 @@ class SiteFace:
     def thumb(self) -> str:
         """The tile's file name: changes when the photo, the box, the boxes beside it or
         the tile rule do."""
-        key = tile_key(self.image_id, self.bbox, self.others, THUMB, PAD)
+        key = tile_key(self.image_id, self.bbox, self.others, THUMB, FACE_PAD)
         return f"{int(self.id)}_{key[:10]}.jpg"
 
 
@@ -182,7 +181,7 @@ def _write_thumbs(source: PhotoSource, folder: Path, faces: Iterable[SiteFace],
             report.thumbs_kept += 1
             continue
         try:
-            crop = Image.fromarray(face_tile(source.load(face.image_id), face.bbox, PAD,
+            crop = Image.fromarray(face_tile(source.load(face.image_id), face.bbox, FACE_PAD,
                                              THUMB, face.others))
         except ImageUnreadable:
             broken.add(face.id)

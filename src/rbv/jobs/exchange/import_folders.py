@@ -41,11 +41,11 @@ from rbv.cluster.centroids import (
 from rbv.cluster.knn import normalize
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
+from rbv.face_rows import PackFaces
 from rbv.formats.names import PersonName, person_name
 from rbv.jobs.library.catalogue import run_catalogue
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.store import Database
-from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import delete_empty_persons, load_faces
 from rbv.store.queries.contradictions import refused_placements
 from rbv.store.queries.images import scanned_paths

@@ -28,7 +28,7 @@ from rbv.cluster.evidence import grow_known
 from rbv.cluster.knn import build_knn_graph, nearest
 from rbv.cluster.linkage import components
 from rbv.cluster.methods import Method, cluster_embeddings
-from rbv.store.pack_faces import PackFaces
+from rbv.face_rows import PackFaces
 from rbv.store.queries.assignments import (
     ManualFacts,
     create_persons,

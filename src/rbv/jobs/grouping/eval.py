@@ -37,12 +37,12 @@ from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
 from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.errors import ConfigError, RbvError
+from rbv.face_rows import FacePlace, PackFaces
 from rbv.faces.types import FaceAnalyzer, PackInfo
 from rbv.jobs.library.index import run_index
 from rbv.jobs.reporting import Reporter
 from rbv.media.sniff import IMAGE_SUFFIXES
 from rbv.store import Database, open_database
-from rbv.store.pack_faces import FacePlace, PackFaces
 from rbv.store.queries.assignments import faces_with_paths, load_faces
 from rbv.store.queries.pack_lookup import find_pack, pack_settings, update_pack_settings
 from rbv.store.queries.packs import register_pack

@@ -24,8 +24,8 @@ from rbv.cluster.suggestions import (
     photo_mates,
     suggest_merges,
 )
+from rbv.face_rows import PackFaces
 from rbv.jobs.grouping.cluster import estimate_impostor
-from rbv.store.pack_faces import PackFaces
 from rbv.store.queries.assignments import faces_by_photo, load_faces
 from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings

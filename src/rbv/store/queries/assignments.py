@@ -12,7 +12,7 @@ import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
 
-from rbv.store.pack_faces import FacePlace, PackFaces
+from rbv.face_rows import FacePlace, PackFaces
 from rbv.store.queries.packs import PackRow, vector_expr
 from rbv.store.queries.paths import path_from_bytes
 from rbv.store.server.connection import Database
