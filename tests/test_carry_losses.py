@@ -307,3 +307,32 @@ def test_prune_never_gives_a_missing_photos_decisions_to_another_photo_of_the_pe
            "'different' with face" in done, done
     assert "the same picture" not in done
     assert _held(url, _face_at(url, other)) == ([], 0, 0)
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_every_command_that_indexes_says_the_carrys_losses(
+        cli, settings: Settings, tmp_path: Path, as_json: bool) -> None:
+    """Issue 63 #3: `import-folders` (like `discover` and `immich-stage`) indexes first,
+    but only `index` and `embed` said what the carry lost; the others left it for a later
+    run. A hand-placed face of a photo replaced by another person's is gone: the
+    import that indexes it says so (on stderr with --json), once."""
+    url = str(settings.database_url)
+    folder = tmp_path / "sorted" / "Madonna"
+    folder.mkdir(parents=True)
+    photo = folder / "p0.jpg"
+    shutil.copyfile(MADONNA[0], photo)
+    _index(cli, url, folder)
+    placed = _face_at(url, photo)
+    _ok(cli, url, "persons", "move", str(placed))
+    shutil.copyfile(THIRD, photo)  # another person's photo under the same name
+
+    done = run_cli(cli, "-d", url, "import-folders", str(tmp_path / "sorted"),
+                   "--model-pack", str(PACK), "--device", "cpu",
+                   *(["--json"] if as_json else []))
+    assert done.exit_code == 0, done.output
+    said = f"face {placed} was not found in it again: it is gone, which was placed by hand"
+    where = done.stderr if as_json else done.stdout
+    assert sum(said in line for line in where.splitlines()) == 1, done.output
+    if as_json:
+        json.loads(done.stdout)  # the report stays JSON
+    assert said not in _index(cli, url, folder)  # said once, never again

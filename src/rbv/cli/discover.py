@@ -18,12 +18,11 @@ from rbv.cli.common import (
     print_json,
     settings_of,
 )
-from rbv.cli.progress import ProgressReporter
+from rbv.cli.index import index_first
 from rbv.cluster.refine import RefineParams
 from rbv.jobs.exchange.discover import DiscoverParams, discover
 from rbv.jobs.exchange.export_swap import SwapParams
 from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
-from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 
 _D = DiscoverParams()
@@ -103,8 +102,7 @@ def discover_command(
     if not dry_run:
         analyzer = load_face_analyzer(settings)
         if not no_index:
-            with ProgressReporter(enabled=not as_json) as reporter:
-                run_index(db, settings, [folder], analyzer=analyzer, reporter=reporter)
+            index_first(db, settings, [folder], analyzer, as_json=as_json)
     refine = RefineParams(initial_similarity=(_R.initial_similarity
                                               if initial_similarity is None
                                               else initial_similarity),

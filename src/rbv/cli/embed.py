@@ -31,8 +31,8 @@ from rbv.jobs.library.analyzer import (
     with_library_pack,
 )
 from rbv.jobs.library.carry import CarrySummary, forget_said
-from rbv.jobs.library.embed import count_embed_work, run_embed
-from rbv.store import open_database
+from rbv.jobs.library.embed import EmbedSummary, count_embed_work, run_embed
+from rbv.store import Database, open_database
 from rbv.words import counted
 
 
@@ -109,11 +109,19 @@ def embed(
             + taken_over_line(summary.taken_over)
             + carry_line(summary.carry)
         )
-        for line in [*summary.carry.dropped, *server_lines(summary.servers)]:
-            typer.echo(line)
-    forget_said(db, summary.carry)
+    say_losses(db, summary, err=as_json)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def say_losses(db: Database, summary: EmbedSummary, *, err: bool = False) -> None:
+    """Say what the carry could not keep (a decision on a face of an edited photo that
+    was not found again) and each ML server's share, then forget the losses said: a
+    loss is said once, by whichever command ran the scan (on stderr with ``err``, when
+    stdout is JSON: the JSON holds them too where the command prints the scan's)."""
+    for line in [*summary.carry.dropped, *server_lines(summary.servers)]:
+        typer.echo(line, err=err)
+    forget_said(db, summary.carry)
 
 
 def server_lines(servers: list[dict[str, object]]) -> list[str]:

@@ -19,7 +19,7 @@ from rbv.cli.common import (
     print_json,
     settings_of,
 )
-from rbv.cli.progress import ProgressReporter
+from rbv.cli.index import index_first
 from rbv.config import Settings
 from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.faces.types import FaceAnalyzer
@@ -33,7 +33,7 @@ from rbv.jobs.exchange.immich_stage import (
     stage_library,
 )
 from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
-from rbv.jobs.library.index import IndexSummary, run_index
+from rbv.jobs.library.index import IndexSummary
 from rbv.jobs.recording import recorded_run
 from rbv.store import Database, open_database
 from rbv.words import counted
@@ -151,9 +151,7 @@ def _index_staged(settings: Settings, db: Database, analyzer: FaceAnalyzer, fold
                   as_json: bool) -> IndexSummary:
     """``rbv index FOLDER`` with this run's settings (every run: it is incremental, and
     picks up files staged by a run that stopped before indexing)."""
-    reporter = ProgressReporter(enabled=not as_json)
-    with reporter:
-        return run_index(db, settings, [folder], None, analyzer, reporter=reporter)
+    return index_first(db, settings, [folder], analyzer, as_json=as_json)
 
 
 def _print_summary(s: StageSummary, options: StageOptions, dry_run: bool) -> None:

@@ -17,12 +17,11 @@ from rbv.cli.common import (
     print_json,
     settings_of,
 )
-from rbv.cli.progress import ProgressReporter
+from rbv.cli.index import index_first
 from rbv.cli.tables import print_table
 from rbv.errors import printable
 from rbv.jobs.exchange.import_folders import ImportParams, import_folders, skip_words
 from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
-from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from rbv.words import counted
 
@@ -84,9 +83,8 @@ def import_folders_command(
     settings = with_library_pack(settings, db)
     mixed = mixed or []
     if not no_index and not dry_run:
-        analyzer = load_face_analyzer(settings)
-        with ProgressReporter(enabled=not as_json) as reporter:
-            run_index(db, settings, [*roots, *mixed], analyzer=analyzer, reporter=reporter)
+        index_first(db, settings, [*roots, *mixed], load_face_analyzer(settings),
+                    as_json=as_json)
     params = ImportParams(first_pass_similarity=first_pass_similarity,
                           second_pass_similarity=second_pass_similarity,
                           route_similarity=route_similarity)

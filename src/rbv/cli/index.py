@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -22,19 +23,20 @@ from rbv.cli.common import (
     say,
     settings_of,
 )
-from rbv.cli.embed import carry_line, server_lines, taken_over_line
+from rbv.cli.embed import carry_line, say_losses, taken_over_line
 from rbv.cli.progress import ProgressReporter, rate
+from rbv.config import Settings
 from rbv.errors import EXIT_PARTIAL, ConfigError
+from rbv.faces.types import FaceAnalyzer
 from rbv.jobs.library.analyzer import (
     describe_analyzer,
     load_face_analyzer,
     with_inference_workers,
     with_library_pack,
 )
-from rbv.jobs.library.carry import forget_said
 from rbv.jobs.library.index import IndexSummary, run_index
 from rbv.media.discovery import PathFilter, missing_targets
-from rbv.store import open_database
+from rbv.store import Database, open_database
 from rbv.words import counted
 
 
@@ -130,13 +132,22 @@ def index(
     else:
         for paragraph in _paragraphs(summary, dry_run):
             say(paragraph)  # wrapped at the terminal's width (issue 62 #13: ~160 columns)
-        for line in [*summary.embed.carry.dropped, *server_lines(summary.embed.servers)] \
-                if summary.embed else ():
-            typer.echo(line)
     if summary.embed:
-        forget_said(db, summary.embed.carry)
+        say_losses(db, summary.embed, err=as_json)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def index_first(db: Database, settings: Settings, targets: Sequence[Path],
+                analyzer: FaceAnalyzer, *, as_json: bool) -> IndexSummary:
+    """``rbv index TARGETS`` as a command that works on the photos runs it first
+    (import-folders, discover, immich-stage): with progress unless ``as_json``, and the
+    carry's losses said (:func:`say_losses`), as ``rbv index`` says them."""
+    with ProgressReporter(enabled=not as_json) as reporter:
+        summary = run_index(db, settings, list(targets), None, analyzer, reporter=reporter)
+    if summary.embed:
+        say_losses(db, summary.embed, err=as_json)
+    return summary
 
 
 def _paragraphs(s: IndexSummary, dry_run: bool) -> list[str]:
