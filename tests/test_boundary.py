@@ -33,19 +33,18 @@ RECORDED = {"audit --fix"}
 """Names of commands as the edit log records them (data, not a sentence to a user)."""
 
 LEFT = {
-    "jobs/exchange/import_xmp.py": 24, "store/server/postmaster.py": 9,
-    "cluster/calibrations.py": 7, "faces/analyzer.py": 7, "faces/providers.py": 7,
+    "jobs/exchange/import_xmp.py": 24, "cluster/calibrations.py": 7,
+    "faces/analyzer.py": 7, "faces/providers.py": 7, "store/server/postmaster.py": 7,
     "jobs/exchange/export_swap.py": 5, "jobs/exchange/import_folders.py": 5,
-    "jobs/persons/evidence.py": 5, "store/server/private.py": 5, "mlapi/client.py": 4,
-    "faces/packs.py": 3, "immich/client.py": 3, "jobs/exchange/export_xmp.py": 3,
-    "store/queries/pack_lookup.py": 3, "store/server/connection.py": 3,
-    "store/server/migrations.py": 3, "jobs/exchange/as_indexed.py": 2,
+    "jobs/persons/evidence.py": 5, "mlapi/client.py": 4, "faces/packs.py": 3,
+    "immich/client.py": 3, "jobs/exchange/export_xmp.py": 3,
+    "store/queries/pack_lookup.py": 3, "jobs/exchange/as_indexed.py": 2,
     "jobs/exchange/immich_push.py": 2, "jobs/exchange/immich_stage.py": 2,
     "jobs/grouping/cluster.py": 2, "jobs/grouping/forecast.py": 2,
     "jobs/library/catalogue.py": 2, "store/server/embedded.py": 2,
     "jobs/exchange/discover.py": 1, "jobs/exchange/immich_state.py": 1,
     "jobs/exchange/site.py": 1, "jobs/grouping/refine.py": 1, "jobs/library/drawing.py": 1,
-    "mlapi/pool.py": 1, "store/server/kept.py": 1, "store/server/locks.py": 1,
+    "mlapi/pool.py": 1, "store/server/migrations.py": 1,
 }
 
 

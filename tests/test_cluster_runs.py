@@ -190,7 +190,7 @@ def test_second_run_exits_with_a_clear_message_while_one_holds_the_lock(
     with person_lock(db, pack_id, "scrfd_sface"):
         result = run_cli(cli, "-d", str(faces_settings.database_url), "cluster")
     assert result.exit_code == 1
-    assert result.output.startswith("Error: another rbv cluster or persons edit is running "
+    assert result.output.startswith("Error: another clustering run or person edit is running "
                                     "on pack scrfd_sface")
     ok = run_cli(cli, "-d", str(faces_settings.database_url), "cluster")
     assert ok.exit_code == 0, ok.output

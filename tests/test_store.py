@@ -78,8 +78,9 @@ def test_older_schema_is_refused_with_run_migrate(empty_db_url: str, tmp_path: P
     with db.connect() as conn:
         conn.execute("DELETE FROM schema_migrations WHERE version = 1")
         conn.commit()
-    with pytest.raises(SchemaNotReady, match="run `rbv migrate`"):
+    with pytest.raises(SchemaNotReady, match="this rbv needs") as refused:
         open_database(Settings(database_url=empty_db_url))
+    assert [r.action for r in refused.value.remedies] == ["migrate"]
 
 
 def test_vectors_round_trip_through_binary_copy(db: Database) -> None:

@@ -31,10 +31,30 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
+@dataclass(frozen=True)
+class Remedy:
+    """What would resolve a refusal, as data for a front end to offer: ``action`` names
+    an edit ("merge", "name", "move", "not_this_person", "cover", "override", "show",
+    "index"), ``args`` its arguments (person ids as :class:`uuid.UUID`, face ids as
+    ``int``, names and dates as text), ``label`` what it does in a few words, without a
+    command ("keep the name 'Ada'"). The CLI words it as a command line
+    (:mod:`rbv.cli.remedies`), serve as a button that does it."""
+
+    action: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+
 class RbvError(Exception):
-    """Base of every error shown to users as one line."""
+    """Base of every error shown to users as one line: what went wrong, in words that
+    name no command or option, and what would put it right (``remedies``, as data: the
+    CLI words them as commands and options, serve as buttons)."""
 
     exit_code = EXIT_ERROR
+
+    def __init__(self, *args: object, remedies: Sequence[Remedy] = ()) -> None:
+        super().__init__(*args)
+        self.remedies = tuple(remedies)
 
 
 class ConfigError(RbvError):
@@ -85,20 +105,6 @@ class EditConflict(RbvError):
     """An edit cannot be undone: rows it changed were changed again since."""
 
 
-@dataclass(frozen=True)
-class Remedy:
-    """What would resolve a refusal, as data for a front end to offer: ``action`` names
-    an edit ("merge", "name", "move", "not_this_person", "cover", "override", "show",
-    "index"), ``args`` its arguments (person ids as :class:`uuid.UUID`, face ids as
-    ``int``, names and dates as text), ``label`` what it does in a few words, without a
-    command ("keep the name 'Ada'"). The CLI words it as a command line
-    (:mod:`rbv.cli.remedies`), serve as a button that does it."""
-
-    action: str
-    args: Mapping[str, Any] = field(default_factory=dict)
-    label: str = ""
-
-
 ANY_PERSON = "PERSON"
 """A remedy's person the user picks (``Remedy("move", {"faces": [7], "to": ANY_PERSON})``):
 the CLI shows it as a placeholder; serve offers no button for it."""
@@ -113,11 +119,10 @@ class Refused(RbvError):
 
     def __init__(self, message: str, *, kind: str, persons: Sequence[uuid.UUID] = (),
                  faces: Sequence[int] = (), remedies: Sequence[Remedy] = ()) -> None:
-        super().__init__(message)
+        super().__init__(message, remedies=remedies)
         self.kind = kind
         self.persons = tuple(persons)
         self.faces = tuple(faces)
-        self.remedies = tuple(remedies)
 
 
 class PersonNotFound(Refused):

@@ -31,7 +31,7 @@ from rbv.bounds import BIGINT_MAX
 from rbv.cli import remedies
 from rbv.cli.common import DatabaseOption
 from rbv.config import Settings
-from rbv.errors import EXIT_ERROR, RbvError, Refused, printable
+from rbv.errors import EXIT_ERROR, RbvError, printable
 
 _option_type = TyperOption.display_type_rich
 
@@ -197,10 +197,8 @@ def _fail(message: str, code: int) -> typer.Exit:
 def _one_line_errors() -> Iterator[None]:
     try:
         yield
-    except Refused as exc:
-        raise _fail(remedies.in_words(exc), exc.exit_code) from None
     except RbvError as exc:
-        raise _fail(str(exc), exc.exit_code) from None
+        raise _fail(remedies.in_words(exc), exc.exit_code) from None
     except NoArgsIsHelpError:
         raise
     except UsageError as exc:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rbv.errors import Refused, Remedy
+from rbv.errors import RbvError, Remedy
 
 SHORT = 8
 """Characters of a person's id a command line needs (ids are resolved by prefix)."""
@@ -56,7 +56,14 @@ _COMMANDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
 _OPTIONS = {"override": "pass --override to do it anyway (the later decision wins: those "
                         "records are removed, and `rbv persons undo` puts them back)",
             "model_pack": "name the pack's folder with --model-pack",
-            "no_ml_server": "run without --ml-uri"}
+            "no_ml_server": "run without --ml-uri",
+            "migrate": "run `rbv migrate`",
+            "db_start": "`rbv db start` starts one and prints its URL",
+            "own_server": "or pass --database URL / set DATABASE_URL",
+            "check_url": "check --database / DATABASE_URL",
+            "own_data_dir": "use a folder of your own (--data-dir or RBV_DATA_DIR)",
+            "calibrate": "calibrate this pack with `rbv eval --calibrate --store`"}
+"""Remedies that are an option to give or a command to run, in a phrase of their own."""
 
 
 _SEE = {"list", "history", "show"}
@@ -72,8 +79,8 @@ def command(remedy: Remedy) -> str:
     return f"`{_COMMANDS[remedy.action](remedy.args)}`"
 
 
-def in_words(refused: Refused) -> str:
-    """The refusal's message and its remedies as commands, on one line."""
+def in_words(refused: RbvError) -> str:
+    """The error's message and its remedies as commands, on one line."""
     if not refused.remedies:
         return str(refused)
     joined = "; " if refused.remedies[0].action in {*_OPTIONS, *_SEE} else ": "

@@ -18,7 +18,14 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.conninfo import conninfo_to_dict
 
-from rbv.errors import EXIT_ERROR, ConfigError, DatabaseUnavailable, RbvError, printable
+from rbv.errors import (
+    EXIT_ERROR,
+    ConfigError,
+    DatabaseUnavailable,
+    RbvError,
+    Remedy,
+    printable,
+)
 
 _SETUP_PROBLEMS = ("authentication", "password", "does not exist", "pg_hba.conf",
                    "permission denied", "SSL", "certificate", "invalid", "resolve host")
@@ -58,14 +65,13 @@ class Database:
             if self.embedded:
                 fix = "re-run; if it persists, see the server's log in its data directory"
             elif setup:
-                fix = ("Check --database / DATABASE_URL, or omit both to use the embedded "
-                       "database")
+                fix = "Check the database's URL, or give none to use the embedded database"
             else:
                 fix = ("Is the server up? Re-run when it is (work committed so far is kept), "
-                       "or check --database / DATABASE_URL")
+                       "or check the database's URL")
             error = ConfigError if setup else DatabaseUnavailable
-            raise error(f"cannot connect to PostgreSQL at {self.display}: {reason}. {fix}"
-                        ) from None
+            raise error(f"cannot connect to PostgreSQL at {self.display}: {reason}. {fix}",
+                        remedies=[] if self.embedded else [Remedy("check_url")]) from None
         except psycopg.ProgrammingError as exc:
             # libpq quotes the part of the URL it choked on, password and all.
             reason = re.sub(r'"[^"]*"', '"…"', _reason(exc, self.url))
@@ -235,8 +241,8 @@ def libpq_environment(url: str) -> dict[str, str]:
     try:
         parts = conninfo_to_dict(url)
     except psycopg.ProgrammingError:
-        raise ConfigError("the database URL cannot be parsed; check --database / "
-                          "DATABASE_URL") from None
+        raise ConfigError("the database URL cannot be parsed",
+                          remedies=[Remedy("check_url")]) from None
     unknown = sorted(set(parts) - set(_LIBPQ_ENV))
     if unknown:
         raise ConfigError(f"the database URL uses options psql cannot take from the "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rbv.errors import DatabaseUnavailable
+from rbv.errors import DatabaseUnavailable, Remedy
 from rbv.store.server import postmaster
 from rbv.store.server.embedded import (
     DATABASE_NAME,
@@ -52,8 +52,8 @@ def kept_url(data_dir: Path) -> str:
         with server_lock(pgdata):
             if is_held(pgdata) and server_pid(pgdata) is not None:
                 return postmaster.url(pgdata, postmaster.server_user(), DATABASE_NAME)
-    raise DatabaseUnavailable(f"no embedded server is kept up in {pgdata}; `rbv db start` "
-                              "starts one and prints its URL")
+    raise DatabaseUnavailable(f"no embedded server is kept up in {pgdata}",
+                              remedies=[Remedy("db_start")])
 
 
 @dataclass(frozen=True)

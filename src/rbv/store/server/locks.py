@@ -53,7 +53,7 @@ def person_lock(db: Database, pack_id: int, pack_name: str) -> Iterator[None]:
             # opened: long before, for a kept connection of `rbv serve`)
             since = f" since {holder[2]:%H:%M:%S}" if holder and holder[2] else ""
             raise ClusterBusy(
-                f"another rbv cluster or persons edit is running on pack {pack_name}{since}; "
+                f"another clustering run or person edit is running on pack {pack_name}{since}; "
                 "wait for it to finish, then re-run"
             )
         try:

