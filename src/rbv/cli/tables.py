@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from rich import box
 from rich.cells import cell_len
-from rich.columns import Columns
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -108,22 +107,3 @@ def _widths(column: Column) -> tuple[int, int]:
     words = [cell_len(w) for cell in cells for w in cell.split()]
     return max(words, default=1), max((cell_len(c) for c in cells), default=1)
 
-
-class HelpTable(Table):
-    """The tables of ``--help`` (options, commands), with nothing cut short: Typer's own
-    narrow every column alike at 80 columns and end what does not fit with "…"
-    (``--outlier-min-clu…``, ``(postgresql://use…``). Here a column of single words (option
-    names, short names, the required asterisk) keeps its width, the others (types, help)
-    wrap between words, and a word wider than its column (a URL) is folded onto the next
-    line, never shortened."""
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for column in self.columns:
-            cells = list(column.cells)
-            column.no_wrap = all(isinstance(c, Text) and len(c.plain.split()) <= 1
-                                 for c in cells)
-            for cell in cells:
-                for part in cell.renderables if isinstance(cell, Columns) else [cell]:
-                    if isinstance(part, Text):
-                        part.overflow = "fold"
-        return super().__rich_console__(console, options)
