@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import typer
 from typer.main import get_command
 
-from rbv.cli.app import COMMANDS, LazyCommands, app
+from rbv.cli.app import COMMANDS, LazyCommands, app, reflow_help
+from rbv.cli.common import PLAIN_HELP
 from rbv.cli.progress import rate
 from tests.conftest import run_cli
 
@@ -109,3 +111,27 @@ def test_every_help_at_80_columns_cuts_no_name_and_no_word(
         if block.startswith(" "):
             for line in block.splitlines():
                 assert line.strip() in shown_lines, (line, shown.stdout)
+
+
+def test_an_example_of_several_lines_keeps_its_line_breaks() -> None:
+    """A paragraph's line breaks are the docstring's, not the reader's: --help joins them;
+    an indented block (an example, a shell session) is shown line for line."""
+    one = typer.Typer(rich_markup_mode=PLAIN_HELP)
+
+    @one.command()
+    def serve() -> None:
+        """Serve the review pages on
+        a local port.
+
+        Example:
+
+            rbv db start
+            rbv serve --port 8000
+        """
+
+    command = get_command(one)
+    reflow_help(command)
+    shown = typer.Context(command, info_name="serve", terminal_width=80).get_help()
+    lines = [line.strip() for line in shown.splitlines()]
+    assert "Serve the review pages on a local port." in lines
+    assert lines[lines.index("rbv db start") + 1] == "rbv serve --port 8000", shown
