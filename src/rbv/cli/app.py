@@ -204,7 +204,8 @@ app = typer.Typer(
     add_completion=True,
     rich_markup_mode=PLAIN_HELP,
     pretty_exceptions_enable=False,  # never print locals (they may hold secrets)
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # --help fills the terminal's width, as all of rbv's output does (click stops at 80)
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 10_000},
 )
 
 
