@@ -43,7 +43,7 @@ class CommandGroup(TyperGroup):
     raises for it has no public name to tell it from the others, which rbv words as
     one ``Error:`` line."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if not args and self.no_args_is_help and not ctx.resilient_parsing:
             typer.echo(ctx.get_help(), err=True)
             raise typer.Exit(2)
