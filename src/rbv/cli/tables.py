@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 from rich import box
@@ -30,16 +31,14 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     (names and paths come from users and folders: an escape sequence in a folder's
     name must not clear the screen, nor ``[red]`` in a name be read as a style)."""
     console = console or Console()
-    _plain(table)
+    table = _plain(table)
     table.box = box.SIMPLE_HEAD  # no vertical rules: more room for the cells
     for column in table.columns:
         column.overflow = "fold"
     for header in optional:
         if narrowest(table) <= console.width and _roomy(table, wants, console.width):
             break
-        table.columns = [c for c in table.columns if c.header != header]
-        for index, column in enumerate(table.columns):
-            column._index = index  # Rich pads the first and last column by position
+        table = _plain(table, leave_out=header)
     room = console.width - (narrowest(table) - sum(_widths(c)[0] for c in table.columns))
     widths = [_widths(c)[0] for c in table.columns]
     narrowable = [i for i, c in enumerate(table.columns) if c.header not in whole]
@@ -79,14 +78,28 @@ def _roomy(table: Table, wants: tuple[str, int] | None, width: int) -> bool:
     return width - narrowest(table) + word >= min(wants[1], cell)
 
 
-def _plain(table: Table) -> None:
-    for column in table.columns:
-        column._cells = [_text(cell) if isinstance(cell, str) else cell
-                         for cell in column._cells]
+def _plain(table: Table, *, leave_out: str | None = None) -> Table:
+    """A copy of ``table`` with every cell, the title and the caption as plain text,
+    without the column headed ``leave_out``: rebuilt column by column and row by row,
+    as Rich has no public way to change a cell nor to take a column out."""
+    kept = [c for c in table.columns if leave_out is None or c.header != leave_out]
+    plain = copy.copy(table)
+    plain.columns, plain.rows = [], []
+    for c in kept:
+        plain.add_column(c.header, c.footer, header_style=c.header_style,
+                         highlight=c.highlight, footer_style=c.footer_style, style=c.style,
+                         justify=c.justify, vertical=c.vertical, overflow=c.overflow,
+                         width=c.width, min_width=c.min_width, max_width=c.max_width,
+                         ratio=c.ratio, no_wrap=c.no_wrap)
+    for row, cells in zip(table.rows, zip(*(c.cells for c in kept), strict=True),
+                          strict=True):
+        plain.add_row(*(_text(cell) if isinstance(cell, str) else cell for cell in cells),
+                      style=row.style, end_section=row.end_section)
     for part in ("title", "caption"):
         value = getattr(table, part)
         if isinstance(value, str):
-            setattr(table, part, _text(value))
+            setattr(plain, part, _text(value))
+    return plain
 
 
 def _text(cell: str) -> Text:
