@@ -300,7 +300,8 @@ class LazyCommands(MutableMapping[str, Any]):
         paragraph of its docstring, read from the module's source, not imported."""
         if name in self._built or name not in self._table:
             return self._built.get(name)
-        return TyperCommand(name, short_help=_summary(*self._table[name]))
+        summary = _summary(*self._table[name])
+        return TyperCommand(name, help=summary, short_help=summary)
 
 
 def _build(name: str, module: str, attribute: str) -> Any:
