@@ -309,7 +309,7 @@ def _build(name: str, module: str, attribute: str) -> Any:
     target = getattr(loaded, attribute)
     command: Any
     if isinstance(target, typer.Typer):
-        command = typer.main.get_group(target)
+        command = typer.main.get_command(target)  # a group: it has several commands
     else:
         # completion is the root's option alone
         one = typer.Typer(add_completion=False, rich_markup_mode=PLAIN_HELP)
