@@ -33,9 +33,11 @@ def leaves(name: str, command: Any, prefix: tuple[str, ...] = ()) -> Iterator[tu
 
 
 def _help(text: str) -> list[str]:
-    """A docstring as Markdown: paragraphs as text, indented blocks (examples) as bash."""
+    """A docstring as Markdown: paragraphs as text, indented blocks (examples) as bash
+    (in --help, each follows click's ``\\b`` line: text not to rewrap)."""
     out: list[str] = []
     for block in inspect.cleandoc(text or "").split("\n\n"):
+        block = block.removeprefix("\b\n")
         if block.startswith(" "):
             code = inspect.cleandoc(block)
             if out and out[-1] == "```":  # examples one after another: one block

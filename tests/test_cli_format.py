@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import typer
 from typer.main import get_command
 
-from rbv.cli.app import COMMANDS, LazyCommands, app
+from rbv.cli.app import COMMANDS, LazyCommands, app, reflow_help
+from rbv.cli.common import PLAIN_HELP
 from rbv.cli.progress import rate
 from tests.conftest import run_cli
 
@@ -29,24 +32,40 @@ def test_boolean_flags_show_no_type_in_help(cli, command: list[str]) -> None:  #
     assert "--" in result.stdout and "<bool>" not in result.stdout
 
 
-def test_what_rbv_changes_in_typer_still_holds(cli) -> None:  # type: ignore[no-untyped-def]
-    """rbv leans on Typer internals (typer is capped in pyproject.toml): its usage errors
-    (``typer._click.exceptions``) become one ``Error:`` line, except "no arguments", which
-    is the help; ``TyperOption.display_type_rich`` gives flags no type, while options
-    that take a value keep theirs. A Typer that moves these fails here."""
-    for command in ([], ["persons"]):
-        shown = run_cli(cli, *command)
-        assert shown.exit_code == 2 and "Error" not in shown.output, shown.output
-        assert shown.output.lstrip().startswith(f"Usage: rbv {' '.join(command)}".rstrip())
-    wrong = run_cli(cli, "persons", "list", "--limit", "x")
+@pytest.mark.parametrize("group", [[], ["persons"], ["faces"], ["db"]])
+def test_a_group_run_bare_shows_its_help(cli, group: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """`rbv` or `rbv persons` alone is a request for help, not a usage error."""
+    shown = run_cli(cli, *group)
+    assert shown.exit_code == 2 and "Error" not in shown.output, shown.output
+    assert shown.output.lstrip().startswith(f"Usage: rbv {' '.join(group)}".rstrip())
+    assert "Commands:" in shown.output
+
+
+@pytest.mark.parametrize(("args", "error", "help_of"), [
+    (["persons", "list", "--limit", "x"], "Invalid value for '--limit'", "rbv persons list"),
+    (["persons", "list", "--bogus"], "No such option: --bogus", "rbv persons list"),
+    (["bogus"], "No such command 'bogus'", "rbv")])
+def test_a_usage_error_is_one_line_naming_the_help(  # type: ignore[no-untyped-def]
+        cli, args: list[str], error: str, help_of: str) -> None:
+    wrong = run_cli(cli, *args)
     assert wrong.exit_code == 1 and wrong.output.count("\n") == 1, wrong.output
-    assert wrong.output.startswith("Error: Invalid value for '--limit'")
-    assert wrong.output.rstrip().endswith("(see `rbv persons list --help`)")
-    rows = {line.split()[1]: line for line in run_cli(cli, "--help").output.splitlines()
-            if line.startswith("│ --")}
-    assert "<path>" in rows["--data-dir"] and "<str>" in rows["--database"]
+    assert wrong.output.startswith(f"Error: {error}"), wrong.output
+    assert wrong.output.rstrip().endswith(f"(see `{help_of} --help`)"), wrong.output
+
+
+def test_options_that_take_a_value_show_its_type_in_help(cli) -> None:  # type: ignore[no-untyped-def]
+    names = {}
+    shown = run_cli(cli, "--help").stdout
+    for line in shown.partition("\nOptions:\n")[2].splitlines():
+        option, _, _ = line.strip().partition("  ")
+        if not option.startswith("-"):
+            continue
+        for name in option.replace(",", " ").split():
+            names.setdefault(name, option)
+    assert names["--data-dir"] == "--data-dir <path>"
+    assert names["--database"] == "-d, --database <str>"
     for flag in ("--version", "--install-completion", "--help"):
-        assert "<" not in rows[flag], rows[flag]
+        assert "<" not in names[flag], names[flag]
 
 
 def _helps() -> Iterator[tuple[list[str], Any]]:
@@ -64,20 +83,55 @@ def _helps() -> Iterator[tuple[list[str], Any]]:
 def test_every_help_at_80_columns_cuts_no_name_and_no_word(
         cli, path: list[str], command: Any) -> None:  # type: ignore[no-untyped-def]
     """Issue 52 #8: at 80 columns `refine --help` showed "--outlier-min-clu…" and many
-    commands "(postgresql://user:pass@…" in --database's help. Every option name is whole,
-    every line fits, no "…" is added, and the --database help reads whole (a word wider
-    than its column folds onto the next line)."""
+    commands "(postgresql://user:pass@…" in --database's help. Every line fits, every
+    option name is whole, no "…" is added, the --database help reads whole, a group
+    lists each command with its first paragraph whole, and every line of an example
+    is one line of the help, as written (to be copied)."""
     shown = run_cli(cli, *path, "--help", env={"COLUMNS": "80"})
     assert shown.exit_code == 0, shown.output
     lines = shown.stdout.splitlines()
     assert max(len(line.rstrip()) for line in lines) <= 80
-    words = {w for line in lines for w in line.replace("│", " ").split()}
+    words = {w for line in lines for w in line.replace(",", " ").split()}
     for param in command.params:
         for name in (*param.opts, *param.secondary_opts):
             assert not name.startswith("-") or name in words, (name, shown.stdout)
     written = " ".join([command.help or "", *(getattr(p, "help", None) or ""
                                               for p in command.params)])
     assert shown.stdout.count("…") <= written.count("…"), shown.stdout
+    read = "".join(shown.stdout.split())
     database = next((p.help for p in command.params if p.name == "database"), None)
     if database:
-        assert "".join(database.split()) in "".join(shown.stdout.replace("│", "").split())
+        assert "".join(database.split()) in read
+    for sub in getattr(command, "commands", {}).values():
+        first = inspect.cleandoc(sub.help or "").split("\n\n")[0]
+        assert "".join(first.split()) in read, (first, shown.stdout)
+    shown_lines = {line.strip() for line in lines}
+    for block in inspect.cleandoc(command.help or "").split("\n\n"):
+        block = block.removeprefix("\b\n")
+        if block.startswith(" "):
+            for line in block.splitlines():
+                assert line.strip() in shown_lines, (line, shown.stdout)
+
+
+def test_an_example_of_several_lines_keeps_its_line_breaks() -> None:
+    """A paragraph's line breaks are the docstring's, not the reader's: --help joins them;
+    an indented block (an example, a shell session) is shown line for line."""
+    one = typer.Typer(rich_markup_mode=PLAIN_HELP)
+
+    @one.command()
+    def serve() -> None:
+        """Serve the review pages on
+        a local port.
+
+        Example:
+
+            rbv db start
+            rbv serve --port 8000
+        """
+
+    command = get_command(one)
+    reflow_help(command)
+    shown = typer.Context(command, info_name="serve", terminal_width=80).get_help()
+    lines = [line.strip() for line in shown.splitlines()]
+    assert "Serve the review pages on a local port." in lines
+    assert lines[lines.index("rbv db start") + 1] == "rbv serve --port 8000", shown

@@ -1,8 +1,9 @@
 """How ``src/rbv`` is laid out, checked on its source: the layers (:data:`LAYERS`) import
 downwards only, and so do the rooms of ``jobs/`` (:data:`JOB_ROOMS`); no module imports
-itself in a loop or another module's private (underscore) names; ``cluster/`` computes on
-arrays (no database, no files); SQL is written in ``store/`` alone and its queries are
-run by jobs and serve's named page reads; the CLI starts without the heavy libraries."""
+itself in a loop or another module's private (underscore) names, nor a library's;
+``cluster/`` computes on arrays (no database, no files); SQL is written in ``store/``
+alone and its queries are run by jobs and serve's named page reads; the CLI starts
+without the heavy libraries."""
 
 from __future__ import annotations
 
@@ -111,6 +112,21 @@ def test_no_module_imports_another_modules_private_names() -> None:
                 private += [f"{path.relative_to(SRC)}: {a.name}" for a in node.names
                             if any(p.startswith("_") and not p.startswith("__")
                                    for p in a.name.split("."))]
+    assert private == []
+
+
+def test_no_module_imports_a_librarys_private_modules_or_names() -> None:
+    """Issue 63: ``typer._click``, ``hdbscan._hdbscan_linkage`` and the like change or go
+    with any release of their library; rbv uses what a library documents."""
+    private = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and \
+                    not (node.module or "").startswith("rbv"):
+                private += [f"{path.relative_to(SRC)}: {node.module}.{a.name}"
+                            for a in node.names
+                            if any(p.startswith("_") and not p.startswith("__")
+                                   for p in [*(node.module or "").split("."), a.name])]
     assert private == []
 
 
@@ -225,3 +241,4 @@ def test_every_command_builds_and_lists_its_own_summary() -> None:
         assert real.name == name
         summary = " ".join((real.help or "").split("\n\n")[0].split())
         assert stub is not None and stub.help == summary, name
+        assert stub.short_help == real.short_help == summary, name

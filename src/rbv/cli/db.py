@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from rbv.cli.common import DatabaseOption, say, settings_of
+from rbv.cli.common import DatabaseOption, command_group, say, settings_of
 from rbv.config import Settings
 from rbv.errors import ConfigError, printable
 from rbv.store.server.connection import describe_url
 
-app = typer.Typer(help="Keep rbv's embedded PostgreSQL up for other tools (psql, scripts, "
-                  "`--database \"$DATABASE_URL\"`) and print its URL: a private socket, "
-                  "no password.", no_args_is_help=True)
+app = command_group(help="Keep rbv's embedded PostgreSQL up for other tools (psql, scripts, "
+                        "`--database \"$DATABASE_URL\"`) and print its URL: a private socket, "
+                        "no password.")
 
 
 def _embedded(ctx: typer.Context, database: str | None, nothing: str) -> Settings:

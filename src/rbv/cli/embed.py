@@ -64,13 +64,13 @@ def embed(
 
         rbv embed
 
-        rbv embed --model-pack ../shared/models/scrfd_sface --device cpu --limit 1000
+        rbv embed --model-pack buffalo_l --device cpu --limit 1000
 
-        rbv embed --database postgresql://me@dbhost/photos --json   # on each worker
+        rbv embed -d postgresql://me@dbhost/photos --json   # on each worker
 
-        rbv embed -d postgresql://me@dbhost/photos --path-map /mnt/photos=/Volumes/photos
+        rbv embed -d postgresql://me@dbhost/photos --path-map /mnt=/Volumes
 
-        rbv embed --model-pack buffalo_l --ml-uri http://gpu1:3003 --ml-uri http://gpu2:3003
+        rbv embed --ml-uri http://gpu1:3003 --ml-uri http://gpu2:3003
 
     A worker that has the library under another root reads it there with --path-map.
     Each worker renews its claims with every batch; claims not renewed for

@@ -14,6 +14,7 @@ from rbv.cli.common import (
     DatabaseOption,
     JsonOption,
     ModelPackOption,
+    command_group,
     print_json,
     say,
     settings_of,
@@ -23,10 +24,9 @@ from rbv.errors import ConfigError, printable
 from rbv.store import open_database
 from rbv.words import counted
 
-app = typer.Typer(help="Link faces as one person or as different persons (every "
-                  "clustering keeps the links), mark a detection not a face, or add a "
-                  "face the detector missed. Undo with `rbv persons undo`.",
-                  no_args_is_help=True)
+app = command_group(help="Link faces as one person or as different persons (every "
+                        "clustering keeps the links), mark a detection not a face, or add a "
+                        "face the detector missed. Undo with `rbv persons undo`.")
 
 FacesArg = Annotated[list[int], typer.Argument(
     metavar="FACE", help="Two or more face ids (see `rbv persons show`).", min=1,
@@ -274,9 +274,9 @@ def add(ctx: typer.Context,
 
     Examples:
 
-        rbv faces add ~/Photos/2019/beach.jpg --box 412,188,96,110 --person "Ada Lovelace"
+        rbv faces add ~/beach.jpg --box 412,188,96,110 --person "Ada Lovelace"
 
-        rbv faces add ~/Photos/2019/beach.jpg --box 40,60,48,52 --dry-run --json
+        rbv faces add ~/beach.jpg --box 40,60,48,52 --dry-run --json
     """
     from rbv.jobs.persons.drawn import add_face
 

@@ -92,7 +92,7 @@ def immich_stage(
 
         rbv immich-stage --out ~/staging --user alice --no-index --json
 
-        rbv immich-stage --out ~/staging --ml-uri http://gpu-box:3003   # embed remotely
+        rbv immich-stage --out ~/staging --ml-uri http://gpu-box:3003
     """
     settings = settings_of(ctx, database_url=database, immich_url=url, model_pack=model_pack,
                            device=device, ml_uri=ml_uri)

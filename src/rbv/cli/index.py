@@ -100,7 +100,7 @@ def index(
 
         rbv index /Volumes/photos --path-map /mnt/photos=/Volumes/photos
 
-        rbv index ~/Pictures --model-pack buffalo_l --ml-uri http://gpu1:3003,http://gpu2:3003
+        rbv index ~/Pictures --ml-uri http://gpu1:3003,http://gpu2:3003
 
     With --path-map, photos found under LOCAL are catalogued under the STORED name that
     other machines use: the same photos are not catalogued twice, nor marked missing.

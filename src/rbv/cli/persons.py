@@ -15,6 +15,7 @@ from rbv.cli.common import (
     DatabaseOption,
     JsonOption,
     ModelPackOption,
+    command_group,
     print_json,
     say,
     settings_of,
@@ -29,9 +30,9 @@ from rbv.words import counted
 if TYPE_CHECKING:
     from rbv.jobs.persons.edits import Edited
 
-app = typer.Typer(help="List, name, merge, split and fix persons; every edit is logged "
-                  "(`history`) and can be undone (`undo`). A PERSON is a uuid, a unique uuid "
-                  "prefix, a name, or a unique part of a name.", no_args_is_help=True)
+app = command_group(help="List, name, merge, split and fix persons; every edit is logged "
+                        "(`history`) and can be undone (`undo`). A PERSON is a uuid, a unique uuid "
+                        "prefix, a name, or a unique part of a name.")
 
 PersonArg = Annotated[str, typer.Argument(help="Name, unique part of a name, uuid or uuid "
                                           "prefix (4+ chars).")]

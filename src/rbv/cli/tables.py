@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 from rich import box
 from rich.cells import cell_len
-from rich.columns import Columns
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -31,16 +31,14 @@ def print_table(table: Table, *, optional: Sequence[str] = (), whole: Sequence[s
     (names and paths come from users and folders: an escape sequence in a folder's
     name must not clear the screen, nor ``[red]`` in a name be read as a style)."""
     console = console or Console()
-    _plain(table)
+    table = _plain(table)
     table.box = box.SIMPLE_HEAD  # no vertical rules: more room for the cells
     for column in table.columns:
         column.overflow = "fold"
     for header in optional:
         if narrowest(table) <= console.width and _roomy(table, wants, console.width):
             break
-        table.columns = [c for c in table.columns if c.header != header]
-        for index, column in enumerate(table.columns):
-            column._index = index  # Rich pads the first and last column by position
+        table = _plain(table, leave_out=header)
     room = console.width - (narrowest(table) - sum(_widths(c)[0] for c in table.columns))
     widths = [_widths(c)[0] for c in table.columns]
     narrowable = [i for i, c in enumerate(table.columns) if c.header not in whole]
@@ -80,14 +78,28 @@ def _roomy(table: Table, wants: tuple[str, int] | None, width: int) -> bool:
     return width - narrowest(table) + word >= min(wants[1], cell)
 
 
-def _plain(table: Table) -> None:
-    for column in table.columns:
-        column._cells = [_text(cell) if isinstance(cell, str) else cell
-                         for cell in column._cells]
+def _plain(table: Table, *, leave_out: str | None = None) -> Table:
+    """A copy of ``table`` with every cell, the title and the caption as plain text,
+    without the column headed ``leave_out``: rebuilt column by column and row by row,
+    as Rich has no public way to change a cell nor to take a column out."""
+    kept = [c for c in table.columns if leave_out is None or c.header != leave_out]
+    plain = copy.copy(table)
+    plain.columns, plain.rows = [], []
+    for c in kept:
+        plain.add_column(c.header, c.footer, header_style=c.header_style,
+                         highlight=c.highlight, footer_style=c.footer_style, style=c.style,
+                         justify=c.justify, vertical=c.vertical, overflow=c.overflow,
+                         width=c.width, min_width=c.min_width, max_width=c.max_width,
+                         ratio=c.ratio, no_wrap=c.no_wrap)
+    for row, cells in zip(table.rows, zip(*(c.cells for c in kept), strict=True),
+                          strict=True):
+        plain.add_row(*(_text(cell) if isinstance(cell, str) else cell for cell in cells),
+                      style=row.style, end_section=row.end_section)
     for part in ("title", "caption"):
         value = getattr(table, part)
         if isinstance(value, str):
-            setattr(table, part, _text(value))
+            setattr(plain, part, _text(value))
+    return plain
 
 
 def _text(cell: str) -> Text:
@@ -108,22 +120,3 @@ def _widths(column: Column) -> tuple[int, int]:
     words = [cell_len(w) for cell in cells for w in cell.split()]
     return max(words, default=1), max((cell_len(c) for c in cells), default=1)
 
-
-class HelpTable(Table):
-    """The tables of ``--help`` (options, commands), with nothing cut short: Typer's own
-    narrow every column alike at 80 columns and end what does not fit with "…"
-    (``--outlier-min-clu…``, ``(postgresql://use…``). Here a column of single words (option
-    names, short names, the required asterisk) keeps its width, the others (types, help)
-    wrap between words, and a word wider than its column (a URL) is folded onto the next
-    line, never shortened."""
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for column in self.columns:
-            cells = list(column.cells)
-            column.no_wrap = all(isinstance(c, Text) and len(c.plain.split()) <= 1
-                                 for c in cells)
-            for cell in cells:
-                for part in cell.renderables if isinstance(cell, Columns) else [cell]:
-                    if isinstance(part, Text):
-                        part.overflow = "fold"
-        return super().__rich_console__(console, options)

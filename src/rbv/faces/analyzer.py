@@ -87,6 +87,10 @@ class LocalFaceAnalyzer:
         """How many faces scoring at least ``min_score`` the detector finds in ``rgb``."""
         return len(self.detector.detect(as_rgb(rgb), min_score))
 
+    def servers(self) -> list[dict[str, object]]:
+        """None: the models run here."""
+        return []
+
     def prepare(self, image: DecodedImage) -> DecodedImage:
         """On a GPU, the detector's input pixels cut on the decoding thread (the threads
         that call the GPU were busy with it a fifth of their time); else as it is."""
@@ -187,6 +191,9 @@ class DeviceSet:
 
     def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
         return self._analyzer().count_faces(rgb, min_score)
+
+    def servers(self) -> list[dict[str, object]]:
+        return []  # the GPUs are this machine's
 
 
 def as_rgb(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

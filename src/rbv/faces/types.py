@@ -77,3 +77,9 @@ class FaceAnalyzer(Protocol):
         """How many faces scoring at least ``min_score`` the pixels show (a check that
         a crop holds one face)."""
         ...
+
+    def servers(self) -> list[dict[str, object]]:
+        """Each inference server of ``--ml-uri``: its ``url``, how many ``images`` it
+        answered, and the ``problem`` that has it down or not used (None while it
+        answers); none for an analyzer that runs here."""
+        ...

@@ -132,14 +132,6 @@ def describe_analyzer(analyzer: FaceAnalyzer) -> str:
     return f"Model pack {analyzer.pack.name} on {where}{many}"
 
 
-def served_by(analyzer: FaceAnalyzer) -> list[dict[str, object]]:
-    """How many images each ``--ml-uri`` server answered, and why one is down or not
-    used (see :meth:`rbv.mlapi.pool.ServerPool.servers`); empty for a local analyzer.
-    Read off the analyzer, not by importing the pool: a local run's clock is running."""
-    servers = getattr(analyzer, "servers", None)
-    return servers() if callable(servers) else []
-
-
 def load_pack_info(settings: Settings) -> PackInfo:
     """The identity of ``settings.model_pack`` (files and hashes) without opening any
     model session: enough to tell which images it has scanned."""

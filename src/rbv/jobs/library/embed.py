@@ -27,7 +27,6 @@ import psycopg
 from rbv.config import Settings
 from rbv.errors import ImageUnreadable, InferenceServerDown, ModelPackError
 from rbv.faces.types import Face, FaceAnalyzer, ImageFaces, PackInfo
-from rbv.jobs.library.analyzer import served_by
 from rbv.jobs.library.carry import CarrySummary, run_carry
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
@@ -274,7 +273,7 @@ def _embed_pass(
     # faces now found (also those an interrupted run left waiting).
     summary.carry = run_carry(db, pack, analyzer, settings)
     summary.seconds = time.perf_counter() - started
-    summary.servers = served_by(analyzer)
+    summary.servers = analyzer.servers()
     return summary
 
 
