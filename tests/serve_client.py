@@ -163,6 +163,15 @@ def twin_database(cli: Any, pg_server: Any, template: str) -> str:
     return url
 
 
+def two_largest_persons(url: str) -> tuple[str, str]:
+    """The ids of the two persons with the most faces (ties by id)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT person_id::text FROM face_detections WHERE person_id IS NOT NULL "
+            "GROUP BY person_id ORDER BY count(*) DESC, person_id LIMIT 2").fetchall()
+    return rows[0][0], rows[1][0]
+
+
 def person_there(here: str, there: str, person: str) -> str:
     """The twin's person holding the faces ``person`` holds here."""
     with psycopg.connect(here) as conn:

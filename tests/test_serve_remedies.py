@@ -15,18 +15,10 @@ from playwright.sync_api import Page, expect
 
 from rbv.config import Settings
 from tests.conftest import run_cli
-from tests.serve_client import serving
+from tests.serve_client import serving, two_largest_persons
 from tests.support.browser import watch_errors
 
 pytestmark = pytest.mark.slow  # a real headless Chromium
-
-
-def _two_largest(url: str) -> tuple[str, str]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT person_id::text FROM face_detections WHERE person_id IS NOT NULL "
-            "GROUP BY person_id ORDER BY count(*) DESC, person_id LIMIT 2").fetchall()
-    return rows[0][0], rows[1][0]
 
 
 def _ok(cli, url: str, *args: str) -> None:  # type: ignore[no-untyped-def]
@@ -38,7 +30,7 @@ def test_a_refused_merge_offers_a_button_per_name_and_the_button_merges(  # type
         cli, page: Page, faces_settings: Settings, tmp_path: Path) -> None:
     url = str(faces_settings.database_url)
     _ok(cli, url, "cluster", "--threshold", "0.7")
-    ada, grace = _two_largest(url)
+    ada, grace = two_largest_persons(url)
     _ok(cli, url, "persons", "name", ada, "Ada")
     _ok(cli, url, "persons", "name", grace, "Grace")
     errors = watch_errors(page)
@@ -74,7 +66,7 @@ def test_a_move_against_an_earlier_decision_offers_override(  # type: ignore[no-
     what it overrode."""
     url = str(faces_settings.database_url)
     _ok(cli, url, "cluster", "--threshold", "0.7")
-    one, two = _two_largest(url)
+    one, two = two_largest_persons(url)
     with psycopg.connect(url) as conn:
         a, b = (conn.execute("SELECT min(id) FROM face_detections WHERE person_id = %s",
                              (p,)).fetchone()[0] for p in (one, two))

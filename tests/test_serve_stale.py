@@ -16,7 +16,13 @@ import pytest
 from rbv.config import Settings
 from rbv.serve.app import ReviewServer
 from tests.conftest import run_cli
-from tests.serve_client import Client, database_state, face_ids, identity_of_persons
+from tests.serve_client import (
+    Client,
+    database_state,
+    face_ids,
+    identity_of_persons,
+    two_largest_persons,
+)
 
 pytestmark = pytest.mark.slow  # a served library, clustered, per test
 
@@ -58,14 +64,6 @@ def _cli(cli: Any, url: str, *args: str) -> None:
     assert done.exit_code == 0, done.output
 
 
-def _two_persons(url: str) -> tuple[str, str]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT person_id::text FROM face_detections WHERE person_id IS NOT NULL "
-            "GROUP BY person_id ORDER BY count(*) DESC, person_id LIMIT 2").fetchall()
-    return rows[0][0], rows[1][0]
-
-
 def _refused(reply: Any, *words: str) -> None:
     assert reply.status == 409, reply.text
     error = reply.json()["error"]
@@ -80,7 +78,7 @@ def test_a_rename_from_a_page_shown_before_the_terminal_named_the_person_is_refu
         ) -> None:
     _, client = served
     url = str(faces_settings.database_url)
-    person, _ = _two_persons(url)
+    person, _ = two_largest_persons(url)
     page = client.get(f"/person/{person}").text
     _cli(cli, url, "persons", "name", person, "Alice")
     before = database_state(url)
@@ -103,7 +101,7 @@ def test_a_face_answer_from_a_page_shown_before_the_terminal_placed_it_by_hand_i
     shows it there, placed automatically); the page's answer about it is refused."""
     _, client = served
     url = str(faces_settings.database_url)
-    person, other = _two_persons(url)
+    person, other = two_largest_persons(url)
     page = client.get(f"/person/{person}").text
     face, second = face_ids(page)[:2]
     _cli(cli, url, "persons", "move", str(face), "--to", person)
@@ -128,7 +126,7 @@ def test_a_person_answer_from_a_page_shown_before_the_terminal_changed_it_is_ref
         action: str, data: dict[str, Any], command: list[str]) -> None:
     _, client = served
     url = str(faces_settings.database_url)
-    person, _ = _two_persons(url)
+    person, _ = two_largest_persons(url)
     page = client.get(f"/person/{person}").text
     face, second = face_ids(page)[:2]
     fill: dict[str, Any] = {"{p}": person, "{f}": face, "{g}": str(second)}

@@ -140,15 +140,12 @@ class Library:
         are counted in the summary (``failed``) and retried on the next run."""
         from rbv.jobs.library.carry import forget_said
         from rbv.jobs.library.index import run_index
-        from rbv.media.discovery import PathFilter, missing_targets
+        from rbv.media.discovery import PathFilter, refuse_missing
 
         paths = [_path(t) for t in targets]
         if not paths:
             raise ConfigError("name what to index: one folder or file at least")
-        missing = missing_targets(paths)
-        if missing:
-            raise ConfigError(f"no such file or folder: {missing[0]}; check the path (is "
-                              "the disk mounted?)")
+        refuse_missing(paths)
         analyzer = self._face_analyzer() if embed and not dry_run else None
         summary = run_index(self.db, self._run_settings(), paths,
                             PathFilter(include, exclude), analyzer, dry_run=dry_run)

@@ -35,7 +35,7 @@ from rbv.jobs.library.analyzer import (
     with_library_pack,
 )
 from rbv.jobs.library.index import IndexSummary, run_index
-from rbv.media.discovery import PathFilter, missing_targets
+from rbv.media.discovery import PathFilter, refuse_missing
 from rbv.store import Database, open_database
 from rbv.words import counted
 
@@ -113,10 +113,7 @@ def index(
     targets = [*(targets or ()), *(target or ())]
     if not targets:
         raise ConfigError("name what to index: rbv index FOLDER (or --target FOLDER)")
-    missing = missing_targets(targets)
-    if missing:
-        raise ConfigError(f"no such file or folder: {missing[0]}; check the path (is the "
-                          "disk mounted?)")
+    refuse_missing(targets)
     db = open_database(settings)
     settings = with_library_pack(settings, db)
     reporter = ProgressReporter(enabled=not as_json)

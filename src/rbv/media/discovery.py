@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rbv.errors import ConfigError
 from rbv.media.sniff import looks_like_image_name
 
 MAX_PATH_BYTES = 2000
@@ -111,9 +112,13 @@ def walk_would_reach(path: Path, root: Path, path_filter: PathFilter | None) -> 
                if folder != root and root in folder.parents)
 
 
-def missing_targets(targets: Sequence[Path]) -> list[Path]:
-    """The targets that do not exist (a typo or an unmounted disk: nothing to retry)."""
-    return [t for t in targets if not os.path.exists(t.expanduser())]
+def refuse_missing(targets: Sequence[Path]) -> None:
+    """Refuse targets that do not exist (a typo or an unmounted disk: nothing to retry),
+    naming the first."""
+    missing = [t for t in targets if not os.path.exists(t.expanduser())]
+    if missing:
+        raise ConfigError(f"no such file or folder: {missing[0]}; check the path (is the "
+                          "disk mounted?)")
 
 
 def walk_root(target: Path) -> Path:
