@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench_cluster import _size, synthetic
 from rbv.config import Settings
-from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons import merges
 from rbv.jobs.persons.edit_log import undo
 from rbv.store import open_database
 from rbv.store.queries.assignments import create_persons, write_assignments
@@ -99,7 +99,7 @@ def main() -> None:
         a, b = create_persons(conn, pack, 2)
         write_assignments(conn, one, [a if i % 2 else b for i in range(len(one))], "cluster")
     t = time.perf_counter()
-    moved = editing.merge(db, a, [b]).faces
+    moved = merges.merge(db, a, [b]).faces
     merge_s = time.perf_counter() - t
     t = time.perf_counter()
     result = undo(db, 1)

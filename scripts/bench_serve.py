@@ -36,8 +36,7 @@ import numpy as np
 from bench_cluster import _size
 from rbv.cluster.suggestions import suggest_merges
 from rbv.config import Settings
-from rbv.jobs.persons import edit_log
-from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons import edit_log, face_moves, person_details
 from rbv.jobs.persons.evidence import load_evidence
 from rbv.jobs.persons.review import review
 from rbv.serve.app import ReviewServer
@@ -243,7 +242,7 @@ def main() -> None:
     server.queue.warm().join()
     first_prompt("restart, library unchanged (kept ranking)")
     server.queue.warm().join()
-    editing.name(db, uuid.UUID(mid), "Renamed elsewhere")
+    person_details.name(db, uuid.UUID(mid), "Renamed elsewhere")
     first_prompt("restart after a command's edit")
     assert server is not None
     server.queue.warm().join()
@@ -332,7 +331,7 @@ def main() -> None:
         return post("name", {"person": mid, "name": f"Bench {next(name_n)}"})
 
     def named_direct() -> object:
-        return editing.name(db, uuid.UUID(mid), f"Bench {next(name_n)}")
+        return person_details.name(db, uuid.UUID(mid), f"Bench {next(name_n)}")
 
     cases = [
         ("people, page 21 of unnamed", get("/?filter=unnamed&page=21"), direct_people),
@@ -364,7 +363,7 @@ def main() -> None:
         out.append(time.perf_counter() - t)
         edit_log.undo(db, 1)
         t = time.perf_counter()
-        editing.reject(db, uuid.UUID(owner), [face])
+        face_moves.reject(db, uuid.UUID(owner), [face])
         direct_out.append(time.perf_counter() - t)
         edit_log.undo(db, 1)
     out.sort()

@@ -62,8 +62,8 @@ from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.eval import faces_under, label_main_faces, read_labels
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
-from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import evidence as evidence_module
+from rbv.jobs.persons import person_details
 from rbv.jobs.persons.evidence import Suggestion
 from rbv.serve import ranking as ranking_module
 from rbv.serve import screens
@@ -410,7 +410,7 @@ def _name_largest(session: Session, db: Database, pack_name: str, truth: dict[in
         who = identity(person, person_of, truth)
         if who is None or who in named:
             continue
-        editing.name(db, person, who)
+        person_details.name(db, person, who)
         named.add(who)
         session.faces += 1  # the person's page: its faces, looked at once
         session.click()

@@ -356,7 +356,7 @@ def test_review_answers_that_would_join_two_names_are_refused(
     import pytest
 
     from rbv.errors import Refused
-    from rbv.jobs.persons import edits
+    from rbv.jobs.persons import merges
     from rbv.store import open_database
 
     s = faces_settings
@@ -364,13 +364,13 @@ def test_review_answers_that_would_join_two_names_are_refused(
     db = open_database(s)
     before = _dump(s)
     a, b = uuid.UUID(p), uuid.UUID(q)
-    for answer in (lambda: edits.answer_grid(db, a, [b], []),
-                   lambda: edits.answer_pairs(db, [(a, [b])], [])):
+    for answer in (lambda: merges.answer_grid(db, a, [b], []),
+                   lambda: merges.answer_pairs(db, [(a, [b])], [])):
         with pytest.raises(Refused, match="different names") as refused:
             answer()
         assert refused.value.kind == "names_differ"
         assert [r.args["keep_name"] for r in refused.value.remedies] == ["Ada", "Bob"]
     assert _dump(s) == before
     _rows(s, "DELETE FROM person_names WHERE person_id = %s", p)  # p unnamed
-    done = edits.answer_grid(db, a, [b], [])
+    done = merges.answer_grid(db, a, [b], [])
     assert str(done.person) == q and _named(s, q) == "Bob"

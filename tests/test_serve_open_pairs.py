@@ -200,7 +200,7 @@ def test_a_ranking_put_in_place_while_an_answer_is_being_made_never_brings_back_
     is made with events: no timing."""
     import threading
 
-    from rbv.jobs.persons import edits
+    from rbv.jobs.persons import merges
     from rbv.serve import ranking as ranking_module
     from rbv.serve.queue import SuggestionQueue
     from rbv.store import open_database
@@ -227,7 +227,7 @@ def test_a_ranking_put_in_place_while_an_answer_is_being_made_never_brings_back_
     assert a is not None
     settled_by_a = frozenset((a.suggestion.keep.id, a.suggestion.other.id))
     queue.dismiss(a.suggestion.keep.id, a.suggestion.other.id)  # answer A
-    merge = edits.merge
+    merge = merges.merge
 
     def then_the_ranking_lands(*args, **kwargs):  # type: ignore[no-untyped-def]
         done = merge(*args, **kwargs)  # answer B made, not yet noted by the queue
@@ -235,11 +235,11 @@ def test_a_ranking_put_in_place_while_an_answer_is_being_made_never_brings_back_
         ranker.join()
         return done
 
-    monkeypatch.setattr(edits, "merge", then_the_ranking_lands)
+    monkeypatch.setattr(merges, "merge", then_the_ranking_lands)
     b = queue.next()
     assert b is not None
     queue.accept(b.suggestion.keep.id, b.suggestion.other.id)  # answer B
-    monkeypatch.setattr(edits, "merge", merge)
+    monkeypatch.setattr(merges, "merge", merge)
     ranking, fresh = queue._current(wait=False)
     assert ranking is not None
     shown = {frozenset((s.keep.id, s.other.id)) for s in

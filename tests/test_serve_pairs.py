@@ -12,7 +12,7 @@ import uuid
 import psycopg
 
 from rbv.config import Settings
-from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons import person_details
 from rbv.serve.app import ReviewServer
 from rbv.store.queries.persons import faces_of_persons
 from rbv.store.queries.review import conflicts_of, person_conflicts
@@ -56,7 +56,7 @@ def test_a_pairs_answer_joins_the_ticked_and_parts_the_rest_in_one_undoable_edit
     sizes = {p: faces_of_person(url, p) for pair in same for p in pair}
     pair = max(same, key=lambda p: abs(sizes[p[0]] - sizes[p[1]]))
     small = min(pair, key=lambda p: (sizes[p], p == pair[0]))
-    editing.name(server.queue.db, uuid.UUID(small), "Ada")
+    person_details.name(server.queue.db, uuid.UUID(small), "Ada")
     # named elsewhere: the page shows the name at once (from the kept ranking, its
     # persons read again, while a fresh one is made)
     again = client.get("/pairs")

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from rbv.config import Settings
-from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons import person_details
 from rbv.serve.app import ReviewServer
 from rbv.store.queries import edits as edit_queries
 from tests.conftest import run_cli
@@ -71,7 +71,7 @@ def test_the_toast_undoes_the_browsers_edit_though_a_command_edited_before_it_an
     _, client = served
     url = str(faces_settings.database_url)
     a, b = _two_persons(url)
-    _after_first_call(monkeypatch, editing, "name", _command_names(cli, url, b, "Grace"))
+    _after_first_call(monkeypatch, person_details, "name", _command_names(cli, url, b, "Grace"))
 
     named = client.post("name", {"person": a, "name": "Ada"})
     assert named.status == 200, named.text

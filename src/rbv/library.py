@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from rbv.jobs.grouping.cluster import ClusterReport
     from rbv.jobs.library.index import IndexSummary
     from rbv.jobs.persons.edit_log import EditRow, UndoResult
-    from rbv.jobs.persons.edits import Edited, HideResult
     from rbv.jobs.persons.lookup import PersonFace, PersonRow
+    from rbv.jobs.persons.person_details import HideResult
+    from rbv.jobs.persons.person_edit import Edited
 
 StrPath = str | os.PathLike[str]
 """A path as a caller gives it: text (``~`` is the home folder) or a ``Path``."""
@@ -210,9 +211,9 @@ class Library:
         """Name or rename a person, as ``rbv persons name`` (invisible characters are
         removed). A name another person has is refused (:class:`rbv.errors.ConfigError`)
         unless ``force``. The name it has already changes nothing (``edit_id`` None)."""
-        from rbv.jobs.persons import edits
+        from rbv.jobs.persons import person_details
 
-        return edits.name(self.db, person, name, force=force)
+        return person_details.name(self.db, person, name, force=force)
 
     def merge(self, target: uuid.UUID, sources: Sequence[uuid.UUID], *,
               override: bool = False, keep_name: str | None = None,
@@ -221,9 +222,9 @@ class Library:
         kept (``Edited.person``); ``keep_name``/``keep_born`` say which name or
         birthday stays when they differ; ``override`` removes the decisions that keep
         their faces apart."""
-        from rbv.jobs.persons import edits
+        from rbv.jobs.persons import merges
 
-        return edits.merge(
+        return merges.merge(
             self.db, target, list(sources), override=override,
             dry_run=dry_run, keep_name=keep_name,
             keep_born=None if keep_born is None else keep_born.isoformat())
@@ -232,29 +233,29 @@ class Library:
              dry_run: bool = False) -> Edited:
         """Move faces to the person ``to`` by hand (None: a new person of their own),
         as ``rbv persons move``; every re-cluster keeps them there."""
-        from rbv.jobs.persons import edits
+        from rbv.jobs.persons import face_moves
 
-        return edits.move(self.db, list(faces), to,
-                          dry_run=dry_run)
+        return face_moves.move(self.db, list(faces), to,
+                               dry_run=dry_run)
 
     def reject(self, person: uuid.UUID, faces: Sequence[int], *,
                dry_run: bool = False) -> Edited:
         """Take faces out of a person for good, as ``rbv persons not-this-person``."""
-        from rbv.jobs.persons import edits
+        from rbv.jobs.persons import face_moves
 
-        return edits.reject(self.db, person, list(faces), dry_run=dry_run)
+        return face_moves.reject(self.db, person, list(faces), dry_run=dry_run)
 
     def hide(self, *persons: uuid.UUID, dry_run: bool = False) -> HideResult:
         """Hide persons from :meth:`persons` (their faces stay), as one edit."""
-        from rbv.jobs.persons import edits
+        from rbv.jobs.persons import person_details
 
-        return edits.hide(self.db, list(persons), True, dry_run=dry_run)
+        return person_details.hide(self.db, list(persons), True, dry_run=dry_run)
 
     def unhide(self, *persons: uuid.UUID, dry_run: bool = False) -> HideResult:
         """Show hidden persons again, as one edit."""
-        from rbv.jobs.persons import edits
+        from rbv.jobs.persons import person_details
 
-        return edits.hide(self.db, list(persons), False, dry_run=dry_run)
+        return person_details.hide(self.db, list(persons), False, dry_run=dry_run)
 
     def undo(self, count: int = 1, *, dry_run: bool = False) -> UndoResult:
         """Undo the last ``count`` edits still in effect, exactly, as ``rbv persons

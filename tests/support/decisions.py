@@ -86,8 +86,15 @@ from rbv.jobs.exchange.import_xmp import ImportXmpOptions, import_xmp
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.cluster_update import current_sums
 from rbv.jobs.library.index import run_index
-from rbv.jobs.persons import edit_log, not_faces
-from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons import (
+    edit_log,
+    face_moves,
+    merges,
+    not_faces,
+    person_details,
+    person_edit,
+    splits,
+)
 from rbv.jobs.persons.birthdays import set_born
 from rbv.jobs.persons.drawn import add_face
 from rbv.jobs.persons.faces import link
@@ -302,7 +309,8 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
 
     @rule(person=persons, n=st.sampled_from(NAMES))
     def name(self, person: str, n: str) -> None:
-        self.edit(f"name {person[:8]} {n}", lambda: editing.name(self.db, uuid.UUID(person), n))
+        self.edit(f"name {person[:8]} {n}",
+                  lambda: person_details.name(self.db, uuid.UUID(person), n))
 
     @rule(into=persons, source=persons, told=st.booleans(), data=st.data())
     def merge(self, into: str, source: str, told: bool = False,
@@ -320,11 +328,11 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
         if told and names:
             keep_name = (data.draw(st.sampled_from(sorted(names.values())), label="keep name")
                          if data is not None else sorted(names.values())[0])
-        done: list[editing.Edited] = []
+        done: list[person_edit.Edited] = []
         self.edit(f"merge {into[:8]} {source[:8]}"
                   + (f" --keep-name {keep_name}" if keep_name else ""),
-                  lambda: done.append(editing.merge(self.db, uuid.UUID(into), [uuid.UUID(source)],
-                                                    keep_name=keep_name)))
+                  lambda: done.append(merges.merge(self.db, uuid.UUID(into), [uuid.UUID(source)],
+                                                   keep_name=keep_name)))
         distinct = {n.strip().replace("_", " ").casefold() for n in names.values()}
         if not done:
             return
@@ -346,7 +354,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
         """``person`` None: to a new person."""
         chosen = sorted(set(chosen))
         self.edit(f"move {chosen} --to {person and person[:8]}",
-                  lambda: editing.move(self.db, chosen, _id(person), PACK_NAME))
+                  lambda: face_moves.move(self.db, chosen, _id(person), PACK_NAME))
         return self.new_persons()
 
     @precondition(lambda self: self.held_faces())
@@ -357,7 +365,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
 
     def reject(self, person: str, face: int) -> None:
         self.edit(f"not-this-person {person[:8]} {face}",
-                  lambda: editing.reject(self.db, uuid.UUID(person), [face]))
+                  lambda: face_moves.reject(self.db, uuid.UUID(person), [face]))
 
     @rule(a=faces, b=faces, same=st.booleans())
     def faces_link(self, a: int, b: int, same: bool) -> None:
@@ -367,11 +375,11 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
     @rule(person=persons, hidden=st.booleans())
     def hide(self, person: str, hidden: bool) -> None:
         self.edit(f"{'hide' if hidden else 'unhide'} {person[:8]}",
-                  lambda: editing.hide(self.db, [uuid.UUID(person)], hidden))
+                  lambda: person_details.hide(self.db, [uuid.UUID(person)], hidden))
 
     @rule(target=persons, person=persons)
     def split(self, person: str) -> MultipleResults[str]:
-        self.edit(f"split {person[:8]}", lambda: editing.split(self.db, uuid.UUID(person), 0.6))
+        self.edit(f"split {person[:8]}", lambda: splits.split(self.db, uuid.UUID(person), 0.6))
         return self.new_persons()
 
     @precondition(lambda self: self.suggested())
@@ -471,7 +479,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
     def hide_bulk(self, n: int) -> None:
         """`rbv persons hide --unnamed --max-faces N`: one edit (one undo)."""
         self.edit(f"hide --unnamed --max-faces {n}",
-                  lambda: editing.hide_unnamed(self.db, n, PACK_NAME))
+                  lambda: person_details.hide_unnamed(self.db, n, PACK_NAME))
 
     @precondition(lambda self: self.held_faces())
     @rule(data=st.data(), person=persons, face=faces, how=st.sampled_from(
@@ -483,7 +491,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
             person, face = data.draw(st.sampled_from(self.held_faces()), label="person, face")
         chosen = None if how == "auto" else face
         self.edit(f"cover {person[:8]} {chosen if chosen is not None else '--auto'}",
-                  lambda: editing.cover(self.db, uuid.UUID(person), chosen))
+                  lambda: person_details.cover(self.db, uuid.UUID(person), chosen))
 
     # -- issue 51: not a face --------------------------------------------------------
     def marked(self) -> list[int]:

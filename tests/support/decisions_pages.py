@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, multiple, rule
 
 from rbv.errors import RbvError, ShownChanged
-from rbv.jobs.persons import edits as editing
-from rbv.jobs.persons import not_faces
+from rbv.jobs.persons import face_moves, not_faces, person_details
 from rbv.jobs.persons.birthdays import set_born
 from rbv.jobs.persons.shown import FaceShown, PersonShown, Shown
 
@@ -72,12 +71,12 @@ class PageRules:
         if face is None and how in ("move", "not a face"):
             how = "hide"
         answers = {
-            "name": lambda: editing.name(self.db, person, name, shown=page),
-            "hide": lambda: editing.hide(self.db, [person], not page.persons[0].hidden,
-                                         shown=page),
+            "name": lambda: person_details.name(self.db, person, name, shown=page),
+            "hide": lambda: person_details.hide(self.db, [person], not page.persons[0].hidden,
+                                                shown=page),
             "born": lambda: set_born(self.db, person, date(1990, 5, 6), shown=page),
-            "cover": lambda: editing.cover(self.db, person, face, shown=page),
-            "move": lambda: editing.move(self.db, faces[:1], None, shown=page),
+            "cover": lambda: person_details.cover(self.db, person, face, shown=page),
+            "move": lambda: face_moves.move(self.db, faces[:1], None, shown=page),
             "not a face": lambda: not_faces.not_a_face(self.db, faces[:1], shown=page),
         }
         refusals: list[RbvError] = []

@@ -58,6 +58,10 @@ def command_group(help: str) -> typer.Typer:
 
 _DEFAULTS = Settings()
 _F = TypeVar("_F", bound=Callable[..., Any])
+PersonArg = Annotated[str, typer.Argument(help="Name, unique part of a name, uuid or uuid "
+                                          "prefix (4+ chars).")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Say what would change; "
+                                            "change nothing.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON document for scripts.")]
 ModelPackOption = Annotated[
     str | None,

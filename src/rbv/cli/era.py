@@ -51,7 +51,7 @@ def eras(
     """
     from rbv.cli.naming import who
     from rbv.jobs.persons import lookup
-    from rbv.jobs.persons.edits import split_person_eras
+    from rbv.jobs.persons.splits import split_person_eras
     from rbv.store import open_database
 
     db = open_database(settings_of(ctx, database_url=database))

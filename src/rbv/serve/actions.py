@@ -15,8 +15,15 @@ from typing import Any
 from rbv.bounds import BIGINT_MAX
 from rbv.config import Settings
 from rbv.errors import ConfigError
-from rbv.jobs.persons import edit_log, not_faces
-from rbv.jobs.persons import edits as editing
+from rbv.jobs.persons import (
+    edit_log,
+    face_moves,
+    merges,
+    not_faces,
+    person_details,
+    person_edit,
+    splits,
+)
 from rbv.jobs.persons import faces as face_links
 from rbv.jobs.persons.birthdays import parse_born, set_born
 from rbv.serve import inputs
@@ -136,8 +143,8 @@ class Actions:
                     return {"ok": False, "confirm": "merge", "other": str(other),
                             "message": f"{name_of(conn, other)!r} is another person. "
                                        "Merge this person into it?"}
-        done = editing.name(self.db, person, new_name, force=bool(body.get("force")),
-                            shown=inputs.shown(body))
+        done = person_details.name(self.db, person, new_name, force=bool(body.get("force")),
+                                   shown=inputs.shown(body))
         if done.edit_id is None:
             return self._done(f"Named {new_name!r} already; nothing changed{said}", None)
         return self._done(f"Named {new_name!r}{said}", done.edit_id)
@@ -154,17 +161,17 @@ class Actions:
         if source == target:
             raise ConfigError("that is this person; pick another person to merge in")
         keep_name, keep_born = body.get("keep_name"), body.get("keep_born")
-        done = editing.merge(self.db, target, [source],
-                             override=bool(body.get("override")),
-                             keep_name=keep_name if isinstance(keep_name, str) else None,
-                             keep_born=keep_born if isinstance(keep_born, str) else None,
-                             shown=inputs.shown(body))
+        done = merges.merge(self.db, target, [source],
+                            override=bool(body.get("override")),
+                            keep_name=keep_name if isinstance(keep_name, str) else None,
+                            keep_born=keep_born if isinstance(keep_born, str) else None,
+                            shown=inputs.shown(body))
         return self._done(_with_overrides(f"Merged: {counted(done.faces, 'face')} moved in", done),
                           done.edit_id, f"/person/{done.person or target}")
 
     def reject(self, body: dict[str, Any]) -> Answer:
-        done = editing.reject(self.db, _person(body), _faces(body),
-                              shown=inputs.shown(body))
+        done = face_moves.reject(self.db, _person(body), _faces(body),
+                                 shown=inputs.shown(body))
         return self._done(_with_overrides(
             f"{counted(done.faces, 'face')} taken out of this person for good", done),
             done.edit_id)
@@ -173,12 +180,12 @@ class Actions:
         faces = _faces(body)
         with self.db.connect() as conn:
             target = resolve_person(conn, _text(body, "to"))
-        done = editing.move(self.db, faces, target, shown=inputs.shown(body))
+        done = face_moves.move(self.db, faces, target, shown=inputs.shown(body))
         return self._done(_with_overrides(f"Moved {counted(done.faces, 'face')}", done),
                           done.edit_id)
 
     def new_person(self, body: dict[str, Any]) -> Answer:
-        done = editing.move(self.db, _faces(body), None, shown=inputs.shown(body))
+        done = face_moves.move(self.db, _faces(body), None, shown=inputs.shown(body))
         return self._done(_with_overrides(
             f"Moved {counted(done.faces, 'face')} to a new person", done),
                           done.edit_id, f"/person/{done.person}" if done.person else None)
@@ -186,7 +193,7 @@ class Actions:
     def split(self, body: dict[str, Any]) -> Answer:
         """The person in two as its page showed it (``kept``, ``moved``: the halves' face
         ids), as `rbv persons split` does; refused when it would not split so now."""
-        done = editing.split(self.db, _person(body), shown=(
+        done = splits.split(self.db, _person(body), shown=(
             inputs.face_ids(body, "kept"), inputs.face_ids(body, "moved")),
             page=inputs.shown(body))
         return self._done(f"Split in two: {counted(done.sizes[1], 'face')} moved to a new "
@@ -244,25 +251,25 @@ class Actions:
                           done.edit_id)
 
     def hide(self, body: dict[str, Any]) -> Answer:
-        done = editing.hide(self.db, [_person(body)], True, shown=inputs.shown(body))
+        done = person_details.hide(self.db, [_person(body)], True, shown=inputs.shown(body))
         return self._done("Hidden", _only(done.edit_ids))
 
     def unhide(self, body: dict[str, Any]) -> Answer:
-        done = editing.hide(self.db, [_person(body)], False, shown=inputs.shown(body))
+        done = person_details.hide(self.db, [_person(body)], False, shown=inputs.shown(body))
         return self._done("Shown again", _only(done.edit_ids))
 
     def hide_these(self, body: dict[str, Any]) -> Answer:
         """The persons ticked on the people page (``persons``), hidden as one edit."""
-        done = editing.hide(self.db, _ticked(body), True,
-                            shown=inputs.shown(body))
+        done = person_details.hide(self.db, _ticked(body), True,
+                                   shown=inputs.shown(body))
         return self._done(f"Hid {counted(done.persons, 'person')} (the filter 'hidden' lists "
                           f"{'it' if done.persons == 1 else 'them'})",
                           _only(done.edit_ids))
 
     def unhide_these(self, body: dict[str, Any]) -> Answer:
         """The hidden persons ticked (``persons``), shown again as one edit."""
-        done = editing.hide(self.db, _ticked(body), False,
-                            shown=inputs.shown(body))
+        done = person_details.hide(self.db, _ticked(body), False,
+                                   shown=inputs.shown(body))
         return self._done(f"Showed {counted(done.persons, 'person')} again",
                           _only(done.edit_ids))
 
@@ -274,7 +281,7 @@ class Actions:
             raise inputs.BadRequest("max_faces is missing: type a number of faces")
         most = inputs.whole(body["max_faces"], "max_faces", 1, inputs.MAX_FACES)
         dry_run = body.get("dry_run") is True
-        done = editing.hide_unnamed(self.db, most, dry_run=dry_run)
+        done = person_details.hide_unnamed(self.db, most, dry_run=dry_run)
         persons = (f"{counted(len(done.persons), 'unnamed person')} with at most "
                    f"{counted(most, 'face')}")
         if not done.persons:
@@ -289,7 +296,7 @@ class Actions:
         """Show ``person`` by its face ``face`` (absent or null: by its automatic face
         again), as `rbv persons cover`."""
         face = inputs.optional_whole(body, "face", None, BIGINT_MAX)
-        done = editing.cover(self.db, _person(body), face, shown=inputs.shown(body))
+        done = person_details.cover(self.db, _person(body), face, shown=inputs.shown(body))
         if done.edit_id is None:
             return self._done("Shown by that face already; nothing changed", None)
         return self._done("Cover chosen" if face is not None else "Cover: automatic again",
@@ -362,6 +369,6 @@ def _only(edit_ids: list[int]) -> int | None:
     return edit_ids[-1] if edit_ids else None
 
 
-def _with_overrides(message: str, done: editing.Edited) -> str:
+def _with_overrides(message: str, done: person_edit.Edited) -> str:
     """The action's message, and the earlier decisions it overrode (said, never silent)."""
     return f"{message}. {done.overrides}" if done.overrides else message

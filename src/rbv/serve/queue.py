@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 
 from rbv.errors import ConfigError
 from rbv.jobs.persons import answers as rules
-from rbv.jobs.persons import edits as editing
 from rbv.jobs.persons import faces as face_links
+from rbv.jobs.persons import merges
 from rbv.jobs.persons.evidence import Suggestion, answers_kept
 from rbv.serve import screens
 from rbv.serve.ranker import Ranker
@@ -229,9 +229,9 @@ class SuggestionQueue:
             target, sources = group[0], group[1:]
             label = next(rules.side(r) for r in rows if r.id == target)
         moved = self._faces_of(sources)
-        done = editing.answer_grid(self.db, target, list(sources),
-                                   different,
-                                   answers_kept([(asked[p][0], p in same) for p in shown]))
+        done = merges.answer_grid(self.db, target, list(sources),
+                                  different,
+                                  answers_kept([(asked[p][0], p in same) for p in shown]))
         # settled: the pairs of keep with each person shown, and every pair of the merged
         shown_ints, merged_ints = {p.int for p in shown}, {p.int for p in sources}
         apart = self._kept_apart([target] if same else [], moved)
@@ -303,8 +303,8 @@ class SuggestionQueue:
             rules.still_current(conn, [s for s, _ in asked])
             answer = rules.pairs_answer(conn, asked)
         moved = self._faces_of(answer.merged)
-        done = editing.answer_pairs(self.db, answer.merges, answer.different,
-                                    answers_kept(asked))
+        done = merges.answer_pairs(self.db, answer.merges, answer.different,
+                                   answers_kept(asked))
         shown_pairs = {frozenset((one.int, two.int)) for one, two in shown}
         merged = {p.int for p in answer.merged}
         apart = self._kept_apart(answer.keepers, moved)
@@ -369,8 +369,8 @@ class SuggestionQueue:
         what it did, in words, and its entry in the edit log."""
         s = self._find(self._current(wait=False)[0], keep, other)
         moved = self._faces_of([other])
-        done = editing.merge(self.db, keep, [other],
-                             answers=answers_kept([(s, True)]))
+        done = merges.merge(self.db, keep, [other],
+                            answers=answers_kept([(s, True)]))
         o = other.int
         apart = self._kept_apart([keep], moved)
         self.ranker.forget({o, keep.int}, lambda t: o in (t.keep.id.int, t.other.id.int)

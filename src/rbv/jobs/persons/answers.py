@@ -3,7 +3,7 @@
 and what one that is not does (the persons it merges, each group's keeper first; the
 faces it keeps apart; the pairs it leaves unmergeable). Functions over a connection and
 plain values: ``rbv serve``'s review queue asks them before it makes an answer's edit
-(``rbv.jobs.persons.edits``), and a command answering suggestions can ask the same."""
+(:mod:`rbv.jobs.persons.merges`), and a command answering suggestions can ask the same."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class PairsAnswer:
 
     @property
     def merges(self) -> list[tuple[uuid.UUID, list[uuid.UUID]]]:
-        """Each group as :func:`rbv.jobs.persons.edits.answer_pairs` takes it."""
+        """Each group as :func:`rbv.jobs.persons.merges.answer_pairs` takes it."""
         return [(members[0], members[1:]) for members in self.groups]
 
     @property

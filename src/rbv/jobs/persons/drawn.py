@@ -178,7 +178,7 @@ def add_face(db: Database, settings: Settings, *, photo: str | None = None,
         (face_id,) = insert_faces_ids(conn, [face.new_face(image_id, pack.id)])
         name = None
         if target is not None:
-            from rbv.jobs.persons.edits import refuse_photo_clashes
+            from rbv.jobs.persons.person_edit import refuse_photo_clashes
 
             refuse_photo_clashes(conn, target, [face_id])
             store.move_faces(conn, [face_id], target)
