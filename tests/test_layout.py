@@ -173,7 +173,8 @@ def test_cluster_is_pure() -> None:
 
 
 # What rbv serve's pages read, by name; everything else they do goes through jobs/.
-SERVE_READS = {"review_pages", "persons", "review", "edits", "images", "birthdays"}
+SERVE_READS = {"review_pages", "persons", "person_lookup", "person_covers", "review", "edits",
+               "images", "birthdays"}
 
 
 def test_only_jobs_and_serves_page_reads_run_the_stores_queries() -> None:

@@ -16,7 +16,7 @@ from rbv.config import Settings
 from rbv.formats.names import name_key
 from rbv.formats.regions import same_name
 from rbv.store import open_database
-from rbv.store.queries.persons import person_named, resolve_person
+from rbv.store.queries.person_lookup import person_named, resolve_person
 from tests.conftest import run_cli
 
 # (a name given, another spelling of it, a name that is another person's)

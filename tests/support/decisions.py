@@ -103,7 +103,7 @@ from rbv.store import Database, open_database
 from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
-from rbv.store.queries.persons import name_of, names_of, resolve_person
+from rbv.store.queries.person_lookup import name_of, names_of, resolve_person
 from rbv.store.queries.review_pages import PeopleFilter, people_page
 from tests.support.decisions_pages import PageRules
 from tests.support.decisions_photos import PhotoRules

@@ -28,7 +28,8 @@ from rbv.jobs.persons import faces as face_links
 from rbv.jobs.persons.birthdays import parse_born, set_born
 from rbv.serve import inputs
 from rbv.serve.queue import SuggestionQueue
-from rbv.store.queries.persons import name_of, pack_of, person_named, resolve_person
+from rbv.store.queries.person_lookup import name_of, person_named, resolve_person
+from rbv.store.queries.persons import pack_of
 from rbv.store.server.connection import Database
 from rbv.words import counted
 

@@ -22,7 +22,8 @@ from rbv.serve.crops import CropCache
 from rbv.serve.inputs import query_choice, query_whole
 from rbv.serve.queue import Grid, Left, PairsPage, SuggestionQueue
 from rbv.store.queries.birthdays import births, photo_taken, taken_of_faces
-from rbv.store.queries.persons import cover_of, name_of, resolve_person
+from rbv.store.queries.person_covers import cover_of
+from rbv.store.queries.person_lookup import name_of, resolve_person
 from rbv.store.queries.review import shown_faces
 from rbv.store.queries.review_pages import (
     PeopleFilter,

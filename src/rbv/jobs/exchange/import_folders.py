@@ -52,13 +52,8 @@ from rbv.store.queries.images import scanned_paths
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.paths import path_bytes, prefix_range
-from rbv.store.queries.persons import (
-    new_person,
-    person_named,
-    photo_clashes,
-    place_faces,
-    set_name,
-)
+from rbv.store.queries.person_lookup import person_named
+from rbv.store.queries.persons import new_person, photo_clashes, place_faces, set_name
 from rbv.store.queries.scans import unscanned_within
 from rbv.words import counted
 

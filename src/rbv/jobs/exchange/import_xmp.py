@@ -50,18 +50,16 @@ from rbv.store.queries.images import scanned_paths
 from rbv.store.queries.not_faces import marked_among
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
+from rbv.store.queries.person_lookup import name_of, person_named, short_id
 from rbv.store.queries.persons import (
     delete_person,
     faces_of_persons,
     is_hidden,
-    name_of,
     new_person,
-    person_named,
     persons_of_faces,
     photo_clashes,
     place_faces,
     set_name,
-    short_id,
 )
 from rbv.store.queries.regions import (
     FaceRow,

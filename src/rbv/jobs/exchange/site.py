@@ -21,7 +21,7 @@ from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
 from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
 from rbv.store.queries.images import photo_files
-from rbv.store.queries.persons import chosen_covers
+from rbv.store.queries.person_covers import chosen_covers
 from rbv.store.queries.review import neighbour_boxes, shown_faces
 from rbv.web.site import SiteFace, SitePerson, SiteReport, SiteSuggestion, write_site
 

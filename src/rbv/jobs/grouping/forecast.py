@@ -27,7 +27,7 @@ from rbv.store.queries.assignments import (
 )
 from rbv.store.queries.edits import pause_logging
 from rbv.store.queries.packs import PackRow
-from rbv.store.queries.persons import names_of, short_id
+from rbv.store.queries.person_lookup import names_of, short_id
 from rbv.store.server.connection import Database
 from rbv.store.server.rolled_back import RolledBackDatabase
 from rbv.words import counted

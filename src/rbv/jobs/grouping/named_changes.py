@@ -11,7 +11,8 @@ import psycopg
 
 from rbv.store.queries.assignments import named_face_counts, named_faces
 from rbv.store.queries.packs import PackRow
-from rbv.store.queries.persons import labels, persons_of_faces
+from rbv.store.queries.person_lookup import labels
+from rbv.store.queries.persons import persons_of_faces
 
 
 @dataclass(frozen=True)

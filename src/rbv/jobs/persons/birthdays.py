@@ -21,7 +21,8 @@ from rbv.errors import ConfigError
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import birthdays as store
-from rbv.store.queries.persons import existing_person, pack_of
+from rbv.store.queries.person_lookup import existing_person
+from rbv.store.queries.persons import pack_of
 from rbv.store.server.connection import Database
 
 MONTHS_UNTIL = 24

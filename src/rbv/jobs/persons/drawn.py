@@ -47,6 +47,7 @@ from rbv.store.queries.images import image_paths_of
 from rbv.store.queries.pack_lookup import find_pack, pack_folders
 from rbv.store.queries.packs import PackRow, pack_fingerprint
 from rbv.store.queries.paths import path_bytes
+from rbv.store.queries.person_lookup import name_of, resolve_person
 
 if TYPE_CHECKING:
     from rbv.faces.analyzer import LocalFaceAnalyzer
@@ -164,7 +165,7 @@ def add_face(db: Database, settings: Settings, *, photo: str | None = None,
         _check_box(box, size, where)
         _refuse_scanned(conn, pack, image_id, where)
         _refuse_found(conn, pack, image_id, box)
-        target = store.resolve_person(conn, person) if person is not None else None
+        target = resolve_person(conn, person) if person is not None else None
         if target is not None and store.pack_of(conn, target) != pack.id:
             raise ConfigError(f"person {target} is of another model pack than {pack.name}")
     local = pack_analyzer(db, settings, pack, analyzer)
@@ -182,7 +183,7 @@ def add_face(db: Database, settings: Settings, *, photo: str | None = None,
 
             refuse_photo_clashes(conn, target, [face_id])
             store.move_faces(conn, [face_id], target)
-            name = store.name_of(conn, target)
+            name = name_of(conn, target)
         edit.summary = (f"drew face {face_id} on {printable(where)} at {x},{y} {w}×{h} "
                         f"(landmarks from the {face.drawn})"
                         + ("" if target is None else f", placed in {target}"))
@@ -195,7 +196,7 @@ def _pack(conn: psycopg.Connection, settings: Settings, person: str | None) -> P
     if settings.model_pack is None and person is not None:
         from rbv.store.queries.pack_lookup import pack_row
 
-        return pack_row(conn, store.pack_of(conn, store.resolve_person(conn, person)))
+        return pack_row(conn, store.pack_of(conn, resolve_person(conn, person)))
     return find_pack(conn, settings.model_pack)
 
 

@@ -29,7 +29,7 @@ from rbv.jobs.recording import recorded_run
 from rbv.store.queries import edits
 from rbv.store.queries.edits import EditRow as EditRow  # what history() lists
 from rbv.store.queries.pack_lookup import pack_row
-from rbv.store.queries.persons import SHORT_ID
+from rbv.store.queries.person_lookup import SHORT_ID
 from rbv.store.server.connection import Database
 from rbv.store.server.locks import person_lock
 from rbv.words import counted

@@ -30,13 +30,8 @@ from rbv.store.queries.assignments import faces_by_photo, load_faces
 from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow
-from rbv.store.queries.persons import (
-    PersonRow,
-    largest_persons,
-    list_persons,
-    pack_of,
-    short_id,
-)
+from rbv.store.queries.person_lookup import short_id
+from rbv.store.queries.persons import PersonRow, largest_persons, list_persons, pack_of
 from rbv.store.queries.review import face_prominence, person_conflicts, review_answers
 
 

@@ -33,7 +33,7 @@ from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import contradictions, links
 from rbv.store.queries.links import LinkedFace
 from rbv.store.queries.pack_lookup import pack_row
-from rbv.store.queries.persons import short_id
+from rbv.store.queries.person_lookup import short_id
 from rbv.store.server.connection import Database
 
 if TYPE_CHECKING:  # the forecast needs the clustering stack; a plain link does not
@@ -250,7 +250,8 @@ def one_person(db: Database, person: uuid.UUID, *,
     import numpy as np
 
     from rbv.jobs.persons.evidence import halves, load_evidence
-    from rbv.store.queries.persons import existing_person, pack_of
+    from rbv.store.queries.person_lookup import existing_person
+    from rbv.store.queries.persons import pack_of
 
     with db.connect() as conn:
         person = existing_person(conn, person)

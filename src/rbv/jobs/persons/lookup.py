@@ -11,9 +11,11 @@ from collections.abc import Sequence
 
 from rbv.errors import PersonNotFound, Remedy
 from rbv.store import Database
+from rbv.store.queries import person_covers, person_lookup
 from rbv.store.queries import persons as queries
 from rbv.store.queries.pack_lookup import find_pack
-from rbv.store.queries.persons import SHORT_ID, PersonFace, PersonRow, short_id
+from rbv.store.queries.person_lookup import SHORT_ID, short_id
+from rbv.store.queries.persons import PersonFace, PersonRow
 
 __all__ = ["SHORT_ID", "PersonFace", "PersonRow", "cover", "faces", "labels", "list_persons",
            "name", "person", "relabel", "resolve", "resolve_all", "short_id"]
@@ -26,13 +28,13 @@ def resolve(db: Database, ref: str) -> uuid.UUID:
     """The person ``ref`` names: a uuid, a unique uuid prefix, a name or a unique part
     of one (:class:`rbv.errors.PersonNotFound` otherwise)."""
     with db.connect() as conn:
-        return queries.resolve_person(conn, ref)
+        return person_lookup.resolve_person(conn, ref)
 
 
 def resolve_all(db: Database, refs: Sequence[str]) -> list[uuid.UUID]:
     """Each person of ``refs``, in their order (repeats kept)."""
     with db.connect() as conn:
-        return [queries.resolve_person(conn, r) for r in refs]
+        return [person_lookup.resolve_person(conn, r) for r in refs]
 
 
 def labels(db: Database, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -40,7 +42,7 @@ def labels(db: Database, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not persons:
         return {}
     with db.connect() as conn:
-        return queries.labels(conn, persons)
+        return person_lookup.labels(conn, persons)
 
 
 def list_persons(db: Database, model_pack: str | None, *, include_hidden: bool,
@@ -70,8 +72,8 @@ def faces(db: Database, ref: str, limit: int | None
     """The person ``ref`` names, its label and up to ``limit`` of its faces (None:
     all)."""
     with db.connect() as conn:
-        person = queries.resolve_person(conn, ref)
-        return person, queries.labels(conn, [person])[person], queries.faces_of(
+        person = person_lookup.resolve_person(conn, ref)
+        return person, person_lookup.labels(conn, [person])[person], queries.faces_of(
             conn, person, limit)
 
 
@@ -79,13 +81,13 @@ def cover(db: Database, person: uuid.UUID) -> int | None:
     """The face chosen to show the person (`rbv persons cover`), while it is one of its
     faces; None: it is shown by its automatic face."""
     with db.connect() as conn:
-        return queries.cover_of(conn, person)
+        return person_covers.cover_of(conn, person)
 
 
 def name(db: Database, person: uuid.UUID) -> str | None:
     """The person's name (None: unnamed)."""
     with db.connect() as conn:
-        return queries.name_of(conn, person)
+        return person_lookup.name_of(conn, person)
 
 
 def relabel(db: Database, texts: Sequence[str]) -> list[str]:

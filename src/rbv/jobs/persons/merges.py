@@ -20,6 +20,7 @@ from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import contradictions, links
 from rbv.store.queries import persons as store
 from rbv.store.queries.birthdays import births
+from rbv.store.queries.person_lookup import existing_person, names_of, short_id
 from rbv.store.server.connection import Database
 from rbv.words import counted
 
@@ -43,7 +44,7 @@ def merge(db: Database, target: uuid.UUID, source_ids: Sequence[uuid.UUID], *,
                   **({"keep_born": keep_born} if keep_born else {}),
                   **({"answers": answers} if answers else {})},
                  dry_run=dry_run, shown=shown) as (conn, target, edit):
-        sources = [store.existing_person(conn, p) for p in source_ids]
+        sources = [existing_person(conn, p) for p in source_ids]
         kept, moved, overrides = _merge_into(conn, target, sources, override=override,
                                              keep_name=keep_name, keep_born=keep_born)
         others = [p for p in [target, *sources] if p != kept]
@@ -79,7 +80,7 @@ def _kept(conn: psycopg.Connection, persons: list[uuid.UUID],
     ``keep_name``; else the named one (the target when it is named); else the target.
     Persons of two different names are refused unless ``keep_name`` says which stays,
     naming the commands."""
-    names = store.names_of(conn, persons)
+    names = names_of(conn, persons)
     named = [p for p in persons if p in names]
     distinct = list(dict.fromkeys(name_key(names[p]) for p in named))
     first = {key: next(p for p in named if name_key(names[p]) == key) for key in distinct}
@@ -95,7 +96,7 @@ def _kept(conn: psycopg.Connection, persons: list[uuid.UUID],
                 kind="name_to_keep_unknown", persons=persons, remedies=keeping)
         return chosen[0]
     if len(distinct) > 1:
-        said = " and ".join(f"{store.short_id(p)} is {names[p]!r}" for p in first.values())
+        said = " and ".join(f"{short_id(p)} is {names[p]!r}" for p in first.values())
         raise Refused(f"these persons have different names ({said}); say which name stays",
                       kind="names_differ", persons=persons, remedies=keeping)
     return named[0] if named else persons[0]
@@ -125,7 +126,7 @@ def _born(conn: psycopg.Connection, persons: list[uuid.UUID],
         return chosen
     if len(known) > 1:
         said = " and ".join(
-            f"{store.short_id(next(p for p in persons if borns.get(p) == d))} was born "
+            f"{short_id(next(p for p in persons if borns.get(p) == d))} was born "
             f"on {d.isoformat()}" for d in known)
         raise Refused(f"these persons have different birthdays ({said}); say which stays",
                       kind="births_differ", persons=persons, remedies=keeping)
@@ -145,7 +146,7 @@ def answer_grid(db: Database, target: uuid.UUID, same: Sequence[uuid.UUID],
                  {"same": [str(p) for p in same], "different": [list(p) for p in different],
                   **({"answers": answers} if answers else {})},
                  ) as (conn, target, edit):
-        sources = [store.existing_person(conn, p) for p in same]
+        sources = [existing_person(conn, p) for p in same]
         kept, moved, overrides = _merge_into(conn, target, sources, override=False) \
             if sources else (target, 0, "")
         added = _keep_apart(conn, different)
@@ -165,7 +166,7 @@ def answer_pairs(db: Database, merges: Sequence[tuple[uuid.UUID, Sequence[uuid.U
     where a merge would be. ``answers``: kept with the edit, as :func:`merge`'s. The
     person returned is the first merge's (None when nothing was ticked)."""
     with db.connect() as conn:
-        persons = {p: store.existing_person(conn, p)
+        persons = {p: existing_person(conn, p)
                    for target, sources in merges for p in (target, *sources)}
         faces = [f for pair in different for f in pair]
         missing = store.missing_faces(conn, faces)

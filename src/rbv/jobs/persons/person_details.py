@@ -15,6 +15,8 @@ from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.person_edit import Edited, editing
 from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import persons as store
+from rbv.store.queries.person_covers import chosen_cover, set_cover
+from rbv.store.queries.person_lookup import existing_person, labels, name_of, person_named
 from rbv.store.server.connection import Database
 from rbv.words import counted
 
@@ -29,17 +31,17 @@ def name(db: Database, person: uuid.UUID, new_name: str, *, force: bool = False,
     new_name = store.checked_name(new_name)  # stripped of its surrounding spaces
     with editing(db, person, "persons name", {"name": new_name},
                  shown=shown) as (conn, person, edit):
-        other = store.person_named(conn, store.pack_of(conn, person), new_name,
-                                   other_than=person)
+        other = person_named(conn, store.pack_of(conn, person), new_name,
+                             other_than=person)
         if other is not None and not force:
             raise Refused(
-                f"person {other} is already named {store.name_of(conn, other)!r}; merge "
+                f"person {other} is already named {name_of(conn, other)!r}; merge "
                 "them if they are one person, or give both the name",
                 kind="duplicate_name", persons=[other, person],
                 remedies=[Remedy("merge", {"persons": [other, person]}, "merge them"),
                           Remedy("name", {"person": person, "name": new_name},
                                  "give both the name")])
-        was = store.name_of(conn, person)
+        was = name_of(conn, person)
         if was != new_name:
             store.set_name(conn, person, new_name)
         edit.summary = (f"named {person} {new_name!r}"
@@ -61,7 +63,7 @@ def hide(db: Database, person_ids: Sequence[uuid.UUID], hidden: bool, *,
     """Hide (or show again) persons, as one logged edit (one undo shows them all again,
     whatever their packs)."""
     with db.connect() as conn:
-        persons = list(dict.fromkeys(store.existing_person(conn, p) for p in person_ids))
+        persons = list(dict.fromkeys(existing_person(conn, p) for p in person_ids))
         packs = {store.pack_of(conn, p) for p in persons}
     if not persons:
         return HideResult(0, [])
@@ -136,8 +138,8 @@ def cover(db: Database, person: uuid.UUID, face_id: int | None, *, dry_run: bool
                  dry_run=dry_run, shown=shown) as (conn, person, edit):
         if face_id is not None:
             _refuse_foreign_cover(conn, person, face_id)
-        was = store.chosen_cover(conn, person)
-        store.set_cover(conn, person, face_id)
+        was = chosen_cover(conn, person)
+        set_cover(conn, person, face_id)
         edit.summary = (f"cover of {person}: face {face_id}" if face_id is not None
                         else f"cover of {person}: automatic again")
     return Covered(person, face_id, was, edit.logged_id)
@@ -148,7 +150,7 @@ def _refuse_foreign_cover(conn: psycopg.Connection, person: uuid.UUID, face_id: 
     place = store.face_place(conn, face_id)
     if place is None:
         raise PersonNotFound(f"no face with id {face_id} in this database")
-    whose = store.labels(conn, [person])[person]
+    whose = labels(conn, [person])[person]
     if place.not_a_face:
         where = "it is marked not a face"
     elif place.person is None:
@@ -156,7 +158,7 @@ def _refuse_foreign_cover(conn: psycopg.Connection, person: uuid.UUID, face_id: 
     elif place.person == person:
         return
     else:
-        other = store.labels(conn, [place.person])[place.person]
+        other = labels(conn, [place.person])[place.person]
         raise Refused(
             f"face {face_id} is not a face of {whose}: it is {other}'s; make it that "
             "person's cover, or move it here first", kind="not_its_face",

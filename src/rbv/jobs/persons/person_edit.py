@@ -18,6 +18,7 @@ from rbv.errors import Refused, Remedy
 from rbv.jobs.persons.edit_log import Edit, logged_edit
 from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import persons as store
+from rbv.store.queries.person_lookup import existing_person
 from rbv.store.server.connection import Database
 
 
@@ -29,7 +30,7 @@ def editing(db: Database, person: uuid.UUID, command: str,
     """:func:`logged_edit` on ``person`` (or the person it was merged into) and its
     pack; ``shown``: what the page asking for it showed, refused when changed since."""
     with db.connect() as conn:
-        person = store.existing_person(conn, person)
+        person = existing_person(conn, person)
         pack_id = store.pack_of(conn, person)
     with logged_edit(db, pack_id, command, {"person": str(person), **(parameters or {})},
                      dry_run=dry_run, shown=shown) as (conn, edit):

@@ -14,7 +14,7 @@ from rbv.formats.album import AlbumEntry, make_album
 from rbv.jobs.persons.birthdays import age_words, parse_ages
 from rbv.store import Database
 from rbv.store.queries.birthdays import births, undated_photos
-from rbv.store.queries.persons import labels, resolve_person
+from rbv.store.queries.person_lookup import labels, resolve_person
 from rbv.store.queries.photos import PhotoHit, photos_with
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")

@@ -21,7 +21,8 @@ from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import SheetFace, write_sheet
 from rbv.store import Database
 from rbv.store.queries.images import photo_files
-from rbv.store.queries.persons import PersonRow, resolve_person
+from rbv.store.queries.person_lookup import resolve_person
+from rbv.store.queries.persons import PersonRow
 from rbv.store.queries.review import neighbour_boxes, shown_faces
 
 

@@ -11,7 +11,8 @@ from rbv.pictures.contact_sheet import Sheet, SheetFace, write_sheet
 from rbv.store import Database
 from rbv.store.queries.facesets import face_boxes, faceset_faces, pack_of_faceset
 from rbv.store.queries.images import photo_files
-from rbv.store.queries.persons import faces_of, name_of, resolve_person
+from rbv.store.queries.person_lookup import name_of, resolve_person
+from rbv.store.queries.persons import faces_of
 from rbv.store.queries.review import neighbour_boxes
 
 _FACESET = re.compile(r"^faceset_(\d+)$")

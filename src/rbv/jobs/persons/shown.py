@@ -15,7 +15,7 @@ import psycopg
 
 from rbv.errors import ShownChanged
 from rbv.store.queries import shown as store
-from rbv.store.queries.persons import labels, short_id
+from rbv.store.queries.person_lookup import labels, short_id
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from rbv.errors import ConfigError
 from rbv.jobs.persons.person_edit import editing
 from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import persons as store
+from rbv.store.queries.person_lookup import name_of
 from rbv.store.server.connection import Database
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def split_person_eras(db: Database, person: uuid.UUID, params: EraParams, *,
             groups = [[int(faces.ids[r]) for r in anchored[0].rows + thin_rows]]
             groups += [[int(faces.ids[r]) for r in e.rows] for e in anchored[1:]]
             created = store.assign_split(conn, groups, person, pack_id)
-            base = store.name_of(conn, person) or "person"
+            base = name_of(conn, person) or "person"
             for era, new in zip(anchored[1:], created, strict=True):
                 label = f"{era.first_year}–{era.last_year}" if era.first_year else "era"
                 store.set_name(conn, new, f"{base} ({label})")

@@ -6,7 +6,6 @@ automatic re-cluster never undoes (they become anchors of ``rbv cluster --full``
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,28 +13,15 @@ from datetime import date, datetime
 
 import psycopg
 
-from rbv.errors import ConfigError, PersonNotFound, Remedy
-from rbv.formats.names import name_key, person_name, shown_name, unfit_text
-
-_SHORTEST_PREFIX = 4
-"""Characters of an id's start taken as that id: fewer would often name several persons."""
-_UUID_PREFIX = re.compile(rf"^[0-9a-f-]{{{_SHORTEST_PREFIX},36}}$")
+from rbv.errors import ConfigError, PersonNotFound
+from rbv.formats.names import person_name
+from rbv.store.queries.person_covers import cover_of
 
 
 def checked_name(name: str, what: str = "a name") -> str:
     """``name`` as a person's name is kept (:func:`rbv.formats.names.person_name`: stripped, its
     invisible characters removed); else :class:`ConfigError` saying why, on one line."""
     return person_name(name, what).text
-
-
-def _named_like(rows: list[tuple[uuid.UUID, str]], ref: str, *, part: bool = False
-                ) -> list[uuid.UUID]:
-    """The persons of ``rows`` (person, name) whose name is ``ref`` by
-    :func:`~rbv.formats.names.name_key` (``part``: holds it), in their order. Names are
-    compared here, not in SQL: PostgreSQL's ``lower`` is not Unicode case folding, and
-    under the C locale folds no letter beyond ASCII."""
-    key = name_key(ref)
-    return [p for p, name in rows if (key in name_key(name) if part else name_key(name) == key)]
 
 
 @dataclass(frozen=True)
@@ -104,112 +90,11 @@ def largest_persons(conn: psycopg.Connection, pack_id: int, faces: int, at_least
     return list_persons(conn, pack_id, persons=[r[0] for r in rows]), int(rows[0][1])
 
 
-def resolve_person(conn: psycopg.Connection, ref: str) -> uuid.UUID:
-    """A person by uuid, unique uuid prefix (≥ 4 characters: ``_SHORTEST_PREFIX``),
-    name (any case, ``_`` as a space) or unique part of a name ("Obama" for "Barack Obama").
-
-    A merged person resolves to the person it was merged into. Several matches are
-    refused, naming each candidate (name and short id)."""
-    problem = unfit_text(ref)
-    if problem is not None:  # no person is called so: said before PostgreSQL sees it
-        raise PersonNotFound(f"no person's name {problem}: {shown_name(ref)}")
-    ref = ref.strip()
-    found: list[uuid.UUID] = []
-    if _UUID_PREFIX.match(ref.lower()):
-        found = [r[0] for r in conn.execute(
-            "SELECT id FROM persons WHERE id::text LIKE %s LIMIT 10", (ref.lower() + "%",))]
-    if not found:
-        names = conn.execute("SELECT person_id, name FROM person_names ORDER BY name").fetchall()
-        found = _named_like(names, ref)[:10] or (_named_like(names, ref, part=True)[:10]
-                                                 if ref else [])
-    if not found:
-        raise PersonNotFound(f"no person matches {ref!r}{_too_short(conn, ref)}",
-                             [Remedy("list", {}, "the persons")])
-    # A name kept by a person merged into another names that other person.
-    survivors = list(dict.fromkeys(_surviving(conn, p) for p in found))
-    if len(survivors) > 1:
-        named = labels(conn, survivors)
-        shown = ", ".join(named[p] if named[p].startswith("person ") else
-                          f"{named[p]} ({short_id(p)})" for p in survivors[:5])
-        more = ", …" if len(survivors) > 5 or len(found) == 10 else ""
-        raise PersonNotFound(f"{ref!r} matches several persons: {shown}{more}; give more of "
-                             "the name or of the id")
-    return survivors[0]
-
-
-def existing_person(conn: psycopg.Connection, person: uuid.UUID) -> uuid.UUID:
-    """The person with the id ``person``, or the one it was merged into
-    (:class:`~rbv.errors.PersonNotFound` when no person has that id)."""
-    if conn.execute("SELECT 1 FROM persons WHERE id = %s", (person,)).fetchone() is None:
-        raise PersonNotFound(f"no person with id {person} (merged into another, or deleted "
-                             "by a clustering run)", [Remedy("list", {}, "the persons")])
-    return _surviving(conn, person)
-
-
-def _too_short(conn: psycopg.Connection, ref: str) -> str:
-    """Why ``ref`` found no id when it is an id's start too short to be taken as one
-    (under 4 characters, which would often name several persons), with the persons
-    whose ids start so; "" otherwise."""
-    ref = ref.lower()
-    if not ref or _UUID_PREFIX.match(ref) or not _UUID_PREFIX.match(ref + "0" * 4):
-        return ""
-    starting = [r[0] for r in conn.execute(
-        "SELECT id FROM persons WHERE merged_into IS NULL AND id::text LIKE %s "
-        "ORDER BY id LIMIT 4", (ref + "%",))]
-    least = f": give at least {_SHORTEST_PREFIX} characters of an id"
-    if not starting:
-        return least
-    shown = ", ".join(short_id(p) for p in starting[:3]) + (", …" if len(starting) > 3 else "")
-    return f"{least} ({shown} start{'s' if len(starting) == 1 else ''} so)"
-
-
-SHORT_ID = 8
-"""Characters of a uuid shown for an unnamed person; any unique prefix is accepted back."""
-
-
-def short_id(person: uuid.UUID) -> str:
-    """The person's id as shown to users: its first :data:`SHORT_ID` characters."""
-    return str(person)[:SHORT_ID]
-
-
-def labels(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """What users read for each person: its name, or "person " and its short id when
-    unnamed."""
-    names = {r[0]: str(r[1]) for r in conn.execute(
-        "SELECT person_id, name FROM person_names WHERE person_id = ANY(%s)",
-        (list(persons),))}
-    return {p: names.get(p, f"person {short_id(p)}") for p in persons}
-
-
-def names_of(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The names of those of ``persons`` that have one."""
-    return {r[0]: str(r[1]) for r in conn.execute(
-        "SELECT person_id, name FROM person_names WHERE person_id = ANY(%s)",
-        (list(persons),))}
-
-
-def _surviving(conn: psycopg.Connection, person: uuid.UUID) -> uuid.UUID:
-    """The person ``person`` was merged into, following merges; itself when unmerged."""
-    for _ in range(100):
-        row = conn.execute("SELECT merged_into FROM persons WHERE id = %s", (person,)).fetchone()
-        if not row or row[0] is None:
-            break
-        person = row[0]
-    return person
-
-
 def pack_of(conn: psycopg.Connection, person: uuid.UUID) -> int:
     row = conn.execute("SELECT pack_id FROM persons WHERE id = %s", (person,)).fetchone()
     if row is None:
         raise PersonNotFound(f"person {person} no longer exists")
     return int(row[0])
-
-
-def name_of(conn: psycopg.Connection, person: uuid.UUID) -> str | None:
-    """The person's name, or None when unnamed."""
-    row = conn.execute("SELECT name FROM person_names WHERE person_id = %s",
-                       (person,)).fetchone()
-    return str(row[0]) if row else None
 
 
 def face_years(conn: psycopg.Connection, person: uuid.UUID) -> dict[int, float | None]:
@@ -424,18 +309,6 @@ def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int | None = 10
     return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7], r[8], r[9]) for r in rows]
 
 
-def person_named(conn: psycopg.Connection, pack_id: int, name: str, *,
-                 other_than: uuid.UUID | None = None) -> uuid.UUID | None:
-    """The pack's oldest unmerged person with that name (any case, ``_`` as space),
-    leaving out ``other_than``; or None."""
-    rows = conn.execute(
-        "SELECT p.id, n.name FROM persons p JOIN person_names n ON n.person_id = p.id "
-        "WHERE p.pack_id = %s AND p.merged_into IS NULL AND p.id IS DISTINCT FROM %s "
-        "ORDER BY p.created_at, p.id", (pack_id, other_than)).fetchall()
-    found = _named_like(rows, name)
-    return found[0] if found else None
-
-
 def place_faces(conn: psycopg.Connection, face_ids: Sequence[int], person: uuid.UUID) -> int:
     """Place faces in ``person`` by hand, except faces a user rejected from it or marked
     not a face; returns how many changed."""
@@ -465,56 +338,6 @@ def pack_of_face(conn: psycopg.Connection, face_id: int) -> int | None:
     row = conn.execute("SELECT pack_id FROM face_detections WHERE id = %s",
                        (face_id,)).fetchone()
     return int(row[0]) if row else None
-
-
-CHOSEN_COVER = """(SELECT c.id FROM face_detections c
-    WHERE c.id = {p}.cover_face_id AND c.person_id = {p}.id
-      AND NOT EXISTS (SELECT 1 FROM not_faces x WHERE x.face_id = c.id))"""
-"""SQL: the cover face chosen for the person ``{p}`` (a ``persons`` row's alias), while
-it is still one of its faces (NULL otherwise: the face left it by a move, a "not this
-person", a clustering run, or is marked not a face; the person is shown by its
-automatic face then, and the choice holds again if the face comes back)."""
-
-BEST_FACE = """(SELECT b.id FROM face_detections b WHERE b.person_id = {p}.id
-    ORDER BY b.det_score DESC, b.id LIMIT 1)"""
-"""SQL: the person ``{p}``'s automatic face: its best detection."""
-
-
-def cover_sql(alias: str) -> str:
-    """SQL for the face that shows the person ``alias`` (a ``persons`` row): its chosen
-    cover while that is one of its faces, else its best detection."""
-    return (f"coalesce({CHOSEN_COVER.format(p=alias)}, {BEST_FACE.format(p=alias)})")
-
-
-def cover_of(conn: psycopg.Connection, person: uuid.UUID) -> int | None:
-    """The face chosen as the person's cover (``rbv persons cover``), while it is one of
-    its faces; None: shown by its automatic face."""
-    return chosen_covers(conn, [person]).get(person)
-
-
-def chosen_covers(conn: psycopg.Connection, persons: Sequence[uuid.UUID]
-                  ) -> dict[uuid.UUID, int]:
-    """The chosen cover of each of ``persons`` that has one still among its faces."""
-    return {r[0]: int(r[1]) for r in conn.execute(
-        "SELECT p.id, " + CHOSEN_COVER.format(p="p") + " FROM persons p "
-        "WHERE p.id = ANY(%s) AND p.cover_face_id IS NOT NULL", (list(persons),))
-        if r[1] is not None}
-
-
-def chosen_cover(conn: psycopg.Connection, person: uuid.UUID) -> int | None:
-    """The face stored as the person's cover, in effect or not (None: none chosen)."""
-    row = conn.execute("SELECT cover_face_id FROM persons WHERE id = %s",
-                       (person,)).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def set_cover(conn: psycopg.Connection, person: uuid.UUID, face_id: int | None) -> int:
-    """Make ``face_id`` the person's cover (None: back to the automatic face); rows
-    changed (0: it was so already)."""
-    return conn.execute(
-        "UPDATE persons SET cover_face_id = %s, updated_at = now() "
-        "WHERE id = %s AND cover_face_id IS DISTINCT FROM %s",
-        (face_id, person, face_id)).rowcount
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import psycopg
 
-from rbv.store.queries.persons import cover_sql
+from rbv.store.queries.person_covers import cover_sql
 
 
 class PeopleFilter(StrEnum):

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from rbv.store.queries.persons import CHOSEN_COVER
+from rbv.store.queries.person_covers import CHOSEN_COVER
 
 
 @dataclass(frozen=True)
