@@ -33,8 +33,9 @@ RECORDED = {"audit --fix"}
 """Names of commands as the edit log records them (data, not a sentence to a user)."""
 
 LEFT = {
-    "jobs/exchange/import_xmp.py": 24, "cluster/calibrations.py": 7,
-    "faces/analyzer.py": 7, "faces/providers.py": 7, "store/server/postmaster.py": 7,
+    "jobs/exchange/import_xmp_persons.py": 15, "jobs/exchange/import_xmp_claims.py": 9,
+    "cluster/calibrations.py": 7, "faces/analyzer.py": 7, "faces/providers.py": 7,
+    "store/server/postmaster.py": 7,
     "jobs/exchange/export_swap.py": 5, "jobs/exchange/import_folders.py": 5,
     "jobs/persons/evidence.py": 5, "mlapi/client.py": 4, "faces/packs.py": 3,
     "immich/client.py": 3, "jobs/exchange/export_xmp.py": 3,

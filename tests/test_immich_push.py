@@ -271,7 +271,7 @@ def test_without_a_key_is_a_setup_error(db_url: str, server: FakeImmich) -> None
 
 def test_boxes_are_compared_in_the_original_frame() -> None:
     from rbv.immich.people import ImmichFace, ImmichPerson
-    from rbv.jobs.exchange.immich_push import plan_asset
+    from rbv.jobs.exchange.immich_push_plan import plan_asset
     from rbv.store.queries.immich_assets import AssetFaces, NamedFace
 
     # A 3000 x 4000 upright original; Immich detected on a 540 x 720 preview.

@@ -82,7 +82,8 @@ from rbv.errors import RbvError
 from rbv.faces.types import FaceAnalyzer
 from rbv.jobs.exchange.export_xmp import mirrored
 from rbv.jobs.exchange.import_folders import import_folders
-from rbv.jobs.exchange.import_xmp import ImportXmpOptions, import_xmp
+from rbv.jobs.exchange.import_xmp import import_xmp
+from rbv.jobs.exchange.import_xmp_report import ImportXmpOptions
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.cluster_update import current_sums
 from rbv.jobs.library.index import run_index

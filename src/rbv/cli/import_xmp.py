@@ -17,7 +17,8 @@ from rbv.cli.common import (
 )
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL, printable
-from rbv.jobs.exchange.import_xmp import DEFAULT_MIN_IOU, ImportXmpOptions, import_xmp
+from rbv.jobs.exchange.import_xmp import import_xmp
+from rbv.jobs.exchange.import_xmp_report import DEFAULT_MIN_IOU, ImportXmpOptions
 from rbv.store import open_database
 from rbv.words import counted
 

@@ -10,13 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rbv.cli import (
-    persons_born,
-    persons_hide_cover,
-    persons_moves,
-    persons_review,
-    persons_undo,
-)
+from rbv.cli import persons_born, persons_hide_cover, persons_moves, persons_review, persons_undo
 from rbv.cli.common import (
     DatabaseOption,
     JsonOption,
