@@ -39,7 +39,7 @@ LEFT = {
     "jobs/exchange/export_swap.py": 5, "jobs/exchange/import_folders.py": 5,
     "jobs/persons/evidence.py": 5, "mlapi/client.py": 4, "faces/packs.py": 3,
     "immich/client.py": 3, "jobs/exchange/export_xmp.py": 3,
-    "store/queries/pack_lookup.py": 3, "jobs/exchange/as_indexed.py": 2,
+    "store/queries/pack_lookup.py": 3, "jobs/exchange/photo_write_checks.py": 2,
     "jobs/exchange/immich_push.py": 2, "jobs/exchange/immich_stage.py": 2,
     "jobs/grouping/cluster.py": 2, "jobs/grouping/forecast.py": 2,
     "jobs/library/catalogue.py": 2, "store/server/embedded.py": 2,

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageEnhance
 
-import rbv.formats.unchanged as unchanged
 from rbv.config import Settings
+from rbv.formats import replace_if_unchanged
 from rbv.jobs.exchange.export_xmp import OPEN_ELSEWHERE
 from tests.conftest import run_cli
 from tests.test_faults_files import PHOTOS, _backup, _named_library, _temps
@@ -96,7 +96,7 @@ def test_a_save_through_a_descriptor_opened_during_the_swap_is_kept(
     raced, other = (lib / name for name in PHOTOS)
     edited = _brightened(raced)
     editors: list[subprocess.Popen[bytes]] = []
-    real = unchanged._exchange
+    real = replace_if_unchanged._exchange
 
     def racing(a: Path, b: Path) -> bool:
         # The editor opens the photo after rbv's last check, right before the swap: it
@@ -106,7 +106,7 @@ def test_a_save_through_a_descriptor_opened_during_the_swap_is_kept(
             _wait_for_break(raced, editors[0])
         return real(a, b)
 
-    monkeypatch.setattr(unchanged, "_exchange", racing)
+    monkeypatch.setattr(replace_if_unchanged, "_exchange", racing)
     try:
         result = _export(cli, settings, lib)
     finally:

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image, ImageEnhance
 
 import rbv.formats.lease as lease
-import rbv.formats.unchanged as unchanged
 import rbv.jobs.exchange.export_xmp as export_job
 from rbv.config import Settings
+from rbv.formats import replace_if_unchanged
 from tests.conftest import MISC, run_cli
 from tests.test_faults_files import PHOTOS, _backup, _named_library, _temps
 
@@ -82,20 +82,20 @@ def _last_instant(monkeypatch: pytest.MonkeyPatch, raced: Path, edit: Edit) -> l
     if edit is not saved_by_rename:
         monkeypatch.setattr(lease, "_SETLEASE", None)
     edits: list[bytes] = []
-    real = unchanged._exchange
+    real = replace_if_unchanged._exchange
 
     def racing(a: Path, b: Path) -> bool:
         if Path(b) == raced and not edits:
             edits.append(edit(raced))
         return real(a, b)
 
-    monkeypatch.setattr(unchanged, "_exchange", racing)
+    monkeypatch.setattr(replace_if_unchanged, "_exchange", racing)
     return edits
 
 
 def _no_swap(monkeypatch: pytest.MonkeyPatch, raced: Path, edit: Edit) -> list[bytes]:
     """A file system that cannot swap names: the check before the rename still holds."""
-    monkeypatch.setattr(unchanged, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(replace_if_unchanged, "_exchange", lambda a, b: False)
     return _after_read(monkeypatch, raced, edit)
 
 

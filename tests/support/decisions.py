@@ -76,7 +76,7 @@ from numpy.typing import NDArray
 
 from rbv.cluster.centroids import group_sums
 from rbv.cluster.defaults import Method
-from rbv.cluster.joined import roots
+from rbv.cluster.union_find import roots
 from rbv.config import Settings
 from rbv.errors import RbvError
 from rbv.faces.types import FaceAnalyzer

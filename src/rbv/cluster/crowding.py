@@ -26,9 +26,9 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import NDArray
 
-from rbv.cluster.cores import on_all_cores
 from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.knn import KnnGraph
+from rbv.cluster.parallel_work import on_all_cores
 
 COHORT = 20
 """Other clusters a face is compared with (the median of their best similarities)."""

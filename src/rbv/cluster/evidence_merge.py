@@ -36,7 +36,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from rbv.cluster.cores import on_all_cores
 from rbv.cluster.evidence_kernels import build_lists
 from rbv.cluster.evidence_merge_loop import Parts, first_best, link
 from rbv.cluster.evidence_nodes import Nodes
@@ -53,6 +52,7 @@ from rbv.cluster.evidence_singles import (
     SEEN,
     WHERE,
 )
+from rbv.cluster.parallel_work import on_all_cores
 
 PARTIAL_FROM = 256
 """Neighbour clusters from which a cluster keeps its single faces in a heap

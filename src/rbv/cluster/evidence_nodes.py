@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
-from rbv.cluster.cores import on_all_cores
+from rbv.cluster.parallel_work import on_all_cores
 
 
 @dataclass(frozen=True)

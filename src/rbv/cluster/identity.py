@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from rbv.cluster.joined import roots
+from rbv.cluster.union_find import roots
 
 Person = uuid.UUID
 NONE = -1

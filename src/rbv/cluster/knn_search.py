@@ -19,7 +19,7 @@ from numba import njit
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from rbv.cluster.cores import threads
+from rbv.cluster.parallel_work import threads
 
 
 def search_lists(x: NDArray[np.float32], probes: NDArray[np.int64], k: int

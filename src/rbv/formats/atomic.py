@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from rbv.regular import open_regular
+from rbv.regular_files import open_regular
 
 TEMP_NAME = re.compile(r"^\..+\.rbv-(?P<pid>\d+)\.tmp$")
 """rbv's temporary files: ``.NAME.rbv-PID.tmp``."""

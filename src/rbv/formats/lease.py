@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rbv.errors import RbvError
-from rbv.regular import open_regular
+from rbv.regular_files import open_regular
 
 try:
     import fcntl

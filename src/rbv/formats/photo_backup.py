@@ -4,7 +4,7 @@ Before a photo is first rewritten, its bytes go to ``PHOTO.EXT_original`` (exift
 name, so ``exiftool -restore_original`` works) through a temporary file that is synced,
 read back and compared (size and sha256) before it takes that name; only then is the
 photo replaced, itself through a synced temporary file and one rename, and only while it
-is still the file that was read (:mod:`rbv.formats.unchanged`). A kill or a full disk at
+is still the file that was read (:mod:`rbv.formats.replace_if_unchanged`). A kill or a full disk at
 any step leaves the photo as it was, or the photo rewritten with a complete backup
 beside it.
 
@@ -21,7 +21,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from rbv.formats.atomic import Digest, write_atomically
-from rbv.formats.unchanged import Seen, replace_unchanged
+from rbv.formats.replace_if_unchanged import Seen, replace_unchanged
 from rbv.formats.xmp import BACKUP_SUFFIX, XmpError
 
 
@@ -72,5 +72,5 @@ def write_backup(target: Path, original: bytes) -> None:
 def rewrite_photo(target: Path, data: bytes, seen: Seen) -> None:
     """Replace the photo (whose backup is in place) by ``data``: synced, one rename, and
     only while it is the file ``seen`` (else
-    :class:`rbv.formats.unchanged.ChangedUnderneath`)."""
+    :class:`rbv.formats.replace_if_unchanged.ChangedUnderneath`)."""
     replace_unchanged(target, data, seen)

@@ -5,7 +5,7 @@ their flattened keys, and exiv2 serialises the result, so every other tag of a s
 or photo stays as it was (and a sidecar's XML comments, which exiv2 drops, are put back:
 :mod:`rbv.formats.xmp_comments`). Files are read and written by Python (``open``), so names that
 are not UTF-8 work, and written atomically (:mod:`rbv.formats.atomic`) over only
-what was read (:mod:`rbv.formats.unchanged`).
+what was read (:mod:`rbv.formats.replace_if_unchanged`).
 
 exiv2 reads a packet it cannot parse (a DOCTYPE, malformed XML) as one without tags, and
 says nothing: a packet that is not empty yet yields no tag is reported as unreadable
@@ -27,9 +27,9 @@ from rbv.bounds import MAX_PIXELS_PER_SIDE, OutsideNumber, finite, pixel_size
 from rbv.errors import RbvError
 from rbv.formats.names import shown_name
 from rbv.formats.regions import Region, RegionPlan, from_top_left
-from rbv.formats.unchanged import Seen, read_seen
+from rbv.formats.replace_if_unchanged import Seen, read_seen
 from rbv.formats.xmp_comments import comments_kept
-from rbv.regular import NotRegular, read_regular
+from rbv.regular_files import NotRegular, read_regular
 
 pyexiv2.set_log_level(4)  # exiv2 would print warnings itself; rbv reports through errors
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rbv.media.sniff import HEAD_BYTES
-from rbv.regular import open_regular
+from rbv.regular_files import open_regular
 
 _CHUNK = 1 << 20
 
@@ -25,7 +25,7 @@ class FileDigest:
 def digest_file(path: Path) -> FileDigest:
     """Hash ``path`` in 1 MiB chunks (memory stays flat for any file size).
 
-    Raises OSError when the file cannot be read, :class:`rbv.regular.NotRegular` (an
+    Raises OSError when the file cannot be read, :class:`rbv.regular_files.NotRegular` (an
     OSError) when it is not a regular file: a FIFO is never opened for reading.
     """
     h = hashlib.sha256()

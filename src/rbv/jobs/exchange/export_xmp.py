@@ -23,7 +23,7 @@ from rbv.formats.photo_backup import (
     write_backup,
 )
 from rbv.formats.regions import Region, from_box, plan_regions
-from rbv.formats.unchanged import ChangedUnderneath, Seen, replace_unchanged
+from rbv.formats.replace_if_unchanged import ChangedUnderneath, Seen, replace_unchanged
 from rbv.formats.xmp import (
     WRITABLE_FORMATS,
     XmpError,
@@ -34,7 +34,7 @@ from rbv.formats.xmp import (
     sidecar_for,
     verify_photo,
 )
-from rbv.jobs.exchange.as_indexed import check_photo
+from rbv.jobs.exchange.photo_write_checks import check_photo
 from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter
 from rbv.media.orientation import measured_on_stored, turn_box

@@ -51,7 +51,7 @@ from rbv.media.hashing import digest_file
 from rbv.media.image_data import image_data_hash
 from rbv.media.path_map import PathMap
 from rbv.media.sniff import HEAD_BYTES, looks_like_image_name, sniff_format
-from rbv.regular import read_regular
+from rbv.regular_files import read_regular
 from rbv.store import Database
 from rbv.store.queries.images import (
     CataloguedFile,

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from rbv.cluster.joined import roots
 from rbv.cluster.knn import nearest
+from rbv.cluster.union_find import roots
 from rbv.errors import ImageUnreadable, PackNotFound
 from rbv.faces.overlay import overlay_correlation
 from rbv.jobs.recording import recorded_run

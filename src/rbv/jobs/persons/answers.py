@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from rbv.cluster.joined import groups
+from rbv.cluster.union_find import groups
 from rbv.errors import ConfigError
 from rbv.jobs.persons.evidence import Suggestion
 from rbv.store.queries.persons import PersonRow, list_persons, persons_of_faces

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rbv.jobs.library.as_catalogued import shows_catalogued
-from rbv.regular import NotRegular, is_read_only, kind_of, regular_stat
+from rbv.regular_files import NotRegular, is_read_only, kind_of, regular_stat
 from rbv.store.queries.images import KnownPath
 
 CHANGED = "changed since it was indexed: run `rbv index` first"

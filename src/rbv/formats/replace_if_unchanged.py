@@ -29,7 +29,7 @@ from pathlib import Path
 from rbv.errors import RbvError
 from rbv.formats.atomic import Digest, give_owner, sync_folder, temp_path, write_temp
 from rbv.formats.lease import Lease, OpenElsewhere, held_alone
-from rbv.regular import open_regular
+from rbv.regular_files import open_regular
 
 
 class ChangedUnderneath(RbvError):
@@ -61,7 +61,7 @@ class Seen:
 def read_seen(path: Path, limit: int = -1) -> tuple[bytes, Seen]:
     """The bytes of the regular file ``path`` (at most ``limit``) and what was read.
     The status is taken before the bytes: a write during the read makes the file differ
-    from what was seen. Raises :class:`rbv.regular.NotRegular` or OSError."""
+    from what was seen. Raises :class:`rbv.regular_files.NotRegular` or OSError."""
     with os.fdopen(open_regular(path), "rb") as f:
         st = os.fstat(f.fileno())
         data = f.read(limit)
