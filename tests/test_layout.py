@@ -3,7 +3,7 @@ downwards only, and so do the rooms of ``jobs/`` (:data:`JOB_ROOMS`); no module 
 itself in a loop or another module's private (underscore) names, nor a library's;
 ``cluster/`` computes on arrays (no database, no files); SQL is written in ``store/``
 alone and its queries are run by jobs and serve's named page reads; the CLI starts
-without the heavy libraries."""
+without the heavy libraries; no module is longer than :data:`MOST_LINES`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ LAYERS = {
 # in cluster/.
 JOB_ROOMS = {"library": 0, "grouping": 1, "persons": 2, "exchange": 3}
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
+
+
+MOST_LINES = 450
+"""Lines a module of ``src/rbv`` may hold: past it, it is probably two modules."""
+LONGER: dict[str, str] = {}
+"""Modules allowed past :data:`MOST_LINES` (path under ``src/rbv`` -> why); none now."""
 
 
 def _modules() -> dict[str, Path]:
@@ -65,6 +71,16 @@ def test_imports_run_from_higher_layers_to_lower_ones_only() -> None:
             if theirs not in (mine, "__init__") and LAYERS[theirs] >= LAYERS[mine]:
                 upward.append(f"{name} -> {target}")
     assert upward == []
+
+
+def test_no_module_is_longer_than_most_lines() -> None:
+    """Issue 63 #5: a module says what it holds by its name; one past 450 lines holds
+    two things (and hides the second from its name)."""
+    long = {path.relative_to(SRC).as_posix(): len(path.read_text().splitlines())
+            for path in SRC.rglob("*.py")}
+    over = {rel: n for rel, n in long.items() if n > MOST_LINES and rel not in LONGER}
+    assert over == {}
+    assert [rel for rel in LONGER if long.get(rel, 0) <= MOST_LINES] == []
 
 
 def test_job_rooms_import_their_own_and_lower_rooms_only() -> None:
