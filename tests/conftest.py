@@ -27,7 +27,7 @@ PACK = SHARED / "models" / "scrfd_sface"
 _db_numbers = itertools.count(1)
 
 # The suite draws the same examples on every run, so a red run is a change, never a
-# draw (exploring new draws is scripts/decision_fuzz.py's job, or HYPOTHESIS_PROFILE=explore).
+# draw (exploring new draws is scripts/tools/decision_fuzz.py's job, or HYPOTHESIS_PROFILE=explore).
 hypothesis_settings.register_profile("suite", derandomize=True, database=None)
 hypothesis_settings.register_profile("explore")
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))

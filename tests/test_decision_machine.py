@@ -1,6 +1,6 @@
 """Issue 28 #6: the user's decisions hold under random sequences of edits, automatic
 runs, SQL resets and new photos (the machine: tests/support/decisions.py). A few
-sequences here; scripts/decision_fuzz.py runs thousands."""
+sequences here; scripts/tools/decision_fuzz.py runs thousands."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _nth(items: list[Any], i: int) -> Any:
 
 
 def test_a_named_person_keeps_its_face_beside_a_dismissed_suggestion() -> None:
-    """Found by scripts/decision_fuzz.py (shrunk by hypothesis): after these steps the
+    """Found by scripts/tools/decision_fuzz.py (shrunk by hypothesis): after these steps the
     last ``cluster --full`` put a named person's only face in another person."""
     state = DecisionMachine()
     try:

@@ -43,7 +43,7 @@ def _options(command: Any) -> set[str]:
 
 
 def test_the_command_reference_is_current() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "command_docs.py"),
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "tools" / "command_docs.py"),
                            "--check"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
 
@@ -124,9 +124,19 @@ SCRIPTS_README = ROOT / "scripts" / "README.md"
 
 
 def test_every_script_is_a_row_of_the_scripts_readme() -> None:
-    """Issue 52 #10: scripts/README.md's table left out command_docs.py (and four more)."""
-    rows = set(re.findall(r"^\| `([\w.]+\.py)` \|", SCRIPTS_README.read_text(), re.M))
-    assert sorted({p.name for p in (ROOT / "scripts").glob("*.py")} - rows) == []
+    """Issue 52 #10: scripts/README.md's table left out command_docs.py (and four more).
+    A row names the script by its path under scripts/ (bench/…, tools/…)."""
+    rows = set(re.findall(r"^\| `([\w./]+\.py)` \|", SCRIPTS_README.read_text(), re.M))
+    scripts = {p.relative_to(ROOT / "scripts").as_posix()
+               for p in (ROOT / "scripts").rglob("*.py")}
+    assert sorted(scripts - rows) == []
+    assert sorted(rows - scripts) == []
+
+
+def test_scripts_are_benchmarks_or_tools() -> None:
+    """Issue 63 #5: scripts/ holds two folders, bench/ (benchmarks: a ratio against a
+    baseline) and tools/ (the rest), and no script beside them."""
+    assert {p.name for p in (ROOT / "scripts").iterdir()} == {"README.md", "bench", "tools"}
 
 
 def _script_commands(text: str) -> Iterator[str]:

@@ -176,7 +176,7 @@ def test_analyze_many_equals_analyze(analyzer: LocalFaceAnalyzer, batch: int) ->
 def test_on_a_cpu_each_image_is_recognized_in_its_own_call(
         analyzer: LocalFaceAnalyzer, monkeypatch: pytest.MonkeyPatch) -> None:
     # One call per image costs less CPU per face than a batch across images
-    # (scripts/bench_embed.py); embed then hands the inference threads image by image.
+    # (scripts/bench/bench_embed.py); embed then hands the inference threads image by image.
     assert analyzer.batch_images == 1
     calls: list[int] = []
     embed = analyzer.recognizer.embed

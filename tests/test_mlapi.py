@@ -58,7 +58,7 @@ def _scan_status(url: str, remote: bool) -> dict[str, int]:
 
 def test_index_through_ml_uri_stores_what_the_local_run_stores(cli, settings, fake_ml) -> None:
     url = str(settings.database_url)
-    # Five people (~40 photos) keep the test short; scripts/ml_uri_parity.py does all 200.
+    # Five people (~40 photos) keep the test short; scripts/bench/ml_uri_parity.py does all 200.
     people = ("Barack_Obama", "Angelina_Jolie", "Joe_Biden", "Madonna", "Elon_Musk")
     include = [arg for who in people for arg in ("--include", f"*/{who}/*")]
     n = sum(len(list((FACES / who).iterdir())) for who in people)

@@ -3,7 +3,7 @@ machine-learning), serving the SFace pack under the Immich name ``buffalo_l``.
 
 The set-up installs the server's locked dependencies once into a cache outside the repo
 (keyed by its uv.lock; ~30 s the first time) and starts it on 127.0.0.1; a failed
-install or start fails these tests. scripts/ml_uri_parity.py measures all of
+install or start fails these tests. scripts/bench/ml_uri_parity.py measures all of
 ../shared/data/faces and misc; here a subset (every misc file, EXIF 3/6/8 copies, three
 identity folders incl. HEIC) keeps the time modest.
 """
@@ -111,7 +111,7 @@ def test_the_real_server_gives_what_a_local_run_gives(cli, settings, server, tmp
                      env=_env(settings))
     assert remote.exit_code == 0, remote.output
     # The local run sees the server's detector input: a square 640x640 (rbv pads to a
-    # multiple of 32 instead; scripts/ml_uri_parity.py measures that difference).
+    # multiple of 32 instead; scripts/bench/ml_uri_parity.py measures that difference).
     square = write_square_pack(PACK, tmp_path / "scrfd_sface_square")
     local = run_cli(cli, "embed", "-d", url, "--model-pack", str(square), "--json",
                     env=_env(settings))

@@ -1,5 +1,5 @@
 """`rbv serve`'s first prompt (issue 30: shown within a second on a 100k-face library,
-scripts/bench_serve.py): on a library never ranked, a first ranking of the persons with
+scripts/bench/bench_serve.py): on a library never ranked, a first ranking of the persons with
 the most faces shows a prompt while the whole pack is still being ranked, and the page
 says the ranking is not finished until the whole one replaces it. The whole ranking is
 held here behind an event the test opens: no timing."""

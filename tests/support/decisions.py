@@ -42,7 +42,7 @@ checked against what the user decided:
 - each person's cached embedding sum, brought up to date with its log of faces that
   joined and left (what an incremental run reads), is the exact sum of its faces.
 
-Used by tests/test_decision_machine.py (a few sequences) and scripts/decision_fuzz.py
+Used by tests/test_decision_machine.py (a few sequences) and scripts/tools/decision_fuzz.py
 (thousands).
 """
 

@@ -20,7 +20,7 @@ features of the pair:
 
 Its weights (``PRIOR``) were fitted on the three developer sets (each counted
 equally), and each set's own reliability was measured with weights fitted on the other
-two (``scripts/calibrate_suggestions.py``). Libraries still differ in how many of their
+two (``scripts/bench/calibrate_suggestions.py``). Libraries still differ in how many of their
 candidate pairs are one person (a family library whose children are split across ages,
 a celebrity library whose persons are mostly whole), which no feature of one pair
 knows; the user's answers do. Each answer ("which of these are X?", "same person?") is
@@ -72,12 +72,12 @@ class PairOdds:
 
 
 PRIOR = PairOdds(-5.448, (-0.624, 2.318, -1.245))
-"""Fitted by ``scripts/calibrate_suggestions.py`` on data/family, data/faces and
+"""Fitted by ``scripts/bench/calibrate_suggestions.py`` on data/family, data/faces and
 data/lfw_many (SFace, the shipped clustering), each set weighted equally."""
 PRIOR_SPREAD = (1.5, 0.3)
 """Prior standard deviations of the intercept and of each weight when answers refit
 them: the level moves first (a library's share of true pairs differs tenfold between the
-developer sets), the weights only on many answers. Measured (scripts/calibrate_suggestions.py,
+developer sets), the weights only on many answers. Measured (scripts/bench/calibrate_suggestions.py,
 simulated review, prior fitted on the other two sets): expected calibration error of the
 pairs shown 0.034 → 0.006 on data/family."""
 

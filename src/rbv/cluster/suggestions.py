@@ -50,7 +50,7 @@ CANDIDATE_K = 10
 candidate's best face pair is then found exactly. Instead of a k-NN graph over every
 face (about 15 s of 22 at 100k faces): the same pairs above 0.5 at 100k synthetic faces,
 and every true merge the face graph found on the labelled sets
-(scripts/suggest_precision.py)."""
+(scripts/bench/suggest_precision.py)."""
 
 
 @dataclass(frozen=True)

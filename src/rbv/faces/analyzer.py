@@ -61,7 +61,7 @@ class LocalFaceAnalyzer:
     Satisfies :class:`rbv.faces.types.FaceAnalyzer`. Its sessions are thread-safe and
     it keeps no per-call state, so one analyzer may serve several threads. On a CPU,
     ``threads=1`` with one calling thread per core beat one caller with multi-threaded
-    sessions in ``scripts/bench_embed.py``: these small models scale poorly across
+    sessions in ``scripts/bench/bench_embed.py``: these small models scale poorly across
     intra-op threads, and decoding then overlaps inference.
     """
 

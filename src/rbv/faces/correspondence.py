@@ -13,7 +13,7 @@ is detected again; a new face is the old face when both tests agree:
   faces of different people reach by chance almost never (see
   :func:`rbv.cluster.calibrations` for the pack's impostor model).
 
-Measured on ``data/faces`` with SFace (``scripts/bench_face_carry.py``, 68 photos): the
+Measured on ``data/faces`` with SFace (``scripts/bench/bench_face_carry.py``, 68 photos): the
 main face is found again after every crop and retouch and 67 of 68 resizes to half
 (same-face similarity: 5th percentile 0.88 to 0.95), never in another person's photo;
 in another photo of the same person 9 of 67 times, where the embedding alone takes 51.

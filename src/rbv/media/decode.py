@@ -131,7 +131,7 @@ def _jpeg_with_opencv(data: bytes, size: tuple[int, int], long_edge: int
     scaling as Pillow's draft mode (1/2, 1/4, 1/8 while the long edge stays ≥
     ``long_edge``), EXIF orientation applied, then the same integer reduction; the same
     pixels for ~15 % less CPU than Pillow's path on the test JPEGs (the libjpeg-turbo
-    bindings measured in ``scripts/bench_decode.py`` are within ±10 % of it: the cost
+    bindings measured in ``scripts/bench/bench_decode.py`` are within ±10 % of it: the cost
     is libjpeg-turbo's). None for a file that does not end in the JPEG end
     marker (OpenCV would fill a truncated one with grey instead of failing) or that
     OpenCV cannot read: Pillow's path then decodes it or names the problem."""

@@ -267,7 +267,7 @@ def upright_payload(image: DecodedImage) -> tuple[str, bytes, str]:
     PNG of the pixels rbv decoded (turned upright, big JPEGs at their reduced draft
     size; the answer's imageWidth/Height give the scale back to the original). A JPEG
     re-encode, even at quality 95, costs cosine 0.91 on some faces
-    (scripts/ml_uri_parity.py)."""
+    (scripts/bench/ml_uri_parity.py)."""
     if image.data is not None and image.data.startswith(b"\xff\xd8\xff") \
             and image.scale == 1.0 and _orientation(image.data) == 1:
         return image.path.name, image.data, "image/jpeg"

@@ -1,7 +1,7 @@
 """The interpreter-wide settings ``rbv serve`` makes while a ranking is made behind the
 page's answers (its server passes :func:`behind_the_answers` to the review queue; a queue
 made elsewhere, a test's or a script's, changes nothing of the interpreter's). Each was
-measured with scripts/bench_serve.py at 100,000 faces (scripts/README.md, bench_serve.py;
+measured with scripts/bench/bench_serve.py at 100,000 faces (scripts/README.md, bench_serve.py;
 docs/review.md)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ RANKING_SWITCH_INTERVAL_S = 0.001
 An answer makes some 40 database round trips, each giving up the interpreter; a thread
 that wants it back waits for the ranking's thread to yield it, up to the interval each
 time. At 100k faces, with a ranking always running behind the answers
-(scripts/bench_serve.py, pages of pairs), answer → next page p95 was 281-337 ms at
+(scripts/bench/bench_serve.py, pages of pairs), answer → next page p95 was 281-337 ms at
 5 ms, 177-194 ms at 1 ms (runs alternated)."""
 
 _paused = 0  # rankings under way in this process

@@ -17,7 +17,7 @@ pairs the answer settled, shows meanwhile (so the next prompt shows at once).
 
 On a library never ranked, a first ranking of the persons with the most faces
 (``rbv.serve.ranking.FIRST_PASS_FACES``) comes before the whole one, so the first prompt
-does not wait for the whole pack (scripts/bench_serve.py); the page says the ranking is
+does not wait for the whole pack (scripts/bench/bench_serve.py); the page says the ranking is
 not finished until the whole one replaces it.
 """
 

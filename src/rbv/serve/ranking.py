@@ -38,7 +38,7 @@ MIN_WORTH = 0.2
 faces a "yes" puts right) below which the pair is unlikely: the review pages show the
 pairs worth more alone, then say that nothing likely is left and offer the rest (two
 lone faces at probability 0.2; a lone face and a person of 9 at 0.11). Measured with
-``scripts/review_effort.py`` (faces shown)."""
+``scripts/bench/review_effort.py`` (faces shown)."""
 
 
 def worth_a_look(s: Suggestion) -> bool:

@@ -2,7 +2,7 @@
 they are expected to put right per second of looking and clicking.
 
 A person's time on a screen is modelled as ``SECONDS_A_FACE`` for each face image on it
-and ``SECONDS_A_CLICK`` for each click (a tick, Done); ``scripts/review_effort.py``
+and ``SECONDS_A_CLICK`` for each click (a tick, Done); ``scripts/bench/review_effort.py``
 reports effort with the same model. A pair's worth (its probability × the faces a "yes"
 puts right, as the ranking has it) is what answering it gains. So a screen is chosen by
 its *rate*, the worth of what it asks over the seconds it takes:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 GPU_WORKERS = 4
 """Inference workers per GPU (or per remote server) when the user does not choose.
-Measured on an NVIDIA H100 with 16 cores (4,752 photos, ``scripts/bench_device.py
+Measured on an NVIDIA H100 with 16 cores (4,752 photos, ``scripts/bench/bench_device.py
 --variants 72 -j 16``), 32 images a detector call: 2 workers 510 images/s, 4 655-665,
 8 672-697 (within the runs' spread); on an H200 with one image a call: 1 worker 179,
 4 304, 8 292-307, 16 251."""

@@ -63,7 +63,7 @@ from rbv.store.server.locks import lock_pack_preparation, server_now
 HNSW_REBUILD_SHARE = 0.5
 """A run that may add at least this share of the pack's faces (one face per image
 assumed) drops the pack's HNSW index and rebuilds it at the end. Measured (2 cores,
-scripts/bench_cluster_db.py, 100k faces): a face costs 1.4 ms (128-d) to 3.1 ms
+scripts/bench/bench_cluster_db.py, 100k faces): a face costs 1.4 ms (128-d) to 3.1 ms
 (512-d) to add to the index, 0.22 to 0.30 ms in a build, so rebuilding P + B faces
 beats B inserts from B ≈ 0.11·P (512-d) to 0.18·P (128-d); 0.5 leaves room for runs
 that find fewer faces than images, and for a busy machine (0.14–0.33·P measured

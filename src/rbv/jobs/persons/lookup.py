@@ -1,7 +1,7 @@
 """Persons as the commands find and show them: by uuid, uuid prefix or name, listed with
 their face counts, called by their label in messages (and in the edit log's summaries,
 the CLI's and ``rbv serve``'s history alike). Reads only, and no clustering
-stack: ``rbv persons`` edits start without numpy (``scripts/bench_startup.py``)."""
+stack: ``rbv persons`` edits start without numpy (``scripts/bench/bench_startup.py``)."""
 
 from __future__ import annotations
 

@@ -387,7 +387,7 @@ def huge_pages_advice(conn: Any) -> str | None:
     Each HNSW search of an incremental ``rbv cluster`` visits ~900 index pages spread
     over gigabytes of the server's cache: with 4 kB pages nearly every visit misses the
     processor's address cache. Measured at 1M faces × 512-d on 2 cores (a virtual
-    machine; ``scripts/bench_incremental.py --setting huge_pages=off,try``), the index in
+    machine; ``scripts/bench/bench_incremental.py --setting huge_pages=off,try``), the index in
     half precision and warm: 1,000 searches 0.65-0.71 s with huge pages against
     0.91-0.92 s without (the whole run 1.09-1.16 s against 1.42-1.45 s); with the index
     in full precision 0.73-0.96 s (reserved, or transparent ones for shared memory)

@@ -1,0 +1,98 @@
+"""The approximate k-NN graph (above ``EXACT_LIMIT`` faces) against the way it was built
+before, on the same synthetic faces in the same process.
+
+Baseline (rbv before issue 33): faiss IVF with float16 lists, one coarse pass, faces
+searched one by one, grouped by the list they are stored in. rbv now
+(``rbv.cluster.knn._approximate``): the same lists (4·sqrt(n)) and ``nprobe``, each list
+scored against every face that probes it in one float32 matrix product. For each:
+seconds, recall@k of a 2,000-face sample against the exact neighbours, the largest error
+of a listed similarity; last line ``baseline/rbv = X`` (best round of each).
+
+    uv run python scripts/bench/bench_knn.py --faces 200k --dim 512
+    nice -n 5 uv run python scripts/bench/bench_knn.py --faces 1M --dim 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from bench_cluster import _size, synthetic
+from rbv.cluster.knn import DEFAULT_K, NPROBE, KnnGraph, _approximate
+
+SAMPLE = 2_000
+_BLOCK = 65_536
+
+
+def per_face_float16(x: np.ndarray, k: int) -> KnnGraph:
+    """The graph as ``knn._approximate`` built it before: float16 lists, each face
+    searched on its own (faces grouped by their own list), 10 k-means rounds."""
+    import faiss
+    from faiss.contrib.ivf_tools import add_preassigned, search_preassigned
+
+    n, dim = x.shape
+    nlist = int(min(65_536, max(64, 4 * np.sqrt(n))))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                          faiss.METRIC_INNER_PRODUCT, False)
+    index.cp.niter = 10
+    index.cp.min_points_per_centroid = 5
+    index.train(x[np.random.default_rng(0).choice(n, size=min(n, 20 * nlist), replace=False)])
+    index.nprobe = min(NPROBE, nlist)
+    coarse_sims, coarse = quantizer.search(x, index.nprobe)
+    add_preassigned(index, x, np.ascontiguousarray(coarse[:, 0]))
+    sims = np.empty((n, k + 1), np.float32)
+    neighbors = np.empty((n, k + 1), np.int64)
+    order = np.argsort(coarse[:, 0], kind="stable")
+    for lo in range(0, n, _BLOCK):
+        rows = order[lo:lo + _BLOCK]
+        sims[rows], neighbors[rows] = search_preassigned(
+            index, x[rows], k + 1, np.ascontiguousarray(coarse[rows]),
+            np.ascontiguousarray(coarse_sims[rows]))
+    is_self = neighbors == np.arange(n)[:, None]
+    is_self[:, -1] |= ~is_self.any(axis=1)
+    keep = ~is_self
+    return KnnGraph(neighbors[keep].reshape(n, k), sims[keep].reshape(n, k))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faces", type=_size, default=200_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--k", type=int, default=DEFAULT_K)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of each")
+    args = parser.parse_args()
+    import faiss
+
+    x, _, _ = synthetic(args.faces, args.dim)
+    k = args.k
+    sample = np.random.default_rng(1).choice(len(x), SAMPLE, replace=False)
+    exact = faiss.IndexFlatIP(args.dim)
+    exact.add(x)
+    _, found = exact.search(x[sample], k + 1)
+    del exact
+    truth = [set(row[row != face][:k].tolist()) for row, face in zip(found, sample, strict=True)]
+    print(f"{args.faces:,} faces × {args.dim}-d, k = {k}, nprobe {NPROBE}, "
+          f"{faiss.omp_get_max_threads()} faiss threads", flush=True)
+    best: dict[str, float] = {}
+    for _ in range(args.rounds):
+        for name, build in (("baseline", per_face_float16), ("rbv", _approximate)):
+            started = time.perf_counter()
+            graph = build(x, k)
+            seconds = time.perf_counter() - started
+            recall = sum(len(set(graph.neighbors[f].tolist()) & t)
+                         for f, t in zip(sample, truth, strict=True)) / (SAMPLE * k)
+            listed = np.einsum("ij,ikj->ik", x[sample], x[graph.neighbors[sample]])
+            error = float(np.abs(listed - graph.similarities[sample]).max())
+            print(f"{name:<18}{seconds:8.1f} s  recall@{k} {recall:.4f}  "
+                  f"largest similarity error {error:.1e}  (load {os.getloadavg()[0]:.1f})",
+                  flush=True)
+            best[name] = min(best.get(name, np.inf), seconds)
+    print(f"baseline/rbv = {best['baseline'] / best['rbv']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
