@@ -11,7 +11,8 @@ leaves one per labelled set under /tmp); it is only read (no migration, no write
 per face, the square of the photo its tile shows (original pixels, from the face boxes
 and the photo's size in the database), before (``square_window``: side capped at the
 photo's short edge, moved to lie inside the photo) and after (``tile_window``: centred
-on the face, grey beyond the photo), at the tiles' padding (``rbv.web.site.PAD``).
+on the face, grey beyond the photo), at the tiles' padding
+(``rbv.pictures.pixels.FACE_PAD``).
 Printed per rule, over the faces that share their photo with another face:
 
 - ``centre on another``: the tile's centre lies in another face's box;
@@ -35,11 +36,10 @@ from pathlib import Path
 
 from rbv.config import Settings
 from rbv.jobs.grouping.eval import faces_under
-from rbv.pictures.pixels import Box, square_window, tile_marked, tile_window
+from rbv.pictures.pixels import FACE_PAD, Box, square_window, tile_marked, tile_window
 from rbv.store import open_database
 from rbv.store.queries.assignments import faces_with_paths
 from rbv.store.queries.pack_lookup import find_pack
-from rbv.web.site import PAD
 
 
 @dataclass
@@ -89,11 +89,11 @@ def measure(data: Path, pack_name: str, folder: Path | None) -> dict[str, Counts
             if face in seen or not others:
                 continue
             seen.add(face)  # a photo with two paths holds its faces once
-            judge(before, box, others, square_window(box, PAD, width, height))
-            judge(after, box, others, tile_window(box, PAD, others))
-            after.outlined += tile_marked(box, PAD, others)
-            window = tile_window(box, PAD, others)
-            after.tightened += window[2] - window[0] < (1 + 2 * PAD) * max(
+            judge(before, box, others, square_window(box, FACE_PAD, width, height))
+            judge(after, box, others, tile_window(box, FACE_PAD, others))
+            after.outlined += tile_marked(box, FACE_PAD, others)
+            window = tile_window(box, FACE_PAD, others)
+            after.tightened += window[2] - window[0] < (1 + 2 * FACE_PAD) * max(
                 box[2] - box[0], box[3] - box[1]) - 1e-6
     return {"before": before, "after": after, "faces": Counts(faces=len(
         {p.face_id for p in places}))}
