@@ -5,8 +5,9 @@ machine-learning``); it is never copied or written to. :func:`ensure_venv` insta
 locked dependencies (``uv sync --frozen --extra cpu --no-dev --no-install-project``) into
 a virtual environment cached under ``<cache>/immich-ml-<uv.lock sha256[:16]>``, built in
 a scratch folder and renamed into place when complete, so a half-built one is never
-used, by one process at a time (``cache_lock``: the other pytest-xdist worker waits). The source folder is put on ``PYTHONPATH`` (nothing is installed from it, so uv
-writes nothing there; it may be read-only).
+used, by one process at a time (``cache_lock``: the other pytest-xdist worker waits).
+The source folder is put on ``PYTHONPATH`` (nothing is installed from it, so uv writes
+nothing there; it may be read-only).
 
 :class:`ImmichMl` serves one model pack's detector and recognizer under an Immich model
 name (``buffalo_l``) from copies in its own cache folder (the server rewrites the
