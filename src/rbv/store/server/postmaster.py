@@ -79,10 +79,16 @@ def server_user() -> ServerUser:
     try:
         entry = pwd.getpwnam(SERVER_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                        "--shell", "/usr/sbin/nologin", SERVER_USER],
-                       check=True, capture_output=True)
-        entry = pwd.getpwnam(SERVER_USER)
+        added = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                                "--shell", "/usr/sbin/nologin", SERVER_USER],
+                               check=False, capture_output=True, text=True)
+        try:  # a concurrent first start added it first (useradd exits 9): use it
+            entry = pwd.getpwnam(SERVER_USER)
+        except KeyError:
+            raise EmbeddedServerError(
+                f"could not add the system user {SERVER_USER} the embedded PostgreSQL runs "
+                f"as (useradd: {added.stderr.strip()}); add it, or pass --database URL"
+            ) from None
     return ServerUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
 
 
