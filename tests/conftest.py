@@ -229,7 +229,7 @@ def _system_command(command: str, package: str, needed_for: str) -> str:
 
 @pytest.fixture(scope="session")
 def exiftool() -> str:
-    """Path of Debian's exiftool (``scripts/install_test_packages.sh``); the tests that
+    """Path of Debian's exiftool (``scripts/tools/install_test_packages.sh``); the tests that
     need it fail when it is missing."""
     return _system_command("exiftool", "libimage-exiftool-perl", "to read XMP back")
 

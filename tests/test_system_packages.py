@@ -1,5 +1,5 @@
 """The Debian packages the tests need come from the README's install block
-(``scripts/install_test_packages.sh``), never from apt-get inside pytest; a missing
+(``scripts/tools/install_test_packages.sh``), never from apt-get inside pytest; a missing
 one fails the tests that need it and says how to install it."""
 
 from __future__ import annotations
@@ -61,4 +61,4 @@ def test_a_missing_command_fails_saying_how_to_install_it() -> None:
         command_path("rbv-no-such-command", "rbv-no-such-package", "to read XMP back")
     assert str(raised.value) == (
         "rbv-no-such-command is needed to read XMP back and is not on PATH: run "
-        "scripts/install_test_packages.sh (it installs Debian's rbv-no-such-package)")
+        "scripts/tools/install_test_packages.sh (it installs Debian's rbv-no-such-package)")

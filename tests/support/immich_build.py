@@ -83,7 +83,7 @@ def _build(source: Path, built: Path, timeout_s: float, log: Path | None) -> Non
     npx = shutil.which("npx")
     if npx is None:
         raise ImmichBuildError("Node.js (npx) is needed to build the Immich server and is "
-                               "not on PATH (scripts/install_test_packages.sh installs it)")
+                               "not on PATH (scripts/tools/install_test_packages.sh installs it)")
     root.mkdir(parents=True, exist_ok=True)
     log = log or root / f"immich-server-{key}.log"
     deadline = time.monotonic() + timeout_s
@@ -143,7 +143,7 @@ def _install_node_tools(tools: Path, deadline: float, timeout_s: float, log: Pat
     npm = shutil.which("npm")
     if npm is None:
         raise ImmichBuildError("npm is needed to fetch Node and pnpm for the Immich v3 "
-                               "build and is not on PATH (scripts/install_test_packages.sh "
+                               "build and is not on PATH (scripts/tools/install_test_packages.sh "
                                "installs it)")
     scratch = root / f".immich-node-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)

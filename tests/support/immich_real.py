@@ -49,7 +49,7 @@ class ImmichRealError(RuntimeError):
 
 def check_system_packages(*commands: str) -> None:
     """Raises when Debian's ``redis-server`` or ``ffmpeg`` is missing (the README's install
-    block brings them: ``scripts/install_test_packages.sh``)."""
+    block brings them: ``scripts/tools/install_test_packages.sh``)."""
     for command in commands:
         try:
             command_path(command, command, "for the real Immich server")

@@ -1,5 +1,5 @@
 """The Debian packages some tests need (exiftool, chromium, redis-server, ffmpeg, Node.js),
-installed by ``scripts/install_test_packages.sh`` (the README's install block), never
+installed by ``scripts/tools/install_test_packages.sh`` (the README's install block), never
 from inside the tests: a missing one fails the tests that need it, saying how to
 install it."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 
-INSTALL = "scripts/install_test_packages.sh"
+INSTALL = "scripts/tools/install_test_packages.sh"
 
 
 class MissingPackage(RuntimeError):

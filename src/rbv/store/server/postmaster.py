@@ -87,8 +87,8 @@ def server_user() -> ServerUser:
         except KeyError:
             raise EmbeddedServerError(
                 f"could not add the system user {SERVER_USER} the embedded PostgreSQL runs "
-                f"as (useradd: {added.stderr.strip()}); add it, or pass --database URL"
-            ) from None
+                f"as (useradd: {added.stderr.strip()}); add it",
+                remedies=[Remedy("own_server")]) from None
     return ServerUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
 
 
