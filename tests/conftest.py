@@ -41,9 +41,7 @@ os.environ["RBV_SERVER_LINGER"] = "0"
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
     server = PasswordServer.start(tmp_path_factory.mktemp("pgserver"))
     yield server
-    # A scratch server: a clean stop's checkpoint synced the files of every test's
-    # database (27,000-55,000 files: 10-30 s at the end of each pytest -n worker).
-    server.stop_immediately()
+    server.stop()
 
 
 @pytest.fixture
