@@ -38,6 +38,8 @@ SKIPPED = {
         "needs an Immich machine-learning server (tests/test_seed_lines.py runs it against "
         "the real one); here its pack would be the library's second",
     "uv run pytest": "runs the whole suite, this test included",
+    "scripts/tools/install_test_packages.sh   # for the tests only: Debian's exiftool, "
+    "chromium, …": "installs Debian packages (apt-get); .ci/run runs it before the tests",
 }
 # Your own server is the tests' password-protected PostgreSQL (a fresh database); the
 # seed's lines go on with it ("or your own server's URL").
