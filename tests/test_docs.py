@@ -4,6 +4,7 @@ every shell example in the README and docs/ names a real command and real option
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -159,3 +160,19 @@ def test_no_scripts_readme_command_holds_a_path_of_the_machine_it_ran_on() -> No
     for command in commands:
         for path in re.findall(r"(?:^|[\s=])(/[^\s`'\")]+)", command):
             assert path.startswith(("/tmp/", "/proc/", "/dev/")), (path, command)
+
+
+@pytest.mark.parametrize("script", sorted(p.relative_to(ROOT).as_posix()
+                                          for p in (ROOT / "scripts").rglob("*.py")))
+def test_every_script_still_imports(script: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 63: ``bench_xmp.py`` failed on import for sessions (a function it used had
+    moved) and nothing said so. Importing a script runs its imports, not its work; its
+    folder is on the path, as when it is run."""
+    path = ROOT / script
+    monkeypatch.syspath_prepend(str(path.parent))
+    name = f"script_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)

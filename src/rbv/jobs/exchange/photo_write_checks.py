@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rbv.jobs.library.as_catalogued import shows_catalogued
+from rbv.jobs.library.same_photo import shows_catalogued
 from rbv.regular_files import NotRegular, is_read_only, kind_of, regular_stat
 from rbv.store.queries.images import KnownPath
 

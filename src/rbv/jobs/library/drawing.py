@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from rbv.config import Settings
 from rbv.errors import ConfigError, ImageUnreadable, printable
 from rbv.faces.defaults import DEFAULT_MIN_FACE
-from rbv.jobs.library.as_catalogued import shows_catalogued
+from rbv.jobs.library.same_photo import shows_catalogued
 from rbv.media.decode import decode_image
 from rbv.store.queries.faces import NewFace
 from rbv.store.queries.images import image_formats, image_paths_of, known_paths
