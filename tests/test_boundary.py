@@ -109,3 +109,50 @@ def test_the_pattern_finds_a_command_and_an_option_and_not_plain_words() -> None
     assert not _PATTERN.search("rbv cannot align a face drawn by hand")
     assert not _PATTERN.search("2020-01-01 -- a dash, x--y")
     assert not _worded("--auth-local=peer") and _worded(" --keep-name ")
+
+
+def _all_options() -> set[str]:
+    """Every option any rbv command takes (the app's own included)."""
+    import click
+
+    found: set[str] = set()
+
+    def walk(command: click.Command) -> None:
+        for param in command.params:
+            found.update(o for o in param.opts if o.startswith("--"))
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub)
+
+    group = typer.main.get_command(app)
+    walk(group)
+    if isinstance(group, click.Group):  # the lazily loaded commands
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
+            sub = group.get_command(ctx, name)
+            if sub is not None:
+                walk(sub)
+    return found
+
+
+def test_a_setting_an_error_names_is_worded_as_an_option_rbv_has() -> None:
+    """A ``ConfigError(setting=…)`` below the front ends names its setting by keyword;
+    the CLI words it as that option, which must be one a command takes (or the
+    environment variable that sets it, where no option does)."""
+    from rbv.cli.remedies import in_words, option
+    from rbv.errors import ConfigError
+
+    settings = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ConfigError":
+                settings.update(k.value.value for k in node.keywords if k.arg == "setting"
+                                and isinstance(k.value, ast.Constant))
+    options = _all_options()
+    assert "--model-pack" in options and "--det-size" in options
+    assert sorted(s for s in settings if option(s) not in options
+                  and not option(s).startswith(("RBV_", "IMMICH_"))) == []
+    error = ConfigError("the detection size must be a multiple of 32, not 100",
+                        setting="det_size")
+    assert "--" not in str(error)
+    assert in_words(error) == ("the detection size must be a multiple of 32, not 100 "
+                               "(--det-size)")

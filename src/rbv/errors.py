@@ -58,7 +58,15 @@ class RbvError(Exception):
 
 
 class ConfigError(RbvError):
-    """An option or environment variable has a value rbv cannot use."""
+    """An option or environment variable has a value rbv cannot use. ``setting`` names
+    the setting it is about by its keyword (``det_size``, ``model_pack``: the Library's
+    and the options' name with ``_``); the message names it in words, and the CLI adds
+    the option (``--det-size``)."""
+
+    def __init__(self, *args: object, setting: str | None = None,
+                 remedies: Sequence[Remedy] = ()) -> None:
+        super().__init__(*args, remedies=remedies)
+        self.setting = setting
 
 
 class DatabaseUnavailable(RbvError):

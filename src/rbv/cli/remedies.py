@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rbv.errors import RbvError, Remedy
+from rbv.errors import ConfigError, RbvError, Remedy
 
 SHORT = 8
 """Characters of a person's id a command line needs (ids are resolved by prefix)."""
@@ -79,9 +79,23 @@ def command(remedy: Remedy) -> str:
     return f"`{_COMMANDS[remedy.action](remedy.args)}`"
 
 
+_NOT_AN_OPTION = {"det_size": "RBV_DET_SIZE"}
+"""Settings that no option sets, worded as the environment variable that does; every
+other setting is the option ``--`` and its name with ``-`` for ``_``."""
+
+
+def option(setting: str) -> str:
+    """The option (or environment variable) of a setting named by its keyword."""
+    return _NOT_AN_OPTION.get(setting, "--" + setting.replace("_", "-"))
+
+
 def in_words(refused: RbvError) -> str:
-    """The error's message and its remedies as commands, on one line."""
+    """The error's message (with the option it is about) and its remedies as commands,
+    on one line."""
+    text = str(refused)
+    if isinstance(refused, ConfigError) and refused.setting is not None:
+        text += f" ({option(refused.setting)})"
     if not refused.remedies:
-        return str(refused)
+        return text
     joined = "; " if refused.remedies[0].action in {*_OPTIONS, *_SEE} else ": "
-    return f"{refused}{joined}" + " or ".join(command(r) for r in refused.remedies)
+    return f"{text}{joined}" + " or ".join(command(r) for r in refused.remedies)
