@@ -148,7 +148,7 @@ def test_a_setting_an_error_names_is_worded_as_an_option_rbv_has() -> None:
                 settings.update(k.value.value for k in node.keywords if k.arg == "setting"
                                 and isinstance(k.value, ast.Constant))
     options = _all_options()
-    assert "--model-pack" in options and "--det-size" in options
+    assert "--model-pack" in options and "--det-threshold" in options
     assert sorted(s for s in settings if option(s) not in options
                   and not option(s).startswith(("RBV_", "IMMICH_"))) == []
     error = ConfigError("the detection size must be a multiple of 32, not 100",
