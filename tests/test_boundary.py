@@ -151,8 +151,8 @@ def test_a_setting_an_error_names_is_worded_as_an_option_rbv_has() -> None:
     assert "--model-pack" in options and "--det-threshold" in options
     assert sorted(s for s in settings if option(s) not in options
                   and not option(s).startswith(("RBV_", "IMMICH_"))) == []
-    error = ConfigError("the detection size must be a multiple of 32, not 100",
-                        setting="det_size")
+    error = ConfigError("the number of workers must be at least 1", setting="workers")
     assert "--" not in str(error)
-    assert in_words(error) == ("the detection size must be a multiple of 32, not 100 "
-                               "(--det-size)")
+    assert in_words(error) == "the number of workers must be at least 1 (--workers)"
+    assert in_words(ConfigError("the detection size must be a multiple of 32, not 100",
+                                setting="det_size")).endswith("(RBV_DET_SIZE)")
