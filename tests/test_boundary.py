@@ -33,11 +33,6 @@ RECORDED = {"audit --fix"}
 """Names of commands as the edit log records them (data, not a sentence to a user)."""
 
 LEFT = {
-    "cluster/calibrations.py": 5,
-    "faces/analyzer.py": 7,
-    "faces/packs.py": 3,
-    "faces/providers.py": 7,
-    "immich/client.py": 3,
     "jobs/exchange/discover.py": 1,
     "jobs/exchange/export_swap.py": 5,
     "jobs/exchange/export_xmp.py": 3,
@@ -49,17 +44,7 @@ LEFT = {
     "jobs/exchange/import_xmp_persons.py": 15,
     "jobs/exchange/photo_write_checks.py": 2,
     "jobs/exchange/site.py": 1,
-    "jobs/grouping/cluster.py": 2,
-    "jobs/grouping/forecast.py": 2,
-    "jobs/grouping/refine.py": 1,
-    "jobs/library/catalogue.py": 2,
-    "jobs/library/drawing.py": 1,
     "jobs/persons/evidence.py": 5,
-    "mlapi/client.py": 4,
-    "mlapi/pool.py": 1,
-    "store/queries/pack_lookup.py": 3,
-    "store/server/embedded.py": 2,
-    "store/server/migrations.py": 1,
 }
 
 

@@ -38,7 +38,7 @@ def test_a_missing_model_pack_offline_is_one_line_that_says_where_to_put_it(
                   "be downloaded (") + r"(github\.com cannot be (found|reached): offline\?|"
         r"the model zoo has no such pack)" + re.escape(
             "); unzip https://github.com/deepinsight/insightface/releases/download/"
-            f"model-zoo/rbv_no_such_pack.zip into {models / 'rbv_no_such_pack'}/, or pass "
+            f"model-zoo/rbv_no_such_pack.zip into {models / 'rbv_no_such_pack'}/; or pass "
             "--model-pack PATH (or set RBV_MODEL_PACK) to a folder holding the .onnx "
             "files\n"), result.stderr), result.stderr
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnxruntime
 import pytest
 
-from rbv.errors import ConfigError, DeviceUnavailable, ModelPackError
+from rbv.errors import ConfigError, DeviceUnavailable, ModelPackError, Remedy
 from rbv.faces import sessions
 from rbv.faces.analyzer import load_analyzer
 from rbv.faces.hashing import cached_sha256, sha256_file
@@ -250,7 +250,8 @@ def test_unknown_name_goes_through_insightface_download_and_says_where_to_put_it
         load_pack("rbv_no_such_pack", insightface_root=tmp_path)
     message = str(err.value)
     assert str(tmp_path / "models" / "rbv_no_such_pack") in message
-    assert "rbv_no_such_pack.zip" in message and "--model-pack" in message
+    assert "rbv_no_such_pack.zip" in message and "--" not in message
+    assert err.value.remedies == (Remedy("pack_folder"),)  # the CLI names the option
     assert not (tmp_path / "models" / "rbv_no_such_pack").exists()
 
 

@@ -557,7 +557,7 @@ def test_a_data_directory_that_is_a_postgresql_folder_is_refused_untouched(
     assert done.returncode == 1, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert lines == [f"Error: the data directory {pgdata} is itself a PostgreSQL server's "
-                     f"folder; rbv keeps its server in <data directory>/pg: pass "
+                     f"folder; rbv keeps its server in <data directory>/pg; pass "
                      f"--data-dir {tmp_path} (or set RBV_DATA_DIR) instead"], done.stderr
     assert sorted(p.name for p in pgdata.iterdir()) == before
     assert stat.S_IMODE(pgdata.stat().st_mode) == 0o700

@@ -15,6 +15,7 @@ from rbv.cli.common import (
     say,
     settings_of,
 )
+from rbv.cli.remedies import command
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_K, DEFAULT_THRESHOLD, Method
 from rbv.jobs.grouping.cluster import ClusterOptions, ClusterReport, cluster_pack
@@ -129,6 +130,8 @@ def cluster(
     _print_named(report)
     for note in report.notes:
         say(note)
+    for remedy in report.remedies:
+        say(_ADVICE[remedy.action].format(command(remedy)))
     if dry_run:
         typer.echo("Dry run: nothing was written.")
 
@@ -141,6 +144,12 @@ def _match_words(report: ClusterReport, given: float | None) -> str:
     why = "--match-threshold" if given is not None else f"the threshold + {MATCH_MARGIN:g}"
     return (f"; a new face joins a known person at similarity {report.match_threshold:g} "
             f"or more ({why})")
+
+
+_ADVICE = {"calibrate": "The setting is a fallback: {}.",
+           "cluster_full": "Run {} to re-cluster every face with it (names, merges and "
+                           "other manual fixes are kept)."}
+"""A report's remedies (:attr:`ClusterReport.remedies`) in a sentence of their own."""
 
 
 NAMED_SHOWN = 20

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from rbv.bounds import BIGINT_MAX
+from rbv.cli import forecasts
 from rbv.cli.common import (
     DatabaseOption,
     JsonOption,
@@ -49,7 +50,10 @@ def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
                   override=override, dry_run=dry_run,
                   forecast=dry_run if forecast is None else forecast)
     if as_json:
-        print_json({**result.as_dict(), "dry_run": dry_run})
+        shown = result.as_dict()
+        if result.forecast is not None:
+            shown["forecast"] = forecasts.as_json(result.forecast)
+        print_json({**shown, "dry_run": dry_run})
         return
     kind = "one person" if same else "different persons"
     if dry_run:
@@ -68,7 +72,7 @@ def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
              + (": they would be removed." if dry_run else
                 ": removed (`rbv persons undo` puts them back)."))
     if result.forecast is not None:
-        for line in result.forecast.lines(edit="the link"):
+        for line in forecasts.lines(result.forecast, edit="the link"):
             typer.echo(line)
 
 

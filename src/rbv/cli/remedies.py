@@ -52,6 +52,7 @@ _COMMANDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "refine": lambda a: "rbv refine OUT",
     "list": lambda a: "rbv persons list",
     "index": lambda a: "rbv index " + " ".join(shlex.quote(str(p)) for p in a["paths"]),
+    "cluster_full": lambda a: "rbv cluster --full",
 }
 _OPTIONS = {"override": "pass --override to do it anyway (the later decision wins: those "
                         "records are removed, and `rbv persons undo` puts them back)",
@@ -62,8 +63,39 @@ _OPTIONS = {"override": "pass --override to do it anyway (the later decision win
             "own_server": "or pass --database URL / set DATABASE_URL",
             "check_url": "check --database / DATABASE_URL",
             "own_data_dir": "use a folder of your own (--data-dir or RBV_DATA_DIR)",
-            "calibrate": "calibrate this pack with `rbv eval --calibrate --store`"}
+            "calibrate": "calibrate this pack with `rbv eval --calibrate --store`",
+            "choose_pack": "pass --model-pack NAME or set RBV_MODEL_PACK",
+            "pack_folder": "or pass --model-pack PATH (or set RBV_MODEL_PACK) to a folder "
+                           "holding the .onnx files",
+            "index_first": "run `rbv index` first",
+            "embedded_server": "or omit --database / DATABASE_URL to use rbv's embedded "
+                               "PostgreSQL, which includes it"}
 """Remedies that are an option to give or a command to run, in a phrase of their own."""
+
+_VARIABLES = {"url": "IMMICH_URL", "ml_uri": "RBV_ML_URI"}
+"""Environment variables that set a setting where its option is not given."""
+
+
+def _check(a: Mapping[str, Any]) -> str:
+    variable = _VARIABLES.get(a["setting"])
+    return f"check {option(a['setting'])}" + (f" / {variable}" if variable else "")
+
+
+def _extra(a: Mapping[str, Any]) -> str:
+    return (f"install rbv's {a['extra']} extra (`uv sync --extra {a['extra']}`, or "
+            f"`pip install 'rbv[{a['extra']}]'`)")
+
+
+_PHRASES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "check": _check,
+    "check_server": lambda a: _check(a) + " and that the server is up",
+    "device": lambda a: "use " + " or ".join(f"--device {d}" for d in a["devices"]),
+    "install_extra": _extra,
+    "data_dir": lambda a: (f"pass --data-dir {shlex.quote(str(a['path']))} "
+                           "(or set RBV_DATA_DIR) instead"),
+}
+"""Remedies that are an option to give (or a setting to check), in a phrase made of
+their arguments."""
 
 
 _SEE = {"list", "history", "show"}
@@ -74,6 +106,8 @@ def command(remedy: Remedy) -> str:
     """The remedy as the command line (or the option) that does it, in backticks."""
     if remedy.action in _OPTIONS:
         return _OPTIONS[remedy.action]
+    if remedy.action in _PHRASES:
+        return _PHRASES[remedy.action](remedy.args)
     if remedy.action in _SEE:
         return f"see `{_COMMANDS[remedy.action](remedy.args)}`"
     return f"`{_COMMANDS[remedy.action](remedy.args)}`"
@@ -97,5 +131,5 @@ def in_words(refused: RbvError) -> str:
         text += f" ({option(refused.setting)})"
     if not refused.remedies:
         return text
-    joined = "; " if refused.remedies[0].action in {*_OPTIONS, *_SEE} else ": "
+    joined = "; " if refused.remedies[0].action in {*_OPTIONS, *_PHRASES, *_SEE} else ": "
     return f"{text}{joined}" + " or ".join(command(r) for r in refused.remedies)

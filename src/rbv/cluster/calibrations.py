@@ -14,11 +14,11 @@ Precedence, for each method:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_THRESHOLD, ImpostorModel, Method
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, Remedy
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class ClusterSetting:
     impostor: ImpostorModel | None = None  # evidence: None until estimated
     source: str = ""
     impostor_source: str = ""
+    remedies: tuple[Remedy, ...] = ()  # what would give a better setting (calibrating)
 
     @property
     def needs_estimate(self) -> bool:
@@ -75,8 +76,7 @@ class ClusterSetting:
         return self.method is Method.evidence and self.impostor is None
 
     def with_impostor(self, model: ImpostorModel, source: str) -> ClusterSetting:
-        return ClusterSetting(self.method, self.threshold, self.budget, model, self.source,
-                              source)
+        return replace(self, impostor=model, impostor_source=source)
 
     def key(self) -> dict[str, Any]:
         """What decides the grouping (compared between runs to notice a change)."""
@@ -133,10 +133,11 @@ def resolve_setting(stored: Mapping[str, Any], pack_files: Mapping[str, str],
     known = known_recognizer(pack_files)
     if method is Method.evidence:
         if threshold is not None:
-            raise ConfigError("--threshold is for the connected, agglomerative and hdbscan "
-                              "methods; evidence linkage takes --budget")
+            raise ConfigError("a similarity threshold is for the connected, agglomerative "
+                              "and hdbscan methods; evidence linkage takes a budget",
+                              setting="threshold")
         if budget is not None and budget <= 0:
-            raise ConfigError(f"--budget must be above 0 (got {budget})")
+            raise ConfigError(f"the budget must be above 0 (got {budget})", setting="budget")
         chosen, source = ((budget, "--budget") if budget is not None
                           else (float(stored.get("budget") or DEFAULT_BUDGET),
                                 "the pack's stored budget" if stored.get("budget")
@@ -152,10 +153,12 @@ def resolve_setting(stored: Mapping[str, Any], pack_files: Mapping[str, str],
                                   f"built in for {known.name}")
         return ClusterSetting(method, None, chosen, None, source)
     if budget is not None:
-        raise ConfigError("--budget is for the evidence method; the others take --threshold")
+        raise ConfigError("a budget is for the evidence method; the others take a similarity "
+                          "threshold", setting="budget")
     if threshold is not None:
         if not 0.0 < threshold < 1.0:
-            raise ConfigError(f"--threshold must be between 0 and 1 (got {threshold})")
+            raise ConfigError(f"the threshold must be between 0 and 1 (got {threshold})",
+                              setting="threshold")
         return ClusterSetting(method, threshold, source="--threshold")
     saved = (stored.get("thresholds") or {}).get(method.value)
     if saved is not None:
@@ -163,6 +166,5 @@ def resolve_setting(stored: Mapping[str, Any], pack_files: Mapping[str, str],
     if known is not None and method.value in known.thresholds:
         return ClusterSetting(method, known.thresholds[method.value],
                               source=f"built in for {known.name}")
-    return ClusterSetting(method, DEFAULT_THRESHOLD,
-                          source="buffalo_l's customary value; calibrate this pack with "
-                          "`rbv eval --calibrate --store`")
+    return ClusterSetting(method, DEFAULT_THRESHOLD, source="buffalo_l's customary value",
+                          remedies=(Remedy("calibrate"),))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from rbv.errors import ConfigError, DeviceUnavailable
+from rbv.errors import ConfigError, DeviceUnavailable, Remedy
 from rbv.faces.alignment import align_face
 from rbv.faces.defaults import (
     DEFAULT_DET_SIZE,
@@ -226,18 +226,22 @@ def load_analyzer(
     ConfigError with a message that says what to do.
     """
     if det_size < 32 or det_size % 32:
-        raise ConfigError(f"--det-size must be a positive multiple of 32, not {det_size}")
+        raise ConfigError(f"the detection size must be a positive multiple of 32, not "
+                          f"{det_size}", setting="det_size")
     if not 0.0 < det_threshold < 1.0:
-        raise ConfigError(f"--det-threshold must be between 0 and 1, not {det_threshold}")
+        raise ConfigError(f"the detection threshold must be between 0 and 1, not "
+                          f"{det_threshold}", setting="det_threshold")
     if min_face < 0:
-        raise ConfigError(f"--min-face must be ≥ 0 pixels, not {min_face}")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be ≥ 1, not {threads}")
+        raise ConfigError(f"the smallest face must be ≥ 0 pixels, not {min_face}",
+                          setting="min_face")
+    if threads is not None and threads < 1:  # an argument only: rbv sizes it itself
+        raise ConfigError(f"the threads per session must be ≥ 1, not {threads}")
     chosen = parse_device(device)
     ids = gpu_ids(chosen)
     if ids is not None and len(ids) != 1:
-        raise ConfigError(f"--device {device}: one analyzer runs on one GPU; "
-                          "rbv.jobs.library.analyzer.load_face_analyzer spreads over several")
+        raise ConfigError(f"device {device}: one analyzer runs on one GPU; "
+                          "rbv.jobs.library.analyzer.load_face_analyzer spreads over several",
+                          setting="device")
     device_id = None if ids is None else ids[0]
     providers = choose_providers(chosen.kind, available_providers())
     model_pack = load_pack(pack, insightface_root=insightface_root, hash_cache=hash_cache)
@@ -262,11 +266,10 @@ def load_analyzer(
 
 def _check_device(device: str, wanted: Sequence[str], actual: Sequence[str]) -> None:
     # ONNX Runtime silently falls back to CPU when a GPU provider fails to initialise
-    # (missing CUDA/cuDNN libraries); an explicit --device must not be ignored quietly.
+    # (missing CUDA/cuDNN libraries); an explicit device must not be ignored quietly.
     if device in DEVICES and DEVICES[device] != CPU and wanted[0] not in actual:
         raise DeviceUnavailable(
-            f"--device {device}: ONNX Runtime offers {wanted[0]} but could not start it "
-            "(are the CUDA 13/cuDNN 9 or DirectML runtime libraries installed? "
-            "`uv sync --extra gpu` installs CUDA's); "
-            "use --device cpu or --device auto"
-        )
+            f"device {device}: ONNX Runtime offers {wanted[0]} but could not start it "
+            "(are the CUDA 13/cuDNN 9 or DirectML runtime libraries installed?)",
+            remedies=[Remedy("install_extra", {"extra": "gpu"}),
+                      Remedy("device", {"devices": ["cpu", "auto"]})])

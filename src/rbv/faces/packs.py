@@ -22,7 +22,7 @@ from pathlib import Path
 
 import onnx
 
-from rbv.errors import ModelPackError
+from rbv.errors import ModelPackError, Remedy
 from rbv.faces.hashing import cached_sha256
 from rbv.faces.types import PackInfo
 
@@ -189,14 +189,14 @@ def resolve_pack_dir(pack: str, insightface_root: Path = DEFAULT_INSIGHTFACE_ROO
     fails (offline), the error says where to put the pack by hand.
     """
     if not pack.strip():
-        raise ModelPackError("empty model pack name; pass --model-pack NAME|PATH")
+        raise ModelPackError("empty model pack name", remedies=[Remedy("model_pack")])
     candidate = Path(pack).expanduser()
     if _looks_like_path(pack) or candidate.is_dir():
         if not candidate.is_dir():
             raise ModelPackError(
-                f"model pack folder {candidate} does not exist; pass --model-pack with "
-                "a folder holding the detector and recognizer .onnx files, or a pack name"
-            )
+                f"model pack folder {candidate} does not exist (a pack is a folder holding "
+                "the detector and recognizer .onnx files, or a pack's name)",
+                remedies=[Remedy("model_pack")])
         # Absolute, as given: a symlinked folder keeps its own path (and name).
         return Path(os.path.abspath(candidate))
     root = insightface_root.expanduser()
@@ -228,9 +228,8 @@ def _download(name: str, root: Path, folder: Path) -> Path:
             folder.rmdir()  # an empty folder left behind would look like a broken pack
         raise ModelPackError(
             f"model pack {name!r} is not in {root / 'models'} and could not be downloaded "
-            f"({_why(exc, host)}); unzip {MODEL_ZOO_URL}{name}.zip into {folder}/, or pass "
-            "--model-pack PATH (or set RBV_MODEL_PACK) to a folder holding the .onnx files"
-        ) from None
+            f"({_why(exc, host)}); unzip {MODEL_ZOO_URL}{name}.zip into {folder}/",
+            remedies=[Remedy("pack_folder")]) from None
 
 
 def _reach(host: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import onnxruntime as ort
 
-from rbv.errors import ConfigError, DeviceUnavailable
+from rbv.errors import ConfigError, DeviceUnavailable, Remedy
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -52,20 +52,22 @@ def parse_device(text: str) -> Device:
     if kind not in DEVICE_CHOICES:
         raise ConfigError(
             f"unknown device {text!r}; use one of: {', '.join(DEVICE_CHOICES)} "
-            f"(a GPU by number: {GPU_NUMBERS_HELP})"
+            f"(a GPU by number: {GPU_NUMBERS_HELP})", setting="device"
         )
     if not colon:
         return Device(kind)
     if kind not in ("cuda", "directml"):
-        raise ConfigError(f"--device {text}: only cuda and directml take GPU numbers "
-                          f"({GPU_NUMBERS_HELP})")
+        raise ConfigError(f"device {text}: only cuda and directml take GPU numbers "
+                          f"({GPU_NUMBERS_HELP})", setting="device")
     if which == "all":
         if kind != "cuda":
-            raise ConfigError(f"--device {text}: name the DirectML adapters, e.g. directml:0,1")
+            raise ConfigError(f"device {text}: name the DirectML adapters, e.g. directml:0,1",
+                              setting="device")
         return Device(kind, every=True)
     parts = [p.strip() for p in which.split(",")]
     if not all(p.isdigit() for p in parts):
-        raise ConfigError(f"--device {text}: GPUs are numbered 0, 1, … ({GPU_NUMBERS_HELP})")
+        raise ConfigError(f"device {text}: GPUs are numbered 0, 1, … ({GPU_NUMBERS_HELP})",
+                          setting="device")
     return Device(kind, tuple(dict.fromkeys(int(p) for p in parts)))
 
 
@@ -101,7 +103,7 @@ def cuda_device_count() -> int:
             if runtime.cudaGetDeviceCount(ctypes.byref(count)) == 0 and count.value > 0:
                 return count.value
             break
-    raise DeviceUnavailable("--device cuda:all: the CUDA runtime reports no GPU "
+    raise DeviceUnavailable("device cuda:all: the CUDA runtime reports no GPU "
                             "(is the NVIDIA driver loaded? `nvidia-smi` lists the GPUs)")
 
 
@@ -135,11 +137,9 @@ def choose_providers(device: str, available: Sequence[str]) -> list[str]:
     if wanted not in available:
         offered = ", ".join(available) or "nothing"
         raise DeviceUnavailable(
-            f"--device {device} needs {wanted}, but the installed ONNX Runtime offers "
-            f"only {offered}. Install the matching build with `uv sync --extra "
-            f"{_EXTRA[wanted]}` (or `pip install 'rbv[{_EXTRA[wanted]}]'`), or use "
-            "--device auto"
-        )
+            f"device {device} needs {wanted}, but the installed ONNX Runtime offers only "
+            f"{offered}", remedies=[Remedy("install_extra", {"extra": _EXTRA[wanted]}),
+                                    Remedy("device", {"devices": ["auto"]})])
     return [wanted, CPU]
 
 

@@ -34,7 +34,7 @@ from tenacity import (
 )
 
 from rbv.bounded_http import MAX_JSON_BYTES, BodyTooLarge, bounded_client, deadline, read_json
-from rbv.errors import ImmichError, ImmichUnavailable, printable
+from rbv.errors import ImmichError, ImmichUnavailable, Remedy, printable
 from rbv.immich.assets import FaceBox, ImmichAsset
 
 MAX_PAGE_SIZE = 1000
@@ -178,9 +178,8 @@ class ImmichClient:
             self._version = parse_version(body)
         except (ImmichTransient, KeyError, ValueError) as exc:
             raise ImmichUnavailable(
-                f"the Immich server at {self.url} does not answer ({exc}); check --url / "
-                "IMMICH_URL and that the server is up, then re-run"
-            ) from None
+                f"the Immich server at {self.url} does not answer ({exc})",
+                remedies=[Remedy("check_server", {"setting": "url"})]) from None
         return ".".join(map(str, self._version))
 
     @property
@@ -347,8 +346,8 @@ class ImmichClient:
             where = redact_url(resp.headers.get("location") or "")[:200]
             raise ImmichError(printable(
                 f"{what}: {self.url} answered with a redirect (HTTP {resp.status_code}"
-                + (f" to {where}" if where else "") + "); check IMMICH_URL / --url: it "
-                "must be the address of the Immich server itself"))
+                + (f" to {where}" if where else "") + "): the address must be the Immich "
+                "server's own"), remedies=[Remedy("check", {"setting": "url"})])
         if resp.status_code < 400:
             return
         line = self._error_line(resp)
@@ -376,7 +375,7 @@ class ImmichClient:
         if isinstance(exc, httpx.ConnectError):
             return "connection refused or host unreachable"
         if isinstance(exc, httpx.TimeoutException):
-            return f"timed out: no complete answer within {self.timeout_s:g} s (--timeout)"
+            return f"timed out: no complete answer within {self.timeout_s:g} s (the timeout)"
         return f"connection failed ({kind})"
 
     def _once(self, attempt: Any) -> Any:

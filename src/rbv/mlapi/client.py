@@ -42,6 +42,7 @@ from rbv.errors import (
     InferenceServerWrong,
     InferenceUnavailable,
     InferenceWrongAnswer,
+    Remedy,
 )
 from rbv.faces.types import ImageFaces, PackInfo
 from rbv.media.types import DecodedImage
@@ -94,7 +95,8 @@ class RemoteFaceAnalyzer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--ml-uri must start with http:// or https://, got {url!r}")
+            raise ConfigError(f"an inference server's address must start with http:// or "
+                              f"https://, got {url!r}", setting="ml_uri")
         self._base = url.rstrip("/")
         # Shown in messages: never with a user:password part.
         self.url = re.sub(r"^([A-Za-z][\w+.-]*://)[^/]*@", r"\1***@", self._base)
@@ -132,9 +134,8 @@ class RemoteFaceAnalyzer:
                 _text_start(resp)
         except httpx.HTTPError as exc:
             raise InferenceUnavailable(
-                f"the inference server at {self.url} does not answer ({type(exc).__name__}); "
-                "check --ml-uri and that the server is up"
-            ) from None
+                f"the inference server at {self.url} does not answer ({type(exc).__name__})",
+                remedies=[Remedy("check_server", {"setting": "ml_uri"})]) from None
 
     def probe(self, retries: int = RETRIES) -> None:
         """Check the server before a run: it answers (else :class:`InferenceUnavailable`,
@@ -162,9 +163,9 @@ class RemoteFaceAnalyzer:
                     "server's cache folder (facial-recognition/"
                     f"{self.model}/detection|recognition/model.onnx) and the server's log"
                     if known else
-                    f"Immich-ML serves the face models {names}: pass one of them as "
-                    "--model-pack (the name the server's model files are kept under)")
-            ) from None
+                    f"Immich-ML serves the face models {names}: name one of them as the model "
+                    "pack (the name the server's model files are kept under)"),
+                setting=None if known else "model_pack") from None
         try:
             width = embedding_width(body)
             with Image.open(io.BytesIO(face)) as im:  # the checks every answer gets
@@ -205,7 +206,8 @@ class RemoteFaceAnalyzer:
                     if resp.status_code >= 300:  # 4xx, or a redirect rbv does not follow
                         where = resp.headers.get("location")
                         raise _Refused(resp.status_code, text or (
-                            f"a redirect to {where}; check --ml-uri" if where else ""))
+                            f"a redirect to {where}: not the inference server's own address"
+                            if where else ""))
                     return read_json(resp)
             except httpx.TimeoutException as exc:
                 raise TransientFailure(f"{type(exc).__name__}: no complete answer within "

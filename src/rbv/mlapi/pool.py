@@ -138,14 +138,16 @@ class ServerPool:
         if not answering:
             if len(outcomes) == 1 and outcomes[0] is not None:
                 raise outcomes[0]
+            found = [r for failed in outcomes if failed is not None for r in failed.remedies]
             raise InferenceUnavailable(
-                "none of the inference servers answers: " + "; ".join(map(str, outcomes)))
+                "none of the inference servers answers: " + "; ".join(map(str, outcomes)),
+                remedies=[r for k, r in enumerate(found) if r not in found[:k]])
         widths = {seat.server.url: seat.server.pack.embedding_dim for seat in answering}
         if len(set(widths.values())) > 1:
             raise ConfigError(
                 f"the inference servers serve model {self._model!r} with different "
                 "embedding widths (" + ", ".join(f"{url}: {dim}" for url, dim in widths.items())
-                + "); give --ml-uri only servers with the same model files")
+                + "); give only servers with the same model files", setting="ml_uri")
         self.pack = self._seats[0].server.pack_with(answering[0].server.pack.embedding_dim)
         retry_at = self._clock() + RETRY_DOWN_AFTER * self._backoff_s
         for k, (seat, failed) in enumerate(zip(self._seats, outcomes, strict=True)):

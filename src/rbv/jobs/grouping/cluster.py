@@ -43,6 +43,7 @@ from rbv.cluster.evidence import library_impostor
 from rbv.cluster.identity import follow_faces
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
+from rbv.errors import Remedy
 from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces
 from rbv.jobs.grouping.named_changes import NamedChange, named_changes, named_gains
 from rbv.jobs.recording import recorded_run
@@ -131,6 +132,9 @@ class ClusterReport:
     empty_named: list[dict[str, str]] = field(default_factory=list)
     delete_empty_named: str | None = None
     in_words: str = ""  # the setting without the model's internals (``setting`` has them)
+    # what would do better: ``calibrate`` (the setting is a fallback), ``cluster_full``
+    # (the persons were made with another setting)
+    remedies: list[Remedy] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +153,7 @@ class _Plan:
     match: float | None
     unchanged: bool  # a full run with nothing changed since the last one
     notes: list[str]
+    remedies: list[Remedy]  # what the report advises: calibrating, a full run
 
 
 @dataclass
@@ -238,17 +243,17 @@ def _resolve(db: Database, pack_name: str | None, options: ClusterOptions,
         notes.append(
             f"The library has grown from {grown:,} to {n_faces:,} faces since its persons "
             "were made, and a merge asks more in a bigger library: every face was "
-            f"re-clustered, as `rbv cluster --full` does (it happens again at "
+            f"re-clustered, as a full run does (it happens again at "
             f"{REGROUP_GROWTH:g}× this size; names, merges and other manual fixes are kept).")
+    remedies = list(setting.remedies)
     if previous and previous != setting.key() and not options.full:
         notes.append(
             "The existing persons were made with another setting "
-            f"({_words(previous)}); new faces are grouped with the one above. Run "
-            "`rbv cluster --full` to re-cluster every face with it (names, merges and "
-            "other manual fixes are kept).")
+            f"({_words(previous)}); new faces are grouped with the one above.")
+        remedies.append(Remedy("cluster_full"))
     if advice:
         notes.append(advice)
-    return _Plan(pack, stored, setting, options, n_faces, match, unchanged, notes)
+    return _Plan(pack, stored, setting, options, n_faces, match, unchanged, notes, remedies)
 
 
 def _parameters(plan: _Plan) -> dict[str, Any]:
@@ -273,7 +278,7 @@ def _report(plan: _Plan, outcome: _Outcome, started: float, run_id: int | None,
         run_id=run_id, notes=[*plan.notes, *notes], named=outcome.named, empty_named=empty,
         delete_empty_named=(delete_persons_statement([e["person"] for e in empty])
                             if empty else None),
-        in_words=setting.plain(plan.faces))
+        in_words=setting.plain(plan.faces), remedies=plan.remedies)
 
 
 def _last_full(conn: psycopg.Connection, pack: PackRow, setting: ClusterSetting,

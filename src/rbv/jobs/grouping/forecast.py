@@ -30,11 +30,7 @@ from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_lookup import names_of, short_id
 from rbv.store.server.connection import Database
 from rbv.store.server.rolled_back import RolledBackDatabase
-from rbv.words import counted
 
-FULL_CLUSTER = "rbv cluster --full"
-SHOWN_CHANGES = 8
-"""Persons a forecast lists in words (JSON lists every one)."""
 SHOWN_FACES = 6
 """Face ids listed per person in words."""
 
@@ -86,7 +82,6 @@ class ClusterForecast:
     edit's forecast made beside the run without it), which of those changes the edit
     makes, the others being made with or without it."""
 
-    command: str
     moved: int  # faces that change person
     created: int  # persons it creates
     removed: int  # persons it deletes
@@ -95,31 +90,10 @@ class ClusterForecast:
     anyway: list[PersonChange] = field(default_factory=list)  # the others
 
     def as_dict(self) -> dict[str, object]:
-        return {"command": self.command, "moved": self.moved, "created": self.created,
+        return {"moved": self.moved, "created": self.created,
                 "removed": self.removed, "changes": [c.as_dict() for c in self.changes],
                 "by_edit": None if self.by_edit is None else [
                     c.as_dict() for c in self.by_edit]}
-
-    def lines(self, limit: int = SHOWN_CHANGES, edit: str = "the edit") -> list[str]:
-        """The forecast in words: a summary line, then one line per person (those of
-        ``edit``, when told apart, first and apart)."""
-        if not self.moved and not self.removed:
-            return [f"The next `{self.command}` would move no face."]
-        head = (f"The next `{self.command}` would move {counted(self.moved, 'face')}"
-                + (f", create {counted(self.created, 'person')}" if self.created else "")
-                + (f", remove {counted(self.removed, 'emptied person')}" if self.removed
-                   else "") + ":")
-        if self.by_edit is None:
-            return [head, *_listed(self.changes, limit)]
-        if not self.by_edit:
-            return [head, f" {edit[0].upper()}{edit[1:]} changes none of it: the run makes "
-                    f"these moves without it too.", *_listed(self.anyway, limit)]
-        mine = [f" Because of {edit}:", *_listed(self.by_edit, limit)]
-        if not self.anyway:
-            return [head, *mine, f" Nothing else: without {edit} it would move no face."]
-        moved = len({f for c in self.anyway for f in c.left + c.joined})
-        return [head, *mine, f" With or without {edit} ({counted(moved, 'face')}):",
-                *_listed(self.anyway, limit)]
 
     def beside(self, without: ClusterForecast) -> ClusterForecast:
         """This forecast, of a run after an edit, told apart from ``without``, the same
@@ -182,14 +156,7 @@ def forecast_full_cluster(db: Database, conn: psycopg.Connection, pack: PackRow,
     changes.sort(key=lambda c: (order.get(c.person, len(order)) if c.person else len(order),
                                 c.person is None, -len(c.joined) - len(c.left),
                                 str(c.person), c.joined))
-    return ClusterForecast(FULL_CLUSTER, len(moved), len(created), len(removed), changes)
-
-
-def _listed(changes: list[PersonChange], limit: int) -> list[str]:
-    shown = [f"  {c.words()}" for c in changes[:limit]]
-    more = len(changes) - limit
-    return [*shown, *([f"  … and {counted(more, 'more person')} (--json lists them all)"]
-                      if more > 0 else [])]
+    return ClusterForecast(len(moved), len(created), len(removed), changes)
 
 
 def _faces(faces: list[int]) -> str:

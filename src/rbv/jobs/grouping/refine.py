@@ -114,7 +114,7 @@ def run_refine(db: Database, pack_name: str | None, params: RefineParams,
         rejected = rejected_pairs(conn, pack.id)
         named = person_names(conn, sorted({p for p in facts.person_ids if p}))
         fixed = None if params.split_named else named_groups(facts, named)
-        progress(f"grouping {len(facts):,} faces into persons as `rbv cluster` does")
+        progress(f"grouping {len(facts):,} faces into persons as clustering does")
         people = evidence_people(conn, pack, facts, fixed)
     progress(f"refining {len(facts):,} faces")
     result = refine(RefineInput(facts.embeddings, facts.image_ids, facts.face_short,

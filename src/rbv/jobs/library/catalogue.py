@@ -292,8 +292,8 @@ def _notice_gone(conn: psycopg.Connection, targets: Sequence[Path],
             summary.notes.append(
                 f"{counted(len(stray), 'catalogued backup or sidecar file')} under "
                 f"{printable(str(root))} "
-                + ("is not a photo: marked missing, `rbv prune` removes it" if len(stray) == 1
-                   else "are not photos: marked missing, `rbv prune` removes them"))
+                + ("is not a photo: marked missing" if len(stray) == 1
+                   else "are not photos: marked missing"))
         failed = map(path_map.to_local, failures_under(conn, path_map.to_stored(str(root))))
         forget_failures(conn, [path_map.to_stored(p) for p in failed
                                if p not in found and not _inside(p, unwalked)

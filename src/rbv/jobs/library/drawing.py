@@ -16,7 +16,7 @@ import psycopg
 from numpy.typing import NDArray
 
 from rbv.config import Settings
-from rbv.errors import ConfigError, ImageUnreadable, printable
+from rbv.errors import ConfigError, ImageUnreadable, Remedy, printable
 from rbv.faces.defaults import DEFAULT_MIN_FACE
 from rbv.jobs.library.same_photo import shows_catalogued
 from rbv.media.decode import decode_image
@@ -130,7 +130,8 @@ def decode(conn: psycopg.Connection, settings: Settings, analyzer: LocalFaceAnal
         was = known.get(path)
         if was is None or not shows_catalogued(Path(local), was, st):
             raise ConfigError(f"{printable(local)} changed since it was indexed; nothing "
-                              "was drawn: re-run `rbv index` on it, then draw the face")
+                              "was drawn: index it again, then draw the face",
+                              remedies=[Remedy("index", {"paths": [local]})])
         return decode_image(image_id, [local], fmt, analyzer.decode_long_edge,
                             settings.max_image_pixels, False)
     return decode_image(image_id, [settings.path_map.to_local(p) for p in stored], fmt,

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from rbv.errors import PackNotFound
+from rbv.errors import PackNotFound, Remedy
 from rbv.store.queries.packs import PackRow
 
 
@@ -26,16 +26,16 @@ def find_pack(conn: psycopg.Connection, name_or_path: str | None, *,
         matches = [p for p in rows if p.name in (name, name_or_path)]
         if len(matches) > 1:  # e.g. `remote:x@host` and a folder named x@host
             listed = ", ".join(f"{p.name} (id {p.id}, {p.fingerprint[:12]}…)" for p in matches)
-            raise PackNotFound(f"--model-pack {name_or_path!r} matches several packs: "
-                               f"{listed}; pass the full name of one")
+            raise PackNotFound(f"model pack {name_or_path!r} matches several packs: "
+                               f"{listed}; name one in full")
         if matches:
             return matches[0]
     if (name_or_path is None or sole_fallback) and len(rows) == 1:
         return rows[0]
-    known = ", ".join(sorted({p.name for p in rows})) or "none yet; run `rbv index` first"
+    known = ", ".join(sorted({p.name for p in rows})) or "none yet"
     wanted = f"no faces for model pack {name_or_path!r}" if name_or_path else "several packs"
-    raise PackNotFound(f"{wanted} in this database (packs: {known}); pass --model-pack NAME "
-                       "or set RBV_MODEL_PACK")
+    raise PackNotFound(f"{wanted} in this database (packs: {known})", remedies=[
+        *([] if rows else [Remedy("index_first")]), Remedy("choose_pack")])
 
 
 def pack_row(conn: psycopg.Connection, pack_id: int) -> PackRow:

@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from rbv.errors import EmbeddedServerError, printable
+from rbv.errors import EmbeddedServerError, Remedy, printable
 from rbv.store.server import postmaster
 from rbv.store.server.hold import is_held, release
 from rbv.store.server.postmaster import ServerUser, server_lock
@@ -184,8 +184,8 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
         # PostgreSQL then refuses to start the server that folder is.
         raise EmbeddedServerError(
             f"the data directory {printable(str(data_dir))} is itself a PostgreSQL server's "
-            f"folder; rbv keeps its server in <data directory>/pg: pass "
-            f"--data-dir {printable(str(data_dir.parent))} (or set RBV_DATA_DIR) instead")
+            "folder; rbv keeps its server in <data directory>/pg",
+            remedies=[Remedy("data_dir", {"path": data_dir.parent})])
     try:
         if pgdata not in _attached:
             user = postmaster.server_user()
@@ -199,7 +199,7 @@ def embedded_url(data_dir: Path, linger_s: float = 0.0) -> str:
         admin_url = postmaster.url(pgdata, user, postmaster.ROLE)
         url = postmaster.url(pgdata, user, DATABASE_NAME)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise EmbeddedServerError(_start_failure(pgdata, exc)) from None
+        raise _start_failure(pgdata, exc) from None
     _ensure_database(admin_url)
     return url
 
@@ -238,14 +238,14 @@ def restart_embedded(data_dir: Path) -> str:
             _join(pgdata, os.getpid())
         return postmaster.url(pgdata, user, DATABASE_NAME)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise EmbeddedServerError(_start_failure(pgdata, exc)) from None
+        raise _start_failure(pgdata, exc) from None
 
 
 _DISK_FULL_MARKS = ("no space left on device", "could not extend file", "disk full")
 _MIN_FREE_BYTES = 16 << 20  # less than this where the data lives: the server cannot start
 
 
-def _start_failure(pgdata: Path, exc: BaseException) -> str:
+def _start_failure(pgdata: Path, exc: BaseException) -> EmbeddedServerError:
     """Why the server did not start, in words: a full disk said as such; else the last
     line of the server's log. Never the pg_ctl command line (a CalledProcessError's
     text), which says nothing the user can act on."""
@@ -262,8 +262,8 @@ def _start_failure(pgdata: Path, exc: BaseException) -> str:
     if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) \
             or any(m in last.lower() for m in _DISK_FULL_MARKS) \
             or (free is not None and free < _MIN_FREE_BYTES):
-        return (f"could not start the embedded PostgreSQL: the disk holding {pgdata} is "
-                "full; free space there, then re-run")
+        return EmbeddedServerError(f"could not start the embedded PostgreSQL: the disk "
+                                   f"holding {pgdata} is full; free space there, then re-run")
     if isinstance(exc, subprocess.CalledProcessError):
         why = f"its server exited with status {exc.returncode}"
     elif isinstance(exc, subprocess.TimeoutExpired):
@@ -271,8 +271,8 @@ def _start_failure(pgdata: Path, exc: BaseException) -> str:
     else:
         why = str(exc) or type(exc).__name__
     said = f"; the server's log ends: {last[:300]}" if last else ""
-    return (f"could not start the embedded PostgreSQL in {pgdata} ({why}{said}); see {log}, "
-            "or pass --database URL")
+    return EmbeddedServerError(f"could not start the embedded PostgreSQL in {pgdata} "
+                               f"({why}{said}); see {log}", remedies=[Remedy("own_server")])
 
 
 def _leave(pgdata: Path, user: ServerUser, linger_s: float) -> None:

@@ -150,8 +150,7 @@ def _apply_one(conn: psycopg.Connection, migration: Migration) -> None:
         if "vector" in str(exc):
             raise PgvectorMissing(
                 "this PostgreSQL server has no pgvector extension; install pgvector on it "
-                "(https://github.com/pgvector/pgvector), or omit --database / DATABASE_URL "
-                "to use rbv's embedded PostgreSQL, which includes it"
+                "(https://github.com/pgvector/pgvector)", remedies=[Remedy("embedded_server")]
             ) from None
         raise MigrationError(f"{migration.path.name} failed: {_first_line(exc)}") from None
     except psycopg.errors.InsufficientPrivilege as exc:
