@@ -9,9 +9,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 
 from rbv.cluster.calibrations import KNOWN_RECOGNIZERS, resolve_setting
+from rbv.cluster.defaults import DEFAULT_THRESHOLD
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.evidence import ImpostorModel, evidence_linkage, random_pair_similarities
 from rbv.cluster.evidence_heap import heap_merger_roots
@@ -20,7 +22,7 @@ from rbv.cluster.evidence_nodes import Nodes
 from rbv.cluster.knn import build_knn_graph, normalize
 from rbv.cluster.methods import Method
 from rbv.config import Settings
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, Remedy
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from tests.conftest import FACES, PACK, cluster_photos, run_cli
@@ -190,10 +192,53 @@ def test_setting_resolution_prefers_user_then_stored_then_built_in() -> None:
     stored = {"impostor": {"mu": 0.2, "sigma": 0.1, "tau": 0.02, "source": "x"}}
     assert resolve_setting(stored, sface).impostor == ImpostorModel(0.2, 0.1, 0.02)
     assert resolve_setting({}, sface, threshold=0.5).method is Method.connected
-    with pytest.raises(ConfigError, match="evidence linkage takes --budget"):
+    with pytest.raises(ConfigError, match="evidence linkage takes a budget") as err:
         resolve_setting({}, sface, Method.evidence, threshold=0.5)
-    with pytest.raises(ConfigError, match="--budget must be above 0"):
+    assert err.value.setting == "threshold" and "--" not in str(err.value)
+    with pytest.raises(ConfigError, match="the budget must be above 0") as err:
         resolve_setting({}, sface, budget=-1)
+    assert err.value.setting == "budget" and "--" not in str(err.value)
+    with pytest.raises(ConfigError, match="a budget is for the evidence method") as err:
+        resolve_setting({}, sface, Method.connected, budget=3)
+    assert err.value.setting == "budget" and "--" not in str(err.value)
+    # no calibration for this recognizer: a fallback, and calibrating is the remedy
+    fallback = resolve_setting({}, {}, Method.connected)
+    assert fallback.source == "buffalo_l's customary value"
+    assert fallback.remedies == (Remedy("calibrate"),)
+    assert resolve_setting({}, sface, Method.connected).remedies == ()
+
+
+def test_a_setting_the_method_does_not_take_names_its_option(
+        cli, faces_settings: Settings) -> None:
+    url = str(faces_settings.database_url)
+    threshold = run_cli(cli, "-d", url, "cluster", "--method", "evidence", "--threshold", "0.5")
+    assert threshold.exit_code == 1
+    assert threshold.stderr == (
+        "Error: a similarity threshold is for the connected, agglomerative and hdbscan "
+        "methods; evidence linkage takes a budget (--threshold)\n")
+    budget = run_cli(cli, "-d", url, "cluster", "--method", "connected", "--budget", "3")
+    assert budget.exit_code == 1
+    assert budget.stderr == ("Error: a budget is for the evidence method; the others take a "
+                             "similarity threshold (--budget)\n")
+
+
+def test_a_fallback_setting_says_how_to_calibrate(cli, faces_settings: Settings) -> None:
+    """A recognizer rbv has no calibration for clusters with buffalo_l's customary value,
+    and the report says how to do better: as data (``remedies``), worded by the CLI."""
+    url = str(faces_settings.database_url)
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE model_packs SET files = '{}'::jsonb")
+    done = run_cli(cli, "-d", url, "cluster", "--method", "connected", "--dry-run")
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.stdout.split())
+    assert f"connected at similarity {DEFAULT_THRESHOLD:g} (buffalo_l's customary value)" \
+        in said
+    assert ("The setting is a fallback: calibrate this pack with "
+            "`rbv eval --calibrate --store`.") in said
+    report = json.loads(run_cli(cli, "-d", url, "cluster", "--method", "connected",
+                                "--dry-run", "--json").stdout)
+    assert report["remedies"] == [{"action": "calibrate", "args": {}, "label": ""}]
+    assert "rbv " not in report["setting"] and "--" not in report["setting"]
 
 
 # --- through the database, real faces -------------------------------------------------
@@ -282,7 +327,11 @@ def test_a_changed_setting_is_reported_with_what_to_run(cli, faces_settings: Set
     assert changed.exit_code == 0, changed.output
     said = " ".join(changed.output.split())  # notes wrap at the terminal's width
     assert "made with another setting (evidence, budget 10)" in said
-    assert "rbv cluster --full" in changed.output
+    assert "Run `rbv cluster --full` to re-cluster every face with it" in said
+    report = json.loads(run_cli(cli, "-d", str(faces_settings.database_url), "cluster",
+                                "--budget", "3", "--dry-run", "--json").stdout)
+    assert report["remedies"] == [{"action": "cluster_full", "args": {}, "label": ""}]
+    assert not any("rbv " in note or "--" in note for note in report["notes"])
     full = run_cli(cli, "-d", str(faces_settings.database_url), "cluster", "--full",
                    "--budget", "3")
     again = run_cli(cli, "-d", str(faces_settings.database_url), "cluster", "--budget", "3")

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from rbv.config import Settings
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, Remedy
 from rbv.jobs.library.index import run_index
 from rbv.jobs.persons.drawn import add_face
 from rbv.store import open_database
@@ -52,11 +52,13 @@ def test_a_photo_replaced_since_indexing_is_refused_and_nothing_is_added(
                      "--model-pack", str(PACK))
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines() == [
-        f"Error: {photo} changed since it was indexed; nothing was drawn: re-run "
-        "`rbv index` on it, then draw the face"]
+        f"Error: {photo} changed since it was indexed; nothing was drawn: index it again, "
+        f"then draw the face: `rbv index {photo}`"]
     assert _rows(url) == before
     # by image id, as serve's photo page draws: refused alike
-    with pytest.raises(ConfigError, match="re-run `rbv index`"):
+    with pytest.raises(ConfigError, match="index it again, then draw the face") as err:
         add_face(db, faces_settings, image_id=image, box=(0, height - 60, 50, 56),
                  analyzer=sface_analyzer)
+    assert "rbv " not in str(err.value)
+    assert err.value.remedies == (Remedy("index", {"paths": [str(photo)]}),)
     assert _rows(url) == before

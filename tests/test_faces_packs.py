@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import onnxruntime
 import pytest
 
+from rbv.cli.remedies import in_words
+from rbv.config import Settings
 from rbv.errors import ConfigError, DeviceUnavailable, ModelPackError, Remedy
 from rbv.faces import sessions
 from rbv.faces.analyzer import load_analyzer
@@ -20,7 +23,7 @@ from rbv.faces.providers import (
     gpu_ids,
     parse_device,
 )
-from tests.conftest import PACK, SHARED
+from tests.conftest import FACES, PACK, SHARED, run_cli
 
 DETECTOR = PACK / "det_500m.onnx"
 SFACE = PACK / "face_recognition_sface_2021dec_int8bq_ort.onnx"
@@ -57,10 +60,18 @@ def test_explicit_device(fake_runtime: Offer) -> None:
 
 def test_missing_device_says_which_extra_to_install(fake_runtime: Offer) -> None:
     fake_runtime(CPU)
-    with pytest.raises(DeviceUnavailable, match=r"rbv\[gpu\]"):
+    with pytest.raises(DeviceUnavailable) as err:
         choose_providers("cuda", available_providers())
-    with pytest.raises(DeviceUnavailable, match=r"rbv\[directml\]"):
+    assert "--" not in str(err.value) and "rbv " not in str(err.value)
+    assert err.value.remedies == (Remedy("install_extra", {"extra": "gpu"}),
+                                  Remedy("device", {"devices": ["auto"]}))
+    assert in_words(err.value) == (
+        "device cuda needs CUDAExecutionProvider, but the installed ONNX Runtime offers "
+        "only CPUExecutionProvider; install rbv's gpu extra (`uv sync --extra gpu`, or "
+        "`pip install 'rbv[gpu]'`) or use --device auto")
+    with pytest.raises(DeviceUnavailable) as err:
         choose_providers("directml", available_providers())
+    assert err.value.remedies[0] == Remedy("install_extra", {"extra": "directml"})
     with pytest.raises(ConfigError, match="auto, cuda, directml, cpu"):
         choose_providers("tpu", available_providers())
 
@@ -136,8 +147,13 @@ def test_gpu_that_fails_to_start_is_not_silently_replaced_by_cpu(fake_runtime: O
     # The runtime claims CUDA, but this CPU build cannot start it: ONNX Runtime would
     # quietly run on CPU; an explicit --device cuda must fail instead.
     fake_runtime(CUDA, CPU)
-    with pytest.raises(DeviceUnavailable, match="could not start"):
+    with pytest.raises(DeviceUnavailable, match="could not start") as err:
         load_analyzer(str(PACK), device="cuda")
+    assert "--" not in str(err.value)
+    assert in_words(err.value).endswith(
+        "(are the CUDA 13/cuDNN 9 or DirectML runtime libraries installed?); install rbv's "
+        "gpu extra (`uv sync --extra gpu`, or `pip install 'rbv[gpu]'`) or use --device cpu "
+        "or --device auto")
     # auto accepts the fallback and reports what actually runs.
     assert load_analyzer(str(PACK), device="auto").providers == [CPU]
 
@@ -265,10 +281,41 @@ def test_named_pack_under_the_insightface_root(tmp_path: Path) -> None:
 
 
 def test_bad_analyzer_options() -> None:
-    with pytest.raises(ConfigError, match="det-size"):
-        load_analyzer(str(PACK), det_size=500)
-    with pytest.raises(ConfigError, match="det-threshold"):
-        load_analyzer(str(PACK), det_threshold=1.5)
+    """Each names its setting in words, and by keyword for a front end to word."""
+    bad: list[tuple[dict[str, Any], str, str | None]] = [
+        ({"det_size": 500}, "the detection size must be a positive multiple of 32, not 500",
+         "det_size"),
+        ({"det_threshold": 1.5}, "the detection threshold must be between 0 and 1, not 1.5",
+         "det_threshold"),
+        ({"min_face": -1}, "the smallest face must be ≥ 0 pixels, not -1", "min_face"),
+        ({"threads": 0}, "the threads per session must be ≥ 1, not 0", None),
+        ({"device": "cuda:0,1"}, "device cuda:0,1: one analyzer runs on one GPU", "device"),
+        ({"device": "cpu:1"}, "device cpu:1: only cuda and directml take GPU numbers",
+         "device")]
+    for kwargs, says, setting in bad:
+        with pytest.raises(ConfigError) as err:
+            load_analyzer(str(PACK), **kwargs)
+        assert str(err.value).startswith(says) and err.value.setting == setting, kwargs
+        assert "--" not in str(err.value)
+
+
+def test_a_bad_analyzer_setting_is_named_as_what_sets_it(cli, settings: Settings,
+                                                         tmp_path: Path) -> None:
+    """Through the CLI: the option (or the environment variable) that sets it."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(next((FACES / "Barack_Obama").iterdir()).read_bytes())
+    url = str(settings.database_url)
+    size = run_cli(cli, "-d", url, "index", str(photos), "--model-pack", str(PACK),
+                   env={"RBV_DET_SIZE": "100"})
+    assert size.exit_code == 1
+    assert size.stderr == ("Error: the detection size must be a positive multiple of 32, "
+                           "not 100 (RBV_DET_SIZE)\n")
+    device = run_cli(cli, "-d", url, "index", str(photos), "--model-pack", str(PACK),
+                     "--device", "cpu:1")
+    assert device.exit_code == 1
+    assert device.stderr == ("Error: device cpu:1: only cuda and directml take GPU numbers "
+                             "(cuda:1, cuda:0,1 or cuda:all) (--device)\n")
 
 
 # ----- hashes ------------------------------------------------------------------------

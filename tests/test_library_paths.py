@@ -80,10 +80,20 @@ def test_backups_and_sidecars_left_by_export_xmp_are_not_catalogued(
     legacy = json.loads(_index(cli, settings, str(lib), "--json").stdout)["catalogue"]
     assert legacy["missing"] == 1 and legacy["notes"] == [
         f"1 catalogued backup or sidecar file under {lib} is not a photo: marked "
-        "missing, `rbv prune` removes it"], legacy
+        "missing"], legacy
     assert _missing(settings) == ["two.jpg_original"]
+    # in words, the missing photos' remedy is the CLI's (the note names no command)
+    _rows(settings, "INSERT INTO images (sha256, size_bytes, format, status) "
+          "VALUES (repeat('1', 64), 1, 'jpeg', 'ok')")
+    _rows(settings, "INSERT INTO image_paths (image_id, path) SELECT id, %s FROM images "
+          "WHERE sha256 = repeat('1', 64)", f"{lib}/obama.jpg_original")
+    said = " ".join(_index(cli, settings, str(lib)).stdout.split())
+    assert ("1 missing. Missing photos keep their faces until `rbv prune`. Note: 1 "
+            f"catalogued backup or sidecar file under {lib} is not a photo: marked "
+            "missing.") in said, said
+    assert _missing(settings) == ["obama.jpg_original", "two.jpg_original"]
     pruned = run_cli(cli, "prune", "-d", url, "--json")
-    assert json.loads(pruned.stdout)["images"] == 1, pruned.output
+    assert json.loads(pruned.stdout)["images"] == 2, pruned.output
     assert _rows(settings, "SELECT count(*) FROM images") == [(3,)]
 
 

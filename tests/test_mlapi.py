@@ -15,7 +15,13 @@ import psycopg
 import pytest
 
 from rbv.config import Settings
-from rbv.errors import ConfigError, InferenceError, InferenceServerDown, InferenceUnavailable
+from rbv.errors import (
+    ConfigError,
+    InferenceError,
+    InferenceServerDown,
+    InferenceUnavailable,
+    Remedy,
+)
 from rbv.faces.types import ImageFaces, PackInfo
 from rbv.media.decode import decode_for_detection
 from rbv.media.types import DecodedImage
@@ -118,8 +124,10 @@ def test_timeouts_and_refused_connections_are_retried_then_unavailable(fake_ml) 
     with pytest.raises(InferenceUnavailable, match="ConnectError"):
         slow.analyze(image)
     assert waits == [5.0, 10.0, 20.0]
-    with pytest.raises(InferenceUnavailable, match="does not answer"):
+    with pytest.raises(InferenceUnavailable, match="does not answer") as err:
         server.ping()
+    assert "--" not in str(err.value)  # the remedy names the setting; the CLI its option
+    assert err.value.remedies == (Remedy("check_server", {"setting": "ml_uri"}),)
 
 
 def test_malformed_json_and_a_wrong_model_are_errors(fake_ml) -> None:
@@ -188,7 +196,30 @@ def test_unreachable_ml_server_fails_fast_with_exit_2(cli, settings, fake_ml) ->
     result = run_cli(cli, "embed", "-d", str(settings.database_url), "--ml-uri", fake_ml.url,
                      env=_env(settings))
     assert result.exit_code == 2
-    assert "does not answer" in result.stderr and "--ml-uri" in result.stderr
+    assert "does not answer" in result.stderr
+    assert result.stderr.rstrip().endswith("; check --ml-uri / RBV_ML_URI and that the "
+                                           "server is up"), result.stderr
+
+
+def test_a_bad_server_address_or_model_names_the_setting(cli, settings, fake_ml) -> None:
+    """Through the job: the setting by keyword, no option; through the CLI: the option."""
+    with pytest.raises(ConfigError) as err:
+        RemoteFaceAnalyzer("ftp://example.com", "scrfd_sface")
+    assert err.value.setting == "ml_uri" and "--" not in str(err.value)
+    bad = run_cli(cli, "embed", "-d", str(settings.database_url), "--ml-uri",
+                  "ftp://example.com", env=_env(settings))
+    assert bad.exit_code == 1
+    assert bad.stderr == ("Error: an inference server's address must start with http:// "
+                          "or https://, got 'ftp://example.com' (--ml-uri)\n")
+    with pytest.raises(ConfigError) as err:
+        RemoteFaceAnalyzer(fake_ml.url, "nonesuch").probe(retries=0)
+    assert err.value.setting == "model_pack" and "--" not in str(err.value)
+    assert "name one of them as the model pack" in str(err.value)
+    refused = run_cli(cli, "embed", "-d", str(settings.database_url), "--ml-uri",
+                      fake_ml.url, "--model-pack", "nonesuch", env=_env(settings))
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.endswith("name one of them as the model pack (the name the "
+                                   "server's model files are kept under) (--model-pack)\n")
 
 
 def _alone(url: str, model: str, sleep: Callable[[float], None] = time.sleep) -> ServerPool:
@@ -334,8 +365,9 @@ def test_start_skips_servers_that_do_not_answer_and_refuses_mixed_widths() -> No
     assert pool.servers()[1]["problem"] == \
         "http://dead serves 512-dimensional embeddings, the others 128; not used"
 
-    with pytest.raises(ConfigError, match="http://live: 128, http://dead: 512"):
+    with pytest.raises(ConfigError, match="http://live: 128, http://dead: 512") as widths:
         _pool(_Server("http://live"), _Server("http://dead", dim=512))
+    assert widths.value.setting == "ml_uri" and "--" not in str(widths.value)
     gone, lost = _Server("http://gone"), _Server("http://lost")
     gone.up = lost.up = False
     with pytest.raises(InferenceUnavailable, match="at http://gone does not answer"):

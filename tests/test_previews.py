@@ -240,6 +240,7 @@ def test_a_link_says_its_own_changes_first_and_apart_and_a_bystander_s_size(
         f"{sizes[big]} px): a bystander's face, perhaps? Check it is the person you mean." \
         in " ".join(said), said
     forecast = preview["forecast"]
+    assert forecast["command"] == "rbv cluster --full"  # the CLI's words for the run
     mine = forecast["by_edit"]
     assert mine, said  # the link moves something at the next full run
     at = said.index(" Because of the link:")
