@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from rbv.cluster.calibrations import KNOWN_RECOGNIZERS, resolve_setting
-from rbv.cluster.defaults import DEFAULT_THRESHOLD
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
+from rbv.cluster.defaults import DEFAULT_THRESHOLD
 from rbv.cluster.evidence import ImpostorModel, evidence_linkage, random_pair_similarities
 from rbv.cluster.evidence_heap import heap_merger_roots
 from rbv.cluster.evidence_merge import merge_greedily

@@ -450,4 +450,4 @@ def test_an_immich_redirect_is_reported_as_one(
     (error,) = _errors(result.output)
     assert "malformed JSON" not in error
     assert "redirect (HTTP 302 to https://sso.example.com/login?next=%2F)" in error
-    assert "check IMMICH_URL" in error
+    assert "the address must be the Immich server's own; check --url / IMMICH_URL" in error

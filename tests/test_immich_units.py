@@ -7,11 +7,14 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from rbv.errors import ConfigError
+from rbv.config import Settings
+from rbv.errors import ConfigError, ImmichUnavailable, Remedy
 from rbv.immich.assets import FaceBox, ImmichAsset, face_short_edge
+from rbv.immich.client import ImmichClient
 from rbv.jobs.exchange import immich_state as state_module
 from rbv.jobs.exchange.immich_paths import resolve_inside, safe_relative_path
 from rbv.jobs.exchange.immich_state import DUP_RUN, FAILED, NO_FACE, SMALL_FACE, STAGED, StageState
+from tests.conftest import run_cli
 
 
 def _asset(width: int, height: int, orientation: str | None) -> ImmichAsset:
@@ -215,3 +218,21 @@ def test_listing_windows_cover_their_range_without_gaps() -> None:
     instant = _Window((5, 5)).halves()  # one fileCreatedAt: split by upload time next
     assert instant is not None and all(h.created is not None for h in instant)
     assert _Window((5, 5), (7, 7)).halves() is None  # both times shared: paged
+
+
+def test_a_server_that_does_not_answer_names_the_setting_to_check(
+        cli, settings: Settings, tmp_path: Path) -> None:
+    """The client says what is wrong and carries what to check as data; the CLI words it
+    as the option and the environment variable that set the address."""
+    gone = "http://127.0.0.1:1"  # nothing listens on port 1
+    with ImmichClient(gone, "key", retries=0) as client, \
+            pytest.raises(ImmichUnavailable) as err:
+        client.server_version(retry=False)
+    assert "--" not in str(err.value) and "IMMICH_URL" not in str(err.value)
+    assert err.value.remedies == (Remedy("check_server", {"setting": "url"}),)
+    result = run_cli(cli, "-d", str(settings.database_url), "immich-stage", "--out",
+                     str(tmp_path / "out"), "--url", gone, "--no-index", "--retry-wait",
+                     "0.01", "--timeout", "2", env={"IMMICH_API_KEY": "key"})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().startswith(f"Error: the Immich server at {gone} does not answer")
+    assert result.stderr.endswith("; check --url / IMMICH_URL and that the server is up\n")

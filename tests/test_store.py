@@ -18,11 +18,12 @@ import pytest
 from psycopg import sql
 
 from rbv.config import Settings
-from rbv.errors import SchemaNotReady
+from rbv.errors import PackNotFound, Remedy, SchemaNotReady
 from rbv.store import Database, open_database
 from rbv.store.queries.assignments import create_persons
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.neighbors import assigned_neighbors
+from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import (
     ensure_pack_index,
     has_pack_index,
@@ -81,6 +82,20 @@ def test_older_schema_is_refused_with_run_migrate(empty_db_url: str, tmp_path: P
     with pytest.raises(SchemaNotReady, match="this rbv needs") as refused:
         open_database(Settings(database_url=empty_db_url))
     assert [r.action for r in refused.value.remedies] == ["migrate"]
+
+
+def test_a_pack_not_found_says_what_would_find_one(cli, settings: Settings) -> None:
+    """The lookup says what it found and carries the remedies; the CLI words them."""
+    url = str(settings.database_url)
+    with psycopg.connect(url) as conn, pytest.raises(PackNotFound) as err:
+        find_pack(conn, "nonesuch")
+    assert "rbv " not in str(err.value) and "--" not in str(err.value)
+    assert err.value.remedies == (Remedy("index_first"), Remedy("choose_pack"))
+    result = run_cli(cli, "-d", url, "cluster", "--model-pack", "nonesuch")
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: no faces for model pack 'nonesuch' in this database "
+                             "(packs: none yet); run `rbv index` first or pass --model-pack "
+                             "NAME or set RBV_MODEL_PACK\n")
 
 
 def test_vectors_round_trip_through_binary_copy(db: Database) -> None:
@@ -217,6 +232,9 @@ def test_bad_database_input_gives_one_clear_error_line(
     assert result.exit_code == (2 if case == "unreachable" else 1), result.output
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     assert expect in lines[0]
+    if case == "no_pgvector":  # the remedy, worded by the CLI
+        assert lines[0].endswith("; or omit --database / DATABASE_URL to use rbv's embedded "
+                                 "PostgreSQL, which includes it"), lines[0]
     assert PASSWORD not in result.output
     assert "Traceback" not in result.output
 
