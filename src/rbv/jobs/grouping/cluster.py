@@ -243,7 +243,7 @@ def _resolve(db: Database, pack_name: str | None, options: ClusterOptions,
         notes.append(
             f"The library has grown from {grown:,} to {n_faces:,} faces since its persons "
             "were made, and a merge asks more in a bigger library: every face was "
-            f"re-clustered, as a full run does (it happens again at "
+            "re-clustered, as a full run does (it happens again at "
             f"{REGROUP_GROWTH:g}× this size; names, merges and other manual fixes are kept).")
     remedies = list(setting.remedies)
     if previous and previous != setting.key() and not options.full:
