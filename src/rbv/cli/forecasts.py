@@ -3,12 +3,14 @@ line naming the run it forecasts, then one line per person."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rbv.cli.remedies import command
 from rbv.errors import Remedy
-from rbv.jobs.grouping.forecast import ClusterForecast, PersonChange
 from rbv.words import counted
+
+if TYPE_CHECKING:  # the forecast needs the clustering stack; a plain edit does not
+    from rbv.jobs.grouping.forecast import ClusterForecast, PersonChange
 
 NEXT_RUN = Remedy("cluster_full")
 """The run a forecast is of."""
