@@ -14,16 +14,22 @@ from pathlib import Path
 import pytest
 
 from rbv.cli.remedies import command_line, in_words, steps, with_remedies
+from rbv.config import Settings
 from rbv.errors import ConfigError, RbvError, Remedy
+from rbv.formats.regions import from_box
 from rbv.jobs.exchange.export_swap import read_manifest
 from rbv.jobs.exchange.immich_push import PushOptions, push_names
 from rbv.jobs.exchange.immich_stage import StageOptions, check_user_label, stage_library
 from rbv.jobs.exchange.immich_state import StageState
 from rbv.jobs.exchange.import_folders import Skipped
+from rbv.jobs.exchange.import_xmp_claims import match_claims
+from rbv.jobs.exchange.import_xmp_report import ImportXmpOptions, ImportXmpReport
 from rbv.jobs.exchange.photo_write_checks import check_photo
 from rbv.jobs.persons.evidence import Suggestion, reject
 from rbv.store.queries.images import KnownPath
 from rbv.store.queries.persons import PersonRow
+from rbv.store.queries.regions import FaceRow, PhotoRow
+from tests.conftest import run_cli
 
 COMMAND_TEXT = re.compile(r"`rbv\b|\brbv [a-z]|(?<![\w-])--[a-z]")
 """What a job's words may not hold: a command, an option."""
@@ -156,3 +162,52 @@ def test_a_face_import_folders_leaves_out_carries_the_moves_that_give_it() -> No
     decided = Skipped(5, "two.jpg", "Barack_Obama", [], "it was rejected from that person")
     assert steps(decided.remedies) == ("`rbv persons move 5 --to Barack_Obama` puts it "
                                        "there anyway (overriding it, said)")
+
+
+def test_regions_import_xmp_cannot_match_carry_what_would_match_them() -> None:
+    """A region a face overlaps too little, one no face is under, a name on two faces:
+    reasons in words, and the remedies the CLI words as before."""
+    photo = PhotoRow(1, 1000, 1000, "JPEG")
+    faces = [FaceRow(11, 1, (100, 100, 200, 200), None, None, None),
+             FaceRow(12, 1, (400, 400, 500, 500), None, None, None),
+             FaceRow(13, 1, (600, 100, 700, 200), None, None, None)]
+    regions = [("/lib/a.jpg", from_box(name, box, 1000, 1000)) for name, box in (
+        ("Ann", (150, 100, 250, 200)), ("Nobody", (800, 800, 850, 850)),
+        ("Bo", (400, 400, 500, 500)), ("Bo", (600, 100, 700, 200)))]
+    report = ImportXmpReport("pack", dry_run=True)
+    claims = match_claims(photo, regions, faces, ImportXmpOptions(), report)
+    assert [c.name for c in claims] == ["Bo"]
+    ann, nobody = report.unmatched
+    (two,) = report.conflicts
+    for entry in (ann, nobody, two):
+        _plain(entry.reason)
+    assert ann.reason == ("the nearest detected face overlaps its region by 0.33, less "
+                          "than the 0.4 asked for")
+    assert steps(ann.remedies) == "`rbv import-xmp /lib --min-iou 0.3` matches it"
+    assert steps(nobody.remedies) == ("`rbv faces add /lib/a.jpg --box 800,800,50,50 "
+                                      "--person Nobody` adds it by hand")
+    kept = claims[0].face.id
+    assert two.face == ({12, 13} - {kept}).pop()
+    assert steps(two.remedies) == (f"`rbv persons move {kept}` takes face {kept} out, then "
+                                   f"`rbv persons move {two.face} --to Bo` gives it to face "
+                                   f"{two.face} instead")
+    assert report.as_dict(steps)["unmatched"] == [  # --json: the same words, as before
+        {"path": "/lib/a.jpg", "name": "Ann", "reason": ann.reason,
+         "command": "`rbv import-xmp /lib --min-iou 0.3` matches it"},
+        {"path": "/lib/a.jpg", "name": "Nobody", "reason": "no face was detected there",
+         "command": steps(nobody.remedies)}]
+
+
+def test_immich_stage_says_the_option_a_bad_value_came_from(cli, settings: Settings,
+                                                             tmp_path: Path) -> None:
+    """Checked before the server is asked anything: no Immich server is needed."""
+    for args, said in (
+            (["--user", "a/b"], "Error: the user label must be a simple folder name "
+             "(letters, digits, . _ -), got 'a/b' (--user)"),
+            (["--workers", "0"], "Error: the number of workers must be at least 1 "
+             "(--workers)")):
+        result = run_cli(cli, "--database", str(settings.database_url), "immich-stage",
+                         "--out", str(tmp_path / "out"), "--url", "http://127.0.0.1:9",
+                         "--no-index", "--dry-run", *args, env={"IMMICH_API_KEY": "key"})
+        assert result.exit_code == 1, result.output
+        assert said in result.stderr.splitlines(), result.stderr
