@@ -27,6 +27,10 @@ class ImportXmpOptions:
     dry_run: bool = False
 
 
+Worded = Callable[[Sequence[Remedy]], str]
+"""How a front end words remedies done one after the other (the CLI: as commands)."""
+
+
 @dataclass(frozen=True)
 class Unapplied:
     """A name the import did not apply as the sidecar says: a region no face overlaps
@@ -41,8 +45,7 @@ class Unapplied:
     face: int | None = None
     person: uuid.UUID | None = None
 
-    def as_dict(self, steps: Callable[[Sequence[Remedy]], str] | None = None
-                ) -> dict[str, str]:
+    def as_dict(self, steps: Worded | None = None) -> dict[str, str]:
         """Its fields as text; ``command``: the remedies as ``steps`` words them."""
         out = {"path": self.path, "name": self.name,
                "face": None if self.face is None else str(self.face),
@@ -50,10 +53,6 @@ class Unapplied:
                "reason": self.reason,
                "command": None if steps is None else steps(self.remedies)}
         return {k: v for k, v in out.items() if v is not None}
-
-
-Worded = Callable[[Sequence[Remedy]], str]
-"""How a front end words remedies done one after the other (the CLI: as commands)."""
 
 
 @dataclass
