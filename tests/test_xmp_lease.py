@@ -73,7 +73,7 @@ def test_a_photo_open_in_another_program_is_left_to_it_until_closed(
         result = _export(cli, settings, lib)
 
         assert result.exit_code == 3, result.output
-        assert result.stderr.splitlines() == [f"Error: {held}: {OPEN_ELSEWHERE}"]
+        assert result.stderr.splitlines() == [f"Error: {held}: {OPEN_ELSEWHERE}; re-run `rbv export-xmp`"]
         assert held.read_bytes() == originals[held]
         assert not _backup(held).exists() and _temps(lib) == []
         assert _backup(other).read_bytes() == originals[other] != other.read_bytes()
@@ -118,7 +118,7 @@ def test_a_save_through_a_descriptor_opened_during_the_swap_is_kept(
     assert len(editors) == 1
     assert raced.read_bytes() == edited  # the save is in the photo, not in a lost file
     assert result.exit_code == 3, result.output
-    assert result.stderr.splitlines() == [f"Error: {raced}: {OPEN_ELSEWHERE}"]
+    assert result.stderr.splitlines() == [f"Error: {raced}: {OPEN_ELSEWHERE}; re-run `rbv export-xmp`"]
     assert not _backup(raced).exists() and _temps(lib) == []
     assert _backup(other).read_bytes() == originals[other] != other.read_bytes()
 
