@@ -166,7 +166,7 @@ def test_the_jobs_refusals_come_through_and_change_nothing(twins) -> None:  # ty
             lib.name(charles.id, "ada")
         assert [(r.action, r.args) for r in refused.value.remedies] == [
             ("merge", {"persons": [ada.id, charles.id]}),
-            ("name", {"person": charles.id, "name": "ada"})]
+            ("name", {"person": charles.id, "name": "ada", "force": True})]
         with pytest.raises(PersonNotFound, match="no person with id"):
             lib.person(uuid.uuid4())
         with pytest.raises(PersonNotFound, match="no face with id"):

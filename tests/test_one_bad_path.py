@@ -86,8 +86,8 @@ def test_export_xmp_out_that_is_a_file_is_one_error(
                          str(out))
         assert result.exit_code == 1, result.output
         assert _errors(result.stderr) == result.stderr.splitlines() == [
-            f"Error: --out {out} "
+            f"Error: {out} "
             + ("is" if out == a_file else f"is inside {a_file}, which is")
-            + " not a folder; pass a folder for the sidecars"]
+            + " not a folder; pass a folder for the sidecars (--out)"]
     assert sorted(tmp_path.rglob("*")) == before
     assert a_file.read_text() == "root:x:0:0::/root:/bin/sh\n"

@@ -17,6 +17,9 @@ from pathlib import Path
 from PIL import Image
 
 from rbv.config import Settings
+from rbv.jobs.exchange.import_xmp import import_xmp
+from rbv.jobs.exchange.import_xmp_report import ImportXmpOptions, ImportXmpReport
+from rbv.store import open_database
 from rbv.words import counted
 from tests.conftest import FACES, MISC, import_folders, run_cli
 from tests.support.sidecars import mwg_sidecar
@@ -141,6 +144,10 @@ def test_import_xmp_makes_a_new_person_when_a_decision_contradicts_the_holder(
     _ok(cli, "-d", url, "persons", "not-this-person", holder, str(mine[2][1]))
     for photo, _face, area in mine:
         _sidecar(photo, [("Ben", area)])
+    (note,) = _job_dry_run(s, lib).notes  # the job's note: words, and the merge as data
+    assert note.person == uuid.UUID(holder) and not COMMAND_TEXT.search(note.reason)
+    assert [(r.action, r.args) for r in note.remedies] == [
+        ("merge", {"persons": [uuid.UUID(holder), "Ben"]})]
     out = _ok(cli, "-d", url, "import-xmp", str(lib)).stdout
     assert (f"'Ben': a new person, not person {holder[:8]}, which holds 2 of its 3 faces: "
             f"face {mine[2][1]}: was rejected from that person; `rbv persons merge "
@@ -171,6 +178,16 @@ def test_import_xmp_says_a_face_marked_not_a_face_and_how_to_name_it(
     assert _rows(s, "SELECT count(*) FROM not_faces WHERE face_id = %s", face)[0][0] == 1
 
 
+COMMAND_TEXT = re.compile(r"`rbv\b|\brbv [a-z]|(?<![\w-])--[a-z]")
+"""A command or an option: what the import job's words never hold (issue 63)."""
+
+
+def _job_dry_run(settings: Settings, lib: Path) -> ImportXmpReport:
+    """import-xmp as a job, rolled back: its report as data."""
+    return import_xmp(open_database(settings), settings.model_pack,
+                      ImportXmpOptions((lib,), dry_run=True), sole_fallback=True)
+
+
 def _commands(out: str) -> list[str]:
     """The `rbv …` commands the output gives, in order."""
     return re.findall(r"`(rbv [^`]+)`", out)
@@ -198,6 +215,15 @@ def test_import_refusals_name_the_command_that_does_what_the_user_meant(
     _sidecar(o1, [("Dan", area_c)])  # Dan: b (by hand in pb) and c (no person)
     _sidecar(o2, [("Lindsay Ellingson", area_d)])  # held 1 and 1: no holder
     _sidecar(o3, [("Lindsay Ellingson", area_e)])
+
+    preview = _job_dry_run(s, lib)  # the job's conflicts: why in words, remedies as data
+    assert not [c.reason for c in preview.conflicts if COMMAND_TEXT.search(c.reason)]
+    assert {c.face: [(r.action, r.args) for r in c.remedies] for c in preview.conflicts} \
+        == {a: [("move", {"faces": [a], "to": "Ann"})],
+            b: [("merge", {"persons": ["Dan", uuid.UUID(pb)]})],
+            d: [("name", {"person": uuid.UUID(pd), "name": "Lindsay Ellingson"})],
+            e: [("name", {"person": uuid.UUID(pe), "name": "Lindsay Ellingson"})]}
+    assert "command" not in preview.as_dict()["conflicts"][0]  # worded by a front end
 
     out = _ok(cli, "-d", url, "import-xmp", str(lib)).stdout
     lines = out.splitlines()

@@ -148,7 +148,7 @@ def test_suggest_ranks_true_merges_first_and_its_command_accepts_one(
 
 
 def test_review_shows_a_stranger_first_and_one_command_takes_it_out(
-        cli, faces_settings: Settings) -> None:
+        cli, faces_settings: Settings, tmp_path: Path) -> None:
     url = str(faces_settings.database_url)
     assert run_cli(cli, "-d", url, "cluster").exit_code == 0
     identity = _face_identities(faces_settings)
@@ -171,6 +171,12 @@ def test_review_shows_a_stranger_first_and_one_command_takes_it_out(
     shown = run_cli(cli, "-d", url, "persons", "review", "ada lovelace", env={"COLUMNS": "80"})
     assert "…" not in shown.stdout  # photo paths wrap at 80 columns, never cut short
     assert "rbv persons not-this-person 'ada lovelace' " in shown.stdout
+    # rbv site words the same remedy on the person's page (the id as cli/remedies words it)
+    site = run_cli(cli, "-d", url, "site", str(tmp_path / "site"), "--max-faces", "4")
+    assert site.exit_code == 0, site.output
+    page = (tmp_path / "site" / "persons" / f"{host}.html").read_text(encoding="utf-8")
+    bad = " ".join(map(str, report["doubtful"]))
+    assert f"out: <code>rbv persons not-this-person {host[:8]} {bad}</code>" in page
     rejected = run_cli(cli, "-d", url, *shlex.split(report["command"])[1:])
     assert rejected.exit_code == 0, rejected.output
     after = json.loads(run_cli(cli, "-d", url, "persons", "review", "Ada Lovelace", "--json"

@@ -30,6 +30,8 @@ from tests.test_faults_files import PHOTOS, _backup, _named_library, _temps
 pytestmark = pytest.mark.slow  # ~6 s: export-xmp beside a second process
 
 DEADLINE_S = 60
+AGAIN = "re-run `rbv export-xmp`"
+"""The remedy the CLI words after the reason (the job names no command)."""
 
 # An editor: opens the photo for writing, says so, then saves what it is sent (nothing:
 # no save) through that same descriptor and closes.
@@ -73,7 +75,7 @@ def test_a_photo_open_in_another_program_is_left_to_it_until_closed(
         result = _export(cli, settings, lib)
 
         assert result.exit_code == 3, result.output
-        assert result.stderr.splitlines() == [f"Error: {held}: {OPEN_ELSEWHERE}"]
+        assert result.stderr.splitlines() == [f"Error: {held}: {OPEN_ELSEWHERE}; {AGAIN}"]
         assert held.read_bytes() == originals[held]
         assert not _backup(held).exists() and _temps(lib) == []
         assert _backup(other).read_bytes() == originals[other] != other.read_bytes()
@@ -118,7 +120,7 @@ def test_a_save_through_a_descriptor_opened_during_the_swap_is_kept(
     assert len(editors) == 1
     assert raced.read_bytes() == edited  # the save is in the photo, not in a lost file
     assert result.exit_code == 3, result.output
-    assert result.stderr.splitlines() == [f"Error: {raced}: {OPEN_ELSEWHERE}"]
+    assert result.stderr.splitlines() == [f"Error: {raced}: {OPEN_ELSEWHERE}; {AGAIN}"]
     assert not _backup(raced).exists() and _temps(lib) == []
     assert _backup(other).read_bytes() == originals[other] != other.read_bytes()
 

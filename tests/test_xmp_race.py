@@ -120,7 +120,7 @@ def test_a_photo_saved_while_exporting_keeps_the_edit(
 
     assert result.exit_code == 3, result.output
     assert result.stderr.splitlines() == [
-        f"Error: {raced}: changed while exporting; not written, re-run `rbv export-xmp`"]
+        f"Error: {raced}: changed while exporting; not written; re-run `rbv export-xmp`"]
     assert len(edits) == 1 and raced.read_bytes() == edits[0]
     assert not _backup(raced).exists() and _temps(lib) == []
     assert _backup(other).read_bytes() == originals[other] != other.read_bytes()

@@ -620,7 +620,7 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
             for d in (said, did):
                 d.pop("dry_run"), d.pop("edit_id")
             assert said == did, "import-xmp --dry-run is not the run"
-            refused = {int(c["face"]) for c in done.conflicts}
+            refused = {c.face for c in done.conflicts}
             with self.db.connect() as conn:
                 for (face, _path, _area), name in chosen:
                     person = conn.execute(

@@ -18,9 +18,10 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.index import index_first
+from rbv.cli.remedies import steps
 from rbv.cli.tables import print_table
 from rbv.errors import printable
-from rbv.jobs.exchange.import_folders import ImportParams, import_folders, skip_words
+from rbv.jobs.exchange.import_folders import ImportParams, Skipped, import_folders
 from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
 from rbv.store import open_database
 from rbv.words import counted
@@ -123,7 +124,7 @@ def import_folders_command(
                              f"(similarity {r.similarity:.2f})"))
     for k in report.skipped:
         typer.echo(printable(f"{k.path}: face {k.face_id} not given to {k.identity}: "
-                             f"{skip_words(k)}."))
+                             f"{_skipped(k)}."))
     if report.removed_persons:
         typer.echo(f"{counted(report.removed_persons, 'automatic person')} left without "
                    "faces " + ("would be" if dry_run else "was" if report.removed_persons == 1
@@ -141,3 +142,12 @@ def import_folders_command(
 
 def _few(names: list[str]) -> str:
     return ", ".join(map(printable, names[:5])) + (", …" if len(names) > 5 else "")
+
+
+def _skipped(k: Skipped) -> str:
+    """Why a face was not given to its folder's person, and the commands that give it."""
+    if k.reason:
+        return f"{k.reason}, and that earlier decision stands; {steps(k.remedies)}"
+    faces = "face" if len(k.photo_has) == 1 else "faces"
+    return (f"it has {faces} {', '.join(map(str, k.photo_has))} of that photo already (one "
+            f"face per photo); if face {k.face_id} is the one, {steps(k.remedies)}")

@@ -16,6 +16,7 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.progress import ProgressReporter
+from rbv.cli.remedies import steps
 from rbv.errors import EXIT_PARTIAL, printable
 from rbv.jobs.exchange.import_xmp import import_xmp
 from rbv.jobs.exchange.import_xmp_report import DEFAULT_MIN_IOU, ImportXmpOptions
@@ -68,7 +69,7 @@ def import_xmp_command(
         report = import_xmp(db, model_pack or settings.model_pack, options,
                             sole_fallback=not model_pack, reporter=reporter)
     if as_json:
-        print_json(report.as_dict())
+        print_json(report.as_dict(steps))
     else:
         would = "would be" if dry_run else "was"
         for n in report.persons_named:
@@ -76,13 +77,13 @@ def import_xmp_command(
                 f"Person {n['person'][:8]} {would} named {n['name']!r}: it holds "
                 f"{n['named_faces']} of the {counted(int(n['of']), 'face')} the sidecars "
                 f"name so, and {_all_its(int(n['faces']))} {n['name']!r} now."))
-        for n in report.notes:
-            typer.echo(printable(f"{n['name']!r}: {n['reason']}; {n['command']}."))
+        for note in report.notes:
+            typer.echo(printable(f"{note.name!r}: {note.reason}; {steps(note.remedies)}."))
         _some([f"{c['path']}: {c['name']!r}: {c['note']}." for c in report.cleaned],
               "names had invisible characters removed")
-        _some([f"{c['path']}: {c['name']!r} not applied to face {c['face']}: {c['reason']}; "
-               f"{c['command']}." for c in report.conflicts], "conflicts")
-        _some([f"{u['path']}: {u['name']!r} unmatched: {u['reason']}; {u['command']}."
+        _some([f"{c.path}: {c.name!r} not applied to face {c.face}: {c.reason}; "
+               f"{steps(c.remedies)}." for c in report.conflicts], "conflicts")
+        _some([f"{u.path}: {u.name!r} unmatched: {u.reason}; {steps(u.remedies)}."
                for u in report.unmatched], "regions unmatched")
         verb = "would change" if dry_run else "changed"
         typer.echo(f"{counted(report.photos, 'photo')} read: "

@@ -18,6 +18,7 @@ from rbv.cli.common import (
     settings_of,
 )
 from rbv.cli.naming import who
+from rbv.cli.remedies import command_line
 from rbv.cluster.defaults import Method
 from rbv.jobs.persons import lookup
 from rbv.store import Database, open_database
@@ -139,7 +140,7 @@ def split(
         print_json({"person": str(result.person), "kept": result.kept,
                     "new_persons": [str(p) for p in result.new_persons], "sizes": result.sizes,
                     "threshold": result.threshold, "setting": result.setting,
-                    "two_people": None if halves is None else halves.as_dict(),
+                    "two_people": None if halves is None else halves.as_dict(command_line),
                     "dry_run": dry_run})
         return
     whom, *created = who(db, result.person, *result.new_persons)

@@ -19,6 +19,7 @@ from rbv.cli.common import (
     say,
     settings_of,
 )
+from rbv.cli.remedies import command_line
 from rbv.cli.tables import print_table
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z
 from rbv.config import Settings
@@ -83,7 +84,7 @@ def suggest(
     for face in report.unreadable:
         typer.echo(f"Error: face {face}: its photo cannot be read (grey tile)", err=True)
     if as_json:
-        print_json(report.as_dict())
+        print_json(report.as_dict(command_line))
         return
     if not report.suggestions:
         cut = f" scoring at least {min_score:.2f}" if min_score > 0 else ""
@@ -115,7 +116,7 @@ def suggest(
         say(note)
     typer.echo("To accept a suggestion, run its command:")
     for s in report.suggestions:
-        typer.echo(f"  {s.rank:>2}  {s.command}")
+        typer.echo(f"  {s.rank:>2}  {command_line(s.remedy)}")
     for path in report.sheets:
         typer.echo(f"Wrote {path}")
 
@@ -164,7 +165,7 @@ def review(
     report = review_person(open_database(settings), person, limit, sheet=sheet,
                            max_pixels=settings.max_image_pixels)
     if as_json:
-        print_json(report.as_dict())
+        print_json(report.as_dict(command_line))
         return
     row = report.person
     # Paths below the photos' common folder, named once above the table: whole paths
@@ -186,11 +187,11 @@ def review(
         "the other faces' own: doubtful).", markup=False)
     if report.split:
         say(_two_people(report.split, _label(row.name, row.id)), markup=False)
-        typer.echo(f"  {report.split.command}")
-    if report.command:
+        typer.echo(f"  {command_line(report.split.remedy)}")
+    if report.reject:
         typer.echo(f"{counted(len(report.doubtful), 'doubtful face')}; to take them out "
                    "for good:")
-        typer.echo(f"  {report.command}")
+        typer.echo(f"  {command_line(report.reject)}")
     else:
         say("No face looks out of place. To take faces out:", markup=False)
         typer.echo("  rbv persons not-this-person PERSON FACE [FACE...]")
@@ -209,7 +210,7 @@ def _review_largest(settings: Settings, model_pack: str | None, top: int,
 
     report = review_largest(open_database(settings), model_pack, top)
     if as_json:
-        print_json(report.as_dict())
+        print_json(report.as_dict(command_line))
         return
     table = Table("person", "faces", "doubtful", "two people?",
                   title=f"The {len(report.persons)} largest persons ({report.pack})")
@@ -222,7 +223,7 @@ def _review_largest(settings: Settings, model_pack: str | None, top: int,
     for v in splits:
         assert v.split is not None
         say(_two_people(v.split, _label(v.person.name, v.person.id)))
-        typer.echo(f"  {v.split.command}")
+        typer.echo(f"  {command_line(v.split.remedy)}")
     doubtful = sum(1 for v in report.persons if v.doubtful)
     if not splits:
         typer.echo("No person looks like two people.")

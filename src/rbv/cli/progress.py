@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from rbv.cli.remedies import with_remedies
 from rbv.jobs.reporting import Problem
 
 
@@ -77,7 +78,7 @@ class ProgressReporter:
                               rate=rate(speed) if speed else "")
 
     def problem(self, problem: Problem) -> None:
-        line = f"Error: {problem}"
+        line = "Error: " + with_remedies(str(problem), problem.remedies)
         if self.enabled:
             self._progress.console.print(line, markup=False)
         else:

@@ -32,6 +32,17 @@ def _merge(a: Mapping[str, Any]) -> str:
     return line
 
 
+def _name(a: Mapping[str, Any]) -> str:
+    line = f"rbv persons name {_id(a['person'])} {shlex.quote(a['name'])}"
+    return line + (" --force" if a.get("force") else "")
+
+
+def _faces_add(a: Mapping[str, Any]) -> str:
+    x, y, w, h = (round(v) for v in a["box"])
+    line = f"rbv faces add {shlex.quote(str(a['photo']))} --box {x},{y},{w},{h}"
+    return line + (f" --person {_id(a['person'])}" if a.get("person") is not None else "")
+
+
 def _move(a: Mapping[str, Any]) -> str:
     line = f"rbv persons move {_ids(a['faces'])}"
     return line + (f" --to {_id(a['to'])}" if a.get("to") is not None else "")
@@ -39,7 +50,7 @@ def _move(a: Mapping[str, Any]) -> str:
 
 _COMMANDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "merge": _merge,
-    "name": lambda a: f"rbv persons name {_id(a['person'])} {shlex.quote(a['name'])} --force",
+    "name": _name,
     "move": _move,
     "not_this_person": lambda a: (f"rbv persons not-this-person {_id(a['person'])} "
                                   f"{_ids(a['faces'])}"),
@@ -53,6 +64,11 @@ _COMMANDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "list": lambda a: "rbv persons list",
     "index": lambda a: "rbv index " + " ".join(shlex.quote(str(p)) for p in a["paths"]),
     "cluster_full": lambda a: "rbv cluster --full",
+    "unhide": lambda a: f"rbv persons unhide {_id(a['person'])}",
+    "split": lambda a: f"rbv persons split {_id(a['person'])}",
+    "faces_add": _faces_add,
+    "import_xmp": lambda a: (f"rbv import-xmp {shlex.quote(str(a['folder']))} "
+                             f"--min-iou {a['min_iou']:g}"),
 }
 _OPTIONS = {"override": "pass --override to do it anyway (the later decision wins: those "
                         "records are removed, and `rbv persons undo` puts them back)",
@@ -69,7 +85,10 @@ _OPTIONS = {"override": "pass --override to do it anyway (the later decision win
                            "holding the .onnx files",
             "index_first": "run `rbv index` first",
             "embedded_server": "or omit --database / DATABASE_URL to use rbv's embedded "
-                               "PostgreSQL, which includes it"}
+                               "PostgreSQL, which includes it",
+            "refine_manifest": "run `rbv refine OUT` and pass OUT/refine_manifest.json",
+            "refine_again": "run `rbv refine OUT` again",
+            "export_xmp": "re-run `rbv export-xmp`"}
 """Remedies that are an option to give or a command to run, in a phrase of their own."""
 
 _VARIABLES = {"url": "IMMICH_URL", "ml_uri": "RBV_ML_URI"}
@@ -133,3 +152,22 @@ def in_words(refused: RbvError) -> str:
         return text
     joined = "; " if refused.remedies[0].action in {*_OPTIONS, *_PHRASES, *_SEE} else ": "
     return f"{text}{joined}" + " or ".join(command(r) for r in refused.remedies)
+
+
+def command_line(remedy: Remedy) -> str:
+    """The remedy as the bare command line that does it (a page's or a JSON report's
+    ``command``)."""
+    return _COMMANDS[remedy.action](remedy.args)
+
+
+def steps(remedies: Sequence[Remedy]) -> str:
+    """Remedies done one after the other, each as its command and what it does:
+    "`rbv faces is-a-face 7` takes the mark back, then `rbv persons move 7 --to Ada`
+    puts it there"."""
+    return ", then ".join(f"{command(r)} {r.label}".rstrip() for r in remedies)
+
+
+def with_remedies(text: str, remedies: Sequence[Remedy]) -> str:
+    """``text`` (a reason in words) and its remedies as commands, on one line, as
+    :func:`in_words` words an error's."""
+    return in_words(RbvError(text, remedies=remedies))

@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from rbv.errors import printable
+from rbv.errors import Remedy, printable
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One file or folder that failed, and why (shown to users as one line)."""
+    """One file or folder that failed, and why (shown to users as one line), in words
+    that name no command or option; ``remedies``: what would put it right, for the
+    front end to word."""
 
     path: str
     reason: str
+    remedies: tuple[Remedy, ...] = ()
 
     def __str__(self) -> str:
         return printable(f"{self.path}: {self.reason}")

@@ -57,6 +57,10 @@ def person(report: ReviewReport, more: int, cover: int | None = None, *,
             "doubtful": len(report.doubtful),
             "hidden_faces": max(0, report.person.faces - len(report.faces)),
             "split": report.split,
+            # serve words the one command a page shows itself (it does every edit by a
+            # button): the split the button makes, as the command line does it
+            "split_command": (f"rbv persons split {str(report.split.person)[:8]}"
+                              if report.split else None),
             "other_half": set(report.split.moved) if report.split else set()}
 
 

@@ -1,5 +1,6 @@
 """The static review site (``rbv site OUT``): plain HTML pages that open from disk, with
-small JPEG face crops, and for every fix the exact rbv command.
+small JPEG face crops, and for every fix the exact rbv command (its remedy, as the
+front end that writes the site words it).
 
 Layout under OUT, every link relative inside it::
 
@@ -20,14 +21,14 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 
 from PIL import Image
 
-from rbv.errors import ConfigError, ImageUnreadable
+from rbv.errors import ConfigError, ImageUnreadable, Remedy
 from rbv.formats.atomic import TEMP_NAME, remove_stale_temps, write_atomically
 from rbv.pictures.pixels import FACE_PAD, Box, PhotoSource, face_tile, missing_tile, tile_key
 from rbv.web.templating import label, render
@@ -68,9 +69,9 @@ class SitePerson:
     images: int
     shown: list[SiteFace]  # least typical first
     doubtful: list[int]
-    reject_command: str | None
+    reject: Remedy | None  # takes the doubtful faces out
     two_people: tuple[int, int] | None = None  # its halves' sizes, when it looks like two
-    split_command: str | None = None  # the command that separates them
+    split: Remedy | None = None  # separates them
     chosen: SiteFace | None = None  # the cover chosen with `rbv persons cover`, if any
 
     @property
@@ -97,7 +98,7 @@ class SiteSuggestion:
     other: uuid.UUID
     probability: float
     why: str
-    command: str
+    merge: Remedy  # accepts it
     keep_faces: list[SiteFace]
     other_faces: list[SiteFace]
 
@@ -122,8 +123,10 @@ class SiteReport:
 
 
 def write_site(source: PhotoSource, out: Path, title: str, persons: Sequence[SitePerson],
-               suggestions: Sequence[SiteSuggestion]) -> SiteReport:
-    """Write (or bring up to date) the site under ``out``."""
+               suggestions: Sequence[SiteSuggestion],
+               command: Callable[[Remedy], str]) -> SiteReport:
+    """Write (or bring up to date) the site under ``out``; each remedy (a merge, a split,
+    faces taken out) shown as ``command`` words it."""
     thumbs, pages = _folder(out, "thumbs"), _folder(out, "persons")
     report = SiteReport(out)
     report.temps_removed = sum(len(remove_stale_temps(folder, pattern))
@@ -134,7 +137,7 @@ def write_site(source: PhotoSource, out: Path, title: str, persons: Sequence[Sit
     faces.update({f.id: f for s in suggestions for f in [*s.keep_faces, *s.other_faces]})
     broken = _write_thumbs(source, thumbs, faces.values(), report)
     by_id = {p.id: p for p in persons}
-    page = _Page(broken)
+    page = _Page(broken, command)
     _write(out / "index.html", page.index(title, persons, len(suggestions)))
     _write(out / "suggestions.html", page.suggestions(title, suggestions, by_id))
     for person in persons:
@@ -214,10 +217,11 @@ def _remove_stale(folder: Path, pattern: re.Pattern[str], wanted: set[str]) -> i
 class _Page:
     """Renders the pages from the templates under ``templates/site/`` (which share their
     skeleton and pieces with ``rbv serve``'s); ``broken``: faces whose crop could not be
-    made."""
+    made; ``command``: a remedy as the command line a page shows."""
 
-    def __init__(self, broken: set[int]) -> None:
+    def __init__(self, broken: set[int], command: Callable[[Remedy], str]) -> None:
         self.broken = broken
+        self.command = command
 
     def index(self, title: str, persons: Sequence[SitePerson], n_suggestions: int) -> str:
         doubts = ["; ".join(
@@ -229,9 +233,11 @@ class _Page:
     def suggestions(self, title: str, suggestions: Sequence[SiteSuggestion],
                     by_id: dict[uuid.UUID, SitePerson]) -> str:
         return render("site/suggestions.html", title=f"{title}: merge suggestions",
-                      suggestions=suggestions, by_id=by_id, broken=self.broken)
+                      suggestions=suggestions, by_id=by_id, broken=self.broken,
+                      command=self.command)
 
     def person(self, title: str, p: SitePerson, suggestions: Sequence[SiteSuggestion],
                by_id: dict[uuid.UUID, SitePerson]) -> str:
         return render("site/person.html", title=f"{title}: {p.label}", p=p,
-                      suggestions=suggestions, by_id=by_id, broken=self.broken)
+                      suggestions=suggestions, by_id=by_id, broken=self.broken,
+                      command=self.command)

@@ -203,7 +203,8 @@ def _write(db: Database, report: DiscoverReport, pack_id: int, out: Path,
                   **report.params, **{f"swap_{k}": v for k, v in asdict(swap).items()}}
     with writing_folder(out, "discover"), recorded_run(db, "discover", parameters) as run:
         report.run_id = run.id
-        results = export_sets(db, manifest, f"rbv discover {report.folder}", out, analyzer,
+        # where the sets came from, as the runs table names the command: data, not a line
+        results = export_sets(db, manifest, f"discover {report.folder}", out, analyzer,
                               swap, max_pixels=max_pixels, advance=advance, keep_others=True)
         for fs, result in zip(report.facesets, results, strict=True):
             fs.written = len(result.written)

@@ -32,7 +32,7 @@ from rbv.bounds import BIGINT_MAX
 from rbv.cluster.centroids import centroid, nearest_centroid, recentred_members, similarities
 from rbv.cluster.knn import normalize
 from rbv.cluster.refine import RefineParams
-from rbv.errors import ConfigError, ImageUnreadable, printable, writing
+from rbv.errors import ConfigError, ImageUnreadable, Remedy, printable, writing
 from rbv.faces.pose import size_score
 from rbv.faces.types import FaceAnalyzer
 from rbv.jobs.grouping.people import library_people, one_person
@@ -131,13 +131,12 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the refine manifest {path}: {exc}; run "
-                          "`rbv refine OUT` and pass OUT/refine_manifest.json") from None
+        raise ConfigError(f"cannot read the refine manifest {path}: {exc}",
+                          remedies=_REFINE) from None
     if not isinstance(manifest, dict) or "facesets" not in manifest:
-        raise ConfigError(f"{path} is not a refine manifest (no 'facesets'); run "
-                          "`rbv refine OUT` and pass OUT/refine_manifest.json")
+        raise ConfigError(f"{path} is not a refine manifest (no 'facesets')", remedies=_REFINE)
     if not isinstance(manifest["facesets"], list):
-        raise ConfigError(f"{path}: 'facesets' must be a list; run `rbv refine OUT` again")
+        raise ConfigError(f"{path}: 'facesets' must be a list", remedies=_REFINE_AGAIN)
     if manifest.get("pack") is not None and not isinstance(manifest["pack"], str):
         raise ConfigError(f"{path}: 'pack' must be a model pack name")
     if not manifest["facesets"]:  # said before any model is loaded or folder written
@@ -148,6 +147,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+_REFINE = (Remedy("refine_manifest", {}, "make one"),)
+_REFINE_AGAIN = (Remedy("refine_again", {}, "make it again"),)
 _SAFE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -156,7 +157,7 @@ def _checked_faceset(path: Path, index: int, fs: Any) -> dict[str, Any]:
     where files are written and deleted, so it must be one plain folder name."""
     where = f"{path}: faceset #{index + 1}"
     if not isinstance(fs, dict):
-        raise ConfigError(f"{where} is not an object; run `rbv refine OUT` again")
+        raise ConfigError(f"{where} is not an object", remedies=_REFINE_AGAIN)
     folder = fs.get("folder")
     if not isinstance(folder, str) or not _SAFE_FOLDER.fullmatch(folder) or ".." in folder:
         raise ConfigError(f"{where}: folder {printable(repr(folder))} is not a plain folder "
@@ -179,7 +180,7 @@ def _checked_faceset(path: Path, index: int, fs: Any) -> dict[str, Any]:
             person = uuid.UUID(str(person))
         except ValueError:
             raise ConfigError(f"{where} ({folder}): person_id {printable(repr(person))} is "
-                              "not a person id; run `rbv refine OUT` again") from None
+                              "not a person id", remedies=_REFINE_AGAIN) from None
     return {"folder": folder, "name": name if isinstance(name, str) else None,
             "person_id": person, "faces": [{"id": i} for i in ids]}
 

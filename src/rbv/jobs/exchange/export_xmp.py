@@ -12,7 +12,7 @@ from pathlib import Path, PurePath
 
 import psycopg
 
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, Remedy
 from rbv.formats.atomic import Digest, remove_stale_temps, write_atomically
 from rbv.formats.lease import OpenElsewhere
 from rbv.formats.photo_backup import (
@@ -55,9 +55,9 @@ class ExportXmpOptions:
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-CHANGED_WHILE_EXPORTING = "changed while exporting; not written, re-run `rbv export-xmp`"
-OPEN_ELSEWHERE = ("open in another program; not written, re-run `rbv export-xmp` once it "
-                  "is closed")
+CHANGED_WHILE_EXPORTING = "changed while exporting; not written"
+OPEN_ELSEWHERE = "open in another program (close it first); not written"
+EXPORT_AGAIN = (Remedy("export_xmp", {}, "export again"),)
 
 
 @dataclass
@@ -167,11 +167,11 @@ def export_xmp(db: Database, pack_name: str | None, options: ExportXmpOptions, *
                 report.files.append(result)
             except (ChangedUnderneath, OpenElsewhere) as exc:
                 problem = Problem(str(exc.path), OPEN_ELSEWHERE if isinstance(
-                    exc, OpenElsewhere) else CHANGED_WHILE_EXPORTING)
+                    exc, OpenElsewhere) else CHANGED_WHILE_EXPORTING, EXPORT_AGAIN)
                 report.problems.append(problem)
                 reporter.problem(problem)
             except XmpError as exc:
-                problem = Problem(path, str(exc).removeprefix(f"{path}: "))
+                problem = Problem(path, str(exc).removeprefix(f"{path}: "), exc.remedies)
                 report.problems.append(problem)
                 reporter.problem(problem)
             reporter.advance(1, faces=len(ours), errors=0)
@@ -189,7 +189,8 @@ def _check_out(out: Path) -> None:
         there = there.parent
     if not os.path.isdir(there):
         what = "is" if there == Path(os.path.abspath(out)) else f"is inside {there}, which is"
-        raise ConfigError(f"--out {out} {what} not a folder; pass a folder for the sidecars")
+        raise ConfigError(f"{out} {what} not a folder; pass a folder for the sidecars",
+                          setting="out")
 
 
 class _Writer:
@@ -293,7 +294,7 @@ def _export_one(path: str, row: PhotoRow, ours: list[Region], roots: Sequence[st
     refused = check_photo(photo, known, target, into=into, catalogued=writer.catalogued)
     if refused is not None:
         if refused.failure:
-            raise XmpError(f"{path}: {refused.reason}")
+            raise XmpError(f"{path}: {refused.reason}", remedies=refused.remedies)
         return XmpFile(path, str(target), "skipped", notes=[refused.reason])
     writer.clear(photo_target(target).parent if into else target.parent)
     packet = read_packet(target, sidecar=not into)

@@ -164,9 +164,10 @@ def push_names(client: ImmichPeopleClient, db: Database, pack_name: str | None,
                on_progress: Callable[[PushSummary, int], None] | None = None) -> PushSummary:
     """Push the pack's names to the Immich server; see the module docstring."""
     if options.workers < 1:
-        raise ConfigError("--workers must be at least 1")
+        raise ConfigError("the number of workers must be at least 1", setting="workers")
     if not 0.0 < options.min_iou <= 1.0:
-        raise ConfigError("--min-iou must be in (0, 1]")
+        raise ConfigError("the overlap a face must reach (intersection over union) must be "
+                          "in (0, 1]", setting="min_iou")
     client.server_version()  # startup probe: ImmichUnavailable (exit 2) if down
     client.check_key()  # /server/version takes any key: a wrong one stops here
     with db.connect(autocommit=True) as conn:

@@ -114,8 +114,8 @@ class _Outcome:
 
 def check_user_label(user: str) -> None:
     if not _USER_LABEL.match(user) or user in (".", ".."):
-        raise ConfigError(f"--user must be a simple folder name (letters, digits, . _ -), "
-                          f"got {user!r}")
+        raise ConfigError(f"the user label must be a simple folder name (letters, digits, "
+                          f". _ -), got {user!r}", setting="user")
 
 
 def stage_library(
@@ -127,7 +127,7 @@ def stage_library(
     """Stage every image asset of the server; see the module docstring."""
     check_user_label(options.user)
     if options.workers < 1:
-        raise ConfigError("--workers must be at least 1")
+        raise ConfigError("the number of workers must be at least 1", setting="workers")
     client.server_version()  # startup probe: ImmichUnavailable (exit 2) if down
     client.check_key()  # /server/version takes any key: a wrong one stops here
     state = StageState.load(options.state_path, client.url, options.user)

@@ -74,8 +74,8 @@ class StageState:
             if doc.get("server") != server or doc.get("user") != user:
                 raise ConfigError(
                     f"{path} holds the state of another import ({doc.get('server')}, user "
-                    f"{doc.get('user')!r}); use another --out or --user"
-                )
+                    f"{doc.get('user')!r}); use another user label, or another staging "
+                    "folder", setting="out")
         state._remove_stale_tmp()
         state._replay_journal()
         return state

@@ -22,7 +22,6 @@ first, which no dry run can include).
 from __future__ import annotations
 
 import os
-import shlex
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,7 @@ from rbv.cluster.centroids import (
 )
 from rbv.cluster.knn import normalize
 from rbv.config import Settings
-from rbv.errors import ConfigError, printable
+from rbv.errors import ConfigError, Remedy, printable
 from rbv.face_rows import PackFaces
 from rbv.formats.names import PersonName, person_name
 from rbv.jobs.library.catalogue import run_catalogue
@@ -102,6 +101,18 @@ class Skipped:
     identity: str
     photo_has: list[int]  # the person's faces of that photo
     reason: str = ""  # the earlier decision that stands (placed by hand, rejected, links)
+
+    @property
+    def remedies(self) -> tuple[Remedy, ...]:
+        """What gives the face to the folder's person anyway, one after the other: with
+        the photo's face there taken out first, when it has one."""
+        give = Remedy("move", {"faces": [self.face_id], "to": self.identity},
+                      "puts it there anyway (overriding it, said)" if self.reason else "")
+        if self.reason or not self.photo_has:
+            return (give,)
+        first = self.photo_has[0]
+        return (Remedy("move", {"faces": [first], "to": None}, f"takes face {first} out"),
+                give)
 
 
 @dataclass
@@ -221,20 +232,6 @@ def import_summary(report: ImportReport) -> str:
     if report.removed_persons:
         words.append(f"{counted(report.removed_persons, 'emptied automatic person')} removed")
     return ", ".join(words)
-
-
-def skip_words(k: Skipped) -> str:
-    """Why a face was not given to its folder's person, and the command that gives it."""
-    target, face = shlex.quote(k.identity), k.face_id
-    if k.reason:
-        return (f"{k.reason}, and that earlier decision stands; `rbv persons move {face} "
-                f"--to {target}` puts it there anyway (overriding it, said)")
-    has = ", ".join(map(str, k.photo_has))
-    first = k.photo_has[0] if k.photo_has else face
-    faces = "face" if len(k.photo_has) == 1 else "faces"
-    return (f"it has {faces} {has} of that photo already (one face per photo); if face "
-            f"{face} is the one, `rbv persons move {first}` takes face {first} out, then "
-            f"`rbv persons move {face} --to {target}`")
 
 
 def photos_to_index(db: Database, settings: Settings, pack: PackRow,

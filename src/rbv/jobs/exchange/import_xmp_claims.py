@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, Remedy
 from rbv.formats.names import name_key, person_name
 from rbv.formats.regions import Region, from_box, iou, match_regions, region_iou, same_name
 from rbv.formats.xmp import (
@@ -33,9 +33,10 @@ from rbv.jobs.exchange.import_xmp_report import (
     Claim,
     ImportXmpOptions,
     ImportXmpReport,
+    Unapplied,
     add_problem,
     conflict_entry,
-    quoted,
+    move,
 )
 from rbv.jobs.reporting import Reporter
 from rbv.media.orientation import measured_on_stored, turn_box
@@ -128,8 +129,8 @@ def match_claims(photo: PhotoRow, regions: list[tuple[str, Region]], faces: list
                 regions[pair[0]][0], name, face,
                 f"the name is on two faces of the photo; face {kept} (the closer match) "
                 "got it",
-                f"`rbv persons move {face} --to {quoted(name)}` gives it to face {face} "
-                f"instead (take face {kept} out first: `rbv persons move {kept}`)"))
+                move(kept, None, f"takes face {kept} out"),
+                move(face, name, f"gives it to face {face} instead")))
             continue
         by_name[key] = pair
     out = []
@@ -141,20 +142,20 @@ def match_claims(photo: PhotoRow, regions: list[tuple[str, Region]], faces: list
 
 
 def _unmatched(path: str, region: Region, photo: PhotoRow, faces: list[FaceRow],
-               min_iou: float) -> dict[str, str]:
-    """A region no face overlaps enough, and the command that names its face."""
+               min_iou: float) -> Unapplied:
+    """A region no face overlaps enough, and the remedy that names its face."""
     name = region.name or ""
     box = region.box(photo.width, photo.height)
     best = max((iou(box, f.box) for f in faces), default=0.0)
     if best >= 0.05:
-        reason = (f"the nearest detected face overlaps its region by {best:.2f}, under "
-                  f"--min-iou {min_iou:g}")
-        command = (f"`rbv import-xmp {quoted(str(Path(path).parent))} --min-iou "
-                   f"{max(0.05, int(best * 20) / 20):g}` matches it")
+        reason = (f"the nearest detected face overlaps its region by {best:.2f}, less "
+                  f"than the {min_iou:g} asked for")
+        remedy = Remedy("import_xmp", {"folder": str(Path(path).parent),
+                                       "min_iou": max(0.05, int(best * 20) / 20)},
+                        "matches it")
     else:
-        x, y = round(box[0]), round(box[1])
         reason = "no face was detected there"
-        command = (f"`rbv faces add {quoted(path)} --box {x},{y},"
-                   f"{round(box[2] - box[0])},{round(box[3] - box[1])} --person "
-                   f"{quoted(name)}` adds it by hand")
-    return {"path": path, "name": name, "reason": reason, "command": command}
+        remedy = Remedy("faces_add", {"photo": path, "box": (box[0], box[1], box[2] - box[0],
+                                                            box[3] - box[1]),
+                                      "person": name}, "adds it by hand")
+    return Unapplied(name, reason, (remedy,), path)

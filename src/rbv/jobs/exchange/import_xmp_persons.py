@@ -1,7 +1,7 @@
 """The person each name of ``import-xmp`` goes to (the pack's person of that name, the
 unnamed person holding most of its faces, or a new one), and each claimed face placed
-in it unless an earlier decision keeps it out (a conflict, with the command that does
-it anyway)."""
+in it unless an earlier decision keeps it out (a conflict, with the remedies that do it
+anyway)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ from collections import Counter
 
 import psycopg
 
+from rbv.errors import Remedy
 from rbv.formats.names import name_key
 from rbv.formats.regions import same_name
-from rbv.jobs.exchange.import_xmp_report import Claim, ImportXmpReport, conflict_entry, quoted
+from rbv.jobs.exchange.import_xmp_report import (
+    Claim,
+    ImportXmpReport,
+    Unapplied,
+    conflict_entry,
+    move,
+)
 from rbv.store.queries.contradictions import refused_placements
 from rbv.store.queries.not_faces import marked_among
 from rbv.store.queries.packs import PackRow
@@ -95,8 +102,8 @@ def _holder(conn: psycopg.Connection, named: list[Claim], report: ImportXmpRepor
         return None
     if is_hidden(conn, person):  # hidden as a stranger: a decision the name contradicts
         report.notes.append(_holder_note(
-            named[0].name, person, count, len(ids),
-            f"it is hidden (`rbv persons unhide {short_id(person)}` shows it again)"))
+            named[0].name, person, count, len(ids), "it is hidden",
+            Remedy("unhide", {"person": person}, "shows it again")))
         return None
     refused = refused_placements(conn, ids, person)
     if refused:
@@ -107,32 +114,30 @@ def _holder(conn: psycopg.Connection, named: list[Claim], report: ImportXmpRepor
     return person, count
 
 
-def _holder_note(name: str, person: uuid.UUID, count: int, total: int,
-                 why: str) -> dict[str, str]:
-    return {"name": name, "person": str(person), "reason": (
-        f"a new person, not person {short_id(person)}, which holds {count} of its "
-        f"{counted(total, 'face')}: {why}"), "command": (
-        f"`rbv persons merge {short_id(person)} {quoted(name)}` joins them if they are "
-        "one person")}
+def _holder_note(name: str, person: uuid.UUID, count: int, total: int, why: str,
+                 *first: Remedy) -> Unapplied:
+    return Unapplied(name, (f"a new person, not person {short_id(person)}, which holds "
+                            f"{count} of its {counted(total, 'face')}: {why}"),
+                     (*first, Remedy("merge", {"persons": [person, name]},
+                                     "joins them if they are one person")), person=person)
 
 
 def place_claims(conn: psycopg.Connection, claims: list[Claim],
                  persons: dict[str, uuid.UUID], report: ImportXmpReport) -> None:
     """Place each claimed face by hand in its name's person, unless an earlier decision
-    keeps it out (a conflict, with the command that does it anyway). A person made for
-    a name that got no face is not kept (the conflicts say what would name one)."""
+    keeps it out (a conflict, with the remedies that do it anyway). A person made for a
+    name that got no face is not kept (the conflicts say what would name one)."""
     now = faces_by_id(conn, [c.face.id for c in claims])
     marked = set(marked_among(conn, [c.face.id for c in claims]))
     in_unnamed: list[tuple[Claim, FaceRow]] = []  # placed by hand in an unnamed person
     for claim in claims:
         face = now[claim.face.id]
         name, person = claim.name, persons[name_key(claim.name)]
-        target = quoted(name)
         if face.id in marked:  # the user said the detection is no face: that stands
             report.conflicts.append(conflict_entry(
                 claim.path, name, face.id, "the face was marked not a face",
-                f"`rbv faces is-a-face {face.id}` takes the mark back, then "
-                f"`rbv persons move {face.id} --to {target}` puts it there"))
+                Remedy("is_a_face", {"faces": [face.id]}, "takes the mark back"),
+                move(face.id, name, "puts it there")))
             continue
         if face.person_id == person or same_name(face.name, name):
             continue
@@ -143,7 +148,7 @@ def place_claims(conn: psycopg.Connection, claims: list[Claim],
             where = repr(face.name) if face.name else "no person"
             report.conflicts.append(conflict_entry(
                 claim.path, name, face.id, f"the face is in {where} (placed by hand)",
-                f"`rbv persons move {face.id} --to {target}` moves the face"))
+                move(face.id, name, "moves the face")))
             continue
         clash = [g for group in photo_clashes(conn, person, [face.id]) for g in group
                  if g != face.id]
@@ -151,19 +156,20 @@ def place_claims(conn: psycopg.Connection, claims: list[Claim],
             report.conflicts.append(conflict_entry(
                 claim.path, name, face.id,
                 f"face {clash[0]} of the photo is that person already",
-                f"`rbv persons move {clash[0]}` takes it out (to a person of its own), "
-                f"then `rbv persons move {face.id} --to {target}`"))
+                move(clash[0], None, "takes it out (to a person of its own)"),
+                move(face.id, name, "")))
             continue
         refused = refused_placements(conn, [face.id], person).get(face.id)
         if refused is not None:  # an earlier decision keeps it out: it stands
             report.conflicts.append(conflict_entry(
                 claim.path, name, face.id, refused.replace("it ", "the face ", 1),
-                f"`rbv persons move {face.id} --to {target}` puts it there anyway "
-                "(overriding that decision, said)"))
+                move(face.id, name, "puts it there anyway (overriding that decision, "
+                     "said)")))
             continue
         report.assigned += place_faces(conn, [face.id], person)
-    # made for a name no face got, and no conflict's command moves a face to
-    needed = {name_key(c["name"]) for c in report.conflicts if " --to " in c["command"]}
+    # made for a name no face got, and no conflict's remedy moves a face to
+    needed = {name_key(c.name) for c in report.conflicts
+              if any(r.action == "move" and r.args["to"] is not None for r in c.remedies)}
     for name in list(report.persons_created):
         person = persons[name_key(name)]
         if name_key(name) not in needed and not faces_of_persons(conn, [person]):
@@ -172,10 +178,11 @@ def place_claims(conn: psycopg.Connection, claims: list[Claim],
             del persons[name_key(name)]
     for claim, face in in_unnamed:
         assert face.person_id is not None
-        held, target = short_id(face.person_id), quoted(claim.name)
-        command = (f"`rbv persons merge {target} {held}` joins that person to "
-                   f"{claim.name!r}" if name_key(claim.name) in persons else
-                   f"`rbv persons name {held} {target}` names that person")
+        remedy = (Remedy("merge", {"persons": [claim.name, face.person_id]},
+                         f"joins that person to {claim.name!r}")
+                  if name_key(claim.name) in persons else
+                  Remedy("name", {"person": face.person_id, "name": claim.name},
+                         "names that person"))
         report.conflicts.append(conflict_entry(
             claim.path, claim.name, face.id,
-            f"the face is in person {held} (placed by hand)", command))
+            f"the face is in person {short_id(face.person_id)} (placed by hand)", remedy))

@@ -8,11 +8,12 @@ from pathlib import Path
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE
 from rbv.jobs.out_lock import writing_folder
 from rbv.jobs.persons.evidence import (
+    CommandLine,
     doubtful,
     faces_least_typical_first,
     load_evidence,
     merge_suggestions,
-    reject_command,
+    reject,
     two_people,
 )
 from rbv.jobs.recording import recorded_run
@@ -31,12 +32,13 @@ DEFAULT_SUGGESTIONS = 50
 SUGGESTION_FACES = 6
 
 
-def build_site(db: Database, out: Path, pack_name: str | None, *,
+def build_site(db: Database, out: Path, pack_name: str | None, *, command: CommandLine,
                max_faces: int = DEFAULT_MAX_FACES, suggestions: int = DEFAULT_SUGGESTIONS,
                min_score: float = DEFAULT_MIN_SCORE,
                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> SiteReport:
     """Write or update the site under ``out``: crops are made only for faces that lack
-    one (or whose photo or box changed); pages are rewritten only when they change."""
+    one (or whose photo or box changed); pages are rewritten only when they change.
+    Each fix a page offers is shown as ``command`` words its remedy."""
     parameters = {"out": str(out), "model_pack": pack_name, "max_faces": max_faces,
                   "suggestions": suggestions, "min_score": min_score}
     with writing_folder(out, "site"), recorded_run(db, "site", parameters) as run, \
@@ -76,18 +78,18 @@ def build_site(db: Database, out: Path, pack_name: str | None, *,
                 row.id, row.name, row.faces, row.images,
                 [face(f, fit.mean if len(person_fits) > 1 else None, f in bad)
                  for f, fit in person_fits[:max_faces] if f in shown],
-                bad, reject_command(row.id, bad) if bad else None,
+                bad, reject(row.id, bad) if bad else None,
                 (len(split.kept), len(split.moved)) if split else None,
-                split.command if split else None,
+                split.remedy if split else None,
                 face(chosen[row.id]) if chosen.get(row.id) in shown else None))
         site_suggestions = [SiteSuggestion(
-            rank, s.keep.id, s.other.id, s.probability, s.why, s.command,
+            rank, s.keep.id, s.other.id, s.probability, s.why, s.remedy,
             [face(f) for f in typical[s.keep.id] if f in shown],
             [face(f) for f in typical[s.other.id] if f in shown])
             for rank, s in enumerate(ranked, 1)]
         source = PhotoSource(photo_files(conn), max_pixels, long_edge=DECODE_LONG_EDGE)
-        report = write_site(source, out, f"rbv persons ({evidence.pack.name})", persons,
-                            site_suggestions)
+        report = write_site(source, out, f"Persons ({evidence.pack.name})", persons,
+                            site_suggestions, command)
         if report.unreadable:
             run.status = "partial"
         run.counts = {"persons": len(persons), "suggestions": len(ranked),

@@ -1,14 +1,15 @@
 """The evidence reviews rest on: a pack's persons, their faces' embeddings and the
 recognizer's impostor model, read once; merge suggestions and each person's least
 typical faces computed from it (shared by ``persons suggest``, ``persons review`` and
-``rbv site``)."""
+``rbv site``). What would fix what they find is a :class:`~rbv.errors.Remedy` (a merge,
+a split, faces taken out), which the front ends word as a command or a button."""
 
 from __future__ import annotations
 
 import functools
-import shlex
 import uuid
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import psycopg
@@ -24,13 +25,13 @@ from rbv.cluster.suggestions import (
     photo_mates,
     suggest_merges,
 )
+from rbv.errors import Remedy
 from rbv.face_rows import PackFaces
 from rbv.jobs.grouping.cluster import estimate_impostor
 from rbv.store.queries.assignments import faces_by_photo, load_faces
 from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow
-from rbv.store.queries.person_lookup import short_id
 from rbv.store.queries.persons import PersonRow, largest_persons, list_persons, pack_of
 from rbv.store.queries.review import face_prominence, person_conflicts, review_answers
 
@@ -162,6 +163,22 @@ def _rows_of_faces(ids: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return rows[(ids[rows] == pairs).all(axis=1)]
 
 
+class CommandLine(Protocol):
+    """How a front end words a remedy as the command line that does it
+    (:func:`rbv.cli.remedies.command_line`), for a report's ``command`` and the pages of
+    ``rbv site``."""
+
+    def __call__(self, remedy: Remedy, /) -> str: ...
+
+
+def worded(remedy: Remedy | None, command: CommandLine | None) -> dict[str, str | None]:
+    """A report's ``command``: ``remedy`` as ``command`` words it (None without a
+    remedy); nothing without ``command`` (the remedies are on the report's objects)."""
+    if command is None:
+        return {}
+    return {"command": None if remedy is None else command(remedy)}
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """Two persons that are probably one; ``keep`` is the one the merge keeps."""
@@ -181,19 +198,19 @@ class Suggestion:
         return [*self.features, 1.0 if same else 0.0]
 
     @property
-    def command(self) -> str:
-        # two names: the one kept is said (a merge of two names is refused otherwise)
-        keep = (f" --keep-name {shlex.quote(self.keep.name)}"
-                if self.keep.name and self.other.name else "")
-        # short ids (any unique prefix is accepted): whole ids made a 97-column line
-        return f"rbv persons merge {short_id(self.keep.id)} {short_id(self.other.id)}{keep}"
+    def remedy(self) -> Remedy:
+        """The merge that accepts it; of two named persons, keeping ``keep``'s name (a
+        merge of two names is refused otherwise)."""
+        keep = self.keep.name if self.keep.name and self.other.name else None
+        return Remedy("merge", {"persons": [self.keep.id, self.other.id], "keep_name": keep},
+                      "merge them")
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, command: CommandLine | None = None) -> dict[str, object]:
         return {"rank": self.rank, "keep": self.keep.as_dict(), "merge": self.other.as_dict(),
                 "probability": round(self.probability, 4),
                 "log10_chance": round(self.log10_chance, 2), "why": self.why,
                 "worth": round(self.worth, 4),
-                "best_faces": list(self.best_faces), "command": self.command}
+                "best_faces": list(self.best_faces), **worded(self.remedy, command)}
 
 
 REVIEW_CANDIDATES = 24
@@ -245,8 +262,8 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
             a, b, fa, fb = b, a, fb, fa
         why = m.why()
         if a.name and b.name:
-            why += (f"; both are named: its command keeps {a.name!r} (--keep-name), a "
-                    "merge not told which name stays is refused")
+            why += (f"; both are named: its merge keeps the name {a.name!r} (a merge not "
+                    "told which name stays is refused)")
         out.append(Suggestion(rank, a, b, m.probability, m.log10_chance, why, (fa, fb),
                               m.features, m.worth))
     return out
@@ -291,9 +308,9 @@ class Halves:
         return self.test.two_people
 
     @property
-    def command(self) -> str:
+    def remedy(self) -> Remedy:
         """Splits the person so (the same decision, made again under the pack's lock)."""
-        return f"rbv persons split {short_id(self.person)}"
+        return Remedy("split", {"person": self.person}, "split it in two")
 
     def sizes(self) -> str:
         return f"{len(self.kept)} + {len(self.moved)} faces"
@@ -307,9 +324,9 @@ class Halves:
         nearer = f"strangers' than {own}" if self.two_people else f"{own} than strangers'"
         return f"faces of the two halves are {self.test.cross:.2f} alike, nearer {nearer}"
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, command: CommandLine | None = None) -> dict[str, object]:
         return {**self.test.as_dict(), "kept": self.kept, "moved": self.moved,
-                "command": self.command}
+                **worded(self.remedy, command)}
 
 
 def halves(evidence: PersonEvidence, index: int) -> Halves | None:
@@ -331,7 +348,7 @@ def two_people(evidence: PersonEvidence, index: int) -> Halves | None:
     return found if found is not None and found.two_people else None
 
 
-def reject_command(person: uuid.UUID | str, faces: list[int]) -> str:
-    """The command that takes ``faces`` out of ``person`` for good."""
-    return (f"rbv persons not-this-person {shlex.quote(str(person))} "
-            + " ".join(map(str, faces)))
+def reject(person: uuid.UUID | str, faces: list[int]) -> Remedy:
+    """Taking ``faces`` out of ``person`` for good (``person``: its id, or the reference
+    the user gave)."""
+    return Remedy("not_this_person", {"person": person, "faces": faces}, "take them out")

@@ -39,7 +39,7 @@ def name(db: Database, person: uuid.UUID, new_name: str, *, force: bool = False,
                 "them if they are one person, or give both the name",
                 kind="duplicate_name", persons=[other, person],
                 remedies=[Remedy("merge", {"persons": [other, person]}, "merge them"),
-                          Remedy("name", {"person": person, "name": new_name},
+                          Remedy("name", {"person": person, "name": new_name, "force": True},
                                  "give both the name")])
         was = name_of(conn, person)
         if was != new_name:

@@ -1,5 +1,5 @@
 """``rbv persons review [PERSON]``: a person's faces, the least typical first, and the
-one command that takes the doubtful ones out; whether it looks like two people. With no
+one remedy that takes the doubtful ones out; whether it looks like two people. With no
 person: that verdict for each of the largest persons."""
 
 from __future__ import annotations
@@ -7,15 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rbv.errors import ConfigError
+from rbv.errors import ConfigError, Remedy
 from rbv.jobs.persons.evidence import (
     DOUBT_Z,
+    CommandLine,
     Halves,
     doubtful,
     faces_least_typical_first,
     load_evidence,
-    reject_command,
+    reject,
     two_people,
+    worded,
 )
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import SheetFace, write_sheet
@@ -45,15 +47,17 @@ class ReviewReport:
     person: PersonRow
     faces: list[ReviewedFace]  # least typical first (at most the limit asked for)
     doubtful: list[int]  # every doubtful face of the person, least typical first
-    command: str | None  # takes the doubtful faces out; None when there are none
+    reject: Remedy | None  # takes the doubtful faces out; None when there are none
     sheet: Path | None
     split: Halves | None = None  # the person looks like two people
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, command: CommandLine | None = None) -> dict[str, object]:
+        """JSON values; with ``command``, each remedy as the command line it words."""
         return {"person": self.person.as_dict(), "doubt_z": DOUBT_Z,
                 "faces": [f.as_dict() for f in self.faces], "doubtful": self.doubtful,
-                "command": self.command, "sheet": str(self.sheet) if self.sheet else None,
-                "two_people": self.split.as_dict() if self.split else None}
+                **worded(self.reject, command),
+                "sheet": str(self.sheet) if self.sheet else None,
+                "two_people": self.split.as_dict(command) if self.split else None}
 
 
 def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
@@ -72,7 +76,7 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
     faces = [ReviewedFace(f, shown[f].path if f in shown else None, fit.mean, fit.z,
                           f in bad) for f, fit in fits[:limit]]
     row = evidence.persons[0]
-    command = reject_command(ref, bad) if bad else None
+    taken_out = reject(ref, bad) if bad else None
     if sheet is not None:
         tiles = [SheetFace(shown[f.id].id, shown[f.id].image_id, shown[f.id].bbox)
                  for f in faces if f.id in shown]
@@ -80,7 +84,7 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
         with db.connect() as conn:
             write_sheet(photo_files(conn), tiles, title, sheet, max_pixels=max_pixels,
                         beside=neighbour_boxes(conn, [t.face_id for t in tiles]))
-    return ReviewReport(row, faces, bad, command, sheet, split)
+    return ReviewReport(row, faces, bad, taken_out, sheet, split)
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,9 @@ class PersonVerdict:
     doubtful: list[int]  # face ids, least typical first
     split: Halves | None
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, command: CommandLine | None = None) -> dict[str, object]:
         return {"person": self.person.as_dict(), "doubtful": self.doubtful,
-                "two_people": self.split.as_dict() if self.split else None}
+                "two_people": self.split.as_dict(command) if self.split else None}
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,9 @@ class LargestReport:
     pack: str
     persons: list[PersonVerdict]  # most faces first
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, command: CommandLine | None = None) -> dict[str, object]:
         return {"pack": self.pack, "doubt_z": DOUBT_Z,
-                "persons": [p.as_dict() for p in self.persons]}
+                "persons": [p.as_dict(command) for p in self.persons]}
 
 
 def review_largest(db: Database, pack_name: str | None, top: int) -> LargestReport:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rbv.jobs.persons.evidence import (
     DEFAULT_MIN_SCORE,
+    CommandLine,
     PersonEvidence,
     Suggestion,
     faces_least_typical_first,
@@ -37,11 +38,12 @@ class SuggestReport:
     sheets: list[Path] = field(default_factory=list)
     unreadable: list[int] = field(default_factory=list)  # faces shown as grey tiles
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, command: CommandLine | None = None) -> dict[str, object]:
+        """JSON values; with ``command``, each suggestion's merge as its command line."""
         return {"pack": self.pack, "persons": self.persons,
                 "impostor_model": self.impostor_source, "scoring": self.scoring,
                 "candidates": self.candidates,
-                "suggestions": [s.as_dict() for s in self.suggestions],
+                "suggestions": [s.as_dict(command) for s in self.suggestions],
                 "sheets": [str(p) for p in self.sheets], "unreadable_faces": self.unreadable}
 
 
