@@ -49,8 +49,9 @@ class Library(Runs, Persons, PersonEdits, FaceMarks, Exchange, Upkeep):
     """An rbv library: its database, and the model pack and device its runs use. Open
     one with :meth:`open`; close it with :meth:`close` or a ``with`` block."""
 
-    def __init__(self, db: Database, settings: Settings, holds: Path | None = None) -> None:
-        super().__init__(db, settings)
+    def __init__(self, db: Database, settings: Settings, holds: Path | None = None, *,
+                 sole_fallback: bool = False) -> None:
+        super().__init__(db, settings, sole_fallback=sole_fallback)
         self._holds = holds  # the data folder whose embedded server close() lets go of
 
     def __repr__(self) -> str:
@@ -89,9 +90,11 @@ class Library(Runs, Persons, PersonEdits, FaceMarks, Exchange, Upkeep):
     def from_settings(cls, settings: Settings) -> Library:
         """The library ``settings`` name (its database, pack, device and every other
         setting, as a front end built them: the CLI from its options and environment).
-        The embedded server is the process's, as ``settings`` say (its linger
-        included): :meth:`close` leaves it running."""
-        return cls(open_database(settings), settings)
+        The settings' pack is a default: where the library has no faces of it but
+        faces of one pack only, runs work on that one (a method's ``model_pack`` is
+        strict). The embedded server is the process's, as ``settings`` say (its
+        linger included): :meth:`close` leaves it running."""
+        return cls(open_database(settings), settings, sole_fallback=True)
 
     def close(self) -> None:
         """Let go of the library: the embedded server it started (or attached to) stops

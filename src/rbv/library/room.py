@@ -29,10 +29,23 @@ def as_path_or_none(given: StrPath | None) -> Path | None:
 class Room:
     """The library's database and settings; each room of methods builds on them."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, *,
+                 sole_fallback: bool = False) -> None:
         self.db = db
         self.settings = settings
+        # the settings' pack is a default (a front end's environment): where the
+        # library has no faces of it but one pack only, that pack is meant
+        self._sole_fallback = sole_fallback
         self._analyzer: FaceAnalyzer | None = None
+
+    def _pack(self, model_pack: str | None) -> tuple[str | None, bool]:
+        """The pack a run works on, and whether the library's only pack stands in for
+        it (:func:`~rbv.store.queries.pack_lookup.find_pack`): ``model_pack`` when
+        given (strictly), else the settings' own."""
+        if model_pack is not None:
+            return model_pack, False
+        pack = self.settings.model_pack
+        return pack, pack is None or self._sole_fallback
 
     def _run_settings(self) -> Settings:
         """The settings with the pack resolved (the library's own when none was given)

@@ -3,7 +3,7 @@ persons."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from rbv.cluster.defaults import DEFAULT_K
@@ -12,8 +12,18 @@ from rbv.library.room import Room, StrPath, as_path
 
 if TYPE_CHECKING:
     from rbv.cluster.defaults import Method
+    from rbv.cluster.refine import RefineParams
     from rbv.jobs.grouping.cluster import ClusterReport
+    from rbv.jobs.grouping.refine import Refined
     from rbv.jobs.library.index import IndexSummary
+
+
+def _quiet(stage: str) -> None:
+    """Told nothing: a run's stages unsaid."""
+
+
+def _untold(done: int, total: int) -> None:
+    """Told nothing: a run's progress unsaid."""
 
 
 class Runs(Room):
@@ -44,15 +54,44 @@ class Runs(Room):
     def cluster(self, *, full: bool = False, method: Method | None = None,
                 threshold: float | None = None, budget: float | None = None,
                 match_threshold: float | None = None, neighbors: int = DEFAULT_K,
-                dry_run: bool = False) -> ClusterReport:
+                dry_run: bool = False, model_pack: str | None = None,
+                progress: Callable[[str], None] = _quiet) -> ClusterReport:
         """Group faces into persons, as ``rbv cluster``: new faces only, or every face
         with ``full`` (names, merges, moves and rejections kept). The other arguments
-        are the command's options; None: the pack's setting."""
+        are the command's options; None: the pack's setting. ``model_pack``: that
+        pack's faces rather than the library's pack; ``progress`` is told each stage."""
         from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 
         options = ClusterOptions(method=method, threshold=threshold, budget=budget,
                                  match_threshold=match_threshold, full=full,
                                  dry_run=dry_run, k=neighbors)
-        pack = self.settings.model_pack
-        return cluster_pack(self.db, pack, options, sole_fallback=pack is None)
+        pack, fallback = self._pack(model_pack)
+        return cluster_pack(self.db, pack, options, progress, sole_fallback=fallback)
 
+    def refine(self, out: StrPath, params: RefineParams | None = None, *,
+               crops: bool = True, dry_run: bool = False, model_pack: str | None = None,
+               progress: Callable[[int, int], None] = _untold) -> Refined:
+        """Build quality-gated facesets with stable numbers, as ``rbv refine``: record
+        them, then write ``out``/faceset_NNN/ and its manifest (``dry_run``: neither).
+        ``progress`` is told the faces written and their total; a photo that cannot
+        be read is listed in ``problems``, the rest written."""
+        from rbv.cluster.refine import RefineParams
+        from rbv.jobs.grouping.refine import Refined, run_refine, write_tree
+
+        pack, fallback = self._pack(model_pack)
+        report, facts = run_refine(self.db, pack, params or RefineParams(), dry_run=dry_run,
+                                   sole_fallback=fallback)
+        if dry_run:
+            return Refined(report, [])
+        total = sum(len(f.face_ids) for f in report.facesets)
+        written = 0
+
+        def advance(faces: int) -> None:
+            nonlocal written
+            written += faces
+            progress(written, total)
+
+        progress(0, total)
+        return Refined(report, write_tree(self.db, report, facts, as_path(out), crops=crops,
+                                          max_pixels=self.settings.max_image_pixels,
+                                          advance=advance))
