@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from rbv.cluster.refine import RefineParams
     from rbv.jobs.grouping.cluster import ClusterReport
     from rbv.jobs.grouping.refine import Refined
+    from rbv.jobs.library.embed import EmbedSummary
     from rbv.jobs.library.index import IndexSummary
+    from rbv.jobs.reporting import Reporter
 
 
 def _quiet(stage: str) -> None:
@@ -31,11 +33,13 @@ class Runs(Room):
 
     def index(self, targets: Iterable[StrPath], *, embed: bool = True,
               include: Sequence[str] = (), exclude: Sequence[str] = (),
-              dry_run: bool = False) -> IndexSummary:
+              dry_run: bool = False, reporter: Reporter | None = None) -> IndexSummary:
         """Catalogue the photos under ``targets`` (folders or files), then detect and
         embed their faces (``embed``: as ``rbv index``; False: as ``--no-embed``).
         ``include``/``exclude``: globs, as ``--include``/``--exclude``. Files that fail
-        are counted in the summary (``failed``) and retried on the next run."""
+        are counted in the summary (``failed``) and retried on the next run. The
+        decisions the carry to edited photos could not keep are in the summary's
+        ``embed.carry.dropped``, once: a later run does not return them again."""
         from rbv.jobs.library.carry import forget_said
         from rbv.jobs.library.index import run_index
         from rbv.media.discovery import PathFilter, refuse_missing
@@ -46,10 +50,41 @@ class Runs(Room):
         refuse_missing(paths)
         analyzer = self._face_analyzer() if embed and not dry_run else None
         summary = run_index(self.db, self._run_settings(), paths,
-                            PathFilter(include, exclude), analyzer, dry_run=dry_run)
+                            PathFilter(include, exclude), analyzer, dry_run=dry_run,
+                            reporter=reporter)
         if summary.embed:  # returned to the caller: said, as the CLI's printed lines are
             forget_said(self.db, summary.embed.carry)
         return summary
+
+    def embed(self, *, limit: int | None = None,
+              reporter: Reporter | None = None) -> EmbedSummary:
+        """Detect and embed the faces of the catalogued photos the pack has not scanned
+        (at most ``limit``), as ``rbv embed``: one of any number of workers sharing
+        the library. What the carry could not keep is said once, as :meth:`index`."""
+        from rbv.jobs.library.carry import forget_said
+        from rbv.jobs.library.embed import run_embed
+
+        summary = run_embed(self.db, self._run_settings(), self._face_analyzer(), limit=limit,
+                            reporter=reporter)
+        forget_said(self.db, summary.carry)
+        return summary
+
+    def embed_work(self) -> tuple[str, int]:
+        """The pack's name and how many photos :meth:`embed` would scan now (no model
+        is loaded), as ``rbv embed --dry-run``."""
+        from rbv.jobs.library.analyzer import load_pack_info
+        from rbv.jobs.library.embed import count_embed_work
+
+        settings = self._run_settings()
+        pack = load_pack_info(settings)
+        return pack.name, count_embed_work(self.db, settings, pack)
+
+    def analyzer_words(self) -> str:
+        """The pack's models, loaded now when not yet (a pack or device that cannot
+        be used fails here, before a run), and where they run, in a line."""
+        from rbv.jobs.library.analyzer import describe_analyzer
+
+        return describe_analyzer(self._face_analyzer())
 
     def cluster(self, *, full: bool = False, method: Method | None = None,
                 threshold: float | None = None, budget: float | None = None,
