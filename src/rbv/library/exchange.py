@@ -3,16 +3,33 @@ person, Immich."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from rbv.errors import ConfigError
 from rbv.library.room import Room, StrPath, as_path, as_path_or_none
 
 if TYPE_CHECKING:
+    from rbv.jobs.exchange.discover import DiscoverParams, DiscoverReport
     from rbv.jobs.exchange.export_swap import SetResult, SwapParams
     from rbv.jobs.exchange.export_xmp import ExportXmpReport
     from rbv.jobs.exchange.immich_push import PushOptions, PushSummary
+    from rbv.jobs.exchange.import_folders import ImportParams, ImportReport
+    from rbv.jobs.library.index import IndexSummary
+    from rbv.jobs.reporting import Reporter
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class IndexedFirst(Generic[R]):
+    """A run over photos that indexes them first: the index's summary (None: not
+    indexed, as asked or in a dry run) and the run's own result."""
+
+    index: IndexSummary | None
+    result: R
 
 
 class Exchange(Room):
@@ -75,3 +92,61 @@ class Exchange(Room):
                           if isinstance(v, int) and not isinstance(v, bool)}
             run.status = "partial" if summary.failed else "ok"
         return summary
+
+    def _index_first(self, folders: Sequence[Path], reporter: Reporter | None
+                     ) -> IndexSummary:
+        """Index ``folders`` as a command that works on their photos does first (no
+        filter; missing ones are the run's to refuse); the carry's losses said once,
+        as :meth:`index` says them."""
+        from rbv.jobs.library.carry import forget_said
+        from rbv.jobs.library.index import run_index
+
+        summary = run_index(self.db, self._run_settings(), list(folders), None,
+                            self._face_analyzer(), reporter=reporter)
+        if summary.embed:
+            forget_said(self.db, summary.embed.carry)
+        return summary
+
+    def import_folders(self, roots: Sequence[StrPath], mixed: Sequence[StrPath] = (),
+                       params: ImportParams | None = None, *, index: bool = True,
+                       dry_run: bool = False, model_pack: str | None = None,
+                       reporter: Reporter | None = None) -> IndexedFirst[ImportReport]:
+        """A named person per hand-sorted folder under ``roots`` (its name the folder's),
+        and the faces of ``mixed`` photos routed to them, as ``rbv import-folders``: one
+        logged edit. The folders are indexed first (``index``; not in a dry run, which
+        counts what that would add)."""
+        from rbv.jobs.exchange.import_folders import ImportParams, import_folders
+
+        tops, others = [as_path(r) for r in roots], [as_path(m) for m in mixed]
+        indexed = (self._index_first([*tops, *others], reporter) if index and not dry_run
+                   else None)
+        settings = self._run_settings()
+        pack, fallback = self._pack(model_pack)
+        return IndexedFirst(indexed, import_folders(
+            self.db, pack or settings.model_pack, tops, others, params or ImportParams(),
+            dry_run=dry_run, sole_fallback=fallback, indexed_by=settings if index else None))
+
+    def discover(self, folder: StrPath, out: StrPath, params: DiscoverParams | None = None,
+                 swap: SwapParams | None = None, *, index: bool = True,
+                 dry_run: bool = False, model_pack: str | None = None,
+                 reporter: Reporter | None = None) -> IndexedFirst[DiscoverReport]:
+        """New people among the faces of ``folder``'s photos, as ``rbv discover``:
+        faces in no faceset and near none clustered into new facesets, recorded and
+        written to ``out`` as export-swap writes them. The folder is indexed first
+        (``index``; not in a dry run); ``reporter`` is told the indexing, then the
+        faces cropped."""
+        from rbv.jobs.exchange.discover import DiscoverParams, discover
+        from rbv.jobs.exchange.export_swap import SwapParams
+
+        where = as_path(folder)
+        analyzer = None if dry_run else self._face_analyzer()
+        indexed = self._index_first([where], reporter) if index and not dry_run else None
+        settings = self._run_settings()
+        pack, fallback = self._pack(model_pack)
+        if reporter is not None:
+            reporter.stage("cropping", None)
+        return IndexedFirst(indexed, discover(
+            self.db, pack or settings.model_pack, where, as_path(out), analyzer,
+            params or DiscoverParams(), swap or SwapParams(), dry_run=dry_run,
+            sole_fallback=fallback, max_pixels=settings.max_image_pixels,
+            advance=(lambda n: None) if reporter is None else reporter.advance))
