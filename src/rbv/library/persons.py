@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rbv.jobs.persons.edit_log import EditRow
     from rbv.jobs.persons.lookup import PersonFace, PersonFaces, PersonRow
     from rbv.jobs.persons.photos import PhotosResult
+    from rbv.pictures.contact_sheet import Sheet
 
 
 class Persons(Room):
@@ -86,3 +87,14 @@ class Persons(Room):
         """The logged edits, newest first (``limit`` 0: all), as ``rbv persons
         history``."""
         return edit_log.history(self.db, limit)
+
+    def contact_sheet(self, target: uuid.UUID | int, out: StrPath | None = None, *,
+                      limit: int = 64, columns: int = 8, tile: int = 128) -> Sheet:
+        """Write a PNG grid of face crops, each captioned with its face id, as ``rbv
+        show``: a person's (best detections first) or a faceset's (``target`` its
+        number); to ``out``, else ``<name>.png`` in the current folder."""
+        from rbv.jobs.persons.show import contact_sheet
+
+        return contact_sheet(self.db, target, as_path_or_none(out), limit=limit,
+                             columns=columns, tile=tile,
+                             max_pixels=self.settings.max_image_pixels)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from rbv.jobs.grouping.cluster import ClusterReport
     from rbv.jobs.grouping.refine import Refined
     from rbv.jobs.library.embed import EmbedSummary
+    from rbv.jobs.library.enrich import EnrichSummary
     from rbv.jobs.library.index import IndexSummary
     from rbv.jobs.reporting import Reporter
 
@@ -85,6 +86,21 @@ class Runs(Room):
         from rbv.jobs.library.analyzer import describe_analyzer
 
         return describe_analyzer(self._face_analyzer())
+
+    def enrich(self, *, redo: bool = False, model_pack: str | None = None,
+               progress: Callable[[int, int], None] = _untold) -> EnrichSummary:
+        """Score the pack's faces for quality (pose, blur, and dense landmarks where the
+        pack has their models here), as ``rbv enrich``: those not scored yet, or all
+        with ``redo``. ``progress`` is told the faces done and their total."""
+        from rbv.jobs.library.analyzer import load_landmark_models, with_library_pack
+        from rbv.jobs.library.enrich import run_enrich
+
+        settings = with_library_pack(self.settings, self.db)
+        _, fallback = self._pack(model_pack)
+        return run_enrich(self.db, settings.model_pack, redo=redo,
+                          models=load_landmark_models(settings),
+                          max_pixels=settings.max_image_pixels, progress=progress,
+                          sole_fallback=fallback)
 
     def cluster(self, *, full: bool = False, method: Method | None = None,
                 threshold: float | None = None, budget: float | None = None,
