@@ -36,7 +36,9 @@ class Exchange(Room):
     """What ``rbv export-xmp`` and the other exchanges run."""
 
     def export_xmp(self, roots: Iterable[StrPath] = (), *, out: StrPath | None = None,
-                   into_files: bool = False, dry_run: bool = False) -> ExportXmpReport:
+                   into_files: bool = False, dry_run: bool = False,
+                   model_pack: str | None = None, reporter: Reporter | None = None
+                   ) -> ExportXmpReport:
         """Write the named faces into XMP face regions, as ``rbv export-xmp``: sidecars
         beside the photos (under ``out``, mirroring their tree), or into the photos
         themselves with ``into_files``; only photos under ``roots`` when given. Files
@@ -45,8 +47,8 @@ class Exchange(Room):
 
         options = ExportXmpOptions(as_path_or_none(out), tuple(as_path(r) for r in roots),
                                    into_files, dry_run)
-        pack = self.settings.model_pack
-        return export_xmp(self.db, pack, options, sole_fallback=pack is None)
+        pack, fallback = self._pack(model_pack)
+        return export_xmp(self.db, pack, options, sole_fallback=fallback, reporter=reporter)
 
     def export_swap(self, manifest: StrPath, out: StrPath, params: SwapParams | None = None,
                     *, advance: Callable[[int], None] = lambda n: None) -> list[SetResult]:
