@@ -64,6 +64,8 @@ def test_every_example_of_docs_api_runs_in_order(tmp_path: Path, capsys) -> None
     # the library's numbers
     assert "split would leave" in said and "photos of Ada Lovelace without Charles" in said
     assert "9 photos;" in said and " findings" in said
+    assert f"contact sheet of {min(4, scope['ada'].faces)} faces" in said
+    assert (tmp_path / "sidecars" / "ada.png").is_file()
     # Photos gathered, sidecars written, every edit in the history
     assert len(list((tmp_path / "albums" / "ada").iterdir())) == scope["ada"].images
     assert list((tmp_path / "sidecars").rglob("*.xmp"))
