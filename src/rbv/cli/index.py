@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -25,13 +24,9 @@ from rbv.cli.common import (
 )
 from rbv.cli.embed import carry_line, say_losses, taken_over_line
 from rbv.cli.progress import ProgressReporter, rate
-from rbv.config import Settings
 from rbv.errors import EXIT_PARTIAL, ConfigError
-from rbv.faces.types import FaceAnalyzer
-from rbv.jobs.library.carry import forget_said
-from rbv.jobs.library.index import IndexSummary, run_index
+from rbv.jobs.library.index import IndexSummary
 from rbv.media.discovery import refuse_missing
-from rbv.store import Database
 from rbv.words import counted
 
 
@@ -122,19 +117,6 @@ def index(
         say_losses(summary.embed, err=as_json)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def index_first(db: Database, settings: Settings, targets: Sequence[Path],
-                analyzer: FaceAnalyzer, *, as_json: bool) -> IndexSummary:
-    """``rbv index TARGETS`` as a command that works on the photos runs it first
-    (import-folders, discover, immich-stage): with progress unless ``as_json``, and the
-    carry's losses said (:func:`say_losses`), as ``rbv index`` says them."""
-    with ProgressReporter(enabled=not as_json) as reporter:
-        summary = run_index(db, settings, list(targets), None, analyzer, reporter=reporter)
-    if summary.embed:
-        say_losses(summary.embed, err=as_json)
-        forget_said(db, summary.embed.carry)
-    return summary
 
 
 def _paragraphs(s: IndexSummary, dry_run: bool) -> list[str]:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from rbv.jobs.exchange.export_swap import SetResult, SwapParams
     from rbv.jobs.exchange.export_xmp import ExportXmpReport
     from rbv.jobs.exchange.immich_push import PushOptions, PushSummary
+    from rbv.jobs.exchange.immich_stage import StageOptions, StageSummary
     from rbv.jobs.exchange.import_folders import ImportParams, ImportReport
     from rbv.jobs.library.index import IndexSummary
     from rbv.jobs.reporting import Reporter
@@ -64,6 +65,42 @@ class Exchange(Room):
         return export_swap(self.db, path, as_path(out), load_face_analyzer(settings),
                            params or SwapParams(), max_pixels=settings.max_image_pixels,
                            advance=advance)
+
+    def immich_stage(self, options: StageOptions, *, timeout_s: float = 60.0,
+                     retry_wait_s: float = 5.0, max_download_bytes: int = 200 << 20,
+                     index: bool = True,
+                     on_progress: Callable[[StageSummary], None] | None = None,
+                     reporter: Reporter | None = None) -> IndexedFirst[StageSummary]:
+        """Download the Immich library's photos with faces into ``options.user_dir``,
+        as ``rbv immich-stage``, on the server and with the key the settings name (the
+        run recorded; ``partial`` when an asset failed or the listing was short), then
+        index that folder (``index``; not in a dry run). ``on_progress`` is told the
+        staging so far, ``reporter`` the indexing."""
+        from rbv.immich.client import ImmichClient
+        from rbv.jobs.exchange.immich_stage import stage_library
+        from rbv.jobs.recording import recorded_run
+
+        url, key = self.settings.immich_url, self.settings.immich_api_key
+        if not url or not key:
+            raise ConfigError("no Immich server or API key: the settings name none")
+        indexing = index and not options.dry_run
+        if indexing:
+            self._face_analyzer()  # a pack or device that cannot be used fails first
+        client = ImmichClient(url, key, timeout_s=timeout_s, retry_wait_s=retry_wait_s,
+                              max_download_bytes=max_download_bytes)
+        parameters = {"user": options.user, "out": str(options.out_dir),
+                      "min_face": options.min_face, "workers": options.workers}
+        with client, recorded_run(self.db, "immich-stage", parameters,
+                                  dry_run=options.dry_run) as run:
+            summary = stage_library(client, self.db, options, on_progress=on_progress)
+            run.counts = {"seen": summary.seen, "staged": summary.staged,
+                          "failed": summary.failed}
+            if summary.failed or not summary.listing_complete:
+                run.status = "partial"
+        indexed = None
+        if indexing and options.user_dir.is_dir():  # every run: it picks up what a run
+            indexed = self._index_first([options.user_dir], reporter)  # stopped left
+        return IndexedFirst(indexed, summary)
 
     def immich_push(self, options: PushOptions, *, timeout_s: float = 30.0,
                     retry_wait_s: float = 5.0, model_pack: str | None = None,
