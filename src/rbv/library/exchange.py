@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rbv.errors import ConfigError
 from rbv.library.room import Room, StrPath, as_path, as_path_or_none
@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from rbv.jobs.reporting import Reporter
 
 R = TypeVar("R")
+
+
+def _given(**values: float | None) -> dict[str, Any]:
+    """The keywords given (not None), for a callee whose defaults stand otherwise."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -66,16 +71,17 @@ class Exchange(Room):
                            params or SwapParams(), max_pixels=settings.max_image_pixels,
                            advance=advance)
 
-    def immich_stage(self, options: StageOptions, *, timeout_s: float = 60.0,
-                     retry_wait_s: float = 5.0, max_download_bytes: int = 200 << 20,
-                     index: bool = True,
+    def immich_stage(self, options: StageOptions, *, timeout_s: float | None = None,
+                     retry_wait_s: float | None = None,
+                     max_download_bytes: int | None = None, index: bool = True,
                      on_progress: Callable[[StageSummary], None] | None = None,
                      reporter: Reporter | None = None) -> IndexedFirst[StageSummary]:
         """Download the Immich library's photos with faces into ``options.user_dir``,
         as ``rbv immich-stage``, on the server and with the key the settings name (the
         run recorded; ``partial`` when an asset failed or the listing was short), then
         index that folder (``index``; not in a dry run). ``on_progress`` is told the
-        staging so far, ``reporter`` the indexing."""
+        staging so far, ``reporter`` the indexing; the client's limits (None: its
+        defaults) as :class:`rbv.immich.client.ImmichClient` takes them."""
         from rbv.immich.client import ImmichClient
         from rbv.jobs.exchange.immich_stage import stage_library
         from rbv.jobs.recording import recorded_run
@@ -86,8 +92,9 @@ class Exchange(Room):
         indexing = index and not options.dry_run
         if indexing:
             self._face_analyzer()  # a pack or device that cannot be used fails first
-        client = ImmichClient(url, key, timeout_s=timeout_s, retry_wait_s=retry_wait_s,
-                              max_download_bytes=max_download_bytes)
+        client = ImmichClient(url, key, **_given(timeout_s=timeout_s,
+                                                 retry_wait_s=retry_wait_s,
+                                                 max_download_bytes=max_download_bytes))
         parameters = {"user": options.user, "out": str(options.out_dir),
                       "min_face": options.min_face, "workers": options.workers}
         with client, recorded_run(self.db, "immich-stage", parameters,
@@ -102,14 +109,15 @@ class Exchange(Room):
             indexed = self._index_first([options.user_dir], reporter)  # stopped left
         return IndexedFirst(indexed, summary)
 
-    def immich_push(self, options: PushOptions, *, timeout_s: float = 30.0,
-                    retry_wait_s: float = 5.0, model_pack: str | None = None,
+    def immich_push(self, options: PushOptions, *, timeout_s: float | None = None,
+                    retry_wait_s: float | None = None, model_pack: str | None = None,
                     on_progress: Callable[[PushSummary, int], None] | None = None
                     ) -> PushSummary:
         """Put the names of the faces staged in Immich on Immich's faces, as ``rbv
         immich-push``, on the server and with the key the settings name; the run is
         recorded (``partial`` when an asset failed: a re-run retries it).
-        ``on_progress`` is told the summary so far and the assets to check."""
+        ``on_progress`` is told the summary so far and the assets to check; the
+        client's limits as in :meth:`immich_stage`."""
         from rbv.immich.people import ImmichPeopleClient
         from rbv.jobs.exchange.immich_push import push_names
         from rbv.jobs.recording import recorded_run
@@ -119,7 +127,8 @@ class Exchange(Room):
             raise ConfigError("no Immich server: the settings name none")
         if not key:
             raise ConfigError("no Immich API key: the settings hold none")
-        client = ImmichPeopleClient(url, key, timeout_s=timeout_s, retry_wait_s=retry_wait_s)
+        client = ImmichPeopleClient(url, key, **_given(timeout_s=timeout_s,
+                                                       retry_wait_s=retry_wait_s))
         parameters = {"server": client.url, "user": options.user, "min_iou": options.min_iou,
                       "recheck": options.recheck}
         pack, fallback = self._pack(model_pack)
