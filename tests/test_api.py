@@ -60,6 +60,12 @@ def test_every_example_of_docs_api_runs_in_order(tmp_path: Path, capsys) -> None
     assert f"Ada Lovelace has {scope['ada'].faces} faces" in said
     assert "duplicate_name person" in said and "is already named 'Ada Lovelace'" in said
     assert "merge them merge" in said and "give both the name name" in said  # remedies
+    # Persons found by what a user types; a split previewed; photos without a person;
+    # the library's numbers
+    assert "split would leave" in said and "photos of Ada Lovelace without Charles" in said
+    assert "9 photos;" in said and " findings" in said
+    assert f"contact sheet of {min(4, scope['ada'].faces)} faces" in said
+    assert (tmp_path / "sidecars" / "ada.png").is_file()
     # Photos gathered, sidecars written, every edit in the history
     assert len(list((tmp_path / "albums" / "ada").iterdir())) == scope["ada"].images
     assert list((tmp_path / "sidecars").rglob("*.xmp"))

@@ -18,6 +18,7 @@ from PIL import Image, ImageEnhance
 
 from rbv.config import Settings
 from rbv.jobs.library.index import run_index
+from rbv.jobs.persons import lookup
 from rbv.jobs.persons.drawn import add_face
 from rbv.store import open_database
 from tests.conftest import MISC, PACK, SFACE_THRESHOLD, run_cli
@@ -238,7 +239,8 @@ def test_a_drawn_face_is_drawn_again_after_a_pixel_edit(
     run_index(db, faces_settings, [lib], analyzer=sface_analyzer)
     image, (x, y, w, h) = _missed(url, photo)
     person = _named_person(url, 'Ada')
-    added = add_face(db, faces_settings, photo=str(photo), box=(x, y, w, h), person="Ada",
+    added = add_face(db, faces_settings, photo=str(photo), box=(x, y, w, h),
+                     person=lookup.resolve(db, "Ada"),
                      analyzer=sface_analyzer)
     assert added.drawn == "detector" and added.face_id is not None
     with Image.open(photo) as im:
@@ -417,7 +419,8 @@ def test_export_xmp_writes_a_drawn_face_region_exiftool_reads_back(
     url = str(settings.database_url)
     image, (x, y, w, h) = _missed(url, photo)
     _named_person(url, 'Ada Drawn')
-    added = add_face(db, settings, photo=str(photo), box=(x, y, w, h), person="Ada Drawn",
+    added = add_face(db, settings, photo=str(photo), box=(x, y, w, h),
+                     person=lookup.resolve(db, "Ada Drawn"),
                      analyzer=sface_analyzer)
     assert added.face_id is not None
     result = run_cli(cli, "-d", url, "export-xmp", "--json")
@@ -450,8 +453,9 @@ def test_immich_push_gives_a_drawn_face_its_name_like_a_detected_one(  # noqa: F
         conn.execute("DELETE FROM face_detections WHERE id = %s", (face,))
     settings = Settings(database_url=db_url, data_dir=tmp_path, model_pack=str(PACK))
     box = (round(x1), round(y1), round(x2 - x1), round(y2 - y1))
-    added = add_face(open_database(settings), settings, image_id=image, box=box,
-                     person=ROTATED_NAME, analyzer=sface_analyzer)
+    db = open_database(settings)
+    added = add_face(db, settings, image_id=image, box=box,
+                     person=lookup.resolve(db, ROTATED_NAME), analyzer=sface_analyzer)
     assert added.drawn == "detector" and added.face_id != face
     got = json.loads(push(db_url, server).stdout)
     assert got["failed"] == 0 and got["conflicts"] == []

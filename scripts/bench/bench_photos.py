@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from bench_cluster import _size
 from rbv.config import Settings
+from rbv.jobs.persons.lookup import resolve_all
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.store import open_database
 from rbv.store.server.migrations import apply_pending
@@ -87,12 +88,15 @@ def main() -> None:
           f"{db.display}: load {time.perf_counter() - t:.1f} s")
 
     mid = sorted(sizes, key=lambda n: -sizes[n])[50:52]
+    ids = dict(zip(["P1", "P2", "P500", *mid],
+                   resolve_all(db, ["P1", "P2", "P500", *mid]), strict=True))
     queries = {
-        f"P1 + P2 ({sizes['P1']:,} + {sizes['P2']:,} faces)": PhotoQuery(("P1", "P2")),
+        f"P1 + P2 ({sizes['P1']:,} + {sizes['P2']:,} faces)":
+            PhotoQuery((ids["P1"], ids["P2"])),
         f"{mid[0]} + {mid[1]} ({sizes[mid[0]]:,} + {sizes[mid[1]]:,} faces)":
-            PhotoQuery(tuple(mid)),
+            PhotoQuery((ids[mid[0]], ids[mid[1]])),
         f"P500 without P1, 2010-2014 ({sizes.get('P500', 0):,} faces)":
-            PhotoQuery(("P500",), ("P1",), "2010", "2014"),
+            PhotoQuery((ids["P500"],), (ids["P1"],), "2010", "2014"),
     }
     for label, query in queries.items():
         indexed = _median(db, query, args.repeat, seqscan=False)

@@ -557,7 +557,8 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
                   person: str | None) -> MultipleResults[int]:
         self.edit(f"faces add image {image} --box {box} --person {person and person[:8]}",
                   lambda: add_face(self.db, self.settings, image_id=image, box=box,
-                                   person=person, analyzer=self.env.analyzer))
+                                   person=None if person is None else uuid.UUID(person),
+                                   analyzer=self.env.analyzer))
         return self.new_faces()
 
     # -- issue 51: imports are edits, a merge keeps the named side --

@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, library_of, print_json
 from rbv.errors import printable
-from rbv.jobs.persons.audit import AuditReport, faces_to_unassign, run_audit
-from rbv.store import open_database
+from rbv.jobs.persons.audit import AuditReport, faces_to_unassign
 from rbv.words import counted
 
 
@@ -48,8 +47,7 @@ def audit(
 
         rbv audit --json | jq '.missing.paths'
     """
-    settings = settings_of(ctx, database_url=database)
-    report = run_audit(open_database(settings), settings, fix=fix, dry_run=dry_run)
+    report = library_of(ctx, database).audit(fix=fix, dry_run=dry_run)
     if as_json:
         print_json({**report.as_dict(), "dry_run": dry_run})
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -11,15 +12,14 @@ from rbv.cli.common import (
     DatabaseOption,
     JsonOption,
     ModelPackOption,
+    library_of,
     print_json,
     say,
-    settings_of,
 )
 from rbv.cli.remedies import command
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_K, DEFAULT_THRESHOLD, Method
-from rbv.jobs.grouping.cluster import ClusterOptions, ClusterReport, cluster_pack
-from rbv.store import open_database
+from rbv.jobs.grouping.cluster import ClusterReport
 from rbv.words import counted
 
 
@@ -96,19 +96,16 @@ def cluster(
 
         rbv cluster --verbose
     """
-    settings = settings_of(ctx, database_url=database)
-    db = open_database(settings)
+    lib = library_of(ctx, database)
     console = Console(stderr=True)
-    options = ClusterOptions(method=method, threshold=threshold, budget=budget,
-                             match_threshold=match_threshold, full=full, dry_run=dry_run,
-                             k=neighbors)
+    run = partial(lib.cluster, method=method, threshold=threshold, budget=budget,
+                  match_threshold=match_threshold, full=full, dry_run=dry_run,
+                  neighbors=neighbors, model_pack=model_pack)
     if as_json or not console.is_terminal:
-        report = cluster_pack(db, model_pack or settings.model_pack, options,
-                              sole_fallback=not model_pack)
+        report = run()
     else:
         with console.status("clustering") as status:
-            report = cluster_pack(db, model_pack or settings.model_pack, options,
-                                  lambda stage: status.update(stage), sole_fallback=not model_pack)
+            report = run(progress=lambda stage: status.update(stage))
     if as_json:
         print_json(report.as_dict())
         return

@@ -10,7 +10,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -19,6 +19,9 @@ from rbv.config import Settings
 from rbv.faces.defaults import DEFAULT_DET_THRESHOLD, DEFAULT_MIN_FACE
 from rbv.media.path_map import ENV_SEPARATOR as PATH_MAP_SEPARATOR
 from rbv.media.path_map import PathMap
+
+if TYPE_CHECKING:
+    from rbv.library import Library
 
 DatabaseOption = Annotated[
     str | None,
@@ -127,6 +130,14 @@ def settings_of(ctx: typer.Context, **overrides: Any) -> Settings:
     if not isinstance(root, Settings):  # invoked without the root callback (tests)
         root = Settings.from_env({})
     return root.with_overrides(**overrides)
+
+
+def library_of(ctx: typer.Context, database: str | None = None, **overrides: Any) -> Library:
+    """The library a command works on: the database of ``--database`` (else of the
+    root's settings), with this command's other options applied (:func:`settings_of`)."""
+    from rbv.library import Library
+
+    return Library.from_settings(settings_of(ctx, database_url=database, **overrides))
 
 
 def say(text: str, *, err: bool = False) -> None:

@@ -9,10 +9,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, library_of, print_json
 from rbv.cli.tables import print_table
-from rbv.jobs.library.dedup import DedupParams, run_dedup
-from rbv.store import open_database
+from rbv.jobs.library.dedup import DedupParams
 
 _D = DedupParams()
 
@@ -54,16 +53,13 @@ def dedup(
 
         rbv dedup --json > duplicates.json
     """
-    settings = settings_of(ctx, database_url=database)
-    db = open_database(settings)
+    lib = library_of(ctx, database, model_pack=model_pack)
     console = Console(stderr=True)
     params = DedupParams(strong_bits=strong_bits, face_similarity=face_similarity,
                          min_correlation=min_correlation, min_matches=min_matches)
     with Progress(console=console, disable=as_json or not console.is_terminal) as bar:
         task = bar.add_task("hashing", total=None)
-        report = run_dedup(db, model_pack or settings.model_pack, params,
-                           max_pixels=settings.max_image_pixels,
-                           advance=lambda n: bar.advance(task, n))
+        report = lib.dedup(params, advance=lambda n: bar.advance(task, n))
     for failure in report.failed:
         typer.echo(f"Error: {failure}", err=True)
     if as_json:

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
 
 from rbv.cli.common import (
     DatabaseOption,
@@ -15,15 +13,14 @@ from rbv.cli.common import (
     JsonOption,
     ModelPackOption,
     help_from,
+    library_of,
     print_json,
-    settings_of,
 )
-from rbv.cli.index import index_first
+from rbv.cli.embed import say_losses
+from rbv.cli.progress import ProgressReporter
 from rbv.cluster.refine import RefineParams
-from rbv.jobs.exchange.discover import DiscoverParams, discover
+from rbv.jobs.exchange.discover import DiscoverParams
 from rbv.jobs.exchange.export_swap import SwapParams
-from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
-from rbv.store import open_database
 
 _D = DiscoverParams()
 _R = RefineParams()
@@ -95,14 +92,7 @@ def discover_command(
 
         rbv discover ~/Pictures/unsorted ~/swap --min-images 8 --json
     """
-    settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device)
-    db = open_database(settings)
-    settings = with_library_pack(settings, db)
-    analyzer = None
-    if not dry_run:
-        analyzer = load_face_analyzer(settings)
-        if not no_index:
-            index_first(db, settings, [folder], analyzer, as_json=as_json)
+    lib = library_of(ctx, database, model_pack=model_pack, device=device)
     refine = RefineParams(initial_similarity=(_R.initial_similarity
                                               if initial_similarity is None
                                               else initial_similarity),
@@ -113,13 +103,12 @@ def discover_command(
     params = DiscoverParams(covered_similarity=covered_similarity, refine=refine,
                             initial_given=initial_similarity is not None)
     swap = SwapParams(top=top, min_face=swap_min_face)
-    console = Console(stderr=True)
-    with Progress(console=console, disable=as_json or not console.is_terminal) as bar:
-        task = bar.add_task("cropping", total=None)
-        report = discover(db, model_pack or settings.model_pack, folder, out, analyzer,
-                          params, swap, dry_run=dry_run, sole_fallback=not model_pack,
-                          max_pixels=settings.max_image_pixels,
-                          advance=lambda n: bar.advance(task, n))
+    with ProgressReporter(enabled=not as_json) as reporter:
+        done = lib.discover(folder, out, params, swap, index=not no_index, dry_run=dry_run,
+                            model_pack=model_pack, reporter=reporter)
+    if done.index is not None and done.index.embed:
+        say_losses(done.index.embed, err=as_json)
+    report = done.result
     if as_json:
         print_json(report.as_dict())
         return

@@ -16,23 +16,15 @@ from rbv.cli.common import (
     MlUriOption,
     ModelPackOption,
     PathMapOption,
+    library_of,
     path_map_of,
     print_json,
     say,
-    settings_of,
 )
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.library.analyzer import (
-    describe_analyzer,
-    load_face_analyzer,
-    load_pack_info,
-    with_inference_workers,
-    with_library_pack,
-)
-from rbv.jobs.library.carry import CarrySummary, forget_said
-from rbv.jobs.library.embed import EmbedSummary, count_embed_work, run_embed
-from rbv.store import Database, open_database
+from rbv.jobs.library.carry import CarrySummary
+from rbv.jobs.library.embed import EmbedSummary
 from rbv.words import counted
 
 
@@ -77,26 +69,20 @@ def embed(
     $RBV_CLAIM_LEASE_S seconds are taken back by any worker, those of a process of this
     machine that is gone at once. `rbv stats` shows who works on what.
     """
-    settings = settings_of(ctx, database_url=database, concurrency=concurrency,
-                           model_pack=model_pack, device=device, det_threshold=det_threshold,
-                           min_face=min_face, ml_uri=ml_uri,
-                           path_map=path_map_of(path_map))
-    settings = with_inference_workers(settings)
-    db = open_database(settings)
-    settings = with_library_pack(settings, db)
+    lib = library_of(ctx, database, concurrency=concurrency, model_pack=model_pack,
+                     device=device, det_threshold=det_threshold, min_face=min_face,
+                     ml_uri=ml_uri, path_map=path_map_of(path_map))
     if dry_run:
-        pack = load_pack_info(settings)
-        todo = count_embed_work(db, settings, pack)
+        pack, todo = lib.embed_work()
         if as_json:
-            print_json({"pack": pack.name, "would_scan": todo})
+            print_json({"pack": pack, "would_scan": todo})
         else:
-            typer.echo(f"Would scan {todo:,} images with {pack.name}; nothing was written.")
+            typer.echo(f"Would scan {todo:,} images with {pack}; nothing was written.")
         return
-    analyzer = load_face_analyzer(settings)
     reporter = ProgressReporter(enabled=not as_json)
-    reporter.errors.print(describe_analyzer(analyzer), markup=False, highlight=False)
+    reporter.errors.print(lib.analyzer_words(), markup=False, highlight=False)
     with reporter:
-        summary = run_embed(db, settings, analyzer, limit=limit, reporter=reporter)
+        summary = lib.embed(limit=limit, reporter=reporter)
     if as_json:
         print_json(summary.as_dict())
     else:
@@ -109,19 +95,18 @@ def embed(
             + taken_over_line(summary.taken_over)
             + carry_line(summary.carry)
         )
-    say_losses(db, summary, err=as_json)
+    say_losses(summary, err=as_json)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def say_losses(db: Database, summary: EmbedSummary, *, err: bool = False) -> None:
+def say_losses(summary: EmbedSummary, *, err: bool = False) -> None:
     """Say what the carry could not keep (a decision on a face of an edited photo that
-    was not found again) and each ML server's share, then forget the losses said: a
-    loss is said once, by whichever command ran the scan (on stderr with ``err``, when
-    stdout is JSON: the JSON holds them too where the command prints the scan's)."""
+    was not found again; the library returns each once) and each ML server's share (on
+    stderr with ``err``, when stdout is JSON: the JSON holds them too where the command
+    prints the scan's)."""
     for line in [*summary.carry.dropped, *server_lines(summary.servers)]:
         typer.echo(line, err=err)
-    forget_said(db, summary.carry)
 
 
 def server_lines(servers: list[dict[str, object]]) -> list[str]:

@@ -8,10 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
-from rbv.jobs.library.analyzer import load_landmark_models, with_library_pack
-from rbv.jobs.library.enrich import run_enrich
-from rbv.store import open_database
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, library_of, print_json
 
 
 def enrich(
@@ -37,19 +34,13 @@ def enrich(
 
         rbv enrich --model-pack ~/.insightface/models/buffalo_l --redo --json
     """
-    settings = settings_of(ctx, database_url=database, model_pack=model_pack)
-    db = open_database(settings)
-    settings = with_library_pack(settings, db)
-    pack = settings.model_pack
-    models = load_landmark_models(settings)
+    lib = library_of(ctx, database, model_pack=model_pack)
     console = Console(stderr=True)
     with Progress(console=console, disable=as_json or not console.is_terminal) as bar:
         task = bar.add_task("enrich", total=None)
-        summary = run_enrich(db, pack, redo=redo, models=models,
-                             max_pixels=settings.max_image_pixels,
+        summary = lib.enrich(redo=redo, model_pack=model_pack,
                              progress=lambda done, total: bar.update(task, completed=done,
-                                                                     total=total),
-                             sole_fallback=not model_pack)
+                                                                     total=total))
     for failure in summary.failed:
         typer.echo(f"Error: {failure}", err=True)
     if as_json:
@@ -57,6 +48,6 @@ def enrich(
         return
     methods = ", ".join(f"{n:,} by {m}" for m, n in sorted(summary.methods.items())) or "none"
     typer.echo(f"Pack {summary.pack}: scored {summary.faces:,} faces ({methods}).")
-    if not models:
+    if not summary.dense_models:
         typer.echo("No 2d106det/1k3d68 models in the pack: pose is estimated from the 5 "
                    "detector landmarks.")

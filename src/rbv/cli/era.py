@@ -7,7 +7,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, help_from, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, help_from, library_of, print_json
 from rbv.cluster.eras import Era, EraParams
 from rbv.words import counted
 
@@ -50,14 +50,11 @@ def eras(
         rbv eras 3f2a9c --apply --json
     """
     from rbv.cli.naming import who
-    from rbv.jobs.persons import lookup
-    from rbv.jobs.persons.splits import split_person_eras
-    from rbv.store import open_database
 
-    db = open_database(settings_of(ctx, database_url=database))
+    lib = library_of(ctx, database)
     params = EraParams(sub_cluster_similarity=sub_cluster_similarity, anchor_min=anchor_min,
                        attach_similarity=attach_similarity, year_window=year_window)
-    result = split_person_eras(db, lookup.resolve(db, person), params, apply=apply)
+    result = lib.split_eras(lib.find(person), params, apply=apply)
     pid, created = result.person, [str(p) for p in result.new_persons]
     face_ids = np.array(result.face_ids, np.int64)
     document = {"person": str(pid), "faces": len(result.face_ids), "faces_with_year":
@@ -66,7 +63,7 @@ def eras(
     if as_json:
         print_json(document)
         return
-    whom, *new = who(db, pid, *result.new_persons)
+    whom, *new = who(lib, pid, *result.new_persons)
     for line in _lines(whom, result.eras, result.years):
         typer.echo(line)
     if apply:

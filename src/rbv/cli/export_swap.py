@@ -17,13 +17,11 @@ from rbv.cli.common import (
     MlUriOption,
     ModelPackOption,
     help_from,
+    library_of,
     print_json,
-    settings_of,
 )
 from rbv.cli.tables import print_table
-from rbv.jobs.exchange.export_swap import WEIGHTS, SwapParams, export_swap, read_manifest
-from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
-from rbv.store import open_database
+from rbv.jobs.exchange.export_swap import WEIGHTS, SwapParams
 from rbv.words import counted
 
 _D = SwapParams()
@@ -79,11 +77,7 @@ def export_swap_command(
 
         rbv export-swap out/refine_manifest.json swap --top 20 --candidates --json
     """
-    settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device,
-                           ml_uri=ml_uri)
-    db = open_database(settings)
-    settings = with_library_pack(settings, db, read_manifest(manifest).get("pack"))
-    analyzer = load_face_analyzer(settings)
+    lib = library_of(ctx, database, model_pack=model_pack, device=device, ml_uri=ml_uri)
     params = SwapParams(top=top, outlier_similarity=outlier_similarity, pad=pad, size=size,
                         min_face=min_face, candidates=candidates,
                         candidate_similarity=candidate_similarity,
@@ -91,9 +85,8 @@ def export_swap_command(
     console = Console(stderr=True)
     with Progress(console=console, disable=as_json or not console.is_terminal) as bar:
         task = bar.add_task("cropping", total=None)
-        results = export_swap(db, manifest, out, analyzer, params,
-                              max_pixels=settings.max_image_pixels,
-                              advance=lambda n: bar.advance(task, n))
+        results = lib.export_swap(manifest, out, params,
+                                  advance=lambda n: bar.advance(task, n))
     if as_json:
         print_json({"out": out, "facesets": [r.summary() for r in results]})
         return

@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, library_of, print_json
 from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL, printable
-from rbv.jobs.exchange.export_xmp import ExportXmpOptions, export_xmp
-from rbv.store import open_database
 from rbv.words import counted
 
 
@@ -53,12 +51,10 @@ def export_xmp_command(
 
         rbv export-xmp ~/Pictures --out ~/sidecars --json
     """
-    settings = settings_of(ctx, database_url=database, model_pack=model_pack)
-    db = open_database(settings)
-    options = ExportXmpOptions(out, tuple(roots or ()), write_into_files, dry_run)
+    lib = library_of(ctx, database, model_pack=model_pack)
     with ProgressReporter(enabled=not as_json) as reporter:
-        report = export_xmp(db, model_pack or settings.model_pack, options,
-                            sole_fallback=not model_pack, reporter=reporter)
+        report = lib.export_xmp(roots or (), out=out, into_files=write_into_files,
+                                dry_run=dry_run, model_pack=model_pack, reporter=reporter)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -16,13 +16,12 @@ from rbv.cli.common import (
     JsonOption,
     ModelPackOption,
     command_group,
+    library_of,
     print_json,
     say,
-    settings_of,
 )
 from rbv.cli.tables import print_table
 from rbv.errors import ConfigError, printable
-from rbv.store import open_database
 from rbv.words import counted
 
 app = command_group(help="Link faces as one person or as different persons (every "
@@ -44,11 +43,10 @@ ForecastOption = Annotated[bool | None, typer.Option(
 def _link(ctx: typer.Context, faces: list[int], same: bool, dry_run: bool,
           forecast: bool | None, database: str | None, as_json: bool,
           override: bool = False) -> None:
-    from rbv.jobs.persons.faces import link
-
-    result = link(open_database(settings_of(ctx, database_url=database)), faces, same=same,
-                  override=override, dry_run=dry_run,
-                  forecast=dry_run if forecast is None else forecast)
+    lib = library_of(ctx, database)
+    forecast = dry_run if forecast is None else forecast
+    result = (lib.same(faces, override=override, dry_run=dry_run, forecast=forecast) if same
+              else lib.different(faces, dry_run=dry_run, forecast=forecast))
     if as_json:
         shown = result.as_dict()
         if result.forecast is not None:
@@ -151,11 +149,10 @@ def not_a_face(ctx: typer.Context, faces: MarkFacesArg,
 
         rbv faces not-a-face 4711 4712 --dry-run
     """
-    from rbv.jobs.persons.not_faces import not_a_face as mark
     from rbv.jobs.persons.not_faces import person_words
 
-    result = mark(open_database(settings_of(ctx, database_url=database)), faces,
-                  model_pack=model_pack, dry_run=dry_run)
+    result = library_of(ctx, database).not_a_face(faces, model_pack=model_pack,
+                                                  dry_run=dry_run)
     if as_json:
         print_json({**result.as_dict(), "dry_run": dry_run})
         return
@@ -194,10 +191,8 @@ def is_a_face(ctx: typer.Context, faces: MarkFacesArg,
 
         rbv faces is-a-face 4712
     """
-    from rbv.jobs.persons.not_faces import is_a_face as unmark
-
-    result = unmark(open_database(settings_of(ctx, database_url=database)), faces,
-                    model_pack=model_pack, dry_run=dry_run)
+    result = library_of(ctx, database).is_a_face(faces, model_pack=model_pack,
+                                                 dry_run=dry_run)
     if as_json:
         print_json({**result.as_dict(), "dry_run": dry_run})
         return
@@ -222,9 +217,7 @@ def not_faces(ctx: typer.Context, model_pack: ModelPackOption = None,
 
         rbv faces not-faces --json
     """
-    from rbv.jobs.persons.not_faces import listing
-
-    rows = listing(open_database(settings_of(ctx, database_url=database)), model_pack)
+    rows = library_of(ctx, database).not_faces(model_pack=model_pack)
     if as_json:
         print_json({"not_faces": [r.as_dict() for r in rows]})
         return
@@ -282,12 +275,10 @@ def add(ctx: typer.Context,
 
         rbv faces add ~/beach.jpg --box 40,60,48,52 --dry-run --json
     """
-    from rbv.jobs.persons.drawn import add_face
-
-    settings = settings_of(ctx, database_url=database, model_pack=model_pack)
     shape = parse_box(box)
-    done = add_face(open_database(settings), settings, photo=photo, box=shape,
-                    person=person, dry_run=dry_run)
+    lib = library_of(ctx, database, model_pack=model_pack)
+    done = lib.add_face(photo, shape, person=None if person is None else lib.find(person),
+                        dry_run=dry_run)
     if as_json:
         print_json({**done.as_dict(), "dry_run": dry_run})
         return

@@ -9,19 +9,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    ModelPackOption,
+    library_of,
+    print_json,
+    settings_of,
+)
 from rbv.errors import EXIT_PARTIAL, ConfigError, printable
-from rbv.immich.people import ImmichPeopleClient
 from rbv.jobs.exchange.immich_push import (
     DEFAULT_PUSH_WORKERS,
     PUSH_MIN_IOU,
     PushOptions,
     PushSummary,
-    push_names,
 )
 from rbv.jobs.exchange.immich_stage import BREAKER_THRESHOLD
-from rbv.jobs.recording import recorded_run
-from rbv.store import open_database
 from rbv.words import counted
 
 
@@ -77,36 +80,28 @@ def immich_push(
 
         rbv immich-push --user alice --json
     """
-    settings = settings_of(ctx, database_url=database, immich_url=url, model_pack=model_pack)
+    settings = settings_of(ctx, immich_url=url)
     if not settings.immich_url:
         raise ConfigError("no Immich server: pass --url or set IMMICH_URL")
     if not settings.immich_api_key:
         raise ConfigError("no API key: set IMMICH_API_KEY (create one in Immich under "
                           "Account Settings → API Keys)")
-    db = open_database(settings)
+    lib = library_of(ctx, database, immich_url=url)
     options = PushOptions(user=user, min_iou=min_iou, workers=workers,
                           breaker_threshold=BREAKER_THRESHOLD, dry_run=dry_run,
                           recheck=recheck)
-    client = ImmichPeopleClient(settings.immich_url, settings.immich_api_key,
-                                timeout_s=timeout, retry_wait_s=retry_wait)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=Console(stderr=True), transient=True,
                         disable=as_json)
-    parameters = {"server": client.url, "user": user, "min_iou": min_iou,
-                  "recheck": recheck}
-    with client, progress, recorded_run(db, "immich-push", parameters,
-                                        dry_run=dry_run) as run:
+    with progress:
         task = progress.add_task("Pushing names", total=None)
 
         def show(s: PushSummary, total: int) -> None:
             progress.update(task, total=total, completed=s.checked,
                             description=f"Pushing names: {s.assigned:,} faces assigned")
 
-        summary = push_names(client, db, model_pack or settings.model_pack, options,
-                             sole_fallback=not model_pack, on_progress=show)
-        run.counts = {k: v for k, v in summary.as_dict().items()
-                      if isinstance(v, int) and not isinstance(v, bool)}
-        run.status = "partial" if summary.failed else "ok"
+        summary = lib.immich_push(options, timeout_s=timeout, retry_wait_s=retry_wait,
+                                  model_pack=model_pack, on_progress=show)
     if as_json:
         print_json(summary.as_dict())
     else:

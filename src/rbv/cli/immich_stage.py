@@ -16,26 +16,21 @@ from rbv.cli.common import (
     JsonOption,
     MlUriOption,
     ModelPackOption,
+    library_of,
     print_json,
     settings_of,
 )
-from rbv.cli.index import index_first
-from rbv.config import Settings
+from rbv.cli.embed import say_losses
+from rbv.cli.progress import ProgressReporter
 from rbv.errors import EXIT_PARTIAL, ConfigError
-from rbv.faces.types import FaceAnalyzer
-from rbv.immich.client import ImmichClient
 from rbv.jobs.exchange.immich_stage import (
     BREAKER_THRESHOLD,
     DEFAULT_WORKERS,
     STAGE_MIN_FACE,
     StageOptions,
     StageSummary,
-    stage_library,
 )
-from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
-from rbv.jobs.library.index import IndexSummary
-from rbv.jobs.recording import recorded_run
-from rbv.store import Database, open_database
+from rbv.jobs.reporting import Problem
 from rbv.words import counted
 
 
@@ -94,41 +89,25 @@ def immich_stage(
 
         rbv immich-stage --out ~/staging --ml-uri http://gpu-box:3003
     """
-    settings = settings_of(ctx, database_url=database, immich_url=url, model_pack=model_pack,
-                           device=device, ml_uri=ml_uri)
+    settings = settings_of(ctx, immich_url=url)
     if not settings.immich_url:
         raise ConfigError("no Immich server: pass --url or set IMMICH_URL")
     if not settings.immich_api_key:
         raise ConfigError("no API key: set IMMICH_API_KEY (create one in Immich under "
                           "Account Settings → API Keys)")
-    db = open_database(settings)
-    indexing = not no_index and not dry_run
-    analyzer = (load_face_analyzer(with_library_pack(settings, db))  # fail fast: bad pack
-                if indexing else None)
+    lib = library_of(ctx, database, immich_url=url, model_pack=model_pack, device=device,
+                     ml_uri=ml_uri)
     options = StageOptions(out_dir=out, user=user, min_face=min_face, workers=workers,
                            page_size=page_size, breaker_threshold=BREAKER_THRESHOLD,
                            dry_run=dry_run)
-    client = ImmichClient(settings.immich_url, settings.immich_api_key, timeout_s=timeout,
-                          retry_wait_s=retry_wait, max_download_bytes=max_download_mb << 20)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                        console=Console(stderr=True), transient=True, disable=as_json)
-    with client, progress:
-        task = progress.add_task("Staging", total=None)
-
-        def show(s: StageSummary) -> None:
-            progress.update(task, description=f"Staging: {s.seen:,} seen, "
-                            f"{s.staged:,} staged, {s.failed:,} failed")
-
-        parameters = {"user": user, "out": str(out), "min_face": min_face, "workers": workers}
-        with recorded_run(db, "immich-stage", parameters, dry_run=dry_run) as run:
-            summary = stage_library(client, db, options, on_progress=show)
-            run.counts = {"seen": summary.seen, "staged": summary.staged,
-                          "failed": summary.failed}
-            if summary.failed or not summary.listing_complete:
-                run.status = "partial"
-    indexed = None
-    if analyzer is not None and options.user_dir.is_dir():
-        indexed = _index_staged(settings, db, analyzer, options.user_dir, as_json)
+    with _StagingThenIndexing(enabled=not as_json) as shown:
+        done = lib.immich_stage(options, timeout_s=timeout, retry_wait_s=retry_wait,
+                                max_download_bytes=max_download_mb << 20,
+                                index=not no_index, on_progress=shown.staging,
+                                reporter=shown)
+    summary, indexed = done.result, done.index
+    if indexed is not None and indexed.embed:
+        say_losses(indexed.embed, err=as_json)
     if as_json:
         print_json({**summary.as_dict(), "out": options.user_dir,
                     "index": indexed.as_dict() if indexed else None})
@@ -147,11 +126,47 @@ def immich_stage(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _index_staged(settings: Settings, db: Database, analyzer: FaceAnalyzer, folder: Path,
-                  as_json: bool) -> IndexSummary:
-    """``rbv index FOLDER`` with this run's settings (every run: it is incremental, and
-    picks up files staged by a run that stopped before indexing)."""
-    return index_first(db, settings, [folder], analyzer, as_json=as_json)
+class _StagingThenIndexing:
+    """The run's progress on stderr: a spinner with the staging's counts (gone when it
+    ends), then the indexing's bar (:class:`ProgressReporter`), one after the other, as
+    a terminal shows one at a time."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._spinner = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                 TimeElapsedColumn(), console=Console(stderr=True),
+                                 transient=True, disable=not enabled)
+        self._task = self._spinner.add_task("Staging", total=None)
+        self._indexing = ProgressReporter(enabled=enabled)
+        self._indexing_started = False
+
+    def __enter__(self) -> _StagingThenIndexing:
+        self._spinner.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._spinner.stop()
+        if self._indexing_started:
+            self._indexing.__exit__(None, None, None)
+
+    def staging(self, s: StageSummary) -> None:
+        self._spinner.update(self._task, description=f"Staging: {s.seen:,} seen, "
+                             f"{s.staged:,} staged, {s.failed:,} failed")
+
+    def _index(self) -> ProgressReporter:
+        if not self._indexing_started:
+            self._spinner.stop()
+            self._indexing.__enter__()
+            self._indexing_started = True
+        return self._indexing
+
+    def stage(self, name: str, total: int | None) -> None:
+        self._index().stage(name, total)
+
+    def advance(self, items: int = 1, *, faces: int = 0, errors: int = 0) -> None:
+        self._index().advance(items, faces=faces, errors=errors)
+
+    def problem(self, problem: Problem) -> None:
+        self._index().problem(problem)
 
 
 def _print_summary(s: StageSummary, options: StageOptions, dry_run: bool) -> None:

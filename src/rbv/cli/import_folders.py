@@ -14,16 +14,15 @@ from rbv.cli.common import (
     JsonOption,
     ModelPackOption,
     help_from,
+    library_of,
     print_json,
-    settings_of,
 )
-from rbv.cli.index import index_first
+from rbv.cli.embed import say_losses
+from rbv.cli.progress import ProgressReporter
 from rbv.cli.remedies import steps
 from rbv.cli.tables import print_table
 from rbv.errors import printable
-from rbv.jobs.exchange.import_folders import ImportParams, Skipped, import_folders
-from rbv.jobs.library.analyzer import load_face_analyzer, with_library_pack
-from rbv.store import open_database
+from rbv.jobs.exchange.import_folders import ImportParams, Skipped
 from rbv.words import counted
 
 _D = ImportParams()
@@ -79,19 +78,16 @@ def import_folders_command(
 
         rbv import-folders ~/sorted-people --mixed ~/group-shots --json
     """
-    settings = settings_of(ctx, database_url=database, model_pack=model_pack, device=device)
-    db = open_database(settings)
-    settings = with_library_pack(settings, db)
-    mixed = mixed or []
-    if not no_index and not dry_run:
-        index_first(db, settings, [*roots, *mixed], load_face_analyzer(settings),
-                    as_json=as_json)
+    lib = library_of(ctx, database, model_pack=model_pack, device=device)
     params = ImportParams(first_pass_similarity=first_pass_similarity,
                           second_pass_similarity=second_pass_similarity,
                           route_similarity=route_similarity)
-    report = import_folders(db, model_pack or settings.model_pack, roots, mixed, params,
-                            dry_run=dry_run, sole_fallback=not model_pack,
-                            indexed_by=None if no_index else settings)
+    with ProgressReporter(enabled=not as_json) as reporter:
+        done = lib.import_folders(roots, mixed or [], params, index=not no_index,
+                                  dry_run=dry_run, model_pack=model_pack, reporter=reporter)
+    if done.index is not None and done.index.embed:
+        say_losses(done.index.embed, err=as_json)
+    report = done.result
     if as_json:
         print_json(report.as_dict())
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -18,25 +17,16 @@ from rbv.cli.common import (
     MlUriOption,
     ModelPackOption,
     PathMapOption,
+    library_of,
     path_map_of,
     print_json,
     say,
-    settings_of,
 )
 from rbv.cli.embed import carry_line, say_losses, taken_over_line
 from rbv.cli.progress import ProgressReporter, rate
-from rbv.config import Settings
 from rbv.errors import EXIT_PARTIAL, ConfigError
-from rbv.faces.types import FaceAnalyzer
-from rbv.jobs.library.analyzer import (
-    describe_analyzer,
-    load_face_analyzer,
-    with_inference_workers,
-    with_library_pack,
-)
-from rbv.jobs.library.index import IndexSummary, run_index
-from rbv.media.discovery import PathFilter, refuse_missing
-from rbv.store import Database, open_database
+from rbv.jobs.library.index import IndexSummary
+from rbv.media.discovery import refuse_missing
 from rbv.words import counted
 
 
@@ -105,46 +95,28 @@ def index(
     With --path-map, photos found under LOCAL are catalogued under the STORED name that
     other machines use: the same photos are not catalogued twice, nor marked missing.
     """
-    settings = settings_of(ctx, database_url=database, concurrency=concurrency,
-                           model_pack=model_pack, device=device, det_threshold=det_threshold,
-                           min_face=min_face, ml_uri=ml_uri,
-                           path_map=path_map_of(path_map))
-    settings = with_inference_workers(settings)
     targets = [*(targets or ()), *(target or ())]
     if not targets:
         raise ConfigError("name what to index: rbv index FOLDER (or --target FOLDER)")
     refuse_missing(targets)
-    db = open_database(settings)
-    settings = with_library_pack(settings, db)
+    lib = library_of(ctx, database, concurrency=concurrency, model_pack=model_pack,
+                     device=device, det_threshold=det_threshold, min_face=min_face,
+                     ml_uri=ml_uri, path_map=path_map_of(path_map))
     reporter = ProgressReporter(enabled=not as_json)
-    analyzer = None
-    if not no_embed and not dry_run:
-        analyzer = load_face_analyzer(settings)  # fail fast on a bad pack or device
-        reporter.errors.print(describe_analyzer(analyzer), markup=False, highlight=False)
+    if not no_embed and not dry_run:  # fail fast on a bad pack or device
+        reporter.errors.print(lib.analyzer_words(), markup=False, highlight=False)
     with reporter:
-        summary = run_index(db, settings, targets, PathFilter(include or (), exclude or ()),
-                            analyzer, dry_run=dry_run, reporter=reporter)
+        summary = lib.index(targets, embed=not no_embed, include=include or (),
+                            exclude=exclude or (), dry_run=dry_run, reporter=reporter)
     if as_json:
         print_json(summary.as_dict())
     else:
         for paragraph in _paragraphs(summary, dry_run):
             say(paragraph)  # wrapped at the terminal's width (issue 62 #13: ~160 columns)
     if summary.embed:
-        say_losses(db, summary.embed, err=as_json)
+        say_losses(summary.embed, err=as_json)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def index_first(db: Database, settings: Settings, targets: Sequence[Path],
-                analyzer: FaceAnalyzer, *, as_json: bool) -> IndexSummary:
-    """``rbv index TARGETS`` as a command that works on the photos runs it first
-    (import-folders, discover, immich-stage): with progress unless ``as_json``, and the
-    carry's losses said (:func:`say_losses`), as ``rbv index`` says them."""
-    with ProgressReporter(enabled=not as_json) as reporter:
-        summary = run_index(db, settings, list(targets), None, analyzer, reporter=reporter)
-    if summary.embed:
-        say_losses(db, summary.embed, err=as_json)
-    return summary
 
 
 def _paragraphs(s: IndexSummary, dry_run: bool) -> list[str]:

@@ -1,24 +1,27 @@
 """Persons as users read them: a name, or "person" and a short id when unnamed (any
-unique id prefix or part of a name is accepted back, see ``resolve_person``)."""
+unique id prefix or part of a name is accepted back, see :meth:`Library.find`)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from rbv.jobs.persons.lookup import SHORT_ID, labels
-from rbv.store import Database
+from rbv.jobs.persons.lookup import SHORT_ID
+
+if TYPE_CHECKING:
+    from rbv.library import Library
 
 
-def who(db: Database, *persons: uuid.UUID | None) -> list[str]:
+def who(lib: Library, *persons: uuid.UUID | None) -> list[str]:
     """The label of each person (None, a person not created yet: "a new person")."""
-    named = labels(db, [p for p in persons if p is not None])
+    named = lib.labels([p for p in persons if p is not None])
     return [named[p] if p is not None else "a new person" for p in persons]
 
 
-def named_list(db: Database, persons: Sequence[uuid.UUID]) -> str:
+def named_list(lib: Library, persons: Sequence[uuid.UUID]) -> str:
     """Persons' labels joined with commas."""
-    return ", ".join(who(db, *persons))
+    return ", ".join(who(lib, *persons))
 
 
 def short_ids(persons: Sequence[uuid.UUID]) -> list[str]:

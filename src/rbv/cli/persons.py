@@ -17,21 +17,15 @@ from rbv.cli.common import (
     ModelPackOption,
     PersonArg,
     command_group,
+    library_of,
     print_json,
-    settings_of,
 )
 from rbv.cli.naming import short_ids
 from rbv.cli.tables import print_table
-from rbv.jobs.persons import lookup
-from rbv.store import open_database
 
 app = command_group(help="List, name, merge, split and fix persons; every edit is logged "
                         "(`history`) and can be undone (`undo`). A PERSON is a uuid, a unique uuid "
                         "prefix, a name, or a unique part of a name.")
-
-
-def _db(ctx: typer.Context, database: str | None):  # type: ignore[no-untyped-def]
-    return open_database(settings_of(ctx, database_url=database))
 
 
 @app.command("list")
@@ -53,8 +47,8 @@ def list_(
 
         rbv persons list --min-faces 5 --json
     """
-    db = _db(ctx, database)
-    rows = lookup.list_persons(db, model_pack, include_hidden=hidden, min_faces=min_faces)
+    rows = library_of(ctx, database).persons(hidden=hidden, min_faces=min_faces,
+                                             model_pack=model_pack)
     total = len(rows)
     rows = rows[:limit] if limit else rows
     if as_json:
@@ -91,18 +85,19 @@ def show(ctx: typer.Context, person: PersonArg,
 
         rbv persons show "Ada Lovelace"
     """
-    from rbv.jobs.persons.birthdays import age_words, born_of
+    from rbv.jobs.persons.birthdays import age_words
+    from rbv.jobs.persons.lookup import short_id
 
-    db = _db(ctx, database)
-    pid, title, faces = lookup.faces(db, person, limit)
-    chosen = lookup.cover(db, pid)
-    born = born_of(db, pid)
+    lib = library_of(ctx, database)
+    shown = lib.person_faces(lib.find(person), limit)
+    pid, title, faces, chosen, born = (shown.person, shown.label, shown.faces, shown.cover,
+                                       shown.born)
     if as_json:
         print_json({"person": str(pid), "cover": chosen,
                     "born": born.isoformat() if born else None,
                     "faces": [{**f.as_dict(), **_age(born, f.taken_at)} for f in faces]})
         return
-    title += "" if title.startswith("person ") else f" ({lookup.short_id(pid)})"
+    title += "" if title.startswith("person ") else f" ({short_id(pid)})"
     title += f", born {born.isoformat()}" if born else ""
     table = Table("face", "photo", *(["age"] if born else []), "box", "score", "assigned",
                   title=title)
@@ -143,15 +138,13 @@ def name(ctx: typer.Context, person: PersonArg,
     """
     from rbv.formats.names import person_name
 
-    db = _db(ctx, database)
-    pid = lookup.resolve(db, person)
-    was = lookup.labels(db, [pid])[pid]
+    lib = library_of(ctx, database)
+    pid = lib.find(person)
+    was = lib.labels([pid])[pid]
     given = person_name(new_name)
     if given.note:
         typer.echo(f"Note: {given.note}.", err=True)
-    from rbv.jobs.persons import person_details
-
-    done = person_details.name(db, pid, given.text, force=force)
+    done = lib.name(pid, given.text, force=force)
     if done.edit_id is None:
         typer.echo(f"{was[0].upper()}{was[1:]} is named {given.text!r} already; "
                    "nothing changed.")

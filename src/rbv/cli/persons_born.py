@@ -6,11 +6,10 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, library_of, print_json
 from rbv.cli.naming import who
 from rbv.errors import ConfigError
-from rbv.jobs.persons import birthdays, lookup
-from rbv.store import open_database
+from rbv.jobs.persons import birthdays
 
 
 def born(
@@ -43,12 +42,12 @@ def born(
     if day is None and not clear:
         raise ConfigError("give the birthday as YYYY-MM-DD, or --clear to forget it")
     when = None if clear else birthdays.parse_born(day or "")
-    db = open_database(settings_of(ctx, database_url=database))
-    done = birthdays.set_born(db, lookup.resolve(db, person), when, dry_run=dry_run)
+    lib = library_of(ctx, database)
+    done = lib.set_born(lib.find(person), when, dry_run=dry_run)
     if as_json:
         print_json(done.as_dict(dry_run))
         return
-    whom = who(db, done.person)[0]
+    whom = who(lib, done.person)[0]
     whose = f"{whom[0].upper()}{whom[1:]}"
     if not done.changed:
         typer.echo(f"{whose} has {'no birthday' if when is None else 'that birthday'} "

@@ -13,12 +13,10 @@ from rbv.cli.common import (
     DryRunOption,
     JsonOption,
     PersonArg,
+    library_of,
     print_json,
-    settings_of,
 )
 from rbv.cli.naming import named_list, who
-from rbv.jobs.persons import lookup
-from rbv.store import open_database
 from rbv.words import counted
 
 PersonsArg = Annotated[list[str], typer.Argument(
@@ -79,11 +77,8 @@ def hide(ctx: typer.Context, persons: SomePersonsArg = None,
 
 def _hide_unnamed(ctx: typer.Context, max_faces: int, model_pack: str | None,
                   database: str | None, dry_run: bool, as_json: bool) -> None:
-
-    from rbv.jobs.persons import person_details
-
-    db = open_database(settings_of(ctx, database_url=database))
-    done = person_details.hide_unnamed(db, max_faces, model_pack, dry_run=dry_run)
+    lib = library_of(ctx, database)
+    done = lib.hide_unnamed(max_faces, model_pack=model_pack, dry_run=dry_run)
     if as_json:
         print_json({"persons": [{"id": str(p), "faces": n} for p, n in done.persons],
                     "hidden": True, "count": len(done.persons), "faces": done.faces,
@@ -97,7 +92,7 @@ def _hide_unnamed(ctx: typer.Context, max_faces: int, model_pack: str | None,
         return
     if dry_run:
         shown = done.persons[:SHOWN_HIDDEN]
-        names = who(db, *[p for p, _ in shown])
+        names = who(lib, *[p for p, _ in shown])
         listed = ", ".join(f"{w} ({n})" for w, (_, n) in zip(names, shown, strict=True))
         more = len(done.persons) - len(shown)
         listed += f" and {more:,} more" if more else ""
@@ -122,22 +117,19 @@ def unhide(ctx: typer.Context, persons: PersonsArg, dry_run: DryRunOption = Fals
 
 def _hide(ctx: typer.Context, refs: list[str], database: str | None, dry_run: bool,
           as_json: bool, *, hidden: bool) -> None:
-
-    from rbv.jobs.persons import person_details
-
-    db = open_database(settings_of(ctx, database_url=database))
-    ids = list(dict.fromkeys(lookup.resolve_all(db, refs)))
-    n = len(ids) if dry_run else person_details.hide(db, ids, hidden).persons
+    lib = library_of(ctx, database)
+    ids = list(dict.fromkeys(lib.find_all(refs)))
+    n = len(ids) if dry_run else (lib.hide if hidden else lib.unhide)(*ids).persons
     if as_json:
         print_json({"persons": [str(p) for p in ids], "hidden": hidden, "count": n,
                     "dry_run": dry_run})
         return
     if dry_run:
         typer.echo(f"Would {'hide' if hidden else 'unhide'} {counted(n, 'person')}: "
-                   f"{named_list(db, ids)}. Dry run: nothing was changed.")
+                   f"{named_list(lib, ids)}. Dry run: nothing was changed.")
         return
     typer.echo(f"{'Hid' if hidden else 'Unhid'} {counted(n, 'person')}: "
-               f"{named_list(db, ids)}.")
+               f"{named_list(lib, ids)}.")
 
 
 def cover(ctx: typer.Context, person: PersonArg,
@@ -163,19 +155,18 @@ def cover(ctx: typer.Context, person: PersonArg,
         rbv persons cover "Ada Lovelace" --auto --dry-run
     """
     from rbv.errors import ConfigError
-    from rbv.jobs.persons import person_details
 
     if (face is None) == (not auto):
         raise ConfigError("give a FACE of the person, or --auto for its automatic face "
                           "(not both)" if auto else "give a FACE of the person (see `rbv "
                           "persons show PERSON`), or --auto for its automatic face")
-    db = open_database(settings_of(ctx, database_url=database))
-    done = person_details.cover(db, lookup.resolve(db, person), face, dry_run=dry_run)
+    lib = library_of(ctx, database)
+    done = lib.cover(lib.find(person), face, dry_run=dry_run)
     if as_json:
         print_json({"person": str(done.person), "face": done.face, "was": done.was,
                     "edit": done.edit_id, "dry_run": dry_run})
         return
-    whom = who(db, done.person)[0]
+    whom = who(lib, done.person)[0]
     chosen = f"face {done.face}" if done.face is not None else "its automatic face"
     if done.was == done.face:
         typer.echo(f"{whom[0].upper()}{whom[1:]} is shown by {chosen} already; nothing "

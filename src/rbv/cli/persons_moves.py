@@ -13,19 +13,18 @@ from rbv.cli.common import (
     DryRunOption,
     JsonOption,
     PersonArg,
+    library_of,
     print_json,
     say,
-    settings_of,
 )
 from rbv.cli.naming import who
 from rbv.cli.remedies import command_line
 from rbv.cluster.defaults import Method
-from rbv.jobs.persons import lookup
-from rbv.store import Database, open_database
 from rbv.words import counted
 
 if TYPE_CHECKING:
     from rbv.jobs.persons.person_edit import Edited
+    from rbv.library import Library
 
 
 FacesArg = Annotated[list[int], typer.Argument(help="Face ids (see `rbv persons show`).",
@@ -63,19 +62,17 @@ def merge(ctx: typer.Context, target: PersonArg,
 
         rbv persons merge 3f2a 77c1 --keep-name "Ada Lovelace"
     """
-    from rbv.jobs.persons import merges
-
-    db = open_database(settings_of(ctx, database_url=database))
+    lib = library_of(ctx, database)
     # names before the merge (a source's may pass to TARGET)
-    ids = lookup.resolve_all(db, [target, *sources])
-    named = lookup.labels(db, ids)
-    done = merges.merge(db, ids[0], ids[1:], override=override, dry_run=dry_run,
-                        keep_name=keep_name, keep_born=keep_born)
+    ids = lib.find_all([target, *sources])
+    named = lib.labels(ids)
+    done = lib.merge(ids[0], ids[1:], override=override, dry_run=dry_run,
+                     keep_name=keep_name, keep_born=keep_born)
     kept = done.person or ids[0]
     others = [p for p in ids if p != kept]
     into, merged = named[kept], ", ".join(named[p] for p in others)
     if as_json:
-        _print_edit(db, done, dry_run, merged=[str(p) for p in others])
+        _print_edit(lib, done, dry_run, merged=[str(p) for p in others])
         return
     kept_words = (f" ({named[kept]} is kept, not {named[ids[0]]}: it has the name)"
                   if kept != ids[0] else "")
@@ -87,10 +84,10 @@ def merge(ctx: typer.Context, target: PersonArg,
           done.overrides, dry_run)
 
 
-def _print_edit(db: Database, done: Edited, dry_run: bool, **extra: object) -> None:
+def _print_edit(lib: Library, done: Edited, dry_run: bool, **extra: object) -> None:
     """The edit as JSON: the person (None: a new one a dry run would make), its name,
     the faces moved (would move) and what it overrode, in words."""
-    name = None if done.person is None else lookup.name(db, done.person)
+    name = None if done.person is None else lib.person(done.person).name
     print_json({"person": None if done.person is None else str(done.person), "name": name,
                 "faces": done.faces, **extra, "overrides": done.overrides,
                 "dry_run": dry_run})
@@ -130,11 +127,9 @@ def split(
 
         rbv persons split "Ada Lovelace" --threshold 0.5
     """
-    from rbv.jobs.persons import splits
-
-    db = open_database(settings_of(ctx, database_url=database))
-    result = splits.split(db, lookup.resolve(db, person), threshold, method,
-                          dry_run=dry_run)
+    lib = library_of(ctx, database)
+    result = lib.split(lib.find(person), threshold=threshold, method=method,
+                       dry_run=dry_run)
     halves = result.halves
     if as_json:
         print_json({"person": str(result.person), "kept": result.kept,
@@ -143,7 +138,7 @@ def split(
                     "two_people": None if halves is None else halves.as_dict(command_line),
                     "dry_run": dry_run})
         return
-    whom, *created = who(db, result.person, *result.new_persons)
+    whom, *created = who(lib, result.person, *result.new_persons)
     why = f": {halves.why()}" if halves is not None else ""
     if len(result.sizes) < 2:
         reason = why or (" (no two halves of two or more faces each, faces linked `same` "
@@ -181,15 +176,12 @@ def move(
 
         rbv persons move 1203           # into a new person of its own
     """
-    from rbv.jobs.persons import face_moves
-
-    db = open_database(settings_of(ctx, database_url=database))
-    done = face_moves.move(db, faces, None if to is None else lookup.resolve(db, to),
-                           dry_run=dry_run)
+    lib = library_of(ctx, database)
+    done = lib.move(faces, to=None if to is None else lib.find(to), dry_run=dry_run)
     if as_json:
-        _print_edit(db, done, dry_run, new_person=to is None)
+        _print_edit(lib, done, dry_run, new_person=to is None)
         return
-    whom = who(db, done.person)[0]
+    whom = who(lib, done.person)[0]
     if dry_run:
         _echo(f"Would move {counted(done.faces, 'face')} to {whom}. Dry run: nothing was "
               "changed.",
@@ -210,14 +202,12 @@ def not_this_person(ctx: typer.Context, person: PersonArg, faces: FacesArg,
 
         rbv persons not-this-person "Ada Lovelace" 1207 1311
     """
-    from rbv.jobs.persons import face_moves
-
-    db = open_database(settings_of(ctx, database_url=database))
-    done = face_moves.reject(db, lookup.resolve(db, person), faces, dry_run=dry_run)
+    lib = library_of(ctx, database)
+    done = lib.reject(lib.find(person), faces, dry_run=dry_run)
     if as_json:
-        _print_edit(db, done, dry_run)
+        _print_edit(lib, done, dry_run)
         return
-    whom = who(db, done.person)[0]
+    whom = who(lib, done.person)[0]
     if dry_run:
         _echo(f"Would remove {counted(done.faces, 'face')} from {whom}. Dry run: nothing was "
               "changed.",

@@ -7,12 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, say, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, library_of, print_json, say
 from rbv.cli.tables import print_table
 from rbv.errors import EditConflict, printable
-from rbv.jobs.persons import edit_log
-from rbv.jobs.persons.lookup import relabel
-from rbv.store import open_database
 from rbv.words import counted
 
 
@@ -31,8 +28,8 @@ def history(
 
         rbv persons history --limit 10
     """
-    db = open_database(settings_of(ctx, database_url=database))
-    rows = edit_log.history(db, limit)
+    lib = library_of(ctx, database)
+    rows = lib.history(limit)
     if as_json:
         print_json([r.as_dict() for r in rows])
         return
@@ -45,7 +42,7 @@ def history(
     table = Table("edit", "when", "command", *(["state"] if shown else []), "rows", "what",
                   title=counted(len(rows), "edit"), caption="Edit numbers skip dry runs and "
                   "edits that changed nothing." if rows else None)
-    for r, state, what in zip(rows, states, relabel(db, [r.summary for r in rows]),
+    for r, state, what in zip(rows, states, lib.relabel([r.summary for r in rows]),
                               strict=True):
         table.add_row(f"#{r.id}", f"{r.created_at:%Y-%m-%d %H:%M}",
                       r.command.removeprefix("persons "), *([state] if shown else []),
@@ -85,9 +82,9 @@ def undo(
 
         rbv persons undo 3 --dry-run
     """
-    db = open_database(settings_of(ctx, database_url=database))
+    lib = library_of(ctx, database)
     try:
-        result = edit_log.undo(db, count, dry_run=dry_run)
+        result = lib.undo(count, dry_run=dry_run)
     except EditConflict as exc:  # the refusal names an edit and a row: wrapped at 80
         say(f"Error: {printable(str(exc))}", err=True)
         raise typer.Exit(exc.exit_code) from None
@@ -96,7 +93,7 @@ def undo(
                     "edit": result.edit_id, "dry_run": dry_run})
         return
     verb = "Would undo" if dry_run else "Undid"
-    for e, what in zip(result.undone, relabel(db, [e.summary for e in result.undone]),
+    for e, what in zip(result.undone, lib.relabel([e.summary for e in result.undone]),
                        strict=True):
         say(f"{verb} #{e.id} {e.command}: {what}")
     # what the rows are: the faces' persons, names and decisions the edits changed

@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, library_of, print_json
 from rbv.errors import EXIT_PARTIAL, printable
 from rbv.jobs.persons.birthdays import parse_ages
-from rbv.jobs.persons.photos import PhotoQuery, find_photos
-from rbv.store import open_database
 from rbv.words import counted
 
 
@@ -63,10 +61,10 @@ def photos_command(
 
         rbv photos -p Ada --age 3-5
     """
-    settings = settings_of(ctx, database_url=database)
-    db = open_database(settings)
-    query = PhotoQuery(tuple(person), tuple(without or ()), since, until, limit, age)
-    result = find_photos(db, query, copy_to=copy_to, link_to=link_to)
+    lib = library_of(ctx, database)
+    result = lib.photos(lib.find_all(person), without=lib.find_all(without or ()),
+                        since=since, until=until, age=age, limit=limit, copy_to=copy_to,
+                        link_to=link_to)
     if as_json:
         print_json(result.as_dict())
     else:

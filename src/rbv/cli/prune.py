@@ -6,9 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
-from rbv.jobs.library.prune import run_prune
-from rbv.store import open_database
+from rbv.cli.common import DatabaseOption, JsonOption, library_of, print_json
 
 
 def prune(
@@ -39,8 +37,7 @@ def prune(
 
         rbv prune --json
     """
-    db = open_database(settings_of(ctx, database_url=database))
-    report = run_prune(db, dry_run=dry_run)
+    report = library_of(ctx, database).prune(dry_run=dry_run)
     counts = report.counts
     if as_json:
         print_json({**report.as_dict(), "dry_run": dry_run})

@@ -14,14 +14,12 @@ from rbv.cli.common import (
     JsonOption,
     ModelPackOption,
     help_from,
+    library_of,
     print_json,
     say,
-    settings_of,
 )
 from rbv.cluster.refine import RefineParams
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.grouping.refine import run_refine, write_tree
-from rbv.store import open_database
 from rbv.words import counted
 
 _D = RefineParams()
@@ -84,8 +82,7 @@ def refine(
 
         rbv refine /tmp/preview --dry-run
     """
-    settings = settings_of(ctx, database_url=database)
-    db = open_database(settings)
+    lib = library_of(ctx, database)
     params = RefineParams(initial_similarity=initial_similarity,
                           merge_similarity=merge_similarity,
                           outlier_similarity=outlier_similarity,
@@ -94,16 +91,12 @@ def refine(
                           split_named=split_named)
     console = Console(stderr=True)
     quiet = as_json or not console.is_terminal
-    report, facts = run_refine(db, model_pack or settings.model_pack, params, dry_run=dry_run,
-                               sole_fallback=not model_pack)
-    problems: list[str] = []
-    if not dry_run:
-        total = sum(len(f.face_ids) for f in report.facesets)
-        with Progress(console=console, disable=quiet) as bar:
-            task = bar.add_task("writing", total=total)
-            problems = write_tree(db, report, facts, out, crops=crops,
-                                  max_pixels=settings.max_image_pixels,
-                                  advance=lambda n: bar.advance(task, n))
+    with Progress(console=console, disable=quiet or dry_run) as bar:
+        task = bar.add_task("writing", total=None)
+        refined = lib.refine(out, params, crops=crops, dry_run=dry_run, model_pack=model_pack,
+                             progress=lambda done, total: bar.update(task, completed=done,
+                                                                     total=total))
+    report, problems = refined.report, refined.problems
     for p in problems:
         typer.echo(f"Error: {p}", err=True)
     if as_json:

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, say, settings_of
-from rbv.jobs.persons.show import contact_sheet
-from rbv.store import open_database
+from rbv.cli.common import DatabaseOption, JsonOption, library_of, print_json, say
+from rbv.jobs.persons.show import faceset_number
 from rbv.words import counted
 
 
@@ -40,9 +39,10 @@ def show(
 
         rbv show 3f2a9c --limit 24 --json
     """
-    settings = settings_of(ctx, database_url=database)
-    sheet = contact_sheet(open_database(settings), target, out, limit=limit, columns=columns,
-                          tile=tile, max_pixels=settings.max_image_pixels)
+    lib = library_of(ctx, database)
+    faceset = faceset_number(target)
+    sheet = lib.contact_sheet(lib.find(target) if faceset is None else faceset, out,
+                              limit=limit, columns=columns, tile=tile)
     for face in sheet.missing:
         typer.echo(f"Error: face {face}: its photo cannot be read (grey tile)", err=True)
     if as_json:

@@ -8,11 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rbv.cli.common import DatabaseOption, JsonOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, library_of, print_json
 from rbv.cli.tables import print_table
-from rbv.jobs.library.stats import library_report, looks_loose
-from rbv.jobs.recording import close_dead_runs_here
-from rbv.store import open_database
+from rbv.jobs.library.stats import looks_loose
 
 
 def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOption = False,
@@ -31,10 +29,8 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
 
         rbv stats --json | jq '.packs[0].unassigned_faces'
     """
-    settings = settings_of(ctx, database_url=database)
-    db = open_database(settings)
-    close_dead_runs_here(db)
-    report = library_report(db, settings.claim_lease_s)
+    lib = library_of(ctx, database)
+    report = lib.stats()
     if as_json:
         print_json(report)
         return
@@ -42,7 +38,7 @@ def stats(ctx: typer.Context, database: DatabaseOption = None, as_json: JsonOpti
     im = report["images"]
     console.print(
         f"Images: {im['images']:,} ({im['catalogued']:,} catalogued, {im['failed']:,} failed), "
-        f"{im['paths']:,} paths, {im['bytes'] / 1e9:.2f} GB ({db.display})"
+        f"{im['paths']:,} paths, {im['bytes'] / 1e9:.2f} GB ({lib.db.display})"
     )
     if im["missing_paths"]:
         console.print(f"Missing: {im['missing_paths']:,} paths, {im['missing_images']:,} "

@@ -221,7 +221,11 @@ class Actions:
         if person is not None and not isinstance(person, str):
             raise inputs.BadRequest("person must be a person's name or id")
         person = inputs.plain(person.strip(), "person") if person and person.strip() else None
-        done = add_face(self.db, self.settings, image_id=image, box=box, person=person)
+        target = None
+        if person is not None:
+            with self.db.connect() as conn:
+                target = resolve_person(conn, person)
+        done = add_face(self.db, self.settings, image_id=image, box=box, person=target)
         how = ("landmarks from the detector" if done.drawn == "detector"
                else "landmarks from the box: the detector found no face in it")
         into = (f" in {done.person_name!r}" if done.person_name

@@ -208,10 +208,10 @@ class Pages:
                          {**templates.photo(found, focus, taken=taken, born=born), "by": by})
 
     def photos(self, query: Query) -> Response:
-        persons = tuple(p for p in query.get("person") or [] if p.strip())
-        result = find_photos(self.db, PhotoQuery(persons=persons, limit=500))
+        refs = [p for p in query.get("person") or [] if p.strip()]
         with self.db.connect() as conn:
-            ids = [resolve_person(conn, p) for p in persons]
+            ids = [resolve_person(conn, p) for p in refs]
             who = [(p, templates.label(p, name_of(conn, p))) for p in ids]
+        result = find_photos(self.db, PhotoQuery(persons=tuple(ids), limit=500))
         return self.html("photos.html", "Photos",
                          templates.photos(who, [h.image_id for h in result.photos]))

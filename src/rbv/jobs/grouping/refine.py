@@ -89,6 +89,15 @@ class RefineReport:
         return report_dict(self)
 
 
+@dataclass
+class Refined:
+    """A refine run and its tree written: the report, and the photos that could not be
+    read (their faces left out of the tree)."""
+
+    report: RefineReport
+    problems: list[str]
+
+
 def report_dict(report: Any) -> dict[str, Any]:
     """A report dataclass as JSON-ready data, each faceset with its folder name and its
     person id as text (refine's and discover's reports)."""

@@ -47,7 +47,7 @@ from rbv.store.queries.images import image_paths_of
 from rbv.store.queries.pack_lookup import find_pack, pack_folders
 from rbv.store.queries.packs import PackRow, pack_fingerprint
 from rbv.store.queries.paths import path_bytes
-from rbv.store.queries.person_lookup import name_of, resolve_person
+from rbv.store.queries.person_lookup import existing_person, name_of
 
 if TYPE_CHECKING:
     from rbv.faces.analyzer import LocalFaceAnalyzer
@@ -146,7 +146,7 @@ def find_photo(conn: psycopg.Connection, settings: Settings, photo: str) -> int:
 
 def add_face(db: Database, settings: Settings, *, photo: str | None = None,
              image_id: int | None = None, box: tuple[int, int, int, int],
-             person: str | None = None, dry_run: bool = False,
+             person: uuid.UUID | None = None, dry_run: bool = False,
              analyzer: FaceAnalyzer | None = None) -> Added:
     """Add the face in ``box`` (x, y, width, height in pixels of the upright photo) of a
     photo given by path or image id, as one logged edit; in ``person`` by hand when one
@@ -165,7 +165,7 @@ def add_face(db: Database, settings: Settings, *, photo: str | None = None,
         _check_box(box, size, where)
         _refuse_scanned(conn, pack, image_id, where)
         _refuse_found(conn, pack, image_id, box)
-        target = resolve_person(conn, person) if person is not None else None
+        target = existing_person(conn, person) if person is not None else None
         if target is not None and store.pack_of(conn, target) != pack.id:
             raise ConfigError(f"person {target} is of another model pack than {pack.name}")
     local = pack_analyzer(db, settings, pack, analyzer)
@@ -191,12 +191,13 @@ def add_face(db: Database, settings: Settings, *, photo: str | None = None,
                  name, edit.logged_id, face.det_score)
 
 
-def _pack(conn: psycopg.Connection, settings: Settings, person: str | None) -> PackRow:
+def _pack(conn: psycopg.Connection, settings: Settings, person: uuid.UUID | None
+          ) -> PackRow:
     """The pack the face is added to: the one named, the person's, or the only one."""
     if settings.model_pack is None and person is not None:
         from rbv.store.queries.pack_lookup import pack_row
 
-        return pack_row(conn, store.pack_of(conn, resolve_person(conn, person)))
+        return pack_row(conn, store.pack_of(conn, existing_person(conn, person)))
     return find_pack(conn, settings.model_pack)
 
 

@@ -8,17 +8,20 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 
 from rbv.errors import PersonNotFound, Remedy
 from rbv.store import Database
 from rbv.store.queries import person_covers, person_lookup
 from rbv.store.queries import persons as queries
+from rbv.store.queries.birthdays import births
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.person_lookup import SHORT_ID, short_id
 from rbv.store.queries.persons import PersonFace, PersonRow
 
-__all__ = ["SHORT_ID", "PersonFace", "PersonRow", "cover", "faces", "labels", "list_persons",
-           "name", "person", "relabel", "resolve", "resolve_all", "short_id"]
+__all__ = ["SHORT_ID", "PersonFace", "PersonFaces", "PersonRow", "cover", "faces", "labels",
+           "list_persons", "name", "person", "relabel", "resolve", "resolve_all", "short_id"]
 
 _UUID = re.compile(r"(person )?\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
                    r"\b( ')?")
@@ -67,14 +70,28 @@ def person(db: Database, person: uuid.UUID) -> PersonRow:
     return rows[0]
 
 
-def faces(db: Database, ref: str, limit: int | None
-          ) -> tuple[uuid.UUID, str, list[PersonFace]]:
-    """The person ``ref`` names, its label and up to ``limit`` of its faces (None:
-    all)."""
+@dataclass(frozen=True)
+class PersonFaces:
+    """A person's faces as ``persons show`` lists them: its label, cover face, birthday
+    (None: not given) and faces, the cover first, then best detections first."""
+
+    person: uuid.UUID
+    label: str
+    cover: int | None
+    born: date | None
+    faces: list[PersonFace]
+
+
+def faces(db: Database, person: uuid.UUID, limit: int | None) -> PersonFaces:
+    """The person's label, cover, birthday and up to ``limit`` of its faces (None:
+    all); :class:`rbv.errors.PersonNotFound` when no person has that id (a merged
+    person's id is its survivor's, as a front end resolving it is given)."""
     with db.connect() as conn:
-        person = person_lookup.resolve_person(conn, ref)
-        return person, person_lookup.labels(conn, [person])[person], queries.faces_of(
-            conn, person, limit)
+        person = person_lookup.existing_person(conn, person)
+        return PersonFaces(person, person_lookup.labels(conn, [person])[person],
+                           person_covers.cover_of(conn, person),
+                           births(conn, [person]).get(person),
+                           queries.faces_of(conn, person, limit))
 
 
 def cover(db: Database, person: uuid.UUID) -> int | None:

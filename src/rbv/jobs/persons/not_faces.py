@@ -24,6 +24,7 @@ from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import contradictions
 from rbv.store.queries import not_faces as store
 from rbv.store.queries.contradictions import lift
+from rbv.store.queries.not_faces import MarkedFace as MarkedFace
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.person_lookup import short_id
 from rbv.store.server.connection import Database

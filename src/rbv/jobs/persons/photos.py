@@ -4,6 +4,7 @@ listed or gathered into a folder."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -14,7 +15,7 @@ from rbv.formats.album import AlbumEntry, make_album
 from rbv.jobs.persons.birthdays import age_words, parse_ages
 from rbv.store import Database
 from rbv.store.queries.birthdays import births, undated_photos
-from rbv.store.queries.person_lookup import labels, resolve_person
+from rbv.store.queries.person_lookup import existing_person, labels
 from rbv.store.queries.photos import PhotoHit, photos_with
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")
@@ -22,8 +23,11 @@ _DATE = re.compile(r"^(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")
 
 @dataclass(frozen=True)
 class PhotoQuery:
-    persons: tuple[str, ...]
-    without: tuple[str, ...] = ()
+    """Which photos: those of every one of ``persons`` and none of ``without`` (ids; a
+    front end resolves what its user typed), in a date range, of an age."""
+
+    persons: tuple[uuid.UUID, ...]
+    without: tuple[uuid.UUID, ...] = ()
     since: str | None = None  # YYYY, YYYY-MM or YYYY-MM-DD, inclusive
     until: str | None = None  # inclusive: --to 2021 keeps all of 2021
     limit: int | None = None
@@ -98,8 +102,8 @@ def find_photos(db: Database, query: PhotoQuery, *, copy_to: Path | None = None,
     before = date_bound(query.until, end=True) if query.until else None
     ages = parse_ages(query.age) if query.age is not None else None
     with db.connect() as conn:
-        wanted = [resolve_person(conn, p) for p in query.persons]
-        unwanted = [resolve_person(conn, p) for p in query.without]
+        wanted = [existing_person(conn, p) for p in query.persons]
+        unwanted = [existing_person(conn, p) for p in query.without]
         named = labels(conn, wanted)
         names = [named[p] for p in wanted]
         born = None

@@ -1,0 +1,63 @@
+"""What every room of :class:`rbv.library.Library` stands on: its database and
+settings, and the pack's analyzer its runs share."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rbv.config import Settings
+from rbv.store import Database
+
+if TYPE_CHECKING:
+    from rbv.faces.types import FaceAnalyzer
+
+StrPath = str | os.PathLike[str]
+"""A path as a caller gives it: text (``~`` is the home folder) or a ``Path``."""
+
+
+def as_path(given: StrPath) -> Path:
+    """``given`` as a path, ``~`` expanded."""
+    return Path(given).expanduser()
+
+
+def as_path_or_none(given: StrPath | None) -> Path | None:
+    return None if given is None else as_path(given)
+
+
+class Room:
+    """The library's database and settings; each room of methods builds on them."""
+
+    def __init__(self, db: Database, settings: Settings, *,
+                 sole_fallback: bool = False) -> None:
+        self.db = db
+        self.settings = settings
+        # the settings' pack is a default (a front end's environment): where the
+        # library has no faces of it but one pack only, that pack is meant
+        self._sole_fallback = sole_fallback
+        self._analyzer: FaceAnalyzer | None = None
+
+    def _pack(self, model_pack: str | None) -> tuple[str | None, bool]:
+        """The pack a run works on, and whether the library's only pack stands in for
+        it (:func:`~rbv.store.queries.pack_lookup.find_pack`): ``model_pack`` when
+        given (strictly), else the settings' own."""
+        if model_pack is not None:
+            return model_pack, False
+        pack = self.settings.model_pack
+        return pack, pack is None or self._sole_fallback
+
+    def _run_settings(self) -> Settings:
+        """The settings with the pack resolved (the library's own when none was given)
+        and the inference workers counted."""
+        from rbv.jobs.library.analyzer import with_inference_workers, with_library_pack
+
+        return with_library_pack(with_inference_workers(self.settings), self.db)
+
+    def _face_analyzer(self) -> FaceAnalyzer:
+        """The pack's analyzer on the device, loaded at the first run that needs it."""
+        if self._analyzer is None:
+            from rbv.jobs.library.analyzer import load_face_analyzer
+
+            self._analyzer = load_face_analyzer(self._run_settings())
+        return self._analyzer
