@@ -134,10 +134,12 @@ def settings_of(ctx: typer.Context, **overrides: Any) -> Settings:
 
 def library_of(ctx: typer.Context, database: str | None = None, **overrides: Any) -> Library:
     """The library a command works on: the database of ``--database`` (else of the
-    root's settings), with this command's other options applied (:func:`settings_of`)."""
+    root's settings), with this command's other options applied (:func:`settings_of`).
+    The command says the carry's losses a run returns (:func:`rbv.cli.embed.say_losses`)."""
     from rbv.library import Library
 
-    return Library.from_settings(settings_of(ctx, database_url=database, **overrides))
+    return Library.from_settings(settings_of(ctx, database_url=database, **overrides),
+                                 says_losses=True)
 
 
 def say(text: str, *, err: bool = False) -> None:

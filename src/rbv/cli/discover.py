@@ -107,7 +107,7 @@ def discover_command(
         done = lib.discover(folder, out, params, swap, index=not no_index, dry_run=dry_run,
                             model_pack=model_pack, reporter=reporter)
     if done.index is not None and done.index.embed:
-        say_losses(done.index.embed, err=as_json)
+        say_losses(lib, done.index.embed, err=as_json)
     report = done.result
     if as_json:
         print_json(report.as_dict())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,9 @@ from rbv.errors import EXIT_PARTIAL
 from rbv.jobs.library.carry import CarrySummary
 from rbv.jobs.library.embed import EmbedSummary
 from rbv.words import counted
+
+if TYPE_CHECKING:
+    from rbv.library import Library
 
 
 def embed(
@@ -95,18 +98,19 @@ def embed(
             + taken_over_line(summary.taken_over)
             + carry_line(summary.carry)
         )
-    say_losses(summary, err=as_json)
+    say_losses(lib, summary, err=as_json)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def say_losses(summary: EmbedSummary, *, err: bool = False) -> None:
+def say_losses(lib: Library, summary: EmbedSummary, *, err: bool = False) -> None:
     """Say what the carry could not keep (a decision on a face of an edited photo that
-    was not found again; the library returns each once) and each ML server's share (on
-    stderr with ``err``, when stdout is JSON: the JSON holds them too where the command
-    prints the scan's)."""
+    was not found again), then let the library forget it (killed before, the next run
+    says it again), and each ML server's share (on stderr with ``err``, when stdout is
+    JSON: the JSON holds them too where the command prints the scan's)."""
     for line in [*summary.carry.dropped, *server_lines(summary.servers)]:
         typer.echo(line, err=err)
+    lib.losses_said(summary.carry)
 
 
 def server_lines(servers: list[dict[str, object]]) -> list[str]:

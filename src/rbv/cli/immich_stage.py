@@ -107,7 +107,7 @@ def immich_stage(
                                 reporter=shown)
     summary, indexed = done.result, done.index
     if indexed is not None and indexed.embed:
-        say_losses(indexed.embed, err=as_json)
+        say_losses(lib, indexed.embed, err=as_json)
     if as_json:
         print_json({**summary.as_dict(), "out": options.user_dir,
                     "index": indexed.as_dict() if indexed else None})

@@ -114,7 +114,7 @@ def index(
         for paragraph in _paragraphs(summary, dry_run):
             say(paragraph)  # wrapped at the terminal's width (issue 62 #13: ~160 columns)
     if summary.embed:
-        say_losses(summary.embed, err=as_json)
+        say_losses(lib, summary.embed, err=as_json)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
 

@@ -146,13 +146,12 @@ class Exchange(Room):
         """Index ``folders`` as a command that works on their photos does first (no
         filter; missing ones are the run's to refuse); the carry's losses said once,
         as :meth:`index` says them."""
-        from rbv.jobs.library.carry import forget_said
         from rbv.jobs.library.index import run_index
 
         summary = run_index(self.db, self._run_settings(), list(folders), None,
                             self._face_analyzer(), reporter=reporter)
         if summary.embed:
-            forget_said(self.db, summary.embed.carry)
+            self._returned(summary.embed.carry)
         return summary
 
     def import_folders(self, roots: Sequence[StrPath], mixed: Sequence[StrPath] = (),

@@ -87,14 +87,18 @@ class Library(Runs, Persons, PersonEdits, FaceMarks, Exchange, Upkeep):
         return cls(db, settings, holds)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Library:
+    def from_settings(cls, settings: Settings, *, says_losses: bool = False) -> Library:
         """The library ``settings`` name (its database, pack, device and every other
         setting, as a front end built them: the CLI from its options and environment).
         The settings' pack is a default: where the library has no faces of it but
         faces of one pack only, runs work on that one (a method's ``model_pack`` is
         strict). The embedded server is the process's, as ``settings`` say (its
-        linger included): :meth:`close` leaves it running."""
-        return cls(open_database(settings), settings, sole_fallback=True)
+        linger included): :meth:`close` leaves it running. ``says_losses``: the caller
+        shows the carry's losses a run returns and then calls :meth:`losses_said` (a
+        process killed in between says them again at the next run, never not at all)."""
+        library = cls(open_database(settings), settings, sole_fallback=True)
+        library._caller_says_losses = says_losses
+        return library
 
     def close(self) -> None:
         """Let go of the library: the embedded server it started (or attached to) stops

@@ -12,6 +12,7 @@ from rbv.store import Database
 
 if TYPE_CHECKING:
     from rbv.faces.types import FaceAnalyzer
+    from rbv.jobs.library.carry import CarrySummary
 
 StrPath = str | os.PathLike[str]
 """A path as a caller gives it: text (``~`` is the home folder) or a ``Path``."""
@@ -37,6 +38,23 @@ class Room:
         # library has no faces of it but one pack only, that pack is meant
         self._sole_fallback = sole_fallback
         self._analyzer: FaceAnalyzer | None = None
+        # a front end that prints the carry's losses forgets them itself, once printed
+        # (losses_said): killed in between, the next run says them again
+        self._caller_says_losses = False
+
+    def losses_said(self, carry: CarrySummary) -> None:
+        """``carry``'s losses (``dropped``) have been shown to the user: forget them,
+        so no later run returns them again. Only for a library made with
+        ``Library.from_settings(..., says_losses=True)``; the others forget them as
+        they return them."""
+        from rbv.jobs.library.carry import forget_said
+
+        forget_said(self.db, carry)
+
+    def _returned(self, carry: CarrySummary) -> None:
+        """``carry`` is returned to the caller: said, unless the caller says it."""
+        if not self._caller_says_losses:
+            self.losses_said(carry)
 
     def _pack(self, model_pack: str | None) -> tuple[str | None, bool]:
         """The pack a run works on, and whether the library's only pack stands in for

@@ -41,7 +41,6 @@ class Runs(Room):
         are counted in the summary (``failed``) and retried on the next run. The
         decisions the carry to edited photos could not keep are in the summary's
         ``embed.carry.dropped``, once: a later run does not return them again."""
-        from rbv.jobs.library.carry import forget_said
         from rbv.jobs.library.index import run_index
         from rbv.media.discovery import PathFilter, refuse_missing
 
@@ -53,8 +52,8 @@ class Runs(Room):
         summary = run_index(self.db, self._run_settings(), paths,
                             PathFilter(include, exclude), analyzer, dry_run=dry_run,
                             reporter=reporter)
-        if summary.embed:  # returned to the caller: said, as the CLI's printed lines are
-            forget_said(self.db, summary.embed.carry)
+        if summary.embed:
+            self._returned(summary.embed.carry)
         return summary
 
     def embed(self, *, limit: int | None = None,
@@ -62,12 +61,11 @@ class Runs(Room):
         """Detect and embed the faces of the catalogued photos the pack has not scanned
         (at most ``limit``), as ``rbv embed``: one of any number of workers sharing
         the library. What the carry could not keep is said once, as :meth:`index`."""
-        from rbv.jobs.library.carry import forget_said
         from rbv.jobs.library.embed import run_embed
 
         summary = run_embed(self.db, self._run_settings(), self._face_analyzer(), limit=limit,
                             reporter=reporter)
-        forget_said(self.db, summary.carry)
+        self._returned(summary.carry)
         return summary
 
     def embed_work(self) -> tuple[str, int]:
