@@ -64,7 +64,8 @@ def test_site_opens_from_disk_with_every_image_and_link_resolving(
     assert "&lt;script&gt;" in index and "<script>" not in index
     first = out / "persons" / f"{persons[0]['id']}.html"
     text = first.read_text(encoding="utf-8")
-    assert f"rbv persons not-this-person {persons[0]['id']} " in text
+    assert f"rbv persons not-this-person {persons[0]['id'][:8]} " in text
+    assert f"rbv persons split {persons[0]['id'][:8]} --threshold 0.5 --dry-run" in text
     suggestions = (out / "suggestions.html").read_text(encoding="utf-8")
     assert "rbv persons merge " in suggestions
     # "strongest evidence first", as the page says (issue 52 #4: 0.99 came before 1.00)

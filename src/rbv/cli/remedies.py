@@ -37,6 +37,13 @@ def _name(a: Mapping[str, Any]) -> str:
     return line + (" --force" if a.get("force") else "")
 
 
+def _split(a: Mapping[str, Any]) -> str:
+    line = f"rbv persons split {_id(a['person'])}"
+    if a.get("threshold") is not None:
+        line += f" --threshold {a['threshold']:g}"
+    return line + (" --dry-run" if a.get("dry_run") else "")
+
+
 def _faces_add(a: Mapping[str, Any]) -> str:
     x, y, w, h = (round(v) for v in a["box"])
     line = f"rbv faces add {shlex.quote(str(a['photo']))} --box {x},{y},{w},{h}"
@@ -65,7 +72,8 @@ _COMMANDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "index": lambda a: "rbv index " + " ".join(shlex.quote(str(p)) for p in a["paths"]),
     "cluster_full": lambda a: "rbv cluster --full",
     "unhide": lambda a: f"rbv persons unhide {_id(a['person'])}",
-    "split": lambda a: f"rbv persons split {_id(a['person'])}",
+    "split": _split,
+    "review": lambda a: f"rbv persons review {_id(a['person'])} --limit {a['limit']}",
     "faces_add": _faces_add,
     "import_xmp": lambda a: (f"rbv import-xmp {shlex.quote(str(a['folder']))} "
                              f"--min-iou {a['min_iou']:g}"),

@@ -78,6 +78,19 @@ class SitePerson:
     def page(self) -> str:
         return f"{uuid.UUID(str(self.id))}.html"
 
+    def name_it(self) -> Remedy:
+        return Remedy("name", {"person": self.id, "name": "NAME"})
+
+    def stricter(self) -> Remedy:
+        """Its faces re-clustered more strictly, as a dry run."""
+        return Remedy("split", {"person": self.id, "threshold": 0.5, "dry_run": True})
+
+    def not_this(self, face: SiteFace) -> Remedy:
+        return Remedy("not_this_person", {"person": self.id, "faces": [face.id]})
+
+    def review_all(self) -> Remedy:
+        return Remedy("review", {"person": self.id, "limit": self.faces})
+
     @property
     def label(self) -> str:
         return label(self.id, self.name)
