@@ -182,11 +182,10 @@ def reference_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Passw
 
 
 @pytest.fixture
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
+def server() -> Iterator[PasswordServer]:
     """A fault test's own server."""
-    s = PasswordServer.start(tmp_path_factory.mktemp("faultserver"))
-    yield s
-    s.stop()
+    with PasswordServer.running() as s:
+        yield s
 
 
 def _library(server: PasswordServer, root: Path, name: str) -> Library:
