@@ -38,10 +38,9 @@ os.environ["RBV_SERVER_LINGER"] = "0"
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
-    server = PasswordServer.start(tmp_path_factory.mktemp("pgserver"))
-    yield server
-    server.stop()
+def pg_server() -> Iterator[PasswordServer]:
+    with PasswordServer.running() as server:
+        yield server
 
 
 @pytest.fixture

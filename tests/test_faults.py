@@ -174,19 +174,17 @@ KILLED_STAGES = {"index", "cluster", "persons", "refine", "export-swap"}
 
 
 @pytest.fixture(scope="module")
-def reference_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
+def reference_server() -> Iterator[PasswordServer]:
     """The uninterrupted run's server: no fault ever touches it."""
-    s = PasswordServer.start(tmp_path_factory.mktemp("referenceserver"))
-    yield s
-    s.stop()
+    with PasswordServer.running() as s:
+        yield s
 
 
 @pytest.fixture
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
+def server() -> Iterator[PasswordServer]:
     """A fault test's own server."""
-    s = PasswordServer.start(tmp_path_factory.mktemp("faultserver"))
-    yield s
-    s.stop()
+    with PasswordServer.running() as s:
+        yield s
 
 
 def _library(server: PasswordServer, root: Path, name: str) -> Library:

@@ -32,12 +32,12 @@ PEOPLE = ("Barack_Obama", "Angelina_Jolie", "Katy_Perry", "Matt_Damon")
 PHOTOS_EACH = 3
 
 SKIPPED = {
-    "pip install uv && uv sync --extra cpu":
+    "pip install uv && uv sync --extra cpu --compile-bytecode":
         "installs from the network; the tests run in the synced checkout",
     'rbv index --target /mnt/galleries --database "$DATABASE_URL" --ml-uri http://ml:3003':
         "needs an Immich machine-learning server (tests/test_seed_lines.py runs it against "
         "the real one); here its pack would be the library's second",
-    "uv run pytest": "runs the whole suite, this test included",
+    "uv run pytest -n 2": "runs the whole suite, this test included",
     "scripts/tools/install_test_packages.sh   # for the tests only: Debian's exiftool, "
     "chromium, …": "installs Debian packages (apt-get); .ci/run runs it before the tests",
 }

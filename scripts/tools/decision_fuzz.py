@@ -33,6 +33,32 @@ from tests.support.decisions import (  # noqa: E402
 )
 
 
+def _rounds(server: PasswordServer, data: Path, args: argparse.Namespace) -> dict[str, str]:
+    """Rounds of random sequences until ``args.minutes``: each distinct failure (its
+    first line) and the whole of it, shrunk sequence included."""
+    started = time.perf_counter()
+    failures: dict[str, str] = {}
+    analyzer = load_analyzer(str(SHARED / "models" / "scrfd_sface"), device="cpu")
+    template = make_template(server.url, analyzer, data)
+    env = Environment(server.url, template, analyzer, data)
+    DecisionMachine.env = env
+    while True:  # each round draws new random sequences (not the suite's profile)
+        try:
+            run_state_machine_as_test(DecisionMachine, settings=settings(
+                max_examples=args.examples, stateful_step_count=args.steps,
+                deadline=None, database=None))  # a step: seconds
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, then counted
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            notes = "\n".join(getattr(exc, "__notes__", []))  # the shrunk sequence
+            failures.setdefault(first, f"{exc}\n{notes}")
+            print(f"FAILURE: {exc}\n{notes}", flush=True)
+        minutes = (time.perf_counter() - started) / 60
+        print(f"{env.sequences:,} sequences, {env.steps:,} steps, {minutes:.1f} min, "
+              f"{len(failures)} distinct failure(s)", flush=True)
+        if minutes >= args.minutes:
+            return failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=200,
@@ -43,31 +69,8 @@ def main() -> int:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="rbv-fuzz-"))
-    server = PasswordServer.start(root / "pg")
-    started = time.perf_counter()
-    failures: dict[str, str] = {}
-    try:
-        analyzer = load_analyzer(str(SHARED / "models" / "scrfd_sface"), device="cpu")
-        template = make_template(server.url, analyzer, root / "data")
-        env = Environment(server.url, template, analyzer, root / "data")
-        DecisionMachine.env = env
-        while True:  # each round draws new random sequences (not the suite's profile)
-            try:
-                run_state_machine_as_test(DecisionMachine, settings=settings(
-                    max_examples=args.examples, stateful_step_count=args.steps,
-                    deadline=None, database=None))  # a step: seconds
-            except Exception as exc:  # noqa: BLE001 - every failure is reported, then counted
-                first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-                notes = "\n".join(getattr(exc, "__notes__", []))  # the shrunk sequence
-                failures.setdefault(first, f"{exc}\n{notes}")
-                print(f"FAILURE: {exc}\n{notes}", flush=True)
-            minutes = (time.perf_counter() - started) / 60
-            print(f"{env.sequences:,} sequences, {env.steps:,} steps, {minutes:.1f} min, "
-                  f"{len(failures)} distinct failure(s)", flush=True)
-            if minutes >= args.minutes:
-                break
-    finally:
-        server.stop()
+    with PasswordServer.running() as server:
+        failures = _rounds(server, root / "data", args)
     for first, whole in failures.items():
         print(f"\n=== {first}\n{whole}")
     print(f"\n{len(failures)} distinct failure(s)")

@@ -65,7 +65,8 @@ def start(run: Run, extra: list[str]) -> None:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(run.folder)], check=True)
     install, test = readme_block("Install"), readme_block("Tests")
     basetemp = run.folder.parent / f"basetemp{run.number}"
-    command = (f"set -e; {install} >/dev/null; {test} -p no:cacheprovider "
+    # Lines, not "; ": a comment on the install block's last line would swallow the rest.
+    command = (f"set -e\n{{\n{install}\n}} >/dev/null\n{test} -p no:cacheprovider "
                f"--basetemp={shlex.quote(str(basetemp))} {shlex.join(extra)}")
     run.started = time.monotonic()
     with run.log.open("wb") as out:
@@ -118,7 +119,8 @@ def main() -> int:
         if stress is not None:
             stress.terminate()
             stress.wait()
-    failed = [run for run in runs if run.process is None or run.process.returncode != 0]
+    failed = [run for run in runs if run.process is None or run.process.returncode != 0
+              or run.counts()["passed"] == 0]  # as .ci/run: a run where no test ran failed
     print(f"{len(runs) - len(failed)} of {len(runs)} run(s) passed; logs in {scratch}")
     if not args.keep and not failed:
         shutil.rmtree(scratch, ignore_errors=True)
