@@ -336,7 +336,7 @@ def main() -> None:
     cases = [
         ("people, page 21 of unnamed", get("/?filter=unnamed&page=21"), direct_people),
         ("person page, first 200 faces", get(f"/person/{mid}"),
-         lambda: review(db, mid, 200)),
+         lambda: review(db, uuid.UUID(mid), 200)),
         ("next suggestion (cached)", get("/suggestions"), None),
         ("name a person (logged edit)", named_over_http, named_direct),
         ("history", get("/history"), lambda: edit_log.history(db, 100)),

@@ -12,15 +12,13 @@ from rbv.cli.common import (
     JsonOption,
     ModelPackOption,
     help_from,
+    library_of,
     print_json,
-    settings_of,
 )
 from rbv.cli.progress import ProgressReporter
 from rbv.cli.remedies import steps
 from rbv.errors import EXIT_PARTIAL, printable
-from rbv.jobs.exchange.import_xmp import import_xmp
 from rbv.jobs.exchange.import_xmp_report import DEFAULT_MIN_IOU, ImportXmpOptions
-from rbv.store import open_database
 from rbv.words import counted
 
 
@@ -62,12 +60,10 @@ def import_xmp_command(
 
         rbv import-xmp --from ~/sidecars --json
     """
-    settings = settings_of(ctx, database_url=database, model_pack=model_pack)
-    db = open_database(settings)
+    lib = library_of(ctx, database, model_pack=model_pack)
     options = ImportXmpOptions(tuple(roots or ()), sidecars_from, min_iou, dry_run)
     with ProgressReporter(enabled=not as_json) as reporter:
-        report = import_xmp(db, model_pack or settings.model_pack, options,
-                            sole_fallback=not model_pack, reporter=reporter)
+        report = lib.import_xmp(options, model_pack=model_pack, reporter=reporter)
     if as_json:
         print_json(report.as_dict(steps))
     else:

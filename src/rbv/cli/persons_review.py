@@ -15,20 +15,19 @@ from rbv.cli.common import (
     DatabaseOption,
     JsonOption,
     ModelPackOption,
+    library_of,
     print_json,
     say,
-    settings_of,
 )
 from rbv.cli.remedies import command_line
 from rbv.cli.tables import print_table
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z
-from rbv.config import Settings
 from rbv.errors import printable
-from rbv.store import open_database
 from rbv.words import counted
 
 if TYPE_CHECKING:
     from rbv.jobs.persons.evidence import Halves
+    from rbv.jobs.persons.review import LargestReport
 
 
 def _label(name: str | None, person: object) -> str:
@@ -75,12 +74,8 @@ def suggest(
 
         rbv persons suggest --limit 10 --sheet ~/merge-sheets
     """
-    settings = settings_of(ctx, database_url=database)
-    from rbv.jobs.persons.suggest import suggest as suggest_merges  # numpy, scipy: when it runs
-
-    report = suggest_merges(open_database(settings), model_pack, limit, min_score=min_score,
-                            sheet_dir=sheet,
-                            max_pixels=settings.max_image_pixels)
+    report = library_of(ctx, database).suggest(limit, min_score=min_score, sheets=sheet,
+                                               model_pack=model_pack)
     for face in report.unreadable:
         typer.echo(f"Error: face {face}: its photo cannot be read (grey tile)", err=True)
     if as_json:
@@ -156,14 +151,11 @@ def review(
 
         rbv persons review --top 50
     """
-    settings = settings_of(ctx, database_url=database)
+    lib = library_of(ctx, database)
     if person is None:
-        _review_largest(settings, model_pack, top, as_json)
+        _review_largest(lib.review_largest(top, model_pack=model_pack), as_json)
         return
-    from rbv.jobs.persons.review import review as review_person  # numpy, scipy: when it runs
-
-    report = review_person(open_database(settings), person, limit, sheet=sheet,
-                           max_pixels=settings.max_image_pixels)
+    report = lib.review(lib.find(person), limit, sheet=sheet)
     if as_json:
         print_json(report.as_dict(command_line))
         return
@@ -204,11 +196,7 @@ def _two_people(split: Halves, label: str) -> str:
             "becomes a new person):")
 
 
-def _review_largest(settings: Settings, model_pack: str | None, top: int,
-                    as_json: bool) -> None:
-    from rbv.jobs.persons.review import review_largest
-
-    report = review_largest(open_database(settings), model_pack, top)
+def _review_largest(report: LargestReport, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict(command_line))
         return

@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, print_json, settings_of
+from rbv.cli.common import DatabaseOption, JsonOption, ModelPackOption, library_of, print_json
 from rbv.cli.remedies import command_line
 from rbv.errors import EXIT_PARTIAL
-from rbv.jobs.exchange.site import DEFAULT_MAX_FACES, DEFAULT_SUGGESTIONS, build_site
+from rbv.jobs.exchange.site import DEFAULT_MAX_FACES, DEFAULT_SUGGESTIONS
 from rbv.jobs.persons.evidence import DEFAULT_MIN_SCORE
-from rbv.store import open_database
 
 
 def site(
@@ -43,10 +42,9 @@ def site(
 
         rbv site ~/rbv-review --max-faces 60 --suggestions 20
     """
-    settings = settings_of(ctx, database_url=database)
-    report = build_site(open_database(settings), out, model_pack, command=command_line,
-                        max_faces=max_faces, suggestions=suggestions, min_score=min_score,
-                        max_pixels=settings.max_image_pixels)
+    report = library_of(ctx, database).site(out, command_line, max_faces=max_faces,
+                                            suggestions=suggestions, min_score=min_score,
+                                            model_pack=model_pack)
     for face in report.unreadable:
         typer.echo(f"Error: face {face}: its photo cannot be read (grey tile; retried on "
                    "the next run)", err=True)

@@ -10,7 +10,7 @@ errors (:mod:`rbv.errors`) come through as they are; docs/api.md lists them.
 
 The class is assembled from a room per kind of work (:mod:`rbv.library.runs`,
 :mod:`~rbv.library.persons`, :mod:`~rbv.library.person_edits`,
-:mod:`~rbv.library.face_marks`, :mod:`~rbv.library.exchange`,
+:mod:`~rbv.library.face_marks`, :mod:`~rbv.library.review`, :mod:`~rbv.library.exchange`,
 :mod:`~rbv.library.upkeep`) in :mod:`rbv.library.opened`.
 """
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rbv.jobs.exchange.immich_push import PushOptions, PushSummary
     from rbv.jobs.exchange.immich_stage import StageOptions, StageSummary
     from rbv.jobs.exchange.import_folders import ImportParams, ImportReport
+    from rbv.jobs.exchange.import_xmp_report import ImportXmpOptions, ImportXmpReport
     from rbv.jobs.library.index import IndexSummary
     from rbv.jobs.reporting import Reporter
 
@@ -55,6 +56,17 @@ class Exchange(Room):
                                    into_files, dry_run)
         pack, fallback = self._pack(model_pack)
         return export_xmp(self.db, pack, options, sole_fallback=fallback, reporter=reporter)
+
+    def import_xmp(self, options: ImportXmpOptions, *, model_pack: str | None = None,
+                   reporter: Reporter | None = None) -> ImportXmpReport:
+        """Name the faces after the XMP face regions of the photos (or of the sidecars
+        under ``options.sidecars_from``), as ``rbv import-xmp``: one logged edit, which
+        :meth:`undo` takes back whole; a region that would undo a decision is left and
+        reported with its remedies."""
+        from rbv.jobs.exchange.import_xmp import import_xmp
+
+        pack, fallback = self._pack(model_pack)
+        return import_xmp(self.db, pack, options, sole_fallback=fallback, reporter=reporter)
 
     def export_swap(self, manifest: StrPath, out: StrPath, params: SwapParams | None = None,
                     *, advance: Callable[[int], None] = lambda n: None) -> list[SetResult]:

@@ -12,6 +12,7 @@ from rbv.library.exchange import Exchange
 from rbv.library.face_marks import FaceMarks
 from rbv.library.person_edits import PersonEdits
 from rbv.library.persons import Persons
+from rbv.library.review import Review
 from rbv.library.room import StrPath, as_path
 from rbv.library.runs import Runs
 from rbv.library.upkeep import Upkeep
@@ -45,7 +46,7 @@ def _release(data_dir: Path) -> None:
         leave_embedded(data_dir)
 
 
-class Library(Runs, Persons, PersonEdits, FaceMarks, Exchange, Upkeep):
+class Library(Runs, Persons, PersonEdits, FaceMarks, Review, Exchange, Upkeep):
     """An rbv library: its database, and the model pack and device its runs use. Open
     one with :meth:`open`; close it with :meth:`close` or a ``with`` block."""
 

@@ -136,7 +136,7 @@ class Pages:
             name = name_of(conn, person)
             cover = cover_of(conn, person)
         try:
-            report = review(self.db, str(person), limit)
+            report = review(self.db, person, limit)
         except ConfigError:  # a person with no faces left (all taken out or moved)
             return self.message(templates.label(person, name),
                                 "This person has no faces any more.", 200)

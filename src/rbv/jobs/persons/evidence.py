@@ -348,7 +348,6 @@ def two_people(evidence: PersonEvidence, index: int) -> Halves | None:
     return found if found is not None and found.two_people else None
 
 
-def reject(person: uuid.UUID | str, faces: list[int]) -> Remedy:
-    """Taking ``faces`` out of ``person`` for good (``person``: its id, or the reference
-    the user gave)."""
+def reject(person: uuid.UUID, faces: list[int]) -> Remedy:
+    """Taking ``faces`` out of ``person`` for good."""
     return Remedy("not_this_person", {"person": person, "faces": faces}, "take them out")

@@ -4,6 +4,7 @@ person: that verdict for each of the largest persons."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.contact_sheet import SheetFace, write_sheet
 from rbv.store import Database
 from rbv.store.queries.images import photo_files
-from rbv.store.queries.person_lookup import resolve_person
+from rbv.store.queries.person_lookup import existing_person
 from rbv.store.queries.persons import PersonRow
 from rbv.store.queries.review import neighbour_boxes, shown_faces
 
@@ -60,15 +61,15 @@ class ReviewReport:
                 "two_people": self.split.as_dict(command) if self.split else None}
 
 
-def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
+def review(db: Database, person: uuid.UUID, limit: int, *, sheet: Path | None = None,
            max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> ReviewReport:
-    """Person ``ref``'s faces, least typical first (at most ``limit``); with ``sheet``, a
-    contact sheet of them in that order."""
+    """The person's faces, least typical first (at most ``limit``); with ``sheet``, a
+    contact sheet of them in that order. A person merged into another is that one."""
     with db.connect() as conn:
-        person = resolve_person(conn, ref)
+        person = existing_person(conn, person)
         evidence = load_evidence(conn, None, person)
         if not evidence.persons:
-            raise ConfigError(f"person {ref!r} has no faces to review")
+            raise ConfigError(f"person {person} has no faces to review")
         fits = faces_least_typical_first(evidence, 0)
         split = two_people(evidence, 0)
         shown = {f.id: f for f in shown_faces(conn, [f for f, _ in fits[:limit]])}
@@ -76,7 +77,7 @@ def review(db: Database, ref: str, limit: int, *, sheet: Path | None = None,
     faces = [ReviewedFace(f, shown[f].path if f in shown else None, fit.mean, fit.z,
                           f in bad) for f, fit in fits[:limit]]
     row = evidence.persons[0]
-    taken_out = reject(ref, bad) if bad else None
+    taken_out = reject(person, bad) if bad else None
     if sheet is not None:
         tiles = [SheetFace(shown[f.id].id, shown[f.id].image_id, shown[f.id].bbox)
                  for f in faces if f.id in shown]
