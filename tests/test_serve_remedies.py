@@ -89,3 +89,54 @@ def test_a_move_against_an_earlier_decision_offers_override(  # type: ignore[no-
         merged = conn.execute("SELECT merged_into::text FROM persons WHERE id IN (%s, %s)",
                               (one, two)).fetchall()
         assert sorted(m for (m,) in merged if m) in ([one], [two])
+
+
+def test_a_move_of_a_face_marked_not_a_face_offers_it_is_a_face_and_that_button_works(  # type: ignore[no-untyped-def]
+        cli, faces_settings: Settings, tmp_path: Path) -> None:
+    """The refusal's remedy ("it is a face") comes back as the action and body a page
+    posts; posting them takes the mark back, and the move then goes through."""
+    url = str(faces_settings.database_url)
+    _ok(cli, url, "cluster", "--threshold", "0.7")
+    one, two = two_largest_persons(url)
+    with psycopg.connect(url) as conn:
+        face = conn.execute("SELECT min(id) FROM face_detections WHERE person_id = %s",
+                            (one,)).fetchone()[0]
+    _ok(cli, url, "faces", "not-a-face", str(face))
+    with serving(faces_settings, tmp_path / "cache") as (_, client):
+        refused = client.post("move", {"faces": [face], "to": two})
+        assert refused.status == 409, refused.text
+        answer = refused.json()
+        assert answer["kind"] == "not_a_face" and "--" not in answer["error"]
+        assert [(b["action"], b["body"]) for b in answer["remedies"]] == [
+            ("isface", {"faces": [face]})]
+        assert answer["remedies"][0]["label"] == "It is a face"
+        assert client.post("isface", answer["remedies"][0]["body"]).status == 200
+        moved = client.post("move", {"faces": [face], "to": two})
+        assert moved.status == 200, moved.text
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT person_id::text FROM face_detections WHERE id = %s",
+                            (face,)).fetchone() == (two,)
+
+
+def test_every_remedy_a_page_can_do_is_a_button_for_an_action_serve_has() -> None:
+    """Each remedy serve words as a button names an action of serve's own, with the
+    body that action reads; one serve cannot do (a birthday to pick) has none."""
+    import uuid
+
+    from rbv.errors import Refused, Remedy
+    from rbv.serve.actions import Actions
+    from rbv.serve.remedies import buttons
+
+    who = uuid.uuid4()
+    refused = Refused("no", kind="test", remedies=[
+        Remedy("not_this_person", {"person": who, "faces": [3, 4]}, "take them out"),
+        Remedy("is_a_face", {"faces": [5]}, "it is a face"),
+        Remedy("unhide", {"person": who}, "show it again"),
+        Remedy("born", {"person": who}, "give its birthday")])
+    made = buttons(refused, "move", {})
+    assert [(b["label"], b["action"], b["body"]) for b in made] == [
+        ("Take them out", "reject", {"person": str(who), "faces": [3, 4]}),
+        ("It is a face", "isface", {"faces": [5]}),
+        ("Show it again", "unhide", {"person": str(who)})]
+    actions = Actions(None, None)  # type: ignore[arg-type]  # only its table is read
+    assert {b["action"] for b in made} <= set(actions.table)

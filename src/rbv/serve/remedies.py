@@ -40,7 +40,14 @@ _ACTIONS: dict[str, Callable[[Mapping[str, Any]], tuple[str, Body] | None]] = {
     "move": _move,
     "name": lambda a: ("name", {"person": str(a["person"]), "name": a["name"], "force": True}),
     "cover": lambda a: ("cover", {"person": str(a["person"]), "face": int(a["face"])}),
+    "not_this_person": lambda a: ("reject", {"person": str(a["person"]),
+                                             "faces": [int(f) for f in a["faces"]]}),
+    "is_a_face": lambda a: ("isface", {"faces": [int(f) for f in a["faces"]]}),
+    "unhide": lambda a: ("unhide", {"person": str(a["person"])}),
 }
+"""The remedies a page's action does, by the page action and the body it posts. A
+split (its halves are the page's), a birthday (a date to pick) and the commands that
+show or index are left to the page itself and the terminal."""
 
 
 def _button(remedy: Remedy, action: str, body: Body) -> dict[str, Any] | None:
