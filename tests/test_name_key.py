@@ -63,3 +63,10 @@ def test_the_database_matches_names_by_the_same_key(cli, faces_settings: Setting
         # two persons of one name by the key: a merge is not refused as of two names
         merged = run_cli(cli, "-d", url, "persons", "merge", first, second, "--dry-run")
         assert "different names" not in merged.output, merged.output
+    # rbv audit finds each such pair a name held twice, by the same key (its SQL
+    # grouped by lower(), which left "STRASSE MÜLLER" and "Straße Müller" apart)
+    audit = run_cli(cli, "-d", url, "audit", "--json")
+    twice = {name_key(d["name"]): len(d["persons"])
+             for d in json.loads(audit.stdout)["duplicate_names"]}
+    assert {name_key(name): twice.get(name_key(name)) for name, _, _ in HOSTILE} == {
+        name_key(name): 2 for name, _, _ in HOSTILE}

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from rbv.formats.names import name_key
+
 
 @dataclass(frozen=True)
 class EmptyPerson:
@@ -41,7 +43,7 @@ class SamePhotoConflict:
 
 @dataclass(frozen=True)
 class DuplicateName:
-    """Several unmerged persons of one pack with the same name (any case, ``_`` as space)."""
+    """Several unmerged persons of one pack with the same name, as names compare."""
 
     pack_id: int
     name: str
@@ -174,15 +176,20 @@ def unassign_faces(conn: psycopg.Connection, person: uuid.UUID,
 
 
 def duplicate_names(conn: psycopg.Connection) -> list[DuplicateName]:
+    """Names two or more unmerged persons of one pack hold, as names compare
+    (:func:`rbv.formats.names.name_key`, the one rule: compared here, not in SQL,
+    whose ``lower`` folds less), the oldest person first."""
     rows = conn.execute(
-        """
-        SELECT p.pack_id, min(n.name), array_agg(p.id ORDER BY p.created_at, p.id)
-        FROM persons p JOIN person_names n ON n.person_id = p.id
-        WHERE p.merged_into IS NULL
-        GROUP BY p.pack_id, lower(replace(n.name, '_', ' '))  -- as persons.py matches names
-        HAVING count(*) > 1 ORDER BY 2
-        """).fetchall()
-    return [DuplicateName(int(r[0]), str(r[1]), tuple(r[2])) for r in rows]
+        "SELECT p.pack_id, n.name, p.id FROM persons p "
+        "JOIN person_names n ON n.person_id = p.id WHERE p.merged_into IS NULL "
+        "ORDER BY p.created_at, p.id").fetchall()
+    groups: dict[tuple[int, str], list[tuple[str, uuid.UUID]]] = {}
+    for pack_id, name, person in rows:
+        groups.setdefault((int(pack_id), name_key(name)), []).append((name, person))
+    found = [DuplicateName(pack_id, min(name for name, _ in held),
+                           tuple(person for _, person in held))
+             for (pack_id, _), held in groups.items() if len(held) > 1]
+    return sorted(found, key=lambda d: d.name)
 
 
 def pack_names(conn: psycopg.Connection) -> dict[int, str]:
