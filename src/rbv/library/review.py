@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 class Review(Room):
     """What ``rbv persons suggest``, ``persons review`` and ``site`` run. A pack named
-    by ``model_pack`` is meant strictly (None: the library's only pack)."""
+    by ``model_pack`` is meant strictly; None: the library's pack (as every run's)."""
 
     def suggest(self, limit: int = 20, *, min_score: float | None = None,
                 sheets: StrPath | None = None, model_pack: str | None = None
@@ -29,10 +29,11 @@ class Review(Room):
         from rbv.jobs.persons.evidence import DEFAULT_MIN_SCORE
         from rbv.jobs.persons.suggest import suggest
 
-        return suggest(self.db, model_pack, limit,
+        pack, fallback = self._pack(model_pack)
+        return suggest(self.db, pack, limit,
                        min_score=DEFAULT_MIN_SCORE if min_score is None else min_score,
                        sheet_dir=as_path_or_none(sheets),
-                       max_pixels=self.settings.max_image_pixels)
+                       max_pixels=self.settings.max_image_pixels, sole_fallback=fallback)
 
     def review(self, person: uuid.UUID, limit: int = 40, *,
                sheet: StrPath | None = None) -> ReviewReport:
@@ -50,7 +51,8 @@ class Review(Room):
         ``rbv persons review --top``."""
         from rbv.jobs.persons.review import review_largest
 
-        return review_largest(self.db, model_pack, top)
+        pack, fallback = self._pack(model_pack)
+        return review_largest(self.db, pack, top, sole_fallback=fallback)
 
     def site(self, out: StrPath, command: CommandLine, *, max_faces: int | None = None,
              suggestions: int | None = None, min_score: float | None = None,
@@ -62,8 +64,9 @@ class Review(Room):
         from rbv.jobs.exchange.site import DEFAULT_MAX_FACES, DEFAULT_SUGGESTIONS, build_site
         from rbv.jobs.persons.evidence import DEFAULT_MIN_SCORE
 
+        pack, fallback = self._pack(model_pack)
         return build_site(
-            self.db, as_path(out), model_pack, command=command,
+            self.db, as_path(out), pack, command=command, sole_fallback=fallback,
             max_faces=DEFAULT_MAX_FACES if max_faces is None else max_faces,
             suggestions=DEFAULT_SUGGESTIONS if suggestions is None else suggestions,
             min_score=DEFAULT_MIN_SCORE if min_score is None else min_score,

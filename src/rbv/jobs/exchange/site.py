@@ -35,7 +35,8 @@ SUGGESTION_FACES = 6
 def build_site(db: Database, out: Path, pack_name: str | None, *, command: CommandLine,
                max_faces: int = DEFAULT_MAX_FACES, suggestions: int = DEFAULT_SUGGESTIONS,
                min_score: float = DEFAULT_MIN_SCORE,
-               max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> SiteReport:
+               max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+               sole_fallback: bool = False) -> SiteReport:
     """Write or update the site under ``out``: crops are made only for faces that lack
     one (or whose photo or box changed); pages are rewritten only when they change.
     Each fix a page offers is shown as ``command`` words its remedy."""
@@ -43,7 +44,7 @@ def build_site(db: Database, out: Path, pack_name: str | None, *, command: Comma
                   "suggestions": suggestions, "min_score": min_score}
     with writing_folder(out, "site"), recorded_run(db, "site", parameters) as run, \
             db.connect() as conn:
-        evidence = load_evidence(conn, pack_name)
+        evidence = load_evidence(conn, pack_name, sole_fallback=sole_fallback)
         # The pairs most worth answering (as `rbv serve` asks them), shown strongest
         # evidence first, as the page says: worth ranks a likely pair of small persons
         # below a less likely pair of large ones.

@@ -87,8 +87,8 @@ class PersonEvidence:
 
 def load_evidence(conn: psycopg.Connection, pack_name: str | None,
                   person: uuid.UUID | None = None, *,
-                  largest: int | None = None, first: tuple[int, int] | None = None
-                  ) -> PersonEvidence:
+                  largest: int | None = None, first: tuple[int, int] | None = None,
+                  sole_fallback: bool = False) -> PersonEvidence:
     """The pack's visible persons and faces (of ``person`` alone, when given: its pack
     is then the one used; of the ``largest`` persons with the most faces, when given).
 
@@ -97,9 +97,10 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
     least; where those hold more, each person's faces are a repeatable sample of as many
     as keeps the total near ``faces`` (the largest persons sampled, small ones whole;
     ``sampled`` says so). Which persons share a photo is then read from all their faces
-    (``together``)."""
+    (``together``). ``sole_fallback``: ``pack_name`` is a default (the
+    environment's), and a library with faces of one other pack only means that one."""
     pack = (pack_row(conn, pack_of(conn, person)) if person is not None
-            else find_pack(conn, pack_name))
+            else find_pack(conn, pack_name, sole_fallback=sole_fallback))
     together = np.zeros((0, 2), np.int64)
     sampled = False
     if first is not None and person is None:

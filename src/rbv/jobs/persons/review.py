@@ -111,10 +111,11 @@ class LargestReport:
                 "persons": [p.as_dict(command) for p in self.persons]}
 
 
-def review_largest(db: Database, pack_name: str | None, top: int) -> LargestReport:
+def review_largest(db: Database, pack_name: str | None, top: int, *,
+                   sole_fallback: bool = False) -> LargestReport:
     """Review's verdict on each of the pack's ``top`` persons with the most faces."""
     with db.connect() as conn:
-        evidence = load_evidence(conn, pack_name, largest=top)
+        evidence = load_evidence(conn, pack_name, largest=top, sole_fallback=sole_fallback)
     verdicts = [PersonVerdict(row, doubtful(faces_least_typical_first(evidence, i)),
                               two_people(evidence, i))
                 for i, row in enumerate(evidence.persons)]

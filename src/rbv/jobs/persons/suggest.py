@@ -49,13 +49,14 @@ class SuggestReport:
 
 def suggest(db: Database, pack_name: str | None, limit: int, *,
             min_score: float = DEFAULT_MIN_SCORE, sheet_dir: Path | None = None,
-            max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> SuggestReport:
+            max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+            sole_fallback: bool = False) -> SuggestReport:
     """The first ``limit`` merge suggestions of the pack scoring at least ``min_score``,
     most worth answering first (as ``rbv serve`` asks them), with how many score so and
     how many candidates there are in all; with ``sheet_dir``, a PNG per suggestion
     (``NN_<keep>_<merge>.png``: the two persons side by side)."""
     with db.connect() as conn:
-        evidence = load_evidence(conn, pack_name)
+        evidence = load_evidence(conn, pack_name, sole_fallback=sole_fallback)
         candidates = merge_suggestions(conn, evidence, None, 0.0)
     scoring = [s for s in candidates if s.probability >= min_score]
     suggestions = [replace(s, rank=rank) for rank, s in enumerate(scoring[:limit], 1)]
