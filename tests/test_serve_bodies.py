@@ -68,16 +68,21 @@ def test_a_body_trickled_a_byte_at_a_time_is_cut_off(
     with socket.create_connection(("127.0.0.1", server.port), timeout=120) as s:
         s.sendall(_post_head(client.base + "/", client.cookie, client.token, len(body)))
         answer = b""
-        for byte in body:  # ~16 s in all: far longer than the deadline
-            s.settimeout(0.25)
-            try:
+        try:
+            for byte in body:  # ~16 s in all: far longer than the deadline
+                s.settimeout(0.25)
+                try:
+                    answer = s.recv(1024)
+                    break
+                except TimeoutError:
+                    s.sendall(bytes([byte]))
+            else:
+                s.settimeout(120)
                 answer = s.recv(1024)
-                break
-            except TimeoutError:
-                s.sendall(bytes([byte]))
-        else:
-            s.settimeout(120)
-            answer = s.recv(1024)
+        except (ConnectionResetError, BrokenPipeError):
+            # closed while bytes of ours were still unread there: the kernel answers
+            # the close with a reset (a CI run saw it); closed all the same
+            answer = b""
     assert answer == b"", answer[:200]  # closed by the server, no answer
     assert client.post("name", {"person": "00000000-0000-0000-0000-000000000000",
                                 "name": "in time"}).status == 409
