@@ -142,10 +142,11 @@ def _carry_one(db: Database, pack: PackRow, old_id: int, new_id: int, threshold:
             became |= _draw_again(conn, pack, old, new_id, new.frame, drawn,
                                   frames + plain_frames(old.frame, new.frame), threshold,
                                   redraw)
-        left = carry_decisions(conn, pack.id, old_id, list(became.items()))
         # The same face is the same age: a new face scanned without the attribute
         # model keeps the old face's estimate (one of its own, when scanned with it).
+        # Before the decisions: their carry drops the old faces.
         carry_attributes(conn, list(became.items()))
+        left = carry_decisions(conn, pack.id, old_id, list(became.items()))
         where = next(iter(image_paths_of(conn, [new_id]).get(new_id, [])), f"image {new_id}")
         record_losses(conn, pack.id, [_loss_line(where, face_id, became.get(face_id), held)
                                       for face_id, held in left])
