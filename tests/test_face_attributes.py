@@ -18,7 +18,7 @@ from PIL import Image, ImageEnhance
 
 from rbv.config import Settings
 from rbv.faces.attributes import estimates_of, tight_crop
-from rbv.faces.types import FaceEstimate
+from rbv.faces.estimates import FaceEstimate
 from rbv.store import Database
 from rbv.store.queries.attributes import checked, face_ages, save_attributes
 from tests.conftest import PACK, SHARED, run_cli

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from rbv.errors import ConfigError, ModelPackError
-from rbv.faces.types import FaceEstimate
+from rbv.faces.estimates import FaceEstimate
 
 PIXELS_INPUT = "input_1:0"
 AGE_OUTPUT = "age_pred/Softmax:0"

@@ -25,20 +25,6 @@ class Face:
 
 
 @dataclass(frozen=True)
-class FaceEstimate:
-    """What an attribute model estimates from a face: its age in years (the mean of the
-    model's age distribution) and that distribution's spread (sd), the likelier gender
-    and how likely (0.5–1), and which model said so (its file name and sha256)."""
-
-    age: float
-    age_spread: float
-    gender: str  # 'female' | 'male'
-    gender_confidence: float
-    model: str
-    model_sha256: str
-
-
-@dataclass(frozen=True)
 class PackInfo:
     """Identity of a model pack: faces of different packs are never compared."""
 

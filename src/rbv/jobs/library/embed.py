@@ -27,7 +27,8 @@ import psycopg
 
 from rbv.config import Settings
 from rbv.errors import ImageUnreadable, InferenceServerDown, ModelPackError
-from rbv.faces.types import Face, FaceAnalyzer, FaceEstimate, ImageFaces, PackInfo
+from rbv.faces.estimates import FaceEstimate
+from rbv.faces.types import Face, FaceAnalyzer, ImageFaces, PackInfo
 from rbv.jobs.library.carry import CarrySummary, run_carry
 from rbv.jobs.recording import process_alive, recorded_run
 from rbv.jobs.reporting import Problem, Reporter, SilentReporter

@@ -13,7 +13,7 @@ from itertools import groupby
 
 from rbv.errors import ImageUnreadable
 from rbv.faces.attributes import AttributeModel
-from rbv.faces.types import FaceEstimate
+from rbv.faces.estimates import FaceEstimate
 from rbv.pictures.pixels import PhotoSource
 from rbv.store import Database
 from rbv.store.queries.attributes import faces_without_attributes, save_attributes

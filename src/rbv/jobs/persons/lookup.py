@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from rbv.errors import PersonNotFound, Remedy
+from rbv.faces.estimates import EstimatedAges
 from rbv.store import Database
 from rbv.store.queries import person_covers, person_lookup
 from rbv.store.queries import persons as queries
+from rbv.store.queries.attributes import person_estimated_ages
 from rbv.store.queries.birthdays import births
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.person_lookup import SHORT_ID, short_id
@@ -80,6 +82,7 @@ class PersonFaces:
     cover: int | None
     born: date | None
     faces: list[PersonFace]
+    estimated: EstimatedAges | None = None  # what its faces' estimates say (all of them)
 
 
 def faces(db: Database, person: uuid.UUID, limit: int | None) -> PersonFaces:
@@ -91,7 +94,8 @@ def faces(db: Database, person: uuid.UUID, limit: int | None) -> PersonFaces:
         return PersonFaces(person, person_lookup.labels(conn, [person])[person],
                            person_covers.cover_of(conn, person),
                            births(conn, [person]).get(person),
-                           queries.faces_of(conn, person, limit))
+                           queries.faces_of(conn, person, limit),
+                           person_estimated_ages(conn, person))
 
 
 def cover(db: Database, person: uuid.UUID) -> int | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from rbv.faces.types import FaceEstimate
+from rbv.faces.estimates import EstimatedAges, FaceEstimate
 
 GENDERS = ("female", "male")
 MOST_YEARS = 120.0
@@ -105,3 +105,39 @@ def carry_attributes(conn: psycopg.Connection, became: Sequence[tuple[int, int]]
         ON CONFLICT (face_id) DO NOTHING
         """, ([o for o, _ in became], [n for _, n in became]))
     return cur.rowcount
+
+
+def estimated_ages(conn: psycopg.Connection, face_ids: Sequence[int]) -> EstimatedAges | None:
+    """The estimates of ``face_ids`` (a person's faces) in a few numbers; None when none
+    of them has an estimate."""
+    row = conn.execute(
+        """
+        SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY age), min(age),
+               max(age), count(*) FILTER (WHERE gender = 'female'),
+               count(*) FILTER (WHERE gender = 'male')
+        FROM face_attributes WHERE face_id = ANY(%s)
+        """, (list(face_ids),)).fetchone()
+    if row is None or not row[0]:
+        return None
+    return EstimatedAges(int(row[0]), float(row[1]), float(row[2]), float(row[3]),
+                         int(row[4]), int(row[5]))
+
+
+def person_estimated_ages(conn: psycopg.Connection, person: object) -> EstimatedAges | None:
+    """:func:`estimated_ages` of every face of ``person`` (a uuid)."""
+    ids = [int(r[0]) for r in conn.execute(
+        "SELECT id FROM face_detections WHERE person_id = %s", (person,))]
+    return estimated_ages(conn, ids)
+
+
+def photo_ages(conn: psycopg.Connection, person: object,
+               image_ids: Sequence[int]) -> dict[int, float]:
+    """Image id → the estimated age of ``person`` (a uuid) in it (the mean over its
+    faces there, which is one face but for a mirror or a photo on a wall), for the
+    images where one of its faces has an estimate."""
+    return {int(i): float(a) for i, a in conn.execute(
+        """
+        SELECT f.image_id, avg(a.age) FROM face_detections f
+        JOIN face_attributes a ON a.face_id = f.id
+        WHERE f.person_id = %s AND f.image_id = ANY(%s) GROUP BY f.image_id
+        """, (person, list(image_ids)))}

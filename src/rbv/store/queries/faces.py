@@ -9,7 +9,7 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from rbv.faces.types import FaceEstimate
+from rbv.faces.estimates import FaceEstimate
 
 _COLUMNS = ("id", "image_id", "pack_id", "x1", "y1", "x2", "y2", "landmarks", "det_score",
             "blur", "drawn")
