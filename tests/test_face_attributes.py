@@ -189,3 +189,21 @@ def test_face_ages_reads_the_stored_ages(cli, settings: Settings, tmp_path: Path
         ids = [int(r[0]) for r in conn.execute("SELECT id FROM face_detections")]
         ages = face_ages(conn, [*ids, 10**9])
     assert set(ages) == set(ids) and all(0 <= a <= 100 for a in ages.values())
+
+
+def test_a_full_batch_a_call_gives_the_same_estimates() -> None:
+    """On a GPU every call is a full batch (one input shape); the zero-filled rest
+    changes no face's estimate."""
+    from dataclasses import replace
+
+    from rbv.faces.attributes import open_attribute_model
+
+    model = open_attribute_model(MODEL, ["CPUExecutionProvider"], threads=2)
+    rgb = np.asarray(Image.open(ADULT).convert("RGB"))
+    h, w = rgb.shape[:2]
+    boxes = [(w * 0.2, h * 0.1, w * 0.8, h * 0.9), (0.0, 0.0, w / 2, h / 2)]
+    plain = model.estimate(rgb, boxes)
+    full = replace(model, max_batch=4, one_shape=True).estimate(rgb, boxes)
+    for a, b in zip(plain, full, strict=True):
+        assert a is not None and b is not None and b.gender == a.gender
+        assert abs(a.age - b.age) < 1e-3 and abs(a.age_spread - b.age_spread) < 1e-3

@@ -88,6 +88,9 @@ class AttributeModel:
     name: str  # the model's file name
     sha256: str
     max_batch: int = MAX_BATCH
+    # Every call a full max_batch (the rest zero-filled): on a GPU a new input shape
+    # plans the convolutions again (rbv.faces.providers.wants_one_shape)
+    one_shape: bool = False
 
     def estimate(self, rgb: NDArray[np.uint8], boxes: Sequence[Box]
                  ) -> list[FaceEstimate | None]:
@@ -102,9 +105,12 @@ class AttributeModel:
         """Estimates of 224×224 BGR crops (:func:`tight_crop`), in batches."""
         out: list[FaceEstimate] = []
         for start in range(0, len(crops), self.max_batch):
-            batch = np.stack(crops[start:start + self.max_batch]).astype(np.float32)
+            part = crops[start:start + self.max_batch]
+            batch = np.zeros((self.max_batch if self.one_shape else len(part), SIZE, SIZE, 3),
+                             np.float32)
+            batch[:len(part)] = np.stack(part)
             ages, genders = self.session.run([AGE_OUTPUT, GENDER_OUTPUT], {PIXELS_INPUT: batch})
-            out += estimates_of(ages, genders, self.name, self.sha256)
+            out += estimates_of(ages[:len(part)], genders[:len(part)], self.name, self.sha256)
         return out
 
 
@@ -113,6 +119,7 @@ def open_attribute_model(path: Path, providers: Sequence[str], *, threads: int |
     """The attribute model in ``path`` on ``providers``. Raises :class:`ConfigError`
     (setting ``attribute_model``) when the file is missing or is not such a model."""
     from rbv.faces.hashing import cached_sha256
+    from rbv.faces.providers import wants_one_shape
     from rbv.faces.sessions import open_session
 
     if not path.is_file():
@@ -132,4 +139,5 @@ def open_attribute_model(path: Path, providers: Sequence[str], *, threads: int |
             f"N×{SIZE}×{SIZE}×3 and outputs {AGE_OUTPUT} (N×{AGE_BINS}) and "
             f"{GENDER_OUTPUT} (N×1), as faceres_age_gender.onnx has",
             setting="attribute_model")
-    return AttributeModel(session, path.name, sha256 or cached_sha256(path))
+    return AttributeModel(session, path.name, sha256 or cached_sha256(path),
+                          one_shape=wants_one_shape(session.get_providers()))
