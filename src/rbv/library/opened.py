@@ -60,7 +60,8 @@ class Library(Runs, Persons, PersonEdits, FaceMarks, Review, Exchange, Upkeep):
 
     @classmethod
     def open(cls, where: StrPath, *, model_pack: StrPath | None = None,
-             device: str = "auto", migrate: bool = False) -> Library:
+             device: str = "auto", migrate: bool = False,
+             attribute_model: StrPath | None = None) -> Library:
         """The library in ``where``: a data folder (rbv's embedded PostgreSQL under it,
         started or attached to, as ``rbv --data-dir``), or a ``postgresql://`` URL.
 
@@ -69,13 +70,17 @@ class Library(Runs, Persons, PersonEdits, FaceMarks, Review, Exchange, Upkeep):
         faces). ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:1``… (as ``--device``).
         ``migrate``: create or upgrade the schema first (as ``rbv migrate``); else a
         library without the current schema raises :class:`rbv.errors.SchemaNotReady`.
+        ``attribute_model``: an age and gender model file that ``index`` and ``enrich``
+        estimate faces with (as ``--attribute-model``; None: the pack folder's, if any).
         """
         text = os.fspath(where)
         url = text if text.startswith(URL_SCHEMES) else None
         data_dir = default_data_dir() if url else as_path(text).absolute()
         settings = Settings(database_url=url, data_dir=data_dir,
                             model_pack=None if model_pack is None else os.fspath(model_pack),
-                            device=device, server_linger_s=0.0)
+                            device=device, server_linger_s=0.0,
+                            attribute_model=None if attribute_model is None
+                            else as_path(attribute_model))
         holds = data_dir if url is None and _hold(data_dir) else None
         try:
             if migrate:
