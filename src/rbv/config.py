@@ -54,6 +54,9 @@ class Settings:
     # None: neither --model-pack nor RBV_MODEL_PACK named one; a command that runs models
     # then takes the library's own (jobs.library.analyzer.with_library_pack)
     model_pack: str | None = None
+    # An age and gender model (rbv.faces.attributes) that index and enrich run on each
+    # face; None: the pack folder's own, where it has one
+    attribute_model: Path | None = None
     device: str = "auto"
     connect_timeout_s: int = 10
     server_linger_s: float = DEFAULT_SERVER_LINGER_S  # embedded server: idle time before it stops
@@ -103,6 +106,8 @@ class Settings:
         for name in ("ml_uri", "ml_clip_model"):
             if environ.get(ENV_PREFIX + name.upper()):
                 values[name] = environ[ENV_PREFIX + name.upper()]
+        if environ.get(ENV_PREFIX + "ATTRIBUTE_MODEL"):
+            values["attribute_model"] = Path(environ[ENV_PREFIX + "ATTRIBUTE_MODEL"]).expanduser()
         if environ.get(ENV_PREFIX + "PATH_MAP"):
             values["path_map"] = PathMap.from_env(environ[ENV_PREFIX + "PATH_MAP"])
         if environ.get(ENV_PREFIX + "STALE_CLAIM_MINUTES"):

@@ -75,6 +75,13 @@ ModelPackOption = Annotated[
                  "a library without faces; with several packs, name one.",
                  show_default=False),
 ]
+AttributeModelOption = Annotated[
+    Path | None,
+    typer.Option("--attribute-model", help="An age and gender model (.onnx, e.g. "
+                 "faceres_age_gender.onnx): each face without an estimate gets an "
+                 "estimated age and gender. Default: $RBV_ATTRIBUTE_MODEL, else the one in "
+                 "the pack's folder, else none.", show_default=False, metavar="PATH"),
+]
 DeviceOption = Annotated[
     str | None,
     typer.Option("--device", help="auto | cuda | directml | cpu; a GPU by number: cuda:1, "

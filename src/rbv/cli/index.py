@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rbv.cli.common import (
+    AttributeModelOption,
     ConcurrencyOption,
     DatabaseOption,
     DetThresholdOption,
@@ -50,6 +51,7 @@ def index(
     concurrency: ConcurrencyOption = None,
     path_map: PathMapOption = None,
     model_pack: ModelPackOption = None,
+    attribute_model: AttributeModelOption = None,
     device: DeviceOption = None,
     det_threshold: DetThresholdOption = None,
     min_face: MinFaceOption = None,
@@ -73,6 +75,9 @@ def index(
     content is a move (same image, faces and person). Folders not named, or
     that cannot be read, never mark anything missing.
 
+    With an attribute model (--attribute-model, $RBV_ATTRIBUTE_MODEL, or one in the
+    pack's folder) each new face also gets an estimated age and gender.
+
     Image types are told by content, not by file name. In a gallery (a folder with
     index.json and tn/) the tn/ thumbnails are skipped.
 
@@ -88,6 +93,8 @@ def index(
 
         RBV_MODEL_PACK=../shared/models/scrfd_sface rbv index ../shared/data/faces
 
+        rbv index ~/Pictures --attribute-model ~/models/faceres_age_gender.onnx
+
         rbv index /Volumes/photos --path-map /mnt/photos=/Volumes/photos
 
         rbv index ~/Pictures --ml-uri http://gpu1:3003,http://gpu2:3003
@@ -101,7 +108,8 @@ def index(
     refuse_missing(targets)
     lib = library_of(ctx, database, concurrency=concurrency, model_pack=model_pack,
                      device=device, det_threshold=det_threshold, min_face=min_face,
-                     ml_uri=ml_uri, path_map=path_map_of(path_map))
+                     ml_uri=ml_uri, path_map=path_map_of(path_map),
+                     attribute_model=attribute_model)
     reporter = ProgressReporter(enabled=not as_json)
     if not no_embed and not dry_run:  # fail fast on a bad pack or device
         reporter.errors.print(lib.analyzer_words(), markup=False, highlight=False)

@@ -5,7 +5,7 @@ commands live in the ``rbv.cli.persons_*`` modules and are added here, in the or
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -19,9 +19,14 @@ from rbv.cli.common import (
     command_group,
     library_of,
     print_json,
+    say,
 )
 from rbv.cli.naming import short_ids
 from rbv.cli.tables import print_table
+from rbv.words import counted
+
+if TYPE_CHECKING:
+    from rbv.faces.estimates import EstimatedAges
 
 app = command_group(help="List, name, merge, split and fix persons; every edit is logged "
                         "(`history`) and can be undone (`undo`). A PERSON is a uuid, a unique uuid "
@@ -79,7 +84,10 @@ def show(ctx: typer.Context, person: PersonArg,
     """A person's faces: face id, photo path, box, how it was assigned (a face drawn
     by hand, `rbv faces add`, is marked "drawn"). Best detections first, after the cover
     face chosen with `rbv persons cover` (marked "cover"); with a birthday (`rbv persons
-    born`), the age at each photo ("3 years", "18 months", "no date").
+    born`), the age at each photo ("3 years", "18 months", "no date"). Where an
+    attribute model has estimated the faces (`rbv index --attribute-model`, `rbv
+    enrich`), each face's estimated age ("~34") and, under the table, the median and
+    the range of the person's estimated ages and the gender most faces read as.
 
     Example:
 
@@ -92,22 +100,45 @@ def show(ctx: typer.Context, person: PersonArg,
     shown = lib.person_faces(lib.find(person), limit)
     pid, title, faces, chosen, born = (shown.person, shown.label, shown.faces, shown.cover,
                                        shown.born)
+    estimated = shown.estimated
     if as_json:
         print_json({"person": str(pid), "cover": chosen,
                     "born": born.isoformat() if born else None,
+                    "estimated": estimated.as_dict() if estimated else None,
                     "faces": [{**f.as_dict(), **_age(born, f.taken_at)} for f in faces]})
         return
     title += "" if title.startswith("person ") else f" ({short_id(pid)})"
     title += f", born {born.isoformat()}" if born else ""
-    table = Table("face", "photo", *(["age"] if born else []), "box", "score", "assigned",
-                  title=title)
+    guessed = ["est. age"] if any(f.estimated_age is not None for f in faces) else []
+    table = Table("face", "photo", *(["age"] if born else []), *guessed, "box", "score",
+                  "assigned", title=title)
     for f in faces:
         table.add_row(str(f.id), f.path or "-", *([age_words(born, f.taken_at)] if born
                                                   else []),
+                      *([_estimate_words(f.estimated_age)] if guessed else []),
                       ",".join(f"{v:.0f}" for v in f.bbox), f"{f.det_score:.2f}",
                       (f.assigned_by or "-") + ("" if f.drawn is None else ", drawn")
                       + (" · cover" if f.id == chosen else ""))
-    print_table(table, optional=["score", "box"], whole=["face", *(["age"] if born else [])])
+    print_table(table, optional=["score", "box"],
+                whole=["face", *(["age"] if born else []), *guessed])
+    if estimated is not None:
+        say(estimated_line(estimated))
+
+
+def _estimate_words(age: float | None) -> str:
+    return "-" if age is None else f"~{age:.0f}"
+
+
+def estimated_line(estimated: EstimatedAges) -> str:
+    """A person's estimated ages in a sentence that says they are estimates."""
+    ages = (f"median {estimated.median:.0f} years, from {estimated.youngest:.0f} to "
+            f"{estimated.oldest:.0f}" if estimated.faces > 1
+            else f"{estimated.median:.0f} years")
+    reads = (f"; most read as {estimated.gender} "
+             f"({max(estimated.female, estimated.male)} of {estimated.faces})"
+             if estimated.gender else "")
+    return (f"Estimated by an age model from {counted(estimated.faces, 'face')}, not "
+            f"known: {ages}{reads}.")
 
 
 def _age(born: date | None, taken: datetime | None) -> dict[str, object]:

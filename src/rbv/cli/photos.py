@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rbv.cli.common import DatabaseOption, JsonOption, library_of, print_json
+from rbv.cli.common import DatabaseOption, JsonOption, library_of, print_json, say
 from rbv.errors import EXIT_PARTIAL, printable
 from rbv.jobs.persons.birthdays import parse_ages
 from rbv.words import counted
@@ -30,7 +30,8 @@ def photos_command(
     age: Annotated[str | None, typer.Option(
         "--age", help="Taken when the first --person was this old, in whole years: 3, 3-5 "
         "(inclusive), 4- (4 or older), -2 (up to 2); by the birthday `rbv persons born` "
-        "gave (photos without a date drop out, and are counted).",
+        "gave (photos without a date drop out, and are counted); without a birthday, by "
+        "the ages estimated from the person's faces (said as estimated).",
         show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many photos.",
                                               show_default=False)] = None,
@@ -48,7 +49,8 @@ def photos_command(
     Each line: date, path, and who else rbv found in the photo. --without drops photos
     with a person, --from/--to keep a date range (inclusive), --age keeps the photos of
     the first person at an age (by its birthday, `rbv persons born`; each line then
-    says the age). --copy-to or --link-to gathers the photos into a folder; re-runs
+    says the age; without a birthday, by the ages an attribute model estimated from
+    its faces, said as estimated). --copy-to or --link-to gathers the photos into a folder; re-runs
     leave what is there.
 
     Examples:
@@ -71,15 +73,21 @@ def photos_command(
         for hit in result.photos:
             when = hit.taken_at.strftime("%Y-%m-%d") if hit.taken_at else "----------"
             others = f"  (with {', '.join(hit.others)})" if hit.others else ""
-            aged = f"  {result.age(hit)}" if result.born else ""
+            aged = f"  {result.age(hit)}" if result.aged else ""
             typer.echo(printable(f"{when}{aged}  {hit.paths[0] if hit.paths else '?'}"
                                  f"{others}"))
         placed = sum(a.action != "present" for a in result.album)
         if result.album:
             typer.echo(f"{counted(placed, 'photo')} placed in {copy_to or link_to}.")
-        at = f" aged {parse_ages(age).words()}" if result.born and age else ""
-        typer.echo(f"{counted(len(result.photos), 'photo')} with "
-                   f"{' and '.join(result.persons)}{at}.")
+        at = f" aged {parse_ages(age).words()}" if result.aged and age else ""
+        if result.estimated is not None:
+            at += (f" as estimated from the faces ({result.persons[0]} has no birthday: "
+                   "`rbv persons born` gives one)")
+        say(f"{counted(len(result.photos), 'photo')} with "
+            f"{' and '.join(result.persons)}{at}.")
+        if result.unestimated:
+            say(f"{counted(result.unestimated, 'photo')} without an estimated age left out "
+                "(`rbv enrich --attribute-model PATH` estimates them).")
         if result.undated:
             typer.echo(f"{counted(result.undated, 'photo')} with no date left out (no age to "
                        "tell).")

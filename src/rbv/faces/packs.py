@@ -3,8 +3,9 @@
 A pack holds ONNX files whose roles are not named anywhere: like InsightFace's
 ``model_zoo`` router, rbv tells them apart by their documented input/output shapes
 (see :func:`classify_model`). Only the detector and the recognizer decide what a face
-row contains, so only they make up the pack's identity (:class:`PackInfo`); landmark
-and gender/age models are found for ``enrich`` but never change the fingerprint.
+row contains, so only they make up the pack's identity (:class:`PackInfo`); landmark,
+gender/age and attribute models are found for ``index`` and ``enrich`` but never change
+the fingerprint.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import onnx
 
 from rbv.errors import ModelPackError, Remedy
+from rbv.faces.attributes import is_attribute_model
 from rbv.faces.hashing import cached_sha256
 from rbv.faces.types import PackInfo
 
@@ -41,6 +43,7 @@ class ModelRole(StrEnum):
     LANDMARK_2D106 = "landmark_2d106"
     LANDMARK_3D68 = "landmark_3d68"
     GENDER_AGE = "genderage"
+    ATTRIBUTES = "attributes"  # an age and gender model (rbv.faces.attributes)
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,11 @@ def read_model_file(path: Path) -> ModelFile | None:
         return None
     input_shape = _shape(inputs[0])
     output_shapes = tuple(_shape(o) for o in model.graph.output)
-    role = classify_model(input_shape, output_shapes)
+    named = {o.name: shape for o, shape in zip(model.graph.output, output_shapes, strict=True)}
+    # The attribute model takes NHWC pixels and is told by its outputs' names (its
+    # shapes alone would say nothing: a 100-bin and a 1-value output).
+    role = (ModelRole.ATTRIBUTES if is_attribute_model(input_shape, named)
+            else classify_model(input_shape, output_shapes))
     if role is None:
         return None
     return ModelFile(

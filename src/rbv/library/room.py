@@ -11,6 +11,7 @@ from rbv.config import Settings
 from rbv.store import Database
 
 if TYPE_CHECKING:
+    from rbv.faces.attributes import AttributeModel
     from rbv.faces.types import FaceAnalyzer
     from rbv.jobs.library.carry import CarrySummary
 
@@ -38,6 +39,7 @@ class Room:
         # library has no faces of it but one pack only, that pack is meant
         self._sole_fallback = sole_fallback
         self._analyzer: FaceAnalyzer | None = None
+        self._attributes: tuple[AttributeModel | None] | None = None  # loaded: a 1-tuple
         # a front end that prints the carry's losses forgets them itself, once printed
         # (losses_said): killed in between, the next run says them again
         self._caller_says_losses = False
@@ -79,3 +81,12 @@ class Room:
 
             self._analyzer = load_face_analyzer(self._run_settings())
         return self._analyzer
+
+    def _attribute_model(self) -> AttributeModel | None:
+        """The age and gender model runs use (the settings', else the pack folder's;
+        None where there is none), loaded at the first run that asks."""
+        if self._attributes is None:
+            from rbv.jobs.library.analyzer import load_attribute_model
+
+            self._attributes = (load_attribute_model(self._run_settings()),)
+        return self._attributes[0]

@@ -51,7 +51,8 @@ class Runs(Room):
         analyzer = self._face_analyzer() if embed and not dry_run else None
         summary = run_index(self.db, self._run_settings(), paths,
                             PathFilter(include, exclude), analyzer, dry_run=dry_run,
-                            reporter=reporter)
+                            reporter=reporter,
+                            attributes=self._attribute_model() if analyzer else None)
         if summary.embed:
             self._returned(summary.embed.carry)
         return summary
@@ -64,7 +65,7 @@ class Runs(Room):
         from rbv.jobs.library.embed import run_embed
 
         summary = run_embed(self.db, self._run_settings(), self._face_analyzer(), limit=limit,
-                            reporter=reporter)
+                            reporter=reporter, attributes=self._attribute_model())
         self._returned(summary.carry)
         return summary
 
@@ -83,13 +84,18 @@ class Runs(Room):
         be used fails here, before a run), and where they run, in a line."""
         from rbv.jobs.library.analyzer import describe_analyzer
 
-        return describe_analyzer(self._face_analyzer())
+        words = describe_analyzer(self._face_analyzer())
+        attributes = self._attribute_model()
+        return words if attributes is None else f"{words}; ages and genders by {attributes.name}"
 
     def enrich(self, *, redo: bool = False, model_pack: str | None = None,
                progress: Callable[[int, int], None] = _untold) -> EnrichSummary:
         """Score the pack's faces for quality (pose, blur, and dense landmarks where the
         pack has their models here), as ``rbv enrich``: those not scored yet, or all
-        with ``redo``. ``progress`` is told the faces done and their total."""
+        with ``redo``; with an attribute model (the settings' ``attribute_model``, else
+        the pack folder's), estimate the age and gender of every face without one.
+        ``progress`` is told the faces done and their total."""
+        from rbv.faces.analyzer import DECODE_FACTOR
         from rbv.jobs.library.analyzer import load_landmark_models, with_library_pack
         from rbv.jobs.library.enrich import run_enrich
 
@@ -98,7 +104,8 @@ class Runs(Room):
         return run_enrich(self.db, settings.model_pack, redo=redo,
                           models=load_landmark_models(settings),
                           max_pixels=settings.max_image_pixels, progress=progress,
-                          sole_fallback=fallback)
+                          sole_fallback=fallback, attributes=self._attribute_model(),
+                          long_edge=DECODE_FACTOR * settings.det_size)
 
     def cluster(self, *, full: bool = False, method: Method | None = None,
                 threshold: float | None = None, budget: float | None = None,

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from rbv.bounds import BIGINT_MAX
 from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log
-from rbv.jobs.persons.lookup import relabel
+from rbv.jobs.persons.lookup import estimated_ages, face_estimates, relabel
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.jobs.persons.review import review
 from rbv.jobs.persons.shown import placed_by
@@ -148,7 +148,11 @@ class Pages:
             by = placed_by(conn, [f.id for f in report.faces])
         return self.html("person.html", templates.label(person, report.person.name),
                          {**templates.person(report, min(2 * limit, MOST_FACES_SHOWN), cover,
-                                             born=born, taken=taken), "by": by})
+                                             born=born, taken=taken,
+                                             estimates=face_estimates(
+                                                 self.db, [f.id for f in report.faces]),
+                                             estimated=estimated_ages(self.db, person)),
+                          "by": by})
 
     def _ended(self, screen: object, note: str) -> Left | None:
         """What is left when a review page has nothing worth a look to show (the
@@ -204,8 +208,10 @@ class Pages:
             taken = photo_taken(conn, image_id)
             by = placed_by(conn, [f.id for f in found.faces])
         focus = query_whole(query, "face", 0, 1, BIGINT_MAX) or None
+        estimates = face_estimates(self.db, [f.id for f in found.faces])
         return self.html("photo.html", f"Photo {image_id}",
-                         {**templates.photo(found, focus, taken=taken, born=born), "by": by})
+                         {**templates.photo(found, focus, taken=taken, born=born,
+                                            estimates=estimates), "by": by})
 
     def photos(self, query: Query) -> Response:
         refs = [p for p in query.get("person") or [] if p.strip()]

@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from urllib.parse import urlencode
 
+from rbv.faces.estimates import EstimatedAges, FaceEstimate
 from rbv.jobs.persons.birthdays import age_words
+from rbv.jobs.persons.lookup import estimate_words, estimated_words
 from rbv.jobs.persons.review import ReviewReport
 from rbv.serve.queue import Grid, Left, Pair, PairsPage
 from rbv.store.queries.edits import EditRow
@@ -44,16 +46,22 @@ def people(tiles: Sequence[PersonTile], total: int, search: str, which: PeopleFi
 
 def person(report: ReviewReport, more: int, cover: int | None = None, *,
            born: date | None = None,
-           taken: Mapping[int, datetime | None] | None = None) -> dict[str, object]:
+           taken: Mapping[int, datetime | None] | None = None,
+           estimates: Mapping[int, FaceEstimate] | None = None,
+           estimated: EstimatedAges | None = None) -> dict[str, object]:
     """``split``: the halves when it looks like two people (``other_half``: the faces
     the split would move, marked on the page); ``more``: the faces "Show more" shows;
     ``cover``: the face chosen to show the person (None: its automatic face); ``born``:
     the birthday, and ``taken``: when each face's photo was taken (its age is shown
-    under it)."""
-    taken = taken or {}
+    under it); ``estimates``: each face's estimated age and gender (shown under it
+    where no birthday gives an age), ``estimated``: what they say of the person."""
+    taken, estimates = taken or {}, estimates or {}
     return {"p": report.person, "faces": report.faces, "more": more, "cover": cover,
             "born": born,
-            "ages": {f.id: age_words(born, taken.get(f.id)) for f in report.faces},
+            "ages": {f.id: age_words(born, taken.get(f.id)) if born
+                     else estimate_words(estimates[f.id]) if f.id in estimates else ""
+                     for f in report.faces},
+            "estimated": estimated_words(estimated) if estimated else "",
             "doubtful": len(report.doubtful),
             "hidden_faces": max(0, report.person.faces - len(report.faces)),
             "split": report.split,
@@ -106,10 +114,12 @@ def history(rows: Sequence[EditRow], whats: Sequence[str]) -> dict[str, object]:
 
 
 def photo(p: Photo, focus: int | None, *, taken: datetime | None = None,
-          born: Mapping[uuid.UUID, date] | None = None) -> dict[str, object]:
+          born: Mapping[uuid.UUID, date] | None = None,
+          estimates: Mapping[int, FaceEstimate] | None = None) -> dict[str, object]:
     """``taken``: when the photo was taken; ``born``: the birthdays of its persons that
-    have one (each one's age at the photo is shown)."""
-    born = born or {}
+    have one (each one's age at the photo is shown); ``estimates``: each face's
+    estimated age and gender (shown, said as estimated)."""
+    born, estimates = born or {}, estimates or {}
     w, h = p.width or 1, p.height or 1
     boxes = []
     for f in p.faces:
@@ -122,7 +132,9 @@ def photo(p: Photo, focus: int | None, *, taken: datetime | None = None,
         boxes.append((f, place, y2 > 0.9 * h))  # near the bottom: name inside the box
     ages = {f.id: age_words(born[f.person], taken) for f in p.faces
             if f.person is not None and f.person in born}
-    return {"p": p, "boxes": boxes, "focus": focus, "taken": taken, "ages": ages}
+    guesses = {face_id: estimate_words(e) for face_id, e in estimates.items()}
+    return {"p": p, "boxes": boxes, "focus": focus, "taken": taken, "ages": ages,
+            "estimates": guesses}
 
 
 def photos(who: Sequence[tuple[uuid.UUID, str]], hits: Sequence[int]) -> dict[str, object]:

@@ -12,6 +12,7 @@ from rbv.store import Database
 from rbv.store.queries.pack_lookup import find_pack, pack_folders
 
 if TYPE_CHECKING:
+    from rbv.faces.attributes import AttributeModel
     from rbv.faces.landmarks import LandmarkModel
     from rbv.faces.packs import ModelRole
 
@@ -165,3 +166,33 @@ def load_landmark_models(settings: Settings) -> dict[ModelRole, LandmarkModel]:
                                    device_id=None if ids is None else ids[0])
             out[role] = LandmarkModel(session, points, model.graph_normalises_input)
     return out
+
+
+def load_attribute_model(settings: Settings) -> AttributeModel | None:
+    """The age and gender model a run estimates faces with: ``settings.attribute_model``
+    (an option or ``RBV_ATTRIBUTE_MODEL``), else the one in the pack's folder here; None
+    where neither is. Raises ConfigError for a file that is not such a model."""
+    from rbv.faces.attributes import open_attribute_model
+    from rbv.faces.hashing import cached_sha256
+    from rbv.faces.packs import ModelRole, load_pack
+    from rbv.faces.providers import available_providers, choose_providers, gpu_ids, parse_device
+    from rbv.faces.sessions import default_threads
+
+    path = settings.attribute_model
+    if path is None and not settings.ml_uri:
+        try:
+            pack = load_pack(_pack(settings), hash_cache=_hash_cache(settings), download=False)
+        except ModelPackError:
+            return None
+        part = pack.models.get(ModelRole.ATTRIBUTES)
+        path = None if part is None else part.path
+    if path is None:
+        return None
+    path = path.expanduser()
+    providers = choose_providers(settings.device, available_providers())
+    ids = gpu_ids(parse_device(settings.device))
+    sha256 = cached_sha256(path, _hash_cache(settings)) if path.is_file() else ""
+    workers = max(1, settings.inference_workers)  # each inference thread calls it
+    threads = None if workers == 1 else max(1, default_threads() // workers)
+    return open_attribute_model(path, providers, threads=threads,
+                                device_id=None if ids is None else ids[0], sha256=sha256)

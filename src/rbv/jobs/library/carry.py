@@ -10,7 +10,8 @@ that still held a decision is said, by face id, never dropped silently. A face d
 hand, which no scan finds again, is drawn again at its place in the new content (the
 frame the pairs of faces found, else the same or the scaled frame) and embedded there;
 it is the old face when the two are as alike as a carried face must be
-(:func:`rbv.jobs.library.drawing.redraw`). Else it is said as gone.
+(:func:`rbv.jobs.library.drawing.redraw`). Else it is said as gone. A carried face's
+estimated age and gender go with it too, where the new face has none of its own.
 
 Each photo's carry is one transaction, with the lines saying what it could not keep
 (``carry_losses``): an interrupted run leaves the old content waiting, and the next
@@ -35,6 +36,7 @@ from rbv.errors import ClusterBusy, ImageUnreadable, printable
 from rbv.faces.correspondence import Frame, PhotoFaces, match_in_frame, plain_frames
 from rbv.jobs.library import drawing
 from rbv.store import Database
+from rbv.store.queries.attributes import carry_attributes
 from rbv.store.queries.faces import insert_faces_ids
 from rbv.store.queries.images import image_paths_of
 from rbv.store.queries.pack_lookup import pack_files, pack_settings
@@ -140,6 +142,10 @@ def _carry_one(db: Database, pack: PackRow, old_id: int, new_id: int, threshold:
             became |= _draw_again(conn, pack, old, new_id, new.frame, drawn,
                                   frames + plain_frames(old.frame, new.frame), threshold,
                                   redraw)
+        # The same face is the same age: a new face scanned without the attribute
+        # model keeps the old face's estimate (one of its own, when scanned with it).
+        # Before the decisions: their carry drops the old faces.
+        carry_attributes(conn, list(became.items()))
         left = carry_decisions(conn, pack.id, old_id, list(became.items()))
         where = next(iter(image_paths_of(conn, [new_id]).get(new_id, [])), f"image {new_id}")
         record_losses(conn, pack.id, [_loss_line(where, face_id, became.get(face_id), held)

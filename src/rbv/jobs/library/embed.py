@@ -21,11 +21,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from rbv.config import Settings
 from rbv.errors import ImageUnreadable, InferenceServerDown, ModelPackError
+from rbv.faces.estimates import FaceEstimate
 from rbv.faces.types import Face, FaceAnalyzer, ImageFaces, PackInfo
 from rbv.jobs.library.carry import CarrySummary, run_carry
 from rbv.jobs.recording import process_alive, recorded_run
@@ -59,6 +61,9 @@ from rbv.store.queries.scans import (
     renew_claims,
 )
 from rbv.store.server.locks import lock_pack_preparation, server_now
+
+if TYPE_CHECKING:
+    from rbv.faces.attributes import AttributeModel
 
 HNSW_REBUILD_SHARE = 0.5
 """A run that may add at least this share of the pack's faces (one face per image
@@ -111,6 +116,7 @@ class _Slice:
     found: dict[int, ImageFaces]
     failed: list[ScanFailure]  # analysis failed
     paths: dict[int, str]  # image id -> the path it was decoded from
+    estimates: dict[int, list[FaceEstimate | None]]  # image id -> its faces' ages, genders
 
 
 @dataclass
@@ -177,22 +183,24 @@ def run_embed(
     reporter: Reporter | None = None,
     keep_bytes: bool | None = None,
     record: bool = True,
+    attributes: AttributeModel | None = None,
 ) -> EmbedSummary:
     """Detect and embed faces of every queued image of the analyzer's pack (at most
     ``limit`` images), as one of possibly many workers sharing the database.
 
     ``keep_bytes`` hands the analyzer each file's original bytes too
     (``DecodedImage.data``); by default the analyzer's ``wants_original_bytes``
-    attribute decides. With ``record`` the run is recorded in ``runs``.
+    attribute decides. With ``record`` the run is recorded in ``runs``. With
+    ``attributes`` each new face gets its estimated age and gender too.
     """
     if not record:
-        return _embed_pass(db, settings, analyzer, limit, reporter, keep_bytes)
+        return _embed_pass(db, settings, analyzer, limit, reporter, keep_bytes, attributes)
     parameters = {"pack": analyzer.pack.name, "limit": limit,
                   "concurrency": settings.concurrency,
                   "inference_workers": settings.inference_workers,
                   "providers": list(analyzer.providers)}
     with recorded_run(db, "embed", parameters) as run:
-        summary = _embed_pass(db, settings, analyzer, limit, reporter, keep_bytes)
+        summary = _embed_pass(db, settings, analyzer, limit, reporter, keep_bytes, attributes)
         run.counts = summary.as_dict()
         run.status = "partial" if summary.failed else "ok"
     return summary
@@ -205,6 +213,7 @@ def _embed_pass(
     limit: int | None,
     reporter: Reporter | None,
     keep_bytes: bool | None,
+    attributes: AttributeModel | None,
 ) -> EmbedSummary:
     report = reporter or SilentReporter()
     started = time.perf_counter()
@@ -245,7 +254,7 @@ def _embed_pass(
             # that batches across images, else one image a task, so the threads share
             # the work image by image and neither idles at the run's end.
             analyzed = [inference.submit(_analyze_slice, analyzer, claims[i:i + step],
-                                         decoded[i:i + step])
+                                         decoded[i:i + step], attributes)
                         for i in range(0, len(claims), step)]
             batch = _Batch(claims, decoded, analyzed)
             in_hand.append(batch)
@@ -333,8 +342,10 @@ def _finish_batch(
     failures = [f for s in slices for f in s.unreadable] + [f for s in slices for f in s.failed]
     results = {image_id: found for s in slices for image_id, found in s.found.items()}
     first_path = {image_id: path for s in slices for image_id, path in s.paths.items()}
+    estimates = {image_id: e for s in slices for image_id, e in s.estimates.items()}
     faces_by_image = {
-        image_id: [_new_face(image_id, pack.id, f) for f in found.faces]
+        image_id: [_new_face(image_id, pack.id, f, e) for f, e in zip(
+            found.faces, estimates.get(image_id) or [None] * len(found.faces), strict=True)]
         for image_id, found in results.items()
     }
     store_clip_embeddings(conn, [  # before the scans are marked done: a crash redoes both
@@ -363,8 +374,10 @@ def _finish_batch(
 
 
 def _analyze_slice(analyzer: FaceAnalyzer, claims: Sequence[ScanClaim],
-                   decoded: Sequence[Future[DecodedImage]]) -> _Slice:
-    """On an inference thread: wait for the slice's images to decode, then analyze them."""
+                   decoded: Sequence[Future[DecodedImage]],
+                   attributes: AttributeModel | None = None) -> _Slice:
+    """On an inference thread: wait for the slice's images to decode, then analyze them
+    (and estimate their faces' ages and genders with ``attributes``)."""
     unreadable: list[ScanFailure] = []
     images: list[DecodedImage] = []
     for claim, future in zip(claims, decoded, strict=True):
@@ -376,7 +389,23 @@ def _analyze_slice(analyzer: FaceAnalyzer, claims: Sequence[ScanClaim],
             unreadable.append(ScanFailure(claim.image_id, f"{type(exc).__name__}: {exc}"))
     failed: list[ScanFailure] = []
     found = _analyze(analyzer, images, failed)
-    return _Slice(unreadable, found, failed, {im.image_id: str(im.path) for im in images})
+    estimates = {} if attributes is None else {
+        im.image_id: _estimates(attributes, im, found[im.image_id])
+        for im in images if im.image_id in found}
+    return _Slice(unreadable, found, failed, {im.image_id: str(im.path) for im in images},
+                  estimates)
+
+
+def _estimates(attributes: AttributeModel, image: DecodedImage,
+               found: ImageFaces) -> list[FaceEstimate | None]:
+    """Each face's age and gender from the pixels decoded for the scan (boxes taken
+    back from original pixels to them); none where the model fails, for ``enrich`` to
+    fill later: a face is stored all the same."""
+    boxes = [tuple(v / image.scale for v in f.bbox) for f in found.faces]
+    try:
+        return attributes.estimate(image.rgb, boxes)  # type: ignore[arg-type]
+    except Exception:  # an attribute model's failure must not lose the faces
+        return [None] * len(boxes)
 
 
 def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
@@ -404,7 +433,9 @@ def _analyze(analyzer: FaceAnalyzer, images: list[DecodedImage],
     return results
 
 
-def _new_face(image_id: int, pack_id: int, face: Face) -> NewFace:
+def _new_face(image_id: int, pack_id: int, face: Face,
+              estimate: FaceEstimate | None = None) -> NewFace:
     landmarks = None if face.landmarks is None else [float(v) for v in face.landmarks.ravel()]
     return NewFace(image_id=image_id, pack_id=pack_id, bbox=face.bbox, landmarks=landmarks,
-                   det_score=face.det_score, blur=face.blur, embedding=face.embedding)
+                   det_score=face.det_score, blur=face.blur, embedding=face.embedding,
+                   estimate=estimate)

@@ -1,4 +1,6 @@
-"""``enrich``: per-face quality inputs (pose, frontality, symmetry, sharpness, size).
+"""``enrich``: per-face quality inputs (pose, frontality, symmetry, sharpness, size),
+and with an attribute model each face's estimated age and gender
+(:mod:`rbv.jobs.library.estimates`).
 
 Incremental like ``index``: only faces without a ``face_quality`` row are scored. With
 only the detector's 5 landmarks (any pack) the scores are computed from stored columns,
@@ -15,9 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rbv.errors import ImageUnreadable
+from rbv.faces.attributes import AttributeModel
 from rbv.faces.landmarks import LandmarkModel, pose_from_68
 from rbv.faces.packs import ModelRole
 from rbv.faces.pose import pose_from_5_points, pose_from_angles, sharpness
+from rbv.jobs.library.estimates import fill_estimates
 from rbv.jobs.recording import recorded_run
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.pictures.pixels import PhotoSource
@@ -37,10 +41,13 @@ class EnrichSummary:
     methods: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     dense_models: list[str] = field(default_factory=list)
+    attribute_model: str | None = None  # the age and gender model's file name
+    estimated: int = 0  # faces given an age and gender by this run
 
     def as_dict(self) -> dict[str, object]:
         return {"pack": self.pack, "faces": self.faces, "methods": self.methods,
-                "failed": self.failed, "dense_models": self.dense_models}
+                "failed": self.failed, "dense_models": self.dense_models,
+                "attribute_model": self.attribute_model, "estimated": self.estimated}
 
 
 def score_5pt(face: FaceGeometry, pack_id: int) -> FaceQuality:
@@ -62,15 +69,20 @@ def run_enrich(db: Database, pack_name: str | None, *, redo: bool = False,
                models: dict[ModelRole, LandmarkModel] | None = None,
                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                progress: Progress = lambda done, total: None,
-               sole_fallback: bool = False) -> EnrichSummary:
-    """Score every face of the pack that has no quality row yet (all with ``redo``)."""
+               sole_fallback: bool = False, attributes: AttributeModel | None = None,
+               long_edge: int = 0) -> EnrichSummary:
+    """Score every face of the pack that has no quality row yet (all with ``redo``);
+    with ``attributes``, estimate the age and gender of every face that has none (its
+    photos decoded at ``long_edge``, 0: whole)."""
     with db.connect() as conn:
         pack = find_pack(conn, pack_name, sole_fallback=sole_fallback)
         todo = faces_to_enrich(conn, pack.id, redo=redo)
-    summary = EnrichSummary(pack.name, dense_models=sorted(m.value for m in models or {}))
+    summary = EnrichSummary(pack.name, dense_models=sorted(m.value for m in models or {}),
+                            attribute_model=attributes.name if attributes else None)
     total = len(todo)
     with recorded_run(db, "enrich", {"pack": pack.name, "redo": redo,
-                                     "dense_models": summary.dense_models}) as run:
+                                     "dense_models": summary.dense_models,
+                                     "attribute_model": summary.attribute_model}) as run:
         for start in range(0, total, BATCH):
             batch = todo[start:start + BATCH]
             with db.transaction() as conn:
@@ -84,6 +96,12 @@ def run_enrich(db: Database, pack_name: str | None, *, redo: bool = False,
             summary.faces += len(rows)
             run.counts = {"faces": summary.faces, "failed": len(summary.failed)}
             progress(summary.faces, total)
+        if attributes is not None:
+            summary.estimated = fill_estimates(db, pack.id, attributes,
+                                               max_pixels=max_pixels, long_edge=long_edge,
+                                               failed=summary.failed, progress=progress)
+            run.counts = {"faces": summary.faces, "estimated": summary.estimated,
+                          "failed": len(summary.failed)}
         if summary.failed:
             run.status = "partial"
     return summary

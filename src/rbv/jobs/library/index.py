@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rbv.config import Settings
 from rbv.errors import printable
@@ -15,6 +16,9 @@ from rbv.jobs.recording import recorded_run
 from rbv.jobs.reporting import Reporter
 from rbv.media.discovery import PathFilter
 from rbv.store import Database
+
+if TYPE_CHECKING:
+    from rbv.faces.attributes import AttributeModel
 
 
 @dataclass
@@ -42,9 +46,12 @@ def run_index(
     *,
     dry_run: bool = False,
     reporter: Reporter | None = None,
+    attributes: AttributeModel | None = None,
 ) -> IndexSummary:
     """Catalogue ``targets``; then, with an ``analyzer``, detect and embed every image
-    still queued for its pack. A dry run reads and writes nothing beyond ``stat``."""
+    still queued for its pack (with ``attributes``, estimating each new face's age and
+    gender from the pixels decoded for it). A dry run reads and writes nothing beyond
+    ``stat``."""
     if dry_run:
         return IndexSummary(run_catalogue(db, settings, targets, path_filter, dry_run=True,
                                           reporter=reporter), None)
@@ -55,6 +62,7 @@ def run_index(
         "exclude": path_filter.exclude if path_filter else [],
         "embed": analyzer is not None,
         "pack": analyzer.pack.name if analyzer else None,
+        "attribute_model": attributes.name if attributes else None,
         "concurrency": settings.concurrency,
     }
     with recorded_run(db, "index", parameters) as run:
@@ -62,7 +70,8 @@ def run_index(
         run.counts = catalogue.as_dict()
         embed = None
         if analyzer is not None:
-            embed = run_embed(db, settings, analyzer, reporter=reporter, record=False)
+            embed = run_embed(db, settings, analyzer, reporter=reporter, record=False,
+                              attributes=attributes)
             run.counts["embed"] = embed.as_dict()
         summary = IndexSummary(catalogue, embed)
         run.status = "partial" if summary.failed else "ok"

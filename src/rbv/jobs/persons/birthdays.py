@@ -114,6 +114,10 @@ class AgeRange:
         end = None if self.last is None else add_months(born, 12 * (self.last + 1))
         return add_months(born, 12 * self.first), end
 
+    def holds(self, years: float) -> bool:
+        """Whether an age in (fractional) years is in the range: 3 holds 3.0 to 3.99."""
+        return years >= self.first and (self.last is None or years < self.last + 1)
+
     def words(self) -> str:
         if self.last is None:
             return f"{self.first} or older"

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from rbv.errors import PersonNotFound, Remedy
+from rbv.faces.estimates import EstimatedAges, FaceEstimate
 from rbv.store import Database
+from rbv.store.queries import attributes as attribute_queries
 from rbv.store.queries import person_covers, person_lookup
 from rbv.store.queries import persons as queries
+from rbv.store.queries.attributes import person_estimated_ages
 from rbv.store.queries.birthdays import births
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.person_lookup import SHORT_ID, short_id
@@ -80,6 +83,7 @@ class PersonFaces:
     cover: int | None
     born: date | None
     faces: list[PersonFace]
+    estimated: EstimatedAges | None = None  # what its faces' estimates say (all of them)
 
 
 def faces(db: Database, person: uuid.UUID, limit: int | None) -> PersonFaces:
@@ -91,7 +95,8 @@ def faces(db: Database, person: uuid.UUID, limit: int | None) -> PersonFaces:
         return PersonFaces(person, person_lookup.labels(conn, [person])[person],
                            person_covers.cover_of(conn, person),
                            births(conn, [person]).get(person),
-                           queries.faces_of(conn, person, limit))
+                           queries.faces_of(conn, person, limit),
+                           person_estimated_ages(conn, person))
 
 
 def cover(db: Database, person: uuid.UUID) -> int | None:
@@ -126,3 +131,31 @@ def relabel(db: Database, texts: Sequence[str]) -> list[str]:
         return (match[1] or "") + said
 
     return [_UUID.sub(label, t) for t in texts]
+
+
+def face_estimates(db: Database, face_ids: Sequence[int]) -> dict[int, FaceEstimate]:
+    """Face id → the age and gender an attribute model estimated, for the faces that
+    have an estimate."""
+    with db.connect() as conn:
+        return attribute_queries.face_estimates(conn, face_ids)
+
+
+def estimated_ages(db: Database, person: uuid.UUID) -> EstimatedAges | None:
+    """What the estimates of the person's faces say (None: no face has one)."""
+    with db.connect() as conn:
+        return person_estimated_ages(conn, person)
+
+
+def estimate_words(estimate: FaceEstimate) -> str:
+    """A face's estimate, said as one: "~34, male (estimated)"."""
+    return f"~{estimate.age:.0f}, {estimate.gender} (estimated)"
+
+
+def estimated_words(estimated: EstimatedAges) -> str:
+    """A person's estimated ages, said as estimates: "estimated age 34 (28–41) from 12
+    faces, most read as male"."""
+    ages = (f"{estimated.median:.0f} ({estimated.youngest:.0f}–{estimated.oldest:.0f})"
+            if estimated.faces > 1 else f"{estimated.median:.0f}")
+    reads = f", most read as {estimated.gender}" if estimated.gender else ""
+    faces = f"{estimated.faces} face" + ("" if estimated.faces == 1 else "s")
+    return f"estimated age {ages} from {faces}{reads}"

@@ -1,5 +1,9 @@
 """``photos``: the photos that show given persons (and not others), in a date range,
-listed or gathered into a folder."""
+of an age, listed or gathered into a folder.
+
+An age is the first person's by its birthday and each photo's date; for a person with
+no birthday, by the ages an attribute model estimated from its faces (said as
+estimated: a photo is of age 3 when its estimate is at least 3 and under 4)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from rbv.errors import ConfigError, Refused, Remedy
 from rbv.formats.album import AlbumEntry, make_album
 from rbv.jobs.persons.birthdays import age_words, parse_ages
 from rbv.store import Database
+from rbv.store.queries.attributes import photo_ages
 from rbv.store.queries.birthdays import births, undated_photos
 from rbv.store.queries.person_lookup import existing_person, labels
 from rbv.store.queries.photos import PhotoHit, photos_with
@@ -42,16 +47,40 @@ class PhotosResult:
     album_errors: list[str] = field(default_factory=list)
     born: date | None = None  # with an age asked: the first person's birthday
     undated: int = 0  # with an age asked: the photos left out for having no date
+    # With an age asked of a person without a birthday: the first person's estimated
+    # age in each photo kept (None: ages by the birthday), and the photos left out
+    # for having no estimate.
+    estimated: dict[int, float] | None = None
+    unestimated: int = 0
+
+    @property
+    def aged(self) -> bool:
+        """Whether each photo has an age (an age was asked)."""
+        return self.born is not None or self.estimated is not None
 
     def age(self, hit: PhotoHit) -> str:
-        """The first person's age at the photo ("" when no age was asked)."""
+        """The first person's age at the photo ("" when no age was asked); an
+        estimate is said as one ("~34 years, estimated")."""
+        if self.estimated is not None and hit.image_id in self.estimated:
+            return f"~{self.estimated[hit.image_id]:.0f} years, estimated"
         return age_words(self.born, hit.taken_at)
 
     def as_dict(self) -> dict[str, object]:
-        aged = {"born": self.born.isoformat(), "undated": self.undated} if self.born else {}
+        aged: dict[str, object] = (
+            {"born": self.born.isoformat(), "undated": self.undated} if self.born else {})
+        if self.estimated is not None:
+            aged = {"born": None, "age_estimated": True, "unestimated": self.unestimated}
+
+        def age_of(p: PhotoHit) -> dict[str, object]:
+            if not self.aged:
+                return {}
+            if self.estimated is None:
+                return {"age": self.age(p)}
+            return {"age": self.age(p), "estimated_age": round(self.estimated[p.image_id], 1)}
+
         return {"persons": self.persons,
                 "photos": [{"image_id": p.image_id, "taken_at": p.taken_at, "paths": p.paths,
-                            "others": p.others, **({"age": self.age(p)} if self.born else {})}
+                            "others": p.others, **age_of(p)}
                            for p in self.photos],
                 "album": [{"source": a.source, "target": a.target, "action": a.action,
                            "sidecars": list(a.sidecars)}
@@ -92,8 +121,9 @@ def find_photos(db: Database, query: PhotoQuery, *, copy_to: Path | None = None,
                 link_to: Path | None = None) -> PhotosResult:
     """Photos with every person of ``query`` and none of its ``without`` (with its
     ``age``: taken when the first person was that old, by its birthday; photos with no
-    date left out and counted); with ``copy_to``/``link_to`` they are also copied or
-    symlinked into that folder."""
+    date left out and counted; a person without a birthday by its faces' estimated
+    ages, photos without an estimate left out and counted); with ``copy_to``/``link_to``
+    they are also copied or symlinked into that folder."""
     if not query.persons:
         raise ConfigError("name at least one person")
     if copy_to is not None and link_to is not None:
@@ -107,17 +137,29 @@ def find_photos(db: Database, query: PhotoQuery, *, copy_to: Path | None = None,
         named = labels(conn, wanted)
         names = [named[p] for p in wanted]
         born = None
+        estimated: dict[int, float] | None = None
+        unestimated = 0
         if ages is not None:
             born = births(conn, wanted[:1]).get(wanted[0])
-            if born is None:
+            if born is not None:
+                since, before = _within(ages.dates(born), since, before)
+        if ages is not None and born is None:
+            hits = photos_with(conn, wanted, unwanted, since, before)
+            estimated = photo_ages(conn, wanted[0], [h.image_id for h in hits])
+            if not estimated:
+                # (nor an estimated age: no attribute model has seen its faces)
                 raise Refused(f"{names[0]} has no birthday, so no age: give it first",
                               kind="no_birthday", persons=[wanted[0]],
                               remedies=[Remedy("born", {"person": wanted[0]},
                                                "give the birthday")])
-            since, before = _within(ages.dates(born), since, before)
-        hits = photos_with(conn, wanted, unwanted, since, before, query.limit)
+            unestimated = sum(h.image_id not in estimated for h in hits)
+            hits = [h for h in hits if h.image_id in estimated
+                    and ages.holds(estimated[h.image_id])][:query.limit]
+        else:
+            hits = photos_with(conn, wanted, unwanted, since, before, query.limit)
         undated = undated_photos(conn, wanted, unwanted) if born is not None else 0
-    result = PhotosResult(names, hits, born=born, undated=undated)
+    result = PhotosResult(names, hits, born=born, undated=undated, estimated=estimated,
+                          unestimated=unestimated)
     folder = copy_to or link_to
     if folder is not None:
         chosen: Sequence[tuple[int, str]] = [(h.image_id, h.paths[0]) for h in hits if h.paths]

@@ -9,6 +9,8 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
+from rbv.faces.estimates import FaceEstimate
+
 _COLUMNS = ("id", "image_id", "pack_id", "x1", "y1", "x2", "y2", "landmarks", "det_score",
             "blur", "drawn")
 _TYPES = ("int8", "int8", "int4", "float4", "float4", "float4", "float4", "float4[]",
@@ -27,6 +29,7 @@ class NewFace:
     blur: float | None
     embedding: NDArray[np.float32]
     drawn: str | None = None  # a face drawn by hand: 'detector' or 'box' (its landmarks)
+    estimate: FaceEstimate | None = None  # its age and gender, where a model ran
 
 
 def insert_faces(conn: psycopg.Connection, faces: Iterable[NewFace]) -> int:

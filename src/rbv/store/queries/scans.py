@@ -17,7 +17,8 @@ from datetime import datetime
 
 import psycopg
 
-from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.queries.attributes import save_attributes
+from rbv.store.queries.faces import NewFace, insert_faces_ids
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,12 @@ def complete_scans(
         # (a face drawn by hand is no scan's: it stays).
         conn.execute("DELETE FROM face_detections WHERE pack_id = %s AND image_id = ANY(%s) "
                      "AND drawn IS NULL", (pack_id, done))
-        written = insert_faces(conn, (f for i in done for f in faces_by_image[i]))
+        new = [f for i in done for f in faces_by_image[i]]
+        new_ids = insert_faces_ids(conn, new)
+        save_attributes(conn, [(face_id, f.estimate)
+                               for face_id, f in zip(new_ids, new, strict=True)
+                               if f.estimate is not None])
+        written = len(new_ids)
         with conn.cursor() as cur:
             cur.executemany(
                 """
