@@ -32,15 +32,29 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from rbv.cluster.defaults import ImpostorModel
+
 AGE_WINDOW = 5.0
 """Years: the standard deviation of the Gaussian window over estimated ages that makes a
 face's age mean (measured: 3 and 8 worse, see the module's text)."""
 OLDEST = 120
-MIN_AGED_FACES = 100
+MIN_AGED_FACES = 30
 """Faces with an estimated age a library needs before its faces are centred by age:
 fewer make the means of ages noise."""
 MIN_AGED_SHARE = 0.5
 """Share of the faces that must have an estimated age (an attribute model in use)."""
+SAME_SPREADS = 3.0
+"""Faces this many impostor spreads above the impostor mean are counted as one person when
+the age means are made (SFace: 0.36; one in 740 stranger pairs reaches it; at 4 spreads
+too few of a child's own photos are counted together, see ``MOST_FACES``)."""
+MOST_FACES = 5.0
+"""Faces of one person (at about one age) that count in an age's mean; more count as
+this many. In a family library most photos at age 3 may be of one child: a plain average
+would be that child, and centring on it would take the child out of their own faces."""
+PRIOR_PEOPLE = 2.0
+"""People's worth the library's overall mean has in every age's mean: an age few people
+have is centred mostly on the overall mean (a lone 85-year-old's faces centred on their
+own average would lose who they are)."""
 
 
 @dataclass(frozen=True)
@@ -53,23 +67,32 @@ class AgeCentres:
     faces: int
 
     @classmethod
-    def measure(cls, embeddings: NDArray[np.floating], ages: NDArray[np.floating]
-                ) -> AgeCentres | None:
+    def measure(cls, embeddings: NDArray[np.floating], ages: NDArray[np.floating],
+                impostor: ImpostorModel) -> AgeCentres | None:
         """From a library's (or a repeatable sample's) unit embeddings and estimated ages
-        (NaN: none); None where too few faces have an age."""
+        (NaN: none); None where too few faces have an age. ``impostor``: the recognizer's
+        own (faces more alike than strangers ``SAME_SPREADS`` spreads above their mean,
+        of about one age, are counted as one person: see :func:`one_vote_each`)."""
+        same = impostor.mu + SAME_SPREADS * impostor.sigma
         x = np.asarray(embeddings, np.float32)
         known = np.isfinite(ages)
         if known.sum() < MIN_AGED_FACES or known.mean() < MIN_AGED_SHARE:
             return None
         years = _years(ages[known])
+        alike = faces_alike(x[known], years, same)
+        weight = np.minimum(1.0, MOST_FACES / alike)  # faces, a person's capped
         sums = np.zeros((OLDEST + 1, x.shape[1]), np.float64)
-        np.add.at(sums, years, x[known])
-        counts = np.bincount(years, minlength=OLDEST + 1).astype(np.float64)
+        np.add.at(sums, years, x[known] * weight[:, None])
+        counts = np.bincount(years, weights=weight, minlength=OLDEST + 1)
+        people = np.bincount(years, weights=1.0 / alike, minlength=OLDEST + 1)
+        overall = sums.sum(axis=0) / counts.sum()
         grid = np.arange(OLDEST + 1, dtype=np.float64)
         window = np.exp(-0.5 * ((grid[:, None] - grid[None, :]) / AGE_WINDOW) ** 2)
-        weight = window @ counts
-        by_year = (window @ sums) / np.maximum(weight, 1e-12)[:, None]
-        return cls(by_year.astype(np.float32), x.mean(axis=0).astype(np.float32),
+        near = window @ people  # about how many people are of about each age
+        trust = (near / (near + PRIOR_PEOPLE))[:, None]
+        by_year = (trust * (window @ sums) / np.maximum(window @ counts, 1e-12)[:, None]
+                   + (1 - trust) * overall)
+        return cls(by_year.astype(np.float32), overall.astype(np.float32),
                    int(known.sum()))
 
     def centred(self, embeddings: NDArray[np.floating], ages: NDArray[np.floating]
@@ -87,3 +110,17 @@ class AgeCentres:
 
 def _years(ages: NDArray[np.floating]) -> NDArray[np.int64]:
     return np.clip(np.rint(ages), 0, OLDEST).astype(np.int64)
+
+
+def faces_alike(x: NDArray[np.float32], years: NDArray[np.int64], same: float,
+                block: int = 2_048) -> NDArray[np.float64]:
+    """Per face: how many faces within two windows of its age are more alike than
+    ``same`` (itself included): about how many photos of that person at that age."""
+    n = len(x)
+    alike = np.zeros(n, np.float64)
+    near = 2 * AGE_WINDOW
+    for lo in range(0, n, block):
+        sims = x[lo:lo + block] @ x.T
+        close = np.abs(years[lo:lo + block, None] - years[None, :]) <= near
+        alike[lo:lo + block] = ((sims > same) & close).sum(axis=1)
+    return np.maximum(alike, 1.0)
