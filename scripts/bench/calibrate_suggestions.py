@@ -2,7 +2,8 @@
 sets, and measure each set's reliability with weights fitted on the other two.
 
 Each set is indexed and clustered with the shipped defaults (the scratch data
-directories of scripts/bench/review_effort.py, kept: photos are indexed once); its candidate
+directories of scripts/bench/review_effort.py, kept: photos are indexed once; with
+estimated ages, as review_effort.py has them, unless ``--no-ages``); its candidate
 pairs (each person's 24 nearest persons, as `rbv serve` ranks them) are labelled from
 labels.csv: one person when most labelled faces of both are one identity. The weights
 are those of a logistic regression of that label on the pair's features, each set
@@ -31,6 +32,7 @@ from rbv.cluster.pair_odds import FEATURES, PRIOR, PairOdds  # noqa: E402
 from rbv.cluster.suggestions import suggest_merges  # noqa: E402
 from rbv.jobs.persons.evidence import REVIEW_CANDIDATES, load_evidence  # noqa: E402
 from review_effort import (  # noqa: E402
+    AGE_MODEL,
     SHARED,
     calibration_error,
     open_scratch,
@@ -42,12 +44,12 @@ from review_effort import (  # noqa: E402
 SETS = {"family": None, "faces": SHARED / "data" / "labels.csv", "lfw_many": None}
 
 
-def candidate_pairs(name: str, labels: Path | None, pack: str
+def candidate_pairs(name: str, labels: Path | None, pack: str, ages: bool = True
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The set's labelled candidate pairs after the default clustering: features, the
     old score, and 1 where both persons are mostly one identity."""
     folder = (SHARED / "data" / name).absolute()
-    db, settings = open_scratch(folder, pack)
+    db, settings = open_scratch(folder, pack, attribute_model=AGE_MODEL if ages else None)
     pack_name = Path(pack).name
     prepare(db, settings, pack_name, folder)
     truth = truth_of(db, pack_name, folder, labels)
@@ -96,8 +98,12 @@ def show_table(title: str, p: np.ndarray, same: np.ndarray) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
+    parser.add_argument("--no-ages", action="store_true",
+                        help="no estimated ages: persons compared as the recognizer made "
+                             "them (the calibration before issue 64)")
     args = parser.parse_args()
-    data = {name: candidate_pairs(name, labels, args.pack) for name, labels in SETS.items()}
+    data = {name: candidate_pairs(name, labels, args.pack, not args.no_ages)
+            for name, labels in SETS.items()}
     print(f"features: {', '.join(FEATURES)}")
     for name, (x, old, same) in data.items():
         odds = fit([(data[o][0], data[o][2]) for o in data if o != name])

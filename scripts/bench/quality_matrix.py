@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from rbv.cluster.ages import AgeCentres
 from rbv.cluster.calibrations import DEFAULT_METHOD, resolve_setting
 from rbv.cluster.evaluation import (
     ALL_METHODS,
@@ -29,11 +30,17 @@ from rbv.cluster.evaluation import (
     MethodScores,
     best_of,
 )
-from rbv.cluster.evidence import DEFAULT_BUDGET, ImpostorModel, random_pair_similarities
+from rbv.cluster.evidence import (
+    DEFAULT_BUDGET,
+    ImpostorModel,
+    library_impostor,
+    random_pair_similarities,
+)
 from rbv.cluster.methods import DEFAULT_THRESHOLD, Method
 from rbv.cluster.metrics import bcubed, largest_cluster, pairwise
 from rbv.config import Settings
 from rbv.face_rows import PackFaces
+from rbv.jobs.grouping.aged import ages_of
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.eval import faces_under, label_main_faces, read_labels
 from rbv.jobs.library.analyzer import load_face_analyzer
@@ -54,10 +61,22 @@ class LabelledSet:
     name: str
     faces: PackFaces
     truth: np.ndarray  # per face: identity or None
-    evaluation: Evaluation
+    evaluation: Evaluation  # the faces as the recognizer made them
+    aged: ImpostorModel | None = None  # centred by age: the impostor model it estimates
+    centred: Evaluation | None = None  # the faces centred by age (what evidence uses)
+
+    def of(self, method: str) -> Evaluation:
+        """The faces ``method`` clusters: centred by age for evidence, as a library with
+        estimated ages is; the recognizer's own for the similarity thresholds."""
+        return self.centred if self.centred and method == Method.evidence.value \
+            else self.evaluation
 
 
-def load_sets(db: Database, settings: Settings, pack_name: str) -> list[LabelledSet]:
+def load_sets(db: Database, settings: Settings, pack_name: str, ages: bool = True
+              ) -> list[LabelledSet]:
+    """The three sets' faces; with ``ages``, where the faces have estimated ages
+    (``rbv enrich --attribute-model``), each set centred on its own faces of each age, as
+    ``cluster --full`` centres a library (:mod:`rbv.jobs.grouping.aged`)."""
     folders = [("faces", SHARED / "data" / "faces", SHARED / "data" / "labels.csv"),
                ("lfw_many", SHARED / "data" / "lfw_many", None),
                ("family", SHARED / "data" / "family", None)]
@@ -73,13 +92,25 @@ def load_sets(db: Database, settings: Settings, pack_name: str) -> list[Labelled
         faces = every.take(np.flatnonzero(np.isin(every.ids, sorted(inside))))
         truth, _ = label_main_faces(faces, [p for p in paths if p.face_id in inside],
                                     read_labels(folder, labels_csv))
-        out.append(LabelledSet(name, faces, truth, Evaluation(faces, truth)))
+        aged, centred = None, None
+        if ages:
+            with db.connect() as conn:
+                centres = AgeCentres.measure(faces.embeddings, ages_of(conn, faces.ids),
+                                             library_impostor(faces.embeddings,
+                                                              faces.image_ids)[0])
+                if centres is not None:
+                    moved = replace(faces, embeddings=centres.centred(
+                        faces.embeddings, ages_of(conn, faces.ids)))
+                    aged = ImpostorModel.from_pairs(random_pair_similarities(
+                        moved.embeddings, moved.image_ids), robust=True)
+                    centred = Evaluation(moved, truth)
+        out.append(LabelledSet(name, faces, truth, Evaluation(faces, truth), aged, centred))
     return out
 
 
 def score(s: LabelledSet, method: str, value: float,
           impostor: ImpostorModel | None = None) -> MethodScores:
-    return s.evaluation.score(method, value, impostor)
+    return s.of(method).score(method, value, impostor)
 
 
 def cell(m: MethodScores) -> str:
@@ -104,8 +135,8 @@ def matrix(sets: list[LabelledSet], files: dict[str, str]) -> None:
             row = []
             for s in sets:
                 model = setting.impostor if method == Method.evidence.value else None
-                if method == Method.evidence.value and model is None:
-                    model = ImpostorModel.from_pairs(random_pair_similarities(
+                if method == Method.evidence.value and (model is None or s.aged):
+                    model = s.aged or ImpostorModel.from_pairs(random_pair_similarities(
                         s.faces.embeddings, s.faces.image_ids), robust=True)
                 row.append(cell(score(s, method, value, model)))
             tag = " (default)" if method == DEFAULT_METHOD.value and stored_files else ""
@@ -120,8 +151,9 @@ def default_detail(sets: list[LabelledSet], files: dict[str, str]) -> None:
           f"{'largest: faces, ids, purity':>29}")
     setting = resolve_setting({}, files, None)
     for s in sets:
-        labels = s.evaluation.labels(setting.method.value, setting.budget or DEFAULT_BUDGET,
-                                     setting.impostor)[s.evaluation.labelled]
+        method = setting.method.value
+        labels = s.of(method).labels(method, setting.budget or DEFAULT_BUDGET,
+                                     s.aged or setting.impostor)[s.evaluation.labelled]
         p, b = pairwise(labels, s.evaluation.truth), bcubed(labels, s.evaluation.truth)
         big = largest_cluster(labels, s.evaluation.truth)
         print(f"{s.name:<10} {p.precision:>8.3f} / {p.recall:.3f} / {p.f1:.3f} "
@@ -141,8 +173,8 @@ def transfer(sets: list[LabelledSet]) -> None:
                     continue
                 if method == Method.evidence.value:
                     value = DEFAULT_BUDGET  # what --store keeps is A's impostor model
-                    with_a = score(b, method, value, a.evaluation.impostor)
-                    own = best_of(b.evaluation.sweep(method))  # B's own labelled model
+                    with_a = score(b, method, value, a.of(method).impostor)
+                    own = best_of(b.of(method).sweep(method))  # B's own labelled model
                 else:
                     value = best_of(a.evaluation.sweep(method)).threshold
                     with_a = score(b, method, value)
@@ -160,6 +192,9 @@ def incremental(db: Database, sets: list[LabelledSet], files: dict[str, str], di
           f"{'first-round faces kept / persons kept':>38}")
     rng = np.random.default_rng(seed)
     for s in sets:
+        if s.aged:
+            print(f"{s.name:<10} (centred by age: the copies this inserts carry no ages)")
+            continue
         images = np.unique(s.faces.image_ids)
         first = set(rng.choice(images, int(len(images) * share), replace=False).tolist())
         half = np.array([int(i) in first for i in s.faces.image_ids], bool)
@@ -216,12 +251,15 @@ def main() -> None:
     parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
     parser.add_argument("--data", default="/tmp/rbv-quality",
                         help="scratch data directory (kept: the photos are indexed once)")
+    parser.add_argument("--no-ages", action="store_true",
+                        help="compare faces as the recognizer made them, even where they "
+                             "have estimated ages (the matrix before issue 64)")
     args = parser.parse_args()
     settings = Settings(data_dir=Path(args.data), model_pack=args.pack)
     db = open_database(settings, require_schema=False)
     apply_pending(db)
     started = time.perf_counter()
-    sets = load_sets(db, settings, Path(args.pack).name)
+    sets = load_sets(db, settings, Path(args.pack).name, ages=not args.no_ages)
     with db.connect() as conn:
         row = conn.execute("SELECT files, embedding_dim FROM model_packs WHERE name = %s",
                            (Path(args.pack).name,)).fetchone()

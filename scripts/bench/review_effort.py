@@ -62,7 +62,8 @@ from rbv.cluster.pair_odds import PairOdds
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.eval import faces_under, label_main_faces, read_labels
-from rbv.jobs.library.analyzer import load_face_analyzer
+from rbv.jobs.library.analyzer import load_attribute_model, load_face_analyzer
+from rbv.jobs.library.enrich import run_enrich
 from rbv.jobs.library.index import run_index
 from rbv.jobs.persons import evidence as evidence_module
 from rbv.jobs.persons import person_details
@@ -77,6 +78,7 @@ from rbv.store.server.migrations import apply_pending
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
+AGE_MODEL = SHARED / "models" / "extra" / "faceres_age_gender.onnx"
 CHECKPOINTS = (0, 25, 50, 100, 200, 400)
 TARGETS = (0.90, 0.95, 0.99, 0.995)
 T = TypeVar("T")
@@ -123,23 +125,30 @@ class Session:
         self.curve.append({"clicks": self.clicks, "faces_shown": self.faces, **f})
 
 
-def open_scratch(folder: Path, pack: str, data: Path | None = None
-                 ) -> tuple[Database, Settings]:
+def open_scratch(folder: Path, pack: str, data: Path | None = None,
+                 attribute_model: Path | None = None) -> tuple[Database, Settings]:
     """The scratch database of FOLDER (one per folder in /tmp unless ``data``), its
     schema up to date."""
     key = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
     data = data or Path("/tmp") / f"rbv-review-effort-{folder.name}-{key}"
-    settings = Settings(data_dir=data, model_pack=pack)
+    settings = Settings(data_dir=data, model_pack=pack, attribute_model=attribute_model)
     db = open_database(settings, require_schema=False)
     apply_pending(db)
     return db, settings
 
 
 def prepare(db: Database, settings: Settings, pack_name: str, folder: Path) -> None:
-    """Index FOLDER (a re-run finds it indexed) and cluster it afresh with the defaults."""
-    run_index(db, settings, [folder], analyzer=load_face_analyzer(settings))
+    """Index FOLDER (a re-run finds it indexed), estimate ages where an attribute model is
+    given and faces have none, and cluster it afresh with the defaults."""
+    attributes = load_attribute_model(settings)
+    run_index(db, settings, [folder], analyzer=load_face_analyzer(settings),
+              attributes=attributes)
     with db.connect() as conn:
         conn.execute(RESET)
+        if attributes is None:  # faces compared as the recognizer made them
+            conn.execute("DELETE FROM face_attributes")
+    if attributes is not None:
+        run_enrich(db, pack_name, attributes=attributes)
     cluster_pack(db, pack_name, ClusterOptions(full=True))
 
 
@@ -609,6 +618,12 @@ def main() -> int:
     parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
     parser.add_argument("--data", type=Path, default=None,
                         help="scratch data directory (kept; default: one per FOLDER in /tmp)")
+    parser.add_argument("--attribute-model", type=Path, default=AGE_MODEL,
+                        help="the age model faces are estimated with (default: "
+                             "../shared/models/extra/faceres_age_gender.onnx)")
+    parser.add_argument("--no-ages", action="store_true",
+                        help="no estimated ages: faces compared as the recognizer made them "
+                             "(review before issue 64)")
     parser.add_argument("--prior", default=None,
                         help="INTERCEPT,W1,W2,W3: the calibration's prior instead of the "
                         "shipped one (scripts/bench/calibrate_suggestions.py prints each set's, "
@@ -636,7 +651,8 @@ def main() -> int:
     if args.stop_when_unlikely:
         global GO_ON
         GO_ON = False
-    db, settings = open_scratch(folder, args.pack, args.data)
+    db, settings = open_scratch(folder, args.pack, args.data,
+                                None if args.no_ages else args.attribute_model)
     started = time.perf_counter()
     pack_name = Path(args.pack).name
     prepare(db, settings, pack_name, folder)

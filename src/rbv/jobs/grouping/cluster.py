@@ -44,6 +44,7 @@ from rbv.cluster.identity import follow_faces
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.errors import Remedy
+from rbv.jobs.grouping.aged import aged_space
 from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces
 from rbv.jobs.grouping.named_changes import NamedChange, named_changes, named_gains
 from rbv.jobs.recording import recorded_run
@@ -169,6 +170,7 @@ class _Outcome:
     removed_persons: int = 0
     kept_by_hand: int = 0
     crowding_level: float | None = None  # measured: the pack's to keep
+    aged: str | None = None  # faces centred by estimated age: how
     named: list[NamedChange] = field(default_factory=list)
     empty_named: list[dict[str, str]] = field(default_factory=list)
 
@@ -275,7 +277,9 @@ def _report(plan: _Plan, outcome: _Outcome, started: float, run_id: int | None,
         clustered=outcome.clustered, new_persons=outcome.new_persons,
         reassigned=outcome.reassigned, removed_persons=outcome.removed_persons,
         kept_by_hand=outcome.kept_by_hand, seconds=round(time.perf_counter() - started, 3),
-        run_id=run_id, notes=[*plan.notes, *notes], named=outcome.named, empty_named=empty,
+        run_id=run_id, notes=[*plan.notes, *notes, *([f"Compared as grown: {outcome.aged}."]
+                                                    if outcome.aged else [])],
+        named=outcome.named, empty_named=empty,
         delete_empty_named=(delete_persons_statement([e["person"] for e in empty])
                             if empty else None),
         in_words=setting.plain(plan.faces), remedies=plan.remedies)
@@ -391,15 +395,23 @@ def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome
     facts = load_manual_facts(conn, pack)
     constraints = constraints_among(faces.ids, faces.image_ids, facts.must, facts.cannot,
                                     hand_anchors(faces))
+    embeddings, impostor = faces.embeddings, setting.impostor
+    space = aged_space(conn, pack) if setting.method is Method.evidence else None
+    if space is not None:  # the library has estimated ages: children meet adults
+        progress("centring faces on the library's faces of their age")
+        embeddings, impostor = space.embeddings(conn, faces), space.impostor
+        done.aged = space.source
     progress(f"building the {k}-NN graph of {len(faces):,} faces")
-    graph = build_knn_graph(faces.embeddings, k)
+    graph = build_knn_graph(embeddings, k)
     progress(f"clustering {len(faces):,} faces ({setting.method.value})")
-    labels = cluster_embeddings(faces.embeddings, setting.method, setting.threshold or 0.0,
-                                constraints, graph=graph, impostor=setting.impostor,
+    labels = cluster_embeddings(embeddings, setting.method, setting.threshold or 0.0,
+                                constraints, graph=graph, impostor=impostor,
                                 budget=setting.budget or 0.0)
-    if setting.method is Method.evidence and setting.impostor is not None:
-        # The library's typical crowding level, for the incremental runs that follow.
+    if space is None and setting.method is Method.evidence and setting.impostor is not None:
+        # The library's typical crowding level, for the incremental runs that follow (in
+        # the recognizer's own space, the one they match in: an aged run leaves it).
         done.crowding_level = round(crowding(graph, labels, setting.impostor)[1], 6)
+    del embeddings, graph  # a centred copy is as large as the faces' vectors
     progress("keeping person ids stable")
     position = {f: i for i, f in enumerate(faces.ids.tolist())}
     targets = follow_faces(labels, faces.person_ids, faces.manual, faces.image_ids,

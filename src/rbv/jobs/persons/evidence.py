@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -27,6 +27,7 @@ from rbv.cluster.suggestions import (
 )
 from rbv.errors import Remedy
 from rbv.face_rows import PackFaces
+from rbv.jobs.grouping.aged import aged_space
 from rbv.jobs.grouping.cluster import estimate_impostor
 from rbv.store.queries.assignments import faces_by_photo, load_faces
 from rbv.store.queries.links import same_links_inside_persons
@@ -126,10 +127,15 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
     if setting.impostor is None:  # unknown recognizer: estimated as `rbv cluster` does
         setting = estimate_impostor(conn, pack, setting)
     assert setting.impostor is not None
+    impostor, source = setting.impostor, setting.impostor_source
+    space = aged_space(conn, pack)
+    if space is not None:  # compared as `cluster --full` made them: centred by age
+        faces = replace(faces, embeddings=space.embeddings(conn, faces))
+        impostor, source = space.impostor, space.source
     links = np.array(same_links_inside_persons(conn, pack.id, [p.id for p in persons]),
                      np.int64).reshape(-1, 2)
-    return PersonEvidence(pack, persons, faces, codes, setting.impostor,
-                          setting.impostor_source, _rows_of_faces(faces.ids, links),
+    return PersonEvidence(pack, persons, faces, codes, impostor, source,
+                          _rows_of_faces(faces.ids, links),
                           len(persons) == every and not sampled, sampled, together)
 
 
