@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from rbv.face_rows import FacePlace, PackFaces
+from rbv.store.queries.attributes import ages_digest
 from rbv.store.queries.packs import PackRow, vector_expr
 from rbv.store.queries.paths import path_from_bytes
 from rbv.store.server.connection import Database
@@ -326,11 +327,9 @@ def vacuum_faces(db: Database) -> None:
 
 
 def clustering_inputs_digest(conn: psycopg.Connection, pack: PackRow) -> str:
-    """A digest of what a full clustering of the pack reads besides the vectors (which
-    are written once per face): the faces, who each belongs to and how, the manual
-    links and rejections, the faces marked not a face, and the estimated ages (a full
-    run centres faces by them: :mod:`rbv.jobs.grouping.aged`). One pass over the narrow face
-    rows: ~0.1 s per 100k faces."""
+    """A digest of what a full clustering of the pack reads besides the vectors: faces,
+    who each belongs to and how, manual links, rejections, faces marked not a face and
+    estimated ages. One pass over the narrow face rows: ~0.1 s per 100k faces."""
     faces = conn.execute(
         "SELECT count(*), coalesce(max(id), 0), coalesce(sum(hashtextextended("
         "coalesce(person_id::text, '-') || coalesce(assigned_by, '-'), id)), 0) "
@@ -348,12 +347,8 @@ def clustering_inputs_digest(conn: psycopg.Connection, pack: PackRow) -> str:
         "SELECT count(*), coalesce(sum(hashtextextended(m.face_id::text, 0)), 0) "
         "FROM not_faces m JOIN face_detections f ON f.id = m.face_id WHERE f.pack_id = %s",
         (pack.id,)).fetchone()
-    aged = conn.execute(
-        "SELECT count(*), coalesce(sum(hashtextextended(a.age::text, a.face_id)), 0) "
-        "FROM face_attributes a JOIN face_detections f ON f.id = a.face_id "
-        "WHERE f.pack_id = %s", (pack.id,)).fetchone()
-    text = repr([tuple(map(str, r or ())) for r in (faces, *manual, rejected, marked)]
-                + ([tuple(map(str, aged))] if aged and aged[0] else []))
+    aged = ages_digest(conn, pack.id)  # a full run centres faces by them
+    text = repr([tuple(map(str, r or ())) for r in (faces, *manual, rejected, marked)] + aged)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

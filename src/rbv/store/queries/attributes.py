@@ -141,3 +141,13 @@ def photo_ages(conn: psycopg.Connection, person: object,
         JOIN face_attributes a ON a.face_id = f.id
         WHERE f.person_id = %s AND f.image_id = ANY(%s) GROUP BY f.image_id
         """, (person, list(image_ids)))}
+
+
+def ages_digest(conn: psycopg.Connection, pack_id: int) -> list[tuple[str, ...]]:
+    """How many of the pack's faces have an age and a sum of hashes of them, as one row;
+    no row where none has (a full clustering centres faces by their ages)."""
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(hashtextextended(a.age::text, a.face_id)), 0) "
+        "FROM face_attributes a JOIN face_detections f ON f.id = a.face_id "
+        "WHERE f.pack_id = %s", (pack_id,)).fetchone()
+    return [(str(row[0]), str(row[1]))] if row and row[0] else []
