@@ -14,6 +14,7 @@ from rbv.jobs.persons.review import ReviewReport
 from rbv.serve.queue import Grid, Left, Pair, PairsPage
 from rbv.store.queries.edits import EditRow
 from rbv.store.queries.review_pages import PeopleFilter, PersonTile, Photo
+from rbv.store.queries.shown import whole_box
 from rbv.web.templating import label, render
 
 __all__ = ["label", "page"]
@@ -122,7 +123,14 @@ def photo(p: Photo, focus: int | None, *, taken: datetime | None = None,
         boxes.append((f, place, y2 > 0.9 * h))  # near the bottom: name inside the box
     ages = {f.id: age_words(born[f.person], taken) for f in p.faces
             if f.person is not None and f.person in born}
-    return {"p": p, "boxes": boxes, "focus": focus, "taken": taken, "ages": ages}
+    # each face's box as the page shows it (sent back with a move of it), and as its
+    # form offers it to move (cut to the photo)
+    shown = {f.id: whole_box(f.bbox) for f in p.faces}
+    offered = {f.id: whole_box((min(max(f.bbox[0], 0.0), w), min(max(f.bbox[1], 0.0), h),
+                                min(max(f.bbox[2], 0.0), w), min(max(f.bbox[3], 0.0), h)))
+               for f in p.faces}
+    return {"p": p, "boxes": boxes, "focus": focus, "taken": taken, "ages": ages,
+            "shown_box": shown, "offered_box": offered}
 
 
 def photos(who: Sequence[tuple[uuid.UUID, str]], hits: Sequence[int]) -> dict[str, object]:

@@ -33,11 +33,13 @@ class PersonShown:
 @dataclass(frozen=True)
 class FaceShown:
     """A face as a page showed it: its person (None: none) and who placed it there
-    ('manual': by hand; None: no one)."""
+    ('manual': by hand; None: no one); where the page showed it, its box (x1, y1, x2,
+    y2 in whole pixels of the photo)."""
 
     id: int
     person: uuid.UUID | None
     by: str | None
+    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ def refuse_changed(conn: psycopg.Connection, shown: Shown | None) -> None:
             _refuse(f"face {face.id} is {_place(conn, now.person, now.by)} now; the page "
                     f"showed it {_place(conn, face.person, face.by)}",
                     store.last_edit(conn, "face_detections", {"id": face.id}), now.at)
+        elif face.box is not None and now.box != face.box:
+            _refuse(f"face {face.id}'s box is at {_corners(now.box)} now; the page showed it "
+                    f"at {_corners(face.box)}",
+                    store.last_edit(conn, "face_boxes", {"id": face.id}), None)
 
 
 def _person_change(conn: psycopg.Connection, shown: PersonShown, now: store.PersonNow | None
@@ -94,6 +100,10 @@ def _person_change(conn: psycopg.Connection, shown: PersonShown, now: store.Pers
         cover = f"face {now.cover}" if now.cover is not None else "its automatic face"
         return f"{who} is shown by {cover} now", *row
     return None
+
+
+def _corners(box: tuple[int, int, int, int] | None) -> str:
+    return "none" if box is None else "{},{}–{},{}".format(*box)
 
 
 def _place(conn: psycopg.Connection, person: uuid.UUID | None, by: str | None) -> str:
