@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from rbv.bounds import BIGINT_MAX
 from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log
-from rbv.jobs.persons.confirms import unconfirmed
+from rbv.jobs.persons.confirms import left_to_confirm, unconfirmed
 from rbv.jobs.persons.lookup import relabel
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.jobs.persons.review import review
@@ -23,10 +23,8 @@ from rbv.serve.crops import CropCache
 from rbv.serve.inputs import query_choice, query_whole
 from rbv.serve.queue import Grid, Left, PairsPage, SuggestionQueue
 from rbv.store.queries.birthdays import births, photo_taken, taken_of_faces
-from rbv.store.queries.confirms import unconfirmed_count
 from rbv.store.queries.person_covers import cover_of
 from rbv.store.queries.person_lookup import name_of, resolve_person
-from rbv.store.queries.persons import is_hidden
 from rbv.store.queries.review import shown_faces
 from rbv.store.queries.review_pages import (
     PeopleFilter,
@@ -151,7 +149,7 @@ class Pages:
             born = births(conn, [person]).get(person)
             taken = taken_of_faces(conn, [f.id for f in report.faces]) if born else {}
             by = placed_by(conn, [f.id for f in report.faces])
-            to_confirm, _ = unconfirmed_count(conn, person)
+        to_confirm = left_to_confirm(self.db, person)
         return self.html("person.html", templates.label(person, report.person.name),
                          {**templates.person(report, min(2 * limit, MOST_FACES_SHOWN), cover,
                                              born=born, taken=taken), "by": by,
@@ -166,10 +164,9 @@ class Pages:
         with self.db.connect() as conn:
             born = births(conn, [person]).get(person)
             cover = cover_of(conn, person)
-            hidden = is_hidden(conn, person)
             by = placed_by(conn, [f.id for f in found.faces])
         return self.html("confirm.html", f"Confirm {templates.label(person, found.name)}",
-                         {"u": found, "born": born, "cover": cover, "hidden": hidden,
+                         {"u": found, "born": born, "cover": cover, "hidden": found.hidden,
                           "by": by})
 
     def _ended(self, screen: object, note: str) -> Left | None:

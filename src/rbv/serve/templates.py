@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 
 from rbv.jobs.persons.birthdays import age_words
 from rbv.jobs.persons.review import ReviewReport
+from rbv.jobs.persons.shown import whole_box
 from rbv.serve.queue import Grid, Left, Pair, PairsPage
 from rbv.store.queries.edits import EditRow
 from rbv.store.queries.review_pages import PeopleFilter, PersonTile, Photo
-from rbv.store.queries.shown import whole_box
 from rbv.web.templating import label, render
 
 __all__ = ["label", "page"]

@@ -35,13 +35,15 @@ class UnconfirmedFace:
 @dataclass(frozen=True)
 class Unconfirmed:
     """A person's unconfirmed faces, least alike first (``faces``: at most the limit),
-    how many are left in all and how many are confirmed."""
+    how many are left in all and how many are confirmed; its name, and whether it is
+    hidden."""
 
     person: uuid.UUID
     name: str | None
     faces: list[UnconfirmedFace]
     left: int
     confirmed: int
+    hidden: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {"person": str(self.person), "name": self.name, "left": self.left,
@@ -71,7 +73,14 @@ def unconfirmed(db: Database, person: uuid.UUID, limit: int) -> Unconfirmed:
         person = existing_person(conn, person)
         left, confirmed = store.unconfirmed_count(conn, person)
         faces = [UnconfirmedFace(*row) for row in store.unconfirmed_faces(conn, person, limit)]
-        return Unconfirmed(person, name_of(conn, person), faces, left, confirmed)
+        return Unconfirmed(person, name_of(conn, person), faces, left, confirmed,
+                           persons_store.is_hidden(conn, person))
+
+
+def left_to_confirm(db: Database, person: uuid.UUID) -> int:
+    """How many of the person's faces are unconfirmed."""
+    with db.connect() as conn:
+        return store.unconfirmed_count(conn, person)[0]
 
 
 def confirm(db: Database, person: uuid.UUID, faces: Sequence[int] | None, *,

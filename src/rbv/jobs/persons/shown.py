@@ -6,7 +6,9 @@ face by hand can so never undo that decision without a word."""
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -70,8 +72,9 @@ def refuse_changed(conn: psycopg.Connection, shown: Shown | None) -> None:
             _refuse(f"face {face.id} is {_place(conn, now.person, now.by)} now; the page "
                     f"showed it {_place(conn, face.person, face.by)}",
                     store.last_edit(conn, "face_detections", {"id": face.id}), now.at)
-        elif face.box is not None and now.box != face.box:
-            _refuse(f"face {face.id}'s box is at {_corners(now.box)} now; the page showed it "
+        elif face.box is not None and whole_box(now.box) != face.box:
+            _refuse(f"face {face.id}'s box is at {_corners(whole_box(now.box))} now; the page "
+                    f"showed it "
                     f"at {_corners(face.box)}",
                     store.last_edit(conn, "face_boxes", {"id": face.id}), None)
 
@@ -100,6 +103,14 @@ def _person_change(conn: psycopg.Connection, shown: PersonShown, now: store.Pers
         cover = f"face {now.cover}" if now.cover is not None else "its automatic face"
         return f"{who} is shown by {cover} now", *row
     return None
+
+
+def whole_box(box: Sequence[float] | None) -> tuple[int, int, int, int] | None:
+    """A face's box (x1, y1, x2, y2) in whole pixels, as a page shows it."""
+    if box is None:
+        return None
+    x1, y1, x2, y2 = (math.floor(float(v) + 0.5) for v in box)
+    return x1, y1, x2, y2
 
 
 def _corners(box: tuple[int, int, int, int] | None) -> str:

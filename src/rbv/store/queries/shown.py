@@ -4,7 +4,6 @@ logged edit of a row: an answer made on a page is checked against these (see
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,13 +33,13 @@ class PersonNow:
 class FaceNow:
     """A face as a page shows it: its person (None: none) and who placed it there
     (``assigned_by``: 'manual' for a hand placement, None for none); ``at``: when it
-    was placed so (not shown: said in a refusal); ``box``: x1, y1, x2, y2 in whole
-    pixels of the photo."""
+    was placed so (not shown: said in a refusal); ``box``: x1, y1, x2, y2 in pixels of
+    the photo."""
 
     person: uuid.UUID | None
     by: str | None
     at: datetime | None = None
-    box: tuple[int, int, int, int] | None = None
+    box: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,16 +64,10 @@ def persons_now(conn: psycopg.Connection, persons: Sequence[uuid.UUID]
 
 def faces_now(conn: psycopg.Connection, face_ids: Sequence[int]) -> dict[int, FaceNow]:
     """Each of ``face_ids`` that exists, with its person and who placed it."""
-    return {int(r[0]): FaceNow(r[1], r[2], r[3], whole_box(r[4:8])) for r in conn.execute(
+    return {int(r[0]): FaceNow(r[1], r[2], r[3], (r[4], r[5], r[6], r[7])) for r in conn.execute(
         "SELECT id, person_id, assigned_by, assigned_at, x1, y1, x2, y2 FROM face_detections "
         "WHERE id = ANY(%s::bigint[])",
         ([int(f) for f in face_ids],))}
-
-
-def whole_box(box: Sequence[float]) -> tuple[int, int, int, int]:
-    """A face's box (x1, y1, x2, y2) in whole pixels, as a page shows it."""
-    x1, y1, x2, y2 = (math.floor(float(v) + 0.5) for v in box)
-    return x1, y1, x2, y2
 
 
 def last_edit(conn: psycopg.Connection, table: str, key: dict[str, Any]) -> LastEdit | None:
