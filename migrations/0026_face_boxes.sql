@@ -3,7 +3,7 @@
 -- person and every decision about it; its box, landmarks, score and blur are those of
 -- the box the user set, and it is embedded again there. Its `drawn` mark (schema 25)
 -- says the box is the user's from then on, so no automatic run replaces it (a pixel
--- edit's carry draws it again at its place in the new content).
+-- edit's carry treats it as a face drawn by hand).
 --
 -- Undo writes the old box and embedding back: the face row's box columns are logged
 -- under the view `face_boxes` (the face row's other columns are not the edit log's:

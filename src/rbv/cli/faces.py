@@ -314,7 +314,7 @@ def box(ctx: typer.Context,
     The face keeps its id, its person and every decision about it; it is
     aligned and embedded again at the new box (as `rbv faces add` embeds a
     face drawn by hand), and the box is yours from then on: no automatic run
-    replaces it, and after a pixel edit the carry draws it again at its place.
+    replaces it (after a pixel edit it is carried as a face drawn by hand is).
     Refused: a box outside the photo or under 16×16 pixels, a box that is
     mostly another face of the photo, a face marked not a face. `rbv persons
     undo` puts the old box back.

@@ -4,8 +4,9 @@ photo page of ``rbv serve``): one logged edit.
 The face keeps its id, its person (and who placed it there) and every decision about it
 (links, rejections, a cover); it is aligned and embedded again at the new box as a face
 drawn by hand is (:func:`rbv.jobs.library.drawing.draw`), and marked drawn, so the box
-is the user's from then on: no scan redoes it and a pixel edit's carry draws it again
-at its place. ``rbv persons undo`` writes the old box and embedding back (schema 26).
+is the user's from then on: no scan redoes it. After a pixel edit it is carried as a
+face drawn by hand is: to the face the scan of the new content finds there (with that
+scan's box), else drawn again at its place. ``rbv persons undo`` writes the old box and embedding back (schema 26).
 """
 
 from __future__ import annotations
