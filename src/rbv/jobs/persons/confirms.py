@@ -91,7 +91,8 @@ def confirm(db: Database, person: uuid.UUID, faces: Sequence[int] | None, *,
     params = {"faces": None if faces is None else [int(f) for f in faces]}
     with editing(db, person, "persons confirm", params, dry_run=dry_run,
                  shown=shown) as (conn, person, edit):
-        chosen = store.all_unconfirmed(conn, person) if faces is None else list(faces)
+        chosen = (store.all_unconfirmed(conn, person) if faces is None
+                  else list(dict.fromkeys(int(f) for f in faces)))  # a face given twice: once
         missing = store.not_held(conn, person, chosen)
         if missing:
             raise Refused(

@@ -6,7 +6,8 @@ The face keeps its id, its person (and who placed it there) and every decision a
 drawn by hand is (:func:`rbv.jobs.library.drawing.draw`), and marked drawn, so the box
 is the user's from then on: no scan redoes it. After a pixel edit it is carried as a
 face drawn by hand is: to the face the scan of the new content finds there (with that
-scan's box), else drawn again at its place. ``rbv persons undo`` writes the old box and embedding back (schema 26).
+scan's box), else drawn again at its place. ``rbv persons undo`` writes the old box
+and embedding back (schema 26).
 """
 
 from __future__ import annotations
