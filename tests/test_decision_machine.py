@@ -149,3 +149,44 @@ def test_a_pages_answer_is_refused_after_a_terminal_edit_and_taken_when_still_so
         state.decisions_hold()
     finally:
         state.teardown()
+
+
+def test_confirmed_faces_and_a_moved_box_hold_through_runs_and_undo() -> None:
+    """Issue 64 part 3 as machine steps: faces confirmed (one, then a screen with a
+    rejection, then all) stay through incremental and full runs and new photos; a box
+    moved stays through them too, and undo (straight after, and after the runs) puts
+    the old box and embedding back."""
+    state = DecisionMachine()
+    try:
+        state.first_cluster()
+        person, face = state.unconfirmed_held()[0]
+        state.confirm_faces(person, [face])
+        state.confirm_any(person, state.all_faces()[-1])  # another's face: refused
+        held = [f for p, f in state.unconfirmed_held() if p == person]
+        state.move_box(held[0] if held else face, "shift")
+        state.undo(1)  # restores the box and embedding exactly (the rule checks)
+        original = {f: b for f, *b in state.state()["boxes"]}[face]
+        state.move_box(face, "grow")
+        before = {f: b for f, *b in state.state()["boxes"]}
+        state.cluster()
+        state.index_more()
+        state.cluster_full()
+        state.confirm_faces(person, None)
+        state.cluster_full()
+        state.decisions_hold()
+        boxes = {f: b for f, *b in state.state()["boxes"]}
+        assert boxes[face] == before[face]
+        # undo the confirmation, then the box moved before the runs: its old box back
+        state.undo(1)
+        with state.db.connect() as conn:
+            edits = conn.execute("SELECT id, command FROM person_edits WHERE undone_by IS NULL "
+                                 "AND undoes IS NULL ORDER BY id DESC").fetchall()
+        assert edits[0][1] == "faces box", edits
+        state.undo(1)
+        template = state.state()
+        assert before[face] != original
+        assert {f: b for f, *b in template["boxes"]}[face] == original
+        assert face not in {f for f, _how in template["drawn"]}
+        state.decisions_hold()
+    finally:
+        state.teardown()

@@ -249,3 +249,57 @@ def test_the_browser_never_sends_its_session_to_another_port(  # type: ignore[no
         assert len(sent) >= 3 and not any("rbv-session" in c for c in sent), sent
         page.goto(client.base + "/history")
         assert page.title().startswith("History")
+
+
+def test_a_persons_faces_are_confirmed_and_a_box_moved_with_clicks(  # type: ignore[no-untyped-def]
+        cli, page: Page, faces_settings: Settings, tmp_path: Path) -> None:
+    """Issue 64 part 3 in the browser: the person page's header links to its confirm
+    screen; "Not this person" takes the least alike face out, "Confirm all shown"
+    confirms the rest of the screen; on a photo's page a face's box is typed and moved,
+    and the toast's Undo puts it back."""
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.7").exit_code == 0
+    (person,), = _rows(faces_settings, "SELECT person_id::text FROM face_detections WHERE "
+                       "person_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+    page.clock.install()  # the toast stays up however slow the machine (as above)
+    page.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    errors = watch_errors(page)
+    with serving(faces_settings, tmp_path / "cache") as (server, client):
+        page.goto(server.url)
+        page.goto(f"{client.base}/person/{person}")
+        with page.expect_event("load"):
+            page.locator("#to-confirm").click()
+        _look(page, tmp_path, "confirm.png")
+        shown = page.locator("#unconfirmed [data-shown-face]").evaluate_all(
+            "fs => fs.map(f => Number(f.dataset.shownFace))")
+        with page.expect_event("load"):
+            page.locator(f'[data-face-act="reject"][data-face="{shown[0]}"]').click()
+        expect(page.locator("#toast")).to_contain_text("taken out of this person")
+        with page.expect_event("load"):
+            page.locator('[data-act="confirm-all"]').click()
+        expect(page.locator("#toast")).to_contain_text("Confirmed")
+        placed = dict(_rows(faces_settings, "SELECT id, assigned_by FROM face_detections "
+                            "WHERE person_id = %s", person))
+        assert shown[0] not in placed
+        assert all(placed[f] == "manual" for f in shown[1:])
+
+        face = shown[1]
+        (image, x1, y1, x2, y2), = _rows(
+            faces_settings, "SELECT image_id, round(x1), round(y1), round(x2), round(y2) "
+            "FROM face_detections WHERE id = %s", face)
+        page.goto(f"{client.base}/photo/{image}")
+        moved = [max(0, int(x1) - 4), max(0, int(y1) - 4), int(x2) - 4, int(y2) - 4]
+        page.locator(f"#box-{face}").fill(",".join(map(str, moved)))
+        with page.expect_event("load"):
+            page.locator(f'[data-face-act="box"][data-face="{face}"]').click()
+        expect(page.locator("#toast")).to_contain_text(f"Moved the box of face {face}")
+        now = _rows(faces_settings, "SELECT round(x1), round(y1), round(x2), round(y2) FROM "
+                    "face_detections WHERE id = %s", face)
+        assert [int(v) for v in now[0]] == moved
+        with page.expect_event("load"):
+            page.locator("#toast-undo").click()
+        expect(page.locator("#toast")).to_contain_text("Undid")
+        now = _rows(faces_settings, "SELECT round(x1), round(y1), round(x2), round(y2) FROM "
+                    "face_detections WHERE id = %s", face)
+        assert now[0] == (x1, y1, x2, y2)
+        assert errors == []

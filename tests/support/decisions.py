@@ -3,7 +3,8 @@
 Random sequences of what a user does (name, a birthday, merge, move, move to a new person,
 not-this-person, faces same/different, hide/unhide, hiding every unnamed person with at
 most N faces, a cover face, split, a face drawn by hand (in a
-person or not), undo of one or several edits,
+person or not), a person's faces confirmed (one, all, or a confirm screen answered) and a
+face's box moved (tests/support/decisions_confirm.py), undo of one or several edits,
 the web page's answers to merge suggestions (yes, no; pages of pairs and grids, with
 random ticks),
 import-folders and import-xmp (each an edit: undone whole, its dry run the run), the
@@ -14,7 +15,9 @@ a photo re-encoded under another name then ``prune``) run against a real databas
 real faces (cloned from a template per sequence), and after every step the database is
 checked against what the user decided:
 
-- every hand-placed face is in the person it was placed in (no automatic step moves it);
+- every hand-placed face is in the person it was placed in (no automatic step moves it),
+  a confirmed face too (confirming places it by hand);
+- a face's box set by hand (drawn, or moved) is kept by every cluster run and index;
 - every face drawn by hand is kept by every automatic run but an index that changed its
   photo's pixels or a prune (which draw it again, or say it is gone);
 - no automatic face is in a person it was rejected from, beside a face it is linked
@@ -106,6 +109,7 @@ from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_lookup import name_of, names_of, resolve_person
 from rbv.store.queries.review_pages import PeopleFilter, people_page
+from tests.support.decisions_confirm import ConfirmRules
 from tests.support.decisions_pages import PageRules
 from tests.support.decisions_photos import PhotoRules
 from tests.support.sidecars import mwg_sidecar
@@ -184,6 +188,9 @@ def dump(conn: psycopg.Connection) -> State:
         "born": "SELECT id, born FROM persons WHERE born IS NOT NULL ORDER BY id",
         # the faces' drawn column: faces drawn by hand (issue 51), and how
         "drawn": "SELECT id, drawn FROM face_detections WHERE drawn IS NOT NULL ORDER BY id",
+        # each face's box and embedding (a box moved by hand, issue 64: undo restores both)
+        "boxes": "SELECT id, x1, y1, x2, y2 FROM face_detections ORDER BY id",
+        "embeddings": "SELECT face_id, md5(embedding::text) FROM face_embeddings ORDER BY 1",
     }
     return {k: [tuple(r) for r in conn.execute(q)] for k, q in queries.items()}
 
@@ -198,7 +205,7 @@ def comparable(report: Any) -> dict[str, Any]:
     return out
 
 
-class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
+class DecisionMachine(ConfirmRules, PhotoRules, PageRules, RuleBasedStateMachine):
     """One sequence of a user's actions on a fresh copy of the template."""
 
     env: Environment  # set on the class by whoever runs it (a fixture, the fuzz script)
@@ -712,6 +719,12 @@ class DecisionMachine(PhotoRules, PageRules, RuleBasedStateMachine):
         # a face drawn by hand is kept by every automatic run (as it was drawn)
         lost = set(before["drawn"]) - set(after["drawn"])
         assert not lost, f"faces drawn by hand gone: {sorted(lost)}"
+        # and keeps the box the user set (drawn, or a box moved: issue 64)
+        boxes = {f: b for f, *b in after["boxes"]}
+        drawn = {f for f, _how in before["drawn"]}
+        changed = {f: (b, boxes[f]) for f, *b in before["boxes"]
+                   if f in drawn and f in boxes and boxes[f] != b}
+        assert not changed, f"boxes set by hand changed: {changed}"
 
     def check_births(self, before: State, after: State) -> None:
         """A birthday stays on its person: no automatic run deletes or changes it."""

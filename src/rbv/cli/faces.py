@@ -296,6 +296,52 @@ def add(ctx: typer.Context,
         "`rbv persons undo` removes it).")
 
 
+Corner = Annotated[int, typer.Argument(min=0, max=1_000_000, show_default=False)]
+
+
+@app.command("box")
+def box(ctx: typer.Context,
+        face: Annotated[int, typer.Argument(help="The face (see `rbv persons show`).",
+                                            min=1, max=BIGINT_MAX, show_default=False)],
+        x1: Corner, y1: Corner, x2: Corner, y2: Corner,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; "
+                                              "change nothing.")] = False,
+        database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Move or resize a face's box: X1 Y1 (its top-left corner) and X2 Y2 (its
+    bottom-right one) in pixels of the photo as shown (upright, after its EXIF
+    orientation).
+
+    The face keeps its id, its person and every decision about it; it is
+    aligned and embedded again at the new box (as `rbv faces add` embeds a
+    face drawn by hand), and the box is yours from then on: no automatic run
+    replaces it (after a pixel edit it is carried as a face drawn by hand is).
+    Refused: a box outside the photo or under 16×16 pixels, a box that is
+    mostly another face of the photo, a face marked not a face. `rbv persons
+    undo` puts the old box back.
+
+    Example:
+
+        rbv faces box 1207 400 180 520 330
+    """
+    lib = library_of(ctx, database)
+    done = lib.move_box(face, (x1, y1, x2, y2), dry_run=dry_run)
+    if as_json:
+        print_json({**done.as_dict(), "dry_run": dry_run})
+        return
+    how = ("landmarks from the detector run inside the box" if done.drawn == "detector"
+           else "landmarks placed from the box (the detector found no face in it)")
+    was = ",".join(str(round(v)) for v in done.before)
+    if dry_run:
+        say(f"Would move the box of face {face} from {was} to {x1},{y1},{x2},{y2} ({how}). "
+            "Dry run: nothing was changed.")
+        return
+    if done.edit_id is None:
+        say(f"The box of face {face} is at {x1},{y1},{x2},{y2} already; nothing changed.")
+        return
+    say(f"Moved the box of face {face} from {was} to {x1},{y1},{x2},{y2} ({how}); it keeps "
+        f"its person (edit #{done.edit_id}; `rbv persons undo` puts the old box back).")
+
+
 def parse_box(text: str) -> tuple[int, int, int, int]:
     """``X,Y,W,H`` in whole pixels."""
     parts = [p.strip() for p in text.split(",")]

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from rbv.cli import persons_born, persons_hide_cover, persons_moves, persons_review, persons_undo
+from rbv.cli import (
+    persons_born,
+    persons_confirm,
+    persons_hide_cover,
+    persons_moves,
+    persons_review,
+    persons_undo,
+)
 from rbv.cli.common import (
     DatabaseOption,
     JsonOption,
@@ -188,6 +195,7 @@ app.command("merge")(persons_moves.merge)
 app.command("split")(persons_moves.split)
 app.command("move")(persons_moves.move)
 app.command("not-this-person")(persons_moves.not_this_person)
+app.command("confirm")(persons_confirm.confirm)
 app.command("hide")(persons_hide_cover.hide)
 app.command("unhide")(persons_hide_cover.unhide)
 app.command("cover")(persons_hide_cover.cover)

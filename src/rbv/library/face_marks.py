@@ -1,5 +1,5 @@
 """Decisions about faces, each one logged edit: linked as one person or as different
-persons, marked not a face (and back), a face drawn by hand."""
+persons, marked not a face (and back), a face drawn by hand, a face's box moved."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rbv.library.room import Room, StrPath
 
 if TYPE_CHECKING:
     from rbv.jobs.persons.drawn import Added
+    from rbv.jobs.persons.face_boxes import BoxMoved
     from rbv.jobs.persons.faces import LinkResult
     from rbv.jobs.persons.not_faces import MarkedFace, MarkResult
 
@@ -75,3 +76,14 @@ class FaceMarks(Room):
                             dry_run=dry_run)
         return add_face(self.db, self.settings, photo=os.fspath(photo), box=box,
                         person=person, dry_run=dry_run)
+
+    def move_box(self, face: int, box: tuple[int, int, int, int], *,
+                 dry_run: bool = False) -> BoxMoved:
+        """Move or resize a face's box, as ``rbv faces box``: ``box`` is (x1, y1, x2, y2)
+        in pixels of the upright photo. The face keeps its person and every decision
+        about it, and is embedded again at the new box; undo puts the old box back.
+        Refused for a box outside the photo, too small or mostly another face, and for
+        a face marked not a face."""
+        from rbv.jobs.persons.face_boxes import move_box
+
+        return move_box(self.db, self.settings, face, box, dry_run=dry_run)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from rbv.cluster.defaults import Method
     from rbv.cluster.eras import EraParams
     from rbv.jobs.persons.birthdays import Born
+    from rbv.jobs.persons.confirms import Confirmed
     from rbv.jobs.persons.edit_log import UndoResult
     from rbv.jobs.persons.person_details import BulkHidden, Covered, HideResult
     from rbv.jobs.persons.person_edit import Edited
@@ -61,6 +62,16 @@ class PersonEdits(Room):
         from rbv.jobs.persons import face_moves
 
         return face_moves.reject(self.db, person, list(faces), dry_run=dry_run)
+
+    def confirm(self, person: uuid.UUID, faces: Sequence[int] | None = None, *,
+                dry_run: bool = False) -> Confirmed:
+        """Confirm the person's ``faces`` (None: every unconfirmed one), as ``rbv persons
+        confirm``: each is placed there by hand, so no automatic run moves it. Refused
+        (:class:`rbv.errors.Refused`) when one of them is not the person's."""
+        from rbv.jobs.persons.confirms import confirm
+
+        return confirm(self.db, person, None if faces is None else list(faces),
+                       dry_run=dry_run)
 
     def split(self, person: uuid.UUID, *, threshold: float | None = None,
               method: Method | None = None, dry_run: bool = False) -> SplitResult:

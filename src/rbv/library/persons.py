@@ -12,6 +12,7 @@ from rbv.jobs.persons import edit_log, lookup
 from rbv.library.room import Room, StrPath, as_path_or_none
 
 if TYPE_CHECKING:
+    from rbv.jobs.persons.confirms import Unconfirmed
     from rbv.jobs.persons.edit_log import EditRow
     from rbv.jobs.persons.lookup import PersonFace, PersonFaces, PersonRow
     from rbv.jobs.persons.photos import PhotosResult
@@ -65,6 +66,14 @@ class Persons(Room):
         """What ``rbv persons show`` shows: the person's label, cover face, birthday
         and faces (:meth:`faces`)."""
         return lookup.faces(self.db, person, limit)
+
+    def unconfirmed(self, person: uuid.UUID, limit: int = 24) -> Unconfirmed:
+        """The person's faces an automatic run put there that no decision confirms,
+        least alike to it first (at most ``limit``), with how many are left, as ``rbv
+        persons confirm PERSON`` lists them."""
+        from rbv.jobs.persons.confirms import unconfirmed
+
+        return unconfirmed(self.db, person, limit)
 
     def photos(self, persons: Sequence[uuid.UUID], *, without: Sequence[uuid.UUID] = (),
                since: date | str | None = None, until: date | str | None = None,

@@ -16,6 +16,7 @@ from rbv.bounds import BIGINT_MAX
 from rbv.config import Settings
 from rbv.errors import ConfigError
 from rbv.jobs.persons import (
+    confirms,
     edit_log,
     face_moves,
     merges,
@@ -116,7 +117,7 @@ class Actions:
             "hide_these": self.hide_these, "unhide_these": self.unhide_these,
             "hide_unnamed": self.hide_unnamed, "cover": self.cover,
             "notface": self.not_a_face, "isface": self.is_a_face,
-            "draw": self.draw,
+            "draw": self.draw, "confirm": self.confirm, "box": self.box,
         }
 
     def run(self, action: str, body: dict[str, Any]) -> Answer:
@@ -231,6 +232,30 @@ class Actions:
         into = (f" in {done.person_name!r}" if done.person_name
                 else " in the person chosen" if done.person else "")
         return self._done(f"Added face {done.face_id}{into} ({how})", done.edit_id)
+
+    def confirm(self, body: dict[str, Any]) -> Answer:
+        """``faces`` of ``person`` confirmed (placed there by hand), as `rbv persons
+        confirm` does; the answer says how many are left to confirm."""
+        done = confirms.confirm(self.db, _person(body), _faces(body), shown=inputs.shown(body))
+        if done.edit_id is None:
+            return self._done("Confirmed already; nothing changed", None)
+        return self._done(f"Confirmed {counted(done.confirmed, 'face')}; "
+                          f"{counted(done.left, 'face')} left to confirm", done.edit_id)
+
+    def box(self, body: dict[str, Any]) -> Answer:
+        """Face ``face``'s box moved to ``box`` ([x1, y1, x2, y2] in pixels of the
+        photo), as `rbv faces box` moves it."""
+        from rbv.jobs.persons.face_boxes import move_box
+
+        face = inputs.whole(body.get("face"), "face", 1, BIGINT_MAX)
+        value = body.get("box")
+        if not isinstance(value, list) or len(value) != 4:
+            raise inputs.BadRequest("box must be [x1, y1, x2, y2] in pixels of the photo")
+        done = move_box(self.db, self.settings, face, inputs.corners(value, "the box"),
+                        shown=inputs.shown(body))
+        if done.edit_id is None:
+            return self._done("The box is there already; nothing changed", None)
+        return self._done(f"Moved the box of face {face}; it keeps its person", done.edit_id)
 
     def same(self, body: dict[str, Any]) -> Answer:
         result = face_links.link(self.db, _faces(body), same=True, shown=inputs.shown(body))

@@ -255,6 +255,8 @@ def _routes(server: ReviewServer) -> list[Route]:
         Route("/photo-of/{face:int}",
               _guarded(lambda r: pages.photo_of_face(r.path_params["face"])), methods=get),
         Route("/person/{person:uuid}", _guarded(person), methods=get),
+        Route("/person/{person:uuid}/confirm", _guarded(
+            lambda r: pages.confirm(uuid.UUID(str(r.path_params["person"])))), methods=get),
         Route("/suggestions", _guarded(lambda r: pages.suggestions(_query(r))), methods=get),
         Route("/review", _guarded(lambda r: pages.review(_query(r))), methods=get),
         Route("/grid", _guarded(lambda r: pages.grid(_query(r))), methods=get),

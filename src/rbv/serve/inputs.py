@@ -25,6 +25,9 @@ MAX_FACES = 10_000
 """Face ids one request may name: more than any page shows at once."""
 MAX_UNDO = 1_000
 """Edits one undo may take back."""
+MAX_PIXELS = 1_000_000
+"""The largest coordinate a box on a photo may have (the photo's own size bounds it
+further, checked by the edit)."""
 
 
 class BadRequest(Exception):
@@ -211,7 +214,19 @@ def _person_shown(value: object) -> PersonShown:
 
 def _face_shown(value: object) -> FaceShown:
     entry = _entry(value, "a face shown")
-    person = entry.get("person")
+    person, box = entry.get("person"), entry.get("box")
+    if box is not None and (not isinstance(box, list) or len(box) != 4):
+        raise BadRequest(f"a face shown's box must be [x1, y1, x2, y2], not {_shown(box)}")
     return FaceShown(whole(entry.get("id"), "a face shown's id"),
                      None if person is None else _uuid(person, "a face shown's person"),
-                     _optional_text(entry.get("by"), "a face shown's by") or None)
+                     _optional_text(entry.get("by"), "a face shown's by") or None,
+                     None if box is None else corners(box, "a face shown's box"))
+
+
+def corners(values: list[Any], what: str) -> tuple[int, int, int, int]:
+    """A box as [x1, y1, x2, y2], whole pixels of a photo: positive in size, bounded."""
+    x1, y1, x2, y2 = (whole(v, what, 0, MAX_PIXELS) for v in values)
+    if x2 <= x1 or y2 <= y1:
+        raise BadRequest(f"{what} [{x1}, {y1}, {x2}, {y2}] has no size: x2 must exceed x1 "
+                         "and y2 y1")
+    return x1, y1, x2, y2

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from rbv.bounds import BIGINT_MAX
 from rbv.errors import ConfigError
 from rbv.jobs.persons import edit_log
+from rbv.jobs.persons.confirms import left_to_confirm, unconfirmed
 from rbv.jobs.persons.lookup import estimated_ages, face_estimates, relabel
 from rbv.jobs.persons.photos import PhotoQuery, find_photos
 from rbv.jobs.persons.review import review
@@ -37,6 +38,8 @@ from rbv.store.server.connection import Database
 PER_PAGE = 60
 LAST_PAGE = 1_000_000
 FACES_SHOWN = 200
+CONFIRM_SHOWN = 24
+"""Unconfirmed faces one confirm screen shows (what "confirm all shown" confirms)."""
 MOST_FACES_SHOWN = 100_000
 Query = dict[str, list[str]]
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
@@ -146,12 +149,27 @@ class Pages:
             born = births(conn, [person]).get(person)
             taken = taken_of_faces(conn, [f.id for f in report.faces]) if born else {}
             by = placed_by(conn, [f.id for f in report.faces])
+        to_confirm = left_to_confirm(self.db, person)
         return self.html("person.html", templates.label(person, report.person.name),
                          {**templates.person(report, min(2 * limit, MOST_FACES_SHOWN), cover,
                                              born=born, taken=taken,
                                              estimates=face_estimates(
                                                  self.db, [f.id for f in report.faces]),
                                              estimated=estimated_ages(self.db, person)),
+                          "by": by, "to_confirm": to_confirm})
+
+    def confirm(self, person: uuid.UUID) -> Response:
+        """The person's unconfirmed faces, least alike first (a screen of them), each
+        confirmed or taken out in one click, or all the screen shows at once."""
+        found = unconfirmed(self.db, person, CONFIRM_SHOWN)
+        if found.person != person:  # merged into another: follow it
+            return RedirectResponse(f"{self.base}/person/{found.person}/confirm", 303)
+        with self.db.connect() as conn:
+            born = births(conn, [person]).get(person)
+            cover = cover_of(conn, person)
+            by = placed_by(conn, [f.id for f in found.faces])
+        return self.html("confirm.html", f"Confirm {templates.label(person, found.name)}",
+                         {"u": found, "born": born, "cover": cover, "hidden": found.hidden,
                           "by": by})
 
     def _ended(self, screen: object, note: str) -> Left | None:

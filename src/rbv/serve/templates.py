@@ -13,6 +13,7 @@ from rbv.faces.estimates import EstimatedAges, FaceEstimate
 from rbv.jobs.persons.birthdays import age_words
 from rbv.jobs.persons.lookup import estimate_words, estimated_words
 from rbv.jobs.persons.review import ReviewReport
+from rbv.jobs.persons.shown import whole_box
 from rbv.serve.queue import Grid, Left, Pair, PairsPage
 from rbv.store.queries.edits import EditRow
 from rbv.store.queries.review_pages import PeopleFilter, PersonTile, Photo
@@ -133,8 +134,14 @@ def photo(p: Photo, focus: int | None, *, taken: datetime | None = None,
     ages = {f.id: age_words(born[f.person], taken) for f in p.faces
             if f.person is not None and f.person in born}
     guesses = {face_id: estimate_words(e) for face_id, e in estimates.items()}
+    # each face's box as the page shows it (sent back with a move of it), and as its
+    # form offers it to move (cut to the photo)
+    shown = {f.id: whole_box(f.bbox) for f in p.faces}
+    offered = {f.id: whole_box((min(max(f.bbox[0], 0.0), w), min(max(f.bbox[1], 0.0), h),
+                                min(max(f.bbox[2], 0.0), w), min(max(f.bbox[3], 0.0), h)))
+               for f in p.faces}
     return {"p": p, "boxes": boxes, "focus": focus, "taken": taken, "ages": ages,
-            "estimates": guesses}
+            "estimates": guesses, "shown_box": shown, "offered_box": offered}
 
 
 def photos(who: Sequence[tuple[uuid.UUID, str]], hits: Sequence[int]) -> dict[str, object]:

@@ -161,8 +161,8 @@ def add_face(db: Database, settings: Settings, *, photo: str | None = None,
             assert photo is not None
             image_id = find_photo(conn, settings, photo)
         pack = _pack(conn, settings, person)
-        where, size = _image(conn, image_id)
-        _check_box(box, size, where)
+        where, size = image_and_size(conn, image_id)
+        check_box(box, size, where)
         _refuse_scanned(conn, pack, image_id, where)
         _refuse_found(conn, pack, image_id, box)
         target = existing_person(conn, person) if person is not None else None
@@ -201,7 +201,8 @@ def _pack(conn: psycopg.Connection, settings: Settings, person: uuid.UUID | None
     return find_pack(conn, settings.model_pack)
 
 
-def _image(conn: psycopg.Connection, image_id: int) -> tuple[str, tuple[int, int]]:
+def image_and_size(conn: psycopg.Connection, image_id: int) -> tuple[str, tuple[int, int]]:
+    """A path of the photo (for messages) and its size as shown (after EXIF)."""
     size = readable_size(conn, image_id)
     if size is None:
         raise ConfigError(f"no readable photo {image_id} in the library")
@@ -209,7 +210,9 @@ def _image(conn: psycopg.Connection, image_id: int) -> tuple[str, tuple[int, int
     return paths[0], size
 
 
-def _check_box(box: tuple[int, int, int, int], size: tuple[int, int], where: str) -> None:
+def check_box(box: tuple[int, int, int, int], size: tuple[int, int], where: str) -> None:
+    """Refuse a box (x, y, width, height) too small for a face or reaching outside the
+    photo of ``size``."""
     x, y, w, h = box
     width, height = size
     if w < DEFAULT_MIN_FACE or h < DEFAULT_MIN_FACE:

@@ -156,6 +156,8 @@ def _short(person: object) -> str:
 def _row_words(c: edits.Conflict) -> str:
     if c.table == "face_detections":
         return f"face {c.key.get('id')}"
+    if c.table in ("face_boxes", "face_embeddings"):
+        return f"the box of face {c.key.get('id', c.key.get('face_id'))}"
     if c.table in ("persons", "person_names"):
         return f"person {_short(c.key.get('id', c.key.get('person_id')))}"
     if c.table == "person_rejections":

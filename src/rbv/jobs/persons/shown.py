@@ -6,7 +6,9 @@ face by hand can so never undo that decision without a word."""
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -33,11 +35,13 @@ class PersonShown:
 @dataclass(frozen=True)
 class FaceShown:
     """A face as a page showed it: its person (None: none) and who placed it there
-    ('manual': by hand; None: no one)."""
+    ('manual': by hand; None: no one); where the page showed it, its box (x1, y1, x2,
+    y2 in whole pixels of the photo)."""
 
     id: int
     person: uuid.UUID | None
     by: str | None
+    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,11 @@ def refuse_changed(conn: psycopg.Connection, shown: Shown | None) -> None:
             _refuse(f"face {face.id} is {_place(conn, now.person, now.by)} now; the page "
                     f"showed it {_place(conn, face.person, face.by)}",
                     store.last_edit(conn, "face_detections", {"id": face.id}), now.at)
+        elif face.box is not None and whole_box(now.box) != face.box:
+            _refuse(f"face {face.id}'s box is at {_corners(whole_box(now.box))} now; the page "
+                    f"showed it "
+                    f"at {_corners(face.box)}",
+                    store.last_edit(conn, "face_boxes", {"id": face.id}), None)
 
 
 def _person_change(conn: psycopg.Connection, shown: PersonShown, now: store.PersonNow | None
@@ -94,6 +103,18 @@ def _person_change(conn: psycopg.Connection, shown: PersonShown, now: store.Pers
         cover = f"face {now.cover}" if now.cover is not None else "its automatic face"
         return f"{who} is shown by {cover} now", *row
     return None
+
+
+def whole_box(box: Sequence[float] | None) -> tuple[int, int, int, int] | None:
+    """A face's box (x1, y1, x2, y2) in whole pixels, as a page shows it."""
+    if box is None:
+        return None
+    x1, y1, x2, y2 = (math.floor(float(v) + 0.5) for v in box)
+    return x1, y1, x2, y2
+
+
+def _corners(box: tuple[int, int, int, int] | None) -> str:
+    return "none" if box is None else "{},{}–{},{}".format(*box)
 
 
 def _place(conn: psycopg.Connection, person: uuid.UUID | None, by: str | None) -> str:

@@ -42,7 +42,8 @@ async function send(action, data) {  // the server's answer, whatever it is
 // server refuses (changing nothing) an answer whose page is out of date, where a command
 // or another page changed one of them since.
 const SHOWING = new Set(["name", "merge", "hide", "unhide", "born", "cover", "reject", "move",
-  "new", "same", "notface", "isface", "split", "one", "hide_these", "unhide_these"]);
+  "new", "same", "notface", "isface", "split", "one", "hide_these", "unhide_these", "confirm",
+  "box"]);
 function personShown(d, details) {
   const person = {id: d.person || d.tile, name: d.shownName || null, hidden: d.shownHidden === "true"};
   if (details) Object.assign(person, {born: d.shownBorn || null, cover: d.shownCover ? Number(d.shownCover) : null});
@@ -56,7 +57,8 @@ function shownFor(data) {
   const ids = [...(data.faces || []), ...(data.kept || []), ...(data.moved || [])];
   if (typeof data.face === "number") ids.push(data.face);
   const faces = ids.map(id => document.querySelector(`[data-shown-face="${id}"]`)).filter(Boolean)
-    .map(f => ({id: Number(f.dataset.shownFace), person: f.dataset.shownPerson || null, by: f.dataset.shownBy || null}));
+    .map(f => Object.assign({id: Number(f.dataset.shownFace), person: f.dataset.shownPerson || null, by: f.dataset.shownBy || null},
+      f.dataset.shownBox ? {box: f.dataset.shownBox.split(" ").map(Number)} : {}));
   return {persons, faces};
 }
 
@@ -213,6 +215,9 @@ const buttons = {
   new: () => act("new", {faces: selected()}),
   same: () => act("same", {faces: selected()}),
   notface: () => act("notface", {faces: selected()}),
+  // the confirm screen: every face it shows, confirmed at once
+  "confirm-all": () => act("confirm", {person: head.dataset.person,
+    faces: Array.from(document.querySelectorAll("#unconfirmed [data-shown-face]")).map(f => Number(f.dataset.shownFace))}),
   split: () => halvesAct("split"),
   one: () => halvesAct("one"),
   accept: () => act("accept", {keep: pair.dataset.keep, other: pair.dataset.other}),
@@ -229,6 +234,12 @@ document.querySelectorAll("[data-face-act]").forEach(b => b.addEventListener("cl
   const face = Number(b.dataset.face || b.dataset.mark);
   if (b.dataset.faceAct === "reject") act("reject", {person: b.dataset.person, faces: [face]});
   else if (b.dataset.faceAct === "notface" || b.dataset.faceAct === "isface") act(b.dataset.faceAct, {faces: [face]});
+  else if (b.dataset.faceAct === "confirm") act("confirm", {person: head.dataset.person, faces: [face]});
+  else if (b.dataset.faceAct === "box") {
+    // whole numbers go as numbers; anything else as typed, for the server to refuse
+    const corners = value("box-" + face).split(",").map(t => /^\s*[0-9]+\s*$/.test(t) ? Number(t) : t.trim());
+    act("box", {face: face, box: corners});
+  }
   else act("move", {faces: [face], to: value("to-" + face)});
 }));
 // --- a person's page: its cover face ---------------------------------------------

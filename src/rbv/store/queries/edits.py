@@ -24,8 +24,12 @@ LOGGED_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "cannot_links": (("face_a", "face_b"), None),
     "face_detections": (("id",), ("person_id", "assigned_by", "assigned_at")),
     "not_faces": (("face_id",), None),
+    # a box moved by hand (schema 27): the face row's box columns, through a view
+    "face_boxes": (("id",), ("x1", "y1", "x2", "y2", "landmarks", "det_score", "blur",
+                             "drawn")),
+    "face_embeddings": (("face_id",), None),
 }
-"""Table → (key columns, the only other columns logged; None: all of them)."""
+"""Table (or view) → (key columns, the only other columns logged; None: all of them)."""
 
 
 @dataclass(frozen=True)

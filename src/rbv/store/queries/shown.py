@@ -33,11 +33,13 @@ class PersonNow:
 class FaceNow:
     """A face as a page shows it: its person (None: none) and who placed it there
     (``assigned_by``: 'manual' for a hand placement, None for none); ``at``: when it
-    was placed so (not shown: said in a refusal)."""
+    was placed so (not shown: said in a refusal); ``box``: x1, y1, x2, y2 in pixels of
+    the photo."""
 
     person: uuid.UUID | None
     by: str | None
     at: datetime | None = None
+    box: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,8 @@ def persons_now(conn: psycopg.Connection, persons: Sequence[uuid.UUID]
 
 def faces_now(conn: psycopg.Connection, face_ids: Sequence[int]) -> dict[int, FaceNow]:
     """Each of ``face_ids`` that exists, with its person and who placed it."""
-    return {int(r[0]): FaceNow(r[1], r[2], r[3]) for r in conn.execute(
-        "SELECT id, person_id, assigned_by, assigned_at FROM face_detections "
+    return {int(r[0]): FaceNow(r[1], r[2], r[3], (r[4], r[5], r[6], r[7])) for r in conn.execute(
+        "SELECT id, person_id, assigned_by, assigned_at, x1, y1, x2, y2 FROM face_detections "
         "WHERE id = ANY(%s::bigint[])",
         ([int(f) for f in face_ids],))}
 
