@@ -137,6 +137,18 @@ def test_a_full_run_compares_faces_by_age_once_enrich_gave_them_ages(
     # the ages are an input: the run is not "nothing changed since the last full run"
     assert not any("nothing changed" in n for n in notes), notes
     assert any("centred by estimated age" in n for n in notes), notes
+    # asked as made, the run compares them as the recognizer made them, and the runs
+    # after it keep that choice (nothing changed: had they gone back to the recognizer's
+    # default, by age for SFace, they would have re-clustered)
+    for asked, centred in (("--as-made", False), (None, None), ("--by-age", True),
+                           (None, None)):
+        run = run_cli(cli, "-d", url, "cluster", "--full", "--json", *filter(None, [asked]))
+        assert run.exit_code == 0, run.output
+        said = json.loads(run.stdout)["notes"]
+        if centred is None:
+            assert any("nothing changed" in n for n in said), said
+        else:
+            assert any("centred by estimated age" in n for n in said) == centred, said
     # no person holds two of the six people, and none of them is in more pieces than
     # when compared as the recognizer made them (Jennifer Aniston: 3 then)
     aged = _persons_of_identities(faces_settings)

@@ -108,7 +108,14 @@ def test_a_box_moved_is_embedded_again_keeps_its_person_and_undo_restores_it(
     x1, y1, x2, y2 = (round(v) for v in box)
     w = x2 - x1
     moved = (max(0, x1 - w // 8), y1, x2 - w // 8, y2)  # a little to the left
+    with psycopg.connect(url) as conn:  # an age estimated at the old box
+        conn.execute("INSERT INTO face_attributes (face_id, model, model_sha256, age, "
+                     "age_spread, gender, gender_confidence) "
+                     "VALUES (%s, 'm.onnx', 'ab', 30, 5, 'male', 0.9)", (face,))
     said = _ok(cli, url, "faces", "box", str(face), *map(str, moved))
+    with psycopg.connect(url) as conn:  # dropped: `rbv enrich` estimates it again
+        assert conn.execute("SELECT count(*) FROM face_attributes WHERE face_id = %s",
+                            (face,)).fetchone()[0] == 0
     assert f"Moved the box of face {face}" in said and "it keeps its person" in said, said
     now = _face(url, face)
     assert [round(v) for v in now[0]] == list(moved)

@@ -54,6 +54,12 @@ def cluster(
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-cluster every face; manual names, "
                                        "merges, moves and rejections are kept.")] = False,
+    by_age: Annotated[bool | None, typer.Option(
+        "--by-age/--as-made", help="With --full, on faces with estimated ages (an attribute "
+        "model): compare faces centred on the library's faces of their age, so a child "
+        "meets the adult they became (--by-age), or as the recognizer made them "
+        "(--as-made). Kept for later runs and reviews. Default: by age for a recognizer "
+        "rbv measured it on (SFace), as made for others.", show_default=False)] = None,
     neighbors: Annotated[int, typer.Option("--neighbors", "-k", min=2,
                                            help="k of the k-NN graph.")] = DEFAULT_K,
     model_pack: ModelPackOption = None,
@@ -90,6 +96,8 @@ def cluster(
 
         rbv cluster --full --budget 5
 
+        rbv cluster --full --by-age
+
         rbv cluster --full --method agglomerative --threshold 0.4
 
         rbv cluster --model-pack scrfd_sface --dry-run --json
@@ -100,7 +108,7 @@ def cluster(
     console = Console(stderr=True)
     run = partial(lib.cluster, method=method, threshold=threshold, budget=budget,
                   match_threshold=match_threshold, full=full, dry_run=dry_run,
-                  neighbors=neighbors, model_pack=model_pack)
+                  neighbors=neighbors, model_pack=model_pack, by_age=by_age)
     if as_json or not console.is_terminal:
         report = run()
     else:

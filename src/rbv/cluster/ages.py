@@ -11,16 +11,20 @@ ages) takes out what every face of that age shares: strangers of any ages then a
 about 0, and what is left of a child and of the adult they became is who they are.
 
 Measured with the shipped evidence clustering, the impostor model estimated from the
-centred faces' own random pairs (``scripts/bench/quality_matrix.py``; ages from
-``faceres_age_gender.onnx``), pairwise P / R / F:
+centred faces' own random pairs (``scripts/bench/quality_matrix.py``, with and without
+``--no-ages``; ages from ``faceres_age_gender.onnx``), pairwise P / R / F:
 
-* data/family 0.939 / 0.534 / 0.681 → 0.931 / 0.608 / 0.736
-* data/faces 1.000 / 0.973 / 0.986 → 1.000 / 0.986 / 0.993
-* data/lfw_many 0.999 / 0.977 / 0.988 → 0.997 / 0.982 / 0.989
+* SFace: data/family 0.939 / 0.534 / 0.681 → 0.938 / 0.591 / 0.725 (child↔adult pairs
+  of one person together 183 → 220 of 456, kin pairs joined 1 → 1 of 48); data/faces
+  0.986 → 0.993; data/lfw_many 0.988 → 0.989.
+* scrfd_fp512: faces 0.965 → 0.979, lfw_many 0.968 → 0.968, but family precision 0.867 →
+  0.699 (16 look-alike TSKinFace photos of different people became one person), so it
+  is the default only for a recognizer it was measured to help
+  (:attr:`rbv.cluster.calibrations.KnownRecognizer.by_age`).
 
-One mean for the whole library (no ages) gave family 0.683, faces 0.993 and lfw_many
-0.988 at a precision of 0.993 there; a window of 3 years family 0.720 and faces 0.985,
-8 years family 0.716; centring on age and gender together lost faces 0.09 of recall.
+One mean for the whole library (no ages) gave SFace family 0.683 at precision 0.923
+and lfw_many precision 0.993; a window of 3 years family 0.720 and faces 0.985, 8 years
+family 0.716; centring on age and gender together lost faces 0.09 of recall.
 
 Pure numpy: arrays in, arrays out.
 """

@@ -111,16 +111,18 @@ class Runs(Room):
                 threshold: float | None = None, budget: float | None = None,
                 match_threshold: float | None = None, neighbors: int = DEFAULT_K,
                 dry_run: bool = False, model_pack: str | None = None,
+                by_age: bool | None = None,
                 progress: Callable[[str], None] = _quiet) -> ClusterReport:
         """Group faces into persons, as ``rbv cluster``: new faces only, or every face
         with ``full`` (names, merges, moves and rejections kept). The other arguments
-        are the command's options; None: the pack's setting. ``model_pack``: that
+        are the command's options; None: the pack's setting (``by_age``: compare faces
+        centred by their estimated ages, or as the recognizer made them). ``model_pack``: that
         pack's faces rather than the library's pack; ``progress`` is told each stage."""
         from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 
         options = ClusterOptions(method=method, threshold=threshold, budget=budget,
                                  match_threshold=match_threshold, full=full,
-                                 dry_run=dry_run, k=neighbors)
+                                 dry_run=dry_run, k=neighbors, by_age=by_age)
         pack, fallback = self._pack(model_pack)
         return cluster_pack(self.db, pack, options, progress, sole_fallback=fallback)
 

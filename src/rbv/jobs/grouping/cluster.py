@@ -44,7 +44,7 @@ from rbv.cluster.identity import follow_faces
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.errors import Remedy
-from rbv.jobs.grouping.aged import aged_space
+from rbv.jobs.grouping.aged import BY_AGE, aged_space, by_age
 from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces
 from rbv.jobs.grouping.named_changes import NamedChange, named_changes, named_gains
 from rbv.jobs.recording import recorded_run
@@ -102,6 +102,7 @@ class ClusterOptions:
     full: bool = False
     dry_run: bool = False
     k: int = DEFAULT_K
+    by_age: bool | None = None  # faces centred by estimated age (None: the pack's choice)
 
 
 @dataclass
@@ -287,9 +288,11 @@ def _report(plan: _Plan, outcome: _Outcome, started: float, run_id: int | None,
 
 def _last_full(conn: psycopg.Connection, pack: PackRow, setting: ClusterSetting,
                options: ClusterOptions) -> dict[str, Any]:
-    """What a full run depends on: the setting, k and the digest of its inputs."""
+    """What a full run depends on: the setting, k, the digest of its inputs and whether
+    faces are compared centred by age (said only when they are)."""
+    aged = {BY_AGE: True} if by_age(conn, pack, options.by_age) else {}
     return {"setting": setting.key(), "k": options.k,
-            "inputs": clustering_inputs_digest(conn, pack)}
+            "inputs": clustering_inputs_digest(conn, pack), **aged}
 
 
 def _estimated(stored: dict[str, Any]) -> bool:
@@ -336,6 +339,8 @@ def _recorded(conn: psycopg.Connection, plan: _Plan, done: _Outcome) -> dict[str
                            "source": setting.impostor_source}
     if options.full:
         out["last_full"] = _last_full(conn, plan.pack, setting, options)
+        if options.by_age is not None:
+            out[BY_AGE] = options.by_age
     return out
 
 
@@ -395,19 +400,16 @@ def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome
     facts = load_manual_facts(conn, pack)
     constraints = constraints_among(faces.ids, faces.image_ids, facts.must, facts.cannot,
                                     hand_anchors(faces))
-    embeddings, impostor = faces.embeddings, setting.impostor
-    space = aged_space(conn, pack) if setting.method is Method.evidence else None
-    if space is not None:  # the library has estimated ages: children meet adults
-        progress("centring faces on the library's faces of their age")
-        embeddings, impostor = space.embeddings(conn, faces), space.impostor
-        done.aged = space.source
+    space = aged_space(conn, pack, plan.options.by_age, setting.method, progress)
+    embeddings, impostor = space.compared(conn, faces, setting.impostor)
+    done.aged = space.source or None
     progress(f"building the {k}-NN graph of {len(faces):,} faces")
     graph = build_knn_graph(embeddings, k)
     progress(f"clustering {len(faces):,} faces ({setting.method.value})")
     labels = cluster_embeddings(embeddings, setting.method, setting.threshold or 0.0,
                                 constraints, graph=graph, impostor=impostor,
                                 budget=setting.budget or 0.0)
-    if space is None and setting.method is Method.evidence and setting.impostor is not None:
+    if not space.source and setting.method is Method.evidence and setting.impostor is not None:
         # The library's typical crowding level, for the incremental runs that follow (in
         # the recognizer's own space, the one they match in: an aged run leaves it).
         done.crowding_level = round(crowding(graph, labels, setting.impostor)[1], 6)

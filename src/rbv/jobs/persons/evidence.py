@@ -129,7 +129,7 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
     assert setting.impostor is not None
     impostor, source = setting.impostor, setting.impostor_source
     space = aged_space(conn, pack)
-    if space is not None:  # compared as `cluster --full` made them: centred by age
+    if space.impostor is not None:  # compared as `cluster --full` made them: by age
         faces = replace(faces, embeddings=space.embeddings(conn, faces))
         impostor, source = space.impostor, space.source
     links = np.array(same_links_inside_persons(conn, pack.id, [p.id for p in persons]),

@@ -40,8 +40,8 @@ def face_to_box(conn: psycopg.Connection, face_id: int) -> BoxedFace | None:
 
 def set_face_box(conn: psycopg.Connection, face_id: int, face: NewFace) -> None:
     """Write ``face`` (drawn and embedded at its new box) over the face's box, landmarks,
-    score, blur and embedding. Its quality, measured at the old box, is dropped (``rbv
-    enrich`` measures it again)."""
+    score, blur and embedding. Its quality and estimated age and gender, measured at the
+    old box, are dropped (``rbv enrich`` measures them again)."""
     conn.execute(
         "UPDATE face_detections SET x1 = %s, y1 = %s, x2 = %s, y2 = %s, landmarks = %s, "
         "det_score = %s, blur = %s, drawn = %s WHERE id = %s",
@@ -50,3 +50,4 @@ def set_face_box(conn: psycopg.Connection, face_id: int, face: NewFace) -> None:
     conn.execute("UPDATE face_embeddings SET embedding = %s WHERE face_id = %s",
                  (np.asarray(face.embedding, np.float32), face_id))
     conn.execute("DELETE FROM face_quality WHERE face_id = %s", (face_id,))
+    conn.execute("DELETE FROM face_attributes WHERE face_id = %s", (face_id,))
