@@ -9,7 +9,6 @@ import heapq
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
 from rbv.cluster.evidence_kernels import (
@@ -37,6 +36,7 @@ from rbv.cluster.evidence_singles import (  # the per-node array's columns, too
     unheap,
     walk,
 )
+from rbv.compiled import njit
 
 AHEAD = 16
 """Neighbour entries a scan asks the CPU for before it reads them."""

@@ -32,9 +32,9 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
-from numba import njit
 
 from rbv.cluster.evidence_kernels import dot64, node_row, prefetch_row
+from rbv.compiled import njit
 
 # Columns of evidence_merge's per-node array, one 64-byte cache line: what looking at a
 # neighbour reads (all float64; ids and clocks are exact below 2**53). SEEN: the clock of

@@ -15,11 +15,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from rbv.cluster.parallel_work import threads
+from rbv.compiled import njit
 
 
 def search_lists(x: NDArray[np.float32], probes: NDArray[np.int64], k: int

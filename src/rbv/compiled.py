@@ -1,0 +1,54 @@
+"""numba's ``njit``, with the compiled code cached where it can neither go stale nor be
+planted by another user.
+
+numba keys a cached function on its own file's time stamp, but reads the whole index of
+the cache (the argument types of every compiled signature) before it compares the stamp:
+after rbv's clustering code changed, an index that the old code wrote next to the
+sources named a type that no longer existed, and every clustering failed
+(``AttributeError: Can't get attribute '_Parts' on <module
+'rbv.cluster.evidence_merge'>``) until the cache was deleted by hand. A ``pip install
+-U`` leaves those files behind too (they are in no package record). So the cache lives in
+a folder named after a digest of the clustering code's sources, in the user's own cache
+folder (0700): new code, new folder. A ``NUMBA_CACHE_DIR`` the user set is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+import platformdirs
+
+njit = numba.njit
+HERE = Path(__file__).resolve().parent / "cluster"  # the compiled functions
+
+
+def code_digest(folder: Path = HERE) -> str:
+    """A digest of the sources of every module in ``folder`` (the compiled functions and
+    the types they take)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_folder(root: Path | None = None) -> Path:
+    """The folder compiled code of this code is cached in (made 0700 on the way)."""
+    root = root or Path(platformdirs.user_cache_dir("rbv", appauthor=False))
+    folder = root / "numba" / code_digest()
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    for level in (root, root / "numba", folder):
+        level.mkdir(mode=0o700, exist_ok=True, parents=True)
+        st = level.stat()
+        if st.st_mode & 0o077 and me in (None, st.st_uid):
+            level.chmod(0o700)  # ours, left open by something else
+    return folder
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    with contextlib.suppress(OSError):  # no writable cache folder: numba's own place
+        numba.config.CACHE_DIR = str(cache_folder())  # type: ignore[attr-defined]

@@ -1,0 +1,47 @@
+"""numba's compiled code is cached per version of the clustering code, in the user's own
+cache folder (0700): an index the old code wrote never reaches the new code (it named a
+type that had moved, and every clustering failed until the cache was deleted by hand)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rbv.compiled import cache_folder, code_digest
+
+PROBE = """
+import numba, rbv.cluster.evidence_merge_loop, rbv.cluster.evidence_singles
+print(numba.config.CACHE_DIR)
+"""
+
+
+def test_the_cache_folder_changes_with_the_code(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "a.py").write_text("def f(x):\n    return x\n")
+    (code / "b.py").write_text("class Parts:\n    pass\n")
+    before = code_digest(code)
+    assert code_digest(code) == before
+    (code / "b.py").write_text("class Moved:\n    pass\n")  # a type moved away
+    assert code_digest(code) != before
+
+
+def test_compiled_code_is_cached_in_a_private_folder_of_this_code(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    folder = Path(out)
+    assert folder == tmp_path / "cache" / "rbv" / "numba" / code_digest()
+    for level in (folder, folder.parent, folder.parent.parent):
+        assert level.stat().st_mode & 0o777 == 0o700, level
+    # a folder left open is closed again; a NUMBA_CACHE_DIR the user set is kept
+    folder.chmod(0o755)
+    assert cache_folder(tmp_path / "cache" / "rbv") == folder
+    assert folder.stat().st_mode & 0o777 == 0o700
+    mine = tmp_path / "mine"
+    kept = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          env={**env, "NUMBA_CACHE_DIR": str(mine)}, check=True)
+    assert kept.stdout.strip() == str(mine)
