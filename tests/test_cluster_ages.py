@@ -126,7 +126,7 @@ def test_a_full_run_compares_faces_by_age_once_enrich_gave_them_ages(
     url = str(faces_settings.database_url)
     first = run_cli(cli, "-d", url, "cluster", "--full", "--json")
     assert first.exit_code == 0, first.output
-    assert not any("grown" in n for n in json.loads(first.stdout)["notes"])
+    assert not any("compared by age" in n for n in json.loads(first.stdout)["notes"])
     raw = _persons_of_identities(faces_settings)
     enriched = run_cli(cli, "-d", url, "enrich", "--model-pack", "scrfd_sface",
                        "--attribute-model", str(MODEL))

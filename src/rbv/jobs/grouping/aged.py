@@ -90,7 +90,9 @@ def aged_space(conn: psycopg.Connection, pack: PackRow, asked: bool | None = Non
     moved = centres.centred(sample.embeddings, ages)
     impostor, words = library_impostor(moved, sample.image_ids)
     return AgedSpace(centres, impostor,
-                     f"faces centred by estimated age; impostor model {words}")
+                     "each face centred by estimated age on this library's faces of that "
+                     "age, so a child can meet the adult they became; the likeness of "
+                     f"strangers {words}")
 
 
 def ages_of(conn: psycopg.Connection, ids: NDArray[np.int64]) -> NDArray[np.float64]:

@@ -278,7 +278,7 @@ def _report(plan: _Plan, outcome: _Outcome, started: float, run_id: int | None,
         clustered=outcome.clustered, new_persons=outcome.new_persons,
         reassigned=outcome.reassigned, removed_persons=outcome.removed_persons,
         kept_by_hand=outcome.kept_by_hand, seconds=round(time.perf_counter() - started, 3),
-        run_id=run_id, notes=[*plan.notes, *notes, *([f"Compared as grown: {outcome.aged}."]
+        run_id=run_id, notes=[*plan.notes, *notes, *([f"Faces compared by age: {outcome.aged}."]
                                                     if outcome.aged else [])],
         named=outcome.named, empty_named=empty,
         delete_empty_named=(delete_persons_statement([e["person"] for e in empty])
