@@ -175,3 +175,21 @@ def _persons_of_identities(settings: Settings) -> dict[str, set[object]]:
             out[folder].add(person[place.face_id])
     assert len(out) == len(CLUSTER_IDENTITIES)
     return out
+
+
+def test_a_first_run_of_a_library_with_ages_groups_by_age(cli, faces_settings: Settings
+                                                         ) -> None:
+    """The nightly `rbv cluster` of a new library (no `--full` ever) groups by age too:
+    its first run is a full one; an incremental run would group its new faces as the
+    recognizer made them."""
+    url = str(faces_settings.database_url)
+    enriched = run_cli(cli, "-d", url, "enrich", "--model-pack", "scrfd_sface",
+                       "--attribute-model", str(MODEL))
+    assert enriched.exit_code == 0, enriched.output
+    first = run_cli(cli, "-d", url, "cluster", "--json")
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["full"] is True
+    assert any("centred by estimated age" in n for n in report["notes"]), report["notes"]
+    again = json.loads(run_cli(cli, "-d", url, "cluster", "--json").stdout)
+    assert again["full"] is False  # later runs are incremental, as before

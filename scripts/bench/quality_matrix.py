@@ -47,6 +47,7 @@ from rbv.cluster.methods import DEFAULT_THRESHOLD, Method
 from rbv.cluster.metrics import bcubed, largest_cluster, pairwise
 from rbv.config import Settings
 from rbv.face_rows import PackFaces
+from rbv.faces.estimates import FaceEstimate
 from rbv.jobs.grouping.aged import ages_of
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.eval import faces_under, label_main_faces, read_labels
@@ -54,7 +55,8 @@ from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
 from rbv.store import Database, open_database
 from rbv.store.queries.assignments import faces_with_paths, load_faces
-from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.queries.attributes import save_attributes
+from rbv.store.queries.faces import NewFace, insert_faces_ids
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import register_pack
 from rbv.store.server.migrations import apply_pending
@@ -73,6 +75,7 @@ class LabelledSet:
     labels_csv: Path | None  # the set's labels.csv (family/age_group columns for kin pairs)
     aged: ImpostorModel | None = None  # centred by age: the impostor model it estimates
     centred: Evaluation | None = None  # the faces centred by age (what evidence uses)
+    ages: np.ndarray | None = None  # per face: its estimated age (NaN: none)
 
     def of(self, method: str) -> Evaluation:
         """The faces ``method`` clusters: centred by age for evidence, as a library with
@@ -117,8 +120,11 @@ def load_sets(db: Database, settings: Settings, pack_name: str, ages: bool = Tru
         photo_of = {p.face_id: Path(p.path).resolve() for p in paths if p.face_id in inside}
         photos = [photo_of[int(f)] for f in faces.ids[evaluation.labelled].tolist()]
         csv_path = labels_csv or (folder / "labels.csv")
+        with db.connect() as conn:
+            ages_now = ages_of(conn, faces.ids)
         out.append(LabelledSet(name, faces, truth, evaluation, photos,
-                               csv_path if csv_path.is_file() else None, aged, centred))
+                               csv_path if csv_path.is_file() else None, aged, centred,
+                               ages_now if np.isfinite(ages_now).any() else None))
     return out
 
 
@@ -319,16 +325,14 @@ def best_single_setting(sets: list[LabelledSet], files: dict[str, str]) -> None:
 
 
 def incremental(db: Database, sets: list[LabelledSet], files: dict[str, str], dim: int,
-                seed: int = 0, share: float = 0.5) -> None:
+                seed: int = 0, share: float = 0.5, no_ages: bool = False) -> None:
     print(f"\n## Incremental vs full through the database (default method): {share:.0%} of "
-          "the photos, `rbv cluster`, the rest, `rbv cluster`")
+          "the photos, `rbv cluster`, the rest, `rbv cluster` (faces with their estimated "
+          "ages where they have them)")
     print(f"{'set':<10} {'full pF/bF':>15} {'incremental pF/bF':>19} {'re-clustered':>13} "
           f"{'first-round faces kept / persons kept':>38}")
     rng = np.random.default_rng(seed)
     for s in sets:
-        if s.aged:
-            print(f"{s.name:<10} (centred by age: the copies this inserts carry no ages)")
-            continue
         images = np.unique(s.faces.image_ids)
         first = set(rng.choice(images, int(len(images) * share), replace=False).tolist())
         half = np.array([int(i) in first for i in s.faces.image_ids], bool)
@@ -342,10 +346,16 @@ def incremental(db: Database, sets: list[LabelledSet], files: dict[str, str], di
             regrouped = False
             for rows in rounds:
                 with db.transaction() as conn:
-                    insert_faces(conn, (NewFace(int(s.faces.image_ids[r]), pack.id,
-                                                (0, 0, 1, 1), None, 0.9, None,
-                                                s.faces.embeddings[r])
-                                        for r in np.flatnonzero(rows).tolist()))
+                    chosen = np.flatnonzero(rows).tolist()
+                    ids = insert_faces_ids(conn, (NewFace(int(s.faces.image_ids[r]), pack.id,
+                                                          (0, 0, 1, 1), None, 0.9, None,
+                                                          s.faces.embeddings[r])
+                                                  for r in chosen))
+                    if s.ages is not None and not no_ages:  # the copies' estimated ages
+                        save_attributes(conn, [
+                            (f, FaceEstimate(float(s.ages[r]), 0.0, "male", 0.5, "copy", "-"))
+                            for f, r in zip(ids, chosen, strict=True)
+                            if np.isfinite(s.ages[r])])
                 report = cluster_pack(db, name, ClusterOptions())
                 regrouped |= bool(before) and report.full
                 with db.connect() as conn:
@@ -407,7 +417,7 @@ def main() -> None:
     kin_and_photos(sets, files)
     best_single_setting(sets, files)
     for share in (0.5, 0.7, 0.9):
-        incremental(db, sets, files, dim, share=share)
+        incremental(db, sets, files, dim, share=share, no_ages=args.no_ages)
     print(f"\n(threshold fallback without calibration: {DEFAULT_THRESHOLD}; "
           f"{time.perf_counter() - started:.0f} s)")
 

@@ -4,15 +4,18 @@ library's average face of its age (:mod:`rbv.cluster.ages`), with the impostor m
 that space measured on the library's own random pairs.
 
 Both are measured on one repeatable sample of the pack's faces, so ``cluster --full``
-and ``persons suggest`` see the same space. Incremental runs give new faces a person in
-the recognizer's own space (matching persons' stored sums): the space a full run made
-the persons in only changes which faces it put together.
+and ``persons suggest`` see the same space. A library's first run is a full one when its
+faces have ages. Incremental runs give new faces a person in the recognizer's own space
+(matching persons' stored sums): the space a full run made the persons in only changes
+which faces it put together; once the library has grown 1.25 times, a run re-clusters
+every face, by age again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -25,7 +28,7 @@ from rbv.cluster.evidence import library_impostor
 from rbv.cluster.methods import Method
 from rbv.face_rows import PackFaces
 from rbv.store.queries.assignments import load_faces
-from rbv.store.queries.attributes import face_ages
+from rbv.store.queries.attributes import ages_digest, face_ages
 from rbv.store.queries.pack_lookup import pack_files, pack_settings
 from rbv.store.queries.packs import PackRow
 
@@ -70,6 +73,15 @@ def by_age(conn: psycopg.Connection, pack: PackRow, asked: bool | None = None) -
         return bool(stored)
     known = known_recognizer(pack_files(conn, pack.id))
     return known is not None and known.by_age
+
+
+def first_by_age(conn: psycopg.Connection, pack: PackRow, stored: Mapping[str, Any],
+                 asked: bool | None, method: Method) -> bool:
+    """Whether a run is a library's first (no persons made yet) and its faces, with
+    estimated ages, are grouped by age: it then runs as a full run does (an incremental
+    run groups its new faces as the recognizer made them)."""
+    return (method is Method.evidence and not stored.get("last_clustering")
+            and by_age(conn, pack, asked) and bool(ages_digest(conn, pack.id)))
 
 
 def aged_space(conn: psycopg.Connection, pack: PackRow, asked: bool | None = None,

@@ -14,8 +14,7 @@ same-photo pairs are constraints, and who each cluster is follows one rule
 its former faces (so ids and names stay), a hand-placed face stays where it was placed
 without carrying anything with it, and no face lands where a decision forbids it.
 
-The setting used is recorded in the pack's settings (``last_clustering``); when a later
-run's setting differs, the report says so and what to run.
+The setting is kept in the pack's settings (``last_clustering``): a run with another says so.
 
 A run is one plan (:func:`cluster_pack`): resolve the setting (:func:`_resolve`) →
 cluster, full (:func:`_full`: load, the user's decisions as constraints
@@ -44,7 +43,7 @@ from rbv.cluster.identity import follow_faces
 from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.errors import Remedy
-from rbv.jobs.grouping.aged import BY_AGE, aged_space, by_age
+from rbv.jobs.grouping.aged import BY_AGE, aged_space, by_age, first_by_age
 from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces
 from rbv.jobs.grouping.named_changes import NamedChange, named_changes, named_gains
 from rbv.jobs.recording import recorded_run
@@ -229,7 +228,8 @@ def _resolve(db: Database, pack_name: str | None, options: ClusterOptions,
         advice = (huge_pages_advice(conn) if db.embedded and n_faces >= HUGE_PAGES_FACES
                   else None)
         grown = _grown(stored, setting, options, n_faces)
-        if grown is not None:
+        if grown is not None or first_by_age(conn, pack, stored, options.by_age,
+                                             setting.method):
             options = replace(options, full=True)
         last_full = _last_full(conn, pack, setting, options) if options.full else None
         unchanged = last_full is not None and stored.get("last_full") == last_full
