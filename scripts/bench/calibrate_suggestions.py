@@ -116,7 +116,8 @@ def main() -> int:
         show_table("old score", old, same)
         show_table("calibrated (fitted on the other two)", p, same)
     odds = fit([(x, same) for x, _old, same in data.values()])
-    print(f"\nfitted on all three (PRIOR): PairOdds({odds.intercept}, {odds.weights})")
+    which = "PRIOR" if args.no_ages else "AGED_PRIOR"  # faces as made, or centred by age
+    print(f"\nfitted on all three ({which}): PairOdds({odds.intercept}, {odds.weights})")
     return 0
 
 

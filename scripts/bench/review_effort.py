@@ -641,6 +641,7 @@ def main() -> int:
         # weights fitted without it (scripts/bench/calibrate_suggestions.py prints them).
         intercept, *weights = (float(v) for v in args.prior.split(","))
         evidence_module.PRIOR = PairOdds(intercept, tuple(weights))
+        evidence_module.AGED_PRIOR = evidence_module.PRIOR  # the one used by age too
     if args.spread:
         level, weight = (float(v) for v in args.spread.split(","))
         pair_odds.PRIOR_SPREAD = (level, weight)

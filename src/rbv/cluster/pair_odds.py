@@ -74,6 +74,12 @@ class PairOdds:
 PRIOR = PairOdds(-5.448, (-0.624, 2.318, -1.245))
 """Fitted by ``scripts/bench/calibrate_suggestions.py`` on data/family, data/faces and
 data/lfw_many (SFace, the shipped clustering), each set weighted equally."""
+AGED_PRIOR = PairOdds(-5.575, (-0.659, 2.936, -1.422))
+"""``PRIOR`` for faces centred by age (:mod:`rbv.cluster.ages`), fitted the same way on
+the three sets with their estimated ages. Measured (scripts/bench/review_effort.py on
+data/family): pairwise F 0.95 after 159 clicks / 1,273 faces shown, against 194 / 1,955
+with ``PRIOR``; with the weights fitted on data/faces and data/lfw_many alone (family
+held out), 206 / 1,406, and F 0.90 after 533 faces against 644."""
 PRIOR_SPREAD = (1.5, 0.3)
 """Prior standard deviations of the intercept and of each weight when answers refit
 them: the level moves first (a library's share of true pairs differs tenfold between the

@@ -16,7 +16,7 @@ import psycopg
 
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.defaults import DEFAULT_MIN_SCORE, DOUBT_Z, ImpostorModel, Method
-from rbv.cluster.pair_odds import ODDS_VERSION, PRIOR, PairOdds
+from rbv.cluster.pair_odds import AGED_PRIOR, ODDS_VERSION, PRIOR, PairOdds
 from rbv.cluster.person_split import SplitTest, linked_units, split_test
 from rbv.cluster.suggestions import (
     FaceFit,
@@ -52,6 +52,7 @@ class PersonEvidence:
     sampled: bool = False  # some persons' faces are a sample of them (``first``)
     together: np.ndarray = field(  # (k, 2) person indices sharing a photo (``sampled``)
         default_factory=lambda: np.zeros((0, 2), np.int64))
+    aged: bool = False  # the faces are centred by age (:mod:`rbv.jobs.grouping.aged`)
 
     def rows_of(self, index: int) -> np.ndarray:
         """Face rows of person ``index`` (grouped once: a site asks for every person)."""
@@ -136,7 +137,8 @@ def load_evidence(conn: psycopg.Connection, pack_name: str | None,
                      np.int64).reshape(-1, 2)
     return PersonEvidence(pack, persons, faces, codes, impostor, source,
                           _rows_of_faces(faces.ids, links),
-                          len(persons) == every and not sampled, sampled, together)
+                          len(persons) == every and not sampled, sampled, together,
+                          space.impostor is not None)
 
 
 def repeatable_sample(ids: np.ndarray, owner: np.ndarray, budget: int) -> np.ndarray:
@@ -232,10 +234,12 @@ def answers_kept(suggestions: list[tuple[Suggestion, bool]]) -> dict[str, object
     return {"version": ODDS_VERSION, "rows": [s.answer(same) for s, same in suggestions]}
 
 
-def learned_odds(conn: psycopg.Connection, pack_id: int) -> PairOdds:
-    """The calibration of the pack's merge suggestions: the shipped prior, fitted again
-    to the answers users gave in ``rbv serve`` (edits not undone)."""
-    return PRIOR.learned(review_answers(conn, pack_id, ODDS_VERSION))
+def learned_odds(conn: psycopg.Connection, pack_id: int, aged: bool = False) -> PairOdds:
+    """The calibration of the pack's merge suggestions: the shipped prior (of faces
+    centred by age where ``aged``), fitted again to the answers users gave in ``rbv
+    serve`` (edits not undone)."""
+    return (AGED_PRIOR if aged else PRIOR).learned(review_answers(conn, pack_id,
+                                                                   ODDS_VERSION))
 
 
 def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
@@ -258,7 +262,8 @@ def merge_suggestions(conn: psycopg.Connection, evidence: PersonEvidence,
                                (whole / np.maximum(read, 1))[evidence.codes], 1.0)
     ranked = suggest_merges(evidence.faces.embeddings, evidence.codes,
                             evidence.faces.image_ids, evidence.model,
-                            odds=learned_odds(conn, evidence.pack.id), forbidden=forbidden,
+                            odds=learned_odds(conn, evidence.pack.id, evidence.aged),
+                            forbidden=forbidden,
                             k=k, limit=limit, min_probability=min_score, care=care)
     out: list[Suggestion] = []
     for m in ranked:
