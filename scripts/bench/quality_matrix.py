@@ -107,12 +107,12 @@ def load_sets(db: Database, settings: Settings, pack_name: str, ages: bool = Tru
         aged, centred = None, None
         if ages:
             with db.connect() as conn:
-                centres = AgeCentres.measure(faces.embeddings, ages_of(conn, faces.ids),
+                centres = AgeCentres.measure(faces.embeddings, ages_of(conn, faces.ids, pack.id),
                                              library_impostor(faces.embeddings,
                                                               faces.image_ids)[0])
                 if centres is not None:
                     moved = replace(faces, embeddings=centres.centred(
-                        faces.embeddings, ages_of(conn, faces.ids)))
+                        faces.embeddings, ages_of(conn, faces.ids, pack.id)))
                     aged = ImpostorModel.from_pairs(random_pair_similarities(
                         moved.embeddings, moved.image_ids), robust=True)
                     centred = Evaluation(moved, truth)
@@ -121,7 +121,7 @@ def load_sets(db: Database, settings: Settings, pack_name: str, ages: bool = Tru
         photos = [photo_of[int(f)] for f in faces.ids[evaluation.labelled].tolist()]
         csv_path = labels_csv or (folder / "labels.csv")
         with db.connect() as conn:
-            ages_now = ages_of(conn, faces.ids)
+            ages_now = ages_of(conn, faces.ids, pack.id)
         out.append(LabelledSet(name, faces, truth, evaluation, photos,
                                csv_path if csv_path.is_file() else None, aged, centred,
                                ages_now if np.isfinite(ages_now).any() else None))

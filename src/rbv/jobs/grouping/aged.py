@@ -9,10 +9,16 @@ faces have ages. Incremental runs give new faces a person in the recognizer's ow
 (matching persons' stored sums): the space a full run made the persons in only changes
 which faces it put together; once the library has grown 1.25 times, a run re-clusters
 every face, by age again.
+
+A process keeps the space it measured (``rbv serve`` ranks again after answers) until
+the pack's faces or anyone's estimates change: a face added or removed, an estimate
+stored, replaced or dropped. An edit that changes neither (a merge, a name, a face
+marked not a face: one face of a sample of thousands) reuses it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,15 +33,22 @@ from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.evidence import library_impostor
 from rbv.cluster.methods import Method
 from rbv.face_rows import PackFaces
-from rbv.store.queries.assignments import load_faces
-from rbv.store.queries.attributes import ages_digest, face_ages
+from rbv.store.queries.assignments import count_faces, load_faces
+from rbv.store.queries.attributes import (
+    ages_stamp,
+    face_ages,
+    has_ages,
+    pack_ages,
+)
 from rbv.store.queries.pack_lookup import pack_files, pack_settings
-from rbv.store.queries.packs import PackRow
+from rbv.store.queries.packs import PackRow, database_key
 
 BY_AGE = "by_age"
 """The pack setting a full run asked ``--by-age`` or ``--as-made`` keeps."""
 SAMPLE = 20_000
 """Faces the centres and the impostor model are measured on (all of a smaller pack)."""
+FEW_IDS = 20_000
+"""Up to this many faces' ages are read by their ids; more by reading the pack's."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +59,13 @@ class AgedSpace:
     centres: AgeCentres | None = None
     impostor: ImpostorModel | None = None
     source: str = ""
+    pack: int = 0
 
     def embeddings(self, conn: psycopg.Connection, faces: PackFaces) -> NDArray[np.float32]:
         """``faces``' embeddings in this space (a new array where centred)."""
         if self.centres is None:
             return faces.embeddings
-        return self.centres.centred(faces.embeddings, ages_of(conn, faces.ids))
+        return self.centres.centred(faces.embeddings, ages_of(conn, faces.ids, self.pack))
 
     def compared(self, conn: psycopg.Connection, faces: PackFaces,
                  impostor: ImpostorModel | None
@@ -81,19 +95,40 @@ def first_by_age(conn: psycopg.Connection, pack: PackRow, stored: Mapping[str, A
     estimated ages, are grouped by age: it then runs as a full run does (an incremental
     run groups its new faces as the recognizer made them)."""
     return (method is Method.evidence and not stored.get("last_clustering")
-            and by_age(conn, pack, asked) and bool(ages_digest(conn, pack.id)))
+            and by_age(conn, pack, asked) and has_ages(conn, pack.id))
 
 
 def aged_space(conn: psycopg.Connection, pack: PackRow, asked: bool | None = None,
                method: Method = Method.evidence,
                progress: Callable[[str], None] = lambda _: None) -> AgedSpace:
     """The pack's age-centred space; the recognizer's own where it is not wanted
-    (:func:`by_age`), too few of its faces have an age, or ``method`` compares
-    similarities with a threshold (in the recognizer's units)."""
-    if method is not Method.evidence or not by_age(conn, pack, asked):
+    (:func:`by_age`), none of its faces has an age, too few have, or ``method``
+    compares similarities with a threshold (in the recognizer's units)."""
+    if (method is not Method.evidence or not by_age(conn, pack, asked)
+            or not has_ages(conn, pack.id)):
         return AgedSpace()
+    where = database_key(conn), pack.id
+    stamp = count_faces(conn, pack), ages_stamp(conn)
+    with _KEPT_LOCK:
+        kept = _KEPT.get(where)
+    if kept is not None and kept[0] == stamp:
+        return kept[1]
+    space = _measured(conn, pack, progress)
+    with _KEPT_LOCK:
+        _KEPT[where] = stamp, space
+    return space
+
+
+_KEPT: dict[tuple[tuple[str, int], int], tuple[tuple[int, tuple[int, str]], AgedSpace]] = {}
+"""Per database and pack: the space measured last and the faces and estimates then."""
+_KEPT_LOCK = threading.Lock()
+
+
+def _measured(conn: psycopg.Connection, pack: PackRow,
+              progress: Callable[[str], None]) -> AgedSpace:
+    """The space of :func:`aged_space`, measured on a repeatable sample of the faces."""
     sample = load_faces(conn, pack, sample=SAMPLE)
-    ages = ages_of(conn, sample.ids)
+    ages = ages_of(conn, sample.ids, pack.id)
     own, _ = library_impostor(sample.embeddings, sample.image_ids)
     centres = AgeCentres.measure(sample.embeddings, ages, own)
     if centres is None:
@@ -103,11 +138,17 @@ def aged_space(conn: psycopg.Connection, pack: PackRow, asked: bool | None = Non
     impostor, words = library_impostor(moved, sample.image_ids)
     return AgedSpace(centres, impostor,
                      "each face centred by estimated age on this library's faces of that "
-                     "age, so a child can meet the adult they became; the likeness of "
-                     f"strangers {words}")
+                     f"age, so a child can meet the adult they became; the likeness of "
+                     f"strangers {words}", pack.id)
 
 
-def ages_of(conn: psycopg.Connection, ids: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Per face id: its estimated age, NaN where it has none."""
-    known = face_ages(conn, ids.tolist())
-    return np.array([known.get(int(i), np.nan) for i in ids.tolist()], np.float64)
+def ages_of(conn: psycopg.Connection, ids: NDArray[np.int64],
+            pack: int) -> NDArray[np.float64]:
+    """Per face id (faces of ``pack``): its estimated age, NaN where it has none."""
+    if len(ids) <= FEW_IDS:
+        known = face_ages(conn, ids.tolist())
+        return np.array([known.get(int(i), np.nan) for i in ids.tolist()], np.float64)
+    aged, years = pack_ages(conn, pack)
+    at = np.minimum(np.searchsorted(aged, ids), max(len(aged) - 1, 0))
+    found = aged[at] == ids if len(aged) else np.zeros(len(ids), bool)
+    return np.where(found, years[at] if len(aged) else np.nan, np.nan)

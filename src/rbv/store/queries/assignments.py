@@ -14,7 +14,7 @@ from psycopg import sql
 
 from rbv.face_rows import FacePlace, PackFaces
 from rbv.store.queries.attributes import ages_digest
-from rbv.store.queries.packs import PackRow, vector_expr
+from rbv.store.queries.packs import COPY_HEADER, PackRow, vector_expr
 from rbv.store.queries.paths import path_from_bytes
 from rbv.store.server.connection import Database
 
@@ -90,7 +90,6 @@ def faces_by_photo(conn: psycopg.Connection, pack: PackRow, persons: Sequence[uu
 
 
 _NIL = uuid.UUID(int=0)
-_COPY_HEADER = 19  # signature (11 bytes), flags (4), header extension length (4, zero)
 _PARSE_BYTES = 64 << 20
 """COPY data is parsed in blocks of about this size. Above glibc's largest mmap threshold
 (32 MB) each block's arrays are mapped on their own and given back when dropped; blocks
@@ -124,9 +123,9 @@ class _BinaryRows:
     def _parse(self) -> None:
         start = 0
         if not self.header:
-            if len(self.pending) < _COPY_HEADER:
+            if len(self.pending) < COPY_HEADER:
                 return
-            start, self.header = _COPY_HEADER, True
+            start, self.header = COPY_HEADER, True
         size = self.dtype.itemsize
         whole = (len(self.pending) - start) // size
         if whole == 0 and start:

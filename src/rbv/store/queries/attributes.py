@@ -6,9 +6,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import psycopg
+from numpy.typing import NDArray
+from psycopg import sql
 
 from rbv.faces.estimates import EstimatedAges, FaceEstimate
+from rbv.store.queries.packs import COPY_HEADER
 
 GENDERS = ("female", "male")
 MOST_YEARS = 120.0
@@ -52,8 +56,45 @@ def save_attributes(conn: psycopg.Connection,
 def face_ages(conn: psycopg.Connection, face_ids: Sequence[int]) -> dict[int, float]:
     """Face id → its estimated age in years, for the faces that have one."""
     return {int(f): float(a) for f, a in conn.execute(
-        "SELECT face_id, age FROM face_attributes WHERE face_id = ANY(%s)",
+        "SELECT face_id, age::float8 FROM face_attributes WHERE face_id = ANY(%s)",
         (list(face_ids),))}
+
+
+def pack_ages(conn: psycopg.Connection, pack_id: int
+              ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The ids of the pack's faces that have an estimated age, ascending, and their ages:
+    one binary COPY (a whole library's ages, where an array of every face id would be a
+    parameter of a million elements)."""
+    query = sql.SQL("COPY (SELECT a.face_id::int8, a.age::float8 FROM face_attributes a "
+                    "JOIN face_detections f ON f.id = a.face_id WHERE f.pack_id = {} "
+                    "ORDER BY a.face_id) TO STDOUT (FORMAT BINARY)").format(
+                        sql.Literal(int(pack_id)))
+    data = bytearray()
+    with conn.cursor() as cur, cur.copy(query) as copy:
+        for block in copy:
+            data += block
+    row = np.dtype([("fields", ">i2"), ("_l1", ">i4"), ("id", ">i8"), ("_l2", ">i4"),
+                    ("age", ">f8")])
+    body = data[COPY_HEADER:len(data) - 2]  # less the header and the trailer (-1)
+    rows = np.frombuffer(body, row, len(body) // row.itemsize)
+    return rows["id"].astype(np.int64), rows["age"].astype(np.float64)
+
+
+def has_ages(conn: psycopg.Connection, pack_id: int) -> bool:
+    """Whether any face of the pack has an estimated age."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM face_attributes a JOIN face_detections f "
+        "ON f.id = a.face_id WHERE f.pack_id = %s)", (pack_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def ages_stamp(conn: psycopg.Connection) -> tuple[int, str]:
+    """Changes whenever an estimate is stored, replaced or dropped: how many there are
+    and when the newest was made."""
+    row = conn.execute("SELECT count(*), coalesce(max(computed_at)::text, '') "
+                       "FROM face_attributes").fetchone()
+    assert row is not None
+    return int(row[0]), str(row[1])
 
 
 def face_estimates(conn: psycopg.Connection,

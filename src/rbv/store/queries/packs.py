@@ -13,6 +13,9 @@ from psycopg import sql
 
 from rbv.errors import ModelPackError
 
+COPY_HEADER = 19
+"""Bytes of a binary COPY's header: signature (11), flags (4), extension length (4, zero)."""
+
 
 @dataclass(frozen=True)
 class PackRow:
@@ -148,3 +151,13 @@ def index_expr(pack: PackRow) -> sql.Composed:
     (recall@30 against the exact ones 0.756 against 0.751 at 1M faces, ``ef_search`` 40).
     Similarities are still measured on the full vectors."""
     return sql.SQL("embedding::halfvec({})").format(sql.Literal(pack.embedding_dim))
+
+
+def database_key(conn: psycopg.Connection) -> tuple[str, int]:
+    """The server and database ``conn`` is on, as a key of what a process keeps: where
+    the server is and the database's oid (one dropped and made again under its name has
+    a new one)."""
+    row = conn.execute("SELECT oid::bigint FROM pg_database "
+                       "WHERE datname = current_database()").fetchone()
+    assert row is not None
+    return f"{conn.info.host}:{conn.info.port}", int(row[0])
