@@ -5,9 +5,12 @@ type that had moved, and every clustering failed until the cache was deleted by 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from rbv.compiled import cache_folder, code_digest
 
@@ -45,3 +48,33 @@ def test_compiled_code_is_cached_in_a_private_folder_of_this_code(tmp_path: Path
     kept = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
                           env={**env, "NUMBA_CACHE_DIR": str(mine)}, check=True)
     assert kept.stdout.strip() == str(mine)
+
+
+NOBODY = 65534
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="acting as another local user needs root and setpriv")
+def test_another_user_neither_reads_the_cache_nor_plants_one(tmp_path: Path) -> None:
+    """The cache holds pickles, which run code when numba reads them: another local user
+    can list nothing in it, and a folder of theirs on the way is never read."""
+    tmp_path.chmod(0o755)  # the test's own folder open: the cache's modes alone decide
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    made = Path(subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+                               text=True, check=True).stdout.strip())
+    assert any(made.iterdir())  # compiled code cached there
+    other = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    for level in (made, made.parent, made.parent.parent):
+        looked = subprocess.run([*other, "ls", str(level)], capture_output=True, text=True,
+                                check=False)
+        assert looked.returncode != 0 and "Permission denied" in looked.stderr, level
+    # the same folder, had another user made it first: never read, nor written
+    shutil.rmtree(made)
+    made.mkdir(mode=0o777)
+    os.chown(made, NOBODY, NOBODY)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert Path(out) != made and Path(out).name.startswith("rbv-numba-")
+    assert not any(made.iterdir())
+    assert not Path(out).exists()  # removed when the process ended
