@@ -74,7 +74,6 @@ scripts/bench/bench_cluster_db.py, 100k faces): a face costs 1.4 ms (128-d) to 3
 beats B inserts from B ≈ 0.11·P (512-d) to 0.18·P (128-d); 0.5 leaves room for runs
 that find fewer faces than images, and for a busy machine (0.14–0.33·P measured
 there)."""
-_DECODE_NICENESS = 10  # added to the niceness of the run
 
 
 @dataclass
@@ -133,23 +132,19 @@ def worker_id() -> str:
 
 
 def _yield_to_inference() -> None:
-    """Lower a decode thread's CPU priority (Linux: per thread). ONNX Runtime's
+    """Lower a decode thread's CPU priority by 10 (Linux: per thread). ONNX Runtime's
     intra-op threads wait for each other at every parallel step, so a decode thread
     that takes a core from one of them stalls them all; at a lower priority decoding
     fills the cores' idle moments instead."""
     with contextlib.suppress(AttributeError, OSError):
         me = threading.get_native_id()
-        lower = min(19, os.getpriority(os.PRIO_PROCESS, me) + _DECODE_NICENESS)
-        os.setpriority(os.PRIO_PROCESS, me, lower)
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + 10))
 
 
 def _decode_priority(settings: Settings) -> Callable[[], None] | None:
-    """What each decode thread does first: yield to inference where the sessions run
-    several intra-op threads; nothing where each runs one (the CPU's default, one
-    inference worker per core), as there is no pool of threads to stall, and decoding
-    at a lower priority than other programs on a busy machine starves the inference
-    threads instead (2 cores at load 5-7: they waited on decodes 1.1-4.3 % of their time,
-    0.0-0.1 % at the same priority; ``scripts/bench/bench_embed.py``)."""
+    """Decode threads yield to inference only where a session runs several threads: one
+    per core (the CPU's default) has no pool to stall, and decoding below other programs
+    starved it (2 cores, load 5-7: waits on decodes 1.1-4.3 % of the time, else ≤ 0.1 %)."""
     return _yield_to_inference if session_threads(settings) > 1 else None
 
 
