@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from rbv.faces.alignment import ARCFACE_TEMPLATE, align_face, similarity_transform
-from rbv.faces.detection import anchor_centers, decode, input_size, nms, prepare_input
+from rbv.faces.detection import (
+    INPUT_MEAN,
+    INPUT_STD,
+    anchor_centers,
+    decode,
+    input_size,
+    nms,
+    prepare_canvas,
+    prepare_input,
+)
 from rbv.faces.quality import laplacian_variance
 from rbv.faces.recognition import ARCFACE, RAW_PIXELS, l2_normalise, to_blob
 
@@ -52,6 +61,24 @@ def test_input_keeps_the_aspect_and_pads_to_multiples_of_32() -> None:
     assert blob.shape == (1, 3, 448, 640) and factor == pytest.approx(0.5, abs=1e-3)
     assert blob[0, :, 443:].min() < -0.99  # the padding is black
 
+
+
+@pytest.mark.parametrize(("shape", "fixed"), [
+    ((886, 1280), None), ((103, 150), None), ((1920, 1281), None), ((640, 640), None),
+    ((37, 1000), None), ((700, 500), (640, 640)), ((300, 900), (608, 416)),
+])
+def test_detector_input_is_opencvs_blob_of_the_canvas(shape: tuple[int, int],
+                                                      fixed: tuple[int, int] | None) -> None:
+    # The table-driven input must be bit for bit what blobFromImage made of the canvas
+    # (the detector's boxes and the stored faces depend on it).
+    rgb = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    canvas, canvas_factor = prepare_canvas(rgb, 640, fixed)
+    expected = cv2.dnn.blobFromImage(canvas, 1.0 / INPUT_STD, canvas.shape[1::-1],
+                                     (INPUT_MEAN,) * 3, swapRB=False)
+    blob, factor = prepare_input(rgb, 640, fixed)
+    assert blob.dtype == np.float32 and blob.flags.c_contiguous
+    assert factor == canvas_factor
+    np.testing.assert_array_equal(blob, expected)
 
 def test_decode_maps_a_single_anchor_to_its_box_and_keypoints() -> None:
     strides, h, w = (8, 16, 32), 64, 64

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from rbv.config import Settings
 from rbv.faces.analyzer import load_analyzer
+from rbv.faces.sessions import default_threads
 from rbv.faces.types import FaceAnalyzer, ImageFaces
 from rbv.jobs.library.catalogue import run_catalogue
 from rbv.jobs.library.embed import run_embed
@@ -324,6 +326,39 @@ def test_a_batching_analyzer_gets_a_full_batch_per_call_and_each_image_once(
         assert conn.execute("SELECT count(*), count(DISTINCT image_id) FROM face_scans"
                             " WHERE status <> 'pending'").fetchone() == (14, 14)
 
+
+
+class _Priorities(Wrapped):
+    """The real analyzer, noting the niceness of each thread an image is prepared on
+    (the decoding threads)."""
+
+    def __init__(self, inner: FaceAnalyzer) -> None:
+        super().__init__(inner)
+        self.niceness: set[int] = set()
+
+    def prepare(self, image: DecodedImage) -> DecodedImage:
+        self.niceness.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return self.inner.prepare(image)
+
+
+@pytest.mark.skipif(default_threads() < 2 or os.getpriority(os.PRIO_PROCESS, 0) > 9,
+                    reason="needs 2 CPUs, and room below this process's priority")
+def test_decoding_yields_to_inference_only_where_a_session_runs_several_threads(
+    settings: Settings, db: Database
+) -> None:
+    # One single-threaded session per core: decoding at a lower priority would only let
+    # other programs starve the inference threads. One session on every core: its
+    # threads wait for each other, so decoding must not take a core from one of them.
+    run_catalogue(db, settings, [FACES / who / name for who, names in PEOPLE.items()
+                                 for name in names])
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    per_core = _Priorities(load_analyzer(str(PACK), device="cpu", threads=1))
+    run_embed(db, settings.with_overrides(inference_workers=default_threads()), per_core,
+              limit=3)
+    assert per_core.niceness == {own}
+    pooled = _Priorities(load_analyzer(str(PACK), device="cpu"))
+    assert run_embed(db, settings.with_overrides(inference_workers=1), pooled).images == 3
+    assert pooled.niceness == {own + 10}
 
 def test_embed_dry_run_counts_the_work_and_writes_nothing(cli, settings: Settings) -> None:
     url = str(settings.database_url)

@@ -223,6 +223,7 @@ def part_clock() -> Iterator[Counter[str]]:
     import rbv.faces.detection as detection
     import rbv.faces.recognition as recognition
     import rbv.jobs.library.embed as embed
+    import rbv.media.decode as media_decode
 
     seconds: Counter[str] = Counter()
     lock = threading.Lock()
@@ -243,7 +244,7 @@ def part_clock() -> Iterator[Counter[str]]:
         setattr(owner, name, clocked)
 
     wrap(ort.InferenceSession, "run", "ONNX Runtime (detector + recognizer)")
-    wrap(embed, "decode_for_detection", "decoding (read, EXIF, decode, orientation)")
+    wrap(media_decode, "decode_for_detection", "decoding (read, EXIF, decode, orientation)")
     wrap(detection, "prepare_input", "detector input (resize, pad, blob)")
     wrap(detection, "decode", "detector output (anchors, NMS)")
     wrap(analyzer_module, "align_face", "alignment (similarity, warp)")

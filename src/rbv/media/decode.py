@@ -148,10 +148,14 @@ def _jpeg_with_opencv(data: bytes, size: tuple[int, int], long_edge: int
             if scale >= k:
                 flag = reduced
                 break
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    if bgr is None or bgr.ndim != 3:
+    # OpenCV ≥ 4.10 has libjpeg-turbo write RGB itself: no BGR image to convert after.
+    in_rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)
+    if in_rgb is not None:
+        flag = flag & ~cv2.IMREAD_COLOR | in_rgb
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if pixels is None or pixels.ndim != 3:
         return None
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = pixels if in_rgb is not None else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     factor = max(rgb.shape[:2]) // long_edge if long_edge > 0 else 1
     if factor >= 2:
         return to_rgb(Image.fromarray(rgb).reduce(factor))

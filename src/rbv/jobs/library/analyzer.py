@@ -71,6 +71,15 @@ def with_inference_workers(settings: Settings) -> Settings:
     return settings.with_overrides(inference_workers=max(1, min(default_threads(), most)))
 
 
+def session_threads(settings: Settings) -> int:
+    """Intra-op threads of each model session a run opens for ``settings.
+    inference_workers`` calling threads: every CPU for one worker, else the CPUs shared
+    out among the workers (1 each with the CPU's default, one worker per core)."""
+    from rbv.faces.sessions import default_threads
+
+    workers = max(1, settings.inference_workers)
+    return default_threads() if workers == 1 else max(1, default_threads() // workers)
+
 def _gpus(device: str) -> int:
     """How many GPUs ``device`` resolves to on this ONNX Runtime build, 0 for the CPU
     (a device that is unavailable is reported when the analyzer loads)."""
@@ -111,10 +120,8 @@ def load_face_analyzer(settings: Settings) -> FaceAnalyzer:
         return remote_analyzer(settings)
     from rbv.faces.analyzer import DeviceSet, load_analyzer  # heavy: only when embedding
     from rbv.faces.providers import gpu_ids, parse_device
-    from rbv.faces.sessions import default_threads
 
-    workers = max(1, settings.inference_workers)
-    threads = None if workers == 1 else max(1, default_threads() // workers)
+    threads = session_threads(settings)
     device = parse_device(settings.device)
     ids = gpu_ids(device)
     each = [settings.device] if ids is None else [f"{device.kind}:{i}" for i in ids]
@@ -176,7 +183,6 @@ def load_attribute_model(settings: Settings) -> AttributeModel | None:
     from rbv.faces.hashing import cached_sha256
     from rbv.faces.packs import ModelRole, load_pack
     from rbv.faces.providers import available_providers, choose_providers, gpu_ids, parse_device
-    from rbv.faces.sessions import default_threads
 
     path = settings.attribute_model
     if path is None and not settings.ml_uri:
@@ -192,7 +198,5 @@ def load_attribute_model(settings: Settings) -> AttributeModel | None:
     providers = choose_providers(settings.device, available_providers())
     ids = gpu_ids(parse_device(settings.device))
     sha256 = cached_sha256(path, _hash_cache(settings)) if path.is_file() else ""
-    workers = max(1, settings.inference_workers)  # each inference thread calls it
-    threads = None if workers == 1 else max(1, default_threads() // workers)
-    return open_attribute_model(path, providers, threads=threads,
+    return open_attribute_model(path, providers, threads=session_threads(settings),
                                 device_id=None if ids is None else ids[0], sha256=sha256)
