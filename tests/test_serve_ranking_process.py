@@ -50,6 +50,8 @@ def test_answers_are_ranked_behind_in_a_process_of_their_own(  # type: ignore[no
     with serving(faces_settings, cache, rank_apart=True) as (server, client):
         ranker = server.queue.ranker
         ranker.warm().join()  # a first ranking here, the whole one in the process
+        # kept before it is delivered: a server closed now finds it when it starts again
+        assert kept_ranking.load(cache / "suggestions.json", ranker._library) is not None
         for _ in range(3):  # answer, then the ranking that learns from it
             found = PAIR.search(client.get("/suggestions?unlikely=1").text)
             assert found is not None
@@ -60,13 +62,24 @@ def test_answers_are_ranked_behind_in_a_process_of_their_own(  # type: ignore[no
             assert fresh and ranking is not None and ranking.covered is None
             assert PAIR.search(client.get("/suggestions?unlikely=1").text) is not None
         shown = _pairs(ranking)
-        assert kept_ranking.load(cache / "suggestions.json", ranker._library) is not None
-    assert read_here == []  # every whole ranking was made in the ranking process
+        assert read_here == []  # every whole ranking was made in the ranking process
+        here = SuggestionQueue(open_database(faces_settings), None)  # ranked in this one
+        here.warm().join()
+        assert _pairs(here.ranker.ranking) == shown  # the same prompts, in the same order
+        read_here.clear()
 
-    monkeypatch.setattr(ranking_module, "load_evidence", real)
-    here = SuggestionQueue(open_database(faces_settings), None)  # ranked in this process
-    here.warm().join()
-    assert _pairs(here.ranker.ranking) == shown  # the same prompts, in the same order
+        process = ranker.process._process  # type: ignore[union-attr]
+        assert process is not None
+        process.kill()  # a process that ended: the server ranks itself, as without one
+        process.join()
+        (cache / "suggestions.json").unlink()
+        found = PAIR.search(client.get("/suggestions?unlikely=1").text)
+        assert found is not None
+        client.post("dismiss", {"keep": found[1], "other": found[2]})
+        ranker.warm().join()
+        assert ranker.current(wait=False)[1] and len(read_here) == 1  # made here
+        assert kept_ranking.load(cache / "suggestions.json", ranker._library) is not None
+
 
 
 def test_work_behind_the_answers_waits_for_the_requests_under_way() -> None:

@@ -2,7 +2,9 @@
 answers.
 
 Ranking reads the whole pack (1-5 s at 100k faces on two busy cores), so it runs on a
-thread of its own, one at a time, and the ranking it made is kept: across the queue's own
+thread of its own, one at a time (``rbv serve`` makes the whole rankings in a process
+of its own, :mod:`rbv.serve.ranking_process`, which that thread waits on), and the
+ranking it made is kept: across the queue's own
 answers (the pairs an answer settles are dropped, the rest keep their place) and across
 restarts (in the cache folder). After an answer the ranking is made again, learning from
 it; one made from the library as it was before the queue's latest answers is brought up
@@ -72,24 +74,25 @@ class Ranker:
         if self.process is not None:
             self.process.start()  # (its imports while the first ranking is made here)
 
-    def _made(self, first: bool) -> Ranking | None:
-        """A ranking made now: a whole one in the ranking process when there is one,
-        else (and when it made none) here; None when the process was closed."""
+    def _made(self, first: bool) -> tuple[Ranking | None, bool]:
+        """A ranking made now, and whether it was made here: a whole one in the ranking
+        process when there is one (which keeps it), else (and when it made none) here;
+        None when the process was closed."""
         if self.process is not None and not first:
             try:
                 with self._behind():
                     return self.process.rank(self.db.url, self.pack_name, self.min_score,
-                                             self._pause)
+                                             self._pause), False
             except RankingFailed:
                 if self.process.closed:
-                    return None
+                    return None, False
         with self._behind(), self.db.connect() as conn:
-            return rank(conn, self.pack_name, self.min_score, first=first)
+            return rank(conn, self.pack_name, self.min_score, first=first), True
 
     def _rank(self, first: bool = False) -> bool:
         """Rank (the largest persons alone, a sample of their faces, when ``first``);
         whether the ranking covers the whole pack."""
-        made = self._made(first)
+        made, here = self._made(first)
         if made is None:
             return True  # closed: no ranking to wait for
         with self._lock, self.db.connect() as conn:
@@ -100,7 +103,7 @@ class Ranker:
             self._answers = [answer for answer in self._answers if answer[0] > stamp[0]]
             self.replaced = kept
             self.ranking = replace(made, stamp=stamp)
-        if self.process is None:  # (the ranking process keeps the rankings it makes)
+        if here:  # (the ranking process keeps the rankings it makes)
             self.write()  # in the ranking's own thread: kept once the ranking is made
         return made.covered is None
 

@@ -28,7 +28,7 @@ from rbv.serve.ranking import PIECE, OpenPairs, Ranking, rank
 from rbv.store.server.connection import Database
 
 NICENESS = 10
-"""How much lower the ranking process's priority is than the server's (``os.nice``):
+"""How much lower the ranking process's priority is than the server's (``nice``):
 on two busy cores the answers and the database come first."""
 
 
@@ -64,6 +64,11 @@ class RankingProcess:
                                             args=(theirs, self._cache, self._library),
                                             name="rbv serve ranking")
             self._process.start()
+            pid = self._process.pid
+            if pid is not None:  # (never 0: that would be this process)
+                with contextlib.suppress(OSError):  # lower from its first import on
+                    os.setpriority(os.PRIO_PROCESS, pid,
+                                   os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
             theirs.close()
             self._pipe = ours
         return self._pipe
@@ -113,8 +118,6 @@ def _serve(pipe: Connection, cache: Path | None, library: str) -> None:
     """The process: rank each pack asked for, send the pairs back in pieces (plain values,
     :func:`rbv.serve.kept_ranking.as_rows`), then keep the ranking in ``cache``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
-    with contextlib.suppress(OSError):
-        os.nice(NICENESS)
     while True:
         try:
             url, pack_name, min_score = pipe.recv()
@@ -123,12 +126,12 @@ def _serve(pipe: Connection, cache: Path | None, library: str) -> None:
         try:
             with Database(url, "the library's database").connect() as conn:
                 made = rank(conn, pack_name, min_score)
-        except Exception as exc:  # the server ranks itself, and says what went wrong
+        except Exception as exc:  # the server ranks itself (and words what goes wrong)
             pipe.send(("failed", f"{type(exc).__name__}: {exc}"))
             continue
+        if cache is not None:  # before it is sent: a server closed once it has it
+            kept_ranking.keep(cache, library, made)  # finds it kept when it starts again
         persons, rows = kept_ranking.as_rows(made.pairs.made)
         pipe.send(("made", made.pack, made.stamp, persons,
                    [pickle.dumps(rows[at:at + PIECE], pickle.HIGHEST_PROTOCOL)
                     for at in range(0, len(rows), PIECE)]))
-        if cache is not None:
-            kept_ranking.keep(cache, library, made)
