@@ -116,8 +116,12 @@ class Client:
 
 
 @contextmanager
-def serving(settings: Settings, cache: Path) -> Iterator[tuple[ReviewServer, Client]]:
-    server = ReviewServer(open_database(settings), cache, port=0)
+def serving(settings: Settings, cache: Path, *, rank_apart: bool = False
+            ) -> Iterator[tuple[ReviewServer, Client]]:
+    """``rank_apart``: whole rankings made in ``rbv serve``'s ranking process; without it
+    in a thread of this one, where a test holds a ranking behind an event or patches it
+    (tests/test_serve_ranking_process.py tests the process)."""
+    server = ReviewServer(open_database(settings), cache, port=0, rank_apart=rank_apart)
     server.start_in_thread()
     try:
         yield server, Client(server)

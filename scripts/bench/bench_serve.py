@@ -44,7 +44,9 @@ from rbv.serve.interpreter import behind_the_answers
 from rbv.serve.ranking import rank
 from rbv.store import open_database
 from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.queries.person_lookup import names_of
 from rbv.store.queries.review_pages import PeopleFilter, people_page
+from rbv.store.server.connection import Database
 from rbv.store.server.migrations import apply_pending
 from suggest_baseline import face_knn_suggest_merges
 
@@ -156,6 +158,14 @@ class _Client:
         return json.loads(_open(self.base + "/api/" + action, self.cookie, body, self.token))
 
 
+def _mergeable(db: Database, pairs: list[list[str]]) -> list[list[str]]:
+    """Of ``pairs`` (persons' ids), those whose merge needs no name chosen: at most one
+    side named (a merge of two names is refused until the user says which stays)."""
+    with db.connect() as conn:
+        named = names_of(conn, [uuid.UUID(p) for pair in pairs for p in pair])
+    return [pair for pair in pairs if sum(uuid.UUID(p) in named for p in pair) < 2]
+
+
 def _times(call: Callable[[], object], repeat: int) -> tuple[float, float]:
     call()  # warm
     times = []
@@ -259,23 +269,27 @@ def main() -> None:
         by_http, by_queue = [], []
         for i in range(args.answers):
             page = client.get(path)
-            t = time.perf_counter()
             if kind == "pairs":
                 shown_pairs = [list(p) for p in PAIR_TICK.findall(page)]
-                client.post("pairs", {"same": shown_pairs[:1] if i % 2 else [],
-                                      "shown": shown_pairs})
+                action, body = "pairs", {
+                    "same": _mergeable(server.db, shown_pairs)[:1] if i % 2 else [],
+                    "shown": shown_pairs}
             elif kind == "grid":
                 keep = re.search(r'class="candidates" data-keep="([^"]+)"', page)
                 assert keep is not None, page[-400:]
                 shown = re.findall(r'<label class="candidate" data-person="([^"]+)"', page)
-                client.post("grid", {"keep": keep[1], "same": shown[:1] if i % 2 else [],
-                                     "shown": shown})
+                same = [o for _, o in _mergeable(server.db, [[keep[1], o] for o in shown])]
+                action, body = "grid", {"keep": keep[1], "same": same[:1] if i % 2 else [],
+                                        "shown": shown}
             else:
                 found = re.search(r'class="pair" data-keep="([^"]+)" data-other="([^"]+)"',
                                   page)
                 assert found is not None, page[-400:]
-                client.post("accept" if i % 2 else "dismiss",
-                            {"keep": found[1], "other": found[2]})
+                merge = i % 2 and _mergeable(server.db, [[found[1], found[2]]])
+                action, body = ("accept" if merge else "dismiss",
+                                {"keep": found[1], "other": found[2]})
+            t = time.perf_counter()
+            client.post(action, body)
             page = client.get(path)
             by_http.append(time.perf_counter() - t)
             assert PROMPT[kind] in page, page[-400:]
@@ -285,19 +299,24 @@ def main() -> None:
                 shown_page = queue.next_pairs(unlikely=True)[0]
                 assert shown_page is not None
                 ids = [(s.keep.id, s.other.id) for s in shown_page.pairs]
-                queue.answer_pairs(ids, ids[:1] if i % 2 else [])
+                queue.answer_pairs(ids, [p for p, s in zip(ids, shown_page.pairs, strict=True)
+                                         if not (s.keep.name and s.other.name)][:1]
+                                   if i % 2 else [])
                 queue.next_pairs(unlikely=True)
             elif kind == "grid":
                 g = queue.next_grid(unlikely=True)[0]
                 assert g is not None
                 shown_ids = [c.person.id for c in g.candidates]
-                queue.answer_grid(g.keep.id, shown_ids[:1] if i % 2 else [], shown_ids)
+                same_ids = [c.person.id for c in g.candidates
+                            if not (g.keep.name and c.person.name)]
+                queue.answer_grid(g.keep.id, same_ids[:1] if i % 2 else [], shown_ids)
                 queue.next_grid(unlikely=True)
             else:
                 pair = queue.next(unlikely=True)
                 assert pair is not None
                 s = pair.suggestion
-                (queue.accept if i % 2 else queue.dismiss)(s.keep.id, s.other.id)
+                merge = i % 2 and not (s.keep.name and s.other.name)
+                (queue.accept if merge else queue.dismiss)(s.keep.id, s.other.id)
                 queue.next(unlikely=True)
             by_queue.append(time.perf_counter() - t)
         by_http.sort()

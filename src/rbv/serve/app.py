@@ -57,7 +57,7 @@ from rbv.serve import inputs, remedies
 from rbv.serve.access import Access, opener
 from rbv.serve.actions import Actions
 from rbv.serve.crops import CropCache
-from rbv.serve.interpreter import behind_the_answers
+from rbv.serve.interpreter import RequestsUnderWay, behind_the_answers
 from rbv.serve.pages import Pages
 from rbv.serve.queue import SuggestionQueue
 from rbv.store.server.connection import Database, PooledDatabase, connection_lost
@@ -145,8 +145,9 @@ class _Guard:
             await refusal(scope, receive, with_headers)
             return
         # the routes see the path under the start's secret folder (as a mounted app)
-        await self.app({**scope, "root_path": self.server.access.base}, receive,
-                       with_headers)
+        with self.server.under_way.answering():  # work behind the answers waits
+            await self.app({**scope, "root_path": self.server.access.base}, receive,
+                           with_headers)
 
     def _refusal(self, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
@@ -330,17 +331,21 @@ class ReviewServer:
     def __init__(self, db: Database, cache_dir: Path, *, host: str = "127.0.0.1",
                  port: int = 0, pack_name: str | None = None,
                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, rank_apart: bool = True) -> None:
         """``settings``: what drawing a face reads the photos and loads the pack with
-        (default: the defaults, the library's pack)."""
+        (default: the defaults, the library's pack). ``rank_apart``: whole rankings are
+        made in a process of their own (:mod:`rbv.serve.ranking_process`), read back
+        between the requests under way; without it, in a thread of the server."""
         self.token = secrets.token_urlsafe(32)
         self.cache_dir = cache_dir
         self.db = db = PooledDatabase(db)
         self.crops = CropCache(db, cache_dir, max_pixels)
         # rankings behind the answers with the collector off and a 1 ms thread switch
         # (measured: rbv.serve.interpreter, scripts/README.md bench_serve.py)
-        self.queue = queue = SuggestionQueue(db, pack_name, cache_dir / "suggestions.json",
-                                             behind=behind_the_answers)
+        self.under_way = RequestsUnderWay()
+        self.queue = queue = SuggestionQueue(
+            db, pack_name, cache_dir / "suggestions.json", behind=behind_the_answers,
+            apart=self.under_way.wait if rank_apart else None)
         self.actions = Actions(db, queue, settings)
         self.socket = _bind(host, port)
         self.port = int(self.socket.getsockname()[1])
@@ -411,6 +416,7 @@ class ReviewServer:
             self._thread.join()
 
     def server_close(self) -> None:
+        self.queue.close()
         self.socket.close()
         self.db.close()
         (self.cache_dir / f"open-{self.port}.html").unlink(missing_ok=True)

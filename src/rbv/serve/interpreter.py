@@ -56,3 +56,38 @@ def behind_the_answers() -> Iterator[None]:
                 if _was_enabled:
                     gc.freeze()
                     gc.enable()
+
+
+ANSWERS_FIRST_MAX_S = 0.25
+"""How long work behind the answers waits at most, between two of its pieces, for the
+requests under way to be answered (a bound, so that a page polled without pause never
+holds a ranking back for good)."""
+
+
+class RequestsUnderWay:
+    """The requests a server is answering, counted by the server, for work behind the
+    answers (a ranking read back from its process, :mod:`rbv.serve.ranking_process`) to
+    wait on between its pieces: an answer never waits on it for the interpreter."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._none = threading.Condition()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """One request under way while in this block."""
+        with self._none:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._none:
+                self._count -= 1
+                if self._count == 0:
+                    self._none.notify_all()
+
+    def wait(self) -> bool:
+        """Wait until no request is under way (``ANSWERS_FIRST_MAX_S`` at most);
+        whether none is."""
+        with self._none:
+            return self._none.wait_for(lambda: self._count == 0, ANSWERS_FIRST_MAX_S)

@@ -8,6 +8,7 @@ import io
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 from rbv.jobs.persons.evidence import Suggestion
 from rbv.serve.private_files import private_file
@@ -31,6 +32,14 @@ def _as_kept(library: str, ranking: Ranking, suggestions: list[Suggestion]
              ) -> dict[str, object]:
     """A ranking as the cache keeps it: each person once, each pair a row of plain values
     (70,000 pairs at 100,000 faces: a third of the size, and quick to read back)."""
+    persons, rows = as_rows(suggestions)
+    return {"version": CACHE_VERSION, "library": library, "pack": ranking.pack,
+            "stamp": list(ranking.stamp), "persons": persons, "suggestions": rows}
+
+
+def as_rows(suggestions: list[Suggestion]) -> tuple[list[list[object]], list[list[object]]]:
+    """``suggestions`` as plain values: each person once, and a row per pair naming its
+    persons by their place in that list (read back with :func:`from_rows`)."""
     persons: dict[uuid.UUID, int] = {}
     rows = []
     for s in suggestions:
@@ -38,11 +47,23 @@ def _as_kept(library: str, ranking: Ranking, suggestions: list[Suggestion]
         rows.append([s.rank, *sides, s.probability, s.log10_chance, s.why, *s.best_faces,
                      list(s.features), s.worth])
     every = {p.id: p for s in suggestions for p in (s.keep, s.other)}
-    return {"version": CACHE_VERSION, "library": library, "pack": ranking.pack,
-            "stamp": list(ranking.stamp),
-            "persons": [[str(p), every[p].pack, every[p].name, every[p].faces,
-                         every[p].images, every[p].hidden, every[p].source] for p in persons],
-            "suggestions": rows}
+    return ([[str(p), every[p].pack, every[p].name, every[p].faces, every[p].images,
+              every[p].hidden, every[p].source] for p in persons], rows)
+
+
+def person_rows(persons: list[list[Any]]) -> list[PersonRow]:
+    """The persons of :func:`as_rows`, as rows again."""
+    return [PersonRow(uuid.UUID(p[0]), str(p[1]), p[2], int(p[3]), int(p[4]), bool(p[5]),
+                      str(p[6])) for p in persons]
+
+
+def from_rows(persons: list[PersonRow], rows: list[list[Any]]) -> list[Suggestion]:
+    """The suggestions of :func:`as_rows`' ``rows`` (``persons``: :func:`person_rows`)."""
+    return [Suggestion(int(rank), persons[keep], persons[other], float(probability),
+                       float(log10_chance), str(why), (int(fa), int(fb)),
+                       tuple(float(v) for v in features), float(worth))
+            for rank, keep, other, probability, log10_chance, why, fa, fb, features, worth
+            in rows]
 
 
 def _write_json(path: Path, kept: dict[str, object], piece: int = 1_000) -> None:
@@ -71,14 +92,7 @@ def load(cache: Path, library: str) -> Ranking | None:
         data = json.loads(cache.read_text())
         if data.get("version") != CACHE_VERSION or data.get("library") != library:
             return None
-        persons = [PersonRow(uuid.UUID(p[0]), str(p[1]), p[2], int(p[3]), int(p[4]),
-                             bool(p[5]), str(p[6])) for p in data["persons"]]
-        suggestions = [
-            Suggestion(int(rank), persons[keep], persons[other], float(probability),
-                       float(log10_chance), str(why), (int(fa), int(fb)),
-                       tuple(float(v) for v in features), float(worth))
-            for rank, keep, other, probability, log10_chance, why, fa, fb, features, worth
-            in data["suggestions"]]
+        suggestions = from_rows(person_rows(data["persons"]), data["suggestions"])
         return Ranking(int(data["pack"]), (int(data["stamp"][0]), int(data["stamp"][1])),
                        OpenPairs(suggestions))
     except (OSError, ValueError, KeyError, TypeError, IndexError):

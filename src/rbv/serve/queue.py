@@ -102,18 +102,24 @@ class PairsPage:
 class SuggestionQueue:
     """What a review page asks about next, from the ranking ``ranker`` holds, and the
     answers to it. ``behind``: what each background ranking is made within (``rbv
-    serve`` passes :func:`rbv.serve.interpreter.behind_the_answers`)."""
+    serve`` passes :func:`rbv.serve.interpreter.behind_the_answers`); ``apart``: whole
+    rankings are made in a process of their own (see :class:`Ranker`)."""
 
     def __init__(self, db: Database, pack_name: str | None, cache: Path | None = None,
                  min_score: float = 0.0,
-                 behind: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
+                 behind: Callable[[], AbstractContextManager[None]] = nullcontext,
+                 apart: Callable[[], object] | None = None) -> None:
         self.db = db
         self.skipped: set[frozenset[uuid.UUID]] = set()
-        self.ranker = Ranker(db, pack_name, cache, min_score, behind)
+        self.ranker = Ranker(db, pack_name, cache, min_score, behind, apart)
 
     def warm(self) -> threading.Thread:
         """Rank in the background (see :meth:`Ranker.warm`)."""
         return self.ranker.warm()
+
+    def close(self) -> None:
+        """Stop the ranking process, if any."""
+        self.ranker.close()
 
     def _current(self, *, wait: bool) -> tuple[Ranking | None, bool]:
         return self.ranker.current(wait=wait)

@@ -2,7 +2,9 @@
 answers.
 
 Ranking reads the whole pack (1-5 s at 100k faces on two busy cores), so it runs on a
-thread of its own, one at a time, and the ranking it made is kept: across the queue's own
+thread of its own, one at a time (``rbv serve`` makes the whole rankings in a process
+of its own, :mod:`rbv.serve.ranking_process`, which that thread waits on), and the
+ranking it made is kept: across the queue's own
 answers (the pairs an answer settles are dropped, the rest keep their place) and across
 restarts (in the cache folder). After an answer the ranking is made again, learning from
 it; one made from the library as it was before the queue's latest answers is brought up
@@ -23,6 +25,7 @@ from rbv.errors import RbvError
 from rbv.jobs.persons.evidence import Suggestion
 from rbv.serve import kept_ranking
 from rbv.serve.ranking import OpenPairs, Ranking, rank
+from rbv.serve.ranking_process import RankingFailed, RankingProcess
 from rbv.store.queries.review_pages import changes_since, library_stamp
 from rbv.store.server.connection import Database
 
@@ -43,8 +46,11 @@ class Ranker:
 
     def __init__(self, db: Database, pack_name: str | None, cache: Path | None,
                  min_score: float,
-                 behind: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
-                 ) -> None:
+                 behind: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+                 apart: Callable[[], object] | None = None) -> None:
+        """``apart``: whole rankings are made in a process of their own
+        (:mod:`rbv.serve.ranking_process`) and read back with ``apart()`` between their
+        pieces (``rbv serve`` waits there for the requests under way)."""
         self.db = db
         self.pack_name = pack_name
         self.cache = cache
@@ -63,12 +69,32 @@ class Ranker:
         self.thread: threading.Thread | None = None
         if self.ranking is not None:
             self._first.set()
+        self._pause = apart or (lambda: None)
+        self.process = None if apart is None else RankingProcess(cache, self._library)
+        if self.process is not None:
+            self.process.start()  # (its imports while the first ranking is made here)
+
+    def _made(self, first: bool) -> tuple[Ranking | None, bool]:
+        """A ranking made now, and whether it was made here: a whole one in the ranking
+        process when there is one (which keeps it), else (and when it made none) here;
+        None when the process was closed."""
+        if self.process is not None and not first:
+            try:
+                with self._behind():
+                    return self.process.rank(self.db.url, self.pack_name, self.min_score,
+                                             self._pause), False
+            except RankingFailed:
+                if self.process.closed:
+                    return None, False
+        with self._behind(), self.db.connect() as conn:
+            return rank(conn, self.pack_name, self.min_score, first=first), True
 
     def _rank(self, first: bool = False) -> bool:
         """Rank (the largest persons alone, a sample of their faces, when ``first``);
         whether the ranking covers the whole pack."""
-        with self._behind(), self.db.connect() as conn:
-            made = rank(conn, self.pack_name, self.min_score, first=first)
+        made, here = self._made(first)
+        if made is None:
+            return True  # closed: no ranking to wait for
         with self._lock, self.db.connect() as conn:
             kept = self.ranking
             if made.covered is not None and kept is not None and kept.covered is None:
@@ -77,7 +103,8 @@ class Ranker:
             self._answers = [answer for answer in self._answers if answer[0] > stamp[0]]
             self.replaced = kept
             self.ranking = replace(made, stamp=stamp)
-        self.write()  # in the ranking's own thread: kept once the ranking is made
+        if here:  # (the ranking process keeps the rankings it makes)
+            self.write()  # in the ranking's own thread: kept once the ranking is made
         return made.covered is None
 
     def warm(self) -> threading.Thread:
@@ -167,6 +194,11 @@ class Ranker:
                 self.ranking = replace(self.ranking, stamp=self._up_to_date(
                     conn, self.ranking.pairs, self.ranking.stamp))
             self._relearn = True
+
+    def close(self) -> None:
+        """Stop the ranking process, if any (a ranking under way there is dropped)."""
+        if self.process is not None:
+            self.process.close()
 
     def write(self) -> None:
         """Keep the ranking for the next start (rewritten whole: never half a file), one

@@ -51,13 +51,21 @@ def pair_of(s: Suggestion) -> tuple[uuid.UUID, uuid.UUID]:
     return min(s.keep.id, s.other.id), max(s.keep.id, s.other.id)
 
 
+PIECE = 2_000
+"""Pairs a ranking made in another process is delivered in (read back and indexed), the
+answers going first between pieces (:mod:`rbv.serve.ranking_process`)."""
+
+
 class OpenPairs:
     """A ranking's pairs still open, found by person: an answer drops the pairs it
     settled by looking at its persons' pairs alone, and the next prompt is the first pair
     not dropped (at 100,000 faces some 70,000 pairs: a pass over them all per request,
     in Python, took longer than the rest of the answer)."""
 
-    def __init__(self, suggestions: list[Suggestion]) -> None:
+    def __init__(self, suggestions: list[Suggestion],
+                 pause: Callable[[], object] | None = None) -> None:
+        """``pause``: called every ``PIECE`` pairs (a ranking delivered behind the
+        answers waits there while one is being made)."""
         self.made = suggestions  # as ranked
         self._gone = bytearray(len(suggestions))
         self.left = len(suggestions)
@@ -65,6 +73,8 @@ class OpenPairs:
         # ints: a UUID's == and hash are Python code, and this is every pair
         self._of: dict[int, list[int]] = {}
         for at, sg in enumerate(suggestions):
+            if pause is not None and at % PIECE == 0:
+                pause()
             self._of.setdefault(sg.keep.id.int, []).append(at)
             self._of.setdefault(sg.other.id.int, []).append(at)
         self._worth_up = [sg.worth for sg in reversed(suggestions)]  # ranked by worth

@@ -128,8 +128,10 @@ def merge_persons(conn: psycopg.Connection, target: uuid.UUID,
     moved = conn.execute(
         "UPDATE face_detections SET person_id = %s, assigned_by = 'manual', assigned_at = now() "
         "WHERE person_id = ANY(%s)", (target, sources)).rowcount
+    # (not the faces just moved, nor those manual already: each is a logged row, and a
+    # person of 2,600 faces merged into again took 50-110 ms at 100,000 faces)
     conn.execute("UPDATE face_detections SET assigned_by = 'manual', assigned_at = now() "
-                 "WHERE person_id = %s", (target,))
+                 "WHERE person_id = %s AND assigned_by IS DISTINCT FROM 'manual'", (target,))
     if not conn.execute("SELECT 1 FROM person_names WHERE person_id = %s", (target,)).fetchone():
         conn.execute(
             "INSERT INTO person_names (person_id, name) SELECT %s, name FROM person_names "
