@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 import psycopg
-from numpy.typing import NDArray
 from psycopg import sql
 
 from rbv.faces.estimates import EstimatedAges, FaceEstimate
 from rbv.store.queries.packs import COPY_HEADER
+
+if TYPE_CHECKING:  # numpy is imported by the one query that returns arrays: persons
+    import numpy as np  # list and the edits leave it (and the clustering stack) unloaded
+    from numpy.typing import NDArray
 
 GENDERS = ("female", "male")
 MOST_YEARS = 120.0
@@ -65,6 +68,8 @@ def pack_ages(conn: psycopg.Connection, pack_id: int
     """The ids of the pack's faces that have an estimated age, ascending, and their ages:
     one binary COPY (a whole library's ages, where an array of every face id would be a
     parameter of a million elements)."""
+    import numpy as np
+
     query = sql.SQL("COPY (SELECT a.face_id::int8, a.age::float8 FROM face_attributes a "
                     "JOIN face_detections f ON f.id = a.face_id WHERE f.pack_id = {} "
                     "ORDER BY a.face_id) TO STDOUT (FORMAT BINARY)").format(
