@@ -149,6 +149,7 @@ def ages_of(conn: psycopg.Connection, ids: NDArray[np.int64],
         known = face_ages(conn, ids.tolist())
         return np.array([known.get(int(i), np.nan) for i in ids.tolist()], np.float64)
     aged, years = pack_ages(conn, pack)
-    at = np.minimum(np.searchsorted(aged, ids), max(len(aged) - 1, 0))
-    found = aged[at] == ids if len(aged) else np.zeros(len(ids), bool)
-    return np.where(found, years[at] if len(aged) else np.nan, np.nan)
+    if len(aged) == 0:
+        return np.full(len(ids), np.nan)
+    at = np.minimum(np.searchsorted(aged, ids), len(aged) - 1)
+    return np.where(aged[at] == ids, years[at], np.nan)

@@ -80,6 +80,7 @@ def session_threads(settings: Settings) -> int:
     workers = max(1, settings.inference_workers)
     return default_threads() if workers == 1 else max(1, default_threads() // workers)
 
+
 def _gpus(device: str) -> int:
     """How many GPUs ``device`` resolves to on this ONNX Runtime build, 0 for the CPU
     (a device that is unavailable is reported when the analyzer loads)."""

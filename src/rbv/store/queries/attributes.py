@@ -81,6 +81,8 @@ def pack_ages(conn: psycopg.Connection, pack_id: int
     row = np.dtype([("fields", ">i2"), ("_l1", ">i4"), ("id", ">i8"), ("_l2", ">i4"),
                     ("age", ">f8")])
     body = data[COPY_HEADER:len(data) - 2]  # less the header and the trailer (-1)
+    if data[-2:] != b"\xff\xff" or len(body) % row.itemsize:
+        raise ValueError(f"unexpected COPY data: {len(data)} bytes")
     rows = np.frombuffer(body, row, len(body) // row.itemsize)
     return rows["id"].astype(np.int64), rows["age"].astype(np.float64)
 
