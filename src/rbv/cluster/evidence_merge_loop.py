@@ -15,6 +15,7 @@ from rbv.cluster.evidence_kernels import (
     append_list,
     append_one,
     dot64,
+    node_dot,
     node_row,
     prefetch,
     prefetch_row,
@@ -40,7 +41,7 @@ from rbv.compiled import njit
 
 AHEAD = 16
 """Neighbour entries a scan asks the CPU for before it reads them."""
-REKEY_GROWTH = 1.5
+REKEY_GROWTH = 1.1
 """A heap's keys are set again when its cluster has grown this much since (their
 crowding term is bounded by the least crowding of any face as the cluster grows)."""
 REST_MIN = 64
@@ -173,7 +174,7 @@ def link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, bl
         if w == u:
             continue
         if not (anchored[u] and anchored[w]) and not _is_blocked(info, blk_seg, blk_t, u, w):
-            dot = dot64(node_row(rows, sums, ref, w, sw), node_row(rows, sums, ref, u, su))
+            dot = node_dot(rows, sums, ref, w, node_row(rows, sums, ref, u, su))
             z = ((dot / (info[w, COUNT] * info[u, COUNT])
                   - (mu + 0.5 * (info[u, CROWD_MEAN] + info[w, CROWD_MEAN])))
                  / np.sqrt(sigma2 * info[w, COHESION] * info[u, COHESION] + tau2))
@@ -344,7 +345,7 @@ def _score(u, absorbed, heap, rows, sums, ref, info, adj_t, adj_b, version, ws, 
                                         and most > info[w, BEST_Z] - slack)):
             zs[i] = -np.inf  # neither u's best nor better than w's own: not scored
             continue
-        dot = dot64(node_row(rows, sums, ref, w, sw), row_u)
+        dot = node_dot(rows, sums, ref, w, row_u)
         pairs = info[w, COUNT] * cu
         z = ((dot / pairs - (mu + 0.5 * (au + info[w, CROWD_MEAN])))
              / np.sqrt(sigma2 * info[w, COHESION] * hu + tau2))

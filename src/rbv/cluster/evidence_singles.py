@@ -33,7 +33,7 @@ import heapq
 
 import numpy as np
 
-from rbv.cluster.evidence_kernels import dot64, node_row, prefetch_row
+from rbv.cluster.evidence_kernels import node_dot, node_row, prefetch_row
 from rbv.compiled import njit
 
 # Columns of evidence_merge's per-node array, one 64-byte cache line: what looking at a
@@ -155,7 +155,7 @@ def walk(u, absorbed, best, top, heap, rows, sums, ref, info, anchored, adj_seg,
                 or (info[x, SEEN] == clock and info[x, WHERE] != IN_HEAP)):
             continue
         info[x, SEEN], info[x, WHERE] = clock, SCORED
-        dot = dot64(node_row(rows, sums, ref, x, sw), row_u)
+        dot = node_dot(rows, sums, ref, x, row_u)
         pairs = info[x, COUNT] * cu
         z = ((dot / pairs - (mu + 0.5 * (au + info[x, CROWD_MEAN])))
              / np.sqrt(sigma2 * info[x, COHESION] * hu + tau2))

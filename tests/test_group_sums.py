@@ -1,0 +1,34 @@
+"""group_sums (the persons' sums a full `rbv cluster` caches): each group's unit rows
+added up in float64, whatever blocks the rows are read in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rbv.cluster import centroids
+from rbv.cluster.centroids import group_sums
+
+
+@pytest.mark.parametrize("block", [7, 64, 65_536])
+def test_group_sums_are_each_groups_rows_added_in_order(monkeypatch: pytest.MonkeyPatch,
+                                                        block: int) -> None:
+    monkeypatch.setattr(centroids, "_BLOCK", block)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 24)).astype(np.float32) * 3  # not unit: group_sums makes them
+    groups = rng.integers(-1, 40, 500)
+    groups[groups == 17] = -1  # a group with no row
+    sums, counts = group_sums(x, groups, 41)
+
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    for g in range(41):
+        rows = np.flatnonzero(groups == g)
+        assert counts[g] == len(rows)
+        want = unit[rows].astype(np.float64).sum(axis=0)
+        np.testing.assert_allclose(sums[g], want, rtol=1e-9, atol=1e-9)
+    assert not sums[17].any() and counts[17] == 0
+
+
+def test_group_sums_of_no_row() -> None:
+    sums, counts = group_sums(np.empty((0, 8), np.float32), np.empty(0, np.int64), 3)
+    assert sums.shape == (3, 8) and not sums.any() and not counts.any()
