@@ -260,7 +260,10 @@ def _grid_prompt(session: Session, grid: Grid, person_of: dict[int, uuid.UUID | 
     prompt: dict[str, object] = {
         "at": session.clicks, "faces": grid.keep.faces,
         "labelled": sum(p == grid.keep.id and f in truth for f, p in person_of.items()),
-        "shown": len(grid.candidates), "top_p": round(grid.candidates[0].probability, 4)}
+        "shown": len(grid.candidates), "top_p": round(grid.candidates[0].probability, 4),
+        "screen": "grid", "unlikely": session.going_on,
+        "faces_shown": len(grid.keep_faces) + len(grid.candidates),
+        "person_faces_shown": len(grid.keep_faces)}
     session.prompts.append(prompt)
     return prompt
 
@@ -354,7 +357,9 @@ def _pairs_screen(session: Session, queue: SuggestionQueue, db: Database, pack_n
             same.append((s.keep.id, s.other.id))
     session.prompts.append({"at": session.clicks, "shown": len(shown),
                             "ticked": len(same), "unknown": unknown,
-                            "top_p": round(page.pairs[0].probability, 4)})
+                            "top_p": round(page.pairs[0].probability, 4),
+                            "screen": "pairs", "unlikely": session.going_on,
+                            "faces_shown": 2 * len(page.pairs)})
     if shown:
         queue.answer_pairs(shown, same)
         after = persons_now(db, pack_name)
@@ -514,6 +519,69 @@ def calibration_error(shown: list[tuple[float, bool]], bins: int = 10) -> float 
     return round(float(error / len(p)), 4)
 
 
+BREAKDOWN_AT = 0.95
+"""The pairwise F up to which ``faces_by_screen`` counts (the issue-64 target)."""
+
+
+def faces_by_screen(session: Session) -> list[dict[str, object]]:
+    """Where the faces shown went, up to the click pairwise F first reached
+    ``BREAKDOWN_AT`` (all of the run where it never did): per phase (likely pairs, the
+    unlikely ones after "go on"), screen kind and, for grids, how many of the grid's
+    person's faces it showed; with the screens, the faces, the ticks and the clicks."""
+    reached = next((p["clicks"] for p in session.curve if p["pairwise_f"] >= BREAKDOWN_AT),
+                   None)
+    rows: dict[tuple[str, str, str], Counter[str]] = {}
+    for prompt in session.prompts:
+        if "screen" not in prompt or (reached is not None and _count(prompt["at"]) >= reached):
+            continue
+        own = _count(prompt.get("person_faces_shown"))
+        key = ("unlikely" if prompt["unlikely"] else "likely", str(prompt["screen"]),
+               "" if prompt["screen"] == "pairs" else "1" if own == 1
+               else f"{screens.SIDE_FACES}" if own >= screens.SIDE_FACES
+               else f"2-{screens.SIDE_FACES - 1}")
+        row = rows.setdefault(key, Counter())
+        ticks = _count(prompt.get("ticked"))
+        row["screens"] += 1
+        row["faces"] += _count(prompt["faces_shown"])
+        row["ticks"] += ticks
+        row["clicks"] += ticks + 1
+    return [{"phase": phase, "screen": screen, "person_faces": own, **row}
+            for (phase, screen, own), row in sorted(rows.items())]
+
+
+def _count(value: object) -> int:
+    """A count a prompt holds (absent: 0)."""
+    return value if isinstance(value, int) else 0
+
+
+def ceiling(person_of: dict[int, uuid.UUID | None], truth: dict[int, str]
+            ) -> dict[str, object]:
+    """What the run ended with, and what no merge can put right: pairwise precision and
+    recall; the persons holding labelled faces of several identities (the wrong pairs
+    in them: a review of merges never parts them); and the pairwise F the end would have
+    with each such person's faces of other identities than its most common apart."""
+    ids = sorted(truth)
+    mine: dict[uuid.UUID, Counter[str]] = {}
+    for f in ids:
+        if (person := person_of.get(f)) is not None:
+            mine.setdefault(person, Counter())[truth[f]] += 1
+    mixed = {p: c for p, c in mine.items() if len(c) > 1}
+    most = {p: c.most_common(1)[0][0] for p, c in mixed.items()}
+    wrong = sum((sum(c.values()) ** 2 - sum(n * n for n in c.values())) // 2
+                for c in mixed.values())
+    codes: dict[object, int] = {}
+    names = {t: i for i, t in enumerate(sorted(set(truth.values())))}
+    actual = [names[truth[f]] for f in ids]
+    now = pairwise([codes.setdefault(person_of.get(f) or ("alone", f), len(codes))
+                    for f in ids], actual)
+    apart = [codes.setdefault(
+        ("apart", f) if (p := person_of.get(f)) is not None and most.get(p, truth[f]) != truth[f]
+        else p or ("alone", f), len(codes)) for f in ids]
+    return {"precision": round(now.precision, 4), "recall": round(now.recall, 4),
+            "mixed_persons": [dict(c) for c in mixed.values()], "wrong_pairs": wrong,
+            "f_with_them_apart": round(pairwise(apart, actual).f1, 4)}
+
+
 SECONDS_A_FACE = screens.SECONDS_A_FACE
 SECONDS_A_CLICK = screens.SECONDS_A_CLICK
 TIME_MODEL = (f"{SECONDS_A_FACE} s a face looked at + {SECONDS_A_CLICK} s a click "
@@ -547,6 +615,7 @@ def summary(session: Session) -> dict[str, object]:
             "shown": [[at, round(p, 4), same] for at, (p, same)
                       in zip(session.shown_at, session.shown, strict=True)],
             "unasked_changes": session.unasked, "prompts": session.prompts,
+            "faces_by_screen": faces_by_screen(session),
             "next_prompt_p95_s": round(float(np.percentile(waits, 95)), 4)}
 
 
@@ -579,6 +648,20 @@ def report(name: str, faces: int, out: dict[str, object]) -> None:
         print(f"nothing likely left at click {out['went_on_at_click']}: went on to the "
               "unlikely pairs")
     print(f"answer -> next prompt, p95: {out['next_prompt_p95_s']:.3f} s")
+    print(f"faces shown by screen, up to pairwise F {BREAKDOWN_AT} (all where not reached):")
+    print(f"{'phase':>9} {'screen':>6} {'own faces':>9} {'screens':>8} {'faces':>6} "
+          f"{'ticks':>6} {'clicks':>6}")
+    if not out["faces_by_screen"]:
+        print("  none: reached before any screen")
+    for row in out["faces_by_screen"]:  # type: ignore[attr-defined]
+        print(f"{row['phase']:>9} {row['screen']:>6} {row['person_faces']:>9} "
+              f"{row['screens']:>8} {row['faces']:>6,} {row['ticks']:>6} {row['clicks']:>6}")
+    end = out.get("ceiling")
+    if end:
+        print(f"at the end: pairwise precision {end['precision']}, recall {end['recall']}; "  # type: ignore[index]
+              f"{len(end['mixed_persons'])} persons hold several identities "  # type: ignore[index]
+              f"({end['wrong_pairs']} wrong pairs, which no merge parts); with their "  # type: ignore[index]
+              f"other identities' faces apart, pairwise F {end['f_with_them_apart']}")  # type: ignore[index]
 
 
 def main() -> int:
@@ -667,6 +750,7 @@ def main() -> int:
                                  mixed=args.prompt == "mixed", names=args.names,
                                  ada=args.prompt == "ada", pre_tick=args.pre_tick))
     out = summary(session)
+    out["ceiling"] = ceiling(persons_now(db, pack_name), truth)
     report(folder.name, len(truth), out)
     print(f"({time.perf_counter() - started:.0f} s)")
     if args.json:
