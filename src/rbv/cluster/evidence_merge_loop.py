@@ -138,7 +138,7 @@ def link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, bl
     blocked = np.full(m, -1, np.int64)  # scratch: the clock of the scan that found it
     ws = np.empty(m, np.int64)  # scratch: one cluster's mergeable neighbours' entries
     zs = np.empty(m)  # and their z
-    su, sw = np.empty(dim), np.empty(dim)
+    su = np.empty(dim)  # scratch: u's row, when it is a face's
     no_values = np.empty(0)
     merged = 0
     while len(heap):
@@ -162,7 +162,7 @@ def link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, bl
             version[u] += 1
             told = _push_best(u, w, single, heap, rows, sums, ref, info, anchored, adj_seg,
                               adj_t, adj_b, blk_seg, blk_t, state, version, blocked, ws, zs,
-                              su, sw, mu, sigma2, tau2, z_min, part)
+                              su, mu, sigma2, tau2, z_min, part)
             for i in range(told):  # the large clusters whose heaps name a face of u's
                 adj_t, adj_b = append_one(adj_seg, adj_t, adj_b, state, 3, part.told[i], u,
                                           0.0)
@@ -183,7 +183,7 @@ def link(rows, sums, used, ref, info, crowd, anchored, adj_seg, adj_t, adj_b, bl
                 heapq.heappush(heap, (-z, float(u), float(w), fversion_u, version[w]))
                 continue
         _push_best(u, -1, False, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
-                   blk_seg, blk_t, state, version, blocked, ws, zs, su, sw, mu, sigma2, tau2,
+                   blk_seg, blk_t, state, version, blocked, ws, zs, su, mu, sigma2, tau2,
                    z_min, part)
 
 
@@ -232,7 +232,7 @@ def _is_blocked(info, blk_seg, blk_t, u, w):
 
 @njit(cache=True, nogil=True)
 def _push_best(u, absorbed, single, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
-               blk_seg, blk_t, state, version, blocked, ws, zs, su, sw, mu, sigma2, tau2, z_min,
+               blk_seg, blk_t, state, version, blocked, ws, zs, su, mu, sigma2, tau2, z_min,
                part):
     """Push cluster ``u``'s best mergeable partner, if one passes; and, to neighbours
     it scores for which ``u`` is now a better partner than the one they hold, that entry
@@ -305,10 +305,10 @@ def _push_best(u, absorbed, single, heap, rows, sums, ref, info, anchored, adj_s
     best, top = -1, -np.inf
     if n > 0:
         best, top = _score(u, absorbed, heap, rows, sums, ref, info, adj_t, adj_b, version, ws,
-                           zs, n, su, sw, mu, sigma2, tau2, z_min)
+                           zs, n, su, mu, sigma2, tau2, z_min)
     if h > 0:
         best, top = walk(u, absorbed, best, top, heap, rows, sums, ref, info, anchored,
-                         adj_seg, adj_t, adj_b, blocked, clock, version, ws, zs, su, sw, mu,
+                         adj_seg, adj_t, adj_b, blocked, clock, version, ws, zs, su, mu,
                          sigma2, tau2, z_min, part)
     if top >= z_min:
         info[u, BEST_Z], info[u, BEST_W] = top, best
@@ -322,7 +322,7 @@ def _push_best(u, absorbed, single, heap, rows, sums, ref, info, anchored, adj_s
 
 
 @njit(cache=True, nogil=True)
-def _score(u, absorbed, heap, rows, sums, ref, info, adj_t, adj_b, version, ws, zs, n, su, sw,
+def _score(u, absorbed, heap, rows, sums, ref, info, adj_t, adj_b, version, ws, zs, n, su,
            mu, sigma2, tau2, z_min):
     """Exact scores, the highest bound first, for the candidate entries ``ws[:n]``
     (bounds ``zs``) that may be u's best (bound ≥ the best so far) or may find u better

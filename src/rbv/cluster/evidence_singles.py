@@ -127,7 +127,7 @@ def offer(w, u, z, absorbed, heap, info, version, z_min):
 
 @njit(cache=True, nogil=True)
 def walk(u, absorbed, best, top, heap, rows, sums, ref, info, anchored, adj_seg, adj_t, adj_b,
-          blocked, clock, version, ws, zs, su, sw, mu, sigma2, tau2, z_min, part):
+          blocked, clock, version, ws, zs, su, mu, sigma2, tau2, z_min, part):
     """u's single faces from the top of its heap, each scored exactly, until the bound
     of the next falls below the best score so far (and ``z_min``); their keys set again
     from the exact products. Faces no longer single, read already in this scan, or never
