@@ -50,11 +50,10 @@ KNOWN_RECOGNIZERS: dict[str, KnownRecognizer] = {
 sha256 4c06341c…619e43) has none: no measurement of its impostor distribution could be
 made offline here, so its libraries use the estimate from their own faces."""
 
-CROWDING_RULE = 3
+CROWDING_RULE = 2
 """Version of evidence linkage's crowding rule (:mod:`rbv.cluster.crowding`), part of
 the setting: persons made before it are reported as made with another setting (1: one
-cap of 2 spreads in both passes; 2: 3 in the second pass; 3: the first pass's groups by
-single linkage of the pairs that pass on their own, not by greedy merging)."""
+cap of 2 spreads in both passes; 2: 3 in the second pass)."""
 
 DEFAULT_METHOD = Method.evidence
 """Measured on both labelled sets (docs/clustering.md): the only method

@@ -24,7 +24,7 @@ compiled instead, and laid out for a million faces:
   larger, and entries that name a node merged since are counted for its root, once,
   when the list is next read (no per-node hash tables);
 * the first score of every candidate pair (the bulk of the dot products) is computed on
-  every core before the loop.
+  every core before the loop, once for both passes of crowding (:func:`prepare`).
 
 ``tests.support.evidence_reference`` holds a plain quadratic greedy; the tests check that
 this loop, the interpreted one (:mod:`rbv.cluster.evidence_heap`) and it give the same
@@ -77,7 +77,7 @@ def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np
     m, dim = len(nodes.ref), nodes.sums.shape[1]
     if m == 0:
         return np.empty(0, np.int64)
-    dots, cohesion = nodes.scores()
+    dots, cohesion = nodes.scores
     info = _cache_lines(m, 8)
     info[:, COUNT] = nodes.count
     info[:, COHESION] = cohesion
@@ -90,7 +90,6 @@ def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np
     info[:, WHERE] = 0.0
     anchored = np.array(anchored, np.bool_)
     adj_seg, adj_t, adj_b = build_lists(m, np.ascontiguousarray(nodes.pairs), dots)
-    del dots  # the lists hold them now
     blk_seg, blk_t, _ = build_lists(m, np.ascontiguousarray(cannot, np.int64).reshape(-1, 2),
                               np.zeros(len(cannot)))
     sigma2, tau2 = float(sigma) ** 2, float(tau) ** 2

@@ -4,6 +4,7 @@ numba here, so small runs never load it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,7 +17,8 @@ class Nodes:
     """Cluster nodes and their candidate pairs: node ``u`` is ``rows[ref[u]]`` (one
     face's float32 unit row) when ``ref[u] >= 0``, else the float64 sum
     ``sums[-ref[u] - 1]``; ``count``: its faces; ``pairs``: (u, v) rows, u < v, once
-    (int32 where the node ids fit: 230 MB less at a million faces)."""
+    (int32 where the node ids fit: 230 MB less at a million faces). The same for both
+    passes of crowding, so the first scores are computed once."""
 
     rows: NDArray[np.float32]
     sums: NDArray[np.float64]
@@ -46,9 +48,10 @@ class Nodes:
         out[~single] = self.sums[-self.ref[~single] - 1]
         return out
 
+    @cached_property
     def scores(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """``S_u·S_w`` of each pair and each node's cohesion ``|S_u|² / count²``,
-        computed on every core (not kept: one merge pass reads them once)."""
+        computed on every core."""
         from rbv.cluster.evidence_kernels import pair_dots  # numba: loaded when needed
 
         rows = np.ascontiguousarray(self.rows, np.float32)
