@@ -165,19 +165,20 @@ def _passing_groups(graph: KnnGraph, start: NDArray[np.int64], model: ImpostorMo
     60 % of the clustering's time: the same partitions of synthetic 100k × 512-d faces;
     on the labelled sets the same default F or better (docs/clustering.md,
     "Crowding")."""
-    n = len(graph.neighbors)
+    n, k = graph.neighbors.shape
     spread = np.sqrt(model.sigma ** 2 + model.tau ** 2)
-    # A piece of the rows at a time, each piece's passing edges joining the groups so
-    # far (all edges at once held ~0.6 GB more at 1M faces).
-    label = start
+    a_parts, b_parts = [], []
     for lo in range(0, n, _CHUNK):
         near = graph.neighbors[lo:lo + _CHUNK]
         rows = np.arange(lo, lo + len(near))[:, None]
         need = model.mu + z_min * spread + 0.5 * (crowd[rows] + crowd[np.maximum(near, 0)])
         a, j = np.nonzero((near >= 0) & (graph.similarities[lo:lo + _CHUNK] >= need))
-        if len(a):
-            label = components(int(label.max()) + 1, label[lo + a], label[near[a, j]])[label]
-    return label
+        a_parts.append(lo + a)
+        b_parts.append(near[a, j])
+    # Faces of one starting cluster: each joined to the first face of its cluster.
+    a_parts.append(np.arange(n))
+    b_parts.append(_first_of(start)[start])
+    return components(n, np.concatenate(a_parts), np.concatenate(b_parts))
 
 
 def _first_of(label: NDArray[np.int64]) -> NDArray[np.int64]:
