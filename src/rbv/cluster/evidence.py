@@ -176,16 +176,11 @@ def _passing_groups(graph: KnnGraph, start: NDArray[np.int64], model: ImpostorMo
         a_parts.append(lo + a)
         b_parts.append(near[a, j])
     # Faces of one starting cluster: each joined to the first face of its cluster.
+    first = np.full(int(start.max()) + 1, -1, np.int64)
+    first[start[::-1]] = np.arange(n)[::-1]
     a_parts.append(np.arange(n))
-    b_parts.append(_first_of(start)[start])
+    b_parts.append(first[start])
     return components(n, np.concatenate(a_parts), np.concatenate(b_parts))
-
-
-def _first_of(label: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Per label, the first item that has it."""
-    first = np.full(int(label.max()) + 1, -1, np.int64)
-    first[label[::-1]] = np.arange(len(label))[::-1]
-    return first
 
 
 def _face_nodes(x: NDArray[np.float32], start: NDArray[np.int64], m: int,
@@ -292,8 +287,7 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
     similarity) of new faces' nearest known faces; ``new_graph``: the new faces' k-NN
     graph among themselves; ``cannot``/``must``: node pairs. A group of must-linked nodes
     holding two known persons keeps its links among new faces only. Crowding is measured
-    as in :func:`evidence_linkage` (twice: the first to group the pairs that pass on
-    their own), each new face against the known
+    as in :func:`evidence_linkage`, in two passes, each new face against the known
     persons and the other new faces near it (``typical``: the library's level, as a
     full run measured it; default: from the new faces); a known person counts with the
     mean crowding of the new faces near it. Returns per new face the known person it
@@ -329,29 +323,21 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
     nodes = Nodes.of_sums(node_sums, np.bincount(start, weights=count, minlength=m)
                           .astype(np.float64), pairs)
 
-    def crowd_of(label: NDArray[np.int64], cap: float) -> tuple[NDArray[np.float64], float]:
-        """Per known person and new face: its crowding (a known person: the mean of the
-        new faces near it, its region's), and the level."""
+    def merge(label: NDArray[np.int64], cap: float) -> tuple[NDArray[np.int64], float]:
         crowd, level = cohort_crowding(np.where(cohort >= 0, label[np.maximum(cohort, 0)],
                                                 -1),
                                        cohort_similarity, label[p:], model, n_library,
                                        typical, cap)
+        # A known person: the mean crowding of the new faces near it (its region's).
         near_sum = np.bincount(person, crowd[face], minlength=p)
         near_count = np.maximum(np.bincount(person, minlength=p), 1)
-        return np.concatenate([near_sum / near_count, crowd]), level
+        face_crowd = np.concatenate([near_sum / near_count * count[:p], crowd])
+        node_crowd = np.bincount(start, face_crowd, minlength=m).astype(np.float64)
+        return merge_nodes(nodes, anchored, node_cannot, model, z_min, node_crowd), level
 
-    # As in evidence_linkage: groups of pairs that pass on their own, then the merging.
-    first_crowd = crowd_of(start, FIRST_CAP)[0]
-    a = np.concatenate([person, p + rows[among_new]])
-    b = np.concatenate([p + face, p + cols[among_new]])
-    sim = np.concatenate([similarity, new_graph.similarities.ravel()[among_new]])
-    spread = np.sqrt(model.sigma ** 2 + model.tau ** 2)
-    passing = sim >= model.mu + z_min * spread + 0.5 * (first_crowd[a] + first_crowd[b])
-    first = components(p + n, np.r_[a[passing], np.arange(p + n)],
-                       np.r_[b[passing], _first_of(start)[start]])
-    crowd, level = crowd_of(first, CAP)
-    node_crowd = np.bincount(start, crowd * count, minlength=m).astype(np.float64)
-    final = merge_nodes(nodes, anchored, node_cannot, model, z_min, node_crowd)[start]
+    first, _ = merge(start, FIRST_CAP)
+    root, level = merge(first[start], CAP)
+    final = root[start]
     person_of_root = {int(r): i for i, r in enumerate(final[:p].tolist())}
     groups = np.unique(final[p:][[int(r) not in person_of_root for r in final[p:].tolist()]])
     group_of = {int(r): p + j for j, r in enumerate(groups.tolist())}
