@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from rbv.cluster.crowding import CAP, crowding
-from rbv.cluster.evidence import ImpostorModel, _passing_groups, evidence_linkage
+from rbv.cluster.evidence import ImpostorModel, evidence_linkage
 from rbv.cluster.knn import build_knn_graph
 from rbv.config import Settings
 from tests.conftest import PACK, SHARED, run_cli
@@ -55,27 +55,6 @@ def test_one_person_s_many_photos_are_not_a_crowd_once_they_are_one_cluster() ->
     together = crowding(graph, np.r_[np.zeros(80, np.int64), np.arange(1, 401)], MODEL)[0]
     assert alone[:80].min() > 0  # each photo alone: its own person looks like a crowd
     assert together[:80].max() == 0.0  # its own cluster left out: no crowd at all
-
-
-def test_the_first_pass_groups_faces_whose_pair_passes_on_its_own() -> None:
-    # Four faces in two pairs at similarity 0.9, two faces that start as one cluster
-    # (a link), and 40 strangers; one pair's faces are crowded past what 0.9 shows.
-    rng = np.random.default_rng(3)
-    basis = np.linalg.qr(rng.normal(size=(128, 128)))[0].T
-    lean = 0.9 * basis[0] + np.sqrt(1 - 0.81) * basis[1]
-    other = 0.9 * basis[2] + np.sqrt(1 - 0.81) * basis[3]
-    x = np.vstack([basis[0], lean, basis[2], other, basis[4], basis[5],
-                   _strangers(rng, 40, 0.0)]).astype(np.float32)
-    graph = build_knn_graph(x, 10)
-    start = np.r_[0, 1, 2, 3, 4, 4, np.arange(5, 45)]
-    crowd = np.zeros(len(x))
-    crowd[[2, 3]] = 0.7
-    z_min = MODEL.z_threshold(len(x), 10.0)
-    label = _passing_groups(graph, start, MODEL, z_min, crowd)
-    assert label[0] == label[1]  # 0.9 passes where nobody is crowded
-    assert label[2] != label[3]  # and not where strangers look that alike
-    assert label[4] == label[5]  # one starting cluster stays one
-    assert len(set(label[6:].tolist()) | {label[0], label[2], label[3], label[4]}) == 44
 
 
 def test_a_crowd_of_look_alike_strangers_stays_apart_where_the_old_rule_joined_them() -> None:

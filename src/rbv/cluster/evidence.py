@@ -116,11 +116,10 @@ def evidence_linkage(
     with the same anchor start as one cluster, and clusters holding different anchors
     never merge (so known persons can take in new faces but never each other).
     ``n_library``: the library size the test is made for (default: the rows given).
-    ``crowded``: ask more where strangers look alike (:mod:`rbv.cluster.crowding`),
-    measured twice: first each face's crowding against every other face (one person's
-    many photos then look like a crowd: strict), then against the groups of faces whose
-    pair passes the test on its own with that crowding (:func:`_passing_groups`), its
-    own group left out (so only strangers count); the merging runs with the second.
+    ``crowded``: ask more where strangers look alike (:mod:`rbv.cluster.crowding`), in
+    two passes: the first measures each face's crowding against every other face (one
+    person's many photos then look like a crowd: that pass is strict), the second
+    against the first pass's clusters, its own left out (so only strangers count).
     """
     x = unit_rows(embeddings)
     n = len(x)
@@ -143,8 +142,7 @@ def evidence_linkage(
         return merge_nodes(nodes, anchored, cannot, model, z_min, node_crowd)
 
     if crowded:
-        first = _passing_groups(graph, start, model, z_min,
-                                crowding(graph, start, model, n_library, cap=FIRST_CAP)[0])
+        first = merge(crowding(graph, start, model, n_library, cap=FIRST_CAP)[0])[start]
         root = merge(crowding(graph, first, model, n_library)[0])
     else:
         root = merge(None)
@@ -152,35 +150,6 @@ def evidence_linkage(
     if len(constraints.violations(labels)) == 0:
         return labels  # what enforce() returns then; its sorted edge list is for repairs
     return enforce(labels, graph.edges(), constraints)
-
-
-def _passing_groups(graph: KnnGraph, start: NDArray[np.int64], model: ImpostorModel,
-                    z_min: float, crowd: NDArray[np.float64]) -> NDArray[np.int64]:
-    """A label per face: faces joined by a k-NN edge that passes the merge test on its
-    own (two lone faces, each with its ``crowd``), and faces that start as one cluster.
-
-    What the second pass's crowding needs of the first: which of a face's neighbours
-    are its own person, so that only strangers count. Single linkage of the passing
-    edges gives that at a sort's cost. A greedy pass over every face did it before, for
-    60 % of the clustering's time: the same partitions of synthetic 100k × 512-d faces;
-    on the labelled sets the same default F or better (docs/clustering.md,
-    "Crowding")."""
-    n, k = graph.neighbors.shape
-    spread = np.sqrt(model.sigma ** 2 + model.tau ** 2)
-    a_parts, b_parts = [], []
-    for lo in range(0, n, _CHUNK):
-        near = graph.neighbors[lo:lo + _CHUNK]
-        rows = np.arange(lo, lo + len(near))[:, None]
-        need = model.mu + z_min * spread + 0.5 * (crowd[rows] + crowd[np.maximum(near, 0)])
-        a, j = np.nonzero((near >= 0) & (graph.similarities[lo:lo + _CHUNK] >= need))
-        a_parts.append(lo + a)
-        b_parts.append(near[a, j])
-    # Faces of one starting cluster: each joined to the first face of its cluster.
-    first = np.full(int(start.max()) + 1, -1, np.int64)
-    first[start[::-1]] = np.arange(n)[::-1]
-    a_parts.append(np.arange(n))
-    b_parts.append(first[start])
-    return components(n, np.concatenate(a_parts), np.concatenate(b_parts))
 
 
 def _face_nodes(x: NDArray[np.float32], start: NDArray[np.int64], m: int,
