@@ -64,6 +64,8 @@ class Run:
     faces_by_photo: dict[str, list[tuple[Box, np.ndarray]]]
     busy: float | None = None  # the GPU's mean utilization over the embed stage, 0-1
     workers: str = ""  # RBV_INFERENCE_WORKERS, when the run set it
+    processes: str = ""  # RBV_EMBED_PROCESSES, when the run set it
+    helper_images: tuple[int, ...] = ()  # images each helper process stored
 
     @property
     def images_per_s(self) -> float:
@@ -120,10 +122,12 @@ def faces_of(data_dir: Path) -> dict[str, list[tuple[Box, np.ndarray]]]:
     return found
 
 
-def _env(data_dir: Path, workers: str) -> dict[str, str]:
+def _env(data_dir: Path, workers: str, processes: str = "") -> dict[str, str]:
     env = {**os.environ, "RBV_DATA_DIR": str(data_dir), "RBV_SERVER_LINGER": "30"}
     if workers:
         env["RBV_INFERENCE_WORKERS"] = workers
+    if processes:
+        env["RBV_EMBED_PROCESSES"] = processes
     return env
 
 
@@ -163,9 +167,9 @@ class GpuSampler:
 
 
 def index_on(device: str, library: Path, pack: Path, data_dir: Path, concurrency: int,
-             workers: str = "") -> Run:
+             workers: str = "", processes: str = "") -> Run:
     shutil.rmtree(data_dir, ignore_errors=True)
-    env = _env(data_dir, workers)
+    env = _env(data_dir, workers, processes)
     rbv(["migrate"], env)
     with GpuSampler() as gpu:
         started = time.perf_counter()
@@ -176,7 +180,8 @@ def index_on(device: str, library: Path, pack: Path, data_dir: Path, concurrency
     providers = next((line for line in done.stderr.splitlines() if " on " in line), "?")
     busy = gpu.busy(ended - report["seconds"], ended) if device != "cpu" else None
     return Run(device, report["images"], report["faces"], report["seconds"], ended - started,
-               providers.strip(), faces_of(data_dir), busy, workers)
+               providers.strip(), faces_of(data_dir), busy, workers, processes,
+               tuple(report.get("helper_images", ())))
 
 
 def compare(run: Run, base: Run) -> str:
@@ -210,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", default="",
                         help="comma-separated: extra runs of the first device with that many "
                              "inference workers (RBV_INFERENCE_WORKERS)")
+    parser.add_argument("--processes", default="",
+                        help="comma-separated: extra runs of the first device with that many "
+                             "embed processes (RBV_EMBED_PROCESSES; 1: the run's own alone)")
     parser.add_argument("--reuse", action="store_true",
                         help="use the library an earlier run left in --work as it is")
     parser.add_argument("--work", type=Path, default=None,
@@ -225,23 +233,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         count = make_library(args.images, library, max(1, args.variants))
     print(f"{count:,} photos in {library} ({time.perf_counter() - t:.1f} s to make)")
     devices = _devices(args.devices)
-    plan = [(d, "") for d in devices]
-    plan[1:1] = [(devices[0], w.strip()) for w in args.workers.split(",") if w.strip()]
+    plan = [(d, "", "") for d in devices]
+    plan[1:1] = [(devices[0], w.strip(), "") for w in args.workers.split(",") if w.strip()]
+    plan[1:1] = [(devices[0], "", p.strip()) for p in args.processes.split(",") if p.strip()]
     runs = []
-    for i, (device, workers) in enumerate(plan):
-        run = index_on(device, library, args.pack, work / f"data{i}", args.concurrency, workers)
+    for i, (device, workers, processes) in enumerate(plan):
+        run = index_on(device, library, args.pack, work / f"data{i}", args.concurrency, workers,
+                       processes)
         runs.append(run)
         busy = "" if run.busy is None else f", GPU busy {run.busy:.0%}"
-        label = run.device + (f" ({run.workers} workers)" if run.workers else "")
-        print(f"{label:>5}: {run.images:,} images, {run.faces:,} faces, embed "
-              f"{run.seconds:.1f} s = {run.images_per_s:.1f} images/s{busy}; whole `rbv index` "
-              f"{run.wall:.1f} s  [{run.providers}]", flush=True)
+        helpers = (f", helper processes stored {', '.join(map(str, run.helper_images))}"
+                   if run.helper_images else "")
+        print(f"{_label(run):>5}: {run.images:,} images, {run.faces:,} faces, embed "
+              f"{run.seconds:.1f} s = {run.images_per_s:.1f} images/s{busy}{helpers}; whole "
+              f"`rbv index` {run.wall:.1f} s  [{run.providers}]", flush=True)
     base = runs[-1]
     for run in runs[:-1]:
-        label = run.device + (f" ({run.workers} workers)" if run.workers else "")
+        label = _label(run)
         print(f"ratio {label}/{base.device}: {run.images_per_s / base.images_per_s:.2f}x "
               f"images/s (embed), {base.wall / run.wall:.2f}x whole run")
         print(compare(run, base))
+
+
+def _label(run: Run) -> str:
+    return run.device + (f" ({run.workers} workers)" if run.workers else "") + (
+        f" ({run.processes} processes)" if run.processes else "")
 
 
 def _devices(text: str) -> list[str]:

@@ -73,6 +73,10 @@ class Settings:
     # threads (on 2 cores, 2 × 1 beat 1 × 2 by 10-50 %). 0: one per core, at most 16 on the
     # CPU, 4 on a GPU and 4 per --ml-uri server (jobs.library.analyzer.with_inference_workers).
     inference_workers: int = 0
+    # Processes scanning at once in one embed run (each its own interpreter, claiming from
+    # the same queue). 0: 2 on a GPU for a run of many photos, else 1
+    # (jobs.library.embed_helpers.helper_count).
+    embed_processes: int = 0
     det_size: int = DEFAULT_DET_SIZE  # detector input long edge (pixels)
     det_threshold: float = DEFAULT_DET_THRESHOLD  # minimum detection score
     min_face: int = DEFAULT_MIN_FACE  # minimum face short edge, original pixels
@@ -119,8 +123,8 @@ class Settings:
         numbers: dict[str, type] = {
             "concurrency": int, "max_image_pixels": int, "scan_batch_size": int,
             "max_scan_attempts": int, "claim_lease_s": float, "det_size": int,
-            "inference_workers": int, "det_threshold": float, "min_face": int,
-            "ml_embedding_dim": int, "ml_backoff_s": float, "server_linger": float}
+            "inference_workers": int, "embed_processes": int, "det_threshold": float,
+            "min_face": int, "ml_embedding_dim": int, "ml_backoff_s": float, "server_linger": float}
         for name, kind in numbers.items():
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw:
@@ -136,6 +140,8 @@ class Settings:
             if not 0 <= values["server_linger_s"] <= 86400:
                 raise ConfigError(f"{ENV_PREFIX}SERVER_LINGER must be 0 to 86400 seconds "
                                   f"(got {environ[ENV_PREFIX + 'SERVER_LINGER']!r})")
+        if values.get("embed_processes", 0) < 0:
+            raise ConfigError(f"{ENV_PREFIX}EMBED_PROCESSES must be 0 (rbv decides) or more")
         if values.get("claim_lease_s", 1) <= 0:
             raise ConfigError(f"{ENV_PREFIX}CLAIM_LEASE_S must be more than 0 seconds")
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -92,6 +92,7 @@ class EmbedSummary:
     failures: list[Problem] = field(default_factory=list)
     carry: CarrySummary = field(default_factory=CarrySummary)  # edited photos' decisions
     servers: list[dict[str, object]] = field(default_factory=list)  # --ml-uri: images each
+    helpers: list[int] = field(default_factory=list)  # images each helper process stored
 
     @property
     def images_per_s(self) -> float:
@@ -105,7 +106,7 @@ class EmbedSummary:
                 "images_per_s": round(self.images_per_s, 2),
                 "failures": [str(p) for p in self.failures],
                 "carried_faces": self.carry.carried, "dropped_faces": self.carry.dropped,
-                "servers": self.servers}
+                "servers": self.servers, "helper_images": self.helpers}
 
 
 @dataclass
@@ -223,10 +224,49 @@ def _embed_pass(
     keep_bytes: bool | None,
     attributes: AttributeModel | None,
 ) -> EmbedSummary:
+    from rbv.jobs.library.embed_helpers import start_helpers
+
     report = reporter or SilentReporter()
     started = time.perf_counter()
     pack = prepare_pack(db, settings, analyzer, limit)
+    with db.connect() as conn:
+        todo = remaining_scans(conn, pack.id, settings.max_scan_attempts)
+    report.stage("embed", todo if limit is None else min(todo, limit))
     summary = EmbedSummary(pack=pack.name)
+    helpers = start_helpers(settings, analyzer, pack, todo if limit is None else None, report)
+    try:
+        scan_queue(db, settings, analyzer, pack, summary, report, limit=limit,
+                   keep_bytes=keep_bytes, attributes=attributes)
+    except BaseException:
+        helpers.interrupt()  # they hand their claims back, and are waited for
+        raise
+    finally:
+        helpers.join_into(summary, report)
+    with db.transaction() as conn:  # the first faces are in: build the HNSW index once
+        ensure_pack_index(conn, pack)
+    # Photos whose pixels changed: their old faces' persons and decisions go to the new
+    # faces now found (also those an interrupted run left waiting).
+    summary.carry = run_carry(db, pack, analyzer, settings)
+    summary.seconds = time.perf_counter() - started
+    summary.servers = analyzer.servers()
+    return summary
+
+
+def scan_queue(
+    db: Database,
+    settings: Settings,
+    analyzer: FaceAnalyzer,
+    pack: PackRow,
+    summary: EmbedSummary,
+    report: Reporter,
+    *,
+    limit: int | None = None,
+    keep_bytes: bool | None = None,
+    attributes: AttributeModel | None = None,
+) -> None:
+    """Claim, decode, analyze and store batches of ``pack``'s queued images until the
+    queue is empty (or ``limit`` images are claimed), adding what was done to
+    ``summary``; a helper process (:mod:`rbv.jobs.library.embed_helpers`) runs it too."""
     if keep_bytes is None:
         keep_bytes = analyzer.wants_original_bytes
     long_edge = analyzer.decode_long_edge
@@ -240,8 +280,6 @@ def _embed_pass(
         max(1, settings.concurrency), thread_name_prefix="rbv-decode",
         initializer=_decode_priority(settings),
     ) as pool, ThreadPoolExecutor(workers, thread_name_prefix="rbv-infer") as inference:
-        todo = remaining_scans(conn, pack.id, settings.max_scan_attempts)
-        report.stage("embed", todo if limit is None else min(todo, limit))
         run_start = server_now(conn)
         claimed = 0
         in_hand: list[_Batch] = []
@@ -284,14 +322,6 @@ def _embed_pass(
                 # If the connection is gone, the claims are taken back as dead ones later.
                 with contextlib.suppress(psycopg.Error):
                     release_claims(conn, pack.id, me, [c.image_id for c in batch.claims])
-    with db.transaction() as conn:  # the first faces are in: build the HNSW index once
-        ensure_pack_index(conn, pack)
-    # Photos whose pixels changed: their old faces' persons and decisions go to the new
-    # faces now found (also those an interrupted run left waiting).
-    summary.carry = run_carry(db, pack, analyzer, settings)
-    summary.seconds = time.perf_counter() - started
-    summary.servers = analyzer.servers()
-    return summary
 
 
 def _claim(conn: psycopg.Connection, settings: Settings, pack: PackRow, me: str, want: int,
