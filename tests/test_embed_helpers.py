@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import queue
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +23,9 @@ from rbv.jobs.library.embed_helpers import (
     HELPER_MIN_IMAGES,
     helper_count,
     helper_main,
+    start_helpers,
 )
+from rbv.jobs.library.scanning import worker_id
 from rbv.store import Database
 from tests.conftest import FACES, PACK
 
@@ -94,7 +97,7 @@ def test_a_helper_scans_the_queue_and_says_what_it_did(
     run_catalogue(db, run, [_photos(tmp_path / "p", 12)])
     pack = prepare_pack(db, run, load_face_analyzer(run))
     messages: queue.Queue[tuple[Any, ...]] = queue.Queue()
-    helper_main(run, pack, messages)  # type: ignore[arg-type]
+    helper_main(run, pack, messages)
     said = [messages.get_nowait() for _ in range(messages.qsize())]
     assert said[-1][0] == "done", said
     summary: EmbedSummary = said[-1][1]
@@ -112,8 +115,7 @@ def test_a_helper_that_cannot_load_the_pack_is_said_and_sends_nothing_else(
     run_catalogue(db, run, [_photos(tmp_path / "p", 2)])
     pack = prepare_pack(db, run, load_face_analyzer(run))
     messages: queue.Queue[tuple[Any, ...]] = queue.Queue()
-    helper_main(run.with_overrides(model_pack=str(tmp_path / "gone")), pack,  # type: ignore[arg-type]
-                messages)
+    helper_main(run.with_overrides(model_pack=str(tmp_path / "gone")), pack, messages)
     kind, why = messages.get_nowait()
     assert kind == "failed" and "ModelPackError" in why and messages.empty()
     assert _scans(db) == [("pending", 2)]  # nothing claimed: the run's process scans them
@@ -132,3 +134,34 @@ def test_a_run_with_a_helper_process_scans_every_photo_once(
     assert summary.faces == _faces(db) > 0
     assert _scans(db) == [("done", 24)]  # each photo once, no claim left behind
     assert (report.items, report.faces, report.problems) == (24, summary.faces, [])
+
+
+def test_an_interrupted_run_interrupts_its_helpers_and_they_hand_their_claims_back(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    run = settings.with_overrides(model_pack=str(PACK), device="cpu", inference_workers=1,
+                                  embed_processes=2, scan_batch_size=2)
+    run_catalogue(db, run, [_photos(tmp_path / "p", 60)])
+    analyzer = load_face_analyzer(run)
+    pack = prepare_pack(db, run, analyzer)
+    report = Counting()
+    helpers = start_helpers(run, analyzer, pack, 60, report)
+    deadline = time.monotonic() + 120
+    while not _held_by_others(db):  # the helper has claims in hand
+        assert time.monotonic() < deadline and helpers.processes[0].is_alive()
+    helpers.interrupt()
+    summary = EmbedSummary()
+    helpers.join_into(summary, report)
+    assert helpers.processes[0].exitcode == 0 and report.problems == []
+    assert dict(_scans(db)).get("pending", 0) > 0  # it stopped before the queue was empty
+    # The next run takes back whatever the helper still held (its process is gone) and
+    # scans every photo left, once.
+    again = run_embed(db, run.with_overrides(embed_processes=1), analyzer)
+    assert again.images + report.items == 60 and again.failed == 0
+    assert _scans(db) == [("done", 60)]
+
+
+def _held_by_others(db: Database) -> bool:
+    with db.connect() as conn:
+        return conn.execute("SELECT count(*) FROM face_scans WHERE status = 'running' "
+                            "AND worker <> %s", (worker_id(),)).fetchone()[0] > 0  # type: ignore[index]

@@ -223,6 +223,7 @@ def part_clock() -> Iterator[Counter[str]]:
     import rbv.faces.detection as detection
     import rbv.faces.recognition as recognition
     import rbv.jobs.library.embed as embed
+    import rbv.jobs.library.scanning as scanning
     import rbv.media.decode as media_decode
 
     seconds: Counter[str] = Counter()
@@ -250,8 +251,8 @@ def part_clock() -> Iterator[Counter[str]]:
     wrap(analyzer_module, "align_face", "alignment (similarity, warp)")
     wrap(analyzer_module, "laplacian_variance", "blur measure")
     wrap(recognition, "to_blob", "recognizer input")
-    wrap(embed, "_finish_batch", "main thread: writing a batch")
-    wrap(embed, "claim_pending_images", "main thread: claiming a batch")
+    wrap(scanning, "_finish_batch", "main thread: writing a batch")
+    wrap(scanning, "claim_pending_images", "main thread: claiming a batch")
     wrap(embed, "ensure_pack_index", "main thread: HNSW index at the end")
     try:
         yield seconds

@@ -20,11 +20,11 @@ import threading
 from dataclasses import dataclass, field, replace
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
-from typing import Any
+from typing import Any, Protocol
 
 from rbv.config import Settings
 from rbv.faces.types import FaceAnalyzer
-from rbv.jobs.library.embed import EmbedSummary
+from rbv.jobs.library.scanning import EmbedSummary
 from rbv.jobs.reporting import Problem, Reporter
 from rbv.store.queries.packs import PackRow
 
@@ -34,6 +34,12 @@ HELPER_MIN_IMAGES = 10_000
 """Fewer queued photos than this: no helper. A helper pays for its start-up (about
 ``S`` seconds) once the run is longer than ``S``: at 773 images/s, from some 6,000 photos
 for a start of 8 s; nightly runs of a day's photos are far below."""
+
+
+class Outbox(Protocol):
+    """Where a helper's messages go (a multiprocessing queue to the run's process)."""
+
+    def put(self, item: tuple[Any, ...]) -> None: ...
 
 
 def helper_count(settings: Settings, analyzer: FaceAnalyzer, todo: int | None) -> int:
@@ -118,7 +124,7 @@ def start_helpers(settings: Settings, analyzer: FaceAnalyzer, pack: PackRow,
     helpers = Helpers(messages=context.Queue())
     mine = replace(settings, embed_processes=1)
     for number in range(1, count + 1):
-        process = context.Process(target=helper_main, args=(mine, pack, helpers.messages),
+        process = context.Process(target=_helper_process, args=(mine, pack, helpers.messages),
                                   name=f"embed helper {number}", daemon=True)
         process.start()
         helpers.processes.append(process)
@@ -131,7 +137,7 @@ def start_helpers(settings: Settings, analyzer: FaceAnalyzer, pack: PackRow,
 class _Relayed:
     """A helper's reporter: progress and problems go to the run's process."""
 
-    def __init__(self, messages: Queue[tuple[Any, ...]]) -> None:
+    def __init__(self, messages: Outbox) -> None:
         self.messages = messages
 
     def stage(self, name: str, total: int | None) -> None:
@@ -144,13 +150,27 @@ class _Relayed:
         self.messages.put(("problem", problem))
 
 
-def helper_main(settings: Settings, pack: PackRow, messages: Queue[tuple[Any, ...]]) -> None:
+def _helper_process(settings: Settings, pack: PackRow,
+                    messages: Queue[tuple[Any, ...]]) -> None:
+    """A helper process's start: its interruptions as below, then :func:`helper_main`."""
+    signal.signal(signal.SIGINT, _interrupted_once)
+    helper_main(settings, pack, messages)
+
+
+def _interrupted_once(signum: int, frame: object) -> None:
+    """The first SIGINT (a terminal's Ctrl-C, or the run's process passing one on)
+    interrupts; the next, while the claims are handed back, is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def helper_main(settings: Settings, pack: PackRow, messages: Outbox) -> None:
     """A helper process: the same analyzer as the run's (from the same settings), then
     the queue scanned until it is empty; its summary (or why it failed) goes back."""
     name = multiprocessing.current_process().name
     try:
         from rbv.jobs.library.analyzer import load_attribute_model, load_face_analyzer
-        from rbv.jobs.library.embed import scan_queue
+        from rbv.jobs.library.scanning import scan_queue
         from rbv.store import open_database
         from rbv.store.queries.packs import pack_fingerprint
         from rbv.store.server.embedded import leave_embedded
