@@ -25,9 +25,10 @@ from rbv.jobs.library.embed_helpers import (
     helper_main,
     start_helpers,
 )
-from rbv.jobs.library.scanning import worker_id
+from rbv.jobs.library.scanning import scan_queue, worker_id
 from rbv.store import Database
-from tests.conftest import FACES, PACK
+from rbv.store.server.locks import server_now
+from tests.conftest import FACES, MISC, PACK
 
 
 class Counting:
@@ -121,6 +122,32 @@ def test_a_helper_that_cannot_load_the_pack_is_said_and_sends_nothing_else(
     assert _scans(db) == [("pending", 2)]  # nothing claimed: the run's process scans them
 
 
+def test_a_photo_that_failed_in_the_run_is_not_tried_again_by_its_helper(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # The helper takes the run's start: a photo the run's own process failed is left
+    # for the next run (and counted once), not tried again by a helper started later.
+    run = settings.with_overrides(model_pack=str(PACK), device="cpu", inference_workers=1)
+    folder = _photos(tmp_path / "p", 2)
+    data = (MISC / "fr_two_people.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 3])
+    run_catalogue(db, run, [folder])
+    analyzer = load_face_analyzer(run)
+    pack = prepare_pack(db, run, analyzer)
+    with db.connect() as conn:
+        started = server_now(conn)
+    own = EmbedSummary()
+    scan_queue(db, run, analyzer, pack, own, Counting(), run_start=started)
+    assert (own.images, own.failed) == (2, 1)
+    messages: queue.Queue[tuple[Any, ...]] = queue.Queue()
+    helper_main(run, pack, messages, started)
+    kind, helped = messages.get_nowait()
+    assert kind == "done" and (helped.images, helped.failed) == (0, 0)
+    with db.connect() as conn:
+        assert conn.execute("SELECT attempts FROM face_scans WHERE status = 'failed'"
+                            ).fetchall() == [(1,)]
+
+
 def test_a_run_with_a_helper_process_scans_every_photo_once(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
@@ -145,7 +172,8 @@ def test_an_interrupted_run_interrupts_its_helpers_and_they_hand_their_claims_ba
     analyzer = load_face_analyzer(run)
     pack = prepare_pack(db, run, analyzer)
     report = Counting()
-    helpers = start_helpers(run, analyzer, pack, 60, report)
+    with db.connect() as conn:
+        helpers = start_helpers(run, analyzer, pack, 60, server_now(conn), report)
     deadline = time.monotonic() + 120
     while not _held_by_others(db):  # the helper has claims in hand
         assert time.monotonic() < deadline and helpers.processes[0].is_alive()

@@ -33,7 +33,7 @@ from rbv.store.queries.scans import (
     release_dead_claims,
     remaining_scans,
 )
-from rbv.store.server.locks import lock_pack_preparation
+from rbv.store.server.locks import lock_pack_preparation, server_now
 
 if TYPE_CHECKING:
     from rbv.faces.attributes import AttributeModel
@@ -128,12 +128,14 @@ def _embed_pass(
     pack = prepare_pack(db, settings, analyzer, limit)
     with db.connect() as conn:
         todo = remaining_scans(conn, pack.id, settings.max_scan_attempts)
+        run_start = server_now(conn)
     report.stage("embed", todo if limit is None else min(todo, limit))
     summary = EmbedSummary(pack=pack.name)
-    helpers = start_helpers(settings, analyzer, pack, todo if limit is None else None, report)
+    helpers = start_helpers(settings, analyzer, pack, todo if limit is None else None,
+                            run_start, report)
     try:
         scan_queue(db, settings, analyzer, pack, summary, report, limit=limit,
-                   keep_bytes=keep_bytes, attributes=attributes)
+                   keep_bytes=keep_bytes, attributes=attributes, run_start=run_start)
     except BaseException:
         helpers.interrupt()  # they hand their claims back, and are waited for
         raise

@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from typing import Any, Protocol
@@ -115,8 +116,10 @@ class Helpers:
 
 
 def start_helpers(settings: Settings, analyzer: FaceAnalyzer, pack: PackRow,
-                  todo: int | None, report: Reporter) -> Helpers:
-    """Start the run's helper processes (none where :func:`helper_count` says so)."""
+                  todo: int | None, run_start: datetime, report: Reporter) -> Helpers:
+    """Start the run's helper processes (none where :func:`helper_count` says so);
+    ``run_start``: the run's start by the database's clock (an image that failed since
+    is not tried again by a helper either)."""
     count = helper_count(settings, analyzer, todo)
     if count <= 0:
         return Helpers()
@@ -124,7 +127,8 @@ def start_helpers(settings: Settings, analyzer: FaceAnalyzer, pack: PackRow,
     helpers = Helpers(messages=context.Queue())
     mine = replace(settings, embed_processes=1)
     for number in range(1, count + 1):
-        process = context.Process(target=_helper_process, args=(mine, pack, helpers.messages),
+        process = context.Process(target=_helper_process,
+                                  args=(mine, pack, helpers.messages, run_start),
                                   name=f"embed helper {number}", daemon=True)
         process.start()
         helpers.processes.append(process)
@@ -150,11 +154,11 @@ class _Relayed:
         self.messages.put(("problem", problem))
 
 
-def _helper_process(settings: Settings, pack: PackRow,
-                    messages: Queue[tuple[Any, ...]]) -> None:
+def _helper_process(settings: Settings, pack: PackRow, messages: Queue[tuple[Any, ...]],
+                    run_start: datetime) -> None:
     """A helper process's start: its interruptions as below, then :func:`helper_main`."""
     signal.signal(signal.SIGINT, _interrupted_once)
-    helper_main(settings, pack, messages)
+    helper_main(settings, pack, messages, run_start)
 
 
 def _interrupted_once(signum: int, frame: object) -> None:
@@ -164,7 +168,8 @@ def _interrupted_once(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def helper_main(settings: Settings, pack: PackRow, messages: Outbox) -> None:
+def helper_main(settings: Settings, pack: PackRow, messages: Outbox,
+                run_start: datetime | None = None) -> None:
     """A helper process: the same analyzer as the run's (from the same settings), then
     the queue scanned until it is empty; its summary (or why it failed) goes back."""
     name = multiprocessing.current_process().name
@@ -182,7 +187,7 @@ def helper_main(settings: Settings, pack: PackRow, messages: Outbox) -> None:
         try:
             summary = EmbedSummary(pack=pack.name)
             scan_queue(db, settings, analyzer, pack, summary, _Relayed(messages),
-                       attributes=load_attribute_model(settings))
+                       attributes=load_attribute_model(settings), run_start=run_start)
         finally:
             # A process of multiprocessing skips atexit: leave the server's handle list
             # now (the run's process is still attached, so the server stays up).

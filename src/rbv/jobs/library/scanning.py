@@ -142,10 +142,13 @@ def scan_queue(
     limit: int | None = None,
     keep_bytes: bool | None = None,
     attributes: AttributeModel | None = None,
+    run_start: datetime | None = None,
 ) -> None:
     """Claim, decode, analyze and store batches of ``pack``'s queued images until the
     queue is empty (or ``limit`` images are claimed), adding what was done to
-    ``summary``; a helper process (:mod:`rbv.jobs.library.embed_helpers`) runs it too."""
+    ``summary``; a helper process (:mod:`rbv.jobs.library.embed_helpers`) runs it too.
+    ``run_start``: when the run began by the database's clock (default: now); an image
+    that failed since is not tried again in this run, by any of its processes."""
     if keep_bytes is None:
         keep_bytes = analyzer.wants_original_bytes
     long_edge = analyzer.decode_long_edge
@@ -159,7 +162,7 @@ def scan_queue(
         max(1, settings.concurrency), thread_name_prefix="rbv-decode",
         initializer=_decode_priority(settings),
     ) as pool, ThreadPoolExecutor(workers, thread_name_prefix="rbv-infer") as inference:
-        run_start = server_now(conn)
+        run_start = run_start or server_now(conn)
         claimed = 0
         in_hand: list[_Batch] = []
 
