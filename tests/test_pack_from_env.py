@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from rbv.config import Settings
@@ -39,3 +40,44 @@ def test_the_review_commands_take_the_environments_pack_in_a_library_of_two(  # 
     other = run_cli(cli, "-d", url, "persons", "review", "--json", "--top", "3",
                     "--model-pack", FP512.name, env=env)
     assert other.exit_code == 0 and json.loads(other.stdout)["pack"] == FP512.name
+
+
+def test_lists_and_marks_keep_to_the_environments_pack(  # type: ignore[no-untyped-def]
+        cli, faces_settings: Settings) -> None:
+    # persons list, persons hide --unnamed and faces not-a-face / is-a-face / not-faces
+    # read --model-pack only, and in a library of two packs worked on both although the
+    # environment named one (their --help: "Default: $RBV_MODEL_PACK").
+    url = str(faces_settings.database_url)
+    assert run_cli(cli, "-d", url, "cluster", "--threshold", "0.46").exit_code == 0
+    assert run_cli(cli, "-d", url, "index", "--model-pack", str(FP512),
+                   *map(str, cluster_photos()[:3])).exit_code == 0
+    assert run_cli(cli, "-d", url, "cluster", "--model-pack", FP512.name).exit_code == 0
+    env = {"RBV_MODEL_PACK": str(PACK)}
+
+    def listed(*extra: str, on: dict[str, str] | None = None) -> set[str]:
+        done = run_cli(cli, "-d", url, "persons", "list", "--json", *extra, env=on)
+        assert done.exit_code == 0, done.output
+        return {p["pack"] for p in json.loads(done.stdout)}
+
+    assert listed() == {PACK.name, FP512.name}  # no pack named anywhere: every pack's
+    assert listed(on=env) == {PACK.name}
+    assert listed("--model-pack", FP512.name, on=env) == {FP512.name}  # the option wins
+
+    with psycopg.connect(url) as conn:
+        other = conn.execute("SELECT f.id FROM face_detections f JOIN model_packs m "
+                             "ON m.id = f.pack_id WHERE m.name = %s LIMIT 1",
+                             (FP512.name,)).fetchone()[0]  # type: ignore[index]
+    refused = run_cli(cli, "-d", url, "faces", "not-a-face", str(other), env=env)
+    assert refused.exit_code == 1 and f"not of model pack {PACK.name!r}" in refused.output
+    assert run_cli(cli, "-d", url, "faces", "not-a-face", str(other)).exit_code == 0
+    marks = run_cli(cli, "-d", url, "faces", "not-faces", "--json", env=env)
+    assert marks.exit_code == 0 and json.loads(marks.stdout)["not_faces"] == []  # the other's
+    every = json.loads(run_cli(cli, "-d", url, "faces", "not-faces", "--json").stdout)
+    assert len(every["not_faces"]) == 1
+    hide = run_cli(cli, "-d", url, "persons", "hide", "--unnamed", "--max-faces", "1000",
+                   "--dry-run", "--json", env=env)
+    assert hide.exit_code == 0, hide.output
+    hidden = {str(p["id"]) for p in json.loads(hide.stdout)["persons"]}
+    packs = {p["id"]: p["pack"] for p in json.loads(
+        run_cli(cli, "-d", url, "persons", "list", "--json").stdout)}
+    assert hidden and {packs[p] for p in hidden} == {PACK.name}

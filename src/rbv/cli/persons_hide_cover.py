@@ -38,7 +38,8 @@ def hide(ctx: typer.Context, persons: SomePersonsArg = None,
              "faces.", show_default=False)] = None,
          model_pack: Annotated[str | None, typer.Option(
              "--model-pack", help="With --unnamed: only this model pack's persons (by "
-             "name or folder). Default: every pack's.", show_default=False)] = None,
+             "name or folder). Default: $RBV_MODEL_PACK, else every pack's.",
+             show_default=False)] = None,
          dry_run: DryRunOption = False,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Hide persons from `persons list` (their faces stay assigned; `--hidden` lists

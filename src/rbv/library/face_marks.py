@@ -44,7 +44,8 @@ class FaceMarks(Room):
         its person and every clustering, and the decisions about it are dropped."""
         from rbv.jobs.persons.not_faces import not_a_face
 
-        return not_a_face(self.db, list(faces), model_pack=model_pack, dry_run=dry_run)
+        return not_a_face(self.db, list(faces), model_pack=self._listed_pack(model_pack),
+                          dry_run=dry_run)
 
     def is_a_face(self, faces: Sequence[int], *, model_pack: str | None = None,
                   dry_run: bool = False) -> MarkResult:
@@ -52,14 +53,15 @@ class FaceMarks(Room):
         with no person, for the next clustering."""
         from rbv.jobs.persons.not_faces import is_a_face
 
-        return is_a_face(self.db, list(faces), model_pack=model_pack, dry_run=dry_run)
+        return is_a_face(self.db, list(faces), model_pack=self._listed_pack(model_pack),
+                         dry_run=dry_run)
 
     def not_faces(self, *, model_pack: str | None = None) -> list[MarkedFace]:
         """The faces marked not a face (of ``model_pack``, else of every pack), newest
         mark first, as ``rbv faces not-faces``."""
         from rbv.jobs.persons.not_faces import listing
 
-        return listing(self.db, model_pack)
+        return listing(self.db, self._listed_pack(model_pack))
 
     def add_face(self, photo: StrPath | int, box: tuple[int, int, int, int], *,
                  person: uuid.UUID | None = None, dry_run: bool = False) -> Added:

@@ -109,7 +109,8 @@ class PersonEdits(Room):
         birthday (of ``model_pack``, else of every pack), as one edit."""
         from rbv.jobs.persons import person_details
 
-        return person_details.hide_unnamed(self.db, max_faces, model_pack, dry_run=dry_run)
+        return person_details.hide_unnamed(self.db, max_faces, self._listed_pack(model_pack),
+                                           dry_run=dry_run)
 
     def cover(self, person: uuid.UUID, face: int | None, *,
               dry_run: bool = False) -> Covered:

@@ -47,9 +47,10 @@ class Persons(Room):
     def persons(self, *, hidden: bool = False, min_faces: int = 1,
                 model_pack: str | None = None) -> list[PersonRow]:
         """Persons with their names and face and photo counts, most faces first, as
-        ``rbv persons list`` (every pack's, or ``model_pack``'s); ``hidden`` includes
-        hidden persons; named persons are listed whatever their faces."""
-        return lookup.list_persons(self.db, model_pack, include_hidden=hidden,
+        ``rbv persons list`` (``model_pack``'s, else the settings' pack's:
+        ``RBV_MODEL_PACK``, else every pack's); ``hidden`` includes hidden persons;
+        named persons are listed whatever their faces."""
+        return lookup.list_persons(self.db, self._listed_pack(model_pack), include_hidden=hidden,
                                    min_faces=min_faces)
 
     def person(self, person: uuid.UUID) -> PersonRow:

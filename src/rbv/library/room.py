@@ -67,6 +67,18 @@ class Room:
         pack = self.settings.model_pack
         return pack, pack is None or self._sole_fallback
 
+    def _listed_pack(self, model_pack: str | None) -> str | None:
+        """The pack a listing or a mark keeps to: ``model_pack`` when given, else the
+        settings' own (``RBV_MODEL_PACK``: the default every command's help names),
+        found as :meth:`_pack`'s is (the library's only pack standing in where it has
+        none of it); None, every pack, where neither names one."""
+        pack, fallback = self._pack(model_pack)
+        if pack is None:
+            return None
+        from rbv.jobs.persons.lookup import pack_name
+
+        return pack_name(self.db, pack, sole_fallback=fallback)
+
     def _run_settings(self) -> Settings:
         """The settings with the pack resolved (the library's own when none was given)
         and the inference workers counted."""

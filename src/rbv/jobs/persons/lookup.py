@@ -51,6 +51,13 @@ def labels(db: Database, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         return person_lookup.labels(conn, persons)
 
 
+def pack_name(db: Database, name_or_path: str, *, sole_fallback: bool) -> str:
+    """The registered pack ``name_or_path`` names (with ``sole_fallback``, the library's
+    only pack where it names none of them): its name."""
+    with db.connect() as conn:
+        return find_pack(conn, name_or_path, sole_fallback=sole_fallback).name
+
+
 def list_persons(db: Database, model_pack: str | None, *, include_hidden: bool,
                  min_faces: int) -> list[PersonRow]:
     """Persons with their face and photo counts, most faces first (of one pack when
