@@ -207,3 +207,20 @@ def test_a_full_batch_a_call_gives_the_same_estimates() -> None:
     for a, b in zip(plain, full, strict=True):
         assert a is not None and b is not None and b.gender == a.gender
         assert abs(a.age - b.age) < 1e-3 and abs(a.age_spread - b.age_spread) < 1e-3
+
+
+def test_a_command_that_indexes_first_estimates_every_face_too(  # type: ignore[no-untyped-def]
+        cli, settings: Settings, tmp_path: Path) -> None:
+    # import-folders (like immich-stage and discover) indexes its folders first; that
+    # indexing ran without the attribute model `rbv index` uses, so its faces had no age
+    # until `rbv enrich`.
+    url = str(settings.database_url)
+    root = tmp_path / "sorted"
+    for photo in PHOTOS:
+        (root / photo.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, root / photo.parent.name / photo.name)
+    done = run_cli(cli, "-d", url, "import-folders", str(root), "--model-pack", str(PACK),
+                   env={"RBV_ATTRIBUTE_MODEL": str(MODEL), "RBV_DEVICE": "cpu"})
+    assert done.exit_code == 0, done.output
+    faces, estimated = _counts(url)
+    assert faces >= len(PHOTOS) and estimated == faces

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rbv.errors import ConfigError
@@ -118,7 +117,7 @@ class Exchange(Room):
                 run.status = "partial"
         indexed = None
         if indexing and options.user_dir.is_dir():  # every run: it picks up what a run
-            indexed = self._index_first([options.user_dir], reporter)  # stopped left
+            indexed = self._indexed([options.user_dir], reporter=reporter)  # stopped left
         return IndexedFirst(indexed, summary)
 
     def immich_push(self, options: PushOptions, *, timeout_s: float | None = None,
@@ -153,19 +152,6 @@ class Exchange(Room):
             run.status = "partial" if summary.failed else "ok"
         return summary
 
-    def _index_first(self, folders: Sequence[Path], reporter: Reporter | None
-                     ) -> IndexSummary:
-        """Index ``folders`` as a command that works on their photos does first (no
-        filter; missing ones are the run's to refuse); the carry's losses said once,
-        as :meth:`index` says them."""
-        from rbv.jobs.library.index import run_index
-
-        summary = run_index(self.db, self._run_settings(), list(folders), None,
-                            self._face_analyzer(), reporter=reporter)
-        if summary.embed:
-            self._returned(summary.embed.carry)
-        return summary
-
     def import_folders(self, roots: Sequence[StrPath], mixed: Sequence[StrPath] = (),
                        params: ImportParams | None = None, *, index: bool = True,
                        dry_run: bool = False, model_pack: str | None = None,
@@ -177,7 +163,7 @@ class Exchange(Room):
         from rbv.jobs.exchange.import_folders import ImportParams, import_folders
 
         tops, others = [as_path(r) for r in roots], [as_path(m) for m in mixed]
-        indexed = (self._index_first([*tops, *others], reporter) if index and not dry_run
+        indexed = (self._indexed([*tops, *others], reporter=reporter) if index and not dry_run
                    else None)
         settings = self._run_settings()
         pack, fallback = self._pack(model_pack)
@@ -199,7 +185,7 @@ class Exchange(Room):
 
         where = as_path(folder)
         analyzer = None if dry_run else self._face_analyzer()
-        indexed = self._index_first([where], reporter) if index and not dry_run else None
+        indexed = self._indexed([where], reporter=reporter) if index and not dry_run else None
         settings = self._run_settings()
         pack, fallback = self._pack(model_pack)
         if reporter is not None:

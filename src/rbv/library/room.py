@@ -11,9 +11,14 @@ from rbv.config import Settings
 from rbv.store import Database
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rbv.faces.attributes import AttributeModel
     from rbv.faces.types import FaceAnalyzer
     from rbv.jobs.library.carry import CarrySummary
+    from rbv.jobs.library.index import IndexSummary
+    from rbv.jobs.reporting import Reporter
+    from rbv.media.discovery import PathFilter
 
 StrPath = str | os.PathLike[str]
 """A path as a caller gives it: text (``~`` is the home folder) or a ``Path``."""
@@ -102,3 +107,20 @@ class Room:
 
             self._attributes = (load_attribute_model(self._run_settings()),)
         return self._attributes[0]
+
+    def _indexed(self, paths: Sequence[Path], path_filter: PathFilter | None = None, *,
+                 embed: bool = True, dry_run: bool = False,
+                 reporter: Reporter | None = None) -> IndexSummary:
+        """Catalogue ``paths``, then (``embed``) detect and embed their faces, each new
+        face with its estimated age and gender where an attribute model is at hand:
+        what ``rbv index`` does, and every command that indexes first. The carry's
+        losses are returned once."""
+        from rbv.jobs.library.index import run_index
+
+        analyzer = self._face_analyzer() if embed and not dry_run else None
+        summary = run_index(self.db, self._run_settings(), list(paths), path_filter,
+                            analyzer, dry_run=dry_run, reporter=reporter,
+                            attributes=self._attribute_model() if analyzer else None)
+        if summary.embed:
+            self._returned(summary.embed.carry)
+        return summary

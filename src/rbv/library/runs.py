@@ -41,21 +41,14 @@ class Runs(Room):
         are counted in the summary (``failed``) and retried on the next run. The
         decisions the carry to edited photos could not keep are in the summary's
         ``embed.carry.dropped``, once: a later run does not return them again."""
-        from rbv.jobs.library.index import run_index
         from rbv.media.discovery import PathFilter, refuse_missing
 
         paths = [as_path(t) for t in targets]
         if not paths:
             raise ConfigError("name what to index: one folder or file at least")
         refuse_missing(paths)
-        analyzer = self._face_analyzer() if embed and not dry_run else None
-        summary = run_index(self.db, self._run_settings(), paths,
-                            PathFilter(include, exclude), analyzer, dry_run=dry_run,
-                            reporter=reporter,
-                            attributes=self._attribute_model() if analyzer else None)
-        if summary.embed:
-            self._returned(summary.embed.carry)
-        return summary
+        return self._indexed(paths, PathFilter(include, exclude), embed=embed,
+                             dry_run=dry_run, reporter=reporter)
 
     def embed(self, *, limit: int | None = None,
               reporter: Reporter | None = None) -> EmbedSummary:
