@@ -116,9 +116,9 @@ def _extra(a: Mapping[str, Any]) -> str:
 _PHRASES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "check": _check,
     "check_server": lambda a: _check(a) + " and that the server is up",
-    "device": lambda a: "use " + " or ".join(f"--device {d}" for d in a["devices"]),
+    "device": lambda a: "use " + " or ".join(f"{option('device')} {d}" for d in a["devices"]),
     "install_extra": _extra,
-    "data_dir": lambda a: (f"pass --data-dir {shlex.quote(str(a['path']))} "
+    "data_dir": lambda a: (f"pass {option('data_dir')} {shlex.quote(str(a['path']))} "
                            "(or set RBV_DATA_DIR) instead"),
 }
 """Remedies that are an option to give (or a setting to check), in a phrase made of
