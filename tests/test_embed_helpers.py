@@ -5,6 +5,7 @@ progress count the helpers' work, and a helper's failure is one problem line."""
 from __future__ import annotations
 
 import queue
+import re
 import shutil
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from rbv.cli.embed import helpers_line
 from rbv.config import Settings
 from rbv.errors import ConfigError
 from rbv.jobs.library.analyzer import load_face_analyzer
@@ -28,7 +30,7 @@ from rbv.jobs.library.embed_helpers import (
 from rbv.jobs.library.scanning import scan_queue, worker_id
 from rbv.store import Database
 from rbv.store.server.locks import server_now
-from tests.conftest import FACES, MISC, PACK
+from tests.conftest import FACES, MISC, PACK, run_cli
 
 
 class Counting:
@@ -193,3 +195,17 @@ def _held_by_others(db: Database) -> bool:
     with db.connect() as conn:
         return conn.execute("SELECT count(*) FROM face_scans WHERE status = 'running' "
                             "AND worker <> %s", (worker_id(),)).fetchone()[0] > 0  # type: ignore[index]
+
+
+def test_index_says_what_its_helper_scanned(cli, settings: Settings,  # type: ignore[no-untyped-def]
+                                            tmp_path: Path) -> None:
+    done = run_cli(cli, "-d", str(settings.database_url), "index",
+                   str(_photos(tmp_path / "p", 6)), "--model-pack", str(PACK),
+                   "--device", "cpu", env={"RBV_EMBED_PROCESSES": "2"})
+    assert done.exit_code == 0, done.output
+    said = re.search(r"Scanned 6 images: .*? A helper process scanned (\d+) of them\.",
+                     " ".join(done.output.split()))
+    assert said is not None, done.output
+    assert 0 <= int(said.group(1)) <= 6
+    assert helpers_line([]) == ""
+    assert helpers_line([1200, 3, 45]) == " 3 helper processes scanned 1,200, 3 and 45 of them."

@@ -94,6 +94,7 @@ def embed(
             f"{counted(summary.faces, 'face')}, "
             f"{summary.no_faces:,} without faces, {summary.failed:,} failed "
             f"({rate(summary.images_per_s, 'images/s')})."
+            + helpers_line(summary.helpers)
             + (" Failed images are retried on the next run." if summary.failed else "")
             + taken_over_line(summary.taken_over)
             + carry_line(summary.carry)
@@ -120,6 +121,17 @@ def server_lines(servers: list[dict[str, object]]) -> list[str]:
         return []
     return [f"Server {s['url']}: {s['images']:,} images"
             + (f" (at the end: {s['problem']})" if s["problem"] else "") for s in servers]
+
+
+def helpers_line(helpers: list[int]) -> str:
+    """What the run's helper processes scanned (a GPU's big runs, RBV_EMBED_PROCESSES),
+    in one sentence (or "")."""
+    if not helpers:
+        return ""
+    if len(helpers) == 1:
+        return f" A helper process scanned {helpers[0]:,} of them."
+    each = ", ".join(f"{n:,}" for n in helpers[:-1]) + f" and {helpers[-1]:,}"
+    return f" {len(helpers)} helper processes scanned {each} of them."
 
 
 def taken_over_line(taken_over: int) -> str:

@@ -23,7 +23,7 @@ from rbv.cli.common import (
     print_json,
     say,
 )
-from rbv.cli.embed import carry_line, say_losses, taken_over_line
+from rbv.cli.embed import carry_line, helpers_line, say_losses, taken_over_line
 from rbv.cli.progress import ProgressReporter, rate
 from rbv.errors import EXIT_PARTIAL, ConfigError
 from rbv.jobs.library.index import IndexSummary
@@ -155,7 +155,8 @@ def _paragraphs(s: IndexSummary, dry_run: bool) -> list[str]:
         e = s.embed
         out.append(f"Scanned {counted(e.images, 'image')}: {counted(e.faces, 'face')}, "
                    f"{e.no_faces:,} without faces, {e.failed:,} failed "
-                   f"({rate(e.images_per_s, 'images/s')})." + taken_over_line(e.taken_over)
+                   f"({rate(e.images_per_s, 'images/s')})." + helpers_line(e.helpers)
+                   + taken_over_line(e.taken_over)
                    + carry_line(e.carry))
     if s.failed:
         out.append(f"{counted(s.failed, 'item')} failed; "
