@@ -4,9 +4,12 @@ progress count the helpers' work, and a helper's failure is one problem line."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import queue
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +26,7 @@ from rbv.jobs.library.embed import EmbedSummary, prepare_pack, run_embed
 from rbv.jobs.library.embed_helpers import (
     GPU_PROCESSES,
     HELPER_MIN_IMAGES,
+    Helpers,
     helper_count,
     helper_main,
     start_helpers,
@@ -209,3 +213,21 @@ def test_index_says_what_its_helper_scanned(cli, settings: Settings,  # type: ig
     assert 0 <= int(said.group(1)) <= 6
     assert helpers_line([]) == ""
     assert helpers_line([1200, 3, 45]) == " 3 helper processes scanned 1,200, 3 and 45 of them."
+
+
+def test_a_helper_that_dies_without_a_word_is_said_by_its_own_name() -> None:
+    # Helper 10's own failure line must not stand for helper 1, dead without a message.
+    context = multiprocessing.get_context("spawn")
+    helpers = Helpers(messages=context.Queue())
+    for number in (1, 10):
+        process = context.Process(target=os._exit, args=(3,), name=f"embed helper {number}")
+        process.start()
+        helpers.processes.append(process)
+    report = Counting()
+    helpers.relay = threading.Thread(target=helpers._relay, args=(report,), daemon=True)
+    helpers.relay.start()
+    helpers.messages.put(("failed", "embed helper 10: ModelPackError: gone"))  # type: ignore[union-attr]
+    summary = EmbedSummary()
+    helpers.join_into(summary, report)
+    assert report.problems == ["embed helper process: embed helper 10: ModelPackError: gone",
+                               "embed helper process: embed helper 1 ended with exit code 3"]

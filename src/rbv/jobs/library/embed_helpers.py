@@ -83,7 +83,8 @@ class Helpers:
         self.messages.put(("end",))
         self.relay.join()
         for process in self.processes:
-            if process.exitcode and not any(process.name in f for f in self.failures):
+            said = any(f.startswith(f"{process.name}: ") for f in self.failures)
+            if process.exitcode and not said:  # died without a word (killed, say)
                 self.failures.append(f"{process.name} ended with exit code {process.exitcode}")
         for failure in self.failures:
             problem = Problem("embed helper process", failure)
