@@ -12,11 +12,15 @@ import numpy as np
 import psycopg
 import pytest
 
-from rbv.cluster.crowding import CAP, crowding
-from rbv.cluster.evidence import ImpostorModel, evidence_linkage
+from rbv.cluster import evidence
+from rbv.cluster.constraints import Constraints
+from rbv.cluster.crowding import CAP, FIRST_CAP, crowding
+from rbv.cluster.defaults import DEFAULT_BUDGET, DEFAULT_K
+from rbv.cluster.evidence import ImpostorModel, evidence_linkage, library_impostor
 from rbv.cluster.knn import build_knn_graph
 from rbv.config import Settings
 from tests.conftest import PACK, SHARED, run_cli
+from tests.support.synthetic_faces import synthetic
 
 pytestmark = pytest.mark.slow  # ~15 s: crowded libraries indexed and clustered
 
@@ -73,15 +77,67 @@ def test_the_family_library_default_is_precise_and_beats_every_other_rule(
 ) -> None:
     """`rbv eval` on data/family (156 people: children and adults, parents and children,
     brothers and sisters): the default keeps different people apart (pairwise precision
-    >= 0.85) and scores above every threshold method and the Immich-style rule."""
+    >= 0.93; 0.939 today, 0.913 when the second pass of crowding kept every cluster of the
+    first, a crowd of young faces included) and scores above every threshold method and
+    the Immich-style rule."""
     env = {"RBV_DATA_DIR": str(Settings(data_dir=tmp_path / "data").data_dir)}
     assert run_cli(cli, "migrate", env=env).exit_code == 0
     result = run_cli(cli, "eval", str(FAMILY), "--model-pack", str(PACK), "--json", env=env)
     assert result.exit_code == 0, result.output
     scores = {s["method"]: s for s in json.loads(result.stdout)["scores"]}
     default = scores.pop("evidence")
-    assert default["pairwise"]["precision"] >= 0.85, default
+    assert default["pairwise"]["precision"] >= 0.93, default
     assert all(default["pairwise"]["f1"] > s["pairwise"]["f1"] for s in scores.values()), scores
+
+
+def _partition(labels: np.ndarray) -> set[frozenset[int]]:
+    return {frozenset(np.flatnonzero(labels == v).tolist()) for v in np.unique(labels)}
+
+
+def test_the_second_pass_merges_clusters_and_parts_faces_as_from_single_faces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second pass starts from the first pass's clusters (a million synthetic faces:
+    its loop 0.2 s instead of 76 s): it has a node per cluster, not per face, and on
+    synthetic identities gives the partition of the second pass run from single faces
+    again (the rule before)."""
+    x, _, images = synthetic(4_000, 128, seed=3)
+    graph = build_knn_graph(x, DEFAULT_K)
+    constraints = Constraints.build(len(x), image_ids=images)
+    model = library_impostor(x, images)[0]
+    merge_nodes, nodes_merged = evidence.merge_nodes, []
+
+    def counted(nodes: evidence.Nodes, *args: object) -> np.ndarray:
+        nodes_merged.append(len(nodes.ref))
+        return merge_nodes(nodes, *args)
+
+    monkeypatch.setattr(evidence, "merge_nodes", counted)
+    labels = evidence_linkage(x, graph, model, constraints=constraints)
+    assert nodes_merged[0] == len(x) and nodes_merged[1] < len(x) / 4, nodes_merged
+
+    start = np.arange(len(x))  # the rule before: both passes from single faces
+    nodes = evidence._face_nodes(x, start, len(x), evidence._candidate_pairs(
+        graph, start, model.mu), graph.lists)
+    z_min = model.z_threshold(len(x), DEFAULT_BUDGET)
+
+    def from_faces(crowd: np.ndarray) -> np.ndarray:
+        return merge_nodes(nodes, np.zeros(len(x), bool), constraints.cannot, model, z_min,
+                           crowd.astype(np.float64))
+
+    first = from_faces(crowding(graph, start, model, cap=FIRST_CAP)[0])
+    before = from_faces(crowding(graph, first, model)[0])
+    assert len(np.unique(labels)) < len(x) / 4
+    assert _partition(labels) == _partition(before)
+
+
+def test_a_first_pass_cluster_a_face_of_which_is_more_crowded_starts_apart_again() -> None:
+    first = np.array([7, 7, 7, 2, 2, 5])
+    start = np.array([0, 1, 2, 3, 3, 4])  # faces 3 and 4 start as one (a must-link)
+    stricter = np.array([False, True, False, False, False, False])
+    kept = evidence._kept_clusters(first, start, stricter)
+    assert _partition(kept) == {frozenset({0}), frozenset({1}), frozenset({2}),
+                                frozenset({3, 4}), frozenset({5})}
+    assert sorted(np.unique(kept).tolist()) == list(range(5))
 
 
 def test_persons_made_before_crowding_are_reported_with_what_to_run(

@@ -24,7 +24,7 @@ compiled instead, and laid out for a million faces:
   larger, and entries that name a node merged since are counted for its root, once,
   when the list is next read (no per-node hash tables);
 * the first score of every candidate pair (the bulk of the dot products) is computed on
-  every core before the loop, once for both passes of crowding (:func:`prepare`).
+  every core before the loop (:attr:`rbv.cluster.evidence_nodes.Nodes.scores`).
 
 ``tests.support.evidence_reference`` holds a plain quadratic greedy; the tests check that
 this loop, the interpreted one (:mod:`rbv.cluster.evidence_heap`) and it give the same

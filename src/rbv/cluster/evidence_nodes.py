@@ -17,8 +17,7 @@ class Nodes:
     """Cluster nodes and their candidate pairs: node ``u`` is ``rows[ref[u]]`` (one
     face's float32 unit row) when ``ref[u] >= 0``, else the float64 sum
     ``sums[-ref[u] - 1]``; ``count``: its faces; ``pairs``: (u, v) rows, u < v, once
-    (int32 where the node ids fit: 230 MB less at a million faces). The same for both
-    passes of crowding, so the first scores are computed once."""
+    (int32 where the node ids fit: 230 MB less at a million faces)."""
 
     rows: NDArray[np.float32]
     sums: NDArray[np.float64]
