@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -20,6 +21,7 @@ from rbv.cluster.evidence import ImpostorModel, evidence_linkage, library_impost
 from rbv.cluster.knn import build_knn_graph
 from rbv.config import Settings
 from tests.conftest import PACK, SHARED, run_cli
+from tests.support.evidence_reference import partition
 from tests.support.synthetic_faces import synthetic
 
 pytestmark = pytest.mark.slow  # ~15 s: crowded libraries indexed and clustered
@@ -90,10 +92,6 @@ def test_the_family_library_default_is_precise_and_beats_every_other_rule(
     assert all(default["pairwise"]["f1"] > s["pairwise"]["f1"] for s in scores.values()), scores
 
 
-def _partition(labels: np.ndarray) -> set[frozenset[int]]:
-    return {frozenset(np.flatnonzero(labels == v).tolist()) for v in np.unique(labels)}
-
-
 def test_the_second_pass_merges_clusters_and_parts_faces_as_from_single_faces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -107,7 +105,7 @@ def test_the_second_pass_merges_clusters_and_parts_faces_as_from_single_faces(
     model = library_impostor(x, images)[0]
     merge_nodes, nodes_merged = evidence.merge_nodes, []
 
-    def counted(nodes: evidence.Nodes, *args: object) -> np.ndarray:
+    def counted(nodes: evidence.Nodes, *args: Any) -> np.ndarray:
         nodes_merged.append(len(nodes.ref))
         return merge_nodes(nodes, *args)
 
@@ -127,7 +125,7 @@ def test_the_second_pass_merges_clusters_and_parts_faces_as_from_single_faces(
     first = from_faces(crowding(graph, start, model, cap=FIRST_CAP)[0])
     before = from_faces(crowding(graph, first, model)[0])
     assert len(np.unique(labels)) < len(x) / 4
-    assert _partition(labels) == _partition(before)
+    assert partition(labels) == partition(before)
 
 
 def test_a_first_pass_cluster_a_face_of_which_is_more_crowded_starts_apart_again() -> None:
@@ -135,7 +133,7 @@ def test_a_first_pass_cluster_a_face_of_which_is_more_crowded_starts_apart_again
     start = np.array([0, 1, 2, 3, 3, 4])  # faces 3 and 4 start as one (a must-link)
     stricter = np.array([False, True, False, False, False, False])
     kept = evidence._kept_clusters(first, start, stricter)
-    assert _partition(kept) == {frozenset({0}), frozenset({1}), frozenset({2}),
+    assert partition(kept) == {frozenset({0}), frozenset({1}), frozenset({2}),
                                 frozenset({3, 4}), frozenset({5})}
     assert sorted(np.unique(kept).tolist()) == list(range(5))
 

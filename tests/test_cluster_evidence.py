@@ -26,7 +26,7 @@ from rbv.errors import ConfigError, Remedy
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
 from tests.conftest import FACES, PACK, cluster_photos, run_cli
-from tests.support.evidence_reference import plain_greedy
+from tests.support.evidence_reference import partition, plain_greedy
 
 pytestmark = pytest.mark.slow  # ~34 s: evidence linkage against its reference, many sets
 
@@ -79,10 +79,6 @@ def test_known_persons_take_in_new_faces_but_never_merge_with_each_other() -> No
     assert set(labels[6:10].tolist()) == {labels[0]}  # new faces joined their person
 
 
-def _partition(roots: np.ndarray) -> set[frozenset[int]]:
-    return {frozenset(np.flatnonzero(roots == r).tolist()) for r in np.unique(roots)}
-
-
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("crowded", [False, True])
 @pytest.mark.parametrize("partial_from", [None, 1, 3])
@@ -129,10 +125,10 @@ def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(
     from_sums = merge_greedily(Nodes.of_sums(sums, count, pairs), anchored, cannot, *model,
                                **split)
     plain = plain_greedy(sums, count, anchored, cannot, pairs, *model)
-    assert _partition(from_rows) == _partition(from_sums) == _partition(plain)
-    assert _partition(heap_merger_roots(sums, count, anchored, cannot, pairs, *model)) \
-        == _partition(plain)
-    assert 1 < len(_partition(plain)) < m - 5  # merges happened, and some were refused
+    assert partition(from_rows) == partition(from_sums) == partition(plain)
+    assert partition(heap_merger_roots(sums, count, anchored, cannot, pairs, *model)) \
+        == partition(plain)
+    assert 1 < len(partition(plain)) < m - 5  # merges happened, and some were refused
     for u, v in cannot:
         assert from_rows[u] != from_rows[v]
     roots_with_anchor = from_rows[anchored]
@@ -168,18 +164,18 @@ def test_large_clusters_keeping_their_single_faces_in_heaps_merge_as_before(seed
         order = np.full(m, np.nan)
         roots = merge_greedily(nodes, anchored, cannot, *model, partial_from=partial_from,
                                order=order)
-        return _partition(roots), order
+        return partition(roots), order
 
     plain, plain_order = merges(10**9)
     assert max(len(group) for group in plain) >= 20  # large clusters formed
     if seed < 3:
         order: list[float] = []
-        assert _partition(plain_greedy(x.astype(np.float64), np.ones(m), anchored, cannot,
+        assert partition(plain_greedy(x.astype(np.float64), np.ones(m), anchored, cannot,
                                        pairs, *model, order=order)) == plain
         np.testing.assert_allclose(plain_order[:len(order)], order, rtol=0, atol=1e-9)
     for partial_from in (1, 8):
-        partition, order_seen = merges(partial_from)
-        assert partition == plain
+        groups, order_seen = merges(partial_from)
+        assert groups == plain
         # the same z, up to the order of a dot product's additions
         np.testing.assert_allclose(order_seen, plain_order, rtol=0, atol=1e-12)
 

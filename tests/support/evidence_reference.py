@@ -3,13 +3,19 @@ compiled; :mod:`rbv.cluster.evidence_heap`, interpreted), for tests; never used 
 
 :func:`plain_greedy` is the rule written as plainly as possible: score every candidate
 pair, merge the best, repeat (quadratic; small inputs only). It takes and returns what
-:func:`rbv.cluster.evidence_merge.merge_greedily` does.
+:func:`rbv.cluster.evidence_merge.merge_greedily` does. :func:`partition` compares
+labellings as the groups they make.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+
+
+def partition(labels: NDArray[np.integer]) -> set[frozenset[int]]:
+    """The groups of indices that share a label (labels or roots: the same groups)."""
+    return {frozenset(np.flatnonzero(labels == v).tolist()) for v in np.unique(labels)}
 
 
 def plain_greedy(sums: NDArray[np.float64], count: NDArray[np.float64],
