@@ -114,11 +114,11 @@ def test_the_second_pass_merges_clusters_and_parts_faces_as_from_single_faces(
     assert nodes_merged[0] == len(x) and nodes_merged[1] < len(x) / 4, nodes_merged
 
     start = np.arange(len(x))  # the rule before: both passes from single faces
-    nodes = evidence._face_nodes(x, start, len(x), evidence._candidate_pairs(
-        graph, start, model.mu), graph.lists)
     z_min = model.z_threshold(len(x), DEFAULT_BUDGET)
 
     def from_faces(crowd: np.ndarray) -> np.ndarray:
+        nodes = evidence._face_nodes(x, start, len(x), evidence._candidate_pairs(
+            graph, start, model.mu), graph.lists)  # (the merge takes their pairs)
         return merge_nodes(nodes, np.zeros(len(x), bool), constraints.cannot, model, z_min,
                            crowd.astype(np.float64))
 

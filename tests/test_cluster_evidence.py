@@ -157,11 +157,11 @@ def test_large_clusters_keeping_their_single_faces_in_heaps_merge_as_before(seed
     anchored = rng.random(m) < 0.01
     crowd = rng.uniform(0, 0.05, m)
     model = (MODEL.mu, MODEL.sigma, MODEL.tau, MODEL.z_threshold(m, 10.0), crowd)
-    nodes = Nodes(x, np.empty((0, x.shape[1])), np.arange(m, dtype=np.int64), np.ones(m),
-                  pairs)
 
     def merges(partial_from: int) -> tuple[set[frozenset[int]], np.ndarray]:
         order = np.full(m, np.nan)
+        nodes = Nodes(x, np.empty((0, x.shape[1])), np.arange(m, dtype=np.int64),
+                      np.ones(m), pairs)
         roots = merge_greedily(nodes, anchored, cannot, *model, partial_from=partial_from,
                                order=order)
         return partition(roots), order

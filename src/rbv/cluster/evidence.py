@@ -253,7 +253,9 @@ def _pairs_of_keys(key: NDArray[np.int64], m: int) -> NDArray[np.integer]:
     key.sort()
     key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
     out = np.empty((len(key), 2), np.int32 if m <= np.iinfo(np.int32).max else np.int64)
-    out[:, 0], out[:, 1] = key // m, key % m
+    # written in place: ``key // m`` and ``key % m`` were two int64 copies of every key
+    np.floor_divide(key, m, out=out[:, 0], casting="unsafe")
+    np.remainder(key, m, out=out[:, 1], casting="unsafe")
     return out
 
 

@@ -24,7 +24,8 @@ compiled instead, and laid out for a million faces:
   larger, and entries that name a node merged since are counted for its root, once,
   when the list is next read (no per-node hash tables);
 * the first score of every candidate pair (the bulk of the dot products) is computed on
-  every core before the loop (:attr:`rbv.cluster.evidence_nodes.Nodes.scores`).
+  every core before the loop (:meth:`rbv.cluster.evidence_nodes.Nodes.scores`);
+  the pairs and those scores are then kept only as the neighbour lists.
 
 ``tests.support.evidence_reference`` holds a plain quadratic greedy; the tests check that
 this loop, the interpreted one (:mod:`rbv.cluster.evidence_heap`) and it give the same
@@ -73,11 +74,12 @@ def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np
     ``partial_from``: the neighbours from which a cluster keeps its single faces in a
     heap (the same partitions for any value; tests make every cluster do it).
     ``order``: filled with each merge's ``z``, in order (as many as fit; for tests: a
-    merge out of the greedy order shows there before it changes a partition)."""
+    merge out of the greedy order shows there before it changes a partition).
+    ``nodes``' pairs are taken (:meth:`Nodes.release_pairs`): nodes are merged once."""
     m, dim = len(nodes.ref), nodes.sums.shape[1]
     if m == 0:
         return np.empty(0, np.int64)
-    dots, cohesion = nodes.scores
+    dots, cohesion = nodes.scores()
     info = _cache_lines(m, 8)
     info[:, COUNT] = nodes.count
     info[:, COHESION] = cohesion
@@ -89,7 +91,9 @@ def merge_greedily(nodes: Nodes, anchored: NDArray[np.bool_], cannot: NDArray[np
     info[:, SEEN] = -1.0
     info[:, WHERE] = 0.0
     anchored = np.array(anchored, np.bool_)
-    adj_seg, adj_t, adj_b = build_lists(m, np.ascontiguousarray(nodes.pairs), dots)
+    adj_seg, adj_t, adj_b = build_lists(m, np.ascontiguousarray(nodes.release_pairs()),
+                                        dots)
+    del dots
     blk_seg, blk_t, _ = build_lists(m, np.ascontiguousarray(cannot, np.int64).reshape(-1, 2),
                               np.zeros(len(cannot)))
     sigma2, tau2 = float(sigma) ** 2, float(tau) ** 2

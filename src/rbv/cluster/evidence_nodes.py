@@ -4,7 +4,6 @@ numba here, so small runs never load it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,12 +11,13 @@ from numpy.typing import NDArray
 from rbv.cluster.parallel_work import on_all_cores
 
 
-@dataclass(frozen=True)
+@dataclass
 class Nodes:
     """Cluster nodes and their candidate pairs: node ``u`` is ``rows[ref[u]]`` (one
     face's float32 unit row) when ``ref[u] >= 0``, else the float64 sum
     ``sums[-ref[u] - 1]``; ``count``: its faces; ``pairs``: (u, v) rows, u < v, once
-    (int32 where the node ids fit: 230 MB less at a million faces)."""
+    (int32 where the node ids fit: 230 MB less at a million faces), until the merge loop
+    takes them (:meth:`release_pairs`)."""
 
     rows: NDArray[np.float32]
     sums: NDArray[np.float64]
@@ -47,7 +47,13 @@ class Nodes:
         out[~single] = self.sums[-self.ref[~single] - 1]
         return out
 
-    @cached_property
+    def release_pairs(self) -> NDArray[np.integer]:
+        """The pairs, which these nodes then no longer hold (``pairs`` empty): the merge
+        loop keeps them as neighbour lists, and at a million faces the pairs and their
+        first scores were 460 MB of its peak memory while it ran."""
+        pairs, self.pairs = self.pairs, self.pairs[:0]
+        return pairs
+
     def scores(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """``S_u·S_w`` of each pair and each node's cohesion ``|S_u|² / count²``,
         computed on every core."""
@@ -65,14 +71,22 @@ class Nodes:
             pair_dots(rows, sums, ref, pairs, order, dots, lo, hi)
 
         def node_part(lo: int, hi: int) -> None:
-            nodes, own = np.arange(lo, hi), ref[lo:hi]
-            single = own >= 0
-            # numpy's einsum on float64 rows, as the interpreted loop computes it
-            own_rows = rows[own[single]].astype(np.float64)
-            cohesion[nodes[single]] = np.einsum("ij,ij->i", own_rows, own_rows)
-            own_sums = sums[-own[~single] - 1]
-            cohesion[nodes[~single]] = np.einsum("ij,ij->i", own_sums, own_sums)
+            # A block at a time: a core's share of a million faces' rows widened to
+            # float64 at once was 380 MB (the peak of a whole clustering run).
+            for start in range(lo, hi, _COHESION_BLOCK):
+                nodes = np.arange(start, min(start + _COHESION_BLOCK, hi))
+                own = ref[nodes]
+                single = own >= 0
+                # numpy's einsum on float64 rows, as the interpreted loop computes it
+                own_rows = rows[own[single]].astype(np.float64)
+                cohesion[nodes[single]] = np.einsum("ij,ij->i", own_rows, own_rows)
+                own_sums = sums[-own[~single] - 1]
+                cohesion[nodes[~single]] = np.einsum("ij,ij->i", own_sums, own_sums)
 
         on_all_cores(pair_part, len(pairs))
         on_all_cores(node_part, len(ref))
         return dots, cohesion / self.count ** 2
+
+
+_COHESION_BLOCK = 8_192
+"""Nodes whose cohesion is computed at once (8,192 × 512-d float64 rows: 32 MB)."""

@@ -28,7 +28,7 @@ are unit as far as float32 goes, and normalising them again changes only roundin
 class KnnGraph:
     """Row ``i`` lists face ``i``'s nearest other faces (``-1`` where fewer exist)."""
 
-    neighbors: NDArray[np.int64]  # (n, k)
+    neighbors: NDArray[np.integer]  # (n, k); int32 in approximate graphs
     similarities: NDArray[np.float32]  # (n, k) cosine similarity, descending per row
     lists: NDArray[np.int64] | None = None
     """Approximate graphs: each face's inverted list (faces of one list, and their
