@@ -134,7 +134,7 @@ def test_a_first_pass_cluster_a_face_of_which_is_more_crowded_starts_apart_again
     stricter = np.array([False, True, False, False, False, False])
     kept = evidence._kept_clusters(first, start, stricter)
     assert partition(kept) == {frozenset({0}), frozenset({1}), frozenset({2}),
-                                frozenset({3, 4}), frozenset({5})}
+                               frozenset({3, 4}), frozenset({5})}
     assert sorted(np.unique(kept).tolist()) == list(range(5))
 
 

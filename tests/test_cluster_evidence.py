@@ -171,7 +171,7 @@ def test_large_clusters_keeping_their_single_faces_in_heaps_merge_as_before(seed
     if seed < 3:
         order: list[float] = []
         assert partition(plain_greedy(x.astype(np.float64), np.ones(m), anchored, cannot,
-                                       pairs, *model, order=order)) == plain
+                                      pairs, *model, order=order)) == plain
         np.testing.assert_allclose(plain_order[:len(order)], order, rtol=0, atol=1e-9)
     for partial_from in (1, 8):
         groups, order_seen = merges(partial_from)

@@ -10,6 +10,9 @@ from numpy.typing import NDArray
 
 from rbv.cluster.parallel_work import on_all_cores
 
+_COHESION_BLOCK = 8_192
+"""Nodes whose cohesion is computed at once (8,192 × 512-d float64 rows: 32 MB)."""
+
 
 @dataclass
 class Nodes:
@@ -86,7 +89,3 @@ class Nodes:
         on_all_cores(pair_part, len(pairs))
         on_all_cores(node_part, len(ref))
         return dots, cohesion / self.count ** 2
-
-
-_COHESION_BLOCK = 8_192
-"""Nodes whose cohesion is computed at once (8,192 × 512-d float64 rows: 32 MB)."""
