@@ -68,9 +68,17 @@ for f in .gpu/run/model/*.xz; do xz -d -c "$f" > /tmp/model/"$(basename "$f" .xz
 export PYTHONPATH=/tmp/site:$PWD/src PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1
 echo "setup $(( $(date +%s) - t0 )) s"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-python3 scripts/bench/bench_device.py --devices cuda,cpu --processes 1,3 \\
+python3 scripts/bench/bench_device.py --devices cuda,cpu --processes "${PROCESSES:-1,3}" \\
     --variants "${VARIANTS:-160}" -j 16 --pack /tmp/model --images .gpu/run/photos \\
     --work /tmp/w 2>&1 | tee "${OUT:-/tmp}/bench_device.txt"
+echo "bench $(( $(date +%s) - t0 )) s"
+if [ -n "$PROFILE" ]; then  # one more cuda run (default processes): who holds the GIL
+    export RBV_DATA_DIR=/tmp/w/profile RBV_SERVER_LINGER=30
+    python3 -m rbv migrate > /dev/null
+    py-spy record --subprocesses --gil --rate 50 --format raw --output "${OUT:-/tmp}/spy.txt" \\
+        -- python3 -m rbv index /tmp/w/library --model-pack /tmp/model --device cuda \\
+        --json -j 16 > "${OUT:-/tmp}/profile.json"
+fi
 echo "total $(( $(date +%s) - t0 )) s"
 """
 

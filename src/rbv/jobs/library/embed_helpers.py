@@ -2,12 +2,12 @@
 the same queue as the run's own process (the claims are what let any number of
 workers share a library), its progress and problems relayed to the run's reporter.
 
-One process cannot keep a GPU fed: on an NVIDIA H100 with 16 cores
-(``scripts/bench/bench_device.py``, 4,824 photos), one process scanned 773 images/s, and
-1,391 with no inference at all (decoding, cutting the detector's input and writing
-faces, under one interpreter lock); two processes scanned 1,251 images/s, three 1,177.
-A helper costs its start (the interpreter, the models, the GPU's first calls: seconds),
-so it is started only for a run of at least :data:`HELPER_MIN_IMAGES` photos.
+Measured with ``scripts/bench/bench_device.py``: on an NVIDIA H100 with 16 cores, on a
+library of mostly tiny photos, one process scanned 773 images/s and two 1,251 (one
+interpreter's lock held the run back); on an H200 with 16 cores and 10,720 photos of
+real size, one process 532 images/s, two 537, three 574 (docs/models.md). A helper
+costs its start (the interpreter, the models, the GPU's first calls: seconds), so it is
+started only for a run of at least :data:`HELPER_MIN_IMAGES` photos.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ GPU_PROCESSES = 2
 """Processes scanning at once on a GPU when ``embed_processes`` is 0 (auto)."""
 HELPER_MIN_IMAGES = 10_000
 """Fewer queued photos than this: no helper. A helper pays for its start-up (about
-``S`` seconds) once the run is longer than ``S``: at 773 images/s, from some 6,000 photos
+``S`` seconds) once the run is longer than ``S``: at 532 images/s, from some 4,000 photos
 for a start of 8 s; nightly runs of a day's photos are far below."""
 
 
