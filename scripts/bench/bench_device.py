@@ -15,7 +15,9 @@ photo to rbv, with the same faces), N - 1 times, before any run.
 Where ``nvidia-smi`` runs, each run also prints the GPU's **busy share**: the mean of
 ``utilization.gpu`` (the share of time a kernel was running), sampled every 100 ms,
 over the run's embed stage (its last ``seconds`` before the process ended, as ``rbv
-index --json`` reports them; catalogue and start-up are left out). ``--workers 2,8``
+index --json`` reports them; catalogue and start-up are left out), and every run the
+cores the machine kept busy over that stage (``/proc/stat``: rbv, its helpers and the
+database server together), which says whether the host is the bound. ``--workers 2,8``
 adds runs of the first device with that many inference workers.
 
     uv run python scripts/bench/bench_device.py                        # cuda then cpu, data/faces
@@ -68,6 +70,7 @@ class Run:
     workers: str = ""  # RBV_INFERENCE_WORKERS, when the run set it
     processes: str = ""  # RBV_EMBED_PROCESSES, when the run set it
     helper_images: tuple[int, ...] = ()  # images each helper process stored
+    cores: float | None = None  # the machine's cores busy over the embed stage, on average
 
     @property
     def images_per_s(self) -> float:
@@ -76,8 +79,8 @@ class Run:
 
 def _variant(job: tuple[Path, Path, int]) -> None:
     source, target, k = job
-    with Image.open(source) as img:
-        img = ImageOps.exif_transpose(img).convert("RGB")
+    with Image.open(source) as opened:
+        img: Image.Image = ImageOps.exif_transpose(opened).convert("RGB")
         if k % 2:
             img = ImageOps.mirror(img)
         # Scales 1, 1, .92, .92, ... .66, .66, then again with 1 more pixel cut off the
@@ -175,12 +178,50 @@ class GpuSampler:
         return sum(inside) / len(inside) if inside else None
 
 
+class CpuSampler:
+    """The machine's busy CPU time (``/proc/stat``: every state but idle and iowait) every
+    100 ms while a run goes on, for the cores the embed stage kept busy (no samples where
+    there is no ``/proc/stat``)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (perf_counter, busy seconds so far)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        if Path("/proc/stat").exists():
+            self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self._stop.is_set():
+            with open("/proc/stat") as f:
+                jiffies = [int(v) for v in f.readline().split()[1:]]
+            idle = jiffies[3] + (jiffies[4] if len(jiffies) > 4 else 0)
+            self.samples.append((time.perf_counter(), (sum(jiffies[:8]) - idle) / tick))
+            self._stop.wait(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def cores(self, start: float, end: float) -> float | None:
+        """Cores busy on average from ``start`` to ``end`` (every process's, the
+        database server's included)."""
+        inside = [(t, b) for t, b in self.samples if start <= t <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+
 def index_on(device: str, library: Path, pack: Path, data_dir: Path, concurrency: int,
              workers: str = "", processes: str = "") -> Run:
     shutil.rmtree(data_dir, ignore_errors=True)
     env = _env(data_dir, workers, processes)
     rbv(["migrate"], env)
-    with GpuSampler() as gpu:
+    with GpuSampler() as gpu, CpuSampler() as cpu:
         started = time.perf_counter()
         done = rbv(["index", str(library), "--model-pack", str(pack), "--device", device,
                     "--json", "-j", str(concurrency)], env)
@@ -188,9 +229,10 @@ def index_on(device: str, library: Path, pack: Path, data_dir: Path, concurrency
     report = json.loads(done.stdout)["embed"]
     providers = next((line for line in done.stderr.splitlines() if " on " in line), "?")
     busy = gpu.busy(ended - report["seconds"], ended) if device != "cpu" else None
+    cores = cpu.cores(ended - report["seconds"], ended)
     return Run(device, report["images"], report["faces"], report["seconds"], ended - started,
                providers.strip(), faces_of(data_dir), busy, workers, processes,
-               tuple(report.get("helper_images", ())))
+               tuple(report.get("helper_images", ())), cores)
 
 
 def compare(run: Run, base: Run) -> str:
@@ -251,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                        processes)
         runs.append(run)
         busy = "" if run.busy is None else f", GPU busy {run.busy:.0%}"
+        if run.cores is not None:
+            busy += f", {run.cores:.1f} of {os.cpu_count()} cores busy"
         helpers = (f", helper processes stored {', '.join(map(str, run.helper_images))}"
                    if run.helper_images else "")
         print(f"{_label(run):>5}: {run.images:,} images, {run.faces:,} faces, embed "
