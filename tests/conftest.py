@@ -164,6 +164,10 @@ def import_folders(cli, settings: Settings, *extra: str) -> dict:  # type: ignor
 
 IMMICH_SPEC = SHARED / "immich" / "immich-openapi-specs.json"
 IMMICH_KEY = "rbv-test-key-5f3c9a71e2d84b06aa0c"  # a secret: must never appear in output
+IMMICH_FAST = ("--retry-wait", "0.01", "--timeout", "60")
+"""Quick retries; a timeout no answer of the stand-in reaches on a loaded machine: a
+timed-out request is retried, and a test counting reads would see the retry (an asset
+read twice under load at 5 s). A test of timeouts passes its own ``--timeout``."""
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import IMMICH_FAST as FAST
 from tests.conftest import IMMICH_KEY, PACK, run_cli
 from tests.pgserver import PasswordServer
 from tests.support.immich_library import FakeAsset
@@ -24,10 +25,6 @@ pytestmark = pytest.mark.slow  # ~17 s: push runs against the stand-in Immich on
 IDENTITIES = ("Angelina_Jolie", "Katy_Perry", "Scarlett_Johansson")
 ROTATED = "insightface_bulk_image_T1.jpeg"  # EXIF orientation 6: stored sideways
 ROTATED_NAME = "Portrait Person"
-FAST = ("--retry-wait", "0.01", "--timeout", "60")
-"""Quick retries; a timeout no answer of the stand-in reaches on a loaded machine: a
-timed-out request is retried, and a test counting reads would see the retry (an asset
-read twice under load at 5 s). A test of timeouts passes its own ``--timeout``."""
 OPERATIONS = {  # operation -> (path, method, status) in the OpenAPI document
     "getServerVersion": ("/server/version", "get", "200"),
     "getAllPeople": ("/people", "get", "200"),

@@ -15,14 +15,10 @@ import psycopg
 import pytest
 
 from rbv.config import Settings
+from tests.conftest import IMMICH_FAST as FAST
 from tests.conftest import IMMICH_KEY, run_cli
 
 pytestmark = pytest.mark.slow  # ~13 s: stages a library into the Immich stand-in
-
-FAST = ("--retry-wait", "0.01", "--timeout", "60")
-"""Quick retries; a timeout no answer of the stand-in reaches on a loaded machine: a
-timed-out request is retried, and a test counting reads would see the retry (an asset
-read twice under load at 5 s). A test of timeouts passes its own ``--timeout``."""
 
 
 def stage(cli, settings: Settings, url: str, out: Path, *extra: str):  # type: ignore[no-untyped-def]
