@@ -18,11 +18,16 @@ over the run's embed stage (its last ``seconds`` before the process ended, as ``
 index --json`` reports them; catalogue and start-up are left out), and every run the
 cores the machine kept busy over that stage (``/proc/stat``: rbv, its helpers and the
 database server together), which says whether the host is the bound. ``--workers 2,8``
-adds runs of the first device with that many inference workers.
+adds runs of the first device with that many inference workers, ``--processes`` with
+that many embed processes, ``--decoders`` with that many decoding threads (``-j``), and
+each ``--env "NAME=VALUE ..."`` one run with those variables set (to try a setting of a
+library underneath, e.g. ``OPENCV_FOR_THREADS_NUM=1`` or ``GLIBC_TUNABLES=...``).
 
     uv run python scripts/bench/bench_device.py                        # cuda then cpu, data/faces
     uv run python scripts/bench/bench_device.py --variants 8 -j 12     # 1,600 photos, 12 decoders
     uv run python scripts/bench/bench_device.py --devices cuda:0,1,cpu --workers 4,8
+    uv run python scripts/bench/bench_device.py --devices cuda --decoders 8 \
+        --env OPENCV_FOR_THREADS_NUM=1
     uv run python scripts/bench/bench_device.py --devices cpu --images ~/Pictures/sample
 """
 
@@ -67,8 +72,7 @@ class Run:
     providers: str
     faces_by_photo: dict[str, list[tuple[Box, np.ndarray]]]
     busy: float | None = None  # the GPU's mean utilization over the embed stage, 0-1
-    workers: str = ""  # RBV_INFERENCE_WORKERS, when the run set it
-    processes: str = ""  # RBV_EMBED_PROCESSES, when the run set it
+    variant: str = ""  # what the run set beside the device (workers, processes, -j, env)
     helper_images: tuple[int, ...] = ()  # images each helper process stored
     cores: float | None = None  # the machine's cores busy over the embed stage, on average
 
@@ -134,13 +138,30 @@ def faces_of(data_dir: Path) -> dict[str, list[tuple[Box, np.ndarray]]]:
     return found
 
 
-def _env(data_dir: Path, workers: str, processes: str = "") -> dict[str, str]:
-    env = {**os.environ, "RBV_DATA_DIR": str(data_dir), "RBV_SERVER_LINGER": "30"}
-    if workers:
-        env["RBV_INFERENCE_WORKERS"] = workers
-    if processes:
-        env["RBV_EMBED_PROCESSES"] = processes
-    return env
+@dataclass(frozen=True)
+class Plan:
+    """One run: a device, and what it sets beside (variables, decoding threads)."""
+
+    device: str
+    variables: tuple[tuple[str, str], ...] = ()
+    concurrency: int | None = None  # -j, where not the command line's
+    label: str = ""
+
+
+def _env(data_dir: Path, variables: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    return {**os.environ, "RBV_DATA_DIR": str(data_dir), "RBV_SERVER_LINGER": "30",
+            **dict(variables)}
+
+
+def _variables(text: str) -> tuple[tuple[str, str], ...]:
+    """``"A=1 B=x=y"`` → (("A", "1"), ("B", "x=y")); a word without ``=`` is an error."""
+    pairs = []
+    for word in text.split():
+        name, sep, value = word.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--env wants NAME=VALUE words, not {word!r}")
+        pairs.append((name, value))
+    return tuple(pairs)
 
 
 class GpuSampler:
@@ -216,10 +237,11 @@ class CpuSampler:
         return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
 
-def index_on(device: str, library: Path, pack: Path, data_dir: Path, concurrency: int,
-             workers: str = "", processes: str = "") -> Run:
+def index_on(plan: Plan, library: Path, pack: Path, data_dir: Path, concurrency: int) -> Run:
+    device = plan.device
+    concurrency = plan.concurrency or concurrency
     shutil.rmtree(data_dir, ignore_errors=True)
-    env = _env(data_dir, workers, processes)
+    env = _env(data_dir, plan.variables)
     rbv(["migrate"], env)
     with GpuSampler() as gpu, CpuSampler() as cpu:
         started = time.perf_counter()
@@ -231,7 +253,7 @@ def index_on(device: str, library: Path, pack: Path, data_dir: Path, concurrency
     busy = gpu.busy(ended - report["seconds"], ended) if device != "cpu" else None
     cores = cpu.cores(ended - report["seconds"], ended)
     return Run(device, report["images"], report["faces"], report["seconds"], ended - started,
-               providers.strip(), faces_of(data_dir), busy, workers, processes,
+               providers.strip(), faces_of(data_dir), busy, plan.label,
                tuple(report.get("helper_images", ())), cores)
 
 
@@ -269,6 +291,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--processes", default="",
                         help="comma-separated: extra runs of the first device with that many "
                              "embed processes (RBV_EMBED_PROCESSES; 1: the run's own alone)")
+    parser.add_argument("--decoders", default="",
+                        help="comma-separated: extra runs of the first device with that many "
+                             "decoding threads (-j)")
+    parser.add_argument("--env", action="append", default=[], metavar="'NAME=VALUE ...'",
+                        help="an extra run of the first device with these variables set "
+                             "(repeatable: one run each)")
     parser.add_argument("--reuse", action="store_true",
                         help="use the library an earlier run left in --work as it is")
     parser.add_argument("--work", type=Path, default=None,
@@ -284,13 +312,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         count = make_library(args.images, library, max(1, args.variants))
     print(f"{count:,} photos in {library} ({time.perf_counter() - t:.1f} s to make)")
     devices = _devices(args.devices)
-    plan = [(d, "", "") for d in devices]
-    plan[1:1] = [(devices[0], w.strip(), "") for w in args.workers.split(",") if w.strip()]
-    plan[1:1] = [(devices[0], "", p.strip()) for p in args.processes.split(",") if p.strip()]
+    first = devices[0]
+    extra = [Plan(first, (("RBV_EMBED_PROCESSES", p),), label=f"{p} processes")
+             for p in _listed(args.processes)]
+    extra += [Plan(first, (("RBV_INFERENCE_WORKERS", w),), label=f"{w} workers")
+              for w in _listed(args.workers)]
+    extra += [Plan(first, concurrency=int(j), label=f"-j {j}") for j in _listed(args.decoders)]
+    extra += [Plan(first, _variables(e), label=e) for e in args.env]
+    plan = [Plan(devices[0]), *extra, *(Plan(d) for d in devices[1:])]
     runs = []
-    for i, (device, workers, processes) in enumerate(plan):
-        run = index_on(device, library, args.pack, work / f"data{i}", args.concurrency, workers,
-                       processes)
+    for i, one in enumerate(plan):
+        run = index_on(one, library, args.pack, work / f"data{i}", args.concurrency)
         runs.append(run)
         busy = "" if run.busy is None else f", GPU busy {run.busy:.0%}"
         if run.cores is not None:
@@ -300,8 +332,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{_label(run):>5}: {run.images:,} images, {run.faces:,} faces, embed "
               f"{run.seconds:.1f} s = {run.images_per_s:.1f} images/s{busy}{helpers}; whole "
               f"`rbv index` {run.wall:.1f} s  [{run.providers}]", flush=True)
-    base = runs[-1]
-    for run in runs[:-1]:
+    base = runs[-1] if len(devices) > 1 else runs[0]  # the last device's own run
+    for run in (r for r in runs if r is not base):
         label = _label(run)
         print(f"ratio {label}/{base.device}: {run.images_per_s / base.images_per_s:.2f}x "
               f"images/s (embed), {base.wall / run.wall:.2f}x whole run")
@@ -309,8 +341,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _label(run: Run) -> str:
-    return run.device + (f" ({run.workers} workers)" if run.workers else "") + (
-        f" ({run.processes} processes)" if run.processes else "")
+    return run.device + (f" ({run.variant})" if run.variant else "")
+
+
+def _listed(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _devices(text: str) -> list[str]:

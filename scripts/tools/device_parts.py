@@ -68,9 +68,15 @@ for f in .gpu/run/model/*.xz; do xz -d -c "$f" > /tmp/model/"$(basename "$f" .xz
 export PYTHONPATH=/tmp/site:$PWD/src PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1
 echo "setup $(( $(date +%s) - t0 )) s"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-python3 scripts/bench/bench_device.py --devices cuda,cpu --processes "${PROCESSES:-1,3}" \\
-    --variants "${VARIANTS:-160}" -j 16 --pack /tmp/model --images .gpu/run/photos \\
-    --work /tmp/w 2>&1 | tee "${OUT:-/tmp}/bench_device.txt"
+if [ -n "$STAGES" ]; then  # the analyzer's stages alone: models, analyze_many, decoding
+    python3 scripts/bench/bench_analyzer_stages.py --device cuda --threads 1,4,8 -j 16 \\
+        --pack /tmp/model --images .gpu/run/photos --images-per-leg 1280 2>&1 \\
+        | tee "${OUT:-/tmp}/stages.txt"
+fi
+# EXTRA: more of bench_device.py's options, e.g. --decoders 8 --env OPENCV_FOR_THREADS_NUM=1
+python3 scripts/bench/bench_device.py --devices "${DEVICES:-cuda,cpu}" \\
+    --processes "${PROCESSES-1,3}" --variants "${VARIANTS:-160}" -j 16 --pack /tmp/model \\
+    --images .gpu/run/photos --work /tmp/w $EXTRA 2>&1 | tee "${OUT:-/tmp}/bench_device.txt"
 echo "bench $(( $(date +%s) - t0 )) s"
 if [ -n "$PROFILE" ]; then  # one more cuda run (default processes): who holds the GIL
     export RBV_DATA_DIR=/tmp/w/profile RBV_SERVER_LINGER=30
