@@ -123,6 +123,13 @@ def test_a_box_moved_is_embedded_again_keeps_its_person_and_undo_restores_it(
     assert now[4] != embedding, "not embedded again"
     alike = float(np.dot(json.loads(now[4]), json.loads(embedding)))
     assert alike > 0.5, f"the face embedded at the new box is another face ({alike:.2f})"
+    # said as moved, not as a face drawn by hand
+    shown_faces = json.loads(_ok(cli, url, "persons", "show", ada, "--json", "--limit",
+                                 "1000"))["faces"]
+    assert [(f["box_moved"], f["drawn"]) for f in shown_faces if f["id"] == face] == [
+        (True, now[1])]
+    assert not any(f["box_moved"] for f in shown_faces if f["id"] != face)
+    assert "box moved" in _ok(cli, url, "persons", "show", ada, "--limit", "1000")
 
     # every automatic run keeps the box the user set
     _ok(cli, url, "cluster", "--threshold", "0.7")
@@ -140,6 +147,7 @@ def test_a_box_moved_is_embedded_again_keeps_its_person_and_undo_restores_it(
     assert any(e["command"] == "faces box" for e in history), history
     _ok(cli, url, "persons", "undo")
     assert _face(url, face) == (box, None, person, by, embedding)
+    assert "box moved" not in _ok(cli, url, "persons", "show", ada, "--limit", "1000")
 
 
 def test_library_confirms_and_moves_a_box(cli: Any, faces_settings: Settings) -> None:
@@ -227,6 +235,10 @@ def test_serve_confirm_screen_and_box_over_http_stale_pages_refused(
                                 "shown": _shown_box(photo, face)})
     assert reply.status == 200 and reply.json()["edit"], reply.text
     assert [round(v) for v in _face(url, face)[0]] == target
+    row = re.search(rf'<tr data-shown-face="{face}".*?</tr>', client.get(f"/photo/{image}").text,
+                    re.S)
+    assert row is not None and "box moved by hand" in row.group(0), row
+    assert "drawn by hand" not in row.group(0)
     assert _face(url, face)[2] is not None and str(_face(url, face)[2]) == ada
     stale = client.post("box", {"face": face, "box": [x1, y1, x2, y2],
                                  "shown": _shown_box(photo, face)})

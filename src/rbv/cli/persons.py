@@ -89,7 +89,8 @@ def show(ctx: typer.Context, person: PersonArg,
          limit: Annotated[int, typer.Option(min=1, help="At most this many faces.")] = 100,
          database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """A person's faces: face id, photo path, box, how it was assigned (a face drawn
-    by hand, `rbv faces add`, is marked "drawn"). Best detections first, after the cover
+    by hand, `rbv faces add`, is marked "drawn"; one whose box was moved, `rbv faces
+    box`, "box moved"). Best detections first, after the cover
     face chosen with `rbv persons cover` (marked "cover"); with a birthday (`rbv persons
     born`), the age at each photo ("3 years", "18 months", "no date"). Where an
     attribute model has estimated the faces (`rbv index --attribute-model`, `rbv
@@ -124,12 +125,19 @@ def show(ctx: typer.Context, person: PersonArg,
                                                   else []),
                       *([_estimate_words(f.estimated_age)] if guessed else []),
                       ",".join(f"{v:.0f}" for v in f.bbox), f"{f.det_score:.2f}",
-                      (f.assigned_by or "-") + ("" if f.drawn is None else ", drawn")
+                      (f.assigned_by or "-") + _drawn_words(f.drawn, f.moved)
                       + (" · cover" if f.id == chosen else ""))
     print_table(table, optional=["score", "box"],
                 whole=["face", *(["age"] if born else []), *guessed])
     if estimated is not None:
         say(estimated_line(estimated))
+
+
+def _drawn_words(drawn: str | None, moved: bool) -> str:
+    """What the "assigned" column adds for a box that is the user's."""
+    if drawn is None:
+        return ""
+    return ", box moved" if moved else ", drawn"
 
 
 def _estimate_words(age: float | None) -> str:

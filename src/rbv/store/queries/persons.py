@@ -15,6 +15,7 @@ import psycopg
 
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.formats.names import person_name
+from rbv.store.queries.face_boxes import moved_by_hand
 from rbv.store.queries.person_covers import cover_of
 
 
@@ -285,6 +286,7 @@ class PersonFace:
     assigned_by: str | None
     taken_at: datetime | None = None  # its photo's EXIF date (camera local time)
     drawn: str | None = None  # a face drawn by hand: its landmarks from 'detector' | 'box'
+    moved: bool = False  # drawn because the user moved the detector's box (faces box)
     estimated_age: float | None = None  # an attribute model's (face_attributes)
     estimated_gender: str | None = None
 
@@ -292,7 +294,7 @@ class PersonFace:
         return {"id": self.id, "path": self.path, "bbox": list(self.bbox),
                 "det_score": self.det_score, "assigned_by": self.assigned_by,
                 "taken_at": self.taken_at.isoformat() if self.taken_at else None,
-                "drawn": self.drawn,
+                "drawn": self.drawn, "box_moved": self.moved,
                 "estimated_age": None if self.estimated_age is None
                 else round(self.estimated_age, 1),
                 "estimated_gender": self.estimated_gender}
@@ -308,7 +310,7 @@ def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int | None = 10
         """
         SELECT f.id, (SELECT min(p.path) FROM image_paths p WHERE p.image_id = f.image_id),
                f.x1, f.y1, f.x2, f.y2, f.det_score, f.assigned_by, i.taken_at, f.drawn,
-               a.age, a.gender
+               """ + moved_by_hand("f") + """, a.age, a.gender
         FROM face_detections f JOIN images i ON i.id = f.image_id
         LEFT JOIN face_attributes a ON a.face_id = f.id
         WHERE f.person_id = %s
@@ -316,8 +318,8 @@ def faces_of(conn: psycopg.Connection, person: uuid.UUID, limit: int | None = 10
         """,
         (person, cover, limit),
     ).fetchall()
-    return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7], r[8], r[9], r[10],
-                       r[11]) for r in rows]
+    return [PersonFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7], r[8], r[9],
+                       bool(r[10]), r[11], r[12]) for r in rows]
 
 
 def place_faces(conn: psycopg.Connection, face_ids: Sequence[int], person: uuid.UUID) -> int:

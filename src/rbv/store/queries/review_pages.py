@@ -10,6 +10,7 @@ from enum import StrEnum
 
 import psycopg
 
+from rbv.store.queries.face_boxes import moved_by_hand
 from rbv.store.queries.person_covers import cover_sql
 
 
@@ -107,6 +108,7 @@ class PhotoFace:
     name: str | None
     not_face: bool = False  # marked not a face (`rbv faces not-a-face`)
     drawn: str | None = None  # a face drawn by hand: 'detector' or 'box'
+    moved: bool = False  # drawn because the user moved the detector's box (faces box)
 
 
 @dataclass(frozen=True)
@@ -126,11 +128,12 @@ def photo_of(conn: psycopg.Connection, image_id: int) -> Photo | None:
         (image_id,)).fetchone()
     if row is None:
         return None
-    faces = [PhotoFace(int(r[0]), (r[1], r[2], r[3], r[4]), r[5], r[6], bool(r[7]), r[8])
-             for r in conn.execute(
+    faces = [PhotoFace(int(r[0]), (r[1], r[2], r[3], r[4]), r[5], r[6], bool(r[7]), r[8],
+                       bool(r[9])) for r in conn.execute(
         """
         SELECT f.id, f.x1, f.y1, f.x2, f.y2, f.person_id, n.name,
-               EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id), f.drawn
+               EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id), f.drawn,
+               """ + moved_by_hand("f") + """
         FROM face_detections f LEFT JOIN person_names n ON n.person_id = f.person_id
         WHERE f.image_id = %s ORDER BY f.x1, f.id
         """, (image_id,))]
