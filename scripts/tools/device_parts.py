@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import lzma
 import shutil
 import subprocess
@@ -74,9 +75,12 @@ if [ -n "$STAGES" ]; then  # the analyzer's stages alone: models, analyze_many, 
         | tee "${OUT:-/tmp}/stages.txt"
 fi
 # EXTRA: more of bench_device.py's options, e.g. --decoders 8 --env OPENCV_FOR_THREADS_NUM=1
+ab=()  # device_parts.py --ab REV: one more run of the first device with REV's src
+if [ -d .gpu/run/ab/src ]; then ab=(--env "PYTHONPATH=/tmp/site:$PWD/.gpu/run/ab/src"); fi
 python3 scripts/bench/bench_device.py --devices "${DEVICES:-cuda,cpu}" \\
     --processes "${PROCESSES-1,3}" --variants "${VARIANTS:-160}" -j 16 --pack /tmp/model \\
-    --images .gpu/run/photos --work /tmp/w $EXTRA 2>&1 | tee "${OUT:-/tmp}/bench_device.txt"
+    --images .gpu/run/photos --work /tmp/w $EXTRA "${ab[@]}" 2>&1 \\
+    | tee "${OUT:-/tmp}/bench_device.txt"
 echo "bench $(( $(date +%s) - t0 )) s"
 if [ -n "$PROFILE" ]; then  # one more cuda run (default processes): who holds the GIL
     export RBV_DATA_DIR=/tmp/w/profile RBV_SERVER_LINGER=30
@@ -141,7 +145,11 @@ def _split(files: list[Path], parts: Path) -> list[Path]:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ab", metavar="REV", default=None,
+                        help="also carry REV's src/ (a branch, a commit): run.sh then adds "
+                             "a run of the first device with it, beside this tree's")
+    args = parser.parse_args()
     exclude = ROOT / ".git" / "info" / "exclude"
     exclude.parent.mkdir(exist_ok=True)
     if "/.gpu/" not in (exclude.read_text() if exclude.exists() else "").split():
@@ -168,6 +176,11 @@ def main() -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(photo, target)
     (OUT / "run" / "run.sh").write_text(RUN)
+    if args.ab:
+        tree = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", args.ab,
+                               "src"], capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(tree)) as tar:
+            tar.extractall(OUT / "run" / "ab", filter="data")
     for folder in folders:
         mb = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
         print(f'carry [".gpu/{folder.name}"] ({mb:.1f} MB): '
