@@ -48,3 +48,13 @@ def found_faces(conn: psycopg.Connection, image_id: int, pack_id: int
                 "SELECT f.id, f.x1, f.y1, f.x2, f.y2, m.face_id IS NOT NULL "
                 "FROM face_detections f LEFT JOIN not_faces m ON m.face_id = f.id "
                 "WHERE f.image_id = %s AND f.pack_id = %s ORDER BY f.id", (image_id, pack_id))]
+
+
+def moved_by_hand(face: str) -> str:
+    """SQL that is true for the face aliased ``face`` when its box is one the user moved
+    (``rbv faces box``): it is drawn, and the edit log holds a move of it from a box the
+    detector found. A face drawn by hand (``rbv faces add``) is not, moved or not; a move
+    undone leaves the face undrawn."""
+    return (f"({face}.drawn IS NOT NULL AND EXISTS (SELECT 1 FROM person_edit_rows r "
+            f"WHERE r.table_name = 'face_boxes' AND r.row_key = jsonb_build_object('id', "
+            f"{face}.id) AND r.before ->> 'drawn' IS NULL))")

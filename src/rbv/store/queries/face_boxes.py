@@ -25,16 +25,6 @@ class BoxedFace:
     marked: bool
 
 
-def moved_by_hand(face: str) -> str:
-    """SQL that is true for the face aliased ``face`` when its box is one the user moved
-    (``rbv faces box``): it is drawn, and the edit log holds a move of it from a box the
-    detector found. A face drawn by hand (``rbv faces add``) is not, moved or not; a move
-    undone leaves the face undrawn."""
-    return (f"({face}.drawn IS NOT NULL AND EXISTS (SELECT 1 FROM person_edit_rows r "
-            f"WHERE r.table_name = 'face_boxes' AND r.row_key = jsonb_build_object('id', "
-            f"{face}.id) AND r.before ->> 'drawn' IS NULL))")
-
-
 def face_to_box(conn: psycopg.Connection, face_id: int) -> BoxedFace | None:
     """The face, or None when there is no such face."""
     row = conn.execute(

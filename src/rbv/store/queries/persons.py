@@ -15,7 +15,7 @@ import psycopg
 
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.formats.names import person_name
-from rbv.store.queries.face_boxes import moved_by_hand
+from rbv.store.queries.drawn_faces import moved_by_hand
 from rbv.store.queries.person_covers import cover_of
 
 

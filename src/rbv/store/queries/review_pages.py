@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import psycopg
 
-from rbv.store.queries.face_boxes import moved_by_hand
+from rbv.store.queries.drawn_faces import moved_by_hand
 from rbv.store.queries.person_covers import cover_sql
 
 
