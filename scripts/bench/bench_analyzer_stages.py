@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -44,14 +44,13 @@ from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.sniff import sniff_format
 from rbv.media.types import DecodedImage
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
-SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_embed import SHARED, cpu_seconds, find_images  # noqa: E402
 
 
-def photos(folder: Path, limit: int) -> list[Path]:
-    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
-    return found[:limit] if limit else found
+def _format(path: Path) -> str | None:
+    with path.open("rb") as f:
+        return sniff_format(f.read(64))
 
 
 def decode_one(path: Path, fmt: str | None, image_id: int, analyzer: LocalFaceAnalyzer
@@ -69,11 +68,6 @@ def decode_all(paths: Sequence[Path], formats: Sequence[str | None],
                              range(len(paths))))
 
 
-def cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 def timed(label: str, work: Sequence[Callable[[], int]], threads: int) -> float:
     """Run the calls of ``work`` on ``threads`` threads; print items/s and CPU-s per item
     (each call returns how many items it did). Returns items/s."""
@@ -87,25 +81,20 @@ def timed(label: str, work: Sequence[Callable[[], int]], threads: int) -> float:
 
 
 class Stages:
-    """Wall seconds per stage of the calls made on this thread while active."""
+    """Wall seconds per stage: each wrapped call's time added to its stage's."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - start
 
     def wrap(self, owner: object, attribute: str, name: str) -> None:
         original = getattr(owner, attribute)
 
         def wrapped(*args: object, **kwargs: object) -> object:
-            with self.stage(name):
+            start = time.perf_counter()
+            try:
                 return original(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
 
         setattr(owner, attribute, wrapped)
 
@@ -139,17 +128,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", default="1,2", help="calling threads, comma-separated")
     parser.add_argument("-j", "--concurrency", type=int, default=os.cpu_count() or 1,
                         help="decoding threads")
-    parser.add_argument("--limit", type=int, default=0, help="photos read (0: all)")
+    parser.add_argument("--limit", type=int, default=10_000, help="photos read at most")
     parser.add_argument("--images-per-leg", type=int, default=640)
     args = parser.parse_args(argv)
     counts = [int(t) for t in args.threads.split(",")]
     session_threads = None if args.device != "cpu" else 1
     analyzer = load_analyzer(str(args.pack), device=args.device, threads=session_threads)
     step = max(1, analyzer.batch_images)
-    paths = photos(args.images, args.limit)
+    paths = find_images(args.images, args.limit)
     print(f"{analyzer.providers[0]}: {len(paths)} photos, {step} images a call, "
           f"detector {type(analyzer.detector).__name__}", flush=True)
-    formats = [sniff_format(p.read_bytes()[:64]) for p in paths]
+    formats = [_format(p) for p in paths]
 
     def decode(i: int) -> int:
         decode_one(paths[i % len(paths)], formats[i % len(paths)], i, analyzer)
@@ -172,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                            ])
     crops = [c for im in decoded for c in analyzer.find_faces(im).crops][:64]
     batch = [crops[i % len(crops)] for i in range(analyzer.recognizer.max_batch)]
+
     def detect_batch() -> int:
         assert pixels is not None
         detector._run(pixels)  # type: ignore[attr-defined]

@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> None:
               for w in _listed(args.workers)]
     extra += [Plan(first, concurrency=int(j), label=f"-j {j}") for j in _listed(args.decoders)]
     extra += [Plan(first, _variables(e), label=e) for e in args.env]
-    plan = [Plan(devices[0]), *extra, *(Plan(d) for d in devices[1:])]
+    plan = [Plan(first), *extra, *(Plan(d) for d in devices[1:])]
     runs = []
     for i, one in enumerate(plan):
         run = index_on(one, library, args.pack, work / f"data{i}", args.concurrency)
