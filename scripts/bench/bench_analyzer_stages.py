@@ -157,8 +157,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     detector = analyzer.detector
     pixels = None
     if isinstance(detector, BatchedFaceDetector):
-        pixels = np.stack([im.detector_input[0] for im in images[:step]  # type: ignore[index]
-                           ])
+        width, height = detector.size
+        pixels = np.zeros((step, height, width, 3), np.uint8)
+        for slot, image in zip(pixels, images[:step], strict=True):
+            scaled = image.detector_input[0]  # type: ignore[index]
+            slot[:scaled.shape[0], :scaled.shape[1]] = scaled
     crops = [c for im in decoded for c in analyzer.find_faces(im).crops][:64]
     batch = [crops[i % len(crops)] for i in range(analyzer.recognizer.max_batch)]
 

@@ -37,10 +37,14 @@ def similarity_transform(src: NDArray[np.float32], dst: NDArray[np.float32]
     return matrix
 
 
-def align_face(rgb: NDArray[np.uint8], keypoints: NDArray[np.float32], size: int = 112
-               ) -> NDArray[np.uint8]:
+def align_face(rgb: NDArray[np.uint8], keypoints: NDArray[np.float32], size: int = 112,
+               out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
     """The ``size``×``size`` crop of the face whose 5 ``keypoints`` are given (in the
-    pixels of ``rgb``), rotated and scaled onto the ArcFace template."""
+    pixels of ``rgb``), rotated and scaled onto the ArcFace template; written into
+    ``out`` (a C-contiguous ``size``×``size``×3 uint8 array) when given."""
     matrix = similarity_transform(keypoints, ARCFACE_TEMPLATE * (size / 112.0))
+    if out is not None:
+        cv2.warpAffine(rgb, matrix, (size, size), dst=out, borderValue=0.0)
+        return out
     crop = cv2.warpAffine(rgb, matrix, (size, size), borderValue=0.0)
     return np.asarray(crop, dtype=np.uint8)

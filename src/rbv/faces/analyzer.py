@@ -82,6 +82,7 @@ class LocalFaceAnalyzer:
         # detector's runs).
         self.batch_images = detector.max_batch if self.providers[0] != CPU else 1
         self.decode_long_edge = DECODE_FACTOR * detector.det_size
+        self._mine = threading.local()  # each calling thread's batch of crops
 
     def count_faces(self, rgb: NDArray[np.uint8], min_score: float) -> int:
         """How many faces scoring at least ``min_score`` the detector finds in ``rgb``."""
@@ -111,9 +112,18 @@ class LocalFaceAnalyzer:
         rgbs = [as_rgb(image.rgb) for image in images]
         detections = self.detector.detect_many(rgbs, self.det_threshold,
                                                [image.detector_input for image in images])
-        found = [self._found(image, rgb, d)
-                 for image, rgb, d in zip(images, rgbs, detections, strict=True)]
-        embeddings = self.recognizer.embed([crop for f in found for crop in f.crops])
+        if self.recognizer.pixels and self.recognizer.one_shape:
+            # Each crop aligned straight into its row of the recognizer's batch.
+            batch = self._crop_rows(sum(len(d) for d in detections))
+            found, start = [], 0
+            for image, rgb, d in zip(images, rgbs, detections, strict=True):
+                found.append(self._found(image, rgb, d, batch[start:start + len(d)]))
+                start += len(found[-1].crops)
+            embeddings = self.recognizer.embed_batch(batch, start)
+        else:
+            found = [self._found(image, rgb, d)
+                     for image, rgb, d in zip(images, rgbs, detections, strict=True)]
+            embeddings = self.recognizer.embed([crop for f in found for crop in f.crops])
         results: list[ImageFaces] = []
         offset = 0
         for f in found:
@@ -139,13 +149,27 @@ class LocalFaceAnalyzer:
         rgb = as_rgb(image.rgb)
         return self._found(image, rgb, self.detector.detect(rgb, self.det_threshold))
 
+    def _crop_rows(self, faces: int) -> NDArray[np.uint8]:
+        """This thread's batch of crops, room for ``faces`` in whole recognizer batches
+        (kept between calls: a new array each call costs a page fault per 4 kB)."""
+        step, size = self.recognizer.max_batch, self.recognizer.input_size
+        need = max(step, -(-faces // step) * step)
+        rows: NDArray[np.uint8] | None = getattr(self._mine, "crops", None)
+        if rows is None or len(rows) < need:
+            rows = self._mine.crops = np.zeros((need, size, size, 3), np.uint8)
+        return rows
+
     def _found(self, image: DecodedImage, rgb: NDArray[np.uint8],
-               detections: Detections) -> FoundFaces:
+               detections: Detections, rows: NDArray[np.uint8] | None = None
+               ) -> FoundFaces:
+        """The faces of at least ``min_face`` original pixels, aligned (into ``rows``,
+        one face a row from the first, where given)."""
         sides = np.minimum(detections.boxes[:, 2] - detections.boxes[:, 0],
                            detections.boxes[:, 3] - detections.boxes[:, 1]) * image.scale
         detections = detections.select(sides >= self.min_face)
-        crops = [align_face(rgb, kps, self.recognizer.input_size)
-                 for kps in detections.keypoints]
+        size = self.recognizer.input_size
+        crops = [align_face(rgb, kps, size, None if rows is None else rows[i])
+                 for i, kps in enumerate(detections.keypoints)]
         scale = np.float32(image.scale)
         original = Detections(detections.boxes * scale, detections.scores,
                               detections.keypoints * scale)

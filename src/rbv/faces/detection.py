@@ -331,9 +331,12 @@ class BatchedFaceDetector(FaceDetector):
         self._mine = threading.local()
 
     def canvas(self, rgb: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], float]:
-        """One image's input pixels and factor, for :meth:`detect_many`'s ``inputs``
-        (cut where the image was decoded, off the thread that calls the GPU)."""
-        return prepare_canvas(rgb, self.det_size, self.size)
+        """One image scaled for the detector (its input's top left; the rest is black)
+        and the factor, for :meth:`detect_many`'s ``inputs`` (cut where the image was
+        decoded, off the thread that calls the GPU): no padded canvas is made, the
+        scaled pixels are copied once, into the call's batch."""
+        scaled, _, factor = _scaled(rgb, self.det_size, self.size)
+        return scaled, factor
 
     def detect(self, rgb: NDArray[np.uint8], threshold: float) -> Detections:
         return self.detect_many([rgb], threshold)[0]
@@ -355,8 +358,12 @@ class BatchedFaceDetector(FaceDetector):
                     factors.append(prepare_canvas(rgb, self.det_size, self.size,
                                                   out=pixels[i])[1])
                 else:
-                    pixels[i] = ready[0]
-                    factors.append(ready[1])
+                    scaled, factor = ready
+                    h, w = scaled.shape[:2]
+                    pixels[i, :h, :w] = scaled
+                    pixels[i, :h, w:] = 0
+                    pixels[i, h:] = 0
+                    factors.append(factor)
             pixels[len(chunk):] = 0
             outputs = [by_image(o, self.max_batch, self.layout, self.num_anchors)
                        for o in self._run(pixels)]

@@ -82,6 +82,18 @@ class FaceRecognizer:
             return np.zeros((0, 0), np.float32)
         return l2_normalise(np.concatenate(parts).astype(np.float32))
 
+    def embed_batch(self, crops: NDArray[np.uint8], count: int) -> NDArray[np.float32]:
+        """(count, D) L2-normalised embeddings of ``crops[:count]``, for a recognizer
+        that takes pixels in full batches (:attr:`pixels`, :attr:`one_shape`): ``crops``
+        is an N×S×S×3 array whose N is a multiple of :attr:`max_batch`, run slice by
+        slice as it is (no copy; what lies past ``count`` is run and dropped)."""
+        parts = [self.session.run([self.output_name],
+                                  {self.input_name: crops[i:i + self.max_batch]})[0]
+                 for i in range(0, count, self.max_batch)]
+        if not parts:
+            return np.zeros((0, 0), np.float32)
+        return l2_normalise(np.concatenate(parts)[:count].astype(np.float32))
+
     def _run(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         blob = np.stack(crops) if self.pixels else to_blob(crops, self.norm)
         if self.one_shape and len(crops) < self.max_batch:

@@ -25,6 +25,7 @@ class DecodedImage:
     scale: float
     original_size: tuple[int, int]  # (width, height) after orientation
     data: bytes | None = None
-    # The detector's input cut on the decoding thread (FaceAnalyzer.prepare): its
-    # pixels and the factor from the image's pixels to them.
+    # The detector's input cut on the decoding thread (FaceAnalyzer.prepare): the
+    # image scaled for it (the input's top left; the rest is black) and the factor
+    # from the image's pixels to them.
     detector_input: tuple[NDArray[np.uint8], float] | None = None
