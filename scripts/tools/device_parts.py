@@ -147,8 +147,9 @@ def _split(files: list[Path], parts: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ab", metavar="REV", default=None,
-                        help="also carry REV's src/ (a branch, a commit): run.sh then adds "
-                             "a run of the first device with it, beside this tree's")
+                        help="also carry REV's src/ and migrations/ (a branch, a commit): "
+                             "run.sh then adds a run of the first device with it, beside "
+                             "this tree's")
     args = parser.parse_args()
     exclude = ROOT / ".git" / "info" / "exclude"
     exclude.parent.mkdir(exist_ok=True)
@@ -178,7 +179,7 @@ def main() -> None:
     (OUT / "run" / "run.sh").write_text(RUN)
     if args.ab:
         tree = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", args.ab,
-                               "src"], capture_output=True, check=True).stdout
+                               "src", "migrations"], capture_output=True, check=True).stdout
         with tarfile.open(fileobj=io.BytesIO(tree)) as tar:
             tar.extractall(OUT / "run" / "ab", filter="data")
     for folder in folders:
