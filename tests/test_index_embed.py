@@ -378,7 +378,7 @@ class _OpenCvThreads(Wrapped):
 
 
 def test_a_scan_runs_opencv_on_its_own_threads_and_gives_its_pool_back(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The scan's decoding and inference threads keep the cores busy; OpenCV's own pool
     # under each of them only made them wait (a GPU run: 536 -> 678 images/s). A
@@ -391,6 +391,12 @@ def test_a_scan_runs_opencv_on_its_own_threads_and_gives_its_pool_back(
         assert run_embed(db, settings, analyzer).images == 3
         assert analyzer.seen == {1}
         assert cv2.getNumThreads() == max(2, before)
+        # OpenCV's own setting, where the user made one, rules
+        monkeypatch.setenv("OPENCV_FOR_THREADS_NUM", "2")
+        run_catalogue(db, settings, _photos()[3:5])
+        kept = _OpenCvThreads(load_analyzer(str(PACK), device="cpu"))
+        assert run_embed(db, settings, kept).images == 2
+        assert kept.seen == {max(2, before)}
     finally:
         cv2.setNumThreads(before)
 

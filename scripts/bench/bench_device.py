@@ -322,7 +322,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     plan = [Plan(first), *extra, *(Plan(d) for d in devices[1:])]
     runs = []
     for i, one in enumerate(plan):
-        run = index_on(one, library, args.pack, work / f"data{i}", args.concurrency)
+        # a fresh data dir each run, never one an earlier call's server may still hold
+        # (a second call with --reuse in the same --work could not connect to data0)
+        data_dir = Path(tempfile.mkdtemp(prefix=f"data{i}-", dir=work))
+        run = index_on(one, library, args.pack, data_dir, args.concurrency)
         runs.append(run)
         busy = "" if run.busy is None else f", GPU busy {run.busy:.0%}"
         if run.cores is not None:

@@ -137,7 +137,11 @@ def _opencv_on_calling_threads() -> Iterator[None]:
     decoding and inference threads already keep the cores busy, and OpenCV's threads
     under each of them (resizing, alignment, the blur measure) only wait for each other.
     Measured on an H200 with 16 cores (``bench_device.py``, 10,720 photos): 536 → 678
-    images/s, 8.2 → 6.0 cores busy."""
+    images/s, 8.2 → 6.0 cores busy. OpenCV's own ``OPENCV_FOR_THREADS_NUM``, where set,
+    is left to rule."""
+    if os.environ.get("OPENCV_FOR_THREADS_NUM"):
+        yield
+        return
     import cv2
 
     before = cv2.getNumThreads()
