@@ -45,9 +45,10 @@ SETS = {"family": None, "faces": SHARED / "data" / "labels.csv", "lfw_many": Non
 
 
 def candidate_pairs(name: str, labels: Path | None, pack: str, ages: bool = True
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The set's labelled candidate pairs after the default clustering: features, the
-    old score, and 1 where both persons are mostly one identity."""
+    old score, 1 where both persons are mostly one identity, and the log of the two
+    persons' faces (the smaller, the larger)."""
     folder = (SHARED / "data" / name).absolute()
     db, settings = open_scratch(folder, pack, attribute_model=AGE_MODEL if ages else None)
     pack_name = Path(pack).name
@@ -64,11 +65,12 @@ def candidate_pairs(name: str, labels: Path | None, pack: str, ages: bool = True
                        if int(f) in truth)
         identity[code] = seen.most_common(1)[0][0] if seen else None
     person_pairs = len(evidence.persons) * (len(evidence.persons) - 1) / 2
+    size = np.bincount(evidence.codes[evidence.codes >= 0], minlength=len(evidence.persons))
     rows = [(m.features, _old_score(m.log10_chance, person_pairs),
-             identity[m.a] == identity[m.b])
+             identity[m.a] == identity[m.b], sorted((size[m.a], size[m.b])))
             for m in ranked if identity[m.a] is not None and identity[m.b] is not None]
     return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-            np.array([r[2] for r in rows], float))
+            np.array([r[2] for r in rows], float), np.log([r[3] for r in rows]))
 
 
 def _old_score(log10_chance: float, person_pairs: float) -> float:
@@ -87,6 +89,21 @@ def fit(parts: list[tuple[np.ndarray, np.ndarray]]) -> PairOdds:
                     tuple(round(float(v), 3) for v in model.coef_[0]))
 
 
+def with_sizes(pairs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+               ) -> None:
+    """Each set's held-out ranking (AUC) and log loss with the features alone, with the
+    smaller person's log size, and with both persons' (fitted on the other two sets)."""
+    print("the persons' sizes as features, each set fitted without it:")
+    for label, extra in (("features alone", 0), ("+ log smaller", 1), ("+ log both", 2)):
+        x = {n: np.hstack([f, sizes[:, :extra]]) for n, (f, _o, _s, sizes) in pairs.items()}
+        for name, (_f, _o, same, _sizes) in pairs.items():
+            odds = fit([(x[o], pairs[o][2]) for o in pairs if o != name])
+            p = np.clip(odds.probability(x[name]), 1e-12, 1 - 1e-12)
+            loss = -np.mean(same * np.log(p) + (1 - same) * np.log(1 - p))
+            print(f"  {label:>15} {name:>8}: AUC {roc_auc_score(same, p):.4f}, "
+                  f"log loss {loss:.4f}")
+
+
 def show_table(title: str, p: np.ndarray, same: np.ndarray) -> None:
     shown = list(zip(p.tolist(), same.astype(bool).tolist(), strict=True))
     print(f"  {title}: expected calibration error {calibration_error(shown)}")
@@ -101,9 +118,16 @@ def main() -> int:
     parser.add_argument("--no-ages", action="store_true",
                         help="no estimated ages: persons compared as the recognizer made "
                              "them (the calibration before issue 64)")
+    parser.add_argument("--sizes", action="store_true",
+                        help="also fit with the log of the two persons' faces as two more "
+                             "features and print each set's held-out AUC and log loss "
+                             "with and without them (tried for issue 64; not kept)")
     args = parser.parse_args()
-    data = {name: candidate_pairs(name, labels, args.pack, not args.no_ages)
-            for name, labels in SETS.items()}
+    pairs = {name: candidate_pairs(name, labels, args.pack, not args.no_ages)
+             for name, labels in SETS.items()}
+    if args.sizes:
+        with_sizes(pairs)
+    data = {name: (x, old, same) for name, (x, old, same, _sizes) in pairs.items()}
     print(f"features: {', '.join(FEATURES)}")
     for name, (x, old, same) in data.items():
         odds = fit([(data[o][0], data[o][2]) for o in data if o != name])
