@@ -26,6 +26,7 @@ from rbv.faces.sessions import default_threads
 from rbv.faces.types import FaceAnalyzer, ImageFaces
 from rbv.jobs.library.catalogue import run_catalogue
 from rbv.jobs.library.embed import run_embed
+from rbv.jobs.library.scanning import opencv_on_calling_threads
 from rbv.media.types import DecodedImage
 from rbv.store import Database
 from tests.conftest import FACES, MISC, PACK, run_cli
@@ -397,6 +398,26 @@ def test_a_scan_runs_opencv_on_its_own_threads_and_gives_its_pool_back(
         kept = _OpenCvThreads(load_analyzer(str(PACK), device="cpu"))
         assert run_embed(db, settings, kept).images == 2
         assert kept.seen == {max(2, before)}
+    finally:
+        cv2.setNumThreads(before)
+
+
+def test_scans_at_once_in_one_process_restore_opencv_after_the_last(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two scans overlapping (the library used from two threads): the first to end must
+    # not give OpenCV its pool back under the other, nor the last leave it at 1.
+    monkeypatch.delenv("OPENCV_FOR_THREADS_NUM", raising=False)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(max(2, before))
+    try:
+        first, second = opencv_on_calling_threads(), opencv_on_calling_threads()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert cv2.getNumThreads() == 1
+        second.__exit__(None, None, None)
+        assert cv2.getNumThreads() == max(2, before)
     finally:
         cv2.setNumThreads(before)
 

@@ -131,25 +131,44 @@ def _decode_priority(settings: Settings) -> Callable[[], None] | None:
     return _yield_to_inference if session_threads(settings) > 1 else None
 
 
+@dataclass
+class _OpenCvHold:
+    """The scans of this process now running, and OpenCV's thread count before them."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    scans: int = 0
+    before: int = 0
+
+
+_OPENCV = _OpenCvHold()
+
+
 @contextlib.contextmanager
-def _opencv_on_calling_threads() -> Iterator[None]:
+def opencv_on_calling_threads() -> Iterator[None]:
     """OpenCV's own thread pool off while a scan runs (restored after): the scan's
     decoding and inference threads already keep the cores busy, and OpenCV's threads
     under each of them (resizing, alignment, the blur measure) only wait for each other.
     Measured on an H200 with 16 cores (``bench_device.py``, 10,720 photos): 536 → 678
     images/s, 8.2 → 6.0 cores busy. OpenCV's own ``OPENCV_FOR_THREADS_NUM``, where set,
-    is left to rule."""
+    is left to rule. The setting is the process's: scans running at once in one process
+    (the library used from threads) set it with the first and restore it with the last."""
     if os.environ.get("OPENCV_FOR_THREADS_NUM"):
         yield
         return
     import cv2
 
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(1)
+    with _OPENCV.lock:
+        if _OPENCV.scans == 0:
+            _OPENCV.before = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        _OPENCV.scans += 1
     try:
         yield
     finally:
-        cv2.setNumThreads(before)
+        with _OPENCV.lock:
+            _OPENCV.scans -= 1
+            if _OPENCV.scans == 0:
+                cv2.setNumThreads(_OPENCV.before)
 
 
 def scan_queue(
@@ -179,7 +198,7 @@ def scan_queue(
     # then holds one such slice per inference thread.
     step = max(1, analyzer.batch_images)
     batch_size = max(1, settings.scan_batch_size, workers * step if step > 1 else 0)
-    with _opencv_on_calling_threads(), db.connect(autocommit=True) as conn, ThreadPoolExecutor(
+    with opencv_on_calling_threads(), db.connect(autocommit=True) as conn, ThreadPoolExecutor(
         max(1, settings.concurrency), thread_name_prefix="rbv-decode",
         initializer=_decode_priority(settings),
     ) as pool, ThreadPoolExecutor(workers, thread_name_prefix="rbv-infer") as inference:
