@@ -38,7 +38,7 @@ import numpy as np
 
 from rbv.faces import analyzer as analyzer_module
 from rbv.faces.analyzer import LocalFaceAnalyzer, load_analyzer
-from rbv.faces.detection import BatchedFaceDetector
+from rbv.faces.detection import BatchedFaceDetector, place
 from rbv.media.decode import decode_image
 from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.sniff import sniff_format
@@ -160,8 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         width, height = detector.size
         pixels = np.zeros((step, height, width, 3), np.uint8)
         for slot, image in zip(pixels, images[:step], strict=True):
-            scaled = image.detector_input[0]  # type: ignore[index]
-            slot[:scaled.shape[0], :scaled.shape[1]] = scaled
+            place(image.detector_input[0], slot)  # type: ignore[index]
     crops = [c for im in decoded for c in analyzer.find_faces(im).crops][:64]
     batch = [crops[i % len(crops)] for i in range(analyzer.recognizer.max_batch)]
 

@@ -112,18 +112,18 @@ class LocalFaceAnalyzer:
         rgbs = [as_rgb(image.rgb) for image in images]
         detections = self.detector.detect_many(rgbs, self.det_threshold,
                                                [image.detector_input for image in images])
-        if self.recognizer.pixels and self.recognizer.one_shape:
-            # Each crop aligned straight into its row of the recognizer's batch.
-            batch = self._crop_rows(sum(len(d) for d in detections))
-            found, start = [], 0
-            for image, rgb, d in zip(images, rgbs, detections, strict=True):
-                found.append(self._found(image, rgb, d, batch[start:start + len(d)]))
-                start += len(found[-1].crops)
-            embeddings = self.recognizer.embed_batch(batch, start)
-        else:
-            found = [self._found(image, rgb, d)
-                     for image, rgb, d in zip(images, rgbs, detections, strict=True)]
-            embeddings = self.recognizer.embed([crop for f in found for crop in f.crops])
+        # A recognizer taking full batches of pixels gets each crop aligned straight
+        # into its row of the batch.
+        batch = (self._crop_rows(sum(len(d) for d in detections))
+                 if self.recognizer.pixels and self.recognizer.one_shape else None)
+        found: list[FoundFaces] = []
+        start = 0
+        for image, rgb, d in zip(images, rgbs, detections, strict=True):
+            found.append(self._found(image, rgb, d,
+                                     None if batch is None else batch[start:start + len(d)]))
+            start += len(found[-1].crops)
+        embeddings = (self.recognizer.embed([crop for f in found for crop in f.crops])
+                      if batch is None else self.recognizer.embed_batch(batch, start))
         results: list[ImageFaces] = []
         offset = 0
         for f in found:

@@ -85,15 +85,22 @@ def input_size(width: int, height: int, det_size: int, fixed: tuple[int, int] | 
 
 
 def prepare_canvas(rgb: NDArray[np.uint8], det_size: int,
-                   fixed: tuple[int, int] | None = None,
-                   out: NDArray[np.uint8] | None = None) -> tuple[NDArray[np.uint8], float]:
+                   fixed: tuple[int, int] | None = None) -> tuple[NDArray[np.uint8], float]:
     """The detector's H×W×3 uint8 input pixels for an RGB image (scaled, padded with
-    black), written into ``out`` when given (it must be zero), and the factor that took
-    image pixels to input pixels."""
+    black), and the factor that took image pixels to input pixels."""
     scaled, (in_w, in_h), factor = _scaled(rgb, det_size, fixed)
-    canvas = np.zeros((in_h, in_w, 3), np.uint8) if out is None else out
-    canvas[:scaled.shape[0], :scaled.shape[1]] = scaled
+    canvas = np.empty((in_h, in_w, 3), np.uint8)
+    place(scaled, canvas)
     return canvas, factor
+
+
+def place(scaled: NDArray[np.uint8], out: NDArray[np.uint8]) -> None:
+    """``scaled`` (an image scaled for the detector) written into the top left of the
+    input ``out``, the rest of ``out`` black."""
+    h, w = scaled.shape[:2]
+    out[:h, :w] = scaled
+    out[:h, w:] = 0
+    out[h:] = 0
 
 
 def _scaled(rgb: NDArray[np.uint8], det_size: int, fixed: tuple[int, int] | None
@@ -353,17 +360,9 @@ class BatchedFaceDetector(FaceDetector):
             factors = []
             for i, rgb in enumerate(chunk):
                 ready = inputs[start + i] if start + i < len(inputs) else None
-                if ready is None:
-                    pixels[i] = 0
-                    factors.append(prepare_canvas(rgb, self.det_size, self.size,
-                                                  out=pixels[i])[1])
-                else:
-                    scaled, factor = ready
-                    h, w = scaled.shape[:2]
-                    pixels[i, :h, :w] = scaled
-                    pixels[i, :h, w:] = 0
-                    pixels[i, h:] = 0
-                    factors.append(factor)
+                scaled, factor = ready if ready is not None else self.canvas(rgb)
+                place(scaled, pixels[i])
+                factors.append(factor)
             pixels[len(chunk):] = 0
             outputs = [by_image(o, self.max_batch, self.layout, self.num_anchors)
                        for o in self._run(pixels)]

@@ -76,23 +76,16 @@ class FaceRecognizer:
 
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """(len(crops), D) L2-normalised embeddings, in batches of ``max_batch``."""
-        parts = [self._run(crops[i:i + self.max_batch])
-                 for i in range(0, len(crops), self.max_batch)]
-        if not parts:
-            return np.zeros((0, 0), np.float32)
-        return l2_normalise(np.concatenate(parts).astype(np.float32))
+        return _joined([self._run(crops[i:i + self.max_batch])
+                        for i in range(0, len(crops), self.max_batch)], len(crops))
 
     def embed_batch(self, crops: NDArray[np.uint8], count: int) -> NDArray[np.float32]:
         """(count, D) L2-normalised embeddings of ``crops[:count]``, for a recognizer
         that takes pixels in full batches (:attr:`pixels`, :attr:`one_shape`): ``crops``
         is an N×S×S×3 array whose N is a multiple of :attr:`max_batch`, run slice by
         slice as it is (no copy; what lies past ``count`` is run and dropped)."""
-        parts = [self.session.run([self.output_name],
-                                  {self.input_name: crops[i:i + self.max_batch]})[0]
-                 for i in range(0, count, self.max_batch)]
-        if not parts:
-            return np.zeros((0, 0), np.float32)
-        return l2_normalise(np.concatenate(parts)[:count].astype(np.float32))
+        return _joined([self._infer(crops[i:i + self.max_batch])
+                        for i in range(0, count, self.max_batch)], count)
 
     def _run(self, crops: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         blob = np.stack(crops) if self.pixels else to_blob(crops, self.norm)
@@ -100,9 +93,19 @@ class FaceRecognizer:
             full = np.zeros((self.max_batch, *blob.shape[1:]), blob.dtype)
             full[:len(crops)] = blob
             blob = full
+        return self._infer(blob)[:len(crops)]
+
+    def _infer(self, blob: NDArray[np.generic]) -> NDArray[np.float32]:
         out: NDArray[np.float32] = self.session.run([self.output_name],
                                                     {self.input_name: blob})[0]
-        return out[:len(crops)]
+        return out
+
+
+def _joined(parts: list[NDArray[np.float32]], count: int) -> NDArray[np.float32]:
+    """The first ``count`` rows of the batches' outputs, L2-normalised."""
+    if not parts:
+        return np.zeros((0, 0), np.float32)
+    return l2_normalise(np.concatenate(parts)[:count].astype(np.float32))
 
 
 def open_recognizer(model: ModelFile, providers: Sequence[str],
