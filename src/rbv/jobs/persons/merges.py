@@ -15,7 +15,7 @@ from rbv.errors import ConfigError, PersonNotFound, Refused, Remedy
 from rbv.formats.names import name_key
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.jobs.persons.overrides import settle
-from rbv.jobs.persons.person_edit import Edited, editing, overriding, refuse_photo_clashes
+from rbv.jobs.persons.person_edit import Edited, editing, overriding, refuse_clashes
 from rbv.jobs.persons.shown import Shown
 from rbv.store.queries import contradictions, links
 from rbv.store.queries import persons as store
@@ -64,7 +64,7 @@ def _merge_into(conn: psycopg.Connection, target: uuid.UUID, sources: list[uuid.
     kept = _kept(conn, [target, *sources], keep_name)
     others = [p for p in [target, *sources] if p != kept]
     born = _born(conn, [kept, *others], keep_born)
-    refuse_photo_clashes(conn, kept, store.faces_of_persons(conn, others))
+    refuse_clashes(store.merge_clashes(conn, kept, others), kept)
     overrides = settle(conn, contradictions.merging(conn, [kept, *others]),
                        override=override, refusal="merging would put together what "
                        "earlier decisions keep apart")

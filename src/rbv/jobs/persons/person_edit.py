@@ -41,7 +41,12 @@ def refuse_photo_clashes(conn: psycopg.Connection, target: uuid.UUID | None,
                           incoming: Sequence[int]) -> None:
     """A person has at most one face per photo: an edit that would give it two is
     refused, naming the faces, before anything changes."""
-    clashes = store.photo_clashes(conn, target, incoming)
+    refuse_clashes(store.photo_clashes(conn, target, incoming), target)
+
+
+def refuse_clashes(clashes: list[list[int]], target: uuid.UUID | None) -> None:
+    """:func:`refuse_photo_clashes` of ``clashes`` found (groups of face ids of one
+    photo)."""
     if clashes:
         shown = "; ".join(", ".join(map(str, c)) for c in clashes[:5])
         raise Refused(
