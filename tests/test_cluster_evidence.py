@@ -424,3 +424,25 @@ def test_random_pair_similarities_hold_a_block_of_rows_not_every_pair() -> None:
     assert got.dtype == np.float32 and np.array_equal(got, want)
     assert peak < 100 * 2**20, f"{peak / 2**20:.0f} MB"
 
+
+
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.2])
+def test_a_library_estimate_finds_the_strangers_under_its_one_person_pairs(share: float
+                                                                           ) -> None:
+    """Random pairs of a library where a few people hold most faces are often one
+    person (data/faces: 8 %; a family's library more). The plain median and quartile
+    then put strangers higher and wider than they are; the library estimate finds
+    them where they are, and with no such pairs reads as the plain one."""
+    rng = np.random.default_rng(5)
+    n = 200_000
+    mu, sigma = 0.02, 0.095
+    genuine = rng.random(n) < share
+    pairs = np.where(genuine, rng.normal(0.6, 0.12, n), rng.normal(mu, sigma, n))
+    plain = ImpostorModel.from_pairs(pairs, robust=True)
+    found = ImpostorModel.from_library_pairs(pairs)
+    assert abs(found.mu - mu) < 0.03 * sigma and abs(found.sigma - sigma) < 0.03 * sigma
+    assert found.tau == pytest.approx(0.23 * found.sigma, abs=1e-4)
+    if share == 0.0:
+        assert found == plain
+    else:
+        assert plain.mu - mu > 0.05 * sigma * share / 0.05  # the bias the estimate removes

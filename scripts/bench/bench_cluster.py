@@ -135,8 +135,8 @@ def run(n: int, dim: int, methods: list[str], sklearn_max: int, timeout: float,
 
     def uncrowded_job() -> dict[str, Any]:
         # The impostor model cluster_embeddings estimates for "evidence" above.
-        model = ImpostorModel.from_pairs(
-            random_pair_similarities(x, np.arange(n, dtype=np.int64)), robust=True)
+        model = ImpostorModel.from_library_pairs(
+            random_pair_similarities(x, np.arange(n, dtype=np.int64)))
         labels = evidence_linkage(x, graph, model, DEFAULT_BUDGET,
                                   Constraints.build(n, image_ids=images), crowded=False)
         return {"f1": bcubed(labels, truth).f1, "plus": graph_s}
@@ -214,8 +214,8 @@ def _print_candidate_parts(x: np.ndarray, graph: KnnGraph) -> None:
     mean) connect the faces: merges in one connected part never change a score in
     another, so only separate parts could be merged on separate cores with the same
     result; the largest part's share says how much of a pass that leaves."""
-    model = ImpostorModel.from_pairs(
-        random_pair_similarities(x, np.arange(len(x), dtype=np.int64)), robust=True)
+    model = ImpostorModel.from_library_pairs(
+        random_pair_similarities(x, np.arange(len(x), dtype=np.int64)))
     pairs = _candidate_pairs(graph, np.arange(len(x), dtype=np.int64), model.mu)
     part = components(len(x), pairs[:, 0], pairs[:, 1])
     sizes = np.bincount(part)

@@ -115,7 +115,7 @@ def child_memory(data: str, pack_files: dict[str, str], method: str) -> dict[str
         rows = np.random.default_rng(0).choice(len(x), min(ESTIMATE_SAMPLE, len(x)),
                                                replace=False)
         pairs = random_pair_similarities(x[rows], images[rows])
-        setting = setting.with_impostor(ImpostorModel.from_pairs(pairs, robust=True), "est")
+        setting = setting.with_impostor(ImpostorModel.from_library_pairs(pairs), "est")
         stages.append(("estimating the impostor model", time.perf_counter() - t))
     t = time.perf_counter()
     constraints = Constraints.build(len(x), image_ids=images)

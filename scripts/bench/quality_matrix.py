@@ -109,7 +109,8 @@ def load_sets(db: Database, settings: Settings, pack_name: str, ages: bool = Tru
             with db.connect() as conn:
                 centres = AgeCentres.measure(faces.embeddings, ages_of(conn, faces.ids, pack.id),
                                              library_impostor(faces.embeddings,
-                                                              faces.image_ids)[0])
+                                                              faces.image_ids,
+                                                              plain=True)[0])
                 if centres is not None:
                     moved = replace(faces, embeddings=centres.centred(
                         faces.embeddings, ages_of(conn, faces.ids, pack.id)))
@@ -156,8 +157,8 @@ def matrix(sets: list[LabelledSet], files: dict[str, str]) -> None:
             for s in sets:
                 model = setting.impostor if method == Method.evidence.value else None
                 if method == Method.evidence.value and (model is None or s.aged):
-                    model = s.aged or ImpostorModel.from_pairs(random_pair_similarities(
-                        s.faces.embeddings, s.faces.image_ids), robust=True)
+                    model = s.aged or ImpostorModel.from_library_pairs(
+                        random_pair_similarities(s.faces.embeddings, s.faces.image_ids))
                 row.append(cell(score(s, method, value, model)))
             tag = " (default)" if method == DEFAULT_METHOD.value and stored_files else ""
             print(f"{method + tag:<15} {words:<34} " + " ".join(f"{c:>17}" for c in row))
@@ -211,8 +212,8 @@ def estimated_impostor(s: LabelledSet) -> ImpostorModel:
     """The impostor model rbv estimates for a recognizer it has no calibration for (the
     set's own random face pairs), as the "no calibration" rows use it; of the faces
     centred by age where they are."""
-    return s.aged or ImpostorModel.from_pairs(random_pair_similarities(s.faces.embeddings,
-                                                             s.faces.image_ids), robust=True)
+    return s.aged or ImpostorModel.from_library_pairs(
+        random_pair_similarities(s.faces.embeddings, s.faces.image_ids))
 
 
 def kin_labels(s: LabelledSet) -> tuple[np.ndarray, np.ndarray] | None:

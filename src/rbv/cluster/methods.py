@@ -44,8 +44,8 @@ def cluster_embeddings(
     if method is Method.evidence:
         if impostor is None:
             ids = np.arange(n, dtype=np.int64)
-            impostor = ImpostorModel.from_pairs(random_pair_similarities(embeddings, ids),
-                                                robust=True)
+            impostor = ImpostorModel.from_library_pairs(
+                random_pair_similarities(embeddings, ids))
         return evidence_linkage(embeddings, graph, impostor, budget, constraints,
                                 n_library=n_library)
     if method is Method.connected:

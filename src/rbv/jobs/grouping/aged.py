@@ -129,13 +129,13 @@ def _measured(conn: psycopg.Connection, pack: PackRow,
     """The space of :func:`aged_space`, measured on a repeatable sample of the faces."""
     sample = load_faces(conn, pack, sample=SAMPLE)
     ages = ages_of(conn, sample.ids, pack.id)
-    own, _ = library_impostor(sample.embeddings, sample.image_ids)
+    own, _ = library_impostor(sample.embeddings, sample.image_ids, plain=True)
     centres = AgeCentres.measure(sample.embeddings, ages, own)
     if centres is None:
         return AgedSpace()
     progress("centring faces on the library's faces of their age")
     moved = centres.centred(sample.embeddings, ages)
-    impostor, words = library_impostor(moved, sample.image_ids)
+    impostor, words = library_impostor(moved, sample.image_ids, plain=True)
     return AgedSpace(centres, impostor,
                      "each face centred by estimated age on this library's faces of that "
                      f"age, so a child can meet the adult they became; the likeness of "

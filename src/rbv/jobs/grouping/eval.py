@@ -172,7 +172,7 @@ def _configured(method: str, stored: dict[str, Any], pack: PackInfo, threshold: 
         return setting.threshold, setting.describe(), None
     if setting.impostor is None:  # unknown recognizer: estimate as `rbv cluster` would
         pairs = random_pair_similarities(faces.embeddings, faces.image_ids)
-        setting = setting.with_impostor(ImpostorModel.from_pairs(pairs, robust=True),
+        setting = setting.with_impostor(ImpostorModel.from_library_pairs(pairs),
                                         "estimated from the evaluated faces")
     return float(setting.budget or 0.0), setting.describe(len(faces)), setting.impostor
 
