@@ -65,12 +65,7 @@ class ImpostorModel:
         import numpy as np
 
         s = np.asarray(similarities, np.float64)
-        if robust:
-            mu = float(np.median(s))
-            sigma = float((mu - np.quantile(s, 0.25)) / 0.6745)
-        else:
-            mu, sigma = float(s.mean()), float(s.std())
-        return cls(round(mu, 4), round(sigma, 4), round(TAU_PER_SIGMA * sigma, 4))
+        return cls._spread(*(_below(s, 0.0) if robust else (float(s.mean()), float(s.std()))))
 
     @classmethod
     def from_library_pairs(cls, similarities: Sequence[float] | NDArray[np.floating]
@@ -92,9 +87,13 @@ class ImpostorModel:
         beyond = 1.0 - NormalDist().cdf(ONE_PERSON_SPREADS)
         share, mu, sigma = 0.0, 0.0, 0.0
         for _ in range(SHARE_ROUNDS):
-            half, quarter = np.quantile(s, [0.5 * (1.0 - share), 0.25 * (1.0 - share)])
-            mu, sigma = float(half), float((half - quarter) / 0.6745)
+            mu, sigma = _below(s, share)
             share = max(0.0, float(np.mean(s > mu + ONE_PERSON_SPREADS * sigma)) - beyond)
+        return cls._spread(mu, sigma)
+
+    @classmethod
+    def _spread(cls, mu: float, sigma: float) -> ImpostorModel:
+        """The model of ``mu`` and ``sigma`` as estimated (``tau`` from ``sigma``)."""
         return cls(round(mu, 4), round(sigma, 4), round(TAU_PER_SIGMA * sigma, 4))
 
     def z_threshold(self, n_faces: int, budget: float) -> float:
@@ -120,3 +119,12 @@ DEFAULT_MIN_SCORE = 0.5
 """Suggestions below this score are not listed by `persons suggest` and `rbv site`: the
 score is the calibrated chance that the pair is one person (rbv.cluster.pair_odds), so
 under 0.5 a pair is more likely two people than one."""
+
+
+def _below(s: NDArray[np.float64], share: float) -> tuple[float, float]:
+    """The median of pairs ``s`` below their top ``share``, and the spread that puts
+    their lower quartile where a normal distribution has it."""
+    import numpy as np
+
+    half, quarter = np.quantile(s, [0.5 * (1.0 - share), 0.25 * (1.0 - share)])
+    return float(half), float((half - quarter) / 0.6745)
