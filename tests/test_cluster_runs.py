@@ -11,13 +11,27 @@ import numpy as np
 import psycopg
 import pytest
 
+from rbv.cluster.calibrations import resolve_setting
+from rbv.cluster.evidence import library_impostor
+from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.grouping.estimate import (
+    ESTIMATE_SAMPLE,
+    estimate_from_faces,
+    estimate_impostor,
+    sample_rows,
+)
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
+from rbv.store.queries.assignments import create_persons, load_faces
+from rbv.store.queries.faces import NewFace, insert_faces
+from rbv.store.queries.pack_lookup import pack_files, pack_settings
+from rbv.store.queries.packs import register_pack
 from rbv.store.server.connection import Database
 from rbv.store.server.locks import person_lock
 from tests.conftest import FACES, SFACE_THRESHOLD, cluster_photos, run_cli
+from tests.support.synthetic_faces import synthetic
 
 pytestmark = pytest.mark.slow  # ~8 s: full and incremental runs of every method
 
@@ -407,3 +421,48 @@ def test_huge_pages_advice_only_when_the_server_would_take_them_but_has_none(
         assert advice is not None and "vm.nr_hugepages=2100`" in advice
     monkeypatch.setattr(embedded, "THP_SHMEM", tmp_path / "missing")  # no THP: as off
     assert (embedded.huge_pages_advice(_Settings(*row)) is not None) == advised
+
+
+def test_a_full_run_estimates_the_impostor_model_from_the_faces_it_read_as_from_a_sample(
+        db: Database) -> None:
+    """A full run on a recognizer rbv has no calibration for estimates the impostor model
+    from the faces it has read (and the hidden persons' faces, but no face marked not a
+    face) instead of reading a sample again: the model the database's sample gives, the
+    same faces in the same order; the pack's settings and the run's record hold it."""
+    x, _, images = synthetic(3_000, 64, seed=5)
+    with db.transaction() as conn:
+        image_ids = [int(r[0]) for r in conn.execute(
+            "INSERT INTO images (sha256, size_bytes, status) SELECT md5(g::text) || "
+            "md5('y' || g::text), 1, 'ok' FROM generate_series(1, %s) g RETURNING id",
+            (len(x),))]
+        pack = register_pack(conn, "unknown", {"r.onnx": "unknown"}, x.shape[1])
+        insert_faces(conn, (NewFace(image_ids[int(i)], pack.id, (0, 0, 100, 100), None, 0.9,
+                                    None, e) for i, e in zip(images, x, strict=True)))
+        ids = [int(r[0]) for r in conn.execute("SELECT id FROM face_detections ORDER BY id")]
+        hidden = create_persons(conn, pack, 1, "manual")[0]
+        conn.execute("UPDATE face_detections SET person_id = %s, assigned_by = 'manual' "
+                     "WHERE id = ANY(%s)", (hidden, ids[:100]))
+        conn.execute("UPDATE persons SET hidden = true WHERE id = %s", (hidden,))
+        conn.execute("INSERT INTO not_faces (face_id) SELECT unnest(%s::bigint[])",
+                      (ids[100:120],))
+    with db.connect() as conn:
+        setting = resolve_setting(pack_settings(conn, pack.id), pack_files(conn, pack.id),
+                                  Method.evidence)
+        assert setting.needs_estimate
+        sampled = estimate_impostor(conn, pack, setting)
+        visible = load_faces(conn, pack, hidden=False)
+        assert len(visible) == len(x) - 120
+        read = estimate_from_faces(conn, pack, setting, visible)
+    assert sampled.impostor is not None and read.impostor == sampled.impostor
+    assert read.impostor_source == sampled.impostor_source
+    # the visible faces alone are another sample: another model
+    rows = sample_rows(visible.ids, ESTIMATE_SAMPLE)
+    assert library_impostor(visible.embeddings[rows], visible.image_ids[rows])[0] \
+        != sampled.impostor
+    cluster_pack(db, "unknown", ClusterOptions(method=Method.evidence, full=True))
+    with db.connect() as conn:
+        stored = pack_settings(conn, pack.id)["impostor"]
+        row = conn.execute("SELECT parameters FROM runs WHERE command = 'cluster' "
+                           "ORDER BY id DESC LIMIT 1").fetchone()
+    assert row is not None and row[0]["setting"]["impostor"] == sampled.impostor.as_dict()
+    assert {k: stored[k] for k in ("mu", "sigma", "tau")} == sampled.impostor.as_dict()

@@ -44,12 +44,12 @@ from rbv.cluster.knn import DEFAULT_K, build_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import (
-    ESTIMATE_SAMPLE,
     MADE_WITH,
     REGROUP_GROWTH,
     ClusterOptions,
     cluster_pack,
 )
+from rbv.jobs.grouping.estimate import ESTIMATE_SAMPLE
 from rbv.store import open_database
 from rbv.store.queries.assignments import count_faces
 from rbv.store.queries.faces import NewFace, insert_faces

@@ -172,3 +172,15 @@ def resolve_setting(stored: Mapping[str, Any], pack_files: Mapping[str, str],
                               source=f"built in for {known.name}")
     return ClusterSetting(method, DEFAULT_THRESHOLD, source="buffalo_l's customary value",
                           remedies=(Remedy("calibrate"),))
+
+
+def key_in_words(key: Mapping[str, Any]) -> str:
+    """A setting's :meth:`ClusterSetting.key`, as a run stored it, in words."""
+    if key.get("method") == Method.evidence.value:
+        rule = key.get("crowding")
+        crowding = ("" if rule == CROWDING_RULE else ", before crowding" if not rule
+                    else f", crowding rule {rule} (now {CROWDING_RULE})")
+        budget = key.get("budget")
+        shown = f"{budget:g}" if isinstance(budget, (int, float)) else budget
+        return f"evidence, budget {shown}{crowding}"
+    return f"{key.get('method')} at similarity {key.get('threshold')}"

@@ -7,7 +7,8 @@ every command speaks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -82,6 +83,22 @@ def group_sums(x: NDArray[np.floating], groups: NDArray[np.int64], m: int
         sums[present] += [np.add.reduce(block[a:b], axis=0, dtype=np.float64)
                           for a, b in zip(starts.tolist(), ends, strict=True)]
     return sums, counts
+
+
+L = TypeVar("L", bound=Hashable)
+
+
+def label_sums(x: NDArray[np.floating], labels: Sequence[L], min_rows: int
+               ) -> tuple[list[L], NDArray[np.int64], NDArray[np.float64]]:
+    """The labels of the rows of ``x`` (sorted, each once) and, of each label with
+    ``min_rows`` rows or more, its row count and the float64 sum of its unit rows (of
+    the others 0 and zeros: :func:`group_sums`)."""
+    distinct = sorted(set(labels))  # type: ignore[type-var]
+    index = {p: i for i, p in enumerate(distinct)}
+    label = np.array([index[p] for p in labels], np.int64)
+    large = np.bincount(label, minlength=len(distinct)) >= min_rows
+    sums, counts = group_sums(x, np.where(large[label], label, -1), len(distinct))
+    return distinct, counts, sums
 
 
 _BLOCK = 65_536

@@ -24,6 +24,7 @@ class RunRecord:
     id: int | None
     status: str = "ok"
     counts: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] | None = None  # learned in the run: over those at its start
 
 
 def process_alive(pid: int) -> bool:
@@ -77,7 +78,7 @@ def recorded_run(db: Database, command: str, parameters: Mapping[str, Any], *,
 def _finish(db: Database, record: RunRecord) -> None:
     assert record.id is not None
     with db.transaction() as conn:
-        finish_run(conn, record.id, record.status, record.counts)
+        finish_run(conn, record.id, record.status, record.counts, record.parameters)
 
 
 def _database_lost(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.decisions import constraints_among
 from rbv.cluster.methods import Method, cluster_embeddings
-from rbv.jobs.grouping.cluster import estimate_impostor
+from rbv.jobs.grouping.estimate import estimate_impostor
 from rbv.store.queries.assignments import count_faces, load_manual_facts
 from rbv.store.queries.facesets import FaceFacts, load_face_facts, person_names
 from rbv.store.queries.pack_lookup import pack_files, pack_settings

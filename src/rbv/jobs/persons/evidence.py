@@ -28,7 +28,7 @@ from rbv.cluster.suggestions import (
 from rbv.errors import Remedy
 from rbv.face_rows import PackFaces
 from rbv.jobs.grouping.aged import aged_space
-from rbv.jobs.grouping.cluster import estimate_impostor
+from rbv.jobs.grouping.estimate import estimate_impostor
 from rbv.store.queries.assignments import faces_by_photo, load_faces
 from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings

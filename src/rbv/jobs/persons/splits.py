@@ -90,7 +90,7 @@ def _recluster(db: Database, person: uuid.UUID, threshold: float | None, method:
     from rbv.cluster.calibrations import resolve_setting
     from rbv.cluster.decisions import constraints_among
     from rbv.cluster.methods import cluster_embeddings
-    from rbv.jobs.grouping.cluster import estimate_impostor
+    from rbv.jobs.grouping.estimate import estimate_impostor
     from rbv.store.queries.assignments import count_faces, load_faces, load_manual_facts
     from rbv.store.queries.pack_lookup import pack_files, pack_row, pack_settings
 

@@ -32,11 +32,11 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
                person: uuid.UUID | None = None,
                persons: Sequence[uuid.UUID] | None = None,
                sample: int | None = None, ids: Sequence[int] | None = None,
-               skip_hidden: bool = False) -> PackFaces:
+               hidden: bool | None = None) -> PackFaces:
     """The pack's faces with embeddings, read with binary COPY: all of them, the
     unassigned ones, those of one ``person`` or of ``persons``, those of ``ids``, or a
-    random ``sample``; with ``skip_hidden``, none of a hidden person. Faces marked not a
-    face (``rbv faces not-a-face``) never: they are in no clustering."""
+    random ``sample``; ``hidden`` False: none of a hidden person, True: only theirs.
+    Faces marked not a face (``rbv faces not-a-face``) never: they are in no clustering."""
     where = sql.SQL("f.pack_id = {} AND NOT EXISTS (SELECT 1 FROM not_faces m "
                     "WHERE m.face_id = f.id)").format(sql.Literal(pack.id))
     if ids is not None:
@@ -48,16 +48,15 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     if persons is not None:
         where += sql.SQL(" AND f.person_id = ANY({}::uuid[])").format(
             sql.Literal([str(p) for p in persons]))
-    if skip_hidden:
-        where += sql.SQL(" AND NOT EXISTS (SELECT 1 FROM persons h "
-                         "WHERE h.id = f.person_id AND h.hidden)")
+    if hidden is not None:
+        where += sql.SQL(" AND {} EXISTS (SELECT 1 FROM persons h WHERE h.id = f.person_id "
+                         "AND h.hidden)").format(sql.SQL("" if hidden else "NOT"))
     faces: sql.Composable = sql.SQL("face_detections f")
     order: sql.Composable = sql.SQL("f.id")
     if sample is not None:
         # Bernoulli-sample the narrow face rows (repeatably) and read only their vectors:
         # ordering every face at random read every vector (22.7 s at 1M × 512-d).
-        total = count_faces(conn, pack)
-        percent = min(100.0, 100.0 * (1.5 * sample + 100) / max(total, 1))
+        percent = 100.0 * sampled_share(count_faces(conn, pack), sample)
         faces = sql.SQL("face_detections f TABLESAMPLE BERNOULLI ({}) REPEATABLE (0)").format(
             sql.Literal(percent))
         order = sql.SQL("md5(f.id::text) LIMIT {}").format(sql.Literal(int(sample)))
@@ -75,6 +74,11 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
         for block in copy:
             rows.feed(block)
     return rows.faces()
+
+
+def sampled_share(total: int, sample: int) -> float:
+    """The share of ``total`` faces ``load_faces(sample=...)`` draws its sample from."""
+    return min(1.0, (1.5 * sample + 100) / max(total, 1))
 
 
 def faces_by_photo(conn: psycopg.Connection, pack: PackRow, persons: Sequence[uuid.UUID]
@@ -441,9 +445,3 @@ def named_face_counts(conn: psycopg.Connection, pack: PackRow) -> dict[uuid.UUID
         (pack.id,),
     )}
 
-
-def delete_persons_statement(persons: Sequence[str]) -> str:
-    """The SQL a user runs (in ``rbv psql``) to delete these persons, names and all: rbv
-    prints it and never runs it (a name is the user's to delete)."""
-    ids = ", ".join(f"'{uuid.UUID(p)}'" for p in persons)  # uuids only: nothing to escape
-    return f"DELETE FROM persons WHERE id IN ({ids})"

@@ -399,3 +399,10 @@ def unnamed_up_to(conn: psycopg.Connection, pack_ids: Sequence[int], max_faces: 
         GROUP BY p.id HAVING count(f.id) <= %s
         ORDER BY count(f.id), p.id
         """, (list(pack_ids), max_faces))]
+
+
+def delete_persons_statement(persons: Sequence[str]) -> str:
+    """The SQL a user runs (in ``rbv psql``) to delete these persons, names and all: rbv
+    prints it and never runs it (a name is the user's to delete)."""
+    ids = ", ".join(f"'{uuid.UUID(p)}'" for p in persons)  # uuids only: nothing to escape
+    return f"DELETE FROM persons WHERE id IN ({ids})"

@@ -47,15 +47,19 @@ def start_run(conn: psycopg.Connection, command: str, parameters: Mapping[str, A
 
 
 def finish_run(
-    conn: psycopg.Connection, run_id: int, status: str, counts: Mapping[str, Any]
+    conn: psycopg.Connection, run_id: int, status: str, counts: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record how a run ended: ``ok``, ``partial``, ``failed`` or ``interrupted``."""
+    """Record how a run ended: ``ok``, ``partial``, ``failed`` or ``interrupted``, and
+    ``parameters`` it learned on the way (over those of the same name recorded at its
+    start)."""
     conn.execute(
         # clock_timestamp(): the moment it ended, even if the caller's transaction began
         # when the run started.
-        "UPDATE runs SET status = %s, counts = %s, finished_at = clock_timestamp() "
-        "WHERE id = %s",
-        (status, json.dumps(dict(counts), default=str), run_id),
+        "UPDATE runs SET status = %s, counts = %s, finished_at = clock_timestamp(), "
+        "parameters = parameters || %s::jsonb WHERE id = %s",
+        (status, json.dumps(dict(counts), default=str),
+         json.dumps(dict(parameters or {}), default=str), run_id),
     )
 
 
