@@ -17,8 +17,10 @@ without carrying anything with it, and no face lands where a decision forbids it
 The setting is kept in the pack's settings (``last_clustering``): a run with another says so.
 
 A run is one plan (:func:`cluster_pack`): resolve the setting (:func:`_resolve`) →
-cluster, full (:func:`_full`: load, the user's decisions as constraints
-(:mod:`rbv.cluster.decisions`), cluster, :func:`follow_faces`, write) or incremental
+cluster, full (:func:`_full`: load, an unknown recognizer's impostor model estimated
+from the faces loaded (:mod:`rbv.jobs.grouping.estimate`), the user's decisions as
+constraints (:mod:`rbv.cluster.decisions`), cluster, :func:`follow_faces`, write, the
+persons' sums added up meanwhile) or incremental
 (:func:`rbv.jobs.grouping.cluster_update.add_new_faces`) → the pack's settings written in
 one place (:func:`_recorded`) → the report built once (:func:`_report`).
 """
