@@ -19,15 +19,11 @@ from dataclasses import dataclass, field, replace
 import psycopg
 
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
-from rbv.store.queries.assignments import (
-    changed_assignments,
-    keep_assignments,
-    pack_persons,
-    person_sizes,
-)
+from rbv.store.queries.assignments import changed_assignments, keep_assignments
 from rbv.store.queries.edits import pause_logging
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_lookup import names_of, short_id
+from rbv.store.queries.persons import pack_persons, person_sizes
 from rbv.store.server.connection import Database
 from rbv.store.server.rolled_back import RolledBackDatabase
 

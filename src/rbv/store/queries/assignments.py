@@ -227,6 +227,10 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
         for f, p in zip(face_ids, person_ids, strict=True):
             copy.write_row((int(f), p))
     conn.execute("ANALYZE _assign")  # else the planner guesses a tiny table: nested loops
+    # The join hashed in memory: at the server's 4 MB, 100k faces' hash went to disk in 4
+    # batches (writes 3.56 → 3.26 s median with room for it, 8 rounds alternated).
+    old = conn.execute("SELECT current_setting('work_mem')").fetchone()
+    conn.execute("SELECT set_config('work_mem', %s, true)", (f"{4 + len(face_ids) // 8_000}MB",))
     cur2 = conn.execute(
         """
         UPDATE face_detections f SET person_id = a.person_id, assigned_by = %s,
@@ -239,6 +243,7 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
         """,
         (assigned_by,),
     )
+    conn.execute("SELECT set_config('work_mem', %s, true)", (old[0] if old else "4MB",))
     return cur2.rowcount
 
 
@@ -374,19 +379,6 @@ def changed_assignments(conn: psycopg.Connection, pack: PackRow
         "JOIN _assigned_before k ON k.id = f.id "
         "WHERE f.pack_id = %s AND f.person_id IS DISTINCT FROM k.person_id ORDER BY f.id",
         (pack.id,))]
-
-
-def person_sizes(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """How many faces each of ``persons`` has (those with none are left out)."""
-    return {p: int(n) for p, n in conn.execute(
-        "SELECT person_id, count(*) FROM face_detections WHERE person_id = ANY(%s) "
-        "GROUP BY person_id", (list(persons),))}
-
-
-def pack_persons(conn: psycopg.Connection, pack: PackRow) -> set[uuid.UUID]:
-    """The pack's persons (merged ones never: they hold no face)."""
-    return {r[0] for r in conn.execute(
-        "SELECT id FROM persons WHERE pack_id = %s AND merged_into IS NULL", (pack.id,))}
 
 
 def count_faces(conn: psycopg.Connection, pack: PackRow) -> int:

@@ -16,6 +16,7 @@ import psycopg
 from rbv.errors import ConfigError, PersonNotFound
 from rbv.formats.names import person_name
 from rbv.store.queries.drawn_faces import moved_by_hand
+from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_covers import cover_of
 
 
@@ -406,3 +407,16 @@ def delete_persons_statement(persons: Sequence[str]) -> str:
     prints it and never runs it (a name is the user's to delete)."""
     ids = ", ".join(f"'{uuid.UUID(p)}'" for p in persons)  # uuids only: nothing to escape
     return f"DELETE FROM persons WHERE id IN ({ids})"
+
+
+def person_sizes(conn: psycopg.Connection, persons: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many faces each of ``persons`` has (those with none are left out)."""
+    return {p: int(n) for p, n in conn.execute(
+        "SELECT person_id, count(*) FROM face_detections WHERE person_id = ANY(%s) "
+        "GROUP BY person_id", (list(persons),))}
+
+
+def pack_persons(conn: psycopg.Connection, pack: PackRow) -> set[uuid.UUID]:
+    """The pack's persons (merged ones never: they hold no face)."""
+    return {r[0] for r in conn.execute(
+        "SELECT id FROM persons WHERE pack_id = %s AND merged_into IS NULL", (pack.id,))}
