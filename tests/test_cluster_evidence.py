@@ -15,12 +15,7 @@ import pytest
 from rbv.cluster.calibrations import KNOWN_RECOGNIZERS, resolve_setting
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.defaults import DEFAULT_THRESHOLD
-from rbv.cluster.evidence import (
-    ImpostorModel,
-    _row_dots,
-    evidence_linkage,
-    random_pair_similarities,
-)
+from rbv.cluster.evidence import ImpostorModel, evidence_linkage, random_pair_similarities
 from rbv.cluster.evidence_heap import heap_merger_roots
 from rbv.cluster.evidence_merge import merge_greedily
 from rbv.cluster.evidence_nodes import Nodes
@@ -430,7 +425,6 @@ def test_random_pair_similarities_hold_a_block_of_rows_not_every_pair() -> None:
     assert peak < 100 * 2**20, f"{peak / 2**20:.0f} MB"
 
 
-
 @pytest.mark.parametrize("share", [0.0, 0.05, 0.2])
 def test_a_library_estimate_finds_the_strangers_under_its_one_person_pairs(share: float
                                                                            ) -> None:
@@ -451,14 +445,3 @@ def test_a_library_estimate_finds_the_strangers_under_its_one_person_pairs(share
         assert found == plain
     else:
         assert plain.mu - mu > 0.05 * sigma * share / 0.05  # the bias the estimate removes
-
-
-def test_pair_similarities_read_in_blocks_are_the_products_of_their_rows() -> None:
-    """The pairs' rows copied a block at a time into buffers kept for the whole loop give
-    each pair the value of its own two rows, exactly (across blocks and a short last
-    one): the impostor estimate depends on them to the last bit."""
-    rng = np.random.default_rng(3)
-    x = normalize(rng.normal(size=(500, 64)))
-    i, j = rng.integers(0, 500, 2_500), rng.integers(0, 500, 2_500)
-    assert np.array_equal(_row_dots(x, i, j), np.einsum("ij,ij->i", x[i], x[j]))
-    assert np.array_equal(_row_dots(x, i[:0], j[:0]), np.empty(0, np.float32))

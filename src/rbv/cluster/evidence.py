@@ -66,7 +66,7 @@ def _row_dots(x: NDArray[np.float32], i: NDArray[np.int64], j: NDArray[np.int64]
     a = np.empty((min(len(i), _PAIR_BLOCK), x.shape[1]), x.dtype)
     b = np.empty_like(a)
     for lo in range(0, len(i), _PAIR_BLOCK):
-        n = len(i[lo:lo + _PAIR_BLOCK])
+        n = min(_PAIR_BLOCK, len(i) - lo)
         np.take(x, i[lo:lo + n], axis=0, out=a[:n])
         np.take(x, j[lo:lo + n], axis=0, out=b[:n])
         out[lo:lo + n] = np.einsum("ij,ij->i", a[:n], b[:n])

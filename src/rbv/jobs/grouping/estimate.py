@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from rbv.cluster.calibrations import ClusterSetting
 from rbv.cluster.evidence import library_impostor
 from rbv.face_rows import PackFaces
-from rbv.store.queries.assignments import load_faces, sampled_share
+from rbv.store.queries.assignments import load_faces, sampled_percent
 from rbv.store.queries.packs import PackRow
 
 G = TypeVar("G", bound=np.generic)
@@ -63,9 +63,9 @@ def sample_rows(ids: NDArray[np.int64], size: int) -> NDArray[np.int64]:
     every face where ``load_faces(sample=size)`` samples every face, else of the share
     of them it samples, chosen by a hash of their ids."""
     candidates = np.arange(len(ids))
-    share = sampled_share(len(ids), size)
-    if share < 1:
-        keep = int(share * len(ids))
+    percent = sampled_percent(len(ids), size)
+    if percent < 100:
+        keep = int(percent * len(ids) / 100)
         candidates = np.sort(np.argpartition(_mixed(ids), keep)[:keep])
     digests = [hashlib.md5(str(i).encode()).hexdigest()  # noqa: S324 (an order, not a secret)
                for i in ids[candidates].tolist()]

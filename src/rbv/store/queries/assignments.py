@@ -56,7 +56,7 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     if sample is not None:
         # Bernoulli-sample the narrow face rows (repeatably) and read only their vectors:
         # ordering every face at random read every vector (22.7 s at 1M × 512-d).
-        percent = 100.0 * sampled_share(count_faces(conn, pack), sample)
+        percent = sampled_percent(count_faces(conn, pack), sample)
         faces = sql.SQL("face_detections f TABLESAMPLE BERNOULLI ({}) REPEATABLE (0)").format(
             sql.Literal(percent))
         order = sql.SQL("md5(f.id::text) LIMIT {}").format(sql.Literal(int(sample)))
@@ -76,9 +76,9 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     return rows.faces()
 
 
-def sampled_share(total: int, sample: int) -> float:
-    """The share of ``total`` faces ``load_faces(sample=...)`` draws its sample from."""
-    return min(1.0, (1.5 * sample + 100) / max(total, 1))
+def sampled_percent(total: int, sample: int) -> float:
+    """The percent of ``total`` faces ``load_faces(sample=...)`` draws its sample from."""
+    return min(100.0, 100.0 * (1.5 * sample + 100) / max(total, 1))
 
 
 def faces_by_photo(conn: psycopg.Connection, pack: PackRow, persons: Sequence[uuid.UUID]
