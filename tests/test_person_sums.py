@@ -120,6 +120,24 @@ def test_sums_stay_exact_through_runs_and_hand_edits(cli, faces_settings: Settin
     _sql(faces_settings, "UPDATE face_detections SET person_id = NULL WHERE id = %s",
          faces[len(faces) // 2])
     assert smallest not in _rows(faces_settings) and smallest not in _log(faces_settings)
+    # A merge in one statement (every face of one person into another): the person left
+    # empty loses its row, and the one that took the faces keeps its row only while its
+    # log stays within half its faces; nothing is logged against a row that goes.
+    with open_database(faces_settings).connect() as conn:
+        stored = dict(conn.execute("SELECT person_id, face_count FROM person_sums"))
+    unlogged = sorted((p for p in stored if p not in _log(faces_settings)),
+                      key=lambda p: (stored[p], str(p)))
+    kept_rows = []
+    for donor, taker in ((unlogged[0], unlogged[-1]), (unlogged[1], unlogged[2])):
+        moved = len(_faces_of(faces_settings, donor))
+        kept_rows.append(2 * moved <= stored[taker])
+        _sql(faces_settings, "UPDATE face_detections SET person_id = %s WHERE person_id = %s",
+             taker, donor)
+        assert donor not in _rows(faces_settings) and donor not in _log(faces_settings)
+        assert (taker in _rows(faces_settings)) == kept_rows[-1]
+        assert _log(faces_settings).get(taker) == ([1] * moved if kept_rows[-1] else None)
+        _assert_exact(faces_settings, every=False)
+    assert kept_rows == [True, False]  # both sides of the rule were tried
     # The next run gives those faces a person again and caches exact sums.
     _cluster(cli, faces_settings)
     assert big in _assert_exact(faces_settings, every=False)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench_cluster import _size
+from rbv.cluster.centroids import label_sums
 from rbv.cluster.suggestions import suggest_merges
 from rbv.config import Settings
 from rbv.jobs.persons import edit_log, face_moves, person_details
@@ -45,6 +46,7 @@ from rbv.serve.ranking import rank
 from rbv.store import open_database
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.person_lookup import names_of
+from rbv.store.queries.person_sums import SUM_MIN_FACES, store_sums
 from rbv.store.queries.review_pages import PeopleFilter, people_page
 from rbv.store.server.connection import Database
 from rbv.store.server.migrations import apply_pending
@@ -92,11 +94,15 @@ def _load(db, faces: int, persons: int, seed: int = 7) -> int:  # type: ignore[n
             "FROM generate_series(1, %s) RETURNING id", (pack, persons + persons // 10))]
         face_ids = [int(r[0]) for r in conn.execute(
             "SELECT id FROM face_detections WHERE pack_id = %s ORDER BY id", (pack,))]
+        person_of = [ids[p + persons if half else p]
+                     for p, half in zip(sizes.tolist(), split.tolist(), strict=True)]
         conn.execute(
             "UPDATE face_detections f SET person_id = t.p, assigned_by = 'cluster' FROM "
             "unnest(%s::bigint[], %s::uuid[]) AS t(f, p) WHERE f.id = t.f",
-            (face_ids, [ids[p + persons if half else p]
-                        for p, half in zip(sizes.tolist(), split.tolist(), strict=True)]))
+            (face_ids, person_of))
+        # As `rbv cluster` leaves it: each person's sum cached (answers that move faces
+        # log the moves against them, or drop them).
+        store_sums(conn, *label_sums(vectors, person_of, SUM_MIN_FACES))
         conn.execute("INSERT INTO person_names (person_id, name) SELECT id, 'P' || "
                      "row_number() OVER (ORDER BY id) FROM persons WHERE pack_id = %s "
                      "AND id IN (SELECT person_id FROM face_detections) "
