@@ -1,16 +1,17 @@
-"""What the statement triggers on ``face_detections`` cost an edit, against their schema-29
-versions on the same library: one face moved, a person's faces marked manual (as a merge
-marks the kept person's), a merge of two large persons (the tail of `rbv serve`'s
-answers), a person of about 2,000 faces deleted in psql (its faces set NULL by the
-foreign key), and the README's reset (`UPDATE face_detections SET person_id = NULL`) of
-``--reset`` faces.
+"""What an edit costs with schema 30's triggers and indexes on ``face_detections`` and
+``persons``, against schema 29's on the same library: one face moved, a person's faces
+marked manual (as a merge marks the kept person's), a merge of two large persons (the
+tail of `rbv serve`'s answers), a person of about 2,000 faces deleted in psql (its faces
+set NULL by the foreign key), 3,000 faces deleted, and the README's reset (`UPDATE
+face_detections SET person_id = NULL`) of ``--reset`` faces.
 
 The library is `bench_serve.py`'s (synthetic 128-d faces in persons of Zipf-like sizes,
 each person's sum cached as `rbv cluster` leaves it). Every statement runs in a
-transaction that is rolled back, alternately with the shipped trigger functions and with
-the schema-29 ones (read from ``migrations/0015_…`` and ``0028_…``, put in place inside
-the same transaction), ``--rounds`` times; it prints the median of each and the ratio.
-The schema-29 reset grows with the square of the faces: keep ``--reset`` near 10,000.
+transaction that is rolled back, alternately as shipped and as schema 29 (the trigger
+functions read from ``migrations/0015_…`` and ``0028_…`` put in place inside the same
+transaction, and schema 30's indexes dropped there), ``--rounds`` times; it prints the
+median of each and the ratio. Schema 29's reset grows with the square of the faces:
+keep ``--reset`` near 10,000.
 
     uv run python scripts/bench/bench_face_triggers.py
     uv run python scripts/bench/bench_face_triggers.py --faces 100k --reset 10000 --rounds 5
@@ -34,10 +35,14 @@ from rbv.store.server.migrations import apply_pending, migrations_dir
 OLD_FUNCTIONS = (("0015_manual_needs_person.sql", "rbv_unassigned_is_undecided"),
                  ("0028_sums_moves_without_sums.sql", "rbv_sums_faces_moved"))
 """Where the schema-29 version of each trigger function was last defined."""
+NEW_INDEXES = ("persons_cover_face", "persons_merged_into", "must_links_face_b",
+               "cannot_links_face_b", "person_rejections_person")
+"""The indexes schema 30 added (the schema-29 runs drop them in their transaction)."""
 
 
-def old_functions() -> str:
-    """The schema-29 trigger functions as ``CREATE OR REPLACE`` statements."""
+def schema_29() -> str:
+    """The schema-29 trigger functions as ``CREATE OR REPLACE`` statements, and the
+    indexes schema 30 added dropped."""
     out = []
     for name, function in OLD_FUNCTIONS:
         text = (migrations_dir() / name).read_text()
@@ -46,7 +51,7 @@ def old_functions() -> str:
         if found is None:
             raise SystemExit(f"{function} is not in {name}")
         out.append(found.group(0).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
-    return "\n".join(out)
+    return "\n".join([*out, f"DROP INDEX {', '.join(NEW_INDEXES)};"])
 
 
 def main() -> None:
@@ -58,7 +63,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--edits", nargs="*", default=None,
                         help="only these (move one face, mark manual, merge, "
-                             "delete a person, reset)")
+                             "delete a person, delete faces, reset)")
     parser.add_argument("--database", default=None)
     args = parser.parse_args()
     settings = Settings(database_url=args.database,
@@ -84,12 +89,15 @@ def main() -> None:
         "merge": ("UPDATE face_detections SET person_id = %s WHERE person_id = %s",
                   (taker, donor)),
         "delete a person": ("DELETE FROM persons WHERE id = %s", (deleted[0],)),
+        "delete faces": ("DELETE FROM face_detections WHERE id IN (SELECT id FROM "
+                         "face_detections WHERE pack_id = %s ORDER BY id DESC LIMIT 3000)",
+                         (pack,)),
         "reset": ("UPDATE face_detections SET person_id = NULL WHERE id IN (SELECT id FROM "
                   "face_detections WHERE pack_id = %s ORDER BY id LIMIT %s)",
                   (pack, args.reset)),
     }
     edits = {k: v for k, v in edits.items() if not args.edits or k in args.edits}
-    before = old_functions()
+    before = schema_29()
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for edit, (sql, params) in edits.items():
