@@ -22,15 +22,11 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 from bench_cluster import _size
-from bench_serve import _load
-from rbv.config import Settings
-from rbv.store import open_database
-from rbv.store.server.migrations import apply_pending, migrations_dir
+from bench_serve import _load, scratch
+from rbv.store.server.migrations import migrations_dir
 
 OLD_FUNCTIONS = (("0015_manual_needs_person.sql", "rbv_unassigned_is_undecided"),
                  ("0028_sums_moves_without_sums.sql", "rbv_sums_faces_moved"))
@@ -66,10 +62,7 @@ def main() -> None:
                              "delete a person, delete faces, reset)")
     parser.add_argument("--database", default=None)
     args = parser.parse_args()
-    settings = Settings(database_url=args.database,
-                        data_dir=Path(tempfile.mkdtemp(prefix="rbv-bench-")))
-    db = open_database(settings, require_schema=False)
-    apply_pending(db)
+    _, db = scratch(args.database)
     pack = _load(db, args.faces, args.persons)
     with db.connect() as conn:
         sizes = conn.execute(

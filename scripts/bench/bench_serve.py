@@ -55,6 +55,15 @@ from suggest_baseline import face_knn_suggest_merges
 DIM = 128
 
 
+def scratch(database: str | None) -> tuple[Settings, Database]:
+    """The server at ``database``, else a scratch embedded one; its schema current."""
+    settings = Settings(database_url=database,
+                        data_dir=Path(tempfile.mkdtemp(prefix="rbv-bench-")))
+    db = open_database(settings, require_schema=False)
+    apply_pending(db)
+    return settings, db
+
+
 def _load(db, faces: int, persons: int, seed: int = 7) -> int:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(seed)
     tag = f"serve{time.time_ns()}"
@@ -192,10 +201,7 @@ def main() -> None:
                         help="answers timed per prompt kind")
     parser.add_argument("--database", default=None)
     args = parser.parse_args()
-    settings = Settings(database_url=args.database,
-                        data_dir=Path(tempfile.mkdtemp(prefix="rbv-bench-")))
-    db = open_database(settings, require_schema=False)
-    apply_pending(db)
+    settings, db = scratch(args.database)
     t = time.perf_counter()
     _load(db, args.faces, args.persons)
     print(f"{args.faces:,} faces, {args.persons + args.persons // 10:,} persons on "
