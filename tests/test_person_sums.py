@@ -125,8 +125,8 @@ def test_sums_stay_exact_through_runs_and_hand_edits(cli, faces_settings: Settin
     # log stays within half its faces; nothing is logged against a row that goes.
     with open_database(faces_settings).connect() as conn:
         stored = dict(conn.execute("SELECT person_id, face_count FROM person_sums"))
-    unlogged = sorted((p for p in stored if p not in _log(faces_settings)),
-                      key=lambda p: (stored[p], str(p)))
+    logged = _log(faces_settings)
+    unlogged = sorted((p for p in stored if p not in logged), key=lambda p: (stored[p], str(p)))
     kept_rows = []
     for donor, taker in ((unlogged[0], unlogged[-1]), (unlogged[1], unlogged[2])):
         moved = len(_faces_of(faces_settings, donor))
