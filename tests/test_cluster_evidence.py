@@ -16,7 +16,7 @@ from rbv.cluster.calibrations import KNOWN_RECOGNIZERS, resolve_setting
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.defaults import DEFAULT_THRESHOLD
 from rbv.cluster.evidence import ImpostorModel, evidence_linkage, random_pair_similarities
-from rbv.cluster.evidence_heap import heap_merger_roots
+from rbv.cluster.evidence_heap import HeapMerger, heap_merger_roots
 from rbv.cluster.evidence_merge import merge_greedily
 from rbv.cluster.evidence_nodes import Nodes
 from rbv.cluster.knn import build_knn_graph, normalize
@@ -133,6 +133,50 @@ def test_compiled_merge_loop_gives_the_partitions_of_the_plain_greedy_rule(
         assert from_rows[u] != from_rows[v]
     roots_with_anchor = from_rows[anchored]
     assert len(set(roots_with_anchor.tolist())) == len(roots_with_anchor)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_interpreted_loop_starts_from_each_clusters_best_allowed_partner(seed: int
+                                                                             ) -> None:
+    """The heap the interpreted loop starts from, scored for every pair at once, holds
+    what scoring each cluster's neighbours in turn gives: its best partner that passes
+    z_min, never one it is kept apart from or an anchored one of an anchored cluster.
+    Clusters of several faces, crowding, cannot-links and anchors, at 512-d with more
+    pairs than one block of rows."""
+    rng = np.random.default_rng(300 + seed)
+    x, _ = _people(rng, list(rng.integers(1, 30, size=40)), spread=1.0, dim=512)
+    node = np.unique(rng.integers(0, len(x) * 2 // 3, size=len(x)), return_inverse=True)[1]
+    m = int(node.max()) + 1
+    sums = np.zeros((m, x.shape[1]))
+    np.add.at(sums, node, x.astype(np.float64))
+    count = np.bincount(node, minlength=m).astype(np.float64)
+    unit = sums / np.linalg.norm(sums, axis=1, keepdims=True)
+    near = np.argsort(-(unit @ unit.T), axis=1)[:, 1:13]
+    a, b = np.repeat(np.arange(m), 12), near.ravel()
+    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
+    assert len(pairs) > 512  # more than one block of the first scoring
+    cannot = pairs[rng.random(len(pairs)) < 0.1]
+    anchored = rng.random(m) < 0.15
+    merger = HeapMerger(sums, count, anchored, cannot, pairs, MODEL,
+                        MODEL.z_threshold(len(x), 10.0), rng.uniform(0, 0.05, m) * count)
+    merger.adjacent = [set() for _ in range(m)]
+    for u, w in pairs.tolist():
+        merger.adjacent[u].add(w)
+        merger.adjacent[w].add(u)
+    entries = {(u, w): -z for z, u, w, _, _ in merger._first_entries()}
+    blocked = {(int(u), int(w)) for u, w in cannot} | {(int(w), int(u)) for u, w in cannot}
+    for u in range(m):
+        ws = np.array([w for w in sorted(merger.adjacent[u]) if (u, w) not in blocked
+                       and not (anchored[u] and anchored[w])], np.int64)
+        z = merger._z(u, ws) if len(ws) else np.empty(0)
+        mine = [(w, v) for (v_u, w), v in entries.items() if v_u == u]
+        if not len(z) or z.max() < merger.z_min:
+            assert mine == [] and merger.best_w[u] == -1
+            continue
+        [(w, value)] = mine
+        assert w == merger.best_w[u] and value == pytest.approx(z.max(), abs=1e-12)
+        assert z[list(ws).index(w)] == pytest.approx(z.max(), abs=1e-12)
+    assert m // 4 < len(entries) < m  # many clusters start with a partner, not all
 
 
 @pytest.mark.parametrize("seed", range(24))

@@ -1,4 +1,4 @@
-"""numba's compiled code is cached per version of the clustering code, in the user's own
+"""numba's compiled code is cached per version of the compiled code, in the user's own
 cache folder (0700): an index the old code wrote never reaches the new code (it named a
 type that had moved, and every clustering failed until the cache was deleted by hand)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rbv.compiled import cache_folder, code_digest
+from rbv.compiled import PACKAGE, cache_folder, code_digest, compiled_sources
 
 PROBE = """
 import numba, rbv.cluster.evidence_merge_loop, rbv.cluster.evidence_singles
@@ -20,15 +20,36 @@ print(numba.config.CACHE_DIR)
 """
 
 
-def test_the_cache_folder_changes_with_the_code(tmp_path: Path) -> None:
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "a.py").write_text("def f(x):\n    return x\n")
-    (code / "b.py").write_text("class Parts:\n    pass\n")
-    before = code_digest(code)
-    assert code_digest(code) == before
-    (code / "b.py").write_text("class Moved:\n    pass\n")  # a type moved away
-    assert code_digest(code) != before
+def test_the_cache_folder_changes_with_the_compiled_code_alone(tmp_path: Path) -> None:
+    """A change to a module that compiles functions, or to a module it imports (a type
+    it takes moved away), makes a new folder; a change to the code that only calls it
+    (the interpreted merge loop, say) keeps the folder, and the compiled code with it."""
+    rbv = tmp_path / "rbv"
+    (rbv / "cluster").mkdir(parents=True)
+    (rbv / "compiled.py").write_text("import numba\nnjit = numba.njit\n")
+    (rbv / "cluster" / "kernels.py").write_text(
+        "from rbv.compiled import njit\nfrom rbv.cluster.parts import Parts\n")
+    (rbv / "cluster" / "parts.py").write_text("class Parts:\n    pass\n")
+    (rbv / "cluster" / "own.py").write_text("import numba\n")  # numba's own njit
+    (rbv / "cluster" / "loop.py").write_text("from rbv.cluster import kernels\n")
+    before = code_digest(rbv)
+    assert code_digest(rbv) == before
+    (rbv / "cluster" / "loop.py").write_text("from rbv.cluster import kernels\nX = 1\n")
+    assert code_digest(rbv) == before
+    for changed, text in (("parts.py", "class Moved:\n    pass\n"),  # a type moved away
+                          ("own.py", "import numba\nX = 1\n")):
+        kept = (rbv / "cluster" / changed).read_text()
+        (rbv / "cluster" / changed).write_text(text)
+        assert code_digest(rbv) != before, changed
+        (rbv / "cluster" / changed).write_text(kept)
+    assert code_digest(rbv) == before
+
+
+def test_rbvs_digest_reads_its_compiled_modules_and_not_the_interpreted_loop() -> None:
+    names = {p.relative_to(PACKAGE).as_posix() for p in compiled_sources()}
+    assert {"compiled.py", "cluster/evidence_kernels.py", "cluster/evidence_merge_loop.py",
+            "cluster/evidence_singles.py", "cluster/knn_search.py"} <= names
+    assert "cluster/evidence_heap.py" not in names and "cluster/evidence.py" not in names
 
 
 def test_compiled_code_is_cached_in_a_private_folder_of_this_code(tmp_path: Path) -> None:
