@@ -3,11 +3,11 @@
 The same rule as the compiled loop (:mod:`rbv.cluster.evidence_merge`): highest ``z``
 first, one merge at a time, one heap entry per cluster. Loading the compiled code costs
 2-5 s per process (numba's import and its cache; 0.6 s where the OS still caches their
-files); this loop merges a few thousand clusters in a fraction of that, so small merges (a small library, the new faces of a
-nightly run against the known persons near them) use it. Every pair's first score is
-computed in array operations before the loop (a call per cluster was a third of the
-loop's time). The tests check that both loops and a plain score-every-pair greedy give
-the same partitions.
+files); this loop merges a few thousand clusters in a fraction of that, so small merges
+(a small library, the new faces of a nightly run against the known persons near them)
+use it. Every pair's first score is computed in array operations before the loop (a
+call per cluster was a third of the loop's time). The tests check that both loops and a
+plain score-every-pair greedy give the same partitions.
 """
 
 from __future__ import annotations
