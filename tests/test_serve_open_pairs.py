@@ -78,6 +78,27 @@ def test_the_kept_ranking_is_written_a_piece_at_a_time_as_one_json(tmp_path) -> 
         assert json.loads((tmp_path / "kept.json").read_text()) == kept
 
 
+def test_a_ranking_that_cannot_be_kept_is_said_in_one_line_not_raised(tmp_path, capsys  # type: ignore[no-untyped-def]
+                                                                      ) -> None:
+    """The cache folder removed while the server runs (or the disk full): keeping the
+    ranking for the next start fails in one line on stderr, nothing half-written, and
+    the thread that ranked goes on (it raised, and died with a traceback, before)."""
+    from rbv.serve.kept_ranking import keep, load
+    from rbv.serve.ranking import Ranking
+
+    ranking = Ranking(1, (3, 4), OpenPairs([Suggestion(r, PERSONS[a], PERSONS[b], 0.5, 0.0,
+                                                       "", (a, b))
+                                            for r, (a, b) in enumerate(PAIRS[:5])]))
+    assert keep(tmp_path / "suggestions.json", "lib", ranking)
+    assert load(tmp_path / "suggestions.json", "lib") is not None
+    capsys.readouterr()
+    gone = tmp_path / "removed" / "suggestions.json"
+    assert not keep(gone, "lib", ranking)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not kept" in err and str(gone) in err
+    assert not gone.parent.exists()
+
+
 def test_a_ranking_read_before_an_answer_never_shows_or_keeps_what_it_settled(  # type: ignore[no-untyped-def]
         cli, faces_settings, tmp_path, monkeypatch) -> None:
     """A fresh ranking that read the library before the user's latest answer drops the

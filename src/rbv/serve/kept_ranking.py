@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+from rbv.errors import printable
 from rbv.jobs.persons.evidence import Suggestion
 from rbv.serve.private_files import private_file
 from rbv.serve.ranking import OpenPairs, Ranking
@@ -23,9 +25,19 @@ def library_of(url: str, pack_name: str | None) -> str:
     return hashlib.sha256(f"{url}|{pack_name}".encode()).hexdigest()
 
 
-def keep(path: Path, library: str, ranking: Ranking) -> None:
-    """Write ``ranking``'s open pairs to ``path`` for ``library`` (whole or not at all)."""
-    _write_json(path, _as_kept(library, ranking, list(ranking.pairs)))
+def keep(path: Path, library: str, ranking: Ranking) -> bool:
+    """Write ``ranking``'s open pairs to ``path`` for ``library`` (whole or not at all);
+    whether it was kept. A file that cannot be written (the disk full, the cache folder
+    removed while the server runs) is said on one line: the ranking in memory is whole,
+    and the next start ranks again."""
+    try:
+        _write_json(path, _as_kept(library, ranking, list(ranking.pairs)))
+    except OSError as exc:
+        sys.stderr.write(f"rbv serve: the ranking was not kept for the next start "
+                         f"({printable(str(path))}: {printable(exc.strerror or str(exc))}); "
+                         "that start ranks again\n")
+        return False
+    return True
 
 
 def _as_kept(library: str, ranking: Ranking, suggestions: list[Suggestion]
