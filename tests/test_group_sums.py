@@ -32,3 +32,18 @@ def test_group_sums_are_each_groups_rows_added_in_order(monkeypatch: pytest.Monk
 def test_group_sums_of_no_row() -> None:
     sums, counts = group_sums(np.empty((0, 8), np.float32), np.empty(0, np.int64), 3)
     assert sums.shape == (3, 8) and not sums.any() and not counts.any()
+
+
+def test_rows_said_to_be_unit_are_added_as_they_are() -> None:
+    # evidence linkage's nodes: the rows are unit already (unit_rows), so normalising
+    # them again only cost time; the sums are those of the rows given
+    rng = np.random.default_rng(5)
+    x = centroids.normalize(rng.normal(size=(300, 16)).astype(np.float32))
+    x[::3] *= 1 + 1e-6  # within the tolerance unit_rows accepts, or not: taken as given
+    groups = rng.integers(-1, 20, 300)
+    sums, counts = group_sums(x, groups, 20, unit=True)
+    for g in range(20):
+        rows = np.flatnonzero(groups == g)
+        assert counts[g] == len(rows)
+        np.testing.assert_allclose(sums[g], x[rows].astype(np.float64).sum(axis=0),
+                                   rtol=1e-12, atol=1e-12)
