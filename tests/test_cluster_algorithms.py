@@ -67,6 +67,36 @@ def test_approximate_knn_graph_at_512_d_keeps_its_recall_and_similarities() -> N
     assert (np.diff(approx.similarities, axis=1) <= 1e-6).all()  # best first
 
 
+def test_a_graph_reordered_names_the_same_neighbours_by_their_new_rows() -> None:
+    x, _ = _identities(30, 20, dim=64)
+    graph = build_knn_graph(x, 8, exact_limit=0)
+    graph.neighbors[3, -1] = -1  # a face with fewer neighbours keeps its padding
+    order = np.argsort(graph.lists, kind="stable")
+    moved = graph.reordered(order)
+    assert moved.lists is not None and (np.diff(moved.lists) >= 0).all()
+    assert moved.neighbors.dtype == graph.neighbors.dtype
+    back = np.where(moved.neighbors >= 0, order[np.maximum(moved.neighbors, 0)], -1)
+    np.testing.assert_array_equal(back, graph.neighbors[order])
+    np.testing.assert_array_equal(moved.similarities, graph.similarities[order])
+
+
+@pytest.mark.parametrize("kind", ["random", "one cycle", "as they are"])
+def test_rows_are_moved_into_an_order_in_place(kind: str) -> None:
+    from rbv.cluster.knn_search import move_rows
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(500, 12)).astype(np.float32)
+    order = {"random": rng.permutation(500), "one cycle": np.roll(np.arange(500), 1),
+             "as they are": np.arange(500)}[kind]
+    want, before = x[order], x.ctypes.data
+    move_rows(x, order)
+    np.testing.assert_array_equal(x, want)
+    assert x.ctypes.data == before
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        move_rows(x, order)
+
+
 def test_unit_rows_keeps_unit_float32_rows_without_a_copy() -> None:
     x, _ = _identities(3, 4)
     assert unit_rows(x) is x  # at 1M × 512-d a copy is 2 GB

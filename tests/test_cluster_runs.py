@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.evidence import library_impostor
+from rbv.cluster.knn import build_knn_graph
 from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
@@ -149,6 +151,55 @@ def test_no_person_holds_two_faces_of_one_photo(cli, faces_settings: Settings,
             "GROUP BY person_id, image_id HAVING count(*) > 1").fetchall()
     assert groups and groups[0] >= 3  # the group photos are really there
     assert doubles == []
+
+
+def test_a_full_run_over_an_approximate_graph_moves_faces_alike_together_and_keeps_all(
+        cli, faces_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the exact graph's limit a full run puts the faces in the order of the
+    graph's inverted lists, in place, before clustering (the merge loop then finds a
+    person's faces together in memory): the same persons as in the order they were
+    read, and every decision kept (a name, a face rejected from its person)."""
+    from rbv.jobs.grouping import cluster as cluster_job
+
+    monkeypatch.setattr(cluster_job, "build_knn_graph", partial(build_knn_graph,
+                                                                exact_limit=0))
+    url = str(faces_settings.database_url)
+    _cluster(cli, faces_settings, "--full")
+    persons = Counter(p for p in _assignments(faces_settings).values())
+    named = str(persons.most_common(1)[0][0])
+    rejected = max(f for f, p in _assignments(faces_settings).items() if p == named)
+    assert run_cli(cli, "-d", url, "persons", "name", named, "Angelina").exit_code == 0
+    assert run_cli(cli, "-d", url, "persons", "not-this-person", named,
+                   str(rejected)).exit_code == 0
+
+    def partition() -> set[frozenset[int]]:
+        faces: dict[str | None, set[int]] = {}
+        for f, p in _assignments(faces_settings).items():
+            faces.setdefault(p, set()).add(f)
+        after = _assignments(faces_settings)
+        assert after[rejected] != named and sum(p == named for p in after.values()) > 1
+        return {frozenset(v) for v in faces.values()}
+
+    moved: list[np.ndarray] = []
+    together = cluster_job._alike_together
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        out = together(*args)
+        moved.append(out[0].ids.copy())
+        return out
+
+    monkeypatch.setattr(cluster_job, "_alike_together", lambda *args: args)
+    _cluster(cli, faces_settings, "--full")
+    as_read = partition()
+    with open_database(faces_settings).transaction() as conn:  # else "nothing changed"
+        conn.execute("UPDATE face_detections SET person_id = NULL WHERE id = "
+                     "(SELECT min(id) FROM face_detections WHERE assigned_by <> 'manual')")
+    monkeypatch.setattr(cluster_job, "_alike_together", spy)
+    _cluster(cli, faces_settings, "--full")
+    assert len(moved) == 1 and not np.array_equal(moved[0], np.sort(moved[0]))
+    assert partition() == as_read
+    listed = run_cli(cli, "-d", url, "persons", "list", "--json", "--limit", "0")
+    assert {p["id"]: p["name"] for p in json.loads(listed.stdout)}[named] == "Angelina"
 
 
 def test_sql_reset_then_cluster_rebuilds_persons_without_touching_embeddings(

@@ -38,6 +38,16 @@ class KnnGraph:
     def size(self) -> int:
         return int(self.neighbors.shape[0])
 
+    def reordered(self, order: NDArray[np.int64]) -> KnnGraph:
+        """The graph of the same faces in ``order`` (row ``i`` is row ``order[i]`` here),
+        neighbours named by their new rows."""
+        renamed = np.empty(len(order), self.neighbors.dtype)
+        renamed[order] = np.arange(len(order), dtype=self.neighbors.dtype)
+        near = self.neighbors[order]
+        near = np.where(near >= 0, renamed[np.maximum(near, 0)], near)
+        return KnnGraph(near, self.similarities[order],
+                        None if self.lists is None else self.lists[order])
+
     def edges(self, min_similarity: float = -1.0) -> tuple[
         NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]
     ]:
