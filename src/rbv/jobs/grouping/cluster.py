@@ -448,6 +448,7 @@ def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome
     new_ids = sorted({p for p in targets if p not in existing}, key=str)
     create_persons(conn, pack, len(new_ids), ids=new_ids)
     auto = np.flatnonzero(~faces.manual)
+    auto = auto[np.argsort(faces.ids[auto], kind="stable")]  # written in the table's order
     progress("writing assignments")
     forget_pack_sums(conn, pack)  # first: the writes would log moves against them
     with ThreadPoolExecutor(1, thread_name_prefix="rbv-sums") as pool:
