@@ -100,8 +100,8 @@ def test_rows_are_moved_into_an_order_in_place(kind: str) -> None:
 def test_a_full_runs_faces_and_their_aged_copy_move_together_into_the_lists_order() -> None:
     import uuid
 
+    from rbv.cluster.knn import in_list_order
     from rbv.face_rows import PackFaces
-    from rbv.jobs.grouping.cluster import _alike_together
 
     x, _ = _identities(30, 20, dim=64)
     n = len(x)
@@ -110,7 +110,7 @@ def test_a_full_runs_faces_and_their_aged_copy_move_together_into_the_lists_orde
     faces = PackFaces(np.arange(100, 100 + n), np.arange(n) // 2,
                       [people[i % 3] for i in range(n)], np.arange(n) % 7 == 0, x.copy())
     graph = build_knn_graph(aged, 8, exact_limit=0)
-    moved, moved_aged, moved_graph = _alike_together(faces, aged.copy(), graph)
+    moved, moved_aged, moved_graph = in_list_order(faces, aged.copy(), graph)
     row = moved.ids - 100  # each row's face, as read
     assert not np.array_equal(row, np.arange(n))
     np.testing.assert_array_equal(moved.embeddings, x[row])
@@ -120,7 +120,7 @@ def test_a_full_runs_faces_and_their_aged_copy_move_together_into_the_lists_orde
     np.testing.assert_array_equal(moved.manual, row % 7 == 0)
     np.testing.assert_array_equal(moved_graph.similarities, graph.similarities[row])
     exact = build_knn_graph(x, 8)  # no lists: nothing moves
-    assert _alike_together(faces, x, exact) == (faces, x, exact)
+    assert in_list_order(faces, x, exact) == (faces, x, exact)
 
 
 def test_unit_rows_keeps_unit_float32_rows_without_a_copy() -> None:

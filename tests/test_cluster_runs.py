@@ -181,20 +181,20 @@ def test_a_full_run_over_an_approximate_graph_moves_faces_alike_together_and_kee
         return {frozenset(v) for v in faces.values()}
 
     moved: list[np.ndarray] = []
-    together = cluster_job._alike_together
+    together = cluster_job.in_list_order
 
     def spy(*args):  # type: ignore[no-untyped-def]
         out = together(*args)
         moved.append(out[0].ids.copy())
         return out
 
-    monkeypatch.setattr(cluster_job, "_alike_together", lambda *args: args)
+    monkeypatch.setattr(cluster_job, "in_list_order", lambda *args: args)
     _cluster(cli, faces_settings, "--full")
     as_read = partition()
     with open_database(faces_settings).transaction() as conn:  # else "nothing changed"
         conn.execute("UPDATE face_detections SET person_id = NULL WHERE id = "
                      "(SELECT min(id) FROM face_detections WHERE assigned_by <> 'manual')")
-    monkeypatch.setattr(cluster_job, "_alike_together", spy)
+    monkeypatch.setattr(cluster_job, "in_list_order", spy)
     _cluster(cli, faces_settings, "--full")
     assert len(moved) == 1 and not np.array_equal(moved[0], np.sort(moved[0]))
     assert partition() == as_read

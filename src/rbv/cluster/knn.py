@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rbv.cluster.defaults import DEFAULT_K
+from rbv.face_rows import PackFaces
 
 EXACT_LIMIT = 60_000
 NPROBE = 10
@@ -84,6 +85,26 @@ def unit_rows(embeddings: NDArray[np.floating]) -> NDArray[np.float32]:
         if len(lengths) and np.abs(lengths - 1).max() <= UNIT_TOLERANCE:
             return embeddings  # type: ignore[return-value]
     return normalize(embeddings)
+
+
+def in_list_order(faces: PackFaces, embeddings: NDArray[np.float32], graph: KnnGraph
+                  ) -> tuple[PackFaces, NDArray[np.float32], KnnGraph]:
+    """The faces, the embeddings compared and the graph in the order of the graph's
+    inverted lists (an approximate graph's), so faces alike lie together in memory: the
+    merge loop reads a person's faces one after another, and finds them in the cache
+    instead of across 2 GB (1M synthetic faces: clustering 87-92 → 64-67 s). Rows are
+    moved in place, not copied."""
+    if graph.lists is None:
+        return faces, embeddings, graph
+    from rbv.cluster.knn_search import move_rows  # numba: _approximate loaded it
+
+    order = np.argsort(graph.lists, kind="stable")
+    move_rows(faces.embeddings, order)
+    if embeddings is not faces.embeddings:  # centred by age: a copy of their own
+        move_rows(embeddings, order)
+    return (PackFaces(faces.ids[order], faces.image_ids[order],
+                      [faces.person_ids[i] for i in order.tolist()], faces.manual[order],
+                      faces.embeddings), embeddings, graph.reordered(order))
 
 
 def build_knn_graph(

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from numpy.typing import NDArray
 
 from rbv.cluster.assign import MATCH_MARGIN
 from rbv.cluster.calibrations import ClusterSetting, key_in_words, resolve_setting
@@ -43,10 +42,9 @@ from rbv.cluster.centroids import label_sums
 from rbv.cluster.crowding import CROWDING_LEVEL, crowding
 from rbv.cluster.decisions import constraints_among, hand_anchors, row_pairs
 from rbv.cluster.identity import follow_faces
-from rbv.cluster.knn import DEFAULT_K, KnnGraph, build_knn_graph
+from rbv.cluster.knn import DEFAULT_K, build_knn_graph, in_list_order
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.errors import Remedy
-from rbv.face_rows import PackFaces
 from rbv.jobs.grouping.aged import BY_AGE, aged_space, by_age, first_by_age
 from rbv.jobs.grouping.cluster_update import UpdateContext, add_new_faces
 from rbv.jobs.grouping.estimate import estimate_from_faces, estimate_impostor
@@ -382,26 +380,6 @@ def _cluster(conn: psycopg.Connection, plan: _Plan, progress: Progress,
     return done
 
 
-def _alike_together(faces: PackFaces, embeddings: NDArray[np.float32], graph: KnnGraph
-                    ) -> tuple[PackFaces, NDArray[np.float32], KnnGraph]:
-    """The faces, the embeddings compared and the graph in the order of the graph's
-    inverted lists (an approximate graph's), so faces alike lie together in memory: the
-    merge loop reads a person's faces one after another, and finds them in the cache
-    instead of across 2 GB (1M synthetic faces: clustering 87-92 → 64-67 s). Rows are
-    moved in place, not copied."""
-    if graph.lists is None:
-        return faces, embeddings, graph
-    from rbv.cluster.knn_search import move_rows  # numba: an approximate graph loaded it
-
-    order = np.argsort(graph.lists, kind="stable")
-    move_rows(faces.embeddings, order)
-    if embeddings is not faces.embeddings:  # centred by age: a copy of their own
-        move_rows(embeddings, order)
-    return (PackFaces(faces.ids[order], faces.image_ids[order],
-                      [faces.person_ids[i] for i in order.tolist()], faces.manual[order],
-                      faces.embeddings), embeddings, graph.reordered(order))
-
-
 def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome:
     """Every face re-clustered under the user's decisions; who each cluster is follows
     :func:`follow_faces`."""
@@ -416,13 +394,13 @@ def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome
         setting = done.setting = estimate_from_faces(conn, pack, setting, faces)
     if len(faces) == 0:
         return done
+    facts = load_manual_facts(conn, pack)
     space = aged_space(conn, pack, plan.options.by_age, setting.method, progress)
     embeddings, impostor = space.compared(conn, faces, setting.impostor)
     done.aged = space.source or None
     progress(f"building the {k}-NN graph of {len(faces):,} faces")
     graph = build_knn_graph(embeddings, k)
-    faces, embeddings, graph = _alike_together(faces, embeddings, graph)
-    facts = load_manual_facts(conn, pack)
+    faces, embeddings, graph = in_list_order(faces, embeddings, graph)
     constraints = constraints_among(faces.ids, faces.image_ids, facts.must, facts.cannot,
                                     hand_anchors(faces))
     progress(f"clustering {len(faces):,} faces ({setting.method.value})")
