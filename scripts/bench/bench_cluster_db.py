@@ -24,6 +24,7 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -233,6 +234,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    # Stopped (kill, timeout): exit as from Ctrl-C, so the scratch server is stopped and
+    # its folder removed (the default ends the process with its 3 GB cache still held).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         scratch = str(args.keep)
@@ -248,7 +252,9 @@ def main() -> None:
                         "from rbv.config import Settings; from rbv.store import open_database; "
                         "open_database(Settings(data_dir=Path(sys.argv[1]), server_linger_s=0), "
                         "require_schema=False)", scratch], check=True)
-    settings = Settings(database_url=args.database, data_dir=Path(scratch))
+    # The scratch server stops with this process (a lingering one outlived its folder,
+    # which atexit removes, and kept its cache).
+    settings = Settings(database_url=args.database, data_dir=Path(scratch), server_linger_s=0)
     db = open_database(settings, require_schema=False)
     apply_pending(db)
     # The last --new faces are stored before the server's restarts (cold rows).
