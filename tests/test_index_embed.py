@@ -184,6 +184,20 @@ def _rbv(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _wait_for_waiters(url: str, n: int, workers: Sequence[subprocess.Popen[str]]) -> None:
+    """Until ``n`` sessions of the database wait on a lock (or a worker has ended)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and all(w.poll() is None for w in workers):
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'").fetchone()
+            if waiting is not None and waiting[0] >= n:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"{n} embed processes never waited on the queue")
+
+
 def test_two_embed_processes_share_the_queue_and_never_repeat_an_image(
     cli, settings: Settings
 ) -> None:
@@ -191,7 +205,12 @@ def test_two_embed_processes_share_the_queue_and_never_repeat_an_image(
     photos = sorted(FACES.glob("*/*"))[:24]
     assert run_cli(cli, "index", "-d", url, "--no-embed", *map(str, photos)).exit_code == 0
     env = _env(settings, RBV_SCAN_BATCH_SIZE="2", RBV_CONCURRENCY="2")
-    workers = [_rbv(env, "embed", "-d", url, "--json") for _ in range(2)]
+    # The queue is held until both wait on it, so neither can take every batch while
+    # the other is still starting (a busy CI machine: one did all 24 images).
+    with psycopg.connect(url) as hold:
+        hold.execute("LOCK TABLE face_scans IN ACCESS EXCLUSIVE MODE")
+        workers = [_rbv(env, "embed", "-d", url, "--json") for _ in range(2)]
+        _wait_for_waiters(url, 2, workers)
     outputs = [w.communicate(timeout=300) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     reports = [json.loads(out) for out, _ in outputs]

@@ -126,7 +126,10 @@ def test_sums_stay_exact_through_runs_and_hand_edits(cli, faces_settings: Settin
     with open_database(faces_settings).connect() as conn:
         stored = dict(conn.execute("SELECT person_id, face_count FROM person_sums"))
     logged = _log(faces_settings)
-    unlogged = sorted((p for p in stored if p not in logged), key=lambda p: (stored[p], str(p)))
+    # (never the persons the test goes on with: persons of equal size are in uuid order,
+    # which is random, and `third` emptied here failed the check of faces_left_persons)
+    unlogged = sorted((p for p in stored if p not in logged and p not in (big, third)),
+                      key=lambda p: (stored[p], str(p)))
     kept_rows = []
     for donor, taker in ((unlogged[0], unlogged[-1]), (unlogged[1], unlogged[2])):
         moved = len(_faces_of(faces_settings, donor))
