@@ -174,9 +174,9 @@ def test_a_full_run_over_an_approximate_graph_moves_faces_alike_together_and_kee
 
     def partition() -> set[frozenset[int]]:
         faces: dict[str | None, set[int]] = {}
-        for f, p in _assignments(faces_settings).items():
-            faces.setdefault(p, set()).add(f)
         after = _assignments(faces_settings)
+        for f, p in after.items():
+            faces.setdefault(p, set()).add(f)
         assert after[rejected] != named and sum(p == named for p in after.values()) > 1
         return {frozenset(v) for v in faces.values()}
 

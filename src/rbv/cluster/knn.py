@@ -102,9 +102,7 @@ def in_list_order(faces: PackFaces, embeddings: NDArray[np.float32], graph: KnnG
     move_rows(faces.embeddings, order)
     if embeddings is not faces.embeddings:  # centred by age: a copy of their own
         move_rows(embeddings, order)
-    return (PackFaces(faces.ids[order], faces.image_ids[order],
-                      [faces.person_ids[i] for i in order.tolist()], faces.manual[order],
-                      faces.embeddings), embeddings, graph.reordered(order))
+    return faces.take(order, faces.embeddings), embeddings, graph.reordered(order)
 
 
 def build_knn_graph(
