@@ -13,8 +13,8 @@ from rbv.config import Settings
 from rbv.faces.estimates import FaceEstimate
 from rbv.jobs.grouping import aged
 from rbv.store import open_database
-from rbv.store.queries.assignments import load_faces
 from rbv.store.queries.attributes import save_attributes
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 
 

@@ -16,7 +16,8 @@ from rbv.cluster.ages import AgeCentres
 from rbv.cluster.defaults import ImpostorModel
 from rbv.config import Settings
 from rbv.store import open_database
-from rbv.store.queries.assignments import faces_with_paths, load_faces
+from rbv.store.queries.assignments import faces_with_paths
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from tests.conftest import CLUSTER_IDENTITIES, SHARED, run_cli
 

@@ -12,7 +12,8 @@ from rbv.config import Settings
 from rbv.face_rows import FacePlace
 from rbv.jobs.grouping.eval import label_main_faces, read_labels
 from rbv.store import open_database
-from rbv.store.queries.assignments import faces_with_paths, load_faces
+from rbv.store.queries.assignments import faces_with_paths
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from tests.conftest import FACES, PACK, SHARED, run_cli
 

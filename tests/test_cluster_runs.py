@@ -26,7 +26,8 @@ from rbv.jobs.grouping.estimate import (
 )
 from rbv.jobs.library.index import run_index
 from rbv.store import open_database
-from rbv.store.queries.assignments import create_persons, load_faces
+from rbv.store.queries.assignments import create_persons
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.pack_lookup import pack_files, pack_settings
 from rbv.store.queries.packs import register_pack

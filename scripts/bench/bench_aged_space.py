@@ -29,7 +29,7 @@ from rbv.cluster.evidence import library_impostor
 from rbv.config import Settings
 from rbv.jobs.grouping import aged
 from rbv.store import open_database
-from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import register_pack

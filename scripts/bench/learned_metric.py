@@ -32,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NeighborhoodComponentsAnalysis
 
 import review_effort
-from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 
 SETS = (("faces", "labels.csv"), ("lfw_many", None), ("family", None))

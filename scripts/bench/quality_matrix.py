@@ -54,8 +54,9 @@ from rbv.jobs.grouping.eval import faces_under, label_main_faces, read_labels
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
 from rbv.store import Database, open_database
-from rbv.store.queries.assignments import faces_with_paths, load_faces
+from rbv.store.queries.assignments import faces_with_paths
 from rbv.store.queries.attributes import save_attributes
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.faces import NewFace, insert_faces_ids
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import register_pack

@@ -72,7 +72,8 @@ from rbv.serve import ranking as ranking_module
 from rbv.serve import screens
 from rbv.serve.queue import Grid, PairsPage, SuggestionQueue
 from rbv.store import Database, open_database
-from rbv.store.queries.assignments import faces_with_paths, load_faces
+from rbv.store.queries.assignments import faces_with_paths
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.server.migrations import apply_pending
 

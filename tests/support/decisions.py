@@ -104,7 +104,7 @@ from rbv.jobs.persons.drawn import add_face
 from rbv.jobs.persons.faces import link
 from rbv.serve.queue import Grid, SuggestionQueue
 from rbv.store import Database, open_database
-from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_lookup import name_of, names_of, resolve_person

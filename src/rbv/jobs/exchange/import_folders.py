@@ -45,8 +45,9 @@ from rbv.formats.names import PersonName, person_name
 from rbv.jobs.library.catalogue import run_catalogue
 from rbv.jobs.persons.edit_log import logged_edit
 from rbv.store import Database
-from rbv.store.queries.assignments import delete_empty_persons, load_faces
+from rbv.store.queries.assignments import delete_empty_persons
 from rbv.store.queries.contradictions import refused_placements
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.images import scanned_paths
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.queries.packs import PackRow

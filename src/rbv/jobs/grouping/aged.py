@@ -33,13 +33,14 @@ from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.evidence import library_impostor
 from rbv.cluster.methods import Method
 from rbv.face_rows import PackFaces
-from rbv.store.queries.assignments import count_faces, load_faces
+from rbv.store.queries.assignments import count_faces
 from rbv.store.queries.attributes import (
     ages_stamp,
     face_ages,
     has_ages,
     pack_ages,
 )
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import pack_files, pack_settings
 from rbv.store.queries.packs import PackRow, database_key
 

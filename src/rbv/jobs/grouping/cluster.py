@@ -56,7 +56,6 @@ from rbv.store.queries.assignments import (
     count_faces,
     create_persons,
     delete_empty_persons,
-    load_faces,
     load_manual_facts,
     named_face_counts,
     named_faces,
@@ -65,6 +64,7 @@ from rbv.store.queries.assignments import (
     write_assignments,
 )
 from rbv.store.queries.birthdays import born_persons
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_settings, update_pack_settings
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums

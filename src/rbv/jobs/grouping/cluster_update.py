@@ -32,11 +32,11 @@ from rbv.face_rows import PackFaces
 from rbv.store.queries.assignments import (
     ManualFacts,
     create_persons,
-    load_faces,
     load_manual_facts,
     person_images,
     write_assignments,
 )
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.neighbors import Neighbors, assigned_neighbors
 from rbv.store.queries.pack_lookup import pack_settings
 from rbv.store.queries.packs import PackRow

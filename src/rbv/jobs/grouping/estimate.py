@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from rbv.cluster.calibrations import ClusterSetting
 from rbv.cluster.evidence import library_impostor
 from rbv.face_rows import PackFaces
-from rbv.store.queries.assignments import load_faces, sampled_percent
+from rbv.store.queries.face_reads import load_faces, sampled_percent
 from rbv.store.queries.packs import PackRow
 
 G = TypeVar("G", bound=np.generic)

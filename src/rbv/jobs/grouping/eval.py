@@ -43,7 +43,8 @@ from rbv.jobs.library.index import run_index
 from rbv.jobs.reporting import Reporter
 from rbv.media.sniff import IMAGE_SUFFIXES
 from rbv.store import Database, open_database
-from rbv.store.queries.assignments import faces_with_paths, load_faces
+from rbv.store.queries.assignments import faces_with_paths
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import find_pack, pack_settings, update_pack_settings
 from rbv.store.queries.packs import register_pack
 from rbv.store.server.migrations import apply_pending

@@ -50,7 +50,7 @@ from rbv.media.limits import DEFAULT_MAX_IMAGE_PIXELS
 from rbv.media.phash import hamming, pairs_within, phash
 from rbv.media.types import DecodedImage
 from rbv.store import Database
-from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.faces import face_landmarks
 from rbv.store.queries.facesets import first_paths
 from rbv.store.queries.image_hashes import (

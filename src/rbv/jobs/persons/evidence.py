@@ -29,7 +29,8 @@ from rbv.errors import Remedy
 from rbv.face_rows import PackFaces
 from rbv.jobs.grouping.aged import aged_space
 from rbv.jobs.grouping.estimate import estimate_impostor
-from rbv.store.queries.assignments import faces_by_photo, load_faces
+from rbv.store.queries.assignments import faces_by_photo
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.links import same_links_inside_persons
 from rbv.store.queries.pack_lookup import find_pack, pack_files, pack_row, pack_settings
 from rbv.store.queries.packs import PackRow

@@ -91,7 +91,8 @@ def _recluster(db: Database, person: uuid.UUID, threshold: float | None, method:
     from rbv.cluster.decisions import constraints_among
     from rbv.cluster.methods import cluster_embeddings
     from rbv.jobs.grouping.estimate import estimate_impostor
-    from rbv.store.queries.assignments import count_faces, load_faces, load_manual_facts
+    from rbv.store.queries.assignments import count_faces, load_manual_facts
+    from rbv.store.queries.face_reads import load_faces
     from rbv.store.queries.pack_lookup import pack_files, pack_row, pack_settings
 
     asked = {"threshold": threshold, "method": method.value}
@@ -147,7 +148,7 @@ def split_person_eras(db: Database, person: uuid.UUID, params: EraParams, *,
     import numpy as np
 
     from rbv.cluster.eras import split_eras
-    from rbv.store.queries.assignments import load_faces
+    from rbv.store.queries.face_reads import load_faces
     from rbv.store.queries.pack_lookup import pack_row
 
     with editing(db, person, "eras split", {"apply": apply}, dry_run=not apply) as (

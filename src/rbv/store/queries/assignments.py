@@ -12,9 +12,9 @@ import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
 
-from rbv.face_rows import FacePlace, PackFaces
+from rbv.face_rows import FacePlace
 from rbv.store.queries.attributes import ages_digest
-from rbv.store.queries.packs import COPY_HEADER, PackRow, vector_expr
+from rbv.store.queries.packs import PackRow, vector_expr
 from rbv.store.queries.paths import path_from_bytes
 from rbv.store.server.connection import Database
 
@@ -28,59 +28,6 @@ class ManualFacts:
     rejections: list[tuple[int, uuid.UUID]]
 
 
-def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool = False,
-               person: uuid.UUID | None = None,
-               persons: Sequence[uuid.UUID] | None = None,
-               sample: int | None = None, ids: Sequence[int] | None = None,
-               hidden: bool | None = None) -> PackFaces:
-    """The pack's faces with embeddings, read with binary COPY: all of them, the
-    unassigned ones, those of one ``person`` or of ``persons``, those of ``ids``, or a
-    random ``sample``; ``hidden`` False: none of a hidden person, True: only theirs.
-    Faces marked not a face (``rbv faces not-a-face``) never: they are in no clustering."""
-    where = sql.SQL("f.pack_id = {} AND NOT EXISTS (SELECT 1 FROM not_faces m "
-                    "WHERE m.face_id = f.id)").format(sql.Literal(pack.id))
-    if ids is not None:
-        where += sql.SQL(" AND f.id = ANY({}::bigint[])").format(sql.Literal(list(ids)))
-    if unassigned_only:
-        where += sql.SQL(" AND f.person_id IS NULL")
-    if person is not None:
-        where += sql.SQL(" AND f.person_id = {}").format(sql.Literal(str(person)))
-    if persons is not None:
-        where += sql.SQL(" AND f.person_id = ANY({}::uuid[])").format(
-            sql.Literal([str(p) for p in persons]))
-    if hidden is not None:
-        where += sql.SQL(" AND {} EXISTS (SELECT 1 FROM persons h WHERE h.id = f.person_id "
-                         "AND h.hidden)").format(sql.SQL("" if hidden else "NOT"))
-    faces: sql.Composable = sql.SQL("face_detections f")
-    order: sql.Composable = sql.SQL("f.id")
-    if sample is not None:
-        # Bernoulli-sample the narrow face rows (repeatably) and read only their vectors:
-        # ordering every face at random read every vector (22.7 s at 1M × 512-d).
-        percent = sampled_percent(count_faces(conn, pack), sample)
-        faces = sql.SQL("face_detections f TABLESAMPLE BERNOULLI ({}) REPEATABLE (0)").format(
-            sql.Literal(percent))
-        order = sql.SQL("md5(f.id::text) LIMIT {}").format(sql.Literal(int(sample)))
-    # Every column has a fixed width (no NULLs: the nil uuid stands for "no person"), so
-    # the binary rows are parsed by numpy in blocks instead of one Python object each.
-    query = sql.SQL(
-        "COPY (SELECT f.id, f.image_id, coalesce(f.person_id, {nil}), "
-        "coalesce(f.assigned_by = 'manual', false), e.{vec} "
-        "FROM {faces} JOIN face_embeddings e ON e.face_id = f.id "
-        "WHERE {where} ORDER BY {order}) TO STDOUT (FORMAT BINARY)"
-    ).format(nil=sql.Literal(str(_NIL)), vec=vector_expr(pack), faces=faces, where=where,
-             order=order)
-    rows = _BinaryRows(pack.embedding_dim)
-    with conn.cursor() as cur, cur.copy(query) as copy:
-        for block in copy:
-            rows.feed(block)
-    return rows.faces()
-
-
-def sampled_percent(total: int, sample: int) -> float:
-    """The percent of ``total`` faces ``load_faces(sample=...)`` draws its sample from."""
-    return min(100.0, 100.0 * (1.5 * sample + 100) / max(total, 1))
-
-
 def faces_by_photo(conn: psycopg.Connection, pack: PackRow, persons: Sequence[uuid.UUID]
                    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """The faces of ``persons`` without their vectors (narrow rows): face ids, photo ids
@@ -91,87 +38,6 @@ def faces_by_photo(conn: psycopg.Connection, pack: PackRow, persons: Sequence[uu
         "WHERE f.pack_id = %s ORDER BY f.id", ([str(p) for p in persons], pack.id)).fetchall()
     table = np.array(rows, np.int64).reshape(-1, 3)
     return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
-
-
-_NIL = uuid.UUID(int=0)
-_PARSE_BYTES = 64 << 20
-"""COPY data is parsed in blocks of about this size. Above glibc's largest mmap threshold
-(32 MB) each block's arrays are mapped on their own and given back when dropped; blocks
-of 8 MB came from the heap, which kept them: 4.0 GB resident after reading 1M × 512-d
-(2 GB of vectors), 2.1 GB with 64 MB blocks."""
-
-
-class _BinaryRows:
-    """Rows of ``COPY … (FORMAT BINARY)`` of (int8, int8, uuid, bool, vector(dim))."""
-
-    def __init__(self, dim: int) -> None:
-        self.dtype = np.dtype([
-            ("fields", ">i2"), ("_l1", ">i4"), ("id", ">i8"), ("_l2", ">i4"),
-            ("image", ">i8"), ("_l3", ">i4"), ("person", "S16"), ("_l4", ">i4"),
-            ("manual", "u1"), ("_l5", ">i4"), ("dim", ">i2"), ("_unused", ">i2"),
-            ("vec", ">f4", (dim,))])
-        self.dim = dim
-        self.pending = bytearray()
-        self.header = False
-        self.ids: list[NDArray[np.int64]] = []
-        self.images: list[NDArray[np.int64]] = []
-        self.persons: list[NDArray[np.bytes_]] = []
-        self.manual: list[NDArray[np.bool_]] = []
-        self.vectors: list[NDArray[np.float32]] = []
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        self.pending += data
-        if len(self.pending) >= _PARSE_BYTES:
-            self._parse()
-
-    def _parse(self) -> None:
-        start = 0
-        if not self.header:
-            if len(self.pending) < COPY_HEADER:
-                return
-            start, self.header = COPY_HEADER, True
-        size = self.dtype.itemsize
-        whole = (len(self.pending) - start) // size
-        if whole == 0 and start:
-            del self.pending[:start]
-            return
-        if whole:
-            rows = np.frombuffer(self.pending, self.dtype, whole, start)
-            self.ids.append(rows["id"].astype(np.int64))
-            self.images.append(rows["image"].astype(np.int64))
-            self.persons.append(rows["person"].copy())
-            self.manual.append(rows["manual"].astype(bool))
-            self.vectors.append(rows["vec"].astype(np.float32))
-            del rows
-            del self.pending[:start + whole * size]
-
-    def faces(self) -> PackFaces:
-        self._parse()
-        if self.pending not in (b"", b"\xff\xff"):  # the trailer: field count -1
-            raise ValueError(f"unexpected COPY data: {len(self.pending)} bytes left over")
-        if not self.ids:
-            return PackFaces(np.empty(0, np.int64), np.empty(0, np.int64), [],
-                             np.empty(0, bool), np.empty((0, self.dim), np.float32))
-        keys, inverse = np.unique(np.concatenate(self.persons), return_inverse=True)
-        owners = [None if u == _NIL else u
-                  for u in (uuid.UUID(bytes=bytes(k).ljust(16, b"\0")) for k in keys)]
-        return PackFaces(np.concatenate(self.ids), np.concatenate(self.images),
-                         [owners[i] for i in inverse.ravel().tolist()],
-                         np.concatenate(self.manual), _drain(self.vectors, self.dim))
-
-
-def _drain(blocks: list[NDArray[np.float32]], dim: int) -> NDArray[np.float32]:
-    """The blocks' rows as one array, each block dropped once copied: the vectors are
-    held about once, not twice (np.concatenate holds every block and the whole result:
-    4 GB instead of 2 at 1M × 512-d)."""
-    out = np.empty((sum(len(b) for b in blocks), dim), np.float32)
-    at = 0
-    while blocks:
-        block = blocks.pop(0)
-        out[at:at + len(block)] = block
-        at += len(block)
-        del block
-    return out
 
 
 def load_manual_facts(conn: psycopg.Connection, pack: PackRow) -> ManualFacts:

@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from rbv.store.queries.assignments import load_faces
+from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.packs import PackRow
 from rbv.store.queries.paths import path_from_bytes
 
