@@ -339,7 +339,7 @@ def grow_known(known_sums: NDArray[np.float64], known_counts: NDArray[np.integer
         m = int(clusters.max()) + 1
         anchored = np.zeros(m, bool)
         anchored[clusters[:p]] = True
-        node_sums = group_sums(sums, clusters, m, unit=True)[0]  # np.add.at's, 10× faster
+        node_sums = group_sums(sums, clusters, m, unit=True)[0]  # np.add.at's sums
         nodes = Nodes.of_sums(node_sums, np.bincount(clusters, weights=count, minlength=m)
                               .astype(np.float64),
                               _unique_pairs(clusters[pair_a], clusters[pair_b], m))
