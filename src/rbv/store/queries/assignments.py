@@ -14,7 +14,7 @@ from psycopg import sql
 
 from rbv.face_rows import FacePlace
 from rbv.store.queries.attributes import ages_digest
-from rbv.store.queries.packs import PackRow, vector_expr
+from rbv.store.queries.packs import COPY_SIGNATURE, PackRow, vector_expr
 from rbv.store.queries.paths import path_from_bytes
 from rbv.store.server.connection import Database
 
@@ -79,6 +79,11 @@ def create_persons(conn: psycopg.Connection, pack: PackRow, count: int,
     return ids
 
 
+_ASSIGN_ROW = np.dtype([("fields", ">i2"), ("_face", ">i4"), ("face", ">i8"),
+                        ("_person", ">i4"), ("person", "S16")])
+"""A binary COPY row of (int8, uuid): the field count, then each field's length and value."""
+
+
 def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
                       person_ids: Sequence[uuid.UUID], assigned_by: str) -> int:
     """Set ``person_id`` of each face (never touching manual ones, never giving a face
@@ -86,12 +91,18 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS _assign (face_id bigint, person_id uuid) "
                  "ON COMMIT DROP")
     conn.execute("TRUNCATE _assign")
+    if len(face_ids) != len(person_ids):
+        raise ValueError("a person for each face")
+    # The binary COPY's rows made by numpy at once (a row each through psycopg: 1.5-2 s
+    # of a million faces' writing), between its header and trailer.
+    rows = np.empty(len(face_ids), _ASSIGN_ROW)
+    rows["fields"], rows["_face"], rows["_person"] = 2, 8, 16
+    rows["face"] = np.asarray(face_ids, np.int64)
+    rows["person"] = np.frombuffer(b"".join(p.bytes for p in person_ids), "S16")
     with conn.cursor() as cur, cur.copy(
         "COPY _assign (face_id, person_id) FROM STDIN WITH (FORMAT BINARY)"
     ) as copy:
-        copy.set_types(["int8", "uuid"])
-        for f, p in zip(face_ids, person_ids, strict=True):
-            copy.write_row((int(f), p))
+        copy.write(COPY_SIGNATURE + rows.tobytes() + b"\xff\xff")
     conn.execute("ANALYZE _assign")  # else the planner guesses a tiny table: nested loops
     # The join hashed in memory: at the server's 4 MB, 100k faces' hash went to disk in 4
     # batches (writes 3.56 → 3.26 s median with room for it, 8 rounds alternated).

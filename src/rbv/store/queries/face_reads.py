@@ -114,7 +114,9 @@ def copied_records(conn: psycopg.Connection, copy: sql.Composed, record: np.dtyp
     whose ``key`` is an int8 and ``data`` a bytea of whole ``record``s, a large row at a
     time (read in place: valid until the next is read) or small ones in batches of about
     ``_BATCH_BYTES``: each record's row key and the records."""
-    pending, keys, counts = bytearray(), [], []
+    pending = bytearray()
+    keys: list[int] = []
+    counts: list[int] = []
     header = True
     with conn.cursor() as cur, cur.copy(copy) as rows:
         for message in rows:  # PostgreSQL sends one message a row, the header in the first

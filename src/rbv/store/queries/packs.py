@@ -13,8 +13,9 @@ from psycopg import sql
 
 from rbv.errors import ModelPackError
 
-COPY_HEADER = 19
-"""Bytes of a binary COPY's header: signature (11), flags (4), extension length (4, zero)."""
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + bytes(8)
+"""A binary COPY's header: signature (11 bytes), flags and extension length (zero)."""
+COPY_HEADER = len(COPY_SIGNATURE)
 
 
 @dataclass(frozen=True)
