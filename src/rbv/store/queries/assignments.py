@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,11 +89,11 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
                       person_ids: Sequence[uuid.UUID], assigned_by: str) -> int:
     """Set ``person_id`` of each face (never touching manual ones, never giving a face
     marked not a face a person); returns rows changed."""
+    if len(face_ids) != len(person_ids):
+        raise ValueError("a person for each face")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS _assign (face_id bigint, person_id uuid) "
                  "ON COMMIT DROP")
     conn.execute("TRUNCATE _assign")
-    if len(face_ids) != len(person_ids):
-        raise ValueError("a person for each face")
     # The binary COPY's rows made by numpy at once (a row each through psycopg: 1.5-2 s
     # of a million faces' writing), between its header and trailer.
     rows = np.empty(len(face_ids), _ASSIGN_ROW)
@@ -106,22 +107,30 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
     conn.execute("ANALYZE _assign")  # else the planner guesses a tiny table: nested loops
     # The join hashed in memory: at the server's 4 MB, 100k faces' hash went to disk in 4
     # batches (writes 3.56 → 3.26 s median with room for it, 8 rounds alternated).
-    old = conn.execute("SELECT current_setting('work_mem')").fetchone()
-    conn.execute("SELECT set_config('work_mem', %s, true)", (f"{4 + len(face_ids) // 8_000}MB",))
-    cur2 = conn.execute(
-        """
-        UPDATE face_detections f SET person_id = a.person_id, assigned_by = %s,
-               assigned_at = now()
-        FROM _assign a
-        WHERE f.id = a.face_id AND f.assigned_by IS DISTINCT FROM 'manual'
-          AND f.person_id IS DISTINCT FROM a.person_id
-          AND (a.person_id IS NULL
-               OR NOT EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id))
-        """,
-        (assigned_by,),
-    )
-    conn.execute("SELECT set_config('work_mem', %s, true)", (old[0] if old else "4MB",))
+    with work_mem(conn, f"{4 + len(face_ids) // 8_000}MB"):
+        cur2 = conn.execute(
+            """
+            UPDATE face_detections f SET person_id = a.person_id, assigned_by = %s,
+                   assigned_at = now()
+            FROM _assign a
+            WHERE f.id = a.face_id AND f.assigned_by IS DISTINCT FROM 'manual'
+              AND f.person_id IS DISTINCT FROM a.person_id
+              AND (a.person_id IS NULL
+                   OR NOT EXISTS (SELECT 1 FROM not_faces m WHERE m.face_id = f.id))
+            """,
+            (assigned_by,),
+        )
     return cur2.rowcount
+
+
+@contextmanager
+def work_mem(conn: psycopg.Connection, size: str) -> Iterator[None]:
+    """The server's ``work_mem`` at ``size`` (``"64MB"``) for the statements inside, set
+    back after (on an error the transaction's rollback sets it back)."""
+    old = conn.execute("SELECT current_setting('work_mem')").fetchone()
+    conn.execute("SELECT set_config('work_mem', %s, true)", (size,))
+    yield
+    conn.execute("SELECT set_config('work_mem', %s, true)", (old[0] if old else "4MB",))
 
 
 def delete_empty_persons(conn: psycopg.Connection, pack: PackRow, *,

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from rbv.face_rows import PackFaces
-from rbv.store.queries.assignments import count_faces
+from rbv.store.queries.assignments import count_faces, work_mem
 from rbv.store.queries.packs import COPY_HEADER, PackRow, vector_expr
 
 BLOCK_IDS = 1_024
@@ -44,10 +44,6 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     never: they are in no clustering."""
     # The faces left out are matched against a hash of them made once (``NOT IN`` of a
     # key column, never NULL): ``NOT EXISTS`` was planned per block as a lookup per face.
-    # Room for those hashes whatever the statistics say (a subquery too large to hash
-    # is scanned again for each face); set back after.
-    old = conn.execute("SELECT current_setting('work_mem')").fetchone()
-    conn.execute("SELECT set_config('work_mem', '64MB', true)")
     where = sql.SQL("f.pack_id = {} AND f.id NOT IN (SELECT face_id FROM not_faces)"
                     ).format(sql.Literal(pack.id))
     if ids is not None:
@@ -73,44 +69,46 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     joined = sql.SQL("face_detections f JOIN face_embeddings e ON e.face_id = f.id")
     few = (unassigned_only or sample is not None or hidden
            or any(v is not None for v in (ids, person, persons)))
-    if sample is not None:
-        # Bernoulli-sample the narrow face rows (repeatably) and read only their vectors:
-        # ordering every face at random read every vector (22.7 s at 1M × 512-d).
-        percent = sampled_percent(count_faces(conn, pack), sample)
-        query = sql.SQL(
-            "SELECT s.n, {record} FROM (SELECT f.id, row_number() OVER "
-            "(ORDER BY md5(f.id::text)) AS n FROM face_detections f TABLESAMPLE BERNOULLI "
-            "({percent}) REPEATABLE (0) WHERE {where} AND EXISTS (SELECT 1 FROM "
-            "face_embeddings e WHERE e.face_id = f.id) ORDER BY md5(f.id::text) LIMIT {n}) "
-            "s JOIN {joined} ON f.id = s.id"
-        ).format(record=record, percent=sql.Literal(percent), where=where,
-                 n=sql.Literal(int(sample)), joined=joined)
-        expected = int(sample)
-    elif few:
-        query = sql.SQL("SELECT f.id, {record} FROM {joined} WHERE {where}").format(
-            record=record, joined=joined, where=where)
-        expected = 0
-    else:
-        # A block per range of ids, both tables' rows read through their ids' index in
-        # order and merged (a lookup per face read 3 pages a face: 4.1M at 1M faces).
-        query = sql.SQL(
-            "SELECT g, b.r FROM (SELECT min(id) AS lo, max(id) AS hi FROM face_detections) "
-            "r, generate_series(r.lo / {size}, r.hi / {size}) g CROSS JOIN LATERAL ("
-            "SELECT string_agg({record}, '' ORDER BY f.id) AS r FROM {joined} "
-            "WHERE f.id >= g * {size} AND f.id < (g + 1) * {size} AND e.face_id >= g * "
-            "{size} AND e.face_id < (g + 1) * {size} AND {where}) b "
-            "WHERE b.r IS NOT NULL"
-        ).format(size=sql.Literal(BLOCK_IDS), record=record, joined=joined, where=where)
-        row = conn.execute(sql.SQL("SELECT count(*) FROM face_detections f WHERE {}")
-                           .format(where)).fetchone()
-        expected = int(row[0]) if row else 0
-    # No ORDER BY around the records: a sort of them (2 kB each) goes to disk. The rows
-    # are put in the order of their keys here (the blocks come in it already).
-    faces = _FaceArrays(pack.embedding_dim, expected)
-    for keys, records in copied_records(
-            conn, sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query), faces.record):
-        faces.add(keys, records)
-    conn.execute("SELECT set_config('work_mem', %s, true)", (old[0] if old else "4MB",))
+    # Room for the hashes whatever the statistics say (a subquery too large to hash is
+    # scanned again for each face).
+    with work_mem(conn, "64MB"):
+        if sample is not None:
+            # Bernoulli-sample the narrow face rows (repeatably) and read only their vectors:
+            # ordering every face at random read every vector (22.7 s at 1M × 512-d).
+            percent = sampled_percent(count_faces(conn, pack), sample)
+            query = sql.SQL(
+                "SELECT s.n, {record} FROM (SELECT f.id, row_number() OVER "
+                "(ORDER BY md5(f.id::text)) AS n FROM face_detections f TABLESAMPLE BERNOULLI "
+                "({percent}) REPEATABLE (0) WHERE {where} AND EXISTS (SELECT 1 FROM "
+                "face_embeddings e WHERE e.face_id = f.id) ORDER BY md5(f.id::text) LIMIT {n}) "
+                "s JOIN {joined} ON f.id = s.id"
+            ).format(record=record, percent=sql.Literal(percent), where=where,
+                     n=sql.Literal(int(sample)), joined=joined)
+            expected = int(sample)
+        elif few:
+            query = sql.SQL("SELECT f.id, {record} FROM {joined} WHERE {where}").format(
+                record=record, joined=joined, where=where)
+            expected = 0
+        else:
+            # A block per range of ids, both tables' rows read through their ids' index in
+            # order and merged (a lookup per face read 3 pages a face: 4.1M at 1M faces).
+            query = sql.SQL(
+                "SELECT g, b.r FROM (SELECT min(id) AS lo, max(id) AS hi FROM face_detections) "
+                "r, generate_series(r.lo / {size}, r.hi / {size}) g CROSS JOIN LATERAL ("
+                "SELECT string_agg({record}, '' ORDER BY f.id) AS r FROM {joined} "
+                "WHERE f.id >= g * {size} AND f.id < (g + 1) * {size} AND e.face_id >= g * "
+                "{size} AND e.face_id < (g + 1) * {size} AND {where}) b "
+                "WHERE b.r IS NOT NULL"
+            ).format(size=sql.Literal(BLOCK_IDS), record=record, joined=joined, where=where)
+            row = conn.execute(sql.SQL("SELECT count(*) FROM face_detections f WHERE {}")
+                               .format(where)).fetchone()
+            expected = int(row[0]) if row else 0
+        # No ORDER BY around the records: a sort of them (2 kB each) goes to disk. The rows
+        # are put in the order of their keys here (the blocks come in it already).
+        faces = _FaceArrays(pack.embedding_dim, expected)
+        for keys, records in copied_records(
+                conn, sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query), faces.record):
+            faces.add(keys, records)
     return faces.faces()
 
 
@@ -128,6 +126,10 @@ def copied_records(conn: psycopg.Connection, copy: sql.Composed, record: np.dtyp
     pending = bytearray()
     keys: list[int] = []
     counts: list[int] = []
+
+    def batch() -> tuple[NDArray[np.int64], NDArray[np.void]]:
+        return np.repeat(np.array(keys, np.int64), counts), np.frombuffer(pending, record)
+
     header = True
     with conn.cursor() as cur, cur.copy(copy) as rows:
         for message in rows:  # PostgreSQL sends one message a row, the header in the first
@@ -145,8 +147,7 @@ def copied_records(conn: psycopg.Connection, copy: sql.Composed, record: np.dtyp
             key = int.from_bytes(data[at + 6:at + 14], "big", signed=True)
             if size >= _BATCH_BYTES // 4:  # a block: read in place
                 if pending:
-                    yield np.repeat(np.array(keys, np.int64), counts), np.frombuffer(
-                        pending, record)
+                    yield batch()
                     pending, keys, counts = bytearray(), [], []
                 records = np.frombuffer(data, record, size // record.itemsize, at + 18)
                 yield np.full(len(records), key, np.int64), records
@@ -155,10 +156,10 @@ def copied_records(conn: psycopg.Connection, copy: sql.Composed, record: np.dtyp
             counts.append(size // record.itemsize)
             pending += data[at + 18:]
             if len(pending) >= _BATCH_BYTES:
-                yield np.repeat(np.array(keys, np.int64), counts), np.frombuffer(pending, record)
+                yield batch()
                 pending, keys, counts = bytearray(), [], []
     if pending:
-        yield np.repeat(np.array(keys, np.int64), counts), np.frombuffer(pending, record)
+        yield batch()
 
 
 class _FaceArrays:
