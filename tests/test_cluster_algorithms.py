@@ -98,9 +98,12 @@ def test_rows_are_moved_into_an_order_in_place(kind: str) -> None:
 
 
 def test_a_full_runs_faces_and_their_aged_copy_move_together_into_the_lists_order() -> None:
+    """Above the exact limit the graph comes with the faces, their aged copy and itself
+    in the order of its inverted lists (each list one slice of rows): the same graph as
+    one built on the faces as read, renumbered."""
     import uuid
 
-    from rbv.cluster.knn import in_list_order
+    from rbv.cluster.knn import ordered_knn_graph
     from rbv.face_rows import PackFaces
 
     x, _ = _identities(30, 20, dim=64)
@@ -110,7 +113,7 @@ def test_a_full_runs_faces_and_their_aged_copy_move_together_into_the_lists_orde
     faces = PackFaces(np.arange(100, 100 + n), np.arange(n) // 2,
                       [people[i % 3] for i in range(n)], np.arange(n) % 7 == 0, x.copy())
     graph = build_knn_graph(aged, 8, exact_limit=0)
-    moved, moved_aged, moved_graph = in_list_order(faces, aged.copy(), graph)
+    moved, moved_aged, moved_graph = ordered_knn_graph(faces, aged.copy(), 8, exact_limit=0)
     row = moved.ids - 100  # each row's face, as read
     assert not np.array_equal(row, np.arange(n))
     np.testing.assert_array_equal(moved.embeddings, x[row])
@@ -118,9 +121,14 @@ def test_a_full_runs_faces_and_their_aged_copy_move_together_into_the_lists_orde
     np.testing.assert_array_equal(moved.image_ids, row // 2)
     assert moved.person_ids == [people[i % 3] for i in row.tolist()]
     np.testing.assert_array_equal(moved.manual, row % 7 == 0)
-    np.testing.assert_array_equal(moved_graph.similarities, graph.similarities[row])
-    exact = build_knn_graph(x, 8)  # no lists: nothing moves
-    assert in_list_order(faces, x, exact) == (faces, x, exact)
+    assert moved_graph.lists is not None and (np.diff(moved_graph.lists) >= 0).all()
+    renumbered = graph.reordered(row)
+    np.testing.assert_array_equal(np.sort(moved_graph.neighbors, axis=1),
+                                  np.sort(renumbered.neighbors, axis=1))
+    np.testing.assert_allclose(moved_graph.similarities, renumbered.similarities, atol=1e-6)
+    exact = ordered_knn_graph(faces, x, 8)  # no lists: nothing moves
+    assert exact[:2] == (faces, x) and exact[2].lists is None
+    np.testing.assert_array_equal(exact[2].neighbors, build_knn_graph(x, 8).neighbors)
 
 
 def test_unit_rows_keeps_unit_float32_rows_without_a_copy() -> None:

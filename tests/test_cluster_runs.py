@@ -14,7 +14,7 @@ import pytest
 
 from rbv.cluster.calibrations import resolve_setting
 from rbv.cluster.evidence import library_impostor
-from rbv.cluster.knn import build_knn_graph
+from rbv.cluster.knn import build_knn_graph, ordered_knn_graph
 from rbv.cluster.methods import Method
 from rbv.config import Settings
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
@@ -162,8 +162,8 @@ def test_a_full_run_over_an_approximate_graph_moves_faces_alike_together_and_kee
     read, and every decision kept (a name, a face rejected from its person)."""
     from rbv.jobs.grouping import cluster as cluster_job
 
-    monkeypatch.setattr(cluster_job, "build_knn_graph", partial(build_knn_graph,
-                                                                exact_limit=0))
+    monkeypatch.setattr(cluster_job, "ordered_knn_graph", partial(ordered_knn_graph,
+                                                                  exact_limit=0))
     url = str(faces_settings.database_url)
     _cluster(cli, faces_settings, "--full")
     persons = Counter(p for p in _assignments(faces_settings).values())
@@ -182,20 +182,23 @@ def test_a_full_run_over_an_approximate_graph_moves_faces_alike_together_and_kee
         return {frozenset(v) for v in faces.values()}
 
     moved: list[np.ndarray] = []
-    together = cluster_job.in_list_order
+    together = cluster_job.ordered_knn_graph
 
     def spy(*args):  # type: ignore[no-untyped-def]
         out = together(*args)
         moved.append(out[0].ids.copy())
         return out
 
-    monkeypatch.setattr(cluster_job, "in_list_order", lambda *args: args)
+    def unmoved(faces, embeddings, k):  # type: ignore[no-untyped-def]
+        return faces, embeddings, build_knn_graph(embeddings, k, exact_limit=0)
+
+    monkeypatch.setattr(cluster_job, "ordered_knn_graph", unmoved)
     _cluster(cli, faces_settings, "--full")
     as_read = partition()
     with open_database(faces_settings).transaction() as conn:  # else "nothing changed"
         conn.execute("UPDATE face_detections SET person_id = NULL WHERE id = "
                      "(SELECT min(id) FROM face_detections WHERE assigned_by <> 'manual')")
-    monkeypatch.setattr(cluster_job, "in_list_order", spy)
+    monkeypatch.setattr(cluster_job, "ordered_knn_graph", spy)
     _cluster(cli, faces_settings, "--full")
     assert len(moved) == 1 and not np.array_equal(moved[0], np.sort(moved[0]))
     assert partition() == as_read

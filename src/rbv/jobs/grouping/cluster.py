@@ -42,7 +42,7 @@ from rbv.cluster.centroids import label_sums
 from rbv.cluster.crowding import CROWDING_LEVEL, crowding
 from rbv.cluster.decisions import constraints_among, hand_anchors, row_pairs
 from rbv.cluster.identity import follow_faces
-from rbv.cluster.knn import DEFAULT_K, build_knn_graph, in_list_order
+from rbv.cluster.knn import DEFAULT_K, ordered_knn_graph
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.errors import Remedy
 from rbv.jobs.grouping.aged import BY_AGE, aged_space, by_age, first_by_age
@@ -399,8 +399,7 @@ def _full(conn: psycopg.Connection, plan: _Plan, progress: Progress) -> _Outcome
     embeddings, impostor = space.compared(conn, faces, setting.impostor)
     done.aged = space.source or None
     progress(f"building the {k}-NN graph of {len(faces):,} faces")
-    graph = build_knn_graph(embeddings, k)
-    faces, embeddings, graph = in_list_order(faces, embeddings, graph)
+    faces, embeddings, graph = ordered_knn_graph(faces, embeddings, k)
     constraints = constraints_among(faces.ids, faces.image_ids, facts.must, facts.cannot,
                                     hand_anchors(faces))
     progress(f"clustering {len(faces):,} faces ({setting.method.value})")
