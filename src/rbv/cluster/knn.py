@@ -102,7 +102,7 @@ def ordered_knn_graph(faces: PackFaces, embeddings: NDArray[np.float32], k: int 
     x = unit_rows(embeddings)
     if len(x) <= max(exact_limit, 1):
         return faces, embeddings, build_knn_graph(x, k, exact_limit=exact_limit)
-    from rbv.cluster.knn_search import move_rows, search_lists
+    from rbv.cluster.knn_search import move_rows
 
     probes = _list_probes(x)
     order = np.argsort(probes[:, 0], kind="stable")
@@ -111,10 +111,8 @@ def ordered_knn_graph(faces: PackFaces, embeddings: NDArray[np.float32], k: int 
         move_rows(embeddings, order)
     if x is not embeddings:  # their unit copy
         move_rows(x, order)
-    probes = probes[order]
-    neighbors, similarities = search_lists(x, probes, _k(k, len(x)))
     return (faces.take(order, faces.embeddings), embeddings,
-            KnnGraph(neighbors, similarities, np.ascontiguousarray(probes[:, 0], np.int64)))
+            _approximate(x, _k(k, len(x)), probes[order]))
 
 
 def build_knn_graph(
@@ -169,17 +167,18 @@ def _exact(q: NDArray[np.float32], b: NDArray[np.float32], k: int, *,
     return KnnGraph(neighbors, sims.astype(np.float32))
 
 
-def _approximate(x: NDArray[np.float32], k: int) -> KnnGraph:
+def _approximate(x: NDArray[np.float32], k: int,
+                 probes: NDArray[np.int64] | None = None) -> KnnGraph:
     """Each face's ``k`` approximate neighbours through an inverted file.
 
     Every face is both stored and searched, so one pass of the coarse quantizer gives
     each face the list it is stored in (its nearest centroid) and the ``NPROBE`` lists
-    it searches (:func:`_list_probes`); the search then goes list by list, each list
-    against every face that probes it in one matrix product
-    (:mod:`rbv.cluster.knn_search`)."""
+    it searches (:func:`_list_probes`, unless ``probes`` gives them); the search then
+    goes list by list, each list against every face that probes it in one matrix
+    product (:mod:`rbv.cluster.knn_search`)."""
     from rbv.cluster.knn_search import search_lists
 
-    probes = _list_probes(x)
+    probes = _list_probes(x) if probes is None else probes
     neighbors, similarities = search_lists(x, probes, k)
     return KnnGraph(neighbors, similarities, np.ascontiguousarray(probes[:, 0], np.int64))
 
