@@ -67,6 +67,26 @@ def test_approximate_knn_graph_at_512_d_keeps_its_recall_and_similarities() -> N
     assert (np.diff(approx.similarities, axis=1) <= 1e-6).all()  # best first
 
 
+def test_probing_more_of_the_same_lists_never_finds_worse_neighbours() -> None:
+    # bench_knn.py --lists measures other counts of lists and lists probed: with the
+    # same lists, more probed is the fewer probed and more (nearest first), so no face's
+    # k-th neighbour is less similar, and some better ones are found that were missed.
+    from rbv.cluster.knn import NPROBE, _list_probes
+    from rbv.cluster.knn_search import search_lists
+
+    x, _ = _identities(2_000, 1, dim=32)  # no identities: neighbours across lists
+    few, more = _list_probes(x, 40, 2), _list_probes(x, 40, 8)
+    assert few.shape == (len(x), 2) and more.shape == (len(x), 8)
+    assert _list_probes(x).shape == (len(x), NPROBE)
+    assert (few == more[:, :2]).all()  # the same lists, nearest first
+    assert all(len(set(row)) == 8 for row in more.tolist())
+    sims_few = search_lists(x, few, 10)[1]
+    sims_more = search_lists(x, more, 10)[1]
+    # (a product's last bit depends on the shape of the matrix product it is in)
+    assert (sims_more[:, -1] >= sims_few[:, -1] - 1e-6).all()
+    assert (sims_more[:, -1] > sims_few[:, -1] + 1e-3).any()
+
+
 def test_a_graph_reordered_names_the_same_neighbours_by_their_new_rows() -> None:
     x, _ = _identities(30, 20, dim=64)
     graph = build_knn_graph(x, 8, exact_limit=0)

@@ -12,8 +12,15 @@ faces after it until 2026-11-29). For each: seconds, recall@k of a 2,000-face sa
 against the exact neighbours, the largest error of a listed similarity; last lines
 ``baseline/rbv = X`` and ``rbv/ordered = X`` (best round of each).
 
+``--lists NLIST:NPROBE,...`` instead measures rbv's graph with other counts of inverted
+lists and lists probed (the shipped 4·sqrt(n) and ``NPROBE`` first, as ``default``):
+seconds to train the lists, to find each face's lists (the coarse pass) and to search
+them, and the recall, each the best of ``--rounds``; the coarse pass grows with the
+lists, the search with the share of faces probed.
+
     uv run python scripts/bench/bench_knn.py --faces 200k --dim 512
     nice -n 5 uv run python scripts/bench/bench_knn.py --faces 1M --dim 512
+    uv run python scripts/bench/bench_knn.py --faces 1M --dim 512 --lists 3000:8,2000:6
 """
 
 from __future__ import annotations
@@ -21,11 +28,20 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from bench_cluster import _size, synthetic
-from rbv.cluster.knn import DEFAULT_K, NPROBE, KnnGraph, _approximate, ordered_knn_graph
+from rbv.cluster.knn import (
+    DEFAULT_K,
+    NPROBE,
+    KnnGraph,
+    _approximate,
+    _list_probes,
+    ordered_knn_graph,
+)
+from rbv.cluster.knn_search import search_lists
 from rbv.face_rows import PackFaces
 
 SAMPLE = 2_000
@@ -72,12 +88,43 @@ def ordered(x: np.ndarray, k: int) -> tuple[KnnGraph, np.ndarray]:
     return graph, moved.ids
 
 
+def lists_and_probes(x: np.ndarray, k: int, lists: list[tuple[int, int]], rounds: int,
+                     recall: Callable[[KnnGraph], float]) -> None:
+    """Each (lists, probed) pair's coarse pass and search timed apart, and the recall."""
+    print(f"{'lists':>7} {'probed':>6} {'coarse s':>9} {'search s':>9} {'total s':>8} "
+          f"{'recall':>7}", flush=True)
+    for nlist, nprobe in lists:
+        best = (np.inf, np.inf)
+        for _ in range(rounds):
+            started = time.perf_counter()
+            probes = _list_probes(x, nlist or None, nprobe)
+            found = time.perf_counter()
+            neighbors, similarities = search_lists(x, probes, k)
+            done = time.perf_counter()
+            best = min(best, (done - started, found - started), key=lambda b: b[0])
+        graph = KnnGraph(neighbors, similarities)
+        print(f"{nlist or 'default':>7} {nprobe:>6} {best[1]:9.1f} {best[0] - best[1]:9.1f} "
+              f"{best[0]:8.1f} {recall(graph):7.4f}  (load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def _pairs(text: str) -> list[tuple[int, int]]:
+    """``NLIST:NPROBE,...`` (the shipped pair first)."""
+    pairs = [(0, NPROBE)]
+    for part in filter(None, text.split(",")):
+        nlist, _, nprobe = part.partition(":")
+        pairs.append((int(nlist), int(nprobe)))
+    return pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faces", type=_size, default=200_000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--k", type=int, default=DEFAULT_K)
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of each")
+    parser.add_argument("--lists", type=_pairs, default=None, metavar="NLIST:NPROBE,...",
+                        help="time rbv's graph with these counts of lists and lists probed "
+                             "(after the shipped ones) instead of the three ways")
     args = parser.parse_args()
     import faiss
 
@@ -91,6 +138,14 @@ def main() -> None:
     truth = [set(row[row != face][:k].tolist()) for row, face in zip(found, sample, strict=True)]
     print(f"{args.faces:,} faces × {args.dim}-d, k = {k}, nprobe {NPROBE}, "
           f"{faiss.omp_get_max_threads()} faiss threads", flush=True)
+
+    def recall_of(graph: KnnGraph) -> float:
+        return sum(len(set(graph.neighbors[f].tolist()) & t)
+                   for f, t in zip(sample, truth, strict=True)) / (SAMPLE * k)
+
+    if args.lists:
+        lists_and_probes(x, k, args.lists, args.rounds, recall_of)
+        return
     best: dict[str, float] = {}
     for _ in range(args.rounds):
         for name, build in (("baseline", per_face_float16), ("rbv", _approximate),
@@ -102,8 +157,7 @@ def main() -> None:
             del data
             if isinstance(graph, tuple):  # renumbered back to x's rows for the recall
                 graph = graph[0].reordered(np.argsort(graph[1]))
-            recall = sum(len(set(graph.neighbors[f].tolist()) & t)
-                         for f, t in zip(sample, truth, strict=True)) / (SAMPLE * k)
+            recall = recall_of(graph)
             listed = np.einsum("ij,ikj->ik", x[sample], x[graph.neighbors[sample]])
             error = float(np.abs(listed - graph.similarities[sample]).max())
             print(f"{name:<18}{seconds:8.1f} s  recall@{k} {recall:.4f}  "

@@ -183,21 +183,23 @@ def _approximate(x: NDArray[np.float32], k: int,
     return KnnGraph(neighbors, similarities, np.ascontiguousarray(probes[:, 0], np.int64))
 
 
-def _list_probes(x: NDArray[np.float32]) -> NDArray[np.int64]:
-    """Per face, the ``NPROBE`` inverted lists it searches, nearest first: the first is
-    the one it is stored in (4·sqrt(n) lists, centroids trained top-down:
-    :func:`_centroids`)."""
+def _list_probes(x: NDArray[np.float32], nlist: int | None = None, nprobe: int = NPROBE
+                 ) -> NDArray[np.int64]:
+    """Per face, the ``nprobe`` inverted lists it searches, nearest first: the first is
+    the one it is stored in (``nlist`` lists, by default 4·sqrt(n), centroids trained
+    top-down: :func:`_centroids`). Other counts are for measuring the trade of recall
+    against time (``scripts/bench/bench_knn.py --lists``)."""
     import faiss
 
     n, dim = x.shape
-    nlist = int(min(65_536, max(64, 4 * np.sqrt(n))))
+    nlist = nlist or int(min(65_536, max(64, 4 * np.sqrt(n))))
     # Centroids only route the search: a sample of 20 faces a list costs a fraction of
     # k-means over all faces and loses ~1 % of recall@10 (measured at 100k).
     sample = x[np.random.default_rng(0).choice(n, size=min(n, 20 * nlist), replace=False)]
     quantizer = faiss.IndexFlatIP(dim)
     quantizer.add(_centroids(sample, nlist))
     del sample
-    return quantizer.search(x, min(NPROBE, nlist))[1].astype(np.int64, copy=False)
+    return quantizer.search(x, min(nprobe, nlist))[1].astype(np.int64, copy=False)
 
 
 def _centroids(sample: NDArray[np.float32], nlist: int) -> NDArray[np.float32]:
