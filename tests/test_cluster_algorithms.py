@@ -9,7 +9,8 @@ from sklearn.cluster import AgglomerativeClustering
 from rbv.cluster.assign import Candidate, best_person, match_faces
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.density import immich_baseline
-from rbv.cluster.knn import build_knn_graph, nearest, unit_rows
+from rbv.cluster.knn import NPROBE, _list_probes, build_knn_graph, nearest, unit_rows
+from rbv.cluster.knn_search import search_lists
 from rbv.cluster.linkage import agglomerative
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.metrics import bcubed, pairwise
@@ -71,9 +72,6 @@ def test_probing_more_of_the_same_lists_never_finds_worse_neighbours() -> None:
     # bench_knn.py --lists measures other counts of lists and lists probed: with the
     # same lists, more probed is the fewer probed and more (nearest first), so no face's
     # k-th neighbour is less similar, and some better ones are found that were missed.
-    from rbv.cluster.knn import NPROBE, _list_probes
-    from rbv.cluster.knn_search import search_lists
-
     x, _ = _identities(2_000, 1, dim=32)  # no identities: neighbours across lists
     few, more = _list_probes(x, 40, 2), _list_probes(x, 40, 8)
     assert few.shape == (len(x), 2) and more.shape == (len(x), 8)

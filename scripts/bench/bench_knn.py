@@ -41,7 +41,6 @@ from rbv.cluster.knn import (
     _list_probes,
     ordered_knn_graph,
 )
-from rbv.cluster.knn_search import search_lists
 from rbv.face_rows import PackFaces
 
 SAMPLE = 2_000
@@ -88,8 +87,8 @@ def ordered(x: np.ndarray, k: int) -> tuple[KnnGraph, np.ndarray]:
     return graph, moved.ids
 
 
-def lists_and_probes(x: np.ndarray, k: int, lists: list[tuple[int, int]], rounds: int,
-                     recall: Callable[[KnnGraph], float]) -> None:
+def lists_and_probes(x: np.ndarray, k: int, lists: list[tuple[int | None, int]],
+                     rounds: int, recall: Callable[[KnnGraph], float]) -> None:
     """Each (lists, probed) pair's coarse pass and search timed apart, and the recall."""
     print(f"{'lists':>7} {'probed':>6} {'coarse s':>9} {'search s':>9} {'total s':>8} "
           f"{'recall':>7}", flush=True)
@@ -97,19 +96,18 @@ def lists_and_probes(x: np.ndarray, k: int, lists: list[tuple[int, int]], rounds
         best = (np.inf, np.inf)
         for _ in range(rounds):
             started = time.perf_counter()
-            probes = _list_probes(x, nlist or None, nprobe)
+            probes = _list_probes(x, nlist, nprobe)
             found = time.perf_counter()
-            neighbors, similarities = search_lists(x, probes, k)
+            graph = _approximate(x, k, probes)
             done = time.perf_counter()
             best = min(best, (done - started, found - started), key=lambda b: b[0])
-        graph = KnnGraph(neighbors, similarities)
         print(f"{nlist or 'default':>7} {nprobe:>6} {best[1]:9.1f} {best[0] - best[1]:9.1f} "
               f"{best[0]:8.1f} {recall(graph):7.4f}  (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
-def _pairs(text: str) -> list[tuple[int, int]]:
-    """``NLIST:NPROBE,...`` (the shipped pair first)."""
-    pairs = [(0, NPROBE)]
+def _pairs(text: str) -> list[tuple[int | None, int]]:
+    """``NLIST:NPROBE,...`` (the shipped pair first: its lists ``None``, 4·sqrt(n))."""
+    pairs: list[tuple[int | None, int]] = [(None, NPROBE)]
     for part in filter(None, text.split(",")):
         nlist, _, nprobe = part.partition(":")
         pairs.append((int(nlist), int(nprobe)))
