@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from rbv.config import Settings
+from rbv.jobs.library import catalogue
 from tests.conftest import FACES, MISC, run_cli
 
 SUBSET = [
@@ -58,6 +59,16 @@ def test_catalogue_real_photos_then_a_rerun_does_nothing_new(cli, settings: Sett
     assert runs == [("index", "ok"), ("index", "ok")]
 
 
+@pytest.fixture(params=[None, 1], ids=["one batch", "a batch per file"])
+def batches(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalogue as it writes (in batches of 256 files, each one pipelined
+    transaction), and in batches of one file: what one batch wrote (an image a later
+    file is a copy of) is there for the next."""
+    if request.param is not None:
+        monkeypatch.setattr(catalogue, "_BATCH", request.param)
+
+
+@pytest.mark.usefixtures("batches")
 def test_byte_identical_copy_becomes_an_alias(cli, settings: Settings, tmp_path: Path) -> None:
     shutil.copy(MISC / "fr_two_people.jpg", tmp_path / "a.jpg")
     (tmp_path / "later").mkdir()
@@ -112,6 +123,24 @@ def test_hostile_files_are_recorded_the_run_goes_on_and_the_next_run_retries_the
                                     "ON p.image_id = i.id WHERE i.status = 'failed'"))
     assert {Path(p).name: n for p, n in attempts.items()} == {
         "empty.jpg": 2, "corrupt.jpg": 2, "bomb.png": 2}
+
+
+@pytest.mark.usefixtures("batches")
+def test_photos_catalogued_before_the_image_data_hash_get_it_on_the_next_run(
+        cli, settings: Settings, tmp_path: Path) -> None:
+    """A library catalogued by an rbv that kept no image-data hash: the next run hashes
+    its unchanged photos once (and reads nothing else of them)."""
+    for photo in SUBSET[-3:]:
+        shutil.copy(photo, tmp_path / photo.name)
+    assert _index(cli, settings, str(tmp_path)).exit_code == 0
+    hashes = dict(_rows(settings, "SELECT id, image_hash FROM images"))
+    assert len(hashes) == 3 and None not in hashes.values()
+    _rows(settings, "UPDATE images SET image_hash = NULL RETURNING id")
+
+    again = _index(cli, settings, str(tmp_path), "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["catalogue"]["unchanged"] == 3
+    assert dict(_rows(settings, "SELECT id, image_hash FROM images")) == hashes
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without read permission")

@@ -86,13 +86,17 @@ python3 scripts/bench/bench_device.py --devices "${DEVICES:-cuda,cpu}" \\
     --images .gpu/run/photos --work /tmp/w $EXTRA "${ab[@]}" 2>&1 \\
     | tee "${OUT:-/tmp}/bench_device.txt"
 echo "bench $(( $(date +%s) - t0 )) s"
-if [ -n "$PROFILE" ]; then  # one more cuda run (default processes): who holds the GIL
-    export RBV_DATA_DIR=/tmp/w/profile RBV_SERVER_LINGER=30
+# PROFILE=gil (or 1): one more cuda run (default processes) under py-spy, the threads
+# holding the interpreter's lock; PROFILE=idle: every thread, waiting or not; both words:
+# a run each (spy-gil.txt, spy-idle.txt: raw collapsed stacks; profile-*.json: the runs)
+for kind in ${PROFILE/#1/gil}; do
+    export RBV_DATA_DIR=/tmp/w/profile-$kind RBV_SERVER_LINGER=30
     python3 -m rbv migrate > /dev/null
-    py-spy record --subprocesses --gil --rate 50 --format raw --output "${OUT:-/tmp}/spy.txt" \\
+    py-spy record --subprocesses --$kind --rate 50 --format raw \\
+        --output "${OUT:-/tmp}/spy-$kind.txt" \\
         -- python3 -m rbv index /tmp/w/library --model-pack /tmp/model --device cuda \\
-        --json -j 16 > "${OUT:-/tmp}/profile.json"
-fi
+        --json -j 16 > "${OUT:-/tmp}/profile-$kind.json"
+done
 echo "total $(( $(date +%s) - t0 )) s"
 """
 

@@ -28,6 +28,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -374,7 +375,10 @@ def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: Catalo
     files = [r for r in results if isinstance(r, CataloguedFile)]
     stored = path_map.to_stored
     aliases: list[int] = []
-    with conn.transaction():
+    # One transaction, its statements pipelined (where the client library can): only
+    # those whose rows the next step reads wait for the server (a new file: 2 of 5).
+    pipelined = conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext()
+    with conn.transaction(), pipelined:
         saved = save_catalogued(conn, [
             replace(f, path=stored(f.path), gallery=f.gallery and stored(f.gallery))
             for f in files])
