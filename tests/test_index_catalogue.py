@@ -143,6 +143,29 @@ def test_photos_catalogued_before_the_image_data_hash_get_it_on_the_next_run(
     assert dict(_rows(settings, "SELECT id, image_hash FROM images")) == hashes
 
 
+@pytest.mark.usefixtures("batches")
+def test_one_photo_at_two_paths_retagged_at_one_and_touched_at_the_other_stays_one_photo(
+        cli, settings: Settings, tmp_path: Path) -> None:
+    """A batch's paths are looked up at once; a path whose photo an earlier file of the
+    batch changed is looked up again (here: a.jpg's tags edited, which gives the photo
+    new bytes, then b.jpg, the same old bytes with a new mtime)."""
+    photo = (MISC / "fr_two_people.jpg").read_bytes()
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(photo)
+    assert _index(cli, settings, str(tmp_path)).exit_code == 0
+    [(image,)] = _rows(settings, "SELECT DISTINCT image_id FROM image_paths")
+
+    (tmp_path / "a.jpg").write_bytes(photo[:2] + b"\xff\xfe\x00\x08edited" + photo[2:])
+    later = (tmp_path / "b.jpg").stat().st_mtime + 60
+    os.utime(tmp_path / "b.jpg", (later, later))
+    again = _index(cli, settings, str(tmp_path), "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["catalogue"]["new_images"] == 0
+    assert _rows(settings, "SELECT p.image_id, count(*) FROM image_paths p GROUP BY 1") == [
+        (image, 2)]
+    assert _rows(settings, "SELECT count(*) FROM images") == [(1,)]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without read permission")
 def test_unreadable_file_is_recorded_by_path(cli, settings: Settings, tmp_path: Path) -> None:
     locked = tmp_path / "locked.jpg"
