@@ -376,7 +376,7 @@ def _store(conn: psycopg.Connection, results: list[_ReadResult], summary: Catalo
     stored = path_map.to_stored
     aliases: list[int] = []
     # One transaction, its statements pipelined (where the client library can): only
-    # those whose rows the next step reads wait for the server (a new file: 2 of 5).
+    # those whose rows the next step reads wait for the server (a new file: 1 of 5).
     pipelined = conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext()
     with conn.transaction(), pipelined:
         saved = save_catalogued(conn, [
