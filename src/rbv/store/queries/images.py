@@ -103,18 +103,13 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
     raws = [path_bytes(f.path) for f in files]
     # Each path's image as it was, read for the whole batch at once; read again for a
     # path whose image an earlier file of the batch wrote (the same image at two paths).
-    before = {bytes(r[0]): r[1:] for r in conn.execute(
-        "SELECT p.path_bytes, i.id, i.sha256, i.image_hash, i.status FROM image_paths p "
-        "JOIN images i ON i.id = p.image_id WHERE p.path_bytes = ANY(%s)", (raws,))}
+    before = _images_of(conn, raws)
     written: set[int] = set()  # images this batch wrote so far
     seen: set[bytes] = set()
     for f, raw in zip(files, raws, strict=True):
         previous = before.get(raw)
         if (previous is not None and previous[0] in written) or raw in seen:
-            previous = conn.execute(
-                "SELECT i.id, i.sha256, i.image_hash, i.status FROM image_paths p "
-                "JOIN images i ON i.id = p.image_id WHERE p.path_bytes = %s", (raw,)
-            ).fetchone()
+            previous = _images_of(conn, [raw]).get(raw)
         retagged = (previous is not None and f.error is None and f.image_hash is not None
                     and previous[3] == "ok" and previous[2] == f.image_hash
                     and previous[1] != f.sha256 and not known_sha256(conn, [f.sha256]))
@@ -150,11 +145,22 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
             # (rbv.jobs.library.carry).
             superseded = supersede_image(conn, int(previous[0]), image_id)
         conn.execute("DELETE FROM catalogue_failures WHERE path_bytes = %s", (raw,))
-        written.update((image_id,) if previous is None else (image_id, int(previous[0])))
+        written.add(image_id)
+        if previous is not None:
+            written.add(int(previous[0]))
         seen.add(raw)
         saved.append(SavedFile(image_id, new, bool(previous and previous[0] == image_id),
                                new_metadata=retagged, superseded=superseded))
     return saved
+
+
+def _images_of(conn: psycopg.Connection, raws: Sequence[bytes]
+               ) -> dict[bytes, tuple[int, str, str | None, str]]:
+    """Path (as bytes) → its image's id, sha256, image hash and status, for the paths
+    the catalogue holds."""
+    return {bytes(r[0]): (int(r[1]), r[2], r[3], r[4]) for r in conn.execute(
+        "SELECT p.path_bytes, i.id, i.sha256, i.image_hash, i.status FROM image_paths p "
+        "JOIN images i ON i.id = p.image_id WHERE p.path_bytes = ANY(%s)", (list(raws),))}
 
 
 def _retag_image(conn: psycopg.Connection, image_id: int, f: CataloguedFile) -> None:
