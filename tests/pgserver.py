@@ -104,10 +104,12 @@ class PasswordServer:
 
 
 def _remove_behind(root: Path) -> None:
-    """Remove the server's folder in a process of its own that outlives the test run:
-    the databases of a whole pytest worker are 60,000-120,000 files, 20-35 s to remove
-    at the end of the worker, with nothing left to wait for them."""
-    subprocess.Popen(["rm", "-rf", "--", str(root)], stdin=subprocess.DEVNULL,
+    """Remove the server's folder: at once from where it was (renamed), its files by a
+    process of its own that outlives the test run. The databases of a whole pytest
+    worker are 60,000-120,000 files, 20-35 s to remove at the end of the worker, with
+    nothing left to wait for them."""
+    gone = root.rename(root.with_name(root.name + ".removing"))
+    subprocess.Popen(["rm", "-rf", "--", str(gone)], stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)
 
