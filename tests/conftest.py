@@ -52,12 +52,27 @@ def empty_db_url(pg_server: PasswordServer) -> str:
     return pg_server.url(name)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(pg_server: PasswordServer, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+    """Name of a database with every migration applied, and nothing else."""
+    name = f"rbv_migrated_template_{os.getpid()}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    apply_pending(open_database(Settings(database_url=pg_server.url(name),
+                                         data_dir=tmp_path_factory.mktemp("migrated")),
+                                require_schema=False))
+    return name
+
+
 @pytest.fixture
-def settings(empty_db_url: str, tmp_path: Path) -> Settings:
-    """Settings for a freshly migrated database on the test server."""
-    s = Settings(database_url=empty_db_url, data_dir=tmp_path / "data")
-    apply_pending(open_database(s, require_schema=False))
-    return s
+def settings(pg_server: PasswordServer, migrated_template: str, tmp_path: Path) -> Settings:
+    """Settings for a freshly migrated database on the test server: a copy of the
+    session's migrated template (0.17 s, where applying the migrations took 0.4 s a
+    test; the migrations themselves are tested on ``empty_db_url``)."""
+    name = f"rbv_test_{os.getpid()}_{next(_db_numbers)}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    return Settings(database_url=pg_server.url(name), data_dir=tmp_path / "data")
 
 
 @pytest.fixture
