@@ -115,7 +115,7 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
                     and previous[1] != f.sha256 and not known_sha256(conn, [f.sha256]))
         if retagged:
             assert previous is not None
-            image_id, new = int(previous[0]), False
+            image_id, new = previous[0], False
             _retag_image(conn, image_id, f)
         else:
             image_id, new = _upsert_image(conn, f)
@@ -143,11 +143,11 @@ def save_catalogued(conn: psycopg.Connection, files: Sequence[CataloguedFile]) -
             # content's faces are found: then each old face's person and decisions go to
             # the new face that is the same face, and what cannot go is said
             # (rbv.jobs.library.carry).
-            superseded = supersede_image(conn, int(previous[0]), image_id)
+            superseded = supersede_image(conn, previous[0], image_id)
         conn.execute("DELETE FROM catalogue_failures WHERE path_bytes = %s", (raw,))
         written.add(image_id)
         if previous is not None:
-            written.add(int(previous[0]))
+            written.add(previous[0])
         seen.add(raw)
         saved.append(SavedFile(image_id, new, bool(previous and previous[0] == image_id),
                                new_metadata=retagged, superseded=superseded))
