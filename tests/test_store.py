@@ -30,7 +30,7 @@ from rbv.store.queries.packs import (
     index_expr,
     register_pack,
 )
-from rbv.store.server.migrations import available_migrations
+from rbv.store.server.migrations import apply_pending, available_migrations
 from tests.conftest import run_cli
 from tests.pgserver import PASSWORD, PasswordServer
 
@@ -112,6 +112,25 @@ def test_vectors_round_trip_through_binary_copy(db: Database) -> None:
         ).fetchone()
     np.testing.assert_allclose(stored.to_numpy(), emb, rtol=1e-6)
     assert short == 29  # least(x2-x1, y2-y1), a generated column
+
+
+def test_one_database_opened_before_its_migration_reads_vectors_after_it(
+        empty_db_url: str) -> None:
+    """A process that connects first, migrates, then works (`rbv index` on a new data
+    folder does) gets pgvector's types on its later connections; before, there are none
+    to register and connecting still works."""
+    db = Database(empty_db_url, "the test database")
+    with db.connect() as conn:
+        assert conn.execute("SELECT to_regtype('vector')").fetchone() == (None,)
+    apply_pending(db)
+    for _ in range(2):  # the connection that finds the types, then one that is given them
+        with db.connect() as conn:
+            got = conn.execute("SELECT '[1,2,3]'::vector, '[1,2]'::halfvec",
+                               binary=True).fetchone()
+            sent = conn.execute("SELECT %s::vector", (np.array([4.0, 5.0]),)).fetchone()
+            assert got is not None and sent is not None
+            assert got[0].to_list() == [1, 2, 3] and got[1].to_list() == [1, 2]
+            assert sent[0].to_list() == [4, 5]
 
 
 def test_a_faces_short_edge_follows_its_box_and_costs_no_write(db: Database) -> None:
