@@ -68,6 +68,70 @@ def test_exif_gps_capture_time_and_camera_on_real_files() -> None:
     json.dumps(canon.raw, allow_nan=False)  # stored as jsonb: must be plain JSON
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(
+        ">I", zlib.crc32(kind + data))
+
+
+def _png_with_metadata_after_pixels(path: Path, kind: bytes, data: bytes) -> Path:
+    """A PNG of one photo with a metadata chunk put after its pixel data (before IEND),
+    where some writers put it."""
+    Image.open(FACES / "Barack_Obama" / sorted(os.listdir(FACES / "Barack_Obama"))[0]
+               ).convert("RGB").resize((120, 90)).save(path)
+    body = path.read_bytes()
+    assert body.endswith(_png_chunk(b"IEND", b""))
+    path.write_bytes(body[:-12] + _png_chunk(kind, data) + body[-12:])
+    return path
+
+
+def test_a_pngs_exif_is_read_before_or_after_its_pixels_and_they_are_decoded_only_if_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow finds a PNG's metadata after its pixels only by decoding them; rbv reads the
+    chunk headers first and decodes only where something is there: what it reads is what
+    Pillow reads after decoding."""
+    from PIL import PngImagePlugin
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned: stored 120×90, shown 90×120
+    exif[0x0132] = "2011:06:05 10:11:12"
+    tiff = exif.tobytes()  # "II*\0…", as an eXIf chunk holds it
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/'
+           '1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/'
+           'tiff/1.0/" tiff:Orientation="8"/></rdf:RDF></x:xmpmeta>')
+    before = tmp_path / "before.png"
+    Image.open(FACES / "Barack_Obama" / sorted(os.listdir(FACES / "Barack_Obama"))[0]
+               ).convert("RGB").resize((120, 90)).save(before, exif=exif)
+    after = _png_with_metadata_after_pixels(tmp_path / "after.png", b"eXIf", tiff)
+    text = _png_with_metadata_after_pixels(tmp_path / "xmp.png", b"iTXt",
+                                           b"XML:com.adobe.xmp\0\0\0\0\0" + xmp.encode())
+    plain = tmp_path / "plain.png"
+    Image.open(after).save(plain)
+    loads: list[str] = []
+    real_load = PngImagePlugin.PngImageFile.load
+
+    def counted(self: PngImagePlugin.PngImageFile):  # type: ignore[no-untyped-def]
+        loads.append(Path(self.filename).name)
+        return real_load(self)
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", counted)
+    got = {p.name: probe_image(p, "PNG", 10**9) for p in (before, after, text, plain)}
+
+    for name in ("before.png", "after.png"):
+        assert (got[name].width, got[name].height) == (90, 120)
+        assert got[name].exif.orientation == 6
+        assert got[name].exif.taken_at is not None
+        assert got[name].exif.taken_at.isoformat() == "2011-06-05T10:11:12"
+    assert got["xmp.png"].exif.orientation == 8
+    assert (got["plain.png"].width, got["plain.png"].height) == (120, 90)
+    assert got["plain.png"].exif.orientation is None and got["plain.png"].exif.raw == {}
+    assert sorted(loads) == ["after.png", "xmp.png"]  # the pixels, to reach what follows
+    with Image.open(after) as pillow:  # what Pillow itself reads, having decoded them
+        assert pillow.getexif()[0x0112] == 6
+
+
 def test_decoding_turns_exif_rotated_photos_upright() -> None:
     rotated = decode_for_detection(MISC / "immich_portrait-orientation-6.jpg", "JPEG",
                                    image_id=1, long_edge=2000, max_pixels=10**9)

@@ -3,11 +3,17 @@
 piexif reads the raw block first (it knows every tag's type, so rationals are told
 apart from pairs of integers); Pillow's own reader is the fallback for blocks piexif
 rejects or formats it cannot take (TIFF headers, some HEIF/PNG variants).
+
+A PNG may keep its metadata after its pixels, where Pillow looks only by decoding them
+all: reading a PNG's EXIF cost as much as decoding it (2.6 against 2.8 ms a photo of
+``data/family``), once when it is catalogued and again when it is analysed. Its chunks'
+headers say first whether anything is there.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -77,7 +83,11 @@ def _tags_from_piexif(block: object) -> Tags | None:
 
 def _tags_from_pillow(image: Image.Image) -> Tags:
     try:
-        exif = image.getexif()
+        if image.format == "PNG" and not _png_metadata_after_pixels(image):
+            # what the header's chunks gave is all there is: no need to decode
+            exif = Image.Image.getexif(image)
+        else:
+            exif = image.getexif()
     except Exception:  # a damaged block: no EXIF rather than no image
         return {}
     tags: Tags = {}
@@ -89,6 +99,38 @@ def _tags_from_pillow(image: Image.Image) -> Tags:
         tags[ifd] = {tag: _plain(v, rational=False) for tag, v in values.items()
                      if tag not in _SKIP_TAGS and tag not in (0x8769, 0x8825)}
     return tags
+
+
+_PNG_METADATA = {b"eXIf", b"tEXt", b"zTXt", b"iTXt"}  # where Pillow's getexif looks
+_PNG_CHUNKS_MAX = 1_000_000
+
+
+def _png_metadata_after_pixels(image: Image.Image) -> bool:
+    """Whether a PNG has a chunk that Pillow reads EXIF or orientation from (``eXIf``,
+    the text chunks: a raw EXIF profile, XMP) after its first pixel chunk: read only
+    when the pixels are decoded. The chunks' headers are read from the file, their data
+    skipped; True (decode, as Pillow would) when the file cannot be walked to its end."""
+    name = getattr(image, "filename", None)
+    if not name:
+        return True
+    try:
+        with open(name, "rb") as fp:
+            fp.seek(8)  # the signature
+            pixels = False
+            for _ in range(_PNG_CHUNKS_MAX):
+                head = fp.read(8)
+                if len(head) < 8:
+                    return True  # no IEND: damaged; let Pillow say what it finds
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"IEND":
+                    return False
+                pixels = pixels or kind == b"IDAT"
+                if pixels and kind in _PNG_METADATA:
+                    return True
+                fp.seek(length + 4, 1)  # the data and its CRC
+    except OSError:
+        return True
+    return True
 
 
 def _plain(value: Any, *, rational: bool) -> Any:
