@@ -76,12 +76,18 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
         ">I", zlib.crc32(kind + data))
 
 
+def _small_png(path: Path, **save: object) -> Path:
+    """One photo as a 120×90 PNG."""
+    photo = FACES / "Barack_Obama" / sorted(os.listdir(FACES / "Barack_Obama"))[0]
+    with Image.open(photo) as im:
+        im.convert("RGB").resize((120, 90)).save(path, **save)
+    return path
+
+
 def _png_with_metadata_after_pixels(path: Path, kind: bytes, data: bytes) -> Path:
     """A PNG of one photo with a metadata chunk put after its pixel data (before IEND),
     where some writers put it."""
-    Image.open(FACES / "Barack_Obama" / sorted(os.listdir(FACES / "Barack_Obama"))[0]
-               ).convert("RGB").resize((120, 90)).save(path)
-    body = path.read_bytes()
+    body = _small_png(path).read_bytes()
     assert body.endswith(_png_chunk(b"IEND", b""))
     path.write_bytes(body[:-12] + _png_chunk(kind, data) + body[-12:])
     return path
@@ -101,9 +107,7 @@ def test_a_pngs_exif_is_read_before_or_after_its_pixels_and_they_are_decoded_onl
     xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/'
            '1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/'
            'tiff/1.0/" tiff:Orientation="8"/></rdf:RDF></x:xmpmeta>')
-    before = tmp_path / "before.png"
-    Image.open(FACES / "Barack_Obama" / sorted(os.listdir(FACES / "Barack_Obama"))[0]
-               ).convert("RGB").resize((120, 90)).save(before, exif=exif)
+    before = _small_png(tmp_path / "before.png", exif=exif)
     after = _png_with_metadata_after_pixels(tmp_path / "after.png", b"eXIf", tiff)
     text = _png_with_metadata_after_pixels(tmp_path / "xmp.png", b"iTXt",
                                            b"XML:com.adobe.xmp\0\0\0\0\0" + xmp.encode())
