@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.cluster import AgglomerativeClustering
 
 from rbv.cluster.assign import Candidate, best_person, match_faces
@@ -270,3 +272,31 @@ def test_pairwise_and_bcubed_on_hand_made_labels() -> None:
     assert one.recall == 1.0 and one.precision == pytest.approx((9 + 4 + 1) / 36)
     singletons = pairwise(list(range(6)), truth)
     assert singletons.precision == 1.0 and singletons.recall == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 40).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)),
+                         max_size=60))))
+def test_components_number_groups_as_scipy_does(graph: tuple[int, list[tuple[int, int]]]
+                                                ) -> None:
+    """rbv's own connected components (no scipy to import for a run's few links) give
+    every node the label scipy's sparse graph gives, numbering included; and the same
+    through scipy's graph above SPARSE_EDGES."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    import rbv.cluster.union_find as union_find
+
+    n, edges = graph
+    a = np.array([e[0] for e in edges], np.int64)
+    b = np.array([e[1] for e in edges], np.int64)
+    want = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)),
+                                directed=False)[1]
+    assert union_find.components(n, a, b).tolist() == want.tolist()
+    many = union_find.SPARSE_EDGES
+    try:
+        union_find.SPARSE_EDGES = 0
+        assert union_find.components(n, a, b).tolist() == want.tolist()
+    finally:
+        union_find.SPARSE_EDGES = many

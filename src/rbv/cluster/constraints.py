@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from rbv.cluster.union_find import components
 
 NO_ANCHOR = -1
 
@@ -198,9 +198,7 @@ def enforce(
         # Clusters joined through must-links; what that breaks is repaired below.
         m = constraints.must
         k = int(labels.max()) + 1
-        joint = coo_matrix((np.ones(len(m)), (labels[m[:, 0]], labels[m[:, 1]])), shape=(k, k))
-        _, merged = connected_components(joint, directed=False)
-        labels = merged[labels].astype(np.int64)
+        labels = components(k, labels[m[:, 0]], labels[m[:, 1]])[labels]
     bad = constraints.violations(labels)
     if len(bad) == 0:
         return _compact(labels)

@@ -21,12 +21,10 @@ import warnings
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import minimum_spanning_tree
 
 from rbv.cluster.constraints import Constraints, enforce
 from rbv.cluster.knn import KnnGraph
-from rbv.cluster.linkage import components
+from rbv.cluster.union_find import components
 
 IMMICH_MIN_FACES = 3
 
@@ -62,6 +60,9 @@ def hdbscan(
     core = np.clip(1.0 - graph.similarities[:, min(min_samples, graph.neighbors.shape[1]) - 1]
                    .astype(np.float64), 1e-9, 2.0)
     reach = np.maximum(dist, np.maximum(core[a], core[b]))
+    from scipy.sparse import csr_matrix  # imported when asked for
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
     comp = components(n, a, b)
     first = np.unique(comp, return_index=True)[1]
     rows, cols = np.r_[a, first[:-1]], np.r_[b, first[1:]]

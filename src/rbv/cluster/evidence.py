@@ -32,7 +32,7 @@ from rbv.cluster.crowding import CAP, FIRST_CAP, cohort_crowding, crowding
 from rbv.cluster.defaults import DEFAULT_BUDGET, ImpostorModel
 from rbv.cluster.evidence_nodes import Nodes
 from rbv.cluster.knn import KnnGraph, normalize, unit_rows
-from rbv.cluster.linkage import components
+from rbv.cluster.union_find import components
 
 _CHUNK = 65_536
 INTERPRETED_MAX_PAIRS = 100_000

@@ -17,24 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components as sparse_components
-from scipy.spatial.distance import squareform
 
 from rbv.cluster.constraints import NO_ANCHOR, Constraints, enforce
 from rbv.cluster.knn import KnnGraph, normalize
+from rbv.cluster.union_find import components
 
 MAX_BLOCK = 6_000
 _FORBIDDEN = 1e12  # distance for a cannot-link pair: no average below the cut can hold it
 
 Edges = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]
-
-
-def components(n: int, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Connected-component labels of ``n`` nodes joined by edges ``a[i]–b[i]``."""
-    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
-    return sparse_components(graph, directed=False)[1].astype(np.int64)
 
 
 def connected_components(
@@ -109,6 +100,8 @@ def _blocks(labels: NDArray[np.int64], edges: Edges, threshold: float,
 
 def _average_linkage(x: NDArray[np.float32], threshold: float,
                      constraints: Constraints) -> NDArray[np.int64]:
+    from scipy.cluster.hierarchy import fcluster, linkage  # imported when asked for
+    from scipy.spatial.distance import squareform
 
     dist = np.clip(1.0 - (x @ x.T).astype(np.float64), 0.0, 2.0)
     if len(constraints.cannot):

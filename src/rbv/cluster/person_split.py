@@ -18,8 +18,8 @@ pair similarities come from the faces' sums and either their n × n similarities
 their d × d Gram matrix, whichever is smaller: O(n·d·min(n, d)) time and memory of
 O(min(n, d)²) beyond the faces.
 
-Faces a user linked ``same`` go to one half together. Pure numpy and scipy: arrays in,
-verdicts out.
+Faces a user linked ``same`` go to one half together. Pure numpy: arrays in, verdicts
+out.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from rbv.cluster.defaults import ImpostorModel
 from rbv.cluster.knn import normalize
+from rbv.cluster.union_find import components
 
 MIN_HALF = 2
 """A half needs two faces to say how alike its own faces are; one face apart from the
@@ -203,8 +202,7 @@ def linked_units(n: int, pairs: NDArray[np.int64]) -> NDArray[np.int64] | None:
     others); None when no pair joins two rows."""
     if len(pairs) == 0:
         return None
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
+    return components(n, pairs[:, 0], pairs[:, 1])
 
 
 def others_pair_stats(x: NDArray[np.float64], floor: float) -> list[PairStats]:

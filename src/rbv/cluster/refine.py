@@ -27,8 +27,8 @@ from numpy.typing import NDArray
 from rbv.cluster.centroids import centroid, nearest_centroid, recentred_members
 from rbv.cluster.constraints import Constraints
 from rbv.cluster.knn import build_knn_graph, normalize
-from rbv.cluster.linkage import components
 from rbv.cluster.methods import Method, cluster_embeddings
+from rbv.cluster.union_find import components
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from rbv.cluster.crowding import CROWDING_LEVEL
 from rbv.cluster.decisions import constraints_among, grow_links
 from rbv.cluster.evidence import grow_known
 from rbv.cluster.knn import build_knn_graph, nearest
-from rbv.cluster.linkage import components
 from rbv.cluster.methods import Method, cluster_embeddings
+from rbv.cluster.union_find import components
 from rbv.face_rows import PackFaces
 from rbv.store.queries.assignments import (
     ManualFacts,
