@@ -300,3 +300,6 @@ def test_components_number_groups_as_scipy_does(graph: tuple[int, list[tuple[int
         assert union_find.components(n, a, b).tolist() == want.tolist()
     finally:
         union_find.SPARSE_EDGES = many
+    for outside in (-1, n):  # refused, as scipy refuses it, never wrapped around
+        with pytest.raises(ValueError):
+            union_find.components(n, np.r_[a, outside], np.r_[b, 0])

@@ -44,6 +44,8 @@ def components(n: int, a: NDArray[np.integer], b: NDArray[np.integer]) -> NDArra
     scipy (a third of ``rbv cluster``'s start); many go through scipy's sparse graph."""
     a = np.asarray(a, np.int64)
     b = np.asarray(b, np.int64)
+    if len(a) and not (min(a.min(), b.min()) >= 0 and max(a.max(), b.max()) < n):
+        raise ValueError(f"an edge names a node outside 0..{n - 1}")  # as scipy refuses it
     if len(a) > SPARSE_EDGES:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
