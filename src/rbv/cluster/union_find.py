@@ -63,8 +63,9 @@ def components(n: int, a: NDArray[np.integer], b: NDArray[np.integer]) -> NDArra
         # each root under its lowest partner (a forest still: pointers only go down)
         np.minimum.at(parent, np.maximum(ra, rb), np.minimum(ra, rb))
         while True:  # every linked node straight at its root
-            up = parent[parent[linked]]
-            if np.array_equal(up, parent[linked]):
+            here = parent[linked]
+            up = parent[here]
+            if np.array_equal(up, here):
                 break
             parent[linked] = up
         a, b = a[apart], b[apart]
