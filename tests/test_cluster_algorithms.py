@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,6 +17,7 @@ from sklearn.cluster import AgglomerativeClustering
 from rbv.cluster.assign import Candidate, best_person, match_faces
 from rbv.cluster.constraints import NO_ANCHOR, Constraints
 from rbv.cluster.density import immich_baseline
+from rbv.cluster.faiss_blas import known_2021
 from rbv.cluster.knn import NPROBE, _list_probes, build_knn_graph, nearest, unit_rows
 from rbv.cluster.knn_search import search_lists
 from rbv.cluster.linkage import agglomerative
@@ -303,3 +310,39 @@ def test_components_number_groups_as_scipy_does(graph: tuple[int, list[tuple[int
     for outside in (-1, n):  # refused, as scipy refuses it, never wrapped around
         with pytest.raises(ValueError):
             union_find.components(n, np.r_[a, outside], np.r_[b, 0])
+
+
+FAISS_CORE = (
+    "import json, os\n"
+    "from threadpoolctl import threadpool_info\n"
+    "from rbv.cluster.faiss_blas import blas_core_type, load_faiss\n"
+    "load_faiss()\n"
+    "print(json.dumps([blas_core_type(), [lib.get('architecture') for lib in threadpool_info()"
+    " if lib['internal_api'] == 'openblas' and 'faiss' in lib['filepath']],"
+    " os.environ.get('OPENBLAS_CORETYPE')]))\n")
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="faiss-cpu bundles OpenBLAS on x86")
+@pytest.mark.parametrize("user_set", [None, "Haswell"])
+def test_faiss_multiplies_on_the_kernels_numpy_chose_unless_the_user_chose(
+        user_set: str | None) -> None:
+    """faiss-cpu's own OpenBLAS (2021) runs its plainest kernels on processors newer than
+    itself (the exact graph of 30,000 faces 4× slower on Sapphire Rapids): it is told
+    the core type numpy's OpenBLAS found, for the import only; one the user set stays."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if user_set:
+        env["OPENBLAS_CORETYPE"] = user_set
+    wanted, faiss_core, after = json.loads(subprocess.run(
+        [sys.executable, "-c", FAISS_CORE], env=env, capture_output=True, text=True,
+        check=True).stdout)
+    assert wanted is not None  # numpy's OpenBLAS names a core type faiss's knows
+    assert faiss_core == [user_set or wanted]
+    assert after == user_set  # set for faiss's import alone
+
+
+def test_a_core_type_newer_than_faiss_openblas_is_named_as_one_it_knows() -> None:
+    assert known_2021("SapphireRapids") == "SkylakeX"
+    assert known_2021("Haswell") == "Haswell"
+    assert known_2021("Zen") == "Zen"
+    assert known_2021("Prescott") is None  # its own fallback: nothing to tell it
+    assert known_2021("NeoverseV2") is None  # not one of its x86 names

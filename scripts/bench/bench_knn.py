@@ -33,6 +33,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bench_cluster import _size, synthetic
+from rbv.cluster.faiss_blas import load_faiss
 from rbv.cluster.knn import (
     DEFAULT_K,
     NPROBE,
@@ -50,7 +51,7 @@ _BLOCK = 65_536
 def per_face_float16(x: np.ndarray, k: int) -> KnnGraph:
     """The graph as ``knn._approximate`` built it before: float16 lists, each face
     searched on its own (faces grouped by their own list), 10 k-means rounds."""
-    import faiss
+    faiss = load_faiss()
     from faiss.contrib.ivf_tools import add_preassigned, search_preassigned
 
     n, dim = x.shape
@@ -124,7 +125,7 @@ def main() -> None:
                         help="time rbv's graph with these counts of lists and lists probed "
                              "(after the shipped ones) instead of the three ways")
     args = parser.parse_args()
-    import faiss
+    faiss = load_faiss()  # as rbv loads it (its OpenBLAS on this processor's kernels)
 
     x, _, _ = synthetic(args.faces, args.dim)
     k = args.k

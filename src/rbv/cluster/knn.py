@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rbv.cluster.defaults import DEFAULT_K
+from rbv.cluster.faiss_blas import load_faiss
 from rbv.face_rows import PackFaces
 
 EXACT_LIMIT = 60_000
@@ -150,7 +151,7 @@ def _exact(q: NDArray[np.float32], b: NDArray[np.float32], k: int, *,
            exclude_self: bool) -> KnnGraph:
     """Brute force with faiss's flat inner-product index: blocked BLAS products and a
     heap per query, so memory stays at the inputs plus one tile."""
-    import faiss
+    faiss = load_faiss()
 
     index = faiss.IndexFlatIP(b.shape[1])
     index.add(b)
@@ -189,7 +190,7 @@ def _list_probes(x: NDArray[np.float32], nlist: int | None = None, nprobe: int =
     the one it is stored in (``nlist`` lists, by default 4·sqrt(n), centroids trained
     top-down: :func:`_centroids`). Other counts are for measuring the trade of recall
     against time (``scripts/bench/bench_knn.py --lists``)."""
-    import faiss
+    faiss = load_faiss()
 
     n, dim = x.shape
     nlist = nlist or int(min(65_536, max(64, 4 * np.sqrt(n))))
@@ -225,7 +226,7 @@ def _kmeans(x: NDArray[np.float32], k: int = 0, *, rounds: int,
             start: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
     """``k`` unit centroids of the rows ``x`` (spherical k-means; from ``start`` where
     given, its rows' count then)."""
-    import faiss
+    faiss = load_faiss()
 
     k = len(start) if start is not None else k
     if k <= 1:
