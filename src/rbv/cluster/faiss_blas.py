@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from types import ModuleType
 
 CORETYPE = "OPENBLAS_CORETYPE"
@@ -30,10 +31,8 @@ products (AVX-512)."""
 
 
 def load_faiss() -> ModuleType:
-    """``import faiss``, its OpenBLAS told the core type numpy's found where it would not
-    find one itself (:data:`CORETYPE` set for the import only)."""
-    import sys
-
+    """``import faiss``, its OpenBLAS told the core type numpy's found (:data:`CORETYPE`
+    set for the import only; a processor it knows gets the kernels it would choose)."""
     if "faiss" in sys.modules:
         return sys.modules["faiss"]
     core = None if CORETYPE in os.environ else blas_core_type()
