@@ -32,7 +32,7 @@ products (AVX-512)."""
 
 def load_faiss() -> ModuleType:
     """``import faiss``, its OpenBLAS told the core type numpy's found (:data:`CORETYPE`
-    set for the import only; a processor it knows gets the kernels it would choose)."""
+    set for the import only), so both run the same kernels."""
     if "faiss" in sys.modules:
         return sys.modules["faiss"]
     core = None if CORETYPE in os.environ else blas_core_type()
