@@ -85,22 +85,30 @@ class LabelledSet:
             else self.evaluation
 
 
+SETS = (("faces", SHARED / "data" / "faces", SHARED / "data" / "labels.csv"),
+        ("lfw_many", SHARED / "data" / "lfw_many", None),
+        ("family", SHARED / "data" / "family", None))
+"""The three labelled sets: name, folder, labels.csv (None: the folder's own)."""
+
+
+def index_sets(db: Database, settings: Settings) -> None:
+    """The three sets' photos indexed with the settings' pack (what is new only)."""
+    run_index(db, settings, [folder for _, folder, _ in SETS],
+              analyzer=load_face_analyzer(settings))
+
+
 def load_sets(db: Database, settings: Settings, pack_name: str, ages: bool = True
               ) -> list[LabelledSet]:
     """The three sets' faces; with ``ages``, where the faces have estimated ages
     (``rbv enrich --attribute-model``), each set centred on its own faces of each age, as
     ``cluster --full`` centres a library (:mod:`rbv.jobs.grouping.aged`)."""
-    folders = [("faces", SHARED / "data" / "faces", SHARED / "data" / "labels.csv"),
-               ("lfw_many", SHARED / "data" / "lfw_many", None),
-               ("family", SHARED / "data" / "family", None)]
-    analyzer = load_face_analyzer(settings)
-    run_index(db, settings, [folder for _, folder, _ in folders], analyzer=analyzer)
+    index_sets(db, settings)
     with db.connect() as conn:
         pack = find_pack(conn, pack_name)
         every = load_faces(conn, pack)
         paths = faces_with_paths(conn, pack)
     out = []
-    for name, folder, labels_csv in folders:
+    for name, folder, labels_csv in SETS:
         inside = faces_under(paths, folder)
         faces = every.take(np.flatnonzero(np.isin(every.ids, sorted(inside))))
         truth, _ = label_main_faces(faces, [p for p in paths if p.face_id in inside],
@@ -220,15 +228,30 @@ def estimated_impostor(s: LabelledSet) -> ImpostorModel:
 def kin_labels(s: LabelledSet) -> tuple[np.ndarray, np.ndarray] | None:
     """Per labelled face: its family ('' for none) and age group, from the set's
     labels.csv (None when it has no such columns)."""
-    if s.labels_csv is None:
-        return None
-    with s.labels_csv.open(newline="", encoding="utf-8") as f:
+    return None if s.labels_csv is None else family_and_age(s.labels_csv, s.photos)
+
+
+def family_and_age(labels_csv: Path, photos: list[Path]
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per photo (resolved paths): its family ('' for none) and age group, from
+    ``labels_csv`` (None when it has no such columns)."""
+    with labels_csv.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if not {"family", "age_group"} <= set(reader.fieldnames or ()):
             return None
-        rows = {(s.labels_csv.parent / r["path"]).resolve(): r for r in reader}
-    return (np.array([rows[p]["family"].strip() for p in s.photos], object),
-            np.array([rows[p]["age_group"].strip() for p in s.photos], object))
+        rows = {(labels_csv.parent / r["path"]).resolve(): r for r in reader}
+    return (np.array([rows[p]["family"].strip() for p in photos], object),
+            np.array([rows[p]["age_group"].strip() for p in photos], object))
+
+
+def pair_kinds(family: np.ndarray, age: np.ndarray, truth: np.ndarray, i: np.ndarray,
+               j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of faces ``i[k]``, ``j[k]``: kin (same family, different identities), and
+    child↔adult of one identity (young vs adult)."""
+    kin = (family[i] != "") & (family[i] == family[j]) & (truth[i] != truth[j])
+    lag = (truth[i] == truth[j]) & (((age[i] == "young") & (age[j] == "adult"))
+                                    | ((age[i] == "adult") & (age[j] == "young")))
+    return kin, lag
 
 
 def kin_cell(s: LabelledSet, labels: np.ndarray) -> tuple[str, str]:
@@ -242,13 +265,11 @@ def kin_cell(s: LabelledSet, labels: np.ndarray) -> tuple[str, str]:
     mine, truth = labels[s.evaluation.labelled], s.evaluation.truth
     i, j = np.triu_indices(len(mine), 1)
     together = mine[i] == mine[j]
-    is_kin = (family[i] != "") & (family[i] == family[j]) & (truth[i] != truth[j])
+    is_kin, lag = pair_kinds(family, age, truth, i, j)
     kin_people = {tuple(sorted(p)) for p in zip(truth[i][is_kin], truth[j][is_kin],
                                                  strict=True)}
     joined_people = {tuple(sorted(p)) for p in zip(truth[i][is_kin & together],
                                                     truth[j][is_kin & together], strict=True)}
-    lag = (truth[i] == truth[j]) & (((age[i] == "young") & (age[j] == "adult"))
-                                    | ((age[i] == "adult") & (age[j] == "young")))
     lag_ids = set(truth[i][lag].tolist())
     lag_joined = set(truth[i][lag & together].tolist())
     return (f"{int((is_kin & together).sum()):,} of {int(is_kin.sum()):,} "

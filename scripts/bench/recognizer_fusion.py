@@ -20,14 +20,13 @@ The sets are indexed once per pack by `quality_matrix.py`'s loader into `DIR`:
 from __future__ import annotations
 
 import argparse
-import csv
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from quality_matrix import SHARED, load_sets
+from quality_matrix import SETS, SHARED, family_and_age, index_sets, pair_kinds
 from rbv.cluster.evaluation import Evaluation
 from rbv.cluster.evidence import ImpostorModel, random_pair_similarities
 from rbv.cluster.metrics import pairwise
@@ -40,9 +39,6 @@ from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.pack_lookup import find_pack
 from rbv.store.server.migrations import apply_pending
 
-SETS = (("faces", SHARED / "data" / "faces", SHARED / "data" / "labels.csv"),
-        ("lfw_many", SHARED / "data" / "lfw_many", None),
-        ("family", SHARED / "data" / "family", None))
 BUDGET = 10.0
 
 
@@ -53,10 +49,10 @@ def pack_faces(name: str, data: Path
     settings = Settings(data_dir=data, model_pack=str(SHARED / "models" / name))
     db = open_database(settings, require_schema=False)
     apply_pending(db)
-    load_sets(db, settings, name, ages=False)  # indexes what is not indexed yet
+    index_sets(db, settings)
     with db.connect() as conn:
-        faces = load_faces(conn, find_pack(conn, name))
-        places = faces_with_paths(conn, find_pack(conn, name))
+        pack = find_pack(conn, name)
+        faces, places = load_faces(conn, pack), faces_with_paths(conn, pack)
     row = {int(f): i for i, f in enumerate(faces.ids.tolist())}
     keys = {(str(Path(p.path).resolve()), tuple(round(v) for v in p.box)): row[p.face_id]
             for p in places}
@@ -110,7 +106,7 @@ def main() -> None:
                     f"{p.f1:.3f}  AUC {roc_auc_score(one, s):.4f}  TAR {at_1e3:.3f} / "
                     f"{tar(s, one, impostors, 1e-2):.3f} (first / this "
                     f"{base / at_1e3 if at_1e3 else float('inf'):.2f})")
-            kin = kin_pairs(folder, faces.ids[ev.labelled], photo_of, i, j, one)
+            kin = kin_pairs(folder, faces.ids[ev.labelled], photo_of, ev.truth, i, j)
             if kin is not None:
                 lag, related = kin
                 line += (f"  child↔adult {tar(s, lag, impostors, 1e-3):.3f} / "
@@ -120,23 +116,17 @@ def main() -> None:
             print(line, flush=True)
 
 
-def kin_pairs(folder: Path, face_ids: np.ndarray, photo_of: dict[int, Path], i: np.ndarray,
-              j: np.ndarray, one: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def kin_pairs(folder: Path, face_ids: np.ndarray, photo_of: dict[int, Path],
+              truth: np.ndarray, i: np.ndarray, j: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray] | None:
     """Child↔adult pairs of one person and kin pairs, from the set's labels.csv (None
-    where it has no such columns)."""
+    where it has none or it has no such columns)."""
     path = folder / "labels.csv"
-    if not path.is_file():
+    kin = family_and_age(path, [photo_of[int(f)] for f in face_ids]) if path.is_file() else None
+    if kin is None:
         return None
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not {"family", "age_group"} <= set(reader.fieldnames or ()):
-            return None
-        rows = {(folder / r["path"]).resolve(): r for r in reader}
-    age = np.array([rows[photo_of[int(f)]]["age_group"].strip() for f in face_ids])
-    family = np.array([rows[photo_of[int(f)]]["family"].strip() for f in face_ids])
-    lag = one & (((age[i] == "young") & (age[j] == "adult"))
-                 | ((age[i] == "adult") & (age[j] == "young")))
-    return lag, ~one & (family[i] != "") & (family[i] == family[j])
+    related, lag = pair_kinds(*kin, truth, i, j)
+    return lag, related
 
 
 if __name__ == "__main__":
