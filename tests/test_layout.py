@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rbv"
 # Lower layers first; a module may import its own package and any lower layer.
 LAYERS = {
     "errors": 0, "bounds": 0, "bounded_http": 0, "regular_files": 0, "words": 0, "face_rows": 0,
-    "compiled": 0,
+    "compiled": 0, "private_files": 0,
     "media": 1, "formats": 1, "faces": 2,
     "config": 3, "store": 4, "mlapi": 4, "immich": 4, "cluster": 5, "pictures": 5, "web": 6,
     "jobs": 7, "serve": 8, "library": 8, "cli": 9, "__main__": 10,

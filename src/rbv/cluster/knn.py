@@ -187,20 +187,32 @@ def _approximate(x: NDArray[np.float32], k: int,
 def _list_probes(x: NDArray[np.float32], nlist: int | None = None, nprobe: int = NPROBE
                  ) -> NDArray[np.int64]:
     """Per face, the ``nprobe`` inverted lists it searches, nearest first: the first is
-    the one it is stored in (``nlist`` lists, by default 4·sqrt(n), centroids trained
-    top-down: :func:`_centroids`). Other counts are for measuring the trade of recall
-    against time (``scripts/bench/bench_knn.py --lists``)."""
-    faiss = load_faiss()
+    the one it is stored in (``nlist`` lists, by default 4·sqrt(n): :func:`train_lists`).
+    Other counts are for measuring the trade of recall against time
+    (``scripts/bench/bench_knn.py --lists``)."""
+    return nearest_lists(x, train_lists(x, nlist), nprobe)
 
-    n, dim = x.shape
+
+def train_lists(x: NDArray[np.float32], nlist: int | None = None) -> NDArray[np.float32]:
+    """The centroids of ``x``'s inverted lists (``nlist``, by default 4·sqrt(n)), trained
+    top-down on a sample (:func:`_centroids`)."""
+    n = len(x)
     nlist = nlist or int(min(65_536, max(64, 4 * np.sqrt(n))))
     # Centroids only route the search: a sample of 20 faces a list costs a fraction of
     # k-means over all faces and loses ~1 % of recall@10 (measured at 100k).
     sample = x[np.random.default_rng(0).choice(n, size=min(n, 20 * nlist), replace=False)]
-    quantizer = faiss.IndexFlatIP(dim)
-    quantizer.add(_centroids(sample, nlist))
-    del sample
-    return quantizer.search(x, min(nprobe, nlist))[1].astype(np.int64, copy=False)
+    return _centroids(sample, nlist)
+
+
+def nearest_lists(x: NDArray[np.float32], centroids: NDArray[np.float32],
+                  nprobe: int = NPROBE) -> NDArray[np.int64]:
+    """Per row of ``x``, the ``nprobe`` lists (rows of ``centroids``) nearest it, nearest
+    first."""
+    faiss = load_faiss()
+
+    quantizer = faiss.IndexFlatIP(centroids.shape[1])
+    quantizer.add(centroids)
+    return quantizer.search(x, min(nprobe, len(centroids)))[1].astype(np.int64, copy=False)
 
 
 def _centroids(sample: NDArray[np.float32], nlist: int) -> NDArray[np.float32]:

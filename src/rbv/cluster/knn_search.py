@@ -59,7 +59,7 @@ def search_lists(x: NDArray[np.float32], probes: NDArray[np.int64], k: int
             if len(members) == 0 or len(mine) == 0:
                 continue
             rows = x[first:end] if in_order else x[members]
-            _keep_best(top_s, top_i, mine, members, x[mine] @ rows.T)
+            _keep_best(top_s, top_i, mine, members, x[mine] @ rows.T, True)
 
     with threadpool_limits(limits=1, user_api="blas"), \
             ThreadPoolExecutor(jobs, thread_name_prefix="rbv-knn") as pool:
@@ -67,17 +67,78 @@ def search_lists(x: NDArray[np.float32], probes: NDArray[np.int64], k: int
     return top_i, top_s
 
 
+def search_stored(queries: NDArray[np.float32], probes: NDArray[np.int64],
+                  parts: list[tuple[NDArray[np.float32], NDArray[np.int64]]], k: int
+                  ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Each query row's ``k`` most similar stored rows among the lists it probes
+    (``probes[i]``). The stored rows come in ``parts``, each ``(rows, offsets)`` with its
+    rows in their lists' order (list ``l``'s are ``rows[offsets[l]:offsets[l + 1]]``);
+    a stored row is named by its place in the parts put end to end. Returns
+    (stored rows, similarities), most similar first, ``-1`` / ``-inf`` where fewer.
+
+    Each list is read once, scored against all the queries that probe it in one matrix
+    product, and the scores go to each query's own candidates (a stretch of them per
+    list and part), the best ``k`` of which are picked at the end. The lists are split
+    between threads. No compiled code: loading it would cost an incremental run more
+    (0.35 s) than the whole search."""
+    m, nprobe = probes.shape
+    if m == 0 or not parts:
+        return np.full((m, k), -1, np.int64), np.full((m, k), -np.inf, np.float32)
+    nlist = len(parts[0][1]) - 1
+    ends = np.cumsum([0] + [len(r) for r, _ in parts])
+    # each query's stretches, list by list as it probes them and part by part in a list:
+    # the stored row each starts at, and where it starts among all the candidates
+    first = np.stack([o[:-1][probes] + e for (_, o), e in zip(parts, ends, strict=False)],
+                     axis=2).reshape(-1)
+    size = np.stack([np.diff(o)[probes] for _, o in parts], axis=2).reshape(-1)
+    at = np.cumsum(size) - size
+    per_query = len(parts) * nprobe
+    scores = np.empty(int(size.sum()), np.float32)
+    flat = probes.ravel()
+    by_list = np.argsort(flat, kind="stable")
+    searched_at = np.searchsorted(flat[by_list], np.arange(nlist + 1))
+    probed = np.flatnonzero(np.diff(searched_at))
+    cuts = np.linspace(0, len(probed), min(threads(), len(probed)) + 1).astype(np.int64)
+
+    def share(lists: NDArray[np.int64]) -> None:
+        for lst in lists.tolist():
+            asks = by_list[searched_at[lst]:searched_at[lst + 1]]  # (query, probe) pairs
+            asked = queries[asks // nprobe]
+            for p, (rows, offsets) in enumerate(parts):
+                a, b = int(offsets[lst]), int(offsets[lst + 1])
+                if b > a:
+                    where = at[(asks * len(parts) + p)][:, None] + np.arange(b - a)
+                    scores[where] = asked @ rows[a:b].T
+
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(len(cuts) - 1, thread_name_prefix="rbv-lists") as pool:
+        list(pool.map(share, [probed[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]))
+    top_i = np.full((m, k), -1, np.int64)
+    top_s = np.full((m, k), -np.inf, np.float32)
+    for q in range(m):
+        lo = q * per_query
+        begin, end = int(at[lo]), int(at[lo + per_query - 1] + size[lo + per_query - 1])
+        mine = scores[begin:end]
+        best = (np.argpartition(-mine, k - 1)[:k] if len(mine) > k else np.arange(len(mine)))
+        best = best[np.argsort(-mine[best], kind="stable")]
+        stretch = np.searchsorted(at[lo:lo + per_query], best + begin, side="right") - 1
+        top_s[q, :len(best)] = mine[best]
+        top_i[q, :len(best)] = first[lo + stretch] + best + begin - at[lo + stretch]
+    return top_i, top_s
+
+
 @njit(cache=True, nogil=True)
-def _keep_best(top_s, top_i, faces, members, scores):
+def _keep_best(top_s, top_i, faces, members, scores, apart):
     """Each face's best ``k`` so far (rows sorted, best first), updated with its scores
-    against one list's ``members`` (itself left out)."""
+    against one list's ``members`` (itself left out when ``apart``: faces and members
+    are rows of one array)."""
     k = top_s.shape[1]
     for a in range(len(faces)):
         f = faces[a]
         floor = top_s[f, k - 1]
         for b in range(len(members)):
             s = scores[a, b]
-            if s > floor and members[b] != f:
+            if s > floor and not (apart and members[b] == f):
                 j = k - 1
                 while j > 0 and top_s[f, j - 1] < s:
                     top_s[f, j], top_i[f, j] = top_s[f, j - 1], top_i[f, j - 1]

@@ -31,7 +31,7 @@ from starlette.datastructures import Headers
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import Scope
 
-from rbv.serve.private_files import private_file
+from rbv.private_files import private_file
 
 KEY_PARAMETER = "token"
 NO_STORE = {"Cache-Control": "no-store"}

@@ -24,7 +24,7 @@ from PIL import Image
 from rbv.errors import ImageUnreadable
 from rbv.pictures.contact_sheet import DECODE_LONG_EDGE
 from rbv.pictures.pixels import FACE_PAD, PhotoSource, face_tile, missing_tile, tile_key
-from rbv.serve.private_files import private_file, private_folder
+from rbv.private_files import private_file, private_folder
 from rbv.store.queries.images import photo_files
 from rbv.store.queries.review import neighbour_boxes, shown_faces
 from rbv.store.queries.review_pages import image_digest

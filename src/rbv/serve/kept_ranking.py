@@ -13,7 +13,7 @@ from typing import Any
 
 from rbv.errors import printable
 from rbv.jobs.persons.evidence import Suggestion
-from rbv.serve.private_files import private_file
+from rbv.private_files import private_file
 from rbv.serve.ranking import OpenPairs, Ranking
 from rbv.store.queries.persons import PersonRow
 

@@ -370,7 +370,8 @@ def _cluster(conn: psycopg.Connection, plan: _Plan, progress: Progress,
     # at 1M faces).
     counts = named_face_counts(conn, pack)
     found = add_new_faces(UpdateContext(conn, pack, plan.setting, plan.match,
-                                        plan.options.k, progress, plan.faces, db))
+                                        plan.options.k, progress, plan.faces, db,
+                                        dry_run=plan.options.dry_run))
     done = _Outcome(plan.faces, found.considered, found.matched, found.clustered,
                     found.new_persons, crowding_level=found.crowding_level)
     # Persons emptied since the last run (persons move, SQL): looked for only when a

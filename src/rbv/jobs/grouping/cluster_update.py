@@ -29,6 +29,7 @@ from rbv.cluster.knn import build_knn_graph, nearest
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.union_find import components
 from rbv.face_rows import PackFaces
+from rbv.jobs.grouping.face_lists import LISTS_MIN_FACES, known_near, remember
 from rbv.store.queries.assignments import (
     ManualFacts,
     create_persons,
@@ -64,6 +65,7 @@ class UpdateContext:
     progress: Callable[[str], None]
     faces: int  # the pack's faces, new ones included (counted by the caller)
     db: Database | None = None  # for HNSW searches on connections of their own
+    dry_run: bool = False  # the run is rolled back: its new faces stay new
 
 
 @dataclass
@@ -84,11 +86,13 @@ def add_new_faces(ctx: UpdateContext) -> UpdateResult:
         return result
     facts = load_manual_facts(ctx.conn, ctx.pack)
     ctx.progress(f"finding known persons near {len(new):,} new faces")
-    near = _near(ctx.conn, ctx.pack, new, MATCH_NEIGHBORS, ctx.db)
+    near = _near(ctx, new, MATCH_NEIGHBORS)
     if ctx.setting.method is Method.evidence:
         _grow(ctx, new, facts, near, result)
     else:
         _match_then_cluster(ctx, new, facts, _candidates(near, new), result)
+    if ctx.db is not None and not ctx.dry_run:
+        remember(ctx.db, ctx.conn, ctx.pack, new, ctx.progress)
     return result
 
 
@@ -285,12 +289,16 @@ def _keep_links(matches: list[Match[uuid.UUID]], facts: ManualFacts,
     return [m for m in matches if m.face in by_face]
 
 
-def _near(conn: psycopg.Connection, pack: PackRow, new: PackFaces, k: int,
-          db: Database | None = None) -> Neighbors:
-    """Each new face's ``k`` nearest assigned faces."""
+def _near(ctx: UpdateContext, new: PackFaces, k: int) -> Neighbors:
+    """Each new face's ``k`` nearest assigned faces: in the face lists of a large pack
+    (:mod:`rbv.jobs.grouping.face_lists`), else through the HNSW index, or in memory
+    when very many faces are new."""
+    conn, pack, db = ctx.conn, ctx.pack, ctx.db
     if len(new) <= HNSW_BATCH_LIMIT:
-        return assigned_neighbors(conn, pack, new.ids.tolist(), k, db=db,
-                                  connections=HNSW_CONNECTIONS)
+        found = (known_near(db, conn, pack, new, k, ctx.progress)
+                 if db is not None and ctx.faces >= LISTS_MIN_FACES else None)
+        return found if found is not None else assigned_neighbors(
+            conn, pack, new.ids.tolist(), k, db=db, connections=HNSW_CONNECTIONS)
     every = load_faces(conn, pack)
     base = np.flatnonzero(np.array([p is not None for p in every.person_ids], bool))
     graph = nearest(new.embeddings, every.embeddings[base], k)

@@ -36,12 +36,12 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
                person: uuid.UUID | None = None,
                persons: Sequence[uuid.UUID] | None = None,
                sample: int | None = None, ids: Sequence[int] | None = None,
-               hidden: bool | None = None) -> PackFaces:
+               hidden: bool | None = None, after: int | None = None) -> PackFaces:
     """The pack's faces with embeddings, in face id order: all of them, the unassigned
     ones, those of one ``person`` or of ``persons``, those of ``ids``, or a random
     ``sample`` (in a repeatable random order); ``hidden`` False: none of a hidden
-    person, True: only theirs. Faces marked not a face (``rbv faces not-a-face``)
-    never: they are in no clustering."""
+    person, True: only theirs; ``after``: only those of ids above it (a few). Faces
+    marked not a face (``rbv faces not-a-face``) never: they are in no clustering."""
     # The faces left out are matched against a hash of them made once (``NOT IN`` of a
     # key column, never NULL): ``NOT EXISTS`` was planned per block as a lookup per face.
     where = sql.SQL("f.pack_id = {} AND f.id NOT IN (SELECT face_id FROM not_faces)"
@@ -50,6 +50,8 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
         where += sql.SQL(" AND f.id = ANY({}::bigint[])").format(sql.Literal(list(ids)))
     if unassigned_only:
         where += sql.SQL(" AND f.person_id IS NULL")
+    if after is not None:
+        where += sql.SQL(" AND f.id > {}").format(sql.Literal(int(after)))
     if person is not None:
         where += sql.SQL(" AND f.person_id = {}").format(sql.Literal(str(person)))
     if persons is not None:
@@ -68,7 +70,7 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     ).format(nil=sql.Literal(str(_NIL)), vec=vector_expr(pack))
     joined = sql.SQL("face_detections f JOIN face_embeddings e ON e.face_id = f.id")
     few = (unassigned_only or sample is not None or hidden
-           or any(v is not None for v in (ids, person, persons)))
+           or any(v is not None for v in (ids, person, persons, after)))
     # Room for the hashes whatever the statistics say (a subquery too large to hash is
     # scanned again for each face).
     with work_mem(conn, "64MB"):

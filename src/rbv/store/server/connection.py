@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -40,10 +41,14 @@ class Database:
     """Where rbv's data lives; hands out connections with pgvector registered."""
 
     def __init__(self, url: str, display: str, connect_timeout_s: int = 10, *,
-                 embedded: bool = False, restart: Callable[[], str] | None = None) -> None:
+                 embedded: bool = False, restart: Callable[[], str] | None = None,
+                 data_dir: Path | None = None) -> None:
         self.url = url
         self.display = display
         self.embedded = embedded
+        # rbv's data folder, where the files it keeps beside the database go (the face
+        # lists of rbv.jobs.grouping.face_lists); None: keep none
+        self.data_dir = data_dir
         # the embedded server's start, for a long-running process whose server stopped
         # under it (returns the URL it answers on)
         self.restart = restart
@@ -156,7 +161,7 @@ class PooledDatabase(Database):
 
     def __init__(self, db: Database) -> None:
         super().__init__(db.url, db.display, db._connect_timeout_s, embedded=db.embedded,
-                         restart=db.restart)
+                         restart=db.restart, data_dir=db.data_dir)
         self._idle: list[_Kept] = []
         self._lock = threading.Lock()
         self._restarting = threading.Lock()

@@ -16,7 +16,8 @@ def open_database(settings: Settings, *, require_schema: bool = True) -> Databas
     ``require_schema`` is False) that its schema is current."""
     if settings.database_url:
         db = Database(
-            settings.database_url, describe_url(settings.database_url), settings.connect_timeout_s
+            settings.database_url, describe_url(settings.database_url), settings.connect_timeout_s,
+            data_dir=Path(settings.data_dir),
         )
     else:
         db = Database(
@@ -25,6 +26,7 @@ def open_database(settings: Settings, *, require_schema: bool = True) -> Databas
             settings.connect_timeout_s,
             embedded=True,
             restart=lambda: restart_embedded(settings.data_dir),
+            data_dir=Path(settings.data_dir),
         )
     with db.connect() as conn:
         if require_schema:

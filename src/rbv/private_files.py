@@ -1,8 +1,8 @@
-"""Files ``rbv serve`` keeps (face crops, downsized photos, the ranking of suggestions
-with every person's name, the page that opens the browser): its user's alone, folders
-0700 and files 0600, made so explicitly rather than left to the umask of whoever
-started it. A cache folder an older rbv left open to others is closed, with what it
-holds."""
+"""Files rbv keeps for itself (``rbv serve``'s face crops, downsized photos, ranking of
+suggestions with every person's name and the page that opens the browser; the face
+lists an incremental ``rbv cluster`` searches): its user's alone, folders 0700 and files
+0600, made so explicitly rather than left to the umask of whoever started it. A cache
+folder an older rbv left open to others is closed, with what it holds."""
 
 from __future__ import annotations
 
@@ -37,14 +37,19 @@ def private_folder(path: Path) -> Path:
 
 
 @contextmanager
-def private_file(path: Path) -> Iterator[IO[bytes]]:
+def private_file(path: Path, *, durable: bool = False) -> Iterator[IO[bytes]]:
     """Write ``path`` whole or not at all (a temporary file renamed over it), readable by
-    its owner only; one thread's or process's writes never mix with another's."""
+    its owner only; one thread's or process's writes never mix with another's.
+    ``durable``: on the disk before the rename (a crash leaves the old file or the new
+    one, never a new name over missing data)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
