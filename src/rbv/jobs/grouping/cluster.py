@@ -177,6 +177,7 @@ class _Outcome:
     setting: ClusterSetting | None = None  # the setting with the model the run estimated
     named: list[NamedChange] = field(default_factory=list)
     empty_named: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said by the clustering itself
 
 
 def cluster_pack(db: Database, pack_name: str | None, options: ClusterOptions,
@@ -291,8 +292,9 @@ def _report(plan: _Plan, outcome: _Outcome, started: float, run_id: int | None,
         clustered=outcome.clustered, new_persons=outcome.new_persons,
         reassigned=outcome.reassigned, removed_persons=outcome.removed_persons,
         kept_by_hand=outcome.kept_by_hand, seconds=round(time.perf_counter() - started, 3),
-        run_id=run_id, notes=[*plan.notes, *notes, *([f"Faces compared by age: {outcome.aged}."]
-                                                    if outcome.aged else [])],
+        run_id=run_id, notes=[*plan.notes, *outcome.notes, *notes,
+                              *([f"Faces compared by age: {outcome.aged}."]
+                                if outcome.aged else [])],
         named=outcome.named, empty_named=empty,
         delete_empty_named=(delete_persons_statement([e["person"] for e in empty])
                             if empty else None),
@@ -373,7 +375,8 @@ def _cluster(conn: psycopg.Connection, plan: _Plan, progress: Progress,
                                         plan.options.k, progress, plan.faces, db,
                                         dry_run=plan.options.dry_run))
     done = _Outcome(plan.faces, found.considered, found.matched, found.clustered,
-                    found.new_persons, crowding_level=found.crowding_level)
+                    found.new_persons, crowding_level=found.crowding_level,
+                    notes=found.notes)
     # Persons emptied since the last run (persons move, SQL): looked for only when a
     # face has left a person since (reading every face costs 0.3-0.8 s at 1M).
     done.removed_persons = delete_empty_persons(conn, pack, only_if_faces_left=True)

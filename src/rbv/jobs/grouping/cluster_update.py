@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import psycopg
@@ -75,6 +75,7 @@ class UpdateResult:
     clustered: int = 0  # new faces that formed new persons
     new_persons: int = 0
     crowding_level: float | None = None  # measured by the first run: the pack's to keep
+    notes: list[str] = field(default_factory=list)  # for the user, in the run's report
 
 
 def add_new_faces(ctx: UpdateContext) -> UpdateResult:
@@ -86,13 +87,13 @@ def add_new_faces(ctx: UpdateContext) -> UpdateResult:
         return result
     facts = load_manual_facts(ctx.conn, ctx.pack)
     ctx.progress(f"finding known persons near {len(new):,} new faces")
-    near = _near(ctx, new, MATCH_NEIGHBORS)
+    near = _near(ctx, new, MATCH_NEIGHBORS, result.notes)
     if ctx.setting.method is Method.evidence:
         _grow(ctx, new, facts, near, result)
     else:
         _match_then_cluster(ctx, new, facts, _candidates(near, new), result)
     if ctx.db is not None and not ctx.dry_run:
-        remember(ctx.db, ctx.conn, ctx.pack, new, ctx.progress)
+        remember(ctx.db, ctx.conn, ctx.pack, new, result.notes)
     return result
 
 
@@ -289,13 +290,13 @@ def _keep_links(matches: list[Match[uuid.UUID]], facts: ManualFacts,
     return [m for m in matches if m.face in by_face]
 
 
-def _near(ctx: UpdateContext, new: PackFaces, k: int) -> Neighbors:
+def _near(ctx: UpdateContext, new: PackFaces, k: int, notes: list[str]) -> Neighbors:
     """Each new face's ``k`` nearest assigned faces: in the face lists of a large pack
     (:mod:`rbv.jobs.grouping.face_lists`), else through the HNSW index, or in memory
     when very many faces are new."""
     conn, pack, db = ctx.conn, ctx.pack, ctx.db
     if len(new) <= HNSW_BATCH_LIMIT:
-        found = (known_near(db, conn, pack, new, k, ctx.progress)
+        found = (known_near(db, conn, pack, new, k, ctx.progress, notes)
                  if db is not None and ctx.faces >= LISTS_MIN_FACES else None)
         return found if found is not None else assigned_neighbors(
             conn, pack, new.ids.tolist(), k, db=db, connections=HNSW_CONNECTIONS)

@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,6 +66,8 @@ ADDED_SHARE = 0.02
 """Faces added since the base, as a share of it, at which they are merged into it."""
 SEARCH_MARGIN = 8
 """Faces found beyond the ``k`` asked for, for those that turn out to have no person."""
+PROBES = NPROBE
+"""Lists each new face is looked for in (of 4·sqrt(n): at 1M, 10 of 4,000)."""
 _VERSION = 1
 _SAMPLE = 16
 _WRITE_ROWS = 65_536
@@ -95,36 +98,36 @@ def lists_folder(db: Database, conn: psycopg.Connection, pack: PackRow) -> Path 
 
 
 def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackFaces,
-               k: int, say: Callable[[str], None]) -> Neighbors | None:
+               k: int, progress: Callable[[str], None], notes: list[str]) -> Neighbors | None:
     """Each new face's ``k`` nearest faces that have a person, found in the face lists
-    (built first when missing); None when they cannot be used (said)."""
+    (built first when missing); None when they cannot be used (said in ``notes``)."""
     folder = lists_folder(db, conn, pack)
     if folder is None:
         return None
     try:
-        lists = _opened(conn, pack, folder) or _built(conn, pack, folder, say)
+        lists = _opened(conn, pack, folder) or _built(conn, pack, folder, progress)
         tail = load_faces(conn, pack, after=lists.top)
         given = np.array([p is not None for p in tail.person_ids], bool)
         if given.any():
             lists = _added(conn, pack, folder, tail.take(np.flatnonzero(given))) or lists
         return _search(conn, lists, new, k)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        say(f"the face lists in {folder} could not be used ({exc}); searching the "
-            "database's index instead")
+        notes.append(f"The face lists in {folder} could not be used ({exc}); the new faces "
+                     "were searched in the database's index instead.")
         return None
 
 
 def remember(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackFaces,
-             say: Callable[[str], None]) -> None:
+             notes: list[str]) -> None:
     """Add the faces a run gave persons to the pack's face lists, where it has them."""
     folder = lists_folder(db, conn, pack)
     if folder is None or not (folder / "lists.json").exists() or len(new) == 0:
         return
     try:
-        _added(conn, pack, folder, new)
+        _added(conn, pack, _mine(folder), new)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        say(f"the face lists in {folder} could not take the new faces ({exc}); the next "
-            "run adds them")
+        notes.append(f"The face lists in {folder} could not take the new faces ({exc}); "
+                     "the next run adds them.")
 
 
 @contextmanager
@@ -137,10 +140,22 @@ def _locked(folder: Path, how: int) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _mine(folder: Path) -> Path:
+    """``folder`` and the one above it, checked to be folders of this user that no one
+    else may enter (made so where missing): whoever could write there could make runs
+    join faces to persons on vectors of their own."""
+    private_folder(folder)
+    for level in (folder, folder.parent):
+        st = os.lstat(level)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            raise ValueError(f"{level} is not a private folder of this user")
+    return folder
+
+
 def _opened(conn: psycopg.Connection, pack: PackRow, folder: Path) -> FaceLists | None:
     """The pack's face lists as the files hold them, if they are its (checked against
     the database); None when there are none to use."""
-    if not (folder / "lists.json").exists():
+    if not (_mine(folder) / "lists.json").exists():
         return None
     with _locked(folder, fcntl.LOCK_SH):
         lists = _read(folder)
@@ -204,7 +219,6 @@ def _built(conn: psycopg.Connection, pack: PackRow, folder: Path,
     centroids = train_lists(x)
     home = nearest_lists(x, centroids, 1)[given, 0]
     order = given[np.argsort(home, kind="stable")]
-    private_folder(folder)
     with _locked(folder, fcntl.LOCK_EX):
         name = _write_base(folder, centroids, faces.ids[order], x, order, np.sort(home),
                            trained_on=len(order))
@@ -296,7 +310,7 @@ def _search(conn: psycopg.Connection, lists: FaceLists, new: PackFaces, k: int) 
     """Each new face's ``k`` nearest faces that have a person (as the database says now),
     nearest first."""
     q = unit_rows(new.embeddings)
-    found, sims = search_stored(q, nearest_lists(q, lists.centroids, NPROBE), lists.parts,
+    found, sims = search_stored(q, nearest_lists(q, lists.centroids, PROBES), lists.parts,
                                 k + SEARCH_MARGIN)
     face = np.where(found >= 0, lists.ids[np.maximum(found, 0)], -1)
     faces, person, persons, images = with_persons(conn, np.unique(face[face >= 0]).tolist())
