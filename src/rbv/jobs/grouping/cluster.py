@@ -70,7 +70,6 @@ from rbv.store.queries.packs import PackRow
 from rbv.store.queries.person_sums import SUM_MIN_FACES, forget_pack_sums, store_sums
 from rbv.store.queries.persons import delete_persons_statement
 from rbv.store.server.connection import Database
-from rbv.store.server.embedded import HUGE_PAGES_FACES, huge_pages_advice
 from rbv.store.server.locks import person_lock
 
 VACUUM_AFTER = 5_000
@@ -232,8 +231,6 @@ def _resolve(db: Database, pack_name: str | None, options: ClusterOptions,
         setting = resolve_setting(stored, pack_files(conn, pack.id), options.method,
                                   threshold=options.threshold, budget=options.budget)
         n_faces = count_faces(conn, pack)
-        advice = (huge_pages_advice(conn) if db.embedded and n_faces >= HUGE_PAGES_FACES
-                  else None)
         grown = _grown(stored, setting, options, n_faces)
         if grown is not None or first_by_age(conn, pack, stored, options.by_age,
                                              setting.method):
@@ -262,8 +259,6 @@ def _resolve(db: Database, pack_name: str | None, options: ClusterOptions,
             "The existing persons were made with another setting "
             f"({key_in_words(previous)}); new faces are grouped with the one above.")
         remedies.append(Remedy("cluster_full"))
-    if advice:
-        notes.append(advice)
     return _Plan(pack, stored, setting, options, n_faces, match, unchanged,
                  estimate and options.full, notes, remedies)
 

@@ -371,53 +371,6 @@ def _size_buffers(conn: Any) -> None:
         conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers_mb()}MB'")
 
 
-HUGE_PAGES_FACES = 250_000
-"""Packs of this many faces or more get :func:`huge_pages_advice` in ``rbv cluster``'s
-report."""
-THP_SHMEM = Path("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
-"""Linux's transparent huge pages for shared memory: ``always``, ``within_size`` and
-``force`` give the server's cache huge pages without a reservation."""
-
-
-def huge_pages_advice(conn: Any) -> str | None:
-    """How to give the server huge pages, in one paragraph, when it runs on Linux without
-    them although its setting would take them (``huge_pages = try``, PostgreSQL's default)
-    and the kernel gives its shared memory no transparent huge pages either; else None.
-
-    Each HNSW search of an incremental ``rbv cluster`` visits ~900 index pages spread
-    over gigabytes of the server's cache: with 4 kB pages nearly every visit misses the
-    processor's address cache. Measured at 1M faces × 512-d on 2 cores (a virtual
-    machine; ``scripts/bench/bench_incremental.py --setting huge_pages=off,try``), the index in
-    half precision and warm: 1,000 searches 0.65-0.71 s with huge pages against
-    0.91-0.92 s without (the whole run 1.09-1.16 s against 1.42-1.45 s); with the index
-    in full precision 0.73-0.96 s (reserved, or transparent ones for shared memory)
-    against 1.27-1.35 s."""
-    if not sys.platform.startswith("linux") or _transparent_shmem():
-        return None
-    row = conn.execute(
-        "SELECT current_setting('huge_pages'), current_setting('huge_pages_status', true), "
-        "current_setting('shared_memory_size_in_huge_pages', true)").fetchone()
-    setting, status, pages = row if row else (None, None, None)
-    n = int(pages) if pages else 0
-    if setting != "try" or status != "off" or n <= 0:
-        return None
-    return (f"The database server runs without huge pages, so the index searches of an "
-            f"incremental run take about 1.35× as long at this size (measured at 1M faces). "
-            f"To give it them, reserve {n:,} once, as root: `sysctl -w "
-            f"vm.nr_hugepages={n}` (and `vm.nr_hugepages = {n}` in a file "
-            f"in /etc/sysctl.d/ for the next boots; add what other programs use); the "
-            f"server takes them at its next start. See docs/clustering.md, \"Huge pages\".")
-
-
-def _transparent_shmem() -> bool:
-    try:
-        text = THP_SHMEM.read_text()
-    except OSError:
-        return False
-    chosen = text[text.find("[") + 1:text.find("]")] if "[" in text else ""
-    return chosen in ("always", "within_size", "force")
-
-
 PREWARM = "pg_prewarm"
 """The contrib module whose autoprewarm worker writes the list of the cache's pages to
 ``autoprewarm.blocks`` at shutdown (and every 5 minutes) and reads those pages back in,
