@@ -209,7 +209,7 @@ def test_face_lists_take_new_faces_merge_them_and_are_made_again_when_not_the_da
     assert None not in _persons(db).values()
 
 
-def test_a_run_that_cannot_use_the_face_lists_says_so_and_searches_the_index(
+def test_damaged_face_lists_are_made_again_and_unwritable_ones_leave_the_index_to_search(
         lists_db: Database) -> None:
     db = lists_db
     _reset(db, _some_faces(db, 10))
@@ -218,6 +218,14 @@ def test_a_run_that_cannot_use_the_face_lists_says_so_and_searches_the_index(
     new = _some_faces(db, 10, offset=30)
     _reset(db, new)
     said: list[str] = []
+    _run(db, said)
+    assert any("putting the pack's faces in lists" in s for s in said), said
+    assert _state(db)["version"] and all(_persons(db)[f] != "None" for f in new)
+
+    shutil.rmtree(_folder(db).parent)
+    (Path(db.data_dir or "") / "face-lists").write_text("not a folder")
+    _reset(db, new)
+    said = []
     _run(db, said)
     assert any("could not be used" in s and "searched in the database's index" in s
                for s in said), said

