@@ -87,11 +87,14 @@ def add_new_faces(ctx: UpdateContext) -> UpdateResult:
         return result
     facts = load_manual_facts(ctx.conn, ctx.pack)
     ctx.progress(f"finding known persons near {len(new):,} new faces")
-    near = _near(ctx, new, MATCH_NEIGHBORS, result.notes)
-    if ctx.setting.method is Method.evidence:
-        _grow(ctx, new, facts, near, result)
-    else:
-        _match_then_cluster(ctx, new, facts, _candidates(near, new), result)
+    near, finish = _near(ctx, new, MATCH_NEIGHBORS, result.notes)
+    try:
+        if ctx.setting.method is Method.evidence:
+            _grow(ctx, new, facts, near, result)
+        else:
+            _match_then_cluster(ctx, new, facts, _candidates(near, new), result)
+    finally:
+        finish()  # the face lists have taken the new faces
     return result
 
 
@@ -288,17 +291,19 @@ def _keep_links(matches: list[Match[uuid.UUID]], facts: ManualFacts,
     return [m for m in matches if m.face in by_face]
 
 
-def _near(ctx: UpdateContext, new: PackFaces, k: int, notes: list[str]) -> Neighbors:
+def _near(ctx: UpdateContext, new: PackFaces, k: int, notes: list[str]
+          ) -> tuple[Neighbors, Callable[[], None]]:
     """Each new face's ``k`` nearest assigned faces: in the face lists of a large pack
-    (:mod:`rbv.jobs.grouping.face_lists`), else through the HNSW index, or in memory
-    when very many faces are new."""
+    (:mod:`rbv.jobs.grouping.face_lists`; and what to call once the run is done), else
+    through the HNSW index, or in memory when very many faces are new."""
     conn, pack, db = ctx.conn, ctx.pack, ctx.db
     if len(new) <= HNSW_BATCH_LIMIT:
-        found = (known_near(db, conn, pack, new, k, ctx.progress, notes,
-                            keep=not ctx.dry_run)
-                 if db is not None and ctx.faces >= LISTS_MIN_FACES else None)
-        return found if found is not None else assigned_neighbors(
-            conn, pack, new.ids.tolist(), k, db=db, connections=HNSW_CONNECTIONS)
+        found, finish = (known_near(db, conn, pack, new, k, ctx.progress, notes,
+                                    keep=not ctx.dry_run)
+                         if db is not None and ctx.faces >= LISTS_MIN_FACES
+                         else (None, _nothing))
+        return (found if found is not None else assigned_neighbors(
+            conn, pack, new.ids.tolist(), k, db=db, connections=HNSW_CONNECTIONS), finish)
     every = load_faces(conn, pack)
     base = np.flatnonzero(np.array([p is not None for p in every.person_ids], bool))
     graph = nearest(new.embeddings, every.embeddings[base], k)
@@ -307,7 +312,11 @@ def _near(ctx: UpdateContext, new: PackFaces, k: int, notes: list[str]) -> Neigh
     return Neighbors.of_rows(new.ids[rows].tolist(), every.ids[found].tolist(),
                              [every.person_ids[j] for j in found.tolist()],  # type: ignore[misc]
                              every.image_ids[found].tolist(),
-                             graph.similarities[rows, cols].astype(np.float64).tolist())
+                             graph.similarities[rows, cols].astype(np.float64).tolist()), _nothing
+
+
+def _nothing() -> None:
+    pass
 
 
 def _candidates(near: Neighbors, new: PackFaces) -> dict[int, list[Candidate[uuid.UUID]]]:

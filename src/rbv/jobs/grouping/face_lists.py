@@ -41,6 +41,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,14 +115,15 @@ def lists_folder(db: Database, conn: psycopg.Connection, pack: PackRow) -> Path 
 
 def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackFaces,
                k: int, progress: Callable[[str], None], notes: list[str], *,
-               keep: bool = True) -> Neighbors | None:
+               keep: bool = True) -> tuple[Neighbors | None, Callable[[], None]]:
     """Each new face's ``k`` nearest faces that have a person, found in the face lists
     (built first when missing); None when they cannot be used (said in ``notes``).
     ``keep``: the new faces are then added to the lists (not by a dry run: its faces stay
-    new), whatever the run does with them: the lists hold no persons."""
+    new), whatever the run does with them (the lists hold no persons), while the run
+    goes on; the function returned waits for that."""
     folder = lists_folder(db, conn, pack)
     if folder is None:
-        return None
+        return None, _nothing
     try:
         lists = _opened(conn, pack, folder) or _built(conn, pack, folder, progress)
         tail = load_faces(conn, pack, after=lists.top)
@@ -134,14 +136,24 @@ def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackF
     except (OSError, ValueError, KeyError) as exc:
         notes.append(f"The face lists in {folder} could not be used ({exc}); the new faces "
                      "were searched in the database's index instead.")
-        return None
-    if keep:
+        return None, _nothing
+    if not keep:
+        return found, _nothing
+    pool = ThreadPoolExecutor(1, thread_name_prefix="rbv-lists")  # not waited for here
+    adding = pool.submit(_added, folder, new, probes[:, 0], again=False)
+    pool.shutdown(wait=False)
+
+    def added() -> None:
         try:
-            _added(folder, new, probes[:, 0], again=False)
+            adding.result()
         except (OSError, ValueError, KeyError) as exc:
             notes.append(f"The face lists in {folder} could not take the new faces ({exc}); "
                          "the next run adds them.")
-    return found
+    return found, added
+
+
+def _nothing() -> None:
+    pass
 
 
 @contextmanager
@@ -346,7 +358,19 @@ def _search(conn: psycopg.Connection, lists: FaceLists, ids: NDArray[np.int64],
     faces that have a person (as the database says now), nearest first."""
     found, sims = search_stored(q, probes, lists.parts, k + SEARCH_MARGIN)
     face = lists.faces_at(found)
-    faces, person, persons, images = with_persons(conn, np.unique(face[face >= 0]).tolist())
+    faces, person, persons, images = with_persons(conn, np.unique(face[:, :k][face[:, :k] >= 0])
+                                                  .tolist())
+    short = np.isin(face[:, :k], faces, invert=True).any(axis=1)
+    if short.any():  # some of the k nearest have no person (now): the next ones too
+        more = face[short, k:]
+        extra = with_persons(conn, np.unique(more[more >= 0]).tolist())
+        index = {p: i for i, p in enumerate(persons)}
+        persons = persons + [p for p in extra[2] if p not in index]
+        index = {p: i for i, p in enumerate(persons)}
+        renumber = np.array([index[p] for p in extra[2]], np.int64)
+        faces = np.concatenate([faces, extra[0]])
+        person = np.concatenate([person, renumber[extra[1]]])
+        images = np.concatenate([images, extra[3]])
     if len(faces) == 0:
         return NO_NEIGHBORS
     by_id = np.argsort(faces)
