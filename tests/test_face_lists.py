@@ -167,7 +167,7 @@ def test_the_face_lists_give_the_persons_an_exact_search_gives_and_stay_private(
 
     folder = _folder(db)
     state = _state(db)
-    assert len(state["added"]) == 1  # the run's new faces, added after it
+    assert state["added"]  # the run's new faces, added after it
     for path in (folder.parent, folder, *folder.rglob("*")):
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
@@ -181,19 +181,22 @@ def test_face_lists_take_new_faces_merge_them_and_are_made_again_when_not_the_da
     _run(db)
     first = _state(db)
     base = np.load(_folder(db) / first["base"] / "ids.npy")
-    assert len(base) == every - 10 and len(first["added"]) == 1
+    assert len(base) == every - 10 and first["added"]
 
     monkeypatch.setattr(face_lists, "ADDED_SHARE", 0.0)  # merged at once
     _reset(db, _some_faces(db, 5, offset=20))  # in the lists already: nothing to add
     _run(db)
     assert _state(db) == first
+    # as if the centroids had been trained when the library had one face: trained again
+    (_folder(db) / "lists.json").write_text(json.dumps(dict(first, trained_on=1)))
     new = _new_faces(db, 6, seed=1)
     assert len(new) == 6
     _run(db)
     merged = _state(db)
     ids = np.load(_folder(db) / merged["base"] / "ids.npy")
-    assert merged["added"] == [] and merged["base"] != first["base"]
+    assert merged["added"] is None and merged["base"] != first["base"]
     assert sorted(ids.tolist()) == sorted(_persons(db))  # every face once
+    assert merged["trained_on"] == len(ids)
     assert set(new) <= set(ids.tolist()) and None not in _persons(db).values()
     assert sorted(p.name for p in _folder(db).iterdir()) == sorted(
         [merged["base"], "lists.json", "lock"])  # the replaced files removed

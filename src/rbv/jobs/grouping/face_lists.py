@@ -15,7 +15,7 @@ data folder, ``face-lists/<database>-pack<id>/``:
 - ``lists.json``: which files make the lists now (replaced whole);
 - ``base-<tag>/``: ``centroids.npy``, and each list's faces together in ``ids.npy`` and
   ``rows.npy`` (``offsets.npy``: where each list starts);
-- ``added-<tag>.npy``: faces added since (each one's id, list and row);
+- ``added-<tag>/``: the faces added since, the same way (without centroids);
 - ``lock``: held while the files change (shared while they are opened).
 
 Rules:
@@ -68,7 +68,7 @@ SEARCH_MARGIN = 8
 """Faces found beyond the ``k`` asked for, for those that turn out to have no person."""
 PROBES = NPROBE
 """Lists each new face is looked for in (of 4·sqrt(n): at 1M, 10 of 4,000)."""
-_VERSION = 2
+_VERSION = 3
 _SAMPLE = 16
 _WRITE_ROWS = 65_536
 _NAME = "face-lists"
@@ -200,31 +200,24 @@ def _opened(conn: psycopg.Connection, pack: PackRow, folder: Path) -> FaceLists 
 
 
 def _read(folder: Path, state: dict[str, Any] | None = None) -> FaceLists:
-    """The files ``lists.json`` (or ``state``) names (the big ones mapped, not read)."""
+    """The files ``lists.json`` (or ``state``) names, mapped, not read."""
     state = state or json.loads((folder / "lists.json").read_bytes())
     if state.get("version") != _VERSION:
         raise ValueError(f"lists of another version ({state.get('version')})")
     base = folder / _checked(state["base"], "base-")
     centroids = _array(base / "centroids.npy")
-    offsets = _array(base / "offsets.npy")
-    ids = np.load(base / "ids.npy", mmap_mode="r")
-    rows = np.load(base / "rows.npy", mmap_mode="r")
-    if (rows.dtype != np.float32 or rows.shape != (len(ids), centroids.shape[1])
-            or len(offsets) != len(centroids) + 1 or offsets[-1] != len(ids)):
-        raise ValueError("the base's files do not fit together")
-    parts: list[tuple[NDArray[np.float32], NDArray[np.int64]]] = [(rows, offsets)]
-    part_ids = [ids]
-    if state["added"]:
-        kind = _added_records(centroids.shape[1])
-        added = np.concatenate([_array(folder / _checked(name, "added-"))
-                                for name in state["added"]])
-        if added.dtype != kind or (added["list"].min() < 0
-                                   or added["list"].max() >= len(centroids)):
-            raise ValueError("added faces that do not fit the base")
-        added = added[np.argsort(added["list"], kind="stable")]
-        parts.append((np.ascontiguousarray(added["row"]),
-                      np.searchsorted(added["list"], np.arange(len(offsets)))))
-        part_ids.append(np.ascontiguousarray(added["id"]))
+    parts, part_ids = [], []
+    for name in [state["base"], *([state["added"]] if state["added"] else [])]:
+        part = folder / _checked(name, ("base-", "added-"))
+        offsets = _array(part / "offsets.npy")
+        ids = np.load(part / "ids.npy", mmap_mode="r")
+        rows = np.load(part / "rows.npy", mmap_mode="r")
+        if (rows.dtype != np.float32 or rows.shape != (len(ids), centroids.shape[1])
+                or ids.dtype != np.int64 or len(offsets) != len(centroids) + 1
+                or offsets[-1] != len(ids)):
+            raise ValueError(f"the files of {name} do not fit together")
+        parts.append((rows, offsets))
+        part_ids.append(ids)
     return FaceLists(folder, state, centroids, parts, part_ids)
 
 
@@ -236,12 +229,7 @@ def _array(path: Path) -> NDArray[Any]:
     return array
 
 
-def _added_records(dim: int) -> np.dtype:
-    """An added face in an ``added-*.npy`` file: its id, list and row."""
-    return np.dtype([("id", "<i8"), ("list", "<i8"), ("row", "<f4", (dim,))])
-
-
-def _checked(name: Any, prefix: str) -> str:
+def _checked(name: Any, prefix: str | tuple[str, ...]) -> str:
     """A file name from ``lists.json``, which only ever names files of this folder."""
     if not isinstance(name, str) or not name.startswith(prefix) or "/" in name \
             or name in (".", "..") or "\0" in name:
@@ -262,30 +250,33 @@ def _built(conn: psycopg.Connection, pack: PackRow, folder: Path,
     home = nearest_lists(x, centroids, 1)[given, 0]
     order = given[np.argsort(home, kind="stable")]
     with _locked(folder, fcntl.LOCK_EX):
-        name = _write_base(folder, centroids, faces.ids[order], x, order, np.sort(home),
-                           trained_on=len(order))
-        _switch(folder, {"version": _VERSION, "pack": pack.id, "base": name, "added": [],
+        name = _write_part(folder, "base", faces.ids[order], x, order, np.sort(home),
+                           centroids)
+        _switch(folder, {"version": _VERSION, "pack": pack.id, "base": name, "added": None,
                          "top": int(faces.ids[given].max()), "trained_on": len(order)})
         return _read(folder)
 
 
-def _write_base(folder: Path, centroids: NDArray[np.float32], ids: NDArray[np.int64],
-                rows: NDArray[np.float32], order: NDArray[np.int64],
-                home: NDArray[np.int64], *, trained_on: int) -> str:
-    """A new base folder: ``rows[order]`` (written a block at a time: no copy of them
-    all) in lists whose rows ``home`` (sorted) names; returns its name."""
-    name = f"base-{os.urandom(6).hex()}"
-    base = private_folder(folder / name)
-    dim = rows.shape[1]
+def _write_part(folder: Path, kind: str, ids: NDArray[np.int64], rows: NDArray[np.float32],
+                order: NDArray[np.int64], home: NDArray[np.int64],
+                centroids: NDArray[np.float32]) -> str:
+    """A new folder of lists (``kind`` "base", with the ``centroids``, or "added"):
+    ``rows[order]`` (written a block at a time: no copy of them all) and their ``ids``,
+    in the lists ``home`` (sorted) names; returns its name."""
+    name = f"{kind}-{os.urandom(6).hex()}"
+    part = private_folder(folder / name)
     offsets = np.searchsorted(home, np.arange(len(centroids) + 1))
-    for file, array in (("centroids.npy", centroids), ("offsets.npy", offsets),
-                        ("ids.npy", np.ascontiguousarray(ids, np.int64))):
-        with private_file(base / file, durable=True) as f:
+    files: list[tuple[str, NDArray[Any]]] = [("offsets.npy", offsets),
+                                             ("ids.npy", np.asarray(ids, np.int64))]
+    if kind == "base":
+        files.append(("centroids.npy", centroids))
+    for file, array in files:
+        with private_file(part / file, durable=True) as f:
             np.save(f, array)
-    with private_file(base / "rows.npy", durable=True) as f:
+    with private_file(part / "rows.npy", durable=True) as f:
         np.lib.format.write_array_header_1_0(f, {
             "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-            "fortran_order": False, "shape": (len(order), dim)})
+            "fortran_order": False, "shape": (len(order), rows.shape[1])})
         for at in range(0, len(order), _WRITE_ROWS):
             f.write(np.ascontiguousarray(rows[order[at:at + _WRITE_ROWS]], np.float32)
                     .tobytes())
@@ -297,7 +288,7 @@ def _switch(folder: Path, state: dict[str, Any]) -> None:
     removed."""
     with private_file(folder / "lists.json", durable=True) as f:
         f.write(json.dumps(state).encode())
-    keep = {state["base"], *state["added"], "lists.json", "lock"}
+    keep = {state["base"], state["added"], "lists.json", "lock"}
     for entry in folder.iterdir():
         if entry.name not in keep:
             if entry.is_dir() and not entry.is_symlink():
@@ -309,8 +300,10 @@ def _switch(folder: Path, state: dict[str, Any]) -> None:
 def _added(folder: Path, faces: PackFaces, homes: NDArray[np.int64] | None = None, *,
            again: bool = True) -> FaceLists:
     """The lists with ``faces`` added (those they hold already left out; ``homes``: each
-    one's list where known), merged into a new base when the added ones have grown to
-    :data:`ADDED_SHARE` of it; read again from the files only when ``again``."""
+    one's list where known): the added part written again with them, or, once it has
+    grown to :data:`ADDED_SHARE` of the base, a new base of both (the centroids trained
+    again once the faces have doubled since they were). Read again from the files only
+    when ``again``."""
     with _locked(folder, fcntl.LOCK_EX):
         lists = _read(folder)
         held = faces.ids <= lists.top
@@ -320,36 +313,32 @@ def _added(folder: Path, faces: PackFaces, homes: NDArray[np.int64] | None = Non
         if len(fresh) == 0:
             return lists
         x = unit_rows(faces.embeddings[fresh])
-        added = np.empty(len(fresh), _added_records(x.shape[1]))
-        added["id"], added["row"] = faces.ids[fresh], x
-        added["list"] = (nearest_lists(x, lists.centroids, 1)[:, 0] if homes is None
-                         else homes[fresh])
-        name = f"added-{os.urandom(6).hex()}.npy"
-        with private_file(folder / name, durable=True) as f:
-            np.save(f, added)
-        state = dict(lists.state, added=[*lists.state["added"], name],
-                     top=max(lists.top, int(faces.ids[fresh].max())))
-        base_size = len(lists.parts[0][0])
-        if sum(map(len, lists.part_ids[1:])) + len(fresh) >= ADDED_SHARE * base_size:
-            state = _merged(folder, state)
+        home = nearest_lists(x, lists.centroids, 1)[:, 0] if homes is None else homes[fresh]
+        base = len(lists.part_ids[0])
+        merge = sum(map(len, lists.part_ids[1:])) + len(fresh) >= ADDED_SHARE * base
+        kept = range(0 if merge else 1, len(lists.parts))
+        rows = np.concatenate([*(np.asarray(lists.parts[i][0]) for i in kept), x])
+        homes_all = np.concatenate([*(np.repeat(np.arange(len(lists.centroids)),
+                                                np.diff(lists.parts[i][1])) for i in kept),
+                                    home])
+        ids = np.concatenate([*(np.asarray(lists.part_ids[i]) for i in kept),
+                              faces.ids[fresh]])
+        state = dict(lists.state, top=max(lists.top, int(faces.ids[fresh].max())))
+        centroids = lists.centroids
+        if merge:  # a new base of all
+            if len(rows) >= 2 * int(state["trained_on"]):
+                centroids = train_lists(rows)
+                homes_all = nearest_lists(rows, centroids, 1)[:, 0]
+                state["trained_on"] = len(rows)
+            order = np.argsort(homes_all, kind="stable")
+            state.update(base=_write_part(folder, "base", ids[order], rows, order,
+                                          homes_all[order], centroids), added=None)
+        else:
+            order = np.argsort(homes_all, kind="stable")
+            state["added"] = _write_part(folder, "added", ids[order], rows, order,
+                                         homes_all[order], centroids)
         _switch(folder, state)
         return _read(folder) if again else lists
-
-
-def _merged(folder: Path, state: dict[str, Any]) -> dict[str, Any]:
-    """A new base of the base and every added face (the centroids trained again once
-    the faces have doubled since they were); returns the state that names it."""
-    lists = _read(folder, state)
-    rows = np.concatenate([np.asarray(r) for r, _ in lists.parts])
-    home = np.concatenate([np.repeat(np.arange(len(o) - 1), np.diff(o)) for _, o in lists.parts])
-    centroids, trained_on = lists.centroids, int(state["trained_on"])
-    if len(rows) >= 2 * trained_on:
-        centroids, trained_on = train_lists(rows), len(rows)
-        home = nearest_lists(rows, centroids, 1)[:, 0]
-    order = np.argsort(home, kind="stable")
-    name = _write_base(folder, centroids, lists.ids[order], rows, order, home[order],
-                       trained_on=trained_on)
-    return dict(state, base=name, added=[], trained_on=trained_on)
 
 
 def _search(conn: psycopg.Connection, lists: FaceLists, ids: NDArray[np.int64],
