@@ -211,11 +211,15 @@ def nearest_lists(x: NDArray[np.float32], centroids: NDArray[np.float32],
     first."""
     nprobe = min(nprobe, len(centroids))
     if len(x) * len(centroids) <= _ONE_PRODUCT:  # a few faces: faiss's set-up costs more
+        out = np.empty((len(x), nprobe), np.int64)
+        # in blocks of rows whose scores stay small (fresh pages cost more than the work)
         with threadpool_limits(limits=1, user_api="blas"):  # waking BLAS's threads costs more
-            scores = x @ centroids.T
-        best = np.argpartition(-scores, nprobe - 1, axis=1)[:, :nprobe]
-        order = np.argsort(-np.take_along_axis(scores, best, 1), axis=1, kind="stable")
-        return np.take_along_axis(best, order, 1).astype(np.int64, copy=False)
+            for at in range(0, len(x), 128):
+                scores = x[at:at + 128] @ centroids.T
+                best = np.argpartition(-scores, nprobe - 1, axis=1)[:, :nprobe]
+                order = np.argsort(-np.take_along_axis(scores, best, 1), axis=1, kind="stable")
+                out[at:at + 128] = np.take_along_axis(best, order, 1)
+        return out
     faiss = load_faiss()
 
     quantizer = faiss.IndexFlatIP(centroids.shape[1])
