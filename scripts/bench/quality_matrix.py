@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -48,9 +49,11 @@ from rbv.cluster.metrics import bcubed, largest_cluster, pairwise
 from rbv.config import Settings
 from rbv.face_rows import PackFaces
 from rbv.faces.estimates import FaceEstimate
+from rbv.jobs.grouping import cluster_update
 from rbv.jobs.grouping.aged import ages_of
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
 from rbv.jobs.grouping.eval import faces_under, label_main_faces, read_labels
+from rbv.jobs.grouping.face_lists import lists_folder
 from rbv.jobs.library.analyzer import load_face_analyzer
 from rbv.jobs.library.index import run_index
 from rbv.store import Database, open_database
@@ -391,6 +394,10 @@ def incremental(db: Database, sets: list[LabelledSet], files: dict[str, str], di
                     persons_kept = (len(first_persons & set(now.person_ids)),
                                     len(first_persons))
                 before = person_by_image_row
+            with db.connect() as conn:  # the run's face lists, if it made them: scratch
+                folder = lists_folder(db, conn, pack)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
             # faces were inserted in row order within each round: map back by image + order
             labels = _labels_in_set_order(s, now, rounds)
             mine = labels[s.evaluation.labelled]
@@ -418,10 +425,15 @@ def main() -> None:
     parser.add_argument("--pack", default=str(SHARED / "models" / "scrfd_sface"))
     parser.add_argument("--data", default="/tmp/rbv-quality",
                         help="scratch data directory (kept: the photos are indexed once)")
+    parser.add_argument("--face-lists", action="store_true",
+                        help="the incremental runs search the face lists (rbv's way from "
+                             f"{cluster_update.LISTS_MIN_FACES:,} faces), not the HNSW index")
     parser.add_argument("--no-ages", action="store_true",
                         help="compare faces as the recognizer made them, even where they "
                              "have estimated ages (the matrix before issue 64)")
     args = parser.parse_args()
+    if args.face_lists:
+        cluster_update.LISTS_MIN_FACES = 0
     settings = Settings(data_dir=Path(args.data), model_pack=args.pack)
     db = open_database(settings, require_schema=False)
     apply_pending(db)
