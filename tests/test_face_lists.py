@@ -147,12 +147,14 @@ def test_the_face_lists_give_the_persons_an_exact_search_gives_and_stay_private(
     new = _some_faces(db, 40)
     _reset(db, new)
     monkeypatch.setattr(cluster_update, "HNSW_BATCH_LIMIT", 0)  # exact, in memory
+    monkeypatch.setattr(cluster_update, "LISTS_MIN_FACES", 10**9)
     _run(db)
     exact = _persons(db)
     assert not (Path(db.data_dir or "") / "face-lists").exists()
 
     _reset(db, new)
-    monkeypatch.setattr(cluster_update, "HNSW_BATCH_LIMIT", 5_000)
+    monkeypatch.setattr(cluster_update, "LISTS_MIN_FACES", 0)
+    monkeypatch.setattr(face_lists, "SEARCH_BLOCK", 16)  # the new faces searched in blocks
     monkeypatch.setattr(face_lists, "PROBES", 10**6)  # every list: an exact search
     said: list[str] = []
     _run(db, said)

@@ -294,16 +294,18 @@ def _keep_links(matches: list[Match[uuid.UUID]], facts: ManualFacts,
 def _near(ctx: UpdateContext, new: PackFaces, k: int, notes: list[str]
           ) -> tuple[Neighbors, Callable[[], None]]:
     """Each new face's ``k`` nearest assigned faces: in the face lists of a large pack
-    (:mod:`rbv.jobs.grouping.face_lists`; and what to call once the run is done), else
-    through the HNSW index, or in memory when very many faces are new."""
+    (:mod:`rbv.jobs.grouping.face_lists`; and what to call once the run is done, which
+    waits for the lists to take the new faces), else through the HNSW index, or in
+    memory when very many faces are new."""
     conn, pack, db = ctx.conn, ctx.pack, ctx.db
+    if db is not None and ctx.faces >= LISTS_MIN_FACES:
+        found, finish = known_near(db, conn, pack, new, k, ctx.progress, notes,
+                                   keep=not ctx.dry_run)
+        if found is not None:
+            return found, finish
     if len(new) <= HNSW_BATCH_LIMIT:
-        found, finish = (known_near(db, conn, pack, new, k, ctx.progress, notes,
-                                    keep=not ctx.dry_run)
-                         if db is not None and ctx.faces >= LISTS_MIN_FACES
-                         else (None, _nothing))
-        return (found if found is not None else assigned_neighbors(
-            conn, pack, new.ids.tolist(), k, db=db, connections=HNSW_CONNECTIONS), finish)
+        return assigned_neighbors(conn, pack, new.ids.tolist(), k, db=db,
+                                  connections=HNSW_CONNECTIONS), _nothing
     every = load_faces(conn, pack)
     base = np.flatnonzero(np.array([p is not None for p in every.person_ids], bool))
     graph = nearest(new.embeddings, every.embeddings[base], k)

@@ -3,9 +3,9 @@ which an incremental ``rbv cluster`` searches for the known faces nearest its ne
 instead of the pack's HNSW index.
 
 At 1M faces × 512-d the HNSW index's 1,000 searches of a nightly run took 0.85-0.90 s
-of its 1.3 s (1.7 ms of a core each, mostly waiting on memory) and found 72 % of each
-new face's exact 30 nearest faces with a person. The lists are read list by list, each
-once for all the new faces that probe it: 0.3 s, and 95 % found (scripts/README).
+of its 1.3-1.5 s (1.7 ms of a core each, mostly waiting on memory) and found 72 % of
+each new face's exact 30 nearest faces. The lists are read list by list, each once for
+all the new faces that probe it: 0.25 s, and 96 % found (scripts/README).
 
 The files hold nothing the database does not: face ids and their embeddings (a face's
 embedding never changes). Whose face each one found is read from the database, so a
@@ -21,15 +21,19 @@ data folder, ``face-lists/<database>-pack<id>/``:
 Rules:
 
 - the first incremental run that finds the pack at :data:`LISTS_MIN_FACES` faces or more
-  builds them from the faces that have a person (reading every face: ~25 s at 1M);
+  makes them from the faces that have a person (reading every face: 37-42 s at 1M);
 - before it searches, a run adds the faces with a person above the highest id in the
-  lists (given one by a full run or by hand); after it, its new faces;
-- added faces are merged into a new base once they reach :data:`ADDED_SHARE` of it, the
-  centroids trained again once the base has doubled;
+  lists (given one by a full run or by hand); while it clusters, its new faces (not a
+  dry run's);
+- the added faces are written again with each run's; once they reach
+  :data:`ADDED_SHARE` of the base, both make a new base (the centroids trained again
+  once the faces have doubled since they were);
 - at every opening a sample of the base's faces is compared with the database's
-  (another database, a pack made again, damaged files: built again);
-- files that cannot be read or written are said in one line, and the run searches the
-  HNSW index instead: nothing depends on the lists.
+  (another database, a pack made again: made again), and lists that cannot be read
+  (damaged, of an older rbv) are made again;
+- files that cannot be written or opened (a full disk, a folder of another user) are
+  said in the run's report, and the run searches the HNSW index instead: nothing
+  depends on the lists.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ PROBES = NPROBE
 """Lists each new face is looked for in (of 4·sqrt(n): at 1M, 10 of 4,000)."""
 _VERSION = 3
 _SAMPLE = 16
+SEARCH_BLOCK = 8_192
+"""New faces searched at once (their scores take ~12 kB a face meanwhile)."""
 _WRITE_ROWS = 65_536
 _NAME = "face-lists"
 
@@ -132,7 +138,10 @@ def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackF
             lists = _added(folder, tail.take(given))
         q = unit_rows(new.embeddings)
         probes = nearest_lists(q, lists.centroids, PROBES)
-        found = _search(conn, lists, new.ids, q, probes, k)
+        blocks = [_search(conn, lists, new.ids[cut], q[cut], probes[cut], k)
+                  for cut in (slice(at, at + SEARCH_BLOCK)
+                              for at in range(0, len(new), SEARCH_BLOCK))]
+        found = blocks[0] if len(blocks) == 1 else Neighbors.joined(blocks, new.ids.tolist())
     except (OSError, ValueError, KeyError) as exc:
         notes.append(f"The face lists in {folder} could not be used ({exc}); the new faces "
                      "were searched in the database's index instead.")
