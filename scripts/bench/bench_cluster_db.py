@@ -1,7 +1,8 @@
 """`rbv cluster` end to end against PostgreSQL: full re-cluster of N synthetic faces,
-1,000 new faces matched incrementally through the pack's pgvector HNSW index (also in
-the first run after the server restarted, with and without pg_prewarm), and the
-re-cluster an incremental run makes once the library has grown 1.25×.
+1,000 new faces matched incrementally (through the face lists from 100k faces, their
+first run making them, else the pack's pgvector HNSW index; also in the first run after
+the server restarted, with and without pg_prewarm), and the re-cluster an incremental run
+makes once the library has grown 1.25×.
 
 Complements ``bench_cluster.py`` (algorithms in memory) with what a user waits for:
 reading embeddings (binary COPY), clustering, writing persons, and the HNSW queries
@@ -62,6 +63,7 @@ from rbv.store.server.migrations import apply_pending
 
 LOAD_BATCH = 50_000
 _URL_VARIABLE = "RBV_BENCH_DATABASE_URL"
+_DATA_VARIABLE = "RBV_BENCH_DATA_DIR"  # the scratch data folder, for the children
 
 
 def _options(method: str, full: bool) -> ClusterOptions:
@@ -74,7 +76,8 @@ def child_cluster(url: str, pack: str, method: str, full: bool,
                   dry_run: bool = False) -> dict[str, Any]:
     """One ``rbv cluster`` run (what the CLI calls), with its stages timed and the
     highest resident memory seen in each (sampled every 50 ms)."""
-    db = open_database(Settings(database_url=url))
+    # the scratch data folder: where rbv keeps the pack's face lists
+    db = open_database(Settings(database_url=url, data_dir=Path(os.environ[_DATA_VARIABLE])))
     load = os.getloadavg()[0]
     stages: list[tuple[str, float, float]] = []
     since, current, high = [time.perf_counter()], [""], [_rss_mb()]
@@ -244,6 +247,7 @@ def main() -> None:
         scratch = tempfile.mkdtemp(prefix="rbv-bench-")
         # Registered before the server starts, so it runs after the server is stopped.
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    os.environ[_DATA_VARIABLE] = scratch  # the children's data folder (face lists)
     if args.database is None:
         # rbv sizes the embedded server's buffer cache from its second start on (see
         # rbv.store.server.embedded.shared_buffers_mb): the first start, as a user's first

@@ -17,7 +17,8 @@ def open_database(settings: Settings, *, require_schema: bool = True) -> Databas
     if settings.database_url:
         db = Database(
             settings.database_url, describe_url(settings.database_url), settings.connect_timeout_s,
-            data_dir=Path(settings.data_dir),
+            # Settings made in code without a data folder keep no files (not in the cwd)
+            data_dir=Path(settings.data_dir) if Path(settings.data_dir) != Path() else None,
         )
     else:
         db = Database(
