@@ -189,8 +189,6 @@ def test_face_lists_take_new_faces_merge_them_and_are_made_again_when_not_the_da
     _reset(db, _some_faces(db, 5, offset=20))  # in the lists already: nothing to add
     _run(db)
     assert _state(db) == first
-    # as if the centroids had been trained when the library had one face: trained again
-    (_folder(db) / "lists.json").write_text(json.dumps(dict(first, trained_on=1)))
     new = _new_faces(db, 6, seed=1)
     assert len(new) == 6
     _run(db)
@@ -198,16 +196,24 @@ def test_face_lists_take_new_faces_merge_them_and_are_made_again_when_not_the_da
     ids = np.load(_folder(db) / merged["base"] / "ids.npy")
     assert merged["added"] is None and merged["base"] != first["base"]
     assert sorted(ids.tolist()) == sorted(_persons(db))  # every face once
-    assert merged["trained_on"] == len(ids)
     assert set(new) <= set(ids.tolist()) and None not in _persons(db).values()
     assert sorted(p.name for p in _folder(db).iterdir()) == sorted(
         [merged["base"], "lists.json", "lock"])  # the replaced files removed
+
+    # lists made when the library had one face: made again now that it has doubled
+    (_folder(db) / "lists.json").write_text(json.dumps(dict(merged, trained_on=1)))
+    _reset(db, _some_faces(db, 5, offset=30))
+    said: list[str] = []
+    _run(db, said)
+    assert any("putting the pack's faces in lists" in s for s in said)
+    merged = _state(db)  # made of the faces with a person, then the 5 new ones added
+    assert merged["trained_on"] == len(np.load(_folder(db) / merged["base"] / "ids.npy")) - 5
 
     # lists that are not this pack's (another database under the same name, files of
     # another pack): made again
     (_folder(db) / "lists.json").write_text(json.dumps(dict(merged, pack=merged["pack"] + 1)))
     _reset(db, _some_faces(db, 5, offset=40))
-    said: list[str] = []
+    said = []
     _run(db, said)
     assert _state(db)["base"] != merged["base"]
     assert any("putting the pack's faces in lists" in s for s in said)

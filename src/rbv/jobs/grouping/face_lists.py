@@ -26,8 +26,9 @@ Rules:
   lists (given one by a full run or by hand); while it clusters, its new faces (not a
   dry run's);
 - the added faces are written again with each run's; once they reach
-  :data:`ADDED_SHARE` of the base, both make a new base (the centroids trained again
-  once the faces have doubled since they were);
+  :data:`ADDED_SHARE` of the base, both make a new base (streamed from both: 1M faces
+  in ~5 s, most of it the disk), and once the faces have doubled since the lists were
+  made they are made again (new centroids);
 - at every opening a sample of the base's faces is compared with the database's
   (another database, a pack made again: made again), and lists that cannot be read
   (damaged, of an older rbv) are made again;
@@ -197,7 +198,8 @@ def _opened(conn: psycopg.Connection, pack: PackRow, folder: Path) -> FaceLists 
             lists = _read(folder)
     except (ValueError, KeyError, TypeError, FileNotFoundError):
         return None  # damaged, half removed, of another version: made again
-    if lists.state.get("pack") != pack.id or lists.centroids.shape[1] != pack.embedding_dim:
+    if lists.state.get("pack") != pack.id or lists.centroids.shape[1] != pack.embedding_dim \
+            or sum(map(len, lists.part_ids)) >= 2 * int(lists.state["trained_on"]):  # grown
         return None
     base_ids, base_rows = lists.part_ids[0], lists.parts[0][0]
     picked = np.unique(np.linspace(0, len(base_ids) - 1, _SAMPLE).astype(np.int64))
@@ -258,25 +260,35 @@ def _built(conn: psycopg.Connection, pack: PackRow, folder: Path,
     centroids = train_lists(x)
     home = nearest_lists(x, centroids, 1)[given, 0]
     order = given[np.argsort(home, kind="stable")]
+    offsets = np.searchsorted(np.sort(home), np.arange(len(centroids) + 1))
     with _locked(folder, fcntl.LOCK_EX):
-        name = _write_part(folder, "base", faces.ids[order], x, order, np.sort(home),
-                           centroids)
+        name = _write_part(folder, "base", centroids, [(x, offsets, faces.ids, order)])
         _switch(folder, {"version": _VERSION, "pack": pack.id, "base": name, "added": None,
                          "top": int(faces.ids[given].max()), "trained_on": len(order)})
         return _read(folder)
 
 
-def _write_part(folder: Path, kind: str, ids: NDArray[np.int64], rows: NDArray[np.float32],
-                order: NDArray[np.int64], home: NDArray[np.int64],
-                centroids: NDArray[np.float32]) -> str:
-    """A new folder of lists (``kind`` "base", with the ``centroids``, or "added"):
-    ``rows[order]`` (written a block at a time: no copy of them all) and their ``ids``,
-    in the lists ``home`` (sorted) names; returns its name."""
+_Source = tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.int64],
+                NDArray[np.int64] | None]
+"""Rows to write in lists: (rows, offsets of each list's, their ids, and where each
+list's rows are among ``rows`` when they are not in that order already)."""
+
+
+def _write_part(folder: Path, kind: str, centroids: NDArray[np.float32],
+                sources: list[_Source]) -> str:
+    """A new folder of lists (``kind`` "base", with the ``centroids``, or "added") of the
+    ``sources``' rows, list by list (each list's rows of the first source, then of the
+    next …), streamed from them: no copy of them all is made. Returns its name."""
     name = f"{kind}-{os.urandom(6).hex()}"
     part = private_folder(folder / name)
-    offsets = np.searchsorted(home, np.arange(len(centroids) + 1))
+    offsets = np.sum([o for _, o, _, _ in sources], axis=0)
+    lists = range(len(centroids))
+    picks = [[(order[o[lst]:o[lst + 1]] if order is not None else slice(o[lst], o[lst + 1]))
+              for lst in lists] for _, o, _, order in sources]
+    ids = np.concatenate([np.asarray(i)[at[lst]] for lst in lists
+                          for (_, _, i, _), at in zip(sources, picks, strict=True)])
     files: list[tuple[str, NDArray[Any]]] = [("offsets.npy", offsets),
-                                             ("ids.npy", np.asarray(ids, np.int64))]
+                                             ("ids.npy", ids.astype(np.int64))]
     if kind == "base":
         files.append(("centroids.npy", centroids))
     for file, array in files:
@@ -285,10 +297,10 @@ def _write_part(folder: Path, kind: str, ids: NDArray[np.int64], rows: NDArray[n
     with private_file(part / "rows.npy", durable=True) as f:
         np.lib.format.write_array_header_1_0(f, {
             "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-            "fortran_order": False, "shape": (len(order), rows.shape[1])})
-        for at in range(0, len(order), _WRITE_ROWS):
-            f.write(np.ascontiguousarray(rows[order[at:at + _WRITE_ROWS]], np.float32)
-                    .tobytes())
+            "fortran_order": False, "shape": (int(offsets[-1]), centroids.shape[1])})
+        for lst in lists:
+            for (rows, _, _, _), at in zip(sources, picks, strict=True):
+                f.write(np.ascontiguousarray(rows[at[lst]], np.float32).tobytes())
     return name
 
 
@@ -310,9 +322,8 @@ def _added(folder: Path, faces: PackFaces, homes: NDArray[np.int64] | None = Non
            again: bool = True) -> FaceLists:
     """The lists with ``faces`` added (those they hold already left out; ``homes``: each
     one's list where known): the added part written again with them, or, once it has
-    grown to :data:`ADDED_SHARE` of the base, a new base of both (the centroids trained
-    again once the faces have doubled since they were). Read again from the files only
-    when ``again``."""
+    grown to :data:`ADDED_SHARE` of the base, a new base of both. Read again from the
+    files only when ``again``."""
     with _locked(folder, fcntl.LOCK_EX):
         lists = _read(folder)
         held = faces.ids <= lists.top
@@ -323,29 +334,19 @@ def _added(folder: Path, faces: PackFaces, homes: NDArray[np.int64] | None = Non
             return lists
         x = unit_rows(faces.embeddings[fresh])
         home = nearest_lists(x, lists.centroids, 1)[:, 0] if homes is None else homes[fresh]
+        order = np.argsort(home, kind="stable")
+        new: _Source = (x, np.searchsorted(home[order], np.arange(len(lists.centroids) + 1)),
+                        faces.ids[fresh], order)
+        old: list[_Source] = [(r, o, i, None) for (r, o), i in
+                              zip(lists.parts, lists.part_ids, strict=True)]
         base = len(lists.part_ids[0])
         merge = sum(map(len, lists.part_ids[1:])) + len(fresh) >= ADDED_SHARE * base
-        kept = range(0 if merge else 1, len(lists.parts))
-        rows = np.concatenate([*(np.asarray(lists.parts[i][0]) for i in kept), x])
-        homes_all = np.concatenate([*(np.repeat(np.arange(len(lists.centroids)),
-                                                np.diff(lists.parts[i][1])) for i in kept),
-                                    home])
-        ids = np.concatenate([*(np.asarray(lists.part_ids[i]) for i in kept),
-                              faces.ids[fresh]])
         state = dict(lists.state, top=max(lists.top, int(faces.ids[fresh].max())))
-        centroids = lists.centroids
         if merge:  # a new base of all
-            if len(rows) >= 2 * int(state["trained_on"]):
-                centroids = train_lists(rows)
-                homes_all = nearest_lists(rows, centroids, 1)[:, 0]
-                state["trained_on"] = len(rows)
-            order = np.argsort(homes_all, kind="stable")
-            state.update(base=_write_part(folder, "base", ids[order], rows, order,
-                                          homes_all[order], centroids), added=None)
+            state.update(base=_write_part(folder, "base", lists.centroids, [*old, new]),
+                         added=None)
         else:
-            order = np.argsort(homes_all, kind="stable")
-            state["added"] = _write_part(folder, "added", ids[order], rows, order,
-                                         homes_all[order], centroids)
+            state["added"] = _write_part(folder, "added", lists.centroids, [*old[1:], new])
         _switch(folder, state)
         return _read(folder) if again else lists
 
