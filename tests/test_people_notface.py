@@ -144,6 +144,14 @@ def test_no_clustering_and_no_edit_gives_a_not_a_face_a_person(
     assert f"Face {face} was not marked." in _ok(cli, url, "faces", "is-a-face", str(face))
     _ok(cli, url, "cluster", "--full", "--threshold", str(SFACE_THRESHOLD))
     assert _person_of(url, face) is not None  # a face again, placed as any face
+    # Undoing the mark's taking back now would leave a marked face in that person (the
+    # decision fuzzer found it): refused, nothing changed.
+    state = _state(url)
+    refused = run_cli(cli, "-d", url, "persons", "undo")
+    assert refused.exit_code != 0
+    assert f"face {face} was changed since by a clustering run" in " ".join(
+        refused.output.split()), refused.output
+    assert _state(url) == state
 
 
 # -- the same image data indexed again ----------------------------------------------------

@@ -4,9 +4,12 @@ against what the user decided (the machine: tests/support/decisions.py, issue 28
 
     uv run python scripts/tools/decision_fuzz.py --examples 2000 --steps 20
     uv run python scripts/tools/decision_fuzz.py --minutes 30
+    uv run python scripts/tools/decision_fuzz.py --minutes 10 --face-lists
 
 Prints how many sequences and steps ran, how long they took, and every distinct failure
 found (shrunk by hypothesis to its shortest sequence), then exits 1 if there was one.
+``--face-lists``: incremental runs search the face lists (rbv's way from 100,000 faces),
+the added faces merged into their base at every run.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from rbv.faces.analyzer import load_analyzer
+from rbv.jobs.grouping import cluster_update, face_lists
 
 # The machine and the test server are test helpers (tests/), not part of the rbv package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -66,7 +70,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20, help="steps per sequence at most")
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="keep running rounds until this long (0: one round)")
+    parser.add_argument("--face-lists", action="store_true",
+                        help="incremental runs search the face lists whatever the size")
     args = parser.parse_args()
+    if args.face_lists:
+        cluster_update.LISTS_MIN_FACES = 0
+        face_lists.ADDED_SHARE = 0.0
 
     root = Path(tempfile.mkdtemp(prefix="rbv-fuzz-"))
     with PasswordServer.running() as server:

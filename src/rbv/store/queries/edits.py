@@ -169,6 +169,20 @@ def conflicts(conn: psycopg.Connection, edit_id: int) -> list[Conflict]:
             ORDER BY f.id LIMIT 100
             """, (edit_id,)):
         found.append(Conflict("face_detections", {"id": int(face)}, None))
+    # Marks the edit took back, on faces given a person since (a clustering run places a
+    # face again once it is one): putting the mark back would leave a marked face in it.
+    for (face,) in conn.execute(
+            """
+            SELECT f.id FROM person_edit_rows r
+            JOIN face_detections f ON f.id = (r.row_key ->> 'face_id')::bigint
+            WHERE r.edit_id = %s AND r.table_name = 'not_faces' AND r.before IS NOT NULL
+              AND f.person_id IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM person_edit_rows d
+                              WHERE d.edit_id = r.edit_id AND d.table_name = 'face_detections'
+                                AND d.row_key = jsonb_build_object('id', f.id))
+            ORDER BY f.id LIMIT 100
+            """, (edit_id,)):
+        found.append(Conflict("face_detections", {"id": int(face)}, None))
     # Rows pointing to a person deleted since (``rbv cluster`` removes persons left
     # without faces) cannot be written back.
     for (person,) in conn.execute(
