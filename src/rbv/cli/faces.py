@@ -185,7 +185,10 @@ def is_a_face(ctx: typer.Context, faces: MarkFacesArg,
 
     They wait, with no person, for the next `rbv cluster`, which places them as
     any new face. The decisions `not-a-face` dropped stay dropped (`rbv persons
-    undo` of that edit puts them back instead). A logged edit.
+    undo` of that edit puts them back instead). A logged edit; once a clustering
+    run has given such a face a person, `rbv persons undo` of it is refused (the
+    mark would sit on a face in a person): mark it again with `rbv faces
+    not-a-face`.
 
     Example:
 
