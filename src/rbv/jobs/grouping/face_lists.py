@@ -61,7 +61,7 @@ from rbv.cluster.knn_search import search_stored
 from rbv.face_rows import PackFaces
 from rbv.private_files import private_file, private_folder
 from rbv.store.queries.face_reads import load_faces
-from rbv.store.queries.neighbors import NO_NEIGHBORS, Neighbors, with_persons
+from rbv.store.queries.neighbors import NO_NEIGHBORS, Neighbors, has_persons, with_persons
 from rbv.store.queries.packs import PackRow, database_key
 from rbv.store.server.connection import Database
 
@@ -131,6 +131,8 @@ def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackF
     folder = lists_folder(db, conn, pack)
     if folder is None:
         return None, _nothing
+    if not has_persons(conn, pack):  # every face new (a reset): nothing to find
+        return NO_NEIGHBORS, _nothing
     try:
         lists = _opened(conn, pack, folder) or _built(conn, pack, folder, progress)
         tail = load_faces(conn, pack, after=lists.top)
@@ -177,15 +179,24 @@ def _locked(folder: Path, how: int) -> Iterator[None]:
 
 
 def _mine(folder: Path) -> Path:
-    """``folder`` and the one above it, checked to be folders of this user that no one
-    else may enter (made so where missing): whoever could write there could make runs
-    join faces to persons on vectors of their own."""
+    """``folder`` and the one above it, checked to be folders of this user (not links)
+    that no one else may enter (made so where missing, closed where open): whoever could
+    write there could make runs join faces to persons on vectors of their own."""
+    levels = (folder.parent, folder)
+    for level in levels:  # before anything is made or changed there
+        if os.path.lexists(level):
+            _own(level)
     private_folder(folder)
-    for level in (folder, folder.parent):
-        st = os.lstat(level)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-            raise ValueError(f"{level} is not a private folder of this user")
+    for level in levels:
+        _own(level, closed=True)
     return folder
+
+
+def _own(level: Path, *, closed: bool = False) -> None:
+    st = os.lstat(level)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() \
+            or (closed and st.st_mode & 0o077):
+        raise ValueError(f"{level} is not a private folder of this user")
 
 
 def _opened(conn: psycopg.Connection, pack: PackRow, folder: Path) -> FaceLists | None:
