@@ -19,6 +19,8 @@ from rbv.cluster.knn_search import search_stored
 from rbv.config import Settings
 from rbv.jobs.grouping import cluster_update, face_lists
 from rbv.jobs.grouping.cluster import ClusterOptions, cluster_pack
+from rbv.jobs.persons import edit_log
+from rbv.jobs.persons.face_boxes import move_box
 from rbv.store import open_database
 from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.faces import NewFace, insert_faces
@@ -261,3 +263,40 @@ def test_face_lists_in_a_folder_of_another_user_are_never_read(lists_db: Databas
     _run(db, said)
     assert any("not a private folder of this user" in s for s in said), said
     assert all(_persons(db)[f] != "None" for f in new)
+
+
+def test_a_box_moved_by_hand_is_searched_at_its_new_embedding_and_its_undo_too(
+        lists_db: Database, faces_settings: Settings, sface_analyzer) -> None:  # type: ignore[no-untyped-def]
+    """Moving a box embeds the face again (a logged edit, as is its undo): the next run
+    adds the face at its new embedding to the lists, and its old row is never found."""
+    db = lists_db
+    _reset(db, _some_faces(db, 10))
+    _run(db)  # the lists made
+    with db.connect() as conn:
+        face, x1, y1, x2, y2 = conn.execute(
+            "SELECT id, x1, y1, x2, y2 FROM face_detections WHERE person_id IS NOT NULL "
+            "ORDER BY (x2 - x1) * (y2 - y1) DESC LIMIT 1").fetchone()
+    shift = (x2 - x1) * 0.15
+    for step in ("moved", "undone"):
+        if step == "moved":
+            move_box(db, faces_settings, face, (round(x1 + shift), round(y1 + shift),
+                                                round(x2 + shift), round(y2 + shift)),
+                     analyzer=sface_analyzer)
+        else:
+            edit_log.undo(db, 1)
+        with db.connect() as conn:
+            now = load_faces(conn, find_pack(conn, "scrfd_sface"), ids=[face]).embeddings[0]
+        _reset(db, _some_faces(db, 3, offset=40 + len(step)))
+        _run(db)  # a run: the lists take the change
+        folder = _folder(db)
+        added = folder / _state(db)["added"]
+        ids, rows = np.load(added / "ids.npy"), np.load(added / "rows.npy")
+        assert np.array_equal(rows[list(ids).index(face)], now), step
+        # searched with its own embedding, every list probed: it is found first, as itself
+        lists = face_lists._read(folder)
+        probes = nearest_lists(now[None], lists.centroids, len(lists.centroids))
+        found, sims = search_stored(now[None], probes, lists.parts, 5)
+        faces = lists.faces_at(found)[0]
+        first = int(np.flatnonzero(faces >= 0)[0])  # (after the undo its old row ties)
+        assert faces[first] == face and sims[0][first] > 0.999, step
+        assert list(faces).count(face) == 1, step  # its old row is no face any more

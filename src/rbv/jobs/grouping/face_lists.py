@@ -7,9 +7,11 @@ of its 1.3-1.5 s (1.7 ms of a core each, mostly waiting on memory) and found 72 
 each new face's exact 30 nearest faces. The lists are read list by list, each once for
 all the new faces that probe it: 0.25 s, and 96 % found (scripts/README).
 
-The files hold nothing the database does not: face ids and their embeddings (a face's
-embedding never changes). Whose face each one found is read from the database, so a
-face given another person, or none, or deleted since is never out of date here. In the
+The files hold nothing the database does not: face ids and their embeddings. Whose
+face each one found is read from the database, so a face given another person, or none,
+or deleted since is never out of date here; a face embedded again by an edit (a box
+moved by hand, or its undo: the edit log says which) is added again at its new
+embedding, and a part's row of a face a later part holds again is never found. In the
 data folder, ``face-lists/<database>-pack<id>/``:
 
 - ``lists.json``: which files make the lists now (replaced whole);
@@ -60,6 +62,7 @@ from rbv.cluster.knn import NPROBE, nearest_lists, train_lists, unit_rows
 from rbv.cluster.knn_search import search_stored
 from rbv.face_rows import PackFaces
 from rbv.private_files import private_file, private_folder
+from rbv.store.queries.edits import embeddings_changed
 from rbv.store.queries.face_reads import load_faces
 from rbv.store.queries.neighbors import NO_NEIGHBORS, Neighbors, has_persons, with_persons
 from rbv.store.queries.packs import PackRow, database_key
@@ -101,13 +104,17 @@ class FaceLists:
 
     def faces_at(self, found: NDArray[np.int64]) -> NDArray[np.int64]:
         """The faces of stored rows (numbered as :func:`search_stored` numbers them;
-        ``-1`` stays ``-1``)."""
+        ``-1`` stays ``-1``, and so does a row of a face a later part holds again: it
+        was embedded again since, a box moved by hand)."""
         ends = np.cumsum([len(i) for i in self.part_ids])
         part = np.searchsorted(ends, found, side="right")
         out = np.full(found.shape, -1, np.int64)
         for p, ids in enumerate(self.part_ids):
             here = (part == p) & (found >= 0)
             out[here] = ids[found[here] - (ends[p] - len(ids))]
+            if p + 1 < len(self.part_ids):
+                later = np.concatenate([np.asarray(i) for i in self.part_ids[p + 1:]])
+                out[here] = np.where(np.isin(out[here], later), -1, out[here])
         return out
 
 
@@ -139,6 +146,10 @@ def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackF
         given = np.flatnonzero(np.array([p is not None for p in tail.person_ids], bool))
         if len(given):
             lists = _added(folder, tail.take(given))
+        changed, seq = embeddings_changed(conn, int(lists.state.get("seq", 0)))
+        if changed:  # boxes moved by hand since: those faces at their new embeddings
+            lists = _added(folder, load_faces(conn, pack, ids=changed), again_ok=True,
+                           seq=seq)
         q = unit_rows(new.embeddings)
         probes = nearest_lists(q, lists.centroids, PROBES)
         blocks = [_search(conn, lists, new.ids[cut], q[cut], probes[cut], k)
@@ -263,6 +274,7 @@ def _built(conn: psycopg.Connection, pack: PackRow, folder: Path,
            say: Callable[[str], None]) -> FaceLists:
     """The face lists made from the pack's faces that have a person."""
     say("putting the pack's faces in lists for the runs to come (once)")
+    _, seq = embeddings_changed(conn, 0)  # before the faces: a change meanwhile is seen
     faces = load_faces(conn, pack)
     given = np.flatnonzero(np.array([p is not None for p in faces.person_ids], bool))
     if len(given) == 0:
@@ -275,7 +287,8 @@ def _built(conn: psycopg.Connection, pack: PackRow, folder: Path,
     with _locked(folder, fcntl.LOCK_EX):
         name = _write_part(folder, "base", centroids, [(x, offsets, faces.ids, order)])
         _switch(folder, {"version": _VERSION, "pack": pack.id, "base": name, "added": None,
-                         "top": int(faces.ids[given].max()), "trained_on": len(order)})
+                         "top": int(faces.ids[given].max()), "trained_on": len(order),
+                         "seq": seq})
         return _read(folder)
 
 
@@ -330,29 +343,38 @@ def _switch(folder: Path, state: dict[str, Any]) -> None:
 
 
 def _added(folder: Path, faces: PackFaces, homes: NDArray[np.int64] | None = None, *,
-           again: bool = True) -> FaceLists:
-    """The lists with ``faces`` added (those they hold already left out; ``homes``: each
-    one's list where known): the added part written again with them, or, once it has
-    grown to :data:`ADDED_SHARE` of the base, a new base of both. Read again from the
-    files only when ``again``."""
+           again: bool = True, again_ok: bool = False, seq: int | None = None) -> FaceLists:
+    """The lists with ``faces`` added (``homes``: each one's list where known): those
+    they hold already are left out, unless ``again_ok`` (embedded again: the new row
+    replaces the old, and ``seq`` is the edit log's row they were read after). The
+    added part is written again with them, or, once it has grown to
+    :data:`ADDED_SHARE` of the base, a new base of both. Read again from the files only
+    when ``again``."""
     with _locked(folder, fcntl.LOCK_EX):
         lists = _read(folder)
-        held = faces.ids <= lists.top
+        held = np.zeros(len(faces), bool) if again_ok else faces.ids <= lists.top
         if held.any():
             held[held] = np.isin(faces.ids[held], lists.ids)
         fresh = np.flatnonzero(~held)
+        state = dict(lists.state, **({"seq": seq} if seq is not None else {}))
         if len(fresh) == 0:
-            return lists
+            if state != lists.state:
+                _switch(folder, state)
+            return _read(folder) if again else lists
         x = unit_rows(faces.embeddings[fresh])
         home = nearest_lists(x, lists.centroids, 1)[:, 0] if homes is None else homes[fresh]
         order = np.argsort(home, kind="stable")
         new: _Source = (x, np.searchsorted(home[order], np.arange(len(lists.centroids) + 1)),
                         faces.ids[fresh], order)
-        old: list[_Source] = [(r, o, i, None) for (r, o), i in
-                              zip(lists.parts, lists.part_ids, strict=True)]
         base = len(lists.part_ids[0])
         merge = sum(map(len, lists.part_ids[1:])) + len(fresh) >= ADDED_SHARE * base
-        state = dict(lists.state, top=max(lists.top, int(faces.ids[fresh].max())))
+        # rows of the faces written again here are left behind, and so are the base's
+        # rows of faces the added part holds again
+        again_here = faces.ids[fresh]
+        old = [_without(r, o, i, np.concatenate([again_here, *(
+                   [np.asarray(x) for x in lists.part_ids[1:]] if p == 0 else [])]))
+               for p, ((r, o), i) in enumerate(zip(lists.parts, lists.part_ids, strict=True))]
+        state["top"] = max(lists.top, int(faces.ids[fresh].max()))
         if merge:  # a new base of all
             state.update(base=_write_part(folder, "base", lists.centroids, [*old, new]),
                          added=None)
@@ -360,6 +382,16 @@ def _added(folder: Path, faces: PackFaces, homes: NDArray[np.int64] | None = Non
             state["added"] = _write_part(folder, "added", lists.centroids, [*old[1:], new])
         _switch(folder, state)
         return _read(folder) if again else lists
+
+
+def _without(rows: NDArray[np.float32], offsets: NDArray[np.int64], ids: NDArray[np.int64],
+             replaced: NDArray[np.int64]) -> _Source:
+    """A part as a source to write, less the rows of the ``replaced`` faces."""
+    keep = ~np.isin(ids, replaced)
+    if keep.all():
+        return rows, offsets, ids, None
+    kept = np.flatnonzero(keep)
+    return rows, np.searchsorted(kept, offsets), ids, kept
 
 
 def _search(conn: psycopg.Connection, lists: FaceLists, ids: NDArray[np.int64],

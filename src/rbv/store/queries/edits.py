@@ -211,6 +211,15 @@ def _later_edit(conn: psycopg.Connection, table: str, key: dict[str, Any],
     return int(row[0]) if row else None
 
 
+def embeddings_changed(conn: psycopg.Connection, since: int) -> tuple[list[int], int]:
+    """The faces an edit (a box moved by hand, or its undo) embedded again after the
+    edit log's row ``since``, and the log's last such row (``since`` when none)."""
+    rows = conn.execute(
+        "SELECT (row_key ->> 'face_id')::bigint, seq FROM person_edit_rows "
+        "WHERE table_name = 'face_embeddings' AND seq > %s", (since,)).fetchall()
+    return sorted({int(f) for f, _ in rows}), max([since, *(int(s) for _, s in rows)])
+
+
 def revert_edit(conn: psycopg.Connection, edit_id: int) -> int:
     """Write back the rows as they were before the edit; returns rows restored.
 
