@@ -300,3 +300,18 @@ def test_a_box_moved_by_hand_is_searched_at_its_new_embedding_and_its_undo_too(
         first = int(np.flatnonzero(faces >= 0)[0])  # (after the undo its old row ties)
         assert faces[first] == face and sims[0][first] > 0.999, step
         assert list(faces).count(face) == 1, step  # its old row is no face any more
+
+
+def test_faces_a_full_run_placed_are_added_before_the_next_search(lists_db: Database) -> None:
+    """Faces given a person by a full run (no incremental run saw them) are added to the
+    lists by the next incremental run, before it searches."""
+    db = lists_db
+    _reset(db, _some_faces(db, 10))
+    _run(db)  # the lists made
+    placed = _new_faces(db, 4, seed=2)
+    _run(db, full=True)
+    assert set(placed) <= {f for f, p in _persons(db).items() if p != "None"}
+    _reset(db, _some_faces(db, 3, offset=40))
+    _run(db)
+    ids = np.load(_folder(db) / _state(db)["added"] / "ids.npy")
+    assert set(placed) <= set(ids.tolist())

@@ -29,7 +29,7 @@ from rbv.cluster.knn import build_knn_graph, nearest
 from rbv.cluster.methods import Method, cluster_embeddings
 from rbv.cluster.union_find import components
 from rbv.face_rows import PackFaces
-from rbv.jobs.grouping.face_lists import LISTS_MIN_FACES, known_near
+from rbv.jobs.grouping.face_lists import LISTS_MIN_FACES, known_near, no_wait
 from rbv.store.queries.assignments import (
     ManualFacts,
     create_persons,
@@ -305,7 +305,7 @@ def _near(ctx: UpdateContext, new: PackFaces, k: int, notes: list[str]
             return found, finish
     if len(new) <= HNSW_BATCH_LIMIT:
         return assigned_neighbors(conn, pack, new.ids.tolist(), k, db=db,
-                                  connections=HNSW_CONNECTIONS), _nothing
+                                  connections=HNSW_CONNECTIONS), no_wait
     every = load_faces(conn, pack)
     base = np.flatnonzero(np.array([p is not None for p in every.person_ids], bool))
     graph = nearest(new.embeddings, every.embeddings[base], k)
@@ -314,11 +314,7 @@ def _near(ctx: UpdateContext, new: PackFaces, k: int, notes: list[str]
     return Neighbors.of_rows(new.ids[rows].tolist(), every.ids[found].tolist(),
                              [every.person_ids[j] for j in found.tolist()],  # type: ignore[misc]
                              every.image_ids[found].tolist(),
-                             graph.similarities[rows, cols].astype(np.float64).tolist()), _nothing
-
-
-def _nothing() -> None:
-    pass
+                             graph.similarities[rows, cols].astype(np.float64).tolist()), no_wait
 
 
 def _candidates(near: Neighbors, new: PackFaces) -> dict[int, list[Candidate[uuid.UUID]]]:

@@ -137,15 +137,14 @@ def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackF
     goes on; the function returned waits for that."""
     folder = lists_folder(db, conn, pack)
     if folder is None:
-        return None, _nothing
+        return None, no_wait
     if not has_persons(conn, pack):  # every face new (a reset): nothing to find
-        return NO_NEIGHBORS, _nothing
+        return NO_NEIGHBORS, no_wait
     try:
         lists = _opened(conn, pack, folder) or _built(conn, pack, folder, progress)
-        tail = load_faces(conn, pack, after=lists.top)
-        given = np.flatnonzero(np.array([p is not None for p in tail.person_ids], bool))
-        if len(given):
-            lists = _added(folder, tail.take(given))
+        tail = load_faces(conn, pack, after=lists.top)  # not the new faces: none has a person
+        if len(tail):
+            lists = _added(folder, tail)
         changed, seq = embeddings_changed(conn, int(lists.state.get("seq", 0)))
         if changed:  # boxes moved by hand since: those faces at their new embeddings
             lists = _added(folder, load_faces(conn, pack, ids=changed), again_ok=True,
@@ -159,9 +158,9 @@ def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackF
     except (OSError, ValueError, KeyError) as exc:
         notes.append(f"The face lists in {folder} could not be used ({exc}); the new faces "
                      "were searched in the database's index instead.")
-        return None, _nothing
+        return None, no_wait
     if not keep:
-        return found, _nothing
+        return found, no_wait
     pool = ThreadPoolExecutor(1, thread_name_prefix="rbv-lists")  # not waited for here
     adding = pool.submit(_added, folder, new, probes[:, 0], again=False)
     pool.shutdown(wait=False)
@@ -175,8 +174,8 @@ def known_near(db: Database, conn: psycopg.Connection, pack: PackRow, new: PackF
     return found, added
 
 
-def _nothing() -> None:
-    pass
+def no_wait() -> None:
+    """Nothing to wait for (what :func:`known_near` returns when it adds nothing)."""
 
 
 @contextmanager
@@ -368,18 +367,20 @@ def _added(folder: Path, faces: PackFaces, homes: NDArray[np.int64] | None = Non
                         faces.ids[fresh], order)
         base = len(lists.part_ids[0])
         merge = sum(map(len, lists.part_ids[1:])) + len(fresh) >= ADDED_SHARE * base
-        # rows of the faces written again here are left behind, and so are the base's
-        # rows of faces the added part holds again
+        # rows of the faces written again here are left behind, and so are (in a new
+        # base) the base's rows of faces the added part holds again
         again_here = faces.ids[fresh]
-        old = [_without(r, o, i, np.concatenate([again_here, *(
-                   [np.asarray(x) for x in lists.part_ids[1:]] if p == 0 else [])]))
-               for p, ((r, o), i) in enumerate(zip(lists.parts, lists.part_ids, strict=True))]
+        added = [_without(r, o, i, again_here)
+                 for (r, o), i in zip(lists.parts[1:], lists.part_ids[1:], strict=True)]
         state["top"] = max(lists.top, int(faces.ids[fresh].max()))
         if merge:  # a new base of all
-            state.update(base=_write_part(folder, "base", lists.centroids, [*old, new]),
-                         added=None)
+            (r, o), i = lists.parts[0], lists.part_ids[0]
+            base_part = _without(r, o, i, np.concatenate(
+                [again_here, *(np.asarray(x) for x in lists.part_ids[1:])]))
+            state.update(base=_write_part(folder, "base", lists.centroids,
+                                          [base_part, *added, new]), added=None)
         else:
-            state["added"] = _write_part(folder, "added", lists.centroids, [*old[1:], new])
+            state["added"] = _write_part(folder, "added", lists.centroids, [*added, new])
         _switch(folder, state)
         return _read(folder) if again else lists
 

@@ -40,8 +40,9 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     """The pack's faces with embeddings, in face id order: all of them, the unassigned
     ones, those of one ``person`` or of ``persons``, those of ``ids``, or a random
     ``sample`` (in a repeatable random order); ``hidden`` False: none of a hidden
-    person, True: only theirs; ``after``: only those of ids above it (a few). Faces
-    marked not a face (``rbv faces not-a-face``) never: they are in no clustering."""
+    person, True: only theirs; ``after``: only those of ids above it that have a person
+    (a few). Faces marked not a face (``rbv faces not-a-face``) never: they are in no
+    clustering."""
     # The faces left out are matched against a hash of them made once (``NOT IN`` of a
     # key column, never NULL): ``NOT EXISTS`` was planned per block as a lookup per face.
     where = sql.SQL("f.pack_id = {} AND f.id NOT IN (SELECT face_id FROM not_faces)"
@@ -51,7 +52,8 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
     if unassigned_only:
         where += sql.SQL(" AND f.person_id IS NULL")
     if after is not None:
-        where += sql.SQL(" AND f.id > {}").format(sql.Literal(int(after)))
+        where += sql.SQL(" AND f.id > {} AND f.person_id IS NOT NULL").format(
+            sql.Literal(int(after)))
     if person is not None:
         where += sql.SQL(" AND f.person_id = {}").format(sql.Literal(str(person)))
     if persons is not None:
