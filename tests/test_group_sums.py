@@ -47,3 +47,20 @@ def test_rows_said_to_be_unit_are_added_as_they_are() -> None:
         assert counts[g] == len(rows)
         np.testing.assert_allclose(sums[g], x[rows].astype(np.float64).sum(axis=0),
                                    rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("unit", [False, True])
+def test_rows_each_in_a_group_of_their_own(unit: bool) -> None:
+    # an incremental run's nodes before merging: every row its own group, in any order,
+    # with groups left empty; the same sums as adding them up, bit for bit
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(200, 16)).astype(np.float32)
+    if unit:
+        x = centroids.normalize(x)
+    groups = rng.permutation(230)[:200]
+    sums, counts = group_sums(x, groups, 230, unit=unit)
+    rows = x if unit else centroids.normalize(x)
+    want = np.zeros((230, 16))
+    np.add.at(want, groups, rows.astype(np.float64))
+    assert np.array_equal(sums, want)
+    assert np.array_equal(counts, np.bincount(groups, minlength=230))

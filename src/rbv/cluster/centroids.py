@@ -73,6 +73,12 @@ def group_sums(x: NDArray[np.floating], groups: NDArray[np.int64], m: int, *,
     member = np.flatnonzero(groups >= 0)
     counts = np.bincount(groups[member], minlength=m).astype(np.int64)
     sums = np.zeros((m, x.shape[1]), np.float64)
+    if len(member) == len(groups) and counts.max(initial=0) <= 1:
+        # Every row a group of its own (an incremental run's nodes before merging):
+        # each row put in its place, without the three temporary copies of them that
+        # adding through an index makes (at 1,851 × 512 in a run: 35 ms against 3 ms).
+        sums[groups] = x if unit else normalize(x)
+        return sums, counts
     order = member[np.argsort(groups[member], kind="stable")]
     for lo in range(0, len(order), _BLOCK):
         rows = order[lo:lo + _BLOCK]
