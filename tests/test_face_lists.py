@@ -70,6 +70,11 @@ def test_fewer_rows_than_asked_are_padded() -> None:
     found, sims = search_stored(x[:1], np.array([[0]]), [(rows, offsets)], 5)
     assert list(found[0][:2]) != [-1, -1] and list(found[0][2:]) == [-1, -1, -1]
     assert np.isneginf(sims[0][2:]).all()
+    # lists probed that hold no row, in either part: nothing found, no error
+    empty = np.array([0, 0, 4])  # list 0 empty, list 1 the four rows
+    found, sims = search_stored(x[:2], np.array([[0], [0]]),
+                                [(rows, empty), (rows[:0], np.zeros(3, np.int64))], 3)
+    assert (found == -1).all() and np.isneginf(sims).all()
 
 
 # --- incremental runs on real faces --------------------------------------------------

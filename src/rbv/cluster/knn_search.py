@@ -122,20 +122,21 @@ def search_stored(queries: NDArray[np.float32], probes: NDArray[np.int64],
     shifts = np.cumsum([0, *(len(rows) for rows, _ in parts[:-1])])
     first = np.stack([shift + offsets[:-1][probes] for (_, offsets), shift
                       in zip(parts, shifts.tolist(), strict=True)], axis=2) - start
-    best = best_in_runs(scores, np.append(start[:, 0, 0], len(scores)), k)
-    stretches = start.reshape(m, -1)
-    stretch = (best[:, :, None] >= stretches[:, None, :]).sum(axis=2) - 1
+    best = _best_in_runs(scores, np.append(start[:, 0, 0], len(scores)), k)
+    stretch = (best[:, :, None] >= start.reshape(m, 1, -1)).sum(axis=2) - 1
     found = best >= 0
-    top_i = np.where(found, np.take_along_axis(first.reshape(m, -1), stretch, 1) + best, -1)
-    top_s = np.where(found, scores[best], np.float32(-np.inf))
+    top_i = np.full((m, k), -1, np.int64)
+    top_s = np.full((m, k), -np.inf, np.float32)
+    top_i[found] = (np.take_along_axis(first.reshape(m, -1), stretch, 1) + best)[found]
+    top_s[found] = scores[best[found]]
     return top_i, top_s
 
 
-def best_in_runs(values: NDArray[np.float32], bounds: NDArray[np.int64], k: int
+def _best_in_runs(values: NDArray[np.float32], bounds: NDArray[np.int64], k: int
                  ) -> NDArray[np.int64]:
     """For each run ``values[bounds[r]:bounds[r + 1]]``, the positions (in ``values``)
-    of its ``k`` largest, largest first (of equal ones the earlier first), ``-1`` where
-    the run is shorter."""
+    of its ``k`` largest, largest first (equal ones in their order, of those picked),
+    ``-1`` where the run is shorter."""
     out = np.full((len(bounds) - 1, k), -1, np.int64)
     for r, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
         run = values[a:b]
