@@ -7,8 +7,9 @@ round stores ``--new`` faces drawn around the benchmark's own identities (as
 ``rbv cluster --dry-run`` (all the work, rolled back) once with the baseline's code and
 once with this checkout's, in alternating order, each in a child process, and compares
 what each run wrote: the known person of every face that joined one, the grouping of
-the rest. Then this checkout's run is made for real, so the next round meets a library
-as a nightly run leaves it. Last line: ``baseline / this checkout = X`` (medians).
+the rest. Then this checkout's run is made for real (timed: the run as a nightly one
+makes it, the face lists taking the new faces meanwhile), so the next round meets a
+library as a nightly run leaves it. Last line: ``baseline / this checkout = X`` (medians).
 
 The baseline is a source tree of rbv, e.g. main in a worktree:
 
@@ -280,7 +281,7 @@ def main() -> None:
           f"{'faces reset' if args.reset else 'new faces'} a round; baseline "
           f"{args.baseline or _baseline(setting, values[0])}; the server's huge pages "
           f"{huge[0] if huge else '?'}", flush=True)
-    times: dict[str, list[float]] = {"baseline": [], "this checkout": []}
+    times: dict[str, list[float]] = {"baseline": [], "this checkout": [], "for real": []}
     for round_ in range(args.rounds):
         if args.reset:
             with db.transaction() as conn:
@@ -319,7 +320,9 @@ def main() -> None:
                 (images,))}
         _ab(args.data, pack, args.baseline, {"cached_from": args.baseline_cached_from},
             round_, times, "baseline", (db, truth, centres))
-        child(args.data, pack, None, "run")
+        real = child(args.data, pack, None, "run")["seconds"]
+        times["for real"].append(real)
+        print(f"  this checkout, for real: {real:.2f} s", flush=True)
     if setting is not None:
         restart_server(db, args.data, **{setting: before[0] if before else None})  # as it was
         for when in ("right after a restart", "warm"):
@@ -328,7 +331,8 @@ def main() -> None:
                   f"{mine:.2f} s; {values[0]} / {values[1]} = {base / mine:.2f}")
         return
     base, mine = (statistics.median(times[k]) for k in ("baseline", "this checkout"))
-    print(f"median baseline {base:.2f} s, this checkout {mine:.2f} s")
+    print(f"median baseline {base:.2f} s, this checkout {mine:.2f} s (for real "
+          f"{statistics.median(times['for real']):.2f} s)")
     print(f"baseline / this checkout = {base / mine:.2f}")
 
 
