@@ -60,7 +60,7 @@ def search_lists(x: NDArray[np.float32], probes: NDArray[np.int64], k: int
             if len(members) == 0 or len(mine) == 0:
                 continue
             rows = x[first:end] if in_order else x[members]
-            _keep_best(top_s, top_i, mine, members, x[mine] @ rows.T, True)
+            _keep_best(top_s, top_i, mine, members, x[mine] @ rows.T)
 
     with threadpool_limits(limits=1, user_api="blas"), \
             ThreadPoolExecutor(jobs, thread_name_prefix="rbv-knn") as pool:
@@ -146,17 +146,16 @@ def _best_in_runs(values: NDArray[np.float32], bounds: NDArray[np.int64], k: int
 
 
 @njit(cache=True, nogil=True)
-def _keep_best(top_s, top_i, faces, members, scores, apart):
+def _keep_best(top_s, top_i, faces, members, scores):
     """Each face's best ``k`` so far (rows sorted, best first), updated with its scores
-    against one list's ``members`` (itself left out when ``apart``: faces and members
-    are rows of one array)."""
+    against one list's ``members`` (itself left out)."""
     k = top_s.shape[1]
     for a in range(len(faces)):
         f = faces[a]
         floor = top_s[f, k - 1]
         for b in range(len(members)):
             s = scores[a, b]
-            if s > floor and not (apart and members[b] == f):
+            if s > floor and members[b] != f:
                 j = k - 1
                 while j > 0 and top_s[f, j - 1] < s:
                     top_s[f, j], top_i[f, j] = top_s[f, j - 1], top_i[f, j - 1]
