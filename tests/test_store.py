@@ -20,7 +20,7 @@ from psycopg import sql
 from rbv.config import Settings
 from rbv.errors import PackNotFound, Remedy, SchemaNotReady
 from rbv.store import Database, open_database
-from rbv.store.queries.assignments import create_persons
+from rbv.store.queries.assignments import create_persons, local_settings
 from rbv.store.queries.faces import NewFace, insert_faces
 from rbv.store.queries.neighbors import assigned_neighbors
 from rbv.store.queries.pack_lookup import find_pack
@@ -150,6 +150,18 @@ def test_a_faces_short_edge_follows_its_box_and_costs_no_write(db: Database) -> 
             "FROM pg_attribute a WHERE a.attrelid = 'face_detections'::regclass "
             "AND a.attname = 'face_short' AND NOT a.attisdropped").fetchone()
     assert kind == ("v" if version >= 180000 else "s")
+
+
+def test_local_settings_hold_inside_and_are_set_back_to_what_they_were(db: Database
+                                                                          ) -> None:
+    with db.transaction() as conn:
+        conn.execute("SET LOCAL work_mem = '7MB'")  # set earlier in the transaction
+        with local_settings(conn, {"work_mem": "64MB", "random_page_cost": "1.1"}):
+            assert conn.execute("SELECT current_setting('work_mem'), "
+                                "current_setting('random_page_cost')").fetchone() \
+                == ("64MB", "1.1")
+        assert conn.execute("SELECT current_setting('work_mem'), "
+                            "current_setting('random_page_cost')").fetchone() == ("7MB", "4")
 
 
 def test_faces_of_different_widths_coexist_with_an_index_per_pack(db: Database) -> None:

@@ -107,7 +107,7 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
     conn.execute("ANALYZE _assign")  # else the planner guesses a tiny table: nested loops
     # The join hashed in memory: at the server's 4 MB, 100k faces' hash went to disk in 4
     # batches (writes 3.56 → 3.26 s median with room for it, 8 rounds alternated).
-    with work_mem(conn, f"{4 + len(face_ids) // 8_000}MB"):
+    with local_settings(conn, {"work_mem": f"{4 + len(face_ids) // 8_000}MB"}):
         cur2 = conn.execute(
             """
             UPDATE face_detections f SET person_id = a.person_id, assigned_by = %s,
@@ -124,13 +124,19 @@ def write_assignments(conn: psycopg.Connection, face_ids: Sequence[int],
 
 
 @contextmanager
-def work_mem(conn: psycopg.Connection, size: str) -> Iterator[None]:
-    """The server's ``work_mem`` at ``size`` (``"64MB"``) for the statements inside, set
-    back after (on an error the transaction's rollback sets it back)."""
-    old = conn.execute("SELECT current_setting('work_mem')").fetchone()
-    conn.execute("SELECT set_config('work_mem', %s, true)", (size,))
+def local_settings(conn: psycopg.Connection, values: dict[str, str]) -> Iterator[None]:
+    """The server's settings at ``values`` (``{"work_mem": "64MB"}``, planner costs) for
+    the statements inside, each set back after to what it was (on an error the
+    transaction's rollback sets them back)."""
+    names = list(values)
+    old = [v for (v,) in conn.execute(
+        "SELECT current_setting(n) FROM unnest(%s::text[]) WITH ORDINALITY AS s(n, i) "
+        "ORDER BY i", (names,))]
+    set_them = ("SELECT set_config(n, v, true) FROM unnest(%s::text[], %s::text[]) "
+                "AS s(n, v)")
+    conn.execute(set_them, (names, list(values.values())))
     yield
-    conn.execute("SELECT set_config('work_mem', %s, true)", (old[0] if old else "4MB",))
+    conn.execute(set_them, (names, old))
 
 
 def delete_empty_persons(conn: psycopg.Connection, pack: PackRow, *,

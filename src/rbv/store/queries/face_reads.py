@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from rbv.face_rows import PackFaces
-from rbv.store.queries.assignments import count_faces, work_mem
+from rbv.store.queries.assignments import count_faces, local_settings
 from rbv.store.queries.packs import COPY_HEADER, PackRow, vector_expr
 
 BLOCK_IDS = 1_024
@@ -75,7 +75,7 @@ def load_faces(conn: psycopg.Connection, pack: PackRow, *, unassigned_only: bool
            or any(v is not None for v in (ids, person, persons, after)))
     # Room for the hashes whatever the statistics say (a subquery too large to hash is
     # scanned again for each face).
-    with work_mem(conn, "64MB"):
+    with local_settings(conn, {"work_mem": "64MB"}):
         if sample is not None:
             # Bernoulli-sample the narrow face rows (repeatably) and read only their vectors:
             # ordering every face at random read every vector (22.7 s at 1M × 512-d).

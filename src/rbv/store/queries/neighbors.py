@@ -18,6 +18,7 @@ import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
 
+from rbv.store.queries.assignments import local_settings
 from rbv.store.queries.packs import PackRow, ensure_pack_index, index_expr, vector_expr
 from rbv.store.server.connection import Database
 
@@ -127,13 +128,11 @@ def with_persons(conn: psycopg.Connection, face_ids: Sequence[int]
     30,000 faces up by id, which takes twice as long at 1M faces with the table cached
     (0.10 s against 0.05 s, ``bench_incremental.py``'s library). A small table is still
     read whole: there that is the cheaper plan. ``face_ids`` in order read fastest."""
-    conn.execute("SELECT set_config('random_page_cost', %s, true)", (LOOKUP_PAGE_COST,))
-    row = conn.execute(
-        "SELECT string_agg(int8send(id) || uuid_send(person_id) || int8send(image_id), '') "
-        "FROM face_detections WHERE id = ANY(%s::bigint[]) AND person_id IS NOT NULL",
-        ("{" + ",".join(map(str, face_ids)) + "}",), binary=True).fetchone()
-    conn.execute("SELECT set_config(name, reset_val, true) FROM pg_settings "
-                 "WHERE name = 'random_page_cost'")
+    with local_settings(conn, {"random_page_cost": LOOKUP_PAGE_COST}):
+        row = conn.execute(
+            "SELECT string_agg(int8send(id) || uuid_send(person_id) || int8send(image_id), "
+            "'') FROM face_detections WHERE id = ANY(%s::bigint[]) AND person_id IS NOT NULL",
+            ("{" + ",".join(map(str, face_ids)) + "}",), binary=True).fetchone()
     if row is None or row[0] is None:
         return np.empty(0, np.int64), np.empty(0, np.int64), [], np.empty(0, np.int64)
     found = np.frombuffer(row[0], _WITH_PERSON)
@@ -160,8 +159,6 @@ def _nearest_assigned(conn: psycopg.Connection, pack: PackRow, face_ids: list[in
     conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
                  "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
                  (str(max(ef_search, k)),))
-    conn.execute("SELECT set_config(name, 'off', true) FROM pg_settings WHERE name = ANY(%s)",
-                 (list(_PLANNER_SETTINGS),))
     # The index scan on face_embeddings yields faces nearest first (in half precision:
     # the similarities are then measured on the full vectors); the join keeps the
     # assigned ones and iterative scan goes on until k are found.
@@ -180,9 +177,8 @@ def _nearest_assigned(conn: psycopg.Connection, pack: PackRow, face_ids: list[in
         """
     ).format(vec=vector_expr(pack), half=index_expr(pack), pack=sql.Literal(pack.id),
              k=sql.Literal(k))
-    rows = conn.execute(query, (face_ids,), binary=True).fetchall()
-    conn.execute("SELECT set_config(name, reset_val, true) FROM pg_settings "
-                 "WHERE name = ANY(%s)", (list(_PLANNER_SETTINGS),))
+    with local_settings(conn, dict.fromkeys(_PLANNER_SETTINGS, "off")):
+        rows = conn.execute(query, (face_ids,), binary=True).fetchall()
     if not rows:
         return NO_NEIGHBORS
     return Neighbors.of_rows(*zip(*rows, strict=True))
